@@ -1,0 +1,178 @@
+"""Every exception answerkit raises, in one tree.
+
+::
+
+    AnswerkitError
+    ├── ElementError (also ValueError)      a VobizXML element, attribute or document is invalid
+    │   └── ParseError                      XML text could not be turned into VobizXML (has .line)
+    ├── ConfigurationError                  a flow, route or client is set up wrongly
+    ├── StateError                          the per-call state store failed or is unreachable
+    ├── TransferArgumentError (ValueError)  transfer arguments refused locally, nothing was sent
+    └── VobizError                          talking to the Vobiz REST API failed
+        ├── TransportError                  the request did not get an HTTP answer
+        │   ├── ConnectError                could not connect (nothing was sent)
+        │   └── TimeoutError                no answer in time (the request may have been applied)
+        └── APIError                        Vobiz answered with an error status
+            ├── ValidationError             400 / 422: bad parameters
+            ├── AuthenticationError         401: credentials, or a wrong-case path
+            ├── PaymentRequiredError        402: insufficient balance
+            ├── ForbiddenError              403: not allowed (e.g. geo permissions)
+            ├── NotFoundError               404: no such resource
+            │   └── CallNotActiveError      404 on a call: it ended or never existed
+            ├── ConflictError               409
+            ├── RateLimitedError            429: has .retry_after
+            └── ServerError                 5xx
+
+Every message says what went wrong and what to do about it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AnswerkitError(Exception):
+    """Root of every exception answerkit raises."""
+
+
+class ElementError(AnswerkitError, ValueError):
+    """A VobizXML element, attribute or document is invalid.
+
+    The message names the element, the attribute, the value given and what is allowed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        element: str | None = None,
+        attribute: str | None = None,
+        value: object = None,
+    ) -> None:
+        super().__init__(message)
+        self.element = element
+        self.attribute = attribute
+        self.value = value
+
+
+class ParseError(ElementError):
+    """XML text could not be parsed into a valid VobizXML document."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        line: int | None = None,
+        element: str | None = None,
+        attribute: str | None = None,
+        value: object = None,
+    ) -> None:
+        if line is not None:
+            message = f"line {line}: {message}"
+        super().__init__(message, element=element, attribute=attribute, value=value)
+        self.line = line
+
+
+class ConfigurationError(AnswerkitError):
+    """A flow, route, store or client is configured wrongly."""
+
+
+class StateError(AnswerkitError):
+    """The per-call state store failed or could not be reached."""
+
+
+class TransferArgumentError(AnswerkitError, ValueError):
+    """Transfer arguments were refused locally; nothing was sent to Vobiz."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class VobizError(AnswerkitError):
+    """Talking to the Vobiz REST API failed."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str | None = None,
+        url: str | None = None,
+        call_uuid: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.method = method
+        self.url = url
+        self.call_uuid = call_uuid
+
+
+class TransportError(VobizError):
+    """The request got no HTTP answer."""
+
+
+class ConnectError(TransportError):
+    """Could not connect to the API; the request was not sent."""
+
+
+class TimeoutError(TransportError):  # noqa: A001 - mirrors httpx; always used qualified
+    """No answer in time; the request may or may not have been applied."""
+
+
+class APIError(VobizError):
+    """Vobiz answered with an error status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        body: Any = None,
+        request_id: str | None = None,
+        method: str | None = None,
+        url: str | None = None,
+        call_uuid: str | None = None,
+    ) -> None:
+        super().__init__(message, method=method, url=url, call_uuid=call_uuid)
+        self.status = status
+        self.body = body
+        self.request_id = request_id
+
+
+class ValidationError(APIError):
+    """400 or 422: the API refused the parameters."""
+
+
+class AuthenticationError(APIError):
+    """401: wrong credentials, or a path not in PascalCase."""
+
+
+class PaymentRequiredError(APIError):
+    """402: the account balance is insufficient."""
+
+
+class ForbiddenError(APIError):
+    """403: the account may not do this."""
+
+
+class NotFoundError(APIError):
+    """404: no such resource."""
+
+
+class CallNotActiveError(NotFoundError):
+    """404 on a call: it already ended or never existed."""
+
+
+class ConflictError(APIError):
+    """409: the request conflicts with the resource's state."""
+
+
+class RateLimitedError(APIError):
+    """429: too many requests; ``retry_after`` is the wait in seconds, if given."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class ServerError(APIError):
+    """5xx: the API failed; a transfer may or may not have been applied."""
