@@ -1,0 +1,399 @@
+from __future__ import annotations
+
+import dataclasses
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from werkzeug.datastructures import MultiDict
+from werkzeug.test import EnvironBuilder
+
+from answerkit.errors import AnswerkitError
+from answerkit.request import (
+    CallRequest,
+    CallStatus,
+    DialStatus,
+    Event,
+    MissingCallUUID,
+    normalise_number,
+)
+from answerkit.state import CallState, MemoryStore
+
+UUID = "7c6f3a2e-1b1d-4e59-9a8e-5c0a7d9e2f10"
+
+# Shaped after the VO capture of a real inbound answer request (spec §2.1).
+ANSWER = {
+    "CallUUID": UUID,
+    "From": "917983165036",
+    "To": "07971442086",
+    "CallStatus": "ringing",
+    "Direction": "inbound",
+    "Event": "StartApp",
+    "CallerName": "+917983165036",
+    "SessionStart": "2026-09-14 10:21:33.123456",
+    "STIRAttestation": "Not Applicable",
+    "STIRVerification": "Not Verified",
+    "ParentAuthID": "MA_ABC123",
+    "BillRate": "0.00000",
+    "CountryCode": "",
+    "RouteType": "0",
+    "X-VH-Reason": "billing",
+    "X-PH-Ticket": "T42",
+}
+
+HANGUP = {
+    **ANSWER,
+    "Event": "Hangup",
+    "CallStatus": "completed",
+    "HangupCause": "NORMAL_CLEARING",
+    "HangupCauseCode": "4000",
+    "HangupCauseName": "Normal Hangup",
+    "HangupSource": "Caller",
+    "Duration": "13",
+    "BillDuration": "60",
+    "TotalCost": "0.00000",
+    "StartTime": "2026-09-14 15:51:33",
+    "AnswerTime": "2026-09-14 15:51:35",
+    "EndTime": "2026-09-14 15:51:48",
+}
+
+
+def test_answer_request_fields() -> None:
+    req = CallRequest.from_params(ANSWER)
+    assert req.call_uuid == UUID
+    assert req.event is Event.StartApp
+    assert req.from_ == "+917983165036"
+    assert req.to == "07971442086"  # national 0: left as given
+    assert req.status is CallStatus.RINGING
+    assert req.direction == "inbound"
+    assert req.caller_name == "+917983165036"
+    assert req.session_start == "2026-09-14 10:21:33.123456"
+    assert req.stir_attestation == "Not Applicable"
+    assert req.stir_verification == "Not Verified"
+    assert req.parent_auth_id == "MA_ABC123"
+    assert req.bill_rate == Decimal("0")
+    assert req.country_code is None  # empty means absent
+    assert req.sip_headers == {"X-VH-Reason": "billing", "X-PH-Ticket": "T42"}
+    assert req.params == ANSWER
+    assert req.method == "POST" and req.path == "/"
+    assert req.query == {}
+    assert req.hangup_cause is None and req.duration is None
+    assert not req.is_hangup
+
+
+def test_hangup_request_fields() -> None:
+    req = CallRequest.from_params(HANGUP)
+    assert req.event == Event.Hangup == "Hangup"
+    assert req.is_hangup
+    assert req.status == CallStatus.COMPLETED
+    assert req.hangup_cause == "NORMAL_CLEARING"
+    assert req.hangup_cause_code == 4000
+    assert req.hangup_cause_name == "Normal Hangup"
+    assert req.hangup_source == "Caller"
+    assert (req.duration, req.bill_duration) == (13, 60)
+    assert req.total_cost == Decimal("0.00000")
+    assert req.start_time == "2026-09-14 15:51:33"
+    assert req.answer_time == "2026-09-14 15:51:35"
+    assert req.end_time == "2026-09-14 15:51:48"
+
+
+def test_gather_fields() -> None:
+    dtmf = CallRequest.from_params(
+        {"CallUUID": UUID, "InputType": "dtmf", "Digits": "12", "Speech": "", "Event": "Redirect"}
+    )
+    assert (dtmf.input_type, dtmf.digits, dtmf.speech) == ("dtmf", "12", None)
+    speech = CallRequest.from_params(
+        {"CallUUID": UUID, "InputType": "speech", "Digits": "", "Speech": "talk to sales",
+         "SpeechConfidenceScore": "0.93", "BilledAmount": "0.0050"}
+    )  # fmt: skip
+    assert speech.digits is None
+    assert speech.speech == "talk to sales"
+    assert speech.speech_confidence == pytest.approx(0.93)
+    assert speech.billed_amount == Decimal("0.0050")
+    interim = CallRequest.from_params(
+        {"CallUUID": UUID, "StableSpeech": "talk to", "UnstableSpeech": " sa",
+         "Stability": "0.4", "SequenceNumber": "3"}
+    )  # fmt: skip
+    assert interim.stable_speech == "talk to" and interim.unstable_speech == " sa"
+    assert interim.stability == pytest.approx(0.4)
+    assert interim.sequence_number == 3
+
+
+def test_dial_fields() -> None:
+    action = CallRequest.from_params(
+        {"CallUUID": UUID, "Event": "DialAction", "DialStatus": "no-answer",
+         "DialRingStatus": "false", "DialHangupCause": "NO_ANSWER", "DialALegUUID": UUID,
+         "DialBLegUUID": ""}
+    )  # fmt: skip
+    assert action.event is Event.DialAction
+    assert action.dial_status is DialStatus.NO_ANSWER
+    assert action.dial_ring_status is False
+    assert action.dial_hangup_cause == "NO_ANSWER"
+    assert action.dial_a_leg_uuid == UUID
+    assert action.dial_b_leg_uuid is None
+    hangup = CallRequest.from_params(
+        {"CallUUID": UUID, "Event": "DialHangup", "DialAction": "hangup",
+         "DialBLegUUID": "b-leg", "DialBLegStatus": "completed", "DialBLegFrom": "14155551234",
+         "DialBLegTo": "sip:agent@example.com", "DialBLegPosition": "1",
+         "DialBLegDuration": "42", "DialBLegBillDuration": "60",
+         "DialBLegHangupCause": "LOSE_RACE", "DialBLegHangupCauseCode": "9000",
+         "DialBLegHangupCauseName": "Lost Race", "DialBLegHangupSource": "Vobiz",
+         "DialDigitsMatch": "*9", "DialDigitsPressedBy": "bleg"}
+    )  # fmt: skip
+    assert hangup.dial_action == "hangup"
+    assert hangup.dial_b_leg_uuid == "b-leg"
+    assert hangup.dial_b_leg_status == "completed"
+    assert hangup.dial_b_leg_from == "+14155551234"
+    assert hangup.dial_b_leg_to == "sip:agent@example.com"
+    assert hangup.dial_b_leg_position == 1
+    assert (hangup.dial_b_leg_duration, hangup.dial_b_leg_bill_duration) == (42, 60)
+    assert hangup.dial_b_leg_hangup_cause == "LOSE_RACE"
+    assert hangup.dial_b_leg_hangup_cause_code == 9000
+    assert hangup.dial_b_leg_hangup_cause_name == "Lost Race"
+    assert hangup.dial_b_leg_hangup_source == "Vobiz"
+    assert hangup.dial_digits_match == "*9" and hangup.dial_digits_pressed_by == "bleg"
+
+
+def test_record_fields_and_both_url_spellings() -> None:
+    stop = CallRequest.from_params(
+        {"CallUUID": UUID, "Event": "RecordStop", "RecordingID": "rec-1",
+         "RecordFile": "https://media.example/rec-1.mp3", "RecordingDuration": "12",
+         "RecordingDurationMs": "12345", "RecordingStartMs": "1700000000000",
+         "RecordingEndMs": "1700000012345", "RecordingEndReason": "HungUp"}
+    )  # fmt: skip
+    assert stop.event is Event.RecordStop
+    assert stop.recording_id == "rec-1"
+    assert stop.record_url == "https://media.example/rec-1.mp3"
+    assert stop.recording_duration == 12 and stop.recording_duration_ms == 12345
+    assert stop.recording_start_ms == 1700000000000
+    assert stop.recording_end_ms == 1700000012345
+    assert stop.recording_end_reason == "HungUp"
+    both = CallRequest.from_params({"CallUUID": UUID, "RecordUrl": "u1", "RecordFile": "u2"})
+    assert both.record_url == "u1"
+    transcription = CallRequest.from_params(
+        {"CallUUID": UUID, "transcription": "hello", "transcription_id": "t1",
+         "transcription_url": "https://t", "recording_id": "rec-2"}
+    )  # fmt: skip
+    assert transcription.transcription == "hello"
+    assert transcription.transcription_id == "t1"
+    assert transcription.transcription_url == "https://t"
+    assert transcription.recording_id == "rec-2"
+
+
+def test_conference_stream_and_machine_fields() -> None:
+    enter = CallRequest.from_params(
+        {"CallUUID": UUID, "Event": "ConferenceEnter", "ConferenceAction": "enter",
+         "ConferenceUUID": "conf-1", "ConferenceName": "room", "ConferenceMemberID": "7",
+         "ConferenceFirstMember": "true"}
+    )  # fmt: skip
+    assert enter.event is Event.ConferenceEnter
+    assert (enter.conference_uuid, enter.conference_name) == ("conf-1", "room")
+    assert enter.conference_member_id == "7" and enter.conference_action == "enter"
+    assert enter.conference_first_member is True and enter.conference_last_member is None
+    leave = CallRequest.from_params({"CallUUID": UUID, "ConferenceLastMember": "False"})
+    assert leave.conference_last_member is False
+    assert leave.from_ == "" and leave.to == "" and leave.status is None
+    stream = CallRequest.from_params(
+        {"CallUUID": UUID, "Event": "PlayedStream", "StreamID": "s1", "Name": "cp",
+         "ServiceURL": "wss://x", "Error": "", "Timestamp": "2026-09-14 10:00:00"}
+    )  # fmt: skip
+    assert stream.stream_id == "s1" and stream.checkpoint_name == "cp"
+    assert stream.service_url == "wss://x" and stream.error is None
+    assert stream.timestamp == "2026-09-14 10:00:00"
+    machine = CallRequest.from_params(
+        {"CallUUID": UUID, "Event": "MachineDetection", "Machine": "true"}
+    )
+    assert machine.event is Event.MachineDetection and machine.machine is True
+
+
+def test_stir_verification_snake_case_spelling() -> None:
+    req = CallRequest.from_params({"CallUUID": UUID, "stir_verification": "Verified"})
+    assert req.stir_verification == "Verified"
+
+
+@pytest.mark.parametrize(
+    ("field", "param", "raw"),
+    [
+        ("duration", "Duration", "abc"),
+        ("duration", "Duration", "1_000"),
+        ("duration", "Duration", "٣"),
+        ("duration", "Duration", "9" * 5000),
+        ("bill_duration", "BillDuration", "12.5"),
+        ("hangup_cause_code", "HangupCauseCode", "40x0"),
+        ("speech_confidence", "SpeechConfidenceScore", "nan"),
+        ("speech_confidence", "SpeechConfidenceScore", "inf"),
+        ("speech_confidence", "SpeechConfidenceScore", "high"),
+        ("bill_rate", "BillRate", "NaN"),
+        ("bill_rate", "BillRate", "1,5"),
+        ("dial_ring_status", "DialRingStatus", "maybe"),
+        ("machine", "Machine", "unknown"),
+    ],
+)
+def test_malformed_values_become_none_and_stay_raw(field: str, param: str, raw: str) -> None:
+    req = CallRequest.from_params({"CallUUID": UUID, param: raw})
+    assert getattr(req, field) is None
+    assert req.params[param] == raw
+
+
+def test_integer_with_zero_fraction_accepted() -> None:
+    assert CallRequest.from_params({"CallUUID": UUID, "Duration": " 13.0 "}).duration == 13
+
+
+@pytest.mark.parametrize(
+    ("given_", "expected"),
+    [
+        ("917983165036", "+917983165036"),
+        ("+917983165036", "+917983165036"),
+        (" 14155551234 ", "+14155551234"),
+        ("+1 (415) 555-1234", "+14155551234"),
+        ("07971442086", "07971442086"),
+        ("0091 7983165036", "0091 7983165036"),
+        ("sip:alice@example.com", "sip:alice@example.com"),
+        ("SIP:1234@pbx.example", "SIP:1234@pbx.example"),
+        ("alice@example.com", "alice@example.com"),
+        ("anonymous", "anonymous"),
+        ("1001", "1001"),
+        ("", ""),
+        ("1234567890123456", "1234567890123456"),
+        ("٩١٧٩٨٣١٦٥٠٣٦", "٩١٧٩٨٣١٦٥٠٣٦"),
+    ],
+)
+def test_normalise_number(given_: str, expected: str) -> None:
+    assert normalise_number(given_) == expected
+
+
+def test_missing_call_uuid() -> None:
+    for params in ({}, {"CallUUID": ""}, {"CallUUID": "   "}, {"From": "1", "Event": "Hangup"}):
+        with pytest.raises(MissingCallUUID) as info:
+            CallRequest.from_params(params)
+        assert isinstance(info.value, ValueError)
+        assert isinstance(info.value, AnswerkitError)
+        assert "CallUUID" in str(info.value)
+        assert "missing" in str(info.value)
+        assert "not a Vobiz callback" in str(info.value)
+
+
+def test_unknown_event_kept_as_string() -> None:
+    req = CallRequest.from_params({"CallUUID": UUID, "Event": "BrandNewEvent"})
+    assert req.event == "BrandNewEvent"
+    assert not isinstance(req.event, Event)
+    assert CallRequest.from_params({"CallUUID": UUID}).event == ""
+    status = CallRequest.from_params({"CallUUID": UUID, "CallStatus": "queued"}).status
+    assert status == "queued" and not isinstance(status, CallStatus)
+
+
+def test_event_values_and_str() -> None:
+    assert str(Event.StartApp) == "StartApp"
+    assert f"{Event.DialAction}" == "DialAction"
+    assert Event("Record") is Event.Record
+    assert str(CallStatus.IN_PROGRESS) == "in-progress"
+    expected = {
+        "StartApp", "Ring", "Hangup", "Transfer", "Redirect", "DialAction", "DialAnswer",
+        "DialConnected", "DialDigitsMatch", "DialHangup", "RecordStop", "ConferenceEnter",
+        "ConferenceExit", "ConferenceRemoteSounds", "ConferenceDigitsMatch", "StartStream",
+        "PlayedStream", "ClearedAudio", "DegradedStream", "DroppedStream", "StopStream",
+        "MachineDetection", "Record",
+    }  # fmt: skip
+    assert {e.value for e in Event} == expected
+
+
+def test_multidict_keeps_duplicates_first_wins() -> None:
+    params = MultiDict([("CallUUID", UUID), ("Digits", "1"), ("Digits", "2")])
+    req = CallRequest.from_params(params)
+    assert req.digits == "1"
+    assert req.params["Digits"] == "1"
+    assert req.getlist("Digits") == ["1", "2"]
+    assert req.params_multi["Digits"] == ("1", "2")
+    assert req.getlist("Nope") == []
+
+
+def test_pairs_and_odd_values_do_not_raise() -> None:
+    pairs = [
+        ("CallUUID", UUID),
+        ("From", b"\xff\xfe91"),
+        ("CallerName", "caf\udce9"),  # a lone surrogate, as surrogateescape produces
+        ("Duration", None),
+        ("SequenceNumber", 7),
+        ("X-VH-Bin", b"\x00\x01"),
+    ]
+    req = CallRequest.from_params(pairs)
+    assert req.from_.startswith("\ufffd")
+    assert req.caller_name == "caf\udce9"
+    assert req.duration is None
+    assert req.sequence_number == 7
+    assert req.sip_headers["X-VH-Bin"] == "\x00\x01"
+
+
+def test_params_and_query_are_read_only_and_separate() -> None:
+    # A GET callback: Vobiz's fields and our own ?attempt=2 share the query string.
+    args = MultiDict([("attempt", "2"), ("CallUUID", UUID), ("Digits", "5")])
+    req = CallRequest.from_params(args, method="get", query=args, path="/menu")
+    assert req.method == "GET" and req.path == "/menu"
+    assert req.query["attempt"] == "2"
+    assert req.params["attempt"] == "2"
+    assert req.digits == "5"
+    with pytest.raises(TypeError):
+        req.params["CallUUID"] = "other"  # type: ignore[index]
+    with pytest.raises(TypeError):
+        req.query["attempt"] = "3"  # type: ignore[index]
+    post = CallRequest.from_params({"CallUUID": UUID}, query={"attempt": "1"})
+    assert post.query == {"attempt": "1"} and "attempt" not in post.params
+
+
+def test_from_werkzeug_form() -> None:
+    builder = EnvironBuilder(
+        method="POST",
+        path="/answer?attempt=2",
+        data={"CallUUID": UUID, "From": "917983165036", "Event": "StartApp"},
+    )
+    request = builder.get_request()
+    req = CallRequest.from_params(request.form, query=request.args, path=request.path)
+    assert req.from_ == "+917983165036"
+    assert req.query == {"attempt": "2"}
+    assert req.path == "/answer"
+
+
+def test_request_is_frozen() -> None:
+    req = CallRequest.from_params(ANSWER)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        req.digits = "9"  # type: ignore[misc]
+
+
+def test_default_state_is_private_memory() -> None:
+    req = CallRequest.from_params(ANSWER)
+    assert isinstance(req.state, CallState)
+    assert dict(req.state) == {}
+    req.state["seen"] = 1
+    assert req.state["seen"] == 1
+    other = CallRequest.from_params(ANSWER)
+    assert "seen" not in other.state
+
+
+def test_with_state_and_state_argument() -> None:
+    store = MemoryStore()
+    store.set(UUID, "attempts", 2)
+    req = CallRequest.from_params(ANSWER)
+    attached = req.with_state(CallState(store, UUID))
+    assert attached.state["attempts"] == 2
+    assert "attempts" not in req.state
+    assert attached == req  # state is not part of equality
+    direct = CallRequest.from_params(ANSWER, state=store.state(UUID))
+    assert direct.state.incr("attempts") == 3
+
+
+def test_repr_leaks_no_numbers() -> None:
+    text = repr(CallRequest.from_params(ANSWER))
+    assert UUID in text and "StartApp" in text
+    assert "7983165036" not in text and "MA_ABC123" not in text
+
+
+@given(
+    st.dictionaries(st.text(max_size=20), st.text(max_size=40), max_size=20),
+    st.text(min_size=1, max_size=40).filter(lambda s: s.strip() != ""),
+)
+def test_any_params_with_call_uuid_parse(params: dict[str, str], uuid: str) -> None:
+    params["CallUUID"] = uuid
+    req = CallRequest.from_params(params)
+    assert req.call_uuid == uuid.strip()
+    assert dict(req.params) == params

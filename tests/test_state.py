@@ -1,0 +1,458 @@
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import os
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from answerkit.errors import ConfigurationError, StateError
+from answerkit.state import (
+    DEFAULT_TTL,
+    CallState,
+    MemoryStore,
+    RedisStore,
+    SQLiteStore,
+    StateStore,
+    open_store,
+)
+from answerkit.state import redact_url as _redact_url
+
+StoreFactory = Callable[..., StateStore]
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+    """Builds stores of one backend (``ttl`` may be passed); all are closed afterwards."""
+    made: list[StateStore] = []
+    kind = request.param
+    redis_url = request.getfixturevalue("redis_url") if kind == "redis" else ""
+    prefix = f"test-{uuid.uuid4().hex}:"
+
+    def factory(ttl: float = DEFAULT_TTL) -> StateStore:
+        store: StateStore
+        if kind == "memory":
+            store = MemoryStore(ttl=ttl)
+        elif kind == "sqlite":
+            store = SQLiteStore(tmp_path / "state.sqlite3", ttl=ttl)
+        else:
+            store = RedisStore(redis_url, prefix=prefix, ttl=ttl)
+        made.append(store)
+        return store
+
+    yield factory
+    for store in made:
+        store.close()
+
+
+@pytest.fixture
+def store(make_store: StoreFactory) -> StateStore:
+    return make_store()
+
+
+def _call() -> str:
+    return str(uuid.uuid4())
+
+
+# --------------------------------------------------------------------------- contract
+
+
+def test_set_get_delete_clear(store: StateStore) -> None:
+    call = _call()
+    assert store.get_all(call) == {}
+    with pytest.raises(KeyError):
+        store.get(call, "missing")
+    store.set(call, "name", "Ada")
+    store.set(call, "data", {"menu": [1, 2], "ok": True, "none": None, "pi": 1.5})
+    store.set(call, "tuple", (1, 2))
+    store.set(call, "null", None)
+    assert store.get(call, "name") == "Ada"
+    assert store.get(call, "null") is None
+    assert store.get_all(call) == {
+        "name": "Ada",
+        "data": {"menu": [1, 2], "ok": True, "none": None, "pi": 1.5},
+        "tuple": [1, 2],
+        "null": None,
+    }
+    store.set(call, "name", "Grace")
+    assert store.get(call, "name") == "Grace"
+    store.delete(call, "name")
+    store.delete(call, "never-there")
+    assert "name" not in store.get_all(call)
+    other = _call()
+    store.set(other, "name", "Other")
+    store.clear(call)
+    assert store.get_all(call) == {}
+    assert store.get_all(other) == {"name": "Other"}
+
+
+def test_values_must_be_json(store: StateStore) -> None:
+    call = _call()
+    with pytest.raises(StateError, match="JSON"):
+        store.set(call, "bad", object())
+    with pytest.raises(StateError):
+        store.set(call, "nan", float("nan"))
+    assert store.get_all(call) == {}
+
+
+def test_incr(store: StateStore) -> None:
+    call = _call()
+    assert store.incr(call, "n") == 1
+    assert store.incr(call, "n", 5) == 6
+    assert store.incr(call, "n", -2) == 4
+    assert store.get(call, "n") == 4
+    assert isinstance(store.get(call, "n"), int)
+    store.set(call, "text", "abc")
+    with pytest.raises(StateError, match="integer"):
+        store.incr(call, "text")
+    store.set(call, "flag", True)
+    with pytest.raises(StateError):
+        store.incr(call, "flag")
+    store.set(call, "m", 10)
+    assert store.incr(call, "m") == 11
+
+
+def test_entries_expire_and_do_not_come_back(make_store: StoreFactory) -> None:
+    store = make_store(ttl=0.3)
+    call = _call()
+    store.set(call, "old", 1)
+    store.incr(call, "count")
+    time.sleep(0.6)
+    assert store.get_all(call) == {}
+    with pytest.raises(KeyError):
+        store.get(call, "old")
+    store.set(call, "new", 2)
+    assert store.get_all(call) == {"new": 2}
+    assert store.incr(call, "count") == 1
+
+
+def test_a_write_refreshes_the_whole_call(make_store: StoreFactory) -> None:
+    store = make_store(ttl=0.8)
+    call = _call()
+    store.set(call, "a", 1)
+    time.sleep(0.5)
+    store.set(call, "b", 2)
+    time.sleep(0.5)
+    assert store.get_all(call) == {"a": 1, "b": 2}
+
+
+def test_remember_once(make_store: StoreFactory) -> None:
+    store = make_store()
+    key = f"nonce-{uuid.uuid4()}"
+    assert store.remember_once(key, 0.3) is True
+    assert store.remember_once(key, 0.3) is False
+    assert store.remember_once(key + "-other", 0.3) is True
+    time.sleep(0.6)
+    assert store.remember_once(key, 0.3) is True
+    assert store.remember_once(key, 0.3) is False
+
+
+def test_ping(store: StateStore) -> None:
+    store.ping()
+
+
+def test_threads_lose_no_update(store: StateStore) -> None:
+    call = _call()
+
+    def bump() -> None:
+        for _ in range(50):
+            store.incr(call, "n")
+
+    threads = [threading.Thread(target=bump) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert store.get(call, "n") == 200
+
+
+def test_ttl_must_be_positive() -> None:
+    with pytest.raises(ConfigurationError):
+        MemoryStore(ttl=0)
+
+
+# --------------------------------------------------------------------------- CallState
+
+
+def test_call_state_mapping(store: StateStore) -> None:
+    call = _call()
+    state = store.state(call)
+    assert isinstance(state, CallState)
+    assert len(state) == 0 and list(state) == []
+    state["attempts"] = 1
+    state["menu"] = {"choice": "sales"}
+    assert state["attempts"] == 1
+    assert dict(state) == {"attempts": 1, "menu": {"choice": "sales"}}
+    assert "menu" in state and "nope" not in state
+    assert state.get("nope", "default") == "default"
+    assert state.incr("attempts") == 2
+    assert state["attempts"] == 2
+    del state["menu"]
+    with pytest.raises(KeyError):
+        del state["menu"]
+    assert store.get_all(call) == {"attempts": 2}
+    state.update({"x": [1]})
+    assert state["x"] == [1]
+    state.clear()
+    assert len(state) == 0
+    assert store.get_all(call) == {}
+
+
+def test_call_state_reads_a_snapshot_until_refresh(store: StateStore) -> None:
+    call = _call()
+    store.set(call, "a", 1)
+    first = CallState(store, call)
+    assert first["a"] == 1  # snapshot taken here
+    other = CallState(store, call)
+    other["b"] = 2
+    assert "b" not in first
+    first.refresh()
+    assert first["b"] == 2
+
+
+def test_call_state_cached_values_match_stored_values(store: StateStore) -> None:
+    state = store.state(_call())
+    assert len(state) == 0
+    state["t"] = (1, 2)
+    assert state["t"] == [1, 2]  # what a later webhook would read
+    with pytest.raises(StateError):
+        state["bad"] = {1, 2}
+    assert "bad" not in state
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def _incr_worker(kind: str, target: str, call: str, prefix: str, count: int) -> None:
+    store: StateStore = (
+        SQLiteStore(target) if kind == "sqlite" else RedisStore(target, prefix=prefix)
+    )
+    for _ in range(count):
+        store.incr(call, "n")
+    store.close()
+
+
+def _run_processes(kind: str, target: str, prefix: str = "") -> int:
+    call = _call()
+    ctx = multiprocessing.get_context("spawn")
+    procs = [
+        ctx.Process(target=_incr_worker, args=(kind, target, call, prefix, 200)) for _ in range(2)
+    ]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(60)
+        assert proc.exitcode == 0
+    store: StateStore = (
+        SQLiteStore(target) if kind == "sqlite" else RedisStore(target, prefix=prefix)
+    )
+    try:
+        value: int = store.get(call, "n")
+        return value
+    finally:
+        store.close()
+
+
+def test_sqlite_two_processes_lose_no_update(tmp_path: Path) -> None:
+    assert _run_processes("sqlite", str(tmp_path / "shared.sqlite3")) == 400
+
+
+def test_redis_two_processes_lose_no_update(redis_url: str) -> None:
+    assert _run_processes("redis", redis_url, prefix=f"test-{uuid.uuid4().hex}:") == 400
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_sqlite_store_inherited_through_fork(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "fork.sqlite3")
+    call = _call()
+    store.set(call, "parent", True)  # the parent now holds an open connection
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=lambda: [store.incr(call, "n") for _ in range(100)])]
+    procs.append(ctx.Process(target=lambda: [store.incr(call, "n") for _ in range(100)]))
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(60)
+        assert proc.exitcode == 0
+    assert store.get_all(call) == {"parent": True, "n": 200}
+    store.close()
+
+
+# --------------------------------------------------------------------------- SQLite
+
+
+def test_sqlite_file_shared_between_store_instances(tmp_path: Path) -> None:
+    path = tmp_path / "shared.sqlite3"
+    one, two = SQLiteStore(path), SQLiteStore(str(path))
+    call = _call()
+    one.set(call, "k", "v")
+    assert two.get(call, "k") == "v"
+    assert two.remember_once("nonce", 60) is True
+    assert one.remember_once("nonce", 60) is False
+    mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+    one.close()
+    two.close()
+
+
+def test_sqlite_connections_die_with_their_threads(tmp_path: Path) -> None:
+    # A threaded server may use a new thread per request: connections must not pile up.
+    store = SQLiteStore(tmp_path / "threads.sqlite3")
+    call = _call()
+    for _ in range(30):
+        thread = threading.Thread(target=store.incr, args=(call, "n"))
+        thread.start()
+        thread.join()
+    gc.collect()
+    assert len(store._all) <= 2
+    assert store.get(call, "n") == 30
+    store.close()
+    assert len(store._all) == 0
+
+
+def test_sqlite_unwritable_location_is_a_state_error(tmp_path: Path) -> None:
+    missing = tmp_path / "no" / "such" / "dir" / "state.sqlite3"
+    with pytest.raises(StateError) as info:
+        SQLiteStore(missing)
+    assert str(missing) in str(info.value)
+    assert "directory" in str(info.value)
+
+
+def test_sqlite_corrupt_file_is_a_state_error(tmp_path: Path) -> None:
+    path = tmp_path / "not-a-db.sqlite3"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StateError, match="SQLite"):
+        SQLiteStore(path)
+
+
+def test_sqlite_in_memory_refused() -> None:
+    with pytest.raises(ConfigurationError, match="memory://"):
+        SQLiteStore(":memory:")
+
+
+def test_sqlite_expired_rows_purged(tmp_path: Path) -> None:
+    path = tmp_path / "purge.sqlite3"
+    store = SQLiteStore(path, ttl=0.2)
+    store.set(_call(), "k", 1)
+    store.remember_once("n", 0.2)
+    time.sleep(0.4)
+    store._next_purge = 0.0  # the next write purges, as it would a minute later
+    store.set(_call(), "fresh", 1)
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT count(*) FROM calls").fetchone()[0] == 1
+    assert conn.execute("SELECT count(*) FROM nonces").fetchone()[0] == 0
+    conn.close()
+    store.close()
+
+
+# --------------------------------------------------------------------------- Redis
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@pytest.mark.timeout(15)
+def test_redis_unreachable_fails_fast_with_state_error() -> None:
+    port = _closed_port()
+    store = RedisStore(f"redis://:hunter2secret@127.0.0.1:{port}/0")
+    for operation in (
+        lambda: store.get_all("c"),
+        lambda: store.set("c", "k", 1),
+        lambda: store.incr("c", "k"),
+        lambda: store.remember_once("n", 10),
+        store.ping,
+    ):
+        with pytest.raises(StateError) as info:
+            operation()
+        message = str(info.value)
+        assert "hunter2secret" not in message
+        assert f"redis://:***@127.0.0.1:{port}/0" in message
+        assert "Check that Redis is running" in message
+    store.close()
+
+
+def test_redis_wrong_password_is_a_state_error(redis_url: str) -> None:
+    # With no password configured Redis ignores a bare password, so name a user that does
+    # not exist: the server then answers WRONGPASS.
+    bad = redis_url.replace("redis://", "redis://nobody:wrong-password-123@")
+    store = RedisStore(bad)
+    with pytest.raises(StateError) as info:
+        store.ping()
+    assert "wrong-password-123" not in str(info.value)
+    store.close()
+
+
+def test_redis_layout(redis_url: str) -> None:
+    import redis
+
+    store = RedisStore(redis_url, ttl=100)
+    call = _call()
+    store.set(call, "n", 3)
+    store.incr(call, "n")
+    assert store.remember_once("abc", 50)
+    raw = redis.Redis.from_url(redis_url, decode_responses=True)
+    assert raw.hgetall(f"answerkit:call:{call}") == {"n": "4"}
+    assert 0 < raw.pttl(f"answerkit:call:{call}") <= 100_000
+    assert 0 < raw.pttl("answerkit:nonce:abc") <= 50_000
+    raw.close()
+    store.close()
+
+
+def test_redis_invalid_url_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError):
+        RedisStore("redis://127.0.0.1:notaport/0")
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("redis://:pw@host:6379/0", "redis://:***@host:6379/0"),
+        ("redis://user:pw@host/0", "redis://user:***@host/0"),
+        ("redis://pw@host/0", "redis://***@host/0"),
+        ("redis://host:6379/0", "redis://host:6379/0"),
+        ("unix:///tmp/r.sock?db=1&password=pw", "unix:///tmp/r.sock?db=1&password=***"),
+    ],
+)
+def test_redact_url(url: str, expected: str) -> None:
+    assert _redact_url(url) == expected
+
+
+# --------------------------------------------------------------------------- open_store
+
+
+def test_open_store_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_url: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    default = open_store(None)
+    assert isinstance(default, SQLiteStore)
+    assert (tmp_path / "answerkit-state.sqlite3").exists()
+    default.close()
+    relative = open_store("sqlite:///rel.sqlite3")
+    assert isinstance(relative, SQLiteStore) and relative.path == "rel.sqlite3"
+    relative.close()
+    absolute = open_store(f"sqlite:///{tmp_path}/abs.sqlite3", ttl=60)
+    assert isinstance(absolute, SQLiteStore) and absolute.path == f"{tmp_path}/abs.sqlite3"
+    assert absolute.ttl == 60
+    absolute.close()
+    assert isinstance(open_store("memory://"), MemoryStore)
+    redis_store = open_store(redis_url)
+    assert isinstance(redis_store, RedisStore)
+    redis_store.ping()
+    redis_store.close()
+    with pytest.raises(ConfigurationError, match="memory://"):
+        open_store("postgres://user:secret@db/x")
+    with pytest.raises(ConfigurationError) as info:
+        open_store("mongodb://user:secret@db/x")
+    assert "secret" not in str(info.value)
+    with pytest.raises(ConfigurationError):
+        open_store("sqlite:///:memory:")
