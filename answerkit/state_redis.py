@@ -1,0 +1,168 @@
+"""Per-call state in Redis, for several hosts (:class:`RedisStore`).
+
+Import it from :mod:`answerkit.state`, which re-exports it and documents the store contract.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from answerkit.errors import ConfigurationError, StateError
+from answerkit.state import DEFAULT_TTL, StateStore, _dumps, redact_url
+
+if TYPE_CHECKING:
+    import redis
+
+__all__ = ["RedisStore"]
+
+_T = TypeVar("_T")
+
+
+def _url_secrets(url: str) -> list[str]:
+    """The password(s) in ``url``, raw and decoded, to scrub from error messages."""
+    try:
+        parts = urlsplit(url)
+        found = [parts.password or ""]
+        found += [v for k, v in parse_qsl(parts.query) if k.lower() in ("password", "pass", "pwd")]
+    except ValueError:
+        return []
+    return [s for v in found if v for s in {v, unquote(v)} if len(s) >= 3]
+
+
+class RedisStore(StateStore):
+    """State in Redis, for several hosts: one hash per call plus ``PEXPIRE``.
+
+    Keys are ``{prefix}call:{CallUUID}`` (a hash of JSON values) and ``{prefix}nonce:{key}``.
+    Sockets time out after ``socket_timeout`` seconds (1 s by default) and a failed command is
+    retried once without delay, so an unreachable Redis costs a webhook about a second, not a
+    dropped call. Needs ``pip install 'answerkit[redis]'``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        ttl: float = DEFAULT_TTL,
+        prefix: str = "answerkit:",
+        socket_timeout: float = 1.0,
+        client: redis.Redis | None = None,
+    ) -> None:
+        super().__init__(ttl=ttl)
+        self.url = redact_url(url)
+        self._secrets = _url_secrets(url)
+        self.prefix = prefix
+        self._ttl_ms = max(1, int(ttl * 1000))
+        if client is not None:
+            self._client = client
+            return
+        try:
+            import redis as redis_module
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"state URL {self.url} needs the redis package: pip install 'answerkit[redis]'"
+            ) from exc
+        try:
+            self._client = redis_module.Redis.from_url(
+                url,
+                socket_timeout=socket_timeout,
+                socket_connect_timeout=socket_timeout,
+                retry=Retry(NoBackoff(), 1),
+                decode_responses=True,
+            )
+        except (ValueError, redis_module.RedisError) as exc:
+            detail = self._scrub(str(exc))
+            raise ConfigurationError(f"invalid Redis state URL {self.url}: {detail}") from None
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def _error(self, action: str, exc: BaseException) -> StateError:
+        return StateError(
+            f"Redis state store {self.url} failed to {action}: "
+            f"{type(exc).__name__}: {self._scrub(str(exc))}. "
+            f"Check that Redis is running and reachable from this host, and the URL, "
+            f"password and TLS settings."
+        )
+
+    def _call(self, action: str, fn: Callable[[redis.Redis], _T]) -> _T:
+        try:
+            return fn(self._client)
+        except StateError:
+            raise
+        except Exception as exc:  # redis-py raises many types; all mean "store failed"
+            raise self._error(action, exc) from None
+
+    def _key(self, call_uuid: str) -> str:
+        return f"{self.prefix}call:{call_uuid}"
+
+    def get_all(self, call_uuid: str) -> dict[str, Any]:
+        raw = cast(
+            "dict[str, str]",
+            self._call("read call state", lambda r: r.hgetall(self._key(call_uuid))),
+        )
+        return {k: json.loads(v) for k, v in raw.items()}
+
+    def get(self, call_uuid: str, key: str) -> Any:
+        raw = self._call("read call state", lambda r: r.hget(self._key(call_uuid), key))
+        if raw is None:
+            raise KeyError(key)
+        return json.loads(raw)
+
+    def set(self, call_uuid: str, key: str, value: Any) -> None:
+        raw = _dumps(call_uuid, key, value)
+
+        def write(r: redis.Redis) -> None:
+            pipe = r.pipeline(transaction=True)
+            pipe.hset(self._key(call_uuid), key, raw)
+            pipe.pexpire(self._key(call_uuid), self._ttl_ms)
+            pipe.execute()
+
+        self._call("write call state", write)
+
+    def delete(self, call_uuid: str, key: str) -> None:
+        self._call("delete call state", lambda r: r.hdel(self._key(call_uuid), key))
+
+    def incr(self, call_uuid: str, key: str, amount: int = 1) -> int:
+        def add(r: redis.Redis) -> int:
+            pipe = r.pipeline(transaction=True)
+            pipe.hincrby(self._key(call_uuid), key, amount)
+            pipe.pexpire(self._key(call_uuid), self._ttl_ms)
+            result = pipe.execute(raise_on_error=False)
+            if isinstance(result[0], Exception):
+                current = r.hget(self._key(call_uuid), key)
+                raise StateError(
+                    f"cannot increment {key!r} for call {call_uuid}: it holds {current!r}, "
+                    f"not an integer"
+                )
+            return int(result[0])
+
+        return self._call("increment call state", add)
+
+    def clear(self, call_uuid: str) -> None:
+        self._call("clear call state", lambda r: r.delete(self._key(call_uuid)))
+
+    def remember_once(self, key: str, ttl: float) -> bool:
+        ttl_ms = max(1, int(ttl * 1000))
+        created = self._call(
+            "record a webhook nonce",
+            lambda r: r.set(f"{self.prefix}nonce:{key}", "1", nx=True, px=ttl_ms),
+        )
+        return bool(created)
+
+    def ping(self) -> None:
+        self._call("answer a ping", lambda r: r.ping())
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):  # a broken connection has nothing to report
+            self._client.close()
+
+    def __repr__(self) -> str:
+        return f"RedisStore({self.url!r}, ttl={self.ttl})"
