@@ -1,33 +1,131 @@
-"""answerkit: typed VobizXML call flows on Flask, with the Transfer API and a local simulator."""
+"""answerkit: typed VobizXML call flows on Flask, with the Transfer API and a local simulator.
+
+The package root only re-exports; each idea lives in its own module (see the README's
+architecture section).
+"""
 
 from __future__ import annotations
 
+from answerkit.app import CallFlow
+from answerkit.client import CallCreated, LiveCall, TransferResult, VobizClient
+from answerkit.dispatch import Route
+from answerkit.elements import (
+    DTMF,
+    Conference,
+    Dial,
+    Element,
+    Gather,
+    Hangup,
+    Number,
+    Play,
+    PreAnswer,
+    Record,
+    Redirect,
+    Response,
+    Speak,
+    Stream,
+    User,
+    Wait,
+)
 from answerkit.errors import (
     AnswerkitError,
     APIError,
     AuthenticationError,
     CallNotActiveError,
     ConfigurationError,
+    ConflictError,
+    ConnectError,
     ElementError,
+    ForbiddenError,
+    NotFoundError,
     ParseError,
+    PaymentRequiredError,
     RateLimitedError,
     ServerError,
     StateError,
+    TimeoutError,
     TransferArgumentError,
+    TransportError,
+    ValidationError,
     VobizError,
 )
+from answerkit.lint import LintWarning
+from answerkit.parse import parse
+from answerkit.query import dialed_numbers, find, find_all, spoken_text
+from answerkit.request import CallRequest, CallStatus, DialStatus, Event, MissingCallUUID
+from answerkit.signature import redact_headers, sign, verify
+from answerkit.ssml import Break, Emphasis, Lang, P, Phoneme, Prosody, S, SayAs, Sub, W
+from answerkit.state import CallState, MemoryStore, StateStore, open_store
 
 __all__ = [
+    "DTMF",
     "APIError",
     "AnswerkitError",
     "AuthenticationError",
+    "Break",
+    "CallCreated",
+    "CallFlow",
     "CallNotActiveError",
+    "CallRequest",
+    "CallState",
+    "CallStatus",
+    "Conference",
     "ConfigurationError",
+    "ConflictError",
+    "ConnectError",
+    "Dial",
+    "DialStatus",
+    "Element",
     "ElementError",
+    "Emphasis",
+    "Event",
+    "ForbiddenError",
+    "Gather",
+    "Hangup",
+    "Lang",
+    "LintWarning",
+    "LiveCall",
+    "MemoryStore",
+    "MissingCallUUID",
+    "NotFoundError",
+    "Number",
+    "P",
     "ParseError",
+    "PaymentRequiredError",
+    "Phoneme",
+    "Play",
+    "PreAnswer",
+    "Prosody",
     "RateLimitedError",
+    "Record",
+    "Redirect",
+    "Response",
+    "Route",
+    "S",
+    "SayAs",
     "ServerError",
+    "Speak",
     "StateError",
+    "StateStore",
+    "Stream",
+    "Sub",
+    "TimeoutError",
     "TransferArgumentError",
+    "TransferResult",
+    "TransportError",
+    "User",
+    "ValidationError",
+    "VobizClient",
     "VobizError",
+    "W",
+    "Wait",
+    "dialed_numbers",
+    "find",
+    "find_all",
+    "open_store",
+    "parse",
+    "redact_headers",
+    "sign",
+    "spoken_text",
+    "verify",
 ]

@@ -1,0 +1,535 @@
+"""Attribute kinds and the per-element attribute tables of VobizXML (spec §1.2).
+
+Each :class:`Attr` is one attribute of one element. It knows its Python name, its XML
+name and what it accepts, and it turns a Python value (construction) or an XML string
+(parsing) into the one canonical rendered string, or raises :class:`ElementError`
+naming the element, the attribute, the value given and what is allowed. Both paths
+share one check, so a parsed document is held to the same rules as a built one.
+
+Tables list the attributes in the spec's table order, which is the rendering order.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import ClassVar, NoReturn, Protocol, TypeVar
+
+from answerkit.errors import ElementError
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+# XML 1.0 Char production, negated: control characters other than \t \n \r, lone
+# surrogates and U+FFFE/U+FFFF. lxml refuses them and Vobiz drops the call (8011).
+_BAD_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def bad_xml_char(s: str) -> str | None:
+    """The first character of ``s`` that XML cannot carry, or None."""
+    # isprintable() is a C-speed fast path: every printable character is XML-legal.
+    if s.isprintable():
+        return None
+    m = _BAD_XML.search(s)
+    return None if m is None else m.group()
+
+
+def describe_bad_char(s: str, c: str) -> str:
+    return f"contains U+{ord(c):04X} at position {s.index(c)}, which XML cannot carry"
+
+
+def camel(py: str) -> str:
+    """``num_digits`` -> ``numDigits``; a trailing ``_`` (``async_``) is dropped."""
+    head, *rest = py.rstrip("_").split("_")
+    return head + "".join(w[:1].upper() + w[1:] for w in rest)
+
+
+# --- escaping ---------------------------------------------------------------------------------
+# Each replace is guarded by a cheap membership test: most values need no escaping at all.
+
+
+def esc_text(s: str) -> str:
+    """Escape text content. ``\\r`` becomes ``&#13;`` so parsers do not normalise it away."""
+    if "&" in s:
+        s = s.replace("&", "&amp;")
+    if "<" in s:
+        s = s.replace("<", "&lt;")
+    if ">" in s:
+        s = s.replace(">", "&gt;")
+    if "\r" in s:
+        s = s.replace("\r", "&#13;")
+    return s
+
+
+def esc_attr(s: str) -> str:
+    """Escape an attribute value; whitespace escapes survive attribute-value normalisation."""
+    if "&" in s:
+        s = s.replace("&", "&amp;")
+    if "<" in s:
+        s = s.replace("<", "&lt;")
+    if ">" in s:
+        s = s.replace(">", "&gt;")
+    if '"' in s:
+        s = s.replace('"', "&quot;")
+    if "\n" in s:
+        s = s.replace("\n", "&#10;")
+    if "\r" in s:
+        s = s.replace("\r", "&#13;")
+    if "\t" in s:
+        s = s.replace("\t", "&#9;")
+    return s
+
+
+def esc_url(s: str) -> str:
+    """Escape a checked URL: it holds no whitespace, so four characters need care."""
+    if "&" in s:
+        s = s.replace("&", "&amp;")
+    if "<" in s:
+        s = s.replace("<", "&lt;")
+    if ">" in s:
+        s = s.replace(">", "&gt;")
+    if '"' in s:
+        s = s.replace('"', "&quot;")
+    return s
+
+
+_ESCAPERS: dict[str, Callable[[str], str]] = {"attr": esc_attr, "url": esc_url}
+
+
+def attr_string(attrs: dict[str, str], escapers: dict[str, Callable[[str], str]]) -> str:
+    """`` name="value"`` for each attribute, in the dict's (table) order."""
+    s = ""
+    for k, v in attrs.items():
+        e = escapers.get(k)
+        s += f' {k}="{v if e is None else e(v)}"'
+    return s
+
+
+class Attr:
+    """One attribute of one element (its table assigns ``element``)."""
+
+    __slots__ = ("element", "escape", "head", "pos", "py", "xml")
+    #: How a rendered value is escaped, for kinds whose values may hold ``& < > "`` etc.
+    escaper: ClassVar[str | None] = None
+
+    def __init__(self, py: str, xml: str | None = None) -> None:
+        self.element = ""
+        self.py = py
+        self.xml = xml if xml is not None else camel(py)
+        self.head = f' {self.xml}="'
+        self.pos = 0  # index in its table, set by the table
+        self.escape: Callable[[str], str] | None = _ESCAPERS.get(self.escaper or "")
+
+    def fail(self, value: object, allowed: str | None = None) -> NoReturn:
+        name = self.py if self.py == self.xml else f"{self.py} ({self.xml})"
+        raise ElementError(
+            f"{self.element}: {name} must be {allowed or self.describe()}, got {value!r}",
+            element=self.element,
+            attribute=self.xml,
+            value=value,
+        )
+
+    def describe(self) -> str:
+        """What the attribute accepts, for error messages."""
+        return "a string"
+
+    def check(self, value: object) -> str:
+        """Check a Python value; return the rendered string."""
+        if type(value) is not str:
+            self.fail(value)
+        return self.check_str(value)
+
+    def check_str(self, value: str) -> str:
+        bad = bad_xml_char(value)
+        if bad is not None:
+            self.fail(value, f"text XML can carry ({describe_bad_char(value, bad)})")
+        return value
+
+    def put(self, d: dict[str, str], value: object) -> str:
+        """Check ``value``, store it rendered in ``d``; return `` name="escaped value"``.
+
+        This is the construction hot path. A flow uses the same few strings (URLs, caller
+        ids) on every request, and checking and escaping one is a pure function of it, so
+        string results are memoised (bounded, see ``remember``); other kinds override this.
+        """
+        if type(value) is str:
+            hit = MEMO.get((self, value))
+            if hit is None:
+                v = self.check(value)
+                e = self.escape
+                frag = self.head + (v if e is None else e(v)) + '"'
+                hit = remember(MEMO, (self, value), (v, frag), len(value))
+            d[self.xml] = hit[0]
+            return hit[1]
+        v = d[self.xml] = self.check(value)
+        e = self.escape
+        return self.head + (v if e is None else e(v)) + '"'
+
+    def parse(self, s: str) -> str:
+        """Check an attribute value read from XML; return the rendered string."""
+        hit = MEMO.get((self, s))
+        if hit is not None:
+            return hit[0]
+        v = self.check_str(s)
+        e = self.escape
+        remember(MEMO, (self, s), (v, self.head + (v if e is None else e(v)) + '"'), len(s))
+        return v
+
+    def to_python(self, s: str) -> object:
+        """The keyword value that renders as ``s`` (used by ``repr``)."""
+        return s
+
+
+class Bool(Attr):
+    __slots__ = ("no", "yes")
+
+    def __init__(self, py: str, xml: str | None = None) -> None:
+        super().__init__(py, xml)
+        self.yes = self.head + 'true"'
+        self.no = self.head + 'false"'
+
+    def describe(self) -> str:
+        return "True or False"
+
+    def check(self, value: object) -> str:
+        if value is True:
+            return "true"
+        if value is False:
+            return "false"
+        self.fail(value)
+
+    def put(self, d: dict[str, str], value: object) -> str:
+        if value is True:
+            d[self.xml] = "true"
+            return self.yes
+        if value is False:
+            d[self.xml] = "false"
+            return self.no
+        self.fail(value)
+
+    def parse(self, s: str) -> str:
+        if s == "true" or s == "false":
+            return s
+        self.fail(s, "'true' or 'false'")
+
+    def to_python(self, s: str) -> object:
+        return s == "true"
+
+
+class Int(Attr):
+    __slots__ = ("frags", "hi", "lo", "texts")
+
+    def __init__(self, py: str, lo: int, hi: int | None = None, xml: str | None = None) -> None:
+        super().__init__(py, xml)
+        self.lo = lo
+        # An unbounded range still gets a bound so the hot check is one chained comparison.
+        self.hi = hi if hi is not None else _NO_LIMIT
+        # Rendered forms of the small values people actually write (numDigits=1, loop=0...).
+        self.frags = {
+            i: (str(i), f'{self.head}{i}"') for i in range(lo, min(self.hi, lo + 100) + 1)
+        }
+        self.texts = frozenset(v for v, _ in self.frags.values())
+
+    def describe(self) -> str:
+        if self.hi != _NO_LIMIT:
+            return f"an integer from {self.lo} to {self.hi}"
+        return f"an integer >= {self.lo}" if self.lo <= 0 else f"an integer > {self.lo - 1}"
+
+    def check(self, value: object) -> str:
+        # type() rather than isinstance(): True/False are ints and must not pass.
+        if type(value) is int and self.lo <= value <= self.hi:
+            return str(value)
+        self.fail(value)
+
+    def put(self, d: dict[str, str], value: object) -> str:
+        if type(value) is int and self.lo <= value <= self.hi:
+            frag = self.frags.get(value)
+            if frag is not None:
+                d[self.xml] = frag[0]
+                return frag[1]
+            v = d[self.xml] = str(value)
+            return self.head + v + '"'
+        self.fail(value)
+
+    def parse(self, s: str) -> str:
+        if s in self.texts:
+            return s
+        if s.isascii() and s.isdigit() and len(s) <= 12 and self.lo <= int(s) <= self.hi:
+            return str(int(s))  # canonical form: "007" renders as "7"
+        self.fail(s)
+
+    def to_python(self, s: str) -> object:
+        return int(s)
+
+
+_NO_LIMIT = 2**63
+
+
+class Enum(Attr):
+    __slots__ = ("choices", "frags")
+
+    def __init__(self, py: str, choices: Iterable[str], xml: str | None = None) -> None:
+        super().__init__(py, xml)
+        self.choices = tuple(choices)
+        # Membership test and rendering in one lookup.
+        self.frags = {c: f'{self.head}{c}"' for c in self.choices}
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(repr(c) for c in self.choices)
+
+    def check(self, value: object) -> str:
+        if type(value) is str and value in self.frags:
+            return value
+        self.fail(value)
+
+    def put(self, d: dict[str, str], value: object) -> str:
+        frag = self.frags.get(value) if type(value) is str else None
+        if frag is None:
+            self.fail(value)
+        d[self.xml] = value  # type: ignore[assignment]
+        return frag
+
+    def parse(self, s: str) -> str:
+        if s in self.frags:
+            return s
+        self.fail(s)
+
+
+class Method(Enum):
+    __slots__ = ()
+
+    def __init__(self, py: str) -> None:
+        super().__init__(py, ("GET", "POST"))
+
+
+class Pattern(Attr):
+    """A string matching a regular expression (the alphabet check covers XML chars)."""
+
+    __slots__ = ("maxlen", "regex", "what")
+
+    def __init__(
+        self, py: str, regex: str, what: str, *, maxlen: int = 0, xml: str | None = None
+    ) -> None:
+        super().__init__(py, xml)
+        self.regex = re.compile(regex)
+        self.what = what
+        self.maxlen = maxlen
+
+    def describe(self) -> str:
+        return self.what
+
+    def check_str(self, value: str) -> str:
+        if self.regex.fullmatch(value) is None or (self.maxlen and len(value) > self.maxlen):
+            self.fail(value)
+        return value
+
+
+class Text(Attr):
+    """Free text (trimmed), non-empty unless ``empty_ok``, at most ``maxlen`` characters."""
+
+    __slots__ = ("maxlen",)
+    escaper = "attr"
+
+    def __init__(self, py: str, maxlen: int = 0, xml: str | None = None) -> None:
+        super().__init__(py, xml)
+        self.maxlen = maxlen
+
+    def describe(self) -> str:
+        limit = f" of at most {self.maxlen} characters" if self.maxlen else ""
+        return f"non-blank text{limit}"
+
+    def check_str(self, value: str) -> str:
+        v = super().check_str(value.strip())
+        if not v or (self.maxlen and len(v) > self.maxlen):
+            self.fail(value)
+        return v
+
+
+class URL(Attr):
+    """An absolute URL with one of ``schemes``; surrounding whitespace is trimmed."""
+
+    __slots__ = ("extra", "fast", "schemes")
+    escaper = "url"
+
+    def __init__(
+        self,
+        py: str,
+        schemes: tuple[str, ...] = ("https", "http"),
+        extra: tuple[str, ...] = (),
+        xml: str | None = None,
+    ) -> None:
+        super().__init__(py, xml)
+        self.schemes = tuple(s + "://" for s in schemes)
+        self.extra = extra
+        self.fast = fast_url(schemes)
+
+    def describe(self) -> str:
+        urls = " or ".join(self.schemes)
+        also = "".join(f" or {e!r}" for e in self.extra)
+        return f"an absolute {urls} URL{also}"
+
+    def check_str(self, value: str) -> str:
+        if value in self.extra:
+            return value
+        if self.fast(value) is not None:
+            return value
+        return check_url(self, value, self.schemes)
+
+
+MEMO: dict[tuple[object, str], tuple[str, str]] = {}
+_MEMO_LIMIT = 4096
+_MEMO_MAX_LEN = 512
+
+
+def remember(cache: dict[_K, _V], key: _K, value: _V, length: int) -> _V:
+    """Store a memoised result; bounded in entries and in the length of what is kept."""
+    if length <= _MEMO_MAX_LEN:
+        if len(cache) >= _MEMO_LIMIT:  # a flow that makes a new string per call must not grow it
+            cache.clear()
+        cache[key] = value
+    return value
+
+
+class Fails(Protocol):
+    """Anything that raises the ElementError naming its element (attributes, text specs)."""
+
+    def fail(self, value: object, allowed: str | None = None) -> NoReturn: ...
+
+
+def fast_url(schemes: tuple[str, ...]) -> Callable[[str], object]:
+    # The common case in one regex: scheme, a host, then printable ASCII without spaces or
+    # braces. Anything else (whitespace to trim, non-ASCII, errors) takes check_url.
+    alts = "|".join(schemes)
+    return re.compile(
+        rf"(?:{alts})://[^/?#\x00-\x20\x7f-\uffff{{}}][^\x00-\x20\x7f-\uffff{{}}]*"
+    ).fullmatch
+
+
+def check_url(owner: Fails, value: str, schemes: tuple[str, ...]) -> str:
+    """Trim and check an absolute URL; ``owner.fail`` raises naming the element."""
+    v = value.strip()
+    for scheme in schemes:
+        if v.startswith(scheme):
+            n = len(scheme)
+            break
+    else:
+        owner.fail(value)
+    # The host must be present, and a URL holds no whitespace or control characters.
+    if len(v) == n or v[n] in "/?#" or " " in v or not v.isprintable():
+        owner.fail(value)
+    if "{{" in v or "}}" in v:
+        # Vobiz does not expand templates (spec §1.0): fail now, not on a live call.
+        owner.fail(value, "a URL without {{...}} placeholders (Vobiz never expands them)")
+    return v
+
+
+class EndTimeout(Attr):
+    """digitEndTimeout / speechEndTimeout: 2-10 seconds, or 'auto'."""
+
+    __slots__ = ()
+
+    def describe(self) -> str:
+        return "an integer from 2 to 10 (or the same as a string), or 'auto'"
+
+    _OK = frozenset(["auto", *(str(i) for i in range(2, 11))])
+
+    def check(self, value: object) -> str:
+        if type(value) is int and 2 <= value <= 10:
+            return str(value)
+        if type(value) is str and value in self._OK:
+            return value
+        self.fail(value)
+
+    def parse(self, s: str) -> str:
+        return self.check(s)
+
+    def to_python(self, s: str) -> object:
+        return s if s == "auto" else int(s)
+
+
+class Hints(Attr):
+    """Gather hints: comma-separated phrases, or a sequence of phrases joined with commas."""
+
+    __slots__ = ()
+    escaper = "attr"
+
+    def describe(self) -> str:
+        return (
+            "non-empty comma-separated phrases (at most 500 phrases, 10000 characters in all, "
+            "100 characters per phrase)"
+        )
+
+    def check(self, value: object) -> str:
+        if isinstance(value, (list, tuple)) and all(type(p) is str for p in value):
+            if any("," in p for p in value):
+                self.fail(value, "phrases without commas when given as a list")
+            value = ",".join(value)
+        if type(value) is not str:
+            self.fail(value)
+        return self.check_str(value)
+
+    def check_str(self, value: str) -> str:
+        super().check_str(value)
+        phrases = value.split(",")
+        if (
+            not value
+            or len(value) > 10000
+            or len(phrases) > 500
+            or any(not p.strip() or len(p) > 100 for p in phrases)
+        ):
+            self.fail(value)
+        return value
+
+
+class KeyValues(Attr):
+    """``k=v,k2=v2`` (sipHeaders, extraHeaders); a mapping is joined in that form."""
+
+    __slots__ = ("key", "maxbytes", "what")
+
+    def __init__(self, py: str, key: str, what: str, maxbytes: int = 0) -> None:
+        super().__init__(py)
+        self.key = re.compile(key)
+        self.maxbytes = maxbytes
+        self.what = what
+
+    def describe(self) -> str:
+        limit = f", at most {self.maxbytes} bytes" if self.maxbytes else ""
+        return f"'key=value' pairs separated by commas ({self.what}{limit})"
+
+    def check(self, value: object) -> str:
+        if isinstance(value, Mapping):
+            if not all(type(k) is str and type(v) is str for k, v in value.items()):
+                self.fail(value)
+            value = ",".join(f"{k}={v}" for k, v in value.items())
+        if type(value) is not str:
+            self.fail(value)
+        return self.check_str(value)
+
+    def check_str(self, value: str) -> str:
+        for pair in value.split(","):
+            k, eq, v = pair.partition("=")
+            if not eq or self.key.fullmatch(k) is None or _ALNUM.fullmatch(v) is None:
+                self.fail(value)
+        if self.maxbytes and len(value) > self.maxbytes:  # ASCII only, so chars == bytes
+            self.fail(value)
+        return value
+
+
+_ALNUM = re.compile("[A-Za-z0-9]+")
+
+
+class Table(dict[str, Attr]):
+    """The attributes of one element keyed by Python name, in rendering order."""
+
+    def __init__(self, element: str, *attrs: Attr) -> None:
+        super().__init__()
+        self.element = element
+        self.by_xml: dict[str, Attr] = {}
+        self.index: dict[str, int] = {}
+        for i, a in enumerate(attrs):
+            a.element = element
+            a.pos = i
+            self[a.py] = a
+            self.by_xml[a.xml] = a
+            self.index[a.xml] = i
+        self.escapers = {a.xml: a.escape for a in attrs if a.escape is not None}

@@ -1,0 +1,270 @@
+"""The base of every VobizXML element: reading API, equality, repr and rendering plumbing.
+
+Leaf elements are immutable once built and cache their compact XML in ``_x``; containers
+(Gather, Dial, PreAnswer) cache theirs until a child is added. A Response never caches, since a
+nested container may still change, but it only joins its children's cached strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import TracebackType
+from typing import ClassVar, TypeVar
+
+from answerkit._attributes import Table, attr_string, esc_text
+from answerkit._tables import EMPTY, TEXTS
+from answerkit.errors import ElementError
+
+_E = TypeVar("_E", bound="Element")
+_DECL = '<?xml version="1.0" encoding="UTF-8"?>'
+#: Vobiz refuses answers over 100 KB; read as 100,000 bytes, the stricter reading.
+MAX_BYTES = 100_000
+_NOATTRS: dict[str, str] = {}  # shared by attribute-less elements; never mutated
+
+
+class Element:
+    """Base of every VobizXML element.
+
+    Reading API: ``tag``, ``attrs`` (rendered strings keyed by XML name), ``get(name)``
+    (XML or snake_case name), ``children``, ``text``. Elements compare by structure.
+    """
+
+    __slots__ = ("_attrs", "_x")
+    tag: ClassVar[str] = ""
+    _table: ClassVar[Table] = EMPTY
+    _kid_order: ClassVar[tuple[type[Element], ...]] = ()
+    _kids: ClassVar[frozenset[type[Element]]] = frozenset()
+    #: True for classes with a document rule that Response.validate must ask about.
+    _ruled: ClassVar[bool] = False
+
+    _attrs: dict[str, str]
+    _x: str | None  # this element's compact XML, once rendered
+
+    @property
+    def attrs(self) -> dict[str, str]:
+        """The given attributes as rendered (``"true"``, ``"1"``...), keyed by XML name."""
+        return dict(self._attrs)
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """An attribute's rendered value by XML name (``numDigits``) or Python name."""
+        v = self._attrs.get(name)
+        if v is None:
+            a = self._table.get(name)
+            if a is not None:
+                v = self._attrs.get(a.xml)
+        return default if v is None else v
+
+    @property
+    def children(self) -> list[Element]:
+        """The child elements, in order (a copy)."""
+        return []
+
+    @property
+    def text(self) -> str | None:
+        """The text content (for Speak with SSML, the plain text), or None."""
+        return None
+
+    def add(self, child: _E) -> _E:
+        """Append ``child`` and return it (so ``with parent.add(Gather(...)) as g:`` nests)."""
+        raise ElementError(f"{self.tag}: takes no child elements", element=self.tag, value=child)
+
+    def __enter__(self: _E) -> _E:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    def _key(self) -> tuple[object, ...]:
+        return (self._attrs,)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Element):
+            return NotImplemented
+        return type(other) is type(self) and self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def _args(self) -> list[str]:
+        return []
+
+    def __repr__(self) -> str:
+        args = self._args()
+        for k, v in self._attrs.items():
+            a = self._table.by_xml[k]
+            args.append(f"{a.py}={a.to_python(v)!r}")
+        return f"{type(self).__name__}({', '.join(args)})"
+
+    def __str__(self) -> str:
+        """This element as an XML fragment (a Response gives the whole document)."""
+        return self._x or self._render()
+
+    def _astr(self) -> str:
+        return attr_string(self._attrs, self._table.escapers) if self._attrs else ""
+
+    def _render(self) -> str:
+        x = self._x = f"<{self.tag}{self._astr()}/>"
+        return x
+
+    def _pretty(self, out: list[str], depth: int) -> None:
+        out.append("  " * depth + (self._x or self._render()))
+
+    def to_xml(self, pretty: bool = False) -> str:
+        """Only a Response is a document; see :meth:`Response.to_xml`."""
+        raise ElementError(
+            f"{self.tag}: only a Response can be rendered as a document; "
+            f"wrap it: Response({type(self).__name__}(...))",
+            element=self.tag,
+        )
+
+    def _rule(self, index: int, last: int) -> str | None:
+        """The document rule this element breaks at ``index`` of Response, if any."""
+        return None
+
+    @classmethod
+    def _parsed(cls: type[_E], attrs: dict[str, str], text: str | None, kids: list[object]) -> _E:
+        """Parser path: build from checked attributes, raw text and built children.
+
+        Each family overrides this with its own text and children checks, the same ones
+        its constructors apply, without a second call per element.
+        """
+        if (text and not text.isspace()) or kids:
+            what = repr(text) if text and not text.isspace() else type(kids[0]).__name__
+            raise ElementError(f"{cls.tag}: takes no text or children, got {what}", element=cls.tag)
+        el = cls.__new__(cls)
+        el._attrs = attrs
+        el._x = None
+        return el
+
+
+def cannot_contain(parent: type[Element], tag: str) -> ElementError:
+    """The error for a ``tag`` child that ``parent`` does not allow."""
+    names = ", ".join(k.__name__ for k in parent._kid_order) or "none"
+    hint = ""
+    if tag == "Record" and parent.tag == "Dial":
+        hint = " (spec §6 item 7: put Record(record_session=True) before the Dial)"
+    return ElementError(
+        f"{parent.tag}: cannot contain {tag}; allowed children: {names}{hint}",
+        element=parent.tag,
+        value=tag,
+    )
+
+
+def _reject(parent: Element, child: object) -> ElementError:
+    if isinstance(child, Element):
+        return cannot_contain(type(parent), child.tag)
+    names = ", ".join(k.__name__ for k in parent._kid_order) or "none"
+    hint = ""
+    if isinstance(child, str):
+        hint = (
+            "; wrap a number in Number(...)"
+            if parent.tag == "Dial"
+            else "; wrap text in Speak(...)"
+        )
+    return ElementError(
+        f"{parent.tag}: children must be elements ({names}), got {child!r}{hint}",
+        element=parent.tag,
+        value=child,
+    )
+
+
+class _Container(Element):
+    __slots__ = ("_as", "_children")
+    _children: list[Element]
+    _as: str | None  # the rendered attributes, once known
+
+    def _take(self, children: Sequence[object]) -> None:
+        kids = self._kids
+        for c in children:
+            if type(c) not in kids and not isinstance(c, self._kid_order):
+                raise _reject(self, c)
+        self._children = list(children)  # type: ignore[arg-type]
+
+    def _astr(self) -> str:
+        s = self._as
+        if s is None:
+            s = self._as = Element._astr(self)
+        return s
+
+    @property
+    def children(self) -> list[Element]:
+        return list(self._children)
+
+    def add(self, child: _E) -> _E:
+        if type(child) not in self._kids and not isinstance(child, self._kid_order):
+            raise _reject(self, child)
+        self._children.append(child)
+        self._x = None
+        return child
+
+    def _key(self) -> tuple[object, ...]:
+        return (self._attrs, self._children)
+
+    def _args(self) -> list[str]:
+        return [repr(c) for c in self._children]
+
+    def _render(self) -> str:
+        ch = self._children
+        if not ch:
+            return Element._render(self)
+        x = f"<{self.tag}{self._astr()}>"
+        for c in ch:
+            x += c._x or c._render()
+        x = self._x = x + f"</{self.tag}>"
+        return x
+
+    def _pretty(self, out: list[str], depth: int) -> None:
+        if not self._children:
+            return Element._pretty(self, out, depth)
+        pad = "  " * depth
+        out.append(f"{pad}<{self.tag}{self._astr()}>")
+        for c in self._children:
+            c._pretty(out, depth + 1)
+        out.append(f"{pad}</{self.tag}>")
+
+    @classmethod
+    def _parsed(cls: type[_E], attrs: dict[str, str], text: str | None, kids: list[object]) -> _E:
+        if text and not text.isspace():
+            raise ElementError(f"{cls.tag}: takes no text, got {text!r}", element=cls.tag)
+        el = cls.__new__(cls)
+        el._attrs = attrs
+        el._as = None  # type: ignore[attr-defined]
+        el._x = None
+        el._take(kids)  # type: ignore[attr-defined]
+        return el
+
+
+class _TextElement(Element):
+    __slots__ = ("_text",)
+    _text: str
+
+    @property
+    def text(self) -> str:
+        return self._text
+
+    def _key(self) -> tuple[object, ...]:
+        return (self._attrs, self._text)
+
+    def _args(self) -> list[str]:
+        return [repr(self._text)]
+
+    def _render(self) -> str:
+        x = self._x = f"<{self.tag}{self._astr()}>{esc_text(self._text)}</{self.tag}>"
+        return x
+
+    @classmethod
+    def _parsed(cls: type[_E], attrs: dict[str, str], text: str | None, kids: list[object]) -> _E:
+        if kids:
+            raise ElementError(
+                f"{cls.tag}: takes no child elements, got {type(kids[0]).__name__}",
+                element=cls.tag,
+            )
+        el = cls.__new__(cls)
+        el._attrs = attrs
+        el._x = None
+        el._text = TEXTS[cls.tag].take(text or "")[0]  # type: ignore[attr-defined]
+        return el

@@ -1,0 +1,393 @@
+"""Sending one Vobiz API request: retried only where safe, failures turned into typed errors.
+
+:class:`Sender` is the REST client's transport. The retry rules follow one
+principle: repeat a request only when it certainly had no effect, or when
+repeating it cannot change the outcome.
+
+* A connection that was never established (refused, DNS failure, connect
+  timeout) sent nothing, so any request may be repeated.
+* A 429 means Vobiz refused the request before acting on it, so any request may
+  be repeated after the wait it asks for (``Retry-After``).
+* A read timeout, a connection reset after sending, or a 5xx may come after the
+  request was applied. A transfer re-runs the new XML and a make-call places a
+  second call, so POSTs are never repeated then. A GET changes nothing and is
+  repeated after a reset or a 502/503/504; a DELETE only after 502/503/504,
+  which gateways send before the call service is reached. Timeouts are not
+  repeated at all: each would cost the whole timeout again.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+from answerkit import errors
+
+__all__ = [
+    "Answer",
+    "RetryPolicy",
+    "Sender",
+    "TransportFailure",
+    "classify_transport_error",
+    "parse_retry_after",
+]
+
+logger = logging.getLogger("answerkit.client")
+
+#: Statuses an idempotent request is repeated on; a plain 500 may be a bug that repeats.
+RETRYABLE_GATEWAY_STATUSES = frozenset({502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounds on repeating a request: count, total time and the backoff curve."""
+
+    max_retries: int = 3
+    max_retry_time: float = 30.0
+    backoff: float = 0.5
+    backoff_cap: float = 8.0
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries must be 0 or more, got {self.max_retries!r}")
+        if self.max_retry_time < 0 or self.backoff < 0 or self.backoff_cap < 0:
+            raise ValueError("max_retry_time, backoff and backoff_cap must not be negative")
+
+    def delay(self, retry_number: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry number ``retry_number`` (1 for the first retry).
+
+        ``Retry-After`` from the server wins over the backoff curve, because
+        retrying earlier than asked only earns another 429.
+        """
+        if retry_after is not None:
+            return max(0.0, retry_after)
+        return float(min(self.backoff_cap, self.backoff * 2 ** (retry_number - 1)))
+
+    def allows(self, retry_number: int, wait: float, started: float) -> bool:
+        """Whether retry ``retry_number`` after ``wait`` seconds stays inside both bounds."""
+        if retry_number > self.max_retries:
+            return False
+        return time.monotonic() + wait - started <= self.max_retry_time
+
+
+@dataclass(frozen=True)
+class TransportFailure:
+    """What a requests exception means for us: which error, and whether anything was sent."""
+
+    kind: str  # "connect" | "timeout" | "transport"
+    sent: bool
+    retryable: bool
+    detail: str
+
+
+def classify_transport_error(exc: requests.RequestException) -> TransportFailure:
+    """Sort a requests exception into connect / timeout / other transport failure."""
+    detail = _describe(exc)
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return TransportFailure("connect", sent=False, retryable=True, detail=detail)
+    if isinstance(exc, requests.exceptions.SSLError):
+        # Nothing was sent, but a certificate problem does not go away by retrying.
+        return TransportFailure("connect", sent=False, retryable=False, detail=detail)
+    if isinstance(exc, requests.exceptions.Timeout):
+        return TransportFailure("timeout", sent=True, retryable=False, detail=detail)
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        reason = exc.args[0] if exc.args else None
+        if isinstance(reason, MaxRetryError):
+            reason = reason.reason
+        if isinstance(reason, NewConnectionError):
+            return TransportFailure("connect", sent=False, retryable=True, detail=detail)
+    # A reset or a remote close after the request went out: it may have been applied.
+    return TransportFailure("transport", sent=True, retryable=False, detail=detail)
+
+
+def _describe(exc: BaseException) -> str:
+    """The innermost cause: requests wraps urllib3, which wraps the socket error."""
+    inner = exc
+    for _ in range(8):
+        causes = [getattr(inner, "reason", None), *inner.args]
+        nxt = next((c for c in causes if isinstance(c, BaseException) and c is not inner), None)
+        if nxt is None:
+            break
+        inner = nxt
+    return f"{type(inner).__name__}: {inner}"
+
+
+def parse_retry_after(headers: Mapping[str, str], body: Any) -> float | None:
+    """Seconds to wait: ``Retry-After`` (seconds or HTTP date), else ``details.retryAfter``."""
+    value = headers.get("Retry-After")
+    if value:
+        seconds = _seconds(value)
+        if seconds is not None:
+            return seconds
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            when = None
+        if when is not None:
+            return max(0.0, when.timestamp() - time.time())
+    if isinstance(body, dict):
+        for holder in (body.get("error"), body):
+            details = holder.get("details") if isinstance(holder, dict) else None
+            if isinstance(details, dict):
+                seconds = _seconds(details.get("retryAfter", details.get("retry_after")))
+                if seconds is not None:
+                    return seconds
+    return None
+
+
+def _seconds(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return max(0.0, float(value))
+    if isinstance(value, str):
+        try:
+            return max(0.0, float(value.strip()))
+        except ValueError:
+            return None
+    return None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A 2xx (or, inside the loop, any) HTTP answer: status, parsed body, request id."""
+
+    status: int
+    body: Any  # parsed JSON, the text when it is not JSON, None when empty
+    headers: Mapping[str, str]
+    request_id: str | None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+class Sender:
+    """Sends requests for one account on one session; shared by threads, holds no per-call state."""
+
+    def __init__(
+        self,
+        session: requests.Session,
+        policy: RetryPolicy,
+        *,
+        auth_id: str,
+        auth_token: str,
+        base_url: str,
+        timeout: float | tuple[float, float],
+        user_agent: str,
+    ) -> None:
+        self.session = session
+        self.policy = policy
+        self.auth_id = auth_id
+        self.base_url = base_url
+        self._timeout = timeout
+        self._headers = {
+            "X-Auth-ID": auth_id,
+            "X-Auth-Token": auth_token,
+            "Accept": "application/json",
+            "User-Agent": user_agent,
+        }
+
+    def __repr__(self) -> str:
+        return f"Sender(auth_id={self.auth_id!r}, base_url={self.base_url!r})"
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Mapping[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
+        call_uuid: str | None = None,
+    ) -> Answer:
+        """Send, retrying where safe; return the 2xx answer or raise a VobizError."""
+        url = self.base_url + path
+        headers = dict(self._headers)
+        data = None
+        if json_body is not None:
+            headers["Content-Type"] = "application/json"
+            data = json.dumps(json_body).encode("utf-8")
+        # GET changes nothing, so it may repeat after anything; DELETE only after a
+        # gateway status; POST (transfer, create) only when it surely had no effect.
+        repeat_sent = method == "GET"
+        repeat_statuses = RETRYABLE_GATEWAY_STATUSES if method in ("GET", "DELETE") else frozenset()
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            error: errors.VobizError
+            try:
+                response = self.session.request(
+                    method,
+                    url,
+                    params=params,
+                    data=data,
+                    headers=headers,
+                    timeout=self._timeout,
+                    allow_redirects=False,
+                )
+            except requests.RequestException as exc:
+                failure = classify_transport_error(exc)
+                logger.info("%s %s -> %s (attempt %d)", method, path, failure.detail, attempt)
+                error = _transport_error(failure, method, url, call_uuid)
+                may_retry = failure.retryable or (repeat_sent and failure.kind == "transport")
+                wait = self.policy.delay(attempt)
+            else:
+                answer = _read(response)
+                logger.debug(
+                    "%s %s -> %d (request id %s, attempt %d)",
+                    method,
+                    path,
+                    answer.status,
+                    answer.request_id,
+                    attempt,
+                )
+                if 200 <= answer.status < 300:
+                    return answer
+                error = self.api_error(answer, method, path, call_uuid)
+                retry_after = (
+                    error.retry_after if isinstance(error, errors.RateLimitedError) else None
+                )
+                may_retry = answer.status == 429 or answer.status in repeat_statuses
+                wait = self.policy.delay(attempt, retry_after)
+            if not may_retry or not self.policy.allows(attempt, wait, started):
+                raise error
+            logger.warning(
+                "%s %s failed (%s); retrying in %.2fs (attempt %d of at most %d)",
+                method,
+                path,
+                type(error).__name__,
+                wait,
+                attempt + 1,
+                self.policy.max_retries + 1,
+            )
+            time.sleep(wait)
+
+    def api_error(
+        self, answer: Answer, method: str, path: str, call_uuid: str | None
+    ) -> errors.APIError:
+        """The typed error for a non-2xx answer, with a message that says what to do."""
+        status, body = answer.status, answer.body
+        cls: type[errors.APIError] = errors.APIError
+        extra: dict[str, Any] = {}
+        if status in (400, 422):
+            cls, hint = errors.ValidationError, "fix the parameter Vobiz names"
+        elif status == 401:
+            cls = errors.AuthenticationError
+            hint = (
+                f"check the credentials (auth id {self.auth_id}; VOBIZ_AUTH_ID / "
+                "VOBIZ_AUTH_TOKEN) and that the path is PascalCase /Account/{auth_id}/Call/…/"
+            )
+        elif status == 402:
+            cls, hint = errors.PaymentRequiredError, "the balance is insufficient: top up"
+        elif status == 403:
+            cls = errors.ForbiddenError
+            hint = "the account may not do this (for calls: the geo permissions)"
+        elif status == 404 and call_uuid is not None:
+            cls = errors.CallNotActiveError
+            hint = (
+                f"call {call_uuid} is not active: it already ended or never existed "
+                "(check with get_live_call())"
+            )
+        elif status == 404:
+            cls, hint = errors.NotFoundError, "check base_url and the auth id"
+        elif status == 409:
+            cls, hint = errors.ConflictError, "the call's state does not allow this now"
+        elif status == 429:
+            cls = errors.RateLimitedError
+            wait = extra["retry_after"] = parse_retry_after(answer.headers, body)
+            hint = "rate limited: " + (
+                f"wait {wait:g}s and retry" if wait is not None else "back off and retry"
+            )
+        elif status >= 500:
+            cls = errors.ServerError
+            hint = (
+                "Vobiz failed; the request may have been applied, check with get_live_call() "
+                "before repeating it"
+                if method == "POST"
+                else "Vobiz failed; retry later"
+            )
+        elif 300 <= status < 400:
+            hint = "Vobiz answered with a redirect; check base_url"
+        else:
+            hint = "unexpected answer"
+        said = _api_message(body) or "no message"
+        rid = f" (request id {answer.request_id})" if answer.request_id else ""
+        return cls(
+            f"{method} {path} -> {status}: {said}. {hint[0].upper()}{hint[1:]}{rid}",
+            status=status,
+            body=body,
+            request_id=answer.request_id,
+            method=method,
+            url=self.base_url + path,
+            call_uuid=call_uuid,
+            **extra,
+        )
+
+
+def _read(response: requests.Response) -> Answer:
+    body: Any = None
+    if response.content:
+        try:
+            body = json.loads(response.content)
+        except (ValueError, RecursionError):
+            # Malformed JSON is kept as text: the caller gets a typed error or result,
+            # never a JSONDecodeError.
+            body = response.text
+    request_id = None
+    if isinstance(body, dict):
+        error_part = body.get("error")
+        request_id = (
+            _text(body.get("requestId"))
+            or _text(body.get("request_id"))
+            or (_text(error_part.get("requestId")) if isinstance(error_part, dict) else None)
+            or _text(body.get("api_id"))
+        )
+    request_id = request_id or response.headers.get("X-Request-ID")
+    return Answer(response.status_code, body, response.headers, request_id)
+
+
+def _transport_error(
+    failure: TransportFailure, method: str, url: str, call_uuid: str | None
+) -> errors.TransportError:
+    where: dict[str, Any] = {"method": method, "url": url, "call_uuid": call_uuid}
+    if failure.kind == "connect":
+        return errors.ConnectError(
+            f"could not connect to Vobiz for {method} {url} ({failure.detail}); nothing was "
+            "sent. Check the network and base_url",
+            **where,
+        )
+    applied = "the request may have been applied" + (
+        "; check with get_live_call() before repeating it" if method == "POST" else ""
+    )
+    if failure.kind == "timeout":
+        return errors.TimeoutError(
+            f"no answer from Vobiz in time for {method} {url} ({failure.detail}): {applied}",
+            **where,
+        )
+    return errors.TransportError(
+        f"the connection broke during {method} {url} ({failure.detail}): {applied}", **where
+    )
+
+
+def _api_message(body: Any) -> str | None:
+    """The human message from any of the three error body shapes of spec §4.0."""
+    if isinstance(body, dict):
+        error_part = body.get("error")
+        if isinstance(error_part, dict):
+            message = _text(error_part.get("message")) or _text(error_part.get("code"))
+            if message:
+                return message
+        return _text(error_part) or _text(body.get("message")) or _text(body.get("detail"))
+    if isinstance(body, str) and body.strip():
+        text = " ".join(body.split())
+        return text[:200] + ("…" if len(text) > 200 else "")
+    return None

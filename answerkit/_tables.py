@@ -1,0 +1,285 @@
+"""The attribute tables of VobizXML (spec §1.2), one per element, in the spec's order.
+
+The order of each table is the rendering order. Where the spec lists a contradiction (§6),
+the choice made here is written beside the table entry.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import NoReturn
+
+from answerkit._attributes import (
+    MEMO,
+    URL,
+    Bool,
+    EndTimeout,
+    Enum,
+    Hints,
+    Int,
+    KeyValues,
+    Method,
+    Pattern,
+    Table,
+    Text,
+    bad_xml_char,
+    check_url,
+    describe_bad_char,
+    esc_text,
+    fast_url,
+    remember,
+)
+from answerkit.errors import ElementError
+
+_TEXT_PATTERNS = {
+    # E.164 as the docs write it: '+', a country code that never starts with 0, 8-15 digits.
+    "e164": re.compile(r"\+[1-9][0-9]{7,14}"),
+    "sip": re.compile(r"sip:[^@\s<>\"]+@[^@\s<>\"]+"),
+    "dtmf": re.compile(r"[0-9*#wW]+"),
+}
+
+
+class TextSpec:
+    """What an element's text content must be; checks and trims it."""
+
+    __slots__ = ("element", "fast", "kind", "schemes", "what")
+
+    def __init__(self, element: str, kind: str, what: str, schemes: tuple[str, ...] = ()) -> None:
+        self.element = element
+        self.kind = kind
+        self.what = what
+        self.schemes = tuple(s + "://" for s in schemes)
+        # A full match of the untrimmed value proves it needs neither trimming nor a message.
+        self.fast: Callable[[str], object] = (
+            fast_url(schemes)
+            if kind == "url"
+            else _TEXT_PATTERNS[kind].fullmatch
+            if kind in _TEXT_PATTERNS
+            else _plain_text
+        )
+
+    def take(self, value: object) -> tuple[str, str]:
+        """The checked text and its escaped form (memoised like attribute values)."""
+        if type(value) is str:
+            hit = MEMO.get((self, value))
+            if hit is not None:
+                return hit
+            v = self.check(value)
+            return remember(MEMO, (self, value), (v, esc_text(v)), len(value))
+        self.fail(value)
+
+    def fail(self, value: object, allowed: str | None = None) -> NoReturn:
+        raise ElementError(
+            f"{self.element}: text must be {allowed or self.what}, got {value!r}",
+            element=self.element,
+            attribute=None,
+            value=value,
+        )
+
+    def check(self, value: object) -> str:
+        """The checked text, trimmed of surrounding whitespace."""
+        if type(value) is str and self.fast(value) is not None:
+            return value
+        if type(value) is not str:
+            self.fail(value)
+        if self.kind == "url":
+            return check_url(self, value, self.schemes)
+        v = value.strip()
+        if self.kind == "text":
+            bad = bad_xml_char(v)
+            if bad is not None:
+                self.fail(value, f"text XML can carry ({describe_bad_char(v, bad)})")
+            if not v:
+                self.fail(value)
+            return v
+        if _TEXT_PATTERNS[self.kind].fullmatch(v) is None:
+            if self.kind == "e164" and v.isdigit():
+                self.fail(value, f"{self.what}: add the leading '+'")
+            self.fail(value)
+        return v
+
+
+def _plain_text(v: str) -> object:
+    # Printable, and neither blank nor needing a trim.
+    return v if v.isprintable() and v[:1] not in ("", " ") and v[-1] != " " else None
+
+
+#: Speak languages: the 16 of the voice table, plus en-IN and hi-IN. Those two are offered by
+#: Vobiz's own XML builder but missing from the table (spec §6 item 14); an India-based
+#: platform's builder is trusted over the omission.
+SPEAK_LANGUAGES = (
+    "da-DK", "nl-NL", "en-AU", "en-GB", "en-US", "fr-FR", "fr-CA", "de-DE",
+    "it-IT", "pl-PL", "pt-PT", "pt-BR", "ru-RU", "es-ES", "es-US", "sv-SE",
+    "en-IN", "hi-IN",
+)  # fmt: skip
+WOMAN_ONLY = frozenset(["da-DK", "fr-CA", "ru-RU", "sv-SE"])
+MAN_ONLY = frozenset(["pt-PT"])
+
+#: Gather languages the fork SDK allows; only advice (lint), never an error (spec §1.2).
+GATHER_LANGUAGES = frozenset([
+    "en-AU", "en-CA", "en-GB", "en-IE", "en-IN", "en-PH", "en-SG", "en-US", "en-ZA",
+    "de-DE", "es-ES", "es-MX", "es-US", "fr-CA", "fr-FR", "it-IT", "ja-JP", "ko-KR",
+    "nl-NL", "pt-BR", "pt-PT", "ru-RU", "zh", "cmn-hans-cn", "zh-HK", "zh-TW",
+    "cmn-hans-tw", "yue-Hant-HK", "af-ZA", "hi-IN",
+])  # fmt: skip
+
+_KEYS_09 = "one of 0-9, '*', '#'"
+_E164_LOOSE = r"\+?[1-9][0-9]{7,14}"
+_DIGITS_MATCH = r"[0-9*#]+(?:,[0-9*#]+)*"
+_DM_WHAT = "comma-separated digit patterns of 0-9, '*', '#'"
+
+
+def _send_digits() -> Pattern:
+    return Pattern("send_digits", r"[0-9*#wW]+", "DTMF digits: 0-9, '*', '#', 'w', 'W'")
+
+
+def _sip_headers() -> KeyValues:
+    # Spec §6 item 4: keys are written as given (Vobiz adds the X-VH- prefix); both the
+    # plain form (Reason=billing) and the sip-headers page's suffix form (ReasonX-VH=billing)
+    # pass; values are [A-Za-z0-9] only (VO).
+    return KeyValues("sip_headers", r"[A-Za-z0-9]+(?:X-VH)?", "[A-Za-z0-9] keys and values")
+
+
+SPEAK = Table(
+    "Speak",
+    # Spec §6 item 14: only the documented WOMAN/MAN; the Polly.* names appear in one SSML
+    # example only, and an unsupported voice would fail on a live call.
+    Enum("voice", ("WOMAN", "MAN")),
+    Enum("language", SPEAK_LANGUAGES),
+    Int("loop", 0),
+)
+PLAY = Table("Play", Int("loop", 0))
+WAIT = Table("Wait", Int("length", 1), Bool("silence"), Int("min_silence", 1), Bool("beep"))
+GATHER = Table(
+    "Gather",
+    URL("action"),
+    Method("method"),
+    Enum("input_type", ("dtmf", "speech", "dtmf speech")),
+    Int("execution_timeout", 5, 60),
+    EndTimeout("digit_end_timeout"),
+    EndTimeout("speech_end_timeout"),
+    Pattern("finish_on_key", r"[0-9*#]?|none", f"{_KEYS_09}, '' or 'none'"),
+    Int("num_digits", 1, 32),
+    Enum("speech_model", ("default", "command_and_search", "phone_call", "telephony")),
+    Hints("hints"),
+    Pattern("language", r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*", "a language tag such as 'en-US'"),
+    URL("interim_speech_results_callback"),
+    Method("interim_speech_results_callback_method"),
+    Bool("log"),
+    Bool("redirect"),
+    Bool("profanity_filter"),
+)
+DIAL = Table(
+    "Dial",
+    URL("action"),
+    Method("method"),
+    URL("callback_url"),
+    Method("callback_method"),
+    Bool("redirect"),
+    Pattern("caller_id", _E164_LOOSE, "an E.164 number such as '+14155551234'"),
+    Text("caller_name", 50),
+    Int("timeout", 1),
+    Int("time_limit", 1),
+    Bool("hangup_on_star"),
+    URL("dial_music", extra=("real",)),
+    URL("confirm_sound"),
+    Pattern("confirm_key", r"[0-9*#]", _KEYS_09),
+    Int("confirm_timeout", 1),
+    Pattern("digits_match", _DIGITS_MATCH, _DM_WHAT),
+    Pattern("digits_match_b_leg", _DIGITS_MATCH, _DM_WHAT),
+    _sip_headers(),
+)
+NUMBER = Table("Number", _send_digits(), Bool("send_on_preanswer"))
+USER = Table("User", _send_digits(), Bool("send_on_preanswer"), _sip_headers())
+RECORD = Table(
+    "Record",
+    URL("action"),
+    Method("method"),
+    Enum("file_format", ("mp3", "wav")),
+    Bool("redirect"),
+    Int("timeout", 1),
+    Int("max_length", 1),
+    Bool("play_beep"),
+    Pattern(
+        "finish_on_key",
+        r"(?!.*(.).*\1)[0-9*#]*",
+        "any set of the keys 1234567890*# (each at most once), or ''",
+    ),
+    Bool("record_session"),
+    Bool("start_on_dial_answer"),
+    Enum("transcription_type", ("auto", "hybrid")),
+    URL("transcription_url"),
+    Method("transcription_method"),
+    URL("callback_url"),
+    Method("callback_method"),
+)
+_SOUND = ("", "beep:1", "beep:2")
+CONFERENCE = Table(
+    "Conference",
+    Bool("muted"),
+    Bool("beep"),
+    Bool("start_conference_on_enter"),
+    Bool("end_conference_on_exit"),
+    Int("max_participants", 1),
+    Bool("stay_alone"),
+    URL("enter_sound", extra=_SOUND),
+    URL("exit_sound", extra=_SOUND),
+    Bool("relay_dtmf", xml="relayDTMF"),
+    Pattern("digits_match", _DIGITS_MATCH, _DM_WHAT),
+    Bool("hangup_on_star"),
+    URL("wait_sound"),
+    Method("wait_method"),
+    URL("callback_url"),
+    Method("callback_method"),
+    Bool("record"),
+    Enum("record_file_format", ("mp3", "wav")),
+    Int("time_limit", 1),
+    URL("action"),
+    Method("method"),
+)
+REDIRECT = Table("Redirect", Method("method"))
+HANGUP = Table("Hangup", Enum("reason", ("rejected", "busy")), Int("schedule", 1))
+DTMF = Table("DTMF", Bool("async_"))
+STREAM = Table(
+    "Stream",
+    Bool("bidirectional"),
+    Enum("audio_track", ("inbound", "outbound", "both")),
+    Int("stream_timeout", 1),
+    URL("status_callback_url"),
+    Method("status_callback_method"),
+    Enum(
+        "content_type",
+        ("audio/x-l16;rate=8000", "audio/x-l16;rate=16000", "audio/x-mulaw;rate=8000"),
+    ),
+    # Spec §6 item 16: the table says [A-Za-z0-9]; one example uses '_'. The table wins.
+    KeyValues("extra_headers", "[A-Za-z0-9]+", "[A-Za-z0-9] keys and values", maxbytes=512),
+    Int("max_retries", 0, 10),
+    Bool("keep_call_alive"),
+)
+EMPTY = Table("Response")
+PREANSWER = Table("PreAnswer")
+
+#: Attribute names from Plivo/TwiML that people carry over, and what to write instead.
+RENAMED = {
+    ("Gather", "timeout"): "execution_timeout (executionTimeout)",
+    ("Gather", "type"): "input_type (inputType)",
+    ("Gather", "input"): "input_type (inputType)",
+    ("Gather", "digitTimeout"): "digit_end_timeout (digitEndTimeout)",
+    ("Conference", "maxMembers"): "max_participants (maxParticipants)",
+    ("Play", "digits"): "the DTMF element",
+}
+
+TEXTS = {
+    "Speak": TextSpec("Speak", "text", "non-blank text (or SSML)"),
+    "Play": TextSpec("Play", "url", "an absolute https:// or http:// URL", ("https", "http")),
+    "Number": TextSpec("Number", "e164", "an E.164 number such as '+14156667890'"),
+    "User": TextSpec("User", "sip", "a SIP URI such as 'sip:agent@example.com'"),
+    "Conference": TextSpec("Conference", "text", "a non-blank room name"),
+    "Redirect": TextSpec(
+        "Redirect", "url", "an absolute https:// or http:// URL", ("https", "http")
+    ),
+    "DTMF": TextSpec("DTMF", "dtmf", "DTMF digits: 0-9, '*', '#', 'w', 'W'"),
+    "Stream": TextSpec("Stream", "url", "an absolute wss:// or ws:// URL", ("wss", "ws")),
+    "Dial": TextSpec("Dial", "e164", "one E.164 number such as '+14156667890'"),
+}

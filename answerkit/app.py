@@ -1,0 +1,416 @@
+"""Call-flow routes on Flask: declare routes, mount them, build their URLs, transfer to them.
+
+A :class:`CallFlow` is a set of webhook routes that share one public URL, one set of
+auth tokens and one per-call state store. It mounts into a Flask app as a blueprint
+(:meth:`CallFlow.register`) or makes its own app (:meth:`CallFlow.create_app`); the
+request pipeline itself lives in :mod:`answerkit.dispatch` and knows nothing of Flask.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+from urllib.parse import unquote, urlencode, urlsplit
+
+from flask import Blueprint, Flask, request
+from flask import Response as FlaskResponse
+
+from answerkit.client import TransferResult, VobizClient
+from answerkit.dispatch import (
+    DeadlineRunner,
+    Dispatcher,
+    ErrorHook,
+    Handler,
+    Route,
+    SignatureGate,
+    WebhookRequest,
+)
+from answerkit.elements import Hangup, Response, Speak
+from answerkit.errors import ConfigurationError
+from answerkit.request import Event
+from answerkit.state import StateStore, open_store
+from answerkit.transfer import TransferPlanner
+
+log = logging.getLogger("answerkit")
+
+DEFAULT_FALLBACK = Response(
+    Speak("We are sorry, we could not complete your call. Please try again later."),
+    Hangup(),
+)
+
+ENV_PUBLIC_URL = "ANSWERKIT_PUBLIC_URL"
+ENV_AUTH_TOKEN = "VOBIZ_AUTH_TOKEN"
+ENV_STATE_URL = "ANSWERKIT_STATE_URL"
+
+
+class CallFlow:
+    """A named set of call-flow routes.
+
+    ``public_url`` is the address at which Vobiz reaches the root of the web app that
+    serves this flow (``https://voice.example.com``, or ``https://example.com/voice``
+    behind a proxy that strips ``/voice``); a mount prefix given to :meth:`register`
+    is added after it. It builds every callback URL and is what signatures are
+    checked against. ``auth_token`` may list several tokens (rotation, parent
+    accounts). Missing settings come from ``ANSWERKIT_PUBLIC_URL``,
+    ``VOBIZ_AUTH_TOKEN`` (comma-separated) and ``ANSWERKIT_STATE_URL``.
+
+    Example::
+
+        flow = CallFlow("support", public_url="https://voice.example.com")
+
+        @flow.route("/answer")
+        def answer(call: CallRequest) -> Response:
+            return Response(Speak("Hello"), Hangup())
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        public_url: str | None = None,
+        auth_token: str | Sequence[str] | None = None,
+        state: str | StateStore | None = None,
+        verify: bool = True,
+        fallback: Response | None = None,
+        trusted_proxies: int = 0,
+        replay_window: float = 300.0,
+        deadline: float | None = 8.0,
+        on_error: ErrorHook | None = None,
+        client: VobizClient | None = None,
+        transfer_hosts: Sequence[str] = (),
+    ) -> None:
+        if not name or not name.replace("_", "").replace("-", "").isalnum():
+            raise ConfigurationError(
+                f"CallFlow name must be letters, digits, '-' or '_', got {name!r}"
+            )
+        self.name = name
+        self.public_url = _clean_public_url(public_url or os.environ.get(ENV_PUBLIC_URL))
+        tokens = auth_token if auth_token is not None else os.environ.get(ENV_AUTH_TOKEN, "")
+        if isinstance(tokens, str):
+            tokens = [t.strip() for t in tokens.split(",")]
+        self.auth_tokens: tuple[str, ...] = tuple(t for t in tokens if t)
+        self.verify = verify
+        self.trusted_proxies = trusted_proxies
+        self.replay_window = replay_window
+        self.on_error = on_error
+        fallback_doc = fallback if fallback is not None else DEFAULT_FALLBACK
+        self._fallback_bytes = fallback_doc.to_bytes()
+        self._state_spec = state if state is not None else os.environ.get(ENV_STATE_URL)
+        self._store: StateStore | None = None
+        self._store_lock = threading.Lock()
+        self._deadline = DeadlineRunner(deadline)
+        self._routes: dict[str, Route] = {}
+        self._by_name: dict[str, Route] = {}
+        self._mount_prefix: str | None = None
+        self._dispatcher: Dispatcher | None = None
+        self._checks: list[Callable[[CallFlow], None]] = []
+        self._endpoints: list[tuple[str, str, Callable[[], FlaskResponse], list[str]]] = []
+        self.transfers = TransferPlanner(self, client=client, allowed_hosts=transfer_hosts)
+
+    # -- declaring routes ---------------------------------------------------------
+
+    def route(
+        self,
+        path: str,
+        *,
+        name: str | None = None,
+        event: Event | str | None = None,
+        status_callback: bool = False,
+    ) -> Callable[[Handler], Handler]:
+        """Declare ``handler`` as the route at ``path`` (sugar over :meth:`add_route`).
+
+        With ``event``, the handler runs only for that ``Event`` on this path, and
+        several handlers can share one URL (an answer URL that also gets Hangup).
+        ``status_callback=True`` marks a URL whose answer Vobiz ignores (Dial
+        ``callbackUrl``, hangup URL): it runs for every event and answers an empty 200.
+        """
+
+        def decorator(handler: Handler) -> Handler:
+            self.add_route(path, handler, name=name, event=event, status_callback=status_callback)
+            return handler
+
+        return decorator
+
+    def add_route(
+        self,
+        path: str,
+        handler: Handler,
+        *,
+        name: str | None = None,
+        event: Event | str | None = None,
+        status_callback: bool = False,
+    ) -> Route:
+        """Register ``handler`` at ``path``; returns the route."""
+        if not path.startswith("/"):
+            raise ConfigurationError(f"route path must start with '/', got {path!r}")
+        if "<" in path or "?" in path or "#" in path:
+            raise ConfigurationError(
+                f"route path {path!r}: put variables in query parameters "
+                "(flow.url_for(name, key=value)), not in the path"
+            )
+        if self._dispatcher is not None:
+            raise ConfigurationError(
+                f"flow {self.name!r} is already mounted; declare route {path!r} before "
+                "register() or create_app()"
+            )
+        event_key = event.value if isinstance(event, Event) else event
+        route = self._routes.get(path)
+        if route is None:
+            route_name = name or getattr(handler, "__name__", None) or path.strip("/")
+            if route_name in self._by_name:
+                raise ConfigurationError(
+                    f"flow {self.name!r} already has a route named {route_name!r} "
+                    f"(at {self._by_name[route_name].path}); pass name= to tell them apart"
+                )
+            route = Route(route_name, path, status_callback=status_callback)
+            self._routes[path] = route
+            self._by_name[route_name] = route
+        elif name is not None and name != route.name and name not in self._by_name:
+            self._by_name[name] = route
+        if event_key in route.handlers:
+            raise ConfigurationError(
+                f"route {path!r} already has a handler for "
+                f"{'every event' if event_key is None else 'event ' + repr(event_key)}"
+            )
+        route.handlers[event_key] = handler
+        route.status_callback = route.status_callback or status_callback
+        return route
+
+    def add_check(self, check: Callable[[CallFlow], None]) -> None:
+        """Run ``check(flow)`` when the flow is mounted; it raises ConfigurationError.
+
+        Recipes use it to validate their whole graph (every option leads somewhere)
+        once all routes are declared, before the first call arrives.
+        """
+        self._checks.append(check)
+
+    def add_endpoint(
+        self,
+        path: str,
+        view: Callable[[], FlaskResponse],
+        *,
+        name: str,
+        methods: Sequence[str] = ("POST",),
+    ) -> None:
+        """Serve a plain Flask view (not a Vobiz webhook) beside the flow's routes."""
+        self._endpoints.append((path, name, view, list(methods)))
+
+    @property
+    def routes(self) -> list[Route]:
+        """Every declared route, in declaration order."""
+        return list(self._routes.values())
+
+    def get_route(self, name_or_path: str) -> Route:
+        """The route with this name (or path); ConfigurationError if there is none."""
+        route = self._by_name.get(name_or_path) or self._routes.get(name_or_path)
+        if route is None:
+            known = ", ".join(sorted(self._by_name)) or "none declared"
+            raise ConfigurationError(
+                f"flow {self.name!r} has no route {name_or_path!r} (routes: {known})"
+            )
+        return route
+
+    # -- URLs -----------------------------------------------------------------------
+
+    def url_for(self, name: str, **params: Any) -> str:
+        """The absolute public URL of a route, with ``params`` as its query string.
+
+        Placed in an element attribute, the ``&`` between parameters is escaped on
+        rendering, so the URL reaches Vobiz intact.
+        """
+        route = self.get_route(name)
+        if self.public_url is None:
+            raise ConfigurationError(
+                f"flow {self.name!r} has no public URL: pass public_url= to CallFlow or "
+                f"set {ENV_PUBLIC_URL} to the https address Vobiz reaches this app at"
+            )
+        url = self.public_url + (self._mount_prefix or "") + route.path
+        query = {k: _query_value(v) for k, v in params.items() if v is not None}
+        return f"{url}?{urlencode(query)}" if query else url
+
+    # -- state ----------------------------------------------------------------------
+
+    @property
+    def store(self) -> StateStore:
+        """The per-call state store, opened on first use."""
+        if self._store is None:
+            with self._store_lock:
+                if self._store is None:
+                    spec = self._state_spec
+                    self._store = spec if isinstance(spec, StateStore) else open_store(spec)
+        return self._store
+
+    # -- mounting on Flask ----------------------------------------------------------
+
+    def dispatcher(self) -> Dispatcher:
+        """The flow's request pipeline; checks the security settings on first use."""
+        if self._dispatcher is None:
+            for check in self._checks:
+                check(self)
+            verifier: SignatureGate | None = None
+            if self.verify:
+                if not self.auth_tokens:
+                    raise ConfigurationError(
+                        f"flow {self.name!r} has no auth token, so it cannot check that "
+                        f"webhooks come from Vobiz: pass auth_token= or set {ENV_AUTH_TOKEN}; "
+                        "to run without verification (local development only) pass verify=False"
+                    )
+                verifier = SignatureGate(
+                    self.auth_tokens, self.public_url, self.trusted_proxies, self.replay_window
+                )
+            else:
+                log.warning(
+                    "flow %s: signature verification is OFF (verify=False): anyone who can "
+                    "reach these URLs can drive your call flow",
+                    self.name,
+                )
+            self._dispatcher = Dispatcher(
+                self.name,
+                lambda: self.store,
+                verifier,
+                self._fallback_bytes,
+                self._deadline,
+                self.on_error,
+            )
+        return self._dispatcher
+
+    def blueprint(self, url_prefix: str | None = None) -> Blueprint:
+        """A Flask blueprint serving every route of the flow under ``url_prefix``."""
+        prefix = _clean_prefix(url_prefix)
+        if self._mount_prefix is not None and self._mount_prefix != prefix:
+            raise ConfigurationError(
+                f"flow {self.name!r} is already mounted at {self._mount_prefix or '/'!r}; "
+                "one flow has one public address"
+            )
+        dispatcher = self.dispatcher()
+        self._mount_prefix = prefix
+        bp = Blueprint(self.name, __name__, url_prefix=prefix or None)
+        for route in self._routes.values():
+            bp.add_url_rule(
+                route.path,
+                endpoint=route.name,
+                view_func=_make_view(dispatcher, route),
+                methods=["GET", "POST"],
+                strict_slashes=True,
+            )
+        for path, name, view, methods in self._endpoints:
+            bp.add_url_rule(path, endpoint=name, view_func=view, methods=methods)
+        return bp
+
+    def register(self, app: Flask, url_prefix: str | None = None) -> None:
+        """Mount the flow's routes on an existing Flask app."""
+        app.register_blueprint(self.blueprint(url_prefix))
+
+    def create_app(self, url_prefix: str | None = None) -> Flask:
+        """A new Flask app serving only this flow."""
+        app = Flask(self.name)
+        self.register(app, url_prefix)
+        return app
+
+    # -- transfer -------------------------------------------------------------------
+
+    def transfer(
+        self,
+        call_uuid: str,
+        aleg: str | None = None,
+        bleg: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        *,
+        method: str = "POST",
+        client: VobizClient | None = None,
+    ) -> TransferResult:
+        """Move a live call's leg(s) onto routes of this flow (or allowed absolute URLs).
+
+        Each leg names a route (``"hold"``) or an absolute URL; ``params`` become the
+        route URLs' query string. Raises :class:`~answerkit.CallNotActiveError` when the
+        call has ended; use :meth:`try_transfer` to get None instead.
+        """
+        return self.transfers.transfer(
+            call_uuid, aleg=aleg, bleg=bleg, params=params, method=method, client=client
+        )
+
+    def try_transfer(
+        self,
+        call_uuid: str,
+        aleg: str | None = None,
+        bleg: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        *,
+        method: str = "POST",
+        client: VobizClient | None = None,
+    ) -> TransferResult | None:
+        """Like :meth:`transfer`, but returns None when the call already ended."""
+        return self.transfers.try_transfer(
+            call_uuid, aleg=aleg, bleg=bleg, params=params, method=method, client=client
+        )
+
+
+def _make_view(dispatcher: Dispatcher, route: Route) -> Callable[[], FlaskResponse]:
+    def view() -> FlaskResponse:
+        # Vobiz sends its fields in the form (POST) or in the query string (GET);
+        # our own query parameters ride in the query string either way.
+        query = request.args.to_dict(flat=True)
+        if request.method == "POST":
+            params: Mapping[str, str] = request.form.to_dict(flat=True)
+        else:
+            params = query
+        reply = dispatcher.handle(
+            route,
+            WebhookRequest(
+                method=request.method,
+                path=_signed_path(),
+                params=params,
+                query=query,
+                headers=request.headers,
+                scheme=request.scheme,
+                host=request.host,
+                script_root=request.script_root,
+            ),
+        )
+        return FlaskResponse(reply.body, status=reply.status, content_type=reply.content_type)
+
+    view.__name__ = f"answerkit_{route.name}"
+    return view
+
+
+def _signed_path() -> str:
+    """The request path as Vobiz sent it: signatures cover the percent-encoded form,
+    while Flask's ``request.path`` is decoded. Servers that keep the raw URI
+    (gunicorn's RAW_URI, Werkzeug's REQUEST_URI) let us use it exactly."""
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    if not raw:
+        return request.path
+    raw_path = raw.split("?", 1)[0]
+    root = request.script_root
+    if root and raw_path.startswith(root):
+        raw_path = raw_path[len(root) :]
+    return raw_path if unquote(raw_path) == request.path else request.path
+
+
+def _clean_public_url(url: str | None) -> str | None:
+    if not url:
+        return None
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise ConfigurationError(
+            f"public_url must be an absolute https URL such as https://voice.example.com, "
+            f"got {url!r}"
+        )
+    if parts.query or parts.fragment:
+        raise ConfigurationError(f"public_url must not carry a query or fragment, got {url!r}")
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+
+
+def _clean_prefix(prefix: str | None) -> str:
+    if not prefix or prefix == "/":
+        return ""
+    return "/" + prefix.strip("/")
+
+
+def _query_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

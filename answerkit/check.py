@@ -1,0 +1,104 @@
+"""``answerkit check``: call every route with signed sample webhooks and validate the answers.
+
+Meant for users' own CI: a handler that raises, times out or returns invalid XML is a
+failure here, even though in production the flow would serve its fallback instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from flask import Flask
+
+from answerkit.app import CallFlow
+from answerkit.errors import ElementError
+from answerkit.parse import parse
+from answerkit.request import Event
+from answerkit.signature import sign
+
+SAMPLE_CALL = {
+    "CallUUID": "00000000-check-4000-8000-000000000001",
+    "From": "14155550100",
+    "To": "14155550199",
+    "Direction": "inbound",
+    "CallStatus": "in-progress",
+    "CallerName": "answerkit check",
+}
+
+SAMPLE_EVENT_FIELDS: dict[str, dict[str, str]] = {
+    Event.StartApp.value: {"CallStatus": "ringing"},
+    Event.Hangup.value: {
+        "CallStatus": "completed",
+        "HangupCause": "NORMAL_CLEARING",
+        "HangupCauseCode": "4000",
+        "HangupCauseName": "Normal Hangup",
+        "HangupSource": "Caller",
+        "Duration": "12",
+        "BillDuration": "60",
+    },
+    Event.DialAction.value: {"DialStatus": "completed", "DialALegUUID": SAMPLE_CALL["CallUUID"]},
+    Event.DialAnswer.value: {"DialAction": "answer", "DialBLegUUID": "b-leg-1"},
+    Event.DialHangup.value: {"DialAction": "hangup", "DialBLegUUID": "b-leg-1"},
+    Event.RecordStop.value: {"RecordingID": "rec-1", "RecordUrl": "https://example.com/r.mp3"},
+}
+
+
+@dataclass
+class CheckResult:
+    """The outcome of one sample webhook."""
+
+    flow: str
+    route: str
+    event: str
+    ok: bool
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        mark = "ok  " if self.ok else "FAIL"
+        lines = [f"{mark} {self.flow}/{self.route} [{self.event}]"]
+        lines += [f"     error: {p}" for p in self.problems]
+        lines += [f"     advice: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+def check_flow(flow: CallFlow) -> list[CheckResult]:
+    """Send one signed sample webhook per (route, event) and validate each answer."""
+    app = Flask(f"check-{flow.name}")
+    flow.register(app, flow._mount_prefix)
+    client = app.test_client()
+    dispatcher = flow.dispatcher()
+    errors: list[str] = []
+    original_hook = dispatcher.on_error
+
+    def collect(exc: BaseException, call: object, route: str) -> None:
+        errors.append(f"{type(exc).__name__}: {exc}")
+
+    dispatcher.on_error = collect
+    results: list[CheckResult] = []
+    try:
+        for route in flow.routes:
+            for event in route.events:
+                name = event or (
+                    Event.DialHangup.value if route.status_callback else Event.StartApp.value
+                )
+                errors.clear()
+                params = {**SAMPLE_CALL, "Event": name, **SAMPLE_EVENT_FIELDS.get(name, {})}
+                path = (flow._mount_prefix or "") + route.path
+                base = flow.public_url or "http://localhost"
+                headers = sign(base + path, flow.auth_tokens[0]) if flow.verify else {}
+                reply = client.post(path, data=params, headers=headers)
+                result = CheckResult(flow.name, route.name, name, ok=True)
+                if reply.status_code != 200:
+                    result.problems.append(f"answered HTTP {reply.status_code}")
+                result.problems += errors
+                if reply.data and not route.status_callback and name != Event.Hangup.value:
+                    try:
+                        result.warnings += [str(w) for w in parse(reply.data).lint()]
+                    except ElementError as exc:
+                        result.problems.append(f"invalid VobizXML: {exc}")
+                result.ok = not result.problems
+                results.append(result)
+    finally:
+        dispatcher.on_error = original_hook
+    return results

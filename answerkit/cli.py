@@ -1,0 +1,122 @@
+"""The ``answerkit`` command: run, routes, check, call, demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from flask import Flask
+
+from answerkit.app import CallFlow
+from answerkit.check import check_flow
+from answerkit.errors import AnswerkitError
+from answerkit.loader import find_flows
+
+
+def build_app(flows: Sequence[CallFlow]) -> Flask:
+    """One Flask app serving every flow (each at the prefix it was mounted with, if any)."""
+    app = Flask("answerkit")
+    for flow in flows:
+        flow.register(app, getattr(flow, "_mount_prefix", None))
+    return app
+
+
+def _print_routes(flows: Sequence[CallFlow]) -> None:
+    for flow in flows:
+        print(f"flow {flow.name}  (verification {'on' if flow.verify else 'OFF'})")
+        for route in flow.routes:
+            events = ", ".join("*" if e is None else e for e in route.events)
+            url = flow.url_for(route.name) if flow.public_url else route.path
+            kind = "status" if route.status_callback else "xml"
+            print(f"  {route.name:<20} {kind:<6} [{events}]  {url}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    flows = find_flows(args.app)
+    app = build_app(flows)
+    _print_routes(flows)
+    app.run(host=args.host, port=args.port, debug=False, use_reloader=False)
+    return 0
+
+
+def cmd_routes(args: argparse.Namespace) -> int:
+    flows = find_flows(args.app)
+    build_app(flows)
+    _print_routes(flows)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    flows = find_flows(args.app)
+    build_app(flows)
+    failures = 0
+    for flow in flows:
+        for result in check_flow(flow):
+            print(result)
+            failures += not result.ok
+    print(f"{failures} failure(s)" if failures else "all routes answer valid VobizXML")
+    return 1 if failures else 0
+
+
+def cmd_call(args: argparse.Namespace) -> int:
+    from answerkit.testing.terminal import run_terminal_call
+
+    return run_terminal_call(args)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from answerkit.demo import run_demo
+
+    return run_demo(verbose=args.verbose)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="answerkit", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="serve an application with the development server")
+    run.add_argument("app", help="examples/ivr.py, or FILE:VARIABLE, or a module name")
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--port", type=int, default=5000)
+    run.set_defaults(func=cmd_run)
+
+    routes = sub.add_parser("routes", help="list every route with its public URL")
+    routes.add_argument("app")
+    routes.set_defaults(func=cmd_routes)
+
+    check = sub.add_parser("check", help="call every route with signed samples; exit 1 on failure")
+    check.add_argument("app")
+    check.set_defaults(func=cmd_check)
+
+    call = sub.add_parser("call", help="place a simulated call through an application")
+    call.add_argument("app")
+    call.add_argument("--route", default=None, help="the answer route (default: the first)")
+    call.add_argument("--from", dest="from_", default="+14155550100")
+    call.add_argument("--to", default="+14155550199")
+    call.add_argument("--digits", default=None, help="scripted input, e.g. 1,2 (- for none)")
+    call.add_argument("--speech", default=None, help="scripted speech, e.g. 'sales,yes'")
+    call.add_argument("--dial", default=None, help="scripted dial outcomes: answer,busy,...")
+    call.set_defaults(func=cmd_call)
+
+    demo = sub.add_parser("demo", help="play a complete simulated call through real HTTP")
+    demo.add_argument("-v", "--verbose", action="store_true")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``answerkit`` command."""
+    args = make_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        code: int = args.func(args)
+    except AnswerkitError as exc:
+        print(f"answerkit: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,526 @@
+"""The Vobiz REST client: transfer a live call, hang up, retrieve a live call, make a call.
+
+Only the live-call endpoints answerkit needs (spec §4). Every failure is an
+:mod:`answerkit.errors` exception whose message says what to do; transport
+failures are retried only where that is safe (see :mod:`answerkit._retry`).
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import logging
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from answerkit import errors
+from answerkit._retry import Answer, RetryPolicy, Sender
+
+__all__ = ["DEFAULT_BASE_URL", "CallCreated", "LiveCall", "TransferResult", "VobizClient"]
+
+DEFAULT_BASE_URL = "https://api.vobiz.ai/api/v1"
+LEGS = ("aleg", "bleg", "both")
+METHODS = ("GET", "POST")
+
+logger = logging.getLogger("answerkit.client")
+
+# Unreserved URL characters only: the value becomes a path segment, and "/", "?",
+# "#", "%" or ".." there would silently address another resource.
+_PATH_SEGMENT = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9._~-]{1,128}$")
+_SIP_HEADER_PART = re.compile(r"^[A-Za-z0-9]+$")
+
+
+def _version() -> str:
+    try:
+        return metadata.version("answerkit")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0"
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    """Vobiz accepted a transfer (202). The new XML is fetched afterwards, asynchronously."""
+
+    api_id: str | None
+    message: str | None
+    #: The documented body has ``call_uuid``; a Vobiz example uses a ``call_uuids`` list (§6.10).
+    call_uuids: tuple[str, ...]
+    raw: Any = field(repr=False, default=None)
+
+    @property
+    def call_uuid(self) -> str | None:
+        """The first transferred call UUID, or None when the body named none."""
+        return self.call_uuids[0] if self.call_uuids else None
+
+
+@dataclass(frozen=True)
+class LiveCall:
+    """A live call as ``GET …/Call/{uuid}/?status=live`` describes it."""
+
+    call_uuid: str
+    call_status: str | None
+    api_id: str | None = None
+    request_uuid: str | None = None
+    caller_name: str | None = None
+    direction: str | None = None
+    from_: str | None = None
+    to: str | None = None
+    session_start: str | None = None
+    stir_attestation: str | None = None
+    stir_verification: str | None = None
+    raw: Mapping[str, Any] = field(repr=False, default_factory=dict)
+
+    @property
+    def in_progress(self) -> bool:
+        """True while the call is answered and may be transferred."""
+        return self.call_status == "in-progress"
+
+
+@dataclass(frozen=True)
+class CallCreated:
+    """Vobiz queued an outbound call. Success means queued, not answered."""
+
+    api_id: str | None
+    message: str | None
+    #: One UUID per destination; equal to the ``CallUUID`` the webhooks will carry.
+    request_uuids: tuple[str, ...]
+    raw: Any = field(repr=False, default=None)
+
+    @property
+    def request_uuid(self) -> str | None:
+        """The first request UUID, or None when the body named none."""
+        return self.request_uuids[0] if self.request_uuids else None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _uuids(value: object) -> tuple[str, ...]:
+    if isinstance(value, str) and value:
+        return (value,)
+    if isinstance(value, (list, tuple)):
+        return tuple(v for v in value if isinstance(v, str) and v)
+    return ()
+
+
+def _refuse(message: str, field_name: str, *, transfer: bool) -> ValueError:
+    """The error for an argument refused before sending; the message names the field."""
+    if transfer:
+        return errors.TransferArgumentError(message, field=field_name)
+    # Other endpoints have no error class of their own yet; TransferArgumentError is a
+    # ValueError too, so ``except ValueError`` catches every refused argument.
+    return ValueError(message)
+
+
+class VobizClient:
+    """A client for the Vobiz live-call REST API.
+
+    Reads ``VOBIZ_AUTH_ID`` and ``VOBIZ_AUTH_TOKEN`` when the credentials are not
+    passed. It keeps one pooled :class:`requests.Session`, so keep one client per
+    process and reuse it: a run of transfers then rides one TCP/TLS connection.
+
+    Thread safety: one client may be shared by any number of threads. Calls never
+    change shared state: credentials and headers are passed per request, cookies are
+    refused, and urllib3's connection pool is thread-safe.
+
+    Use it as a context manager, or call :meth:`close`. A ``session`` passed in is
+    used as is and left open.
+    """
+
+    def __init__(
+        self,
+        auth_id: str | None = None,
+        auth_token: str | None = None,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float | tuple[float, float] = 10.0,
+        allow_http: bool = False,
+        max_retries: int = 3,
+        max_retry_time: float = 30.0,
+        backoff: float = 0.5,
+        session: requests.Session | None = None,
+        pool_maxsize: int = 10,
+        user_agent: str | None = None,
+    ) -> None:
+        auth_id = auth_id if auth_id is not None else os.environ.get("VOBIZ_AUTH_ID")
+        auth_token = auth_token if auth_token is not None else os.environ.get("VOBIZ_AUTH_TOKEN")
+        if not auth_id:
+            raise errors.ConfigurationError(
+                "no Vobiz auth id: pass auth_id= or set the VOBIZ_AUTH_ID environment variable"
+            )
+        if not auth_token:
+            raise errors.ConfigurationError(
+                "no Vobiz auth token: pass auth_token= or set the VOBIZ_AUTH_TOKEN "
+                "environment variable"
+            )
+        if not _PATH_SEGMENT.match(auth_id):
+            raise errors.ConfigurationError(
+                f"auth id {auth_id!r} is not a Vobiz auth id (expected MA_… or SA_…)"
+            )
+        parts = urlsplit(base_url)
+        allowed = ("https", "http") if allow_http else ("https",)
+        if parts.scheme not in allowed or not parts.hostname:
+            hint = "" if allow_http else " (http only with allow_http=True, for local testing)"
+            raise errors.ConfigurationError(
+                f"base_url must be an absolute https URL{hint}, got {base_url!r}"
+            )
+        try:
+            policy = RetryPolicy(max_retries, max_retry_time, backoff)
+        except ValueError as exc:
+            raise errors.ConfigurationError(str(exc)) from None
+        self._auth_id = auth_id
+        self._base_url = base_url.rstrip("/")
+        self._allow_http = allow_http
+        self._owns_session = session is None
+        if session is None:
+            session = requests.Session()
+            # Our own loop decides about retries; urllib3 must not retry a POST behind our back.
+            adapter = HTTPAdapter(
+                pool_connections=4, pool_maxsize=pool_maxsize, max_retries=Retry(0, read=False)
+            )
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+            session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+        self._session = session
+        self._closed = False
+        self._sender = Sender(
+            session,
+            policy,
+            auth_id=auth_id,
+            auth_token=auth_token,
+            base_url=self._base_url,
+            timeout=timeout,
+            user_agent=user_agent or f"answerkit/{_version()} requests/{requests.__version__}",
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def auth_id(self) -> str:
+        """The account (``MA_…``) or sub-account (``SA_…``) id requests are made for."""
+        return self._auth_id
+
+    @property
+    def base_url(self) -> str:
+        """The API root, e.g. ``https://api.vobiz.ai/api/v1``."""
+        return self._base_url
+
+    def close(self) -> None:
+        """Close the pooled connections (a session passed in is left open)."""
+        self._closed = True
+        if self._owns_session:
+            self._session.close()
+
+    def __enter__(self) -> VobizClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"VobizClient(auth_id={self._auth_id!r}, base_url={self._base_url!r})"
+
+    # -- endpoints ---------------------------------------------------------------------
+
+    def transfer(
+        self,
+        call_uuid: str,
+        *,
+        legs: str | None = None,
+        aleg_url: str | None = None,
+        aleg_method: str = "POST",
+        bleg_url: str | None = None,
+        bleg_method: str = "POST",
+    ) -> TransferResult:
+        """Move a live call leg (or both) to new XML at a URL.
+
+        ``legs`` is derived from the URLs when left out. Arguments are checked
+        before anything is sent (:class:`~answerkit.errors.TransferArgumentError`):
+        a URL for each leg named and none for a leg not named (Vobiz would ignore
+        it silently), methods GET/POST, absolute https URLs.
+
+        Returns when Vobiz accepted (202); it fetches the URL afterwards, and a leg
+        whose URL fails is dropped (cause 7013/8013) with no error here. A 404
+        raises :class:`~answerkit.errors.CallNotActiveError`. Never retried after
+        a timeout or a 5xx: the transfer may have been applied, and re-running it
+        re-executes the new XML.
+        """
+        self._check_call_uuid(call_uuid, transfer=True)
+        body = self._transfer_body(legs, aleg_url, aleg_method, bleg_url, bleg_method)
+        answer = self._send("POST", self._call_path(call_uuid), json_body=body, call_uuid=call_uuid)
+        if not isinstance(answer.body, dict):
+            logger.warning(
+                "transfer of %s accepted (%s) but the body was not a JSON object",
+                call_uuid,
+                answer.status,
+            )
+            return TransferResult(None, None, (), raw=answer.body)
+        raw = answer.body
+        uuids = _uuids(raw.get("call_uuids")) or _uuids(raw.get("call_uuid"))
+        return TransferResult(_text(raw.get("api_id")), _text(raw.get("message")), uuids, raw)
+
+    def hangup(self, call_uuid: str) -> None:
+        """Hang up a live call (204). Vobiz then sends the call's hangup webhook.
+
+        Repeated after a 502/503/504; if the first attempt had ended the call, the
+        repeat answers 404 and :class:`~answerkit.errors.CallNotActiveError` is raised.
+        """
+        self._check_call_uuid(call_uuid)
+        self._send("DELETE", self._call_path(call_uuid), call_uuid=call_uuid)
+
+    def get_live_call(self, call_uuid: str) -> LiveCall:
+        """Describe a live call; :class:`~answerkit.errors.CallNotActiveError` if it is not live."""
+        self._check_call_uuid(call_uuid)
+        path = self._call_path(call_uuid)
+        answer = self._send("GET", path, params={"status": "live"}, call_uuid=call_uuid)
+        raw = answer.body
+        if not isinstance(raw, dict):
+            raise errors.APIError(
+                f"GET {path} -> {answer.status} but the body is not a JSON object, so the "
+                "call cannot be described; retry later",
+                status=answer.status,
+                body=raw,
+                request_id=answer.request_id,
+                method="GET",
+                url=self._base_url + path,
+                call_uuid=call_uuid,
+            )
+        return LiveCall(
+            call_uuid=_text(raw.get("call_uuid")) or call_uuid,
+            call_status=_text(raw.get("call_status")),
+            api_id=_text(raw.get("api_id")),
+            request_uuid=_text(raw.get("request_uuid")),
+            caller_name=_text(raw.get("caller_name")),
+            direction=_text(raw.get("direction")),
+            from_=_text(raw.get("from")),
+            to=_text(raw.get("to")),
+            session_start=_text(raw.get("session_start")),
+            stir_attestation=_text(raw.get("stir_attestation")),
+            stir_verification=_text(raw.get("stir_verification")),
+            raw=raw,
+        )
+
+    def make_call(
+        self,
+        from_: str,
+        to: str,
+        answer_url: str,
+        *,
+        answer_method: str = "POST",
+        hangup_url: str | None = None,
+        hangup_method: str = "POST",
+        ring_url: str | None = None,
+        ring_method: str = "POST",
+        fallback_url: str | None = None,
+        fallback_method: str = "POST",
+        caller_name: str | None = None,
+        time_limit: int | None = None,
+        ring_timeout: int | None = None,
+        hangup_on_ring: int | None = None,
+        send_digits: str | None = None,
+        sip_headers: Mapping[str, str] | str | None = None,
+        machine_detection: bool | str | None = None,
+        machine_detection_url: str | None = None,
+        machine_detection_method: str = "POST",
+        extra: Mapping[str, Any] | None = None,
+    ) -> CallCreated:
+        """Place an outbound call whose answer webhook is ``answer_url``.
+
+        ``sip_headers`` come back on the webhooks as ``X-PH-<name>``; keys and
+        values must be letters and digits. ``extra`` passes further documented
+        fields (``machine_detection_time`` …) through unchanged. A create is not
+        idempotent: it is never retried after a timeout or a 5xx. Bad arguments
+        raise :class:`ValueError` before anything is sent.
+        """
+        if not from_ or not to:
+            raise ValueError("make_call needs both from_ and to")
+        body: dict[str, Any] = {"from": from_, "to": to}
+        for name, url, method in (
+            ("answer", answer_url, answer_method),
+            ("hangup", hangup_url, hangup_method),
+            ("ring", ring_url, ring_method),
+            ("fallback", fallback_url, fallback_method),
+            ("machine_detection", machine_detection_url, machine_detection_method),
+        ):
+            if url is None and name != "answer":
+                continue
+            body[f"{name}_url"] = self._check_url(url, f"{name}_url", transfer=False)
+            body[f"{name}_method"] = self._check_method(method, f"{name}_method", transfer=False)
+        if caller_name is not None:
+            if len(caller_name) > 50:
+                raise ValueError("caller_name must be 50 characters or fewer")
+            body["caller_name"] = caller_name
+        for key, number in (
+            ("time_limit", time_limit),
+            ("ring_timeout", ring_timeout),
+            ("hangup_on_ring", hangup_on_ring),
+        ):
+            if number is not None:
+                if isinstance(number, bool) or not isinstance(number, int) or number <= 0:
+                    raise ValueError(f"{key} must be a whole number > 0, got {number!r}")
+                body[key] = number
+        if send_digits is not None:
+            body["send_digits"] = send_digits
+        if sip_headers is not None:
+            body["sip_headers"] = _sip_headers(sip_headers)
+        if machine_detection is not None:
+            if machine_detection not in (True, "true", "hangup"):
+                raise ValueError("machine_detection must be True, 'true' or 'hangup'")
+            body["machine_detection"] = "true" if machine_detection is True else machine_detection
+        body.update(extra or {})
+        path = f"/Account/{self._auth_id}/Call/"
+        answer = self._send("POST", path, json_body=body)
+        raw = answer.body
+        if not isinstance(raw, dict):
+            logger.warning(
+                "make_call accepted (%s) but the body was not a JSON object; "
+                "the request uuid is unknown",
+                answer.status,
+            )
+            return CallCreated(None, None, (), raw=raw)
+        return CallCreated(
+            _text(raw.get("api_id")),
+            _text(raw.get("message")),
+            _uuids(raw.get("request_uuid")),
+            raw,
+        )
+
+    # -- argument checks ---------------------------------------------------------------
+
+    def _transfer_body(
+        self,
+        legs: str | None,
+        aleg_url: str | None,
+        aleg_method: str,
+        bleg_url: str | None,
+        bleg_method: str,
+    ) -> dict[str, str]:
+        if legs is None:
+            if aleg_url is not None and bleg_url is not None:
+                legs = "both"
+            elif aleg_url is not None:
+                legs = "aleg"
+            elif bleg_url is not None:
+                legs = "bleg"
+            else:
+                raise errors.TransferArgumentError(
+                    "no transfer URL: pass aleg_url= to move the caller (A-leg), bleg_url= for "
+                    "the callee (B-leg), or both",
+                    field="aleg_url",
+                )
+        if not isinstance(legs, str) or legs.lower() not in LEGS:
+            raise errors.TransferArgumentError(
+                f"legs must be 'aleg', 'bleg' or 'both', got {legs!r}", field="legs"
+            )
+        legs = legs.lower()
+        body = {"legs": legs}
+        given = {"aleg": (aleg_url, aleg_method), "bleg": (bleg_url, bleg_method)}
+        named = ("aleg", "bleg") if legs == "both" else (legs,)
+        for leg in named:
+            if given[leg][0] is None:
+                raise errors.TransferArgumentError(
+                    f"legs={legs!r} needs {leg}_url: pass the URL that returns the new XML for "
+                    f"the {'caller (A-leg)' if leg == 'aleg' else 'callee (B-leg)'}",
+                    field=f"{leg}_url",
+                )
+        for leg, (url, _method) in given.items():
+            if leg not in named and url is not None:
+                raise errors.TransferArgumentError(
+                    f"{leg}_url is given but legs={legs!r} does not move that leg, so Vobiz "
+                    f"would ignore it: use legs='both' or drop {leg}_url",
+                    field=f"{leg}_url",
+                )
+        for leg in named:
+            url, method = given[leg]
+            body[f"{leg}_url"] = self._check_url(url, f"{leg}_url", transfer=True)
+            body[f"{leg}_method"] = self._check_method(method, f"{leg}_method", transfer=True)
+        return body
+
+    def _check_url(self, url: str | None, name: str, *, transfer: bool) -> str:
+        allowed = ("https", "http") if self._allow_http else ("https",)
+        problem = None
+        if not isinstance(url, str) or not url:
+            problem = "is required"
+        elif any(ord(c) < 33 or ord(c) == 127 for c in url):
+            problem = "contains whitespace or control characters; percent-encode them"
+        else:
+            parts = urlsplit(url)
+            try:
+                parts.port  # noqa: B018 - raises ValueError on a malformed port
+            except ValueError:
+                problem = "has a malformed port"
+            if problem is None and (parts.scheme.lower() not in allowed or not parts.hostname):
+                problem = "must be an absolute https:// URL Vobiz can reach" + (
+                    ""
+                    if self._allow_http
+                    else " (http only with allow_http=True on the client, for local testing)"
+                )
+        if problem is None:
+            assert isinstance(url, str)
+            return url
+        raise _refuse(f"{name} {problem}, got {url!r}", name, transfer=transfer)
+
+    @staticmethod
+    def _check_method(method: str, name: str, *, transfer: bool) -> str:
+        if isinstance(method, str) and method.upper() in METHODS:
+            return method.upper()
+        raise _refuse(f"{name} must be 'GET' or 'POST', got {method!r}", name, transfer=transfer)
+
+    @staticmethod
+    def _check_call_uuid(call_uuid: str, *, transfer: bool = False) -> None:
+        if isinstance(call_uuid, str) and _PATH_SEGMENT.match(call_uuid):
+            return
+        raise _refuse(
+            "call_uuid must be the CallUUID of a live call (letters, digits, '-', '_', '.', '~'), "
+            f"got {call_uuid!r}",
+            "call_uuid",
+            transfer=transfer,
+        )
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Mapping[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
+        call_uuid: str | None = None,
+    ) -> Answer:
+        if self._closed:
+            raise errors.ConfigurationError("this VobizClient is closed; create a new one")
+        return self._sender.send(
+            method, path, json_body=json_body, params=params, call_uuid=call_uuid
+        )
+
+    def _call_path(self, call_uuid: str) -> str:
+        # PascalCase and the trailing slash, exactly as the doc pages: a lowercase path
+        # answers 401 and a missing slash 401 or 404 depending on the page (§4.0, §6.18).
+        return f"/Account/{self._auth_id}/Call/{quote(call_uuid, safe='')}/"
+
+
+def _sip_headers(value: Mapping[str, str] | str) -> str:
+    if isinstance(value, str):
+        return value
+    pairs = []
+    for key, item in value.items():
+        if not (_SIP_HEADER_PART.match(key) and _SIP_HEADER_PART.match(str(item))):
+            raise ValueError(
+                f"sip_headers keys and values must be letters and digits, got {key!r}={item!r}"
+            )
+        pairs.append(f"{key}={item}")
+    return ",".join(pairs)

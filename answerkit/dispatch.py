@@ -1,0 +1,304 @@
+"""The framework-neutral webhook pipeline: verify, parse, run the handler, answer.
+
+Vobiz drops the caller when a webhook answers with an error status or invalid XML,
+so every path through :meth:`Dispatcher.handle` ends in a 200 with a valid document
+(or an empty 200 for status callbacks), except the two answers that protect the
+application: 403 for a request that is not from Vobiz and 400 for one that is not a
+call callback at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+
+from answerkit.elements import Element, Response
+from answerkit.errors import AnswerkitError, ElementError, StateError
+from answerkit.request import CallRequest, Event, MissingCallUUID
+from answerkit.signature import Verifier, public_url_candidates
+from answerkit.state import CallState, StateStore
+
+log = logging.getLogger("answerkit")
+
+Handler = Callable[[CallRequest], "Response | None"]
+ErrorHook = Callable[[BaseException, "CallRequest | None", str], None]
+
+#: Events whose answer Vobiz ignores (spec §2.12): they never get the answer handler of a
+#: route by accident, and a failure while handling them answers an empty 200.
+STATUS_EVENTS: frozenset[str] = frozenset(
+    e.value
+    for e in (
+        Event.Hangup,
+        Event.Ring,
+        Event.DialAnswer,
+        Event.DialConnected,
+        Event.DialDigitsMatch,
+        Event.DialHangup,
+        Event.RecordStop,
+        Event.ConferenceEnter,
+        Event.ConferenceExit,
+        Event.ConferenceDigitsMatch,
+        Event.StartStream,
+        Event.PlayedStream,
+        Event.ClearedAudio,
+        Event.DegradedStream,
+        Event.DroppedStream,
+        Event.StopStream,
+        Event.MachineDetection,
+    )
+)
+
+XML_CONTENT_TYPE = "application/xml; charset=utf-8"
+EMPTY_DOCUMENT = Response().to_bytes()
+
+
+class HandlerTimeout(AnswerkitError):
+    """A handler ran past the flow's deadline; the fallback document was served."""
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """What the web layer hands to the dispatcher: one HTTP request, already read."""
+
+    method: str
+    path: str
+    params: Mapping[str, str]
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    scheme: str = "https"
+    host: str = ""
+    script_root: str = ""
+
+
+@dataclass(frozen=True)
+class WebhookReply:
+    """What the dispatcher answers: a status, a body and its content type."""
+
+    status: int
+    body: bytes = b""
+    content_type: str = XML_CONTENT_TYPE
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Route:
+    """One call-flow URL and the handlers it runs, per event."""
+
+    name: str
+    path: str
+    status_callback: bool = False
+    handlers: dict[str | None, Handler] = field(default_factory=dict)
+
+    def handler_for(self, event: str) -> Handler | None:
+        """The handler an event runs on this route, or None when it runs none."""
+        handler = self.handlers.get(event)
+        if handler is not None:
+            return handler
+        if self.status_callback or event not in STATUS_EVENTS:
+            return self.handlers.get(None)
+        return None
+
+    @property
+    def events(self) -> list[str | None]:
+        """The events with their own handler (None: the route's default handler)."""
+        return list(self.handlers)
+
+
+class SignatureGate:
+    """Signature and replay checking for one flow (spec §3)."""
+
+    def __init__(
+        self,
+        auth_tokens: Sequence[str],
+        public_url: str | None,
+        trusted_proxies: int,
+        replay_window: float,
+    ) -> None:
+        self._verifier = Verifier(auth_tokens)
+        self.public_url = public_url
+        self.trusted_proxies = trusted_proxies
+        self.replay_window = replay_window
+
+    def check(self, req: WebhookRequest, store: Callable[[], StateStore]) -> str | None:
+        """Return None when the request is genuine, else why it is refused (for the log)."""
+        candidates = public_url_candidates(
+            self.public_url,
+            scheme=req.scheme,
+            host=req.host,
+            script_root=req.script_root,
+            path=req.path,
+            headers=req.headers,
+            trusted_hops=self.trusted_proxies,
+        )
+        tried = candidates[0] if candidates else req.path
+        result = self._verifier.verify(req.headers, candidates)
+        if not result.ok:
+            return f"signature {result.reason} for {tried}"
+        # Every (nonce, signature) pair of the request is remembered, so a replay that
+        # drops some of the signature headers still matches the original.
+        seen = store()
+        fresh = [seen.remember_once(key, self.replay_window) for key in result.replay_keys]
+        if not all(fresh):
+            return f"replayed signature for {tried}"
+        return None
+
+
+def _alarm(signum: int, frame: object) -> None:
+    raise HandlerTimeout("handler deadline passed")
+
+
+class DeadlineRunner:
+    """Runs a handler with a time limit.
+
+    In the main thread (gunicorn sync workers, the development server's main thread)
+    a SIGALRM timer interrupts the handler itself, at the cost of two system calls.
+    Elsewhere a worker thread runs it and the caller stops waiting: the handler's
+    thread may go on, but the caller gets its fallback in time.
+    """
+
+    def __init__(self, seconds: float | None, max_workers: int = 32) -> None:
+        self.seconds = seconds
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+        self._max_workers = max_workers
+
+    def run(self, handler: Handler, call: CallRequest) -> Response | None:
+        """Call ``handler(call)``, raising HandlerTimeout past the deadline."""
+        if not self.seconds:
+            return handler(call)
+        if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGALRM"):
+            previous = signal.signal(signal.SIGALRM, _alarm)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+            try:
+                return handler(call)
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
+        future = self._executor().submit(handler, call)
+        try:
+            return future.result(timeout=self.seconds)
+        except FutureTimeout:
+            raise HandlerTimeout("handler deadline passed") from None
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._max_workers, "answerkit-handler")
+            return self._pool
+
+
+@dataclass
+class Dispatcher:
+    """Turns one webhook into one reply, never a 500."""
+
+    flow_name: str
+    store: Callable[[], StateStore]
+    verifier: SignatureGate | None
+    fallback: bytes
+    deadline: DeadlineRunner
+    on_error: ErrorHook | None = None
+
+    def handle(self, route: Route, req: WebhookRequest) -> WebhookReply:
+        """Answer one webhook for ``route``."""
+        try:
+            return self._handle(route, req)
+        except Exception as exc:  # the last line of defence: never answer 500
+            self._report(exc, None, route, "unexpected error in the webhook pipeline")
+            return WebhookReply(200, self.fallback)
+
+    def _handle(self, route: Route, req: WebhookRequest) -> WebhookReply:
+        if self.verifier is not None:
+            try:
+                refused = self.verifier.check(req, self.store)
+            except StateError as exc:
+                self._report(exc, None, route, "replay check failed: state store unreachable")
+                return WebhookReply(200, self.fallback)
+            if refused is not None:
+                log.warning("flow %s route %s: refused: %s", self.flow_name, route.name, refused)
+                return WebhookReply(403, b"signature check failed\n", "text/plain; charset=utf-8")
+        uuid = req.params.get("CallUUID")
+        try:
+            call = CallRequest.from_params(
+                req.params,
+                method=req.method,
+                query=req.query,
+                path=req.path,
+                state=CallState(self.store(), uuid) if uuid else None,
+            )
+        except MissingCallUUID as exc:
+            log.warning("flow %s route %s: %s", self.flow_name, route.name, exc)
+            return WebhookReply(400, f"{exc}\n".encode(), "text/plain; charset=utf-8")
+        event = str(call.event.value if isinstance(call.event, Event) else call.event)
+        status_event = route.status_callback or event in STATUS_EVENTS
+        handler = route.handler_for(event)
+        try:
+            if handler is None:
+                if not status_event:
+                    log.warning(
+                        "flow %s route %s: no handler for event %r (call %s); serving fallback",
+                        self.flow_name,
+                        route.name,
+                        event,
+                        call.call_uuid,
+                    )
+                    return WebhookReply(200, self.fallback)
+                return WebhookReply(200, b"", "text/plain; charset=utf-8")
+            result = self.deadline.run(handler, call)
+            if status_event:
+                return WebhookReply(200, b"", "text/plain; charset=utf-8")
+            return WebhookReply(200, self._render(result))
+        except Exception as exc:
+            self._report(exc, call, route, f"handler failed on event {event!r}")
+            if status_event:
+                return WebhookReply(200, b"", "text/plain; charset=utf-8")
+            return WebhookReply(200, self.fallback)
+        finally:
+            if event == Event.Hangup.value:
+                self._forget(call, route)
+
+    @staticmethod
+    def _render(result: object) -> bytes:
+        if result is None:
+            return EMPTY_DOCUMENT
+        if isinstance(result, Response):
+            return result.to_bytes()
+        if isinstance(result, Element):
+            raise ElementError(
+                f"a handler must return a Response document, not a bare <{result.tag}>: "
+                f"wrap it as Response({type(result).__name__}(...))",
+                element=result.tag,
+            )
+        raise ElementError(
+            f"a handler must return answerkit.Response or None, got {type(result).__name__}"
+        )
+
+    def _forget(self, call: CallRequest, route: Route) -> None:
+        try:
+            self.store().clear(call.call_uuid)
+        except StateError as exc:
+            self._report(exc, call, route, "could not clear call state on hangup")
+
+    def _report(
+        self, exc: BaseException, call: CallRequest | None, route: Route, what: str
+    ) -> None:
+        log.error(
+            "flow %s route %s call %s event %s: %s: %s: %s",
+            self.flow_name,
+            route.name,
+            call.call_uuid if call else "-",
+            (call.event.value if isinstance(call.event, Event) else call.event) if call else "-",
+            what,
+            type(exc).__name__,
+            exc,
+            exc_info=not isinstance(exc, (HandlerTimeout, StateError, ElementError)),
+        )
+        if self.on_error is not None:
+            try:
+                self.on_error(exc, call, route.name)
+            except Exception:
+                log.exception("flow %s: the on_error hook itself failed", self.flow_name)

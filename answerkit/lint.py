@@ -1,0 +1,136 @@
+"""Advice on a valid VobizXML document: defaults that surprise and features that do not work.
+
+``Response.lint()`` returns :class:`LintWarning` items; none of them is an error (those are
+raised by ``validate``). Each one cites the part of the spec it comes from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from answerkit._tables import GATHER_LANGUAGES, MAN_ONLY, WOMAN_ONLY
+
+if TYPE_CHECKING:
+    from answerkit._element import Element
+    from answerkit.elements import Response
+
+
+@dataclass(frozen=True)
+class LintWarning:
+    """One piece of advice: the element's tag and what to consider."""
+
+    element: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.element}: {self.message}"
+
+
+def lint(doc: Response) -> list[LintWarning]:
+    """Every warning for ``doc``, in document order."""
+    out: list[LintWarning] = []
+    kids = doc.children
+    for i, el in enumerate(kids):
+        after = kids[i + 1 :]
+        _element(el, after, out)
+        for child in el.children:
+            _element(child, [], out)
+    return out
+
+
+def _element(el: Element, after: list[Element], out: list[LintWarning]) -> None:
+    tag = el.tag
+    a = el.attrs
+
+    def warn(message: str) -> None:
+        out.append(LintWarning(tag, message))
+
+    for name, value in a.items():
+        if value.startswith("http://"):
+            warn(f"{name} uses http://; Vobiz documents only https:// callbacks (spec §1.0)")
+        elif value.startswith("ws://"):
+            warn(f"{name} uses ws://, meant for local tests only")
+    text = el.text or ""
+    if text.startswith("http://"):
+        warn("the URL uses http://; Vobiz documents only https:// (spec §1.0)")
+    if tag == "Stream" and text.startswith("ws://"):
+        warn("ws:// is for local tests only; use wss:// on Vobiz")
+
+    if tag == "Speak":
+        language = a.get("language", "en-US")
+        voice = a.get("voice", "WOMAN")
+        if (voice == "MAN" and language in WOMAN_ONLY) or (
+            voice == "WOMAN" and language in MAN_ONLY
+        ):
+            warn(f"{language} has no {voice} voice; Vobiz falls back to the other one")
+    elif tag == "Gather":
+        input_type = a.get("inputType")
+        if input_type is None:
+            warn("no input_type: its default is undocumented (spec §6 item 3); set 'dtmf'")
+        if not after:
+            warn(
+                "nothing follows the Gather: on a timeout Vobiz may move on and end the call "
+                "(spec §6 item 2); add fallback elements after it"
+            )
+        if "speech" in (input_type or "") and a.get("language", "en-US") not in GATHER_LANGUAGES:
+            warn(f"speech language {a['language']!r} is not on the known recognition list")
+        if input_type == "dtmf":
+            for name in ("speechEndTimeout", "speechModel", "hints", "profanityFilter"):
+                if name in a:
+                    warn(f"{name} only applies to speech input; input_type is 'dtmf'")
+        if input_type == "speech" and "digitEndTimeout" in a:
+            warn("digitEndTimeout only applies to dtmf input; input_type is 'speech'")
+    elif tag == "Dial":
+        if "callerId" not in a:
+            warn(
+                "no caller_id: inbound-call transfers fail without a number the account owns "
+                "(spec §1.2)"
+            )
+        if "timeout" not in a:
+            warn("no timeout: the B-leg rings for about 120 s; set it explicitly")
+        if "confirmKey" in a:
+            warn("confirmKey enforcement is unverified by Vobiz; do not rely on it as a gate")
+        if int(a.get("timeLimit", "0")) >= 86400:
+            warn("time_limit of 24 h or more is cut to 24 h")
+        if el.text is not None:
+            warn("one number as text works, but Number(...) children are preferred")
+    elif tag == "Conference":
+        if a.get("stayAlone") != "true":
+            warn(
+                "stayAlone defaults to false on Vobiz: a lone member is disconnected; set "
+                "stay_alone=True on any leg that may arrive first"
+            )
+        if a.get("record") == "true":
+            warn("record produces no file today; use Record(record_session=True) before it")
+        if "maxParticipants" in a:
+            warn("maxParticipants is not effective: the account cap wins")
+        if "waitMethod" in a:
+            warn("waitMethod is not implemented: the wait_sound fetch is always POST")
+        if "action" in a:
+            warn("action is not reliably invoked when the leg leaves; use callback_url")
+    elif tag == "Record":
+        if a.get("redirect", "false") == "false" and "action" not in a:
+            warn(
+                "no action: give one that answers an empty Response (spec §6 item 6); "
+                "with redirect false it must not return instructions"
+            )
+    elif tag == "Hangup":
+        if "schedule" in a and not after:
+            warn("schedule needs an element after it (Speak, Play, Wait), or the call ends now")
+    elif tag == "Stream":
+        if a.get("keepCallAlive") != "true" and not after:
+            warn("nothing follows the Stream and keep_call_alive is off: the call ends at once")
+    elif tag == "Wait" and "minSilence" in a and a.get("silence") != "true":
+        warn("min_silence is only used with silence=True")
+    if tag in ("Dial", "Conference"):
+        for e in after:
+            if e.tag == "Record" and e.get("recordSession") == "true":
+                out.append(
+                    LintWarning(
+                        "Record",
+                        f"record_session after {tag} starts only when the {tag} ends; "
+                        f"place it before the {tag}",
+                    )
+                )
+                break

@@ -1,0 +1,49 @@
+"""Finding the call flows in a user's application file or module (for the command line)."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from answerkit.app import CallFlow
+from answerkit.errors import ConfigurationError
+
+
+def load_module(target: str) -> ModuleType:
+    """Import ``examples/ivr.py`` (a path) or ``package.module`` (a dotted name)."""
+    path = Path(target)
+    if target.endswith(".py") or path.exists():
+        if not path.is_file():
+            raise ConfigurationError(f"no such application file: {target}")
+        name = f"answerkit_app_{path.stem}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ConfigurationError(f"cannot import {target}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        sys.path.insert(0, str(path.resolve().parent))
+        spec.loader.exec_module(module)
+        return module
+    return importlib.import_module(target)
+
+
+def find_flows(target: str) -> list[CallFlow]:
+    """The CallFlow objects defined at the top level of ``target`` (``file.py[:name]``)."""
+    module_part, _, attr = target.partition(":")
+    if attr == "" and ":" not in target and "/" not in target and target.count(":") == 0:
+        module_part = target
+    module = load_module(module_part)
+    if attr:
+        obj = getattr(module, attr, None)
+        if not isinstance(obj, CallFlow):
+            raise ConfigurationError(f"{module_part} has no CallFlow named {attr!r}")
+        return [obj]
+    flows = [v for v in vars(module).values() if isinstance(v, CallFlow)]
+    if not flows:
+        raise ConfigurationError(
+            f"{module_part} defines no CallFlow at its top level; name one with FILE:VARIABLE"
+        )
+    return flows

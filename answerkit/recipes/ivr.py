@@ -1,0 +1,212 @@
+"""An IVR menu: a prompt, options by key or phrase, retries, and a final fallback.
+
+The menu compiles to two ordinary routes of the flow: ``/{name}`` plays the prompt in a
+``Gather`` and ``/{name}/choice`` receives the input. The attempt number and the reason
+for a re-prompt travel in the query string, so duplicate callbacks and several workers
+need no shared state. Vobiz documents the Gather timeout two ways (spec §6 item 2): it
+either posts empty input to ``action`` or moves on to the next element; the menu handles
+both, with a ``Redirect`` after the ``Gather`` and an empty-input branch on the action.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from answerkit.elements import Gather, Hangup, Redirect, Response, Speak
+from answerkit.errors import ConfigurationError
+from answerkit.request import CallRequest
+
+if TYPE_CHECKING:
+    from answerkit.app import CallFlow
+
+Action = Callable[[CallRequest], Response]
+Target = str | Action
+
+VALID_KEYS = frozenset("0123456789*#")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One menu choice: where it leads (a route name or a handler) and the phrases that pick it."""
+
+    target: Target
+    phrases: tuple[str, ...] = ()
+    label: str | None = None
+
+
+def _goodbye(call: CallRequest) -> Response:
+    return Response(Speak("We could not understand your choice. Goodbye."), Hangup())
+
+
+class IVRMenu:
+    """A menu of keys (and optionally spoken phrases) mapped to routes or handlers.
+
+    ``options`` maps a key (``"1"``) to a route name, a handler, or an :class:`Option`
+    with phrases. After ``retries`` failed attempts (no input or an invalid choice)
+    the caller goes to ``fallback`` (a route name or a handler; by default an apology
+    and a hangup). The whole graph is checked when the flow is mounted: a target that
+    is not a route of the flow is a :class:`~answerkit.ConfigurationError`.
+    """
+
+    def __init__(
+        self,
+        flow: CallFlow,
+        name: str,
+        *,
+        prompt: str,
+        options: Mapping[str, Target | Option],
+        retries: int = 2,
+        no_input_prompt: str = "Sorry, we did not get your choice.",
+        invalid_prompt: str = "Sorry, that is not a valid choice.",
+        fallback: Target = _goodbye,
+        input_type: str | None = None,
+        execution_timeout: int = 6,
+        voice: str | None = None,
+        language: str | None = None,
+    ) -> None:
+        self.flow = flow
+        self.name = name
+        self.prompt = prompt
+        self.options: dict[str, Option] = {
+            key: opt if isinstance(opt, Option) else Option(opt) for key, opt in options.items()
+        }
+        self.retries = retries
+        self.no_input_prompt = no_input_prompt
+        self.invalid_prompt = invalid_prompt
+        self.fallback = fallback
+        has_phrases = any(o.phrases for o in self.options.values())
+        self.input_type = input_type or ("dtmf speech" if has_phrases else "dtmf")
+        self.execution_timeout = execution_timeout
+        self.voice = voice
+        self.language = language
+        self._phrases = {
+            phrase.lower(): opt for opt in self.options.values() for phrase in opt.phrases
+        }
+        self._validate_shape()
+        self.choice_route = f"{name}_choice"
+        flow.add_route(f"/{name}", self._entry, name=name)
+        flow.add_route(f"/{name}/choice", self._choice, name=self.choice_route)
+        flow.add_check(self._validate_targets)
+
+    # -- routes -----------------------------------------------------------------------
+
+    def _entry(self, call: CallRequest) -> Response:
+        return self.prompt_document(_attempt(call), call.query.get("reason"))
+
+    def _choice(self, call: CallRequest) -> Response:
+        attempt = _attempt(call)
+        option = self.match(call.digits, call.speech)
+        if option is not None:
+            return self._go(option.target, call)
+        reason = "no-input" if not (call.digits or call.speech) else "invalid"
+        if attempt >= self.retries:
+            return self._go(self.fallback, call)
+        return self.prompt_document(attempt + 1, reason)
+
+    # -- building blocks ----------------------------------------------------------------
+
+    def match(self, digits: str | None, speech: str | None) -> Option | None:
+        """The option the caller picked with ``digits`` or ``speech``, if any."""
+        if digits and digits in self.options:
+            return self.options[digits]
+        if speech:
+            said = speech.strip().lower()
+            if said in self._phrases:
+                return self._phrases[said]
+            for phrase, option in self._phrases.items():
+                if phrase in said:
+                    return option
+        return None
+
+    def prompt_document(self, attempt: int = 0, reason: str | None = None) -> Response:
+        """The menu's Gather document for this attempt (with the re-prompt reason)."""
+        speech_kw = {k: v for k, v in (("voice", self.voice), ("language", self.language)) if v}
+        prompts = []
+        if reason == "no-input":
+            prompts.append(Speak(self.no_input_prompt, **speech_kw))
+        elif reason == "invalid":
+            prompts.append(Speak(self.invalid_prompt, **speech_kw))
+        prompts.append(Speak(self.prompt, **speech_kw))
+        gather_kw: dict[str, object] = {}
+        if self._phrases:
+            gather_kw["hints"] = ",".join(self._phrases)
+        if self.language and "speech" in self.input_type:
+            gather_kw["language"] = self.language
+        gather = Gather(
+            *prompts,
+            action=self.flow.url_for(self.choice_route, attempt=attempt),
+            input_type=self.input_type,
+            num_digits=max(len(k) for k in self.options),
+            execution_timeout=self.execution_timeout,
+            **gather_kw,  # type: ignore[arg-type]
+        )
+        if attempt >= self.retries:
+            after = Redirect(self.flow.url_for(self.choice_route, attempt=attempt))
+        else:
+            after = Redirect(self.flow.url_for(self.name, attempt=attempt + 1, reason="no-input"))
+        return Response(gather, after)
+
+    def _go(self, target: Target, call: CallRequest) -> Response:
+        if isinstance(target, str):
+            return Response(Redirect(self.flow.url_for(target)))
+        return target(call)
+
+    # -- validation ---------------------------------------------------------------------
+
+    def _validate_shape(self) -> None:
+        where = f"IVRMenu {self.name!r}"
+        if not self.options:
+            raise ConfigurationError(f"{where}: give at least one option")
+        for key in self.options:
+            if not key or any(ch not in VALID_KEYS for ch in key) or len(key) > 32:
+                raise ConfigurationError(
+                    f"{where}: option key {key!r} must be keypad keys 0-9, * or #"
+                )
+        lengths = {len(k) for k in self.options}
+        if len(lengths) > 1:
+            raise ConfigurationError(
+                f"{where}: option keys must all have the same length (got {sorted(self.options)})"
+                " so that the menu knows when the caller has finished"
+            )
+        seen: dict[str, str] = {}
+        for key, option in self.options.items():
+            for phrase in option.phrases:
+                p = phrase.strip().lower()
+                if not p or "," in p or len(p) > 100:
+                    raise ConfigurationError(
+                        f"{where}: phrase {phrase!r} must be 1-100 characters without commas"
+                    )
+                if p in seen:
+                    raise ConfigurationError(
+                        f"{where}: phrase {phrase!r} picks both option {seen[p]} and {key}"
+                    )
+                seen[p] = key
+        if not 0 <= self.retries <= 10:
+            raise ConfigurationError(f"{where}: retries must be 0-10, got {self.retries}")
+
+    def _validate_targets(self, flow: CallFlow) -> None:
+        targets: Sequence[tuple[str, Target]] = [
+            *((f"option {k}", o.target) for k, o in self.options.items()),
+            ("fallback", self.fallback),
+        ]
+        for label, target in targets:
+            if isinstance(target, str):
+                try:
+                    flow.get_route(target)
+                except ConfigurationError as exc:
+                    raise ConfigurationError(
+                        f"IVRMenu {self.name!r}: {label} leads nowhere: {exc}"
+                    ) from None
+            elif not callable(target):
+                raise ConfigurationError(
+                    f"IVRMenu {self.name!r}: {label} must be a route name or a handler"
+                )
+
+
+def _attempt(call: CallRequest) -> int:
+    try:
+        return max(0, int(call.query.get("attempt", "0")))
+    except ValueError:
+        return 0

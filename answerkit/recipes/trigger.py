@@ -1,0 +1,100 @@
+"""External triggers: move a live call from outside a webhook (a CRM, an operator console).
+
+Two ways in: the Python call :meth:`TransferTrigger.move`, and an authenticated HTTP
+endpoint of the flow (``POST {path}`` with a JSON body ``{"call_uuid": ..., "aleg": ...,
+"bleg": ..., "params": {...}}`` and ``Authorization: Bearer <secret>``). "The call already
+ended" is an ordinary outcome on both: ``"ended"``, HTTP 200.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from flask import Response as FlaskResponse
+from flask import jsonify, request
+
+from answerkit.errors import APIError, ConfigurationError, TransferArgumentError, VobizError
+
+if TYPE_CHECKING:
+    from answerkit.app import CallFlow
+
+log = logging.getLogger("answerkit")
+
+
+@dataclass(frozen=True)
+class TriggerOutcome:
+    """What a trigger did: ``transferred`` or ``ended`` (the call was already gone)."""
+
+    status: Literal["transferred", "ended"]
+    call_uuid: str
+    api_id: str | None = None
+
+
+class TransferTrigger:
+    """Moves live calls of ``flow`` onto its routes from outside a webhook."""
+
+    def __init__(
+        self, flow: CallFlow, *, secret: str | None, path: str = "/_answerkit/transfer"
+    ) -> None:
+        if secret is not None and len(secret) < 16:
+            raise ConfigurationError(
+                "TransferTrigger secret must be at least 16 characters (use secrets.token_urlsafe())"
+            )
+        self.flow = flow
+        self._secret = secret
+        if secret is not None:
+            flow.add_endpoint(path, self._view, name="answerkit_transfer_trigger")
+
+    def move(
+        self,
+        call_uuid: str,
+        aleg: str | None = None,
+        bleg: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> TriggerOutcome:
+        """Transfer the call's leg(s) to routes; ``ended`` if the call is already gone."""
+        result = self.flow.try_transfer(call_uuid, aleg=aleg, bleg=bleg, params=params)
+        if result is None:
+            return TriggerOutcome("ended", call_uuid)
+        return TriggerOutcome("transferred", call_uuid, result.api_id)
+
+    def _view(self) -> FlaskResponse:
+        given = request.headers.get("Authorization", "")
+        expected = f"Bearer {self._secret}"
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            return _json({"error": "missing or wrong Authorization: Bearer <secret>"}, 401)
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict) or not isinstance(body.get("call_uuid"), str):
+            return _json(
+                {"error": 'send JSON like {"call_uuid": "...", "aleg": "<route name>"}'}, 400
+            )
+        params = body.get("params")
+        if params is not None and not isinstance(params, dict):
+            return _json({"error": "params must be a JSON object"}, 400)
+        aleg, bleg = body.get("aleg"), body.get("bleg")
+        if not all(v is None or isinstance(v, str) for v in (aleg, bleg)):
+            return _json({"error": "aleg and bleg must be route names (strings)"}, 400)
+        try:
+            outcome = self.move(body["call_uuid"], aleg=aleg, bleg=bleg, params=params)
+        except (TransferArgumentError, ConfigurationError) as exc:
+            return _json({"error": str(exc)}, 400)
+        except APIError as exc:
+            log.warning("transfer trigger: Vobiz refused: %s", exc)
+            return _json({"error": str(exc), "vobiz_status": exc.status}, 502)
+        except VobizError as exc:
+            log.warning("transfer trigger: Vobiz unreachable: %s", exc)
+            return _json({"error": str(exc)}, 504)
+        return _json(
+            {"status": outcome.status, "call_uuid": outcome.call_uuid, "api_id": outcome.api_id},
+            200,
+        )
+
+
+def _json(payload: dict[str, Any], status: int) -> FlaskResponse:
+    response = jsonify(payload)
+    response.status_code = status
+    return response

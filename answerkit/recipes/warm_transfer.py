@@ -1,0 +1,268 @@
+"""Warm transfer: hold the caller in a room, brief the agent, join them on accept.
+
+The sequence (spec §1.2 Conference notes, §2.13):
+
+1. :meth:`WarmTransfer.start` moves the caller's leg with the Transfer API to the hold
+   route: an announcement, then a conference room of their own where they wait with
+   ``stayAlone`` and hear ``waitSound`` until a starter joins.
+2. It calls the agent (make-call). The agent's answer route whispers the context and
+   gathers one key.
+3. Accept: the agent joins the caller's room and the call is connected. Decline, busy,
+   no answer, a failed call or no key: the caller is moved to the fallback route.
+4. A caller who hangs up while waiting leaves the room; that exit cancels the agent call.
+
+Exactly one outcome wins: every callback that decides (accept, decline, agent hangup,
+caller exit) first takes an atomic ticket from the state store, so duplicate and
+out-of-order callbacks (Vobiz retries status callbacks, and conference events arrive
+in any order) do nothing twice. The record is keyed by the caller's CallUUID and
+expires with the store's TTL.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from answerkit.elements import Conference, Gather, Hangup, Play, Response, Speak, Wait
+from answerkit.errors import ConfigurationError, VobizError
+from answerkit.request import CallRequest, Event
+from answerkit.state import CallState
+
+if TYPE_CHECKING:
+    from answerkit.app import CallFlow
+
+log = logging.getLogger("answerkit")
+
+Whisper = str | Callable[[Mapping[str, str]], str]
+
+DECIDED = "warm.decided"
+OUTCOME = "warm.outcome"
+AGENT = "warm.agent_uuid"
+CONTEXT = "warm.context"
+
+
+@dataclass(frozen=True)
+class WarmTransferStart:
+    """A transfer under way: the caller is on hold and the agent's phone is ringing."""
+
+    caller_uuid: str
+    agent_request_uuid: str | None
+    room: str
+
+
+class WarmTransfer:
+    """A warm transfer recipe mounted on ``flow`` under ``/{name}/...``."""
+
+    def __init__(
+        self,
+        flow: CallFlow,
+        name: str = "warm",
+        *,
+        agent: str | Callable[[Mapping[str, str]], str],
+        caller_id: str,
+        fallback: str,
+        announcement: str = "Please hold while we transfer your call.",
+        hold_music: str | None = None,
+        whisper: Whisper | None = None,
+        accept_key: str = "1",
+        agent_timeout: int = 30,
+        decision_timeout: int = 10,
+        goodbye: str = "Thank you for calling. Goodbye.",
+    ) -> None:
+        if len(accept_key) != 1 or accept_key not in "0123456789*#":
+            raise ConfigurationError(
+                f"WarmTransfer: accept_key must be one key, got {accept_key!r}"
+            )
+        self.flow = flow
+        self.name = name
+        self.agent = agent
+        self.caller_id = caller_id
+        self.fallback = fallback
+        self.announcement = announcement
+        self.hold_music = hold_music
+        self.whisper = whisper
+        self.accept_key = accept_key
+        self.agent_timeout = agent_timeout
+        self.decision_timeout = decision_timeout
+        self.goodbye = goodbye
+        self.routes = {
+            "hold": f"{name}_hold",
+            "music": f"{name}_music",
+            "room": f"{name}_room",
+            "agent": f"{name}_agent",
+            "choice": f"{name}_agent_choice",
+            "agent_status": f"{name}_agent_status",
+        }
+        r = self.routes
+        flow.add_route(f"/{name}/hold", self._hold, name=r["hold"])
+        flow.add_route(f"/{name}/music", self._music, name=r["music"])
+        flow.add_route(f"/{name}/room", self._room_event, name=r["room"], status_callback=True)
+        flow.add_route(f"/{name}/agent", self._agent_answer, name=r["agent"])
+        flow.add_route(f"/{name}/agent/choice", self._agent_choice, name=r["choice"])
+        flow.add_route(
+            f"/{name}/agent/status",
+            self._agent_status,
+            name=r["agent_status"],
+            status_callback=True,
+        )
+        flow.add_check(self._validate)
+
+    # -- starting -----------------------------------------------------------------------
+
+    def room_for(self, caller_uuid: str) -> str:
+        """The conference room of one transfer (one per caller)."""
+        return f"{self.name}-{caller_uuid}"
+
+    def start(
+        self, caller_uuid: str, context: Mapping[str, str] | None = None
+    ) -> WarmTransferStart | None:
+        """Put the caller on hold (Transfer API) and call the agent.
+
+        Returns None when the caller's call has already ended (nothing was started).
+        """
+        state = self._state(caller_uuid)
+        for key in (DECIDED, OUTCOME, AGENT):
+            state.pop(key, None)
+        ctx = {str(k): str(v) for k, v in (context or {}).items()}
+        state[CONTEXT] = ctx
+        moved = self.flow.try_transfer(
+            caller_uuid, aleg=self.routes["hold"], params={"xfer": caller_uuid}
+        )
+        if moved is None:
+            log.info("warm transfer: caller %s already hung up; not calling the agent", caller_uuid)
+            return None
+        destination = self.agent(ctx) if callable(self.agent) else self.agent
+        try:
+            created = self.flow.transfers.client.make_call(
+                self.caller_id,
+                destination,
+                self.flow.url_for(self.routes["agent"], xfer=caller_uuid),
+                hangup_url=self.flow.url_for(self.routes["agent_status"], xfer=caller_uuid),
+                ring_timeout=self.agent_timeout,
+            )
+        except VobizError as exc:
+            log.warning("warm transfer: could not call the agent for %s: %s", caller_uuid, exc)
+            self._decide(caller_uuid, "agent-unreachable")
+            return WarmTransferStart(caller_uuid, None, self.room_for(caller_uuid))
+        state[AGENT] = created.request_uuid
+        return WarmTransferStart(caller_uuid, created.request_uuid, self.room_for(caller_uuid))
+
+    def outcome(self, caller_uuid: str) -> str | None:
+        """``accepted``, ``declined``, ``agent-unavailable``, ``abandoned``... or None yet."""
+        value = self._state(caller_uuid).get(OUTCOME)
+        return str(value) if value is not None else None
+
+    # -- caller side ----------------------------------------------------------------------
+
+    def _hold(self, call: CallRequest) -> Response:
+        caller = call.query.get("xfer") or call.call_uuid
+        return Response(
+            Speak(self.announcement),
+            Conference(
+                self.room_for(caller),
+                stay_alone=True,
+                start_conference_on_enter=False,
+                end_conference_on_exit=True,
+                wait_sound=self.flow.url_for(self.routes["music"]),
+                callback_url=self.flow.url_for(self.routes["room"], xfer=caller),
+            ),
+            Speak(self.goodbye),
+            Hangup(),
+        )
+
+    def _music(self, call: CallRequest) -> Response:
+        if self.hold_music:
+            return Response(Play(self.hold_music, loop=0))
+        return Response(Speak("Please continue to hold."), Wait(length=10))
+
+    def _room_event(self, call: CallRequest) -> None:
+        caller = call.query.get("xfer")
+        if caller and call.event == Event.ConferenceExit and call.call_uuid == caller:
+            # The caller left the room before an agent decided: cancel the agent's call.
+            if self._decide(caller, "abandoned"):
+                agent_uuid = self._state(caller).get(AGENT)
+                if agent_uuid:
+                    self._hang_up_quietly(str(agent_uuid))
+
+    # -- agent side -----------------------------------------------------------------------
+
+    def _agent_answer(self, call: CallRequest) -> Response:
+        caller = call.query.get("xfer", "")
+        if not caller or self.outcome(caller) is not None:
+            return Response(Speak("This transfer is no longer waiting. Goodbye."), Hangup())
+        ctx = self._state(caller).get(CONTEXT) or {}
+        text = self._whisper_text(ctx)
+        return Response(
+            Gather(
+                Speak(text),
+                action=self.flow.url_for(self.routes["choice"], xfer=caller),
+                input_type="dtmf",
+                num_digits=1,
+                execution_timeout=self.decision_timeout,
+            ),
+            Speak("No choice was made. The caller will be looked after. Goodbye."),
+            Hangup(),
+        )
+
+    def _agent_choice(self, call: CallRequest) -> Response:
+        caller = call.query.get("xfer", "")
+        if call.digits == self.accept_key:
+            if caller and self._decide(caller, "accepted"):
+                return Response(
+                    Speak("Connecting you now."),
+                    Conference(self.room_for(caller), end_conference_on_exit=True),
+                    Hangup(),
+                )
+            return Response(Speak("The caller is no longer waiting. Goodbye."), Hangup())
+        if caller:
+            self._decide(caller, "declined")
+        return Response(Speak("Transfer declined. Goodbye."), Hangup())
+
+    def _agent_status(self, call: CallRequest) -> None:
+        caller = call.query.get("xfer")
+        if caller and call.event == Event.Hangup:
+            # Busy, no answer, failed, or hung up during the whisper: never accepted.
+            self._decide(caller, "agent-unavailable")
+
+    # -- deciding -----------------------------------------------------------------------
+
+    def _decide(self, caller_uuid: str, outcome: str) -> bool:
+        """Record the one outcome of this transfer; False when another came first."""
+        state = self._state(caller_uuid)
+        if state.incr(DECIDED) != 1:
+            return False
+        state[OUTCOME] = outcome
+        log.info("warm transfer for %s: %s", caller_uuid, outcome)
+        if outcome in ("declined", "agent-unavailable", "agent-unreachable"):
+            self.flow.try_transfer(caller_uuid, aleg=self.fallback)
+        return True
+
+    def _hang_up_quietly(self, call_uuid: str) -> None:
+        try:
+            self.flow.transfers.client.hangup(call_uuid)
+        except VobizError as exc:
+            log.info("warm transfer: agent call %s could not be hung up: %s", call_uuid, exc)
+
+    def _whisper_text(self, ctx: Mapping[str, Any]) -> str:
+        if callable(self.whisper):
+            return self.whisper({str(k): str(v) for k, v in ctx.items()})
+        if isinstance(self.whisper, str):
+            return self.whisper
+        about = ", ".join(f"{k}: {v}" for k, v in ctx.items())
+        intro = f"Transferred call. {about}. " if about else "Transferred call. "
+        return f"{intro}Press {self.accept_key} to accept, any other key to decline."
+
+    def _state(self, caller_uuid: str) -> CallState:
+        # Not the caller's own record: that one is cleared when the caller's Hangup
+        # webhook arrives, which may come before the last conference or agent event.
+        return CallState(self.flow.store, f"{self.name}:{caller_uuid}")
+
+    def _validate(self, flow: CallFlow) -> None:
+        try:
+            flow.get_route(self.fallback)
+        except ConfigurationError as exc:
+            raise ConfigurationError(
+                f"WarmTransfer {self.name!r}: fallback leads nowhere: {exc}"
+            ) from None

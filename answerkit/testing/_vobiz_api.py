@@ -1,0 +1,381 @@
+"""The REST endpoints LocalVobiz serves, with the platform's status codes and error shapes.
+
+Every request is logged; then the next fault switch, if any, applies; then the
+path, the credentials and the body are checked as strictly as the platform does
+(see :mod:`answerkit.testing.local_vobiz` for the choices made).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from answerkit.testing._vobiz_http import Reply
+from answerkit.testing._vobiz_records import (
+    CallTable,
+    LiveCallRecord,
+    ReceivedRequest,
+    TransferOutcome,
+)
+from answerkit.testing._vobiz_webhooks import WebhookSender, judge_transfer_reply, webhook_params
+
+__all__ = ["Fault", "RestApi", "TransferRequestHook", "error_body"]
+
+#: ``hook(call_uuid, leg, url, method) -> bool``: True when a simulator takes the leg over.
+TransferRequestHook = Callable[[str, str, str, str], bool]
+
+LEGS = ("aleg", "bleg", "both")
+logger = logging.getLogger("answerkit.testing")
+METHODS = ("GET", "POST")
+
+
+@dataclass
+class Fault:
+    """One fault switch: applies to the next ``remaining`` API requests."""
+
+    kind: str  # "fail" | "delay" | "reset" | "malformed"
+    remaining: int
+    status: int = 503
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    """The documented error shape (spec §4.0, first form)."""
+    return {
+        "status": "error",
+        "error": {"code": code, "message": message, "details": details or {}},
+        "timestamp": datetime.now(timezone.utc).isoformat(),
+        "requestId": str(uuid.uuid4()),
+    }
+
+
+def json_reply(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Reply:
+    """A JSON answer with an ``X-Request-ID``."""
+    request_id = None
+    if isinstance(body, dict):
+        request_id = body.get("requestId") or body.get("api_id")
+    merged = {"Content-Type": "application/json", "X-Request-ID": request_id or str(uuid.uuid4())}
+    merged.update(headers or {})
+    return Reply(status, json.dumps(body).encode(), merged)
+
+
+def _bad_request(message: str, field_name: str | None = None) -> Reply:
+    details = {"field": field_name} if field_name else None
+    return json_reply(400, error_body("VALIDATION_ERROR", message, details))
+
+
+def _unauthorized(message: str) -> Reply:
+    return json_reply(401, error_body("UNAUTHORIZED", message))
+
+
+def _gateway_not_found() -> Reply:
+    return json_reply(404, {"message": "Not Found"})  # the gateway's own shape
+
+
+def _call_not_found(call_uuid: str) -> Reply:
+    return json_reply(404, {"api_id": str(uuid.uuid4()), "error": f"call {call_uuid} not found"})
+
+
+def _method_not_allowed() -> Reply:
+    return json_reply(405, error_body("METHOD_NOT_ALLOWED", "method not allowed"))
+
+
+def _is_url(value: object) -> bool:
+    if not isinstance(value, str) or any(ord(c) < 33 for c in value):
+        return False
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _json_object(headers: Mapping[str, str], body: bytes) -> dict[str, Any] | Reply:
+    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        return _bad_request("send a JSON body with Content-Type: application/json")
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return _bad_request("the body is not valid JSON")
+    if not isinstance(data, dict):
+        return _bad_request("the body must be a JSON object")
+    return data
+
+
+class RestApi:
+    """Turns one HTTP request into a :class:`Reply`; owns the request log and the faults."""
+
+    def __init__(
+        self,
+        table: CallTable,
+        webhooks: WebhookSender,
+        *,
+        auth_id: str,
+        auth_token: str,
+        parent_auth_id: str | None,
+    ) -> None:
+        self.table = table
+        self.webhooks = webhooks
+        self.auth_id = auth_id
+        self.auth_token = auth_token
+        self.parent_auth_id = parent_auth_id or auth_id
+        self.log: list[ReceivedRequest] = []
+        self.faults: list[Fault] = []
+        self.on_make_call: Callable[[LiveCallRecord, Mapping[str, Any]], None] | None = None
+        self.on_transfer: Callable[[TransferOutcome], None] | None = None
+        self.on_transfer_request: TransferRequestHook | None = None
+        self.on_hangup_request: Callable[[str], bool] | None = None
+
+    def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Reply:
+        """Log the request, apply the next fault, and answer it."""
+        parts = urlsplit(target)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        try:
+            parsed: Any = json.loads(body) if body else None
+        except ValueError:
+            parsed = None
+        with self.table.lock:
+            self.log.append(
+                ReceivedRequest(method, parts.path, query, dict(headers), parsed, body, time.time())
+            )
+            fault = self._take_fault() if parts.path.startswith("/api/") else None
+        if fault is not None and fault.kind == "fail":
+            return json_reply(fault.status, fault.body, fault.headers)
+        if fault is not None and fault.kind == "reset":
+            return Reply(0, drop=True)
+        if fault is not None and fault.kind == "delay":
+            time.sleep(fault.seconds)
+        reply = self._route(method, parts.path, query, headers, body)
+        if fault is not None and fault.kind == "malformed" and reply.status != 204:
+            cut = reply.body[: max(1, len(reply.body) // 2)] + b"<"
+            reply = Reply(reply.status, cut, reply.headers, after=reply.after)
+        return reply
+
+    def _take_fault(self) -> Fault | None:
+        if not self.faults:
+            return None
+        fault = self.faults[0]
+        fault.remaining -= 1
+        if fault.remaining <= 0:
+            self.faults.pop(0)
+        return fault
+
+    def _route(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str],
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> Reply:
+        prefix = "/api/v1/"
+        if not path.startswith(prefix):
+            return _gateway_not_found()
+        segments = path[len(prefix) :].split("/")
+        if len(segments) < 3 or segments[0].lower() != "account" or segments[2].lower() != "call":
+            return _gateway_not_found()
+        if segments[0] != "Account" or segments[2] != "Call":
+            return _unauthorized(
+                "authentication failed: paths are case-sensitive, use /Account/{auth_id}/Call/"
+            )
+        if segments[-1] != "" or len(segments) not in (4, 5):
+            return _gateway_not_found()
+        lower = {k.lower(): v for k, v in headers.items()}
+        if lower.get("x-auth-id") != self.auth_id or lower.get("x-auth-token") != self.auth_token:
+            return _unauthorized("authentication failed: check X-Auth-ID and X-Auth-Token")
+        if segments[1] != self.auth_id:
+            return _unauthorized("authentication failed: the path's auth id is not X-Auth-ID's")
+        if len(segments) == 4:
+            return self._make_call(lower, body) if method == "POST" else _method_not_allowed()
+        call_uuid = segments[3]
+        if method == "POST":
+            return self._transfer(call_uuid, lower, body)
+        if method == "DELETE":
+            return self._hangup(call_uuid)
+        if method == "GET":
+            return self._get(call_uuid, query)
+        return _method_not_allowed()
+
+    # -- endpoints ---------------------------------------------------------------------
+
+    def _transfer(self, call_uuid: str, headers: Mapping[str, str], body: bytes) -> Reply:
+        data = _json_object(headers, body)
+        if isinstance(data, Reply):
+            return data
+        legs = data.get("legs", "aleg")
+        if legs not in LEGS:
+            return _bad_request("legs must be aleg, bleg or both", "legs")
+        targets: list[tuple[str, str, str]] = []
+        for leg in ("aleg", "bleg"):
+            if legs not in (leg, "both"):
+                continue  # the real API ignores a URL for a leg that is not selected
+            url, method = data.get(f"{leg}_url"), data.get(f"{leg}_method", "POST")
+            if not url:
+                return _bad_request(f"{leg}_url is required when legs is {legs}", f"{leg}_url")
+            if not _is_url(url):
+                return _bad_request(f"{leg}_url is not a valid absolute URL", f"{leg}_url")
+            if method not in METHODS:
+                return _bad_request(f"{leg}_method must be GET or POST", f"{leg}_method")
+            targets.append((leg, url, method))
+        record = self.table.get(call_uuid)
+        if record is None or record.status != "in-progress":
+            return _call_not_found(call_uuid)
+        take_over = self.on_transfer_request
+        if take_over is not None:
+            targets = [t for t in targets if not take_over(call_uuid, *t)]
+        generation = self.table.begin_transfer(call_uuid, len(targets)) if targets else 0
+        if generation is None:
+            return _call_not_found(call_uuid)
+
+        def deliver() -> None:
+            for leg, url, method in targets:
+                self._deliver_transfer(generation, call_uuid, leg, url, method)
+
+        reply = json_reply(
+            202,
+            {"api_id": str(uuid.uuid4()), "message": "call transferred", "call_uuid": call_uuid},
+        )
+        if targets:  # the platform answers 202 first and fetches the URL afterwards
+            reply.after.append(threading.Thread(target=deliver, daemon=True).start)
+        return reply
+
+    def _hangup(self, call_uuid: str) -> Reply:
+        record = self.table.get(call_uuid)
+        if record is None or not (record.live or record.status == "queued"):
+            return _call_not_found(call_uuid)
+        take_over = self.on_hangup_request
+        if take_over is not None and take_over(call_uuid):
+            return Reply(204, b"", {"X-Request-ID": str(uuid.uuid4())})  # the simulator ends it
+        self.end_call(call_uuid, code=4000, source="API Request", notify=True)
+        return Reply(204, b"", {"X-Request-ID": str(uuid.uuid4())})
+
+    def _get(self, call_uuid: str, query: Mapping[str, str]) -> Reply:
+        status = query.get("status")
+        if status not in (None, "live", "queued"):
+            return _bad_request("status must be live or queued", "status")
+        record = self.table.get(call_uuid)
+        record = self.table.snapshot(call_uuid) if record is not None else None
+        if (
+            record is None
+            or status is None  # no CDRs are kept, so the final-record lookup finds nothing
+            or (status == "live" and not record.live)
+            or (status == "queued" and record.status != "queued")
+        ):
+            return _call_not_found(call_uuid)
+        return json_reply(
+            200,
+            {
+                "api_id": str(uuid.uuid4()),
+                "call_status": record.status,
+                "call_uuid": record.call_uuid,
+                "request_uuid": record.request_uuid,
+                "caller_name": record.caller_name or record.from_,
+                "direction": record.direction,
+                "from": record.from_,
+                "to": record.to,
+                "session_start": record.session_start,
+                "stir_attestation": "Not Applicable",
+                "stir_verification": "Not Applicable",
+            },
+        )
+
+    def _make_call(self, headers: Mapping[str, str], body: bytes) -> Reply:
+        data = _json_object(headers, body)
+        if isinstance(data, Reply):
+            return data
+        for name in ("from", "to", "answer_url"):
+            if not data.get(name) or not isinstance(data[name], str):
+                return _bad_request(f"{name} is required", name)
+        for name in ("answer", "hangup", "ring", "fallback", "machine_detection"):
+            if f"{name}_url" in data and not _is_url(data[f"{name}_url"]):
+                return _bad_request(f"{name}_url is not a valid absolute URL", f"{name}_url")
+            if data.get(f"{name}_method", "POST") not in METHODS:
+                return _bad_request(f"{name}_method must be GET or POST", f"{name}_method")
+        caller_name = data.get("caller_name")
+        if caller_name is not None and (not isinstance(caller_name, str) or len(caller_name) > 50):
+            return _bad_request("caller_name must be at most 50 characters", "caller_name")
+        sip_params = {}
+        for pair in str(data.get("sip_headers") or "").split(","):
+            key, sep, value = pair.partition("=")
+            if sep and key:
+                sip_params[f"X-PH-{key}"] = value  # they come back with this prefix (§2.1)
+        call_uuid = str(uuid.uuid4())
+        record = self.table.add(
+            LiveCallRecord(
+                call_uuid=call_uuid,
+                from_=data["from"],
+                to=data["to"],
+                direction="outbound",
+                answer_url=data["answer_url"],
+                answer_method=data.get("answer_method", "POST"),
+                hangup_url=data.get("hangup_url"),
+                hangup_method=data.get("hangup_method", "POST"),
+                caller_name=caller_name,
+                request_uuid=call_uuid,
+                params=sip_params,
+            )
+        )
+        reply = json_reply(
+            201,
+            {"api_id": str(uuid.uuid4()), "message": "call fired", "request_uuid": call_uuid},
+        )
+        hook = self.on_make_call
+        if hook is not None:
+            thread = threading.Thread(target=hook, args=(record, data), daemon=True)
+            reply.after.append(thread.start)
+        return reply
+
+    # -- what happens after the answer -------------------------------------------------
+
+    def end_call(self, call_uuid: str, *, code: int, source: str, notify: bool) -> LiveCallRecord:
+        """End the call; POST its hangup webhook (in a thread) when ``notify`` and it has one."""
+        snapshot = self.table.end(call_uuid, code, source)
+        if notify and snapshot.hangup_url:
+            params = webhook_params(snapshot, "Hangup", self.parent_auth_id)
+            url, method = snapshot.hangup_url, snapshot.hangup_method
+            threading.Thread(
+                target=self.webhooks.send, args=(url, method, params), daemon=True
+            ).start()
+        return snapshot
+
+    def _deliver_transfer(
+        self, generation: int, call_uuid: str, leg: str, url: str, method: str
+    ) -> None:
+        with self.table.lock:
+            if generation != self.table.generation:
+                return  # reset() happened meanwhile: the call is gone
+            record = self.table.snapshot(call_uuid)
+        params = webhook_params(record, "Transfer", self.parent_auth_id)
+        if leg == "bleg" and record.bleg_uuid:
+            params.update(CallUUID=record.bleg_uuid, ALegUUID=record.call_uuid)
+        response, error = self.webhooks.send(url, method, params)
+        try:
+            outcome = judge_transfer_reply(call_uuid, leg, url, method, response, error)
+        except Exception as exc:  # a fault in the fake must not leave wait_for_transfer hanging
+            logger.exception("LocalVobiz could not judge the transfer reply from %s", url)
+            why = f"LocalVobiz could not judge the reply: {type(exc).__name__}: {exc}"
+            outcome = TransferOutcome(call_uuid, leg, url, method, "dropped", 8013, error=why)
+        with self.table.lock:
+            if generation != self.table.generation:
+                return  # reset() happened meanwhile: this outcome belongs to an earlier test
+            # End the call before recording, so a test woken by the outcome sees it ended.
+            if outcome.hangup_cause_code is not None and leg == "aleg":
+                self.end_call(
+                    call_uuid, code=outcome.hangup_cause_code, source="Error", notify=True
+                )
+            elif outcome.hangup_cause_code is not None:
+                live = self.table.get(call_uuid)
+                if live is not None:
+                    live.bleg_uuid = None
+            self.table.finish_transfer(generation, outcome)
+        hook = self.on_transfer
+        if hook is not None:
+            hook(outcome)

@@ -1,0 +1,202 @@
+"""The records LocalVobiz keeps: calls, received requests, transfer outcomes, sent webhooks."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any
+
+__all__ = [
+    "CAUSE_NAMES",
+    "LIVE_STATUSES",
+    "CallTable",
+    "LiveCallRecord",
+    "ReceivedRequest",
+    "SentWebhook",
+    "TransferOutcome",
+]
+
+LIVE_STATUSES = ("ringing", "in-progress")
+CAUSE_NAMES = {
+    4000: ("NORMAL_CLEARING", "Normal Hangup"),
+    7013: ("ERROR_REACHING_TRANSFER_URL", "Error Reaching Transfer URL"),
+    8013: ("INVALID_TRANSFER_XML", "Invalid Transfer XML"),
+}
+
+
+def now_utc() -> str:
+    """UTC now as Vobiz writes ``SessionStart``."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+@dataclass
+class LiveCallRecord:
+    """One call in LocalVobiz's table. Mutated only under the server's lock."""
+
+    call_uuid: str
+    from_: str
+    to: str
+    direction: str = "inbound"
+    status: str = "in-progress"
+    answer_url: str | None = None
+    answer_method: str = "POST"
+    hangup_url: str | None = None
+    hangup_method: str = "POST"
+    caller_name: str | None = None
+    request_uuid: str | None = None
+    bleg_uuid: str | None = None
+    #: Extra webhook fields (``X-PH-*`` …), added to every webhook of the call.
+    params: dict[str, str] = field(default_factory=dict)
+    session_start: str = field(default_factory=now_utc)
+    hangup_cause: str | None = None
+    hangup_cause_code: int | None = None
+    hangup_source: str | None = None
+
+    @property
+    def live(self) -> bool:
+        """True while the call is ringing or answered."""
+        return self.status in LIVE_STATUSES
+
+
+@dataclass(frozen=True)
+class TransferOutcome:
+    """What happened when LocalVobiz fetched one leg's transfer URL."""
+
+    call_uuid: str
+    leg: str
+    url: str
+    method: str
+    status: str  # "executed" | "dropped"
+    hangup_cause_code: int | None = None
+    http_status: int | None = None
+    xml: str | None = field(default=None, repr=False)
+    document: Any = field(default=None, repr=False)
+    error: str | None = None
+
+    @property
+    def executed(self) -> bool:
+        """True when the leg runs the returned XML."""
+        return self.status == "executed"
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    """One request LocalVobiz received. ``repr`` leaves out the headers (they hold the token)."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str] = field(repr=False)
+    json: Any
+    body: bytes = field(repr=False)
+    time: float
+
+
+@dataclass(frozen=True)
+class SentWebhook:
+    """A webhook LocalVobiz sent (transfer or hangup), and what came back."""
+
+    event: str
+    url: str
+    method: str
+    params: dict[str, str]
+    http_status: int | None
+    error: str | None = None
+
+
+class CallTable:
+    """LocalVobiz's thread-safe state: the calls, and the transfers in flight and judged.
+
+    ``generation`` moves on at every :meth:`clear`, so a transfer still in flight from
+    before a reset cannot record an outcome into the next test.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Condition()
+        self.generation = 0
+        self._calls: dict[str, LiveCallRecord] = {}
+        self._outcomes: list[TransferOutcome] = []
+        self._pending: dict[str, int] = {}
+
+    def clear(self) -> None:
+        """Forget every call and outcome."""
+        with self.lock:
+            self.generation += 1
+            self._calls.clear()
+            self._outcomes.clear()
+            self._pending.clear()
+            self.lock.notify_all()
+
+    def add(self, record: LiveCallRecord) -> LiveCallRecord:
+        """Add (or replace) a call."""
+        with self.lock:
+            self._calls[record.call_uuid] = record
+        return record
+
+    def get(self, call_uuid: str) -> LiveCallRecord | None:
+        """The call's record, or None."""
+        with self.lock:
+            return self._calls.get(call_uuid)
+
+    def snapshot(self, call_uuid: str) -> LiveCallRecord:
+        """A copy of the call's record, safe to read outside the lock."""
+        with self.lock:
+            return replace(self._calls[call_uuid], params=dict(self._calls[call_uuid].params))
+
+    def calls(self) -> dict[str, LiveCallRecord]:
+        """A copy of the table."""
+        with self.lock:
+            return dict(self._calls)
+
+    def outcomes(self) -> list[TransferOutcome]:
+        """Every outcome, in the order the legs were judged."""
+        with self.lock:
+            return list(self._outcomes)
+
+    def end(self, call_uuid: str, code: int, source: str) -> LiveCallRecord:
+        """Mark the call completed with a hangup cause; returns a snapshot."""
+        with self.lock:
+            record = self._calls[call_uuid]
+            record.status = "completed"
+            record.hangup_cause_code = code
+            record.hangup_cause = CAUSE_NAMES.get(code, ("UNKNOWN", ""))[0]
+            record.hangup_source = source
+            return self.snapshot(call_uuid)
+
+    def begin_transfer(self, call_uuid: str, legs: int) -> int | None:
+        """Accept a transfer of an in-progress call: its generation, or None (-> 404)."""
+        with self.lock:
+            record = self._calls.get(call_uuid)
+            if record is None or record.status != "in-progress":
+                return None
+            self._pending[call_uuid] = self._pending.get(call_uuid, 0) + legs
+            return self.generation
+
+    def finish_transfer(self, generation: int, outcome: TransferOutcome) -> bool:
+        """Record one leg's outcome; False when a reset made it stale."""
+        with self.lock:
+            if generation != self.generation:
+                return False
+            self._outcomes.append(outcome)
+            left = self._pending.get(outcome.call_uuid, 0) - 1
+            self._pending[outcome.call_uuid] = max(0, left)
+            self.lock.notify_all()
+            return True
+
+    def wait_for_transfer(self, call_uuid: str, timeout: float) -> list[TransferOutcome]:
+        """Block until the call has outcomes and no leg in flight; return its outcomes."""
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while True:
+                outcomes = [o for o in self._outcomes if o.call_uuid == call_uuid]
+                if outcomes and not self._pending.get(call_uuid):
+                    return outcomes
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(
+                        f"no finished transfer for call {call_uuid} within {timeout}s "
+                        f"(outcomes so far: {outcomes})"
+                    )
+                self.lock.wait(left)

@@ -1,0 +1,75 @@
+"""pytest fixtures for answerkit (registered through the ``pytest11`` entry point).
+
+* ``local_vobiz``: a :class:`~answerkit.testing.LocalVobiz` server, started once per
+  session and reset before each test.
+* ``call_simulator``: a factory, ``call_simulator(flow, **options) -> CallSimulator``,
+  bound to ``local_vobiz``.
+* ``sign_request``: ``sign_request(flow, path) -> headers`` (genuine signature headers).
+* ``signed_post``: ``signed_post(client, flow, path, params) -> response`` through a
+  Flask test client.
+
+The machinery lives in :mod:`answerkit.testing`; this module only wires fixtures, and
+imports it lazily so that loading the plugin costs nothing in test runs that do not
+use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from answerkit.testing.local_vobiz import LocalVobiz
+    from answerkit.testing.simulator import CallSimulator
+
+
+@pytest.fixture(scope="session")
+def answerkit_local_vobiz_server() -> Iterator[LocalVobiz]:
+    """The session's LocalVobiz server (use ``local_vobiz``, which resets it per test)."""
+    from answerkit.testing.local_vobiz import LocalVobiz
+
+    with LocalVobiz() as server:
+        yield server
+
+
+@pytest.fixture
+def local_vobiz(answerkit_local_vobiz_server: LocalVobiz) -> LocalVobiz:
+    """A LocalVobiz server with no calls, requests or faults left from other tests."""
+    answerkit_local_vobiz_server.reset()
+    return answerkit_local_vobiz_server
+
+
+@pytest.fixture
+def call_simulator(local_vobiz: LocalVobiz) -> Iterator[Callable[..., CallSimulator]]:
+    """``call_simulator(flow_or_base_url, **options)``: a CallSimulator bound to local_vobiz."""
+    from answerkit.testing.simulator import CallSimulator
+
+    made: list[CallSimulator] = []
+
+    def make(target: Any = None, **options: Any) -> CallSimulator:
+        options.setdefault("local_vobiz", local_vobiz)
+        sim = CallSimulator(target, **options)
+        made.append(sim)
+        return sim
+
+    yield make
+    for sim in made:
+        sim.close()
+
+
+@pytest.fixture
+def sign_request() -> Callable[..., dict[str, str]]:
+    """``sign_request(flow, path, token=None) -> headers`` for a webhook to ``path``."""
+    from answerkit.testing.simulator import sign_request as helper
+
+    return helper
+
+
+@pytest.fixture
+def signed_post() -> Callable[..., Any]:
+    """``signed_post(client, flow, path, params, token=None)``: a signed POST webhook."""
+    from answerkit.testing.simulator import signed_post as helper
+
+    return helper

@@ -1,0 +1,501 @@
+"""One simulated call: runs VobizXML element by element, as the platform does (spec §1).
+
+A call's program is a generator: it yields after every element, and yields
+:data:`BLOCK` while it waits on something outside itself (a conference room, a
+bridged B-leg, a loop that only a transfer can end). The simulator steps calls one
+element at a time, so several calls can share a conference. A transfer or a REST
+hang-up is queued on the call and taken at its next step; one requested while a
+webhook is being answered interrupts the document as soon as that webhook returns.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import deque
+from collections.abc import Callable, Generator, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+from answerkit.elements import Response
+from answerkit.testing import sim_elements as elem
+from answerkit.testing.sim_bridge import Bridge, run_conference, run_dial
+from answerkit.testing.sim_elements import (
+    BLOCK,
+    STEP,
+    CallEnded,
+    CallSetup,
+    Fetch,
+    GatherPrompt,
+    Interrupted,
+    Pending,
+    Recording,
+)
+from answerkit.testing.sim_transcript import CAUSES, Cause, Transcript, TranscriptEvent, Webhook
+from answerkit.testing.sim_transport import Reply
+
+if TYPE_CHECKING:
+    from answerkit.testing.simulator import CallSimulator
+
+__all__ = ["SimulatedCall"]
+
+Program = Generator[int, None, None]
+_UNANSWERED_STATUS = {"busy": "busy", "no-answer": "no-answer", "failed": "failed"}
+
+
+def _wire(number: str) -> str:
+    # Vobiz sends E.164 without the "+" (spec §2.0); sip: URIs stay as they are.
+    return number[1:] if number.startswith("+") else number
+
+
+class SimulatedCall:
+    """One call leg played against the application. Made by :class:`CallSimulator`.
+
+    ``run()`` plays it until it ends or blocks (a conference, a bridged dial, hold
+    music that loops until a transfer) and returns the :class:`Transcript`.
+    """
+
+    def __init__(self, sim: CallSimulator, setup: CallSetup) -> None:
+        self.sim = sim
+        self.setup = setup
+        self.call_uuid = setup.call_uuid
+        self.from_ = setup.from_
+        self.to = setup.to
+        self.direction = setup.direction
+        self.transcript = Transcript(setup.call_uuid, setup.from_, setup.to, setup.direction)
+        self._digits: deque[str | None] = deque(setup.digits)
+        self._speech: deque[str | None] = deque(setup.speech)
+        self._dial: deque[Any] = deque(setup.dial)
+        self._pending: list[Pending] = []
+        self._lock = threading.Lock()
+        self._gen: Program | None = None
+        self._started = False
+        self._ended = False
+        self.paused = False
+        self._executing = False
+        self._cleanup = 0
+        self.stop_at: str | None = None
+        self._last_signal = STEP
+        self._hanging_up = False
+        self._steps = 0
+        self.clock = 0.0
+        self.answered_at: float | None = None
+        self.hangup_at: float | None = None
+        self.recordings: list[Recording] = []
+        self._after_hangup: list[Callable[[], object]] = []
+        self.bridge: Bridge | None = None
+        self.started_at = datetime.now()
+        self._status = "ringing" if setup.direction == "inbound" else "in-progress"
+        std = {
+            "CallUUID": setup.call_uuid,
+            "From": _wire(setup.from_),
+            "To": _wire(setup.to),
+            "Direction": setup.direction,
+            "CallerName": setup.caller_name or setup.from_,
+            "SessionStart": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f"),
+            "STIRAttestation": "Not Applicable",
+            "STIRVerification": "Not Applicable",
+            "ParentAuthID": sim.parent_auth_id,
+        }
+        if setup.direction == "outbound":
+            request_uuid = setup.request_uuid or setup.call_uuid
+            std.update(
+                RequestUUID=request_uuid, ALegUUID=setup.call_uuid, ALegRequestUUID=request_uuid
+            )
+        std.update(setup.params)
+        self._std = std
+
+    # -- public --------------------------------------------------------------------------
+
+    @property
+    def ended(self) -> bool:
+        """True once the call is over (the hangup webhook has been sent)."""
+        return self._ended
+
+    @property
+    def state(self) -> str:
+        """``"new"``, ``"running"``, ``"blocked"`` or ``"ended"``."""
+        if self._ended:
+            return "ended"
+        if not self._started:
+            return "new"
+        return "blocked" if self._blocked else "running"
+
+    def run(self, until: str | None = None) -> Transcript:
+        """Play the call until it ends or blocks; returns its transcript.
+
+        ``until="gather"`` stops at the next Gather once its prompt has been heard
+        and before the caller answers it: a test can then transfer or hang up the
+        call "mid-prompt", and ``run()`` again to go on.
+        """
+        self.stop_at = until
+        self.paused = False
+        while not self._ended:
+            if not self._advance() and not self._pending:
+                break
+            if self.paused:
+                break
+        return self.transcript
+
+    def hangup(self) -> Transcript:
+        """The caller hangs up (NORMAL_CLEARING, 4000, source Caller)."""
+        self._request(Pending("hangup", cause=CAUSES["normal"].with_source("Caller")))
+        if not self._executing:
+            self._advance()
+        return self.transcript
+
+    def press(self, digits: str | None) -> None:
+        """Queue the caller's next input to a Gather (None: no input)."""
+        self._digits.append(elem.check_digits(digits))
+
+    def say(self, speech: str | None) -> None:
+        """Queue the caller's next speech input to a Gather (None: nothing said)."""
+        self._speech.append(speech)
+
+    def end_bridge(self) -> None:
+        """The bridged B-leg of a ``"bridge"`` dial hangs up; the caller's flow goes on."""
+        if self.bridge is not None:
+            self.bridge.end(CAUSES["normal"].with_source("Callee"))
+
+    def __repr__(self) -> str:
+        return f"<SimulatedCall {self.call_uuid} {self.direction} {self.state}>"
+
+    # -- queued actions (any thread) -------------------------------------------------------
+
+    def _request(self, pending: Pending) -> None:
+        with self._lock:
+            self._pending.append(pending)
+
+    def _take_pending(self) -> Pending | None:
+        with self._lock:
+            if not self._pending:
+                return None
+            # A hang-up beats everything; with legs=both the B-leg moves first, or the
+            # A-leg's leaving would drop it.
+            for kind in ("hangup", "transfer-bleg"):
+                for i, pending in enumerate(self._pending):
+                    if pending.kind == kind:
+                        return self._pending.pop(i)
+            return self._pending.pop(0)
+
+    @property
+    def has_pending(self) -> bool:
+        """True when a transfer or hang-up waits for the call's next step."""
+        return bool(self._pending)
+
+    @property
+    def _blocked(self) -> bool:
+        return self.paused or self._last_signal == BLOCK
+
+    @property
+    def hanging_up(self) -> bool:
+        """True while the call is being ended (clean-up code tells hang-up from transfer)."""
+        return self._hanging_up
+
+    @contextmanager
+    def cleanup(self) -> Iterator[None]:
+        """Webhooks sent inside never interrupt (a transfer waits for clean-up to finish)."""
+        self._cleanup += 1
+        try:
+            yield
+        finally:
+            self._cleanup -= 1
+
+    # -- the driver ------------------------------------------------------------------------
+
+    def _advance(self) -> bool:
+        """Take one step; True when something happened."""
+        if self._ended:
+            return False
+        pending = self._take_pending()
+        if pending is not None:
+            self.paused = False
+            if pending.kind == "hangup":
+                assert pending.cause is not None
+                self._finish(pending.cause)
+                return True
+            if pending.kind == "transfer-bleg":
+                if self.bridge is not None:
+                    self.bridge.transfer_bleg(pending.url, pending.method)
+                return True
+            self._close_program()
+            self.transcript.transfers.append(pending.url)
+            self._emit("transfer", f"transferred to {self._display(pending.url)}")
+            self._gen = self._program(
+                Fetch(pending.url, pending.method, "Transfer", {}, "transfer")
+            )
+        elif self.paused:
+            return False
+        if self._gen is None:
+            if self._started:
+                return False
+            self._started = True
+            self._gen = self._start()
+        self._executing = True
+        try:
+            signal = next(self._gen)
+        except StopIteration:
+            self._gen = None
+            self._finish(CAUSES["end_of_xml"])
+            return True
+        except CallEnded as ended:
+            self._gen = None
+            self._finish(ended.cause, ended.note)
+            return True
+        except Interrupted:
+            self._gen = None
+            return True
+        finally:
+            self._executing = False
+        self._last_signal = signal
+        return signal == STEP
+
+    def _close_program(self) -> None:
+        gen, self._gen = self._gen, None
+        if gen is None:
+            return
+        self._cleanup += 1
+        self._executing = True
+        try:
+            gen.close()
+        finally:
+            self._cleanup -= 1
+            self._executing = False
+
+    def _start(self) -> Program:
+        if self.setup.first_fetch is not None:
+            self._mark_answered()
+            yield from self._program(self.setup.first_fetch)
+            return
+        if self.direction == "outbound":
+            if self.setup.ring_url:
+                self._notify(self.setup.ring_url, "POST", "Ring", {"CallStatus": "ringing"})
+            outcome = self.setup.outcome
+            if outcome != "answer":
+                self._status = _UNANSWERED_STATUS.get(outcome, "failed")
+                cause = CAUSES[self._status]
+                raise CallEnded(cause, f"the called party did not answer ({outcome})")
+            self._mark_answered()
+        assert self.setup.answer_url is not None
+        yield from self._program(
+            Fetch(self.setup.answer_url, self.setup.answer_method, "StartApp", {}, "answer")
+        )
+
+    def _program(self, fetch: Fetch) -> Program:
+        next_fetch: Fetch | None = fetch
+        while next_fetch is not None:
+            doc = self._fetch_document(next_fetch)
+            next_fetch = yield from self._run_document(doc)
+        if self.hangup_at is not None:
+            raise CallEnded(CAUSES["normal"], "scheduled hangup")
+        raise CallEnded(CAUSES["end_of_xml"])
+
+    # -- documents -------------------------------------------------------------------------
+
+    def _fetch_document(self, fetch: Fetch) -> Response:
+        self._count_step()
+        hook = self._send(fetch.url, fetch.method, self._params(fetch.event, fetch.params))
+        try:
+            return elem.judge(self, hook, fetch.kind)
+        except CallEnded:
+            fallback = self.setup.fallback_url
+            if fetch.kind != "answer" or not fallback:
+                raise
+            self._emit("note", "answer URL failed: trying the fallback URL")
+            hook = self._send(fallback, fetch.method, self._params(fetch.event, fetch.params))
+            return elem.judge(self, hook, fetch.kind)
+
+    def _run_document(self, doc: Response) -> Generator[int, None, Fetch | None]:
+        elements = doc.children
+        last = len(elements) - 1
+        for index, el in enumerate(elements):
+            self._count_step()
+            tag = el.tag
+            fetch: Fetch | None = None
+            if tag == "Speak" or tag == "Play":
+                self._mark_answered()
+                if elem.hear(self, el):
+                    yield from self._hold()
+            elif tag == "Gather":
+                self._mark_answered()
+                fetch = yield from elem.gather(self, el)
+            elif tag == "Wait":
+                elem.wait(self, el, first=index == 0)
+            elif tag == "Redirect":
+                url = (el.text or "").strip()
+                self._emit("redirect", f"redirected to {self._display(url)}")
+                fetch = Fetch(url, el.get("method") or "POST", "Redirect", {}, "redirect")
+            elif tag == "Hangup":
+                elem.hangup_element(self, el, first=index == 0)
+            elif tag == "Dial":
+                self._mark_answered()
+                fetch = yield from run_dial(self, el)
+            elif tag == "Conference":
+                self._mark_answered()
+                yield from run_conference(self, el, last=index == last)
+            elif tag == "Record":
+                self._mark_answered()
+                fetch = elem.record(self, el)
+            elif tag == "PreAnswer":
+                for child in el.children:
+                    if child.tag == "Wait":
+                        elem.wait(self, child, first=False)
+                    else:
+                        elem.hear(self, child, early=True)
+            elif tag == "DTMF":
+                self._mark_answered()
+                tones = (el.text or "").strip()
+                self.transcript.dtmf.append(tones)
+                self._emit("dtmf", f"flow sends tones: {tones}")
+            elif tag == "Stream":
+                self._mark_answered()
+                elem.stream(self, el)
+            else:
+                self._emit("note", f"skipped <{tag}>: not an element of a call document")
+            if fetch is not None:
+                return fetch
+            if self.hangup_at is not None and self.clock >= self.hangup_at:
+                raise CallEnded(CAUSES["normal"], "scheduled hangup")
+            yield STEP
+        return None
+
+    def _count_step(self) -> None:
+        self._steps += 1
+        if self._steps > self.setup.max_steps:
+            self.transcript.step_limit_reached = True
+            raise CallEnded(
+                CAUSES["normal"].with_source("Caller"),
+                f"the caller hangs up after {self.setup.max_steps} steps (max_steps)",
+            )
+
+    def _hold(self) -> Generator[int, None, None]:
+        """Block until a transfer or hang-up: only they end an endless loop."""
+        while True:
+            yield BLOCK
+
+    def _next_dial_outcome(self) -> Any:
+        return self._dial.popleft() if self._dial else "answer"
+
+    def _take_input(self, types: tuple[str, ...], prompt: GatherPrompt) -> tuple[str, str] | None:
+        if "dtmf" in types and self._digits:
+            digits = self._digits.popleft()
+            return None if digits is None else ("dtmf", digits)
+        if "speech" in types and self._speech:
+            speech = self._speech.popleft()
+            return None if speech is None else ("speech", speech)
+        provider = self.sim.input_provider
+        if provider is not None:
+            answer = provider(self, prompt)
+            if answer:
+                if "dtmf" in types and set(answer) <= elem.DIGIT_KEYS:
+                    return ("dtmf", answer)
+                if "speech" in types:
+                    return ("speech", answer)
+        return None
+
+    # -- webhooks --------------------------------------------------------------------------
+
+    def _params(self, event: str | None, extra: Mapping[str, str]) -> dict[str, str]:
+        params = dict(self._std)
+        params["CallStatus"] = self._status
+        if event:
+            params["Event"] = event
+        params.update(extra)
+        return params
+
+    def _send(self, url: str, method: str, params: dict[str, str]) -> Webhook:
+        """Send one signed webhook, record it, and honour a transfer queued meanwhile."""
+        sim = self.sim
+        resolved = sim.router.resolve(url)
+        started = perf_counter()
+        if resolved is None:
+            reply = Reply(0, b"", "", "outside the simulated application: not requested")
+            display = url
+        else:
+            signed, target, display = resolved
+            reply = sim.transport.send(method, target, params, sim.sign(signed))
+        hook = Webhook(
+            url,
+            method,
+            params,
+            reply.status,
+            reply.body,
+            reply.content_type,
+            perf_counter() - started,
+            reply.error,
+        )
+        self.transcript.webhooks.append(hook)
+        event = params.get("Event")
+        what = f"Event={event}" if event else f"{params.get('InputType', '')} input".lstrip()
+        self._emit(
+            "webhook",
+            f"{method} {display} ({what}) -> {reply.status or 'unreachable'}",
+            webhook=hook,
+        )
+        if self._pending and not self._cleanup:
+            if any(p.kind == "hangup" for p in self._pending):
+                self._hanging_up = True  # clean-up on the way out reports a hang-up
+            raise Interrupted
+        return hook
+
+    def _notify(self, url: str, method: str, event: str, extra: Mapping[str, str]) -> None:
+        """A status callback: any answer is fine; non-2xx is retried 3 times (spec §2.12)."""
+        params = self._params(event, extra)
+        for _attempt in range(4):
+            if self._send(url, method, params).ok:
+                return
+
+    def _display(self, url: str) -> str:
+        resolved = self.sim.router.resolve(url)
+        return url if resolved is None else resolved[2]
+
+    def _emit(self, kind: str, line: str, /, **data: Any) -> None:
+        event = TranscriptEvent(kind, line, self.clock, data)
+        self.transcript.events.append(event)
+        for listener in self.sim.listeners:
+            listener(self, event)
+
+    # -- answer and end --------------------------------------------------------------------
+
+    @property
+    def answered(self) -> bool:
+        """True once the call has been answered."""
+        return self.answered_at is not None
+
+    def _mark_answered(self) -> None:
+        if self.answered_at is None:
+            self.answered_at = self.clock
+            self._status = "in-progress"
+            self.sim.register_live(self)
+
+    def _finish(self, cause: Cause, note: str | None = None) -> None:
+        if self._ended:
+            return
+        self._hanging_up = True
+        self._close_program()
+        self._ended = True
+        self._pending.clear()
+        if note:
+            self._emit("note", note)
+        t = self.transcript
+        answered = self.answered_at
+        duration = 0 if answered is None else max(0, round(self.clock - answered))
+        t.duration = duration
+        t.bill_duration = 60 * math.ceil(duration / 60)
+        t.hangup_cause, t.hangup_cause_code = cause.cause, cause.code
+        t.hangup_cause_name, t.hangup_source = cause.name, cause.source
+        t.ended = True
+        if self._status in ("ringing", "in-progress"):
+            self._status = "completed"
+        self._emit("hangup", f"call ended: {cause.code} {cause.name} ({cause.source})", cause=cause)
+        self.sim.unregister_live(self, cause)
+        # A call hung up before it was ever placed has nothing to report.
+        if self._started and self.setup.send_hangup:
+            with self.cleanup():
+                elem.send_hangup(self, cause)
+        with self.cleanup():
+            for action in self._after_hangup:
+                action()
+            elem.send_record_stops(self)

@@ -1,0 +1,83 @@
+"""The simulator's side of LocalVobiz: live calls, make-call adoption, take-over hooks.
+
+The flow under test reaches "Vobiz" through its REST client, pointed at a
+:class:`~answerkit.testing.LocalVobiz`. For those requests to act on simulated
+calls, the two must agree on which calls are live and who carries out a transfer
+or a hang-up:
+
+* an answered simulated call is added to LocalVobiz's table (in progress), and
+  marked completed when it ends (without LocalVobiz sending a webhook of its own);
+* an outbound call placed through LocalVobiz's make-call API is adopted: the
+  simulator plays it from its ``answer_url`` (read from the table, so the call is
+  known as soon as the API answered);
+* LocalVobiz asks ``on_transfer_request(call_uuid, leg, url, method) -> bool`` and
+  ``on_hangup_request(call_uuid) -> bool`` while it handles a Transfer or Hang-up
+  request for a live call; True means the simulator took it over (it fetches the
+  URL itself, in-process or over HTTP, and sends the webhooks).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+from answerkit.testing.sim_transcript import Cause
+
+if TYPE_CHECKING:
+    from answerkit.testing.local_vobiz import LiveCallRecord, LocalVobiz
+    from answerkit.testing.sim_call import SimulatedCall
+
+__all__ = ["VobizLink"]
+
+TransferHook = Callable[[str, str, str, str], bool]
+HangupHook = Callable[[str], bool]
+HOOK_NAMES = ("on_transfer_request", "on_hangup_request")
+
+
+class VobizLink:
+    """Keeps one simulator and one LocalVobiz in step (see the module docstring)."""
+
+    def __init__(self, server: LocalVobiz, transfer: TransferHook, hangup: HangupHook) -> None:
+        self.server = server
+        self._known = set(server.calls)  # calls from before the simulator are not its own
+        self._hooks: tuple[TransferHook, HangupHook] = (transfer, hangup)
+        for name, hook in zip(HOOK_NAMES, self._hooks, strict=True):
+            setattr(server, name, hook)
+
+    def register(self, call: SimulatedCall) -> None:
+        """The call was answered: LocalVobiz lists it as in progress."""
+        self._known.add(call.call_uuid)
+        if call.setup.registered:
+            return
+        # No hangup_url: the simulator sends the call's webhooks, never LocalVobiz.
+        self.server.add_call(
+            call.call_uuid,
+            from_=call.from_,
+            to=call.to,
+            direction=call.direction,
+            status="in-progress",
+            answer_url=call.setup.answer_url,
+            caller_name=call.setup.caller_name,
+        )
+
+    def unregister(self, call: SimulatedCall, cause: Cause) -> None:
+        """The call ended: LocalVobiz marks it completed."""
+        # KeyError: LocalVobiz was reset meanwhile, or never had the call.
+        with contextlib.suppress(KeyError):
+            self.server.end_call(call.call_uuid, code=cause.code, source=cause.source, notify=False)
+
+    def new_outbound(self) -> Iterator[LiveCallRecord]:
+        """Live outbound calls with an answer URL that appeared since the last look."""
+        for call_uuid, record in self.server.calls.items():
+            if call_uuid in self._known:
+                continue
+            self._known.add(call_uuid)
+            if record.direction == "outbound" and record.answer_url and record.live:
+                yield record
+
+    def close(self) -> None:
+        """Unhook from LocalVobiz (unless another simulator hooked in since)."""
+        for name, hook in zip(HOOK_NAMES, self._hooks, strict=True):
+            if getattr(self.server, name, None) == hook:
+                setattr(self.server, name, None)

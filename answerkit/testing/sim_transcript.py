@@ -1,0 +1,198 @@
+"""What a simulated call leaves behind: the transcript, its webhooks, and how it ended.
+
+A :class:`Transcript` is what tests assert on. Everything in it is plain data: no auth
+token, signature or header is ever stored, so printing one is always safe. Its text form
+(``str(transcript)``) is deterministic (no UUIDs, no timings), so the same flow gives the
+same text in-process and over HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["CAUSES", "Cause", "Transcript", "TranscriptEvent", "Webhook"]
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Why a call (or a B-leg) ended, in the four fields Vobiz reports."""
+
+    cause: str
+    code: int
+    name: str
+    source: str
+
+    def with_source(self, source: str) -> Cause:
+        """The same cause, reported by another party."""
+        return Cause(self.cause, self.code, self.name, source)
+
+
+# Codes the spec documents (4000, 4010, 6010, 9000, 7011-7014, 8011-8014) are used as given;
+# the busy/rejected/failed codes follow Plivo's table, which Vobiz inherits (spec tag PL).
+CAUSES: dict[str, Cause] = {
+    "normal": Cause("NORMAL_CLEARING", 4000, "Normal Hangup", "Answer XML"),
+    "end_of_xml": Cause("NORMAL_CLEARING", 4010, "End Of XML Instructions", "Vobiz"),
+    "busy": Cause("USER_BUSY", 3010, "Busy Line", "Callee"),
+    "rejected": Cause("CALL_REJECTED", 3020, "Rejected", "Answer XML"),
+    "failed": Cause("DESTINATION_OUT_OF_ORDER", 2010, "Destination Out Of Service", "Carrier"),
+    "no-answer": Cause("NO_ANSWER", 6010, "Ring Timeout Reached", "Vobiz"),
+    "lose_race": Cause("LOSE_RACE", 9000, "Lost Race", "Vobiz"),
+    "answer_url": Cause("ERROR_REACHING_ANSWER_URL", 7011, "Error Reaching Answer URL", "Error"),
+    "action_url": Cause("ERROR_REACHING_ACTION_URL", 7012, "Error Reaching Action URL", "Error"),
+    "transfer_url": Cause(
+        "ERROR_REACHING_TRANSFER_URL", 7013, "Error Reaching Transfer URL", "Error"
+    ),
+    "redirect_url": Cause(
+        "ERROR_REACHING_REDIRECT_URL", 7014, "Error Reaching Redirect URL", "Error"
+    ),
+    "answer_xml": Cause("INVALID_ANSWER_XML", 8011, "Invalid Answer XML", "Error"),
+    "action_xml": Cause("INVALID_ACTION_XML", 8012, "Invalid Action XML", "Error"),
+    "transfer_xml": Cause("INVALID_TRANSFER_XML", 8013, "Invalid Transfer XML", "Error"),
+    "redirect_xml": Cause("INVALID_REDIRECT_XML", 8014, "Invalid Redirect XML", "Error"),
+}
+
+#: Hang-up causes that mean the flow did what it meant to (``answerkit call`` exits 0).
+NORMAL_CODES = frozenset({4000, 4010})
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """One request the simulator sent, and the answer it got.
+
+    ``url`` is the public URL Vobiz would have requested (query included), ``status`` the
+    HTTP status (0 when the URL could not be reached), ``elapsed`` the wall-clock seconds
+    the request took. Headers are not kept: they carry the signature.
+    """
+
+    url: str
+    method: str
+    params: Mapping[str, str]
+    status: int
+    body: bytes = field(repr=False)
+    content_type: str
+    elapsed: float = field(compare=False)
+    error: str | None = None
+
+    @property
+    def event(self) -> str:
+        """The ``Event`` field sent ("" when the request had none, e.g. a Gather action)."""
+        return self.params.get("Event", "")
+
+    @property
+    def text(self) -> str:
+        """The answer body as text."""
+        return self.body.decode("utf-8", "replace")
+
+    @property
+    def ok(self) -> bool:
+        """True for a 2xx answer."""
+        return 200 <= self.status < 300
+
+
+@dataclass(frozen=True)
+class TranscriptEvent:
+    """One thing that happened on a call, in order.
+
+    ``kind`` is one of ``hear``, ``silence``, ``press``, ``say``, ``no-input``, ``webhook``,
+    ``dial``, ``conference``, ``record``, ``dtmf``, ``stream``, ``transfer``, ``redirect``,
+    ``note``, ``hangup``; ``text`` is its readable line; ``at`` the simulated second of the
+    call it happened at; ``data`` the details (``data["webhook"]`` for a webhook).
+    """
+
+    kind: str
+    text: str
+    at: float
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Transcript:
+    """Everything one simulated call did, to assert on.
+
+    Lists grow while the call runs: ``heard`` (spoken text, and the URL of each played
+    file), ``digits_sent`` and ``speech_sent`` (the caller's input, one entry per Gather
+    that got input), ``dtmf`` (tones the flow sent with ``<DTMF>``), ``dials`` (one dict
+    per ``<Dial>``: ``numbers``, ``outcome``, ``answered_by``), ``conferences`` (rooms
+    joined), ``recordings`` (recording ids), ``streams`` (stream URLs), ``transfers``
+    (URLs the leg was moved to), ``webhooks`` and ``events``. Once the call is over,
+    ``ended`` is True and ``hangup_cause``, ``hangup_cause_code``, ``hangup_cause_name``,
+    ``hangup_source``, ``duration`` and ``bill_duration`` say how.
+    """
+
+    def __init__(self, call_uuid: str, from_: str, to: str, direction: str) -> None:
+        self.call_uuid = call_uuid
+        self.from_ = from_
+        self.to = to
+        self.direction = direction
+        self.heard: list[str] = []
+        self.digits_sent: list[str] = []
+        self.speech_sent: list[str] = []
+        self.dtmf: list[str] = []
+        self.dials: list[dict[str, Any]] = []
+        self.conferences: list[str] = []
+        self.recordings: list[str] = []
+        self.streams: list[str] = []
+        self.transfers: list[str] = []
+        self.webhooks: list[Webhook] = []
+        self.events: list[TranscriptEvent] = []
+        self.documents: list[Any] = []
+        self.ended = False
+        self.hangup_cause: str | None = None
+        self.hangup_cause_code: int | None = None
+        self.hangup_cause_name: str | None = None
+        self.hangup_source: str | None = None
+        self.duration = 0
+        self.bill_duration = 0
+        self.step_limit_reached = False
+
+    # -- reading -------------------------------------------------------------------------
+
+    @property
+    def ended_normally(self) -> bool:
+        """True when the call ended with 4000 or 4010 (not dropped by an error)."""
+        return self.ended and self.hangup_cause_code in NORMAL_CODES
+
+    def said(self, text: str) -> bool:
+        """True when some spoken or played entry contains ``text``."""
+        return any(text in heard for heard in self.heard)
+
+    def webhooks_for(self, event: str | None = None, *, path: str | None = None) -> list[Webhook]:
+        """The webhooks with this ``Event`` and/or whose URL path is ``path``."""
+        found = []
+        for hook in self.webhooks:
+            if event is not None and hook.event != event:
+                continue
+            if path is not None and _path_of(hook.url) != path:
+                continue
+            found.append(hook)
+        return found
+
+    def events_of(self, kind: str) -> list[TranscriptEvent]:
+        """The events of one kind (``"hear"``, ``"webhook"``, ``"dial"`` ...)."""
+        return [e for e in self.events if e.kind == kind]
+
+    def lines(self) -> list[str]:
+        """The readable lines, one per event."""
+        return [e.text for e in self.events]
+
+    def __iter__(self) -> Iterator[TranscriptEvent]:
+        return iter(self.events)
+
+    def __str__(self) -> str:
+        return "\n".join(e.text for e in self.events)
+
+    def __repr__(self) -> str:
+        state = (
+            f"ended {self.hangup_cause_code} {self.hangup_cause_name!r}"
+            if self.ended
+            else "in progress"
+        )
+        return f"<Transcript {self.direction} call, {len(self.events)} events, {state}>"
+
+
+def _path_of(url: str) -> str:
+    rest = url.split("://", 1)[-1]
+    slash = rest.find("/")
+    path = rest[slash:] if slash >= 0 else "/"
+    return path.split("?", 1)[0]

@@ -1,0 +1,509 @@
+"""The call simulator: play Vobiz against a call flow, without a phone, a tunnel or an account.
+
+::
+
+    sim = CallSimulator(flow)                       # in-process (WSGI), or
+    sim = CallSimulator("http://127.0.0.1:8000",    # a running server (gunicorn)
+                        auth_token=TOKEN, public_url="https://voice.example.com")
+    t = sim.call("answer", digits="1").run()
+    assert t.heard[0] == "Welcome"
+    assert t.hangup_cause_code == 4010
+    print(t)                                        # one readable line per event
+
+Every webhook is signed (:func:`answerkit.signature.sign`) for the public URL Vobiz
+would have called, and judged as Vobiz judges it: an error status, a wrong content
+type or invalid VobizXML drops the call with the cause Vobiz gives (7011/8011 for
+the answer URL, 7012/8012 for an action, 7013/8013 for a transfer, 7014/8014 for a
+Redirect). Several calls can run at once: a call in a conference blocks, and
+:meth:`CallSimulator.run_until_idle` steps every call in turn.
+
+Bound to a :class:`~answerkit.testing.LocalVobiz`, the simulator registers its
+answered calls there (so the flow's own Transfer and Hangup API calls find them),
+plays every outbound call placed through the make-call API, and takes over
+transfers and hang-ups of its calls through the server's ``on_transfer_request`` /
+``on_hangup_request`` hooks. REST actions take effect at the call's next step.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from answerkit.app import CallFlow
+from answerkit.signature import sign
+from answerkit.testing.sim_bridge import ConferenceRoom, dial_outcomes
+from answerkit.testing.sim_call import SimulatedCall
+from answerkit.testing.sim_elements import (
+    CallSetup,
+    Fetch,
+    GatherPrompt,
+    Pending,
+    parse_digits,
+    parse_speech,
+)
+from answerkit.testing.sim_remote import VobizLink
+from answerkit.testing.sim_transcript import CAUSES, Cause, TranscriptEvent
+from answerkit.testing.sim_transport import (
+    HTTPTransport,
+    Router,
+    Transport,
+    WSGIApp,
+    WSGITransport,
+    sign_request,
+    signed_post,
+)
+
+if TYPE_CHECKING:
+    from answerkit.testing.local_vobiz import LocalVobiz
+
+__all__ = ["CallSimulator", "sign_request", "signed_post"]
+
+Inputs = str | Sequence[str | None] | None
+Listener = Callable[[SimulatedCall, TranscriptEvent], None]
+InputProvider = Callable[[SimulatedCall, GatherPrompt], "str | None"]
+GATHER_TIMEOUTS = ("next", "post-empty")
+
+
+@dataclass
+class _Script:
+    to: str | None
+    outcome: str
+    digits: list[str | None]
+    speech: list[str | None]
+    dial: list[Any]
+    max_steps: int
+
+
+def _digits_only(number: str) -> str:
+    return number.lstrip("+")
+
+
+class CallSimulator:
+    """Plays Vobiz against one application (see the module docstring).
+
+    ``target`` is a :class:`~answerkit.CallFlow` (served in-process by
+    ``flow.create_app()``, or by ``app=`` if given) or the base URL of a running
+    server. ``public_url`` is where Vobiz would reach the app (default: the flow's
+    ``public_url``, else ``http://localhost`` in-process or the base URL over HTTP);
+    ``auth_token`` signs the webhooks (default: the flow's first token, else the
+    LocalVobiz token; None sends them unsigned). ``gather_timeout`` picks what a
+    Gather without input does: ``"next"`` element (default) or ``"post-empty"``
+    (the action gets empty Digits), spec §6 item 2.
+    """
+
+    def __init__(
+        self,
+        target: CallFlow | str | None = None,
+        *,
+        app: WSGIApp | None = None,
+        flow: CallFlow | None = None,
+        auth_token: str | None = None,
+        public_url: str | None = None,
+        local_vobiz: LocalVobiz | None = None,
+        gather_timeout: str = "next",
+        timeout: float = 10.0,
+        input_provider: InputProvider | None = None,
+    ) -> None:
+        if gather_timeout not in GATHER_TIMEOUTS:
+            raise ValueError(
+                f"gather_timeout must be 'next' or 'post-empty', got {gather_timeout!r}"
+            )
+        if isinstance(target, CallFlow):
+            flow = target
+        self.flow = flow
+        self.local_vobiz = local_vobiz
+        self.gather_timeout = gather_timeout
+        self.input_provider = input_provider
+        self.listeners: list[Listener] = []
+        self.transport: Transport
+        if isinstance(target, str):
+            root = public_url or (flow.public_url if flow else None) or target
+            self.router = Router(root, target)
+            self.transport = HTTPTransport(timeout)
+            self.base_url: str | None = target.rstrip("/")
+        else:
+            if app is None:
+                if flow is None:
+                    raise TypeError("CallSimulator needs a CallFlow, a base URL, or app=")
+                app = flow.create_app(getattr(flow, "_mount_prefix", None))
+            root = public_url or (flow.public_url if flow else None) or "http://localhost"
+            self.router = Router(root)
+            self.transport = WSGITransport(app, self.router.public_root)
+            self.base_url = None
+        if auth_token is None and flow is not None and flow.auth_tokens:
+            auth_token = flow.auth_tokens[0]
+        if auth_token is None and local_vobiz is not None:
+            auth_token = local_vobiz.auth_token
+        self._token = auth_token
+        self.parent_auth_id = local_vobiz.auth_id if local_vobiz else "MA_SIMULATOR"
+        self._nonce_prefix = f"{random.SystemRandom().randrange(10**10):010d}"
+        self._nonces = itertools.count()
+        self._lock = threading.Lock()
+        self._calls: list[SimulatedCall] = []
+        self._by_uuid: dict[str, SimulatedCall] = {}
+        self._rooms: dict[str, ConferenceRoom] = {}
+        self._scripts: list[_Script] = []
+        self._link = (
+            VobizLink(local_vobiz, self._take_transfer, self._take_hangup)
+            if local_vobiz is not None
+            else None
+        )
+
+    # -- placing calls -----------------------------------------------------------------------
+
+    def call(
+        self,
+        route_or_url: str | None = None,
+        *,
+        from_: str = "+14155550100",
+        to: str = "+14155550199",
+        direction: str = "inbound",
+        digits: Inputs = None,
+        speech: Inputs = None,
+        dial: Sequence[Any] | str | None = None,
+        params: Mapping[str, str] | None = None,
+        max_steps: int = 200,
+        caller_name: str | None = None,
+        method: str = "POST",
+        hangup_url: str | None = None,
+        fallback_url: str | None = None,
+        speech_confidence: float = 0.9,
+        call_uuid: str | None = None,
+    ) -> SimulatedCall:
+        """A new call to ``route_or_url`` (a route name, a path or a URL; default "answer").
+
+        ``digits`` (``"1,2"`` or a list; ``-``/None for no input) and ``speech`` feed
+        the Gathers in order; ``dial`` gives one outcome per Dial (``answer``,
+        ``bridge``, ``busy``, ``no-answer``, ``failed``, or a list per target).
+        Nothing is sent until :meth:`SimulatedCall.run` or :meth:`run_until_idle`.
+        """
+        if direction not in ("inbound", "outbound"):
+            raise ValueError(f"direction must be 'inbound' or 'outbound', got {direction!r}")
+        setup = CallSetup(
+            call_uuid=call_uuid or str(uuid.uuid4()),
+            from_=from_,
+            to=to,
+            direction=direction,
+            answer_url=self.url(route_or_url if route_or_url is not None else self._default()),
+            answer_method=method.upper(),
+            hangup_url=self.url(hangup_url) if hangup_url else None,
+            fallback_url=self.url(fallback_url) if fallback_url else None,
+            caller_name=caller_name,
+            params=dict(params or {}),
+            digits=parse_digits(digits),
+            speech=parse_speech(speech),
+            dial=self._dials(dial),
+            speech_confidence=speech_confidence,
+            max_steps=max_steps,
+        )
+        return self._add(setup)
+
+    def outbound_call(
+        self,
+        answer_url: str,
+        from_: str = "+14155550199",
+        to: str = "+14155550100",
+        *,
+        outcome: str = "answer",
+        answer_method: str = "POST",
+        hangup_url: str | None = None,
+        ring_url: str | None = None,
+        digits: Inputs = None,
+        speech: Inputs = None,
+        dial: Sequence[Any] | str | None = None,
+        params: Mapping[str, str] | None = None,
+        max_steps: int = 200,
+        call_uuid: str | None = None,
+    ) -> SimulatedCall:
+        """A call the platform places (as make-call does): ``to`` answers, or not (``outcome``)."""
+        if outcome not in ("answer", "busy", "no-answer", "failed"):
+            raise ValueError(f"outcome must be answer, busy, no-answer or failed, got {outcome!r}")
+        setup = CallSetup(
+            call_uuid=call_uuid or str(uuid.uuid4()),
+            from_=from_,
+            to=to,
+            direction="outbound",
+            answer_url=self.url(answer_url),
+            answer_method=answer_method.upper(),
+            hangup_url=self.url(hangup_url) if hangup_url else None,
+            ring_url=self.url(ring_url) if ring_url else None,
+            outcome=outcome,
+            params=dict(params or {}),
+            digits=parse_digits(digits),
+            speech=parse_speech(speech),
+            dial=self._dials(dial),
+            max_steps=max_steps,
+        )
+        return self._add(setup)
+
+    def expect_outbound(
+        self,
+        to: str | None = None,
+        *,
+        outcome: str = "answer",
+        digits: Inputs = None,
+        speech: Inputs = None,
+        dial: Sequence[Any] | str | None = None,
+        max_steps: int = 200,
+    ) -> None:
+        """Script the next call the flow places (make-call) to ``to`` (None: any number).
+
+        Scripts are used once each, oldest first; an unscripted outbound call answers
+        and gives no input.
+        """
+        if outcome not in ("answer", "busy", "no-answer", "failed"):
+            raise ValueError(f"outcome must be answer, busy, no-answer or failed, got {outcome!r}")
+        self._scripts.append(
+            _Script(
+                to,
+                outcome,
+                parse_digits(digits),
+                parse_speech(speech),
+                self._dials(dial),
+                max_steps,
+            )
+        )
+
+    # -- running -----------------------------------------------------------------------------
+
+    def run_until_idle(self, max_rounds: int = 100_000) -> None:
+        """Step every call in turn until each has ended or is blocked."""
+        for _round in range(max_rounds):
+            self._sync_remote()
+            progressed = False
+            for call in list(self._calls):
+                if call.ended:
+                    continue
+                if call._advance() or call.has_pending:
+                    progressed = True
+            if not progressed:
+                return
+        raise RuntimeError(f"calls still running after {max_rounds} rounds")
+
+    @property
+    def calls(self) -> list[SimulatedCall]:
+        """Every call so far, in the order they were placed."""
+        self._sync_remote()
+        return list(self._calls)
+
+    def find(self, call_uuid: str) -> SimulatedCall:
+        """The call (or transferred B-leg) with this CallUUID; KeyError if none."""
+        self._sync_remote()
+        with self._lock:
+            return self._by_uuid[call_uuid]
+
+    def conference(self, name: str) -> ConferenceRoom:
+        """The room called ``name`` (created empty if no call has joined it yet)."""
+        room = self._rooms.get(name)
+        if room is None:
+            room = self._rooms[name] = ConferenceRoom(name)
+        return room
+
+    def transfer(
+        self, call_uuid: str, url: str, *, leg: str = "aleg", method: str = "POST"
+    ) -> bool:
+        """Move a live call's leg to ``url`` (a route name, path or URL), as the Transfer API.
+
+        The leg drops its current document at its next step (at once when it is
+        blocked) and runs the XML the URL returns (``Event=Transfer``). Returns False
+        when there is no such live, answered call (the API would answer 404).
+        """
+        if leg not in ("aleg", "bleg", "both"):
+            raise ValueError(f"leg must be aleg, bleg or both, got {leg!r}")
+        return self._take_transfer(call_uuid, leg, self.url(url), method.upper())
+
+    def hangup(self, call_uuid: str) -> bool:
+        """Hang a live call up as the Hang-up API does (source ``API Request``)."""
+        return self._take_hangup(call_uuid)
+
+    # -- output ------------------------------------------------------------------------------
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(call, event)`` for every transcript event, as it happens."""
+        self.listeners.append(listener)
+
+    def url(self, route_or_url: str, **params: Any) -> str:
+        """The public URL of a route name, an app path or an absolute URL (with ``params``)."""
+        if "://" in route_or_url:
+            url = route_or_url
+        elif route_or_url.startswith("/"):
+            url = self.router.absolute(route_or_url)
+        elif self.flow is not None:
+            route = self.flow.get_route(route_or_url)
+            prefix = getattr(self.flow, "_mount_prefix", None) or ""
+            url = self.router.absolute(prefix + route.path)
+        else:
+            url = self.router.absolute("/" + route_or_url)
+        if params:
+            url += ("&" if "?" in url else "?") + urlencode({k: str(v) for k, v in params.items()})
+        return url
+
+    def close(self) -> None:
+        """Release connections and unhook from LocalVobiz."""
+        self.transport.close()
+        if self._link is not None:
+            self._link.close()
+
+    def __enter__(self) -> CallSimulator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- engine API (used by the calls) ---------------------------------------------------------
+
+    def sign(self, url: str) -> dict[str, str]:
+        """Genuine signature headers for ``url`` (fresh, unique nonces), or none without a token."""
+        if self._token is None:
+            return {}
+        n = next(self._nonces) * 2
+        return sign(
+            url,
+            self._token,
+            nonce_v2=f"{self._nonce_prefix}{n:010d}",
+            nonce_v3=f"{self._nonce_prefix}{n + 1:010d}",
+        )
+
+    def register_live(self, call: SimulatedCall) -> None:
+        """The call was answered (LocalVobiz lists it as live)."""
+        if self._link is not None:
+            self._link.register(call)
+
+    def unregister_live(self, call: SimulatedCall, cause: Cause) -> None:
+        """The call ended (LocalVobiz marks it completed)."""
+        if self._link is not None:
+            self._link.unregister(call, cause)
+
+    def start_bleg(
+        self,
+        a_call: SimulatedCall,
+        bleg_uuid: str,
+        address: str,
+        caller_id: str,
+        url: str,
+        method: str,
+    ) -> SimulatedCall:
+        """A bridged B-leg moved by the Transfer API becomes a call of its own."""
+        script = self._script_for(address)
+        setup = CallSetup(
+            call_uuid=bleg_uuid,
+            from_=caller_id,
+            to=address,
+            direction="outbound",
+            answer_url=None,
+            params={"ALegUUID": a_call.call_uuid},
+            digits=script.digits if script else [],
+            speech=script.speech if script else [],
+            dial=script.dial if script else [],
+            first_fetch=Fetch(url, method, "Transfer", {}, "transfer"),
+            send_hangup=False,  # spec §2.2: a B-leg sends no hangup webhook
+        )
+        call = self._add(setup)
+        call.transcript.transfers.append(url)
+        return call
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _add(self, setup: CallSetup) -> SimulatedCall:
+        call = SimulatedCall(self, setup)
+        with self._lock:
+            self._calls.append(call)
+            self._by_uuid[setup.call_uuid] = call
+        return call
+
+    def _default(self) -> str:
+        if self.flow is None:
+            return "/answer"
+        names = [r.name for r in self.flow.routes]
+        if "answer" in names:
+            return "answer"
+        first = next((r for r in self.flow.routes if not r.status_callback), None)
+        if first is None:
+            raise ValueError(f"flow {self.flow.name!r} has no answer route to call")
+        return first.name
+
+    @staticmethod
+    def _dials(dial: Sequence[Any] | str | None) -> list[Any]:
+        if dial is None:
+            return []
+        items: list[Any] = dial.split(",") if isinstance(dial, str) else list(dial)
+        for item in items:
+            dial_outcomes(item, 1 if isinstance(item, str) else len(item))
+        return items
+
+    def _script_for(self, to: str) -> _Script | None:
+        for i, script in enumerate(self._scripts):
+            if script.to is None or _digits_only(script.to) == _digits_only(to):
+                return self._scripts.pop(i)
+        return None
+
+    def _live(self, call_uuid: str) -> tuple[SimulatedCall | None, str | None]:
+        """The live answered call for ``call_uuid``, or the A-leg bridged to that B-leg."""
+        with self._lock:
+            call = self._by_uuid.get(call_uuid)
+            if call is not None and call.answered and not call.ended:
+                return call, None
+            for candidate in self._calls:
+                bridge = candidate.bridge
+                if bridge is not None and bridge.up and bridge.target.uuid == call_uuid:
+                    return candidate, "bleg"
+        return None, None
+
+    def _take_transfer(self, call_uuid: str, leg: str, url: str, method: str) -> bool:
+        # Called by LocalVobiz from its server thread: only queue, the call acts itself.
+        call, forced = self._live(call_uuid)
+        if call is None:
+            return False
+        leg = forced or leg
+        if leg in ("bleg", "both"):
+            if call.bridge is None:
+                return False
+            call._request(Pending("transfer-bleg", url, method))
+        if leg in ("aleg", "both"):
+            call._request(Pending("transfer", url, method))
+        return True
+
+    def _take_hangup(self, call_uuid: str) -> bool:
+        call, forced = self._live(call_uuid)
+        if call is None:
+            return False
+        if forced == "bleg":
+            assert call.bridge is not None
+            call.bridge.end(CAUSES["normal"].with_source("API Request"))
+            return True
+        call._request(Pending("hangup", cause=CAUSES["normal"].with_source("API Request")))
+        return True
+
+    def _sync_remote(self) -> None:
+        """Adopt the outbound calls placed through LocalVobiz's make-call API since last time."""
+        if self._link is None:
+            return
+        for record in self._link.new_outbound():
+            script = self._script_for(record.to)
+            self._add(
+                CallSetup(
+                    call_uuid=record.call_uuid,
+                    from_=record.from_,
+                    to=record.to,
+                    direction="outbound",
+                    answer_url=record.answer_url,
+                    answer_method=record.answer_method,
+                    hangup_url=record.hangup_url,
+                    hangup_method=record.hangup_method,
+                    caller_name=record.caller_name,
+                    request_uuid=record.request_uuid,
+                    outcome=script.outcome if script else "answer",
+                    params=dict(record.params),
+                    digits=script.digits if script else [],
+                    speech=script.speech if script else [],
+                    dial=script.dial if script else [],
+                    max_steps=script.max_steps if script else 200,
+                    registered=True,
+                )
+            )

@@ -1,0 +1,102 @@
+"""``answerkit call APP``: a simulated call from the terminal.
+
+It prints what the caller hears, the dials, transfers and webhooks as they happen,
+and asks for digits when the flow gathers, if stdin is a terminal and no input was
+scripted. With ``--digits 1,2`` (``-`` for no input), ``--speech`` and ``--dial``
+it runs scripted; without a terminal it never waits for input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TextIO
+
+from answerkit.app import CallFlow
+from answerkit.errors import ConfigurationError
+from answerkit.loader import find_flows
+from answerkit.testing.sim_call import SimulatedCall
+from answerkit.testing.sim_elements import GatherPrompt
+from answerkit.testing.sim_transcript import TranscriptEvent
+from answerkit.testing.simulator import CallSimulator
+
+__all__ = ["run_terminal_call"]
+
+
+def _pick(flows: list[CallFlow], route: str | None) -> tuple[CallFlow, str | None]:
+    if route is None:
+        return flows[0], None
+    for flow in flows:
+        try:
+            flow.get_route(route)
+        except ConfigurationError:
+            continue
+        return flow, route
+    if route.startswith("/") or "://" in route:
+        return flows[0], route
+    names = ", ".join(r.name for f in flows for r in f.routes)
+    raise ConfigurationError(f"no flow has a route {route!r} (routes: {names})")
+
+
+class _Console:
+    """Prints events; asks the caller for input on a terminal."""
+
+    def __init__(self, out: TextIO, stdin: TextIO, interactive: bool) -> None:
+        self.out = out
+        self.stdin = stdin
+        self.interactive = interactive
+        self.first: SimulatedCall | None = None
+
+    def show(self, call: SimulatedCall, event: TranscriptEvent) -> None:
+        if self.first is None:
+            self.first = call
+        prefix = "" if call is self.first else f"[{call.direction} {call.to}] "
+        print(f"  {prefix}{event.text}", file=self.out, flush=True)
+
+    def ask(self, call: SimulatedCall, prompt: GatherPrompt) -> str | None:
+        if not self.interactive:
+            return None
+        wants = " or ".join("digits" if t == "dtmf" else "speech" for t in prompt.input_types)
+        self.out.write(f"  > caller input ({wants}; Enter for none): ")
+        self.out.flush()
+        line = self.stdin.readline()
+        if not line:
+            return None
+        return line.strip() or None
+
+
+def run_terminal_call(
+    args: argparse.Namespace, *, stdin: TextIO | None = None, stdout: TextIO | None = None
+) -> int:
+    """Run one simulated call through the app in ``args.app``; 0 when it ended normally."""
+    stdin = stdin or sys.stdin
+    out = stdout or sys.stdout
+    flow, route = _pick(find_flows(args.app), getattr(args, "route", None))
+    scripted = any(getattr(args, name, None) for name in ("digits", "speech"))
+    interactive = not scripted and stdin.isatty()
+    console = _Console(out, stdin, interactive)
+    sim = CallSimulator(flow, input_provider=console.ask)
+    sim.add_listener(console.show)
+    mode = "interactive" if interactive else "scripted" if scripted else "stdin is no terminal"
+    print(f"calling flow {flow.name} ({mode})", file=out)
+    with sim:
+        call = sim.call(
+            route,
+            from_=getattr(args, "from_", None) or "+14155550100",
+            to=getattr(args, "to", None) or "+14155550199",
+            digits=getattr(args, "digits", None),
+            speech=getattr(args, "speech", None),
+            dial=getattr(args, "dial", None),
+        )
+        console.first = call
+        call.run()
+        sim.run_until_idle()
+        if not call.ended:
+            print("  (the call is still waiting: the caller hangs up)", file=out)
+            call.hangup()
+            sim.run_until_idle()
+    t = call.transcript
+    code = t.hangup_cause_code
+    normal = code in (4000, 4010)
+    print(f"{'ok' if normal else 'FAILED'}: call ended with {code} {t.hangup_cause_name}", file=out)
+    return 0 if normal else 1

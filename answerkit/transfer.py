@@ -1,0 +1,117 @@
+"""Transfer to a route: turn route names into public URLs and call the Transfer API.
+
+Everything that can be checked is checked here, before anything is sent: the route
+exists, the flow has a public URL, a raw URL's host is on the allow-list. The
+client then checks the arguments exactly as the API would.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit
+
+from answerkit.client import TransferResult, VobizClient
+from answerkit.errors import CallNotActiveError, TransferArgumentError
+
+if TYPE_CHECKING:
+    from answerkit.app import CallFlow
+
+log = logging.getLogger("answerkit")
+
+
+class TransferPlanner:
+    """Builds and sends the transfers of one flow."""
+
+    def __init__(
+        self, flow: CallFlow, *, client: VobizClient | None, allowed_hosts: Sequence[str]
+    ) -> None:
+        self._flow = flow
+        self._client = client
+        self.allowed_hosts = frozenset(h.lower() for h in allowed_hosts)
+
+    @property
+    def client(self) -> VobizClient:
+        """The flow's REST client (from VOBIZ_AUTH_ID/VOBIZ_AUTH_TOKEN unless given)."""
+        if self._client is None:
+            self._client = VobizClient()
+        return self._client
+
+    def target_url(self, target: str, params: Mapping[str, Any] | None = None) -> str:
+        """The absolute URL for a route name, or a checked absolute URL."""
+        if "://" in target:
+            return self._checked_raw_url(target, params)
+        return self._flow.url_for(target, **dict(params or {}))
+
+    def transfer(
+        self,
+        call_uuid: str,
+        *,
+        aleg: str | None,
+        bleg: str | None,
+        params: Mapping[str, Any] | None,
+        method: str,
+        client: VobizClient | None,
+    ) -> TransferResult:
+        """Transfer the named legs; raises CallNotActiveError if the call ended."""
+        if aleg is None and bleg is None:
+            raise TransferArgumentError(
+                "name a route (or URL) for aleg, bleg or both, e.g. "
+                "flow.transfer(call_uuid, aleg='hold')",
+                field="aleg",
+            )
+        aleg_url = self.target_url(aleg, params) if aleg is not None else None
+        bleg_url = self.target_url(bleg, params) if bleg is not None else None
+        api = client or self.client
+        log.info(
+            "flow %s: transferring call %s (aleg=%s bleg=%s)",
+            self._flow.name,
+            call_uuid,
+            aleg,
+            bleg,
+        )
+        return api.transfer(
+            call_uuid,
+            aleg_url=aleg_url,
+            aleg_method=method,
+            bleg_url=bleg_url,
+            bleg_method=method,
+        )
+
+    def try_transfer(
+        self,
+        call_uuid: str,
+        *,
+        aleg: str | None,
+        bleg: str | None,
+        params: Mapping[str, Any] | None,
+        method: str,
+        client: VobizClient | None,
+    ) -> TransferResult | None:
+        """Transfer, returning None when the call already ended."""
+        try:
+            return self.transfer(
+                call_uuid, aleg=aleg, bleg=bleg, params=params, method=method, client=client
+            )
+        except CallNotActiveError:
+            log.info(
+                "flow %s: call %s had already ended; nothing to transfer",
+                self._flow.name,
+                call_uuid,
+            )
+            return None
+
+    def _checked_raw_url(self, url: str, params: Mapping[str, Any] | None) -> str:
+        host = (urlsplit(url).hostname or "").lower()
+        own = urlsplit(self._flow.public_url or "").hostname
+        if host != (own or "").lower() and host not in self.allowed_hosts:
+            raise TransferArgumentError(
+                f"transfer URL host {host!r} is not allowed: add it to "
+                "CallFlow(transfer_hosts=[...]) or transfer to a route of the flow",
+                field="url",
+            )
+        if params:
+            sep = "&" if urlsplit(url).query else "?"
+            url = f"{url}{sep}{urlencode({k: str(v) for k, v in params.items()})}"
+        return url

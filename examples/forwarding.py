@@ -1,0 +1,40 @@
+"""Call forwarding: ring the on-call phones one after another, then take a message.
+
+Run it:  VOBIZ_AUTH_TOKEN=... ANSWERKIT_PUBLIC_URL=https://your.host answerkit run examples/forwarding.py
+Try it:  answerkit call examples/forwarding.py --dial busy,no-answer
+Point your Vobiz Application's answer URL at  https://your.host/forward
+"""
+
+from __future__ import annotations
+
+from answerkit import CallFlow, CallRequest, Hangup, Record, Response, Speak
+from answerkit.recipes import Forwarding
+
+flow = CallFlow("forwarding")
+
+Forwarding(
+    flow,
+    "forward",
+    numbers=["+14155550121", "+14155550122", "sip:oncall@example.sip.vobiz.ai"],
+    caller_id="+14155550100",
+    mode="sequential",
+    timeout=20,
+    fallback="voicemail",
+)
+
+
+@flow.route("/voicemail")
+def voicemail(call: CallRequest) -> Response:
+    return Response(
+        Speak("Nobody could take your call. Please leave a message after the beep."),
+        Record(action=flow.url_for("recorded"), max_length=120),
+        Hangup(),
+    )
+
+
+@flow.route("/recorded")
+def recorded(call: CallRequest) -> Response:
+    return Response()
+
+
+app = flow.create_app()

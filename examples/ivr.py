@@ -1,0 +1,71 @@
+"""An IVR menu: press 1 or say "sales", press 2 or say "support", 0 for the operator.
+
+Run it:  VOBIZ_AUTH_TOKEN=... ANSWERKIT_PUBLIC_URL=https://your.host answerkit run examples/ivr.py
+Try it:  answerkit call examples/ivr.py --digits 2
+Point your Vobiz Application's answer URL at  https://your.host/main
+"""
+
+from __future__ import annotations
+
+from answerkit import CallFlow, CallRequest, Dial, Hangup, Number, Record, Response, Speak, User
+from answerkit.recipes import IVRMenu, Option
+
+flow = CallFlow("ivr")
+
+IVRMenu(
+    flow,
+    "main",
+    prompt="Welcome to Example Corp. For sales, press 1 or say sales. "
+    "For support, press 2 or say support. For the operator, press 0.",
+    options={
+        "1": Option("sales", phrases=("sales", "buy")),
+        "2": Option("support", phrases=("support", "help")),
+        "0": "operator",
+    },
+    retries=2,
+    fallback="voicemail",
+)
+
+
+@flow.route("/sales")
+def sales(call: CallRequest) -> Response:
+    return Response(
+        Speak("Connecting you to sales."),
+        Dial(Number("+14155550101"), Number("+14155550102"), caller_id="+14155550100", timeout=25),
+        Speak("Sales is busy right now."),
+        Hangup(),
+    )
+
+
+@flow.route("/support")
+def support(call: CallRequest) -> Response:
+    return Response(
+        Speak("Connecting you to support."),
+        Dial(User("sip:support@example.sip.vobiz.ai"), caller_id="+14155550100", timeout=25),
+        Speak("Support is busy right now."),
+        Hangup(),
+    )
+
+
+@flow.route("/operator")
+def operator(call: CallRequest) -> Response:
+    return Response(Dial(Number("+14155550110"), caller_id="+14155550100", timeout=30), Hangup())
+
+
+@flow.route("/voicemail")
+def voicemail(call: CallRequest) -> Response:
+    return Response(
+        Speak("Please leave a message after the beep."),
+        Record(action=flow.url_for("recorded"), max_length=120, finish_on_key="#"),
+        Speak("We did not get a message. Goodbye."),
+        Hangup(),
+    )
+
+
+@flow.route("/recorded")
+def recorded(call: CallRequest) -> Response:
+    # Record's redirect is false by default: answer its action with an empty document.
+    return Response()
+
+
+app = flow.create_app()

@@ -1,0 +1,291 @@
+"""CallFlow: routes, dispatch by event, verification, safe failure, state, URLs."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from lxml import etree
+
+from answerkit import (
+    CallFlow,
+    CallRequest,
+    ConfigurationError,
+    Event,
+    Gather,
+    Hangup,
+    Redirect,
+    Response,
+    Speak,
+    parse,
+    sign,
+)
+from answerkit.state import MemoryStore
+
+PUBLIC = "https://voice.example.com"
+TOKEN = "test-token-0123456789"
+
+
+def make_flow(**kwargs: Any) -> CallFlow:
+    kwargs.setdefault("public_url", PUBLIC)
+    kwargs.setdefault("auth_token", TOKEN)
+    kwargs.setdefault("state", MemoryStore())
+    flow = CallFlow("support", **kwargs)
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        call.state["visits"] = call.state.get("visits", 0) + 1
+        return Response(
+            Gather(Speak("Press 1"), action=flow.url_for("menu", attempt=1, lang="en")),
+            Redirect(flow.url_for("answer")),
+        )
+
+    @flow.route("/menu")
+    def menu(call: CallRequest) -> Response:
+        return Response(Speak(f"You pressed {call.digits}. Visits {call.state.get('visits')}"))
+
+    @flow.route("/answer", event=Event.Hangup)
+    def hung_up(call: CallRequest) -> None:
+        flow.hangups.append(call.call_uuid)  # type: ignore[attr-defined]
+
+    @flow.route("/boom")
+    def boom(call: CallRequest) -> Response:
+        raise RuntimeError("handler bug")
+
+    @flow.route("/not-xml")
+    def not_xml(call: CallRequest) -> Response:
+        return "<Response/>"  # type: ignore[return-value]
+
+    @flow.route("/events", status_callback=True)
+    def events(call: CallRequest) -> None:
+        flow.events_seen.append(str(call.event))  # type: ignore[attr-defined]
+
+    flow.hangups = []  # type: ignore[attr-defined]
+    flow.events_seen = []  # type: ignore[attr-defined]
+    return flow
+
+
+def post(client: Any, path: str, params: dict[str, str], *, url: str | None = None,
+         token: str = TOKEN, headers: dict[str, str] | None = None) -> Any:
+    signed = sign(url or PUBLIC + path, token)
+    return client.post(path, data=params, headers={**signed, **(headers or {})})
+
+
+CALL = {"CallUUID": "c-1", "From": "14155550100", "To": "14155550199",
+        "Direction": "inbound", "CallStatus": "ringing", "Event": "StartApp"}
+
+
+@pytest.fixture
+def flow() -> CallFlow:
+    return make_flow()
+
+
+@pytest.fixture
+def client(flow: CallFlow) -> Iterator[Any]:
+    yield flow.create_app().test_client()
+
+
+def test_answer_route_returns_valid_vobizxml(client: Any) -> None:
+    r = post(client, "/answer", CALL)
+    assert r.status_code == 200
+    assert r.content_type.startswith("application/xml")
+    doc = parse(r.data)
+    gather = doc.children[0]
+    assert gather.get("action") == f"{PUBLIC}/menu?attempt=1&lang=en"
+    assert b"attempt=1&amp;lang=en" in r.data  # escaped on the wire
+    etree.fromstring(r.data)
+
+
+def test_state_is_kept_across_webhooks_and_cleared_on_hangup(client: Any, flow: CallFlow) -> None:
+    post(client, "/answer", CALL)
+    r = post(client, "/menu", {**CALL, "Event": "Gather", "Digits": "1"})
+    assert b"You pressed 1. Visits 1" in r.data
+    r = post(client, "/answer", {**CALL, "Event": "Hangup", "CallStatus": "completed"})
+    assert r.status_code == 200 and r.data == b""
+    assert flow.hangups == ["c-1"]  # type: ignore[attr-defined]
+    assert flow.store.get_all("c-1") == {}
+
+
+def test_hangup_at_answer_route_never_runs_answer_handler() -> None:
+    flow = CallFlow("plain", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+    ran: list[str] = []
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        ran.append(str(call.event))
+        return Response(Hangup())
+
+    c = flow.create_app().test_client()
+    r = post(c, "/answer", {**CALL, "Event": "Hangup"})
+    assert r.status_code == 200 and r.data == b"" and ran == []
+
+
+def test_unsigned_wrong_token_retargeted_and_replayed_requests_get_403(
+    client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    assert client.post("/answer", data=CALL).status_code == 403
+    assert post(client, "/answer", CALL, token="wrong").status_code == 403
+    # signed for another path of the same host
+    assert post(client, "/answer", CALL, url=PUBLIC + "/menu").status_code == 403
+    headers = sign(PUBLIC + "/answer", TOKEN)
+    assert client.post("/answer", data=CALL, headers=headers).status_code == 200
+    assert client.post("/answer", data=CALL, headers=headers).status_code == 403
+    text = caplog.text
+    assert TOKEN not in text
+    assert headers["X-Vobiz-Signature-V3"] not in text
+    assert f"{PUBLIC}/answer" in text  # the log names the URL that was tried
+
+
+def test_missing_call_uuid_is_400(client: Any) -> None:
+    r = post(client, "/answer", {"From": "1"})
+    assert r.status_code == 400 and b"CallUUID" in r.data
+
+
+def test_failing_handler_answers_fallback_and_reports(caplog: pytest.LogCaptureFixture) -> None:
+    seen: list[tuple[str, str]] = []
+    flow = make_flow(on_error=lambda exc, call, route: seen.append((route, type(exc).__name__)))
+    c = flow.create_app().test_client()
+    for path in ("/boom", "/not-xml"):
+        r = post(c, path, CALL)
+        assert r.status_code == 200
+        doc = parse(r.data)
+        assert isinstance(doc.children[-1], Hangup)
+    assert seen == [("boom", "RuntimeError"), ("not_xml", "ElementError")]
+    assert "c-1" in caplog.text and "boom" in caplog.text
+
+
+def test_custom_fallback_document() -> None:
+    flow = make_flow(fallback=Response(Speak("Custom sorry"), Hangup()))
+    r = post(flow.create_app().test_client(), "/boom", CALL)
+    assert b"Custom sorry" in r.data
+
+
+def test_status_callback_route_answers_empty_200_even_on_error(flow: CallFlow) -> None:
+    c = flow.create_app().test_client()
+    r = post(c, "/events", {**CALL, "Event": "DialAnswer"})
+    assert r.status_code == 200 and r.data == b""
+    assert flow.events_seen == ["DialAnswer"]  # type: ignore[attr-defined]
+
+
+def test_get_callbacks_work(flow: CallFlow) -> None:
+    c = flow.create_app().test_client()
+    r = c.get("/menu", query_string={**CALL, "Digits": "7"}, headers=sign(PUBLIC + "/menu", TOKEN))
+    assert r.status_code == 200 and b"You pressed 7" in r.data
+
+
+def test_handler_deadline_serves_fallback_in_time() -> None:
+    flow = CallFlow("slow", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore(), deadline=0.3)
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        time.sleep(30)
+        return Response()
+
+    c = flow.create_app().test_client()
+    started = time.monotonic()
+    r = post(c, "/answer", CALL)
+    assert r.status_code == 200 and b"Hangup" in r.data
+    assert time.monotonic() - started < 10  # generous: only proves the sleep was cut short
+
+
+def test_unreachable_state_store_still_answers() -> None:
+    from answerkit.state import RedisStore
+
+    flow = make_flow(state=RedisStore("redis://127.0.0.1:1/0"))
+    r = post(flow.create_app().test_client(), "/answer", CALL)
+    assert r.status_code == 200
+    assert isinstance(parse(r.data).children[-1], Hangup)
+
+
+def test_mount_prefix_is_signed_and_in_urls() -> None:
+    app = Flask("host")
+    a = make_flow()
+    b = CallFlow("sales", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+
+    @b.route("/answer")
+    def answer_b(call: CallRequest) -> Response:
+        return Response(Speak("sales"))
+
+    a.register(app, url_prefix="/support")
+    b.register(app, url_prefix="/sales")
+    c = app.test_client()
+    r = c.post("/support/answer", data=CALL, headers=sign(PUBLIC + "/support/answer", TOKEN))
+    assert r.status_code == 200
+    assert f"{PUBLIC}/support/menu?attempt=1" in parse(r.data).children[0].get("action")  # type: ignore[operator]
+    r = c.post("/sales/answer", data=CALL, headers=sign(PUBLIC + "/sales/answer", TOKEN))
+    assert b"sales" in r.data
+    # a signature for the unprefixed path does not open the prefixed one
+    r = c.post("/sales/answer", data=CALL, headers=sign(PUBLIC + "/answer", TOKEN))
+    assert r.status_code == 403
+
+
+def test_forwarded_headers_only_with_trusted_proxies() -> None:
+    for hops, expected in ((0, 403), (1, 200)):
+        flow = CallFlow("px", auth_token=TOKEN, state=MemoryStore(), trusted_proxies=hops)
+
+        @flow.route("/answer")
+        def answer(call: CallRequest) -> Response:
+            return Response(Speak("hi"))
+
+        c = flow.create_app().test_client()
+        headers = {**sign("https://tunnel.example.org/answer", TOKEN),
+                   "X-Forwarded-Proto": "https", "X-Forwarded-Host": "tunnel.example.org"}
+        assert c.post("/answer", data=CALL, headers=headers).status_code == expected
+
+
+def test_several_tokens_for_rotation() -> None:
+    flow = make_flow(auth_token=["new-token", TOKEN])
+    c = flow.create_app().test_client()
+    assert post(c, "/menu", CALL, token="new-token").status_code == 200
+    assert post(c, "/menu", CALL, token=TOKEN).status_code == 200
+
+
+def test_no_token_refuses_to_start_and_verify_false_warns(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("VOBIZ_AUTH_TOKEN", raising=False)
+    flow = CallFlow("x", public_url=PUBLIC, state=MemoryStore())
+    flow.route("/a")(lambda call: Response())
+    with pytest.raises(ConfigurationError, match="auth token"):
+        flow.create_app()
+    open_flow = CallFlow("y", public_url=PUBLIC, state=MemoryStore(), verify=False)
+    open_flow.route("/a")(lambda call: Response(Speak("open")))
+    c = open_flow.create_app().test_client()
+    assert "verification is OFF" in caplog.text
+    assert c.post("/a", data=CALL).status_code == 200
+
+
+def test_configuration_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANSWERKIT_PUBLIC_URL", "https://env.example.com/")
+    monkeypatch.setenv("VOBIZ_AUTH_TOKEN", "env-token, old-token")
+    monkeypatch.setenv("ANSWERKIT_STATE_URL", "memory://")
+    flow = CallFlow("env")
+    flow.route("/a")(lambda call: Response(Speak("env")))
+    assert flow.url_for("<lambda>") == "https://env.example.com/a"
+    c = flow.create_app().test_client()
+    r = c.post("/a", data=CALL, headers=sign("https://env.example.com/a", "old-token"))
+    assert r.status_code == 200
+
+
+def test_route_declaration_errors(flow: CallFlow) -> None:
+    with pytest.raises(ConfigurationError, match="already has a handler"):
+        flow.route("/answer")(lambda call: None)
+    with pytest.raises(ConfigurationError, match="no route 'nowhere'"):
+        flow.url_for("nowhere")
+    with pytest.raises(ConfigurationError, match="query parameters"):
+        flow.route("/x/<id>")(lambda call: None)
+    with pytest.raises(ConfigurationError, match="public URL"):
+        f = CallFlow("nourl", auth_token=TOKEN, state=MemoryStore())
+        f.route("/a")(lambda call: None)
+        f.url_for("<lambda>")
+
+
+def test_url_for_query_values() -> None:
+    flow = make_flow()
+    assert flow.url_for("menu") == f"{PUBLIC}/menu"
+    assert flow.url_for("menu", retry=True, n=2, skip=None) == f"{PUBLIC}/menu?retry=true&n=2"

@@ -1,0 +1,648 @@
+"""VobizClient against a real LocalVobiz on 127.0.0.1: requests, errors, retries, reuse."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from answerkit import errors
+from answerkit._retry import RetryPolicy, parse_retry_after
+from answerkit.client import CallCreated, LiveCall, TransferResult, VobizClient
+from answerkit.testing import LocalVobiz
+
+HOLD_URL = "https://voice.example.com/hold?attempt=1"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LocalVobiz]:
+    with LocalVobiz() as vobiz:
+        yield vobiz
+
+
+@pytest.fixture
+def vobiz(server: LocalVobiz) -> LocalVobiz:
+    server.reset()
+    return server
+
+
+@pytest.fixture
+def client(vobiz: LocalVobiz) -> Iterator[VobizClient]:
+    with vobiz.client(backoff=0.01, max_retry_time=5.0) as api:
+        yield api
+
+
+class CountingSession(requests.Session):
+    """Counts the requests the client makes, including those that never connect."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def request(self, *args: Any, **kwargs: Any) -> requests.Response:
+        self.calls += 1
+        return super().request(*args, **kwargs)
+
+
+def api_posts(vobiz: LocalVobiz) -> int:
+    return sum(1 for r in vobiz.requests if r.method == "POST")
+
+
+# -- configuration ---------------------------------------------------------------------
+
+
+def test_credentials_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOBIZ_AUTH_ID", "MA_ENV00001")
+    monkeypatch.setenv("VOBIZ_AUTH_TOKEN", "env-token")
+    api = VobizClient()
+    assert api.auth_id == "MA_ENV00001"
+    assert api.base_url == "https://api.vobiz.ai/api/v1"
+    assert "env-token" not in repr(api)
+
+
+@pytest.mark.parametrize("missing", ["VOBIZ_AUTH_ID", "VOBIZ_AUTH_TOKEN"])
+def test_missing_credentials_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, missing: str
+) -> None:
+    monkeypatch.setenv("VOBIZ_AUTH_ID", "MA_ENV00001")
+    monkeypatch.setenv("VOBIZ_AUTH_TOKEN", "env-token")
+    monkeypatch.delenv(missing)
+    with pytest.raises(errors.ConfigurationError, match=missing):
+        VobizClient()
+
+
+def test_http_base_url_needs_the_opt_in() -> None:
+    with pytest.raises(errors.ConfigurationError, match="allow_http"):
+        VobizClient("MA_X0000001", "t", base_url="http://127.0.0.1:1/api/v1")
+    VobizClient("MA_X0000001", "t", base_url="http://127.0.0.1:1/api/v1", allow_http=True)
+
+
+def test_a_closed_client_refuses_requests(vobiz: LocalVobiz) -> None:
+    call = vobiz.add_call()
+    with vobiz.client() as api:
+        api.get_live_call(call.call_uuid)
+    with pytest.raises(errors.ConfigurationError, match="closed"):
+        api.get_live_call(call.call_uuid)
+
+
+# -- transfer: the request -------------------------------------------------------------
+
+
+def test_transfer_sends_the_documented_request(vobiz: LocalVobiz, client: VobizClient) -> None:
+    call = vobiz.add_call()
+    result = client.transfer(call.call_uuid, aleg_url=HOLD_URL)
+    assert isinstance(result, TransferResult)
+    assert result.message == "call transferred"
+    assert result.call_uuid == call.call_uuid
+    assert result.api_id
+    [sent] = vobiz.requests
+    assert sent.method == "POST"
+    assert sent.path == f"/api/v1/Account/{vobiz.auth_id}/Call/{call.call_uuid}/"
+    assert sent.headers["X-Auth-ID"] == vobiz.auth_id
+    assert sent.headers["X-Auth-Token"] == vobiz.auth_token
+    assert sent.headers["Content-Type"] == "application/json"
+    assert sent.headers["Accept"] == "application/json"
+    assert sent.json == {"legs": "aleg", "aleg_url": HOLD_URL, "aleg_method": "POST"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "body"),
+    [
+        ({"bleg_url": HOLD_URL}, {"legs": "bleg", "bleg_url": HOLD_URL, "bleg_method": "POST"}),
+        (
+            {"aleg_url": HOLD_URL, "bleg_url": HOLD_URL + "2", "bleg_method": "get"},
+            {
+                "legs": "both",
+                "aleg_url": HOLD_URL,
+                "aleg_method": "POST",
+                "bleg_url": HOLD_URL + "2",
+                "bleg_method": "GET",
+            },
+        ),
+        (
+            {"legs": "ALEG", "aleg_url": HOLD_URL, "aleg_method": "GET"},
+            {"legs": "aleg", "aleg_url": HOLD_URL, "aleg_method": "GET"},
+        ),
+    ],
+)
+def test_legs_are_derived_and_normalised(
+    vobiz: LocalVobiz, client: VobizClient, kwargs: dict[str, str], body: dict[str, str]
+) -> None:
+    call = vobiz.add_call()
+    client.transfer(call.call_uuid, **kwargs)
+    assert vobiz.requests[-1].json == body
+
+
+def test_both_documented_response_shapes_are_accepted(
+    vobiz: LocalVobiz, client: VobizClient
+) -> None:
+    listed = {"api_id": "a1", "message": "call transferred", "call_uuids": ["u1", "u2"]}
+    vobiz.fail_next(status=202, body=listed)
+    result = client.transfer("u1", aleg_url=HOLD_URL)
+    assert result.call_uuids == ("u1", "u2")
+    assert result.call_uuid == "u1"
+    assert result.raw == listed
+    vobiz.fail_next(status=202, body={"api_id": "a2", "message": "call transferred"})
+    assert client.transfer("u1", aleg_url=HOLD_URL).call_uuid is None
+
+
+@pytest.mark.parametrize(
+    ("call_uuid", "kwargs", "field"),
+    [
+        ("c1", {}, "aleg_url"),
+        ("c1", {"legs": "sideways", "aleg_url": HOLD_URL}, "legs"),
+        ("c1", {"legs": "both", "aleg_url": HOLD_URL}, "bleg_url"),
+        ("c1", {"legs": "bleg", "aleg_url": HOLD_URL}, "bleg_url"),
+        ("c1", {"legs": "aleg", "aleg_url": HOLD_URL, "bleg_url": HOLD_URL}, "bleg_url"),
+        ("c1", {"aleg_url": HOLD_URL, "aleg_method": "PUT"}, "aleg_method"),
+        ("c1", {"bleg_url": HOLD_URL, "bleg_method": ""}, "bleg_method"),
+        ("c1", {"aleg_url": "http://voice.example.com/hold"}, "aleg_url"),
+        ("c1", {"aleg_url": "/hold"}, "aleg_url"),
+        ("c1", {"aleg_url": "https://voice.example.com/a b"}, "aleg_url"),
+        ("c1", {"aleg_url": "https://voice.example.com:99999/hold"}, "aleg_url"),
+        ("c1", {"aleg_url": "ftp://voice.example.com/hold"}, "aleg_url"),
+        ("", {"aleg_url": HOLD_URL}, "call_uuid"),
+        ("a/b", {"aleg_url": HOLD_URL}, "call_uuid"),
+        ("..", {"aleg_url": HOLD_URL}, "call_uuid"),
+        ("a?b", {"aleg_url": HOLD_URL}, "call_uuid"),
+    ],
+)
+def test_transfer_arguments_are_refused_before_sending(
+    call_uuid: str, kwargs: dict[str, str], field: str
+) -> None:
+    session = CountingSession()
+    api = VobizClient("MA_X0000001", "t", session=session)
+    with pytest.raises(errors.TransferArgumentError) as caught:
+        api.transfer(call_uuid, **kwargs)
+    assert caught.value.field == field
+    assert field in str(caught.value)
+    assert isinstance(caught.value, ValueError)
+    assert session.calls == 0
+
+
+def test_http_transfer_urls_need_the_opt_in(vobiz: LocalVobiz, client: VobizClient) -> None:
+    call = vobiz.add_call()
+    client.transfer(call.call_uuid, aleg_url="http://127.0.0.1:9/hold")  # allow_http=True
+    strict = VobizClient("MA_X0000001", "t")
+    with pytest.raises(errors.TransferArgumentError, match="allow_http"):
+        strict.transfer(call.call_uuid, aleg_url="http://127.0.0.1:9/hold")
+
+
+# -- error mapping ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [
+        (400, errors.ValidationError),
+        (422, errors.ValidationError),
+        (402, errors.PaymentRequiredError),
+        (403, errors.ForbiddenError),
+        (409, errors.ConflictError),
+        (418, errors.APIError),
+    ],
+)
+def test_status_maps_to_error_class(
+    vobiz: LocalVobiz, client: VobizClient, status: int, cls: type[errors.APIError]
+) -> None:
+    body = {
+        "status": "error",
+        "error": {"code": "X", "message": "told you so", "details": {}},
+        "timestamp": "2026-01-01T00:00:00Z",
+        "requestId": "req-123",
+    }
+    vobiz.fail_next(status=status, body=body)
+    with pytest.raises(cls) as caught:
+        client.transfer("c1", aleg_url=HOLD_URL)
+    error = caught.value
+    assert type(error) is cls
+    assert (error.status, error.body, error.request_id) == (status, body, "req-123")
+    assert (error.method, error.call_uuid) == ("POST", "c1")
+    assert error.url == f"{vobiz.base_url}/Account/{vobiz.auth_id}/Call/c1/"
+    assert "told you so" in str(error) and "req-123" in str(error)
+    assert api_posts(vobiz) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"error": "flat error text"}, "flat error text"),
+        ({"message": "Not Found"}, "Not Found"),
+        ({"error": {"code": "ONLY_CODE"}}, "ONLY_CODE"),
+        ([1, 2], "no message"),
+        ("plain text", "plain text"),
+    ],
+)
+def test_every_error_body_shape_is_read(
+    vobiz: LocalVobiz, client: VobizClient, body: Any, message: str
+) -> None:
+    vobiz.fail_next(status=400, body=body)
+    with pytest.raises(errors.ValidationError, match=message) as caught:
+        client.transfer("c1", aleg_url=HOLD_URL)
+    assert caught.value.body == body
+    assert caught.value.request_id  # the X-Request-ID header when the body has none
+
+
+def test_wrong_token_is_an_authentication_error(vobiz: LocalVobiz) -> None:
+    call = vobiz.add_call()
+    api = VobizClient(vobiz.auth_id, "wrong", base_url=vobiz.base_url, allow_http=True)
+    with pytest.raises(errors.AuthenticationError) as caught:
+        api.transfer(call.call_uuid, aleg_url=HOLD_URL)
+    assert caught.value.status == 401
+    assert "credentials" in str(caught.value) and "PascalCase" in str(caught.value)
+    assert vobiz.call(call.call_uuid).status == "in-progress"
+
+
+def test_lowercase_path_is_an_authentication_error(vobiz: LocalVobiz) -> None:
+    class LowercasePaths(VobizClient):
+        def _call_path(self, call_uuid: str) -> str:
+            return super()._call_path(call_uuid).replace("/Account/", "/account/")
+
+    call = vobiz.add_call()
+    api = LowercasePaths(vobiz.auth_id, vobiz.auth_token, base_url=vobiz.base_url, allow_http=True)
+    with pytest.raises(errors.AuthenticationError, match="PascalCase"):
+        api.get_live_call(call.call_uuid)
+
+
+def test_ended_call_is_call_not_active(vobiz: LocalVobiz, client: VobizClient) -> None:
+    call = vobiz.add_call()
+    vobiz.end_call(call.call_uuid)
+    for attempt in (
+        lambda: client.transfer(call.call_uuid, aleg_url=HOLD_URL),
+        lambda: client.get_live_call(call.call_uuid),
+        lambda: client.hangup(call.call_uuid),
+    ):
+        with pytest.raises(errors.CallNotActiveError) as caught:
+            attempt()
+        assert caught.value.call_uuid == call.call_uuid
+        assert caught.value.status == 404
+        assert "get_live_call" in str(caught.value)
+        assert isinstance(caught.value, errors.NotFoundError)
+
+
+def test_404_outside_a_call_is_not_found(vobiz: LocalVobiz, client: VobizClient) -> None:
+    vobiz.fail_next(status=404, body={"message": "Not Found"})
+    with pytest.raises(errors.NotFoundError) as caught:
+        client.make_call("+14155550100", "+14155550111", HOLD_URL)
+    assert not isinstance(caught.value, errors.CallNotActiveError)
+
+
+# -- retries ---------------------------------------------------------------------------
+
+
+def test_429_is_retried_then_succeeds(vobiz: LocalVobiz, client: VobizClient) -> None:
+    call = vobiz.add_call()
+    vobiz.rate_limit_next(2, retry_after=0)
+    assert client.transfer(call.call_uuid, aleg_url=HOLD_URL).call_uuid == call.call_uuid
+    assert api_posts(vobiz) == 3
+
+
+def test_429_honours_a_short_retry_after(vobiz: LocalVobiz, client: VobizClient) -> None:
+    call = vobiz.add_call()
+    vobiz.rate_limit_next(1, retry_after=1)
+    client.transfer(call.call_uuid, aleg_url=HOLD_URL)
+    assert api_posts(vobiz) == 2
+
+
+def test_429_beyond_the_retry_count_raises(vobiz: LocalVobiz) -> None:
+    vobiz.rate_limit_next(10, retry_after=0)
+    api = vobiz.client(max_retries=2, backoff=0.01)
+    with pytest.raises(errors.RateLimitedError) as caught:
+        api.transfer("c1", aleg_url=HOLD_URL)
+    assert caught.value.retry_after == 0
+    assert caught.value.status == 429
+    assert api_posts(vobiz) == 3
+
+
+def test_429_never_sleeps_past_the_time_bound(vobiz: LocalVobiz) -> None:
+    vobiz.rate_limit_next(1, retry_after=60)
+    api = vobiz.client(max_retry_time=1.0)
+    with pytest.raises(errors.RateLimitedError) as caught:
+        api.transfer("c1", aleg_url=HOLD_URL)
+    assert caught.value.retry_after == 60
+    assert "60s" in str(caught.value)
+    assert api_posts(vobiz) == 1
+
+
+def test_retry_after_from_the_body_details(vobiz: LocalVobiz) -> None:
+    body = {"status": "error", "error": {"code": "RATE", "details": {"retryAfter": 7}}}
+    vobiz.fail_next(status=429, body=body)
+    with pytest.raises(errors.RateLimitedError) as caught:
+        vobiz.client(max_retries=0).transfer("c1", aleg_url=HOLD_URL)
+    assert caught.value.retry_after == 7
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_5xx_on_transfer_is_never_retried(
+    vobiz: LocalVobiz, client: VobizClient, status: int
+) -> None:
+    call = vobiz.add_call()
+    vobiz.fail_next(3, status=status)
+    with pytest.raises(errors.ServerError) as caught:
+        client.transfer(call.call_uuid, aleg_url=HOLD_URL)
+    assert "may have been applied" in str(caught.value)
+    assert api_posts(vobiz) == 1
+
+
+def test_5xx_on_make_call_is_never_retried(vobiz: LocalVobiz, client: VobizClient) -> None:
+    vobiz.fail_next(3, status=503)
+    with pytest.raises(errors.ServerError):
+        client.make_call("+14155550100", "+14155550111", HOLD_URL)
+    assert api_posts(vobiz) == 1
+
+
+def test_gateway_errors_on_get_live_call_are_retried(
+    vobiz: LocalVobiz, client: VobizClient
+) -> None:
+    call = vobiz.add_call()
+    vobiz.fail_next(1, status=503)
+    vobiz.fail_next(1, status=502)
+    assert client.get_live_call(call.call_uuid).in_progress
+    assert len(vobiz.requests) == 3
+
+
+def test_plain_500_on_get_is_not_retried(vobiz: LocalVobiz, client: VobizClient) -> None:
+    vobiz.fail_next(1, status=500)
+    with pytest.raises(errors.ServerError, match="retry later"):
+        client.get_live_call("c1")
+    assert len(vobiz.requests) == 1
+
+
+def test_gateway_error_on_hangup_is_retried(vobiz: LocalVobiz, client: VobizClient) -> None:
+    call = vobiz.add_call()
+    vobiz.fail_next(1, status=504)
+    client.hangup(call.call_uuid)
+    assert [r.method for r in vobiz.requests] == ["DELETE", "DELETE"]
+    assert vobiz.call(call.call_uuid).status == "completed"
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def test_connect_error_is_retried_a_bounded_number_of_times() -> None:
+    session = CountingSession()
+    api = VobizClient(
+        "MA_X0000001",
+        "t",
+        base_url=f"http://127.0.0.1:{_closed_port()}/api/v1",
+        allow_http=True,
+        max_retries=2,
+        backoff=0.01,
+        session=session,
+    )
+    with pytest.raises(errors.ConnectError) as caught:
+        api.transfer("c1", aleg_url=HOLD_URL)
+    assert session.calls == 3
+    assert "nothing was sent" in str(caught.value)
+    assert caught.value.method == "POST" and caught.value.call_uuid == "c1"
+
+
+def test_connect_retries_stop_at_the_time_bound() -> None:
+    session = CountingSession()
+    api = VobizClient(
+        "MA_X0000001",
+        "t",
+        base_url=f"http://127.0.0.1:{_closed_port()}/api/v1",
+        allow_http=True,
+        max_retries=1000,
+        backoff=0.05,
+        max_retry_time=0.3,
+        session=session,
+    )
+    with pytest.raises(errors.ConnectError):
+        api.get_live_call("c1")
+    assert 2 <= session.calls < 10
+
+
+def test_timeout_on_transfer_is_not_retried(vobiz: LocalVobiz) -> None:
+    call = vobiz.add_call()
+    vobiz.delay_next(1, seconds=1.0)
+    api = vobiz.client(timeout=0.2, backoff=0.01)
+    with pytest.raises(errors.TimeoutError) as caught:
+        api.transfer(call.call_uuid, aleg_url=HOLD_URL)
+    assert "may have been applied" in str(caught.value)
+    assert isinstance(caught.value, errors.TransportError)
+    assert api_posts(vobiz) == 1
+
+
+def test_reset_on_transfer_is_a_transport_error_not_retried(
+    vobiz: LocalVobiz, client: VobizClient
+) -> None:
+    call = vobiz.add_call()
+    vobiz.reset_next(1)
+    with pytest.raises(errors.TransportError) as caught:
+        client.transfer(call.call_uuid, aleg_url=HOLD_URL)
+    assert not isinstance(caught.value, (errors.ConnectError, errors.TimeoutError))
+    assert api_posts(vobiz) == 1
+    client.transfer(call.call_uuid, aleg_url=HOLD_URL)  # the client recovers afterwards
+
+
+def test_reset_on_get_is_retried(vobiz: LocalVobiz, client: VobizClient) -> None:
+    call = vobiz.add_call()
+    vobiz.reset_next(1)
+    assert client.get_live_call(call.call_uuid).call_uuid == call.call_uuid
+    assert len(vobiz.requests) == 2
+
+
+# -- malformed bodies ------------------------------------------------------------------
+
+
+def test_malformed_json_on_get_is_a_typed_error(vobiz: LocalVobiz, client: VobizClient) -> None:
+    call = vobiz.add_call()
+    vobiz.malformed_next(1)
+    with pytest.raises(errors.APIError) as caught:
+        client.get_live_call(call.call_uuid)
+    assert not isinstance(caught.value, json.JSONDecodeError)
+    assert caught.value.status == 200
+    assert isinstance(caught.value.body, str)
+
+
+def test_malformed_json_on_accepted_transfer_still_returns(
+    vobiz: LocalVobiz, client: VobizClient
+) -> None:
+    # The 202 is what matters: raising here would invite a second, duplicate transfer.
+    call = vobiz.add_call()
+    vobiz.malformed_next(1)
+    result = client.transfer(call.call_uuid, aleg_url=HOLD_URL)
+    assert result.call_uuids == ()
+    assert isinstance(result.raw, str)
+
+
+def test_malformed_json_on_an_error_keeps_the_text(vobiz: LocalVobiz, client: VobizClient) -> None:
+    vobiz.malformed_next(1)
+    with pytest.raises(errors.CallNotActiveError) as caught:
+        client.transfer("gone", aleg_url=HOLD_URL)
+    assert isinstance(caught.value.body, str)
+
+
+# -- the other endpoints ---------------------------------------------------------------
+
+
+def test_get_live_call_is_typed(vobiz: LocalVobiz, client: VobizClient) -> None:
+    call = vobiz.add_call(from_="+14155550100", to="+14155550199", caller_name="Ada")
+    live = client.get_live_call(call.call_uuid)
+    assert isinstance(live, LiveCall)
+    assert (live.call_uuid, live.call_status, live.direction) == (
+        call.call_uuid,
+        "in-progress",
+        "inbound",
+    )
+    assert (live.from_, live.to, live.caller_name) == ("+14155550100", "+14155550199", "Ada")
+    assert live.stir_attestation == "Not Applicable" and live.raw["call_uuid"] == call.call_uuid
+    assert vobiz.requests[-1].query == {"status": "live"}
+
+
+def test_hangup_ends_the_call(vobiz: LocalVobiz, client: VobizClient) -> None:
+    call = vobiz.add_call()
+    client.hangup(call.call_uuid)
+    assert vobiz.call(call.call_uuid).status == "completed"
+    assert vobiz.call(call.call_uuid).hangup_source == "API Request"
+
+
+def test_make_call_sends_the_documented_body(vobiz: LocalVobiz, client: VobizClient) -> None:
+    created = client.make_call(
+        "+14155550100",
+        "+14155550111",
+        "https://voice.example.com/answer",
+        hangup_url="https://voice.example.com/hangup",
+        caller_name="Support",
+        time_limit=600,
+        sip_headers={"Team": "sales"},
+        machine_detection=True,
+    )
+    assert isinstance(created, CallCreated)
+    assert created.message == "call fired"
+    assert created.request_uuid is not None
+    assert vobiz.requests[-1].path == f"/api/v1/Account/{vobiz.auth_id}/Call/"
+    assert vobiz.requests[-1].json == {
+        "from": "+14155550100",
+        "to": "+14155550111",
+        "answer_url": "https://voice.example.com/answer",
+        "answer_method": "POST",
+        "hangup_url": "https://voice.example.com/hangup",
+        "hangup_method": "POST",
+        "caller_name": "Support",
+        "time_limit": 600,
+        "sip_headers": "Team=sales",
+        "machine_detection": "true",
+    }
+    record = vobiz.call(created.request_uuid)
+    assert record.direction == "outbound" and record.params == {"X-PH-Team": "sales"}
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"answer_url": "/relative"},
+        {"answer_method": "PUT"},
+        {"caller_name": "x" * 51},
+        {"time_limit": 0},
+        {"sip_headers": {"Bad-Key": "v"}},
+        {"machine_detection": "maybe"},
+        {"to": ""},
+    ],
+)
+def test_make_call_arguments_are_refused_before_sending(kwargs: dict[str, Any]) -> None:
+    session = CountingSession()
+    api = VobizClient("MA_X0000001", "t", session=session)
+    args: dict[str, Any] = {
+        "from_": "+14155550100",
+        "to": "+14155550111",
+        "answer_url": HOLD_URL,
+        **kwargs,
+    }
+    with pytest.raises(ValueError):
+        api.make_call(**args)
+    assert session.calls == 0
+
+
+# -- connections, threads, logs --------------------------------------------------------
+
+
+def test_a_run_of_transfers_uses_one_connection(vobiz: LocalVobiz, client: VobizClient) -> None:
+    for _ in range(20):
+        call = vobiz.add_call()
+        client.transfer(call.call_uuid, aleg_url=HOLD_URL)
+    assert api_posts(vobiz) == 20
+    assert vobiz.connections_accepted == 1
+
+
+def test_one_client_is_shared_by_threads(vobiz: LocalVobiz, client: VobizClient) -> None:
+    calls = [vobiz.add_call() for _ in range(8)]
+    failures: list[BaseException] = []
+
+    def work(call_uuid: str) -> None:
+        try:
+            for _ in range(10):
+                assert client.get_live_call(call_uuid).call_uuid == call_uuid
+        except BaseException as exc:  # reported below, in the test thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work, args=(c.call_uuid,)) for c in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert len(vobiz.requests) == 80
+    assert vobiz.connections_accepted <= 10
+
+
+def test_the_token_is_never_logged(vobiz: LocalVobiz, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    call = vobiz.add_call()
+    api = vobiz.client(backoff=0.01, max_retries=1)
+    raised: list[BaseException] = []
+    vobiz.rate_limit_next(1, retry_after=0)
+    api.transfer(call.call_uuid, aleg_url=HOLD_URL)
+    vobiz.reset_next(1)
+    vobiz.fail_next(2, status=503)
+    for attempt in (
+        lambda: api.get_live_call(call.call_uuid),
+        lambda: api.transfer("gone", aleg_url=HOLD_URL),
+        lambda: VobizClient(
+            vobiz.auth_id,
+            vobiz.auth_token,
+            base_url=f"http://127.0.0.1:{_closed_port()}/api/v1",
+            allow_http=True,
+            max_retries=1,
+            backoff=0.01,
+        ).hangup(call.call_uuid),
+    ):
+        try:
+            attempt()
+        except errors.VobizError as exc:
+            raised.append(exc)
+    assert len(raised) == 3
+    assert any(r.name == "answerkit.client" for r in caplog.records)
+    assert vobiz.auth_token not in caplog.text
+    for error in raised:
+        assert vobiz.auth_token not in str(error) and vobiz.auth_token not in repr(error)
+    assert vobiz.auth_token not in repr(api)
+
+
+# -- the retry policy on its own -------------------------------------------------------
+
+
+def test_backoff_is_exponential_and_capped() -> None:
+    policy = RetryPolicy(max_retries=10, backoff=0.5, backoff_cap=8.0)
+    assert [policy.delay(n) for n in range(1, 7)] == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0]
+    assert policy.delay(1, retry_after=3) == 3
+
+
+def test_retry_after_parsing() -> None:
+    assert parse_retry_after({"Retry-After": "2"}, None) == 2.0
+    assert parse_retry_after({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, None) == 0.0
+    assert parse_retry_after({}, {"details": {"retryAfter": "4"}}) == 4.0
+    assert parse_retry_after({"Retry-After": "soon"}, None) is None
+    assert parse_retry_after({}, {"error": "x"}) is None

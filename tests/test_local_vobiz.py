@@ -1,0 +1,497 @@
+"""LocalVobiz: strict like the platform, and a transfer really fetches a signed webhook."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import requests
+from flask import Flask, Response, request
+from werkzeug.datastructures import Headers
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from answerkit import errors
+from answerkit.signature import verify
+from answerkit.testing import LocalVobiz, TransferOutcome
+
+VALID_XML = (
+    '<?xml version="1.0" encoding="UTF-8"?>'
+    "<Response><Speak>Please hold while we transfer your call.</Speak></Response>"
+)
+PARENT_TOKEN = "parent-token-1111"
+
+
+@dataclass
+class Hit:
+    path: str
+    method: str
+    params: dict[str, str]
+    headers: dict[str, str]
+    signed: bool
+    signed_by_parent: bool
+
+
+@dataclass
+class WebhookApp:
+    """A tiny Flask app on 127.0.0.1 that checks every signature and answers by path."""
+
+    url: str
+    hits: list[Hit] = field(default_factory=list)
+
+
+def _webhook_app(auth_token: str) -> Flask:
+    app = Flask("webhooks")
+
+    @app.route("/<kind>", methods=["GET", "POST"])
+    def answer(kind: str) -> Response:
+        params = dict(request.args if request.method == "GET" else request.form)
+        headers = dict(request.headers.items())
+        signed = verify(request.headers, [request.url], [auth_token]).ok
+        by_parent = verify(
+            # Only the MA signatures and the nonces: proves the parent token signed them.
+            Headers(
+                [(k, v) for k, v in headers.items() if "-ma-" in k.lower() or "nonce" in k.lower()]
+            ),
+            [request.url],
+            [PARENT_TOKEN],
+        ).ok
+        app.config["HITS"].append(Hit(kind, request.method, params, headers, signed, by_parent))
+        if not signed:
+            return Response("bad signature", status=403)
+        if kind == "ok":
+            return Response(VALID_XML, content_type="application/xml")
+        if kind == "textxml":
+            return Response(VALID_XML, content_type="text/xml; charset=utf-8")
+        if kind == "invalid":  # a Plivo element, not VobizXML
+            return Response("<Response><GetDigits/></Response>", content_type="application/xml")
+        if kind == "broken":
+            return Response("<Response><Speak>unclosed", content_type="application/xml")
+        if kind == "html":
+            return Response(VALID_XML, content_type="text/html")
+        if kind == "hangup":
+            return Response("", status=200)
+        return Response("boom", status=500)
+
+    return app
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LocalVobiz]:
+    with LocalVobiz() as vobiz:
+        yield vobiz
+
+
+@pytest.fixture
+def vobiz(server: LocalVobiz) -> LocalVobiz:
+    server.reset()
+    return server
+
+
+@pytest.fixture(scope="module")
+def webhook_server(server: LocalVobiz) -> Iterator[tuple[WebhookApp, Flask]]:
+    app = _webhook_app(server.auth_token)
+    app.config["HITS"] = []
+    httpd: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield WebhookApp(f"http://127.0.0.1:{httpd.server_port}"), app
+    finally:
+        httpd.shutdown()
+
+
+@pytest.fixture
+def hooks(webhook_server: tuple[WebhookApp, Flask]) -> WebhookApp:
+    target, app = webhook_server
+    app.config["HITS"] = target.hits
+    target.hits.clear()
+    return target
+
+
+def api(vobiz: LocalVobiz, method: str, path: str, **kwargs: Any) -> requests.Response:
+    headers = {"X-Auth-ID": vobiz.auth_id, "X-Auth-Token": vobiz.auth_token}
+    headers.update(kwargs.pop("headers", {}))
+    return requests.request(
+        method, f"http://127.0.0.1:{vobiz.port}{path}", headers=headers, timeout=5, **kwargs
+    )
+
+
+def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait for something a background thread does (webhooks are sent after the answer)."""
+    done = threading.Event()
+    for _ in range(int(timeout / 0.02)):
+        if check():
+            return
+        done.wait(0.02)
+    raise AssertionError("it did not happen in time")
+
+
+def call_path(vobiz: LocalVobiz, call_uuid: str) -> str:
+    return f"/api/v1/Account/{vobiz.auth_id}/Call/{call_uuid}/"
+
+
+# -- strict like the platform ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/account/{id}/Call/{uuid}/", "/api/v1/Account/{id}/call/{uuid}/"]
+)
+def test_a_lowercase_path_is_401(vobiz: LocalVobiz, path: str) -> None:
+    call = vobiz.add_call()
+    reply = api(vobiz, "GET", path.format(id=vobiz.auth_id, uuid=call.call_uuid) + "?status=live")
+    assert reply.status_code == 401
+
+
+def test_a_missing_trailing_slash_is_404(vobiz: LocalVobiz) -> None:
+    call = vobiz.add_call()
+    reply = api(vobiz, "GET", call_path(vobiz, call.call_uuid)[:-1] + "?status=live")
+    assert reply.status_code == 404
+    assert reply.json() == {"message": "Not Found"}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-Auth-Token": "wrong"},
+        {"X-Auth-ID": "MA_SOMEONE"},
+        {"X-Auth-Token": ""},
+    ],
+)
+def test_both_auth_headers_must_match(vobiz: LocalVobiz, headers: dict[str, str]) -> None:
+    call = vobiz.add_call()
+    reply = api(vobiz, "GET", call_path(vobiz, call.call_uuid) + "?status=live", headers=headers)
+    assert reply.status_code == 401
+    assert reply.json()["error"]["code"] == "UNAUTHORIZED"
+
+
+def test_the_path_auth_id_must_be_the_header_one(vobiz: LocalVobiz) -> None:
+    call = vobiz.add_call()
+    reply = api(vobiz, "GET", f"/api/v1/Account/MA_OTHER/Call/{call.call_uuid}/?status=live")
+    assert reply.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field_name"),
+    [
+        (
+            {"data": "legs=aleg", "headers": {"Content-Type": "application/x-www-form-urlencoded"}},
+            None,
+        ),
+        ({"data": "{not json", "headers": {"Content-Type": "application/json"}}, None),
+        ({"json": ["aleg"]}, None),
+        ({"json": {"legs": "sideways", "aleg_url": "https://x.example/a"}}, "legs"),
+        ({"json": {"legs": "both", "aleg_url": "https://x.example/a"}}, "bleg_url"),
+        ({"json": {"legs": "bleg"}}, "bleg_url"),
+        ({"json": {}}, "aleg_url"),
+        ({"json": {"aleg_url": "not a url"}}, "aleg_url"),
+        ({"json": {"aleg_url": "/relative"}}, "aleg_url"),
+        ({"json": {"aleg_url": "https://x.example/a", "aleg_method": "PUT"}}, "aleg_method"),
+    ],
+)
+def test_transfer_validation_is_400(
+    vobiz: LocalVobiz, kwargs: dict[str, Any], field_name: str | None
+) -> None:
+    call = vobiz.add_call()
+    reply = api(vobiz, "POST", call_path(vobiz, call.call_uuid), **kwargs)
+    assert reply.status_code == 400
+    body = reply.json()
+    assert body["status"] == "error" and body["requestId"]
+    if field_name:
+        assert body["error"]["details"]["field"] == field_name
+    assert vobiz.transfers == []
+
+
+def test_transfer_of_an_unknown_or_ended_call_is_404(vobiz: LocalVobiz) -> None:
+    ended = vobiz.add_call()
+    vobiz.end_call(ended.call_uuid)
+    ringing = vobiz.add_call(status="ringing")
+    for call_uuid in ("never-was", ended.call_uuid, ringing.call_uuid):
+        reply = api(vobiz, "POST", call_path(vobiz, call_uuid), json={"aleg_url": "https://x/a"})
+        assert reply.status_code == 404
+        assert "error" in reply.json()
+
+
+def test_retrieve_needs_status_live(vobiz: LocalVobiz) -> None:
+    call = vobiz.add_call(direction="outbound")
+    assert api(vobiz, "GET", call_path(vobiz, call.call_uuid)).status_code == 404
+    reply = api(vobiz, "GET", call_path(vobiz, call.call_uuid) + "?status=live")
+    assert reply.status_code == 200
+    assert reply.json()["request_uuid"] == call.call_uuid
+    assert set(reply.json()) == {
+        "api_id", "call_status", "call_uuid", "request_uuid", "caller_name", "direction",
+        "from", "to", "session_start", "stir_attestation", "stir_verification",
+    }  # fmt: skip
+    assert api(vobiz, "GET", call_path(vobiz, call.call_uuid) + "?status=x").status_code == 400
+
+
+def test_delete_is_204_and_ends_the_call(vobiz: LocalVobiz) -> None:
+    call = vobiz.add_call()
+    reply = api(vobiz, "DELETE", call_path(vobiz, call.call_uuid))
+    assert (reply.status_code, reply.content) == (204, b"")
+    assert vobiz.call(call.call_uuid).status == "completed"
+    assert api(vobiz, "DELETE", call_path(vobiz, call.call_uuid)).status_code == 404
+
+
+def test_make_call_is_201_and_adds_a_live_call(vobiz: LocalVobiz) -> None:
+    seen: list[str] = []
+    done = threading.Event()
+
+    def hook(record: Any, body: Any) -> None:
+        seen.append(record.call_uuid)
+        done.set()
+
+    vobiz.on_make_call = hook
+    try:
+        reply = api(
+            vobiz,
+            "POST",
+            f"/api/v1/Account/{vobiz.auth_id}/Call/",
+            json={"from": "+14155550100", "to": "+14155550111", "answer_url": "https://x/a"},
+        )
+        assert done.wait(5)
+    finally:
+        vobiz.on_make_call = None
+    assert reply.status_code == 201
+    body = reply.json()
+    assert body["message"] == "call fired"
+    assert seen == [body["request_uuid"]]
+    assert vobiz.call(body["request_uuid"]).live
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"to": "+1", "answer_url": "https://x/a"},
+        {"from": "+1", "to": "+2"},
+        {"from": "+1", "to": "+2", "answer_url": "nope"},
+        {"from": "+1", "to": "+2", "answer_url": "https://x/a", "answer_method": "PUT"},
+    ],
+)
+def test_make_call_validation_is_400(vobiz: LocalVobiz, body: dict[str, str]) -> None:
+    reply = api(vobiz, "POST", f"/api/v1/Account/{vobiz.auth_id}/Call/", json=body)
+    assert reply.status_code == 400
+
+
+def test_requests_are_logged_without_printing_the_token(vobiz: LocalVobiz) -> None:
+    call = vobiz.add_call()
+    api(vobiz, "GET", call_path(vobiz, call.call_uuid) + "?status=live")
+    [logged] = vobiz.requests
+    assert logged.method == "GET" and logged.query == {"status": "live"}
+    assert logged.headers["X-Auth-Token"] == vobiz.auth_token
+    assert vobiz.auth_token not in repr(logged)
+
+
+def test_fault_switches_apply_in_order(vobiz: LocalVobiz) -> None:
+    call = vobiz.add_call()
+    path = call_path(vobiz, call.call_uuid) + "?status=live"
+    vobiz.fail_next(2, status=502)
+    vobiz.rate_limit_next(1, retry_after=3)
+    vobiz.malformed_next(1)
+    statuses = [api(vobiz, "GET", path) for _ in range(5)]
+    assert [r.status_code for r in statuses] == [502, 502, 429, 200, 200]
+    assert statuses[2].headers["Retry-After"] == "3"
+    assert statuses[2].json()["error"]["details"]["retryAfter"] == 3
+    with pytest.raises(ValueError):
+        statuses[3].json()
+    with pytest.raises(ValueError):
+        vobiz.fail_next(0)
+
+
+def test_reset_closes_without_an_answer(vobiz: LocalVobiz) -> None:
+    vobiz.reset_next(1)
+    with pytest.raises(requests.ConnectionError):
+        api(vobiz, "GET", call_path(vobiz, "x") + "?status=live")
+
+
+def test_reset_forgets_everything(vobiz: LocalVobiz) -> None:
+    vobiz.add_call()
+    vobiz.fail_next(5)
+    api(vobiz, "GET", "/")
+    vobiz.reset()
+    assert (vobiz.calls, vobiz.requests, vobiz.transfers) == ({}, [], [])
+    call = vobiz.add_call()
+    assert api(vobiz, "GET", call_path(vobiz, call.call_uuid) + "?status=live").ok
+
+
+def test_stop_closes_kept_alive_connections() -> None:
+    vobiz = LocalVobiz().start()
+    call = vobiz.add_call()
+    client = vobiz.client(max_retries=0)
+    client.get_live_call(call.call_uuid)
+    vobiz.stop()
+    with pytest.raises(errors.TransportError):
+        client.get_live_call(call.call_uuid)
+
+
+# -- the transfer webhook --------------------------------------------------------------
+
+
+def transfer(vobiz: LocalVobiz, call_uuid: str, **kwargs: str) -> list[TransferOutcome]:
+    with vobiz.client() as client:
+        result = client.transfer(call_uuid, **kwargs)
+    assert result.call_uuid == call_uuid
+    return vobiz.wait_for_transfer(call_uuid)
+
+
+def test_transfer_fetches_a_signed_webhook_and_executes_it(
+    vobiz: LocalVobiz, hooks: WebhookApp
+) -> None:
+    call = vobiz.add_call(from_="+917983165036", to="+14155550199", caller_name="+917983165036")
+    [outcome] = transfer(vobiz, call.call_uuid, aleg_url=hooks.url + "/ok?attempt=2")
+    assert outcome.executed and outcome.hangup_cause_code is None
+    assert (outcome.leg, outcome.method, outcome.http_status) == ("aleg", "POST", 200)
+    assert outcome.xml == VALID_XML
+    assert outcome.document is not None and outcome.document.tag == "Response"
+    [hit] = hooks.hits
+    assert hit.signed and hit.method == "POST"
+    assert hit.headers["User-Agent"] == "Vobiz"
+    assert hit.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    assert hit.params["Event"] == "Transfer"
+    assert hit.params["CallUUID"] == call.call_uuid
+    assert (hit.params["From"], hit.params["To"]) == ("917983165036", "14155550199")
+    assert hit.params["Direction"] == "inbound" and hit.params["CallStatus"] == "in-progress"
+    assert hit.params["ParentAuthID"] == vobiz.auth_id
+    assert hit.params["CallerName"] == "+917983165036"
+    assert vobiz.call(call.call_uuid).status == "in-progress"
+
+
+def test_transfer_with_get_sends_the_fields_in_the_query(
+    vobiz: LocalVobiz, hooks: WebhookApp
+) -> None:
+    call = vobiz.add_call()
+    [outcome] = transfer(vobiz, call.call_uuid, aleg_url=hooks.url + "/textxml", aleg_method="GET")
+    assert outcome.executed
+    [hit] = hooks.hits
+    assert hit.method == "GET" and hit.signed and hit.params["Event"] == "Transfer"
+
+
+@pytest.mark.parametrize(
+    ("kind", "code"),
+    [("invalid", 8013), ("broken", 8013), ("html", 8013), ("error", 7013)],
+)
+def test_a_bad_reply_drops_the_leg(
+    vobiz: LocalVobiz, hooks: WebhookApp, kind: str, code: int
+) -> None:
+    call = vobiz.add_call(hangup_url=hooks.url + "/hangup")
+    [outcome] = transfer(vobiz, call.call_uuid, aleg_url=f"{hooks.url}/{kind}")
+    assert outcome.status == "dropped" and not outcome.executed
+    assert outcome.hangup_cause_code == code
+    assert outcome.error
+    ended = vobiz.call(call.call_uuid)
+    assert (ended.status, ended.hangup_cause_code, ended.hangup_source) == (
+        "completed",
+        code,
+        "Error",
+    )
+    eventually(lambda: any(w.event == "Hangup" for w in vobiz.sent_webhooks))
+    hangup = next(h for h in hooks.hits if h.path == "hangup")
+    assert hangup.params["HangupCauseCode"] == str(code)
+    assert hangup.params["CallStatus"] == "completed"
+
+
+def test_an_unreachable_url_drops_the_leg_with_7013(vobiz: LocalVobiz) -> None:
+    call = vobiz.add_call()
+    [outcome] = transfer(vobiz, call.call_uuid, aleg_url="http://127.0.0.1:9/nowhere")
+    assert (outcome.status, outcome.hangup_cause_code, outcome.http_status) == (
+        "dropped",
+        7013,
+        None,
+    )
+
+
+def test_both_legs_are_fetched(vobiz: LocalVobiz, hooks: WebhookApp) -> None:
+    call = vobiz.add_call(bleg_uuid="bleg-1")
+    outcomes = transfer(
+        vobiz, call.call_uuid, aleg_url=hooks.url + "/ok", bleg_url=hooks.url + "/ok"
+    )
+    assert [(o.leg, o.status) for o in outcomes] == [("aleg", "executed"), ("bleg", "executed")]
+    assert [h.params["CallUUID"] for h in hooks.hits] == [call.call_uuid, "bleg-1"]
+    assert hooks.hits[1].params["ALegUUID"] == call.call_uuid
+
+
+def test_sub_account_webhooks_carry_parent_signatures(hooks: WebhookApp) -> None:
+    with LocalVobiz(
+        "SA_SUB00001",
+        "local-token-0000000000000000",
+        parent_auth_id="MA_PARENT01",
+        parent_auth_token=PARENT_TOKEN,
+    ) as sub:
+        call = sub.add_call()
+        [outcome] = transfer(sub, call.call_uuid, aleg_url=hooks.url + "/ok")
+    assert outcome.executed
+    [hit] = hooks.hits
+    assert hit.signed and hit.signed_by_parent
+    assert hit.params["ParentAuthID"] == "MA_PARENT01"
+
+
+def test_hangup_posts_a_signed_hangup_webhook(vobiz: LocalVobiz, hooks: WebhookApp) -> None:
+    call = vobiz.add_call(hangup_url=hooks.url + "/hangup")
+    with vobiz.client() as client:
+        client.hangup(call.call_uuid)
+    eventually(lambda: bool(vobiz.sent_webhooks))
+    [sent] = vobiz.sent_webhooks
+    assert (sent.event, sent.http_status) == ("Hangup", 200)
+    [hit] = hooks.hits
+    assert hit.signed
+    assert hit.params["Event"] == "Hangup" and hit.params["CallStatus"] == "completed"
+    assert hit.params["HangupSource"] == "API Request"
+    assert hit.params["HangupCauseCode"] == "4000"
+
+
+def test_on_transfer_sees_every_outcome(vobiz: LocalVobiz, hooks: WebhookApp) -> None:
+    seen: list[TransferOutcome] = []
+    vobiz.on_transfer = seen.append
+    try:
+        call = vobiz.add_call()
+        [outcome] = transfer(vobiz, call.call_uuid, aleg_url=hooks.url + "/ok")
+    finally:
+        vobiz.on_transfer = None
+    eventually(lambda: bool(seen))
+    assert seen == [outcome]
+
+
+def test_a_simulator_may_take_over_transfers_and_hangups(
+    vobiz: LocalVobiz, hooks: WebhookApp
+) -> None:
+    asked: list[tuple[str, ...]] = []
+
+    def take_aleg(call_uuid: str, leg: str, url: str, method: str) -> bool:
+        asked.append((call_uuid, leg, url, method))
+        return leg == "aleg"
+
+    def take_hangup(call_uuid: str) -> bool:
+        asked.append((call_uuid,))
+        return True
+
+    vobiz.on_transfer_request, vobiz.on_hangup_request = take_aleg, take_hangup
+    try:
+        call = vobiz.add_call(bleg_uuid="bleg-2")
+        outcomes = transfer(
+            vobiz, call.call_uuid, aleg_url=hooks.url + "/ok", bleg_url=hooks.url + "/ok"
+        )
+        with vobiz.client() as client:
+            client.hangup(call.call_uuid)
+    finally:
+        vobiz.on_transfer_request = vobiz.on_hangup_request = None
+    assert asked == [
+        (call.call_uuid, "aleg", hooks.url + "/ok", "POST"),
+        (call.call_uuid, "bleg", hooks.url + "/ok", "POST"),
+        (call.call_uuid,),
+    ]
+    assert [o.leg for o in outcomes] == ["bleg"]  # only the leg LocalVobiz kept
+    assert [h.params["CallUUID"] for h in hooks.hits] == ["bleg-2"]
+    assert vobiz.call(call.call_uuid).status == "in-progress"  # the simulator ends it
+
+
+def test_a_url_for_a_leg_not_selected_is_ignored(vobiz: LocalVobiz, hooks: WebhookApp) -> None:
+    call = vobiz.add_call(bleg_uuid="bleg-3")
+    body = {"legs": "aleg", "aleg_url": hooks.url + "/ok", "bleg_url": hooks.url + "/error"}
+    reply = api(vobiz, "POST", call_path(vobiz, call.call_uuid), json=body)
+    assert reply.status_code == 202
+    assert reply.json()["message"] == "call transferred"
+    [outcome] = vobiz.wait_for_transfer(call.call_uuid)
+    assert (outcome.leg, outcome.status) == ("aleg", "executed")
+    assert [h.path for h in hooks.hits] == ["ok"]

@@ -1,0 +1,480 @@
+"""answerkit.parse: VobizXML text back to the typed tree, with the same checks."""
+
+from __future__ import annotations
+
+import pytest
+
+from answerkit.elements import (
+    DTMF,
+    Conference,
+    Dial,
+    Gather,
+    Hangup,
+    Number,
+    Play,
+    PreAnswer,
+    Record,
+    Redirect,
+    Response,
+    Speak,
+    Stream,
+    User,
+    Wait,
+)
+from answerkit.errors import ElementError, ParseError
+from answerkit.parse import FOREIGN, parse
+from answerkit.query import dialed_numbers, spoken_text
+from answerkit.ssml import Break, Lang, Prosody, SayAs
+
+DECL = '<?xml version="1.0" encoding="UTF-8"?>'
+
+TRANSFER = (
+    "<Response><Speak>Please hold while we transfer your call.</Speak>"
+    '<Dial callerId="+14155551234"><Number>+14156667890</Number></Dial></Response>'
+)
+
+
+def test_transfer_document_from_the_spec() -> None:
+    doc = parse(TRANSFER)
+    assert doc == Response(
+        Speak("Please hold while we transfer your call."),
+        Dial(Number("+14156667890"), caller_id="+14155551234"),
+    )
+    assert doc.to_xml() == DECL + TRANSFER
+    assert dialed_numbers(doc) == ["+14156667890"]
+    assert spoken_text(doc) == ["Please hold while we transfer your call."]
+
+
+def test_documentation_style_layout() -> None:
+    # The docs put room names, URLs and SIP URIs on indented lines of their own.
+    text = """<?xml version="1.0" encoding="UTF-8"?>
+<Response>
+    <Record recordSession="true" action="https://example.com/rec" redirect="false" />
+    <Dial callerId="+14155551234" timeout="30">
+        <User>
+            sip:alice1234@registrar.vobiz.ai
+        </User>
+    </Dial>
+    <Conference stayAlone="true">
+        support-room
+    </Conference>
+    <Stream bidirectional="true" keepCallAlive="true">
+        wss://stream.example.com/ws
+    </Stream>
+</Response>
+"""
+    doc = parse(text)
+    assert doc == Response(
+        Record(action="https://example.com/rec", redirect=False, record_session=True),
+        Dial(User("sip:alice1234@registrar.vobiz.ai"), caller_id="+14155551234", timeout=30),
+        Conference("support-room", stay_alone=True),
+        Stream("wss://stream.example.com/ws", bidirectional=True, keep_call_alive=True),
+    )
+    # Attributes given out of table order come back in table order.
+    assert '<Record action="https://example.com/rec" redirect="false" recordSession="true"/>' in (
+        doc.to_xml()
+    )
+
+
+def test_bytes_and_str_inputs() -> None:
+    assert parse(TRANSFER.encode()) == parse(TRANSFER) == parse(DECL + TRANSFER)
+    assert parse(bytearray((DECL + TRANSFER).encode())) == parse(TRANSFER)
+    utf16 = '<?xml version="1.0" encoding="UTF-16"?><Response><Speak>Grüße</Speak></Response>'
+    assert parse(utf16.encode("utf-16")) == Response(Speak("Grüße"))
+
+
+def test_non_text_input() -> None:
+    with pytest.raises(ParseError, match="takes str or bytes"):
+        parse(42)  # type: ignore[arg-type]
+
+
+def test_comments_cdata_and_processing_instructions() -> None:
+    doc = parse(
+        "<Response><!-- greeting --><Speak>Tom <!-- x -->&amp; <![CDATA[<Jerry>]]></Speak>"
+        "<?vobiz ignore?><Hangup/></Response>"
+    )
+    assert doc == Response(Speak("Tom & <Jerry>"), Hangup())
+
+
+def test_empty_response() -> None:
+    assert parse("<Response/>") == Response()
+    assert parse("<Response>\n  \n</Response>") == Response()
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        Response(),
+        Response(Speak("Hello & <goodbye>\r\n", voice="MAN", language="en-IN", loop=0)),
+        Response(
+            PreAnswer(Speak("early"), Wait(length=2), Play("https://a.b/c.mp3", loop=2)),
+            Gather(
+                Speak("Press 1"),
+                Play("https://a.b/d.wav"),
+                action="https://a.b/g?x=1&y=2",
+                method="GET",
+                input_type="dtmf speech",
+                execution_timeout=10,
+                digit_end_timeout="auto",
+                speech_end_timeout=4,
+                finish_on_key="*",
+                num_digits=4,
+                speech_model="phone_call",
+                hints=["yes", "no", "agent please"],
+                language="en-IN",
+                interim_speech_results_callback="https://a.b/i",
+                interim_speech_results_callback_method="POST",
+                log=False,
+                redirect=True,
+                profanity_filter=True,
+            ),
+            Speak("No input."),
+            Redirect("https://a.b/again", method="POST"),
+        ),
+        Response(
+            Record(
+                action="https://a.b/r",
+                method="POST",
+                file_format="wav",
+                redirect=False,
+                timeout=5,
+                max_length=600,
+                play_beep=False,
+                finish_on_key="#*",
+                record_session=True,
+                start_on_dial_answer=True,
+                transcription_type="hybrid",
+                transcription_url="https://a.b/t",
+                transcription_method="GET",
+                callback_url="https://a.b/c",
+                callback_method="GET",
+            ),
+            Dial(
+                Number("+14156667890", send_digits="1w2", send_on_preanswer=True),
+                User("sip:agent@example.com", sip_headers="Reason=billing,Team=2"),
+                action="https://a.b/d",
+                method="GET",
+                callback_url="https://a.b/cb",
+                callback_method="POST",
+                redirect=False,
+                caller_id="+14155551234",
+                caller_name='Acme "Support" & Co',
+                timeout=25,
+                time_limit=3600,
+                hangup_on_star=True,
+                dial_music="real",
+                confirm_sound="https://a.b/confirm",
+                confirm_key="5",
+                confirm_timeout=10,
+                digits_match="12,9*",
+                digits_match_b_leg="#0",
+                sip_headers="ReasonX-VH=transfer",
+            ),
+            Conference(
+                "Room <A> & B",
+                muted=False,
+                beep=True,
+                start_conference_on_enter=True,
+                end_conference_on_exit=False,
+                max_participants=10,
+                stay_alone=True,
+                enter_sound="beep:1",
+                exit_sound="https://a.b/exit",
+                relay_dtmf=True,
+                digits_match="0",
+                hangup_on_star=False,
+                wait_sound="https://a.b/wait",
+                wait_method="POST",
+                callback_url="https://a.b/conf",
+                callback_method="GET",
+                record=False,
+                record_file_format="mp3",
+                time_limit=7200,
+                action="https://a.b/left",
+                method="POST",
+            ),
+            DTMF("0123456789*#wW", async_=True),
+            Stream(
+                "wss://s.example.com/audio?token=a&b=c",
+                bidirectional=True,
+                audio_track="inbound",
+                stream_timeout=600,
+                status_callback_url="https://a.b/s",
+                status_callback_method="GET",
+                content_type="audio/x-l16;rate=16000",
+                extra_headers="tenant=acme,call=42",
+                max_retries=10,
+                keep_call_alive=True,
+            ),
+            Wait(length=3, silence=True, min_silence=500, beep=False),
+            Hangup(reason="rejected", schedule=10),
+            Speak("last words", Break(time="1s"), Prosody("slowly", rate="slow")),
+        ),
+    ],
+    ids=["empty", "speak", "ivr", "everything"],
+)
+def test_round_trip(doc: Response) -> None:
+    compact = doc.to_xml()
+    assert parse(compact) == doc
+    assert parse(compact).to_xml() == compact
+    assert parse(doc.to_bytes()) == doc
+    assert parse(doc.to_xml(pretty=True)) == doc
+
+
+def test_ssml_is_parsed() -> None:
+    doc = parse(
+        '<Response><Speak>Say <say-as interpret-as="digits">123</say-as>, '
+        '<lang xml:lang="fr-FR">bonjour</lang><break time="300ms"/>!</Speak></Response>'
+    )
+    speak = doc.children[0]
+    assert isinstance(speak, Speak)
+    assert speak.ssml == [
+        "Say ",
+        SayAs("123", interpret_as="digits"),
+        ", ",
+        Lang("bonjour", xml_lang="fr-FR"),
+        Break(time="300ms"),
+        "!",
+    ]
+    assert speak.text == "Say 123, bonjour!"
+
+
+def test_out_of_order_attributes_compare_equal() -> None:
+    a = parse('<Response><Gather numDigits="1" action="https://a.b" inputType="dtmf"/></Response>')
+    assert a == Response(Gather(action="https://a.b", input_type="dtmf", num_digits=1))
+    assert '<Gather action="https://a.b" inputType="dtmf" numDigits="1"/>' in a.to_xml()
+
+
+def test_integers_are_canonical() -> None:
+    doc = parse('<Response><Wait length="007"/></Response>')
+    assert doc.children[0].get("length") == "7"
+
+
+# --- errors, with line numbers -------------------------------------------------------------------
+
+
+def error(text: str | bytes) -> ParseError:
+    with pytest.raises(ParseError) as info:
+        parse(text)
+    err = info.value
+    assert isinstance(err, ElementError) and isinstance(err, ValueError)
+    return err
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        ("<Response><Speak>x</Speak>", 1, "not well-formed XML"),
+        ("<Response>\n<Speak>x</Spek>\n</Response>", 2, "not well-formed"),
+        ("<Response/><Response/>", 1, "Extra content"),
+        ("", None, "not well-formed"),
+        ("<Speak>x</Speak>", 1, "the root must be Response, found unknown element 'Speak'"),
+        ("<Respons/>", 1, "did you mean Response?"),
+        (
+            "<Response>\n\n<Spaek>x</Spaek></Response>",
+            3,
+            "unknown element 'Spaek'; did you mean Speak?",
+        ),
+        ('<Response xmlns="urn:x"/>', 1, "VobizXML uses no namespaces"),
+        ('<Response id="1"/>', 1, "Response takes no attributes"),
+        ("<Response>hello</Response>", 1, "Response takes no text"),
+        ("<Response><Hangup/>\ntrailing</Response>", 1, "outside any element"),
+        ("<Response><Hangup>now</Hangup></Response>", 1, "Hangup: takes no text or children"),
+        ("<Response><Play><Speak>x</Speak></Play></Response>", 1, "Play: cannot contain Speak"),
+        (
+            "<Response>\n<Gather>\n<Dial>+14156667890</Dial></Gather></Response>",
+            3,
+            "Gather: cannot contain Dial",
+        ),
+        ("<Response><Response/></Response>", 1, "Response nested inside Response"),
+        ("<Response><Dial>\n<Record/></Dial></Response>", 2, "spec §6 item 7"),
+        (
+            "<Response><Dial>+14156667890<Number>+14156667891</Number></Dial></Response>",
+            1,
+            "not both",
+        ),
+        (
+            "<Response>\n<Number>+14156667890</Number></Response>",
+            2,
+            "Response: cannot contain Number",
+        ),
+        (
+            '<Response>\n\n\n<Speak loop="-1">x</Speak></Response>',
+            4,
+            "Speak: loop must be an integer >= 0, got '-1'",
+        ),
+        (
+            '<Response><Gather action="https://a.b" numDigits="40"/></Response>',
+            1,
+            "from 1 to 32, got '40'",
+        ),
+        ('<Response><Gather action="https://a.b" numDigits="1.0"/></Response>', 1, "numDigits"),
+        (
+            '<Response><Gather action="https://a.b" log="True"/></Response>',
+            1,
+            "log must be 'true' or 'false', got 'True'",
+        ),
+        ('<Response><Gather action="https://a.b" method="post"/></Response>', 1, "'GET', 'POST'"),
+        ('<Response><Gather action="relative/url"/></Response>', 1, "action must be an absolute"),
+        (
+            '<Response><Gather action="https://a.b" numdigits="3"/></Response>',
+            1,
+            "unknown attribute 'numdigits'; did you mean numDigits?",
+        ),
+        ('<Response><Speak foo="1">x</Speak></Response>', 1, "Speak: unknown attribute 'foo'"),
+        (
+            '<Response><Speak xml:lang="fr-FR">x</Speak></Response>',
+            1,
+            "unknown attribute 'xml:lang'",
+        ),
+        ("<Response>\n<Number>x</Number></Response>", 2, "Response: cannot contain Number"),
+        (
+            "<Response><Dial><Number>14156667890</Number></Dial></Response>",
+            1,
+            "add the leading '+'",
+        ),
+        ("<Response><Dial>\n<User>agent@example.com</User></Dial></Response>", 2, "SIP URI"),
+        ("<Response><Speak>  </Speak></Response>", 1, "Speak: text is required"),
+        ("<Response><Speak/></Response>", 1, "Speak: text is required"),
+        ("<Response><Play/></Response>", 1, "Play: text must be"),
+        ("<Response><Stream>https://a.b</Stream></Response>", 1, "wss://"),
+        ("<Response><DTMF>12x</DTMF></Response>", 1, "DTMF"),
+        (
+            "<Response><Speak>a<b>bold</b></Speak></Response>",
+            1,
+            "'b' is not SSML that Speak accepts",
+        ),
+        ('<Response><Speak>a<break time="20s"/></Speak></Response>', 1, "at most 10 seconds"),
+        ("<Response><Speak>a<break>x</break></Speak></Response>", 1, "break: takes no content"),
+        ("<Response><Speak><sub>x</sub></Speak></Response>", 1, "sub: alias (alias) is required"),
+        ("<Response><Speak><say-as>1</say-as></Speak></Response>", 1, "interpret-as) is required"),
+        (
+            "<Response><Speak><s><p>x</p></s></Speak></Response>",
+            1,
+            "s: content must be text or SSML",
+        ),
+        ("<Response><Speak>&#1;</Speak></Response>", 1, "not well-formed"),
+    ],
+)
+def test_errors_name_the_line(text: str, line: int | None, message: str) -> None:
+    err = error(text)
+    assert message in str(err)
+    if line is not None:
+        assert err.line == line
+        assert str(err).startswith(f"line {line}: ")
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        (
+            "<Response>\n<Hangup/>\n<Speak>x</Speak></Response>",
+            2,
+            "Hangup (child 1 of 2 in Response)",
+        ),
+        (
+            "<Response>\n<Redirect>https://a.b</Redirect>\n<Hangup/></Response>",
+            2,
+            "must be the last",
+        ),
+        ("<Response>\n<Speak>x</Speak>\n<PreAnswer/></Response>", 3, "must be the first child"),
+        ("<Response>\n\n<Gather/></Response>", 3, "action is required"),
+        ("<Response>\n<Dial/></Response>", 2, "needs at least one Number or User"),
+        (
+            '<Response>\n<Stream bidirectional="true" audioTrack="both">wss://a.b</Stream></Response>',
+            2,
+            "audio_track 'inbound'",
+        ),
+        (
+            '<Response><Stream keepCallAlive="true">wss://a.b</Stream></Response>',
+            1,
+            "needs bidirectional=True",
+        ),
+        ('<Response><Wait silence="true"/></Response>', 1, "min_silence (2000 ms)"),
+    ],
+)
+def test_document_rules_name_the_line(text: str, line: int, message: str) -> None:
+    err = error(text)
+    assert message in str(err)
+    assert err.line == line
+
+
+@pytest.mark.parametrize("name", sorted(FOREIGN))
+def test_plivo_and_twiml_names_are_refused_with_the_replacement(name: str) -> None:
+    err = error(f"<Response>\n<{name}/></Response>")
+    assert err.line == 2
+    assert f"{name} is not VobizXML" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("name", "replacement"),
+    [
+        ("GetDigits", "use Gather"),
+        ("GetInput", "use Gather"),
+        ("MultiPartyCall", "use Conference"),
+        ("Message", "no equivalent"),
+        ("AudioStream", "use Stream"),
+        ("Say", "use Speak"),
+        ("Pause", "use Wait"),
+        ("Sip", "User inside Dial"),
+    ],
+)
+def test_replacements(name: str, replacement: str) -> None:
+    assert replacement in str(error(f"<Response><{name}/></Response>"))
+
+
+@pytest.mark.parametrize(
+    ("attribute", "replacement"),
+    [
+        ('Gather action="https://a.b" timeout="5"', "no timeout attribute on Gather"),
+        ('Gather action="https://a.b" type="dtmf"', "use input_type (inputType)"),
+        ('Gather action="https://a.b" digitTimeout="5"', "use digit_end_timeout (digitEndTimeout)"),
+        ('Conference maxMembers="5"', "use max_participants (maxParticipants)"),
+    ],
+)
+def test_renamed_attributes(attribute: str, replacement: str) -> None:
+    err = error(f"<Response><{attribute}>x</{attribute.split()[0]}></Response>")
+    assert replacement in str(err)
+    if "timeout" in attribute:
+        assert "executionTimeout" in str(err)
+
+
+# --- hardening -----------------------------------------------------------------------------------
+
+XXE = """<?xml version="1.0"?>
+<!DOCTYPE Response [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+<Response><Speak>&xxe;</Speak></Response>"""
+
+BILLION_LAUGHS = """<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+ <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+]>
+<Response><Speak>&lol4;</Speak></Response>"""
+
+EXTERNAL_DTD = """<?xml version="1.0"?>
+<!DOCTYPE Response SYSTEM "http://127.0.0.1:9/evil.dtd">
+<Response/>"""
+
+
+@pytest.mark.parametrize("text", [XXE, BILLION_LAUGHS, EXTERNAL_DTD], ids=["xxe", "laughs", "dtd"])
+def test_dtds_and_entities_are_refused(text: str) -> None:
+    err = error(text)
+    assert "refused" in str(err)
+    assert err.line == 2
+
+
+def test_dtd_hidden_in_utf16_is_refused() -> None:
+    err = error(XXE.replace('version="1.0"', 'version="1.0" encoding="UTF-16"').encode("utf-16"))
+    assert "refused" in str(err) or "Entity" in str(err)
+
+
+def test_undeclared_entity_is_refused() -> None:
+    assert "not well-formed" in str(error("<Response><Speak>&nbsp;</Speak></Response>"))
+
+
+def test_parse_error_without_line() -> None:
+    err = ParseError("boom")
+    assert err.line is None and str(err) == "boom"

@@ -1,0 +1,73 @@
+"""The pytest plugin: its fixtures, used from a test file run by pytester."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+USER_TESTS = """
+from answerkit.app import CallFlow
+from answerkit.elements import Gather, Response, Speak
+from answerkit.request import CallRequest
+from answerkit.state import MemoryStore
+
+PUBLIC = "https://voice.example.com"
+
+
+def make_flow():
+    flow = CallFlow("plugin", public_url=PUBLIC, auth_token="plugin-token-123",
+                    state=MemoryStore())
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        return Response(Gather(Speak("Press 1."), action=flow.url_for("menu"),
+                               input_type="dtmf", num_digits=1))
+
+    @flow.route("/menu")
+    def menu(call: CallRequest) -> Response:
+        return Response(Speak(f"You pressed {call.digits}."))
+
+    return flow
+
+
+def test_simulator_fixture(call_simulator, local_vobiz):
+    sim = call_simulator(make_flow())
+    assert sim.local_vobiz is local_vobiz
+    t = sim.call(digits="1").run()
+    assert t.heard == ["Press 1.", "You pressed 1."]
+    assert t.hangup_cause_code == 4010
+    record = local_vobiz.call(t.call_uuid)  # answered calls are listed while live
+    assert record.status == "completed"
+
+
+def test_local_vobiz_is_reset_between_tests(local_vobiz):
+    assert local_vobiz.calls == {}
+    assert local_vobiz.base_url.startswith("http://127.0.0.1:")
+
+
+def test_signed_helpers(signed_post, sign_request):
+    flow = make_flow()
+    client = flow.create_app().test_client()
+    params = {"CallUUID": "c-1", "From": "14155550100", "To": "14155550199",
+              "Event": "StartApp"}
+    assert signed_post(client, flow, "/answer", params).status_code == 200
+    headers = sign_request(flow, "/menu")
+    assert client.post("/menu", data=params, headers=headers).status_code == 200
+    assert client.post("/menu", data=params).status_code == 403
+"""
+
+
+def test_fixtures_work_in_a_user_test_file(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_user=USER_TESTS)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
+
+
+def test_plugin_is_registered_by_entry_point(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_nothing="def test_nothing():\n    pass\n")
+    result = pytester.runpytest("--fixtures", "-p", "no:cacheprovider")
+    out = result.stdout.str()
+    for name in ("local_vobiz", "call_simulator", "sign_request", "signed_post"):
+        assert f"\n{name} -- " in out, name
+    assert "answerkit_local_vobiz_server [session scope]" in out

@@ -1,0 +1,953 @@
+"""The call simulator: every element path, every failure cause, several calls, both transports."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask import Response as FlaskResponse
+from werkzeug.serving import make_server
+
+from answerkit.app import CallFlow
+from answerkit.elements import (
+    DTMF,
+    Conference,
+    Dial,
+    Gather,
+    Hangup,
+    Number,
+    Play,
+    PreAnswer,
+    Record,
+    Redirect,
+    Response,
+    Speak,
+    Stream,
+    User,
+    Wait,
+)
+from answerkit.request import CallRequest, Event
+from answerkit.state import MemoryStore
+from answerkit.testing.simulator import CallSimulator, sign_request, signed_post
+from answerkit.testing.terminal import run_terminal_call
+
+PUBLIC = "https://voice.example.com"
+TOKEN = "sim-token-0123456789abcdef"
+MUSIC = "https://cdn.example.com/hold.mp3"
+
+
+def make_flow(**kwargs: Any) -> CallFlow:
+    """A flow with one route per element path the tests drive."""
+    flow = CallFlow("sim", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore(), **kwargs)
+    seen: list[CallRequest] = []
+    flow.seen = seen  # type: ignore[attr-defined]
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        seen.append(call)
+        return Response(
+            Speak("Welcome to Example."),
+            Gather(
+                Speak("Press 1 for sales, 2 for support."),
+                action=flow.url_for("menu"),
+                input_type="dtmf",
+                num_digits=1,
+            ),
+            Speak("We did not get your choice."),
+        )
+
+    @flow.route("/answer", event=Event.Hangup)
+    def hung_up(call: CallRequest) -> None:
+        seen.append(call)
+
+    @flow.route("/menu")
+    def menu(call: CallRequest) -> Response:
+        seen.append(call)
+        if call.digits == "1":
+            return Response(Speak("Sales it is."), Redirect(flow.url_for("goodbye")))
+        return Response(Speak(f"You chose {call.digits or 'nothing'}."))
+
+    @flow.route("/goodbye")
+    def goodbye(call: CallRequest) -> Response:
+        seen.append(call)
+        return Response(Speak("Goodbye."), Hangup())
+
+    @flow.route("/hold")
+    def hold(call: CallRequest) -> Response:
+        seen.append(call)
+        return Response(Speak("Please hold."), Play(MUSIC))
+
+    @flow.route("/events", status_callback=True)
+    def events(call: CallRequest) -> None:
+        seen.append(call)
+
+    return flow
+
+
+def doc_flow(doc: Response, **routes: Response) -> CallFlow:
+    """A flow whose answer route returns ``doc`` (and other routes their fixed documents)."""
+    flow = CallFlow("doc", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+    seen: list[CallRequest] = []
+    flow.seen = seen  # type: ignore[attr-defined]
+
+    def fixed(reply: Response | None) -> Any:
+        def handler(call: CallRequest) -> Response | None:
+            seen.append(call)
+            return reply
+
+        return handler
+
+    flow.add_route("/answer", fixed(doc), name="answer")
+    for name, reply in routes.items():
+        flow.add_route(f"/{name}", fixed(reply), name=name)
+    flow.add_route("/events", fixed(None), name="events", status_callback=True)
+    return flow
+
+
+def url(path: str) -> str:
+    return PUBLIC + path
+
+
+def events_of(flow: CallFlow, event: str) -> list[CallRequest]:
+    return [c for c in flow.seen if c.event == event]  # type: ignore[attr-defined]
+
+
+# -- one call, element by element ------------------------------------------------------------
+
+
+def test_ivr_call_plays_gather_redirect_and_hangup() -> None:
+    flow = make_flow()
+    sim = CallSimulator(flow)
+    t = sim.call("answer", digits="1").run()
+    assert t.heard == [
+        "Welcome to Example.",
+        "Press 1 for sales, 2 for support.",
+        "Sales it is.",
+        "Goodbye.",
+    ]
+    assert t.digits_sent == ["1"]
+    assert t.ended and t.hangup_cause_code == 4000 and t.hangup_source == "Answer XML"
+    assert [h.event for h in t.webhooks] == ["StartApp", "", "Redirect", "Hangup"]
+    assert all(h.status == 200 for h in t.webhooks)  # every webhook passed verification
+    start = t.webhooks[0].params
+    assert start["From"] == "14155550100" and start["To"] == "14155550199"
+    assert start["CallStatus"] == "ringing" and start["Direction"] == "inbound"
+    assert t.webhooks[1].params["Digits"] == "1"
+    assert t.webhooks[1].params["InputType"] == "dtmf"
+    hangup = t.webhooks[-1].params
+    assert hangup["HangupCauseCode"] == "4000" and hangup["CallStatus"] == "completed"
+    assert hangup["HangupCauseName"] == "Normal Hangup"
+    assert int(hangup["BillDuration"]) % 60 == 0
+    assert [c.event for c in flow.seen] == [  # type: ignore[attr-defined]
+        Event.StartApp,
+        "",
+        Event.Redirect,
+        Event.Hangup,
+    ]
+    text = str(t)
+    assert 'caller hears: "Welcome to Example."' in text
+    assert "caller presses: 1" in text
+    assert "POST /answer (Event=StartApp) -> 200" in text
+    assert "call ended: 4000 Normal Hangup (Answer XML)" in text
+    assert TOKEN not in text and "Signature" not in text
+
+
+def test_running_off_the_end_is_4010_and_hangup_goes_to_the_answer_url() -> None:
+    flow = make_flow()
+    t = CallSimulator(flow).call(digits=["2"]).run()
+    assert t.heard[-1] == "You chose 2."
+    assert t.hangup_cause_code == 4010 and t.hangup_cause_name == "End Of XML Instructions"
+    assert t.webhooks[-1].url == url("/answer") and t.webhooks[-1].event == "Hangup"
+    assert str(t).endswith("POST /answer (Event=Hangup) -> 200")
+    assert "call ended: 4010 End Of XML Instructions" in str(t)
+
+
+def test_gather_without_input_goes_on_or_posts_empty() -> None:
+    flow = make_flow()
+    t = CallSimulator(flow).call(digits="-").run()
+    assert t.heard[-1] == "We did not get your choice."
+    assert "caller gives no input" in str(t)
+    assert [h.event for h in t.webhooks] == ["StartApp", "Hangup"]
+
+    flow = make_flow()
+    t = CallSimulator(flow, gather_timeout="post-empty").call().run()
+    action = t.webhooks[1]
+    assert action.params["Digits"] == "" and action.params["Speech"] == ""
+    assert t.heard[-1] == "You chose nothing."
+
+
+def test_gather_digits_rules_speech_and_redirect_false() -> None:
+    doc = Response(
+        Gather(
+            Speak("PIN?"),
+            action=url("/events"),
+            input_type="dtmf",
+            finish_on_key="#",
+            log=False,
+            redirect=False,
+        ),
+        Gather(
+            Speak("Two digits."),
+            action=url("/events"),
+            input_type="dtmf",
+            num_digits=2,
+            redirect=False,
+        ),
+        Gather(Speak("Say a department."), action=url("/after"), input_type="dtmf speech"),
+    )
+    flow = doc_flow(doc, after=Response(Speak("Thanks.")))
+    t = CallSimulator(flow).call(digits="1234#9,987", speech=["sales"]).run()
+    assert t.digits_sent == ["1234", "98"]
+    assert t.speech_sent == ["sales"]
+    assert "caller presses: ****" in str(t)  # log=false masks the PIN in the text form
+    speech = t.webhooks_for(path="/after")[0].params
+    assert speech["InputType"] == "speech" and speech["Speech"] == "sales"
+    assert float(speech["SpeechConfidenceScore"]) > 0
+    assert t.heard[-1] == "Thanks."
+
+
+def test_media_preanswer_wait_dtmf_stream() -> None:
+    doc = Response(
+        PreAnswer(Speak("Early words.")),
+        Wait(length=2),
+        Play(MUSIC, loop=2),
+        DTMF("12w#"),
+        Stream("wss://media.example.com/s", status_callback_url=url("/events")),
+    )
+    flow = doc_flow(doc)
+    t = CallSimulator(flow).call().run()
+    assert t.heard == ["Early words.", MUSIC, MUSIC]
+    assert t.dtmf == ["12w#"]
+    assert t.streams == ["wss://media.example.com/s"]
+    assert 'caller hears: "Early words." (early media)' in str(t)
+    assert events_of(flow, "StartStream")[0].service_url == "wss://media.example.com/s"
+    assert t.hangup_cause_code == 4010
+
+
+def test_hangup_first_rejects_and_reasons() -> None:
+    t = CallSimulator(doc_flow(Response(Hangup()))).call().run()
+    assert t.hangup_cause == "CALL_REJECTED" and t.duration == 0
+    t = CallSimulator(doc_flow(Response(Hangup(reason="busy")))).call().run()
+    assert t.hangup_cause == "USER_BUSY"
+
+
+def test_loop_forever_blocks_until_hung_up() -> None:
+    flow = doc_flow(Response(Play(MUSIC, loop=0)))
+    call = CallSimulator(flow).call()
+    t = call.run()
+    assert not t.ended and call.state == "blocked"
+    call.hangup()
+    assert t.ended and t.hangup_source == "Caller" and t.hangup_cause_code == 4000
+
+
+def test_max_steps_stops_a_redirect_loop() -> None:
+    flow = doc_flow(Response(Redirect(url("/answer"))))
+    t = CallSimulator(flow).call(max_steps=20).run()
+    assert t.step_limit_reached and t.hangup_source == "Caller"
+    assert "max_steps" in str(t)
+
+
+# -- Dial ------------------------------------------------------------------------------------
+
+
+def dial_flow(**dial: Any) -> CallFlow:
+    dial.setdefault("action", url("/after"))
+    dial.setdefault("callback_url", url("/events"))
+    doc = Response(
+        Dial(
+            Number("+14156667890"), User("sip:agent@example.com"), caller_id="+14155551234", **dial
+        ),
+        Speak("After the dial."),
+    )
+    return doc_flow(doc, after=Response(Speak("Dial finished.")))
+
+
+def test_dial_answer_sends_callbacks_then_action() -> None:
+    flow = dial_flow()
+    t = CallSimulator(flow).call(dial=["answer"]).run()
+    assert [c.event for c in flow.seen][:6] == [  # type: ignore[attr-defined]
+        Event.StartApp,
+        Event.DialAnswer,
+        Event.DialHangup,
+        Event.DialConnected,
+        Event.DialHangup,
+        Event.DialAction,
+    ]
+    answer = events_of(flow, "DialAnswer")[0]
+    assert answer.dial_b_leg_to == "+14156667890" and answer.dial_b_leg_position == 1
+    lost, done = events_of(flow, "DialHangup")
+    assert lost.dial_b_leg_hangup_cause == "LOSE_RACE" and lost.dial_b_leg_hangup_cause_code == 9000
+    assert done.dial_b_leg_hangup_cause == "NORMAL_CLEARING"
+    action = events_of(flow, "DialAction")[0]
+    assert action.dial_status == "completed" and action.dial_ring_status is True
+    assert action.dial_a_leg_uuid == t.call_uuid
+    assert action.dial_b_leg_uuid == answer.dial_b_leg_uuid
+    assert t.heard == ["Dial finished."]
+    assert "dial +14156667890, sip:agent@example.com -> answered by +14156667890" in str(t)
+    assert t.dials[0]["answered_by"] == "+14156667890"
+
+
+@pytest.mark.parametrize(
+    ("outcome", "status", "cause"),
+    [
+        ("busy", "busy", "USER_BUSY"),
+        ("no-answer", "no-answer", "NO_ANSWER"),
+        ("failed", "failed", "DESTINATION_OUT_OF_ORDER"),
+    ],
+)
+def test_dial_failures_reach_the_action(outcome: str, status: str, cause: str) -> None:
+    flow = dial_flow()
+    t = CallSimulator(flow).call(dial=outcome).run()
+    action = events_of(flow, "DialAction")[0]
+    assert action.dial_status == status and action.dial_hangup_cause == cause
+    assert action.dial_b_leg_uuid is None  # empty when nothing answered
+    assert f"-> {status}" in str(t)
+    assert len(events_of(flow, "DialHangup")) == 2
+
+
+def test_dial_second_target_answers_and_redirect_false_goes_on() -> None:
+    flow = dial_flow(redirect=False)
+    t = CallSimulator(flow).call(dial=[["no-answer", "answer"]]).run()
+    assert t.dials[0]["answered_by"] == "sip:agent@example.com"
+    assert t.heard == ["After the dial."]  # the action's XML is ignored
+    assert events_of(flow, "DialAction")[0].dial_status == "completed"
+
+
+def test_dial_bridge_blocks_until_the_b_leg_hangs_up() -> None:
+    flow = dial_flow()
+    call = CallSimulator(flow).call(dial="bridge")
+    call.run()
+    assert call.state == "blocked" and call.bridge is not None
+    call.end_bridge()
+    t = call.run()
+    assert t.heard == ["Dial finished."] and t.hangup_cause_code == 4010
+
+
+def test_caller_hangs_up_mid_bridge_action_after_hangup() -> None:
+    flow = dial_flow()
+    call = CallSimulator(flow).call(dial="bridge")
+    call.run()
+    t = call.hangup()
+    events = [h.event for h in t.webhooks]
+    # spec §2.13: DialHangup, then the hangup webhook, then the Dial action.
+    assert events[-3:] == ["DialHangup", "Hangup", "DialAction"]
+    assert t.hangup_source == "Caller"
+
+
+# -- Record ----------------------------------------------------------------------------------
+
+
+def test_record_action_early_and_record_stop_after_hangup() -> None:
+    doc = Response(
+        Record(action=url("/events"), callback_url=url("/events"), record_session=True),
+        Speak("Recording."),
+    )
+    flow = doc_flow(doc)
+    t = CallSimulator(flow).call().run()
+    assert [h.event for h in t.webhooks] == ["StartApp", "Record", "Hangup", "RecordStop"]
+    rec_id = t.recordings[0]
+    assert events_of(flow, "Record")[0].recording_id == rec_id
+    stop = events_of(flow, "RecordStop")[0]
+    assert stop.recording_id == rec_id and stop.recording_end_reason == "HungUp"
+
+
+# -- failures Vobiz would drop the call for ------------------------------------------------
+
+
+def raw_app(flow: CallFlow) -> Flask:
+    """The flow's app plus routes that answer the way Vobiz punishes."""
+    app = flow.create_app()
+
+    @app.post("/raw/500")
+    def error() -> FlaskResponse:
+        return FlaskResponse("boom", status=500)
+
+    @app.post("/raw/html")
+    def html() -> FlaskResponse:
+        return FlaskResponse("<Response/>", content_type="text/html")
+
+    @app.post("/raw/bad")
+    def bad() -> FlaskResponse:
+        return FlaskResponse("<Response><Speak>unclosed</Response>", content_type="application/xml")
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("answer", "code"),
+    [("/raw/500", 7011), ("/raw/html", 8011), ("/raw/bad", 8011), ("/missing", 7011)],
+)
+def test_answer_url_failures(answer: str, code: int) -> None:
+    flow = make_flow()
+    t = CallSimulator(flow, app=raw_app(flow)).call(answer).run()
+    assert t.hangup_cause_code == code and t.hangup_source == "Error"
+    assert f"call ended: {code}" in str(t)
+
+
+@pytest.mark.parametrize(
+    ("target", "code"),
+    [("/raw/500", 7012), ("/raw/bad", 8012), ("https://elsewhere.example.org/x", 7012)],
+)
+def test_gather_action_failures(target: str, code: int) -> None:
+    action = target if "://" in target else url(target)
+    flow = doc_flow(Response(Gather(Speak("Go"), action=action, input_type="dtmf")))
+    t = CallSimulator(flow, app=raw_app(flow)).call(digits="5").run()
+    assert t.hangup_cause_code == code
+
+
+@pytest.mark.parametrize(("target", "code"), [("/raw/500", 7014), ("/raw/html", 8014)])
+def test_redirect_failures(target: str, code: int) -> None:
+    flow = doc_flow(Response(Redirect(url(target))))
+    t = CallSimulator(flow, app=raw_app(flow)).call().run()
+    assert t.hangup_cause_code == code
+
+
+@pytest.mark.parametrize(("target", "code"), [("/raw/500", 7013), ("/raw/bad", 8013)])
+def test_transfer_failures(target: str, code: int) -> None:
+    flow = doc_flow(Response(Play(MUSIC, loop=0)))
+    sim = CallSimulator(flow, app=raw_app(flow))
+    call = sim.call()
+    call.run()
+    assert sim.transfer(call.call_uuid, target)
+    t = call.run()
+    assert t.hangup_cause_code == code
+
+
+def test_wrong_token_is_refused_like_vobiz_would_be() -> None:
+    flow = make_flow()
+    t = CallSimulator(flow, auth_token="not-the-token").call().run()
+    assert t.webhooks[0].status == 403 and t.hangup_cause_code == 7011
+
+
+def test_fallback_url_takes_over_a_failed_answer() -> None:
+    flow = make_flow()
+    t = CallSimulator(flow, app=raw_app(flow)).call("/raw/500", fallback_url="hold").run()
+    assert t.heard[0] == "Please hold."
+
+
+# -- transfers -------------------------------------------------------------------------------
+
+
+def test_transfer_interrupts_a_gather_prompt() -> None:
+    flow = make_flow()
+    sim = CallSimulator(flow)
+    call = sim.call(digits="1")
+    call.run(until="gather")
+    assert call.state == "blocked"
+    assert call.transcript.heard[-1] == "Press 1 for sales, 2 for support."
+    assert sim.transfer(call.call_uuid, "hold")
+    t = call.run()
+    assert t.digits_sent == []  # the Gather never got its input
+    assert t.heard[-2:] == ["Please hold.", MUSIC]
+    assert t.transfers == [url("/hold")]
+    transfer = t.webhooks_for("Transfer")[0]
+    assert transfer.params["CallStatus"] == "in-progress"
+    assert "transferred to /hold" in str(t)
+    assert not t.webhooks_for(path="/menu")
+
+
+def test_transfer_requested_by_a_handler_takes_effect_when_it_returns() -> None:
+    flow = CallFlow("xfer", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+    box: dict[str, CallSimulator] = {}
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        return Response(Gather(Speak("Press 1."), action=flow.url_for("menu"), input_type="dtmf"))
+
+    @flow.route("/menu")
+    def menu(call: CallRequest) -> Response:
+        box["sim"].transfer(call.call_uuid, "hold")
+        return Response(Speak("This is never heard."))
+
+    @flow.route("/hold")
+    def hold(call: CallRequest) -> Response:
+        return Response(Speak("Moved."))
+
+    sim = box["sim"] = CallSimulator(flow)
+    t = sim.call(digits="1").run()
+    assert "This is never heard." not in t.heard
+    assert t.heard[-1] == "Moved."
+
+
+def test_transfer_of_an_unknown_or_ended_call_is_refused() -> None:
+    sim = CallSimulator(make_flow())
+    assert not sim.transfer("no-such-call", "hold")
+    call = sim.call(digits="2")
+    call.run()
+    assert not sim.transfer(call.call_uuid, "hold")
+
+
+def test_bridged_b_leg_transfer_becomes_its_own_call() -> None:
+    flow = dial_flow()
+    sim = CallSimulator(flow)
+    caller = sim.call(dial="bridge")
+    caller.run()
+    assert sim.transfer(caller.call_uuid, "events", leg="bleg")
+    sim.run_until_idle()
+    assert caller.ended and caller.transcript.heard == ["Dial finished."]
+    bleg = sim.calls[1]
+    assert bleg.transcript.webhooks[0].event == "Transfer"
+    assert bleg.transcript.webhooks[0].params["ALegUUID"] == caller.call_uuid
+    assert not bleg.transcript.webhooks_for("Hangup")  # a B-leg sends no hangup webhook
+
+
+# -- conferences -----------------------------------------------------------------------------
+
+
+def room_flow() -> CallFlow:
+    flow = CallFlow("room", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+    seen: list[CallRequest] = []
+    flow.seen = seen  # type: ignore[attr-defined]
+
+    @flow.route("/caller")
+    def caller(call: CallRequest) -> Response:
+        return Response(
+            Conference(
+                "support",
+                stay_alone=True,
+                start_conference_on_enter=False,
+                wait_sound=flow.url_for("music"),
+                callback_url=flow.url_for("room"),
+            ),
+            Speak("The agent left."),
+        )
+
+    @flow.route("/agent")
+    def agent(call: CallRequest) -> Response:
+        return Response(
+            Conference("support", end_conference_on_exit=True, callback_url=flow.url_for("room")),
+            Hangup(),
+        )
+
+    @flow.route("/lonely")
+    def lonely(call: CallRequest) -> Response:
+        return Response(Conference("empty-room"), Speak("Nobody here."))
+
+    @flow.route("/music")
+    def music(call: CallRequest) -> Response:
+        seen.append(call)
+        return Response(Play(MUSIC, loop=0))
+
+    @flow.route("/room", status_callback=True)
+    def room(call: CallRequest) -> None:
+        seen.append(call)
+
+    return flow
+
+
+def test_two_calls_meet_in_a_conference_and_end_on_exit() -> None:
+    flow = room_flow()
+    sim = CallSimulator(flow)
+    caller = sim.call("caller")
+    caller.run()
+    assert caller.state == "blocked"
+    assert caller.transcript.heard == [MUSIC]  # the waitSound while the room waits
+    agent = sim.call("agent", from_="+14155550111")
+    sim.run_until_idle()
+    assert sim.conference("support").members == [caller, agent]
+    assert 'joins conference "support"' in str(agent.transcript)
+    enters = events_of(flow, "ConferenceEnter")
+    assert [e.conference_first_member for e in enters] == [True, False]
+    assert enters[0].conference_member_id != enters[1].conference_member_id
+    music = events_of(flow, "ConferenceRemoteSounds")[0]
+    assert music.conference_action == "waitSound"
+
+    agent.hangup()  # endConferenceOnExit: everyone is let out
+    sim.run_until_idle()
+    assert caller.transcript.heard[-1] == "The agent left."
+    assert caller.transcript.ended and caller.transcript.hangup_cause_code == 4010
+    exits = events_of(flow, "ConferenceExit")
+    assert len(exits) == 2 and exits[-1].conference_last_member is True
+    assert sim.conference("support").members == []
+
+
+def test_lone_member_without_stay_alone_is_disconnected() -> None:
+    t = CallSimulator(room_flow()).call("lonely").run()
+    assert t.heard == ["Nobody here."]
+    assert 'leaves conference "empty-room" (alone in the conference)' in str(t)
+
+
+def test_kicked_member_with_nothing_after_reports_callee() -> None:
+    flow = room_flow()
+    sim = CallSimulator(flow)
+    agent = sim.call("agent")
+    first = sim.call("caller")
+    first.run()
+    agent.run()
+    first.hangup()
+    sim.run_until_idle()
+    # agent is alone now (no stayAlone) and is let out; its Hangup element ends the call
+    assert agent.transcript.hangup_cause_code == 4000
+
+
+# -- outbound calls --------------------------------------------------------------------------
+
+
+def test_outbound_call_answers_with_outbound_fields() -> None:
+    flow = make_flow()
+    sim = CallSimulator(flow)
+    call = sim.outbound_call("goodbye", from_="+14155550199", to="+919876543210", ring_url="events")
+    t = call.run()
+    assert [h.event for h in t.webhooks] == ["Ring", "StartApp", "Hangup"]
+    start = t.webhooks[1].params
+    assert start["Direction"] == "outbound" and start["CallStatus"] == "in-progress"
+    assert start["RequestUUID"] == call.call_uuid == start["ALegUUID"]
+    assert start["To"] == "919876543210"
+
+
+def test_outbound_call_not_answered() -> None:
+    flow = make_flow()
+    t = CallSimulator(flow).outbound_call("goodbye", outcome="busy", hangup_url="events").run()
+    assert [h.event for h in t.webhooks] == ["Hangup"]
+    assert t.webhooks[0].params["CallStatus"] == "busy"
+    assert t.hangup_cause == "USER_BUSY"
+
+
+# -- over real HTTP --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def served_flow() -> Iterator[tuple[CallFlow, str]]:
+    flow = make_flow()
+    server = make_server("127.0.0.1", 0, flow.create_app(), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield flow, f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join()
+
+
+def test_http_mode_gives_the_same_transcript(served_flow: tuple[CallFlow, str]) -> None:
+    _flow, base = served_flow
+    over_http = CallSimulator(base, auth_token=TOKEN, public_url=PUBLIC)
+    t_http = over_http.call("/answer", digits="1").run()
+    t_local = CallSimulator(make_flow()).call("answer", digits="1").run()
+    assert str(t_http) == str(t_local)
+    assert t_http.hangup_cause_code == 4000
+    assert all(h.status == 200 for h in t_http.webhooks)
+    over_http.close()
+
+
+def test_http_mode_unreachable_server_is_7011() -> None:
+    sim = CallSimulator("http://127.0.0.1:9", auth_token=TOKEN, timeout=2)
+    t = sim.call("/answer").run()
+    assert t.hangup_cause_code == 7011 and t.webhooks[0].status == 0
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def test_signed_post_helper_passes_verification() -> None:
+    flow = make_flow()
+    client = flow.create_app().test_client()
+    params = {"CallUUID": "c-1", "From": "1415", "To": "1416", "Event": "StartApp"}
+    assert signed_post(client, flow, "/answer", params).status_code == 200
+    headers = sign_request(flow, "/answer")
+    assert client.post("/answer", data=params, headers=headers).status_code == 200
+    assert client.post("/answer", data=params).status_code == 403
+
+
+def test_listener_sees_events_as_they_happen() -> None:
+    sim = CallSimulator(make_flow())
+    seen: list[str] = []
+    sim.add_listener(lambda call, event: seen.append(event.kind))
+    sim.call(digits="2").run()
+    assert seen[0] == "webhook" and "hear" in seen and seen[-1] == "webhook"
+
+
+# -- with LocalVobiz (the plugin's fixtures) ----------------------------------------------------
+
+
+def _has_takeover_hooks() -> bool:
+    from answerkit.testing.local_vobiz import LocalVobiz
+
+    probe = LocalVobiz()
+    return hasattr(probe, "on_transfer_request") and hasattr(probe, "on_hangup_request")
+
+
+needs_hooks = pytest.mark.skipif(
+    not _has_takeover_hooks(),
+    reason="LocalVobiz has no on_transfer_request/on_hangup_request hook yet",
+)
+
+
+def agent_flow(local_vobiz: Any) -> CallFlow:
+    flow = CallFlow(
+        "agents",
+        public_url=PUBLIC,
+        auth_token=TOKEN,
+        state=MemoryStore(),
+        client=local_vobiz.client(),
+    )
+    seen: list[CallRequest] = []
+    flow.seen = seen  # type: ignore[attr-defined]
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        flow.transfers.client.make_call(
+            "+14155550199",
+            "+14155550111",
+            flow.url_for("agent", caller=call.call_uuid),
+            hangup_url=flow.url_for("agent_status"),
+        )
+        return Response(
+            Speak("Calling an agent."),
+            Conference("desk", stay_alone=True, callback_url=flow.url_for("events")),
+        )
+
+    @flow.route("/agent")
+    def agent(call: CallRequest) -> Response:
+        seen.append(call)
+        return Response(
+            Gather(
+                Speak("Press 1 to take the call."),
+                action=flow.url_for("take"),
+                input_type="dtmf",
+                num_digits=1,
+            ),
+            Hangup(),
+        )
+
+    @flow.route("/take")
+    def take(call: CallRequest) -> Response:
+        return Response(Conference("desk", end_conference_on_exit=True), Hangup())
+
+    @flow.route("/agent_status", status_callback=True)
+    def agent_status(call: CallRequest) -> None:
+        seen.append(call)
+
+    @flow.route("/events", status_callback=True)
+    def events(call: CallRequest) -> None:
+        seen.append(call)
+
+    return flow
+
+
+def test_make_call_through_local_vobiz_is_simulated(call_simulator: Any, local_vobiz: Any) -> None:
+    flow = agent_flow(local_vobiz)
+    sim = call_simulator(flow)
+    sim.expect_outbound("+14155550111", digits="1")
+    caller = sim.call()
+    caller.run()
+    assert local_vobiz.call(caller.call_uuid).status == "in-progress"
+    sim.run_until_idle()
+    agent = sim.calls[1]
+    assert agent.direction == "outbound" and agent.to == "+14155550111"
+    start = agent.transcript.webhooks[0].params
+    assert start["Event"] == "StartApp" and start["CallStatus"] == "in-progress"
+    assert start["RequestUUID"] == agent.call_uuid
+    assert agent.transcript.digits_sent == ["1"]
+    assert sim.conference("desk").members == [caller, agent]
+    caller.hangup()
+    sim.run_until_idle()
+    assert agent.ended and agent.transcript.hangup_source == "Answer XML"
+    assert agent.transcript.webhooks[-1].url == url("/agent_status")
+    assert local_vobiz.call(agent.call_uuid).status == "completed"
+
+
+def test_unscripted_outbound_call_that_is_busy(call_simulator: Any, local_vobiz: Any) -> None:
+    flow = agent_flow(local_vobiz)
+    sim = call_simulator(flow)
+    sim.expect_outbound(outcome="busy")
+    sim.call().run()
+    sim.run_until_idle()
+    agent = sim.calls[1]
+    assert [h.event for h in agent.transcript.webhooks] == ["Hangup"]
+    assert agent.transcript.hangup_cause == "USER_BUSY"
+
+
+@needs_hooks
+def test_transfer_through_local_vobiz_interrupts_at_once(
+    call_simulator: Any, local_vobiz: Any
+) -> None:
+    flow = make_flow()
+    sim = call_simulator(flow)
+    call = sim.call(digits="1")
+    call.run(until="gather")
+    client = local_vobiz.client()
+    client.transfer(call.call_uuid, aleg_url=url("/hold"))
+    t = call.run()
+    assert t.heard[-2:] == ["Please hold.", MUSIC]
+    assert not t.webhooks_for(path="/menu")
+
+
+@needs_hooks
+def test_rest_hangup_of_a_simulated_call(call_simulator: Any, local_vobiz: Any) -> None:
+    flow = doc_flow(Response(Play(MUSIC, loop=0)))
+    sim = call_simulator(flow)
+    call = sim.call()
+    call.run()
+    local_vobiz.client().hangup(call.call_uuid)
+    t = call.run()
+    assert t.ended and t.hangup_source == "API Request"
+    assert t.webhooks[-1].event == "Hangup"
+
+
+@needs_hooks
+def test_warm_transfer_recipe_end_to_end(call_simulator: Any, local_vobiz: Any) -> None:
+    from answerkit.recipes import WarmTransfer
+
+    flow = CallFlow(
+        "warm",
+        public_url=PUBLIC,
+        auth_token=TOKEN,
+        state=MemoryStore(),
+        client=local_vobiz.client(),
+    )
+    warm = WarmTransfer(
+        flow, agent="+14155550111", caller_id="+14155550199", fallback="sorry", hold_music=MUSIC
+    )
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        return Response(
+            Gather(
+                Speak("Press 0 for an agent."),
+                action=flow.url_for("menu"),
+                input_type="dtmf",
+                num_digits=1,
+            )
+        )
+
+    @flow.route("/menu")
+    def menu(call: CallRequest) -> Response:
+        warm.start(call.call_uuid, {"reason": "billing"})
+        return Response(Speak("Transferring."))
+
+    @flow.route("/sorry")
+    def sorry(call: CallRequest) -> Response:
+        return Response(Speak("Nobody is free."), Hangup())
+
+    sim = call_simulator(flow)
+    sim.expect_outbound("+14155550111", digits="1")
+    caller = sim.call(digits="0")
+    caller.run()
+    sim.run_until_idle()
+    agent = sim.calls[1]
+    room = warm.room_for(caller.call_uuid)
+    assert sim.conference(room).members == [caller, agent]
+    assert "Transferring." not in caller.transcript.heard  # the transfer won
+    assert warm.outcome(caller.call_uuid) == "accepted"
+    caller.hangup()
+    sim.run_until_idle()
+    assert agent.ended
+
+
+# -- answerkit call ------------------------------------------------------------------------------
+
+APP_FILE = """
+from answerkit.app import CallFlow
+from answerkit.elements import Gather, Hangup, Response, Speak
+from answerkit.state import MemoryStore
+
+flow = CallFlow("term", auth_token="term-token-0123456789", state=MemoryStore())
+
+
+@flow.route("/answer")
+def answer(call):
+    return Response(Gather(Speak("Press 1 for sales."), action="http://localhost/menu",
+                           input_type="dtmf", num_digits=1), Speak("No choice."))
+
+
+@flow.route("/menu")
+def menu(call):
+    return Response(Speak("You pressed " + (call.digits or "nothing") + "."), Hangup())
+"""
+
+
+class FakeTTY(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def terminal_args(app: Path, **kwargs: Any) -> argparse.Namespace:
+    values = {
+        "app": str(app),
+        "route": None,
+        "from_": "+14155550100",
+        "to": "+14155550199",
+        "digits": None,
+        "speech": None,
+        "dial": None,
+    }
+    values.update(kwargs)
+    return argparse.Namespace(**values)
+
+
+def test_terminal_call_scripted(tmp_path: Path) -> None:
+    app = tmp_path / "termapp.py"
+    app.write_text(APP_FILE)
+    out = io.StringIO()
+    code = run_terminal_call(terminal_args(app, digits="1"), stdin=io.StringIO(""), stdout=out)
+    text = out.getvalue()
+    assert code == 0
+    assert 'caller hears: "Press 1 for sales."' in text
+    assert "caller presses: 1" in text
+    assert 'caller hears: "You pressed 1."' in text
+    assert "POST /menu" in text and "ok: call ended with 4000" in text
+
+
+def test_terminal_call_never_waits_without_a_terminal(tmp_path: Path) -> None:
+    app = tmp_path / "termapp2.py"
+    app.write_text(APP_FILE)
+    out = io.StringIO()
+    code = run_terminal_call(terminal_args(app), stdin=io.StringIO("1\n"), stdout=out)
+    assert code == 0
+    assert 'caller hears: "No choice."' in out.getvalue()  # stdin was not read
+
+
+def test_terminal_call_asks_on_a_terminal(tmp_path: Path) -> None:
+    app = tmp_path / "termapp3.py"
+    app.write_text(APP_FILE)
+    out = io.StringIO()
+    code = run_terminal_call(terminal_args(app), stdin=FakeTTY("7\n"), stdout=out)
+    assert code == 0
+    assert "> caller input (digits" in out.getvalue()
+    assert 'caller hears: "You pressed 7."' in out.getvalue()
+
+
+def test_terminal_call_reports_a_dropped_call(tmp_path: Path) -> None:
+    app = tmp_path / "termapp4.py"
+    app.write_text(APP_FILE.replace('"http://localhost/menu"', '"http://localhost/nowhere"'))
+    out = io.StringIO()
+    code = run_terminal_call(terminal_args(app, digits="1"), stdin=io.StringIO(""), stdout=out)
+    assert code == 1
+    assert "FAILED: call ended with 7012" in out.getvalue()
+
+
+def test_get_methods_and_dial_shorthand_and_interim_speech() -> None:
+    doc = Response(
+        Gather(
+            Speak("Say it."),
+            action=url("/events"),
+            input_type="speech",
+            redirect=False,
+            interim_speech_results_callback=url("/events"),
+        ),
+        Dial("+14156667890", action=url("/events"), method="GET", redirect=False),
+        Redirect(url("/after"), method="GET"),
+    )
+    flow = doc_flow(doc, after=Response(Speak("Done.")))
+    t = CallSimulator(flow).call(speech="billing").run()
+    interim = t.webhooks[1]
+    assert interim.params["StableSpeech"] == "billing" and interim.params["SequenceNumber"] == "1"
+    assert t.dials[0]["numbers"] == ["+14156667890"]
+    redirect = events_of(flow, "Redirect")[0]
+    assert redirect.method == "GET" and redirect.call_uuid == t.call_uuid
+    assert events_of(flow, "DialAction")[0].method == "GET"
+    assert t.heard[-1] == "Done."
+
+
+def test_a_call_never_run_sends_nothing_when_hung_up() -> None:
+    flow = make_flow()
+    call = CallSimulator(flow).call()
+    t = call.hangup()
+    assert t.ended and t.webhooks == []
