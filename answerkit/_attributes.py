@@ -17,7 +17,6 @@ from typing import ClassVar, NoReturn, Protocol, TypeVar
 
 from answerkit.errors import ElementError
 
-_K = TypeVar("_K")
 _V = TypeVar("_V")
 
 # XML 1.0 Char production, negated: control characters other than \t \n \r, lone
@@ -108,7 +107,7 @@ def attr_string(attrs: dict[str, str], escapers: dict[str, Callable[[str], str]]
 class Attr:
     """One attribute of one element (its table assigns ``element``)."""
 
-    __slots__ = ("element", "escape", "head", "pos", "py", "xml")
+    __slots__ = ("element", "escape", "head", "memo", "pos", "py", "xml")
     #: How a rendered value is escaped, for kinds whose values may hold ``& < > "`` etc.
     escaper: ClassVar[str | None] = None
 
@@ -118,6 +117,7 @@ class Attr:
         self.xml = xml if xml is not None else camel(py)
         self.head = f' {self.xml}="'
         self.pos = 0  # index in its table, set by the table
+        self.memo: dict[str, tuple[str, str]] = {}  # value -> (rendered, fragment)
         self.escape: Callable[[str], str] | None = _ESCAPERS.get(self.escaper or "")
 
     def fail(self, value: object, allowed: str | None = None) -> NoReturn:
@@ -153,12 +153,12 @@ class Attr:
         string results are memoised (bounded, see ``remember``); other kinds override this.
         """
         if type(value) is str:
-            hit = MEMO.get((self, value))
+            hit = self.memo.get(value)
             if hit is None:
                 v = self.check(value)
                 e = self.escape
                 frag = self.head + (v if e is None else e(v)) + '"'
-                hit = remember(MEMO, (self, value), (v, frag), len(value))
+                hit = remember(self.memo, value, (v, frag))
             d[self.xml] = hit[0]
             return hit[1]
         v = d[self.xml] = self.check(value)
@@ -167,12 +167,12 @@ class Attr:
 
     def parse(self, s: str) -> str:
         """Check an attribute value read from XML; return the rendered string."""
-        hit = MEMO.get((self, s))
+        hit = self.memo.get(s)
         if hit is not None:
             return hit[0]
         v = self.check_str(s)
         e = self.escape
-        remember(MEMO, (self, s), (v, self.head + (v if e is None else e(v)) + '"'), len(s))
+        remember(self.memo, s, (v, self.head + (v if e is None else e(v)) + '"'))
         return v
 
     def to_python(self, s: str) -> object:
@@ -376,15 +376,14 @@ class URL(Attr):
         return check_url(self, value, self.schemes)
 
 
-MEMO: dict[tuple[object, str], tuple[str, str]] = {}
-_MEMO_LIMIT = 4096
-_MEMO_MAX_LEN = 512
+_MEMO_LIMIT = 256  # entries per attribute (or text spec)
+_MEMO_MAX_LEN = 512  # longer strings are checked every time, never kept
 
 
-def remember(cache: dict[_K, _V], key: _K, value: _V, length: int) -> _V:
+def remember(cache: dict[str, _V], key: str, value: _V, limit: int = _MEMO_LIMIT) -> _V:
     """Store a memoised result; bounded in entries and in the length of what is kept."""
-    if length <= _MEMO_MAX_LEN:
-        if len(cache) >= _MEMO_LIMIT:  # a flow that makes a new string per call must not grow it
+    if len(key) <= _MEMO_MAX_LEN:
+        if len(cache) >= limit:  # a flow that makes a new string per call must not grow it
             cache.clear()
         cache[key] = value
     return value

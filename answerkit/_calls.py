@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from answerkit import _tables as _t
 from answerkit._attributes import esc_text
-from answerkit._element import Element, _Container, _TextElement
+from answerkit._element import _NOATTRS, Element, _Container, _TextElement
 from answerkit._tables import TEXTS
 from answerkit.errors import ElementError
 
@@ -91,13 +91,17 @@ class Dial(_Container):
         if sip_headers is not None:
             s += t["sip_headers"].put(a, sip_headers)
         self._attrs = a
-        self._as = s
+        self._open = "<Dial" + s
         self._x = None
         self._text = None
-        if children and isinstance(children[0], str):
-            self._shorthand(children[0], len(children))
-        else:
-            self._take(children)
+        for c in children:
+            if type(c) is not Number and type(c) is not User:
+                if isinstance(children[0], str):
+                    self._shorthand(children[0], len(children))
+                else:
+                    self._take(children)  # subclasses pass there; anything else raises
+                return
+        self._children = list(children)  # type: ignore[arg-type]
 
     def _shorthand(self, number: str, count: int) -> None:
         if count != 1:
@@ -130,7 +134,7 @@ class Dial(_Container):
     def _render(self) -> str:
         if self._text is None:
             return super()._render()
-        x = self._x = f"<Dial{self._astr()}>{esc_text(self._text)}</Dial>"
+        x = self._x = f"{self._head()}>{esc_text(self._text)}</Dial>"
         return x
 
     def _pretty(self, out: list[str], depth: int) -> None:
@@ -148,7 +152,7 @@ class Dial(_Container):
         el = cls.__new__(cls)
         assert isinstance(el, Dial)
         el._attrs = attrs
-        el._as = None
+        el._open = None
         el._x = None
         el._text = None
         if text and not text.isspace():
@@ -174,6 +178,10 @@ class Number(_TextElement):
         send_on_preanswer: bool | None = None,
     ) -> None:
         self._text, e = TEXTS["Number"].take(number)
+        if send_digits is None and send_on_preanswer is None:
+            self._attrs = _NOATTRS
+            self._x = "<Number>" + e + "</Number>"
+            return
         a: dict[str, str] = {}
         s = ""
         if send_digits is not None:
@@ -201,6 +209,10 @@ class User(_TextElement):
         sip_headers: str | Mapping[str, str] | None = None,
     ) -> None:
         self._text, e = TEXTS["User"].take(uri)
+        if send_digits is None and send_on_preanswer is None and sip_headers is None:
+            self._attrs = _NOATTRS
+            self._x = "<User>" + e + "</User>"
+            return
         a: dict[str, str] = {}
         s = ""
         if send_digits is not None:

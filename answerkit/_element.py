@@ -173,9 +173,14 @@ def _reject(parent: Element, child: object) -> ElementError:
 
 
 class _Container(Element):
-    __slots__ = ("_as", "_children")
+    __slots__ = ("_children", "_open")
     _children: list[Element]
-    _as: str | None  # the rendered attributes, once known
+    _open: str | None  # "<Tag" plus the rendered attributes, once known
+    _close: ClassVar[str]
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        cls._close = f"</{cls.tag}>"
 
     def _take(self, children: Sequence[object]) -> None:
         kids = self._kids
@@ -184,11 +189,11 @@ class _Container(Element):
                 raise _reject(self, c)
         self._children = list(children)  # type: ignore[arg-type]
 
-    def _astr(self) -> str:
-        s = self._as
-        if s is None:
-            s = self._as = Element._astr(self)
-        return s
+    def _head(self) -> str:
+        o = self._open
+        if o is None:
+            o = self._open = f"<{self.tag}{self._astr()}"
+        return o
 
     @property
     def children(self) -> list[Element]:
@@ -210,21 +215,22 @@ class _Container(Element):
     def _render(self) -> str:
         ch = self._children
         if not ch:
-            return Element._render(self)
-        x = f"<{self.tag}{self._astr()}>"
+            x = self._x = self._head() + "/>"
+            return x
+        x = self._head() + ">"
         for c in ch:
             x += c._x or c._render()
-        x = self._x = x + f"</{self.tag}>"
+        x = self._x = x + self._close
         return x
 
     def _pretty(self, out: list[str], depth: int) -> None:
         if not self._children:
             return Element._pretty(self, out, depth)
         pad = "  " * depth
-        out.append(f"{pad}<{self.tag}{self._astr()}>")
+        out.append(f"{pad}{self._head()}>")
         for c in self._children:
             c._pretty(out, depth + 1)
-        out.append(f"{pad}</{self.tag}>")
+        out.append(pad + self._close)
 
     @classmethod
     def _parsed(cls: type[_E], attrs: dict[str, str], text: str | None, kids: list[object]) -> _E:
@@ -232,7 +238,7 @@ class _Container(Element):
             raise ElementError(f"{cls.tag}: takes no text, got {text!r}", element=cls.tag)
         el = cls.__new__(cls)
         el._attrs = attrs
-        el._as = None  # type: ignore[attr-defined]
+        el._open = None  # type: ignore[attr-defined]
         el._x = None
         el._take(kids)  # type: ignore[attr-defined]
         return el

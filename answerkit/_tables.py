@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from answerkit._attributes import (
-    MEMO,
     URL,
     Bool,
     EndTimeout,
@@ -43,13 +42,14 @@ _TEXT_PATTERNS = {
 class TextSpec:
     """What an element's text content must be; checks and trims it."""
 
-    __slots__ = ("element", "fast", "kind", "schemes", "what")
+    __slots__ = ("element", "fast", "kind", "memo", "schemes", "what")
 
     def __init__(self, element: str, kind: str, what: str, schemes: tuple[str, ...] = ()) -> None:
         self.element = element
         self.kind = kind
         self.what = what
         self.schemes = tuple(s + "://" for s in schemes)
+        self.memo: dict[str, tuple[str, str]] = {}  # value -> (checked, escaped)
         # A full match of the untrimmed value proves it needs neither trimming nor a message.
         self.fast: Callable[[str], object] = (
             fast_url(schemes)
@@ -62,11 +62,11 @@ class TextSpec:
     def take(self, value: object) -> tuple[str, str]:
         """The checked text and its escaped form (memoised like attribute values)."""
         if type(value) is str:
-            hit = MEMO.get((self, value))
+            hit = self.memo.get(value)
             if hit is not None:
                 return hit
             v = self.check(value)
-            return remember(MEMO, (self, value), (v, esc_text(v)), len(value))
+            return remember(self.memo, value, (v, esc_text(v)))
         self.fail(value)
 
     def fail(self, value: object, allowed: str | None = None) -> NoReturn:

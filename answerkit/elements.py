@@ -50,7 +50,7 @@ class Response(_Container):
 
     def __init__(self, *children: ResponseChild) -> None:
         self._attrs = _NOATTRS
-        self._as = ""
+        self._open = "<Response"
         self._x = None
         kids = self._kids
         for c in children:
@@ -139,7 +139,7 @@ def _speak_plain(text: str) -> str:
             raise ElementError(
                 f"Speak: text is required (non-blank), got {text!r}", element="Speak", value=text
             )
-    return remember(_SPOKEN, text, "<Speak>" + esc_text(text) + "</Speak>", len(text))
+    return remember(_SPOKEN, text, "<Speak>" + esc_text(text) + "</Speak>", 4096)
 
 
 class Speak(Element):
@@ -384,7 +384,7 @@ class Gather(_Container):
         if profanity_filter is not None:
             s += t["profanity_filter"].put(a, profanity_filter)
         self._attrs = a
-        self._as = s
+        self._open = "<Gather" + s
         self._x = None
         for c in children:
             if type(c) is not Speak and type(c) is not Play:
@@ -463,7 +463,7 @@ class PreAnswer(_Container):
 
     def __init__(self, *children: Speak | Play | Wait) -> None:
         self._attrs = _NOATTRS
-        self._as = ""
+        self._open = "<PreAnswer"
         self._x = None
         self._take(children)
 

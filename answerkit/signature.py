@@ -187,11 +187,11 @@ _CANONICAL = tuple((name, name.lower()) for name in (V3, V3_NONCE, MA_V3, V2, V2
 
 def _signature_headers(headers: HeadersLike) -> dict[str, str]:
     """Lowercase-keyed copy of the ``X-Vobiz-Signature*`` headers only."""
-    getter = getattr(headers, "get", None)
+    getter = None if isinstance(headers, dict) else getattr(headers, "get", None)
     if callable(getter):
-        # Fast path: six lookups (case-insensitive on Werkzeug headers) instead of a scan of
-        # every header. Taken only when each signature found comes with its nonce; a plain
-        # dict with other spellings falls through to the scan below.
+        # Fast path for case-insensitive header objects (Werkzeug, requests): six lookups
+        # instead of a scan of every header. A plain dict may spell the names any way
+        # (``X-Vobiz-Signature-Ma-V3``), so it always takes the scan below.
         found = {}
         for name, lowered in _CANONICAL:
             value = getter(name)

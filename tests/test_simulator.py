@@ -151,8 +151,8 @@ def test_ivr_call_plays_gather_redirect_and_hangup() -> None:
         Event.Hangup,
     ]
     text = str(t)
-    assert 'caller hears: "Welcome to Example."' in text
-    assert "caller presses: 1" in text
+    assert 'hears: "Welcome to Example."' in text
+    assert "presses: 1" in text
     assert "POST /answer (Event=StartApp) -> 200" in text
     assert "call ended: 4000 Normal Hangup (Answer XML)" in text
     assert TOKEN not in text and "Signature" not in text
@@ -205,7 +205,7 @@ def test_gather_digits_rules_speech_and_redirect_false() -> None:
     t = CallSimulator(flow).call(digits="1234#9,987", speech=["sales"]).run()
     assert t.digits_sent == ["1234", "98"]
     assert t.speech_sent == ["sales"]
-    assert "caller presses: ****" in str(t)  # log=false masks the PIN in the text form
+    assert "presses: ****" in str(t)  # log=false masks the PIN in the text form
     speech = t.webhooks_for(path="/after")[0].params
     assert speech["InputType"] == "speech" and speech["Speech"] == "sales"
     assert float(speech["SpeechConfidenceScore"]) > 0
@@ -225,7 +225,7 @@ def test_media_preanswer_wait_dtmf_stream() -> None:
     assert t.heard == ["Early words.", MUSIC, MUSIC]
     assert t.dtmf == ["12w#"]
     assert t.streams == ["wss://media.example.com/s"]
-    assert 'caller hears: "Early words." (early media)' in str(t)
+    assert 'hears: "Early words." (early media)' in str(t)
     assert events_of(flow, "StartStream")[0].service_url == "wss://media.example.com/s"
     assert t.hangup_cause_code == 4010
 
@@ -889,9 +889,9 @@ def test_terminal_call_scripted(tmp_path: Path) -> None:
     code = run_terminal_call(terminal_args(app, digits="1"), stdin=io.StringIO(""), stdout=out)
     text = out.getvalue()
     assert code == 0
-    assert 'caller hears: "Press 1 for sales."' in text
-    assert "caller presses: 1" in text
-    assert 'caller hears: "You pressed 1."' in text
+    assert 'hears: "Press 1 for sales."' in text
+    assert "presses: 1" in text
+    assert 'hears: "You pressed 1."' in text
     assert "POST /menu" in text and "ok: call ended with 4000" in text
 
 
@@ -901,7 +901,7 @@ def test_terminal_call_never_waits_without_a_terminal(tmp_path: Path) -> None:
     out = io.StringIO()
     code = run_terminal_call(terminal_args(app), stdin=io.StringIO("1\n"), stdout=out)
     assert code == 0
-    assert 'caller hears: "No choice."' in out.getvalue()  # stdin was not read
+    assert 'hears: "No choice."' in out.getvalue()  # stdin was not read
 
 
 def test_terminal_call_asks_on_a_terminal(tmp_path: Path) -> None:
@@ -911,7 +911,7 @@ def test_terminal_call_asks_on_a_terminal(tmp_path: Path) -> None:
     code = run_terminal_call(terminal_args(app), stdin=FakeTTY("7\n"), stdout=out)
     assert code == 0
     assert "> caller input (digits" in out.getvalue()
-    assert 'caller hears: "You pressed 7."' in out.getvalue()
+    assert 'hears: "You pressed 7."' in out.getvalue()
 
 
 def test_terminal_call_reports_a_dropped_call(tmp_path: Path) -> None:

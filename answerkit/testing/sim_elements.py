@@ -166,10 +166,10 @@ def hear(call: SimulatedCall, el: Element, early: bool = False) -> bool:
     text = (el.text or "").strip()
     loop = _int(el.get("loop"), 1)
     if el.tag == "Speak":
-        line = f'caller hears: "{text}"'
+        line = f'hears: "{text}"'
         seconds = max(1, math.ceil(len(text.split()) / 2.5))
     else:
-        line = f"caller hears audio: {text}"
+        line = f"hears audio: {text}"
         seconds = 5
     if early:
         line += " (early media)"
@@ -356,7 +356,7 @@ def gather(call: SimulatedCall, el: Element) -> Generator[int, None, Fetch | Non
             value = value[:num_digits]
             call.transcript.digits_sent.append(value)
             shown = "*" * len(value) if masked else value
-            call._emit("press", f"caller presses: {shown}", digits=value)
+            call._emit("press", f"presses: {shown}", digits=value)
             params = {
                 "InputType": "dtmf",
                 "Digits": value,
@@ -365,7 +365,7 @@ def gather(call: SimulatedCall, el: Element) -> Generator[int, None, Fetch | Non
             }
         else:
             call.transcript.speech_sent.append(value)
-            call._emit("say", f'caller says: "{"***" if masked else value}"', speech=value)
+            call._emit("say", f'says: "{"***" if masked else value}"', speech=value)
             interim = el.get("interimSpeechResultsCallback")
             if interim:
                 # One partial result before the final one (spec §2.4); the reply is ignored.
