@@ -135,9 +135,9 @@ class Attr:
 
     def check(self, value: object) -> str:
         """Check a Python value; return the rendered string."""
-        if type(value) is not str:
+        if not isinstance(value, str):
             self.fail(value)
-        return self.check_str(value)
+        return self.check_str(str(value))  # str(): a str subclass renders as plain text
 
     def check_str(self, value: str) -> str:
         bad = bad_xml_char(value)
@@ -278,15 +278,15 @@ class Enum(Attr):
         return "one of " + ", ".join(repr(c) for c in self.choices)
 
     def check(self, value: object) -> str:
-        if type(value) is str and value in self.frags:
-            return value
+        if isinstance(value, str) and value in self.frags:
+            return str(value)
         self.fail(value)
 
     def put(self, d: dict[str, str], value: object) -> str:
-        frag = self.frags.get(value) if type(value) is str else None
+        frag = self.frags.get(value) if isinstance(value, str) else None
         if frag is None:
             self.fail(value)
-        d[self.xml] = value  # type: ignore[assignment]
+        d[self.xml] = str(value)
         return frag
 
     def parse(self, s: str) -> str:

@@ -67,7 +67,8 @@ class TextSpec:
                 return hit
             v = self.check(value)
             return remember(self.memo, value, (v, esc_text(v)))
-        self.fail(value)
+        v = self.check(value)
+        return v, esc_text(v)
 
     def fail(self, value: object, allowed: str | None = None) -> NoReturn:
         raise ElementError(
@@ -81,8 +82,9 @@ class TextSpec:
         """The checked text, trimmed of surrounding whitespace."""
         if type(value) is str and self.fast(value) is not None:
             return value
-        if type(value) is not str:
+        if not isinstance(value, str):
             self.fail(value)
+        value = str(value)  # a str subclass is kept as plain text
         if self.kind == "url":
             return check_url(self, value, self.schemes)
         v = value.strip()

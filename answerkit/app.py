@@ -159,7 +159,7 @@ class CallFlow:
         event_key = event.value if isinstance(event, Event) else event
         route = self._routes.get(path)
         if route is None:
-            route_name = name or getattr(handler, "__name__", None) or path.strip("/")
+            route_name = name or _default_name(handler, path)
             if route_name in self._by_name:
                 raise ConfigurationError(
                     f"flow {self.name!r} already has a route named {route_name!r} "
@@ -374,6 +374,14 @@ def _make_view(dispatcher: Dispatcher, route: Route) -> Callable[[], FlaskRespon
 
     view.__name__ = f"answerkit_{route.name}"
     return view
+
+
+def _default_name(handler: Handler, path: str) -> str:
+    """The handler's function name, or for a lambda one made from the path."""
+    name = getattr(handler, "__name__", "")
+    if name.isidentifier():
+        return str(name)
+    return path.strip("/").replace("/", "_") or "root"
 
 
 def _signed_path() -> str:

@@ -119,23 +119,20 @@ def _no_attrs_or_text(el: Any) -> None:
 
 
 def _element(el: Any, parent: type[Element]) -> Element:
-    tag = el.tag
-    cls = ELEMENTS.get(tag) if type(tag) is str else None
-    if cls is None or cls is Response:
-        raise ParseError(_name_error(tag), line=el.sourceline)
-    if cls not in parent._kids:  # the parent's verdict first: it is the more useful message
-        raise ParseError(str(cannot_contain(parent, tag)), line=el.sourceline, element=parent.tag)
+    cls = ELEMENTS.get(el.tag)  # comments, PIs and entities have function tags: None
+    if cls is None or cls not in parent._kids:
+        raise _misplaced(el, cls, parent)
     tail = el.tail
-    if tail and not tail.isspace():
+    if tail is not None and not tail.isspace():
         raise ParseError(f"text {tail.strip()!r} outside any element", line=el.sourceline)
     try:
         items = el.items()
         attrs = _attributes(cls.tag, cls._table, items, el) if items else _NOATTRS
-        if not len(el):
-            return cls._parsed(attrs, el.text, _NOKIDS)
-        if cls is Speak:
-            return Speak._parsed(attrs, None, _content(el))
-        return cls._parsed(attrs, el.text, [_element(c, cls) for c in el])
+        if len(el):
+            if cls is Speak:
+                return Speak._parsed(attrs, None, _content(el))
+            return cls._parsed(attrs, el.text, [_element(c, cls) for c in el])
+        return cls._parsed(attrs, el.text, _NOKIDS)
     except ParseError:
         raise
     except ElementError as e:
@@ -145,6 +142,13 @@ def _element(el: Any, parent: type[Element]) -> Element:
 
 
 _NOKIDS: list[object] = []  # shared by childless elements; never mutated
+
+
+def _misplaced(el: Any, cls: type[Element] | None, parent: type[Element]) -> ParseError:
+    if cls is None or cls is Response:
+        return ParseError(_name_error(el.tag), line=el.sourceline)
+    # The parent's verdict: more useful than whatever is wrong inside the child.
+    return ParseError(str(cannot_contain(parent, cls.tag)), line=el.sourceline, element=parent.tag)
 
 
 def _attributes(tag: str, table: Table, items: list[tuple[str, str]], el: Any) -> dict[str, str]:

@@ -124,7 +124,8 @@ def normalize(
     """Check content items; merge adjacent strings and drop empty ones (so parsing agrees)."""
     out: list[str | SSML] = []
     for x in content:
-        if type(x) is str:
+        if isinstance(x, str):
+            x = str(x)  # a str subclass is kept as plain text
             if not x:
                 continue
             bad = bad_xml_char(x)

@@ -38,6 +38,10 @@ class TransferPlanner:
             self._client = VobizClient()
         return self._client
 
+    @client.setter
+    def client(self, client: VobizClient) -> None:
+        self._client = client
+
     def target_url(self, target: str, params: Mapping[str, Any] | None = None) -> str:
         """The absolute URL for a route name, or a checked absolute URL."""
         if "://" in target:

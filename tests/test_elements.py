@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from answerkit import _tables
 from answerkit._attributes import (
     URL,
     Bool,
@@ -1028,3 +1027,24 @@ def test_tables_cover_every_element() -> None:
         Text,
         _tables.Method,
     }
+
+
+def test_str_subclasses_are_plain_text() -> None:
+    class Label(str):
+        pass
+
+    assert Speak(Label("hi")) == Speak("hi")
+    assert Number(Label("+14156667890")).text == "+14156667890"
+    assert type(Number(Label("+14156667890")).text) is str
+    assert Gather(action=Label("https://a.b"), method=Label("GET")).attrs == {
+        "action": "https://a.b",
+        "method": "GET",
+    }
+
+
+def test_long_values_are_checked_every_time() -> None:
+    long_url = "https://example.com/" + "a" * 1000
+    assert Gather(action=long_url).get("action") == long_url
+    with pytest.raises(ElementError):
+        Gather(action=long_url + " x")
+    assert Speak("y" * 2000).text == "y" * 2000

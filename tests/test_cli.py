@@ -1,0 +1,94 @@
+"""The answerkit command: routes, check (exit status), call (scripted), demo."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from answerkit.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {
+    "VOBIZ_AUTH_TOKEN": "cli-token-0123456789",
+    "ANSWERKIT_PUBLIC_URL": "https://voice.example.com",
+    "ANSWERKIT_STATE_URL": "memory://",
+}
+
+BROKEN_APP = """
+from answerkit import CallFlow, Response, Speak
+
+flow = CallFlow("broken", auth_token="cli-token-0123456789", state="memory://",
+                public_url="https://voice.example.com")
+
+@flow.route("/answer")
+def answer(call):
+    return Response(Speak("fine"))
+
+@flow.route("/bad")
+def bad(call):
+    raise RuntimeError("oops")
+"""
+
+
+@pytest.fixture(autouse=True)
+def env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+
+
+def test_routes_lists_every_route_with_its_public_url(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["routes", str(ROOT / "examples/ivr.py")]) == 0
+    out = capsys.readouterr().out
+    assert "https://voice.example.com/main/choice" in out
+    assert "voicemail" in out
+
+
+@pytest.mark.parametrize("name", ["ivr", "warm_transfer", "forwarding", "transfer_url"])
+def test_check_passes_on_every_example(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(ROOT / f"examples/{name}.py")]) == 0, capsys.readouterr().out
+
+
+def test_check_fails_on_a_broken_flow(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = tmp_path / "broken_app.py"
+    app.write_text(BROKEN_APP)
+    assert main(["check", str(app)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL broken/bad" in out and "RuntimeError: oops" in out
+    assert "ok   broken/answer" in out
+
+
+def test_missing_configuration_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("VOBIZ_AUTH_TOKEN")
+    assert main(["routes", str(ROOT / "examples/forwarding.py")]) == 2
+    assert "VOBIZ_AUTH_TOKEN" in capsys.readouterr().err
+
+
+def test_scripted_call_from_the_terminal_never_waits() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "answerkit.cli", "call", str(ROOT / "examples/ivr.py"),
+         "--route", "main", "--digits", "2", "--dial", "answer"],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
+        env={**ENV, "PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Connecting you to support." in proc.stdout
+
+
+def test_demo_plays_a_complete_call() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "answerkit.cli", "demo"],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert 'hears: "Please hold while we transfer your call."' in out
+    assert "Press 1 to accept." in out
+    assert "(Event=Transfer) -> 200" in out
+    assert "demo complete: caller and agent were joined" in out

@@ -1,0 +1,122 @@
+"""flow.transfer: route names to public URLs, local checks, and the whole loop over real HTTP."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from werkzeug.serving import make_server
+
+from answerkit import (
+    CallFlow,
+    CallNotActiveError,
+    CallRequest,
+    ConfigurationError,
+    Dial,
+    Number,
+    Response,
+    Speak,
+    TransferArgumentError,
+)
+from answerkit.state import MemoryStore
+from answerkit.testing import LocalVobiz
+
+
+def build_flow(public_url: str, token: str, local_vobiz: LocalVobiz) -> CallFlow:
+    flow = CallFlow(
+        "xfer",
+        public_url=public_url,
+        auth_token=token,
+        state=MemoryStore(),
+        client=local_vobiz.client(),
+        transfer_hosts=["partner.example.net"],
+    )
+
+    @flow.route("/hold")
+    def hold(call: CallRequest) -> Response:
+        reason = call.query.get("reason", "none")
+        return Response(
+            Speak(f"Please hold while we transfer your call. Reason {reason}."),
+            Dial(Number("+14156667890"), caller_id="+14155551234"),
+        )
+
+    @flow.route("/broken")
+    def broken(call: CallRequest) -> Response:
+        return Response(Speak("fine"))
+
+    return flow
+
+
+@pytest.fixture
+def served(local_vobiz: LocalVobiz) -> Iterator[CallFlow]:
+    """The flow served by a real HTTP server on 127.0.0.1, its public URL that server."""
+    holder: dict[str, CallFlow] = {}
+
+    def app(environ: dict[str, object], start_response: object) -> object:
+        return holder["app"](environ, start_response)  # type: ignore[operator]
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)  # type: ignore[arg-type]
+    flow = build_flow(f"http://127.0.0.1:{server.port}", local_vobiz.auth_token, local_vobiz)
+    holder["app"] = flow.create_app()  # type: ignore[assignment]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield flow
+    server.shutdown()
+    thread.join(5)
+
+
+def test_transfer_to_a_route_runs_its_xml_on_the_live_leg(
+    served: CallFlow, local_vobiz: LocalVobiz
+) -> None:
+    call = local_vobiz.add_call()
+    result = served.transfer(call.call_uuid, aleg="hold", params={"reason": "vip", "n": 2})
+    assert result.call_uuid == call.call_uuid and result.message == "call transferred"
+    sent = local_vobiz.requests[-1]
+    assert sent.path == f"/api/v1/Account/{local_vobiz.auth_id}/Call/{call.call_uuid}/"
+    assert sent.json == {
+        "legs": "aleg",
+        "aleg_url": f"{served.public_url}/hold?reason=vip&n=2",
+        "aleg_method": "POST",
+    }
+    outcome = local_vobiz.wait_for_transfer(call.call_uuid)[0]
+    assert outcome.status == "executed", outcome
+    assert "Reason vip." in outcome.xml
+
+
+def test_transfer_of_an_ended_call(served: CallFlow, local_vobiz: LocalVobiz) -> None:
+    call = local_vobiz.add_call()
+    local_vobiz.end_call(call.call_uuid)
+    with pytest.raises(CallNotActiveError) as info:
+        served.transfer(call.call_uuid, aleg="hold")
+    assert info.value.call_uuid == call.call_uuid
+    assert served.try_transfer(call.call_uuid, aleg="hold") is None
+
+
+def test_both_legs(served: CallFlow, local_vobiz: LocalVobiz) -> None:
+    call = local_vobiz.add_call()
+    served.transfer(call.call_uuid, aleg="hold", bleg="broken")
+    assert local_vobiz.requests[-1].json["legs"] == "both"
+
+
+def test_local_checks_before_anything_is_sent(local_vobiz: LocalVobiz) -> None:
+    flow = build_flow("https://voice.example.com", "t" * 20, local_vobiz)
+    with pytest.raises(ConfigurationError, match="no route 'nowhere'"):
+        flow.transfer("c-1", aleg="nowhere")
+    with pytest.raises(TransferArgumentError, match="not allowed"):
+        flow.transfer("c-1", aleg="https://evil.example.org/x")
+    with pytest.raises(TransferArgumentError):
+        flow.transfer("c-1")
+    no_url = CallFlow("nourl", auth_token="t" * 20, state=MemoryStore(), client=local_vobiz.client())
+    no_url.route("/hold")(lambda call: Response())
+    with pytest.raises(ConfigurationError, match="public URL"):
+        no_url.transfer("c-1", aleg="hold")
+    assert local_vobiz.requests == []
+
+
+def test_allowed_raw_url_is_sent_with_params(local_vobiz: LocalVobiz) -> None:
+    flow = build_flow("https://voice.example.com", "t" * 20, local_vobiz)
+    call = local_vobiz.add_call()
+    local_vobiz.on_transfer_request = lambda *args: True  # accept without fetching
+    flow.transfer(call.call_uuid, aleg="https://partner.example.net/x?a=1", params={"b": 2})
+    assert local_vobiz.requests[-1].json["aleg_url"] == "https://partner.example.net/x?a=1&b=2"
