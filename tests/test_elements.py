@@ -16,6 +16,7 @@ from answerkit._attributes import (
     Hints,
     Int,
     KeyValues,
+    Method,
     Pattern,
     Text,
 )
@@ -1025,7 +1026,7 @@ def test_tables_cover_every_element() -> None:
         KeyValues,
         Pattern,
         Text,
-        _tables.Method,
+        Method,
     }
 
 

@@ -1,0 +1,98 @@
+"""Production serving: real gunicorn, 2 workers, signed webhooks, state shared across workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from answerkit import parse, sign
+
+TOKEN = "gunicorn-token-0123456789"
+
+APP = '''
+import os
+from answerkit import CallFlow, Hangup, Response, Speak
+
+flow = CallFlow("served", auth_token=os.environ["VOBIZ_AUTH_TOKEN"],
+                public_url=os.environ["ANSWERKIT_PUBLIC_URL"],
+                state=os.environ["ANSWERKIT_STATE_URL"])
+
+@flow.route("/answer")
+def answer(call):
+    visits = call.state.incr("visits")
+    return Response(Speak(f"visit {visits} pid {os.getpid()}"))
+
+@flow.route("/answer", event="Hangup")
+def hangup(call):
+    return None
+
+app = flow.create_app()
+'''
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def gunicorn_url(
+    request: pytest.FixtureRequest, tmp_path: Path, redis_url: str
+) -> Iterator[str]:
+    (tmp_path / "served_app.py").write_text(APP)
+    port = _free_port()
+    public = f"http://127.0.0.1:{port}"
+    state = f"sqlite:///{tmp_path / 'state.db'}" if request.param == "sqlite" else redis_url
+    env = {**os.environ, "VOBIZ_AUTH_TOKEN": TOKEN, "ANSWERKIT_PUBLIC_URL": public,
+           "ANSWERKIT_STATE_URL": state}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}",
+         "--chdir", str(tmp_path), "served_app:app"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail("gunicorn did not start: " + proc.stderr.read().decode() if proc.stderr else "")
+    yield public
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(15)
+
+
+def test_signed_webhooks_share_state_across_workers(gunicorn_url: str) -> None:
+    url = gunicorn_url + "/answer"
+    params = {"CallUUID": "served-1", "From": "14155550100", "To": "14155550199",
+              "Event": "StartApp", "CallStatus": "in-progress", "Direction": "inbound"}
+    pids = set()
+    texts = []
+    while len(texts) < 40 or (len(pids) < 2 and len(texts) < 400):
+        # A new connection each time, so both workers take requests.
+        r = requests.post(url, data=params, headers={**sign(url, TOKEN), "Connection": "close"})
+        assert r.status_code == 200 and r.headers["Content-Type"].startswith("application/xml")
+        text = parse(r.content).children[0].text or ""
+        texts.append(text)
+        pids.add(text.split("pid ")[1])
+    visits = [int(t.split()[1]) for t in texts]
+    assert visits == list(range(1, len(texts) + 1))  # no update lost, whichever worker served
+    assert len(pids) == 2
+    assert requests.post(url, data=params).status_code == 403  # unsigned
+    r = requests.post(url, data={**params, "Event": "Hangup"}, headers=sign(url, TOKEN))
+    assert r.status_code == 200 and r.content == b""
+    r = requests.post(url, data=params, headers=sign(url, TOKEN))
+    assert "visit 1 " in (parse(r.content).children[0].text or "")  # state cleared on hangup
