@@ -1,0 +1,113 @@
+"""Recipe construction and graph validation (behaviour is played in test_examples.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from answerkit import CallFlow, CallRequest, ConfigurationError, Hangup, Response, Speak
+from answerkit.recipes import Forwarding, IVRMenu, Option, WarmTransfer
+from answerkit.state import MemoryStore
+from answerkit.testing import CallSimulator
+
+
+def new_flow() -> CallFlow:
+    flow = CallFlow("r", public_url="https://voice.example.com", auth_token="t" * 20,
+                    state=MemoryStore())
+    flow.route("/sales")(lambda call: Response(Speak("sales"), Hangup()))
+    return flow
+
+
+def test_ivr_option_that_leads_nowhere_fails_when_mounted() -> None:
+    flow = new_flow()
+    IVRMenu(flow, "main", prompt="Hi", options={"1": "sales", "2": "support"})
+    with pytest.raises(ConfigurationError, match="option 2 leads nowhere"):
+        flow.create_app()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({}, "at least one option"),
+        ({"x": "sales"}, "keypad keys"),
+        ({"1": "sales", "22": "sales"}, "same length"),
+        ({"1": Option("sales", ("buy",)), "2": Option("sales", ("BUY",))}, "picks both"),
+        ({"1": Option("sales", ("a,b",))}, "without commas"),
+    ],
+)
+def test_ivr_shape_errors(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        IVRMenu(new_flow(), "main", prompt="Hi", options=options)
+
+
+def test_ivr_callable_targets_and_speech_hints(
+    call_simulator: Callable[..., CallSimulator],
+) -> None:
+    flow = new_flow()
+    menu = IVRMenu(
+        flow, "main", prompt="Say sales or press 1",
+        options={"1": Option(lambda call: Response(Speak("direct"), Hangup()), ("sales",))},
+    )
+    doc = menu.prompt_document()
+    gather = doc.children[0]
+    assert gather.get("inputType") == "dtmf speech" and gather.get("hints") == "sales"
+    t = call_simulator(flow).call("main", speech="sales").run()
+    assert t.heard[-1] == "direct"
+    assert menu.match("1", None) is menu.options["1"]
+    assert menu.match(None, "I want SALES now") is menu.options["1"]
+    assert menu.match("7", "nothing") is None
+
+
+def test_forwarding_simultaneous_rings_everyone_at_once(
+    call_simulator: Callable[..., CallSimulator],
+) -> None:
+    flow = new_flow()
+    Forwarding(flow, "fwd", numbers=["+14155550121", "sip:a@example.com"],
+               caller_id="+14155550100", fallback="sales")
+    t = call_simulator(flow).call("fwd", dial="busy").run()
+    assert t.dials[0]["numbers"] == ["+14155550121", "sip:a@example.com"]
+    assert t.heard[-1] == "sales"
+
+
+def test_forwarding_validation() -> None:
+    with pytest.raises(ConfigurationError, match="at least one number"):
+        Forwarding(new_flow(), "f", numbers=[], caller_id="+14155550100")
+    with pytest.raises(ConfigurationError, match="mode"):
+        Forwarding(new_flow(), "f", numbers=["+14155550121"], caller_id="+14155550100",
+                   mode="random")  # type: ignore[arg-type]
+    flow = new_flow()
+    Forwarding(flow, "f", numbers=["+14155550121"], caller_id="+14155550100", fallback="vm")
+    with pytest.raises(ConfigurationError, match="fallback leads nowhere"):
+        flow.create_app()
+
+
+def test_warm_transfer_validation() -> None:
+    with pytest.raises(ConfigurationError, match="accept_key"):
+        WarmTransfer(new_flow(), agent="+1", caller_id="+14155550100", fallback="sales",
+                     accept_key="12")
+    flow = new_flow()
+    WarmTransfer(flow, agent="+14155550142", caller_id="+14155550100", fallback="voicemail")
+    with pytest.raises(ConfigurationError, match="fallback leads nowhere"):
+        flow.create_app()
+
+
+def test_warm_transfer_of_an_ended_call_starts_nothing(local_vobiz: Any) -> None:
+    flow = new_flow()
+    flow.transfers.client = local_vobiz.client()
+    warm = WarmTransfer(flow, agent="+14155550142", caller_id="+14155550100", fallback="sales")
+    assert warm.start("ended-call") is None
+    assert [r.method for r in local_vobiz.requests] == ["POST"]  # the transfer only; no agent call
+
+
+def test_hold_document_keeps_the_caller_safe() -> None:
+    flow = new_flow()
+    warm = WarmTransfer(flow, agent="+14155550142", caller_id="+14155550100", fallback="sales")
+    call = CallRequest.from_params({"CallUUID": "c-9"}, query={"xfer": "c-9"})
+    doc = warm._hold(call)
+    conference = doc.children[1]
+    assert conference.get("stayAlone") == "true"
+    assert conference.get("startConferenceOnEnter") == "false"
+    assert conference.text == "warm-c-9"
+    assert doc.lint() == [] or all("stay" not in str(w) for w in doc.lint())
