@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from answerkit.elements import Element, Response
 from answerkit.errors import AnswerkitError, ElementError, StateError
 from answerkit.request import CallRequest, Event, MissingCallUUID
-from answerkit.signature import Verifier, public_url_candidates
+from answerkit.signature import HeadersLike, Verifier, public_url_candidates
 from answerkit.state import CallState, StateStore
 
 log = logging.getLogger("answerkit")
@@ -69,7 +69,7 @@ class WebhookRequest:
     path: str
     params: Mapping[str, str]
     query: Mapping[str, str]
-    headers: Mapping[str, str]
+    headers: HeadersLike
     scheme: str = "https"
     host: str = ""
     script_root: str = ""

@@ -114,7 +114,7 @@ class ConnectError(TransportError):
     """Could not connect to the API; the request was not sent."""
 
 
-class TimeoutError(TransportError):  # noqa: A001 - mirrors httpx; always used qualified
+class TimeoutError(TransportError):
     """No answer in time; the request may or may not have been applied."""
 
 

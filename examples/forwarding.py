@@ -1,6 +1,7 @@
 """Call forwarding: ring the on-call phones one after another, then take a message.
 
-Run it:  VOBIZ_AUTH_TOKEN=... ANSWERKIT_PUBLIC_URL=https://your.host answerkit run examples/forwarding.py
+Run it:  VOBIZ_AUTH_TOKEN=... ANSWERKIT_PUBLIC_URL=https://your.host \
+         answerkit run examples/forwarding.py
 Try it:  answerkit call examples/forwarding.py --dial busy,no-answer
 Point your Vobiz Application's answer URL at  https://your.host/forward
 """

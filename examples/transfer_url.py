@@ -7,7 +7,8 @@ A live leg moved here with the Transfer API hears the hold line and is dialled o
       <Dial callerId="+14155551234"><Number>+14156667890</Number></Dial>
     </Response>
 
-Run it:  VOBIZ_AUTH_TOKEN=... ANSWERKIT_PUBLIC_URL=https://your.host answerkit run examples/transfer_url.py
+Run it:  VOBIZ_AUTH_TOKEN=... ANSWERKIT_PUBLIC_URL=https://your.host \
+         answerkit run examples/transfer_url.py
 Move a call onto it from Python (VOBIZ_AUTH_ID / VOBIZ_AUTH_TOKEN set):
 
     from transfer_url import flow

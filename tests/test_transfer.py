@@ -107,7 +107,9 @@ def test_local_checks_before_anything_is_sent(local_vobiz: LocalVobiz) -> None:
         flow.transfer("c-1", aleg="https://evil.example.org/x")
     with pytest.raises(TransferArgumentError):
         flow.transfer("c-1")
-    no_url = CallFlow("nourl", auth_token="t" * 20, state=MemoryStore(), client=local_vobiz.client())
+    no_url = CallFlow(
+        "nourl", auth_token="t" * 20, state=MemoryStore(), client=local_vobiz.client()
+    )
     no_url.route("/hold")(lambda call: Response())
     with pytest.raises(ConfigurationError, match="public URL"):
         no_url.transfer("c-1", aleg="hold")

@@ -122,13 +122,9 @@ class IVRMenu:
 
     def prompt_document(self, attempt: int = 0, reason: str | None = None) -> Response:
         """The menu's Gather document for this attempt (with the re-prompt reason)."""
-        speech_kw = {k: v for k, v in (("voice", self.voice), ("language", self.language)) if v}
-        prompts = []
-        if reason == "no-input":
-            prompts.append(Speak(self.no_input_prompt, **speech_kw))
-        elif reason == "invalid":
-            prompts.append(Speak(self.invalid_prompt, **speech_kw))
-        prompts.append(Speak(self.prompt, **speech_kw))
+        lead = {"no-input": self.no_input_prompt, "invalid": self.invalid_prompt}.get(reason or "")
+        texts = [lead, self.prompt] if lead else [self.prompt]
+        prompts = [Speak(text, voice=self.voice, language=self.language) for text in texts]
         gather_kw: dict[str, object] = {}
         if self._phrases:
             gather_kw["hints"] = ",".join(self._phrases)

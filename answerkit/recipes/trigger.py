@@ -42,7 +42,8 @@ class TransferTrigger:
     ) -> None:
         if secret is not None and len(secret) < 16:
             raise ConfigurationError(
-                "TransferTrigger secret must be at least 16 characters (use secrets.token_urlsafe())"
+                "TransferTrigger secret must be at least 16 characters "
+                "(make one with secrets.token_urlsafe())"
             )
         self.flow = flow
         self._secret = secret

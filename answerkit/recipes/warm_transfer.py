@@ -178,13 +178,13 @@ class WarmTransfer:
         return Response(Speak("Please continue to hold."), Wait(length=10))
 
     def _room_event(self, call: CallRequest) -> None:
-        caller = call.query.get("xfer")
-        if caller and call.event == Event.ConferenceExit and call.call_uuid == caller:
-            # The caller left the room before an agent decided: cancel the agent's call.
-            if self._decide(caller, "abandoned"):
-                agent_uuid = self._state(caller).get(AGENT)
-                if agent_uuid:
-                    self._hang_up_quietly(str(agent_uuid))
+        caller = call.query.get("xfer") or ""
+        left = call.event == Event.ConferenceExit and call.call_uuid == caller
+        # The caller left the room before an agent decided: cancel the agent's call.
+        if left and self._decide(caller, "abandoned"):
+            agent_uuid = self._state(caller).get(AGENT)
+            if agent_uuid:
+                self._hang_up_quietly(str(agent_uuid))
 
     # -- agent side -----------------------------------------------------------------------
 
