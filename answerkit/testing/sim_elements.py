@@ -343,7 +343,7 @@ def gather(call: SimulatedCall, el: Element) -> Generator[int, None, Fetch | Non
     masked = el.get("log") == "false"
     if got is None:
         call.clock += _int(el.get("executionTimeout"), 15)
-        call._emit("no-input", "caller gives no input")
+        call._emit("no-input", "gives no input")
         if call.sim.gather_timeout == "next" or not action:
             return None
         params = {"InputType": types[0], "Digits": "", "Speech": "", "SpeechConfidenceScore": ""}

@@ -15,6 +15,7 @@ from typing import TextIO
 from answerkit.app import CallFlow
 from answerkit.errors import ConfigurationError
 from answerkit.loader import find_flows
+from answerkit.testing.local_vobiz import LocalVobiz
 from answerkit.testing.sim_call import SimulatedCall
 from answerkit.testing.sim_elements import GatherPrompt
 from answerkit.testing.sim_transcript import TranscriptEvent
@@ -71,15 +72,21 @@ def run_terminal_call(
     """Run one simulated call through the app in ``args.app``; 0 when it ended normally."""
     stdin = stdin or sys.stdin
     out = stdout or sys.stdout
-    flow, route = _pick(find_flows(args.app), getattr(args, "route", None))
+    flows = find_flows(args.app)
+    flow, route = _pick(flows, getattr(args, "route", None))
     scripted = any(getattr(args, name, None) for name in ("digits", "speech"))
     interactive = not scripted and stdin.isatty()
     console = _Console(out, stdin, interactive)
-    sim = CallSimulator(flow, input_provider=console.ask)
+    # The flows' Transfer, Hangup and make-call requests go to a local Vobiz API on
+    # loopback, never to the real platform, and act on the simulated calls.
+    api = LocalVobiz().start()
+    for each in flows:
+        each.transfers.client = api.client()
+    sim = CallSimulator(flow, input_provider=console.ask, local_vobiz=api)
     sim.add_listener(console.show)
     mode = "interactive" if interactive else "scripted" if scripted else "stdin is no terminal"
     print(f"calling flow {flow.name} ({mode})", file=out)
-    with sim:
+    with api, sim:
         call = sim.call(
             route,
             from_=getattr(args, "from_", None) or "+14155550100",
