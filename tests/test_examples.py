@@ -120,12 +120,20 @@ def test_forwarding_second_number_answers(load_example: Loader, sim_for: Any) ->
 # -- warm transfer --------------------------------------------------------------------------
 
 
-def test_warm_transfer_agent_accepts(load_example: Loader, sim_for: Any) -> None:
+def start_warm(
+    load_example: Loader, sim_for: Any, **agent: Any
+) -> tuple[ModuleType, CallSimulator, Any]:
+    """The warm-transfer example with the agent scripted by ``agent``; the caller presses 1."""
     module = load_example("warm_transfer")
     sim = sim_for(module)
-    sim.expect_outbound("+14155550142", digits="1")
+    sim.expect_outbound("+14155550142", **agent)
     caller = sim.call("answer", digits="1")
     caller.run()
+    return module, sim, caller
+
+
+def test_warm_transfer_agent_accepts(load_example: Loader, sim_for: Any) -> None:
+    module, sim, caller = start_warm(load_example, sim_for, digits="1")
     sim.run_until_idle()
     agent = next(c for c in sim.calls if c is not caller)
     room = module.transfer.room_for(caller.call_uuid)
@@ -142,33 +150,21 @@ def test_warm_transfer_agent_accepts(load_example: Loader, sim_for: Any) -> None
 def test_warm_transfer_agent_unavailable_goes_to_voicemail(
     load_example: Loader, sim_for: Any, outcome: str
 ) -> None:
-    module = load_example("warm_transfer")
-    sim = sim_for(module)
-    sim.expect_outbound("+14155550142", outcome=outcome)
-    caller = sim.call("answer", digits="1")
-    caller.run()
+    module, sim, caller = start_warm(load_example, sim_for, outcome=outcome)
     sim.run_until_idle()
     assert module.transfer.outcome(caller.call_uuid) == "agent-unavailable"
     assert caller.transcript.said("All our agents are busy.")
 
 
 def test_warm_transfer_agent_declines(load_example: Loader, sim_for: Any) -> None:
-    module = load_example("warm_transfer")
-    sim = sim_for(module)
-    sim.expect_outbound("+14155550142", digits="2")
-    caller = sim.call("answer", digits="1")
-    caller.run()
+    module, sim, caller = start_warm(load_example, sim_for, digits="2")
     sim.run_until_idle()
     assert module.transfer.outcome(caller.call_uuid) == "declined"
     assert caller.transcript.said("All our agents are busy.")
 
 
 def test_warm_transfer_agent_gives_no_key(load_example: Loader, sim_for: Any) -> None:
-    module = load_example("warm_transfer")
-    sim = sim_for(module)
-    sim.expect_outbound("+14155550142", digits=[None])
-    caller = sim.call("answer", digits="1")
-    caller.run()
+    module, sim, caller = start_warm(load_example, sim_for, digits=[None])
     sim.run_until_idle()
     assert module.transfer.outcome(caller.call_uuid) == "agent-unavailable"
     assert caller.transcript.said("All our agents are busy.")
@@ -193,11 +189,7 @@ def test_caller_hangs_up_during_the_transfer(
 
 
 def test_duplicate_decisions_are_ignored(load_example: Loader, sim_for: Any) -> None:
-    module = load_example("warm_transfer")
-    sim = sim_for(module)
-    sim.expect_outbound("+14155550142", digits="1")
-    caller = sim.call("answer", digits="1")
-    caller.run()
+    module, sim, caller = start_warm(load_example, sim_for, digits="1")
     sim.run_until_idle()
     transfer = module.transfer
     # A late, duplicated agent hangup callback and a late decline change nothing.
