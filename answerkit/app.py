@@ -353,16 +353,18 @@ def _make_view(dispatcher: Dispatcher, route: Route) -> Callable[[], FlaskRespon
         # Vobiz sends its fields in the form (POST) or in the query string (GET);
         # our own query parameters ride in the query string either way.
         query = request.args.to_dict(flat=True)
-        if request.method == "POST":
-            params: Mapping[str, str] = request.form.to_dict(flat=True)
-        else:
-            params = query
+
+        def read_params() -> Mapping[str, str]:
+            if request.method == "POST":
+                return request.form.to_dict(flat=True)
+            return query
+
         reply = dispatcher.handle(
             route,
             WebhookRequest(
                 method=request.method,
                 path=_signed_path(),
-                params=params,
+                read_params=read_params,
                 query=query,
                 headers=request.headers,
                 scheme=request.scheme,

@@ -67,7 +67,9 @@ class WebhookRequest:
 
     method: str
     path: str
-    params: Mapping[str, str]
+    #: Reads the Vobiz parameters (form or query string); called only once the
+    #: signature has been checked, so an unsigned body is never parsed.
+    read_params: Callable[[], Mapping[str, str]]
     query: Mapping[str, str]
     headers: HeadersLike
     scheme: str = "https"
@@ -171,7 +173,13 @@ class DeadlineRunner:
         """Call ``handler(call)``, raising HandlerTimeout past the deadline."""
         if not self.seconds:
             return handler(call)
-        if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGALRM"):
+        if (
+            threading.current_thread() is threading.main_thread()
+            and hasattr(signal, "SIGALRM")
+            and signal.getitimer(signal.ITIMER_REAL)[0] == 0
+        ):
+            # Only when no other real-time timer runs (a test runner's timeout, say):
+            # setting ours would silently cancel it.
             previous = signal.signal(signal.SIGALRM, _alarm)
             signal.setitimer(signal.ITIMER_REAL, self.seconds)
             try:
@@ -221,10 +229,11 @@ class Dispatcher:
             if refused is not None:
                 log.warning("flow %s route %s: refused: %s", self.flow_name, route.name, refused)
                 return WebhookReply(403, b"signature check failed\n", "text/plain; charset=utf-8")
-        uuid = req.params.get("CallUUID")
+        params = req.read_params()
+        uuid = params.get("CallUUID")
         try:
             call = CallRequest.from_params(
-                req.params,
+                params,
                 method=req.method,
                 query=req.query,
                 path=req.path,

@@ -207,9 +207,20 @@ def _signature_headers(headers: HeadersLike) -> dict[str, str]:
     return found
 
 
-def _replay_key(nonce: str, signature: str) -> str:
-    digest = hashlib.sha256(f"{nonce}\x00{signature}".encode("utf-8", "replace")).hexdigest()
-    return f"sig:{digest[:40]}"
+def _decode(signature: str) -> bytes | None:
+    """The HMAC digest a signature entry carries, or None if it is not one."""
+    try:
+        given = base64.b64decode(signature.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return given if len(given) == hashlib.sha256().digest_size else None
+
+
+def _replay_key(nonce: str, digest: bytes) -> str:
+    # Keyed on the decoded digest, not the header text: a replay that re-spells the
+    # base64 or wraps the signature in a comma list must hit the same key.
+    material = nonce.encode("utf-8", "surrogateescape") + b"\x00" + digest
+    return f"sig:{hashlib.sha256(material).hexdigest()[:40]}"
 
 
 class Verifier:
@@ -234,10 +245,16 @@ class Verifier:
         present = [s for s in _SCHEMES if sig_headers.get(s[1])]
         if not present:
             return Verification(ok=False, reason="unsigned")
+        decoded = {
+            sig_h: [(raw.strip(), _decode(raw)) for raw in sig_headers[sig_h].split(",")]
+            for _name, sig_h, _nonce_h, _sep in present
+        }
         replay_keys = tuple(
             dict.fromkeys(
-                _replay_key(sig_headers.get(nonce_h, ""), sig_headers[sig_h])
+                _replay_key(sig_headers.get(nonce_h, ""), digest)
                 for _name, sig_h, nonce_h, _sep in present
+                for _raw, digest in decoded[sig_h]
+                if digest is not None
             )
         )
         if isinstance(candidate_urls, str):
@@ -248,13 +265,8 @@ class Verifier:
             if not nonce:
                 continue
             nonce_bytes = sep + nonce.encode("utf-8", "surrogateescape")
-            for raw in sig_headers[sig_h].split(","):
-                raw = raw.strip()
-                try:
-                    given = base64.b64decode(raw, validate=True)
-                except (binascii.Error, ValueError):
-                    continue
-                if len(given) != hashlib.sha256().digest_size:
+            for raw, given in decoded[sig_h]:
+                if given is None:
                     continue
                 for key in self._keys:
                     for url, base in bases:
@@ -387,11 +399,16 @@ def public_url_candidates(
             netloc = f"{netloc}:{fwd_port}"
         prefixes = [f"{proto.lower()}://{netloc}{script_root}"]
     for prefix in prefixes:
-        for p in paths:
-            candidates.append(base_url(prefix + p))
+        urls = [prefix + p for p in paths]
         if paths[0] == "/" and not script_root:
             # A URL configured as "https://host" (no slash) may be signed without it.
-            candidates.append(base_url(prefix))
+            urls.append(prefix)
+        for url in urls:
+            try:
+                candidates.append(base_url(url))
+            except ValueError:
+                # A malformed forwarded host ("[", "]") is no URL Vobiz could have signed.
+                continue
     return list(dict.fromkeys(candidates))
 
 

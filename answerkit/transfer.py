@@ -107,7 +107,20 @@ class TransferPlanner:
             return None
 
     def _checked_raw_url(self, url: str, params: Mapping[str, Any] | None) -> str:
-        host = (urlsplit(url).hostname or "").lower()
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError on a malformed port
+        except ValueError:
+            raise TransferArgumentError(f"transfer URL {url!r} is malformed", field="url") from None
+        # Fetchers disagree with urllib about "user@host" and backslashes
+        # ("https://evil.example\\@partner.example/"), so neither may pass the allow-list.
+        if "@" in parts.netloc or "\\" in url or parts.scheme not in ("https", "http"):
+            raise TransferArgumentError(
+                f"transfer URL {url!r} must be a plain http(s) URL without credentials "
+                "or backslashes",
+                field="url",
+            )
+        host = (parts.hostname or "").lower()
         own = urlsplit(self._flow.public_url or "").hostname
         if host != (own or "").lower() and host not in self.allowed_hosts:
             raise TransferArgumentError(

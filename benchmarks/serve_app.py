@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask import Flask
+from flask import Flask, request
 from flask import Response as FlaskResponse
 
 from answerkit import CallFlow, CallRequest, Dial, Number, Response, Speak
@@ -57,13 +57,27 @@ def make_flask() -> Flask:
     return app
 
 
-def make_answerkit(routes: int = 10) -> Flask:
-    state = os.environ.get("ANSWERKIT_BENCH_STATE")
-    if not state:
-        raise RuntimeError("set ANSWERKIT_BENCH_STATE to the SQLite file to use")
-    flow = CallFlow(
-        "bench", public_url=PUBLIC_URL, auth_token=TOKEN, state=f"sqlite:///{state}"
-    )
+def make_flask_form() -> Flask:
+    """A Flask view that at least reads the webhook's form fields (not served; in-process)."""
+    app = Flask("bench_flask_form")
+
+    @app.post(PATH)
+    def transfer() -> FlaskResponse:
+        if not request.form.get("CallUUID"):
+            return FlaskResponse(b"", status=400)
+        return FlaskResponse(BODY, content_type=CONTENT_TYPE)
+
+    return app
+
+
+def make_answerkit(routes: int = 10, state: str | None = None, verify: bool = True) -> Flask:
+    """The answerkit target; ``state`` defaults to SQLite at ``$ANSWERKIT_BENCH_STATE``."""
+    if state is None:
+        path = os.environ.get("ANSWERKIT_BENCH_STATE")
+        if not path:
+            raise RuntimeError("set ANSWERKIT_BENCH_STATE to the SQLite file to use")
+        state = f"sqlite:///{path}"
+    flow = CallFlow("bench", public_url=PUBLIC_URL, auth_token=TOKEN, state=state, verify=verify)
 
     def other(call: CallRequest) -> Response:
         return Response(Speak("Never reached."))

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import quote_from_bytes, urlencode
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from answerkit import (
@@ -72,7 +72,7 @@ KNOWN_FIELDS = (
 EXAMPLES: Counter[str] = Counter()
 
 FUZZ = settings(
-    max_examples=250,
+    max_examples=200,
     deadline=None,
     suppress_health_check=[
         HealthCheck.too_slow,
@@ -165,6 +165,12 @@ def check_answer(response: Any, *, runs: Runs, before: int, genuine: bool) -> No
     """The invariants every webhook answer must keep."""
     status = response.status_code
     assert status != 500
+    if status == 413:
+        # Werkzeug refuses a multipart body over MAX_FORM_MEMORY_SIZE (500 kB) or with more
+        # than MAX_FORM_PARTS (1,000) parts while the view reads the form, before the
+        # signature check; Vobiz never sends multipart, and no handler runs.
+        assert runs.total() == before
+        return
     assert status in (200, 400, 403), (status, response.data[:200])
     if status == 200:
         body = response.data
@@ -180,13 +186,16 @@ def check_answer(response: Any, *, runs: Runs, before: int, genuine: bool) -> No
 
 # --------------------------------------------------------------------------- strategies
 
-_any_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=80)
+_any_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=80)
 _oversized = st.builds(
     lambda ch, n: ch * n,
     st.sampled_from(["A", "\u00e9", "\u20ac", "&", "<", "%", "\U0001f4de"]),
-    st.integers(1_000, 200_000),
+    st.integers(1_000, 40_000),
 )
 _field_name = st.one_of(st.sampled_from(KNOWN_FIELDS), _any_text)
+_long_query_value = st.builds(
+    lambda ch, n: ch * n, st.sampled_from(["A", "\u00e9", "&", "%"]), st.integers(500, 8_000)
+)
 _field_value = st.one_of(
     _any_text,
     st.sampled_from(["", " ", "0", "-1", "1e309", "NaN", "inf", "+", "sip:", "\x00", "\ufeff"]),
@@ -277,7 +286,8 @@ def test_fuzzed_signed_form_bodies_never_break_the_webhook(
 
 
 @FUZZ
-@given(params=st.lists(st.tuples(_field_name, _field_value), max_size=8),
+@given(params=st.lists(st.tuples(_field_name, st.one_of(_any_text, _long_query_value)),
+                       max_size=8),
        uuid=_call_uuid, duplicate=st.booleans())  # fmt: skip
 def test_fuzzed_get_callbacks_never_break_the_webhook(
     client: Any, runs: Runs, params: list[tuple[str, str]], uuid: str, duplicate: bool
@@ -292,6 +302,40 @@ def test_fuzzed_get_callbacks_never_break_the_webhook(
     check_answer(response, runs=runs, before=before, genuine=True)
     if response.status_code == 400:
         assert not uuid.strip(), "400 is only for a missing CallUUID"
+
+
+def _many_fields(n: int) -> bytes:
+    return ("&".join(f"F{i}={i}" for i in range(n)) + "&" + urlencode(CALL)).encode()
+
+
+OVERSIZED = {
+    "2 MB value": (urlencode({**CALL, "Speech": "s" * 2_000_000}).encode(), None),
+    "1 MB CallUUID": (urlencode({**CALL, "CallUUID": "u" * 1_000_000}).encode(), None),
+    "1 MB Digits echoed": (urlencode({**CALL, "Digits": "1" * 1_000_000}).encode(), None),
+    "50,000 fields": (_many_fields(50_000), None),
+    "5,000 copies of CallUUID": (b"&".join([b"CallUUID=x"] * 5_000), None),
+    "1 MB multipart": (
+        b"--zzz\r\nContent-Disposition: form-data; name=\"CallUUID\"\r\n\r\n"
+        + b"x" * 1_000_000 + b"\r\n--zzz--\r\n",
+        "multipart/form-data; boundary=zzz",
+    ),
+    "2,000 multipart parts": (
+        b"".join(b"--zzz\r\nContent-Disposition: form-data; name=\"F%d\"\r\n\r\nv\r\n" % i
+                 for i in range(2_000)) + b"--zzz--\r\n",
+        "multipart/form-data; boundary=zzz",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(OVERSIZED))
+@pytest.mark.parametrize("genuine", [True, False])
+def test_oversized_bodies(client: Any, runs: Runs, name: str, genuine: bool) -> None:
+    body, content_type = OVERSIZED[name]
+    headers = signed("/answer") if genuine else {}
+    headers["Content-Type"] = content_type or "application/x-www-form-urlencoded"
+    before = runs.total()
+    response = client.post("/answer", data=body, headers=headers)
+    check_answer(response, runs=runs, before=before, genuine=genuine)
 
 
 _header_name = st.one_of(
@@ -316,34 +360,46 @@ _SAFE_TO_ADD = {"Host", "Content-Length", "Transfer-Encoding"}
 @given(extra=st.lists(st.tuples(_header_name, _header_value), max_size=6),
        keep_signature=st.booleans())  # fmt: skip
 def test_fuzzed_headers_never_let_a_forgery_in(
-    client: Any, runs: Runs, extra: list[tuple[str, str]], keep_signature: bool
+    extra: list[tuple[str, str]], keep_signature: bool
 ) -> None:
     """Arbitrary headers, with or without a genuine signature underneath.
 
-    A request is genuine only when the genuine signature headers arrive untouched. Headers
-    that break HTTP framing (Host, Content-Length, Transfer-Encoding) are left out: they
+    Junk may replace any signature header. Each example gets a fresh flow: every
+    (nonce, signature) pair of an accepted request is remembered, junk ones included,
+    so junk repeated by Hypothesis would otherwise read as a replay. Headers that break
+    HTTP framing (Host, Content-Length, Transfer-Encoding) are left out: they
     test the server, not answerkit.
     """
     EXAMPLES["fuzzed headers"] += 1
-    headers: list[tuple[str, str]] = list(signed("/answer").items()) if keep_signature else []
-    overridden = False
+    genuine = signed("/answer")
+    headers: list[tuple[str, str]] = list(genuine.items()) if keep_signature else []
     for name, value in extra:
         if name.title() in _SAFE_TO_ADD or name in _SAFE_TO_ADD:
             continue
         if name.lower().startswith("x-vobiz-signature"):
-            overridden = True
             headers = [(k, v) for k, v in headers if k.lower() != name.lower()]
         headers.append((name, value))
+    runs = Runs()
+    client = make_flow(runs).create_app().test_client()
+    final = {k.lower(): v for k, v in headers}
+    intact = keep_signature and any(
+        final.get(sig.lower()) == genuine[sig] and final.get(nonce.lower()) == genuine[nonce]
+        for sig, nonce in _PAIRS
+    )
     before = runs.total()
     response = client.post("/answer", data=CALL, headers=headers)
-    if keep_signature and not overridden:
-        assert response.status_code == 200
-        check_answer(response, runs=runs, before=before, genuine=True)
-        assert runs.total() == before + 1
-    elif not keep_signature:
-        check_answer(response, runs=runs, before=before, genuine=False)
-    else:  # a genuine header replaced by junk: accepted only if another genuine pair remains
-        check_answer(response, runs=runs, before=before, genuine=response.status_code == 200)
+    # Accepted if and only if one genuine (signature, nonce) pair arrived untouched.
+    assert (response.status_code == 200) == intact, (response.status_code, intact)
+    check_answer(response, runs=runs, before=before, genuine=intact)
+    assert runs.total() == before + int(intact)
+
+
+_PAIRS = (
+    ("X-Vobiz-Signature-V3", "X-Vobiz-Signature-V3-Nonce"),
+    ("X-Vobiz-Signature-MA-V3", "X-Vobiz-Signature-V3-Nonce"),
+    ("X-Vobiz-Signature-V2", "X-Vobiz-Signature-V2-Nonce"),
+    ("X-Vobiz-Signature-MA-V2", "X-Vobiz-Signature-V2-Nonce"),
+)
 
 
 @FUZZ
@@ -369,7 +425,10 @@ def test_forged_and_retargeted_signatures_are_refused(
 ) -> None:  # fmt: skip
     """Signatures made with another token, for another URL, or made up: always 403."""
     EXAMPLES["forged signatures"] += 1
-    headers = sign(url, TOKEN if use_own_token else token) if token else {}
+    try:
+        headers = sign(url, TOKEN if use_own_token else token) if token else {}
+    except ValueError:  # urllib cannot split this URL (e.g. "https://["): nothing to sign
+        assume(False)
     if not use_own_token or raw_sig is None:
         pass
     else:  # a made-up signature value under the genuine-looking nonce
@@ -442,6 +501,74 @@ def test_forwarded_headers_cannot_retarget_without_trusted_proxies() -> None:
     assert response.status_code == 200 and runs.total() == 1
 
 
+@pytest.fixture(scope="module")
+def proxied() -> tuple[Any, Runs]:
+    """A flow with no public URL behind one trusted proxy hop: X-Forwarded-* pick the URL."""
+    runs = Runs()
+    flow = make_flow(runs, public_url=None, trusted_proxies=1)
+    return flow.create_app().test_client(), runs
+
+
+_FORWARDED = ("X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Port", "X-Forwarded-Prefix")
+
+
+@FUZZ
+@given(forwarded=st.dictionaries(st.sampled_from(_FORWARDED), _header_value, min_size=1),
+       signed_for=st.sampled_from(["nothing", "localhost", "public"]))  # fmt: skip
+def test_fuzzed_forwarded_headers_behind_a_trusted_proxy_never_let_a_forgery_in(
+    proxied: tuple[Any, Runs], forwarded: dict[str, str], signed_for: str
+) -> None:
+    EXAMPLES["forwarded headers"] += 1
+    client, runs = proxied
+    headers = dict(forwarded)
+    if signed_for == "localhost":  # the URL the request reached, not the forwarded one
+        headers.update(sign("http://localhost/answer", TOKEN))
+    elif signed_for == "public":
+        headers.update(sign(PUBLIC + "/answer", TOKEN))
+    before = runs.total()
+    response = client.post("/answer", data=CALL, headers=headers)
+    host = forwarded.get("X-Forwarded-Host", "").split(",")[-1]
+    if "[" in host or "]" in host:
+        assert response.status_code == 403 and runs.total() == before
+        return
+    if response.status_code == 200:
+        # Accepted only when a signature was sent and the forwarded headers name the
+        # signed URL's scheme and host (an empty forwarded value leaves the request's own).
+        proto = forwarded.get("X-Forwarded-Proto", "").split(",")[-1].strip().lower() or "http"
+        fwd = forwarded.get("X-Forwarded-Host", "").split(",")[-1].strip() or "localhost"
+        assert signed_for != "nothing"
+        assert proto in ("http", "https")
+        assert fwd.lower().rpartition(":")[0 if ":" in fwd else 2] in (
+            "localhost",
+            "voice.example.com",
+        )
+        check_answer(response, runs=runs, before=before, genuine=True)
+    else:
+        check_answer(response, runs=runs, before=before, genuine=False)
+
+
+@pytest.mark.parametrize("signed_for", ["nothing", "https://example.com/answer"])
+def test_signed_for_the_forwarded_url_behind_a_trusted_proxy(
+    proxied: tuple[Any, Runs], signed_for: str
+) -> None:
+    client, runs = proxied
+    forwarded = {"X-Forwarded-Host": "spoofed.example, example.com", "X-Forwarded-Proto": "https"}
+    headers = {**forwarded, **sign("https://example.com/answer", TOKEN)}
+    assert client.post("/answer", data=CALL, headers=headers).status_code == 200
+    unsigned = client.post("/answer", data=CALL, headers=forwarded)
+    check_answer(unsigned, runs=runs, before=runs.total(), genuine=False)
+
+
+@pytest.mark.parametrize("host", ["[", "a]b", "[::1"])
+def test_malformed_forwarded_host_is_refused_with_403(
+    proxied: tuple[Any, Runs], host: str
+) -> None:
+    client, runs = proxied
+    before = runs.total()
+    response = client.post("/answer", data=CALL, headers={"X-Forwarded-Host": host})
+    check_answer(response, runs=runs, before=before, genuine=False)
+
+
 def test_exact_replay_is_refused(client: Any, runs: Runs) -> None:
     headers = signed("/answer")
     assert client.post("/answer", data=CALL, headers=headers).status_code == 200
@@ -482,12 +609,6 @@ def _non_canonical(b64: str) -> str:
     return other
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG signature.py Verifier.verify/_replay_key: the replay key hashes the raw header "
-    "string, while verification accepts any entry of a comma list; 'x,<sig>' replays a "
-    "captured request",
-)
 def test_replay_with_signature_in_a_comma_list_is_refused(client: Any, runs: Runs) -> None:
     headers = signed("/answer")
     assert client.post("/answer", data=CALL, headers=headers).status_code == 200
@@ -497,12 +618,6 @@ def test_replay_with_signature_in_a_comma_list_is_refused(client: Any, runs: Run
     check_answer(response, runs=runs, before=before, genuine=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG signature.py Verifier.verify/_replay_key: the replay key hashes the base64 "
-    "text, but b64decode(validate=True) accepts non-canonical spellings of the same digest; "
-    "flipping an unused low bit of the last digit replays a captured request",
-)
 def test_replay_with_non_canonical_base64_is_refused(client: Any, runs: Runs) -> None:
     headers = signed("/answer")
     assert client.post("/answer", data=CALL, headers=headers).status_code == 200
@@ -630,14 +745,14 @@ def test_parse_never_reads_the_file_system(tmp_path: Any) -> None:
 
 _xmlish = st.one_of(
     st.binary(max_size=400),
-    st.text(max_size=300),
+    _any_text,
     st.lists(
         st.sampled_from([
             "<Response>", "</Response>", "<Speak>", "</Speak>", "<Gather action='https://a/b'>",
             "</Gather>", "<Hangup/>", "<!DOCTYPE Response>", "<!ENTITY x 'y'>", "&x;", "&amp;",
             "<![CDATA[x]]>", "<!-- c -->", "<?pi x?>", "<s>", "</s>", "<break time='1s'/>",
             "\x00", "\ufeff", "<Dial>", "</Dial>", "<Number>+14155550100</Number>", "text",
-            "<?xml version='1.0' encoding='latin-1'?>", "\udcff", "<Speak voice='MAN'>",
+            "<?xml version='1.0' encoding='latin-1'?>", "<Speak voice='MAN'>", "\u20ac",
         ]),
         max_size=20,
     ).map("".join),
@@ -655,6 +770,16 @@ def test_parse_raises_only_parse_error(source: str | bytes) -> None:
         return
     assert isinstance(doc, Response)
     assert parse(doc.to_bytes()) == doc  # what parse accepts renders back to itself
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG parse.py parse(), line 'data = source.encode(\"utf-8\")': a str holding a lone "
+    "surrogate (e.g. from surrogateescape decoding) raises UnicodeEncodeError, not ParseError",
+)
+def test_parse_of_text_with_a_lone_surrogate_raises_parse_error() -> None:
+    with pytest.raises(ParseError):
+        parse("<Response><Speak>\udcff</Speak></Response>")
 
 
 @FUZZ
@@ -723,13 +848,6 @@ def test_transfer_refuses_hosts_outside_the_allow_list(
     assert local_vobiz.requests == [], "something was sent before the URL was refused"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG transfer.py TransferPlanner._checked_raw_url: the host is taken with "
-    "urllib.parse, which reads 'https://evil.com\\@partner.example.com/' as host "
-    "partner.example.com while WHATWG URL parsers (and most HTTP fetchers) read host "
-    "evil.com; URLs with userinfo or a backslash should be refused",
-)
 @pytest.mark.parametrize(
     "url",
     ["https://evil.com\\@partner.example.com/hold", "https://evil.com\\\\@partner.example.com/"],

@@ -1,0 +1,438 @@
+"""Faults: a hanging handler, Redis going away and coming back, a failing Vobiz API,
+a gunicorn worker killed under load.
+
+Everything runs for real on 127.0.0.1: a werkzeug server, a dedicated redis-server,
+LocalVobiz, gunicorn. The only time limits asserted are generous upper bounds that
+prove something was cut short (a 30 s hang answered in under 10 s).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from werkzeug.serving import make_server
+
+from answerkit import (
+    CallFlow,
+    CallRequest,
+    ConnectError,
+    Gather,
+    RateLimitedError,
+    Response,
+    ServerError,
+    Speak,
+    StateError,
+    TimeoutError,
+    TransportError,
+    parse,
+    sign,
+)
+from answerkit.dispatch import HandlerTimeout
+from answerkit.state import MemoryStore
+from answerkit.testing.local_vobiz import LocalVobiz
+
+PUBLIC = "https://voice.example.com"
+TOKEN = "faults-token-0c1d2e3f4a5b"
+ROOT = Path(__file__).resolve().parent.parent
+CALL = {"CallUUID": "fault-call-1", "From": "14155550100", "To": "14155550199",
+        "Direction": "inbound", "CallStatus": "in-progress", "Event": "StartApp"}  # fmt: skip
+FALLBACK = Response(Speak("Sorry, something went wrong"))
+
+
+def post(client: Any, path: str, params: dict[str, str] | None = None) -> Any:
+    return client.post(path, data=params or CALL, headers=sign(PUBLIC + path, TOKEN))
+
+
+def is_fallback(body: bytes) -> bool:
+    return parse(body) == FALLBACK
+
+
+# --------------------------------------------------------------------------- a hanging handler
+
+
+def hanging_flow(release: threading.Event, errors: list[BaseException]) -> CallFlow:
+    flow = CallFlow("hang", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore(),
+                    deadline=0.5, fallback=FALLBACK,
+                    on_error=lambda exc, call, route: errors.append(exc))  # fmt: skip
+
+    @flow.route("/sleep")
+    def sleeps(call: CallRequest) -> Response:
+        time.sleep(30)  # interruptible only by the SIGALRM path
+        return Response(Speak("too late"))
+
+    @flow.route("/wait")
+    def waits(call: CallRequest) -> Response:
+        release.wait(30)
+        return Response(Speak("too late"))
+
+    @flow.route("/status", status_callback=True)
+    def status(call: CallRequest) -> None:
+        release.wait(30)
+
+    return flow
+
+
+@pytest.fixture
+def release() -> Iterator[threading.Event]:
+    event = threading.Event()
+    yield event
+    event.set()  # lets the abandoned handler threads finish
+
+
+def test_hanging_handler_is_cut_short_in_the_main_thread(release: threading.Event) -> None:
+    """gunicorn sync workers run handlers in the main thread: SIGALRM interrupts them."""
+    assert threading.current_thread() is threading.main_thread()
+    errors: list[BaseException] = []
+    client = hanging_flow(release, errors).create_app().test_client()
+    started = time.monotonic()
+    response = post(client, "/sleep")
+    assert time.monotonic() - started < 10  # the handler would have slept 30 s
+    assert response.status_code == 200 and is_fallback(response.data)
+    assert [type(e) for e in errors] == [HandlerTimeout]
+
+
+def test_deadline_keeps_an_outer_interval_timer() -> None:
+    flow = CallFlow("timer", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore(),
+                    deadline=5.0)  # fmt: skip
+
+    @flow.route("/quick")
+    def quick(call: CallRequest) -> Response:
+        return Response(Speak("quick"))
+
+    client = flow.create_app().test_client()
+    fired: list[int] = []
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: fired.append(signum))
+    signal.setitimer(signal.ITIMER_REAL, 100.0)
+    try:
+        assert post(client, "/quick").status_code == 200
+        remaining = signal.getitimer(signal.ITIMER_REAL)[0]
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert remaining > 50, "the outer 100 s timer was cancelled"
+
+
+class Served:
+    """A WSGI app on a real threaded HTTP server on 127.0.0.1."""
+
+    def __init__(self, app: Any) -> None:
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.base_url = f"http://127.0.0.1:{self.server.server_port}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.thread.join(timeout=5)
+
+
+def test_hanging_handler_is_cut_short_in_a_threaded_server(release: threading.Event) -> None:
+    """A threaded server runs handlers off the main thread: the caller stops waiting."""
+    errors: list[BaseException] = []
+    served = Served(hanging_flow(release, errors).create_app())
+    try:
+        for path in ("/wait", "/status"):
+            started = time.monotonic()
+            response = requests.post(served.base_url + path, data=CALL,
+                                     headers=sign(PUBLIC + path, TOKEN), timeout=30)  # fmt: skip
+            assert time.monotonic() - started < 10  # the handler would have waited 30 s
+            assert response.status_code == 200
+            if path == "/wait":
+                assert is_fallback(response.content)
+            else:  # a status callback answers an empty 200 whatever happens
+                assert response.content == b""
+    finally:
+        release.set()
+        served.close()
+    assert [type(e) for e in errors] == [HandlerTimeout, HandlerTimeout]
+
+
+# --------------------------------------------------------------------------- Redis goes away
+
+
+class RedisServer:
+    """A dedicated redis-server on a fixed port, to stop and start again."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is not on PATH")
+        self.binary = binary
+        self.workdir = workdir
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"redis-server exited with {self.proc.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        pytest.fail("redis-server did not answer")
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    def pause(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.proc is not None:
+            server.resume()
+        server.kill()
+
+
+def counting_flow(state: str, errors: list[BaseException]) -> CallFlow:
+    flow = CallFlow(
+        "redis",
+        public_url=PUBLIC,
+        auth_token=TOKEN,
+        state=state,
+        fallback=FALLBACK,
+        on_error=lambda exc, call, route: errors.append(exc),
+    )
+
+    @flow.route("/ivr")
+    def ivr(call: CallRequest) -> Response:
+        visit = call.state.incr("visits")
+        return Response(Gather(Speak(f"Visit {visit}"), action=flow.url_for("ivr"), num_digits=1))
+
+    return flow
+
+
+def test_redis_killed_and_restarted(own_redis: RedisServer) -> None:
+    errors: list[BaseException] = []
+    flow = counting_flow(own_redis.url, errors)
+    client = flow.create_app().test_client()
+    first = post(client, "/ivr")
+    assert first.status_code == 200 and b"Visit 1" in first.data
+
+    own_redis.kill()
+    for _ in range(3):
+        response = post(client, "/ivr")
+        assert response.status_code == 200 and is_fallback(response.data)
+    assert errors and all(isinstance(e, StateError) for e in errors)
+
+    own_redis.start()  # same port, empty (no persistence)
+    recovered = [post(client, "/ivr") for _ in range(3)]
+    assert all(r.status_code == 200 for r in recovered)
+    assert [b"Visit" in r.data for r in recovered] == [True, True, True]
+    assert b"Visit 3" in recovered[-1].data
+    assert flow.store.get(CALL["CallUUID"], "visits") == 3
+
+
+def test_redis_frozen_answers_the_fallback_then_recovers(own_redis: RedisServer) -> None:
+    """A Redis that accepts but never answers (SIGSTOP) costs a socket timeout, not a call."""
+    errors: list[BaseException] = []
+    client = counting_flow(own_redis.url, errors).create_app().test_client()
+    assert b"Visit 1" in post(client, "/ivr").data
+    own_redis.pause()
+    try:
+        started = time.monotonic()
+        response = post(client, "/ivr")
+        assert time.monotonic() - started < 10  # Redis would never have answered
+        assert response.status_code == 200 and is_fallback(response.data)
+    finally:
+        own_redis.resume()
+    assert isinstance(errors[-1], StateError)
+    response = post(client, "/ivr")
+    assert response.status_code == 200 and b"Visit" in response.data
+
+
+# --------------------------------------------------------------------------- Vobiz API faults
+
+
+def transfer_flow(vobiz: LocalVobiz, **client_options: Any) -> CallFlow:
+    client_options.setdefault("backoff", 0.01)
+    flow = CallFlow("xfer", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore(),
+                    client=vobiz.client(**client_options))  # fmt: skip
+
+    @flow.route("/hold")
+    def hold(call: CallRequest) -> Response:
+        return Response(Speak("Please hold"))
+
+    return flow
+
+
+@pytest.fixture
+def vobiz(local_vobiz: LocalVobiz) -> Iterator[LocalVobiz]:
+    # Accepted transfers are not fetched: the public URL is not on loopback.
+    local_vobiz.on_transfer_request = lambda *args: True
+    yield local_vobiz
+    local_vobiz.on_transfer_request = None
+
+
+def api_requests(vobiz: LocalVobiz) -> int:
+    return sum(1 for r in vobiz.requests if r.path.startswith("/api/"))
+
+
+def test_transfer_to_a_slow_api_times_out_without_retrying() -> None:
+    with LocalVobiz() as slow:  # its own server: the delayed request sleeps on after the test
+        slow.on_transfer_request = lambda *args: True
+        flow = transfer_flow(slow, timeout=0.5, max_retries=3)
+        call = slow.add_call()
+        slow.delay_next(1, seconds=15)
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            flow.transfer(call.call_uuid, aleg="hold")
+        assert time.monotonic() - started < 10  # the API would have answered after 15 s
+        assert api_requests(slow) == 1  # a transfer may have been applied: never repeated
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_transfer_on_5xx_raises_server_error_without_retrying(
+    vobiz: LocalVobiz, status: int
+) -> None:
+    flow = transfer_flow(vobiz, max_retries=3)
+    call = vobiz.add_call()
+    vobiz.fail_next(10, status=status)
+    with pytest.raises(ServerError) as caught:
+        flow.transfer(call.call_uuid, aleg="hold")
+    assert caught.value.status == status
+    assert api_requests(vobiz) == 1
+
+
+@pytest.mark.parametrize("max_retries", [0, 1, 3])
+def test_transfer_rate_limited_retries_within_the_bound(
+    vobiz: LocalVobiz, max_retries: int
+) -> None:
+    flow = transfer_flow(vobiz, max_retries=max_retries)
+    call = vobiz.add_call()
+    vobiz.rate_limit_next(20, retry_after=0)
+    with pytest.raises(RateLimitedError) as caught:
+        flow.transfer(call.call_uuid, aleg="hold")
+    assert caught.value.status == 429
+    assert api_requests(vobiz) == max_retries + 1
+
+
+def test_transfer_rate_limited_then_accepted(vobiz: LocalVobiz) -> None:
+    flow = transfer_flow(vobiz, max_retries=3)
+    call = vobiz.add_call()
+    vobiz.rate_limit_next(2, retry_after=0)
+    flow.transfer(call.call_uuid, aleg="hold")
+    assert api_requests(vobiz) == 3
+
+
+def test_rate_limit_longer_than_the_retry_budget_is_not_waited_for(vobiz: LocalVobiz) -> None:
+    flow = transfer_flow(vobiz, max_retries=3, max_retry_time=1.0)
+    call = vobiz.add_call()
+    vobiz.rate_limit_next(5, retry_after=30)
+    started = time.monotonic()
+    with pytest.raises(RateLimitedError) as caught:
+        flow.transfer(call.call_uuid, aleg="hold")
+    assert time.monotonic() - started < 10  # Retry-After asked for 30 s
+    assert caught.value.retry_after == 30
+    assert api_requests(vobiz) == 1
+
+
+def test_transfer_on_connection_reset_raises_transport_error(vobiz: LocalVobiz) -> None:
+    flow = transfer_flow(vobiz, max_retries=3)
+    call = vobiz.add_call()
+    vobiz.reset_next(5)
+    with pytest.raises(TransportError) as caught:
+        flow.transfer(call.call_uuid, aleg="hold")
+    assert not isinstance(caught.value, (ConnectError, TimeoutError))
+    assert api_requests(vobiz) == 1  # it may have been applied: a POST is not repeated
+
+
+def test_idempotent_requests_retry_a_reset_within_the_bound(vobiz: LocalVobiz) -> None:
+    client = vobiz.client(max_retries=2, backoff=0.01)
+    call = vobiz.add_call()
+    vobiz.reset_next(10)
+    with pytest.raises(TransportError):
+        client.get_live_call(call.call_uuid)
+    assert api_requests(vobiz) == 3
+    client.close()
+
+
+def test_transfer_to_an_api_that_is_down_raises_connect_error() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    from answerkit.client import VobizClient
+
+    client = VobizClient("MA_DOWN0000", "token-down", base_url=f"http://127.0.0.1:{port}/api/v1",
+                         allow_http=True, max_retries=2, backoff=0.01)  # fmt: skip
+    flow = CallFlow("down", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore(),
+                    client=client)  # fmt: skip
+
+    @flow.route("/hold")
+    def hold(call: CallRequest) -> Response:
+        return Response(Speak("Please hold"))
+
+    with pytest.raises(ConnectError):
+        flow.transfer("some-call", aleg="hold")
+    client.close()
+
+
+# --------------------------------------------------------------------------- gunicorn worker kill
+
+
+def test_gunicorn_worker_killed_under_load() -> None:
+    """benchmarks/load.py for 5 s with SQLite state, SIGKILLing a worker twice.
+
+    The properties, not the speed: every answer a 200 with the IVR document, no lost
+    update, no counter above what was sent, extra updates only where a request died
+    with its worker, and gunicorn replaced every killed worker.
+    """
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "load.py"), "--seconds", "5", "--state",
+         "sqlite", "--kills", "2", "--procs", "3", "--calls", "100", "--json", "-"],
+        capture_output=True, text=True, timeout=180, cwd=ROOT,
+    )  # fmt: skip
+    assert done.stdout.strip(), done.stderr[-3000:]
+    [figures] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["problems"] == [], figures
+    assert figures["ok_200"] > 0 and figures["non_200"] == 0
+    assert figures["fallback_answers"] == 0 and figures["invalid_xml"] == 0
+    assert figures["lost_updates"] == 0
+    assert figures["calls_stored_over_sent"] == 0
+    assert figures["applied_unanswered"] <= figures["connection_failures"]
+    kills = figures["worker_kills"]
+    assert kills["restarted"] and len(kills["killed_pids"]) == 2
+    assert kills["ok_after_first_kill"] > 0
+    assert done.returncode == 0
