@@ -30,6 +30,7 @@ from answerkit.elements import (
 from answerkit.errors import (
     AnswerkitError,
     APIError,
+    ArgumentError,
     AuthenticationError,
     CallNotActiveError,
     ConfigurationError,
@@ -61,6 +62,7 @@ __all__ = [
     "DTMF",
     "APIError",
     "AnswerkitError",
+    "ArgumentError",
     "AuthenticationError",
     "Break",
     "CallCreated",

@@ -12,7 +12,6 @@ import logging
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from importlib import metadata
 from types import TracebackType
 from typing import Any
@@ -24,6 +23,7 @@ from urllib3.util.retry import Retry
 
 from answerkit import errors
 from answerkit._retry import Answer, RetryPolicy, Sender
+from answerkit.api_results import CallCreated, LiveCall, TransferResult, text_field, uuid_list
 
 __all__ = ["DEFAULT_BASE_URL", "CallCreated", "LiveCall", "TransferResult", "VobizClient"]
 
@@ -46,80 +46,11 @@ def _version() -> str:
         return "0"
 
 
-@dataclass(frozen=True)
-class TransferResult:
-    """Vobiz accepted a transfer (202). The new XML is fetched afterwards, asynchronously."""
-
-    api_id: str | None
-    message: str | None
-    #: The documented body has ``call_uuid``; a Vobiz example uses a ``call_uuids`` list (§6.10).
-    call_uuids: tuple[str, ...]
-    raw: Any = field(repr=False, default=None)
-
-    @property
-    def call_uuid(self) -> str | None:
-        """The first transferred call UUID, or None when the body named none."""
-        return self.call_uuids[0] if self.call_uuids else None
-
-
-@dataclass(frozen=True)
-class LiveCall:
-    """A live call as ``GET …/Call/{uuid}/?status=live`` describes it."""
-
-    call_uuid: str
-    call_status: str | None
-    api_id: str | None = None
-    request_uuid: str | None = None
-    caller_name: str | None = None
-    direction: str | None = None
-    from_: str | None = None
-    to: str | None = None
-    session_start: str | None = None
-    stir_attestation: str | None = None
-    stir_verification: str | None = None
-    raw: Mapping[str, Any] = field(repr=False, default_factory=dict)
-
-    @property
-    def in_progress(self) -> bool:
-        """True while the call is answered and may be transferred."""
-        return self.call_status == "in-progress"
-
-
-@dataclass(frozen=True)
-class CallCreated:
-    """Vobiz queued an outbound call. Success means queued, not answered."""
-
-    api_id: str | None
-    message: str | None
-    #: One UUID per destination; equal to the ``CallUUID`` the webhooks will carry.
-    request_uuids: tuple[str, ...]
-    raw: Any = field(repr=False, default=None)
-
-    @property
-    def request_uuid(self) -> str | None:
-        """The first request UUID, or None when the body named none."""
-        return self.request_uuids[0] if self.request_uuids else None
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _uuids(value: object) -> tuple[str, ...]:
-    if isinstance(value, str) and value:
-        return (value,)
-    if isinstance(value, (list, tuple)):
-        return tuple(v for v in value if isinstance(v, str) and v)
-    return ()
-
-
-def _refuse(message: str, field_name: str, *, transfer: bool) -> ValueError:
+def _refuse(message: str, field_name: str, *, transfer: bool) -> errors.ArgumentError:
     """The error for an argument refused before sending; the message names the field."""
     if transfer:
         return errors.TransferArgumentError(message, field=field_name)
-    # Other endpoints have no error class of their own yet; TransferArgumentError is a
-    # ValueError too, so ``except ValueError`` catches every refused argument.
-    return ValueError(message)
+    return errors.ArgumentError(message, field=field_name)
 
 
 class VobizClient:
@@ -271,8 +202,10 @@ class VobizClient:
             )
             return TransferResult(None, None, (), raw=answer.body)
         raw = answer.body
-        uuids = _uuids(raw.get("call_uuids")) or _uuids(raw.get("call_uuid"))
-        return TransferResult(_text(raw.get("api_id")), _text(raw.get("message")), uuids, raw)
+        uuids = uuid_list(raw.get("call_uuids")) or uuid_list(raw.get("call_uuid"))
+        return TransferResult(
+            text_field(raw.get("api_id")), text_field(raw.get("message")), uuids, raw
+        )
 
     def hangup(self, call_uuid: str) -> None:
         """Hang up a live call (204). Vobiz then sends the call's hangup webhook.
@@ -301,17 +234,17 @@ class VobizClient:
                 call_uuid=call_uuid,
             )
         return LiveCall(
-            call_uuid=_text(raw.get("call_uuid")) or call_uuid,
-            call_status=_text(raw.get("call_status")),
-            api_id=_text(raw.get("api_id")),
-            request_uuid=_text(raw.get("request_uuid")),
-            caller_name=_text(raw.get("caller_name")),
-            direction=_text(raw.get("direction")),
-            from_=_text(raw.get("from")),
-            to=_text(raw.get("to")),
-            session_start=_text(raw.get("session_start")),
-            stir_attestation=_text(raw.get("stir_attestation")),
-            stir_verification=_text(raw.get("stir_verification")),
+            call_uuid=text_field(raw.get("call_uuid")) or call_uuid,
+            call_status=text_field(raw.get("call_status")),
+            api_id=text_field(raw.get("api_id")),
+            request_uuid=text_field(raw.get("request_uuid")),
+            caller_name=text_field(raw.get("caller_name")),
+            direction=text_field(raw.get("direction")),
+            from_=text_field(raw.get("from")),
+            to=text_field(raw.get("to")),
+            session_start=text_field(raw.get("session_start")),
+            stir_attestation=text_field(raw.get("stir_attestation")),
+            stir_verification=text_field(raw.get("stir_verification")),
             raw=raw,
         )
 
@@ -348,7 +281,7 @@ class VobizClient:
         raise :class:`ValueError` before anything is sent.
         """
         if not from_ or not to:
-            raise ValueError("make_call needs both from_ and to")
+            raise errors.ArgumentError("make_call needs both from_ and to", field="to")
         body: dict[str, Any] = {"from": from_, "to": to}
         for name, url, method in (
             ("answer", answer_url, answer_method),
@@ -363,7 +296,9 @@ class VobizClient:
             body[f"{name}_method"] = self._check_method(method, f"{name}_method", transfer=False)
         if caller_name is not None:
             if len(caller_name) > 50:
-                raise ValueError("caller_name must be 50 characters or fewer")
+                raise errors.ArgumentError(
+                    "caller_name must be 50 characters or fewer", field="caller_name"
+                )
             body["caller_name"] = caller_name
         for key, number in (
             ("time_limit", time_limit),
@@ -372,7 +307,9 @@ class VobizClient:
         ):
             if number is not None:
                 if isinstance(number, bool) or not isinstance(number, int) or number <= 0:
-                    raise ValueError(f"{key} must be a whole number > 0, got {number!r}")
+                    raise errors.ArgumentError(
+                        f"{key} must be a whole number > 0, got {number!r}", field=key
+                    )
                 body[key] = number
         if send_digits is not None:
             body["send_digits"] = send_digits
@@ -380,7 +317,10 @@ class VobizClient:
             body["sip_headers"] = _sip_headers(sip_headers)
         if machine_detection is not None:
             if machine_detection not in (True, "true", "hangup"):
-                raise ValueError("machine_detection must be True, 'true' or 'hangup'")
+                raise errors.ArgumentError(
+                    "machine_detection must be True, 'true' or 'hangup'",
+                    field="machine_detection",
+                )
             body["machine_detection"] = "true" if machine_detection is True else machine_detection
         body.update(extra or {})
         path = f"/Account/{self._auth_id}/Call/"
@@ -394,9 +334,9 @@ class VobizClient:
             )
             return CallCreated(None, None, (), raw=raw)
         return CallCreated(
-            _text(raw.get("api_id")),
-            _text(raw.get("message")),
-            _uuids(raw.get("request_uuid")),
+            text_field(raw.get("api_id")),
+            text_field(raw.get("message")),
+            uuid_list(raw.get("request_uuid")),
             raw,
         )
 
@@ -519,8 +459,9 @@ def _sip_headers(value: Mapping[str, str] | str) -> str:
     pairs = []
     for key, item in value.items():
         if not (_SIP_HEADER_PART.match(key) and _SIP_HEADER_PART.match(str(item))):
-            raise ValueError(
-                f"sip_headers keys and values must be letters and digits, got {key!r}={item!r}"
+            raise errors.ArgumentError(
+                f"sip_headers keys and values must be letters and digits, got {key!r}={item!r}",
+                field="sip_headers",
             )
         pairs.append(f"{key}={item}")
     return ",".join(pairs)

@@ -7,7 +7,8 @@
     │   └── ParseError                      XML text could not be turned into VobizXML (has .line)
     ├── ConfigurationError                  a flow, route or client is set up wrongly
     ├── StateError                          the per-call state store failed or is unreachable
-    ├── TransferArgumentError (ValueError)  transfer arguments refused locally, nothing was sent
+    ├── ArgumentError (ValueError)          a client argument refused locally, nothing was sent
+    │   └── TransferArgumentError           ... of a transfer
     └── VobizError                          talking to the Vobiz REST API failed
         ├── TransportError                  the request did not get an HTTP answer
         │   ├── ConnectError                could not connect (nothing was sent)
@@ -81,12 +82,16 @@ class StateError(AnswerkitError):
     """The per-call state store failed or could not be reached."""
 
 
-class TransferArgumentError(AnswerkitError, ValueError):
-    """Transfer arguments were refused locally; nothing was sent to Vobiz."""
+class ArgumentError(AnswerkitError, ValueError):
+    """An argument was refused locally; nothing was sent to Vobiz. ``field`` names it."""
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class TransferArgumentError(ArgumentError):
+    """Transfer arguments were refused locally; nothing was sent to Vobiz."""
 
 
 class VobizError(AnswerkitError):
