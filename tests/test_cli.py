@@ -92,3 +92,44 @@ def test_demo_plays_a_complete_call() -> None:
     assert "Press 1 to accept." in out
     assert "(Event=Transfer) -> 200" in out
     assert "demo complete: caller and agent were joined" in out
+
+
+def test_run_serves_the_app_and_prints_its_routes(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    import requests
+
+    from answerkit import parse, sign
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    public = f"http://127.0.0.1:{port}"
+    out = (tmp_path / "out.txt").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "answerkit.cli", "run", str(ROOT / "examples/ivr.py"),
+         "--port", str(port)],
+        stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        env={**ENV, "ANSWERKIT_PUBLIC_URL": public, "PATH": "/usr/bin:/bin"},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        url = f"{public}/main"
+        params = {"CallUUID": "run-1", "From": "14155550100", "To": "14155550199",
+                  "Event": "StartApp"}
+        r = requests.post(url, data=params, headers=sign(url, ENV["VOBIZ_AUTH_TOKEN"]), timeout=10)
+        assert r.status_code == 200
+        assert parse(r.content).children[0].tag == "Gather"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        out.close()
+    printed = (tmp_path / "out.txt").read_text()
+    assert f"{public}/main/choice" in printed
