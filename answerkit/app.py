@@ -8,6 +8,7 @@ request pipeline itself lives in :mod:`answerkit.dispatch` and knows nothing of 
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import threading
@@ -15,9 +16,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote, urlencode, urlsplit
 
-from flask import Blueprint, Flask, request
+from flask import Blueprint, Flask, Request, request
 from flask import Response as FlaskResponse
 
+from answerkit._params import ParamsLike, parse_form
 from answerkit.client import TransferResult, VobizClient
 from answerkit.dispatch import (
     DeadlineRunner,
@@ -349,33 +351,71 @@ class CallFlow:
 
 
 def _make_view(dispatcher: Dispatcher, route: Route) -> Callable[[], FlaskResponse]:
+    # Werkzeug computes request.host on every access; only a flow without a public URL
+    # checks signatures against it.
+    needs_host = dispatcher.verifier is not None and dispatcher.verifier.needs_host
+
     def view() -> FlaskResponse:
+        # One look-up of the request behind Flask's context-local proxy, not one per field.
+        req: Request = request._get_current_object()  # type: ignore[attr-defined]
+        method = req.method
         # Vobiz sends its fields in the form (POST) or in the query string (GET);
         # our own query parameters ride in the query string either way.
-        query = request.args.to_dict(flat=True)
+        query: Mapping[str, str] = (
+            req.args.to_dict(flat=True) if req.environ.get("QUERY_STRING") else {}
+        )
 
-        def read_params() -> Mapping[str, str]:
-            if request.method == "POST":
-                return request.form.to_dict(flat=True)
+        def read_params() -> ParamsLike:
+            if method == "POST":
+                return _read_form(req)
             return query
 
         reply = dispatcher.handle(
             route,
             WebhookRequest(
-                method=request.method,
-                path=_signed_path(),
+                method=method,
+                path=_signed_path(req),
                 read_params=read_params,
                 query=query,
-                headers=request.headers,
-                scheme=request.scheme,
-                host=request.host,
-                script_root=request.script_root,
+                headers=req.headers,
+                scheme=req.scheme,
+                host=req.host if needs_host else "",
+                script_root=req.root_path,
             ),
         )
         return FlaskResponse(reply.body, status=reply.status, content_type=reply.content_type)
 
     view.__name__ = f"answerkit_{route.name}"
     return view
+
+
+FORM_TYPE = "application/x-www-form-urlencoded"
+MAX_FAST_FORM = 64 * 1024
+"""Bodies up to this size in Vobiz's form encoding are parsed directly; anything else
+(larger, multipart, no length) goes through Werkzeug's form parser and its limits."""
+
+
+def _read_form(req: Request) -> ParamsLike:
+    """The POSTed form fields, every value in order (the first of a repeated name wins).
+
+    Vobiz posts a small ``application/x-www-form-urlencoded`` body with a length: that is
+    read and parsed here, skipping Werkzeug's stream wrappers and MultiDicts (several times
+    the cost). Anything else goes to Werkzeug's form parser and its limits.
+    """
+    environ = req.environ
+    text: str = environ.get("CONTENT_LENGTH") or ""
+    length = int(text) if text.isascii() and text.isdigit() else MAX_FAST_FORM + 1
+    if (
+        length <= MAX_FAST_FORM
+        and "HTTP_TRANSFER_ENCODING" not in environ
+        and environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower() == FORM_TYPE
+        and ((limit := req.max_content_length) is None or length <= limit)
+    ):
+        body = environ["wsgi.input"].read(length)
+        # Left readable for anyone after us (an after_request hook reading request.form).
+        environ["wsgi.input"] = io.BytesIO(body)
+        return parse_form(body)
+    return req.form.to_dict(flat=True)
 
 
 def _default_name(handler: Handler, path: str) -> str:
@@ -386,18 +426,22 @@ def _default_name(handler: Handler, path: str) -> str:
     return path.strip("/").replace("/", "_") or "root"
 
 
-def _signed_path() -> str:
+def _signed_path(req: Request) -> str:
     """The request path as Vobiz sent it: signatures cover the percent-encoded form,
     while Flask's ``request.path`` is decoded. Servers that keep the raw URI
     (gunicorn's RAW_URI, Werkzeug's REQUEST_URI) let us use it exactly."""
-    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    environ = req.environ
+    raw: str | None = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    path = req.path
     if not raw:
-        return request.path
-    raw_path = raw.split("?", 1)[0]
-    root = request.script_root
+        return path
+    raw_path = raw.partition("?")[0]
+    root = req.root_path
     if root and raw_path.startswith(root):
         raw_path = raw_path[len(root) :]
-    return raw_path if unquote(raw_path) == request.path else request.path
+    if raw_path == path:
+        return path
+    return raw_path if unquote(raw_path) == path else path
 
 
 def _clean_public_url(url: str | None) -> str | None:

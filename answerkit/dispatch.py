@@ -16,7 +16,10 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
+from types import FrameType, MappingProxyType
+from typing import NamedTuple
 
+from answerkit._params import ParamsLike
 from answerkit.elements import Element, Response
 from answerkit.errors import AnswerkitError, ElementError, StateError
 from answerkit.request import CallRequest, Event, MissingCallUUID
@@ -24,6 +27,15 @@ from answerkit.signature import HeadersLike, Verifier, public_url_candidates
 from answerkit.state import CallState, StateStore
 
 log = logging.getLogger("answerkit")
+
+_HAS_ALARM = hasattr(signal, "SIGALRM")
+
+# signal.getsignal wraps the C function to turn its answer into an enum, which raises and
+# catches ValueError for every Python-level handler: the C function itself is 50x cheaper.
+try:
+    from _signal import getsignal as _getsignal  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - every CPython has _signal
+    _getsignal = signal.getsignal
 
 Handler = Callable[[CallRequest], "Response | None"]
 ErrorHook = Callable[[BaseException, "CallRequest | None", str], None]
@@ -54,6 +66,7 @@ STATUS_EVENTS: frozenset[str] = frozenset(
 )
 
 XML_CONTENT_TYPE = "application/xml; charset=utf-8"
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 EMPTY_DOCUMENT = Response().to_bytes()
 
 
@@ -61,15 +74,17 @@ class HandlerTimeout(AnswerkitError):
     """A handler ran past the flow's deadline; the fallback document was served."""
 
 
-@dataclass(frozen=True)
-class WebhookRequest:
+# Named tuples, not frozen dataclasses: as immutable, and a third of the cost to build
+# (two of them per webhook).
+class WebhookRequest(NamedTuple):
     """What the web layer hands to the dispatcher: one HTTP request, already read."""
 
     method: str
     path: str
-    #: Reads the Vobiz parameters (form or query string); called only once the
-    #: signature has been checked, so an unsigned body is never parsed.
-    read_params: Callable[[], Mapping[str, str]]
+    #: Reads the Vobiz parameters (form or query string: a mapping or ``(name, value)``
+    #: pairs); called only once the signature has been checked, so an unsigned body is
+    #: never parsed.
+    read_params: Callable[[], ParamsLike]
     query: Mapping[str, str]
     headers: HeadersLike
     scheme: str = "https"
@@ -77,14 +92,13 @@ class WebhookRequest:
     script_root: str = ""
 
 
-@dataclass(frozen=True)
-class WebhookReply:
+class WebhookReply(NamedTuple):
     """What the dispatcher answers: a status, a body and its content type."""
 
     status: int
     body: bytes = b""
     content_type: str = XML_CONTENT_TYPE
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = _NO_HEADERS
 
 
 @dataclass
@@ -143,15 +157,32 @@ class SignatureGate:
             return f"signature {result.reason} for {tried}"
         # Every (nonce, signature) pair of the request is remembered, so a replay that
         # drops some of the signature headers still matches the original.
-        seen = store()
-        fresh = [seen.remember_once(key, self.replay_window) for key in result.replay_keys]
-        if not all(fresh):
+        if not store().remember_all(result.replay_keys, self.replay_window):
             return f"replayed signature for {tried}"
         return None
 
+    @property
+    def needs_host(self) -> bool:
+        """Whether :meth:`check` reads the request's host (only without a public URL)."""
+        return not self.public_url
 
-def _alarm(signum: int, frame: object) -> None:
-    raise HandlerTimeout("handler deadline passed")
+
+class _Alarm:
+    """The process's SIGALRM deadline. Its handler is installed once and left in place
+    (``signal.signal`` costs more than a webhook's whole timer use); ``armed`` says whether a
+    deadline of ours is running, and a SIGALRM that arrives when none is goes to the handler
+    that was installed before ours."""
+
+    armed = False
+    previous: object = None
+
+
+def _alarm(signum: int, frame: FrameType | None) -> None:
+    if _Alarm.armed:
+        raise HandlerTimeout("handler deadline passed")
+    previous = _Alarm.previous
+    if callable(previous):
+        previous(signum, frame)
 
 
 class DeadlineRunner:
@@ -174,19 +205,22 @@ class DeadlineRunner:
         if not self.seconds:
             return handler(call)
         if (
-            threading.current_thread() is threading.main_thread()
-            and hasattr(signal, "SIGALRM")
+            _HAS_ALARM
+            and threading.current_thread() is threading.main_thread()
+            and not _Alarm.armed
             and signal.getitimer(signal.ITIMER_REAL)[0] == 0
         ):
             # Only when no other real-time timer runs (a test runner's timeout, say):
             # setting ours would silently cancel it.
-            previous = signal.signal(signal.SIGALRM, _alarm)
+            if _getsignal(signal.SIGALRM) is not _alarm:
+                _Alarm.previous = signal.signal(signal.SIGALRM, _alarm)
+            _Alarm.armed = True
             signal.setitimer(signal.ITIMER_REAL, self.seconds)
             try:
                 return handler(call)
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
-                signal.signal(signal.SIGALRM, previous)
+                _Alarm.armed = False
         future = self._executor().submit(handler, call)
         try:
             return future.result(timeout=self.seconds)
@@ -229,19 +263,14 @@ class Dispatcher:
             if refused is not None:
                 log.warning("flow %s route %s: refused: %s", self.flow_name, route.name, refused)
                 return WebhookReply(403, b"signature check failed\n", "text/plain; charset=utf-8")
-        params = req.read_params()
-        uuid = params.get("CallUUID")
         try:
             call = CallRequest.from_params(
-                params,
-                method=req.method,
-                query=req.query,
-                path=req.path,
-                state=CallState(self.store(), uuid) if uuid else None,
+                req.read_params(), method=req.method, query=req.query, path=req.path
             )
         except MissingCallUUID as exc:
             log.warning("flow %s route %s: %s", self.flow_name, route.name, exc)
             return WebhookReply(400, f"{exc}\n".encode(), "text/plain; charset=utf-8")
+        call._attach_state(CallState(self.store(), call.call_uuid))
         event = str(call.event.value if isinstance(call.event, Event) else call.event)
         status_event = route.status_callback or event in STATUS_EVENTS
         handler = route.handler_for(event)

@@ -14,13 +14,15 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import Enum
+from functools import partial
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from answerkit._params import OneEach, ParamsLike, collect
 from answerkit.errors import AnswerkitError
 from answerkit.state import CallState, MemoryStore
 
@@ -258,40 +260,57 @@ _FIELDS: tuple[tuple[str, tuple[str, ...], Callable[[str], Any]], ...] = (
 
 _SIP_PREFIXES = ("x-vh-", "x-ph-")
 
-ParamsLike = Mapping[str, Any] | Iterable[tuple[str, Any]]
-"""A mapping, a Werkzeug ``MultiDict`` (every value kept), or ``(name, value)`` pairs."""
+_NO_PARAMS: Mapping[str, Any] = MappingProxyType({})
 
 
-def _as_text(value: Any) -> str:
-    if isinstance(value, str):
+def _convert(
+    params: Mapping[str, str], names: tuple[str, ...], convert: Callable[[str], Any]
+) -> Any:
+    """The field from its first non-empty spelling; None when absent, empty or malformed."""
+    for name in names:
+        value = params.get(name)
+        if value:
+            try:
+                converted = convert(value)
+            except Exception:  # lenient by contract: the raw value stays in params
+                return None
+            return None if converted == "" else converted
+    return None
+
+
+class _FromParams:
+    """A typed field of a request built by :meth:`CallRequest.from_params`, converted from
+    ``params`` on first read and kept in the instance (whose own value then shadows this
+    non-data descriptor). A webhook sends a dozen of the ~80 fields and a handler reads a
+    few, so converting all of them up front was most of a request's parsing cost.
+    Requests built by ``CallRequest(...)`` hold every field themselves and never get here.
+    """
+
+    __slots__ = ("attr", "compute")
+
+    def __init__(self, attr: str, compute: Callable[[Mapping[str, str]], Any]) -> None:
+        self.attr = attr
+        self.compute = compute
+
+    def __get__(self, obj: object, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        value = self.compute(obj.__dict__["params"])
+        obj.__dict__[self.attr] = value
         return value
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value).decode("utf-8", "replace")
-    return "" if value is None else str(value)
 
 
-def _collect(params: ParamsLike | None) -> dict[str, list[str]]:
-    """Every value of every parameter, in order; Werkzeug MultiDicts keep their duplicates."""
-    multi: dict[str, list[str]] = {}
-    if params is None:
-        return multi
-    pairs: Iterable[tuple[Any, Any]]
-    lists = getattr(params, "lists", None)
-    if callable(lists):
-        pairs = ((k, v) for k, values in lists() for v in values)
-    elif isinstance(params, Mapping):
-        pairs = params.items()
-    else:
-        pairs = params
-    for key, value in pairs:
-        multi.setdefault(_as_text(key), []).append(_as_text(value))
-    return multi
+def _sip_headers(params: Mapping[str, str]) -> Mapping[str, str]:
+    found = {k: v for k, v in params.items() if k[:5].lower() in _SIP_PREFIXES}
+    return MappingProxyType(found) if found else _NO_PARAMS
 
 
 # --------------------------------------------------------------------------- the request
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+# Not slotted: an absent optional field is simply not in the instance's __dict__ and reads
+# the class-level default (None), so from_params pays only for the fields Vobiz sent.
+@dataclass(frozen=True, kw_only=True, repr=False)
 class CallRequest:
     """One webhook from Vobiz, typed. Build it with :meth:`from_params`.
 
@@ -409,8 +428,7 @@ class CallRequest:
         Raises :class:`MissingCallUUID` when ``CallUUID`` is absent or empty; nothing else
         about the values is ever an error.
         """
-        multi = _collect(params)
-        raw = {key: values[0] for key, values in multi.items()}
+        raw, repeated = collect(params)
         call_uuid = raw.get("CallUUID", "").strip()
         if not call_uuid:
             raise MissingCallUUID(
@@ -418,37 +436,50 @@ class CallRequest:
                 "Vobiz voice webhook carries CallUUID). Check the URL configured at Vobiz, "
                 "and that a GET callback keeps its query string."
             )
-        values: dict[str, Any] = {}
-        for attr, names, convert in _FIELDS:
-            for name in names:
-                value = raw.get(name)
-                if value:
-                    try:
-                        values[attr] = convert(value)
-                    except Exception:  # lenient by contract: the raw value stays in params
-                        values[attr] = None
-                    if values[attr] == "":
-                        values[attr] = None
-                    break
         event = raw.get("Event", "")
-        request = cls(
-            call_uuid=call_uuid,
-            event=_EVENTS.get(event, event),
-            from_=normalise_number(raw.get("From", "")),
-            to=normalise_number(raw.get("To", "")),
-            sip_headers=MappingProxyType(
-                {k: v for k, v in raw.items() if k[:5].lower() in _SIP_PREFIXES}
+        params_view = MappingProxyType(raw)
+        fields: dict[str, Any] = {
+            "call_uuid": call_uuid,
+            "event": _EVENTS.get(event, event),
+            "params": params_view,
+            "params_multi": (
+                OneEach(params_view)
+                if repeated is None
+                else MappingProxyType(
+                    {k: tuple(repeated[k]) if k in repeated else (v,) for k, v in raw.items()}
+                )
             ),
-            params=MappingProxyType(raw),
-            params_multi=MappingProxyType({k: tuple(v) for k, v in multi.items()}),
-            query=MappingProxyType({k: v[0] for k, v in _collect(query).items()}),
-            method=method.upper(),
-            path=path,
-            **values,
-        )
+            "query": MappingProxyType(collect(query)[0]) if query else _NO_PARAMS,
+            "method": method.upper(),
+            "path": path,
+        }
+        if cls is not CallRequest:  # a subclass may add fields or checks: take __init__
+            for attr, compute in _LAZY:
+                fields[attr] = compute(params_view)
+            request = cls(**fields)
+            if state is not None:
+                object.__setattr__(request, "state", state)
+            return request
+        request = object.__new__(cls)
+        request.__dict__.update(fields)
         if state is not None:
-            object.__setattr__(request, "state", state)
+            request.__dict__["state"] = state
         return request
+
+    if not TYPE_CHECKING:  # hidden from mypy so that a misspelt attribute stays an error
+
+        def __getattr__(self, name: str) -> Any:
+            # Only reached for ``state`` on a request built by from_params without one: the
+            # default private in-memory state is made on first use.
+            if name != "state":
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            state = CallState(MemoryStore(), self.call_uuid)
+            object.__setattr__(self, "state", state)
+            return state
+
+    def _attach_state(self, state: CallState) -> None:
+        """Bind ``state`` to this request in place (the flow's dispatcher does, once)."""
+        object.__setattr__(self, "state", state)
 
     def with_state(self, state: CallState) -> CallRequest:
         """A copy of this request carrying ``state``."""
@@ -475,3 +506,13 @@ class CallRequest:
 
 
 _EVENTS: dict[str, Event] = {member.value: member for member in Event}
+
+_LAZY: tuple[tuple[str, Callable[[Mapping[str, str]], Any]], ...] = (
+    ("from_", lambda params: normalise_number(params.get("From", ""))),
+    ("to", lambda params: normalise_number(params.get("To", ""))),
+    ("sip_headers", _sip_headers),
+    *((attr, partial(_convert, names=names, convert=convert)) for attr, names, convert in _FIELDS),
+)
+for _attr, _compute in _LAZY:
+    setattr(CallRequest, _attr, _FromParams(_attr, _compute))
+del _attr, _compute

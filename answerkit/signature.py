@@ -183,10 +183,21 @@ def _items(headers: HeadersLike) -> Iterable[tuple[str, str]]:
 
 
 _CANONICAL = tuple((name, name.lower()) for name in (V3, V3_NONCE, MA_V3, V2, V2_NONCE, MA_V2))
+_WSGI_KEYS = tuple(("HTTP_" + name.upper().replace("-", "_"), low) for name, low in _CANONICAL)
 
 
 def _signature_headers(headers: HeadersLike) -> dict[str, str]:
     """Lowercase-keyed copy of the ``X-Vobiz-Signature*`` headers only."""
+    environ = getattr(headers, "environ", None)
+    if type(environ) is dict:
+        # A WSGI request's headers (Werkzeug's EnvironHeaders): the server has already
+        # folded every spelling of a name into one HTTP_* key, so six look-ups see all.
+        found = {}
+        for key, lowered in _WSGI_KEYS:
+            value = environ.get(key)
+            if isinstance(value, str) and value.strip():
+                found[lowered] = value.strip()
+        return found
     getter = None if isinstance(headers, dict) else getattr(headers, "get", None)
     if callable(getter):
         # Fast path for case-insensitive header objects (Werkzeug, requests): six lookups
@@ -207,13 +218,16 @@ def _signature_headers(headers: HeadersLike) -> dict[str, str]:
     return found
 
 
+_DIGEST_SIZE = hashlib.sha256().digest_size
+
+
 def _decode(signature: str) -> bytes | None:
     """The HMAC digest a signature entry carries, or None if it is not one."""
     try:
         given = base64.b64decode(signature.strip(), validate=True)
     except (binascii.Error, ValueError):
         return None
-    return given if len(given) == hashlib.sha256().digest_size else None
+    return given if len(given) == _DIGEST_SIZE else None
 
 
 def _replay_key(nonce: str, digest: bytes) -> str:
@@ -242,46 +256,48 @@ class Verifier:
     def verify(self, headers: HeadersLike, candidate_urls: Sequence[str]) -> Verification:
         """Check ``headers`` against every candidate URL (normalised with :func:`base_url`)."""
         sig_headers = _signature_headers(headers)
-        present = [s for s in _SCHEMES if sig_headers.get(s[1])]
-        if not present:
+        # (scheme, separator, nonce, raw entry, digest) for every decodable signature entry.
+        entries: list[tuple[str, bytes, str, str, bytes]] = []
+        pairs: dict[tuple[str, bytes], None] = {}
+        decoded: dict[str, bytes | None] = {}  # MA-V3 usually repeats V3 word for word
+        signed = False
+        for name, sig_h, nonce_h, sep in _SCHEMES:
+            value = sig_headers.get(sig_h)
+            if not value:
+                continue
+            signed = True
+            nonce = sig_headers.get(nonce_h, "")
+            for raw in value.split(","):
+                digest = decoded[raw] if raw in decoded else decoded.setdefault(raw, _decode(raw))
+                if digest is None:
+                    continue
+                pairs[(nonce, digest)] = None
+                if nonce:
+                    entries.append((name, sep, nonce, raw.strip(), digest))
+        if not signed:
             return Verification(ok=False, reason="unsigned")
-        decoded = {
-            sig_h: [(raw.strip(), _decode(raw)) for raw in sig_headers[sig_h].split(",")]
-            for _name, sig_h, _nonce_h, _sep in present
-        }
-        replay_keys = tuple(
-            dict.fromkeys(
-                _replay_key(sig_headers.get(nonce_h, ""), digest)
-                for _name, sig_h, nonce_h, _sep in present
-                for _raw, digest in decoded[sig_h]
-                if digest is not None
-            )
-        )
+        # MA-V3 repeats V3 on a main account: each distinct pair is hashed once.
+        replay_keys = tuple(_replay_key(nonce, digest) for nonce, digest in pairs)
         if isinstance(candidate_urls, str):
             candidate_urls = [candidate_urls]
-        bases = [(url, base_url(url).encode("utf-8", "surrogateescape")) for url in candidate_urls]
-        for name, sig_h, nonce_h, sep in present:
-            nonce = sig_headers.get(nonce_h, "")
-            if not nonce:
-                continue
+        bases = [base_url(url) for url in candidate_urls]
+        encoded = [(base, base.encode("utf-8", "surrogateescape")) for base in bases]
+        for name, sep, nonce, raw, given in entries:
             nonce_bytes = sep + nonce.encode("utf-8", "surrogateescape")
-            for raw, given in decoded[sig_h]:
-                if given is None:
-                    continue
-                for key in self._keys:
-                    for url, base in bases:
-                        mac = key.copy()
-                        mac.update(base + nonce_bytes)
-                        if hmac.compare_digest(given, mac.digest()):
-                            return Verification(
-                                ok=True,
-                                reason="ok",
-                                scheme=name,
-                                nonce=nonce,
-                                signature=raw,
-                                url=base_url(url),
-                                replay_keys=replay_keys,
-                            )
+            for key in self._keys:
+                for base, base_bytes in encoded:
+                    mac = key.copy()
+                    mac.update(base_bytes + nonce_bytes)
+                    if hmac.compare_digest(given, mac.digest()):
+                        return Verification(
+                            ok=True,
+                            reason="ok",
+                            scheme=name,
+                            nonce=nonce,
+                            signature=raw,
+                            url=base,
+                            replay_keys=replay_keys,
+                        )
         return Verification(ok=False, reason="mismatch", replay_keys=replay_keys)
 
 
@@ -375,29 +391,41 @@ def public_url_candidates(
     ``path`` should be the path as received on the wire (percent-encoding intact); a decoded
     path also works for the common cases.
     """
+    if public_url:
+        # The request's host and headers play no part: the answer depends on the route only.
+        return list(_configured_candidates(public_url, script_root, path))
     script_root = script_root.rstrip("/")
+    proto = _trusted_value(_header(headers, "X-Forwarded-Proto"), trusted_hops) or scheme
+    fwd_host = _trusted_value(_header(headers, "X-Forwarded-Host"), trusted_hops)
+    fwd_port = _trusted_value(_header(headers, "X-Forwarded-Port"), trusted_hops)
+    netloc = fwd_host or host
+    if fwd_port:
+        # ProxyFix semantics: the forwarded port replaces any port in the host.
+        if ":" in netloc.rpartition("]")[2]:
+            netloc = netloc.rpartition(":")[0]
+        netloc = f"{netloc}:{fwd_port}"
+    return _expand([f"{proto.lower()}://{netloc}{script_root}"], script_root, path)
+
+
+@lru_cache(maxsize=1024)
+def _configured_candidates(public_url: str, script_root: str, path: str) -> tuple[str, ...]:
+    """:func:`public_url_candidates` for a configured public URL (bounded cache: the path
+    comes from the request, so an attacker could otherwise grow it without limit)."""
+    script_root = script_root.rstrip("/")
+    parts = urlsplit(public_url.strip())
+    root = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+    prefixes = [root + script_root]
+    if script_root and root.endswith(script_root):
+        prefixes.insert(0, root)
+    elif script_root:
+        prefixes.append(root)
+    return tuple(_expand(prefixes, script_root, path))
+
+
+def _expand(prefixes: list[str], script_root: str, path: str) -> list[str]:
+    """Every prefix joined with every spelling of ``path``, normalised, best first."""
     paths = _path_variants(path or "/")
     candidates: list[str] = []
-    if public_url:
-        root = public_url.strip()
-        parts = urlsplit(root)
-        root = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
-        prefixes = [root + script_root]
-        if script_root and root.endswith(script_root):
-            prefixes.insert(0, root)
-        elif script_root:
-            prefixes.append(root)
-    else:
-        proto = _trusted_value(_header(headers, "X-Forwarded-Proto"), trusted_hops) or scheme
-        fwd_host = _trusted_value(_header(headers, "X-Forwarded-Host"), trusted_hops)
-        fwd_port = _trusted_value(_header(headers, "X-Forwarded-Port"), trusted_hops)
-        netloc = fwd_host or host
-        if fwd_port:
-            # ProxyFix semantics: the forwarded port replaces any port in the host.
-            if ":" in netloc.rpartition("]")[2]:
-                netloc = netloc.rpartition(":")[0]
-            netloc = f"{netloc}:{fwd_port}"
-        prefixes = [f"{proto.lower()}://{netloc}{script_root}"]
     for prefix in prefixes:
         urls = [prefix + p for p in paths]
         if paths[0] == "/" and not script_root:

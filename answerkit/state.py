@@ -20,7 +20,7 @@ import json
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
@@ -51,9 +51,17 @@ DEFAULT_SQLITE_PATH = "./answerkit-state.sqlite3"
 _PURGE_INTERVAL = 60.0
 
 
+# One encoder for every write: json.dumps with any option builds a new encoder per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+# Values that come back from JSON as they went in (finite floats included: NaN and the
+# infinities are refused on the way in), so a cached copy needs no round trip.
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def _dumps(call_uuid: str, key: str, value: Any) -> str:
     try:
-        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+        return _ENCODER.encode(value)
     except (TypeError, ValueError) as exc:
         raise StateError(
             f"cannot store {type(value).__name__} under {key!r} for call {call_uuid}: "
@@ -106,6 +114,16 @@ class StateStore(ABC):
     @abstractmethod
     def remember_once(self, key: str, ttl: float) -> bool:
         """True the first time ``key`` is seen within ``ttl`` seconds, False on a repeat."""
+
+    def remember_all(self, keys: Sequence[str], ttl: float) -> bool:
+        """Remember every key (as :meth:`remember_once`); True only if *none* was seen.
+
+        Every key is recorded even when an earlier one is a repeat, so a replay that later
+        drops some of them still matches. Backends override this to record all keys in one
+        round trip (a webhook's replay check is on the request path).
+        """
+        fresh = [self.remember_once(key, ttl) for key in dict.fromkeys(keys)]
+        return all(fresh)
 
     @abstractmethod
     def ping(self) -> None:
@@ -184,13 +202,19 @@ class MemoryStore(StateStore):
             self._calls.pop(call_uuid, None)
 
     def remember_once(self, key: str, ttl: float) -> bool:
+        return self.remember_all((key,), ttl)
+
+    def remember_all(self, keys: Sequence[str], ttl: float) -> bool:
         now = time.time()
+        fresh = True
         with self._lock:
-            expires = self._nonces.get(key)
-            if expires is not None and expires > now:
-                return False
-            self._nonces[key] = now + ttl
-            return True
+            for key in dict.fromkeys(keys):
+                expires = self._nonces.get(key)
+                if expires is not None and expires > now:
+                    fresh = False
+                else:
+                    self._nonces[key] = now + ttl
+        return fresh
 
     def ping(self) -> None:
         return None
@@ -292,7 +316,9 @@ class CallState(MutableMapping[str, Any]):
         self.store.set(self.call_uuid, key, value)
         if self._cache is not None:
             # Round-trip so the cached value matches what a later read would return.
-            self._cache[key] = json.loads(_dumps(self.call_uuid, key, value))
+            self._cache[key] = (
+                value if type(value) in _PLAIN else json.loads(_dumps(self.call_uuid, key, value))
+            )
 
     def __delitem__(self, key: str) -> None:
         if key not in self._snapshot():

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -156,6 +156,19 @@ class RedisStore(StateStore):
             lambda r: r.set(f"{self.prefix}nonce:{key}", "1", nx=True, px=ttl_ms),
         )
         return bool(created)
+
+    def remember_all(self, keys: Sequence[str], ttl: float) -> bool:
+        ttl_ms = max(1, int(ttl * 1000))
+        unique = list(dict.fromkeys(keys))
+
+        def record(r: redis.Redis) -> list[Any]:
+            # One round trip for all keys; each SET NX stands alone, so no MULTI is needed.
+            pipe = r.pipeline(transaction=False)
+            for key in unique:
+                pipe.set(f"{self.prefix}nonce:{key}", "1", nx=True, px=ttl_ms)
+            return list(pipe.execute())
+
+        return all(self._call("record webhook nonces", record))
 
     def ping(self) -> None:
         self._call("answer a ping", lambda r: r.ping())

@@ -12,8 +12,9 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from typing import Any, ClassVar, TypeVar
 
 from answerkit.errors import ConfigurationError, StateError
 from answerkit.state import (
@@ -45,6 +46,40 @@ CREATE TABLE IF NOT EXISTS nonces (
 """
 
 
+_UPSERT = (
+    "INSERT INTO calls (call_uuid, key, value, expires_at) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (call_uuid, key) DO UPDATE "
+    "SET value = excluded.value, expires_at = excluded.expires_at"
+)
+
+BUSY_TIMEOUT = 5.0
+"""Seconds a statement waits for another connection's write lock before failing."""
+
+# Pauses between tries while another worker holds the write lock. SQLite's own busy
+# handler sleeps 1 ms at first, far longer than the write transactions here hold the
+# lock (tens of microseconds), so two busy workers would spend most of their waits idle.
+_BACKOFF = (0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005)
+
+_NONCE_CHUNK = 16
+
+
+@lru_cache(maxsize=_NONCE_CHUNK)
+def _remember_sql(rows: int) -> str:
+    values = ", ".join(["(?, ?)"] * rows)
+    return (
+        f"INSERT INTO nonces (key, expires_at) VALUES {values} ON CONFLICT (key) "
+        "DO UPDATE SET expires_at = excluded.expires_at WHERE nonces.expires_at <= ?"
+    )
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    """True for SQLITE_BUSY (another connection holds the lock); worth retrying."""
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    if isinstance(code, int):
+        return code & 0xFF == 5  # SQLITE_BUSY and its extended codes
+    return "database is locked" in str(exc)
+
+
 class _Connection(sqlite3.Connection):
     """A plain connection that, unlike the base class, can be weakly referenced."""
 
@@ -52,7 +87,7 @@ class _Connection(sqlite3.Connection):
 def _enable_wal(conn: sqlite3.Connection) -> None:
     # Switching to WAL can fail with "database is locked" without consulting the busy
     # handler when several workers open a fresh file at once; WAL is persistent, so check
-    # first and retry the switch for as long as busy_timeout would have waited.
+    # first and retry the switch for as long as a busy statement would wait.
     deadline = time.monotonic() + 5.0
     while True:
         try:
@@ -65,10 +100,107 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
             time.sleep(0.01)
 
 
+CHECKPOINT_INTERVAL = 0.5
+"""Seconds between the background WAL checkpoints of each process (see _Checkpointer)."""
+
+# SQLite's own checkpoint-on-commit stays on as a backstop, at a WAL size the background
+# checkpoints keep it from reaching.
+_AUTOCHECKPOINT_PAGES = 10_000
+
+
+class _Checkpointer:
+    """Copies the WAL back into the database file from a background thread.
+
+    SQLite does this on commit once the WAL holds 1,000 pages, so one webhook in a few
+    hundred waited for the copy and two fsyncs: milliseconds, a busy worker's p99. Here a
+    daemon thread of each process runs a PASSIVE checkpoint (it never blocks readers or
+    writers, and gives way to a checkpoint already running) every CHECKPOINT_INTERVAL
+    seconds, with its own connection.
+    """
+
+    live: ClassVar[weakref.WeakSet[_Checkpointer]] = weakref.WeakSet()
+
+    def __init__(self, path: str) -> None:
+        self.pid = _Process.pid
+        self.stopped = threading.Event()
+        # Held while the thread is inside SQLite, and by os.fork (_pause_for_fork): a child
+        # must not inherit SQLite's internal locks in the middle of a checkpoint.
+        self.busy = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._thread = threading.Thread(
+            target=self._loop, args=(path,), name="answerkit-sqlite-checkpoint", daemon=True
+        )
+        _Checkpointer.live.add(self)
+        self._thread.start()
+
+    def _loop(self, path: str) -> None:
+        while not self.stopped.wait(CHECKPOINT_INTERVAL):
+            with self.busy:
+                try:
+                    if self._conn is None:
+                        self._conn = sqlite3.connect(
+                            path, timeout=0, isolation_level=None, check_same_thread=False
+                        )
+                    self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:
+                    # Busy (another process is checkpointing) or a broken file, which the
+                    # webhooks' own statements report: try again next time.
+                    continue
+        with self.busy:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def stop(self) -> None:
+        self.stopped.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2.0)
+
+
+_paused: list[_Checkpointer] = []
+_inherited: list[_Checkpointer] = []
+
+
+def _pause_for_fork() -> None:
+    _paused[:] = list(_Checkpointer.live)
+    for checkpointer in _paused:
+        checkpointer.busy.acquire()
+
+
+def _resume_after_fork() -> None:
+    for checkpointer in _paused:
+        checkpointer.busy.release()
+    _paused.clear()
+
+
+class _Process:
+    """This process's id, kept current across fork: os.getpid() is a system call."""
+
+    pid = os.getpid()
+
+
+def _forget_after_fork() -> None:
+    _Process.pid = os.getpid()
+    # The child has no checkpoint threads; their connections belong to the parent and are
+    # kept, never closed (closing could release this process's own SQLite locks).
+    _inherited.extend(_Checkpointer.live)
+    _Checkpointer.live.clear()
+    _paused.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_pause_for_fork,
+        after_in_parent=_resume_after_fork,
+        after_in_child=_forget_after_fork,
+    )
+
+
 class SQLiteStore(StateStore):
     """State in one SQLite file, shared by every process and thread on the host.
 
-    WAL journal, ``busy_timeout`` 5 s, one connection per thread (and per process: a
+    WAL journal; a statement waits up to 5 s (:data:`BUSY_TIMEOUT`) for another connection's
+    write lock, retrying at short intervals; one connection per thread (and per process: a
     connection inherited through ``fork`` is never reused). ``incr`` runs in a
     ``BEGIN IMMEDIATE`` transaction, so concurrent workers lose no update. Expired rows are
     ignored on read and purged about once a minute. Keep the file on a local disk: SQLite
@@ -91,6 +223,7 @@ class SQLiteStore(StateStore):
         self._all: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._all_lock = threading.Lock()
         self._abandoned: list[sqlite3.Connection] = []
+        self._checkpointer: _Checkpointer | None = None
         self._next_purge = 0.0
         self._run("open", lambda conn: conn.executescript(_SCHEMA))
 
@@ -102,25 +235,31 @@ class SQLiteStore(StateStore):
         )
 
     def _connect(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        pid = os.getpid()
-        if conn is not None and self._local.pid == pid:
+        local = self._local
+        conn: sqlite3.Connection | None = getattr(local, "conn", None)
+        if conn is not None and local.pid == _Process.pid:
             return conn
+        return self._open(conn)
+
+    def _open(self, conn: sqlite3.Connection | None) -> sqlite3.Connection:
+        """A new connection for this thread (``conn``: the one it had before a fork)."""
+        pid = _Process.pid
         if conn is not None:
             # Inherited through fork: SQLite forbids using it in the child, and closing it
             # here could disturb the parent's locks, so it is only set aside.
             self._abandoned.append(conn)
+        # timeout=0: no SQLite busy handler; _run retries instead (see _BACKOFF).
         conn = sqlite3.connect(
             self.path,
-            timeout=5.0,
+            timeout=0,
             isolation_level=None,
             check_same_thread=False,
             factory=_Connection,
         )
         try:
-            conn.execute("PRAGMA busy_timeout = 5000")
             _enable_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA wal_autocheckpoint = {_AUTOCHECKPOINT_PAGES}")
         except BaseException:
             conn.close()
             raise
@@ -128,26 +267,48 @@ class SQLiteStore(StateStore):
         self._local.pid = pid
         with self._all_lock:
             self._all.add(conn)
+            if self._checkpointer is None or self._checkpointer.pid != pid:
+                self._checkpointer = _Checkpointer(self.path)
+                # A store dropped without close() stops its thread too.
+                weakref.finalize(self, self._checkpointer.stopped.set)
         return conn
 
     def _run(self, action: str, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        try:
-            return fn(self._connect())
-        except StateError:
-            raise
-        except (sqlite3.Error, OSError) as exc:
-            raise self._error(action, exc) from exc
+        """``fn(connection)``, retried while another connection holds the write lock.
+
+        ``fn`` must be safe to repeat: it is either one statement, which SQLite refuses as a
+        whole when the database is busy, or a transaction that rolls back on failure.
+        """
+        tries = 0
+        give_up = 0.0
+        while True:
+            try:
+                return fn(self._connect())
+            except StateError:
+                raise
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise self._error(action, exc) from exc
+                now = time.monotonic()
+                if not give_up:
+                    give_up = now + BUSY_TIMEOUT
+                elif now >= give_up:
+                    raise self._error(action, exc) from exc
+                time.sleep(_BACKOFF[min(tries, len(_BACKOFF) - 1)])
+                tries += 1
+            except (sqlite3.Error, OSError) as exc:
+                raise self._error(action, exc) from exc
 
     def _transaction(self, action: str, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         def run(conn: sqlite3.Connection) -> _T:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result = fn(conn)
+                conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
             return result
 
         result = self._run(action, run)
@@ -170,17 +331,17 @@ class SQLiteStore(StateStore):
         return self._run(action, lambda conn: conn.execute(sql, params))
 
     def _put(self, conn: sqlite3.Connection, call_uuid: str, key: str, raw: str) -> None:
-        """Upsert one row and push the whole call's expiry forward (inside a transaction)."""
+        """Upsert one row and push the call's live rows' expiry forward (in a transaction).
+
+        Expired rows of the call are left expired (the purge removes them), so they never
+        come back to life when the call is written again.
+        """
         now = time.time()
-        # Expired rows of this call must not come back to life when the call is refreshed.
-        conn.execute("DELETE FROM calls WHERE call_uuid = ? AND expires_at <= ?", (call_uuid, now))
+        expires = now + self.ttl
+        conn.execute(_UPSERT, (call_uuid, key, raw, expires))
         conn.execute(
-            "INSERT INTO calls (call_uuid, key, value, expires_at) VALUES (?, ?, ?, 0) "
-            "ON CONFLICT (call_uuid, key) DO UPDATE SET value = excluded.value",
-            (call_uuid, key, raw),
-        )
-        conn.execute(
-            "UPDATE calls SET expires_at = ? WHERE call_uuid = ?", (now + self.ttl, call_uuid)
+            "UPDATE calls SET expires_at = ? WHERE call_uuid = ? AND expires_at > ? AND key <> ?",
+            (expires, call_uuid, now, key),
         )
 
     def get_all(self, call_uuid: str) -> dict[str, Any]:
@@ -219,16 +380,34 @@ class SQLiteStore(StateStore):
         self._exec("clear call state", "DELETE FROM calls WHERE call_uuid = ?", (call_uuid,))
 
     def remember_once(self, key: str, ttl: float) -> bool:
+        return self.remember_all((key,), ttl)
+
+    def remember_all(self, keys: Sequence[str], ttl: float) -> bool:
+        unique = list(dict.fromkeys(keys))
+        if not unique:
+            return True
         now = time.time()
-        # One statement, so atomic: inserts a new key, or revives an expired one; an unexpired
-        # key makes the WHERE false and changes nothing (rowcount 0).
-        sql = (
-            "INSERT INTO nonces (key, expires_at) VALUES (?, ?) ON CONFLICT (key) "
-            "DO UPDATE SET expires_at = excluded.expires_at WHERE nonces.expires_at <= ?"
-        )
-        cursor = self._exec("record a webhook nonce", sql, (key, now + ttl, now))
-        self._maybe_purge()
-        return cursor.rowcount == 1
+        chunks = [unique[i : i + _NONCE_CHUNK] for i in range(0, len(unique), _NONCE_CHUNK)]
+
+        def record(conn: sqlite3.Connection) -> int:
+            # One statement per chunk, so atomic: inserts new keys and revives expired ones;
+            # an unexpired key makes the WHERE false and counts no change.
+            changed = 0
+            for chunk in chunks:
+                params: list[Any] = []
+                for key in chunk:
+                    params += (key, now + ttl)
+                params.append(now)
+                changed += conn.execute(_remember_sql(len(chunk)), params).rowcount
+            return changed
+
+        action = "record webhook nonces"
+        if len(chunks) == 1:
+            changed = self._run(action, record)
+            self._maybe_purge()
+        else:  # a hostile request with many signature entries: keep it one transaction
+            changed = self._transaction(action, record)
+        return changed == len(unique)
 
     def ping(self) -> None:
         self._run("answer a ping", lambda conn: conn.execute("SELECT 1").fetchone())
@@ -237,6 +416,9 @@ class SQLiteStore(StateStore):
         with self._all_lock:
             conns = list(self._all)
             self._all.clear()
+            checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None and checkpointer.pid == _Process.pid:
+            checkpointer.stop()
         for conn in conns:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()

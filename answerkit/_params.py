@@ -1,0 +1,122 @@
+"""Webhook parameters as they arrive: the form body, first values, repeated names.
+
+:mod:`answerkit.request` types these; the flow's Flask view parses the body with
+:func:`parse_form`. Both sit on every webhook's path, so they do the least work the
+common case allows (a dozen fields, none repeated).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+from urllib.parse import unquote
+
+ParamsLike = Mapping[str, Any] | Iterable[tuple[str, Any]]
+"""A mapping, a Werkzeug ``MultiDict`` (every value kept), or ``(name, value)`` pairs."""
+
+
+class FormFields(dict[str, str]):
+    """A parsed form: the first value of each name, in order, plus ``repeated``: every
+    value of the names sent more than once (None when none was)."""
+
+    repeated: dict[str, list[str]] | None = None
+
+    def lists(self) -> Iterator[tuple[str, list[str]]]:
+        """Every value of every name, as a Werkzeug ``MultiDict`` gives them."""
+        repeated = self.repeated or {}
+        for key, value in self.items():
+            yield key, list(repeated.get(key, [value]))
+
+
+def _decode(text: str) -> str:
+    text = text.replace("+", " ")
+    return unquote(text, errors="replace") if "%" in text else text
+
+
+def parse_form(body: bytes) -> FormFields:
+    """The fields of an ``application/x-www-form-urlencoded`` body.
+
+    Reads as ``urllib.parse.parse_qsl(body.decode("utf-8", "replace"),
+    keep_blank_values=True, errors="replace")`` does, at a fraction of its cost: only the
+    names and values holding ``+`` or ``%`` are decoded. Never raises: undecodable bytes
+    become U+FFFD.
+    """
+    fields = FormFields()
+    repeated: dict[str, list[str]] | None = None
+    for field in body.decode("utf-8", "replace").split("&"):
+        if not field:
+            continue
+        name, _eq, value = field.partition("=")
+        if "%" in field or "+" in field:
+            if "%" in name or "+" in name:
+                name = _decode(name)
+            if "%" in value or "+" in value:
+                value = _decode(value)
+        if name in fields:
+            if repeated is None:
+                repeated = fields.repeated = {}
+            repeated.setdefault(name, [fields[name]]).append(value)
+        else:
+            fields[name] = value
+    return fields
+
+
+def as_text(value: Any) -> str:
+    """A parameter name or value as text (bytes decoded leniently, None as empty)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "replace")
+    return "" if value is None else str(value)
+
+
+def collect(params: ParamsLike | None) -> tuple[dict[str, str], dict[str, list[str]] | None]:
+    """The first value of every parameter, in order, and every value of the repeated ones
+    (None when nothing repeats). Werkzeug MultiDicts and pairs keep their duplicates."""
+    if type(params) is FormFields:  # parse_form has done the work
+        return params, params.repeated
+    first: dict[str, str] = {}
+    repeated: dict[str, list[str]] | None = None
+    if params is None:
+        return first, repeated
+    pairs: Iterable[tuple[Any, Any]]
+    lists = getattr(params, "lists", None)
+    if callable(lists):
+        pairs = ((k, v) for k, values in lists() for v in values)
+    elif isinstance(params, Mapping):
+        pairs = params.items()
+    else:
+        pairs = params
+    for key, value in pairs:
+        if type(key) is not str:
+            key = as_text(key)
+        if type(value) is not str:
+            value = as_text(value)
+        if key in first:
+            if repeated is None:
+                repeated = {}
+            repeated.setdefault(key, [first[key]]).append(value)
+        else:
+            first[key] = value
+    return first, repeated
+
+
+class OneEach(Mapping[str, tuple[str, ...]]):
+    """Every value of each parameter when none repeats: a view of the first values."""
+
+    __slots__ = ("_first",)
+
+    def __init__(self, first: Mapping[str, str]) -> None:
+        self._first = first
+
+    def __getitem__(self, key: str) -> tuple[str, ...]:
+        return (self._first[key],)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._first)
+
+    def __len__(self) -> int:
+        return len(self._first)
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
