@@ -65,6 +65,8 @@ STATUS_EVENTS: frozenset[str] = frozenset(
     )
 )
 
+_HANGUP = Event.Hangup.value
+
 XML_CONTENT_TYPE = "application/xml; charset=utf-8"
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 EMPTY_DOCUMENT = Response().to_bytes()
@@ -151,14 +153,13 @@ class SignatureGate:
             headers=req.headers,
             trusted_hops=self.trusted_proxies,
         )
-        tried = candidates[0] if candidates else req.path
-        result = self._verifier.verify(req.headers, candidates)
-        if not result.ok:
-            return f"signature {result.reason} for {tried}"
+        reason, replay_keys = self._verifier.check(req.headers, candidates)
+        if reason != "ok":
+            return f"signature {reason} for {candidates[0] if candidates else req.path}"
         # Every (nonce, signature) pair of the request is remembered, so a replay that
         # drops some of the signature headers still matches the original.
-        if not store().remember_all(result.replay_keys, self.replay_window):
-            return f"replayed signature for {tried}"
+        if not store().remember_all(replay_keys, self.replay_window):
+            return f"replayed signature for {candidates[0] if candidates else req.path}"
         return None
 
     @property
@@ -296,7 +297,7 @@ class Dispatcher:
                 return WebhookReply(200, b"", "text/plain; charset=utf-8")
             return WebhookReply(200, self.fallback)
         finally:
-            if event == Event.Hangup.value:
+            if event == _HANGUP:
                 self._forget(call, route)
 
     @staticmethod

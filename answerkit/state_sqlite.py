@@ -46,8 +46,14 @@ CREATE TABLE IF NOT EXISTS nonces (
 """
 
 
-_UPSERT = (
-    "INSERT INTO calls (call_uuid, key, value, expires_at) VALUES (?, ?, ?, ?) "
+# One statement, so atomic without a transaction: upsert the key and push the expiry of
+# the call's other live rows forward (re-upserting them unchanged). Expired rows are left
+# expired, never revived; the purge removes them.
+_PUT = (
+    "INSERT INTO calls (call_uuid, key, value, expires_at) "
+    "SELECT ?1, ?2, ?3, ?4 "
+    "UNION ALL SELECT call_uuid, key, value, ?4 FROM calls "
+    "WHERE call_uuid = ?1 AND expires_at > ?5 AND key <> ?2 "
     "ON CONFLICT (call_uuid, key) DO UPDATE "
     "SET value = excluded.value, expires_at = excluded.expires_at"
 )
@@ -61,6 +67,8 @@ BUSY_TIMEOUT = 5.0
 _BACKOFF = (0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005)
 
 _NONCE_CHUNK = 16
+
+_yield: Callable[[], None] = getattr(os, "sched_yield", lambda: time.sleep(0))
 
 
 @lru_cache(maxsize=_NONCE_CHUNK)
@@ -294,7 +302,11 @@ class SQLiteStore(StateStore):
                     give_up = now + BUSY_TIMEOUT
                 elif now >= give_up:
                     raise self._error(action, exc) from exc
-                time.sleep(_BACKOFF[min(tries, len(_BACKOFF) - 1)])
+                pause = _BACKOFF[min(tries, len(_BACKOFF) - 1)]
+                if pause:
+                    time.sleep(pause)
+                else:
+                    _yield()
                 tries += 1
             except (sqlite3.Error, OSError) as exc:
                 raise self._error(action, exc) from exc
@@ -331,18 +343,9 @@ class SQLiteStore(StateStore):
         return self._run(action, lambda conn: conn.execute(sql, params))
 
     def _put(self, conn: sqlite3.Connection, call_uuid: str, key: str, raw: str) -> None:
-        """Upsert one row and push the call's live rows' expiry forward (in a transaction).
-
-        Expired rows of the call are left expired (the purge removes them), so they never
-        come back to life when the call is written again.
-        """
+        """Write one key and refresh the whole call's expiry, in one statement."""
         now = time.time()
-        expires = now + self.ttl
-        conn.execute(_UPSERT, (call_uuid, key, raw, expires))
-        conn.execute(
-            "UPDATE calls SET expires_at = ? WHERE call_uuid = ? AND expires_at > ? AND key <> ?",
-            (expires, call_uuid, now, key),
-        )
+        conn.execute(_PUT, (call_uuid, key, raw, now + self.ttl, now))
 
     def get_all(self, call_uuid: str) -> dict[str, Any]:
         sql = "SELECT key, value FROM calls WHERE call_uuid = ? AND expires_at > ?"
@@ -358,7 +361,8 @@ class SQLiteStore(StateStore):
 
     def set(self, call_uuid: str, key: str, value: Any) -> None:
         raw = _dumps(call_uuid, key, value)
-        self._transaction("write call state", lambda conn: self._put(conn, call_uuid, key, raw))
+        self._run("write call state", lambda conn: self._put(conn, call_uuid, key, raw))
+        self._maybe_purge()
 
     def delete(self, call_uuid: str, key: str) -> None:
         sql = "DELETE FROM calls WHERE call_uuid = ? AND key = ?"
