@@ -24,7 +24,7 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 
 import requests
 
-from answerkit.testing import LocalVobiz, _vobiz_http
+from answerkit.testing import LocalVobiz
 from benchmarks._timing import BenchResult, Sample, Target, fmt_ns, interleave, table
 
 ALEG_URL = "https://voice.example.com/hold?queue=sales&attempt=1"
@@ -93,13 +93,7 @@ def run(rounds: int = ROUNDS, inner: int = INNER) -> BenchResult:
     res = BenchResult(
         "Transfer API client (issue 4)", ".venv/bin/python benchmarks/bench_transfer.py"
     )
-    shipped, _ = measure(rounds=2, inner=3)
-    handler = _vobiz_http._RequestHandler
-    handler.disable_nagle_algorithm = True
-    try:
-        got, connections = measure(rounds, inner)
-    finally:
-        handler.disable_nagle_algorithm = False
+    got, connections = measure(rounds, inner)
     res.seconds = time.perf_counter() - started
     # The stricter baseline: the body encoded once, outside the loop.
     base = got[PRE_ENCODED].median
@@ -109,8 +103,7 @@ def run(rounds: int = ROUNDS, inner: int = INNER) -> BenchResult:
     ]
     res.tables.append(
         f"Median of {rounds} interleaved rounds of {inner} transfers each, one LocalVobiz "
-        "in the same process (its server thread shares the GIL with the client), with "
-        "TCP_NODELAY on LocalVobiz's sockets (see the note):\n\n"
+        "in the same process (its server thread shares the GIL with the client):\n\n"
         + table(["client", "per transfer", "transfers/s", "rate vs pre-encoded post"], rows)
     )
     ratio = base / got["VobizClient.transfer"].median
@@ -120,15 +113,6 @@ def run(rounds: int = ROUNDS, inner: int = INNER) -> BenchResult:
     res.notes.append(
         f"New connections accepted by LocalVobiz during the last round: {connections} "
         "(both clients reuse their keep-alive connection)."
-    )
-    as_shipped = ", ".join(f"{k}: {fmt_ns(v.median)}" for k, v in shipped.items())
-    res.notes.append(
-        "LocalVobiz as shipped answers requests tens of milliseconds late, whichever client "
-        f"sends it ({as_shipped}): its handler writes the headers and the body in two "
-        "send() calls with Nagle's algorithm on, so the body waits for the client's "
-        "delayed ACK. The benchmark sets `disable_nagle_algorithm = True` on its request "
-        "handler class for the measured run (and restores it); the fix belongs in "
-        "answerkit/testing/_vobiz_http.py."
     )
     return res
 
