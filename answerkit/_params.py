@@ -1,13 +1,14 @@
-"""Webhook parameters as they arrive: the form body, first values, repeated names.
+"""Webhook parameters as they arrive: the form body, first values, repeated names, and the
+typed fields :mod:`answerkit.request` derives from them on demand.
 
-:mod:`answerkit.request` types these; the flow's Flask view parses the body with
-:func:`parse_form`. Both sit on every webhook's path, so they do the least work the
-common case allows (a dozen fields, none repeated).
+The flow's Flask view parses the body with :func:`parse_form`. All of it sits on every
+webhook's path, so it does the least work the common case allows (a dozen fields, none
+repeated, a few of them read).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import unquote
 
@@ -120,3 +121,41 @@ class OneEach(Mapping[str, tuple[str, ...]]):
 
     def __repr__(self) -> str:
         return repr(dict(self.items()))
+
+
+def convert_first(
+    params: Mapping[str, str], names: tuple[str, ...], convert: Callable[[str], Any]
+) -> Any:
+    """The field from its first non-empty spelling; None when absent, empty or malformed."""
+    for name in names:
+        value = params.get(name)
+        if value:
+            try:
+                converted = convert(value)
+            except Exception:  # lenient by contract: the raw value stays in params
+                return None
+            return None if converted == "" else converted
+    return None
+
+
+class FromParams:
+    """A typed field of a request built by ``CallRequest.from_params``, converted from the
+    instance's ``params`` on first read and kept in the instance (whose own value then
+    shadows this non-data descriptor). A webhook sends a dozen of the ~80 fields and a
+    handler reads a few, so converting all of them up front was most of a request's parsing
+    cost. Requests built by ``CallRequest(...)`` hold every field themselves and never get
+    here.
+    """
+
+    __slots__ = ("attr", "compute")
+
+    def __init__(self, attr: str, compute: Callable[[Mapping[str, str]], Any]) -> None:
+        self.attr = attr
+        self.compute = compute
+
+    def __get__(self, obj: object, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        value = self.compute(obj.__dict__["params"])
+        obj.__dict__[self.attr] = value
+        return value

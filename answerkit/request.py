@@ -22,7 +22,7 @@ from functools import partial
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from answerkit._params import OneEach, ParamsLike, collect
+from answerkit._params import FromParams, OneEach, ParamsLike, collect, convert_first
 from answerkit.errors import AnswerkitError
 from answerkit.state import CallState, MemoryStore
 
@@ -263,43 +263,6 @@ _SIP_PREFIXES = ("x-vh-", "x-ph-")
 _NO_PARAMS: Mapping[str, Any] = MappingProxyType({})
 
 
-def _convert(
-    params: Mapping[str, str], names: tuple[str, ...], convert: Callable[[str], Any]
-) -> Any:
-    """The field from its first non-empty spelling; None when absent, empty or malformed."""
-    for name in names:
-        value = params.get(name)
-        if value:
-            try:
-                converted = convert(value)
-            except Exception:  # lenient by contract: the raw value stays in params
-                return None
-            return None if converted == "" else converted
-    return None
-
-
-class _FromParams:
-    """A typed field of a request built by :meth:`CallRequest.from_params`, converted from
-    ``params`` on first read and kept in the instance (whose own value then shadows this
-    non-data descriptor). A webhook sends a dozen of the ~80 fields and a handler reads a
-    few, so converting all of them up front was most of a request's parsing cost.
-    Requests built by ``CallRequest(...)`` hold every field themselves and never get here.
-    """
-
-    __slots__ = ("attr", "compute")
-
-    def __init__(self, attr: str, compute: Callable[[Mapping[str, str]], Any]) -> None:
-        self.attr = attr
-        self.compute = compute
-
-    def __get__(self, obj: object, owner: type | None = None) -> Any:
-        if obj is None:
-            return self
-        value = self.compute(obj.__dict__["params"])
-        obj.__dict__[self.attr] = value
-        return value
-
-
 def _sip_headers(params: Mapping[str, str]) -> Mapping[str, str]:
     found = {k: v for k, v in params.items() if k[:5].lower() in _SIP_PREFIXES}
     return MappingProxyType(found) if found else _NO_PARAMS
@@ -308,8 +271,8 @@ def _sip_headers(params: Mapping[str, str]) -> Mapping[str, str]:
 # --------------------------------------------------------------------------- the request
 
 
-# Not slotted: an absent optional field is simply not in the instance's __dict__ and reads
-# the class-level default (None), so from_params pays only for the fields Vobiz sent.
+# Not slotted: from_params stores only the fields it always needs in the instance; every
+# other field is converted from ``params`` when first read (FromParams, installed below).
 @dataclass(frozen=True, kw_only=True, repr=False)
 class CallRequest:
     """One webhook from Vobiz, typed. Build it with :meth:`from_params`.
@@ -511,8 +474,11 @@ _LAZY: tuple[tuple[str, Callable[[Mapping[str, str]], Any]], ...] = (
     ("from_", lambda params: normalise_number(params.get("From", ""))),
     ("to", lambda params: normalise_number(params.get("To", ""))),
     ("sip_headers", _sip_headers),
-    *((attr, partial(_convert, names=names, convert=convert)) for attr, names, convert in _FIELDS),
+    *(
+        (attr, partial(convert_first, names=names, convert=convert))
+        for attr, names, convert in _FIELDS
+    ),
 )
 for _attr, _compute in _LAZY:
-    setattr(CallRequest, _attr, _FromParams(_attr, _compute))
+    setattr(CallRequest, _attr, FromParams(_attr, _compute))
 del _attr, _compute

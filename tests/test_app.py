@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from flask import Flask
@@ -289,3 +290,101 @@ def test_url_for_query_values() -> None:
     flow = make_flow()
     assert flow.url_for("menu") == f"{PUBLIC}/menu"
     assert flow.url_for("menu", retry=True, n=2, skip=None) == f"{PUBLIC}/menu?retry=true&n=2"
+
+
+# ----------------------------------------------------------------------- the view's body reading
+
+
+def echo_flow() -> tuple[CallFlow, list[CallRequest]]:
+    flow = make_flow()
+    seen: list[CallRequest] = []
+
+    @flow.route("/echo")
+    def echo(call: CallRequest) -> Response:
+        seen.append(call)
+        return Response(Speak("ok"))
+
+    return flow, seen
+
+
+@pytest.mark.parametrize("size", [10, 64 * 1024 + 10])  # parsed by the view; by Werkzeug
+def test_form_fields_read_in_order_with_repeats_either_side_of_the_fast_path(size: int) -> None:
+    flow, seen = echo_flow()
+    body = urlencode([*CALL.items(), ("Digits", "1"), ("Digits", "2"), ("Speech", "s" * size),
+                      ("Name", "a b&c=d%é")])  # fmt: skip
+    r = flow.create_app().test_client().post(
+        "/echo", data=body, headers={**sign(PUBLIC + "/echo", TOKEN),
+                                     "Content-Type": "application/x-www-form-urlencoded"},
+    )  # fmt: skip
+    assert r.status_code == 200
+    call = seen[-1]
+    assert call.call_uuid == "c-1" and call.digits == "1" and call.speech == "s" * size
+    assert call.checkpoint_name == "a b&c=d%é"
+    if size < 64 * 1024:  # the view keeps every value; Werkzeug's path keeps the first
+        assert call.getlist("Digits") == ["1", "2"]
+
+
+def test_body_stays_readable_after_the_view_parsed_it() -> None:
+    flow, _seen = echo_flow()
+    app = flow.create_app()
+    read: list[str | None] = []
+
+    @app.after_request
+    def after(response: Any) -> Any:
+        from flask import request
+
+        read.append(request.form.get("CallUUID"))
+        return response
+
+    assert post(app.test_client(), "/echo", CALL).status_code == 200
+    assert read == ["c-1"]
+
+
+def test_multipart_and_charset_bodies_still_parse() -> None:
+    flow, seen = echo_flow()
+    c = flow.create_app().test_client()
+    r = c.post("/echo", data=CALL, content_type="multipart/form-data",
+               headers=sign(PUBLIC + "/echo", TOKEN))  # fmt: skip
+    assert r.status_code == 200 and seen[-1].call_uuid == "c-1"
+    r = c.post("/echo", data=urlencode(CALL), headers={**sign(PUBLIC + "/echo", TOKEN),
+               "Content-Type": "Application/X-WWW-Form-Urlencoded; charset=utf-8"})  # fmt: skip
+    assert r.status_code == 200 and seen[-1].from_ == "+14155550100"
+
+
+def test_deadline_alarm_installed_once_forwards_stray_alarms() -> None:
+    """The SIGALRM path (a sync worker's main thread, no outer timer): the handler is cut
+    short, ours stays installed, and a SIGALRM outside any deadline reaches the handler
+    that was there before."""
+    import os
+    import signal
+
+    from answerkit import dispatch
+
+    remaining, interval = signal.getitimer(signal.ITIMER_REAL)
+    before = signal.getsignal(signal.SIGALRM)
+    signal.setitimer(signal.ITIMER_REAL, 0)  # the test runner's own timeout, paused
+    stray: list[int] = []
+    signal.signal(signal.SIGALRM, lambda signum, frame: stray.append(signum))
+    try:
+        flow = make_flow(deadline=0.3)
+
+        @flow.route("/slow")
+        def slow(call: CallRequest) -> Response:
+            time.sleep(30)
+            return Response()
+
+        c = flow.create_app().test_client()
+        started = time.monotonic()
+        r = post(c, "/slow", CALL)
+        assert r.status_code == 200 and b"Hangup" in r.data
+        assert time.monotonic() - started < 10
+        assert post(c, "/answer", CALL).status_code == 200
+        assert signal.getsignal(signal.SIGALRM) is dispatch._alarm
+        assert signal.getitimer(signal.ITIMER_REAL)[0] == 0  # no timer of ours left running
+        os.kill(os.getpid(), signal.SIGALRM)
+        time.sleep(0.01)
+        assert stray == [signal.SIGALRM]
+    finally:
+        signal.signal(signal.SIGALRM, before)
+        if remaining:
+            signal.setitimer(signal.ITIMER_REAL, remaining, interval)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 from decimal import Decimal
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 from hypothesis import given
@@ -9,6 +10,7 @@ from hypothesis import strategies as st
 from werkzeug.datastructures import MultiDict
 from werkzeug.test import EnvironBuilder
 
+from answerkit._params import parse_form
 from answerkit.errors import AnswerkitError
 from answerkit.request import (
     CallRequest,
@@ -397,3 +399,40 @@ def test_any_params_with_call_uuid_parse(params: dict[str, str], uuid: str) -> N
     req = CallRequest.from_params(params)
     assert req.call_uuid == uuid.strip()
     assert dict(req.params) == params
+
+
+@given(st.binary(max_size=300) | st.text(st.sampled_from("ab=&%+2F3Dé\x00 ;"), max_size=80).map(
+    lambda text: text.encode()))  # fmt: skip
+def test_parse_form_reads_as_parse_qsl(body: bytes) -> None:
+    expected = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True, errors="replace")
+    fields = parse_form(body)
+    first: dict[str, str] = {}
+    every: dict[str, list[str]] = {}
+    for key, value in expected:
+        first.setdefault(key, value)
+        every.setdefault(key, []).append(value)
+    assert list(fields.items()) == list(first.items())
+    assert dict(fields.lists()) == every
+
+
+def test_parsed_form_keeps_repeats_for_the_request() -> None:
+    body = urlencode([("CallUUID", UUID), ("Digits", "1"), ("X-PH-A", "x"), ("Digits", "2")])
+    req = CallRequest.from_params(parse_form(body.encode()))
+    assert req.digits == "1" and req.getlist("Digits") == ["1", "2"]
+    assert req.params_multi["CallUUID"] == (UUID,) and req.sip_headers == {"X-PH-A": "x"}
+
+
+def test_fields_read_on_demand_match_a_request_built_whole() -> None:
+    # from_params converts a field on first read; the result is the same request as one
+    # given every field up front (equality reads every field).
+    lazy = CallRequest.from_params(HANGUP)
+    whole = dataclasses.replace(lazy)
+    assert lazy == whole and repr(lazy) == repr(whole)
+    for f in dataclasses.fields(CallRequest):
+        if f.name != "state":
+            assert getattr(CallRequest.from_params(HANGUP), f.name) == getattr(whole, f.name)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        lazy.duration = 1  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        lazy.no_such_field  # type: ignore[attr-defined]  # noqa: B018
+    assert CallRequest(call_uuid=UUID).digits is None

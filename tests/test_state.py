@@ -154,6 +154,33 @@ def test_remember_once(make_store: StoreFactory) -> None:
     assert store.remember_once(key, 0.3) is False
 
 
+def test_remember_all_records_every_key_and_refuses_any_repeat(make_store: StoreFactory) -> None:
+    store = make_store()
+    a, b, c = (f"nonce-{uuid.uuid4()}" for _ in range(3))
+    assert store.remember_all([a, b], 0.3) is True
+    assert store.remember_all([b], 0.3) is False  # one key of the pair dropped: still a repeat
+    assert store.remember_all([c, a], 0.3) is False
+    assert store.remember_once(c, 0.3) is False  # recorded although its request was refused
+    assert store.remember_all([], 0.3) is True
+    d = f"nonce-{uuid.uuid4()}"
+    assert store.remember_all([d, d], 0.3) is True  # a key twice in one request is one key
+    many = [f"nonce-{uuid.uuid4()}" for _ in range(40)]  # more than one SQLite statement
+    assert store.remember_all(many, 0.3) is True
+    assert store.remember_all([many[-1]], 0.3) is False
+    time.sleep(0.6)
+    assert store.remember_all([a, b, c, d], 0.3) is True
+
+
+def test_a_write_keeps_expired_keys_expired(make_store: StoreFactory) -> None:
+    store = make_store(ttl=0.3)
+    call = _call()
+    store.set(call, "old", 1)
+    time.sleep(0.6)
+    store.set(call, "new", 2)
+    store.set(call, "new", 3)
+    assert store.get_all(call) == {"new": 3}
+
+
 def test_ping(store: StateStore) -> None:
     store.ping()
 
@@ -330,6 +357,37 @@ def test_sqlite_corrupt_file_is_a_state_error(tmp_path: Path) -> None:
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StateError, match="SQLite"):
         SQLiteStore(path)
+
+
+def test_sqlite_waits_for_another_connections_write_lock(tmp_path: Path) -> None:
+    """No SQLite busy handler: the store retries itself while another process writes."""
+    path = tmp_path / "busy.sqlite3"
+    store = SQLiteStore(path)
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # holds the write lock
+    threading.Timer(0.2, other.execute, args=("COMMIT",)).start()
+    store.set(_call(), "k", 1)  # waits, then succeeds
+    other.close()
+    store.close()
+
+
+def test_sqlite_checkpoints_in_the_background_and_stops_on_close(tmp_path: Path) -> None:
+    path = tmp_path / "ckpt.sqlite3"
+    store = SQLiteStore(path)
+    for i in range(200):
+        store.set(_call(), "k", i)
+    wal = Path(f"{path}-wal")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # a checkpoint resets the log for the next writer
+        before = wal.stat().st_size
+        time.sleep(0.6)
+        store.set(_call(), "k", 0)
+        if wal.stat().st_size <= before:
+            break
+    checkpointer = store._checkpointer
+    assert checkpointer is not None
+    store.close()
+    assert checkpointer.stopped.is_set() and not checkpointer._thread.is_alive()
 
 
 def test_sqlite_in_memory_refused() -> None:
