@@ -209,10 +209,12 @@ class SQLiteStore(StateStore):
 
     WAL journal; a statement waits up to 5 s (:data:`BUSY_TIMEOUT`) for another connection's
     write lock, retrying at short intervals; one connection per thread (and per process: a
-    connection inherited through ``fork`` is never reused). ``incr`` runs in a
-    ``BEGIN IMMEDIATE`` transaction, so concurrent workers lose no update. Expired rows are
-    ignored on read and purged about once a minute. Keep the file on a local disk: SQLite
-    locking is not reliable on network file systems.
+    connection inherited through ``fork`` is never reused). A write is one statement, and
+    ``incr`` runs in a ``BEGIN IMMEDIATE`` transaction, so concurrent workers lose no update.
+    A background thread per process checkpoints the WAL, keeping that work (and its fsyncs)
+    off the webhooks' path. Expired rows are ignored on read and purged about once a
+    minute. Keep the file on a local disk: SQLite locking is not reliable on network file
+    systems.
     """
 
     def __init__(
