@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS nonces (
     key        TEXT PRIMARY KEY,
     expires_at REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS nonces_expires ON nonces (expires_at);
 """
 
 
