@@ -13,83 +13,26 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import ClassVar, NoReturn, Protocol, TypeVar
+from typing import ClassVar, NoReturn, cast
 
+from answerkit._xmltext import (
+    MEMO_LIMIT,
+    MEMO_MAX_LEN,
+    bad_xml_char,
+    check_url,
+    describe_bad_char,
+    esc_attr,
+    esc_url,
+    fast_url,
+    remember,
+)
 from answerkit.errors import ElementError
-
-_V = TypeVar("_V")
-
-# XML 1.0 Char production, negated: control characters other than \t \n \r, lone
-# surrogates and U+FFFE/U+FFFF. lxml refuses them and Vobiz drops the call (8011).
-_BAD_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
-def bad_xml_char(s: str) -> str | None:
-    """The first character of ``s`` that XML cannot carry, or None."""
-    # isprintable() is a C-speed fast path: every printable character is XML-legal.
-    if s.isprintable():
-        return None
-    m = _BAD_XML.search(s)
-    return None if m is None else m.group()
-
-
-def describe_bad_char(s: str, c: str) -> str:
-    return f"contains U+{ord(c):04X} at position {s.index(c)}, which XML cannot carry"
 
 
 def camel(py: str) -> str:
     """``num_digits`` -> ``numDigits``; a trailing ``_`` (``async_``) is dropped."""
     head, *rest = py.rstrip("_").split("_")
     return head + "".join(w[:1].upper() + w[1:] for w in rest)
-
-
-# --- escaping ---------------------------------------------------------------------------------
-# Each replace is guarded by a cheap membership test: most values need no escaping at all.
-
-
-def esc_text(s: str) -> str:
-    """Escape text content. ``\\r`` becomes ``&#13;`` so parsers do not normalise it away."""
-    if "&" in s:
-        s = s.replace("&", "&amp;")
-    if "<" in s:
-        s = s.replace("<", "&lt;")
-    if ">" in s:
-        s = s.replace(">", "&gt;")
-    if "\r" in s:
-        s = s.replace("\r", "&#13;")
-    return s
-
-
-def esc_attr(s: str) -> str:
-    """Escape an attribute value; whitespace escapes survive attribute-value normalisation."""
-    if "&" in s:
-        s = s.replace("&", "&amp;")
-    if "<" in s:
-        s = s.replace("<", "&lt;")
-    if ">" in s:
-        s = s.replace(">", "&gt;")
-    if '"' in s:
-        s = s.replace('"', "&quot;")
-    if "\n" in s:
-        s = s.replace("\n", "&#10;")
-    if "\r" in s:
-        s = s.replace("\r", "&#13;")
-    if "\t" in s:
-        s = s.replace("\t", "&#9;")
-    return s
-
-
-def esc_url(s: str) -> str:
-    """Escape a checked URL: it holds no whitespace, so four characters need care."""
-    if "&" in s:
-        s = s.replace("&", "&amp;")
-    if "<" in s:
-        s = s.replace("<", "&lt;")
-    if ">" in s:
-        s = s.replace(">", "&gt;")
-    if '"' in s:
-        s = s.replace('"', "&quot;")
-    return s
 
 
 _ESCAPERS: dict[str, Callable[[str], str]] = {"attr": esc_attr, "url": esc_url}
@@ -107,7 +50,7 @@ def attr_string(attrs: dict[str, str], escapers: dict[str, Callable[[str], str]]
 class Attr:
     """One attribute of one element (its table assigns ``element``)."""
 
-    __slots__ = ("element", "escape", "head", "memo", "pos", "py", "xml")
+    __slots__ = ("element", "escape", "head", "memo", "pos", "py", "read_memo", "xml")
     #: How a rendered value is escaped, for kinds whose values may hold ``& < > "`` etc.
     escaper: ClassVar[str | None] = None
 
@@ -117,7 +60,11 @@ class Attr:
         self.xml = xml if xml is not None else camel(py)
         self.head = f' {self.xml}="'
         self.pos = 0  # index in its table, set by the table
-        self.memo: dict[str, tuple[str, str]] = {}  # value -> (rendered, fragment)
+        #: plain str value -> its fragment `` name="escaped"``. Constructors look values up
+        #: here themselves before calling ``frag`` (see Table.cached).
+        self.memo: dict[str, str] = {}
+        #: XML value -> (rendered, fragment), for the parser (see ``read``).
+        self.read_memo: dict[str, tuple[str, str]] = {}
         self.escape: Callable[[str], str] | None = _ESCAPERS.get(self.escaper or "")
 
     def fail(self, value: object, allowed: str | None = None) -> NoReturn:
@@ -145,35 +92,45 @@ class Attr:
             self.fail(value, f"text XML can carry ({describe_bad_char(value, bad)})")
         return value
 
-    def put(self, d: dict[str, str], value: object) -> str:
-        """Check ``value``, store it rendered in ``d``; return `` name="escaped value"``.
+    def frag(self, value: object) -> str:
+        """Check ``value``; return `` name="escaped rendered value"``.
 
-        This is the construction hot path. A flow uses the same few strings (URLs, caller
-        ids) on every request, and checking and escaping one is a pure function of it, so
-        string results are memoised (bounded, see ``remember``); other kinds override this.
+        This is the construction path. A flow uses the same few strings (URLs, caller ids)
+        on every request, and checking and escaping one is a pure function of it, so string
+        results are memoised (bounded, see ``remember``). A value seen for the first time
+        takes ``_compute``, which must be fast on its own: per-call URLs never repeat.
         """
-        if type(value) is str:
-            hit = self.memo.get(value)
-            if hit is None:
-                v = self.check(value)
-                e = self.escape
-                frag = self.head + (v if e is None else e(v)) + '"'
-                hit = remember(self.memo, value, (v, frag))
-            d[self.xml] = hit[0]
-            return hit[1]
+        try:
+            f = self.memo.get(value)  # type: ignore[call-overload]
+        except TypeError:  # unhashable (a list, a dict): _compute checks it
+            f = None
+        return self._compute(value) if f is None else f
+
+    def _compute(self, value: object) -> str:
+        """The fragment for a value not in the memo; memoised if a plain str."""
+        v = self.check(value)
+        e = self.escape
+        f = self.head + (v if e is None else e(v)) + '"'
+        return remember(self.memo, value, f) if type(value) is str else f
+
+    def put(self, d: dict[str, str], value: object) -> str:
+        """``frag``, also storing the rendered value in ``d`` (SSML nodes keep a dict)."""
         v = d[self.xml] = self.check(value)
         e = self.escape
         return self.head + (v if e is None else e(v)) + '"'
 
     def parse(self, s: str) -> str:
         """Check an attribute value read from XML; return the rendered string."""
-        hit = self.memo.get(s)
-        if hit is not None:
-            return hit[0]
-        v = self.check_str(s)
-        e = self.escape
-        remember(self.memo, s, (v, self.head + (v if e is None else e(v)) + '"'))
-        return v
+        return self.check_str(s)
+
+    def read(self, s: str) -> tuple[str, str]:
+        """``parse``, with the fragment too: what the parser needs, memoised like ``frag``."""
+        hit = self.read_memo.get(s)
+        if hit is None:
+            v = self.parse(s)
+            e = self.escape
+            hit = remember(self.read_memo, s, (v, self.head + (v if e is None else e(v)) + '"'))
+        return hit
 
     def to_python(self, s: str) -> object:
         """The keyword value that renders as ``s`` (used by ``repr``)."""
@@ -198,12 +155,11 @@ class Bool(Attr):
             return "false"
         self.fail(value)
 
-    def put(self, d: dict[str, str], value: object) -> str:
+    def frag(self, value: object) -> str:
+        # Identity, not equality: 1 and 1.0 are not booleans.
         if value is True:
-            d[self.xml] = "true"
             return self.yes
         if value is False:
-            d[self.xml] = "false"
             return self.no
         self.fail(value)
 
@@ -224,11 +180,9 @@ class Int(Attr):
         self.lo = lo
         # An unbounded range still gets a bound so the hot check is one chained comparison.
         self.hi = hi if hi is not None else _NO_LIMIT
-        # Rendered forms of the small values people actually write (numDigits=1, loop=0...).
-        self.frags = {
-            i: (str(i), f'{self.head}{i}"') for i in range(lo, min(self.hi, lo + 100) + 1)
-        }
-        self.texts = frozenset(v for v, _ in self.frags.values())
+        # Fragments of the small values people actually write (numDigits=1, loop=0...).
+        self.frags = {i: f'{self.head}{i}"' for i in range(lo, min(self.hi, lo + 100) + 1)}
+        self.texts = frozenset(str(i) for i in self.frags)
 
     def describe(self) -> str:
         if self.hi != _NO_LIMIT:
@@ -241,14 +195,15 @@ class Int(Attr):
             return str(value)
         self.fail(value)
 
-    def put(self, d: dict[str, str], value: object) -> str:
-        if type(value) is int and self.lo <= value <= self.hi:
-            frag = self.frags.get(value)
-            if frag is not None:
-                d[self.xml] = frag[0]
-                return frag[1]
-            v = d[self.xml] = str(value)
-            return self.head + v + '"'
+    def frag(self, value: object) -> str:
+        # type() rather than isinstance(): True/False are ints and must not pass (and would
+        # find the fragments of 1 and 0).
+        if type(value) is int:
+            f = self.frags.get(value)
+            if f is not None:
+                return f
+            if self.lo <= value <= self.hi:
+                return f'{self.head}{value}"'
         self.fail(value)
 
     def parse(self, s: str) -> str:
@@ -266,31 +221,28 @@ _NO_LIMIT = 2**63
 
 
 class Enum(Attr):
-    __slots__ = ("choices", "frags")
+    __slots__ = ("choices",)
 
     def __init__(self, py: str, choices: Iterable[str], xml: str | None = None) -> None:
         super().__init__(py, xml)
         self.choices = tuple(choices)
-        # Membership test and rendering in one lookup.
-        self.frags = {c: f'{self.head}{c}"' for c in self.choices}
+        # The memo holds every accepted value: membership and rendering in one lookup, and
+        # nothing is ever added (a miss is an error).
+        self.memo = {c: f'{self.head}{c}"' for c in self.choices}
 
     def describe(self) -> str:
         return "one of " + ", ".join(repr(c) for c in self.choices)
 
     def check(self, value: object) -> str:
-        if isinstance(value, str) and value in self.frags:
+        if isinstance(value, str) and value in self.memo:
             return str(value)
         self.fail(value)
 
-    def put(self, d: dict[str, str], value: object) -> str:
-        frag = self.frags.get(value) if isinstance(value, str) else None
-        if frag is None:
-            self.fail(value)
-        d[self.xml] = str(value)
-        return frag
+    def _compute(self, value: object) -> str:
+        self.fail(value)
 
     def parse(self, s: str) -> str:
-        if s in self.frags:
+        if s in self.memo:
             return s
         self.fail(s)
 
@@ -375,51 +327,29 @@ class URL(Attr):
             return value
         return check_url(self, value, self.schemes)
 
+    def _compute(self, value: object) -> str:
+        # The fast regex admits printable ASCII without '"', '<', '>': only '&' needs escaping.
+        # This is the path of every per-call URL, so remember() is written out here.
+        if type(value) is str and self.fast(value) is not None:
+            f = self.head + (value.replace("&", "&amp;") if "&" in value else value) + '"'
+            memo = self.memo
+            if len(memo) < MEMO_LIMIT and len(value) <= MEMO_MAX_LEN:
+                memo[value] = f
+            return f
+        return super()._compute(value)
 
-_MEMO_LIMIT = 256  # entries per attribute (or text spec)
-_MEMO_MAX_LEN = 512  # longer strings are checked every time, never kept
+    def parse(self, s: str) -> str:
+        return s if self.fast(s) is not None else self.check_str(s)
 
-
-def remember(cache: dict[str, _V], key: str, value: _V, limit: int = _MEMO_LIMIT) -> _V:
-    """Store a memoised result; bounded in entries and in the length of what is kept."""
-    if len(key) <= _MEMO_MAX_LEN:
-        if len(cache) >= limit:  # a flow that makes a new string per call must not grow it
-            cache.clear()
-        cache[key] = value
-    return value
-
-
-class Fails(Protocol):
-    """Anything that raises the ElementError naming its element (attributes, text specs)."""
-
-    def fail(self, value: object, allowed: str | None = None) -> NoReturn: ...
-
-
-def fast_url(schemes: tuple[str, ...]) -> Callable[[str], object]:
-    # The common case in one regex: scheme, a host, then printable ASCII without spaces or
-    # braces. Anything else (whitespace to trim, non-ASCII, errors) takes check_url.
-    alts = "|".join(schemes)
-    return re.compile(
-        rf"(?:{alts})://[^/?#\x00-\x20\x7f-\uffff{{}}][^\x00-\x20\x7f-\uffff{{}}]*"
-    ).fullmatch
-
-
-def check_url(owner: Fails, value: str, schemes: tuple[str, ...]) -> str:
-    """Trim and check an absolute URL; ``owner.fail`` raises naming the element."""
-    v = value.strip()
-    for scheme in schemes:
-        if v.startswith(scheme):
-            n = len(scheme)
-            break
-    else:
-        owner.fail(value)
-    # The host must be present, and a URL holds no whitespace or control characters.
-    if len(v) == n or v[n] in "/?#" or " " in v or not v.isprintable():
-        owner.fail(value)
-    if "{{" in v or "}}" in v:
-        # Vobiz does not expand templates (spec §1.0): fail now, not on a live call.
-        owner.fail(value, "a URL without {{...}} placeholders (Vobiz never expands them)")
-    return v
+    def read(self, s: str) -> tuple[str, str]:
+        # As _compute: a per-call URL read back from a document is new every time.
+        hit = self.read_memo.get(s)
+        if hit is None:
+            if self.fast(s) is None:
+                return super().read(s)
+            f = self.head + (s.replace("&", "&amp;") if "&" in s else s) + '"'
+            hit = remember(self.read_memo, s, (s, f))
+        return hit
 
 
 class EndTimeout(Attr):
@@ -532,3 +462,13 @@ class Table(dict[str, Attr]):
             self.by_xml[a.xml] = a
             self.index[a.xml] = i
         self.escapers = {a.xml: a.escape for a in attrs if a.escape is not None}
+        #: Python name -> that attribute's bound ``frag``, and the ``get`` of its memo: plain
+        #: dicts, so a constructor reaches any of them in one specialised lookup.
+        self.frag: dict[str, Callable[[object], str]] = {a.py: a.frag for a in attrs}
+        # Typed as taking any value: a lookup of a non-str finds nothing (or raises TypeError,
+        # which constructors catch), it never lets a value through.
+        self.cached: dict[str, Callable[[object], str | None]] = {
+            a.py: cast("Callable[[object], str | None]", a.memo.get) for a in attrs
+        }
+        #: ... and its ``_compute``: what a constructor calls when its own lookup missed.
+        self.fresh: dict[str, Callable[[object], str]] = {a.py: a._compute for a in attrs}

@@ -4,16 +4,38 @@ and Stream (spec §1.2). Re-exported by :mod:`answerkit.elements`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TypeVar
 
 from answerkit import _tables as _t
-from answerkit._attributes import esc_text
-from answerkit._element import _NOATTRS, Element, _Container, _TextElement
+from answerkit._element import (
+    RULE_CHECK,
+    RULE_NONE,
+    Element,
+    _Container,
+    _TextElement,
+    start_tag,
+)
 from answerkit._tables import TEXTS
+from answerkit._xmltext import esc_text
 from answerkit.errors import ElementError
 
 _E = TypeVar("_E", bound=Element)
+
+# Each attribute's bound checker by Python name (see Table.frag); the text checkers likewise.
+_DIAL = _t.DIAL.frag
+_DIAL_CACHED = _t.DIAL.cached
+_DIAL_FRESH = _t.DIAL.fresh
+_NUMBER = _t.NUMBER.frag
+_USER = _t.USER.frag
+_RECORD = _t.RECORD.frag
+_CONFERENCE = _t.CONFERENCE.frag
+_STREAM = _t.STREAM.frag
+_NUMBER_TEXT = TEXTS["Number"]
+_number_whole = _NUMBER_TEXT.bare.get
+_USER_TEXT = TEXTS["User"]
+_conference_text = TEXTS["Conference"].take
+_stream_text = TEXTS["Stream"].take
 
 
 class Dial(_Container):
@@ -26,10 +48,9 @@ class Dial(_Container):
     item 4): ``Reason`` and ``ReasonX-VH`` both pass, values are ``[A-Za-z0-9]``.
     """
 
-    __slots__ = ("_text",)
+    __slots__ = ("_r", "_text")
     tag = "Dial"
     _table = _t.DIAL
-    _ruled = True
     _text: str | None
 
     def __init__(
@@ -53,55 +74,71 @@ class Dial(_Container):
         digits_match_b_leg: str | None = None,
         sip_headers: str | Mapping[str, str] | None = None,
     ) -> None:
-        t = _t.DIAL
-        a: dict[str, str] = {}
-        s = ""
-        if action is not None:
-            s += t["action"].put(a, action)
-        if method is not None:
-            s += t["method"].put(a, method)
-        if callback_url is not None:
-            s += t["callback_url"].put(a, callback_url)
-        if callback_method is not None:
-            s += t["callback_method"].put(a, callback_method)
-        if redirect is not None:
-            s += t["redirect"].put(a, redirect)
-        if caller_id is not None:
-            s += t["caller_id"].put(a, caller_id)
-        if caller_name is not None:
-            s += t["caller_name"].put(a, caller_name)
-        if timeout is not None:
-            s += t["timeout"].put(a, timeout)
-        if time_limit is not None:
-            s += t["time_limit"].put(a, time_limit)
-        if hangup_on_star is not None:
-            s += t["hangup_on_star"].put(a, hangup_on_star)
-        if dial_music is not None:
-            s += t["dial_music"].put(a, dial_music)
-        if confirm_sound is not None:
-            s += t["confirm_sound"].put(a, confirm_sound)
-        if confirm_key is not None:
-            s += t["confirm_key"].put(a, confirm_key)
-        if confirm_timeout is not None:
-            s += t["confirm_timeout"].put(a, confirm_timeout)
-        if digits_match is not None:
-            s += t["digits_match"].put(a, digits_match)
-        if digits_match_b_leg is not None:
-            s += t["digits_match_b_leg"].put(a, digits_match_b_leg)
-        if sip_headers is not None:
-            s += t["sip_headers"].put(a, sip_headers)
-        self._attrs = a
-        self._open = "<Dial" + s
-        self._x = None
+        # As in Gather: memo lookups inline (c), the full check on a miss (n), frag (f) for
+        # the kinds without a memo; an unhashable value takes the general path.
+        c, n, f = _DIAL_CACHED, _DIAL_FRESH, _DIAL
+        try:
+            s = "<Dial"
+            if action is not None:
+                s += c["action"](action) or n["action"](action)
+            if method is not None:
+                s += c["method"](method) or n["method"](method)
+            if callback_url is not None:
+                s += c["callback_url"](callback_url) or n["callback_url"](callback_url)
+            if callback_method is not None:
+                s += c["callback_method"](callback_method) or n["callback_method"](callback_method)
+            if redirect is not None:
+                s += f["redirect"](redirect)
+            if caller_id is not None:
+                s += c["caller_id"](caller_id) or n["caller_id"](caller_id)
+            if caller_name is not None:
+                s += c["caller_name"](caller_name) or n["caller_name"](caller_name)
+            if timeout is not None:
+                s += f["timeout"](timeout)
+            if time_limit is not None:
+                s += f["time_limit"](time_limit)
+            if hangup_on_star is not None:
+                s += f["hangup_on_star"](hangup_on_star)
+            if dial_music is not None:
+                s += c["dial_music"](dial_music) or n["dial_music"](dial_music)
+            if confirm_sound is not None:
+                s += c["confirm_sound"](confirm_sound) or n["confirm_sound"](confirm_sound)
+            if confirm_key is not None:
+                s += c["confirm_key"](confirm_key) or n["confirm_key"](confirm_key)
+            if confirm_timeout is not None:
+                s += f["confirm_timeout"](confirm_timeout)
+            if digits_match is not None:
+                s += c["digits_match"](digits_match) or n["digits_match"](digits_match)
+            if digits_match_b_leg is not None:
+                s += c["digits_match_b_leg"](digits_match_b_leg) or n["digits_match_b_leg"](
+                    digits_match_b_leg
+                )
+            if sip_headers is not None:
+                s += f["sip_headers"](sip_headers)  # often a mapping
+        except TypeError:
+            s = start_tag("Dial", _t.DIAL, locals())
+        self._open = s
         self._text = None
-        for c in children:
-            if type(c) is not Number and type(c) is not User:
+        if not children:
+            self._children = []
+            self._x = s + "/>"
+            self._r = RULE_CHECK  # nothing to dial, unless add() brings a Number
+            return
+        self._r = RULE_NONE
+        # Checked and rendered in one pass: Number and User never change (add() drops _x).
+        s += ">"
+        for k in children:
+            if type(k) is not Number and type(k) is not User:
                 if isinstance(children[0], str):
                     self._shorthand(children[0], len(children))
                 else:
                     self._take(children)  # subclasses pass there; anything else raises
+                self._x = None
+                self._render()
                 return
+            s += k._x  # type: ignore[operator]
         self._children = list(children)  # type: ignore[arg-type]
+        self._x = s + "</Dial>"
 
     def _shorthand(self, number: str, count: int) -> None:
         if count != 1:
@@ -123,10 +160,12 @@ class Dial(_Container):
                 element="Dial",
                 value=child,
             )
-        return super().add(child)
+        super().add(child)
+        self._r = RULE_NONE
+        return child
 
     def _key(self) -> tuple[object, ...]:
-        return (self._attrs, self._text, self._children)
+        return (self._a(), self._text, self._children)
 
     def _args(self) -> list[str]:
         return [repr(self._text)] if self._text is not None else super()._args()
@@ -134,7 +173,7 @@ class Dial(_Container):
     def _render(self) -> str:
         if self._text is None:
             return super()._render()
-        x = self._x = f"{self._head()}>{esc_text(self._text)}</Dial>"
+        x = self._x = f"{self._open}>{esc_text(self._text)}</Dial>"
         return x
 
     def _pretty(self, out: list[str], depth: int) -> None:
@@ -148,17 +187,19 @@ class Dial(_Container):
         return None
 
     @classmethod
-    def _parsed(cls: type[_E], attrs: dict[str, str], text: str | None, kids: list[object]) -> _E:
+    def _parsed(
+        cls, attrs: dict[str, str], start: str, text: str | None, kids: Sequence[object]
+    ) -> Element:
         el = cls.__new__(cls)
-        assert isinstance(el, Dial)
         el._attrs = attrs
-        el._open = None
+        el._open = start
         el._x = None
         el._text = None
         if text and not text.isspace():
             el._shorthand(text, 1 + len(kids))
         else:
             el._take(kids)
+        el._r = RULE_NONE if el._text is not None or el._children else RULE_CHECK
         return el
 
 
@@ -177,18 +218,19 @@ class Number(_TextElement):
         send_digits: str | None = None,
         send_on_preanswer: bool | None = None,
     ) -> None:
-        self._text, e = TEXTS["Number"].take(number)
         if send_digits is None and send_on_preanswer is None:
-            self._attrs = _NOATTRS
-            self._x = "<Number>" + e + "</Number>"
+            try:  # the memo lookup inline: Dial(Number(...)) is the transfer document
+                hit = _number_whole(number)
+            except TypeError:  # unhashable: whole() refuses it
+                hit = None
+            self._text, self._x = hit or _NUMBER_TEXT.whole(number)
             return
-        a: dict[str, str] = {}
+        self._text, e = _NUMBER_TEXT.take(number)
         s = ""
         if send_digits is not None:
-            s += _t.NUMBER["send_digits"].put(a, send_digits)
+            s += _NUMBER["send_digits"](send_digits)
         if send_on_preanswer is not None:
-            s += _t.NUMBER["send_on_preanswer"].put(a, send_on_preanswer)
-        self._attrs = a
+            s += _NUMBER["send_on_preanswer"](send_on_preanswer)
         self._x = f"<Number{s}>{e}</Number>"
 
 
@@ -208,20 +250,17 @@ class User(_TextElement):
         send_on_preanswer: bool | None = None,
         sip_headers: str | Mapping[str, str] | None = None,
     ) -> None:
-        self._text, e = TEXTS["User"].take(uri)
         if send_digits is None and send_on_preanswer is None and sip_headers is None:
-            self._attrs = _NOATTRS
-            self._x = "<User>" + e + "</User>"
+            self._text, self._x = _USER_TEXT.whole(uri)
             return
-        a: dict[str, str] = {}
+        self._text, e = _USER_TEXT.take(uri)
         s = ""
         if send_digits is not None:
-            s += _t.USER["send_digits"].put(a, send_digits)
+            s += _USER["send_digits"](send_digits)
         if send_on_preanswer is not None:
-            s += _t.USER["send_on_preanswer"].put(a, send_on_preanswer)
+            s += _USER["send_on_preanswer"](send_on_preanswer)
         if sip_headers is not None:
-            s += _t.USER["sip_headers"].put(a, sip_headers)
-        self._attrs = a
+            s += _USER["sip_headers"](sip_headers)
         self._x = f"<User{s}>{e}</User>"
 
 
@@ -255,40 +294,38 @@ class Record(Element):
         callback_url: str | None = None,
         callback_method: str | None = None,
     ) -> None:
-        t = _t.RECORD
-        a: dict[str, str] = {}
+        t = _RECORD
         s = ""
         if action is not None:
-            s += t["action"].put(a, action)
+            s += t["action"](action)
         if method is not None:
-            s += t["method"].put(a, method)
+            s += t["method"](method)
         if file_format is not None:
-            s += t["file_format"].put(a, file_format)
+            s += t["file_format"](file_format)
         if redirect is not None:
-            s += t["redirect"].put(a, redirect)
+            s += t["redirect"](redirect)
         if timeout is not None:
-            s += t["timeout"].put(a, timeout)
+            s += t["timeout"](timeout)
         if max_length is not None:
-            s += t["max_length"].put(a, max_length)
+            s += t["max_length"](max_length)
         if play_beep is not None:
-            s += t["play_beep"].put(a, play_beep)
+            s += t["play_beep"](play_beep)
         if finish_on_key is not None:
-            s += t["finish_on_key"].put(a, finish_on_key)
+            s += t["finish_on_key"](finish_on_key)
         if record_session is not None:
-            s += t["record_session"].put(a, record_session)
+            s += t["record_session"](record_session)
         if start_on_dial_answer is not None:
-            s += t["start_on_dial_answer"].put(a, start_on_dial_answer)
+            s += t["start_on_dial_answer"](start_on_dial_answer)
         if transcription_type is not None:
-            s += t["transcription_type"].put(a, transcription_type)
+            s += t["transcription_type"](transcription_type)
         if transcription_url is not None:
-            s += t["transcription_url"].put(a, transcription_url)
+            s += t["transcription_url"](transcription_url)
         if transcription_method is not None:
-            s += t["transcription_method"].put(a, transcription_method)
+            s += t["transcription_method"](transcription_method)
         if callback_url is not None:
-            s += t["callback_url"].put(a, callback_url)
+            s += t["callback_url"](callback_url)
         if callback_method is not None:
-            s += t["callback_method"].put(a, callback_method)
-        self._attrs = a
+            s += t["callback_method"](callback_method)
         self._x = f"<Record{s}/>"
 
 
@@ -331,51 +368,49 @@ class Conference(_TextElement):
         action: str | None = None,
         method: str | None = None,
     ) -> None:
-        t = _t.CONFERENCE
-        self._text, e = TEXTS["Conference"].take(room)
-        a: dict[str, str] = {}
+        t = _CONFERENCE
+        self._text, e = _conference_text(room)
         s = ""
         if muted is not None:
-            s += t["muted"].put(a, muted)
+            s += t["muted"](muted)
         if beep is not None:
-            s += t["beep"].put(a, beep)
+            s += t["beep"](beep)
         if start_conference_on_enter is not None:
-            s += t["start_conference_on_enter"].put(a, start_conference_on_enter)
+            s += t["start_conference_on_enter"](start_conference_on_enter)
         if end_conference_on_exit is not None:
-            s += t["end_conference_on_exit"].put(a, end_conference_on_exit)
+            s += t["end_conference_on_exit"](end_conference_on_exit)
         if max_participants is not None:
-            s += t["max_participants"].put(a, max_participants)
+            s += t["max_participants"](max_participants)
         if stay_alone is not None:
-            s += t["stay_alone"].put(a, stay_alone)
+            s += t["stay_alone"](stay_alone)
         if enter_sound is not None:
-            s += t["enter_sound"].put(a, enter_sound)
+            s += t["enter_sound"](enter_sound)
         if exit_sound is not None:
-            s += t["exit_sound"].put(a, exit_sound)
+            s += t["exit_sound"](exit_sound)
         if relay_dtmf is not None:
-            s += t["relay_dtmf"].put(a, relay_dtmf)
+            s += t["relay_dtmf"](relay_dtmf)
         if digits_match is not None:
-            s += t["digits_match"].put(a, digits_match)
+            s += t["digits_match"](digits_match)
         if hangup_on_star is not None:
-            s += t["hangup_on_star"].put(a, hangup_on_star)
+            s += t["hangup_on_star"](hangup_on_star)
         if wait_sound is not None:
-            s += t["wait_sound"].put(a, wait_sound)
+            s += t["wait_sound"](wait_sound)
         if wait_method is not None:
-            s += t["wait_method"].put(a, wait_method)
+            s += t["wait_method"](wait_method)
         if callback_url is not None:
-            s += t["callback_url"].put(a, callback_url)
+            s += t["callback_url"](callback_url)
         if callback_method is not None:
-            s += t["callback_method"].put(a, callback_method)
+            s += t["callback_method"](callback_method)
         if record is not None:
-            s += t["record"].put(a, record)
+            s += t["record"](record)
         if record_file_format is not None:
-            s += t["record_file_format"].put(a, record_file_format)
+            s += t["record_file_format"](record_file_format)
         if time_limit is not None:
-            s += t["time_limit"].put(a, time_limit)
+            s += t["time_limit"](time_limit)
         if action is not None:
-            s += t["action"].put(a, action)
+            s += t["action"](action)
         if method is not None:
-            s += t["method"].put(a, method)
-        self._attrs = a
+            s += t["method"](method)
         self._x = f"<Conference{s}>{e}</Conference>"
 
 
@@ -387,10 +422,9 @@ class Stream(_TextElement):
     ``"k=v,k2=v2"`` or a mapping, ``[A-Za-z0-9]`` only (spec §6 item 16), at most 512 bytes.
     """
 
-    __slots__ = ()
+    __slots__ = ("_r",)
     tag = "Stream"
     _table = _t.STREAM
-    _ruled = True
 
     def __init__(
         self,
@@ -407,33 +441,38 @@ class Stream(_TextElement):
         max_retries: int | None = None,
         keep_call_alive: bool | None = None,
     ) -> None:
-        t = _t.STREAM
-        self._text, e = TEXTS["Stream"].take(url)
-        a: dict[str, str] = {}
+        t = _STREAM
+        self._text, e = _stream_text(url)
         s = ""
         if bidirectional is not None:
-            s += t["bidirectional"].put(a, bidirectional)
+            s += t["bidirectional"](bidirectional)
         if audio_track is not None:
-            s += t["audio_track"].put(a, audio_track)
+            s += t["audio_track"](audio_track)
         if stream_timeout is not None:
-            s += t["stream_timeout"].put(a, stream_timeout)
+            s += t["stream_timeout"](stream_timeout)
         if status_callback_url is not None:
-            s += t["status_callback_url"].put(a, status_callback_url)
+            s += t["status_callback_url"](status_callback_url)
         if status_callback_method is not None:
-            s += t["status_callback_method"].put(a, status_callback_method)
+            s += t["status_callback_method"](status_callback_method)
         if content_type is not None:
-            s += t["content_type"].put(a, content_type)
+            s += t["content_type"](content_type)
         if extra_headers is not None:
-            s += t["extra_headers"].put(a, extra_headers)
+            s += t["extra_headers"](extra_headers)
         if max_retries is not None:
-            s += t["max_retries"].put(a, max_retries)
+            s += t["max_retries"](max_retries)
         if keep_call_alive is not None:
-            s += t["keep_call_alive"].put(a, keep_call_alive)
-        self._attrs = a
+            s += t["keep_call_alive"](keep_call_alive)
         self._x = f"<Stream{s}>{e}</Stream>"
+        if bidirectional is None and keep_call_alive is None:
+            self._r = RULE_NONE  # the rules need one of them
+        else:
+            self._ruled_from_attrs()
+
+    def _ruled_from_attrs(self) -> None:
+        self._r = RULE_CHECK if self._rule(0, 0) is not None else RULE_NONE
 
     def _rule(self, index: int, last: int) -> str | None:
-        a = self._attrs
+        a = self._a()
         bidirectional = a.get("bidirectional") == "true"
         if bidirectional and a.get("audioTrack", "inbound") != "inbound":
             return (

@@ -1,18 +1,29 @@
 """The base of every VobizXML element: reading API, equality, repr and rendering plumbing.
 
-Leaf elements are immutable once built and cache their compact XML in ``_x``; containers
-(Gather, Dial, PreAnswer) cache theirs until a child is added. A Response never caches, since a
-nested container may still change, but it only joins its children's cached strings.
+Elements render at construction: a leaf is immutable, so its compact XML (``_x``) is final;
+a container (Gather, Dial, PreAnswer) keeps its start tag (``_open``) and renders too, and
+drops ``_x`` when a child is added. A Response never caches, since a nested container may
+still change, but it only joins its children's strings.
+
+Constructors build only those strings. The attribute dict of the reading API (``_attrs``) is
+read back from the start tag the first time something asks for it: rendering is what every
+webhook does, reading attributes is what tests and lint do.
+
+Document rules are checked by ``Response.to_xml`` through ``_r``, a rule code each element
+carries (see :data:`RULE_LAST`...), so a valid document costs one integer test per child;
+``_rule`` gives the message once something is wrong.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from types import TracebackType
 from typing import ClassVar, TypeVar
 
-from answerkit._attributes import Table, attr_string, esc_text
+from answerkit._attributes import Table, attr_string
 from answerkit._tables import EMPTY, TEXTS
+from answerkit._xmltext import esc_text, unescape
 from answerkit.errors import ElementError
 
 _E = TypeVar("_E", bound="Element")
@@ -20,6 +31,35 @@ _DECL = '<?xml version="1.0" encoding="UTF-8"?>'
 #: Vobiz refuses answers over 100 KB; read as 100,000 bytes, the stricter reading.
 MAX_BYTES = 100_000
 _NOATTRS: dict[str, str] = {}  # shared by attribute-less elements; never mutated
+
+#: Rule codes (``Element._r``). A code is conservative: it may send a valid element to the
+#: full check (``_rule``), never let a broken one through.
+RULE_NONE = 0
+RULE_LAST = 1  # must be the last child of Response (Redirect; Hangup without schedule)
+RULE_FIRST = 2  # must be the first child (PreAnswer)
+RULE_CHECK = 3  # ask _rule: the element's own rule fails (or may: a Dial with nothing to dial)
+
+# One rendered attribute: values are escaped, so they hold no '"'.
+_ATTR = re.compile(r' ([^=]+)="([^"]*)"')
+
+
+def attrs_of(start: str) -> dict[str, str]:
+    """The attributes of a start tag this library rendered, unescaped, in their order."""
+    return {k: unescape(v) for k, v in _ATTR.findall(start)}
+
+
+def start_tag(tag: str, table: Table, given: dict[str, object]) -> str:
+    """``<Tag name="value"...`` for the keyword values in ``given`` (None: not given).
+
+    The general path of a constructor, which inlines memo lookups for speed: it ends up here
+    when a value cannot be looked up (a list, a dict), and ``frag`` checks it.
+    """
+    s = "<" + tag
+    for py, a in table.items():
+        v = given.get(py)
+        if v is not None:
+            s += a.frag(v)
+    return s
 
 
 class Element:
@@ -34,24 +74,39 @@ class Element:
     _table: ClassVar[Table] = EMPTY
     _kid_order: ClassVar[tuple[type[Element], ...]] = ()
     _kids: ClassVar[frozenset[type[Element]]] = frozenset()
-    #: True for classes with a document rule that Response.validate must ask about.
-    _ruled: ClassVar[bool] = False
+    #: The rule code: a class constant here; classes whose rule depends on the instance
+    #: (Gather, Hangup, Dial, Wait, Stream) give it a slot of the same name.
+    _r: int = RULE_NONE
 
-    _attrs: dict[str, str]
+    _attrs: dict[str, str]  # unset until _a() reads the start tag back (or a parser sets it)
     _x: str | None  # this element's compact XML, once rendered
+
+    def _a(self) -> dict[str, str]:
+        """The given attributes as rendered, keyed by XML name, in table order."""
+        try:
+            return self._attrs
+        except AttributeError:
+            a = self._attrs = attrs_of(self._start())
+            return a
+
+    def _start(self) -> str:
+        """The start tag as rendered (up to its ``>``): a leaf always has its ``_x``."""
+        x = self._x or self._render()
+        return x[: x.index(">")]
 
     @property
     def attrs(self) -> dict[str, str]:
         """The given attributes as rendered (``"true"``, ``"1"``...), keyed by XML name."""
-        return dict(self._attrs)
+        return dict(self._a())
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """An attribute's rendered value by XML name (``numDigits``) or Python name."""
-        v = self._attrs.get(name)
+        attrs = self._a()
+        v = attrs.get(name)
         if v is None:
             a = self._table.get(name)
             if a is not None:
-                v = self._attrs.get(a.xml)
+                v = attrs.get(a.xml)
         return default if v is None else v
 
     @property
@@ -80,7 +135,7 @@ class Element:
         return None
 
     def _key(self) -> tuple[object, ...]:
-        return (self._attrs,)
+        return (self._a(),)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Element):
@@ -94,7 +149,7 @@ class Element:
 
     def __repr__(self) -> str:
         args = self._args()
-        for k, v in self._attrs.items():
+        for k, v in self._a().items():
             a = self._table.by_xml[k]
             args.append(f"{a.py}={a.to_python(v)!r}")
         return f"{type(self).__name__}({', '.join(args)})"
@@ -104,7 +159,8 @@ class Element:
         return self._x or self._render()
 
     def _astr(self) -> str:
-        return attr_string(self._attrs, self._table.escapers) if self._attrs else ""
+        a = self._a()
+        return attr_string(a, self._table.escapers) if a else ""
 
     def _render(self) -> str:
         x = self._x = f"<{self.tag}{self._astr()}/>"
@@ -126,8 +182,11 @@ class Element:
         return None
 
     @classmethod
-    def _parsed(cls: type[_E], attrs: dict[str, str], text: str | None, kids: list[object]) -> _E:
-        """Parser path: build from checked attributes, raw text and built children.
+    def _parsed(
+        cls, attrs: dict[str, str], start: str, text: str | None, kids: Sequence[object]
+    ) -> Element:
+        """Parser path: build from checked attributes (and their start tag, ``<Tag a="1"``),
+        raw text and built children.
 
         Each family overrides this with its own text and children checks, the same ones
         its constructors apply, without a second call per element.
@@ -137,8 +196,12 @@ class Element:
             raise ElementError(f"{cls.tag}: takes no text or children, got {what}", element=cls.tag)
         el = cls.__new__(cls)
         el._attrs = attrs
-        el._x = None
+        el._x = start + "/>"
+        el._ruled_from_attrs()
         return el
+
+    def _ruled_from_attrs(self) -> None:
+        """Set the rule code of a parsed element (its constructor sets it otherwise)."""
 
 
 def cannot_contain(parent: type[Element], tag: str) -> ElementError:
@@ -175,7 +238,7 @@ def _reject(parent: Element, child: object) -> ElementError:
 class _Container(Element):
     __slots__ = ("_children", "_open")
     _children: list[Element]
-    _open: str | None  # "<Tag" plus the rendered attributes, once known
+    _open: str  # "<Tag" plus the rendered attributes
     _close: ClassVar[str]
 
     def __init_subclass__(cls) -> None:
@@ -189,12 +252,6 @@ class _Container(Element):
                 raise _reject(self, c)
         self._children = list(children)  # type: ignore[arg-type]
 
-    def _head(self) -> str:
-        o = self._open
-        if o is None:
-            o = self._open = f"<{self.tag}{self._astr()}"
-        return o
-
     @property
     def children(self) -> list[Element]:
         return list(self._children)
@@ -206,8 +263,11 @@ class _Container(Element):
         self._x = None
         return child
 
+    def _start(self) -> str:
+        return self._open
+
     def _key(self) -> tuple[object, ...]:
-        return (self._attrs, self._children)
+        return (self._a(), self._children)
 
     def _args(self) -> list[str]:
         return [repr(c) for c in self._children]
@@ -215,9 +275,9 @@ class _Container(Element):
     def _render(self) -> str:
         ch = self._children
         if not ch:
-            x = self._x = self._head() + "/>"
+            x = self._x = self._open + "/>"
             return x
-        x = self._head() + ">"
+        x = self._open + ">"
         for c in ch:
             x += c._x or c._render()
         x = self._x = x + self._close
@@ -227,20 +287,23 @@ class _Container(Element):
         if not self._children:
             return Element._pretty(self, out, depth)
         pad = "  " * depth
-        out.append(f"{pad}{self._head()}>")
+        out.append(f"{pad}{self._open}>")
         for c in self._children:
             c._pretty(out, depth + 1)
         out.append(pad + self._close)
 
     @classmethod
-    def _parsed(cls: type[_E], attrs: dict[str, str], text: str | None, kids: list[object]) -> _E:
+    def _parsed(
+        cls, attrs: dict[str, str], start: str, text: str | None, kids: Sequence[object]
+    ) -> Element:
         if text and not text.isspace():
             raise ElementError(f"{cls.tag}: takes no text, got {text!r}", element=cls.tag)
         el = cls.__new__(cls)
         el._attrs = attrs
-        el._open = None  # type: ignore[attr-defined]
+        el._open = start
         el._x = None
-        el._take(kids)  # type: ignore[attr-defined]
+        el._take(kids)
+        el._ruled_from_attrs()
         return el
 
 
@@ -253,7 +316,7 @@ class _TextElement(Element):
         return self._text
 
     def _key(self) -> tuple[object, ...]:
-        return (self._attrs, self._text)
+        return (self._a(), self._text)
 
     def _args(self) -> list[str]:
         return [repr(self._text)]
@@ -263,7 +326,9 @@ class _TextElement(Element):
         return x
 
     @classmethod
-    def _parsed(cls: type[_E], attrs: dict[str, str], text: str | None, kids: list[object]) -> _E:
+    def _parsed(
+        cls, attrs: dict[str, str], start: str, text: str | None, kids: Sequence[object]
+    ) -> Element:
         if kids:
             raise ElementError(
                 f"{cls.tag}: takes no child elements, got {type(kids[0]).__name__}",
@@ -271,6 +336,11 @@ class _TextElement(Element):
             )
         el = cls.__new__(cls)
         el._attrs = attrs
-        el._x = None
-        el._text = TEXTS[cls.tag].take(text or "")[0]  # type: ignore[attr-defined]
+        spec = TEXTS[cls.tag]
+        if attrs:
+            el._text, e = spec.take(text or "")
+            el._x = f"{start}>{e}</{cls.tag}>"
+        else:
+            el._text, el._x = spec.whole(text or "")
+        el._ruled_from_attrs()
         return el

@@ -22,6 +22,8 @@ from answerkit._attributes import (
     Pattern,
     Table,
     Text,
+)
+from answerkit._xmltext import (
     bad_xml_char,
     check_url,
     describe_bad_char,
@@ -42,7 +44,7 @@ _TEXT_PATTERNS = {
 class TextSpec:
     """What an element's text content must be; checks and trims it."""
 
-    __slots__ = ("element", "fast", "kind", "memo", "schemes", "what")
+    __slots__ = ("bare", "close", "element", "fast", "kind", "memo", "open", "schemes", "what")
 
     def __init__(self, element: str, kind: str, what: str, schemes: tuple[str, ...] = ()) -> None:
         self.element = element
@@ -50,10 +52,17 @@ class TextSpec:
         self.what = what
         self.schemes = tuple(s + "://" for s in schemes)
         self.memo: dict[str, tuple[str, str]] = {}  # value -> (checked, escaped)
+        #: value -> (checked, "<Tag>escaped</Tag>"): the whole element when it has no
+        #: attributes, which is how a Number or a Play is usually written.
+        self.bare: dict[str, tuple[str, str]] = {}
+        self.open = f"<{element}>"
+        self.close = f"</{element}>"
         # A full match of the untrimmed value proves it needs neither trimming nor a message.
         self.fast: Callable[[str], object] = (
             fast_url(schemes)
             if kind == "url"
+            else _sip_uri
+            if kind == "sip"
             else _TEXT_PATTERNS[kind].fullmatch
             if kind in _TEXT_PATTERNS
             else _plain_text
@@ -61,14 +70,37 @@ class TextSpec:
 
     def take(self, value: object) -> tuple[str, str]:
         """The checked text and its escaped form (memoised like attribute values)."""
-        if type(value) is str:
-            hit = self.memo.get(value)
-            if hit is not None:
-                return hit
-            v = self.check(value)
-            return remember(self.memo, value, (v, esc_text(v)))
+        try:
+            hit: tuple[str, str] | None = self.memo.get(value)  # type: ignore[call-overload]
+        except TypeError:  # unhashable: check() refuses it
+            hit = None
+        if hit is not None:
+            return hit
+        if type(value) is str and self.fast(value) is not None:
+            # The fast patterns leave nothing to escape (E.164, DTMF) or only '&' (URLs,
+            # SIP URIs); plain text may hold any of & < >.
+            if self.kind == "text":
+                e = esc_text(value)
+            elif "&" in value:
+                e = value.replace("&", "&amp;")
+            else:
+                e = value
+            return remember(self.memo, value, (value, e))
         v = self.check(value)
         return v, esc_text(v)
+
+    def whole(self, value: object) -> tuple[str, str]:
+        """The checked text and the element without attributes: ``<Tag>escaped</Tag>``."""
+        try:
+            hit: tuple[str, str] | None = self.bare.get(value)  # type: ignore[call-overload]
+        except TypeError:  # unhashable: take() refuses it
+            hit = None
+        if hit is None:
+            v, e = self.take(value)
+            hit = (v, f"{self.open}{e}{self.close}")
+            if type(value) is str:
+                remember(self.bare, value, hit)
+        return hit
 
     def fail(self, value: object, allowed: str | None = None) -> NoReturn:
         raise ElementError(
@@ -95,11 +127,17 @@ class TextSpec:
             if not v:
                 self.fail(value)
             return v
-        if _TEXT_PATTERNS[self.kind].fullmatch(v) is None:
+        if self.fast(v) is None:
             if self.kind == "e164" and v.isdigit():
                 self.fail(value, f"{self.what}: add the leading '+'")
             self.fail(value)
         return v
+
+
+def _sip_uri(v: str) -> object:
+    # The pattern leaves out markup and whitespace; isprintable() also keeps out the control
+    # characters XML cannot carry.
+    return _TEXT_PATTERNS["sip"].fullmatch(v) if v.isprintable() else None
 
 
 def _plain_text(v: str) -> object:

@@ -408,7 +408,8 @@ def _read_form(req: Request) -> ParamsLike:
     if (
         length <= MAX_FAST_FORM
         and "HTTP_TRANSFER_ENCODING" not in environ
-        and environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower() == FORM_TYPE
+        # Vobiz always posts a form; a POST body without a content type is read as one.
+        and environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower() in (FORM_TYPE, "")
         and ((limit := req.max_content_length) is None or length <= limit)
     ):
         body = environ["wsgi.input"].read(length)

@@ -14,32 +14,56 @@ element is built: a bad one raises :class:`~answerkit.errors.ElementError` namin
 the attribute, the value and what is allowed. Document rules (what may follow a Hangup, a Dial
 with nothing to dial...) are checked by :meth:`Response.validate`, which ``to_xml`` calls.
 
-Rendering is plain string building: leaf elements are immutable and cache their XML, so a
-document renders by joining cached strings (see the benchmark in ``benchmarks/``).
+Rendering is plain string building, done as each element is built (leaf elements are
+immutable), so a document renders by joining its children's strings; see ``_element`` for
+how, and the benchmark in ``benchmarks/``. Speak lives in ``_speak``; Dial, Number, User,
+Record, Conference and Stream in ``_calls``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from answerkit import _tables as _t
-from answerkit._attributes import esc_text, remember
 from answerkit._calls import Conference, Dial, Number, Record, Stream, User
-from answerkit._element import _DECL, _NOATTRS, MAX_BYTES, Element, _Container, _TextElement
+from answerkit._element import (
+    _DECL,
+    MAX_BYTES,
+    RULE_CHECK,
+    RULE_FIRST,
+    RULE_LAST,
+    RULE_NONE,
+    Element,
+    _Container,
+    _TextElement,
+    start_tag,
+)
+from answerkit._speak import Speak
 from answerkit._tables import TEXTS
 from answerkit.errors import ElementError
-from answerkit.ssml import SPEAK_SSML, SSML, normalize, plain_text, render_content
 
 if TYPE_CHECKING:
     from answerkit.lint import LintWarning
-
-_E = TypeVar("_E", bound=Element)
 
 __all__ = [
     "DTMF", "Conference", "Dial", "Element", "Gather", "Hangup", "Number", "Play", "PreAnswer",
     "Record", "Redirect", "Response", "Speak", "Stream", "User", "Wait",
 ]  # fmt: skip
+
+# Each attribute's bound checker by Python name (see Table.frag); the text checkers likewise.
+_WAIT = _t.WAIT.frag
+_GATHER = _t.GATHER.frag
+_GATHER_CACHED = _t.GATHER.cached
+_GATHER_FRESH = _t.GATHER.fresh
+_PLAY = TEXTS["Play"]
+_REDIRECT = TEXTS["Redirect"]
+_DTMF = TEXTS["DTMF"]
+
+_OPEN = _DECL + "<Response>"
+_EMPTY = _DECL + "<Response/>"
+#: A document this long in characters may be over MAX_BYTES once encoded (4 bytes a char).
+_MAY_BE_TOO_BIG = MAX_BYTES // 4
 
 
 class Response(_Container):
@@ -49,26 +73,31 @@ class Response(_Container):
     tag = "Response"
 
     def __init__(self, *children: ResponseChild) -> None:
-        self._attrs = _NOATTRS
-        self._open = "<Response"
-        self._x = None
-        kids = self._kids
+        # No _open or _x: a Response has no attributes and never caches its XML, since a
+        # nested Gather or Dial may still gain children.
         for c in children:
-            if type(c) not in kids:
+            if type(c) not in _RESPONSE_KIDS:
                 self._take(children)  # subclasses pass there; anything else raises
                 return
         self._children = list(children)
+
+    @classmethod
+    def _parsed(
+        cls, attrs: dict[str, str], start: str, text: str | None, kids: Sequence[object]
+    ) -> Element:
+        if attrs or (text and not text.isspace()):
+            raise ElementError("Response: takes no attributes or text", element="Response")
+        return cls(*kids)  # type: ignore[arg-type]
 
     def _problem(self) -> tuple[int, ElementError] | None:
         # Only direct children carry document rules; everything else was checked when built.
         ch = self._children
         last = len(ch) - 1
         for i, c in enumerate(ch):
-            if c._ruled:
-                msg = c._rule(i, last)
-                if msg is not None:
-                    where = f"{c.tag} (child {i + 1} of {last + 1} in Response)"
-                    return i, ElementError(f"{where}: {msg}", element=c.tag, value=c)
+            msg = c._rule(i, last)
+            if msg is not None:
+                where = f"{c.tag} (child {i + 1} of {last + 1} in Response)"
+                return i, ElementError(f"{where}: {msg}", element=c.tag, value=c)
         return None
 
     def validate(self) -> None:
@@ -96,18 +125,23 @@ class Response(_Container):
             self._pretty(out, 0)
             s = "\n".join(out)
         elif ch:
-            # Validation and rendering in one pass over the direct children.
-            last = len(ch) - 1
-            s = _DECL + "<Response>"
-            for i, c in enumerate(ch):
-                if c._ruled and c._rule(i, last) is not None:
-                    self.validate()  # raises, with the message
-                s += c._x or c._render()
-            s += "</Response>"
+            # Rendering and the rule codes in one pass. One code, RULE_LAST on the last child
+            # (a final Hangup), is the usual valid case; any other sends the document to the
+            # full check, which raises with the message if a rule is broken.
+            parts = [_OPEN]
+            ruled = 0
+            for c in ch:
+                parts.append(c._x or c._render())
+                if c._r:
+                    ruled += 1
+            if ruled and (ruled > 1 or ch[-1]._r != RULE_LAST):
+                self.validate()
+            parts.append("</Response>")
+            s = "".join(parts)
         else:
-            s = _DECL + "<Response/>"
+            s = _EMPTY
         # Byte length is at most 4x the character count: encode only when it could matter.
-        if len(s) > MAX_BYTES // 4 and len(s.encode()) > MAX_BYTES:
+        if len(s) > _MAY_BE_TOO_BIG and len(s.encode()) > MAX_BYTES:
             raise ElementError(
                 f"Response: the document is {len(s.encode())} bytes; Vobiz accepts at most "
                 f"{MAX_BYTES} (spec §1.0). Split it with Redirect.",
@@ -126,123 +160,17 @@ class Response(_Container):
         # A Response never caches: a nested Gather or Dial may still gain children.
         return self.to_xml()[len(_DECL) :]
 
+    def _start(self) -> str:
+        return "<Response"
 
-_SPOKEN: dict[str, str] = {}  # plain text -> "<Speak>escaped</Speak>"
-
-
-def _speak_plain(text: str) -> str:
-    # Printable (no control characters, no \r) and starting with a non-space (not blank) is
-    # the fast check; anything else gets the full one, which raises with the reason.
-    if not (text.isprintable() and text[:1] > " "):
-        normalize("Speak", (text,), ())
-        if not text.strip():
-            raise ElementError(
-                f"Speak: text is required (non-blank), got {text!r}", element="Speak", value=text
-            )
-    return remember(_SPOKEN, text, "<Speak>" + esc_text(text) + "</Speak>", 4096)
-
-
-class Speak(Element):
-    """Text-to-speech. Content is plain text, or text mixed with SSML nodes (``ssml.py``).
-
-    ``voice`` is ``WOMAN`` or ``MAN`` only: Vobiz's SSML page shows ``Polly.*`` voices but
-    the Speak table does not (spec §6 item 14), so the documented values are the safe choice.
-    ``language`` is one of the voice table's codes (plus ``en-IN``, ``hi-IN``). ``loop=0``
-    repeats forever. Text is kept exactly as given (not trimmed).
-    """
-
-    __slots__ = ("_ssml", "_text")
-    tag = "Speak"
-    _table = _t.SPEAK
-
-    _text: str
-    _ssml: tuple[str | SSML, ...] | None
-
-    def __init__(
-        self,
-        text: str | SSML,
-        /,
-        *more: str | SSML,
-        voice: str | None = None,
-        language: str | None = None,
-        loop: int | None = None,
-    ) -> None:
-        if voice is None and language is None and loop is None:
-            self._attrs = _NOATTRS
-            if not more and type(text) is str:
-                # The common case: one plain string. Checked, escaped and rendered at once;
-                # prompts repeat on every call, so the rendering is memoised (bounded).
-                x = _SPOKEN.get(text)
-                if x is None:
-                    x = _speak_plain(text)
-                self._text = text
-                self._ssml = None
-                self._x = x
-                return
-            head = "<Speak>"
-        else:
-            a: dict[str, str] = {}
-            head = "<Speak"
-            if voice is not None:
-                head += _t.SPEAK["voice"].put(a, voice)
-            if language is not None:
-                head += _t.SPEAK["language"].put(a, language)
-            if loop is not None:
-                head += _t.SPEAK["loop"].put(a, loop)
-            self._attrs = a
-            head += ">"
-        self._set_content((text, *more))
-        self._x = None if self._ssml is not None else head + esc_text(self._text) + "</Speak>"
-
-    def _set_content(self, content: Sequence[object]) -> None:
-        items = normalize("Speak", content, SPEAK_SSML)
-        text = plain_text(items)
-        if not text.strip():
-            raise ElementError(
-                f"Speak: text is required (non-blank), got {content!r}",
-                element="Speak",
-                value=content,
-            )
-        self._text = text
-        self._ssml = None if len(items) == 1 and type(items[0]) is str else items
-
-    @property
-    def text(self) -> str:
-        return self._text
-
-    @property
-    def ssml(self) -> list[str | SSML]:
-        """The content as given: strings and SSML nodes."""
-        return [self._text] if self._ssml is None else list(self._ssml)
-
-    def _key(self) -> tuple[object, ...]:
-        return (self._attrs, self._text, self._ssml)
-
-    def _args(self) -> list[str]:
-        return [repr(x) for x in self.ssml]
-
-    def _render(self) -> str:
-        body = esc_text(self._text) if self._ssml is None else render_content(self._ssml)
-        x = self._x = f"<Speak{self._astr()}>{body}</Speak>"
-        return x
-
-    @classmethod
-    def _parsed(cls: type[_E], attrs: dict[str, str], text: str | None, kids: list[object]) -> _E:
-        el = cls.__new__(cls)
-        assert isinstance(el, Speak)
-        el._attrs = attrs
-        el._x = None
-        if not kids and text is not None:  # plain text: the memoised check of the constructor
-            x = _SPOKEN.get(text)
-            if x is None:
-                x = _speak_plain(text)
-            el._text = text
-            el._ssml = None
-            if not attrs:
-                el._x = x
-        else:
-            el._set_content([text, *kids] if text else kids)
-        return el
+    def _pretty(self, out: list[str], depth: int) -> None:
+        if not self._children:
+            out.append("  " * depth + "<Response/>")
+            return
+        out.append("  " * depth + "<Response>")
+        for c in self._children:
+            c._pretty(out, depth + 1)
+        out.append("  " * depth + "</Response>")
 
 
 class Play(_TextElement):
@@ -253,15 +181,11 @@ class Play(_TextElement):
     _table = _t.PLAY
 
     def __init__(self, url: str, /, *, loop: int | None = None) -> None:
-        self._text, e = TEXTS["Play"].take(url)
         if loop is None:
-            self._attrs = _NOATTRS
-            s = ""
+            self._text, self._x = _PLAY.whole(url)
         else:
-            a: dict[str, str] = {}
-            self._attrs = a
-            s = _t.PLAY["loop"].put(a, loop)
-        self._x = f"<Play{s}>{e}</Play>"
+            self._text, e = _PLAY.take(url)
+            self._x = f"<Play{_t.PLAY.frag['loop'](loop)}>{e}</Play>"
 
 
 class Wait(Element):
@@ -271,10 +195,9 @@ class Wait(Element):
     ``min_silence < length * 1000`` is checked on the values in effect (defaults 2000 and 1).
     """
 
-    __slots__ = ()
+    __slots__ = ("_r",)
     tag = "Wait"
     _table = _t.WAIT
-    _ruled = True
 
     def __init__(
         self,
@@ -284,22 +207,26 @@ class Wait(Element):
         min_silence: int | None = None,
         beep: bool | None = None,
     ) -> None:
-        t = _t.WAIT
-        a: dict[str, str] = {}
-        s = ""
+        s = "<Wait"
         if length is not None:
-            s += t["length"].put(a, length)
+            s += _WAIT["length"](length)
         if silence is not None:
-            s += t["silence"].put(a, silence)
+            s += _WAIT["silence"](silence)
         if min_silence is not None:
-            s += t["min_silence"].put(a, min_silence)
+            s += _WAIT["min_silence"](min_silence)
         if beep is not None:
-            s += t["beep"].put(a, beep)
-        self._attrs = a
-        self._x = f"<Wait{s}/>"
+            s += _WAIT["beep"](beep)
+        self._x = s + "/>"
+        if silence is True:  # the rule applies
+            self._ruled_from_attrs()
+        else:
+            self._r = RULE_NONE
+
+    def _ruled_from_attrs(self) -> None:
+        self._r = RULE_CHECK if self._rule(0, 0) is not None else RULE_NONE
 
     def _rule(self, index: int, last: int) -> str | None:
-        a = self._attrs
+        a = self._a()
         if a.get("silence") == "true":
             length = int(a.get("length", "1"))
             min_silence = int(a.get("minSilence", "2000"))
@@ -321,10 +248,9 @@ class Gather(_Container):
     ``hints`` takes a comma-separated string or a list of phrases.
     """
 
-    __slots__ = ()
+    __slots__ = ("_r",)
     tag = "Gather"
     _table = _t.GATHER
-    _ruled = True
 
     def __init__(
         self,
@@ -346,54 +272,74 @@ class Gather(_Container):
         redirect: bool | None = None,
         profanity_filter: bool | None = None,
     ) -> None:
-        t = _t.GATHER
-        a: dict[str, str] = {}
-        s = ""
-        if action is not None:
-            s += t["action"].put(a, action)
-        if method is not None:
-            s += t["method"].put(a, method)
-        if input_type is not None:
-            s += t["input_type"].put(a, input_type)
-        if execution_timeout is not None:
-            s += t["execution_timeout"].put(a, execution_timeout)
-        if digit_end_timeout is not None:
-            s += t["digit_end_timeout"].put(a, digit_end_timeout)
-        if speech_end_timeout is not None:
-            s += t["speech_end_timeout"].put(a, speech_end_timeout)
-        if finish_on_key is not None:
-            s += t["finish_on_key"].put(a, finish_on_key)
-        if num_digits is not None:
-            s += t["num_digits"].put(a, num_digits)
-        if speech_model is not None:
-            s += t["speech_model"].put(a, speech_model)
-        if hints is not None:
-            s += t["hints"].put(a, hints)
-        if language is not None:
-            s += t["language"].put(a, language)
-        if interim_speech_results_callback is not None:
-            s += t["interim_speech_results_callback"].put(a, interim_speech_results_callback)
-        if interim_speech_results_callback_method is not None:
-            s += t["interim_speech_results_callback_method"].put(
-                a, interim_speech_results_callback_method
-            )
-        if log is not None:
-            s += t["log"].put(a, log)
-        if redirect is not None:
-            s += t["redirect"].put(a, redirect)
-        if profanity_filter is not None:
-            s += t["profanity_filter"].put(a, profanity_filter)
-        self._attrs = a
-        self._open = "<Gather" + s
-        self._x = None
-        for c in children:
-            if type(c) is not Speak and type(c) is not Play:
-                self._take(children)  # subclasses pass there; anything else raises
-                return
+        # Memo lookups inline (c), the full check on a miss (n); Int and Bool kinds have no
+        # memo and go to frag (f) at once. An unhashable value makes a lookup raise TypeError,
+        # and the general path decides.
+        c, n, f = _GATHER_CACHED, _GATHER_FRESH, _GATHER
+        try:
+            s = "<Gather"
+            if action is not None:
+                s += c["action"](action) or n["action"](action)
+            if method is not None:
+                s += c["method"](method) or n["method"](method)
+            if input_type is not None:
+                s += c["input_type"](input_type) or n["input_type"](input_type)
+            if execution_timeout is not None:
+                s += f["execution_timeout"](execution_timeout)
+            if digit_end_timeout is not None:
+                s += c["digit_end_timeout"](digit_end_timeout) or n["digit_end_timeout"](
+                    digit_end_timeout
+                )
+            if speech_end_timeout is not None:
+                s += c["speech_end_timeout"](speech_end_timeout) or n["speech_end_timeout"](
+                    speech_end_timeout
+                )
+            if finish_on_key is not None:
+                s += c["finish_on_key"](finish_on_key) or n["finish_on_key"](finish_on_key)
+            if num_digits is not None:
+                s += f["num_digits"](num_digits)
+            if speech_model is not None:
+                s += c["speech_model"](speech_model) or n["speech_model"](speech_model)
+            if hints is not None:
+                s += f["hints"](hints)  # often a list
+            if language is not None:
+                s += c["language"](language) or n["language"](language)
+            if interim_speech_results_callback is not None:
+                s += f["interim_speech_results_callback"](interim_speech_results_callback)
+            if interim_speech_results_callback_method is not None:
+                s += f["interim_speech_results_callback_method"](
+                    interim_speech_results_callback_method
+                )
+            if log is not None:
+                s += f["log"](log)
+            if redirect is not None:
+                s += f["redirect"](redirect)
+            if profanity_filter is not None:
+                s += f["profanity_filter"](profanity_filter)
+        except TypeError:
+            s = start_tag("Gather", _t.GATHER, locals())
+        self._r = RULE_CHECK if action is None else RULE_NONE  # action is required
+        self._open = s
         self._children = list(children)
+        if not children:
+            self._x = s + "/>"
+            return
+        # Checked and rendered in one pass: Speak and Play never change (add() drops _x).
+        s += ">"
+        for k in children:
+            if type(k) is not Speak and type(k) is not Play:
+                self._take(children)  # subclasses pass there; anything else raises
+                self._x = None
+                self._render()
+                return
+            s += k._x  # type: ignore[operator]
+        self._x = s + "</Gather>"
+
+    def _ruled_from_attrs(self) -> None:
+        self._r = RULE_NONE if "action" in self._a() else RULE_CHECK
 
     def _rule(self, index: int, last: int) -> str | None:
-        if "action" not in self._attrs:
+        if "action" not in self._a():
             return "action is required: the URL that receives the digits or speech"
         return None
 
@@ -404,18 +350,14 @@ class Redirect(_TextElement):
     __slots__ = ()
     tag = "Redirect"
     _table = _t.REDIRECT
-    _ruled = True
+    _r = RULE_LAST
 
     def __init__(self, url: str, /, *, method: str | None = None) -> None:
-        self._text, e = TEXTS["Redirect"].take(url)
         if method is None:
-            self._attrs = _NOATTRS
-            s = ""
+            self._text, self._x = _REDIRECT.whole(url)
         else:
-            a: dict[str, str] = {}
-            self._attrs = a
-            s = _t.REDIRECT["method"].put(a, method)
-        self._x = f"<Redirect{s}>{e}</Redirect>"
+            self._text, e = _REDIRECT.take(url)
+            self._x = f"<Redirect{_t.REDIRECT.frag['method'](method)}>{e}</Redirect>"
 
     def _rule(self, index: int, last: int) -> str | None:
         return None if index == last else "must be the last element: nothing after it runs"
@@ -428,27 +370,28 @@ class Hangup(Element):
     the elements that follow play until then.
     """
 
-    __slots__ = ()
+    __slots__ = ("_r",)
     tag = "Hangup"
     _table = _t.HANGUP
-    _ruled = True
 
     def __init__(self, *, reason: str | None = None, schedule: int | None = None) -> None:
         if reason is None and schedule is None:
-            self._attrs = _NOATTRS
             self._x = "<Hangup/>"
+            self._r = RULE_LAST
         else:
-            a: dict[str, str] = {}
-            self._attrs = a
-            s = ""
+            s = "<Hangup"
             if reason is not None:
-                s += _t.HANGUP["reason"].put(a, reason)
+                s += _t.HANGUP.frag["reason"](reason)
             if schedule is not None:
-                s += _t.HANGUP["schedule"].put(a, schedule)
-            self._x = f"<Hangup{s}/>"
+                s += _t.HANGUP.frag["schedule"](schedule)
+            self._x = s + "/>"
+            self._r = RULE_LAST if schedule is None else RULE_NONE
+
+    def _ruled_from_attrs(self) -> None:
+        self._r = RULE_NONE if "schedule" in self._a() else RULE_LAST
 
     def _rule(self, index: int, last: int) -> str | None:
-        if index == last or "schedule" in self._attrs:
+        if index == last or "schedule" in self._a():
             return None
         return "ends the call, so nothing may follow it (use schedule=N to hang up later)"
 
@@ -459,10 +402,9 @@ class PreAnswer(_Container):
     __slots__ = ()
     tag = "PreAnswer"
     _table = _t.PREANSWER
-    _ruled = True
+    _r = RULE_FIRST
 
     def __init__(self, *children: Speak | Play | Wait) -> None:
-        self._attrs = _NOATTRS
         self._open = "<PreAnswer"
         self._x = None
         self._take(children)
@@ -479,15 +421,11 @@ class DTMF(_TextElement):
     _table = _t.DTMF
 
     def __init__(self, digits: str, /, *, async_: bool | None = None) -> None:
-        self._text, e = TEXTS["DTMF"].take(digits)
         if async_ is None:
-            self._attrs = _NOATTRS
-            s = ""
+            self._text, self._x = _DTMF.whole(digits)
         else:
-            a: dict[str, str] = {}
-            self._attrs = a
-            s = _t.DTMF["async_"].put(a, async_)
-        self._x = f"<DTMF{s}>{e}</DTMF>"
+            self._text, e = _DTMF.take(digits)
+            self._x = f"<DTMF{_t.DTMF.frag['async_'](async_)}>{e}</DTMF>"
 
 
 ResponseChild = (
@@ -518,6 +456,7 @@ _allow(
 _allow(Gather, Speak, Play)
 _allow(Dial, Number, User)
 _allow(PreAnswer, Speak, Play, Wait)
+_RESPONSE_KIDS = Response._kids
 
 #: Tag -> class, for the parser.
 _ALL: tuple[type[Element], ...] = (Response, *Response._kid_order, Number, User)

@@ -4,20 +4,40 @@
 :class:`~answerkit.errors.ParseError` carrying the line. The parser is hardened: no DTD,
 no entity declarations or references, no network, no huge trees. Plivo and TwiML names are
 refused with the VobizXML replacement named.
+
+Two paths: a document exactly as ``to_xml`` writes it is read by ``_canonical`` (no lxml,
+kept only if it renders back to the same text); everything else, and every error, goes
+through lxml (``parse_full``).
 """
 
 from __future__ import annotations
 
 import difflib
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from lxml import etree
 
-from answerkit._attributes import Table
-from answerkit._element import _NOATTRS, Element, cannot_contain
+from answerkit._attributes import Table, attr_string
+from answerkit._canonical import HEAD, read
+from answerkit._element import _NOATTRS, RULE_LAST, Element, cannot_contain
 from answerkit._tables import RENAMED
-from answerkit.elements import ELEMENTS, Response, Speak
+from answerkit.elements import (
+    DTMF,
+    ELEMENTS,
+    Conference,
+    Hangup,
+    Number,
+    Play,
+    Record,
+    Redirect,
+    Response,
+    Speak,
+    Stream,
+    User,
+    Wait,
+)
 from answerkit.errors import ElementError, ParseError
 from answerkit.ssml import SSML, SSML_TAGS
 
@@ -48,8 +68,9 @@ _local = threading.local()
 
 def _parser() -> etree.XMLParser:
     # A parser per thread: lxml parser objects must not be shared across threads.
-    p: etree.XMLParser | None = getattr(_local, "parser", None)
-    if p is None:
+    try:
+        p: etree.XMLParser = _local.parser
+    except AttributeError:
         p = _local.parser = etree.XMLParser(
             resolve_entities=False,
             no_network=True,
@@ -61,6 +82,12 @@ def _parser() -> etree.XMLParser:
     return p
 
 
+#: The declaration to_xml writes. A document that starts with it is UTF-8 throughout, so the
+#: byte scan sees any DTD; any other start (no declaration, another encoding such as UTF-7 or
+#: UTF-16, a BOM) is asked of the parsed tree as well.
+_OUR_DECL = b'<?xml version="1.0" encoding="UTF-8"?>'
+
+
 def parse(source: str | bytes) -> Response:
     """Parse VobizXML text (str or UTF-8 bytes) into a :class:`Response`.
 
@@ -68,14 +95,29 @@ def parse(source: str | bytes) -> Response:
     or entity, an unknown element or attribute, a bad value or a broken document rule.
     """
     if isinstance(source, str):
-        data = source.encode("utf-8")
+        text: str | None = source
     elif isinstance(source, (bytes, bytearray)):
-        data = bytes(source)
+        try:
+            text = source.decode()
+        except UnicodeDecodeError:
+            text = None  # another encoding, declared in the document: lxml reads it
     else:
         raise ParseError(f"parse() takes str or bytes, got {type(source).__name__}")
-    # Refused before lxml sees them: no XXE, no billion laughs. One scan in the usual case:
-    # '<!' also starts comments and CDATA, which are fine.
-    if b"<!" in data:
+    # A document exactly as to_xml writes it is read without lxml (see _canonical: the
+    # result is kept only if it renders back to the same text). Everything else, errors
+    # included, takes the full path.
+    if text is not None and text.startswith(HEAD):
+        doc = read(text)
+        if doc is not None:
+            return doc
+    return parse_full(source.encode() if isinstance(source, str) else bytes(source))
+
+
+def parse_full(data: bytes) -> Response:
+    """The full parser, through lxml: any layout, and every refusal and error with its line."""
+    # Refused before lxml sees them: no XXE, no billion laughs. A one-byte search is a
+    # memchr, so '!' goes first; '<!' also starts comments and CDATA, which are fine.
+    if b"!" in data and b"<!" in data:
         for marker in (b"<!DOCTYPE", b"<!ENTITY"):
             at = data.find(marker)
             if at >= 0:
@@ -87,10 +129,7 @@ def parse(source: str | bytes) -> Response:
         root: Any = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as e:
         raise ParseError(f"not well-formed XML: {e.msg}", line=e.lineno) from None
-    # UTF-16/32 hide a DTD from the byte scan; ask the tree in that (rare) case only.
-    if (b"\x00" in data[:4] or data[:2] in (b"\xfe\xff", b"\xff\xfe")) and (
-        root.getroottree().docinfo.doctype
-    ):
+    if not data.startswith(_OUR_DECL) and root.getroottree().docinfo.doctype:
         raise ParseError("DTDs are refused", line=1)
     return _document(root)
 
@@ -99,13 +138,28 @@ def _document(root: Any) -> Response:
     if root.tag != "Response":
         what = _name_error(root.tag)
         raise ParseError(f"the root must be Response, found {what}", line=root.sourceline)
-    _no_attrs_or_text(root)
-    kids = [_element(el, Response) for el in root]
-    doc = Response._parsed({}, None, kids)  # type: ignore[arg-type]
-    problem = doc._problem()
-    if problem is not None:
-        i, err = problem
-        raise ParseError(str(err), line=root[i].sourceline, element=err.element)
+    text = root.text
+    if root.items() or (text and not text.isspace()):
+        _no_attrs_or_text(root)
+    kids = []
+    for el in root[:]:  # a list of the children: cheaper than lxml's iterator
+        kids.append(_element(el, Response))
+    # Every child was checked against Response's allowed children on the way: the tree is
+    # assembled directly. The document rules are read from the rule codes, as to_xml does;
+    # only a code that may mean a broken rule asks for the message (and the line).
+    doc = Response.__new__(Response)
+    doc._children = kids
+    if kids:
+        flagged = kids[-1]._r not in (0, RULE_LAST)
+        for c in kids[:-1]:
+            if c._r:
+                flagged = True
+                break
+        if flagged:
+            problem = doc._problem()
+            if problem is not None:
+                i, err = problem
+                raise ParseError(str(err), line=root[i].sourceline, element=err.element)
     return doc
 
 
@@ -119,7 +173,9 @@ def _no_attrs_or_text(el: Any) -> None:
 
 
 def _element(el: Any, parent: type[Element]) -> Element:
-    cls = ELEMENTS.get(el.tag)  # comments, PIs and entities have function tags: None
+    tag = el.tag
+    # comments, PIs and entities have function tags: not found
+    cls, bare_text, bare_empty = _KINDS.get(tag, _UNKNOWN)
     if cls is None or cls not in parent._kids:
         raise _misplaced(el, cls, parent)
     tail = el.tail
@@ -127,12 +183,26 @@ def _element(el: Any, parent: type[Element]) -> Element:
         raise ParseError(f"text {tail.strip()!r} outside any element", line=el.sourceline)
     try:
         items = el.items()
-        attrs = _attributes(cls.tag, cls._table, items, el) if items else _NOATTRS
-        if len(el):
+        n = len(el)
+        if items:
+            attrs, start = _attributes(tag, cls._table, items, el)
+        elif n:
+            attrs, start = _NOATTRS, _START[tag]
+        else:
+            # The usual leaf, without attributes or children: its constructor is the cheapest
+            # way to build it (a class call beats __new__ plus stores) and applies the same
+            # checks to the same text.
+            text = el.text
+            if bare_text is not None and text is not None:
+                return bare_text(text)
+            if bare_empty is not None and (not text or text.isspace()):
+                return bare_empty()
+            return cls._parsed(_NOATTRS, _START[tag], text, _NOKIDS)
+        if n:
             if cls is Speak:
-                return Speak._parsed(attrs, None, _content(el))
-            return cls._parsed(attrs, el.text, [_element(c, cls) for c in el])
-        return cls._parsed(attrs, el.text, _NOKIDS)
+                return Speak._parsed(attrs, start, None, _content(el))
+            return cls._parsed(attrs, start, el.text, [_element(c, cls) for c in el[:]])
+        return cls._parsed(attrs, start, el.text, _NOKIDS)
     except ParseError:
         raise
     except ElementError as e:
@@ -142,6 +212,18 @@ def _element(el: Any, parent: type[Element]) -> Element:
 
 
 _NOKIDS: list[object] = []  # shared by childless elements; never mutated
+_START = {tag: "<" + tag for tag in ELEMENTS}
+_BareText = Callable[[str], Element] | None
+_BareEmpty = Callable[[], Element] | None
+#: tag -> (class, its constructor if it takes only text, or only nothing): one lookup.
+_TEXT_ONLY: dict[str, Callable[[str], Element]] = {
+    c.tag: c for c in (Speak, Play, Number, User, Conference, Redirect, DTMF, Stream)
+}
+_NOTHING: dict[str, Callable[[], Element]] = {c.tag: c for c in (Hangup, Wait, Record)}
+_KINDS: dict[str, tuple[type[Element], _BareText, _BareEmpty]] = {
+    tag: (cls, _TEXT_ONLY.get(tag), _NOTHING.get(tag)) for tag, cls in ELEMENTS.items()
+}
+_UNKNOWN: tuple[None, None, None] = (None, None, None)
 
 
 def _misplaced(el: Any, cls: type[Element] | None, parent: type[Element]) -> ParseError:
@@ -151,9 +233,13 @@ def _misplaced(el: Any, cls: type[Element] | None, parent: type[Element]) -> Par
     return ParseError(str(cannot_contain(parent, cls.tag)), line=el.sourceline, element=parent.tag)
 
 
-def _attributes(tag: str, table: Table, items: list[tuple[str, str]], el: Any) -> dict[str, str]:
+def _attributes(
+    tag: str, table: Table, items: list[tuple[str, str]], el: Any
+) -> tuple[dict[str, str], str]:
+    """The checked attributes (rendered values, table order) and the start tag they make."""
     by_xml = table.by_xml
     attrs: dict[str, str] = {}
+    start = "<" + tag
     last = -1
     ordered = True
     for k, v in items:
@@ -164,14 +250,17 @@ def _attributes(tag: str, table: Table, items: list[tuple[str, str]], el: Any) -
                 a = by_xml.get(k)
             if a is None:
                 raise ParseError(_attr_error(tag, k, table), line=el.sourceline, attribute=k)
-        attrs[k] = a.parse(v)
-        if a.pos < last:
+        attrs[k], frag = a.read_memo.get(v) or a.read(v)
+        start += frag
+        pos = a.pos
+        if pos < last:
             ordered = False
-        last = a.pos
+        last = pos
     if not ordered:  # render in table order, like a built element
         index = table.index
         attrs = {k: attrs[k] for k in sorted(attrs, key=index.__getitem__)}
-    return attrs
+        start = "<" + tag + attr_string(attrs, table.escapers)
+    return attrs, start
 
 
 def _content(el: Any) -> list[object]:
@@ -179,7 +268,7 @@ def _content(el: Any) -> list[object]:
     out: list[object] = []
     if el.text:
         out.append(el.text)
-    for c in el:
+    for c in el[:]:
         tag = c.tag
         cls = SSML_TAGS.get(tag) if type(tag) is str else None
         if cls is None:
@@ -189,7 +278,7 @@ def _content(el: Any) -> list[object]:
                 line=c.sourceline,
             )
         items = c.items()
-        attrs = _attributes(tag, cls._table, items, c) if items else {}
+        attrs = _attributes(tag, cls._table, items, c)[0] if items else {}
         node: SSML = cls._from_parts(attrs, _content(c))
         out.append(node)
         if c.tail:

@@ -13,17 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
-from answerkit._attributes import (
-    Attr,
-    Enum,
-    Pattern,
-    Table,
-    Text,
-    attr_string,
-    bad_xml_char,
-    describe_bad_char,
-    esc_text,
-)
+from answerkit._attributes import Attr, Enum, Pattern, Table, Text, attr_string
+from answerkit._xmltext import bad_xml_char, describe_bad_char, esc_text
 from answerkit.errors import ElementError
 
 

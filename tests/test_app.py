@@ -388,3 +388,12 @@ def test_deadline_alarm_installed_once_forwards_stray_alarms() -> None:
         signal.signal(signal.SIGALRM, before)
         if remaining:
             signal.setitimer(signal.ITIMER_REAL, remaining, interval)
+
+
+def test_form_body_without_content_type_is_read_as_a_form(client: Any) -> None:
+    from urllib.parse import urlencode
+
+    body = urlencode(CALL).encode()
+    headers = {**sign(PUBLIC + "/menu", TOKEN), "Content-Type": ""}
+    r = client.post("/menu", data=body, headers=headers)
+    assert r.status_code == 200 and b"You pressed" in r.data

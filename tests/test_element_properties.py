@@ -27,7 +27,7 @@ from answerkit.elements import (
     Wait,
 )
 from answerkit.errors import ElementError
-from answerkit.parse import parse
+from answerkit.parse import parse, parse_full
 from answerkit.ssml import SPEAK_SSML, Break, Emphasis, Prosody, SayAs, Sub
 
 BASE: dict[type[Element], tuple[Any, ...]] = {
@@ -78,10 +78,12 @@ def document(el: Element) -> Response:
 
 
 def check_output(doc: Response) -> None:
-    """The output parses with plain lxml, and answerkit reads back the same document."""
+    """The output parses with plain lxml, and answerkit reads back the same document (by
+    its reader of to_xml's own output and by the full parser alike)."""
     xml = doc.to_xml()
     etree.fromstring(xml.encode("utf-8"))
     assert parse(xml) == doc
+    assert parse_full(xml.encode()) == doc
     assert parse(doc.to_xml(pretty=True)) == doc
 
 

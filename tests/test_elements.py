@@ -1030,6 +1030,14 @@ def test_tables_cover_every_element() -> None:
     }
 
 
+def test_control_characters_are_refused_in_sip_uris() -> None:
+    # The SIP pattern leaves out markup and whitespace, not the control characters XML cannot
+    # carry: they are refused too (the XML would not parse).
+    for uri in ("sip:a\x01@b.c", "sip:a@b\x7f.c", "sip:a@b.c\ufffe"):
+        with pytest.raises(ElementError, match="SIP URI"):
+            User(uri)
+
+
 def test_str_subclasses_are_plain_text() -> None:
     class Label(str):
         pass

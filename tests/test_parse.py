@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from answerkit.elements import (
     DTMF,
@@ -22,7 +24,7 @@ from answerkit.elements import (
     Wait,
 )
 from answerkit.errors import ElementError, ParseError
-from answerkit.parse import FOREIGN, parse
+from answerkit.parse import FOREIGN, parse, parse_full
 from answerkit.query import dialed_numbers, spoken_text
 from answerkit.ssml import Break, Lang, Prosody, SayAs
 
@@ -478,3 +480,106 @@ def test_undeclared_entity_is_refused() -> None:
 def test_parse_error_without_line() -> None:
     err = ParseError("boom")
     assert err.line is None and str(err) == "boom"
+
+
+def test_dtd_in_utf7_is_refused() -> None:
+    # UTF-7 spells '<' as '+ADw-': the byte scan cannot see this DTD, the parsed tree can.
+    text = (
+        '<?xml version="1.0" encoding="UTF-7"?>\n'
+        "+ADw-!DOCTYPE Response +AFs-+ADw-!ENTITY x +ACI-boom+ACI-+AD4-+AF0-+AD4-\n"
+        "<Response><Speak>x</Speak></Response>"
+    )
+    assert "refused" in str(error(text.encode("ascii")))
+
+
+# --- documents as to_xml writes them: read without lxml, the same result as the full path ----
+
+IVR = Response(
+    Speak("Welcome & <hello>"),
+    Gather(
+        Speak("Press 1"),
+        action="https://example.com/menu?a=1&b=2",
+        input_type="dtmf",
+        num_digits=1,
+    ),
+    Dial("+14156667890"),
+    Hangup(),
+)
+
+
+def outcome(text: str) -> str:
+    """What parse makes of ``text`` (the rendered document or the error), checked against
+    the full path through lxml."""
+    try:
+        got = parse(text).to_xml()
+    except ParseError as e:
+        got = f"error line {e.line}: {e}"
+    try:
+        full = parse_full(text.encode()).to_xml()
+    except ParseError as e:
+        full = f"error line {e.line}: {e}"
+    assert got == full
+    return got
+
+
+def test_canonical_documents_read_the_same_as_the_full_path() -> None:
+    xml = IVR.to_xml()
+    assert outcome(xml) == xml
+    assert parse(xml) == parse_full(xml.encode()) == IVR
+    assert parse(xml.encode()) == IVR
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("<Response>", '<Response><!DOCTYPE x [<!ENTITY e "boom">]>'),
+        ("Press 1", "Press &e;"),
+        ("Press 1", "Press &#49;"),
+        ("Press 1", "Press <!-- c -->1"),
+        ("Press 1", "Press <![CDATA[1]]>"),
+        ("Press 1", "Press > 1"),
+        ("Press 1", "Press\r\n1"),
+        ("Press 1", "Press <break/>1"),
+        ("Press 1", "  "),
+        ('inputType="dtmf" numDigits="1"', 'numDigits="1" inputType="dtmf"'),
+        ('inputType="dtmf"', 'inputType="dtmf"  '),
+        ('inputType="dtmf"', 'inputType="dtmf\nspeech"'),
+        ('inputType="dtmf"', 'inputType="dtmf" timeout="5"'),
+        ('inputType="dtmf"', 'inputType="voice"'),
+        ('numDigits="1"', 'numDigits="01"'),
+        ("a=1&amp;b=2", "a=1&b=2"),
+        ("a=1&amp;b=2", "a=1&#38;b=2"),
+        ("<Hangup/>", "<Hangup></Hangup>"),
+        ("<Hangup/>", "<Hangup/><Speak>after</Speak>"),
+        ("<Hangup/>", "<Hangup/>\n"),
+        ("<Hangup/>", "<GetDigits/>"),
+        ("<Dial>+14156667890</Dial>", "<Dial><Number>+14156667890</Number></Dial>"),
+        ("<Dial>+14156667890</Dial>", "<Dial/>"),
+        ("<Dial>+14156667890</Dial>", "<Dial><Record/></Dial>"),
+        ("</Gather>", "</Gather></Gather>"),
+        ("</Response>", "</Response><Response/>"),
+    ],
+)
+def test_almost_canonical_documents_get_the_full_path_answer(old: str, new: str) -> None:
+    xml = IVR.to_xml()
+    assert old in xml
+    outcome(xml.replace(old, new, 1))
+
+
+PLAIN = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(PLAIN, PLAIN, st.sampled_from(["&", "<", ">", '"', "&amp;", "\r", "\n", "\t", "x"]))
+def test_any_canonical_looking_document_reads_as_the_full_path_does(
+    speak: str, url_tail: str, extra: str
+) -> None:
+    # Documents spliced together from text of any kind: whatever the fast reader makes of
+    # them, the full parser makes of them too.
+    xml = (
+        '<?xml version="1.0" encoding="UTF-8"?><Response>'
+        f"<Speak>{speak}{extra}</Speak>"
+        f'<Gather action="https://a.b/{url_tail}{extra}" inputType="dtmf">'
+        f"<Speak>{extra}{speak}</Speak></Gather></Response>"
+    )
+    outcome(xml)

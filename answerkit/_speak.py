@@ -1,0 +1,157 @@
+"""Speak: text-to-speech, plain text or text mixed with SSML; re-exported by
+:mod:`answerkit.elements`.
+
+The most used element: prompts, menus and messages are Speaks, and most are the same few
+strings on every call, so the checked and rendered form of a plain text is memoised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from answerkit import _tables as _t
+from answerkit._element import Element
+from answerkit._xmltext import MEMO_MAX_LEN, esc_text
+from answerkit.errors import ElementError
+from answerkit.ssml import SPEAK_SSML, SSML, normalize, plain_text, render_content
+
+_SPEAK = _t.SPEAK.frag
+
+_SPOKEN: dict[str, str] = {}  # plain text -> "<Speak>escaped</Speak>"
+_SPOKEN_LIMIT = 4096
+
+
+def _speak_checked(text: str) -> str:
+    """``<Speak>text</Speak>`` after the full check, which raises with the reason."""
+    if text and text.isprintable() and not text.isspace():  # the fast check, as in Speak()
+        return _remember_speak(text, f"<Speak>{esc_text(text)}</Speak>")
+    normalize("Speak", (text,), ())
+    if not text.strip():
+        raise ElementError(
+            f"Speak: text is required (non-blank), got {text!r}", element="Speak", value=text
+        )
+    return _remember_speak(text, f"<Speak>{esc_text(text)}</Speak>")
+
+
+def _remember_speak(text: str, x: str) -> str:
+    # Bounded like every memo here (see _xmltext.remember): the first prompts stay.
+    if len(_SPOKEN) < _SPOKEN_LIMIT and len(text) <= MEMO_MAX_LEN:
+        _SPOKEN[text] = x
+    return x
+
+
+class Speak(Element):
+    """Text-to-speech. Content is plain text, or text mixed with SSML nodes (``ssml.py``).
+
+    ``voice`` is ``WOMAN`` or ``MAN`` only: Vobiz's SSML page shows ``Polly.*`` voices but
+    the Speak table does not (spec §6 item 14), so the documented values are the safe choice.
+    ``language`` is one of the voice table's codes (plus ``en-IN``, ``hi-IN``). ``loop=0``
+    repeats forever. Text is kept exactly as given (not trimmed).
+    """
+
+    __slots__ = ("_ssml", "_text")
+    tag = "Speak"
+    _table = _t.SPEAK
+
+    _text: str
+    _ssml: tuple[str | SSML, ...] | None
+
+    def __init__(
+        self,
+        text: str | SSML,
+        /,
+        *more: str | SSML,
+        voice: str | None = None,
+        language: str | None = None,
+        loop: int | None = None,
+    ) -> None:
+        if voice is None and language is None and loop is None:
+            if not more and type(text) is str:
+                # The common case: one plain string. Checked, escaped and rendered at once;
+                # prompts repeat on every call, so the rendering is memoised (bounded).
+                x = _SPOKEN.get(text)
+                if x is None:
+                    # Printable (no control character, no \r to escape) and not blank (the
+                    # only whitespace left is ' ') is the fast check; else the full one.
+                    if text and text.isprintable() and not text.isspace():
+                        e = text
+                        if "&" in e:
+                            e = e.replace("&", "&amp;")
+                        if "<" in e:
+                            e = e.replace("<", "&lt;")
+                        if ">" in e:
+                            e = e.replace(">", "&gt;")
+                        x = f"<Speak>{e}</Speak>"
+                        if len(_SPOKEN) < _SPOKEN_LIMIT and len(text) <= MEMO_MAX_LEN:
+                            _SPOKEN[text] = x  # _remember_speak, written out
+                    else:
+                        x = _speak_checked(text)
+                self._text = text
+                self._ssml = None
+                self._x = x
+                return
+            head = "<Speak>"
+        else:
+            head = "<Speak"
+            if voice is not None:
+                head += _SPEAK["voice"](voice)
+            if language is not None:
+                head += _SPEAK["language"](language)
+            if loop is not None:
+                head += _SPEAK["loop"](loop)
+            head += ">"
+        self._set_content((text, *more))
+        # SSML nodes never change either: rendered now, like plain text.
+        ssml = self._ssml
+        body = esc_text(self._text) if ssml is None else render_content(ssml)
+        self._x = head + body + "</Speak>"
+
+    def _set_content(self, content: Sequence[object]) -> None:
+        items = normalize("Speak", content, SPEAK_SSML)
+        text = plain_text(items)
+        if not text.strip():
+            raise ElementError(
+                f"Speak: text is required (non-blank), got {content!r}",
+                element="Speak",
+                value=content,
+            )
+        self._text = text
+        self._ssml = None if len(items) == 1 and type(items[0]) is str else items
+
+    @property
+    def text(self) -> str:
+        return self._text
+
+    @property
+    def ssml(self) -> list[str | SSML]:
+        """The content as given: strings and SSML nodes."""
+        return [self._text] if self._ssml is None else list(self._ssml)
+
+    def _key(self) -> tuple[object, ...]:
+        return (self._a(), self._text, self._ssml)
+
+    def _args(self) -> list[str]:
+        return [repr(x) for x in self.ssml]
+
+    def _render(self) -> str:
+        body = esc_text(self._text) if self._ssml is None else render_content(self._ssml)
+        x = self._x = f"<Speak{self._astr()}>{body}</Speak>"
+        return x
+
+    @classmethod
+    def _parsed(
+        cls, attrs: dict[str, str], start: str, text: str | None, kids: Sequence[object]
+    ) -> Element:
+        el = cls.__new__(cls)
+        el._attrs = attrs
+        if not kids and text is not None:  # plain text: the memoised check of the constructor
+            x = _SPOKEN.get(text) or _speak_checked(text)
+            el._text = text
+            el._ssml = None
+            el._x = f"{start}>{x[7:]}" if attrs else x  # x[7:]: after "<Speak>"
+        else:
+            el._set_content([text, *kids] if text else kids)
+            ssml = el._ssml
+            body = esc_text(el._text) if ssml is None else render_content(ssml)
+            el._x = f"{start}>{body}</Speak>"
+        return el

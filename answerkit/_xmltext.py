@@ -1,0 +1,156 @@
+"""What XML text may hold and how it is escaped; the shape of an absolute URL.
+
+Shared by attribute values (``_attributes``) and element text (``_tables``): both must never
+let through a character XML cannot carry, and both escape with the same rules.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import NoReturn, Protocol, TypeVar
+
+_V = TypeVar("_V")
+
+# XML 1.0 Char production, negated: control characters other than \t \n \r, lone
+# surrogates and U+FFFE/U+FFFF. lxml refuses them and Vobiz drops the call (8011).
+_BAD_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def bad_xml_char(s: str) -> str | None:
+    """The first character of ``s`` that XML cannot carry, or None."""
+    # isprintable() is a C-speed fast path: every printable character is XML-legal.
+    if s.isprintable():
+        return None
+    m = _BAD_XML.search(s)
+    return None if m is None else m.group()
+
+
+def describe_bad_char(s: str, c: str) -> str:
+    return f"contains U+{ord(c):04X} at position {s.index(c)}, which XML cannot carry"
+
+
+# --- escaping ---------------------------------------------------------------------------------
+# Each replace is guarded by a cheap membership test: most values need no escaping at all.
+
+
+def esc_text(s: str) -> str:
+    """Escape text content. ``\\r`` becomes ``&#13;`` so parsers do not normalise it away."""
+    if "&" in s:
+        s = s.replace("&", "&amp;")
+    if "<" in s:
+        s = s.replace("<", "&lt;")
+    if ">" in s:
+        s = s.replace(">", "&gt;")
+    if "\r" in s:
+        s = s.replace("\r", "&#13;")
+    return s
+
+
+def esc_attr(s: str) -> str:
+    """Escape an attribute value; whitespace escapes survive attribute-value normalisation."""
+    if "&" in s:
+        s = s.replace("&", "&amp;")
+    if "<" in s:
+        s = s.replace("<", "&lt;")
+    if ">" in s:
+        s = s.replace(">", "&gt;")
+    if '"' in s:
+        s = s.replace('"', "&quot;")
+    if "\n" in s:
+        s = s.replace("\n", "&#10;")
+    if "\r" in s:
+        s = s.replace("\r", "&#13;")
+    if "\t" in s:
+        s = s.replace("\t", "&#9;")
+    return s
+
+
+def esc_url(s: str) -> str:
+    """Escape a checked URL: it holds no whitespace, so four characters need care."""
+    if "&" in s:
+        s = s.replace("&", "&amp;")
+    if "<" in s:
+        s = s.replace("<", "&lt;")
+    if ">" in s:
+        s = s.replace(">", "&gt;")
+    if '"' in s:
+        s = s.replace('"', "&quot;")
+    return s
+
+
+def unescape(s: str) -> str:
+    """The inverse of the escapers above (and only of them: what this library wrote)."""
+    if "&" not in s:
+        return s
+    if "&lt;" in s:
+        s = s.replace("&lt;", "<")
+    if "&gt;" in s:
+        s = s.replace("&gt;", ">")
+    if "&quot;" in s:
+        s = s.replace("&quot;", '"')
+    if "&#" in s:  # the whitespace escapes of attribute values, and \r in text
+        s = s.replace("&#10;", "\n").replace("&#13;", "\r").replace("&#9;", "\t")
+    return s.replace("&amp;", "&")  # last: "&amp;lt;" is "&lt;" as written
+
+
+# --- memoised checks --------------------------------------------------------------------------
+
+# A memo keeps the first values it sees, up to MEMO_LIMIT, and then stops growing: a flow's
+# constant URLs and prompts show up in its first calls and stay, while the per-call values
+# that come after (a URL with the call's id) are checked every time, at no memo cost, and
+# never evict them. A value first seen once a memo is full is checked every time: correct,
+# only slower.
+MEMO_LIMIT = 256  # entries per attribute (or text spec)
+MEMO_MAX_LEN = 512  # longer strings are checked every time, never kept
+
+
+def remember(cache: dict[str, _V], key: str, value: _V, limit: int = MEMO_LIMIT) -> _V:
+    """Store a memoised result, while there is room (see above); return it."""
+    if len(cache) < limit and len(key) <= MEMO_MAX_LEN:
+        cache[key] = value
+    return value
+
+
+# --- URLs ----------------------------------------------------------------------------------------
+
+
+class Fails(Protocol):
+    """Anything that raises the ElementError naming its element (attributes, text specs)."""
+
+    def fail(self, value: object, allowed: str | None = None) -> NoReturn: ...
+
+
+# Printable ASCII without space, '"', '<', '>', '{', '}' (and for a host's first character,
+# without '/', '?', '#' either). A URL made only of these needs no check beyond the scheme and
+# no escaping beyond '&'.
+_URL_CHARS = "!#-;=?-z|~"
+_HOST_START = "!$-.0-;=@-z|~"
+
+
+def fast_url(schemes: tuple[str, ...]) -> Callable[[str], object]:
+    """The common case of an absolute URL in one regex: scheme, host, then plain characters.
+
+    Anything else (whitespace to trim, non-ASCII, markup characters, errors) takes
+    :func:`check_url`, which decides; this one only ever says yes to what it would accept.
+    """
+    alts = "|".join(schemes)
+    return re.compile(rf"(?:{alts})://[{_HOST_START}][{_URL_CHARS}]*").fullmatch
+
+
+def check_url(owner: Fails, value: str, schemes: tuple[str, ...]) -> str:
+    """Trim and check an absolute URL; ``owner.fail`` raises naming the element."""
+    v = value.strip()
+    for scheme in schemes:
+        if v.startswith(scheme):
+            n = len(scheme)
+            break
+    else:
+        owner.fail(value)
+    # The host must be present, and a URL holds no whitespace or control characters.
+    if len(v) == n or v[n] in "/?#" or " " in v or not v.isprintable():
+        owner.fail(value)
+    if "{{" in v or "}}" in v:
+        # Vobiz does not expand templates (spec §1.0): fail now, not on a live call.
+        owner.fail(value, "a URL without {{...}} placeholders (Vobiz never expands them)")
+    return v
