@@ -110,7 +110,17 @@ def parse(source: str | bytes) -> Response:
         doc = read(text)
         if doc is not None:
             return doc
-    return parse_full(source.encode() if isinstance(source, str) else bytes(source))
+    if isinstance(source, str):
+        try:
+            data = source.encode()
+        except UnicodeEncodeError as e:  # a lone surrogate, e.g. from surrogateescape decoding
+            raise ParseError(
+                f"U+{ord(source[e.start]):04X} at position {e.start} is not a character "
+                "(a lone surrogate); XML cannot carry it",
+                line=source.count("\n", 0, e.start) + 1,
+            ) from None
+        return parse_full(data)
+    return parse_full(bytes(source))
 
 
 def parse_full(data: bytes) -> Response:

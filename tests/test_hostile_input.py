@@ -773,14 +773,10 @@ def test_parse_raises_only_parse_error(source: str | bytes) -> None:
     assert parse(doc.to_bytes()) == doc  # what parse accepts renders back to itself
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG parse.py parse(), line 'data = source.encode(\"utf-8\")': a str holding a lone "
-    "surrogate (e.g. from surrogateescape decoding) raises UnicodeEncodeError, not ParseError",
-)
 def test_parse_of_text_with_a_lone_surrogate_raises_parse_error() -> None:
-    with pytest.raises(ParseError):
+    with pytest.raises(ParseError, match="U\\+DCFF at position 17") as info:
         parse("<Response><Speak>\udcff</Speak></Response>")
+    assert info.value.line == 1
 
 
 @FUZZ
