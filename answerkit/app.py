@@ -3,23 +3,25 @@
 A :class:`CallFlow` is a set of webhook routes that share one public URL, one set of
 auth tokens and one per-call state store. It mounts into a Flask app as a blueprint
 (:meth:`CallFlow.register`) or makes its own app (:meth:`CallFlow.create_app`); the
-request pipeline itself lives in :mod:`answerkit.dispatch` and knows nothing of Flask.
+request pipeline itself lives in :mod:`answerkit.dispatch` and knows nothing of Flask, and
+:mod:`answerkit._wsgi` answers the flow's routes ahead of Flask's dispatch when Flask has
+nothing to add.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
-from urllib.parse import unquote, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, Flask, Request, request
 from flask import Response as FlaskResponse
 
-from answerkit._params import ParamsLike, parse_form
+from answerkit._params import ParamsLike
+from answerkit._wsgi import DirectRoutes, form_length, query_of, read_form, signed_path
 from answerkit.client import TransferResult, VobizClient
 from answerkit.dispatch import (
     DeadlineRunner,
@@ -302,14 +304,33 @@ class CallFlow:
             bp.add_url_rule(path, endpoint=name, view_func=view, methods=methods)
         return bp
 
-    def register(self, app: Flask, url_prefix: str | None = None) -> None:
-        """Mount the flow's routes on an existing Flask app."""
-        app.register_blueprint(self.blueprint(url_prefix))
+    def register(self, app: Flask, url_prefix: str | None = None, *, direct: bool = True) -> None:
+        """Mount the flow's routes on an existing Flask app.
 
-    def create_app(self, url_prefix: str | None = None) -> Flask:
-        """A new Flask app serving only this flow."""
+        With ``direct`` (the default) the routes are also answered straight from WSGI,
+        before Flask's dispatch, whenever Flask has nothing to add (see
+        :class:`~answerkit._wsgi.DirectRoutes`): a handler then reads ``call``, not
+        ``flask.request``. ``direct=False`` serves every webhook through Flask's full
+        request handling (request context, signals, error handlers).
+        """
+        app.register_blueprint(self.blueprint(url_prefix))
+        if not direct:
+            return
+        dispatcher = self.dispatcher()
+        if dispatcher.verifier is not None and dispatcher.verifier.needs_host:
+            return  # no public URL: the signed URL depends on Werkzeug's reading of the host
+        if app.url_map.host_matching or app.subdomain_matching:
+            return  # Flask's routing depends on the host
+        direct_routes = _direct_routes(app)
+        if direct_routes is None:
+            return
+        for route in self._routes.values():
+            direct_routes.add((self._mount_prefix or "") + route.path, dispatcher, route)
+
+    def create_app(self, url_prefix: str | None = None, *, direct: bool = True) -> Flask:
+        """A new Flask app serving only this flow (``direct``: see :meth:`register`)."""
         app = Flask(self.name)
-        self.register(app, url_prefix)
+        self.register(app, url_prefix, direct=direct)
         return app
 
     # -- transfer -------------------------------------------------------------------
@@ -358,29 +379,32 @@ def _make_view(dispatcher: Dispatcher, route: Route) -> Callable[[], FlaskRespon
     def view() -> FlaskResponse:
         # One look-up of the request behind Flask's context-local proxy, not one per field.
         req: Request = request._get_current_object()  # type: ignore[attr-defined]
+        environ = req.environ
         method = req.method
         # Vobiz sends its fields in the form (POST) or in the query string (GET);
         # our own query parameters ride in the query string either way.
-        query: Mapping[str, str] = (
-            req.args.to_dict(flat=True) if req.environ.get("QUERY_STRING") else {}
-        )
+        query = query_of(environ)
 
         def read_params() -> ParamsLike:
-            if method == "POST":
-                return _read_form(req)
-            return query
+            if method != "POST":
+                return query
+            length = form_length(environ, req.max_content_length)
+            if length is None:  # not the small form Vobiz posts: Werkzeug's parser and limits
+                return req.form.to_dict(flat=True)
+            return read_form(environ, length)
 
+        root = req.root_path
         reply = dispatcher.handle(
             route,
             WebhookRequest(
                 method=method,
-                path=_signed_path(req),
+                path=signed_path(environ, req.path, root),
                 read_params=read_params,
                 query=query,
                 headers=req.headers,
                 scheme=req.scheme,
                 host=req.host if needs_host else "",
-                script_root=req.root_path,
+                script_root=root,
             ),
         )
         return FlaskResponse(reply.body, status=reply.status, content_type=reply.content_type)
@@ -389,34 +413,18 @@ def _make_view(dispatcher: Dispatcher, route: Route) -> Callable[[], FlaskRespon
     return view
 
 
-FORM_TYPE = "application/x-www-form-urlencoded"
-MAX_FAST_FORM = 64 * 1024
-"""Bodies up to this size in Vobiz's form encoding are parsed directly; anything else
-(larger, multipart, no length) goes through Werkzeug's form parser and its limits."""
-
-
-def _read_form(req: Request) -> ParamsLike:
-    """The POSTed form fields, every value in order (the first of a repeated name wins).
-
-    Vobiz posts a small ``application/x-www-form-urlencoded`` body with a length: that is
-    read and parsed here, skipping Werkzeug's stream wrappers and MultiDicts (several times
-    the cost). Anything else goes to Werkzeug's form parser and its limits.
-    """
-    environ = req.environ
-    text: str = environ.get("CONTENT_LENGTH") or ""
-    length = int(text) if text.isascii() and text.isdigit() else MAX_FAST_FORM + 1
-    if (
-        length <= MAX_FAST_FORM
-        and "HTTP_TRANSFER_ENCODING" not in environ
-        # Vobiz always posts a form; a POST body without a content type is read as one.
-        and environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower() in (FORM_TYPE, "")
-        and ((limit := req.max_content_length) is None or length <= limit)
-    ):
-        body = environ["wsgi.input"].read(length)
-        # Left readable for anyone after us (an after_request hook reading request.form).
-        environ["wsgi.input"] = io.BytesIO(body)
-        return parse_form(body)
-    return req.form.to_dict(flat=True)
+def _direct_routes(app: Flask) -> DirectRoutes | None:
+    """The app's DirectRoutes layer, installed on first use. None when the app's
+    ``wsgi_app`` is already wrapped by other middleware: answering before it would skip it."""
+    layer = app.extensions.get("answerkit.direct")
+    if isinstance(layer, DirectRoutes):
+        return layer
+    if getattr(app.wsgi_app, "__func__", None) is not Flask.wsgi_app:
+        return None
+    layer = DirectRoutes(app, app.wsgi_app)
+    app.wsgi_app = layer  # type: ignore[method-assign]
+    app.extensions["answerkit.direct"] = layer
+    return layer
 
 
 def _default_name(handler: Handler, path: str) -> str:
@@ -425,24 +433,6 @@ def _default_name(handler: Handler, path: str) -> str:
     if name.isidentifier():
         return str(name)
     return path.strip("/").replace("/", "_") or "root"
-
-
-def _signed_path(req: Request) -> str:
-    """The request path as Vobiz sent it: signatures cover the percent-encoded form,
-    while Flask's ``request.path`` is decoded. Servers that keep the raw URI
-    (gunicorn's RAW_URI, Werkzeug's REQUEST_URI) let us use it exactly."""
-    environ = req.environ
-    raw: str | None = environ.get("RAW_URI") or environ.get("REQUEST_URI")
-    path = req.path
-    if not raw:
-        return path
-    raw_path = raw.partition("?")[0]
-    root = req.root_path
-    if root and raw_path.startswith(root):
-        raw_path = raw_path[len(root) :]
-    if raw_path == path:
-        return path
-    return raw_path if unquote(raw_path) == path else path
 
 
 def _clean_public_url(url: str | None) -> str | None:

@@ -9,6 +9,7 @@ call callback at all.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import signal
 import threading
@@ -222,7 +223,9 @@ class DeadlineRunner:
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 _Alarm.armed = False
-        future = self._executor().submit(handler, call)
+        # The handler's thread sees the caller's context variables: Flask's app and request
+        # contexts, a tracing span.
+        future = self._executor().submit(contextvars.copy_context().run, handler, call)
         try:
             return future.result(timeout=self.seconds)
         except FutureTimeout:

@@ -13,7 +13,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, ClassVar, TypeVar
 
 from answerkit.errors import ConfigurationError, StateError
@@ -30,6 +30,11 @@ __all__ = ["SQLiteStore"]
 
 _T = TypeVar("_T")
 
+# Each table is its primary key (WITHOUT ROWID) and has no other index, so a write touches
+# one B-tree page per row: a webhook commits twice (its replay record, its state), and each
+# extra page was another write to the WAL. Expired rows are found by a scan in the
+# background (see purge_expired), off the webhooks' path. Files made by earlier versions
+# (rowid tables with expiry indexes) keep working unchanged.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
     call_uuid  TEXT NOT NULL,
@@ -37,13 +42,11 @@ CREATE TABLE IF NOT EXISTS calls (
     value      TEXT NOT NULL,
     expires_at REAL NOT NULL,
     PRIMARY KEY (call_uuid, key)
-);
-CREATE INDEX IF NOT EXISTS calls_expires ON calls (expires_at);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS nonces (
     key        TEXT PRIMARY KEY,
     expires_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS nonces_expires ON nonces (expires_at);
+) WITHOUT ROWID;
 """
 
 
@@ -65,7 +68,7 @@ BUSY_TIMEOUT = 5.0
 # Pauses between tries while another worker holds the write lock. SQLite's own busy
 # handler sleeps 1 ms at first, far longer than the write transactions here hold the
 # lock (tens of microseconds), so two busy workers would spend most of their waits idle.
-_BACKOFF = (0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005)
+_BACKOFF = (0, 0, 0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005)
 
 _NONCE_CHUNK = 16
 
@@ -109,22 +112,95 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
             time.sleep(0.01)
 
 
+PURGE_BATCH = 512
+"""Expired rows deleted per write transaction: each holds the write lock for well under a
+millisecond, so webhooks waiting behind it barely notice."""
+
+def purge_expired(conn: sqlite3.Connection, now: float | None = None) -> int:
+    """Delete every row that expired by ``now``, in short batches; returns how many.
+
+    Runs in each process's background thread (see _Checkpointer) every _PURGE_INTERVAL
+    seconds; a busy database is retried briefly and otherwise left for the next round.
+    """
+    when = time.time() if now is None else now
+    return _purge_table(conn, "nonces", ("key",), when) + _purge_table(
+        conn, "calls", ("call_uuid", "key"), when
+    )
+
+
+def _purge_table(
+    conn: sqlite3.Connection, table: str, columns: tuple[str, ...], when: float
+) -> int:
+    # Keyset pagination over the primary key: read a batch of expired keys (a WAL reader
+    # takes no write lock), then delete that key range in one short write. One pass reads
+    # the table once, in key order.
+    cols = ", ".join(columns)
+    marks = ", ".join("?" * len(columns))
+    select = (
+        f"SELECT {cols} FROM {table} WHERE ({cols}) > ({marks}) AND expires_at <= ? "
+        f"ORDER BY {cols} LIMIT ?"
+    )
+    delete = (
+        f"DELETE FROM {table} WHERE ({cols}) BETWEEN ({marks}) AND ({marks}) "
+        "AND expires_at <= ?"
+    )
+    removed = 0
+    after: tuple[Any, ...] = ("",) * len(columns)
+    while True:
+        keys = conn.execute(select, (*after, when, PURGE_BATCH)).fetchall()
+        if not keys:
+            return removed
+        bounds = (*keys[0], *keys[-1], when)
+        removed += _retry_busy(partial(_rowcount, conn, delete, bounds))
+        if len(keys) < PURGE_BATCH:
+            return removed
+        after = tuple(keys[-1])
+
+
+def _rowcount(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> int:
+    return int(conn.execute(sql, params).rowcount)
+
+
+def _retry_busy(fn: Callable[[], _T], tries: int = 50) -> _T:
+    """``fn()`` retried for a while (1 ms apart) when another connection holds the lock."""
+    for _ in range(tries - 1):
+        try:
+            return fn()
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc):
+                raise
+            time.sleep(0.001)
+    return fn()
+
+
 CHECKPOINT_INTERVAL = 0.5
 """Seconds between the background WAL checkpoints of each process (see _Checkpointer)."""
 
+RESTART_INTERVAL = 2.0
+"""Seconds between the background checkpoints that also restart the WAL (see below)."""
+
+RESTART_MIN_FRAMES = 256
+"""A WAL holding fewer frames than this is not worth a restart's two fsyncs."""
+
+RESTART_WAIT_MS = 200
+"""How long a restarting checkpoint waits for the writer and readers of the moment."""
+
 # SQLite's own checkpoint-on-commit stays on as a backstop, at a WAL size the background
-# checkpoints keep it from reaching.
-_AUTOCHECKPOINT_PAGES = 10_000
+# checkpoints keep it from reaching. It must stay out of reach: once the WAL passes it,
+# every commit of every worker tries a checkpoint, two fsyncs each (this halved throughput).
+_AUTOCHECKPOINT_PAGES = 100_000
 
 
 class _Checkpointer:
-    """Copies the WAL back into the database file from a background thread.
+    """Copies the WAL back into the database file, and purges expired rows, from a
+    background thread.
 
     SQLite does this on commit once the WAL holds 1,000 pages, so one webhook in a few
     hundred waited for the copy and two fsyncs: milliseconds, a busy worker's p99. Here a
     daemon thread of each process runs a PASSIVE checkpoint (it never blocks readers or
     writers, and gives way to a checkpoint already running) every CHECKPOINT_INTERVAL
-    seconds, with its own connection.
+    seconds, with its own connection; every _PURGE_INTERVAL it also runs
+    :func:`purge_expired`.
     """
 
     live: ClassVar[weakref.WeakSet[_Checkpointer]] = weakref.WeakSet()
@@ -143,6 +219,8 @@ class _Checkpointer:
         self._thread.start()
 
     def _loop(self, path: str) -> None:
+        next_purge = 0.0  # the first round purges what expired while nobody ran
+        next_restart = 0.0
         while not self.stopped.wait(CHECKPOINT_INTERVAL):
             with self.busy:
                 try:
@@ -150,7 +228,14 @@ class _Checkpointer:
                         self._conn = sqlite3.connect(
                             path, timeout=0, isolation_level=None, check_same_thread=False
                         )
-                    self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    conn = self._conn
+                    _busy, frames, _done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if frames >= RESTART_MIN_FRAMES and time.monotonic() >= next_restart:
+                        next_restart = time.monotonic() + RESTART_INTERVAL
+                        self._restart(conn)
+                    if time.monotonic() >= next_purge:
+                        next_purge = time.monotonic() + _PURGE_INTERVAL
+                        purge_expired(self._conn)
                 except sqlite3.Error:
                     # Busy (another process is checkpointing) or a broken file, which the
                     # webhooks' own statements report: try again next time.
@@ -159,6 +244,22 @@ class _Checkpointer:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+    @staticmethod
+    def _restart(conn: sqlite3.Connection) -> None:
+        """Checkpoint and make the next writer start the WAL over from its beginning.
+
+        Under steady writes a passive checkpoint never catches up with the last frame, so
+        SQLite never restarts the WAL and it grows until the backstop above makes every
+        commit checkpoint. A RESTART checkpoint holds new writers off while it copies the
+        few frames the passive one left and waits for the readers of the moment: a pause
+        of about a millisecond, once per RESTART_INTERVAL.
+        """
+        conn.execute(f"PRAGMA busy_timeout = {RESTART_WAIT_MS}")
+        try:
+            conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+        finally:
+            conn.execute("PRAGMA busy_timeout = 0")
 
     def stop(self) -> None:
         self.stopped.set()
@@ -235,7 +336,6 @@ class SQLiteStore(StateStore):
         self._all_lock = threading.Lock()
         self._abandoned: list[sqlite3.Connection] = []
         self._checkpointer: _Checkpointer | None = None
-        self._next_purge = 0.0
         self._run("open", lambda conn: conn.executescript(_SCHEMA))
 
     def _error(self, action: str, exc: BaseException) -> StateError:
@@ -326,21 +426,12 @@ class SQLiteStore(StateStore):
                 raise
             return result
 
-        result = self._run(action, run)
-        self._maybe_purge()
-        return result
+        return self._run(action, run)
 
-    def _maybe_purge(self) -> None:
-        now = time.time()
-        if now < self._next_purge:
-            return
-        self._next_purge = now + _PURGE_INTERVAL
-
-        def purge(conn: sqlite3.Connection) -> None:
-            conn.execute("DELETE FROM calls WHERE expires_at <= ?", (now,))
-            conn.execute("DELETE FROM nonces WHERE expires_at <= ?", (now,))
-
-        self._run("purge expired rows", purge)
+    def purge_expired(self) -> int:
+        """Delete the expired rows now; returns how many. The background thread does this
+        every minute by itself; call it to purge at a time of your choosing."""
+        return self._run("purge expired rows", purge_expired)
 
     def _exec(self, action: str, sql: str, params: tuple[Any, ...]) -> sqlite3.Cursor:
         return self._run(action, lambda conn: conn.execute(sql, params))
@@ -365,7 +456,6 @@ class SQLiteStore(StateStore):
     def set(self, call_uuid: str, key: str, value: Any) -> None:
         raw = _dumps(call_uuid, key, value)
         self._run("write call state", lambda conn: self._put(conn, call_uuid, key, raw))
-        self._maybe_purge()
 
     def delete(self, call_uuid: str, key: str) -> None:
         sql = "DELETE FROM calls WHERE call_uuid = ? AND key = ?"
@@ -411,7 +501,6 @@ class SQLiteStore(StateStore):
         action = "record webhook nonces"
         if len(chunks) == 1:
             changed = self._run(action, record)
-            self._maybe_purge()
         else:  # a hostile request with many signature entries: keep it one transaction
             changed = self._transaction(action, record)
         return changed == len(unique)

@@ -85,9 +85,10 @@ def flow() -> CallFlow:
     return make_flow()
 
 
-@pytest.fixture
-def client(flow: CallFlow) -> Iterator[Any]:
-    yield flow.create_app().test_client()
+@pytest.fixture(params=[True, False], ids=["direct", "through-flask"])
+def client(flow: CallFlow, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Both ways into a route: answered straight from WSGI (the default) and by Flask."""
+    yield flow.create_app(direct=request.param).test_client()
 
 
 def test_answer_route_returns_valid_vobizxml(client: Any) -> None:

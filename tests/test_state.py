@@ -395,18 +395,75 @@ def test_sqlite_in_memory_refused() -> None:
         SQLiteStore(":memory:")
 
 
-def test_sqlite_expired_rows_purged(tmp_path: Path) -> None:
-    path = tmp_path / "purge.sqlite3"
-    store = SQLiteStore(path, ttl=0.2)
-    store.set(_call(), "k", 1)
-    store.remember_once("n", 0.2)
-    time.sleep(0.4)
-    store._next_purge = 0.0  # the next write purges, as it would a minute later
-    store.set(_call(), "fresh", 1)
+def _counts(path: Path) -> tuple[int, int]:
     conn = sqlite3.connect(path)
-    assert conn.execute("SELECT count(*) FROM calls").fetchone()[0] == 1
-    assert conn.execute("SELECT count(*) FROM nonces").fetchone()[0] == 0
+    try:
+        calls = conn.execute("SELECT count(*) FROM calls").fetchone()[0]
+        nonces = conn.execute("SELECT count(*) FROM nonces").fetchone()[0]
+    finally:
+        conn.close()
+    return calls, nonces
+
+
+def test_sqlite_expired_rows_purged_in_batches_live_rows_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from answerkit import state_sqlite
+
+    monkeypatch.setattr(state_sqlite, "PURGE_BATCH", 7)  # many batches, a partial last one
+    path = tmp_path / "purge.sqlite3"
+    short = SQLiteStore(path, ttl=0.2)
+    long = SQLiteStore(path, ttl=600)
+    for i in range(40):
+        short.set(f"old-{i:02d}", "k", i)
+        short.set(f"old-{i:02d}", "j", i)
+        short.remember_once(f"n-old-{i}", 0.2)
+    for i in range(5):
+        long.set(f"live-{i}", "k", i)
+        long.remember_once(f"n-live-{i}", 600)
+    time.sleep(0.4)
+    assert long.purge_expired() == 40 * 2 + 40
+    assert _counts(path) == (5, 5)
+    assert long.get_all("live-3") == {"k": 3}
+    assert long.remember_once("n-live-3", 600) is False  # still remembered
+    assert long.remember_once("n-old-3", 600) is True  # forgotten once expired
+    short.close()
+    long.close()
+
+
+def test_sqlite_background_thread_purges(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from answerkit import state_sqlite
+
+    monkeypatch.setattr(state_sqlite, "_PURGE_INTERVAL", 0.2)
+    monkeypatch.setattr(state_sqlite, "CHECKPOINT_INTERVAL", 0.05)
+    path = tmp_path / "bg.sqlite3"
+    store = SQLiteStore(path, ttl=0.1)
+    store.set(_call(), "k", 1)
+    store.remember_once("n", 0.1)
+    deadline = time.monotonic() + 10
+    while _counts(path) != (0, 0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _counts(path) == (0, 0)
+    store.close()
+
+
+def test_sqlite_files_of_the_earlier_schema_keep_working(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "CREATE TABLE calls (call_uuid TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, "
+        "expires_at REAL NOT NULL, PRIMARY KEY (call_uuid, key));"
+        "CREATE INDEX calls_expires ON calls (expires_at);"
+        "CREATE TABLE nonces (key TEXT PRIMARY KEY, expires_at REAL NOT NULL);"
+        "CREATE INDEX nonces_expires ON nonces (expires_at);"
+    )
     conn.close()
+    store = SQLiteStore(path, ttl=0.2)
+    store.set("c", "k", 1)
+    assert store.incr("c", "n") == 1 and store.get_all("c") == {"k": 1, "n": 1}
+    assert store.remember_once("x", 0.2) and not store.remember_once("x", 0.2)
+    time.sleep(0.4)
+    assert store.purge_expired() == 3 and _counts(path) == (0, 0)
     store.close()
 
 

@@ -1,0 +1,171 @@
+"""Webhooks read straight from the WSGI environ, and flow routes answered without Flask.
+
+Both ways into a flow route share the reading here: the Flask view (:mod:`answerkit.app`)
+and :class:`DirectRoutes`, a WSGI layer in front of a Flask app that answers a request for
+a flow route itself. Flask's dispatch (URL matching, the request context, the response
+object) costs more than everything answerkit does for a webhook, and a flow handler needs
+none of it: the typed ``call`` carries the request. Anything Flask must see, because the
+app has request hooks, or the request is not a plain GET or form POST, goes to Flask.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterable, Mapping
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from werkzeug.datastructures import EnvironHeaders
+
+from answerkit._params import ParamsLike, parse_form
+from answerkit.dispatch import Dispatcher, Route, WebhookReply, WebhookRequest
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+WSGIEnviron = dict[str, Any]
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[WSGIEnviron, StartResponse], Iterable[bytes]]
+
+FORM_TYPE = "application/x-www-form-urlencoded"
+MAX_FAST_FORM = 64 * 1024
+"""Bodies up to this size in Vobiz's form encoding are parsed directly; anything else
+(larger, multipart, no length) goes through Werkzeug's form parser and its limits."""
+
+
+def form_length(environ: WSGIEnviron, max_content_length: int | None) -> int | None:
+    """The length of a POST body we read ourselves: a form (or no content type: Vobiz
+    always posts a form) of known length within both limits. None: leave it to Werkzeug."""
+    text: str = environ.get("CONTENT_LENGTH") or ""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    length = int(text)
+    if (
+        length <= MAX_FAST_FORM
+        and (max_content_length is None or length <= max_content_length)
+        and "HTTP_TRANSFER_ENCODING" not in environ
+        and environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower() in (FORM_TYPE, "")
+    ):
+        return length
+    return None
+
+
+def read_form(environ: WSGIEnviron, length: int) -> ParamsLike:
+    """Read and parse a form body of ``length`` bytes, leaving it readable for anyone after
+    us (an ``after_request`` hook reading ``request.form``)."""
+    body = environ["wsgi.input"].read(length)
+    environ["wsgi.input"] = io.BytesIO(body)
+    return parse_form(body)
+
+
+def query_of(environ: WSGIEnviron) -> Mapping[str, str]:
+    """Our own query parameters (the first value of each name), as Werkzeug reads them."""
+    text: str = environ.get("QUERY_STRING") or ""
+    if not text:
+        return {}
+    return parse_form(text.encode("latin-1", "replace"))
+
+
+def signed_path(environ: WSGIEnviron, path: str, root: str) -> str:
+    """The request path as Vobiz sent it: signatures cover the percent-encoded form, while
+    ``path`` is decoded. Servers that keep the raw URI (gunicorn's RAW_URI, Werkzeug's
+    REQUEST_URI) let us use it exactly."""
+    raw: str | None = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if not raw:
+        return path
+    raw_path = raw.partition("?")[0]
+    if root and raw_path.startswith(root):
+        raw_path = raw_path[len(root) :]
+    if raw_path == path:
+        return path
+    return raw_path if unquote(raw_path) == path else path
+
+
+def wsgi_text(s: str) -> str:
+    """A path as WSGI servers put it in the environ: its UTF-8 bytes read as latin-1."""
+    return s.encode().decode("latin-1")
+
+
+def _from_wsgi(s: str) -> str:
+    return s.encode("latin-1").decode("utf-8", "replace") if not s.isascii() else s
+
+
+_STATUS_LINES = {s.value: f"{s.value} {s.phrase.upper()}" for s in HTTPStatus}
+
+
+class DirectRoutes:
+    """WSGI middleware that answers flow routes itself and hands the rest to the app.
+
+    Installed by :meth:`CallFlow.register` over a Flask app's ``wsgi_app``. A request is
+    answered here when its path is a flow route, it is a GET or a form POST of known length,
+    and the app has no request hooks (``before_request``, ``after_request``,
+    ``teardown_request``, URL value preprocessors), which Flask alone runs. The handler runs
+    inside the app context (``current_app``, ``g`` and extensions work) but not a request
+    context: ``flask.request`` is Flask's, and a handler reads ``call`` instead. Everything
+    else, and every request when ``enabled`` is False, is the app's.
+    """
+
+    def __init__(self, app: Flask, inner: WSGIApp) -> None:
+        self.app = app
+        self.inner = inner
+        self.enabled = True
+        # WSGI PATH_INFO -> (dispatcher, route, decoded path)
+        self._routes: dict[str, tuple[Dispatcher, Route, str]] = {}
+
+    def add(self, path: str, dispatcher: Dispatcher, route: Route) -> None:
+        """Answer requests for ``path`` (the full path below the app root) here."""
+        self._routes[wsgi_text(path)] = (dispatcher, route, path)
+
+    def _hooked(self) -> bool:
+        app = self.app
+        return bool(
+            any(app.before_request_funcs.values())
+            or any(app.after_request_funcs.values())
+            or any(app.teardown_request_funcs.values())
+            or any(app.url_value_preprocessors.values())
+        )
+
+    def __call__(self, environ: WSGIEnviron, start_response: StartResponse) -> Iterable[bytes]:
+        entry = self._routes.get(environ.get("PATH_INFO", ""))
+        if entry is None or not self.enabled or self._hooked():
+            return self.inner(environ, start_response)
+        dispatcher, route, path = entry
+        method = environ.get("REQUEST_METHOD", "GET")
+        query = query_of(environ)
+        read_params: Callable[[], ParamsLike]
+        if method == "POST":
+            length = form_length(environ, self.app.config.get("MAX_CONTENT_LENGTH"))
+            if length is None:
+                return self.inner(environ, start_response)
+            read_params = lambda: read_form(environ, length)  # noqa: E731
+        elif method == "GET":
+            read_params = lambda: query  # noqa: E731
+        else:  # HEAD, OPTIONS, 405s: Flask's
+            return self.inner(environ, start_response)
+        root = _from_wsgi(environ.get("SCRIPT_NAME", "")).rstrip("/")
+        request = WebhookRequest(
+            method=method,
+            path=signed_path(environ, path, root),
+            read_params=read_params,
+            query=query,
+            headers=EnvironHeaders(environ),
+            scheme=environ.get("wsgi.url_scheme", "http"),
+            script_root=root,
+        )
+        ctx = self.app.app_context()
+        ctx.push()
+        try:
+            reply = dispatcher.handle(route, request)
+        finally:
+            ctx.pop()
+        return _answer(reply, start_response)
+
+
+def _answer(reply: WebhookReply, start_response: StartResponse) -> Iterable[bytes]:
+    body = reply.body
+    headers = [("Content-Type", reply.content_type), ("Content-Length", str(len(body)))]
+    if reply.headers:
+        headers += reply.headers.items()
+    start_response(_STATUS_LINES.get(reply.status) or f"{reply.status} UNKNOWN", headers)
+    return [body]

@@ -1,0 +1,225 @@
+"""DirectRoutes: flow routes answered straight from WSGI, and when Flask answers instead.
+
+Every answer of the direct path must be the one Flask's path gives (status, body, content
+type); the tests below send the same requests both ways and compare.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
+
+import flask
+import pytest
+from flask import Flask
+
+from answerkit import CallFlow, CallRequest, Response, Speak, sign
+from answerkit._wsgi import DirectRoutes
+from answerkit.state import MemoryStore
+
+PUBLIC = "https://voice.example.com"
+TOKEN = "test-token-0123456789"
+CALL = {"CallUUID": "c-1", "From": "14155550100", "To": "14155550199", "Event": "StartApp"}
+
+
+def make_flow(seen: list[dict[str, Any]]) -> CallFlow:
+    flow = CallFlow("wsgi", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        seen.append(
+            {
+                "request_context": flask.has_request_context(),
+                "app": flask.current_app.name,
+                "query": dict(call.query),
+                "digits": call.getlist("Digits"),
+                "method": call.method,
+            }
+        )
+        return Response(Speak(f"Hello {call.from_}"))
+
+    @flow.route("/events", status_callback=True)
+    def events(call: CallRequest) -> None:
+        seen.append({"event": str(call.event)})
+
+    return flow
+
+
+def app_pair() -> tuple[Flask, Flask, list[dict[str, Any]]]:
+    seen: list[dict[str, Any]] = []
+    direct = make_flow(seen).create_app()
+    through_flask = make_flow(seen).create_app(direct=False)
+    return direct, through_flask, seen
+
+
+def signed(path: str, query: str = "") -> dict[str, str]:
+    return sign(PUBLIC + path + (f"?{query}" if query else ""), TOKEN)
+
+
+def same_answer(send: Callable[[Any], Any]) -> Any:
+    """Send one request to both apps; the answers must match. Returns the direct one."""
+    direct, through_flask, _seen = app_pair()
+    a = send(direct.test_client())
+    b = send(through_flask.test_client())
+    assert (a.status_code, a.data, a.content_type) == (b.status_code, b.data, b.content_type)
+    if a.request.method != "HEAD":  # HEAD: Flask's, with GET's length and no body
+        assert a.headers["Content-Length"] == str(len(a.data))
+    return a
+
+
+def test_create_app_installs_the_direct_layer_once() -> None:
+    direct, through_flask, _seen = app_pair()
+    assert isinstance(direct.wsgi_app, DirectRoutes)
+    assert direct.extensions["answerkit.direct"] is direct.wsgi_app
+    assert not isinstance(through_flask.wsgi_app, DirectRoutes)
+
+
+def test_direct_path_runs_the_handler_in_the_app_context_only() -> None:
+    direct, through_flask, seen = app_pair()
+    for app in (direct, through_flask):
+        r = app.test_client().post("/answer", data=CALL, headers=signed("/answer"))
+        assert r.status_code == 200
+    assert [s["request_context"] for s in seen] == [False, True]
+    assert [s["app"] for s in seen] == ["wsgi", "wsgi"]
+
+
+@pytest.mark.parametrize(
+    "send",
+    [
+        lambda c: c.post("/answer", data=CALL, headers=signed("/answer")),
+        lambda c: c.post("/answer?menu=2&x=a%26b", data=CALL, headers=signed("/answer")),
+        lambda c: c.get("/answer?" + urlencode(CALL), headers=signed("/answer")),
+        lambda c: c.post("/answer", data=CALL),  # unsigned: 403
+        lambda c: c.post("/answer", data={"From": "1"}, headers=signed("/answer")),  # 400
+        lambda c: c.post("/events", data={**CALL, "Event": "Hangup"}, headers=signed("/events")),
+        lambda c: c.put("/answer", data=CALL, headers=signed("/answer")),  # 405, Flask's
+        lambda c: c.head("/answer", headers=signed("/answer")),
+        lambda c: c.post("/answer/", data=CALL, headers=signed("/answer/")),  # 404
+        lambda c: c.post(
+            "/answer", data=CALL, content_type="multipart/form-data", headers=signed("/answer")
+        ),
+    ],
+    ids=["post", "post-with-query", "get", "unsigned", "no-call-uuid", "status-callback",
+         "put", "head", "trailing-slash", "multipart"],
+)  # fmt: skip
+def test_direct_and_flask_give_the_same_answer(send: Callable[[Any], Any]) -> None:
+    same_answer(send)
+
+
+def test_repeated_fields_and_query_reach_the_handler_the_same_way() -> None:
+    direct, through_flask, seen = app_pair()
+    body = urlencode([*CALL.items(), ("Digits", "1"), ("Digits", "2")])
+    for app in (direct, through_flask):
+        r = app.test_client().post(
+            "/answer?menu=2&x=a%26b",
+            data=body,
+            headers={**signed("/answer"), "Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert r.status_code == 200
+    assert seen[0] == {**seen[1], "request_context": False}
+    assert seen[0]["query"] == {"menu": "2", "x": "a&b"} and seen[0]["digits"] == ["1", "2"]
+
+
+def test_request_hooks_send_every_request_through_flask() -> None:
+    direct, _through_flask, seen = app_pair()
+    hooked: list[str] = []
+
+    @direct.before_request
+    def before() -> None:
+        hooked.append(flask.request.path)
+
+    r = direct.test_client().post("/answer", data=CALL, headers=signed("/answer"))
+    assert r.status_code == 200 and hooked == ["/answer"]
+    assert seen[-1]["request_context"] is True
+
+
+def test_blueprint_hooks_count_too() -> None:
+    seen: list[dict[str, Any]] = []
+    flow = make_flow(seen)
+    app = Flask("host")
+    bp = flow.blueprint("/voice")
+    teardown: list[str] = []
+    bp.teardown_request(lambda exc: teardown.append("done"))
+    app.register_blueprint(bp)
+    layer = DirectRoutes(app, app.wsgi_app)
+    layer.add("/voice/answer", flow.dispatcher(), flow.get_route("answer"))
+    app.wsgi_app = layer  # type: ignore[method-assign]
+    r = app.test_client().post("/voice/answer", data=CALL, headers=signed("/voice/answer"))
+    assert r.status_code == 200 and teardown == ["done"] and seen[-1]["request_context"]
+
+
+def test_mount_prefix_and_script_name_are_signed_as_flask_signs_them() -> None:
+    seen: list[dict[str, Any]] = []
+    apps = []
+    for direct in (True, False):
+        flow = make_flow(seen)
+        app = Flask("host")
+        flow.register(app, "/voice", direct=direct)
+        apps.append(app)
+    # Served below /site by the WSGI server (SCRIPT_NAME); the public URL names /site.
+    for app in apps:
+        c = app.test_client()
+        ok = c.post("/voice/answer", data=CALL, headers=signed("/voice/answer"),
+                    environ_overrides={"SCRIPT_NAME": "/site"})  # fmt: skip
+        assert ok.status_code == 200, ok.data
+    assert [s["request_context"] for s in seen] == [False, True]
+
+
+def test_an_app_already_wrapped_by_middleware_is_left_to_flask() -> None:
+    seen: list[dict[str, Any]] = []
+    flow = make_flow(seen)
+    app = Flask("host")
+    inner = app.wsgi_app
+
+    def middleware(environ: dict[str, Any], start_response: Any) -> Any:
+        environ["HTTP_X_SEEN_BY_MIDDLEWARE"] = "1"
+        return inner(environ, start_response)
+
+    app.wsgi_app = middleware  # type: ignore[method-assign]
+    flow.register(app)
+    assert "answerkit.direct" not in app.extensions
+    r = app.test_client().post("/answer", data=CALL, headers=signed("/answer"))
+    assert r.status_code == 200 and seen[-1]["request_context"] is True
+
+
+def test_two_flows_share_one_layer() -> None:
+    seen: list[dict[str, Any]] = []
+    app = Flask("host")
+    make_flow(seen).register(app, "/a")
+    other = CallFlow("other", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+
+    @other.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        seen.append({"flow": "other", "request_context": flask.has_request_context()})
+        return Response(Speak("other"))
+
+    other.register(app, "/b")
+    c = app.test_client()
+    assert b"Hello" in c.post("/a/answer", data=CALL, headers=signed("/a/answer")).data
+    assert b"other" in c.post("/b/answer", data=CALL, headers=signed("/b/answer")).data
+    assert seen[-1] == {"flow": "other", "request_context": False}
+
+
+def test_max_content_length_still_applies() -> None:
+    direct, through_flask, _seen = app_pair()
+    body = urlencode({**CALL, "Speech": "s" * 2000})
+    answers = []
+    for app in (direct, through_flask):
+        app.config["MAX_CONTENT_LENGTH"] = 1000
+        r = app.test_client().post(
+            "/answer",
+            data=body,
+            headers={**signed("/answer"), "Content-Type": "application/x-www-form-urlencoded"},
+        )
+        answers.append((r.status_code, r.data))
+    assert answers[0] == answers[1]
+    assert b"Hello" not in answers[0][1]  # the body was not read past the limit
+
+
+def test_disabled_layer_passes_everything_on() -> None:
+    direct, _through_flask, seen = app_pair()
+    assert isinstance(direct.wsgi_app, DirectRoutes)
+    direct.wsgi_app.enabled = False
+    r = direct.test_client().post("/answer", data=CALL, headers=signed("/answer"))
+    assert r.status_code == 200 and seen[-1]["request_context"] is True
