@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import ClassVar, NoReturn, cast
+from typing import ClassVar, NoReturn
 
 from answerkit._xmltext import (
     MEMO_LIMIT,
@@ -53,6 +53,8 @@ class Attr:
     __slots__ = ("element", "escape", "head", "memo", "pos", "py", "read_memo", "xml")
     #: How a rendered value is escaped, for kinds whose values may hold ``& < > "`` etc.
     escaper: ClassVar[str | None] = None
+    #: The types of the values a TagMemo may keep for this kind (see there).
+    exact: ClassVar[tuple[type, ...]] = (str,)
 
     def __init__(self, py: str, xml: str | None = None) -> None:
         self.element = ""
@@ -60,8 +62,7 @@ class Attr:
         self.xml = xml if xml is not None else camel(py)
         self.head = f' {self.xml}="'
         self.pos = 0  # index in its table, set by the table
-        #: plain str value -> its fragment `` name="escaped"``. Constructors look values up
-        #: here themselves before calling ``frag`` (see Table.cached).
+        #: plain str value -> its fragment `` name="escaped"`` (see ``frag``).
         self.memo: dict[str, str] = {}
         #: XML value -> (rendered, fragment), for the parser (see ``read``).
         self.read_memo: dict[str, tuple[str, str]] = {}
@@ -100,10 +101,9 @@ class Attr:
         results are memoised (bounded, see ``remember``). A value seen for the first time
         takes ``_compute``, which must be fast on its own: per-call URLs never repeat.
         """
-        try:
-            f = self.memo.get(value)  # type: ignore[call-overload]
-        except TypeError:  # unhashable (a list, a dict): _compute checks it
-            f = None
+        # Only a plain str is looked up: the memo holds plain strs, and a look-alike (a str
+        # subclass with its own __str__ or __eq__) gets the full check.
+        f = self.memo.get(value) if type(value) is str else None
         return self._compute(value) if f is None else f
 
     def _compute(self, value: object) -> str:
@@ -139,6 +139,7 @@ class Attr:
 
 class Bool(Attr):
     __slots__ = ("no", "yes")
+    exact = (bool,)
 
     def __init__(self, py: str, xml: str | None = None) -> None:
         super().__init__(py, xml)
@@ -174,6 +175,7 @@ class Bool(Attr):
 
 class Int(Attr):
     __slots__ = ("frags", "hi", "lo", "texts")
+    exact = (int,)
 
     def __init__(self, py: str, lo: int, hi: int | None = None, xml: str | None = None) -> None:
         super().__init__(py, xml)
@@ -227,18 +229,18 @@ class Enum(Attr):
         super().__init__(py, xml)
         self.choices = tuple(choices)
         # The memo holds every accepted value: membership and rendering in one lookup, and
-        # nothing is ever added (a miss is an error).
+        # nothing is ever added (on a miss, _compute checks: a str subclass of a choice passes,
+        # and is not kept; anything else is an error).
         self.memo = {c: f'{self.head}{c}"' for c in self.choices}
 
     def describe(self) -> str:
         return "one of " + ", ".join(repr(c) for c in self.choices)
 
     def check(self, value: object) -> str:
-        if isinstance(value, str) and value in self.memo:
-            return str(value)
-        self.fail(value)
-
-    def _compute(self, value: object) -> str:
+        if isinstance(value, str):
+            v = str(value)  # what renders is what is checked (a str subclass may differ)
+            if v in self.memo:
+                return v
         self.fail(value)
 
     def parse(self, s: str) -> str:
@@ -356,6 +358,7 @@ class EndTimeout(Attr):
     """digitEndTimeout / speechEndTimeout: 2-10 seconds, or 'auto'."""
 
     __slots__ = ()
+    exact = (int, str)
 
     def describe(self) -> str:
         return "an integer from 2 to 10 (or the same as a string), or 'auto'"
@@ -462,13 +465,6 @@ class Table(dict[str, Attr]):
             self.by_xml[a.xml] = a
             self.index[a.xml] = i
         self.escapers = {a.xml: a.escape for a in attrs if a.escape is not None}
-        #: Python name -> that attribute's bound ``frag``, and the ``get`` of its memo: plain
-        #: dicts, so a constructor reaches any of them in one specialised lookup.
+        #: Python name -> that attribute's bound ``frag``: a plain dict, so a constructor
+        #: reaches any of them in one specialised lookup.
         self.frag: dict[str, Callable[[object], str]] = {a.py: a.frag for a in attrs}
-        # Typed as taking any value: a lookup of a non-str finds nothing (or raises TypeError,
-        # which constructors catch), it never lets a value through.
-        self.cached: dict[str, Callable[[object], str | None]] = {
-            a.py: cast("Callable[[object], str | None]", a.memo.get) for a in attrs
-        }
-        #: ... and its ``_compute``: what a constructor calls when its own lookup missed.
-        self.fresh: dict[str, Callable[[object], str]] = {a.py: a._compute for a in attrs}

@@ -14,18 +14,20 @@ from answerkit._element import (
     Element,
     _Container,
     _TextElement,
-    start_tag,
 )
-from answerkit._tables import TEXTS
+from answerkit._tables import TEXTS, TagMemo
 from answerkit._xmltext import esc_text
 from answerkit.errors import ElementError
 
 _E = TypeVar("_E", bound=Element)
 
 # Each attribute's bound checker by Python name (see Table.frag); the text checkers likewise.
-_DIAL = _t.DIAL.frag
-_DIAL_CACHED = _t.DIAL.cached
-_DIAL_FRESH = _t.DIAL.fresh
+_DIAL_FULL = TagMemo(_t.DIAL, *_t.DIAL)
+_DIAL_SHORT = TagMemo(
+    _t.DIAL,
+    "action", "method", "callback_url", "callback_method", "caller_id", "caller_name",
+    "timeout", "time_limit",
+)  # fmt: skip
 _NUMBER = _t.NUMBER.frag
 _USER = _t.USER.frag
 _RECORD = _t.RECORD.frag
@@ -74,49 +76,42 @@ class Dial(_Container):
         digits_match_b_leg: str | None = None,
         sip_headers: str | Mapping[str, str] | None = None,
     ) -> None:
-        # As in Gather: memo lookups inline (c), the full check on a miss (n), frag (f) for
-        # the kinds without a memo; an unhashable value takes the general path.
-        c, n, f = _DIAL_CACHED, _DIAL_FRESH, _DIAL
-        try:
-            s = "<Dial"
-            if action is not None:
-                s += c["action"](action) or n["action"](action)
-            if method is not None:
-                s += c["method"](method) or n["method"](method)
-            if callback_url is not None:
-                s += c["callback_url"](callback_url) or n["callback_url"](callback_url)
-            if callback_method is not None:
-                s += c["callback_method"](callback_method) or n["callback_method"](callback_method)
-            if redirect is not None:
-                s += f["redirect"](redirect)
-            if caller_id is not None:
-                s += c["caller_id"](caller_id) or n["caller_id"](caller_id)
-            if caller_name is not None:
-                s += c["caller_name"](caller_name) or n["caller_name"](caller_name)
-            if timeout is not None:
-                s += f["timeout"](timeout)
-            if time_limit is not None:
-                s += f["time_limit"](time_limit)
-            if hangup_on_star is not None:
-                s += f["hangup_on_star"](hangup_on_star)
-            if dial_music is not None:
-                s += c["dial_music"](dial_music) or n["dial_music"](dial_music)
-            if confirm_sound is not None:
-                s += c["confirm_sound"](confirm_sound) or n["confirm_sound"](confirm_sound)
-            if confirm_key is not None:
-                s += c["confirm_key"](confirm_key) or n["confirm_key"](confirm_key)
-            if confirm_timeout is not None:
-                s += f["confirm_timeout"](confirm_timeout)
-            if digits_match is not None:
-                s += c["digits_match"](digits_match) or n["digits_match"](digits_match)
-            if digits_match_b_leg is not None:
-                s += c["digits_match_b_leg"](digits_match_b_leg) or n["digits_match_b_leg"](
-                    digits_match_b_leg
-                )
-            if sip_headers is not None:
-                s += f["sip_headers"](sip_headers)  # often a mapping
-        except TypeError:
-            s = start_tag("Dial", _t.DIAL, locals())
+        # As in Gather: the start tag memoised by the values given, a shorter key for the
+        # usual Dial (none of the rarer attributes), a hit only for values of the types kept.
+        if (
+            redirect is None
+            and hangup_on_star is None
+            and dial_music is None
+            and confirm_sound is None
+            and confirm_key is None
+            and confirm_timeout is None
+            and digits_match is None
+            and digits_match_b_leg is None
+            and sip_headers is None
+        ):
+            key = (action, method, callback_url, callback_method, caller_id, caller_name,
+                   timeout, time_limit)  # fmt: skip
+            try:
+                s = _DIAL_SHORT.memo.get(key)
+            except TypeError:  # an unhashable value: tag() refuses it
+                s = None
+            if s is None or not (
+                (action is None or type(action) is str)
+                and (method is None or type(method) is str)
+                and (callback_url is None or type(callback_url) is str)
+                and (callback_method is None or type(callback_method) is str)
+                and (caller_id is None or type(caller_id) is str)
+                and (caller_name is None or type(caller_name) is str)
+                and (timeout is None or type(timeout) is int)
+                and (time_limit is None or type(time_limit) is int)
+            ):
+                s = _DIAL_SHORT.tag(key)
+        else:
+            s = _DIAL_FULL.get(
+                (action, method, callback_url, callback_method, redirect, caller_id,
+                 caller_name, timeout, time_limit, hangup_on_star, dial_music, confirm_sound,
+                 confirm_key, confirm_timeout, digits_match, digits_match_b_leg, sip_headers)
+            )  # fmt: skip
         self._open = s
         self._text = None
         if not children:
@@ -126,9 +121,10 @@ class Dial(_Container):
             return
         self._r = RULE_NONE
         # Checked and rendered in one pass: Number and User never change (add() drops _x).
-        s += ">"
+        body = ""
         for k in children:
-            if type(k) is not Number and type(k) is not User:
+            t = type(k)
+            if t is not Number and t is not User:
                 if isinstance(children[0], str):
                     self._shorthand(children[0], len(children))
                 else:
@@ -136,9 +132,9 @@ class Dial(_Container):
                 self._x = None
                 self._render()
                 return
-            s += k._x  # type: ignore[operator]
-        self._children = list(children)  # type: ignore[arg-type]
-        self._x = s + "</Dial>"
+            body += k._x  # type: ignore[operator, union-attr]
+        self._children = [*children]  # type: ignore[list-item]
+        self._x = f"{s}>{body}</Dial>"
 
     def _shorthand(self, number: str, count: int) -> None:
         if count != 1:
@@ -219,10 +215,9 @@ class Number(_TextElement):
         send_on_preanswer: bool | None = None,
     ) -> None:
         if send_digits is None and send_on_preanswer is None:
-            try:  # the memo lookup inline: Dial(Number(...)) is the transfer document
-                hit = _number_whole(number)
-            except TypeError:  # unhashable: whole() refuses it
-                hit = None
+            # The memo lookup inline (Dial(Number(...)) is the transfer document); only a
+            # plain str is looked up, as in TextSpec.whole.
+            hit = _number_whole(number) if type(number) is str else None
             self._text, self._x = hit or _NUMBER_TEXT.whole(number)
             return
         self._text, e = _NUMBER_TEXT.take(number)

@@ -65,8 +65,7 @@ def read(text: str) -> Response | None:
     if not text.startswith(HEAD) or not text.endswith(_TAIL):
         return None
     try:
-        doc = Response.__new__(Response)
-        doc._children = _build(_TOKEN.findall(text, len(HEAD), len(text) - len(_TAIL)))
+        doc = Response._assembled(_build(_TOKEN.findall(text, len(HEAD), len(text) - len(_TAIL))))
         # Validates (document rules, size) and renders: equal to the input, or not ours.
         if doc.to_xml() != text:
             return None

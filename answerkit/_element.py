@@ -10,7 +10,8 @@ read back from the start tag the first time something asks for it: rendering is 
 webhook does, reading attributes is what tests and lint do.
 
 Document rules are checked by ``Response.to_xml`` through ``_r``, a rule code each element
-carries (see :data:`RULE_LAST`...), so a valid document costs one integer test per child;
+carries (see :data:`RULE_LAST`...). Response counts the non-zero codes as children arrive (a
+class without codes, Speak, is not even read), so a valid document costs one integer test;
 ``_rule`` gives the message once something is wrong.
 """
 
@@ -46,20 +47,6 @@ _ATTR = re.compile(r' ([^=]+)="([^"]*)"')
 def attrs_of(start: str) -> dict[str, str]:
     """The attributes of a start tag this library rendered, unescaped, in their order."""
     return {k: unescape(v) for k, v in _ATTR.findall(start)}
-
-
-def start_tag(tag: str, table: Table, given: dict[str, object]) -> str:
-    """``<Tag name="value"...`` for the keyword values in ``given`` (None: not given).
-
-    The general path of a constructor, which inlines memo lookups for speed: it ends up here
-    when a value cannot be looked up (a list, a dict), and ``frag`` checks it.
-    """
-    s = "<" + tag
-    for py, a in table.items():
-        v = given.get(py)
-        if v is not None:
-            s += a.frag(v)
-    return s
 
 
 class Element:

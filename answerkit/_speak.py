@@ -34,10 +34,18 @@ def _speak_checked(text: str) -> str:
 
 
 def _remember_speak(text: str, x: str) -> str:
-    # Bounded like every memo here (see _xmltext.remember): the first prompts stay.
-    if len(_SPOKEN) < _SPOKEN_LIMIT and len(text) <= MEMO_MAX_LEN:
-        _SPOKEN[text] = x
+    # Bounded like every memo here (see _xmltext.remember): the first prompts stay. Once full,
+    # a flag tells the constructor not to call here: a never-seen text costs a test, no more.
+    global _spoken_full
+    if len(_SPOKEN) < _SPOKEN_LIMIT:
+        if len(text) <= MEMO_MAX_LEN:
+            _SPOKEN[text] = x
+    else:
+        _spoken_full = True
     return x
+
+
+_spoken_full = False  # _SPOKEN has reached _SPOKEN_LIMIT (it never shrinks)
 
 
 class Speak(Element):
@@ -74,16 +82,15 @@ class Speak(Element):
                     # Printable (no control character, no \r to escape) and not blank (the
                     # only whitespace left is ' ') is the fast check; else the full one.
                     if text and text.isprintable() and not text.isspace():
-                        e = text
-                        if "&" in e:
-                            e = e.replace("&", "&amp;")
-                        if "<" in e:
-                            e = e.replace("<", "&lt;")
-                        if ">" in e:
-                            e = e.replace(">", "&gt;")
-                        x = f"<Speak>{e}</Speak>"
-                        if len(_SPOKEN) < _SPOKEN_LIMIT and len(text) <= MEMO_MAX_LEN:
-                            _SPOKEN[text] = x  # _remember_speak, written out
+                        # esc_text written out: \r is not printable, so three characters
+                        # remain; one test first, since most texts have none of them.
+                        if "&" in text or "<" in text or ">" in text:
+                            e = text.replace("&", "&amp;").replace("<", "&lt;")
+                            x = f"<Speak>{e.replace('>', '&gt;')}</Speak>"
+                        else:
+                            x = f"<Speak>{text}</Speak>"
+                        if not _spoken_full:
+                            _remember_speak(text, x)
                     else:
                         x = _speak_checked(text)
                 self._text = text

@@ -1,7 +1,8 @@
 """The attribute tables of VobizXML (spec §1.2), one per element, in the spec's order.
 
 The order of each table is the rendering order. Where the spec lists a contradiction (§6),
-the choice made here is written beside the table entry.
+the choice made here is written beside the table entry. Also here: what an element's text
+may be (TextSpec) and the memo of start tags by the values given (TagMemo).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import NoReturn
 
 from answerkit._attributes import (
     URL,
+    Attr,
     Bool,
     EndTimeout,
     Enum,
@@ -24,6 +26,8 @@ from answerkit._attributes import (
     Text,
 )
 from answerkit._xmltext import (
+    MEMO_LIMIT,
+    TAG_MAX_LEN,
     bad_xml_char,
     check_url,
     describe_bad_char,
@@ -32,6 +36,54 @@ from answerkit._xmltext import (
     remember,
 )
 from answerkit.errors import ElementError
+
+
+class TagMemo:
+    """An element's start tag, memoised by the values given for some of its attributes.
+
+    A flow builds the same menus and transfers on every call, so the tag for the same values
+    is one lookup. The key is the tuple of the values in table order (None: not given). Equal
+    is not the same across types (``1 == True == 1.0``; a str subclass equals its text), so
+    only values of exactly the types their attribute takes (``Attr.exact``) enter the memo,
+    and a hit counts only for such values: a constructor looks up ``memo`` and tests the types
+    itself, and calls ``tag`` otherwise, which checks every value. Bounded like every memo.
+    """
+
+    __slots__ = ("attrs", "head", "memo")
+
+    def __init__(self, table: Table, *names: str) -> None:
+        self.head = "<" + table.element
+        self.attrs: tuple[Attr, ...] = tuple(table[n] for n in names)
+        if [a.pos for a in self.attrs] != sorted(a.pos for a in self.attrs):
+            raise ValueError("TagMemo: names must be in table (rendering) order")
+        self.memo: dict[tuple[object, ...], str] = {}
+
+    def tag(self, values: tuple[object, ...]) -> str:
+        """The start tag for ``values`` after the full check of each (memoised if allowed)."""
+        s = self.head
+        exact = True
+        for a, v in zip(self.attrs, values, strict=True):
+            if v is not None:
+                s += a.frag(v)
+                if type(v) not in a.exact:
+                    exact = False
+        memo = self.memo
+        if exact and len(memo) < MEMO_LIMIT and len(s) <= TAG_MAX_LEN:
+            memo[values] = s
+        return s
+
+    def get(self, values: tuple[object, ...]) -> str:
+        """``tag``, with the memo lookup and the type test (for the less common forms)."""
+        try:
+            hit = self.memo.get(values)
+        except TypeError:  # an unhashable value (a list): never in the memo
+            return self.tag(values)
+        if hit is not None:
+            for a, v in zip(self.attrs, values, strict=True):
+                if v is not None and type(v) not in a.exact:
+                    return self.tag(values)
+        return hit or self.tag(values)
+
 
 _TEXT_PATTERNS = {
     # E.164 as the docs write it: '+', a country code that never starts with 0, 8-15 digits.
@@ -70,10 +122,9 @@ class TextSpec:
 
     def take(self, value: object) -> tuple[str, str]:
         """The checked text and its escaped form (memoised like attribute values)."""
-        try:
-            hit: tuple[str, str] | None = self.memo.get(value)  # type: ignore[call-overload]
-        except TypeError:  # unhashable: check() refuses it
-            hit = None
+        # Only a plain str is looked up (the memos hold plain strs): anything else, a str
+        # subclass included, is checked.
+        hit = self.memo.get(value) if type(value) is str else None
         if hit is not None:
             return hit
         if type(value) is str and self.fast(value) is not None:
@@ -91,10 +142,7 @@ class TextSpec:
 
     def whole(self, value: object) -> tuple[str, str]:
         """The checked text and the element without attributes: ``<Tag>escaped</Tag>``."""
-        try:
-            hit: tuple[str, str] | None = self.bare.get(value)  # type: ignore[call-overload]
-        except TypeError:  # unhashable: take() refuses it
-            hit = None
+        hit = self.bare.get(value) if type(value) is str else None
         if hit is None:
             v, e = self.take(value)
             hit = (v, f"{self.open}{e}{self.close}")

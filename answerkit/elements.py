@@ -23,7 +23,7 @@ Record, Conference and Stream in ``_calls``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from answerkit import _tables as _t
 from answerkit._calls import Conference, Dial, Number, Record, Stream, User
@@ -37,14 +37,15 @@ from answerkit._element import (
     Element,
     _Container,
     _TextElement,
-    start_tag,
 )
 from answerkit._speak import Speak
-from answerkit._tables import TEXTS
+from answerkit._tables import TEXTS, TagMemo
 from answerkit.errors import ElementError
 
 if TYPE_CHECKING:
     from answerkit.lint import LintWarning
+
+_E = TypeVar("_E", bound=Element)
 
 __all__ = [
     "DTMF", "Conference", "Dial", "Element", "Gather", "Hangup", "Number", "Play", "PreAnswer",
@@ -53,9 +54,12 @@ __all__ = [
 
 # Each attribute's bound checker by Python name (see Table.frag); the text checkers likewise.
 _WAIT = _t.WAIT.frag
-_GATHER = _t.GATHER.frag
-_GATHER_CACHED = _t.GATHER.cached
-_GATHER_FRESH = _t.GATHER.fresh
+_GATHER_FULL = TagMemo(_t.GATHER, *_t.GATHER)
+_GATHER_SHORT = TagMemo(
+    _t.GATHER,
+    "action", "method", "input_type", "execution_timeout", "finish_on_key", "num_digits",
+    "language",
+)  # fmt: skip
 _PLAY = TEXTS["Play"]
 _REDIRECT = TEXTS["Redirect"]
 _DTMF = TEXTS["DTMF"]
@@ -69,17 +73,43 @@ _MAY_BE_TOO_BIG = MAX_BYTES // 4
 class Response(_Container):
     """The document root: exactly one, no attributes; its children run top to bottom."""
 
-    __slots__ = ()
+    __slots__ = ("_ruled",)
     tag = "Response"
+    #: How many children had a rule code (``_r``) when added. A code only ever drops to
+    #: RULE_NONE later (a Dial given a Number), so the count can only overstate, which sends
+    #: the document to the full check: never a broken one through.
+    _ruled: int
 
     def __init__(self, *children: ResponseChild) -> None:
         # No _open or _x: a Response has no attributes and never caches its XML, since a
-        # nested Gather or Dial may still gain children.
+        # nested Gather or Dial may still gain children. The type check reads each child's
+        # class, which also tells whether it has a rule code at all: a Speak's is not read.
+        ruled = 0
         for c in children:
-            if type(c) not in _RESPONSE_KIDS:
+            try:
+                kind = _KIND[type(c)]
+            except KeyError:
                 self._take(children)  # subclasses pass there; anything else raises
+                self._ruled = _count_ruled(self._children)
                 return
-        self._children = list(children)
+            if kind and c._r:
+                ruled += 1
+        self._children = [*children]
+        self._ruled = ruled
+
+    @classmethod
+    def _assembled(cls, kids: list[Element]) -> Response:
+        """The parsers' path: ``kids`` are checked children, allowed in a Response."""
+        doc = cls.__new__(cls)
+        doc._children = kids
+        doc._ruled = _count_ruled(kids)
+        return doc
+
+    def add(self, child: _E) -> _E:
+        super().add(child)
+        if child._r:
+            self._ruled += 1
+        return child
 
     @classmethod
     def _parsed(
@@ -125,15 +155,13 @@ class Response(_Container):
             self._pretty(out, 0)
             s = "\n".join(out)
         elif ch:
-            # Rendering and the rule codes in one pass. One code, RULE_LAST on the last child
-            # (a final Hangup), is the usual valid case; any other sends the document to the
-            # full check, which raises with the message if a rule is broken.
             parts = [_OPEN]
-            ruled = 0
             for c in ch:
                 parts.append(c._x or c._render())
-                if c._r:
-                    ruled += 1
+            # One rule code, RULE_LAST on the last child (a final Hangup), is the usual valid
+            # case; any other sends the document to the full check, which raises with the
+            # message if a rule is broken.
+            ruled = self._ruled
             if ruled and (ruled > 1 or ch[-1]._r != RULE_LAST):
                 self.validate()
             parts.append("</Response>")
@@ -272,68 +300,61 @@ class Gather(_Container):
         redirect: bool | None = None,
         profanity_filter: bool | None = None,
     ) -> None:
-        # Memo lookups inline (c), the full check on a miss (n); Int and Bool kinds have no
-        # memo and go to frag (f) at once. An unhashable value makes a lookup raise TypeError,
-        # and the general path decides.
-        c, n, f = _GATHER_CACHED, _GATHER_FRESH, _GATHER
-        try:
-            s = "<Gather"
-            if action is not None:
-                s += c["action"](action) or n["action"](action)
-            if method is not None:
-                s += c["method"](method) or n["method"](method)
-            if input_type is not None:
-                s += c["input_type"](input_type) or n["input_type"](input_type)
-            if execution_timeout is not None:
-                s += f["execution_timeout"](execution_timeout)
-            if digit_end_timeout is not None:
-                s += c["digit_end_timeout"](digit_end_timeout) or n["digit_end_timeout"](
-                    digit_end_timeout
-                )
-            if speech_end_timeout is not None:
-                s += c["speech_end_timeout"](speech_end_timeout) or n["speech_end_timeout"](
-                    speech_end_timeout
-                )
-            if finish_on_key is not None:
-                s += c["finish_on_key"](finish_on_key) or n["finish_on_key"](finish_on_key)
-            if num_digits is not None:
-                s += f["num_digits"](num_digits)
-            if speech_model is not None:
-                s += c["speech_model"](speech_model) or n["speech_model"](speech_model)
-            if hints is not None:
-                s += f["hints"](hints)  # often a list
-            if language is not None:
-                s += c["language"](language) or n["language"](language)
-            if interim_speech_results_callback is not None:
-                s += f["interim_speech_results_callback"](interim_speech_results_callback)
-            if interim_speech_results_callback_method is not None:
-                s += f["interim_speech_results_callback_method"](
-                    interim_speech_results_callback_method
-                )
-            if log is not None:
-                s += f["log"](log)
-            if redirect is not None:
-                s += f["redirect"](redirect)
-            if profanity_filter is not None:
-                s += f["profanity_filter"](profanity_filter)
-        except TypeError:
-            s = start_tag("Gather", _t.GATHER, locals())
+        # The start tag, memoised by the values given (see TagMemo): the usual Gather gives
+        # none of the rarer attributes and has a shorter key (a key costs per value, a test
+        # of None less), looked up here; a hit counts for values of exactly the types kept.
+        if (
+            digit_end_timeout is None
+            and speech_end_timeout is None
+            and speech_model is None
+            and hints is None
+            and interim_speech_results_callback is None
+            and interim_speech_results_callback_method is None
+            and log is None
+            and redirect is None
+            and profanity_filter is None
+        ):
+            key = (action, method, input_type, execution_timeout, finish_on_key, num_digits,
+                   language)  # fmt: skip
+            try:
+                s = _GATHER_SHORT.memo.get(key)
+            except TypeError:  # an unhashable value: tag() refuses it
+                s = None
+            if s is None or not (
+                (action is None or type(action) is str)
+                and (method is None or type(method) is str)
+                and (input_type is None or type(input_type) is str)
+                and (execution_timeout is None or type(execution_timeout) is int)
+                and (finish_on_key is None or type(finish_on_key) is str)
+                and (num_digits is None or type(num_digits) is int)
+                and (language is None or type(language) is str)
+            ):
+                s = _GATHER_SHORT.tag(key)
+        else:
+            s = _GATHER_FULL.get(
+                (action, method, input_type, execution_timeout, digit_end_timeout,
+                 speech_end_timeout, finish_on_key, num_digits, speech_model, hints, language,
+                 interim_speech_results_callback, interim_speech_results_callback_method, log,
+                 redirect, profanity_filter)
+            )  # fmt: skip
         self._r = RULE_CHECK if action is None else RULE_NONE  # action is required
         self._open = s
-        self._children = list(children)
         if not children:
+            self._children = []
             self._x = s + "/>"
             return
+        self._children = [*children]
         # Checked and rendered in one pass: Speak and Play never change (add() drops _x).
-        s += ">"
+        body = ""
         for k in children:
-            if type(k) is not Speak and type(k) is not Play:
+            t = type(k)
+            if t is not Speak and t is not Play:
                 self._take(children)  # subclasses pass there; anything else raises
                 self._x = None
                 self._render()
                 return
-            s += k._x  # type: ignore[operator]
-        self._x = s + "</Gather>"
+            body += k._x  # type: ignore[operator]
+        self._x = f"{s}>{body}</Gather>"
 
     def _ruled_from_attrs(self) -> None:
         self._r = RULE_NONE if "action" in self._a() else RULE_CHECK
@@ -456,7 +477,18 @@ _allow(
 _allow(Gather, Speak, Play)
 _allow(Dial, Number, User)
 _allow(PreAnswer, Speak, Play, Wait)
-_RESPONSE_KIDS = Response._kids
+#: Response's children by class: 1 if it may have a rule code (a class constant, Redirect,
+#: or a slot of its own, Hangup), 0 if never (Speak...). Anything else is not a child.
+_KIND: dict[type[Element], int] = {c: 0 if c._r == RULE_NONE else 1 for c in Response._kid_order}
+
+
+def _count_ruled(children: Sequence[Element]) -> int:
+    n = 0
+    for c in children:  # a loop: a generator costs more on the parsers' small documents
+        if c._r:
+            n += 1
+    return n
+
 
 #: Tag -> class, for the parser.
 _ALL: tuple[type[Element], ...] = (Response, *Response._kid_order, Number, User)

@@ -157,19 +157,13 @@ def _document(root: Any) -> Response:
     # Every child was checked against Response's allowed children on the way: the tree is
     # assembled directly. The document rules are read from the rule codes, as to_xml does;
     # only a code that may mean a broken rule asks for the message (and the line).
-    doc = Response.__new__(Response)
-    doc._children = kids
-    if kids:
-        flagged = kids[-1]._r not in (0, RULE_LAST)
-        for c in kids[:-1]:
-            if c._r:
-                flagged = True
-                break
-        if flagged:
-            problem = doc._problem()
-            if problem is not None:
-                i, err = problem
-                raise ParseError(str(err), line=root[i].sourceline, element=err.element)
+    doc = Response._assembled(kids)
+    ruled = doc._ruled
+    if ruled and (ruled > 1 or kids[-1]._r != RULE_LAST):
+        problem = doc._problem()
+        if problem is not None:
+            i, err = problem
+            raise ParseError(str(err), line=root[i].sourceline, element=err.element)
     return doc
 
 
