@@ -13,12 +13,18 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from functools import lru_cache, partial
-from typing import Any, ClassVar, TypeVar
+from functools import lru_cache
+from typing import Any, TypeVar
 
+from answerkit._sqlite_upkeep import (
+    AUTOCHECKPOINT_PAGES,
+    Checkpointer,
+    Process,
+    is_busy,
+    purge_expired,
+)
 from answerkit.errors import ConfigurationError, StateError
 from answerkit.state import (
-    _PURGE_INTERVAL,
     DEFAULT_SQLITE_PATH,
     DEFAULT_TTL,
     StateStore,
@@ -33,8 +39,8 @@ _T = TypeVar("_T")
 # Each table is its primary key (WITHOUT ROWID) and has no other index, so a write touches
 # one B-tree page per row: a webhook commits twice (its replay record, its state), and each
 # extra page was another write to the WAL. Expired rows are found by a scan in the
-# background (see purge_expired), off the webhooks' path. Files made by earlier versions
-# (rowid tables with expiry indexes) keep working unchanged.
+# background (answerkit/_sqlite_upkeep.py), off the webhooks' path. Files made by earlier
+# versions (rowid tables with expiry indexes) keep working unchanged.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
     call_uuid  TEXT NOT NULL,
@@ -84,14 +90,6 @@ def _remember_sql(rows: int) -> str:
     )
 
 
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    """True for SQLITE_BUSY (another connection holds the lock); worth retrying."""
-    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
-    if isinstance(code, int):
-        return code & 0xFF == 5  # SQLITE_BUSY and its extended codes
-    return "database is locked" in str(exc)
-
-
 class _Connection(sqlite3.Connection):
     """A plain connection that, unlike the base class, can be weakly referenced."""
 
@@ -110,200 +108,6 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
-
-
-PURGE_BATCH = 512
-"""Expired rows deleted per write transaction: each holds the write lock for well under a
-millisecond, so webhooks waiting behind it barely notice."""
-
-def purge_expired(conn: sqlite3.Connection, now: float | None = None) -> int:
-    """Delete every row that expired by ``now``, in short batches; returns how many.
-
-    Runs in each process's background thread (see _Checkpointer) every _PURGE_INTERVAL
-    seconds; a busy database is retried briefly and otherwise left for the next round.
-    """
-    when = time.time() if now is None else now
-    return _purge_table(conn, "nonces", ("key",), when) + _purge_table(
-        conn, "calls", ("call_uuid", "key"), when
-    )
-
-
-def _purge_table(
-    conn: sqlite3.Connection, table: str, columns: tuple[str, ...], when: float
-) -> int:
-    # Keyset pagination over the primary key: read a batch of expired keys (a WAL reader
-    # takes no write lock), then delete that key range in one short write. One pass reads
-    # the table once, in key order.
-    cols = ", ".join(columns)
-    marks = ", ".join("?" * len(columns))
-    select = (
-        f"SELECT {cols} FROM {table} WHERE ({cols}) > ({marks}) AND expires_at <= ? "
-        f"ORDER BY {cols} LIMIT ?"
-    )
-    delete = (
-        f"DELETE FROM {table} WHERE ({cols}) BETWEEN ({marks}) AND ({marks}) "
-        "AND expires_at <= ?"
-    )
-    removed = 0
-    after: tuple[Any, ...] = ("",) * len(columns)
-    while True:
-        keys = conn.execute(select, (*after, when, PURGE_BATCH)).fetchall()
-        if not keys:
-            return removed
-        bounds = (*keys[0], *keys[-1], when)
-        removed += _retry_busy(partial(_rowcount, conn, delete, bounds))
-        if len(keys) < PURGE_BATCH:
-            return removed
-        after = tuple(keys[-1])
-
-
-def _rowcount(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> int:
-    return int(conn.execute(sql, params).rowcount)
-
-
-def _retry_busy(fn: Callable[[], _T], tries: int = 50) -> _T:
-    """``fn()`` retried for a while (1 ms apart) when another connection holds the lock."""
-    for _ in range(tries - 1):
-        try:
-            return fn()
-        except sqlite3.OperationalError as exc:
-            if not _is_busy(exc):
-                raise
-            time.sleep(0.001)
-    return fn()
-
-
-CHECKPOINT_INTERVAL = 0.5
-"""Seconds between the background WAL checkpoints of each process (see _Checkpointer)."""
-
-RESTART_INTERVAL = 2.0
-"""Seconds between the background checkpoints that also restart the WAL (see below)."""
-
-RESTART_MIN_FRAMES = 256
-"""A WAL holding fewer frames than this is not worth a restart's two fsyncs."""
-
-RESTART_WAIT_MS = 200
-"""How long a restarting checkpoint waits for the writer and readers of the moment."""
-
-# SQLite's own checkpoint-on-commit stays on as a backstop, at a WAL size the background
-# checkpoints keep it from reaching. It must stay out of reach: once the WAL passes it,
-# every commit of every worker tries a checkpoint, two fsyncs each (this halved throughput).
-_AUTOCHECKPOINT_PAGES = 100_000
-
-
-class _Checkpointer:
-    """Copies the WAL back into the database file, and purges expired rows, from a
-    background thread.
-
-    SQLite does this on commit once the WAL holds 1,000 pages, so one webhook in a few
-    hundred waited for the copy and two fsyncs: milliseconds, a busy worker's p99. Here a
-    daemon thread of each process runs a PASSIVE checkpoint (it never blocks readers or
-    writers, and gives way to a checkpoint already running) every CHECKPOINT_INTERVAL
-    seconds, with its own connection; every _PURGE_INTERVAL it also runs
-    :func:`purge_expired`.
-    """
-
-    live: ClassVar[weakref.WeakSet[_Checkpointer]] = weakref.WeakSet()
-
-    def __init__(self, path: str) -> None:
-        self.pid = _Process.pid
-        self.stopped = threading.Event()
-        # Held while the thread is inside SQLite, and by os.fork (_pause_for_fork): a child
-        # must not inherit SQLite's internal locks in the middle of a checkpoint.
-        self.busy = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-        self._thread = threading.Thread(
-            target=self._loop, args=(path,), name="answerkit-sqlite-checkpoint", daemon=True
-        )
-        _Checkpointer.live.add(self)
-        self._thread.start()
-
-    def _loop(self, path: str) -> None:
-        next_purge = 0.0  # the first round purges what expired while nobody ran
-        next_restart = 0.0
-        while not self.stopped.wait(CHECKPOINT_INTERVAL):
-            with self.busy:
-                try:
-                    if self._conn is None:
-                        self._conn = sqlite3.connect(
-                            path, timeout=0, isolation_level=None, check_same_thread=False
-                        )
-                    conn = self._conn
-                    _busy, frames, _done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                    if frames >= RESTART_MIN_FRAMES and time.monotonic() >= next_restart:
-                        next_restart = time.monotonic() + RESTART_INTERVAL
-                        self._restart(conn)
-                    if time.monotonic() >= next_purge:
-                        next_purge = time.monotonic() + _PURGE_INTERVAL
-                        purge_expired(self._conn)
-                except sqlite3.Error:
-                    # Busy (another process is checkpointing) or a broken file, which the
-                    # webhooks' own statements report: try again next time.
-                    continue
-        with self.busy:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-    @staticmethod
-    def _restart(conn: sqlite3.Connection) -> None:
-        """Checkpoint and make the next writer start the WAL over from its beginning.
-
-        Under steady writes a passive checkpoint never catches up with the last frame, so
-        SQLite never restarts the WAL and it grows until the backstop above makes every
-        commit checkpoint. A RESTART checkpoint holds new writers off while it copies the
-        few frames the passive one left and waits for the readers of the moment: a pause
-        of about a millisecond, once per RESTART_INTERVAL.
-        """
-        conn.execute(f"PRAGMA busy_timeout = {RESTART_WAIT_MS}")
-        try:
-            conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
-        finally:
-            conn.execute("PRAGMA busy_timeout = 0")
-
-    def stop(self) -> None:
-        self.stopped.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=2.0)
-
-
-_paused: list[_Checkpointer] = []
-_inherited: list[_Checkpointer] = []
-
-
-def _pause_for_fork() -> None:
-    _paused[:] = list(_Checkpointer.live)
-    for checkpointer in _paused:
-        checkpointer.busy.acquire()
-
-
-def _resume_after_fork() -> None:
-    for checkpointer in _paused:
-        checkpointer.busy.release()
-    _paused.clear()
-
-
-class _Process:
-    """This process's id, kept current across fork: os.getpid() is a system call."""
-
-    pid = os.getpid()
-
-
-def _forget_after_fork() -> None:
-    _Process.pid = os.getpid()
-    # The child has no checkpoint threads; their connections belong to the parent and are
-    # kept, never closed (closing could release this process's own SQLite locks).
-    _inherited.extend(_Checkpointer.live)
-    _Checkpointer.live.clear()
-    _paused.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(
-        before=_pause_for_fork,
-        after_in_parent=_resume_after_fork,
-        after_in_child=_forget_after_fork,
-    )
 
 
 class SQLiteStore(StateStore):
@@ -335,7 +139,7 @@ class SQLiteStore(StateStore):
         self._all: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._all_lock = threading.Lock()
         self._abandoned: list[sqlite3.Connection] = []
-        self._checkpointer: _Checkpointer | None = None
+        self._checkpointer: Checkpointer | None = None
         self._run("open", lambda conn: conn.executescript(_SCHEMA))
 
     def _error(self, action: str, exc: BaseException) -> StateError:
@@ -348,13 +152,13 @@ class SQLiteStore(StateStore):
     def _connect(self) -> sqlite3.Connection:
         local = self._local
         conn: sqlite3.Connection | None = getattr(local, "conn", None)
-        if conn is not None and local.pid == _Process.pid:
+        if conn is not None and local.pid == Process.pid:
             return conn
         return self._open(conn)
 
     def _open(self, conn: sqlite3.Connection | None) -> sqlite3.Connection:
         """A new connection for this thread (``conn``: the one it had before a fork)."""
-        pid = _Process.pid
+        pid = Process.pid
         if conn is not None:
             # Inherited through fork: SQLite forbids using it in the child, and closing it
             # here could disturb the parent's locks, so it is only set aside.
@@ -370,7 +174,7 @@ class SQLiteStore(StateStore):
         try:
             _enable_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute(f"PRAGMA wal_autocheckpoint = {_AUTOCHECKPOINT_PAGES}")
+            conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
         except BaseException:
             conn.close()
             raise
@@ -379,7 +183,7 @@ class SQLiteStore(StateStore):
         with self._all_lock:
             self._all.add(conn)
             if self._checkpointer is None or self._checkpointer.pid != pid:
-                self._checkpointer = _Checkpointer(self.path)
+                self._checkpointer = Checkpointer(self.path)
                 # A store dropped without close() stops its thread too.
                 weakref.finalize(self, self._checkpointer.stopped.set)
         return conn
@@ -398,7 +202,7 @@ class SQLiteStore(StateStore):
             except StateError:
                 raise
             except sqlite3.OperationalError as exc:
-                if not _is_busy(exc):
+                if not is_busy(exc):
                     raise self._error(action, exc) from exc
                 now = time.monotonic()
                 if not give_up:
@@ -513,7 +317,7 @@ class SQLiteStore(StateStore):
             conns = list(self._all)
             self._all.clear()
             checkpointer, self._checkpointer = self._checkpointer, None
-        if checkpointer is not None and checkpointer.pid == _Process.pid:
+        if checkpointer is not None and checkpointer.pid == Process.pid:
             checkpointer.stop()
         for conn in conns:
             with contextlib.suppress(sqlite3.Error):

@@ -408,9 +408,9 @@ def _counts(path: Path) -> tuple[int, int]:
 def test_sqlite_expired_rows_purged_in_batches_live_rows_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from answerkit import state_sqlite
+    from answerkit import _sqlite_upkeep as upkeep
 
-    monkeypatch.setattr(state_sqlite, "PURGE_BATCH", 7)  # many batches, a partial last one
+    monkeypatch.setattr(upkeep, "PURGE_BATCH", 7)  # many batches, a partial last one
     path = tmp_path / "purge.sqlite3"
     short = SQLiteStore(path, ttl=0.2)
     long = SQLiteStore(path, ttl=600)
@@ -432,10 +432,10 @@ def test_sqlite_expired_rows_purged_in_batches_live_rows_kept(
 
 
 def test_sqlite_background_thread_purges(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from answerkit import state_sqlite
+    from answerkit import _sqlite_upkeep as upkeep
 
-    monkeypatch.setattr(state_sqlite, "_PURGE_INTERVAL", 0.2)
-    monkeypatch.setattr(state_sqlite, "CHECKPOINT_INTERVAL", 0.05)
+    monkeypatch.setattr(upkeep, "_PURGE_INTERVAL", 0.2)
+    monkeypatch.setattr(upkeep, "CHECKPOINT_INTERVAL", 0.05)
     path = tmp_path / "bg.sqlite3"
     store = SQLiteStore(path, ttl=0.1)
     store.set(_call(), "k", 1)
