@@ -143,8 +143,11 @@ class SignatureGate:
         self.trusted_proxies = trusted_proxies
         self.replay_window = replay_window
 
-    def check(self, req: WebhookRequest, store: Callable[[], StateStore]) -> str | None:
-        """Return None when the request is genuine, else why it is refused (for the log)."""
+    def check(self, req: WebhookRequest) -> tuple[str | None, tuple[str, ...], str]:
+        """The signature check: (None, or why the request is refused; its replay keys; the
+        URL tried, for the log). The replay keys are for :meth:`StateStore.remember_all`:
+        every (nonce, signature) pair of the request, so that a replay dropping some of the
+        signature headers still matches the original."""
         candidates = public_url_candidates(
             self.public_url,
             scheme=req.scheme,
@@ -154,14 +157,11 @@ class SignatureGate:
             headers=req.headers,
             trusted_hops=self.trusted_proxies,
         )
+        url = candidates[0] if candidates else req.path
         reason, replay_keys = self._verifier.check(req.headers, candidates)
         if reason != "ok":
-            return f"signature {reason} for {candidates[0] if candidates else req.path}"
-        # Every (nonce, signature) pair of the request is remembered, so a replay that
-        # drops some of the signature headers still matches the original.
-        if not store().remember_all(replay_keys, self.replay_window):
-            return f"replayed signature for {candidates[0] if candidates else req.path}"
-        return None
+            return f"signature {reason} for {url}", (), url
+        return None, replay_keys, url
 
     @property
     def needs_host(self) -> bool:
@@ -258,15 +258,12 @@ class Dispatcher:
             return WebhookReply(200, self.fallback)
 
     def _handle(self, route: Route, req: WebhookRequest) -> WebhookReply:
-        if self.verifier is not None:
-            try:
-                refused = self.verifier.check(req, self.store)
-            except StateError as exc:
-                self._report(exc, None, route, "replay check failed: state store unreachable")
-                return WebhookReply(200, self.fallback)
+        gate = self.verifier
+        if gate is not None:
+            refused, replay_keys, url = gate.check(req)
             if refused is not None:
-                log.warning("flow %s route %s: refused: %s", self.flow_name, route.name, refused)
-                return WebhookReply(403, b"signature check failed\n", "text/plain; charset=utf-8")
+                return self._refuse(route, refused)
+        # Only a signed request's body is read.
         try:
             call = CallRequest.from_params(
                 req.read_params(), method=req.method, query=req.query, path=req.path
@@ -274,7 +271,22 @@ class Dispatcher:
         except MissingCallUUID as exc:
             log.warning("flow %s route %s: %s", self.flow_name, route.name, exc)
             return WebhookReply(400, f"{exc}\n".encode(), "text/plain; charset=utf-8")
-        call._attach_state(CallState(self.store(), call.call_uuid))
+        store = self.store()
+        if gate is None:
+            call._attach_state(CallState(store, call.call_uuid))
+        else:
+            # The replay record, and the call's state when the store reads it in the same
+            # round trip.
+            try:
+                fresh, snapshot = store.record_webhook(
+                    replay_keys, gate.replay_window, call.call_uuid
+                )
+            except StateError as exc:
+                self._report(exc, call, route, "replay check failed: state store unreachable")
+                return WebhookReply(200, self.fallback)
+            if not fresh:
+                return self._refuse(route, f"replayed signature for {url}")
+            call._attach_state(CallState(store, call.call_uuid, snapshot))
         event = str(call.event.value if isinstance(call.event, Event) else call.event)
         status_event = route.status_callback or event in STATUS_EVENTS
         handler = route.handler_for(event)
@@ -302,6 +314,10 @@ class Dispatcher:
         finally:
             if event == _HANGUP:
                 self._forget(call, route)
+
+    def _refuse(self, route: Route, why: str) -> WebhookReply:
+        log.warning("flow %s route %s: refused: %s", self.flow_name, route.name, why)
+        return WebhookReply(403, b"signature check failed\n", "text/plain; charset=utf-8")
 
     @staticmethod
     def _render(result: object) -> bytes:

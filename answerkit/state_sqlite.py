@@ -74,6 +74,8 @@ BUSY_TIMEOUT = 5.0
 # Pauses between tries while another worker holds the write lock. SQLite's own busy
 # handler sleeps 1 ms at first, far longer than the write transactions here hold the
 # lock (tens of microseconds), so two busy workers would spend most of their waits idle.
+_GET_ALL = "SELECT key, value FROM calls WHERE call_uuid = ? AND expires_at > ?"
+
 _BACKOFF = (0, 0, 0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005)
 
 _NONCE_CHUNK = 16
@@ -88,6 +90,25 @@ def _remember_sql(rows: int) -> str:
         f"INSERT INTO nonces (key, expires_at) VALUES {values} ON CONFLICT (key) "
         "DO UPDATE SET expires_at = excluded.expires_at WHERE nonces.expires_at <= ?"
     )
+
+
+def _recorder(unique: list[str], ttl: float, now: float) -> Callable[[sqlite3.Connection], int]:
+    """A function recording ``unique`` keys, returning how many were new (or had expired)."""
+    chunks = [unique[i : i + _NONCE_CHUNK] for i in range(0, len(unique), _NONCE_CHUNK)]
+
+    def record(conn: sqlite3.Connection) -> int:
+        # One statement per chunk, so atomic: inserts new keys and revives expired ones; an
+        # unexpired key makes the WHERE false and counts no change.
+        changed = 0
+        for chunk in chunks:
+            params: list[Any] = []
+            for key in chunk:
+                params += (key, now + ttl)
+            params.append(now)
+            changed += conn.execute(_remember_sql(len(chunk)), params).rowcount
+        return changed
+
+    return record
 
 
 class _Connection(sqlite3.Connection):
@@ -246,8 +267,7 @@ class SQLiteStore(StateStore):
         conn.execute(_PUT, (call_uuid, key, raw, now + self.ttl, now))
 
     def get_all(self, call_uuid: str) -> dict[str, Any]:
-        sql = "SELECT key, value FROM calls WHERE call_uuid = ? AND expires_at > ?"
-        rows = self._exec("read call state", sql, (call_uuid, time.time())).fetchall()
+        rows = self._exec("read call state", _GET_ALL, (call_uuid, time.time())).fetchall()
         return {key: json.loads(value) for key, value in rows}
 
     def get(self, call_uuid: str, key: str) -> Any:
@@ -287,23 +307,9 @@ class SQLiteStore(StateStore):
         unique = list(dict.fromkeys(keys))
         if not unique:
             return True
-        now = time.time()
-        chunks = [unique[i : i + _NONCE_CHUNK] for i in range(0, len(unique), _NONCE_CHUNK)]
-
-        def record(conn: sqlite3.Connection) -> int:
-            # One statement per chunk, so atomic: inserts new keys and revives expired ones;
-            # an unexpired key makes the WHERE false and counts no change.
-            changed = 0
-            for chunk in chunks:
-                params: list[Any] = []
-                for key in chunk:
-                    params += (key, now + ttl)
-                params.append(now)
-                changed += conn.execute(_remember_sql(len(chunk)), params).rowcount
-            return changed
-
+        record = _recorder(unique, ttl, time.time())
         action = "record webhook nonces"
-        if len(chunks) == 1:
+        if len(unique) <= _NONCE_CHUNK:
             changed = self._run(action, record)
         else:  # a hostile request with many signature entries: keep it one transaction
             changed = self._transaction(action, record)
