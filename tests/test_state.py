@@ -221,15 +221,21 @@ def test_ping(store: StateStore) -> None:
 def test_threads_lose_no_update(store: StateStore) -> None:
     call = _call()
 
+    failures: list[BaseException] = []
+
     def bump() -> None:
-        for _ in range(50):
-            store.incr(call, "n")
+        try:
+            for _ in range(50):
+                store.incr(call, "n")
+        except BaseException as exc:  # reported below: a thread's exception is easy to miss
+            failures.append(exc)
 
     threads = [threading.Thread(target=bump) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    assert failures == []
     assert store.get(call, "n") == 200
 
 
