@@ -53,8 +53,11 @@ def _purge_table(
     # the table once, in key order.
     cols = ", ".join(columns)
     marks = ", ".join("?" * len(columns))
+    # ">=": the first batch starts at the smallest key ("" included). A later batch starts
+    # at the previous one's last key, which is gone by then (or was refreshed meanwhile,
+    # and so is not expired).
     select = (
-        f"SELECT {cols} FROM {table} WHERE ({cols}) > ({marks}) AND expires_at <= ? "
+        f"SELECT {cols} FROM {table} WHERE ({cols}) >= ({marks}) AND expires_at <= ? "
         f"ORDER BY {cols} LIMIT ?"
     )
     delete = (

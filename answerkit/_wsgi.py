@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from werkzeug.datastructures import EnvironHeaders
+from werkzeug.exceptions import HTTPException
 
 from answerkit._params import ParamsLike, parse_form
 from answerkit.dispatch import Dispatcher, Route, WebhookReply, WebhookRequest
@@ -38,7 +39,9 @@ def form_length(environ: WSGIEnviron, max_content_length: int | None) -> int | N
     """The length of a POST body we read ourselves: a form (or no content type: Vobiz
     always posts a form) of known length within both limits. None: leave it to Werkzeug."""
     text: str = environ.get("CONTENT_LENGTH") or ""
-    if not (text.isascii() and text.isdigit()):
+    # Past 18 digits int() could refuse it (CPython's limit on long digit strings), and no
+    # such body is small anyway.
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         return None
     length = int(text)
     if (
@@ -110,12 +113,23 @@ class DirectRoutes:
         self.app = app
         self.inner = inner
         self.enabled = True
-        # WSGI PATH_INFO -> (dispatcher, route, decoded path)
-        self._routes: dict[str, tuple[Dispatcher, Route, str]] = {}
+        # WSGI PATH_INFO -> (dispatcher, route, decoded path, Flask endpoint, its view)
+        self._routes: dict[str, tuple[Dispatcher, Route, str, str, object]] = {}
 
-    def add(self, path: str, dispatcher: Dispatcher, route: Route) -> None:
-        """Answer requests for ``path`` (the full path below the app root) here."""
-        self._routes[wsgi_text(path)] = (dispatcher, route, path)
+    def add(self, path: str, dispatcher: Dispatcher, route: Route, endpoint: str) -> bool:
+        """Answer requests for ``path`` (the full path below the app root) here, as long as
+        Flask would send them to ``endpoint`` and its view is still the one it has now.
+
+        False, and nothing added, when Flask's URL map sends a GET or POST for ``path``
+        elsewhere (a rule registered earlier wins there: another flow's, the app's own) or
+        the path is taken here already.
+        """
+        key = wsgi_text(path)
+        view = self.app.view_functions.get(endpoint)
+        if key in self._routes or view is None or not _routed_to(self.app, path, endpoint):
+            return False
+        self._routes[key] = (dispatcher, route, path, endpoint, view)
+        return True
 
     def _hooked(self) -> bool:
         app = self.app
@@ -128,9 +142,15 @@ class DirectRoutes:
 
     def __call__(self, environ: WSGIEnviron, start_response: StartResponse) -> Iterable[bytes]:
         entry = self._routes.get(environ.get("PATH_INFO", ""))
-        if entry is None or not self.enabled or self._hooked():
+        if (
+            entry is None
+            or not self.enabled
+            or self._hooked()
+            # The app swapped the route's view (to wrap it, say): Flask's to run.
+            or self.app.view_functions.get(entry[3]) is not entry[4]
+        ):
             return self.inner(environ, start_response)
-        dispatcher, route, path = entry
+        dispatcher, route, path, _endpoint, _view = entry
         method = environ.get("REQUEST_METHOD", "GET")
         query = query_of(environ)
         read_params: Callable[[], ParamsLike]
@@ -160,6 +180,19 @@ class DirectRoutes:
         finally:
             ctx.pop()
         return _answer(reply, start_response)
+
+
+def _routed_to(app: Flask, path: str, endpoint: str) -> bool:
+    """Whether Flask's URL map sends both a GET and a POST for ``path`` to ``endpoint``."""
+    adapter = app.url_map.bind("localhost")
+    for method in ("GET", "POST"):
+        try:
+            found, _args = adapter.match(path, method=method)
+        except HTTPException:  # not found, method not allowed, a redirect
+            return False
+        if found != endpoint:
+            return False
+    return True
 
 
 def _answer(reply: WebhookReply, start_response: StartResponse) -> Iterable[bytes]:

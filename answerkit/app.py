@@ -325,7 +325,8 @@ class CallFlow:
         if direct_routes is None:
             return
         for route in self._routes.values():
-            direct_routes.add((self._mount_prefix or "") + route.path, dispatcher, route)
+            path = (self._mount_prefix or "") + route.path
+            direct_routes.add(path, dispatcher, route, f"{self.name}.{route.name}")
 
     def create_app(self, url_prefix: str | None = None, *, direct: bool = True) -> Flask:
         """A new Flask app serving only this flow (``direct``: see :meth:`register`)."""

@@ -263,6 +263,16 @@ class Dispatcher:
             refused, replay_keys, url = gate.check(req)
             if refused is not None:
                 return self._refuse(route, refused)
+            # Recorded before anything else happens, so a signature is spent even by a
+            # request refused below (no CallUUID, a body that fails to read): the body is
+            # not signed, and the same headers must not come back with another one.
+            try:
+                fresh = self.store().remember_all(replay_keys, gate.replay_window)
+            except StateError as exc:
+                self._report(exc, None, route, "replay check failed: state store unreachable")
+                return WebhookReply(200, self.fallback)
+            if not fresh:
+                return self._refuse(route, f"replayed signature for {url}")
         # Only a signed request's body is read.
         try:
             call = CallRequest.from_params(
@@ -271,22 +281,7 @@ class Dispatcher:
         except MissingCallUUID as exc:
             log.warning("flow %s route %s: %s", self.flow_name, route.name, exc)
             return WebhookReply(400, f"{exc}\n".encode(), "text/plain; charset=utf-8")
-        store = self.store()
-        if gate is None:
-            call._attach_state(CallState(store, call.call_uuid))
-        else:
-            # The replay record, and the call's state when the store reads it in the same
-            # round trip.
-            try:
-                fresh, snapshot = store.record_webhook(
-                    replay_keys, gate.replay_window, call.call_uuid
-                )
-            except StateError as exc:
-                self._report(exc, call, route, "replay check failed: state store unreachable")
-                return WebhookReply(200, self.fallback)
-            if not fresh:
-                return self._refuse(route, f"replayed signature for {url}")
-            call._attach_state(CallState(store, call.call_uuid, snapshot))
+        call._attach_state(CallState(self.store(), call.call_uuid))
         event = str(call.event.value if isinstance(call.event, Event) else call.event)
         status_event = route.status_callback or event in STATUS_EVENTS
         handler = route.handler_for(event)

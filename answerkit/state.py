@@ -125,18 +125,6 @@ class StateStore(ABC):
         fresh = [self.remember_once(key, ttl) for key in dict.fromkeys(keys)]
         return all(fresh)
 
-    def record_webhook(
-        self, keys: Sequence[str], ttl: float, call_uuid: str
-    ) -> tuple[bool, dict[str, Any] | None]:
-        """A webhook's replay check: :meth:`remember_all` (True: no key seen before), plus the
-        call's state when the backend can read it in the same round trip (else None: the
-        state is read on first use).
-
-        Redis does both in one pipeline. SQLite does not: reading inside the write
-        transaction held the write lock longer and measured no faster.
-        """
-        return self.remember_all(keys, ttl), None
-
     @abstractmethod
     def ping(self) -> None:
         """Raise :class:`StateError` if the store cannot be used."""
@@ -307,14 +295,10 @@ class CallState(MutableMapping[str, Any]):
 
     __slots__ = ("_cache", "call_uuid", "store")
 
-    def __init__(
-        self, store: StateStore, call_uuid: str, snapshot: dict[str, Any] | None = None
-    ) -> None:
+    def __init__(self, store: StateStore, call_uuid: str) -> None:
         self.store = store
         self.call_uuid = call_uuid
-        #: The snapshot, if the caller already read it (the webhook pipeline does, together
-        #: with its replay check).
-        self._cache: dict[str, Any] | None = snapshot
+        self._cache: dict[str, Any] | None = None
 
     def _snapshot(self) -> dict[str, Any]:
         if self._cache is None:

@@ -170,25 +170,6 @@ class RedisStore(StateStore):
 
         return all(self._call("record webhook nonces", record))
 
-    def record_webhook(
-        self, keys: Sequence[str], ttl: float, call_uuid: str
-    ) -> tuple[bool, dict[str, Any] | None]:
-        ttl_ms = max(1, int(ttl * 1000))
-        unique = list(dict.fromkeys(keys))
-
-        def run(r: redis.Redis) -> list[Any]:
-            # The state rides in the same round trip (on a repeat it is read and dropped).
-            pipe = r.pipeline(transaction=False)
-            for key in unique:
-                pipe.set(f"{self.prefix}nonce:{key}", "1", nx=True, px=ttl_ms)
-            pipe.hgetall(self._key(call_uuid))
-            return list(pipe.execute())
-
-        *fresh, raw = self._call("record webhook nonces and read call state", run)
-        if not all(fresh):
-            return False, None
-        return True, {k: json.loads(v) for k, v in cast("dict[str, str]", raw).items()}
-
     def ping(self) -> None:
         self._call("answer a ping", lambda r: r.ping())
 

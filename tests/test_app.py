@@ -398,3 +398,15 @@ def test_form_body_without_content_type_is_read_as_a_form(client: Any) -> None:
     headers = {**sign(PUBLIC + "/menu", TOKEN), "Content-Type": ""}
     r = client.post("/menu", data=body, headers=headers)
     assert r.status_code == 200 and b"You pressed" in r.data
+
+
+def test_a_signed_request_refused_with_400_still_spends_its_signature() -> None:
+    """The body is not signed (spec §3.2): a signature is recorded as soon as it checks out,
+    so headers first sent without a CallUUID cannot come back with a forged body."""
+    for direct in (True, False):
+        client = make_flow().create_app(direct=direct).test_client()
+        headers = sign(PUBLIC + "/answer", TOKEN)
+        first = client.post("/answer", data={"From": "14155550100"}, headers=headers)
+        assert first.status_code == 400
+        replay = client.post("/answer", data={"CallUUID": "forged", "From": "666"}, headers=headers)
+        assert replay.status_code == 403, f"direct={direct}: replayed signature accepted"

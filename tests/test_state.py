@@ -171,39 +171,6 @@ def test_remember_all_records_every_key_and_refuses_any_repeat(make_store: Store
     assert store.remember_all([a, b, c, d], 0.3) is True
 
 
-def test_record_webhook_is_remember_all_with_the_state_where_it_comes_free(
-    make_store: StoreFactory,
-) -> None:
-    store = make_store()
-    call = _call()
-    store.set(call, "a", {"x": [1, 2]})
-    state = {"a": {"x": [1, 2]}} if isinstance(store, RedisStore) else None
-    a, b, c = (f"nonce-{uuid.uuid4()}" for _ in range(3))
-    assert store.record_webhook([a, b], 0.3, call) == (True, state)
-    assert store.record_webhook([c, b], 0.3, call) == (False, None)  # a repeat: no state
-    assert store.remember_once(c, 0.3) is False  # recorded although its request was refused
-    many = [f"nonce-{uuid.uuid4()}" for _ in range(40)]
-    assert store.record_webhook(many, 0.3, call) == (True, state)
-    assert store.record_webhook([many[0]], 0.3, call) == (False, None)
-    if isinstance(store, RedisStore):
-        assert store.record_webhook([c + "-new"], 0.3, _call()) == (True, {})  # unknown call
-    time.sleep(0.6)
-    assert store.record_webhook([a, b, c], 0.3, call) == (True, state)
-
-
-def test_call_state_starts_from_a_given_snapshot(make_store: StoreFactory) -> None:
-    store = make_store()
-    call = _call()
-    store.set(call, "a", 1)
-    state = CallState(store, call, {"a": 1})
-    store.set(call, "b", 2)  # another worker's write: not in the snapshot until refresh()
-    assert dict(state) == {"a": 1}
-    state["c"] = 3
-    assert dict(state) == {"a": 1, "c": 3}
-    state.refresh()
-    assert dict(state) == {"a": 1, "b": 2, "c": 3}
-
-
 def test_a_write_keeps_expired_keys_expired(make_store: StoreFactory) -> None:
     store = make_store(ttl=0.3)
     call = _call()
@@ -468,6 +435,23 @@ def test_sqlite_expired_rows_purged_in_batches_live_rows_kept(
     assert long.remember_once("n-old-3", 600) is True  # forgotten once expired
     short.close()
     long.close()
+
+
+def test_sqlite_purge_reaches_the_smallest_keys(tmp_path: Path) -> None:
+    from answerkit._sqlite_upkeep import purge_expired
+
+    path = tmp_path / "state.sqlite3"
+    store = SQLiteStore(path, ttl=0.01)
+    store.set("", "", 1)
+    store.set("c-1", "k", 1)
+    store.remember_once("", 0.01)
+    store.close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        assert purge_expired(conn, now=time.time() + 3600) == 3
+    finally:
+        conn.close()
+    assert _counts(path) == (0, 0)
 
 
 def test_sqlite_background_thread_purges(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,6 +6,8 @@ type); the tests below send the same requests both ways and compare.
 
 from __future__ import annotations
 
+import io
+import sys
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -143,7 +145,7 @@ def test_blueprint_hooks_count_too() -> None:
     bp.teardown_request(lambda exc: teardown.append("done"))
     app.register_blueprint(bp)
     layer = DirectRoutes(app, app.wsgi_app)
-    layer.add("/voice/answer", flow.dispatcher(), flow.get_route("answer"))
+    assert layer.add("/voice/answer", flow.dispatcher(), flow.get_route("answer"), "wsgi.answer")
     app.wsgi_app = layer  # type: ignore[method-assign]
     r = app.test_client().post("/voice/answer", data=CALL, headers=signed("/voice/answer"))
     assert r.status_code == 200 and teardown == ["done"] and seen[-1]["request_context"]
@@ -223,3 +225,69 @@ def test_disabled_layer_passes_everything_on() -> None:
     direct.wsgi_app.enabled = False
     r = direct.test_client().post("/answer", data=CALL, headers=signed("/answer"))
     assert r.status_code == 200 and seen[-1]["request_context"] is True
+
+
+def test_flasks_choice_of_view_for_a_path_stands() -> None:
+    """Two flows with one path: Flask routes to the first registered (here the verified
+    one), and the direct layer must not answer with the second (unverified) one."""
+    answers = []
+    for direct in (True, False):
+        app = Flask("host")
+        first = make_flow([])
+        first.register(app, direct=direct)
+        second = CallFlow("open", public_url=PUBLIC, verify=False, state=MemoryStore())
+
+        @second.route("/answer")
+        def answer(call: CallRequest) -> Response:
+            return Response(Speak("open"))
+
+        second.register(app, direct=direct)
+        reply = app.test_client().post("/answer", data=CALL)  # unsigned
+        answers.append((reply.status_code, reply.data))
+    assert answers[0] == answers[1] and answers[0][0] == 403
+
+
+def test_an_app_view_registered_first_keeps_its_path() -> None:
+    app = Flask("host")
+    app.add_url_rule("/answer", "mine", lambda: "mine", methods=["GET", "POST"])
+    make_flow([]).register(app)
+    assert app.test_client().post("/answer", data=CALL, headers=signed("/answer")).data == b"mine"
+
+
+def test_a_view_swapped_by_the_app_runs_through_flask() -> None:
+    """An app may wrap a flow's view (auth, metrics) by replacing it in view_functions."""
+    direct, _through_flask, seen = app_pair()
+    wrapped: list[str] = []
+    original = direct.view_functions["wsgi.answer"]
+
+    def wrapper() -> Any:
+        wrapped.append("yes")
+        return original()
+
+    direct.view_functions["wsgi.answer"] = wrapper
+    r = direct.test_client().post("/answer", data=CALL, headers=signed("/answer"))
+    assert r.status_code == 200 and wrapped == ["yes"] and seen[-1]["request_context"] is True
+
+
+def test_a_huge_content_length_gets_the_same_answer() -> None:
+    """More digits than int() takes (CPython's limit): not a small form, Flask's to judge."""
+    answers = []
+    for direct in (True, False):
+        app = make_flow([]).create_app(direct=direct)
+        environ = {
+            "REQUEST_METHOD": "POST", "PATH_INFO": "/answer", "SCRIPT_NAME": "",
+            "QUERY_STRING": "", "SERVER_NAME": "localhost", "SERVER_PORT": "80",
+            "SERVER_PROTOCOL": "HTTP/1.1", "CONTENT_TYPE": "application/x-www-form-urlencoded",
+            "CONTENT_LENGTH": "9" * 5000, "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(b"CallUUID=c-1"), "wsgi.errors": sys.stderr,
+            "wsgi.multithread": False, "wsgi.multiprocess": False, "wsgi.run_once": False,
+            "wsgi.version": (1, 0),
+        }  # fmt: skip
+        status: list[str] = []
+
+        def start_response(line: str, headers: Any, exc: Any = None, seen: Any = status) -> None:
+            seen.append(line)
+
+        b"".join(app(environ, start_response))
+        answers.append(status[0])
+    assert answers[0] == answers[1] and answers[0].startswith("403")
