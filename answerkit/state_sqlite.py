@@ -174,6 +174,10 @@ class SQLiteStore(StateStore):
         local = self._local
         conn: sqlite3.Connection | None = getattr(local, "conn", None)
         if conn is not None and local.pid == Process.pid:
+            if conn.in_transaction:
+                # Left open by an exception that struck between two statements (an
+                # asynchronous one, say): holding it would stall every other worker's writes.
+                conn.execute("ROLLBACK")
             return conn
         return self._open(conn)
 
@@ -241,8 +245,10 @@ class SQLiteStore(StateStore):
 
     def _transaction(self, action: str, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         def run(conn: sqlite3.Connection) -> _T:
-            conn.execute("BEGIN IMMEDIATE")
+            # BEGIN inside the try: an exception raised asynchronously right after it (the
+            # handler deadline's SIGALRM) must not leave the write lock held.
             try:
+                conn.execute("BEGIN IMMEDIATE")
                 result = fn(conn)
                 conn.execute("COMMIT")
             except BaseException:

@@ -454,6 +454,25 @@ def test_sqlite_purge_reaches_the_smallest_keys(tmp_path: Path) -> None:
     assert _counts(path) == (0, 0)
 
 
+def test_sqlite_transaction_left_open_is_rolled_back_on_next_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exception striking between two statements (the deadline's SIGALRM) can leave a
+    thread's connection inside a transaction, holding the file's write lock."""
+    from answerkit import state_sqlite
+
+    monkeypatch.setattr(state_sqlite, "BUSY_TIMEOUT", 0.3)  # a stuck lock fails fast
+    path = tmp_path / "leak.sqlite3"
+    a, b = SQLiteStore(path), SQLiteStore(path)
+    a.set("c", "k", 1)
+    a._connect().execute("BEGIN IMMEDIATE")  # as if interrupted inside a transaction
+    assert a.get_all("c") == {"k": 1}  # the thread's next use rolls it back
+    b.set("c", "k", 2)  # so another connection can write (else StateError after 0.3 s)
+    assert a.get_all("c") == {"k": 2}
+    a.close()
+    b.close()
+
+
 def test_sqlite_background_thread_purges(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from answerkit import _sqlite_upkeep as upkeep
 
