@@ -186,8 +186,7 @@ class Dial(_Container):
     def _parsed(
         cls, attrs: dict[str, str], start: str, text: str | None, kids: Sequence[object]
     ) -> Element:
-        el = cls.__new__(cls)
-        el._attrs = attrs
+        el = cls._blank(attrs)
         el._open = start
         el._x = None
         el._text = None

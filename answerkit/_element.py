@@ -169,6 +169,14 @@ class Element:
         return None
 
     @classmethod
+    def _blank(cls: type[_E], attrs: dict[str, str]) -> _E:
+        """An instance with only its checked attributes set, for ``_parsed`` to fill in
+        (the parser has checked everything the constructor would)."""
+        el = cls.__new__(cls)
+        el._attrs = attrs
+        return el
+
+    @classmethod
     def _parsed(
         cls, attrs: dict[str, str], start: str, text: str | None, kids: Sequence[object]
     ) -> Element:
@@ -181,8 +189,7 @@ class Element:
         if (text and not text.isspace()) or kids:
             what = repr(text) if text and not text.isspace() else type(kids[0]).__name__
             raise ElementError(f"{cls.tag}: takes no text or children, got {what}", element=cls.tag)
-        el = cls.__new__(cls)
-        el._attrs = attrs
+        el = cls._blank(attrs)
         el._x = start + "/>"
         el._ruled_from_attrs()
         return el
@@ -285,8 +292,7 @@ class _Container(Element):
     ) -> Element:
         if text and not text.isspace():
             raise ElementError(f"{cls.tag}: takes no text, got {text!r}", element=cls.tag)
-        el = cls.__new__(cls)
-        el._attrs = attrs
+        el = cls._blank(attrs)
         el._open = start
         el._x = None
         el._take(kids)
@@ -321,8 +327,7 @@ class _TextElement(Element):
                 f"{cls.tag}: takes no child elements, got {type(kids[0]).__name__}",
                 element=cls.tag,
             )
-        el = cls.__new__(cls)
-        el._attrs = attrs
+        el = cls._blank(attrs)
         spec = TEXTS[cls.tag]
         if attrs:
             el._text, e = spec.take(text or "")

@@ -149,8 +149,7 @@ class Speak(Element):
     def _parsed(
         cls, attrs: dict[str, str], start: str, text: str | None, kids: Sequence[object]
     ) -> Element:
-        el = cls.__new__(cls)
-        el._attrs = attrs
+        el = cls._blank(attrs)
         if not kids and text is not None:  # plain text: the memoised check of the constructor
             x = _SPOKEN.get(text) or _speak_checked(text)
             el._text = text

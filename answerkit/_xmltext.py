@@ -34,48 +34,42 @@ def describe_bad_char(s: str, c: str) -> str:
 # Each replace is guarded by a cheap membership test: most values need no escaping at all.
 
 
-def esc_text(s: str) -> str:
-    """Escape text content. ``\\r`` becomes ``&#13;`` so parsers do not normalise it away."""
+def _esc_markup(s: str) -> str:
+    """The three characters every context escapes."""
     if "&" in s:
         s = s.replace("&", "&amp;")
     if "<" in s:
         s = s.replace("<", "&lt;")
     if ">" in s:
         s = s.replace(">", "&gt;")
+    return s
+
+
+def esc_text(s: str) -> str:
+    """Escape text content. ``\r`` becomes ``&#13;`` so parsers do not normalise it away."""
+    s = _esc_markup(s)
     if "\r" in s:
         s = s.replace("\r", "&#13;")
     return s
 
 
-def esc_attr(s: str) -> str:
-    """Escape an attribute value; whitespace escapes survive attribute-value normalisation."""
-    if "&" in s:
-        s = s.replace("&", "&amp;")
-    if "<" in s:
-        s = s.replace("<", "&lt;")
-    if ">" in s:
-        s = s.replace(">", "&gt;")
+def esc_url(s: str) -> str:
+    """Escape a checked URL: it holds no whitespace, so only the quote joins the three."""
+    s = _esc_markup(s)
     if '"' in s:
         s = s.replace('"', "&quot;")
+    return s
+
+
+def esc_attr(s: str) -> str:
+    """Escape an attribute value; whitespace escapes survive attribute-value normalisation."""
+    s = esc_url(s)
     if "\n" in s:
         s = s.replace("\n", "&#10;")
     if "\r" in s:
         s = s.replace("\r", "&#13;")
     if "\t" in s:
         s = s.replace("\t", "&#9;")
-    return s
-
-
-def esc_url(s: str) -> str:
-    """Escape a checked URL: it holds no whitespace, so four characters need care."""
-    if "&" in s:
-        s = s.replace("&", "&amp;")
-    if "<" in s:
-        s = s.replace("<", "&lt;")
-    if ">" in s:
-        s = s.replace(">", "&gt;")
-    if '"' in s:
-        s = s.replace('"', "&quot;")
     return s
 
 

@@ -180,19 +180,27 @@ def test_get_callbacks_work(flow: CallFlow) -> None:
     assert r.status_code == 200 and b"You pressed 7" in r.data
 
 
-def test_handler_deadline_serves_fallback_in_time() -> None:
-    flow = CallFlow("slow", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore(), deadline=0.3)
+def add_sleeper(flow: CallFlow, path: str) -> None:
+    """A route whose handler would sleep for 30 s: the deadline must cut it short."""
 
-    @flow.route("/answer")
-    def answer(call: CallRequest) -> Response:
+    def sleeper(call: CallRequest) -> Response:
         time.sleep(30)
         return Response()
 
-    c = flow.create_app().test_client()
+    flow.add_route(path, sleeper, name="sleeper")
+
+
+def assert_fallback_in_time(client: Any, path: str) -> None:
     started = time.monotonic()
-    r = post(c, "/answer", CALL)
+    r = post(client, path, CALL)
     assert r.status_code == 200 and b"Hangup" in r.data
     assert time.monotonic() - started < 10  # generous: only proves the sleep was cut short
+
+
+def test_handler_deadline_serves_fallback_in_time() -> None:
+    flow = CallFlow("slow", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore(), deadline=0.3)
+    add_sleeper(flow, "/answer")
+    assert_fallback_in_time(flow.create_app().test_client(), "/answer")
 
 
 def test_unreachable_state_store_still_answers() -> None:
@@ -368,17 +376,9 @@ def test_deadline_alarm_installed_once_forwards_stray_alarms() -> None:
     signal.signal(signal.SIGALRM, lambda signum, frame: stray.append(signum))
     try:
         flow = make_flow(deadline=0.3)
-
-        @flow.route("/slow")
-        def slow(call: CallRequest) -> Response:
-            time.sleep(30)
-            return Response()
-
+        add_sleeper(flow, "/slow")
         c = flow.create_app().test_client()
-        started = time.monotonic()
-        r = post(c, "/slow", CALL)
-        assert r.status_code == 200 and b"Hangup" in r.data
-        assert time.monotonic() - started < 10
+        assert_fallback_in_time(c, "/slow")
         assert post(c, "/answer", CALL).status_code == 200
         assert signal.getsignal(signal.SIGALRM) is dispatch._alarm
         assert signal.getitimer(signal.ITIMER_REAL)[0] == 0  # no timer of ours left running
