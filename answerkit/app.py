@@ -24,6 +24,7 @@ from answerkit._params import ParamsLike
 from answerkit._wsgi import DirectRoutes, form_length, query_of, read_form, signed_path
 from answerkit.client import TransferResult, VobizClient
 from answerkit.dispatch import (
+    XML_CONTENT_TYPE,
     DeadlineRunner,
     Dispatcher,
     ErrorHook,
@@ -382,6 +383,11 @@ def _make_view(dispatcher: Dispatcher, route: Route) -> Callable[[], FlaskRespon
         req: Request = request._get_current_object()  # type: ignore[attr-defined]
         environ = req.environ
         method = req.method
+        if method == "HEAD":
+            # Flask routes HEAD to every GET view. Vobiz never sends one; uptime monitors
+            # and link checkers do, and a probe must not run the call flow (a transfer, a
+            # state write) or spend a replay record: the route answers that it exists.
+            return FlaskResponse(b"", content_type=XML_CONTENT_TYPE)
         # Vobiz sends its fields in the form (POST) or in the query string (GET);
         # our own query parameters ride in the query string either way.
         query = query_of(environ)

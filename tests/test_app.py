@@ -410,3 +410,16 @@ def test_a_signed_request_refused_with_400_still_spends_its_signature() -> None:
         assert first.status_code == 400
         replay = client.post("/answer", data={"CallUUID": "forged", "From": "666"}, headers=headers)
         assert replay.status_code == 403, f"direct={direct}: replayed signature accepted"
+
+
+def test_head_probe_answers_without_running_the_flow(client: Any, flow: CallFlow) -> None:
+    # Monitors and link checkers probe with HEAD; the handler must not run (it could
+    # transfer a call) and no replay record may be spent, even for a signed probe.
+    headers = sign(PUBLIC + "/answer", TOKEN)
+    r = client.head("/answer", query_string=CALL, headers=headers)
+    assert r.status_code == 200 and r.data == b""
+    assert r.content_type.startswith("application/xml")
+    assert flow.store.get_all("c-1") == {}
+    r = client.get("/answer", query_string=CALL, headers=headers)
+    assert r.status_code == 200 and b"<Gather" in r.data  # the probe spent no nonce
+    assert flow.store.get_all("c-1") == {"visits": 1}
