@@ -14,12 +14,13 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from types import FrameType, MappingProxyType
 from typing import NamedTuple
 
+from answerkit._handler_threads import HandlerThreads
 from answerkit._params import ParamsLike
 from answerkit.elements import Element, Response
 from answerkit.errors import AnswerkitError, ElementError, StateError
@@ -192,15 +193,14 @@ class DeadlineRunner:
 
     In the main thread (gunicorn sync workers, the development server's main thread)
     a SIGALRM timer interrupts the handler itself, at the cost of two system calls.
-    Elsewhere a worker thread runs it and the caller stops waiting: the handler's
-    thread may go on, but the caller gets its fallback in time.
+    Elsewhere a daemon thread runs it and the caller stops waiting: the handler's
+    thread may go on, but the caller gets its fallback in time, and a handler that never
+    returns does not keep the process from exiting.
     """
 
     def __init__(self, seconds: float | None, max_workers: int = 32) -> None:
         self.seconds = seconds
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
-        self._max_workers = max_workers
+        self._threads = HandlerThreads(max_workers)
 
     def run(self, handler: Handler, call: CallRequest) -> Response | None:
         """Call ``handler(call)``, raising HandlerTimeout past the deadline."""
@@ -225,17 +225,12 @@ class DeadlineRunner:
                 _Alarm.armed = False
         # The handler's thread sees the caller's context variables: Flask's app and request
         # contexts, a tracing span.
-        future = self._executor().submit(contextvars.copy_context().run, handler, call)
+        context = contextvars.copy_context()
+        future: Future[Response | None] = self._threads.submit(context.run, handler, call)
         try:
             return future.result(timeout=self.seconds)
         except FutureTimeout:
             raise HandlerTimeout("handler deadline passed") from None
-
-    def _executor(self) -> ThreadPoolExecutor:
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self._max_workers, "answerkit-handler")
-            return self._pool
 
 
 @dataclass

@@ -1,0 +1,77 @@
+"""Daemon threads for handlers that run under a deadline away from the main thread.
+
+Not :class:`concurrent.futures.ThreadPoolExecutor`: Python joins its threads at interpreter
+exit, so one handler stuck for good (a network call without a timeout) would keep the
+process from ever exiting, long after its webhook was answered with the fallback. A handler
+past its deadline is abandoned here, and its daemon thread ends with the process.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
+
+_Work = tuple["Future[Any]", Callable[..., Any], tuple[Any, ...]]
+
+
+class HandlerThreads:
+    """Up to ``max_threads`` daemon threads, started as work arrives and kept while idle.
+
+    Work beyond ``max_threads`` busy threads waits in the queue (its deadline still runs).
+    Safe across fork: a child process starts its own threads on first use.
+    """
+
+    def __init__(self, max_threads: int, name: str = "answerkit-handler") -> None:
+        if max_threads < 1:
+            raise ValueError(f"max_threads must be at least 1, got {max_threads}")
+        self.max_threads = max_threads
+        self.name = name
+        self._lock = threading.Lock()
+        self._reset(os.getpid())
+
+    def _reset(self, pid: int) -> None:
+        self._pid = pid
+        self._work: queue.SimpleQueue[_Work] = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)  # one release per thread waiting for work
+        self._started = 0
+
+    def submit(self, fn: Callable[..., _T], /, *args: Any) -> Future[_T]:
+        """Run ``fn(*args)`` on one of the threads; its outcome arrives in the future."""
+        future: Future[_T] = Future()
+        with self._lock:
+            pid = os.getpid()
+            if pid != self._pid:  # forked: the parent's threads do not exist here
+                self._reset(pid)
+            self._work.put((future, fn, args))
+            if not self._idle.acquire(blocking=False) and self._started < self.max_threads:
+                self._started += 1
+                thread = threading.Thread(
+                    target=self._serve,
+                    args=(self._work, self._idle),
+                    name=f"{self.name}_{self._started}",
+                    daemon=True,
+                )
+                thread.start()
+        return future
+
+    @staticmethod
+    def _serve(work: queue.SimpleQueue[_Work], idle: threading.Semaphore) -> None:
+        while True:
+            future, fn, args = work.get()
+            if future.set_running_or_notify_cancel():
+                try:
+                    result = fn(*args)
+                except BaseException as exc:  # handed to the waiting caller, as an executor does
+                    future.set_exception(exc)
+                else:
+                    future.set_result(result)
+            # Drop the finished work's references before waiting: an idle thread must not
+            # keep a request's objects alive.
+            del future, fn, args
+            idle.release()

@@ -1,0 +1,103 @@
+"""The daemon threads that run handlers under a deadline off the main thread."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from answerkit._handler_threads import HandlerThreads
+
+
+def test_results_and_exceptions_reach_the_caller() -> None:
+    threads = HandlerThreads(2)
+    assert threads.submit(lambda a, b: a + b, 2, 3).result(timeout=5) == 5
+
+    def fails() -> None:
+        raise KeyError("boom")
+
+    with pytest.raises(KeyError, match="boom"):
+        threads.submit(fails).result(timeout=5)
+
+
+def test_an_idle_thread_is_reused() -> None:
+    threads = HandlerThreads(8, name="reuse-test")
+    names = [threads.submit(lambda: threading.current_thread().name).result(5) for _ in range(20)]
+    assert set(names) == {"reuse-test_1"}
+    assert threading.current_thread().name not in names
+
+
+def test_work_past_max_threads_waits_its_turn() -> None:
+    threads = HandlerThreads(2)
+    release = threading.Event()
+    busy = [threads.submit(release.wait, 30) for _ in range(2)]
+    queued = threads.submit(lambda: "ran")
+    time.sleep(0.1)
+    assert not queued.done()  # both threads are taken, and no third was started
+    release.set()
+    assert queued.result(timeout=5) == "ran"
+    assert all(f.result(timeout=5) for f in busy)
+
+
+def test_max_threads_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_threads"):
+        HandlerThreads(0)
+
+
+def test_a_handler_that_never_returns_does_not_keep_the_process_alive() -> None:
+    # A ThreadPoolExecutor's threads are joined at exit: this process would wait 60 s.
+    script = textwrap.dedent(
+        """
+        import threading, time
+        from answerkit.dispatch import DeadlineRunner, HandlerTimeout
+
+        runner = DeadlineRunner(0.2)
+
+        def stuck(call):
+            time.sleep(60)
+
+        def serve():  # a server's request thread: the deadline takes the thread path
+            try:
+                runner.run(stuck, None)
+            except HandlerTimeout:
+                print("fallback served", flush=True)
+
+        t = threading.Thread(target=serve)
+        t.start()
+        t.join()
+        """
+    )
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "fallback served"
+    assert time.monotonic() - started < 20  # the stuck handler would have held it 60 s
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+: fork with threads
+def test_a_forked_child_starts_its_own_threads() -> None:
+    threads = HandlerThreads(1)
+    assert threads.submit(lambda: 1).result(timeout=5) == 1  # the parent's thread, now idle
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's idle thread does not exist here
+        try:
+            ok = threads.submit(lambda: 41 + 1).result(timeout=5) == 42
+            os.write(write, b"ok" if ok else b"wrong")
+        except BaseException as exc:
+            os.write(write, repr(exc).encode()[:200])
+        finally:
+            os._exit(0)
+    os.close(write)
+    _pid, status = os.waitpid(pid, 0)
+    got = os.read(read, 256)
+    os.close(read)
+    assert status == 0 and got == b"ok"
