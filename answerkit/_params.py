@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 
 ParamsLike = Mapping[str, Any] | Iterable[tuple[str, Any]]
 """A mapping, a Werkzeug ``MultiDict`` (every value kept), or ``(name, value)`` pairs."""
@@ -159,3 +159,23 @@ class FromParams:
         value = self.compute(obj.__dict__["params"])
         obj.__dict__[self.attr] = value
         return value
+
+
+def query_value(value: Any) -> str:
+    """A parameter value as our own query strings carry it (booleans as true/false)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def with_query(url: str, params: Mapping[str, Any]) -> str:
+    """``url`` with ``params`` added to its query string (None values left out), ahead of
+    any ``#fragment``: a parameter written after the ``#`` never reaches the server."""
+    query = urlencode({k: query_value(v) for k, v in params.items() if v is not None})
+    if not query:
+        return url
+    if "#" not in url and "?" not in url:  # the common case: a route's bare URL
+        return f"{url}?{query}"
+    parts = urlsplit(url)
+    joined = f"{parts.query}&{query}" if parts.query else query
+    return urlunsplit(parts._replace(query=joined))

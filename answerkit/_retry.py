@@ -24,6 +24,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from math import inf
 from typing import Any
 
 import requests
@@ -146,8 +147,11 @@ def parse_retry_after(headers: Mapping[str, str], body: Any) -> float | None:
 def _seconds(value: object) -> float | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        return max(0.0, float(value))
+    if isinstance(value, int):
+        # float() refuses an int past 1e308: a wait that long is never worth it.
+        return max(0.0, float(value)) if abs(value) < 2**1000 else (inf if value > 0 else 0.0)
+    if isinstance(value, float):
+        return max(0.0, value)
     if isinstance(value, str):
         try:
             return max(0.0, float(value.strip()))

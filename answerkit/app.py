@@ -15,12 +15,12 @@ import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Request, request
 from flask import Response as FlaskResponse
 
-from answerkit._params import ParamsLike
+from answerkit._params import ParamsLike, with_query
 from answerkit._wsgi import DirectRoutes, form_length, query_of, read_form, signed_path
 from answerkit.client import TransferResult, VobizClient
 from answerkit.dispatch import (
@@ -220,7 +220,7 @@ class CallFlow:
 
     # -- URLs -----------------------------------------------------------------------
 
-    def url_for(self, name: str, **params: Any) -> str:
+    def url_for(self, name: str, /, **params: Any) -> str:
         """The absolute public URL of a route, with ``params`` as its query string.
 
         Placed in an element attribute, the ``&`` between parameters is escaped on
@@ -232,9 +232,7 @@ class CallFlow:
                 f"flow {self.name!r} has no public URL: pass public_url= to CallFlow or "
                 f"set {ENV_PUBLIC_URL} to the https address Vobiz reaches this app at"
             )
-        url = self.public_url + (self._mount_prefix or "") + route.path
-        query = {k: _query_value(v) for k, v in params.items() if v is not None}
-        return f"{url}?{urlencode(query)}" if query else url
+        return with_query(self.public_url + (self._mount_prefix or "") + route.path, params)
 
     # -- state ----------------------------------------------------------------------
 
@@ -462,7 +460,3 @@ def _clean_prefix(prefix: str | None) -> str:
     return "/" + prefix.strip("/")
 
 
-def _query_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)

@@ -39,6 +39,22 @@ _PATH_SEGMENT = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9._~-]{1,128}$")
 _SIP_HEADER_PART = re.compile(r"^[A-Za-z0-9]+$")
 
 
+def _header_unsafe(value: str, *, spaces: bool = False) -> int | None:
+    """The index of the first character of ``value`` an HTTP header cannot carry as
+    written (anything but printable ASCII; spaces only with ``spaces``), or None."""
+    for i, c in enumerate(value):
+        if not (c.isascii() and c.isprintable()) or (c == " " and not spaces):
+            return i
+    return None
+
+
+def refuse_cookies(session: requests.Session) -> requests.Session:
+    """Make ``session`` keep no cookies: Vobiz's API and webhooks are stateless, and a
+    cookie carried from one request to the next would couple unrelated calls."""
+    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    return session
+
+
 def _version() -> str:
     try:
         return metadata.version("answerkit")
@@ -85,6 +101,10 @@ class VobizClient:
     ) -> None:
         auth_id = auth_id if auth_id is not None else os.environ.get("VOBIZ_AUTH_ID")
         auth_token = auth_token if auth_token is not None else os.environ.get("VOBIZ_AUTH_TOKEN")
+        # Surrounding whitespace is a copy-paste or a secret file's final newline, as for
+        # CallFlow: left in, it makes an invalid header whose error text quotes the token.
+        auth_id = auth_id.strip() if isinstance(auth_id, str) else auth_id
+        auth_token = auth_token.strip() if isinstance(auth_token, str) else auth_token
         if not auth_id:
             raise errors.ConfigurationError(
                 "no Vobiz auth id: pass auth_id= or set the VOBIZ_AUTH_ID environment variable"
@@ -98,7 +118,23 @@ class VobizClient:
             raise errors.ConfigurationError(
                 f"auth id {auth_id!r} is not a Vobiz auth id (expected MA_… or SA_…)"
             )
-        parts = urlsplit(base_url)
+        bad = _header_unsafe(auth_token)
+        if bad is not None:
+            # Never echo the token: only where the bad character is.
+            raise errors.ConfigurationError(
+                f"auth token: character {bad + 1} of {len(auth_token)} is not printable "
+                "ASCII, so it cannot travel in an HTTP header; copy the token again from "
+                "the Vobiz console"
+            )
+        if user_agent is not None and _header_unsafe(user_agent, spaces=True) is not None:
+            raise errors.ConfigurationError(
+                f"user_agent must be printable ASCII (an HTTP header value), got {user_agent!r}"
+            )
+        try:
+            parts = urlsplit(base_url)
+            parts.port  # noqa: B018 - raises ValueError on a malformed port
+        except ValueError:
+            parts = urlsplit("")  # fails the check below, which names the fix
         allowed = ("https", "http") if allow_http else ("https",)
         if parts.scheme not in allowed or not parts.hostname:
             hint = "" if allow_http else " (http only with allow_http=True, for local testing)"
@@ -121,7 +157,7 @@ class VobizClient:
             )
             session.mount("https://", adapter)
             session.mount("http://", adapter)
-            session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+            refuse_cookies(session)
         self._session = session
         self._closed = False
         self._sender = Sender(
@@ -316,9 +352,14 @@ class VobizClient:
         if sip_headers is not None:
             body["sip_headers"] = _sip_headers(sip_headers)
         if machine_detection is not None:
-            if machine_detection not in (True, "true", "hangup"):
+            # Identity for True: 1 == True, and Vobiz takes the words, not a number.
+            if not (
+                machine_detection is True
+                or (isinstance(machine_detection, str) and machine_detection in ("true", "hangup"))
+            ):
                 raise errors.ArgumentError(
-                    "machine_detection must be True, 'true' or 'hangup'",
+                    "machine_detection must be True, 'true' or 'hangup', "
+                    f"got {machine_detection!r}",
                     field="machine_detection",
                 )
             body["machine_detection"] = "true" if machine_detection is True else machine_detection
@@ -399,11 +440,11 @@ class VobizClient:
         elif any(ord(c) < 33 or ord(c) == 127 for c in url):
             problem = "contains whitespace or control characters; percent-encode them"
         else:
-            parts = urlsplit(url)
             try:
+                parts = urlsplit(url)
                 parts.port  # noqa: B018 - raises ValueError on a malformed port
-            except ValueError:
-                problem = "has a malformed port"
+            except ValueError as exc:  # a bad port, an unclosed [IPv6 bracket
+                problem = f"is malformed ({exc})"
             if problem is None and (parts.scheme.lower() not in allowed or not parts.hostname):
                 problem = "must be an absolute https:// URL Vobiz can reach" + (
                     ""

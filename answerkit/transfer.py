@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
+from answerkit._params import with_query
 from answerkit.client import TransferResult, VobizClient
 from answerkit.errors import CallNotActiveError, TransferArgumentError
 
@@ -128,7 +129,4 @@ class TransferPlanner:
                 "CallFlow(transfer_hosts=[...]) or transfer to a route of the flow",
                 field="url",
             )
-        if params:
-            sep = "&" if urlsplit(url).query else "?"
-            url = f"{url}{sep}{urlencode({k: str(v) for k, v in params.items()})}"
-        return url
+        return with_query(url, params) if params else url

@@ -646,3 +646,67 @@ def test_retry_after_parsing() -> None:
     assert parse_retry_after({}, {"details": {"retryAfter": "4"}}) == 4.0
     assert parse_retry_after({"Retry-After": "soon"}, None) is None
     assert parse_retry_after({}, {"error": "x"}) is None
+
+
+# -- values that cannot travel in a header, and malformed URLs -----------------------------
+
+
+def test_surrounding_whitespace_of_the_token_is_stripped(
+    vobiz: LocalVobiz, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A secret file's final newline: left in, every request failed with an error quoting it.
+    monkeypatch.setenv("VOBIZ_AUTH_ID", vobiz.auth_id + " ")
+    monkeypatch.setenv("VOBIZ_AUTH_TOKEN", vobiz.auth_token + "\n")
+    call = vobiz.add_call()
+    api = VobizClient(base_url=vobiz.base_url, allow_http=True)
+    assert api.get_live_call(call.call_uuid).call_uuid == call.call_uuid
+
+
+@pytest.mark.parametrize("token", ["tok\nen", "tøken", "tok en", "tok\x00en"])
+def test_a_token_a_header_cannot_carry_is_refused_without_echoing_it(token: str) -> None:
+    with pytest.raises(errors.ConfigurationError) as caught:
+        VobizClient("MA_X0000001", token)
+    assert "auth token" in str(caught.value) and token not in str(caught.value)
+
+
+def test_a_user_agent_a_header_cannot_carry_is_refused() -> None:
+    with pytest.raises(errors.ConfigurationError, match="user_agent"):
+        VobizClient("MA_X0000001", "t", user_agent="answerkit \u2013 app")
+    assert VobizClient("MA_X0000001", "t", user_agent="my app/1.0") is not None
+
+
+def test_malformed_urls_are_typed_errors(vobiz: LocalVobiz) -> None:
+    session = CountingSession()
+    api = VobizClient("MA_X0000001", "t", session=session)
+    with pytest.raises(errors.TransferArgumentError, match="aleg_url is malformed"):
+        api.transfer("c1", aleg_url="https://[::1/hold")
+    with pytest.raises(errors.ArgumentError, match="answer_url"):
+        api.make_call("14155550100", "14155550199", "https://[bad/answer")
+    with pytest.raises(errors.ConfigurationError, match="base_url"):
+        VobizClient("MA_X0000001", "t", base_url="https://[api.example/")
+    assert session.calls == 0
+
+
+def test_local_vobiz_answers_a_malformed_url_with_400(vobiz: LocalVobiz) -> None:
+    call = vobiz.add_call()
+    url = f"{vobiz.base_url}/Account/{vobiz.auth_id}/Call/{call.call_uuid}/"
+    headers = {"X-Auth-ID": vobiz.auth_id, "X-Auth-Token": vobiz.auth_token}
+    r = requests.post(url, json={"legs": "aleg", "aleg_url": "https://[::1/hold"},
+                      headers=headers, timeout=10)  # fmt: skip
+    assert r.status_code == 400 and r.json()["error"]["details"]["field"] == "aleg_url"
+
+
+def test_a_huge_retry_after_means_no_retry(vobiz: LocalVobiz) -> None:
+    body = {"status": "error", "error": {"code": "RATE", "details": {"retryAfter": 10**400}}}
+    vobiz.fail_next(status=429, body=body)
+    with pytest.raises(errors.RateLimitedError) as caught:
+        vobiz.client(max_retries=3).transfer("c1", aleg_url=HOLD_URL)
+    assert caught.value.retry_after == float("inf")
+    assert api_posts(vobiz) == 1
+
+
+@pytest.mark.parametrize("value", [1, 1.0, "yes", "True"])
+def test_machine_detection_takes_only_the_documented_words(value: object) -> None:
+    api = VobizClient("MA_X0000001", "t", session=CountingSession())
+    with pytest.raises(errors.ArgumentError, match="machine_detection"):
+        api.make_call("14155550100", "14155550199", HOLD_URL, machine_detection=value)  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,6 +74,12 @@ def _webhook_app(auth_token: str) -> Flask:
             return Response(VALID_XML, content_type="text/html")
         if kind == "hangup":
             return Response("", status=200)
+        if kind == "cookie":  # an app that tries to keep a session in a cookie
+            reply = Response(VALID_XML, content_type="application/xml")
+            reply.set_cookie("session", "caller-state")
+            return reply
+        if kind == "slowfail":  # fetched long enough for the caller to hang up meanwhile
+            time.sleep(0.5)
         return Response("boom", status=500)
 
     return app
@@ -495,3 +502,31 @@ def test_a_url_for_a_leg_not_selected_is_ignored(vobiz: LocalVobiz, hooks: Webho
     [outcome] = vobiz.wait_for_transfer(call.call_uuid)
     assert (outcome.leg, outcome.status) == ("aleg", "executed")
     assert [h.path for h in hooks.hits] == ["ok"]
+
+
+def test_webhooks_carry_no_cookies(vobiz: LocalVobiz, hooks: WebhookApp) -> None:
+    # Vobiz keeps no cookies (spec §1.0: the XML is stateless); neither may its stand-in.
+    client = vobiz.client()
+    for _ in range(2):
+        call = vobiz.add_call()
+        client.transfer(call.call_uuid, aleg_url=hooks.url + "/cookie")
+        vobiz.wait_for_transfer(call.call_uuid)
+    assert len(hooks.hits) == 2
+    assert [h.headers.get("Cookie") for h in hooks.hits] == [None, None]
+
+
+def test_a_call_hung_up_during_a_failed_transfer_gets_one_hangup_webhook(
+    vobiz: LocalVobiz, hooks: WebhookApp
+) -> None:
+    call = vobiz.add_call(hangup_url=hooks.url + "/hangup")
+    vobiz.client().transfer(call.call_uuid, aleg_url=hooks.url + "/slowfail")
+    eventually(lambda: any(h.path == "slowfail" for h in hooks.hits))
+    vobiz.end_call(call.call_uuid)  # the caller hangs up while the URL is being fetched
+    [outcome] = vobiz.wait_for_transfer(call.call_uuid)
+    assert outcome.hangup_cause_code == 7013  # the reply is still judged
+    time.sleep(0.3)  # room for a second Hangup webhook, were one sent
+    hangups = [h for h in hooks.hits if h.path == "hangup"]
+    assert len(hangups) == 1  # spec §2.2: once per call
+    assert hangups[0].params["HangupCauseCode"] == "4000"
+    record = vobiz.call(call.call_uuid)
+    assert (record.hangup_cause_code, record.hangup_source) == (4000, "Caller")  # kept

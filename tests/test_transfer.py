@@ -122,3 +122,27 @@ def test_allowed_raw_url_is_sent_with_params(local_vobiz: LocalVobiz) -> None:
     local_vobiz.on_transfer_request = lambda *args: True  # accept without fetching
     flow.transfer(call.call_uuid, aleg="https://partner.example.net/x?a=1", params={"b": 2})
     assert local_vobiz.requests[-1].json["aleg_url"] == "https://partner.example.net/x?a=1&b=2"
+
+
+def test_any_parameter_name_reaches_the_url(local_vobiz: LocalVobiz) -> None:
+    # "name" is url_for's own first argument: it must not collide with a parameter.
+    flow = build_flow("https://voice.example.com", "t" * 20, local_vobiz)
+    assert flow.url_for("hold", name="Ann") == "https://voice.example.com/hold?name=Ann"
+    assert flow.transfers.target_url("hold", {"name": "Ann", "skip": None}) == (
+        "https://voice.example.com/hold?name=Ann"
+    )
+
+
+def test_raw_url_params_go_into_the_query_ahead_of_a_fragment(local_vobiz: LocalVobiz) -> None:
+    # A parameter after the '#' would never reach the server; None is left out, as for routes.
+    flow = build_flow("https://voice.example.com", "t" * 20, local_vobiz)
+    target = flow.transfers.target_url
+    assert target("https://partner.example.net/hold#ct=2000&rt=3000", {"q": "sales"}) == (
+        "https://partner.example.net/hold?q=sales#ct=2000&rt=3000"
+    )
+    assert target("https://partner.example.net/hold?a=1#ct=2000", {"q": "s", "x": None}) == (
+        "https://partner.example.net/hold?a=1&q=s#ct=2000"
+    )
+    assert target("https://partner.example.net/hold", {"vip": True}) == (
+        "https://partner.example.net/hold?vip=true"
+    )

@@ -93,7 +93,11 @@ def _method_not_allowed() -> Reply:
 def _is_url(value: object) -> bool:
     if not isinstance(value, str) or any(ord(c) < 33 for c in value):
         return False
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:  # an unclosed [IPv6 bracket, a bad port: a malformed URL is a 400
+        return False
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
@@ -367,14 +371,16 @@ class RestApi:
             if generation != self.table.generation:
                 return  # reset() happened meanwhile: this outcome belongs to an earlier test
             # End the call before recording, so a test woken by the outcome sees it ended.
+            live = self.table.get(call_uuid)
             if outcome.hangup_cause_code is not None and leg == "aleg":
-                self.end_call(
-                    call_uuid, code=outcome.hangup_cause_code, source="Error", notify=True
-                )
-            elif outcome.hangup_cause_code is not None:
-                live = self.table.get(call_uuid)
-                if live is not None:
-                    live.bleg_uuid = None
+                # Only a live call ends here: one the caller hung up meanwhile already had
+                # its one Hangup webhook (spec §2.2: once per call) and keeps its cause.
+                if live is not None and live.live:
+                    self.end_call(
+                        call_uuid, code=outcome.hangup_cause_code, source="Error", notify=True
+                    )
+            elif outcome.hangup_cause_code is not None and live is not None:
+                live.bleg_uuid = None
             self.table.finish_transfer(generation, outcome)
         hook = self.on_transfer
         if hook is not None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from requests import RequestException, Response, Session
 
+from answerkit.client import refuse_cookies
 from answerkit.testing._vobiz_records import (
     CAUSE_NAMES,
     LiveCallRecord,
@@ -77,7 +78,9 @@ class WebhookSender:
         self.timeout = timeout
         self.sent: list[SentWebhook] = []
         self._lock = threading.Lock()
-        self._session = Session()
+        # Vobiz keeps no cookies between webhooks (spec §1.0: the XML is stateless); an app
+        # that relied on them would pass here and fail there.
+        self._session = refuse_cookies(Session())
 
     def close(self) -> None:
         """Close the pooled connections."""

@@ -18,6 +18,7 @@ from urllib.parse import unquote_to_bytes, urlencode, urlsplit
 
 import requests
 
+from answerkit.client import refuse_cookies
 from answerkit.signature import sign
 
 if TYPE_CHECKING:
@@ -182,7 +183,9 @@ class HTTPTransport:
     def __init__(self, timeout: float = 10.0, session: requests.Session | None = None) -> None:
         self.timeout = timeout
         self._owns = session is None
-        self.session = session or requests.Session()
+        # Vobiz sends no cookies back (spec §1.0: the XML is stateless), nor does a session
+        # made here; a session passed in is used as it is.
+        self.session = session or refuse_cookies(requests.Session())
 
     def send(
         self, method: str, target: str, params: Mapping[str, str], headers: Mapping[str, str]
