@@ -230,6 +230,9 @@ class DeadlineRunner:
         try:
             return future.result(timeout=self.seconds)
         except FutureTimeout:
+            # Still queued (every handler thread busy): it must never start, since the
+            # caller is being told to hang up. One already running goes on; see above.
+            future.cancel()
             raise HandlerTimeout("handler deadline passed") from None
 
 

@@ -230,11 +230,14 @@ def _decode(signature: str) -> bytes | None:
     return given if len(given) == _DIGEST_SIZE else None
 
 
-def _replay_key(nonce: str, digest: bytes) -> str:
-    # Keyed on the decoded digest, not the header text: a replay that re-spells the
-    # base64 or wraps the signature in a comma list must hit the same key.
-    material = nonce.encode("utf-8", "surrogateescape") + b"\x00" + digest
-    return f"sig:{hashlib.sha256(material).hexdigest()[:40]}"
+def _replay_key(digest: bytes) -> str:
+    # Keyed on the decoded digest alone, not the header text or the nonce: a replay that
+    # re-spells the base64, wraps the signature in a comma list, or moves a V3 signature
+    # to the V2 header with "." + nonce as its nonce (V2 signs url + nonce, V3 signs
+    # url + "." + nonce: the same bytes) must hit the same key. The digest already commits
+    # to the URL and the nonce.
+    # Hashed, so the store holds nothing that could be turned back into a header.
+    return f"sig:{hashlib.sha256(digest).hexdigest()[:40]}"
 
 
 class Verifier:
@@ -286,7 +289,7 @@ class Verifier:
         sig_headers = _signature_headers(headers)
         # (scheme, separator, nonce, raw entry, digest) for every decodable signature entry.
         entries: list[tuple[str, bytes, str, str, bytes]] = []
-        pairs: dict[tuple[str, bytes], None] = {}
+        digests: dict[bytes, None] = {}
         decoded: dict[str, bytes | None] = {}  # MA-V3 usually repeats V3 word for word
         signed = False
         for name, sig_h, nonce_h, sep in _SCHEMES:
@@ -299,13 +302,13 @@ class Verifier:
                 digest = decoded[raw] if raw in decoded else decoded.setdefault(raw, _decode(raw))
                 if digest is None:
                     continue
-                pairs[(nonce, digest)] = None
+                digests[digest] = None
                 if nonce:
                     entries.append((name, sep, nonce, raw.strip(), digest))
         if not signed:
             return "unsigned", None, ()
-        # MA-V3 repeats V3 on a main account: each distinct pair is hashed once.
-        replay_keys = tuple(_replay_key(nonce, digest) for nonce, digest in pairs)
+        # MA-V3 repeats V3 on a main account: each distinct digest is one key.
+        replay_keys = tuple(_replay_key(digest) for digest in digests)
         if isinstance(candidate_urls, str):
             candidate_urls = [candidate_urls]
         bases = [base_url(url) for url in candidate_urls]

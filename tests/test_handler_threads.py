@@ -101,3 +101,39 @@ def test_a_forked_child_starts_its_own_threads() -> None:
     got = os.read(read, 256)
     os.close(read)
     assert status == 0 and got == b"ok"
+
+
+def test_a_handler_still_queued_at_its_deadline_never_runs() -> None:
+    from answerkit.dispatch import DeadlineRunner, HandlerTimeout
+
+    runner = DeadlineRunner(0.2, max_workers=1)
+    release = threading.Event()
+    ran: list[str] = []
+    done = threading.Event()
+
+    def blocker(call: object) -> None:
+        release.wait(10)
+        done.set()
+
+    def late(call: object) -> None:
+        ran.append("late")  # a transfer, say, for a call already told to hang up
+
+    outcomes: list[str] = []
+
+    def serve(handler: object) -> None:  # a threaded server's request thread
+        try:
+            runner.run(handler, None)  # type: ignore[arg-type]
+        except HandlerTimeout:
+            outcomes.append("fallback")
+
+    first = threading.Thread(target=serve, args=(blocker,))
+    first.start()
+    time.sleep(0.05)  # the one handler thread is now busy
+    second = threading.Thread(target=serve, args=(late,))
+    second.start()  # queued behind it, and past its deadline before the thread frees up
+    first.join()
+    second.join()
+    release.set()
+    assert done.wait(5)
+    time.sleep(0.2)  # room for the queued handler to start, were it still queued
+    assert outcomes == ["fallback", "fallback"] and ran == []

@@ -389,3 +389,14 @@ def test_redact_headers_drops_secrets() -> None:
         "X-Forwarded-For": "35.154.59.246",
     }
     assert redact_headers(Headers(list(headers.items()))) == safe
+
+
+def test_a_v3_signature_moved_to_the_v2_header_is_the_same_replay_key() -> None:
+    # V2 signs url + nonce and V3 signs url + "." + nonce: a V3 signature sent as V2 with
+    # "." + the V3 nonce verifies, so it must meet the original's replay record.
+    headers = sign(URL, TOKEN)
+    first = verify(headers, [URL], [TOKEN])
+    moved = {V2: headers[V3], V2_NONCE: "." + headers[V3_NONCE]}
+    replay = verify(moved, [URL], [TOKEN])
+    assert replay.ok and replay.scheme == "v2"
+    assert set(replay.replay_keys) & set(first.replay_keys)
