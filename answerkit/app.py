@@ -62,6 +62,10 @@ class CallFlow:
     accounts). Missing settings come from ``ANSWERKIT_PUBLIC_URL``,
     ``VOBIZ_AUTH_TOKEN`` (comma-separated) and ``ANSWERKIT_STATE_URL``.
 
+    A call's state is kept for ``hangup_linger`` seconds after its ``Hangup`` webhook
+    (never past the store's TTL), for the webhooks Vobiz sends after it: the Dial
+    ``action``, RecordStop, late status callbacks. ``hangup_linger=0`` clears it at once.
+
     Example::
 
         flow = CallFlow("support", public_url="https://voice.example.com")
@@ -86,6 +90,7 @@ class CallFlow:
         on_error: ErrorHook | None = None,
         client: VobizClient | None = None,
         transfer_hosts: Sequence[str] = (),
+        hangup_linger: float = 300.0,
     ) -> None:
         if not name or not name.replace("_", "").replace("-", "").isalnum():
             raise ConfigurationError(
@@ -101,6 +106,11 @@ class CallFlow:
         self.trusted_proxies = trusted_proxies
         self.replay_window = replay_window
         self.on_error = on_error
+        if not hangup_linger >= 0:  # also refuses NaN
+            raise ConfigurationError(
+                f"hangup_linger must be 0 or more seconds, got {hangup_linger!r}"
+            )
+        self.hangup_linger = float(hangup_linger)
         fallback_doc = fallback if fallback is not None else DEFAULT_FALLBACK
         self._fallback_bytes = fallback_doc.to_bytes()
         self._state_spec = state if state is not None else os.environ.get(ENV_STATE_URL)
@@ -277,6 +287,7 @@ class CallFlow:
                 self._fallback_bytes,
                 self._deadline,
                 self.on_error,
+                self.hangup_linger,
             )
         return self._dispatcher
 

@@ -246,6 +246,8 @@ class Dispatcher:
     fallback: bytes
     deadline: DeadlineRunner
     on_error: ErrorHook | None = None
+    #: Seconds the call's state outlives its Hangup webhook (0: cleared at once).
+    hangup_linger: float = 0.0
 
     def handle(self, route: Route, req: WebhookRequest) -> WebhookReply:
         """Answer one webhook for ``route``."""
@@ -329,10 +331,15 @@ class Dispatcher:
         )
 
     def _forget(self, call: CallRequest, route: Route) -> None:
+        # Not cleared at once by default: Vobiz sends the Dial action, RecordStop and late
+        # status callbacks after the Hangup webhook (spec §2.13), and they need the state.
         try:
-            self.store().clear(call.call_uuid)
+            if self.hangup_linger > 0:
+                self.store().expire(call.call_uuid, self.hangup_linger)
+            else:
+                self.store().clear(call.call_uuid)
         except StateError as exc:
-            self._report(exc, call, route, "could not clear call state on hangup")
+            self._report(exc, call, route, "could not expire call state on hangup")
 
     def _report(
         self, exc: BaseException, call: CallRequest | None, route: Route, what: str

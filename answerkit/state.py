@@ -109,7 +109,16 @@ class StateStore(ABC):
 
     @abstractmethod
     def clear(self, call_uuid: str) -> None:
-        """Forget everything about the call (done on its ``Hangup`` event)."""
+        """Forget everything about the call now."""
+
+    @abstractmethod
+    def expire(self, call_uuid: str, seconds: float) -> None:
+        """Let the call's state lapse within ``seconds`` (or sooner, as its TTL says).
+
+        Done on the ``Hangup`` event: the webhooks Vobiz sends after it (the Dial
+        ``action``, RecordStop, late status callbacks; spec §2.13) still find the state.
+        A later write extends it to the TTL again, as any write does.
+        """
 
     @abstractmethod
     def remember_once(self, key: str, ttl: float) -> bool:
@@ -200,6 +209,12 @@ class MemoryStore(StateStore):
     def clear(self, call_uuid: str) -> None:
         with self._lock:
             self._calls.pop(call_uuid, None)
+
+    def expire(self, call_uuid: str, seconds: float) -> None:
+        with self._lock:
+            entry = self._calls.get(call_uuid)
+            if entry is not None:
+                self._calls[call_uuid] = (min(entry[0], time.time() + seconds), entry[1])
 
     def remember_once(self, key: str, ttl: float) -> bool:
         return self.remember_all((key,), ttl)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -33,6 +34,25 @@ def _url_secrets(url: str) -> list[str]:
     return [s for v in found if v for s in {v, unquote(v)} if len(s) >= 3]
 
 
+# HINCRBY once per receipt (KEYS[2]): run again, it answers the first run's result.
+_INCR_ONCE = """
+local done = redis.call('GET', KEYS[2])
+if done then return tonumber(done) end
+local value = redis.pcall('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+if type(value) == 'table' and value.err then return value end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('SET', KEYS[2], value, 'PX', 60000)
+return value
+"""
+
+# Bring the expiry forward, never back (PEXPIRE's LT option needs Redis 7).
+_EXPIRE_SOONER = """
+local left = redis.call('PTTL', KEYS[1])
+if left == -1 or left > tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return left
+"""
+
+
 class RedisStore(StateStore):
     """State in Redis, for several hosts: one hash per call plus ``PEXPIRE``.
 
@@ -57,6 +77,13 @@ class RedisStore(StateStore):
         self.prefix = prefix
         self._ttl_ms = max(1, int(ttl * 1000))
         if client is not None:
+            kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
+            if not kwargs.get("decode_responses"):
+                # Bytes keys would never match the str keys handlers read: state lost.
+                raise ConfigurationError(
+                    "RedisStore(client=...) needs a client made with decode_responses=True "
+                    "(redis.Redis(..., decode_responses=True))"
+                )
             self._client = client
             return
         try:
@@ -131,44 +158,54 @@ class RedisStore(StateStore):
         self._call("delete call state", lambda r: r.hdel(self._key(call_uuid), key))
 
     def incr(self, call_uuid: str, key: str, amount: int = 1) -> int:
+        # A receipt key makes the increment safe to run twice: redis-py runs a command again
+        # when its reply is lost, and the second run must not count again.
+        receipt = f"{self.prefix}incr:{uuid.uuid4().hex}"
+
         def add(r: redis.Redis) -> int:
-            pipe = r.pipeline(transaction=True)
-            pipe.hincrby(self._key(call_uuid), key, amount)
-            pipe.pexpire(self._key(call_uuid), self._ttl_ms)
-            result = pipe.execute(raise_on_error=False)
-            if isinstance(result[0], Exception):
+            from redis.exceptions import ResponseError  # redis is an optional dependency
+
+            try:
+                result = r.eval(
+                    _INCR_ONCE, 2, self._key(call_uuid), receipt, key, amount, self._ttl_ms
+                )
+            except ResponseError:
                 current = r.hget(self._key(call_uuid), key)
                 raise StateError(
                     f"cannot increment {key!r} for call {call_uuid}: it holds {current!r}, "
                     f"not an integer"
-                )
-            return int(result[0])
+                ) from None
+            return int(result)
 
         return self._call("increment call state", add)
 
     def clear(self, call_uuid: str) -> None:
         self._call("clear call state", lambda r: r.delete(self._key(call_uuid)))
 
+    def expire(self, call_uuid: str, seconds: float) -> None:
+        ms = max(1, int(seconds * 1000))
+        key = self._key(call_uuid)
+        self._call("shorten call state expiry", lambda r: r.eval(_EXPIRE_SOONER, 1, key, ms))
+
     def remember_once(self, key: str, ttl: float) -> bool:
-        ttl_ms = max(1, int(ttl * 1000))
-        created = self._call(
-            "record a webhook nonce",
-            lambda r: r.set(f"{self.prefix}nonce:{key}", "1", nx=True, px=ttl_ms),
-        )
-        return bool(created)
+        return self.remember_all((key,), ttl)
 
     def remember_all(self, keys: Sequence[str], ttl: float) -> bool:
         ttl_ms = max(1, int(ttl * 1000))
-        unique = list(dict.fromkeys(keys))
+        names = [f"{self.prefix}nonce:{key}" for key in dict.fromkeys(keys)]
+        # Each key holds a token of this call: when redis-py runs a SET NX again because
+        # its reply was lost, the key it finds is our own, not a replay's.
+        token = uuid.uuid4().hex
 
-        def record(r: redis.Redis) -> list[Any]:
+        def record(r: redis.Redis) -> bool:
             # One round trip for all keys; each SET NX stands alone, so no MULTI is needed.
             pipe = r.pipeline(transaction=False)
-            for key in unique:
-                pipe.set(f"{self.prefix}nonce:{key}", "1", nx=True, px=ttl_ms)
-            return list(pipe.execute())
+            for name in names:
+                pipe.set(name, token, nx=True, px=ttl_ms)
+            missed = [name for name, ok in zip(names, pipe.execute(), strict=True) if not ok]
+            return not missed or all(held == token for held in r.mget(missed))
 
-        return all(self._call("record webhook nonces", record))
+        return self._call("record webhook nonces", record)
 
     def ping(self) -> None:
         self._call("answer a ping", lambda r: r.ping())

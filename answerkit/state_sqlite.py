@@ -306,6 +306,10 @@ class SQLiteStore(StateStore):
     def clear(self, call_uuid: str) -> None:
         self._exec("clear call state", "DELETE FROM calls WHERE call_uuid = ?", (call_uuid,))
 
+    def expire(self, call_uuid: str, seconds: float) -> None:
+        sql = "UPDATE calls SET expires_at = MIN(expires_at, ?) WHERE call_uuid = ?"
+        self._exec("shorten call state expiry", sql, (time.time() + seconds, call_uuid))
+
     def remember_once(self, key: str, ttl: float) -> bool:
         return self.remember_all((key,), ttl)
 

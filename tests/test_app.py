@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Iterator
 from typing import Any
+from unittest.mock import patch
 from urllib.parse import urlencode
 
 import pytest
@@ -109,7 +110,27 @@ def test_state_is_kept_across_webhooks_and_cleared_on_hangup(client: Any, flow: 
     r = post(client, "/answer", {**CALL, "Event": "Hangup", "CallStatus": "completed"})
     assert r.status_code == 200 and r.data == b""
     assert flow.hangups == ["c-1"]  # type: ignore[attr-defined]
+    # Kept for the webhooks that follow a Hangup (spec §2.13), then gone.
+    r = post(client, "/menu", {**CALL, "Event": "DialAction", "Digits": "1"})
+    assert b"Visits 1" in r.data
+    assert flow.store.get_all("c-1") == {"visits": 1}
+    with patch("time.time", return_value=time.time() + flow.hangup_linger + 1):
+        assert flow.store.get_all("c-1") == {}
+
+
+def test_hangup_linger_zero_clears_state_at_once() -> None:
+    flow = make_flow(hangup_linger=0)
+    client = flow.create_app().test_client()
+    post(client, "/answer", CALL)
+    assert flow.store.get_all("c-1") == {"visits": 1}
+    post(client, "/answer", {**CALL, "Event": "Hangup", "CallStatus": "completed"})
     assert flow.store.get_all("c-1") == {}
+
+
+@pytest.mark.parametrize("linger", [-1, float("nan")])
+def test_hangup_linger_must_not_be_negative(linger: float) -> None:
+    with pytest.raises(ConfigurationError, match="hangup_linger"):
+        make_flow(hangup_linger=linger)
 
 
 def test_hangup_at_answer_route_never_runs_answer_handler() -> None:

@@ -40,7 +40,7 @@ from answerkit import (
     sign,
 )
 from answerkit.dispatch import HandlerTimeout
-from answerkit.state import MemoryStore
+from answerkit.state import MemoryStore, RedisStore
 from answerkit.testing.local_vobiz import LocalVobiz
 
 PUBLIC = "https://voice.example.com"
@@ -281,6 +281,68 @@ def test_redis_frozen_answers_the_fallback_then_recovers(own_redis: RedisServer)
     assert isinstance(errors[-1], StateError)
     response = post(client, "/ivr")
     assert response.status_code == 200 and b"Visit" in response.data
+
+
+class ReplyDropper:
+    """A TCP proxy in front of Redis that can lose exactly one reply: Redis has run the
+    command, the client never hears so, and redis-py runs it again on a new connection."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.drop_next = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"redis://127.0.0.1:{self.listener.getsockname()[1]}/0"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            threading.Thread(target=self._pump, args=(client, server, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, True), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, replies: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                if replies and self.drop_next.is_set():
+                    self.drop_next.clear()
+                    break  # the reply is lost; both sides are closed below
+                dst.sendall(data)
+        except OSError:
+            pass
+        for sock in (src, dst):
+            sock.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture
+def dropper(redis_url: str) -> Iterator[ReplyDropper]:
+    host, port = redis_url.removeprefix("redis://").split("/")[0].split(":")
+    proxy = ReplyDropper((host, int(port)))
+    yield proxy
+    proxy.close()
+
+
+def test_redis_reply_lost_after_the_write_counts_once(dropper: ReplyDropper) -> None:
+    # redis-py runs a command again when its reply is lost; neither a nonce record nor an
+    # increment may then count twice (a genuine webhook refused as a replay: a dropped call).
+    store = RedisStore(dropper.url, prefix=f"lost-reply-{time.monotonic_ns()}:")
+    store.ping()
+    dropper.drop_next.set()
+    assert store.remember_all(["sig:first", "sig:second"], 300) is True
+    assert dropper.drop_next.is_set() is False  # a reply really was lost
+    assert store.remember_all(["sig:first"], 300) is False  # and a replay is still one
+    dropper.drop_next.set()
+    assert store.incr("c-1", "attempts") == 1
+    assert dropper.drop_next.is_set() is False
+    assert store.incr("c-1", "attempts") == 2
+    assert store.get("c-1", "attempts") == 2
+    store.close()
 
 
 # --------------------------------------------------------------------------- Vobiz API faults

@@ -93,6 +93,22 @@ def test_set_get_delete_clear(store: StateStore) -> None:
     assert store.get_all(other) == {"name": "Other"}
 
 
+def test_expire_brings_the_end_forward_never_back(make_store: StoreFactory) -> None:
+    store = make_store(ttl=2.0)
+    soon, later, other = _call(), _call(), _call()
+    for call in (soon, later, other):
+        store.set(call, "n", 1)
+    store.expire(soon, 0.6)  # sooner than the TTL: taken
+    store.expire(later, 60)  # later than the TTL: the TTL stands
+    store.expire("never-seen", 0.6)  # nothing to do, no error
+    assert store.get_all(soon) == {"n": 1}  # still there within the time given
+    time.sleep(0.9)
+    assert store.get_all(soon) == {}
+    assert store.get_all(later) == {"n": 1} and store.get_all(other) == {"n": 1}
+    time.sleep(1.4)
+    assert store.get_all(later) == {}  # the TTL was not extended
+
+
 def test_values_must_be_json(store: StateStore) -> None:
     call = _call()
     with pytest.raises(StateError, match="JSON"):
@@ -613,3 +629,19 @@ def test_open_store_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_
     assert "secret" not in str(info.value)
     with pytest.raises(ConfigurationError):
         open_store("sqlite:///:memory:")
+
+
+def test_redis_client_must_decode_responses(redis_url: str) -> None:
+    # A client returning bytes keys would never match the str keys handlers read.
+    import redis
+
+    raw = redis.Redis.from_url(redis_url)
+    with pytest.raises(ConfigurationError, match="decode_responses=True"):
+        RedisStore(redis_url, client=raw)
+    raw.close()
+    decoding = redis.Redis.from_url(redis_url, decode_responses=True)
+    store = RedisStore(redis_url, client=decoding, prefix=f"test-{uuid.uuid4().hex}:")
+    call = _call()
+    store.set(call, "visits", 1)
+    assert store.state(call).get("visits") == 1
+    store.close()
