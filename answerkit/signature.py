@@ -311,7 +311,12 @@ class Verifier:
         replay_keys = tuple(_replay_key(digest) for digest in digests)
         if isinstance(candidate_urls, str):
             candidate_urls = [candidate_urls]
-        bases = [base_url(url) for url in candidate_urls]
+        bases = []
+        for url in candidate_urls:
+            try:
+                bases.append(base_url(url))
+            except ValueError:  # malformed ("[" in the host): no URL Vobiz could have signed
+                continue
         encoded = [(base, base.encode("utf-8", "surrogateescape")) for base in bases]
         for name, sep, nonce, raw, given in entries:
             nonce_bytes = sep + nonce.encode("utf-8", "surrogateescape")
@@ -419,6 +424,8 @@ def public_url_candidates(
         return list(_configured_candidates(public_url, script_root, path))
     script_root = script_root.rstrip("/")
     proto = _trusted_value(_header(headers, "X-Forwarded-Proto"), trusted_hops) or scheme
+    if proto.strip().lower() not in ("http", "https"):
+        return []  # a forwarded scheme Vobiz never signs: no URL it could have signed
     fwd_host = _trusted_value(_header(headers, "X-Forwarded-Host"), trusted_hops)
     fwd_port = _trusted_value(_header(headers, "X-Forwarded-Port"), trusted_hops)
     netloc = fwd_host or host

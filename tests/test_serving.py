@@ -94,5 +94,6 @@ def test_signed_webhooks_share_state_across_workers(gunicorn_url: str) -> None:
     assert requests.post(url, data=params).status_code == 403  # unsigned
     r = requests.post(url, data={**params, "Event": "Hangup"}, headers=sign(url, TOKEN))
     assert r.status_code == 200 and r.content == b""
+    # The state outlives the Hangup for the callbacks that follow it (hangup_linger).
     r = requests.post(url, data=params, headers=sign(url, TOKEN))
-    assert "visit 1 " in (parse(r.content).children[0].text or "")  # state cleared on hangup
+    assert f"visit {len(texts) + 1} " in (parse(r.content).children[0].text or "")

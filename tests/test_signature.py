@@ -400,3 +400,18 @@ def test_a_v3_signature_moved_to_the_v2_header_is_the_same_replay_key() -> None:
     replay = verify(moved, [URL], [TOKEN])
     assert replay.ok and replay.scheme == "v2"
     assert set(replay.replay_keys) & set(first.replay_keys)
+
+
+@pytest.mark.parametrize("proto", ["a:[", "ftp", "javascript", "https:", ""])
+def test_a_forwarded_scheme_other_than_http_s_gives_no_candidate(proto: str) -> None:
+    # "a:[" once made the signature check raise (a URL normalised twice), so the webhook
+    # got the fallback document instead of a 403.
+    found = public_url_candidates(
+        None, scheme="http", host="localhost", path="/answer",
+        headers={"X-Forwarded-Proto": proto}, trusted_hops=1,
+    )  # fmt: skip
+    if proto:
+        assert found == []
+        assert verify(sign("http://localhost/answer", TOKEN), found, [TOKEN]).ok is False
+    else:  # an empty forwarded value leaves the request's own scheme
+        assert found[0] == "http://localhost/answer"
