@@ -25,6 +25,7 @@ from answerkit._xmltext import (
     esc_url,
     fast_url,
     remember,
+    shown,
 )
 from answerkit.errors import ElementError
 
@@ -71,7 +72,7 @@ class Attr:
     def fail(self, value: object, allowed: str | None = None) -> NoReturn:
         name = self.py if self.py == self.xml else f"{self.py} ({self.xml})"
         raise ElementError(
-            f"{self.element}: {name} must be {allowed or self.describe()}, got {value!r}",
+            f"{self.element}: {name} must be {allowed or self.describe()}, got {shown(value)}",
             element=self.element,
             attribute=self.xml,
             value=value,
@@ -174,14 +175,25 @@ class Bool(Attr):
 
 
 class Int(Attr):
-    __slots__ = ("frags", "hi", "lo", "texts")
+    """An integer from ``lo`` to ``hi``; without ``hi``, up to 2**63 - 1 (a signed 64-bit
+    integer, what a platform's parser can hold).
+
+    Building and parsing accept the same values: an XML value is ASCII digits, leading zeros
+    allowed (``"007"`` renders as ``"7"``), and no sign (no bound here is below 0).
+    """
+
+    __slots__ = ("frags", "hi", "lo", "texts", "width")
     exact = (int,)
 
     def __init__(self, py: str, lo: int, hi: int | None = None, xml: str | None = None) -> None:
         super().__init__(py, xml)
+        if lo < 0:
+            raise ValueError("Int: the parser reads no sign, so lo must be >= 0")
         self.lo = lo
         # An unbounded range still gets a bound so the hot check is one chained comparison.
         self.hi = hi if hi is not None else _NO_LIMIT
+        #: The most digits an accepted value has: longer digit strings are refused unread.
+        self.width = len(str(self.hi))
         # Fragments of the small values people actually write (numDigits=1, loop=0...).
         self.frags = {i: f'{self.head}{i}"' for i in range(lo, min(self.hi, lo + 100) + 1)}
         self.texts = frozenset(str(i) for i in self.frags)
@@ -191,11 +203,17 @@ class Int(Attr):
             return f"an integer from {self.lo} to {self.hi}"
         return f"an integer >= {self.lo}" if self.lo <= 0 else f"an integer > {self.lo - 1}"
 
+    def refuse(self, value: object, big: bool) -> NoReturn:
+        """``fail``, saying where the hidden bound of an unbounded range is when it is hit."""
+        if big and self.hi == _NO_LIMIT:
+            self.fail(value, f"{self.describe()} and at most {self.hi} (2**63 - 1)")
+        self.fail(value)
+
     def check(self, value: object) -> str:
         # type() rather than isinstance(): True/False are ints and must not pass.
         if type(value) is int and self.lo <= value <= self.hi:
             return str(value)
-        self.fail(value)
+        self.refuse(value, type(value) is int and value > self.hi)
 
     def frag(self, value: object) -> str:
         # type() rather than isinstance(): True/False are ints and must not pass (and would
@@ -206,20 +224,24 @@ class Int(Attr):
                 return f
             if self.lo <= value <= self.hi:
                 return f'{self.head}{value}"'
-        self.fail(value)
+        self.refuse(value, type(value) is int and value > self.hi)
 
     def parse(self, s: str) -> str:
         if s in self.texts:
             return s
-        if s.isascii() and s.isdigit() and len(s) <= 12 and self.lo <= int(s) <= self.hi:
-            return str(int(s))  # canonical form: "007" renders as "7"
+        if s.isascii() and s.isdigit():
+            t = s.lstrip("0") or "0"
+            # int() only of what can be in range; canonical form: "007" renders as "7"
+            if len(t) <= self.width and self.lo <= int(t) <= self.hi:
+                return str(int(t))
+            self.refuse(s, len(t) > self.width or int(t) > self.hi)
         self.fail(s)
 
     def to_python(self, s: str) -> object:
         return int(s)
 
 
-_NO_LIMIT = 2**63
+_NO_LIMIT = 2**63 - 1
 
 
 class Enum(Attr):

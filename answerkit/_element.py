@@ -24,7 +24,7 @@ from typing import ClassVar, TypeVar
 
 from answerkit._attributes import Table, attr_string
 from answerkit._tables import EMPTY, TEXTS
-from answerkit._xmltext import esc_text, unescape
+from answerkit._xmltext import esc_text, shown, unescape
 from answerkit.errors import ElementError
 
 _E = TypeVar("_E", bound="Element")
@@ -187,7 +187,7 @@ class Element:
         its constructors apply, without a second call per element.
         """
         if (text and not text.isspace()) or kids:
-            what = repr(text) if text and not text.isspace() else type(kids[0]).__name__
+            what = shown(text) if text and not text.isspace() else type(kids[0]).__name__
             raise ElementError(f"{cls.tag}: takes no text or children, got {what}", element=cls.tag)
         el = cls._blank(attrs)
         el._x = start + "/>"
@@ -223,7 +223,7 @@ def _reject(parent: Element, child: object) -> ElementError:
             else "; wrap text in Speak(...)"
         )
     return ElementError(
-        f"{parent.tag}: children must be elements ({names}), got {child!r}{hint}",
+        f"{parent.tag}: children must be elements ({names}), got {shown(child)}{hint}",
         element=parent.tag,
         value=child,
     )
@@ -291,7 +291,7 @@ class _Container(Element):
         cls, attrs: dict[str, str], start: str, text: str | None, kids: Sequence[object]
     ) -> Element:
         if text and not text.isspace():
-            raise ElementError(f"{cls.tag}: takes no text, got {text!r}", element=cls.tag)
+            raise ElementError(f"{cls.tag}: takes no text, got {shown(text)}", element=cls.tag)
         el = cls._blank(attrs)
         el._open = start
         el._x = None

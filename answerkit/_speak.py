@@ -3,6 +3,10 @@
 
 The most used element: prompts, menus and messages are Speaks, and most are the same few
 strings on every call, so the checked and rendered form of a plain text is memoised.
+
+Text is trimmed (spec §1.0, Whitespace): the outer whitespace of a plain text, and of the
+first and last strings of SSML content. The memo holds only texts with nothing to trim, so a
+hit is also the text to keep.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from collections.abc import Sequence
 
 from answerkit import _tables as _t
 from answerkit._element import Element
-from answerkit._xmltext import MEMO_MAX_LEN, esc_text
+from answerkit._xmltext import MEMO_MAX_LEN, esc_text, shown
 from answerkit.errors import ElementError
 from answerkit.ssml import SPEAK_SSML, SSML, normalize, plain_text, render_content
 
@@ -21,16 +25,18 @@ _SPOKEN: dict[str, str] = {}  # plain text -> "<Speak>escaped</Speak>"
 _SPOKEN_LIMIT = 4096
 
 
-def _speak_checked(text: str) -> str:
-    """``<Speak>text</Speak>`` after the full check, which raises with the reason."""
-    if text and text.isprintable() and not text.isspace():  # the fast check, as in Speak()
-        return _remember_speak(text, f"<Speak>{esc_text(text)}</Speak>")
-    normalize("Speak", (text,), ())
-    if not text.strip():
+def _speak_checked(text: str) -> tuple[str, str]:
+    """The trimmed text and ``<Speak>trimmed</Speak>`` after the full check, which raises
+    with the reason."""
+    if text and text.isprintable() and text[0] != " " and text[-1] != " ":  # as in Speak()
+        return text, _remember_speak(text, f"<Speak>{esc_text(text)}</Speak>")
+    normalize("Speak", (text,), ())  # characters XML cannot carry
+    t = text.strip()
+    if not t:
         raise ElementError(
-            f"Speak: text is required (non-blank), got {text!r}", element="Speak", value=text
+            f"Speak: text is required (non-blank), got {shown(text)}", element="Speak", value=text
         )
-    return _remember_speak(text, f"<Speak>{esc_text(text)}</Speak>")
+    return t, _remember_speak(t, f"<Speak>{esc_text(t)}</Speak>")
 
 
 def _remember_speak(text: str, x: str) -> str:
@@ -48,13 +54,31 @@ def _remember_speak(text: str, x: str) -> str:
 _spoken_full = False  # _SPOKEN has reached _SPOKEN_LIMIT (it never shrinks)
 
 
+def _trimmed(items: tuple[str | SSML, ...]) -> tuple[str | SSML, ...]:
+    """Content with the outer whitespace of its first and last strings removed (an item left
+    empty is dropped); whitespace next to an SSML node at either end stays."""
+    if not items:
+        return items
+    first, last = items[0], items[-1]
+    if (type(first) is str and first[:1].isspace()) or (type(last) is str and last[-1:].isspace()):
+        out = list(items)
+        if type(first) is str:
+            out[0] = first.lstrip()
+        if type(out[-1]) is str:
+            out[-1] = out[-1].rstrip()
+        return tuple(x for x in out if x != "")
+    return items
+
+
 class Speak(Element):
     """Text-to-speech. Content is plain text, or text mixed with SSML nodes (``ssml.py``).
 
     ``voice`` is ``WOMAN`` or ``MAN`` only: Vobiz's SSML page shows ``Polly.*`` voices but
     the Speak table does not (spec §6 item 14), so the documented values are the safe choice.
     ``language`` is one of the voice table's codes (plus ``en-IN``, ``hi-IN``). ``loop=0``
-    repeats forever. Text is kept exactly as given (not trimmed).
+    repeats forever. Text is trimmed (spec §1.0): ``Speak("  Hello\n")`` is ``Speak("Hello")``;
+    with SSML, the start of the first string and the end of the last one are, and the
+    whitespace between words and nodes is kept.
     """
 
     __slots__ = ("_ssml", "_text")
@@ -79,9 +103,10 @@ class Speak(Element):
                 # prompts repeat on every call, so the rendering is memoised (bounded).
                 x = _SPOKEN.get(text)
                 if x is None:
-                    # Printable (no control character, no \r to escape) and not blank (the
-                    # only whitespace left is ' ') is the fast check; else the full one.
-                    if text and text.isprintable() and not text.isspace():
+                    # Printable (no control character, no \r to escape; the only whitespace
+                    # left is ' ') with no ' ' at either end (so nothing to trim, and not
+                    # blank) is the fast check; else the full one, which trims.
+                    if text and text.isprintable() and text[0] != " " and text[-1] != " ":
                         # esc_text written out: \r is not printable, so three characters
                         # remain; one test first, since most texts have none of them.
                         if "&" in text or "<" in text or ">" in text:
@@ -92,7 +117,7 @@ class Speak(Element):
                         if not _spoken_full:
                             _remember_speak(text, x)
                     else:
-                        x = _speak_checked(text)
+                        text, x = _speak_checked(text)
                 self._text = text
                 self._ssml = None
                 self._x = x
@@ -114,11 +139,11 @@ class Speak(Element):
         self._x = head + body + "</Speak>"
 
     def _set_content(self, content: Sequence[object]) -> None:
-        items = normalize("Speak", content, SPEAK_SSML)
+        items = _trimmed(normalize("Speak", content, SPEAK_SSML))
         text = plain_text(items)
         if not text.strip():
             raise ElementError(
-                f"Speak: text is required (non-blank), got {content!r}",
+                f"Speak: text is required (non-blank), got {shown(content)}",
                 element="Speak",
                 value=content,
             )
@@ -151,7 +176,9 @@ class Speak(Element):
     ) -> Element:
         el = cls._blank(attrs)
         if not kids and text is not None:  # plain text: the memoised check of the constructor
-            x = _SPOKEN.get(text) or _speak_checked(text)
+            x = _SPOKEN.get(text)
+            if x is None:
+                text, x = _speak_checked(text)
             el._text = text
             el._ssml = None
             el._x = f"{start}>{x[7:]}" if attrs else x  # x[7:]: after "<Speak>"

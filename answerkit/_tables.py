@@ -34,6 +34,7 @@ from answerkit._xmltext import (
     esc_text,
     fast_url,
     remember,
+    shown,
 )
 from answerkit.errors import ElementError
 
@@ -152,7 +153,7 @@ class TextSpec:
 
     def fail(self, value: object, allowed: str | None = None) -> NoReturn:
         raise ElementError(
-            f"{self.element}: text must be {allowed or self.what}, got {value!r}",
+            f"{self.element}: text must be {allowed or self.what}, got {shown(value)}",
             element=self.element,
             attribute=None,
             value=value,

@@ -30,6 +30,28 @@ def describe_bad_char(s: str, c: str) -> str:
     return f"contains U+{ord(c):04X} at position {s.index(c)}, which XML cannot carry"
 
 
+#: Error messages show at most this much of a value's repr.
+SHOWN_MAX = 200
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` for an error message, bounded: never raises, never huge.
+
+    ``repr`` of an int over 4300 digits raises ValueError (and of a deeply nested list,
+    RecursionError); a 100 KB string would fill the message. Those are summarised instead.
+    """
+    if isinstance(value, int) and value.bit_length() > 640:  # over ~190 digits
+        digits = int(value.bit_length() * 0.30103) + 1
+        return f"<an integer of about {digits} digits>"
+    try:
+        r = repr(value)
+    except Exception:  # a repr that fails (huge int inside, recursion...): say what it is
+        return f"<a {type(value).__name__} that cannot be shown>"
+    if len(r) > SHOWN_MAX:
+        r = f"{r[: SHOWN_MAX - 40]}... ({len(r)} characters in all)"
+    return r
+
+
 # --- escaping ---------------------------------------------------------------------------------
 # Each replace is guarded by a cheap membership test: most values need no escaping at all.
 
@@ -120,21 +142,37 @@ class Fails(Protocol):
     def fail(self, value: object, allowed: str | None = None) -> NoReturn: ...
 
 
-# Printable ASCII without space, '"', '<', '>', '{', '}' (and for a host's first character,
-# without '/', '?', '#' either). A URL made only of these needs no check beyond the scheme and
-# no escaping beyond '&'.
+# Printable ASCII without space, '"', '<', '>', '{', '}'. A URL made only of these needs no
+# check beyond the scheme and the host, and no escaping beyond '&'. A host of the fast path
+# is made of the same characters without '/', '?', '#' (they end the authority), '@' (a user
+# name), ':' (a port), '[', ']' (an IPv6 literal) and '\\': such URLs take the full check.
 _URL_CHARS = "!#-;=?-z|~"
-_HOST_START = "!$-.0-;=@-z|~"
+_HOST_CHARS = "!$-.0-9;=A-Z^-z|~"
 
 
 def fast_url(schemes: tuple[str, ...]) -> Callable[[str], object]:
-    """The common case of an absolute URL in one regex: scheme, host, then plain characters.
+    """The common case of an absolute URL in one regex: scheme, host, optional port, then
+    plain characters.
 
-    Anything else (whitespace to trim, non-ASCII, markup characters, errors) takes
+    Anything else (whitespace to trim, non-ASCII, markup characters, user names, errors) takes
     :func:`check_url`, which decides; this one only ever says yes to what it would accept.
     """
     alts = "|".join(schemes)
-    return re.compile(rf"(?:{alts})://[{_HOST_START}][{_URL_CHARS}]*").fullmatch
+    return re.compile(
+        rf"(?:{alts})://[{_HOST_CHARS}]+(?::[0-9]*)?(?:[/?#][{_URL_CHARS}]*)?"
+    ).fullmatch
+
+
+_AUTHORITY = re.compile("[^/?#]*").match
+
+
+def _host(authority: str) -> str:
+    """The host of ``user@host:port`` (an IPv6 literal keeps its brackets)."""
+    hostport = authority.rpartition("@")[2]
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        return hostport[: end + 1] if end > 1 else ""
+    return hostport.partition(":")[0]
 
 
 def check_url(owner: Fails, value: str, schemes: tuple[str, ...]) -> str:
@@ -146,9 +184,12 @@ def check_url(owner: Fails, value: str, schemes: tuple[str, ...]) -> str:
             break
     else:
         owner.fail(value)
-    # The host must be present, and a URL holds no whitespace or control characters.
-    if len(v) == n or v[n] in "/?#" or " " in v or not v.isprintable():
+    # A URL holds no whitespace or control characters, and the host must be present: not
+    # only the scheme (https://), a path (https:///x), a user name or a port (https://@:443).
+    if " " in v or not v.isprintable():
         owner.fail(value)
+    if not _host(v[n : _AUTHORITY(v, n).end()]):  # type: ignore[union-attr]
+        owner.fail(value, f"an absolute URL with a host after the scheme ({v[:n]}host/...)")
     if "{{" in v or "}}" in v:
         # Vobiz does not expand templates (spec §1.0): fail now, not on a live call.
         owner.fail(value, "a URL without {{...}} placeholders (Vobiz never expands them)")

@@ -119,15 +119,27 @@ class Response(_Container):
             raise ElementError("Response: takes no attributes or text", element="Response")
         return cls(*kids)  # type: ignore[arg-type]
 
-    def _problem(self) -> tuple[int, ElementError] | None:
-        # Only direct children carry document rules; everything else was checked when built.
+    def _problem(self) -> tuple[tuple[int, ...], ElementError] | None:
+        """The first broken rule: the path to the element (child indexes from Response) and
+        the error. Direct children carry document rules, and so do the children of PreAnswer
+        (a Wait's own rule); everything else was checked when built."""
         ch = self._children
         last = len(ch) - 1
         for i, c in enumerate(ch):
             msg = c._rule(i, last)
             if msg is not None:
                 where = f"{c.tag} (child {i + 1} of {last + 1} in Response)"
-                return i, ElementError(f"{where}: {msg}", element=c.tag, value=c)
+                return (i,), ElementError(f"{where}: {msg}", element=c.tag, value=c)
+            if c._r == RULE_FIRST and isinstance(c, PreAnswer):
+                kids = c._children
+                for j, k in enumerate(kids):
+                    msg = k._rule(j, len(kids) - 1) if k._r else None
+                    if msg is not None:
+                        where = (
+                            f"{k.tag} (child {j + 1} of {len(kids)} in PreAnswer, "
+                            f"child {i + 1} of {last + 1} in Response)"
+                        )
+                        return (i, j), ElementError(f"{where}: {msg}", element=k.tag, value=k)
         return None
 
     def validate(self) -> None:
@@ -220,7 +232,8 @@ class Wait(Element):
     """A silent pause of ``length`` seconds (as the first element: delays answering).
 
     With ``silence=True`` the wait ends after ``min_silence`` ms of silence; the document rule
-    ``min_silence < length * 1000`` is checked on the values in effect (defaults 2000 and 1).
+    ``min_silence < length * 1000`` is checked on the values in effect (defaults 2000 and 1),
+    for a Wait in Response or in PreAnswer alike.
     """
 
     __slots__ = ("_r",)

@@ -13,6 +13,7 @@ through lxml (``parse_full``).
 from __future__ import annotations
 
 import difflib
+import re
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -21,8 +22,9 @@ from lxml import etree
 
 from answerkit._attributes import Table, attr_string
 from answerkit._canonical import HEAD, read
-from answerkit._element import _NOATTRS, RULE_LAST, Element, cannot_contain
+from answerkit._element import _NOATTRS, MAX_BYTES, RULE_LAST, Element, cannot_contain
 from answerkit._tables import RENAMED
+from answerkit._xmltext import shown
 from answerkit.elements import (
     DTMF,
     ELEMENTS,
@@ -39,6 +41,7 @@ from answerkit.elements import (
     Wait,
 )
 from answerkit.errors import ElementError, ParseError
+from answerkit.ssml import MAX_DEPTH as MAX_SSML_DEPTH
 from answerkit.ssml import SSML, SSML_TAGS
 
 __all__ = ["parse"]
@@ -87,16 +90,43 @@ def _parser() -> etree.XMLParser:
 #: UTF-16, a BOM) is asked of the parsed tree as well.
 _OUR_DECL = b'<?xml version="1.0" encoding="UTF-8"?>'
 
+#: The encoding declared by an XML declaration at the start of a str (after a BOM, if any):
+#: group 1 is the name. A str is already decoded, so parse() declares it UTF-8 instead.
+_DECLARED_ENCODING = re.compile(
+    r"""\ufeff?<\?xml[ \t\r\n]+version[ \t\r\n]*=[ \t\r\n]*(?:"[^"]*"|'[^']*')"""
+    r"""[ \t\r\n]+encoding[ \t\r\n]*=[ \t\r\n]*(?:"([^"]*)"|'([^']*)')"""
+).match
+#: A str over this many characters may be over MAX_BYTES once encoded (4 bytes a char).
+_MAY_BE_TOO_BIG = MAX_BYTES // 4
+
+
+def _too_big(size: int) -> ParseError:
+    return ParseError(
+        f"the document is {size} bytes; Vobiz accepts at most {MAX_BYTES} (spec §1.0)",
+        element="Response",
+        value=size,
+    )
+
 
 def parse(source: str | bytes) -> Response:
     """Parse VobizXML text (str or UTF-8 bytes) into a :class:`Response`.
+
+    Bytes in another encoding are read as their XML declaration says; a str is text already,
+    so the encoding its declaration names, if any, is ignored. A document over 100,000 bytes
+    (a str: once encoded as UTF-8) is refused, as ``to_xml`` refuses to write one (spec §1.0).
 
     Raises :class:`ParseError` (an ``ElementError``) with ``.line`` on malformed XML, a DTD
     or entity, an unknown element or attribute, a bad value or a broken document rule.
     """
     if isinstance(source, str):
         text: str | None = source
+        if len(source) > _MAY_BE_TOO_BIG:
+            size = len(source.encode("utf-8", "surrogatepass"))
+            if size > MAX_BYTES:
+                raise _too_big(size)
     elif isinstance(source, (bytes, bytearray)):
+        if len(source) > MAX_BYTES:
+            raise _too_big(len(source))
         try:
             text = source.decode()
         except UnicodeDecodeError:
@@ -119,8 +149,24 @@ def parse(source: str | bytes) -> Response:
                 "(a lone surrogate); XML cannot carry it",
                 line=source.count("\n", 0, e.start) + 1,
             ) from None
-        return parse_full(data)
+        return parse_full(_as_utf8(source, data))
     return parse_full(bytes(source))
+
+
+def _as_utf8(source: str, data: bytes) -> bytes:
+    """``data`` (``source`` encoded as UTF-8), its declared encoding, if any, made UTF-8.
+
+    lxml decodes bytes as the declaration says; a str was decoded already, so whatever
+    encoding its declaration names (ISO-8859-1, UTF-16...) is not the one of these bytes.
+    """
+    m = _DECLARED_ENCODING(source)
+    if m is None:
+        return data
+    name = m[1] if m[1] is not None else m[2]
+    if name.upper() in ("UTF-8", "UTF8"):
+        return data
+    at = m.start(1) if m[1] is not None else m.start(2)
+    return (source[:at] + "UTF-8" + source[at + len(name) :]).encode()
 
 
 def parse_full(data: bytes) -> Response:
@@ -138,6 +184,12 @@ def parse_full(data: bytes) -> Response:
     try:
         root: Any = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as e:
+        if "Excessive depth" in e.msg:  # lxml's own limit, 256 levels
+            raise ParseError(
+                "the document nests more than 256 levels deep; VobizXML takes a few levels, "
+                f"and SSML inside a Speak at most {MAX_SSML_DEPTH}",
+                line=e.lineno,
+            ) from None
         raise ParseError(f"not well-formed XML: {e.msg}", line=e.lineno) from None
     if not data.startswith(_OUR_DECL) and root.getroottree().docinfo.doctype:
         raise ParseError("DTDs are refused", line=1)
@@ -162,18 +214,21 @@ def _document(root: Any) -> Response:
     if ruled and (ruled > 1 or kids[-1]._r != RULE_LAST):
         problem = doc._problem()
         if problem is not None:
-            i, err = problem
-            raise ParseError(str(err), line=root[i].sourceline, element=err.element)
+            path, err = problem
+            node = root
+            for i in path:
+                node = node[i]
+            raise ParseError(str(err), line=node.sourceline, element=err.element)
     return doc
 
 
 def _no_attrs_or_text(el: Any) -> None:
     if el.attrib:
         raise ParseError(
-            f"Response takes no attributes, got {dict(el.attrib)!r}", line=el.sourceline
+            f"Response takes no attributes, got {shown(dict(el.attrib))}", line=el.sourceline
         )
     if el.text and not el.text.isspace():
-        raise ParseError(f"Response takes no text, got {el.text!r}", line=el.sourceline)
+        raise ParseError(f"Response takes no text, got {shown(el.text)}", line=el.sourceline)
 
 
 def _element(el: Any, parent: type[Element]) -> Element:
@@ -184,7 +239,7 @@ def _element(el: Any, parent: type[Element]) -> Element:
         raise _misplaced(el, cls, parent)
     tail = el.tail
     if tail is not None and not tail.isspace():
-        raise ParseError(f"text {tail.strip()!r} outside any element", line=el.sourceline)
+        raise ParseError(f"text {shown(tail.strip())} outside any element", line=el.sourceline)
     try:
         items = el.items()
         n = len(el)
@@ -282,8 +337,15 @@ def _content(el: Any) -> list[object]:
                 line=c.sourceline,
             )
         items = c.items()
-        attrs = _attributes(tag, cls._table, items, c)[0] if items else {}
-        node: SSML = cls._from_parts(attrs, _content(c))
+        try:
+            attrs = _attributes(tag, cls._table, items, c)[0] if items else {}
+            node: SSML = cls._from_parts(attrs, _content(c))
+        except ParseError:
+            raise
+        except ElementError as e:  # the node's own line, not its Speak's
+            raise ParseError(
+                str(e), line=c.sourceline, element=e.element, attribute=e.attribute, value=e.value
+            ) from None
         out.append(node)
         if c.tail:
             out.append(c.tail)

@@ -5,23 +5,30 @@
 
 The tag set is the one Vobiz's SSML page draws on (Plivo's list, spec §1.2): ``break``,
 ``emphasis``, ``lang``, ``p``, ``phoneme``, ``prosody``, ``s``, ``say-as``, ``sub``, ``w``.
-Nesting follows Plivo's SSML builder. Nodes are immutable once built.
+Nesting follows Plivo's SSML builder, at most :data:`MAX_DEPTH` levels deep. Nodes are
+immutable once built.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from answerkit._attributes import Attr, Enum, Pattern, Table, Text, attr_string
-from answerkit._xmltext import bad_xml_char, describe_bad_char, esc_text
+from answerkit._xmltext import bad_xml_char, describe_bad_char, esc_text, shown
 from answerkit.errors import ElementError
+
+#: How deep SSML may nest (a node holding only text is one level). Real prompts use a few
+#: levels; the cap keeps every document parseable (lxml refuses a tree over 256 levels) and
+#: keeps rendering and ``text`` far from Python's recursion limit.
+MAX_DEPTH = 32
 
 
 class SSML:
     """Base of the SSML nodes; ``text`` is the plain text with the markup removed."""
 
-    __slots__ = ("_attrs", "_content")
+    __slots__ = ("_attrs", "_content", "_depth")
     tag: ClassVar[str] = ""
     _table: ClassVar[Table]
     #: SSML node classes allowed inside; None means text only, () means no content at all.
@@ -31,10 +38,12 @@ class SSML:
 
     _attrs: dict[str, str]
     _content: tuple[str | SSML, ...]
+    _depth: int  # levels of SSML in this node, itself included
 
     def _setup(self, content: Iterable[object], attrs: dict[str, str]) -> None:
         self._attrs = attrs
         kids = self._kids
+        depth = 1
         if kids is None:
             self._content = normalize(self.tag, content, ())
             if not any(type(x) is str and x.strip() for x in self._content):
@@ -43,10 +52,21 @@ class SSML:
             self._content = normalize(self.tag, content, kids)
             if not kids and self._content:
                 raise ElementError(
-                    f"{self.tag}: takes no content, got {self._content[0]!r}",
+                    f"{self.tag}: takes no content, got {shown(self._content[0])}",
                     element=self.tag,
                     value=self._content[0],
                 )
+            for x in self._content:
+                if isinstance(x, SSML) and x._depth >= depth:
+                    depth = x._depth + 1
+            if depth > MAX_DEPTH:
+                raise ElementError(
+                    f"{self.tag}: SSML may nest at most {MAX_DEPTH} levels deep, got {depth} "
+                    "levels",
+                    element=self.tag,
+                    value=depth,
+                )
+        self._depth = depth
         for name in self._required:
             if name not in attrs:
                 a = self._table.by_xml[name]
@@ -134,7 +154,7 @@ def normalize(
             names = ", ".join(k.__name__ for k in kids)
             allowed = f"text or SSML ({names})" if kids else "text only"
             raise ElementError(
-                f"{owner}: content must be {allowed}, got {x!r}", element=owner, value=x
+                f"{owner}: content must be {allowed}, got {shown(x)}", element=owner, value=x
             )
     return tuple(out)
 
@@ -160,12 +180,11 @@ class BreakTime(Attr):
     def describe(self) -> str:
         return "a pause such as '500ms' or '2s', at most 10 seconds"
 
+    _FORM = re.compile("([0-9]{1,5})(ms|s)")
+
     def check_str(self, value: str) -> str:
-        unit = "ms" if value.endswith("ms") else "s"
-        n = value[: -len(unit)]
-        if not (n.isascii() and n.isdigit() and len(n) <= 5) or (
-            int(n) * (1 if unit == "ms" else 1000) > 10000
-        ):
+        m = self._FORM.fullmatch(value)
+        if m is None or int(m[1]) * (1 if m[2] == "ms" else 1000) > 10000:
             self.fail(value)
         return value
 

@@ -205,8 +205,10 @@ def test_subclassed_children_keep_their_rules() -> None:
 def test_a_never_seen_text_renders_as_esc_text(text: str) -> None:
     from answerkit._xmltext import esc_text
 
-    assert str(Speak(text)) == f"<Speak>{esc_text(text)}</Speak>"
-    assert str(Speak(text)) == f"<Speak>{esc_text(text)}</Speak>"  # the memo's hit
+    # Trimmed (spec §1.0), then escaped; the same on the memo's hit.
+    assert str(Speak(text)) == f"<Speak>{esc_text(text.strip())}</Speak>"
+    assert str(Speak(text)) == f"<Speak>{esc_text(text.strip())}</Speak>"  # the memo's hit
+    assert Speak(text).text == Speak(text).text == text.strip()
 
 
 def test_speak_once_its_memo_is_full() -> None:

@@ -301,7 +301,8 @@ def test_accepted_values(make: Any, xml: str) -> None:
         (lambda: Redirect(" https://example.com/x "), "https://example.com/x"),
         (lambda: DTMF(" 12 "), "12"),
         (lambda: Stream(" wss://a.b/c "), "wss://a.b/c"),
-        (lambda: Speak("  keep my spaces  "), "  keep my spaces  "),
+        (lambda: Speak("  trim my spaces \n"), "trim my spaces"),
+        (lambda: Speak(" a  b ", voice="MAN"), "a  b"),
         (lambda: Dial(" +14156667890 "), "+14156667890"),
     ],
 )
@@ -692,7 +693,7 @@ def test_pretty_output() -> None:
             "  </PreAnswer>",
             '  <Speak>Hi<say-as interpret-as="digits">42</say-as></Speak>',
             '  <Gather action="https://a.b/g" inputType="dtmf">',
-            "    <Speak>  spaced  </Speak>",
+            "    <Speak>spaced</Speak>",
             "    <Play>https://a.b/c.mp3</Play>",
             "  </Gather>",
             "  <Dial>+14156667890</Dial>",
