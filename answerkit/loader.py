@@ -27,7 +27,17 @@ def load_module(target: str) -> ModuleType:
         sys.path.insert(0, str(path.resolve().parent))
         spec.loader.exec_module(module)
         return module
-    return importlib.import_module(target)
+    try:
+        return importlib.import_module(target)
+    except ModuleNotFoundError as exc:
+        # Only when the target itself is missing: a missing import inside the user's own
+        # module is their code's error, and its traceback says where.
+        if exc.name is None or not (target == exc.name or target.startswith(exc.name + ".")):
+            raise
+        raise ConfigurationError(
+            f"no module named {target!r}: give the path of the application file "
+            f"(app.py) or a module importable from here (check the directory and PYTHONPATH)"
+        ) from None
 
 
 def find_flows(target: str) -> list[CallFlow]:

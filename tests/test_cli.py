@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
+from argparse import Namespace
 from pathlib import Path
 
 import pytest
 
 from answerkit.cli import main
+from answerkit.testing.terminal import run_terminal_call
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {
@@ -133,3 +136,35 @@ def test_run_serves_the_app_and_prints_its_routes(tmp_path: Path) -> None:
         out.close()
     printed = (tmp_path / "out.txt").read_text()
     assert f"{public}/main/choice" in printed
+
+
+LOOP_APP = """
+from answerkit import CallFlow, Redirect, Response, Speak
+
+flow = CallFlow("loop", auth_token="cli-token-0123456789", state="memory://",
+                public_url="https://voice.example.com")
+
+@flow.route("/answer")
+def answer(call):
+    return Response(Speak("again"), Redirect(flow.url_for("answer")))
+"""
+
+
+def test_a_call_that_never_ends_by_itself_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The simulated caller's hang-up at the step limit is recorded as a normal one; the
+    # command must still report the endless flow as a failure.
+    app = tmp_path / "loop_app.py"
+    app.write_text(LOOP_APP)
+    out = io.StringIO()
+    code = run_terminal_call(Namespace(app=str(app), digits="-"), stdout=out)
+    assert code == 1 and "step limit" in out.getvalue()
+
+
+def test_a_module_that_does_not_exist_is_a_clear_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["routes", "no_such_app_module_here"]) == 2
+    err = capsys.readouterr().err
+    assert "no module named 'no_such_app_module_here'" in err and "Traceback" not in err

@@ -111,3 +111,60 @@ def test_hold_document_keeps_the_caller_safe() -> None:
     assert conference.get("startConferenceOnEnter") == "false"
     assert conference.text == "warm-c-9"
     assert doc.lint() == [] or all("stay" not in str(w) for w in doc.lint())
+
+
+def test_warm_transfer_agent_accepting_during_the_announcement_still_joins_the_caller(
+    local_vobiz: Any,
+) -> None:
+    # The agent reaches the room first: without stay_alone a lone member is dropped at
+    # once (spec §1.2), and the caller would then wait in a room nobody ever starts.
+    from answerkit import Redirect, Wait
+
+    flow = new_flow()
+    flow.transfers.client = local_vobiz.client()
+    warm = WarmTransfer(flow, agent="+14155550142", caller_id="+14155550100", fallback="sales",
+                        announcement="Please hold while we transfer your call. " * 5)
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        return Response(Speak("Thanks for calling."), Redirect(flow.url_for("choice")))
+
+    @flow.route("/choice")
+    def choice(call: CallRequest) -> Response:
+        warm.start(call.call_uuid, context={"topic": "billing"})
+        return Response(Speak("One moment please."), Wait(length=5))
+
+    sim = CallSimulator(flow, local_vobiz=local_vobiz)
+    sim.expect_outbound("+14155550142", digits="1")
+    caller = sim.call("answer")
+    started: list[bool] = []
+
+    def agent_picks_up_during_the_announcement(call: Any, event: Any) -> None:
+        if call is caller and event.kind == "hear" and "Please hold" in event.text:
+            if not started:
+                started.append(True)
+                next(c for c in sim.calls if c is not caller).run()
+
+    sim.add_listener(agent_picks_up_during_the_announcement)
+    caller.run()
+    sim.run_until_idle()
+    agent = next(c for c in sim.calls if c is not caller)
+    room = sim.conference(warm.room_for(caller.call_uuid))
+    assert started and warm.outcome(caller.call_uuid) == "accepted"
+    assert room.started and set(room.members) == {caller, agent}
+    caller.hangup()  # the caller leaves: the room ends, and the agent with it
+    sim.run_until_idle()
+    assert agent.state == "ended"
+    sim.close()
+
+
+def test_ivr_option_hash_can_be_chosen(call_simulator: Callable[..., CallSimulator]) -> None:
+    # '#' ends a Gather by default and is not part of Digits (spec §1.2).
+    flow = new_flow()
+    menu = IVRMenu(flow, "main", prompt="Press hash for hours",
+                   options={"#": Option(lambda call: Response(Speak("We are open"), Hangup())),
+                            "1": "sales"})  # fmt: skip
+    assert menu.prompt_document().children[0].get("finishOnKey") == "none"
+    assert call_simulator(flow).call("main", digits="#").run().heard[-1] == "We are open"
+    plain = IVRMenu(new_flow(), "other", prompt="Press 1", options={"1": "sales"})
+    assert plain.prompt_document().children[0].get("finishOnKey") is None  # default kept

@@ -130,6 +130,10 @@ class IVRMenu:
             gather_kw["hints"] = ",".join(self._phrases)
         if self.language and "speech" in self.input_type:
             gather_kw["language"] = self.language
+        if any("#" in key for key in self.options):
+            # '#' ends the input by default and is left out of Digits (spec §1.2), so an
+            # option '#' could never be chosen; num_digits still ends the input.
+            gather_kw["finish_on_key"] = "none"
         gather = Gather(
             *prompts,
             action=self.flow.url_for(self.choice_route, attempt=attempt),

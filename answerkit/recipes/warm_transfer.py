@@ -9,7 +9,9 @@ The sequence (spec §1.2 Conference notes, §2.13):
    gathers one key.
 3. Accept: the agent joins the caller's room and the call is connected. Decline, busy,
    no answer, a failed call or no key: the caller is moved to the fallback route.
-4. A caller who hangs up while waiting leaves the room; that exit cancels the agent call.
+4. A caller who hangs up while waiting leaves the room; that exit cancels the agent call,
+   and so does a caller who leaves after the agent accepted (the agent would otherwise
+   wait in the room alone).
 
 Exactly one outcome wins: every callback that decides (accept, decline, agent hangup,
 caller exit) first takes an atomic ticket from the state store, so duplicate and
@@ -179,9 +181,11 @@ class WarmTransfer:
 
     def _room_event(self, call: CallRequest) -> None:
         caller = call.query.get("xfer") or ""
-        left = call.event == Event.ConferenceExit and call.call_uuid == caller
-        # The caller left the room before an agent decided: cancel the agent's call.
-        if left and self._decide(caller, "abandoned"):
+        if call.event != Event.ConferenceExit or call.call_uuid != caller:
+            return
+        # The caller left the room. Before an agent decided: cancel the agent's call. After
+        # an accept: the agent may be waiting in the room (stay_alone) for nobody.
+        if self._decide(caller, "abandoned") or self.outcome(caller) == "accepted":
             agent_uuid = self._state(caller).get(AGENT)
             if agent_uuid:
                 self._hang_up_quietly(str(agent_uuid))
@@ -210,9 +214,14 @@ class WarmTransfer:
         caller = call.query.get("xfer", "")
         if call.digits == self.accept_key:
             if caller and self._decide(caller, "accepted"):
+                # stay_alone: the caller may still be hearing the announcement, and a lone
+                # member without it is disconnected at once (spec §1.2), which would leave
+                # the caller in a room nobody ever starts.
                 return Response(
                     Speak("Connecting you now."),
-                    Conference(self.room_for(caller), end_conference_on_exit=True),
+                    Conference(
+                        self.room_for(caller), stay_alone=True, end_conference_on_exit=True
+                    ),
                     Hangup(),
                 )
             return Response(Speak("The caller is no longer waiting. Goodbye."), Hangup())
@@ -255,8 +264,8 @@ class WarmTransfer:
         return f"{intro}Press {self.accept_key} to accept, any other key to decline."
 
     def _state(self, caller_uuid: str) -> CallState:
-        # Not the caller's own record: that one is cleared when the caller's Hangup
-        # webhook arrives, which may come before the last conference or agent event.
+        # Not the caller's own record: that one lapses hangup_linger seconds after the
+        # caller's Hangup webhook (0: at once), and the agent's events may come later still.
         return CallState(self.flow.store, f"{self.name}:{caller_uuid}")
 
     def _validate(self, flow: CallFlow) -> None:

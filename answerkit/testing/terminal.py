@@ -104,6 +104,12 @@ def run_terminal_call(
             sim.run_until_idle()
     t = call.transcript
     code = t.hangup_cause_code
+    if t.step_limit_reached:
+        # The flow never ended the call by itself (a Redirect loop, say): a failure, even
+        # though the simulated caller's hang-up is recorded as a normal one.
+        print("FAILED: the flow never ended the call: the step limit was reached (a "
+              "Redirect loop?)", file=out)  # fmt: skip
+        return 1
     normal = code in (4000, 4010)
     print(f"{'ok' if normal else 'FAILED'}: call ended with {code} {t.hangup_cause_name}", file=out)
     return 0 if normal else 1
