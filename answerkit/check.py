@@ -6,6 +6,8 @@ failure here, even though in production the flow would serve its fallback instea
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from flask import Flask
@@ -13,7 +15,7 @@ from flask import Flask
 from answerkit.app import CallFlow
 from answerkit.errors import ElementError
 from answerkit.parse import parse
-from answerkit.request import Event
+from answerkit.request import CallRequest, Event
 from answerkit.signature import sign
 
 SAMPLE_CALL = {
@@ -62,21 +64,34 @@ class CheckResult:
         return "\n".join(lines)
 
 
+@contextmanager
+def handler_errors(flows: Sequence[CallFlow]) -> Iterator[list[str]]:
+    """Collect, as ``route: Type: message`` lines, every error the flows' webhooks meet
+    (each answered with the fallback, as in production). The flows' own ``on_error``
+    hooks are set aside meanwhile (a local run reports nothing to production tools)."""
+    errors: list[str] = []
+
+    def collect(exc: BaseException, call: CallRequest | None, route: str) -> None:
+        errors.append(f"{route}: {type(exc).__name__}: {exc}")
+
+    dispatchers = [flow.dispatcher() for flow in flows]
+    originals = [d.on_error for d in dispatchers]
+    for dispatcher in dispatchers:
+        dispatcher.on_error = collect
+    try:
+        yield errors
+    finally:
+        for dispatcher, original in zip(dispatchers, originals, strict=True):
+            dispatcher.on_error = original
+
+
 def check_flow(flow: CallFlow) -> list[CheckResult]:
     """Send one signed sample webhook per (route, event) and validate each answer."""
     app = Flask(f"check-{flow.name}")
     flow.register(app, flow._mount_prefix)
     client = app.test_client()
-    dispatcher = flow.dispatcher()
-    errors: list[str] = []
-    original_hook = dispatcher.on_error
-
-    def collect(exc: BaseException, call: object, route: str) -> None:
-        errors.append(f"{type(exc).__name__}: {exc}")
-
-    dispatcher.on_error = collect
     results: list[CheckResult] = []
-    try:
+    with handler_errors([flow]) as errors:
         for route in flow.routes:
             for event in route.events:
                 name = event or (
@@ -91,7 +106,7 @@ def check_flow(flow: CallFlow) -> list[CheckResult]:
                 result = CheckResult(flow.name, route.name, name, ok=True)
                 if reply.status_code != 200:
                     result.problems.append(f"answered HTTP {reply.status_code}")
-                result.problems += errors
+                result.problems += [e.partition(": ")[2] for e in errors]
                 if reply.data and not route.status_callback and name != Event.Hangup.value:
                     try:
                         result.warnings += [str(w) for w in parse(reply.data).lint()]
@@ -99,6 +114,4 @@ def check_flow(flow: CallFlow) -> list[CheckResult]:
                         result.problems.append(f"invalid VobizXML: {exc}")
                 result.ok = not result.problems
                 results.append(result)
-    finally:
-        dispatcher.on_error = original_hook
     return results

@@ -98,6 +98,11 @@ def make_parser() -> argparse.ArgumentParser:
     call.add_argument("--digits", default=None, help="scripted input, e.g. 1,2 (- for none)")
     call.add_argument("--speech", default=None, help="scripted speech, e.g. 'sales,yes'")
     call.add_argument("--dial", default=None, help="scripted dial outcomes: answer,busy,...")
+    call.add_argument(
+        "--callee-digits",
+        default=None,
+        help="scripted input of the first call the flow places (an agent), e.g. 1",
+    )
     call.set_defaults(func=cmd_call)
 
     demo = sub.add_parser("demo", help="play a complete simulated call through real HTTP")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 from argparse import Namespace
@@ -168,3 +169,32 @@ def test_a_module_that_does_not_exist_is_a_clear_error(
     assert main(["routes", "no_such_app_module_here"]) == 2
     err = capsys.readouterr().err
     assert "no module named 'no_such_app_module_here'" in err and "Traceback" not in err
+
+
+def test_a_local_call_needs_no_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Nothing leaves the machine: token, public URL and state are stood in when unset,
+    # and put back afterwards; no state file is left in the working directory.
+    for key in ENV:
+        monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    out = io.StringIO()
+    args = Namespace(app=str(ROOT / "examples/warm_transfer.py"), route="answer",
+                     digits="1", callee_digits="1")  # fmt: skip
+    assert run_terminal_call(args, stdout=out) == 0, out.getvalue()
+    text = out.getvalue()
+    assert "stood in for this local call: VOBIZ_AUTH_TOKEN" in text
+    assert "Connecting you now." in text  # the agent accepted with --callee-digits
+    assert all(key not in os.environ for key in ENV)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_call_whose_handler_fails_fails(tmp_path: Path) -> None:
+    # The caller hears the fallback, as in production; the command says the flow is broken.
+    app = tmp_path / "broken_app.py"
+    fine = 'def answer(call):\n    return Response(Speak("fine"))'
+    app.write_text(BROKEN_APP.replace(fine, 'def answer(call):\n    raise RuntimeError("oops")'))
+    out = io.StringIO()
+    assert run_terminal_call(Namespace(app=str(app), digits="-"), stdout=out) == 1
+    assert "handler error: answer: RuntimeError: oops" in out.getvalue()

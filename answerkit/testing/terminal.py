@@ -3,16 +3,22 @@
 It prints what the caller hears, the dials, transfers and webhooks as they happen,
 and asks for digits when the flow gathers, if stdin is a terminal and no input was
 scripted. With ``--digits 1,2`` (``-`` for no input), ``--speech`` and ``--dial``
-it runs scripted; without a terminal it never waits for input.
+it runs scripted (``--callee-digits`` scripts the first call the flow places, an agent);
+without a terminal it never waits for input. Settings the app needs and that are not set
+(auth token, public URL, state URL) are stood in: the call never leaves this machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TextIO
 
-from answerkit.app import CallFlow
+from answerkit.app import ENV_AUTH_TOKEN, ENV_PUBLIC_URL, ENV_STATE_URL, CallFlow
+from answerkit.check import handler_errors
 from answerkit.errors import ConfigurationError
 from answerkit.loader import find_flows
 from answerkit.testing.local_vobiz import LocalVobiz
@@ -66,12 +72,41 @@ class _Console:
         return line.strip() or None
 
 
+#: Settings a local call stands in when they are not set: nothing leaves this machine, so
+#: no real token or address is needed, and state lives in memory (no file left behind).
+LOCAL_SETTINGS = {
+    ENV_AUTH_TOKEN: "local-simulated-call-token",
+    ENV_PUBLIC_URL: "https://voice.example.com",
+    ENV_STATE_URL: "memory://",
+}
+
+
+@contextmanager
+def _local_settings(out: TextIO) -> Iterator[None]:
+    """The environment with LOCAL_SETTINGS for the names not set, restored afterwards."""
+    missing = {k: v for k, v in LOCAL_SETTINGS.items() if not os.environ.get(k)}
+    if missing:
+        print(f"(not set, stood in for this local call: {', '.join(missing)})", file=out)
+    os.environ.update(missing)
+    try:
+        yield
+    finally:
+        for name in missing:
+            os.environ.pop(name, None)
+
+
 def run_terminal_call(
     args: argparse.Namespace, *, stdin: TextIO | None = None, stdout: TextIO | None = None
 ) -> int:
-    """Run one simulated call through the app in ``args.app``; 0 when it ended normally."""
+    """Run one simulated call through the app in ``args.app``; 0 when it ended normally
+    and no handler failed."""
     stdin = stdin or sys.stdin
     out = stdout or sys.stdout
+    with _local_settings(out):
+        return _call(args, stdin, out)
+
+
+def _call(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     flows = find_flows(args.app)
     flow, route = _pick(flows, getattr(args, "route", None))
     scripted = any(getattr(args, name, None) for name in ("digits", "speech"))
@@ -84,9 +119,12 @@ def run_terminal_call(
         each.transfers.client = api.client()
     sim = CallSimulator(flow, input_provider=console.ask, local_vobiz=api)
     sim.add_listener(console.show)
+    callee_digits = getattr(args, "callee_digits", None)
+    if callee_digits:  # the first call the flow places: an agent, a forwarding target
+        sim.expect_outbound(None, digits=callee_digits)
     mode = "interactive" if interactive else "scripted" if scripted else "stdin is no terminal"
     print(f"calling flow {flow.name} ({mode})", file=out)
-    with api, sim:
+    with api, sim, handler_errors(flows) as errors:
         call = sim.call(
             route,
             from_=getattr(args, "from_", None) or "+14155550100",
@@ -104,6 +142,13 @@ def run_terminal_call(
             sim.run_until_idle()
     t = call.transcript
     code = t.hangup_cause_code
+    if errors:
+        # Each was answered with the flow's fallback, as in production: the call "works",
+        # but not as written.
+        for error in errors:
+            print(f"  handler error: {error}", file=out)
+        print(f"FAILED: {len(errors)} webhook(s) got the fallback document", file=out)
+        return 1
     if t.step_limit_reached:
         # The flow never ended the call by itself (a Redirect loop, say): a failure, even
         # though the simulated caller's hang-up is recorded as a normal one.
