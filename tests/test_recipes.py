@@ -140,10 +140,10 @@ def test_warm_transfer_agent_accepting_during_the_announcement_still_joins_the_c
     started: list[bool] = []
 
     def agent_picks_up_during_the_announcement(call: Any, event: Any) -> None:
-        if call is caller and event.kind == "hear" and "Please hold" in event.text:
-            if not started:
-                started.append(True)
-                next(c for c in sim.calls if c is not caller).run()
+        hold = call is caller and event.kind == "hear" and "Please hold" in event.text
+        if hold and not started:
+            started.append(True)
+            next(c for c in sim.calls if c is not caller).run()
 
     sim.add_listener(agent_picks_up_during_the_announcement)
     caller.run()

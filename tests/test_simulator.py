@@ -853,7 +853,7 @@ flow = CallFlow("term", auth_token="term-token-0123456789", state=MemoryStore())
 
 @flow.route("/answer")
 def answer(call):
-    return Response(Gather(Speak("Press 1 for sales."), action="http://localhost/menu",
+    return Response(Gather(Speak("Press 1 for sales."), action=flow.url_for("menu"),
                            input_type="dtmf", num_digits=1), Speak("No choice."))
 
 
@@ -916,7 +916,7 @@ def test_terminal_call_asks_on_a_terminal(tmp_path: Path) -> None:
 
 def test_terminal_call_reports_a_dropped_call(tmp_path: Path) -> None:
     app = tmp_path / "termapp4.py"
-    app.write_text(APP_FILE.replace('"http://localhost/menu"', '"http://localhost/nowhere"'))
+    app.write_text(APP_FILE.replace('flow.url_for("menu")', '"http://localhost/nowhere"'))
     out = io.StringIO()
     code = run_terminal_call(terminal_args(app, digits="1"), stdin=io.StringIO(""), stdout=out)
     assert code == 1

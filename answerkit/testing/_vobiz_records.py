@@ -44,6 +44,10 @@ class LiveCallRecord:
     answer_method: str = "POST"
     hangup_url: str | None = None
     hangup_method: str = "POST"
+    ring_url: str | None = None
+    ring_method: str = "POST"
+    fallback_url: str | None = None
+    fallback_method: str = "POST"
     caller_name: str | None = None
     request_uuid: str | None = None
     bleg_uuid: str | None = None

@@ -1,7 +1,8 @@
 """Dial and Conference: the elements that connect a simulated call to other parties.
 
 ``<Dial>`` plays the outcome the test scripted for the B-leg and sends the
-``callbackUrl`` events and the ``action`` request (spec §2.5). ``<Conference>``
+``callbackUrl`` events and the ``action`` request (spec §2.5); on an inbound call a
+Dial without ``callerId`` fails with no B-leg, as on Vobiz (spec §1.2 Dial). ``<Conference>``
 joins a room shared by every call of one simulator (spec §1.2, §2.9); a call in a
 room blocks until it is let out: the lone-member rule, a member leaving with
 ``endConferenceOnExit``, a transfer or a hang-up.
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from answerkit.elements import Element
-from answerkit.errors import AnswerkitError
+from answerkit.errors import AnswerkitError, ConfigurationError
 from answerkit.parse import parse
 from answerkit.testing.sim_elements import BLOCK, CallEnded, Fetch, hear, wait
 from answerkit.testing.sim_transcript import CAUSES, Cause
@@ -31,19 +32,27 @@ DIAL_OUTCOMES = ("answer", "bridge", "busy", "no-answer", "failed")
 ANSWERED = ("answer", "bridge")
 TALK_SECONDS = 10
 _STATUS_OF = {"busy": "busy", "no-answer": "no-answer", "failed": "failed"}
+EXIT_OMITS = ("From", "To", "Direction", "CallStatus")
 
 
 def dial_outcomes(outcome: Any, count: int) -> list[str]:
-    """One outcome per dialled target: a word applies to all (``answer``: the first wins)."""
+    """One outcome per dialled target: a word applies to all (``answer``: the first wins).
+
+    A bad outcome raises :class:`~answerkit.errors.ConfigurationError`.
+    """
+    allowed = ", ".join(DIAL_OUTCOMES)
     if isinstance(outcome, str):
         items = [outcome] * count
-    else:
+    elif isinstance(outcome, (list, tuple)):
         items = [str(o) for o in outcome] + ["no-answer"] * max(0, count - len(outcome))
+    else:
+        raise ConfigurationError(
+            f"dial outcome must be one of {allowed}, or a list of them (one per target), "
+            f"got {outcome!r}"
+        )
     for item in items:
         if item not in DIAL_OUTCOMES:
-            raise ValueError(
-                f"dial outcome must be one of {', '.join(DIAL_OUTCOMES)}, got {item!r}"
-            )
+            raise ConfigurationError(f"dial outcome must be one of {allowed}, got {item!r}")
     return items[:count]
 
 
@@ -101,6 +110,8 @@ def run_dial(call: SimulatedCall, el: Element) -> Generator[int, None, Fetch | N
         _Target(tag, address, str(uuid.uuid4()), i + 1, outcomes[i], sip_params)
         for i, (tag, address) in enumerate(addresses)
     ]
+    if not el.get("callerId") and call.direction == "inbound":
+        return _dial_refused(call, el, targets)
     winner = next((t for t in targets if t.outcome in ANSWERED), None)
     caller_id = el.get("callerId") or call.from_
     callback = el.get("callbackUrl")
@@ -191,7 +202,7 @@ def run_dial(call: SimulatedCall, el: Element) -> Generator[int, None, Fetch | N
                 finished = True
             finally:
                 call.bridge = None
-                if not finished:
+                if not finished and call.driven:
                     _bridge_interrupted(call, el, winner, bridge, leg_hangup, talk_start)
             b_cause = bridge.cause or b_cause
             if bridge.transferred_to:
@@ -202,21 +213,65 @@ def run_dial(call: SimulatedCall, el: Element) -> Generator[int, None, Fetch | N
             call.clock += TALK_SECONDS
         leg_hangup(winner, b_cause, round(call.clock - talk_start))
         status, ring, hangup_cause, bleg_uuid = "completed", "true", b_cause.cause, winner.uuid
+    return _dial_action(
+        call,
+        el,
+        {
+            "DialStatus": status,
+            "DialRingStatus": ring,
+            "DialHangupCause": hangup_cause,
+            "DialALegUUID": call.call_uuid,
+            "DialBLegUUID": bleg_uuid,
+        },
+    )
+
+
+def _dial_action(call: SimulatedCall, el: Element, params: dict[str, str]) -> Fetch | None:
+    """Send the Dial action (spec §2.5): a hand-off, or with ``redirect="false"`` a request."""
     action = el.get("action")
     if not action:
         return None
-    params = {
-        "DialStatus": status,
-        "DialRingStatus": ring,
-        "DialHangupCause": hangup_cause,
-        "DialALegUUID": call.call_uuid,
-        "DialBLegUUID": bleg_uuid,
-    }
     method = el.get("method") or "POST"
     if el.get("redirect") == "false":
         call._send(action, method, call._params("DialAction", params))
         return None
     return Fetch(action, method, "DialAction", params, "action")
+
+
+def _dial_refused(call: SimulatedCall, el: Element, targets: list[_Target]) -> Fetch | None:
+    """A Dial without callerId on an inbound call: Vobiz creates no B-leg (spec §1.2 Dial).
+
+    The caller's own number is not one the account owns, so the platform refuses the
+    B-leg ("The from number ... is not owned by this account"): no B-leg callbacks, and
+    the Dial ends failed (its action gets ``DialStatus=failed``).
+    """
+    names = ", ".join(t.address for t in targets) or "nobody"
+    record: dict[str, Any] = {
+        "numbers": [t.address for t in targets],
+        "outcome": "failed",
+        "answered_by": None,
+    }
+    call.transcript.dials.append(record)
+    call._emit(
+        "note",
+        "Dial has no callerId: on an inbound call Vobiz presents the caller's own number "
+        f"({call.from_}), which this account does not own, and refuses the B-leg "
+        '("The from number ... is not owned by this account"); set caller_id to a Vobiz '
+        "number the account owns",
+    )
+    call._emit("dial", f"dial {names} -> failed (no callerId)", dial=record)
+    call.clock += 1
+    return _dial_action(
+        call,
+        el,
+        {
+            "DialStatus": "failed",
+            "DialRingStatus": "false",
+            "DialHangupCause": CAUSES["failed"].cause,
+            "DialALegUUID": call.call_uuid,
+            "DialBLegUUID": "",
+        },
+    )
 
 
 def _bridge_interrupted(
@@ -393,21 +448,24 @@ def run_conference(call: SimulatedCall, el: Element, last: bool) -> Generator[in
             yield BLOCK
         left = True
     finally:
-        with call.cleanup():
-            reason = member.reason or ("hung up" if call.hanging_up else "transferred")
-            room.leave(member)
-            if callback:
-                call._notify(
-                    callback,
-                    cb_method,
-                    "ConferenceExit",
-                    {
-                        **base,
-                        "ConferenceAction": "exit",
-                        "ConferenceLastMember": "true" if not room.members else "false",
-                    },
-                )
-            call._emit("conference", f'leaves conference "{name}" ({reason})', room=name)
+        if call.driven:  # not when an abandoned call is garbage-collected
+            with call.cleanup():
+                reason = member.reason or ("hung up" if call.hanging_up else "transferred")
+                room.leave(member)
+                if callback:
+                    # Spec §2.9: the exit event carries no From, To, Direction or CallStatus.
+                    call._notify(
+                        callback,
+                        cb_method,
+                        "ConferenceExit",
+                        {
+                            **base,
+                            "ConferenceAction": "exit",
+                            "ConferenceLastMember": "true" if not room.members else "false",
+                        },
+                        omit=EXIT_OMITS,
+                    )
+                call._emit("conference", f'leaves conference "{name}" ({reason})', room=name)
     if left and member.kicked and last:
         # Spec: kicked legs report NORMAL_CLEARING/4000/Callee (when nothing follows).
         raise CallEnded(CAUSES["normal"].with_source("Callee"))

@@ -2,10 +2,12 @@
 
 A call's program is a generator: it yields after every element, and yields
 :data:`BLOCK` while it waits on something outside itself (a conference room, a
-bridged B-leg, a loop that only a transfer can end). The simulator steps calls one
-element at a time, so several calls can share a conference. A transfer or a REST
-hang-up is queued on the call and taken at its next step; one requested while a
-webhook is being answered interrupts the document as soon as that webhook returns.
+bridged B-leg, a keepCallAlive Stream, a loop that only a transfer can end). The
+simulator steps calls one element at a time, so several calls can share a
+conference. A transfer or a REST hang-up is queued on the call and taken at its next
+step; one requested while a webhook is being answered interrupts the document as soon
+as that webhook returns. A ``<Hangup schedule>`` ends a blocked call once
+:meth:`CallSimulator.run_until_idle` finds every call blocked.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import deque
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Collection, Generator, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from time import perf_counter
@@ -86,6 +88,7 @@ class SimulatedCall:
         self.recordings: list[Recording] = []
         self._after_hangup: list[Callable[[], object]] = []
         self.bridge: Bridge | None = None
+        self._stream_open = False
         self.started_at = datetime.now()
         self._status = "ringing" if setup.direction == "inbound" else "in-progress"
         std = {
@@ -129,6 +132,10 @@ class SimulatedCall:
         ``until="gather"`` stops at the next Gather once its prompt has been heard
         and before the caller answers it: a test can then transfer or hang up the
         call "mid-prompt", and ``run()`` again to go on.
+
+        Simulated time does not jump here: a call that blocks with a ``<Hangup
+        schedule>`` pending stays blocked; :meth:`CallSimulator.run_until_idle` lets
+        that time pass and hangs it up.
         """
         self.stop_at = until
         self.paused = False
@@ -159,6 +166,16 @@ class SimulatedCall:
         if self.bridge is not None:
             self.bridge.end(CAUSES["normal"].with_source("Callee"))
 
+    def close_stream(self) -> None:
+        """The app closes the socket of a ``keepCallAlive`` Stream; the next element runs.
+
+        Such a Stream blocks the call until its socket closes (spec §1.2 Stream), or a
+        transfer or hang-up. No StopStream callback is sent: Vobiz sends one only when
+        the app sent ``stop`` on the socket (spec §2.10). Does nothing without such a
+        Stream; ``run()`` again (or :meth:`CallSimulator.run_until_idle`) to go on.
+        """
+        self._stream_open = False
+
     def __repr__(self) -> str:
         return f"<SimulatedCall {self.call_uuid} {self.direction} {self.state}>"
 
@@ -188,6 +205,16 @@ class SimulatedCall:
     @property
     def _blocked(self) -> bool:
         return self.paused or self._last_signal == BLOCK
+
+    @property
+    def driven(self) -> bool:
+        """True while the simulator steps or closes the call's program.
+
+        False when the garbage collector closes the program of a call nobody ran to its
+        end: clean-up code then sends nothing (no webhook may reach the app, or a
+        LocalVobiz shared with later tests, from an abandoned call).
+        """
+        return self._executing
 
     @property
     def hanging_up(self) -> bool:
@@ -264,6 +291,16 @@ class SimulatedCall:
             self._cleanup -= 1
             self._executing = False
 
+    def _hangup_due(self) -> bool:
+        """True when the call is blocked and only its ``<Hangup schedule>`` can end it."""
+        return self.hangup_at is not None and self._blocked and not self.paused
+
+    def _scheduled_hangup(self) -> None:
+        """Let the simulated time pass to the scheduled hang-up, and end the call (4000)."""
+        assert self.hangup_at is not None
+        self.clock = max(self.clock, self.hangup_at)
+        self._finish(CAUSES["normal"], "scheduled hangup")
+
     def _start(self) -> Program:
         if self.setup.first_fetch is not None:
             self._mark_answered()
@@ -271,7 +308,9 @@ class SimulatedCall:
             return
         if self.direction == "outbound":
             if self.setup.ring_url:
-                self._notify(self.setup.ring_url, "POST", "Ring", {"CallStatus": "ringing"})
+                self._notify(
+                    self.setup.ring_url, self.setup.ring_method, "Ring", {"CallStatus": "ringing"}
+                )
             outcome = self.setup.outcome
             if outcome != "answer":
                 self._status = _UNANSWERED_STATUS.get(outcome, "failed")
@@ -304,7 +343,8 @@ class SimulatedCall:
             if fetch.kind != "answer" or not fallback:
                 raise
             self._emit("note", "answer URL failed: trying the fallback URL")
-            hook = self._send(fallback, fetch.method, self._params(fetch.event, fetch.params))
+            method = self.setup.fallback_method or fetch.method
+            hook = self._send(fallback, method, self._params(fetch.event, fetch.params))
             return elem.judge(self, hook, fetch.kind)
 
     def _run_document(self, doc: Response) -> Generator[int, None, Fetch | None]:
@@ -339,9 +379,10 @@ class SimulatedCall:
                 self._mark_answered()
                 fetch = elem.record(self, el)
             elif tag == "PreAnswer":
+                # Early media: nothing in it answers the call or is billed (spec §1.2).
                 for child in el.children:
                     if child.tag == "Wait":
-                        elem.wait(self, child, first=False)
+                        elem.wait(self, child, first=False, early=True)
                     else:
                         elem.hear(self, child, early=True)
             elif tag == "DTMF":
@@ -351,7 +392,8 @@ class SimulatedCall:
                 self._emit("dtmf", f"flow sends tones: {tones}")
             elif tag == "Stream":
                 self._mark_answered()
-                elem.stream(self, el)
+                if elem.stream(self, el):
+                    yield from self._hold_stream()
             else:
                 self._emit("note", f"skipped <{tag}>: not an element of a call document")
             if fetch is not None:
@@ -371,9 +413,19 @@ class SimulatedCall:
             )
 
     def _hold(self) -> Generator[int, None, None]:
-        """Block until a transfer or hang-up: only they end an endless loop."""
+        """Block until a transfer or hang-up: only they (or a scheduled hang-up) end a loop."""
         while True:
             yield BLOCK
+
+    def _hold_stream(self) -> Generator[int, None, None]:
+        """Block while a keepCallAlive Stream's socket is open (see :meth:`close_stream`)."""
+        self._stream_open = True
+        try:
+            while self._stream_open:
+                yield BLOCK
+        finally:
+            self._stream_open = False
+        self._emit("stream", "the stream closed")
 
     def _next_dial_outcome(self) -> Any:
         return self._dial.popleft() if self._dial else "answer"
@@ -440,9 +492,21 @@ class SimulatedCall:
             raise Interrupted
         return hook
 
-    def _notify(self, url: str, method: str, event: str, extra: Mapping[str, str]) -> None:
-        """A status callback: any answer is fine; non-2xx is retried 3 times (spec §2.12)."""
+    def _notify(
+        self,
+        url: str,
+        method: str,
+        event: str,
+        extra: Mapping[str, str],
+        omit: Collection[str] = (),
+    ) -> None:
+        """A status callback: any answer is fine; non-2xx is retried 3 times (spec §2.12).
+
+        ``omit`` names standard fields the event does not carry (spec §2.9).
+        """
         params = self._params(event, extra)
+        for name in omit:
+            params.pop(name, None)
         for _attempt in range(4):
             if self._send(url, method, params).ok:
                 return
@@ -491,8 +555,9 @@ class SimulatedCall:
             self._status = "completed"
         self._emit("hangup", f"call ended: {cause.code} {cause.name} ({cause.source})", cause=cause)
         self.sim.unregister_live(self, cause)
-        # A call hung up before it was ever placed has nothing to report.
-        if self._started and self.setup.send_hangup:
+        # A call hung up before it was ever placed has nothing to report; one placed through
+        # make-call (registered) was, and a Hang-up request gets its hangup webhook (§4.2).
+        if (self._started or self.setup.registered) and self.setup.send_hangup:
             with self.cleanup():
                 elem.send_hangup(self, cause)
         with self.cleanup():

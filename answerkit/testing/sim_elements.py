@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from answerkit.elements import Element, Response
-from answerkit.errors import AnswerkitError
+from answerkit.errors import AnswerkitError, ConfigurationError
 from answerkit.parse import parse
 from answerkit.testing.sim_transcript import CAUSES, Cause, Webhook
 
@@ -117,7 +117,9 @@ class CallSetup:
     hangup_url: str | None = None
     hangup_method: str = "POST"
     fallback_url: str | None = None
+    fallback_method: str | None = None  # None: the answer URL's method
     ring_url: str | None = None
+    ring_method: str = "POST"
     caller_name: str | None = None
     request_uuid: str | None = None
     outcome: str = "answer"
@@ -184,11 +186,17 @@ def hear(call: SimulatedCall, el: Element, early: bool = False) -> bool:
     return loop == 0
 
 
-def wait(call: SimulatedCall, el: Element, first: bool) -> None:
-    """A silent pause; as the first element of an inbound answer it delays answering."""
+def wait(call: SimulatedCall, el: Element, first: bool, early: bool = False) -> None:
+    """A silent pause; as the first element of an inbound answer it delays answering.
+
+    ``early``: inside ``<PreAnswer>``, a pause in the early media; it neither answers
+    the call nor counts as billed time (spec §1.2 PreAnswer).
+    """
     length = _int(el.get("length"), 1)
     call.clock += length
-    if first and not call.answered and call.direction == "inbound":
+    if early and not call.answered:
+        call._emit("silence", f"silence: {length}s (early media)")
+    elif first and not call.answered and call.direction == "inbound":
         call._emit("silence", f"rings {length}s before answer")
     else:
         call._mark_answered()
@@ -210,11 +218,19 @@ def hangup_element(call: SimulatedCall, el: Element, first: bool) -> None:
     raise CallEnded(CAUSES["normal"])
 
 
-def stream(call: SimulatedCall, el: Element) -> None:
-    """Record the stream URL (no WebSocket is opened) and send StartStream."""
+def stream(call: SimulatedCall, el: Element) -> bool:
+    """Record the stream URL (no WebSocket is opened) and send StartStream.
+
+    True when ``keepCallAlive="true"``: the Stream then runs on its own and the call
+    waits for its socket to close before the next element (spec §1.2 Stream).
+    """
     url = (el.text or "").strip()
+    keep_alive = el.get("keepCallAlive") == "true"
     call.transcript.streams.append(url)
-    call._emit("stream", f"audio streams to {url}")
+    line = f"audio streams to {url}"
+    if keep_alive:
+        line += " (keepCallAlive: the call waits until the stream closes)"
+    call._emit("stream", line)
     callback = el.get("statusCallbackUrl")
     if callback:
         call._notify(
@@ -223,6 +239,7 @@ def stream(call: SimulatedCall, el: Element) -> None:
             "StartStream",
             {"StreamID": str(uuid.uuid4()), "ServiceURL": url, "Error": ""},
         )
+    return keep_alive
 
 
 def record(call: SimulatedCall, el: Element) -> Fetch | None:
@@ -397,11 +414,16 @@ def gather(call: SimulatedCall, el: Element) -> Generator[int, None, Fetch | Non
 
 
 def check_digits(digits: str | None) -> str | None:
-    """Validate one scripted input: None, ``""`` and ``"-"`` mean no input."""
+    """Validate one scripted input: None, ``""`` and ``"-"`` mean no input.
+
+    Anything but keys raises :class:`~answerkit.errors.ConfigurationError`.
+    """
     if digits is None or digits in ("", "-"):
         return None
-    if not set(digits) <= DIGIT_KEYS:
-        raise ValueError(f"digits may hold only 0-9, * and #, got {digits!r}")
+    if not isinstance(digits, str) or not set(digits) <= DIGIT_KEYS:
+        raise ConfigurationError(
+            f"digits must hold only the keys 0-9, * and # (- or empty for no input), got {digits!r}"
+        )
     return digits
 
 

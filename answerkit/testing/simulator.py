@@ -145,6 +145,7 @@ class CallSimulator:
         self._nonce_prefix = f"{random.SystemRandom().randrange(10**10):010d}"
         self._nonces = itertools.count()
         self._lock = threading.Lock()
+        self._sync_lock = threading.Lock()  # adoption runs in the server's thread too
         self._calls: list[SimulatedCall] = []
         self._by_uuid: dict[str, SimulatedCall] = {}
         self._rooms: dict[str, ConferenceRoom] = {}
@@ -220,8 +221,15 @@ class CallSimulator:
         params: Mapping[str, str] | None = None,
         max_steps: int = 200,
         call_uuid: str | None = None,
+        ring_method: str = "POST",
+        fallback_url: str | None = None,
+        fallback_method: str = "POST",
     ) -> SimulatedCall:
-        """A call the platform places (as make-call does): ``to`` answers, or not (``outcome``)."""
+        """A call the platform places (as make-call does): ``to`` answers, or not (``outcome``).
+
+        ``ring_url`` gets ``Event=Ring`` before the answer (spec §2.3); ``fallback_url``
+        takes over when the answer URL fails (spec §2.1).
+        """
         if outcome not in ("answer", "busy", "no-answer", "failed"):
             raise ValueError(f"outcome must be answer, busy, no-answer or failed, got {outcome!r}")
         setup = CallSetup(
@@ -232,7 +240,10 @@ class CallSimulator:
             answer_url=self.url(answer_url),
             answer_method=answer_method.upper(),
             hangup_url=self.url(hangup_url) if hangup_url else None,
+            fallback_url=self.url(fallback_url) if fallback_url else None,
+            fallback_method=fallback_method.upper(),
             ring_url=self.url(ring_url) if ring_url else None,
+            ring_method=ring_method.upper(),
             outcome=outcome,
             params=dict(params or {}),
             digits=parse_digits(digits),
@@ -273,7 +284,12 @@ class CallSimulator:
     # -- running -----------------------------------------------------------------------------
 
     def run_until_idle(self, max_rounds: int = 100_000) -> None:
-        """Step every call in turn until each has ended or is blocked."""
+        """Step every call in turn until each has ended or is blocked.
+
+        When every call is blocked, simulated time passes: the call nearest its
+        ``<Hangup schedule>`` is hung up (4000), and the others go on. A call paused
+        by ``run(until="gather")`` is left alone.
+        """
         for _round in range(max_rounds):
             self._sync_remote()
             progressed = False
@@ -282,8 +298,12 @@ class CallSimulator:
                     continue
                 if call._advance() or call.has_pending:
                     progressed = True
-            if not progressed:
+            if progressed:
+                continue
+            due = [c for c in self._calls if not c.ended and c._hangup_due()]
+            if not due:
                 return
+            min(due, key=lambda c: (c.hangup_at or 0.0) - c.clock)._scheduled_hangup()
         raise RuntimeError(f"calls still running after {max_rounds} rounds")
 
     @property
@@ -319,7 +339,11 @@ class CallSimulator:
         return self._take_transfer(call_uuid, leg, self.url(url), method.upper())
 
     def hangup(self, call_uuid: str) -> bool:
-        """Hang a live call up as the Hang-up API does (source ``API Request``)."""
+        """Hang a live call up as the Hang-up API does (source ``API Request``).
+
+        A call still ringing ends unanswered: its answer URL is never requested, and its
+        hangup webhook is sent (spec §4.2). Returns False when there is no such live call.
+        """
         return self._take_hangup(call_uuid)
 
     # -- output ------------------------------------------------------------------------------
@@ -434,7 +458,7 @@ class CallSimulator:
             return []
         items: list[Any] = dial.split(",") if isinstance(dial, str) else list(dial)
         for item in items:
-            dial_outcomes(item, 1 if isinstance(item, str) else len(item))
+            dial_outcomes(item, len(item) if isinstance(item, (list, tuple)) else 1)
         return items
 
     def _script_for(self, to: str) -> _Script | None:
@@ -443,12 +467,20 @@ class CallSimulator:
                 return self._scripts.pop(i)
         return None
 
-    def _live(self, call_uuid: str) -> tuple[SimulatedCall | None, str | None]:
-        """The live answered call for ``call_uuid``, or the A-leg bridged to that B-leg."""
+    def _live(
+        self, call_uuid: str, ringing: bool = False
+    ) -> tuple[SimulatedCall | None, str | None]:
+        """The live answered call for ``call_uuid``, or the A-leg bridged to that B-leg.
+
+        ``ringing``: a call placed but not answered yet counts too (a make-call the
+        simulator adopted, or a started call still ringing).
+        """
         with self._lock:
             call = self._by_uuid.get(call_uuid)
-            if call is not None and call.answered and not call.ended:
-                return call, None
+            if call is not None and not call.ended:
+                placed = call.state != "new" or call.setup.registered
+                if call.answered or (ringing and placed):
+                    return call, None
             for candidate in self._calls:
                 bridge = candidate.bridge
                 if bridge is not None and bridge.up and bridge.target.uuid == call_uuid:
@@ -470,7 +502,11 @@ class CallSimulator:
         return True
 
     def _take_hangup(self, call_uuid: str) -> bool:
-        call, forced = self._live(call_uuid)
+        # A ringing call is hung up too: taken at its next step, before it is answered. A
+        # make-call placed since the last look is adopted first, so that its hangup webhook
+        # reaches the app through the simulator as every other webhook does.
+        self._sync_remote()
+        call, forced = self._live(call_uuid, ringing=True)
         if call is None:
             return False
         if forced == "bleg":
@@ -484,7 +520,12 @@ class CallSimulator:
         """Adopt the outbound calls placed through LocalVobiz's make-call API since last time."""
         if self._link is None:
             return
-        for record in self._link.new_outbound():
+        with self._sync_lock:
+            self._adopt(self._link)
+
+    def _adopt(self, link: VobizLink) -> None:
+        """Add a call for each new make-call (scripted by :meth:`expect_outbound`, if any)."""
+        for record in link.new_outbound():
             script = self._script_for(record.to)
             self._add(
                 CallSetup(
@@ -496,6 +537,10 @@ class CallSimulator:
                     answer_method=record.answer_method,
                     hangup_url=record.hangup_url,
                     hangup_method=record.hangup_method,
+                    ring_url=record.ring_url,
+                    ring_method=record.ring_method,
+                    fallback_url=record.fallback_url,
+                    fallback_method=record.fallback_method,
                     caller_name=record.caller_name,
                     request_uuid=record.request_uuid,
                     outcome=script.outcome if script else "answer",

@@ -1,0 +1,378 @@
+"""Review fixes in the call simulator: each test fails on the code before its fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from answerkit.app import CallFlow
+from answerkit.cli import main as cli_main
+from answerkit.elements import (
+    Conference,
+    Dial,
+    Hangup,
+    Number,
+    Play,
+    PreAnswer,
+    Response,
+    Speak,
+    Stream,
+    Wait,
+)
+from answerkit.errors import ConfigurationError
+from answerkit.request import CallRequest
+from answerkit.state import MemoryStore
+from answerkit.testing.simulator import CallSimulator
+
+PUBLIC = "https://voice.example.com"
+TOKEN = "fix-token-0123456789abcdef"
+MUSIC = "https://cdn.example.com/hold.mp3"
+WSS = "wss://bot.example.com/ws"
+
+
+def doc_flow(doc: Response, **routes: Response) -> CallFlow:
+    """A flow whose answer route returns ``doc`` (other routes their fixed documents)."""
+    flow = CallFlow("fix", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+
+    def fixed(reply: Response | None) -> Any:
+        def handler(call: CallRequest) -> Response | None:
+            return reply
+
+        return handler
+
+    flow.add_route("/answer", fixed(doc), name="answer")
+    for name, reply in routes.items():
+        flow.add_route(f"/{name}", fixed(reply), name=name)
+    flow.add_route("/events", fixed(None), name="events", status_callback=True)
+    return flow
+
+
+def url(path: str) -> str:
+    return PUBLIC + path
+
+
+def out_flow(local_vobiz: Any) -> CallFlow:
+    flow = CallFlow(
+        "out", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore(), client=local_vobiz.client()
+    )
+    flow.add_route("/agent", lambda call: Response(Speak("Hello agent."), Hangup()), name="agent")
+    flow.add_route("/status", lambda call: None, name="status", status_callback=True)
+    return flow
+
+
+# -- 1. <Hangup schedule> while the call is blocked ----------------------------------------------
+
+
+def test_scheduled_hangup_ends_looping_hold_music_when_time_passes() -> None:
+    flow = doc_flow(Response(Speak("Hold, please."), Hangup(schedule=20), Play(MUSIC, loop=0)))
+    sim = CallSimulator(flow)
+    call = sim.call()
+    call.run()
+    assert call.state == "blocked"  # run() never lets simulated time jump
+    sim.run_until_idle()
+    t = call.transcript
+    assert t.ended and t.hangup_cause_code == 4000 and t.hangup_source == "Answer XML"
+    assert "scheduled hangup" in str(t)
+    assert call.clock == 21 and t.duration == 21  # 1 s of speech, then 20 s scheduled
+    assert t.webhooks_for("Hangup")[0].params["Duration"] == "21"
+
+
+def test_scheduled_hangup_takes_a_call_out_of_a_conference() -> None:
+    room = Conference("room", stay_alone=True, callback_url=url("/events"))
+    flow = doc_flow(Response(Hangup(schedule=30), room))
+    sim = CallSimulator(flow)
+    call = sim.call()
+    sim.run_until_idle()
+    t = call.transcript
+    assert t.ended and t.hangup_cause_code == 4000 and call.clock == 30
+    assert [h.event for h in t.webhooks][-2:] == ["ConferenceExit", "Hangup"]
+    assert sim.conference("room").members == []
+
+
+def test_scheduled_hangup_ends_a_bridged_dial() -> None:
+    dial = Dial(Number("+14156667890"), caller_id="+14155551234", callback_url=url("/events"))
+    flow = doc_flow(Response(Hangup(schedule=45), dial))
+    sim = CallSimulator(flow)
+    call = sim.call(dial="bridge")
+    sim.run_until_idle()
+    t = call.transcript
+    assert t.ended and t.hangup_cause_code == 4000 and call.clock == 45
+    assert [h.event for h in t.webhooks][-2:] == ["DialHangup", "Hangup"]
+
+
+def test_scheduled_hangup_leaves_a_gather_pause_alone() -> None:
+    from answerkit.elements import Gather
+
+    doc = Response(Hangup(schedule=5), Gather(Speak("Press 1."), action=url("/events")))
+    sim = CallSimulator(doc_flow(doc))
+    call = sim.call()
+    call.run(until="gather")
+    sim.run_until_idle()
+    assert call.state == "blocked" and not call.ended  # the test's own pause
+
+
+# -- 2. Hang-up API on a ringing make-call ---------------------------------------------------------
+
+
+def test_hangup_api_stops_a_ringing_make_call(call_simulator: Any, local_vobiz: Any) -> None:
+    flow = out_flow(local_vobiz)
+    sim = call_simulator(flow)
+    client = flow.transfers.client
+    created = client.make_call(
+        "+14155550100", "+14155550142", flow.url_for("agent"), hangup_url=flow.url_for("status")
+    )
+    [call] = sim.calls
+    assert call.state == "new"
+    client.hangup(created.request_uuid)
+    sim.run_until_idle()
+    t = call.transcript
+    assert call.ended and not call.answered and t.heard == []
+    assert [h.event for h in t.webhooks] == ["Hangup"]  # no StartApp: never answered
+    hangup = t.webhooks[0]
+    assert hangup.url == url("/status")
+    assert hangup.params["HangupSource"] == "API Request" and hangup.params["AnswerTime"] == ""
+    assert hangup.params["Duration"] == "0"
+    assert local_vobiz.call(created.request_uuid).status == "completed"
+    assert local_vobiz.sent_webhooks == []  # the simulator sent the one hangup webhook
+
+
+def test_hangup_api_stops_a_make_call_not_looked_at_yet(
+    call_simulator: Any, local_vobiz: Any
+) -> None:
+    flow = out_flow(local_vobiz)
+    sim = call_simulator(flow)
+    client = flow.transfers.client
+    created = client.make_call(
+        "+14155550100", "+14155550142", flow.url_for("agent"), hangup_url=flow.url_for("status")
+    )
+    client.hangup(created.request_uuid)  # before the simulator ever listed its calls
+    sim.run_until_idle()
+    [call] = sim.calls
+    assert call.ended and not call.answered
+    assert [h.event for h in call.transcript.webhooks] == ["Hangup"]
+    assert local_vobiz.sent_webhooks == []  # not sent by LocalVobiz to the public URL
+
+
+def test_hangup_of_a_call_never_placed_is_refused() -> None:
+    sim = CallSimulator(doc_flow(Response(Speak("Hi."))))
+    call = sim.call()
+    assert sim.hangup(call.call_uuid) is False and call.state == "new"
+
+
+# -- 3. make-call ring_url and fallback_url --------------------------------------------------------
+
+
+def test_make_call_keeps_ring_and_fallback_urls(call_simulator: Any, local_vobiz: Any) -> None:
+    flow = out_flow(local_vobiz)
+    sim = call_simulator(flow)
+    client = flow.transfers.client
+    created = client.make_call(
+        "+14155550100",
+        "+14155550142",
+        "https://down.example.org/answer",
+        ring_url=flow.url_for("status"),
+        ring_method="GET",
+        fallback_url=flow.url_for("agent"),
+        fallback_method="GET",
+    )
+    record = local_vobiz.call(created.request_uuid)
+    assert (record.ring_url, record.ring_method) == (url("/status"), "GET")
+    assert (record.fallback_url, record.fallback_method) == (url("/agent"), "GET")
+    sim.run_until_idle()
+    t = sim.calls[0].transcript
+    ring = t.webhooks[0]
+    assert ring.event == "Ring" and ring.method == "GET" and ring.params["CallStatus"] == "ringing"
+    assert t.heard == ["Hello agent."] and t.hangup_cause_code == 4000
+    fallback = t.webhooks_for(path="/agent")[0]
+    assert fallback.method == "GET" and fallback.event == "StartApp"
+
+
+def test_outbound_call_takes_ring_method_and_fallback() -> None:
+    flow = doc_flow(Response(Speak("Hi.")), agent=Response(Speak("Fallback.")))
+    sim = CallSimulator(flow)
+    t = sim.outbound_call(
+        "https://down.example.org/answer",
+        ring_url="events",
+        ring_method="GET",
+        fallback_url="agent",
+    ).run()
+    assert t.webhooks[0].event == "Ring" and t.webhooks[0].method == "GET"
+    assert t.heard == ["Fallback."]
+
+
+# -- 4. Stream keepCallAlive ---------------------------------------------------------------------
+
+
+def keepalive_flow() -> CallFlow:
+    stream = Stream(WSS, bidirectional=True, keep_call_alive=True)
+    return doc_flow(Response(stream, Speak("Goodbye."), Hangup()), hold=Response(Speak("Held.")))
+
+
+def test_keep_call_alive_stream_blocks_until_the_socket_closes() -> None:
+    call = CallSimulator(keepalive_flow()).call()
+    t = call.run()
+    assert call.state == "blocked" and t.heard == [] and t.streams == [WSS]
+    call.close_stream()
+    call.run()
+    assert t.ended and t.heard == ["Goodbye."] and t.hangup_cause_code == 4000
+    assert "the stream closed" in str(t)
+
+
+def test_keep_call_alive_stream_ends_with_a_transfer() -> None:
+    sim = CallSimulator(keepalive_flow())
+    call = sim.call()
+    call.run()
+    assert sim.transfer(call.call_uuid, "hold")
+    t = call.run()
+    assert t.heard == ["Held."] and "the stream closed" not in str(t)
+
+
+def test_stream_without_keep_call_alive_goes_on() -> None:
+    doc = Response(Stream(WSS, bidirectional=True), Speak("Goodbye."))
+    t = CallSimulator(doc_flow(doc)).call().run()
+    assert t.ended and t.heard == ["Goodbye."]
+
+
+# -- 5. ConferenceExit fields --------------------------------------------------------------------
+
+
+def test_conference_exit_has_no_from_to_direction_or_status() -> None:
+    room = Conference("room", stay_alone=True, callback_url=url("/events"))
+    call = CallSimulator(doc_flow(Response(room))).call()
+    call.run()
+    t = call.hangup()
+    enter = t.webhooks_for("ConferenceEnter")[0].params
+    exit_hook = t.webhooks_for("ConferenceExit")[0]
+    assert exit_hook.status == 200  # the app takes it without those fields
+    exit_ = exit_hook.params
+    four = ("From", "To", "Direction", "CallStatus")
+    assert all(name in enter for name in four)
+    assert not [name for name in four if name in exit_]
+    assert exit_["CallUUID"] == call.call_uuid and exit_["ConferenceAction"] == "exit"
+
+
+# -- 6. Wait inside PreAnswer --------------------------------------------------------------------
+
+
+def test_wait_inside_preanswer_does_not_answer_the_call() -> None:
+    early = PreAnswer(Wait(length=3), Speak("We are closed."))
+    call = CallSimulator(doc_flow(Response(early, Hangup(reason="rejected")))).call()
+    t = call.run()
+    assert not call.answered and t.hangup_cause == "CALL_REJECTED"
+    hangup = t.webhooks_for("Hangup")[0].params
+    assert (hangup["Duration"], hangup["BillDuration"], hangup["AnswerTime"]) == ("0", "0", "")
+    assert "silence: 3s (early media)" in str(t)
+
+
+def test_preanswer_wait_is_not_billed_once_answered() -> None:
+    early = PreAnswer(Wait(length=30), Speak("We are closed."))
+    call = CallSimulator(doc_flow(Response(early, Speak("Hello there.")))).call()
+    t = call.run()
+    assert call.answered_at == 32  # answered by the Speak after the early media
+    assert t.duration == 1 and t.webhooks_for("Hangup")[0].params["Duration"] == "1"
+
+
+# -- 7. Dial without callerId on an inbound call -------------------------------------------------
+
+
+def nocid_flow(**dial: Any) -> CallFlow:
+    doc = Response(
+        Dial(Number("+14156667890"), callback_url=url("/events"), **dial),
+        Speak("After the dial."),
+    )
+    return doc_flow(doc, after=Response(Speak("Dial failed.")))
+
+
+def test_inbound_dial_without_caller_id_fails_like_vobiz() -> None:
+    t = CallSimulator(nocid_flow(action=url("/after"))).call(dial="answer").run()
+    assert t.dials[0]["outcome"] == "failed" and t.dials[0]["answered_by"] is None
+    assert t.webhooks_for(path="/events") == []  # no B-leg, so no Dial callbacks
+    action = t.webhooks_for("DialAction")[0].params
+    assert action["DialStatus"] == "failed" and action["DialRingStatus"] == "false"
+    assert action["DialBLegUUID"] == ""
+    assert t.heard == ["Dial failed."]
+    assert "not owned by this account" in str(t) and "caller_id" in str(t)
+
+
+def test_inbound_dial_without_caller_id_and_action_goes_on() -> None:
+    t = CallSimulator(nocid_flow()).call(dial="answer").run()
+    assert t.heard == ["After the dial."] and "-> failed (no callerId)" in str(t)
+
+
+def test_outbound_dial_without_caller_id_uses_the_calls_number() -> None:
+    sim = CallSimulator(nocid_flow())
+    t = sim.outbound_call("answer", from_="+14155550199", dial="answer").run()
+    assert t.dials[0]["outcome"] == "answered"
+    answer = t.webhooks_for("DialAnswer")[0].params
+    assert answer["DialBLegFrom"] == "14155550199"
+
+
+# -- 8. bad simulator input ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"digits": "1x"}, ["digits", "'1x'", "0-9, * and #"]),
+        ({"digits": ["1", "2a"]}, ["digits", "'2a'"]),
+        ({"dial": "maybe"}, ["dial outcome", "'maybe'", "answer, bridge, busy"]),
+        ({"dial": [["answer", "perhaps"]]}, ["'perhaps'"]),
+        ({"dial": [5]}, ["dial outcome", "5"]),
+    ],
+)
+def test_bad_scripted_input_is_a_configuration_error(
+    kwargs: dict[str, Any], words: list[str]
+) -> None:
+    sim = CallSimulator(doc_flow(Response(Speak("Hi."))))
+    with pytest.raises(ConfigurationError) as info:
+        sim.call(**kwargs)
+    assert all(word in str(info.value) for word in words)
+
+
+def test_bad_press_is_a_configuration_error() -> None:
+    call = CallSimulator(doc_flow(Response(Speak("Hi.")))).call()
+    with pytest.raises(ConfigurationError, match="'9!'"):
+        call.press("9!")
+
+
+APP = """
+from answerkit.app import CallFlow
+from answerkit.elements import Response, Speak
+from answerkit.state import MemoryStore
+
+flow = CallFlow("bad", auth_token="bad-token-0123456789", state=MemoryStore())
+flow.add_route("/answer", lambda call: Response(Speak("Hi.")), name="answer")
+"""
+
+
+@pytest.mark.parametrize(("option", "value"), [("--digits", "1x"), ("--dial", "maybe")])
+def test_cli_reports_bad_input_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, value: str
+) -> None:
+    app = tmp_path / f"badapp_{option.strip('-')}.py"
+    app.write_text(APP)
+    assert cli_main(["call", str(app), option, value]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("answerkit: ") and repr(value) in err and "Traceback" not in err
+
+
+# -- an abandoned call sends nothing when it is garbage-collected ---------------------------------
+
+
+def test_an_abandoned_call_sends_no_webhook_when_collected() -> None:
+    import gc
+
+    room = Conference("room", stay_alone=True, callback_url=url("/events"))
+    dial = Dial(Number("+14156667890"), caller_id="+14155551234", callback_url=url("/events"))
+    sim = CallSimulator(doc_flow(Response(room), bridged=Response(dial)))
+    sim.call().run()  # blocked in the room
+    sim.call("bridged", dial="bridge").run()  # blocked on a bridged B-leg
+    assert [c.state for c in sim.calls] == ["blocked", "blocked"]
+    sent = sum(len(c.transcript.webhooks) for c in sim.calls)
+    transcripts = [c.transcript for c in sim.calls]
+    del sim
+    gc.collect()
+    # The programs were closed by the collector: no ConferenceExit, no DialHangup.
+    assert sum(len(t.webhooks) for t in transcripts) == sent
