@@ -1,4 +1,6 @@
-"""Review fixes in the call simulator: each test fails on the code before its fix."""
+"""Spec details the simulator follows: scheduled hangups of blocked calls, the Hang-up API on a
+ringing call, make-call ring and fallback URLs, keepCallAlive streams, ConferenceExit fields,
+PreAnswer waits, inbound Dials without callerId, and typed errors for bad scripted input."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_simulator import doc_flow, url  # the simulator tests' own document flow
 
 from answerkit.app import CallFlow
 from answerkit.cli import main as cli_main
@@ -22,7 +25,6 @@ from answerkit.elements import (
     Wait,
 )
 from answerkit.errors import ConfigurationError
-from answerkit.request import CallRequest
 from answerkit.state import MemoryStore
 from answerkit.testing.simulator import CallSimulator
 
@@ -30,27 +32,6 @@ PUBLIC = "https://voice.example.com"
 TOKEN = "fix-token-0123456789abcdef"
 MUSIC = "https://cdn.example.com/hold.mp3"
 WSS = "wss://bot.example.com/ws"
-
-
-def doc_flow(doc: Response, **routes: Response) -> CallFlow:
-    """A flow whose answer route returns ``doc`` (other routes their fixed documents)."""
-    flow = CallFlow("fix", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
-
-    def fixed(reply: Response | None) -> Any:
-        def handler(call: CallRequest) -> Response | None:
-            return reply
-
-        return handler
-
-    flow.add_route("/answer", fixed(doc), name="answer")
-    for name, reply in routes.items():
-        flow.add_route(f"/{name}", fixed(reply), name=name)
-    flow.add_route("/events", fixed(None), name="events", status_callback=True)
-    return flow
-
-
-def url(path: str) -> str:
-    return PUBLIC + path
 
 
 def out_flow(local_vobiz: Any) -> CallFlow:

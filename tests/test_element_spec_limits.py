@@ -1,4 +1,5 @@
-"""Fixes from the XML review: each test failed before its fix (see the finding it names)."""
+"""The spec's limits on VobizXML that are easy to miss: Wait's rule inside PreAnswer, 100 KB on
+parse, declared encodings, integer and URL bounds, SSML depth and break times, Speak trimming."""
 
 from __future__ import annotations
 
