@@ -70,8 +70,14 @@ def make_flask_form() -> Flask:
     return app
 
 
-def make_answerkit(routes: int = 10, state: str | None = None, verify: bool = True) -> Flask:
-    """The answerkit target; ``state`` defaults to SQLite at ``$ANSWERKIT_BENCH_STATE``."""
+def make_answerkit(
+    routes: int = 10, state: str | None = None, verify: bool = True, touch_state: bool = True
+) -> Flask:
+    """The answerkit target; ``state`` defaults to SQLite at ``$ANSWERKIT_BENCH_STATE``.
+
+    ``touch_state=False``: the handler leaves ``call.state`` alone, so the store holds only
+    the replay record (a diagnostic: what the state read and write cost on top).
+    """
     if state is None:
         path = os.environ.get("ANSWERKIT_BENCH_STATE")
         if not path:
@@ -87,7 +93,8 @@ def make_answerkit(routes: int = 10, state: str | None = None, verify: bool = Tr
 
     @flow.route(PATH)
     def transfer(call: CallRequest) -> Response:
-        call.state["served"] = call.state.get("served", 0) + 1
+        if touch_state:
+            call.state["served"] = call.state.get("served", 0) + 1
         return transfer_document()
 
     return flow.create_app()
