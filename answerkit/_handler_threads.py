@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -24,7 +25,8 @@ class HandlerThreads:
     """Up to ``max_threads`` daemon threads, started as work arrives and kept while idle.
 
     Work beyond ``max_threads`` busy threads waits in the queue (its deadline still runs).
-    Safe across fork: a child process starts its own threads on first use.
+    Safe across fork: a child process starts its own threads on first use, with a fresh
+    lock even if a thread of the parent held it at the fork.
     """
 
     def __init__(self, max_threads: int, name: str = "answerkit-handler") -> None:
@@ -32,11 +34,12 @@ class HandlerThreads:
             raise ValueError(f"max_threads must be at least 1, got {max_threads}")
         self.max_threads = max_threads
         self.name = name
-        self._lock = threading.Lock()
-        self._reset(os.getpid())
+        self._reset()
+        _every.add(self)
 
-    def _reset(self, pid: int) -> None:
-        self._pid = pid
+    def _reset(self) -> None:
+        """A state of no threads, for a new pool and for a forked child."""
+        self._lock = threading.Lock()
         self._work: queue.SimpleQueue[_Work] = queue.SimpleQueue()
         self._idle = threading.Semaphore(0)  # one release per thread waiting for work
         self._started = 0
@@ -45,19 +48,15 @@ class HandlerThreads:
         """Run ``fn(*args)`` on one of the threads; its outcome arrives in the future."""
         future: Future[_T] = Future()
         with self._lock:
-            pid = os.getpid()
-            if pid != self._pid:  # forked: the parent's threads do not exist here
-                self._reset(pid)
             self._work.put((future, fn, args))
-            if not self._idle.acquire(blocking=False) and self._started < self.max_threads:
+            start = not self._idle.acquire(blocking=False) and self._started < self.max_threads
+            if start:
                 self._started += 1
-                thread = threading.Thread(
-                    target=self._serve,
-                    args=(self._work, self._idle),
-                    name=f"{self.name}_{self._started}",
-                    daemon=True,
-                )
-                thread.start()
+                number, work, idle = self._started, self._work, self._idle
+        if start:  # outside the lock: starting a thread waits for it to run
+            threading.Thread(
+                target=self._serve, args=(work, idle), name=f"{self.name}_{number}", daemon=True
+            ).start()
         return future
 
     @staticmethod
@@ -75,3 +74,16 @@ class HandlerThreads:
             # keep a request's objects alive.
             del future, fn, args
             idle.release()
+
+
+_every: weakref.WeakSet[HandlerThreads] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # The parent's threads do not exist here, and a lock one of them held is held forever.
+    for pool in list(_every):
+        pool._reset()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -11,6 +11,7 @@ nothing to add.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -106,9 +107,10 @@ class CallFlow:
         self.trusted_proxies = trusted_proxies
         self.replay_window = replay_window
         self.on_error = on_error
-        if not hangup_linger >= 0:  # also refuses NaN
+        if not (math.isfinite(hangup_linger) and hangup_linger >= 0):
             raise ConfigurationError(
-                f"hangup_linger must be 0 or more seconds, got {hangup_linger!r}"
+                f"hangup_linger must be a finite number of seconds, 0 or more, got "
+                f"{hangup_linger!r} (the store's TTL already bounds how long state lives)"
             )
         self.hangup_linger = float(hangup_linger)
         fallback_doc = fallback if fallback is not None else DEFAULT_FALLBACK

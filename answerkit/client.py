@@ -105,6 +105,8 @@ class VobizClient:
         # CallFlow: left in, it makes an invalid header whose error text quotes the token.
         auth_id = auth_id.strip() if isinstance(auth_id, str) else auth_id
         auth_token = auth_token.strip() if isinstance(auth_token, str) else auth_token
+        # requests refuses a header value with surrounding whitespace, and only when sending.
+        user_agent = user_agent.strip() if isinstance(user_agent, str) else user_agent
         if not auth_id:
             raise errors.ConfigurationError(
                 "no Vobiz auth id: pass auth_id= or set the VOBIZ_AUTH_ID environment variable"

@@ -111,14 +111,15 @@ class StateStore(ABC):
     def clear(self, call_uuid: str) -> None:
         """Forget everything about the call now."""
 
-    @abstractmethod
     def expire(self, call_uuid: str, seconds: float) -> None:
         """Let the call's state lapse within ``seconds`` (or sooner, as its TTL says).
 
         Done on the ``Hangup`` event: the webhooks Vobiz sends after it (the Dial
         ``action``, RecordStop, late status callbacks; spec §2.13) still find the state.
-        A later write extends it to the TTL again, as any write does.
+        A later write extends it to the TTL again, as any write does. The built-in stores
+        do this; a store of your own that does not override it clears the state at once.
         """
+        self.clear(call_uuid)
 
     @abstractmethod
     def remember_once(self, key: str, ttl: float) -> bool:

@@ -183,7 +183,8 @@ class RedisStore(StateStore):
         self._call("clear call state", lambda r: r.delete(self._key(call_uuid)))
 
     def expire(self, call_uuid: str, seconds: float) -> None:
-        ms = max(1, int(seconds * 1000))
+        # Never past the TTL, which also keeps an infinite or huge value out of int().
+        ms = max(1, int(min(seconds, self.ttl) * 1000))
         key = self._key(call_uuid)
         self._call("shorten call state expiry", lambda r: r.eval(_EXPIRE_SOONER, 1, key, ms))
 

@@ -127,7 +127,7 @@ def test_hangup_linger_zero_clears_state_at_once() -> None:
     assert flow.store.get_all("c-1") == {}
 
 
-@pytest.mark.parametrize("linger", [-1, float("nan")])
+@pytest.mark.parametrize("linger", [-1, float("nan"), float("inf")])
 def test_hangup_linger_must_not_be_negative(linger: float) -> None:
     with pytest.raises(ConfigurationError, match="hangup_linger"):
         make_flow(hangup_linger=linger)

@@ -669,10 +669,14 @@ def test_a_token_a_header_cannot_carry_is_refused_without_echoing_it(token: str)
     assert "auth token" in str(caught.value) and token not in str(caught.value)
 
 
-def test_a_user_agent_a_header_cannot_carry_is_refused() -> None:
+def test_a_user_agent_a_header_cannot_carry_is_refused(vobiz: LocalVobiz) -> None:
     with pytest.raises(errors.ConfigurationError, match="user_agent"):
         VobizClient("MA_X0000001", "t", user_agent="answerkit \u2013 app")
-    assert VobizClient("MA_X0000001", "t", user_agent="my app/1.0") is not None
+    # Surrounding whitespace is stripped: requests would refuse it, and only when sending.
+    call = vobiz.add_call()
+    with vobiz.client(user_agent=" my app/1.0 ") as api:
+        api.get_live_call(call.call_uuid)
+    assert vobiz.requests[-1].headers["User-Agent"] == "my app/1.0"
 
 
 def test_malformed_urls_are_typed_errors(vobiz: LocalVobiz) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -137,3 +138,26 @@ def test_a_handler_still_queued_at_its_deadline_never_runs() -> None:
     assert done.wait(5)
     time.sleep(0.2)  # room for the queued handler to start, were it still queued
     assert outcomes == ["fallback", "fallback"] and ran == []
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+: fork with threads
+def test_a_child_forked_while_the_pool_lock_is_held_can_submit() -> None:
+    threads = HandlerThreads(2)
+    read, write = os.pipe()
+    with threads._lock:  # as if a request thread were inside submit() at the fork
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(10)  # a hung child dies instead of hanging the test run
+            try:
+                ok = threads.submit(lambda: "child").result(timeout=5) == "child"
+                os.write(write, b"ok" if ok else b"wrong")
+            except BaseException as exc:
+                os.write(write, repr(exc).encode()[:200])
+            finally:
+                os._exit(0)
+    os.close(write)
+    _pid, status = os.waitpid(pid, 0)
+    got = os.read(read, 256)
+    os.close(read)
+    assert status == 0 and got == b"ok"

@@ -168,3 +168,41 @@ def test_ivr_option_hash_can_be_chosen(call_simulator: Callable[..., CallSimulat
     assert call_simulator(flow).call("main", digits="#").run().heard[-1] == "We are open"
     plain = IVRMenu(new_flow(), "other", prompt="Press 1", options={"1": "sales"})
     assert plain.prompt_document().children[0].get("finishOnKey") is None  # default kept
+
+
+def test_warm_transfer_caller_gone_before_the_room_is_not_accepted(local_vobiz: Any) -> None:
+    # The caller hangs up during the announcement, so never enters the room and sends no
+    # room event; the agent who then accepts must not be left waiting there alone.
+    from answerkit import Redirect, Wait
+
+    flow = new_flow()
+    flow.transfers.client = local_vobiz.client()
+    warm = WarmTransfer(flow, agent="+14155550142", caller_id="+14155550100", fallback="sales")
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        return Response(Speak("Thanks for calling."), Redirect(flow.url_for("choice")))
+
+    @flow.route("/choice")
+    def choice(call: CallRequest) -> Response:
+        warm.start(call.call_uuid)
+        return Response(Speak("One moment please."), Wait(length=5))
+
+    sim = CallSimulator(flow, local_vobiz=local_vobiz)
+    sim.expect_outbound("+14155550142", digits="1")
+    caller = sim.call("answer")
+    hung_up: list[bool] = []
+
+    def caller_hangs_up_during_the_announcement(call: Any, event: Any) -> None:
+        hold = call is caller and event.kind == "hear" and "Please hold" in event.text
+        if hold and not hung_up:
+            hung_up.append(True)
+            caller.hangup()
+
+    sim.add_listener(caller_hangs_up_during_the_announcement)
+    caller.run()
+    sim.run_until_idle()
+    agent = next(c for c in sim.calls if c is not caller)
+    assert hung_up and warm.outcome(caller.call_uuid) == "abandoned"
+    assert agent.state == "ended" and agent.transcript.said("The caller is no longer waiting.")
+    sim.close()

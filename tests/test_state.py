@@ -645,3 +645,30 @@ def test_redis_client_must_decode_responses(redis_url: str) -> None:
     store.set(call, "visits", 1)
     assert store.state(call).get("visits") == 1
     store.close()
+
+
+def test_a_store_of_your_own_without_expire_clears_at_hangup() -> None:
+    # expire() came later than the store contract: a store written before it still works,
+    # and forgets the call at once (sooner than any linger, which the contract allows).
+    class DictStore(MemoryStore):
+        pass
+
+    assert "expire" not in StateStore.__abstractmethods__  # such a store can be created
+    DictStore.expire = StateStore.expire  # type: ignore[method-assign]
+    store = DictStore()
+    store.set("c-1", "n", 1)
+    store.expire("c-1", 300)
+    assert store.get_all("c-1") == {}
+
+
+def test_redis_expire_never_passes_the_ttl(redis_url: str) -> None:
+    import redis
+
+    store = RedisStore(redis_url, ttl=100, prefix=f"test-{uuid.uuid4().hex}:")
+    call = _call()
+    store.set(call, "n", 1)
+    store.expire(call, float("inf"))  # no OverflowError; the TTL stands
+    raw = redis.Redis.from_url(redis_url, decode_responses=True)
+    assert 0 < raw.pttl(f"{store.prefix}call:{call}") <= 100_000
+    raw.close()
+    store.close()

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from answerkit.elements import Conference, Gather, Hangup, Play, Response, Speak, Wait
-from answerkit.errors import ConfigurationError, VobizError
+from answerkit.errors import CallNotActiveError, ConfigurationError, VobizError
 from answerkit.request import CallRequest, Event
 from answerkit.state import CallState
 
@@ -213,7 +213,7 @@ class WarmTransfer:
     def _agent_choice(self, call: CallRequest) -> Response:
         caller = call.query.get("xfer", "")
         if call.digits == self.accept_key:
-            if caller and self._decide(caller, "accepted"):
+            if caller and self._caller_waiting(caller) and self._decide(caller, "accepted"):
                 # stay_alone: the caller may still be hearing the announcement, and a lone
                 # member without it is disconnected at once (spec §1.2), which would leave
                 # the caller in a room nobody ever starts.
@@ -246,6 +246,22 @@ class WarmTransfer:
         log.info("warm transfer for %s: %s", caller_uuid, outcome)
         if outcome in ("declined", "agent-unavailable", "agent-unreachable"):
             self.flow.try_transfer(caller_uuid, aleg=self.fallback)
+        return True
+
+    def _caller_waiting(self, caller_uuid: str) -> bool:
+        """Whether the caller's call is still live (the agent is about to join them).
+
+        A caller who hangs up before reaching the room (during the announcement, or when
+        the hold transfer failed) sends no room event: without this, an accepting agent
+        would wait alone in the room.
+        """
+        try:
+            self.flow.transfers.client.get_live_call(caller_uuid)
+        except CallNotActiveError:
+            self._decide(caller_uuid, "abandoned")
+            return False
+        except VobizError as exc:  # cannot tell: connect, as before the check
+            log.info("warm transfer: could not check caller %s: %s", caller_uuid, exc)
         return True
 
     def _hang_up_quietly(self, call_uuid: str) -> None:
