@@ -9,6 +9,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -82,26 +83,36 @@ def test_a_handler_that_never_returns_does_not_keep_the_process_alive() -> None:
     assert time.monotonic() - started < 20  # the stuck handler would have held it 60 s
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+: fork with threads
-def test_a_forked_child_starts_its_own_threads() -> None:
-    threads = HandlerThreads(1)
-    assert threads.submit(lambda: 1).result(timeout=5) == 1  # the parent's thread, now idle
+def in_a_forked_child(check: Callable[[], bool]) -> str:
+    """Fork; the child runs ``check`` and reports "ok", "wrong" or what it raised."""
     read, write = os.pipe()
     pid = os.fork()
-    if pid == 0:  # the child: the parent's idle thread does not exist here
+    if pid == 0:
+        signal.alarm(10)  # a hung child dies instead of hanging the test run
         try:
-            ok = threads.submit(lambda: 41 + 1).result(timeout=5) == 42
-            os.write(write, b"ok" if ok else b"wrong")
+            os.write(write, b"ok" if check() else b"wrong")
         except BaseException as exc:
             os.write(write, repr(exc).encode()[:200])
         finally:
             os._exit(0)
     os.close(write)
     _pid, status = os.waitpid(pid, 0)
-    got = os.read(read, 256)
+    got = os.read(read, 256).decode()
     os.close(read)
-    assert status == 0 and got == b"ok"
+    return got if status == 0 else f"{got} (status {status})"
+
+
+needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+fork_with_threads = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+ warns
+
+
+@needs_fork
+@fork_with_threads
+def test_a_forked_child_starts_its_own_threads() -> None:
+    threads = HandlerThreads(1)
+    assert threads.submit(lambda: 1).result(timeout=5) == 1  # the parent's thread, now idle
+    # The child: the parent's idle thread does not exist there.
+    assert in_a_forked_child(lambda: threads.submit(lambda: 41 + 1).result(timeout=5) == 42) == "ok"
 
 
 def test_a_handler_still_queued_at_its_deadline_never_runs() -> None:
@@ -140,24 +151,10 @@ def test_a_handler_still_queued_at_its_deadline_never_runs() -> None:
     assert outcomes == ["fallback", "fallback"] and ran == []
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+: fork with threads
+@needs_fork
+@fork_with_threads
 def test_a_child_forked_while_the_pool_lock_is_held_can_submit() -> None:
     threads = HandlerThreads(2)
-    read, write = os.pipe()
     with threads._lock:  # as if a request thread were inside submit() at the fork
-        pid = os.fork()
-        if pid == 0:
-            signal.alarm(10)  # a hung child dies instead of hanging the test run
-            try:
-                ok = threads.submit(lambda: "child").result(timeout=5) == "child"
-                os.write(write, b"ok" if ok else b"wrong")
-            except BaseException as exc:
-                os.write(write, repr(exc).encode()[:200])
-            finally:
-                os._exit(0)
-    os.close(write)
-    _pid, status = os.waitpid(pid, 0)
-    got = os.read(read, 256)
-    os.close(read)
-    assert status == 0 and got == b"ok"
+        got = in_a_forked_child(lambda: threads.submit(lambda: "child").result(5) == "child")
+    assert got == "ok"

@@ -113,11 +113,9 @@ def test_hold_document_keeps_the_caller_safe() -> None:
     assert doc.lint() == [] or all("stay" not in str(w) for w in doc.lint())
 
 
-def test_warm_transfer_agent_accepting_during_the_announcement_still_joins_the_caller(
-    local_vobiz: Any,
-) -> None:
-    # The agent reaches the room first: without stay_alone a lone member is dropped at
-    # once (spec §1.2), and the caller would then wait in a room nobody ever starts.
+def warm_call(local_vobiz: Any, on_hold: Callable[[CallSimulator, Any], None]) -> Any:
+    """A caller sent to a warm transfer (agent scripted to press 1); ``on_hold(sim, caller)``
+    runs once, when the caller starts hearing the hold announcement. Returns the pieces."""
     from answerkit import Redirect, Wait
 
     flow = new_flow()
@@ -137,20 +135,33 @@ def test_warm_transfer_agent_accepting_during_the_announcement_still_joins_the_c
     sim = CallSimulator(flow, local_vobiz=local_vobiz)
     sim.expect_outbound("+14155550142", digits="1")
     caller = sim.call("answer")
-    started: list[bool] = []
+    fired: list[bool] = []
 
-    def agent_picks_up_during_the_announcement(call: Any, event: Any) -> None:
+    def listener(call: Any, event: Any) -> None:
         hold = call is caller and event.kind == "hear" and "Please hold" in event.text
-        if hold and not started:
-            started.append(True)
-            next(c for c in sim.calls if c is not caller).run()
+        if hold and not fired:
+            fired.append(True)
+            on_hold(sim, caller)
 
-    sim.add_listener(agent_picks_up_during_the_announcement)
+    sim.add_listener(listener)
     caller.run()
     sim.run_until_idle()
+    assert fired
     agent = next(c for c in sim.calls if c is not caller)
+    return sim, warm, caller, agent
+
+
+def test_warm_transfer_agent_accepting_during_the_announcement_still_joins_the_caller(
+    local_vobiz: Any,
+) -> None:
+    # The agent reaches the room first: without stay_alone a lone member is dropped at
+    # once (spec §1.2), and the caller would then wait in a room nobody ever starts.
+    def agent_picks_up(sim: CallSimulator, caller: Any) -> None:
+        next(c for c in sim.calls if c is not caller).run()
+
+    sim, warm, caller, agent = warm_call(local_vobiz, agent_picks_up)
     room = sim.conference(warm.room_for(caller.call_uuid))
-    assert started and warm.outcome(caller.call_uuid) == "accepted"
+    assert warm.outcome(caller.call_uuid) == "accepted"
     assert room.started and set(room.members) == {caller, agent}
     caller.hangup()  # the caller leaves: the room ends, and the agent with it
     sim.run_until_idle()
@@ -173,36 +184,7 @@ def test_ivr_option_hash_can_be_chosen(call_simulator: Callable[..., CallSimulat
 def test_warm_transfer_caller_gone_before_the_room_is_not_accepted(local_vobiz: Any) -> None:
     # The caller hangs up during the announcement, so never enters the room and sends no
     # room event; the agent who then accepts must not be left waiting there alone.
-    from answerkit import Redirect, Wait
-
-    flow = new_flow()
-    flow.transfers.client = local_vobiz.client()
-    warm = WarmTransfer(flow, agent="+14155550142", caller_id="+14155550100", fallback="sales")
-
-    @flow.route("/answer")
-    def answer(call: CallRequest) -> Response:
-        return Response(Speak("Thanks for calling."), Redirect(flow.url_for("choice")))
-
-    @flow.route("/choice")
-    def choice(call: CallRequest) -> Response:
-        warm.start(call.call_uuid)
-        return Response(Speak("One moment please."), Wait(length=5))
-
-    sim = CallSimulator(flow, local_vobiz=local_vobiz)
-    sim.expect_outbound("+14155550142", digits="1")
-    caller = sim.call("answer")
-    hung_up: list[bool] = []
-
-    def caller_hangs_up_during_the_announcement(call: Any, event: Any) -> None:
-        hold = call is caller and event.kind == "hear" and "Please hold" in event.text
-        if hold and not hung_up:
-            hung_up.append(True)
-            caller.hangup()
-
-    sim.add_listener(caller_hangs_up_during_the_announcement)
-    caller.run()
-    sim.run_until_idle()
-    agent = next(c for c in sim.calls if c is not caller)
-    assert hung_up and warm.outcome(caller.call_uuid) == "abandoned"
+    sim, warm, caller, agent = warm_call(local_vobiz, lambda sim, caller: caller.hangup())
+    assert warm.outcome(caller.call_uuid) == "abandoned"
     assert agent.state == "ended" and agent.transcript.said("The caller is no longer waiting.")
     sim.close()
