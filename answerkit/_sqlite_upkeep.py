@@ -14,7 +14,7 @@ import time
 import weakref
 from collections.abc import Callable
 from functools import partial
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from answerkit.state import _PURGE_INTERVAL
 
@@ -161,9 +161,7 @@ class Checkpointer:
                     # webhooks' own statements report: try again next time.
                     continue
         with self.busy:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            self.close_connection()
 
     @staticmethod
     def _restart(conn: sqlite3.Connection) -> None:
@@ -181,6 +179,12 @@ class Checkpointer:
         finally:
             conn.execute("PRAGMA busy_timeout = 0")
 
+    def close_connection(self) -> None:
+        """Close the thread's connection (it reopens on its next round); hold ``busy``."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
     def stop(self) -> None:
         self.stopped.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
@@ -189,18 +193,40 @@ class Checkpointer:
 
 _paused: list[Checkpointer] = []
 _inherited: list[Checkpointer] = []
+# Held from the before-fork hook to the after-fork one, so two threads forking at once take
+# turns (they share _paused); a child gets a fresh one.
+_fork_lock = threading.Lock()
+
+
+class ForkAware(Protocol):
+    def close_for_fork(self) -> None:
+        """Close what this thread has open in SQLite (called just before os.fork)."""
+
+
+#: Stores whose connections must not cross a fork (see _pause_for_fork).
+fork_aware: weakref.WeakSet[ForkAware] = weakref.WeakSet()
 
 
 def _pause_for_fork() -> None:
+    # No SQLite connection may cross a fork: SQLite keeps one record per open file per
+    # process, and a child that inherits it never takes the file's locks itself (the
+    # parent's POSIX locks are not inherited), so other processes could reset the WAL
+    # under it. The checkpoint threads' connections and the forking thread's own are closed
+    # here (they reopen on next use); a gunicorn --preload master then forks clean.
+    _fork_lock.acquire()
     _paused[:] = list(Checkpointer.live)
     for checkpointer in _paused:
         checkpointer.busy.acquire()
+        checkpointer.close_connection()
+    for store in list(fork_aware):
+        store.close_for_fork()
 
 
 def _resume_after_fork() -> None:
     for checkpointer in _paused:
         checkpointer.busy.release()
     _paused.clear()
+    _fork_lock.release()
 
 
 class Process:
@@ -210,6 +236,8 @@ class Process:
 
 
 def _forget_after_fork() -> None:
+    global _fork_lock
+    _fork_lock = threading.Lock()
     Process.pid = os.getpid()
     # The child has no checkpoint threads; their connections belong to the parent and are
     # kept, never closed (closing could release this process's own SQLite locks).

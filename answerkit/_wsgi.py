@@ -16,6 +16,8 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from flask import Request
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.datastructures import EnvironHeaders
 from werkzeug.exceptions import HTTPException
 
@@ -132,12 +134,18 @@ class DirectRoutes:
         return True
 
     def _hooked(self) -> bool:
+        """Whether Flask has something to do for this request that the direct path would
+        skip: request hooks, a request class of its own (its limits), trusted hosts, a
+        session interface of its own (it may set cookies)."""
         app = self.app
         return bool(
             any(app.before_request_funcs.values())
             or any(app.after_request_funcs.values())
             or any(app.teardown_request_funcs.values())
             or any(app.url_value_preprocessors.values())
+            or app.request_class is not Request
+            or app.config.get("TRUSTED_HOSTS")
+            or type(app.session_interface) is not SecureCookieSessionInterface
         )
 
     def __call__(self, environ: WSGIEnviron, start_response: StartResponse) -> Iterable[bytes]:

@@ -431,6 +431,15 @@ def _make_view(dispatcher: Dispatcher, route: Route) -> Callable[[], FlaskRespon
     return view
 
 
+#: Flask's request handling steps; a subclass overriding any of them (to add a header to
+#: every response, say) would be skipped by the direct path.
+_FLASK_REQUEST_STEPS = (
+    "wsgi_app", "full_dispatch_request", "dispatch_request", "preprocess_request",
+    "process_response", "finalize_request", "make_response", "do_teardown_request",
+    "handle_user_exception", "handle_exception", "request_context", "app_context",
+)  # fmt: skip
+
+
 def _direct_routes(app: Flask) -> DirectRoutes | None:
     """The app's DirectRoutes layer, installed on first use. None when the app's
     ``wsgi_app`` is already wrapped by other middleware: answering before it would skip it."""
@@ -439,6 +448,9 @@ def _direct_routes(app: Flask) -> DirectRoutes | None:
         return layer
     if getattr(app.wsgi_app, "__func__", None) is not Flask.wsgi_app:
         return None
+    steps = _FLASK_REQUEST_STEPS
+    if any(getattr(type(app), n, None) is not getattr(Flask, n, None) for n in steps):
+        return None  # a Flask subclass changes how requests are handled: all go to Flask
     layer = DirectRoutes(app, app.wsgi_app)
     app.wsgi_app = layer  # type: ignore[method-assign]
     app.extensions["answerkit.direct"] = layer

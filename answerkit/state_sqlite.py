@@ -20,6 +20,7 @@ from answerkit._sqlite_upkeep import (
     AUTOCHECKPOINT_PAGES,
     Checkpointer,
     Process,
+    fork_aware,
     is_busy,
     purge_expired,
 )
@@ -161,7 +162,19 @@ class SQLiteStore(StateStore):
         self._all_lock = threading.Lock()
         self._abandoned: list[sqlite3.Connection] = []
         self._checkpointer: Checkpointer | None = None
+        fork_aware.add(self)
         self._run("open", lambda conn: conn.executescript(_SCHEMA))
+
+    def close_for_fork(self) -> None:
+        """Close this thread's connection before a fork (it reopens on next use); see
+        ``_sqlite_upkeep._pause_for_fork``. Left open inside a transaction."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None or self._local.pid != Process.pid or conn.in_transaction:
+            return
+        self._local.conn = None
+        with self._all_lock:
+            self._all.discard(conn)  # type: ignore[arg-type]
+        conn.close()
 
     def _error(self, action: str, exc: BaseException) -> StateError:
         return StateError(

@@ -3,8 +3,11 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import signal
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -672,3 +675,78 @@ def test_redis_expire_never_passes_the_ttl(redis_url: str) -> None:
     assert 0 < raw.pttl(f"{store.prefix}call:{call}") <= 100_000
     raw.close()
     store.close()
+
+
+def _locks_held(pid: int, path: str) -> list[str]:
+    """The POSIX locks process ``pid`` holds on ``path`` (from /proc/locks)."""
+    inode = os.stat(path).st_ino
+    return [line for line in Path("/proc/locks").read_text().splitlines()
+            if line.split()[4] == str(pid) and line.split()[5].endswith(f":{inode}")]  # fmt: skip
+
+
+@pytest.mark.skipif(not Path("/proc/locks").exists(), reason="reads /proc/locks")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+: fork with threads
+def test_a_child_of_a_process_that_opened_the_store_takes_its_own_locks(tmp_path: Path) -> None:
+    # gunicorn --preload: the store is opened in the master. A child that inherited the
+    # master's SQLite connections would never take the file's locks itself, so another
+    # process could reset the WAL under it once the master is gone.
+    path = str(tmp_path / "preload.sqlite3")
+    store = SQLiteStore(path)
+    store.set("c", "k", 1)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        signal.alarm(10)
+        try:
+            store.set("c", "child", 2)
+            os.write(write, b"x")
+            time.sleep(2)
+        finally:
+            os._exit(0)
+    os.close(write)  # so a child that died early reads as EOF, not a hang
+    try:
+        assert os.read(read, 1) == b"x"
+        assert _locks_held(pid, path), "the child holds no lock on the database file"
+        assert _locks_held(pid, path + "-shm"), "the child holds no lock on the -shm file"
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(read)
+    assert store.get_all("c") == {"k": 1, "child": 2}  # and the parent goes on using it
+    store.close()
+
+
+FORKING_THREADS = """
+import os, sys, threading
+from answerkit.state_sqlite import SQLiteStore
+
+store = SQLiteStore(sys.argv[1])
+store.set("c", "k", 1)
+done = [0, 0]
+
+def forker(i):
+    for _ in range(300):
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+        done[i] += 1
+
+threads = [threading.Thread(target=forker, args=(i,), daemon=True) for i in range(2)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join(20)
+print(done, store._checkpointer.busy.locked(), flush=True)
+os._exit(0)
+"""
+
+
+def test_two_threads_forking_at_once_with_a_store_open(tmp_path: Path) -> None:
+    # Both forks' hooks once shared one list: a checkpoint lock stayed held for good and
+    # the next fork hung. In a fresh interpreter, as a server process would be.
+    ran = subprocess.run(
+        [sys.executable, "-c", FORKING_THREADS, str(tmp_path / "forks.sqlite3")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert ran.stdout.strip() == "[300, 300] False", ran.stdout + ran.stderr

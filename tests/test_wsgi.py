@@ -291,3 +291,39 @@ def test_a_huge_content_length_gets_the_same_answer() -> None:
         b"".join(app(environ, start_response))
         answers.append(status[0])
     assert answers[0] == answers[1] and answers[0].startswith("403")
+
+
+def test_trusted_hosts_and_a_request_class_of_its_own_send_requests_through_flask() -> None:
+    # Flask refuses an untrusted Host with 400, and a request class may set its own limits:
+    # the direct path, which reads neither, must leave such apps to Flask.
+    class SmallRequests(flask.Request):
+        max_content_length = 100
+
+    for configure in (
+        lambda app: app.config.update(TRUSTED_HOSTS=["voice.example.com"]),
+        lambda app: setattr(app, "request_class", SmallRequests),
+    ):
+        seen: list[dict[str, Any]] = []
+        app = make_flow(seen).create_app()
+        configure(app)
+        layer = app.extensions["answerkit.direct"]
+        assert layer._hooked()
+        body = {**CALL, "CallerName": "x" * 600}
+        r = app.test_client().post("/answer", data=body, headers=signed("/answer"))
+        assert seen == []  # refused (400 / 413 answered by Flask) or the fallback: not run
+        assert r.status_code in (400, 413) or b"Hello" not in r.data
+
+
+def test_a_flask_subclass_with_its_own_request_steps_is_left_to_flask() -> None:
+    class Hardened(Flask):
+        def process_response(self, response: Any) -> Any:
+            response = super().process_response(response)
+            response.headers["Strict-Transport-Security"] = "max-age=63072000"
+            return response
+
+    seen: list[dict[str, Any]] = []
+    app = Hardened("hardened")
+    make_flow(seen).register(app)
+    assert "answerkit.direct" not in app.extensions
+    r = app.test_client().post("/answer", data=CALL, headers=signed("/answer"))
+    assert r.status_code == 200 and r.headers["Strict-Transport-Security"] == "max-age=63072000"
