@@ -111,6 +111,17 @@ RESTART_WAIT_MS = 200
 AUTOCHECKPOINT_PAGES = 100_000
 
 
+def file_id(path: str) -> tuple[int, int] | None:
+    """The file at ``path`` as (device, inode), or None when there is none: a store whose
+    file was deleted or replaced under it must notice, or processes would split between
+    the old file and a new one without a word."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 class Checkpointer:
     """Copies the WAL back into the database file, and purges expired rows, from a
     background thread.
@@ -132,6 +143,7 @@ class Checkpointer:
         # must not inherit SQLite's internal locks in the middle of a checkpoint.
         self.busy = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        self._file: tuple[int, int] | None = None
         self._thread = threading.Thread(
             target=self._loop, args=(path,), name="answerkit-sqlite-checkpoint", daemon=True
         )
@@ -144,10 +156,15 @@ class Checkpointer:
         while not self.stopped.wait(CHECKPOINT_INTERVAL):
             with self.busy:
                 try:
+                    if self._conn is not None and file_id(path) != self._file:
+                        self.close_connection()  # the file was deleted or replaced
                     if self._conn is None:
+                        if file_id(path) is None:
+                            continue  # gone: the store's next use creates it again
                         self._conn = sqlite3.connect(
                             path, timeout=0, isolation_level=None, check_same_thread=False
                         )
+                        self._file = file_id(path)
                     conn = self._conn
                     _busy, frames, _done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                     if frames >= RESTART_MIN_FRAMES and time.monotonic() >= next_restart:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -20,6 +21,7 @@ from answerkit._sqlite_upkeep import (
     AUTOCHECKPOINT_PAGES,
     Checkpointer,
     Process,
+    file_id,
     fork_aware,
     is_busy,
     purge_expired,
@@ -68,6 +70,11 @@ _PUT = (
     "ON CONFLICT (call_uuid, key) DO UPDATE "
     "SET value = excluded.value, expires_at = excluded.expires_at"
 )
+
+log = logging.getLogger("answerkit")
+
+FILE_CHECK_INTERVAL = 1.0
+"""Seconds between two checks, per thread, that the file is still the one opened."""
 
 BUSY_TIMEOUT = 5.0
 """Seconds a statement waits for another connection's write lock before failing."""
@@ -187,6 +194,11 @@ class SQLiteStore(StateStore):
         local = self._local
         conn: sqlite3.Connection | None = getattr(local, "conn", None)
         if conn is not None and local.pid == Process.pid:
+            now = time.monotonic()
+            if now >= local.check_at:
+                local.check_at = now + FILE_CHECK_INTERVAL
+                if file_id(self.path) != local.file_id:
+                    return self._reopen_replaced(conn)
             if conn.in_transaction:
                 # Left open by an exception that struck between two statements (an
                 # asynchronous one, say): holding it would stall every other worker's writes.
@@ -194,8 +206,25 @@ class SQLiteStore(StateStore):
             return conn
         return self._open(conn)
 
-    def _open(self, conn: sqlite3.Connection | None) -> sqlite3.Connection:
-        """A new connection for this thread (``conn``: the one it had before a fork)."""
+    def _reopen_replaced(self, conn: sqlite3.Connection) -> sqlite3.Connection:
+        """The file was deleted or replaced under this thread's connection: say so, and
+        open the file now at the path (created afresh if need be), where every process
+        converges within FILE_CHECK_INTERVAL."""
+        log.warning(
+            "SQLite state store %s: the file was deleted or replaced while in use; reopening "
+            "it (state and replay records in the old file are gone)",
+            self.path,
+        )
+        self._local.conn = None
+        with self._all_lock:
+            self._all.discard(conn)  # type: ignore[arg-type]
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
+        return self._open(None, reopened=True)
+
+    def _open(self, conn: sqlite3.Connection | None, reopened: bool = False) -> sqlite3.Connection:
+        """A new connection for this thread (``conn``: the one it had before a fork;
+        ``reopened``: the file was replaced, so its tables may be missing)."""
         pid = Process.pid
         if conn is not None:
             # Inherited through fork: SQLite forbids using it in the child, and closing it
@@ -213,11 +242,15 @@ class SQLiteStore(StateStore):
             _enable_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
+            if reopened:
+                conn.executescript(_SCHEMA)
         except BaseException:
             conn.close()
             raise
         self._local.conn = conn
         self._local.pid = pid
+        self._local.file_id = file_id(self.path)
+        self._local.check_at = time.monotonic() + FILE_CHECK_INTERVAL
         with self._all_lock:
             self._all.add(conn)
             if self._checkpointer is None or self._checkpointer.pid != pid:

@@ -750,3 +750,25 @@ def test_two_threads_forking_at_once_with_a_store_open(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert ran.stdout.strip() == "[300, 300] False", ran.stdout + ran.stderr
+
+
+def test_a_deleted_state_file_is_noticed_and_recreated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Processes writing on into a deleted file while new ones create a fresh one would split
+    # state and replay records between two files without a word.
+    import answerkit.state_sqlite as state_sqlite
+
+    monkeypatch.setattr(state_sqlite, "FILE_CHECK_INTERVAL", 0.0)
+    path = tmp_path / "gone.sqlite3"
+    old = SQLiteStore(path)
+    old.set("c", "k", 1)
+    for name in ("gone.sqlite3", "gone.sqlite3-wal", "gone.sqlite3-shm"):
+        (tmp_path / name).unlink(missing_ok=True)
+    old.set("c", "k", 2)  # noticed: written to the file now at the path
+    assert "deleted or replaced" in caplog.text
+    assert path.exists()
+    new = SQLiteStore(path)
+    assert new.get_all("c") == {"k": 2}  # both share the one file again
+    old.close()
+    new.close()
