@@ -63,17 +63,22 @@ class HandlerThreads:
     def _serve(work: queue.SimpleQueue[_Work], idle: threading.Semaphore) -> None:
         while True:
             future, fn, args = work.get()
-            if future.set_running_or_notify_cancel():
+            if not future.set_running_or_notify_cancel():  # cancelled while queued
+                idle.release()
+            else:
                 try:
                     result = fn(*args)
                 except BaseException as exc:  # handed to the waiting caller, as an executor does
+                    # Idle before the caller hears: its next submit finds this thread free
+                    # rather than starting another.
+                    idle.release()
                     future.set_exception(exc)
                 else:
+                    idle.release()
                     future.set_result(result)
             # Drop the finished work's references before waiting: an idle thread must not
             # keep a request's objects alive.
             del future, fn, args
-            idle.release()
 
 
 _every: weakref.WeakSet[HandlerThreads] = weakref.WeakSet()

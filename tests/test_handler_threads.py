@@ -122,8 +122,10 @@ def test_a_handler_still_queued_at_its_deadline_never_runs() -> None:
     release = threading.Event()
     ran: list[str] = []
     done = threading.Event()
+    busy = threading.Event()
 
     def blocker(call: object) -> None:
+        busy.set()
         release.wait(10)
         done.set()
 
@@ -140,7 +142,7 @@ def test_a_handler_still_queued_at_its_deadline_never_runs() -> None:
 
     first = threading.Thread(target=serve, args=(blocker,))
     first.start()
-    time.sleep(0.05)  # the one handler thread is now busy
+    assert busy.wait(5)  # the one handler thread is now taken
     second = threading.Thread(target=serve, args=(late,))
     second.start()  # queued behind it, and past its deadline before the thread frees up
     first.join()
