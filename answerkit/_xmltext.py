@@ -151,28 +151,34 @@ _HOST_CHARS = "!$-.0-9;=A-Z^-z|~"
 
 
 def fast_url(schemes: tuple[str, ...]) -> Callable[[str], object]:
-    """The common case of an absolute URL in one regex: scheme, host, optional port, then
-    plain characters.
+    """The common case of an absolute URL in one regex: scheme, host, optional port of up
+    to four digits (a longer one may be past 65535: the full check decides), then plain
+    characters.
 
     Anything else (whitespace to trim, non-ASCII, markup characters, user names, errors) takes
     :func:`check_url`, which decides; this one only ever says yes to what it would accept.
     """
     alts = "|".join(schemes)
     return re.compile(
-        rf"(?:{alts})://[{_HOST_CHARS}]+(?::[0-9]*)?(?:[/?#][{_URL_CHARS}]*)?"
+        rf"(?:{alts})://[{_HOST_CHARS}]+(?::[0-9]{{0,4}})?(?:[/?#][{_URL_CHARS}]*)?"
     ).fullmatch
 
 
 _AUTHORITY = re.compile("[^/?#]*").match
 
 
-def _host(authority: str) -> str:
-    """The host of ``user@host:port`` (an IPv6 literal keeps its brackets)."""
+def _host_port(authority: str) -> tuple[str, str]:
+    """The host and port of ``user@host:port`` (an IPv6 literal keeps its brackets; after
+    it, anything but ``:port`` is returned as a port no check accepts)."""
     hostport = authority.rpartition("@")[2]
     if hostport.startswith("["):
         end = hostport.find("]")
-        return hostport[: end + 1] if end > 1 else ""
-    return hostport.partition(":")[0]
+        if end <= 1:
+            return "", ""
+        rest = hostport[end + 1 :]
+        return hostport[: end + 1], rest[1:] if rest.startswith(":") else rest + "?"
+    host, _colon, port = hostport.partition(":")
+    return host, port
 
 
 def check_url(owner: Fails, value: str, schemes: tuple[str, ...]) -> str:
@@ -188,8 +194,11 @@ def check_url(owner: Fails, value: str, schemes: tuple[str, ...]) -> str:
     # only the scheme (https://), a path (https:///x), a user name or a port (https://@:443).
     if " " in v or not v.isprintable():
         owner.fail(value)
-    if not _host(v[n : _AUTHORITY(v, n).end()]):  # type: ignore[union-attr]
+    host, port = _host_port(v[n : _AUTHORITY(v, n).end()])  # type: ignore[union-attr]
+    if not host:
         owner.fail(value, f"an absolute URL with a host after the scheme ({v[:n]}host/...)")
+    if port and not (port.isascii() and port.isdigit() and int(port) <= 65535):
+        owner.fail(value, "an absolute URL whose port, if any, is a number up to 65535")
     if "{{" in v or "}}" in v:
         # Vobiz does not expand templates (spec §1.0): fail now, not on a live call.
         owner.fail(value, "a URL without {{...}} placeholders (Vobiz never expands them)")

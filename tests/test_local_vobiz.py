@@ -303,7 +303,7 @@ def test_fault_switches_apply_in_order(vobiz: LocalVobiz) -> None:
     assert statuses[2].json()["error"]["details"]["retryAfter"] == 3
     with pytest.raises(ValueError):
         statuses[3].json()
-    with pytest.raises(ValueError):
+    with pytest.raises(errors.ConfigurationError, match="n must be 1 or more"):
         vobiz.fail_next(0)
 
 

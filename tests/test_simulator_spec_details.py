@@ -312,6 +312,21 @@ def test_bad_scripted_input_is_a_configuration_error(
     assert all(word in str(info.value) for word in words)
 
 
+def test_every_bad_simulator_argument_is_a_configuration_error() -> None:
+    flow = doc_flow(Response(Speak("Hi.")))
+    with pytest.raises(ConfigurationError, match="gather_timeout"):
+        CallSimulator(flow, gather_timeout="later")
+    sim = CallSimulator(flow)
+    with pytest.raises(ConfigurationError, match="direction"):
+        sim.call(direction="sideways")
+    with pytest.raises(ConfigurationError, match="outcome"):
+        sim.outbound_call("+14155550142", outcome="maybe")
+    with pytest.raises(ConfigurationError, match="outcome"):
+        sim.expect_outbound(outcome="maybe")
+    with pytest.raises(ConfigurationError, match="leg"):
+        sim.transfer("c-1", url("/answer"), leg="cleg")
+
+
 def test_bad_press_is_a_configuration_error() -> None:
     call = CallSimulator(doc_flow(Response(Speak("Hi.")))).call()
     with pytest.raises(ConfigurationError, match="'9!'"):

@@ -41,6 +41,7 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from answerkit.errors import ConfigurationError
 from answerkit.testing._vobiz_api import Fault, RestApi, TransferRequestHook, error_body
 from answerkit.testing._vobiz_http import ReplyServer
 from answerkit.testing._vobiz_records import (
@@ -338,6 +339,6 @@ class LocalVobiz:
 
     def _add_fault(self, fault: Fault) -> None:
         if fault.remaining < 1:
-            raise ValueError(f"n must be 1 or more, got {fault.remaining}")
+            raise ConfigurationError(f"n must be 1 or more, got {fault.remaining}")
         with self._table.lock:
             self._api.faults.append(fault)

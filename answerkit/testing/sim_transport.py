@@ -19,6 +19,7 @@ from urllib.parse import unquote_to_bytes, urlencode, urlsplit
 import requests
 
 from answerkit.client import refuse_cookies
+from answerkit.errors import ConfigurationError
 from answerkit.signature import sign
 
 if TYPE_CHECKING:
@@ -224,7 +225,7 @@ def sign_request(flow: CallFlow, path: str, token: str | None = None) -> dict[st
     """
     secret = token or (flow.auth_tokens[0] if flow.auth_tokens else None)
     if secret is None:
-        raise ValueError(f"flow {flow.name!r} has no auth token: pass token=")
+        raise ConfigurationError(f"flow {flow.name!r} has no auth token: pass token=")
     return sign((flow.public_url or "http://localhost") + path, secret)
 
 

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from answerkit.app import CallFlow
+from answerkit.errors import ConfigurationError
 from answerkit.signature import sign
 from answerkit.testing.sim_bridge import ConferenceRoom, dial_outcomes
 from answerkit.testing.sim_call import SimulatedCall
@@ -84,6 +85,13 @@ def _digits_only(number: str) -> str:
     return number.lstrip("+")
 
 
+def _check_outcome(outcome: str) -> None:
+    if outcome not in ("answer", "busy", "no-answer", "failed"):
+        raise ConfigurationError(
+            f"outcome must be answer, busy, no-answer or failed, got {outcome!r}"
+        )
+
+
 class CallSimulator:
     """Plays Vobiz against one application (see the module docstring).
 
@@ -111,7 +119,7 @@ class CallSimulator:
         input_provider: InputProvider | None = None,
     ) -> None:
         if gather_timeout not in GATHER_TIMEOUTS:
-            raise ValueError(
+            raise ConfigurationError(
                 f"gather_timeout must be 'next' or 'post-empty', got {gather_timeout!r}"
             )
         if isinstance(target, CallFlow):
@@ -185,7 +193,9 @@ class CallSimulator:
         Nothing is sent until :meth:`SimulatedCall.run` or :meth:`run_until_idle`.
         """
         if direction not in ("inbound", "outbound"):
-            raise ValueError(f"direction must be 'inbound' or 'outbound', got {direction!r}")
+            raise ConfigurationError(
+                f"direction must be 'inbound' or 'outbound', got {direction!r}"
+            )
         setup = CallSetup(
             call_uuid=call_uuid or str(uuid.uuid4()),
             from_=from_,
@@ -230,8 +240,7 @@ class CallSimulator:
         ``ring_url`` gets ``Event=Ring`` before the answer (spec §2.3); ``fallback_url``
         takes over when the answer URL fails (spec §2.1).
         """
-        if outcome not in ("answer", "busy", "no-answer", "failed"):
-            raise ValueError(f"outcome must be answer, busy, no-answer or failed, got {outcome!r}")
+        _check_outcome(outcome)
         setup = CallSetup(
             call_uuid=call_uuid or str(uuid.uuid4()),
             from_=from_,
@@ -268,8 +277,7 @@ class CallSimulator:
         Scripts are used once each, oldest first; an unscripted outbound call answers
         and gives no input.
         """
-        if outcome not in ("answer", "busy", "no-answer", "failed"):
-            raise ValueError(f"outcome must be answer, busy, no-answer or failed, got {outcome!r}")
+        _check_outcome(outcome)
         self._scripts.append(
             _Script(
                 to,
@@ -335,7 +343,7 @@ class CallSimulator:
         when there is no such live, answered call (the API would answer 404).
         """
         if leg not in ("aleg", "bleg", "both"):
-            raise ValueError(f"leg must be aleg, bleg or both, got {leg!r}")
+            raise ConfigurationError(f"leg must be aleg, bleg or both, got {leg!r}")
         return self._take_transfer(call_uuid, leg, self.url(url), method.upper())
 
     def hangup(self, call_uuid: str) -> bool:
@@ -449,7 +457,7 @@ class CallSimulator:
             return "answer"
         first = next((r for r in self.flow.routes if not r.status_callback), None)
         if first is None:
-            raise ValueError(f"flow {self.flow.name!r} has no answer route to call")
+            raise ConfigurationError(f"flow {self.flow.name!r} has no answer route to call")
         return first.name
 
     @staticmethod
