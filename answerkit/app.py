@@ -213,6 +213,12 @@ class CallFlow:
         methods: Sequence[str] = ("POST",),
     ) -> None:
         """Serve a plain Flask view (not a Vobiz webhook) beside the flow's routes."""
+        if self._mount_prefix is not None:
+            # The blueprint is built already: the endpoint would never be served (a 404).
+            raise ConfigurationError(
+                f"flow {self.name!r} is already mounted; add endpoint {path!r} (a "
+                "TransferTrigger, say) before create_app() or register()"
+            )
         self._endpoints.append((path, name, view, list(methods)))
 
     @property

@@ -10,6 +10,7 @@ room, and both hang up. No account, no network beyond 127.0.0.1.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import tempfile
 import threading
@@ -106,8 +107,30 @@ def _section(title: str, call: SimulatedCall) -> str:
     return f"\n=== {title} ({call.call_uuid}) ===\n{call.transcript}"
 
 
+@contextmanager
+def _loopback_unproxied() -> Iterator[None]:
+    """Every request of the demo goes to 127.0.0.1: a proxy from HTTP_PROXY/HTTPS_PROXY
+    must not be asked to reach it (requests honours NO_PROXY). Restored afterwards."""
+    saved = {name: os.environ.get(name) for name in ("NO_PROXY", "no_proxy")}
+    for name, value in saved.items():
+        os.environ[name] = ",".join(v for v in (value, "127.0.0.1", "localhost") if v)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def run_demo(verbose: bool = False) -> int:
     """Play the demo call; print the transcripts; 0 when everything happened as designed."""
+    with _loopback_unproxied():
+        return _play(verbose)
+
+
+def _play(verbose: bool) -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp, LocalVobiz() as api:
         port = _free_port()

@@ -91,6 +91,8 @@ def _element(el: Element, after: list[Element], out: list[LintWarning]) -> None:
             warn("no timeout: the B-leg rings for about 120 s; set it explicitly")
         if "confirmKey" in a:
             warn("confirmKey enforcement is unverified by Vobiz; do not rely on it as a gate")
+        if ("confirmKey" in a or "confirmSound" in a) and "confirmTimeout" not in a:
+            warn("no confirm_timeout: its default is undocumented; set it explicitly")
         if int(a.get("timeLimit", "0")) >= 86400:
             warn("time_limit of 24 h or more is cut to 24 h")
         if el.text is not None:
@@ -110,19 +112,24 @@ def _element(el: Element, after: list[Element], out: list[LintWarning]) -> None:
         if "action" in a:
             warn("action is not reliably invoked when the leg leaves; use callback_url")
     elif tag == "Record":
-        if a.get("redirect", "false") == "false" and "action" not in a:
+        if "action" not in a:
+            redirect_false = a.get("redirect", "false") == "false"
             warn(
-                "no action: give one that answers an empty Response (spec §6 item 6); "
-                "with redirect false it must not return instructions"
-            )
+                "no action: give one that answers an empty Response (spec §6 item 6)"
+                + ("; with redirect false it must not return instructions" if redirect_false
+                   else "")
+            )  # fmt: skip
     elif tag == "Hangup":
         if "schedule" in a and not after:
             warn("schedule needs an element after it (Speak, Play, Wait), or the call ends now")
     elif tag == "Stream":
         if a.get("keepCallAlive") != "true" and not after:
             warn("nothing follows the Stream and keep_call_alive is off: the call ends at once")
-    elif tag == "Wait" and "minSilence" in a and a.get("silence") != "true":
-        warn("min_silence is only used with silence=True")
+    elif tag == "Wait":
+        if "minSilence" in a and a.get("silence") != "true":
+            warn("min_silence is only used with silence=True")
+        if a.get("beep") == "true" and a.get("silence") == "true":
+            warn("beep is only evaluated when silence detection is off (silence=True here)")
     if tag in ("Dial", "Conference"):
         for e in after:
             if e.tag == "Record" and e.get("recordSession") == "true":

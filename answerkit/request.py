@@ -112,11 +112,16 @@ def normalise_number(s: str) -> str:
     Vobiz sends E.164 without the ``+`` (``917983165036`` -> ``+917983165036``). Left as
     given: SIP and other URIs (``sip:alice@example.com``), numbers with a national ``0`` or
     ``00`` prefix (``07971442086``: the country is unknown), short codes and extensions
-    (fewer than 7 digits) and anything that is not a number (``anonymous``). Spaces, dashes,
+    (fewer than 7 digits), numbers written with a bracketed trunk ``(0)`` and anything that
+    is not a number (``anonymous``). Spaces, dashes,
     dots and brackets are dropped from numbers that are normalised.
     """
     value = s.strip()
     if not value or ":" in value or "@" in value:
+        return value
+    if "(0)" in value.replace(" ", ""):
+        # "+44 (0) 20 7946 0018": the bracketed trunk 0 is dialled only nationally. Which
+        # digits it sits between is a formatting guess, so the value is left as given.
         return value
     compact = value.translate(_NUMBER_PUNCTUATION)
     digits = compact[1:] if compact.startswith("+") else compact

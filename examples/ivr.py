@@ -7,7 +7,18 @@ Point your Vobiz Application's answer URL at  https://your.host/main
 
 from __future__ import annotations
 
-from answerkit import CallFlow, CallRequest, Dial, Hangup, Number, Record, Response, Speak, User
+from answerkit import (
+    CallFlow,
+    CallRequest,
+    Dial,
+    DialStatus,
+    Hangup,
+    Number,
+    Record,
+    Response,
+    Speak,
+    User,
+)
 from answerkit.recipes import IVRMenu, Option
 
 flow = CallFlow("ivr")
@@ -31,20 +42,27 @@ IVRMenu(
 def sales(call: CallRequest) -> Response:
     return Response(
         Speak("Connecting you to sales."),
-        Dial(Number("+14155550101"), Number("+14155550102"), caller_id="+14155550100", timeout=25),
-        Speak("Sales is busy right now."),
-        Hangup(),
-    )
+        Dial(Number("+14155550101"), Number("+14155550102"), caller_id="+14155550100",
+             timeout=25, action=flow.url_for("dialed", team="Sales")),
+    )  # fmt: skip
 
 
 @flow.route("/support")
 def support(call: CallRequest) -> Response:
     return Response(
         Speak("Connecting you to support."),
-        Dial(User("sip:support@example.sip.vobiz.ai"), caller_id="+14155550100", timeout=25),
-        Speak("Support is busy right now."),
-        Hangup(),
-    )
+        Dial(User("sip:support@example.sip.vobiz.ai"), caller_id="+14155550100", timeout=25,
+             action=flow.url_for("dialed", team="Support")),
+    )  # fmt: skip
+
+
+@flow.route("/dialed")
+def dialed(call: CallRequest) -> Response:
+    # The Dial's action: elements after a Dial would also run after a completed call (the
+    # agent hung up first), so the busy message goes only where the dial did not connect.
+    if call.dial_status == DialStatus.COMPLETED:
+        return Response(Hangup())
+    return Response(Speak(f"{call.query.get('team', 'The team')} is busy right now."), Hangup())
 
 
 @flow.route("/operator")
@@ -57,7 +75,8 @@ def voicemail(call: CallRequest) -> Response:
     return Response(
         Speak("Please leave a message after the beep."),
         Record(action=flow.url_for("recorded"), max_length=120, finish_on_key="#"),
-        Speak("We did not get a message. Goodbye."),
+        # With redirect false (the default) this runs after every recording, empty or not.
+        Speak("Thank you for calling. Goodbye."),
         Hangup(),
     )
 

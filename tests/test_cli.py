@@ -86,9 +86,11 @@ def test_scripted_call_from_the_terminal_never_waits() -> None:
 
 
 def test_demo_plays_a_complete_call() -> None:
+    # With a proxy in the environment that answers nothing: the demo talks to 127.0.0.1 only.
     proc = subprocess.run(
         [sys.executable, "-m", "answerkit.cli", "demo"],
         capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120,
+        env={**os.environ, "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9"},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout

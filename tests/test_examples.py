@@ -58,6 +58,7 @@ def test_ivr_happy_path_by_key_and_by_speech(load_example: Loader, sim_for: Any)
     assert t.said("Connecting you to sales.")
     assert t.dials[0]["numbers"] == ["+14155550101", "+14155550102"]
     assert t.ended_normally
+    assert not t.said("Sales is busy right now.")  # only when the dial did not connect
     t = sim.call("main", speech="I need support please").run()
     assert t.said("Connecting you to support.")
 

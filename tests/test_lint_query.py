@@ -76,6 +76,13 @@ LINTS = [
     (Stream("ws://localhost/c", bidirectional=True, keep_call_alive=True), "Stream", "local tests"),
     (Play("http://a.b/c.mp3"), "Play", "http://"),
     (Wait(min_silence=100), "Wait", "only used with silence=True"),
+    (Wait(length=5, silence=True, beep=True), "Wait", "beep is only evaluated"),
+    (Record(redirect=True), "Record", "spec §6 item 6"),
+    (
+        Dial(Number("+14155550101"), caller_id="+14155550100", timeout=20, confirm_key="1"),
+        "Dial",
+        "no confirm_timeout",
+    ),
 ]
 
 

@@ -7,8 +7,16 @@ from typing import Any
 
 import pytest
 
-from answerkit import CallFlow, CallRequest, ConfigurationError, Hangup, Response, Speak
-from answerkit.recipes import Forwarding, IVRMenu, Option, WarmTransfer
+from answerkit import (
+    CallFlow,
+    CallRequest,
+    ConfigurationError,
+    ElementError,
+    Hangup,
+    Response,
+    Speak,
+)
+from answerkit.recipes import Forwarding, IVRMenu, Option, TransferTrigger, WarmTransfer
 from answerkit.state import MemoryStore
 from answerkit.testing import CallSimulator
 
@@ -188,3 +196,18 @@ def test_warm_transfer_caller_gone_before_the_room_is_not_accepted(local_vobiz: 
     assert warm.outcome(caller.call_uuid) == "abandoned"
     assert agent.state == "ended" and agent.transcript.said("The caller is no longer waiting.")
     sim.close()
+
+
+def test_forwarding_checks_every_number_at_start_up() -> None:
+    # A bad second number once passed, then dropped the caller when the first was busy.
+    with pytest.raises(ElementError, match="14155550122"):
+        Forwarding(new_flow(), "fwd", numbers=["+14155550121", "14155550122"],
+                   caller_id="+14155550100",
+                   mode="sequential", fallback="sales")  # fmt: skip
+
+
+def test_a_trigger_added_after_mounting_is_refused() -> None:
+    flow = new_flow()
+    flow.create_app()
+    with pytest.raises(ConfigurationError, match="already mounted"):
+        TransferTrigger(flow, secret="s" * 32)

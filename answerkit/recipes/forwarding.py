@@ -61,8 +61,10 @@ class Forwarding:
         self.announcement = announcement
         self.fallback = fallback
         self.result_route = f"{name}_result"
-        # Build one Dial now so that a bad number or caller id fails at start-up.
-        self._dial(0 if mode == "sequential" else None, action="https://check.invalid/")
+        # Build every Dial now so that a bad number or caller id fails at start-up, not on
+        # a call (a bad second number would drop the caller when the first is busy).
+        for index in range(len(self.numbers)) if mode == "sequential" else [None]:
+            self._dial(index, action="https://check.invalid/")
         flow.add_route(f"/{name}", self._start, name=name)
         flow.add_route(f"/{name}/result", self._result, name=self.result_route)
         flow.add_check(self._validate)
