@@ -174,13 +174,23 @@ class SQLiteStore(StateStore):
 
     def close_for_fork(self) -> None:
         """Close this thread's connection before a fork (it reopens on next use); see
-        ``_sqlite_upkeep._pause_for_fork``. Left open inside a transaction."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None or self._local.pid != Process.pid or conn.in_transaction:
+        ``_sqlite_upkeep._pause_for_fork``. Left open while this thread is inside a store
+        operation (a fork from a signal handler) or a transaction."""
+        local = self._local
+        conn: sqlite3.Connection | None = getattr(local, "conn", None)
+        if (
+            conn is None
+            or getattr(local, "pid", None) != Process.pid
+            or getattr(local, "in_use", False)
+            or conn.in_transaction
+            or not self._all_lock.acquire(blocking=False)
+        ):
             return
-        self._local.conn = None
-        with self._all_lock:
+        try:
             self._all.discard(conn)  # type: ignore[arg-type]
+        finally:
+            self._all_lock.release()
+        local.conn = None
         conn.close()
 
     def _error(self, action: str, exc: BaseException) -> StateError:
@@ -220,11 +230,10 @@ class SQLiteStore(StateStore):
             self._all.discard(conn)  # type: ignore[arg-type]
         with contextlib.suppress(sqlite3.Error):
             conn.close()
-        return self._open(None, reopened=True)
+        return self._open(None)
 
-    def _open(self, conn: sqlite3.Connection | None, reopened: bool = False) -> sqlite3.Connection:
-        """A new connection for this thread (``conn``: the one it had before a fork;
-        ``reopened``: the file was replaced, so its tables may be missing)."""
+    def _open(self, conn: sqlite3.Connection | None) -> sqlite3.Connection:
+        """A new connection for this thread (``conn``: the one it had before a fork)."""
         pid = Process.pid
         if conn is not None:
             # Inherited through fork: SQLite forbids using it in the child, and closing it
@@ -242,15 +251,18 @@ class SQLiteStore(StateStore):
             _enable_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
-            if reopened:
-                conn.executescript(_SCHEMA)
+            # Every new connection: the file may have been deleted and created afresh by
+            # anyone (IF NOT EXISTS makes this cheap when the tables are there).
+            conn.executescript(_SCHEMA)
         except BaseException:
             conn.close()
             raise
-        self._local.conn = conn
+        # Everything _connect reads is set before the connection itself: an exception
+        # landing in between (a deadline's SIGALRM) leaves the thread to open another.
         self._local.pid = pid
         self._local.file_id = file_id(self.path)
         self._local.check_at = time.monotonic() + FILE_CHECK_INTERVAL
+        self._local.conn = conn
         with self._all_lock:
             self._all.add(conn)
             if self._checkpointer is None or self._checkpointer.pid != pid:
@@ -265,6 +277,15 @@ class SQLiteStore(StateStore):
         ``fn`` must be safe to repeat: it is either one statement, which SQLite refuses as a
         whole when the database is busy, or a transaction that rolls back on failure.
         """
+        local = self._local
+        outer = getattr(local, "in_use", False)
+        local.in_use = True  # a fork from a signal handler meanwhile leaves the connection be
+        try:
+            return self._retrying(action, fn)
+        finally:
+            local.in_use = outer
+
+    def _retrying(self, action: str, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         tries = 0
         give_up = 0.0
         while True:
@@ -319,12 +340,14 @@ class SQLiteStore(StateStore):
         conn.execute(_PUT, (call_uuid, key, raw, now + self.ttl, now))
 
     def get_all(self, call_uuid: str) -> dict[str, Any]:
-        rows = self._exec("read call state", _GET_ALL, (call_uuid, time.time())).fetchall()
+        params = (call_uuid, time.time())
+        rows = self._run("read call state", lambda conn: conn.execute(_GET_ALL, params).fetchall())
         return {key: json.loads(value) for key, value in rows}
 
     def get(self, call_uuid: str, key: str) -> Any:
         sql = "SELECT value FROM calls WHERE call_uuid = ? AND key = ? AND expires_at > ?"
-        row = self._exec("read call state", sql, (call_uuid, key, time.time())).fetchone()
+        params = (call_uuid, key, time.time())
+        row = self._run("read call state", lambda conn: conn.execute(sql, params).fetchone())
         if row is None:
             raise KeyError(key)
         return json.loads(row[0])

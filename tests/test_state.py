@@ -772,3 +772,31 @@ def test_a_deleted_state_file_is_noticed_and_recreated(
     assert new.get_all("c") == {"k": 2}  # both share the one file again
     old.close()
     new.close()
+
+
+def test_new_threads_find_the_tables_of_a_recreated_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only the threads that noticed the deletion used to create the tables again; a thread
+    # opening its first connection afterwards found an empty file.
+    import answerkit.state_sqlite as state_sqlite
+
+    monkeypatch.setattr(state_sqlite, "FILE_CHECK_INTERVAL", 0.0)
+    path = tmp_path / "again.sqlite3"
+    store = SQLiteStore(path)
+    store.set("c", "k", 1)
+    for name in ("again.sqlite3", "again.sqlite3-wal", "again.sqlite3-shm"):
+        (tmp_path / name).unlink(missing_ok=True)
+    errors: list[BaseException] = []
+
+    def fresh_thread() -> None:
+        try:
+            store.set("c", "k", 2)
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=fresh_thread)
+    thread.start()
+    thread.join()
+    assert errors == [] and store.get_all("c") == {"k": 2}
+    store.close()
