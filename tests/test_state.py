@@ -752,41 +752,39 @@ def test_two_threads_forking_at_once_with_a_store_open(tmp_path: Path) -> None:
     assert ran.stdout.strip() == "[300, 300] False", ran.stdout + ran.stderr
 
 
+@pytest.fixture
+def deleted_under_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SQLiteStore]:
+    """A store (checking its file at every operation) whose file, with its -wal and -shm,
+    an operator has just deleted."""
+    import answerkit.state_sqlite as state_sqlite
+
+    monkeypatch.setattr(state_sqlite, "FILE_CHECK_INTERVAL", 0.0)
+    store = SQLiteStore(tmp_path / "state.sqlite3")
+    store.set("c", "k", 1)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{store.path}{suffix}").unlink(missing_ok=True)
+    yield store
+    store.close()
+
+
 def test_a_deleted_state_file_is_noticed_and_recreated(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    deleted_under_store: SQLiteStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Processes writing on into a deleted file while new ones create a fresh one would split
     # state and replay records between two files without a word.
-    import answerkit.state_sqlite as state_sqlite
-
-    monkeypatch.setattr(state_sqlite, "FILE_CHECK_INTERVAL", 0.0)
-    path = tmp_path / "gone.sqlite3"
-    old = SQLiteStore(path)
-    old.set("c", "k", 1)
-    for name in ("gone.sqlite3", "gone.sqlite3-wal", "gone.sqlite3-shm"):
-        (tmp_path / name).unlink(missing_ok=True)
+    old = deleted_under_store
     old.set("c", "k", 2)  # noticed: written to the file now at the path
     assert "deleted or replaced" in caplog.text
-    assert path.exists()
-    new = SQLiteStore(path)
+    assert Path(old.path).exists()
+    new = SQLiteStore(old.path)
     assert new.get_all("c") == {"k": 2}  # both share the one file again
-    old.close()
     new.close()
 
 
-def test_new_threads_find_the_tables_of_a_recreated_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_new_threads_find_the_tables_of_a_recreated_file(deleted_under_store: SQLiteStore) -> None:
     # Only the threads that noticed the deletion used to create the tables again; a thread
     # opening its first connection afterwards found an empty file.
-    import answerkit.state_sqlite as state_sqlite
-
-    monkeypatch.setattr(state_sqlite, "FILE_CHECK_INTERVAL", 0.0)
-    path = tmp_path / "again.sqlite3"
-    store = SQLiteStore(path)
-    store.set("c", "k", 1)
-    for name in ("again.sqlite3", "again.sqlite3-wal", "again.sqlite3-shm"):
-        (tmp_path / name).unlink(missing_ok=True)
+    store = deleted_under_store
     errors: list[BaseException] = []
 
     def fresh_thread() -> None:
@@ -799,4 +797,3 @@ def test_new_threads_find_the_tables_of_a_recreated_file(
     thread.start()
     thread.join()
     assert errors == [] and store.get_all("c") == {"k": 2}
-    store.close()
