@@ -20,7 +20,6 @@ from answerkit.elements import (
 from answerkit.errors import ElementError
 from answerkit.parse import parse
 
-DECL = '<?xml version="1.0" encoding="UTF-8"?>'
 URL_A = "https://example.com/menu?step=1&lang=en"
 
 

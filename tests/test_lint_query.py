@@ -24,10 +24,6 @@ from answerkit.lint import LintWarning
 from answerkit.query import dialed_numbers, find, find_all, spoken_text, walk
 from answerkit.ssml import SayAs
 
-DECL = '<?xml version="1.0" encoding="UTF-8"?>'
-URL_A = "https://example.com/menu?step=1&lang=en"
-
-
 # --- lint ----------------------------------------------------------------------------------------
 
 LINTS = [
