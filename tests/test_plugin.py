@@ -71,3 +71,32 @@ def test_plugin_is_registered_by_entry_point(pytester: pytest.Pytester) -> None:
     for name in ("local_vobiz", "call_simulator", "sign_request", "signed_post"):
         assert f"\n{name} -- " in out, name
     assert "answerkit_local_vobiz_server [session scope]" in out
+
+
+LEAKY_TESTS = """
+from answerkit.app import CallFlow
+from answerkit.elements import Response, Speak
+from answerkit.state import MemoryStore
+from answerkit.testing import CallSimulator
+
+
+def test_a_simulator_left_open(local_vobiz):
+    flow = CallFlow("leak", public_url="https://voice.example.com",
+                    auth_token="plugin-token-123", state=MemoryStore())
+    flow.add_route("/answer", lambda call: Response(Speak("Hi.")), name="answer")
+    CallSimulator(flow, local_vobiz=local_vobiz).call().run()  # never closed
+
+
+def test_the_next_test_gets_a_server_of_its_own(local_vobiz):
+    with local_vobiz.client() as client:
+        placed = client.make_call("+14155550199", "+14155550111", "https://h.example.com/a")
+        client.hangup(placed.request_uuid)
+    # Not swallowed by the earlier test's simulator: LocalVobiz ended the call itself.
+    assert local_vobiz.call(placed.request_uuid).status == "completed"
+"""
+
+
+def test_local_vobiz_drops_hooks_left_by_an_earlier_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_leaky=LEAKY_TESTS)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)

@@ -15,16 +15,19 @@ from answerkit.cli import main as cli_main
 from answerkit.elements import (
     Conference,
     Dial,
+    Gather,
     Hangup,
     Number,
     Play,
     PreAnswer,
+    Record,
     Response,
     Speak,
     Stream,
     Wait,
 )
 from answerkit.errors import ConfigurationError
+from answerkit.request import CallRequest, Event
 from answerkit.state import MemoryStore
 from answerkit.testing.simulator import CallSimulator
 
@@ -336,6 +339,7 @@ def test_bad_press_is_a_configuration_error() -> None:
 APP = """
 from answerkit.app import CallFlow
 from answerkit.elements import Response, Speak
+from answerkit.request import CallRequest, Event
 from answerkit.state import MemoryStore
 
 flow = CallFlow("bad", auth_token="bad-token-0123456789", state=MemoryStore())
@@ -372,3 +376,123 @@ def test_an_abandoned_call_sends_no_webhook_when_collected() -> None:
     gc.collect()
     # The programs were closed by the collector: no ConferenceExit, no DialHangup.
     assert sum(len(t.webhooks) for t in transcripts) == sent
+
+
+# -- 9. B-leg transfers (Transfer API legs=bleg/both, spec §4.1) ---------------------------------
+
+
+def test_transfer_of_both_legs_without_a_bridge_still_moves_the_a_leg() -> None:
+    flow = doc_flow(Response(Play(MUSIC, loop=0)), moved=Response(Speak("Moved.")))
+    sim = CallSimulator(flow)
+    call = sim.call()
+    call.run()
+    assert sim.transfer(call.call_uuid, "moved", leg="both")
+    t = call.run()
+    assert t.heard[-1] == "Moved." and t.ended
+    assert "no B-leg is bridged" in str(t)
+
+
+def test_bleg_transfer_asked_for_on_dial_connected_moves_the_b_leg_only() -> None:
+    sims: list[CallSimulator] = []
+
+    def events(call: CallRequest) -> None:
+        if call.event == Event.DialConnected:
+            assert sims[0].transfer(call.call_uuid, "agent", leg="bleg")
+
+    dial = Dial(Number("+14156667890"), caller_id="+14155551234", callback_url=url("/hooks"))
+    flow = doc_flow(Response(dial, Speak("After the dial.")), agent=Response(Speak("Briefing.")))
+    flow.add_route("/hooks", events, name="hooks", status_callback=True)
+    sim = CallSimulator(flow)
+    sims.append(sim)
+    caller = sim.call(dial="bridge")
+    sim.run_until_idle()
+    # The caller's document goes on once the agent leaves the bridge (it was not dropped
+    # half-way by the B-leg's transfer), and the agent runs its own document.
+    assert caller.ended and caller.transcript.heard == ["After the dial."]
+    assert caller.transcript.hangup_cause_code == 4010
+    agent = sim.calls[1]
+    assert agent.transcript.heard == ["Briefing."]
+    assert agent.transcript.webhooks[0].event == "Transfer"
+
+
+def test_bleg_transfer_of_an_unbridged_call_never_leaves_the_simulator(
+    call_simulator: Any, local_vobiz: Any
+) -> None:
+    flow = doc_flow(Response(Play(MUSIC, loop=0)), agent=Response(Speak("Briefing.")))
+    sim = call_simulator(flow)
+    call = sim.call()
+    call.run()
+    local_vobiz.client().transfer(call.call_uuid, legs="bleg", bleg_url=url("/agent"))
+    call.run()
+    # LocalVobiz did not fetch the URL itself (in the A-leg's name, off loopback).
+    assert local_vobiz.sent_webhooks == [] and local_vobiz.transfers == []
+    assert call.state == "blocked" and "no B-leg is bridged" in str(call.transcript)
+    assert call.transcript.heard == [MUSIC]
+
+
+# -- 10. a failing handler is not a call that ended normally ------------------------------------
+
+
+def test_a_failing_handler_is_reported_and_the_call_did_not_end_normally() -> None:
+    reported: list[str] = []
+    flow = doc_flow(
+        Response(Gather(Speak("Press 1."), action=url("/menu"), input_type="dtmf")),
+    )
+
+    def hook(exc: BaseException, call: CallRequest | None, route: str) -> None:
+        reported.append(route)
+
+    flow.on_error = hook
+
+    def menu(call: CallRequest) -> Response:
+        raise KeyError("no such option")
+
+    flow.add_route("/menu", menu, name="menu")
+    with CallSimulator(flow) as sim:
+        t = sim.call(digits="1").run()
+        # The app answered its fallback (an apology and a hangup, 4000) with a 200, as it must.
+        assert t.ended and t.hangup_cause_code == 4000
+        assert t.handler_errors == ["menu: KeyError: 'no such option'"]
+        assert not t.ended_normally
+        assert [e.text for e in t.events_of("error")] == [
+            "handler error: menu: KeyError: 'no such option'"
+        ]
+    assert reported == ["menu"]  # the flow's own hook still ran, and is back after close()
+    assert flow.dispatcher().on_error == hook
+    ok = CallSimulator(flow).call(digits="-").run()
+    assert ok.handler_errors == [] and ok.ended_normally
+
+
+# -- 11. Record's transcriptionUrl gets the transcription (spec §2.6) ----------------------------
+
+
+def test_record_transcription_reaches_the_transcription_url_after_record_stop() -> None:
+    record = Record(
+        action=url("/events"),
+        callback_url=url("/events"),
+        transcription_url=url("/events"),
+        transcription_method="GET",
+    )
+    flow = doc_flow(Response(Speak("Leave a message."), record))
+    t = CallSimulator(flow).call().run()
+    assert [h.event for h in t.webhooks] == ["StartApp", "Record", "Hangup", "RecordStop", ""]
+    hook = t.webhooks[-1]
+    assert hook.method == "GET"
+    assert hook.params["recording_id"] == t.recordings[0]
+    assert hook.params["transcription"] and hook.params["transcription_id"]
+    seen = flow.seen[-1]  # type: ignore[attr-defined]
+    assert (
+        seen.recording_id == t.recordings[0] and seen.transcription == hook.params["transcription"]
+    )
+
+
+# -- 12. an unanswered Dial rings for its timeout (spec §1.2 Dial: effectively 120 s) -----------
+
+
+@pytest.mark.parametrize(("timeout", "heard"), [(None, []), (20, ["Nobody answered."])])
+def test_unanswered_dial_rings_for_its_timeout(timeout: int | None, heard: list[str]) -> None:
+    dial = Dial(Number("+14156667890"), caller_id="+14155551234", timeout=timeout)
+    flow = doc_flow(Response(Hangup(schedule=60), dial, Speak("Nobody answered.")))
+    t = CallSimulator(flow).call(dial="no-answer").run()
+    # Unset, the B-leg rings past the scheduled hang-up: the caller never hears the apology.
+    assert t.heard == heard and t.ended and t.hangup_cause_code == 4000

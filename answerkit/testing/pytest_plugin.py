@@ -36,9 +36,14 @@ def answerkit_local_vobiz_server() -> Iterator[LocalVobiz]:
 
 @pytest.fixture
 def local_vobiz(answerkit_local_vobiz_server: LocalVobiz) -> LocalVobiz:
-    """A LocalVobiz server with no calls, requests or faults left from other tests."""
-    answerkit_local_vobiz_server.reset()
-    return answerkit_local_vobiz_server
+    """A LocalVobiz server with no calls, requests, faults or hooks left from other tests."""
+    server = answerkit_local_vobiz_server
+    server.reset()
+    # The hooks too: a simulator an earlier test never closed would otherwise still take
+    # this test's hang-ups and transfers over (and adopt its make-calls), and do nothing.
+    server.on_make_call = server.on_transfer = None
+    server.on_transfer_request = server.on_hangup_request = None
+    return server
 
 
 @pytest.fixture

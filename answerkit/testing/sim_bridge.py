@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from answerkit.elements import Element
 from answerkit.errors import AnswerkitError, ConfigurationError
 from answerkit.parse import parse
-from answerkit.testing.sim_elements import BLOCK, CallEnded, Fetch, hear, wait
+from answerkit.testing.sim_elements import BLOCK, CallEnded, Fetch, _int, hear, wait
 from answerkit.testing.sim_transcript import CAUSES, Cause
 
 if TYPE_CHECKING:
@@ -168,7 +168,9 @@ def run_dial(call: SimulatedCall, el: Element) -> Generator[int, None, Fetch | N
         )
         record["outcome"] = status
         call._emit("dial", f"dial {names} -> {status}", dial=record)
-        call.clock += 30 if status == "no-answer" else 2
+        # An unanswered B-leg rings for the Dial's timeout: effectively 120 s when not set
+        # (spec §1.2 Dial), which a <Hangup schedule> may cut short.
+        call.clock += _int(el.get("timeout"), 120) if status == "no-answer" else 2
         for target in targets:
             leg_hangup(target, CAUSES[target.outcome])
         hangup_cause = CAUSES[status].cause

@@ -238,14 +238,21 @@ class SimulatedCall:
             return False
         pending = self._take_pending()
         if pending is not None:
+            if pending.kind == "transfer-bleg":
+                # Only the bridged B-leg moves: this leg's document (or its pause) goes on.
+                if self.bridge is not None:
+                    self.bridge.transfer_bleg(pending.url, pending.method)
+                else:
+                    self._emit(
+                        "note",
+                        "transfer of the B-leg requested, but no B-leg is bridged to this "
+                        f"call: nothing moved to {self._display(pending.url)}",
+                    )
+                return True
             self.paused = False
             if pending.kind == "hangup":
                 assert pending.cause is not None
                 self._finish(pending.cause)
-                return True
-            if pending.kind == "transfer-bleg":
-                if self.bridge is not None:
-                    self.bridge.transfer_bleg(pending.url, pending.method)
                 return True
             self._close_program()
             self.transcript.transfers.append(pending.url)
@@ -462,12 +469,17 @@ class SimulatedCall:
         sim = self.sim
         resolved = sim.router.resolve(url)
         started = perf_counter()
+        errors: list[str] = []
         if resolved is None:
             reply = Reply(0, b"", "", "outside the simulated application: not requested")
             display = url
         else:
             signed, target, display = resolved
-            reply = sim.transport.send(method, target, params, sim.sign(signed))
+            if sim.error_tap is None:
+                reply = sim.transport.send(method, target, params, sim.sign(signed))
+            else:
+                with sim.error_tap.watching(errors):
+                    reply = sim.transport.send(method, target, params, sim.sign(signed))
         hook = Webhook(
             url,
             method,
@@ -486,7 +498,12 @@ class SimulatedCall:
             f"{method} {display} ({what}) -> {reply.status or 'unreachable'}",
             webhook=hook,
         )
-        if self._pending and not self._cleanup:
+        for error in errors:
+            self.transcript.handler_errors.append(error)
+            self._emit("error", f"handler error: {error}")
+        # A B-leg-only transfer leaves this leg's document running: it waits for the next step
+        # (the bridge may not be up yet when a DialAnswer handler asks for it).
+        if not self._cleanup and any(p.kind != "transfer-bleg" for p in self._pending):
             if any(p.kind == "hangup" for p in self._pending):
                 self._hanging_up = True  # clean-up on the way out reports a hang-up
             raise Interrupted

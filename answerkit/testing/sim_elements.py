@@ -309,31 +309,60 @@ def send_hangup(call: SimulatedCall, cause: Cause) -> None:
     )
 
 
+#: What a simulated transcription says: no audio is recorded, so there is nothing to transcribe.
+SIMULATED_TRANSCRIPTION = "simulated transcription"
+
+
 def send_record_stops(call: SimulatedCall) -> None:
-    """RecordStop for every recording with a callbackUrl (after the hangup, spec §2.13)."""
+    """RecordStop for every recording with a callbackUrl (after the hangup, spec §2.13),
+    then its transcription to ``transcriptionUrl`` (spec §2.6)."""
     for rec in call.recordings:
         callback = rec.element.get("callbackUrl")
-        if not callback:
-            continue
-        length = max(1, round(call.clock - rec.start)) if rec.session else 5
-        start_ms = int(rec.start * 1000)
-        fmt = rec.element.get("fileFormat") or "mp3"
-        url = f"https://media.vobiz.ai/recordings/{rec.recording_id}.{fmt}"
-        call._notify(
-            callback,
-            rec.element.get("callbackMethod") or "POST",
-            "RecordStop",
-            {
-                "RecordingID": rec.recording_id,
-                "RecordUrl": url,
-                "RecordFile": url,
-                "RecordingDuration": str(length),
-                "RecordingDurationMs": str(length * 1000),
-                "RecordingStartMs": str(start_ms),
-                "RecordingEndMs": str(start_ms + length * 1000),
-                "RecordingEndReason": "HungUp" if rec.session else "RecordingTimeout",
-            },
-        )
+        if callback:
+            _record_stop(call, rec, callback)
+    for rec in call.recordings:
+        transcription_url = rec.element.get("transcriptionUrl")
+        if transcription_url:
+            _transcription(call, rec, transcription_url)
+
+
+def _transcription(call: SimulatedCall, rec: Recording, url: str) -> None:
+    # Spec §2.6: these four fields are snake_case, unlike every other callback's. The
+    # text is a fixed stand-in (SIMULATED_TRANSCRIPTION): nothing was really recorded.
+    transcription_id = str(uuid.uuid4())
+    call._notify(
+        url,
+        rec.element.get("transcriptionMethod") or "POST",
+        "",
+        {
+            "transcription": SIMULATED_TRANSCRIPTION,
+            "transcription_id": transcription_id,
+            "transcription_url": f"https://media.vobiz.ai/transcriptions/{transcription_id}",
+            "recording_id": rec.recording_id,
+        },
+    )
+
+
+def _record_stop(call: SimulatedCall, rec: Recording, callback: str) -> None:
+    length = max(1, round(call.clock - rec.start)) if rec.session else 5
+    start_ms = int(rec.start * 1000)
+    fmt = rec.element.get("fileFormat") or "mp3"
+    url = f"https://media.vobiz.ai/recordings/{rec.recording_id}.{fmt}"
+    call._notify(
+        callback,
+        rec.element.get("callbackMethod") or "POST",
+        "RecordStop",
+        {
+            "RecordingID": rec.recording_id,
+            "RecordUrl": url,
+            "RecordFile": url,
+            "RecordingDuration": str(length),
+            "RecordingDurationMs": str(length * 1000),
+            "RecordingStartMs": str(start_ms),
+            "RecordingEndMs": str(start_ms + length * 1000),
+            "RecordingEndReason": "HungUp" if rec.session else "RecordingTimeout",
+        },
+    )
 
 
 def gather(call: SimulatedCall, el: Element) -> Generator[int, None, Fetch | None]:

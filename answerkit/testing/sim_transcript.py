@@ -97,8 +97,9 @@ class TranscriptEvent:
 
     ``kind`` is one of ``hear``, ``silence``, ``press``, ``say``, ``no-input``, ``webhook``,
     ``dial``, ``conference``, ``record``, ``dtmf``, ``stream``, ``transfer``, ``redirect``,
-    ``note``, ``hangup``; ``text`` is its readable line; ``at`` the simulated second of the
-    call it happened at; ``data`` the details (``data["webhook"]`` for a webhook).
+    ``note``, ``error`` (a handler of the flow failed), ``hangup``; ``text`` is its
+    readable line; ``at`` the simulated second of the call it happened at; ``data`` the
+    details (``data["webhook"]`` for a webhook).
     """
 
     kind: str
@@ -115,7 +116,9 @@ class Transcript:
     that got input), ``dtmf`` (tones the flow sent with ``<DTMF>``), ``dials`` (one dict
     per ``<Dial>``: ``numbers``, ``outcome``, ``answered_by``), ``conferences`` (rooms
     joined), ``recordings`` (recording ids), ``streams`` (stream URLs), ``transfers``
-    (URLs the leg was moved to), ``webhooks`` and ``events``. Once the call is over,
+    (URLs the leg was moved to), ``webhooks``, ``events`` and ``handler_errors`` (``route:
+    Type: message`` for each webhook whose handler failed and got the flow's fallback; seen
+    when the simulator was given the flow). Once the call is over,
     ``ended`` is True and ``hangup_cause``, ``hangup_cause_code``, ``hangup_cause_name``,
     ``hangup_source``, ``duration`` and ``bill_duration`` say how.
     """
@@ -136,6 +139,7 @@ class Transcript:
         self.transfers: list[str] = []
         self.webhooks: list[Webhook] = []
         self.events: list[TranscriptEvent] = []
+        self.handler_errors: list[str] = []
         self.documents: list[Any] = []
         self.ended = False
         self.hangup_cause: str | None = None
@@ -150,8 +154,12 @@ class Transcript:
 
     @property
     def ended_normally(self) -> bool:
-        """True when the call ended with 4000 or 4010 (not dropped by an error)."""
-        return self.ended and self.hangup_cause_code in NORMAL_CODES
+        """True when the call ended with 4000 or 4010 and no handler of the flow failed.
+
+        A failed handler is answered with the flow's fallback (an apology and a hangup,
+        4000): the call "works" on Vobiz, but not as written, so it does not count here.
+        """
+        return self.ended and self.hangup_cause_code in NORMAL_CODES and not self.handler_errors
 
     def said(self, text: str) -> bool:
         """True when some spoken or played entry contains ``text``."""

@@ -10,7 +10,8 @@ are never requested (tests stay on loopback).
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from io import BytesIO
 from typing import TYPE_CHECKING, Any, Protocol
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HTTPTransport",
+    "HandlerErrorTap",
     "Reply",
     "Router",
     "Transport",
@@ -212,6 +214,42 @@ class HTTPTransport:
         """Close the pooled connections (a session passed in is left open)."""
         if self._owns:
             self.session.close()
+
+
+class HandlerErrorTap:
+    """Sees the errors a flow's handlers raise while one webhook of a call is in flight.
+
+    The app answers such a webhook with the flow's fallback document and a 200, as it must
+    in production, so the reply alone looks healthy: a crashing handler would pass a test
+    that checks the call ended normally. The tap chains to the hook it replaces (the
+    flow's own ``on_error``), and puts it back on :meth:`close`.
+    """
+
+    def __init__(self, dispatcher: Any) -> None:
+        self._dispatcher = dispatcher
+        self._previous: Callable[[BaseException, Any, str], None] | None = dispatcher.on_error
+        self._into: list[str] | None = None
+        dispatcher.on_error = self._seen
+
+    @contextmanager
+    def watching(self, into: list[str]) -> Iterator[None]:
+        """Errors met until the block ends go into ``into`` as ``route: Type: message``."""
+        outer, self._into = self._into, into
+        try:
+            yield
+        finally:
+            self._into = outer
+
+    def _seen(self, exc: BaseException, call: Any, route: str) -> None:
+        if self._previous is not None:
+            self._previous(exc, call, route)
+        if self._into is not None:
+            self._into.append(f"{route}: {type(exc).__name__}: {exc}")
+
+    def close(self) -> None:
+        """Put the flow's own hook back (unless another tap replaced this one since)."""
+        if self._dispatcher.on_error == self._seen:
+            self._dispatcher.on_error = self._previous
 
 
 # -- hand-made webhooks (the ``sign_request`` / ``signed_post`` fixtures) ----------------------

@@ -26,6 +26,7 @@ transfers and hang-ups of its calls through the server's ``on_transfer_request``
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
 import threading
@@ -51,6 +52,7 @@ from answerkit.testing.sim_elements import (
 from answerkit.testing.sim_remote import VobizLink
 from answerkit.testing.sim_transcript import CAUSES, Cause, TranscriptEvent
 from answerkit.testing.sim_transport import (
+    HandlerErrorTap,
     HTTPTransport,
     Router,
     Transport,
@@ -163,6 +165,12 @@ class CallSimulator:
             if local_vobiz is not None
             else None
         )
+        # The flow's handler errors reach the transcript (its fallback hides them otherwise);
+        # a flow without the settings to serve (no token) has no dispatcher to tap.
+        self.error_tap: HandlerErrorTap | None = None
+        if flow is not None:
+            with contextlib.suppress(ConfigurationError):
+                self.error_tap = HandlerErrorTap(flow.dispatcher())
 
     # -- placing calls -----------------------------------------------------------------------
 
@@ -339,8 +347,10 @@ class CallSimulator:
         """Move a live call's leg to ``url`` (a route name, path or URL), as the Transfer API.
 
         The leg drops its current document at its next step (at once when it is
-        blocked) and runs the XML the URL returns (``Event=Transfer``). Returns False
-        when there is no such live, answered call (the API would answer 404).
+        blocked) and runs the XML the URL returns (``Event=Transfer``). ``bleg`` moves the
+        B-leg bridged to the call (a transcript note says so when none is bridged), and
+        leaves the A-leg's document running. Returns False when there is no such live,
+        answered call (the API would answer 404).
         """
         if leg not in ("aleg", "bleg", "both"):
             raise ConfigurationError(f"leg must be aleg, bleg or both, got {leg!r}")
@@ -377,10 +387,12 @@ class CallSimulator:
         return url
 
     def close(self) -> None:
-        """Release connections and unhook from LocalVobiz."""
+        """Release connections, unhook from LocalVobiz and from the flow's error hook."""
         self.transport.close()
         if self._link is not None:
             self._link.close()
+        if self.error_tap is not None:
+            self.error_tap.close()
 
     def __enter__(self) -> CallSimulator:
         return self
@@ -502,8 +514,10 @@ class CallSimulator:
             return False
         leg = forced or leg
         if leg in ("bleg", "both"):
-            if call.bridge is None:
-                return False
+            # Queued even with no bridge up yet: a handler of DialAnswer/DialConnected asks
+            # before the bridge forms, and with legs=both the A-leg must move regardless.
+            # Taken over either way, so LocalVobiz never fetches the URL itself in the
+            # name of a simulated call (with the A-leg's CallUUID, off loopback).
             call._request(Pending("transfer-bleg", url, method))
         if leg in ("aleg", "both"):
             call._request(Pending("transfer", url, method))
