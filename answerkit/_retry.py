@@ -5,22 +5,27 @@ principle: repeat a request only when it certainly had no effect, or when
 repeating it cannot change the outcome.
 
 * A connection that was never established (refused, DNS failure, connect
-  timeout) sent nothing, so any request may be repeated.
+  timeout, an unreachable proxy) sent nothing, so any request may be repeated.
+  A certificate that fails verification sent nothing either, but stays failing.
 * A 429 means Vobiz refused the request before acting on it, so any request may
   be repeated after the wait it asks for (``Retry-After``).
-* A read timeout, a connection reset after sending, or a 5xx may come after the
-  request was applied. A transfer re-runs the new XML and a make-call places a
-  second call, so POSTs are never repeated then. A GET changes nothing and is
-  repeated after a reset or a 502/503/504; a DELETE only after 502/503/504,
-  which gateways send before the call service is reached. Timeouts are not
-  repeated at all: each would cost the whole timeout again.
+* A read timeout, a connection reset after sending, any other TLS error (it may
+  come while reading the answer), or a 5xx may come after the request was
+  applied. A transfer re-runs the new XML and a make-call places a second call,
+  so POSTs are never repeated then. A GET changes nothing and is repeated after
+  a reset or a 502/503/504; a DELETE only after 502/503/504, which gateways send
+  before the call service is reached; either waits as long as a ``Retry-After``
+  asks. Timeouts are not repeated at all: each would cost the whole timeout again.
 """
 
 from __future__ import annotations
 
 import email.utils
+import html
 import json
 import logging
+import re
+import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,6 +34,7 @@ from typing import Any
 
 import requests
 from urllib3.exceptions import MaxRetryError, NewConnectionError
+from urllib3.util.ssl_match_hostname import CertificateError
 
 from answerkit import errors
 
@@ -94,9 +100,20 @@ def classify_transport_error(exc: requests.RequestException) -> TransportFailure
     detail = _describe(exc)
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return TransportFailure("connect", sent=False, retryable=True, detail=detail)
+    if isinstance(exc, requests.exceptions.ProxyError):
+        # urllib3 says ProxyError only before it has reached the proxy (or its CONNECT
+        # tunnel failed): the request never left for Vobiz.
+        return TransportFailure("connect", sent=False, retryable=True, detail=f"proxy: {detail}")
     if isinstance(exc, requests.exceptions.SSLError):
-        # Nothing was sent, but a certificate problem does not go away by retrying.
-        return TransportFailure("connect", sent=False, retryable=False, detail=detail)
+        if any(
+            isinstance(c, (ssl.SSLCertVerificationError, CertificateError)) for c in _chain(exc)
+        ):
+            # Checked in the handshake, so nothing was sent; and it does not go away by retrying.
+            return TransportFailure("connect", sent=False, retryable=False, detail=detail)
+        # Any other TLS error may come after the request went out: a bad record MAC or a
+        # garbled record while reading the answer (a connection shared across a fork, a
+        # middlebox) arrives as the same SSLError as a failed handshake.
+        return TransportFailure("transport", sent=True, retryable=False, detail=detail)
     if isinstance(exc, requests.exceptions.Timeout):
         return TransportFailure("timeout", sent=True, retryable=False, detail=detail)
     if isinstance(exc, requests.exceptions.ConnectionError):
@@ -109,15 +126,23 @@ def classify_transport_error(exc: requests.RequestException) -> TransportFailure
     return TransportFailure("transport", sent=True, retryable=False, detail=detail)
 
 
-def _describe(exc: BaseException) -> str:
-    """The innermost cause: requests wraps urllib3, which wraps the socket error."""
-    inner = exc
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and its causes, outermost first: requests wraps urllib3, which wraps the
+    socket or TLS error (in ``reason`` or in ``args``)."""
+    chain = [exc]
     for _ in range(8):
+        inner = chain[-1]
         causes = [getattr(inner, "reason", None), *inner.args]
-        nxt = next((c for c in causes if isinstance(c, BaseException) and c is not inner), None)
+        nxt = next((c for c in causes if isinstance(c, BaseException) and c not in chain), None)
         if nxt is None:
             break
-        inner = nxt
+        chain.append(nxt)
+    return chain
+
+
+def _describe(exc: BaseException) -> str:
+    """The innermost cause, as ``Type: message``."""
+    inner = _chain(exc)[-1]
     return f"{type(inner).__name__}: {inner}"
 
 
@@ -237,6 +262,11 @@ class Sender:
                     headers=headers,
                     timeout=self._timeout,
                     allow_redirects=False,
+                    # Passed explicitly because requests lets REQUESTS_CA_BUNDLE and
+                    # HTTPS_PROXY override the session's own settings (psf/requests#3829):
+                    # a session given with a private CA or a proxy must keep them.
+                    verify=self.session.verify,
+                    proxies=dict(self.session.proxies),
                 )
             except requests.RequestException as exc:
                 failure = classify_transport_error(exc)
@@ -257,10 +287,10 @@ class Sender:
                 if 200 <= answer.status < 300:
                     return answer
                 error = self.api_error(answer, method, path, call_uuid)
-                retry_after = (
-                    error.retry_after if isinstance(error, errors.RateLimitedError) else None
-                )
                 may_retry = answer.status == 429 or answer.status in repeat_statuses
+                # A 503 may carry Retry-After too (RFC 9110 §10.2.3); retrying sooner than
+                # asked only earns another, and a wait past the time bound means no retry.
+                retry_after = parse_retry_after(answer.headers, answer.body) if may_retry else None
                 wait = self.policy.delay(attempt, retry_after)
             if not may_retry or not self.policy.allows(attempt, wait, started):
                 raise error
@@ -382,16 +412,58 @@ def _transport_error(
     )
 
 
+_HTML = re.compile(r"<(!doctype\s+html|html|head|body)[\s>]", re.IGNORECASE)
+_HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title", re.IGNORECASE | re.DOTALL)
+_HTML_TAG = re.compile(r"<[^>]*>")
+
+
 def _api_message(body: Any) -> str | None:
-    """The human message from any of the three error body shapes of spec §4.0."""
+    """The human message from any of the three error body shapes of spec §4.0, with the
+    fields a validation error names; or the gist of a text or HTML error page."""
     if isinstance(body, dict):
         error_part = body.get("error")
+        message = None
         if isinstance(error_part, dict):
             message = _text(error_part.get("message")) or _text(error_part.get("code"))
-            if message:
-                return message
-        return _text(error_part) or _text(body.get("message")) or _text(body.get("detail"))
+        message = (
+            message or _text(error_part) or _text(body.get("message")) or _text(body.get("detail"))
+        )
+        named = _named_fields(body, message or "")
+        if named:
+            return f"{message} ({named})" if message else named
+        return message
     if isinstance(body, str) and body.strip():
-        text = " ".join(body.split())
+        text = body
+        if _HTML.search(text[:2000]):
+            # A proxy's or gateway's error page: its title says it ("502 Bad Gateway");
+            # the first 200 characters of markup would say nothing.
+            title = _HTML_TITLE.search(text)
+            text = html.unescape(title.group(1) if title else _HTML_TAG.sub(" ", text))
+        text = " ".join(text.split())
         return text[:200] + ("…" if len(text) > 200 else "")
     return None
+
+
+def _named_fields(body: Mapping[str, Any], message: str) -> str | None:
+    """What ``details.field`` and ``details.errors[]`` add to ``message`` (422 bodies name
+    the failing fields only there, under a generic "Validation failed"), or None."""
+    error_part = body.get("error")
+    details = (error_part if isinstance(error_part, dict) else body).get("details")
+    if not isinstance(details, dict):
+        return None
+    said: list[str] = []
+    field_name = _text(details.get("field"))
+    if field_name and field_name not in message:
+        said.append(f"field {field_name}")
+    items = details.get("errors")
+    for item in items[:5] if isinstance(items, list) else ():
+        if isinstance(item, dict):
+            name = next((v for k in ("field", "param", "path") if (v := _text(item.get(k)))), None)
+            text = next((v for k in ("message", "msg", "code") if (v := _text(item.get(k)))), None)
+            part = ": ".join(p for p in (name, text) if p)
+        else:
+            part = _text(item) or ""
+        if part and part not in message:
+            said.append(part)
+    text = "; ".join(said)
+    return (text[:300] + ("…" if len(text) > 300 else "")) or None

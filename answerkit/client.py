@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import http.cookiejar
 import logging
+import math
 import os
 import re
 from collections.abc import Mapping
 from importlib import metadata
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -37,6 +38,33 @@ logger = logging.getLogger("answerkit.client")
 # "#", "%" or ".." there would silently address another resource.
 _PATH_SEGMENT = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9._~-]{1,128}$")
 _SIP_HEADER_PART = re.compile(r"^[A-Za-z0-9]+$")
+#: The body fields make_call's named arguments set, by the argument's name: ``extra`` must
+#: not set them too, or it would bypass their checks (and silently win over the argument).
+_MAKE_CALL_FIELDS = {
+    "from": "from_",
+    "to": "to",
+    "caller_name": "caller_name",
+    "time_limit": "time_limit",
+    "ring_timeout": "ring_timeout",
+    "hangup_on_ring": "hangup_on_ring",
+    "send_digits": "send_digits",
+    "sip_headers": "sip_headers",
+    "machine_detection": "machine_detection",
+    **{
+        f"{hook}_{part}": f"{hook}_{part}"
+        for hook in ("answer", "hangup", "ring", "fallback", "machine_detection")
+        for part in ("url", "method")
+    },
+}
+
+
+def _valid_timeout(timeout: object) -> bool:
+    """Whether requests can use ``timeout``: seconds > 0, or a (connect, read) pair of them."""
+    values = timeout if isinstance(timeout, tuple) and len(timeout) == 2 else (timeout,)
+    return all(
+        isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and t > 0
+        for t in values
+    )
 
 
 def _header_unsafe(value: str, *, spaces: bool = False) -> int | None:
@@ -81,7 +109,8 @@ class VobizClient:
     refused, and urllib3's connection pool is thread-safe.
 
     Use it as a context manager, or call :meth:`close`. A ``session`` passed in is
-    used as is and left open.
+    used as is and left open; its own ``verify`` and ``proxies`` win over the
+    ``REQUESTS_CA_BUNDLE`` and ``HTTPS_PROXY`` environment variables.
     """
 
     def __init__(
@@ -137,11 +166,30 @@ class VobizClient:
             parts.port  # noqa: B018 - raises ValueError on a malformed port
         except ValueError:
             parts = urlsplit("")  # fails the check below, which names the fix
+        if parts.username is not None or parts.password is not None:
+            # Not echoed: the userinfo is a secret, and it would reach repr() and every
+            # error's url. Vobiz takes credentials in headers only (spec §4.0).
+            raise errors.ConfigurationError(
+                "base_url must not carry credentials (user:password@host): pass auth_id= "
+                "and auth_token=, which travel as the X-Auth-ID/X-Auth-Token headers"
+            )
         allowed = ("https", "http") if allow_http else ("https",)
         if parts.scheme not in allowed or not parts.hostname:
             hint = "" if allow_http else " (http only with allow_http=True, for local testing)"
             raise errors.ConfigurationError(
                 f"base_url must be an absolute https URL{hint}, got {base_url!r}"
+            )
+        if "?" in base_url or "#" in base_url:
+            # Paths are appended to base_url: after a "?" or "#" they would become part of
+            # the query or fragment, and every request would address the API root.
+            raise errors.ConfigurationError(
+                f"base_url must be the API root without ?query or #fragment, got {base_url!r}"
+            )
+        if not _valid_timeout(timeout):
+            # requests would raise a bare ValueError only when sending, and None (no
+            # timeout) would let one stuck request hold the caller's leg forever.
+            raise errors.ConfigurationError(
+                f"timeout must be seconds > 0, or a (connect, read) pair of them, got {timeout!r}"
             )
         try:
             policy = RetryPolicy(max_retries, max_retry_time, backoff)
@@ -225,9 +273,10 @@ class VobizClient:
 
         Returns when Vobiz accepted (202); it fetches the URL afterwards, and a leg
         whose URL fails is dropped (cause 7013/8013) with no error here. A 404
-        raises :class:`~answerkit.errors.CallNotActiveError`. Never retried after
-        a timeout or a 5xx: the transfer may have been applied, and re-running it
-        re-executes the new XML.
+        raises :class:`~answerkit.errors.CallNotActiveError`. Retried only when
+        nothing reached Vobiz (no connection) or it refused (429, after its
+        ``Retry-After``); never after a timeout, a broken connection or a 5xx: the
+        transfer may have been applied, and re-running it re-executes the new XML.
         """
         self._check_call_uuid(call_uuid, transfer=True)
         body = self._transfer_body(legs, aleg_url, aleg_method, bleg_url, bleg_method)
@@ -305,7 +354,7 @@ class VobizClient:
         hangup_on_ring: int | None = None,
         send_digits: str | None = None,
         sip_headers: Mapping[str, str] | str | None = None,
-        machine_detection: bool | str | None = None,
+        machine_detection: bool | Literal["true", "hangup"] | None = None,
         machine_detection_url: str | None = None,
         machine_detection_method: str = "POST",
         extra: Mapping[str, Any] | None = None,
@@ -313,13 +362,29 @@ class VobizClient:
         """Place an outbound call whose answer webhook is ``answer_url``.
 
         ``sip_headers`` come back on the webhooks as ``X-PH-<name>``; keys and
-        values must be letters and digits. ``extra`` passes further documented
-        fields (``machine_detection_time`` …) through unchanged. A create is not
+        values must be letters and digits. ``machine_detection`` is ``True`` (or
+        ``"true"``) or ``"hangup"``; ``False`` or None leaves it off. ``extra``
+        passes further documented fields (``machine_detection_time`` …) through
+        unchanged, but not the fields of the named arguments. A create is not
         idempotent: it is never retried after a timeout or a 5xx. Bad arguments
-        raise :class:`ValueError` before anything is sent.
+        raise :class:`~answerkit.errors.ArgumentError` (a :class:`ValueError`)
+        before anything is sent.
         """
-        if not from_ or not to:
-            raise errors.ArgumentError("make_call needs both from_ and to", field="to")
+        for name, value, what in (
+            ("from_", from_, "your Vobiz number to call from"),
+            ("to", to, "the E.164 number or sip: URI to call"),
+        ):
+            if not isinstance(value, str) or not value:
+                raise errors.ArgumentError(
+                    f"make_call needs {name}, {what}, got {value!r}", field=name
+                )
+        for key in extra or {}:
+            if key in _MAKE_CALL_FIELDS:
+                raise errors.ArgumentError(
+                    f"extra[{key!r}] is set by a named argument of make_call: pass "
+                    f"{_MAKE_CALL_FIELDS[key]}= instead, which is checked before sending",
+                    field="extra",
+                )
         body: dict[str, Any] = {"from": from_, "to": to}
         for name, url, method in (
             ("answer", answer_url, answer_method),
@@ -353,7 +418,7 @@ class VobizClient:
             body["send_digits"] = send_digits
         if sip_headers is not None:
             body["sip_headers"] = _sip_headers(sip_headers)
-        if machine_detection is not None:
+        if machine_detection is not None and machine_detection is not False:
             # Identity for True: 1 == True, and Vobiz takes the words, not a number.
             if not (
                 machine_detection is True
@@ -439,8 +504,11 @@ class VobizClient:
         problem = None
         if not isinstance(url, str) or not url:
             problem = "is required"
-        elif any(ord(c) < 33 or ord(c) == 127 for c in url):
-            problem = "contains whitespace or control characters; percent-encode them"
+        elif any(c == " " or not c.isprintable() for c in url):
+            # Unicode spaces (a pasted NBSP), controls and invisible format characters
+            # too: Vobiz fetches the URL later, and a URL it cannot fetch drops the leg
+            # (7013/7023) with no error here.
+            problem = "contains whitespace, control or invisible characters; percent-encode them"
         else:
             try:
                 parts = urlsplit(url)

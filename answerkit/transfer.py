@@ -43,10 +43,16 @@ class TransferPlanner:
     def client(self, client: VobizClient) -> None:
         self._client = client
 
-    def target_url(self, target: str, params: Mapping[str, Any] | None = None) -> str:
-        """The absolute URL for a route name, or a checked absolute URL."""
+    def target_url(
+        self, target: str, params: Mapping[str, Any] | None = None, *, argument: str = "url"
+    ) -> str:
+        """The absolute URL for a route name, or a checked absolute URL.
+
+        ``argument`` is where ``target`` came from (``aleg``/``bleg``): a refusal's
+        message names it (the error's ``field`` stays ``"url"``).
+        """
         if "://" in target:
-            return self._checked_raw_url(target, params)
+            return self._checked_raw_url(target, params, argument)
         return self._flow.url_for(target, **dict(params or {}))
 
     def transfer(
@@ -66,8 +72,8 @@ class TransferPlanner:
                 "flow.transfer(call_uuid, aleg='hold')",
                 field="aleg",
             )
-        aleg_url = self.target_url(aleg, params) if aleg is not None else None
-        bleg_url = self.target_url(bleg, params) if bleg is not None else None
+        aleg_url = self.target_url(aleg, params, argument="aleg") if aleg is not None else None
+        bleg_url = self.target_url(bleg, params, argument="bleg") if bleg is not None else None
         api = client or self.client
         log.info(
             "flow %s: transferring call %s (aleg=%s bleg=%s)",
@@ -107,25 +113,27 @@ class TransferPlanner:
             )
             return None
 
-    def _checked_raw_url(self, url: str, params: Mapping[str, Any] | None) -> str:
+    def _checked_raw_url(self, url: str, params: Mapping[str, Any] | None, argument: str) -> str:
         try:
             parts = urlsplit(url)
             parts.port  # noqa: B018 - raises ValueError on a malformed port
         except ValueError:
-            raise TransferArgumentError(f"transfer URL {url!r} is malformed", field="url") from None
+            raise TransferArgumentError(
+                f"{argument}: transfer URL {url!r} is malformed", field="url"
+            ) from None
         # Fetchers disagree with urllib about "user@host" and backslashes
         # ("https://evil.example\\@partner.example/"), so neither may pass the allow-list.
         if "@" in parts.netloc or "\\" in url or parts.scheme not in ("https", "http"):
             raise TransferArgumentError(
-                f"transfer URL {url!r} must be a plain http(s) URL without credentials "
-                "or backslashes",
+                f"{argument}: transfer URL {url!r} must be a plain http(s) URL without "
+                "credentials or backslashes",
                 field="url",
             )
         host = (parts.hostname or "").lower()
         own = urlsplit(self._flow.public_url or "").hostname
         if host != (own or "").lower() and host not in self.allowed_hosts:
             raise TransferArgumentError(
-                f"transfer URL host {host!r} is not allowed: add it to "
+                f"{argument}: transfer URL host {host!r} is not allowed: add it to "
                 "CallFlow(transfer_hosts=[...]) or transfer to a route of the flow",
                 field="url",
             )

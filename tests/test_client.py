@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import math
+import os
+import re
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -714,3 +721,335 @@ def test_machine_detection_takes_only_the_documented_words(value: object) -> Non
     api = VobizClient("MA_X0000001", "t", session=CountingSession())
     with pytest.raises(errors.ArgumentError, match="machine_detection"):
         api.make_call("14155550100", "14155550199", HOLD_URL, machine_detection=value)  # type: ignore[arg-type]
+
+
+# -- review: settings requests would only refuse (or misuse) when sending ----------------
+
+
+def offline_client(session: requests.Session) -> VobizClient:
+    """A client whose API is a closed loopback port: a request that should have been
+    refused locally fails fast instead of reaching the network."""
+    base_url = f"https://127.0.0.1:{_closed_port()}/api/v1"
+    return VobizClient("MA_X0000001", "t", base_url=base_url, session=session, max_retries=0)
+
+
+@pytest.mark.parametrize("timeout", [0, -1, None, math.nan, math.inf, (1, 0), (1, 2, 3), True])
+def test_a_timeout_requests_cannot_use_is_refused_up_front(timeout: Any) -> None:
+    # requests raised a bare ValueError on the first request; None waited forever.
+    with pytest.raises(errors.ConfigurationError, match="timeout"):
+        VobizClient("MA_X0000001", "t", timeout=timeout)
+
+
+def test_valid_timeouts_are_accepted(vobiz: LocalVobiz) -> None:
+    call = vobiz.add_call()
+    for timeout in (5, 2.5, (1, 10)):
+        with vobiz.client(timeout=timeout) as api:
+            assert api.get_live_call(call.call_uuid).in_progress
+
+
+@pytest.mark.parametrize("suffix", ["?region=in", "#v1", "?"])
+def test_a_base_url_with_a_query_or_fragment_is_refused(suffix: str) -> None:
+    # The paths were appended after the "?", so every request addressed the API root.
+    with pytest.raises(errors.ConfigurationError, match="query or #fragment"):
+        VobizClient("MA_X0000001", "t", base_url="https://api.vobiz.ai/api/v1" + suffix)
+
+
+def test_a_base_url_with_credentials_is_refused_without_echoing_them() -> None:
+    # Accepted, they showed in repr(client) and in every error's url.
+    with pytest.raises(errors.ConfigurationError, match="X-Auth-Token") as caught:
+        VobizClient("MA_X0000001", "t", base_url="https://MA_X:s3cr3t@api.vobiz.ai/api/v1")
+    assert "s3cr3t" not in str(caught.value)
+
+
+# -- review: what the API said, kept in the error ----------------------------------------
+
+
+def test_a_422_names_the_fields_vobiz_lists(vobiz: LocalVobiz, client: VobizClient) -> None:
+    # The failing fields sit only in details.errors[], under a generic message (spec §4.0).
+    body = {
+        "status": "error",
+        "error": {
+            "code": "VALIDATION_ERROR",
+            "message": "Validation failed",
+            "details": {"errors": [{"field": "aleg_url", "message": "must use https"}]},
+        },
+        "requestId": "req-422",
+    }
+    vobiz.fail_next(status=422, body=body)
+    with pytest.raises(errors.ValidationError) as caught:
+        client.transfer("c1", aleg_url=HOLD_URL)
+    assert "Validation failed" in str(caught.value)
+    assert "aleg_url: must use https" in str(caught.value)
+    assert caught.value.body == body
+
+
+def test_details_field_is_added_once(vobiz: LocalVobiz, client: VobizClient) -> None:
+    said = {"code": "VALIDATION_ERROR", "message": "the URL is malformed"}
+    vobiz.fail_next(status=400, body={"error": {**said, "details": {"field": "bleg_url"}}})
+    with pytest.raises(errors.ValidationError, match=r"malformed \(field bleg_url\)"):
+        client.transfer("c1", aleg_url=HOLD_URL)
+    said = {"code": "VALIDATION_ERROR", "message": "bleg_url is required"}
+    vobiz.fail_next(status=400, body={"error": {**said, "details": {"field": "bleg_url"}}})
+    with pytest.raises(errors.ValidationError) as caught:
+        client.transfer("c1", aleg_url=HOLD_URL)
+    assert str(caught.value).count("bleg_url") == 1
+
+
+# -- review: URLs that cannot be fetched as written --------------------------------------
+
+
+@pytest.mark.parametrize(
+    "char", ["\u00a0", "\u2028", "\u200b", "\u202e", "\x85", "\u3000", "\ufeff"]
+)
+def test_invisible_or_unicode_whitespace_in_a_url_is_refused(char: str) -> None:
+    # A pasted non-breaking space passed the ASCII-only check; Vobiz then could not
+    # fetch the URL and dropped the leg (7013/7023) long after the 202.
+    session = CountingSession()
+    api = offline_client(session)
+    with pytest.raises(errors.TransferArgumentError, match="percent-encode") as caught:
+        api.transfer("c1", aleg_url=f"https://voice.example.com/hold{char}menu")
+    assert caught.value.field == "aleg_url"
+    with pytest.raises(errors.ArgumentError, match="answer_url"):
+        api.make_call("14155550100", "14155550199", f"https://voice.example.com/a{char}")
+    assert session.calls == 0
+
+
+# -- review: make_call arguments ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ({"answer_url": "/relative"}, "answer_url"),
+        ({"hangup_url": "ftp://x.example/h"}, "hangup_url"),
+        ({"from": "+14155550199"}, "from_"),
+        ({"machine_detection": "maybe"}, "machine_detection"),
+    ],
+)
+def test_extra_cannot_set_a_checked_argument(extra: dict[str, Any], named: str) -> None:
+    # extra was applied last: it bypassed the checks and silently beat the argument.
+    session = CountingSession()
+    api = offline_client(session)
+    with pytest.raises(errors.ArgumentError, match=f"{named}=") as caught:
+        api.make_call("+14155550100", "+14155550111", HOLD_URL, extra=extra)
+    assert caught.value.field == "extra"
+    assert session.calls == 0
+
+
+def test_extra_passes_other_documented_fields(vobiz: LocalVobiz, client: VobizClient) -> None:
+    client.make_call("+14155550100", "+14155550111", HOLD_URL,
+                     extra={"machine_detection_time": 3000})  # fmt: skip
+    assert vobiz.requests[-1].json["machine_detection_time"] == 3000
+
+
+@pytest.mark.parametrize(("from_", "to", "field"), [("", "+14155550111", "from_"),
+                                                    ("+14155550100", "", "to")])  # fmt: skip
+def test_make_call_names_the_missing_argument(from_: str, to: str, field: str) -> None:
+    api = offline_client(CountingSession())
+    with pytest.raises(errors.ArgumentError, match=field) as caught:
+        api.make_call(from_, to, HOLD_URL)
+    assert caught.value.field == field
+
+
+def test_machine_detection_false_leaves_it_off(vobiz: LocalVobiz, client: VobizClient) -> None:
+    # The hint says bool; False was refused as if it were a typo.
+    client.make_call("+14155550100", "+14155550111", HOLD_URL, machine_detection=False)
+    assert "machine_detection" not in vobiz.requests[-1].json
+
+
+# -- review: retries ---------------------------------------------------------------------
+
+
+def test_retry_after_on_a_gateway_error_is_honoured(vobiz: LocalVobiz) -> None:
+    # A 503 asking for 60 s was retried after the 10 ms backoff.
+    call = vobiz.add_call()
+    vobiz.fail_next(1, status=503, headers={"Retry-After": "60"})
+    api = vobiz.client(backoff=0.01, max_retry_time=1.0)
+    with pytest.raises(errors.ServerError):
+        api.get_live_call(call.call_uuid)
+    assert len(vobiz.requests) == 1
+    vobiz.fail_next(1, status=503, headers={"Retry-After": "0"})
+    assert api.get_live_call(call.call_uuid).in_progress
+    assert len(vobiz.requests) == 3
+
+
+# -- review: TLS, proxies and error pages, against raw servers on 127.0.0.1 ------------------
+
+
+class RawServer:
+    """A one-thread HTTP(S) server on 127.0.0.1 that answers every request with ``reply``.
+
+    ``below_tls`` writes the reply under the TLS layer: bytes a TLS client cannot read,
+    as a corrupted record (bad MAC, a middlebox) arrives after the request was sent.
+    """
+
+    def __init__(
+        self, reply: bytes, *, tls: ssl.SSLContext | None = None, below_tls: bool = False
+    ) -> None:
+        self.reply, self.tls, self.below_tls = reply, tls, below_tls
+        self.requests: list[bytes] = []
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            with conn, contextlib.suppress(OSError):
+                sock = self.tls.wrap_socket(conn, server_side=True) if self.tls else conn
+                data = b""
+                while b"\r\n\r\n" not in data and (chunk := sock.recv(65536)):
+                    data += chunk
+                length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", data)
+                while length and len(data.partition(b"\r\n\r\n")[2]) < int(length.group(1)):
+                    data += sock.recv(65536)
+                self.requests.append(data)
+                if self.below_tls:
+                    os.write(sock.fileno(), self.reply)
+                else:
+                    sock.sendall(self.reply)
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+def http_reply(status: str, body: bytes, content_type: str) -> bytes:
+    head = (
+        f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 (cert, key), made with the openssl CLI."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = str(folder / "cert.pem"), str(folder / "key.pem")
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def tls_server(certificate: tuple[str, str], reply: bytes, *, below_tls: bool) -> RawServer:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*certificate)
+    return RawServer(reply, tls=context, below_tls=below_tls)
+
+
+LIVE_BODY = json.dumps({"call_uuid": "c1", "call_status": "in-progress"}).encode()
+
+
+def test_a_tls_error_after_sending_is_not_reported_as_nothing_sent(
+    certificate: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every SSLError was a ConnectError saying "nothing was sent", though a bad record
+    # while reading the answer comes after the transfer reached Vobiz.
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    server = tls_server(certificate, b"\x17\x03\x03\xff\xff" + b"not a record" * 8, below_tls=True)
+    session = requests.Session()
+    session.verify = certificate[0]
+    api = VobizClient("MA_X0000001", "t", base_url=f"https://127.0.0.1:{server.port}/api/v1",
+                      session=session, backoff=0.01)  # fmt: skip
+    try:
+        with pytest.raises(errors.TransportError) as caught:
+            api.transfer("c1", aleg_url=HOLD_URL)
+    finally:
+        server.close()
+    assert not isinstance(caught.value, errors.ConnectError)
+    assert "may have been applied" in str(caught.value)
+    assert "nothing was sent" not in str(caught.value)
+    assert len(server.requests) == 1  # it was sent, and not repeated
+    assert server.requests[0].startswith(b"POST /api/v1/Account/MA_X0000001/Call/c1/ ")
+
+
+def test_a_certificate_failure_is_still_a_connect_error(certificate: tuple[str, str]) -> None:
+    server = tls_server(certificate, http_reply("200 OK", LIVE_BODY, "application/json"),
+                        below_tls=False)  # fmt: skip
+    api = VobizClient("MA_X0000001", "t", base_url=f"https://127.0.0.1:{server.port}/api/v1",
+                      session=requests.Session(), max_retries=3)  # fmt: skip
+    try:
+        with pytest.raises(errors.ConnectError, match="nothing was sent"):
+            api.transfer("c1", aleg_url=HOLD_URL)
+    finally:
+        server.close()
+    assert server.requests == []
+
+
+def test_the_sessions_own_ca_wins_over_requests_ca_bundle(
+    certificate: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # requests let REQUESTS_CA_BUNDLE replace session.verify (psf/requests#3829): a
+    # session given with a private CA failed every request with a certificate error.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", requests.certs.where())
+    server = tls_server(certificate, http_reply("200 OK", LIVE_BODY, "application/json"),
+                        below_tls=False)  # fmt: skip
+    session = requests.Session()
+    session.verify = certificate[0]
+    api = VobizClient("MA_X0000001", "t", base_url=f"https://127.0.0.1:{server.port}/api/v1",
+                      session=session)  # fmt: skip
+    try:
+        assert api.get_live_call("c1").in_progress
+    finally:
+        server.close()
+
+
+def test_the_sessions_own_proxy_wins_over_the_environment(
+    vobiz: LocalVobiz, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # HTTP_PROXY replaced session.proxies. LocalVobiz reads an absolute-form request
+    # target as a proxy receives it, so it stands in for the session's proxy here.
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{_closed_port()}")
+    call = vobiz.add_call()
+    session = requests.Session()
+    session.proxies = {"http": f"http://127.0.0.1:{vobiz.port}"}
+    api = vobiz.client(session=session, max_retries=0)
+    assert api.get_live_call(call.call_uuid).in_progress
+    assert len(vobiz.requests) == 1
+
+
+def test_an_unreachable_proxy_is_a_connect_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Reported as "the connection broke ... may have been applied", and never retried.
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    session = CountingSession()
+    session.proxies = {"http": f"http://127.0.0.1:{_closed_port()}"}
+    api = VobizClient("MA_X0000001", "t", base_url="http://api.vobiz.invalid/api/v1",
+                      allow_http=True, session=session, max_retries=2, backoff=0.01)  # fmt: skip
+    with pytest.raises(errors.ConnectError, match="nothing was sent") as caught:
+        api.transfer("c1", aleg_url=HOLD_URL)
+    assert "proxy" in str(caught.value)
+    assert session.calls == 3
+
+
+def test_an_html_error_page_is_summed_up_by_its_title() -> None:
+    # The first 200 characters of a gateway's page were markup and said nothing.
+    page = (
+        b"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        + b"<style>body{font-family:sans-serif;margin:0;padding:0}</style>" * 5
+        + b"<title>502: Bad gateway &amp; retry</title></head><body><h1>Oops</h1></body></html>"
+    )
+    server = RawServer(http_reply("502 Bad Gateway", page, "text/html"))
+    api = VobizClient("MA_X0000001", "t", base_url=f"http://127.0.0.1:{server.port}/api/v1",
+                      allow_http=True)  # fmt: skip
+    try:
+        with pytest.raises(errors.ServerError) as caught:
+            api.transfer("c1", aleg_url=HOLD_URL)
+    finally:
+        server.close()
+    assert "502: Bad gateway & retry" in str(caught.value)
+    assert "<" not in str(caught.value)
+    assert caught.value.body == page.decode()

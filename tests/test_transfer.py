@@ -146,3 +146,14 @@ def test_raw_url_params_go_into_the_query_ahead_of_a_fragment(local_vobiz: Local
     assert target("https://partner.example.net/hold", {"vip": True}) == (
         "https://partner.example.net/hold?vip=true"
     )
+
+
+def test_a_refused_raw_url_names_the_leg_it_was_given_for(local_vobiz: LocalVobiz) -> None:
+    # The message said "transfer URL ..." without saying whether aleg or bleg held it.
+    flow = build_flow("https://voice.example.com", "t" * 20, local_vobiz)
+    for leg in ("aleg", "bleg"):
+        with pytest.raises(TransferArgumentError, match=f"^{leg}: transfer URL host"):
+            flow.transfer("c-1", **{leg: "https://evil.example.org/x"})
+    with pytest.raises(TransferArgumentError, match=r"^bleg: .* malformed"):
+        flow.transfer("c-1", aleg="hold", bleg="https://[::1/x")
+    assert local_vobiz.requests == []
