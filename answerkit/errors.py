@@ -33,7 +33,21 @@ from typing import Any
 
 
 class AnswerkitError(Exception):
-    """Root of every exception answerkit raises."""
+    """Root of every exception answerkit raises.
+
+    Every one pickles (Celery, multiprocessing, logging queues): most take keyword-only
+    details that ``args`` does not hold, so an unpickled error is rebuilt without calling
+    ``__init__``, from its ``args`` and attributes.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_restore, (type(self), self.args), self.__dict__)
+
+
+def _restore(cls: type[AnswerkitError], args: tuple[Any, ...]) -> AnswerkitError:
+    exc = cls.__new__(cls)
+    exc.args = args
+    return exc
 
 
 class ElementError(AnswerkitError, ValueError):
