@@ -11,7 +11,6 @@ import http.cookiejar
 import logging
 import math
 import os
-import re
 from collections.abc import Mapping
 from importlib import metadata
 from types import TracebackType
@@ -23,39 +22,19 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from answerkit import errors
+from answerkit._api_args import (
+    PATH_SEGMENT,
+    check_call_uuid,
+    make_call_body,
+    transfer_body,
+)
 from answerkit._retry import Answer, RetryPolicy, Sender
 from answerkit.api_results import CallCreated, LiveCall, TransferResult, text_field, uuid_list
 
 __all__ = ["DEFAULT_BASE_URL", "CallCreated", "LiveCall", "TransferResult", "VobizClient"]
 
 DEFAULT_BASE_URL = "https://api.vobiz.ai/api/v1"
-LEGS = ("aleg", "bleg", "both")
-METHODS = ("GET", "POST")
-
 logger = logging.getLogger("answerkit.client")
-
-# Unreserved URL characters only: the value becomes a path segment, and "/", "?",
-# "#", "%" or ".." there would silently address another resource.
-_PATH_SEGMENT = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9._~-]{1,128}$")
-_SIP_HEADER_PART = re.compile(r"^[A-Za-z0-9]+$")
-#: The body fields make_call's named arguments set, by the argument's name: ``extra`` must
-#: not set them too, or it would bypass their checks (and silently win over the argument).
-_MAKE_CALL_FIELDS = {
-    "from": "from_",
-    "to": "to",
-    "caller_name": "caller_name",
-    "time_limit": "time_limit",
-    "ring_timeout": "ring_timeout",
-    "hangup_on_ring": "hangup_on_ring",
-    "send_digits": "send_digits",
-    "sip_headers": "sip_headers",
-    "machine_detection": "machine_detection",
-    **{
-        f"{hook}_{part}": f"{hook}_{part}"
-        for hook in ("answer", "hangup", "ring", "fallback", "machine_detection")
-        for part in ("url", "method")
-    },
-}
 
 
 def _valid_timeout(timeout: object) -> bool:
@@ -88,13 +67,6 @@ def _version() -> str:
         return metadata.version("answerkit")
     except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
         return "0"
-
-
-def _refuse(message: str, field_name: str, *, transfer: bool) -> errors.ArgumentError:
-    """The error for an argument refused before sending; the message names the field."""
-    if transfer:
-        return errors.TransferArgumentError(message, field=field_name)
-    return errors.ArgumentError(message, field=field_name)
 
 
 class VobizClient:
@@ -145,7 +117,7 @@ class VobizClient:
                 "no Vobiz auth token: pass auth_token= or set the VOBIZ_AUTH_TOKEN "
                 "environment variable"
             )
-        if not _PATH_SEGMENT.match(auth_id):
+        if not PATH_SEGMENT.match(auth_id):
             raise errors.ConfigurationError(
                 f"auth id {auth_id!r} is not a Vobiz auth id (expected MA_… or SA_…)"
             )
@@ -278,8 +250,10 @@ class VobizClient:
         ``Retry-After``); never after a timeout, a broken connection or a 5xx: the
         transfer may have been applied, and re-running it re-executes the new XML.
         """
-        self._check_call_uuid(call_uuid, transfer=True)
-        body = self._transfer_body(legs, aleg_url, aleg_method, bleg_url, bleg_method)
+        check_call_uuid(call_uuid, transfer=True)
+        body = transfer_body(
+            legs, (aleg_url, aleg_method), (bleg_url, bleg_method), allow_http=self._allow_http
+        )
         answer = self._send("POST", self._call_path(call_uuid), json_body=body, call_uuid=call_uuid)
         if not isinstance(answer.body, dict):
             logger.warning(
@@ -300,12 +274,12 @@ class VobizClient:
         Repeated after a 502/503/504; if the first attempt had ended the call, the
         repeat answers 404 and :class:`~answerkit.errors.CallNotActiveError` is raised.
         """
-        self._check_call_uuid(call_uuid)
+        check_call_uuid(call_uuid)
         self._send("DELETE", self._call_path(call_uuid), call_uuid=call_uuid)
 
     def get_live_call(self, call_uuid: str) -> LiveCall:
         """Describe a live call; :class:`~answerkit.errors.CallNotActiveError` if it is not live."""
-        self._check_call_uuid(call_uuid)
+        check_call_uuid(call_uuid)
         path = self._call_path(call_uuid)
         answer = self._send("GET", path, params={"status": "live"}, call_uuid=call_uuid)
         raw = answer.body
@@ -370,67 +344,30 @@ class VobizClient:
         raise :class:`~answerkit.errors.ArgumentError` (a :class:`ValueError`)
         before anything is sent.
         """
-        for name, value, what in (
-            ("from_", from_, "your Vobiz number to call from"),
-            ("to", to, "the E.164 number or sip: URI to call"),
-        ):
-            if not isinstance(value, str) or not value:
-                raise errors.ArgumentError(
-                    f"make_call needs {name}, {what}, got {value!r}", field=name
-                )
-        for key in extra or {}:
-            if key in _MAKE_CALL_FIELDS:
-                raise errors.ArgumentError(
-                    f"extra[{key!r}] is set by a named argument of make_call: pass "
-                    f"{_MAKE_CALL_FIELDS[key]}= instead, which is checked before sending",
-                    field="extra",
-                )
-        body: dict[str, Any] = {"from": from_, "to": to}
-        for name, url, method in (
-            ("answer", answer_url, answer_method),
-            ("hangup", hangup_url, hangup_method),
-            ("ring", ring_url, ring_method),
-            ("fallback", fallback_url, fallback_method),
-            ("machine_detection", machine_detection_url, machine_detection_method),
-        ):
-            if url is None and name != "answer":
-                continue
-            body[f"{name}_url"] = self._check_url(url, f"{name}_url", transfer=False)
-            body[f"{name}_method"] = self._check_method(method, f"{name}_method", transfer=False)
-        if caller_name is not None:
-            if len(caller_name) > 50:
-                raise errors.ArgumentError(
-                    "caller_name must be 50 characters or fewer", field="caller_name"
-                )
-            body["caller_name"] = caller_name
-        for key, number in (
-            ("time_limit", time_limit),
-            ("ring_timeout", ring_timeout),
-            ("hangup_on_ring", hangup_on_ring),
-        ):
-            if number is not None:
-                if isinstance(number, bool) or not isinstance(number, int) or number <= 0:
-                    raise errors.ArgumentError(
-                        f"{key} must be a whole number > 0, got {number!r}", field=key
-                    )
-                body[key] = number
-        if send_digits is not None:
-            body["send_digits"] = send_digits
-        if sip_headers is not None:
-            body["sip_headers"] = _sip_headers(sip_headers)
-        if machine_detection is not None and machine_detection is not False:
-            # Identity for True: 1 == True, and Vobiz takes the words, not a number.
-            if not (
-                machine_detection is True
-                or (isinstance(machine_detection, str) and machine_detection in ("true", "hangup"))
-            ):
-                raise errors.ArgumentError(
-                    "machine_detection must be True, 'true' or 'hangup', "
-                    f"got {machine_detection!r}",
-                    field="machine_detection",
-                )
-            body["machine_detection"] = "true" if machine_detection is True else machine_detection
-        body.update(extra or {})
+        hooks = {
+            "answer": (answer_url, answer_method),
+            "hangup": (hangup_url, hangup_method),
+            "ring": (ring_url, ring_method),
+            "fallback": (fallback_url, fallback_method),
+            "machine_detection": (machine_detection_url, machine_detection_method),
+        }
+        numbers = {
+            "time_limit": time_limit,
+            "ring_timeout": ring_timeout,
+            "hangup_on_ring": hangup_on_ring,
+        }
+        body = make_call_body(
+            from_,
+            to,
+            hooks,
+            caller_name=caller_name,
+            numbers=numbers,
+            send_digits=send_digits,
+            sip_headers=sip_headers,
+            machine_detection=machine_detection,
+            extra=extra,
+            allow_http=self._allow_http,
+        )
         path = f"/Account/{self._auth_id}/Call/"
         answer = self._send("POST", path, json_body=body)
         raw = answer.body
@@ -446,101 +383,6 @@ class VobizClient:
             text_field(raw.get("message")),
             uuid_list(raw.get("request_uuid")),
             raw,
-        )
-
-    # -- argument checks ---------------------------------------------------------------
-
-    def _transfer_body(
-        self,
-        legs: str | None,
-        aleg_url: str | None,
-        aleg_method: str,
-        bleg_url: str | None,
-        bleg_method: str,
-    ) -> dict[str, str]:
-        if legs is None:
-            if aleg_url is not None and bleg_url is not None:
-                legs = "both"
-            elif aleg_url is not None:
-                legs = "aleg"
-            elif bleg_url is not None:
-                legs = "bleg"
-            else:
-                raise errors.TransferArgumentError(
-                    "no transfer URL: pass aleg_url= to move the caller (A-leg), bleg_url= for "
-                    "the callee (B-leg), or both",
-                    field="aleg_url",
-                )
-        if not isinstance(legs, str) or legs.lower() not in LEGS:
-            raise errors.TransferArgumentError(
-                f"legs must be 'aleg', 'bleg' or 'both', got {legs!r}", field="legs"
-            )
-        legs = legs.lower()
-        body = {"legs": legs}
-        given = {"aleg": (aleg_url, aleg_method), "bleg": (bleg_url, bleg_method)}
-        named = ("aleg", "bleg") if legs == "both" else (legs,)
-        for leg in named:
-            if given[leg][0] is None:
-                raise errors.TransferArgumentError(
-                    f"legs={legs!r} needs {leg}_url: pass the URL that returns the new XML for "
-                    f"the {'caller (A-leg)' if leg == 'aleg' else 'callee (B-leg)'}",
-                    field=f"{leg}_url",
-                )
-        for leg, (url, _method) in given.items():
-            if leg not in named and url is not None:
-                raise errors.TransferArgumentError(
-                    f"{leg}_url is given but legs={legs!r} does not move that leg, so Vobiz "
-                    f"would ignore it: use legs='both' or drop {leg}_url",
-                    field=f"{leg}_url",
-                )
-        for leg in named:
-            url, method = given[leg]
-            body[f"{leg}_url"] = self._check_url(url, f"{leg}_url", transfer=True)
-            body[f"{leg}_method"] = self._check_method(method, f"{leg}_method", transfer=True)
-        return body
-
-    def _check_url(self, url: str | None, name: str, *, transfer: bool) -> str:
-        allowed = ("https", "http") if self._allow_http else ("https",)
-        problem = None
-        if not isinstance(url, str) or not url:
-            problem = "is required"
-        elif any(c == " " or not c.isprintable() for c in url):
-            # Unicode spaces (a pasted NBSP), controls and invisible format characters
-            # too: Vobiz fetches the URL later, and a URL it cannot fetch drops the leg
-            # (7013/7023) with no error here.
-            problem = "contains whitespace, control or invisible characters; percent-encode them"
-        else:
-            try:
-                parts = urlsplit(url)
-                parts.port  # noqa: B018 - raises ValueError on a malformed port
-            except ValueError as exc:  # a bad port, an unclosed [IPv6 bracket
-                problem = f"is malformed ({exc})"
-            if problem is None and (parts.scheme.lower() not in allowed or not parts.hostname):
-                problem = "must be an absolute https:// URL Vobiz can reach" + (
-                    ""
-                    if self._allow_http
-                    else " (http only with allow_http=True on the client, for local testing)"
-                )
-        if problem is None:
-            assert isinstance(url, str)
-            return url
-        raise _refuse(f"{name} {problem}, got {url!r}", name, transfer=transfer)
-
-    @staticmethod
-    def _check_method(method: str, name: str, *, transfer: bool) -> str:
-        if isinstance(method, str) and method.upper() in METHODS:
-            return method.upper()
-        raise _refuse(f"{name} must be 'GET' or 'POST', got {method!r}", name, transfer=transfer)
-
-    @staticmethod
-    def _check_call_uuid(call_uuid: str, *, transfer: bool = False) -> None:
-        if isinstance(call_uuid, str) and _PATH_SEGMENT.match(call_uuid):
-            return
-        raise _refuse(
-            "call_uuid must be the CallUUID of a live call (letters, digits, '-', '_', '.', '~'), "
-            f"got {call_uuid!r}",
-            "call_uuid",
-            transfer=transfer,
         )
 
     def _send(
@@ -562,17 +404,3 @@ class VobizClient:
         # PascalCase and the trailing slash, exactly as the doc pages: a lowercase path
         # answers 401 and a missing slash 401 or 404 depending on the page (§4.0, §6.18).
         return f"/Account/{self._auth_id}/Call/{quote(call_uuid, safe='')}/"
-
-
-def _sip_headers(value: Mapping[str, str] | str) -> str:
-    if isinstance(value, str):
-        return value
-    pairs = []
-    for key, item in value.items():
-        if not (_SIP_HEADER_PART.match(key) and _SIP_HEADER_PART.match(str(item))):
-            raise errors.ArgumentError(
-                f"sip_headers keys and values must be letters and digits, got {key!r}={item!r}",
-                field="sip_headers",
-            )
-        pairs.append(f"{key}={item}")
-    return ",".join(pairs)
