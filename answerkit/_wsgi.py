@@ -92,7 +92,8 @@ def wsgi_text(s: str) -> str:
     return s.encode().decode("latin-1")
 
 
-def _from_wsgi(s: str) -> str:
+def from_wsgi_text(s: str) -> str:
+    """The text a WSGI environ string stands for (the inverse of :func:`wsgi_text`)."""
     return s.encode("latin-1").decode("utf-8", "replace") if not s.isascii() else s
 
 
@@ -171,7 +172,7 @@ class DirectRoutes:
             read_params = lambda: query  # noqa: E731
         else:  # HEAD, OPTIONS, 405s: Flask's
             return self.inner(environ, start_response)
-        root = _from_wsgi(environ.get("SCRIPT_NAME", "")).rstrip("/")
+        root = from_wsgi_text(environ.get("SCRIPT_NAME", "")).rstrip("/")
         request = WebhookRequest(
             method=method,
             path=signed_path(environ, path, root),

@@ -10,6 +10,7 @@ nothing to add.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import os
@@ -22,7 +23,14 @@ from flask import Blueprint, Flask, Request, request
 from flask import Response as FlaskResponse
 
 from answerkit._params import ParamsLike, with_query
-from answerkit._wsgi import DirectRoutes, form_length, query_of, read_form, signed_path
+from answerkit._wsgi import (
+    DirectRoutes,
+    form_length,
+    from_wsgi_text,
+    query_of,
+    read_form,
+    signed_path,
+)
 from answerkit.client import TransferResult, VobizClient
 from answerkit.dispatch import (
     XML_CONTENT_TYPE,
@@ -163,6 +171,17 @@ class CallFlow:
         """Register ``handler`` at ``path``; returns the route."""
         if not path.startswith("/"):
             raise ConfigurationError(f"route path must start with '/', got {path!r}")
+        # type(handler).__call__: an object whose __call__ is async def.
+        if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+            type(handler).__call__
+        ):
+            # Called without an event loop, it would return a coroutine that never runs: on
+            # a status callback route nobody would ever know.
+            raise ConfigurationError(
+                f"route {path!r}: handlers are plain functions, not async def; make "
+                f"{getattr(handler, '__name__', type(handler).__name__)!r} a def (run "
+                "coroutines inside it with asyncio.run if you must)"
+            )
         if "<" in path or "?" in path or "#" in path:
             raise ConfigurationError(
                 f"route path {path!r}: put variables in query parameters "
@@ -414,15 +433,20 @@ def _make_view(dispatcher: Dispatcher, route: Route) -> Callable[[], FlaskRespon
                 return query
             length = form_length(environ, req.max_content_length)
             if length is None:  # not the small form Vobiz posts: Werkzeug's parser and limits
-                return req.form.to_dict(flat=True)
+                return req.form  # the MultiDict itself: repeated fields keep every value
             return read_form(environ, length)
 
         root = req.root_path
+        # Not req.path: Werkzeug strips extra leading slashes from it (and routes "//answer"
+        # here), but Vobiz signed the URL it called, "//answer" and all (spec §3.3).
+        path = from_wsgi_text(environ.get("PATH_INFO") or "")
+        if not path.startswith("/"):
+            path = req.path
         reply = dispatcher.handle(
             route,
             WebhookRequest(
                 method=method,
-                path=signed_path(environ, req.path, root),
+                path=signed_path(environ, path, root),
                 read_params=read_params,
                 query=query,
                 headers=req.headers,

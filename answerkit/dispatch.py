@@ -69,6 +69,12 @@ STATUS_EVENTS: frozenset[str] = frozenset(
 
 _HANGUP = Event.Hangup.value
 
+#: The only exceptions a handler may pass on to the server: the process is being stopped.
+#: Every other one, BaseExceptions included (asyncio.CancelledError out of a handler's
+#: asyncio.run, a library's own BaseException), gets the fallback: Flask would let them
+#: reach the WSGI server, which answers 500 or loses the worker.
+PROCESS_EXITS: tuple[type[BaseException], ...] = (KeyboardInterrupt, SystemExit)
+
 XML_CONTENT_TYPE = "application/xml; charset=utf-8"
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 EMPTY_DOCUMENT = Response().to_bytes()
@@ -253,7 +259,9 @@ class Dispatcher:
         """Answer one webhook for ``route``."""
         try:
             return self._handle(route, req)
-        except Exception as exc:  # the last line of defence: never answer 500
+        except BaseException as exc:  # the last line of defence: never answer 500
+            if isinstance(exc, PROCESS_EXITS):
+                raise
             self._report(exc, None, route, "unexpected error in the webhook pipeline")
             return WebhookReply(200, self.fallback)
 
@@ -301,7 +309,9 @@ class Dispatcher:
             if status_event:
                 return WebhookReply(200, b"", "text/plain; charset=utf-8")
             return WebhookReply(200, self._render(result))
-        except Exception as exc:
+        except BaseException as exc:
+            if isinstance(exc, PROCESS_EXITS):
+                raise
             self._report(exc, call, route, f"handler failed on event {event!r}")
             if status_event:
                 return WebhookReply(200, b"", "text/plain; charset=utf-8")

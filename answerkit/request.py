@@ -154,12 +154,19 @@ def _float(value: str) -> float | None:
     return number if math.isfinite(number) else None
 
 
+_DECIMAL_EXPONENT = 30
+
+
 def _decimal(value: str) -> Decimal | None:
     try:
         number = Decimal(value.strip()) if value.strip().isascii() else None
     except (InvalidOperation, ValueError):
         return None
-    return number if number is not None and number.is_finite() else None
+    if number is None or not number.is_finite():
+        return None
+    # "1e999999999" is a finite Decimal, but int() of it or f"{cost:.2f}" in a handler
+    # would build a billion digits. No rate or cost is that large or that small.
+    return number if -_DECIMAL_EXPONENT <= number.adjusted() <= _DECIMAL_EXPONENT else None
 
 
 def _bool(value: str) -> bool | None:

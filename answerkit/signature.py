@@ -21,6 +21,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -219,6 +220,11 @@ def _signature_headers(headers: HeadersLike) -> dict[str, str]:
 
 
 _DIGEST_SIZE = hashlib.sha256().digest_size
+# A 20-digit nonce on the wire (spec §3.1); the optional "." lets a V3 signature moved to the
+# V2 header verify (url + "." + nonce either way: the same URL, and the same replay key).
+# At most 20 digits: V2 signs url + nonce, so a signature for /menu2 would otherwise verify
+# at /menu with the nonce "2" + nonce. Fewer are taken, in case a nonce arrives unpadded.
+_NONCE = re.compile(r"\.?[0-9]{1,20}", re.ASCII)
 
 
 def _decode(signature: str) -> bytes | None:
@@ -298,6 +304,11 @@ class Verifier:
                 continue
             signed = True
             nonce = sig_headers.get(nonce_h, "")
+            if not _NONCE.fullmatch(nonce):
+                # Vobiz's nonces are digits. Anything else could carry the end of another
+                # URL: a signature for /main/choice, sent to /main as V2 with the nonce
+                # "/choice" + nonce, signs the same bytes (url + nonce).
+                nonce = ""
             for raw in value.split(","):
                 digest = decoded[raw] if raw in decoded else decoded.setdefault(raw, _decode(raw))
                 if digest is None:
@@ -381,6 +392,11 @@ def _header(headers: HeadersLike | None, name: str) -> str | None:
     return None
 
 
+# What a URL's host[:port] may hold (RFC 3986 reg-name or IP literal, then digits): anything
+# else ("/", "?", "#", "@", "\\", spaces) would move the boundary between host and path.
+_NETLOC = re.compile(r"(?:[A-Za-z0-9._~!$&'()*+,;=%-]+|\[[0-9A-Za-z:.]+\])(?::[0-9]*)?")
+
+
 def _path_variants(path: str) -> list[str]:
     """The path as given, plus its percent-encoded form if the caller passed a decoded path.
 
@@ -434,6 +450,11 @@ def public_url_candidates(
         if ":" in netloc.rpartition("]")[2]:
             netloc = netloc.rpartition(":")[0]
         netloc = f"{netloc}:{fwd_port}"
+    if not _NETLOC.fullmatch(netloc):
+        # A forwarded host or port may come from the client unchanged (a proxy that passes
+        # X-Forwarded-Host through): "voice.example.com/menu?" would turn the URL checked
+        # for /answer into /menu's, so a signature for one route would open another.
+        return []
     return _expand([f"{proto.lower()}://{netloc}{script_root}"], script_root, path)
 
 

@@ -14,13 +14,19 @@ package (reported to the lead) and turn red as soon as it is fixed, so the mark 
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import functools
+import io
+import itertools
+import logging
+import math
 import os
 import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote_from_bytes, urlencode
+from urllib.parse import quote, quote_from_bytes, urlencode
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -29,6 +35,7 @@ from hypothesis import strategies as st
 from answerkit import (
     CallFlow,
     CallRequest,
+    ConfigurationError,
     Event,
     Gather,
     ParseError,
@@ -39,6 +46,7 @@ from answerkit import (
     parse,
     sign,
 )
+from answerkit._wsgi import wsgi_text
 from answerkit.state import MemoryStore, SQLiteStore
 from answerkit.testing.local_vobiz import LocalVobiz
 
@@ -871,3 +879,480 @@ def test_transfer_to_allowed_hosts_and_routes_is_sent(
         local_vobiz.on_transfer_request = None
     sent = [r for r in local_vobiz.requests if r.method == "POST"]
     assert len(sent) == 2
+
+
+# --------------------------------------------------------------------------- raw WSGI, both paths
+#
+# The tests above go through Werkzeug's test client, which always sends a well-formed
+# request. Here the WSGI environ itself is built, so the request can be anything a server
+# might hand over (a negative or lying Content-Length, chunked bodies, several signature
+# values, odd paths below a mount prefix), and each one is sent both to the direct path
+# (answerkit._wsgi.DirectRoutes) and to Flask's (direct=False): the answers must agree.
+
+RAW_TOKEN = "raw-wsgi-token-4be1d07c"
+PLAIN_SECRET = "plain-auth-token-9c1e44"  # what some accounts get in an auth-token header
+ODD_RESULTS: dict[str, Any] = {
+    "none": None,
+    "bare element": Speak("bare"),
+    "text": "<Response/>",
+    "bytes": b"<Response/>",
+    "number": 42,
+    "list": [Response()],
+    "response class": Response,
+}
+
+
+class Captured(logging.Handler):
+    """Every answerkit log line, formatted as a log file would hold it (tracebacks too)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.text: list[str] = []
+        self.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.text.append(self.format(record))
+
+
+class RawApps:
+    """One flow per (path, mount prefix); each answered directly and through Flask."""
+
+    def __init__(self) -> None:
+        self.calls: list[CallRequest] = []
+        self.apps: dict[tuple[bool, str], Any] = {}
+        for prefix in ("", "/voice"):
+            for direct in (True, False):
+                self.apps[direct, prefix] = self._flow().create_app(prefix or None, direct=direct)
+
+    def _flow(self) -> CallFlow:
+        flow = CallFlow("raw", public_url=PUBLIC, auth_token=RAW_TOKEN, state=MemoryStore())
+        calls = self.calls
+
+        @flow.route("/answer")
+        def answer(call: CallRequest) -> Response:
+            calls.append(call)
+            return Response(Speak(f"Heard {call.digits or call.speech or 'nothing'}"))
+
+        @flow.route("/events", status_callback=True)
+        def events(call: CallRequest) -> None:
+            calls.append(call)
+
+        @flow.route("/odd")
+        def odd(call: CallRequest) -> Any:
+            calls.append(call)
+            kind = call.query.get("kind", "")
+            if kind == "raise":
+                raise RuntimeError("handler bug")
+            return ODD_RESULTS.get(kind, Response(Speak("odd")))
+
+        return flow
+
+
+@pytest.fixture(scope="module")
+def raw_apps() -> RawApps:
+    return RawApps()
+
+
+@pytest.fixture(scope="module")
+def captured() -> Iterator[Captured]:
+    handler = Captured()
+    logger = logging.getLogger("answerkit")
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+
+
+_NONCES = itertools.count(10**19)
+
+
+def _raw_sign(url: str) -> dict[str, str]:
+    """Genuine headers with fresh, repeatable nonces (no two examples share one)."""
+    n = next(_NONCES)
+    return sign(url, RAW_TOKEN, nonce_v2=f"{n:020d}", nonce_v3=f"{n + 1:020d}") | {
+        "_n": str(next(_NONCES))
+    }
+
+
+def _raw_text(draw: st.DrawFn, max_size: int = 40) -> str:
+    """Text as a WSGI environ holds it: bytes read as latin-1."""
+    raw = draw(
+        st.one_of(
+            st.text(max_size=max_size).map(lambda t: t.encode("utf-8", "surrogatepass")),
+            st.binary(max_size=max_size),
+            st.lists(
+                st.sampled_from(["%", "%zz", "%e9", "%C3%A9", "+", "%20", "&", "=", "%00", ";"]),
+                max_size=8,
+            ).map(lambda xs: "".join(xs).encode()),
+        )
+    )
+    return raw.decode("latin-1")
+
+
+_VALUES = st.one_of(
+    _field_value.filter(lambda v: len(v) < 2_000),
+    st.sampled_from(["13", "13.0", "-1", "1e3", "0x10", "true", "False", "yes", "0.87", "NaN"]),
+)
+FORM = "application/x-www-form-urlencoded"
+_RAW_ROUTES = ("/answer", "/events", "/odd")
+_RAW_PATHS = ("/answer/", "/Answer", "//answer", "/answer%2F", "/nope", "/answer;x", "/odd/\u00e9")
+
+
+def _request_line(text: str) -> str:
+    """``text`` as it can stand in an HTTP request line: no spaces or control characters
+    (a server refuses those before any WSGI app sees the request)."""
+    return "".join(c if 0x20 < ord(c) != 0x7F else f"%{ord(c):02X}" for c in text)
+
+
+@st.composite
+def raw_requests(draw: st.DrawFn) -> dict[str, Any]:
+    """Everything about one request that a client controls, plus how it is signed.
+
+    ``vobiz_like`` marks a request as Vobiz sends them (GET or form POST of a route, its
+    length given, a CallUUID first): signed, it must reach the handler.
+    """
+    method = draw(st.sampled_from(["POST"] * 4 + ["GET"] * 2 + ["HEAD", "PUT", "OPTIONS", "post"]))
+    path = draw(st.sampled_from(_RAW_ROUTES * 4 + _RAW_PATHS))
+    pairs: list[tuple[str, str]] = []
+    if draw(st.integers(0, 9)) > 0:
+        pairs.append(("CallUUID", draw(st.one_of(st.just(CALL["CallUUID"]), _call_uuid))))
+    pairs += draw(st.lists(st.tuples(_field_name, _VALUES), max_size=6))
+    if draw(st.booleans()):
+        pairs += [(k, draw(_VALUES)) for k, _v in pairs[: draw(st.integers(0, 2))]]
+    pairs = draw(st.permutations(pairs))
+    encoding = draw(st.sampled_from(["plus"] * 3 + ["percent"] * 2 + ["raw", "junk", "huge"]))
+    if encoding == "plus":
+        text = urlencode(pairs)
+    elif encoding == "percent":
+        text = urlencode(pairs, quote_via=quote)
+    elif encoding == "raw":
+        text = "&".join(f"{k}={v}" for k, v in pairs)
+    elif encoding == "junk":
+        text = _raw_text(draw, 200)
+    else:  # past the direct path's 64 kB: Werkzeug's parser, either way
+        text = urlencode([*pairs, ("Speech", "s" * 70_000)])
+    as_query = method != "POST" or draw(st.integers(0, 4)) == 0
+    query = text if as_query else ""
+    if draw(st.booleans()):
+        query += ("&" if query else "") + draw(st.one_of(st.just("kind=raise"), st.builds(
+            lambda k: "kind=" + quote(k), st.sampled_from(list(ODD_RESULTS)))))  # fmt: skip
+    junk_query = draw(st.integers(0, 3)) == 0
+    if junk_query:
+        query += _raw_text(draw)
+    body = b"" if as_query else text.encode("utf-8", "surrogatepass")
+    if draw(st.integers(0, 5)) == 0:
+        body = text.encode("latin-1", "replace")
+    content_type = draw(st.one_of(st.none(), st.just(FORM), _content_type))
+    length = draw(st.sampled_from(
+        ["exact"] * 12 + ["missing", "short", "long", "-1", "junk", " 1", "huge", "chunked"]))
+    uuids = [v for k, v in pairs if k == "CallUUID"]
+    vobiz_like = (
+        path in _RAW_ROUTES
+        and encoding in ("plus", "percent")
+        and bool(uuids) and bool(uuids[0].strip())
+        and not junk_query
+        and (method == "GET" or (
+            method == "POST" and not as_query and content_type in (None, FORM)
+            # Werkzeug reads a chunked body as a form only when it says it is one.
+            and (length == "exact" or (length == "chunked" and content_type == FORM))))
+    )  # fmt: skip
+    return {
+        "method": method,
+        "path": path,
+        "prefix": draw(st.sampled_from(["", "/voice"])),
+        "script_name": draw(st.sampled_from(["", "", "/site"])),
+        "query": _request_line(query.encode("utf-8", "surrogatepass").decode("latin-1")),
+        "body": body,
+        "content_type": content_type,
+        "length": length,
+        "signature": draw(st.sampled_from(
+            ["valid"] * 6 + ["none", "other path", "garbage", "non-ascii", "listed", "v2 only",
+                             "tampered nonce", "other token", "site"])),
+        "headers": draw(st.lists(st.tuples(_header_name, _header_value), max_size=3)),
+        "vobiz_like": vobiz_like,
+        "call_uuid": uuids[0].strip() if vobiz_like else None,
+    }  # fmt: skip
+
+
+def _raw_environ(req: dict[str, Any], sig: dict[str, str]) -> dict[str, Any]:
+    body: bytes = req["body"]
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": req["method"],
+        "SCRIPT_NAME": req["script_name"],
+        "PATH_INFO": wsgi_text(req["prefix"] + req["path"]),
+        "QUERY_STRING": req["query"],
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": "localhost",
+        "HTTP_USER_AGENT": "Vobiz",
+        "HTTP_AUTH_TOKEN": PLAIN_SECRET,
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": io.StringIO(),
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+    for name, value in req["headers"]:
+        key = "HTTP_" + name.upper().replace("-", "_")
+        if key in ("HTTP_HOST", "HTTP_CONTENT_LENGTH", "HTTP_TRANSFER_ENCODING", "HTTP_AUTH_TOKEN"):
+            continue
+        environ[key] = value
+    if req["content_type"] is not None:
+        environ["CONTENT_TYPE"] = req["content_type"]
+    length = {
+        "exact": str(len(body)), "short": str(max(len(body) - 3, 0)), "long": str(len(body) + 7),
+        "-1": "-1", "junk": "12abc", " 1": f" {len(body)}", "huge": "9" * 25,
+    }.get(req["length"])  # fmt: skip
+    if length is not None:
+        environ["CONTENT_LENGTH"] = length
+    if req["length"] == "chunked":  # the server has de-chunked it and says where it ends
+        environ["HTTP_TRANSFER_ENCODING"] = "chunked"
+        environ["wsgi.input_terminated"] = True
+    for name, value in sig.items():
+        if not name.startswith("_"):
+            environ["HTTP_" + name.upper().replace("-", "_")] = value
+    return environ
+
+
+def _raw_signature(req: dict[str, Any]) -> tuple[dict[str, str], bool]:
+    """The signature headers for ``req``, and whether they are genuine for its URL."""
+    url = PUBLIC + req["prefix"] + req["path"]
+    mode = req["signature"]
+    if mode == "none":
+        return {}, False
+    if mode == "site":  # the public URL may name the WSGI mount too
+        return _raw_sign(PUBLIC + req["script_name"] + req["prefix"] + req["path"]), True
+    if mode == "other path":
+        return _raw_sign(url + "x"), False
+    if mode == "other token":
+        return sign(url, OTHER_TOKEN, nonce_v2=_raw_sign(url)["_n"]), False
+    sig = _raw_sign(url)
+    if mode == "garbage":
+        return {k: "Zm9v" * 11 if "Nonce" not in k else v for k, v in sig.items()}, False
+    if mode == "non-ascii":
+        return {k: "\u00e9" * 44 if "Nonce" not in k else v for k, v in sig.items()}, False
+    if mode == "tampered nonce":
+        return {k: v + "1" if "Nonce" in k else v for k, v in sig.items()}, False
+    if mode == "listed":  # several values of one header, as a server folds them
+        return {k: "junk, " + v if "Nonce" not in k else v for k, v in sig.items()}, True
+    if mode == "v2 only":
+        return {k: v for k, v in sig.items() if "V3" not in k}, True
+    return sig, True
+
+
+def _raw_call(app: Any, environ: dict[str, Any]) -> tuple[str, bytes, str]:
+    started: list[tuple[str, list[tuple[str, str]]]] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc: Any = None) -> None:
+        started.append((status, headers))
+
+    body = b"".join(app(environ, start_response))
+    status, headers = started[-1]
+    return status, body, dict(headers).get("Content-Type", "")
+
+
+def _check_call(call: CallRequest) -> None:
+    """A request that reached a handler carries sane, typed fields."""
+    assert call.call_uuid and call.call_uuid == call.call_uuid.strip()
+    assert call.call_uuid == call.params["CallUUID"].strip()
+    for name, value in call.params.items():
+        assert isinstance(name, str) and isinstance(value, str)
+        value.encode("utf-8")  # no lone surrogates: every value can be logged or stored
+    for value in (call.duration, call.bill_duration, call.hangup_cause_code):
+        assert value is None or type(value) is int
+    for number in (call.speech_confidence, call.stability):
+        assert number is None or (type(number) is float and math.isfinite(number))
+    assert call.bill_rate is None or call.bill_rate.is_finite()
+    assert call.dial_ring_status in (None, True, False)
+    assert isinstance(call.from_, str) and isinstance(call.to, str)
+    assert call.method in ("GET", "POST")
+
+
+@settings(FUZZ, max_examples=150, derandomize=True, database=None)
+@given(req=raw_requests())
+def test_raw_wsgi_requests_get_the_same_safe_answer_both_ways(
+    raw_apps: RawApps, captured: Captured, req: dict[str, Any]
+) -> None:
+    """Never an exception or a 500, the same answer from the direct path and from Flask,
+    no handler without a genuine signature, sane typed fields, and no secret in the log."""
+    EXAMPLES["raw WSGI requests"] += 1
+    sig, genuine = _raw_signature(req)
+    answers = []
+    # Werkzeug routes "//answer" to /answer (it drops extra leading slashes).
+    full = "/" + (req["prefix"] + req["path"]).lstrip("/")
+    is_route = full in [req["prefix"] + route for route in _RAW_ROUTES]
+    for direct in (True, False):
+        app = raw_apps.apps[direct, req["prefix"]]
+        before = len(raw_apps.calls)
+        del captured.text[:]
+        status, body, content_type = _raw_call(app, _raw_environ(req, sig))
+        code = int(status.split()[0])
+        ran = len(raw_apps.calls) - before
+        assert code != 500 and code < 500, (status, body[:300])
+        assert code in (200, 400, 403, 404, 405, 308), (status, body[:300])
+        if ran:
+            assert ran == 1 and genuine and is_route, (ran, req["signature"])
+            _check_call(raw_apps.calls[-1])
+        if genuine and req["vobiz_like"]:
+            assert ran == 1 and code == 200, (status, body[:300])
+            assert raw_apps.calls[-1].call_uuid == req["call_uuid"]
+        if is_route and req["method"].upper() in ("GET", "POST") and not genuine:
+            assert code == 403, (status, body[:200])
+        if code == 200 and body and content_type.startswith("application/xml"):
+            parse(body)
+        log = "\n".join(captured.text)
+        signatures = [v for k, v in sig.items() if "Nonce" not in k and not k.startswith("_")]
+        for secret in (RAW_TOKEN, PLAIN_SECRET, *signatures):
+            assert secret not in log
+        answers.append((code, body, content_type))
+    assert answers[0] == answers[1]
+
+
+# --------------------------------------------------------------------------- found by fuzzing
+
+
+@pytest.mark.parametrize(
+    "forwarded",
+    [
+        {"X-Forwarded-Host": "example.com/events?"},
+        {"X-Forwarded-Host": "example.com/events#"},
+        {"X-Forwarded-Host": "example.com", "X-Forwarded-Port": "443/events?"},
+        {"X-Forwarded-Host": "example.com/events\\"},
+    ],
+)
+def test_forwarded_host_or_port_cannot_move_the_signed_path(
+    proxied: tuple[Any, Runs], forwarded: dict[str, str]
+) -> None:
+    """A proxy may pass a client's X-Forwarded-Host through unchanged. A "host" holding a
+    path once made /answer be checked as https://example.com/events, so a signature Vobiz
+    made for one route opened another."""
+    client, runs = proxied
+    before = runs.total()
+    headers = {**forwarded, "X-Forwarded-Proto": "https"}
+    headers.update(sign("https://example.com/events", TOKEN))
+    response = client.post("/answer", data=CALL, headers=headers)
+    check_answer(response, runs=runs, before=before, genuine=False)
+
+
+@pytest.mark.parametrize(
+    ("signed_as", "sent_as"),
+    [("v3", "v2"), ("v2", "v2"), ("v3", "ma-v2")],
+)
+def test_a_nonce_cannot_carry_the_rest_of_another_routes_url(
+    client: Any, runs: Runs, signed_as: str, sent_as: str
+) -> None:
+    """V2 signs url + nonce: a signature for /menu/x (an IVR's /main and /main/choice are
+    such a pair) sent to /menu with "/x" moved into the nonce signs the same bytes."""
+    genuine = signed("/menu/x")
+    nonce = genuine[f"X-Vobiz-Signature-{signed_as[-2:].upper()}-Nonce"]
+    moved = "/x" + ("." if signed_as == "v3" else "") + nonce
+    forged = {
+        f"X-Vobiz-Signature-{sent_as.upper()}": genuine[f"X-Vobiz-Signature-{signed_as.upper()}"],
+        "X-Vobiz-Signature-V2-Nonce": moved,
+    }
+    before = runs.total()
+    response = client.post("/menu", data=CALL, headers=forged)
+    check_answer(response, runs=runs, before=before, genuine=False)
+
+
+def test_a_nonce_cannot_carry_a_trailing_digit_of_another_routes_path(
+    client: Any, runs: Runs
+) -> None:
+    """/menu and /menu2: V2 signs url + nonce, so /menu2's signature with its 20-digit nonce
+    N signs the same bytes as /menu with the nonce "2" + N; a nonce has at most 20 digits."""
+    genuine = signed("/menu2")
+    forged = {
+        "X-Vobiz-Signature-V2": genuine["X-Vobiz-Signature-V2"],
+        "X-Vobiz-Signature-V2-Nonce": "2" + genuine["X-Vobiz-Signature-V2-Nonce"],
+    }
+    before = runs.total()
+    response = client.post("/menu", data=CALL, headers=forged)
+    check_answer(response, runs=runs, before=before, genuine=False)
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_a_url_with_a_double_slash_is_checked_as_vobiz_called_it(direct: bool) -> None:
+    """Werkzeug routes //answer to /answer but drops the extra slash from request.path;
+    Vobiz signs the URL it called (an answer URL built as "https://host/" + "/answer"), so
+    checking /answer refused every genuine webhook with 403 and dropped the call."""
+    runs = Runs()
+    app = make_flow(runs).create_app(direct=direct)
+    request = {"method": "POST", "path": "//answer", "prefix": "", "script_name": "",
+               "query": "", "body": urlencode(CALL).encode(), "content_type": FORM,
+               "length": "exact", "headers": []}  # fmt: skip
+    for raw_uri in (None, "//answer"):
+        environ = _raw_environ(request, sign(PUBLIC + "//answer", TOKEN))
+        if raw_uri:
+            environ["RAW_URI"] = raw_uri
+        status, body, _type = _raw_call(app, environ)
+        assert status.startswith("200") and b"<Gather" in body, (status, body)
+    assert runs.count["answer"] == 2
+    # And a signature for /answer is no signature for //answer.
+    status, _body, _type = _raw_call(app, _raw_environ(request, sign(PUBLIC + "/answer", TOKEN)))
+    assert status.startswith("403") and runs.count["answer"] == 2
+
+
+class _Unlisted(BaseException):
+    """A library's own BaseException (as gevent's Timeout is)."""
+
+
+@pytest.mark.parametrize("direct", [True, False])
+@pytest.mark.parametrize("error", [asyncio.CancelledError, _Unlisted])
+def test_a_handler_raising_a_base_exception_still_gets_the_fallback(
+    direct: bool, error: type[BaseException]
+) -> None:
+    """asyncio.CancelledError (out of a handler's asyncio.run) is no Exception: it once
+    went past the dispatcher's guard, through Flask, to the WSGI server (a 500)."""
+    flow = CallFlow("base", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+
+    def fail(call: CallRequest) -> None:
+        raise error()
+
+    flow.add_route("/answer", fail)
+    flow.add_route("/events", fail, name="events", status_callback=True)
+    client = flow.create_app(direct=direct).test_client()
+    answer = client.post("/answer", data=CALL, headers=signed("/answer"))
+    assert answer.status_code == 200 and b"<Hangup/>" in answer.data
+    events = client.post("/events", data=CALL, headers=signed("/events"))
+    assert (events.status_code, events.data) == (200, b"")
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_a_handler_may_still_stop_the_process(direct: bool) -> None:
+    flow = CallFlow("exit", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+
+    def leave(call: CallRequest) -> None:
+        raise SystemExit(3)
+
+    flow.add_route("/answer", leave)
+    with pytest.raises(SystemExit):
+        flow.create_app(direct=direct).test_client().post(
+            "/answer", data=CALL, headers=signed("/answer")
+        )
+
+
+class _AsyncCallable:
+    async def __call__(self, call: CallRequest) -> None:
+        return None
+
+
+async def _async_handler(call: CallRequest, extra: int = 0) -> None:
+    return None
+
+
+@pytest.mark.parametrize(
+    "handler",
+    [_async_handler, functools.partial(_async_handler, extra=1), _AsyncCallable()],
+    ids=["async def", "partial", "async __call__"],
+)
+def test_an_async_handler_is_refused_when_declared(handler: Any) -> None:
+    """Called without an event loop it returns a coroutine that never runs: a status
+    callback route answered 200 and silently did nothing."""
+    flow = CallFlow("async", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+    with pytest.raises(ConfigurationError, match="not async def"):
+        flow.add_route("/events", handler, status_callback=True)
+    assert flow.routes == []

@@ -1,15 +1,18 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import typing
 from decimal import Decimal
 from urllib.parse import parse_qsl, urlencode
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from werkzeug.datastructures import MultiDict
 from werkzeug.test import EnvironBuilder
 
+from answerkit import request as request_module
 from answerkit._params import parse_form
 from answerkit.errors import AnswerkitError
 from answerkit.request import (
@@ -228,6 +231,9 @@ def test_stir_verification_snake_case_spelling() -> None:
         ("speech_confidence", "SpeechConfidenceScore", "high"),
         ("bill_rate", "BillRate", "NaN"),
         ("bill_rate", "BillRate", "1,5"),
+        # Finite, but int() or f"{cost:.2f}" of them would build a billion digits.
+        ("total_cost", "TotalCost", "1e999999999"),
+        ("billed_amount", "BilledAmount", "1E-999999999"),
         ("dial_ring_status", "DialRingStatus", "maybe"),
         ("machine", "Machine", "unknown"),
     ],
@@ -236,6 +242,13 @@ def test_malformed_values_become_none_and_stay_raw(field: str, param: str, raw: 
     req = CallRequest.from_params({"CallUUID": UUID, param: raw})
     assert getattr(req, field) is None
     assert req.params[param] == raw
+
+
+def test_amounts_in_any_plain_spelling_are_decimals() -> None:
+    for raw, expected in (("0.00000", "0"), ("0.0045", "0.0045"), ("1E-7", "0.0000001"),
+                          ("12", "12"), ("-0.5", "-0.5")):  # fmt: skip
+        req = CallRequest.from_params({"CallUUID": UUID, "TotalCost": raw})
+        assert req.total_cost == Decimal(expected)
 
 
 def test_integer_with_zero_fraction_accepted() -> None:
@@ -437,3 +450,37 @@ def test_fields_read_on_demand_match_a_request_built_whole() -> None:
     with pytest.raises(AttributeError):
         lazy.no_such_field  # type: ignore[attr-defined]  # noqa: B018
     assert CallRequest(call_uuid=UUID).digits is None
+
+
+_TYPED = {
+    name: hint
+    for name, hint in typing.get_type_hints(CallRequest).items()
+    if name not in ("state", "params", "params_multi", "query", "sip_headers")
+}
+_PARAM_NAMES = sorted({n for _attr, names, _conv in request_module._FIELDS for n in names})
+_ODD_VALUES = st.one_of(
+    st.text(max_size=30),
+    st.sampled_from(["0", "-1", "+7", "13.0", "1e3", "1E-7", "1_000", "0x10", "true", "FALSE",
+                     "yes", "NaN", "-inf", "1e309", "1e999999999", " 5 ", "\u0663", "\x00"]),
+)  # fmt: skip
+
+
+@settings(max_examples=300, derandomize=True, database=None)
+@given(st.fixed_dictionaries({}, optional=dict.fromkeys(_PARAM_NAMES, _ODD_VALUES)))
+def test_every_typed_field_has_its_declared_type_whatever_vobiz_sends(
+    params: dict[str, str],
+) -> None:
+    """Numbers are finite and bounded, booleans are bools, text stays text, and nothing
+    raises: the raw value of anything that did not parse is still in ``params``."""
+    req = CallRequest.from_params({"CallUUID": UUID, **params})
+    for name, hint in _TYPED.items():
+        value = getattr(req, name)
+        allowed = typing.get_args(hint) or (hint,)
+        assert isinstance(value, allowed), (name, value, hint)
+        if isinstance(value, float):
+            assert math.isfinite(value)
+        if isinstance(value, Decimal):
+            assert value.is_finite() and abs(value.adjusted()) <= 30
+        if isinstance(value, int) and not isinstance(value, bool):
+            assert abs(value) < 10**30
+    assert {k: v for k, v in req.params.items() if k != "CallUUID"} == params

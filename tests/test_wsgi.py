@@ -327,3 +327,17 @@ def test_a_flask_subclass_with_its_own_request_steps_is_left_to_flask() -> None:
     assert "answerkit.direct" not in app.extensions
     r = app.test_client().post("/answer", data=CALL, headers=signed("/answer"))
     assert r.status_code == 200 and r.headers["Strict-Transport-Security"] == "max-age=63072000"
+
+
+@pytest.mark.parametrize("size", [10, 70_000])  # the direct path's parser; Werkzeug's
+def test_repeated_fields_keep_every_value_whichever_parser_reads_the_body(size: int) -> None:
+    direct, through_flask, seen = app_pair()
+    body = urlencode([*CALL.items(), ("Digits", "1"), ("Digits", "2"), ("Speech", "s" * size)])
+    for app in (direct, through_flask):
+        r = app.test_client().post(
+            "/answer",
+            data=body,
+            headers={**signed("/answer"), "Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert r.status_code == 200
+    assert [s["digits"] for s in seen] == [["1", "2"], ["1", "2"]]
