@@ -141,7 +141,7 @@ def test_transfer_sends_the_documented_request(vobiz: LocalVobiz, client: VobizC
 def test_legs_are_derived_and_normalised(
     vobiz: LocalVobiz, client: VobizClient, kwargs: dict[str, str], body: dict[str, str]
 ) -> None:
-    call = vobiz.add_call()
+    call = vobiz.add_call(bleg_uuid="b-leg-1")
     client.transfer(call.call_uuid, **kwargs)
     assert vobiz.requests[-1].json == body
 

@@ -530,3 +530,64 @@ def test_a_call_hung_up_during_a_failed_transfer_gets_one_hangup_webhook(
     assert hangups[0].params["HangupCauseCode"] == "4000"
     record = vobiz.call(call.call_uuid)
     assert (record.hangup_cause_code, record.hangup_source) == (4000, "Caller")  # kept
+
+
+# -- a B-leg transfer needs a B-leg (spec §4.1, §6 item 10) --------------------------------------
+
+
+@pytest.mark.parametrize("legs", ["bleg", "both"])
+def test_a_b_leg_transfer_of_a_call_without_a_b_leg_is_400(
+    vobiz: LocalVobiz, hooks: WebhookApp, legs: str
+) -> None:
+    call = vobiz.add_call()
+    body = {"legs": legs, "aleg_url": hooks.url + "/ok", "bleg_url": hooks.url + "/ok"}
+    reply = api(vobiz, "POST", call_path(vobiz, call.call_uuid), json=body)
+    assert reply.status_code == 400
+    error = reply.json()["error"]
+    assert error["details"]["field"] == "legs"
+    assert "no B-leg" in error["message"] and "legs=aleg" in error["message"]
+    # Nothing was fetched in the A-leg's name, nothing recorded as executed, nothing moved.
+    assert vobiz.transfers == [] and vobiz.sent_webhooks == [] and hooks.hits == []
+    assert vobiz.call(call.call_uuid).status == "in-progress"
+    with vobiz.client() as client, pytest.raises(errors.ValidationError, match="no B-leg"):
+        client.transfer(call.call_uuid, legs="bleg", bleg_url=hooks.url + "/ok")
+
+
+def test_a_b_leg_dropped_by_a_failed_transfer_cannot_be_transferred_again(
+    vobiz: LocalVobiz, hooks: WebhookApp
+) -> None:
+    call = vobiz.add_call(bleg_uuid="bleg-4")
+    [outcome] = transfer(vobiz, call.call_uuid, legs="bleg", bleg_url=hooks.url + "/error")
+    assert outcome.hangup_cause_code == 7013
+    reply = api(
+        vobiz,
+        "POST",
+        call_path(vobiz, call.call_uuid),
+        json={"legs": "bleg", "bleg_url": hooks.url + "/ok"},
+    )
+    assert reply.status_code == 400
+
+
+# -- wait_for_transfer says why it found nothing -------------------------------------------------
+
+
+def test_wait_for_transfer_of_a_simulated_call_says_to_run_the_call(vobiz: LocalVobiz) -> None:
+    vobiz.on_transfer_request = lambda call_uuid, leg, url, method: True  # a simulator's hook
+    try:
+        call = vobiz.add_call()
+        vobiz.client().transfer(call.call_uuid, aleg_url="https://voice.example.com/hold")
+        with pytest.raises(AssertionError) as info:
+            vobiz.wait_for_transfer(call.call_uuid)
+    finally:
+        vobiz.on_transfer_request = None
+    message = str(info.value)
+    assert call.call_uuid in message and "taken over by a CallSimulator" in message
+    assert "run()" in message and "transcript" in message
+
+
+def test_wait_for_transfer_says_when_no_transfer_was_asked_for(vobiz: LocalVobiz) -> None:
+    call = vobiz.add_call()
+    with pytest.raises(AssertionError, match="no Transfer request for call"):
+        vobiz.wait_for_transfer(call.call_uuid, timeout=0.05)
+    with pytest.raises(AssertionError, match="LocalVobiz has no call 'never-was'"):
+        vobiz.wait_for_transfer("never-was", timeout=0.05)

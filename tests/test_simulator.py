@@ -277,14 +277,14 @@ def test_dial_answer_sends_callbacks_then_action() -> None:
         Event.DialHangup,
         Event.DialConnected,
         Event.DialHangup,
-        Event.DialAction,
+        Event.Redirect,  # the Dial action (spec §6 item 8)
     ]
     answer = events_of(flow, "DialAnswer")[0]
     assert answer.dial_b_leg_to == "+14156667890" and answer.dial_b_leg_position == 1
     lost, done = events_of(flow, "DialHangup")
     assert lost.dial_b_leg_hangup_cause == "LOSE_RACE" and lost.dial_b_leg_hangup_cause_code == 9000
     assert done.dial_b_leg_hangup_cause == "NORMAL_CLEARING"
-    action = events_of(flow, "DialAction")[0]
+    action = events_of(flow, "Redirect")[0]
     assert action.dial_status == "completed" and action.dial_ring_status is True
     assert action.dial_a_leg_uuid == t.call_uuid
     assert action.dial_b_leg_uuid == answer.dial_b_leg_uuid
@@ -304,7 +304,7 @@ def test_dial_answer_sends_callbacks_then_action() -> None:
 def test_dial_failures_reach_the_action(outcome: str, status: str, cause: str) -> None:
     flow = dial_flow()
     t = CallSimulator(flow).call(dial=outcome).run()
-    action = events_of(flow, "DialAction")[0]
+    action = events_of(flow, "Redirect")[0]
     assert action.dial_status == status and action.dial_hangup_cause == cause
     assert action.dial_b_leg_uuid is None  # empty when nothing answered
     assert f"-> {status}" in str(t)
@@ -316,7 +316,7 @@ def test_dial_second_target_answers_and_redirect_false_goes_on() -> None:
     t = CallSimulator(flow).call(dial=[["no-answer", "answer"]]).run()
     assert t.dials[0]["answered_by"] == "sip:agent@example.com"
     assert t.heard == ["After the dial."]  # the action's XML is ignored
-    assert events_of(flow, "DialAction")[0].dial_status == "completed"
+    assert events_of(flow, "Redirect")[0].dial_status == "completed"
 
 
 def test_dial_bridge_blocks_until_the_b_leg_hangs_up() -> None:
@@ -336,7 +336,7 @@ def test_caller_hangs_up_mid_bridge_action_after_hangup() -> None:
     t = call.hangup()
     events = [h.event for h in t.webhooks]
     # spec §2.13: DialHangup, then the hangup webhook, then the Dial action.
-    assert events[-3:] == ["DialHangup", "Hangup", "DialAction"]
+    assert events[-3:] == ["DialHangup", "Hangup", "Redirect"]
     assert t.hangup_source == "Caller"
 
 
@@ -936,7 +936,7 @@ def test_get_methods_and_dial_shorthand_and_interim_speech() -> None:
         Redirect(url("/after"), method="GET"),
     )
     flow = doc_flow(doc, after=Response(Speak("Done.")))
-    t = CallSimulator(flow).call(speech="billing").run()
+    t = CallSimulator(flow, dial_action_event="DialAction").call(speech="billing").run()
     interim = t.webhooks[1]
     assert interim.params["StableSpeech"] == "billing" and interim.params["SequenceNumber"] == "1"
     assert t.dials[0]["numbers"] == ["+14156667890"]

@@ -273,7 +273,7 @@ def test_inbound_dial_without_caller_id_fails_like_vobiz() -> None:
     t = CallSimulator(nocid_flow(action=url("/after"))).call(dial="answer").run()
     assert t.dials[0]["outcome"] == "failed" and t.dials[0]["answered_by"] is None
     assert t.webhooks_for(path="/events") == []  # no B-leg, so no Dial callbacks
-    action = t.webhooks_for("DialAction")[0].params
+    action = t.webhooks_for(path="/after")[0].params
     assert action["DialStatus"] == "failed" and action["DialRingStatus"] == "false"
     assert action["DialBLegUUID"] == ""
     assert t.heard == ["Dial failed."]
@@ -496,3 +496,190 @@ def test_unanswered_dial_rings_for_its_timeout(timeout: int | None, heard: list[
     t = CallSimulator(flow).call(dial="no-answer").run()
     # Unset, the B-leg rings past the scheduled hang-up: the caller never hears the apology.
     assert t.heard == heard and t.ended and t.hangup_cause_code == 4000
+
+
+# -- 13. the Dial action's Event: DialAction or Redirect (spec §2.5, §6 item 8) ------------------
+
+
+def dial_action_flow() -> CallFlow:
+    """A flow whose Dial action route only answers ``Event=DialAction`` (spec §6 says don't)."""
+    dial = Dial(Number("+14156667890"), caller_id="+14155551234", action=url("/after"))
+    flow = doc_flow(Response(dial))
+    flow.add_route(
+        "/after",
+        lambda call: Response(Speak(f"Dial {call.dial_status}.")),
+        name="after",
+        event=Event.DialAction,
+    )
+    return flow
+
+
+def test_dial_action_event_defaults_to_redirect_so_branching_on_it_shows() -> None:
+    t = CallSimulator(dial_action_flow()).call().run()
+    [action] = t.webhooks_for(path="/after")
+    assert action.event == "Redirect" and action.params["DialStatus"] == "completed"
+    # The route has no handler for Redirect: the caller hears the fallback, not the flow,
+    # and the transcript says why (the app's 200 alone looks healthy).
+    assert "Dial completed." not in t.heard and not t.ended_normally
+    [error] = t.handler_errors
+    assert "no handler for Event='Redirect'" in error and "branch on DialStatus" in error
+
+
+def test_dial_action_event_can_be_dial_action() -> None:
+    sim = CallSimulator(dial_action_flow(), dial_action_event="DialAction")
+    t = sim.call().run()
+    assert t.webhooks_for(path="/after")[0].event == "DialAction"
+    assert t.heard == ["Dial completed."] and t.ended_normally
+
+
+def test_dial_action_after_a_hangup_mid_bridge_uses_the_chosen_event() -> None:
+    dial = Dial(Number("+14156667890"), caller_id="+14155551234", action=url("/events"))
+    call = CallSimulator(doc_flow(Response(dial)), dial_action_event="DialAction").call(
+        dial="bridge"
+    )
+    call.run()
+    t = call.hangup()
+    assert [h.event for h in t.webhooks][-2:] == ["Hangup", "DialAction"]
+
+
+def test_a_bad_dial_action_event_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match=r"dial_action_event.*'DialAction' or 'Redirect'"):
+        CallSimulator(doc_flow(Response(Speak("Hi."))), dial_action_event="Dial")
+
+
+# -- 14. Stream status callbacks carry Timestamp and their own URL and method (spec §2.10) -------
+
+
+def test_stream_status_callback_carries_timestamp_url_and_method() -> None:
+    stream = Stream(WSS, status_callback_url=url("/events"), status_callback_method="GET")
+    t = CallSimulator(doc_flow(Response(Speak("Hi."), stream))).call().run()
+    [start] = t.webhooks_for("StartStream")
+    assert start.method == "GET"
+    assert start.params["status_callback_url"] == url("/events")
+    assert start.params["status_callback_method"] == "GET"
+    session = start.params["SessionStart"]
+    stamp = start.params["Timestamp"]
+    assert len(stamp) == len(session) and stamp > session  # 1 s of speech went before it
+
+
+# -- 15. Record honours maxLength and its silence timeout (spec §1.2 Record, §2.6) ---------------
+
+
+@pytest.mark.parametrize(
+    ("attrs", "seconds", "reason"),
+    [
+        ({"max_length": 3}, 3, "maxLength"),
+        ({"timeout": 10}, 15, "RecordingTimeout"),  # 5 s of message, then 10 s of silence
+        ({}, 60, "maxLength"),  # the defaults: 60 s of silence is cut at maxLength 60
+        ({"max_length": 120, "timeout": 60}, 65, "RecordingTimeout"),
+    ],
+)
+def test_record_length_and_end_reason_follow_its_attributes(
+    attrs: dict[str, int], seconds: int, reason: str
+) -> None:
+    record = Record(action=url("/events"), callback_url=url("/events"), **attrs)
+    call = CallSimulator(doc_flow(Response(Speak("Hi."), record))).call()
+    t = call.run()
+    stop = t.webhooks_for("RecordStop")[0].params
+    assert stop["RecordingDuration"] == str(seconds) and stop["RecordingEndReason"] == reason
+    assert stop["RecordingDurationMs"] == str(seconds * 1000)
+    assert int(stop["RecordingEndMs"]) - int(stop["RecordingStartMs"]) == seconds * 1000
+    assert call.clock == 1 + seconds and t.duration == 1 + seconds
+
+
+def test_a_scheduled_hangup_cuts_a_recording_short() -> None:
+    record = Record(action=url("/events"), callback_url=url("/events"), max_length=30)
+    t = CallSimulator(doc_flow(Response(Speak("Hi."), Hangup(schedule=5), record))).call().run()
+    stop = t.webhooks_for("RecordStop")[0].params
+    assert stop["RecordingDuration"] == "5" and stop["RecordingEndReason"] == "HungUp"
+    assert t.duration == 6
+
+
+# -- 16. a scheduled hang-up during a long element ends the call at the scheduled time ----------
+
+
+@pytest.mark.parametrize(
+    "element",
+    [
+        Wait(length=30),
+        Play(MUSIC, loop=3),
+        Gather(Speak("Press 1."), action=url("/events"), input_type="dtmf"),
+        Dial(Number("+14156667890"), caller_id="+14155551234", timeout=40),
+    ],
+    ids=["wait", "play", "gather", "dial"],
+)
+def test_a_scheduled_hangup_during_a_long_element_ends_at_the_scheduled_time(
+    element: Any,
+) -> None:
+    doc = Response(Speak("Hi."), Hangup(schedule=3), element, Speak("Too late."))
+    call = CallSimulator(doc_flow(doc)).call(dial="no-answer")
+    t = call.run()
+    assert t.ended and t.hangup_cause_code == 4000 and "Too late." not in t.heard
+    assert call.clock == 4 and t.duration == 4  # 1 s of speech, then the 3 s scheduled
+    assert t.webhooks_for("Hangup")[0].params["Duration"] == "4"
+
+
+def test_a_wait_that_answers_the_call_counts_its_seconds() -> None:
+    doc = Response(Hangup(schedule=3), Wait(length=30), Speak("Too late."))
+    t = CallSimulator(doc_flow(doc)).call().run()
+    assert t.duration == 3 and t.webhooks_for("Hangup")[0].params["Duration"] == "3"
+
+
+def test_a_scheduled_hangup_during_looping_audio_ends_at_the_scheduled_time() -> None:
+    flow = doc_flow(Response(Speak("Hi."), Hangup(schedule=2), Play(MUSIC, loop=0)))
+    sim = CallSimulator(flow)
+    call = sim.call()
+    sim.run_until_idle()
+    assert call.transcript.ended and call.clock == 3 and call.transcript.duration == 3
+
+
+def test_a_dial_cut_by_a_scheduled_hangup_sends_its_action_after_the_hangup() -> None:
+    dial = Dial(Number("+14156667890"), caller_id="+14155551234", action=url("/after"), timeout=40)
+    flow = doc_flow(Response(Hangup(schedule=3), dial), after=Response(Speak("After.")))
+    t = CallSimulator(flow).call(dial="no-answer").run()
+    # Spec §2.13: the Dial action follows the hangup webhook; the call is over, so its XML
+    # is not played.
+    assert [h.event for h in t.webhooks][-2:] == ["Hangup", "Redirect"]
+    assert t.heard == [] and t.duration == 3
+
+
+def test_a_scheduled_hangup_cuts_an_answered_dials_talk_time() -> None:
+    dial = Dial(Number("+14156667890"), caller_id="+14155551234", callback_url=url("/events"))
+    t = CallSimulator(doc_flow(Response(Hangup(schedule=3), dial))).call(dial="answer").run()
+    b_leg = t.webhooks_for("DialHangup")[0].params
+    assert b_leg["DialBLegDuration"] == "3" and b_leg["DialBLegHangupSource"] == "Answer XML"
+    assert t.duration == 3
+
+
+# -- 17. scripted speech: a list keeps commas, a string is split on them (the CLI contract) -----
+
+
+def test_a_speech_list_keeps_its_commas() -> None:
+    gather = Gather(action=url("/events"), input_type="speech", redirect=False)
+    flow = doc_flow(Response(gather, gather))
+    sim = CallSimulator(flow)
+    assert sim.call(speech=["sales, please", "yes"]).run().speech_sent == ["sales, please", "yes"]
+    assert sim.call(speech=("sales, please",)).run().speech_sent == ["sales, please"]
+    assert sim.call(speech="sales,yes").run().speech_sent == ["sales", "yes"]
+
+
+def test_a_speech_item_that_is_not_text_is_a_configuration_error() -> None:
+    sim = CallSimulator(doc_flow(Response(Speak("Hi."))))
+    with pytest.raises(ConfigurationError, match=r"speech.*5"):
+        sim.call(speech=["sales", 5])  # type: ignore[list-item]
+
+
+# -- 18. LocalVobiz.wait_for_transfer on a call the simulator plays ------------------------------
+
+
+def test_wait_for_transfer_of_a_simulated_call_points_at_its_transcript(
+    call_simulator: Any, local_vobiz: Any
+) -> None:
+    flow = doc_flow(Response(Play(MUSIC, loop=0)), moved=Response(Speak("Moved.")))
+    call = call_simulator(flow).call()
+    call.run()
+    local_vobiz.client().transfer(call.call_uuid, aleg_url=url("/moved"))
+    with pytest.raises(AssertionError, match="taken over by a CallSimulator"):
+        local_vobiz.wait_for_transfer(call.call_uuid)
+    t = call.run()
+    assert t.heard[-1] == "Moved." and t.webhooks_for("Transfer")

@@ -94,7 +94,7 @@ def test_transfer_of_an_ended_call(served: CallFlow, local_vobiz: LocalVobiz) ->
 
 
 def test_both_legs(served: CallFlow, local_vobiz: LocalVobiz) -> None:
-    call = local_vobiz.add_call()
+    call = local_vobiz.add_call(bleg_uuid="b-leg-1")
     served.transfer(call.call_uuid, aleg="hold", bleg="broken")
     assert local_vobiz.requests[-1].json["legs"] == "both"
 

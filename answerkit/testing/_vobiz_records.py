@@ -123,6 +123,8 @@ class CallTable:
         self._calls: dict[str, LiveCallRecord] = {}
         self._outcomes: list[TransferOutcome] = []
         self._pending: dict[str, int] = {}
+        self._requested: set[str] = set()
+        self._taken_over: dict[str, int] = {}
 
     def clear(self) -> None:
         """Forget every call and outcome."""
@@ -131,6 +133,8 @@ class CallTable:
             self._calls.clear()
             self._outcomes.clear()
             self._pending.clear()
+            self._requested.clear()
+            self._taken_over.clear()
             self.lock.notify_all()
 
     def add(self, record: LiveCallRecord) -> LiveCallRecord:
@@ -169,12 +173,21 @@ class CallTable:
             record.hangup_source = source
             return self.snapshot(call_uuid)
 
+    def note_taken_over(self, call_uuid: str, legs: int) -> None:
+        """A Transfer request reached the call; a simulator took ``legs`` of its legs over."""
+        with self.lock:
+            self._requested.add(call_uuid)
+            if legs:
+                self._taken_over[call_uuid] = self._taken_over.get(call_uuid, 0) + legs
+            self.lock.notify_all()
+
     def begin_transfer(self, call_uuid: str, legs: int) -> int | None:
         """Accept a transfer of an in-progress call: its generation, or None (-> 404)."""
         with self.lock:
             record = self._calls.get(call_uuid)
             if record is None or record.status != "in-progress":
                 return None
+            self._requested.add(call_uuid)
             self._pending[call_uuid] = self._pending.get(call_uuid, 0) + legs
             return self.generation
 
@@ -190,17 +203,47 @@ class CallTable:
             return True
 
     def wait_for_transfer(self, call_uuid: str, timeout: float) -> list[TransferOutcome]:
-        """Block until the call has outcomes and no leg in flight; return its outcomes."""
+        """Block until the call has outcomes and no leg in flight; return its outcomes.
+
+        Raises AssertionError at once when a simulator took every requested leg over
+        (no outcome will ever be recorded), else after ``timeout`` seconds, saying which.
+        """
         deadline = time.monotonic() + timeout
         with self.lock:
             while True:
                 outcomes = [o for o in self._outcomes if o.call_uuid == call_uuid]
-                if outcomes and not self._pending.get(call_uuid):
+                pending = self._pending.get(call_uuid, 0)
+                if outcomes and not pending:
                     return outcomes
+                if not outcomes and not pending and call_uuid in self._taken_over:
+                    raise AssertionError(self._taken_over_message(call_uuid))
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise AssertionError(
-                        f"no finished transfer for call {call_uuid} within {timeout}s "
-                        f"(outcomes so far: {outcomes})"
-                    )
+                    raise AssertionError(self._timeout_message(call_uuid, timeout, outcomes))
                 self.lock.wait(left)
+
+    def _taken_over_message(self, call_uuid: str) -> str:
+        return (
+            f"the transfer of call {call_uuid} was taken over by a CallSimulator (the call "
+            "is simulated), so LocalVobiz fetches nothing and records no TransferOutcome "
+            "for it: play the call on (call.run() or sim.run_until_idle()) and assert on "
+            "its transcript (t.transfers, t.webhooks_for('Transfer'), t.heard)"
+        )
+
+    def _timeout_message(
+        self, call_uuid: str, timeout: float, outcomes: list[TransferOutcome]
+    ) -> str:
+        record = self._calls.get(call_uuid)
+        if record is None:
+            why = f"LocalVobiz has no call {call_uuid!r} (add_call() it, or check the UUID)"
+        elif call_uuid not in self._requested:
+            why = (
+                f"no Transfer request for call {call_uuid} was accepted (its status is "
+                f"{record.status}; a transfer of a call not in progress is refused with 404)"
+            )
+        else:
+            why = f"legs still in flight: {self._pending.get(call_uuid, 0)}"
+        return (
+            f"no finished transfer for call {call_uuid} within {timeout}s: {why} "
+            f"(outcomes so far: {outcomes})"
+        )

@@ -13,7 +13,10 @@ the spec says how the platform behaves (§4), and says so where it had to choose
   JSON content type; otherwise 400.
 * A transfer validates ``legs``, the URL of every selected leg and its method
   (400; a URL for a leg not selected is ignored, as the platform does), needs an
-  ``in-progress`` call (else 404), answers 202 and then, in a background thread,
+  ``in-progress`` call (else 404) and, for ``legs=bleg`` or ``both``, a B-leg bridged
+  to it (``add_call(bleg_uuid=…)``; else 400 naming ``legs``, nothing applied: the
+  platform's behaviour is undocumented, spec §6 item 10, and fetching the URL in the
+  A-leg's name would hide the mistake), answers 202 and then, in a background thread,
   fetches each URL with a genuinely signed ``Event=Transfer`` webhook (form POST,
   or query string for GET; ``User-Agent: Vobiz``; numbers without ``+``). The
   reply is judged as Vobiz judges it: unreachable or non-2xx drops the leg with
@@ -296,7 +299,9 @@ class LocalVobiz:
     def wait_for_transfer(self, call_uuid: str, timeout: float = 5.0) -> list[TransferOutcome]:
         """Wait until every accepted transfer of the call is judged; return its outcomes.
 
-        Raises AssertionError when none finished within ``timeout`` seconds.
+        Raises AssertionError when none finished within ``timeout`` seconds, and at once
+        when a :class:`~answerkit.testing.CallSimulator` took the transfer over: a
+        simulated call records its transfers in its transcript, not here.
         """
         return self._table.wait_for_transfer(call_uuid, timeout)
 

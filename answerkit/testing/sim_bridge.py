@@ -212,7 +212,12 @@ def run_dial(call: SimulatedCall, el: Element) -> Generator[int, None, Fetch | N
             else:
                 call._emit("dial", f"{winner.address} hangs up")
         else:
-            call.clock += TALK_SECONDS
+            talk = float(TALK_SECONDS)
+            if call.hangup_at is not None and call.clock + talk > call.hangup_at:
+                # The caller's scheduled hang-up ends the talk, and the B-leg with it.
+                talk = max(0.0, call.hangup_at - call.clock)
+                b_cause = CAUSES["normal"]
+            call.clock += talk
         leg_hangup(winner, b_cause, round(call.clock - talk_start))
         status, ring, hangup_cause, bleg_uuid = "completed", "true", b_cause.cause, winner.uuid
     return _dial_action(
@@ -234,10 +239,11 @@ def _dial_action(call: SimulatedCall, el: Element, params: dict[str, str]) -> Fe
     if not action:
         return None
     method = el.get("method") or "POST"
+    event = call.sim.dial_action_event  # DialAction or Redirect: spec §6 item 8
     if el.get("redirect") == "false":
-        call._send(action, method, call._params("DialAction", params))
+        call._send(action, method, call._params(event, params))
         return None
-    return Fetch(action, method, "DialAction", params, "action")
+    return Fetch(action, method, event, params, "action")
 
 
 def _dial_refused(call: SimulatedCall, el: Element, targets: list[_Target]) -> Fetch | None:
@@ -302,8 +308,9 @@ def _bridge_interrupted(
                 "DialBLegUUID": winner.uuid,
             }
             method = el.get("method") or "POST"
+            event = call.sim.dial_action_event
             call._after_hangup.append(
-                lambda: call._send(action, method, call._params("DialAction", params))
+                lambda: call._send(action, method, call._params(event, params))
             )
 
 

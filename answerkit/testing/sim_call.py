@@ -6,7 +6,8 @@ bridged B-leg, a keepCallAlive Stream, a loop that only a transfer can end). The
 simulator steps calls one element at a time, so several calls can share a
 conference. A transfer or a REST hang-up is queued on the call and taken at its next
 step; one requested while a webhook is being answered interrupts the document as soon
-as that webhook returns. A ``<Hangup schedule>`` ends a blocked call once
+as that webhook returns. A ``<Hangup schedule>`` that falls due during an element
+ends the call at the scheduled time; it ends a blocked call once
 :meth:`CallSimulator.run_until_idle` finds every call blocked.
 """
 
@@ -20,6 +21,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from answerkit.elements import Response
 from answerkit.testing import sim_elements as elem
@@ -36,7 +38,7 @@ from answerkit.testing.sim_elements import (
     Recording,
 )
 from answerkit.testing.sim_transcript import CAUSES, Cause, Transcript, TranscriptEvent, Webhook
-from answerkit.testing.sim_transport import Reply
+from answerkit.testing.sim_transport import Reply, unhandled_event
 
 if TYPE_CHECKING:
     from answerkit.testing.simulator import CallSimulator
@@ -90,6 +92,7 @@ class SimulatedCall:
         self.bridge: Bridge | None = None
         self._stream_open = False
         self.started_at = datetime.now()
+        self.session_start = datetime.now(timezone.utc)
         self._status = "ringing" if setup.direction == "inbound" else "in-progress"
         std = {
             "CallUUID": setup.call_uuid,
@@ -97,7 +100,7 @@ class SimulatedCall:
             "To": _wire(setup.to),
             "Direction": setup.direction,
             "CallerName": setup.caller_name or setup.from_,
-            "SessionStart": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f"),
+            "SessionStart": self.session_start.strftime(elem.UTC_FORMAT),
             "STIRAttestation": "Not Applicable",
             "STIRVerification": "Not Applicable",
             "ParentAuthID": sim.parent_auth_id,
@@ -364,6 +367,7 @@ class SimulatedCall:
             if tag == "Speak" or tag == "Play":
                 self._mark_answered()
                 if elem.hear(self, el):
+                    self._check_schedule()  # the first loop may already outlast it
                     yield from self._hold()
             elif tag == "Gather":
                 self._mark_answered()
@@ -403,12 +407,34 @@ class SimulatedCall:
                     yield from self._hold_stream()
             else:
                 self._emit("note", f"skipped <{tag}>: not an element of a call document")
+            if fetch is not None and tag == "Dial":
+                # Spec §2.13: a Dial action cut short by the hang-up follows the hangup
+                # webhook, and the call being over, its XML is ignored.
+                self._check_schedule(after_hangup=fetch)
+            else:
+                self._check_schedule()
             if fetch is not None:
                 return fetch
-            if self.hangup_at is not None and self.clock >= self.hangup_at:
-                raise CallEnded(CAUSES["normal"], "scheduled hangup")
             yield STEP
         return None
+
+    def _check_schedule(self, after_hangup: Fetch | None = None) -> None:
+        """End the call if its ``<Hangup schedule>`` fell due during the element just run.
+
+        The call ends at the scheduled time, not when the element would have finished
+        (Duration counts to the hang-up), and a hand-off the element made is not
+        followed: the call is gone. ``after_hangup`` is still requested after the
+        hangup webhook, its reply ignored.
+        """
+        if self.hangup_at is None or self.clock < self.hangup_at:
+            return
+        self.clock = self.hangup_at
+        if after_hangup is not None:
+            late = after_hangup
+            self._after_hangup.append(
+                lambda: self._send(late.url, late.method, self._params(late.event, late.params))
+            )
+        raise CallEnded(CAUSES["normal"], "scheduled hangup")
 
     def _count_step(self) -> None:
         self._steps += 1
@@ -498,6 +524,10 @@ class SimulatedCall:
             f"{method} {display} ({what}) -> {reply.status or 'unreachable'}",
             webhook=hook,
         )
+        if resolved is not None and sim.flow is not None and 200 <= reply.status < 300:
+            missing = unhandled_event(sim.flow, urlsplit(display).path, params)
+            if missing is not None:
+                errors.append(missing)
         for error in errors:
             self.transcript.handler_errors.append(error)
             self._emit("error", f"handler error: {error}")

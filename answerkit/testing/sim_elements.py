@@ -47,6 +47,8 @@ STEP = 0
 BLOCK = 1
 DIGIT_KEYS = frozenset("0123456789*#")
 MAX_XML_BYTES = 100_000
+#: How Vobiz writes ``SessionStart`` (UTC, spec §2.1).
+UTC_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 XML_TYPES = ("application/xml", "text/xml")
 
 
@@ -86,12 +88,18 @@ class GatherPrompt:
 
 @dataclass
 class Recording:
-    """A recording started by ``<Record>``; its RecordStop goes out after the hang-up."""
+    """A recording started by ``<Record>``; its RecordStop goes out after the hang-up.
+
+    ``length`` and ``reason``: how long it lasts and why it stops, unless the call ends
+    first (a ``recordSession`` recording always lasts until the hang-up).
+    """
 
     recording_id: str
     element: Element
     start: float
     session: bool
+    length: int = 0
+    reason: str = "HungUp"
 
 
 @dataclass
@@ -193,13 +201,15 @@ def wait(call: SimulatedCall, el: Element, first: bool, early: bool = False) -> 
     the call nor counts as billed time (spec §1.2 PreAnswer).
     """
     length = _int(el.get("length"), 1)
-    call.clock += length
     if early and not call.answered:
+        call.clock += length
         call._emit("silence", f"silence: {length}s (early media)")
     elif first and not call.answered and call.direction == "inbound":
+        call.clock += length
         call._emit("silence", f"rings {length}s before answer")
     else:
-        call._mark_answered()
+        call._mark_answered()  # before the pause: its seconds are answered (billed) time
+        call.clock += length
         call._emit("silence", f"silence: {length}s")
 
 
@@ -233,28 +243,66 @@ def stream(call: SimulatedCall, el: Element) -> bool:
     call._emit("stream", line)
     callback = el.get("statusCallbackUrl")
     if callback:
+        method = el.get("statusCallbackMethod") or "POST"
+        # Spec §2.10 lists Timestamp without its format: it is written here as SessionStart
+        # is (UTC, microseconds), at the call's simulated time. The two snake_case fields
+        # echo the element's own attributes.
+        stamp = call.session_start + timedelta(seconds=call.clock)
         call._notify(
             callback,
-            el.get("statusCallbackMethod") or "POST",
+            method,
             "StartStream",
-            {"StreamID": str(uuid.uuid4()), "ServiceURL": url, "Error": ""},
+            {
+                "StreamID": str(uuid.uuid4()),
+                "ServiceURL": url,
+                "Error": "",
+                "Timestamp": stamp.strftime(UTC_FORMAT),
+                "status_callback_url": callback,
+                "status_callback_method": method,
+            },
         )
     return keep_alive
 
 
+#: How long the simulated caller speaks into a ``<Record>`` before falling silent.
+MESSAGE_SECONDS = 5
+
+
+def recording_end(el: Element) -> tuple[int, str]:
+    """How long a (not ``recordSession``) Record lasts, and its ``RecordingEndReason``.
+
+    The simulated caller speaks for :data:`MESSAGE_SECONDS`, presses no key (so
+    ``finishOnKey`` never ends it: nothing scripts keys for a Record), then stays
+    silent: the recording stops after ``timeout`` seconds of silence (default 60), or
+    at ``maxLength`` (default 60) if that comes first (spec §1.2 Record). The silence
+    counts in the length: the file holds it, as far as the spec says.
+    """
+    max_length = max(1, _int(el.get("maxLength"), 60))
+    natural = MESSAGE_SECONDS + max(0, _int(el.get("timeout"), 60))
+    if max_length < natural:
+        return max_length, "maxLength"
+    return natural, "RecordingTimeout"
+
+
 def record(call: SimulatedCall, el: Element) -> Fetch | None:
-    """Start a recording and send its action (spec §2.6: early, with RecordingID)."""
+    """Start a recording and send its action (spec §2.6: early, with RecordingID).
+
+    Not ``recordSession``, it runs for its :func:`recording_end` length before the next
+    element, as the platform's Record blocks the document.
+    """
     recording_id = str(uuid.uuid4())
     session = el.get("recordSession") == "true"
+    rec = Recording(recording_id, el, call.clock, session)
     call.transcript.recordings.append(recording_id)
-    call.recordings.append(Recording(recording_id, el, call.clock, session))
+    call.recordings.append(rec)
     call._emit(
         "record",
         "recording starts" + (" (whole call)" if session else ""),
         recording_id=recording_id,
     )
     if not session:
-        call.clock += 5
+        rec.length, rec.reason = recording_end(el)
+        call.clock += rec.length
     action = el.get("action")
     if not action:
         return None
@@ -344,7 +392,10 @@ def _transcription(call: SimulatedCall, rec: Recording, url: str) -> None:
 
 
 def _record_stop(call: SimulatedCall, rec: Recording, callback: str) -> None:
-    length = max(1, round(call.clock - rec.start)) if rec.session else 5
+    length, reason = rec.length, rec.reason
+    if rec.session or call.clock < rec.start + length:
+        # Recording the whole call, or cut short by a scheduled hang-up: it ends with the call.
+        length, reason = max(1, round(call.clock - rec.start)), "HungUp"
     start_ms = int(rec.start * 1000)
     fmt = rec.element.get("fileFormat") or "mp3"
     url = f"https://media.vobiz.ai/recordings/{rec.recording_id}.{fmt}"
@@ -360,7 +411,7 @@ def _record_stop(call: SimulatedCall, rec: Recording, callback: str) -> None:
             "RecordingDurationMs": str(length * 1000),
             "RecordingStartMs": str(start_ms),
             "RecordingEndMs": str(start_ms + length * 1000),
-            "RecordingEndReason": "HungUp" if rec.session else "RecordingTimeout",
+            "RecordingEndReason": reason,
         },
     )
 
@@ -465,8 +516,21 @@ def parse_digits(digits: str | Sequence[str | None] | None) -> list[str | None]:
 
 
 def parse_speech(speech: str | Sequence[str | None] | None) -> list[str | None]:
-    """``"sales,yes"`` or a list -> the scripted speech inputs (``-``/None: nothing said)."""
+    """``"sales,yes"`` or a list -> the scripted speech inputs (``-``/None: nothing said).
+
+    A string is split on commas (the ``--speech`` contract of ``answerkit call``); a
+    list or tuple gives one input per item, taken whole, so ``["sales, please"]`` is
+    one utterance with its comma. Anything but text raises ConfigurationError.
+    """
     if speech is None:
         return []
     items = speech.split(",") if isinstance(speech, str) else list(speech)
-    return [None if item is None or item.strip() in ("", "-") else item.strip() for item in items]
+    said: list[str | None] = []
+    for item in items:
+        if item is not None and not isinstance(item, str):
+            raise ConfigurationError(
+                "speech must be text, or a list of texts (None or - for nothing said), "
+                f"got {item!r}"
+            )
+        said.append(None if item is None or item.strip() in ("", "-") else item.strip())
+    return said

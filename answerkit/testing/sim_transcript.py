@@ -117,8 +117,9 @@ class Transcript:
     per ``<Dial>``: ``numbers``, ``outcome``, ``answered_by``), ``conferences`` (rooms
     joined), ``recordings`` (recording ids), ``streams`` (stream URLs), ``transfers``
     (URLs the leg was moved to), ``webhooks``, ``events`` and ``handler_errors`` (``route:
-    Type: message`` for each webhook whose handler failed and got the flow's fallback; seen
-    when the simulator was given the flow). Once the call is over,
+    Type: message`` for each webhook whose handler failed and got the flow's fallback, or
+    ``route: no handler for Event=…`` when the route had no handler for the webhook's
+    event; seen when the simulator was given the flow). Once the call is over,
     ``ended`` is True and ``hangup_cause``, ``hangup_cause_code``, ``hangup_cause_name``,
     ``hangup_source``, ``duration`` and ``bill_duration`` say how.
     """

@@ -20,6 +20,7 @@ from urllib.parse import unquote_to_bytes, urlencode, urlsplit
 import requests
 
 from answerkit.client import refuse_cookies
+from answerkit.dispatch import STATUS_EVENTS
 from answerkit.errors import ConfigurationError
 from answerkit.signature import sign
 
@@ -35,6 +36,7 @@ __all__ = [
     "WSGITransport",
     "sign_request",
     "signed_post",
+    "unhandled_event",
 ]
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -250,6 +252,29 @@ class HandlerErrorTap:
         """Put the flow's own hook back (unless another tap replaced this one since)."""
         if self._dispatcher.on_error == self._seen:
             self._dispatcher.on_error = self._previous
+
+
+def unhandled_event(flow: CallFlow, path: str, params: Mapping[str, str]) -> str | None:
+    """Why the app answers this webhook with its fallback for want of a handler, or None.
+
+    The app logs it and serves the fallback with a 200, as it must, so the reply alone
+    looks healthy: a flow that depends on an ``Event`` value the platform may not send
+    (the Dial action's, spec §6 item 8) would otherwise pass a test.
+    """
+    event = params.get("Event", "")
+    prefix = getattr(flow, "_mount_prefix", None) or ""
+    route = next((r for r in flow.routes if prefix + r.path == path), None)
+    if route is None or route.status_callback or event in STATUS_EVENTS:
+        return None  # status events get an empty 200 whatever the handlers
+    if route.handler_for(event) is not None:
+        return None
+    why = f"{route.name}: no handler for Event={event!r} on this route: the app served its fallback"
+    if "DialStatus" in params:
+        why += (
+            " (a Dial action's Event may be DialAction or Redirect, spec §6 item 8: "
+            "branch on DialStatus, not on the Event)"
+        )
+    return why
 
 
 # -- hand-made webhooks (the ``sign_request`` / ``signed_post`` fixtures) ----------------------

@@ -71,6 +71,7 @@ Inputs = str | Sequence[str | None] | None
 Listener = Callable[[SimulatedCall, TranscriptEvent], None]
 InputProvider = Callable[[SimulatedCall, GatherPrompt], "str | None"]
 GATHER_TIMEOUTS = ("next", "post-empty")
+DIAL_ACTION_EVENTS = ("Redirect", "DialAction")
 
 
 @dataclass
@@ -104,7 +105,13 @@ class CallSimulator:
     ``auth_token`` signs the webhooks (default: the flow's first token, else the
     LocalVobiz token; None sends them unsigned). ``gather_timeout`` picks what a
     Gather without input does: ``"next"`` element (default) or ``"post-empty"``
-    (the action gets empty Digits), spec §6 item 2.
+    (the action gets empty Digits), spec §6 item 2. ``dial_action_event`` is the
+    ``Event`` a Dial's ``action`` request carries: ``"Redirect"`` (default) or
+    ``"DialAction"``. The spec's sources disagree (§2.5, §6 item 8) and say not to
+    branch on it: the default is the value a route declared with
+    ``event=Event.DialAction`` does not match, so a flow that depends on the value
+    fails here rather than on Vobiz; branch on ``DialStatus`` instead, or run the
+    tests with both values.
     """
 
     def __init__(
@@ -117,6 +124,7 @@ class CallSimulator:
         public_url: str | None = None,
         local_vobiz: LocalVobiz | None = None,
         gather_timeout: str = "next",
+        dial_action_event: str = "Redirect",
         timeout: float = 10.0,
         input_provider: InputProvider | None = None,
     ) -> None:
@@ -124,11 +132,17 @@ class CallSimulator:
             raise ConfigurationError(
                 f"gather_timeout must be 'next' or 'post-empty', got {gather_timeout!r}"
             )
+        if dial_action_event not in DIAL_ACTION_EVENTS:
+            raise ConfigurationError(
+                "dial_action_event must be 'DialAction' or 'Redirect' (spec §6 item 8), "
+                f"got {dial_action_event!r}"
+            )
         if isinstance(target, CallFlow):
             flow = target
         self.flow = flow
         self.local_vobiz = local_vobiz
         self.gather_timeout = gather_timeout
+        self.dial_action_event = dial_action_event
         self.input_provider = input_provider
         self.listeners: list[Listener] = []
         self.transport: Transport
@@ -196,7 +210,9 @@ class CallSimulator:
         """A new call to ``route_or_url`` (a route name, a path or a URL; default "answer").
 
         ``digits`` (``"1,2"`` or a list; ``-``/None for no input) and ``speech`` feed
-        the Gathers in order; ``dial`` gives one outcome per Dial (``answer``,
+        the Gathers in order. A string is split on commas; a list or tuple is taken
+        item by item, so ``speech=["sales, please"]`` is one utterance that keeps its
+        comma. ``dial`` gives one outcome per Dial (``answer``,
         ``bridge``, ``busy``, ``no-answer``, ``failed``, or a list per target).
         Nothing is sent until :meth:`SimulatedCall.run` or :meth:`run_until_idle`.
         """
