@@ -242,6 +242,13 @@ class DeadlineRunner:
             raise HandlerTimeout("handler deadline passed") from None
 
 
+def loggable(value: str) -> str:
+    """``value`` as a log line may carry it: a field from the request with a line break or
+    another control character in it would forge log lines, so such a value is shown quoted
+    and escaped (repr); an ordinary CallUUID or event stays as it is."""
+    return value if value.isprintable() else repr(value)
+
+
 @dataclass
 class Dispatcher:
     """Turns one webhook into one reply, never a 500."""
@@ -301,7 +308,7 @@ class Dispatcher:
                         self.flow_name,
                         route.name,
                         event,
-                        call.call_uuid,
+                        loggable(call.call_uuid),
                     )
                     return WebhookReply(200, self.fallback)
                 return WebhookReply(200, b"", "text/plain; charset=utf-8")
@@ -358,8 +365,10 @@ class Dispatcher:
             "flow %s route %s call %s event %s: %s: %s: %s",
             self.flow_name,
             route.name,
-            call.call_uuid if call else "-",
-            (call.event.value if isinstance(call.event, Event) else call.event) if call else "-",
+            loggable(call.call_uuid) if call else "-",
+            loggable(str(call.event.value if isinstance(call.event, Event) else call.event))
+            if call
+            else "-",
             what,
             type(exc).__name__,
             exc,

@@ -147,8 +147,10 @@ def _int(value: str) -> int | None:
 
 
 def _float(value: str) -> float | None:
+    # float() takes Python's digit separators ("0_5" is 5.0): no platform writes them.
+    value = value.strip()
     try:
-        number = float(value.strip()) if value.strip().isascii() else math.nan
+        number = float(value) if value.isascii() and "_" not in value else math.nan
     except ValueError:
         return None
     return number if math.isfinite(number) else None
@@ -159,7 +161,8 @@ _DECIMAL_EXPONENT = 30
 
 def _decimal(value: str) -> Decimal | None:
     try:
-        number = Decimal(value.strip()) if value.strip().isascii() else None
+        value = value.strip()  # and no digit separators, as for floats
+        number = Decimal(value) if value.isascii() and "_" not in value else None
     except (InvalidOperation, ValueError):
         return None
     if number is None or not number.is_finite():

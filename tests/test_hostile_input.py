@@ -1356,3 +1356,23 @@ def test_an_async_handler_is_refused_when_declared(handler: Any) -> None:
     with pytest.raises(ConfigurationError, match="not async def"):
         flow.add_route("/events", handler, status_callback=True)
     assert flow.routes == []
+
+
+def test_a_call_uuid_with_a_line_break_cannot_forge_log_lines(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A field the request carries goes into the log escaped when it holds a control
+    character: "x\\nERROR forged" would otherwise read as a log line of its own."""
+    flow = CallFlow("logs", public_url=PUBLIC, auth_token=TOKEN, state="memory://")
+
+    @flow.route("/fails")
+    def fails(call: CallRequest) -> Response:
+        raise RuntimeError("boom")
+
+    caplog.set_level(logging.DEBUG, logger="answerkit")
+    call = {**CALL, "CallUUID": "c-1\nERROR flow support: forged"}
+    response = flow.create_app().test_client().post("/fails", data=call, headers=signed("/fails"))
+    assert response.status_code == 200
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("forged" in m for m in logged), logged
+    assert not any("\n" in m for m in logged), logged

@@ -229,6 +229,8 @@ def test_stir_verification_snake_case_spelling() -> None:
         ("speech_confidence", "SpeechConfidenceScore", "nan"),
         ("speech_confidence", "SpeechConfidenceScore", "inf"),
         ("speech_confidence", "SpeechConfidenceScore", "high"),
+        ("speech_confidence", "SpeechConfidenceScore", "0_5"),
+        ("bill_rate", "BillRate", "0_005"),
         ("bill_rate", "BillRate", "NaN"),
         ("bill_rate", "BillRate", "1,5"),
         # Finite, but int() or f"{cost:.2f}" of them would build a billion digits.
