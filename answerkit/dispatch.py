@@ -296,7 +296,8 @@ class Dispatcher:
         except MissingCallUUID as exc:
             log.warning("flow %s route %s: %s", self.flow_name, route.name, exc)
             return WebhookReply(400, f"{exc}\n".encode(), "text/plain; charset=utf-8")
-        call._attach_state(CallState(self.store(), call.call_uuid))
+        if call.call_uuid:  # a transcription may carry none: its state is its own, unsaved
+            call._attach_state(CallState(self.store(), call.call_uuid))
         event = str(call.event.value if isinstance(call.event, Event) else call.event)
         status_event = route.status_callback or event in STATUS_EVENTS
         handler = route.handler_for(event)

@@ -403,12 +403,15 @@ class CallRequest:
     ) -> CallRequest:
         """Build the typed request from the webhook's parameters (form body or query string).
 
-        Raises :class:`MissingCallUUID` when ``CallUUID`` is absent or empty; nothing else
-        about the values is ever an error.
+        Raises :class:`MissingCallUUID` when ``CallUUID`` is absent or empty, unless the
+        request is a transcription (it carries ``transcription_id``; its ``call_uuid`` is
+        then ``""``); nothing else about the values is ever an error.
         """
         raw, repeated = collect(params)
         call_uuid = raw.get("CallUUID", "").strip()
-        if not call_uuid:
+        # A Record's transcriptionUrl gets four snake_case fields and, per the spec's list,
+        # no CallUUID (spec §2.6): refused, Vobiz would retry and drop the transcription.
+        if not call_uuid and not raw.get("transcription_id"):
             raise MissingCallUUID(
                 "the CallUUID field is missing or empty: this is not a Vobiz callback (every "
                 "Vobiz voice webhook carries CallUUID). Check the URL configured at Vobiz, "

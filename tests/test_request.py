@@ -486,3 +486,13 @@ def test_every_typed_field_has_its_declared_type_whatever_vobiz_sends(
         if isinstance(value, int) and not isinstance(value, bool):
             assert abs(value) < 10**30
     assert {k: v for k, v in req.params.items() if k != "CallUUID"} == params
+
+
+def test_a_transcription_without_call_uuid_is_taken() -> None:
+    """Spec §2.6: a transcriptionUrl gets four snake_case fields and no CallUUID."""
+    call = CallRequest.from_params(
+        {"transcription": "hello", "transcription_id": "t-1", "recording_id": "r-1"}
+    )
+    assert call.call_uuid == "" and call.transcription == "hello" and call.recording_id == "r-1"
+    with pytest.raises(MissingCallUUID):
+        CallRequest.from_params({"recording_id": "r-1"})

@@ -480,10 +480,17 @@ def test_record_transcription_reaches_the_transcription_url_after_record_stop() 
     assert hook.method == "GET"
     assert hook.params["recording_id"] == t.recordings[0]
     assert hook.params["transcription"] and hook.params["transcription_id"]
+    # The four fields of the spec's list and nothing else: no CallUUID. The flow still takes
+    # it (a refusal would make Vobiz retry, then drop the transcription).
+    assert set(hook.params) == {"transcription", "transcription_id", "transcription_url",
+                                "recording_id"}  # fmt: skip
+    assert hook.status == 200
     seen = flow.seen[-1]  # type: ignore[attr-defined]
     assert (
         seen.recording_id == t.recordings[0] and seen.transcription == hook.params["transcription"]
     )
+    assert seen.call_uuid == ""
+    assert t.ended_normally
 
 
 # -- 12. an unanswered Dial rings for its timeout (spec §1.2 Dial: effectively 120 s) -----------

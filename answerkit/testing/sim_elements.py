@@ -375,20 +375,18 @@ def send_record_stops(call: SimulatedCall) -> None:
 
 
 def _transcription(call: SimulatedCall, rec: Recording, url: str) -> None:
-    # Spec §2.6: these four fields are snake_case, unlike every other callback's. The
-    # text is a fixed stand-in (SIMULATED_TRANSCRIPTION): nothing was really recorded.
+    # Spec §2.6 lists these four fields, snake_case unlike every other callback's, and no
+    # other: no CallUUID, so a flow that needs the call must map it from the recording id.
+    # The text is a fixed stand-in (SIMULATED_TRANSCRIPTION): nothing was really recorded.
     transcription_id = str(uuid.uuid4())
-    call._notify(
-        url,
-        rec.element.get("transcriptionMethod") or "POST",
-        "",
-        {
-            "transcription": SIMULATED_TRANSCRIPTION,
-            "transcription_id": transcription_id,
-            "transcription_url": f"https://media.vobiz.ai/transcriptions/{transcription_id}",
-            "recording_id": rec.recording_id,
-        },
-    )
+    fields = {
+        "transcription": SIMULATED_TRANSCRIPTION,
+        "transcription_id": transcription_id,
+        "transcription_url": f"https://media.vobiz.ai/transcriptions/{transcription_id}",
+        "recording_id": rec.recording_id,
+    }
+    standard = [name for name in call._params("", {}) if name not in fields]
+    call._notify(url, rec.element.get("transcriptionMethod") or "POST", "", fields, standard)
 
 
 def _record_stop(call: SimulatedCall, rec: Recording, callback: str) -> None:
