@@ -300,6 +300,15 @@ class Pattern(Attr):
         return value
 
 
+def _no_placeholder(attr: Attr, value: str) -> None:
+    """Refuse ``{{...}}`` in a free-text value, as ``check_url`` does in URLs: Vobiz never
+    expands templates in attributes (spec §1.0 Placeholders), so a callerName or a hint would
+    reach the call as written. A single brace is plain text."""
+    if "{{" in value or "}}" in value:
+        never = "without {{...}} placeholders (Vobiz never expands them)"
+        attr.fail(value, f"{attr.describe()}, {never}")
+
+
 class Text(Attr):
     """Free text (trimmed), non-empty unless ``empty_ok``, at most ``maxlen`` characters."""
 
@@ -318,6 +327,7 @@ class Text(Attr):
         v = super().check_str(value.strip())
         if not v or (self.maxlen and len(v) > self.maxlen):
             self.fail(value)
+        _no_placeholder(self, v)
         return v
 
 
@@ -432,6 +442,7 @@ class Hints(Attr):
             or any(not p.strip() or len(p) > 100 for p in phrases)
         ):
             self.fail(value)
+        _no_placeholder(self, value)
         return value
 
 

@@ -87,8 +87,9 @@ class TagMemo:
 
 
 _TEXT_PATTERNS = {
-    # E.164 as the docs write it: '+', a country code that never starts with 0, 8-15 digits.
-    "e164": re.compile(r"\+[1-9][0-9]{7,14}"),
+    # E.164 as the docs write it: '+', a country code that never starts with 0, 7-15 digits
+    # (E.164 sets no minimum; Niue and Saint Helena numbers have 7).
+    "e164": re.compile(r"\+[1-9][0-9]{6,14}"),
     "sip": re.compile(r"sip:[^@\s<>\"]+@[^@\s<>\"]+"),
     "dtmf": re.compile(r"[0-9*#wW]+"),
 }
@@ -202,6 +203,9 @@ SPEAK_LANGUAGES = (
     "it-IT", "pl-PL", "pt-PT", "pt-BR", "ru-RU", "es-ES", "es-US", "sv-SE",
     "en-IN", "hi-IN",
 )  # fmt: skip
+#: en-IN and hi-IN, the builder's additions: accepted, and flagged by ``lint`` as unverified
+#: (spec §6 item 14 names the contradiction but picks no side).
+BUILDER_ONLY = frozenset(["en-IN", "hi-IN"])
 WOMAN_ONLY = frozenset(["da-DK", "fr-CA", "ru-RU", "sv-SE"])
 MAN_ONLY = frozenset(["pt-PT"])
 
@@ -214,7 +218,7 @@ GATHER_LANGUAGES = frozenset([
 ])  # fmt: skip
 
 _KEYS_09 = "one of 0-9, '*', '#'"
-_E164_LOOSE = r"\+?[1-9][0-9]{7,14}"
+_E164_LOOSE = r"\+?[1-9][0-9]{6,14}"
 _DIGITS_MATCH = r"[0-9*#]+(?:,[0-9*#]+)*"
 _DM_WHAT = "comma-separated digit patterns of 0-9, '*', '#'"
 
@@ -358,6 +362,32 @@ RENAMED = {
     ("Conference", "maxMembers"): "max_participants (maxParticipants)",
     ("Play", "digits"): "the DTMF element",
 }
+
+#: Attribute names the spec lists as Plivo's and not VobizXML, with no VobizXML replacement
+#: (spec §1.2). The parser names them as such: the nearest known name would be wrong advice
+#: (validDigits is not numDigits, transcriptionReportType not transcriptionType).
+_GATHER_LEGACY = "a legacy Plivo attribute, not in Vobiz's Gather table (spec §1.2)"
+_CONFERENCE_PLIVO = "Plivo's; Vobiz does not document it for Conference (spec §1.2)"
+_RECORD_PLIVO = "from Plivo's SDK builders; not in the Vobiz XML docs (spec §1.2)"
+NOT_VOBIZ = {
+    ("Gather", "playBeep"): _GATHER_LEGACY,
+    ("Gather", "retries"): _GATHER_LEGACY,
+    ("Gather", "validDigits"): _GATHER_LEGACY,
+    ("Gather", "invalidDigitsSound"): _GATHER_LEGACY,
+    **{("Conference", n): _CONFERENCE_PLIVO for n in (
+        "floorEvent", "redirect", "recordWhenAlone", "sendDigits", "transcriptionType",
+        "transcriptionUrl", "transcriptionMethod",
+    )},
+    ("Record", "transcriptionReportType"): _RECORD_PLIVO,
+    ("Record", "recordChannelType"): _RECORD_PLIVO,
+    ("Number", "sendDigitsMode"): "Plivo's; Vobiz does not document it (spec §1.2)",
+    # Spec §6 item 5: one comparison page lists sipHeaders on Number, the Number page does not.
+    # The element page is trusted (§ How to read this); Dial and User take sip_headers.
+    ("Number", "sipHeaders"): (
+        "listed on one comparison page only, not on the Number page (spec §6 item 5); "
+        "set sip_headers on the Dial, or dial a User"
+    ),
+}  # fmt: skip
 
 TEXTS = {
     "Speak": TextSpec("Speak", "text", "non-blank text (or SSML)"),

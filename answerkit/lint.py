@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from answerkit._tables import GATHER_LANGUAGES, MAN_ONLY, WOMAN_ONLY
+from answerkit._tables import BUILDER_ONLY, GATHER_LANGUAGES, MAN_ONLY, WOMAN_ONLY
 
 if TYPE_CHECKING:
     from answerkit._element import Element
@@ -64,6 +64,11 @@ def _element(el: Element, after: list[Element], out: list[LintWarning]) -> None:
             voice == "WOMAN" and language in MAN_ONLY
         ):
             warn(f"{language} has no {voice} voice; Vobiz falls back to the other one")
+        if language in BUILDER_ONLY:
+            warn(
+                f"{language} is offered by Vobiz's XML builder but missing from the Speak "
+                "voice table (spec §6 item 14); check it on a live call"
+            )
     elif tag == "Gather":
         input_type = a.get("inputType")
         if input_type is None:
@@ -76,7 +81,14 @@ def _element(el: Element, after: list[Element], out: list[LintWarning]) -> None:
         if "speech" in (input_type or "") and a.get("language", "en-US") not in GATHER_LANGUAGES:
             warn(f"speech language {a['language']!r} is not on the known recognition list")
         if input_type == "dtmf":
-            for name in ("speechEndTimeout", "speechModel", "hints", "profanityFilter"):
+            # The interim callback gets partial transcripts (spec §2.4): speech only too.
+            for name in (
+                "speechEndTimeout",
+                "speechModel",
+                "hints",
+                "profanityFilter",
+                "interimSpeechResultsCallback",
+            ):
                 if name in a:
                     warn(f"{name} only applies to speech input; input_type is 'dtmf'")
         if input_type == "speech" and "digitEndTimeout" in a:

@@ -23,7 +23,7 @@ from lxml import etree
 from answerkit._attributes import Table, attr_string
 from answerkit._canonical import HEAD, read
 from answerkit._element import _NOATTRS, MAX_BYTES, RULE_LAST, Element, cannot_contain
-from answerkit._tables import RENAMED
+from answerkit._tables import NOT_VOBIZ, RENAMED
 from answerkit._xmltext import shown
 from answerkit.elements import (
     DTMF,
@@ -376,6 +376,9 @@ def _attr_error(tag: str, name: str, table: Table) -> str:
                 f"use {renamed}"
             )
         return f"{tag}: {name} is not VobizXML; use {renamed}"
+    why = NOT_VOBIZ.get((tag, name))
+    if why is not None:
+        return f"{tag}: {name} is not VobizXML ({why}); leave it out"
     known = list(table.by_xml)
     close = difflib.get_close_matches(name, known, n=1)
     also = f"; did you mean {close[0]}?" if close else ""

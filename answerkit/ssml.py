@@ -5,8 +5,11 @@
 
 The tag set is the one Vobiz's SSML page draws on (Plivo's list, spec §1.2): ``break``,
 ``emphasis``, ``lang``, ``p``, ``phoneme``, ``prosody``, ``s``, ``say-as``, ``sub``, ``w``.
-Nesting follows Plivo's SSML builder, at most :data:`MAX_DEPTH` levels deep. Nodes are
-immutable once built.
+The spec's list also names ``cont``: it is left out on purpose. In Plivo's SDK it is the
+builder's own holder for text that continues after a tag, not SSML markup (neither W3C SSML
+nor the Polly voices Vobiz's SSML page names know it), and an unknown tag risks the whole
+answer (spec §1.0: invalid XML drops the call). Nesting follows Plivo's SSML builder, at most
+:data:`MAX_DEPTH` levels deep. Nodes are immutable once built.
 """
 
 from __future__ import annotations

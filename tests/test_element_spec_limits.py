@@ -25,7 +25,7 @@ from answerkit.elements import (
 )
 from answerkit.errors import ElementError, ParseError
 from answerkit.parse import parse
-from answerkit.ssml import MAX_DEPTH, Break, Emphasis, P, Prosody, S, SayAs
+from answerkit.ssml import MAX_DEPTH, Break, Emphasis, P, Prosody, S, SayAs, Sub
 
 DECL = '<?xml version="1.0" encoding="UTF-8"?>'
 
@@ -374,3 +374,54 @@ def test_ssml_errors_carry_the_nodes_line(node: str, message: str) -> None:
     with pytest.raises(ParseError, match=message) as caught:
         parse(src)
     assert caught.value.line == 5 + node.count("\n")
+
+
+# --- 11. No {{placeholders}} in free-text attributes (spec §1.0 Placeholders) -----------------
+
+
+@pytest.mark.parametrize(
+    ("make", "src"),
+    [
+        (
+            lambda: Dial(Number("+14156667890"), caller_name="{{name}}"),
+            '<Dial callerName="{{name}}"><Number>+14156667890</Number></Dial>',
+        ),
+        (
+            lambda: Dial(Number("+14156667890"), caller_name="Acme }}"),
+            '<Dial callerName="Acme }}"><Number>+14156667890</Number></Dial>',
+        ),
+        (
+            lambda: Gather(action="https://a.b", hints="yes,{{product}}"),
+            '<Gather action="https://a.b" hints="yes,{{product}}"/>',
+        ),
+        (
+            lambda: Gather(action="https://a.b", hints=["yes", "{{product}}"]),
+            '<Gather action="https://a.b" hints="yes,{{product}}"/>',
+        ),
+        (
+            lambda: Speak(Sub("WHO", alias="{{org}}")),
+            '<Speak><sub alias="{{org}}">WHO</sub></Speak>',
+        ),
+    ],
+)
+def test_placeholders_in_text_attributes_are_refused(make: Any, src: str) -> None:
+    # Vobiz never expands {{x}} in attributes; a URL with one was refused already, and the
+    # free-text attributes (callerName, hints, SSML alias/ph) are refused the same way,
+    # built or parsed, rather than read out or shown to the callee as written.
+    with pytest.raises(ElementError, match="placeholders"):
+        make()
+    with pytest.raises(ParseError, match="placeholders"):
+        parse(f"<Response>{src}</Response>")
+    # A single brace is not a placeholder.
+    assert Dial(Number("+14156667890"), caller_name="Acme {EU}").get("callerName") == "Acme {EU}"
+
+
+@pytest.mark.parametrize("number", ["+6834002", "+2904567"])
+def test_the_shortest_e164_numbers_in_service_are_taken(number: str) -> None:
+    """Niue and Saint Helena numbers have seven digits with the country code; E.164 sets no
+    minimum, and 7 is the shortest in service (the webhook side normalises from 7 too)."""
+    assert parse(Response(Dial(Number(number), caller_id=number)).to_xml()).to_xml().count(
+        number
+    ) == 2
+    with pytest.raises(ElementError):
+        Number("+683400")

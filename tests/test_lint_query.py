@@ -56,6 +56,14 @@ LINTS = [
         "only applies to speech",
     ),
     (
+        # Partial transcripts (spec §2.4): nothing is ever posted there for dtmf input.
+        Gather(
+            action="https://a.b", input_type="dtmf", interim_speech_results_callback="https://a.b/i"
+        ),
+        "Gather",
+        "interimSpeechResultsCallback only applies to speech",
+    ),
+    (
         Gather(action="https://a.b", input_type="speech", digit_end_timeout=3),
         "Gather",
         "only applies to dtmf",
@@ -68,6 +76,8 @@ LINTS = [
     (Record(), "Record", "spec §6 item 6"),
     (Speak("x", voice="MAN", language="sv-SE"), "Speak", "no MAN voice"),
     (Speak("x", language="pt-PT"), "Speak", "no WOMAN voice"),
+    (Speak("x", language="en-IN"), "Speak", "spec §6 item 14"),
+    (Speak("x", language="hi-IN"), "Speak", "spec §6 item 14"),
     (Stream("wss://a.b/c"), "Stream", "the call ends at once"),
     (Stream("ws://localhost/c", bidirectional=True, keep_call_alive=True), "Stream", "local tests"),
     (Play("http://a.b/c.mp3"), "Play", "http://"),

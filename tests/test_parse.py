@@ -441,6 +441,41 @@ def test_renamed_attributes(attribute: str, replacement: str) -> None:
         assert "executionTimeout" in str(err)
 
 
+@pytest.mark.parametrize(
+    ("element", "attribute"),
+    [
+        ('Gather action="https://a.b"', "playBeep"),
+        ('Gather action="https://a.b"', "retries"),
+        ('Gather action="https://a.b"', "validDigits"),
+        ('Gather action="https://a.b"', "invalidDigitsSound"),
+        ("Conference", "floorEvent"),
+        ("Conference", "redirect"),
+        ("Conference", "recordWhenAlone"),
+        ("Conference", "sendDigits"),
+        ("Conference", "transcriptionType"),
+        ("Conference", "transcriptionUrl"),
+        ("Conference", "transcriptionMethod"),
+        ("Record", "transcriptionReportType"),
+        ("Record", "recordChannelType"),
+        ("Number", "sendDigitsMode"),
+        ("Number", "sipHeaders"),
+    ],
+)
+def test_plivo_only_attributes_are_refused_as_such(element: str, attribute: str) -> None:
+    # Spec §1.2 names these as Plivo's, not VobizXML (§6 item 5: sipHeaders on Number). The
+    # nearest known name would be the wrong advice: validDigits is not numDigits, and
+    # transcriptionReportType is not transcriptionType.
+    tag = element.split()[0]
+    text = {"Conference": "room", "Number": "+14156667890", "Record": ""}.get(tag, "")
+    src = f'<{element} {attribute}="1">{text}</{tag}>'
+    if tag == "Number":
+        src = f"<Dial>{src}</Dial>"
+    err = error(f"<Response>{src}</Response>")
+    assert f"{tag}: {attribute} is not VobizXML" in str(err)
+    assert "did you mean" not in str(err)
+    assert err.attribute == attribute
+
+
 # --- hardening -----------------------------------------------------------------------------------
 
 XXE = """<?xml version="1.0"?>
