@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from answerkit.app import CallFlow
 from answerkit.client import CallCreated, LiveCall, TransferResult, VobizClient
-from answerkit.dispatch import Route
+from answerkit.dispatch import HandlerTimeout, Route
 from answerkit.elements import (
     DTMF,
     Conference,
@@ -54,10 +54,13 @@ from answerkit.lint import LintWarning
 from answerkit.parse import parse
 from answerkit.query import dialed_numbers, find, find_all, spoken_text
 from answerkit.request import CallRequest, CallStatus, DialStatus, Event, MissingCallUUID
-from answerkit.signature import redact_headers, sign, verify
+from answerkit.signature import Verification, redact_headers, sign, verify
 from answerkit.ssml import Break, Emphasis, Lang, P, Phoneme, Prosody, S, SayAs, Sub, W
 from answerkit.state import CallState, MemoryStore, StateStore, open_store
 
+# Every type a public function returns or hands to user code is named here too:
+# HandlerTimeout reaches on_error hooks and Verification is what verify() returns, and
+# users annotate and isinstance-check both.
 __all__ = [
     "DTMF",
     "APIError",
@@ -83,6 +86,7 @@ __all__ = [
     "Event",
     "ForbiddenError",
     "Gather",
+    "HandlerTimeout",
     "Hangup",
     "Lang",
     "LintWarning",
@@ -117,6 +121,7 @@ __all__ = [
     "TransportError",
     "User",
     "ValidationError",
+    "Verification",
     "VobizClient",
     "VobizError",
     "W",

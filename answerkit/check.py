@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from flask import Flask
 
 from answerkit.app import CallFlow
+from answerkit.dispatch import Handler
+from answerkit.elements import Response
 from answerkit.errors import ElementError
 from answerkit.parse import parse
 from answerkit.request import CallRequest, Event
@@ -85,19 +87,52 @@ def handler_errors(flows: Sequence[CallFlow]) -> Iterator[list[str]]:
             dispatcher.on_error = original
 
 
+@contextmanager
+def none_answers(flow: CallFlow) -> Iterator[list[str]]:
+    """Collect the names of the routes whose handler returned None, while in the block.
+
+    None renders as an empty document, which on an answer URL hangs up at once (4010):
+    the usual result of a handler that builds its Response and forgets to return it.
+    The rendered bytes cannot tell that from a deliberate ``Response()``, so the
+    handlers are watched (and put back afterwards).
+    """
+    names: list[str] = []
+    replaced: list[tuple[dict[str | None, Handler], str | None, Handler]] = []
+
+    def watching(handler: Handler, name: str) -> Handler:
+        def watch(call: CallRequest) -> Response | None:
+            result = handler(call)
+            if result is None:
+                names.append(name)
+            return result
+
+        return watch
+
+    for route in flow.routes:
+        for event, handler in list(route.handlers.items()):
+            replaced.append((route.handlers, event, handler))
+            route.handlers[event] = watching(handler, route.name)
+    try:
+        yield names
+    finally:
+        for handlers, event, handler in replaced:
+            handlers[event] = handler
+
+
 def check_flow(flow: CallFlow) -> list[CheckResult]:
     """Send one signed sample webhook per (route, event) and validate each answer."""
     app = Flask(f"check-{flow.name}")
     flow.register(app, flow._mount_prefix)
     client = app.test_client()
     results: list[CheckResult] = []
-    with handler_errors([flow]) as errors:
+    with handler_errors([flow]) as errors, none_answers(flow) as returned_none:
         for route in flow.routes:
             for event in route.events:
                 name = event or (
                     Event.DialHangup.value if route.status_callback else Event.StartApp.value
                 )
                 errors.clear()
+                returned_none.clear()
                 params = {**SAMPLE_CALL, "Event": name, **SAMPLE_EVENT_FIELDS.get(name, {})}
                 path = (flow._mount_prefix or "") + route.path
                 base = flow.public_url or "http://localhost"
@@ -107,6 +142,11 @@ def check_flow(flow: CallFlow) -> list[CheckResult]:
                 if reply.status_code != 200:
                     result.problems.append(f"answered HTTP {reply.status_code}")
                 result.problems += [e.partition(": ")[2] for e in errors]
+                if returned_none and name == Event.StartApp.value and not route.status_callback:
+                    result.warnings.append(
+                        "the handler returned None: Vobiz gets an empty document and hangs "
+                        "up at once (4010); return the Response (Response() if empty is meant)"
+                    )
                 if reply.data and not route.status_callback and name != Event.Hangup.value:
                     try:
                         result.warnings += [str(w) for w in parse(reply.data).lint()]

@@ -12,7 +12,7 @@ from flask import Flask
 from answerkit.app import CallFlow
 from answerkit.check import check_flow
 from answerkit.errors import AnswerkitError
-from answerkit.loader import find_flows
+from answerkit.loader import load_target
 
 
 def build_app(flows: Sequence[CallFlow]) -> Flask:
@@ -26,30 +26,39 @@ def build_app(flows: Sequence[CallFlow]) -> Flask:
 def _print_routes(flows: Sequence[CallFlow]) -> None:
     for flow in flows:
         print(f"flow {flow.name}  (verification {'on' if flow.verify else 'OFF'})")
+        # Without a public URL the path is all there is to show, and it includes the
+        # prefix the flow is mounted at (the URL Vobiz must be given).
+        base = (flow.public_url or "") + (flow._mount_prefix or "")
         for route in flow.routes:
             events = ", ".join("*" if e is None else e for e in route.events)
-            url = flow.url_for(route.name) if flow.public_url else route.path
+            url = flow.url_for(route.name) if flow.public_url else base + route.path
             kind = "status" if route.status_callback else "xml"
             print(f"  {route.name:<20} {kind:<6} [{events}]  {url}")
+        # Plain endpoints too (a TransferTrigger's): one made without a secret is not
+        # served, and this list is where that shows.
+        for path, name, _view, methods in flow._endpoints:
+            print(f"  {name:<20} {'http':<6} [{', '.join(methods)}]  {base + path}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    flows = find_flows(args.app)
-    app = build_app(flows)
+    flows, own_app = load_target(args.app)
+    # The user's own app when it serves every flow: its other routes, hooks and middleware
+    # (ProxyFix, say) are part of what Vobiz will reach in production.
+    app = own_app or build_app(flows)
     _print_routes(flows)
     app.run(host=args.host, port=args.port, debug=False, use_reloader=False)
     return 0
 
 
 def cmd_routes(args: argparse.Namespace) -> int:
-    flows = find_flows(args.app)
+    flows, _ = load_target(args.app)
     build_app(flows)
     _print_routes(flows)
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    flows = find_flows(args.app)
+    flows, _ = load_target(args.app)
     build_app(flows)
     failures = 0
     for flow in flows:
@@ -77,7 +86,9 @@ def make_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="serve an application with the development server")
-    run.add_argument("app", help="examples/ivr.py, or FILE:VARIABLE, or a module name")
+    run.add_argument(
+        "app", help="examples/ivr.py, or FILE:VARIABLE (a CallFlow or Flask app), or a module"
+    )
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=5000)
     run.set_defaults(func=cmd_run)

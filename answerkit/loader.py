@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from flask import Blueprint, Flask
+
 from answerkit.app import CallFlow
 from answerkit.errors import ConfigurationError
 
@@ -42,18 +44,49 @@ def load_module(target: str) -> ModuleType:
 
 def find_flows(target: str) -> list[CallFlow]:
     """The CallFlow objects defined at the top level of ``target`` (``file.py[:name]``)."""
+    return load_target(target)[0]
+
+
+def load_target(target: str) -> tuple[list[CallFlow], Flask | None]:
+    """The flows of ``target`` and the user's own Flask app serving all of them, if any.
+
+    ``FILE:VARIABLE`` names a CallFlow, or (as gunicorn's ``myapp:app``) the Flask app:
+    then its flows are the top-level ones registered on it. The module is imported once:
+    a second import would make new CallFlow objects.
+    """
     module_part, _, attr = target.partition(":")
     if attr == "" and ":" not in target and "/" not in target and target.count(":") == 0:
         module_part = target
     module = load_module(module_part)
+    flows = [v for v in vars(module).values() if isinstance(v, CallFlow)]
+    apps = [v for v in vars(module).values() if isinstance(v, Flask)]
     if attr:
         obj = getattr(module, attr, None)
-        if not isinstance(obj, CallFlow):
-            raise ConfigurationError(f"{module_part} has no CallFlow named {attr!r}")
-        return [obj]
-    flows = [v for v in vars(module).values() if isinstance(v, CallFlow)]
+        if isinstance(obj, CallFlow):
+            return [obj], _serving_app(apps, [obj])
+        if isinstance(obj, Flask):
+            mounted = [flow for flow in flows if _serves(obj, flow)]
+            if not mounted:
+                raise ConfigurationError(
+                    f"{module_part}: the Flask app {attr!r} serves no top-level CallFlow; "
+                    "register one on it with flow.register(app)"
+                )
+            return mounted, obj
+        raise ConfigurationError(f"{module_part} has no CallFlow or Flask app named {attr!r}")
     if not flows:
         raise ConfigurationError(
             f"{module_part} defines no CallFlow at its top level; name one with FILE:VARIABLE"
         )
-    return flows
+    return flows, _serving_app(apps, flows)
+
+
+def _serving_app(apps: list[Flask], flows: list[CallFlow]) -> Flask | None:
+    """The one app that serves every flow: the user's routes, hooks and middleware with it."""
+    serving = [app for app in apps if all(_serves(app, flow) for flow in flows)]
+    return serving[0] if len(serving) == 1 else None
+
+
+def _serves(app: Flask, flow: CallFlow) -> bool:
+    # flow.register() adds a blueprint named after the flow, made in answerkit.app.
+    blueprint = app.blueprints.get(flow.name)
+    return isinstance(blueprint, Blueprint) and blueprint.import_name == "answerkit.app"

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from answerkit.recipes.forwarding import Forwarding
 from answerkit.recipes.ivr import IVRMenu, Option
-from answerkit.recipes.trigger import TransferTrigger
-from answerkit.recipes.warm_transfer import WarmTransfer
+from answerkit.recipes.trigger import TransferTrigger, TriggerOutcome
+from answerkit.recipes.warm_transfer import WarmTransfer, WarmTransferStart
 
-__all__ = ["Forwarding", "IVRMenu", "Option", "TransferTrigger", "WarmTransfer"]
+# The result types too: code that passes them on (a CRM handler returning what move()
+# gave) must be able to name them in its annotations.
+__all__ = [
+    "Forwarding",
+    "IVRMenu",
+    "Option",
+    "TransferTrigger",
+    "TriggerOutcome",
+    "WarmTransfer",
+    "WarmTransferStart",
+]

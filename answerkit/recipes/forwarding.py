@@ -46,6 +46,12 @@ class Forwarding:
         announcement: str | None = "Please hold while we connect your call.",
         fallback: Fallback = _no_one_answered,
     ) -> None:
+        if isinstance(numbers, str):
+            # A string is a sequence too: each of its characters would be dialled.
+            raise ConfigurationError(
+                f"Forwarding {name!r}: numbers must be a list such as [{numbers!r}], "
+                "not a single string"
+            )
         if not numbers:
             raise ConfigurationError(f"Forwarding {name!r}: give at least one number")
         if mode not in ("simultaneous", "sequential"):
@@ -96,6 +102,14 @@ class Forwarding:
         return self.fallback(call)
 
     def _validate(self, flow: CallFlow) -> None:
+        # The Dial action is a URL of the flow: without a public URL every call would
+        # hear only the fallback, so forwarding fails when mounted instead.
+        try:
+            flow.url_for(self.result_route)
+        except ConfigurationError as exc:
+            raise ConfigurationError(
+                f"Forwarding {self.name!r} cannot build its URLs: {exc}"
+            ) from None
         if isinstance(self.fallback, str):
             try:
                 flow.get_route(self.fallback)

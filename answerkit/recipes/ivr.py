@@ -29,11 +29,25 @@ VALID_KEYS = frozenset("0123456789*#")
 
 @dataclass(frozen=True)
 class Option:
-    """One menu choice: where it leads (a route name or a handler) and the phrases that pick it."""
+    """One menu choice: where it leads (a route name or a handler) and the phrases that pick it.
+
+    ``phrases`` is any sequence of strings (kept as a tuple); a lone string is refused.
+    """
 
     target: Target
-    phrases: tuple[str, ...] = ()
+    phrases: Sequence[str] = ()
     label: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.phrases, str):
+            # Taken letter by letter, phrases="buy" would make "b", "u" and "y" phrases, and
+            # any utterance containing a "u" would pick this option.
+            raise ConfigurationError(
+                f"Option {self.target!r}: phrases must be a sequence of phrases such as "
+                f"({self.phrases!r},), not the single string {self.phrases!r}"
+            )
+        # A tuple whatever was given: the option stays hashable, as a frozen dataclass is.
+        object.__setattr__(self, "phrases", tuple(self.phrases))
 
 
 def _goodbye(call: CallRequest) -> Response:
@@ -160,6 +174,12 @@ class IVRMenu:
         if not self.options:
             raise ConfigurationError(f"{where}: give at least one option")
         for key in self.options:
+            if not isinstance(key, str):
+                # Checked first: the key checks below would fail on an int with a TypeError.
+                raise ConfigurationError(
+                    f"{where}: option key {key!r} must be a string of keypad keys, "
+                    f"such as {str(key)!r}"
+                )
             if not key or any(ch not in VALID_KEYS for ch in key) or len(key) > 32:
                 raise ConfigurationError(
                     f"{where}: option key {key!r} must be keypad keys 0-9, * or #"
@@ -187,6 +207,14 @@ class IVRMenu:
             raise ConfigurationError(f"{where}: retries must be 0-10, got {self.retries}")
 
     def _validate_targets(self, flow: CallFlow) -> None:
+        # Every prompt carries the Gather action's URL: without a public URL each call
+        # would hear only the fallback, so the menu fails when mounted instead.
+        try:
+            flow.url_for(self.choice_route)
+        except ConfigurationError as exc:
+            raise ConfigurationError(
+                f"IVRMenu {self.name!r} cannot build its URLs: {exc}"
+            ) from None
         targets: Sequence[tuple[str, Target]] = [
             *((f"option {k}", o.target) for k, o in self.options.items()),
             ("fallback", self.fallback),

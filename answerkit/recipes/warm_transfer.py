@@ -73,9 +73,15 @@ class WarmTransfer:
         decision_timeout: int = 10,
         goodbye: str = "Thank you for calling. Goodbye.",
     ) -> None:
-        if len(accept_key) != 1 or accept_key not in "0123456789*#":
+        # isinstance first: len() of an int is a TypeError that names neither field nor fix.
+        if (
+            not isinstance(accept_key, str)
+            or len(accept_key) != 1
+            or accept_key not in "0123456789*#"
+        ):
             raise ConfigurationError(
-                f"WarmTransfer: accept_key must be one key, got {accept_key!r}"
+                f"WarmTransfer: accept_key must be one key as a string ('1', '#'), "
+                f"got {accept_key!r}"
             )
         self.flow = flow
         self.name = name
@@ -219,9 +225,7 @@ class WarmTransfer:
                 # the caller in a room nobody ever starts.
                 return Response(
                     Speak("Connecting you now."),
-                    Conference(
-                        self.room_for(caller), stay_alone=True, end_conference_on_exit=True
-                    ),
+                    Conference(self.room_for(caller), stay_alone=True, end_conference_on_exit=True),
                     Hangup(),
                 )
             return Response(Speak("The caller is no longer waiting. Goodbye."), Hangup())
@@ -285,6 +289,14 @@ class WarmTransfer:
         return CallState(self.flow.store, f"{self.name}:{caller_uuid}")
 
     def _validate(self, flow: CallFlow) -> None:
+        # The hold, whisper and room URLs are the flow's: without a public URL start()
+        # would fail on every call, so the recipe fails when mounted instead.
+        try:
+            flow.url_for(self.routes["hold"])
+        except ConfigurationError as exc:
+            raise ConfigurationError(
+                f"WarmTransfer {self.name!r} cannot build its URLs: {exc}"
+            ) from None
         try:
             flow.get_route(self.fallback)
         except ConfigurationError as exc:

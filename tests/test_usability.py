@@ -1,0 +1,215 @@
+"""Mistakes a developer adopting answerkit makes, and names they need: each gets a clear answer.
+
+Found by writing small projects from the README alone (an IVR, a warm transfer, a flow
+mounted in an existing Flask app, the REST client against LocalVobiz).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+
+import answerkit
+import answerkit.recipes
+from answerkit import CallFlow, CallRequest, ConfigurationError, Hangup, Response, Speak
+from answerkit.cli import main
+from answerkit.recipes import Forwarding, IVRMenu, Option, WarmTransfer
+from answerkit.state import MemoryStore
+
+TOKEN = "usability-token-0123456789"
+
+
+def new_flow(public_url: str | None = "https://voice.example.com") -> CallFlow:
+    flow = CallFlow("u", public_url=public_url, auth_token=TOKEN, state=MemoryStore())
+    flow.route("/sales")(lambda call: Response(Speak("sales"), Hangup()))
+    return flow
+
+
+# -- public names --------------------------------------------------------------------------
+
+
+def test_recipe_result_types_can_be_imported_from_the_recipes_package() -> None:
+    # trigger.move() and WarmTransfer.start() return them; a CRM helper annotates them.
+    from answerkit.recipes import TriggerOutcome, WarmTransferStart
+
+    assert {"TriggerOutcome", "WarmTransferStart"} <= set(answerkit.recipes.__all__)
+    assert TriggerOutcome("ended", "c").status == "ended"
+    assert WarmTransferStart("c", None, "room").room == "room"
+
+
+def test_types_handed_to_user_code_are_exported_at_the_root() -> None:
+    # on_error receives HandlerTimeout; verify() returns a Verification.
+    from answerkit.dispatch import HandlerTimeout
+    from answerkit.signature import Verification
+
+    assert answerkit.HandlerTimeout is HandlerTimeout
+    assert answerkit.Verification is Verification
+    assert {"HandlerTimeout", "Verification"} <= set(answerkit.__all__)
+    result = answerkit.verify({}, "https://voice.example.com/a", [TOKEN])
+    assert isinstance(result, answerkit.Verification)
+
+
+# -- recipe arguments ----------------------------------------------------------------------
+
+
+def test_option_phrases_as_one_string_is_refused_not_split_into_letters() -> None:
+    # phrases="buy" once made the phrases "b", "u", "y": "I need support" picked sales.
+    with pytest.raises(ConfigurationError, match=r"phrases must be a sequence.*\('buy',\)"):
+        Option("sales", phrases="buy")
+
+
+def test_option_phrases_may_be_a_list_and_the_option_stays_hashable() -> None:
+    option = Option("sales", phrases=["sales", "buy"])
+    assert option.phrases == ("sales", "buy")
+    hash(option)
+    menu = IVRMenu(new_flow(), "main", prompt="Say sales", options={"1": option})
+    assert menu.match(None, "I want to buy") is option
+
+
+def test_ivr_option_key_given_as_an_int_names_the_fix() -> None:
+    with pytest.raises(ConfigurationError, match=r"option key 1 must be a string.*'1'"):
+        IVRMenu(new_flow(), "main", prompt="Hi", options={1: "sales"})  # type: ignore[dict-item]
+
+
+def test_forwarding_numbers_given_as_one_string_is_refused() -> None:
+    # A string is a sequence: its first "number" was "+", with an error naming only that.
+    with pytest.raises(ConfigurationError, match=r"numbers must be a list such as \['\+1415"):
+        Forwarding(new_flow(), "fwd", numbers="+14155550121", caller_id="+14155550100")
+
+
+def test_warm_transfer_accept_key_given_as_an_int_names_the_fix() -> None:
+    with pytest.raises(ConfigurationError, match="accept_key must be one key as a string"):
+        WarmTransfer(new_flow(), agent="+14155550142", caller_id="+14155550100",
+                     fallback="sales", accept_key=1)  # type: ignore[arg-type]  # fmt: skip
+
+
+@pytest.mark.parametrize("recipe", ["ivr", "forwarding", "warm"])
+def test_a_recipe_without_a_public_url_fails_when_mounted(
+    recipe: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # trusted_proxies alone checks signatures, but url_for still needs the public URL:
+    # every call would have heard the fallback, with nothing said at start-up.
+    monkeypatch.delenv("ANSWERKIT_PUBLIC_URL", raising=False)
+    flow = new_flow(public_url=None)
+    if recipe == "ivr":
+        IVRMenu(flow, "main", prompt="Hi", options={"1": "sales"})
+    elif recipe == "forwarding":
+        Forwarding(flow, "fwd", numbers=["+14155550121"], caller_id="+14155550100")
+    else:
+        WarmTransfer(flow, agent="+14155550142", caller_id="+14155550100", fallback="sales")
+    with pytest.raises(ConfigurationError, match=r"cannot build its URLs.*ANSWERKIT_PUBLIC_URL"):
+        flow.register(Flask("site"), url_prefix="/voice")
+
+
+# -- the command line on a user's own Flask app -----------------------------------------------
+
+SITE = """
+from flask import Flask
+from answerkit import CallFlow, CallRequest, Hangup, Response, Speak
+from answerkit.recipes import TransferTrigger
+
+app = Flask("site")
+
+@app.get("/health")
+def health():
+    return "ok"
+
+flow = CallFlow("voice", auth_token="usability-token-0123456789", state="memory://",
+                trusted_proxies=1)
+TransferTrigger(flow, secret="0123456789abcdef-secret")
+
+@flow.route("/answer")
+def answer(call):
+    return Response(Speak("hello"), Hangup())
+
+flow.register(app, url_prefix="/voice")
+"""
+
+
+def write_app(tmp_path: Path, name: str, source: str) -> Path:
+    path = tmp_path / f"{name}.py"
+    path.write_text(source)
+    return path
+
+
+def test_routes_shows_the_mount_prefix_and_the_endpoints_without_a_public_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("ANSWERKIT_PUBLIC_URL", raising=False)
+    site = write_app(tmp_path, "usability_site_routes", SITE)
+    assert main(["routes", str(site)]) == 0
+    out = capsys.readouterr().out
+    assert "/voice/answer" in out  # the path Vobiz must be given, not "/answer"
+    assert "answerkit_transfer_trigger" in out and "/voice/_answerkit/transfer" in out
+
+
+@pytest.mark.parametrize("suffix", ["", ":app"])
+def test_run_serves_the_users_own_flask_app(
+    suffix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A fresh app with only the flows would drop the site's own routes, hooks and middleware.
+    site = write_app(tmp_path, f"usability_site_run{len(suffix)}", SITE)
+    served: list[Flask] = []
+
+    def fake_run(self: Flask, **kwargs: Any) -> None:
+        served.append(self)
+
+    monkeypatch.setattr(Flask, "run", fake_run)
+    assert main(["run", str(site) + suffix]) == 0
+    [app] = served
+    assert app.name == "site"
+    assert app.test_client().get("/health").data == b"ok"
+
+
+def test_a_flask_app_that_serves_no_flow_is_a_clear_error(tmp_path: Path) -> None:
+    from answerkit.loader import load_target
+
+    source = "from flask import Flask\nfrom answerkit import CallFlow\napp = Flask('x')\n"
+    site = write_app(tmp_path, "usability_site_empty", source)
+    with pytest.raises(ConfigurationError, match="serves no top-level CallFlow"):
+        load_target(f"{site}:app")
+
+
+# -- answerkit check ---------------------------------------------------------------------
+
+FORGETFUL = """
+from answerkit import CallFlow, Hangup, Response, Speak
+
+flow = CallFlow("forgetful", auth_token="usability-token-0123456789", state="memory://",
+                public_url="https://voice.example.com")
+
+@flow.route("/answer")
+def answer(call):
+    Response(Speak("Welcome"), Hangup())   # built, never returned
+
+@flow.route("/recorded")
+def recorded(call):
+    return Response()
+"""
+
+
+def test_check_flags_a_handler_that_forgot_to_return_its_response(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = write_app(tmp_path, "usability_forgetful", FORGETFUL)
+    assert main(["check", str(app)]) == 0  # advice, not a failure: None is allowed
+    out = capsys.readouterr().out
+    answer, recorded = out.split("forgetful/recorded")
+    assert "the handler returned None" in answer
+    assert "returned None" not in recorded  # an explicit empty Response() is meant
+
+
+def test_check_puts_the_handlers_back(tmp_path: Path) -> None:
+    from answerkit.check import check_flow
+
+    flow = new_flow()
+
+    def answer(call: CallRequest) -> Response:
+        return Response(Hangup())
+
+    flow.add_route("/answer", answer)
+    check_flow(flow)
+    assert flow.get_route("answer").handlers[None] is answer
