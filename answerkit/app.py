@@ -153,6 +153,14 @@ class CallFlow:
         ``callbackUrl``, hangup URL): it runs for every event and answers an empty 200.
         """
 
+        if callable(path):
+            # "@flow.route" without its path: the function would be taken as the path and
+            # replaced by the decorator, and no route declared at all.
+            raise ConfigurationError(
+                f"write @flow.route('/path') with the route's path, not @flow.route on "
+                f"{getattr(path, '__name__', path)!r}"
+            )
+
         def decorator(handler: Handler) -> Handler:
             self.add_route(path, handler, name=name, event=event, status_callback=status_callback)
             return handler
@@ -182,6 +190,7 @@ class CallFlow:
                 f"{getattr(handler, '__name__', type(handler).__name__)!r} a def (run "
                 "coroutines inside it with asyncio.run if you must)"
             )
+        _check_arity(path, handler)
         if "<" in path or "?" in path or "#" in path:
             raise ConfigurationError(
                 f"route path {path!r}: put variables in query parameters "
@@ -485,6 +494,23 @@ def _direct_routes(app: Flask) -> DirectRoutes | None:
     app.wsgi_app = layer  # type: ignore[method-assign]
     app.extensions["answerkit.direct"] = layer
     return layer
+
+
+def _check_arity(path: str, handler: Handler) -> None:
+    """Refuse a handler that cannot take the one CallRequest: found when declared, not on
+    every call (each one would get the fallback)."""
+    try:
+        signature = inspect.signature(handler)
+    except (TypeError, ValueError):  # a builtin or an extension without one: trust it
+        return
+    try:
+        signature.bind(object())
+    except TypeError:
+        name = getattr(handler, "__name__", type(handler).__name__)
+        raise ConfigurationError(
+            f"route {path!r}: handler {name!r}{signature} must take one argument, the "
+            "CallRequest (def handler(call: CallRequest) -> Response)"
+        ) from None
 
 
 def _default_name(handler: Handler, path: str) -> str:

@@ -68,6 +68,7 @@ STATUS_EVENTS: frozenset[str] = frozenset(
 )
 
 _HANGUP = Event.Hangup.value
+_STARTS = frozenset({Event.StartApp.value, Event.Transfer.value})
 
 #: The only exceptions a handler may pass on to the server: the process is being stopped.
 #: Every other one, BaseExceptions included (asyncio.CancelledError out of a handler's
@@ -316,6 +317,19 @@ class Dispatcher:
             result = self.deadline.run(handler, call)
             if status_event:
                 return WebhookReply(200, b"", "text/plain; charset=utf-8")
+            if result is None and event in _STARTS:
+                # Allowed (an empty document), but on an answer or a transfer it is nearly
+                # always a handler that built its Response and forgot to return it: the
+                # caller is hung up. (An action URL may mean it: redirect=false wants one.)
+                log.warning(
+                    "flow %s route %s: the handler returned None on event %r (call %s): the "
+                    "empty document ends the call (4010); return the Response, or "
+                    "Response(Hangup()) to hang up on purpose",
+                    self.flow_name,
+                    route.name,
+                    event,
+                    loggable(call.call_uuid),
+                )
             return WebhookReply(200, self._render(result))
         except BaseException as exc:
             if isinstance(exc, PROCESS_EXITS):
@@ -344,8 +358,13 @@ class Dispatcher:
                 f"wrap it as Response({type(result).__name__}(...))",
                 element=result.tag,
             )
+        hint = (
+            "; turn XML text into one with answerkit.parse(text)"
+            if isinstance(result, (str, bytes))
+            else ""
+        )
         raise ElementError(
-            f"a handler must return answerkit.Response or None, got {type(result).__name__}"
+            f"a handler must return answerkit.Response or None, got {type(result).__name__}{hint}"
         )
 
     def _forget(self, call: CallRequest, route: Route) -> None:

@@ -43,6 +43,12 @@ class TransferPlanner:
     def client(self, client: VobizClient) -> None:
         self._client = client
 
+    def swap_client(self, client: VobizClient | None) -> VobizClient | None:
+        """Set the client (None: made from the environment on next use) and return the one
+        set before, None if there was none (a test harness lends the flow its own)."""
+        previous, self._client = self._client, client
+        return previous
+
     def target_url(
         self, target: str, params: Mapping[str, Any] | None = None, *, argument: str = "url"
     ) -> str:

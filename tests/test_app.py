@@ -444,3 +444,53 @@ def test_head_probe_answers_without_running_the_flow(client: Any, flow: CallFlow
     r = client.get("/answer", query_string=CALL, headers=headers)
     assert r.status_code == 200 and b"<Gather" in r.data  # the probe spent no nonce
     assert flow.store.get_all("c-1") == {"visits": 1}
+
+
+def test_route_without_its_path_is_refused() -> None:
+    flow = make_flow()
+    with pytest.raises(ConfigurationError, match=r"@flow.route\('/path'\)"):
+
+        @flow.route  # type: ignore[arg-type]
+        def forgot(call: CallRequest) -> Response:
+            return Response(Hangup())
+
+
+@pytest.mark.parametrize("arity", ["none", "two"])
+def test_a_handler_that_cannot_take_the_call_is_refused_when_declared(arity: str) -> None:
+    flow = make_flow()
+
+    def no_call() -> Response:
+        return Response(Hangup())
+
+    def two(call: CallRequest, extra: str) -> Response:
+        return Response(Hangup())
+
+    with pytest.raises(ConfigurationError, match="must take one argument, the CallRequest"):
+        flow.add_route("/odd", no_call if arity == "none" else two)  # type: ignore[arg-type]
+    # A default for a second parameter, or *args, is fine.
+    flow.add_route("/ok", lambda call, extra="x": Response(Hangup()))
+    flow.add_route("/ok2", lambda *args: Response(Hangup()))
+
+
+def test_a_handler_that_forgot_its_return_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    flow = make_flow()
+
+    @flow.route("/forgot")
+    def forgot(call: CallRequest) -> Response:
+        Response(Speak("Never said."))
+        return None  # type: ignore[return-value]
+
+    client = flow.create_app().test_client()
+    with caplog.at_level(logging.WARNING, logger="answerkit"):
+        reply = post(client, "/forgot", CALL)
+        post(client, "/forgot", {**CALL, "Event": "DialAction"})  # an action may mean it
+    assert reply.status_code == 200 and b"<Response/>" in reply.data
+    warned = [r.getMessage() for r in caplog.records if "returned None" in r.getMessage()]
+    assert len(warned) == 1 and "return the Response" in warned[0]
+
+
+def test_a_handler_returning_xml_text_is_told_about_parse(caplog: pytest.LogCaptureFixture) -> None:
+    client = make_flow().create_app().test_client()
+    with caplog.at_level(logging.ERROR, logger="answerkit"):
+        post(client, "/not-xml", CALL)
+    assert any("answerkit.parse(text)" in r.getMessage() for r in caplog.records)

@@ -32,6 +32,7 @@ from answerkit.elements import (
     User,
     Wait,
 )
+from answerkit.errors import ConfigurationError
 from answerkit.request import CallRequest, Event
 from answerkit.state import MemoryStore
 from answerkit.testing.simulator import CallSimulator, sign_request, signed_post
@@ -951,3 +952,52 @@ def test_a_call_never_run_sends_nothing_when_hung_up() -> None:
     call = CallSimulator(flow).call()
     t = call.hangup()
     assert t.ended and t.webhooks == []
+
+
+def test_the_flows_rest_calls_go_to_the_local_vobiz_of_the_simulator(
+    call_simulator: Any, local_vobiz: Any
+) -> None:
+    """A flow that moves its own calls (flow.transfer) needs no client wiring in a test;
+    the loan ends with the simulator, and a client the flow was given is left alone."""
+    flow = CallFlow("lend", public_url="https://v.example.com", auth_token="t" * 20,
+                    state=MemoryStore())  # fmt: skip
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        return Response(Speak("Hello."), Redirect(flow.url_for("move")))
+
+    @flow.route("/move")
+    def move(call: CallRequest) -> Response:
+        flow.transfer(call.call_uuid, aleg="hold")
+        return Response(Speak("Moving you."), Wait(length=5))
+
+    @flow.route("/hold")
+    def hold(call: CallRequest) -> Response:
+        return Response(Speak("On hold."), Hangup())
+
+    sim = call_simulator(flow)
+    t = sim.call("answer").run()
+    assert t.said("On hold.") and t.ended_normally, t
+    sim.close()
+    assert flow.transfers.swap_client(None) is None  # the loan was taken back
+    own = local_vobiz.client()
+    flow.transfers.client = own
+    with CallSimulator(flow, local_vobiz=local_vobiz):
+        assert flow.transfers.client is own
+    assert flow.transfers.client is own
+
+
+def test_bad_simulator_targets_and_scripts_are_configuration_errors() -> None:
+    flow = CallFlow("bad", public_url="https://v.example.com", auth_token="t" * 20,
+                    state=MemoryStore())  # fmt: skip
+
+    @flow.route("/a")
+    def a(call: CallRequest) -> Response:
+        return Response(Hangup())
+
+    with pytest.raises(ConfigurationError, match=r"CallSimulator\(flow, app=app\)"):
+        CallSimulator(flow.create_app())  # type: ignore[arg-type]
+    sim = CallSimulator(flow)
+    for script in ({"digits": 2}, {"speech": 3}):
+        with pytest.raises(ConfigurationError, match="must be text such as"):
+            sim.call("a", **script)  # type: ignore[arg-type]

@@ -509,8 +509,20 @@ def parse_digits(digits: str | Sequence[str | None] | None) -> list[str | None]:
     """``"1,2"`` or ``["1", None]`` -> the scripted Gather inputs (``-``/None: no input)."""
     if digits is None:
         return []
-    items = digits.split(",") if isinstance(digits, str) else list(digits)
+    items = _script_items("digits", digits)
     return [check_digits(item.strip() if isinstance(item, str) else item) for item in items]
+
+
+def _script_items(name: str, script: object) -> list[Any]:
+    """A scripted input's items: a string split on commas, a list or tuple item by item."""
+    if isinstance(script, str):
+        return script.split(",")
+    if isinstance(script, (list, tuple)):
+        return list(script)
+    raise ConfigurationError(
+        f"{name} must be text such as '1,2' or a list of texts (None or '-' for no input), "
+        f"got {script!r}"
+    )
 
 
 def parse_speech(speech: str | Sequence[str | None] | None) -> list[str | None]:
@@ -522,7 +534,7 @@ def parse_speech(speech: str | Sequence[str | None] | None) -> list[str | None]:
     """
     if speech is None:
         return []
-    items = speech.split(",") if isinstance(speech, str) else list(speech)
+    items = _script_items("speech", speech)
     said: list[str | None] = []
     for item in items:
         if item is not None and not isinstance(item, str):

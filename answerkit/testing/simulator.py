@@ -63,6 +63,7 @@ from answerkit.testing.sim_transport import (
 )
 
 if TYPE_CHECKING:
+    from answerkit.client import VobizClient
     from answerkit.testing.local_vobiz import LocalVobiz
 
 __all__ = ["CallSimulator", "sign_request", "signed_post"]
@@ -139,8 +140,23 @@ class CallSimulator:
             )
         if isinstance(target, CallFlow):
             flow = target
+        elif target is not None and not isinstance(target, str):
+            what = "a Flask app" if callable(target) else type(target).__name__
+            raise ConfigurationError(
+                f"CallSimulator takes a CallFlow or a base URL first, got {what}; for an app "
+                "that serves the flow, pass both: CallSimulator(flow, app=app)"
+            )
         self.flow = flow
         self.local_vobiz = local_vobiz
+        # The flow's REST calls (flow.transfer, a WarmTransfer's agent call, a
+        # TransferTrigger) go to this LocalVobiz unless the flow has a client of its own;
+        # close() takes the loan back.
+        self._lent_client: VobizClient | None = None
+        if flow is not None and local_vobiz is not None:
+            own = flow.transfers.swap_client(None)
+            if own is None:
+                self._lent_client = local_vobiz.client()
+            flow.transfers.swap_client(own or self._lent_client)
         self.gather_timeout = gather_timeout
         self.dial_action_event = dial_action_event
         self.input_provider = input_provider
@@ -409,6 +425,12 @@ class CallSimulator:
             self._link.close()
         if self.error_tap is not None:
             self.error_tap.close()
+        if self._lent_client is not None and self.flow is not None:
+            current = self.flow.transfers.swap_client(None)
+            if current is not self._lent_client:  # replaced since: leave the new one
+                self.flow.transfers.swap_client(current)
+            self._lent_client.close()
+            self._lent_client = None
 
     def __enter__(self) -> CallSimulator:
         return self
