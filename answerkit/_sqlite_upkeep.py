@@ -33,6 +33,7 @@ PURGE_BATCH = 512
 """Expired rows deleted per write transaction: each holds the write lock for well under a
 millisecond, so webhooks waiting behind it barely notice."""
 
+
 def purge_expired(conn: sqlite3.Connection, now: float | None = None) -> int:
     """Delete every row that expired by ``now``, in short batches; returns how many.
 
@@ -61,8 +62,7 @@ def _purge_table(
         f"ORDER BY {cols} LIMIT ?"
     )
     delete = (
-        f"DELETE FROM {table} WHERE ({cols}) BETWEEN ({marks}) AND ({marks}) "
-        "AND expires_at <= ?"
+        f"DELETE FROM {table} WHERE ({cols}) BETWEEN ({marks}) AND ({marks}) AND expires_at <= ?"
     )
     removed = 0
     after: tuple[Any, ...] = ("",) * len(columns)

@@ -113,7 +113,18 @@ class CallFlow:
         self.auth_tokens: tuple[str, ...] = tuple(t for t in tokens if t)
         self.verify = verify
         self.trusted_proxies = trusted_proxies
-        self.replay_window = replay_window
+        if (
+            isinstance(replay_window, bool)
+            or not isinstance(replay_window, (int, float))
+            or not (math.isfinite(replay_window) and replay_window > 0)
+        ):
+            # Checked here, not at the first webhook: the store refuses such a window, and
+            # every signed webhook would get the fallback.
+            raise ConfigurationError(
+                f"replay_window must be a finite number of seconds above 0, got "
+                f"{replay_window!r} (it is how long a signature is remembered as used)"
+            )
+        self.replay_window = float(replay_window)
         self.on_error = on_error
         if not (math.isfinite(hangup_linger) and hangup_linger >= 0):
             raise ConfigurationError(

@@ -17,16 +17,19 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, MutableMapping, Sequence
-from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+from collections.abc import Iterable, Iterator, MutableMapping, Sequence
+from typing import TYPE_CHECKING, Any, overload
+from urllib.parse import parse_qsl, unquote, urlencode
 
 from answerkit.errors import ConfigurationError, StateError
 
 if TYPE_CHECKING:
+    from _typeshed import SupportsKeysAndGetItem
+
     # Defined in their own modules (which import this one) and re-exported lazily by
     # __getattr__ below, so importing answerkit.state never imports them eagerly.
     from answerkit.state_redis import RedisStore
@@ -59,10 +62,32 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 _PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
+def _check_key(call_uuid: str, key: object) -> None:
+    # Each backend bent other keys its own way (memory kept 1 and b"k" as they were,
+    # SQLite and Redis turned 1 into "1", only Redis turned b"k" into "k"), so a key
+    # written on one backend read back differently on another, or not at all.
+    if type(key) is not str:
+        raise StateError(
+            f"cannot store under {key!r} for call {call_uuid}: state keys must be str, not "
+            f"{type(key).__name__} (use str(key))"
+        )
+    if not key.isascii():
+        try:
+            key.encode()
+        except UnicodeEncodeError:
+            # SQLite raised a bare UnicodeEncodeError, Redis a StateError blaming the
+            # connection, and memory kept it.
+            raise StateError(
+                f"cannot store under {key!r} for call {call_uuid}: a state key must be "
+                f"valid Unicode text (it holds a lone surrogate)"
+            ) from None
+
+
 def _dumps(call_uuid: str, key: str, value: Any) -> str:
+    _check_key(call_uuid, key)
     try:
         return _ENCODER.encode(value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise StateError(
             f"cannot store {type(value).__name__} under {key!r} for call {call_uuid}: "
             f"state values must be JSON-serialisable (str, int, float, bool, None, list, dict) "
@@ -70,22 +95,71 @@ def _dumps(call_uuid: str, key: str, value: Any) -> str:
         ) from exc
 
 
-def _check_int(call_uuid: str, key: str, current: Any) -> int:
-    if isinstance(current, bool) or not isinstance(current, int):
+# Redis counts in 64 bits (HINCRBY); the other backends keep to the same range so that a
+# counter behaves the same wherever it lives.
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _check_amount(call_uuid: str, key: str, amount: object) -> int:
+    """``amount`` if it is an int a counter may be moved by; StateError otherwise."""
+    _check_key(call_uuid, key)
+    # Memory and SQLite stored 1.5 (or True as 1) and Redis refused it as "it holds None".
+    if type(amount) is not int or not _INT64_MIN <= amount <= _INT64_MAX:
         raise StateError(
+            f"cannot increment {key!r} for call {call_uuid} by {amount!r}: the amount must "
+            f"be an int within 64 bits (set a float with call.state[key] = value instead)"
+        )
+    return amount
+
+
+def _incr_refused(call_uuid: str, key: str, current: Any, amount: int) -> StateError:
+    if isinstance(current, bool) or not isinstance(current, int):
+        return StateError(
             f"cannot increment {key!r} for call {call_uuid}: it holds "
             f"{type(current).__name__} {current!r}, not an integer"
         )
-    return current
+    return StateError(
+        f"cannot increment {key!r} for call {call_uuid} by {amount}: {current} + {amount} is "
+        f"outside the 64-bit range a counter holds"
+    )
+
+
+def _added(call_uuid: str, key: str, current: Any, amount: int) -> int:
+    """``current + amount`` for incr, or the StateError saying why not."""
+    if isinstance(current, bool) or not isinstance(current, int):
+        raise _incr_refused(call_uuid, key, current, amount)
+    new: int = current + amount
+    if not _INT64_MIN <= new <= _INT64_MAX:
+        raise _incr_refused(call_uuid, key, current, amount)
+    return new
+
+
+def _check_seconds(what: str, seconds: object, *, zero: bool, forever: bool = False) -> float:
+    """``seconds`` as a float if it is a number of seconds: above 0 (or 0 if ``zero``),
+    finite (or infinite if ``forever``), never NaN."""
+    # NaN passed every "<= 0" check: memory then never expired a thing, SQLite failed every
+    # write (NOT NULL), Redis raised ValueError; infinity broke Redis alone (OverflowError).
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, (int, float))
+        or math.isnan(seconds)
+        or (math.isinf(seconds) and not forever)
+        or seconds < 0
+        or (seconds == 0 and not zero)
+    ):
+        least = "0 or more" if zero else "more than 0"
+        kind = "a" if forever else "a finite"
+        raise ConfigurationError(
+            f"{what} must be {kind} number of seconds, {least}, not {seconds!r}"
+        )
+    return float(seconds)
 
 
 class StateStore(ABC):
     """Where per-call state lives. Subclasses must be safe to share between threads."""
 
     def __init__(self, *, ttl: float = DEFAULT_TTL) -> None:
-        if ttl <= 0:
-            raise ConfigurationError(f"state ttl must be a positive number of seconds, not {ttl}")
-        self.ttl = float(ttl)
+        self.ttl = _check_seconds("state ttl", ttl, zero=False)
 
     @abstractmethod
     def get_all(self, call_uuid: str) -> dict[str, Any]:
@@ -172,11 +246,16 @@ class MemoryStore(StateStore):
             return None
         return entry[1]
 
-    def _write(self, call_uuid: str, now: float) -> dict[str, str]:
+    def _purge(self, now: float) -> None:
+        # Run by nonce records too: a flow that never writes state still records a nonce
+        # per webhook, and they piled up for the life of the process.
         if now >= self._next_purge:
             self._next_purge = now + _PURGE_INTERVAL
             self._calls = {k: v for k, v in self._calls.items() if v[0] > now}
             self._nonces = {k: v for k, v in self._nonces.items() if v > now}
+
+    def _write(self, call_uuid: str, now: float) -> dict[str, str]:
+        self._purge(now)
         values = self._live(call_uuid, now) or {}
         self._calls[call_uuid] = (now + self.ttl, values)
         return values
@@ -201,17 +280,19 @@ class MemoryStore(StateStore):
             (self._live(call_uuid, time.time()) or {}).pop(key, None)
 
     def incr(self, call_uuid: str, key: str, amount: int = 1) -> int:
+        _check_amount(call_uuid, key, amount)
         with self._lock:
             values = self._write(call_uuid, time.time())
-            current = _check_int(call_uuid, key, json.loads(values.get(key, "0")))
-            values[key] = str(current + amount)
-            return current + amount
+            new = _added(call_uuid, key, json.loads(values.get(key, "0")), amount)
+            values[key] = str(new)
+            return new
 
     def clear(self, call_uuid: str) -> None:
         with self._lock:
             self._calls.pop(call_uuid, None)
 
     def expire(self, call_uuid: str, seconds: float) -> None:
+        seconds = _check_seconds("the expiry", seconds, zero=True, forever=True)
         with self._lock:
             entry = self._calls.get(call_uuid)
             if entry is not None:
@@ -221,9 +302,11 @@ class MemoryStore(StateStore):
         return self.remember_all((key,), ttl)
 
     def remember_all(self, keys: Sequence[str], ttl: float) -> bool:
+        ttl = _check_seconds("the replay window", ttl, zero=False)
         now = time.time()
         fresh = True
         with self._lock:
+            self._purge(now)
             for key in dict.fromkeys(keys):
                 expires = self._nonces.get(key)
                 if expires is not None and expires > now:
@@ -242,27 +325,52 @@ class MemoryStore(StateStore):
 # --------------------------------------------------------------------------- URLs
 
 
+def _userinfo(url: str) -> str | None:
+    """What ``url`` holds before its last ``@`` (its user name and password), or None.
+
+    Not urlsplit's: a password with an unencoded ``/``, ``?`` or ``#`` ends urlsplit's host
+    part early, so the password was taken for a path, query or fragment and shown.
+    """
+    rest = url.partition("://")[2] if "://" in url else url
+    userinfo, at, _host = rest.rpartition("@")
+    return userinfo if at else None
+
+
+def url_password(url: str) -> str:
+    """The password in ``url``'s user info ('' for none), however badly it is encoded."""
+    userinfo = _userinfo(url)
+    if userinfo is None:
+        return ""
+    user, sep, password = userinfo.partition(":")
+    # A lone userinfo is a username to redis-py, but people do put passwords there.
+    return password if sep and not any(c in user for c in "/?#") else userinfo
+
+
 def redact_url(url: str) -> str:
     """``url`` with any password (userinfo or ``?password=``) replaced by ``***``."""
-    try:
-        parts = urlsplit(url)
-        netloc = parts.netloc
-        if "@" in netloc:
-            userinfo, _, hostport = netloc.rpartition("@")
-            user, sep, _password = userinfo.partition(":")
-            # A lone userinfo is a username to redis-py, but people do put passwords there.
-            netloc = f"{user}:***@{hostport}" if sep else f"***@{hostport}"
-        query = parts.query
-        if query:
-            pairs = parse_qsl(query, keep_blank_values=True)
-            query = urlencode(
-                [(k, "***" if k.lower() in ("password", "pass", "pwd") else v) for k, v in pairs],
-                safe="*",
-            )
-        # Not urlunsplit: it turns "unix:///path" into "unix:/path".
-        return f"{parts.scheme}://{netloc}{parts.path}{'?' if query else ''}{query}"
-    except ValueError:
-        return "<unparseable URL>"
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    userinfo, at, tail = rest.rpartition("@")
+    shown = ""
+    if at:
+        # Everything up to the last "@" is hidden but a plain user name: an "@" cannot
+        # come later in a host, and one in a query is rare enough to hide it too.
+        user, colon, _password = userinfo.partition(":")
+        plain_user = colon and not any(c in user for c in "/?#")
+        shown = f"{user}:***@" if plain_user else "***@"
+    else:
+        tail = rest
+    # Not urlsplit/urlunsplit: see _userinfo, and urlunsplit turns "unix:///p" into "unix:/p".
+    where, _, query = tail.partition("#")[0].partition("?")
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode(
+            [(k, "***" if k.lower() in ("password", "pass", "pwd") else v) for k, v in pairs],
+            safe="*",
+        )
+    head = f"{scheme}://" if sep else ""
+    return f"{head}{shown}{where}{'?' if query else ''}{query}"
 
 
 # --------------------------------------------------------------------------- factory
@@ -275,6 +383,10 @@ def open_store(url: str | None = None, *, ttl: float = DEFAULT_TTL) -> StateStor
     * ``"sqlite:///relative/path.db"`` or ``"sqlite:////absolute/path.db"``;
     * ``"memory://"``: this process only (tests);
     * ``"redis://[:password@]host[:port][/db]"``, ``"rediss://..."``, ``"unix://..."``.
+
+    Any of them takes ``?ttl=SECONDS``, how long a call's state lives (default
+    :data:`DEFAULT_TTL`, 4 hours), so ``ANSWERKIT_STATE_URL`` alone can set it; it wins
+    over ``ttl``. A Redis URL's other query parameters go to redis-py.
     """
     from answerkit.state_redis import RedisStore
     from answerkit.state_sqlite import SQLiteStore
@@ -283,6 +395,14 @@ def open_store(url: str | None = None, *, ttl: float = DEFAULT_TTL) -> StateStor
         return SQLiteStore(DEFAULT_SQLITE_PATH, ttl=ttl)
     url = url.strip()
     scheme = url.partition("://")[0].lower() if "://" in url else ""
+    # Schemes are case-insensitive (RFC 3986), and redis-py accepts lower case only.
+    url = scheme + url[len(scheme) :] if scheme else url
+    url, ttl = _ttl_from_query(url, ttl)
+    if scheme in ("sqlite", "memory") and "?" in url:
+        raise ConfigurationError(
+            f"state store URL {redact_url(url)!r}: {scheme} URLs take no query parameter "
+            "but ?ttl=SECONDS"
+        )
     if scheme == "sqlite":
         rest = url.partition("://")[2]
         path = rest[1:] if rest.startswith("/") else rest
@@ -297,6 +417,28 @@ def open_store(url: str | None = None, *, ttl: float = DEFAULT_TTL) -> StateStor
     )
 
 
+def _ttl_from_query(url: str, ttl: float) -> tuple[str, float]:
+    """``url`` without its ``ttl`` query parameter, and the TTL it gives (else ``ttl``)."""
+    base, mark, query = url.partition("?")
+    if not mark:
+        return url, ttl
+    pairs = parse_qsl(query, keep_blank_values=True)
+    given = [value for key, value in pairs if key == "ttl"]
+    if not given:
+        return url, ttl
+    raw = given[-1]
+    try:
+        ttl = float(raw)
+    except ValueError:
+        ttl = math.nan
+    if not (math.isfinite(ttl) and ttl > 0):
+        raise ConfigurationError(
+            f"the state URL's ?ttl= must be a finite number of seconds above 0, got {raw!r}"
+        )
+    rest = [(key, value) for key, value in pairs if key != "ttl"]
+    return (f"{base}?{urlencode(rest)}" if rest else base), ttl
+
+
 # --------------------------------------------------------------------------- mapping
 
 
@@ -307,6 +449,9 @@ class CallState(MutableMapping[str, Any]):
     first read and kept up to date with this object's own writes; a write made meanwhile by
     another worker shows only after :meth:`refresh`. Use :meth:`incr` for counters that
     several webhooks may bump at once.
+
+    Only assignment writes: a list or dict read from the state is a copy, so change it and
+    assign it back (``menu = state["menu"]; menu.append(2); state["menu"] = menu``).
     """
 
     __slots__ = ("_cache", "call_uuid", "store")
@@ -326,7 +471,10 @@ class CallState(MutableMapping[str, Any]):
         self._cache = None
 
     def __getitem__(self, key: str) -> Any:
-        return self._snapshot()[key]
+        value = self._snapshot()[key]
+        # A copy: changed in place, the snapshot's own list would show the change to the
+        # rest of this webhook while the store (and every later webhook) never saw it.
+        return value if type(value) in _PLAIN else _copy(value)
 
     def __setitem__(self, key: str, value: Any) -> None:
         self.store.set(self.call_uuid, key, value)
@@ -351,6 +499,28 @@ class CallState(MutableMapping[str, Any]):
     def __contains__(self, key: object) -> bool:
         return key in self._snapshot()
 
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        """``self[key]``, first storing ``default`` there if the key is missing."""
+        if key not in self:
+            self[key] = default
+        return self[key]  # as stored: a tuple default comes back a list, as on a later read
+
+    @overload
+    def update(self, other: SupportsKeysAndGetItem[str, Any], /, **kwargs: Any) -> None: ...
+    @overload
+    def update(self, other: Iterable[tuple[str, Any]], /, **kwargs: Any) -> None: ...
+    @overload
+    def update(self, /, **kwargs: Any) -> None: ...
+
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:
+        """Store every pair; a value or key that cannot be stored is refused before any
+        is written, so a refused update leaves the call's state as it was."""
+        items = dict(other, **kwargs)
+        for key, value in items.items():
+            _dumps(self.call_uuid, key, value)
+        for key, value in items.items():
+            self[key] = value
+
     def incr(self, key: str, amount: int = 1) -> int:
         """Atomically add ``amount`` to an integer (0 if missing) and return the new value."""
         value = self.store.incr(self.call_uuid, key, amount)
@@ -366,6 +536,15 @@ class CallState(MutableMapping[str, Any]):
     def __repr__(self) -> str:
         shown = "<not loaded>" if self._cache is None else repr(self._cache)
         return f"CallState({self.call_uuid!r}, {shown})"
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of a JSON value (lists, dicts and immutable scalars only)."""
+    if type(value) is list:
+        return [_copy(item) for item in value]
+    if type(value) is dict:
+        return {key: _copy(item) for key, item in value.items()}
+    return value
 
 
 # --------------------------------------------------------------------------- re-exports

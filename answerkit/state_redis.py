@@ -13,7 +13,17 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from answerkit.errors import ConfigurationError, StateError
-from answerkit.state import DEFAULT_TTL, StateStore, _dumps, redact_url
+from answerkit.state import (
+    DEFAULT_TTL,
+    StateStore,
+    _check_amount,
+    _check_seconds,
+    _dumps,
+    _incr_refused,
+    _userinfo,
+    redact_url,
+    url_password,
+)
 
 if TYPE_CHECKING:
     import redis
@@ -26,20 +36,24 @@ _T = TypeVar("_T")
 def _url_secrets(url: str) -> list[str]:
     """The password(s) in ``url``, raw and decoded, to scrub from error messages."""
     try:
-        parts = urlsplit(url)
-        found = [parts.password or ""]
-        found += [v for k, v in parse_qsl(parts.query) if k.lower() in ("password", "pass", "pwd")]
+        found = [url_password(url)]
+        found += [
+            v for k, v in parse_qsl(urlsplit(url).query) if k.lower() in ("password", "pass", "pwd")
+        ]
     except ValueError:
         return []
     return [s for v in found if v for s in {v, unquote(v)} if len(s) >= 3]
 
 
-# HINCRBY once per receipt (KEYS[2]): run again, it answers the first run's result.
+# HINCRBY once per receipt (KEYS[2]): run again, it answers the first run's result. The
+# result goes back as the stored text, not HINCRBY's reply: Lua holds that as a double, so
+# past 2**53 it came back rounded (2**63 - 1 even came back as -2**63).
 _INCR_ONCE = """
 local done = redis.call('GET', KEYS[2])
-if done then return tonumber(done) end
+if done then return done end
 local value = redis.pcall('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
 if type(value) == 'table' and value.err then return value end
+value = redis.call('HGET', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('SET', KEYS[2], value, 'PX', 60000)
 return value
@@ -75,7 +89,25 @@ class RedisStore(StateStore):
         self.url = redact_url(url)
         self._secrets = _url_secrets(url)
         self.prefix = prefix
-        self._ttl_ms = max(1, int(ttl * 1000))
+        self._ttl_ms = max(1, int(self.ttl * 1000))
+        userinfo = _userinfo(url)
+        if userinfo is not None and any(c in userinfo for c in "/?#"):
+            # redis-py would read the password's start as a host or port, connect there
+            # and put that part of the password in its error messages.
+            raise ConfigurationError(
+                f"the Redis state URL {self.url} has '/', '?' or '#' in its user name or "
+                f"password: percent-encode them there (%2F, %3F, %23)"
+            )
+        try:
+            database = unquote(urlsplit(url).path).replace("/", "")
+        except ValueError:  # "redis://[::1/0": left to redis-py, whose error is reported below
+            database = ""
+        if database and not database.isdigit() and url.lower().startswith("redis"):
+            # redis-py ignores a path that is no number and uses database 0 unsaid.
+            raise ConfigurationError(
+                f"the Redis state URL {self.url} names database {database!r}: give its "
+                f"number (redis://host:6379/0)"
+            )
         if client is not None:
             kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
             if not kwargs.get("decode_responses"):
@@ -158,6 +190,7 @@ class RedisStore(StateStore):
         self._call("delete call state", lambda r: r.hdel(self._key(call_uuid), key))
 
     def incr(self, call_uuid: str, key: str, amount: int = 1) -> int:
+        _check_amount(call_uuid, key, amount)
         # A receipt key makes the increment safe to run twice: redis-py runs a command again
         # when its reply is lost, and the second run must not count again.
         receipt = f"{self.prefix}incr:{uuid.uuid4().hex}"
@@ -170,11 +203,13 @@ class RedisStore(StateStore):
                     _INCR_ONCE, 2, self._key(call_uuid), receipt, key, amount, self._ttl_ms
                 )
             except ResponseError:
-                current = r.hget(self._key(call_uuid), key)
-                raise StateError(
-                    f"cannot increment {key!r} for call {call_uuid}: it holds {current!r}, "
-                    f"not an integer"
-                ) from None
+                # Not an integer, or past 64 bits: the same words as the other backends.
+                raw = r.hget(self._key(call_uuid), key)
+                try:
+                    current = raw if raw is None else json.loads(raw)
+                except ValueError:
+                    current = raw
+                raise _incr_refused(call_uuid, key, current, amount) from None
             return int(result)
 
         return self._call("increment call state", add)
@@ -184,7 +219,10 @@ class RedisStore(StateStore):
 
     def expire(self, call_uuid: str, seconds: float) -> None:
         # Never past the TTL, which also keeps an infinite or huge value out of int().
-        ms = max(1, int(min(seconds, self.ttl) * 1000))
+        # 0 ms (PEXPIRE 0 deletes the hash) when it is due now: the other backends then
+        # forget it at once, where 1 ms left it readable to the next webhook.
+        seconds = _check_seconds("the expiry", seconds, zero=True, forever=True)
+        ms = int(min(seconds, self.ttl) * 1000)
         key = self._key(call_uuid)
         self._call("shorten call state expiry", lambda r: r.eval(_EXPIRE_SOONER, 1, key, ms))
 
@@ -192,7 +230,7 @@ class RedisStore(StateStore):
         return self.remember_all((key,), ttl)
 
     def remember_all(self, keys: Sequence[str], ttl: float) -> bool:
-        ttl_ms = max(1, int(ttl * 1000))
+        ttl_ms = max(1, int(_check_seconds("the replay window", ttl, zero=False) * 1000))
         names = [f"{self.prefix}nonce:{key}" for key in dict.fromkeys(keys)]
         # Each key holds a token of this call: when redis-py runs a SET NX again because
         # its reply was lost, the key it finds is our own, not a replay's.

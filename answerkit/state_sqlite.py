@@ -31,7 +31,9 @@ from answerkit.state import (
     DEFAULT_SQLITE_PATH,
     DEFAULT_TTL,
     StateStore,
-    _check_int,
+    _added,
+    _check_amount,
+    _check_seconds,
     _dumps,
 )
 
@@ -121,6 +123,22 @@ def _recorder(unique: list[str], ttl: float, now: float) -> Callable[[sqlite3.Co
 
 class _Connection(sqlite3.Connection):
     """A plain connection that, unlike the base class, can be weakly referenced."""
+
+
+class _ThreadEnd:
+    """Kept in a thread's ``threading.local``, so it dies with the thread (or the store)."""
+
+    __slots__ = ("__weakref__",)
+
+
+def _close_owned(conn: sqlite3.Connection, pid: int) -> None:
+    # Closed when its thread ends: left to the garbage collector, a connection warns
+    # (ResourceWarning "unclosed database", Python 3.13+) once per finished thread, and a
+    # threaded server finishes one per request. A connection inherited through fork is not
+    # this process's to close (see _open).
+    if Process.pid == pid:
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
 
 
 def _enable_wal(conn: sqlite3.Connection) -> None:
@@ -262,6 +280,9 @@ class SQLiteStore(StateStore):
         self._local.pid = pid
         self._local.file_id = file_id(self.path)
         self._local.check_at = time.monotonic() + FILE_CHECK_INTERVAL
+        thread_end = _ThreadEnd()
+        weakref.finalize(thread_end, _close_owned, conn, pid)
+        self._local.thread_end = thread_end
         self._local.conn = conn
         with self._all_lock:
             self._all.add(conn)
@@ -361,12 +382,14 @@ class SQLiteStore(StateStore):
         self._exec("delete call state", sql, (call_uuid, key))
 
     def incr(self, call_uuid: str, key: str, amount: int = 1) -> int:
+        _check_amount(call_uuid, key, amount)
+
         def add(conn: sqlite3.Connection) -> int:
             row = conn.execute(
                 "SELECT value FROM calls WHERE call_uuid = ? AND key = ? AND expires_at > ?",
                 (call_uuid, key, time.time()),
             ).fetchone()
-            new = amount + (0 if row is None else _check_int(call_uuid, key, json.loads(row[0])))
+            new = _added(call_uuid, key, 0 if row is None else json.loads(row[0]), amount)
             self._put(conn, call_uuid, key, str(new))
             return new
 
@@ -376,6 +399,7 @@ class SQLiteStore(StateStore):
         self._exec("clear call state", "DELETE FROM calls WHERE call_uuid = ?", (call_uuid,))
 
     def expire(self, call_uuid: str, seconds: float) -> None:
+        seconds = _check_seconds("the expiry", seconds, zero=True, forever=True)
         sql = "UPDATE calls SET expires_at = MIN(expires_at, ?) WHERE call_uuid = ?"
         self._exec("shorten call state expiry", sql, (time.time() + seconds, call_uuid))
 
@@ -383,6 +407,7 @@ class SQLiteStore(StateStore):
         return self.remember_all((key,), ttl)
 
     def remember_all(self, keys: Sequence[str], ttl: float) -> bool:
+        ttl = _check_seconds("the replay window", ttl, zero=False)
         unique = list(dict.fromkeys(keys))
         if not unique:
             return True

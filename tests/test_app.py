@@ -494,3 +494,9 @@ def test_a_handler_returning_xml_text_is_told_about_parse(caplog: pytest.LogCapt
     with caplog.at_level(logging.ERROR, logger="answerkit"):
         post(client, "/not-xml", CALL)
     assert any("answerkit.parse(text)" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("window", [0, -1, float("nan"), float("inf"), True])
+def test_a_replay_window_that_is_no_positive_number_is_refused_at_start(window: Any) -> None:
+    with pytest.raises(ConfigurationError, match="replay_window must be"):
+        make_flow(replay_window=window)

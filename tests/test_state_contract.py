@@ -1,0 +1,692 @@
+"""The store contract, checked the same way on every backend (memory, SQLite, a real Redis).
+
+Each test states one promise of ``answerkit.state`` and runs it against all three, so a
+backend that bends a key, a value, a counter or an expiry its own way shows up here.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import gc
+import math
+import multiprocessing
+import re
+import shutil
+import sqlite3
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from answerkit.errors import ConfigurationError, StateError
+from answerkit.state import (
+    DEFAULT_TTL,
+    MemoryStore,
+    RedisStore,
+    SQLiteStore,
+    StateStore,
+    open_store,
+    redact_url,
+)
+
+StoreFactory = Callable[..., StateStore]
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+    """Builds stores of one backend (``ttl`` may be passed); all are closed afterwards."""
+    made: list[StateStore] = []
+    kind = request.param
+    redis_url = request.getfixturevalue("redis_url") if kind == "redis" else ""
+    prefix = f"test-{uuid.uuid4().hex}:"
+
+    def factory(ttl: float = DEFAULT_TTL) -> StateStore:
+        store: StateStore
+        if kind == "memory":
+            store = MemoryStore(ttl=ttl)
+        elif kind == "sqlite":
+            store = SQLiteStore(tmp_path / "state.sqlite3", ttl=ttl)
+        else:
+            store = RedisStore(redis_url, prefix=prefix, ttl=ttl)
+        made.append(store)
+        return store
+
+    yield factory
+    for store in made:
+        store.close()
+
+
+@pytest.fixture
+def store(make_store: StoreFactory) -> StateStore:
+    return make_store()
+
+
+def _call() -> str:
+    return str(uuid.uuid4())
+
+
+# --------------------------------------------------------------------------- keys
+
+
+@pytest.mark.parametrize("key", [1, b"k", None, 1.5, ("a",)])
+def test_a_key_that_is_not_str_is_refused_before_anything_is_written(
+    store: StateStore, key: Any
+) -> None:
+    # Memory kept 1 and b"k" as given, SQLite and Redis turned 1 into "1", and only Redis
+    # turned b"k" into "k": the same code read its state back differently per backend.
+    call = _call()
+    with pytest.raises(StateError, match="keys must be str") as info:
+        store.set(call, key, "x")
+    assert repr(key) in str(info.value) and "str(key)" in str(info.value)
+    with pytest.raises(StateError, match="keys must be str"):
+        store.incr(call, key)
+    state = store.state(call)
+    with pytest.raises(StateError, match="keys must be str"):
+        state[key] = "x"
+    assert store.get_all(call) == {} and dict(state) == {}
+
+
+def test_a_key_that_is_not_valid_unicode_is_refused(store: StateStore) -> None:
+    # SQLite raised a bare UnicodeEncodeError, Redis a StateError blaming the connection.
+    call = _call()
+    for write in (lambda: store.set(call, "a\ud800", 1), lambda: store.incr(call, "a\ud800")):
+        with pytest.raises(StateError, match="lone surrogate"):
+            write()
+    assert store.get_all(call) == {}
+
+
+@pytest.mark.parametrize("key", ["", "a:b", "*", "a\x00b", "ключ", "🙂", "k" * 10_000])
+def test_any_str_key_round_trips(store: StateStore, key: str) -> None:
+    call = _call()
+    store.set(call, key, 1)
+    assert store.incr(call, key) == 2
+    assert store.get_all(call) == {key: 2} and store.get(call, key) == 2
+    store.delete(call, key)
+    assert store.get_all(call) == {}
+
+
+# --------------------------------------------------------------------------- values
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [
+        ((1, 2), [1, 2]),
+        ({1: "a", "b": (None,)}, {"1": "a", "b": [None]}),
+        (2**100, 2**100),
+        (-0.0, -0.0),
+        (1e308, 1e308),
+        (0.1 + 0.2, 0.1 + 0.2),
+        ("a\x00b\ud800\U0001f642", "a\x00b\ud800\U0001f642"),
+        ("x" * 1_000_000, "x" * 1_000_000),
+        ([[[[{"deep": [True, False, None]}]]]], [[[[{"deep": [True, False, None]}]]]]),
+    ],
+)
+def test_values_come_back_as_json_gives_them_on_every_backend(
+    store: StateStore, value: Any, stored: Any
+) -> None:
+    call = _call()
+    state = store.state(call)
+    assert len(state) == 0  # a snapshot is held, so the write below also updates it
+    state["v"] = value
+    assert state["v"] == stored and type(state["v"]) is type(stored)
+    assert store.get(call, "v") == stored and store.get_all(call) == {"v": stored}
+    assert store.state(call)["v"] == stored  # what the next webhook reads
+
+
+def _deep(levels: int) -> list[Any]:
+    outer: list[Any] = []
+    inner = outer
+    for _ in range(levels):
+        inner.append([])
+        inner = inner[0]
+    return outer
+
+
+def _circular() -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    value["self"] = value
+    return value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        object(),
+        {1, 2},
+        b"bytes",
+        float("nan"),
+        float("inf"),
+        decimal.Decimal("1.5"),
+        datetime.date(2024, 1, 1),
+        {(1, 2): "tuple key"},
+        _circular(),
+        _deep(100_000),  # used to escape as a bare RecursionError
+    ],
+    ids=lambda value: type(value).__name__,
+)
+def test_a_refused_value_is_a_state_error_and_the_old_value_stays(
+    store: StateStore, value: Any
+) -> None:
+    call = _call()
+    store.set(call, "k", "old")
+    with pytest.raises(StateError) as info:
+        store.set(call, "k", value)
+    message = str(info.value)
+    assert "'k'" in message and call in message and "JSON-serialisable" in message
+    state = store.state(call)
+    with pytest.raises(StateError):
+        state["k"] = value
+    assert store.get_all(call) == {"k": "old"} and state["k"] == "old"
+
+
+# --------------------------------------------------------------------------- CallState
+
+
+def test_call_state_is_a_full_mapping_on_every_backend(store: StateStore) -> None:
+    call = _call()
+    state = store.state(call)
+    assert len(state) == 0 and list(state) == [] and "a" not in state
+    state["a"] = 1
+    state.update({"b": [1]}, c="three")
+    state.update([("d", None)])
+    assert sorted(state) == ["a", "b", "c", "d"] and len(state) == 4
+    assert state == {"a": 1, "b": [1], "c": "three", "d": None}
+    assert sorted(state.items()) == sorted({"a": 1, "b": [1], "c": "three", "d": None}.items())
+    assert state.get("d", "default") is None and state.get("zz", "default") == "default"
+    assert state.pop("c") == "three" and state.pop("zz", "gone") == "gone"
+    with pytest.raises(KeyError):
+        state.pop("zz")
+    del state["d"]
+    with pytest.raises(KeyError):
+        del state["d"]
+    assert state.setdefault("a", 99) == 1 and state.setdefault("e", 5) == 5
+    assert store.get_all(call) == {"a": 1, "b": [1], "e": 5}
+    key, _value = state.popitem()
+    assert key not in state and key not in store.get_all(call)
+    for key in list(state):  # iterating a snapshot: deleting meanwhile is fine
+        del state[key]
+    assert len(state) == 0 and store.get_all(call) == {}
+    state["x"] = 1
+    state.clear()
+    assert dict(state) == {} and store.get_all(call) == {}
+
+
+def test_a_nested_value_changed_in_place_is_not_shown_as_saved(store: StateStore) -> None:
+    # Reads used to hand out the snapshot's own list: an append showed for the rest of the
+    # webhook, yet the store (and every later webhook) never had it.
+    call = _call()
+    state = store.state(call)
+    state["menu"] = {"tries": [1]}
+    state["menu"]["tries"].append(2)
+    assert state["menu"] == {"tries": [1]} == store.get(call, "menu")
+    assert dict(state)["menu"] == {"tries": [1]}
+    menu = state["menu"]  # the way to change it: read, change, assign back
+    menu["tries"].append(2)
+    state["menu"] = menu
+    assert store.state(call)["menu"] == {"tries": [1, 2]} == state["menu"]
+    state["seen"] = ["a"]
+    state["seen"] += ["b"]  # a read, an extend and an assignment: saved
+    assert store.get(call, "seen") == ["a", "b"] == state["seen"]
+
+
+def test_setdefault_returns_what_a_later_webhook_reads(store: StateStore) -> None:
+    call = _call()
+    state = store.state(call)
+    got = state.setdefault("path", ("menu", "sales"))
+    assert got == ["menu", "sales"] == store.state(call)["path"]  # was the tuple given
+    got.append("changed")  # not the snapshot's own list either
+    assert state["path"] == ["menu", "sales"]
+    assert state.setdefault("path", "ignored") == ["menu", "sales"]
+
+
+def test_a_refused_update_writes_nothing(store: StateStore) -> None:
+    # update() used to write the pairs before the refused one, leaving half an update.
+    call = _call()
+    state = store.state(call)
+    state["kept"] = 1
+    with pytest.raises(StateError, match="'bad'"):
+        state.update({"a": 1, "b": [2], "bad": object(), "z": 3})
+    with pytest.raises(StateError, match="keys must be str"):
+        state.update({"a": 1, 5: "x"})
+    with pytest.raises(StateError):
+        state.update([("a", 1)], bad={1, 2})
+    assert store.get_all(call) == {"kept": 1} and dict(state) == {"kept": 1}
+
+
+# --------------------------------------------------------------------------- incr
+
+
+@pytest.mark.parametrize("amount", [1.5, True, "2", None, 2**63, -(2**63) - 1])
+def test_incr_refuses_an_amount_that_is_not_a_64_bit_int(store: StateStore, amount: Any) -> None:
+    # Memory and SQLite stored 1.5 (and True as 1) and failed on the next incr; Redis
+    # refused 1.5 as "it holds None", True as a connection failure, and took "2".
+    call = _call()
+    with pytest.raises(StateError, match="amount must be an int") as info:
+        store.incr(call, "n", amount)
+    assert repr(amount) in str(info.value) and "'n'" in str(info.value)
+    with pytest.raises(StateError):
+        store.state(call).incr("n", amount)
+    assert store.get_all(call) == {}
+
+
+def test_incr_counts_within_64_bits_on_every_backend(store: StateStore) -> None:
+    # Redis counts in 64 bits and said "not an integer" past them; memory and SQLite
+    # counted on, so a counter's limit depended on where it lived.
+    call = _call()
+    top, bottom = 2**63 - 1, -(2**63)
+    assert store.incr(call, "up", top) == top
+    with pytest.raises(StateError, match="64-bit") as info:
+        store.incr(call, "up")
+    assert "'up'" in str(info.value)
+    assert store.incr(call, "down", bottom) == bottom
+    with pytest.raises(StateError, match="64-bit"):
+        store.incr(call, "down", -1)
+    store.set(call, "huge", 2**70)  # storable as a value, but past what a counter holds
+    with pytest.raises(StateError, match="64-bit"):
+        store.incr(call, "huge")
+    assert store.get_all(call) == {"up": top, "down": bottom, "huge": 2**70}
+
+
+def test_incr_returns_the_exact_count_past_2_to_the_53(store: StateStore) -> None:
+    # Redis's script handed HINCRBY's reply back through a Lua double: rounded past 2**53,
+    # and 2**63 - 1 came back as -2**63 (the stored count itself was right).
+    call = _call()
+    assert store.incr(call, "n", 2**53) == 2**53
+    assert store.incr(call, "n") == 2**53 + 1 == store.get(call, "n")
+    assert store.incr(call, "top", 2**63 - 1) == 2**63 - 1
+
+
+@pytest.mark.parametrize("value", ["abc", "5", 1.0, True, None, [1], {"n": 1}])
+def test_incr_of_a_non_integer_says_what_it_holds_on_every_backend(
+    store: StateStore, value: Any
+) -> None:
+    # Redis quoted the raw JSON ('"abc"'); the others the value and its type.
+    call = _call()
+    store.set(call, "n", value)
+    with pytest.raises(StateError, match="not an integer") as info:
+        store.incr(call, "n")
+    assert f"it holds {type(value).__name__} {value!r}, not an integer" in str(info.value)
+    assert store.get_all(call) == {"n": value}
+
+
+# --------------------------------------------------------------------------- TTL, expiry
+
+
+@pytest.mark.parametrize("ttl", [0, -1, math.nan, math.inf, "300", True])
+def test_a_ttl_that_is_not_a_positive_finite_number_is_refused(
+    make_store: StoreFactory, ttl: Any
+) -> None:
+    # NaN passed the "<= 0" check: memory then kept state for good, SQLite failed every
+    # write, Redis raised ValueError; infinity broke only Redis.
+    with pytest.raises(ConfigurationError, match="ttl must be a finite number of seconds"):
+        make_store(ttl=ttl)
+
+
+def test_expire_now_forgets_at_once_on_every_backend(store: StateStore) -> None:
+    # Redis kept a hash due "now" for another millisecond, readable by the next webhook.
+    call = _call()
+    store.set(call, "n", 1)
+    store.expire(call, 0)
+    assert store.get_all(call) == {}
+    with pytest.raises(KeyError):
+        store.get(call, "n")
+
+
+@pytest.mark.parametrize("seconds", [math.nan, -1.0, "300"])
+def test_expire_refuses_what_is_no_number_of_seconds(store: StateStore, seconds: Any) -> None:
+    # NaN: memory ignored it, SQLite failed (NOT NULL), Redis raised a bare ValueError.
+    call = _call()
+    store.set(call, "n", 1)
+    with pytest.raises(ConfigurationError, match="expiry"):
+        store.expire(call, seconds)
+    assert store.get_all(call) == {"n": 1}
+
+
+def test_a_write_after_the_hangup_brings_back_the_full_ttl(make_store: StoreFactory) -> None:
+    # A late callback writing after the Hangup's linger keeps the whole call for the TTL.
+    store = make_store(ttl=3.0)
+    call, idle = _call(), _call()
+    for target in (call, idle):
+        store.set(target, "a", 1)
+        store.expire(target, 0.3)
+    store.set(call, "b", 2)
+    store.incr(call, "late")
+    time.sleep(0.8)
+    assert store.get_all(call) == {"a": 1, "b": 2, "late": 1}
+    assert store.get_all(idle) == {}
+
+
+# --------------------------------------------------------------------------- replay record
+
+
+@pytest.mark.parametrize("window", [0, -5, math.nan, math.inf])
+def test_a_replay_window_that_is_no_positive_number_is_refused(
+    store: StateStore, window: float
+) -> None:
+    # With 0 or NaN memory and SQLite remembered nothing (replay protection silently off)
+    # while Redis remembered for a millisecond; NaN made SQLite fail and Redis raise.
+    key = f"nonce-{uuid.uuid4()}"
+    with pytest.raises(ConfigurationError, match="replay window"):
+        store.remember_all([key], window)
+    with pytest.raises(ConfigurationError, match="replay window"):
+        store.remember_once(key, window)
+    assert store.remember_once(key, 60) is True  # nothing was recorded
+
+
+@pytest.mark.parametrize("key", ["", "a:b*?", "ключ", "v1:" + "s" * 5000])
+def test_any_nonce_is_remembered_once(store: StateStore, key: str) -> None:
+    assert store.remember_all([key], 60) is True
+    assert store.remember_all([key], 60) is False
+    assert store.remember_once(key, 60) is False
+
+
+def test_memory_store_forgets_expired_nonces_without_state_writes() -> None:
+    # Only state writes purged: a flow that never writes state kept every nonce.
+    store = MemoryStore()
+    for i in range(50):
+        store.remember_once(f"n-{i}", 0.01)
+    time.sleep(0.05)
+    store._next_purge = 0.0  # a purge is due
+    assert store.remember_once("last", 60) is True
+    assert list(store._nonces) == ["last"]
+
+
+# --------------------------------------------------------------------------- concurrency
+
+
+def _workload(store: StateStore, call: str, worker: int, nonces: list[str]) -> list[bool]:
+    won = []
+    for j in range(25):
+        store.set(call, f"w{worker}-{j}", j)
+        store.incr(call, "n")
+        won.append(store.remember_once(nonces[j], 60))
+    return won
+
+
+def _check_workload(store: StateStore, call: str, results: list[list[bool]]) -> None:
+    workers = len(results)
+    expected: dict[str, Any] = {f"w{w}-{j}": j for w in range(workers) for j in range(25)}
+    expected["n"] = 25 * workers
+    assert store.get_all(call) == expected  # no write lost, none clobbered another key
+    for j in range(25):  # each nonce was fresh to exactly one worker
+        assert sum(result[j] for result in results) == 1
+
+
+def test_threads_lose_no_update_of_any_kind(store: StateStore) -> None:
+    call = _call()
+    nonces = [f"nonce-{uuid.uuid4()}" for _ in range(25)]
+    results: list[list[bool]] = [[] for _ in range(4)]
+    failures: list[BaseException] = []
+
+    def work(worker: int) -> None:
+        try:
+            results[worker] = _workload(store, call, worker, nonces)
+        except BaseException as exc:  # reported below: a thread's exception is easy to miss
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    _check_workload(store, call, results)
+
+
+def _process_workload(
+    kind: str, target: str, prefix: str, call: str, worker: int, nonces: list[str]
+) -> list[bool]:
+    store: StateStore = (
+        SQLiteStore(target) if kind == "sqlite" else RedisStore(target, prefix=prefix)
+    )
+    try:
+        return _workload(store, call, worker, nonces)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+@pytest.mark.timeout(120)
+def test_processes_lose_no_update_of_any_kind(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    target = (
+        str(tmp_path / "shared.sqlite3")
+        if kind == "sqlite"
+        else request.getfixturevalue("redis_url")
+    )
+    prefix = f"test-{uuid.uuid4().hex}:"
+    call = _call()
+    nonces = [f"nonce-{uuid.uuid4()}" for _ in range(25)]
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        results = pool.starmap(
+            _process_workload, [(kind, target, prefix, call, w, nonces) for w in range(3)]
+        )
+    store: StateStore = (
+        SQLiteStore(target) if kind == "sqlite" else RedisStore(target, prefix=prefix)
+    )
+    try:
+        _check_workload(store, call, results)
+    finally:
+        store.close()
+
+
+# --------------------------------------------------------------------------- unreachable
+
+
+def test_sqlite_directory_removed_under_the_store_is_a_state_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import answerkit.state_sqlite as state_sqlite
+
+    monkeypatch.setattr(state_sqlite, "FILE_CHECK_INTERVAL", 0.0)
+    where = tmp_path / "gone"
+    where.mkdir()
+    store = SQLiteStore(where / "state.sqlite3")
+    store.set("c", "k", 1)
+    shutil.rmtree(where)
+    operations: list[Callable[[], object]] = [
+        lambda: store.set("c", "k", 2),
+        lambda: store.get_all("c"),
+        lambda: store.incr("c", "n"),
+        lambda: store.remember_all(["n"], 60),
+        lambda: store.expire("c", 10),
+        lambda: store.clear("c"),
+        store.ping,
+    ]
+    for operation in operations:
+        with pytest.raises(StateError, match="directory exists") as info:
+            operation()
+        assert str(where / "state.sqlite3") in str(info.value)
+    store.close()
+
+
+def test_sqlite_full_disk_is_a_state_error_and_the_old_value_stays(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "full.sqlite3")
+    call = _call()
+    store.set(call, "k", "old")
+    store._connect().execute("PRAGMA max_page_count = 2")  # as if the disk were full
+    with pytest.raises(StateError, match="disk is not full"):
+        store.set(call, "k", "x" * 100_000)
+    assert store.get_all(call) == {"k": "old"}
+    store.close()
+
+
+# --------------------------------------------------------------------------- URLs
+
+
+@pytest.mark.parametrize("password", ["Zqx/Ykw-9w7", "Zqx#Ykw-9w7", "Zqx?Ykw-9w7", "Zq@x/Ykw-9w7"])
+def test_a_password_with_unencoded_delimiters_never_shows(password: str) -> None:
+    # urlsplit ends the host part at the first "/", "?" or "#": the password was taken for
+    # a path, query or fragment and printed whole in the errors of open_store.
+    pieces = [piece for piece in re.split(r"[/?#@]", password) if len(piece) >= 3]
+    for url in (f"redis://user:{password}@127.0.0.1:6379/0", f"redis://:{password}@h:6379/0"):
+        with pytest.raises(ConfigurationError, match="percent-encode") as info:
+            open_store(url)
+        for text in (str(info.value), redact_url(url)):
+            assert not any(piece in text for piece in pieces), text
+    with pytest.raises(ConfigurationError) as unknown:
+        open_store(f"postgres://user:{password}@db/x")
+    assert not any(piece in str(unknown.value) for piece in pieces), str(unknown.value)
+
+
+def test_a_redis_database_that_is_no_number_is_refused() -> None:
+    # redis-py ignored the path and used database 0 without a word.
+    with pytest.raises(ConfigurationError, match="names database 'one'"):
+        open_store("redis://127.0.0.1:6379/one")
+    with pytest.raises(ConfigurationError, match="IPv6"):  # a bare ValueError would escape
+        open_store("redis://[::1:6379/0")
+    for fine in ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379/", "rediss://h/12"):
+        open_store(fine).close()
+
+
+def test_an_encoded_password_still_works(redis_url: str) -> None:
+    # Percent-encoding, as the error says, is accepted (Redis without auth ignores it).
+    store = open_store(redis_url.replace("redis://", "redis://:pa%2Fss@"))
+    try:
+        assert "pa%2Fss" not in repr(store) and "pa/ss" not in repr(store)
+        store.ping()
+    finally:
+        store.close()
+
+
+def test_url_schemes_are_case_insensitive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_url: str
+) -> None:
+    # "SQLITE:///..." worked but "REDIS://..." reached redis-py, which refused it.
+    monkeypatch.chdir(tmp_path)
+    sqlite_store = open_store("SQLite:///upper.sqlite3")
+    redis_store = open_store(redis_url.replace("redis://", "REDIS://"))
+    try:
+        assert isinstance(sqlite_store, SQLiteStore) and sqlite_store.path == "upper.sqlite3"
+        assert isinstance(redis_store, RedisStore)
+        redis_store.ping()
+        assert isinstance(open_store("Memory://"), MemoryStore)
+    finally:
+        sqlite_store.close()
+        redis_store.close()
+
+
+def test_a_url_without_scheme_separator_is_shown_as_given() -> None:
+    # The error used to quote 'sqlite://relative.db', a URL the user never wrote.
+    with pytest.raises(ConfigurationError) as info:
+        open_store("sqlite:relative.db")
+    assert "'sqlite:relative.db'" in str(info.value)
+    with pytest.raises(ConfigurationError) as secret:
+        open_store("redis:user:hunter2pw@host")
+    assert "hunter2pw" not in str(secret.value)
+
+
+def test_reprs_and_errors_never_show_the_password() -> None:
+    store = RedisStore("redis://user:hunter2-secret@127.0.0.1:1/0?password=other-secret")
+    try:
+        for text in (repr(store), str(store), store.url):
+            assert "hunter2-secret" not in text and "other-secret" not in text
+    finally:
+        store.close()
+
+
+# --------------------------------------------------------------------------- cleanup
+
+
+def _checkpoint_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "answerkit-sqlite-checkpoint"]
+
+
+def test_closed_stores_leave_no_thread_and_no_resource_warning(
+    make_store: StoreFactory,
+) -> None:
+    before = set(_checkpoint_threads())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            store = make_store()
+            worker = threading.Thread(target=store.incr, args=("c", "n"))
+            worker.start()
+            worker.join()
+            store.set("c", "k", 1)
+            store.close()
+        del store, worker
+        gc.collect()
+    assert set(_checkpoint_threads()) <= before
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+def test_a_sqlite_connection_is_closed_when_its_thread_ends(tmp_path: Path) -> None:
+    # Left to the garbage collector, each warned "unclosed database" (ResourceWarning,
+    # Python 3.13+): one per request under a server that starts a thread per request.
+    store = SQLiteStore(tmp_path / "threads.sqlite3")
+    held: list[sqlite3.Connection] = []
+    worker = threading.Thread(target=lambda: held.append(store._connect()))
+    worker.start()
+    worker.join()
+    del worker
+    gc.collect()
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        held[0].execute("SELECT 1")
+    store.set("c", "k", 1)  # the store's other connections are untouched
+    main = store._connect()
+    store.close()
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        main.execute("SELECT 1")
+
+
+def test_redis_close_disconnects_every_connection(redis_url: str) -> None:
+    import redis
+
+    watcher = redis.Redis.from_url(redis_url, decode_responses=True)
+    name = f"answerkit-test-{uuid.uuid4().hex}"
+    store = RedisStore(f"{redis_url}?client_name={name}", prefix=f"test-{uuid.uuid4().hex}:")
+
+    def ours() -> int:
+        return sum(client.get("name") == name for client in watcher.client_list())
+
+    threads = [threading.Thread(target=store.get_all, args=("c",)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert ours() >= 1
+    store.close()
+    deadline = time.monotonic() + 10  # the server notices a closed socket on its next loop
+    while ours() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert ours() == 0
+    watcher.close()
+
+
+@pytest.mark.parametrize("scheme", ["memory://", "sqlite:///{tmp}/t.db"])
+def test_the_state_url_sets_the_ttl(scheme: str, tmp_path: Any) -> None:
+    from answerkit.state import open_store
+
+    store = open_store(scheme.format(tmp=tmp_path) + "?ttl=90")
+    try:
+        assert store.ttl == 90.0
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("query", ["ttl=0", "ttl=abc", "ttl=", "ttl=inf", "mode=ro"])
+def test_a_bad_state_url_query_is_refused(query: str, tmp_path: Any) -> None:
+    from answerkit.state import open_store
+
+    with pytest.raises(ConfigurationError):
+        open_store(f"sqlite:///{tmp_path}/t.db?{query}")
+
+
+def test_a_redis_url_gives_its_ttl_and_passes_the_rest_to_redis_py(redis_url: str) -> None:
+    from answerkit.state import open_store
+
+    store = open_store(f"{redis_url}?ttl=90&socket_timeout=5")
+    try:
+        store.set("ttl-call", "k", 1)
+        assert store.ttl == 90.0 and store.get_all("ttl-call") == {"k": 1}
+    finally:
+        store.close()
