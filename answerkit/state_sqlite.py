@@ -186,6 +186,7 @@ class SQLiteStore(StateStore):
         self._all: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._all_lock = threading.Lock()
         self._abandoned: list[sqlite3.Connection] = []
+        self._closed = False
         self._checkpointer: Checkpointer | None = None
         fork_aware.add(self)
         self._run("open", lambda conn: conn.executescript(_SCHEMA))
@@ -252,6 +253,9 @@ class SQLiteStore(StateStore):
 
     def _open(self, conn: sqlite3.Connection | None) -> sqlite3.Connection:
         """A new connection for this thread (``conn``: the one it had before a fork)."""
+        if self._closed:
+            # Reopening would also start a checkpoint thread that nothing stops any more.
+            raise StateError(f"SQLite state store {self.path}: closed; open a new store")
         pid = Process.pid
         if conn is not None:
             # Inherited through fork: SQLite forbids using it in the child, and closing it
@@ -423,6 +427,7 @@ class SQLiteStore(StateStore):
         self._run("answer a ping", lambda conn: conn.execute("SELECT 1").fetchone())
 
     def close(self) -> None:
+        self._closed = True
         with self._all_lock:
             conns = list(self._all)
             self._all.clear()

@@ -690,3 +690,16 @@ def test_a_redis_url_gives_its_ttl_and_passes_the_rest_to_redis_py(redis_url: st
         assert store.ttl == 90.0 and store.get_all("ttl-call") == {"k": 1}
     finally:
         store.close()
+
+
+def test_a_closed_sqlite_store_is_not_reopened_behind_your_back(tmp_path: Path) -> None:
+    """Reopening would also start a background checkpoint thread nothing stops any more."""
+    from answerkit.state_sqlite import SQLiteStore
+
+    store = SQLiteStore(str(tmp_path / "closed.db"))
+    store.set("c", "k", 1)
+    store.close()
+    before = threading.active_count()
+    with pytest.raises(StateError, match="closed"):
+        store.set("c", "k", 2)
+    assert threading.active_count() == before
