@@ -19,6 +19,7 @@ from answerkit.errors import ElementError
 from answerkit.parse import parse
 from answerkit.request import CallRequest, Event
 from answerkit.signature import sign
+from answerkit.state import MemoryStore
 
 SAMPLE_CALL = {
     "CallUUID": "00000000-check-4000-8000-000000000001",
@@ -119,13 +120,32 @@ def none_answers(flow: CallFlow) -> Iterator[list[str]]:
             handlers[event] = handler
 
 
+@contextmanager
+def scratch_state(flow: CallFlow) -> Iterator[None]:
+    """The flow's webhooks keep their state and replay records in memory meanwhile: a
+    check's sample calls must not land in the store the environment names (production's
+    Redis, say), nor need it to be reachable."""
+    dispatcher = flow.dispatcher()
+    original = dispatcher.store
+    scratch = MemoryStore()
+    dispatcher.store = lambda: scratch
+    try:
+        yield
+    finally:
+        dispatcher.store = original
+
+
 def check_flow(flow: CallFlow) -> list[CheckResult]:
     """Send one signed sample webhook per (route, event) and validate each answer."""
     app = Flask(f"check-{flow.name}")
     flow.register(app, flow._mount_prefix)
     client = app.test_client()
     results: list[CheckResult] = []
-    with handler_errors([flow]) as errors, none_answers(flow) as returned_none:
+    with (
+        handler_errors([flow]) as errors,
+        none_answers(flow) as returned_none,
+        scratch_state(flow),
+    ):
         for route in flow.routes:
             for event in route.events:
                 name = event or (

@@ -200,3 +200,25 @@ def test_a_call_whose_handler_fails_fails(tmp_path: Path) -> None:
     out = io.StringIO()
     assert run_terminal_call(Namespace(app=str(app), digits="-"), stdout=out) == 1
     assert "handler error: answer: RuntimeError: oops" in out.getvalue()
+
+
+def test_check_keeps_its_sample_calls_out_of_the_flows_store(tmp_path: Path) -> None:
+    """A check run in CI with production's ANSWERKIT_STATE_URL must not write sample calls
+    (state, replay records) there, nor need that store to be reachable."""
+    from answerkit import CallFlow, CallRequest, Hangup, Response, Speak
+    from answerkit.check import check_flow
+    from answerkit.state import MemoryStore
+
+    production = MemoryStore()
+    flow = CallFlow("store", public_url="https://v.example.com", auth_token="t" * 20,
+                    state=production)  # fmt: skip
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        call.state["seen"] = True
+        return Response(Speak("Hi."), Hangup())
+
+    results = check_flow(flow)
+    assert results and all(r.ok for r in results), results
+    assert not production._calls and not production._nonces
+    assert flow.dispatcher().store() is production  # put back
