@@ -31,6 +31,7 @@ import argparse
 import http.client
 import itertools
 import json
+import math
 import multiprocessing as mp
 import os
 import random
@@ -284,7 +285,9 @@ def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+    # Nearest rank, ceil(q * n) (int(q * n) took the next rank up: p99 of 100 was the max).
+    rank = math.ceil(q * len(ordered) - 1e-9)
+    return ordered[min(len(ordered) - 1, max(0, rank - 1))]
 
 
 def run_scenario(state: str, *, seconds: float, procs: int, calls: int, workers: int,
