@@ -321,6 +321,8 @@ def test_redis_two_processes_lose_no_update(redis_url: str) -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+# Forking a threaded process is the point here (a --preload master): 3.12+ warns about it.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_sqlite_store_inherited_through_fork(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "fork.sqlite3")
     call = _call()
