@@ -76,6 +76,7 @@ class HandlerThreads:
                 else:
                     idle.release()
                     future.set_result(result)
+                    del result  # the handler's Response: the caller holds it if it wants it
             # Drop the finished work's references before waiting: an idle thread must not
             # keep a request's objects alive.
             del future, fn, args

@@ -17,8 +17,9 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
+from functools import partial
 from types import FrameType, MappingProxyType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from answerkit._handler_threads import HandlerThreads
 from answerkit._params import ParamsLike
@@ -83,6 +84,48 @@ EMPTY_DOCUMENT = Response().to_bytes()
 
 class HandlerTimeout(AnswerkitError):
     """A handler ran past the flow's deadline; the fallback document was served."""
+
+
+class _HandlerState(CallState):
+    """``call.state`` as a handler sees it: written through until the handler is abandoned
+    at its deadline, refused after.
+
+    Off the main thread the deadline cannot interrupt a handler (see DeadlineRunner): it
+    runs on while the caller hears the fallback, and Vobiz goes on with the call (its
+    Hangup webhook clears the state). A write landing after that would bring the state back
+    for the whole TTL, or show a later webhook the work of a handler whose answer was never
+    used. A write already under way at the deadline may still land.
+    """
+
+    __slots__ = ("abandoned",)
+
+    def __init__(self, store: StateStore, call_uuid: str) -> None:
+        super().__init__(store, call_uuid)
+        self.abandoned = False
+
+    def _writable(self) -> None:
+        if self.abandoned:
+            # Raised in the abandoned handler, which stops there as SIGALRM would stop it.
+            raise HandlerTimeout(
+                f"call {self.call_uuid}: state write refused: the handler is past its "
+                "deadline and the caller was answered with the fallback"
+            )
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._writable()
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self._writable()
+        super().__delitem__(key)
+
+    def incr(self, key: str, amount: int = 1) -> int:
+        self._writable()
+        return super().incr(key, amount)
+
+    def clear(self) -> None:
+        self._writable()
+        super().clear()
 
 
 # Named tuples, not frozen dataclasses: as immutable, and a third of the cost to build
@@ -233,14 +276,50 @@ class DeadlineRunner:
         # The handler's thread sees the caller's context variables: Flask's app and request
         # contexts, a tracing span.
         context = contextvars.copy_context()
+        given_up = threading.Event()
+        context.run(_GIVEN_UP.set, given_up)  # in the handler's context only
         future: Future[Response | None] = self._threads.submit(context.run, handler, call)
         try:
             return future.result(timeout=self.seconds)
         except FutureTimeout:
             # Still queued (every handler thread busy): it must never start, since the
             # caller is being told to hang up. One already running goes on; see above.
-            future.cancel()
+            if not future.cancel():
+                given_up.set()  # its later transfers are refused (see handler_given_up)
+                state = getattr(call, "state", None)
+                if isinstance(state, _HandlerState):
+                    state.abandoned = True  # its later writes are refused
+                # Nobody reads the future any more: an error it ends with must still be
+                # logged, or it would vanish (a failed transfer, a bug past the deadline).
+                future.add_done_callback(partial(_log_late, call))
             raise HandlerTimeout("handler deadline passed") from None
+
+
+#: Set, in a handler's own context, when DeadlineRunner stops waiting for it.
+_GIVEN_UP: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
+    "answerkit_handler_given_up", default=None
+)
+
+
+def handler_given_up() -> bool:
+    """Whether the handler running in this context is past its deadline and abandoned: the
+    caller was answered with the fallback, and what it does now acts on a call Vobiz has
+    moved on with (a transfer would move it again)."""
+    given_up = _GIVEN_UP.get()
+    return given_up is not None and given_up.is_set()
+
+
+def _log_late(call: CallRequest | None, future: Future[Response | None]) -> None:
+    exc = future.exception()
+    if exc is None or isinstance(exc, HandlerTimeout):  # HandlerTimeout: a refused write
+        return
+    log.error(
+        "call %s: handler failed after its deadline (the fallback was already served): %s: %s",
+        loggable(call.call_uuid) if call is not None else "-",
+        type(exc).__name__,
+        exc,
+        exc_info=exc,
+    )
 
 
 def loggable(value: str) -> str:
@@ -298,7 +377,7 @@ class Dispatcher:
             log.warning("flow %s route %s: %s", self.flow_name, route.name, exc)
             return WebhookReply(400, f"{exc}\n".encode(), "text/plain; charset=utf-8")
         if call.call_uuid:  # a transcription may carry none: its state is its own, unsaved
-            call._attach_state(CallState(self.store(), call.call_uuid))
+            call._attach_state(_HandlerState(self.store(), call.call_uuid))
         event = str(call.event.value if isinstance(call.event, Event) else call.event)
         status_event = route.status_callback or event in STATUS_EVENTS
         handler = route.handler_for(event)

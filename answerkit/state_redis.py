@@ -237,8 +237,9 @@ class RedisStore(StateStore):
         token = uuid.uuid4().hex
 
         def record(r: redis.Redis) -> bool:
-            # One round trip for all keys; each SET NX stands alone, so no MULTI is needed.
-            pipe = r.pipeline(transaction=False)
+            # One round trip, in MULTI/EXEC: two copies of one request interleaving their
+            # SET NXs would each win one key and lose the other, and both be refused.
+            pipe = r.pipeline(transaction=len(names) > 1)
             for name in names:
                 pipe.set(name, token, nx=True, px=ttl_ms)
             missed = [name for name, ok in zip(names, pipe.execute(), strict=True) if not ok]

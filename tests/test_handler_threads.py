@@ -160,3 +160,108 @@ def test_a_child_forked_while_the_pool_lock_is_held_can_submit() -> None:
     with threads._lock:  # as if a request thread were inside submit() at the fork
         got = in_a_forked_child(lambda: threads.submit(lambda: "child").result(5) == "child")
     assert got == "ok"
+
+
+def test_a_handler_failing_after_its_deadline_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    from answerkit.dispatch import DeadlineRunner, HandlerTimeout
+
+    runner = DeadlineRunner(0.2)
+    release = threading.Event()
+
+    def crm_lookup(call: object) -> None:
+        release.wait(10)
+        raise ConnectionError("crm unreachable")  # long after the caller heard the fallback
+
+    outcomes: list[str] = []
+
+    def serve() -> None:  # a threaded server's request thread
+        try:
+            runner.run(crm_lookup, None)  # type: ignore[arg-type]
+        except HandlerTimeout:
+            outcomes.append("fallback")
+
+    request_thread = threading.Thread(target=serve)
+    request_thread.start()
+    request_thread.join()
+    assert outcomes == ["fallback"]
+    with caplog.at_level("ERROR", logger="answerkit"):
+        release.set()
+        for _ in range(500):  # the abandoned handler ends on its own thread
+            if any("crm unreachable" in r.getMessage() for r in caplog.records):
+                break
+            time.sleep(0.01)
+    late = [r for r in caplog.records if "crm unreachable" in r.getMessage()]
+    assert len(late) == 1 and "after its deadline" in late[0].getMessage()
+    assert late[0].exc_info is not None  # with its traceback, like any handler failure
+
+
+def test_an_idle_thread_keeps_no_result_alive() -> None:
+    import gc
+    import weakref
+
+    class Reply:
+        pass
+
+    threads = HandlerThreads(1)
+    made: list[weakref.ref[Reply]] = []
+
+    def handler() -> Reply:
+        reply = Reply()
+        made.append(weakref.ref(reply))
+        return reply
+
+    assert isinstance(threads.submit(handler).result(timeout=5), Reply)
+    for _ in range(500):  # the thread drops its references once the future is done
+        gc.collect()
+        if made[0]() is None:
+            break
+        time.sleep(0.01)
+    assert made[0]() is None  # the caller dropped it; the idle thread must not hold it
+
+
+def test_a_transfer_asked_for_after_the_deadline_is_not_sent(local_vobiz: object) -> None:
+    """Off the main thread the deadline cannot stop a handler: the caller gets the fallback
+    and Vobiz moves on, so a transfer the handler asks for afterwards must not be sent (it
+    would move a call that was told to hang up)."""
+    from answerkit import CallFlow, CallRequest, Hangup, Response, sign
+    from answerkit.testing import LocalVobiz
+
+    assert isinstance(local_vobiz, LocalVobiz)
+    live = local_vobiz.add_call()
+    flow = CallFlow("late", public_url="https://v.example.com", auth_token="t" * 20,
+                    state="memory://", deadline=0.3)  # fmt: skip
+    flow.transfers.client = local_vobiz.client()
+    outcome: list[BaseException | None] = []
+
+    @flow.route("/slow")
+    def slow(call: CallRequest) -> Response:
+        time.sleep(0.8)
+        try:
+            flow.transfer(call.call_uuid, aleg="hold")
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+            raise
+        return Response(Hangup())
+
+    @flow.route("/hold")
+    def hold(call: CallRequest) -> Response:
+        return Response(Hangup())
+
+    client = flow.create_app().test_client()
+    replies: list[bytes] = []
+
+    def post() -> None:  # a request thread, as in a threaded server
+        headers = sign("https://v.example.com/slow", "t" * 20)
+        reply = client.post("/slow", data={"CallUUID": live.call_uuid}, headers=headers)
+        replies.append(reply.data)
+
+    worker = threading.Thread(target=post)
+    worker.start()
+    worker.join()
+    assert b"Hangup" in replies[0]  # the fallback, at the deadline
+    deadline = time.monotonic() + 5
+    while not outcome and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert outcome and type(outcome[0]).__name__ == "HandlerTimeout", outcome
+    assert not [r for r in local_vobiz.requests if r.method == "POST"]
