@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,12 @@ def answer(call):
 @flow.route("/answer", event="Hangup")
 def hangup(call):
     return None
+
+@flow.route("/busy")
+def busy(call):
+    import time
+    time.sleep(0.5)  # holds its worker, so a request sent meanwhile goes to the other one
+    return Response(Speak(f"pid {os.getpid()}"))
 
 app = flow.create_app()
 '''
@@ -81,8 +88,8 @@ def test_signed_webhooks_share_state_across_workers(gunicorn_url: str) -> None:
               "Event": "StartApp", "CallStatus": "in-progress", "Direction": "inbound"}
     pids = set()
     texts = []
-    while len(texts) < 40 or (len(pids) < 2 and len(texts) < 400):
-        # A new connection each time, so both workers take requests.
+    for _ in range(60):
+        # A new connection each time, so either worker may take it.
         r = requests.post(url, data=params, headers={**sign(url, TOKEN), "Connection": "close"})
         assert r.status_code == 200 and r.headers["Content-Type"].startswith("application/xml")
         text = parse(r.content).children[0].text or ""
@@ -90,6 +97,20 @@ def test_signed_webhooks_share_state_across_workers(gunicorn_url: str) -> None:
         pids.add(text.split("pid ")[1])
     visits = [int(t.split()[1]) for t in texts]
     assert visits == list(range(1, len(texts) + 1))  # no update lost, whichever worker served
+    # Both workers serve, and share the state: two requests at once to a route that holds
+    # its worker go one to each (sequential ones may all land on one worker when the
+    # machine is busy), then the next visit counts on from the sequence above.
+    busy = gunicorn_url + "/busy"
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(
+            lambda _: requests.post(busy, data=params, headers=sign(busy, TOKEN)), range(2)
+        ))  # fmt: skip
+    busy_pids = {parse(a.content).children[0].text for a in answers}
+    assert len(busy_pids) == 2, busy_pids
+    pids |= {p.split("pid ")[1] for p in busy_pids if p}
+    r = requests.post(url, data=params, headers=sign(url, TOKEN))
+    texts.append(parse(r.content).children[0].text or "")
+    assert texts[-1].startswith(f"visit {len(texts)} ")
     assert len(pids) == 2
     assert requests.post(url, data=params).status_code == 403  # unsigned
     r = requests.post(url, data={**params, "Event": "Hangup"}, headers=sign(url, TOKEN))
