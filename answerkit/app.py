@@ -550,5 +550,3 @@ def _clean_prefix(prefix: str | None) -> str:
     if not prefix or prefix == "/":
         return ""
     return "/" + prefix.strip("/")
-
-

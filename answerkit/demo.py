@@ -152,9 +152,10 @@ def _play(verbose: bool) -> int:
             room = warm.room_for(caller.call_uuid)
             members = sim.conference(room).members
             joined = bool(agents) and caller in members and agents[0] in members
-            print(f"\nroom {room}: " + ", ".join(
-                "caller" if m is caller else "agent" for m in members
-            ))
+            print(
+                f"\nroom {room}: "
+                + ", ".join("caller" if m is caller else "agent" for m in members)
+            )
             caller.hangup()
             sim.run_until_idle()
             print(_section("caller", caller))

@@ -71,14 +71,27 @@ def make_flow(**kwargs: Any) -> CallFlow:
     return flow
 
 
-def post(client: Any, path: str, params: dict[str, str], *, url: str | None = None,
-         token: str = TOKEN, headers: dict[str, str] | None = None) -> Any:
+def post(
+    client: Any,
+    path: str,
+    params: dict[str, str],
+    *,
+    url: str | None = None,
+    token: str = TOKEN,
+    headers: dict[str, str] | None = None,
+) -> Any:
     signed = sign(url or PUBLIC + path, token)
     return client.post(path, data=params, headers={**signed, **(headers or {})})
 
 
-CALL = {"CallUUID": "c-1", "From": "14155550100", "To": "14155550199",
-        "Direction": "inbound", "CallStatus": "ringing", "Event": "StartApp"}
+CALL = {
+    "CallUUID": "c-1",
+    "From": "14155550100",
+    "To": "14155550199",
+    "Direction": "inbound",
+    "CallStatus": "ringing",
+    "Event": "StartApp",
+}
 
 
 @pytest.fixture
@@ -264,8 +277,11 @@ def test_forwarded_headers_only_with_trusted_proxies() -> None:
             return Response(Speak("hi"))
 
         c = flow.create_app().test_client()
-        headers = {**sign("https://tunnel.example.org/answer", TOKEN),
-                   "X-Forwarded-Proto": "https", "X-Forwarded-Host": "tunnel.example.org"}
+        headers = {
+            **sign("https://tunnel.example.org/answer", TOKEN),
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Host": "tunnel.example.org",
+        }
         assert c.post("/answer", data=CALL, headers=headers).status_code == expected
 
 

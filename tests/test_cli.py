@@ -55,9 +55,7 @@ def test_check_passes_on_every_example(name: str, capsys: pytest.CaptureFixture[
     assert main(["check", str(ROOT / f"examples/{name}.py")]) == 0, capsys.readouterr().out
 
 
-def test_check_fails_on_a_broken_flow(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_check_fails_on_a_broken_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     app = tmp_path / "broken_app.py"
     app.write_text(BROKEN_APP)
     assert main(["check", str(app)]) == 1
@@ -76,9 +74,23 @@ def test_missing_configuration_is_a_clear_error(
 
 def test_scripted_call_from_the_terminal_never_waits() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "answerkit.cli", "call", str(ROOT / "examples/ivr.py"),
-         "--route", "main", "--digits", "2", "--dial", "answer"],
-        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "answerkit.cli",
+            "call",
+            str(ROOT / "examples/ivr.py"),
+            "--route",
+            "main",
+            "--digits",
+            "2",
+            "--dial",
+            "answer",
+        ],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
         env={**ENV, "PATH": "/usr/bin:/bin"},
     )
     assert proc.returncode == 0, proc.stderr
@@ -89,7 +101,10 @@ def test_demo_plays_a_complete_call() -> None:
     # With a proxy in the environment that answers nothing: the demo talks to 127.0.0.1 only.
     proc = subprocess.run(
         [sys.executable, "-m", "answerkit.cli", "demo"],
-        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
         env={**os.environ, "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9"},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -114,9 +129,18 @@ def test_run_serves_the_app_and_prints_its_routes(tmp_path: Path) -> None:
     public = f"http://127.0.0.1:{port}"
     out = (tmp_path / "out.txt").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "answerkit.cli", "run", str(ROOT / "examples/ivr.py"),
-         "--port", str(port)],
-        stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "answerkit.cli",
+            "run",
+            str(ROOT / "examples/ivr.py"),
+            "--port",
+            str(port),
+        ],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
         env={**ENV, "ANSWERKIT_PUBLIC_URL": public, "PATH": "/usr/bin:/bin"},
     )
     try:
@@ -128,8 +152,12 @@ def test_run_serves_the_app_and_prints_its_routes(tmp_path: Path) -> None:
             except OSError:
                 time.sleep(0.1)
         url = f"{public}/main"
-        params = {"CallUUID": "run-1", "From": "14155550100", "To": "14155550199",
-                  "Event": "StartApp"}
+        params = {
+            "CallUUID": "run-1",
+            "From": "14155550100",
+            "To": "14155550199",
+            "Event": "StartApp",
+        }
         r = requests.post(url, data=params, headers=sign(url, ENV["VOBIZ_AUTH_TOKEN"]), timeout=10)
         assert r.status_code == 200
         assert parse(r.content).children[0].tag == "Gather"
@@ -173,9 +201,7 @@ def test_a_module_that_does_not_exist_is_a_clear_error(
     assert "no module named 'no_such_app_module_here'" in err and "Traceback" not in err
 
 
-def test_a_local_call_needs_no_settings(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_a_local_call_needs_no_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # Nothing leaves the machine: token, public URL and state are stood in when unset,
     # and put back afterwards; no state file is left in the working directory.
     for key in ENV:

@@ -267,9 +267,7 @@ _NO_PORT = ["https://a:xyz/x.mp3", "https://a:99999/x", "https://a:65536", "http
 @pytest.mark.parametrize(
     ("url", "says"), [(u, "URL") for u in _NO_HOST] + [(u, "port") for u in _NO_PORT]
 )
-def test_url_without_a_host_or_with_a_port_that_is_no_port_is_refused(
-    url: str, says: str
-) -> None:
+def test_url_without_a_host_or_with_a_port_that_is_no_port_is_refused(url: str, says: str) -> None:
     wss = url.replace("https", "wss")
     for make in (Play, Redirect, lambda u: Gather(action=u), lambda u: Stream(wss)):
         with pytest.raises(ElementError, match=says):
@@ -420,8 +418,8 @@ def test_placeholders_in_text_attributes_are_refused(make: Any, src: str) -> Non
 def test_the_shortest_e164_numbers_in_service_are_taken(number: str) -> None:
     """Niue and Saint Helena numbers have seven digits with the country code; E.164 sets no
     minimum, and 7 is the shortest in service (the webhook side normalises from 7 too)."""
-    assert parse(Response(Dial(Number(number), caller_id=number)).to_xml()).to_xml().count(
-        number
-    ) == 2
+    assert (
+        parse(Response(Dial(Number(number), caller_id=number)).to_xml()).to_xml().count(number) == 2
+    )
     with pytest.raises(ElementError):
         Number("+683400")

@@ -107,7 +107,9 @@ def test_forwarding_tries_each_number_in_turn_then_voicemail(
     sim = sim_for(load_example("forwarding"))
     t = sim.call("forward", dial="busy,no-answer,failed").run()
     assert [d["numbers"] for d in t.dials] == [
-        ["+14155550121"], ["+14155550122"], ["sip:oncall@example.sip.vobiz.ai"]
+        ["+14155550121"],
+        ["+14155550122"],
+        ["sip:oncall@example.sip.vobiz.ai"],
     ]
     assert t.said("Please leave a message after the beep.")
 

@@ -569,9 +569,7 @@ def test_signed_for_the_forwarded_url_behind_a_trusted_proxy(
 
 
 @pytest.mark.parametrize("host", ["[", "a]b", "[::1"])
-def test_malformed_forwarded_host_is_refused_with_403(
-    proxied: tuple[Any, Runs], host: str
-) -> None:
+def test_malformed_forwarded_host_is_refused_with_403(proxied: tuple[Any, Runs], host: str) -> None:
     client, runs = proxied
     before = runs.total()
     response = client.post("/answer", data=CALL, headers={"X-Forwarded-Host": host})
@@ -1044,8 +1042,11 @@ def raw_requests(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.integers(0, 5)) == 0:
         body = text.encode("latin-1", "replace")
     content_type = draw(st.one_of(st.none(), st.just(FORM), _content_type))
-    length = draw(st.sampled_from(
-        ["exact"] * 12 + ["missing", "short", "long", "-1", "junk", " 1", "huge", "chunked"]))
+    length = draw(
+        st.sampled_from(
+            ["exact"] * 12 + ["missing", "short", "long", "-1", "junk", " 1", "huge", "chunked"]
+        )
+    )
     uuids = [v for k, v in pairs if k == "CallUUID"]
     vobiz_like = (
         path in _RAW_ROUTES

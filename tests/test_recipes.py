@@ -22,8 +22,9 @@ from answerkit.testing import CallSimulator
 
 
 def new_flow() -> CallFlow:
-    flow = CallFlow("r", public_url="https://voice.example.com", auth_token="t" * 20,
-                    state=MemoryStore())
+    flow = CallFlow(
+        "r", public_url="https://voice.example.com", auth_token="t" * 20, state=MemoryStore()
+    )
     flow.route("/sales")(lambda call: Response(Speak("sales"), Hangup()))
     return flow
 
@@ -55,7 +56,9 @@ def test_ivr_callable_targets_and_speech_hints(
 ) -> None:
     flow = new_flow()
     menu = IVRMenu(
-        flow, "main", prompt="Say sales or press 1",
+        flow,
+        "main",
+        prompt="Say sales or press 1",
         options={"1": Option(lambda call: Response(Speak("direct"), Hangup()), ("sales",))},
     )
     doc = menu.prompt_document()
@@ -72,8 +75,13 @@ def test_forwarding_simultaneous_rings_everyone_at_once(
     call_simulator: Callable[..., CallSimulator],
 ) -> None:
     flow = new_flow()
-    Forwarding(flow, "fwd", numbers=["+14155550121", "sip:a@example.com"],
-               caller_id="+14155550100", fallback="sales")
+    Forwarding(
+        flow,
+        "fwd",
+        numbers=["+14155550121", "sip:a@example.com"],
+        caller_id="+14155550100",
+        fallback="sales",
+    )
     t = call_simulator(flow).call("fwd", dial="busy").run()
     assert t.dials[0]["numbers"] == ["+14155550121", "sip:a@example.com"]
     assert t.heard[-1] == "sales"
@@ -83,8 +91,9 @@ def test_forwarding_validation() -> None:
     with pytest.raises(ConfigurationError, match="at least one number"):
         Forwarding(new_flow(), "f", numbers=[], caller_id="+14155550100")
     with pytest.raises(ConfigurationError, match="mode"):
-        Forwarding(new_flow(), "f", numbers=["+14155550121"], caller_id="+14155550100",
-                   mode="random")  # type: ignore[arg-type]
+        Forwarding(
+            new_flow(), "f", numbers=["+14155550121"], caller_id="+14155550100", mode="random"
+        )  # type: ignore[arg-type]
     flow = new_flow()
     Forwarding(flow, "f", numbers=["+14155550121"], caller_id="+14155550100", fallback="vm")
     with pytest.raises(ConfigurationError, match="fallback leads nowhere"):
@@ -93,8 +102,9 @@ def test_forwarding_validation() -> None:
 
 def test_warm_transfer_validation() -> None:
     with pytest.raises(ConfigurationError, match="accept_key"):
-        WarmTransfer(new_flow(), agent="+1", caller_id="+14155550100", fallback="sales",
-                     accept_key="12")
+        WarmTransfer(
+            new_flow(), agent="+1", caller_id="+14155550100", fallback="sales", accept_key="12"
+        )
     flow = new_flow()
     WarmTransfer(flow, agent="+14155550142", caller_id="+14155550100", fallback="voicemail")
     with pytest.raises(ConfigurationError, match="fallback leads nowhere"):
@@ -128,8 +138,13 @@ def warm_call(local_vobiz: Any, on_hold: Callable[[CallSimulator, Any], None]) -
 
     flow = new_flow()
     flow.transfers.client = local_vobiz.client()
-    warm = WarmTransfer(flow, agent="+14155550142", caller_id="+14155550100", fallback="sales",
-                        announcement="Please hold while we transfer your call. " * 5)
+    warm = WarmTransfer(
+        flow,
+        agent="+14155550142",
+        caller_id="+14155550100",
+        fallback="sales",
+        announcement="Please hold while we transfer your call. " * 5,
+    )
 
     @flow.route("/answer")
     def answer(call: CallRequest) -> Response:

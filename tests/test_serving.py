@@ -19,7 +19,7 @@ from answerkit import parse, sign
 
 TOKEN = "gunicorn-token-0123456789"
 
-APP = '''
+APP = """
 import os
 from answerkit import CallFlow, Hangup, Response, Speak
 
@@ -43,7 +43,7 @@ def busy(call):
     return Response(Speak(f"pid {os.getpid()}"))
 
 app = flow.create_app()
-'''
+"""
 
 
 def _free_port() -> int:
@@ -53,19 +53,33 @@ def _free_port() -> int:
 
 
 @pytest.fixture(params=["sqlite", "redis"])
-def gunicorn_url(
-    request: pytest.FixtureRequest, tmp_path: Path, redis_url: str
-) -> Iterator[str]:
+def gunicorn_url(request: pytest.FixtureRequest, tmp_path: Path, redis_url: str) -> Iterator[str]:
     (tmp_path / "served_app.py").write_text(APP)
     port = _free_port()
     public = f"http://127.0.0.1:{port}"
     state = f"sqlite:///{tmp_path / 'state.db'}" if request.param == "sqlite" else redis_url
-    env = {**os.environ, "VOBIZ_AUTH_TOKEN": TOKEN, "ANSWERKIT_PUBLIC_URL": public,
-           "ANSWERKIT_STATE_URL": state}
+    env = {
+        **os.environ,
+        "VOBIZ_AUTH_TOKEN": TOKEN,
+        "ANSWERKIT_PUBLIC_URL": public,
+        "ANSWERKIT_STATE_URL": state,
+    }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}",
-         "--chdir", str(tmp_path), "served_app:app"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-w",
+            "2",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--chdir",
+            str(tmp_path),
+            "served_app:app",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -84,8 +98,14 @@ def gunicorn_url(
 
 def test_signed_webhooks_share_state_across_workers(gunicorn_url: str) -> None:
     url = gunicorn_url + "/answer"
-    params = {"CallUUID": "served-1", "From": "14155550100", "To": "14155550199",
-              "Event": "StartApp", "CallStatus": "in-progress", "Direction": "inbound"}
+    params = {
+        "CallUUID": "served-1",
+        "From": "14155550100",
+        "To": "14155550199",
+        "Event": "StartApp",
+        "CallStatus": "in-progress",
+        "Direction": "inbound",
+    }
     pids = set()
     texts = []
     for _ in range(60):

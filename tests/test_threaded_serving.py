@@ -27,7 +27,7 @@ from answerkit import parse, sign
 
 TOKEN = "gthread-token-0123456789"
 
-APP = '''
+APP = """
 import os, threading, time
 from flask import jsonify
 from answerkit import CallFlow, Hangup, Response, Speak
@@ -71,7 +71,7 @@ def stats():
         except OSError:
             pass
     return jsonify(pid=os.getpid(), threads=threading.active_count(), state_fds=fds)
-'''
+"""
 
 CALL = {"From": "14155550100", "To": "14155550199", "Event": "StartApp",
         "CallStatus": "in-progress", "Direction": "inbound"}  # fmt: skip
