@@ -56,7 +56,8 @@ from answerkit.query import dialed_numbers, find, find_all, spoken_text
 from answerkit.request import CallRequest, CallStatus, DialStatus, Event, MissingCallUUID
 from answerkit.signature import Verification, redact_headers, sign, verify
 from answerkit.ssml import Break, Emphasis, Lang, P, Phoneme, Prosody, S, SayAs, Sub, W
-from answerkit.state import CallState, MemoryStore, StateStore, open_store
+from answerkit.state import CallState, MemoryStore, StateStore
+from answerkit.state_urls import open_store
 
 # Every type a public function returns or hands to user code is named here too:
 # HandlerTimeout reaches on_error hooks and Verification is what verify() returns, and

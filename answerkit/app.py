@@ -45,7 +45,8 @@ from answerkit.dispatch import (
 from answerkit.elements import Hangup, Response, Speak
 from answerkit.errors import ConfigurationError
 from answerkit.request import Event
-from answerkit.state import StateStore, open_store
+from answerkit.state import StateStore
+from answerkit.state_urls import open_store
 from answerkit.transfer import TransferPlanner
 
 log = logging.getLogger("answerkit")

@@ -20,10 +20,8 @@ from answerkit.state import (
     _check_seconds,
     _dumps,
     _incr_refused,
-    _userinfo,
-    redact_url,
-    url_password,
 )
+from answerkit.state_urls import _userinfo, redact_url, url_password
 
 if TYPE_CHECKING:
     import redis

@@ -293,7 +293,7 @@ def percentile(values: list[float], q: float) -> float:
 def run_scenario(state: str, *, seconds: float, procs: int, calls: int, workers: int,
                  kills: int, parse_every: int) -> dict[str, Any]:  # fmt: skip
     """One run against one backend; returns the figures (see the module docstring)."""
-    from answerkit.state import open_store
+    from answerkit.state_urls import open_store
 
     workdir = Path(tempfile.mkdtemp(prefix=f"answerkit-load-{state}-"))
     redis_proc = None

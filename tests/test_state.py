@@ -26,7 +26,7 @@ from answerkit.state import (
     StateStore,
     open_store,
 )
-from answerkit.state import redact_url as _redact_url
+from answerkit.state_urls import redact_url as _redact_url
 
 StoreFactory = Callable[..., StateStore]
 

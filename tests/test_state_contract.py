@@ -664,7 +664,7 @@ def test_redis_close_disconnects_every_connection(redis_url: str) -> None:
 
 @pytest.mark.parametrize("scheme", ["memory://", "sqlite:///{tmp}/t.db"])
 def test_the_state_url_sets_the_ttl(scheme: str, tmp_path: Any) -> None:
-    from answerkit.state import open_store
+    from answerkit.state_urls import open_store
 
     store = open_store(scheme.format(tmp=tmp_path) + "?ttl=90")
     try:
@@ -675,14 +675,14 @@ def test_the_state_url_sets_the_ttl(scheme: str, tmp_path: Any) -> None:
 
 @pytest.mark.parametrize("query", ["ttl=0", "ttl=abc", "ttl=", "ttl=inf", "mode=ro"])
 def test_a_bad_state_url_query_is_refused(query: str, tmp_path: Any) -> None:
-    from answerkit.state import open_store
+    from answerkit.state_urls import open_store
 
     with pytest.raises(ConfigurationError):
         open_store(f"sqlite:///{tmp_path}/t.db?{query}")
 
 
 def test_a_redis_url_gives_its_ttl_and_passes_the_rest_to_redis_py(redis_url: str) -> None:
-    from answerkit.state import open_store
+    from answerkit.state_urls import open_store
 
     store = open_store(f"{redis_url}?ttl=90&socket_timeout=5")
     try:

@@ -1,0 +1,129 @@
+"""Naming a state store by URL (``ANSWERKIT_STATE_URL``): :func:`open_store`, the
+``?ttl=`` every URL takes, and URLs shown without their passwords (:func:`redact_url`)."""
+
+from __future__ import annotations
+
+import math
+from urllib.parse import parse_qsl, unquote, urlencode
+
+from answerkit.errors import ConfigurationError
+from answerkit.state import DEFAULT_SQLITE_PATH, DEFAULT_TTL, MemoryStore, StateStore
+
+__all__ = ["open_store", "redact_url", "url_password"]
+
+
+# --------------------------------------------------------------------------- URLs
+
+
+def _userinfo(url: str) -> str | None:
+    """What ``url`` holds before its last ``@`` (its user name and password), or None.
+
+    Not urlsplit's: a password with an unencoded ``/``, ``?`` or ``#`` ends urlsplit's host
+    part early, so the password was taken for a path, query or fragment and shown.
+    """
+    rest = url.partition("://")[2] if "://" in url else url
+    userinfo, at, _host = rest.rpartition("@")
+    return userinfo if at else None
+
+
+def url_password(url: str) -> str:
+    """The password in ``url``'s user info ('' for none), however badly it is encoded."""
+    userinfo = _userinfo(url)
+    if userinfo is None:
+        return ""
+    user, sep, password = userinfo.partition(":")
+    # A lone userinfo is a username to redis-py, but people do put passwords there.
+    return password if sep and not any(c in user for c in "/?#") else userinfo
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password (userinfo or ``?password=``) replaced by ``***``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    userinfo, at, tail = rest.rpartition("@")
+    shown = ""
+    if at:
+        # Everything up to the last "@" is hidden but a plain user name: an "@" cannot
+        # come later in a host, and one in a query is rare enough to hide it too.
+        user, colon, _password = userinfo.partition(":")
+        plain_user = colon and not any(c in user for c in "/?#")
+        shown = f"{user}:***@" if plain_user else "***@"
+    else:
+        tail = rest
+    # Not urlsplit/urlunsplit: see _userinfo, and urlunsplit turns "unix:///p" into "unix:/p".
+    where, _, query = tail.partition("#")[0].partition("?")
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode(
+            [(k, "***" if k.lower() in ("password", "pass", "pwd") else v) for k, v in pairs],
+            safe="*",
+        )
+    head = f"{scheme}://" if sep else ""
+    return f"{head}{shown}{where}{'?' if query else ''}{query}"
+
+
+# --------------------------------------------------------------------------- factory
+
+
+def open_store(url: str | None = None, *, ttl: float = DEFAULT_TTL) -> StateStore:
+    """Open the store a URL names.
+
+    * ``None`` or ``"sqlite://"``: SQLite at ``./answerkit-state.sqlite3``;
+    * ``"sqlite:///relative/path.db"`` or ``"sqlite:////absolute/path.db"``;
+    * ``"memory://"``: this process only (tests);
+    * ``"redis://[:password@]host[:port][/db]"``, ``"rediss://..."``, ``"unix://..."``.
+
+    Any of them takes ``?ttl=SECONDS``, how long a call's state lives (default
+    :data:`DEFAULT_TTL`, 4 hours), so ``ANSWERKIT_STATE_URL`` alone can set it; it wins
+    over ``ttl``. A Redis URL's other query parameters go to redis-py.
+    """
+    from answerkit.state_redis import RedisStore
+    from answerkit.state_sqlite import SQLiteStore
+
+    if url is None or not url.strip():
+        return SQLiteStore(DEFAULT_SQLITE_PATH, ttl=ttl)
+    url = url.strip()
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    # Schemes are case-insensitive (RFC 3986), and redis-py accepts lower case only.
+    url = scheme + url[len(scheme) :] if scheme else url
+    url, ttl = _ttl_from_query(url, ttl)
+    if scheme in ("sqlite", "memory") and "?" in url:
+        raise ConfigurationError(
+            f"state store URL {redact_url(url)!r}: {scheme} URLs take no query parameter "
+            "but ?ttl=SECONDS"
+        )
+    if scheme == "sqlite":
+        rest = url.partition("://")[2]
+        path = rest[1:] if rest.startswith("/") else rest
+        return SQLiteStore(unquote(path) or DEFAULT_SQLITE_PATH, ttl=ttl)
+    if scheme == "memory":
+        return MemoryStore(ttl=ttl)
+    if scheme in ("redis", "rediss", "unix"):
+        return RedisStore(url, ttl=ttl)
+    raise ConfigurationError(
+        f"unknown state store URL {redact_url(url)!r}: use 'sqlite:///path/to/file.sqlite3', "
+        f"'redis://host:6379/0' or 'memory://'"
+    )
+
+
+def _ttl_from_query(url: str, ttl: float) -> tuple[str, float]:
+    """``url`` without its ``ttl`` query parameter, and the TTL it gives (else ``ttl``)."""
+    base, mark, query = url.partition("?")
+    if not mark:
+        return url, ttl
+    pairs = parse_qsl(query, keep_blank_values=True)
+    given = [value for key, value in pairs if key == "ttl"]
+    if not given:
+        return url, ttl
+    raw = given[-1]
+    try:
+        ttl = float(raw)
+    except ValueError:
+        ttl = math.nan
+    if not (math.isfinite(ttl) and ttl > 0):
+        raise ConfigurationError(
+            f"the state URL's ?ttl= must be a finite number of seconds above 0, got {raw!r}"
+        )
+    rest = [(key, value) for key, value in pairs if key != "ttl"]
+    return (f"{base}?{urlencode(rest)}" if rest else base), ttl
