@@ -1,11 +1,12 @@
 """Webhooks read straight from the WSGI environ, and flow routes answered without Flask.
 
-Both ways into a flow route share the reading here: the Flask view (:mod:`answerkit.app`)
-and :class:`DirectRoutes`, a WSGI layer in front of a Flask app that answers a request for
-a flow route itself. Flask's dispatch (URL matching, the request context, the response
-object) costs more than everything answerkit does for a webhook, and a flow handler needs
-none of it: the typed ``call`` carries the request. Anything Flask must see, because the
-app has request hooks, or the request is not a plain GET or form POST, goes to Flask.
+Both ways into a flow route live here and share the reading: the Flask view
+(:func:`flask_view`) and :class:`DirectRoutes`, a WSGI layer in front of a Flask app that
+answers a request for a flow route itself. Flask's dispatch (URL matching, the request
+context, the response object) costs more than everything answerkit does for a webhook, and
+a flow handler needs none of it: the typed ``call`` carries the request. Anything Flask must
+see, because the app has request hooks, or the request is not a plain GET or form POST,
+goes to Flask.
 """
 
 from __future__ import annotations
@@ -16,13 +17,20 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from flask import Request
+from flask import Flask, Request, request
+from flask import Response as FlaskResponse
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.datastructures import EnvironHeaders
 from werkzeug.exceptions import HTTPException
 
 from answerkit._params import ParamsLike, parse_form
-from answerkit.dispatch import Dispatcher, Route, WebhookReply, WebhookRequest
+from answerkit.dispatch import (
+    XML_CONTENT_TYPE,
+    Dispatcher,
+    Route,
+    WebhookReply,
+    WebhookRequest,
+)
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -211,3 +219,82 @@ def _answer(reply: WebhookReply, start_response: StartResponse) -> Iterable[byte
         headers += reply.headers.items()
     start_response(_STATUS_LINES.get(reply.status) or f"{reply.status} UNKNOWN", headers)
     return [body]
+
+
+def flask_view(dispatcher: Dispatcher, route: Route) -> Callable[[], FlaskResponse]:
+    """The Flask view of a flow route: the way in for an app that Flask serves whole."""
+    # Werkzeug computes request.host on every access; only a flow without a public URL
+    # checks signatures against it.
+    needs_host = dispatcher.verifier is not None and dispatcher.verifier.needs_host
+
+    def view() -> FlaskResponse:
+        # One look-up of the request behind Flask's context-local proxy, not one per field.
+        req: Request = request._get_current_object()  # type: ignore[attr-defined]
+        environ = req.environ
+        method = req.method
+        if method == "HEAD":
+            # Flask routes HEAD to every GET view. Vobiz never sends one; uptime monitors
+            # and link checkers do, and a probe must not run the call flow (a transfer, a
+            # state write) or spend a replay record: the route answers that it exists.
+            return FlaskResponse(b"", content_type=XML_CONTENT_TYPE)
+        # Vobiz sends its fields in the form (POST) or in the query string (GET);
+        # our own query parameters ride in the query string either way.
+        query = query_of(environ)
+
+        def read_params() -> ParamsLike:
+            if method != "POST":
+                return query
+            length = form_length(environ, req.max_content_length)
+            if length is None:  # not the small form Vobiz posts: Werkzeug's parser and limits
+                return req.form  # the MultiDict itself: repeated fields keep every value
+            return read_form(environ, length)
+
+        root = req.root_path
+        # Not req.path: Werkzeug strips extra leading slashes from it (and routes "//answer"
+        # here), but Vobiz signed the URL it called, "//answer" and all (spec §3.3).
+        path = from_wsgi_text(environ.get("PATH_INFO") or "")
+        if not path.startswith("/"):
+            path = req.path
+        reply = dispatcher.handle(
+            route,
+            WebhookRequest(
+                method=method,
+                path=signed_path(environ, path, root),
+                read_params=read_params,
+                query=query,
+                headers=req.headers,
+                scheme=req.scheme,
+                host=req.host if needs_host else "",
+                script_root=root,
+            ),
+        )
+        return FlaskResponse(reply.body, status=reply.status, content_type=reply.content_type)
+
+    view.__name__ = f"answerkit_{route.name}"
+    return view
+
+
+#: Flask's request handling steps; a subclass overriding any of them (to add a header to
+#: every response, say) would be skipped by the direct path.
+_FLASK_REQUEST_STEPS = (
+    "wsgi_app", "full_dispatch_request", "dispatch_request", "preprocess_request",
+    "process_response", "finalize_request", "make_response", "do_teardown_request",
+    "handle_user_exception", "handle_exception", "request_context", "app_context",
+)  # fmt: skip
+
+
+def install_direct_routes(app: Flask) -> DirectRoutes | None:
+    """The app's DirectRoutes layer, installed on first use. None when the app's
+    ``wsgi_app`` is already wrapped by other middleware: answering before it would skip it."""
+    layer = app.extensions.get("answerkit.direct")
+    if isinstance(layer, DirectRoutes):
+        return layer
+    if getattr(app.wsgi_app, "__func__", None) is not Flask.wsgi_app:
+        return None
+    steps = _FLASK_REQUEST_STEPS
+    if any(getattr(type(app), n, None) is not getattr(Flask, n, None) for n in steps):
+        return None  # a Flask subclass changes how requests are handled: all go to Flask
+    layer = DirectRoutes(app, app.wsgi_app)
+    app.wsgi_app = layer  # type: ignore[method-assign]
+    app.extensions["answerkit.direct"] = layer
+    return layer

@@ -19,28 +19,19 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, Request, request
+from flask import Blueprint, Flask
 from flask import Response as FlaskResponse
 
-from answerkit._params import ParamsLike, with_query
-from answerkit._wsgi import (
-    DirectRoutes,
-    form_length,
-    from_wsgi_text,
-    query_of,
-    read_form,
-    signed_path,
-)
+from answerkit._params import with_query
+from answerkit._wsgi import flask_view, install_direct_routes
 from answerkit.client import TransferResult, VobizClient
 from answerkit.dispatch import (
-    XML_CONTENT_TYPE,
     DeadlineRunner,
     Dispatcher,
     ErrorHook,
     Handler,
     Route,
     SignatureGate,
-    WebhookRequest,
 )
 from answerkit.elements import Hangup, Response, Speak
 from answerkit.errors import ConfigurationError
@@ -354,7 +345,7 @@ class CallFlow:
             bp.add_url_rule(
                 route.path,
                 endpoint=route.name,
-                view_func=_make_view(dispatcher, route),
+                view_func=flask_view(dispatcher, route),
                 methods=["GET", "POST"],
                 strict_slashes=True,
             )
@@ -379,7 +370,7 @@ class CallFlow:
             return  # no public URL: the signed URL depends on Werkzeug's reading of the host
         if app.url_map.host_matching or app.subdomain_matching:
             return  # Flask's routing depends on the host
-        direct_routes = _direct_routes(app)
+        direct_routes = install_direct_routes(app)
         if direct_routes is None:
             return
         for route in self._routes.values():
@@ -428,84 +419,6 @@ class CallFlow:
         return self.transfers.try_transfer(
             call_uuid, aleg=aleg, bleg=bleg, params=params, method=method, client=client
         )
-
-
-def _make_view(dispatcher: Dispatcher, route: Route) -> Callable[[], FlaskResponse]:
-    # Werkzeug computes request.host on every access; only a flow without a public URL
-    # checks signatures against it.
-    needs_host = dispatcher.verifier is not None and dispatcher.verifier.needs_host
-
-    def view() -> FlaskResponse:
-        # One look-up of the request behind Flask's context-local proxy, not one per field.
-        req: Request = request._get_current_object()  # type: ignore[attr-defined]
-        environ = req.environ
-        method = req.method
-        if method == "HEAD":
-            # Flask routes HEAD to every GET view. Vobiz never sends one; uptime monitors
-            # and link checkers do, and a probe must not run the call flow (a transfer, a
-            # state write) or spend a replay record: the route answers that it exists.
-            return FlaskResponse(b"", content_type=XML_CONTENT_TYPE)
-        # Vobiz sends its fields in the form (POST) or in the query string (GET);
-        # our own query parameters ride in the query string either way.
-        query = query_of(environ)
-
-        def read_params() -> ParamsLike:
-            if method != "POST":
-                return query
-            length = form_length(environ, req.max_content_length)
-            if length is None:  # not the small form Vobiz posts: Werkzeug's parser and limits
-                return req.form  # the MultiDict itself: repeated fields keep every value
-            return read_form(environ, length)
-
-        root = req.root_path
-        # Not req.path: Werkzeug strips extra leading slashes from it (and routes "//answer"
-        # here), but Vobiz signed the URL it called, "//answer" and all (spec §3.3).
-        path = from_wsgi_text(environ.get("PATH_INFO") or "")
-        if not path.startswith("/"):
-            path = req.path
-        reply = dispatcher.handle(
-            route,
-            WebhookRequest(
-                method=method,
-                path=signed_path(environ, path, root),
-                read_params=read_params,
-                query=query,
-                headers=req.headers,
-                scheme=req.scheme,
-                host=req.host if needs_host else "",
-                script_root=root,
-            ),
-        )
-        return FlaskResponse(reply.body, status=reply.status, content_type=reply.content_type)
-
-    view.__name__ = f"answerkit_{route.name}"
-    return view
-
-
-#: Flask's request handling steps; a subclass overriding any of them (to add a header to
-#: every response, say) would be skipped by the direct path.
-_FLASK_REQUEST_STEPS = (
-    "wsgi_app", "full_dispatch_request", "dispatch_request", "preprocess_request",
-    "process_response", "finalize_request", "make_response", "do_teardown_request",
-    "handle_user_exception", "handle_exception", "request_context", "app_context",
-)  # fmt: skip
-
-
-def _direct_routes(app: Flask) -> DirectRoutes | None:
-    """The app's DirectRoutes layer, installed on first use. None when the app's
-    ``wsgi_app`` is already wrapped by other middleware: answering before it would skip it."""
-    layer = app.extensions.get("answerkit.direct")
-    if isinstance(layer, DirectRoutes):
-        return layer
-    if getattr(app.wsgi_app, "__func__", None) is not Flask.wsgi_app:
-        return None
-    steps = _FLASK_REQUEST_STEPS
-    if any(getattr(type(app), n, None) is not getattr(Flask, n, None) for n in steps):
-        return None  # a Flask subclass changes how requests are handled: all go to Flask
-    layer = DirectRoutes(app, app.wsgi_app)
-    app.wsgi_app = layer  # type: ignore[method-assign]
-    app.extensions["answerkit.direct"] = layer
-    return layer
 
 
 def _check_arity(path: str, handler: Handler) -> None:
