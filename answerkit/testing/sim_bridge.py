@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from answerkit.elements import Element
-from answerkit.errors import AnswerkitError, ConfigurationError
+from answerkit.errors import AnswerkitError
 from answerkit.parse import parse
-from answerkit.testing.sim_elements import BLOCK, CallEnded, Fetch, _int, hear, wait
+from answerkit.testing.sim_elements import _int, hear, wait
+from answerkit.testing.sim_script import DIAL_OUTCOMES, dial_outcomes
+from answerkit.testing.sim_signals import BLOCK, CallEnded, Fetch
 from answerkit.testing.sim_transcript import CAUSES, Cause
 
 if TYPE_CHECKING:
@@ -26,34 +28,10 @@ if TYPE_CHECKING:
 
 __all__ = ["DIAL_OUTCOMES", "Bridge", "ConferenceRoom", "Member", "run_conference", "run_dial"]
 
-#: What a scripted B-leg may do. ``bridge``: answers and stays connected (the caller's
-#: call blocks) until a transfer, a hang-up or :meth:`SimulatedCall.end_bridge`.
-DIAL_OUTCOMES = ("answer", "bridge", "busy", "no-answer", "failed")
 ANSWERED = ("answer", "bridge")
 TALK_SECONDS = 10
 _STATUS_OF = {"busy": "busy", "no-answer": "no-answer", "failed": "failed"}
 EXIT_OMITS = ("From", "To", "Direction", "CallStatus")
-
-
-def dial_outcomes(outcome: Any, count: int) -> list[str]:
-    """One outcome per dialled target: a word applies to all (``answer``: the first wins).
-
-    A bad outcome raises :class:`~answerkit.errors.ConfigurationError`.
-    """
-    allowed = ", ".join(DIAL_OUTCOMES)
-    if isinstance(outcome, str):
-        items = [outcome] * count
-    elif isinstance(outcome, (list, tuple)):
-        items = [str(o) for o in outcome] + ["no-answer"] * max(0, count - len(outcome))
-    else:
-        raise ConfigurationError(
-            f"dial outcome must be one of {allowed}, or a list of them (one per target), "
-            f"got {outcome!r}"
-        )
-    for item in items:
-        if item not in DIAL_OUTCOMES:
-            raise ConfigurationError(f"dial outcome must be one of {allowed}, got {item!r}")
-    return items[:count]
 
 
 @dataclass

@@ -1,14 +1,15 @@
-"""One simulated call: runs VobizXML element by element, as the platform does (spec §1).
+"""One simulated call: its state, the test's handle on it, and how the simulator steps it.
 
-A call's program is a generator: it yields after every element, and yields
-:data:`BLOCK` while it waits on something outside itself (a conference room, a
-bridged B-leg, a keepCallAlive Stream, a loop that only a transfer can end). The
-simulator steps calls one element at a time, so several calls can share a
-conference. A transfer or a REST hang-up is queued on the call and taken at its next
-step; one requested while a webhook is being answered interrupts the document as soon
-as that webhook returns. A ``<Hangup schedule>`` that falls due during an element
-ends the call at the scheduled time; it ends a blocked call once
-:meth:`CallSimulator.run_until_idle` finds every call blocked.
+The call runs a program (:mod:`answerkit.testing.sim_program`): a generator that
+yields after every element, and yields :data:`~answerkit.testing.sim_signals.BLOCK`
+while it waits on something outside itself. The simulator steps calls one element at
+a time, so several calls can share a conference. A transfer or a REST hang-up is
+queued on the call and taken at its next step; one requested while a webhook is being
+answered interrupts the document as soon as that webhook returns. A ``<Hangup
+schedule>`` that falls due during an element ends the call at the scheduled time; it
+ends a blocked call once :meth:`CallSimulator.run_until_idle` finds every call
+blocked. The call sends its webhooks (signed, recorded in the transcript) and, once
+it has ended, what follows the hang-up (:mod:`answerkit.testing.sim_after_hangup`).
 """
 
 from __future__ import annotations
@@ -16,17 +17,19 @@ from __future__ import annotations
 import math
 import threading
 from collections import deque
-from collections.abc import Callable, Collection, Generator, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from answerkit.elements import Response
-from answerkit.testing import sim_elements as elem
-from answerkit.testing.sim_bridge import Bridge, run_conference, run_dial
-from answerkit.testing.sim_elements import (
+from answerkit.testing.sim_after_hangup import send_hangup, send_record_stops
+from answerkit.testing.sim_bridge import Bridge
+from answerkit.testing.sim_elements import UTC_FORMAT
+from answerkit.testing.sim_program import Program, run_documents, start_program
+from answerkit.testing.sim_script import DIGIT_KEYS, check_digits
+from answerkit.testing.sim_signals import (
     BLOCK,
     STEP,
     CallEnded,
@@ -44,9 +47,6 @@ if TYPE_CHECKING:
     from answerkit.testing.simulator import CallSimulator
 
 __all__ = ["SimulatedCall"]
-
-Program = Generator[int, None, None]
-_UNANSWERED_STATUS = {"busy": "busy", "no-answer": "no-answer", "failed": "failed"}
 
 
 def _wire(number: str) -> str:
@@ -100,7 +100,7 @@ class SimulatedCall:
             "To": _wire(setup.to),
             "Direction": setup.direction,
             "CallerName": setup.caller_name or setup.from_,
-            "SessionStart": self.session_start.strftime(elem.UTC_FORMAT),
+            "SessionStart": self.session_start.strftime(UTC_FORMAT),
             "STIRAttestation": "Not Applicable",
             "STIRVerification": "Not Applicable",
             "ParentAuthID": sim.parent_auth_id,
@@ -158,7 +158,7 @@ class SimulatedCall:
 
     def press(self, digits: str | None) -> None:
         """Queue the caller's next input to a Gather (None: no input)."""
-        self._digits.append(elem.check_digits(digits))
+        self._digits.append(check_digits(digits))
 
     def say(self, speech: str | None) -> None:
         """Queue the caller's next speech input to a Gather (None: nothing said)."""
@@ -260,8 +260,8 @@ class SimulatedCall:
             self._close_program()
             self.transcript.transfers.append(pending.url)
             self._emit("transfer", f"transferred to {self._display(pending.url)}")
-            self._gen = self._program(
-                Fetch(pending.url, pending.method, "Transfer", {}, "transfer")
+            self._gen = run_documents(
+                self, Fetch(pending.url, pending.method, "Transfer", {}, "transfer")
             )
         elif self.paused:
             return False
@@ -269,7 +269,7 @@ class SimulatedCall:
             if self._started:
                 return False
             self._started = True
-            self._gen = self._start()
+            self._gen = start_program(self)
         self._executing = True
         try:
             signal = next(self._gen)
@@ -311,154 +311,7 @@ class SimulatedCall:
         self.clock = max(self.clock, self.hangup_at)
         self._finish(CAUSES["normal"], "scheduled hangup")
 
-    def _start(self) -> Program:
-        if self.setup.first_fetch is not None:
-            self._mark_answered()
-            yield from self._program(self.setup.first_fetch)
-            return
-        if self.direction == "outbound":
-            if self.setup.ring_url:
-                self._notify(
-                    self.setup.ring_url, self.setup.ring_method, "Ring", {"CallStatus": "ringing"}
-                )
-            outcome = self.setup.outcome
-            if outcome != "answer":
-                self._status = _UNANSWERED_STATUS.get(outcome, "failed")
-                cause = CAUSES[self._status]
-                raise CallEnded(cause, f"the called party did not answer ({outcome})")
-            self._mark_answered()
-        assert self.setup.answer_url is not None
-        yield from self._program(
-            Fetch(self.setup.answer_url, self.setup.answer_method, "StartApp", {}, "answer")
-        )
-
-    def _program(self, fetch: Fetch) -> Program:
-        next_fetch: Fetch | None = fetch
-        while next_fetch is not None:
-            doc = self._fetch_document(next_fetch)
-            next_fetch = yield from self._run_document(doc)
-        if self.hangup_at is not None:
-            raise CallEnded(CAUSES["normal"], "scheduled hangup")
-        raise CallEnded(CAUSES["end_of_xml"])
-
-    # -- documents -------------------------------------------------------------------------
-
-    def _fetch_document(self, fetch: Fetch) -> Response:
-        self._count_step()
-        hook = self._send(fetch.url, fetch.method, self._params(fetch.event, fetch.params))
-        try:
-            return elem.judge(self, hook, fetch.kind)
-        except CallEnded:
-            fallback = self.setup.fallback_url
-            if fetch.kind != "answer" or not fallback:
-                raise
-            self._emit("note", "answer URL failed: trying the fallback URL")
-            method = self.setup.fallback_method or fetch.method
-            hook = self._send(fallback, method, self._params(fetch.event, fetch.params))
-            return elem.judge(self, hook, fetch.kind)
-
-    def _run_document(self, doc: Response) -> Generator[int, None, Fetch | None]:
-        elements = doc.children
-        last = len(elements) - 1
-        for index, el in enumerate(elements):
-            self._count_step()
-            tag = el.tag
-            fetch: Fetch | None = None
-            if tag == "Speak" or tag == "Play":
-                self._mark_answered()
-                if elem.hear(self, el):
-                    self._check_schedule()  # the first loop may already outlast it
-                    yield from self._hold()
-            elif tag == "Gather":
-                self._mark_answered()
-                fetch = yield from elem.gather(self, el)
-            elif tag == "Wait":
-                elem.wait(self, el, first=index == 0)
-            elif tag == "Redirect":
-                url = (el.text or "").strip()
-                self._emit("redirect", f"redirected to {self._display(url)}")
-                fetch = Fetch(url, el.get("method") or "POST", "Redirect", {}, "redirect")
-            elif tag == "Hangup":
-                elem.hangup_element(self, el, first=index == 0)
-            elif tag == "Dial":
-                self._mark_answered()
-                fetch = yield from run_dial(self, el)
-            elif tag == "Conference":
-                self._mark_answered()
-                yield from run_conference(self, el, last=index == last)
-            elif tag == "Record":
-                self._mark_answered()
-                fetch = elem.record(self, el)
-            elif tag == "PreAnswer":
-                # Early media: nothing in it answers the call or is billed (spec §1.2).
-                for child in el.children:
-                    if child.tag == "Wait":
-                        elem.wait(self, child, first=False, early=True)
-                    else:
-                        elem.hear(self, child, early=True)
-            elif tag == "DTMF":
-                self._mark_answered()
-                tones = (el.text or "").strip()
-                self.transcript.dtmf.append(tones)
-                self._emit("dtmf", f"flow sends tones: {tones}")
-            elif tag == "Stream":
-                self._mark_answered()
-                if elem.stream(self, el):
-                    yield from self._hold_stream()
-            else:
-                self._emit("note", f"skipped <{tag}>: not an element of a call document")
-            if fetch is not None and tag == "Dial":
-                # Spec §2.13: a Dial action cut short by the hang-up follows the hangup
-                # webhook, and the call being over, its XML is ignored.
-                self._check_schedule(after_hangup=fetch)
-            else:
-                self._check_schedule()
-            if fetch is not None:
-                return fetch
-            yield STEP
-        return None
-
-    def _check_schedule(self, after_hangup: Fetch | None = None) -> None:
-        """End the call if its ``<Hangup schedule>`` fell due during the element just run.
-
-        The call ends at the scheduled time, not when the element would have finished
-        (Duration counts to the hang-up), and a hand-off the element made is not
-        followed: the call is gone. ``after_hangup`` is still requested after the
-        hangup webhook, its reply ignored.
-        """
-        if self.hangup_at is None or self.clock < self.hangup_at:
-            return
-        self.clock = self.hangup_at
-        if after_hangup is not None:
-            late = after_hangup
-            self._after_hangup.append(
-                lambda: self._send(late.url, late.method, self._params(late.event, late.params))
-            )
-        raise CallEnded(CAUSES["normal"], "scheduled hangup")
-
-    def _count_step(self) -> None:
-        self._steps += 1
-        if self._steps > self.setup.max_steps:
-            self.transcript.step_limit_reached = True
-            raise CallEnded(
-                CAUSES["normal"].with_source("Caller"),
-                f"the caller hangs up after {self.setup.max_steps} steps (max_steps)",
-            )
-
-    def _hold(self) -> Generator[int, None, None]:
-        """Block until a transfer or hang-up: only they (or a scheduled hang-up) end a loop."""
-        while True:
-            yield BLOCK
-
-    def _hold_stream(self) -> Generator[int, None, None]:
-        """Block while a keepCallAlive Stream's socket is open (see :meth:`close_stream`)."""
-        self._stream_open = True
-        try:
-            while self._stream_open:
-                yield BLOCK
-        finally:
-            self._stream_open = False
-        self._emit("stream", "the stream closed")
+    # -- the caller's script ---------------------------------------------------------------
 
     def _next_dial_outcome(self) -> Any:
         return self._dial.popleft() if self._dial else "answer"
@@ -474,7 +327,7 @@ class SimulatedCall:
         if provider is not None:
             answer = provider(self, prompt)
             if answer:
-                if "dtmf" in types and set(answer) <= elem.DIGIT_KEYS:
+                if "dtmf" in types and set(answer) <= DIGIT_KEYS:
                     return ("dtmf", answer)
                 if "speech" in types:
                     return ("speech", answer)
@@ -606,8 +459,8 @@ class SimulatedCall:
         # make-call (registered) was, and a Hang-up request gets its hangup webhook (§4.2).
         if (self._started or self.setup.registered) and self.setup.send_hangup:
             with self.cleanup():
-                elem.send_hangup(self, cause)
+                send_hangup(self, cause)
         with self.cleanup():
             for action in self._after_hangup:
                 action()
-            elem.send_record_stops(self)
+            send_record_stops(self)

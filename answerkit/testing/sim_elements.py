@@ -1,24 +1,47 @@
-"""The simple elements of a call document, and the data and signals a call runs on.
+"""The simple elements of a call document: Speak, Play, Wait, Hangup, Stream, Record, Gather.
 
-Speak, Play, Wait, Hangup, Stream, Record and Gather (spec §1.2) as functions of a
-:class:`~answerkit.testing.sim_call.SimulatedCall`, and :func:`judge`, which holds
-each XML reply to the platform's rules. Dial and Conference, which involve other
-parties, are in :mod:`answerkit.testing.sim_bridge`.
+Each element (spec §1.2) is a function of a
+:class:`~answerkit.testing.sim_call.SimulatedCall`, and :func:`judge` holds each XML
+reply to the platform's rules. Dial and Conference, which involve other parties, are
+in :mod:`answerkit.testing.sim_bridge`. The call's data and signals
+(:mod:`~answerkit.testing.sim_signals`), the scripted inputs
+(:mod:`~answerkit.testing.sim_script`) and the callbacks after the hang-up
+(:mod:`~answerkit.testing.sim_after_hangup`) used to live here, and their names can
+still be imported from here.
 """
 
 from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Generator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from collections.abc import Generator
+from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from answerkit.elements import Element, Response
-from answerkit.errors import AnswerkitError, ConfigurationError
+from answerkit.errors import AnswerkitError
 from answerkit.parse import parse
-from answerkit.testing.sim_transcript import CAUSES, Cause, Webhook
+from answerkit.testing.sim_after_hangup import (
+    SIMULATED_TRANSCRIPTION as SIMULATED_TRANSCRIPTION,
+)
+from answerkit.testing.sim_after_hangup import send_hangup as send_hangup
+from answerkit.testing.sim_after_hangup import send_record_stops as send_record_stops
+from answerkit.testing.sim_script import DIGIT_KEYS as DIGIT_KEYS
+from answerkit.testing.sim_script import check_digits as check_digits
+from answerkit.testing.sim_script import parse_digits
+from answerkit.testing.sim_script import parse_speech as parse_speech
+from answerkit.testing.sim_signals import (
+    BLOCK,
+    STEP,
+    CallEnded,
+    CallSetup,
+    Fetch,
+    GatherPrompt,
+    Interrupted,
+    Pending,
+    Recording,
+)
+from answerkit.testing.sim_transcript import CAUSES, Webhook
 
 if TYPE_CHECKING:
     from answerkit.testing.sim_call import SimulatedCall
@@ -42,104 +65,10 @@ __all__ = [
     "wait",
 ]
 
-#: What a call's program yields: it took a step, or it waits on something outside it.
-STEP = 0
-BLOCK = 1
-DIGIT_KEYS = frozenset("0123456789*#")
 MAX_XML_BYTES = 100_000
 #: How Vobiz writes ``SessionStart`` (UTC, spec §2.1).
 UTC_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 XML_TYPES = ("application/xml", "text/xml")
-
-
-class CallEnded(Exception):
-    """Raised inside a program to end the call with ``cause``."""
-
-    def __init__(self, cause: Cause, note: str | None = None) -> None:
-        super().__init__(cause.name)
-        self.cause = cause
-        self.note = note
-
-
-class Interrupted(Exception):
-    """Raised inside a program when a queued transfer or hang-up must be taken now."""
-
-
-@dataclass
-class Fetch:
-    """A request whose XML becomes the call's next document (a hand-off)."""
-
-    url: str
-    method: str
-    event: str | None
-    params: dict[str, str]
-    kind: str  # "answer" | "action" | "transfer" | "redirect": picks the 7xxx/8xxx cause
-
-
-@dataclass(frozen=True)
-class GatherPrompt:
-    """What a Gather asks for, handed to an input provider (``answerkit call``)."""
-
-    input_types: tuple[str, ...]
-    num_digits: int
-    finish_on_key: str
-    prompts: tuple[str, ...]
-
-
-@dataclass
-class Recording:
-    """A recording started by ``<Record>``; its RecordStop goes out after the hang-up.
-
-    ``length`` and ``reason``: how long it lasts and why it stops, unless the call ends
-    first (a ``recordSession`` recording always lasts until the hang-up).
-    """
-
-    recording_id: str
-    element: Element
-    start: float
-    session: bool
-    length: int = 0
-    reason: str = "HungUp"
-
-
-@dataclass
-class Pending:
-    """A transfer or hang-up waiting for the call's next step."""
-
-    kind: str  # "transfer" | "transfer-bleg" | "hangup"
-    url: str = ""
-    method: str = "POST"
-    cause: Cause | None = None
-
-
-@dataclass
-class CallSetup:
-    """Everything a call is started with (built by :class:`CallSimulator`)."""
-
-    call_uuid: str
-    from_: str
-    to: str
-    direction: str
-    answer_url: str | None
-    answer_method: str = "POST"
-    hangup_url: str | None = None
-    hangup_method: str = "POST"
-    fallback_url: str | None = None
-    fallback_method: str | None = None  # None: the answer URL's method
-    ring_url: str | None = None
-    ring_method: str = "POST"
-    caller_name: str | None = None
-    request_uuid: str | None = None
-    outcome: str = "answer"
-    params: Mapping[str, str] = field(default_factory=dict)
-    digits: list[str | None] = field(default_factory=list)
-    speech: list[str | None] = field(default_factory=list)
-    dial: list[Any] = field(default_factory=list)
-    speech_confidence: float = 0.9
-    max_steps: int = 200
-    first_fetch: Fetch | None = None  # a B-leg starts from its transfer URL
-    send_hangup: bool = True
-    registered: bool = False  # LocalVobiz already knows the call (make-call)
 
 
 def judge(call: SimulatedCall, hook: Webhook, kind: str) -> Response:
@@ -325,95 +254,6 @@ def record(call: SimulatedCall, el: Element) -> Fetch | None:
     return None
 
 
-def _local_time(start: datetime, seconds: float) -> str:
-    # Vobiz reports StartTime/AnswerTime/EndTime in the account's local time (spec §2.2).
-    return (start + timedelta(seconds=seconds)).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def send_hangup(call: SimulatedCall, cause: Cause) -> None:
-    """The hangup webhook (spec §2.2), to the hangup URL or else the answer URL."""
-    url = call.setup.hangup_url or call.setup.answer_url
-    if not url:
-        return
-    t = call.transcript
-    answered = call.answered_at
-    call._notify(
-        url,
-        call.setup.hangup_method,
-        "Hangup",
-        {
-            "HangupCause": cause.cause,
-            "HangupCauseCode": str(cause.code),
-            "HangupCauseName": cause.name,
-            "HangupSource": cause.source,
-            "Duration": str(t.duration),
-            "BillDuration": str(t.bill_duration),
-            "StartTime": _local_time(call.started_at, 0),
-            "AnswerTime": "" if answered is None else _local_time(call.started_at, answered),
-            "EndTime": _local_time(call.started_at, call.clock),
-            "BillRate": "0",
-            "TotalCost": "0.00000",
-        },
-    )
-
-
-#: What a simulated transcription says: no audio is recorded, so there is nothing to transcribe.
-SIMULATED_TRANSCRIPTION = "simulated transcription"
-
-
-def send_record_stops(call: SimulatedCall) -> None:
-    """RecordStop for every recording with a callbackUrl (after the hangup, spec §2.13),
-    then its transcription to ``transcriptionUrl`` (spec §2.6)."""
-    for rec in call.recordings:
-        callback = rec.element.get("callbackUrl")
-        if callback:
-            _record_stop(call, rec, callback)
-    for rec in call.recordings:
-        transcription_url = rec.element.get("transcriptionUrl")
-        if transcription_url:
-            _transcription(call, rec, transcription_url)
-
-
-def _transcription(call: SimulatedCall, rec: Recording, url: str) -> None:
-    # Spec §2.6 lists these four fields, snake_case unlike every other callback's, and no
-    # other: no CallUUID, so a flow that needs the call must map it from the recording id.
-    # The text is a fixed stand-in (SIMULATED_TRANSCRIPTION): nothing was really recorded.
-    transcription_id = str(uuid.uuid4())
-    fields = {
-        "transcription": SIMULATED_TRANSCRIPTION,
-        "transcription_id": transcription_id,
-        "transcription_url": f"https://media.vobiz.ai/transcriptions/{transcription_id}",
-        "recording_id": rec.recording_id,
-    }
-    standard = [name for name in call._params("", {}) if name not in fields]
-    call._notify(url, rec.element.get("transcriptionMethod") or "POST", "", fields, standard)
-
-
-def _record_stop(call: SimulatedCall, rec: Recording, callback: str) -> None:
-    length, reason = rec.length, rec.reason
-    if rec.session or call.clock < rec.start + length:
-        # Recording the whole call, or cut short by a scheduled hang-up: it ends with the call.
-        length, reason = max(1, round(call.clock - rec.start)), "HungUp"
-    start_ms = int(rec.start * 1000)
-    fmt = rec.element.get("fileFormat") or "mp3"
-    url = f"https://media.vobiz.ai/recordings/{rec.recording_id}.{fmt}"
-    call._notify(
-        callback,
-        rec.element.get("callbackMethod") or "POST",
-        "RecordStop",
-        {
-            "RecordingID": rec.recording_id,
-            "RecordUrl": url,
-            "RecordFile": url,
-            "RecordingDuration": str(length),
-            "RecordingDurationMs": str(length * 1000),
-            "RecordingStartMs": str(start_ms),
-            "RecordingEndMs": str(start_ms + length * 1000),
-            "RecordingEndReason": reason,
-        },
-    )
-
-
 def gather(call: SimulatedCall, el: Element) -> Generator[int, None, Fetch | None]:
     """Play the prompts, take the next scripted input, and hand off to the action.
 
@@ -489,58 +329,3 @@ def gather(call: SimulatedCall, el: Element) -> Generator[int, None, Fetch | Non
         call._send(action, method, call._params(None, params))
         return None
     return Fetch(action, method, None, params, "action")
-
-
-def check_digits(digits: str | None) -> str | None:
-    """Validate one scripted input: None, ``""`` and ``"-"`` mean no input.
-
-    Anything but keys raises :class:`~answerkit.errors.ConfigurationError`.
-    """
-    if digits is None or digits in ("", "-"):
-        return None
-    if not isinstance(digits, str) or not set(digits) <= DIGIT_KEYS:
-        raise ConfigurationError(
-            f"digits must hold only the keys 0-9, * and # (- or empty for no input), got {digits!r}"
-        )
-    return digits
-
-
-def parse_digits(digits: str | Sequence[str | None] | None) -> list[str | None]:
-    """``"1,2"`` or ``["1", None]`` -> the scripted Gather inputs (``-``/None: no input)."""
-    if digits is None:
-        return []
-    items = _script_items("digits", digits)
-    return [check_digits(item.strip() if isinstance(item, str) else item) for item in items]
-
-
-def _script_items(name: str, script: object) -> list[Any]:
-    """A scripted input's items: a string split on commas, a list or tuple item by item."""
-    if isinstance(script, str):
-        return script.split(",")
-    if isinstance(script, (list, tuple)):
-        return list(script)
-    raise ConfigurationError(
-        f"{name} must be text such as '1,2' or a list of texts (None or '-' for no input), "
-        f"got {script!r}"
-    )
-
-
-def parse_speech(speech: str | Sequence[str | None] | None) -> list[str | None]:
-    """``"sales,yes"`` or a list -> the scripted speech inputs (``-``/None: nothing said).
-
-    A string is split on commas (the ``--speech`` contract of ``answerkit call``); a
-    list or tuple gives one input per item, taken whole, so ``["sales, please"]`` is
-    one utterance with its comma. Anything but text raises ConfigurationError.
-    """
-    if speech is None:
-        return []
-    items = _script_items("speech", speech)
-    said: list[str | None] = []
-    for item in items:
-        if item is not None and not isinstance(item, str):
-            raise ConfigurationError(
-                "speech must be text, or a list of texts (None or - for nothing said), "
-                f"got {item!r}"
-            )
-        said.append(None if item is None or item.strip() in ("", "-") else item.strip())
-    return said

@@ -1,15 +1,18 @@
-"""The simulator's side of LocalVobiz: live calls, make-call adoption, take-over hooks.
+"""The simulator's side of LocalVobiz: the lent client, live calls, make-call adoption, hooks.
 
 The flow under test reaches "Vobiz" through its REST client, pointed at a
 :class:`~answerkit.testing.LocalVobiz`. For those requests to act on simulated
 calls, the two must agree on which calls are live and who carries out a transfer
 or a hang-up:
 
+* a flow without a client of its own borrows one for LocalVobiz while the link
+  lasts (its transfers, a WarmTransfer's agent call, a TransferTrigger);
 * an answered simulated call is added to LocalVobiz's table (in progress), and
   marked completed when it ends (without LocalVobiz sending a webhook of its own);
 * an outbound call placed through LocalVobiz's make-call API is adopted: the
   simulator plays it from its ``answer_url`` (read from the table, so the call is
-  known as soon as the API answered);
+  known as soon as the API answered), as scripted by
+  :meth:`CallSimulator.expect_outbound` if a script matches;
 * LocalVobiz asks ``on_transfer_request(call_uuid, leg, url, method) -> bool`` and
   ``on_hangup_request(call_uuid) -> bool`` while it handles a Transfer or Hang-up
   request for a live call; True means the simulator took it over (it fetches the
@@ -22,9 +25,13 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+from answerkit.testing.sim_script import OutboundScript, take_script
+from answerkit.testing.sim_signals import CallSetup
 from answerkit.testing.sim_transcript import Cause
 
 if TYPE_CHECKING:
+    from answerkit.app import CallFlow
+    from answerkit.client import VobizClient
     from answerkit.testing.local_vobiz import LiveCallRecord, LocalVobiz
     from answerkit.testing.sim_call import SimulatedCall
 
@@ -38,8 +45,22 @@ HOOK_NAMES = ("on_transfer_request", "on_hangup_request")
 class VobizLink:
     """Keeps one simulator and one LocalVobiz in step (see the module docstring)."""
 
-    def __init__(self, server: LocalVobiz, transfer: TransferHook, hangup: HangupHook) -> None:
+    def __init__(
+        self,
+        server: LocalVobiz,
+        flow: CallFlow | None,
+        transfer: TransferHook,
+        hangup: HangupHook,
+    ) -> None:
         self.server = server
+        self.flow = flow
+        # close() takes the loan back.
+        self._lent_client: VobizClient | None = None
+        if flow is not None:
+            own = flow.transfers.swap_client(None)
+            if own is None:
+                self._lent_client = server.client()
+            flow.transfers.swap_client(own or self._lent_client)
         self._known = set(server.calls)  # calls from before the simulator are not its own
         self._hooks: tuple[TransferHook, HangupHook] = (transfer, hangup)
         for name, hook in zip(HOOK_NAMES, self._hooks, strict=True):
@@ -76,8 +97,42 @@ class VobizLink:
             if record.direction == "outbound" and record.answer_url and record.live:
                 yield record
 
+    def adopt(self, scripts: list[OutboundScript]) -> Iterator[CallSetup]:
+        """A call to play for each new make-call, scripted by the first script that fits."""
+        for record in self.new_outbound():
+            script = take_script(scripts, record.to)
+            yield CallSetup(
+                call_uuid=record.call_uuid,
+                from_=record.from_,
+                to=record.to,
+                direction="outbound",
+                answer_url=record.answer_url,
+                answer_method=record.answer_method,
+                hangup_url=record.hangup_url,
+                hangup_method=record.hangup_method,
+                ring_url=record.ring_url,
+                ring_method=record.ring_method,
+                fallback_url=record.fallback_url,
+                fallback_method=record.fallback_method,
+                caller_name=record.caller_name,
+                request_uuid=record.request_uuid,
+                outcome=script.outcome if script else "answer",
+                params=dict(record.params),
+                digits=script.digits if script else [],
+                speech=script.speech if script else [],
+                dial=script.dial if script else [],
+                max_steps=script.max_steps if script else 200,
+                registered=True,
+            )
+
     def close(self) -> None:
-        """Unhook from LocalVobiz (unless another simulator hooked in since)."""
+        """Unhook from LocalVobiz (unless another simulator hooked in since); end the loan."""
         for name, hook in zip(HOOK_NAMES, self._hooks, strict=True):
             if getattr(self.server, name, None) == hook:
                 setattr(self.server, name, None)
+        if self._lent_client is not None and self.flow is not None:
+            current = self.flow.transfers.swap_client(None)
+            if current is not self._lent_client:  # replaced since: leave the new one
+                self.flow.transfers.swap_client(current)
+            self._lent_client.close()
+            self._lent_client = None

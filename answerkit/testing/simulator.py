@@ -22,6 +22,10 @@ answered calls there (so the flow's own Transfer and Hangup API calls find them)
 plays every outbound call placed through the make-call API, and takes over
 transfers and hang-ups of its calls through the server's ``on_transfer_request`` /
 ``on_hangup_request`` hooks. REST actions take effect at the call's next step.
+
+Here: the simulator's configuration, placing and running calls. Elsewhere: how a
+call is scripted (``sim_script``), the calls by CallUUID and the REST actions on them
+(``sim_call_table``), the LocalVobiz side (``sim_remote``), one call (``sim_call``).
 """
 
 from __future__ import annotations
@@ -32,25 +36,27 @@ import random
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from answerkit.app import CallFlow
 from answerkit.errors import ConfigurationError
 from answerkit.signature import sign
-from answerkit.testing.sim_bridge import ConferenceRoom, dial_outcomes
+from answerkit.testing.sim_bridge import ConferenceRoom
 from answerkit.testing.sim_call import SimulatedCall
-from answerkit.testing.sim_elements import (
-    CallSetup,
-    Fetch,
-    GatherPrompt,
-    Pending,
+from answerkit.testing.sim_call_table import CallTable
+from answerkit.testing.sim_remote import VobizLink
+from answerkit.testing.sim_script import (
+    Inputs,
+    OutboundScript,
+    check_outcome,
+    parse_dials,
     parse_digits,
     parse_speech,
+    take_script,
 )
-from answerkit.testing.sim_remote import VobizLink
-from answerkit.testing.sim_transcript import CAUSES, Cause, TranscriptEvent
+from answerkit.testing.sim_signals import CallSetup, Fetch, GatherPrompt
+from answerkit.testing.sim_transcript import Cause, TranscriptEvent
 from answerkit.testing.sim_transport import (
     HandlerErrorTap,
     HTTPTransport,
@@ -63,37 +69,14 @@ from answerkit.testing.sim_transport import (
 )
 
 if TYPE_CHECKING:
-    from answerkit.client import VobizClient
     from answerkit.testing.local_vobiz import LocalVobiz
 
 __all__ = ["CallSimulator", "sign_request", "signed_post"]
 
-Inputs = str | Sequence[str | None] | None
 Listener = Callable[[SimulatedCall, TranscriptEvent], None]
 InputProvider = Callable[[SimulatedCall, GatherPrompt], "str | None"]
 GATHER_TIMEOUTS = ("next", "post-empty")
 DIAL_ACTION_EVENTS = ("Redirect", "DialAction")
-
-
-@dataclass
-class _Script:
-    to: str | None
-    outcome: str
-    digits: list[str | None]
-    speech: list[str | None]
-    dial: list[Any]
-    max_steps: int
-
-
-def _digits_only(number: str) -> str:
-    return number.lstrip("+")
-
-
-def _check_outcome(outcome: str) -> None:
-    if outcome not in ("answer", "busy", "no-answer", "failed"):
-        raise ConfigurationError(
-            f"outcome must be answer, busy, no-answer or failed, got {outcome!r}"
-        )
 
 
 class CallSimulator:
@@ -148,15 +131,6 @@ class CallSimulator:
             )
         self.flow = flow
         self.local_vobiz = local_vobiz
-        # The flow's REST calls (flow.transfer, a WarmTransfer's agent call, a
-        # TransferTrigger) go to this LocalVobiz unless the flow has a client of its own;
-        # close() takes the loan back.
-        self._lent_client: VobizClient | None = None
-        if flow is not None and local_vobiz is not None:
-            own = flow.transfers.swap_client(None)
-            if own is None:
-                self._lent_client = local_vobiz.client()
-            flow.transfers.swap_client(own or self._lent_client)
         self.gather_timeout = gather_timeout
         self.dial_action_event = dial_action_event
         self.input_provider = input_provider
@@ -184,14 +158,14 @@ class CallSimulator:
         self.parent_auth_id = local_vobiz.auth_id if local_vobiz else "MA_SIMULATOR"
         self._nonce_prefix = f"{random.SystemRandom().randrange(10**10):010d}"
         self._nonces = itertools.count()
-        self._lock = threading.Lock()
         self._sync_lock = threading.Lock()  # adoption runs in the server's thread too
-        self._calls: list[SimulatedCall] = []
-        self._by_uuid: dict[str, SimulatedCall] = {}
+        self._table = CallTable()
         self._rooms: dict[str, ConferenceRoom] = {}
-        self._scripts: list[_Script] = []
+        self._scripts: list[OutboundScript] = []
+        # The flow's REST calls (flow.transfer, a WarmTransfer's agent call, a
+        # TransferTrigger) go to this LocalVobiz unless the flow has a client of its own.
         self._link = (
-            VobizLink(local_vobiz, self._take_transfer, self._take_hangup)
+            VobizLink(local_vobiz, flow, self._table.queue_transfer, self._take_hangup)
             if local_vobiz is not None
             else None
         )
@@ -249,7 +223,7 @@ class CallSimulator:
             params=dict(params or {}),
             digits=parse_digits(digits),
             speech=parse_speech(speech),
-            dial=self._dials(dial),
+            dial=parse_dials(dial),
             speech_confidence=speech_confidence,
             max_steps=max_steps,
         )
@@ -280,7 +254,7 @@ class CallSimulator:
         ``ring_url`` gets ``Event=Ring`` before the answer (spec §2.3); ``fallback_url``
         takes over when the answer URL fails (spec §2.1).
         """
-        _check_outcome(outcome)
+        check_outcome(outcome)
         setup = CallSetup(
             call_uuid=call_uuid or str(uuid.uuid4()),
             from_=from_,
@@ -297,7 +271,7 @@ class CallSimulator:
             params=dict(params or {}),
             digits=parse_digits(digits),
             speech=parse_speech(speech),
-            dial=self._dials(dial),
+            dial=parse_dials(dial),
             max_steps=max_steps,
         )
         return self._add(setup)
@@ -317,14 +291,14 @@ class CallSimulator:
         Scripts are used once each, oldest first; an unscripted outbound call answers
         and gives no input.
         """
-        _check_outcome(outcome)
+        check_outcome(outcome)
         self._scripts.append(
-            _Script(
+            OutboundScript(
                 to,
                 outcome,
                 parse_digits(digits),
                 parse_speech(speech),
-                self._dials(dial),
+                parse_dials(dial),
                 max_steps,
             )
         )
@@ -341,14 +315,14 @@ class CallSimulator:
         for _round in range(max_rounds):
             self._sync_remote()
             progressed = False
-            for call in list(self._calls):
+            for call in self._table.all():
                 if call.ended:
                     continue
                 if call._advance() or call.has_pending:
                     progressed = True
             if progressed:
                 continue
-            due = [c for c in self._calls if not c.ended and c._hangup_due()]
+            due = [c for c in self._table.all() if not c.ended and c._hangup_due()]
             if not due:
                 return
             min(due, key=lambda c: (c.hangup_at or 0.0) - c.clock)._scheduled_hangup()
@@ -358,13 +332,12 @@ class CallSimulator:
     def calls(self) -> list[SimulatedCall]:
         """Every call so far, in the order they were placed."""
         self._sync_remote()
-        return list(self._calls)
+        return self._table.all()
 
     def find(self, call_uuid: str) -> SimulatedCall:
         """The call (or transferred B-leg) with this CallUUID; KeyError if none."""
         self._sync_remote()
-        with self._lock:
-            return self._by_uuid[call_uuid]
+        return self._table.find(call_uuid)
 
     def conference(self, name: str) -> ConferenceRoom:
         """The room called ``name`` (created empty if no call has joined it yet)."""
@@ -386,7 +359,7 @@ class CallSimulator:
         """
         if leg not in ("aleg", "bleg", "both"):
             raise ConfigurationError(f"leg must be aleg, bleg or both, got {leg!r}")
-        return self._take_transfer(call_uuid, leg, self.url(url), method.upper())
+        return self._table.queue_transfer(call_uuid, leg, self.url(url), method.upper())
 
     def hangup(self, call_uuid: str) -> bool:
         """Hang a live call up as the Hang-up API does (source ``API Request``).
@@ -425,12 +398,6 @@ class CallSimulator:
             self._link.close()
         if self.error_tap is not None:
             self.error_tap.close()
-        if self._lent_client is not None and self.flow is not None:
-            current = self.flow.transfers.swap_client(None)
-            if current is not self._lent_client:  # replaced since: leave the new one
-                self.flow.transfers.swap_client(current)
-            self._lent_client.close()
-            self._lent_client = None
 
     def __enter__(self) -> CallSimulator:
         return self
@@ -472,7 +439,7 @@ class CallSimulator:
         method: str,
     ) -> SimulatedCall:
         """A bridged B-leg moved by the Transfer API becomes a call of its own."""
-        script = self._script_for(address)
+        script = take_script(self._scripts, address)
         setup = CallSetup(
             call_uuid=bleg_uuid,
             from_=caller_id,
@@ -494,9 +461,7 @@ class CallSimulator:
 
     def _add(self, setup: CallSetup) -> SimulatedCall:
         call = SimulatedCall(self, setup)
-        with self._lock:
-            self._calls.append(call)
-            self._by_uuid[setup.call_uuid] = call
+        self._table.add(call)
         return call
 
     def _default(self) -> str:
@@ -510,105 +475,16 @@ class CallSimulator:
             raise ConfigurationError(f"flow {self.flow.name!r} has no answer route to call")
         return first.name
 
-    @staticmethod
-    def _dials(dial: Sequence[Any] | str | None) -> list[Any]:
-        if dial is None:
-            return []
-        items: list[Any] = dial.split(",") if isinstance(dial, str) else list(dial)
-        for item in items:
-            dial_outcomes(item, len(item) if isinstance(item, (list, tuple)) else 1)
-        return items
-
-    def _script_for(self, to: str) -> _Script | None:
-        for i, script in enumerate(self._scripts):
-            if script.to is None or _digits_only(script.to) == _digits_only(to):
-                return self._scripts.pop(i)
-        return None
-
-    def _live(
-        self, call_uuid: str, ringing: bool = False
-    ) -> tuple[SimulatedCall | None, str | None]:
-        """The live answered call for ``call_uuid``, or the A-leg bridged to that B-leg.
-
-        ``ringing``: a call placed but not answered yet counts too (a make-call the
-        simulator adopted, or a started call still ringing).
-        """
-        with self._lock:
-            call = self._by_uuid.get(call_uuid)
-            if call is not None and not call.ended:
-                placed = call.state != "new" or call.setup.registered
-                if call.answered or (ringing and placed):
-                    return call, None
-            for candidate in self._calls:
-                bridge = candidate.bridge
-                if bridge is not None and bridge.up and bridge.target.uuid == call_uuid:
-                    return candidate, "bleg"
-        return None, None
-
-    def _take_transfer(self, call_uuid: str, leg: str, url: str, method: str) -> bool:
-        # Called by LocalVobiz from its server thread: only queue, the call acts itself.
-        call, forced = self._live(call_uuid)
-        if call is None:
-            return False
-        leg = forced or leg
-        if leg in ("bleg", "both"):
-            # Queued even with no bridge up yet: a handler of DialAnswer/DialConnected asks
-            # before the bridge forms, and with legs=both the A-leg must move regardless.
-            # Taken over either way, so LocalVobiz never fetches the URL itself in the
-            # name of a simulated call (with the A-leg's CallUUID, off loopback).
-            call._request(Pending("transfer-bleg", url, method))
-        if leg in ("aleg", "both"):
-            call._request(Pending("transfer", url, method))
-        return True
-
     def _take_hangup(self, call_uuid: str) -> bool:
-        # A ringing call is hung up too: taken at its next step, before it is answered. A
-        # make-call placed since the last look is adopted first, so that its hangup webhook
+        # A make-call placed since the last look is adopted first, so that its hangup webhook
         # reaches the app through the simulator as every other webhook does.
         self._sync_remote()
-        call, forced = self._live(call_uuid, ringing=True)
-        if call is None:
-            return False
-        if forced == "bleg":
-            assert call.bridge is not None
-            call.bridge.end(CAUSES["normal"].with_source("API Request"))
-            return True
-        call._request(Pending("hangup", cause=CAUSES["normal"].with_source("API Request")))
-        return True
+        return self._table.queue_hangup(call_uuid)
 
     def _sync_remote(self) -> None:
         """Adopt the outbound calls placed through LocalVobiz's make-call API since last time."""
         if self._link is None:
             return
         with self._sync_lock:
-            self._adopt(self._link)
-
-    def _adopt(self, link: VobizLink) -> None:
-        """Add a call for each new make-call (scripted by :meth:`expect_outbound`, if any)."""
-        for record in link.new_outbound():
-            script = self._script_for(record.to)
-            self._add(
-                CallSetup(
-                    call_uuid=record.call_uuid,
-                    from_=record.from_,
-                    to=record.to,
-                    direction="outbound",
-                    answer_url=record.answer_url,
-                    answer_method=record.answer_method,
-                    hangup_url=record.hangup_url,
-                    hangup_method=record.hangup_method,
-                    ring_url=record.ring_url,
-                    ring_method=record.ring_method,
-                    fallback_url=record.fallback_url,
-                    fallback_method=record.fallback_method,
-                    caller_name=record.caller_name,
-                    request_uuid=record.request_uuid,
-                    outcome=script.outcome if script else "answer",
-                    params=dict(record.params),
-                    digits=script.digits if script else [],
-                    speech=script.speech if script else [],
-                    dial=script.dial if script else [],
-                    max_steps=script.max_steps if script else 200,
-                    registered=True,
-                )
-            )
+            for setup in self._link.adopt(self._scripts):
+                self._add(setup)

@@ -1,0 +1,187 @@
+"""A simulated call's program: what it does from its first request to its last element.
+
+The program is a generator (:data:`Program`) that the call steps: it yields
+:data:`~answerkit.testing.sim_signals.STEP` after every element, and
+:data:`~answerkit.testing.sim_signals.BLOCK` while it waits on something outside
+itself (a conference room, a bridged B-leg, a keepCallAlive Stream, a loop that only
+a transfer can end). It fetches each document (the answer URL, then every hand-off:
+an action, a Redirect, a transfer; the fallback URL when the answer URL fails), runs
+its elements as the platform does (spec §1), counts the steps against ``max_steps``,
+and ends the call when its ``<Hangup schedule>`` falls due during an element.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING
+
+from answerkit.elements import Response
+from answerkit.testing import sim_elements as elem
+from answerkit.testing.sim_bridge import run_conference, run_dial
+from answerkit.testing.sim_signals import BLOCK, STEP, CallEnded, Fetch
+from answerkit.testing.sim_transcript import CAUSES
+
+if TYPE_CHECKING:
+    from answerkit.testing.sim_call import SimulatedCall
+
+__all__ = ["Program", "run_documents", "start_program"]
+
+Program = Generator[int, None, None]
+_UNANSWERED_STATUS = {"busy": "busy", "no-answer": "no-answer", "failed": "failed"}
+
+
+def start_program(call: SimulatedCall) -> Program:
+    """The whole program of a call: it rings, is answered (or not), then runs its documents."""
+    if call.setup.first_fetch is not None:
+        call._mark_answered()
+        yield from run_documents(call, call.setup.first_fetch)
+        return
+    if call.direction == "outbound":
+        if call.setup.ring_url:
+            call._notify(
+                call.setup.ring_url, call.setup.ring_method, "Ring", {"CallStatus": "ringing"}
+            )
+        outcome = call.setup.outcome
+        if outcome != "answer":
+            call._status = _UNANSWERED_STATUS.get(outcome, "failed")
+            cause = CAUSES[call._status]
+            raise CallEnded(cause, f"the called party did not answer ({outcome})")
+        call._mark_answered()
+    assert call.setup.answer_url is not None
+    yield from run_documents(
+        call, Fetch(call.setup.answer_url, call.setup.answer_method, "StartApp", {}, "answer")
+    )
+
+
+def run_documents(call: SimulatedCall, fetch: Fetch) -> Program:
+    """Fetch and run documents from ``fetch`` on, until one ends without a hand-off."""
+    next_fetch: Fetch | None = fetch
+    while next_fetch is not None:
+        doc = _fetch_document(call, next_fetch)
+        next_fetch = yield from _run_document(call, doc)
+    if call.hangup_at is not None:
+        raise CallEnded(CAUSES["normal"], "scheduled hangup")
+    raise CallEnded(CAUSES["end_of_xml"])
+
+
+def _fetch_document(call: SimulatedCall, fetch: Fetch) -> Response:
+    _count_step(call)
+    hook = call._send(fetch.url, fetch.method, call._params(fetch.event, fetch.params))
+    try:
+        return elem.judge(call, hook, fetch.kind)
+    except CallEnded:
+        fallback = call.setup.fallback_url
+        if fetch.kind != "answer" or not fallback:
+            raise
+        call._emit("note", "answer URL failed: trying the fallback URL")
+        method = call.setup.fallback_method or fetch.method
+        hook = call._send(fallback, method, call._params(fetch.event, fetch.params))
+        return elem.judge(call, hook, fetch.kind)
+
+
+def _run_document(call: SimulatedCall, doc: Response) -> Generator[int, None, Fetch | None]:
+    elements = doc.children
+    last = len(elements) - 1
+    for index, el in enumerate(elements):
+        _count_step(call)
+        tag = el.tag
+        fetch: Fetch | None = None
+        if tag == "Speak" or tag == "Play":
+            call._mark_answered()
+            if elem.hear(call, el):
+                _check_schedule(call)  # the first loop may already outlast it
+                yield from _hold()
+        elif tag == "Gather":
+            call._mark_answered()
+            fetch = yield from elem.gather(call, el)
+        elif tag == "Wait":
+            elem.wait(call, el, first=index == 0)
+        elif tag == "Redirect":
+            url = (el.text or "").strip()
+            call._emit("redirect", f"redirected to {call._display(url)}")
+            fetch = Fetch(url, el.get("method") or "POST", "Redirect", {}, "redirect")
+        elif tag == "Hangup":
+            elem.hangup_element(call, el, first=index == 0)
+        elif tag == "Dial":
+            call._mark_answered()
+            fetch = yield from run_dial(call, el)
+        elif tag == "Conference":
+            call._mark_answered()
+            yield from run_conference(call, el, last=index == last)
+        elif tag == "Record":
+            call._mark_answered()
+            fetch = elem.record(call, el)
+        elif tag == "PreAnswer":
+            # Early media: nothing in it answers the call or is billed (spec §1.2).
+            for child in el.children:
+                if child.tag == "Wait":
+                    elem.wait(call, child, first=False, early=True)
+                else:
+                    elem.hear(call, child, early=True)
+        elif tag == "DTMF":
+            call._mark_answered()
+            tones = (el.text or "").strip()
+            call.transcript.dtmf.append(tones)
+            call._emit("dtmf", f"flow sends tones: {tones}")
+        elif tag == "Stream":
+            call._mark_answered()
+            if elem.stream(call, el):
+                yield from _hold_stream(call)
+        else:
+            call._emit("note", f"skipped <{tag}>: not an element of a call document")
+        if fetch is not None and tag == "Dial":
+            # Spec §2.13: a Dial action cut short by the hang-up follows the hangup
+            # webhook, and the call being over, its XML is ignored.
+            _check_schedule(call, after_hangup=fetch)
+        else:
+            _check_schedule(call)
+        if fetch is not None:
+            return fetch
+        yield STEP
+    return None
+
+
+def _check_schedule(call: SimulatedCall, after_hangup: Fetch | None = None) -> None:
+    """End the call if its ``<Hangup schedule>`` fell due during the element just run.
+
+    The call ends at the scheduled time, not when the element would have finished
+    (Duration counts to the hang-up), and a hand-off the element made is not
+    followed: the call is gone. ``after_hangup`` is still requested after the
+    hangup webhook, its reply ignored.
+    """
+    if call.hangup_at is None or call.clock < call.hangup_at:
+        return
+    call.clock = call.hangup_at
+    if after_hangup is not None:
+        late = after_hangup
+        call._after_hangup.append(
+            lambda: call._send(late.url, late.method, call._params(late.event, late.params))
+        )
+    raise CallEnded(CAUSES["normal"], "scheduled hangup")
+
+
+def _count_step(call: SimulatedCall) -> None:
+    call._steps += 1
+    if call._steps > call.setup.max_steps:
+        call.transcript.step_limit_reached = True
+        raise CallEnded(
+            CAUSES["normal"].with_source("Caller"),
+            f"the caller hangs up after {call.setup.max_steps} steps (max_steps)",
+        )
+
+
+def _hold() -> Generator[int, None, None]:
+    """Block until a transfer or hang-up: only they (or a scheduled hang-up) end a loop."""
+    while True:
+        yield BLOCK
+
+
+def _hold_stream(call: SimulatedCall) -> Generator[int, None, None]:
+    """Block while a keepCallAlive Stream's socket is open (:meth:`SimulatedCall.close_stream`)."""
+    call._stream_open = True
+    try:
+        while call._stream_open:
+            yield BLOCK
+    finally:
+        call._stream_open = False
+    call._emit("stream", "the stream closed")
