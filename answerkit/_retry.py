@@ -34,6 +34,7 @@ from typing import Any
 
 import requests
 from urllib3.exceptions import MaxRetryError, NewConnectionError
+from urllib3.util import Timeout
 from urllib3.util.ssl_match_hostname import CertificateError
 
 from answerkit import errors
@@ -210,7 +211,7 @@ class Sender:
         auth_id: str,
         auth_token: str,
         base_url: str,
-        timeout: float | tuple[float, float],
+        timeout: float | tuple[float, float] | Timeout,
         user_agent: str,
     ) -> None:
         self.session = session
@@ -260,7 +261,8 @@ class Sender:
                     params=params,
                     data=data,
                     headers=headers,
-                    timeout=self._timeout,
+                    # requests takes urllib3.Timeout too (HTTPAdapter.send); its stubs omit it
+                    timeout=self._timeout,  # type: ignore[arg-type]
                     allow_redirects=False,
                     # Passed explicitly because requests lets REQUESTS_CA_BUNDLE and
                     # HTTPS_PROXY override the session's own settings (psf/requests#3829):

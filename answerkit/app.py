@@ -10,12 +10,15 @@ nothing to add.
 
 from __future__ import annotations
 
+import decimal
 import inspect
 import logging
 import math
+import numbers
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -105,18 +108,20 @@ class CallFlow:
         self.auth_tokens: tuple[str, ...] = tuple(t for t in tokens if t)
         self.verify = verify
         self.trusted_proxies = trusted_proxies
-        if (
-            isinstance(replay_window, bool)
-            or not isinstance(replay_window, (int, float))
-            or not (math.isfinite(replay_window) and replay_window > 0)
-        ):
+        window = (
+            float(replay_window)  # any real number; a Decimal is not a numbers.Real
+            if isinstance(replay_window, (numbers.Real, decimal.Decimal))
+            and not isinstance(replay_window, bool)
+            else math.nan
+        )
+        if not (math.isfinite(window) and window > 0):
             # Checked here, not at the first webhook: the store refuses such a window, and
             # every signed webhook would get the fallback.
             raise ConfigurationError(
                 f"replay_window must be a finite number of seconds above 0, got "
                 f"{replay_window!r} (it is how long a signature is remembered as used)"
             )
-        self.replay_window = float(replay_window)
+        self.replay_window = window
         self.on_error = on_error
         if not (math.isfinite(hangup_linger) and hangup_linger >= 0):
             raise ConfigurationError(
@@ -297,6 +302,27 @@ class CallFlow:
 
     # -- mounting on Flask ----------------------------------------------------------
 
+    @contextmanager
+    def standing_in(
+        self, *, store: StateStore | None = None, client: VobizClient | None = None
+    ) -> Iterator[None]:
+        """Use ``store`` for the state and replay records, and ``client`` for the REST
+        calls, instead of the flow's own while the block runs: a check or a local call must
+        not write to production's store or move real calls."""
+        with self._store_lock:
+            saved_store = self._store
+            if store is not None:
+                self._store = store
+        saved_client = self.transfers.swap_client(client) if client is not None else None
+        try:
+            yield
+        finally:
+            if store is not None:
+                with self._store_lock:
+                    self._store = saved_store
+            if client is not None:
+                self.transfers.swap_client(saved_client)
+
     def dispatcher(self) -> Dispatcher:
         """The flow's request pipeline; checks the security settings on first use."""
         if self._dispatcher is None:
@@ -425,7 +451,9 @@ def _check_arity(path: str, handler: Handler) -> None:
     """Refuse a handler that cannot take the one CallRequest: found when declared, not on
     every call (each one would get the fallback)."""
     try:
-        signature = inspect.signature(handler)
+        # Not through __wrapped__: a decorator that supplies arguments wraps a function
+        # taking more than the call, and the wrapper is what gets called.
+        signature = inspect.signature(handler, follow_wrapped=False)
     except (TypeError, ValueError):  # a builtin or an extension without one: trust it
         return
     try:

@@ -20,6 +20,7 @@ from answerkit.parse import parse
 from answerkit.request import CallRequest, Event
 from answerkit.signature import sign
 from answerkit.state import MemoryStore
+from answerkit.testing.local_vobiz import LocalVobiz
 
 SAMPLE_CALL = {
     "CallUUID": "00000000-check-4000-8000-000000000001",
@@ -120,31 +121,21 @@ def none_answers(flow: CallFlow) -> Iterator[list[str]]:
             handlers[event] = handler
 
 
-@contextmanager
-def scratch_state(flow: CallFlow) -> Iterator[None]:
-    """The flow's webhooks keep their state and replay records in memory meanwhile: a
-    check's sample calls must not land in the store the environment names (production's
-    Redis, say), nor need it to be reachable."""
-    dispatcher = flow.dispatcher()
-    original = dispatcher.store
-    scratch = MemoryStore()
-    dispatcher.store = lambda: scratch
-    try:
-        yield
-    finally:
-        dispatcher.store = original
-
-
 def check_flow(flow: CallFlow) -> list[CheckResult]:
     """Send one signed sample webhook per (route, event) and validate each answer."""
     app = Flask(f"check-{flow.name}")
     flow.register(app, flow._mount_prefix)
     client = app.test_client()
     results: list[CheckResult] = []
+    # The sample calls keep their state and replay records in memory, and their REST calls
+    # (a transfer, a WarmTransfer's agent call) go to a local Vobiz API on loopback: a check
+    # in CI must neither write to the store the environment names (production's Redis, say)
+    # nor move real calls with the credentials it finds there.
     with (
+        LocalVobiz() as api,
+        flow.standing_in(store=MemoryStore(), client=api.client()),
         handler_errors([flow]) as errors,
         none_answers(flow) as returned_none,
-        scratch_state(flow),
     ):
         for route in flow.routes:
             for event in route.events:

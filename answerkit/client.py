@@ -19,6 +19,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.util import Timeout
 from urllib3.util.retry import Retry
 
 from answerkit import errors
@@ -38,7 +39,10 @@ logger = logging.getLogger("answerkit.client")
 
 
 def _valid_timeout(timeout: object) -> bool:
-    """Whether requests can use ``timeout``: seconds > 0, or a (connect, read) pair of them."""
+    """Whether requests can use ``timeout``: seconds > 0, a (connect, read) pair of them, or
+    urllib3's own Timeout."""
+    if isinstance(timeout, Timeout):
+        return True
     values = timeout if isinstance(timeout, tuple) and len(timeout) == 2 else (timeout,)
     return all(
         isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and t > 0
@@ -91,7 +95,7 @@ class VobizClient:
         auth_token: str | None = None,
         *,
         base_url: str = DEFAULT_BASE_URL,
-        timeout: float | tuple[float, float] = 10.0,
+        timeout: float | tuple[float, float] | Timeout = 10.0,
         allow_http: bool = False,
         max_retries: int = 3,
         max_retry_time: float = 30.0,

@@ -276,16 +276,17 @@ class DeadlineRunner:
         # The handler's thread sees the caller's context variables: Flask's app and request
         # contexts, a tracing span.
         context = contextvars.copy_context()
-        given_up = threading.Event()
-        context.run(_GIVEN_UP.set, given_up)  # in the handler's context only
-        future: Future[Response | None] = self._threads.submit(context.run, handler, call)
+        given_up = _GivenUp()
+        future: Future[Response | None] = self._threads.submit(
+            context.run, _run_marked, given_up, handler, call
+        )
         try:
             return future.result(timeout=self.seconds)
         except FutureTimeout:
             # Still queued (every handler thread busy): it must never start, since the
             # caller is being told to hang up. One already running goes on; see above.
             if not future.cancel():
-                given_up.set()  # its later transfers are refused (see handler_given_up)
+                given_up.flag = True  # its later transfers are refused (see handler_given_up)
                 state = getattr(call, "state", None)
                 if isinstance(state, _HandlerState):
                     state.abandoned = True  # its later writes are refused
@@ -295,10 +296,25 @@ class DeadlineRunner:
             raise HandlerTimeout("handler deadline passed") from None
 
 
-#: Set, in a handler's own context, when DeadlineRunner stops waiting for it.
-_GIVEN_UP: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
+class _GivenUp:
+    """Raised (``flag``) when DeadlineRunner stops waiting for a handler; a plain slot, as a
+    threading.Event costs more than the rest of the hand-off."""
+
+    __slots__ = ("flag",)
+
+    def __init__(self) -> None:
+        self.flag = False
+
+
+#: The handler's _GivenUp, in its own context only.
+_GIVEN_UP: contextvars.ContextVar[_GivenUp | None] = contextvars.ContextVar(
     "answerkit_handler_given_up", default=None
 )
+
+
+def _run_marked(given_up: _GivenUp, handler: Handler, call: CallRequest) -> Response | None:
+    _GIVEN_UP.set(given_up)
+    return handler(call)
 
 
 def handler_given_up() -> bool:
@@ -306,7 +322,7 @@ def handler_given_up() -> bool:
     caller was answered with the fallback, and what it does now acts on a call Vobiz has
     moved on with (a transfer would move it again)."""
     given_up = _GIVEN_UP.get()
-    return given_up is not None and given_up.is_set()
+    return given_up is not None and given_up.flag
 
 
 def _log_late(call: CallRequest | None, future: Future[Response | None]) -> None:

@@ -4,14 +4,42 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
+from typing import TextIO
 
 from flask import Blueprint, Flask
 
-from answerkit.app import CallFlow
+from answerkit.app import ENV_AUTH_TOKEN, ENV_PUBLIC_URL, ENV_STATE_URL, CallFlow
 from answerkit.errors import ConfigurationError
+
+#: Settings the local commands (call, check, routes) stand in when they are not set:
+#: nothing they do leaves this machine, so no real token or address is needed, and state
+#: lives in memory (no file left behind).
+LOCAL_SETTINGS = {
+    ENV_AUTH_TOKEN: "local-simulated-call-token",
+    ENV_PUBLIC_URL: "https://voice.example.com",
+    ENV_STATE_URL: "memory://",
+}
+
+
+@contextmanager
+def local_settings(out: TextIO, what: str) -> Iterator[None]:
+    """The environment with LOCAL_SETTINGS for the names not set, restored afterwards;
+    says which were stood in (for ``what``) on ``out``."""
+    missing = {k: v for k, v in LOCAL_SETTINGS.items() if not os.environ.get(k)}
+    if missing:
+        print(f"(not set, stood in for {what}: {', '.join(missing)})", file=out)
+    os.environ.update(missing)
+    try:
+        yield
+    finally:
+        for name in missing:
+            os.environ.pop(name, None)
 
 
 def load_module(target: str) -> ModuleType:

@@ -29,6 +29,8 @@ from functools import lru_cache
 from typing import Literal
 from urllib.parse import quote, urlsplit
 
+from answerkit.errors import ConfigurationError
+
 __all__ = [
     "MA_V2",
     "MA_V3",
@@ -125,6 +127,14 @@ def sign(
     The MA headers are keyed with ``parent_auth_token``, or with ``auth_token`` for a main
     account (where Vobiz sends MA equal to V2/V3).
     """
+    for given in (nonce_v2, nonce_v3):
+        if given is not None and not _NONCE.fullmatch(given):
+            # verify() takes only what Vobiz sends: a test signing with "nonce-1" would get
+            # a 403 it could not explain.
+            raise ConfigurationError(
+                f"nonce {given!r}: a Vobiz nonce is 1 to 20 digits (spec §3.1), such as "
+                "'00000000000000000001'"
+            )
     base = base_url(url)
     if nonce_v2 is None:
         nonce_v2 = _nonce()
@@ -298,17 +308,21 @@ class Verifier:
         digests: dict[bytes, None] = {}
         decoded: dict[str, bytes | None] = {}  # MA-V3 usually repeats V3 word for word
         signed = False
+        fine_nonces: set[str] = set()
         for name, sig_h, nonce_h, sep in _SCHEMES:
             value = sig_headers.get(sig_h)
             if not value:
                 continue
             signed = True
             nonce = sig_headers.get(nonce_h, "")
-            if not _NONCE.fullmatch(nonce):
-                # Vobiz's nonces are digits. Anything else could carry the end of another
-                # URL: a signature for /main/choice, sent to /main as V2 with the nonce
-                # "/choice" + nonce, signs the same bytes (url + nonce).
-                nonce = ""
+            # Vobiz's nonces are digits. Anything else could carry the end of another URL:
+            # a signature for /main/choice, sent to /main as V2 with the nonce "/choice" +
+            # nonce, signs the same bytes (url + nonce). Checked once per header.
+            if nonce not in fine_nonces:
+                if not _NONCE.fullmatch(nonce):
+                    nonce = ""
+                else:
+                    fine_nonces.add(nonce)
             for raw in value.split(","):
                 digest = decoded[raw] if raw in decoded else decoded.setdefault(raw, _decode(raw))
                 if digest is None:

@@ -15,9 +15,13 @@ protection holds across workers.
 
 from __future__ import annotations
 
+import contextlib
+import decimal
 import importlib
 import json
 import math
+import numbers
+import operator
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -67,10 +71,10 @@ def _check_key(call_uuid: str, key: object) -> None:
     # Each backend bent other keys its own way (memory kept 1 and b"k" as they were,
     # SQLite and Redis turned 1 into "1", only Redis turned b"k" into "k"), so a key
     # written on one backend read back differently on another, or not at all.
-    if type(key) is not str:
+    if not isinstance(key, str):  # a str subclass (a StrEnum member) stores its text
         raise StateError(
             f"cannot store under {key!r} for call {call_uuid}: state keys must be str, not "
-            f"{type(key).__name__} (use str(key))"
+            f"{type(key).__name__} (pass str(key); for an Enum member, its .value)"
         )
     if not key.isascii():
         try:
@@ -105,12 +109,17 @@ def _check_amount(call_uuid: str, key: str, amount: object) -> int:
     """``amount`` if it is an int a counter may be moved by; StateError otherwise."""
     _check_key(call_uuid, key)
     # Memory and SQLite stored 1.5 (or True as 1) and Redis refused it as "it holds None".
-    if type(amount) is not int or not _INT64_MIN <= amount <= _INT64_MAX:
+    # Whole numbers of other types (an IntEnum, numpy's) count as the int they stand for.
+    number: int | None = None
+    if not isinstance(amount, bool):
+        with contextlib.suppress(TypeError):
+            number = operator.index(amount)  # type: ignore[arg-type]
+    if number is None or not _INT64_MIN <= number <= _INT64_MAX:
         raise StateError(
             f"cannot increment {key!r} for call {call_uuid} by {amount!r}: the amount must "
             f"be an int within 64 bits (set a float with call.state[key] = value instead)"
         )
-    return amount
+    return number
 
 
 def _incr_refused(call_uuid: str, key: str, current: Any, amount: int) -> StateError:
@@ -140,9 +149,11 @@ def _check_seconds(what: str, seconds: object, *, zero: bool, forever: bool = Fa
     finite (or infinite if ``forever``), never NaN."""
     # NaN passed every "<= 0" check: memory then never expired a thing, SQLite failed every
     # write (NOT NULL), Redis raised ValueError; infinity broke Redis alone (OverflowError).
+    # Any real number (numpy's, a Decimal: not a numbers.Real) is taken as its float.
+    if not isinstance(seconds, bool) and isinstance(seconds, (numbers.Real, decimal.Decimal)):
+        seconds = float(seconds)
     if (
-        isinstance(seconds, bool)
-        or not isinstance(seconds, (int, float))
+        not isinstance(seconds, float)
         or math.isnan(seconds)
         or (math.isinf(seconds) and not forever)
         or seconds < 0
@@ -281,7 +292,7 @@ class MemoryStore(StateStore):
             (self._live(call_uuid, time.time()) or {}).pop(key, None)
 
     def incr(self, call_uuid: str, key: str, amount: int = 1) -> int:
-        _check_amount(call_uuid, key, amount)
+        amount = _check_amount(call_uuid, key, amount)
         with self._lock:
             values = self._write(call_uuid, time.time())
             new = _added(call_uuid, key, json.loads(values.get(key, "0")), amount)

@@ -188,7 +188,7 @@ class RedisStore(StateStore):
         self._call("delete call state", lambda r: r.hdel(self._key(call_uuid), key))
 
     def incr(self, call_uuid: str, key: str, amount: int = 1) -> int:
-        _check_amount(call_uuid, key, amount)
+        amount = _check_amount(call_uuid, key, amount)
         # A receipt key makes the increment safe to run twice: redis-py runs a command again
         # when its reply is lost, and the second run must not count again.
         receipt = f"{self.prefix}incr:{uuid.uuid4().hex}"

@@ -386,7 +386,7 @@ class SQLiteStore(StateStore):
         self._exec("delete call state", sql, (call_uuid, key))
 
     def incr(self, call_uuid: str, key: str, amount: int = 1) -> int:
-        _check_amount(call_uuid, key, amount)
+        amount = _check_amount(call_uuid, key, amount)
 
         def add(conn: sqlite3.Connection) -> int:
             row = conn.execute(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import re
 from urllib.parse import parse_qsl, unquote, urlencode
 
 from answerkit.errors import ConfigurationError
@@ -15,15 +16,32 @@ __all__ = ["open_store", "redact_url", "url_password"]
 # --------------------------------------------------------------------------- URLs
 
 
-def _userinfo(url: str) -> str | None:
-    """What ``url`` holds before its last ``@`` (its user name and password), or None.
+#: A URL's host[:port] as RFC 3986 writes it (a port is digits).
+_HOST_PORT = re.compile(r"(?:[A-Za-z0-9._~!$&'()*+,;=%-]*|\[[0-9A-Fa-f:.]+\])(?::[0-9]*)?")
 
-    Not urlsplit's: a password with an unencoded ``/``, ``?`` or ``#`` ends urlsplit's host
-    part early, so the password was taken for a path, query or fragment and shown.
+
+def _userinfo(url: str) -> str | None:
+    """``url``'s user name and password (what comes before its ``@``), or None.
+
+    As RFC 3986 reads it (the authority ends at the first ``/``, ``?`` or ``#``), except
+    when that reading gives no host: a password with an unencoded ``/``, ``?`` or ``#``
+    ends the authority early ("user:pa/ss@host" reads as host "user", port "pa"), and then
+    the user info runs to the last ``@``. An ``@`` in a path or a query (a unix socket's
+    name, ``?password=p@ss``) after a real host[:port] is no user info.
     """
     rest = url.partition("://")[2] if "://" in url else url
-    userinfo, at, _host = rest.rpartition("@")
-    return userinfo if at else None
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority, tail = rest[:end], rest[end:]
+    if "@" in authority:
+        # A password may hold "@" and "/" both: the user info then runs on to the last "@"
+        # of the path part ("user:p@ss/word@host" is user "user", password "p@ss/word").
+        path = tail.partition("?")[0].partition("#")[0]
+        if "@" in path:
+            return rest[: len(authority) + path.rindex("@")]
+        return authority.rpartition("@")[0]
+    if "@" in tail and authority and not _HOST_PORT.fullmatch(authority):
+        return rest.rpartition("@")[0]
+    return None
 
 
 def url_password(url: str) -> str:
@@ -41,16 +59,15 @@ def redact_url(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     if not sep:
         scheme, rest = "", url
-    userinfo, at, tail = rest.rpartition("@")
+    userinfo = _userinfo(url)
     shown = ""
-    if at:
-        # Everything up to the last "@" is hidden but a plain user name: an "@" cannot
-        # come later in a host, and one in a query is rare enough to hide it too.
+    tail = rest
+    if userinfo is not None:
+        # All of it is hidden but a plain user name.
+        tail = rest[len(userinfo) + 1 :]
         user, colon, _password = userinfo.partition(":")
         plain_user = colon and not any(c in user for c in "/?#")
         shown = f"{user}:***@" if plain_user else "***@"
-    else:
-        tail = rest
     # Not urlsplit/urlunsplit: see _userinfo, and urlunsplit turns "unix:///p" into "unix:/p".
     where, _, query = tail.partition("#")[0].partition("?")
     if query:

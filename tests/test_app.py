@@ -516,3 +516,31 @@ def test_a_handler_returning_xml_text_is_told_about_parse(caplog: pytest.LogCapt
 def test_a_replay_window_that_is_no_positive_number_is_refused_at_start(window: Any) -> None:
     with pytest.raises(ConfigurationError, match="replay_window must be"):
         make_flow(replay_window=window)
+
+
+def test_a_wrapped_handler_is_judged_by_its_wrapper() -> None:
+    """A decorator that supplies arguments (functools.wraps) wraps a function taking more
+    than the call; the wrapper, which takes the call alone, is what runs."""
+    import functools
+
+    def with_db(handler: Any) -> Any:
+        @functools.wraps(handler)
+        def wrapper(call: CallRequest) -> Response:
+            return handler(call, "db")  # type: ignore[no-any-return]
+
+        return wrapper
+
+    flow = make_flow()
+
+    @flow.route("/wrapped")
+    @with_db
+    def wrapped(call: CallRequest, db: str) -> Response:
+        return Response(Speak(f"with {db}"), Hangup())
+
+    assert b"with db" in post(flow.create_app().test_client(), "/wrapped", CALL).data
+
+
+def test_a_decimal_replay_window_is_taken() -> None:
+    import decimal
+
+    assert make_flow(replay_window=decimal.Decimal("60")).replay_window == 60.0

@@ -67,9 +67,20 @@ def test_check_fails_on_a_broken_flow(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_missing_configuration_is_a_clear_error(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Serving needs the real settings (routes, check and call stand them in).
     monkeypatch.delenv("VOBIZ_AUTH_TOKEN")
-    assert main(["routes", str(ROOT / "examples/forwarding.py")]) == 2
+    assert main(["run", str(ROOT / "examples/forwarding.py")]) == 2
     assert "VOBIZ_AUTH_TOKEN" in capsys.readouterr().err
+
+
+def test_check_needs_no_secrets(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Users run check in CI, where the token and the public URL are not."""
+    for name in ("VOBIZ_AUTH_TOKEN", "ANSWERKIT_PUBLIC_URL", "ANSWERKIT_STATE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["check", str(ROOT / "examples/forwarding.py")]) == 0
+    assert "stood in for this check" in capsys.readouterr().out
 
 
 def test_scripted_call_from_the_terminal_never_waits() -> None:
@@ -231,7 +242,7 @@ def test_a_call_whose_handler_fails_fails(tmp_path: Path) -> None:
 def test_check_keeps_its_sample_calls_out_of_the_flows_store(tmp_path: Path) -> None:
     """A check run in CI with production's ANSWERKIT_STATE_URL must not write sample calls
     (state, replay records) there, nor need that store to be reachable."""
-    from answerkit import CallFlow, CallRequest, Hangup, Response, Speak
+    from answerkit import CallFlow, CallRequest, Hangup, Response, Speak, VobizClient
     from answerkit.check import check_flow
     from answerkit.state import MemoryStore
 
@@ -242,9 +253,27 @@ def test_check_keeps_its_sample_calls_out_of_the_flows_store(tmp_path: Path) -> 
     @flow.route("/answer")
     def answer(call: CallRequest) -> Response:
         call.state["seen"] = True
-        return Response(Speak("Hi."), Hangup())
+        flow.store.set("recipe:" + call.call_uuid, "k", 1)  # as a recipe keeps its own rows
+        # A REST call goes to a local Vobiz API, not to the platform: the sample call is
+        # not live there either, so the transfer says the call ended.
+        moved = flow.try_transfer(call.call_uuid, aleg="answer")
+        return Response(Speak(f"moved {moved is not None}"), Hangup())
 
+    real_client = VobizClient(auth_id="MA_REAL000", auth_token="real-token-0123456789")
+    flow.transfers.client = real_client
     results = check_flow(flow)
     assert results and all(r.ok for r in results), results
     assert not production._calls and not production._nonces
-    assert flow.dispatcher().store() is production  # put back
+    assert flow.store is production and flow.dispatcher().store() is production  # put back
+    assert flow.transfers.client is real_client
+
+
+def test_routes_lists_a_recipe_flow_without_a_public_url(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A listing needs no public URL (serving does: the recipes refuse to mount without)."""
+    monkeypatch.delenv("ANSWERKIT_PUBLIC_URL", raising=False)
+    monkeypatch.setenv("VOBIZ_AUTH_TOKEN", "routes-token-0123456789")
+    monkeypatch.setenv("ANSWERKIT_STATE_URL", "memory://")
+    assert main(["routes", str(Path(__file__).resolve().parent.parent / "examples/ivr.py")]) == 0
+    assert "/main/choice" in capsys.readouterr().out

@@ -1053,3 +1053,12 @@ def test_an_html_error_page_is_summed_up_by_its_title() -> None:
     assert "502: Bad gateway & retry" in str(caught.value)
     assert "<" not in str(caught.value)
     assert caught.value.body == page.decode()
+
+
+def test_a_urllib3_timeout_is_taken(vobiz: LocalVobiz) -> None:
+    """requests takes urllib3's Timeout for separate connect and read limits."""
+    from urllib3.util import Timeout
+
+    client = vobiz.client(timeout=Timeout(connect=2, read=5))
+    call = vobiz.add_call()
+    assert client.get_live_call(call.call_uuid).call_uuid == call.call_uuid

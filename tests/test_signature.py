@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from werkzeug.datastructures import Headers
 
+from answerkit.errors import ConfigurationError
 from answerkit.signature import (
     MA_V2,
     MA_V3,
@@ -415,3 +416,11 @@ def test_a_forwarded_scheme_other_than_http_s_gives_no_candidate(proto: str) -> 
         assert verify(sign("http://localhost/answer", TOKEN), found, [TOKEN]).ok is False
     else:  # an empty forwarded value leaves the request's own scheme
         assert found[0] == "http://localhost/answer"
+
+
+@pytest.mark.parametrize("nonce", ["test-nonce-1", "1" * 21, ""])
+def test_sign_refuses_a_nonce_verify_would_not_take(nonce: str) -> None:
+    """verify() takes 1-20 digit nonces only (as Vobiz sends them): signing with another
+    would give a test a 403 it could not explain."""
+    with pytest.raises(ConfigurationError, match="1 to 20 digits"):
+        sign(URL, TOKEN, nonce_v2=nonce)

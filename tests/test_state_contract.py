@@ -27,6 +27,7 @@ import pytest
 from answerkit.errors import ConfigurationError, StateError
 from answerkit.state import (
     DEFAULT_TTL,
+    CallState,
     MemoryStore,
     RedisStore,
     SQLiteStore,
@@ -703,3 +704,40 @@ def test_a_closed_sqlite_store_is_not_reopened_behind_your_back(tmp_path: Path) 
     with pytest.raises(StateError, match="closed"):
         store.set("c", "k", 2)
     assert threading.active_count() == before
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://cache:6379/0?password=s3cr@tP4ssw0rd", "redis://cache:6379/0?password=***"),
+        ("unix:///run/redis/redis-server@main.sock?db=0", None),
+        ("redis://user:pa/ss@host:6379/0", "redis://user:***@host:6379/0"),
+    ],
+)
+def test_an_at_sign_in_a_query_or_a_socket_path_is_no_user_info(
+    url: str, shown: str | None
+) -> None:
+    """Only an @ inside the authority (or one a password's unencoded '/', '?' or '#' pushed
+    out of it) ends user info; an @ in ?password= or a socket's name is part of them."""
+    from answerkit.state_urls import redact_url
+
+    assert redact_url(url) == (shown or url)
+    assert "P4ssw0rd" not in redact_url(url) and "pa/ss" not in redact_url(url)
+
+
+def test_str_subclass_keys_and_whole_number_amounts_are_taken() -> None:
+    import decimal
+    import enum
+
+    class Key(str, enum.Enum):
+        LANG = "lang"
+
+    class Step(enum.IntEnum):
+        TWO = 2
+
+    state = CallState(MemoryStore(ttl=decimal.Decimal("60")), "c-keys")
+    state[Key.LANG] = "en"
+    assert state["lang"] == "en"
+    assert state.incr("n", Step.TWO) == 2
+    with pytest.raises(StateError, match=r"str\(key\); for an Enum member, its \.value"):
+        state[1] = "x"  # type: ignore[index]

@@ -11,16 +11,13 @@ without a terminal it never waits for input. Settings the app needs and that are
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TextIO
 
-from answerkit.app import ENV_AUTH_TOKEN, ENV_PUBLIC_URL, ENV_STATE_URL, CallFlow
+from answerkit.app import CallFlow
 from answerkit.check import handler_errors
 from answerkit.errors import ConfigurationError
-from answerkit.loader import find_flows
+from answerkit.loader import find_flows, local_settings
 from answerkit.testing.local_vobiz import LocalVobiz
 from answerkit.testing.sim_call import SimulatedCall
 from answerkit.testing.sim_elements import GatherPrompt
@@ -72,29 +69,6 @@ class _Console:
         return line.strip() or None
 
 
-#: Settings a local call stands in when they are not set: nothing leaves this machine, so
-#: no real token or address is needed, and state lives in memory (no file left behind).
-LOCAL_SETTINGS = {
-    ENV_AUTH_TOKEN: "local-simulated-call-token",
-    ENV_PUBLIC_URL: "https://voice.example.com",
-    ENV_STATE_URL: "memory://",
-}
-
-
-@contextmanager
-def _local_settings(out: TextIO) -> Iterator[None]:
-    """The environment with LOCAL_SETTINGS for the names not set, restored afterwards."""
-    missing = {k: v for k, v in LOCAL_SETTINGS.items() if not os.environ.get(k)}
-    if missing:
-        print(f"(not set, stood in for this local call: {', '.join(missing)})", file=out)
-    os.environ.update(missing)
-    try:
-        yield
-    finally:
-        for name in missing:
-            os.environ.pop(name, None)
-
-
 def run_terminal_call(
     args: argparse.Namespace, *, stdin: TextIO | None = None, stdout: TextIO | None = None
 ) -> int:
@@ -102,7 +76,7 @@ def run_terminal_call(
     and no handler failed."""
     stdin = stdin or sys.stdin
     out = stdout or sys.stdout
-    with _local_settings(out):
+    with local_settings(out, "this local call"):
         return _call(args, stdin, out)
 
 
