@@ -77,6 +77,14 @@ _STARTS = frozenset({Event.StartApp.value, Event.Transfer.value})
 #: reach the WSGI server, which answers 500 or loses the worker.
 PROCESS_EXITS: tuple[type[BaseException], ...] = (KeyboardInterrupt, SystemExit)
 
+
+def _passes_through(exc: BaseException) -> bool:
+    """Whether ``exc`` must reach the server: the process is being stopped, or (greenlet's
+    GreenletExit, under gevent or eventlet workers) the greenlet serving it is being killed,
+    which a fallback answer would keep running."""
+    return isinstance(exc, PROCESS_EXITS) or type(exc).__name__ == "GreenletExit"
+
+
 XML_CONTENT_TYPE = "application/xml; charset=utf-8"
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 EMPTY_DOCUMENT = Response().to_bytes()
@@ -363,7 +371,7 @@ class Dispatcher:
         try:
             return self._handle(route, req)
         except BaseException as exc:  # the last line of defence: never answer 500
-            if isinstance(exc, PROCESS_EXITS):
+            if _passes_through(exc):
                 raise
             self._report(exc, None, route, "unexpected error in the webhook pipeline")
             return WebhookReply(200, self.fallback)
@@ -427,7 +435,7 @@ class Dispatcher:
                 )
             return WebhookReply(200, self._render(result))
         except BaseException as exc:
-            if isinstance(exc, PROCESS_EXITS):
+            if _passes_through(exc):
                 raise
             self._report(exc, call, route, f"handler failed on event {event!r}")
             if status_event:
