@@ -6,10 +6,13 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from answerkit.state import DEFAULT_TTL, MemoryStore, RedisStore, SQLiteStore, StateStore
 
 
 def _free_port() -> int:
@@ -67,3 +70,38 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc.wait()
         log.close()
     pytest.fail(f"redis-server did not start; see the logs in {workdir}")
+
+
+# --------------------------------------------------------------------------- state stores
+
+StoreFactory = Callable[..., StateStore]
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+    """Builds stores of one backend (``ttl`` may be passed); all are closed afterwards."""
+    made: list[StateStore] = []
+    kind = request.param
+    redis_url = request.getfixturevalue("redis_url") if kind == "redis" else ""
+    prefix = f"test-{uuid.uuid4().hex}:"
+
+    def factory(ttl: float = DEFAULT_TTL) -> StateStore:
+        store: StateStore
+        if kind == "memory":
+            store = MemoryStore(ttl=ttl)
+        elif kind == "sqlite":
+            store = SQLiteStore(tmp_path / "state.sqlite3", ttl=ttl)
+        else:
+            store = RedisStore(redis_url, prefix=prefix, ttl=ttl)
+        made.append(store)
+        return store
+
+    yield factory
+    for store in made:
+        store.close()
+
+
+@pytest.fixture
+def store(make_store: StoreFactory) -> StateStore:
+    """One store of each backend in turn (memory, SQLite, a real Redis)."""
+    return make_store()

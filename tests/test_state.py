@@ -11,14 +11,14 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import StoreFactory
 
 from answerkit.errors import ConfigurationError, StateError
 from answerkit.state import (
-    DEFAULT_TTL,
     CallState,
     MemoryStore,
     RedisStore,
@@ -27,37 +27,6 @@ from answerkit.state import (
     open_store,
 )
 from answerkit.state_urls import redact_url as _redact_url
-
-StoreFactory = Callable[..., StateStore]
-
-
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
-    """Builds stores of one backend (``ttl`` may be passed); all are closed afterwards."""
-    made: list[StateStore] = []
-    kind = request.param
-    redis_url = request.getfixturevalue("redis_url") if kind == "redis" else ""
-    prefix = f"test-{uuid.uuid4().hex}:"
-
-    def factory(ttl: float = DEFAULT_TTL) -> StateStore:
-        store: StateStore
-        if kind == "memory":
-            store = MemoryStore(ttl=ttl)
-        elif kind == "sqlite":
-            store = SQLiteStore(tmp_path / "state.sqlite3", ttl=ttl)
-        else:
-            store = RedisStore(redis_url, prefix=prefix, ttl=ttl)
-        made.append(store)
-        return store
-
-    yield factory
-    for store in made:
-        store.close()
-
-
-@pytest.fixture
-def store(make_store: StoreFactory) -> StateStore:
-    return make_store()
 
 
 def _call() -> str:
