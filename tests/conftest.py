@@ -15,11 +15,29 @@ import pytest
 from answerkit.state import DEFAULT_TTL, MemoryStore, RedisStore, SQLiteStore, StateStore
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (at the moment of asking)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 30) -> None:
+    """Wait until ``proc`` (a server it started) accepts connections on ``port``; fail the
+    test, with the server's error output, if it does not within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.1)
+    proc.kill()
+    errors = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    pytest.fail(f"{what} did not start: {errors}")
 
 
 def _redis_answers(port: int) -> bool:
@@ -43,7 +61,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.fail("redis-server is not on PATH: install it (apt-get install redis-server)")
     workdir: Path = tmp_path_factory.mktemp("redis")
     for _attempt in range(3):  # another process may grab the free port before redis binds it
-        port = _free_port()
+        port = free_port()
         log = (workdir / f"redis-{port}.log").open("wb")
         proc = subprocess.Popen(
             [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",

@@ -10,6 +10,7 @@ from argparse import Namespace
 from pathlib import Path
 
 import pytest
+from conftest import free_port, wait_for_port
 
 from answerkit.cli import main
 from answerkit.testing.terminal import run_terminal_call
@@ -127,16 +128,11 @@ def test_demo_plays_a_complete_call() -> None:
 
 
 def test_run_serves_the_app_and_prints_its_routes(tmp_path: Path) -> None:
-    import socket
-    import time
-
     import requests
 
     from answerkit import parse, sign
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     public = f"http://127.0.0.1:{port}"
     out = (tmp_path / "out.txt").open("w")
     proc = subprocess.Popen(
@@ -155,13 +151,7 @@ def test_run_serves_the_app_and_prints_its_routes(tmp_path: Path) -> None:
         env={**ENV, "ANSWERKIT_PUBLIC_URL": public, "PATH": "/usr/bin:/bin"},
     )
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_for_port(port, proc, "answerkit run")
         url = f"{public}/main"
         params = {
             "CallUUID": "run-1",

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import requests
+from conftest import free_port, wait_for_port
 
 from answerkit import parse, sign
 
@@ -46,16 +45,10 @@ app = flow.create_app()
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(params=["sqlite", "redis"])
 def gunicorn_url(request: pytest.FixtureRequest, tmp_path: Path, redis_url: str) -> Iterator[str]:
     (tmp_path / "served_app.py").write_text(APP)
-    port = _free_port()
+    port = free_port()
     public = f"http://127.0.0.1:{port}"
     state = f"sqlite:///{tmp_path / 'state.db'}" if request.param == "sqlite" else redis_url
     env = {
@@ -81,16 +74,7 @@ def gunicorn_url(request: pytest.FixtureRequest, tmp_path: Path, redis_url: str)
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail("gunicorn did not start: " + proc.stderr.read().decode() if proc.stderr else "")
+    wait_for_port(port, proc, "gunicorn")
     yield public
     proc.send_signal(signal.SIGTERM)
     proc.wait(15)

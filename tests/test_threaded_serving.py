@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ from typing import Any
 
 import pytest
 import requests
+from conftest import free_port, wait_for_port
 
 from answerkit import parse, sign
 
@@ -77,12 +77,6 @@ CALL = {"From": "14155550100", "To": "14155550199", "Event": "StartApp",
         "CallStatus": "in-progress", "Direction": "inbound"}  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Server:
     """A running gunicorn and how to send it signed webhooks."""
 
@@ -122,7 +116,7 @@ class Server:
 
 def start_gunicorn(tmp_path: Path, state: str, *extra: str) -> Iterator[Server]:
     (tmp_path / "threaded_app.py").write_text(APP)
-    port = _free_port()
+    port = free_port()
     public = f"http://127.0.0.1:{port}"
     env = {**os.environ, "VOBIZ_AUTH_TOKEN": TOKEN, "ANSWERKIT_PUBLIC_URL": public,
            "ANSWERKIT_STATE_URL": state, "MARKER_DIR": str(tmp_path)}  # fmt: skip
@@ -132,18 +126,7 @@ def start_gunicorn(tmp_path: Path, state: str, *extra: str) -> Iterator[Server]:
          "threaded_app:app"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail(
-            "gunicorn did not start: " + (proc.stderr.read().decode() if proc.stderr else "")
-        )
+    wait_for_port(port, proc, "gunicorn")
     try:
         yield Server(public, proc, tmp_path)
     finally:
@@ -242,7 +225,7 @@ def test_flask_threaded_dev_server_closes_each_threads_connection(tmp_path: Path
     from answerkit.state_sqlite import SQLiteStore
 
     store = SQLiteStore(tmp_path / "dev.db")
-    port = _free_port()
+    port = free_port()
     public = f"http://127.0.0.1:{port}"
     flow = CallFlow("devserver", auth_token=TOKEN, public_url=public, state=store)
 
