@@ -8,8 +8,8 @@ invariants checked on every answer (see :func:`check_answer`):
 * no handler runs unless the request carried a valid, fresh signature (handler
   invocations are counted).
 
-Tests marked ``BUG`` in their reason are strict xfails: they document a defect in the
-package (reported to the lead) and turn red as soon as it is fixed, so the mark is removed.
+Each defect these tests found was fixed with its test; a test here that fails is a
+regression.
 """
 
 from __future__ import annotations
