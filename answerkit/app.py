@@ -388,6 +388,17 @@ class CallFlow:
         ``flask.request``. ``direct=False`` serves every webhook through Flask's full
         request handling (request context, signals, error handlers).
         """
+        prefix = _clean_prefix(url_prefix)
+        taken = {rule.rule for rule in app.url_map.iter_rules()}
+        for path, name, _view, _methods in self._endpoints:
+            if prefix + path in taken:
+                # Flask serves the rule registered first: this endpoint (a second flow's
+                # TransferTrigger, say) would never be reached, and nothing would say so.
+                raise ConfigurationError(
+                    f"flow {self.name!r}: endpoint {name!r} at {prefix + path!r} is already "
+                    "served by another view of this app; give it its own path= (a "
+                    "TransferTrigger per flow needs one)"
+                )
         app.register_blueprint(self.blueprint(url_prefix))
         if not direct:
             return

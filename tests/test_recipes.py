@@ -226,3 +226,206 @@ def test_a_trigger_added_after_mounting_is_refused() -> None:
     flow.create_app()
     with pytest.raises(ConfigurationError, match="already mounted"):
         TransferTrigger(flow, secret="s" * 32)
+
+
+def test_ivr_phrases_match_whatever_their_spacing_case_and_punctuation(
+    call_simulator: Callable[..., CallSimulator],
+) -> None:
+    # A phrase written " Sales " was kept with its spaces and never matched "sales".
+    flow = new_flow()
+    flow.route("/accounts")(lambda call: Response(Speak("accounts"), Hangup()))
+    flow.route("/new_account")(lambda call: Response(Speak("new account"), Hangup()))
+    flow.route("/cancel")(lambda call: Response(Speak("cancelled"), Hangup()))
+    menu = IVRMenu(
+        flow,
+        "main",
+        prompt="Say sales, account, new account or no",
+        options={
+            "1": Option("sales", phrases=(" Sales ",)),
+            "2": Option("accounts", phrases=("account",)),
+            "3": Option("new_account", phrases=("New Account",)),
+            "4": Option("cancel", phrases=("no",)),
+        },
+    )
+    sim = call_simulator(flow)
+    assert sim.call("main", speech="sales").run().heard[-1] == "sales"
+    assert sim.call("main", speech=["Sales!"]).run().heard[-1] == "sales"
+    # The longest phrase said wins, whatever the order of the options.
+    assert menu.match(None, "A new account, please.") is menu.options["3"]
+    assert menu.match(None, "my ACCOUNT") is menu.options["2"]
+    # Whole words only: "I don't know" does not say "no".
+    assert menu.match(None, "I don't know") is None
+    assert menu.match(None, "No.") is menu.options["4"]
+    assert menu.prompt_document().children[0].get("hints") == "Sales,account,New Account,no"
+
+
+def warm_flow(local_vobiz: Any, **options: Any) -> tuple[WarmTransfer, CallSimulator]:
+    """A flow whose /answer starts a warm transfer to +14155550142 (fallback: /vm, which
+    starts a second transfer, to +14155550143, the first time it is reached)."""
+    from answerkit import Redirect, Wait
+
+    flow = new_flow()
+    warm = WarmTransfer(
+        flow,
+        agent=lambda ctx: ctx["agent"],
+        caller_id="+14155550100",
+        fallback="vm",
+    )
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        return Response(Speak("Thanks for calling."), Redirect(flow.url_for("choice")))
+
+    @flow.route("/choice")
+    def choice(call: CallRequest) -> Response:
+        warm.start(call.call_uuid, context={"agent": "+14155550142"})
+        return Response(Wait(length=5))
+
+    @flow.route("/vm")
+    def vm(call: CallRequest) -> Response:
+        if call.state.incr("vm_visits") == 1 and options.get("hunt"):
+            warm.start(call.call_uuid, context={"agent": "+14155550143"})
+            return Response(Wait(length=5))
+        return Response(Speak("voicemail"), Hangup())
+
+    sim = CallSimulator(
+        flow, local_vobiz=local_vobiz, gather_timeout=options.get("gather_timeout", "next")
+    )
+    return warm, sim
+
+
+def test_warm_transfer_agent_gone_before_reaching_the_room_does_not_strand_the_caller(
+    local_vobiz: Any,
+) -> None:
+    # The agent accepts, then hangs up before joining the room: the caller held there
+    # alone (stay_alone, a room nobody starts) until the conference time limit.
+    warm, sim = warm_flow(local_vobiz)
+    sim.expect_outbound("+14155550142", digits="1")
+    caller = sim.call("answer")
+
+    def agent_hangs_up(call: Any, event: Any) -> None:
+        if call is not caller and event.kind == "hear" and "Connecting you now" in event.text:
+            call.hangup()
+
+    sim.add_listener(agent_hangs_up)
+    caller.run()
+    sim.run_until_idle()
+    assert caller.ended and caller.transcript.said("voicemail")
+    assert warm.outcome(caller.call_uuid) == "agent-unavailable"
+    sim.close()
+
+
+def test_warm_transfer_agent_who_joined_then_left_ends_the_call_normally(
+    local_vobiz: Any,
+) -> None:
+    warm, sim = warm_flow(local_vobiz)
+    sim.expect_outbound("+14155550142", digits="1")
+    caller = sim.call("answer")
+    caller.run()
+    sim.run_until_idle()
+    agent = next(c for c in sim.calls if c is not caller)
+    assert warm.outcome(caller.call_uuid) == "accepted"
+    agent.hangup()  # a finished conversation: the caller is not sent to the fallback
+    sim.run_until_idle()
+    assert caller.ended and not caller.transcript.said("voicemail")
+    assert warm.outcome(caller.call_uuid) == "accepted"
+    sim.close()
+
+
+def test_warm_transfer_late_callbacks_of_an_earlier_attempt_decide_nothing(
+    local_vobiz: Any,
+) -> None:
+    # The first agent declines; the fallback starts a second transfer; the first agent's
+    # hangup webhook then arrived and decided the second transfer ("agent-unavailable"),
+    # so the caller went to the fallback while the second agent was being called.
+    warm, sim = warm_flow(local_vobiz, hunt=True)
+    sim.expect_outbound("+14155550142", digits="2")
+    sim.expect_outbound("+14155550143", digits="1")
+    caller = sim.call("answer")
+    caller.run()
+    sim.run_until_idle()
+    first, second = (c for c in sim.calls if c is not caller)
+    assert first.transcript.said("Transfer declined.")
+    assert second.transcript.said("Connecting you now.")
+    assert warm.outcome(caller.call_uuid) == "accepted"
+    assert set(sim.conference(warm.room_for(caller.call_uuid)).members) == {caller, second}
+    assert not caller.transcript.said("voicemail")
+    sim.close()
+
+
+@pytest.mark.parametrize("gather_timeout", ["next", "post-empty"])
+def test_warm_transfer_agent_giving_no_key_is_one_outcome_in_both_timeout_variants(
+    local_vobiz: Any, gather_timeout: str
+) -> None:
+    # Spec §6 item 2: with "post-empty" the empty input reached the choice route and
+    # counted as a decline ("Transfer declined" to an agent who pressed nothing).
+    warm, sim = warm_flow(local_vobiz, gather_timeout=gather_timeout)
+    sim.expect_outbound("+14155550142", digits=[None])
+    caller = sim.call("answer")
+    caller.run()
+    sim.run_until_idle()
+    agent = next(c for c in sim.calls if c is not caller)
+    assert warm.outcome(caller.call_uuid) == "agent-unavailable"
+    assert agent.transcript.said("No choice was made.")
+    assert caller.transcript.said("voicemail")
+    sim.close()
+
+
+def test_trigger_accepts_any_case_of_bearer_and_refuses_unusable_secrets(
+    local_vobiz: Any,
+) -> None:
+    flow = new_flow()
+    flow.transfers.client = local_vobiz.client()
+    secret = "s" * 24
+    TransferTrigger(flow, secret=secret)
+    client = flow.create_app().test_client()
+    body = {"call_uuid": "gone-call", "aleg": "sales"}
+    for scheme in ("Bearer", "bearer", "BEARER"):
+        r = client.post(
+            "/_answerkit/transfer", json=body, headers={"Authorization": f"{scheme} {secret}"}
+        )
+        assert r.status_code == 200 and r.get_json()["status"] == "ended", scheme
+    for wrong in ("", "Bearer", f"Basic {secret}", f"Bearer {secret}x", "Bearer é" * 4):
+        r = client.post("/_answerkit/transfer", json=body, headers={"Authorization": wrong})
+        assert r.status_code == 401, wrong
+    # A secret beyond ASCII reached the view as Latin-1 text when sent as UTF-8 (curl) and
+    # could not be sent at all by requests: refused when made, not on every request.
+    for bad in ("sécret-0123456789abcdef", "ключ-0123456789abcdef", " " + "s" * 20):
+        with pytest.raises(ConfigurationError, match="printable ASCII"):
+            TransferTrigger(new_flow(), secret=bad)
+
+
+def test_two_triggers_on_one_flow_both_serve(local_vobiz: Any) -> None:
+    # Both used the endpoint name "answerkit_transfer_trigger": an AssertionError from
+    # Flask when the flow was mounted.
+    flow = new_flow()
+    flow.transfers.client = local_vobiz.client()
+    TransferTrigger(flow, secret="a" * 20)
+    TransferTrigger(flow, secret="b" * 20, path="/crm/transfer")
+    client = flow.create_app(url_prefix="/voice").test_client()
+    body = {"call_uuid": "gone-call", "aleg": "sales"}
+    for path, secret in (("/voice/_answerkit/transfer", "a"), ("/voice/crm/transfer", "b")):
+        auth = {"Authorization": "Bearer " + secret * 20}
+        assert client.post(path, json=body, headers=auth).get_json()["status"] == "ended"
+        auth = {"Authorization": "Bearer " + ("b" if secret == "a" else "a") * 20}
+        assert client.post(path, json=body, headers=auth).status_code == 401
+
+
+def test_a_second_trigger_at_a_path_already_served_is_refused_when_registered() -> None:
+    """Flask serves the rule registered first: the second flow's trigger would answer
+    nothing, silently (every move refused as unauthorised by the first one)."""
+    from flask import Flask
+
+    from answerkit import ConfigurationError
+
+    app = Flask("two-flows")
+    for name in ("a", "b"):
+        flow = CallFlow(name, public_url="https://v.example.com", auth_token="t" * 20,
+                        state=MemoryStore())  # fmt: skip
+        flow.add_route(f"/{name}_vm", lambda call: Response(Speak("vm"), Hangup()))
+        TransferTrigger(flow, secret=name * 20)
+        if name == "a":
+            flow.register(app)
+        else:
+            with pytest.raises(ConfigurationError, match="already served"):
+                flow.register(app)

@@ -95,8 +95,9 @@ class IVRMenu:
         self.execution_timeout = execution_timeout
         self.voice = voice
         self.language = language
+        # Normalised as speech is in match(): " Sales " (or "Sales.") must match "sales".
         self._phrases = {
-            phrase.lower(): opt for opt in self.options.values() for phrase in opt.phrases
+            _words(phrase): opt for opt in self.options.values() for phrase in opt.phrases
         }
         self._validate_shape()
         self.choice_route = f"{name}_choice"
@@ -126,12 +127,15 @@ class IVRMenu:
         if digits and digits in self.options:
             return self.options[digits]
         if speech:
-            said = speech.strip().lower()
+            said = _words(speech)
             if said in self._phrases:
                 return self._phrases[said]
-            for phrase, option in self._phrases.items():
-                if phrase in said:
-                    return option
+            # Whole words only, so "no" is not heard in "I don't know"; the longest phrase
+            # first, so "new account" wins over "account" in "a new account please".
+            padded = f" {said} "
+            for phrase in sorted(self._phrases, key=len, reverse=True):
+                if phrase and f" {phrase} " in padded:
+                    return self._phrases[phrase]
         return None
 
     def prompt_document(self, attempt: int = 0, reason: str | None = None) -> Response:
@@ -141,7 +145,9 @@ class IVRMenu:
         prompts = [Speak(text, voice=self.voice, language=self.language) for text in texts]
         gather_kw: dict[str, object] = {}
         if self._phrases:
-            gather_kw["hints"] = ",".join(self._phrases)
+            gather_kw["hints"] = ",".join(
+                phrase.strip() for option in self.options.values() for phrase in option.phrases
+            )
         if self.language and "speech" in self.input_type:
             gather_kw["language"] = self.language
         if any("#" in key for key in self.options):
@@ -193,8 +199,8 @@ class IVRMenu:
         seen: dict[str, str] = {}
         for key, option in self.options.items():
             for phrase in option.phrases:
-                p = phrase.strip().lower()
-                if not p or "," in p or len(p) > 100:
+                p = _words(phrase)
+                if not p or "," in phrase or len(phrase.strip()) > 100:
                     raise ConfigurationError(
                         f"{where}: phrase {phrase!r} must be 1-100 characters without commas"
                     )
@@ -238,3 +244,12 @@ def _attempt(call: CallRequest) -> int:
         return max(0, int(call.query.get("attempt", "0")))
     except ValueError:
         return 0
+
+
+def _words(text: str) -> str:
+    """``text`` as lowercase words split by single spaces, punctuation dropped.
+
+    Recognised speech comes capitalised and punctuated ("Sales, please."), and a phrase
+    may be written the same way; both are compared in this form.
+    """
+    return " ".join("".join(ch if ch.isalnum() else " " for ch in text.casefold()).split())

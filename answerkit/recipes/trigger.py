@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("answerkit")
 
+DEFAULT_PATH = "/_answerkit/transfer"
+
 
 @dataclass(frozen=True)
 class TriggerOutcome:
@@ -37,18 +39,29 @@ class TriggerOutcome:
 class TransferTrigger:
     """Moves live calls of ``flow`` onto its routes from outside a webhook."""
 
-    def __init__(
-        self, flow: CallFlow, *, secret: str | None, path: str = "/_answerkit/transfer"
-    ) -> None:
+    def __init__(self, flow: CallFlow, *, secret: str | None, path: str = DEFAULT_PATH) -> None:
         if secret is not None and len(secret) < 16:
             raise ConfigurationError(
                 "TransferTrigger secret must be at least 16 characters "
                 "(make one with secrets.token_urlsafe())"
             )
+        if secret is not None and not all("!" <= ch <= "~" for ch in secret):
+            # A header arrives as Latin-1 text and clients disagree on how to send anything
+            # beyond ASCII (UTF-8 bytes, Latin-1, or not at all); a leading or trailing space
+            # is stripped on the way. Such a secret would be refused for some or all clients.
+            raise ConfigurationError(
+                "TransferTrigger secret must be printable ASCII without spaces "
+                "(make one with secrets.token_urlsafe())"
+            )
         self.flow = flow
         self._secret = secret
         if secret is not None:
-            flow.add_endpoint(path, self._view, name="answerkit_transfer_trigger")
+            # One endpoint name per path: two triggers on one flow (a CRM and an operator
+            # console, each with its own secret) would otherwise clash when mounted.
+            name = "answerkit_transfer_trigger"
+            if path != DEFAULT_PATH:
+                name += "".join(ch if ch.isalnum() else "_" for ch in path)
+            flow.add_endpoint(path, self._view, name=name)
 
     def move(
         self,
@@ -64,9 +77,10 @@ class TransferTrigger:
         return TriggerOutcome("transferred", call_uuid, result.api_id)
 
     def _view(self) -> FlaskResponse:
-        given = request.headers.get("Authorization", "")
-        expected = f"Bearer {self._secret}"
-        if not hmac.compare_digest(given.encode(), expected.encode()):
+        scheme, _, given = request.headers.get("Authorization", "").strip().partition(" ")
+        expected = (self._secret or "").encode()
+        # The scheme is case-insensitive (RFC 9110 §11.1): "bearer <secret>" is as good.
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
             return _json({"error": "missing or wrong Authorization: Bearer <secret>"}, 401)
         body = request.get_json(silent=True)
         if not isinstance(body, dict) or not isinstance(body.get("call_uuid"), str):

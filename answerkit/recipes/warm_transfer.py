@@ -17,7 +17,10 @@ Exactly one outcome wins: every callback that decides (accept, decline, agent ha
 caller exit) first takes an atomic ticket from the state store, so duplicate and
 out-of-order callbacks (Vobiz retries status callbacks, and conference events arrive
 in any order) do nothing twice. The record is keyed by the caller's CallUUID and
-expires with the store's TTL.
+expires with the store's TTL. Each :meth:`WarmTransfer.start` is a new attempt whose
+number travels in every URL (``attempt``): a late callback of an earlier attempt for the same
+caller (the first agent's hangup, after a fallback route started a second transfer)
+decides nothing.
 """
 
 from __future__ import annotations
@@ -39,10 +42,15 @@ log = logging.getLogger("answerkit")
 
 Whisper = str | Callable[[Mapping[str, str]], str]
 
+NO_CHOICE = "No choice was made. The caller will be looked after. Goodbye."
+
 DECIDED = "warm.decided"
 OUTCOME = "warm.outcome"
 AGENT = "warm.agent_uuid"
 CONTEXT = "warm.context"
+ATTEMPT = "warm.attempt"
+JOINED = "warm.agent_joined"
+RESCUED = "warm.rescued"
 
 
 @dataclass(frozen=True)
@@ -131,13 +139,15 @@ class WarmTransfer:
         Returns None when the caller's call has already ended (nothing was started).
         """
         state = self._state(caller_uuid)
-        for key in (DECIDED, OUTCOME, AGENT):
+        # A new attempt number first: from here on the callbacks of an earlier attempt
+        # (whose URLs carry its number) are stale and decide nothing for this one.
+        attempt = state.incr(ATTEMPT)
+        for key in (DECIDED, OUTCOME, AGENT, JOINED, RESCUED):
             state.pop(key, None)
         ctx = {str(k): str(v) for k, v in (context or {}).items()}
         state[CONTEXT] = ctx
-        moved = self.flow.try_transfer(
-            caller_uuid, aleg=self.routes["hold"], params={"xfer": caller_uuid}
-        )
+        ids = {"xfer": caller_uuid, "attempt": attempt}
+        moved = self.flow.try_transfer(caller_uuid, aleg=self.routes["hold"], params=ids)
         if moved is None:
             log.info("warm transfer: caller %s already hung up; not calling the agent", caller_uuid)
             return None
@@ -146,13 +156,13 @@ class WarmTransfer:
             created = self.flow.transfers.client.make_call(
                 self.caller_id,
                 destination,
-                self.flow.url_for(self.routes["agent"], xfer=caller_uuid),
-                hangup_url=self.flow.url_for(self.routes["agent_status"], xfer=caller_uuid),
+                self.flow.url_for(self.routes["agent"], **ids),
+                hangup_url=self.flow.url_for(self.routes["agent_status"], **ids),
                 ring_timeout=self.agent_timeout,
             )
         except VobizError as exc:
             log.warning("warm transfer: could not call the agent for %s: %s", caller_uuid, exc)
-            self._decide(caller_uuid, "agent-unreachable")
+            self._decide(caller_uuid, "agent-unreachable", attempt)
             return WarmTransferStart(caller_uuid, None, self.room_for(caller_uuid))
         state[AGENT] = created.request_uuid
         return WarmTransferStart(caller_uuid, created.request_uuid, self.room_for(caller_uuid))
@@ -166,6 +176,7 @@ class WarmTransfer:
 
     def _hold(self, call: CallRequest) -> Response:
         caller = call.query.get("xfer") or call.call_uuid
+        attempt = _attempt(call)
         return Response(
             Speak(self.announcement),
             Conference(
@@ -174,7 +185,7 @@ class WarmTransfer:
                 start_conference_on_enter=False,
                 end_conference_on_exit=True,
                 wait_sound=self.flow.url_for(self.routes["music"]),
-                callback_url=self.flow.url_for(self.routes["room"], xfer=caller),
+                callback_url=self.flow.url_for(self.routes["room"], xfer=caller, attempt=attempt),
             ),
             Speak(self.goodbye),
             Hangup(),
@@ -187,11 +198,17 @@ class WarmTransfer:
 
     def _room_event(self, call: CallRequest) -> None:
         caller = call.query.get("xfer") or ""
+        attempt = _attempt(call)
+        if call.query.get("leg") == "agent":
+            if call.event == Event.ConferenceEnter and self._is_current(caller, attempt):
+                self._state(caller)[JOINED] = True
+            return
         if call.event != Event.ConferenceExit or call.call_uuid != caller:
             return
         # The caller left the room. Before an agent decided: cancel the agent's call. After
         # an accept: the agent may be waiting in the room (stay_alone) for nobody.
-        if self._decide(caller, "abandoned") or self.outcome(caller) == "accepted":
+        accepted = self._is_current(caller, attempt) and self.outcome(caller) == "accepted"
+        if self._decide(caller, "abandoned", attempt) or accepted:
             agent_uuid = self._state(caller).get(AGENT)
             if agent_uuid:
                 self._hang_up_quietly(str(agent_uuid))
@@ -200,49 +217,87 @@ class WarmTransfer:
 
     def _agent_answer(self, call: CallRequest) -> Response:
         caller = call.query.get("xfer", "")
-        if not caller or self.outcome(caller) is not None:
+        attempt = _attempt(call)
+        if not caller or not self._is_current(caller, attempt) or self.outcome(caller) is not None:
             return Response(Speak("This transfer is no longer waiting. Goodbye."), Hangup())
         ctx = self._state(caller).get(CONTEXT) or {}
         text = self._whisper_text(ctx)
         return Response(
             Gather(
                 Speak(text),
-                action=self.flow.url_for(self.routes["choice"], xfer=caller),
+                action=self.flow.url_for(self.routes["choice"], xfer=caller, attempt=attempt),
                 input_type="dtmf",
                 num_digits=1,
                 execution_timeout=self.decision_timeout,
             ),
-            Speak("No choice was made. The caller will be looked after. Goodbye."),
+            Speak(NO_CHOICE),
             Hangup(),
         )
 
     def _agent_choice(self, call: CallRequest) -> Response:
         caller = call.query.get("xfer", "")
+        attempt = _attempt(call)
         if call.digits == self.accept_key:
-            if caller and self._caller_waiting(caller) and self._decide(caller, "accepted"):
+            if (
+                caller
+                and self._is_current(caller, attempt)
+                and self._caller_waiting(caller, attempt)
+                and self._decide(caller, "accepted", attempt)
+            ):
                 # stay_alone: the caller may still be hearing the announcement, and a lone
                 # member without it is disconnected at once (spec §1.2), which would leave
-                # the caller in a room nobody ever starts.
+                # the caller in a room nobody ever starts. The callback tells the recipe
+                # that the agent got there (see _agent_status).
                 return Response(
                     Speak("Connecting you now."),
-                    Conference(self.room_for(caller), stay_alone=True, end_conference_on_exit=True),
+                    Conference(
+                        self.room_for(caller),
+                        stay_alone=True,
+                        end_conference_on_exit=True,
+                        callback_url=self.flow.url_for(
+                            self.routes["room"], xfer=caller, attempt=attempt, leg="agent"
+                        ),
+                    ),
                     Hangup(),
                 )
             return Response(Speak("The caller is no longer waiting. Goodbye."), Hangup())
+        if not call.digits:
+            # The Gather timed out and Vobiz posted empty input (spec §6 item 2): the same
+            # "no key" as when it moves on to the next element and the agent's call ends.
+            if caller:
+                self._decide(caller, "agent-unavailable", attempt)
+            return Response(Speak(NO_CHOICE), Hangup())
         if caller:
-            self._decide(caller, "declined")
+            self._decide(caller, "declined", attempt)
         return Response(Speak("Transfer declined. Goodbye."), Hangup())
 
     def _agent_status(self, call: CallRequest) -> None:
         caller = call.query.get("xfer")
-        if caller and call.event == Event.Hangup:
-            # Busy, no answer, failed, or hung up during the whisper: never accepted.
-            self._decide(caller, "agent-unavailable")
+        if not caller or call.event != Event.Hangup:
+            return
+        attempt = _attempt(call)
+        # Busy, no answer, failed, or hung up during the whisper: never accepted.
+        if self._decide(caller, "agent-unavailable", attempt) or not self._is_current(
+            caller, attempt
+        ):
+            return
+        state = self._state(caller)
+        # The agent accepted, then hung up before reaching the room: the caller would hold
+        # there alone, with nobody ever to start it, until the room's time limit. RESCUED:
+        # a repeated hangup callback moves the caller once.
+        stranded = state.get(OUTCOME) == "accepted" and not state.get(JOINED)
+        if stranded and state.incr(RESCUED) == 1:
+            state[OUTCOME] = "agent-unavailable"
+            log.info("warm transfer for %s: the agent left before joining", caller)
+            self.flow.try_transfer(caller, aleg=self.fallback)
 
     # -- deciding -----------------------------------------------------------------------
 
-    def _decide(self, caller_uuid: str, outcome: str) -> bool:
-        """Record the one outcome of this transfer; False when another came first."""
+    def _decide(self, caller_uuid: str, outcome: str, attempt: int | None = None) -> bool:
+        """Record the one outcome of this transfer; False when another came first, or
+        when ``attempt`` (None: the latest) is not the caller's latest transfer."""
+        if attempt is not None and not self._is_current(caller_uuid, attempt):
+            return False
         state = self._state(caller_uuid)
         if state.incr(DECIDED) != 1:
             return False
@@ -252,7 +307,10 @@ class WarmTransfer:
             self.flow.try_transfer(caller_uuid, aleg=self.fallback)
         return True
 
-    def _caller_waiting(self, caller_uuid: str) -> bool:
+    def _is_current(self, caller_uuid: str, attempt: int) -> bool:
+        return attempt > 0 and self._state(caller_uuid).get(ATTEMPT) == attempt
+
+    def _caller_waiting(self, caller_uuid: str, attempt: int) -> bool:
         """Whether the caller's call is still live (the agent is about to join them).
 
         A caller who hangs up before reaching the room (during the announcement, or when
@@ -262,7 +320,7 @@ class WarmTransfer:
         try:
             self.flow.transfers.client.get_live_call(caller_uuid)
         except CallNotActiveError:
-            self._decide(caller_uuid, "abandoned")
+            self._decide(caller_uuid, "abandoned", attempt)
             return False
         except VobizError as exc:  # cannot tell: connect, as before the check
             log.info("warm transfer: could not check caller %s: %s", caller_uuid, exc)
@@ -303,3 +361,11 @@ class WarmTransfer:
             raise ConfigurationError(
                 f"WarmTransfer {self.name!r}: fallback leads nowhere: {exc}"
             ) from None
+
+
+def _attempt(call: CallRequest) -> int:
+    """The transfer attempt a callback belongs to (0, never current, when unreadable)."""
+    try:
+        return int(call.query.get("attempt", "0"))
+    except ValueError:
+        return 0
