@@ -24,7 +24,7 @@ from answerkit._attributes import Table, attr_string
 from answerkit._canonical import HEAD, read
 from answerkit._element import _NOATTRS, MAX_BYTES, RULE_LAST, Element, cannot_contain
 from answerkit._tables import NOT_VOBIZ, RENAMED
-from answerkit._xmltext import shown
+from answerkit._xmltext import MEMO_LIMIT, TAG_MAX_LEN, shown
 from answerkit.elements import (
     DTMF,
     ELEMENTS,
@@ -79,6 +79,7 @@ def _parser() -> etree.XMLParser:
             no_network=True,
             load_dtd=False,
             huge_tree=False,
+            collect_ids=False,  # no index of xml:id values: nothing here looks one up
             remove_comments=True,
             remove_pis=True,
         )
@@ -89,6 +90,7 @@ def _parser() -> etree.XMLParser:
 #: byte scan sees any DTD; any other start (no declaration, another encoding such as UTF-7 or
 #: UTF-16, a BOM) is asked of the parsed tree as well.
 _OUR_DECL = b'<?xml version="1.0" encoding="UTF-8"?>'
+_BANG = ord("!")  # see parse_full
 
 #: The encoding declared by an XML declaration at the start of a str (after a BOM, if any):
 #: group 1 is the name. A str is already decoded, so parse() declares it UTF-8 instead.
@@ -171,9 +173,10 @@ def _as_utf8(source: str, data: bytes) -> bytes:
 
 def parse_full(data: bytes) -> Response:
     """The full parser, through lxml: any layout, and every refusal and error with its line."""
-    # Refused before lxml sees them: no XXE, no billion laughs. A one-byte search is a
-    # memchr, so '!' goes first; '<!' also starts comments and CDATA, which are fine.
-    if b"!" in data and b"<!" in data:
+    # Refused before lxml sees them: no XXE, no billion laughs. A search for one byte as an
+    # int (33, '!') is a bare memchr (b"!" in data is several times slower), so '!' goes
+    # first; '<!' also starts comments and CDATA, which are fine.
+    if _BANG in data and b"<!" in data:
         for marker in (b"<!DOCTYPE", b"<!ENTITY"):
             at = data.find(marker)
             if at >= 0:
@@ -203,9 +206,7 @@ def _document(root: Any) -> Response:
     text = root.text
     if root.items() or (text and not text.isspace()):
         _no_attrs_or_text(root)
-    kids = []
-    for el in root[:]:  # a list of the children: cheaper than lxml's iterator
-        kids.append(_element(el, Response))
+    kids = _children(root, Response)
     # Every child was checked against Response's allowed children on the way: the tree is
     # assembled directly. The document rules are read from the rule codes, as to_xml does;
     # only a code that may mean a broken rule asks for the message (and the line).
@@ -231,58 +232,115 @@ def _no_attrs_or_text(el: Any) -> None:
         raise ParseError(f"Response takes no text, got {shown(el.text)}", line=el.sourceline)
 
 
-def _element(el: Any, parent: type[Element]) -> Element:
-    tag = el.tag
-    # comments, PIs and entities have function tags: not found
-    cls, bare_text, bare_empty = _KINDS.get(tag, _UNKNOWN)
-    if cls is None or cls not in parent._kids:
-        raise _misplaced(el, cls, parent)
-    tail = el.tail
-    if tail is not None and not tail.isspace():
-        raise ParseError(f"text {shown(tail.strip())} outside any element", line=el.sourceline)
-    try:
+def _children(parent_el: Any, parent: type[Element]) -> list[Element]:
+    """The children of ``parent_el`` (a ``parent``), each checked and built, in order.
+
+    The usual child is a leaf without attributes: it is built here, in the loop, rather
+    than in a call per element (most of a small document's cost is per element). Anything
+    else goes to ``_element``. Each element is checked in the same order either way: its
+    name and place, its tail, then its attributes, children and text.
+    """
+    allowed = _ALLOWED[parent]  # tag -> kind, for the children parent takes: one lookup
+    out: list[Element] = []
+    for el in parent_el[:]:  # a list of the children: cheaper than lxml's iterator
+        tag = el.tag
+        # comments, PIs and entities have function tags: not found
+        kind = allowed.get(tag)
+        if kind is None:
+            raise _misplaced(el, _KINDS.get(tag, _UNKNOWN)[0], parent)
+        tail = el.tail
+        if tail is not None and not tail.isspace():
+            raise ParseError(f"text {shown(tail.strip())} outside any element", line=el.sourceline)
+        cls, bare_text, bare_empty = kind
         items = el.items()
-        n = len(el)
-        if items:
-            attrs, start = _attributes(tag, cls._table, items, el)
-        elif n:
-            attrs, start = _NOATTRS, _START[tag]
-        else:
-            # The usual leaf, without attributes or children: its constructor is the cheapest
-            # way to build it (a class call beats __new__ plus stores) and applies the same
-            # checks to the same text.
-            text = el.text
+        if items or len(el):
+            out.append(_element(el, tag, cls, items))
+            continue
+        # The usual leaf, without attributes or children: its constructor is the cheapest
+        # way to build it (a class call beats __new__ plus stores) and applies the same
+        # checks to the same text.
+        text = el.text
+        try:
             if bare_text is not None and text is not None:
-                return bare_text(text)
-            if bare_empty is not None and (not text or text.isspace()):
-                return bare_empty()
-            return cls._parsed(_NOATTRS, _START[tag], text, _NOKIDS)
-        if n:
+                out.append(bare_text(text))
+            elif bare_empty is not None and (not text or text.isspace()):
+                out.append(bare_empty())
+            else:
+                out.append(cls._parsed(_NOATTRS, _START[tag], text, _NOKIDS))
+        except ParseError:
+            raise
+        except ElementError as e:
+            raise _located(e, el) from None
+    return out
+
+
+def _element(el: Any, tag: str, cls: type[Element], items: list[tuple[str, str]]) -> Element:
+    """An element with attributes (``items``, as lxml lists them) or children, or both;
+    its name, place and tail are checked already (``_children``)."""
+    try:
+        if items:
+            # (tag, *items) -> the checked attributes and start tag: a pure function of the
+            # key (the tables are fixed), and flows repeat the same few start tags.
+            key = (tag, *items)
+            seen = _SEEN.get(key)
+            attrs, start = seen if seen is not None else _seen(key, tag, cls, items, el)
+        else:
+            attrs, start = _NOATTRS, _START[tag]
+        if len(el):
             if cls is Speak:
                 return Speak._parsed(attrs, start, None, _content(el))
-            return cls._parsed(attrs, start, el.text, [_element(c, cls) for c in el[:]])
+            return cls._parsed(attrs, start, el.text, _children(el, cls))
         return cls._parsed(attrs, start, el.text, _NOKIDS)
     except ParseError:
         raise
     except ElementError as e:
-        raise ParseError(
-            str(e), line=el.sourceline, element=e.element, attribute=e.attribute, value=e.value
-        ) from None
+        raise _located(e, el) from None
+
+
+def _located(e: ElementError, el: Any) -> ParseError:
+    """``e``, raised while building ``el``, as a ParseError with ``el``'s line."""
+    return ParseError(
+        str(e), line=el.sourceline, element=e.element, attribute=e.attribute, value=e.value
+    )
 
 
 _NOKIDS: list[object] = []  # shared by childless elements; never mutated
 _START = {tag: "<" + tag for tag in ELEMENTS}
 _BareText = Callable[[str], Element] | None
 _BareEmpty = Callable[[], Element] | None
+_Kind = tuple[type[Element], _BareText, _BareEmpty]
 #: tag -> (class, its constructor if it takes only text, or only nothing): one lookup.
 _TEXT_ONLY: dict[str, Callable[[str], Element]] = {
     c.tag: c for c in (Speak, Play, Number, User, Conference, Redirect, DTMF, Stream)
 }
 _NOTHING: dict[str, Callable[[], Element]] = {c.tag: c for c in (Hangup, Wait, Record)}
-_KINDS: dict[str, tuple[type[Element], _BareText, _BareEmpty]] = {
+_KINDS: dict[str, _Kind] = {
     tag: (cls, _TEXT_ONLY.get(tag), _NOTHING.get(tag)) for tag, cls in ELEMENTS.items()
 }
 _UNKNOWN: tuple[None, None, None] = (None, None, None)
+#: parent class -> its part of _KINDS: the tags it may contain (its ``_kids``), so one
+#: lookup both finds a child's kind and checks its place.
+_ALLOWED: dict[type[Element], dict[str, _Kind]] = {
+    parent: {tag: kind for tag, kind in _KINDS.items() if kind[0] in parent._kids}
+    for parent in ELEMENTS.values()
+}
+#: (tag, *attribute items) -> (the checked attributes, the start tag rendered from them).
+#: The dict is shared by the elements read from the same start tag: they never change it
+#: (as _canonical's memo). Bounded like the other memos and kept while there is room: at
+#: most MEMO_LIMIT entries, each from names and values of at most TAG_MAX_LEN characters
+#: in all. Only a start tag that was read without error is kept.
+_SEEN: dict[tuple[object, ...], tuple[dict[str, str], str]] = {}
+
+
+def _seen(
+    key: tuple[object, ...], tag: str, cls: type[Element], items: list[tuple[str, str]], el: Any
+) -> tuple[dict[str, str], str]:
+    """``_attributes`` for a start tag not in ``_SEEN``; kept there while there is room."""
+    got = _attributes(tag, cls._table, items, el)
+    # The key's own size, not the rendering's: a value may render shorter ("007" -> "7").
+    if len(_SEEN) < MEMO_LIMIT and sum(len(k) + len(v) for k, v in items) <= TAG_MAX_LEN:
+        _SEEN[key] = got
+    return got
 
 
 def _misplaced(el: Any, cls: type[Element] | None, parent: type[Element]) -> ParseError:

@@ -618,3 +618,89 @@ def test_any_canonical_looking_document_reads_as_the_full_path_does(
         f"<Speak>{extra}{speak}</Speak></Gather></Response>"
     )
     outcome(xml)
+
+
+# --- the full path's memo of start tags ----------------------------------------------------------
+
+PRETTY_GATHER = """<?xml version="1.0" encoding="UTF-8"?>
+<Response>
+  <Record action="https://a.b/x?y=1&amp;z=2" redirect="false"/>
+  <Gather action="https://a.b/x?y=1&amp;z=2" numDigits="1" inputType="dtmf">
+    <Speak>Press 1.</Speak>
+  </Gather>
+</Response>
+"""
+
+
+def test_a_start_tag_seen_before_reads_the_same() -> None:
+    # The same action on two elements, and a start tag out of table order: the second
+    # reading (from the memo) is the first one, in table order, each with its own table.
+    want = Response(
+        Record(action="https://a.b/x?y=1&z=2", redirect=False),
+        Gather(Speak("Press 1."), action="https://a.b/x?y=1&z=2", input_type="dtmf", num_digits=1),
+    )
+    first, second = parse(PRETTY_GATHER), parse(PRETTY_GATHER.encode())
+    assert first == second == want
+    assert first.to_xml() == second.to_xml() == want.to_xml()
+    assert '<Gather action="https://a.b/x?y=1&amp;z=2" inputType="dtmf" numDigits="1">' in (
+        second.to_xml()
+    )
+    # The attribute dict may be shared with other parsed elements: the API hands out copies.
+    second.children[1].attrs["action"] = "changed"
+    assert parse(PRETTY_GATHER) == want
+
+
+def test_a_refused_start_tag_is_refused_every_time() -> None:
+    text = '<Response>\n  <Gather action="ftp://a.b" inputType="dtmf"/>\n</Response>'
+    for _ in range(2):
+        err = error(text)
+        assert err.line == 2
+        assert err.attribute == "action"
+    # The same start tag is refused on another element, where the attribute is unknown.
+    err = error('<Response>\n\n  <Hangup action="https://a.b"/>\n</Response>')
+    assert err.line == 3
+    assert "Hangup: unknown attribute 'action'" in str(err)
+
+
+def test_the_start_tag_memo_is_bounded() -> None:
+    from answerkit._xmltext import MEMO_LIMIT, TAG_MAX_LEN
+    from answerkit.parse import _SEEN
+
+    long_url = "https://a.b/" + "x" * TAG_MAX_LEN
+    doc = parse(f'<Response>\n  <Redirect method="GET">{long_url}</Redirect>\n</Response>')
+    assert doc.children[0].text == long_url
+    tail = "\n  <Gather action='https://a.b' inputType='dtmf'/>\n</Response>"
+    parse(f"<Response>\n  <Record action='{long_url}'/>{tail}")
+    # A long value that renders short is not kept either: the memo's key holds it as read.
+    zeros = "0" * TAG_MAX_LEN
+    wait = parse(f"<Response>\n  <Wait length='{zeros}7'/>\n</Response>").children[0]
+    assert wait.get("length") == "7"
+    assert not any(long_url in str(key) or zeros in str(key) for key in _SEEN)
+    for i in range(MEMO_LIMIT + 10):
+        assert parse(f"<Response>\n  <Record action='https://a.b/{i}'/>{tail}")
+    assert len(_SEEN) <= MEMO_LIMIT
+
+
+def test_errors_inside_containers_name_their_line() -> None:
+    text = """<Response>
+  <Dial callerId="+14155551234">
+    <Number>+14156667890</Number>
+    <Number>14156667890</Number>
+  </Dial>
+</Response>"""
+    err = error(text)
+    assert err.line == 4
+    assert "add the leading '+'" in str(err)
+    err = error(
+        "<Response>\n  <Gather action='https://a.b'>\n    <Hangup/>\n  </Gather>\n</Response>"
+    )
+    assert err.line == 3
+    assert "Gather: cannot contain Hangup" in str(err)
+
+
+def test_bytes_that_are_not_utf8_after_a_canonical_start() -> None:
+    head = DECL.encode() + b"<Response>"
+    err = error(head + b"<Speak>caf\xe9</Speak></Response>")
+    assert "not well-formed" in str(err)
+    # A UTF-8 byte order mark: not to_xml's start, so the full path reads it.
+    assert parse(b"\xef\xbb\xbf" + head + b"<Hangup/></Response>") == Response(Hangup())
