@@ -229,6 +229,45 @@ def test_a_call_whose_handler_fails_fails(tmp_path: Path) -> None:
     assert "handler error: answer: RuntimeError: oops" in out.getvalue()
 
 
+UNHANDLED_APP = """
+from answerkit import CallFlow, Dial, Number, Response, Speak
+from answerkit.request import Event
+
+flow = CallFlow("unhandled", auth_token="cli-token-0123456789", state="memory://",
+                public_url="https://voice.example.com")
+
+@flow.route("/answer")
+def answer(call):
+    flow.transfers.client.make_call("+14155550100", "+14155550142", flow.url_for("agent"))
+    return Response(Speak("Calling."))
+
+@flow.route("/agent", event=Event.Transfer)  # never asked with StartApp: the fallback plays
+def agent(call):
+    return Response(Speak("Hello agent."))
+
+@flow.route("/dialer")
+def dialer(call):
+    return Response(Dial(Number("+14155550142"), caller_id="+14155550100",
+                         action=flow.url_for("after")))
+
+@flow.route("/after", event=Event.DialAction)  # the action may come as Event=Redirect
+def after(call):
+    return Response(Speak("Thanks."))
+"""
+
+
+@pytest.mark.parametrize("route", ["answer", "dialer"])
+def test_a_webhook_no_handler_answers_fails_the_call(tmp_path: Path, route: str) -> None:
+    # The simulator's own "no handler for Event" finding, on the caller's call (the Dial
+    # action) or on a call the flow placed (the agent's answer URL), fails the command.
+    app = tmp_path / "unhandled_app.py"
+    app.write_text(UNHANDLED_APP)
+    out = io.StringIO()
+    args = Namespace(app=str(app), route=route, digits="-", dial="no-answer")
+    assert run_terminal_call(args, stdout=out) == 1, out.getvalue()
+    assert "no handler for Event=" in out.getvalue() and "FAILED: 1 webhook" in out.getvalue()
+
+
 def test_check_keeps_its_sample_calls_out_of_the_flows_store(tmp_path: Path) -> None:
     """A check run in CI with production's ANSWERKIT_STATE_URL must not write sample calls
     (state, replay records) there, nor need that store to be reachable."""

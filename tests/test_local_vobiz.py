@@ -483,9 +483,10 @@ def test_a_simulator_may_take_over_transfers_and_hangups(
             client.hangup(call.call_uuid)
     finally:
         vobiz.on_transfer_request = vobiz.on_hangup_request = None
+    # The B-leg is asked first: were it refused (400), the A-leg must not have moved.
     assert asked == [
-        (call.call_uuid, "aleg", hooks.url + "/ok", "POST"),
         (call.call_uuid, "bleg", hooks.url + "/ok", "POST"),
+        (call.call_uuid, "aleg", hooks.url + "/ok", "POST"),
         (call.call_uuid,),
     ]
     assert [o.leg for o in outcomes] == ["bleg"]  # only the leg LocalVobiz kept

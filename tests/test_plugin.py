@@ -100,3 +100,34 @@ def test_local_vobiz_drops_hooks_left_by_an_earlier_test(pytester: pytest.Pytest
     pytester.makepyfile(test_leaky=LEAKY_TESTS)
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
+
+
+LOANING_TESTS = """
+import pytest
+
+from answerkit.app import CallFlow
+from answerkit.elements import Response, Speak
+from answerkit.state import MemoryStore
+from answerkit.testing import CallSimulator
+
+FLOW = CallFlow("loan", public_url="https://voice.example.com",
+                auth_token="plugin-token-123", state=MemoryStore())
+FLOW.add_route("/answer", lambda call: Response(Speak("Hi.")), name="answer")
+
+
+def test_a_simulator_left_open_with_its_loan(local_vobiz):
+    CallSimulator(FLOW, local_vobiz=local_vobiz).call().run()  # never closed
+    lent = FLOW.transfers.swap_client(None)
+    FLOW.transfers.swap_client(lent)  # put straight back
+    assert lent is not None
+
+
+def test_the_next_test_finds_the_flow_as_it_was(local_vobiz):
+    assert FLOW.transfers.swap_client(None) is None  # the loan was cleared
+"""
+
+
+def test_local_vobiz_clears_a_loan_left_by_an_earlier_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_loaning=LOANING_TESTS)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)

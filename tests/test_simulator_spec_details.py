@@ -26,7 +26,7 @@ from answerkit.elements import (
     Stream,
     Wait,
 )
-from answerkit.errors import ConfigurationError
+from answerkit.errors import ConfigurationError, ValidationError
 from answerkit.request import CallRequest, Event
 from answerkit.state import MemoryStore
 from answerkit.testing.simulator import CallSimulator
@@ -415,19 +415,44 @@ def test_bleg_transfer_asked_for_on_dial_connected_moves_the_b_leg_only() -> Non
     assert agent.transcript.webhooks[0].event == "Transfer"
 
 
-def test_bleg_transfer_of_an_unbridged_call_never_leaves_the_simulator(
-    call_simulator: Any, local_vobiz: Any
+@pytest.mark.parametrize("legs", ["bleg", "both"])
+def test_bleg_transfer_of_a_call_with_no_dial_is_400_as_on_local_vobiz_alone(
+    call_simulator: Any, local_vobiz: Any, legs: str
 ) -> None:
     flow = doc_flow(Response(Play(MUSIC, loop=0)), agent=Response(Speak("Briefing.")))
     sim = call_simulator(flow)
     call = sim.call()
     call.run()
-    local_vobiz.client().transfer(call.call_uuid, legs="bleg", bleg_url=url("/agent"))
+    urls = {"bleg_url": url("/agent"), **({"aleg_url": url("/agent")} if legs == "both" else {})}
+    with pytest.raises(ValidationError, match="no B-leg"):
+        local_vobiz.client().transfer(call.call_uuid, legs=legs, **urls)
     call.run()
-    # LocalVobiz did not fetch the URL itself (in the A-leg's name, off loopback).
+    # Nothing moved (not even the A-leg with legs=both), and LocalVobiz did not fetch the
+    # URL itself (in the A-leg's name, off loopback).
     assert local_vobiz.sent_webhooks == [] and local_vobiz.transfers == []
-    assert call.state == "blocked" and "no B-leg is bridged" in str(call.transcript)
-    assert call.transcript.heard == [MUSIC]
+    assert call.state == "blocked" and call.transcript.transfers == []
+    assert call.transcript.heard == [MUSIC] and len(sim.calls) == 1
+
+
+def test_bleg_transfer_is_taken_over_only_while_a_dial_has_a_b_leg(
+    call_simulator: Any, local_vobiz: Any
+) -> None:
+    dial = Dial(Number("+14156667890"), caller_id="+14155551234")
+    flow = doc_flow(
+        Response(dial, Play(MUSIC, loop=0)), agent=Response(Speak("Briefing."), Hangup())
+    )
+    sim = call_simulator(flow)
+    caller = sim.call(dial="bridge")
+    caller.run()
+    assert caller.state == "blocked" and caller.bridge is not None
+    client = local_vobiz.client()
+    client.transfer(caller.call_uuid, legs="bleg", bleg_url=url("/agent"))  # 202
+    sim.run_until_idle()
+    agent = sim.calls[1]
+    assert agent.transcript.heard == ["Briefing."] and agent.ended
+    assert caller.transcript.heard == [MUSIC]  # the bridge is over: the caller went on
+    with pytest.raises(ValidationError, match="no B-leg"):
+        client.transfer(caller.call_uuid, legs="bleg", bleg_url=url("/agent"))
 
 
 # -- 10. a failing handler is not a call that ended normally ------------------------------------
@@ -690,3 +715,199 @@ def test_wait_for_transfer_of_a_simulated_call_points_at_its_transcript(
         local_vobiz.wait_for_transfer(call.call_uuid)
     t = call.run()
     assert t.heard[-1] == "Moved." and t.webhooks_for("Transfer")
+
+
+# -- 19. a scheduled hang-up while a Dial rings cancels it (spec §2.5 DialStatus, §2.13) --------
+
+
+def timed_webhooks(t: Any) -> list[tuple[float, str]]:
+    """``(second, Event)`` of every webhook, in the order sent."""
+    return [(e.at, e.data["webhook"].event) for e in t.events if e.kind == "webhook"]
+
+
+@pytest.mark.parametrize("redirect", [True, False])
+def test_a_dial_ringing_when_the_scheduled_hangup_falls_is_cancelled(redirect: bool) -> None:
+    dial = Dial(
+        Number("+14156667890"),
+        caller_id="+14155551234",
+        callback_url=url("/events"),
+        action=url("/after"),
+        redirect=redirect,
+    )
+    flow = doc_flow(Response(Hangup(schedule=30), dial), after=Response(Speak("After.")))
+    call = CallSimulator(flow).call(dial="no-answer")  # would ring 120 s (the default timeout)
+    t = call.run()
+    # The caller leaves at 30 s: the ringing B-leg is cancelled then, not after its 120 s;
+    # the action follows the hangup webhook whatever redirect says, and its XML is not played.
+    assert timed_webhooks(t)[-3:] == [(30, "DialHangup"), (30, "Hangup"), (30, "Redirect")]
+    b_leg = t.webhooks_for("DialHangup")[0].params
+    assert b_leg["DialBLegHangupCause"] == "ORIGINATOR_CANCEL"
+    action = t.webhooks_for("Redirect")[0].params
+    assert action["DialStatus"] == "cancel" and action["DialHangupCause"] == "ORIGINATOR_CANCEL"
+    assert t.dials[0]["outcome"] == "cancel"
+    assert call.clock == 30 and t.duration == 30 and t.heard == []
+
+
+def test_a_dial_that_stops_ringing_before_the_scheduled_hangup_is_no_answer() -> None:
+    dial = Dial(Number("+14156667890"), caller_id="+14155551234", action=url("/after"), timeout=20)
+    flow = doc_flow(Response(Hangup(schedule=30), dial), after=Response(Speak("After.")))
+    t = CallSimulator(flow).call(dial="no-answer").run()
+    assert t.webhooks_for("Redirect")[0].params["DialStatus"] == "no-answer"
+    assert t.heard == ["After."]
+
+
+def test_an_answered_dials_action_without_redirect_follows_the_scheduled_hangup() -> None:
+    dial = Dial(Number("+14156667890"), caller_id="+14155551234", action=url("/events"),
+                redirect=False)  # fmt: skip
+    t = CallSimulator(doc_flow(Response(Hangup(schedule=3), dial))).call(dial="answer").run()
+    assert [event for _at, event in timed_webhooks(t)][-2:] == ["Hangup", "Redirect"]
+
+
+# -- 20. the Record action goes out as the recording starts (spec §2.6) --------------------------
+
+
+def test_the_record_action_goes_out_as_the_recording_starts() -> None:
+    record = Record(action=url("/rec"), redirect=True, max_length=10, callback_url=url("/events"))
+    flow = doc_flow(Response(Speak("Hi."), record), rec=Response(Speak("Thanks.")))
+    call = CallSimulator(flow).call()
+    t = call.run()
+    # Sent at 1 s (after "Hi."), not at 11 s; its XML runs once the recording is done.
+    assert (1, "Record") in timed_webhooks(t)
+    assert t.heard == ["Hi.", "Thanks."]
+    assert [e.at for e in t.events if e.kind == "hear"] == [1, 12]
+
+
+@pytest.mark.parametrize("redirect", [True, False])
+def test_a_record_cut_by_the_scheduled_hangup_still_sent_its_action(redirect: bool) -> None:
+    record = Record(action=url("/rec"), redirect=redirect, callback_url=url("/events"))
+    doc = Response(Hangup(schedule=20), record, Speak("Too late."))
+    flow = doc_flow(doc, rec=Response(Speak("From the action.")) if redirect else Response())
+    call = CallSimulator(flow).call()
+    t = call.run()
+    assert timed_webhooks(t)[1:] == [(0, "Record"), (20, "Hangup"), (20, "RecordStop")]
+    assert t.heard == [] and call.clock == 20
+    assert t.webhooks_for("RecordStop")[0].params["RecordingEndReason"] == "HungUp"
+
+
+# -- 21. a Gather whose prompt outlasts the scheduled hang-up takes no input ---------------------
+
+
+@pytest.mark.parametrize(("schedule", "pressed"), [(3, []), (5, []), (20, ["1"])])
+def test_a_gather_takes_no_input_once_the_scheduled_hangup_fell_due(
+    schedule: int, pressed: list[str]
+) -> None:
+    # The prompt lasts 4 s and pressing 2 s more: the caller is gone at 3 s (mid-prompt)
+    # and at 5 s (mid-input), but presses at 20 s.
+    prompt = Speak("Press one for sales or two for support now")
+    gather = Gather(prompt, action=url("/menu"), input_type="dtmf", redirect=False)
+    flow = doc_flow(Response(Hangup(schedule=schedule), gather), menu=Response())
+    call = CallSimulator(flow).call(digits="1")
+    t = call.run()
+    assert t.digits_sent == pressed and ("presses: 1" in str(t)) == bool(pressed)
+    assert bool(t.webhooks_for(path="/menu")) == bool(pressed)
+    assert t.duration == min(schedule, 6)
+
+
+# -- 22. error taps exist only while a webhook is in flight --------------------------------------
+
+
+def test_error_taps_never_stack_up_or_outlive_a_webhook() -> None:
+    flow = doc_flow(Response(Gather(Speak("Press 1."), action=url("/boom"), input_type="dtmf")))
+
+    def boom(call: CallRequest) -> Response:
+        raise RuntimeError("boom")
+
+    flow.add_route("/boom", boom, name="boom")
+    hooked: list[str] = []
+
+    def own_hook(exc: BaseException, call: Any, route: str) -> None:
+        hooked.append(route)
+        raise ValueError("the flow's own hook fails too")
+
+    flow.on_error = own_hook
+    dispatcher = flow.dispatcher()
+    assert dispatcher.on_error is own_hook
+    for _ in range(3):  # never closed: each used to leave a tap on top of the last
+        CallSimulator(flow).call(digits="1").run()
+    assert dispatcher.on_error is own_hook
+    first, second = CallSimulator(flow), CallSimulator(flow)
+    t = second.call(digits="1").run()
+    # Recorded before the flow's hook ran (and raised); that hook still saw it.
+    assert t.handler_errors == ["boom: RuntimeError: boom"] and not t.ended_normally
+    assert hooked == ["boom"] * 4  # once per crash, not once per tap
+    first.close()  # out of order: nothing of either is left behind
+    second.close()
+    assert dispatcher.on_error is own_hook
+
+
+# -- 23. a flow's lent client follows the simulators that lent it -------------------------------
+
+
+def moving_flow() -> CallFlow:
+    """A flow that moves its own call (flow.transfer) after a Gather."""
+    flow = doc_flow(Response(Gather(Speak("Press 1."), action=url("/move"), input_type="dtmf")))
+
+    def move(call: CallRequest) -> Response:
+        flow.transfer(call.call_uuid, aleg="hold")
+        return Response(Play(MUSIC, loop=0))
+
+    flow.add_route("/move", move, name="move")
+    flow.add_route("/hold", lambda call: Response(Speak("On hold."), Hangup()), name="hold")
+    return flow
+
+
+def test_a_loan_left_by_an_unclosed_simulator_does_not_stop_the_next_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from answerkit.testing.local_vobiz import LocalVobiz
+
+    for name in ("VOBIZ_AUTH_ID", "VOBIZ_AUTH_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    flow = moving_flow()
+    with LocalVobiz() as first:
+        t = CallSimulator(flow, local_vobiz=first).call(digits="1").run()  # never closed
+        assert t.heard[-1] == "On hold." and t.handler_errors == []
+    with LocalVobiz() as second:  # the first one's port is dead now
+        sim = CallSimulator(flow, local_vobiz=second)
+        t = sim.call(digits="1").run()
+        assert t.heard[-1] == "On hold." and t.handler_errors == []
+        sim.close()
+    # Both loans are over (the first one's LocalVobiz is gone): what was there before is back.
+    assert flow.transfers.swap_client(None) is None
+
+
+def test_closing_one_simulator_leaves_the_loan_another_relies_on(
+    monkeypatch: pytest.MonkeyPatch, local_vobiz: Any
+) -> None:
+    for name in ("VOBIZ_AUTH_ID", "VOBIZ_AUTH_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    flow = moving_flow()
+    first = CallSimulator(flow, local_vobiz=local_vobiz)
+    second = CallSimulator(flow, local_vobiz=local_vobiz)
+    first.close()
+    t = second.call(digits="1").run()
+    assert t.heard[-1] == "On hold." and t.handler_errors == []
+    second.close()
+    assert flow.transfers.swap_client(None) is None
+    # The other order: the later loan ends first, and the earlier one is back in place.
+    first = CallSimulator(flow, local_vobiz=local_vobiz)
+    lent = flow.transfers.client
+    second = CallSimulator(flow, local_vobiz=local_vobiz)
+    assert flow.transfers.client is not lent  # lent again over another simulator's loan
+    second.close()
+    assert flow.transfers.client is lent
+    first.close()
+    assert flow.transfers.swap_client(None) is None
+
+
+# -- 24. scripted dial outcomes parse as digits and speech do ------------------------------------
+
+
+def test_scripted_dial_outcomes_are_split_stripped_and_checked() -> None:
+    sim = CallSimulator(doc_flow(Response(Speak("Hi."))))
+    assert sim.call(dial="answer, busy").setup.dial == ["answer", "busy"]
+    assert sim.call(dial=[" no-answer ", ["busy", "answer"]]).setup.dial[0] == "no-answer"
+    for bad, shown in ((5, "5"), (b"answer", "b'answer'"), ([b"answer"], "b'answer'")):
+        with pytest.raises(ConfigurationError, match="dial") as info:
+            sim.call(dial=bad)  # type: ignore[arg-type]
+        assert shown in str(info.value)

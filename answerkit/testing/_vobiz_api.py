@@ -233,18 +233,22 @@ class RestApi:
         if record is None or record.status != "in-progress":
             return _call_not_found(call_uuid)
         take_over = self.on_transfer_request
-        kept = (
-            targets if take_over is None else [t for t in targets if not take_over(call_uuid, *t)]
-        )
-        if any(leg == "bleg" for leg, _url, _method in kept) and not record.bleg_uuid:
-            # Spec §6 item 10: what Vobiz does is unknown. Fetching the URL in the A-leg's
-            # name would run B-leg XML on the caller, so nothing is applied and the answer
-            # says why (a 404 would read as "the call ended", which it has not).
-            return _bad_request(
-                f"legs={legs}, but call {call_uuid} has no B-leg bridged to it: "
-                "use legs=aleg to move the caller",
-                "legs",
-            )
+        kept: list[tuple[str, str, str]] = []
+        # The B-leg is asked first: when it is refused, the A-leg must not have moved.
+        for target in sorted(targets, key=lambda t: t[0] != "bleg"):
+            if take_over is not None and take_over(call_uuid, *target):
+                continue
+            if target[0] == "bleg" and not record.bleg_uuid:
+                # Spec §6 item 10: what Vobiz does is unknown. Fetching the URL in the
+                # A-leg's name would run B-leg XML on the caller, so nothing is applied and
+                # the answer says why (a 404 would read as "the call ended", which it has not).
+                return _bad_request(
+                    f"legs={legs}, but call {call_uuid} has no B-leg bridged to it: "
+                    "use legs=aleg to move the caller",
+                    "legs",
+                )
+            kept.append(target)
+        kept.sort(key=lambda t: t[0] != "aleg")  # delivered in the order asked for
         self.table.note_taken_over(call_uuid, len(targets) - len(kept))
         targets = kept
         generation = self.table.begin_transfer(call_uuid, len(targets)) if targets else 0

@@ -130,6 +130,11 @@ class LocalVobiz:
             self._server = None
         self._webhooks.close()
 
+    @property
+    def running(self) -> bool:
+        """True between :meth:`start` and :meth:`stop`."""
+        return self._server is not None
+
     def __enter__(self) -> LocalVobiz:
         return self.start()
 

@@ -36,9 +36,15 @@ def answerkit_local_vobiz_server() -> Iterator[LocalVobiz]:
 
 @pytest.fixture
 def local_vobiz(answerkit_local_vobiz_server: LocalVobiz) -> LocalVobiz:
-    """A LocalVobiz server with no calls, requests, faults or hooks left from other tests."""
+    """A LocalVobiz server with no calls, requests, faults, hooks or loans left from other
+    tests."""
+    from answerkit.testing.sim_remote import release_loans
+
     server = answerkit_local_vobiz_server
     server.reset()
+    # A flow lent a client of this server by a simulator an earlier test never closed gets
+    # its own client (or none) back: its REST calls would reach this server unhooked.
+    release_loans(server)
     # The hooks too: a simulator an earlier test never closed would otherwise still take
     # this test's hang-ups and transfers over (and adopt its make-calls), and do nothing.
     server.on_make_call = server.on_transfer = None

@@ -5,22 +5,24 @@
 Dial without ``callerId`` fails with no B-leg, as on Vobiz (spec §1.2 Dial). ``<Conference>``
 joins a room shared by every call of one simulator (spec §1.2, §2.9); a call in a
 room blocks until it is let out: the lone-member rule, a member leaving with
-``endConferenceOnExit``, a transfer or a hang-up.
+``endConferenceOnExit``, a transfer or a hang-up. The rooms themselves
+(:class:`ConferenceRoom`, :class:`Member`) are shared data, in
+:mod:`~answerkit.testing.sim_signals`.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from answerkit.elements import Element
 from answerkit.errors import AnswerkitError
 from answerkit.parse import parse
-from answerkit.testing.sim_elements import _int, hear, wait
+from answerkit.testing.sim_elements import _int, check_schedule, hear, wait
 from answerkit.testing.sim_script import DIAL_OUTCOMES, dial_outcomes
-from answerkit.testing.sim_signals import BLOCK, CallEnded, Fetch
+from answerkit.testing.sim_signals import BLOCK, CallEnded, ConferenceRoom, Fetch, Member
 from answerkit.testing.sim_transcript import CAUSES, Cause
 
 if TYPE_CHECKING:
@@ -30,7 +32,6 @@ __all__ = ["DIAL_OUTCOMES", "Bridge", "ConferenceRoom", "Member", "run_conferenc
 
 ANSWERED = ("answer", "bridge")
 TALK_SECONDS = 10
-_STATUS_OF = {"busy": "busy", "no-answer": "no-answer", "failed": "failed"}
 EXIT_OMITS = ("From", "To", "Direction", "CallStatus")
 
 
@@ -144,11 +145,14 @@ def run_dial(call: SimulatedCall, el: Element) -> Generator[int, None, Fetch | N
             (o for o in ("no-answer", "busy", "failed") if any(t.outcome == o for t in targets)),
             "failed",
         )
+        # An unanswered B-leg rings for the Dial's timeout: effectively 120 s when not set
+        # (spec §1.2 Dial); a busy or failed one ends within seconds.
+        ring_time = _int(el.get("timeout"), 120) if status == "no-answer" else 2
+        if call.hangup_at is not None and call.hangup_at - call.clock <= ring_time:
+            return _dial_cancelled(call, el, targets, record, names, leg_hangup)
         record["outcome"] = status
         call._emit("dial", f"dial {names} -> {status}", dial=record)
-        # An unanswered B-leg rings for the Dial's timeout: effectively 120 s when not set
-        # (spec §1.2 Dial), which a <Hangup schedule> may cut short.
-        call.clock += _int(el.get("timeout"), 120) if status == "no-answer" else 2
+        call.clock += ring_time
         for target in targets:
             leg_hangup(target, CAUSES[target.outcome])
         hangup_cause = CAUSES[status].cause
@@ -157,45 +161,15 @@ def run_dial(call: SimulatedCall, el: Element) -> Generator[int, None, Fetch | N
     else:
         record["outcome"] = "answered"
         call._emit("dial", f"dial {names} -> answered by {winner.address}", dial=record)
-        leg_event(winner, "DialAnswer", "answer", "answered")
-        for target in targets:
-            if target is not winner:
-                cause = CAUSES[
-                    "lose_race"
-                    if target.outcome in ("answer", "bridge", "no-answer")
-                    else target.outcome
-                ]
-                leg_hangup(target, cause)
-        leg_event(winner, "DialConnected", "connected", "connected")
-        confirm = el.get("confirmSound")
-        if confirm:
-            _play_fetched(call, confirm, None, {}, audible=False)
-        talk_start = call.clock
-        b_cause = CAUSES["normal"].with_source("Callee")
-        if winner.outcome == "bridge":
-            bridge = call.bridge = Bridge(call, winner, caller_id)
-            call._emit("dial", f"connected to {winner.address}")
-            finished = False
-            try:
-                while bridge.up:
-                    yield BLOCK
-                finished = True
-            finally:
-                call.bridge = None
-                if not finished and call.driven:
-                    _bridge_interrupted(call, el, winner, bridge, leg_hangup, talk_start)
-            b_cause = bridge.cause or b_cause
-            if bridge.transferred_to:
-                call._emit("dial", f"{winner.address} was transferred away")
-            else:
-                call._emit("dial", f"{winner.address} hangs up")
-        else:
-            talk = float(TALK_SECONDS)
-            if call.hangup_at is not None and call.clock + talk > call.hangup_at:
-                # The caller's scheduled hang-up ends the talk, and the B-leg with it.
-                talk = max(0.0, call.hangup_at - call.clock)
-                b_cause = CAUSES["normal"]
-            call.clock += talk
+        # From DialAnswer until the bridge ends the call has a B-leg the Transfer API can
+        # move (legs=bleg); before and after, LocalVobiz answers such a request 400.
+        call.dialing = True
+        try:
+            b_cause, talk_start = yield from _connect(
+                call, el, targets, winner, caller_id, leg_event, leg_hangup
+            )
+        finally:
+            call.dialing = False
         leg_hangup(winner, b_cause, round(call.clock - talk_start))
         status, ring, hangup_cause, bleg_uuid = "completed", "true", b_cause.cause, winner.uuid
     return _dial_action(
@@ -211,17 +185,112 @@ def run_dial(call: SimulatedCall, el: Element) -> Generator[int, None, Fetch | N
     )
 
 
+def _connect(
+    call: SimulatedCall,
+    el: Element,
+    targets: list[_Target],
+    winner: _Target,
+    caller_id: str,
+    leg_event: Any,
+    leg_hangup: Any,
+) -> Generator[int, None, tuple[Cause, float]]:
+    """The answered B-leg's events, then its talk (or bridge) until it ends.
+
+    Returns how the B-leg ended and when its talk started.
+    """
+    leg_event(winner, "DialAnswer", "answer", "answered")
+    for target in targets:
+        if target is not winner:
+            cause = CAUSES[
+                "lose_race"
+                if target.outcome in ("answer", "bridge", "no-answer")
+                else target.outcome
+            ]
+            leg_hangup(target, cause)
+    leg_event(winner, "DialConnected", "connected", "connected")
+    confirm = el.get("confirmSound")
+    if confirm:
+        _play_fetched(call, confirm, None, {}, audible=False)
+    talk_start = call.clock
+    b_cause = CAUSES["normal"].with_source("Callee")
+    if winner.outcome == "bridge":
+        bridge = call.bridge = Bridge(call, winner, caller_id)
+        call._emit("dial", f"connected to {winner.address}")
+        finished = False
+        try:
+            while bridge.up:
+                yield BLOCK
+            finished = True
+        finally:
+            call.bridge = None
+            if not finished and call.driven:
+                _bridge_interrupted(call, el, winner, bridge, leg_hangup, talk_start)
+        b_cause = bridge.cause or b_cause
+        if bridge.transferred_to:
+            call._emit("dial", f"{winner.address} was transferred away")
+        else:
+            call._emit("dial", f"{winner.address} hangs up")
+    else:
+        talk = float(TALK_SECONDS)
+        if call.hangup_at is not None and call.clock + talk > call.hangup_at:
+            # The caller's scheduled hang-up ends the talk, and the B-leg with it.
+            talk = max(0.0, call.hangup_at - call.clock)
+            b_cause = CAUSES["normal"]
+        call.clock += talk
+    return b_cause, talk_start
+
+
 def _dial_action(call: SimulatedCall, el: Element, params: dict[str, str]) -> Fetch | None:
-    """Send the Dial action (spec §2.5): a hand-off, or with ``redirect="false"`` a request."""
+    """Send the Dial action (spec §2.5): a hand-off, or with ``redirect="false"`` a request.
+
+    A Dial the scheduled hang-up cut short ends the call here; its action, whatever
+    ``redirect`` says, follows the hangup webhook (spec §2.13), its XML ignored.
+    """
     action = el.get("action")
-    if not action:
-        return None
     method = el.get("method") or "POST"
     event = call.sim.dial_action_event  # DialAction or Redirect: spec §6 item 8
-    if el.get("redirect") == "false":
-        call._send(action, method, call._params(event, params))
+    fetch = Fetch(action, method, event, params, "action") if action else None
+    check_schedule(call, after_hangup=fetch)
+    if fetch is None:
         return None
-    return Fetch(action, method, event, params, "action")
+    if el.get("redirect") == "false":
+        call._send(fetch.url, method, call._params(event, params))
+        return None
+    return fetch
+
+
+def _dial_cancelled(
+    call: SimulatedCall,
+    el: Element,
+    targets: list[_Target],
+    record: dict[str, Any],
+    names: str,
+    leg_hangup: Any,
+) -> Fetch | None:
+    """The scheduled hang-up falls due while the B-legs ring: the caller leaves, the Dial
+    is cancelled (spec §2.5 lists ``DialStatus=cancel``), and the call ends then.
+
+    The ringing legs end with ORIGINATOR_CANCEL (``CAUSES["cancel"]``: the spec names no
+    cause for it); a busy or failed one with its own cause.
+    """
+    assert call.hangup_at is not None
+    call.clock = max(call.clock, call.hangup_at)
+    record["outcome"] = "cancel"
+    call._emit("dial", f"dial {names} -> cancelled: the caller hung up while it rang", dial=record)
+    for target in targets:
+        leg_hangup(target, CAUSES["cancel" if target.outcome == "no-answer" else target.outcome])
+    ringing = any(t.outcome == "no-answer" for t in targets)
+    return _dial_action(
+        call,
+        el,
+        {
+            "DialStatus": "cancel",
+            "DialRingStatus": "true" if ringing else "false",
+            "DialHangupCause": CAUSES["cancel"].cause,
+            "DialALegUUID": call.call_uuid,
+            "DialBLegUUID": "",
+        },
+    )
 
 
 def _dial_refused(call: SimulatedCall, el: Element, targets: list[_Target]) -> Fetch | None:
@@ -312,81 +381,6 @@ def _play_fetched(
 
 
 # -- conferences -------------------------------------------------------------------------
-
-
-@dataclass
-class Member:
-    """One call in a conference room."""
-
-    call: SimulatedCall
-    member_id: str
-    stay_alone: bool
-    starter: bool
-    end_on_exit: bool
-    muted: bool
-    active: bool = True
-    reason: str = ""
-    kicked: bool = False
-
-
-@dataclass
-class ConferenceRoom:
-    """A named room shared by every call of one simulator (``sim.conference(name)``)."""
-
-    name: str
-    uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
-    started: bool = False
-    history: list[str] = field(default_factory=list)
-    _members: list[Member] = field(default_factory=list)
-    _next_id: int = 1
-
-    @property
-    def members(self) -> list[SimulatedCall]:
-        """The calls in the room now, in the order they joined."""
-        return [m.call for m in self._members if m.active]
-
-    def join(self, call: SimulatedCall, el: Element) -> Member:
-        """Add ``call``; returns its membership."""
-        if not self._members:
-            self.uuid = str(uuid.uuid4())
-            self.started = False
-        member = Member(
-            call,
-            str(self._next_id),
-            stay_alone=el.get("stayAlone") == "true",
-            starter=el.get("startConferenceOnEnter") != "false",
-            end_on_exit=el.get("endConferenceOnExit") == "true",
-            muted=el.get("muted") == "true",
-        )
-        self._next_id += 1
-        self._members.append(member)
-        if member.starter:
-            self.started = True
-        self.history.append(f"{call.call_uuid} joined")
-        self._settle()
-        return member
-
-    def leave(self, member: Member) -> None:
-        """Take ``member`` out; ``endConferenceOnExit`` ends the conference for everyone."""
-        if member in self._members:
-            self._members.remove(member)
-        member.active = False
-        self.history.append(f"{member.call.call_uuid} left")
-        if member.end_on_exit:
-            for other in self._members:
-                if other.active:
-                    other.active, other.kicked = False, True
-                    other.reason = "the conference ended"
-        if not any(m.active for m in self._members):
-            self.started = False
-        self._settle()
-
-    def _settle(self) -> None:
-        # stayAlone defaults to false on Vobiz: a member alone in a started room is let go.
-        active = [m for m in self._members if m.active]
-        if self.started and len(active) == 1 and not active[0].stay_alone:
-            active[0].active = False
-            active[0].reason = "alone in the conference"
 
 
 def run_conference(call: SimulatedCall, el: Element, last: bool) -> Generator[int, None, None]:

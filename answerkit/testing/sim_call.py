@@ -90,6 +90,7 @@ class SimulatedCall:
         self.recordings: list[Recording] = []
         self._after_hangup: list[Callable[[], object]] = []
         self.bridge: Bridge | None = None
+        self.dialing = False  # a Dial's B-leg answered and has not left yet
         self._stream_open = False
         self.started_at = datetime.now()
         self.session_start = datetime.now(timezone.utc)

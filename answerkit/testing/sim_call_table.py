@@ -71,13 +71,27 @@ class CallTable:
         leg = forced or leg
         if leg in ("bleg", "both"):
             # Queued even with no bridge up yet: a handler of DialAnswer/DialConnected asks
-            # before the bridge forms, and with legs=both the A-leg must move regardless.
-            # Taken over either way, so LocalVobiz never fetches the URL itself in the
-            # name of a simulated call (with the A-leg's CallUUID, off loopback).
+            # before the bridge forms (LocalVobiz's requests come through take_transfer,
+            # which refuses one with no Dial answered); the test's own legs=both moves the
+            # A-leg regardless. Taken over, so LocalVobiz never fetches the URL itself in
+            # the name of a simulated call (with the A-leg's CallUUID, off loopback).
             call._request(Pending("transfer-bleg", url, method))
         if leg in ("aleg", "both"):
             call._request(Pending("transfer", url, method))
         return True
+
+    def take_transfer(self, call_uuid: str, leg: str, url: str, method: str) -> bool:
+        """LocalVobiz's hook: queue a transfer of one leg, as :meth:`queue_transfer`.
+
+        A B-leg transfer only while a Dial of the call has a B-leg (from DialAnswer until
+        the bridge ends): else False, and LocalVobiz answers as it would on its own (400,
+        no B-leg), where the test's own :meth:`CallSimulator.transfer` notes it instead.
+        """
+        if leg != "aleg":
+            call, forced = self.live(call_uuid)
+            if call is not None and forced is None and not call.dialing:
+                return False
+        return self.queue_transfer(call_uuid, leg, url, method)
 
     def queue_hangup(self, call_uuid: str) -> bool:
         """Queue a hang-up (source ``API Request``); False when there is no such live call."""

@@ -55,6 +55,7 @@ __all__ = [
     "GatherPrompt",
     "Interrupted",
     "Pending",
+    "check_schedule",
     "gather",
     "hangup_element",
     "hear",
@@ -91,6 +92,25 @@ def judge(call: SimulatedCall, hook: Webhook, kind: str) -> Response:
         raise CallEnded(CAUSES[f"{kind}_xml"], why) from None
     call.transcript.documents.append(doc)
     return doc
+
+
+def check_schedule(call: SimulatedCall, after_hangup: Fetch | None = None) -> None:
+    """End the call if its ``<Hangup schedule>`` fell due during the element just run.
+
+    The call ends at the scheduled time, not when the element would have finished
+    (Duration counts to the hang-up), and a hand-off the element made is not
+    followed: the call is gone. ``after_hangup`` (a Dial's action) is still requested
+    after the hangup webhook (spec §2.13), its reply ignored.
+    """
+    if call.hangup_at is None or call.clock < call.hangup_at:
+        return
+    call.clock = call.hangup_at
+    if after_hangup is not None:
+        late = after_hangup
+        call._after_hangup.append(
+            lambda: call._send(late.url, late.method, call._params(late.event, late.params))
+        )
+    raise CallEnded(CAUSES["normal"], "scheduled hangup")
 
 
 def _int(value: str | None, default: int) -> int:
@@ -216,8 +236,11 @@ def recording_end(el: Element) -> tuple[int, str]:
 def record(call: SimulatedCall, el: Element) -> Fetch | None:
     """Start a recording and send its action (spec §2.6: early, with RecordingID).
 
-    Not ``recordSession``, it runs for its :func:`recording_end` length before the next
-    element, as the platform's Record blocks the document.
+    The action goes out as the recording starts; with ``redirect="true"`` its XML
+    becomes the next document once the recording is done. Not ``recordSession``, the
+    recording runs for its :func:`recording_end` length before the next element, as the
+    platform's Record blocks the document; a scheduled hang-up falling due meanwhile
+    ends the call (and the recording) at its time, the action having gone out already.
     """
     recording_id = str(uuid.uuid4())
     session = el.get("recordSession") == "true"
@@ -231,15 +254,22 @@ def record(call: SimulatedCall, el: Element) -> Fetch | None:
     )
     if not session:
         rec.length, rec.reason = recording_end(el)
+    fetch = _record_action(call, el, recording_id)
+    if not session:
         call.clock += rec.length
+    return fetch
+
+
+def _record_action(call: SimulatedCall, el: Element, recording_id: str) -> Fetch | None:
+    """Send the Record action now; the hand-off to its XML with ``redirect="true"``."""
     action = el.get("action")
     if not action:
         return None
     method = el.get("method") or "POST"
     params = {"RecordingID": recording_id}
-    if el.get("redirect") == "true":
-        return Fetch(action, method, "Record", params, "action")
     hook = call._send(action, method, call._params("Record", params))
+    if el.get("redirect") == "true":
+        return Fetch(action, method, "Record", params, "action", reply=hook)
     if hook.ok and hook.body.strip():
         try:
             steers = bool(parse(hook.body).children)
@@ -265,6 +295,9 @@ def gather(call: SimulatedCall, el: Element) -> Generator[int, None, Fetch | Non
     for child in el.children:
         hear(call, child)
         prompts.append((child.text or "").strip())
+    # A scheduled hang-up that fell due during the prompts ends the call there: the caller
+    # is gone before any input is taken (or the test's pause at this Gather is reached).
+    check_schedule(call)
     if call.stop_at == "gather":
         call.stop_at = None
         call.paused = True
@@ -278,6 +311,7 @@ def gather(call: SimulatedCall, el: Element) -> Generator[int, None, Fetch | Non
     masked = el.get("log") == "false"
     if got is None:
         call.clock += _int(el.get("executionTimeout"), 15)
+        check_schedule(call)  # hung up while the Gather waited: no action either way
         call._emit("no-input", "gives no input")
         if call.sim.gather_timeout == "next" or not action:
             return None
@@ -285,6 +319,7 @@ def gather(call: SimulatedCall, el: Element) -> Generator[int, None, Fetch | Non
     else:
         kind, value = got
         call.clock += 2
+        check_schedule(call)  # hung up before the input was complete: nothing was sent
         if kind == "dtmf":
             if finish and finish in value:
                 value = value[: value.index(finish)]

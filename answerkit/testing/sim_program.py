@@ -66,7 +66,9 @@ def run_documents(call: SimulatedCall, fetch: Fetch) -> Program:
 
 def _fetch_document(call: SimulatedCall, fetch: Fetch) -> Response:
     _count_step(call)
-    hook = call._send(fetch.url, fetch.method, call._params(fetch.event, fetch.params))
+    hook = fetch.reply
+    if hook is None:
+        hook = call._send(fetch.url, fetch.method, call._params(fetch.event, fetch.params))
     try:
         return elem.judge(call, hook, fetch.kind)
     except CallEnded:
@@ -89,7 +91,7 @@ def _run_document(call: SimulatedCall, doc: Response) -> Generator[int, None, Fe
         if tag == "Speak" or tag == "Play":
             call._mark_answered()
             if elem.hear(call, el):
-                _check_schedule(call)  # the first loop may already outlast it
+                elem.check_schedule(call)  # the first loop may already outlast it
                 yield from _hold()
         elif tag == "Gather":
             call._mark_answered()
@@ -129,35 +131,13 @@ def _run_document(call: SimulatedCall, doc: Response) -> Generator[int, None, Fe
                 yield from _hold_stream(call)
         else:
             call._emit("note", f"skipped <{tag}>: not an element of a call document")
-        if fetch is not None and tag == "Dial":
-            # Spec §2.13: a Dial action cut short by the hang-up follows the hangup
-            # webhook, and the call being over, its XML is ignored.
-            _check_schedule(call, after_hangup=fetch)
-        else:
-            _check_schedule(call)
+        # A Dial cut short by the scheduled hang-up sent its action itself (after the
+        # hangup webhook, spec §2.13); here no hand-off is followed once the call is gone.
+        elem.check_schedule(call)
         if fetch is not None:
             return fetch
         yield STEP
     return None
-
-
-def _check_schedule(call: SimulatedCall, after_hangup: Fetch | None = None) -> None:
-    """End the call if its ``<Hangup schedule>`` fell due during the element just run.
-
-    The call ends at the scheduled time, not when the element would have finished
-    (Duration counts to the hang-up), and a hand-off the element made is not
-    followed: the call is gone. ``after_hangup`` is still requested after the
-    hangup webhook, its reply ignored.
-    """
-    if call.hangup_at is None or call.clock < call.hangup_at:
-        return
-    call.clock = call.hangup_at
-    if after_hangup is not None:
-        late = after_hangup
-        call._after_hangup.append(
-            lambda: call._send(late.url, late.method, call._params(late.event, late.params))
-        )
-    raise CallEnded(CAUSES["normal"], "scheduled hangup")
 
 
 def _count_step(call: SimulatedCall) -> None:

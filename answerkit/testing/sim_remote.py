@@ -6,7 +6,12 @@ calls, the two must agree on which calls are live and who carries out a transfer
 or a hang-up:
 
 * a flow without a client of its own borrows one for LocalVobiz while the link
-  lasts (its transfers, a WarmTransfer's agent call, a TransferTrigger);
+  lasts (its transfers, a WarmTransfer's agent call, a TransferTrigger). The loans
+  made to one flow form a stack: a simulator lends again when the flow's client is
+  another simulator's loan (that simulator may never have been closed, and its
+  LocalVobiz may be gone), and a loan that ends puts back what was there before it,
+  once no later loan still relies on it (:func:`release_loans` ends those of one
+  server, for the pytest fixture);
 * an answered simulated call is added to LocalVobiz's table (in progress), and
   marked completed when it ends (without LocalVobiz sending a webhook of its own);
 * an outbound call placed through LocalVobiz's make-call API is adopted: the
@@ -22,7 +27,10 @@ or a hang-up:
 from __future__ import annotations
 
 import contextlib
+import threading
+import weakref
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from answerkit.testing.sim_script import OutboundScript, take_script
@@ -34,12 +42,74 @@ if TYPE_CHECKING:
     from answerkit.client import VobizClient
     from answerkit.testing.local_vobiz import LiveCallRecord, LocalVobiz
     from answerkit.testing.sim_call import SimulatedCall
+    from answerkit.transfer import TransferPlanner
 
-__all__ = ["VobizLink"]
+__all__ = ["VobizLink", "release_loans"]
 
 TransferHook = Callable[[str, str, str, str], bool]
 HangupHook = Callable[[str], bool]
 HOOK_NAMES = ("on_transfer_request", "on_hangup_request")
+
+
+@dataclass(eq=False)
+class _Loan:
+    """A client of ``server`` lent to a flow, and the client it stands in for."""
+
+    server: LocalVobiz
+    client: VobizClient
+    previous: VobizClient | None
+    open: bool = True
+
+
+# The loans made to each flow (its TransferPlanner), oldest first. Weak: a flow that is
+# gone needs no bookkeeping.
+_LOANS: weakref.WeakKeyDictionary[TransferPlanner, list[_Loan]] = weakref.WeakKeyDictionary()
+_LOANS_LOCK = threading.Lock()
+
+
+def _lend(planner: TransferPlanner, server: LocalVobiz) -> _Loan | None:
+    """Lend ``planner`` a client of ``server`` unless it has one of its own."""
+    with _LOANS_LOCK:
+        loans = _LOANS.setdefault(planner, [])
+        current = planner.swap_client(None)
+        if current is not None and not any(loan.client is current for loan in loans):
+            planner.swap_client(current)  # the flow's own client: its REST calls go there
+            return None
+        # Nothing, or another simulator's loan (perhaps of a LocalVobiz since stopped).
+        loan = _Loan(server, server.client(), current)
+        loans.append(loan)
+        planner.swap_client(loan.client)
+        return loan
+
+
+def _end_loan(planner: TransferPlanner, loan: _Loan) -> None:
+    """End ``loan``; put back what each ended loan on top of the stack stood in for."""
+    with _LOANS_LOCK:
+        loan.open = False
+        loans = _LOANS.get(planner, [])
+        # A later loan still open relies on nothing below it: the ended ones wait for it.
+        while loans and (not loans[-1].open or not loans[-1].server.running):
+            top = loans.pop()
+            current = planner.swap_client(None)
+            if current is not top.client:  # replaced since (flow.transfers.client = ...)
+                planner.swap_client(current)
+                loans.clear()  # that client stays: the loans below are moot
+                break
+            planner.swap_client(top.previous)
+    loan.client.close()
+
+
+def release_loans(server: LocalVobiz) -> None:
+    """End every loan of a client of ``server``, to any flow (simulators never closed)."""
+    with _LOANS_LOCK:
+        found = [
+            (planner, loan)
+            for planner, loans in list(_LOANS.items())
+            for loan in loans
+            if loan.open and loan.server is server
+        ]
+    for planner, loan in found:
+        _end_loan(planner, loan)
 
 
 class VobizLink:
@@ -54,13 +124,8 @@ class VobizLink:
     ) -> None:
         self.server = server
         self.flow = flow
-        # close() takes the loan back.
-        self._lent_client: VobizClient | None = None
-        if flow is not None:
-            own = flow.transfers.swap_client(None)
-            if own is None:
-                self._lent_client = server.client()
-            flow.transfers.swap_client(own or self._lent_client)
+        # close() ends the loan.
+        self._loan = _lend(flow.transfers, server) if flow is not None else None
         self._known = set(server.calls)  # calls from before the simulator are not its own
         self._hooks: tuple[TransferHook, HangupHook] = (transfer, hangup)
         for name, hook in zip(HOOK_NAMES, self._hooks, strict=True):
@@ -130,9 +195,6 @@ class VobizLink:
         for name, hook in zip(HOOK_NAMES, self._hooks, strict=True):
             if getattr(self.server, name, None) == hook:
                 setattr(self.server, name, None)
-        if self._lent_client is not None and self.flow is not None:
-            current = self.flow.transfers.swap_client(None)
-            if current is not self._lent_client:  # replaced since: leave the new one
-                self.flow.transfers.swap_client(current)
-            self._lent_client.close()
-            self._lent_client = None
+        loan, self._loan = self._loan, None
+        if loan is not None and self.flow is not None and loan.open:
+            _end_loan(self.flow.transfers, loan)

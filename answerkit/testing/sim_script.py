@@ -46,7 +46,8 @@ def dial_outcomes(outcome: Any, count: int) -> list[str]:
     if isinstance(outcome, str):
         items = [outcome] * count
     elif isinstance(outcome, (list, tuple)):
-        items = [str(o) for o in outcome] + ["no-answer"] * max(0, count - len(outcome))
+        items = [o.strip() if isinstance(o, str) else repr(o) for o in outcome]
+        items += ["no-answer"] * max(0, count - len(outcome))
     else:
         raise ConfigurationError(
             f"dial outcome must be one of {allowed}, or a list of them (one per target), "
@@ -59,10 +60,17 @@ def dial_outcomes(outcome: Any, count: int) -> list[str]:
 
 
 def parse_dials(dial: Sequence[Any] | str | None) -> list[Any]:
-    """``"answer,busy"`` or a list (an item may be a list: one outcome per target), checked."""
+    """``"answer,busy"`` or a list (an item may be a list: one outcome per target), checked.
+
+    Split and stripped as ``digits`` and ``speech`` are: anything else (a number, bytes)
+    raises :class:`~answerkit.errors.ConfigurationError`.
+    """
     if dial is None:
         return []
-    items: list[Any] = dial.split(",") if isinstance(dial, str) else list(dial)
+    items = [
+        item.strip() if isinstance(item, str) else item
+        for item in _script_items("dial", dial, "answer,busy", "")
+    ]
     for item in items:
         dial_outcomes(item, len(item) if isinstance(item, (list, tuple)) else 1)
     return items
@@ -90,15 +98,19 @@ def parse_digits(digits: str | Sequence[str | None] | None) -> list[str | None]:
     return [check_digits(item.strip() if isinstance(item, str) else item) for item in items]
 
 
-def _script_items(name: str, script: object) -> list[Any]:
+def _script_items(
+    name: str,
+    script: object,
+    example: str = "1,2",
+    empty: str = " (None or '-' for no input)",
+) -> list[Any]:
     """A scripted input's items: a string split on commas, a list or tuple item by item."""
     if isinstance(script, str):
         return script.split(",")
     if isinstance(script, (list, tuple)):
         return list(script)
     raise ConfigurationError(
-        f"{name} must be text such as '1,2' or a list of texts (None or '-' for no input), "
-        f"got {script!r}"
+        f"{name} must be text such as {example!r} or a list of texts{empty}, got {script!r}"
     )
 
 

@@ -4,27 +4,34 @@
 :class:`~answerkit.testing.CallSimulator`). A call's program yields :data:`STEP` or
 :data:`BLOCK` and raises :class:`CallEnded` or :class:`Interrupted`; it hands off to
 the next document with a :class:`Fetch`. A transfer or hang-up waits on the call as
-a :class:`Pending`. These sit apart from the elements so that every part of the
+a :class:`Pending`. Conference rooms (:class:`ConferenceRoom`) are shared by the calls
+of one simulator. These sit apart from the elements so that every part of the
 simulator can share them without importing the others.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from answerkit.elements import Element
-from answerkit.testing.sim_transcript import Cause
+from answerkit.testing.sim_transcript import Cause, Webhook
+
+if TYPE_CHECKING:
+    from answerkit.testing.sim_call import SimulatedCall
 
 __all__ = [
     "BLOCK",
     "STEP",
     "CallEnded",
     "CallSetup",
+    "ConferenceRoom",
     "Fetch",
     "GatherPrompt",
     "Interrupted",
+    "Member",
     "Pending",
     "Recording",
 ]
@@ -49,13 +56,18 @@ class Interrupted(Exception):
 
 @dataclass
 class Fetch:
-    """A request whose XML becomes the call's next document (a hand-off)."""
+    """A request whose XML becomes the call's next document (a hand-off).
+
+    ``reply``: the request went out already (a Record's action, sent as the recording
+    starts, spec §2.6) and this is its answer, whose XML runs once the element is done.
+    """
 
     url: str
     method: str
     event: str | None
     params: dict[str, str]
     kind: str  # "answer" | "action" | "transfer" | "redirect": picks the 7xxx/8xxx cause
+    reply: Webhook | None = None
 
 
 @dataclass(frozen=True)
@@ -122,3 +134,81 @@ class CallSetup:
     first_fetch: Fetch | None = None  # a B-leg starts from its transfer URL
     send_hangup: bool = True
     registered: bool = False  # LocalVobiz already knows the call (make-call)
+
+
+# -- conference rooms (shared by the calls of one simulator) ------------------------------
+
+
+@dataclass
+class Member:
+    """One call in a conference room."""
+
+    call: SimulatedCall
+    member_id: str
+    stay_alone: bool
+    starter: bool
+    end_on_exit: bool
+    muted: bool
+    active: bool = True
+    reason: str = ""
+    kicked: bool = False
+
+
+@dataclass
+class ConferenceRoom:
+    """A named room shared by every call of one simulator (``sim.conference(name)``)."""
+
+    name: str
+    uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
+    started: bool = False
+    history: list[str] = field(default_factory=list)
+    _members: list[Member] = field(default_factory=list)
+    _next_id: int = 1
+
+    @property
+    def members(self) -> list[SimulatedCall]:
+        """The calls in the room now, in the order they joined."""
+        return [m.call for m in self._members if m.active]
+
+    def join(self, call: SimulatedCall, el: Element) -> Member:
+        """Add ``call``; returns its membership."""
+        if not self._members:
+            self.uuid = str(uuid.uuid4())
+            self.started = False
+        member = Member(
+            call,
+            str(self._next_id),
+            stay_alone=el.get("stayAlone") == "true",
+            starter=el.get("startConferenceOnEnter") != "false",
+            end_on_exit=el.get("endConferenceOnExit") == "true",
+            muted=el.get("muted") == "true",
+        )
+        self._next_id += 1
+        self._members.append(member)
+        if member.starter:
+            self.started = True
+        self.history.append(f"{call.call_uuid} joined")
+        self._settle()
+        return member
+
+    def leave(self, member: Member) -> None:
+        """Take ``member`` out; ``endConferenceOnExit`` ends the conference for everyone."""
+        if member in self._members:
+            self._members.remove(member)
+        member.active = False
+        self.history.append(f"{member.call.call_uuid} left")
+        if member.end_on_exit:
+            for other in self._members:
+                if other.active:
+                    other.active, other.kicked = False, True
+                    other.reason = "the conference ended"
+        if not any(m.active for m in self._members):
+            self.started = False
+        self._settle()
+
+    def _settle(self) -> None:
+        # stayAlone defaults to false on Vobiz: a member alone in a started room is let go.
+        active = [m for m in self._members if m.active]
+        if self.started and len(active) == 1 and not active[0].stay_alone:
+            active[0].active = False
+            active[0].reason = "alone in the conference"

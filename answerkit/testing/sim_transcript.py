@@ -39,6 +39,11 @@ CAUSES: dict[str, Cause] = {
     "failed": Cause("DESTINATION_OUT_OF_ORDER", 2010, "Destination Out Of Service", "Carrier"),
     "no-answer": Cause("NO_ANSWER", 6010, "Ring Timeout Reached", "Vobiz"),
     "lose_race": Cause("LOSE_RACE", 9000, "Lost Race", "Vobiz"),
+    # A B-leg still ringing when the caller hangs up. The spec gives the Dial action's
+    # DialStatus=cancel (§2.5) but no cause for it: ORIGINATOR_CANCEL is the switch's name
+    # for it (Vobiz's cause names are the switch's: NO_ANSWER, LOSE_RACE), and 1000
+    # "Canceled" the code of Plivo's cancel family (spec tag PL).
+    "cancel": Cause("ORIGINATOR_CANCEL", 1000, "Canceled", "Caller"),
     "answer_url": Cause("ERROR_REACHING_ANSWER_URL", 7011, "Error Reaching Answer URL", "Error"),
     "action_url": Cause("ERROR_REACHING_ACTION_URL", 7012, "Error Reaching Action URL", "Error"),
     "transfer_url": Cause(

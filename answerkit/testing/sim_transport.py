@@ -10,6 +10,7 @@ are never requested (tests stay on loopback).
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -218,40 +219,65 @@ class HTTPTransport:
             self.session.close()
 
 
+ErrorHook = Callable[[BaseException, Any, str], None]
+_TAP_LOCK = threading.Lock()
+
+
+class _TapHook:
+    """What sits on a dispatcher's ``on_error`` while webhooks are watched.
+
+    Each error goes to the innermost watcher's list first, then to the hook found there
+    (the flow's own), so a hook that raises (the dispatcher logs and swallows that)
+    cannot hide it.
+    """
+
+    def __init__(self, original: ErrorHook | None) -> None:
+        self.original = original
+        self.watchers: list[list[str]] = []
+
+    def __call__(self, exc: BaseException, call: Any, route: str) -> None:
+        if self.watchers:
+            self.watchers[-1].append(f"{route}: {type(exc).__name__}: {exc}")
+        if self.original is not None:
+            self.original(exc, call, route)
+
+
 class HandlerErrorTap:
     """Sees the errors a flow's handlers raise while one webhook of a call is in flight.
 
     The app answers such a webhook with the flow's fallback document and a 200, as it must
     in production, so the reply alone looks healthy: a crashing handler would pass a test
-    that checks the call ended normally. The tap chains to the hook it replaces (the
-    flow's own ``on_error``), and puts it back on :meth:`close`.
+    that checks the call ended normally. The tap is on the dispatcher's ``on_error`` only
+    while a webhook is watched (:meth:`watching`), and the hook found there is put back
+    after the last one: a simulator never closed leaves nothing behind, and the taps of
+    several simulators on one flow never stack up.
     """
 
     def __init__(self, dispatcher: Any) -> None:
         self._dispatcher = dispatcher
-        self._previous: Callable[[BaseException, Any, str], None] | None = dispatcher.on_error
-        self._into: list[str] | None = None
-        dispatcher.on_error = self._seen
 
     @contextmanager
     def watching(self, into: list[str]) -> Iterator[None]:
         """Errors met until the block ends go into ``into`` as ``route: Type: message``."""
-        outer, self._into = self._into, into
+        dispatcher = self._dispatcher
+        with _TAP_LOCK:
+            hook = dispatcher.on_error
+            if not isinstance(hook, _TapHook):
+                hook = _TapHook(hook)
+                dispatcher.on_error = hook
+            hook.watchers.append(into)
         try:
             yield
         finally:
-            self._into = outer
-
-    def _seen(self, exc: BaseException, call: Any, route: str) -> None:
-        if self._previous is not None:
-            self._previous(exc, call, route)
-        if self._into is not None:
-            self._into.append(f"{route}: {type(exc).__name__}: {exc}")
+            with _TAP_LOCK:
+                # By identity: two watchers' lists may well be equal (both empty).
+                hook.watchers[:] = [w for w in hook.watchers if w is not into]
+                if not hook.watchers and dispatcher.on_error is hook:
+                    # Else the flow's hook was replaced meanwhile: the new one stays.
+                    dispatcher.on_error = hook.original
 
     def close(self) -> None:
-        """Put the flow's own hook back (unless another tap replaced this one since)."""
-        if self._dispatcher.on_error == self._seen:
-            self._dispatcher.on_error = self._previous
+        """Nothing to undo: the tap is in place only while a webhook is watched."""
 
 
 def unhandled_event(flow: CallFlow, path: str, params: Mapping[str, str]) -> str | None:

@@ -165,7 +165,7 @@ class CallSimulator:
         # The flow's REST calls (flow.transfer, a WarmTransfer's agent call, a
         # TransferTrigger) go to this LocalVobiz unless the flow has a client of its own.
         self._link = (
-            VobizLink(local_vobiz, flow, self._table.queue_transfer, self._take_hangup)
+            VobizLink(local_vobiz, flow, self._table.take_transfer, self._take_hangup)
             if local_vobiz is not None
             else None
         )
@@ -392,7 +392,10 @@ class CallSimulator:
         return url
 
     def close(self) -> None:
-        """Release connections, unhook from LocalVobiz and from the flow's error hook."""
+        """Release connections, unhook from LocalVobiz and end the loan of its client.
+
+        (The flow's error hook needs nothing: it is tapped only while a webhook runs.)
+        """
         self.transport.close()
         if self._link is not None:
             self._link.close()

@@ -114,6 +114,10 @@ def _call(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
             print("  (the call is still waiting: the caller hangs up)", file=out)
             call.hangup()
             sim.run_until_idle()
+        # The simulator's own findings too (a webhook no handler answers, the Dial action's
+        # Event, say), on every call it played: the app's fallback hid them as well.
+        found = [error for each in sim.calls for error in each.transcript.handler_errors]
+    errors += [error for error in found if error not in errors]
     t = call.transcript
     code = t.hangup_cause_code
     if errors:
