@@ -389,16 +389,30 @@ class CallFlow:
         request handling (request context, signals, error handlers).
         """
         prefix = _clean_prefix(url_prefix)
-        taken = {rule.rule for rule in app.url_map.iter_rules()}
-        for path, name, _view, _methods in self._endpoints:
-            if prefix + path in taken:
-                # Flask serves the rule registered first: this endpoint (a second flow's
-                # TransferTrigger, say) would never be reached, and nothing would say so.
-                raise ConfigurationError(
-                    f"flow {self.name!r}: endpoint {name!r} at {prefix + path!r} is already "
-                    "served by another view of this app; give it its own path= (a "
-                    "TransferTrigger per flow needs one)"
-                )
+        # The methods each path is served with (None: any method).
+        taken: dict[str, set[str] | None] = {}
+        for rule in app.url_map.iter_rules():
+            served = taken.get(rule.rule, set())
+            if rule.methods is None or served is None:
+                taken[rule.rule] = None
+            else:
+                taken[rule.rule] = served | rule.methods
+        for path, name, _view, methods in self._endpoints:
+            if prefix + path not in taken:
+                continue
+            ours = {m.upper() for m in methods} | ({"HEAD"} if "GET" in methods else set())
+            served = taken[prefix + path]
+            # Flask picks the rule by method: a GET status page at the path of a POST
+            # endpoint is no clash (OPTIONS, which Flask adds to every rule, is none either).
+            if served is not None and not (ours & served) - {"OPTIONS"}:
+                continue
+            # Flask serves the rule registered first: this endpoint (a second flow's
+            # TransferTrigger, say) would never be reached, and nothing would say so.
+            raise ConfigurationError(
+                f"flow {self.name!r}: endpoint {name!r} at {prefix + path!r} is already "
+                "served by another view of this app for the same method; give it its own "
+                "path= (a TransferTrigger per flow needs one)"
+            )
         app.register_blueprint(self.blueprint(url_prefix))
         if not direct:
             return

@@ -429,3 +429,238 @@ def test_a_second_trigger_at_a_path_already_served_is_refused_when_registered() 
         else:
             with pytest.raises(ConfigurationError, match="already served"):
                 flow.register(app)
+
+
+def ivr(options: dict[str, Any]) -> IVRMenu:
+    flow = new_flow()
+    for name in ("yes", "no"):
+        flow.route(f"/{name}")(lambda call: Response(Speak("x"), Hangup()))
+    return IVRMenu(flow, "m", prompt="p", options=options)
+
+
+def test_ivr_combining_marks_and_apostrophes_are_part_of_words() -> None:
+    import unicodedata
+
+    # Combining marks (Indic vowel signs, Thai tone marks, NFD accents) were word breaks:
+    # "मुझे बोलना है" became "म झ ब लन ह" and picked the option of "हाँ" ("ह").
+    menu = ivr({"1": Option("yes", ("हाँ",)), "2": Option("no", ("नहीं",))})
+    assert menu.match(None, "मुझे बोलना है") is None
+    assert menu.match(None, "हाँ जी") is menu.options["1"]
+    assert menu.match(None, "नहीं") is menu.options["2"]
+    accent = ivr({"1": Option("yes", (unicodedata.normalize("NFD", "résumé"),))})
+    assert accent.match(None, "Résumé") is accent.options["1"]
+    assert accent.match(None, "re sume") is None
+    # Arabic vowel marks are optional in writing: a phrase with them matches speech without.
+    arabic = ivr({"1": Option("yes", ("مَبيعات",))})
+    assert arabic.match(None, "مبيعات") is arabic.options["1"]
+    # "can't" was "can t": "yes I can" matched "yes I can't".
+    cant = ivr({"1": Option("yes", ("yes I can",)), "2": Option("no", ("no",))})
+    assert cant.match(None, "yes I can't") is None
+    assert cant.match(None, "Yes, I can\u2019t") is None
+    assert cant.match(None, "Yes, I can.") is cant.options["1"]
+
+
+def test_ivr_phrases_in_scripts_without_spaces_match_inside_the_speech() -> None:
+    menu = ivr({"1": Option("yes", ("営業",)), "2": Option("no", ("サポート",))})
+    assert menu.match(None, "営業部をお願いします") is menu.options["1"]
+    assert menu.match(None, "サポートに繋いで") is menu.options["2"]
+    korean = ivr({"1": Option("yes", ("영업",)), "2": Option("no", ("지원",))})
+    assert korean.match(None, "영업부로 연결해 주세요") is korean.options["1"]
+    # The longest phrase first: list the negative form as a phrase of its own.
+    thai = ivr({"1": Option("yes", ("ใช่",)), "2": Option("no", ("ไม่ใช่",))})
+    assert thai.match(None, "ใช่ครับ") is thai.options["1"]
+    assert thai.match(None, "ไม่ใช่ครับ") is thai.options["2"]
+    # Space-delimited scripts keep whole words.
+    assert ivr({"1": Option("yes", ("no",))}).match(None, "I don't know") is None
+
+
+def test_ivr_checks_the_gather_hints_limits_when_built() -> None:
+    many = {f"{i:03d}": Option("sales", (f"p{i}",)) for i in range(501)}
+    with pytest.raises(ConfigurationError, match="at most 500 phrases"):
+        IVRMenu(new_flow(), "main", prompt="Hi", options=many)
+    long = {f"{i:03d}": Option("sales", (f"{'p' * 95}{i:03d}",)) for i in range(110)}
+    with pytest.raises(ConfigurationError, match="10000 characters"):
+        IVRMenu(new_flow(), "main", prompt="Hi", options=long)
+
+
+class FakeWarmClient:
+    """Records the agent calls, hangups and live-call checks of a WarmTransfer."""
+
+    def __init__(self, live: bool = True) -> None:
+        self.log: list[tuple[str, str]] = []
+        self.live = live
+        self.calls = 0
+
+    def get_live_call(self, uuid: str) -> dict[str, str]:
+        from answerkit.errors import CallNotActiveError
+
+        self.log.append(("live", uuid))
+        if not self.live:
+            raise CallNotActiveError("gone", status=404)
+        return {}
+
+    def hangup(self, uuid: str) -> None:
+        self.log.append(("hangup", uuid))
+
+    def make_call(self, *args: Any, **kwargs: Any) -> Any:
+        from types import SimpleNamespace
+
+        self.calls += 1
+        return SimpleNamespace(request_uuid=f"req-{self.calls}")
+
+
+class FakeTransfers:
+    def __init__(self, client: FakeWarmClient) -> None:
+        self.client = client
+        self.moves: list[tuple[str, str | None]] = []
+
+    def try_transfer(self, call_uuid: str, **kwargs: Any) -> object:
+        self.moves.append((call_uuid, kwargs.get("aleg")))
+        return object()
+
+
+def fake_warm(**options: Any) -> tuple[WarmTransfer, FakeWarmClient, FakeTransfers]:
+    flow = new_flow()
+    warm = WarmTransfer(
+        flow, agent="+14155550142", caller_id="+14155550100", fallback="sales", **options
+    )
+    client = FakeWarmClient()
+    transfers = FakeTransfers(client)
+    flow.transfers = transfers  # type: ignore[assignment]
+    return warm, client, transfers
+
+
+def hook(query: dict[str, str], uuid: str, **params: str) -> CallRequest:
+    return CallRequest.from_params({"CallUUID": uuid, **params}, query=query)
+
+
+def test_warm_transfer_started_before_attempts_still_completes() -> None:
+    # A rolling deploy: the previous version started the transfer (no attempt in its URLs
+    # nor in its record); the agent pressing 1 heard "the caller is no longer waiting".
+    warm, _, _ = fake_warm()
+    state = warm._state("C")
+    state["warm.context"] = {}
+    state["warm.agent_uuid"] = "req-old"
+    q = {"xfer": "C"}
+    assert warm._agent_answer(hook(q, "A")).children[0].tag == "Gather"
+    accepted = warm._agent_choice(hook(q, "A", Digits="1"))
+    assert accepted.children[1].text == "warm-C"  # the room the old version put the caller in
+    assert warm.outcome("C") == "accepted"
+    assert "attempt" not in accepted.children[1].get("callbackUrl")
+    # Once this version starts a transfer, the legacy URLs are stale.
+    warm.start("C")
+    assert warm._agent_answer(hook(q, "A")).children[0].tag == "Speak"
+
+
+def test_warm_transfer_late_agent_enter_after_hangup_does_not_send_the_caller_away() -> None:
+    # Spec §2.9: delivery order is not event order. The agent joined and talked; the room
+    # ended with the agent's exit. A hangup webhook handled before the agent's room events
+    # sent the caller of a finished conversation to the fallback.
+    warm, client, transfers = fake_warm()
+    warm.start("C")
+    q = {"xfer": "C", "attempt": "1"}
+    warm._agent_answer(hook(q, "A"))
+    warm._agent_choice(hook(q, "A", Digits="1"))
+    transfers.moves.clear()
+    # The room ended (the agent left): the caller's exit was delivered first.
+    warm._room_event(hook(q, "C", Event="ConferenceExit"))
+    warm._agent_status(hook(q, "A", Event="Hangup"))
+    assert transfers.moves == [] and warm.outcome("C") == "accepted"
+    # Only the agent's exit came before the hangup.
+    warm, client, transfers = fake_warm()
+    warm.start("C")
+    warm._agent_answer(hook(q, "A"))
+    warm._agent_choice(hook(q, "A", Digits="1"))
+    transfers.moves.clear()
+    warm._room_event(hook({**q, "leg": "agent"}, "A", Event="ConferenceExit"))
+    warm._agent_status(hook(q, "A", Event="Hangup"))
+    assert transfers.moves == [] and warm.outcome("C") == "accepted"
+    # No room event, but the caller's call has ended: nobody to move.
+    warm, client, transfers = fake_warm()
+    warm.start("C")
+    warm._agent_answer(hook(q, "A"))
+    warm._agent_choice(hook(q, "A", Digits="1"))
+    transfers.moves.clear()
+    client.live = False
+    warm._agent_status(hook(q, "A", Event="Hangup"))
+    assert transfers.moves == []
+    # Nothing at all: the caller is live and alone, so moved; a late enter restores the record.
+    warm, client, transfers = fake_warm()
+    warm.start("C")
+    warm._agent_answer(hook(q, "A"))
+    warm._agent_choice(hook(q, "A", Digits="1"))
+    transfers.moves.clear()
+    warm._agent_status(hook(q, "A", Event="Hangup"))
+    assert transfers.moves == [("C", "sales")] and warm.outcome("C") == "agent-unavailable"
+    warm._room_event(hook({**q, "leg": "agent"}, "A", Event="ConferenceEnter"))
+    assert warm.outcome("C") == "accepted"
+
+
+def test_warm_transfer_agent_room_events_count_only_from_the_agents_call() -> None:
+    warm, _, transfers = fake_warm()
+    warm.start("C")
+    q = {"xfer": "C", "attempt": "1"}
+    warm._agent_answer(hook(q, "A"))
+    warm._agent_choice(hook(q, "A", Digits="1"))
+    warm._room_event(hook({**q, "leg": "agent"}, "someone-else", Event="ConferenceEnter"))
+    transfers.moves.clear()
+    warm._agent_status(hook(q, "A", Event="Hangup"))
+    assert transfers.moves == [("C", "sales")]  # the stranded caller is still rescued
+
+
+def test_warm_transfer_restart_hangs_up_the_earlier_agent_and_uses_a_new_room() -> None:
+    # The first agent was in the room with the caller; start() again popped that agent
+    # without hanging up, and both attempts shared one room name.
+    warm, client, _ = fake_warm()
+    first = warm.start("C")
+    q1 = {"xfer": "C", "attempt": "1"}
+    warm._agent_answer(hook(q1, "A1"))
+    warm._agent_choice(hook(q1, "A1", Digits="1"))
+    second = warm.start("C")
+    assert ("hangup", "A1") in client.log
+    assert first is not None and second is not None and first.room != second.room
+    assert warm.room_for("C") == second.room == "warm-C-2"
+    # A late accept of attempt 1 joins nobody's room.
+    late = warm._agent_choice(hook(q1, "A1", Digits="1"))
+    assert all(child.tag != "Conference" for child in late.children)
+
+
+def test_warm_transfer_accept_key_hash_can_be_accepted() -> None:
+    # The whisper Gather kept finishOnKey="#": '#' never reached Digits (spec §1.2).
+    warm, _, _ = fake_warm(accept_key="#")
+    warm.start("C")
+    gather = warm._agent_answer(hook({"xfer": "C", "attempt": "1"}, "A")).children[0]
+    assert gather.get("finishOnKey") == "none"
+
+
+def test_triggers_at_paths_that_differ_only_in_punctuation_both_serve() -> None:
+    # "/crm-hook" and "/crm_hook" got one endpoint name: Flask's AssertionError.
+    flow = new_flow()
+    TransferTrigger(flow, secret="a" * 20, path="/crm-hook")
+    TransferTrigger(flow, secret="b" * 20, path="/crm_hook")
+    client = flow.create_app().test_client()
+    for path, secret in (("/crm-hook", "a"), ("/crm_hook", "b")):
+        r = client.post(path, json={}, headers={"Authorization": "Bearer " + secret * 20})
+        assert r.status_code == 400  # authorised, then the empty body is refused
+    with pytest.raises(ConfigurationError, match="already serves an endpoint"):
+        TransferTrigger(new_flow_with_trigger(), secret="c" * 20, path="/x")
+
+
+def new_flow_with_trigger() -> CallFlow:
+    flow = new_flow()
+    TransferTrigger(flow, secret="d" * 20, path="/x")
+    return flow
+
+
+def test_a_trigger_beside_a_get_page_at_its_path_is_accepted() -> None:
+    # The path check ignored methods: a GET status page refused the POST trigger.
+    from flask import Flask
+
+    app = Flask("status")
+    app.add_url_rule("/_answerkit/transfer", "status", lambda: "ok", methods=["GET"])
+    flow = new_flow()
+    TransferTrigger(flow, secret="a" * 20)
+    flow.register(app)
+    client = app.test_client()
+    assert client.get("/_answerkit/transfer").get_data(as_text=True) == "ok"
+    assert client.post("/_answerkit/transfer", json={}).status_code == 401

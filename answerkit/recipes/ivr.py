@@ -10,6 +10,7 @@ both, with a ``Redirect`` after the ``Gather`` and an empty-input branch on the 
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -25,6 +26,39 @@ Action = Callable[[CallRequest], Response]
 Target = str | Action
 
 VALID_KEYS = frozenset("0123456789*#")
+
+# Gather hints limits (spec §1.2): checked when the menu is built, since a Gather with too
+# many hints is refused, and the menu would then fail on every prompt.
+MAX_HINTS = 500
+MAX_HINTS_CHARS = 10_000
+
+# Scripts written without spaces between words (Han, kana, Hangul with its attached
+# particles, Thai, Lao, Myanmar, Khmer): there a phrase cannot be matched as whole words.
+_UNSPACED = (
+    (0x0E00, 0x0EFF),  # Thai, Lao
+    (0x1000, 0x109F),  # Myanmar
+    (0x1100, 0x11FF),  # Hangul Jamo
+    (0x1780, 0x17FF),  # Khmer
+    (0x2E80, 0x2FDF),  # CJK radicals
+    (0x3040, 0x30FF),  # Hiragana, Katakana
+    (0x3130, 0x318F),  # Hangul compatibility Jamo
+    (0x31F0, 0x31FF),  # Katakana phonetic extensions
+    (0x3400, 0x4DBF),  # CJK extension A
+    (0x4E00, 0x9FFF),  # CJK unified ideographs
+    (0xAC00, 0xD7AF),  # Hangul syllables
+    (0xF900, 0xFAFF),  # CJK compatibility ideographs
+    (0x20000, 0x3FFFF),  # CJK extensions B and later
+)
+
+# Deleted, not made spaces: "can't" must stay one word, or "yes I can" matches "yes I can't".
+# Also deleted: the optional vowel marks of Arabic (and the tatweel that stretches a word)
+# and Hebrew, which a phrase may carry and recognised speech usually does not.
+_DROPPED = str.maketrans(
+    dict.fromkeys(
+        [0x27, 0x2019, 0x2BC, 0x640, 0x670, *range(0x64B, 0x660)]
+        + [c for c in range(0x591, 0x5C8) if unicodedata.category(chr(c)) == "Mn"]
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -132,9 +166,11 @@ class IVRMenu:
                 return self._phrases[said]
             # Whole words only, so "no" is not heard in "I don't know"; the longest phrase
             # first, so "new account" wins over "account" in "a new account please".
+            # A phrase in a script without spaces ("営業" in "営業部をお願いします", Korean
+            # with its particles attached) matches anywhere in the speech instead.
             padded = f" {said} "
             for phrase in sorted(self._phrases, key=len, reverse=True):
-                if phrase and f" {phrase} " in padded:
+                if phrase and (f" {phrase} " in padded or (_unspaced(phrase) and phrase in said)):
                     return self._phrases[phrase]
         return None
 
@@ -196,6 +232,13 @@ class IVRMenu:
                 f"{where}: option keys must all have the same length (got {sorted(self.options)})"
                 " so that the menu knows when the caller has finished"
             )
+        phrases = [p.strip() for o in self.options.values() for p in o.phrases]
+        if len(phrases) > MAX_HINTS or len(",".join(phrases)) > MAX_HINTS_CHARS:
+            raise ConfigurationError(
+                f"{where}: {len(phrases)} phrases of {len(','.join(phrases))} characters in "
+                f"all; the Gather hints allow at most {MAX_HINTS} phrases and "
+                f"{MAX_HINTS_CHARS} characters"
+            )
         seen: dict[str, str] = {}
         for key, option in self.options.items():
             for phrase in option.phrases:
@@ -250,6 +293,19 @@ def _words(text: str) -> str:
     """``text`` as lowercase words split by single spaces, punctuation dropped.
 
     Recognised speech comes capitalised and punctuated ("Sales, please."), and a phrase
-    may be written the same way; both are compared in this form.
+    may be written the same way; both are compared in this form. NFKC first, so an accent
+    typed as a combining mark (NFD) or a full-width letter compares equal to its composed
+    form; combining marks (Indic vowel signs, Thai tone marks, Arabic diacritics) are
+    part of their word, not breaks in it ("मुझे" is one word, not "म झ").
     """
-    return " ".join("".join(ch if ch.isalnum() else " " for ch in text.casefold()).split())
+    folded = unicodedata.normalize("NFKC", text.casefold()).translate(_DROPPED)
+    return " ".join("".join(ch if _word_char(ch) else " " for ch in folded).split())
+
+
+def _word_char(ch: str) -> bool:
+    return ch.isalnum() or unicodedata.category(ch).startswith("M")
+
+
+def _unspaced(phrase: str) -> bool:
+    """Whether ``phrase`` has a character of a script written without spaces."""
+    return any(lo <= ord(ch) <= hi for ch in phrase for lo, hi in _UNSPACED)

@@ -57,10 +57,20 @@ class TransferTrigger:
         self._secret = secret
         if secret is not None:
             # One endpoint name per path: two triggers on one flow (a CRM and an operator
-            # console, each with its own secret) would otherwise clash when mounted.
+            # console, each with its own secret) would otherwise clash when mounted. Each
+            # other character is spelled by its code point between underscores, so that
+            # no two paths share a name ("/crm-hook" and "/crm_hook" both gave
+            # "_crm_hook", and Flask's AssertionError when the flow was mounted).
             name = "answerkit_transfer_trigger"
             if path != DEFAULT_PATH:
-                name += "".join(ch if ch.isalnum() else "_" for ch in path)
+                name += "".join(
+                    ch if ch.isascii() and ch.isalnum() else f"_{ord(ch):x}_" for ch in path
+                )
+            if any(p == path for p, *_ in flow._endpoints):
+                raise ConfigurationError(
+                    f"TransferTrigger: flow {flow.name!r} already serves an endpoint at "
+                    f"{path!r}; give each trigger its own path="
+                )
             flow.add_endpoint(path, self._view, name=name)
 
     def move(

@@ -18,9 +18,21 @@ caller exit) first takes an atomic ticket from the state store, so duplicate and
 out-of-order callbacks (Vobiz retries status callbacks, and conference events arrive
 in any order) do nothing twice. The record is keyed by the caller's CallUUID and
 expires with the store's TTL. Each :meth:`WarmTransfer.start` is a new attempt whose
-number travels in every URL (``attempt``): a late callback of an earlier attempt for the same
-caller (the first agent's hangup, after a fallback route started a second transfer)
-decides nothing.
+number travels in every URL (``attempt``) and names its room: a late callback of an earlier
+attempt for the same caller (the first agent's hangup, after a fallback route started a
+second transfer) decides nothing, and a new start() hangs up the earlier attempt's agent.
+URLs without ``attempt`` come from a version of answerkit before attempts (a rolling
+deploy): they belong to a transfer whose record has no attempt number.
+
+An agent who accepts but never reaches the room would strand the caller there (stayAlone,
+a room nobody starts). Conference callbacks may arrive after the agent's Hangup webhook
+(spec §2.9, and §2.12 retries), so a missing ConferenceEnter alone proves nothing: the
+caller is moved to the fallback only when no room event of the attempt shows that the
+agent was there (the agent's enter or exit, the caller's exit) *and* the Retrieve-live-call
+API says the caller is still on the line. When the checks cannot settle it (the API does
+not answer), the caller is moved: a caller wrongly sent to voicemail can hang up, a
+stranded one waits until the room's time limit. A room event of the agent that arrives
+after such a move cannot bring the caller back; it restores the outcome ``accepted``.
 """
 
 from __future__ import annotations
@@ -28,7 +40,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from answerkit.elements import Conference, Gather, Hangup, Play, Response, Speak, Wait
 from answerkit.errors import CallNotActiveError, ConfigurationError, VobizError
@@ -51,6 +63,8 @@ CONTEXT = "warm.context"
 ATTEMPT = "warm.attempt"
 JOINED = "warm.agent_joined"
 RESCUED = "warm.rescued"
+AGENT_CALL = "warm.agent_call_uuid"
+CALLER_LEFT = "warm.caller_left"
 
 
 @dataclass(frozen=True)
@@ -127,9 +141,16 @@ class WarmTransfer:
 
     # -- starting -----------------------------------------------------------------------
 
-    def room_for(self, caller_uuid: str) -> str:
-        """The conference room of one transfer (one per caller)."""
-        return f"{self.name}-{caller_uuid}"
+    def room_for(self, caller_uuid: str, attempt: int | None = None) -> str:
+        """The conference room of one transfer attempt (by default the caller's latest).
+
+        One room per attempt: an earlier attempt's agent who accepts late joins a room of
+        their own, never the caller's current one.
+        """
+        if attempt is None:
+            latest = self._state(caller_uuid).get(ATTEMPT)
+            attempt = latest if isinstance(latest, int) else None
+        return _room(self.name, caller_uuid, attempt)
 
     def start(
         self, caller_uuid: str, context: Mapping[str, str] | None = None
@@ -139,15 +160,23 @@ class WarmTransfer:
         Returns None when the caller's call has already ended (nothing was started).
         """
         state = self._state(caller_uuid)
+        previous_agent = state.get(AGENT_CALL) or state.get(AGENT)
         # A new attempt number first: from here on the callbacks of an earlier attempt
         # (whose URLs carry its number) are stale and decide nothing for this one.
         attempt = state.incr(ATTEMPT)
-        for key in (DECIDED, OUTCOME, AGENT, JOINED, RESCUED):
+        for key in (DECIDED, OUTCOME, AGENT, AGENT_CALL, JOINED, RESCUED, CALLER_LEFT):
             state.pop(key, None)
         ctx = {str(k): str(v) for k, v in (context or {}).items()}
         state[CONTEXT] = ctx
         ids = {"xfer": caller_uuid, "attempt": attempt}
         moved = self.flow.try_transfer(caller_uuid, aleg=self.routes["hold"], params=ids)
+        if previous_agent:
+            # The earlier attempt's agent would otherwise stay: in the old room, or in the
+            # whisper, where a stale accept can no longer connect anyone. After the caller
+            # is moved: hanging up an agent who is in the room with the caller first would
+            # end the room, and the caller's call with it, before the transfer. An agent
+            # whose call has ended already is the usual case (nothing to do).
+            self._hang_up_quietly(str(previous_agent))
         if moved is None:
             log.info("warm transfer: caller %s already hung up; not calling the agent", caller_uuid)
             return None
@@ -163,9 +192,10 @@ class WarmTransfer:
         except VobizError as exc:
             log.warning("warm transfer: could not call the agent for %s: %s", caller_uuid, exc)
             self._decide(caller_uuid, "agent-unreachable", attempt)
-            return WarmTransferStart(caller_uuid, None, self.room_for(caller_uuid))
+            return WarmTransferStart(caller_uuid, None, _room(self.name, caller_uuid, attempt))
         state[AGENT] = created.request_uuid
-        return WarmTransferStart(caller_uuid, created.request_uuid, self.room_for(caller_uuid))
+        room = _room(self.name, caller_uuid, attempt)
+        return WarmTransferStart(caller_uuid, created.request_uuid, room)
 
     def outcome(self, caller_uuid: str) -> str | None:
         """``accepted``, ``declined``, ``agent-unavailable``, ``abandoned``... or None yet."""
@@ -180,12 +210,12 @@ class WarmTransfer:
         return Response(
             Speak(self.announcement),
             Conference(
-                self.room_for(caller),
+                _room(self.name, caller, attempt),
                 stay_alone=True,
                 start_conference_on_enter=False,
                 end_conference_on_exit=True,
                 wait_sound=self.flow.url_for(self.routes["music"]),
-                callback_url=self.flow.url_for(self.routes["room"], xfer=caller, attempt=attempt),
+                callback_url=self.flow.url_for(self.routes["room"], **_ids(caller, attempt)),
             ),
             Speak(self.goodbye),
             Hangup(),
@@ -200,16 +230,33 @@ class WarmTransfer:
         caller = call.query.get("xfer") or ""
         attempt = _attempt(call)
         if call.query.get("leg") == "agent":
-            if call.event == Event.ConferenceEnter and self._is_current(caller, attempt):
-                self._state(caller)[JOINED] = True
+            # Enter or exit: either shows that the agent reached the room (the exit may be
+            # the first of the two to be delivered). Only from this attempt's agent call.
+            joined = call.event in (Event.ConferenceEnter, Event.ConferenceExit)
+            if joined and self._is_current(caller, attempt) and self._is_agent(caller, call):
+                state = self._state(caller)
+                state[JOINED] = True
+                if state.get(RESCUED) and state.get(OUTCOME) == "agent-unavailable":
+                    # Delivered after the agent's hangup, and after the caller was moved
+                    # to the fallback: too late to undo the move; the record is put right.
+                    state[OUTCOME] = "accepted"
+                    log.warning(
+                        "warm transfer for %s: the agent's room event came after the "
+                        "caller was moved to the fallback",
+                        caller,
+                    )
             return
         if call.event != Event.ConferenceExit or call.call_uuid != caller:
             return
+        if self._is_current(caller, attempt):
+            # The caller left the room (the room ended, or they hung up): nobody to rescue.
+            self._state(caller)[CALLER_LEFT] = True
         # The caller left the room. Before an agent decided: cancel the agent's call. After
         # an accept: the agent may be waiting in the room (stay_alone) for nobody.
         accepted = self._is_current(caller, attempt) and self.outcome(caller) == "accepted"
         if self._decide(caller, "abandoned", attempt) or accepted:
-            agent_uuid = self._state(caller).get(AGENT)
+            state = self._state(caller)
+            agent_uuid = state.get(AGENT_CALL) or state.get(AGENT)
             if agent_uuid:
                 self._hang_up_quietly(str(agent_uuid))
 
@@ -220,14 +267,21 @@ class WarmTransfer:
         attempt = _attempt(call)
         if not caller or not self._is_current(caller, attempt) or self.outcome(caller) is not None:
             return Response(Speak("This transfer is no longer waiting. Goodbye."), Hangup())
-        ctx = self._state(caller).get(CONTEXT) or {}
+        state = self._state(caller)
+        # The agent's own CallUUID (make-call gave only a request UUID): the room events of
+        # the agent leg are checked against it, and it is the one to hang up.
+        state[AGENT_CALL] = call.call_uuid
+        ctx = state.get(CONTEXT) or {}
         text = self._whisper_text(ctx)
         return Response(
             Gather(
                 Speak(text),
-                action=self.flow.url_for(self.routes["choice"], xfer=caller, attempt=attempt),
+                action=self.flow.url_for(self.routes["choice"], **_ids(caller, attempt)),
                 input_type="dtmf",
                 num_digits=1,
+                # '#' ends the input by default and is left out of Digits (spec §1.2): an
+                # accept_key '#' could never be accepted, and a '#' would not decline.
+                finish_on_key="none",
                 execution_timeout=self.decision_timeout,
             ),
             Speak(NO_CHOICE),
@@ -251,11 +305,11 @@ class WarmTransfer:
                 return Response(
                     Speak("Connecting you now."),
                     Conference(
-                        self.room_for(caller),
+                        _room(self.name, caller, attempt),
                         stay_alone=True,
                         end_conference_on_exit=True,
                         callback_url=self.flow.url_for(
-                            self.routes["room"], xfer=caller, attempt=attempt, leg="agent"
+                            self.routes["room"], **_ids(caller, attempt), leg="agent"
                         ),
                     ),
                     Hangup(),
@@ -283,20 +337,26 @@ class WarmTransfer:
             return
         state = self._state(caller)
         # The agent accepted, then hung up before reaching the room: the caller would hold
-        # there alone, with nobody ever to start it, until the room's time limit. RESCUED:
-        # a repeated hangup callback moves the caller once.
-        stranded = state.get(OUTCOME) == "accepted" and not state.get(JOINED)
-        if stranded and state.incr(RESCUED) == 1:
+        # there alone, with nobody ever to start it, until the room's time limit. No room
+        # event is not proof (they may come late, see the module notes): the caller must
+        # also still be on the line. RESCUED: a repeated hangup callback moves them once.
+        if state.get(OUTCOME) != "accepted" or state.get(JOINED) or state.get(CALLER_LEFT):
+            return
+        if not self._caller_live(caller) or state.get(JOINED) or state.get(CALLER_LEFT):
+            return  # gone, or a room event came in meanwhile
+        if state.incr(RESCUED) == 1:
             state[OUTCOME] = "agent-unavailable"
             log.info("warm transfer for %s: the agent left before joining", caller)
             self.flow.try_transfer(caller, aleg=self.fallback)
 
     # -- deciding -----------------------------------------------------------------------
 
-    def _decide(self, caller_uuid: str, outcome: str, attempt: int | None = None) -> bool:
+    def _decide(
+        self, caller_uuid: str, outcome: str, attempt: int | Literal["latest"] | None = "latest"
+    ) -> bool:
         """Record the one outcome of this transfer; False when another came first, or
-        when ``attempt`` (None: the latest) is not the caller's latest transfer."""
-        if attempt is not None and not self._is_current(caller_uuid, attempt):
+        when ``attempt`` (None: a URL from before attempts) is not the caller's latest."""
+        if attempt != "latest" and not self._is_current(caller_uuid, attempt):
             return False
         state = self._state(caller_uuid)
         if state.incr(DECIDED) != 1:
@@ -307,10 +367,30 @@ class WarmTransfer:
             self.flow.try_transfer(caller_uuid, aleg=self.fallback)
         return True
 
-    def _is_current(self, caller_uuid: str, attempt: int) -> bool:
-        return attempt > 0 and self._state(caller_uuid).get(ATTEMPT) == attempt
+    def _is_current(self, caller_uuid: str, attempt: int | None) -> bool:
+        latest = self._state(caller_uuid).get(ATTEMPT)
+        if attempt is None:
+            # A URL without attempt (a version before attempts started this transfer, a
+            # rolling deploy): current as long as no start() has numbered the record.
+            return latest is None
+        return attempt > 0 and latest == attempt
 
-    def _caller_waiting(self, caller_uuid: str, attempt: int) -> bool:
+    def _is_agent(self, caller_uuid: str, call: CallRequest) -> bool:
+        """Whether ``call`` is this attempt's agent leg (unknown until its answer webhook)."""
+        agent_call = self._state(caller_uuid).get(AGENT_CALL)
+        return agent_call is None or call.call_uuid == agent_call
+
+    def _caller_live(self, caller_uuid: str) -> bool:
+        """Whether the caller is still on the line (True when the API cannot tell)."""
+        try:
+            self.flow.transfers.client.get_live_call(caller_uuid)
+        except CallNotActiveError:
+            return False
+        except VobizError as exc:
+            log.info("warm transfer: could not check caller %s: %s", caller_uuid, exc)
+        return True
+
+    def _caller_waiting(self, caller_uuid: str, attempt: int | None) -> bool:
         """Whether the caller's call is still live (the agent is about to join them).
 
         A caller who hangs up before reaching the room (during the announcement, or when
@@ -363,9 +443,27 @@ class WarmTransfer:
             ) from None
 
 
-def _attempt(call: CallRequest) -> int:
-    """The transfer attempt a callback belongs to (0, never current, when unreadable)."""
+def _attempt(call: CallRequest) -> int | None:
+    """The transfer attempt a callback belongs to (0, never current, when unreadable;
+    None when the URL has none: a transfer started by a version before attempts)."""
+    given = call.query.get("attempt")
+    if given is None:
+        return None
     try:
-        return int(call.query.get("attempt", "0"))
+        return int(given)
     except ValueError:
         return 0
+
+
+def _ids(caller_uuid: str, attempt: int | None) -> dict[str, str | int]:
+    """The query parameters of an attempt's URLs (a legacy transfer's URLs keep none)."""
+    ids: dict[str, str | int] = {"xfer": caller_uuid}
+    if attempt is not None:
+        ids["attempt"] = attempt
+    return ids
+
+
+def _room(name: str, caller_uuid: str, attempt: int | None) -> str:
+    # Without an attempt: the name a version before attempts gave the room, which a
+    # legacy transfer's caller is already in.
+    return f"{name}-{caller_uuid}" if attempt is None else f"{name}-{caller_uuid}-{attempt}"
