@@ -44,6 +44,11 @@ class TransferPlanner:
     def client(self, client: VobizClient) -> None:
         self._client = client
 
+    def peek_client(self) -> VobizClient | None:
+        """The client set, or None if there is none yet: unlike :attr:`client`, never makes
+        one (a test harness looks without changing what other threads see)."""
+        return self._client
+
     def swap_client(self, client: VobizClient | None) -> VobizClient | None:
         """Set the client (None: made from the environment on next use) and return the one
         set before, None if there was none (a test harness lends the flow its own)."""

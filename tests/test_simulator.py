@@ -1001,3 +1001,198 @@ def test_bad_simulator_targets_and_scripts_are_configuration_errors() -> None:
     for script in ({"digits": 2}, {"speech": 3}):
         with pytest.raises(ConfigurationError, match="must be text such as"):
             sim.call("a", **script)  # type: ignore[arg-type]
+
+
+# -- several simulators on one flow: handler errors and lent clients stay with their own --------
+
+
+def test_two_simulators_in_two_threads_each_get_their_own_handler_errors() -> None:
+    """A broken call's error is filed under that call, not under the newest watcher."""
+    good_inside, reported = threading.Event(), threading.Event()
+    hooked: list[str] = []
+
+    def own_hook(exc: BaseException, call: Any, route: str) -> None:
+        hooked.append(route)  # the tap has recorded it by now
+        reported.set()
+
+    flow = CallFlow("two", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore(),
+                    on_error=own_hook)  # fmt: skip
+
+    @flow.route("/good")
+    def good(call: CallRequest) -> Response:
+        good_inside.set()  # both webhooks are watched from here on
+        reported.wait(10)
+        return Response(Speak("ok"))
+
+    @flow.route("/broken")
+    def broken(call: CallRequest) -> Response:
+        good_inside.wait(10)  # the good call's watcher is the newest one now
+        raise RuntimeError("boom")
+
+    results: dict[str, Any] = {}
+
+    def play(route: str) -> None:
+        results[route] = CallSimulator(flow).call(route).run()
+
+    threads = [threading.Thread(target=play, args=(route,)) for route in ("broken", "good")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results["broken"].handler_errors == ["broken: RuntimeError: boom"]
+    assert results["good"].handler_errors == [] and results["good"].ended_normally
+    assert hooked == ["broken"]
+
+
+def test_the_error_tap_files_errors_by_call_uuid_whatever_the_thread() -> None:
+    """A webhook served in another thread (a live server) still reaches its own watcher."""
+    from types import SimpleNamespace
+
+    from answerkit.testing.sim_transport import HandlerErrorTap
+
+    flow = make_flow()
+    dispatcher = flow.dispatcher()
+    tap = HandlerErrorTap(dispatcher)
+    first: list[str] = []
+    second: list[str] = []
+
+    def report(call: Any) -> None:
+        worker = threading.Thread(
+            target=dispatcher.on_error, args=(RuntimeError("x"), call, "menu")
+        )
+        worker.start()
+        worker.join()
+
+    with tap.watching(first, "CA-1"), tap.watching(second, "CA-2"):
+        report(SimpleNamespace(call_uuid="CA-1"))
+        report(None)  # no request parsed, another thread: nobody's
+        report(SimpleNamespace(call_uuid="CA-9"))  # not a watched call
+        dispatcher.on_error(RuntimeError("y"), None, "answer")  # this thread: the innermost
+    assert first == ["menu: RuntimeError: x"]
+    assert second == ["answer: RuntimeError: y"]
+
+
+def test_the_error_tap_never_turns_on_error_back_to_none() -> None:
+    """The dispatcher reads on_error twice: it must not become None in between. The tap
+    stays on a flow with no hook of its own (it only forwards), and check.handler_errors
+    still collects meanwhile."""
+    from answerkit.check import handler_errors
+
+    flow = CallFlow("none", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        raise RuntimeError("boom")
+
+    dispatcher = flow.dispatcher()
+    assert dispatcher.on_error is None
+    sim = CallSimulator(flow)
+    assert sim.call("answer").run().handler_errors == ["answer: RuntimeError: boom"]
+    tap = dispatcher.on_error
+    assert tap is not None
+    with handler_errors([flow]) as errors:
+        t = sim.call("answer").run()
+    assert errors == ["answer: RuntimeError: boom"] == t.handler_errors
+    assert dispatcher.on_error is tap
+    assert sim.call("answer").run().handler_errors == ["answer: RuntimeError: boom"]
+    sim.close()
+    assert dispatcher.on_error is tap
+
+
+def moving_flow(name: str) -> CallFlow:
+    """A flow that moves its own call (flow.transfer) after a Gather."""
+    flow = CallFlow(name, public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        return Response(Gather(Speak("Press 1."), action=flow.url_for("move"),
+                               input_type="dtmf", num_digits=1))  # fmt: skip
+
+    @flow.route("/move")
+    def move(call: CallRequest) -> Response:
+        flow.transfer(call.call_uuid, aleg="hold")
+        return Response(Play(MUSIC, loop=0))
+
+    @flow.route("/hold")
+    def hold(call: CallRequest) -> Response:
+        return Response(Speak("On hold."), Hangup())
+
+    return flow
+
+
+def test_lending_never_leaves_a_flow_without_its_client(local_vobiz: Any) -> None:
+    """Another thread's flow.transfer() must never find None there: it would make a client
+    from the environment (the real platform), which would then stay on the flow."""
+    flow = moving_flow("peek")
+    planner = flow.transfers
+    keep = CallSimulator(flow, local_vobiz=local_vobiz)
+    swaps: list[Any] = []
+    swap = planner.swap_client
+
+    def spy(client: Any) -> Any:
+        swaps.append(client)
+        return swap(client)
+
+    planner.swap_client = spy  # type: ignore[method-assign]
+    for _ in range(3):
+        CallSimulator(flow, local_vobiz=local_vobiz).close()
+    assert swaps and None not in swaps
+    keep.close()
+    assert swaps[-1] is None and planner.peek_client() is None  # what was there before
+
+
+def test_a_loan_survives_a_restart_of_its_local_vobiz(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A loan of a LocalVobiz stopped on a fixed port stays while others come and go."""
+    from answerkit.testing.local_vobiz import LocalVobiz
+
+    for name in ("VOBIZ_AUTH_ID", "VOBIZ_AUTH_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    flow = moving_flow("restart")
+    with LocalVobiz() as probe:  # a free port (taken back at once, as a restart would)
+        port = probe.port
+    server = LocalVobiz(port=port).start()
+    try:
+        sim = CallSimulator(flow, local_vobiz=server)
+        lent = flow.transfers.peek_client()
+        server.stop()  # a fixture restarting its server, say
+        with LocalVobiz() as other, CallSimulator(flow, local_vobiz=other):
+            pass  # another simulator meanwhile, closed properly
+        assert flow.transfers.peek_client() is lent
+        server.start()
+        t = sim.call("answer", digits="1").run()
+        assert t.heard[-1] == "On hold." and t.ended_normally, t
+        sim.close()
+        assert flow.transfers.peek_client() is None
+    finally:
+        server.stop()
+
+
+def test_a_local_vobiz_on_a_port_of_its_own_choosing_takes_its_loans_back() -> None:
+    """Started again it would listen elsewhere: its lent clients could never reach it."""
+    from answerkit.testing.local_vobiz import LocalVobiz
+
+    flow = moving_flow("gone")
+    with LocalVobiz() as server:
+        CallSimulator(flow, local_vobiz=server)  # never closed
+        assert flow.transfers.peek_client() is not None
+    assert flow.transfers.peek_client() is None
+
+
+def test_one_flow_cannot_lend_its_client_to_two_running_local_vobiz() -> None:
+    """One flow has one client: the older simulator's REST calls would reach the newer
+    one's server (404 there), so the second simulator is refused, not the call."""
+    from answerkit.testing.local_vobiz import LocalVobiz
+
+    flow = moving_flow("two-servers")
+    with LocalVobiz() as first, LocalVobiz() as second:
+        sim = CallSimulator(flow, local_vobiz=first)
+        lent = flow.transfers.peek_client()
+        with pytest.raises(ConfigurationError, match="use one LocalVobiz per flow"):
+            CallSimulator(flow, local_vobiz=second)
+        assert flow.transfers.peek_client() is lent  # the refused one changed nothing
+        t = sim.call("answer", digits="1").run()
+        assert t.heard[-1] == "On hold." and t.ended_normally, t
+        sim.close()
+        with CallSimulator(flow, local_vobiz=second) as other:  # once closed, fine
+            t = other.call("answer", digits="1").run()
+            assert t.heard[-1] == "On hold." and t.ended_normally, t

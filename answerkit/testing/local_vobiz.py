@@ -124,11 +124,21 @@ class LocalVobiz:
         return self
 
     def stop(self) -> None:
-        """Stop serving and close every open connection."""
+        """Stop serving and close every open connection.
+
+        On a port of the system's choosing (``port=0``, the default) the clients lent to
+        flows by simulators never closed are taken back too: started again, the server
+        listens elsewhere, so they could never reach it. On a fixed port they stay, for a
+        restart to serve them.
+        """
         if self._server is not None:
             self._server.stop()
             self._server = None
         self._webhooks.close()
+        if self._port == 0:
+            from answerkit.testing.sim_remote import release_loans  # the simulator side
+
+            release_loans(self)
 
     @property
     def running(self) -> bool:

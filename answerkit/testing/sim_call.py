@@ -358,7 +358,9 @@ class SimulatedCall:
             if sim.error_tap is None:
                 reply = sim.transport.send(method, target, params, sim.sign(signed))
             else:
-                with sim.error_tap.watching(errors):
+                # Filed by the CallUUID the webhook carries: an app served over HTTP fails
+                # on its own threads, where the thread alone cannot say which call it was.
+                with sim.error_tap.watching(errors, params.get("CallUUID") or None):
                     reply = sim.transport.send(method, target, params, sim.sign(signed))
         hook = Webhook(
             url,

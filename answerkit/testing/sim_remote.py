@@ -9,9 +9,15 @@ or a hang-up:
   lasts (its transfers, a WarmTransfer's agent call, a TransferTrigger). The loans
   made to one flow form a stack: a simulator lends again when the flow's client is
   another simulator's loan (that simulator may never have been closed, and its
-  LocalVobiz may be gone), and a loan that ends puts back what was there before it,
+  LocalVobiz may be stopped), and a loan that ends puts back what was there before it,
   once no later loan still relies on it (:func:`release_loans` ends those of one
-  server, for the pytest fixture);
+  server, for the pytest fixture and for a LocalVobiz on a port of the system's choosing
+  when it stops). A loan of a LocalVobiz stopped on a fixed port stays open: started
+  again, the server serves it. One flow has one client, so it has live loans of one
+  running LocalVobiz at a time: a simulator for another one is refused
+  (ConfigurationError) rather than have its calls' REST requests reach the wrong server
+  (routing each request by its CallUUID would hide a setup that cannot work in
+  production either: one flow, one platform account);
 * an answered simulated call is added to LocalVobiz's table (in progress), and
   marked completed when it ends (without LocalVobiz sending a webhook of its own);
 * an outbound call placed through LocalVobiz's make-call API is adopted: the
@@ -33,6 +39,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from answerkit.errors import ConfigurationError
 from answerkit.testing.sim_script import OutboundScript, take_script
 from answerkit.testing.sim_signals import CallSetup
 from answerkit.testing.sim_transcript import Cause
@@ -68,35 +75,70 @@ _LOANS_LOCK = threading.Lock()
 
 
 def _lend(planner: TransferPlanner, server: LocalVobiz) -> _Loan | None:
-    """Lend ``planner`` a client of ``server`` unless it has one of its own."""
+    """Lend ``planner`` a client of ``server`` unless it has one of its own.
+
+    Raises ConfigurationError if another running LocalVobiz has a loan open on the flow:
+    one lent client serves the flow, so one simulator's REST calls would reach the
+    other's server (and find no such call there).
+    """
+    client = server.client()  # made before the lock: it holds up no other simulator
+    clash: _Loan | None = None
     with _LOANS_LOCK:
         loans = _LOANS.setdefault(planner, [])
-        current = planner.swap_client(None)
-        if current is not None and not any(loan.client is current for loan in loans):
-            planner.swap_client(current)  # the flow's own client: its REST calls go there
-            return None
-        # Nothing, or another simulator's loan (perhaps of a LocalVobiz since stopped).
-        loan = _Loan(server, server.client(), current)
-        loans.append(loan)
-        planner.swap_client(loan.client)
-        return loan
+        # Looked at, never taken away: another thread's flow.transfer() would find None
+        # and make a client from the environment (the real platform), which then stays.
+        current = planner.peek_client()
+        own = current is not None and not any(loan.client is current for loan in loans)
+        if not own:
+            clash = next(
+                (
+                    loan
+                    for loan in loans
+                    if loan.open and loan.server is not server and loan.server.running
+                ),
+                None,
+            )
+            if clash is None:
+                # Nothing, or another simulator's loan (perhaps of a LocalVobiz stopped
+                # for now).
+                loan = _Loan(server, client, current)
+                loans.append(loan)
+                planner.swap_client(client)
+                return loan
+    client.close()
+    if clash is not None:
+        raise ConfigurationError(
+            f"this flow's REST client is lent to {clash.server!r} by another simulator that "
+            f"is still open, so {server!r} cannot have it too: use one LocalVobiz per flow "
+            "(the local_vobiz fixture, say), or close the other simulator first"
+        )
+    return None  # the flow's own client: its REST calls go there
 
 
 def _end_loan(planner: TransferPlanner, loan: _Loan) -> None:
     """End ``loan``; put back what each ended loan on top of the stack stood in for."""
+    done: list[_Loan] = []
     with _LOANS_LOCK:
         loan.open = False
         loans = _LOANS.get(planner, [])
-        # A later loan still open relies on nothing below it: the ended ones wait for it.
-        while loans and (not loans[-1].open or not loans[-1].server.running):
+        # Only ended loans go: a later loan still open relies on what is below it, even
+        # one of a LocalVobiz stopped for now (started again, it serves the same port).
+        while loans and not loans[-1].open:
             top = loans.pop()
-            current = planner.swap_client(None)
-            if current is not top.client:  # replaced since (flow.transfers.client = ...)
-                planner.swap_client(current)
-                loans.clear()  # that client stays: the loans below are moot
+            done.append(top)
+            if planner.peek_client() is not top.client:  # replaced (flow.transfers.client =)
+                # That client stays: the loans below are moot (their simulators' REST
+                # calls go to the new client whatever happens here).
+                for moot in loans:
+                    moot.open = False
+                done += loans
+                loans.clear()
                 break
             planner.swap_client(top.previous)
-    loan.client.close()
+        if not any(loan is each for each in loans):
+            done.append(loan)  # out of the stack: nothing refers to its client any more
+    for each in {id(each): each for each in done}.values():
+        each.client.close()
 
 
 def release_loans(server: LocalVobiz) -> None:

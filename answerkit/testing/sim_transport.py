@@ -223,23 +223,56 @@ ErrorHook = Callable[[BaseException, Any, str], None]
 _TAP_LOCK = threading.Lock()
 
 
-class _TapHook:
-    """What sits on a dispatcher's ``on_error`` while webhooks are watched.
+@dataclass(eq=False)
+class _Watch:
+    """One watched webhook: where its errors go, its call, the thread that sent it."""
 
-    Each error goes to the innermost watcher's list first, then to the hook found there
-    (the flow's own), so a hook that raises (the dispatcher logs and swallows that)
-    cannot hide it.
+    into: list[str]
+    call_uuid: str | None
+    thread: int
+
+
+class _TapHook:
+    """What sits on a dispatcher's ``on_error`` while simulators watch its webhooks.
+
+    Several simulators (in several threads) may share one flow, so an error is filed by
+    the call it belongs to, never to whichever watcher came last; then it goes on to the
+    hook found there (the flow's own), so a hook that raises (the dispatcher logs and
+    swallows that) cannot hide it. With no watchers it only forwards.
     """
 
     def __init__(self, original: ErrorHook | None) -> None:
         self.original = original
-        self.watchers: list[list[str]] = []
+        self.watches: list[_Watch] = []  # guarded by _TAP_LOCK; innermost last
+
+    def find(self, call: Any) -> list[str] | None:
+        """Where an error of ``call`` goes (call with _TAP_LOCK held)."""
+        call_uuid = getattr(call, "call_uuid", None) or None
+        newest_first = self.watches[::-1]
+        if call_uuid is not None:
+            for watch in newest_first:
+                if watch.call_uuid == call_uuid:
+                    return watch.into
+        # No request parsed yet (call is None), or a watcher that named no call: the
+        # in-process transport runs the app in the thread that sent the webhook.
+        thread = threading.get_ident()
+        for watch in newest_first:
+            if watch.thread == thread and (call_uuid is None or watch.call_uuid is None):
+                return watch.into
+        # Served in another thread (a live server) for the only watcher, which named no
+        # call: unambiguous. Anything else is not a simulated webhook's error.
+        if len(self.watches) == 1 and self.watches[0].call_uuid is None:
+            return self.watches[0].into
+        return None
 
     def __call__(self, exc: BaseException, call: Any, route: str) -> None:
-        if self.watchers:
-            self.watchers[-1].append(f"{route}: {type(exc).__name__}: {exc}")
-        if self.original is not None:
-            self.original(exc, call, route)
+        with _TAP_LOCK:
+            into = self.find(call)
+            original = self.original
+            if into is not None:  # recorded first: the flow's hook may raise
+                into.append(f"{route}: {type(exc).__name__}: {exc}")
+        if original is not None:
+            original(exc, call, route)
 
 
 class HandlerErrorTap:
@@ -247,37 +280,48 @@ class HandlerErrorTap:
 
     The app answers such a webhook with the flow's fallback document and a 200, as it must
     in production, so the reply alone looks healthy: a crashing handler would pass a test
-    that checks the call ended normally. The tap is on the dispatcher's ``on_error`` only
-    while a webhook is watched (:meth:`watching`), and the hook found there is put back
-    after the last one: a simulator never closed leaves nothing behind, and the taps of
-    several simulators on one flow never stack up.
+    that checks the call ended normally. The tap goes on the dispatcher's ``on_error``
+    when a webhook is first watched (:meth:`watching`) and files each error under the
+    call it belongs to (its CallUUID, else the thread that sent the webhook), so two
+    simulators of one flow in two threads never get each other's errors.
+
+    The dispatcher reads ``on_error`` twice (is it set? call it), so the tap never makes
+    it None: with no flow hook beneath, the tap stays once installed (it only forwards
+    when nothing is watched); over a flow's own hook it gives way to that hook once no
+    webhook is watched, so simulators never closed leave nothing behind and the taps of
+    several never stack up. A hook set meanwhile (``check.handler_errors`` swaps in its
+    own for a while) is wrapped in turn, and is what the tap gives way to.
     """
 
     def __init__(self, dispatcher: Any) -> None:
         self._dispatcher = dispatcher
 
     @contextmanager
-    def watching(self, into: list[str]) -> Iterator[None]:
-        """Errors met until the block ends go into ``into`` as ``route: Type: message``."""
+    def watching(self, into: list[str], call_uuid: str | None = None) -> Iterator[None]:
+        """Errors of call ``call_uuid`` met until the block ends go into ``into`` as
+        ``route: Type: message`` (without a CallUUID: those of the webhooks this thread
+        sends, as in-process)."""
         dispatcher = self._dispatcher
+        watch = _Watch(into, call_uuid or None, threading.get_ident())
         with _TAP_LOCK:
             hook = dispatcher.on_error
             if not isinstance(hook, _TapHook):
                 hook = _TapHook(hook)
                 dispatcher.on_error = hook
-            hook.watchers.append(into)
+            hook.watches.append(watch)
         try:
             yield
         finally:
             with _TAP_LOCK:
-                # By identity: two watchers' lists may well be equal (both empty).
-                hook.watchers[:] = [w for w in hook.watchers if w is not into]
-                if not hook.watchers and dispatcher.on_error is hook:
+                # By identity: two watches may well be equal.
+                hook.watches[:] = [w for w in hook.watches if w is not watch]
+                idle = not hook.watches and dispatcher.on_error is hook
+                if idle and hook.original is not None:
                     # Else the flow's hook was replaced meanwhile: the new one stays.
                     dispatcher.on_error = hook.original
 
     def close(self) -> None:
-        """Nothing to undo: the tap is in place only while a webhook is watched."""
+        """Nothing to undo: the tap holds no watcher of a simulator once its webhook ended."""
 
 
 def unhandled_event(flow: CallFlow, path: str, params: Mapping[str, str]) -> str | None:
