@@ -513,8 +513,14 @@ class FakeTransfers:
     def __init__(self, client: FakeWarmClient) -> None:
         self.client = client
         self.moves: list[tuple[str, str | None]] = []
+        self.fail: BaseException | None = None
 
     def try_transfer(self, call_uuid: str, **kwargs: Any) -> object:
+        # Like the real one: None, and no move, when the call has ended.
+        if not self.client.live:
+            return None
+        if self.fail:
+            raise self.fail
         self.moves.append((call_uuid, kwargs.get("aleg")))
         return object()
 
@@ -575,15 +581,18 @@ def test_warm_transfer_late_agent_enter_after_hangup_does_not_send_the_caller_aw
     warm._room_event(hook({**q, "leg": "agent"}, "A", Event="ConferenceExit"))
     warm._agent_status(hook(q, "A", Event="Hangup"))
     assert transfers.moves == [] and warm.outcome("C") == "accepted"
-    # No room event, but the caller's call has ended: nobody to move.
+    # No room event, but the caller's call has ended: nobody to move (the transfer finds
+    # that out; no live-call GET in a status callback), and the record stays accepted.
     warm, client, transfers = fake_warm()
     warm.start("C")
     warm._agent_answer(hook(q, "A"))
     warm._agent_choice(hook(q, "A", Digits="1"))
     transfers.moves.clear()
     client.live = False
+    client.log.clear()
     warm._agent_status(hook(q, "A", Event="Hangup"))
-    assert transfers.moves == []
+    assert transfers.moves == [] and warm.outcome("C") == "accepted"
+    assert client.log == []
     # Nothing at all: the caller is live and alone, so moved; a late enter restores the record.
     warm, client, transfers = fake_warm()
     warm.start("C")
@@ -619,7 +628,7 @@ def test_warm_transfer_restart_hangs_up_the_earlier_agent_and_uses_a_new_room() 
     second = warm.start("C")
     assert ("hangup", "A1") in client.log
     assert first is not None and second is not None and first.room != second.room
-    assert warm.room_for("C") == second.room == "warm-C-2"
+    assert first.room == "warm-C" and warm.room_for("C") == second.room == "warm-C-2"
     # A late accept of attempt 1 joins nobody's room.
     late = warm._agent_choice(hook(q1, "A1", Digits="1"))
     assert all(child.tag != "Conference" for child in late.children)
@@ -664,3 +673,138 @@ def test_a_trigger_beside_a_get_page_at_its_path_is_accepted() -> None:
     client = app.test_client()
     assert client.get("/_answerkit/transfer").get_data(as_text=True) == "ok"
     assert client.post("/_answerkit/transfer", json={}).status_code == 401
+
+
+def test_warm_transfer_first_attempt_keeps_the_room_name_of_earlier_versions() -> None:
+    # A rolling deploy: the previous version (attempt in the URLs, room "warm-<caller>")
+    # put the caller on hold; this version's accept named "warm-<caller>-1": two rooms.
+    warm, _, _ = fake_warm()
+    state = warm._state("C")
+    state["warm.attempt"] = 1
+    state["warm.agent_uuid"] = "req-old"
+    state["warm.context"] = {}
+    q = {"xfer": "C", "attempt": "1"}
+    assert warm._hold(hook(q, "C")).children[1].text == "warm-C"
+    warm._agent_answer(hook(q, "A"))
+    assert warm._agent_choice(hook(q, "A", Digits="1")).children[1].text == "warm-C"
+    assert warm.room_for("C") == "warm-C"
+
+
+def test_warm_transfer_rescue_is_given_back_when_the_move_fails() -> None:
+    # The rescue took its ticket and wrote agent-unavailable before the move; a move
+    # refused past the handler deadline left every retry of the Hangup webhook with nothing
+    # to do, and the caller alone in the room.
+    from answerkit.dispatch import HandlerTimeout
+
+    warm, client, transfers = fake_warm()
+    warm.start("C")
+    q = {"xfer": "C", "attempt": "1"}
+    warm._agent_answer(hook(q, "A"))
+    warm._agent_choice(hook(q, "A", Digits="1"))
+    transfers.moves.clear()
+    client.log.clear()
+    transfers.fail = HandlerTimeout("past the deadline")
+    with pytest.raises(HandlerTimeout):
+        warm._agent_status(hook(q, "A", Event="Hangup"))
+    assert warm.outcome("C") == "accepted" and transfers.moves == []
+    transfers.fail = None
+    warm._agent_status(hook(q, "A", Event="Hangup"))  # Vobiz retries the webhook
+    assert transfers.moves == [("C", "sales")] and warm.outcome("C") == "agent-unavailable"
+    warm._agent_status(hook(q, "A", Event="Hangup"))  # and again: moved once
+    assert transfers.moves == [("C", "sales")]
+    assert ("live", "C") not in client.log  # no REST GET inside the status callback
+
+
+def test_warm_transfer_earlier_agent_answering_during_a_restart_is_not_recorded() -> None:
+    # Attempt 1's answer webhook passed its check, start() began attempt 2, and the
+    # answer then wrote its agent into attempt 2's record: the caller's exit hung up the
+    # first agent, while attempt 2's agent kept ringing.
+    warm, client, _ = fake_warm()
+    warm.start("C")
+    outcome = warm.outcome
+
+    def restart_in_between(caller: str) -> str | None:
+        result = outcome(caller)
+        warm.outcome = outcome  # type: ignore[method-assign]
+        warm.start("C")
+        return result
+
+    warm.outcome = restart_in_between  # type: ignore[method-assign]
+    doc = warm._agent_answer(hook({"xfer": "C", "attempt": "1"}, "A1"))
+    assert doc.children[0].tag == "Speak"  # told the transfer is no longer waiting
+    assert warm._state("C").get("warm.agent_call_uuid") is None
+    client.log.clear()
+    warm._room_event(hook({"xfer": "C", "attempt": "2"}, "C", Event="ConferenceExit"))
+    assert client.log == [("hangup", "req-2")]
+
+
+def test_warm_transfer_repeated_accept_gets_the_same_room_again() -> None:
+    # A retried delivery of the accepting Gather action told the agent the caller was
+    # gone, and the agent's hangup then sent the caller to the fallback.
+    warm, _, transfers = fake_warm()
+    warm.start("C")
+    q = {"xfer": "C", "attempt": "1"}
+    warm._agent_answer(hook(q, "A"))
+    first = warm._agent_choice(hook(q, "A", Digits="1"))
+    retry = warm._agent_choice(hook(q, "A", Digits="1"))
+    assert retry.to_xml() == first.to_xml() and retry.children[1].tag == "Conference"
+    # Only from the agent's own call.
+    other = warm._agent_choice(hook(q, "B", Digits="1"))
+    assert all(child.tag != "Conference" for child in other.children)
+    assert warm.outcome("C") == "accepted" and transfers.moves[1:] == []
+
+
+def test_warm_transfer_restart_hangs_up_the_earlier_agent_after_calling_the_new_one() -> None:
+    class Ordered(FakeWarmClient):
+        def make_call(self, *args: Any, **kwargs: Any) -> Any:
+            self.log.append(("call", ""))
+            return super().make_call(*args, **kwargs)
+
+    warm, _, transfers = fake_warm()
+    client = Ordered()
+    transfers.client = client
+    warm.start("C")
+    q1 = {"xfer": "C", "attempt": "1"}
+    warm._agent_answer(hook(q1, "A1"))
+    warm._agent_choice(hook(q1, "A1", Digits="2"))  # declined: the fallback starts again
+    client.log.clear()
+    warm.start("C")
+    assert client.log == [("call", ""), ("hangup", "A1")]
+    # An agent whose Hangup webhook came already is not hung up again.
+    q2 = {"xfer": "C", "attempt": "2"}
+    warm._agent_answer(hook(q2, "A2"))
+    warm._agent_status(hook(q2, "A2", Event="Hangup"))
+    client.log.clear()
+    warm.start("C")
+    assert client.log == [("call", "")]
+
+
+def test_ivr_apostrophes_keep_contractions_apart_from_other_words() -> None:
+    # Deleting apostrophes made "I'd" "id", "I'll" "ill" and "we'll" "well".
+    menu = ivr({"1": Option("yes", ("ID", "ill")), "2": Option("no", ("well",))})
+    assert menu.match(None, "I'd like to talk to someone") is None
+    assert menu.match(None, "I\u2019ll hold") is None
+    assert menu.match(None, "We\u02bcll see") is None
+    assert menu.match(None, "My 'ID' please") is menu.options["1"]
+    curly = ivr({"1": Option("yes", ("I can\u2019t",)), "2": Option("no", ("no",))})
+    assert curly.match(None, "Sorry, I can't.") is curly.options["1"]
+
+
+def test_ivr_unspaced_phrases_match_only_between_characters_of_such_scripts() -> None:
+    # A phrase with one character of a script without spaces matched anywhere, its
+    # Latin and digit parts included.
+    numbers = ivr({"1": Option("yes", ("1番",)), "2": Option("no", ("2番",))})
+    assert numbers.match(None, "11番") is None and numbers.match(None, "21番") is None
+    assert numbers.match(None, "1番でお願いします") is numbers.options["1"]
+    sim = ivr({"1": Option("yes", ("SIMカード",)), "2": Option("no", ("請求",))})
+    assert sim.match(None, "eSIMカードについて") is None
+    assert sim.match(None, "SIMカードについて") is sim.options["1"]
+    han = ivr({"1": Option("yes", ("一",)), "2": Option("no", ("二",))})
+    assert han.match(None, "十一") is None and han.match(None, "一番") is han.options["1"]
+    thai = ivr({"1": Option("yes", ("๑",)), "2": Option("no", ("๒",))})
+    assert thai.match(None, "๑๐") is None and thai.match(None, "๑ ครับ") is thai.options["1"]
+    # Korean is written with spaces: a phrase matches at the start of a word (particles
+    # attach after it), not inside one.
+    korean = ivr({"1": Option("yes", ("네",)), "2": Option("no", ("아니요",))})
+    assert korean.match(None, "잘 모르겠네요") is None
+    assert korean.match(None, "네요 맞아요") is korean.options["1"]

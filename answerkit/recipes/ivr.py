@@ -32,30 +32,36 @@ VALID_KEYS = frozenset("0123456789*#")
 MAX_HINTS = 500
 MAX_HINTS_CHARS = 10_000
 
-# Scripts written without spaces between words (Han, kana, Hangul with its attached
-# particles, Thai, Lao, Myanmar, Khmer): there a phrase cannot be matched as whole words.
+# Scripts written without spaces between words (Han, kana, Thai, Lao, Myanmar, Khmer):
+# there a phrase cannot be matched as whole words. Not Korean: Hangul is written with
+# spaces, only its particles attach to the end of a word (see _HANGUL).
 _UNSPACED = (
     (0x0E00, 0x0EFF),  # Thai, Lao
     (0x1000, 0x109F),  # Myanmar
-    (0x1100, 0x11FF),  # Hangul Jamo
     (0x1780, 0x17FF),  # Khmer
     (0x2E80, 0x2FDF),  # CJK radicals
     (0x3040, 0x30FF),  # Hiragana, Katakana
-    (0x3130, 0x318F),  # Hangul compatibility Jamo
     (0x31F0, 0x31FF),  # Katakana phonetic extensions
     (0x3400, 0x4DBF),  # CJK extension A
     (0x4E00, 0x9FFF),  # CJK unified ideographs
-    (0xAC00, 0xD7AF),  # Hangul syllables
     (0xF900, 0xFAFF),  # CJK compatibility ideographs
     (0x20000, 0x3FFFF),  # CJK extensions B and later
 )
+_HANGUL = (
+    (0x1100, 0x11FF),  # Hangul Jamo
+    (0x3130, 0x318F),  # Hangul compatibility Jamo
+    (0xAC00, 0xD7AF),  # Hangul syllables
+)
 
-# Deleted, not made spaces: "can't" must stay one word, or "yes I can" matches "yes I can't".
-# Also deleted: the optional vowel marks of Arabic (and the tatweel that stretches a word)
-# and Hebrew, which a phrase may carry and recognised speech usually does not.
+# The apostrophe is part of a word, in every form speech recognisers write it: deleted,
+# "I'd" became "id" and "we'll" "well", other words; made a space, "can't" became "can t"
+# and "yes I can" matched "yes I can't".
+_APOSTROPHES = str.maketrans({0x2019: "'", 0x2BC: "'"})
+# Deleted: the optional vowel marks of Arabic (and the tatweel that stretches a word) and
+# Hebrew, which a phrase may carry and recognised speech usually does not.
 _DROPPED = str.maketrans(
     dict.fromkeys(
-        [0x27, 0x2019, 0x2BC, 0x640, 0x670, *range(0x64B, 0x660)]
+        [0x640, 0x670, *range(0x64B, 0x660)]
         + [c for c in range(0x591, 0x5C8) if unicodedata.category(chr(c)) == "Mn"]
     )
 )
@@ -166,11 +172,16 @@ class IVRMenu:
                 return self._phrases[said]
             # Whole words only, so "no" is not heard in "I don't know"; the longest phrase
             # first, so "new account" wins over "account" in "a new account please".
-            # A phrase in a script without spaces ("営業" in "営業部をお願いします", Korean
-            # with its particles attached) matches anywhere in the speech instead.
+            # Korean: also at the start of a word, where particles attach ("영업" in
+            # "영업부로"). A phrase in a script without spaces ("営業" in "営業部をお願い
+            # します") matches inside the speech, between characters of such a script.
             padded = f" {said} "
             for phrase in sorted(self._phrases, key=len, reverse=True):
-                if phrase and (f" {phrase} " in padded or (_unspaced(phrase) and phrase in said)):
+                if phrase and (
+                    f" {phrase} " in padded
+                    or (_in_script(phrase, _HANGUL) and f" {phrase}" in padded)
+                    or (_in_script(phrase, _UNSPACED) and _inside(phrase, said))
+                ):
                     return self._phrases[phrase]
         return None
 
@@ -298,14 +309,39 @@ def _words(text: str) -> str:
     form; combining marks (Indic vowel signs, Thai tone marks, Arabic diacritics) are
     part of their word, not breaks in it ("मुझे" is one word, not "म झ").
     """
-    folded = unicodedata.normalize("NFKC", text.casefold()).translate(_DROPPED)
-    return " ".join("".join(ch if _word_char(ch) else " " for ch in folded).split())
+    folded = unicodedata.normalize("NFKC", text.casefold()).translate(_APOSTROPHES)
+    folded = folded.translate(_DROPPED)
+    spaced = "".join(ch if _word_char(ch) else " " for ch in folded)
+    # An apostrophe inside a word only: 'sales' in quotes is the word sales.
+    return " ".join(word for word in (w.strip("'") for w in spaced.split()) if word)
 
 
 def _word_char(ch: str) -> bool:
-    return ch.isalnum() or unicodedata.category(ch).startswith("M")
+    return ch.isalnum() or ch == "'" or unicodedata.category(ch).startswith("M")
 
 
-def _unspaced(phrase: str) -> bool:
-    """Whether ``phrase`` has a character of a script written without spaces."""
-    return any(lo <= ord(ch) <= hi for ch in phrase for lo, hi in _UNSPACED)
+def _in_script(text: str, ranges: tuple[tuple[int, int], ...]) -> bool:
+    """Whether ``text`` has a character of one of the code point ``ranges``."""
+    return any(lo <= ord(ch) <= hi for ch in text for lo, hi in ranges)
+
+
+def _inside(phrase: str, said: str) -> bool:
+    """Whether ``phrase`` occurs in ``said`` where a word of a script without spaces may
+    begin and end: each side of the match is a space, an end of the text, or a character
+    of such a script, and never a numeral beside a numeral of the phrase. So "1番" is not
+    in "11番", "SIMカード" not in "eSIMカード", "一" not in "十一", "๑" not in "๑๐"."""
+    start = said.find(phrase)
+    while start >= 0:
+        end = start + len(phrase)
+        left = said[start - 1] if start else " "
+        right = said[end] if end < len(said) else " "
+        if _may_adjoin(left, phrase[0]) and _may_adjoin(right, phrase[-1]):
+            return True
+        start = said.find(phrase, start + 1)
+    return False
+
+
+def _may_adjoin(neighbour: str, edge: str) -> bool:
+    if neighbour == " ":
+        return True
+    return _in_script(neighbour, _UNSPACED) and not (neighbour.isnumeric() and edge.isnumeric())

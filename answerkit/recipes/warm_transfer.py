@@ -18,21 +18,24 @@ caller exit) first takes an atomic ticket from the state store, so duplicate and
 out-of-order callbacks (Vobiz retries status callbacks, and conference events arrive
 in any order) do nothing twice. The record is keyed by the caller's CallUUID and
 expires with the store's TTL. Each :meth:`WarmTransfer.start` is a new attempt whose
-number travels in every URL (``attempt``) and names its room: a late callback of an earlier
-attempt for the same caller (the first agent's hangup, after a fallback route started a
-second transfer) decides nothing, and a new start() hangs up the earlier attempt's agent.
-URLs without ``attempt`` come from a version of answerkit before attempts (a rolling
-deploy): they belong to a transfer whose record has no attempt number.
+number travels in every URL (``attempt``): a late callback of an earlier attempt for the
+same caller (the first agent's hangup, after a fallback route started a second transfer)
+decides nothing, and a new start() hangs up the earlier attempt's agent (after calling the
+new one, and not when that agent's Hangup webhook came already). Attempt 1 keeps the room
+name of earlier versions (``warm-<caller>``), later attempts get a room of their own. URLs
+without ``attempt`` come from a version of answerkit before attempts (a rolling deploy):
+they belong to a transfer whose record has no attempt number.
 
 An agent who accepts but never reaches the room would strand the caller there (stayAlone,
 a room nobody starts). Conference callbacks may arrive after the agent's Hangup webhook
-(spec §2.9, and §2.12 retries), so a missing ConferenceEnter alone proves nothing: the
-caller is moved to the fallback only when no room event of the attempt shows that the
-agent was there (the agent's enter or exit, the caller's exit) *and* the Retrieve-live-call
-API says the caller is still on the line. When the checks cannot settle it (the API does
-not answer), the caller is moved: a caller wrongly sent to voicemail can hang up, a
-stranded one waits until the room's time limit. A room event of the agent that arrives
-after such a move cannot bring the caller back; it restores the outcome ``accepted``.
+(spec §2.9, and §2.12 retries), so a missing ConferenceEnter alone proves nothing: on the
+agent's Hangup the caller is moved to the fallback only when no room event of the attempt
+shows that the agent was there (the agent's enter or exit, the caller's exit). There is no
+live-call check in that status callback (it must answer within 3 s): the transfer itself
+finds a caller who is gone. The outcome ``agent-unavailable`` is recorded only once the
+move succeeded; a move that fails gives the rescue back to the webhook's retry. A room
+event of the agent that arrives after such a move cannot bring the caller back; it
+restores the outcome ``accepted``.
 """
 
 from __future__ import annotations
@@ -44,6 +47,21 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from answerkit.elements import Conference, Gather, Hangup, Play, Response, Speak, Wait
 from answerkit.errors import CallNotActiveError, ConfigurationError, VobizError
+from answerkit.recipes._warm_state import (
+    AGENT,
+    AGENT_CALL,
+    AGENT_ENDED,
+    ATTEMPT,
+    CALLER_LEFT,
+    CONTEXT,
+    DECIDED,
+    JOINED,
+    OUTCOME,
+    RESCUED,
+    attempt_of,
+    room_name,
+    url_ids,
+)
 from answerkit.request import CallRequest, Event
 from answerkit.state import CallState
 
@@ -55,16 +73,6 @@ log = logging.getLogger("answerkit")
 Whisper = str | Callable[[Mapping[str, str]], str]
 
 NO_CHOICE = "No choice was made. The caller will be looked after. Goodbye."
-
-DECIDED = "warm.decided"
-OUTCOME = "warm.outcome"
-AGENT = "warm.agent_uuid"
-CONTEXT = "warm.context"
-ATTEMPT = "warm.attempt"
-JOINED = "warm.agent_joined"
-RESCUED = "warm.rescued"
-AGENT_CALL = "warm.agent_call_uuid"
-CALLER_LEFT = "warm.caller_left"
 
 
 @dataclass(frozen=True)
@@ -150,7 +158,7 @@ class WarmTransfer:
         if attempt is None:
             latest = self._state(caller_uuid).get(ATTEMPT)
             attempt = latest if isinstance(latest, int) else None
-        return _room(self.name, caller_uuid, attempt)
+        return room_name(self.name, caller_uuid, attempt)
 
     def start(
         self, caller_uuid: str, context: Mapping[str, str] | None = None
@@ -161,25 +169,38 @@ class WarmTransfer:
         """
         state = self._state(caller_uuid)
         previous_agent = state.get(AGENT_CALL) or state.get(AGENT)
+        if state.get(AGENT_ENDED):
+            previous_agent = None  # its Hangup webhook came: nothing to hang up
         # A new attempt number first: from here on the callbacks of an earlier attempt
         # (whose URLs carry its number) are stale and decide nothing for this one.
         attempt = state.incr(ATTEMPT)
-        for key in (DECIDED, OUTCOME, AGENT, AGENT_CALL, JOINED, RESCUED, CALLER_LEFT):
+        for key in (DECIDED, OUTCOME, AGENT, AGENT_CALL, AGENT_ENDED, JOINED, RESCUED, CALLER_LEFT):
             state.pop(key, None)
         ctx = {str(k): str(v) for k, v in (context or {}).items()}
         state[CONTEXT] = ctx
         ids = {"xfer": caller_uuid, "attempt": attempt}
         moved = self.flow.try_transfer(caller_uuid, aleg=self.routes["hold"], params=ids)
-        if previous_agent:
-            # The earlier attempt's agent would otherwise stay: in the old room, or in the
-            # whisper, where a stale accept can no longer connect anyone. After the caller
-            # is moved: hanging up an agent who is in the room with the caller first would
-            # end the room, and the caller's call with it, before the transfer. An agent
-            # whose call has ended already is the usual case (nothing to do).
-            self._hang_up_quietly(str(previous_agent))
-        if moved is None:
-            log.info("warm transfer: caller %s already hung up; not calling the agent", caller_uuid)
-            return None
+        try:
+            if moved is None:
+                log.info(
+                    "warm transfer: caller %s already hung up; not calling the agent", caller_uuid
+                )
+                return None
+            return self._call_agent(caller_uuid, attempt, ctx)
+        finally:
+            if previous_agent:
+                # The earlier attempt's agent would otherwise stay: in the old room, or in
+                # the whisper, where a stale accept can no longer connect anyone. After the
+                # caller is moved (hanging up an agent who is in the room with the caller
+                # would end the room, and the caller's call with it) and after the new
+                # agent is called: the hangup may be retried for seconds on a 5xx, and the
+                # caller should not wait on hold for that before the new agent rings.
+                self._hang_up_quietly(str(previous_agent))
+
+    def _call_agent(
+        self, caller_uuid: str, attempt: int, ctx: Mapping[str, str]
+    ) -> WarmTransferStart:
+        ids = {"xfer": caller_uuid, "attempt": attempt}
         destination = self.agent(ctx) if callable(self.agent) else self.agent
         try:
             created = self.flow.transfers.client.make_call(
@@ -192,9 +213,9 @@ class WarmTransfer:
         except VobizError as exc:
             log.warning("warm transfer: could not call the agent for %s: %s", caller_uuid, exc)
             self._decide(caller_uuid, "agent-unreachable", attempt)
-            return WarmTransferStart(caller_uuid, None, _room(self.name, caller_uuid, attempt))
-        state[AGENT] = created.request_uuid
-        room = _room(self.name, caller_uuid, attempt)
+            return WarmTransferStart(caller_uuid, None, room_name(self.name, caller_uuid, attempt))
+        self._state(caller_uuid)[AGENT] = created.request_uuid
+        room = room_name(self.name, caller_uuid, attempt)
         return WarmTransferStart(caller_uuid, created.request_uuid, room)
 
     def outcome(self, caller_uuid: str) -> str | None:
@@ -206,16 +227,16 @@ class WarmTransfer:
 
     def _hold(self, call: CallRequest) -> Response:
         caller = call.query.get("xfer") or call.call_uuid
-        attempt = _attempt(call)
+        attempt = attempt_of(call)
         return Response(
             Speak(self.announcement),
             Conference(
-                _room(self.name, caller, attempt),
+                room_name(self.name, caller, attempt),
                 stay_alone=True,
                 start_conference_on_enter=False,
                 end_conference_on_exit=True,
                 wait_sound=self.flow.url_for(self.routes["music"]),
-                callback_url=self.flow.url_for(self.routes["room"], **_ids(caller, attempt)),
+                callback_url=self.flow.url_for(self.routes["room"], **url_ids(caller, attempt)),
             ),
             Speak(self.goodbye),
             Hangup(),
@@ -228,7 +249,7 @@ class WarmTransfer:
 
     def _room_event(self, call: CallRequest) -> None:
         caller = call.query.get("xfer") or ""
-        attempt = _attempt(call)
+        attempt = attempt_of(call)
         if call.query.get("leg") == "agent":
             # Enter or exit: either shows that the agent reached the room (the exit may be
             # the first of the two to be delivered). Only from this attempt's agent call.
@@ -264,19 +285,26 @@ class WarmTransfer:
 
     def _agent_answer(self, call: CallRequest) -> Response:
         caller = call.query.get("xfer", "")
-        attempt = _attempt(call)
+        attempt = attempt_of(call)
+        gone = Response(Speak("This transfer is no longer waiting. Goodbye."), Hangup())
         if not caller or not self._is_current(caller, attempt) or self.outcome(caller) is not None:
-            return Response(Speak("This transfer is no longer waiting. Goodbye."), Hangup())
+            return gone
         state = self._state(caller)
         # The agent's own CallUUID (make-call gave only a request UUID): the room events of
         # the agent leg are checked against it, and it is the one to hang up.
         state[AGENT_CALL] = call.call_uuid
+        if not self._is_current(caller, attempt):
+            # A start() ran between the check and the write: this agent belongs to the
+            # earlier attempt, and the new attempt's record must not name them.
+            if state.get(AGENT_CALL) == call.call_uuid:
+                state.pop(AGENT_CALL, None)
+            return gone
         ctx = state.get(CONTEXT) or {}
         text = self._whisper_text(ctx)
         return Response(
             Gather(
                 Speak(text),
-                action=self.flow.url_for(self.routes["choice"], **_ids(caller, attempt)),
+                action=self.flow.url_for(self.routes["choice"], **url_ids(caller, attempt)),
                 input_type="dtmf",
                 num_digits=1,
                 # '#' ends the input by default and is left out of Digits (spec §1.2): an
@@ -290,30 +318,19 @@ class WarmTransfer:
 
     def _agent_choice(self, call: CallRequest) -> Response:
         caller = call.query.get("xfer", "")
-        attempt = _attempt(call)
+        attempt = attempt_of(call)
         if call.digits == self.accept_key:
+            if caller and self._is_current(caller, attempt) and self._accepted_by(caller, call):
+                # A repeated delivery of the accepting Gather action (Vobiz retries): the
+                # same answer again, or the agent would be told the caller is gone.
+                return self._join(caller, attempt)
             if (
                 caller
                 and self._is_current(caller, attempt)
                 and self._caller_waiting(caller, attempt)
                 and self._decide(caller, "accepted", attempt)
             ):
-                # stay_alone: the caller may still be hearing the announcement, and a lone
-                # member without it is disconnected at once (spec §1.2), which would leave
-                # the caller in a room nobody ever starts. The callback tells the recipe
-                # that the agent got there (see _agent_status).
-                return Response(
-                    Speak("Connecting you now."),
-                    Conference(
-                        _room(self.name, caller, attempt),
-                        stay_alone=True,
-                        end_conference_on_exit=True,
-                        callback_url=self.flow.url_for(
-                            self.routes["room"], **_ids(caller, attempt), leg="agent"
-                        ),
-                    ),
-                    Hangup(),
-                )
+                return self._join(caller, attempt)
             return Response(Speak("The caller is no longer waiting. Goodbye."), Hangup())
         if not call.digits:
             # The Gather timed out and Vobiz posted empty input (spec §6 item 2): the same
@@ -325,11 +342,37 @@ class WarmTransfer:
             self._decide(caller, "declined", attempt)
         return Response(Speak("Transfer declined. Goodbye."), Hangup())
 
+    def _join(self, caller: str, attempt: int | None) -> Response:
+        # stay_alone: the caller may still be hearing the announcement, and a lone member
+        # without it is disconnected at once (spec §1.2), which would leave the caller in a
+        # room nobody ever starts. The callback tells the recipe that the agent got there
+        # (see _agent_status).
+        return Response(
+            Speak("Connecting you now."),
+            Conference(
+                room_name(self.name, caller, attempt),
+                stay_alone=True,
+                end_conference_on_exit=True,
+                callback_url=self.flow.url_for(
+                    self.routes["room"], **url_ids(caller, attempt), leg="agent"
+                ),
+            ),
+            Hangup(),
+        )
+
+    def _accepted_by(self, caller: str, call: CallRequest) -> bool:
+        """Whether this attempt was accepted already, by the agent call ``call`` is from."""
+        state = self._state(caller)
+        return state.get(OUTCOME) == "accepted" and state.get(AGENT_CALL) == call.call_uuid
+
     def _agent_status(self, call: CallRequest) -> None:
         caller = call.query.get("xfer")
         if not caller or call.event != Event.Hangup:
             return
-        attempt = _attempt(call)
+        attempt = attempt_of(call)
+        if self._is_current(caller, attempt):
+            # A later start() need not hang this agent up (see start()).
+            self._state(caller)[AGENT_ENDED] = True
         # Busy, no answer, failed, or hung up during the whisper: never accepted.
         if self._decide(caller, "agent-unavailable", attempt) or not self._is_current(
             caller, attempt
@@ -338,16 +381,24 @@ class WarmTransfer:
         state = self._state(caller)
         # The agent accepted, then hung up before reaching the room: the caller would hold
         # there alone, with nobody ever to start it, until the room's time limit. No room
-        # event is not proof (they may come late, see the module notes): the caller must
-        # also still be on the line. RESCUED: a repeated hangup callback moves them once.
+        # event is not proof (they may come late, see the module notes). No live-call GET
+        # here: a status callback has 3 s (spec §2.12), and try_transfer already returns
+        # None for a caller who is gone. RESCUED: a repeated hangup callback moves them
+        # once; it is given back when the move fails, so that a retry can move them.
         if state.get(OUTCOME) != "accepted" or state.get(JOINED) or state.get(CALLER_LEFT):
             return
-        if not self._caller_live(caller) or state.get(JOINED) or state.get(CALLER_LEFT):
-            return  # gone, or a room event came in meanwhile
-        if state.incr(RESCUED) == 1:
+        if state.incr(RESCUED) != 1:
+            return
+        try:
+            moved = self.flow.try_transfer(caller, aleg=self.fallback)
+        except BaseException:  # a REST error, or the handler deadline: let a retry try again
+            state.pop(RESCUED, None)
+            raise
+        # Only once the caller was moved (not when they had gone, nor when a room event of
+        # the agent came in meanwhile): the record then says why the caller is in the fallback.
+        if moved is not None and not state.get(JOINED):
             state[OUTCOME] = "agent-unavailable"
             log.info("warm transfer for %s: the agent left before joining", caller)
-            self.flow.try_transfer(caller, aleg=self.fallback)
 
     # -- deciding -----------------------------------------------------------------------
 
@@ -379,16 +430,6 @@ class WarmTransfer:
         """Whether ``call`` is this attempt's agent leg (unknown until its answer webhook)."""
         agent_call = self._state(caller_uuid).get(AGENT_CALL)
         return agent_call is None or call.call_uuid == agent_call
-
-    def _caller_live(self, caller_uuid: str) -> bool:
-        """Whether the caller is still on the line (True when the API cannot tell)."""
-        try:
-            self.flow.transfers.client.get_live_call(caller_uuid)
-        except CallNotActiveError:
-            return False
-        except VobizError as exc:
-            log.info("warm transfer: could not check caller %s: %s", caller_uuid, exc)
-        return True
 
     def _caller_waiting(self, caller_uuid: str, attempt: int | None) -> bool:
         """Whether the caller's call is still live (the agent is about to join them).
@@ -441,29 +482,3 @@ class WarmTransfer:
             raise ConfigurationError(
                 f"WarmTransfer {self.name!r}: fallback leads nowhere: {exc}"
             ) from None
-
-
-def _attempt(call: CallRequest) -> int | None:
-    """The transfer attempt a callback belongs to (0, never current, when unreadable;
-    None when the URL has none: a transfer started by a version before attempts)."""
-    given = call.query.get("attempt")
-    if given is None:
-        return None
-    try:
-        return int(given)
-    except ValueError:
-        return 0
-
-
-def _ids(caller_uuid: str, attempt: int | None) -> dict[str, str | int]:
-    """The query parameters of an attempt's URLs (a legacy transfer's URLs keep none)."""
-    ids: dict[str, str | int] = {"xfer": caller_uuid}
-    if attempt is not None:
-        ids["attempt"] = attempt
-    return ids
-
-
-def _room(name: str, caller_uuid: str, attempt: int | None) -> str:
-    # Without an attempt: the name a version before attempts gave the room, which a
-    # legacy transfer's caller is already in.
-    return f"{name}-{caller_uuid}" if attempt is None else f"{name}-{caller_uuid}-{attempt}"
