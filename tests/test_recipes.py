@@ -540,6 +540,21 @@ def hook(query: dict[str, str], uuid: str, **params: str) -> CallRequest:
     return CallRequest.from_params({"CallUUID": uuid, **params}, query=query)
 
 
+#: The URL query of attempt 1 of caller "C".
+FIRST = {"xfer": "C", "attempt": "1"}
+
+
+def accepted_warm() -> tuple[WarmTransfer, FakeWarmClient, FakeTransfers]:
+    """A WarmTransfer whose agent "A" answered and accepted attempt 1 for caller "C" (the
+    moves made so far are cleared)."""
+    warm, client, transfers = fake_warm()
+    warm.start("C")
+    warm._agent_answer(hook(FIRST, "A"))
+    warm._agent_choice(hook(FIRST, "A", Digits="1"))
+    transfers.moves.clear()
+    return warm, client, transfers
+
+
 def test_warm_transfer_started_before_attempts_still_completes() -> None:
     # A rolling deploy: the previous version started the transfer (no attempt in its URLs
     # nor in its record); the agent pressing 1 heard "the caller is no longer waiting".
@@ -562,43 +577,27 @@ def test_warm_transfer_late_agent_enter_after_hangup_does_not_send_the_caller_aw
     # Spec §2.9: delivery order is not event order. The agent joined and talked; the room
     # ended with the agent's exit. A hangup webhook handled before the agent's room events
     # sent the caller of a finished conversation to the fallback.
-    warm, client, transfers = fake_warm()
-    warm.start("C")
-    q = {"xfer": "C", "attempt": "1"}
-    warm._agent_answer(hook(q, "A"))
-    warm._agent_choice(hook(q, "A", Digits="1"))
-    transfers.moves.clear()
+    q = FIRST
+    warm, client, transfers = accepted_warm()
     # The room ended (the agent left): the caller's exit was delivered first.
     warm._room_event(hook(q, "C", Event="ConferenceExit"))
     warm._agent_status(hook(q, "A", Event="Hangup"))
     assert transfers.moves == [] and warm.outcome("C") == "accepted"
     # Only the agent's exit came before the hangup.
-    warm, client, transfers = fake_warm()
-    warm.start("C")
-    warm._agent_answer(hook(q, "A"))
-    warm._agent_choice(hook(q, "A", Digits="1"))
-    transfers.moves.clear()
+    warm, client, transfers = accepted_warm()
     warm._room_event(hook({**q, "leg": "agent"}, "A", Event="ConferenceExit"))
     warm._agent_status(hook(q, "A", Event="Hangup"))
     assert transfers.moves == [] and warm.outcome("C") == "accepted"
     # No room event, but the caller's call has ended: nobody to move (the transfer finds
     # that out; no live-call GET in a status callback), and the record stays accepted.
-    warm, client, transfers = fake_warm()
-    warm.start("C")
-    warm._agent_answer(hook(q, "A"))
-    warm._agent_choice(hook(q, "A", Digits="1"))
-    transfers.moves.clear()
+    warm, client, transfers = accepted_warm()
     client.live = False
     client.log.clear()
     warm._agent_status(hook(q, "A", Event="Hangup"))
     assert transfers.moves == [] and warm.outcome("C") == "accepted"
     assert client.log == []
     # Nothing at all: the caller is live and alone, so moved; a late enter restores the record.
-    warm, client, transfers = fake_warm()
-    warm.start("C")
-    warm._agent_answer(hook(q, "A"))
-    warm._agent_choice(hook(q, "A", Digits="1"))
-    transfers.moves.clear()
+    warm, client, transfers = accepted_warm()
     warm._agent_status(hook(q, "A", Event="Hangup"))
     assert transfers.moves == [("C", "sales")] and warm.outcome("C") == "agent-unavailable"
     warm._room_event(hook({**q, "leg": "agent"}, "A", Event="ConferenceEnter"))
@@ -696,12 +695,8 @@ def test_warm_transfer_rescue_is_given_back_when_the_move_fails() -> None:
     # to do, and the caller alone in the room.
     from answerkit.dispatch import HandlerTimeout
 
-    warm, client, transfers = fake_warm()
-    warm.start("C")
-    q = {"xfer": "C", "attempt": "1"}
-    warm._agent_answer(hook(q, "A"))
-    warm._agent_choice(hook(q, "A", Digits="1"))
-    transfers.moves.clear()
+    q = FIRST
+    warm, client, transfers = accepted_warm()
     client.log.clear()
     transfers.fail = HandlerTimeout("past the deadline")
     with pytest.raises(HandlerTimeout):
