@@ -803,3 +803,14 @@ def test_ivr_unspaced_phrases_match_only_between_characters_of_such_scripts() ->
     korean = ivr({"1": Option("yes", ("네",)), "2": Option("no", ("아니요",))})
     assert korean.match(None, "잘 모르겠네요") is None
     assert korean.match(None, "네요 맞아요") is korean.options["1"]
+
+
+@pytest.mark.parametrize("index", ["-1", "-5", "x", "99"])
+def test_forwarding_result_with_an_index_it_never_wrote_goes_to_the_fallback(index: str) -> None:
+    """Only 0 up to the last number moves on: -5 raised IndexError (the fallback of the
+    flow, not the recipe's) and -1 re-dialled the first number."""
+    flow = new_flow()
+    fwd = Forwarding(flow, "fwd", numbers=["+14155550121", "+14155550122"],
+                     caller_id="+14155550100", mode="sequential", fallback="sales")  # fmt: skip
+    doc = fwd._result(hook({"index": index}, "C", DialStatus="no-answer"))
+    assert doc.children[0].tag == "Redirect" and doc.children[0].text.endswith("/sales")

@@ -94,7 +94,9 @@ class Forwarding:
                 index = int(call.query.get("index", "0")) + 1
             except ValueError:
                 index = len(self.numbers)
-            if index < len(self.numbers):
+            # Only an index this recipe wrote (0 up to the last number) moves on; anything
+            # else (a hand-edited URL) goes to the fallback, never re-dials from the top.
+            if 1 <= index < len(self.numbers):
                 action = self.flow.url_for(self.result_route, index=index)
                 return Response(self._dial(index, action=action))
         if isinstance(self.fallback, str):
