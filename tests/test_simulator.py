@@ -1196,3 +1196,39 @@ def test_one_flow_cannot_lend_its_client_to_two_running_local_vobiz() -> None:
         with CallSimulator(flow, local_vobiz=second) as other:  # once closed, fine
             t = other.call("answer", digits="1").run()
             assert t.heard[-1] == "On hold." and t.ended_normally, t
+
+
+def test_two_simulators_share_one_local_vobiz_and_closing_one_keeps_the_other(
+    local_vobiz: Any,
+) -> None:
+    """Each simulator takes over the calls it plays; closing the later one used to unhook
+    both, and the earlier one's transfers then went to LocalVobiz itself."""
+
+    def moving_flow(name: str) -> CallFlow:
+        flow = CallFlow(name, public_url="https://v.example.com", auth_token="t" * 20,
+                        state=MemoryStore())  # fmt: skip
+
+        @flow.route("/answer")
+        def answer(call: CallRequest) -> Response:
+            return Response(Speak("Hello."), Redirect(flow.url_for("move")))
+
+        @flow.route("/move")
+        def move(call: CallRequest) -> Response:
+            flow.transfer(call.call_uuid, aleg="hold")
+            return Response(Speak("Moving you."), Wait(length=5))
+
+        @flow.route("/hold")
+        def hold(call: CallRequest) -> Response:
+            return Response(Speak(f"On hold with {name}."), Hangup())
+
+        return flow
+
+    first = CallSimulator(moving_flow("first"), local_vobiz=local_vobiz)
+    second = CallSimulator(moving_flow("second"), local_vobiz=local_vobiz)
+    t = second.call("answer").run()
+    assert t.said("On hold with second.") and t.ended_normally, t
+    second.close()
+    t = first.call("answer").run()
+    assert t.said("On hold with first.") and t.ended_normally, t
+    first.close()
+    assert local_vobiz.on_transfer_request is None and local_vobiz.on_hangup_request is None

@@ -154,6 +154,28 @@ def release_loans(server: LocalVobiz) -> None:
         _end_loan(planner, loan)
 
 
+class _ChainedHook:
+    """One simulator's LocalVobiz hook, in front of the one installed before it: a request
+    for a call this simulator does not play (its hook answers False) goes on down."""
+
+    def __init__(self, own: Callable[..., bool], previous: Callable[..., bool] | None) -> None:
+        self.own = own
+        self.previous = previous
+        self.closed = False
+
+    def __call__(self, *args: str) -> bool:
+        if not self.closed and self.own(*args):
+            return True
+        return self.previous(*args) if self.previous is not None else False
+
+    def live_previous(self) -> Callable[..., bool] | None:
+        """The first hook below this one whose simulator is still open."""
+        hook = self.previous
+        while isinstance(hook, _ChainedHook) and hook.closed:
+            hook = hook.previous
+        return hook
+
+
 class VobizLink:
     """Keeps one simulator and one LocalVobiz in step (see the module docstring)."""
 
@@ -169,7 +191,13 @@ class VobizLink:
         # close() ends the loan.
         self._loan = _lend(flow.transfers, server) if flow is not None else None
         self._known = set(server.calls)  # calls from before the simulator are not its own
-        self._hooks: tuple[TransferHook, HangupHook] = (transfer, hangup)
+        # Chained in front of whatever hook is there: several simulators may share one
+        # LocalVobiz (one per flow), and each takes over only the calls it plays.
+        owns: tuple[Callable[..., bool], ...] = (transfer, hangup)
+        self._hooks = tuple(
+            _ChainedHook(own, getattr(server, name, None))
+            for name, own in zip(HOOK_NAMES, owns, strict=True)
+        )
         for name, hook in zip(HOOK_NAMES, self._hooks, strict=True):
             setattr(server, name, hook)
 
@@ -233,10 +261,12 @@ class VobizLink:
             )
 
     def close(self) -> None:
-        """Unhook from LocalVobiz (unless another simulator hooked in since); end the loan."""
+        """Unhook from LocalVobiz (the simulators hooked in before keep theirs); end the
+        loan."""
         for name, hook in zip(HOOK_NAMES, self._hooks, strict=True):
-            if getattr(self.server, name, None) == hook:
-                setattr(self.server, name, None)
+            hook.closed = True  # still in a later simulator's chain: it passes requests on
+            if getattr(self.server, name, None) is hook:
+                setattr(self.server, name, hook.live_previous())
         loan, self._loan = self._loan, None
         if loan is not None and self.flow is not None and loan.open:
             _end_loan(self.flow.transfers, loan)
