@@ -134,6 +134,9 @@ class CallFlow:
         self._state_spec = state if state is not None else os.environ.get(ENV_STATE_URL)
         self._store: StateStore | None = None
         self._store_lock = threading.Lock()
+        # standing_in(): the open stand-ins, and the flow's own store and client meanwhile.
+        self._stand_ins: list[tuple[StateStore | None, VobizClient | None]] = []
+        self._own: tuple[StateStore | None, VobizClient | None] = (None, None)
         self._deadline = DeadlineRunner(deadline)
         self._routes: dict[str, Route] = {}
         self._by_name: dict[str, Route] = {}
@@ -308,20 +311,30 @@ class CallFlow:
     ) -> Iterator[None]:
         """Use ``store`` for the state and replay records, and ``client`` for the REST
         calls, instead of the flow's own while the block runs: a check or a local call must
-        not write to production's store or move real calls."""
+        not write to production's store or move real calls. The stand-ins are the flow's
+        for every thread meanwhile: do not run this in a process serving live webhooks."""
+        # Stand-ins stack up (blocks on other threads may overlap and end in any order):
+        # the newest one still open is in use, and the flow's own once none is.
         with self._store_lock:
-            saved_store = self._store
-            if store is not None:
-                self._store = store
-        saved_client = self.transfers.swap_client(client) if client is not None else None
+            if not self._stand_ins:
+                self._own = (self._store, self.transfers.peek_client())
+            entry = (store, client)
+            self._stand_ins.append(entry)
+            self._use_stand_in()
         try:
             yield
         finally:
-            if store is not None:
-                with self._store_lock:
-                    self._store = saved_store
-            if client is not None:
-                self.transfers.swap_client(saved_client)
+            with self._store_lock:
+                self._stand_ins.remove(entry)
+                self._use_stand_in()
+
+    def _use_stand_in(self) -> None:
+        """Install the newest open stand-in's store and client, or the flow's own."""
+        own_store, own_client = self._own
+        store = next((st for st, _ in reversed(self._stand_ins) if st is not None), own_store)
+        client = next((cl for _, cl in reversed(self._stand_ins) if cl is not None), own_client)
+        self._store = store
+        self.transfers.swap_client(client)
 
     def dispatcher(self) -> Dispatcher:
         """The flow's request pipeline; checks the security settings on first use."""

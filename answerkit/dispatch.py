@@ -278,6 +278,13 @@ class DeadlineRunner:
             signal.setitimer(signal.ITIMER_REAL, self.seconds)
             try:
                 return handler(call)
+            except HandlerTimeout:
+                # Interrupted, but a thread the handler started may still write: refused
+                # from now on, as on the thread path.
+                state = getattr(call, "state", None)
+                if isinstance(state, _HandlerState):
+                    state.abandoned = True
+                raise
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 _Alarm.armed = False

@@ -21,7 +21,7 @@ from answerkit.state import (
     _dumps,
     _incr_refused,
 )
-from answerkit.state_urls import _userinfo, redact_url, url_password
+from answerkit.state_urls import _userinfo, is_secret_param, redact_url, url_password
 
 if TYPE_CHECKING:
     import redis
@@ -35,9 +35,7 @@ def _url_secrets(url: str) -> list[str]:
     """The password(s) in ``url``, raw and decoded, to scrub from error messages."""
     try:
         found = [url_password(url)]
-        found += [
-            v for k, v in parse_qsl(urlsplit(url).query) if k.lower() in ("password", "pass", "pwd")
-        ]
+        found += [v for k, v in parse_qsl(urlsplit(url).query) if is_secret_param(k)]
     except ValueError:
         return []
     return [s for v in found if v for s in {v, unquote(v)} if len(s) >= 3]

@@ -73,7 +73,7 @@ def redact_url(url: str) -> str:
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
         query = urlencode(
-            [(k, "***" if k.lower() in ("password", "pass", "pwd") else v) for k, v in pairs],
+            [(k, "***" if is_secret_param(k) else v) for k, v in pairs],
             safe="*",
         )
     head = f"{scheme}://" if sep else ""
@@ -110,6 +110,13 @@ def open_store(url: str | None = None, *, ttl: float = DEFAULT_TTL) -> StateStor
             f"state store URL {redact_url(url)!r}: {scheme} URLs take no query parameter "
             "but ?ttl=SECONDS"
         )
+    if scheme == "sqlite" and _userinfo(url) is not None:
+        # A file has no user or password: the whole "user:pw@/path" would become a path,
+        # and the password part of every error about it.
+        raise ConfigurationError(
+            f"state store URL {redact_url(url)!r}: a sqlite URL takes no user or password; "
+            "use 'sqlite:////absolute/path.db'"
+        )
     if scheme == "sqlite":
         rest = url.partition("://")[2]
         path = rest[1:] if rest.startswith("/") else rest
@@ -124,13 +131,28 @@ def open_store(url: str | None = None, *, ttl: float = DEFAULT_TTL) -> StateStor
     )
 
 
+def is_secret_param(name: str) -> bool:
+    """Whether a URL query parameter holds a secret (``password``, redis-py's
+    ``ssl_password``, ``pass``, ``pwd``...): shown as ``***``, scrubbed from errors."""
+    name = name.lower()
+    return "password" in name or "secret" in name or name in ("pass", "pwd")
+
+
 def _ttl_from_query(url: str, ttl: float) -> tuple[str, float]:
     """``url`` without its ``ttl`` query parameter, and the TTL it gives (else ``ttl``)."""
-    base, mark, query = url.partition("?")
+    # The query starts after the user info: a password may hold an unencoded "?".
+    userinfo = _userinfo(url)
+    scheme, sep, _rest = url.partition("://")
+    head_len = (len(scheme) + len(sep) if sep else 0) + (
+        len(userinfo) + 1 if userinfo is not None else 0
+    )
+    after = url[head_len:]
+    base, mark, query = after.partition("?")
     if not mark:
         return url, ttl
-    pairs = parse_qsl(query, keep_blank_values=True)
-    given = [value for key, value in pairs if key == "ttl"]
+    # The other parameters are kept byte for byte (a re-encoding would change them).
+    parts = query.split("&")
+    given = [unquote(p.partition("=")[2]) for p in parts if p.partition("=")[0].lower() == "ttl"]
     if not given:
         return url, ttl
     raw = given[-1]
@@ -142,5 +164,6 @@ def _ttl_from_query(url: str, ttl: float) -> tuple[str, float]:
         raise ConfigurationError(
             f"the state URL's ?ttl= must be a finite number of seconds above 0, got {raw!r}"
         )
-    rest = [(key, value) for key, value in pairs if key != "ttl"]
-    return (f"{base}?{urlencode(rest)}" if rest else base), ttl
+    kept = [p for p in parts if p.partition("=")[0].lower() != "ttl"]
+    base = url[:head_len] + base
+    return (f"{base}?{'&'.join(kept)}" if kept else base), ttl

@@ -544,3 +544,18 @@ def test_a_decimal_replay_window_is_taken() -> None:
     import decimal
 
     assert make_flow(replay_window=decimal.Decimal("60")).replay_window == 60.0
+
+
+def test_stand_ins_ended_out_of_order_leave_the_flows_own_store() -> None:
+    """Blocks on two threads may end in any order: the last one out must not leave its
+    stand-in behind."""
+    own = MemoryStore()
+    flow = make_flow(state=own)
+    first, second = MemoryStore(), MemoryStore()
+    a = flow.standing_in(store=first)
+    b = flow.standing_in(store=second)
+    a.__enter__()
+    b.__enter__()
+    a.__exit__(None, None, None)
+    b.__exit__(None, None, None)
+    assert flow.store is own

@@ -710,3 +710,26 @@ def test_str_subclass_keys_and_whole_number_amounts_are_taken() -> None:
     assert state.incr("n", Step.TWO) == 2
     with pytest.raises(StateError, match=r"str\(key\); for an Enum member, its \.value"):
         state[1] = "x"  # type: ignore[index]
+
+
+def test_the_ttl_is_found_after_the_user_info_and_other_parameters_stay_as_written() -> None:
+    """A '?' inside an unencoded password was taken for the query: the URL was re-encoded
+    and the password printed in redis-py's error."""
+    from answerkit.state_urls import _ttl_from_query
+
+    url, ttl = _ttl_from_query("redis://:pa?ssW0rd@h.example/0?db=1&ttl=30", 5.0)
+    assert (url, ttl) == ("redis://:pa?ssW0rd@h.example/0?db=1", 30.0)
+    assert _ttl_from_query("redis://h/0?TTL=60&socket_timeout=5", 5.0) == (
+        "redis://h/0?socket_timeout=5",
+        60.0,
+    )
+    with pytest.raises(ConfigurationError, match="percent-encode") as info:
+        open_store("redis://:pa?ssW0rd@h.example/0?db=1&ttl=30")
+    assert "ssW0rd" not in str(info.value)
+
+
+def test_every_secret_query_parameter_and_sqlite_user_info_stay_hidden() -> None:
+    assert redact_url("rediss://h/0?ssl_password=s3cr3tPW") == "rediss://h/0?ssl_password=***"
+    with pytest.raises(ConfigurationError, match="no user or password") as info:
+        open_store("sqlite://user:s3cr3tPW@/tmp/x.db")
+    assert "s3cr3tPW" not in str(info.value)
