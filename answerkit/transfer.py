@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from answerkit._params import with_query
 from answerkit.client import TransferResult, VobizClient
-from answerkit.dispatch import HandlerTimeout, handler_given_up
+from answerkit.dispatch import HandlerTimeout, handler_given_up, loggable
 from answerkit.errors import CallNotActiveError, TransferArgumentError
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ class TransferPlanner:
         log.info(
             "flow %s: transferring call %s (aleg=%s bleg=%s)",
             self._flow.name,
-            call_uuid,
+            loggable(call_uuid),
             aleg,
             bleg,
         )
@@ -126,7 +126,7 @@ class TransferPlanner:
             log.info(
                 "flow %s: call %s had already ended; nothing to transfer",
                 self._flow.name,
-                call_uuid,
+                loggable(call_uuid),
             )
             return None
 
