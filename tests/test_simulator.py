@@ -959,22 +959,7 @@ def test_the_flows_rest_calls_go_to_the_local_vobiz_of_the_simulator(
 ) -> None:
     """A flow that moves its own calls (flow.transfer) needs no client wiring in a test;
     the loan ends with the simulator, and a client the flow was given is left alone."""
-    flow = CallFlow("lend", public_url="https://v.example.com", auth_token="t" * 20,
-                    state=MemoryStore())  # fmt: skip
-
-    @flow.route("/answer")
-    def answer(call: CallRequest) -> Response:
-        return Response(Speak("Hello."), Redirect(flow.url_for("move")))
-
-    @flow.route("/move")
-    def move(call: CallRequest) -> Response:
-        flow.transfer(call.call_uuid, aleg="hold")
-        return Response(Speak("Moving you."), Wait(length=5))
-
-    @flow.route("/hold")
-    def hold(call: CallRequest) -> Response:
-        return Response(Speak("On hold."), Hangup())
-
+    flow = moving_flow("lend", on_key=False)
     sim = call_simulator(flow)
     t = sim.call("answer").run()
     assert t.said("On hold.") and t.ended_normally, t
@@ -1099,12 +1084,15 @@ def test_the_error_tap_never_turns_on_error_back_to_none() -> None:
     assert dispatcher.on_error is tap
 
 
-def moving_flow(name: str) -> CallFlow:
-    """A flow that moves its own call (flow.transfer) after a Gather."""
+def moving_flow(name: str, *, on_key: bool = True) -> CallFlow:
+    """A flow that moves its own call (flow.transfer, a REST call) to /hold ("On hold."):
+    after a key press (``on_key``), or straight after its greeting."""
     flow = CallFlow(name, public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
 
     @flow.route("/answer")
     def answer(call: CallRequest) -> Response:
+        if not on_key:
+            return Response(Speak("Hello."), Redirect(flow.url_for("move")))
         return Response(Gather(Speak("Press 1."), action=flow.url_for("move"),
                                input_type="dtmf", num_digits=1))  # fmt: skip
 
@@ -1204,31 +1192,12 @@ def test_two_simulators_share_one_local_vobiz_and_closing_one_keeps_the_other(
     """Each simulator takes over the calls it plays; closing the later one used to unhook
     both, and the earlier one's transfers then went to LocalVobiz itself."""
 
-    def moving_flow(name: str) -> CallFlow:
-        flow = CallFlow(name, public_url="https://v.example.com", auth_token="t" * 20,
-                        state=MemoryStore())  # fmt: skip
-
-        @flow.route("/answer")
-        def answer(call: CallRequest) -> Response:
-            return Response(Speak("Hello."), Redirect(flow.url_for("move")))
-
-        @flow.route("/move")
-        def move(call: CallRequest) -> Response:
-            flow.transfer(call.call_uuid, aleg="hold")
-            return Response(Speak("Moving you."), Wait(length=5))
-
-        @flow.route("/hold")
-        def hold(call: CallRequest) -> Response:
-            return Response(Speak(f"On hold with {name}."), Hangup())
-
-        return flow
-
-    first = CallSimulator(moving_flow("first"), local_vobiz=local_vobiz)
-    second = CallSimulator(moving_flow("second"), local_vobiz=local_vobiz)
+    first = CallSimulator(moving_flow("first", on_key=False), local_vobiz=local_vobiz)
+    second = CallSimulator(moving_flow("second", on_key=False), local_vobiz=local_vobiz)
     t = second.call("answer").run()
-    assert t.said("On hold with second.") and t.ended_normally, t
+    assert t.said("On hold.") and t.ended_normally, t
     second.close()
-    t = first.call("answer").run()
-    assert t.said("On hold with first.") and t.ended_normally, t
+    t = first.call("answer").run()  # its transfer is still taken over by its simulator
+    assert t.said("On hold.") and t.ended_normally, t
     first.close()
     assert local_vobiz.on_transfer_request is None and local_vobiz.on_hangup_request is None
