@@ -31,6 +31,7 @@ from plivo import plivoxml
 from twilio.twiml.voice_response import VoiceResponse
 
 from answerkit import Dial, Gather, Hangup, Number, Response, Speak, parse
+from benchmarks import call_shape as shape
 from benchmarks._timing import BenchResult, Sample, Target, fmt_ns, interleave, table
 
 DECL = '<?xml version="1.0" encoding="UTF-8"?>'
@@ -46,7 +47,8 @@ TEXTS = [f'Tom & Jerry <said> "hi" {i}' for i in range(N_SPEAK)]
 ROUNDS = 101
 SAMPLE_NS = 500_000
 COLD_INNER = 3  # 200-Speak builds per sample with never-seen texts
-PRETTY = ", pretty-printed"  # parse: the document as to_xml(pretty=True) writes it
+PRETTY = ", pretty-printed"
+SHAPED = "floor in answerkit's call shape"  # parse: the document as to_xml(pretty=True) writes it
 
 
 # --- the floor: f-strings and a str.replace chain --------------------------------------------
@@ -113,6 +115,32 @@ def ak_many(texts: list[str] = TEXTS) -> str:
 
 def ak_empty() -> str:
     return Response().to_xml()
+
+
+# --- the floor in answerkit's call shape (a diagnostic: see call_shape.py) -------------------
+
+
+def shaped_ivr() -> str:
+    return shape.Response(
+        shape.Speak(WELCOME),
+        shape.Gather(shape.Speak(PROMPT), action=ACTION, input_type="dtmf", num_digits=1),
+        shape.Speak(NO_INPUT),
+        shape.Hangup(),
+    ).to_xml()
+
+
+def shaped_transfer() -> str:
+    return shape.Response(
+        shape.Speak(HOLD), shape.Dial(shape.Number(AGENT), caller_id=CALLER_ID)
+    ).to_xml()
+
+
+def shaped_many(texts: list[str] = TEXTS) -> str:
+    return shape.Response(*[shape.Speak(t) for t in texts]).to_xml()
+
+
+def shaped_empty() -> str:
+    return shape.Response().to_xml()
 
 
 # --- plivo's plivoxml ------------------------------------------------------------------------
@@ -216,6 +244,7 @@ def lxml_empty() -> bytes:
 LIBS: dict[str, tuple[Callable[[], object], ...]] = {
     "floor (f-string)": (floor_ivr, floor_transfer, floor_many, floor_empty),
     "answerkit": (ak_ivr, ak_transfer, ak_many, ak_empty),
+    SHAPED: (shaped_ivr, shaped_transfer, shaped_many, shaped_empty),
     "lxml SubElement": (lxml_ivr, lxml_transfer, lxml_many, lxml_empty),
     "plivoxml": (plivo_ivr, plivo_transfer, plivo_many, plivo_empty),
     "twilio VoiceResponse": (twilio_ivr, twilio_transfer, twilio_many, twilio_empty),
@@ -236,6 +265,8 @@ def _check_outputs() -> None:
     assert ak_ivr() == floor_ivr(), (ak_ivr(), floor_ivr())
     assert ak_transfer() == floor_transfer()
     assert ak_many() == floor_many()
+    for doc, fn in zip(DOCS, LIBS[SHAPED], strict=True):
+        assert fn() == LIBS["floor (f-string)"][DOCS.index(doc)](), doc
     for lib, fns in LIBS.items():
         for fn in fns:
             out = fn()
@@ -259,15 +290,19 @@ def run(rounds: int = ROUNDS) -> BenchResult:
         {
             "floor (f-string)|cold": _cold(floor_many, "Floor", batches),
             "answerkit|cold": _cold(ak_many, "Kit", batches),
+            f"{SHAPED}|cold": _cold(shaped_many, "Shape", batches),
             "floor (f-string)|empty": floor_empty,
             "answerkit|empty": ak_empty,
+            f"{SHAPED}|empty": shaped_empty,
         },
         rounds=rounds,
         inner={
             "floor (f-string)|cold": COLD_INNER,
             "answerkit|cold": COLD_INNER,
+            f"{SHAPED}|cold": COLD_INNER,
             "floor (f-string)|empty": build["floor (f-string)|empty"].inner,
             "answerkit|empty": build["answerkit|empty"].inner,
+            f"{SHAPED}|empty": build[f"{SHAPED}|empty"].inner,
         },
     )
 
@@ -316,6 +351,7 @@ def _report(
         rows.append(row)
     cold_floor = _per_element(cold, floor, "cold")
     cold_ak = _per_element(cold, "answerkit", "cold")
+    cold_shaped = _per_element(cold, SHAPED, "cold")
     res.tables.append(
         "Build+render, median per document (ratio to the floor); per added Speak element "
         "= (200-Speak document - empty Response) / 200:\n\n"
@@ -328,6 +364,7 @@ def _report(
             [
                 [floor, fmt_ns(cold_floor), "1.0x"],
                 ["answerkit", fmt_ns(cold_ak), f"{cold_ak / cold_floor:.1f}x"],
+                [SHAPED, fmt_ns(cold_shaped), f"{cold_shaped / cold_floor:.1f}x"],
             ],
         )
     )
@@ -370,6 +407,16 @@ def _report(
     res.notes.append(
         "answerkit runs with all its checks on (values at construction, document rules and "
         "the size limit in to_xml). lxml outputs bytes, the others str."
+    )
+    shaped_ivr_ratio = build[f"{SHAPED}|ivr"].median / build[f"{floor}|ivr"].median
+    res.notes.append(
+        f"'{SHAPED}' (a diagnostic, benchmarks/call_shape.py) is the floor's own f-strings "
+        "inside classes that take exactly answerkit's parameters and check nothing: what "
+        "CPython charges for this API's class calls and keyword binding alone. It costs "
+        f"{shaped_ivr_ratio:.1f}x the floor on the IVR menu and "
+        f"{cold_shaped / cold_floor:.1f}x per added element, so the IVR target of 3x leaves "
+        f"answerkit's checks, memos and rules {3 - shaped_ivr_ratio:.1f}x of the floor; "
+        f"answerkit is {ivr_ratio / shaped_ivr_ratio:.2f}x the call-shape floor there."
     )
     res.notes.append(
         "Except in the never-seen-texts pass, every answerkit figure is taken with its memos "
