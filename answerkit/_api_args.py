@@ -189,9 +189,10 @@ def make_call_body(
         body[f"{name}_url"] = check_url(url, f"{name}_url", allow_http=allow_http, transfer=False)
         body[f"{name}_method"] = check_method(method, f"{name}_method", transfer=False)
     if caller_name is not None:
-        if len(caller_name) > 50:
+        if not isinstance(caller_name, str) or len(caller_name) > 50:
             raise errors.ArgumentError(
-                "caller_name must be 50 characters or fewer", field="caller_name"
+                f"caller_name must be text of 50 characters or fewer, got {caller_name!r}",
+                field="caller_name",
             )
         body["caller_name"] = caller_name
     for key, number in numbers.items():

@@ -327,14 +327,21 @@ class Sender:
         elif status == 403:
             cls = errors.ForbiddenError
             hint = "the account may not do this (for calls: the geo permissions)"
-        elif status == 404 and call_uuid is not None:
+        elif status == 404 and call_uuid is not None and not _no_such_route(body):
             cls = errors.CallNotActiveError
-            hint = (
-                f"call {call_uuid} is not active: it already ended or never existed "
-                "(check with get_live_call())"
+            hint = f"call {call_uuid} is not active: it already ended or never existed" + (
+                " (a call just placed may still be queued)"
+                if method == "GET"
+                else " (check with get_live_call())"
             )
         elif status == 404:
-            cls, hint = errors.NotFoundError, "check base_url and the auth id"
+            cls = errors.NotFoundError
+            hint = (
+                "no such API route: check base_url (Vobiz's ends in /api/v1) and that the "
+                "path keeps its trailing slash"
+                if call_uuid is not None
+                else "check base_url and the auth id"
+            )
         elif status == 409:
             cls, hint = errors.ConflictError, "the call's state does not allow this now"
         elif status == 429:
@@ -345,11 +352,8 @@ class Sender:
             )
         elif status >= 500:
             cls = errors.ServerError
-            hint = (
-                "Vobiz failed; the request may have been applied, check with get_live_call() "
-                "before repeating it"
-                if method == "POST"
-                else "Vobiz failed; retry later"
+            hint = "Vobiz failed; " + (
+                _maybe_applied(call_uuid) if method == "POST" else "retry later"
             )
         elif 300 <= status < 400:
             hint = "Vobiz answered with a redirect; check base_url"
@@ -401,9 +405,7 @@ def _transport_error(
             "sent. Check the network and base_url",
             **where,
         )
-    applied = "the request may have been applied" + (
-        "; check with get_live_call() before repeating it" if method == "POST" else ""
-    )
+    applied = _maybe_applied(call_uuid) if method == "POST" else "the request may have been applied"
     if failure.kind == "timeout":
         return errors.TimeoutError(
             f"no answer from Vobiz in time for {method} {url} ({failure.detail}): {applied}",
@@ -417,6 +419,26 @@ def _transport_error(
 _HTML = re.compile(r"<(!doctype\s+html|html|head|body)[\s>]", re.IGNORECASE)
 _HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title", re.IGNORECASE | re.DOTALL)
 _HTML_TAG = re.compile(r"<[^>]*>")
+
+
+def _maybe_applied(call_uuid: str | None) -> str:
+    """What to do after a POST that may or may not have taken effect (none is idempotent,
+    spec §4.1 and §4.4)."""
+    if call_uuid is None:  # a make-call: there is no call to look up yet
+        return (
+            "a call may have been placed; check your answer and hangup webhooks (or the "
+            "call records) before placing it again"
+        )
+    return "the request may have been applied, check with get_live_call() before repeating it"
+
+
+def _no_such_route(body: Any) -> bool:
+    """True for a 404 from in front of the API rather than from it: the gateway's own
+    ``{"message": "Not Found"}`` (spec §4.0) or a web page. Vobiz's own answer for a call
+    that is not live carries its ``error`` or ``api_id``; these mean the path is wrong."""
+    if isinstance(body, dict):
+        return set(body) == {"message"}
+    return isinstance(body, str) and bool(_HTML.search(body[:2000]))
 
 
 def _api_message(body: Any) -> str | None:

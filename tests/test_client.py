@@ -289,8 +289,41 @@ def test_ended_call_is_call_not_active(vobiz: LocalVobiz, client: VobizClient) -
             attempt()
         assert caught.value.call_uuid == call.call_uuid
         assert caught.value.status == 404
-        assert "get_live_call" in str(caught.value)
         assert isinstance(caught.value, errors.NotFoundError)
+        # The lookup's own failure cannot point at itself: a fresh call may still be queued.
+        hint = "queued" if caught.value.method == "GET" else "get_live_call"
+        assert hint in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "body", [{"message": "Not Found"}, "<html><title>404 Not Found</title></html>"]
+)
+def test_a_404_from_in_front_of_the_api_is_no_such_route(
+    vobiz: LocalVobiz, client: VobizClient, body: Any
+) -> None:
+    # The gateway's own body (or a proxy's page) means the path is wrong, not that the call
+    # ended: reported as "the call ended", a wrong base_url made try_transfer return None.
+    call = vobiz.add_call()
+    for attempt in (
+        lambda: client.transfer(call.call_uuid, aleg_url=HOLD_URL),
+        lambda: client.get_live_call(call.call_uuid),
+        lambda: client.hangup(call.call_uuid),
+    ):
+        vobiz.fail_next(status=404, body=body)
+        with pytest.raises(errors.NotFoundError) as caught:
+            attempt()
+        assert not isinstance(caught.value, errors.CallNotActiveError)
+        assert "base_url" in str(caught.value) and "trailing slash" in str(caught.value)
+
+
+def test_a_wrong_base_url_is_not_an_ended_call(vobiz: LocalVobiz) -> None:
+    call = vobiz.add_call()
+    plivo_style = vobiz.base_url.replace("/api/v1", "/v1")  # a real route LocalVobiz lacks
+    api = VobizClient(vobiz.auth_id, vobiz.auth_token, base_url=plivo_style, allow_http=True)
+    with pytest.raises(errors.NotFoundError) as caught:
+        api.transfer(call.call_uuid, aleg_url=HOLD_URL)
+    assert not isinstance(caught.value, errors.CallNotActiveError)
+    assert vobiz.call(call.call_uuid).status == "in-progress"
 
 
 def test_404_outside_a_call_is_not_found(vobiz: LocalVobiz, client: VobizClient) -> None:
@@ -359,9 +392,21 @@ def test_5xx_on_transfer_is_never_retried(
 
 def test_5xx_on_make_call_is_never_retried(vobiz: LocalVobiz, client: VobizClient) -> None:
     vobiz.fail_next(3, status=503)
-    with pytest.raises(errors.ServerError):
+    with pytest.raises(errors.ServerError) as caught:
         client.make_call("+14155550100", "+14155550111", HOLD_URL)
     assert api_posts(vobiz) == 1
+    # There is no call to look up after a failed make-call: get_live_call() would need one.
+    assert "may have been placed" in str(caught.value)
+    assert "get_live_call" not in str(caught.value)
+
+
+def test_timeout_on_make_call_says_a_call_may_have_been_placed(vobiz: LocalVobiz) -> None:
+    vobiz.delay_next(1, seconds=1.0)
+    api = vobiz.client(timeout=0.2)
+    with pytest.raises(errors.TimeoutError) as caught:
+        api.make_call("+14155550100", "+14155550111", HOLD_URL)
+    assert "may have been placed" in str(caught.value)
+    assert "get_live_call" not in str(caught.value)
 
 
 def test_gateway_errors_on_get_live_call_are_retried(
@@ -1062,3 +1107,14 @@ def test_a_urllib3_timeout_is_taken(vobiz: LocalVobiz) -> None:
     client = vobiz.client(timeout=Timeout(connect=2, read=5))
     call = vobiz.add_call()
     assert client.get_live_call(call.call_uuid).call_uuid == call.call_uuid
+
+
+@pytest.mark.parametrize("caller_name", [12345, b"Support", "x" * 51])
+def test_a_bad_caller_name_is_an_argument_error(caller_name: Any) -> None:
+    session = CountingSession()
+    with pytest.raises(errors.ArgumentError) as caught:
+        offline_client(session).make_call(
+            "+14155550100", "+14155550111", HOLD_URL, caller_name=caller_name
+        )
+    assert caught.value.field == "caller_name"
+    assert session.calls == 0
