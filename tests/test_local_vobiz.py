@@ -242,7 +242,7 @@ def test_delete_is_204_and_ends_the_call(vobiz: LocalVobiz) -> None:
     assert api(vobiz, "DELETE", call_path(vobiz, call.call_uuid)).status_code == 404
 
 
-def test_make_call_is_201_and_adds_a_live_call(vobiz: LocalVobiz) -> None:
+def test_make_call_is_201_and_adds_a_queued_call(vobiz: LocalVobiz) -> None:
     seen: list[str] = []
     done = threading.Event()
 
@@ -265,7 +265,16 @@ def test_make_call_is_201_and_adds_a_live_call(vobiz: LocalVobiz) -> None:
     body = reply.json()
     assert body["message"] == "call fired"
     assert seen == [body["request_uuid"]]
-    assert vobiz.call(body["request_uuid"]).live
+    # Spec §4.4: success means queued, not answered; only an answered call can be moved.
+    call_uuid = body["request_uuid"]
+    assert vobiz.call(call_uuid).status == "queued"
+    transfer = {"legs": "aleg", "aleg_url": "https://x/hold"}
+    assert api(vobiz, "POST", call_path(vobiz, call_uuid), json=transfer).status_code == 404
+    assert vobiz.answer_call(call_uuid).status == "in-progress"
+    assert api(vobiz, "POST", call_path(vobiz, call_uuid), json=transfer).status_code == 202
+    vobiz.end_call(call_uuid, notify=False)
+    with pytest.raises(ValueError, match="ended"):
+        vobiz.answer_call(call_uuid)
 
 
 @pytest.mark.parametrize(

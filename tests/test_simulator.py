@@ -32,7 +32,7 @@ from answerkit.elements import (
     User,
     Wait,
 )
-from answerkit.errors import ConfigurationError
+from answerkit.errors import CallNotActiveError, ConfigurationError
 from answerkit.request import CallRequest, Event
 from answerkit.state import MemoryStore
 from answerkit.testing.simulator import CallSimulator, sign_request, signed_post
@@ -496,6 +496,40 @@ def test_bridged_b_leg_transfer_becomes_its_own_call() -> None:
     assert bleg.transcript.webhooks[0].event == "Transfer"
     assert bleg.transcript.webhooks[0].params["ALegUUID"] == caller.call_uuid
     assert not bleg.transcript.webhooks_for("Hangup")  # a B-leg sends no hangup webhook
+
+
+def test_a_bridged_b_leg_is_named_by_its_own_call_uuid_on_local_vobiz(
+    call_simulator: Any, local_vobiz: Any
+) -> None:
+    # The vendor's Transfer page: "transfer both call legs independently using their
+    # respective UUIDs". LocalVobiz used to answer 404 for a B-leg's own DialBLegUUID.
+    api = local_vobiz.client()
+    sim = call_simulator(dial_flow())
+    caller = sim.call(dial="bridge")
+    caller.run()
+    bleg_uuid = caller.bridge.target.uuid
+    live = api.get_live_call(bleg_uuid)
+    assert (live.call_status, live.to, live.direction) == (
+        "in-progress",
+        "+14156667890",
+        "outbound",
+    )
+    api.transfer(bleg_uuid, aleg_url=url("/events"))
+    sim.run_until_idle()
+    moved = sim.calls[1]
+    assert moved.call_uuid == bleg_uuid
+    assert moved.transcript.webhooks[0].event == "Transfer"
+    assert caller.ended and caller.transcript.heard == ["Dial finished."]
+
+    caller = sim.call(dial="bridge")
+    caller.run()
+    bleg_uuid = caller.bridge.target.uuid
+    api.hangup(bleg_uuid)
+    sim.run_until_idle()
+    assert caller.ended and caller.transcript.heard == ["Dial finished."]
+    assert local_vobiz.call(bleg_uuid).status == "completed"
+    with pytest.raises(CallNotActiveError):
+        api.get_live_call(bleg_uuid)
 
 
 # -- conferences -----------------------------------------------------------------------------

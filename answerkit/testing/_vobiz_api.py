@@ -345,6 +345,9 @@ class RestApi:
                 caller_name=caller_name,
                 request_uuid=call_uuid,
                 params=sip_params,
+                # Spec §4.4: success means queued, not answered; a Transfer gets 404 until
+                # the call is answered (a simulator playing it, or answer_call()).
+                status="queued",
             )
         )
         reply = json_reply(

@@ -173,6 +173,15 @@ class CallTable:
             record.hangup_source = source
             return self.snapshot(call_uuid)
 
+    def answer(self, call_uuid: str) -> LiveCallRecord:
+        """Mark a queued or ringing call answered (``in-progress``); returns a snapshot."""
+        with self.lock:
+            record = self._calls[call_uuid]
+            if record.status not in ("queued", "ringing", "in-progress"):
+                raise ValueError(f"call {call_uuid} has ended ({record.status}); it cannot answer")
+            record.status = "in-progress"
+            return self.snapshot(call_uuid)
+
     def note_taken_over(self, call_uuid: str, legs: int) -> None:
         """A Transfer request reached the call; a simulator took ``legs`` of its legs over."""
         with self.lock:

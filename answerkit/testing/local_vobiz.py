@@ -27,7 +27,9 @@ the spec says how the platform behaves (§4), and says so where it had to choose
 * ``GET …/?status=live`` describes a ringing or answered call; without ``status``
   it answers 404, since LocalVobiz keeps no CDRs. ``DELETE`` answers 204 and ends
   the call, POSTing a signed ``Event=Hangup`` webhook to its ``hangup_url``.
-* ``POST …/Call/`` answers 201 ``call fired`` and adds an answered outbound call.
+* ``POST …/Call/`` answers 201 ``call fired`` and adds a ``queued`` outbound call: success
+  means queued, not answered (spec §4.4), so a Transfer on it answers 404 until it is
+  answered, by a simulator playing it or by :meth:`LocalVobiz.answer_call`.
 
 A simulator takes over through hooks: :attr:`LocalVobiz.on_make_call`,
 :attr:`~LocalVobiz.on_transfer_request`, :attr:`~LocalVobiz.on_hangup_request`
@@ -281,6 +283,13 @@ class LocalVobiz:
     ) -> LiveCallRecord:
         """End a call as if a party hung up (KeyError if unknown); POST its hangup webhook."""
         return self._api.end_call(call_uuid, code=code, source=source, notify=notify)
+
+    def answer_call(self, call_uuid: str) -> LiveCallRecord:
+        """Answer a queued or ringing call (a make-call starts queued, spec §4.4), as its
+        callee picking up would: it is ``in-progress`` from now on, so it may be moved.
+        KeyError if unknown, ValueError if it has ended. A simulator answers the
+        make-calls it plays by itself."""
+        return self._table.answer(call_uuid)
 
     def call(self, call_uuid: str) -> LiveCallRecord:
         """The call's record (KeyError if LocalVobiz never had it)."""

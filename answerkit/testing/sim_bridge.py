@@ -216,6 +216,9 @@ def _connect(
     if winner.outcome == "bridge":
         bridge = call.bridge = Bridge(call, winner, caller_id)
         call._emit("dial", f"connected to {winner.address}")
+        # Listed in LocalVobiz while bridged, so the flow's REST calls may name the B-leg by
+        # its own CallUUID (DialBLegUUID), as the vendor's Transfer page allows.
+        call.sim.register_bleg(winner.uuid, caller_id, winner.address)
         finished = False
         try:
             while bridge.up:
@@ -225,6 +228,8 @@ def _connect(
             call.bridge = None
             if not finished and call.driven:
                 _bridge_interrupted(call, el, winner, bridge, leg_hangup, talk_start)
+            if not bridge.transferred_to:  # a moved B-leg lives on as a call of its own
+                call.sim.unregister_bleg(winner.uuid, bridge.cause or b_cause)
         b_cause = bridge.cause or b_cause
         if bridge.transferred_to:
             call._emit("dial", f"{winner.address} was transferred away")

@@ -204,7 +204,9 @@ class VobizLink:
     def register(self, call: SimulatedCall) -> None:
         """The call was answered: LocalVobiz lists it as in progress."""
         self._known.add(call.call_uuid)
-        if call.setup.registered:
+        if call.setup.registered:  # a make-call LocalVobiz holds as queued: answered now
+            with contextlib.suppress(KeyError, ValueError):  # reset, or ended meanwhile
+                self.server.answer_call(call.call_uuid)
             return
         # No hangup_url: the simulator sends the call's webhooks, never LocalVobiz.
         self.server.add_call(
@@ -217,11 +219,23 @@ class VobizLink:
             caller_name=call.setup.caller_name,
         )
 
+    def register_bleg(self, bleg_uuid: str, caller_id: str, address: str) -> None:
+        """A bridged B-leg: LocalVobiz lists it as in progress, so a Transfer, Hang-up or
+        Retrieve request may name it (the hooks hand the first two to the simulator)."""
+        self._known.add(bleg_uuid)
+        self.server.add_call(
+            bleg_uuid, from_=caller_id, to=address, direction="outbound", status="in-progress"
+        )
+
     def unregister(self, call: SimulatedCall, cause: Cause) -> None:
         """The call ended: LocalVobiz marks it completed."""
+        self.end(call.call_uuid, cause)
+
+    def end(self, call_uuid: str, cause: Cause) -> None:
+        """LocalVobiz marks the call (or bridged B-leg) completed, with no webhook."""
         # KeyError: LocalVobiz was reset meanwhile, or never had the call.
         with contextlib.suppress(KeyError):
-            self.server.end_call(call.call_uuid, code=cause.code, source=cause.source, notify=False)
+            self.server.end_call(call_uuid, code=cause.code, source=cause.source, notify=False)
 
     def new_outbound(self) -> Iterator[LiveCallRecord]:
         """Live outbound calls with an answer URL that appeared since the last look."""
@@ -229,7 +243,8 @@ class VobizLink:
             if call_uuid in self._known:
                 continue
             self._known.add(call_uuid)
-            if record.direction == "outbound" and record.answer_url and record.live:
+            waiting = record.live or record.status == "queued"
+            if record.direction == "outbound" and record.answer_url and waiting:
                 yield record
 
     def adopt(self, scripts: list[OutboundScript]) -> Iterator[CallSetup]:
