@@ -153,6 +153,9 @@ def transfer_body(
     return body
 
 
+MAX_DESTINATIONS = 1000
+
+
 def make_call_body(
     from_: str,
     to: str,
@@ -175,6 +178,13 @@ def make_call_body(
     ):
         if not isinstance(value, str) or not value:
             raise errors.ArgumentError(f"make_call needs {name}, {what}, got {value!r}", field=name)
+    destinations = to.split("<")  # spec §4.4: "<" dials up to 1000 destinations at once
+    if len(destinations) > MAX_DESTINATIONS or not all(d.strip() for d in destinations):
+        raise errors.ArgumentError(
+            f"make_call's to takes 1 to {MAX_DESTINATIONS} destinations separated by '<', "
+            f"none empty; got {len(destinations)}",
+            field="to",
+        )
     for key in extra or {}:
         if key in _MAKE_CALL_FIELDS:
             raise errors.ArgumentError(

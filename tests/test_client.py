@@ -1118,3 +1118,23 @@ def test_a_bad_caller_name_is_an_argument_error(caller_name: Any) -> None:
         )
     assert caught.value.field == "caller_name"
     assert session.calls == 0
+
+
+def test_make_call_to_several_destinations_gives_one_uuid_each(
+    vobiz: LocalVobiz, client: VobizClient
+) -> None:
+    created = client.make_call("+14155550100", "+14155550111<+14155550122", HOLD_URL)
+    assert len(created.request_uuids) == 2
+    assert [vobiz.call(u).to for u in created.request_uuids] == ["+14155550111", "+14155550122"]
+    assert all(vobiz.call(u).status == "queued" for u in created.request_uuids)
+
+
+@pytest.mark.parametrize(
+    "to", ["+14155550111<", "<+14155550111", "<".join(["+14155550111"] * 1001)]
+)
+def test_make_call_refuses_empty_or_too_many_destinations(to: str) -> None:
+    session = CountingSession()
+    with pytest.raises(errors.ArgumentError) as caught:
+        offline_client(session).make_call("+14155550100", to, HOLD_URL)
+    assert caught.value.field == "to"
+    assert session.calls == 0

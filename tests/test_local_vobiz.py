@@ -601,3 +601,12 @@ def test_wait_for_transfer_says_when_no_transfer_was_asked_for(vobiz: LocalVobiz
         vobiz.wait_for_transfer(call.call_uuid, timeout=0.05)
     with pytest.raises(AssertionError, match="LocalVobiz has no call 'never-was'"):
         vobiz.wait_for_transfer("never-was", timeout=0.05)
+
+
+@pytest.mark.parametrize("to", ["+14155550111<<+14155550122", "<".join(["+1415555"] * 1001)])
+def test_make_call_to_bad_destinations_is_400(vobiz: LocalVobiz, to: str) -> None:
+    body = {"from": "+14155550100", "to": to, "answer_url": "https://x/a"}
+    reply = api(vobiz, "POST", f"/api/v1/Account/{vobiz.auth_id}/Call/", json=body)
+    assert reply.status_code == 400
+    assert reply.json()["error"]["details"]["field"] == "to"
+    assert not vobiz.calls

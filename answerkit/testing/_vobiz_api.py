@@ -35,6 +35,7 @@ TransferRequestHook = Callable[[str, str, str, str], bool]
 LEGS = ("aleg", "bleg", "both")
 logger = logging.getLogger("answerkit.testing")
 METHODS = ("GET", "POST")
+MAX_DESTINATIONS = 1000  # make-call's "<"-separated destinations (spec §4.4)
 
 
 @dataclass
@@ -327,37 +328,53 @@ class RestApi:
             key, sep, value = pair.partition("=")
             if sep and key:
                 sip_params[f"X-PH-{key}"] = value  # they come back with this prefix (§2.1)
-        call_uuid = str(uuid.uuid4())
-        record = self.table.add(
-            LiveCallRecord(
-                call_uuid=call_uuid,
-                from_=data["from"],
-                to=data["to"],
-                direction="outbound",
-                answer_url=data["answer_url"],
-                answer_method=data.get("answer_method", "POST"),
-                hangup_url=data.get("hangup_url"),
-                hangup_method=data.get("hangup_method", "POST"),
-                ring_url=data.get("ring_url"),
-                ring_method=data.get("ring_method", "POST"),
-                fallback_url=data.get("fallback_url"),
-                fallback_method=data.get("fallback_method", "POST"),
-                caller_name=caller_name,
-                request_uuid=call_uuid,
-                params=sip_params,
-                # Spec §4.4: success means queued, not answered; a Transfer gets 404 until
-                # the call is answered (a simulator playing it, or answer_call()).
-                status="queued",
+        # Spec §4.4: "Use < to dial up to 1000 destinations at once": one call each.
+        destinations = data["to"].split("<")
+        if len(destinations) > MAX_DESTINATIONS or not all(destinations):
+            return _bad_request(
+                f"to takes 1 to {MAX_DESTINATIONS} destinations separated by '<', none empty",
+                "to",
             )
-        )
+        records = [
+            self.table.add(
+                LiveCallRecord(
+                    call_uuid=(call_uuid := str(uuid.uuid4())),
+                    from_=data["from"],
+                    to=to,
+                    direction="outbound",
+                    answer_url=data["answer_url"],
+                    answer_method=data.get("answer_method", "POST"),
+                    hangup_url=data.get("hangup_url"),
+                    hangup_method=data.get("hangup_method", "POST"),
+                    ring_url=data.get("ring_url"),
+                    ring_method=data.get("ring_method", "POST"),
+                    fallback_url=data.get("fallback_url"),
+                    fallback_method=data.get("fallback_method", "POST"),
+                    caller_name=caller_name,
+                    request_uuid=call_uuid,
+                    params=dict(sip_params),
+                    # Spec §4.4: success means queued, not answered; a Transfer gets 404
+                    # until the call is answered (a simulator playing it, or answer_call()).
+                    status="queued",
+                )
+            )
+            for to in destinations
+        ]
+        uuids = [record.call_uuid for record in records]
         reply = json_reply(
             201,
-            {"api_id": str(uuid.uuid4()), "message": "call fired", "request_uuid": call_uuid},
+            {
+                "api_id": str(uuid.uuid4()),
+                "message": "call fired",
+                # One destination: its UUID, as documented; several: one UUID each.
+                "request_uuid": uuids[0] if len(uuids) == 1 else uuids,
+            },
         )
         hook = self.on_make_call
         if hook is not None:
-            thread = threading.Thread(target=hook, args=(record, data), daemon=True)
-            reply.after.append(thread.start)
+            for record in records:
+                thread = threading.Thread(target=hook, args=(record, data), daemon=True)
+                reply.after.append(thread.start)
         return reply
 
     # -- what happens after the answer -------------------------------------------------
