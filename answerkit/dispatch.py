@@ -219,13 +219,27 @@ class SignatureGate:
         url = candidates[0] if candidates else req.path
         reason, replay_keys = self._verifier.check(req.headers, candidates)
         if reason != "ok":
-            return f"signature {reason} for {url}", (), url
+            return f"{_REFUSED[reason]} for {url}{_REFUSED_HINT[reason]}", (), url
         return None, replay_keys, url
 
     @property
     def needs_host(self) -> bool:
         """Whether :meth:`check` reads the request's host (only without a public URL)."""
         return not self.public_url
+
+
+_REFUSED = {"unsigned": "no signature headers", "mismatch": "signature mismatch"}
+_REFUSED_HINT = {
+    # Spec §3.1: Vobiz signs only callback URLs with auth credentials configured on them.
+    "unsigned": (
+        ": if no request is ever signed, Vobiz does not sign this account's callbacks (spec "
+        "§3.1) and every call is refused until it does; verify=False skips the check"
+    ),
+    "mismatch": (
+        ": check the auth token(s) and that public_url is the URL Vobiz calls (nonces must "
+        "be the 20 digits Vobiz sends)"
+    ),
+}
 
 
 class _Alarm:

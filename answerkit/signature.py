@@ -132,7 +132,7 @@ def sign(
             # verify() takes only what Vobiz sends: a test signing with "nonce-1" would get
             # a 403 it could not explain.
             raise ConfigurationError(
-                f"nonce {given!r}: a Vobiz nonce is 1 to 20 digits (spec §3.1), such as "
+                f"nonce {given!r}: a Vobiz nonce is exactly 20 digits (spec §3.1), such as "
                 "'00000000000000000001'"
             )
     base = base_url(url)
@@ -230,11 +230,11 @@ def _signature_headers(headers: HeadersLike) -> dict[str, str]:
 
 
 _DIGEST_SIZE = hashlib.sha256().digest_size
-# A 20-digit nonce on the wire (spec §3.1); the optional "." lets a V3 signature moved to the
-# V2 header verify (url + "." + nonce either way: the same URL, and the same replay key).
-# At most 20 digits: V2 signs url + nonce, so a signature for /menu2 would otherwise verify
-# at /menu with the nonce "2" + nonce. Fewer are taken, in case a nonce arrives unpadded.
-_NONCE = re.compile(r"\.?[0-9]{1,20}", re.ASCII)
+# Exactly the 20 digits Vobiz sends (spec §3.1). V2 signs url + nonce with nothing between
+# them, so any other length lets digits move between the path and the nonce: a signature
+# for /menu2 would verify at /menu with the nonce "2" + nonce, and one for /menu (nonce
+# "2...") at /menu2 with the nonce's other 19 digits.
+_NONCE = re.compile(r"[0-9]{20}", re.ASCII)
 
 
 def _decode(signature: str) -> bytes | None:

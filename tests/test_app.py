@@ -175,6 +175,9 @@ def test_unsigned_wrong_token_retargeted_and_replayed_requests_get_403(
     assert TOKEN not in text
     assert headers["X-Vobiz-Signature-V3"] not in text
     assert f"{PUBLIC}/answer" in text  # the log names the URL that was tried
+    # And says what to do: an account Vobiz does not sign refuses every call (spec §3.1).
+    assert "no signature headers" in text and "verify=False" in text
+    assert "signature mismatch" in text and "public_url" in text
 
 
 def test_missing_call_uuid_is_400(client: Any) -> None:

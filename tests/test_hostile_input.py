@@ -135,6 +135,11 @@ def make_flow(runs: Runs, **kwargs: Any) -> CallFlow:
         runs.count["menu"] += 1
         return Response(Speak(f"Menu option {call.digits or 'none'} for {call.from_}"))
 
+    @flow.route("/menu2")  # a path that extends another route's: V2 nonce shifts
+    def menu2(call: CallRequest) -> Response:
+        runs.count["menu2"] += 1
+        return Response(Speak("Second menu."))
+
     @flow.route("/events", status_callback=True)
     def events(call: CallRequest) -> None:
         runs.count["events"] += 1
@@ -1264,7 +1269,7 @@ def test_a_nonce_cannot_carry_a_trailing_digit_of_another_routes_path(
     client: Any, runs: Runs
 ) -> None:
     """/menu and /menu2: V2 signs url + nonce, so /menu2's signature with its 20-digit nonce
-    N signs the same bytes as /menu with the nonce "2" + N; a nonce has at most 20 digits."""
+    N signs the same bytes as /menu with the nonce "2" + N; a nonce has exactly 20 digits."""
     genuine = signed("/menu2")
     forged = {
         "X-Vobiz-Signature-V2": genuine["X-Vobiz-Signature-V2"],
@@ -1272,6 +1277,23 @@ def test_a_nonce_cannot_carry_a_trailing_digit_of_another_routes_path(
     }
     before = runs.total()
     response = client.post("/menu", data=CALL, headers=forged)
+    check_answer(response, runs=runs, before=before, genuine=False)
+
+
+def test_a_nonce_cannot_give_its_first_digit_to_another_routes_path(
+    client: Any, runs: Runs
+) -> None:
+    """The other direction: /menu's signature with the nonce "2" + 19 digits signs the same
+    bytes as /menu2 with those 19 digits. Taken, it ran /menu2's handler once the original
+    left the replay window (or if it never reached this server)."""
+    n = "2" + "0123456789012345678"
+    genuine = sign(PUBLIC + "/menu", TOKEN, nonce_v2=n, nonce_v3="1" * 20)
+    forged = {
+        "X-Vobiz-Signature-V2": genuine["X-Vobiz-Signature-V2"],
+        "X-Vobiz-Signature-V2-Nonce": n[1:],
+    }
+    before = runs.total()
+    response = client.post("/menu2", data=CALL, headers=forged)
     check_answer(response, runs=runs, before=before, genuine=False)
 
 
