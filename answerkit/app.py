@@ -39,6 +39,7 @@ from answerkit.dispatch import (
 from answerkit.elements import Hangup, Response, Speak
 from answerkit.errors import ConfigurationError
 from answerkit.request import Event
+from answerkit.signature import base_url
 from answerkit.state import StateStore
 from answerkit.state_urls import open_store
 from answerkit.transfer import TransferPlanner
@@ -523,7 +524,21 @@ def _clean_public_url(url: str | None) -> str | None:
         )
     if parts.query or parts.fragment:
         raise ConfigurationError(f"public_url must not carry a query or fragment, got {url!r}")
-    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+    if "@" in parts.netloc:
+        # Spec §3.4: Vobiz's samples disagree on whether user:pass@ is part of the signed
+        # URL, and every URL built from this one would hand the credentials to Vobiz.
+        raise ConfigurationError(
+            "public_url must not carry credentials (user:pass@): Vobiz's own samples "
+            "disagree on whether they are signed (spec §3.4), and every URL answerkit gives "
+            "Vobiz would carry them; protect the routes with the signature check instead"
+        )
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        raise ConfigurationError(f"public_url has a malformed port: {url!r}") from None
+    # The form the signature check verifies (host lowercased, no default port): every URL
+    # url_for hands Vobiz is then the very string it signs.
+    return base_url(f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}")
 
 
 def _clean_prefix(prefix: str | None) -> str:

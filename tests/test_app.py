@@ -562,3 +562,37 @@ def test_stand_ins_ended_out_of_order_leave_the_flows_own_store() -> None:
     a.__exit__(None, None, None)
     b.__exit__(None, None, None)
     assert flow.store is own
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("https://voice.example.com:443", "https://voice.example.com"),
+        ("https://Voice.Example.COM/Base/", "https://voice.example.com/Base"),
+        ("HTTP://voice.example.com:80", "http://voice.example.com"),
+        ("https://voice.example.com:8443", "https://voice.example.com:8443"),
+    ],
+)
+def test_public_url_is_kept_in_the_form_the_signature_check_verifies(given: str, kept: str) -> None:
+    # url_for's URLs are what Vobiz calls and signs: with :443 or capitals kept, Vobiz could
+    # sign a form other than the one checked (spec §6 item 1), and every webhook got 403.
+    flow = CallFlow("norm", public_url=given, auth_token=TOKEN, state=MemoryStore())
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        return Response(Hangup())
+
+    assert flow.public_url == kept
+    url = flow.url_for("answer")
+    assert url == kept + "/answer"
+    c = flow.create_app().test_client()  # public_url's path is the proxy's, not the app's
+    assert c.post("/answer", data=CALL, headers=sign(url, TOKEN)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "given", ["https://alice:s3cret@voice.example.com", "https://voice.example.com:x"]
+)
+def test_public_url_with_credentials_or_a_bad_port_is_refused(given: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        CallFlow("creds", public_url=given, auth_token=TOKEN, state=MemoryStore())
+    assert "s3cret" not in str(caught.value)
