@@ -33,6 +33,15 @@ def lint(doc: Response) -> list[LintWarning]:
     kids = doc.children
     for i, el in enumerate(kids):
         after = kids[i + 1 :]
+        if i == 0 and el.tag == "Dial":
+            out.append(
+                LintWarning(
+                    "Dial",
+                    "the document starts with a Dial: a Vobiz example says an inbound leg must "
+                    "get Speak, Play or Wait before it (unverified, spec §6 item 12); lead with "
+                    "one",
+                )
+            )
         _element(el, after, out)
         for child in el.children:
             _element(child, [], out)
@@ -109,6 +118,12 @@ def _element(el: Element, after: list[Element], out: list[LintWarning]) -> None:
             warn("time_limit of 24 h or more is cut to 24 h")
         if el.text is not None:
             warn("one number as text works, but Number(...) children are preferred")
+        if after and ("action" not in a or a.get("redirect") == "false"):
+            warn(
+                "the elements after the Dial may run after a completed call too, not only "
+                "when nobody answered (the sources disagree, spec §6 item 9); give an action "
+                "and branch on DialStatus"
+            )
     elif tag == "Conference":
         if a.get("stayAlone") != "true":
             warn(
@@ -142,6 +157,12 @@ def _element(el: Element, after: list[Element], out: list[LintWarning]) -> None:
             warn("min_silence is only used with silence=True")
         if a.get("beep") == "true" and a.get("silence") == "true":
             warn("beep is only evaluated when silence detection is off (silence=True here)")
+    if "sipHeaders" in a:  # Dial or User
+        warn(
+            "the sipHeaders key syntax is contested (Reason=billing, or ReasonX-VH=billing; "
+            "spec §6 item 4), and a set Vobiz does not take is dropped silently: check the "
+            "X-VH- headers arrive on a live call"
+        )
     if tag in ("Dial", "Conference"):
         for e in after:
             if e.tag == "Record" and e.get("recordSession") == "true":

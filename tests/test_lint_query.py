@@ -119,12 +119,36 @@ def test_lint_clean_document() -> None:
     doc = Response(
         Record(record_session=True, action="https://a.b/rec"),
         Speak("Please hold while we transfer your call."),
-        Dial(Number("+14156667890"), caller_id="+14155551234", timeout=30),
+        Dial(Number("+14156667890"), caller_id="+14155551234", timeout=30, action="https://a.b/d"),
         Conference("room", stay_alone=True),
         Gather(Speak("Press 1"), action="https://a.b/g", input_type="dtmf"),
         Hangup(),
     )
     assert doc.lint() == []
+
+
+def test_lint_open_questions_of_the_spec() -> None:
+    # Spec §6 items 12, 9 and 4: advice where the sources disagree and a wrong guess fails
+    # silently on a live call.
+    dial = Dial(Number("+14156667890"), caller_id="+14155551234", timeout=30)
+    first = Response(dial).lint()
+    assert any(w.element == "Dial" and "§6 item 12" in w.message for w in first)
+    assert not any("§6 item 12" in w.message for w in Response(Speak("Hold."), dial).lint())
+    after = Response(Speak("Hold."), dial, Speak("Sorry, nobody answered.")).lint()
+    assert any(w.element == "Dial" and "§6 item 9" in w.message for w in after)
+    with_action = Dial(Number("+14156667890"), caller_id="+14155551234", timeout=30,
+                       action="https://a.b/d")  # fmt: skip
+    assert not any(
+        "§6 item 9" in w.message
+        for w in Response(Speak("Hold."), with_action, Speak("Sorry.")).lint()
+    )
+    headers = Dial(Number("+14156667890"), caller_id="+14155551234", timeout=30,
+                   sip_headers={"Reason": "billing"})  # fmt: skip
+    assert any("§6 item 4" in w.message for w in Response(Speak("Hold."), headers).lint())
+    user = Dial(User("sip:agent@example.com", sip_headers="Reason=billing"),
+                caller_id="+14155551234", timeout=30)  # fmt: skip
+    found = Response(Speak("Hold."), user).lint()
+    assert any(w.element == "User" and "§6 item 4" in w.message for w in found)
 
 
 def test_lint_warning_type() -> None:
