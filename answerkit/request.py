@@ -269,6 +269,8 @@ _FIELDS: tuple[tuple[str, tuple[str, ...], Callable[[str], Any]], ...] = (
     ("stream_id", ("StreamID",), _text),
     ("service_url", ("ServiceURL",), _text),
     ("checkpoint_name", ("Name",), _text),
+    ("status_callback_url", ("status_callback_url",), _text),  # Stream callbacks (§2.10)
+    ("status_callback_method", ("status_callback_method",), _text),
     ("error", ("Error",), _text),
     ("machine", ("Machine",), _bool),
 )
@@ -376,6 +378,8 @@ class CallRequest:
     stream_id: str | None = None
     service_url: str | None = None
     checkpoint_name: str | None = None
+    status_callback_url: str | None = None
+    status_callback_method: str | None = None
     error: str | None = None
     machine: bool | None = None
     sip_headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))

@@ -201,9 +201,13 @@ def test_conference_stream_and_machine_fields() -> None:
     assert leave.from_ == "" and leave.to == "" and leave.status is None
     stream = CallRequest.from_params(
         {"CallUUID": UUID, "Event": "PlayedStream", "StreamID": "s1", "Name": "cp",
-         "ServiceURL": "wss://x", "Error": "", "Timestamp": "2026-09-14 10:00:00"}
+         "ServiceURL": "wss://x", "Error": "", "Timestamp": "2026-09-14 10:00:00",
+         "status_callback_url": "https://a.b/s", "status_callback_method": "POST"}
     )  # fmt: skip
     assert stream.stream_id == "s1" and stream.checkpoint_name == "cp"
+    # Spec §2.10's two snake_case fields.
+    assert stream.status_callback_url == "https://a.b/s"
+    assert stream.status_callback_method == "POST"
     assert stream.service_url == "wss://x" and stream.error is None
     assert stream.timestamp == "2026-09-14 10:00:00"
     machine = CallRequest.from_params(
