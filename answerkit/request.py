@@ -277,6 +277,26 @@ _FIELDS: tuple[tuple[str, tuple[str, ...], Callable[[str], Any]], ...] = (
 
 _SIP_PREFIXES = ("x-vh-", "x-ph-")
 
+#: The names of Vobiz's own fields: a GET callback appends them to our route's query string.
+_VOBIZ_NAMES = frozenset(
+    ("CallUUID", "Event", "From", "To", *(name for _a, names, _c in _FIELDS for name in names))
+)
+
+
+def _own_query(query: ParamsLike, method: str) -> Mapping[str, str]:
+    """Our route's own query parameters. On a GET callback Vobiz's fields share the query
+    string (spec §2.0); they are left out, so ``dict(call.query)`` passed on to ``url_for``
+    or a transfer carries no stale CallUUID or Digits into the next URL."""
+    own = collect(query)[0]
+    if method.upper() == "GET":
+        own = {
+            k: v
+            for k, v in own.items()
+            if k not in _VOBIZ_NAMES and k[:5].lower() not in _SIP_PREFIXES
+        }
+    return MappingProxyType(own) if own else _NO_PARAMS
+
+
 _NO_PARAMS: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -434,7 +454,7 @@ class CallRequest:
                     {k: tuple(repeated[k]) if k in repeated else (v,) for k, v in raw.items()}
                 )
             ),
-            "query": MappingProxyType(collect(query)[0]) if query else _NO_PARAMS,
+            "query": _own_query(query, method) if query else _NO_PARAMS,
             "method": method.upper(),
             "path": path,
         }
