@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -455,6 +456,40 @@ def test_hangup_posts_a_signed_hangup_webhook(vobiz: LocalVobiz, hooks: WebhookA
     assert hit.params["Event"] == "Hangup" and hit.params["CallStatus"] == "completed"
     assert hit.params["HangupSource"] == "API Request"
     assert hit.params["HangupCauseCode"] == "4000"
+
+
+def test_the_hangup_webhook_reports_the_call_times(vobiz: LocalVobiz, hooks: WebhookApp) -> None:
+    # Spec §2.2: Duration in answered seconds, BillDuration up to the pulse, and the local
+    # start, answer and end times (the simulator sends them; LocalVobiz sent 0 and none).
+    call = vobiz.add_call(hangup_url=hooks.url + "/hangup")
+    call.started_at -= 80
+    assert call.answered_at is not None
+    call.answered_at -= 75
+    vobiz.end_call(call.call_uuid)
+    eventually(lambda: bool(hooks.hits))
+    params = hooks.hits[0].params
+    assert (params["Duration"], params["BillDuration"]) == ("75", "120")
+    for name in ("StartTime", "AnswerTime", "EndTime"):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", params[name]), params[name]
+    assert params["StartTime"] < params["AnswerTime"] < params["EndTime"]
+
+
+def test_an_unanswered_call_reports_no_answer_time(vobiz: LocalVobiz, hooks: WebhookApp) -> None:
+    call = vobiz.add_call(status="queued", hangup_url=hooks.url + "/hangup")
+    vobiz.end_call(call.call_uuid)
+    eventually(lambda: bool(hooks.hits))
+    params = hooks.hits[0].params
+    assert (params["Duration"], params["BillDuration"], params["AnswerTime"]) == ("0", "0", "")
+
+
+def test_a_failed_hangup_webhook_is_retried_three_times(
+    vobiz: LocalVobiz, hooks: WebhookApp
+) -> None:
+    call = vobiz.add_call(hangup_url=hooks.url + "/fails")  # answers 500
+    vobiz.end_call(call.call_uuid)
+    eventually(lambda: len(vobiz.sent_webhooks) == 4)
+    time.sleep(0.2)  # room for a fifth, were one sent
+    assert [w.http_status for w in vobiz.sent_webhooks] == [500] * 4
 
 
 def test_on_transfer_sees_every_outcome(vobiz: LocalVobiz, hooks: WebhookApp) -> None:

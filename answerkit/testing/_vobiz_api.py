@@ -386,7 +386,7 @@ class RestApi:
             params = webhook_params(snapshot, "Hangup", self.parent_auth_id)
             url, method = snapshot.hangup_url, snapshot.hangup_method
             threading.Thread(
-                target=self.webhooks.send, args=(url, method, params), daemon=True
+                target=self.webhooks.notify, args=(url, method, params), daemon=True
             ).start()
         return snapshot
 

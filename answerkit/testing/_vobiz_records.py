@@ -54,6 +54,10 @@ class LiveCallRecord:
     #: Extra webhook fields (``X-PH-*`` …), added to every webhook of the call.
     params: dict[str, str] = field(default_factory=dict)
     session_start: str = field(default_factory=now_utc)
+    #: Epoch seconds: placed, answered (None until then) and ended (None while live).
+    started_at: float = field(default_factory=time.time)
+    answered_at: float | None = None
+    ended_at: float | None = None
     hangup_cause: str | None = None
     hangup_cause_code: int | None = None
     hangup_source: str | None = None
@@ -140,6 +144,8 @@ class CallTable:
     def add(self, record: LiveCallRecord) -> LiveCallRecord:
         """Add (or replace) a call."""
         with self.lock:
+            if record.status == "in-progress" and record.answered_at is None:
+                record.answered_at = record.started_at  # added as answered
             self._calls[record.call_uuid] = record
         return record
 
@@ -168,6 +174,7 @@ class CallTable:
         with self.lock:
             record = self._calls[call_uuid]
             record.status = "completed"
+            record.ended_at = time.time()
             record.hangup_cause_code = code
             record.hangup_cause = CAUSE_NAMES.get(code, ("UNKNOWN", ""))[0]
             record.hangup_source = source
@@ -179,7 +186,9 @@ class CallTable:
             record = self._calls[call_uuid]
             if record.status not in ("queued", "ringing", "in-progress"):
                 raise ValueError(f"call {call_uuid} has ended ({record.status}); it cannot answer")
-            record.status = "in-progress"
+            if record.status != "in-progress":
+                record.status = "in-progress"
+                record.answered_at = time.time()
             return self.snapshot(call_uuid)
 
     def note_taken_over(self, call_uuid: str, legs: int) -> None:

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import importlib
 import logging
+import math
 import threading
+import time
+from datetime import datetime
 from typing import Any
 
 from requests import RequestException, Response, Session
@@ -62,11 +65,30 @@ def webhook_params(record: LiveCallRecord, event: str, parent_auth_id: str) -> d
             HangupCauseCode=str(code),
             HangupCauseName=CAUSE_NAMES.get(code, ("", "Unknown"))[1],
             HangupSource=record.hangup_source or "Caller",
-            Duration="0",
-            BillDuration="0",
+            **_hangup_times(record),
         )
     params.update(record.params)
     return params
+
+
+def _local_time(epoch: float) -> str:
+    # Vobiz reports StartTime/AnswerTime/EndTime in the account's local time (spec §2.2).
+    return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _hangup_times(record: LiveCallRecord) -> dict[str, str]:
+    """Duration (answered seconds), BillDuration (up to the 60 s pulse) and the local
+    StartTime/AnswerTime/EndTime of an ended call (spec §2.2), as the simulator sends them."""
+    ended = record.ended_at or time.time()
+    answered = record.answered_at
+    duration = 0 if answered is None else max(0, round(ended - answered))
+    return {
+        "Duration": str(duration),
+        "BillDuration": str(60 * math.ceil(duration / 60)),
+        "StartTime": _local_time(record.started_at),
+        "AnswerTime": "" if answered is None else _local_time(answered),
+        "EndTime": _local_time(ended),
+    }
 
 
 class WebhookSender:
@@ -113,6 +135,14 @@ class WebhookSender:
             self.sent.append(SentWebhook(params["Event"], url, method, params, status, error))
         logger.debug("webhook %s %s -> %s", params["Event"], url, status or error)
         return response, error
+
+    def notify(self, url: str, method: str, params: dict[str, str]) -> None:
+        """A status callback: sent again while the answer is not 2xx, 3 times at most
+        (spec §2.12), each retry signed afresh."""
+        for _attempt in range(4):
+            response, _error = self.send(url, method, params)
+            if response is not None and 200 <= response.status_code < 300:
+                return
 
 
 def _parse_xml(data: bytes) -> Any:
