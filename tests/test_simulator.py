@@ -377,6 +377,15 @@ def raw_app(flow: CallFlow) -> Flask:
     def bad() -> FlaskResponse:
         return FlaskResponse("<Response><Speak>unclosed</Response>", content_type="application/xml")
 
+    flaky = iter([503, 502])
+
+    @app.post("/raw/flaky")  # fails twice, then answers
+    def flaky_answer() -> FlaskResponse:
+        status = next(flaky, 200)
+        if status != 200:
+            return FlaskResponse("busy", status=status)
+        return FlaskResponse(Response(Speak("Hello.")).to_bytes(), content_type="application/xml")
+
     return app
 
 
@@ -430,6 +439,16 @@ def test_fallback_url_takes_over_a_failed_answer() -> None:
     flow = make_flow()
     t = CallSimulator(flow, app=raw_app(flow)).call("/raw/500", fallback_url="hold").run()
     assert t.heard[0] == "Please hold."
+    # Spec §2.12: the answer URL had 3 retries first.
+    assert [w.status for w in t.webhooks if w.event == "StartApp"] == [500, 500, 500, 500, 200]
+
+
+def test_an_answer_url_that_recovers_within_its_retries_plays() -> None:
+    # A transient 503 dropped the call with 7011; Vobiz retries the answer URL 3 times.
+    flow = make_flow()
+    t = CallSimulator(flow, app=raw_app(flow)).call("/raw/flaky").run()
+    assert t.heard == ["Hello."] and t.hangup_cause_code == 4010
+    assert [w.status for w in t.webhooks if w.event == "StartApp"] == [503, 502, 200]
 
 
 # -- transfers -------------------------------------------------------------------------------

@@ -64,11 +64,21 @@ def run_documents(call: SimulatedCall, fetch: Fetch) -> Program:
     raise CallEnded(CAUSES["end_of_xml"])
 
 
+ANSWER_RETRIES = 3  # spec §2.12: "Answer URL: 3 retries or 60 s, then the fallback"
+
+
 def _fetch_document(call: SimulatedCall, fetch: Fetch) -> Response:
     _count_step(call)
     hook = fetch.reply
     if hook is None:
         hook = call._send(fetch.url, fetch.method, call._params(fetch.event, fetch.params))
+        # Spec §2.12: the answer URL gets 3 retries before the fallback (or 7011); only an
+        # error status or no answer is retried, a wrong content type or bad XML is not.
+        retries = ANSWER_RETRIES if fetch.kind == "answer" else 0
+        while not hook.ok and retries and not call.ended:
+            retries -= 1
+            call._emit("note", f"answer URL failed ({hook.error or hook.status}): retrying")
+            hook = call._send(fetch.url, fetch.method, call._params(fetch.event, fetch.params))
     try:
         return elem.judge(call, hook, fetch.kind)
     except CallEnded:
