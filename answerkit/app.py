@@ -92,6 +92,7 @@ class CallFlow:
         trusted_proxies: int = 0,
         replay_window: float = 300.0,
         deadline: float | None = 8.0,
+        status_deadline: float | None = 2.5,
         on_error: ErrorHook | None = None,
         client: VobizClient | None = None,
         transfer_hosts: Sequence[str] = (),
@@ -138,7 +139,19 @@ class CallFlow:
         # standing_in(): the open stand-ins, and the flow's own store and client meanwhile.
         self._stand_ins: list[tuple[StateStore | None, VobizClient | None]] = []
         self._own: tuple[StateStore | None, VobizClient | None] = (None, None)
-        self._deadline = DeadlineRunner(deadline)
+        for what, limit in (("deadline", deadline), ("status_deadline", status_deadline)):
+            if limit is not None and not (
+                isinstance(limit, (int, float))
+                and not isinstance(limit, bool)
+                and limit >= 0
+                and math.isfinite(limit)
+            ):
+                raise ConfigurationError(
+                    f"{what} must be a number of seconds (0 or None: no limit), got {limit!r}"
+                )
+        # Status callbacks get the shorter of the two: Vobiz waits 3 s for them (§2.12).
+        limits = [x for x in (deadline, status_deadline) if x]
+        self._deadline = DeadlineRunner(deadline, status_seconds=min(limits) if limits else 0)
         self._routes: dict[str, Route] = {}
         self._by_name: dict[str, Route] = {}
         self._mount_prefix: str | None = None

@@ -270,13 +270,20 @@ class DeadlineRunner:
     returns does not keep the process from exiting.
     """
 
-    def __init__(self, seconds: float | None, max_workers: int = 32) -> None:
+    def __init__(
+        self, seconds: float | None, max_workers: int = 32, status_seconds: float | None = None
+    ) -> None:
         self.seconds = seconds
+        #: The deadline of status callbacks: Vobiz waits 3 s for them, then retries (spec
+        #: §2.12), so answering later would run the handler's work twice.
+        self.status_seconds = seconds if status_seconds is None else status_seconds
         self._threads = HandlerThreads(max_workers)
 
-    def run(self, handler: Handler, call: CallRequest) -> Response | None:
-        """Call ``handler(call)``, raising HandlerTimeout past the deadline."""
-        if not self.seconds:
+    def run(self, handler: Handler, call: CallRequest, status: bool = False) -> Response | None:
+        """Call ``handler(call)``, raising HandlerTimeout past the deadline (``status``:
+        the status callbacks' own)."""
+        seconds = self.status_seconds if status else self.seconds
+        if not seconds:
             return handler(call)
         if (
             _HAS_ALARM
@@ -289,7 +296,7 @@ class DeadlineRunner:
             if _getsignal(signal.SIGALRM) is not _alarm:
                 _Alarm.previous = signal.signal(signal.SIGALRM, _alarm)
             _Alarm.armed = True
-            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+            signal.setitimer(signal.ITIMER_REAL, seconds)
             try:
                 return handler(call)
             except HandlerTimeout:
@@ -310,7 +317,7 @@ class DeadlineRunner:
             context.run, _run_marked, given_up, handler, call
         )
         try:
-            return future.result(timeout=self.seconds)
+            return future.result(timeout=seconds)
         except FutureTimeout:
             # Still queued (every handler thread busy): it must never start, since the
             # caller is being told to hang up. One already running goes on; see above.
@@ -438,7 +445,7 @@ class Dispatcher:
                     )
                     return WebhookReply(200, self.fallback)
                 return WebhookReply(200, b"", "text/plain; charset=utf-8")
-            result = self.deadline.run(handler, call)
+            result = self.deadline.run(handler, call, status_event)
             if status_event:
                 return WebhookReply(200, b"", "text/plain; charset=utf-8")
             if result is None and event in _STARTS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -238,6 +239,34 @@ def test_handler_deadline_serves_fallback_in_time() -> None:
     flow = CallFlow("slow", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore(), deadline=0.3)
     add_sleeper(flow, "/answer")
     assert_fallback_in_time(flow.create_app().test_client(), "/answer")
+
+
+def test_status_callbacks_have_their_own_shorter_deadline() -> None:
+    # Vobiz waits 3 s for a status callback, then retries it (spec §2.12): answered later,
+    # its work would run twice. With no general deadline at all, the status one still cuts.
+    errors: list[str] = []
+    flow = CallFlow(
+        "slow", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore(), deadline=None,
+        status_deadline=0.3, on_error=lambda exc, call, route: errors.append(type(exc).__name__),
+    )  # fmt: skip
+
+    def slow_status(call: CallRequest) -> None:
+        time.sleep(30)
+
+    flow.add_route("/events", slow_status, status_callback=True)
+    r = post(flow.create_app().test_client(), "/events", CALL)
+    assert (r.status_code, r.data) == (200, b"")
+    assert errors == ["HandlerTimeout"]
+    assert CallFlow("d", public_url=PUBLIC, auth_token=TOKEN)._deadline.status_seconds == 2.5
+    tight = CallFlow("d", public_url=PUBLIC, auth_token=TOKEN, deadline=1)
+    assert (tight._deadline.seconds, tight._deadline.status_seconds) == (1, 1)
+
+
+@pytest.mark.parametrize("bad", [-1, math.inf, math.nan, "5", True])
+def test_a_deadline_that_is_not_seconds_is_refused(bad: object) -> None:
+    for name in ("deadline", "status_deadline"):
+        with pytest.raises(ConfigurationError, match=name):
+            CallFlow("d", public_url=PUBLIC, auth_token=TOKEN, **{name: bad})  # type: ignore[arg-type]
 
 
 def test_unreachable_state_store_still_answers() -> None:
