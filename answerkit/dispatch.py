@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 from answerkit._handler_threads import HandlerThreads
 from answerkit._params import ParamsLike
 from answerkit.elements import Element, Response
-from answerkit.errors import AnswerkitError, ElementError, StateError
+from answerkit.errors import AnswerkitError, ElementError, RetryLater, StateError
 from answerkit.request import CallRequest, Event, MissingCallUUID
 from answerkit.signature import HeadersLike, Verifier, public_url_candidates
 from answerkit.state import CallState, StateStore
@@ -406,6 +406,7 @@ class Dispatcher:
 
     def _handle(self, route: Route, req: WebhookRequest) -> WebhookReply:
         gate = self.verifier
+        replay_keys: tuple[str, ...] = ()
         if gate is not None:
             refused, replay_keys, url = gate.check(req)
             if refused is not None:
@@ -465,6 +466,8 @@ class Dispatcher:
         except BaseException as exc:
             if _passes_through(exc):
                 raise
+            if status_event and isinstance(exc, RetryLater):
+                return self._retry_later(exc, call, route, replay_keys)
             self._report(exc, call, route, f"handler failed on event {event!r}")
             if status_event:
                 return WebhookReply(200, b"", "text/plain; charset=utf-8")
@@ -472,6 +475,33 @@ class Dispatcher:
         finally:
             if event == _HANGUP:
                 self._forget(call, route)
+
+    def _retry_later(
+        self, exc: RetryLater, call: CallRequest, route: Route, replay_keys: tuple[str, ...]
+    ) -> WebhookReply:
+        """A status handler asked for the callback again: 503, which Vobiz retries up to 3
+        times (spec §2.12), with the signature forgotten so a retry carrying it again is
+        not refused as a replay."""
+        log.warning(
+            "flow %s route %s: the handler asked Vobiz to send event %r again (call %s): %s",
+            self.flow_name,
+            route.name,
+            str(call.event),
+            loggable(call.call_uuid),
+            exc,
+        )
+        if replay_keys:
+            try:
+                self.store().forget_all(replay_keys)
+            except (StateError, NotImplementedError) as err:
+                log.warning(
+                    "flow %s route %s: the signature could not be forgotten, so a retry "
+                    "that carries it again will be refused as a replay: %s",
+                    self.flow_name,
+                    route.name,
+                    err,
+                )
+        return WebhookReply(503, b"", "text/plain; charset=utf-8")
 
     def _refuse(self, route: Route, why: str) -> WebhookReply:
         log.warning("flow %s route %s: refused: %s", self.flow_name, route.name, why)

@@ -7,6 +7,7 @@
     │   └── ParseError                      XML text could not be turned into VobizXML (has .line)
     ├── ConfigurationError                  a flow, route or client is set up wrongly
     ├── StateError                          the per-call state store failed or is unreachable
+    ├── RetryLater                          raised by a status handler: Vobiz, send it again
     ├── ArgumentError (ValueError)          a client argument refused locally, nothing was sent
     │   └── TransferArgumentError           ... of a transfer
     └── VobizError                          talking to the Vobiz REST API failed
@@ -94,6 +95,17 @@ class ConfigurationError(AnswerkitError):
 
 class StateError(AnswerkitError):
     """The per-call state store failed or could not be reached."""
+
+
+class RetryLater(AnswerkitError):
+    """Raise it in a status-callback handler to have Vobiz send the callback again.
+
+    The webhook then answers 503 instead of its empty 200: Vobiz retries a status callback
+    that does not get a 200 up to 3 times, with backoff (spec §2.12). The request's
+    signature is forgotten by the replay check, so the retry is not refused as a replay.
+    Only for status callbacks (their answer is not a document, so no caller is dropped);
+    raised by any other handler it is an error like any other (the fallback is served).
+    """
 
 
 class ArgumentError(AnswerkitError, ValueError):

@@ -221,6 +221,13 @@ class StateStore(ABC):
         fresh = [self.remember_once(key, ttl) for key in dict.fromkeys(keys)]
         return all(fresh)
 
+    def forget_all(self, keys: Sequence[str]) -> None:
+        """Forget keys :meth:`remember_all` recorded, so they may be recorded again (a
+        status callback whose handler raised RetryLater: Vobiz's retry may carry the same
+        signature). A store without it raises NotImplementedError; the retry may then be
+        refused as a replay."""
+        raise NotImplementedError(f"{type(self).__name__} cannot forget replay keys")
+
     @abstractmethod
     def ping(self) -> None:
         """Raise :class:`StateError` if the store cannot be used."""
@@ -326,6 +333,11 @@ class MemoryStore(StateStore):
                 else:
                     self._nonces[key] = now + ttl
         return fresh
+
+    def forget_all(self, keys: Sequence[str]) -> None:
+        with self._lock:
+            for key in keys:
+                self._nonces.pop(key, None)
 
     def ping(self) -> None:
         return None

@@ -243,6 +243,11 @@ class RedisStore(StateStore):
 
         return self._call("record webhook nonces", record)
 
+    def forget_all(self, keys: Sequence[str]) -> None:
+        names = [f"{self.prefix}nonce:{key}" for key in dict.fromkeys(keys)]
+        if names:
+            self._call("forget webhook nonces", lambda r: r.delete(*names))
+
     def ping(self) -> None:
         self._call("answer a ping", lambda r: r.ping())
 

@@ -423,6 +423,15 @@ class SQLiteStore(StateStore):
             changed = self._transaction(action, record)
         return changed == len(unique)
 
+    def forget_all(self, keys: Sequence[str]) -> None:
+        unique = list(dict.fromkeys(keys))
+        if not unique:
+            return
+        marks = ", ".join("?" * len(unique))
+        self._exec(
+            "forget webhook nonces", f"DELETE FROM nonces WHERE key IN ({marks})", (*unique,)
+        )
+
     def ping(self) -> None:
         self._run("answer a ping", lambda conn: conn.execute("SELECT 1").fetchone())
 

@@ -269,6 +269,33 @@ def test_a_deadline_that_is_not_seconds_is_refused(bad: object) -> None:
             CallFlow("d", public_url=PUBLIC, auth_token=TOKEN, **{name: bad})  # type: ignore[arg-type]
 
 
+def test_retry_later_asks_vobiz_to_resend_a_status_callback_only() -> None:
+    from answerkit import RetryLater
+
+    seen: list[str] = []
+    flow = make_flow(on_error=lambda exc, call, route: seen.append(type(exc).__name__))
+
+    def not_yet(call: CallRequest) -> None:
+        raise RetryLater("the CRM is down")
+
+    def answer_not_yet(call: CallRequest) -> Response:
+        raise RetryLater("an answer cannot be retried")
+
+    flow.add_route("/crm", not_yet, status_callback=True)
+    flow.add_route("/later", answer_not_yet)
+    c = flow.create_app().test_client()
+    headers = sign(PUBLIC + "/crm", TOKEN)
+    r = c.post("/crm", data=CALL, headers=headers)
+    assert (r.status_code, r.data) == (503, b"")  # spec §2.12: Vobiz retries it
+    # The retry may carry the same signature: it is not refused as a replay.
+    assert c.post("/crm", data=CALL, headers=headers).status_code == 503
+    assert seen == []  # asked for, not an error
+    # On a webhook that must answer a document, it is an error: the caller gets the fallback.
+    r = post(c, "/later", CALL)
+    assert r.status_code == 200 and isinstance(parse(r.data).children[-1], Hangup)
+    assert seen == ["RetryLater"]
+
+
 def test_unreachable_state_store_still_answers() -> None:
     from answerkit.state import RedisStore
 

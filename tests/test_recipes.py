@@ -14,16 +14,21 @@ from answerkit import (
     ElementError,
     Hangup,
     Response,
+    ServerError,
     Speak,
+    sign,
 )
 from answerkit.recipes import Forwarding, IVRMenu, Option, TransferTrigger, WarmTransfer
-from answerkit.state import MemoryStore
+from answerkit.state import MemoryStore, StateStore
 from answerkit.testing import CallSimulator
 
 
-def new_flow() -> CallFlow:
+def new_flow(state: StateStore | None = None) -> CallFlow:
     flow = CallFlow(
-        "r", public_url="https://voice.example.com", auth_token="t" * 20, state=MemoryStore()
+        "r",
+        public_url="https://voice.example.com",
+        auth_token="t" * 20,
+        state=state if state is not None else MemoryStore(),
     )
     flow.route("/sales")(lambda call: Response(Speak("sales"), Hangup()))
     return flow
@@ -525,8 +530,10 @@ class FakeTransfers:
         return object()
 
 
-def fake_warm(**options: Any) -> tuple[WarmTransfer, FakeWarmClient, FakeTransfers]:
-    flow = new_flow()
+def fake_warm(
+    state: StateStore | None = None, **options: Any
+) -> tuple[WarmTransfer, FakeWarmClient, FakeTransfers]:
+    flow = new_flow(state)
     warm = WarmTransfer(
         flow, agent="+14155550142", caller_id="+14155550100", fallback="sales", **options
     )
@@ -544,10 +551,12 @@ def hook(query: dict[str, str], uuid: str, **params: str) -> CallRequest:
 FIRST = {"xfer": "C", "attempt": "1"}
 
 
-def accepted_warm() -> tuple[WarmTransfer, FakeWarmClient, FakeTransfers]:
+def accepted_warm(
+    state: StateStore | None = None,
+) -> tuple[WarmTransfer, FakeWarmClient, FakeTransfers]:
     """A WarmTransfer whose agent "A" answered and accepted attempt 1 for caller "C" (the
     moves made so far are cleared)."""
-    warm, client, transfers = fake_warm()
+    warm, client, transfers = fake_warm(state)
     warm.start("C")
     warm._agent_answer(hook(FIRST, "A"))
     warm._agent_choice(hook(FIRST, "A", Digits="1"))
@@ -708,6 +717,31 @@ def test_warm_transfer_rescue_is_given_back_when_the_move_fails() -> None:
     warm._agent_status(hook(q, "A", Event="Hangup"))  # and again: moved once
     assert transfers.moves == [("C", "sales")]
     assert ("live", "C") not in client.log  # no REST GET inside the status callback
+
+
+def test_warm_transfer_rescue_is_retried_by_vobiz_through_the_webhook(store: StateStore) -> None:
+    # Through the dispatcher: a status callback that fails is answered 200, so Vobiz never
+    # retried it and the caller stayed on hold alone. The rescue raises RetryLater: a 503,
+    # and the signature is forgotten (on every store), so a retry that carries it is taken.
+    warm, _client, transfers = accepted_warm(store)
+    route = next(r for r in warm.flow.routes if r.path.endswith("/agent/status"))
+    url = warm.flow.url_for(route.name, **FIRST)
+    path = url.removeprefix("https://voice.example.com")
+    headers = sign(url, "t" * 20)
+    app = warm.flow.create_app().test_client()
+    transfers.fail = ServerError("boom", status=500)
+    reply = app.post(path, data={"CallUUID": "A", "Event": "Hangup"}, headers=headers)
+    assert (reply.status_code, reply.data) == (503, b"")
+    assert transfers.moves == []
+    transfers.fail = None
+    reply = app.post(path, data={"CallUUID": "A", "Event": "Hangup"}, headers=headers)
+    assert reply.status_code == 200
+    assert transfers.moves == [("C", "sales")] and warm.outcome("C") == "agent-unavailable"
+    # Taken once: the same signature again is a replay.
+    assert (
+        app.post(path, data={"CallUUID": "A", "Event": "Hangup"}, headers=headers).status_code
+        == 403
+    )
 
 
 def test_warm_transfer_earlier_agent_answering_during_a_restart_is_not_recorded() -> None:

@@ -357,6 +357,15 @@ def test_any_nonce_is_remembered_once(store: StateStore, key: str) -> None:
     assert store.remember_once(key, 60) is False
 
 
+def test_forgotten_replay_keys_may_be_recorded_again(store: StateStore) -> None:
+    # A status callback that raised RetryLater: Vobiz's retry may carry the same signature.
+    assert store.remember_all(["a", "b"], 60) is True
+    store.forget_all(["a", "missing", "a"])
+    assert store.remember_all(["a"], 60) is True
+    assert store.remember_all(["b"], 60) is False
+    store.forget_all([])
+
+
 def test_memory_store_forgets_expired_nonces_without_state_writes() -> None:
     # Only state writes purged: a flow that never writes state kept every nonce.
     store = MemoryStore()

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from answerkit.elements import Conference, Gather, Hangup, Play, Response, Speak, Wait
-from answerkit.errors import CallNotActiveError, ConfigurationError, VobizError
+from answerkit.errors import CallNotActiveError, ConfigurationError, RetryLater, VobizError
 from answerkit.recipes._warm_state import (
     AGENT,
     AGENT_CALL,
@@ -391,8 +391,11 @@ class WarmTransfer:
             return
         try:
             moved = self.flow.try_transfer(caller, aleg=self.fallback)
-        except BaseException:  # a REST error, or the handler deadline: let a retry try again
-            state.pop(RESCUED, None)
+        except BaseException as exc:  # a REST error, or the handler deadline
+            state.pop(RESCUED, None)  # given back, so that a retry may move them
+            if isinstance(exc, VobizError):
+                # Vobiz retries a status callback only when it does not get a 200 (§2.12).
+                raise RetryLater(f"the caller {caller} could not be moved off hold: {exc}") from exc
             raise
         # Only once the caller was moved (not when they had gone, nor when a room event of
         # the agent came in meanwhile): the record then says why the caller is in the fallback.
