@@ -418,6 +418,11 @@ class Dispatcher:
                 fresh = self.store().remember_all(replay_keys, gate.replay_window)
             except StateError as exc:
                 self._report(exc, None, route, "replay check failed: state store unreachable")
+                if self._is_status(route, req):
+                    # The handler cannot run; Vobiz sends a status callback again when it
+                    # gets no 200 (spec §2.12), by which time the store may be back. Its
+                    # answer is no document, so no caller is dropped by the 503.
+                    return WebhookReply(503, b"", "text/plain; charset=utf-8")
                 return WebhookReply(200, self.fallback)
             if not fresh:
                 return self._refuse(route, f"replayed signature for {url}")
@@ -475,6 +480,18 @@ class Dispatcher:
         finally:
             if event == _HANGUP:
                 self._forget(call, route)
+
+    @staticmethod
+    def _is_status(route: Route, req: WebhookRequest) -> bool:
+        """Whether the request is a status callback (its answer is ignored), read from the
+        route or the body's Event; False when the body cannot be read."""
+        if route.status_callback:
+            return True
+        try:
+            event = CallRequest.from_params(req.read_params()).event
+        except Exception:  # the body is not a callback's: answered as the others are
+            return False
+        return str(event.value if isinstance(event, Event) else event) in STATUS_EVENTS
 
     def _retry_later(
         self, exc: RetryLater, call: CallRequest, route: Route, replay_keys: tuple[str, ...]

@@ -300,9 +300,15 @@ def test_unreachable_state_store_still_answers() -> None:
     from answerkit.state import RedisStore
 
     flow = make_flow(state=RedisStore("redis://127.0.0.1:1/0"))
-    r = post(flow.create_app().test_client(), "/answer", CALL)
+    c = flow.create_app().test_client()
+    r = post(c, "/answer", CALL)
     assert r.status_code == 200
     assert isinstance(parse(r.data).children[-1], Hangup)
+    # A status callback's handler could not run either, and its answer is no document:
+    # a 503 has Vobiz send it again (spec §2.12), when the store may be back.
+    for path, event in (("/answer", "Hangup"), ("/events", "DialHangup")):
+        r = post(c, path, {**CALL, "Event": event})
+        assert (r.status_code, r.data) == (503, b""), path
 
 
 def test_mount_prefix_is_signed_and_in_urls() -> None:
