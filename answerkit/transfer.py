@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from answerkit._params import with_query
 from answerkit.client import TransferResult, VobizClient
 from answerkit.dispatch import HandlerTimeout, handler_given_up, loggable
-from answerkit.errors import CallNotActiveError, TransferArgumentError
+from answerkit.errors import CallNotActiveError, ConfigurationError, TransferArgumentError
 
 if TYPE_CHECKING:
     from answerkit.app import CallFlow
@@ -43,6 +43,24 @@ class TransferPlanner:
     @client.setter
     def client(self, client: VobizClient) -> None:
         self._client = client
+
+    def warn_without_client(self, who: str) -> None:
+        """Log a warning, naming ``who``, if no client can be made: a recipe that moves calls
+        says so when mounted, not on the first live call. Not an error: ``answerkit run``,
+        ``routes`` and a test harness that lends a client later serve without one."""
+        if self._client is not None:
+            return
+        try:
+            # Made and dropped, not kept: a test harness lends its client only to a flow
+            # that has none yet.
+            VobizClient().close()
+        except ConfigurationError as exc:
+            log.warning(
+                "%s moves calls with the Vobiz REST API, but %s: every transfer it makes "
+                "will fail until they are set (or pass CallFlow(client=VobizClient(...)))",
+                who,
+                exc,
+            )
 
     def peek_client(self) -> VobizClient | None:
         """The client set, or None if there is none yet: unlike :attr:`client`, never makes

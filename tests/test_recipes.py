@@ -400,6 +400,53 @@ def test_trigger_accepts_any_case_of_bearer_and_refuses_unusable_secrets(
             TransferTrigger(new_flow(), secret=bad)
 
 
+def test_a_trigger_takes_calluuid_and_forms_and_may_be_limited_to_routes(
+    local_vobiz: Any,
+) -> None:
+    # A CRM posts Vobiz's own field name, or a form; a trigger for a CRM's "send to hold"
+    # button must not let the secret's holder pick any route of the flow.
+    flow = new_flow()
+    flow.route("/hold")(lambda call: Response(Speak("hold"), Hangup()))
+    flow.transfers.client = local_vobiz.client()
+    secret = "s" * 24
+    TransferTrigger(flow, secret=secret, routes=["hold"])
+    client = flow.create_app().test_client()
+    auth = {"Authorization": f"Bearer {secret}"}
+    for how in ("json", "data"):
+        reply = client.post(
+            "/_answerkit/transfer", **{how: {"CallUUID": "gone", "aleg": "hold"}}, headers=auth
+        )
+        assert reply.status_code == 200 and reply.get_json()["status"] == "ended", how
+    reply = client.post(
+        "/_answerkit/transfer", json={"call_uuid": "gone", "aleg": "sales"}, headers=auth
+    )
+    assert reply.status_code == 403 and "hold" in reply.get_json()["error"]
+
+
+def test_a_trigger_limited_to_a_route_that_does_not_exist_fails_when_mounted() -> None:
+    flow = new_flow()
+    TransferTrigger(flow, secret="s" * 24, routes=["hodl"])
+    with pytest.raises(ConfigurationError, match="hodl"):
+        flow.create_app()
+    with pytest.raises(ConfigurationError, match=r"routes=\['sales'\]"):
+        TransferTrigger(new_flow(), secret="s" * 24, routes="sales")
+
+
+def test_recipes_that_move_calls_warn_at_mount_without_rest_credentials(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The first live caller used to find out: every transfer failed, with the fallback.
+    monkeypatch.delenv("VOBIZ_AUTH_ID", raising=False)
+    flow = new_flow()
+    WarmTransfer(flow, agent="+14155550142", caller_id="+14155550100", fallback="sales")
+    TransferTrigger(flow, secret="s" * 24)
+    flow.create_app()
+    text = caplog.text
+    assert "WarmTransfer 'warm' moves calls" in text and "VOBIZ_AUTH_ID" in text
+    assert "TransferTrigger moves calls" in text
+    assert flow.transfers.peek_client() is None  # nothing made: a harness may lend one
+
+
 def test_two_triggers_on_one_flow_both_serve(local_vobiz: Any) -> None:
     # Both used the endpoint name "answerkit_transfer_trigger": an AssertionError from
     # Flask when the flow was mounted.
@@ -519,6 +566,9 @@ class FakeTransfers:
         self.client = client
         self.moves: list[tuple[str, str | None]] = []
         self.fail: BaseException | None = None
+
+    def warn_without_client(self, who: str) -> None:
+        """The fake always has its client."""
 
     def try_transfer(self, call_uuid: str, **kwargs: Any) -> object:
         # Like the real one: None, and no move, when the call has ended.

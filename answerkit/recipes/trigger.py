@@ -2,15 +2,17 @@
 
 Two ways in: the Python call :meth:`TransferTrigger.move`, and an authenticated HTTP
 endpoint of the flow (``POST {path}`` with a JSON body ``{"call_uuid": ..., "aleg": ...,
-"bleg": ..., "params": {...}}`` and ``Authorization: Bearer <secret>``). "The call already
-ended" is an ordinary outcome on both: ``"ended"``, HTTP 200.
+"bleg": ..., "params": {...}}`` and ``Authorization: Bearer <secret>``; a form body with the
+same fields, and ``CallUUID`` for ``call_uuid``, as Vobiz spells it, are taken too). "The
+call already ended" is an ordinary outcome on both: ``"ended"``, HTTP 200. ``routes=``
+limits the routes the endpoint may send calls to.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -39,7 +41,14 @@ class TriggerOutcome:
 class TransferTrigger:
     """Moves live calls of ``flow`` onto its routes from outside a webhook."""
 
-    def __init__(self, flow: CallFlow, *, secret: str | None, path: str = DEFAULT_PATH) -> None:
+    def __init__(
+        self,
+        flow: CallFlow,
+        *,
+        secret: str | None,
+        path: str = DEFAULT_PATH,
+        routes: Collection[str] | None = None,
+    ) -> None:
         if secret is not None and len(secret) < 16:
             raise ConfigurationError(
                 "TransferTrigger secret must be at least 16 characters "
@@ -53,8 +62,16 @@ class TransferTrigger:
                 "TransferTrigger secret must be printable ASCII without spaces "
                 "(make one with secrets.token_urlsafe())"
             )
+        if isinstance(routes, str):
+            raise ConfigurationError(
+                f"TransferTrigger routes= takes route names, got the one string {routes!r}: "
+                f"write routes=[{routes!r}]"
+            )
         self.flow = flow
         self._secret = secret
+        #: The routes the endpoint may move calls to (None: any route of the flow).
+        self.routes = None if routes is None else frozenset(routes)
+        flow.add_check(self._validate)
         if secret is not None:
             # One endpoint name per path: two triggers on one flow (a CRM and an operator
             # console, each with its own secret) would otherwise clash when mounted. Each
@@ -72,6 +89,19 @@ class TransferTrigger:
                     f"{path!r}; give each trigger its own path="
                 )
             flow.add_endpoint(path, self._view, name=name)
+
+    def _validate(self, flow: CallFlow) -> None:
+        if self.routes is not None:
+            for name in sorted(self.routes):
+                if "://" not in name:
+                    try:
+                        flow.get_route(name)
+                    except ConfigurationError as exc:
+                        raise ConfigurationError(
+                            f"TransferTrigger routes=: {name!r} leads nowhere: {exc}"
+                        ) from None
+        if self._secret is not None:  # the endpoint moves calls for others: it must work
+            flow.transfers.warn_without_client("TransferTrigger")
 
     def move(
         self,
@@ -92,7 +122,11 @@ class TransferTrigger:
         # The scheme is case-insensitive (RFC 9110 §11.1): "bearer <secret>" is as good.
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
             return _json({"error": "missing or wrong Authorization: Bearer <secret>"}, 401)
-        body = request.get_json(silent=True)
+        body: Any = request.get_json(silent=True)
+        if body is None and request.form:  # a CRM that posts a form: its fields as given
+            body = request.form.to_dict()
+        if isinstance(body, dict) and "call_uuid" not in body and "CallUUID" in body:
+            body["call_uuid"] = body["CallUUID"]  # Vobiz's own spelling
         if not isinstance(body, dict) or not isinstance(body.get("call_uuid"), str):
             return _json(
                 {"error": 'send JSON like {"call_uuid": "...", "aleg": "<route name>"}'}, 400
@@ -103,6 +137,10 @@ class TransferTrigger:
         aleg, bleg = body.get("aleg"), body.get("bleg")
         if not all(v is None or isinstance(v, str) for v in (aleg, bleg)):
             return _json({"error": "aleg and bleg must be route names (strings)"}, 400)
+        allowed = self.routes
+        if allowed is not None and any(v is not None and v not in allowed for v in (aleg, bleg)):
+            names = ", ".join(sorted(allowed))
+            return _json({"error": f"this trigger moves calls only to: {names}"}, 403)
         try:
             outcome = self.move(body["call_uuid"], aleg=aleg, bleg=bleg, params=params)
         except (TransferArgumentError, ConfigurationError) as exc:

@@ -485,3 +485,4 @@ class WarmTransfer:
             raise ConfigurationError(
                 f"WarmTransfer {self.name!r}: fallback leads nowhere: {exc}"
             ) from None
+        flow.transfers.warn_without_client(f"WarmTransfer {self.name!r}")

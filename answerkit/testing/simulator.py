@@ -135,21 +135,35 @@ class CallSimulator:
         self.dial_action_event = dial_action_event
         self.input_provider = input_provider
         self.listeners: list[Listener] = []
-        self.transport: Transport
-        if isinstance(target, str):
-            root = public_url or (flow.public_url if flow else None) or target
-            self.router = Router(root, target)
-            self.transport = HTTPTransport(timeout)
-            self.base_url: str | None = target.rstrip("/")
-        else:
-            if app is None:
-                if flow is None:
-                    raise TypeError("CallSimulator needs a CallFlow, a base URL, or app=")
-                app = flow.create_app(getattr(flow, "_mount_prefix", None))
-            root = public_url or (flow.public_url if flow else None) or "http://localhost"
-            self.router = Router(root)
-            self.transport = WSGITransport(app, self.router.public_root)
-            self.base_url = None
+        self._table = CallTable()
+        # The flow's REST calls (flow.transfer, a WarmTransfer's agent call, a
+        # TransferTrigger) go to this LocalVobiz unless the flow has a client of its own.
+        # Lent before the app is made: its mount-time checks (a recipe's client) see it.
+        self._link = (
+            VobizLink(local_vobiz, flow, self._table.take_transfer, self._take_hangup)
+            if local_vobiz is not None
+            else None
+        )
+        try:
+            self.transport: Transport
+            if isinstance(target, str):
+                root = public_url or (flow.public_url if flow else None) or target
+                self.router = Router(root, target)
+                self.transport = HTTPTransport(timeout)
+                self.base_url: str | None = target.rstrip("/")
+            else:
+                if app is None:
+                    if flow is None:
+                        raise TypeError("CallSimulator needs a CallFlow, a base URL, or app=")
+                    app = flow.create_app(getattr(flow, "_mount_prefix", None))
+                root = public_url or (flow.public_url if flow else None) or "http://localhost"
+                self.router = Router(root)
+                self.transport = WSGITransport(app, self.router.public_root)
+                self.base_url = None
+        except BaseException:
+            if self._link is not None:  # unhooked from LocalVobiz; the loan ends
+                self._link.close()
+            raise
         if auth_token is None and flow is not None and flow.auth_tokens:
             auth_token = flow.auth_tokens[0]
         if auth_token is None and local_vobiz is not None:
@@ -159,16 +173,8 @@ class CallSimulator:
         self._nonce_prefix = f"{random.SystemRandom().randrange(10**10):010d}"
         self._nonces = itertools.count()
         self._sync_lock = threading.Lock()  # adoption runs in the server's thread too
-        self._table = CallTable()
         self._rooms: dict[str, ConferenceRoom] = {}
         self._scripts: list[OutboundScript] = []
-        # The flow's REST calls (flow.transfer, a WarmTransfer's agent call, a
-        # TransferTrigger) go to this LocalVobiz unless the flow has a client of its own.
-        self._link = (
-            VobizLink(local_vobiz, flow, self._table.take_transfer, self._take_hangup)
-            if local_vobiz is not None
-            else None
-        )
         # The flow's handler errors reach the transcript (its fallback hides them otherwise);
         # a flow without the settings to serve (no token) has no dispatcher to tap.
         self.error_tap: HandlerErrorTap | None = None
