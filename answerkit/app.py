@@ -41,7 +41,7 @@ from answerkit.errors import ConfigurationError
 from answerkit.request import Event
 from answerkit.signature import base_url
 from answerkit.state import StateStore
-from answerkit.state_urls import open_store
+from answerkit.state_urls import open_store, redact_url
 from answerkit.transfer import TransferPlanner
 
 log = logging.getLogger("answerkit")
@@ -147,7 +147,8 @@ class CallFlow:
                 and math.isfinite(limit)
             ):
                 raise ConfigurationError(
-                    f"{what} must be a number of seconds (0 or None: no limit), got {limit!r}"
+                    f"{what} must be a number of seconds, got {limit!r} (deadline None or 0: "
+                    "no limit; status_deadline None or 0: the same as deadline)"
                 )
         # Status callbacks get the shorter of the two: Vobiz waits 3 s for them (§2.12).
         limits = [x for x in (deadline, status_deadline) if x]
@@ -529,14 +530,8 @@ def _default_name(handler: Handler, path: str) -> str:
 def _clean_public_url(url: str | None) -> str | None:
     if not url:
         return None
+    shown = repr(redact_url(url))  # a password given in it is never echoed
     parts = urlsplit(url.strip())
-    if parts.scheme not in ("https", "http") or not parts.netloc:
-        raise ConfigurationError(
-            f"public_url must be an absolute https URL such as https://voice.example.com, "
-            f"got {url!r}"
-        )
-    if parts.query or parts.fragment:
-        raise ConfigurationError(f"public_url must not carry a query or fragment, got {url!r}")
     if "@" in parts.netloc:
         # Spec §3.4: Vobiz's samples disagree on whether user:pass@ is part of the signed
         # URL, and every URL built from this one would hand the credentials to Vobiz.
@@ -545,10 +540,17 @@ def _clean_public_url(url: str | None) -> str | None:
             "disagree on whether they are signed (spec §3.4), and every URL answerkit gives "
             "Vobiz would carry them; protect the routes with the signature check instead"
         )
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise ConfigurationError(
+            f"public_url must be an absolute https URL such as https://voice.example.com, "
+            f"got {shown}"
+        )
+    if parts.query or parts.fragment:
+        raise ConfigurationError(f"public_url must not carry a query or fragment, got {shown}")
     try:
         parts.port  # noqa: B018 - raises ValueError on a port that is not a number
     except ValueError:
-        raise ConfigurationError(f"public_url has a malformed port: {url!r}") from None
+        raise ConfigurationError(f"public_url has a malformed port: {shown}") from None
     # The form the signature check verifies (host lowercased, no default port): every URL
     # url_for hands Vobiz is then the very string it signs.
     return base_url(f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}")

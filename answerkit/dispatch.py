@@ -439,6 +439,7 @@ class Dispatcher:
         event = str(call.event.value if isinstance(call.event, Event) else call.event)
         status_event = route.status_callback or event in STATUS_EVENTS
         handler = route.handler_for(event)
+        retried = False
         try:
             if handler is None:
                 if not status_event:
@@ -472,13 +473,20 @@ class Dispatcher:
             if _passes_through(exc):
                 raise
             if status_event and isinstance(exc, RetryLater):
+                retried = True
                 return self._retry_later(exc, call, route, replay_keys)
             self._report(exc, call, route, f"handler failed on event {event!r}")
+            if status_event and isinstance(exc, HandlerTimeout):
+                # Cut off at status_deadline: its work is undone or unknown, and Vobiz would
+                # have retried a callback that took longer than its 3 s (spec §2.12).
+                retried = True
+                return self._retry_later(exc, call, route, replay_keys)
             if status_event:
                 return WebhookReply(200, b"", "text/plain; charset=utf-8")
             return WebhookReply(200, self.fallback)
         finally:
-            if event == _HANGUP:
+            # A Hangup that Vobiz is to send again keeps the call's state for the retry.
+            if event == _HANGUP and not retried:
                 self._forget(call, route)
 
     @staticmethod
@@ -494,13 +502,13 @@ class Dispatcher:
         return str(event.value if isinstance(event, Event) else event) in STATUS_EVENTS
 
     def _retry_later(
-        self, exc: RetryLater, call: CallRequest, route: Route, replay_keys: tuple[str, ...]
+        self, exc: BaseException, call: CallRequest, route: Route, replay_keys: tuple[str, ...]
     ) -> WebhookReply:
-        """A status handler asked for the callback again: 503, which Vobiz retries up to 3
-        times (spec §2.12), with the signature forgotten so a retry carrying it again is
-        not refused as a replay."""
+        """A status callback to be sent again (its handler asked with RetryLater, or ran out
+        of time): 503, which Vobiz retries up to 3 times (spec §2.12), with the signature
+        forgotten so a retry carrying it again is not refused as a replay."""
         log.warning(
-            "flow %s route %s: the handler asked Vobiz to send event %r again (call %s): %s",
+            "flow %s route %s: asking Vobiz to send event %r again (call %s): %s",
             self.flow_name,
             route.name,
             str(call.event),

@@ -33,15 +33,6 @@ def lint(doc: Response) -> list[LintWarning]:
     kids = doc.children
     for i, el in enumerate(kids):
         after = kids[i + 1 :]
-        if i == 0 and el.tag == "Dial":
-            out.append(
-                LintWarning(
-                    "Dial",
-                    "the document starts with a Dial: a Vobiz example says an inbound leg must "
-                    "get Speak, Play or Wait before it (unverified, spec §6 item 12); lead with "
-                    "one",
-                )
-            )
         _element(el, after, out)
         for child in el.children:
             _element(child, [], out)
@@ -118,7 +109,9 @@ def _element(el: Element, after: list[Element], out: list[LintWarning]) -> None:
             warn("time_limit of 24 h or more is cut to 24 h")
         if el.text is not None:
             warn("one number as text works, but Number(...) children are preferred")
-        if after and ("action" not in a or a.get("redirect") == "false"):
+        # A Hangup alone after it ends the call either way; anything else may be heard.
+        heard_after = any(e.tag != "Hangup" for e in after)
+        if heard_after and ("action" not in a or a.get("redirect") == "false"):
             warn(
                 "the elements after the Dial may run after a completed call too, not only "
                 "when nobody answered (the sources disagree, spec §6 item 9); give an action "

@@ -794,6 +794,27 @@ def test_warm_transfer_rescue_is_retried_by_vobiz_through_the_webhook(store: Sta
     )
 
 
+def test_warm_transfer_unaccepted_agent_move_is_retried_by_vobiz() -> None:
+    # The agent hung up during the whisper and the move to the fallback failed: the
+    # decision was spent and the outcome said agent-unavailable, with the caller on hold.
+    warm, _client, transfers = fake_warm()
+    warm.start("C")
+    warm._agent_answer(hook(FIRST, "A"))  # hears the whisper, never accepts
+    transfers.moves.clear()
+    route = next(r for r in warm.flow.routes if r.path.endswith("/agent/status"))
+    url = warm.flow.url_for(route.name, **FIRST)
+    path = url.removeprefix("https://voice.example.com")
+    headers = sign(url, "t" * 20)
+    app = warm.flow.create_app().test_client()
+    transfers.fail = ServerError("boom", status=500)
+    reply = app.post(path, data={"CallUUID": "A", "Event": "Hangup"}, headers=headers)
+    assert reply.status_code == 503 and warm.outcome("C") is None
+    transfers.fail = None
+    reply = app.post(path, data={"CallUUID": "A", "Event": "Hangup"}, headers=headers)
+    assert reply.status_code == 200
+    assert transfers.moves == [("C", "sales")] and warm.outcome("C") == "agent-unavailable"
+
+
 def test_warm_transfer_earlier_agent_answering_during_a_restart_is_not_recorded() -> None:
     # Attempt 1's answer webhook passed its check, start() began attempt 2, and the
     # answer then wrote its agent into attempt 2's record: the caller's exit hung up the

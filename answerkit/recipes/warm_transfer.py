@@ -418,7 +418,16 @@ class WarmTransfer:
         state[OUTCOME] = outcome
         log.info("warm transfer for %s: %s", caller_uuid, outcome)
         if outcome in ("declined", "agent-unavailable", "agent-unreachable"):
-            self.flow.try_transfer(caller_uuid, aleg=self.fallback)
+            try:
+                self.flow.try_transfer(caller_uuid, aleg=self.fallback)
+            except VobizError as exc:
+                # Undecided again, so that a retry of this callback (or the next event of
+                # the transfer) moves the caller; the outcome said so with the caller on hold.
+                state.pop(DECIDED, None)
+                state.pop(OUTCOME, None)
+                raise RetryLater(
+                    f"the caller {caller_uuid} could not be moved to the fallback: {exc}"
+                ) from exc
         return True
 
     def _is_current(self, caller_uuid: str, attempt: int | None) -> bool:

@@ -71,6 +71,10 @@ def webhook_params(record: LiveCallRecord, event: str, parent_auth_id: str) -> d
     return params
 
 
+#: Seconds before the first retry of a status callback; each later one waits twice as long.
+RETRY_BACKOFF = 0.05
+
+
 def _local_time(epoch: float) -> str:
     # Vobiz reports StartTime/AnswerTime/EndTime in the account's local time (spec §2.2).
     return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
@@ -137,9 +141,12 @@ class WebhookSender:
         return response, error
 
     def notify(self, url: str, method: str, params: dict[str, str]) -> None:
-        """A status callback: sent again while the answer is not 2xx, 3 times at most
-        (spec §2.12), each retry signed afresh."""
-        for _attempt in range(4):
+        """A status callback: sent again while the answer is not 2xx, 3 times at most, with
+        exponential backoff (spec §2.12; scaled down to RETRY_BACKOFF for tests), each
+        retry signed afresh."""
+        for attempt in range(4):
+            if attempt:
+                time.sleep(RETRY_BACKOFF * 2 ** (attempt - 1))
             response, _error = self.send(url, method, params)
             if response is not None and 200 <= response.status_code < 300:
                 return
