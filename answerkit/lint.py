@@ -132,6 +132,12 @@ def _element(el: Element, after: list[Element], out: list[LintWarning]) -> None:
         if "action" in a:
             warn("action is not reliably invoked when the leg leaves; use callback_url")
     elif tag == "Record":
+        if "callbackUrl" not in a:
+            warn(
+                "no callback_url: the recording's file and length arrive only there "
+                "(RecordStop, spec §2.6); the action is called as the recording starts, "
+                "without them (unlike Plivo's)"
+            )
         if "action" not in a:
             redirect_false = a.get("redirect", "false") == "false"
             warn(

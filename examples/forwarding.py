@@ -8,9 +8,12 @@ Point your Vobiz Application's answer URL at  https://your.host/forward
 
 from __future__ import annotations
 
+import logging
+
 from answerkit import CallFlow, CallRequest, Hangup, Record, Response, Speak
 from answerkit.recipes import Forwarding
 
+log = logging.getLogger(__name__)
 flow = CallFlow("forwarding")
 
 Forwarding(
@@ -28,7 +31,11 @@ Forwarding(
 def voicemail(call: CallRequest) -> Response:
     return Response(
         Speak("Nobody could take your call. Please leave a message after the beep."),
-        Record(action=flow.url_for("recorded"), max_length=120),
+        Record(
+            action=flow.url_for("recorded"),
+            callback_url=flow.url_for("message_saved"),
+            max_length=120,
+        ),
         Hangup(),
     )
 
@@ -36,6 +43,13 @@ def voicemail(call: CallRequest) -> Response:
 @flow.route("/recorded")
 def recorded(call: CallRequest) -> Response:
     return Response()
+
+
+@flow.route("/message-saved", status_callback=True)
+def message_saved(call: CallRequest) -> None:
+    # RecordStop, once the recording ends: the file and its length arrive here, not at the
+    # action, which Vobiz calls as the recording starts (spec §2.6).
+    log.info("message from %s: %s (%s s)", call.from_, call.record_url, call.recording_duration)
 
 
 app = flow.create_app()

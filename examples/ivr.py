@@ -7,6 +7,8 @@ Point your Vobiz Application's answer URL at  https://your.host/main
 
 from __future__ import annotations
 
+import logging
+
 from answerkit import (
     CallFlow,
     CallRequest,
@@ -21,6 +23,7 @@ from answerkit import (
 )
 from answerkit.recipes import IVRMenu, Option
 
+log = logging.getLogger(__name__)
 flow = CallFlow("ivr")
 
 IVRMenu(
@@ -74,7 +77,12 @@ def operator(call: CallRequest) -> Response:
 def voicemail(call: CallRequest) -> Response:
     return Response(
         Speak("Please leave a message after the beep."),
-        Record(action=flow.url_for("recorded"), max_length=120, finish_on_key="#"),
+        Record(
+            action=flow.url_for("recorded"),
+            callback_url=flow.url_for("message_saved"),
+            max_length=120,
+            finish_on_key="#",
+        ),
         # With redirect false (the default) this runs after every recording, empty or not.
         Speak("Thank you for calling. Goodbye."),
         Hangup(),
@@ -85,6 +93,13 @@ def voicemail(call: CallRequest) -> Response:
 def recorded(call: CallRequest) -> Response:
     # Record's redirect is false by default: answer its action with an empty document.
     return Response()
+
+
+@flow.route("/message-saved", status_callback=True)
+def message_saved(call: CallRequest) -> None:
+    # RecordStop, once the recording ends: the file and its length arrive here, not at the
+    # action, which Vobiz calls as the recording starts (spec §2.6).
+    log.info("message from %s: %s (%s s)", call.from_, call.record_url, call.recording_duration)
 
 
 app = flow.create_app()

@@ -11,11 +11,13 @@ A CRM can start a transfer with  POST https://your.host/_answerkit/transfer
 
 from __future__ import annotations
 
+import logging
 import os
 
 from answerkit import CallFlow, CallRequest, Gather, Hangup, Record, Response, Speak, Wait
 from answerkit.recipes import TransferTrigger, WarmTransfer
 
+log = logging.getLogger(__name__)
 flow = CallFlow("warm")
 
 transfer = WarmTransfer(
@@ -60,7 +62,11 @@ def choice(call: CallRequest) -> Response:
 def voicemail(call: CallRequest) -> Response:
     return Response(
         Speak("All our agents are busy. Please leave a message after the beep."),
-        Record(action=flow.url_for("recorded"), max_length=120),
+        Record(
+            action=flow.url_for("recorded"),
+            callback_url=flow.url_for("message_saved"),
+            max_length=120,
+        ),
         Hangup(),
     )
 
@@ -68,6 +74,13 @@ def voicemail(call: CallRequest) -> Response:
 @flow.route("/recorded")
 def recorded(call: CallRequest) -> Response:
     return Response()
+
+
+@flow.route("/message-saved", status_callback=True)
+def message_saved(call: CallRequest) -> None:
+    # RecordStop, once the recording ends: the file and its length arrive here, not at the
+    # action, which Vobiz calls as the recording starts (spec §2.6).
+    log.info("message from %s: %s (%s s)", call.from_, call.record_url, call.recording_duration)
 
 
 app = flow.create_app()

@@ -69,6 +69,10 @@ def test_ivr_no_input_retries_then_voicemail(load_example: Loader, sim_for: Any)
     assert sum(h.startswith("Sorry, we did not get your choice") for h in t.heard) == 2
     assert t.said("Please leave a message after the beep.")
     assert t.recordings and t.ended
+    # The file reaches the app: RecordStop at callback_url, after the recording (§2.6).
+    [stop] = t.webhooks_for("RecordStop")
+    assert stop.url.endswith("/message-saved") and stop.status == 200
+    assert stop.params["RecordUrl"] and t.ended_normally
 
 
 def test_ivr_invalid_digit_reprompts_then_accepts(load_example: Loader, sim_for: Any) -> None:

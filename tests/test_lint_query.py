@@ -74,6 +74,7 @@ LINTS = [
         "recognition list",
     ),
     (Record(), "Record", "spec §6 item 6"),
+    (Record(action="https://a.b/r"), "Record", "RecordStop, spec §2.6"),
     (Speak("x", voice="MAN", language="sv-SE"), "Speak", "no MAN voice"),
     (Speak("x", language="pt-PT"), "Speak", "no WOMAN voice"),
     (Speak("x", language="en-IN"), "Speak", "spec §6 item 14"),
@@ -117,7 +118,7 @@ def test_lint_document_level_warnings() -> None:
 
 def test_lint_clean_document() -> None:
     doc = Response(
-        Record(record_session=True, action="https://a.b/rec"),
+        Record(record_session=True, action="https://a.b/rec", callback_url="https://a.b/saved"),
         Speak("Please hold while we transfer your call."),
         Dial(Number("+14156667890"), caller_id="+14155551234", timeout=30, action="https://a.b/d"),
         Conference("room", stay_alone=True),
