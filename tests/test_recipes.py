@@ -76,6 +76,27 @@ def test_ivr_callable_targets_and_speech_hints(
     assert menu.match("7", "nothing") is None
 
 
+def test_ivr_does_not_act_on_speech_recognised_with_low_confidence(
+    call_simulator: Callable[..., CallSimulator],
+) -> None:
+    # Spec §1.2: threshold SpeechConfidenceScore before acting on it. "sales" heard at 0.05
+    # sent the caller to sales.
+    flow = new_flow()
+    IVRMenu(flow, "main", prompt="Say sales", options={"1": Option("sales", ("sales",))})
+    sim = call_simulator(flow)
+    t = sim.call("main", speech="sales,sales", speech_confidence=0.05).run()
+    assert t.heard[:2] == ["Say sales", "Sorry, that is not a valid choice."]
+    assert "sales" not in t.heard  # what the sales route says
+    assert call_simulator(flow).call("main", speech="sales").run().heard[-1] == "sales"
+    strict = new_flow()
+    IVRMenu(strict, "main", prompt="Say sales", options={"1": Option("sales", ("sales",))},
+            min_confidence=0.95)  # fmt: skip
+    assert call_simulator(strict).call("main", speech="sales").run().heard[-1] != "sales"
+    for bad in (-0.1, 1.5, "0.5", True):
+        with pytest.raises(ConfigurationError, match="min_confidence"):
+            IVRMenu(new_flow(), "m", prompt="p", options={"1": "sales"}, min_confidence=bad)  # type: ignore[arg-type]
+
+
 def test_forwarding_simultaneous_rings_everyone_at_once(
     call_simulator: Callable[..., CallSimulator],
 ) -> None:

@@ -100,7 +100,9 @@ class IVRMenu:
     ``options`` maps a key (``"1"``) to a route name, a handler, or an :class:`Option`
     with phrases. After ``retries`` failed attempts (no input or an invalid choice)
     the caller goes to ``fallback`` (a route name or a handler; by default an apology
-    and a hangup). The whole graph is checked when the flow is mounted: a target that
+    and a hangup). Speech recognised with a ``SpeechConfidenceScore`` below
+    ``min_confidence`` (default 0.5) is not acted on: it counts as an invalid choice.
+    The whole graph is checked when the flow is mounted: a target that
     is not a route of the flow is a :class:`~answerkit.ConfigurationError`.
     """
 
@@ -119,7 +121,19 @@ class IVRMenu:
         execution_timeout: int = 6,
         voice: str | None = None,
         language: str | None = None,
+        min_confidence: float = 0.5,
     ) -> None:
+        if (
+            isinstance(min_confidence, bool)
+            or not isinstance(min_confidence, (int, float))
+            or not 0 <= min_confidence <= 1
+        ):
+            raise ConfigurationError(
+                f"IVRMenu {name!r}: min_confidence must be a number from 0 to 1 (the "
+                f"SpeechConfidenceScore below which speech is not acted on), got "
+                f"{min_confidence!r}"
+            )
+        self.min_confidence = float(min_confidence)
         self.flow = flow
         self.name = name
         self.prompt = prompt
@@ -152,7 +166,12 @@ class IVRMenu:
 
     def _choice(self, call: CallRequest) -> Response:
         attempt = _attempt(call)
-        option = self.match(call.digits, call.speech)
+        speech, confidence = call.speech, call.speech_confidence
+        if speech and confidence is not None and confidence < self.min_confidence:
+            # Spec §1.2: threshold SpeechConfidenceScore before acting on the speech; heard
+            # but not understood well enough, it is an invalid choice, re-prompted.
+            speech = None
+        option = self.match(call.digits, speech)
         if option is not None:
             return self._go(option.target, call)
         reason = "no-input" if not (call.digits or call.speech) else "invalid"
