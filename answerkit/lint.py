@@ -99,6 +99,10 @@ def _element(el: Element, after: list[Element], out: list[LintWarning]) -> None:
                 "no caller_id: inbound-call transfers fail without a number the account owns "
                 "(spec §1.2)"
             )
+        elif not a["callerId"].startswith("+"):
+            # Taken without it (Vobiz writes numbers so in webhooks), but the Dial table
+            # asks for E.164, as Number does.
+            warn(f"caller_id {a['callerId']!r} has no '+': write it in E.164, '+{a['callerId']}'")
         if "timeout" not in a:
             warn("no timeout: the B-leg rings for about 120 s; set it explicitly")
         if "confirmKey" in a:

@@ -75,6 +75,7 @@ LINTS = [
     ),
     (Record(), "Record", "spec §6 item 6"),
     (Record(action="https://a.b/r"), "Record", "RecordStop, spec §2.6"),
+    (Dial(Number("+14155550101"), caller_id="14155550100"), "Dial", "'+14155550100'"),
     (Speak("x", voice="MAN", language="sv-SE"), "Speak", "no MAN voice"),
     (Speak("x", language="pt-PT"), "Speak", "no WOMAN voice"),
     (Speak("x", language="en-IN"), "Speak", "spec §6 item 14"),
