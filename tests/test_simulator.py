@@ -1254,3 +1254,13 @@ def test_two_simulators_share_one_local_vobiz_and_closing_one_keeps_the_other(
     assert t.said("On hold.") and t.ended_normally, t
     first.close()
     assert local_vobiz.on_transfer_request is None and local_vobiz.on_hangup_request is None
+
+
+def test_the_transcript_says_when_a_gather_posts_no_input() -> None:
+    # With post-empty, a timeout posts the action with nothing in it: it read "(dtmf input)".
+    flow = doc_flow(Response(Gather(Speak("Go"), action=url("/after"), input_type="dtmf")),
+                    after=Response(Speak("Done.")))  # fmt: skip
+    t = CallSimulator(flow, gather_timeout="post-empty").call(digits=[None]).run()
+    assert "(no dtmf input)" in str(t) and "(dtmf input)" not in str(t)
+    t = CallSimulator(flow).call(digits="5").run()
+    assert "(dtmf input)" in str(t)

@@ -373,8 +373,7 @@ class SimulatedCall:
             reply.error,
         )
         self.transcript.webhooks.append(hook)
-        event = params.get("Event")
-        what = f"Event={event}" if event else f"{params.get('InputType', '')} input".lstrip()
+        what = _what_is_sent(params)
         self._emit(
             "webhook",
             f"{method} {display} ({what}) -> {reply.status or 'unreachable'}",
@@ -467,3 +466,16 @@ class SimulatedCall:
             for action in self._after_hangup:
                 action()
             send_record_stops(self)
+
+
+def _what_is_sent(params: Mapping[str, str]) -> str:
+    """A webhook's gist for the transcript: its event, the input it carries, or that it
+    is a transcription."""
+    event = params.get("Event")
+    if event:
+        return f"Event={event}"
+    if "transcription_id" in params:
+        return "transcription"
+    given = params.get("Digits") or params.get("Speech")
+    kind = params.get("InputType", "")
+    return f"{kind} input".lstrip() if given else f"no {kind} input".replace("  ", " ")
