@@ -73,11 +73,18 @@ def _version() -> str:
         return "0"
 
 
+ENV_BASE_URL = "VOBIZ_BASE_URL"
+"""The environment variable read for ``base_url`` when none is passed."""
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
 class VobizClient:
     """A client for the Vobiz live-call REST API.
 
     Reads ``VOBIZ_AUTH_ID`` and ``VOBIZ_AUTH_TOKEN`` when the credentials are not
-    passed. It keeps one pooled :class:`requests.Session`, so keep one client per
+    passed, and ``VOBIZ_BASE_URL`` when ``base_url`` is not (an ``http://`` one on a
+    loopback host, a local API server such as LocalVobiz, needs no ``allow_http``). It keeps one pooled :class:`requests.Session`, so keep one client per
     process and reuse it: a run of transfers then rides one TCP/TLS connection.
 
     Thread safety: one client may be shared by any number of threads. Calls never
@@ -94,7 +101,7 @@ class VobizClient:
         auth_id: str | None = None,
         auth_token: str | None = None,
         *,
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str | None = None,
         timeout: float | tuple[float, float] | Timeout = 10.0,
         allow_http: bool = False,
         max_retries: int = 3,
@@ -137,6 +144,9 @@ class VobizClient:
             raise errors.ConfigurationError(
                 f"user_agent must be printable ASCII (an HTTP header value), got {user_agent!r}"
             )
+        from_env = base_url is None and bool(os.environ.get(ENV_BASE_URL, "").strip())
+        if base_url is None:
+            base_url = os.environ.get(ENV_BASE_URL, "").strip() or DEFAULT_BASE_URL
         try:
             parts = urlsplit(base_url)
             parts.port  # noqa: B018 - raises ValueError on a malformed port
@@ -149,6 +159,10 @@ class VobizClient:
                 "base_url must not carry credentials (user:password@host): pass auth_id= "
                 "and auth_token=, which travel as the X-Auth-ID/X-Auth-Token headers"
             )
+        # A loopback http URL in the environment is its own opt-in: a local API server
+        # (LocalVobiz) for an app served as in production, and nothing leaves the host.
+        if from_env and parts.hostname in _LOOPBACK:
+            allow_http = True
         allowed = ("https", "http") if allow_http else ("https",)
         if parts.scheme not in allowed or not parts.hostname:
             hint = "" if allow_http else " (http only with allow_http=True, for local testing)"

@@ -1138,3 +1138,19 @@ def test_make_call_refuses_empty_or_too_many_destinations(to: str) -> None:
         offline_client(session).make_call("+14155550100", to, HOLD_URL)
     assert caught.value.field == "to"
     assert session.calls == 0
+
+
+def test_base_url_from_the_environment(vobiz: LocalVobiz, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An app served as in production, pointed at a local API server without code changes.
+    monkeypatch.setenv("VOBIZ_AUTH_ID", vobiz.auth_id)
+    monkeypatch.setenv("VOBIZ_AUTH_TOKEN", vobiz.auth_token)
+    monkeypatch.setenv("VOBIZ_BASE_URL", vobiz.base_url)
+    call = vobiz.add_call()
+    assert VobizClient().get_live_call(call.call_uuid).call_status == "in-progress"
+    # Plain http leaves the host only with the explicit opt-in.
+    monkeypatch.setenv("VOBIZ_BASE_URL", "http://api.example.com/api/v1")
+    with pytest.raises(errors.ConfigurationError, match="allow_http"):
+        VobizClient()
+    # A base_url passed wins over the environment.
+    api = VobizClient(base_url="https://api.example.com/api/v1")
+    assert api.base_url == "https://api.example.com/api/v1"
