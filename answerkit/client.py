@@ -84,8 +84,9 @@ class VobizClient:
 
     Reads ``VOBIZ_AUTH_ID`` and ``VOBIZ_AUTH_TOKEN`` when the credentials are not
     passed, and ``VOBIZ_BASE_URL`` when ``base_url`` is not (an ``http://`` one on a
-    loopback host, a local API server such as LocalVobiz, needs no ``allow_http``). It keeps one pooled :class:`requests.Session`, so keep one client per
-    process and reuse it: a run of transfers then rides one TCP/TLS connection.
+    loopback host, a local API server such as LocalVobiz, needs no ``allow_http``).
+    It keeps one pooled :class:`requests.Session`, so keep one client per process and
+    reuse it: a run of transfers then rides one TCP/TLS connection.
 
     Thread safety: one client may be shared by any number of threads. Calls never
     change shared state: credentials and headers are passed per request, cookies are

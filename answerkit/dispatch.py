@@ -228,6 +228,17 @@ class SignatureGate:
         return not self.public_url
 
 
+def _hint(exc: BaseException) -> str:
+    """What a handler error usually means, where the exception's own text does not say."""
+    if isinstance(exc, RuntimeError) and "request context" in str(exc):
+        # flask.request in a handler: the route may be answered ahead of Flask's dispatch.
+        return (
+            " (a handler takes the webhook as its one argument: read call.params or the "
+            "typed fields such as call.digits, not flask.request)"
+        )
+    return ""
+
+
 _REFUSED = {"unsigned": "no signature headers", "mismatch": "signature mismatch"}
 _REFUSED_HINT = {
     # Spec §3.1: Vobiz signs only callback URLs with auth credentials configured on them.
@@ -568,7 +579,7 @@ class Dispatcher:
         self, exc: BaseException, call: CallRequest | None, route: Route, what: str
     ) -> None:
         log.error(
-            "flow %s route %s call %s event %s: %s: %s: %s",
+            "flow %s route %s call %s event %s: %s: %s: %s%s",
             self.flow_name,
             route.name,
             loggable(call.call_uuid) if call else "-",
@@ -578,6 +589,7 @@ class Dispatcher:
             what,
             type(exc).__name__,
             exc,
+            _hint(exc),
             exc_info=not isinstance(exc, (HandlerTimeout, StateError, ElementError)),
         )
         if self.on_error is not None:

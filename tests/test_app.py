@@ -199,6 +199,24 @@ def test_failing_handler_answers_fallback_and_reports(caplog: pytest.LogCaptureF
     assert "c-1" in caplog.text and "boom" in caplog.text
 
 
+def test_a_handler_reading_flask_request_is_told_what_to_read(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The route is answered ahead of Flask's dispatch: flask.request raised a bare
+    # "Working outside of request context".
+    from flask import request
+
+    flow = make_flow()
+
+    def plivo_style(call: CallRequest) -> Response:
+        return Response(Speak(request.form["Digits"]))
+
+    flow.add_route("/plivo-style", plivo_style)
+    r = post(flow.create_app().test_client(), "/plivo-style", CALL)
+    assert r.status_code == 200 and isinstance(parse(r.data).children[-1], Hangup)
+    assert "read call.params" in caplog.text
+
+
 def test_custom_fallback_document() -> None:
     flow = make_flow(fallback=Response(Speak("Custom sorry"), Hangup()))
     r = post(flow.create_app().test_client(), "/boom", CALL)
