@@ -454,7 +454,11 @@ def test_forged_and_retargeted_signatures_are_refused(
         # Own token, so only the URL differs: the URL must really differ from ours.
         from answerkit.signature import base_url
 
-        if base_url(url) == base_url(PUBLIC + "/answer"):
+        try:
+            ours = base_url(url) == base_url(PUBLIC + "/answer")
+        except ValueError:  # urllib cannot split it ("https://["): not our URL
+            ours = False
+        if ours:
             return
     before = runs.total()
     response = client.post("/answer", data=CALL, headers=headers)
