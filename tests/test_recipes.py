@@ -836,6 +836,28 @@ def test_warm_transfer_unaccepted_agent_move_is_retried_by_vobiz() -> None:
     assert transfers.moves == [("C", "sales")] and warm.outcome("C") == "agent-unavailable"
 
 
+def test_warm_transfer_tells_on_outcome_each_recorded_outcome(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    told: list[tuple[str, str]] = []
+    warm, _client, transfers = fake_warm(on_outcome=lambda c, o: told.append((c, o)))
+    warm.start("C")
+    warm._agent_answer(hook(FIRST, "A"))
+    warm._agent_choice(hook(FIRST, "A", Digits="1"))
+    assert told == [("C", "accepted")]
+    # The agent leaves before the room: the caller is moved, and the CRM hears of it.
+    warm._agent_status(hook(FIRST, "A", Event="Hangup"))
+    assert told[-1] == ("C", "agent-unavailable") and transfers.moves[-1] == ("C", "sales")
+    # A declined transfer is told once the caller was moved; a failing hook undoes nothing.
+    told.clear()
+    failing, _c, moves = fake_warm(on_outcome=lambda c, o: 1 / 0)
+    failing.start("D")
+    failing._agent_answer(hook({"xfer": "D", "attempt": "1"}, "B"))
+    failing._agent_choice(hook({"xfer": "D", "attempt": "1"}, "B", Digits="2"))
+    assert failing.outcome("D") == "declined" and ("D", "sales") in moves.moves
+    assert "on_outcome failed" in caplog.text
+
+
 def test_warm_transfer_earlier_agent_answering_during_a_restart_is_not_recorded() -> None:
     # Attempt 1's answer webhook passed its check, start() began attempt 2, and the
     # answer then wrote its agent into attempt 2's record: the caller's exit hung up the

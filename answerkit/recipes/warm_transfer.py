@@ -102,6 +102,7 @@ class WarmTransfer:
         agent_timeout: int = 30,
         decision_timeout: int = 10,
         goodbye: str = "Thank you for calling. Goodbye.",
+        on_outcome: Callable[[str, str], None] | None = None,
     ) -> None:
         # isinstance first: len() of an int is a TypeError that names neither field nor fix.
         if (
@@ -125,6 +126,9 @@ class WarmTransfer:
         self.agent_timeout = agent_timeout
         self.decision_timeout = decision_timeout
         self.goodbye = goodbye
+        #: ``on_outcome(caller_uuid, outcome)``, each time the outcome is recorded or
+        #: changes (a CRM told "accepted"). It runs inside a webhook: keep it quick.
+        self.on_outcome = on_outcome
         self.routes = {
             "hold": f"{name}_hold",
             "music": f"{name}_music",
@@ -260,7 +264,7 @@ class WarmTransfer:
                 if state.get(RESCUED) and state.get(OUTCOME) == "agent-unavailable":
                     # Delivered after the agent's hangup, and after the caller was moved
                     # to the fallback: too late to undo the move; the record is put right.
-                    state[OUTCOME] = "accepted"
+                    self._record(state, caller, "accepted")
                     log.warning(
                         "warm transfer for %s: the agent's room event came after the "
                         "caller was moved to the fallback",
@@ -400,8 +404,8 @@ class WarmTransfer:
         # Only once the caller was moved (not when they had gone, nor when a room event of
         # the agent came in meanwhile): the record then says why the caller is in the fallback.
         if moved is not None and not state.get(JOINED):
-            state[OUTCOME] = "agent-unavailable"
             log.info("warm transfer for %s: the agent left before joining", caller)
+            self._record(state, caller, "agent-unavailable")
 
     # -- deciding -----------------------------------------------------------------------
 
@@ -428,7 +432,22 @@ class WarmTransfer:
                 raise RetryLater(
                     f"the caller {caller_uuid} could not be moved to the fallback: {exc}"
                 ) from exc
+        self._tell(caller_uuid, outcome)  # once it holds: the caller was moved if need be
         return True
+
+    def _record(self, state: CallState, caller_uuid: str, outcome: str) -> None:
+        """Change the recorded outcome (after the first decision) and say so."""
+        state[OUTCOME] = outcome
+        self._tell(caller_uuid, outcome)
+
+    def _tell(self, caller_uuid: str, outcome: str) -> None:
+        hook = self.on_outcome
+        if hook is None:
+            return
+        try:
+            hook(caller_uuid, outcome)
+        except Exception:  # the transfer is done; a failing report must not undo it
+            log.exception("warm transfer for %s: on_outcome failed", caller_uuid)
 
     def _is_current(self, caller_uuid: str, attempt: int | None) -> bool:
         latest = self._state(caller_uuid).get(ATTEMPT)
