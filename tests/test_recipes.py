@@ -795,24 +795,26 @@ def test_warm_transfer_rescue_is_retried_by_vobiz_through_the_webhook(store: Sta
     # retried it and the caller stayed on hold alone. The rescue raises RetryLater: a 503,
     # and the signature is forgotten (on every store), so a retry that carries it is taken.
     warm, _client, transfers = accepted_warm(store)
+    agent_hangup = signed_agent_hangup(warm)
+    transfers.fail = ServerError("boom", status=500)
+    reply = agent_hangup()
+    assert (reply.status_code, reply.data) == (503, b"")
+    assert transfers.moves == []
+    transfers.fail = None
+    assert agent_hangup().status_code == 200
+    assert transfers.moves == [("C", "sales")] and warm.outcome("C") == "agent-unavailable"
+    assert agent_hangup().status_code == 403  # taken once: the same signature is a replay
+
+
+def signed_agent_hangup(warm: WarmTransfer) -> Callable[[], Any]:
+    """Posts the agent's Hangup status callback of attempt 1 through the flow's app, with
+    the same signature every time (as a Vobiz retry may carry it)."""
     route = next(r for r in warm.flow.routes if r.path.endswith("/agent/status"))
     url = warm.flow.url_for(route.name, **FIRST)
     path = url.removeprefix("https://voice.example.com")
     headers = sign(url, "t" * 20)
     app = warm.flow.create_app().test_client()
-    transfers.fail = ServerError("boom", status=500)
-    reply = app.post(path, data={"CallUUID": "A", "Event": "Hangup"}, headers=headers)
-    assert (reply.status_code, reply.data) == (503, b"")
-    assert transfers.moves == []
-    transfers.fail = None
-    reply = app.post(path, data={"CallUUID": "A", "Event": "Hangup"}, headers=headers)
-    assert reply.status_code == 200
-    assert transfers.moves == [("C", "sales")] and warm.outcome("C") == "agent-unavailable"
-    # Taken once: the same signature again is a replay.
-    assert (
-        app.post(path, data={"CallUUID": "A", "Event": "Hangup"}, headers=headers).status_code
-        == 403
-    )
+    return lambda: app.post(path, data={"CallUUID": "A", "Event": "Hangup"}, headers=headers)
 
 
 def test_warm_transfer_unaccepted_agent_move_is_retried_by_vobiz() -> None:
@@ -822,17 +824,11 @@ def test_warm_transfer_unaccepted_agent_move_is_retried_by_vobiz() -> None:
     warm.start("C")
     warm._agent_answer(hook(FIRST, "A"))  # hears the whisper, never accepts
     transfers.moves.clear()
-    route = next(r for r in warm.flow.routes if r.path.endswith("/agent/status"))
-    url = warm.flow.url_for(route.name, **FIRST)
-    path = url.removeprefix("https://voice.example.com")
-    headers = sign(url, "t" * 20)
-    app = warm.flow.create_app().test_client()
+    agent_hangup = signed_agent_hangup(warm)
     transfers.fail = ServerError("boom", status=500)
-    reply = app.post(path, data={"CallUUID": "A", "Event": "Hangup"}, headers=headers)
-    assert reply.status_code == 503 and warm.outcome("C") is None
+    assert agent_hangup().status_code == 503 and warm.outcome("C") is None
     transfers.fail = None
-    reply = app.post(path, data={"CallUUID": "A", "Event": "Hangup"}, headers=headers)
-    assert reply.status_code == 200
+    assert agent_hangup().status_code == 200
     assert transfers.moves == [("C", "sales")] and warm.outcome("C") == "agent-unavailable"
 
 
