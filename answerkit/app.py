@@ -176,7 +176,9 @@ class CallFlow:
         With ``event``, the handler runs only for that ``Event`` on this path, and
         several handlers can share one URL (an answer URL that also gets Hangup).
         ``status_callback=True`` marks a URL whose answer Vobiz ignores (Dial
-        ``callbackUrl``, hangup URL): it runs for every event and answers an empty 200.
+        ``callbackUrl``, hangup URL): it runs for every event and answers an empty 200 (an
+        empty 503 when Vobiz should send it again: RetryLater, ``status_deadline``, the
+        store down).
         """
 
         if callable(path):

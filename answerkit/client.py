@@ -79,6 +79,17 @@ ENV_BASE_URL = "VOBIZ_BASE_URL"
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+def _without_userinfo(url: str) -> tuple[str, bool]:
+    """``url`` quoted for a message with any ``user:password@`` hidden, and whether it had
+    one (read without urlsplit, which refuses some malformed URLs before saying)."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    _userinfo, at, host = authority.rpartition("@")
+    if not (sep and at):
+        return repr(url), False
+    return repr(f"{scheme}://***@{host}{slash}{path}"), True
+
+
 class VobizClient:
     """A client for the Vobiz live-call REST API.
 
@@ -148,12 +159,13 @@ class VobizClient:
         from_env = base_url is None and bool(os.environ.get(ENV_BASE_URL, "").strip())
         if base_url is None:
             base_url = os.environ.get(ENV_BASE_URL, "").strip() or DEFAULT_BASE_URL
+        shown, has_userinfo = _without_userinfo(base_url)  # a password is never echoed
         try:
             parts = urlsplit(base_url)
             parts.port  # noqa: B018 - raises ValueError on a malformed port
         except ValueError:
             parts = urlsplit("")  # fails the check below, which names the fix
-        if parts.username is not None or parts.password is not None:
+        if has_userinfo:
             # Not echoed: the userinfo is a secret, and it would reach repr() and every
             # error's url. Vobiz takes credentials in headers only (spec §4.0).
             raise errors.ConfigurationError(
@@ -168,13 +180,13 @@ class VobizClient:
         if parts.scheme not in allowed or not parts.hostname:
             hint = "" if allow_http else " (http only with allow_http=True, for local testing)"
             raise errors.ConfigurationError(
-                f"base_url must be an absolute https URL{hint}, got {base_url!r}"
+                f"base_url must be an absolute https URL{hint}, got {shown}"
             )
         if "?" in base_url or "#" in base_url:
             # Paths are appended to base_url: after a "?" or "#" they would become part of
             # the query or fragment, and every request would address the API root.
             raise errors.ConfigurationError(
-                f"base_url must be the API root without ?query or #fragment, got {base_url!r}"
+                f"base_url must be the API root without ?query or #fragment, got {shown}"
             )
         if not _valid_timeout(timeout):
             # requests would raise a bare ValueError only when sending, and None (no

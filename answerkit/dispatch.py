@@ -3,8 +3,10 @@
 Vobiz drops the caller when a webhook answers with an error status or invalid XML,
 so every path through :meth:`Dispatcher.handle` ends in a 200 with a valid document
 (or an empty 200 for status callbacks), except the two answers that protect the
-application: 403 for a request that is not from Vobiz and 400 for one that is not a
-call callback at all.
+application, 403 for a request that is not from Vobiz and 400 for one that is not a
+call callback at all, and an empty 503 to a status callback that Vobiz should send again
+(its handler raised RetryLater, ran past ``status_deadline`` or met the store down):
+Vobiz ignores a status callback's answer but retries it on a non-200 (spec §2.12).
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ Handler = Callable[[CallRequest], "Response | None"]
 ErrorHook = Callable[[BaseException, "CallRequest | None", str], None]
 
 #: Events whose answer Vobiz ignores (spec §2.12): they never get the answer handler of a
-#: route by accident, and a failure while handling them answers an empty 200.
+#: route by accident, and a failure while handling them answers an empty 200 (503 when
+#: it is to be sent again).
 STATUS_EVENTS: frozenset[str] = frozenset(
     e.value
     for e in (
@@ -238,6 +241,9 @@ def _hint(exc: BaseException) -> str:
         )
     return ""
 
+
+#: How many times Vobiz sends a status callback again after a non-200 (spec §2.12).
+STATUS_RETRIES = 3
 
 _REFUSED = {"unsigned": "no signature headers", "mismatch": "signature mismatch"}
 _REFUSED_HINT = {
@@ -487,9 +493,10 @@ class Dispatcher:
                 retried = True
                 return self._retry_later(exc, call, route, replay_keys)
             self._report(exc, call, route, f"handler failed on event {event!r}")
-            if status_event and isinstance(exc, HandlerTimeout):
-                # Cut off at status_deadline: its work is undone or unknown, and Vobiz would
-                # have retried a callback that took longer than its 3 s (spec §2.12).
+            if status_event and isinstance(exc, (HandlerTimeout, StateError)):
+                # Cut off at status_deadline (its work undone or unknown; Vobiz would have
+                # retried a callback slower than its 3 s, spec §2.12), or the store failed
+                # under it: sent again, it may find the store back.
                 retried = True
                 return self._retry_later(exc, call, route, replay_keys)
             if status_event:
@@ -526,10 +533,11 @@ class Dispatcher:
             loggable(call.call_uuid),
             exc,
         )
-        if replay_keys:
+        if replay_keys and self.verifier is not None:
             try:
-                self.store().forget_all(replay_keys)
+                readmitted = self._readmit(replay_keys, self.verifier.replay_window)
             except (StateError, NotImplementedError) as err:
+                readmitted = False
                 log.warning(
                     "flow %s route %s: the signature could not be forgotten, so a retry "
                     "that carries it again will be refused as a replay: %s",
@@ -537,7 +545,26 @@ class Dispatcher:
                     route.name,
                     err,
                 )
+            if not readmitted:
+                log.warning(
+                    "flow %s route %s: this signature was sent again %d times already; "
+                    "another copy is refused as a replay",
+                    self.flow_name,
+                    route.name,
+                    STATUS_RETRIES,
+                )
         return WebhookReply(503, b"", "text/plain; charset=utf-8")
+
+    def _readmit(self, replay_keys: tuple[str, ...], window: float) -> bool:
+        """Forget the request's signature for its next delivery, at most STATUS_RETRIES
+        times (as many as Vobiz retries): a captured copy cannot drive the handler again
+        and again. False once they are used up."""
+        store = self.store()
+        for n in range(1, STATUS_RETRIES + 1):
+            if store.remember_all([f"{key}:retry{n}" for key in replay_keys], window):
+                store.forget_all(replay_keys)
+                return True
+        return False
 
     def _refuse(self, route: Route, why: str) -> WebhookReply:
         log.warning("flow %s route %s: refused: %s", self.flow_name, route.name, why)

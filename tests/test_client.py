@@ -1154,3 +1154,14 @@ def test_base_url_from_the_environment(vobiz: LocalVobiz, monkeypatch: pytest.Mo
     # A base_url passed wins over the environment.
     api = VobizClient(base_url="https://api.example.com/api/v1")
     assert api.base_url == "https://api.example.com/api/v1"
+
+
+@pytest.mark.parametrize(
+    "base_url", ["https://ops:Hunter2Secret@api.vobiz.ai:443x/api/v1", "htps://ops:Hunter2Secret@x"]
+)
+def test_a_base_url_password_is_never_echoed(base_url: str) -> None:
+    # A malformed port made the credentials check look at an empty URL, and the scheme
+    # error quoted base_url whole (logged at mount by recipes, from VOBIZ_BASE_URL).
+    with pytest.raises(errors.ConfigurationError) as caught:
+        VobizClient("MA_X0000001", "t", base_url=base_url)
+    assert "Hunter2Secret" not in str(caught.value) and "credentials" in str(caught.value)

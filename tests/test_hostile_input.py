@@ -3,7 +3,8 @@
 Every webhook goes through the Flask test client of a real :class:`CallFlow`. The
 invariants checked on every answer (see :func:`check_answer`):
 
-* never a 500 (nor any status outside 200/400/403);
+* never a 500 (nor any status outside 200/400/403: the 503 that asks Vobiz to send a
+  status callback again needs a handler or store failure, which these requests never cause);
 * a 200 body is empty or valid VobizXML (``answerkit.parse``);
 * no handler runs unless the request carried a valid, fresh signature (handler
   invocations are counted).

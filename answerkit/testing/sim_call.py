@@ -476,6 +476,8 @@ def _what_is_sent(params: Mapping[str, str]) -> str:
         return f"Event={event}"
     if "transcription_id" in params:
         return "transcription"
+    if "StableSpeech" in params or "UnstableSpeech" in params:
+        return "interim speech"
     given = params.get("Digits") or params.get("Speech")
     kind = params.get("InputType", "")
     return f"{kind} input".lstrip() if given else f"no {kind} input".replace("  ", " ")
