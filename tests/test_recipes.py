@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -563,6 +564,7 @@ class FakeWarmClient:
         self.log: list[tuple[str, str]] = []
         self.live = live
         self.calls = 0
+        self.fail_make_call = False
 
     def get_live_call(self, uuid: str) -> dict[str, str]:
         from answerkit.errors import CallNotActiveError
@@ -579,6 +581,10 @@ class FakeWarmClient:
         from types import SimpleNamespace
 
         self.calls += 1
+        if self.fail_make_call:
+            from answerkit.errors import ServerError
+
+            raise ServerError("cannot place the call", status=503)
         return SimpleNamespace(request_uuid=f"req-{self.calls}")
 
 
@@ -587,6 +593,7 @@ class FakeTransfers:
         self.client = client
         self.moves: list[tuple[str, str | None]] = []
         self.fail: BaseException | None = None
+        self.fail_only_to: str | None = None  # fail only moves to this route
 
     def warn_without_client(self, who: str) -> None:
         """The fake always has its client."""
@@ -595,7 +602,7 @@ class FakeTransfers:
         # Like the real one: None, and no move, when the call has ended.
         if not self.client.live:
             return None
-        if self.fail:
+        if self.fail and self.fail_only_to in (None, kwargs.get("aleg")):
             raise self.fail
         self.moves.append((call_uuid, kwargs.get("aleg")))
         return object()
@@ -817,19 +824,78 @@ def signed_agent_hangup(warm: WarmTransfer) -> Callable[[], Any]:
     return lambda: app.post(path, data={"CallUUID": "A", "Event": "Hangup"}, headers=headers)
 
 
-def test_warm_transfer_unaccepted_agent_move_is_retried_by_vobiz() -> None:
-    # The agent hung up during the whisper and the move to the fallback failed: the
-    # decision was spent and the outcome said agent-unavailable, with the caller on hold.
-    warm, _client, transfers = fake_warm()
+@pytest.mark.parametrize("failure", ["rest", "deadline"])
+def test_warm_transfer_unaccepted_agent_move_is_retried_by_vobiz(failure: str) -> None:
+    # The agent hung up during the whisper and the move to the fallback failed (the API
+    # refused, or the callback ran out of time in it): the decision was spent, so Vobiz's
+    # retry found nothing to do, and the caller stayed on hold.
+    from answerkit.dispatch import HandlerTimeout
+
+    told: list[str] = []
+    warm, _client, transfers = fake_warm(on_outcome=lambda c, o: told.append(o))
     warm.start("C")
     warm._agent_answer(hook(FIRST, "A"))  # hears the whisper, never accepts
     transfers.moves.clear()
     agent_hangup = signed_agent_hangup(warm)
-    transfers.fail = ServerError("boom", status=500)
-    assert agent_hangup().status_code == 503 and warm.outcome("C") is None
+    transfers.fail = (
+        ServerError("boom", status=500) if failure == "rest" else HandlerTimeout("deadline")
+    )
+    assert agent_hangup().status_code == 503
+    assert warm.outcome("C") == "agent-unavailable" and told == []  # decided, move owed
     transfers.fail = None
     assert agent_hangup().status_code == 200
+    assert transfers.moves == [("C", "sales")] and told == ["agent-unavailable"]
+
+
+def test_warm_transfer_move_in_flight_elsewhere_asks_for_the_callback_again() -> None:
+    # A status callback cut off at its deadline goes on moving the caller in its thread;
+    # Vobiz's retry came meanwhile, found the rescue taken and answered 200: when the first
+    # move then failed, nothing was left to move the caller.
+    from answerkit.recipes._warm_state import MOVE_OWED, MOVING, MOVING_AT
+
+    warm, _client, transfers = accepted_warm()
+    state = warm._state("C")
+    state[MOVE_OWED] = {"outcome": "agent-unavailable", "rescue": True}
+    state.incr(MOVING)
+    state[MOVING_AT] = time.time()  # in flight, in another webhook
+    agent_hangup = signed_agent_hangup(warm)
+    assert agent_hangup().status_code == 503 and transfers.moves == []
+    state.pop(MOVING)  # that move failed and gave the ticket back
+    assert agent_hangup().status_code == 200
     assert transfers.moves == [("C", "sales")] and warm.outcome("C") == "agent-unavailable"
+    # A ticket left by a worker killed mid-move does not block the caller for good.
+    state[MOVE_OWED] = {"outcome": "agent-unavailable", "rescue": False}
+    state.incr(MOVING)
+    state[MOVING_AT] = time.time() - 60
+    warm._agent_status(hook(FIRST, "A", Event="Hangup"))
+    assert transfers.moves[-1] == ("C", "sales") and warm._state("C").get(MOVE_OWED) is None
+
+
+def test_warm_transfer_decline_whose_move_fails_is_moved_by_the_agents_hangup() -> None:
+    # The Gather action decided "declined" and its move failed; the agent's hangup
+    # callback, which follows, found the decision taken and answered 200: nobody moved the
+    # caller. The decline still answers the agent normally.
+    warm, _client, transfers = fake_warm()
+    warm.start("C")
+    warm._agent_answer(hook(FIRST, "A"))
+    transfers.moves.clear()
+    transfers.fail = ServerError("boom", status=500)
+    doc = warm._agent_choice(hook(FIRST, "A", Digits="2"))
+    assert doc.children[0].text == "Transfer declined. Goodbye." and transfers.moves == []
+    transfers.fail = None
+    warm._agent_status(hook(FIRST, "A", Event="Hangup"))
+    assert transfers.moves == [("C", "sales")] and warm.outcome("C") == "declined"
+
+
+def test_warm_transfer_start_raises_the_rest_error_when_nothing_can_be_done() -> None:
+    # The agent could not be called and the move to the fallback failed: start() raised
+    # RetryLater, which no caller of start() expects (it is no VobizError).
+    warm, client, transfers = fake_warm()
+    client.fail_make_call = True
+    transfers.fail, transfers.fail_only_to = ServerError("boom", status=500), "sales"
+    with pytest.raises(ServerError, match="boom"):
+        warm.start("C")
+    assert warm.outcome("C") == "agent-unreachable"  # decided; the move is owed
 
 
 def test_warm_transfer_tells_on_outcome_each_recorded_outcome(

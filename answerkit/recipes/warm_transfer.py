@@ -40,13 +40,15 @@ restores the outcome ``accepted``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from answerkit.elements import Conference, Gather, Hangup, Play, Response, Speak, Wait
-from answerkit.errors import CallNotActiveError, ConfigurationError, RetryLater, VobizError
+from answerkit.errors import CallNotActiveError, ConfigurationError, VobizError
+from answerkit.recipes._warm_moves import FallbackMove, MoveInFlight
 from answerkit.recipes._warm_state import (
     AGENT,
     AGENT_CALL,
@@ -56,6 +58,9 @@ from answerkit.recipes._warm_state import (
     CONTEXT,
     DECIDED,
     JOINED,
+    MOVE_OWED,
+    MOVING,
+    MOVING_AT,
     OUTCOME,
     RESCUED,
     attempt_of,
@@ -129,6 +134,7 @@ class WarmTransfer:
         #: ``on_outcome(caller_uuid, outcome)``, each time the outcome is recorded or
         #: changes (a CRM told "accepted"). It runs inside a webhook: keep it quick.
         self.on_outcome = on_outcome
+        self._moves = FallbackMove(flow, fallback, self._state, self._tell)
         self.routes = {
             "hold": f"{name}_hold",
             "music": f"{name}_music",
@@ -178,7 +184,8 @@ class WarmTransfer:
         # A new attempt number first: from here on the callbacks of an earlier attempt
         # (whose URLs carry its number) are stale and decide nothing for this one.
         attempt = state.incr(ATTEMPT)
-        for key in (DECIDED, OUTCOME, AGENT, AGENT_CALL, AGENT_ENDED, JOINED, RESCUED, CALLER_LEFT):
+        for key in (DECIDED, OUTCOME, AGENT, AGENT_CALL, AGENT_ENDED, JOINED, RESCUED,
+                    CALLER_LEFT, MOVE_OWED, MOVING, MOVING_AT):  # fmt: skip
             state.pop(key, None)
         ctx = {str(k): str(v) for k, v in (context or {}).items()}
         state[CONTEXT] = ctx
@@ -216,7 +223,8 @@ class WarmTransfer:
             )
         except VobizError as exc:
             log.warning("warm transfer: could not call the agent for %s: %s", caller_uuid, exc)
-            self._decide(caller_uuid, "agent-unreachable", attempt)
+            with contextlib.suppress(MoveInFlight):  # another webhook is moving them
+                self._decide(caller_uuid, "agent-unreachable", attempt)
             return WarmTransferStart(caller_uuid, None, room_name(self.name, caller_uuid, attempt))
         self._state(caller_uuid)[AGENT] = created.request_uuid
         room = room_name(self.name, caller_uuid, attempt)
@@ -252,6 +260,12 @@ class WarmTransfer:
         return Response(Speak("Please continue to hold."), Wait(length=10))
 
     def _room_event(self, call: CallRequest) -> None:
+        self._moves.status_callback(call, self._on_room_event)
+
+    def _agent_status(self, call: CallRequest) -> None:
+        self._moves.status_callback(call, self._on_agent_status)
+
+    def _on_room_event(self, call: CallRequest) -> None:
         caller = call.query.get("xfer") or ""
         attempt = attempt_of(call)
         if call.query.get("leg") == "agent":
@@ -264,7 +278,8 @@ class WarmTransfer:
                 if state.get(RESCUED) and state.get(OUTCOME) == "agent-unavailable":
                     # Delivered after the agent's hangup, and after the caller was moved
                     # to the fallback: too late to undo the move; the record is put right.
-                    self._record(state, caller, "accepted")
+                    state[OUTCOME] = "accepted"
+                    self._tell(caller, "accepted")
                     log.warning(
                         "warm transfer for %s: the agent's room event came after the "
                         "caller was moved to the fallback",
@@ -336,14 +351,18 @@ class WarmTransfer:
             ):
                 return self._join(caller, attempt)
             return Response(Speak("The caller is no longer waiting. Goodbye."), Hangup())
-        if not call.digits:
-            # The Gather timed out and Vobiz posted empty input (spec §6 item 2): the same
-            # "no key" as when it moves on to the next element and the agent's call ends.
-            if caller:
-                self._decide(caller, "agent-unavailable", attempt)
-            return Response(Speak(NO_CHOICE), Hangup())
+        # No key: the Gather timed out and Vobiz posted empty input (spec §6 item 2), the
+        # same as when it moves on to the next element and the agent's call ends.
+        outcome = "agent-unavailable" if not call.digits else "declined"
         if caller:
-            self._decide(caller, "declined", attempt)
+            try:
+                self._decide(caller, outcome, attempt)
+            except (VobizError, MoveInFlight) as exc:
+                # The decision stands and the caller's move is owed: the agent's hangup
+                # callback, which follows this answer, makes it.
+                log.warning("warm transfer for %s: move to the fallback owed: %s", caller, exc)
+        if not call.digits:
+            return Response(Speak(NO_CHOICE), Hangup())
         return Response(Speak("Transfer declined. Goodbye."), Hangup())
 
     def _join(self, caller: str, attempt: int | None) -> Response:
@@ -369,7 +388,7 @@ class WarmTransfer:
         state = self._state(caller)
         return state.get(OUTCOME) == "accepted" and state.get(AGENT_CALL) == call.call_uuid
 
-    def _agent_status(self, call: CallRequest) -> None:
+    def _on_agent_status(self, call: CallRequest) -> None:
         caller = call.query.get("xfer")
         if not caller or call.event != Event.Hangup:
             return
@@ -392,20 +411,8 @@ class WarmTransfer:
         if state.get(OUTCOME) != "accepted" or state.get(JOINED) or state.get(CALLER_LEFT):
             return
         if state.incr(RESCUED) != 1:
-            return
-        try:
-            moved = self.flow.try_transfer(caller, aleg=self.fallback)
-        except BaseException as exc:  # a REST error, or the handler deadline
-            state.pop(RESCUED, None)  # given back, so that a retry may move them
-            if isinstance(exc, VobizError):
-                # Vobiz retries a status callback only when it does not get a 200 (§2.12).
-                raise RetryLater(f"the caller {caller} could not be moved off hold: {exc}") from exc
-            raise
-        # Only once the caller was moved (not when they had gone, nor when a room event of
-        # the agent came in meanwhile): the record then says why the caller is in the fallback.
-        if moved is not None and not state.get(JOINED):
-            log.info("warm transfer for %s: the agent left before joining", caller)
-            self._record(state, caller, "agent-unavailable")
+            return  # another delivery took it; a move it still owes was settled above
+        self._moves.owe(caller, "agent-unavailable", rescue=True)
 
     # -- deciding -----------------------------------------------------------------------
 
@@ -422,23 +429,12 @@ class WarmTransfer:
         state[OUTCOME] = outcome
         log.info("warm transfer for %s: %s", caller_uuid, outcome)
         if outcome in ("declined", "agent-unavailable", "agent-unreachable"):
-            try:
-                self.flow.try_transfer(caller_uuid, aleg=self.fallback)
-            except VobizError as exc:
-                # Undecided again, so that a retry of this callback (or the next event of
-                # the transfer) moves the caller; the outcome said so with the caller on hold.
-                state.pop(DECIDED, None)
-                state.pop(OUTCOME, None)
-                raise RetryLater(
-                    f"the caller {caller_uuid} could not be moved to the fallback: {exc}"
-                ) from exc
-        self._tell(caller_uuid, outcome)  # once it holds: the caller was moved if need be
+            # Owed until done: when the REST call fails or runs out of time, the decision
+            # stands and a later status callback (or this one, sent again) moves the caller.
+            self._moves.owe(caller_uuid, outcome)  # tells on_outcome once moved
+        else:
+            self._tell(caller_uuid, outcome)
         return True
-
-    def _record(self, state: CallState, caller_uuid: str, outcome: str) -> None:
-        """Change the recorded outcome (after the first decision) and say so."""
-        state[OUTCOME] = outcome
-        self._tell(caller_uuid, outcome)
 
     def _tell(self, caller_uuid: str, outcome: str) -> None:
         hook = self.on_outcome
