@@ -97,6 +97,11 @@ class HandlerTimeout(AnswerkitError):
     """A handler ran past the flow's deadline; the fallback document was served."""
 
 
+class LateTransferRefused(HandlerTimeout):
+    """A transfer asked for by a handler past its deadline, refused before anything was
+    sent (the caller was answered with the fallback already)."""
+
+
 class _HandlerState(CallState):
     """``call.state`` as a handler sees it: written through until the handler is abandoned
     at its deadline, refused after.

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from answerkit._params import with_query
 from answerkit.client import TransferResult, VobizClient
-from answerkit.dispatch import HandlerTimeout, handler_given_up, loggable
+from answerkit.dispatch import LateTransferRefused, handler_given_up, loggable
 from answerkit.errors import CallNotActiveError, ConfigurationError, TransferArgumentError
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ class TransferPlanner:
         aleg_url = self.target_url(aleg, params, argument="aleg") if aleg is not None else None
         bleg_url = self.target_url(bleg, params, argument="bleg") if bleg is not None else None
         if handler_given_up():
-            raise HandlerTimeout(
+            raise LateTransferRefused(
                 f"transfer of call {call_uuid} refused: the handler asking for it is past its "
                 "deadline, and the caller was answered with the fallback"
             )

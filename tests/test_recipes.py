@@ -12,9 +12,12 @@ from answerkit import (
     CallFlow,
     CallRequest,
     ConfigurationError,
+    ConnectError,
     ElementError,
     Hangup,
+    RateLimitedError,
     Response,
+    RetryLater,
     ServerError,
     Speak,
     sign,
@@ -780,12 +783,12 @@ def test_warm_transfer_rescue_is_given_back_when_the_move_fails() -> None:
     # The rescue took its ticket and wrote agent-unavailable before the move; a move
     # refused past the handler deadline left every retry of the Hangup webhook with nothing
     # to do, and the caller alone in the room.
-    from answerkit.dispatch import HandlerTimeout
+    from answerkit.dispatch import HandlerTimeout, LateTransferRefused
 
     q = FIRST
     warm, client, transfers = accepted_warm()
     client.log.clear()
-    transfers.fail = HandlerTimeout("past the deadline")
+    transfers.fail = LateTransferRefused("past the deadline")  # refused unsent
     with pytest.raises(HandlerTimeout):
         warm._agent_status(hook(q, "A", Event="Hangup"))
     assert warm.outcome("C") == "accepted" and transfers.moves == []
@@ -803,7 +806,7 @@ def test_warm_transfer_rescue_is_retried_by_vobiz_through_the_webhook(store: Sta
     # and the signature is forgotten (on every store), so a retry that carries it is taken.
     warm, _client, transfers = accepted_warm(store)
     agent_hangup = signed_agent_hangup(warm)
-    transfers.fail = ServerError("boom", status=500)
+    transfers.fail = ConnectError("no route to Vobiz")  # nothing sent: may be made again
     reply = agent_hangup()
     assert (reply.status_code, reply.data) == (503, b"")
     assert transfers.moves == []
@@ -824,11 +827,22 @@ def signed_agent_hangup(warm: WarmTransfer) -> Callable[[], Any]:
     return lambda: app.post(path, data={"CallUUID": "A", "Event": "Hangup"}, headers=headers)
 
 
-@pytest.mark.parametrize("failure", ["rest", "deadline"])
-def test_warm_transfer_unaccepted_agent_move_is_retried_by_vobiz(failure: str) -> None:
-    # The agent hung up during the whisper and the move to the fallback failed (the API
-    # refused, or the callback ran out of time in it): the decision was spent, so Vobiz's
-    # retry found nothing to do, and the caller stayed on hold.
+@pytest.mark.parametrize(
+    ("failure", "repeated"),
+    [
+        (ConnectError("no connection"), True),  # nothing was sent
+        (RateLimitedError("slow down", status=429), True),  # refused by Vobiz
+        (ServerError("boom", status=500), False),  # may have been applied (spec §4.1)
+        ("deadline", False),  # cut off mid-request: may have been applied
+    ],
+)
+def test_warm_transfer_unaccepted_agent_move_is_made_again_only_if_surely_not_applied(
+    failure: Any, repeated: bool
+) -> None:
+    # The agent hung up during the whisper and the move to the fallback failed: the
+    # decision was spent, so Vobiz's retry found nothing to do and the caller stayed on
+    # hold. A move that may have been applied is not made again: the fallback would run
+    # twice (the REST client never repeats such a POST either).
     from answerkit.dispatch import HandlerTimeout
 
     told: list[str] = []
@@ -837,54 +851,78 @@ def test_warm_transfer_unaccepted_agent_move_is_retried_by_vobiz(failure: str) -
     warm._agent_answer(hook(FIRST, "A"))  # hears the whisper, never accepts
     transfers.moves.clear()
     agent_hangup = signed_agent_hangup(warm)
-    transfers.fail = (
-        ServerError("boom", status=500) if failure == "rest" else HandlerTimeout("deadline")
-    )
+    transfers.fail = HandlerTimeout("deadline") if failure == "deadline" else failure
     assert agent_hangup().status_code == 503
-    assert warm.outcome("C") == "agent-unavailable" and told == []  # decided, move owed
+    assert warm.outcome("C") == "agent-unavailable" and told == []  # decided, not moved
     transfers.fail = None
     assert agent_hangup().status_code == 200
-    assert transfers.moves == [("C", "sales")] and told == ["agent-unavailable"]
+    if repeated:
+        assert transfers.moves == [("C", "sales")] and told == ["agent-unavailable"]
+    else:
+        assert transfers.moves == [] and told == []
 
 
 def test_warm_transfer_move_in_flight_elsewhere_asks_for_the_callback_again() -> None:
     # A status callback cut off at its deadline goes on moving the caller in its thread;
     # Vobiz's retry came meanwhile, found the rescue taken and answered 200: when the first
     # move then failed, nothing was left to move the caller.
-    from answerkit.recipes._warm_state import MOVE_OWED, MOVING, MOVING_AT
+    from answerkit.recipes._warm_state import MOVE_OWED
 
     warm, _client, transfers = accepted_warm()
-    state = warm._state("C")
-    state[MOVE_OWED] = {"outcome": "agent-unavailable", "rescue": True}
-    state.incr(MOVING)
-    state[MOVING_AT] = time.time()  # in flight, in another webhook
+    warm._state("C")[MOVE_OWED] = {"outcome": "agent-unavailable", "rescue": True, "attempt": 1}
+    claim = ["warm-move:warm:C"]
+    warm.flow.store.remember_all(claim, 15)  # another webhook is making the move
     agent_hangup = signed_agent_hangup(warm)
     assert agent_hangup().status_code == 503 and transfers.moves == []
-    state.pop(MOVING)  # that move failed and gave the ticket back
+    warm.flow.store.forget_all(claim)  # that move failed, surely unapplied, and let go
     assert agent_hangup().status_code == 200
     assert transfers.moves == [("C", "sales")] and warm.outcome("C") == "agent-unavailable"
-    # A ticket left by a worker killed mid-move does not block the caller for good.
-    state[MOVE_OWED] = {"outcome": "agent-unavailable", "rescue": False}
-    state.incr(MOVING)
-    state[MOVING_AT] = time.time() - 60
+    # A claim left by a worker killed mid-move lapses.
+    warm._state("C")[MOVE_OWED] = {"outcome": "agent-unavailable", "rescue": False, "attempt": 1}
+    warm.flow.store.remember_all(claim, 0.05)
+    time.sleep(0.1)
     warm._agent_status(hook(FIRST, "A", Event="Hangup"))
     assert transfers.moves[-1] == ("C", "sales") and warm._state("C").get(MOVE_OWED) is None
 
 
-def test_warm_transfer_decline_whose_move_fails_is_moved_by_the_agents_hangup() -> None:
-    # The Gather action decided "declined" and its move failed; the agent's hangup
-    # callback, which follows, found the decision taken and answered 200: nobody moved the
-    # caller. The decline still answers the agent normally.
-    warm, _client, transfers = fake_warm()
-    warm.start("C")
-    warm._agent_answer(hook(FIRST, "A"))
-    transfers.moves.clear()
-    transfers.fail = ServerError("boom", status=500)
-    doc = warm._agent_choice(hook(FIRST, "A", Digits="2"))
-    assert doc.children[0].text == "Transfer declined. Goodbye." and transfers.moves == []
+def test_warm_transfer_rescue_owed_is_dropped_when_the_agent_reached_the_room() -> None:
+    # The agent's Hangup came before its ConferenceEnter and the rescue move failed; the
+    # late room event then made the owed move and sent a connected caller to the fallback.
+    told: list[str] = []
+    warm, _client, transfers = accepted_warm()
+    warm.on_outcome = lambda c, o: told.append(o)
+    transfers.fail = ConnectError("no connection")
+    with pytest.raises(RetryLater):
+        warm._agent_status(hook(FIRST, "A", Event="Hangup"))
     transfers.fail = None
-    warm._agent_status(hook(FIRST, "A", Event="Hangup"))
-    assert transfers.moves == [("C", "sales")] and warm.outcome("C") == "declined"
+    room = {**FIRST, "leg": "agent"}
+    warm._room_event(hook(room, "A", Event="ConferenceEnter"))
+    warm._agent_status(hook(FIRST, "A", Event="Hangup"))  # Vobiz's retry
+    assert transfers.moves == [] and warm.outcome("C") == "accepted" and told == []
+
+
+def test_warm_transfer_a_move_of_an_earlier_attempt_leaves_the_next_ones_debt() -> None:
+    # Attempt 1's move was still in flight when start() began attempt 2, whose own move
+    # failed: attempt 1's move, finishing, cleared attempt 2's debt, and the caller stayed
+    # in attempt 2's room with no agent.
+    from answerkit.recipes._warm_moves import FallbackMove
+    from answerkit.recipes._warm_state import MOVE_OWED
+
+    warm, client, transfers = fake_warm()
+    warm.start("C")
+    owed_1 = {"outcome": "declined", "rescue": False, "attempt": 1}
+    warm._state("C")[MOVE_OWED] = owed_1
+    client.fail_make_call = True
+    transfers.fail, transfers.fail_only_to = ConnectError("down"), "sales"
+    with pytest.raises(ConnectError):
+        warm.start("C")  # attempt 2: no agent, its move owed
+    owed_2 = warm._state("C").get(MOVE_OWED)
+    assert owed_2 and owed_2["attempt"] == 2
+    FallbackMove._settled(warm._state("C"), owed_1)  # attempt 1's move finishing now
+    assert warm._state("C").get(MOVE_OWED) == owed_2
+    transfers.fail = None
+    warm._room_event(hook({"xfer": "C", "attempt": "2"}, "C", Event="ConferenceEnter"))
+    assert transfers.moves[-1] == ("C", "sales")
 
 
 def test_warm_transfer_start_raises_the_rest_error_when_nothing_can_be_done() -> None:

@@ -1,23 +1,41 @@
-"""A warm transfer's move of the caller to the fallback, owed until it is done.
+"""A warm transfer's move of the caller to the fallback: owed until done, never twice.
 
-The move is a REST call made from inside a webhook, and it can fail (the API refuses, or
-the webhook runs out of time) or still be in flight when another webhook of the same
-transfer arrives. So the record says a move is owed (``MOVE_OWED``) before it is made and
-forgets it only once it is done; any later status callback of the transfer, or Vobiz's
-retry of the one that failed, completes it (:meth:`FallbackMove.settle`). A ticket
-(``MOVING``) keeps two webhooks from moving the caller at once: the second is asked to
-come back later (:class:`MoveInFlight`, a RetryLater in a status callback).
+The move is a REST call made from inside a webhook. It can fail, or still be in flight
+when another webhook of the same transfer arrives, so:
+
+* The record says a move is owed (``MOVE_OWED``, with the attempt it is for) before it is
+  made. A move Vobiz surely did not apply (nothing was sent, or the API refused it: a
+  connection error, 4xx, 429) stays owed, and the next status callback of the transfer,
+  or Vobiz's retry of the failed one, makes it (:meth:`FallbackMove.status_callback`).
+  One that may have been applied (a timeout, a 5xx, the webhook's deadline) is not
+  repeated: the transfer would run the fallback's document twice (spec §4.1), as the
+  REST client never repeats such a POST either.
+* A claim in the store (first writer wins, with an expiry, as a webhook's replay record)
+  keeps two webhooks from making the move at once; the second is asked to come back
+  (:class:`MoveInFlight`, a RetryLater in a status callback). A worker killed mid-move
+  leaves a claim that lapses after :data:`CLAIM_TTL`.
+* A rescue (an accepted transfer whose agent hung up before any room event came) is
+  dropped when the record, read afresh, shows the agent reached the room or the caller
+  left it: a room event delivered late must not send a connected caller away.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from answerkit.errors import RetryLater, VobizError
-from answerkit.recipes._warm_state import JOINED, MOVE_OWED, MOVING, MOVING_AT, OUTCOME
+from answerkit.dispatch import LateTransferRefused
+from answerkit.errors import (
+    APIError,
+    ConnectError,
+    RetryLater,
+    ServerError,
+    StateError,
+    VobizError,
+)
+from answerkit.recipes._warm_state import ATTEMPT, CALLER_LEFT, JOINED, MOVE_OWED, OUTCOME
 from answerkit.request import CallRequest
 from answerkit.state import CallState
 
@@ -26,20 +44,28 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("answerkit")
 
-#: Seconds after which a move still marked in flight is taken as lost (its worker was
-#: killed mid-call): the next webhook makes it again.
-MOVE_STALE = 30.0
+#: Seconds a claim on a move lasts: longer than any webhook may take to make it (the REST
+#: client's 10 s timeout), so that only a killed worker's claim ever lapses.
+CLAIM_TTL = 15.0
 
 
 class MoveInFlight(Exception):
     """Another webhook of the transfer is moving the caller right now."""
 
 
-class FallbackMove:
-    """Moves one recipe's callers to its fallback route, at least once, never twice at once.
+def surely_not_applied(exc: BaseException) -> bool:
+    """Whether a failed transfer is known not to have been applied, so it may be made
+    again: nothing was sent (no connection; refused locally past the handler's deadline),
+    or Vobiz refused it. A 5xx, a timeout or a deadline mid-request may have been applied."""
+    if isinstance(exc, (ConnectError, LateTransferRefused)):
+        return True
+    return isinstance(exc, APIError) and not isinstance(exc, ServerError)
 
-    ``tell(caller_uuid, outcome)`` is told once a move is done.
-    """
+
+class FallbackMove:
+    """Moves one recipe's callers to its fallback route: at least once when Vobiz surely
+    did not apply a move, never twice at once. ``tell(caller_uuid, outcome)`` is told once
+    a move is done."""
 
     def __init__(
         self,
@@ -54,31 +80,26 @@ class FallbackMove:
         self.tell = tell
 
     def owe(self, caller_uuid: str, outcome: str, *, rescue: bool = False) -> bool:
-        """Owe the caller a move for ``outcome`` and make it: whether they were moved
-        (False: they had gone). ``rescue``: an accepted transfer whose agent never reached
-        the room; ``outcome`` is recorded once the caller is moved, unless the agent's room
-        event came meanwhile. Raises MoveInFlight, or the REST error or handler deadline,
-        with the move still owed."""
+        """Owe the caller a move for ``outcome`` (this attempt's) and make it: whether
+        they were moved. ``rescue``: ``outcome`` is recorded once the caller is moved.
+        Raises MoveInFlight, or the REST error or deadline (see the module notes)."""
         state = self.state_of(caller_uuid)
-        state[MOVE_OWED] = {"outcome": outcome, "rescue": rescue}
+        state[MOVE_OWED] = {"outcome": outcome, "rescue": rescue, "attempt": state.get(ATTEMPT)}
         return self._make(caller_uuid, state)
 
-    def settle(self, caller_uuid: str) -> None:
-        """Make the move an earlier webhook owes, if any (raises as :meth:`owe`)."""
-        state = self.state_of(caller_uuid)
-        if state.get(MOVE_OWED):
-            self._make(caller_uuid, state)
-
     def status_callback(self, call: CallRequest, body: Callable[[CallRequest], None]) -> None:
-        """Run a status callback of the transfer (``?xfer=`` names the caller): first the
-        move an earlier webhook still owes the caller, then ``body``. A move that fails,
-        or that another webhook is making, has Vobiz send the callback again (RetryLater,
-        spec §2.12), which makes the move then."""
+        """Run a status callback of the transfer (``?xfer=`` names the caller): ``body``,
+        then the move an earlier webhook still owes the caller (after, so that what the
+        body recorded, such as the agent reaching the room, is seen). A move that failed
+        and may be made again, or that another webhook is making, has Vobiz send the
+        callback again (RetryLater, spec §2.12)."""
         caller = call.query.get("xfer") or ""
         try:
-            if caller:
-                self.settle(caller)
             body(call)
+            if caller:
+                state = self.state_of(caller)
+                if state.get(MOVE_OWED):
+                    self._make(caller, state)
         except (VobizError, MoveInFlight) as exc:
             raise RetryLater(
                 f"warm transfer for {caller}: the caller's move to the fallback is still "
@@ -86,27 +107,53 @@ class FallbackMove:
             ) from exc
 
     def _make(self, caller_uuid: str, state: CallState) -> bool:
-        if state.incr(MOVING) != 1:
-            started = state.get(MOVING_AT)
-            if not isinstance(started, (int, float)) or time.time() - started < MOVE_STALE:
-                raise MoveInFlight(f"the caller {caller_uuid} is being moved by another webhook")
-            log.warning("warm transfer for %s: a lost move is made again", caller_uuid)
-        state[MOVING_AT] = time.time()
-        owed: Any = state.get(MOVE_OWED) or {}
+        store = self.flow.store
+        claim = f"warm-move:{state.call_uuid}"
+        if not store.remember_all([claim], CLAIM_TTL):
+            raise MoveInFlight(f"the caller {caller_uuid} is being moved by another webhook")
         try:
-            moved = self.flow.try_transfer(caller_uuid, aleg=self.fallback) is not None
-        except BaseException:
-            state.pop(MOVING, None)  # still owed: a retry or a later event makes it
-            raise
-        state.pop(MOVE_OWED, None)
-        state.pop(MOVING, None)
-        outcome = str(owed.get("outcome", ""))
-        if not owed.get("rescue"):
-            self.tell(caller_uuid, outcome)
-        elif moved and not state.get(JOINED):
-            # Only once the caller was moved (not when they had gone, nor when a room event
-            # of the agent came in meanwhile): the record then says why they are there.
-            log.info("warm transfer for %s: the agent left before joining", caller_uuid)
-            state[OUTCOME] = outcome
-            self.tell(caller_uuid, outcome)
-        return moved
+            state.refresh()  # what other webhooks wrote since this one first read
+            owed: Any = state.get(MOVE_OWED)
+            if not isinstance(owed, dict):
+                return False  # made meanwhile
+            if owed.get("rescue") and (state.get(JOINED) or state.get(CALLER_LEFT)):
+                state.pop(MOVE_OWED, None)  # the agent reached the room after all
+                return False
+            try:
+                moved = self.flow.try_transfer(caller_uuid, aleg=self.fallback) is not None
+            except BaseException as exc:
+                if not surely_not_applied(exc):
+                    self._settled(state, owed)
+                    log.warning(
+                        "warm transfer for %s: the move to the fallback may have been "
+                        "applied (%s); it is not made again, which would run the fallback "
+                        "twice",
+                        caller_uuid,
+                        type(exc).__name__,
+                    )
+                raise
+            outcome = str(owed.get("outcome", ""))
+            if not owed.get("rescue"):
+                self.tell(caller_uuid, outcome)
+            elif moved:
+                state.refresh()
+                if not state.get(JOINED):
+                    # Recorded before the debt is cleared: a room event of the agent that
+                    # comes meanwhile finds the move in flight and is sent again.
+                    log.info("warm transfer for %s: the agent left before joining", caller_uuid)
+                    state[OUTCOME] = outcome
+                    self.tell(caller_uuid, outcome)
+            self._settled(state, owed)
+            return moved
+        finally:
+            # A store that cannot forget (or fails to) leaves the claim to lapse.
+            with contextlib.suppress(NotImplementedError, StateError):
+                store.forget_all([claim])
+
+    @staticmethod
+    def _settled(state: CallState, owed: dict[str, Any]) -> None:
+        """Clear the debt, unless a newer attempt's replaced it meanwhile (start() again)."""
+        state.refresh()
+        current = state.get(MOVE_OWED)
+        if isinstance(current, dict) and current.get("attempt") == owed.get("attempt"):
+            state.pop(MOVE_OWED, None)

@@ -20,8 +20,6 @@ AGENT_CALL = "warm.agent_call_uuid"
 CALLER_LEFT = "warm.caller_left"
 AGENT_ENDED = "warm.agent_ended"
 MOVE_OWED = "warm.move_owed"  # the caller is owed a move to the fallback (see _warm_moves)
-MOVING = "warm.moving"  # a webhook is making that move now
-MOVING_AT = "warm.moving_at"
 
 
 def attempt_of(call: CallRequest) -> int | None:

@@ -59,8 +59,6 @@ from answerkit.recipes._warm_state import (
     DECIDED,
     JOINED,
     MOVE_OWED,
-    MOVING,
-    MOVING_AT,
     OUTCOME,
     RESCUED,
     attempt_of,
@@ -185,7 +183,7 @@ class WarmTransfer:
         # (whose URLs carry its number) are stale and decide nothing for this one.
         attempt = state.incr(ATTEMPT)
         for key in (DECIDED, OUTCOME, AGENT, AGENT_CALL, AGENT_ENDED, JOINED, RESCUED,
-                    CALLER_LEFT, MOVE_OWED, MOVING, MOVING_AT):  # fmt: skip
+                    CALLER_LEFT, MOVE_OWED):  # fmt: skip
             state.pop(key, None)
         ctx = {str(k): str(v) for k, v in (context or {}).items()}
         state[CONTEXT] = ctx
@@ -407,11 +405,11 @@ class WarmTransfer:
         # event is not proof (they may come late, see the module notes). No live-call GET
         # here: a status callback has 3 s (spec §2.12), and try_transfer already returns
         # None for a caller who is gone. RESCUED: a repeated hangup callback moves them
-        # once; it is given back when the move fails, so that a retry can move them.
+        # once; a move that fails stays owed when it may be made again (_warm_moves).
         if state.get(OUTCOME) != "accepted" or state.get(JOINED) or state.get(CALLER_LEFT):
             return
         if state.incr(RESCUED) != 1:
-            return  # another delivery took it; a move it still owes was settled above
+            return  # another delivery took it; a move it still owes is made after this
         self._moves.owe(caller, "agent-unavailable", rescue=True)
 
     # -- deciding -----------------------------------------------------------------------
