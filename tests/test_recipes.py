@@ -597,6 +597,7 @@ class FakeTransfers:
         self.moves: list[tuple[str, str | None]] = []
         self.fail: BaseException | None = None
         self.fail_only_to: str | None = None  # fail only moves to this route
+        self.after_move: BaseException | None = None  # raised once a move was made
 
     def warn_without_client(self, who: str) -> None:
         """The fake always has its client."""
@@ -608,6 +609,8 @@ class FakeTransfers:
         if self.fail and self.fail_only_to in (None, kwargs.get("aleg")):
             raise self.fail
         self.moves.append((call_uuid, kwargs.get("aleg")))
+        if self.after_move is not None:
+            raise self.after_move
         return object()
 
 
@@ -853,13 +856,30 @@ def test_warm_transfer_unaccepted_agent_move_is_made_again_only_if_surely_not_ap
     agent_hangup = signed_agent_hangup(warm)
     transfers.fail = HandlerTimeout("deadline") if failure == "deadline" else failure
     assert agent_hangup().status_code == 503
-    assert warm.outcome("C") == "agent-unavailable" and told == []  # decided, not moved
+    assert warm.outcome("C") == "agent-unavailable"  # decided
+    # Told once moved; a move that may have been applied is told at once, unconfirmed.
+    assert told == ([] if repeated else ["agent-unavailable"])
     transfers.fail = None
     assert agent_hangup().status_code == 200
-    if repeated:
-        assert transfers.moves == [("C", "sales")] and told == ["agent-unavailable"]
-    else:
-        assert transfers.moves == [] and told == []
+    assert transfers.moves == ([("C", "sales")] if repeated else [])
+    assert told == ["agent-unavailable"]
+
+
+def test_warm_transfer_a_move_made_then_cut_off_is_not_made_again() -> None:
+    # Vobiz applied the move (202), then the webhook's deadline fired before the debt was
+    # cleared: answered 503, Vobiz's retry made the move a second time.
+    from answerkit.dispatch import HandlerTimeout
+
+    warm, _client, transfers = fake_warm()
+    warm.start("C")
+    warm._agent_answer(hook(FIRST, "A"))
+    transfers.moves.clear()
+    agent_hangup = signed_agent_hangup(warm)
+    transfers.after_move = HandlerTimeout("deadline")
+    assert agent_hangup().status_code == 503
+    transfers.after_move = None
+    assert agent_hangup().status_code == 200
+    assert transfers.moves == [("C", "sales")]
 
 
 def test_warm_transfer_move_in_flight_elsewhere_asks_for_the_callback_again() -> None:
@@ -918,8 +938,14 @@ def test_warm_transfer_a_move_of_an_earlier_attempt_leaves_the_next_ones_debt() 
         warm.start("C")  # attempt 2: no agent, its move owed
     owed_2 = warm._state("C").get(MOVE_OWED)
     assert owed_2 and owed_2["attempt"] == 2
-    FallbackMove._settled(warm._state("C"), owed_1)  # attempt 1's move finishing now
+    # Attempt 1's move, in flight meanwhile, fails unsent: its debt does not come back
+    # over attempt 2's, and would not once attempt 2 began either.
+    FallbackMove._owe_again(warm._state("C"), owed_1)
     assert warm._state("C").get(MOVE_OWED) == owed_2
+    warm._state("C").pop(MOVE_OWED)
+    FallbackMove._owe_again(warm._state("C"), owed_1)
+    assert warm._state("C").get(MOVE_OWED) is None
+    warm._state("C")[MOVE_OWED] = owed_2
     transfers.fail = None
     warm._room_event(hook({"xfer": "C", "attempt": "2"}, "C", Event="ConferenceEnter"))
     assert transfers.moves[-1] == ("C", "sales")

@@ -44,9 +44,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("answerkit")
 
-#: Seconds a claim on a move lasts: longer than any webhook may take to make it (the REST
-#: client's 10 s timeout), so that only a killed worker's claim ever lapses.
-CLAIM_TTL = 15.0
+#: Seconds a claim on a move lasts: longer than the REST client may take to make it (its
+#: retries within max_retry_time, 30 s, plus a 10 s timeout), so that only a killed
+#: worker's claim ever lapses.
+CLAIM_TTL = 45.0
 
 
 class MoveInFlight(Exception):
@@ -116,14 +117,18 @@ class FallbackMove:
             owed: Any = state.get(MOVE_OWED)
             if not isinstance(owed, dict):
                 return False  # made meanwhile
+            # Cleared before the request: whatever fails once it may have been sent (the
+            # store, the deadline), the move is not made again.
+            state.pop(MOVE_OWED, None)
             if owed.get("rescue") and (state.get(JOINED) or state.get(CALLER_LEFT)):
-                state.pop(MOVE_OWED, None)  # the agent reached the room after all
-                return False
+                return False  # the agent reached the room after all
+            outcome = str(owed.get("outcome", ""))
             try:
                 moved = self.flow.try_transfer(caller_uuid, aleg=self.fallback) is not None
             except BaseException as exc:
-                if not surely_not_applied(exc):
-                    self._settled(state, owed)
+                if surely_not_applied(exc):
+                    self._owe_again(state, owed)
+                else:
                     log.warning(
                         "warm transfer for %s: the move to the fallback may have been "
                         "applied (%s); it is not made again, which would run the fallback "
@@ -131,19 +136,17 @@ class FallbackMove:
                         caller_uuid,
                         type(exc).__name__,
                     )
+                    if not owed.get("rescue"):
+                        self.tell(caller_uuid, outcome)  # decided; the move unconfirmed
                 raise
-            outcome = str(owed.get("outcome", ""))
             if not owed.get("rescue"):
                 self.tell(caller_uuid, outcome)
             elif moved:
                 state.refresh()
                 if not state.get(JOINED):
-                    # Recorded before the debt is cleared: a room event of the agent that
-                    # comes meanwhile finds the move in flight and is sent again.
                     log.info("warm transfer for %s: the agent left before joining", caller_uuid)
                     state[OUTCOME] = outcome
                     self.tell(caller_uuid, outcome)
-            self._settled(state, owed)
             return moved
         finally:
             # A store that cannot forget (or fails to) leaves the claim to lapse.
@@ -151,9 +154,9 @@ class FallbackMove:
                 store.forget_all([claim])
 
     @staticmethod
-    def _settled(state: CallState, owed: dict[str, Any]) -> None:
-        """Clear the debt, unless a newer attempt's replaced it meanwhile (start() again)."""
+    def _owe_again(state: CallState, owed: dict[str, Any]) -> None:
+        """Owe a move that surely was not applied again, unless start() began another
+        attempt meanwhile (its own hold and debt supersede it)."""
         state.refresh()
-        current = state.get(MOVE_OWED)
-        if isinstance(current, dict) and current.get("attempt") == owed.get("attempt"):
-            state.pop(MOVE_OWED, None)
+        if state.get(ATTEMPT) == owed.get("attempt") and state.get(MOVE_OWED) is None:
+            state[MOVE_OWED] = owed
