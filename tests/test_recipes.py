@@ -598,6 +598,8 @@ class FakeTransfers:
         self.fail: BaseException | None = None
         self.fail_only_to: str | None = None  # fail only moves to this route
         self.after_move: BaseException | None = None  # raised once a move was made
+        #: Called with a move's query, as Vobiz fetches the URL a call was moved to.
+        self.land: Callable[[dict[str, Any]], object] | None = None
 
     def warn_without_client(self, who: str) -> None:
         """The fake always has its client."""
@@ -609,6 +611,8 @@ class FakeTransfers:
         if self.fail and self.fail_only_to in (None, kwargs.get("aleg")):
             raise self.fail
         self.moves.append((call_uuid, kwargs.get("aleg")))
+        if self.land is not None and kwargs.get("aleg") == LANDING:
+            self.land(kwargs["params"])
         if self.after_move is not None:
             raise self.after_move
         return object()
@@ -624,6 +628,9 @@ def fake_warm(
     client = FakeWarmClient()
     transfers = FakeTransfers(client)
     flow.transfers = transfers  # type: ignore[assignment]
+    transfers.land = lambda query: warm._moves.landing(
+        CallRequest.from_params({"CallUUID": str(query["xfer"])}, query=query)
+    )
     return warm, client, transfers
 
 
@@ -633,6 +640,9 @@ def hook(query: dict[str, str], uuid: str, **params: str) -> CallRequest:
 
 #: The URL query of attempt 1 of caller "C".
 FIRST = {"xfer": "C", "attempt": "1"}
+#: Where a WarmTransfer moves a caller it sends to its fallback: its landing route, which
+#: records the arrival and redirects to the fallback.
+LANDING = "warm_landing"
 
 
 def accepted_warm(
@@ -692,7 +702,7 @@ def test_warm_transfer_late_agent_enter_after_hangup_does_not_send_the_caller_aw
     # Nothing at all: the caller is live and alone, so moved; a late enter restores the record.
     warm, client, transfers = accepted_warm()
     warm._agent_status(hook(q, "A", Event="Hangup"))
-    assert transfers.moves == [("C", "sales")] and warm.outcome("C") == "agent-unavailable"
+    assert transfers.moves == [("C", LANDING)] and warm.outcome("C") == "agent-unavailable"
     warm._room_event(hook({**q, "leg": "agent"}, "A", Event="ConferenceEnter"))
     assert warm.outcome("C") == "accepted"
 
@@ -706,7 +716,7 @@ def test_warm_transfer_agent_room_events_count_only_from_the_agents_call() -> No
     warm._room_event(hook({**q, "leg": "agent"}, "someone-else", Event="ConferenceEnter"))
     transfers.moves.clear()
     warm._agent_status(hook(q, "A", Event="Hangup"))
-    assert transfers.moves == [("C", "sales")]  # the stranded caller is still rescued
+    assert transfers.moves == [("C", LANDING)]  # the stranded caller is still rescued
 
 
 def test_warm_transfer_restart_hangs_up_the_earlier_agent_and_uses_a_new_room() -> None:
@@ -797,9 +807,9 @@ def test_warm_transfer_rescue_is_given_back_when_the_move_fails() -> None:
     assert warm.outcome("C") == "accepted" and transfers.moves == []
     transfers.fail = None
     warm._agent_status(hook(q, "A", Event="Hangup"))  # Vobiz retries the webhook
-    assert transfers.moves == [("C", "sales")] and warm.outcome("C") == "agent-unavailable"
+    assert transfers.moves == [("C", LANDING)] and warm.outcome("C") == "agent-unavailable"
     warm._agent_status(hook(q, "A", Event="Hangup"))  # and again: moved once
-    assert transfers.moves == [("C", "sales")]
+    assert transfers.moves == [("C", LANDING)]
     assert ("live", "C") not in client.log  # no REST GET inside the status callback
 
 
@@ -815,7 +825,7 @@ def test_warm_transfer_rescue_is_retried_by_vobiz_through_the_webhook(store: Sta
     assert transfers.moves == []
     transfers.fail = None
     assert agent_hangup().status_code == 200
-    assert transfers.moves == [("C", "sales")] and warm.outcome("C") == "agent-unavailable"
+    assert transfers.moves == [("C", LANDING)] and warm.outcome("C") == "agent-unavailable"
     assert agent_hangup().status_code == 403  # taken once: the same signature is a replay
 
 
@@ -831,21 +841,21 @@ def signed_agent_hangup(warm: WarmTransfer) -> Callable[[], Any]:
 
 
 @pytest.mark.parametrize(
-    ("failure", "repeated"),
+    "failure",
     [
-        (ConnectError("no connection"), True),  # nothing was sent
-        (RateLimitedError("slow down", status=429), True),  # refused by Vobiz
-        (ServerError("boom", status=500), False),  # may have been applied (spec §4.1)
-        ("deadline", False),  # cut off mid-request: may have been applied
+        ConnectError("no connection"),  # nothing was sent
+        RateLimitedError("slow down", status=429),  # refused by Vobiz
+        ServerError("boom", status=500),  # unknown: it did not arrive, so made again
+        "deadline",  # cut off mid-request: likewise
     ],
 )
-def test_warm_transfer_unaccepted_agent_move_is_made_again_only_if_surely_not_applied(
-    failure: Any, repeated: bool
+def test_warm_transfer_unaccepted_agent_move_that_failed_is_made_by_the_retry(
+    failure: Any,
 ) -> None:
     # The agent hung up during the whisper and the move to the fallback failed: the
     # decision was spent, so Vobiz's retry found nothing to do and the caller stayed on
-    # hold. A move that may have been applied is not made again: the fallback would run
-    # twice (the REST client never repeats such a POST either).
+    # hold. A failed move is owed; one whose outcome was unknown is made again only when
+    # it did not reach the landing route (and the caller is still in the room).
     from answerkit.dispatch import HandlerTimeout
 
     told: list[str] = []
@@ -856,13 +866,10 @@ def test_warm_transfer_unaccepted_agent_move_is_made_again_only_if_surely_not_ap
     agent_hangup = signed_agent_hangup(warm)
     transfers.fail = HandlerTimeout("deadline") if failure == "deadline" else failure
     assert agent_hangup().status_code == 503
-    assert warm.outcome("C") == "agent-unavailable"  # decided
-    # Told once moved; a move that may have been applied is told at once, unconfirmed.
-    assert told == ([] if repeated else ["agent-unavailable"])
+    assert warm.outcome("C") == "agent-unavailable" and told == []  # decided, not moved
     transfers.fail = None
     assert agent_hangup().status_code == 200
-    assert transfers.moves == ([("C", "sales")] if repeated else [])
-    assert told == ["agent-unavailable"]
+    assert transfers.moves == [("C", LANDING)] and told == ["agent-unavailable"]
 
 
 def test_warm_transfer_a_move_made_then_cut_off_is_not_made_again() -> None:
@@ -879,7 +886,7 @@ def test_warm_transfer_a_move_made_then_cut_off_is_not_made_again() -> None:
     assert agent_hangup().status_code == 503
     transfers.after_move = None
     assert agent_hangup().status_code == 200
-    assert transfers.moves == [("C", "sales")]
+    assert transfers.moves == [("C", LANDING)]
 
 
 def test_warm_transfer_move_in_flight_elsewhere_asks_for_the_callback_again() -> None:
@@ -896,13 +903,13 @@ def test_warm_transfer_move_in_flight_elsewhere_asks_for_the_callback_again() ->
     assert agent_hangup().status_code == 503 and transfers.moves == []
     warm.flow.store.forget_all(claim)  # that move failed, surely unapplied, and let go
     assert agent_hangup().status_code == 200
-    assert transfers.moves == [("C", "sales")] and warm.outcome("C") == "agent-unavailable"
+    assert transfers.moves == [("C", LANDING)] and warm.outcome("C") == "agent-unavailable"
     # A claim left by a worker killed mid-move lapses.
     warm._state("C")[MOVE_OWED] = {"outcome": "agent-unavailable", "rescue": False, "attempt": 1}
     warm.flow.store.remember_all(claim, 0.05)
     time.sleep(0.1)
     warm._agent_status(hook(FIRST, "A", Event="Hangup"))
-    assert transfers.moves[-1] == ("C", "sales") and warm._state("C").get(MOVE_OWED) is None
+    assert transfers.moves[-1] == ("C", LANDING) and warm._state("C").get(MOVE_OWED) is None
 
 
 def test_warm_transfer_rescue_owed_is_dropped_when_the_agent_reached_the_room() -> None:
@@ -933,7 +940,7 @@ def test_warm_transfer_a_move_of_an_earlier_attempt_leaves_the_next_ones_debt() 
     owed_1 = {"outcome": "declined", "rescue": False, "attempt": 1}
     warm._state("C")[MOVE_OWED] = owed_1
     client.fail_make_call = True
-    transfers.fail, transfers.fail_only_to = ConnectError("down"), "sales"
+    transfers.fail, transfers.fail_only_to = ConnectError("down"), LANDING
     with pytest.raises(ConnectError):
         warm.start("C")  # attempt 2: no agent, its move owed
     owed_2 = warm._state("C").get(MOVE_OWED)
@@ -948,7 +955,7 @@ def test_warm_transfer_a_move_of_an_earlier_attempt_leaves_the_next_ones_debt() 
     warm._state("C")[MOVE_OWED] = owed_2
     transfers.fail = None
     warm._room_event(hook({"xfer": "C", "attempt": "2"}, "C", Event="ConferenceEnter"))
-    assert transfers.moves[-1] == ("C", "sales")
+    assert transfers.moves[-1] == ("C", LANDING)
 
 
 def test_warm_transfer_start_raises_the_rest_error_when_nothing_can_be_done() -> None:
@@ -956,7 +963,7 @@ def test_warm_transfer_start_raises_the_rest_error_when_nothing_can_be_done() ->
     # RetryLater, which no caller of start() expects (it is no VobizError).
     warm, client, transfers = fake_warm()
     client.fail_make_call = True
-    transfers.fail, transfers.fail_only_to = ServerError("boom", status=500), "sales"
+    transfers.fail, transfers.fail_only_to = ServerError("boom", status=500), LANDING
     with pytest.raises(ServerError, match="boom"):
         warm.start("C")
     assert warm.outcome("C") == "agent-unreachable"  # decided; the move is owed
@@ -973,14 +980,14 @@ def test_warm_transfer_tells_on_outcome_each_recorded_outcome(
     assert told == [("C", "accepted")]
     # The agent leaves before the room: the caller is moved, and the CRM hears of it.
     warm._agent_status(hook(FIRST, "A", Event="Hangup"))
-    assert told[-1] == ("C", "agent-unavailable") and transfers.moves[-1] == ("C", "sales")
+    assert told[-1] == ("C", "agent-unavailable") and transfers.moves[-1] == ("C", LANDING)
     # A declined transfer is told once the caller was moved; a failing hook undoes nothing.
     told.clear()
     failing, _c, moves = fake_warm(on_outcome=lambda c, o: 1 / 0)
     failing.start("D")
     failing._agent_answer(hook({"xfer": "D", "attempt": "1"}, "B"))
     failing._agent_choice(hook({"xfer": "D", "attempt": "1"}, "B", Digits="2"))
-    assert failing.outcome("D") == "declined" and ("D", "sales") in moves.moves
+    assert failing.outcome("D") == "declined" and ("D", LANDING) in moves.moves
     assert "on_outcome failed" in caplog.text
 
 

@@ -1,15 +1,19 @@
 """A warm transfer's move of the caller to the fallback: owed until done, never twice.
 
-The move is a REST call made from inside a webhook. It can fail, or still be in flight
-when another webhook of the same transfer arrives, so:
+The move is a REST call made from inside a webhook. It can fail, leave it unknown whether
+Vobiz applied it, or still be in flight when another webhook of the same transfer
+arrives, so:
 
-* The record says a move is owed (``MOVE_OWED``, with the attempt it is for) before it is
-  made. A move Vobiz surely did not apply (nothing was sent, or the API refused it: a
-  connection error, 4xx, 429) stays owed, and the next status callback of the transfer,
-  or Vobiz's retry of the failed one, makes it (:meth:`FallbackMove.status_callback`).
-  One that may have been applied (a timeout, a 5xx, the webhook's deadline) is not
-  repeated: the transfer would run the fallback's document twice (spec §4.1), as the
-  REST client never repeats such a POST either.
+* The caller is moved to the recipe's own landing route (``/{name}/landing?move=ID``),
+  which records that this move arrived (``LANDED``) and redirects to the fallback. So a
+  move whose outcome was unknown (a timeout, a 5xx, the webhook's deadline mid-request)
+  can be told apart later: it arrived (Vobiz fetches a transfer URL at once), or the
+  caller left the hold room, or it did not, and is made again. Without this, such a move
+  was either repeated blindly (the fallback ran twice) or given up (the caller stayed on
+  hold for good).
+* The record says a move is owed (``MOVE_OWED``) before it is made. A move that failed
+  stays owed, and the next status callback of the transfer, or Vobiz's retry of the one
+  that failed, settles it (:meth:`FallbackMove.status_callback`).
 * A claim in the store (first writer wins, with an expiry, as a webhook's replay record)
   keeps two webhooks from making the move at once; the second is asked to come back
   (:class:`MoveInFlight`, a RetryLater in a status callback). A worker killed mid-move
@@ -23,10 +27,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from answerkit.dispatch import LateTransferRefused
+from answerkit.elements import Redirect, Response
 from answerkit.errors import (
     APIError,
     ConnectError,
@@ -35,7 +41,14 @@ from answerkit.errors import (
     StateError,
     VobizError,
 )
-from answerkit.recipes._warm_state import ATTEMPT, CALLER_LEFT, JOINED, MOVE_OWED, OUTCOME
+from answerkit.recipes._warm_state import (
+    ATTEMPT,
+    CALLER_LEFT,
+    JOINED,
+    LANDED,
+    MOVE_OWED,
+    OUTCOME,
+)
 from answerkit.request import CallRequest
 from answerkit.state import CallState
 
@@ -55,28 +68,30 @@ class MoveInFlight(Exception):
 
 
 def surely_not_applied(exc: BaseException) -> bool:
-    """Whether a failed transfer is known not to have been applied, so it may be made
-    again: nothing was sent (no connection; refused locally past the handler's deadline),
-    or Vobiz refused it. A 5xx, a timeout or a deadline mid-request may have been applied."""
+    """Whether a failed transfer is known not to have been applied: nothing was sent (no
+    connection; refused locally past the handler's deadline), or Vobiz refused it. A 5xx,
+    a timeout or a deadline mid-request may have been applied."""
     if isinstance(exc, (ConnectError, LateTransferRefused)):
         return True
     return isinstance(exc, APIError) and not isinstance(exc, ServerError)
 
 
 class FallbackMove:
-    """Moves one recipe's callers to its fallback route: at least once when Vobiz surely
-    did not apply a move, never twice at once. ``tell(caller_uuid, outcome)`` is told once
-    a move is done."""
+    """Moves one recipe's callers to its fallback route, through its landing route: once,
+    and again only when the first surely did not arrive. ``tell(caller_uuid, outcome)``
+    is told once a move is done."""
 
     def __init__(
         self,
         flow: CallFlow,
         fallback: str,
+        landing: str,
         state_of: Callable[[str], CallState],
         tell: Callable[[str, str], None],
     ) -> None:
         self.flow = flow
         self.fallback = fallback
+        self.landing_route = landing
         self.state_of = state_of
         self.tell = tell
 
@@ -88,12 +103,19 @@ class FallbackMove:
         state[MOVE_OWED] = {"outcome": outcome, "rescue": rescue, "attempt": state.get(ATTEMPT)}
         return self._make(caller_uuid, state)
 
+    def landing(self, call: CallRequest) -> Response:
+        """The landing route: the move arrived; on to the fallback."""
+        caller, move = call.query.get("xfer"), call.query.get("move")
+        if caller and move:
+            self.state_of(caller)[LANDED] = move
+        return Response(Redirect(self.flow.url_for(self.fallback)))
+
     def status_callback(self, call: CallRequest, body: Callable[[CallRequest], None]) -> None:
         """Run a status callback of the transfer (``?xfer=`` names the caller): ``body``,
         then the move an earlier webhook still owes the caller (after, so that what the
-        body recorded, such as the agent reaching the room, is seen). A move that failed
-        and may be made again, or that another webhook is making, has Vobiz send the
-        callback again (RetryLater, spec §2.12)."""
+        body recorded, such as the agent reaching the room, is seen). A move that failed,
+        or that another webhook is making, has Vobiz send the callback again (RetryLater,
+        spec §2.12)."""
         caller = call.query.get("xfer") or ""
         try:
             body(call)
@@ -104,7 +126,7 @@ class FallbackMove:
         except (VobizError, MoveInFlight) as exc:
             raise RetryLater(
                 f"warm transfer for {caller}: the caller's move to the fallback is still "
-                f"to be made: {exc}"
+                f"to be settled: {exc}"
             ) from exc
 
     def _make(self, caller_uuid: str, state: CallState) -> bool:
@@ -117,46 +139,53 @@ class FallbackMove:
             owed: Any = state.get(MOVE_OWED)
             if not isinstance(owed, dict):
                 return False  # made meanwhile
-            # Cleared before the request: whatever fails once it may have been sent (the
-            # store, the deadline), the move is not made again.
+            # Cleared before the request: whatever fails after it may have been sent (the
+            # store, the deadline), the move is owed again only as "sent, unconfirmed".
             state.pop(MOVE_OWED, None)
+            outcome = str(owed.get("outcome", ""))
+            sent = owed.get("sent")
+            if sent is not None and (state.get(LANDED) == sent or state.get(CALLER_LEFT)):
+                return self._done(caller_uuid, state, owed, outcome, moved=True)
             if owed.get("rescue") and (state.get(JOINED) or state.get(CALLER_LEFT)):
                 return False  # the agent reached the room after all
-            outcome = str(owed.get("outcome", ""))
+            move = uuid.uuid4().hex[:12]
+            params = {"xfer": caller_uuid, "attempt": owed.get("attempt"), "move": move}
             try:
-                moved = self.flow.try_transfer(caller_uuid, aleg=self.fallback) is not None
+                moved = (
+                    self.flow.try_transfer(caller_uuid, aleg=self.landing_route, params=params)
+                    is not None
+                )
             except BaseException as exc:
                 if surely_not_applied(exc):
                     self._owe_again(state, owed)
                 else:
-                    log.warning(
-                        "warm transfer for %s: the move to the fallback may have been "
-                        "applied (%s); it is not made again, which would run the fallback "
-                        "twice",
-                        caller_uuid,
-                        type(exc).__name__,
-                    )
-                    if not owed.get("rescue"):
-                        self.tell(caller_uuid, outcome)  # decided; the move unconfirmed
+                    # Checked on the next callback of the transfer: it arrived, or the
+                    # caller left the room, or it is made again.
+                    self._owe_again(state, {**owed, "sent": move})
                 raise
-            if not owed.get("rescue"):
-                self.tell(caller_uuid, outcome)
-            elif moved:
-                state.refresh()
-                if not state.get(JOINED):
-                    log.info("warm transfer for %s: the agent left before joining", caller_uuid)
-                    state[OUTCOME] = outcome
-                    self.tell(caller_uuid, outcome)
-            return moved
+            return self._done(caller_uuid, state, owed, outcome, moved=moved)
         finally:
             # A store that cannot forget (or fails to) leaves the claim to lapse.
             with contextlib.suppress(NotImplementedError, StateError):
                 store.forget_all([claim])
 
+    def _done(
+        self, caller_uuid: str, state: CallState, owed: dict[str, Any], outcome: str, moved: bool
+    ) -> bool:
+        if not owed.get("rescue"):
+            self.tell(caller_uuid, outcome)
+        elif moved:
+            state.refresh()
+            if not state.get(JOINED):
+                log.info("warm transfer for %s: the agent left before joining", caller_uuid)
+                state[OUTCOME] = outcome
+                self.tell(caller_uuid, outcome)
+        return moved
+
     @staticmethod
     def _owe_again(state: CallState, owed: dict[str, Any]) -> None:
-        """Owe a move that surely was not applied again, unless start() began another
-        attempt meanwhile (its own hold and debt supersede it)."""
+        """Owe the move again, unless start() began another attempt meanwhile (its own
+        hold and debt supersede it)."""
         state.refresh()
         if state.get(ATTEMPT) == owed.get("attempt") and state.get(MOVE_OWED) is None:
             state[MOVE_OWED] = owed

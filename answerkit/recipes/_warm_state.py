@@ -20,6 +20,7 @@ AGENT_CALL = "warm.agent_call_uuid"
 CALLER_LEFT = "warm.caller_left"
 AGENT_ENDED = "warm.agent_ended"
 MOVE_OWED = "warm.move_owed"  # the caller is owed a move to the fallback (see _warm_moves)
+LANDED = "warm.landed"  # the move whose landing webhook came: the caller reached it
 
 
 def attempt_of(call: CallRequest) -> int | None:

@@ -58,6 +58,7 @@ from answerkit.recipes._warm_state import (
     CONTEXT,
     DECIDED,
     JOINED,
+    LANDED,
     MOVE_OWED,
     OUTCOME,
     RESCUED,
@@ -132,7 +133,7 @@ class WarmTransfer:
         #: ``on_outcome(caller_uuid, outcome)``, each time the outcome is recorded or
         #: changes (a CRM told "accepted"). It runs inside a webhook: keep it quick.
         self.on_outcome = on_outcome
-        self._moves = FallbackMove(flow, fallback, self._state, self._tell)
+        self._moves = FallbackMove(flow, fallback, f"{name}_landing", self._state, self._tell)
         self.routes = {
             "hold": f"{name}_hold",
             "music": f"{name}_music",
@@ -140,6 +141,7 @@ class WarmTransfer:
             "agent": f"{name}_agent",
             "choice": f"{name}_agent_choice",
             "agent_status": f"{name}_agent_status",
+            "landing": f"{name}_landing",
         }
         r = self.routes
         flow.add_route(f"/{name}/hold", self._hold, name=r["hold"])
@@ -153,6 +155,7 @@ class WarmTransfer:
             name=r["agent_status"],
             status_callback=True,
         )
+        flow.add_route(f"/{name}/landing", self._moves.landing, name=r["landing"])
         flow.add_check(self._validate)
 
     # -- starting -----------------------------------------------------------------------
@@ -183,7 +186,7 @@ class WarmTransfer:
         # (whose URLs carry its number) are stale and decide nothing for this one.
         attempt = state.incr(ATTEMPT)
         for key in (DECIDED, OUTCOME, AGENT, AGENT_CALL, AGENT_ENDED, JOINED, RESCUED,
-                    CALLER_LEFT, MOVE_OWED):  # fmt: skip
+                    CALLER_LEFT, MOVE_OWED, LANDED):  # fmt: skip
             state.pop(key, None)
         ctx = {str(k): str(v) for k, v in (context or {}).items()}
         state[CONTEXT] = ctx
