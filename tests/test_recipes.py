@@ -850,7 +850,7 @@ def signed_agent_hangup(warm: WarmTransfer) -> Callable[[], Any]:
     ],
 )
 def test_warm_transfer_unaccepted_agent_move_that_failed_is_made_by_the_retry(
-    failure: Any,
+    failure: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The agent hung up during the whisper and the move to the fallback failed: the
     # decision was spent, so Vobiz's retry found nothing to do and the caller stayed on
@@ -868,8 +868,35 @@ def test_warm_transfer_unaccepted_agent_move_that_failed_is_made_by_the_retry(
     assert agent_hangup().status_code == 503
     assert warm.outcome("C") == "agent-unavailable" and told == []  # decided, not moved
     transfers.fail = None
+    if failure == "deadline" or isinstance(failure, ServerError):
+        # Its outcome unknown, the move may still arrive: not made again at once (a late
+        # arrival would run the fallback twice), only once its grace has passed.
+        assert agent_hangup().status_code == 503 and transfers.moves == []
+        monkeypatch.setattr("answerkit.recipes._warm_moves.SENT_GRACE", 0.0)
     assert agent_hangup().status_code == 200
     assert transfers.moves == [("C", LANDING)] and told == ["agent-unavailable"]
+
+
+def test_warm_transfer_landing_runs_the_fallback_on_the_transfer_itself() -> None:
+    # The landing route answered with a Redirect: the fallback saw Event=Redirect, and one
+    # declared for Transfer only (spec §2.8) never ran; the caller heard the apology.
+    from answerkit import Event
+    from answerkit.recipes._warm_state import LANDED
+
+    seen: list[tuple[object, dict[str, str]]] = []
+    flow = new_flow()
+
+    @flow.route("/vm", event=Event.Transfer)
+    def vm(call: CallRequest) -> Response:
+        seen.append((call.event, dict(call.query)))
+        return Response(Speak("voicemail"), Hangup())
+
+    warm = WarmTransfer(flow, agent="+14155550142", caller_id="+14155550100", fallback="vm")
+    query = {"xfer": "C", "attempt": "1", "move": "m1"}
+    doc = warm._moves.landing(hook(query, "C", Event="Transfer"))
+    assert doc is not None and doc.children[0].text == "voicemail"
+    assert seen == [(Event.Transfer, {})]  # the fallback's own (empty) query
+    assert warm._state("C").get(LANDED) == "m1"
 
 
 def test_warm_transfer_a_move_made_then_cut_off_is_not_made_again() -> None:

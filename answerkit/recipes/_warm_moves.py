@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -49,7 +50,7 @@ from answerkit.recipes._warm_state import (
     MOVE_OWED,
     OUTCOME,
 )
-from answerkit.request import CallRequest
+from answerkit.request import CallRequest, Event
 from answerkit.state import CallState
 
 if TYPE_CHECKING:
@@ -61,6 +62,10 @@ log = logging.getLogger("answerkit")
 #: retries within max_retry_time, 30 s, plus a 10 s timeout), so that only a killed
 #: worker's claim ever lapses.
 CLAIM_TTL = 45.0
+
+#: Seconds a move whose outcome was unknown is given to arrive before it is made again:
+#: Vobiz fetches a transfer URL as soon as it applies the transfer.
+SENT_GRACE = 5.0
 
 
 class MoveInFlight(Exception):
@@ -103,12 +108,21 @@ class FallbackMove:
         state[MOVE_OWED] = {"outcome": outcome, "rescue": rescue, "attempt": state.get(ATTEMPT)}
         return self._make(caller_uuid, state)
 
-    def landing(self, call: CallRequest) -> Response:
-        """The landing route: the move arrived; on to the fallback."""
+    def landing(self, call: CallRequest) -> Response | None:
+        """The landing route: the move arrived; the fallback answers it. Its handler runs
+        on this very request (Event=Transfer, as for a transfer to it), with the query
+        of its own route: none of the landing's parameters."""
         caller, move = call.query.get("xfer"), call.query.get("move")
         if caller and move:
             self.state_of(caller)[LANDED] = move
-        return Response(Redirect(self.flow.url_for(self.fallback)))
+        event = str(call.event.value if isinstance(call.event, Event) else call.event)
+        handler = self.flow.get_route(self.fallback).handler_for(event)
+        if handler is None:  # a fallback without a handler for this event: Vobiz asks it
+            return Response(Redirect(self.flow.url_for(self.fallback)))
+        pairs = [(k, v) for k, values in call.params_multi.items() for v in values]
+        own = CallRequest.from_params(pairs, method=call.method, path=call.path, query={})
+        own._attach_state(call.state)
+        return handler(own)
 
     def status_callback(self, call: CallRequest, body: Callable[[CallRequest], None]) -> None:
         """Run a status callback of the transfer (``?xfer=`` names the caller): ``body``,
@@ -146,6 +160,19 @@ class FallbackMove:
             sent = owed.get("sent")
             if sent is not None and (state.get(LANDED) == sent or state.get(CALLER_LEFT)):
                 return self._done(caller_uuid, state, owed, outcome, moved=True)
+            sent_at = owed.get("sent_at")
+            if (
+                sent is not None
+                and isinstance(sent_at, (int, float))
+                and time.time() - sent_at < SENT_GRACE
+            ):
+                # It may still arrive (a slow answer, a 5xx after Vobiz applied it): made
+                # again now, it would run the fallback twice. Asked again later.
+                self._owe_again(state, owed)
+                raise MoveInFlight(
+                    f"the caller {caller_uuid}'s last move may still arrive; checked again "
+                    f"after {SENT_GRACE:g} s"
+                )
             if owed.get("rescue") and (state.get(JOINED) or state.get(CALLER_LEFT)):
                 return False  # the agent reached the room after all
             move = uuid.uuid4().hex[:12]
@@ -161,7 +188,7 @@ class FallbackMove:
                 else:
                     # Checked on the next callback of the transfer: it arrived, or the
                     # caller left the room, or it is made again.
-                    self._owe_again(state, {**owed, "sent": move})
+                    self._owe_again(state, {**owed, "sent": move, "sent_at": time.time()})
                 raise
             return self._done(caller_uuid, state, owed, outcome, moved=moved)
         finally:
