@@ -868,13 +868,36 @@ def test_warm_transfer_unaccepted_agent_move_that_failed_is_made_by_the_retry(
     assert agent_hangup().status_code == 503
     assert warm.outcome("C") == "agent-unavailable" and told == []  # decided, not moved
     transfers.fail = None
-    if failure == "deadline" or isinstance(failure, ServerError):
-        # Its outcome unknown, the move may still arrive: not made again at once (a late
-        # arrival would run the fallback twice), only once its grace has passed.
-        assert agent_hangup().status_code == 503 and transfers.moves == []
-        monkeypatch.setattr("answerkit.recipes._warm_moves.SENT_GRACE", 0.0)
+    # Its outcome unknown, the move may still arrive: the retry waits out its grace (a
+    # late arrival would run the fallback twice) before making it again.
+    monkeypatch.setattr("answerkit.recipes._warm_moves.SENT_GRACE", 0.3)
     assert agent_hangup().status_code == 200
     assert transfers.moves == [("C", LANDING)] and told == ["agent-unavailable"]
+
+
+def test_warm_transfer_a_move_that_arrives_late_is_not_made_again() -> None:
+    # A move whose answer was lost (a 5xx after Vobiz applied it) lands while the next
+    # callback waits: it is not made a second time.
+    import threading
+
+    from answerkit.recipes._warm_state import DECIDED, MOVE_OWED, OUTCOME
+
+    warm, _client, transfers = fake_warm()
+    warm.start("C")
+    warm._agent_answer(hook(FIRST, "A"))
+    transfers.moves.clear()
+    state = warm._state("C")
+    state.incr(DECIDED)  # decided by the webhook whose move's answer was lost
+    state[OUTCOME] = "agent-unavailable"
+    sent = {"outcome": "agent-unavailable", "rescue": False, "attempt": 1}
+    state[MOVE_OWED] = {**sent, "sent": "m1", "sent_at": time.time()}
+    late = threading.Timer(
+        0.3, lambda: warm._moves.landing(hook({**FIRST, "move": "m1"}, "C", Event="Transfer"))
+    )
+    late.start()
+    warm._agent_status(hook(FIRST, "A", Event="Hangup"))
+    late.join()
+    assert transfers.moves == [] and warm._state("C").get(MOVE_OWED) is None
 
 
 def test_warm_transfer_landing_runs_the_fallback_on_the_transfer_itself() -> None:

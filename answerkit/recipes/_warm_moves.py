@@ -63,9 +63,11 @@ log = logging.getLogger("answerkit")
 #: worker's claim ever lapses.
 CLAIM_TTL = 45.0
 
-#: Seconds a move whose outcome was unknown is given to arrive before it is made again:
-#: Vobiz fetches a transfer URL as soon as it applies the transfer.
-SENT_GRACE = 5.0
+#: Seconds a move whose outcome was unknown is given to arrive before it is made again
+#: (Vobiz fetches a transfer URL as soon as it applies the transfer). A callback that comes
+#: sooner waits out the rest, within a status callback's 2.5 s deadline.
+SENT_GRACE = 2.0
+ARRIVAL_POLL = 0.1
 
 
 class MoveInFlight(Exception):
@@ -158,21 +160,14 @@ class FallbackMove:
             state.pop(MOVE_OWED, None)
             outcome = str(owed.get("outcome", ""))
             sent = owed.get("sent")
-            if sent is not None and (state.get(LANDED) == sent or state.get(CALLER_LEFT)):
-                return self._done(caller_uuid, state, owed, outcome, moved=True)
-            sent_at = owed.get("sent_at")
-            if (
-                sent is not None
-                and isinstance(sent_at, (int, float))
-                and time.time() - sent_at < SENT_GRACE
-            ):
-                # It may still arrive (a slow answer, a 5xx after Vobiz applied it): made
-                # again now, it would run the fallback twice. Asked again later.
-                self._owe_again(state, owed)
-                raise MoveInFlight(
-                    f"the caller {caller_uuid}'s last move may still arrive; checked again "
-                    f"after {SENT_GRACE:g} s"
-                )
+            if sent is not None:
+                try:
+                    arrived = self._arrived(state, str(sent), owed.get("sent_at"))
+                except BaseException:  # the deadline, mid-wait: still owed
+                    self._owe_again(state, owed)
+                    raise
+                if arrived:
+                    return self._done(caller_uuid, state, owed, outcome, moved=True)
             if owed.get("rescue") and (state.get(JOINED) or state.get(CALLER_LEFT)):
                 return False  # the agent reached the room after all
             move = uuid.uuid4().hex[:12]
@@ -208,6 +203,22 @@ class FallbackMove:
                 state[OUTCOME] = outcome
                 self.tell(caller_uuid, outcome)
         return moved
+
+    @staticmethod
+    def _arrived(state: CallState, sent: str, sent_at: object) -> bool:
+        """Whether a move whose outcome was unknown arrived (its landing webhook came, or
+        the caller left the hold room), waiting until SENT_GRACE after it was sent: Vobiz
+        fetches the URL as soon as it applies a transfer, and a move made again before a
+        late arrival would run the fallback twice."""
+        since = sent_at if isinstance(sent_at, (int, float)) else 0.0
+        while True:
+            state.refresh()
+            if state.get(LANDED) == sent or state.get(CALLER_LEFT):
+                return True
+            left = since + SENT_GRACE - time.time()
+            if left <= 0:
+                return False
+            time.sleep(min(ARRIVAL_POLL, left))
 
     @staticmethod
     def _owe_again(state: CallState, owed: dict[str, Any]) -> None:
