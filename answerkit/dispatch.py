@@ -11,38 +11,45 @@ Vobiz ignores a status callback's answer but retries it on a non-200 (spec §2.1
 
 from __future__ import annotations
 
-import contextvars
 import logging
-import signal
-import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from functools import partial
-from types import FrameType, MappingProxyType
-from typing import Any, NamedTuple
+from types import MappingProxyType
+from typing import NamedTuple
 
-from answerkit._handler_threads import HandlerThreads
+from answerkit._deadline import (
+    DeadlineRunner,
+    Handler,
+    HandlerState,
+    HandlerTimeout,
+    LateTransferRefused,
+    handler_given_up,
+    loggable,
+)
 from answerkit._params import ParamsLike
 from answerkit.elements import Element, Response
-from answerkit.errors import AnswerkitError, ElementError, RetryLater, StateError
+from answerkit.errors import ElementError, RetryLater, StateError
 from answerkit.request import CallRequest, Event, MissingCallUUID
 from answerkit.signature import HeadersLike, Verifier, public_url_candidates
-from answerkit.state import CallState, StateStore
+from answerkit.state import StateStore
 
 log = logging.getLogger("answerkit")
 
-_HAS_ALARM = hasattr(signal, "SIGALRM")
+__all__ = [
+    "STATUS_EVENTS",
+    "DeadlineRunner",
+    "Dispatcher",
+    "Handler",
+    "HandlerTimeout",
+    "LateTransferRefused",
+    "Route",
+    "SignatureGate",
+    "WebhookReply",
+    "WebhookRequest",
+    "handler_given_up",
+    "loggable",
+]
 
-# signal.getsignal wraps the C function to turn its answer into an enum, which raises and
-# catches ValueError for every Python-level handler: the C function itself is 50x cheaper.
-try:
-    from _signal import getsignal as _getsignal  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - every CPython has _signal
-    _getsignal = signal.getsignal
-
-Handler = Callable[[CallRequest], "Response | None"]
 ErrorHook = Callable[[BaseException, "CallRequest | None", str], None]
 
 #: Events whose answer Vobiz ignores (spec §2.12): they never get the answer handler of a
@@ -91,57 +98,6 @@ def _passes_through(exc: BaseException) -> bool:
 XML_CONTENT_TYPE = "application/xml; charset=utf-8"
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 EMPTY_DOCUMENT = Response().to_bytes()
-
-
-class HandlerTimeout(AnswerkitError):
-    """A handler ran past the flow's deadline; the fallback document was served."""
-
-
-class LateTransferRefused(HandlerTimeout):
-    """A transfer asked for by a handler past its deadline, refused before anything was
-    sent (the caller was answered with the fallback already)."""
-
-
-class _HandlerState(CallState):
-    """``call.state`` as a handler sees it: written through until the handler is abandoned
-    at its deadline, refused after.
-
-    Off the main thread the deadline cannot interrupt a handler (see DeadlineRunner): it
-    runs on while the caller hears the fallback, and Vobiz goes on with the call (its
-    Hangup webhook clears the state). A write landing after that would bring the state back
-    for the whole TTL, or show a later webhook the work of a handler whose answer was never
-    used. A write already under way at the deadline may still land.
-    """
-
-    __slots__ = ("abandoned",)
-
-    def __init__(self, store: StateStore, call_uuid: str) -> None:
-        super().__init__(store, call_uuid)
-        self.abandoned = False
-
-    def _writable(self) -> None:
-        if self.abandoned:
-            # Raised in the abandoned handler, which stops there as SIGALRM would stop it.
-            raise HandlerTimeout(
-                f"call {self.call_uuid}: state write refused: the handler is past its "
-                "deadline and the caller was answered with the fallback"
-            )
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self._writable()
-        super().__setitem__(key, value)
-
-    def __delitem__(self, key: str) -> None:
-        self._writable()
-        super().__delitem__(key)
-
-    def incr(self, key: str, amount: int = 1) -> int:
-        self._writable()
-        return super().incr(key, amount)
-
-    def clear(self) -> None:
-        self._writable()
-        super().clear()
 
 
 # Named tuples, not frozen dataclasses: as immutable, and a third of the cost to build
@@ -264,145 +220,6 @@ _REFUSED_HINT = {
 }
 
 
-class _Alarm:
-    """The process's SIGALRM deadline. Its handler is installed once and left in place
-    (``signal.signal`` costs more than a webhook's whole timer use); ``armed`` says whether a
-    deadline of ours is running, and a SIGALRM that arrives when none is goes to the handler
-    that was installed before ours."""
-
-    armed = False
-    previous: object = None
-
-
-def _alarm(signum: int, frame: FrameType | None) -> None:
-    if _Alarm.armed:
-        raise HandlerTimeout("handler deadline passed")
-    previous = _Alarm.previous
-    if callable(previous):
-        previous(signum, frame)
-
-
-class DeadlineRunner:
-    """Runs a handler with a time limit.
-
-    In the main thread (gunicorn sync workers, the development server's main thread)
-    a SIGALRM timer interrupts the handler itself, at the cost of two system calls.
-    Elsewhere a daemon thread runs it and the caller stops waiting: the handler's
-    thread may go on, but the caller gets its fallback in time, and a handler that never
-    returns does not keep the process from exiting.
-    """
-
-    def __init__(
-        self, seconds: float | None, max_workers: int = 32, status_seconds: float | None = None
-    ) -> None:
-        self.seconds = seconds
-        #: The deadline of status callbacks: Vobiz waits 3 s for them, then retries (spec
-        #: §2.12), so answering later would run the handler's work twice.
-        self.status_seconds = seconds if status_seconds is None else status_seconds
-        self._threads = HandlerThreads(max_workers)
-
-    def run(self, handler: Handler, call: CallRequest, status: bool = False) -> Response | None:
-        """Call ``handler(call)``, raising HandlerTimeout past the deadline (``status``:
-        the status callbacks' own)."""
-        seconds = self.status_seconds if status else self.seconds
-        if not seconds:
-            return handler(call)
-        if (
-            _HAS_ALARM
-            and threading.current_thread() is threading.main_thread()
-            and not _Alarm.armed
-            and signal.getitimer(signal.ITIMER_REAL)[0] == 0
-        ):
-            # Only when no other real-time timer runs (a test runner's timeout, say):
-            # setting ours would silently cancel it.
-            if _getsignal(signal.SIGALRM) is not _alarm:
-                _Alarm.previous = signal.signal(signal.SIGALRM, _alarm)
-            _Alarm.armed = True
-            signal.setitimer(signal.ITIMER_REAL, seconds)
-            try:
-                return handler(call)
-            except HandlerTimeout:
-                # Interrupted, but a thread the handler started may still write: refused
-                # from now on, as on the thread path.
-                state = getattr(call, "state", None)
-                if isinstance(state, _HandlerState):
-                    state.abandoned = True
-                raise
-            finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-                _Alarm.armed = False
-        # The handler's thread sees the caller's context variables: Flask's app and request
-        # contexts, a tracing span.
-        context = contextvars.copy_context()
-        given_up = _GivenUp()
-        future: Future[Response | None] = self._threads.submit(
-            context.run, _run_marked, given_up, handler, call
-        )
-        try:
-            return future.result(timeout=seconds)
-        except FutureTimeout:
-            # Still queued (every handler thread busy): it must never start, since the
-            # caller is being told to hang up. One already running goes on; see above.
-            if not future.cancel():
-                given_up.flag = True  # its later transfers are refused (see handler_given_up)
-                state = getattr(call, "state", None)
-                if isinstance(state, _HandlerState):
-                    state.abandoned = True  # its later writes are refused
-                # Nobody reads the future any more: an error it ends with must still be
-                # logged, or it would vanish (a failed transfer, a bug past the deadline).
-                future.add_done_callback(partial(_log_late, call))
-            raise HandlerTimeout("handler deadline passed") from None
-
-
-class _GivenUp:
-    """Raised (``flag``) when DeadlineRunner stops waiting for a handler; a plain slot, as a
-    threading.Event costs more than the rest of the hand-off."""
-
-    __slots__ = ("flag",)
-
-    def __init__(self) -> None:
-        self.flag = False
-
-
-#: The handler's _GivenUp, in its own context only.
-_GIVEN_UP: contextvars.ContextVar[_GivenUp | None] = contextvars.ContextVar(
-    "answerkit_handler_given_up", default=None
-)
-
-
-def _run_marked(given_up: _GivenUp, handler: Handler, call: CallRequest) -> Response | None:
-    _GIVEN_UP.set(given_up)
-    return handler(call)
-
-
-def handler_given_up() -> bool:
-    """Whether the handler running in this context is past its deadline and abandoned: the
-    caller was answered with the fallback, and what it does now acts on a call Vobiz has
-    moved on with (a transfer would move it again)."""
-    given_up = _GIVEN_UP.get()
-    return given_up is not None and given_up.flag
-
-
-def _log_late(call: CallRequest | None, future: Future[Response | None]) -> None:
-    exc = future.exception()
-    if exc is None or isinstance(exc, HandlerTimeout):  # HandlerTimeout: a refused write
-        return
-    log.error(
-        "call %s: handler failed after its deadline (the fallback was already served): %s: %s",
-        loggable(call.call_uuid) if call is not None else "-",
-        type(exc).__name__,
-        exc,
-        exc_info=exc,
-    )
-
-
-def loggable(value: str) -> str:
-    """``value`` as a log line may carry it: a field from the request with a line break or
-    another control character in it would forge log lines, so such a value is shown quoted
-    and escaped (repr); an ordinary CallUUID or event stays as it is."""
-    return value if value.isprintable() else repr(value)
-
-
 @dataclass
 class Dispatcher:
     """Turns one webhook into one reply, never a 500."""
@@ -457,7 +274,7 @@ class Dispatcher:
             log.warning("flow %s route %s: %s", self.flow_name, route.name, exc)
             return WebhookReply(400, f"{exc}\n".encode(), "text/plain; charset=utf-8")
         if call.call_uuid:  # a transcription may carry none: its state is its own, unsaved
-            call._attach_state(_HandlerState(self.store(), call.call_uuid))
+            call._attach_state(HandlerState(self.store(), call.call_uuid))
         event = str(call.event.value if isinstance(call.event, Event) else call.event)
         status_event = route.status_callback or event in STATUS_EVENTS
         handler = route.handler_for(event)

@@ -536,7 +536,7 @@ def test_deadline_alarm_installed_once_forwards_stray_alarms() -> None:
     import os
     import signal
 
-    from answerkit import dispatch
+    from answerkit import _deadline
 
     remaining, interval = signal.getitimer(signal.ITIMER_REAL)
     before = signal.getsignal(signal.SIGALRM)
@@ -549,7 +549,7 @@ def test_deadline_alarm_installed_once_forwards_stray_alarms() -> None:
         c = flow.create_app().test_client()
         assert_fallback_in_time(c, "/slow")
         assert post(c, "/answer", CALL).status_code == 200
-        assert signal.getsignal(signal.SIGALRM) is dispatch._alarm
+        assert signal.getsignal(signal.SIGALRM) is _deadline._alarm
         assert signal.getitimer(signal.ITIMER_REAL)[0] == 0  # no timer of ours left running
         os.kill(os.getpid(), signal.SIGALRM)
         time.sleep(0.01)

@@ -1,0 +1,232 @@
+"""Running a handler with a time limit, and what a handler past it may no longer do.
+
+:class:`DeadlineRunner` runs a handler with the flow's deadline: interrupted by SIGALRM in
+the main thread (gunicorn sync workers), abandoned in a daemon thread elsewhere. A handler
+abandoned there runs on; its ``call.state`` writes (:class:`HandlerState`) and its
+transfers (:func:`handler_given_up`) are refused from then on, and an error it ends with
+is still logged. Used by :mod:`answerkit.dispatch`, which re-exports the public names.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from functools import partial
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from answerkit._handler_threads import HandlerThreads
+from answerkit.errors import AnswerkitError
+from answerkit.request import CallRequest
+from answerkit.state import CallState, StateStore
+
+if TYPE_CHECKING:
+    from answerkit.elements import Response
+
+log = logging.getLogger("answerkit")
+
+Handler = Callable[[CallRequest], "Response | None"]
+
+_HAS_ALARM = hasattr(signal, "SIGALRM")
+
+# signal.getsignal wraps the C function to turn its answer into an enum, which raises and
+# catches ValueError for every Python-level handler: the C function itself is 50x cheaper.
+try:
+    from _signal import getsignal as _getsignal  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - every CPython has _signal
+    _getsignal = signal.getsignal
+
+
+class HandlerTimeout(AnswerkitError):
+    """A handler ran past the flow's deadline; the fallback document was served."""
+
+
+class LateTransferRefused(HandlerTimeout):
+    """A transfer asked for by a handler past its deadline, refused before anything was
+    sent (the caller was answered with the fallback already)."""
+
+
+class HandlerState(CallState):
+    """``call.state`` as a handler sees it: written through until the handler is abandoned
+    at its deadline, refused after.
+
+    Off the main thread the deadline cannot interrupt a handler (see DeadlineRunner): it
+    runs on while the caller hears the fallback, and Vobiz goes on with the call (its
+    Hangup webhook clears the state). A write landing after that would bring the state back
+    for the whole TTL, or show a later webhook the work of a handler whose answer was never
+    used. A write already under way at the deadline may still land.
+    """
+
+    __slots__ = ("abandoned",)
+
+    def __init__(self, store: StateStore, call_uuid: str) -> None:
+        super().__init__(store, call_uuid)
+        self.abandoned = False
+
+    def _writable(self) -> None:
+        if self.abandoned:
+            # Raised in the abandoned handler, which stops there as SIGALRM would stop it.
+            raise HandlerTimeout(
+                f"call {self.call_uuid}: state write refused: the handler is past its "
+                "deadline and the caller was answered with the fallback"
+            )
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._writable()
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self._writable()
+        super().__delitem__(key)
+
+    def incr(self, key: str, amount: int = 1) -> int:
+        self._writable()
+        return super().incr(key, amount)
+
+    def clear(self) -> None:
+        self._writable()
+        super().clear()
+
+
+class _Alarm:
+    """The process's SIGALRM deadline. Its handler is installed once and left in place
+    (``signal.signal`` costs more than a webhook's whole timer use); ``armed`` says whether a
+    deadline of ours is running, and a SIGALRM that arrives when none is goes to the handler
+    that was installed before ours."""
+
+    armed = False
+    previous: object = None
+
+
+def _alarm(signum: int, frame: FrameType | None) -> None:
+    if _Alarm.armed:
+        raise HandlerTimeout("handler deadline passed")
+    previous = _Alarm.previous
+    if callable(previous):
+        previous(signum, frame)
+
+
+class DeadlineRunner:
+    """Runs a handler with a time limit.
+
+    In the main thread (gunicorn sync workers, the development server's main thread)
+    a SIGALRM timer interrupts the handler itself, at the cost of two system calls.
+    Elsewhere a daemon thread runs it and the caller stops waiting: the handler's
+    thread may go on, but the caller gets its fallback in time, and a handler that never
+    returns does not keep the process from exiting.
+    """
+
+    def __init__(
+        self, seconds: float | None, max_workers: int = 32, status_seconds: float | None = None
+    ) -> None:
+        self.seconds = seconds
+        #: The deadline of status callbacks: Vobiz waits 3 s for them, then retries (spec
+        #: §2.12), so answering later would run the handler's work twice.
+        self.status_seconds = seconds if status_seconds is None else status_seconds
+        self._threads = HandlerThreads(max_workers)
+
+    def run(self, handler: Handler, call: CallRequest, status: bool = False) -> Response | None:
+        """Call ``handler(call)``, raising HandlerTimeout past the deadline (``status``:
+        the status callbacks' own)."""
+        seconds = self.status_seconds if status else self.seconds
+        if not seconds:
+            return handler(call)
+        if (
+            _HAS_ALARM
+            and threading.current_thread() is threading.main_thread()
+            and not _Alarm.armed
+            and signal.getitimer(signal.ITIMER_REAL)[0] == 0
+        ):
+            # Only when no other real-time timer runs (a test runner's timeout, say):
+            # setting ours would silently cancel it.
+            if _getsignal(signal.SIGALRM) is not _alarm:
+                _Alarm.previous = signal.signal(signal.SIGALRM, _alarm)
+            _Alarm.armed = True
+            signal.setitimer(signal.ITIMER_REAL, seconds)
+            try:
+                return handler(call)
+            except HandlerTimeout:
+                # Interrupted, but a thread the handler started may still write: refused
+                # from now on, as on the thread path.
+                state = getattr(call, "state", None)
+                if isinstance(state, HandlerState):
+                    state.abandoned = True
+                raise
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                _Alarm.armed = False
+        # The handler's thread sees the caller's context variables: Flask's app and request
+        # contexts, a tracing span.
+        context = contextvars.copy_context()
+        given_up = _GivenUp()
+        future: Future[Response | None] = self._threads.submit(
+            context.run, _run_marked, given_up, handler, call
+        )
+        try:
+            return future.result(timeout=seconds)
+        except FutureTimeout:
+            # Still queued (every handler thread busy): it must never start, since the
+            # caller is being told to hang up. One already running goes on; see above.
+            if not future.cancel():
+                given_up.flag = True  # its later transfers are refused (see handler_given_up)
+                state = getattr(call, "state", None)
+                if isinstance(state, HandlerState):
+                    state.abandoned = True  # its later writes are refused
+                # Nobody reads the future any more: an error it ends with must still be
+                # logged, or it would vanish (a failed transfer, a bug past the deadline).
+                future.add_done_callback(partial(_log_late, call))
+            raise HandlerTimeout("handler deadline passed") from None
+
+
+class _GivenUp:
+    """Raised (``flag``) when DeadlineRunner stops waiting for a handler; a plain slot, as a
+    threading.Event costs more than the rest of the hand-off."""
+
+    __slots__ = ("flag",)
+
+    def __init__(self) -> None:
+        self.flag = False
+
+
+#: The handler's _GivenUp, in its own context only.
+_GIVEN_UP: contextvars.ContextVar[_GivenUp | None] = contextvars.ContextVar(
+    "answerkit_handler_given_up", default=None
+)
+
+
+def _run_marked(given_up: _GivenUp, handler: Handler, call: CallRequest) -> Response | None:
+    _GIVEN_UP.set(given_up)
+    return handler(call)
+
+
+def handler_given_up() -> bool:
+    """Whether the handler running in this context is past its deadline and abandoned: the
+    caller was answered with the fallback, and what it does now acts on a call Vobiz has
+    moved on with (a transfer would move it again)."""
+    given_up = _GIVEN_UP.get()
+    return given_up is not None and given_up.flag
+
+
+def _log_late(call: CallRequest | None, future: Future[Response | None]) -> None:
+    exc = future.exception()
+    if exc is None or isinstance(exc, HandlerTimeout):  # HandlerTimeout: a refused write
+        return
+    log.error(
+        "call %s: handler failed after its deadline (the fallback was already served): %s: %s",
+        loggable(call.call_uuid) if call is not None else "-",
+        type(exc).__name__,
+        exc,
+        exc_info=exc,
+    )
+
+
+def loggable(value: str) -> str:
+    """``value`` as a log line may carry it: a field from the request with a line break or
+    another control character in it would forge log lines, so such a value is shown quoted
+    and escaped (repr); an ordinary CallUUID or event stays as it is."""
+    return value if value.isprintable() else repr(value)
