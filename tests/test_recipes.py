@@ -900,6 +900,29 @@ def test_warm_transfer_a_move_that_arrives_late_is_not_made_again() -> None:
     assert transfers.moves == [] and warm._state("C").get(MOVE_OWED) is None
 
 
+def test_warm_transfer_a_move_superseded_by_a_new_attempt_is_not_made() -> None:
+    # The fallback started a second agent (start() again) while a callback waited for the
+    # first move to arrive: after the wait it moved the caller off attempt 2's hold.
+    import threading
+
+    from answerkit.recipes._warm_state import DECIDED, MOVE_OWED, OUTCOME
+
+    warm, _client, transfers = fake_warm()
+    warm.start("C")
+    warm._agent_answer(hook(FIRST, "A"))
+    state = warm._state("C")
+    state.incr(DECIDED)
+    state[OUTCOME] = "declined"
+    owed = {"outcome": "declined", "rescue": False, "attempt": 1}
+    state[MOVE_OWED] = {**owed, "sent": "m1", "sent_at": time.time()}
+    transfers.moves.clear()
+    hunt = threading.Timer(0.3, lambda: warm.start("C"))  # the fallback, landed unseen
+    hunt.start()
+    warm._agent_status(hook(FIRST, "A", Event="Hangup"))
+    hunt.join()
+    assert transfers.moves == [("C", "warm_hold")]  # attempt 2's hold, and no other move
+
+
 def test_warm_transfer_landing_runs_the_fallback_on_the_transfer_itself() -> None:
     # The landing route answered with a Redirect: the fallback saw Event=Redirect, and one
     # declared for Transfer only (spec §2.8) never ran; the caller heard the apology.

@@ -155,21 +155,27 @@ class FallbackMove:
             owed: Any = state.get(MOVE_OWED)
             if not isinstance(owed, dict):
                 return False  # made meanwhile
-            # Cleared before the request: whatever fails after it may have been sent (the
-            # store, the deadline), the move is owed again only as "sent, unconfirmed".
-            state.pop(MOVE_OWED, None)
+            attempt = owed.get("attempt")
+            if state.get(ATTEMPT) != attempt:
+                state.pop(MOVE_OWED, None)  # start() began another attempt: superseded
+                return False
             outcome = str(owed.get("outcome", ""))
             sent = owed.get("sent")
             if sent is not None:
-                try:
-                    arrived = self._arrived(state, str(sent), owed.get("sent_at"))
-                except BaseException:  # the deadline, mid-wait: still owed
-                    self._owe_again(state, owed)
-                    raise
-                if arrived:
+                # The debt stays on the record while this waits (under the claim, so
+                # another callback is asked to come back, not told there is nothing owed).
+                found = self._arrival(state, str(sent), owed.get("sent_at"), attempt)
+                if found != "absent":
+                    self._clear(state, owed)
+                    if found == "superseded":
+                        return False
                     return self._done(caller_uuid, state, owed, outcome, moved=True)
             if owed.get("rescue") and (state.get(JOINED) or state.get(CALLER_LEFT)):
+                self._clear(state, owed)
                 return False  # the agent reached the room after all
+            # Cleared just before the request: whatever fails after it may have been sent
+            # (the store, the deadline), the move is owed again only as "sent, unconfirmed".
+            self._clear(state, owed)
             move = uuid.uuid4().hex[:12]
             params = {"xfer": caller_uuid, "attempt": owed.get("attempt"), "move": move}
             try:
@@ -205,20 +211,33 @@ class FallbackMove:
         return moved
 
     @staticmethod
-    def _arrived(state: CallState, sent: str, sent_at: object) -> bool:
-        """Whether a move whose outcome was unknown arrived (its landing webhook came, or
-        the caller left the hold room), waiting until SENT_GRACE after it was sent: Vobiz
-        fetches the URL as soon as it applies a transfer, and a move made again before a
-        late arrival would run the fallback twice."""
+    def _arrival(state: CallState, sent: str, sent_at: object, attempt: object) -> str:
+        """Whether a move whose outcome was unknown ``arrived`` (its landing webhook came,
+        or the caller left the hold room), is ``absent``, or was ``superseded`` (start()
+        began another attempt), waiting until SENT_GRACE after it was sent, and never
+        longer than SENT_GRACE (clocks differ between hosts): Vobiz fetches the URL as
+        soon as it applies a transfer, and a move made again before a late arrival would
+        run the fallback twice."""
         since = sent_at if isinstance(sent_at, (int, float)) else 0.0
+        until = time.time() + min(SENT_GRACE, max(0.0, since + SENT_GRACE - time.time()))
         while True:
             state.refresh()
+            if state.get(ATTEMPT) != attempt:
+                return "superseded"
             if state.get(LANDED) == sent or state.get(CALLER_LEFT):
-                return True
-            left = since + SENT_GRACE - time.time()
+                return "arrived"
+            left = until - time.time()
             if left <= 0:
-                return False
+                return "absent"
             time.sleep(min(ARRIVAL_POLL, left))
+
+    @staticmethod
+    def _clear(state: CallState, owed: dict[str, Any]) -> None:
+        """Take ``owed`` off the record, unless a newer attempt's debt replaced it."""
+        state.refresh()
+        current = state.get(MOVE_OWED)
+        if isinstance(current, dict) and current.get("attempt") == owed.get("attempt"):
+            state.pop(MOVE_OWED, None)
 
     @staticmethod
     def _owe_again(state: CallState, owed: dict[str, Any]) -> None:
