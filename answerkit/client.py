@@ -83,11 +83,11 @@ def _without_userinfo(url: str) -> tuple[str, bool]:
     """``url`` quoted for a message with any ``user:password@`` hidden, and whether it had
     one (read without urlsplit, which refuses some malformed URLs before saying)."""
     scheme, sep, rest = url.partition("://")
-    authority, slash, path = rest.partition("/")
-    _userinfo, at, host = authority.rpartition("@")
-    if not (sep and at):
+    # Up to the query or fragment: a password may hold an unencoded "/" of its own.
+    head = rest.split("?", 1)[0].split("#", 1)[0]
+    if not sep or "@" not in head:
         return repr(url), False
-    return repr(f"{scheme}://***@{host}{slash}{path}"), True
+    return repr(f"{scheme}://***@{rest[head.rindex('@') + 1 :]}"), True
 
 
 class VobizClient:

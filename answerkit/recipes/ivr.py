@@ -101,7 +101,9 @@ class IVRMenu:
     with phrases. After ``retries`` failed attempts (no input or an invalid choice)
     the caller goes to ``fallback`` (a route name or a handler; by default an apology
     and a hangup). Speech recognised with a ``SpeechConfidenceScore`` below
-    ``min_confidence`` (default 0.5) is not acted on: it counts as an invalid choice.
+    ``min_confidence`` (default 0.5) is not acted on: it counts as an invalid choice
+    (speech that comes without a readable score, which the spec lists but a platform may
+    leave out, is acted on).
     The whole graph is checked when the flow is mounted: a target that
     is not a route of the flow is a :class:`~answerkit.ConfigurationError`.
     """

@@ -2,8 +2,9 @@
 
 Two ways in: the Python call :meth:`TransferTrigger.move`, and an authenticated HTTP
 endpoint of the flow (``POST {path}`` with a JSON body ``{"call_uuid": ..., "aleg": ...,
-"bleg": ..., "params": {...}}`` and ``Authorization: Bearer <secret>``; a form body with the
-same fields, and ``CallUUID`` for ``call_uuid``, as Vobiz spells it, are taken too). "The
+"bleg": ..., "params": {...}}`` and ``Authorization: Bearer <secret>``; a form body with
+``call_uuid``, ``aleg`` and ``bleg`` (no ``params``), and ``CallUUID`` for ``call_uuid``, as
+Vobiz spells it, are taken too). "The
 call already ended" is an ordinary outcome on both: ``"ended"``, HTTP 200. ``routes=``
 limits the routes the endpoint may send calls to.
 """
