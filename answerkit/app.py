@@ -170,6 +170,7 @@ class CallFlow:
         name: str | None = None,
         event: Event | str | None = None,
         status_callback: bool = False,
+        replay_check: bool = True,
     ) -> Callable[[Handler], Handler]:
         """Declare ``handler`` as the route at ``path`` (sugar over :meth:`add_route`).
 
@@ -178,7 +179,9 @@ class CallFlow:
         ``status_callback=True`` marks a URL whose answer Vobiz ignores (Dial
         ``callbackUrl``, hangup URL): it runs for every event and answers an empty 200 (an
         empty 503 when Vobiz should send it again: RetryLater, ``status_deadline``, the
-        store down).
+        store down). ``replay_check=False`` is for a route whose answer is the same whoever
+        asks and whenever (hold music, a static prompt): its signature is still checked,
+        but not recorded, so a replay is harmless and it answers while the store is down.
         """
 
         if callable(path):
@@ -190,7 +193,14 @@ class CallFlow:
             )
 
         def decorator(handler: Handler) -> Handler:
-            self.add_route(path, handler, name=name, event=event, status_callback=status_callback)
+            self.add_route(
+                path,
+                handler,
+                name=name,
+                event=event,
+                status_callback=status_callback,
+                replay_check=replay_check,
+            )
             return handler
 
         return decorator
@@ -203,8 +213,9 @@ class CallFlow:
         name: str | None = None,
         event: Event | str | None = None,
         status_callback: bool = False,
+        replay_check: bool = True,
     ) -> Route:
-        """Register ``handler`` at ``path``; returns the route."""
+        """Register ``handler`` at ``path``; returns the route (see :meth:`route`)."""
         if not path.startswith("/"):
             raise ConfigurationError(f"route path must start with '/', got {path!r}")
         # type(handler).__call__: an object whose __call__ is async def.
@@ -238,11 +249,18 @@ class CallFlow:
                     f"flow {self.name!r} already has a route named {route_name!r} "
                     f"(at {self._by_name[route_name].path}); pass name= to tell them apart"
                 )
-            route = Route(route_name, path, status_callback=status_callback)
+            route = Route(
+                route_name, path, status_callback=status_callback, replay_check=replay_check
+            )
             self._routes[path] = route
             self._by_name[route_name] = route
         elif name is not None and name != route.name and name not in self._by_name:
             self._by_name[name] = route
+        if replay_check != route.replay_check:
+            raise ConfigurationError(
+                f"route {path!r}: replay_check is per URL, and its other handlers have "
+                f"replay_check={route.replay_check}"
+            )
         if event_key in route.handlers:
             raise ConfigurationError(
                 f"route {path!r} already has a handler for "

@@ -363,6 +363,31 @@ def test_a_status_handler_whose_store_write_fails_is_sent_again() -> None:
     assert (r.status_code, r.data) == (503, b"")
 
 
+def test_a_route_without_replay_check_still_verifies_and_answers_with_the_store_down() -> None:
+    from answerkit import Play
+    from answerkit.state import RedisStore
+
+    # Hold music is the same for everyone, every time: its replays are harmless, and while
+    # the store was down the caller on hold heard the apology document instead.
+    flow = CallFlow("music", public_url=PUBLIC, auth_token=TOKEN,
+                    state=RedisStore("redis://127.0.0.1:1/0"))  # fmt: skip
+
+    @flow.route("/music", replay_check=False)
+    def music(call: CallRequest) -> Response:
+        return Response(Play("https://cdn.example.com/hold.mp3", loop=0))
+
+    c = flow.create_app().test_client()
+    headers = sign(PUBLIC + "/music", TOKEN)
+    for _ in range(2):  # the same signature twice: both answered, with the store down
+        r = c.post("/music", data=CALL, headers=headers)
+        assert r.status_code == 200 and b"<Play" in r.data
+    assert c.post("/music", data=CALL).status_code == 403  # still verified
+    other = CallFlow("other", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+    other.add_route("/music", lambda call: None, replay_check=False)
+    with pytest.raises(ConfigurationError, match="replay_check is per URL"):
+        other.add_route("/music", lambda call: None, event="Hangup")
+
+
 def test_unreachable_state_store_still_answers() -> None:
     from answerkit.state import RedisStore
 
