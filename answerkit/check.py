@@ -138,10 +138,20 @@ def check_flow(flow: CallFlow) -> list[CheckResult]:
         none_answers(flow) as returned_none,
     ):
         for route in flow.routes:
-            for event in route.events:
-                name = event or (
-                    Event.DialHangup.value if route.status_callback else Event.StartApp.value
+            # A status-callback URL (a hangup URL, a Dial's callbackUrl) takes any event:
+            # the two it most often gets are sent to its default handler.
+            samples = [
+                name
+                for event in route.events
+                for name in (
+                    [event]
+                    if event
+                    else [Event.Hangup.value, Event.DialHangup.value]
+                    if route.status_callback
+                    else [Event.StartApp.value]
                 )
+            ]
+            for name in samples:
                 errors.clear()
                 returned_none.clear()
                 params = {**SAMPLE_CALL, "Event": name, **SAMPLE_EVENT_FIELDS.get(name, {})}

@@ -306,3 +306,23 @@ def test_routes_lists_a_recipe_flow_without_a_public_url(
     monkeypatch.setenv("ANSWERKIT_STATE_URL", "memory://")
     assert main(["routes", str(Path(__file__).resolve().parent.parent / "examples/ivr.py")]) == 0
     assert "/main/choice" in capsys.readouterr().out
+
+
+def test_check_sends_a_status_route_both_hangup_and_dialhangup() -> None:
+    # A hangup URL declared status_callback=True got only a DialHangup sample: a handler
+    # failing on Hangup, the event such a URL exists for, passed the check.
+    from answerkit import CallFlow, CallRequest, Event
+    from answerkit.check import check_flow
+    from answerkit.state import MemoryStore
+
+    flow = CallFlow("hang", public_url="https://v.example.com", auth_token="t" * 20,
+                    state=MemoryStore())  # fmt: skip
+
+    @flow.route("/ended", status_callback=True)
+    def ended(call: CallRequest) -> None:
+        if call.event == Event.Hangup:
+            raise RuntimeError("the CRM write is broken")
+
+    results = check_flow(flow)
+    assert [(r.event, r.ok) for r in results] == [("Hangup", False), ("DialHangup", True)]
+    assert "the CRM write is broken" in results[0].problems[0]
