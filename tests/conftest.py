@@ -95,6 +95,11 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 StoreFactory = Callable[..., StateStore]
 
 
+def new_call_uuid() -> str:
+    """A CallUUID of its own, so that tests sharing a store never meet."""
+    return str(uuid.uuid4())
+
+
 @pytest.fixture(params=["memory", "sqlite", "redis"])
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
     """Builds stores of one backend (``ttl`` may be passed); all are closed afterwards."""

@@ -324,14 +324,19 @@ def warm_flow(local_vobiz: Any, **options: Any) -> tuple[WarmTransfer, CallSimul
     return warm, sim
 
 
+def accepting_agent(local_vobiz: Any) -> tuple[WarmTransfer, CallSimulator, Any]:
+    """warm_flow() with an agent who will press 1, and a caller placed (not yet run)."""
+    warm, sim = warm_flow(local_vobiz)
+    sim.expect_outbound("+14155550142", digits="1")
+    return warm, sim, sim.call("answer")
+
+
 def test_warm_transfer_agent_gone_before_reaching_the_room_does_not_strand_the_caller(
     local_vobiz: Any,
 ) -> None:
     # The agent accepts, then hangs up before joining the room: the caller held there
     # alone (stay_alone, a room nobody starts) until the conference time limit.
-    warm, sim = warm_flow(local_vobiz)
-    sim.expect_outbound("+14155550142", digits="1")
-    caller = sim.call("answer")
+    warm, sim, caller = accepting_agent(local_vobiz)
 
     def agent_hangs_up(call: Any, event: Any) -> None:
         if call is not caller and event.kind == "hear" and "Connecting you now" in event.text:
@@ -348,9 +353,7 @@ def test_warm_transfer_agent_gone_before_reaching_the_room_does_not_strand_the_c
 def test_warm_transfer_agent_who_joined_then_left_ends_the_call_normally(
     local_vobiz: Any,
 ) -> None:
-    warm, sim = warm_flow(local_vobiz)
-    sim.expect_outbound("+14155550142", digits="1")
-    caller = sim.call("answer")
+    warm, sim, caller = accepting_agent(local_vobiz)
     caller.run()
     sim.run_until_idle()
     agent = next(c for c in sim.calls if c is not caller)

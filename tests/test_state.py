@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import StoreFactory
+from conftest import StoreFactory, new_call_uuid
 
 from answerkit.errors import ConfigurationError, StateError
 from answerkit.state import (
@@ -28,16 +28,11 @@ from answerkit.state import (
 )
 from answerkit.state_urls import redact_url as _redact_url
 
-
-def _call() -> str:
-    return str(uuid.uuid4())
-
-
 # --------------------------------------------------------------------------- contract
 
 
 def test_set_get_delete_clear(store: StateStore) -> None:
-    call = _call()
+    call = new_call_uuid()
     assert store.get_all(call) == {}
     with pytest.raises(KeyError):
         store.get(call, "missing")
@@ -58,7 +53,7 @@ def test_set_get_delete_clear(store: StateStore) -> None:
     store.delete(call, "name")
     store.delete(call, "never-there")
     assert "name" not in store.get_all(call)
-    other = _call()
+    other = new_call_uuid()
     store.set(other, "name", "Other")
     store.clear(call)
     assert store.get_all(call) == {}
@@ -67,7 +62,7 @@ def test_set_get_delete_clear(store: StateStore) -> None:
 
 def test_expire_brings_the_end_forward_never_back(make_store: StoreFactory) -> None:
     store = make_store(ttl=2.0)
-    soon, later, other = _call(), _call(), _call()
+    soon, later, other = new_call_uuid(), new_call_uuid(), new_call_uuid()
     for call in (soon, later, other):
         store.set(call, "n", 1)
     store.expire(soon, 0.6)  # sooner than the TTL: taken
@@ -82,7 +77,7 @@ def test_expire_brings_the_end_forward_never_back(make_store: StoreFactory) -> N
 
 
 def test_values_must_be_json(store: StateStore) -> None:
-    call = _call()
+    call = new_call_uuid()
     with pytest.raises(StateError, match="JSON"):
         store.set(call, "bad", object())
     with pytest.raises(StateError):
@@ -91,7 +86,7 @@ def test_values_must_be_json(store: StateStore) -> None:
 
 
 def test_incr(store: StateStore) -> None:
-    call = _call()
+    call = new_call_uuid()
     assert store.incr(call, "n") == 1
     assert store.incr(call, "n", 5) == 6
     assert store.incr(call, "n", -2) == 4
@@ -109,7 +104,7 @@ def test_incr(store: StateStore) -> None:
 
 def test_entries_expire_and_do_not_come_back(make_store: StoreFactory) -> None:
     store = make_store(ttl=0.3)
-    call = _call()
+    call = new_call_uuid()
     store.set(call, "old", 1)
     store.incr(call, "count")
     time.sleep(0.6)
@@ -123,7 +118,7 @@ def test_entries_expire_and_do_not_come_back(make_store: StoreFactory) -> None:
 
 def test_a_write_refreshes_the_whole_call(make_store: StoreFactory) -> None:
     store = make_store(ttl=0.8)
-    call = _call()
+    call = new_call_uuid()
     store.set(call, "a", 1)
     time.sleep(0.5)
     store.set(call, "b", 2)
@@ -161,7 +156,7 @@ def test_remember_all_records_every_key_and_refuses_any_repeat(make_store: Store
 
 def test_a_write_keeps_expired_keys_expired(make_store: StoreFactory) -> None:
     store = make_store(ttl=0.3)
-    call = _call()
+    call = new_call_uuid()
     store.set(call, "old", 1)
     time.sleep(0.6)
     store.set(call, "new", 2)
@@ -174,7 +169,7 @@ def test_ping(store: StateStore) -> None:
 
 
 def test_threads_lose_no_update(store: StateStore) -> None:
-    call = _call()
+    call = new_call_uuid()
 
     failures: list[BaseException] = []
 
@@ -203,7 +198,7 @@ def test_ttl_must_be_positive() -> None:
 
 
 def test_call_state_mapping(store: StateStore) -> None:
-    call = _call()
+    call = new_call_uuid()
     state = store.state(call)
     assert isinstance(state, CallState)
     assert len(state) == 0 and list(state) == []
@@ -227,7 +222,7 @@ def test_call_state_mapping(store: StateStore) -> None:
 
 
 def test_call_state_reads_a_snapshot_until_refresh(store: StateStore) -> None:
-    call = _call()
+    call = new_call_uuid()
     store.set(call, "a", 1)
     first = CallState(store, call)
     assert first["a"] == 1  # snapshot taken here
@@ -239,7 +234,7 @@ def test_call_state_reads_a_snapshot_until_refresh(store: StateStore) -> None:
 
 
 def test_call_state_cached_values_match_stored_values(store: StateStore) -> None:
-    state = store.state(_call())
+    state = store.state(new_call_uuid())
     assert len(state) == 0
     state["t"] = (1, 2)
     assert state["t"] == [1, 2]  # what a later webhook would read
@@ -261,7 +256,7 @@ def _incr_worker(kind: str, target: str, call: str, prefix: str, count: int) -> 
 
 
 def _run_processes(kind: str, target: str, prefix: str = "") -> int:
-    call = _call()
+    call = new_call_uuid()
     ctx = multiprocessing.get_context("spawn")
     procs = [
         ctx.Process(target=_incr_worker, args=(kind, target, call, prefix, 200)) for _ in range(2)
@@ -294,7 +289,7 @@ def test_redis_two_processes_lose_no_update(redis_url: str) -> None:
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_sqlite_store_inherited_through_fork(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "fork.sqlite3")
-    call = _call()
+    call = new_call_uuid()
     store.set(call, "parent", True)  # the parent now holds an open connection
     ctx = multiprocessing.get_context("fork")
     procs = [ctx.Process(target=lambda: [store.incr(call, "n") for _ in range(100)])]
@@ -314,7 +309,7 @@ def test_sqlite_store_inherited_through_fork(tmp_path: Path) -> None:
 def test_sqlite_file_shared_between_store_instances(tmp_path: Path) -> None:
     path = tmp_path / "shared.sqlite3"
     one, two = SQLiteStore(path), SQLiteStore(str(path))
-    call = _call()
+    call = new_call_uuid()
     one.set(call, "k", "v")
     assert two.get(call, "k") == "v"
     assert two.remember_once("nonce", 60) is True
@@ -328,7 +323,7 @@ def test_sqlite_file_shared_between_store_instances(tmp_path: Path) -> None:
 def test_sqlite_connections_die_with_their_threads(tmp_path: Path) -> None:
     # A threaded server may use a new thread per request: connections must not pile up.
     store = SQLiteStore(tmp_path / "threads.sqlite3")
-    call = _call()
+    call = new_call_uuid()
     for _ in range(30):
         thread = threading.Thread(target=store.incr, args=(call, "n"))
         thread.start()
@@ -362,7 +357,7 @@ def test_sqlite_waits_for_another_connections_write_lock(tmp_path: Path) -> None
     other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")  # holds the write lock
     threading.Timer(0.2, other.execute, args=("COMMIT",)).start()
-    store.set(_call(), "k", 1)  # waits, then succeeds
+    store.set(new_call_uuid(), "k", 1)  # waits, then succeeds
     other.close()
     store.close()
 
@@ -371,13 +366,13 @@ def test_sqlite_checkpoints_in_the_background_and_stops_on_close(tmp_path: Path)
     path = tmp_path / "ckpt.sqlite3"
     store = SQLiteStore(path)
     for i in range(200):
-        store.set(_call(), "k", i)
+        store.set(new_call_uuid(), "k", i)
     wal = Path(f"{path}-wal")
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:  # a checkpoint resets the log for the next writer
         before = wal.stat().st_size
         time.sleep(0.6)
-        store.set(_call(), "k", 0)
+        store.set(new_call_uuid(), "k", 0)
         if wal.stat().st_size <= before:
             break
     checkpointer = store._checkpointer
@@ -470,7 +465,7 @@ def test_sqlite_background_thread_purges(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(upkeep, "CHECKPOINT_INTERVAL", 0.05)
     path = tmp_path / "bg.sqlite3"
     store = SQLiteStore(path, ttl=0.1)
-    store.set(_call(), "k", 1)
+    store.set(new_call_uuid(), "k", 1)
     store.remember_once("n", 0.1)
     deadline = time.monotonic() + 10
     while _counts(path) != (0, 0) and time.monotonic() < deadline:
@@ -544,7 +539,7 @@ def test_redis_layout(redis_url: str) -> None:
     import redis
 
     store = RedisStore(redis_url, ttl=100)
-    call = _call()
+    call = new_call_uuid()
     store.set(call, "n", 3)
     store.incr(call, "n")
     assert store.remember_once("abc", 50)
@@ -615,7 +610,7 @@ def test_redis_client_must_decode_responses(redis_url: str) -> None:
     raw.close()
     decoding = redis.Redis.from_url(redis_url, decode_responses=True)
     store = RedisStore(redis_url, client=decoding, prefix=f"test-{uuid.uuid4().hex}:")
-    call = _call()
+    call = new_call_uuid()
     store.set(call, "visits", 1)
     assert store.state(call).get("visits") == 1
     store.close()
@@ -639,7 +634,7 @@ def test_redis_expire_never_passes_the_ttl(redis_url: str) -> None:
     import redis
 
     store = RedisStore(redis_url, ttl=100, prefix=f"test-{uuid.uuid4().hex}:")
-    call = _call()
+    call = new_call_uuid()
     store.set(call, "n", 1)
     store.expire(call, float("inf"))  # no OverflowError; the TTL stands
     raw = redis.Redis.from_url(redis_url, decode_responses=True)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import StoreFactory
+from conftest import StoreFactory, new_call_uuid
 
 from answerkit.errors import ConfigurationError, StateError
 from answerkit.state import (
@@ -36,11 +36,6 @@ from answerkit.state import (
     redact_url,
 )
 
-
-def _call() -> str:
-    return str(uuid.uuid4())
-
-
 # --------------------------------------------------------------------------- keys
 
 
@@ -50,7 +45,7 @@ def test_a_key_that_is_not_str_is_refused_before_anything_is_written(
 ) -> None:
     # Memory kept 1 and b"k" as given, SQLite and Redis turned 1 into "1", and only Redis
     # turned b"k" into "k": the same code read its state back differently per backend.
-    call = _call()
+    call = new_call_uuid()
     with pytest.raises(StateError, match="keys must be str") as info:
         store.set(call, key, "x")
     assert repr(key) in str(info.value) and "str(key)" in str(info.value)
@@ -64,7 +59,7 @@ def test_a_key_that_is_not_str_is_refused_before_anything_is_written(
 
 def test_a_key_that_is_not_valid_unicode_is_refused(store: StateStore) -> None:
     # SQLite raised a bare UnicodeEncodeError, Redis a StateError blaming the connection.
-    call = _call()
+    call = new_call_uuid()
     for write in (lambda: store.set(call, "a\ud800", 1), lambda: store.incr(call, "a\ud800")):
         with pytest.raises(StateError, match="lone surrogate"):
             write()
@@ -73,7 +68,7 @@ def test_a_key_that_is_not_valid_unicode_is_refused(store: StateStore) -> None:
 
 @pytest.mark.parametrize("key", ["", "a:b", "*", "a\x00b", "ключ", "🙂", "k" * 10_000])
 def test_any_str_key_round_trips(store: StateStore, key: str) -> None:
-    call = _call()
+    call = new_call_uuid()
     store.set(call, key, 1)
     assert store.incr(call, key) == 2
     assert store.get_all(call) == {key: 2} and store.get(call, key) == 2
@@ -101,7 +96,7 @@ def test_any_str_key_round_trips(store: StateStore, key: str) -> None:
 def test_values_come_back_as_json_gives_them_on_every_backend(
     store: StateStore, value: Any, stored: Any
 ) -> None:
-    call = _call()
+    call = new_call_uuid()
     state = store.state(call)
     assert len(state) == 0  # a snapshot is held, so the write below also updates it
     state["v"] = value
@@ -144,7 +139,7 @@ def _circular() -> dict[str, Any]:
 def test_a_refused_value_is_a_state_error_and_the_old_value_stays(
     store: StateStore, value: Any
 ) -> None:
-    call = _call()
+    call = new_call_uuid()
     store.set(call, "k", "old")
     with pytest.raises(StateError) as info:
         store.set(call, "k", value)
@@ -160,7 +155,7 @@ def test_a_refused_value_is_a_state_error_and_the_old_value_stays(
 
 
 def test_call_state_is_a_full_mapping_on_every_backend(store: StateStore) -> None:
-    call = _call()
+    call = new_call_uuid()
     state = store.state(call)
     assert len(state) == 0 and list(state) == [] and "a" not in state
     state["a"] = 1
@@ -191,7 +186,7 @@ def test_call_state_is_a_full_mapping_on_every_backend(store: StateStore) -> Non
 def test_a_nested_value_changed_in_place_is_not_shown_as_saved(store: StateStore) -> None:
     # Reads used to hand out the snapshot's own list: an append showed for the rest of the
     # webhook, yet the store (and every later webhook) never had it.
-    call = _call()
+    call = new_call_uuid()
     state = store.state(call)
     state["menu"] = {"tries": [1]}
     state["menu"]["tries"].append(2)
@@ -207,7 +202,7 @@ def test_a_nested_value_changed_in_place_is_not_shown_as_saved(store: StateStore
 
 
 def test_setdefault_returns_what_a_later_webhook_reads(store: StateStore) -> None:
-    call = _call()
+    call = new_call_uuid()
     state = store.state(call)
     got = state.setdefault("path", ("menu", "sales"))
     assert got == ["menu", "sales"] == store.state(call)["path"]  # was the tuple given
@@ -218,7 +213,7 @@ def test_setdefault_returns_what_a_later_webhook_reads(store: StateStore) -> Non
 
 def test_a_refused_update_writes_nothing(store: StateStore) -> None:
     # update() used to write the pairs before the refused one, leaving half an update.
-    call = _call()
+    call = new_call_uuid()
     state = store.state(call)
     state["kept"] = 1
     with pytest.raises(StateError, match="'bad'"):
@@ -237,7 +232,7 @@ def test_a_refused_update_writes_nothing(store: StateStore) -> None:
 def test_incr_refuses_an_amount_that_is_not_a_64_bit_int(store: StateStore, amount: Any) -> None:
     # Memory and SQLite stored 1.5 (and True as 1) and failed on the next incr; Redis
     # refused 1.5 as "it holds None", True as a connection failure, and took "2".
-    call = _call()
+    call = new_call_uuid()
     with pytest.raises(StateError, match="amount must be an int") as info:
         store.incr(call, "n", amount)
     assert repr(amount) in str(info.value) and "'n'" in str(info.value)
@@ -249,7 +244,7 @@ def test_incr_refuses_an_amount_that_is_not_a_64_bit_int(store: StateStore, amou
 def test_incr_counts_within_64_bits_on_every_backend(store: StateStore) -> None:
     # Redis counts in 64 bits and said "not an integer" past them; memory and SQLite
     # counted on, so a counter's limit depended on where it lived.
-    call = _call()
+    call = new_call_uuid()
     top, bottom = 2**63 - 1, -(2**63)
     assert store.incr(call, "up", top) == top
     with pytest.raises(StateError, match="64-bit") as info:
@@ -267,7 +262,7 @@ def test_incr_counts_within_64_bits_on_every_backend(store: StateStore) -> None:
 def test_incr_returns_the_exact_count_past_2_to_the_53(store: StateStore) -> None:
     # Redis's script handed HINCRBY's reply back through a Lua double: rounded past 2**53,
     # and 2**63 - 1 came back as -2**63 (the stored count itself was right).
-    call = _call()
+    call = new_call_uuid()
     assert store.incr(call, "n", 2**53) == 2**53
     assert store.incr(call, "n") == 2**53 + 1 == store.get(call, "n")
     assert store.incr(call, "top", 2**63 - 1) == 2**63 - 1
@@ -278,7 +273,7 @@ def test_incr_of_a_non_integer_says_what_it_holds_on_every_backend(
     store: StateStore, value: Any
 ) -> None:
     # Redis quoted the raw JSON ('"abc"'); the others the value and its type.
-    call = _call()
+    call = new_call_uuid()
     store.set(call, "n", value)
     with pytest.raises(StateError, match="not an integer") as info:
         store.incr(call, "n")
@@ -301,7 +296,7 @@ def test_a_ttl_that_is_not_a_positive_finite_number_is_refused(
 
 def test_expire_now_forgets_at_once_on_every_backend(store: StateStore) -> None:
     # Redis kept a hash due "now" for another millisecond, readable by the next webhook.
-    call = _call()
+    call = new_call_uuid()
     store.set(call, "n", 1)
     store.expire(call, 0)
     assert store.get_all(call) == {}
@@ -312,7 +307,7 @@ def test_expire_now_forgets_at_once_on_every_backend(store: StateStore) -> None:
 @pytest.mark.parametrize("seconds", [math.nan, -1.0, "300"])
 def test_expire_refuses_what_is_no_number_of_seconds(store: StateStore, seconds: Any) -> None:
     # NaN: memory ignored it, SQLite failed (NOT NULL), Redis raised a bare ValueError.
-    call = _call()
+    call = new_call_uuid()
     store.set(call, "n", 1)
     with pytest.raises(ConfigurationError, match="expiry"):
         store.expire(call, seconds)
@@ -322,7 +317,7 @@ def test_expire_refuses_what_is_no_number_of_seconds(store: StateStore, seconds:
 def test_a_write_after_the_hangup_brings_back_the_full_ttl(make_store: StoreFactory) -> None:
     # A late callback writing after the Hangup's linger keeps the whole call for the TTL.
     store = make_store(ttl=3.0)
-    call, idle = _call(), _call()
+    call, idle = new_call_uuid(), new_call_uuid()
     for target in (call, idle):
         store.set(target, "a", 1)
         store.expire(target, 0.3)
@@ -399,7 +394,7 @@ def _check_workload(store: StateStore, call: str, results: list[list[bool]]) -> 
 
 
 def test_threads_lose_no_update_of_any_kind(store: StateStore) -> None:
-    call = _call()
+    call = new_call_uuid()
     nonces = [f"nonce-{uuid.uuid4()}" for _ in range(25)]
     results: list[list[bool]] = [[] for _ in range(4)]
     failures: list[BaseException] = []
@@ -442,7 +437,7 @@ def test_processes_lose_no_update_of_any_kind(
         else request.getfixturevalue("redis_url")
     )
     prefix = f"test-{uuid.uuid4().hex}:"
-    call = _call()
+    call = new_call_uuid()
     nonces = [f"nonce-{uuid.uuid4()}" for _ in range(25)]
     with multiprocessing.get_context("spawn").Pool(3) as pool:
         results = pool.starmap(
@@ -489,7 +484,7 @@ def test_sqlite_directory_removed_under_the_store_is_a_state_error(
 
 def test_sqlite_full_disk_is_a_state_error_and_the_old_value_stays(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "full.sqlite3")
-    call = _call()
+    call = new_call_uuid()
     store.set(call, "k", "old")
     store._connect().execute("PRAGMA max_page_count = 2")  # as if the disk were full
     with pytest.raises(StateError, match="disk is not full"):

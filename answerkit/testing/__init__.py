@@ -14,7 +14,7 @@ from answerkit.testing.local_vobiz import (
 )
 from answerkit.testing.sim_bridge import ConferenceRoom
 from answerkit.testing.sim_call import SimulatedCall
-from answerkit.testing.sim_elements import GatherPrompt
+from answerkit.testing.sim_signals import GatherPrompt
 from answerkit.testing.sim_transcript import CAUSES, Cause, Transcript, TranscriptEvent, Webhook
 from answerkit.testing.simulator import CallSimulator, sign_request, signed_post
 

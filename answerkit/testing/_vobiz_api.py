@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from answerkit.testing._vobiz_http import Reply
 from answerkit.testing._vobiz_records import (
+    CALL_HOOKS,
     CallTable,
     LiveCallRecord,
     ReceivedRequest,
@@ -315,7 +316,7 @@ class RestApi:
         for name in ("from", "to", "answer_url"):
             if not data.get(name) or not isinstance(data[name], str):
                 return _bad_request(f"{name} is required", name)
-        for name in ("answer", "hangup", "ring", "fallback", "machine_detection"):
+        for name in (*CALL_HOOKS, "machine_detection"):
             if f"{name}_url" in data and not _is_url(data[f"{name}_url"]):
                 return _bad_request(f"{name}_url is not a valid absolute URL", f"{name}_url")
             if data.get(f"{name}_method", "POST") not in METHODS:
@@ -335,6 +336,10 @@ class RestApi:
                 f"to takes 1 to {MAX_DESTINATIONS} destinations separated by '<', none empty",
                 "to",
             )
+        hooks: dict[str, Any] = {}
+        for kind in CALL_HOOKS:
+            hooks[f"{kind}_url"] = data.get(f"{kind}_url")
+            hooks[f"{kind}_method"] = data.get(f"{kind}_method", "POST")
         records = [
             self.table.add(
                 LiveCallRecord(
@@ -342,14 +347,7 @@ class RestApi:
                     from_=data["from"],
                     to=to,
                     direction="outbound",
-                    answer_url=data["answer_url"],
-                    answer_method=data.get("answer_method", "POST"),
-                    hangup_url=data.get("hangup_url"),
-                    hangup_method=data.get("hangup_method", "POST"),
-                    ring_url=data.get("ring_url"),
-                    ring_method=data.get("ring_method", "POST"),
-                    fallback_url=data.get("fallback_url"),
-                    fallback_method=data.get("fallback_method", "POST"),
+                    **hooks,
                     caller_name=caller_name,
                     request_uuid=call_uuid,
                     params=dict(sip_params),

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 __all__ = [
+    "CALL_HOOKS",
     "CAUSE_NAMES",
     "LIVE_STATUSES",
     "CallTable",
@@ -19,6 +20,8 @@ __all__ = [
 ]
 
 LIVE_STATUSES = ("ringing", "in-progress")
+#: The webhooks a placed call names, each with a URL and a method (spec §4.4).
+CALL_HOOKS = ("answer", "hangup", "ring", "fallback")
 CAUSE_NAMES = {
     4000: ("NORMAL_CLEARING", "Normal Hangup"),
     7013: ("ERROR_REACHING_TRANSFER_URL", "Error Reaching Transfer URL"),
@@ -61,6 +64,15 @@ class LiveCallRecord:
     hangup_cause: str | None = None
     hangup_cause_code: int | None = None
     hangup_source: str | None = None
+
+    def hooks(self) -> dict[str, Any]:
+        """The call's webhook URLs and methods (``answer_url``, ``answer_method``...), by
+        the names a make-call body, this record and a simulator's CallSetup share."""
+        return {
+            f"{hook}_{part}": getattr(self, f"{hook}_{part}")
+            for hook in CALL_HOOKS
+            for part in ("url", "method")
+        }
 
     @property
     def live(self) -> bool:

@@ -25,20 +25,11 @@ from answerkit.testing.sim_after_hangup import (
     SIMULATED_TRANSCRIPTION as SIMULATED_TRANSCRIPTION,
 )
 from answerkit.testing.sim_after_hangup import send_hangup as send_hangup
-from answerkit.testing.sim_after_hangup import send_record_stops as send_record_stops
-from answerkit.testing.sim_script import DIGIT_KEYS as DIGIT_KEYS
-from answerkit.testing.sim_script import check_digits as check_digits
-from answerkit.testing.sim_script import parse_digits
-from answerkit.testing.sim_script import parse_speech as parse_speech
 from answerkit.testing.sim_signals import (
     BLOCK,
-    STEP,
     CallEnded,
-    CallSetup,
     Fetch,
     GatherPrompt,
-    Interrupted,
-    Pending,
     Recording,
 )
 from answerkit.testing.sim_transcript import CAUSES, Webhook
@@ -47,20 +38,11 @@ if TYPE_CHECKING:
     from answerkit.testing.sim_call import SimulatedCall
 
 __all__ = [
-    "BLOCK",
-    "STEP",
-    "CallEnded",
-    "CallSetup",
-    "Fetch",
-    "GatherPrompt",
-    "Interrupted",
-    "Pending",
     "check_schedule",
     "gather",
     "hangup_element",
     "hear",
     "judge",
-    "parse_digits",
     "record",
     "stream",
     "wait",

@@ -20,7 +20,7 @@ from answerkit.errors import ConfigurationError
 from answerkit.loader import find_flows, local_settings
 from answerkit.testing.local_vobiz import LocalVobiz
 from answerkit.testing.sim_call import SimulatedCall
-from answerkit.testing.sim_elements import GatherPrompt
+from answerkit.testing.sim_signals import GatherPrompt
 from answerkit.testing.sim_transcript import TranscriptEvent
 from answerkit.testing.simulator import CallSimulator
 
