@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -32,6 +33,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from answerkit import Dial, Gather, Hangup, Number, Response, Speak, parse
 from benchmarks import call_shape as shape
+from benchmarks import compiled_shape
 from benchmarks._timing import BenchResult, Sample, Target, fmt_ns, interleave, table
 
 DECL = '<?xml version="1.0" encoding="UTF-8"?>'
@@ -48,7 +50,8 @@ ROUNDS = 101
 SAMPLE_NS = 500_000
 COLD_INNER = 3  # 200-Speak builds per sample with never-seen texts
 PRETTY = ", pretty-printed"
-SHAPED = "floor in answerkit's call shape"  # parse: the document as to_xml(pretty=True) writes it
+SHAPED = "floor in answerkit's call shape"
+COMPILED = "the same, compiled (mypyc)"  # parse: the document as to_xml(pretty=True) writes it
 
 
 # --- the floor: f-strings and a str.replace chain --------------------------------------------
@@ -117,30 +120,32 @@ def ak_empty() -> str:
     return Response().to_xml()
 
 
-# --- the floor in answerkit's call shape (a diagnostic: see call_shape.py) -------------------
+# --- the floor in answerkit's call shape (diagnostics: see call_shape.py, compiled_shape.py) --
 
 
-def shaped_ivr() -> str:
-    return shape.Response(
-        shape.Speak(WELCOME),
-        shape.Gather(shape.Speak(PROMPT), action=ACTION, input_type="dtmf", num_digits=1),
-        shape.Speak(NO_INPUT),
-        shape.Hangup(),
-    ).to_xml()
+def shape_builders(m: Any) -> tuple[Callable[..., str], ...]:
+    """The four documents built with a call-shape module ``m`` (same API as answerkit's)."""
 
+    def ivr() -> str:
+        return m.Response(  # type: ignore[no-any-return]
+            m.Speak(WELCOME),
+            m.Gather(m.Speak(PROMPT), action=ACTION, input_type="dtmf", num_digits=1),
+            m.Speak(NO_INPUT),
+            m.Hangup(),
+        ).to_xml()
 
-def shaped_transfer() -> str:
-    return shape.Response(
-        shape.Speak(HOLD), shape.Dial(shape.Number(AGENT), caller_id=CALLER_ID)
-    ).to_xml()
+    def transfer() -> str:
+        return m.Response(  # type: ignore[no-any-return]
+            m.Speak(HOLD), m.Dial(m.Number(AGENT), caller_id=CALLER_ID)
+        ).to_xml()
 
+    def many(texts: list[str] = TEXTS) -> str:
+        return m.Response(*[m.Speak(t) for t in texts]).to_xml()  # type: ignore[no-any-return]
 
-def shaped_many(texts: list[str] = TEXTS) -> str:
-    return shape.Response(*[shape.Speak(t) for t in texts]).to_xml()
+    def empty() -> str:
+        return m.Response().to_xml()  # type: ignore[no-any-return]
 
-
-def shaped_empty() -> str:
-    return shape.Response().to_xml()
+    return ivr, transfer, many, empty
 
 
 # --- plivo's plivoxml ------------------------------------------------------------------------
@@ -244,7 +249,7 @@ def lxml_empty() -> bytes:
 LIBS: dict[str, tuple[Callable[[], object], ...]] = {
     "floor (f-string)": (floor_ivr, floor_transfer, floor_many, floor_empty),
     "answerkit": (ak_ivr, ak_transfer, ak_many, ak_empty),
-    SHAPED: (shaped_ivr, shaped_transfer, shaped_many, shaped_empty),
+    SHAPED: shape_builders(shape),
     "lxml SubElement": (lxml_ivr, lxml_transfer, lxml_many, lxml_empty),
     "plivoxml": (plivo_ivr, plivo_transfer, plivo_many, plivo_empty),
     "twilio VoiceResponse": (twilio_ivr, twilio_transfer, twilio_many, twilio_empty),
@@ -252,7 +257,7 @@ LIBS: dict[str, tuple[Callable[[], object], ...]] = {
 DOCS = ("ivr", "transfer", "many", "empty")
 
 
-def _cold(build: Callable[[list[str]], str], tag: str, batches: int) -> Callable[[], str]:
+def _cold(build: Callable[..., object], tag: str, batches: int) -> Callable[[], object]:
     """``build`` on a fresh batch of 200 never-seen texts per call (made before timing)."""
     pool: Iterator[list[str]] = iter(
         [[f'{tag} & Jerry <said> "hi" {b}.{i}' for i in range(N_SPEAK)] for b in range(batches)]
@@ -260,14 +265,15 @@ def _cold(build: Callable[[list[str]], str], tag: str, batches: int) -> Callable
     return lambda: build(next(pool))
 
 
-def _check_outputs() -> None:
+def _check_outputs(libs: Mapping[str, tuple[Callable[[], object], ...]]) -> None:
     # Same document, same bytes: the comparison is only fair if every builder agrees.
     assert ak_ivr() == floor_ivr(), (ak_ivr(), floor_ivr())
     assert ak_transfer() == floor_transfer()
     assert ak_many() == floor_many()
-    for doc, fn in zip(DOCS, LIBS[SHAPED], strict=True):
-        assert fn() == LIBS["floor (f-string)"][DOCS.index(doc)](), doc
-    for lib, fns in LIBS.items():
+    for lib in (SHAPED, COMPILED):
+        for doc, fn in zip(DOCS, libs.get(lib, ()), strict=False):
+            assert fn() == LIBS["floor (f-string)"][DOCS.index(doc)](), (lib, doc)
+    for lib, fns in libs.items():
         for fn in fns:
             out = fn()
             assert isinstance(out, (str, bytes)) and len(out) > 10, lib
@@ -275,9 +281,13 @@ def _check_outputs() -> None:
 
 def run(rounds: int = ROUNDS) -> BenchResult:
     started = time.perf_counter()
-    _check_outputs()
+    compiled, compile_note = compiled_shape.build()
+    libs = dict(LIBS)
+    if compiled is not None:
+        libs[COMPILED] = shape_builders(compiled)
+    _check_outputs(libs)
     cases: dict[str, Callable[[], object]] = {}
-    for lib, fns in LIBS.items():
+    for lib, fns in libs.items():
         for doc, fn in zip(DOCS, fns, strict=True):
             cases[f"{lib}|{doc}"] = fn
     # Loop counts are fixed before timing: about 0.5 ms of work per sample, short enough
@@ -286,25 +296,16 @@ def run(rounds: int = ROUNDS) -> BenchResult:
     # Never-seen texts in a pass of their own: they churn answerkit's bounded prompt memo,
     # which would otherwise slow the cases above that rely on it.
     batches = (rounds + 2) * COLD_INNER + 10
-    cold = interleave(
-        {
-            "floor (f-string)|cold": _cold(floor_many, "Floor", batches),
-            "answerkit|cold": _cold(ak_many, "Kit", batches),
-            f"{SHAPED}|cold": _cold(shaped_many, "Shape", batches),
-            "floor (f-string)|empty": floor_empty,
-            "answerkit|empty": ak_empty,
-            f"{SHAPED}|empty": shaped_empty,
-        },
-        rounds=rounds,
-        inner={
-            "floor (f-string)|cold": COLD_INNER,
-            "answerkit|cold": COLD_INNER,
-            f"{SHAPED}|cold": COLD_INNER,
-            "floor (f-string)|empty": build["floor (f-string)|empty"].inner,
-            "answerkit|empty": build["answerkit|empty"].inner,
-            f"{SHAPED}|empty": build[f"{SHAPED}|empty"].inner,
-        },
-    )
+    cold_libs = [lib for lib in ("floor (f-string)", "answerkit", SHAPED, COMPILED) if lib in libs]
+    cold_cases: dict[str, Callable[[], object]] = {}
+    inner: dict[str, int] = {}
+    for i, lib in enumerate(cold_libs):
+        _ivr, _transfer, many, empty = libs[lib]
+        cold_cases[f"{lib}|cold"] = _cold(many, f"Text{i}", batches)
+        cold_cases[f"{lib}|empty"] = empty
+        inner[f"{lib}|cold"] = COLD_INNER
+        inner[f"{lib}|empty"] = build[f"{lib}|empty"].inner
+    cold = interleave(cold_cases, rounds=rounds, inner=inner)
 
     payloads = {"ivr": ak_ivr().encode(), "transfer": ak_transfer().encode()}
     payloads["many"] = ak_many().encode()
@@ -318,7 +319,8 @@ def run(rounds: int = ROUNDS) -> BenchResult:
         parse_cases[f"lxml.etree.fromstring|{doc}"] = lambda d=data: etree.fromstring(d)
         parse_cases[f"answerkit.parse|{doc}"] = lambda d=data: parse(d)
     parsed = interleave(parse_cases, rounds=rounds, sample_ns=SAMPLE_NS)
-    return _report(build, cold, parsed, time.perf_counter() - started, rounds)
+    seconds = time.perf_counter() - started
+    return _report(libs, build, cold, parsed, seconds, rounds, compile_note)
 
 
 def _per_element(build: dict[str, Sample], lib: str, doc: str = "many") -> float:
@@ -326,11 +328,13 @@ def _per_element(build: dict[str, Sample], lib: str, doc: str = "many") -> float
 
 
 def _report(
+    libs: Mapping[str, object],
     build: dict[str, Sample],
     cold: dict[str, Sample],
     parsed: dict[str, Sample],
     seconds: float,
     rounds: int,
+    compile_note: str,
 ) -> BenchResult:
     floor = "floor (f-string)"
     res = BenchResult(
@@ -340,7 +344,7 @@ def _report(
     )
     rows = []
     floor_elem = _per_element(build, floor)
-    for lib in LIBS:
+    for lib in libs:
         row = [lib]
         for doc in ("ivr", "transfer", "many"):
             s = build[f"{lib}|{doc}"]
@@ -352,6 +356,11 @@ def _report(
     cold_floor = _per_element(cold, floor, "cold")
     cold_ak = _per_element(cold, "answerkit", "cold")
     cold_shaped = _per_element(cold, SHAPED, "cold")
+    cold_rows = []
+    for lib in ("floor (f-string)", "answerkit", SHAPED, COMPILED):
+        if lib in libs:
+            per = _per_element(cold, lib, "cold")
+            cold_rows.append([lib, fmt_ns(per), f"{per / cold_floor:.1f}x"])
     res.tables.append(
         "Build+render, median per document (ratio to the floor); per added Speak element "
         "= (200-Speak document - empty Response) / 200:\n\n"
@@ -359,14 +368,7 @@ def _report(
     )
     res.tables.append(
         "Per added element with never-seen texts (no memoised prompt):\n\n"
-        + table(
-            ["builder", "per element", "ratio"],
-            [
-                [floor, fmt_ns(cold_floor), "1.0x"],
-                ["answerkit", fmt_ns(cold_ak), f"{cold_ak / cold_floor:.1f}x"],
-                [SHAPED, fmt_ns(cold_shaped), f"{cold_shaped / cold_floor:.1f}x"],
-            ],
-        )
+        + table(["builder", "per element", "ratio"], cold_rows)
     )
     prow = []
     parse_ratio: dict[str, float] = {}
@@ -425,6 +427,19 @@ def _report(
         f"with every check on and its memos, is {ivr_ratio / shaped_ivr_ratio:.2f}x the "
         "call-shape floor there."
     )
+    if COMPILED in libs:
+        compiled_ivr = build[f"{COMPILED}|ivr"].median / build[f"{floor}|ivr"].median
+        compiled_cold = _per_element(cold, COMPILED, "cold") / cold_floor
+        res.notes.append(
+            f"'{COMPILED}' (benchmarks/compiled_shape.py) is that builder compiled to C by "
+            "mypyc, so its class calls and keyword binding run as C code: "
+            f"{compiled_ivr:.1f}x the floor on the IVR menu and {compiled_cold:.1f}x per "
+            "added element with never-seen texts, with no check at all: compiling removes "
+            "only part of what this API's calls cost, and on the IVR menu not enough to meet "
+            "the target even before a single check."
+        )
+    else:
+        res.notes.append(f"'{COMPILED}' left out: {compile_note}.")
     res.notes.append(
         "Except in the never-seen-texts pass, every answerkit figure is taken with its memos "
         "warm: each prompt's rendered Speak, each number and the Gather and Dial start tags "
