@@ -104,3 +104,10 @@ def test_the_warm_transfer_test_runs_as_written(
     example = load_module(str(ROOT / "examples" / "warm_transfer.py"))
     ns = run(block("def test_warm("), {"flow": example.flow, "warm": example.transfer})
     ns["test_warm"](call_simulator, local_vobiz)
+
+
+def test_the_scripting_example_runs_as_written(env: None) -> None:
+    ns = run(block("from answerkit import CallFlow"), {})
+    ns = run(block("def test_caller_hangs_up_during_the_menu("), ns)
+    with CallSimulator(ns["flow"]) as sim:
+        ns["test_caller_hangs_up_during_the_menu"](lambda target: sim)

@@ -911,3 +911,94 @@ def test_scripted_dial_outcomes_are_split_stripped_and_checked() -> None:
         with pytest.raises(ConfigurationError, match="dial") as info:
             sim.call(dial=bad)  # type: ignore[arg-type]
         assert shown in str(info.value)
+
+
+# -- the caller's scripted answers to Gathers ---------------------------------------------------
+
+
+def _three_two_way_menus() -> CallFlow:
+    """Three Gathers in turn that each take keys or speech; /after echoes what it got."""
+    menu = Gather(Speak("Choose."), action=url("/after"), input_type="dtmf speech")
+    flow = doc_flow(Response(menu), after=Response(menu))
+    return flow
+
+
+def _answers(flow: CallFlow) -> list[tuple[str, str]]:
+    return [
+        (c.params["InputType"], c.params["Digits"] or c.params["Speech"])
+        for c in flow.seen  # type: ignore[attr-defined]
+        if c.path == "/after"
+    ]
+
+
+def test_digits_and_speech_lists_are_read_in_parallel_by_two_way_gathers() -> None:
+    # Entry i of each list is the caller's answer to the i-th Gather that takes both: a
+    # no-input placeholder in one list does not hide the other's input.
+    flow = _three_two_way_menus()
+    sim = CallSimulator(flow)
+    sim.call(speech=["english", None, "cancel"], digits=[None, "1", None]).run()
+    assert _answers(flow)[:3] == [("speech", "english"), ("dtmf", "1"), ("speech", "cancel")]
+
+
+def test_keys_win_when_both_lists_hold_input_for_the_same_gather() -> None:
+    flow = _three_two_way_menus()
+    CallSimulator(flow).call(digits=["2"], speech=["sales"]).run()
+    assert _answers(flow)[0] == ("dtmf", "2")
+    assert ("speech", "sales") not in _answers(flow)  # it was said at that same Gather
+
+
+def test_one_type_gathers_read_only_their_own_list() -> None:
+    doc = Response(
+        Gather(Speak("Key."), action=url("/events"), input_type="dtmf", redirect=False),
+        Gather(Speak("Say."), action=url("/after"), input_type="dtmf speech"),
+    )
+    flow = doc_flow(doc, after=Response(Speak("Thanks.")))
+    t = CallSimulator(flow).call(digits=["5"], speech=["sales"]).run()
+    assert t.digits_sent == ["5"] and t.speech_sent == ["sales"]
+
+
+def test_press_and_say_answer_gathers_in_the_order_they_were_called() -> None:
+    flow = _three_two_way_menus()
+    call = CallSimulator(flow).call()
+    call.say("english")
+    call.press("1")
+    call.say("cancel")
+    call.run()
+    assert _answers(flow)[:3] == [("speech", "english"), ("dtmf", "1"), ("speech", "cancel")]
+
+
+def test_keys_pressed_at_a_speech_only_gather_are_no_input() -> None:
+    doc = Response(Gather(Speak("Say it."), action=url("/after"), input_type="speech"))
+    flow = doc_flow(doc, after=Response(Speak("Thanks.")))
+    call = CallSimulator(flow).call()
+    call.press("1")
+    t = call.run()
+    assert not t.digits_sent and not t.speech_sent and not t.said("Thanks.")
+
+
+def test_say_refuses_anything_but_text() -> None:
+    call = CallSimulator(doc_flow(Response(Speak("Hi.")))).call()
+    with pytest.raises(ConfigurationError, match="speech must be text"):
+        call.say(5)  # type: ignore[arg-type]
+
+
+def test_run_until_takes_only_gather() -> None:
+    call = CallSimulator(doc_flow(Response(Speak("Hi.")))).call()
+    with pytest.raises(ConfigurationError, match="'dial'"):
+        call.run(until="dial")
+    assert call.state == "new"  # nothing was played
+
+
+def test_a_hangup_asked_for_while_a_prompt_plays_comes_before_the_input() -> None:
+    doc = Response(Gather(Speak("Appointments."), action=url("/after"), input_type="dtmf"))
+    flow = doc_flow(doc, after=Response(Speak("Cancelled.")))
+    sim = CallSimulator(flow)
+
+    def hang_up_on_prompt(call: Any, event: Any) -> None:
+        if event.kind == "hear" and "Appointments." in event.text:
+            call.hangup()
+
+    sim.add_listener(hang_up_on_prompt)
+    t = sim.call(digits="2").run()
+    assert t.ended and t.hangup_source == "Caller"
+    assert not t.digits_sent and not t.webhooks_for(path="/after")

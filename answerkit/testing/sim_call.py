@@ -24,11 +24,12 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from answerkit.errors import ConfigurationError
 from answerkit.testing.sim_after_hangup import send_hangup, send_record_stops
 from answerkit.testing.sim_bridge import Bridge
 from answerkit.testing.sim_elements import UTC_FORMAT
 from answerkit.testing.sim_program import Program, run_documents, start_program
-from answerkit.testing.sim_script import DIGIT_KEYS, check_digits
+from answerkit.testing.sim_script import DIGIT_KEYS, check_digits, check_speech
 from answerkit.testing.sim_signals import (
     BLOCK,
     STEP,
@@ -71,6 +72,8 @@ class SimulatedCall:
         self.transcript = Transcript(setup.call_uuid, setup.from_, setup.to, setup.direction)
         self._digits: deque[str | None] = deque(setup.digits)
         self._speech: deque[str | None] = deque(setup.speech)
+        # press() and say(), in the order they were called: ("dtmf" | "speech", value).
+        self._inputs: deque[tuple[str, str | None]] = deque()
         self._dial: deque[Any] = deque(setup.dial)
         self._pending: list[Pending] = []
         self._lock = threading.Lock()
@@ -141,6 +144,11 @@ class SimulatedCall:
         schedule>`` pending stays blocked; :meth:`CallSimulator.run_until_idle` lets
         that time pass and hangs it up.
         """
+        if until not in (None, "gather"):
+            raise ConfigurationError(
+                f"run(until=...) takes None (play until the call ends or blocks) or "
+                f"'gather' (stop at the next Gather once its prompt was heard), got {until!r}"
+            )
         self.stop_at = until
         self.paused = False
         while not self._ended:
@@ -158,12 +166,18 @@ class SimulatedCall:
         return self.transcript
 
     def press(self, digits: str | None) -> None:
-        """Queue the caller's next input to a Gather (None: no input)."""
-        self._digits.append(check_digits(digits))
+        """Queue the caller's answer to a coming Gather: keys (None: no input).
+
+        ``press`` and ``say`` queue in the order they are called, one answer per Gather,
+        ahead of the ``digits``/``speech`` given to :meth:`CallSimulator.call`. Keys
+        given to a speech-only Gather (or speech to a dtmf-only one) are no input there.
+        """
+        self._inputs.append(("dtmf", check_digits(digits)))
 
     def say(self, speech: str | None) -> None:
-        """Queue the caller's next speech input to a Gather (None: nothing said)."""
-        self._speech.append(speech)
+        """Queue the caller's answer to a coming Gather: speech (None: nothing said);
+        in order with :meth:`press`."""
+        self._inputs.append(("speech", check_speech(speech)))
 
     def end_bridge(self) -> None:
         """The bridged B-leg of a ``"bridge"`` dial hangs up; the caller's flow goes on."""
@@ -318,12 +332,30 @@ class SimulatedCall:
         return self._dial.popleft() if self._dial else "answer"
 
     def _take_input(self, types: tuple[str, ...], prompt: GatherPrompt) -> tuple[str, str] | None:
+        """The caller's answer to a Gather taking ``types``, or None for no input.
+
+        press()/say() first, one each, in order. Then the scripted lists: a Gather takes
+        the next entry of the list of each type it accepts, so one taking both reads one
+        entry of each, as a caller may both press and speak at a prompt, and the keys win
+        when both hold input (the first input detected wins, spec §1.2 Gather): with
+        ``digits=[None, "1"]`` and ``speech=["english", None]`` the first such Gather
+        hears "english" and the second gets the key 1.
+        """
+        if self._inputs:
+            kind, value = self._inputs.popleft()
+            return (kind, value) if value is not None and kind in types else None
+        scripted = False
+        digits = speech = None
         if "dtmf" in types and self._digits:
-            digits = self._digits.popleft()
-            return None if digits is None else ("dtmf", digits)
+            digits, scripted = self._digits.popleft(), True
         if "speech" in types and self._speech:
-            speech = self._speech.popleft()
-            return None if speech is None else ("speech", speech)
+            speech, scripted = self._speech.popleft(), True
+        if digits is not None:
+            return ("dtmf", digits)
+        if speech is not None:
+            return ("speech", speech)
+        if scripted:
+            return None  # scripted as no input: the input provider is not asked
         provider = self.sim.input_provider
         if provider is not None:
             answer = provider(self, prompt)

@@ -27,6 +27,7 @@ from answerkit.testing.sim_after_hangup import (
 from answerkit.testing.sim_after_hangup import send_hangup as send_hangup
 from answerkit.testing.sim_signals import (
     BLOCK,
+    STEP,
     CallEnded,
     Fetch,
     GatherPrompt,
@@ -280,6 +281,10 @@ def gather(call: SimulatedCall, el: Element) -> Generator[int, None, Fetch | Non
     # A scheduled hang-up that fell due during the prompts ends the call there: the caller
     # is gone before any input is taken (or the test's pause at this Gather is reached).
     check_schedule(call)
+    if call.has_pending:
+        # A hang-up or transfer asked for while the prompts played (a listener reacting
+        # to what was heard) ends the Gather before the caller answers it.
+        yield STEP
     if call.stop_at == "gather":
         call.stop_at = None
         call.paused = True

@@ -22,6 +22,7 @@ __all__ = [
     "OutboundScript",
     "check_digits",
     "check_outcome",
+    "check_speech",
     "dial_outcomes",
     "parse_dials",
     "parse_digits",
@@ -123,16 +124,17 @@ def parse_speech(speech: str | Sequence[str | None] | None) -> list[str | None]:
     """
     if speech is None:
         return []
-    items = _script_items("speech", speech)
-    said: list[str | None] = []
-    for item in items:
-        if item is not None and not isinstance(item, str):
-            raise ConfigurationError(
-                "speech must be text, or a list of texts (None or - for nothing said), "
-                f"got {item!r}"
-            )
-        said.append(None if item is None or item.strip() in ("", "-") else item.strip())
-    return said
+    return [check_speech(item) for item in _script_items("speech", speech)]
+
+
+def check_speech(speech: object) -> str | None:
+    """One utterance, stripped (None, empty or ``-``: nothing said); ConfigurationError
+    for anything but text."""
+    if speech is not None and not isinstance(speech, str):
+        raise ConfigurationError(
+            f"speech must be text, or a list of texts (None or - for nothing said), got {speech!r}"
+        )
+    return None if speech is None or speech.strip() in ("", "-") else speech.strip()
 
 
 @dataclass

@@ -206,9 +206,12 @@ class CallSimulator:
         """A new call to ``route_or_url`` (a route name, a path or a URL; default "answer").
 
         ``digits`` (``"1,2"`` or a list; ``-``/None for no input) and ``speech`` feed
-        the Gathers in order. A string is split on commas; a list or tuple is taken
-        item by item, so ``speech=["sales, please"]`` is one utterance that keeps its
-        comma. ``dial`` gives one outcome per Dial (``answer``,
+        the Gathers in order: each Gather takes the next entry of the list of each input
+        type it accepts, so one that takes both reads one entry of each (the keys win when
+        both hold input), and ``digits=[None, "1"], speech=["english", None]`` answers
+        two such Gathers "english", then 1. A string is split on commas; a list or tuple
+        is taken item by item, so ``speech=["sales, please"]`` is one utterance that keeps
+        its comma. ``dial`` gives one outcome per Dial (``answer``,
         ``bridge``, ``busy``, ``no-answer``, ``failed``, or a list per target).
         Nothing is sent until :meth:`SimulatedCall.run` or :meth:`run_until_idle`.
         """
