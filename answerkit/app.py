@@ -16,6 +16,7 @@ import logging
 import math
 import numbers
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -41,7 +42,7 @@ from answerkit.errors import ConfigurationError
 from answerkit.request import Event
 from answerkit.signature import base_url
 from answerkit.state import StateStore
-from answerkit.state_urls import open_store, redact_url
+from answerkit.state_urls import check_store_url, open_store, redact_url
 from answerkit.transfer import TransferPlanner
 
 log = logging.getLogger("answerkit")
@@ -54,6 +55,9 @@ DEFAULT_FALLBACK = Response(
 ENV_PUBLIC_URL = "ANSWERKIT_PUBLIC_URL"
 ENV_AUTH_TOKEN = "VOBIZ_AUTH_TOKEN"
 ENV_STATE_URL = "ANSWERKIT_STATE_URL"
+
+#: A public URL's host[:port]: one host name (or [IPv6]), no spaces, commas or user info.
+_NETLOC = re.compile(r"(?:[^\s,/?#@:\[\]]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]+)?")
 
 
 class CallFlow:
@@ -98,16 +102,26 @@ class CallFlow:
         transfer_hosts: Sequence[str] = (),
         hangup_linger: float = 300.0,
     ) -> None:
-        if not name or not name.replace("_", "").replace("-", "").isalnum():
+        if (
+            not isinstance(name, str)
+            or not name
+            or not name.replace("_", "").replace("-", "").isalnum()
+        ):
             raise ConfigurationError(
                 f"CallFlow name must be letters, digits, '-' or '_', got {name!r}"
             )
+        _check_settings(
+            fallback=fallback,
+            trusted_proxies=trusted_proxies,
+            hangup_linger=hangup_linger,
+            on_error=on_error,
+            client=client,
+            transfer_hosts=transfer_hosts,
+            state=state,
+        )
         self.name = name
         self.public_url = _clean_public_url(public_url or os.environ.get(ENV_PUBLIC_URL))
-        tokens = auth_token if auth_token is not None else os.environ.get(ENV_AUTH_TOKEN, "")
-        if isinstance(tokens, str):
-            tokens = [t.strip() for t in tokens.split(",")]
-        self.auth_tokens: tuple[str, ...] = tuple(t for t in tokens if t)
+        self.auth_tokens = _auth_tokens(auth_token)
         self.verify = verify
         self.trusted_proxies = trusted_proxies
         window = (
@@ -134,6 +148,10 @@ class CallFlow:
         fallback_doc = fallback if fallback is not None else DEFAULT_FALLBACK
         self._fallback_bytes = fallback_doc.to_bytes()
         self._state_spec = state if state is not None else os.environ.get(ENV_STATE_URL)
+        if isinstance(self._state_spec, str):
+            # Checked now, not opened: a URL naming no store would otherwise surface on
+            # the first live call, as the apology on every answer.
+            check_store_url(self._state_spec)
         self._store: StateStore | None = None
         self._store_lock = threading.Lock()
         # standing_in(): the open stand-ins, and the flow's own store and client meanwhile.
@@ -216,8 +234,20 @@ class CallFlow:
         replay_check: bool = True,
     ) -> Route:
         """Register ``handler`` at ``path``; returns the route (see :meth:`route`)."""
-        if not path.startswith("/"):
+        if not isinstance(path, str) or not path.startswith("/"):
             raise ConfigurationError(f"route path must start with '/', got {path!r}")
+        if not callable(handler):
+            raise ConfigurationError(
+                f"route {path!r}: the handler must be a function taking the CallRequest, "
+                f"got {handler!r}"
+            )
+        if name is not None and (not isinstance(name, str) or not name or "." in name):
+            # Flask takes the name as an endpoint name, where a dot separates blueprints.
+            raise ConfigurationError(
+                f"route {path!r}: name must be text without dots (it names a Flask "
+                f"endpoint), got {name!r}"
+            )
+        event = _checked_event(path, event)
         # type(handler).__call__: an object whose __call__ is async def.
         if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
             type(handler).__call__
@@ -461,6 +491,12 @@ class CallFlow:
                 "served by another view of this app for the same method; give it its own "
                 "path= (a TransferTrigger per flow needs one)"
             )
+        if self.name in app.blueprints:
+            raise ConfigurationError(
+                f"this app already has a flow (or blueprint) named {self.name!r}: give each "
+                "CallFlow on one app its own name (CallFlow('sales', ...), CallFlow('support', "
+                "...))"
+            )
         app.register_blueprint(self.blueprint(url_prefix))
         if not direct:
             return
@@ -539,6 +575,37 @@ def _check_arity(path: str, handler: Handler) -> None:
         ) from None
 
 
+def _checked_event(path: str, event: Event | str | None) -> Event | str | None:
+    """``event``, refused when it is a Vobiz event misspelt (``"hangup"``: Vobiz sends
+    ``Hangup``, so the handler would never run) or not text; an unknown name is taken
+    (Vobiz may add events), with a warning."""
+    if event is None or isinstance(event, Event):
+        return event
+    if not isinstance(event, str) or not event:
+        raise ConfigurationError(
+            f"route {path!r}: event must be an Event (Event.Hangup) or its name, got {event!r}"
+        )
+    try:
+        return Event(event)
+    except ValueError:
+        pass
+    folded = event.replace("_", "").lower()
+    for known in Event:
+        if known.value.lower() == folded:
+            raise ConfigurationError(
+                f"route {path!r}: event {event!r} is not a Vobiz event name (they are "
+                f"case-sensitive); did you mean Event.{known.name} ({known.value!r})?"
+            )
+    log.warning(
+        "route %s: event %r is not one the spec lists; its handler runs only for webhooks "
+        "whose Event is exactly %r",
+        path,
+        event,
+        event,
+    )
+    return event
+
+
 def _default_name(handler: Handler, path: str) -> str:
     """The handler's function name, or for a lambda one made from the path."""
     name = getattr(handler, "__name__", "")
@@ -547,9 +614,93 @@ def _default_name(handler: Handler, path: str) -> str:
     return path.strip("/").replace("/", "_") or "root"
 
 
-def _clean_public_url(url: str | None) -> str | None:
+def _auth_tokens(auth_token: object) -> tuple[str, ...]:
+    """The flow's tokens: ``auth_token``, or ``VOBIZ_AUTH_TOKEN``, comma-separated."""
+    tokens = auth_token if auth_token is not None else os.environ.get(ENV_AUTH_TOKEN, "")
+    if isinstance(tokens, str):
+        tokens = [t.strip() for t in tokens.split(",")]
+    if isinstance(tokens, (bytes, bytearray)) or not isinstance(tokens, (list, tuple)):
+        raise ConfigurationError(
+            f"auth_token must be text, or a list of texts for rotation, got "
+            f"{type(tokens).__name__} (decode bytes first: token.decode())"
+        )
+    for t in tokens:
+        if not isinstance(t, str):
+            raise ConfigurationError(
+                f"auth_token: every token must be text, got {type(t).__name__}"
+            )
+    return tuple(t for t in tokens if t)
+
+
+def _check_settings(
+    *,
+    fallback: object,
+    trusted_proxies: object,
+    hangup_linger: object,
+    on_error: object,
+    client: object,
+    transfer_hosts: object,
+    state: object,
+) -> None:
+    """CallFlow's settings of the wrong type, refused when the flow is made: each would
+    otherwise fail on a live call (a webhook answered with the apology) or deep inside."""
+    if fallback is not None and not isinstance(fallback, Response):
+        raise ConfigurationError(
+            f"fallback must be a Response, got {type(fallback).__name__}: wrap it, as in "
+            "fallback=Response(Speak('Sorry, something went wrong.'), Hangup())"
+        )
+    if (
+        not isinstance(trusted_proxies, int)
+        or isinstance(trusted_proxies, bool)
+        or trusted_proxies < 0
+    ):
+        raise ConfigurationError(
+            f"trusted_proxies must be a whole number, 0 or more (the proxy hops in front of "
+            f"the app whose X-Forwarded-* headers are trusted), got {trusted_proxies!r}"
+        )
+    if not isinstance(hangup_linger, (int, float)) or isinstance(hangup_linger, bool):
+        raise ConfigurationError(
+            f"hangup_linger must be a number of seconds, got {hangup_linger!r}"
+        )
+    if on_error is not None and not callable(on_error):
+        raise ConfigurationError(
+            f"on_error must be a function on_error(exc, call, route_name), got {on_error!r}"
+        )
+    if client is not None and not isinstance(client, VobizClient):
+        raise ConfigurationError(
+            f"client must be a VobizClient, got {type(client).__name__}: "
+            "client=VobizClient(auth_id=..., auth_token=...)"
+        )
+    if isinstance(transfer_hosts, str) or not isinstance(transfer_hosts, (list, tuple, set)):
+        raise ConfigurationError(
+            f"transfer_hosts must be a list of host names, such as "
+            f"['crm.example.com'], got {transfer_hosts!r}"
+        )
+    for host in transfer_hosts:
+        if not isinstance(host, str) or not host or any(c in host for c in "/: "):
+            raise ConfigurationError(
+                f"transfer_hosts: each entry is a bare host name such as 'crm.example.com' "
+                f"(no scheme, port or path), got {host!r}"
+            )
+    if isinstance(state, type):
+        raise ConfigurationError(
+            f"state must be a store or a URL, got the class {state.__name__}: "
+            f"pass an instance, state={state.__name__}()"
+        )
+    if state is not None and not isinstance(state, (str, StateStore)):
+        raise ConfigurationError(
+            f"state must be a StateStore or a URL such as 'sqlite:///calls.sqlite3', "
+            f"'redis://localhost:6379/0' or 'memory://', got {state!r}"
+        )
+
+
+def _clean_public_url(url: object) -> str | None:
     if not url:
         return None
+    if not isinstance(url, str):
+        raise ConfigurationError(
+            f"public_url must be text such as 'https://voice.example.com', got {type(url).__name__}"
+        )
     shown = repr(redact_url(url))  # a password given in it is never echoed
     parts = urlsplit(url.strip())
     if "@" in parts.netloc:
@@ -567,6 +718,13 @@ def _clean_public_url(url: str | None) -> str | None:
         )
     if parts.query or parts.fragment:
         raise ConfigurationError(f"public_url must not carry a query or fragment, got {shown}")
+    if any(c.isspace() or ord(c) < 0x20 for c in url.strip()) or not _NETLOC.fullmatch(
+        parts.netloc
+    ):
+        raise ConfigurationError(
+            f"public_url must name one host, with no spaces, commas or control characters "
+            f"(https://voice.example.com or https://voice.example.com:8443), got {shown}"
+        )
     try:
         parts.port  # noqa: B018 - raises ValueError on a port that is not a number
     except ValueError:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import re
 from urllib.parse import parse_qsl, unquote, urlencode
@@ -10,7 +11,7 @@ from urllib.parse import parse_qsl, unquote, urlencode
 from answerkit.errors import ConfigurationError
 from answerkit.state import DEFAULT_SQLITE_PATH, DEFAULT_TTL, MemoryStore, StateStore
 
-__all__ = ["open_store", "redact_url", "url_password"]
+__all__ = ["check_store_url", "open_store", "redact_url", "url_password"]
 
 
 # --------------------------------------------------------------------------- URLs
@@ -98,8 +99,29 @@ def open_store(url: str | None = None, *, ttl: float = DEFAULT_TTL) -> StateStor
     from answerkit.state_redis import RedisStore
     from answerkit.state_sqlite import SQLiteStore
 
+    kind, target, ttl = _store_plan(url, ttl)
+    if kind == "sqlite":
+        return SQLiteStore(target, ttl=ttl)
+    if kind == "memory":
+        return MemoryStore(ttl=ttl)
+    return RedisStore(target, ttl=ttl)
+
+
+def check_store_url(url: str) -> None:
+    """Raise ConfigurationError, as :func:`open_store` would, if ``url`` names no store
+    it can open; nothing is opened or connected."""
+    kind, _target, _ttl = _store_plan(url, DEFAULT_TTL)
+    if kind == "redis" and importlib.util.find_spec("redis") is None:
+        raise ConfigurationError(
+            f"state store URL {redact_url(url.strip())!r} needs redis-py: "
+            "pip install 'answerkit[redis]'"
+        )
+
+
+def _store_plan(url: str | None, ttl: float) -> tuple[str, str, float]:
+    """(``"sqlite"``, path | ``"memory"``, "" | ``"redis"``, URL, and the TTL) for a URL."""
     if url is None or not url.strip():
-        return SQLiteStore(DEFAULT_SQLITE_PATH, ttl=ttl)
+        return "sqlite", DEFAULT_SQLITE_PATH, ttl
     url = url.strip()
     scheme = url.partition("://")[0].lower() if "://" in url else ""
     # Schemes are case-insensitive (RFC 3986), and redis-py accepts lower case only.
@@ -120,11 +142,11 @@ def open_store(url: str | None = None, *, ttl: float = DEFAULT_TTL) -> StateStor
     if scheme == "sqlite":
         rest = url.partition("://")[2]
         path = rest[1:] if rest.startswith("/") else rest
-        return SQLiteStore(unquote(path) or DEFAULT_SQLITE_PATH, ttl=ttl)
+        return "sqlite", unquote(path) or DEFAULT_SQLITE_PATH, ttl
     if scheme == "memory":
-        return MemoryStore(ttl=ttl)
+        return "memory", "", ttl
     if scheme in ("redis", "rediss", "unix"):
-        return RedisStore(url, ttl=ttl)
+        return "redis", url, ttl
     raise ConfigurationError(
         f"unknown state store URL {redact_url(url)!r}: use 'sqlite:///path/to/file.sqlite3', "
         f"'redis://host:6379/0' or 'memory://'"

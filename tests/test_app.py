@@ -757,3 +757,112 @@ def test_public_url_with_credentials_or_a_bad_port_is_refused(given: str) -> Non
     with pytest.raises(ConfigurationError) as caught:
         CallFlow("creds", public_url=given, auth_token=TOKEN, state=MemoryStore())
     assert "s3cret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "says"),
+    [
+        ("fallback", Speak("Sorry."), r"fallback must be a Response, got Speak: wrap it"),
+        ("fallback", "Sorry.", "fallback must be a Response"),
+        ("trusted_proxies", "1", "trusted_proxies must be a whole number"),
+        ("trusted_proxies", -1, "trusted_proxies must be a whole number"),
+        ("trusted_proxies", 1.5, "trusted_proxies must be a whole number"),
+        ("hangup_linger", "300", "hangup_linger must be a number of seconds"),
+        ("on_error", "log", "on_error must be a function"),
+        ("client", "x", "client must be a VobizClient"),
+        ("transfer_hosts", "crm.example.com", "transfer_hosts must be a list of host names"),
+        ("transfer_hosts", [None], "each entry is a bare host name"),
+        ("transfer_hosts", ["https://crm.example.com"], "no scheme, port or path"),
+        ("state", MemoryStore, r"pass an instance, state=MemoryStore\(\)"),
+        ("state", 5, "state must be a StateStore or a URL"),
+        ("state", "postgres://db/calls", "unknown state store URL"),
+        ("state", "redis//localhost", "unknown state store URL"),
+        ("auth_token", b"tok", "auth_token must be text"),
+        ("auth_token", [b"tok"], "every token must be text"),
+        ("public_url", b"https://voice.example.com", "public_url must be text"),
+        ("public_url", "https://voice example.com", "must name one host"),
+        ("public_url", "https://:8000", "must name one host"),
+        ("public_url", "https://voice.exa\nmple.com", "must name one host"),
+        ("public_url", "https://a.example.com,https://b.example.com", "must name one host"),
+    ],
+)
+def test_a_setting_of_the_wrong_kind_is_refused_when_the_flow_is_made(
+    setting: str, value: object, says: str
+) -> None:
+    settings: dict[str, Any] = {"public_url": PUBLIC, "auth_token": TOKEN, "state": "memory://"}
+    settings[setting] = value
+    with pytest.raises(ConfigurationError, match=says):
+        CallFlow("kinds", **settings)
+
+
+def test_a_flow_name_that_is_not_text_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="CallFlow name"):
+        CallFlow(123, public_url=PUBLIC, auth_token=TOKEN)  # type: ignore[arg-type]
+
+
+def test_a_bad_state_url_from_the_environment_is_refused_when_the_flow_is_made(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ANSWERKIT_STATE_URL", "postgres://db/calls")
+    with pytest.raises(ConfigurationError, match="unknown state store URL"):
+        CallFlow("envstate", public_url=PUBLIC, auth_token=TOKEN)
+
+
+@pytest.mark.parametrize(
+    "public_url",
+    ["https://voice.example.com:8443", "https://[::1]:8443", "http://127.0.0.1:8000/voice"],
+)
+def test_public_urls_with_a_port_or_an_address_are_taken(public_url: str) -> None:
+    CallFlow("hosts", public_url=public_url, auth_token=TOKEN, state=MemoryStore())
+
+
+@pytest.mark.parametrize(
+    ("event", "says"),
+    [
+        ("hangup", r"did you mean Event.Hangup \('Hangup'\)"),
+        ("start_app", r"did you mean Event.StartApp"),
+        ("DIALACTION", r"did you mean Event.DialAction"),
+        (5, "event must be an Event"),
+    ],
+)
+def test_a_misspelt_event_is_refused_when_declared(event: Any, says: str) -> None:
+    flow = CallFlow("events", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+    with pytest.raises(ConfigurationError, match=says):
+        flow.add_route("/h", lambda call: None, event=event)
+
+
+def test_an_event_the_spec_does_not_list_is_taken_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    flow = CallFlow("events", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+    with caplog.at_level(logging.WARNING, logger="answerkit"):
+        flow.add_route("/h", lambda call: None, event="FutureEvent", status_callback=True)
+        flow.add_route("/h", lambda call: None, event="Hangup")  # a listed one: no warning
+    assert [r.getMessage() for r in caplog.records if "FutureEvent" in r.getMessage()]
+    assert not [r for r in caplog.records if "'Hangup'" in r.getMessage()]
+
+
+@pytest.mark.parametrize(
+    ("call", "says"),
+    [
+        (lambda flow: flow.add_route("/x", None), "the handler must be a function"),
+        (lambda flow: flow.add_route("/x", "answer"), "the handler must be a function"),
+        (lambda flow: flow.route(None)(lambda call: None), "route path must start with '/'"),
+        (lambda flow: flow.add_route("/x", lambda c: None, name="x.y"), "without dots"),
+    ],
+)
+def test_route_declaration_misuse_is_a_configuration_error(call: Any, says: str) -> None:
+    flow = CallFlow("decl", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+    with pytest.raises(ConfigurationError, match=says):
+        call(flow)
+
+
+def test_two_flows_of_one_name_on_one_app_are_refused() -> None:
+    app = Flask("two")
+    for i in range(2):
+        flow = CallFlow("same", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+        flow.add_route(f"/r{i}", lambda call: None, status_callback=True)
+        if i == 0:
+            flow.register(app)
+    with pytest.raises(ConfigurationError, match="its own name"):
+        flow.register(app)
