@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from answerkit.app import CallFlow
 from answerkit.client import CallCreated, LiveCall, TransferResult, VobizClient
-from answerkit.dispatch import HandlerTimeout, Route
+from answerkit.dispatch import ErrorHook, Handler, HandlerTimeout, Route
 from answerkit.elements import (
     DTMF,
     Conference,
@@ -22,6 +22,7 @@ from answerkit.elements import (
     Record,
     Redirect,
     Response,
+    ResponseChild,
     Speak,
     Stream,
     User,
@@ -85,9 +86,11 @@ __all__ = [
     "Element",
     "ElementError",
     "Emphasis",
+    "ErrorHook",
     "Event",
     "ForbiddenError",
     "Gather",
+    "Handler",
     "HandlerTimeout",
     "Hangup",
     "Lang",
@@ -108,6 +111,7 @@ __all__ = [
     "Record",
     "Redirect",
     "Response",
+    "ResponseChild",
     "RetryLater",
     "Route",
     "S",

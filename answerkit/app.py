@@ -20,7 +20,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask
@@ -46,6 +46,10 @@ from answerkit.state_urls import check_store_url, open_store, redact_url
 from answerkit.transfer import TransferPlanner
 
 log = logging.getLogger("answerkit")
+
+#: A handler as declared: the decorator hands it back with its own type, so a handler
+#: written ``-> Response`` stays one for a test that calls it, or a recipe given it.
+H = TypeVar("H", bound=Handler)
 
 DEFAULT_FALLBACK = Response(
     Speak("We are sorry, we could not complete your call. Please try again later."),
@@ -189,7 +193,7 @@ class CallFlow:
         event: Event | str | None = None,
         status_callback: bool = False,
         replay_check: bool = True,
-    ) -> Callable[[Handler], Handler]:
+    ) -> Callable[[H], H]:
         """Declare ``handler`` as the route at ``path`` (sugar over :meth:`add_route`).
 
         With ``event``, the handler runs only for that ``Event`` on this path, and
@@ -210,7 +214,7 @@ class CallFlow:
                 f"{getattr(path, '__name__', path)!r}"
             )
 
-        def decorator(handler: Handler) -> Handler:
+        def decorator(handler: H) -> H:
             self.add_route(
                 path,
                 handler,

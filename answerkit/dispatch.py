@@ -39,6 +39,7 @@ __all__ = [
     "STATUS_EVENTS",
     "DeadlineRunner",
     "Dispatcher",
+    "ErrorHook",
     "Handler",
     "HandlerTimeout",
     "LateTransferRefused",

@@ -49,7 +49,7 @@ _E = TypeVar("_E", bound=Element)
 
 __all__ = [
     "DTMF", "Conference", "Dial", "Element", "Gather", "Hangup", "Number", "Play", "PreAnswer",
-    "Record", "Redirect", "Response", "Speak", "Stream", "User", "Wait",
+    "Record", "Redirect", "Response", "ResponseChild", "Speak", "Stream", "User", "Wait",
 ]  # fmt: skip
 
 # Each attribute's bound checker by Python name (see Table.frag); the text checkers likewise.
@@ -462,6 +462,8 @@ class DTMF(_TextElement):
             self._x = f"<DTMF{_t.DTMF.frag['async_'](async_)}>{e}</DTMF>"
 
 
+#: What a Response takes: annotate a helper that builds part of a document
+#: ``-> list[ResponseChild]`` and pass its result with ``Response(*parts)``.
 ResponseChild = (
     Speak
     | Play

@@ -464,15 +464,17 @@ _BACKENDS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Import :class:`SQLiteStore`, :class:`RedisStore` and :func:`open_store` on first use
-    (PEP 562)."""
-    module_name = _BACKENDS.get(name)
-    if module_name is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
-    return value
+if not TYPE_CHECKING:  # a type checker sees the real names (imported above) and no others
+
+    def __getattr__(name: str) -> Any:
+        """Import :class:`SQLiteStore`, :class:`RedisStore` and :func:`open_store` on first
+        use (PEP 562)."""
+        module_name = _BACKENDS.get(name)
+        if module_name is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module_name), name)
+        globals()[name] = value
+        return value
 
 
 def __dir__() -> list[str]:

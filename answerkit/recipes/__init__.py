@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from answerkit.recipes.forwarding import Forwarding
-from answerkit.recipes.ivr import IVRMenu, Option
+from answerkit.recipes.ivr import Action, IVRMenu, Option, Target
 from answerkit.recipes.trigger import TransferTrigger, TriggerOutcome
 from answerkit.recipes.warm_transfer import WarmTransfer, WarmTransferStart
 
 # The result types too: code that passes them on (a CRM handler returning what move()
-# gave) must be able to name them in its annotations.
+# gave) must be able to name them in its annotations, and a menu's options
+# (dict[str, Target | Option]) built apart from the IVRMenu call.
 __all__ = [
+    "Action",
     "Forwarding",
     "IVRMenu",
     "Option",
+    "Target",
     "TransferTrigger",
     "TriggerOutcome",
     "WarmTransfer",

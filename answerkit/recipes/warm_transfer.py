@@ -174,9 +174,12 @@ class WarmTransfer:
         return room_name(self.name, caller_uuid, attempt)
 
     def start(
-        self, caller_uuid: str, context: Mapping[str, str] | None = None
+        self, caller_uuid: str, context: Mapping[str, object] | None = None
     ) -> WarmTransferStart | None:
         """Put the caller on hold (Transfer API) and call the agent.
+
+        ``context`` (a CRM record, say) is kept as text, ``str()`` of each key and value,
+        for the whisper and for ``agent`` when it is a function.
 
         Returns None when the caller's call has already ended (nothing was started).
         """

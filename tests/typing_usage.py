@@ -1,0 +1,73 @@
+"""How user code type-checks against answerkit: `.ci/run` runs `mypy --strict` on this file.
+
+Not a test module (pytest does not collect it): each line is a way users write answerkit
+code. The plain lines must type-check; the misuse lines carry a `type: ignore` for the
+error the checker must report, and `--strict` fails on an ignore that is not needed, so a
+change that stops catching the misuse fails CI too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from answerkit import (
+    CallFlow,
+    CallRequest,
+    ErrorHook,
+    Handler,
+    Hangup,
+    Response,
+    ResponseChild,
+    Speak,
+)
+from answerkit.recipes import IVRMenu, Option, Target, WarmTransfer
+from answerkit.state import RedisStore, SQLiteStore
+
+flow = CallFlow("typing", public_url="https://voice.example.com", auth_token="t" * 20)
+
+
+@flow.route("/sales")
+def sales(call: CallRequest) -> Response:
+    return Response(Speak("Sales."), Hangup())
+
+
+# A decorated handler keeps its own return type: a test calls it and renders the result.
+sales_xml: str = sales(CallRequest.from_params({"CallUUID": "u"})).to_xml()
+
+
+def closing() -> list[ResponseChild]:
+    """A helper returning part of a document."""
+    return [Speak("Goodbye."), Hangup()]
+
+
+whole = Response(Speak("Hello."), *closing())
+
+# A route handler reused as a recipe target; a menu's options built apart from the menu.
+options: dict[str, Target | Option] = {"1": Option("sales", phrases=("sales",)), "2": sales}
+IVRMenu(flow, "main", prompt="Press 1 or 2.", options=options, fallback=sales)
+
+
+def report(exc: BaseException, call: CallRequest | None, route_name: str) -> None:
+    pass
+
+
+hook: ErrorHook = report
+handler: Handler = sales
+CallFlow("typing2", public_url="https://voice.example.com", auth_token="t" * 20, on_error=hook)
+
+warm = WarmTransfer(flow, agent="+14155550142", caller_id="+14155551234", fallback="sales")
+record: Mapping[str, object] = {"account": 42, "vip": True}
+
+
+def start_transfer(caller_uuid: str) -> None:
+    warm.start(caller_uuid, context=record)  # any values: they are kept as text
+
+
+stores = (SQLiteStore, RedisStore)
+
+# -- misuse the checker must catch ----------------------------------------------------------
+
+from answerkit.state import SqliteStore  # type: ignore[attr-defined]  # noqa: E402, F401
+
+Speak("Hi.", voice=3)  # type: ignore[arg-type]
+flow.url_for()  # type: ignore[call-arg]
