@@ -1171,3 +1171,52 @@ def test_forwarding_result_with_an_index_it_never_wrote_goes_to_the_fallback(ind
                      caller_id="+14155550100", mode="sequential", fallback="sales")  # fmt: skip
     doc = fwd._result(hook({"index": index}, "C", DialStatus="no-answer"))
     assert doc.children[0].tag == "Redirect" and doc.children[0].text.endswith("/sales")
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"language": "es-MX"}, r"pass language= a voice language .* speech_language='es-MX'"),
+        ({"voice": "woman"}, "makes no valid Speak: Speak: voice"),
+        ({"input_type": "digits"}, "make no valid Gather"),
+        ({"execution_timeout": 99}, "make no valid Gather"),
+        ({"speech_language": "klingon", "input_type": "speech"}, "make no valid Gather"),
+    ],
+)
+def test_ivr_element_settings_are_checked_when_the_menu_is_built(
+    settings: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        IVRMenu(
+            new_flow(),
+            "main",
+            prompt="Diga ventas",
+            options={"1": Option("sales", ("ventas",))},
+            **settings,
+        )
+
+
+def test_ivr_voice_and_recognition_languages_apart() -> None:
+    menu = IVRMenu(
+        new_flow(),
+        "main",
+        prompt="Diga ventas o marque 1.",
+        options={"1": Option("sales", ("ventas",))},
+        language="es-US",
+        speech_language="es-MX",
+        no_input_prompt="No recibimos su respuesta.",
+        invalid_prompt="Esa opción no es válida.",
+        fallback="sales",
+    )
+    gather = menu.prompt_document(1, "invalid").children[0]
+    assert gather.get("language") == "es-MX"
+    assert {s.get("language") for s in gather.children} == {"es-US"}
+    assert gather.children[0].text == "Esa opción no es válida."
+
+
+def test_ivr_in_another_language_with_english_re_prompts_warns(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level("WARNING", logger="answerkit"):
+        IVRMenu(new_flow(), "main", prompt="Marque 1.", options={"1": "sales"}, language="es-US")
+    assert any("English defaults" in r.getMessage() for r in caplog.records)

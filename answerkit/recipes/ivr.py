@@ -10,17 +10,20 @@ both, with a ``Redirect`` after the ``Gather`` and an empty-input branch on the 
 
 from __future__ import annotations
 
+import logging
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from answerkit.elements import Gather, Hangup, Redirect, Response, Speak
-from answerkit.errors import ConfigurationError
+from answerkit.errors import ConfigurationError, ElementError
 from answerkit.request import CallRequest
 
 if TYPE_CHECKING:
     from answerkit.app import CallFlow
+
+log = logging.getLogger("answerkit")
 
 Action = Callable[[CallRequest], Response]
 Target = str | Action
@@ -123,6 +126,7 @@ class IVRMenu:
         execution_timeout: int = 6,
         voice: str | None = None,
         language: str | None = None,
+        speech_language: str | None = None,
         min_confidence: float = 0.5,
     ) -> None:
         if (
@@ -151,11 +155,15 @@ class IVRMenu:
         self.execution_timeout = execution_timeout
         self.voice = voice
         self.language = language
+        #: The Gather's recognition language (default: ``language``); the two lists
+        #: differ (spec §1.2), as a voice for es-MX speech may be es-US.
+        self.speech_language = speech_language or language
         # Normalised as speech is in match(): " Sales " (or "Sales.") must match "sales".
         self._phrases = {
             _words(phrase): opt for opt in self.options.values() for phrase in opt.phrases
         }
         self._validate_shape()
+        self._check_elements()
         self.choice_route = f"{name}_choice"
         flow.add_route(f"/{name}", self._entry, name=name)
         flow.add_route(f"/{name}/choice", self._choice, name=self.choice_route)
@@ -211,30 +219,86 @@ class IVRMenu:
         lead = {"no-input": self.no_input_prompt, "invalid": self.invalid_prompt}.get(reason or "")
         texts = [lead, self.prompt] if lead else [self.prompt]
         prompts = [Speak(text, voice=self.voice, language=self.language) for text in texts]
-        gather_kw: dict[str, object] = {}
-        if self._phrases:
-            gather_kw["hints"] = ",".join(
-                phrase.strip() for option in self.options.values() for phrase in option.phrases
-            )
-        if self.language and "speech" in self.input_type:
-            gather_kw["language"] = self.language
-        if any("#" in key for key in self.options):
-            # '#' ends the input by default and is left out of Digits (spec §1.2), so an
-            # option '#' could never be chosen; num_digits still ends the input.
-            gather_kw["finish_on_key"] = "none"
-        gather = Gather(
-            *prompts,
-            action=self.flow.url_for(self.choice_route, attempt=attempt),
-            input_type=self.input_type,
-            num_digits=max(len(k) for k in self.options),
-            execution_timeout=self.execution_timeout,
-            **gather_kw,  # type: ignore[arg-type]
-        )
+        gather = self._gather(prompts, self.flow.url_for(self.choice_route, attempt=attempt))
         if attempt >= self.retries:
             after = Redirect(self.flow.url_for(self.choice_route, attempt=attempt))
         else:
             after = Redirect(self.flow.url_for(self.name, attempt=attempt + 1, reason="no-input"))
         return Response(gather, after)
+
+    def _gather(self, prompts: list[Speak], action: str) -> Gather:
+        gather_kw: dict[str, object] = {}
+        if self._phrases:
+            gather_kw["hints"] = ",".join(
+                phrase.strip() for option in self.options.values() for phrase in option.phrases
+            )
+        if self.speech_language and "speech" in str(self.input_type):
+            gather_kw["language"] = self.speech_language
+        if any("#" in key for key in self.options):
+            # '#' ends the input by default and is left out of Digits (spec §1.2), so an
+            # option '#' could never be chosen; num_digits still ends the input.
+            gather_kw["finish_on_key"] = "none"
+        return Gather(
+            *prompts,
+            action=action,
+            input_type=self.input_type,
+            num_digits=max(len(k) for k in self.options),
+            execution_timeout=self.execution_timeout,
+            **gather_kw,  # type: ignore[arg-type]
+        )
+
+    def _check_elements(self) -> None:
+        """Build the menu's elements once now: a voice, language, input type or timeout
+        the elements refuse would otherwise fail on every call (each caller hearing the
+        flow's fallback)."""
+        where = f"IVRMenu {self.name!r}"
+        prompts: list[Speak] = []
+        for field, text in (
+            ("prompt", self.prompt),
+            ("no_input_prompt", self.no_input_prompt),
+            ("invalid_prompt", self.invalid_prompt),
+        ):
+            try:
+                prompts.append(Speak(text, voice=self.voice, language=self.language))
+            except ElementError as exc:
+                hint = ""
+                if exc.attribute == "language" and self._recognises(self.language):
+                    hint = (
+                        f"; {self.language!r} is a speech recognition language but no voice "
+                        f"speaks it: pass language= a voice language (such as 'es-US') and "
+                        f"speech_language={self.language!r}"
+                    )
+                raise ConfigurationError(
+                    f"{where}: its {field} (with voice= and language=) makes no valid "
+                    f"Speak: {exc}{hint}"
+                ) from exc
+        try:
+            self._gather(prompts[:1], "https://menu.invalid/choice")
+        except ElementError as exc:
+            raise ConfigurationError(
+                f"{where}: input_type=, execution_timeout= and speech_language= make no "
+                f"valid Gather: {exc}"
+            ) from exc
+        english = {"Sorry, we did not get your choice.", "Sorry, that is not a valid choice."}
+        speaks = self.language or (self.voice if self.voice and "-" in self.voice else "")
+        if speaks and not speaks.lower().startswith("en") and (
+            {self.no_input_prompt, self.invalid_prompt} & english or self.fallback is _goodbye
+        ):
+            log.warning(
+                "%s: language %r, but its re-prompts or its goodbye are the English "
+                "defaults; pass no_input_prompt=, invalid_prompt= and fallback= in the "
+                "menu's language",
+                where,
+                speaks,
+            )
+
+    @staticmethod
+    def _recognises(language: str | None) -> bool:
+        try:
+            Gather(action="https://menu.invalid/", input_type="speech", language=language)
+        except ElementError:
+            return False
+        return True
 
     def _go(self, target: Target, call: CallRequest) -> Response:
         if isinstance(target, str):
