@@ -5,7 +5,7 @@ and Stream (spec §1.2). Re-exported by :mod:`answerkit.elements`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from answerkit import _tables as _t
 from answerkit._element import (
@@ -16,6 +16,7 @@ from answerkit._element import (
     _TextElement,
 )
 from answerkit._tables import TEXTS, TagMemo
+from answerkit._tables import not_vobiz as not_vobiz_error
 from answerkit._xmltext import esc_text
 from answerkit.errors import ElementError
 
@@ -75,7 +76,10 @@ class Dial(_Container):
         digits_match: str | None = None,
         digits_match_b_leg: str | None = None,
         sip_headers: str | Mapping[str, str] | None = None,
+        **not_vobiz: NoReturn,
     ) -> None:
+        if not_vobiz:  # a Plivo or TwiML name, say: the error names the VobizXML one
+            raise not_vobiz_error(self.tag, self._table, not_vobiz)
         # As in Gather: the start tag memoised by the values given, a shorter key for the
         # usual Dial (none of the rarer attributes), a hit only for values of the types kept.
         if (
@@ -287,7 +291,10 @@ class Record(Element):
         transcription_method: str | None = None,
         callback_url: str | None = None,
         callback_method: str | None = None,
+        **not_vobiz: NoReturn,
     ) -> None:
+        if not_vobiz:  # a Plivo or TwiML name, say: the error names the VobizXML one
+            raise not_vobiz_error(self.tag, self._table, not_vobiz)
         t = _RECORD
         s = ""
         if action is not None:
@@ -361,7 +368,10 @@ class Conference(_TextElement):
         time_limit: int | None = None,
         action: str | None = None,
         method: str | None = None,
+        **not_vobiz: NoReturn,
     ) -> None:
+        if not_vobiz:  # a Plivo or TwiML name, say: the error names the VobizXML one
+            raise not_vobiz_error(self.tag, self._table, not_vobiz)
         t = _CONFERENCE
         self._text, e = _conference_text(room)
         s = ""
@@ -434,7 +444,10 @@ class Stream(_TextElement):
         extra_headers: str | Mapping[str, str] | None = None,
         max_retries: int | None = None,
         keep_call_alive: bool | None = None,
+        **not_vobiz: NoReturn,
     ) -> None:
+        if not_vobiz:  # a Plivo or TwiML name, say: the error names the VobizXML one
+            raise not_vobiz_error(self.tag, self._table, not_vobiz)
         t = _STREAM
         self._text, e = _stream_text(url)
         s = ""

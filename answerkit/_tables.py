@@ -7,8 +7,9 @@ may be (TextSpec) and the memo of start tags by the values given (TagMemo).
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import NoReturn
 
 from answerkit._attributes import (
@@ -388,6 +389,47 @@ NOT_VOBIZ = {
         "set sip_headers on the Dial, or dial a User"
     ),
 }  # fmt: skip
+
+
+def foreign_attribute(tag: str, name: str, table: Table, *, keyword: bool = False) -> str:
+    """Why ``name`` is no attribute of ``tag``, and what to write instead: the VobizXML
+    replacement of a Plivo or TwiML name, the Python name of an XML name (``keyword``:
+    given as a constructor keyword, where snake_case Plivo names count too), or the
+    nearest known name."""
+    camel = re.sub(r"_([a-z])", lambda m: m.group(1).upper(), name)
+    renamed = RENAMED.get((tag, name)) or RENAMED.get((tag, camel))
+    if renamed is not None:
+        if tag == "Gather" and camel == "timeout":
+            return (
+                "Gather: there is no timeout attribute on Gather (it is Plivo's GetDigits); "
+                f"use {renamed}"
+            )
+        return f"{tag}: {name} is not VobizXML; use {renamed}"
+    why = NOT_VOBIZ.get((tag, name)) or NOT_VOBIZ.get((tag, camel))
+    if why is not None:
+        return f"{tag}: {name} is not VobizXML ({why}); leave it out"
+    if keyword:
+        spelt = table.by_xml.get(name)
+        if spelt is not None:
+            return f"{tag}: write the attribute {name} as the keyword {spelt.py}="
+        known = list(table)
+    else:
+        known = list(table.by_xml)
+    close = difflib.get_close_matches(name, known, n=1)
+    also = f"; did you mean {close[0]}{'=' if keyword else ''}?" if close else ""
+    listing = ", ".join(known) if known else "none"
+    return f"{tag}: unknown attribute {name!r}{also} (known: {listing})"
+
+
+def not_vobiz(tag: str, table: Table, given: Mapping[str, object]) -> TypeError:
+    """The TypeError for keywords an element constructor does not take (as Python's own,
+    with the advice of :func:`foreign_attribute`)."""
+    name = next(iter(given))
+    return TypeError(
+        f"{tag}() got an unexpected keyword argument {name!r}: "
+        f"{foreign_attribute(tag, name, table, keyword=True)}"
+    )
+
 
 TEXTS = {
     "Speak": TextSpec("Speak", "text", "non-blank text (or SSML)"),

@@ -23,7 +23,7 @@ Record, Conference and Stream in ``_calls``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from answerkit import _tables as _t
 from answerkit._calls import Conference, Dial, Number, Record, Stream, User
@@ -40,6 +40,7 @@ from answerkit._element import (
 )
 from answerkit._speak import Speak
 from answerkit._tables import TEXTS, TagMemo
+from answerkit._tables import not_vobiz as not_vobiz_error
 from answerkit.errors import ElementError
 
 if TYPE_CHECKING:
@@ -312,7 +313,10 @@ class Gather(_Container):
         log: bool | None = None,
         redirect: bool | None = None,
         profanity_filter: bool | None = None,
+        **not_vobiz: NoReturn,
     ) -> None:
+        if not_vobiz:  # a Plivo or TwiML name, say: the error names the VobizXML one
+            raise not_vobiz_error(self.tag, self._table, not_vobiz)
         # The start tag, memoised by the values given (see TagMemo): the usual Gather gives
         # none of the rarer attributes and has a shorter key (a key costs per value, a test
         # of None less), looked up here; a hit counts for values of exactly the types kept.

@@ -23,7 +23,7 @@ from lxml import etree
 from answerkit._attributes import Table, attr_string
 from answerkit._canonical import HEAD, read
 from answerkit._element import _NOATTRS, MAX_BYTES, RULE_LAST, Element, cannot_contain
-from answerkit._tables import NOT_VOBIZ, RENAMED
+from answerkit._tables import foreign_attribute
 from answerkit._xmltext import MEMO_LIMIT, TAG_MAX_LEN, shown
 from answerkit.elements import (
     DTMF,
@@ -366,7 +366,7 @@ def _attributes(
                 k = "xml:" + k[len(_XML_NS) :]
                 a = by_xml.get(k)
             if a is None:
-                raise ParseError(_attr_error(tag, k, table), line=el.sourceline, attribute=k)
+                raise ParseError(foreign_attribute(tag, k, table), line=el.sourceline, attribute=k)
         attrs[k], frag = a.read_memo.get(v) or a.read(v)
         start += frag
         pos = a.pos
@@ -423,22 +423,3 @@ def _name_error(tag: object) -> str:
     close = difflib.get_close_matches(tag, ELEMENTS, n=1)
     also = f"; did you mean {close[0]}?" if close else ""
     return f"unknown element {tag!r}{also}"
-
-
-def _attr_error(tag: str, name: str, table: Table) -> str:
-    renamed = RENAMED.get((tag, name))
-    if renamed is not None:
-        if tag == "Gather" and name == "timeout":
-            return (
-                "Gather: there is no timeout attribute on Gather (it is Plivo's GetDigits); "
-                f"use {renamed}"
-            )
-        return f"{tag}: {name} is not VobizXML; use {renamed}"
-    why = NOT_VOBIZ.get((tag, name))
-    if why is not None:
-        return f"{tag}: {name} is not VobizXML ({why}); leave it out"
-    known = list(table.by_xml)
-    close = difflib.get_close_matches(name, known, n=1)
-    also = f"; did you mean {close[0]}?" if close else ""
-    listing = ", ".join(known) if known else "none"
-    return f"{tag}: unknown attribute {name!r}{also} (known: {listing})"

@@ -914,3 +914,24 @@ def test_tables_cover_every_element() -> None:
         Text,
         Method,
     }
+
+
+@pytest.mark.parametrize(
+    ("build", "says"),
+    [
+        (lambda: Gather(action=URL, timeout=5), r"there is no timeout .* use execution_timeout"),
+        (lambda: Gather(action=URL, type="speech"), "use input_type"),
+        (lambda: Gather(action=URL, digitTimeout=3), "use digit_end_timeout"),
+        (lambda: Gather(action=URL, digit_timeout=3), "use digit_end_timeout"),
+        (lambda: Gather(action=URL, validDigits="12"), "legacy Plivo attribute"),
+        (lambda: Gather(action=URL, numDigits=1), "as the keyword num_digits="),
+        (lambda: Dial(Number("+14156667890"), callerId="+14155551234"), "caller_id="),
+        (lambda: Conference("room", maxMembers=5), "use max_participants"),
+        (lambda: Record(actoin=URL), "did you mean action=?"),
+        (lambda: Stream("wss://s.example.com/", audioTrack="inbound"), "audio_track="),
+    ],
+)
+def test_a_foreign_keyword_names_the_vobizxml_one(build: Any, says: str) -> None:
+    # Still a TypeError, as Python's own for an unknown keyword, with the advice added.
+    with pytest.raises(TypeError, match=r"got an unexpected keyword argument '\w+': .*" + says):
+        build()

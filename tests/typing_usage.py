@@ -14,6 +14,7 @@ from answerkit import (
     CallFlow,
     CallRequest,
     ErrorHook,
+    Gather,
     Handler,
     Hangup,
     Response,
@@ -71,3 +72,4 @@ from answerkit.state import SqliteStore  # type: ignore[attr-defined]  # noqa: E
 
 Speak("Hi.", voice=3)  # type: ignore[arg-type]
 flow.url_for()  # type: ignore[call-arg]
+Gather(action="https://voice.example.com/menu", timeout=5)  # type: ignore[arg-type]

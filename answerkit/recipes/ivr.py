@@ -281,8 +281,10 @@ class IVRMenu:
             ) from exc
         english = {"Sorry, we did not get your choice.", "Sorry, that is not a valid choice."}
         speaks = self.language or (self.voice if self.voice and "-" in self.voice else "")
-        if speaks and not speaks.lower().startswith("en") and (
-            {self.no_input_prompt, self.invalid_prompt} & english or self.fallback is _goodbye
+        if (
+            speaks
+            and not speaks.lower().startswith("en")
+            and ({self.no_input_prompt, self.invalid_prompt} & english or self.fallback is _goodbye)
         ):
             log.warning(
                 "%s: language %r, but its re-prompts or its goodbye are the English "
