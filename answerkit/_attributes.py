@@ -69,10 +69,11 @@ class Attr:
         self.read_memo: dict[str, tuple[str, str]] = {}
         self.escape: Callable[[str], str] | None = _ESCAPERS.get(self.escaper or "")
 
-    def fail(self, value: object, allowed: str | None = None) -> NoReturn:
+    def fail(self, value: object, allowed: str | None = None, hint: str = "") -> NoReturn:
         name = self.py if self.py == self.xml else f"{self.py} ({self.xml})"
         raise ElementError(
-            f"{self.element}: {name} must be {allowed or self.describe()}, got {shown(value)}",
+            f"{self.element}: {name} must be {allowed or self.describe()}, got "
+            f"{shown(value)}{hint}",
             element=self.element,
             attribute=self.xml,
             value=value,
@@ -138,6 +139,11 @@ class Attr:
         return s
 
 
+def _as_given(value: object, what: str) -> str:
+    """Advice for a value given as text where a Python value is meant (``"true"``)."""
+    return f" (pass {what}, not the string {value!r})" if isinstance(value, str) else ""
+
+
 class Bool(Attr):
     __slots__ = ("no", "yes")
     exact = (bool,)
@@ -155,7 +161,7 @@ class Bool(Attr):
             return "true"
         if value is False:
             return "false"
-        self.fail(value)
+        self.fail(value, hint=_as_given(value, "True or False"))
 
     def frag(self, value: object) -> str:
         # Identity, not equality: 1 and 1.0 are not booleans.
@@ -163,7 +169,7 @@ class Bool(Attr):
             return self.yes
         if value is False:
             return self.no
-        self.fail(value)
+        self.fail(value, hint=_as_given(value, "True or False"))
 
     def parse(self, s: str) -> str:
         if s == "true" or s == "false":
@@ -203,11 +209,14 @@ class Int(Attr):
             return f"an integer from {self.lo} to {self.hi}"
         return f"an integer >= {self.lo}" if self.lo <= 0 else f"an integer > {self.lo - 1}"
 
-    def refuse(self, value: object, big: bool) -> NoReturn:
-        """``fail``, saying where the hidden bound of an unbounded range is when it is hit."""
+    def refuse(self, value: object, big: bool, built: bool = True) -> NoReturn:
+        """``fail``, saying where the hidden bound of an unbounded range is when it is hit
+        (``built``: the value was given to a constructor, so text is worth a word)."""
         if big and self.hi == _NO_LIMIT:
             self.fail(value, f"{self.describe()} and at most {self.hi} (2**63 - 1)")
-        self.fail(value)
+        text = value.strip() if isinstance(value, str) and built else ""
+        number = text.isascii() and text.isdigit()
+        self.fail(value, hint=_as_given(value, f"the number {text}") if number else "")
 
     def check(self, value: object) -> str:
         # type() rather than isinstance(): True/False are ints and must not pass.
@@ -234,7 +243,7 @@ class Int(Attr):
             # int() only of what can be in range; canonical form: "007" renders as "7"
             if len(t) <= self.width and self.lo <= int(t) <= self.hi:
                 return str(int(t))
-            self.refuse(s, len(t) > self.width or int(t) > self.hi)
+            self.refuse(s, len(t) > self.width or int(t) > self.hi, built=False)
         self.fail(s)
 
     def to_python(self, s: str) -> object:
@@ -263,12 +272,20 @@ class Enum(Attr):
             v = str(value)  # what renders is what is checked (a str subclass may differ)
             if v in self.memo:
                 return v
-        self.fail(value)
+        self.fail(value, hint=self.case_hint(value))
 
     def parse(self, s: str) -> str:
         if s in self.memo:
             return s
-        self.fail(s)
+        self.fail(s, hint=self.case_hint(s))
+
+    def case_hint(self, value: object) -> str:
+        """Advice for a choice spelt in another case or with spaces around (``post``)."""
+        if isinstance(value, str):
+            for choice in self.choices:
+                if choice.lower() == value.strip().lower():
+                    return f" (did you mean {choice!r}? the values are case-sensitive)"
+        return ""
 
 
 class Method(Enum):

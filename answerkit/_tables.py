@@ -153,9 +153,9 @@ class TextSpec:
                 remember(self.bare, value, hit)
         return hit
 
-    def fail(self, value: object, allowed: str | None = None) -> NoReturn:
+    def fail(self, value: object, allowed: str | None = None, hint: str = "") -> NoReturn:
         raise ElementError(
-            f"{self.element}: text must be {allowed or self.what}, got {shown(value)}",
+            f"{self.element}: text must be {allowed or self.what}, got {shown(value)}{hint}",
             element=self.element,
             attribute=None,
             value=value,
@@ -179,10 +179,22 @@ class TextSpec:
                 self.fail(value)
             return v
         if self.fast(v) is None:
-            if self.kind == "e164" and v.isdigit():
-                self.fail(value, f"{self.what}: add the leading '+'")
+            if self.kind == "e164":
+                self.fail(value, hint=_e164_advice(v))
             self.fail(value)
         return v
+
+
+def _e164_advice(v: str) -> str:
+    """What to change in a number that is not E.164 (a typed form, a SIP address)."""
+    if v.lower().startswith("sip:"):
+        return ": a SIP address is dialled with User('sip:...'), not Number"
+    kept = re.sub(r"[\s().\-/]", "", v)
+    if kept != v and _TEXT_PATTERNS["e164"].fullmatch(kept):
+        return f": remove the spaces and punctuation, {kept!r}"
+    if kept.isdigit():
+        return ": add the leading '+' and the country code (E.164: '+', then 7 to 15 digits)"
+    return ""
 
 
 def _sip_uri(v: str) -> object:

@@ -193,7 +193,11 @@ def check_url(owner: Fails, value: str, schemes: tuple[str, ...]) -> str:
     # A URL holds no whitespace or control characters, and the host must be present: not
     # only the scheme (https://), a path (https:///x), a user name or a port (https://@:443).
     if " " in v or not v.isprintable():
-        owner.fail(value)
+        owner.fail(
+            value,
+            f"an absolute {'/'.join(schemes)} URL with no spaces or control characters "
+            "(percent-encode them: a space is %20; flow.url_for does)",
+        )
     host, port = _host_port(v[n : _AUTHORITY(v, n).end()])  # type: ignore[union-attr]
     if not host:
         owner.fail(value, f"an absolute URL with a host after the scheme ({v[:n]}host/...)")

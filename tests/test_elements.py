@@ -41,7 +41,7 @@ from answerkit.elements import (
     User,
     Wait,
 )
-from answerkit.errors import ElementError
+from answerkit.errors import ElementError, ParseError
 from answerkit.parse import parse
 from answerkit.ssml import Break, Emphasis, Lang, P, Phoneme, Prosody, S, SayAs, Sub, W
 
@@ -916,15 +916,18 @@ def test_tables_cover_every_element() -> None:
     }
 
 
+MENU = "https://voice.example.com/menu"
+
+
 @pytest.mark.parametrize(
     ("build", "says"),
     [
-        (lambda: Gather(action=URL, timeout=5), r"there is no timeout .* use execution_timeout"),
-        (lambda: Gather(action=URL, type="speech"), "use input_type"),
-        (lambda: Gather(action=URL, digitTimeout=3), "use digit_end_timeout"),
-        (lambda: Gather(action=URL, digit_timeout=3), "use digit_end_timeout"),
-        (lambda: Gather(action=URL, validDigits="12"), "legacy Plivo attribute"),
-        (lambda: Gather(action=URL, numDigits=1), "as the keyword num_digits="),
+        (lambda: Gather(action=MENU, timeout=5), r"there is no timeout .* use execution_timeout"),
+        (lambda: Gather(action=MENU, type="speech"), "use input_type"),
+        (lambda: Gather(action=MENU, digitTimeout=3), "use digit_end_timeout"),
+        (lambda: Gather(action=MENU, digit_timeout=3), "use digit_end_timeout"),
+        (lambda: Gather(action=MENU, validDigits="12"), "legacy Plivo attribute"),
+        (lambda: Gather(action=MENU, numDigits=1), "as the keyword num_digits="),
         (lambda: Dial(Number("+14156667890"), callerId="+14155551234"), "caller_id="),
         (lambda: Conference("room", maxMembers=5), "use max_participants"),
         (lambda: Record(actoin=URL), "did you mean action=?"),
@@ -935,3 +938,27 @@ def test_a_foreign_keyword_names_the_vobizxml_one(build: Any, says: str) -> None
     # Still a TypeError, as Python's own for an unknown keyword, with the advice added.
     with pytest.raises(TypeError, match=r"got an unexpected keyword argument '\w+': .*" + says):
         build()
+
+
+@pytest.mark.parametrize(
+    ("build", "says"),
+    [
+        (lambda: Gather(action=MENU, method="post"), r"did you mean 'POST'\? the values are case"),
+        (lambda: Gather(action=MENU, input_type="DTMF"), r"did you mean 'dtmf'\?"),
+        (lambda: Gather(action=MENU, num_digits="2"), r"pass the number 2, not the string '2'"),
+        (lambda: Gather(action=MENU, redirect="true"), r"pass True or False, not the string"),
+        (lambda: Number("+1 415 555 1234"), r"remove the spaces and punctuation, '\+14155551234'"),
+        (lambda: Number("(415) 555-1234"), r"add the leading '\+' and the country code"),
+        (lambda: Number("sip:agent@example.com"), r"dialled with User\('sip:...'\)"),
+        (lambda: Gather(action="https://x.example.com/a?name=John Smith"), "a space is %20"),
+    ],
+)
+def test_a_value_in_the_wrong_form_gets_advice(build: Any, says: str) -> None:
+    with pytest.raises(ElementError, match=says):
+        build()
+
+
+def test_parse_gives_no_python_advice_for_an_out_of_range_number() -> None:
+    with pytest.raises(ParseError) as caught:
+        parse('<Response><Gather action="https://x.example.com/" numDigits="40"/></Response>')
+    assert "not the string" not in str(caught.value)
