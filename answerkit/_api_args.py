@@ -8,6 +8,7 @@ for a transfer) naming the field, and nothing reaches Vobiz.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -20,8 +21,12 @@ METHODS = ("GET", "POST")
 
 # Unreserved URL characters only: the value becomes a path segment, and "/", "?",
 # "#", "%" or ".." there would silently address another resource.
-PATH_SEGMENT = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9._~-]{1,128}$")
-_SIP_HEADER_PART = re.compile(r"^[A-Za-z0-9]+$")
+PATH_SEGMENT = re.compile(r"(?!\.{1,2}\Z)[A-Za-z0-9._~-]{1,128}")  # used with fullmatch
+_SIP_HEADER_PART = re.compile(r"[A-Za-z0-9]+")  # used with fullmatch
+#: A make-call number: E.164 digits, with or without the '+' (spec §4.4 examples use both).
+_PHONE = re.compile(r"\+?[1-9][0-9]{6,14}")
+#: send_digits: keys, w/W pauses (0.5 s, 1 s) and an optional @duration in ms (spec §4.4).
+_SEND_DIGITS = re.compile(r"[0-9A-Da-d*#wW]+(?:@[0-9]{1,5})?")
 #: The body fields make_call's named arguments set, by the argument's name: ``extra`` must
 #: not set them too, or it would bypass their checks (and silently win over the argument).
 _MAKE_CALL_FIELDS = {
@@ -51,7 +56,7 @@ def _refuse(message: str, field_name: str, *, transfer: bool) -> errors.Argument
 
 def check_call_uuid(call_uuid: str, *, transfer: bool = False) -> None:
     """Refuse anything but a CallUUID that is safe as one path segment."""
-    if isinstance(call_uuid, str) and PATH_SEGMENT.match(call_uuid):
+    if isinstance(call_uuid, str) and PATH_SEGMENT.fullmatch(call_uuid):
         return
     raise _refuse(
         "call_uuid must be the CallUUID of a live call (letters, digits, '-', '_', '.', '~'), "
@@ -185,6 +190,10 @@ def make_call_body(
             f"none empty; got {len(destinations)}",
             field="to",
         )
+    _check_phone("from_", from_)
+    for destination in destinations:
+        if not destination.strip().lower().startswith("sip:"):
+            _check_phone("to", destination.strip())
     for key in extra or {}:
         if key in _MAKE_CALL_FIELDS:
             raise errors.ArgumentError(
@@ -213,6 +222,12 @@ def make_call_body(
                 )
             body[key] = number
     if send_digits is not None:
+        if not isinstance(send_digits, str) or not _SEND_DIGITS.fullmatch(send_digits):
+            raise errors.ArgumentError(
+                "send_digits must be keys (0-9, *, #, A-D) with w or W for a pause and an "
+                f"optional @milliseconds, such as '1w2w3' or '1234@1000', got {send_digits!r}",
+                field="send_digits",
+            )
         body["send_digits"] = send_digits
     if sip_headers is not None:
         body["sip_headers"] = sip_headers_text(sip_headers)
@@ -227,17 +242,57 @@ def make_call_body(
                 field="machine_detection",
             )
         body["machine_detection"] = "true" if machine_detection is True else machine_detection
-    body.update(extra or {})
+    if extra:
+        try:
+            # NaN and infinities are no JSON: requests would send them as is (a body the
+            # API cannot read), and an object json cannot write fails only when sending.
+            json.dumps(dict(extra), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise errors.ArgumentError(
+                f"extra must hold JSON values (text, numbers, booleans, lists, dicts): {exc}",
+                field="extra",
+            ) from None
+        body.update(extra)
     return body
+
+
+def _check_phone(name: str, number: str) -> None:
+    """Refuse a make-call number that is not E.164 digits, naming the form to use."""
+    if _PHONE.fullmatch(number):
+        return
+    kept = re.sub(r"[\s().\-/]", "", number)
+    hint = f"; remove the spaces and punctuation: {kept!r}" if _PHONE.fullmatch(kept) else ""
+    raise errors.ArgumentError(
+        f"{name} must be an E.164 number such as '+14155550100' (or, for to, a sip: URI), "
+        f"got {number!r}{hint}",
+        field=name,
+    )
 
 
 def sip_headers_text(value: Mapping[str, str] | str) -> str:
     """Make-call ``sip_headers`` as Vobiz takes them: ``key=value`` pairs joined by commas."""
     if isinstance(value, str):
+        for pair in value.split(","):
+            key, eq, item = pair.partition("=")
+            if not (eq and _SIP_HEADER_PART.fullmatch(key) and _SIP_HEADER_PART.fullmatch(item)):
+                raise errors.ArgumentError(
+                    f"sip_headers must be key=value pairs of letters and digits joined by "
+                    f"',' (or a dict of them), got {value!r}",
+                    field="sip_headers",
+                )
         return value
+    if not isinstance(value, Mapping):
+        raise errors.ArgumentError(
+            f"sip_headers must be a dict or 'key=value,key=value', got {value!r}",
+            field="sip_headers",
+        )
     pairs = []
     for key, item in value.items():
-        if not (_SIP_HEADER_PART.match(key) and _SIP_HEADER_PART.match(str(item))):
+        if not (
+            isinstance(key, str)
+            and _SIP_HEADER_PART.fullmatch(key)
+            and _SIP_HEADER_PART.fullmatch(str(item))
+        ):
             raise errors.ArgumentError(
                 f"sip_headers keys and values must be letters and digits, got {key!r}={item!r}",
                 field="sip_headers",

@@ -59,6 +59,19 @@ def _header_unsafe(value: str, *, spaces: bool = False) -> int | None:
     return None
 
 
+def _check_numbers(*, whole: bool = True, **settings: object) -> None:
+    """Refuse a client setting that is not a number of the right kind, 0 or more: each
+    would fail deep inside the retry loop or urllib3, on the first request."""
+    for name, value in settings.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            fine = False
+        else:
+            fine = (isinstance(value, int) or not whole) and math.isfinite(value) and value >= 0
+        if not fine:
+            what = "a whole number" if whole else "a number of seconds"
+            raise errors.ConfigurationError(f"{name} must be {what}, 0 or more, got {value!r}")
+
+
 def refuse_cookies(session: requests.Session) -> requests.Session:
     """Make ``session`` keep no cookies: Vobiz's API and webhooks are stateless, and a
     cookie carried from one request to the next would couple unrelated calls."""
@@ -124,7 +137,13 @@ class VobizClient:
         user_agent: str | None = None,
     ) -> None:
         auth_id = auth_id if auth_id is not None else os.environ.get("VOBIZ_AUTH_ID")
+        token_from_env = auth_token is None
         auth_token = auth_token if auth_token is not None else os.environ.get("VOBIZ_AUTH_TOKEN")
+        for name, value in (("auth_id", auth_id), ("auth_token", auth_token)):
+            if value is not None and not isinstance(value, str):
+                raise errors.ConfigurationError(
+                    f"{name} must be text, got {type(value).__name__} (decode bytes first)"
+                )
         # Surrounding whitespace is a copy-paste or a secret file's final newline, as for
         # CallFlow: left in, it makes an invalid header whose error text quotes the token.
         auth_id = auth_id.strip() if isinstance(auth_id, str) else auth_id
@@ -140,9 +159,17 @@ class VobizClient:
                 "no Vobiz auth token: pass auth_token= or set the VOBIZ_AUTH_TOKEN "
                 "environment variable"
             )
-        if not PATH_SEGMENT.match(auth_id):
+        if not PATH_SEGMENT.fullmatch(auth_id):
             raise errors.ConfigurationError(
                 f"auth id {auth_id!r} is not a Vobiz auth id (expected MA_… or SA_…)"
+            )
+        if "," in auth_token:
+            # A CallFlow takes several tokens (rotation) comma-separated; the REST API takes
+            # one, and sent as is the request would go out and come back 401.
+            where = "VOBIZ_AUTH_TOKEN" if token_from_env else "auth_token"
+            raise errors.ConfigurationError(
+                f"{where} holds a ',': a list of tokens, as a CallFlow takes for rotation; "
+                "the REST client signs in with one, so pass auth_token= the current token"
             )
         bad = _header_unsafe(auth_token)
         if bad is not None:
@@ -193,6 +220,12 @@ class VobizClient:
             # timeout) would let one stuck request hold the caller's leg forever.
             raise errors.ConfigurationError(
                 f"timeout must be seconds > 0, or a (connect, read) pair of them, got {timeout!r}"
+            )
+        _check_numbers(max_retries=max_retries, pool_maxsize=pool_maxsize)
+        _check_numbers(max_retry_time=max_retry_time, backoff=backoff, whole=False)
+        if session is not None and not isinstance(session, requests.Session):
+            raise errors.ConfigurationError(
+                f"session must be a requests.Session, got {type(session).__name__}"
             )
         try:
             policy = RetryPolicy(max_retries, max_retry_time, backoff)

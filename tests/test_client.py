@@ -602,6 +602,14 @@ def test_make_call_sends_the_documented_body(vobiz: LocalVobiz, client: VobizCli
         {"sip_headers": {"Bad-Key": "v"}},
         {"machine_detection": "maybe"},
         {"to": ""},
+        {"to": "+1 415 555 0111"},
+        {"to": "+14155550111<abc"},
+        {"from_": "abc"},
+        {"send_digits": "12x"},
+        {"sip_headers": "a b=c,,"},
+        {"sip_headers": ["Team=sales"]},
+        {"extra": {"x": object()}},
+        {"extra": {"x": math.nan}},
     ],
 )
 def test_make_call_arguments_are_refused_before_sending(kwargs: dict[str, Any]) -> None:
@@ -1170,3 +1178,48 @@ def test_a_base_url_password_is_never_echoed(base_url: str) -> None:
     with pytest.raises(errors.ConfigurationError) as caught:
         VobizClient("MA_X0000001", "t", base_url=base_url)
     assert "Hunter2" not in str(caught.value) and "credentials" in str(caught.value)
+
+
+def test_make_call_names_the_form_of_a_number_to_use() -> None:
+    api = offline_client(CountingSession())
+    with pytest.raises(
+        errors.ArgumentError, match=r"remove the spaces and punctuation: '\+14155550111'"
+    ):
+        api.make_call("+14155550100", "+1 (415) 555-0111", HOLD_URL)
+    created_to = "+14155550111<sip:agent@example.com<14155550122"  # all three forms taken
+    with pytest.raises(
+        errors.ConnectError
+    ):  # refused by nobody locally: it reached the (closed) port
+        api.make_call("+14155550100", created_to, HOLD_URL, send_digits="1w2W3@500")
+
+
+@pytest.mark.parametrize(
+    ("settings", "says"),
+    [
+        ({"auth_token": "new-token,old-token"}, "holds a ','"),
+        ({"auth_token": b"token"}, "auth_token must be text"),
+        ({"max_retries": "3"}, "max_retries must be a whole number"),
+        ({"max_retries": None}, "max_retries must be a whole number"),
+        ({"pool_maxsize": "10"}, "pool_maxsize must be a whole number"),
+        ({"backoff": math.inf}, "backoff must be a number of seconds"),
+        ({"session": "x"}, "session must be a requests.Session"),
+    ],
+)
+def test_client_settings_of_the_wrong_kind_are_refused(settings: dict[str, Any], says: str) -> None:
+    args: dict[str, Any] = {"auth_id": "MA_X0000001", "auth_token": "t", **settings}
+    with pytest.raises(errors.ConfigurationError, match=says):
+        VobizClient(**args)
+
+
+def test_a_comma_token_from_the_environment_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOBIZ_AUTH_TOKEN", "new-token,old-token")
+    with pytest.raises(errors.ConfigurationError, match="VOBIZ_AUTH_TOKEN holds a ','") as caught:
+        VobizClient("MA_X0000001")
+    assert "new-token" not in str(caught.value)
+
+
+def test_a_call_uuid_with_a_trailing_newline_is_refused_before_sending() -> None:
+    session = CountingSession()
+    with pytest.raises(errors.ArgumentError, match="call_uuid"):
+        offline_client(session).transfer("1234-abcd\n", aleg_url=HOLD_URL)
+    assert session.calls == 0
