@@ -168,10 +168,32 @@ def query_value(value: Any) -> str:
     return str(value)
 
 
+def _query_item(name: object, value: object) -> str:
+    """One parameter's text; a name or value a query string cannot carry is refused
+    (a list or an object would arrive as its repr, bytes as "b'...'")."""
+    if not isinstance(name, str) or not isinstance(value, (str, int, float)):
+        raise QueryParamError(
+            f"query parameter {name!r}: give text, a number or a boolean, got "
+            f"{type(value).__name__} {value!r} (join a list yourself, such as ','.join(items))"
+        )
+    return query_value(value)
+
+
+class QueryParamError(ValueError):
+    """A query parameter a URL cannot carry (raised as the caller's own error type)."""
+
+
+def check_query(params: Mapping[str, Any]) -> None:
+    """Raise QueryParamError for the first parameter :func:`with_query` would refuse."""
+    for name, value in params.items():
+        if value is not None:
+            _query_item(name, value)
+
+
 def with_query(url: str, params: Mapping[str, Any]) -> str:
     """``url`` with ``params`` added to its query string (None values left out), ahead of
     any ``#fragment``: a parameter written after the ``#`` never reaches the server."""
-    query = urlencode({k: query_value(v) for k, v in params.items() if v is not None})
+    query = urlencode({k: _query_item(k, v) for k, v in params.items() if v is not None})
     if not query:
         return url
     if "#" not in url and "?" not in url:  # the common case: a route's bare URL

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask
 from flask import Response as FlaskResponse
 
-from answerkit._params import with_query
+from answerkit._params import QueryParamError, with_query
 from answerkit._wsgi import flask_view, install_direct_routes
 from answerkit.client import TransferResult, VobizClient
 from answerkit.dispatch import (
@@ -358,7 +358,10 @@ class CallFlow:
                 f"flow {self.name!r} has no public URL: pass public_url= to CallFlow or "
                 f"set {ENV_PUBLIC_URL} to the https address Vobiz reaches this app at"
             )
-        return with_query(self.public_url + (self._mount_prefix or "") + route.path, params)
+        try:
+            return with_query(self.public_url + (self._mount_prefix or "") + route.path, params)
+        except QueryParamError as exc:
+            raise ConfigurationError(f"url_for({name!r}): {exc}") from None
 
     # -- state ----------------------------------------------------------------------
 

@@ -91,6 +91,17 @@ def _check_key(call_uuid: str, key: object) -> None:
 def _dumps(call_uuid: str, key: str, value: Any) -> str:
     _check_key(call_uuid, key)
     try:
+        if type(value) in _NESTED:
+            bad = _non_text_key(value)
+            if bad is not _NONE:
+                # JSON would turn the key to text ({1: "a"} back as {"1": "a"}), and two
+                # keys that then collide ({1: "a", "1": "b"}) would lose one value.
+                raise StateError(
+                    f"cannot store {type(value).__name__} under {key!r} for call "
+                    f"{call_uuid}: state values must be JSON-serialisable, with text dict "
+                    f"keys; got the key {type(bad).__name__} {bad!r} (use str keys: JSON "
+                    f"would bring it back as {str(bad)!r})"
+                )
         return _ENCODER.encode(value)
     except (TypeError, ValueError, RecursionError) as exc:
         raise StateError(
@@ -98,6 +109,30 @@ def _dumps(call_uuid: str, key: str, value: Any) -> str:
             f"state values must be JSON-serialisable (str, int, float, bool, None, list, dict) "
             f"({exc})"
         ) from exc
+
+
+_NESTED = (dict, list, tuple)
+_NONE = object()
+
+
+def _non_text_key(value: Any) -> object:
+    """The first dict key in ``value`` (searched through lists and dicts) that is not a
+    str, or ``_NONE``; a structure nested too deep raises RecursionError, as JSON would."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                return k
+            if type(v) in _NESTED:
+                found = _non_text_key(v)
+                if found is not _NONE:
+                    return found
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            if type(v) in _NESTED:
+                found = _non_text_key(v)
+                if found is not _NONE:
+                    return found
+    return _NONE
 
 
 # Redis counts in 64 bits (HINCRBY); the other backends keep to the same range so that a

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from answerkit._params import with_query
+from answerkit._params import QueryParamError, check_query, with_query
 from answerkit.client import TransferResult, VobizClient
 from answerkit.dispatch import LateTransferRefused, handler_given_up, loggable
 from answerkit.errors import CallNotActiveError, ConfigurationError, TransferArgumentError
@@ -102,6 +102,16 @@ class TransferPlanner:
                 "flow.transfer(call_uuid, aleg='hold')",
                 field="aleg",
             )
+        if params is not None and not isinstance(params, Mapping):
+            raise TransferArgumentError(
+                f"params must be a dict of query parameters, such as {{'reason': 'vip'}}, "
+                f"got {params!r}",
+                field="params",
+            )
+        try:
+            check_query(params or {})
+        except QueryParamError as exc:
+            raise TransferArgumentError(str(exc), field="params") from None
         aleg_url = self.target_url(aleg, params, argument="aleg") if aleg is not None else None
         bleg_url = self.target_url(bleg, params, argument="bleg") if bleg is not None else None
         if handler_given_up():

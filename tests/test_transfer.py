@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from werkzeug.serving import make_server
@@ -157,3 +158,17 @@ def test_a_refused_raw_url_names_the_leg_it_was_given_for(local_vobiz: LocalVobi
     with pytest.raises(TransferArgumentError, match=r"^bleg: .* malformed"):
         flow.transfer("c-1", aleg="hold", bleg="https://[::1/x")
     assert local_vobiz.requests == []
+
+
+@pytest.mark.parametrize(
+    ("params", "says"),
+    [("reason=vip", "params must be a dict"), ({"tried": [1, 2]}, "query parameter 'tried'")],
+)
+def test_transfer_params_a_url_cannot_carry_are_refused_before_sending(
+    local_vobiz: LocalVobiz, params: Any, says: str
+) -> None:
+    flow = build_flow("https://voice.example.com", local_vobiz.auth_token, local_vobiz)
+    before = len(local_vobiz.requests)
+    with pytest.raises(TransferArgumentError, match=says) as caught:
+        flow.transfer("some-call", aleg="hold", params=params)
+    assert caught.value.field == "params" and len(local_vobiz.requests) == before
