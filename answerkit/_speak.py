@@ -25,6 +25,25 @@ _SPOKEN: dict[str, str] = {}  # plain text -> "<Speak>escaped</Speak>"
 _SPOKEN_LIMIT = 4096
 
 
+def _refuse_positional_settings(more: tuple[object, ...]) -> None:
+    """Refuse a voice or language given as one more positional piece of text: plivoxml's
+    ``SpeakElement(text, voice, language)`` order would otherwise be spoken aloud
+    ("Hello WOMAN en-US")."""
+    for piece in more:
+        if type(piece) is str and piece.strip() in _POSITIONAL_SETTINGS:
+            name = "voice" if piece.strip() in ("WOMAN", "MAN") else "language"
+            raise ElementError(
+                f"Speak: {piece!r} was given as text to speak; a {name} is a keyword: "
+                f"Speak(text, {name}={piece.strip()!r})",
+                element="Speak",
+                attribute=name,
+                value=piece,
+            )
+
+
+_POSITIONAL_SETTINGS = frozenset(("WOMAN", "MAN", *_t.SPEAK_LANGUAGES))
+
+
 def _speak_checked(text: str) -> tuple[str, str]:
     """The trimmed text and ``<Speak>trimmed</Speak>`` after the full check, which raises
     with the reason."""
@@ -133,6 +152,8 @@ class Speak(Element):
             if loop is not None:
                 head += _SPEAK["loop"](loop)
             head += ">"
+        if more:
+            _refuse_positional_settings(more)
         self._set_content((text, *more))
         # SSML nodes never change either: rendered now, like plain text.
         ssml = self._ssml

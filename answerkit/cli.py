@@ -95,7 +95,7 @@ def make_parser() -> argparse.ArgumentParser:
         "app", help="examples/ivr.py, or FILE:VARIABLE (a CallFlow or Flask app), or a module"
     )
     run.add_argument("--host", default="127.0.0.1")
-    run.add_argument("--port", type=int, default=5000)
+    run.add_argument("--port", type=_port, default=5000)
     run.set_defaults(func=cmd_run)
 
     routes = sub.add_parser("routes", help="list every route with its public URL")
@@ -125,6 +125,17 @@ def make_parser() -> argparse.ArgumentParser:
     demo.add_argument("-v", "--verbose", action="store_true")
     demo.set_defaults(func=cmd_demo)
     return parser
+
+
+def _port(text: str) -> int:
+    """A TCP port for argparse: 1-65535 (the OS would take 99999 as 34463)."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number from 1 to 65535, got {text!r}")
+    return port
 
 
 def main(argv: Sequence[str] | None = None) -> int:

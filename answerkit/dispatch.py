@@ -30,7 +30,7 @@ from answerkit._params import ParamsLike
 from answerkit.elements import Element, Response
 from answerkit.errors import ElementError, RetryLater, StateError
 from answerkit.request import CallRequest, Event, MissingCallUUID
-from answerkit.signature import HeadersLike, Verifier, public_url_candidates
+from answerkit.signature import HeadersLike, Verifier, header_value, public_url_candidates
 from answerkit.state import StateStore
 
 log = logging.getLogger("answerkit")
@@ -279,8 +279,17 @@ class Dispatcher:
                 req.read_params(), method=req.method, query=req.query, path=req.path
             )
         except MissingCallUUID as exc:
-            log.warning("flow %s route %s: %s", self.flow_name, route.name, exc)
-            return WebhookReply(400, f"{exc}\n".encode(), "text/plain; charset=utf-8")
+            why = str(exc)
+            content_type = (header_value(req.headers, "Content-Type") or "").lower()
+            if req.method == "POST" and "form" not in content_type:
+                # A JSON body (a hand-made test request, another platform's callback): its
+                # CallUUID is there, but Vobiz posts form fields and only those are read.
+                why += (
+                    f" The body is {content_type or 'of no declared type'}: Vobiz posts form "
+                    "fields (application/x-www-form-urlencoded), the only body read."
+                )
+            log.warning("flow %s route %s: %s", self.flow_name, route.name, why)
+            return WebhookReply(400, f"{why}\n".encode(), "text/plain; charset=utf-8")
         if call.call_uuid:  # a transcription may carry none: its state is its own, unsaved
             call._attach_state(HandlerState(self.store(), call.call_uuid))
         event = str(call.event.value if isinstance(call.event, Event) else call.event)

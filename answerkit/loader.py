@@ -33,7 +33,11 @@ def local_settings(out: TextIO, what: str) -> Iterator[None]:
     says which were stood in (for ``what``) on ``out``."""
     missing = {k: v for k, v in LOCAL_SETTINGS.items() if not os.environ.get(k)}
     if missing:
-        print(f"(not set, stood in for {what}: {', '.join(missing)})", file=out)
+        print(
+            f"(not in the environment, stood in for {what} where the app does not set them "
+            f"itself: {', '.join(missing)})",
+            file=out,
+        )
     os.environ.update(missing)
     try:
         yield

@@ -193,7 +193,11 @@ def parse_full(data: bytes) -> Response:
                 f"and SSML inside a Speak at most {MAX_SSML_DEPTH}",
                 line=e.lineno,
             ) from None
-        raise ParseError(f"not well-formed XML: {e.msg}", line=e.lineno) from None
+        hint = ""
+        if "EntityRef" in e.msg or "xmlParseEntityRef" in e.msg:
+            # The commonest cause of a call dropped with 8011: a URL's query string.
+            hint = "; a bare '&' (in a URL's query string, say) must be written &amp;"
+        raise ParseError(f"not well-formed XML: {e.msg}{hint}", line=e.lineno) from None
     if not data.startswith(_OUR_DECL) and root.getroottree().docinfo.doctype:
         raise ParseError("DTDs are refused", line=1)
     return _document(root)
@@ -201,6 +205,12 @@ def parse_full(data: bytes) -> Response:
 
 def _document(root: Any) -> Response:
     if root.tag != "Response":
+        if root.tag in ELEMENTS:
+            raise ParseError(
+                f"the root must be Response, found {root.tag}: wrap it, "
+                f"<Response><{root.tag}>...</{root.tag}></Response>",
+                line=root.sourceline,
+            )
         what = _name_error(root.tag)
         raise ParseError(f"the root must be Response, found {what}", line=root.sourceline)
     text = root.text

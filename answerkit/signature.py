@@ -389,7 +389,8 @@ def _trusted_value(value: str | None, trusted_hops: int) -> str | None:
     return values[-trusted_hops] or None
 
 
-def _header(headers: HeadersLike | None, name: str) -> str | None:
+def header_value(headers: HeadersLike | None, name: str) -> str | None:
+    """The value of header ``name`` (any case) in a mapping or pairs, or None."""
     if headers is None:
         return None
     getter = getattr(headers, "get", None)
@@ -453,11 +454,11 @@ def public_url_candidates(
         # The request's host and headers play no part: the answer depends on the route only.
         return list(_configured_candidates(public_url, script_root, path))
     script_root = script_root.rstrip("/")
-    proto = _trusted_value(_header(headers, "X-Forwarded-Proto"), trusted_hops) or scheme
+    proto = _trusted_value(header_value(headers, "X-Forwarded-Proto"), trusted_hops) or scheme
     if proto.strip().lower() not in ("http", "https"):
         return []  # a forwarded scheme Vobiz never signs: no URL it could have signed
-    fwd_host = _trusted_value(_header(headers, "X-Forwarded-Host"), trusted_hops)
-    fwd_port = _trusted_value(_header(headers, "X-Forwarded-Port"), trusted_hops)
+    fwd_host = _trusted_value(header_value(headers, "X-Forwarded-Host"), trusted_hops)
+    fwd_port = _trusted_value(header_value(headers, "X-Forwarded-Port"), trusted_hops)
     netloc = fwd_host or host
     if fwd_port:
         # ProxyFix semantics: the forwarded port replaces any port in the host.

@@ -184,6 +184,14 @@ def test_unsigned_wrong_token_retargeted_and_replayed_requests_get_403(
 def test_missing_call_uuid_is_400(client: Any) -> None:
     r = post(client, "/answer", {"From": "1"})
     assert r.status_code == 400 and b"CallUUID" in r.data
+    assert b"application/json" not in r.data
+
+
+def test_a_json_body_is_told_vobiz_posts_forms(client: Any) -> None:
+    headers = sign(f"{PUBLIC}/answer", TOKEN)
+    r = client.post("/answer", json={"CallUUID": "c-1", "Event": "StartApp"}, headers=headers)
+    assert r.status_code == 400
+    assert b"The body is application/json: Vobiz posts form fields" in r.data
 
 
 def test_failing_handler_answers_fallback_and_reports(caplog: pytest.LogCaptureFixture) -> None:

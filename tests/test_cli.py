@@ -213,7 +213,10 @@ def test_a_local_call_needs_no_settings(monkeypatch: pytest.MonkeyPatch, tmp_pat
                      digits="1", callee_digits="1")  # fmt: skip
     assert run_terminal_call(args, stdout=out) == 0, out.getvalue()
     text = out.getvalue()
-    assert "stood in for this local call: VOBIZ_AUTH_TOKEN" in text
+    assert (
+        "stood in for this local call where the app does not set them itself: VOBIZ_AUTH_TOKEN"
+        in text
+    )
     assert "Connecting you now." in text  # the agent accepted with --callee-digits
     assert all(key not in os.environ for key in ENV)
     assert list(tmp_path.iterdir()) == []
@@ -326,3 +329,11 @@ def test_check_sends_a_status_route_both_hangup_and_dialhangup() -> None:
     results = check_flow(flow)
     assert [(r.event, r.ok) for r in results] == [("Hangup", False), ("DialHangup", True)]
     assert "the CRM write is broken" in results[0].problems[0]
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "http"])
+def test_run_refuses_a_port_out_of_range(port: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["run", "examples/ivr.py", "--port", port])
+    assert caught.value.code == 2
+    assert "a port is a number from 1 to 65535" in capsys.readouterr().err

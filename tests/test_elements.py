@@ -962,3 +962,11 @@ def test_parse_gives_no_python_advice_for_an_out_of_range_number() -> None:
     with pytest.raises(ParseError) as caught:
         parse('<Response><Gather action="https://x.example.com/" numDigits="40"/></Response>')
     assert "not the string" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("given", "keyword"), [("WOMAN", "voice"), ("en-US", "language")])
+def test_plivo_positional_voice_or_language_is_refused_not_spoken(given: str, keyword: str) -> None:
+    with pytest.raises(ElementError, match=f"a {keyword} is a keyword: Speak\\(text, {keyword}="):
+        Speak("Hello", given)
+    # Text pieces that merely contain such words are spoken as given.
+    assert "Hello WOMAN" in Response(Speak("Hello", " WOMAN doctor")).to_xml()

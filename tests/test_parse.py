@@ -270,7 +270,7 @@ def error(text: str | bytes) -> ParseError:
         ("<Response>\n<Speak>x</Spek>\n</Response>", 2, "not well-formed"),
         ("<Response/><Response/>", 1, "Extra content"),
         ("", None, "not well-formed"),
-        ("<Speak>x</Speak>", 1, "the root must be Response, found unknown element 'Speak'"),
+        ("<Speak>x</Speak>", 1, "the root must be Response, found Speak: wrap it"),
         ("<Respons/>", 1, "did you mean Response?"),
         (
             "<Response>\n\n<Spaek>x</Spaek></Response>",
@@ -704,3 +704,13 @@ def test_bytes_that_are_not_utf8_after_a_canonical_start() -> None:
     assert "not well-formed" in str(err)
     # A UTF-8 byte order mark: not to_xml's start, so the full path reads it.
     assert parse(b"\xef\xbb\xbf" + head + b"<Hangup/></Response>") == Response(Hangup())
+
+
+def test_a_bare_ampersand_is_named_with_its_fix() -> None:
+    with pytest.raises(ParseError, match="must be written &amp;"):
+        parse("<Response><Redirect>https://a.example.com/x?a=1&b=2</Redirect></Response>")
+
+
+def test_an_element_without_its_response_is_told_to_wrap_it() -> None:
+    with pytest.raises(ParseError, match=r"found Speak: wrap it, <Response><Speak>"):
+        parse("<Speak>Hello.</Speak>")
