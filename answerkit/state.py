@@ -25,7 +25,7 @@ import operator
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, MutableMapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 from answerkit.errors import ConfigurationError, StateError
@@ -220,6 +220,16 @@ class StateStore(ABC):
     def set(self, call_uuid: str, key: str, value: Any) -> None:
         """Store a JSON-serialisable value and refresh the call's expiry."""
 
+    def set_many(self, call_uuid: str, items: Mapping[str, Any]) -> None:
+        """Store several values at once: all of them or, on an error, none (the built-in
+        stores write them in one transaction). Every value is checked before any is
+        written. This default writes them one by one: override it in a store of your own
+        that can write them together."""
+        for key, value in items.items():
+            _dumps(call_uuid, key, value)
+        for key, value in items.items():
+            self.set(call_uuid, key, value)
+
     @abstractmethod
     def delete(self, call_uuid: str, key: str) -> None:
         """Remove one key (no error if it is absent)."""
@@ -329,6 +339,11 @@ class MemoryStore(StateStore):
         with self._lock:
             self._write(call_uuid, time.time())[key] = raw
 
+    def set_many(self, call_uuid: str, items: Mapping[str, Any]) -> None:
+        raws = {key: _dumps(call_uuid, key, value) for key, value in items.items()}
+        with self._lock:
+            self._write(call_uuid, time.time()).update(raws)
+
     def delete(self, call_uuid: str, key: str) -> None:
         with self._lock:
             (self._live(call_uuid, time.time()) or {}).pop(key, None)
@@ -412,6 +427,10 @@ class CallState(MutableMapping[str, Any]):
         """Forget the snapshot; the next read fetches the store again."""
         self._cache = None
 
+    def _writable(self) -> None:
+        """Called before a write of several keys at once; a handler's state refuses writes
+        past the handler's deadline (answerkit/_deadline.py)."""
+
     def __getitem__(self, key: str) -> Any:
         value = self._snapshot()[key]
         # A copy: changed in place, the snapshot's own list would show the change to the
@@ -458,10 +477,18 @@ class CallState(MutableMapping[str, Any]):
         """Store every pair; a value or key that cannot be stored is refused before any
         is written, so a refused update leaves the call's state as it was."""
         items = dict(other, **kwargs)
-        for key, value in items.items():
-            _dumps(self.call_uuid, key, value)
-        for key, value in items.items():
-            self[key] = value
+        if not items:
+            return
+        self._writable()
+        self.store.set_many(self.call_uuid, items)
+        if self._cache is not None:
+            for key, value in items.items():
+                # As __setitem__: the cached value is what a later read would return.
+                self._cache[key] = (
+                    value
+                    if type(value) in _PLAIN
+                    else json.loads(_dumps(self.call_uuid, key, value))
+                )
 
     def incr(self, key: str, amount: int = 1) -> int:
         """Atomically add ``amount`` to an integer (0 if missing) and return the new value."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -181,6 +181,20 @@ class RedisStore(StateStore):
             pipe.execute()
 
         self._call("write call state", write)
+
+    def set_many(self, call_uuid: str, items: Mapping[str, Any]) -> None:
+        raws: dict[Any, Any] = {key: _dumps(call_uuid, key, value) for key, value in items.items()}
+
+        def write(r: redis.Redis) -> None:
+            # One HSET of every field: Redis applies it whole or (out of memory, say) not
+            # at all.
+            pipe = r.pipeline(transaction=True)
+            pipe.hset(self._key(call_uuid), mapping=raws)
+            pipe.pexpire(self._key(call_uuid), self._ttl_ms)
+            pipe.execute()
+
+        if raws:
+            self._call("write call state", write)
 
     def delete(self, call_uuid: str, key: str) -> None:
         self._call("delete call state", lambda r: r.hdel(self._key(call_uuid), key))

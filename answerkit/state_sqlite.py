@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any, TypeVar
 
@@ -380,6 +380,15 @@ class SQLiteStore(StateStore):
     def set(self, call_uuid: str, key: str, value: Any) -> None:
         raw = _dumps(call_uuid, key, value)
         self._run("write call state", lambda conn: self._put(conn, call_uuid, key, raw))
+
+    def set_many(self, call_uuid: str, items: Mapping[str, Any]) -> None:
+        raws = [(key, _dumps(call_uuid, key, value)) for key, value in items.items()]
+
+        def write(conn: sqlite3.Connection) -> None:
+            for key, raw in raws:
+                self._put(conn, call_uuid, key, raw)
+
+        self._transaction("write call state", write)
 
     def delete(self, call_uuid: str, key: str) -> None:
         sql = "DELETE FROM calls WHERE call_uuid = ? AND key = ?"

@@ -740,3 +740,23 @@ def test_every_secret_query_parameter_and_sqlite_user_info_stay_hidden() -> None
     with pytest.raises(ConfigurationError, match="no user or password") as info:
         open_store("sqlite://user:s3cr3tPW@/tmp/x.db")
     assert "s3cr3tPW" not in str(info.value)
+
+
+def test_update_writes_every_key_in_one_call_to_the_store(store: StateStore) -> None:
+    call = new_call_uuid()
+    state = store.state(call)
+    state["kept"] = 0
+    state.update({"a": 1, "b": [2]}, c={"d": None})
+    assert store.get_all(call) == {"kept": 0, "a": 1, "b": [2], "c": {"d": None}}
+    assert dict(state) == store.get_all(call)
+
+
+def test_a_handler_past_its_deadline_cannot_update_its_state(store: StateStore) -> None:
+    from answerkit._deadline import HandlerState, HandlerTimeout
+
+    call = new_call_uuid()
+    state = HandlerState(store, call)
+    state.abandoned = True
+    with pytest.raises(HandlerTimeout, match="state write refused"):
+        state.update(a=1)
+    assert store.get_all(call) == {}
