@@ -21,7 +21,7 @@ from answerkit import (
     ResponseChild,
     Speak,
 )
-from answerkit.recipes import IVRMenu, Option, Target, WarmTransfer
+from answerkit.recipes import IVRMenu, Option, Target, WarmOutcome, WarmTransfer
 from answerkit.state import RedisStore, SQLiteStore
 
 flow = CallFlow("typing", public_url="https://voice.example.com", auth_token="t" * 20)
@@ -64,6 +64,17 @@ def start_transfer(caller_uuid: str) -> None:
     warm.start(caller_uuid, context=record)  # any values: they are kept as text
 
 
+def crm_update(caller_uuid: str, outcome: str) -> None:  # takes any str: fine as a hook
+    pass
+
+
+WarmTransfer(
+    flow, "warm2", agent="+14155550142", caller_id="+14155551234", fallback="sales",
+    on_outcome=crm_update,
+)  # fmt: skip
+done: WarmOutcome | None = warm.outcome("caller")
+
+
 stores = (SQLiteStore, RedisStore)
 
 # -- misuse the checker must catch ----------------------------------------------------------
@@ -73,3 +84,5 @@ from answerkit.state import SqliteStore  # type: ignore[attr-defined]  # noqa: E
 Speak("Hi.", voice=3)  # type: ignore[arg-type]
 flow.url_for()  # type: ignore[call-arg]
 Gather(action="https://voice.example.com/menu", timeout=5)  # type: ignore[arg-type]
+if warm.outcome("caller") == "acepted":  # type: ignore[comparison-overlap]
+    pass

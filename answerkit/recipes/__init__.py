@@ -5,7 +5,7 @@ from __future__ import annotations
 from answerkit.recipes.forwarding import Forwarding
 from answerkit.recipes.ivr import Action, IVRMenu, Option, Target
 from answerkit.recipes.trigger import TransferTrigger, TriggerOutcome
-from answerkit.recipes.warm_transfer import WarmTransfer, WarmTransferStart
+from answerkit.recipes.warm_transfer import WarmOutcome, WarmTransfer, WarmTransferStart
 
 # The result types too: code that passes them on (a CRM handler returning what move()
 # gave) must be able to name them in its annotations, and a menu's options
@@ -18,6 +18,7 @@ __all__ = [
     "Target",
     "TransferTrigger",
     "TriggerOutcome",
+    "WarmOutcome",
     "WarmTransfer",
     "WarmTransferStart",
 ]

@@ -44,7 +44,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 from answerkit.elements import Conference, Gather, Hangup, Play, Response, Speak, Wait
 from answerkit.errors import CallNotActiveError, ConfigurationError, VobizError
@@ -76,6 +76,10 @@ log = logging.getLogger("answerkit")
 
 Whisper = str | Callable[[Mapping[str, str]], str]
 
+#: A transfer's outcome, as :meth:`WarmTransfer.outcome` and ``on_outcome`` give it.
+WarmOutcome = Literal["accepted", "declined", "agent-unavailable", "agent-unreachable", "abandoned"]
+_OUTCOMES: frozenset[str] = frozenset(get_args(WarmOutcome))
+
 NO_CHOICE = "No choice was made. The caller will be looked after. Goodbye."
 
 
@@ -106,7 +110,7 @@ class WarmTransfer:
         agent_timeout: int = 30,
         decision_timeout: int = 10,
         goodbye: str = "Thank you for calling. Goodbye.",
-        on_outcome: Callable[[str, str], None] | None = None,
+        on_outcome: Callable[[str, WarmOutcome], None] | None = None,
     ) -> None:
         # isinstance first: len() of an int is a TypeError that names neither field nor fix.
         if (
@@ -236,10 +240,10 @@ class WarmTransfer:
         room = room_name(self.name, caller_uuid, attempt)
         return WarmTransferStart(caller_uuid, created.request_uuid, room)
 
-    def outcome(self, caller_uuid: str) -> str | None:
-        """``accepted``, ``declined``, ``agent-unavailable``, ``abandoned``... or None yet."""
-        value = self._state(caller_uuid).get(OUTCOME)
-        return str(value) if value is not None else None
+    def outcome(self, caller_uuid: str) -> WarmOutcome | None:
+        """``accepted``, ``declined``, ``agent-unavailable``, ``agent-unreachable`` or
+        ``abandoned``; None while undecided."""
+        return _outcome(self._state(caller_uuid).get(OUTCOME))
 
     # -- caller side ----------------------------------------------------------------------
 
@@ -359,7 +363,7 @@ class WarmTransfer:
             return Response(Speak("The caller is no longer waiting. Goodbye."), Hangup())
         # No key: the Gather timed out and Vobiz posted empty input (spec §6 item 2), the
         # same as when it moves on to the next element and the agent's call ends.
-        outcome = "agent-unavailable" if not call.digits else "declined"
+        outcome: WarmOutcome = "agent-unavailable" if not call.digits else "declined"
         if caller:
             try:
                 self._decide(caller, outcome, attempt)
@@ -423,7 +427,10 @@ class WarmTransfer:
     # -- deciding -----------------------------------------------------------------------
 
     def _decide(
-        self, caller_uuid: str, outcome: str, attempt: int | Literal["latest"] | None = "latest"
+        self,
+        caller_uuid: str,
+        outcome: WarmOutcome,
+        attempt: int | Literal["latest"] | None = "latest",
     ) -> bool:
         """Record the one outcome of this transfer; False when another came first, or
         when ``attempt`` (None: a URL from before attempts) is not the caller's latest."""
@@ -443,11 +450,14 @@ class WarmTransfer:
         return True
 
     def _tell(self, caller_uuid: str, outcome: str) -> None:
+        told = _outcome(outcome)
+        if told is None:
+            return
         hook = self.on_outcome
         if hook is None:
             return
         try:
-            hook(caller_uuid, outcome)
+            hook(caller_uuid, told)
         except Exception:  # the transfer is done; a failing report must not undo it
             log.exception("warm transfer for %s: on_outcome failed", caller_uuid)
 
@@ -516,3 +526,10 @@ class WarmTransfer:
                 f"WarmTransfer {self.name!r}: fallback leads nowhere: {exc}"
             ) from None
         flow.transfers.warn_without_client(f"WarmTransfer {self.name!r}")
+
+
+def _outcome(value: object) -> WarmOutcome | None:
+    """A recorded outcome as its Literal, or None (none yet, or not one of ours)."""
+    if isinstance(value, str) and value in _OUTCOMES:
+        return cast("WarmOutcome", value)
+    return None
