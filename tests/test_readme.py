@@ -89,7 +89,7 @@ def test_the_recipe_and_the_simulator_test_run_as_written(env: None) -> None:
         return Response(Speak("Leave a message."), Hangup())
 
     ns = run(block("from answerkit.recipes import"), {"flow": flow})
-    ns = run(block("from answerkit.testing import CallSimulator"), ns)
+    ns = run(block("from answerkit.testing import CallSimulatorFactory"), ns)
     with CallSimulator(flow) as sim:
         ns["test_support_path"](lambda target: sim)
 

@@ -23,6 +23,7 @@ from answerkit import (
 )
 from answerkit.recipes import IVRMenu, Option, Target, WarmOutcome, WarmTransfer
 from answerkit.state import RedisStore, SQLiteStore
+from answerkit.testing import CallSimulatorFactory
 
 flow = CallFlow("typing", public_url="https://voice.example.com", auth_token="t" * 20)
 
@@ -76,6 +77,13 @@ done: WarmOutcome | None = warm.outcome("caller")
 
 
 stores = (SQLiteStore, RedisStore)
+
+
+def test_support_path(call_simulator: CallSimulatorFactory) -> None:  # a typed test
+    t = call_simulator(flow).call("sales").run()
+    assert t.said("Sales.")
+    call_simulator(flow, public_ulr="https://x.example.com")  # type: ignore[call-arg]
+
 
 # -- misuse the checker must catch ----------------------------------------------------------
 

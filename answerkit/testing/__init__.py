@@ -5,6 +5,7 @@ Nothing here needs pytest; the fixtures live in :mod:`answerkit.testing.pytest_p
 
 from __future__ import annotations
 
+from answerkit.testing._fixture_types import CallSimulatorFactory
 from answerkit.testing.local_vobiz import (
     LiveCallRecord,
     LocalVobiz,
@@ -21,6 +22,7 @@ from answerkit.testing.simulator import CallSimulator, sign_request, signed_post
 __all__ = [
     "CAUSES",
     "CallSimulator",
+    "CallSimulatorFactory",
     "Cause",
     "ConferenceRoom",
     "GatherPrompt",

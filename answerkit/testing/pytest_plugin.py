@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from answerkit.testing._fixture_types import CallSimulatorFactory
     from answerkit.testing.local_vobiz import LocalVobiz
     from answerkit.testing.simulator import CallSimulator
 
@@ -53,8 +54,9 @@ def local_vobiz(answerkit_local_vobiz_server: LocalVobiz) -> LocalVobiz:
 
 
 @pytest.fixture
-def call_simulator(local_vobiz: LocalVobiz) -> Iterator[Callable[..., CallSimulator]]:
-    """``call_simulator(flow_or_base_url, **options)``: a CallSimulator bound to local_vobiz."""
+def call_simulator(local_vobiz: LocalVobiz) -> Iterator[CallSimulatorFactory]:
+    """``call_simulator(flow_or_base_url, **options)``: a CallSimulator bound to local_vobiz
+    (annotate the argument with :class:`answerkit.testing.CallSimulatorFactory`)."""
     from answerkit.testing.simulator import CallSimulator
 
     made: list[CallSimulator] = []
