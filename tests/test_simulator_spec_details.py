@@ -1002,3 +1002,18 @@ def test_a_hangup_asked_for_while_a_prompt_plays_comes_before_the_input() -> Non
     t = sim.call(digits="2").run()
     assert t.ended and t.hangup_source == "Caller"
     assert not t.digits_sent and not t.webhooks_for(path="/after")
+
+
+def test_a_scripted_cancel_is_the_caller_hanging_up_while_the_dial_rings() -> None:
+    doc = Response(
+        Dial(Number("+14156667890"), caller_id="+14155551234", action=url("/after")),
+        Speak("Never heard: the caller is gone."),
+    )
+    flow = doc_flow(doc, after=Response(Speak("Ignored after the hangup.")))
+    t = CallSimulator(flow).call(dial="cancel").run()
+    assert t.dials[0]["outcome"] == "cancel" and t.hangup_source == "Caller"
+    assert not t.said("Never heard") and not t.said("Ignored after the hangup.")
+    hooks = [w.params.get("Event") or w.url.rsplit("/", 1)[-1] for w in t.webhooks]
+    action = t.webhooks_for(path="/after")[0]
+    assert action.params["DialStatus"] == "cancel"
+    assert hooks.index("Hangup") < t.webhooks.index(action)  # after the hangup (spec §2.13)

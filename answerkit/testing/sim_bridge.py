@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from answerkit.elements import Element
 from answerkit.errors import AnswerkitError
 from answerkit.parse import parse
-from answerkit.testing.sim_elements import _int, check_schedule, hear, wait
+from answerkit.testing.sim_elements import _int, check_schedule, end_call, hear, wait
 from answerkit.testing.sim_script import DIAL_OUTCOMES, dial_outcomes
 from answerkit.testing.sim_signals import BLOCK, CallEnded, ConferenceRoom, Fetch, Member
 from answerkit.testing.sim_transcript import CAUSES, Cause
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 __all__ = ["DIAL_OUTCOMES", "Bridge", "ConferenceRoom", "Member", "run_conference", "run_dial"]
 
 ANSWERED = ("answer", "bridge")
+#: Seconds the dialled side rings before a scripted ``cancel`` (the caller hangs up).
+CANCEL_AFTER = 5
 TALK_SECONDS = 10
 EXIT_OMITS = ("From", "To", "Direction", "CallStatus")
 
@@ -140,6 +142,12 @@ def run_dial(call: SimulatedCall, el: Element) -> Generator[int, None, Fetch | N
     dial_music = el.get("dialMusic")
     if dial_music and dial_music != "real":
         _play_fetched(call, dial_music, None, {})
+    if any(t.outcome == "cancel" for t in targets):
+        # Scripted: the caller hangs up while the dialled side rings (outcome "cancel").
+        for target in targets:
+            if target.outcome == "cancel":
+                target.outcome = "no-answer"
+        return _dial_cancelled(call, el, targets, record, names, leg_hangup, by_caller=True)
     if winner is None:
         status = next(
             (o for o in ("no-answer", "busy", "failed") if any(t.outcome == o for t in targets)),
@@ -271,31 +279,42 @@ def _dial_cancelled(
     record: dict[str, Any],
     names: str,
     leg_hangup: Any,
+    *,
+    by_caller: bool = False,
 ) -> Fetch | None:
-    """The scheduled hang-up falls due while the B-legs ring: the caller leaves, the Dial
+    """The caller leaves while the B-legs ring, at the scheduled hang-up (or, ``by_caller``,
+    scripted with the outcome ``cancel``, after CANCEL_AFTER seconds of ringing): the Dial
     is cancelled (spec §2.5 lists ``DialStatus=cancel``), and the call ends then.
 
     The ringing legs end with ORIGINATOR_CANCEL (``CAUSES["cancel"]``: the spec names no
     cause for it); a busy or failed one with its own cause.
     """
-    assert call.hangup_at is not None
-    call.clock = max(call.clock, call.hangup_at)
+    if by_caller:
+        call.clock += CANCEL_AFTER
+    else:
+        assert call.hangup_at is not None
+        call.clock = max(call.clock, call.hangup_at)
     record["outcome"] = "cancel"
     call._emit("dial", f"dial {names} -> cancelled: the caller hung up while it rang", dial=record)
     for target in targets:
         leg_hangup(target, CAUSES["cancel" if target.outcome == "no-answer" else target.outcome])
     ringing = any(t.outcome == "no-answer" for t in targets)
-    return _dial_action(
-        call,
-        el,
-        {
-            "DialStatus": "cancel",
-            "DialRingStatus": "true" if ringing else "false",
-            "DialHangupCause": CAUSES["cancel"].cause,
-            "DialALegUUID": call.call_uuid,
-            "DialBLegUUID": "",
-        },
-    )
+    params = {
+        "DialStatus": "cancel",
+        "DialRingStatus": "true" if ringing else "false",
+        "DialHangupCause": CAUSES["cancel"].cause,
+        "DialALegUUID": call.call_uuid,
+        "DialBLegUUID": "",
+    }
+    if by_caller:
+        action = el.get("action")
+        fetch = (
+            Fetch(action, el.get("method") or "POST", call.sim.dial_action_event, params, "action")
+            if action
+            else None
+        )
+        end_call(call, CAUSES["normal"].with_source("Caller"), "hung up while it rang", fetch)
+    return _dial_action(call, el, params)
 
 
 def _dial_refused(call: SimulatedCall, el: Element, targets: list[_Target]) -> Fetch | None:

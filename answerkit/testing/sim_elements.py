@@ -16,7 +16,7 @@ import math
 import uuid
 from collections.abc import Generator
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from answerkit.elements import Element, Response
 from answerkit.errors import AnswerkitError
@@ -33,7 +33,7 @@ from answerkit.testing.sim_signals import (
     GatherPrompt,
     Recording,
 )
-from answerkit.testing.sim_transcript import CAUSES, Webhook
+from answerkit.testing.sim_transcript import CAUSES, Cause, Webhook
 
 if TYPE_CHECKING:
     from answerkit.testing.sim_call import SimulatedCall
@@ -88,12 +88,20 @@ def check_schedule(call: SimulatedCall, after_hangup: Fetch | None = None) -> No
     if call.hangup_at is None or call.clock < call.hangup_at:
         return
     call.clock = call.hangup_at
+    end_call(call, CAUSES["normal"], "scheduled hangup", after_hangup)
+
+
+def end_call(
+    call: SimulatedCall, cause: Cause, note: str, after_hangup: Fetch | None = None
+) -> NoReturn:
+    """End the call now; ``after_hangup`` (a Dial's action) is requested after the hangup
+    webhook (spec §2.13), its reply ignored."""
     if after_hangup is not None:
         late = after_hangup
         call._after_hangup.append(
             lambda: call._send(late.url, late.method, call._params(late.event, late.params))
         )
-    raise CallEnded(CAUSES["normal"], "scheduled hangup")
+    raise CallEnded(cause, note)
 
 
 def _int(value: str | None, default: int) -> int:

@@ -35,7 +35,8 @@ Inputs = str | Sequence[str | None] | None
 DIGIT_KEYS = frozenset("0123456789*#")
 #: What a scripted B-leg may do. ``bridge``: answers and stays connected (the caller's
 #: call blocks) until a transfer, a hang-up or :meth:`SimulatedCall.end_bridge`.
-DIAL_OUTCOMES = ("answer", "bridge", "busy", "no-answer", "failed")
+#: ``cancel``: the caller hangs up while the dialled side rings (DialStatus=cancel).
+DIAL_OUTCOMES = ("answer", "bridge", "busy", "no-answer", "failed", "cancel")
 
 
 def dial_outcomes(outcome: Any, count: int) -> list[str]:

@@ -212,7 +212,8 @@ class CallSimulator:
         two such Gathers "english", then 1. A string is split on commas; a list or tuple
         is taken item by item, so ``speech=["sales, please"]`` is one utterance that keeps
         its comma. ``dial`` gives one outcome per Dial (``answer``,
-        ``bridge``, ``busy``, ``no-answer``, ``failed``, or a list per target).
+        ``bridge``, ``busy``, ``no-answer``, ``failed``, ``cancel`` (the caller hangs up while
+        it rings), or a list per target).
         Nothing is sent until :meth:`SimulatedCall.run` or :meth:`run_until_idle`.
         """
         if direction not in ("inbound", "outbound"):
