@@ -15,6 +15,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from answerkit import errors
+from answerkit._tables import e164_advice
 
 LEGS = ("aleg", "bleg", "both")
 METHODS = ("GET", "POST")
@@ -190,10 +191,11 @@ def make_call_body(
             f"none empty; got {len(destinations)}",
             field="to",
         )
-    _check_phone("from_", from_)
-    for destination in destinations:
-        if not destination.strip().lower().startswith("sip:"):
-            _check_phone("to", destination.strip())
+    from_ = check_phone("from_", from_)
+    to = "<".join(
+        d.strip() if d.strip().lower().startswith("sip:") else check_phone("to", d)
+        for d in destinations
+    )
     for key in extra or {}:
         if key in _MAKE_CALL_FIELDS:
             raise errors.ArgumentError(
@@ -256,12 +258,12 @@ def make_call_body(
     return body
 
 
-def _check_phone(name: str, number: str) -> None:
-    """Refuse a make-call number that is not E.164 digits, naming the form to use."""
-    if _PHONE.fullmatch(number):
-        return
-    kept = re.sub(r"[\s().\-/]", "", number)
-    hint = f"; remove the spaces and punctuation: {kept!r}" if _PHONE.fullmatch(kept) else ""
+def check_phone(name: str, number: object) -> str:
+    """A make-call number, trimmed; ArgumentError naming the E.164 form when it is not
+    one (the '+' may be left out, as Vobiz's own examples do)."""
+    if isinstance(number, str) and _PHONE.fullmatch(number.strip()):
+        return number.strip()
+    hint = e164_advice(number) if isinstance(number, str) else ""
     raise errors.ArgumentError(
         f"{name} must be an E.164 number such as '+14155550100' (or, for to, a sip: URI), "
         f"got {number!r}{hint}",

@@ -9,6 +9,7 @@ repeated, a few of them read).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from enum import Enum
 from typing import Any
 from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 
@@ -162,19 +163,27 @@ class FromParams:
 
 
 def query_value(value: Any) -> str:
-    """A parameter value as our own query strings carry it (booleans as true/false)."""
+    """A parameter value as our own query strings carry it (booleans as true/false, an
+    enum member as its value)."""
+    if isinstance(value, Enum):
+        value = value.value
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
 
 
 def _query_item(name: object, value: object) -> str:
-    """One parameter's text; a name or value a query string cannot carry is refused
-    (a list or an object would arrive as its repr, bytes as "b'...'")."""
-    if not isinstance(name, str) or not isinstance(value, (str, int, float)):
+    """One parameter's text (``str()`` of a number, a UUID, a date...); bytes and
+    collections are refused: they would arrive as their repr ("b'...'", "[1, 2]")."""
+    if not isinstance(name, str):
         raise QueryParamError(
-            f"query parameter {name!r}: give text, a number or a boolean, got "
-            f"{type(value).__name__} {value!r} (join a list yourself, such as ','.join(items))"
+            f"query parameter names must be text, got {type(name).__name__} {name!r}"
+        )
+    if isinstance(value, (bytes, bytearray, memoryview, list, tuple, set, frozenset, dict)):
+        raise QueryParamError(
+            f"query parameter {name!r}: give one value (text, a number, a boolean), got "
+            f"{type(value).__name__} {value!r} (join a list yourself: ','.join(items); "
+            "decode bytes)"
         )
     return query_value(value)
 

@@ -25,10 +25,12 @@ _SPOKEN: dict[str, str] = {}  # plain text -> "<Speak>escaped</Speak>"
 _SPOKEN_LIMIT = 4096
 
 
-def _refuse_positional_settings(more: tuple[object, ...]) -> None:
-    """Refuse a voice or language given as one more positional piece of text: plivoxml's
-    ``SpeakElement(text, voice, language)`` order would otherwise be spoken aloud
-    ("Hello WOMAN en-US")."""
+def _refuse_positional_settings(text: object, more: tuple[object, ...]) -> None:
+    """Refuse plivoxml's ``SpeakElement(text, voice, language)`` order: plain text, then
+    a voice or a language as one more positional piece, would be spoken aloud ("Hello
+    WOMAN en-US"). SSML mixed with text is spoken as written, whatever its words."""
+    if type(text) is not str or any(type(piece) is not str for piece in more):
+        return
     for piece in more:
         if type(piece) is str and piece.strip() in _POSITIONAL_SETTINGS:
             name = "voice" if piece.strip() in ("WOMAN", "MAN") else "language"
@@ -152,8 +154,8 @@ class Speak(Element):
             if loop is not None:
                 head += _SPEAK["loop"](loop)
             head += ">"
-        if more:
-            _refuse_positional_settings(more)
+        if more and voice is None and language is None and len(more) <= 2:
+            _refuse_positional_settings(text, more)
         self._set_content((text, *more))
         # SSML nodes never change either: rendered now, like plain text.
         ssml = self._ssml

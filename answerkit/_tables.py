@@ -189,9 +189,22 @@ def _e164_advice(v: str) -> str:
     """What to change in a number that is not E.164 (a typed form, a SIP address)."""
     if v.lower().startswith("sip:"):
         return ": a SIP address is dialled with User('sip:...'), not Number"
-    kept = re.sub(r"[\s().\-/]", "", v)
-    if kept != v and _TEXT_PATTERNS["e164"].fullmatch(kept):
-        return f": remove the spaces and punctuation, {kept!r}"
+    return e164_advice(v)
+
+
+def e164_advice(number: str) -> str:
+    """Advice for a phone number written another way: the E.164 form it stands for when
+    that is certain ("+1 (415) 555-0142", "0044 20 7946 0000", "+44 (0)20 ..."), or what
+    is missing."""
+    form = _TEXT_PATTERNS["e164"]
+    kept = re.sub(r"[\s.\-/]", "", number.strip())
+    # "(0)" is the trunk prefix written after a country code: dialled from abroad, it
+    # is left out ("+44 (0)20" is +4420...).
+    kept = kept.replace("(0)", "").replace("(", "").replace(")", "")
+    if kept.startswith("00"):
+        kept = "+" + kept[2:]  # the international prefix of most countries
+    if kept != number and form.fullmatch(kept):
+        return f": write it {kept!r} (E.164: '+', the country code, the number, no punctuation)"
     if kept.isdigit():
         return ": add the leading '+' and the country code (E.164: '+', then 7 to 15 digits)"
     return ""

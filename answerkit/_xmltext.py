@@ -195,7 +195,8 @@ def check_url(owner: Fails, value: str, schemes: tuple[str, ...]) -> str:
     if " " in v or not v.isprintable():
         owner.fail(
             value,
-            f"an absolute {'/'.join(schemes)} URL with no spaces or control characters "
+            f"an absolute {' or '.join(s.rstrip(':/') for s in schemes)} URL with no spaces "
+            "or control characters "
             "(percent-encode them: a space is %20; flow.url_for does)",
         )
     host, port = _host_port(v[n : _AUTHORITY(v, n).end()])  # type: ignore[union-attr]

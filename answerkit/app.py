@@ -18,7 +18,7 @@ import numbers
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -61,7 +61,7 @@ ENV_AUTH_TOKEN = "VOBIZ_AUTH_TOKEN"
 ENV_STATE_URL = "ANSWERKIT_STATE_URL"
 
 #: A public URL's host[:port]: one host name (or [IPv6]), no spaces, commas or user info.
-_NETLOC = re.compile(r"(?:[^\s,/?#@:\[\]]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]+)?")
+_NETLOC = re.compile(r"(?:[^\s,/?#@:\[\]]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]*)?")
 
 
 class CallFlow:
@@ -245,7 +245,9 @@ class CallFlow:
                 f"route {path!r}: the handler must be a function taking the CallRequest, "
                 f"got {handler!r}"
             )
-        if name is not None and (not isinstance(name, str) or not name or "." in name):
+        if name == "":
+            name = None  # as before: the handler's own name
+        if name is not None and (not isinstance(name, str) or "." in name):
             # Flask takes the name as an endpoint name, where a dot separates blueprints.
             raise ConfigurationError(
                 f"route {path!r}: name must be text without dots (it names a Flask "
@@ -665,7 +667,9 @@ def _check_settings(
             f"trusted_proxies must be a whole number, 0 or more (the proxy hops in front of "
             f"the app whose X-Forwarded-* headers are trusted), got {trusted_proxies!r}"
         )
-    if not isinstance(hangup_linger, (int, float)) or isinstance(hangup_linger, bool):
+    if not isinstance(hangup_linger, (numbers.Real, decimal.Decimal)) or isinstance(
+        hangup_linger, bool
+    ):
         raise ConfigurationError(
             f"hangup_linger must be a number of seconds, got {hangup_linger!r}"
         )
@@ -678,17 +682,11 @@ def _check_settings(
             f"client must be a VobizClient, got {type(client).__name__}: "
             "client=VobizClient(auth_id=..., auth_token=...)"
         )
-    if isinstance(transfer_hosts, str) or not isinstance(transfer_hosts, (list, tuple, set)):
+    if isinstance(transfer_hosts, (str, bytes)) or not isinstance(transfer_hosts, Iterable):
         raise ConfigurationError(
             f"transfer_hosts must be a list of host names, such as "
             f"['crm.example.com'], got {transfer_hosts!r}"
         )
-    for host in transfer_hosts:
-        if not isinstance(host, str) or not host or any(c in host for c in "/: "):
-            raise ConfigurationError(
-                f"transfer_hosts: each entry is a bare host name such as 'crm.example.com' "
-                f"(no scheme, port or path), got {host!r}"
-            )
     if isinstance(state, type):
         raise ConfigurationError(
             f"state must be a store or a URL, got the class {state.__name__}: "

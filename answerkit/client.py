@@ -59,14 +59,15 @@ def _header_unsafe(value: str, *, spaces: bool = False) -> int | None:
     return None
 
 
-def _check_numbers(*, whole: bool = True, **settings: object) -> None:
+def _check_numbers(*, whole: bool = True, endless: bool = False, **settings: object) -> None:
     """Refuse a client setting that is not a number of the right kind, 0 or more: each
     would fail deep inside the retry loop or urllib3, on the first request."""
     for name, value in settings.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             fine = False
         else:
-            fine = (isinstance(value, int) or not whole) and math.isfinite(value) and value >= 0
+            finite = math.isfinite(value) or (endless and value == math.inf)
+            fine = (isinstance(value, int) or not whole) and finite and value >= 0
         if not fine:
             what = "a whole number" if whole else "a number of seconds"
             raise errors.ConfigurationError(f"{name} must be {what}, 0 or more, got {value!r}")
@@ -222,7 +223,8 @@ class VobizClient:
                 f"timeout must be seconds > 0, or a (connect, read) pair of them, got {timeout!r}"
             )
         _check_numbers(max_retries=max_retries, pool_maxsize=pool_maxsize)
-        _check_numbers(max_retry_time=max_retry_time, backoff=backoff, whole=False)
+        _check_numbers(backoff=backoff, whole=False)
+        _check_numbers(max_retry_time=max_retry_time, whole=False, endless=True)
         if session is not None and not isinstance(session, requests.Session):
             raise errors.ConfigurationError(
                 f"session must be a requests.Session, got {type(session).__name__}"

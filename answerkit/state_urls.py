@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
 from urllib.parse import parse_qsl, unquote, urlencode
@@ -59,6 +58,11 @@ def redact_url(url: str) -> str:
     """``url`` with any password (userinfo or ``?password=``) replaced by ``***``."""
     scheme, sep, rest = url.partition("://")
     if not sep:
+        if "@" in url:
+            # Malformed ("redis//user:secret@host"): no telling where the user info starts,
+            # so everything before the last "@" of the part up to the query is hidden.
+            head, _, tail = url.partition("?")
+            return "***@" + head.rpartition("@")[2] + ("?***" if tail else "")
         scheme, rest = "", url
     userinfo = _userinfo(url)
     shown = ""
@@ -110,12 +114,13 @@ def open_store(url: str | None = None, *, ttl: float = DEFAULT_TTL) -> StateStor
 def check_store_url(url: str) -> None:
     """Raise ConfigurationError, as :func:`open_store` would, if ``url`` names no store
     it can open; nothing is opened or connected."""
-    kind, _target, _ttl = _store_plan(url, DEFAULT_TTL)
-    if kind == "redis" and importlib.util.find_spec("redis") is None:
-        raise ConfigurationError(
-            f"state store URL {redact_url(url.strip())!r} needs redis-py: "
-            "pip install 'answerkit[redis]'"
-        )
+    kind, target, ttl = _store_plan(url, DEFAULT_TTL)
+    if kind == "redis":
+        from answerkit.state_redis import RedisStore
+
+        # Made and closed: redis-py parses the URL without connecting, and RedisStore
+        # refuses what it would misread (a database that is no number, a bad port).
+        RedisStore(target, ttl=ttl).close()
 
 
 def _store_plan(url: str | None, ttl: float) -> tuple[str, str, float]:

@@ -7,6 +7,7 @@ client then checks the arguments exactly as the API would.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,25 @@ if TYPE_CHECKING:
 log = logging.getLogger("answerkit")
 
 
+def _allowed_host(host: object) -> str:
+    """One ``transfer_hosts`` entry as urlsplit gives a URL's hostname: a name in lower
+    case, or an IPv6 address without its brackets; a scheme, port or path is refused."""
+    text = host.strip().lower() if isinstance(host, str) else ""
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    try:
+        ipaddress.IPv6Address(text)
+        return text
+    except ValueError:
+        pass
+    if not text or any(c in text for c in "/:@ ") or not text.isprintable():
+        raise ConfigurationError(
+            f"transfer_hosts: each entry is a bare host name such as 'crm.example.com' "
+            f"(no scheme, port or path), got {host!r}"
+        )
+    return text
+
+
 class TransferPlanner:
     """Builds and sends the transfers of one flow."""
 
@@ -31,7 +51,7 @@ class TransferPlanner:
     ) -> None:
         self._flow = flow
         self._client = client
-        self.allowed_hosts = frozenset(h.lower() for h in allowed_hosts)
+        self.allowed_hosts = frozenset(_allowed_host(h) for h in allowed_hosts)
 
     @property
     def client(self) -> VobizClient:

@@ -1183,7 +1183,7 @@ def test_a_base_url_password_is_never_echoed(base_url: str) -> None:
 def test_make_call_names_the_form_of_a_number_to_use() -> None:
     api = offline_client(CountingSession())
     with pytest.raises(
-        errors.ArgumentError, match=r"remove the spaces and punctuation: '\+14155550111'"
+        errors.ArgumentError, match=r"write it '\+14155550111'"
     ):
         api.make_call("+14155550100", "+1 (415) 555-0111", HOLD_URL)
     created_to = "+14155550111<sip:agent@example.com<14155550122"  # all three forms taken
@@ -1223,3 +1223,10 @@ def test_a_call_uuid_with_a_trailing_newline_is_refused_before_sending() -> None
     with pytest.raises(errors.ArgumentError, match="call_uuid"):
         offline_client(session).transfer("1234-abcd\n", aleg_url=HOLD_URL)
     assert session.calls == 0
+
+
+def test_make_call_sends_numbers_trimmed(vobiz: LocalVobiz, client: VobizClient) -> None:
+    created = client.make_call(" +14155550100\n", " +14155550111 ", HOLD_URL)
+    sent = vobiz.requests[-1].json
+    assert sent["from"] == "+14155550100" and sent["to"] == "+14155550111"
+    assert created.request_uuid

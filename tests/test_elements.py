@@ -6,6 +6,7 @@ constructors: tests/test_element_memos.py."""
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Any
 
 import pytest
@@ -947,7 +948,7 @@ def test_a_foreign_keyword_names_the_vobizxml_one(build: Any, says: str) -> None
         (lambda: Gather(action=MENU, input_type="DTMF"), r"did you mean 'dtmf'\?"),
         (lambda: Gather(action=MENU, num_digits="2"), r"pass the number 2, not the string '2'"),
         (lambda: Gather(action=MENU, redirect="true"), r"pass True or False, not the string"),
-        (lambda: Number("+1 415 555 1234"), r"remove the spaces and punctuation, '\+14155551234'"),
+        (lambda: Number("+1 415 555 1234"), r"write it .\+14155551234."),
         (lambda: Number("(415) 555-1234"), r"add the leading '\+' and the country code"),
         (lambda: Number("sip:agent@example.com"), r"dialled with User\('sip:...'\)"),
         (lambda: Gather(action="https://x.example.com/a?name=John Smith"), "a space is %20"),
@@ -970,3 +971,21 @@ def test_plivo_positional_voice_or_language_is_refused_not_spoken(given: str, ke
         Speak("Hello", given)
     # Text pieces that merely contain such words are spoken as given.
     assert "Hello WOMAN" in Response(Speak("Hello", " WOMAN doctor")).to_xml()
+
+
+@pytest.mark.parametrize(
+    ("number", "form"),
+    [
+        ("+44 (0)20 7946 0000", "+442079460000"),
+        ("0044 20 7946 0000", "+442079460000"),
+        ("+1.415.555.0142", "+14155550142"),
+    ],
+)
+def test_number_advice_names_the_e164_form_it_stands_for(number: str, form: str) -> None:
+    with pytest.raises(ElementError, match=re.escape(f"write it '{form}'")):
+        Number(number)
+
+
+def test_ssml_mixed_with_words_that_are_voices_is_spoken_as_written() -> None:
+    assert "MAN" in Response(Speak("The role is", Emphasis("lead"), "MAN")).to_xml()
+    assert "en-US" in Response(Speak(Emphasis("Locale"), "en-US")).to_xml()

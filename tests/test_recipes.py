@@ -16,10 +16,12 @@ from answerkit import (
     ElementError,
     Hangup,
     RateLimitedError,
+    Redirect,
     Response,
     RetryLater,
     ServerError,
     Speak,
+    Wait,
     sign,
 )
 from answerkit.recipes import Forwarding, IVRMenu, Option, TransferTrigger, WarmTransfer
@@ -1220,3 +1222,45 @@ def test_ivr_in_another_language_with_english_re_prompts_warns(
     with caplog.at_level("WARNING", logger="answerkit"):
         IVRMenu(new_flow(), "main", prompt="Marque 1.", options={"1": "sales"}, language="es-US")
     assert any("English defaults" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "agent", ["+1 (415) 555-0142", lambda ctx: ctx["missing"]], ids=["punctuated", "failing"]
+)
+def test_warm_transfer_whose_agent_cannot_be_called_sends_the_caller_on(
+    local_vobiz: Any, agent: Any
+) -> None:
+    # make_call refuses the number (or the agent function fails) once the caller is on
+    # hold already: the caller must go on to the fallback, not wait in a room for good.
+    flow = new_flow()
+    flow.transfers.client = local_vobiz.client()
+    warm = WarmTransfer(flow, agent=agent, caller_id="+14155550100", fallback="sales")
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        return Response(Speak("Thanks for calling."), Redirect(flow.url_for("choice")))
+
+    @flow.route("/choice")
+    def choice(call: CallRequest) -> Response:
+        warm.start(call.call_uuid)
+        return Response(Speak("One moment please."), Wait(length=30))
+
+    sim = CallSimulator(flow, local_vobiz=local_vobiz)
+    caller = sim.call("answer")
+    caller.run()
+    sim.run_until_idle()
+    assert warm.outcome(caller.call_uuid) == "agent-unreachable"
+    assert caller.transcript.said("sales") and caller.state == "ended"
+    sim.close()
+
+
+def test_warm_transfer_refuses_a_caller_id_make_call_would_refuse() -> None:
+    with pytest.raises(ConfigurationError, match=r"caller_id must be an E.164 number"):
+        WarmTransfer(new_flow(), agent="+14155550142", caller_id="+1 415 CALLS", fallback="x")
+
+
+def test_ivr_re_prompts_may_be_silent() -> None:
+    menu = IVRMenu(new_flow(), "main", prompt="Press 1.", options={"1": "sales"},
+                   no_input_prompt="", invalid_prompt="")  # fmt: skip
+    speaks = menu.prompt_document(1, "no-input").children[0].children
+    assert [s.text for s in speaks] == ["Press 1."]

@@ -6,6 +6,7 @@ backend that bends a key, a value, a counter or an expiry its own way shows up h
 
 from __future__ import annotations
 
+import collections
 import datetime
 import decimal
 import gc
@@ -25,6 +26,7 @@ from typing import Any
 import pytest
 from conftest import StoreFactory, new_call_uuid
 
+from answerkit.app import CallFlow
 from answerkit.errors import ConfigurationError, StateError
 from answerkit.state import (
     CallState,
@@ -134,6 +136,9 @@ def _circular() -> dict[str, Any]:
         {1: "sales"},  # would come back as {"1": "sales"}
         {"menu": [{"1": "a"}, {2: "b"}]},
         {1: "a", "1": "b"},  # one of the two would be lost
+        collections.OrderedDict({1: "a"}),
+        collections.Counter([1, 1, 2]),
+        {"x": collections.OrderedDict({1: "a", "1": "b"})},
         _circular(),
         _deep(100_000),  # used to escape as a bare RecursionError
     ],
@@ -760,3 +765,17 @@ def test_a_handler_past_its_deadline_cannot_update_its_state(store: StateStore) 
     with pytest.raises(HandlerTimeout, match="state write refused"):
         state.update(a=1)
     assert store.get_all(call) == {}
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("redis//user:s3cret@localhost/0", "unknown state store URL"),
+        ("redis://:s3cret@localhost:99999/0", "Port out of range"),
+        ("redis://:s3cret@localhost:6379/abc", "names database .abc."),
+    ],
+)
+def test_a_malformed_redis_url_is_refused_without_its_password(url: str, says: str) -> None:
+    with pytest.raises(ConfigurationError, match=says) as caught:
+        CallFlow("u", public_url="https://voice.example.com", auth_token="t" * 20, state=url)
+    assert "s3cret" not in str(caught.value)

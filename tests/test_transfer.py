@@ -172,3 +172,27 @@ def test_transfer_params_a_url_cannot_carry_are_refused_before_sending(
     with pytest.raises(TransferArgumentError, match=says) as caught:
         flow.transfer("some-call", aleg="hold", params=params)
     assert caught.value.field == "params" and len(local_vobiz.requests) == before
+
+
+@pytest.mark.parametrize(
+    "hosts",
+    [
+        frozenset({"partner.example.net"}),
+        (h for h in ["partner.example.net"]),
+        {"partner.example.net": "a dict's keys"},
+    ],
+    ids=["frozenset", "generator", "dict"],
+)
+def test_transfer_hosts_takes_any_collection_of_names(hosts: Any) -> None:
+    flow = CallFlow("hosts", public_url="https://voice.example.com", auth_token="t" * 20,
+                    state=MemoryStore(), transfer_hosts=hosts)  # fmt: skip
+    assert flow.transfers.allowed_hosts == {"partner.example.net"}
+
+
+def test_transfer_hosts_takes_ipv6_addresses() -> None:
+    hosts = ["2001:DB8::1", "[2001:db8::2]"]
+    flow = CallFlow("v6", public_url="https://voice.example.com", auth_token="t" * 20,
+                    state=MemoryStore(), transfer_hosts=hosts)  # fmt: skip
+    assert flow.transfers.allowed_hosts == {"2001:db8::1", "2001:db8::2"}
+    url = flow.transfers.target_url("https://[2001:db8::1]/hold")
+    assert url == "https://[2001:db8::1]/hold"

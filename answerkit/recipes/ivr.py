@@ -258,6 +258,8 @@ class IVRMenu:
             ("no_input_prompt", self.no_input_prompt),
             ("invalid_prompt", self.invalid_prompt),
         ):
+            if not text and field != "prompt":
+                continue  # no lead before the re-prompt: the prompt alone is said again
             try:
                 prompts.append(Speak(text, voice=self.voice, language=self.language))
             except ElementError as exc:

@@ -46,8 +46,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
+from answerkit._api_args import check_phone
 from answerkit.elements import Conference, Gather, Hangup, Play, Response, Speak, Wait
-from answerkit.errors import CallNotActiveError, ConfigurationError, VobizError
+from answerkit.errors import ArgumentError, CallNotActiveError, ConfigurationError, VobizError
 from answerkit.recipes._warm_moves import FallbackMove, MoveInFlight
 from answerkit.recipes._warm_state import (
     AGENT,
@@ -125,6 +126,12 @@ class WarmTransfer:
         self.flow = flow
         self.name = name
         self.agent = agent
+        try:
+            check_phone("caller_id", caller_id)
+        except ArgumentError as exc:
+            # Checked now: every agent call would be refused, each caller sent to the
+            # fallback as agent-unreachable.
+            raise ConfigurationError(f"WarmTransfer: {exc}") from None
         self.caller_id = caller_id
         self.fallback = fallback
         self.announcement = announcement
@@ -222,8 +229,8 @@ class WarmTransfer:
         self, caller_uuid: str, attempt: int, ctx: Mapping[str, str]
     ) -> WarmTransferStart:
         ids = {"xfer": caller_uuid, "attempt": attempt}
-        destination = self.agent(ctx) if callable(self.agent) else self.agent
         try:
+            destination = self.agent(ctx) if callable(self.agent) else self.agent
             created = self.flow.transfers.client.make_call(
                 self.caller_id,
                 destination,
@@ -231,8 +238,17 @@ class WarmTransfer:
                 hangup_url=self.flow.url_for(self.routes["agent_status"], **ids),
                 ring_timeout=self.agent_timeout,
             )
-        except VobizError as exc:
-            log.warning("warm transfer: could not call the agent for %s: %s", caller_uuid, exc)
+        except Exception as exc:
+            # The caller is on hold already: whatever keeps the agent from being called (the
+            # API, a number make_call refuses, the agent function failing) must send them
+            # on to the fallback, or they would wait in a room nobody starts.
+            log.warning(
+                "warm transfer: could not call the agent for %s: %s: %s",
+                caller_uuid,
+                type(exc).__name__,
+                exc,
+                exc_info=not isinstance(exc, (VobizError, ArgumentError)),
+            )
             with contextlib.suppress(MoveInFlight):  # another webhook is moving them
                 self._decide(caller_uuid, "agent-unreachable", attempt)
             return WarmTransferStart(caller_uuid, None, room_name(self.name, caller_uuid, attempt))
