@@ -1182,9 +1182,7 @@ def test_a_base_url_password_is_never_echoed(base_url: str) -> None:
 
 def test_make_call_names_the_form_of_a_number_to_use() -> None:
     api = offline_client(CountingSession())
-    with pytest.raises(
-        errors.ArgumentError, match=r"write it '\+14155550111'"
-    ):
+    with pytest.raises(errors.ArgumentError, match=r"write it '\+14155550111'"):
         api.make_call("+14155550100", "+1 (415) 555-0111", HOLD_URL)
     created_to = "+14155550111<sip:agent@example.com<14155550122"  # all three forms taken
     with pytest.raises(
