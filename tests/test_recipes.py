@@ -1264,3 +1264,15 @@ def test_ivr_re_prompts_may_be_silent() -> None:
                    no_input_prompt="", invalid_prompt="")  # fmt: skip
     speaks = menu.prompt_document(1, "no-input").children[0].children
     assert [s.text for s in speaks] == ["Press 1."]
+
+
+def test_warm_transfer_lets_the_webhook_deadline_through_its_agent_call() -> None:
+    from answerkit import HandlerTimeout
+
+    def slow_agent(ctx: Any) -> str:
+        raise HandlerTimeout("handler deadline passed")  # as SIGALRM raises it mid-call
+
+    warm = WarmTransfer(new_flow(), agent=slow_agent, caller_id="+14155550100", fallback="x")
+    with pytest.raises(HandlerTimeout):
+        warm._call_agent("c-1", 1, {})
+    assert warm.outcome("c-1") is None  # nothing decided by a handler past its deadline

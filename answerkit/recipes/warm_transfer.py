@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 from answerkit._api_args import check_phone
+from answerkit._deadline import HandlerTimeout
 from answerkit.elements import Conference, Gather, Hangup, Play, Response, Speak, Wait
 from answerkit.errors import ArgumentError, CallNotActiveError, ConfigurationError, VobizError
 from answerkit.recipes._warm_moves import FallbackMove, MoveInFlight
@@ -238,6 +239,8 @@ class WarmTransfer:
                 hangup_url=self.flow.url_for(self.routes["agent_status"], **ids),
                 ring_timeout=self.agent_timeout,
             )
+        except HandlerTimeout:
+            raise  # the webhook's deadline: the caller gets the fallback there
         except Exception as exc:
             # The caller is on hold already: whatever keeps the agent from being called (the
             # API, a number make_call refuses, the agent function failing) must send them
