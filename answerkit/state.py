@@ -92,18 +92,18 @@ def _dumps(call_uuid: str, key: str, value: Any) -> str:
     _check_key(call_uuid, key)
     try:
         raw = _ENCODER.encode(value)
-        # JSON writes any key as text: a structure with a dict in it ("{" in the text) is
-        # checked for keys that are not, unless it reads back equal (the usual case, in C).
+        # JSON writes any key as text ({1: "a"} comes back {"1": "a"}, as documented);
+        # two keys that become the same text ({1: "a", "1": "b"}) would lose a value. A
+        # structure with a dict in it is checked unless it reads back equal (in C).
         if "{" in raw and isinstance(value, _NESTED) and json.loads(raw) != value:
-            bad = _non_text_key(value)
-            if bad is not _NONE:
-                # JSON would turn the key to text ({1: "a"} back as {"1": "a"}), and two
-                # keys that then collide ({1: "a", "1": "b"}) would lose one value.
+            clash = _clashing_keys(value)
+            if clash is not None:
                 raise StateError(
                     f"cannot store {type(value).__name__} under {key!r} for call "
-                    f"{call_uuid}: state values must be JSON-serialisable, with text dict "
-                    f"keys; got the key {type(bad).__name__} {bad!r} (use str keys: JSON "
-                    f"would bring it back as {str(bad)!r})"
+                    f"{call_uuid}: state values must be JSON-serialisable without loss, and "
+                    f"the dict keys {clash[0]!r} and {clash[1]!r} both become "
+                    f"{_key_text(clash[0])!r} in JSON (one value would be lost); give the "
+                    "dict distinct text keys"
                 )
         return raw
     except (TypeError, ValueError, RecursionError) as exc:
@@ -115,27 +115,35 @@ def _dumps(call_uuid: str, key: str, value: Any) -> str:
 
 
 _NESTED = (dict, list, tuple)
-_NONE = object()
 
 
-def _non_text_key(value: Any) -> object:
-    """The first dict key in ``value`` (searched through lists and dicts) that is not a
-    str, or ``_NONE``; a structure nested too deep raises RecursionError, as JSON would."""
+def _key_text(key: object) -> str:
+    """A dict key as JSON writes it (a str as is, 1 as "1", True as "true")."""
+    return key if isinstance(key, str) else json.dumps(key)
+
+
+def _clashing_keys(value: Any) -> tuple[object, object] | None:
+    """Two keys of one dict in ``value`` (searched through lists and dicts) that JSON
+    writes as the same text, or None; a structure nested too deep raises RecursionError,
+    as JSON would."""
     if isinstance(value, dict):
+        seen: dict[str, object] = {}
         for k, v in value.items():
-            if not isinstance(k, str):
-                return k
+            text = _key_text(k)
+            if text in seen:
+                return seen[text], k
+            seen[text] = k
             if isinstance(v, _NESTED):
-                found = _non_text_key(v)
-                if found is not _NONE:
+                found = _clashing_keys(v)
+                if found is not None:
                     return found
     elif isinstance(value, (list, tuple)):
         for v in value:
             if isinstance(v, _NESTED):
-                found = _non_text_key(v)
-                if found is not _NONE:
+                found = _clashing_keys(v)
+                if found is not None:
                     return found
-    return _NONE
+    return None
 
 
 # Redis counts in 64 bits (HINCRBY); the other backends keep to the same range so that a

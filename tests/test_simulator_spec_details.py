@@ -940,11 +940,11 @@ def test_digits_and_speech_lists_are_read_in_parallel_by_two_way_gathers() -> No
     assert _answers(flow)[:3] == [("speech", "english"), ("dtmf", "1"), ("speech", "cancel")]
 
 
-def test_keys_win_when_both_lists_hold_input_for_the_same_gather() -> None:
+def test_keys_win_and_the_speech_waits_for_the_next_gather() -> None:
+    # As before this session's change: digits="2", speech="sales" answers two Gathers.
     flow = _three_two_way_menus()
     CallSimulator(flow).call(digits=["2"], speech=["sales"]).run()
-    assert _answers(flow)[0] == ("dtmf", "2")
-    assert ("speech", "sales") not in _answers(flow)  # it was said at that same Gather
+    assert _answers(flow)[:2] == [("dtmf", "2"), ("speech", "sales")]
 
 
 def test_one_type_gathers_read_only_their_own_list() -> None:
@@ -967,13 +967,24 @@ def test_press_and_say_answer_gathers_in_the_order_they_were_called() -> None:
     assert _answers(flow)[:3] == [("speech", "english"), ("dtmf", "1"), ("speech", "cancel")]
 
 
-def test_keys_pressed_at_a_speech_only_gather_are_no_input() -> None:
-    doc = Response(Gather(Speak("Say it."), action=url("/after"), input_type="speech"))
+def test_keys_pressed_for_a_speech_only_gather_wait_for_one_that_takes_them() -> None:
+    doc = Response(
+        Gather(Speak("Say it."), action=url("/events"), input_type="speech", redirect=False),
+        Gather(Speak("Key."), action=url("/after"), input_type="dtmf"),
+    )
     flow = doc_flow(doc, after=Response(Speak("Thanks.")))
     call = CallSimulator(flow).call()
     call.press("1")
     t = call.run()
-    assert not t.digits_sent and not t.speech_sent and not t.said("Thanks.")
+    assert t.digits_sent == ["1"] and not t.speech_sent and t.said("Thanks.")
+
+
+def test_press_and_say_come_after_the_scripted_lists() -> None:
+    flow = _three_two_way_menus()
+    call = CallSimulator(flow).call(digits=["1"])
+    call.say("sales")
+    call.run()
+    assert _answers(flow)[:2] == [("dtmf", "1"), ("speech", "sales")]
 
 
 def test_say_refuses_anything_but_text() -> None:

@@ -85,7 +85,7 @@ def test_any_str_key_round_trips(store: StateStore, key: str) -> None:
     ("value", "stored"),
     [
         ((1, 2), [1, 2]),
-        ({"a": 1, "b": (None,)}, {"a": 1, "b": [None]}),
+        ({1: "a", "b": (None,)}, {"1": "a", "b": [None]}),
         (2**100, 2**100),
         (-0.0, -0.0),
         (1e308, 1e308),
@@ -133,11 +133,9 @@ def _circular() -> dict[str, Any]:
         decimal.Decimal("1.5"),
         datetime.date(2024, 1, 1),
         {(1, 2): "tuple key"},
-        {1: "sales"},  # would come back as {"1": "sales"}
-        {"menu": [{"1": "a"}, {2: "b"}]},
         {1: "a", "1": "b"},  # one of the two would be lost
-        collections.OrderedDict({1: "a"}),
-        collections.Counter([1, 1, 2]),
+        {"menu": [{"ok": 1}, {2: "b", "2": "c"}]},
+        {True: 1, "true": 2},
         {"x": collections.OrderedDict({1: "a", "1": "b"})},
         _circular(),
         _deep(100_000),  # used to escape as a bare RecursionError

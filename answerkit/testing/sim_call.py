@@ -169,8 +169,8 @@ class SimulatedCall:
         """Queue the caller's answer to a coming Gather: keys (None: no input).
 
         ``press`` and ``say`` queue in the order they are called, one answer per Gather,
-        ahead of the ``digits``/``speech`` given to :meth:`CallSimulator.call`. Keys
-        given to a speech-only Gather (or speech to a dtmf-only one) are no input there.
+        after the ``digits``/``speech`` given to :meth:`CallSimulator.call`. An answer a
+        Gather does not take (keys at a speech-only Gather) waits for a later one.
         """
         self._inputs.append(("dtmf", check_digits(digits)))
 
@@ -334,28 +334,37 @@ class SimulatedCall:
     def _take_input(self, types: tuple[str, ...], prompt: GatherPrompt) -> tuple[str, str] | None:
         """The caller's answer to a Gather taking ``types``, or None for no input.
 
-        press()/say() first, one each, in order. Then the scripted lists: a Gather takes
-        the next entry of the list of each type it accepts, so one taking both reads one
-        entry of each, as a caller may both press and speak at a prompt, and the keys win
-        when both hold input (the first input detected wins, spec §1.2 Gather): with
-        ``digits=[None, "1"]`` and ``speech=["english", None]`` the first such Gather
-        hears "english" and the second gets the key 1.
+        The scripted lists first. A Gather reads the next entry of the list of each type
+        it accepts; one taking both takes the keys when the next digits entry holds some
+        (the first input detected wins, spec §1.2 Gather), else the speech, and a no-input
+        entry (None) in one list pairs with the other list's entry at that Gather: with
+        ``digits=[None, "1", None]`` and ``speech=["english", None, "cancel"]`` three such
+        Gathers get "english", 1 and "cancel", while ``digits="9", speech="sales"`` still
+        gives 9 to the first and "sales" to the next Gather that hears speech.
+
+        Then press()/say(), in the order called; an answer of a type the Gather does not
+        take stays queued for a later Gather (this one gets no input).
         """
+        dtmf, spoken = "dtmf" in types and self._digits, "speech" in types and self._speech
+        if dtmf or spoken:
+            d = self._digits[0] if dtmf else None
+            s = self._speech[0] if spoken else None
+            if d is not None:
+                self._digits.popleft()
+                if spoken and s is None:
+                    self._speech.popleft()  # this Gather's no-speech placeholder
+                return ("dtmf", d)
+            if dtmf:
+                self._digits.popleft()  # None: no keys at this Gather
+            if spoken:
+                self._speech.popleft()
+            return None if s is None else ("speech", s)
         if self._inputs:
-            kind, value = self._inputs.popleft()
-            return (kind, value) if value is not None and kind in types else None
-        scripted = False
-        digits = speech = None
-        if "dtmf" in types and self._digits:
-            digits, scripted = self._digits.popleft(), True
-        if "speech" in types and self._speech:
-            speech, scripted = self._speech.popleft(), True
-        if digits is not None:
-            return ("dtmf", digits)
-        if speech is not None:
-            return ("speech", speech)
-        if scripted:
-            return None  # scripted as no input: the input provider is not asked
+            kind, value = self._inputs[0]
+            if kind not in types:
+                return None  # kept for a Gather that takes it
+            self._inputs.popleft()
+            return None if value is None else (kind, value)
         provider = self.sim.input_provider
         if provider is not None:
             answer = provider(self, prompt)

@@ -207,11 +207,12 @@ class CallSimulator:
 
         ``digits`` (``"1,2"`` or a list; ``-``/None for no input) and ``speech`` feed
         the Gathers in order: each Gather takes the next entry of the list of each input
-        type it accepts, so one that takes both reads one entry of each (the keys win when
-        both hold input), and ``digits=[None, "1"], speech=["english", None]`` answers
-        two such Gathers "english", then 1. A string is split on commas; a list or tuple
-        is taken item by item, so ``speech=["sales, please"]`` is one utterance that keeps
-        its comma. ``dial`` gives one outcome per Dial (``answer``,
+        type it accepts; one that takes both takes the keys when the next digits entry
+        holds some, else the speech, a None in one list pairing with the other's entry
+        (``digits=[None, "1"], speech=["english", None]`` answers two such Gathers
+        "english", then 1; see :meth:`SimulatedCall._take_input`). A string is split on
+        commas; a list or tuple is taken item by item, so ``speech=["sales, please"]`` is
+        one utterance that keeps its comma. ``dial`` gives one outcome per Dial (``answer``,
         ``bridge``, ``busy``, ``no-answer``, ``failed``, ``cancel`` (the caller hangs up while
         it rings), or a list per target).
         Nothing is sent until :meth:`SimulatedCall.run` or :meth:`run_until_idle`.
