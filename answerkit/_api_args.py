@@ -24,8 +24,9 @@ METHODS = ("GET", "POST")
 # "#", "%" or ".." there would silently address another resource.
 PATH_SEGMENT = re.compile(r"(?!\.{1,2}\Z)[A-Za-z0-9._~-]{1,128}")  # used with fullmatch
 _SIP_HEADER_PART = re.compile(r"[A-Za-z0-9]+")  # used with fullmatch
-#: A make-call number: E.164 digits, with or without the '+' (spec §4.4 examples use both).
-_PHONE = re.compile(r"\+?[1-9][0-9]{6,14}")
+#: A make-call number: E.164 digits, with or without the '+' (spec §4.4 examples use both),
+#: or a national number with its trunk 0, as Vobiz itself sends some (spec §2, "07971...").
+_PHONE = re.compile(r"\+?[1-9][0-9]{6,14}|0[1-9][0-9]{5,14}")
 #: send_digits: keys, w/W pauses (0.5 s, 1 s) and an optional @duration in ms (spec §4.4).
 _SEND_DIGITS = re.compile(r"[0-9A-Da-d*#wW]+(?:@[0-9]{1,5})?")
 #: The body fields make_call's named arguments set, by the argument's name: ``extra`` must
@@ -265,8 +266,8 @@ def check_phone(name: str, number: object) -> str:
         return number.strip()
     hint = e164_advice(number) if isinstance(number, str) else ""
     raise errors.ArgumentError(
-        f"{name} must be an E.164 number such as '+14155550100' (or, for to, a sip: URI), "
-        f"got {number!r}{hint}",
+        f"{name} must be a phone number such as '+14155550100'"
+        f"{' (or a sip: URI)' if name == 'to' else ''}, got {number!r}{hint}",
         field=name,
     )
 

@@ -215,7 +215,12 @@ class Int(Attr):
         if big and self.hi == _NO_LIMIT:
             self.fail(value, f"{self.describe()} and at most {self.hi} (2**63 - 1)")
         text = value.strip() if isinstance(value, str) and built else ""
-        number = text.isascii() and text.isdigit() and self.lo <= int(text) <= self.hi
+        number = (
+            text.isascii()
+            and text.isdigit()
+            and len(text) <= 20
+            and self.lo <= int(text) <= self.hi
+        )
         self.fail(value, hint=_as_given(value, f"the number {text}") if number else "")
 
     def check(self, value: object) -> str:

@@ -179,7 +179,9 @@ def _query_item(name: object, value: object) -> str:
         raise QueryParamError(
             f"query parameter names must be text, got {type(name).__name__} {name!r}"
         )
-    if isinstance(value, (bytes, bytearray, memoryview, list, tuple, set, frozenset, dict)):
+    if (
+        isinstance(value, (bytes, bytearray, memoryview, Iterable)) and not isinstance(value, str)
+    ) or (type(value).__str__ is object.__str__ and type(value).__repr__ is object.__repr__):
         raise QueryParamError(
             f"query parameter {name!r}: give one value (text, a number, a boolean), got "
             f"{type(value).__name__} {value!r} (join a list yourself: ','.join(items); "

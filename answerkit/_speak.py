@@ -154,7 +154,7 @@ class Speak(Element):
             if loop is not None:
                 head += _SPEAK["loop"](loop)
             head += ">"
-        if more and voice is None and language is None and len(more) <= 2:
+        if more and len(more) <= 2:
             _refuse_positional_settings(text, more)
         self._set_content((text, *more))
         # SSML nodes never change either: rendered now, like plain text.

@@ -628,11 +628,12 @@ def _auth_tokens(auth_token: object) -> tuple[str, ...]:
     tokens = auth_token if auth_token is not None else os.environ.get(ENV_AUTH_TOKEN, "")
     if isinstance(tokens, str):
         tokens = [t.strip() for t in tokens.split(",")]
-    if isinstance(tokens, (bytes, bytearray)) or not isinstance(tokens, (list, tuple)):
+    if isinstance(tokens, (bytes, bytearray)) or not isinstance(tokens, Iterable):
         raise ConfigurationError(
             f"auth_token must be text, or a list of texts for rotation, got "
             f"{type(tokens).__name__} (decode bytes first: token.decode())"
         )
+    tokens = list(tokens)
     for t in tokens:
         if not isinstance(t, str):
             raise ConfigurationError(

@@ -7,9 +7,11 @@ failures are retried only where that is safe (see :mod:`answerkit._retry`).
 
 from __future__ import annotations
 
+import decimal
 import http.cookiejar
 import logging
 import math
+import numbers
 import os
 from collections.abc import Mapping
 from importlib import metadata
@@ -63,11 +65,12 @@ def _check_numbers(*, whole: bool = True, endless: bool = False, **settings: obj
     """Refuse a client setting that is not a number of the right kind, 0 or more: each
     would fail deep inside the retry loop or urllib3, on the first request."""
     for name, value in settings.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (numbers.Real, decimal.Decimal)):
             fine = False
         else:
-            finite = math.isfinite(value) or (endless and value == math.inf)
-            fine = (isinstance(value, int) or not whole) and finite and value >= 0
+            number = float(value)
+            finite = math.isfinite(number) or (endless and number == math.inf)
+            fine = (number.is_integer() or not whole) and finite and number >= 0
         if not fine:
             what = "a whole number" if whole else "a number of seconds"
             raise errors.ConfigurationError(f"{name} must be {what}, 0 or more, got {value!r}")
@@ -230,7 +233,7 @@ class VobizClient:
                 f"session must be a requests.Session, got {type(session).__name__}"
             )
         try:
-            policy = RetryPolicy(max_retries, max_retry_time, backoff)
+            policy = RetryPolicy(int(max_retries), float(max_retry_time), float(backoff))
         except ValueError as exc:
             raise errors.ConfigurationError(str(exc)) from None
         self._auth_id = auth_id
@@ -241,7 +244,7 @@ class VobizClient:
             session = requests.Session()
             # Our own loop decides about retries; urllib3 must not retry a POST behind our back.
             adapter = HTTPAdapter(
-                pool_connections=4, pool_maxsize=pool_maxsize, max_retries=Retry(0, read=False)
+                pool_connections=4, pool_maxsize=int(pool_maxsize), max_retries=Retry(0, read=False)
             )
             session.mount("https://", adapter)
             session.mount("http://", adapter)

@@ -7,6 +7,7 @@ client then checks the arguments exactly as the API would.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 from collections.abc import Mapping, Sequence
@@ -31,8 +32,7 @@ def _allowed_host(host: object) -> str:
     if text.startswith("[") and text.endswith("]"):
         text = text[1:-1]
     try:
-        ipaddress.IPv6Address(text)
-        return text
+        return str(ipaddress.IPv6Address(text))  # one spelling: 2001:db8:0::1 is 2001:db8::1
     except ValueError:
         pass
     if not text or any(c in text for c in "/:@ ") or not text.isprintable():
@@ -195,6 +195,8 @@ class TransferPlanner:
                 field="url",
             )
         host = (parts.hostname or "").lower()
+        with contextlib.suppress(ValueError):
+            host = str(ipaddress.IPv6Address(host))
         own = urlsplit(self._flow.public_url or "").hostname
         if host != (own or "").lower() and host not in self.allowed_hosts:
             raise TransferArgumentError(

@@ -503,7 +503,9 @@ def test_url_for_query_values() -> None:
     assert flow.url_for("menu", retry=True, n=2, skip=None) == f"{PUBLIC}/menu?retry=true&n=2"
 
 
-@pytest.mark.parametrize("value", [[1, 2], {"a": 1}, b"raw", {1, 2}])
+@pytest.mark.parametrize(
+    "value", [[1, 2], {"a": 1}, b"raw", {1, 2}, range(3), (i for i in "ab"), object()]
+)
 def test_url_for_refuses_a_value_a_query_string_cannot_carry(value: object) -> None:
     with pytest.raises(ConfigurationError, match=r"url_for\('menu'\): query parameter 'tried'"):
         make_flow().url_for("menu", tried=value)

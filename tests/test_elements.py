@@ -989,3 +989,8 @@ def test_number_advice_names_the_e164_form_it_stands_for(number: str, form: str)
 def test_ssml_mixed_with_words_that_are_voices_is_spoken_as_written() -> None:
     assert "MAN" in Response(Speak("The role is", Emphasis("lead"), "MAN")).to_xml()
     assert "en-US" in Response(Speak(Emphasis("Locale"), "en-US")).to_xml()
+
+
+def test_the_positional_check_holds_beside_a_keyword_too() -> None:
+    with pytest.raises(ElementError, match="a voice is a keyword"):
+        Speak("Hello", "WOMAN", language="en-US")

@@ -1225,7 +1225,9 @@ def test_ivr_in_another_language_with_english_re_prompts_warns(
 
 
 @pytest.mark.parametrize(
-    "agent", ["+1 (415) 555-0142", lambda ctx: ctx["missing"]], ids=["punctuated", "failing"]
+    "agent",
+    [lambda ctx: "+1 (415) 555-0142", lambda ctx: ctx["missing"]],
+    ids=["punctuated-from-crm", "failing"],
 )
 def test_warm_transfer_whose_agent_cannot_be_called_sends_the_caller_on(
     local_vobiz: Any, agent: Any
@@ -1255,8 +1257,11 @@ def test_warm_transfer_whose_agent_cannot_be_called_sends_the_caller_on(
 
 
 def test_warm_transfer_refuses_a_caller_id_make_call_would_refuse() -> None:
-    with pytest.raises(ConfigurationError, match=r"caller_id must be an E.164 number"):
+    with pytest.raises(ConfigurationError, match=r"caller_id must be a phone number"):
         WarmTransfer(new_flow(), agent="+14155550142", caller_id="+1 415 CALLS", fallback="x")
+    with pytest.raises(ConfigurationError, match=r"agent must be .* write it '\+14155550142'"):
+        WarmTransfer(new_flow(), agent="+1 (415) 555-0142", caller_id="+14155550100", fallback="x")
+    WarmTransfer(new_flow(), agent="sip:desk@example.com", caller_id="+14155550100", fallback="x")
 
 
 def test_ivr_re_prompts_may_be_silent() -> None:
@@ -1272,7 +1277,14 @@ def test_warm_transfer_lets_the_webhook_deadline_through_its_agent_call() -> Non
     def slow_agent(ctx: Any) -> str:
         raise HandlerTimeout("handler deadline passed")  # as SIGALRM raises it mid-call
 
+    from answerkit.recipes._warm_state import ATTEMPT, MOVE_OWED
+
     warm = WarmTransfer(new_flow(), agent=slow_agent, caller_id="+14155550100", fallback="x")
+    state = warm._state("c-1")
+    state[ATTEMPT] = 1  # as start() numbered it, before moving the caller to hold
     with pytest.raises(HandlerTimeout):
         warm._call_agent("c-1", 1, {})
-    assert warm.outcome("c-1") is None  # nothing decided by a handler past its deadline
+    # Decided, and the move owed to the hold room's next status callback: no REST call
+    # from a webhook past its deadline, and the caller is not left on hold for good.
+    assert warm.outcome("c-1") == "agent-unreachable"
+    assert state.get(MOVE_OWED) == {"outcome": "agent-unreachable", "rescue": False, "attempt": 1}

@@ -1028,3 +1028,11 @@ def test_a_scripted_cancel_is_the_caller_hanging_up_while_the_dial_rings() -> No
     action = t.webhooks_for(path="/after")[0]
     assert action.params["DialStatus"] == "cancel"
     assert hooks.index("Hangup") < t.webhooks.index(action)  # after the hangup (spec §2.13)
+
+
+def test_cancel_is_the_whole_dials_and_rings_no_longer_than_its_timeout() -> None:
+    doc = Response(Dial(Number("+14156667890"), caller_id="+14155551234", timeout=3))
+    with pytest.raises(ConfigurationError, match="give it alone"):
+        CallSimulator(doc_flow(doc)).call(dial=[["answer", "cancel"]]).run()
+    t = CallSimulator(doc_flow(doc)).call(dial="cancel").run()
+    assert t.dials[0]["outcome"] == "cancel" and t.duration <= 3

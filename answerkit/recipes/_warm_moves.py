@@ -102,13 +102,17 @@ class FallbackMove:
         self.state_of = state_of
         self.tell = tell
 
-    def owe(self, caller_uuid: str, outcome: str, *, rescue: bool = False) -> bool:
+    def owe(
+        self, caller_uuid: str, outcome: str, *, rescue: bool = False, now: bool = True
+    ) -> bool:
         """Owe the caller a move for ``outcome`` (this attempt's) and make it: whether
         they were moved. ``rescue``: ``outcome`` is recorded once the caller is moved.
-        Raises MoveInFlight, or the REST error or deadline (see the module notes)."""
+        ``now=False``: only recorded, for the transfer's next status callback to make (a
+        webhook past its deadline makes no REST call). Raises MoveInFlight, or the REST
+        error or deadline (see the module notes)."""
         state = self.state_of(caller_uuid)
         state[MOVE_OWED] = {"outcome": outcome, "rescue": rescue, "attempt": state.get(ATTEMPT)}
-        return self._make(caller_uuid, state)
+        return self._make(caller_uuid, state) if now else False
 
     def landing(self, call: CallRequest) -> Response | None:
         """The landing route: the move arrived; the fallback answers it. Its handler runs

@@ -129,6 +129,8 @@ class WarmTransfer:
         self.agent = agent
         try:
             check_phone("caller_id", caller_id)
+            if isinstance(agent, str) and not agent.strip().lower().startswith("sip:"):
+                check_phone("agent", agent)
         except ArgumentError as exc:
             # Checked now: every agent call would be refused, each caller sent to the
             # fallback as agent-unreachable.
@@ -240,7 +242,12 @@ class WarmTransfer:
                 ring_timeout=self.agent_timeout,
             )
         except HandlerTimeout:
-            raise  # the webhook's deadline: the caller gets the fallback there
+            # The webhook's deadline, with the caller on hold already: the move to the
+            # fallback is owed, for the hold room's next status callback (the caller's
+            # ConferenceEnter) to make; this webhook, past its deadline, makes no REST call.
+            with contextlib.suppress(Exception):
+                self._decide(caller_uuid, "agent-unreachable", attempt, move_now=False)
+            raise
         except Exception as exc:
             # The caller is on hold already: whatever keeps the agent from being called (the
             # API, a number make_call refuses, the agent function failing) must send them
@@ -450,6 +457,8 @@ class WarmTransfer:
         caller_uuid: str,
         outcome: WarmOutcome,
         attempt: int | Literal["latest"] | None = "latest",
+        *,
+        move_now: bool = True,
     ) -> bool:
         """Record the one outcome of this transfer; False when another came first, or
         when ``attempt`` (None: a URL from before attempts) is not the caller's latest."""
@@ -463,7 +472,7 @@ class WarmTransfer:
         if outcome in ("declined", "agent-unavailable", "agent-unreachable"):
             # Owed until done: when the REST call fails or runs out of time, the decision
             # stands and a later status callback (or this one, sent again) moves the caller.
-            self._moves.owe(caller_uuid, outcome)  # tells on_outcome once moved
+            self._moves.owe(caller_uuid, outcome, now=move_now)  # tells on_outcome once moved
         else:
             self._tell(caller_uuid, outcome)
         return True

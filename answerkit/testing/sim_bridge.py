@@ -290,7 +290,10 @@ def _dial_cancelled(
     cause for it); a busy or failed one with its own cause.
     """
     if by_caller:
-        call.clock += CANCEL_AFTER
+        ring: float = min(CANCEL_AFTER, _int(el.get("timeout"), CANCEL_AFTER))
+        if call.hangup_at is not None:
+            ring = min(ring, max(0, call.hangup_at - call.clock))
+        call.clock += ring
     else:
         assert call.hangup_at is not None
         call.clock = max(call.clock, call.hangup_at)

@@ -58,6 +58,11 @@ def dial_outcomes(outcome: Any, count: int) -> list[str]:
     for item in items:
         if item not in DIAL_OUTCOMES:
             raise ConfigurationError(f"dial outcome must be one of {allowed}, got {item!r}")
+    if "cancel" in items and set(items) - {"cancel", "no-answer"}:
+        raise ConfigurationError(
+            f"dial outcome 'cancel' is the caller hanging up while the whole Dial rings: "
+            f"give it alone (dial='cancel'), not beside {sorted(set(items) - {'cancel'})}"
+        )
     return items[:count]
 
 
