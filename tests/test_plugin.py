@@ -131,3 +131,17 @@ def test_local_vobiz_clears_a_loan_left_by_an_earlier_test(pytester: pytest.Pyte
     pytester.makepyfile(test_loaning=LOANING_TESTS)
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
+
+
+def test_the_fixture_type_takes_exactly_the_simulators_options() -> None:
+    # CallSimulatorFactory restates CallSimulator's parameters (a Protocol must): kept in
+    # step here, so a new option is never missing from typed tests.
+    import inspect
+
+    from answerkit.testing import CallSimulator, CallSimulatorFactory
+
+    def shape(fn: object) -> list[tuple[str, object, object]]:
+        params = list(inspect.signature(fn).parameters.values())[1:]  # type: ignore[arg-type]
+        return [(p.name, p.kind, p.default) for p in params]
+
+    assert shape(CallSimulatorFactory.__call__) == shape(CallSimulator.__init__)
