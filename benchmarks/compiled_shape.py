@@ -11,8 +11,10 @@ compiler); otherwise the row is left out.
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -108,6 +110,8 @@ def source() -> str:
 def build() -> tuple[ModuleType | None, str]:
     """The compiled module, or None and why not (no mypyc, no C compiler)."""
     work = tempfile.mkdtemp(prefix="answerkit-mypyc-")
+    # Removed at exit: a loaded extension stays mapped after its file is gone.
+    atexit.register(shutil.rmtree, work, True)
     path = os.path.join(work, f"{_MODULE}.py")
     with open(path, "w", encoding="utf-8") as f:
         f.write(source())
