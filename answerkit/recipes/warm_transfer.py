@@ -259,6 +259,8 @@ class WarmTransfer:
                 exc,
                 exc_info=not isinstance(exc, (VobizError, ArgumentError)),
             )
+            if not isinstance(exc, (VobizError, ArgumentError)):
+                self._report(exc)  # a bug in the agent function: the flow's error hook hears
             with contextlib.suppress(MoveInFlight):  # another webhook is moving them
                 self._decide(caller_uuid, "agent-unreachable", attempt)
             return WarmTransferStart(caller_uuid, None, room_name(self.name, caller_uuid, attempt))
@@ -476,6 +478,17 @@ class WarmTransfer:
         else:
             self._tell(caller_uuid, outcome)
         return True
+
+    def _report(self, exc: BaseException) -> None:
+        """Hand an error of the app's own code (the agent function) to the flow's
+        ``on_error`` hook, as a handler's error would be; there is no call to pass."""
+        hook = self.flow.on_error
+        if hook is None:
+            return
+        try:
+            hook(exc, None, self.routes["agent"])
+        except Exception:
+            log.exception("warm transfer: the on_error hook itself failed")
 
     def _tell(self, caller_uuid: str, outcome: str) -> None:
         told = _outcome(outcome)
