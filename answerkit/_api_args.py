@@ -193,10 +193,7 @@ def make_call_body(
             field="to",
         )
     from_ = check_phone("from_", from_)
-    to = "<".join(
-        d.strip() if d.strip().lower().startswith("sip:") else check_phone("to", d)
-        for d in destinations
-    )
+    to = check_destinations("to", to)
     for key in extra or {}:
         if key in _MAKE_CALL_FIELDS:
             raise errors.ArgumentError(
@@ -257,6 +254,15 @@ def make_call_body(
             ) from None
         body.update(extra)
     return body
+
+
+def check_destinations(name: str, to: str) -> str:
+    """Make-call destinations (numbers or ``sip:`` URIs joined by ``<``), each trimmed;
+    ArgumentError naming the one that is neither."""
+    return "<".join(
+        d.strip() if d.strip().lower().startswith("sip:") else check_phone(name, d)
+        for d in to.split("<")
+    )
 
 
 def check_phone(name: str, number: object) -> str:

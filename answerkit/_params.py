@@ -8,7 +8,7 @@ repeated, a few of them read).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from enum import Enum
 from typing import Any
 from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
@@ -179,8 +179,11 @@ def _query_item(name: object, value: object) -> str:
         raise QueryParamError(
             f"query parameter names must be text, got {type(name).__name__} {name!r}"
         )
+    if isinstance(value, Enum):
+        value = value.value  # a Flag member is iterable, but one value
     if (
-        isinstance(value, (bytes, bytearray, memoryview, Iterable)) and not isinstance(value, str)
+        isinstance(value, (bytes, bytearray, memoryview, Collection, Iterator))
+        and not isinstance(value, str)
     ) or (type(value).__str__ is object.__str__ and type(value).__repr__ is object.__repr__):
         raise QueryParamError(
             f"query parameter {name!r}: give one value (text, a number, a boolean), got "

@@ -68,7 +68,10 @@ def _check_numbers(*, whole: bool = True, endless: bool = False, **settings: obj
         if isinstance(value, bool) or not isinstance(value, (numbers.Real, decimal.Decimal)):
             fine = False
         else:
-            number = float(value)
+            try:
+                number = float(value)  # a Decimal sNaN, an int past float's range: refused
+            except (ValueError, OverflowError):
+                number = math.nan
             finite = math.isfinite(number) or (endless and number == math.inf)
             fine = (number.is_integer() or not whole) and finite and number >= 0
         if not fine:

@@ -25,6 +25,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("answerkit")
 
 
+def _canonical_host(host: str | None) -> str:
+    """A URL's hostname as compared: lower case, an IPv6 address in its one spelling."""
+    text = (host or "").lower()
+    with contextlib.suppress(ValueError):
+        text = str(ipaddress.IPv6Address(text))
+    return text
+
+
 def _allowed_host(host: object) -> str:
     """One ``transfer_hosts`` entry as urlsplit gives a URL's hostname: a name in lower
     case, or an IPv6 address without its brackets; a scheme, port or path is refused."""
@@ -194,11 +202,9 @@ class TransferPlanner:
                 "credentials or backslashes",
                 field="url",
             )
-        host = (parts.hostname or "").lower()
-        with contextlib.suppress(ValueError):
-            host = str(ipaddress.IPv6Address(host))
-        own = urlsplit(self._flow.public_url or "").hostname
-        if host != (own or "").lower() and host not in self.allowed_hosts:
+        host = _canonical_host(parts.hostname)
+        own = _canonical_host(urlsplit(self._flow.public_url or "").hostname)
+        if host != own and host not in self.allowed_hosts:
             raise TransferArgumentError(
                 f"{argument}: transfer URL host {host!r} is not allowed: add it to "
                 "CallFlow(transfer_hosts=[...]) or transfer to a route of the flow",

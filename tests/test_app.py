@@ -899,3 +899,14 @@ def test_two_flows_of_one_name_on_one_app_are_refused() -> None:
             flow.register(app)
     with pytest.raises(ConfigurationError, match="its own name"):
         flow.register(app)
+
+
+def test_url_for_takes_a_flag_member_as_its_value() -> None:
+    import enum
+
+    class Perm(enum.IntFlag):
+        R = 4
+
+    assert make_flow().url_for("menu", p=Perm.R).endswith("?p=4")
+    with pytest.raises(ConfigurationError, match="query parameter 'v'"):
+        make_flow().url_for("menu", v={"a": 1}.values())

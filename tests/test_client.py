@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import decimal
 import json
 import logging
 import math
@@ -1201,6 +1202,7 @@ def test_make_call_names_the_form_of_a_number_to_use() -> None:
         ({"pool_maxsize": "10"}, "pool_maxsize must be a whole number"),
         ({"backoff": math.inf}, "backoff must be a number of seconds"),
         ({"session": "x"}, "session must be a requests.Session"),
+        ({"backoff": decimal.Decimal("sNaN")}, "backoff must be a number"),
     ],
 )
 def test_client_settings_of_the_wrong_kind_are_refused(settings: dict[str, Any], says: str) -> None:

@@ -15,6 +15,7 @@ from answerkit import (
     ConnectError,
     ElementError,
     Hangup,
+    Play,
     RateLimitedError,
     Redirect,
     Response,
@@ -1293,3 +1294,39 @@ def test_warm_transfer_lets_the_webhook_deadline_through_its_agent_call() -> Non
     # from a webhook past its deadline, and the caller is not left on hold for good.
     assert warm.outcome("c-1") == "agent-unreachable"
     assert state.get(MOVE_OWED) == {"outcome": "agent-unreachable", "rescue": False, "attempt": 1}
+
+
+def test_a_deadline_after_the_caller_reached_the_room_still_moves_them(local_vobiz: Any) -> None:
+    # Vobiz applies the hold transfer at once: the caller is in the room (ConferenceEnter
+    # sent) while the agent lookup runs on, and the room sends nothing more. The move owed
+    # at the deadline is made by a thread of its own once the webhook has answered.
+    from answerkit import HandlerTimeout
+
+    flow = new_flow()
+    flow.transfers.client = local_vobiz.client()
+    box: dict[str, Any] = {}
+
+    def slow_agent(ctx: Any) -> str:
+        box["caller"].run()  # the caller hears the announcement and enters the room
+        raise HandlerTimeout("handler deadline passed")  # SIGALRM at the deadline
+
+    warm = WarmTransfer(flow, agent=slow_agent, caller_id="+14155550100", fallback="sales")
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        # Looping audio: the call waits (blocked) for the transfer, as a live one would.
+        return Response(Speak("Thanks for calling."), Play("https://cdn.example.com/m.mp3", loop=0))
+
+    sim = CallSimulator(flow, local_vobiz=local_vobiz)
+    caller = box["caller"] = sim.call("answer")
+    caller.run()
+    with pytest.raises(HandlerTimeout):
+        warm.start(caller.call_uuid)
+    sim.run_until_idle()
+    deadline = time.monotonic() + 10
+    while not caller.transcript.said("sales") and time.monotonic() < deadline:
+        time.sleep(0.1)
+        sim.run_until_idle()
+    assert warm.outcome(caller.call_uuid) == "agent-unreachable"
+    assert caller.transcript.said("sales")  # moved to the fallback, not left on hold
+    sim.close()

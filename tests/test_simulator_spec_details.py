@@ -1036,3 +1036,16 @@ def test_cancel_is_the_whole_dials_and_rings_no_longer_than_its_timeout() -> Non
         CallSimulator(doc_flow(doc)).call(dial=[["answer", "cancel"]]).run()
     t = CallSimulator(doc_flow(doc)).call(dial="cancel").run()
     assert t.dials[0]["outcome"] == "cancel" and t.duration <= 3
+
+
+def test_a_queued_answer_a_gather_cannot_take_does_not_block_the_others() -> None:
+    doc = Response(
+        Gather(Speak("Say it."), action=url("/events"), input_type="speech", redirect=False),
+        Gather(Speak("Key."), action=url("/after"), input_type="dtmf"),
+    )
+    flow = doc_flow(doc, after=Response(Speak("Thanks.")))
+    call = CallSimulator(flow).call()
+    call.press("1")
+    call.say("sales")  # behind the key, but the first Gather takes it
+    t = call.run()
+    assert t.speech_sent == ["sales"] and t.digits_sent == ["1"]

@@ -196,3 +196,10 @@ def test_transfer_hosts_takes_ipv6_addresses() -> None:
     assert flow.transfers.allowed_hosts == {"2001:db8::1", "2001:db8::2"}
     url = flow.transfers.target_url("https://[2001:db8::1]/hold")
     assert url == "https://[2001:db8::1]/hold"
+
+
+def test_an_ipv6_flow_transfers_to_its_own_urls() -> None:
+    flow = CallFlow("v6own", public_url="https://[2001:db8:0:0::1]", auth_token="t" * 20,
+                    state=MemoryStore())  # fmt: skip
+    flow.add_route("/menu", lambda call: None, name="menu", status_callback=True)
+    assert flow.transfers.target_url(flow.url_for("menu")).endswith("/menu")

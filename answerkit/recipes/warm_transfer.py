@@ -46,7 +46,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
-from answerkit._api_args import check_phone
+from answerkit._api_args import check_destinations, check_phone
 from answerkit._deadline import HandlerTimeout
 from answerkit.elements import Conference, Gather, Hangup, Play, Response, Speak, Wait
 from answerkit.errors import ArgumentError, CallNotActiveError, ConfigurationError, VobizError
@@ -129,8 +129,8 @@ class WarmTransfer:
         self.agent = agent
         try:
             check_phone("caller_id", caller_id)
-            if isinstance(agent, str) and not agent.strip().lower().startswith("sip:"):
-                check_phone("agent", agent)
+            if isinstance(agent, str):
+                check_destinations("agent", agent)
         except ArgumentError as exc:
             # Checked now: every agent call would be refused, each caller sent to the
             # fallback as agent-unreachable.
@@ -211,6 +211,7 @@ class WarmTransfer:
         state[CONTEXT] = ctx
         ids = {"xfer": caller_uuid, "attempt": attempt}
         moved = self.flow.try_transfer(caller_uuid, aleg=self.routes["hold"], params=ids)
+        timed_out = False
         try:
             if moved is None:
                 log.info(
@@ -218,8 +219,11 @@ class WarmTransfer:
                 )
                 return None
             return self._call_agent(caller_uuid, attempt, ctx)
+        except HandlerTimeout:
+            timed_out = True  # no REST call past the deadline: the earlier agent stays
+            raise
         finally:
-            if previous_agent:
+            if previous_agent and not timed_out:
                 # The earlier attempt's agent would otherwise stay: in the old room, or in
                 # the whisper, where a stale accept can no longer connect anyone. After the
                 # caller is moved (hanging up an agent who is in the room with the caller
@@ -243,10 +247,12 @@ class WarmTransfer:
             )
         except HandlerTimeout:
             # The webhook's deadline, with the caller on hold already: the move to the
-            # fallback is owed, for the hold room's next status callback (the caller's
-            # ConferenceEnter) to make; this webhook, past its deadline, makes no REST call.
+            # fallback is owed. This webhook, past its deadline, makes no REST call; the
+            # room may send no callback again (the caller's ConferenceEnter may have come),
+            # so a thread of its own makes the move once the webhook has answered.
             with contextlib.suppress(Exception):
-                self._decide(caller_uuid, "agent-unreachable", attempt, move_now=False)
+                if self._decide(caller_uuid, "agent-unreachable", attempt, move_now=False):
+                    self._moves.settle_later(caller_uuid)
             raise
         except Exception as exc:
             # The caller is on hold already: whatever keeps the agent from being called (the
@@ -482,7 +488,11 @@ class WarmTransfer:
     def _report(self, exc: BaseException) -> None:
         """Hand an error of the app's own code (the agent function) to the flow's
         ``on_error`` hook, as a handler's error would be; there is no call to pass."""
-        hook = self.flow.on_error
+        try:
+            # The dispatcher's hook: what the flow was given, or a test harness's tap.
+            hook = self.flow.dispatcher().on_error
+        except Exception:
+            hook = self.flow.on_error
         if hook is None:
             return
         try:

@@ -342,8 +342,8 @@ class SimulatedCall:
         Gathers get "english", 1 and "cancel", while ``digits="9", speech="sales"`` still
         gives 9 to the first and "sales" to the next Gather that hears speech.
 
-        Then press()/say(), in the order called; an answer of a type the Gather does not
-        take stays queued for a later Gather (this one gets no input).
+        Then press()/say(): the first answer queued of a type the Gather takes (the others
+        wait for a later Gather); with none, the simulator's ``input_provider``.
         """
         dtmf, spoken = "dtmf" in types and self._digits, "speech" in types and self._speech
         if dtmf or spoken:
@@ -359,12 +359,10 @@ class SimulatedCall:
             if spoken:
                 self._speech.popleft()
             return None if s is None else ("speech", s)
-        if self._inputs:
-            kind, value = self._inputs[0]
-            if kind not in types:
-                return None  # kept for a Gather that takes it
-            self._inputs.popleft()
-            return None if value is None else (kind, value)
+        for i, (kind, value) in enumerate(self._inputs):
+            if kind in types:  # the first answer this Gather takes; the others wait
+                del self._inputs[i]
+                return None if value is None else (kind, value)
         provider = self.sim.input_provider
         if provider is not None:
             answer = provider(self, prompt)
