@@ -967,13 +967,17 @@ def test_press_and_say_answer_gathers_in_the_order_they_were_called() -> None:
     assert _answers(flow)[:3] == [("speech", "english"), ("dtmf", "1"), ("speech", "cancel")]
 
 
-def test_keys_pressed_for_a_speech_only_gather_wait_for_one_that_takes_them() -> None:
+def _speech_then_keys_call() -> Any:
+    """A call to a speech-only Gather, then a keys-only one whose action says "Thanks."."""
     doc = Response(
         Gather(Speak("Say it."), action=url("/events"), input_type="speech", redirect=False),
         Gather(Speak("Key."), action=url("/after"), input_type="dtmf"),
     )
-    flow = doc_flow(doc, after=Response(Speak("Thanks.")))
-    call = CallSimulator(flow).call()
+    return CallSimulator(doc_flow(doc, after=Response(Speak("Thanks.")))).call()
+
+
+def test_keys_pressed_for_a_speech_only_gather_wait_for_one_that_takes_them() -> None:
+    call = _speech_then_keys_call()
     call.press("1")
     t = call.run()
     assert t.digits_sent == ["1"] and not t.speech_sent and t.said("Thanks.")
@@ -1039,12 +1043,7 @@ def test_cancel_is_the_whole_dials_and_rings_no_longer_than_its_timeout() -> Non
 
 
 def test_a_queued_answer_a_gather_cannot_take_does_not_block_the_others() -> None:
-    doc = Response(
-        Gather(Speak("Say it."), action=url("/events"), input_type="speech", redirect=False),
-        Gather(Speak("Key."), action=url("/after"), input_type="dtmf"),
-    )
-    flow = doc_flow(doc, after=Response(Speak("Thanks.")))
-    call = CallSimulator(flow).call()
+    call = _speech_then_keys_call()
     call.press("1")
     call.say("sales")  # behind the key, but the first Gather takes it
     t = call.run()
