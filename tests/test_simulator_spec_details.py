@@ -1048,3 +1048,34 @@ def test_a_queued_answer_a_gather_cannot_take_does_not_block_the_others() -> Non
     call.say("sales")  # behind the key, but the first Gather takes it
     t = call.run()
     assert t.speech_sent == ["sales"] and t.digits_sent == ["1"]
+
+
+def _voicemail_flow() -> CallFlow:
+    doc = Response(
+        Speak("Leave a message."),
+        Record(action=url("/events"), callback_url=url("/events"), timeout=10),
+        Speak("Thank you for your message."),
+    )
+    return doc_flow(doc)
+
+
+@pytest.mark.parametrize(
+    ("ending", "reason", "thanked"),
+    [
+        (None, "RecordingTimeout", True),
+        ("key", "FinishedOnKey", True),
+        ("hangup", "HungUp", False),
+    ],
+)
+def test_a_scripted_record_ending(ending: str | None, reason: str, thanked: bool) -> None:
+    t = CallSimulator(_voicemail_flow()).call(record=ending).run()
+    stop = t.webhooks_for("RecordStop")[0].params
+    assert stop["RecordingEndReason"] == reason
+    assert t.said("Thank you for your message.") is thanked
+    if ending == "hangup":
+        assert t.hangup_source == "Caller" and stop["RecordingDuration"] == "5"
+
+
+def test_a_bad_record_ending_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="record ending must be one of"):
+        CallSimulator(_voicemail_flow()).call(record="beep")

@@ -75,6 +75,7 @@ class SimulatedCall:
         # press() and say(), in the order they were called: ("dtmf" | "speech", value).
         self._inputs: deque[tuple[str, str | None]] = deque()
         self._dial: deque[Any] = deque(setup.dial)
+        self._record: deque[str] = deque(setup.record)
         self._pending: list[Pending] = []
         self._lock = threading.Lock()
         self._gen: Program | None = None
@@ -327,6 +328,9 @@ class SimulatedCall:
         self._finish(CAUSES["normal"], "scheduled hangup")
 
     # -- the caller's script ---------------------------------------------------------------
+
+    def _next_record_ending(self) -> str:
+        return self._record.popleft() if self._record else "silence"
 
     def _next_dial_outcome(self) -> Any:
         return self._dial.popleft() if self._dial else "answer"

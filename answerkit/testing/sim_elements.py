@@ -211,10 +211,10 @@ MESSAGE_SECONDS = 5
 def recording_end(el: Element) -> tuple[int, str]:
     """How long a (not ``recordSession``) Record lasts, and its ``RecordingEndReason``.
 
-    The simulated caller speaks for :data:`MESSAGE_SECONDS`, presses no key (so
-    ``finishOnKey`` never ends it: nothing scripts keys for a Record), then stays
-    silent: the recording stops after ``timeout`` seconds of silence (default 60), or
-    at ``maxLength`` (default 60) if that comes first (spec §1.2 Record). The silence
+    The simulated caller speaks for :data:`MESSAGE_SECONDS`, then stays silent (the
+    default ending; ``record=["key"]`` or ``["hangup"]`` script another, see
+    :func:`record`): the recording stops after ``timeout`` seconds of silence (default
+    60), or at ``maxLength`` (default 60) if that comes first (spec §1.2 Record). The silence
     counts in the length: the file holds it, as far as the spec says.
     """
     max_length = max(1, _int(el.get("maxLength"), 60))
@@ -243,11 +243,21 @@ def record(call: SimulatedCall, el: Element) -> Fetch | None:
         "recording starts" + (" (whole call)" if session else ""),
         recording_id=recording_id,
     )
+    ending = "silence" if session else call._next_record_ending()
     if not session:
         rec.length, rec.reason = recording_end(el)
+        finish = el.get("finishOnKey", "#") or ""
+        if ending == "key" and finish in ("", "none"):
+            call._emit("note", "a scripted key cannot end this Record: its finishOnKey is none")
+        elif ending in ("key", "hangup"):
+            # The caller leaves the message, then presses the key or hangs up.
+            rec.length = min(rec.length, MESSAGE_SECONDS)
+            rec.reason = "FinishedOnKey" if ending == "key" else "HungUp"
     fetch = _record_action(call, el, recording_id)
     if not session:
         call.clock += rec.length
+        if rec.reason == "HungUp":
+            end_call(call, CAUSES["normal"].with_source("Caller"), "hung up while recording")
     return fetch
 
 

@@ -18,6 +18,7 @@ from answerkit.errors import ConfigurationError
 __all__ = [
     "DIAL_OUTCOMES",
     "DIGIT_KEYS",
+    "RECORD_ENDINGS",
     "Inputs",
     "OutboundScript",
     "check_digits",
@@ -26,6 +27,7 @@ __all__ = [
     "dial_outcomes",
     "parse_dials",
     "parse_digits",
+    "parse_records",
     "parse_speech",
     "take_script",
 ]
@@ -80,6 +82,27 @@ def parse_dials(dial: Sequence[Any] | str | None) -> list[Any]:
     ]
     for item in items:
         dial_outcomes(item, len(item) if isinstance(item, (list, tuple)) else 1)
+    return items
+
+
+#: How the caller ends each Record: after the message, silence until ``timeout`` (or
+#: ``maxLength``), the ``finishOnKey`` key, or hanging up.
+RECORD_ENDINGS = ("silence", "key", "hangup")
+
+
+def parse_records(record: Sequence[str] | str | None) -> list[str]:
+    """``"key,hangup"`` or a list: one ending per Record, checked."""
+    if record is None:
+        return []
+    items = [
+        item.strip() if isinstance(item, str) else item
+        for item in _script_items("record", record, "key,hangup", "")
+    ]
+    for item in items:
+        if item not in RECORD_ENDINGS:
+            raise ConfigurationError(
+                f"record ending must be one of {', '.join(RECORD_ENDINGS)}, got {item!r}"
+            )
     return items
 
 

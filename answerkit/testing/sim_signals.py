@@ -129,6 +129,7 @@ class CallSetup:
     digits: list[str | None] = field(default_factory=list)
     speech: list[str | None] = field(default_factory=list)
     dial: list[Any] = field(default_factory=list)
+    record: list[str] = field(default_factory=list)
     speech_confidence: float = 0.9
     max_steps: int = 200
     first_fetch: Fetch | None = None  # a B-leg starts from its transfer URL

@@ -52,6 +52,7 @@ from answerkit.testing.sim_script import (
     check_outcome,
     parse_dials,
     parse_digits,
+    parse_records,
     parse_speech,
     take_script,
 )
@@ -194,6 +195,7 @@ class CallSimulator:
         digits: Inputs = None,
         speech: Inputs = None,
         dial: Sequence[Any] | str | None = None,
+        record: Sequence[str] | str | None = None,
         params: Mapping[str, str] | None = None,
         max_steps: int = 200,
         caller_name: str | None = None,
@@ -214,7 +216,9 @@ class CallSimulator:
         commas; a list or tuple is taken item by item, so ``speech=["sales, please"]`` is
         one utterance that keeps its comma. ``dial`` gives one outcome per Dial (``answer``,
         ``bridge``, ``busy``, ``no-answer``, ``failed``, ``cancel`` (the caller hangs up while
-        it rings), or a list per target).
+        it rings), or a list per target). ``record`` gives one ending per Record: after a
+        5 s message, ``silence`` (the default: its ``timeout``, or ``maxLength``),
+        ``key`` (its ``finishOnKey``: FinishedOnKey) or ``hangup`` (HungUp, the call ends).
         Nothing is sent until :meth:`SimulatedCall.run` or :meth:`run_until_idle`.
         """
         if direction not in ("inbound", "outbound"):
@@ -235,6 +239,7 @@ class CallSimulator:
             digits=parse_digits(digits),
             speech=parse_speech(speech),
             dial=parse_dials(dial),
+            record=parse_records(record),
             speech_confidence=speech_confidence,
             max_steps=max_steps,
         )
