@@ -74,15 +74,20 @@ def parse_dials(dial: Sequence[Any] | str | None) -> list[Any]:
     Split and stripped as ``digits`` and ``speech`` are: anything else (a number, bytes)
     raises :class:`~answerkit.errors.ConfigurationError`.
     """
-    if dial is None:
-        return []
-    items = [
-        item.strip() if isinstance(item, str) else item
-        for item in _script_items("dial", dial, "answer,busy", "")
-    ]
+    items = _words("dial", dial, "answer,busy")
     for item in items:
         dial_outcomes(item, len(item) if isinstance(item, (list, tuple)) else 1)
     return items
+
+
+def _words(name: str, script: object, example: str) -> list[Any]:
+    """A scripted list of words (``"a,b"`` or a list), each string item stripped."""
+    if script is None:
+        return []
+    return [
+        item.strip() if isinstance(item, str) else item
+        for item in _script_items(name, script, example, "")
+    ]
 
 
 #: How the caller ends each Record: after the message, silence until ``timeout`` (or
@@ -92,12 +97,7 @@ RECORD_ENDINGS = ("silence", "key", "hangup")
 
 def parse_records(record: Sequence[str] | str | None) -> list[str]:
     """``"key,hangup"`` or a list: one ending per Record, checked."""
-    if record is None:
-        return []
-    items = [
-        item.strip() if isinstance(item, str) else item
-        for item in _script_items("record", record, "key,hangup", "")
-    ]
+    items = _words("record", record, "key,hangup")
     for item in items:
         if item not in RECORD_ENDINGS:
             raise ConfigurationError(
