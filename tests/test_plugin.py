@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from answerkit.testing import CallSimulatorFactory, LocalVobiz
+
 pytest_plugins = ["pytester"]
 
 USER_TESTS = """
@@ -133,15 +135,13 @@ def test_local_vobiz_clears_a_loan_left_by_an_earlier_test(pytester: pytest.Pyte
     result.assert_outcomes(passed=2)
 
 
-def test_the_fixture_type_takes_exactly_the_simulators_options() -> None:
-    # CallSimulatorFactory restates CallSimulator's parameters (a Protocol must): kept in
-    # step here, so a new option is never missing from typed tests.
-    import inspect
+def test_the_fixture_hands_out_simulators_bound_to_local_vobiz(
+    call_simulator: CallSimulatorFactory, local_vobiz: LocalVobiz
+) -> None:
+    from answerkit import CallFlow
+    from answerkit.testing import CallSimulator
 
-    from answerkit.testing import CallSimulator, CallSimulatorFactory
-
-    def shape(fn: object) -> list[tuple[str, object, object]]:
-        params = list(inspect.signature(fn).parameters.values())[1:]  # type: ignore[arg-type]
-        return [(p.name, p.kind, p.default) for p in params]
-
-    assert shape(CallSimulatorFactory.__call__) == shape(CallSimulator.__init__)
+    flow = CallFlow("bound", public_url="https://voice.example.com", auth_token="t" * 20,
+                    state="memory://")  # fmt: skip
+    sim = call_simulator(flow)
+    assert isinstance(sim, CallSimulator) and sim.local_vobiz is local_vobiz

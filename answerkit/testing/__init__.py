@@ -5,7 +5,6 @@ Nothing here needs pytest; the fixtures live in :mod:`answerkit.testing.pytest_p
 
 from __future__ import annotations
 
-from answerkit.testing._fixture_types import CallSimulatorFactory
 from answerkit.testing.local_vobiz import (
     LiveCallRecord,
     LocalVobiz,
@@ -17,7 +16,12 @@ from answerkit.testing.sim_bridge import ConferenceRoom
 from answerkit.testing.sim_call import SimulatedCall
 from answerkit.testing.sim_signals import GatherPrompt
 from answerkit.testing.sim_transcript import CAUSES, Cause, Transcript, TranscriptEvent, Webhook
-from answerkit.testing.simulator import CallSimulator, sign_request, signed_post
+from answerkit.testing.simulator import (
+    CallSimulator,
+    CallSimulatorFactory,
+    sign_request,
+    signed_post,
+)
 
 __all__ = [
     "CAUSES",

@@ -21,9 +21,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from answerkit.testing._fixture_types import CallSimulatorFactory
     from answerkit.testing.local_vobiz import LocalVobiz
-    from answerkit.testing.simulator import CallSimulator
+    from answerkit.testing.simulator import CallSimulator, CallSimulatorFactory
 
 
 @pytest.fixture(scope="session")
@@ -56,18 +55,21 @@ def local_vobiz(answerkit_local_vobiz_server: LocalVobiz) -> LocalVobiz:
 @pytest.fixture
 def call_simulator(local_vobiz: LocalVobiz) -> Iterator[CallSimulatorFactory]:
     """``call_simulator(flow_or_base_url, **options)``: a CallSimulator bound to local_vobiz
-    (annotate the argument with :class:`answerkit.testing.CallSimulatorFactory`)."""
+    (annotate the argument with :data:`answerkit.testing.CallSimulatorFactory`)."""
     from answerkit.testing.simulator import CallSimulator
 
     made: list[CallSimulator] = []
 
-    def make(target: Any = None, **options: Any) -> CallSimulator:
-        options.setdefault("local_vobiz", local_vobiz)
-        sim = CallSimulator(target, **options)
-        made.append(sim)
-        return sim
+    class BoundSimulator(CallSimulator):
+        """A CallSimulator on this test's local_vobiz (unless given another), closed after
+        the test. A subclass, not a function: its type is CallSimulator's own."""
 
-    yield make
+        def __init__(self, *args: Any, **options: Any) -> None:
+            options.setdefault("local_vobiz", local_vobiz)
+            super().__init__(*args, **options)
+            made.append(self)
+
+    yield BoundSimulator
     for sim in made:
         sim.close()
 

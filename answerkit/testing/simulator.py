@@ -72,7 +72,7 @@ from answerkit.testing.sim_transport import (
 if TYPE_CHECKING:
     from answerkit.testing.local_vobiz import LocalVobiz
 
-__all__ = ["CallSimulator", "sign_request", "signed_post"]
+__all__ = ["CallSimulator", "CallSimulatorFactory", "sign_request", "signed_post"]
 
 Listener = Callable[[SimulatedCall, TranscriptEvent], None]
 InputProvider = Callable[[SimulatedCall, GatherPrompt], "str | None"]
@@ -517,3 +517,12 @@ class CallSimulator:
         with self._sync_lock:
             for setup in self._link.adopt(self._scripts):
                 self._add(setup)
+
+
+#: The ``call_simulator`` fixture's type: it hands out a subclass of CallSimulator bound
+#: to the test's LocalVobiz, so a type checker reads CallSimulator's own options (a
+#: misspelt one is an error) with no second copy of its signature to keep in step::
+#:
+#:     def test_menu(call_simulator: CallSimulatorFactory) -> None:
+#:         t = call_simulator(flow).call("main", digits="2").run()
+CallSimulatorFactory = type[CallSimulator]
