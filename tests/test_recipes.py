@@ -1330,3 +1330,60 @@ def test_a_deadline_after_the_caller_reached_the_room_still_moves_them(local_vob
     assert warm.outcome(caller.call_uuid) == "agent-unreachable"
     assert caller.transcript.said("sales")  # moved to the fallback, not left on hold
     sim.close()
+
+
+def test_a_deadline_during_the_hold_transfer_still_moves_the_caller(local_vobiz: Any) -> None:
+    # Vobiz applied the hold transfer, then SIGALRM struck before its answer was read: the
+    # caller waits in the room and no agent is ever called. The move to the fallback is
+    # owed, and made by a thread of its own once the webhook has answered.
+    from answerkit import HandlerTimeout
+
+    flow = new_flow()
+    flow.transfers.client = local_vobiz.client()
+    warm = WarmTransfer(flow, agent="+14155550142", caller_id="+14155550100", fallback="sales")
+    real = flow.try_transfer
+
+    def cut_off(*args: Any, **kwargs: Any) -> Any:
+        real(*args, **kwargs)  # applied by Vobiz...
+        flow.try_transfer = real  # type: ignore[method-assign]
+        raise HandlerTimeout("handler deadline passed")  # ...and cut off at the deadline
+
+    flow.try_transfer = cut_off  # type: ignore[method-assign]
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        return Response(Speak("Thanks for calling."), Play("https://cdn.example.com/m.mp3", loop=0))
+
+    sim = CallSimulator(flow, local_vobiz=local_vobiz)
+    caller = sim.call("answer")
+    caller.run()
+    before = set(local_vobiz.calls)
+    with pytest.raises(HandlerTimeout):
+        warm.start(caller.call_uuid)
+    deadline = time.monotonic() + 10
+    while not caller.transcript.said("sales") and time.monotonic() < deadline:
+        time.sleep(0.1)
+        sim.run_until_idle()
+    assert warm.outcome(caller.call_uuid) == "agent-unreachable"
+    assert caller.transcript.said("sales")  # moved to the fallback, not left on hold
+    assert set(local_vobiz.calls) == before  # no agent was called past the deadline
+    sim.close()
+
+
+def test_a_hold_transfer_refused_unsent_at_the_deadline_owes_nothing() -> None:
+    # LateTransferRefused: nothing reached Vobiz, the caller hears the flow's fallback
+    # answer where they are; no move is owed and no outcome recorded.
+    from answerkit.dispatch import LateTransferRefused
+    from answerkit.recipes._warm_state import MOVE_OWED
+
+    flow = new_flow()
+    warm = WarmTransfer(flow, agent="+14155550142", caller_id="+14155550100", fallback="sales")
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise LateTransferRefused("past the deadline")
+
+    flow.try_transfer = refused  # type: ignore[method-assign]
+    with pytest.raises(LateTransferRefused):
+        warm.start("c-1")
+    assert warm.outcome("c-1") is None
+    assert warm._state("c-1").get(MOVE_OWED) is None

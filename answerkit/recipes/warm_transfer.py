@@ -50,7 +50,7 @@ from answerkit._api_args import check_destinations, check_phone
 from answerkit._deadline import HandlerTimeout
 from answerkit.elements import Conference, Gather, Hangup, Play, Response, Speak, Wait
 from answerkit.errors import ArgumentError, CallNotActiveError, ConfigurationError, VobizError
-from answerkit.recipes._warm_moves import FallbackMove, MoveInFlight
+from answerkit.recipes._warm_moves import FallbackMove, MoveInFlight, surely_not_applied
 from answerkit.recipes._warm_state import (
     AGENT,
     AGENT_CALL,
@@ -210,7 +210,13 @@ class WarmTransfer:
         ctx = {str(k): str(v) for k, v in (context or {}).items()}
         state[CONTEXT] = ctx
         ids = {"xfer": caller_uuid, "attempt": attempt}
-        moved = self.flow.try_transfer(caller_uuid, aleg=self.routes["hold"], params=ids)
+        try:
+            moved = self.flow.try_transfer(caller_uuid, aleg=self.routes["hold"], params=ids)
+        except HandlerTimeout as exc:
+            # Cut off mid-request: the caller may be on hold, where no agent will come.
+            if not surely_not_applied(exc):
+                self._owe_fallback_later(caller_uuid, attempt)
+            raise
         timed_out = False
         try:
             if moved is None:
@@ -232,6 +238,16 @@ class WarmTransfer:
                 # caller should not wait on hold for that before the new agent rings.
                 self._hang_up_quietly(str(previous_agent))
 
+    def _owe_fallback_later(self, caller_uuid: str, attempt: int) -> None:
+        """The webhook's deadline struck with the caller on hold, or maybe on the way there
+        (the hold transfer cut off mid-request), and no agent called: the move to the
+        fallback is owed. This webhook, past its deadline, makes no REST call; the room may
+        send no callback again (the caller's ConferenceEnter may have come), so a thread of
+        its own makes the move once the webhook has answered."""
+        with contextlib.suppress(Exception):
+            if self._decide(caller_uuid, "agent-unreachable", attempt, move_now=False):
+                self._moves.settle_later(caller_uuid)
+
     def _call_agent(
         self, caller_uuid: str, attempt: int, ctx: Mapping[str, str]
     ) -> WarmTransferStart:
@@ -246,13 +262,7 @@ class WarmTransfer:
                 ring_timeout=self.agent_timeout,
             )
         except HandlerTimeout:
-            # The webhook's deadline, with the caller on hold already: the move to the
-            # fallback is owed. This webhook, past its deadline, makes no REST call; the
-            # room may send no callback again (the caller's ConferenceEnter may have come),
-            # so a thread of its own makes the move once the webhook has answered.
-            with contextlib.suppress(Exception):
-                if self._decide(caller_uuid, "agent-unreachable", attempt, move_now=False):
-                    self._moves.settle_later(caller_uuid)
+            self._owe_fallback_later(caller_uuid, attempt)  # the caller is on hold already
             raise
         except Exception as exc:
             # The caller is on hold already: whatever keeps the agent from being called (the
