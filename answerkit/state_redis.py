@@ -133,6 +133,13 @@ class RedisStore(StateStore):
         except (ValueError, redis_module.RedisError) as exc:
             detail = self._scrub(str(exc))
             raise ConfigurationError(f"invalid Redis state URL {self.url}: {detail}") from None
+        if not self._client.connection_pool.connection_kwargs.get("decode_responses"):
+            # The URL's own ?decode_responses=false wins over the keyword (redis-py): bytes
+            # keys would never match the str keys handlers read, as with client= above.
+            raise ConfigurationError(
+                f"the Redis state URL {self.url} turns decode_responses off: remove it "
+                "from the URL (the store needs text replies)"
+            )
 
     def _scrub(self, text: str) -> str:
         for secret in self._secrets:

@@ -616,6 +616,31 @@ def test_redis_client_must_decode_responses(redis_url: str) -> None:
     store.close()
 
 
+def test_a_redis_url_asking_for_bytes_still_gets_text(redis_url: str) -> None:
+    # redis-py keeps an unknown URL option as text, and "false" is true to its encoder:
+    # the store still reads back what it wrote.
+    store = RedisStore(f"{redis_url}?decode_responses=false", prefix=f"t-{uuid.uuid4().hex}:")
+    call = new_call_uuid()
+    store.set(call, "visits", 1)
+    assert store.get(call, "visits") == 1
+    store.close()
+
+
+def test_a_redis_url_turning_decode_responses_off_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A redis-py that reads the option as a boolean would let the URL win over the store's
+    # keyword, and every state read would miss (bytes keys): refused, as client= is.
+    import redis.connection
+
+    parsers = dict(redis.connection.URL_QUERY_ARGUMENT_PARSERS)
+    parsers["decode_responses"] = redis.connection.to_bool
+    monkeypatch.setattr(redis.connection, "URL_QUERY_ARGUMENT_PARSERS", parsers)
+    with pytest.raises(ConfigurationError, match="turns decode_responses off: remove it"):
+        RedisStore("redis://127.0.0.1:6379/0?decode_responses=false")
+    RedisStore("redis://127.0.0.1:6379/0?decode_responses=true").close()
+
+
 def test_a_store_of_your_own_without_expire_clears_at_hangup() -> None:
     # expire() came later than the store contract: a store written before it still works,
     # and forgets the call at once (sooner than any linger, which the contract allows).
