@@ -47,6 +47,7 @@ __all__ = [
     "SignatureGate",
     "WebhookReply",
     "WebhookRequest",
+    "dropped_callback_note",
     "handler_given_up",
     "loggable",
 ]
@@ -154,6 +155,21 @@ class Route:
         """The events with their own handler (None: the route's default handler)."""
         return list(self.handlers)
 
+    def drops(self, event: str) -> bool:
+        """Whether a status callback of ``event`` reaches no handler here, so that what it
+        reports (a recording's URL, a dial's outcome) is lost: every status event but
+        Hangup, which apps often send to a route that leaves it alone."""
+        return event in STATUS_EVENTS and event != _HANGUP and self.handler_for(event) is None
+
+
+def dropped_callback_note(route: Route, event: str) -> str:
+    """What to tell about a status callback :meth:`Route.drops` (logs, the simulator)."""
+    return (
+        f"{route.name}: a {event} callback reached no handler, so its fields were dropped "
+        f"(a route's default handler never runs for one): declare a handler for it with "
+        f"@flow.route({route.path!r}, event={event!r})"
+    )
+
 
 class SignatureGate:
     """Signature and replay checking for one flow (spec §3)."""
@@ -236,6 +252,8 @@ class Dispatcher:
     on_error: ErrorHook | None = None
     #: Seconds the call's state outlives its Hangup webhook (0: cleared at once).
     hangup_linger: float = 0.0
+    #: (route, event) pairs whose dropped status callback was logged: once each.
+    _told_dropped: set[tuple[str, str]] = field(default_factory=set, repr=False)
 
     def handle(self, route: Route, req: WebhookRequest) -> WebhookReply:
         """Answer one webhook for ``route``."""
@@ -307,6 +325,13 @@ class Dispatcher:
                         loggable(call.call_uuid),
                     )
                     return WebhookReply(200, self.fallback)
+                if route.drops(event) and (route.name, event) not in self._told_dropped:
+                    self._told_dropped.add((route.name, event))
+                    log.warning(
+                        "flow %s route %s (logged once per route and event)",
+                        self.flow_name,
+                        dropped_callback_note(route, event),
+                    )
                 return WebhookReply(200, b"", "text/plain; charset=utf-8")
             result = self.deadline.run(handler, call, status_event)
             if status_event:

@@ -358,6 +358,51 @@ def test_record_action_early_and_record_stop_after_hangup() -> None:
     assert stop.recording_id == rec_id and stop.recording_end_reason == "HungUp"
 
 
+def test_a_record_stop_reaching_no_handler_is_told_once(caplog: pytest.LogCaptureFixture) -> None:
+    # One route for the Record action and its callback_url, with a default handler only:
+    # RecordStop, the one webhook with the file's URL, gets an empty 200 and no handler.
+    flow = CallFlow("vm", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        url = flow.url_for("voicemail")
+        return Response(Record(action=url, callback_url=url), Speak("Thanks."))
+
+    @flow.route("/voicemail")
+    def voicemail(call: CallRequest) -> Response:
+        return Response(Speak("Thanks."), Hangup())
+
+    sim = CallSimulator(flow)
+    with caplog.at_level("WARNING", logger="answerkit"):
+        first = sim.call("answer").run()
+        second = sim.call("answer").run()
+    for t in (first, second):
+        assert [h.event for h in t.webhooks][-1] == "RecordStop"
+        assert t.unhandled_callbacks == [
+            "voicemail: a RecordStop callback reached no handler, so its fields were dropped "
+            "(a route's default handler never runs for one): declare a handler for it with "
+            "@flow.route('/voicemail', event='RecordStop')"
+        ]
+        assert t.ended_normally  # told, not failed
+        assert t.events_of("note")[-1].text == t.unhandled_callbacks[0]
+    told = [r for r in caplog.records if "RecordStop callback reached no handler" in r.message]
+    assert len(told) == 1  # once per route and event, not per call
+
+
+def test_a_record_stop_with_its_handler_is_not_told() -> None:
+    flow = CallFlow("vm", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+    flow.route("/answer")(lambda call: Response(Record(callback_url=flow.url_for("stored"))))
+    flow.route("/stored", event="RecordStop")(lambda call: None)
+    t = CallSimulator(flow).call("answer").run()
+    assert [h.event for h in t.webhooks][-1] == "RecordStop" and t.unhandled_callbacks == []
+
+
+def test_a_hangup_reaching_no_handler_is_not_told() -> None:
+    flow = doc_flow(Response(Speak("Hi.")))
+    t = CallSimulator(flow).call().run()
+    assert [h.event for h in t.webhooks][-1] == "Hangup" and t.unhandled_callbacks == []
+
+
 # -- failures Vobiz would drop the call for ------------------------------------------------
 
 

@@ -42,7 +42,7 @@ from answerkit.testing.sim_signals import (
     Recording,
 )
 from answerkit.testing.sim_transcript import CAUSES, Cause, Transcript, TranscriptEvent, Webhook
-from answerkit.testing.sim_transport import Reply, unhandled_event
+from answerkit.testing.sim_transport import Reply, dropped_callback, unhandled_event
 
 if TYPE_CHECKING:
     from answerkit.testing.simulator import CallSimulator
@@ -426,6 +426,10 @@ class SimulatedCall:
             missing = unhandled_event(sim.flow, urlsplit(display).path, params)
             if missing is not None:
                 errors.append(missing)
+            dropped = dropped_callback(sim.flow, urlsplit(display).path, params)
+            if dropped is not None:
+                self.transcript.unhandled_callbacks.append(dropped)
+                self._emit("note", dropped)
         for error in errors:
             self.transcript.handler_errors.append(error)
             self._emit("error", f"handler error: {error}")

@@ -124,7 +124,10 @@ class Transcript:
     (URLs the leg was moved to), ``webhooks``, ``events`` and ``handler_errors`` (``route:
     Type: message`` for each webhook whose handler failed and got the flow's fallback, or
     ``route: no handler for Event=…`` when the route had no handler for the webhook's
-    event; seen when the simulator was given the flow). Once the call is over,
+    event; seen when the simulator was given the flow), ``unhandled_callbacks`` (status
+    callbacks other than Hangup that reached a route with no handler for their event, so
+    that their fields, a recording's URL say, were lost; they do not count as errors).
+    Once the call is over,
     ``ended`` is True and ``hangup_cause``, ``hangup_cause_code``, ``hangup_cause_name``,
     ``hangup_source``, ``duration`` and ``bill_duration`` say how.
     """
@@ -146,6 +149,7 @@ class Transcript:
         self.webhooks: list[Webhook] = []
         self.events: list[TranscriptEvent] = []
         self.handler_errors: list[str] = []
+        self.unhandled_callbacks: list[str] = []
         self.documents: list[Any] = []
         self.ended = False
         self.hangup_cause: str | None = None

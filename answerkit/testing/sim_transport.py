@@ -21,7 +21,7 @@ from urllib.parse import unquote_to_bytes, urlencode, urlsplit
 import requests
 
 from answerkit.client import refuse_cookies
-from answerkit.dispatch import STATUS_EVENTS
+from answerkit.dispatch import STATUS_EVENTS, Route, dropped_callback_note
 from answerkit.errors import ConfigurationError
 from answerkit.signature import sign
 
@@ -35,6 +35,7 @@ __all__ = [
     "Router",
     "Transport",
     "WSGITransport",
+    "dropped_callback",
     "sign_request",
     "signed_post",
     "unhandled_event",
@@ -332,8 +333,7 @@ def unhandled_event(flow: CallFlow, path: str, params: Mapping[str, str]) -> str
     (the Dial action's, spec §6 item 8) would otherwise pass a test.
     """
     event = params.get("Event", "")
-    prefix = getattr(flow, "_mount_prefix", None) or ""
-    route = next((r for r in flow.routes if prefix + r.path == path), None)
+    route = _route_at(flow, path)
     if route is None or route.status_callback or event in STATUS_EVENTS:
         return None  # status events get an empty 200 whatever the handlers
     if route.handler_for(event) is not None:
@@ -345,6 +345,22 @@ def unhandled_event(flow: CallFlow, path: str, params: Mapping[str, str]) -> str
             "branch on DialStatus, not on the Event)"
         )
     return why
+
+
+def dropped_callback(flow: CallFlow, path: str, params: Mapping[str, str]) -> str | None:
+    """Why this status callback's fields were lost for want of a handler, or None (see
+    :meth:`answerkit.dispatch.Route.drops`): the app answers it with an empty 200, as it
+    must, and logs it once; a test sees it in ``Transcript.unhandled_callbacks``."""
+    event = params.get("Event", "")
+    route = _route_at(flow, path)
+    if route is None or not route.drops(event):
+        return None
+    return dropped_callback_note(route, event)
+
+
+def _route_at(flow: CallFlow, path: str) -> Route | None:
+    prefix = getattr(flow, "_mount_prefix", None) or ""
+    return next((r for r in flow.routes if prefix + r.path == path), None)
 
 
 # -- hand-made webhooks (the ``sign_request`` / ``signed_post`` fixtures) ----------------------
