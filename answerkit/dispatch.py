@@ -28,7 +28,7 @@ from answerkit._deadline import (
 )
 from answerkit._params import ParamsLike
 from answerkit.elements import Element, Response
-from answerkit.errors import ElementError, RetryLater, StateError
+from answerkit.errors import ElementError, RetryLater, StateError, StateValueError
 from answerkit.request import CallRequest, Event, MissingCallUUID
 from answerkit.signature import HeadersLike, Verifier, header_value, public_url_candidates
 from answerkit.state import StateStore
@@ -357,10 +357,15 @@ class Dispatcher:
                 retried = True
                 return self._retry_later(exc, call, route, replay_keys)
             self._report(exc, call, route, f"handler failed on event {event!r}")
-            if status_event and isinstance(exc, (HandlerTimeout, StateError)):
+            if (
+                status_event
+                and isinstance(exc, (HandlerTimeout, StateError))
+                and not isinstance(exc, StateValueError)
+            ):
                 # Cut off at status_deadline (its work undone or unknown; Vobiz would have
                 # retried a callback slower than its 3 s, spec §2.12), or the store failed
-                # under it: sent again, it may find the store back.
+                # under it: sent again, it may find the store back. A value the state
+                # cannot keep would fail the same way on every retry.
                 retried = True
                 return self._retry_later(exc, call, route, replay_keys)
             if status_event:
@@ -481,7 +486,9 @@ class Dispatcher:
             type(exc).__name__,
             exc,
             _hint(exc),
-            exc_info=not isinstance(exc, (HandlerTimeout, StateError, ElementError)),
+            # The traceback shows where a handler wrote what the state cannot keep.
+            exc_info=isinstance(exc, StateValueError)
+            or not isinstance(exc, (HandlerTimeout, StateError, ElementError)),
         )
         if self.on_error is not None:
             try:

@@ -7,6 +7,7 @@
     │   └── ParseError                      XML text could not be turned into VobizXML (has .line)
     ├── ConfigurationError                  a flow, route or client is set up wrongly
     ├── StateError                          the per-call state store failed or is unreachable
+    │   └── StateValueError (ValueError)    a key or value the state cannot keep (a bug)
     ├── RetryLater                          raised by a status handler: Vobiz, send it again
     ├── ArgumentError (ValueError)          a client argument refused locally, nothing was sent
     │   └── TransferArgumentError           ... of a transfer
@@ -95,6 +96,13 @@ class ConfigurationError(AnswerkitError):
 
 class StateError(AnswerkitError):
     """The per-call state store failed or could not be reached."""
+
+
+class StateValueError(StateError, ValueError):
+    """A key or value the per-call state cannot keep: a key that is not text, a value JSON
+    cannot carry without loss (a ``Decimal``, a ``datetime``, a set), a counter that holds
+    no integer. A bug in the code that wrote it, not a failure of the store: a status
+    callback whose handler raises it is not sent again (it would fail the same way)."""
 
 
 class RetryLater(AnswerkitError):

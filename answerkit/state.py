@@ -16,7 +16,9 @@ protection holds across workers.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import decimal
+import enum
 import importlib
 import json
 import math
@@ -24,11 +26,12 @@ import numbers
 import operator
 import threading
 import time
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
-from answerkit.errors import ConfigurationError, StateError
+from answerkit.errors import ConfigurationError, StateValueError
 
 if TYPE_CHECKING:
     from _typeshed import SupportsKeysAndGetItem
@@ -72,7 +75,7 @@ def _check_key(call_uuid: str, key: object) -> None:
     # SQLite and Redis turned 1 into "1", only Redis turned b"k" into "k"), so a key
     # written on one backend read back differently on another, or not at all.
     if not isinstance(key, str):  # a str subclass (a StrEnum member) stores its text
-        raise StateError(
+        raise StateValueError(
             f"cannot store under {key!r} for call {call_uuid}: state keys must be str, not "
             f"{type(key).__name__} (pass str(key); for an Enum member, its .value)"
         )
@@ -82,7 +85,7 @@ def _check_key(call_uuid: str, key: object) -> None:
         except UnicodeEncodeError:
             # SQLite raised a bare UnicodeEncodeError, Redis a StateError blaming the
             # connection, and memory kept it.
-            raise StateError(
+            raise StateValueError(
                 f"cannot store under {key!r} for call {call_uuid}: a state key must be "
                 f"valid Unicode text (it holds a lone surrogate)"
             ) from None
@@ -98,7 +101,7 @@ def _dumps(call_uuid: str, key: str, value: Any) -> str:
         if "{" in raw and isinstance(value, _NESTED) and json.loads(raw) != value:
             clash = _clashing_keys(value)
             if clash is not None:
-                raise StateError(
+                raise StateValueError(
                     f"cannot store {type(value).__name__} under {key!r} for call "
                     f"{call_uuid}: state values must be JSON-serialisable without loss, and "
                     f"the dict keys {clash[0]!r} and {clash[1]!r} both become "
@@ -107,11 +110,57 @@ def _dumps(call_uuid: str, key: str, value: Any) -> str:
                 )
         return raw
     except (TypeError, ValueError, RecursionError) as exc:
-        raise StateError(
+        raise StateValueError(
             f"cannot store {type(value).__name__} under {key!r} for call {call_uuid}: "
             f"state values must be JSON-serialisable (str, int, float, bool, None, list, dict) "
-            f"({exc})"
+            f"({exc}){_value_advice(value)}"
         ) from exc
+
+
+def _value_advice(value: object) -> str:
+    """How to store a value of a common type JSON has no form for, or ""."""
+    found = _find_unstorable(value)
+    if found is None:
+        return ""
+    for kinds, advice in _ADVICE:
+        if isinstance(found, kinds):
+            where = "" if found is value else f" (a {type(found).__name__} inside it)"
+            return f"; store {advice}{where}"
+    return ""
+
+
+def _find_unstorable(value: object, depth: int = 0) -> object | None:
+    """The first value in ``value`` (itself, or nested in lists and dicts) that JSON
+    cannot write, or None."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return None
+    if depth > 20:
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            bad = _find_unstorable(k, depth + 1) if not isinstance(k, str) else None
+            bad = bad if bad is not None else _find_unstorable(v, depth + 1)
+            if bad is not None:
+                return bad
+        return None
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            bad = _find_unstorable(item, depth + 1)
+            if bad is not None:
+                return bad
+        return None
+    return value
+
+
+_ADVICE: tuple[tuple[type | tuple[type, ...], str], ...] = (
+    (decimal.Decimal, "str(value) to keep it exact, or float(value)"),
+    ((datetime.datetime, datetime.date, datetime.time), "value.isoformat()"),
+    (datetime.timedelta, "value.total_seconds()"),
+    (enum.Enum, "value.value"),
+    (uuid.UUID, "str(value)"),
+    ((set, frozenset), "sorted(value) or list(value)"),
+    ((bytes, bytearray), "value.decode() for text, or base64 for binary data"),
+)
 
 
 _NESTED = (dict, list, tuple)
@@ -161,20 +210,20 @@ def _check_amount(call_uuid: str, key: str, amount: object) -> int:
         with contextlib.suppress(TypeError):
             number = operator.index(amount)  # type: ignore[arg-type]
     if number is None or not _INT64_MIN <= number <= _INT64_MAX:
-        raise StateError(
+        raise StateValueError(
             f"cannot increment {key!r} for call {call_uuid} by {amount!r}: the amount must "
             f"be an int within 64 bits (set a float with call.state[key] = value instead)"
         )
     return number
 
 
-def _incr_refused(call_uuid: str, key: str, current: Any, amount: int) -> StateError:
+def _incr_refused(call_uuid: str, key: str, current: Any, amount: int) -> StateValueError:
     if isinstance(current, bool) or not isinstance(current, int):
-        return StateError(
+        return StateValueError(
             f"cannot increment {key!r} for call {call_uuid}: it holds "
             f"{type(current).__name__} {current!r}, not an integer"
         )
-    return StateError(
+    return StateValueError(
         f"cannot increment {key!r} for call {call_uuid} by {amount}: {current} + {amount} is "
         f"outside the 64-bit range a counter holds"
     )

@@ -371,6 +371,30 @@ def test_a_status_handler_whose_store_write_fails_is_sent_again() -> None:
     assert (r.status_code, r.data) == (503, b"")
 
 
+def test_a_status_handler_writing_what_the_state_cannot_keep_is_not_sent_again() -> None:
+    # call.total_cost is a Decimal, which JSON cannot carry: the write fails the same way
+    # on every retry, so the Hangup is answered 200 once (the error reported), not 503
+    # four times with the handler's side effects repeated.
+    from answerkit import Event, StateValueError
+
+    ran: list[str] = []
+    reported: list[BaseException] = []
+    flow = CallFlow("cost", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore(),
+                    on_error=lambda exc, call, route: reported.append(exc))  # fmt: skip
+    flow.route("/answer")(lambda call: Response(Hangup()))
+
+    @flow.route("/answer", event=Event.Hangup)
+    def hung_up(call: CallRequest) -> None:
+        ran.append("crm")
+        call.state["cost"] = call.total_cost
+
+    c = flow.create_app().test_client()
+    r = post(c, "/answer", {**CALL, "Event": "Hangup", "TotalCost": "0.01200"})
+    assert (r.status_code, r.data) == (200, b"") and ran == ["crm"]
+    assert len(reported) == 1 and isinstance(reported[0], StateValueError)
+    assert "store str(value) to keep it exact, or float(value)" in str(reported[0])
+
+
 def test_a_route_without_replay_check_still_verifies_and_answers_with_the_store_down() -> None:
     from answerkit import Play
     from answerkit.state import RedisStore

@@ -14,6 +14,7 @@ CASES = [
     errors.ParseError("unknown tag", line=3, element="Say"),
     errors.ConfigurationError("no token"),
     errors.StateError("store down"),
+    errors.StateValueError("cannot store Decimal"),
     errors.ArgumentError("bad url", field="aleg_url"),
     errors.TransferArgumentError("bad legs", field="legs"),
     errors.ConnectError("refused", method="POST", url="http://127.0.0.1:1/", call_uuid="u1"),

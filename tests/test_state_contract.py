@@ -27,7 +27,7 @@ import pytest
 from conftest import StoreFactory, new_call_uuid
 
 from answerkit.app import CallFlow
-from answerkit.errors import ConfigurationError, StateError
+from answerkit.errors import ConfigurationError, StateError, StateValueError
 from answerkit.state import (
     CallState,
     MemoryStore,
@@ -155,6 +155,29 @@ def test_a_refused_value_is_a_state_error_and_the_old_value_stays(
     with pytest.raises(StateError):
         state["k"] = value
     assert store.get_all(call) == {"k": "old"} and state["k"] == "old"
+
+
+@pytest.mark.parametrize(
+    ("value", "advice"),
+    [
+        (decimal.Decimal("0.012"), "; store str(value) to keep it exact, or float(value)"),
+        (datetime.datetime(2026, 1, 2, 3, 4), "; store value.isoformat()"),
+        ({"at": datetime.date(2026, 1, 2)}, "; store value.isoformat() (a date inside it)"),
+        ([1, {3, 2}], "; store sorted(value) or list(value) (a set inside it)"),
+        (uuid.UUID(int=1), "; store str(value)"),
+        (b"raw", "; store value.decode() for text, or base64 for binary data"),
+        (object(), ""),
+    ],
+    ids=lambda v: type(v).__name__,
+)
+def test_a_refused_value_of_a_common_type_names_how_to_store_it(
+    store: StateStore, value: Any, advice: str
+) -> None:
+    with pytest.raises(StateValueError) as info:
+        store.set(new_call_uuid(), "k", value)
+    assert str(info.value).endswith(advice) and isinstance(info.value, ValueError)
+    if not advice:
+        assert "; store" not in str(info.value)
 
 
 # --------------------------------------------------------------------------- CallState
