@@ -18,7 +18,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from functools import partial
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from answerkit._handler_threads import HandlerThreads
 from answerkit.errors import AnswerkitError
@@ -76,21 +76,6 @@ class HandlerState(CallState):
                 "deadline and the caller was answered with the fallback"
             )
 
-    def __setitem__(self, key: str, value: Any) -> None:
-        self._writable()
-        super().__setitem__(key, value)
-
-    def __delitem__(self, key: str) -> None:
-        self._writable()
-        super().__delitem__(key)
-
-    def incr(self, key: str, amount: int = 1) -> int:
-        self._writable()
-        return super().incr(key, amount)
-
-    def clear(self) -> None:
-        self._writable()
-        super().clear()
 
 
 class _Alarm:

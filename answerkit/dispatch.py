@@ -31,7 +31,7 @@ from answerkit.elements import Element, Response
 from answerkit.errors import ElementError, RetryLater, StateError, StateValueError
 from answerkit.request import CallRequest, Event, MissingCallUUID
 from answerkit.signature import HeadersLike, Verifier, header_value, public_url_candidates
-from answerkit.state import StateStore
+from answerkit.state import NoCallState, StateStore
 
 log = logging.getLogger("answerkit")
 
@@ -308,8 +308,10 @@ class Dispatcher:
                 )
             log.warning("flow %s route %s: %s", self.flow_name, route.name, why)
             return WebhookReply(400, f"{why}\n".encode(), "text/plain; charset=utf-8")
-        if call.call_uuid:  # a transcription may carry none: its state is its own, unsaved
+        if call.call_uuid:
             call._attach_state(HandlerState(self.store(), call.call_uuid))
+        else:  # a transcription carries none: no call state, and a write is refused
+            call._attach_state(NoCallState())
         event = str(call.event.value if isinstance(call.event, Event) else call.event)
         status_event = route.status_callback or event in STATUS_EVENTS
         handler = route.handler_for(event)

@@ -48,6 +48,7 @@ __all__ = [
     "DEFAULT_TTL",
     "CallState",
     "MemoryStore",
+    "NoCallState",
     "RedisStore",
     "SQLiteStore",
     "StateStore",
@@ -492,8 +493,9 @@ class CallState(MutableMapping[str, Any]):
         self._cache = None
 
     def _writable(self) -> None:
-        """Called before a write of several keys at once; a handler's state refuses writes
-        past the handler's deadline (answerkit/_deadline.py)."""
+        """Called before every write; a handler's state refuses writes past the handler's
+        deadline (answerkit/_deadline.py), a webhook's with no call refuses them all
+        (:class:`NoCallState`)."""
 
     def __getitem__(self, key: str) -> Any:
         value = self._snapshot()[key]
@@ -502,6 +504,7 @@ class CallState(MutableMapping[str, Any]):
         return value if type(value) in _PLAIN else _copy(value)
 
     def __setitem__(self, key: str, value: Any) -> None:
+        self._writable()
         self.store.set(self.call_uuid, key, value)
         if self._cache is not None:
             # Round-trip so the cached value matches what a later read would return.
@@ -510,6 +513,7 @@ class CallState(MutableMapping[str, Any]):
             )
 
     def __delitem__(self, key: str) -> None:
+        self._writable()
         if key not in self._snapshot():
             raise KeyError(key)
         self.store.delete(self.call_uuid, key)
@@ -556,6 +560,7 @@ class CallState(MutableMapping[str, Any]):
 
     def incr(self, key: str, amount: int = 1) -> int:
         """Atomically add ``amount`` to an integer (0 if missing) and return the new value."""
+        self._writable()
         value = self.store.incr(self.call_uuid, key, amount)
         if self._cache is not None:
             self._cache[key] = value
@@ -563,12 +568,32 @@ class CallState(MutableMapping[str, Any]):
 
     def clear(self) -> None:
         """Forget all state of this call."""
+        self._writable()
         self.store.clear(self.call_uuid)
         self._cache = {}
 
     def __repr__(self) -> str:
         shown = "<not loaded>" if self._cache is None else repr(self._cache)
         return f"CallState({self.call_uuid!r}, {shown})"
+
+
+class NoCallState(CallState):
+    """``call.state`` of a webhook that names no call: a Record's transcription callback,
+    which carries no CallUUID (spec §2.6). It reads as empty, and a write is refused: it
+    would be kept nowhere."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__(MemoryStore(), "")
+
+    def _writable(self) -> None:
+        raise StateValueError(
+            "this webhook carries no CallUUID (a Record's transcription callback, spec §2.6), "
+            "so it has no call state and the write would be lost: keep what it brings under "
+            "its recording with flow.store (call.recording_id; the RecordStop webhook carries "
+            "both RecordingID and CallUUID, to link the two)"
+        )
 
 
 def _copy(value: Any) -> Any:

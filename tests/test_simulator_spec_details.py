@@ -518,6 +518,30 @@ def test_record_transcription_reaches_the_transcription_url_after_record_stop() 
     assert t.ended_normally
 
 
+def test_a_transcription_handler_writing_call_state_is_told_the_write_would_be_lost() -> None:
+    # No CallUUID, so no call state: the write used to vanish silently. Refused (and, the
+    # callback's answer being ignored, answered 200 once, not sent again).
+    from answerkit import StateValueError
+    from answerkit.state import NoCallState
+
+    reported: list[BaseException] = []
+    flow = CallFlow("tx", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore(),
+                    on_error=lambda exc, call, route: reported.append(exc))  # fmt: skip
+    flow.route("/answer")(lambda call: Response(Record(transcription_url=flow.url_for("tx"))))
+    seen: list[object] = []
+
+    @flow.route("/tx")
+    def tx(call: CallRequest) -> None:
+        seen.append(dict(call.state))  # reads as empty
+        call.state["transcript"] = call.transcription
+
+    t = CallSimulator(flow).call("answer").run()
+    assert t.webhooks[-1].status == 200 and seen == [{}]
+    assert len(reported) == 1 and isinstance(reported[0], StateValueError)
+    assert "no CallUUID" in str(reported[0]) and "call.recording_id" in str(reported[0])
+    assert isinstance(NoCallState(), NoCallState) and len(NoCallState()) == 0
+
+
 # -- 12. an unanswered Dial rings for its timeout (spec §1.2 Dial: effectively 120 s) -----------
 
 
