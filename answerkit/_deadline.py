@@ -77,7 +77,6 @@ class HandlerState(CallState):
             )
 
 
-
 class _Alarm:
     """The process's SIGALRM deadline. Its handler is installed once and left in place
     (``signal.signal`` costs more than a webhook's whole timer use); ``armed`` says whether a
