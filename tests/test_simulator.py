@@ -397,6 +397,24 @@ def test_a_record_stop_with_its_handler_is_not_told() -> None:
     assert [h.event for h in t.webhooks][-1] == "RecordStop" and t.unhandled_callbacks == []
 
 
+def test_a_simulated_call_shows_the_state_its_handlers_wrote() -> None:
+    flow = CallFlow("st", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        call.state["greeted"] = True
+        call.state.incr("visits")
+        return Response(Speak("Hi."))
+
+    call = CallSimulator(flow).call("answer")
+    assert call.call_state == {}
+    call.run()
+    assert call.state == "ended" and call.call_state == {"greeted": True, "visits": 1}
+    by_url = CallSimulator("http://127.0.0.1:9").call("http://127.0.0.1:9/answer")
+    with pytest.raises(ConfigurationError, match=r"CallSimulator\(flow\)"):
+        by_url.call_state
+
+
 def test_a_hangup_reaching_no_handler_is_not_told() -> None:
     flow = doc_flow(Response(Speak("Hi.")))
     t = CallSimulator(flow).call().run()

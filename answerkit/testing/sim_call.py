@@ -134,6 +134,20 @@ class SimulatedCall:
             return "new"
         return "blocked" if self._blocked else "running"
 
+    @property
+    def call_state(self) -> dict[str, Any]:
+        """The call's ``call.state`` as the flow's store holds it now (a fresh copy): what
+        the handlers wrote, kept after the hangup for the flow's ``hangup_linger``.
+        (:attr:`state` is where the simulated call is.) Needs the simulator to have been
+        given the flow."""
+        flow = self.sim.flow
+        if flow is None:
+            raise ConfigurationError(
+                "call_state reads the flow's store: make the simulator with the flow "
+                "(CallSimulator(flow)), not only a URL"
+            )
+        return flow.store.get_all(self.call_uuid)
+
     def run(self, until: str | None = None) -> Transcript:
         """Play the call until it ends or blocks; returns its transcript.
 
