@@ -412,7 +412,7 @@ def test_a_simulated_call_shows_the_state_its_handlers_wrote() -> None:
     assert call.state == "ended" and call.call_state == {"greeted": True, "visits": 1}
     by_url = CallSimulator("http://127.0.0.1:9").call("http://127.0.0.1:9/answer")
     with pytest.raises(ConfigurationError, match=r"CallSimulator\(flow\)"):
-        by_url.call_state
+        _ = by_url.call_state
 
 
 def test_a_hangup_reaching_no_handler_is_not_told() -> None:
