@@ -554,6 +554,32 @@ def test_unanswered_dial_rings_for_its_timeout(timeout: int | None, heard: list[
     assert t.heard == heard and t.ended and t.hangup_cause_code == 4000
 
 
+@pytest.mark.parametrize("outcome", ["no-answer", "timeout"])
+def test_a_dial_that_rings_out_reports_the_scripted_status(outcome: str) -> None:
+    # Spec §2.5 lists both DialStatus values for a Dial nobody answers, without saying when
+    # each is sent: a test scripts either.
+    dial = Dial(Number("+14156667890"), caller_id="+14155551234", timeout=20,
+                action=url("/after"), callback_url=url("/events"))  # fmt: skip
+    flow = doc_flow(Response(dial), after=Response(Speak("Nobody answered.")))
+    t = CallSimulator(flow).call(dial=outcome).run()
+    action = t.webhooks_for(path="/after")[0].params
+    assert (action["DialStatus"], action["DialRingStatus"]) == (outcome, "true")
+    assert action["DialHangupCause"] == "NO_ANSWER" and t.dials[0]["outcome"] == outcome
+    assert t.webhooks_for(path="/after")[0].params["CallUUID"] == t.call_uuid
+    assert t.heard == ["Nobody answered."]
+
+
+def test_a_timeout_dial_cancelled_by_the_caller_is_cancel() -> None:
+    from answerkit.errors import ConfigurationError as Refused
+
+    with pytest.raises(Refused, match="'cancel' is the caller hanging up"):
+        CallSimulator(doc_flow(Response())).call(dial=[["cancel", "busy"]])
+    dial = Dial(Number("+14156667890"), Number("+14156667891"), caller_id="+14155551234",
+                action=url("/after"))  # fmt: skip
+    t = CallSimulator(doc_flow(Response(dial))).call(dial=[["cancel", "timeout"]]).run()
+    assert t.webhooks_for(path="/after")[0].params["DialStatus"] == "cancel"
+
+
 # -- 13. the Dial action's Event: DialAction or Redirect (spec §2.5, §6 item 8) ------------------
 
 
@@ -1098,6 +1124,26 @@ def test_a_scripted_record_ending(ending: str | None, reason: str, thanked: bool
     assert t.said("Thank you for your message.") is thanked
     if ending == "hangup":
         assert t.hangup_source == "Caller" and stop["RecordingDuration"] == "5"
+
+
+@pytest.mark.parametrize("ending", ["key", "hangup"])
+def test_max_length_cuts_a_message_before_its_scripted_ending(ending: str) -> None:
+    # The cap comes 2 s into the caller's 5 s message: the key or hang-up never comes.
+    doc = Response(Record(callback_url=url("/events"), max_length=3), Speak("Thanks."))
+    t = CallSimulator(doc_flow(doc)).call(record=ending).run()
+    stop = t.webhooks_for("RecordStop")[0].params
+    assert (stop["RecordingDuration"], stop["RecordingEndReason"]) == ("3", "maxLength")
+    assert t.said("Thanks.") and t.hangup_source != "Caller"
+    assert f"the scripted ending {ending!r} did not come" in t.events_of("note")[0].text
+    assert t.events_of("record")[-1].text == "recording ends after 3 s: maxLength"
+
+
+def test_the_transcript_says_how_a_recording_ended() -> None:
+    t = CallSimulator(_voicemail_flow()).call(record="key").run()
+    assert [e.text for e in t.events_of("record")] == [
+        "recording starts",
+        "recording ends after 5 s: FinishedOnKey",
+    ]
 
 
 def test_a_bad_record_ending_is_a_configuration_error() -> None:

@@ -21,7 +21,7 @@ from answerkit.elements import Element
 from answerkit.errors import AnswerkitError
 from answerkit.parse import parse
 from answerkit.testing.sim_elements import _int, check_schedule, end_call, hear, wait
-from answerkit.testing.sim_script import DIAL_OUTCOMES, dial_outcomes
+from answerkit.testing.sim_script import DIAL_OUTCOMES, RINGS_OUT, dial_outcomes
 from answerkit.testing.sim_signals import BLOCK, CallEnded, ConferenceRoom, Fetch, Member
 from answerkit.testing.sim_transcript import CAUSES, Cause
 
@@ -150,12 +150,16 @@ def run_dial(call: SimulatedCall, el: Element) -> Generator[int, None, Fetch | N
         return _dial_cancelled(call, el, targets, record, names, leg_hangup, by_caller=True)
     if winner is None:
         status = next(
-            (o for o in ("no-answer", "busy", "failed") if any(t.outcome == o for t in targets)),
+            (
+                o
+                for o in ("no-answer", "timeout", "busy", "failed")
+                if any(t.outcome == o for t in targets)
+            ),
             "failed",
         )
         # An unanswered B-leg rings for the Dial's timeout: effectively 120 s when not set
         # (spec §1.2 Dial); a busy or failed one ends within seconds.
-        ring_time = _int(el.get("timeout"), 120) if status == "no-answer" else 2
+        ring_time = _int(el.get("timeout"), 120) if status in RINGS_OUT else 2
         if call.hangup_at is not None and call.hangup_at - call.clock <= ring_time:
             return _dial_cancelled(call, el, targets, record, names, leg_hangup)
         record["outcome"] = status
@@ -164,7 +168,7 @@ def run_dial(call: SimulatedCall, el: Element) -> Generator[int, None, Fetch | N
         for target in targets:
             leg_hangup(target, CAUSES[target.outcome])
         hangup_cause = CAUSES[status].cause
-        ring = "true" if status == "no-answer" else "false"
+        ring = "true" if status in RINGS_OUT else "false"
         bleg_uuid = ""
     else:
         record["outcome"] = "answered"
@@ -211,7 +215,7 @@ def _connect(
         if target is not winner:
             cause = CAUSES[
                 "lose_race"
-                if target.outcome in ("answer", "bridge", "no-answer")
+                if target.outcome in ("answer", "bridge", *RINGS_OUT)
                 else target.outcome
             ]
             leg_hangup(target, cause)
@@ -300,8 +304,8 @@ def _dial_cancelled(
     record["outcome"] = "cancel"
     call._emit("dial", f"dial {names} -> cancelled: the caller hung up while it rang", dial=record)
     for target in targets:
-        leg_hangup(target, CAUSES["cancel" if target.outcome == "no-answer" else target.outcome])
-    ringing = any(t.outcome == "no-answer" for t in targets)
+        leg_hangup(target, CAUSES["cancel" if target.outcome in RINGS_OUT else target.outcome])
+    ringing = any(t.outcome in RINGS_OUT for t in targets)
     params = {
         "DialStatus": "cancel",
         "DialRingStatus": "true" if ringing else "false",

@@ -249,13 +249,24 @@ def record(call: SimulatedCall, el: Element) -> Fetch | None:
         finish = el.get("finishOnKey", "#") or ""
         if ending == "key" and finish in ("", "none"):
             call._emit("note", "a scripted key cannot end this Record: its finishOnKey is none")
+        elif ending in ("key", "hangup") and rec.length < MESSAGE_SECONDS:
+            call._emit(
+                "note",
+                f"the scripted ending {ending!r} did not come: maxLength cut the recording "
+                f"at {rec.length} s, during the caller's {MESSAGE_SECONDS} s message",
+            )
         elif ending in ("key", "hangup"):
             # The caller leaves the message, then presses the key or hangs up.
-            rec.length = min(rec.length, MESSAGE_SECONDS)
+            rec.length = MESSAGE_SECONDS
             rec.reason = "FinishedOnKey" if ending == "key" else "HungUp"
     fetch = _record_action(call, el, recording_id)
     if not session:
         call.clock += rec.length
+        call._emit(
+            "record",
+            f"recording ends after {rec.length} s: {rec.reason}",
+            recording_id=recording_id,
+        )
         if rec.reason == "HungUp":
             end_call(call, CAUSES["normal"].with_source("Caller"), "hung up while recording")
     return fetch

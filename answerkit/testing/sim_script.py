@@ -17,6 +17,7 @@ from answerkit.errors import ConfigurationError
 
 __all__ = [
     "DIAL_OUTCOMES",
+    "RINGS_OUT",
     "DIGIT_KEYS",
     "RECORD_ENDINGS",
     "Inputs",
@@ -38,7 +39,11 @@ DIGIT_KEYS = frozenset("0123456789*#")
 #: What a scripted B-leg may do. ``bridge``: answers and stays connected (the caller's
 #: call blocks) until a transfer, a hang-up or :meth:`SimulatedCall.end_bridge`.
 #: ``cancel``: the caller hangs up while the dialled side rings (DialStatus=cancel).
-DIAL_OUTCOMES = ("answer", "bridge", "busy", "no-answer", "failed", "cancel")
+#: ``timeout``: rings out as ``no-answer`` does, reported as DialStatus=timeout (spec §2.5
+#: lists both values without saying when each is sent: a flow must handle both).
+DIAL_OUTCOMES = ("answer", "bridge", "busy", "no-answer", "timeout", "failed", "cancel")
+#: Outcomes of a B-leg that rings until the Dial's timeout.
+RINGS_OUT = frozenset(("no-answer", "timeout"))
 
 
 def dial_outcomes(outcome: Any, count: int) -> list[str]:
@@ -60,7 +65,7 @@ def dial_outcomes(outcome: Any, count: int) -> list[str]:
     for item in items:
         if item not in DIAL_OUTCOMES:
             raise ConfigurationError(f"dial outcome must be one of {allowed}, got {item!r}")
-    if "cancel" in items and set(items) - {"cancel", "no-answer"}:
+    if "cancel" in items and set(items) - {"cancel", *RINGS_OUT}:
         raise ConfigurationError(
             f"dial outcome 'cancel' is the caller hanging up while the whole Dial rings: "
             f"give it alone (dial='cancel'), not beside {sorted(set(items) - {'cancel'})}"

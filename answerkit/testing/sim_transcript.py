@@ -38,6 +38,7 @@ CAUSES: dict[str, Cause] = {
     "rejected": Cause("CALL_REJECTED", 3020, "Rejected", "Answer XML"),
     "failed": Cause("DESTINATION_OUT_OF_ORDER", 2010, "Destination Out Of Service", "Carrier"),
     "no-answer": Cause("NO_ANSWER", 6010, "Ring Timeout Reached", "Vobiz"),
+    "timeout": Cause("NO_ANSWER", 6010, "Ring Timeout Reached", "Vobiz"),  # the same ring-out
     "lose_race": Cause("LOSE_RACE", 9000, "Lost Race", "Vobiz"),
     # A B-leg still ringing when the caller hangs up. The spec gives the Dial action's
     # DialStatus=cancel (§2.5) but no cause for it: ORIGINATOR_CANCEL is the switch's name

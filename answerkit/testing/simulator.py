@@ -215,8 +215,9 @@ class CallSimulator:
         "english", then 1; see :meth:`SimulatedCall._take_input`). A string is split on
         commas; a list or tuple is taken item by item, so ``speech=["sales, please"]`` is
         one utterance that keeps its comma. ``dial`` gives one outcome per Dial (``answer``,
-        ``bridge``, ``busy``, ``no-answer``, ``failed``, ``cancel`` (the caller hangs up while
-        it rings), or a list per target). ``record`` gives one ending per Record: after a
+        ``bridge``, ``busy``, ``no-answer``, ``timeout`` (rings out as ``no-answer`` does,
+        reported as ``DialStatus=timeout``), ``failed``, ``cancel`` (the caller hangs up
+        while it rings), or a list per target). ``record`` gives one ending per Record: after a
         5 s message, ``silence`` (the default: its ``timeout``, or ``maxLength``),
         ``key`` (its ``finishOnKey``: FinishedOnKey) or ``hangup`` (HungUp, the call ends).
         Nothing is sent until :meth:`SimulatedCall.run` or :meth:`run_until_idle`.
