@@ -17,9 +17,9 @@ from answerkit.errors import ConfigurationError
 
 __all__ = [
     "DIAL_OUTCOMES",
-    "RINGS_OUT",
     "DIGIT_KEYS",
     "RECORD_ENDINGS",
+    "RINGS_OUT",
     "Inputs",
     "OutboundScript",
     "check_digits",
