@@ -303,22 +303,31 @@ class Method(Enum):
 class Pattern(Attr):
     """A string matching a regular expression (the alphabet check covers XML chars)."""
 
-    __slots__ = ("maxlen", "regex", "what")
+    __slots__ = ("advice", "maxlen", "regex", "what")
 
     def __init__(
-        self, py: str, regex: str, what: str, *, maxlen: int = 0, xml: str | None = None
+        self,
+        py: str,
+        regex: str,
+        what: str,
+        *,
+        maxlen: int = 0,
+        xml: str | None = None,
+        advice: Callable[[str], str] | None = None,
     ) -> None:
         super().__init__(py, xml)
         self.regex = re.compile(regex)
         self.what = what
         self.maxlen = maxlen
+        #: The fix for a refused value, when one can be told (a phone number's E.164 form).
+        self.advice = advice
 
     def describe(self) -> str:
         return self.what
 
     def check_str(self, value: str) -> str:
         if self.regex.fullmatch(value) is None or (self.maxlen and len(value) > self.maxlen):
-            self.fail(value)
+            self.fail(value, hint=self.advice(value) if self.advice else "")
         return value
 
 

@@ -296,7 +296,7 @@ DIAL = Table(
     URL("callback_url"),
     Method("callback_method"),
     Bool("redirect"),
-    Pattern("caller_id", _E164_LOOSE, "an E.164 number such as '+14155551234'"),
+    Pattern("caller_id", _E164_LOOSE, "an E.164 number such as '+14155551234'", advice=e164_advice),
     Text("caller_name", 50),
     Int("timeout", 1),
     Int("time_limit", 1),

@@ -951,6 +951,10 @@ def test_a_foreign_keyword_names_the_vobizxml_one(build: Any, says: str) -> None
         (lambda: Number("+1 415 555 1234"), r"write it .\+14155551234."),
         (lambda: Number("(415) 555-1234"), r"add the leading '\+' and the country code"),
         (lambda: Number("sip:agent@example.com"), r"dialled with User\('sip:...'\)"),
+        (
+            lambda: Dial(Number("+14155550101"), caller_id="+1 415 555 0100"),
+            r"caller_id \(callerId\) must be .* write it .\+14155550100.",
+        ),
         (lambda: Gather(action="https://x.example.com/a?name=John Smith"), "a space is %20"),
     ],
 )
