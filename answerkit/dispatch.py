@@ -240,6 +240,18 @@ _REFUSED_HINT = {
 }
 
 
+_EMPTY_STATUS_REPLY = WebhookReply(200, b"", "text/plain; charset=utf-8")
+_EMPTY_DOCUMENT_REPLY = WebhookReply(200, EMPTY_DOCUMENT)
+
+
+def _status_reply(event: str) -> WebhookReply:
+    """The answer to a webhook handled as a status callback: an empty 200 when Vobiz
+    ignores the body (spec §2.12); an empty Response to anything else a status-callback
+    route is sent (a Record's or a Dial's action with redirect=false must get one, §2.5,
+    §2.6: an empty body is no document)."""
+    return _EMPTY_STATUS_REPLY if event in STATUS_EVENTS else _EMPTY_DOCUMENT_REPLY
+
+
 @dataclass
 class Dispatcher:
     """Turns one webhook into one reply, never a 500."""
@@ -334,10 +346,10 @@ class Dispatcher:
                         self.flow_name,
                         dropped_callback_note(route, event),
                     )
-                return WebhookReply(200, b"", "text/plain; charset=utf-8")
+                return _status_reply(event)
             result = self.deadline.run(handler, call, status_event)
             if status_event:
-                return WebhookReply(200, b"", "text/plain; charset=utf-8")
+                return _status_reply(event)
             if result is None and event in _STARTS:
                 # Allowed (an empty document), but on an answer or a transfer it is nearly
                 # always a handler that built its Response and forgot to return it: the
@@ -371,7 +383,7 @@ class Dispatcher:
                 retried = True
                 return self._retry_later(exc, call, route, replay_keys)
             if status_event:
-                return WebhookReply(200, b"", "text/plain; charset=utf-8")
+                return _status_reply(event)
             return WebhookReply(200, self.fallback)
         finally:
             # A Hangup that Vobiz is to send again keeps the call's state for the retry.

@@ -395,6 +395,22 @@ def test_a_status_handler_writing_what_the_state_cannot_keep_is_not_sent_again()
     assert "store str(value) to keep it exact, or float(value)" in str(reported[0])
 
 
+def test_a_status_callback_route_answers_an_action_with_an_empty_document() -> None:
+    # A Record's action (redirect=false) must get an empty <Response> (spec §2.6); a
+    # status callback's body is ignored (§2.12), so it keeps its empty 200.
+    flow = make_flow()
+    ran: list[str] = []
+    flow.add_route("/noted", lambda call: ran.append(str(call.event)), status_callback=True)
+    c = flow.create_app().test_client()
+    r = post(c, "/noted", {**CALL, "Event": "Record", "RecordingID": "r-1"})
+    assert (r.status_code, r.data, r.content_type) == (
+        200, Response().to_bytes(), "application/xml; charset=utf-8"
+    )  # fmt: skip
+    assert parse(r.data) == Response()
+    r = post(c, "/noted", {**CALL, "Event": "Hangup"})
+    assert (r.status_code, r.data) == (200, b"") and len(ran) == 2
+
+
 def test_a_route_without_replay_check_still_verifies_and_answers_with_the_store_down() -> None:
     from answerkit import Play
     from answerkit.state import RedisStore
