@@ -242,14 +242,22 @@ _REFUSED_HINT = {
 
 _EMPTY_STATUS_REPLY = WebhookReply(200, b"", "text/plain; charset=utf-8")
 _EMPTY_DOCUMENT_REPLY = WebhookReply(200, EMPTY_DOCUMENT)
+_SEND_AGAIN_REPLY = WebhookReply(503, b"", "text/plain; charset=utf-8")
+
+#: Events whose request wants a document back: an answer, a transfer, a Redirect, and the
+#: actions of Dial and Record (an empty Response with redirect=false, spec §2.12).
+_DOCUMENT_EVENTS = frozenset(
+    e.value
+    for e in (Event.StartApp, Event.Transfer, Event.Redirect, Event.DialAction, Event.Record)
+)
 
 
 def _status_reply(event: str) -> WebhookReply:
-    """The answer to a webhook handled as a status callback: an empty 200 when Vobiz
-    ignores the body (spec §2.12); an empty Response to anything else a status-callback
-    route is sent (a Record's or a Dial's action with redirect=false must get one, §2.5,
-    §2.6: an empty body is no document)."""
-    return _EMPTY_STATUS_REPLY if event in STATUS_EVENTS else _EMPTY_DOCUMENT_REPLY
+    """The answer to a webhook handled as a status callback: an empty 200, Vobiz ignoring
+    the body (spec §2.12); an empty Response to an action sent to a status-callback route
+    (a Record's or a Dial's with redirect=false must get one, §2.5, §2.6: an empty body is
+    no document)."""
+    return _EMPTY_DOCUMENT_REPLY if event in _DOCUMENT_EVENTS else _EMPTY_STATUS_REPLY
 
 
 @dataclass
@@ -295,12 +303,7 @@ class Dispatcher:
                 )
             except StateError as exc:
                 self._report(exc, None, route, "replay check failed: state store unreachable")
-                if self._is_status(route, req):
-                    # The handler cannot run; Vobiz sends a status callback again when it
-                    # gets no 200 (spec §2.12), by which time the store may be back. Its
-                    # answer is no document, so no caller is dropped by the 503.
-                    return WebhookReply(503, b"", "text/plain; charset=utf-8")
-                return WebhookReply(200, self.fallback)
+                return self._unhandled_status(route, req) or WebhookReply(200, self.fallback)
             if not fresh:
                 return self._refuse(route, f"replayed signature for {url}")
         # Only a signed request's body is read.
@@ -326,6 +329,9 @@ class Dispatcher:
             call._attach_state(NoCallState())
         event = str(call.event.value if isinstance(call.event, Event) else call.event)
         status_event = route.status_callback or event in STATUS_EVENTS
+        # Vobiz sends a status callback again on a non-200 (spec §2.12); an action sent to
+        # a status-callback route (a Record's, a Dial's) is not, and wants a document.
+        retryable = status_event and event not in _DOCUMENT_EVENTS
         handler = route.handler_for(event)
         retried = False
         try:
@@ -367,12 +373,12 @@ class Dispatcher:
         except BaseException as exc:
             if _passes_through(exc):
                 raise
-            if status_event and isinstance(exc, RetryLater):
+            if retryable and isinstance(exc, RetryLater):
                 retried = True
                 return self._retry_later(exc, call, route, replay_keys)
             self._report(exc, call, route, f"handler failed on event {event!r}")
             if (
-                status_event
+                retryable
                 and isinstance(exc, (HandlerTimeout, StateError))
                 and not isinstance(exc, StateValueError)
             ):
@@ -391,16 +397,20 @@ class Dispatcher:
                 self._forget(call, route)
 
     @staticmethod
-    def _is_status(route: Route, req: WebhookRequest) -> bool:
-        """Whether the request is a status callback (its answer is ignored), read from the
-        route or the body's Event; False when the body cannot be read."""
-        if route.status_callback:
-            return True
+    def _unhandled_status(route: Route, req: WebhookRequest) -> WebhookReply | None:
+        """The answer to a status callback whose handler cannot run (the store is down):
+        503, so that Vobiz sends it again (spec §2.12) when the store may be back, its
+        answer being no document; for an action sent to a status-callback route, which is
+        not sent again, an empty document. None when the request is no status callback
+        (read from the route or the body's Event; a body that cannot be read is none)."""
         try:
-            event = CallRequest.from_params(req.read_params()).event
-        except Exception:  # the body is not a callback's: answered as the others are
-            return False
-        return str(event.value if isinstance(event, Event) else event) in STATUS_EVENTS
+            parsed = CallRequest.from_params(req.read_params()).event
+            event: str | None = str(parsed.value if isinstance(parsed, Event) else parsed)
+        except Exception:
+            event = None
+        if route.status_callback:
+            return _EMPTY_DOCUMENT_REPLY if event in _DOCUMENT_EVENTS else _SEND_AGAIN_REPLY
+        return _SEND_AGAIN_REPLY if event in STATUS_EVENTS else None
 
     def _retry_later(
         self, exc: BaseException, call: CallRequest, route: Route, replay_keys: tuple[str, ...]

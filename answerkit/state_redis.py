@@ -16,10 +16,10 @@ from answerkit.errors import ConfigurationError, StateError
 from answerkit.state import (
     DEFAULT_TTL,
     StateStore,
+    _added,
     _check_amount,
     _check_seconds,
     _dumps,
-    _incr_refused,
 )
 from answerkit.state_urls import _userinfo, is_secret_param, redact_url, url_password
 
@@ -223,12 +223,14 @@ class RedisStore(StateStore):
                 )
             except ResponseError:
                 # Not an integer, or past 64 bits: the same words as the other backends.
+                # Any other refusal (out of memory, a read-only replica) is the store's.
                 raw = r.hget(self._key(call_uuid), key)
                 try:
-                    current = raw if raw is None else json.loads(raw)
+                    current = 0 if raw is None else json.loads(raw)  # missing counts as 0
                 except ValueError:
                     current = raw
-                raise _incr_refused(call_uuid, key, current, amount) from None
+                _added(call_uuid, key, current, amount)
+                raise
             return int(result)
 
         return self._call("increment call state", add)

@@ -409,6 +409,42 @@ def test_a_status_callback_route_answers_an_action_with_an_empty_document() -> N
     assert parse(r.data) == Response()
     r = post(c, "/noted", {**CALL, "Event": "Hangup"})
     assert (r.status_code, r.data) == (200, b"") and len(ran) == 2
+    r = post(c, "/noted", {k: v for k, v in CALL.items() if k != "Event"})
+    assert (r.status_code, r.data) == (200, b"")  # no Event: a status callback, as before
+
+
+@pytest.mark.parametrize("failure", ["retry-later", "store-down-in-handler", "store-down"])
+def test_an_action_on_a_status_route_is_never_answered_503(failure: str) -> None:
+    # Vobiz sends status callbacks again on a non-200, not actions: a Record's action
+    # (redirect=false) whose handler cannot finish still gets its empty Response, and the
+    # error is reported; a Hangup on the same route gets its 503.
+    from answerkit import RetryLater
+    from answerkit.state import RedisStore
+
+    reported: list[str] = []
+    down = RedisStore("redis://127.0.0.1:1/0")
+    flow = CallFlow(
+        "act",
+        public_url=PUBLIC,
+        auth_token=TOKEN,
+        state=down if failure == "store-down" else MemoryStore(),
+        on_error=lambda exc, call, route: reported.append(type(exc).__name__),
+    )
+
+    def noted(call: CallRequest) -> None:
+        if failure == "retry-later":
+            raise RetryLater("later")
+        if failure == "store-down-in-handler":
+            call.state.store = down
+            call.state["noted"] = True
+
+    flow.add_route("/noted", noted, status_callback=True)
+    c = flow.create_app().test_client()
+    r = post(c, "/noted", {**CALL, "Event": "Record", "RecordingID": "r-1"})
+    assert (r.status_code, r.data) == (200, Response().to_bytes())
+    assert reported == ["RetryLater" if failure == "retry-later" else "StateError"]
+    r = post(c, "/noted", {**CALL, "CallUUID": "c-2", "Event": "Hangup"})
+    assert (r.status_code, r.data) == (503, b"")
 
 
 def test_a_route_without_replay_check_still_verifies_and_answers_with_the_store_down() -> None:

@@ -616,6 +616,31 @@ def test_redis_client_must_decode_responses(redis_url: str) -> None:
     store.close()
 
 
+def test_a_counter_redis_refuses_for_want_of_memory_is_a_store_failure(redis_url: str) -> None:
+    # Out of memory (or a read-only replica) is the store failing, to be sent again; only
+    # a counter that holds no integer, or would pass 64 bits, is the caller's mistake.
+    import redis
+
+    from answerkit.errors import StateValueError
+
+    admin = redis.Redis.from_url(redis_url, decode_responses=True)
+    store = RedisStore(redis_url, prefix=f"t-{uuid.uuid4().hex}:")
+    call = new_call_uuid()
+    old = admin.config_get("maxmemory")["maxmemory"]
+    admin.config_set("maxmemory", 1)
+    try:
+        with pytest.raises(StateError, match="OutOfMemoryError") as info:
+            store.incr(call, "hangups")
+        assert not isinstance(info.value, StateValueError)
+    finally:
+        admin.config_set("maxmemory", old)
+        admin.close()
+    store.set(call, "name", "x")
+    with pytest.raises(StateValueError, match="not an integer"):
+        store.incr(call, "name")
+    store.close()
+
+
 def test_a_redis_url_asking_for_bytes_still_gets_text(redis_url: str) -> None:
     # redis-py keeps an unknown URL option as text, and "false" is true to its encoder:
     # the store still reads back what it wrote.
