@@ -1338,12 +1338,20 @@ def test_a_deadline_after_the_caller_reached_the_room_still_moves_them(local_vob
     sim.close()
 
 
-def test_a_deadline_during_the_hold_transfer_still_moves_the_caller(local_vobiz: Any) -> None:
-    # Vobiz applied the hold transfer, then SIGALRM struck before its answer was read: the
-    # caller waits in the room and no agent is ever called. The move to the fallback is
-    # owed, and made by a thread of its own once the webhook has answered.
+@pytest.mark.parametrize("failure", ["deadline", "timeout", "5xx"])
+def test_a_hold_transfer_cut_off_still_moves_the_caller(local_vobiz: Any, failure: str) -> None:
+    # Vobiz applied the hold transfer, then SIGALRM struck before its answer was read (or
+    # the answer never came, or was a 5xx): the caller waits in the room and no agent is
+    # ever called. The move to the fallback is owed, and made by a thread of its own once
+    # the webhook has answered.
     from answerkit import HandlerTimeout
+    from answerkit.errors import ServerError, TimeoutError
 
+    cut: Exception = {
+        "deadline": HandlerTimeout("handler deadline passed"),
+        "timeout": TimeoutError("no answer in time", method="POST"),
+        "5xx": ServerError("oops", status=503),
+    }[failure]
     flow = new_flow()
     flow.transfers.client = local_vobiz.client()
     warm = WarmTransfer(flow, agent="+14155550142", caller_id="+14155550100", fallback="sales")
@@ -1352,7 +1360,7 @@ def test_a_deadline_during_the_hold_transfer_still_moves_the_caller(local_vobiz:
     def cut_off(*args: Any, **kwargs: Any) -> Any:
         real(*args, **kwargs)  # applied by Vobiz...
         flow.try_transfer = real  # type: ignore[method-assign]
-        raise HandlerTimeout("handler deadline passed")  # ...and cut off at the deadline
+        raise cut  # ...and its answer lost
 
     flow.try_transfer = cut_off  # type: ignore[method-assign]
 
@@ -1364,7 +1372,7 @@ def test_a_deadline_during_the_hold_transfer_still_moves_the_caller(local_vobiz:
     caller = sim.call("answer")
     caller.run()
     before = set(local_vobiz.calls)
-    with pytest.raises(HandlerTimeout):
+    with pytest.raises(type(cut)):
         warm.start(caller.call_uuid)
     assert_moved_to_sales_later(sim, caller, warm)
     assert set(local_vobiz.calls) == before  # no agent was called past the deadline

@@ -212,8 +212,9 @@ class WarmTransfer:
         ids = {"xfer": caller_uuid, "attempt": attempt}
         try:
             moved = self.flow.try_transfer(caller_uuid, aleg=self.routes["hold"], params=ids)
-        except HandlerTimeout as exc:
-            # Cut off mid-request: the caller may be on hold, where no agent will come.
+        except Exception as exc:
+            # A timeout, a 5xx or the deadline mid-request: the caller may be on hold, where
+            # no agent will come. (Refused, or never sent: they are where they were.)
             if not surely_not_applied(exc):
                 self._owe_fallback_later(caller_uuid, attempt)
             raise
@@ -239,11 +240,11 @@ class WarmTransfer:
                 self._hang_up_quietly(str(previous_agent))
 
     def _owe_fallback_later(self, caller_uuid: str, attempt: int) -> None:
-        """The webhook's deadline struck with the caller on hold, or maybe on the way there
-        (the hold transfer cut off mid-request), and no agent called: the move to the
-        fallback is owed. This webhook, past its deadline, makes no REST call; the room may
-        send no callback again (the caller's ConferenceEnter may have come), so a thread of
-        its own makes the move once the webhook has answered."""
+        """The caller is on hold, or maybe on the way there (the hold transfer's outcome is
+        unknown), and no agent will be called: the move to the fallback is owed. A webhook
+        past its deadline makes no REST call, and the room may send no callback again (the
+        caller's ConferenceEnter may have come), so a thread of its own makes the move once
+        the webhook has answered."""
         with contextlib.suppress(Exception):
             if self._decide(caller_uuid, "agent-unreachable", attempt, move_now=False):
                 self._moves.settle_later(caller_uuid)
