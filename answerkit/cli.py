@@ -113,7 +113,12 @@ def make_parser() -> argparse.ArgumentParser:
     call.add_argument("--to", default="+14155550199")
     call.add_argument("--digits", default=None, help="scripted input, e.g. 1,2 (- for none)")
     call.add_argument("--speech", default=None, help="scripted speech, e.g. 'sales,yes'")
-    call.add_argument("--dial", default=None, help="scripted dial outcomes: answer,busy,...")
+    call.add_argument(
+        "--dial",
+        default=None,
+        help="scripted dial outcomes, one per Dial: answer, bridge, busy, no-answer, timeout, "
+        "failed or cancel (e.g. busy,no-answer)",
+    )
     call.add_argument(
         "--callee-digits",
         default=None,

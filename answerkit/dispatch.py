@@ -156,17 +156,21 @@ class Route:
         return list(self.handlers)
 
     def drops(self, event: str) -> bool:
-        """Whether a status callback of ``event`` reaches no handler here, so that what it
-        reports (a recording's URL, a dial's outcome) is lost: every status event but
-        Hangup, which apps often send to a route that leaves it alone."""
-        return event in STATUS_EVENTS and event != _HANGUP and self.handler_for(event) is None
+        """Whether a status callback of ``event`` reaches no handler here, on a route that
+        handles no status event by name (but Hangup), so that what it reports (a recording's
+        URL) is lost, most likely unawares. A route with handlers for some events (a Dial's
+        DialHangup, say) leaves the others alone on purpose; and apps often send Hangup to
+        a route that leaves it alone."""
+        if event not in STATUS_EVENTS or event == _HANGUP or self.handler_for(event):
+            return False
+        return not any(e in STATUS_EVENTS and e != _HANGUP for e in self.handlers if e)
 
 
 def dropped_callback_note(route: Route, event: str) -> str:
     """What to tell about a status callback :meth:`Route.drops` (logs, the simulator)."""
     return (
-        f"{route.name}: a {event} callback reached no handler, so its fields were dropped "
-        f"(a route's default handler never runs for one): declare a handler for it with "
+        f"a {event} callback reached no handler, so its fields were dropped (a route's "
+        f"default handler never runs for one): declare a handler for it with "
         f"@flow.route({route.path!r}, event={event!r})"
     )
 
@@ -244,12 +248,10 @@ _EMPTY_STATUS_REPLY = WebhookReply(200, b"", "text/plain; charset=utf-8")
 _EMPTY_DOCUMENT_REPLY = WebhookReply(200, EMPTY_DOCUMENT)
 _SEND_AGAIN_REPLY = WebhookReply(503, b"", "text/plain; charset=utf-8")
 
-#: Events whose request wants a document back: an answer, a transfer, a Redirect, and the
-#: actions of Dial and Record (an empty Response with redirect=false, spec §2.12).
-_DOCUMENT_EVENTS = frozenset(
-    e.value
-    for e in (Event.StartApp, Event.Transfer, Event.Redirect, Event.DialAction, Event.Record)
-)
+#: The Event of a Dial's action (DialAction or Redirect, spec §6 item 8) and of a Record's:
+#: sent to a status-callback route with redirect=false, each wants an empty Response back
+#: (spec §2.12), and Vobiz does not send it again.
+_ACTION_EVENTS = frozenset(e.value for e in (Event.Redirect, Event.DialAction, Event.Record))
 
 
 def _status_reply(event: str) -> WebhookReply:
@@ -257,7 +259,7 @@ def _status_reply(event: str) -> WebhookReply:
     the body (spec §2.12); an empty Response to an action sent to a status-callback route
     (a Record's or a Dial's with redirect=false must get one, §2.5, §2.6: an empty body is
     no document)."""
-    return _EMPTY_DOCUMENT_REPLY if event in _DOCUMENT_EVENTS else _EMPTY_STATUS_REPLY
+    return _EMPTY_DOCUMENT_REPLY if event in _ACTION_EVENTS else _EMPTY_STATUS_REPLY
 
 
 @dataclass
@@ -272,8 +274,20 @@ class Dispatcher:
     on_error: ErrorHook | None = None
     #: Seconds the call's state outlives its Hangup webhook (0: cleared at once).
     hangup_linger: float = 0.0
-    #: (route, event) pairs whose dropped status callback was logged: once each.
-    _told_dropped: set[tuple[str, str]] = field(default_factory=set, repr=False)
+    #: (route, event) pairs already warned about (see _tell_once).
+    _told: set[tuple[str, str]] = field(default_factory=set, repr=False)
+
+    def _tell_once(self, route: Route, event: str, what: str) -> None:
+        """Log a warning about ``route`` once per event: a flow's mistake that would
+        otherwise be logged on every call."""
+        if (route.name, event) not in self._told:
+            self._told.add((route.name, event))
+            log.warning(
+                "flow %s route %s: %s (logged once per route and event)",
+                self.flow_name,
+                route.name,
+                what,
+            )
 
     def handle(self, route: Route, req: WebhookRequest) -> WebhookReply:
         """Answer one webhook for ``route``."""
@@ -325,13 +339,25 @@ class Dispatcher:
             return WebhookReply(400, f"{why}\n".encode(), "text/plain; charset=utf-8")
         if call.call_uuid:
             call._attach_state(HandlerState(self.store(), call.call_uuid))
-        else:  # a transcription carries none: no call state, and a write is refused
-            call._attach_state(NoCallState())
+        else:  # a transcription carries none: its state is its own, and kept nowhere
+            call._attach_state(
+                NoCallState(
+                    lambda: self._tell_once(
+                        route,
+                        "",
+                        "its handler wrote to call.state on a webhook with no CallUUID (a "
+                        "Record's transcription callback, spec §2.6): the write lasts for "
+                        "this webhook only; keep what it brings under its recording with "
+                        "flow.store (call.recording_id; the RecordStop webhook carries both "
+                        "RecordingID and CallUUID, to link the two)",
+                    )
+                )
+            )
         event = str(call.event.value if isinstance(call.event, Event) else call.event)
         status_event = route.status_callback or event in STATUS_EVENTS
         # Vobiz sends a status callback again on a non-200 (spec §2.12); an action sent to
         # a status-callback route (a Record's, a Dial's) is not, and wants a document.
-        retryable = status_event and event not in _DOCUMENT_EVENTS
+        retryable = status_event and event not in _ACTION_EVENTS
         handler = route.handler_for(event)
         retried = False
         try:
@@ -345,13 +371,8 @@ class Dispatcher:
                         loggable(call.call_uuid),
                     )
                     return WebhookReply(200, self.fallback)
-                if route.drops(event) and (route.name, event) not in self._told_dropped:
-                    self._told_dropped.add((route.name, event))
-                    log.warning(
-                        "flow %s route %s (logged once per route and event)",
-                        self.flow_name,
-                        dropped_callback_note(route, event),
-                    )
+                if route.drops(event):
+                    self._tell_once(route, event, dropped_callback_note(route, event))
                 return _status_reply(event)
             result = self.deadline.run(handler, call, status_event)
             if status_event:
@@ -409,7 +430,7 @@ class Dispatcher:
         except Exception:
             event = None
         if route.status_callback:
-            return _EMPTY_DOCUMENT_REPLY if event in _DOCUMENT_EVENTS else _SEND_AGAIN_REPLY
+            return _EMPTY_DOCUMENT_REPLY if event in _ACTION_EVENTS else _SEND_AGAIN_REPLY
         return _SEND_AGAIN_REPLY if event in STATUS_EVENTS else None
 
     def _retry_later(

@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 from answerkit.errors import ConfigurationError, StateValueError
@@ -579,21 +579,20 @@ class CallState(MutableMapping[str, Any]):
 
 class NoCallState(CallState):
     """``call.state`` of a webhook that names no call: a Record's transcription callback,
-    which carries no CallUUID (spec §2.6). It reads as empty, and a write is refused: it
-    would be kept nowhere."""
+    which carries no CallUUID (spec §2.6). It is the webhook's own: it starts empty, and
+    what the handler writes lasts until the webhook ends. ``tell`` is called at the first
+    write (the flow logs a warning: the write is kept nowhere)."""
 
-    __slots__ = ()
+    __slots__ = ("_tell",)
 
-    def __init__(self) -> None:
+    def __init__(self, tell: Callable[[], None] | None = None) -> None:
         super().__init__(MemoryStore(), "")
+        self._tell = tell
 
     def _writable(self) -> None:
-        raise StateValueError(
-            "this webhook carries no CallUUID (a Record's transcription callback, spec §2.6), "
-            "so it has no call state and the write would be lost: keep what it brings under "
-            "its recording with flow.store (call.recording_id; the RecordStop webhook carries "
-            "both RecordingID and CallUUID, to link the two)"
-        )
+        tell, self._tell = self._tell, None
+        if tell is not None:
+            tell()
 
 
 def _copy(value: Any) -> Any:

@@ -415,6 +415,22 @@ def test_a_simulated_call_shows_the_state_its_handlers_wrote() -> None:
         _ = by_url.call_state
 
 
+def test_a_route_handling_some_status_events_by_name_is_not_told_of_the_others(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A Dial callback route with a DialHangup handler leaves DialAnswer and DialConnected
+    # alone on purpose: no warning, nothing listed.
+    flow = CallFlow("dial", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+    dial = Dial(Number("+14156667890"), caller_id="+14155551234", callback_url=url("/legs"))
+    flow.route("/answer")(lambda call: Response(dial))
+    flow.route("/legs", event="DialHangup")(lambda call: None)
+    with caplog.at_level("WARNING", logger="answerkit"):
+        t = CallSimulator(flow).call("answer", dial="answer").run()
+    events = [h.event for h in t.webhooks_for(path="/legs")]
+    assert events[:2] == ["DialAnswer", "DialConnected"] and "DialHangup" in events
+    assert t.unhandled_callbacks == [] and not caplog.records
+
+
 def test_a_hangup_reaching_no_handler_is_not_told() -> None:
     flow = doc_flow(Response(Speak("Hi.")))
     t = CallSimulator(flow).call().run()

@@ -518,28 +518,34 @@ def test_record_transcription_reaches_the_transcription_url_after_record_stop() 
     assert t.ended_normally
 
 
-def test_a_transcription_handler_writing_call_state_is_told_the_write_would_be_lost() -> None:
-    # No CallUUID, so no call state: the write used to vanish silently. Refused (and, the
-    # callback's answer being ignored, answered 200 once, not sent again).
-    from answerkit import StateValueError
-    from answerkit.state import NoCallState
-
-    reported: list[BaseException] = []
-    flow = CallFlow("tx", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore(),
-                    on_error=lambda exc, call, route: reported.append(exc))  # fmt: skip
+@pytest.mark.parametrize("status_callback", [True, False])
+def test_a_transcription_handler_writing_call_state_is_told_the_write_is_kept_nowhere(
+    status_callback: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # No CallUUID, so no call state: the write lasts for the webhook only. The handler runs
+    # on (its other work is done), and a warning says so, once per route.
+    flow = CallFlow("tx", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
     flow.route("/answer")(lambda call: Response(Record(transcription_url=flow.url_for("tx"))))
     seen: list[object] = []
 
-    @flow.route("/tx")
     def tx(call: CallRequest) -> None:
-        seen.append(dict(call.state))  # reads as empty
+        seen.append(dict(call.state))  # starts empty
         call.state["transcript"] = call.transcription
+        call.state.incr("n")
+        del call.state["n"]
+        seen.append(call.transcription)
 
-    t = CallSimulator(flow).call("answer").run()
-    assert t.webhooks[-1].status == 200 and seen == [{}]
-    assert len(reported) == 1 and isinstance(reported[0], StateValueError)
-    assert "no CallUUID" in str(reported[0]) and "call.recording_id" in str(reported[0])
-    assert isinstance(NoCallState(), NoCallState) and len(NoCallState()) == 0
+    flow.add_route("/tx", tx, status_callback=status_callback)
+    sim = CallSimulator(flow)
+    with caplog.at_level("WARNING", logger="answerkit"):
+        first, second = sim.call("answer").run(), sim.call("answer").run()
+    for t in (first, second):
+        assert t.webhooks[-1].params.keys() >= {"transcription", "recording_id"}
+        assert t.webhooks[-1].status == 200 and t.ended_normally
+    assert seen == [{}, "simulated transcription"] * 2
+    told = [r.message for r in caplog.records if "no CallUUID" in r.message]
+    assert len(told) == 1 and "call.recording_id" in told[0]
+    assert flow.store.get_all("") == {}  # nothing was written under an empty CallUUID
 
 
 # -- 12. an unanswered Dial rings for its timeout (spec §1.2 Dial: effectively 120 s) -----------
@@ -675,6 +681,7 @@ def test_a_scheduled_hangup_cuts_a_recording_short() -> None:
     stop = t.webhooks_for("RecordStop")[0].params
     assert stop["RecordingDuration"] == "5" and stop["RecordingEndReason"] == "HungUp"
     assert t.duration == 6
+    assert t.events_of("record")[-1].text == "recording ends after 5 s: HungUp"
 
 
 # -- 16. a scheduled hang-up during a long element ends the call at the scheduled time ----------

@@ -781,11 +781,22 @@ def test_a_handler_past_its_deadline_cannot_update_its_state(store: StateStore) 
     from answerkit._deadline import HandlerState, HandlerTimeout
 
     call = new_call_uuid()
+    store.set(call, "kept", 1)
     state = HandlerState(store, call)
     state.abandoned = True
-    with pytest.raises(HandlerTimeout, match="state write refused"):
-        state.update(a=1)
-    assert store.get_all(call) == {}
+    writes = [
+        lambda: state.update(a=1),
+        lambda: state.__setitem__("a", 1),
+        lambda: state.setdefault("a", 1),
+        lambda: state.__delitem__("kept"),
+        lambda: state.pop("kept"),
+        lambda: state.incr("kept"),
+        state.clear,
+    ]
+    for write in writes:
+        with pytest.raises(HandlerTimeout, match="state write refused"):
+            write()
+    assert store.get_all(call) == {"kept": 1}
 
 
 @pytest.mark.parametrize(

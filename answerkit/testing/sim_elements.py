@@ -261,11 +261,14 @@ def record(call: SimulatedCall, el: Element) -> Fetch | None:
             rec.reason = "FinishedOnKey" if ending == "key" else "HungUp"
     fetch = _record_action(call, el, recording_id)
     if not session:
+        length, reason = rec.length, rec.reason
+        if call.hangup_at is not None and call.hangup_at < rec.start + length:
+            # The scheduled hang-up falls due first: it ends the recording (RecordStop says
+            # the same, sim_after_hangup.py).
+            length, reason = max(1, round(call.hangup_at - rec.start)), "HungUp"
         call.clock += rec.length
         call._emit(
-            "record",
-            f"recording ends after {rec.length} s: {rec.reason}",
-            recording_id=recording_id,
+            "record", f"recording ends after {length} s: {reason}", recording_id=recording_id
         )
         if rec.reason == "HungUp":
             end_call(call, CAUSES["normal"].with_source("Caller"), "hung up while recording")

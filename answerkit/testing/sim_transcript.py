@@ -126,8 +126,9 @@ class Transcript:
     Type: message`` for each webhook whose handler failed and got the flow's fallback, or
     ``route: no handler for Event=…`` when the route had no handler for the webhook's
     event; seen when the simulator was given the flow), ``unhandled_callbacks`` (status
-    callbacks other than Hangup that reached a route with no handler for their event, so
-    that their fields, a recording's URL say, were lost; they do not count as errors).
+    callbacks other than Hangup that reached no handler on a route handling no status event
+    by name, so that their fields, a recording's URL say, were lost; they do not count as
+    errors).
     Once the call is over,
     ``ended`` is True and ``hangup_cause``, ``hangup_cause_code``, ``hangup_cause_name``,
     ``hangup_source``, ``duration`` and ``bill_duration`` say how.

@@ -355,7 +355,7 @@ def dropped_callback(flow: CallFlow, path: str, params: Mapping[str, str]) -> st
     route = _route_at(flow, path)
     if route is None or not route.drops(event):
         return None
-    return dropped_callback_note(route, event)
+    return f"{route.name}: {dropped_callback_note(route, event)}"
 
 
 def _route_at(flow: CallFlow, path: str) -> Route | None:

@@ -219,7 +219,8 @@ class CallSimulator:
         reported as ``DialStatus=timeout``), ``failed``, ``cancel`` (the caller hangs up
         while it rings), or a list per target). ``record`` gives one ending per Record: after a
         5 s message, ``silence`` (the default: its ``timeout``, or ``maxLength``),
-        ``key`` (its ``finishOnKey``: FinishedOnKey) or ``hangup`` (HungUp, the call ends).
+        ``key`` (its ``finishOnKey``: FinishedOnKey) or ``hangup`` (HungUp, the call ends);
+        a ``maxLength`` under 5 s cuts the message first (maxLength, no key, no hang-up).
         Nothing is sent until :meth:`SimulatedCall.run` or :meth:`run_until_idle`.
         """
         if direction not in ("inbound", "outbound"):
