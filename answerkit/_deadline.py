@@ -81,15 +81,35 @@ class _Alarm:
     """The process's SIGALRM deadline. Its handler is installed once and left in place
     (``signal.signal`` costs more than a webhook's whole timer use); ``armed`` says whether a
     deadline of ours is running, and a SIGALRM that arrives when none is goes to the handler
-    that was installed before ours."""
+    that was installed before ours. ``fired``: the deadline passed during this handler."""
 
     armed = False
+    fired = False
+    ticking = False  # our timer may be running (armed or not)
     previous: object = None
+
+
+#: Seconds between two SIGALRMs once the deadline has passed: a handler that catches the
+#: first HandlerTimeout (``except Exception`` in a retry loop, or logging, which swallows
+#: what is raised inside a handler's emit) is interrupted again, by an exception that
+#: ``except Exception`` does not catch, not left to run unbounded.
+REPEAT = 0.05
+
+
+class _DeadlineIgnored(BaseException):
+    """Raised by the SIGALRMs after the first, in a handler that caught its HandlerTimeout:
+    no ``except Exception`` stops it (a bare ``except:`` still would). The runner turns it
+    back into a HandlerTimeout."""
 
 
 def _alarm(signum: int, frame: FrameType | None) -> None:
     if _Alarm.armed:
+        if _Alarm.fired:
+            raise _DeadlineIgnored
+        _Alarm.fired = True
         raise HandlerTimeout("handler deadline passed")
+    if _Alarm.ticking:
+        return  # our timer's, after the handler ended
     previous = _Alarm.previous
     if callable(previous):
         previous(signum, frame)
@@ -130,20 +150,32 @@ class DeadlineRunner:
             # setting ours would silently cancel it.
             if _getsignal(signal.SIGALRM) is not _alarm:
                 _Alarm.previous = signal.signal(signal.SIGALRM, _alarm)
-            _Alarm.armed = True
-            signal.setitimer(signal.ITIMER_REAL, seconds)
+            _Alarm.fired = False
             try:
-                return handler(call)
+                # Armed inside the try: a SIGALRM as early as the return from setitimer still
+                # reaches the finally, which stops the timer.
+                _Alarm.armed = _Alarm.ticking = True
+                signal.setitimer(signal.ITIMER_REAL, seconds, REPEAT)
+                result = handler(call)
             except HandlerTimeout:
-                # Interrupted, but a thread the handler started may still write: refused
-                # from now on, as on the thread path.
-                state = getattr(call, "state", None)
-                if isinstance(state, HandlerState):
-                    state.abandoned = True
+                _Alarm.armed = False  # first (a plain store): no second one from here on
+                _abandon(call)
                 raise
-            finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
+            except _DeadlineIgnored:
                 _Alarm.armed = False
+                _abandon(call)
+                raise HandlerTimeout("handler deadline passed (it caught the first)") from None
+            finally:
+                # Plain stores, which run no signal handler, until the timer is stopped; a
+                # SIGALRM still pending then runs as setitimer returns, while ``ticking``
+                # still says it is ours (see _alarm).
+                _Alarm.armed = False
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                _Alarm.ticking = False
+            if _Alarm.fired:  # it caught the HandlerTimeout, and returned late
+                _abandon(call)
+                raise HandlerTimeout("handler deadline passed (it caught it, and returned late)")
+            return result
         # The handler's thread sees the caller's context variables: Flask's app and request
         # contexts, a tracing span.
         context = contextvars.copy_context()
@@ -165,6 +197,14 @@ class DeadlineRunner:
                 # logged, or it would vanish (a failed transfer, a bug past the deadline).
                 future.add_done_callback(partial(_log_late, call))
             raise HandlerTimeout("handler deadline passed") from None
+
+
+def _abandon(call: CallRequest) -> None:
+    """Past its deadline: a thread the handler started may still write, refused from now
+    on, as on the thread path."""
+    state = getattr(call, "state", None)
+    if isinstance(state, HandlerState):
+        state.abandoned = True
 
 
 class _GivenUp:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -128,3 +129,20 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store
 def store(make_store: StoreFactory) -> StateStore:
     """One store of each backend in turn (memory, SQLite, a real Redis)."""
     return make_store()
+
+
+@pytest.fixture
+def runner_timer_paused() -> Iterator[None]:
+    """The test runner's own timeout (pytest-timeout's SIGALRM timer) paused for the test.
+
+    A flow's deadline uses SIGALRM in the main thread only while no other real-time timer
+    runs (it would cancel it): with pytest-timeout's running, a test meant for the SIGALRM
+    path would take the thread path and pass without testing it.
+    """
+    remaining, interval = signal.getitimer(signal.ITIMER_REAL)
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    try:
+        yield
+    finally:
+        if remaining:
+            signal.setitimer(signal.ITIMER_REAL, remaining, interval)

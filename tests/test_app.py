@@ -663,6 +663,7 @@ def test_multipart_and_charset_bodies_still_parse() -> None:
     assert r.status_code == 200 and seen[-1].from_ == "+14155550100"
 
 
+@pytest.mark.usefixtures("runner_timer_paused")
 def test_deadline_alarm_installed_once_forwards_stray_alarms() -> None:
     """The SIGALRM path (a sync worker's main thread, no outer timer): the handler is cut
     short, ours stays installed, and a SIGALRM outside any deadline reaches the handler
@@ -672,9 +673,7 @@ def test_deadline_alarm_installed_once_forwards_stray_alarms() -> None:
 
     from answerkit import _deadline
 
-    remaining, interval = signal.getitimer(signal.ITIMER_REAL)
     before = signal.getsignal(signal.SIGALRM)
-    signal.setitimer(signal.ITIMER_REAL, 0)  # the test runner's own timeout, paused
     stray: list[int] = []
     signal.signal(signal.SIGALRM, lambda signum, frame: stray.append(signum))
     try:
@@ -690,8 +689,6 @@ def test_deadline_alarm_installed_once_forwards_stray_alarms() -> None:
         assert stray == [signal.SIGALRM]
     finally:
         signal.signal(signal.SIGALRM, before)
-        if remaining:
-            signal.setitimer(signal.ITIMER_REAL, remaining, interval)
 
 
 def test_form_body_without_content_type_is_read_as_a_form(client: Any) -> None:

@@ -8,6 +8,7 @@ prove something was cut short (a 30 s hang answered in under 10 s).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal
@@ -39,7 +40,7 @@ from answerkit import (
     parse,
     sign,
 )
-from answerkit.dispatch import HandlerTimeout
+from answerkit.dispatch import DeadlineRunner, HandlerTimeout
 from answerkit.state import MemoryStore, RedisStore
 from answerkit.testing.local_vobiz import LocalVobiz
 
@@ -91,6 +92,7 @@ def release() -> Iterator[threading.Event]:
     event.set()  # lets the abandoned handler threads finish
 
 
+@pytest.mark.usefixtures("runner_timer_paused")
 def test_hanging_handler_is_cut_short_in_the_main_thread(release: threading.Event) -> None:
     """gunicorn sync workers run handlers in the main thread: SIGALRM interrupts them."""
     assert threading.current_thread() is threading.main_thread()
@@ -122,6 +124,64 @@ def test_deadline_keeps_an_outer_interval_timer() -> None:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     assert remaining > 50, "the outer 100 s timer was cancelled"
+
+
+@pytest.mark.usefixtures("runner_timer_paused")
+@pytest.mark.parametrize("swallows", ["in a retry loop", "once, then returns late"])
+def test_a_handler_catching_its_deadline_is_still_cut_short(swallows: str) -> None:
+    # SIGALRM raises HandlerTimeout, an Exception: a handler's `except Exception` (a retry
+    # loop, or logging swallowing what is raised in an emit) caught it, and the handler then
+    # ran unbounded in the main thread (a gunicorn sync worker) while Vobiz gave up.
+    assert threading.current_thread() is threading.main_thread()
+    errors: list[BaseException] = []
+    flow = CallFlow("swallow", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore(),
+                    deadline=0.2, fallback=FALLBACK,
+                    on_error=lambda exc, call, route: errors.append(exc))  # fmt: skip
+    attempts: list[int] = []
+
+    @flow.route("/retry")
+    def retry(call: CallRequest) -> Response:
+        for attempt in range(600 if swallows == "in a retry loop" else 1):
+            attempts.append(attempt)
+            try:
+                time.sleep(0.05 if swallows == "in a retry loop" else 0.4)
+                raise ConnectionError("the lookup failed")
+            except Exception:
+                continue
+        return Response(Speak("answered after all"))
+
+    response = post(flow.create_app().test_client(), "/retry")
+    assert len(attempts) < 600 or swallows != "in a retry loop"  # cut short, not run out
+    assert response.status_code == 200 and is_fallback(response.data)
+    assert [type(e) for e in errors] == [HandlerTimeout]
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # the timer was stopped
+
+
+@pytest.mark.usefixtures("runner_timer_paused")
+def test_the_deadline_timer_never_reaches_the_apps_own_alarm_handler() -> None:
+    # A handler finishing right at its deadline: the SIGALRM pending as the timer stops is
+    # the deadline's own, not the app's.
+    runner = DeadlineRunner(0.002)
+    fired: list[int] = []
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: fired.append(signum))
+    try:
+        for i in range(300):
+
+            def handler(call: Any, lag: float = (i % 30) * 1e-5) -> None:
+                end = time.perf_counter() + 0.002 - lag
+                while time.perf_counter() < end:
+                    pass
+
+            with contextlib.suppress(HandlerTimeout):
+                runner.run(handler, None)  # type: ignore[arg-type]
+        assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+        time.sleep(0.05)
+        signal.setitimer(signal.ITIMER_REAL, 0.01)  # the app's own alarm, after
+        time.sleep(0.2)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert fired == [signal.SIGALRM]
 
 
 class Served:
