@@ -24,6 +24,7 @@ import email.utils
 import html
 import json
 import logging
+import os
 import re
 import ssl
 import time
@@ -219,6 +220,7 @@ class Sender:
         self.auth_id = auth_id
         self.base_url = base_url
         self._timeout = timeout
+        self._pid = os.getpid()
         self._headers = {
             "X-Auth-ID": auth_id,
             "X-Auth-Token": auth_token,
@@ -228,6 +230,17 @@ class Sender:
 
     def __repr__(self) -> str:
         return f"Sender(auth_id={self.auth_id!r}, base_url={self.base_url!r})"
+
+    def _forked(self) -> None:
+        """In a process forked after the session was used (gunicorn --preload with a
+        client used in the master): the parent's keep-alive connections came along, so two
+        processes would write to one socket and read each other's answers. They are
+        dropped here (closed in this process only); new ones are made as needed."""
+        for adapter in list(self.session.adapters.values()):
+            pools = getattr(adapter, "poolmanager", None)
+            if pools is not None:
+                pools.clear()
+        self._pid = os.getpid()
 
     def send(
         self,
@@ -239,6 +252,8 @@ class Sender:
         call_uuid: str | None = None,
     ) -> Answer:
         """Send, retrying where safe; return the 2xx answer or raise a VobizError."""
+        if os.getpid() != self._pid:
+            self._forked()
         url = self.base_url + path
         headers = dict(self._headers)
         data = None

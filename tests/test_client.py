@@ -638,6 +638,28 @@ def test_a_run_of_transfers_uses_one_connection(vobiz: LocalVobiz, client: Vobiz
     assert vobiz.connections_accepted == 1
 
 
+def test_a_forked_process_makes_its_own_connection(vobiz: LocalVobiz, client: VobizClient) -> None:
+    # gunicorn --preload with a client used in the master: the forked worker inherited its
+    # pooled keep-alive socket, and two processes' requests and answers interleaved on it.
+    import os
+
+    call = vobiz.add_call()
+    assert client.get_live_call(call.call_uuid).call_uuid == call.call_uuid  # pooled now
+    assert vobiz.connections_accepted == 1
+    pid = os.fork()
+    if pid == 0:  # the worker: one request on a connection of its own, then gone
+        code = 1
+        try:
+            code = 0 if client.get_live_call(call.call_uuid).call_uuid == call.call_uuid else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert vobiz.connections_accepted == 2  # the worker's own
+    assert client.get_live_call(call.call_uuid).call_uuid == call.call_uuid
+    assert vobiz.connections_accepted == 2  # the parent's is still its own, and still open
+
+
 def test_one_client_is_shared_by_threads(vobiz: LocalVobiz, client: VobizClient) -> None:
     calls = [vobiz.add_call() for _ in range(8)]
     failures: list[BaseException] = []
