@@ -136,7 +136,9 @@ def _close_owned(conn: sqlite3.Connection, pid: int) -> None:
     # (ResourceWarning "unclosed database", Python 3.13+) once per finished thread, and a
     # threaded server finishes one per request. A connection inherited through fork is not
     # this process's to close (see _open).
-    if Process.pid == pid:
+    # os.getpid(), not Process.pid: a thread's locals are freed inside os.fork(), in the
+    # child, before the fork hooks bring Process.pid up to date.
+    if os.getpid() == pid:
         with contextlib.suppress(sqlite3.Error):
             conn.close()
 
@@ -285,7 +287,10 @@ class SQLiteStore(StateStore):
         self._local.file_id = file_id(self.path)
         self._local.check_at = time.monotonic() + FILE_CHECK_INTERVAL
         thread_end = _ThreadEnd()
-        weakref.finalize(thread_end, _close_owned, conn, pid)
+        # Not at interpreter exit (atexit): closing a connection a daemon thread is still
+        # using (an abandoned handler, a warm transfer's move) crashed the process (SIGSEGV)
+        # on its way out; the exit releases it anyway.
+        weakref.finalize(thread_end, _close_owned, conn, pid).atexit = False
         self._local.thread_end = thread_end
         self._local.conn = conn
         with self._all_lock:

@@ -641,6 +641,30 @@ def test_a_counter_redis_refuses_for_want_of_memory_is_a_store_failure(redis_url
     store.close()
 
 
+def test_a_process_exits_cleanly_while_daemon_threads_use_the_sqlite_store(
+    tmp_path: Path,
+) -> None:
+    # An abandoned handler thread or a warm transfer's move still writing at exit: the
+    # exit closed their connections under them, and the process died with SIGSEGV.
+    script = f"""
+import threading, time
+from answerkit.state import SQLiteStore
+store = SQLiteStore({str(tmp_path / "exit.sqlite3")!r})
+def write(k):
+    while True:
+        store.set(f"c{{k}}", "k", 1)
+        store.incr(f"c{{k}}", "n")
+for k in range(4):
+    threading.Thread(target=write, args=(k,), daemon=True).start()
+time.sleep(0.3)
+"""
+    codes = [
+        subprocess.run([sys.executable, "-c", script], timeout=60, check=False).returncode
+        for _ in range(3)
+    ]
+    assert codes == [0, 0, 0]
+
+
 def test_a_redis_url_asking_for_bytes_still_gets_text(redis_url: str) -> None:
     # redis-py keeps an unknown URL option as text, and "false" is true to its encoder:
     # the store still reads back what it wrote.
