@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -1396,3 +1399,28 @@ def test_a_hold_transfer_refused_unsent_at_the_deadline_owes_nothing() -> None:
         warm.start("c-1")
     assert warm.outcome("c-1") is None
     assert warm._state("c-1").get(MOVE_OWED) is None
+
+
+def test_a_move_owed_at_the_deadline_is_made_even_if_the_worker_exits(tmp_path: Path) -> None:
+    # The webhook past its deadline leaves the move to a thread; the worker then leaves
+    # (max_requests, a reload): a daemon thread died with it, the caller on hold for good.
+    moved = tmp_path / "moved"
+    script = f"""
+import time
+from answerkit.state import SQLiteStore
+from answerkit.recipes._warm_moves import FallbackMove
+from answerkit.recipes._warm_state import ATTEMPT
+store = SQLiteStore({str(tmp_path / "state.sqlite3")!r})
+class Flow:
+    store = store
+    def try_transfer(self, *args, **kwargs):
+        open({str(moved)!r}, "w").write("moved")
+        return object()
+moves = FallbackMove(Flow(), "fallback", "landing", store.state, lambda caller, outcome: None)
+store.state("caller-1")[ATTEMPT] = 1
+moves.owe("caller-1", "agent-unreachable", now=False)
+moves.settle_later("caller-1")
+time.sleep(0.1)  # the worker exits before the move's turn comes
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    assert moved.read_text() == "moved"

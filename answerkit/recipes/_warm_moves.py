@@ -136,7 +136,11 @@ class FallbackMove:
             except Exception:
                 log.exception("warm transfer for %s: the owed move failed", caller_uuid)
 
-        threading.Thread(target=settle, name="answerkit-warm-move", daemon=True).start()
+        # Not a daemon: a worker leaving (max_requests, a reload) waits for the move, which
+        # nothing else may make (the room may send no callback again) and is bounded by
+        # the client's retry time; a daemon thread was killed with it, the caller left on
+        # hold for good.
+        threading.Thread(target=settle, name="answerkit-warm-move", daemon=False).start()
 
     def landing(self, call: CallRequest) -> Response | None:
         """The landing route: the move arrived; the fallback answers it. Its handler runs
