@@ -377,6 +377,16 @@ class CallFlow:
                     self._store = spec if isinstance(spec, StateStore) else open_store(spec)
         return self._store
 
+    @property
+    def client(self) -> VobizClient:
+        """The flow's REST client: the ``client=`` given, else one made on first use from
+        ``VOBIZ_AUTH_ID``/``VOBIZ_AUTH_TOKEN`` (and ``VOBIZ_BASE_URL``). Handlers that call
+        the API themselves (``flow.client.make_call(...)``, ``hangup_call``) should use
+        it: the simulator, the ``call_simulator`` fixture and ``answerkit check`` lend the
+        flow a local Vobiz API's client, while a ``VobizClient()`` of the handler's own
+        would reach the real one."""
+        return self.transfers.client
+
     # -- mounting on Flask ----------------------------------------------------------
 
     @contextmanager

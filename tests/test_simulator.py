@@ -1343,3 +1343,33 @@ def test_the_transcript_says_when_a_gather_posts_no_input() -> None:
     assert "(no dtmf input)" in str(t) and "(dtmf input)" not in str(t)
     t = CallSimulator(flow).call(digits="5").run()
     assert "(dtmf input)" in str(t)
+
+
+def test_an_agent_called_from_a_handler_whose_caller_waits_in_a_room_is_played(
+    call_simulator: Any,
+) -> None:
+    # The caller's document is only the room, so its first step blocks: the agent call the
+    # handler placed was never played by run_until_idle. flow.client is the simulator's
+    # local Vobiz API, not the real one.
+    flow = CallFlow("centre", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        flow.client.make_call("+14155550100", "+14155550142", flow.url_for("agent"))
+        return Response(Conference("room", stay_alone=True))
+
+    @flow.route("/agent")
+    def agent(call: CallRequest) -> Response:
+        return Response(Speak("Agent here."), Conference("room", end_conference_on_exit=True))
+
+    sim = call_simulator(flow)
+    sim.call("answer")
+    sim.run_until_idle()
+    assert [(c.direction, c.state) for c in sim.calls] == [
+        ("inbound", "blocked"),
+        ("outbound", "blocked"),
+    ]
+    assert sim.calls[1].transcript.said("Agent here.")
+    assert sorted(m.call_uuid for m in sim.conference("room").members) == sorted(
+        c.call_uuid for c in sim.calls
+    )

@@ -255,7 +255,7 @@ class WarmTransfer:
         ids = {"xfer": caller_uuid, "attempt": attempt}
         try:
             destination = self.agent(ctx) if callable(self.agent) else self.agent
-            created = self.flow.transfers.client.make_call(
+            created = self.flow.client.make_call(
                 self.caller_id,
                 destination,
                 self.flow.url_for(self.routes["agent"], **ids),
@@ -544,7 +544,7 @@ class WarmTransfer:
         would wait alone in the room.
         """
         try:
-            self.flow.transfers.client.get_live_call(caller_uuid)
+            self.flow.client.get_live_call(caller_uuid)
         except CallNotActiveError:
             self._decide(caller_uuid, "abandoned", attempt)
             return False
@@ -554,7 +554,7 @@ class WarmTransfer:
 
     def _hang_up_quietly(self, call_uuid: str) -> None:
         try:
-            self.flow.transfers.client.hangup(call_uuid)
+            self.flow.client.hangup(call_uuid)
         except VobizError as exc:
             log.info("warm transfer: agent call %s could not be hung up: %s", call_uuid, exc)
 

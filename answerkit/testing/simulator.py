@@ -338,7 +338,9 @@ class CallSimulator:
                     continue
                 if call._advance() or call.has_pending:
                     progressed = True
-            if progressed:
+            # A call placed by a step that then blocked (an agent called from the handler
+            # whose document is a Conference) is new work too.
+            if progressed or self._sync_remote():
                 continue
             due = [c for c in self._table.all() if not c.ended and c._hangup_due()]
             if not due:
@@ -512,13 +514,17 @@ class CallSimulator:
         self._sync_remote()
         return self._table.queue_hangup(call_uuid)
 
-    def _sync_remote(self) -> None:
-        """Adopt the outbound calls placed through LocalVobiz's make-call API since last time."""
+    def _sync_remote(self) -> bool:
+        """Adopt the outbound calls placed through LocalVobiz's make-call API since last
+        time; whether there were any."""
         if self._link is None:
-            return
+            return False
+        adopted = False
         with self._sync_lock:
             for setup in self._link.adopt(self._scripts):
                 self._add(setup)
+                adopted = True
+        return adopted
 
 
 #: The ``call_simulator`` fixture's type: it hands out a subclass of CallSimulator bound
