@@ -171,7 +171,9 @@ def dropped_callback_note(route: Route, event: str) -> str:
     return (
         f"a {event} callback reached no handler, so its fields were dropped (a route's "
         f"default handler never runs for one): declare a handler for it with "
-        f"@flow.route({route.path!r}, event={event!r})"
+        f"@flow.route({route.path!r}, event={event!r}), or, if the route only takes "
+        f"callbacks (a Conference's or a Stream's), declare it with status_callback=True "
+        f"so that its handler runs for every event"
     )
 
 

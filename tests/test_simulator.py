@@ -381,7 +381,9 @@ def test_a_record_stop_reaching_no_handler_is_told_once(caplog: pytest.LogCaptur
         assert t.unhandled_callbacks == [
             "voicemail: a RecordStop callback reached no handler, so its fields were dropped "
             "(a route's default handler never runs for one): declare a handler for it with "
-            "@flow.route('/voicemail', event='RecordStop')"
+            "@flow.route('/voicemail', event='RecordStop'), or, if the route only takes "
+            "callbacks (a Conference's or a Stream's), declare it with status_callback=True "
+            "so that its handler runs for every event"
         ]
         assert t.ended_normally  # told, not failed
         assert t.events_of("note")[-1].text == t.unhandled_callbacks[0]

@@ -1156,3 +1156,29 @@ def test_the_transcript_says_how_a_recording_ended() -> None:
 def test_a_bad_record_ending_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="record ending must be one of"):
         CallSimulator(_voicemail_flow()).call(record="beep")
+
+
+def test_only_the_last_to_leave_an_ended_room_is_its_last_member() -> None:
+    # endConferenceOnExit ends the room for everyone: each member's exit is sent in turn,
+    # and only the last one leaves it empty (spec §2.9, ConferenceLastMember).
+    flow = CallFlow("room", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+    events = PUBLIC + "/events"
+    flow.route("/caller")(
+        lambda call: Response(Conference("room", stay_alone=True, callback_url=events))
+    )
+    flow.route("/agent")(
+        lambda call: Response(Conference("room", end_conference_on_exit=True, callback_url=events))
+    )
+    flow.route("/events", status_callback=True)(lambda call: None)
+    sim = CallSimulator(flow)
+    callers = [sim.call("caller") for _ in range(3)]
+    agent = sim.call("agent")
+    sim.run_until_idle()
+    agent.hangup()
+    sim.run_until_idle()
+    exits = [
+        h.params["ConferenceLastMember"]
+        for c in (*callers, agent)
+        for h in c.transcript.webhooks_for("ConferenceExit")
+    ]
+    assert sorted(exits) == ["false", "false", "false", "true"]

@@ -192,8 +192,10 @@ class ConferenceRoom:
         self._settle()
         return member
 
-    def leave(self, member: Member) -> None:
-        """Take ``member`` out; ``endConferenceOnExit`` ends the conference for everyone."""
+    def leave(self, member: Member) -> bool:
+        """Take ``member`` out; ``endConferenceOnExit`` ends the conference for everyone.
+        Whether it was the last to leave: members the ending let go are still in the room
+        until each of them leaves (spec §2.9: ``ConferenceLastMember``, the room now empty)."""
         if member in self._members:
             self._members.remove(member)
         member.active = False
@@ -206,6 +208,7 @@ class ConferenceRoom:
         if not any(m.active for m in self._members):
             self.started = False
         self._settle()
+        return not self._members
 
     def _settle(self) -> None:
         # stayAlone defaults to false on Vobiz: a member alone in a started room is let go.
