@@ -463,7 +463,7 @@ def run_conference(call: SimulatedCall, el: Element, last: bool) -> Generator[in
         if call.driven:  # not when an abandoned call is garbage-collected
             with call.cleanup():
                 reason = member.reason or ("hung up" if call.hanging_up else "transferred")
-                last = room.leave(member)
+                emptied = room.leave(member)
                 if callback:
                     # Spec §2.9: the exit event carries no From, To, Direction or CallStatus.
                     call._notify(
@@ -473,7 +473,7 @@ def run_conference(call: SimulatedCall, el: Element, last: bool) -> Generator[in
                         {
                             **base,
                             "ConferenceAction": "exit",
-                            "ConferenceLastMember": "true" if last else "false",
+                            "ConferenceLastMember": "true" if emptied else "false",
                         },
                         omit=EXIT_OMITS,
                     )
