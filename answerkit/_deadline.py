@@ -10,12 +10,14 @@ is still logged. Used by :mod:`answerkit.dispatch`, which re-exports the public 
 from __future__ import annotations
 
 import contextvars
+import linecache
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
 from functools import partial
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -85,15 +87,22 @@ class _Alarm:
 
     armed = False
     fired = False
+    due = False  # the deadline passed (raised, or put off: see _unsafe_to_interrupt)
     ticking = False  # our timer may be running (armed or not)
     previous: object = None
 
 
-#: Seconds between two SIGALRMs once the deadline has passed: a handler that catches the
-#: first HandlerTimeout (``except Exception`` in a retry loop, or logging, which swallows
-#: what is raised inside a handler's emit) is interrupted again, by an exception that
-#: ``except Exception`` does not catch, not left to run unbounded.
-REPEAT = 0.05
+#: Seconds after the deadline before a handler that caught its HandlerTimeout (``except
+#: Exception`` in a retry loop) is interrupted again, then every REPEAT seconds, by an
+#: exception that ``except Exception`` does not catch, so it is not left to run unbounded.
+#: The grace leaves an ``except HandlerTimeout`` clean-up time to finish (the recipes'
+#: own runs under :func:`deadline_grace` besides).
+REPEAT_AFTER = 1.0
+REPEAT = 0.25
+#: Seconds to wait when the deadline strikes inside logging (a handler's lock is taken
+#: outside a ``try`` before Python 3.13: an exception there leaves it held, and every other
+#: thread that logs through that handler then blocks for good).
+RETRY_SOON = 0.01
 
 
 class _DeadlineIgnored(BaseException):
@@ -104,15 +113,70 @@ class _DeadlineIgnored(BaseException):
 
 def _alarm(signum: int, frame: FrameType | None) -> None:
     if _Alarm.armed:
+        _Alarm.due = True
+        try:
+            unsafe = _unsafe_to_interrupt(frame)
+        except Exception:  # never let the check itself stop the timer for good
+            unsafe = True
+        if unsafe:
+            signal.setitimer(signal.ITIMER_REAL, RETRY_SOON)
+            return
         if _Alarm.fired:
+            signal.setitimer(signal.ITIMER_REAL, REPEAT)
             raise _DeadlineIgnored
         _Alarm.fired = True
+        signal.setitimer(signal.ITIMER_REAL, REPEAT_AFTER)
         raise HandlerTimeout("handler deadline passed")
     if _Alarm.ticking:
-        return  # our timer's, after the handler ended
+        return  # our timer's, after the handler ended or in a deadline_grace()
     previous = _Alarm.previous
     if callable(previous):
         previous(signum, frame)
+
+
+def _unsafe_to_interrupt(frame: FrameType | None) -> bool:
+    """Whether the interrupted code is the runner's own (an exception there would escape
+    it) or logging's at the line that takes a lock (before Python 3.13 a handler's lock is
+    taken outside its ``try``: an exception right after the take leaves it held, and every
+    other thread logging through that handler then blocks for good). The deadline is then
+    taken a moment later, and a handler that returns meanwhile is past it all the same."""
+    if frame is None:
+        return False
+    code = frame.f_code
+    if code is _RUN_CODE:
+        return True
+    if code.co_filename != _LOGGING_FILE:
+        return False
+    if code.co_name in _LOGGING_LOCKERS:
+        return True
+    # f_lineno is None at some instructions (a frame's line 0 in 3.11).
+    line = linecache.getline(_LOGGING_FILE, frame.f_lineno or 0)
+    return "acquire" in line or "release" in line
+
+
+_LOGGING_FILE = logging.__file__
+#: logging's functions that take or give back a lock, or hold one between the two.
+_LOGGING_LOCKERS = frozenset(
+    ("acquire", "release", "_acquireLock", "_releaseLock", "handle", "flush")
+)
+linecache.getline(_LOGGING_FILE, 1)  # read now, not in a signal handler
+
+
+@contextmanager
+def deadline_grace() -> Iterator[None]:
+    """Hold off the SIGALRM deadline while answerkit's own clean-up after a HandlerTimeout
+    runs (a recipe recording what is owed to the caller): it must not be cut short halfway.
+    The deadline's pressure resumes after it."""
+    if not _Alarm.armed or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _Alarm.armed = False
+    try:
+        yield
+    finally:
+        _Alarm.armed = True
+        if _Alarm.fired:
+            signal.setitimer(signal.ITIMER_REAL, REPEAT)
 
 
 class DeadlineRunner:
@@ -150,12 +214,12 @@ class DeadlineRunner:
             # setting ours would silently cancel it.
             if _getsignal(signal.SIGALRM) is not _alarm:
                 _Alarm.previous = signal.signal(signal.SIGALRM, _alarm)
-            _Alarm.fired = False
+            _Alarm.fired = _Alarm.due = False
             try:
                 # Armed inside the try: a SIGALRM as early as the return from setitimer still
                 # reaches the finally, which stops the timer.
                 _Alarm.armed = _Alarm.ticking = True
-                signal.setitimer(signal.ITIMER_REAL, seconds, REPEAT)
+                signal.setitimer(signal.ITIMER_REAL, seconds)
                 result = handler(call)
             except HandlerTimeout:
                 _Alarm.armed = False  # first (a plain store): no second one from here on
@@ -172,9 +236,9 @@ class DeadlineRunner:
                 _Alarm.armed = False
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 _Alarm.ticking = False
-            if _Alarm.fired:  # it caught the HandlerTimeout, and returned late
+            if _Alarm.due:  # it caught the HandlerTimeout, or it was put off: late all the same
                 _abandon(call)
-                raise HandlerTimeout("handler deadline passed (it caught it, and returned late)")
+                raise HandlerTimeout("handler deadline passed (the handler returned late)")
             return result
         # The handler's thread sees the caller's context variables: Flask's app and request
         # contexts, a tracing span.
@@ -205,6 +269,9 @@ def _abandon(call: CallRequest) -> None:
     state = getattr(call, "state", None)
     if isinstance(state, HandlerState):
         state.abandoned = True
+
+
+_RUN_CODE = DeadlineRunner.run.__code__
 
 
 class _GivenUp:

@@ -237,9 +237,9 @@ class Sender:
         processes would write to one socket and read each other's answers. They are
         dropped here (closed in this process only); new ones are made as needed."""
         for adapter in list(self.session.adapters.values()):
-            pools = getattr(adapter, "poolmanager", None)
-            if pools is not None:
-                pools.clear()
+            # close(): the pools of direct and of proxied connections alike (requests'
+            # HTTPAdapter makes new ones on demand after it).
+            adapter.close()
         self._pid = os.getpid()
 
     def send(

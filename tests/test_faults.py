@@ -158,6 +158,82 @@ def test_a_handler_catching_its_deadline_is_still_cut_short(swallows: str) -> No
 
 
 @pytest.mark.usefixtures("runner_timer_paused")
+def test_the_deadline_never_leaves_a_logging_handler_locked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Before Python 3.13 logging takes a handler's lock outside a try: a HandlerTimeout
+    # raised right after it left the lock held, and every other thread logging through
+    # that handler then blocked for good.
+    import io
+    import logging
+
+    from answerkit import _deadline
+
+    # The alarms after the first come sooner, so that a handler whose first HandlerTimeout
+    # logging swallowed (handleError) ends quickly too.
+    monkeypatch.setattr(_deadline, "REPEAT_AFTER", 0.02)
+    monkeypatch.setattr(logging, "raiseExceptions", False)
+    runner = DeadlineRunner(0.02)
+    log = logging.getLogger("answerkit-test-busy")
+    handler = logging.StreamHandler(io.StringIO())
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+    def busy(call: Any) -> None:
+        while True:
+            try:
+                log.info("working on %s", call)
+                raise ConnectionError("the lookup failed")
+            except Exception:
+                continue  # a retry loop that catches the first HandlerTimeout too
+
+    try:
+        for _ in range(150):
+            with pytest.raises(HandlerTimeout):
+                runner.run(busy, None)  # type: ignore[arg-type]
+            assert handler.lock is not None and handler.lock.acquire(timeout=0)
+            handler.lock.release()
+    finally:
+        log.removeHandler(handler)
+
+
+@pytest.mark.usefixtures("runner_timer_paused")
+def test_a_warm_transfers_clean_up_at_the_deadline_is_not_cut_short() -> None:
+    # WarmTransfer records the outcome and the move it owes in its except HandlerTimeout:
+    # with a slow store (a Redis round trip, SQLite waiting for a lock), the deadline's
+    # later alarms cut that short, leaving an outcome with no debt (the caller on hold).
+    from answerkit.recipes import WarmTransfer
+    from answerkit.recipes._warm_state import ATTEMPT, MOVE_OWED
+
+    class SlowStore(MemoryStore):
+        def set(self, *args: Any) -> None:
+            time.sleep(0.03)
+            super().set(*args)
+
+        def incr(self, *args: Any, **kwargs: Any) -> int:
+            time.sleep(0.03)
+            return super().incr(*args, **kwargs)
+
+    flow = CallFlow("slow", public_url=PUBLIC, auth_token=TOKEN, state=SlowStore())
+    flow.route("/sales")(lambda call: Response(Speak("sales")))
+
+    def slow_agent(ctx: Any) -> str:
+        time.sleep(5)  # cut short at the deadline
+        return "+14155550142"
+
+    warm = WarmTransfer(flow, agent=slow_agent, caller_id="+14155550100", fallback="sales")
+    warm._moves.settle_later = lambda caller_uuid, after=0.5: None  # type: ignore[method-assign]
+    state = warm._state("c-1")
+    state[ATTEMPT] = 1
+    with pytest.raises(HandlerTimeout):
+        DeadlineRunner(0.1).run(lambda call: warm._call_agent("c-1", 1, {}), None)  # type: ignore[arg-type, return-value]
+    state.refresh()
+    assert warm.outcome("c-1") == "agent-unreachable"
+    assert state.get(MOVE_OWED) == {"outcome": "agent-unreachable", "rescue": False, "attempt": 1}
+
+
+@pytest.mark.usefixtures("runner_timer_paused")
 def test_the_deadline_timer_never_reaches_the_apps_own_alarm_handler() -> None:
     # A handler finishing right at its deadline: the SIGALRM pending as the timer stops is
     # the deadline's own, not the app's.

@@ -25,6 +25,7 @@ arrives, so:
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import threading
@@ -33,6 +34,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from answerkit._deadline import deadline_grace
 from answerkit.dispatch import LateTransferRefused
 from answerkit.elements import Redirect, Response
 from answerkit.errors import (
@@ -73,6 +75,25 @@ ARRIVAL_POLL = 0.1
 #: Seconds a webhook past its deadline leaves its owed move before a thread makes it:
 #: time for the webhook to answer Vobiz first.
 SETTLE_AFTER = 0.5
+
+
+#: Seconds a process leaving (a worker at max_requests, a reload) waits at most for the
+#: moves settle_later still owes: nothing else may make them (the room may send no callback
+#: again), and a daemon thread dies with the process; bounded, so an unreachable API
+#: cannot hold the exit for the client's whole retry time.
+EXIT_WAIT = 10.0
+
+_SETTLING: set[threading.Thread] = set()
+_SETTLING_LOCK = threading.Lock()
+
+
+@atexit.register
+def _finish_owed_moves() -> None:
+    until = time.monotonic() + EXIT_WAIT
+    with _SETTLING_LOCK:
+        pending = list(_SETTLING)
+    for thread in pending:
+        thread.join(max(0.0, until - time.monotonic()))
 
 
 class MoveInFlight(Exception):
@@ -126,8 +147,8 @@ class FallbackMove:
         settling the same debt; a move already made meanwhile is not made again."""
 
         def settle() -> None:
-            time.sleep(after)
             try:
+                time.sleep(after)
                 state = self.state_of(caller_uuid)
                 if state.get(MOVE_OWED):
                     self._make(caller_uuid, state)
@@ -135,12 +156,14 @@ class FallbackMove:
                 pass  # another webhook is making it
             except Exception:
                 log.exception("warm transfer for %s: the owed move failed", caller_uuid)
+            finally:
+                with _SETTLING_LOCK:
+                    _SETTLING.discard(threading.current_thread())
 
-        # Not a daemon: a worker leaving (max_requests, a reload) waits for the move, which
-        # nothing else may make (the room may send no callback again) and is bounded by
-        # the client's retry time; a daemon thread was killed with it, the caller left on
-        # hold for good.
-        threading.Thread(target=settle, name="answerkit-warm-move", daemon=False).start()
+        thread = threading.Thread(target=settle, name="answerkit-warm-move", daemon=True)
+        with _SETTLING_LOCK:
+            _SETTLING.add(thread)
+        thread.start()
 
     def landing(self, call: CallRequest) -> Response | None:
         """The landing route: the move arrived; the fallback answers it. Its handler runs
@@ -216,12 +239,13 @@ class FallbackMove:
                     is not None
                 )
             except BaseException as exc:
-                if surely_not_applied(exc):
-                    self._owe_again(state, owed)
-                else:
-                    # Checked on the next callback of the transfer: it arrived, or the
-                    # caller left the room, or it is made again.
-                    self._owe_again(state, {**owed, "sent": move, "sent_at": time.time()})
+                with deadline_grace():  # the debt recorded whole, past a deadline too
+                    if surely_not_applied(exc):
+                        self._owe_again(state, owed)
+                    else:
+                        # Checked on the next callback of the transfer: it arrived, or the
+                        # caller left the room, or it is made again.
+                        self._owe_again(state, {**owed, "sent": move, "sent_at": time.time()})
                 raise
             return self._done(caller_uuid, state, owed, outcome, moved=moved)
         finally:

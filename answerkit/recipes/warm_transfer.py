@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 from answerkit._api_args import check_destinations, check_phone
-from answerkit._deadline import HandlerTimeout
+from answerkit._deadline import HandlerTimeout, deadline_grace
 from answerkit.elements import Conference, Gather, Hangup, Play, Response, Speak, Wait
 from answerkit.errors import ArgumentError, CallNotActiveError, ConfigurationError, VobizError
 from answerkit.recipes._warm_moves import FallbackMove, MoveInFlight, surely_not_applied
@@ -245,7 +245,9 @@ class WarmTransfer:
         past its deadline makes no REST call, and the room may send no callback again (the
         caller's ConferenceEnter may have come), so a thread of its own makes the move once
         the webhook has answered."""
-        with contextlib.suppress(Exception):
+        # Not cut short by the deadline's later alarms: a decision recorded without its
+        # debt would leave nothing to move the caller.
+        with deadline_grace(), contextlib.suppress(Exception):
             if self._decide(caller_uuid, "agent-unreachable", attempt, move_now=False):
                 self._moves.settle_later(caller_uuid)
 
