@@ -27,6 +27,7 @@ from flask import Blueprint, Flask
 from flask import Response as FlaskResponse
 
 from answerkit._params import QueryParamError, with_query
+from answerkit._sound import not_sound, not_sound_message
 from answerkit._wsgi import flask_view, install_direct_routes
 from answerkit.client import TransferResult, VobizClient
 from answerkit.dispatch import (
@@ -97,6 +98,7 @@ class CallFlow:
         state: str | StateStore | None = None,
         verify: bool = True,
         fallback: Response | None = None,
+        sound_fallback: Response | None = None,
         trusted_proxies: int = 0,
         replay_window: float = 300.0,
         deadline: float | None = 8.0,
@@ -116,6 +118,7 @@ class CallFlow:
             )
         _check_settings(
             fallback=fallback,
+            sound_fallback=sound_fallback,
             trusted_proxies=trusted_proxies,
             hangup_linger=hangup_linger,
             on_error=on_error,
@@ -151,6 +154,9 @@ class CallFlow:
         self.hangup_linger = float(hangup_linger)
         fallback_doc = fallback if fallback is not None else DEFAULT_FALLBACK
         self._fallback_bytes = fallback_doc.to_bytes()
+        self._sound_fallback_bytes = (
+            sound_fallback if sound_fallback is not None else Response()
+        ).to_bytes()
         self._state_spec = state if state is not None else os.environ.get(ENV_STATE_URL)
         if isinstance(self._state_spec, str):
             # Checked now, not opened: a URL naming no store would otherwise surface on
@@ -193,6 +199,7 @@ class CallFlow:
         event: Event | str | None = None,
         status_callback: bool = False,
         replay_check: bool = True,
+        sound: bool = False,
     ) -> Callable[[H], H]:
         """Declare ``handler`` as the route at ``path`` (sugar over :meth:`add_route`).
 
@@ -204,6 +211,12 @@ class CallFlow:
         store down). ``replay_check=False`` is for a route whose answer is the same whoever
         asks and whenever (hold music, a static prompt): its signature is still checked,
         but not recorded, so a replay is harmless and it answers while the store is down.
+        ``sound=True`` marks a URL Vobiz fetches only for audio (a Conference's
+        ``wait_sound``, a Dial's ``dial_music`` or ``confirm_sound``): its handler may
+        return only Play, Speak and Wait, and when it fails (or returns anything else) the
+        route answers the flow's ``sound_fallback`` (silence by default), never the
+        apology and Hangup that would cut off a caller on hold. A ``waitSound`` fetch
+        (``Event=ConferenceRemoteSounds``) is answered so on any route.
         """
 
         if callable(path):
@@ -222,6 +235,7 @@ class CallFlow:
                 event=event,
                 status_callback=status_callback,
                 replay_check=replay_check,
+                sound=sound,
             )
             return handler
 
@@ -236,6 +250,7 @@ class CallFlow:
         event: Event | str | None = None,
         status_callback: bool = False,
         replay_check: bool = True,
+        sound: bool = False,
     ) -> Route:
         """Register ``handler`` at ``path``; returns the route (see :meth:`route`)."""
         if not isinstance(path, str) or not path.startswith("/"):
@@ -286,7 +301,11 @@ class CallFlow:
                     f"(at {self._by_name[route_name].path}); pass name= to tell them apart"
                 )
             route = Route(
-                route_name, path, status_callback=status_callback, replay_check=replay_check
+                route_name,
+                path,
+                status_callback=status_callback,
+                replay_check=replay_check,
+                sound=sound,
             )
             self._routes[path] = route
             self._by_name[route_name] = route
@@ -296,6 +315,15 @@ class CallFlow:
             raise ConfigurationError(
                 f"route {path!r}: replay_check is per URL, and its other handlers have "
                 f"replay_check={route.replay_check}"
+            )
+        if sound != route.sound:
+            raise ConfigurationError(
+                f"route {path!r}: sound is per URL, and its other handlers have sound={route.sound}"
+            )
+        if route.sound and (status_callback or route.status_callback):
+            raise ConfigurationError(
+                f"route {path!r}: a sound route answers a document of Play, Speak and Wait, "
+                "and a status_callback route none; declare it as one or the other"
             )
         if event_key in route.handlers:
             raise ConfigurationError(
@@ -450,6 +478,7 @@ class CallFlow:
                 self._deadline,
                 self.on_error,
                 self.hangup_linger,
+                self._sound_fallback_bytes,
             )
         return self._dispatcher
 
@@ -655,6 +684,7 @@ def _auth_tokens(auth_token: object) -> tuple[str, ...]:
 def _check_settings(
     *,
     fallback: object,
+    sound_fallback: object,
     trusted_proxies: object,
     hangup_linger: object,
     on_error: object,
@@ -669,6 +699,15 @@ def _check_settings(
             f"fallback must be a Response, got {type(fallback).__name__}: wrap it, as in "
             "fallback=Response(Speak('Sorry, something went wrong.'), Hangup())"
         )
+    if sound_fallback is not None:
+        if not isinstance(sound_fallback, Response):
+            raise ConfigurationError(
+                f"sound_fallback must be a Response, got {type(sound_fallback).__name__}: "
+                "wrap it, as in sound_fallback=Response(Play('https://...'))"
+            )
+        wrong = not_sound(sound_fallback)
+        if wrong:
+            raise ConfigurationError(f"sound_fallback: {not_sound_message(wrong)}")
     if (
         not isinstance(trusted_proxies, int)
         or isinstance(trusted_proxies, bool)

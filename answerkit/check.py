@@ -46,6 +46,10 @@ SAMPLE_EVENT_FIELDS: dict[str, dict[str, str]] = {
     Event.DialAnswer.value: {"DialAction": "answer", "DialBLegUUID": "b-leg-1"},
     Event.DialHangup.value: {"DialAction": "hangup", "DialBLegUUID": "b-leg-1"},
     Event.RecordStop.value: {"RecordingID": "rec-1", "RecordUrl": "https://example.com/r.mp3"},
+    Event.ConferenceRemoteSounds.value: {
+        "ConferenceAction": "waitSound",
+        "ConferenceName": "answerkit-check",
+    },
 }
 
 
@@ -148,6 +152,10 @@ def check_flow(flow: CallFlow) -> list[CheckResult]:
                     if event
                     else [Event.Hangup.value, Event.DialHangup.value]
                     if route.status_callback
+                    # A sound URL is fetched for audio; waitSound's is the fetch that
+                    # names itself (the dispatcher holds the answer to Play/Speak/Wait).
+                    else [Event.ConferenceRemoteSounds.value]
+                    if route.sound
                     else [Event.StartApp.value]
                 )
             ]

@@ -27,6 +27,7 @@ from answerkit._deadline import (
     loggable,
 )
 from answerkit._params import ParamsLike
+from answerkit._sound import not_sound, not_sound_message
 from answerkit.elements import Element, Response
 from answerkit.errors import ElementError, RetryLater, StateError, StateValueError
 from answerkit.request import CallRequest, Event, MissingCallUUID
@@ -140,6 +141,9 @@ class Route:
     #: Whether a request's signature is recorded, so that a replay is refused. Off only for
     #: a route whose answer is the same whoever asks and whenever (hold music).
     replay_check: bool = True
+    #: A URL Vobiz fetches only for audio (waitSound, dialMusic, confirmSound): its answer
+    #: may hold only Play, Speak and Wait, and a failure answers the sound fallback.
+    sound: bool = False
 
     def handler_for(self, event: str) -> Handler | None:
         """The handler an event runs on this route, or None when it runs none."""
@@ -254,6 +258,13 @@ _SEND_AGAIN_REPLY = WebhookReply(503, b"", "text/plain; charset=utf-8")
 #: sent to a status-callback route with redirect=false, each wants an empty Response back
 #: (spec §2.12), and Vobiz does not send it again.
 _ACTION_EVENTS = frozenset(e.value for e in (Event.Redirect, Event.DialAction, Event.Record))
+_RECORD_ACTION = Event.Record.value
+#: The Event of a waitSound fetch (spec §2.9), the one sound fetch that names itself.
+_WAIT_SOUND = Event.ConferenceRemoteSounds.value
+
+
+def _event_name(call: CallRequest) -> str:
+    return str(call.event.value if isinstance(call.event, Event) else call.event)
 
 
 def _status_reply(event: str) -> WebhookReply:
@@ -276,6 +287,8 @@ class Dispatcher:
     on_error: ErrorHook | None = None
     #: Seconds the call's state outlives its Hangup webhook (0: cleared at once).
     hangup_linger: float = 0.0
+    #: What a sound route (or a waitSound fetch) answers when its handler cannot.
+    sound_fallback: bytes = EMPTY_DOCUMENT
     #: (route, event) pairs already warned about (see _tell_once).
     _told: set[tuple[str, str]] = field(default_factory=set, repr=False)
 
@@ -299,7 +312,7 @@ class Dispatcher:
             if _passes_through(exc):
                 raise
             self._report(exc, None, route, "unexpected error in the webhook pipeline")
-            return WebhookReply(200, self.fallback)
+            return WebhookReply(200, self._fallback_for(route, None))
 
     def _handle(self, route: Route, req: WebhookRequest) -> WebhookReply:
         gate = self.verifier
@@ -318,8 +331,7 @@ class Dispatcher:
                     else True
                 )
             except StateError as exc:
-                self._report(exc, None, route, "replay check failed: state store unreachable")
-                return self._unhandled_status(route, req) or WebhookReply(200, self.fallback)
+                return self._store_down(route, req, exc)
             if not fresh:
                 return self._refuse(route, f"replayed signature for {url}")
         # Only a signed request's body is read.
@@ -355,7 +367,7 @@ class Dispatcher:
                     )
                 )
             )
-        event = str(call.event.value if isinstance(call.event, Event) else call.event)
+        event = _event_name(call)
         status_event = route.status_callback or event in STATUS_EVENTS
         # Vobiz sends a status callback again on a non-200 (spec §2.12); an action sent to
         # a status-callback route (a Record's, a Dial's) is not, and wants a document.
@@ -372,13 +384,17 @@ class Dispatcher:
                         event,
                         loggable(call.call_uuid),
                     )
-                    return WebhookReply(200, self.fallback)
+                    return WebhookReply(200, self._fallback_for(route, event))
                 if route.drops(event):
                     self._tell_once(route, event, dropped_callback_note(route, event))
                 return _status_reply(event)
             result = self.deadline.run(handler, call, status_event)
             if status_event:
                 return _status_reply(event)
+            if (route.sound or event == _WAIT_SOUND) and isinstance(result, Response):
+                wrong = not_sound(result)
+                if wrong:
+                    raise ElementError(not_sound_message(wrong))
             if result is None and event in _STARTS:
                 # Allowed (an empty document), but on an answer or a transfer it is nearly
                 # always a handler that built its Response and forgot to return it: the
@@ -413,27 +429,42 @@ class Dispatcher:
                 return self._retry_later(exc, call, route, replay_keys)
             if status_event:
                 return _status_reply(event)
-            return WebhookReply(200, self.fallback)
+            return WebhookReply(200, self._fallback_for(route, event))
         finally:
             # A Hangup that Vobiz is to send again keeps the call's state for the retry.
             if event == _HANGUP and not retried:
                 self._forget(call, route)
 
-    @staticmethod
-    def _unhandled_status(route: Route, req: WebhookRequest) -> WebhookReply | None:
-        """The answer to a status callback whose handler cannot run (the store is down):
-        503, so that Vobiz sends it again (spec §2.12) when the store may be back, its
-        answer being no document; for an action sent to a status-callback route, which is
-        not sent again, an empty document. None when the request is no status callback
-        (read from the route or the body's Event; a body that cannot be read is none)."""
+    def _store_down(self, route: Route, req: WebhookRequest, exc: StateError) -> WebhookReply:
+        """The answer when the replay record cannot be written (the store is down), so no
+        handler runs. A status callback gets 503, so that Vobiz sends it again (spec §2.12)
+        when the store may be back, its answer being no document; an action sent to a
+        status-callback route, which is not sent again, an empty document; anything else
+        its fallback. The signature was good, so the body is read for the log's CallUUID
+        and event and for its Event (a body that cannot be read is no status callback)."""
         try:
-            parsed = CallRequest.from_params(req.read_params()).event
-            event: str | None = str(parsed.value if isinstance(parsed, Event) else parsed)
+            call: CallRequest | None = CallRequest.from_params(req.read_params())
         except Exception:
-            event = None
+            call = None
+        self._report(exc, call, route, "replay check failed: state store unreachable")
+        event = _event_name(call) if call is not None else None
         if route.status_callback:
             return _EMPTY_DOCUMENT_REPLY if event in _ACTION_EVENTS else _SEND_AGAIN_REPLY
-        return _SEND_AGAIN_REPLY if event in STATUS_EVENTS else None
+        if event in STATUS_EVENTS:
+            return _SEND_AGAIN_REPLY
+        return WebhookReply(200, self._fallback_for(route, event))
+
+    def _fallback_for(self, route: Route, event: str | None) -> bytes:
+        """What a webhook answers when its handler cannot: the flow's fallback (an apology
+        and Hangup by default), except where that would hurt the call. A sound URL may
+        play only audio, and an apology with Hangup there would cut off a caller on hold
+        (or an agent being connected); a Record's action (redirect=false by default, spec
+        §1.2) must answer an empty document, or it interrupts the flow that moved on."""
+        if route.sound or event == _WAIT_SOUND:
+            return self.sound_fallback
+        if event == _RECORD_ACTION:
+            return EMPTY_DOCUMENT
+        return self.fallback
 
     def _retry_later(
         self, exc: BaseException, call: CallRequest, route: Route, replay_keys: tuple[str, ...]
@@ -526,9 +557,7 @@ class Dispatcher:
             self.flow_name,
             route.name,
             loggable(call.call_uuid) if call else "-",
-            loggable(str(call.event.value if isinstance(call.event, Event) else call.event))
-            if call
-            else "-",
+            loggable(_event_name(call)) if call else "-",
             what,
             type(exc).__name__,
             exc,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from answerkit._sound import SOUND_URL_ATTRIBUTES, names_audio_file
 from answerkit._tables import BUILDER_ONLY, GATHER_LANGUAGES, MAN_ONLY, WOMAN_ONLY
 
 if TYPE_CHECKING:
@@ -51,6 +52,14 @@ def _element(el: Element, after: list[Element], out: list[LintWarning]) -> None:
             warn(f"{name} uses http://; Vobiz documents only https:// callbacks (spec §1.0)")
         elif value.startswith("ws://"):
             warn(f"{name} uses ws://, meant for local tests only")
+        if name in SOUND_URL_ATTRIBUTES and names_audio_file(value):
+            # Twilio's waitUrl and Plivo's hold-music habits take a file; Vobiz fetches a
+            # document (spec §1.2) and an audio file there plays nothing.
+            warn(
+                f"{name} names an audio file; Vobiz fetches a VobizXML document there (Play, "
+                f"Speak and Wait only): serve a route answering Response(Play({value!r})) "
+                f"and give its URL (a route declared with sound=True)"
+            )
     text = el.text or ""
     if text.startswith("http://"):
         warn("the URL uses http://; Vobiz documents only https:// (spec §1.0)")

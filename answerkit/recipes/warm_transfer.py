@@ -161,7 +161,9 @@ class WarmTransfer:
         flow.add_route(f"/{name}/hold", self._hold, name=r["hold"])
         # The wait sound is the same for every caller, every time: no replay record, so
         # that it plays on while the state store is down (not the apology document).
-        flow.add_route(f"/{name}/music", self._music, name=r["music"], replay_check=False)
+        flow.add_route(
+            f"/{name}/music", self._music, name=r["music"], replay_check=False, sound=True
+        )
         flow.add_route(f"/{name}/room", self._room_event, name=r["room"], status_callback=True)
         flow.add_route(f"/{name}/agent", self._agent_answer, name=r["agent"])
         flow.add_route(f"/{name}/agent/choice", self._agent_choice, name=r["choice"])

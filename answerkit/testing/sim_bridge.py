@@ -17,6 +17,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from answerkit._sound import not_sound, not_sound_message
 from answerkit.elements import Element
 from answerkit.errors import AnswerkitError
 from answerkit.parse import parse
@@ -141,7 +142,7 @@ def run_dial(call: SimulatedCall, el: Element) -> Generator[int, None, Fetch | N
 
     dial_music = el.get("dialMusic")
     if dial_music and dial_music != "real":
-        _play_fetched(call, dial_music, None, {})
+        _play_fetched(call, "dialMusic", dial_music, None, {})
     if any(t.outcome == "cancel" for t in targets):
         # Scripted: the caller hangs up while the dialled side rings (outcome "cancel").
         for target in targets:
@@ -222,7 +223,7 @@ def _connect(
     leg_event(winner, "DialConnected", "connected", "connected")
     confirm = el.get("confirmSound")
     if confirm:
-        _play_fetched(call, confirm, None, {}, audible=False)
+        _play_fetched(call, "confirmSound", confirm, None, {}, audible=False)
     talk_start = call.clock
     b_cause = CAUSES["normal"].with_source("Callee")
     if winner.outcome == "bridge":
@@ -393,22 +394,49 @@ def _bridge_interrupted(
 
 
 def _play_fetched(
-    call: SimulatedCall, url: str, event: str | None, extra: dict[str, str], audible: bool = True
+    call: SimulatedCall,
+    attribute: str,
+    url: str,
+    event: str | None,
+    extra: dict[str, str],
+    audible: bool = True,
 ) -> None:
-    """Fetch a sound URL (dialMusic, confirmSound, waitSound) and play its Speak/Play/Wait."""
+    """Fetch a sound URL (``attribute``: dialMusic, confirmSound, waitSound) and play its
+    Speak/Play/Wait. An answer Vobiz could not play is the application's error: an HTTP
+    error (an audio file's URL given where a document is fetched, a wrong path), a body
+    that is not VobizXML, or elements other than Play, Speak and Wait (spec §1.2)."""
     hook = call._send(url, "POST", call._params(event, extra))
-    if not hook.ok or not audible:
+    if hook.status == 0:  # outside the simulated application: nothing was fetched
+        return
+    where = f"the {attribute} URL {call._display(url)}"
+    if not hook.ok:
+        _sound_error(
+            call,
+            f"{where} answered HTTP {hook.status}: it must answer a VobizXML "
+            "document of Play, Speak and Wait (an audio file goes in a Play there)",
+        )
         return
     try:
         doc = parse(hook.body)
     except (AnswerkitError, ValueError) as exc:
-        call._emit("note", f"could not play {call._display(url)}: {exc}")
+        _sound_error(call, f"{where} answered no valid VobizXML: {exc}")
+        return
+    wrong = not_sound(doc)
+    if wrong:
+        _sound_error(call, f"{where}: {not_sound_message(wrong)}; Vobiz would not play it")
+        return
+    if not audible:
         return
     for child in doc.children:
         if child.tag in ("Speak", "Play"):
             hear(call, child)
         elif child.tag == "Wait":
             wait(call, child, first=False)
+
+
+def _sound_error(call: SimulatedCall, error: str) -> None:
+    call.transcript.handler_errors.append(error)
+    call._emit("error", f"handler error: {error}")
 
 
 # -- conferences -------------------------------------------------------------------------
@@ -455,7 +483,9 @@ def run_conference(call: SimulatedCall, el: Element, last: bool) -> Generator[in
                 "ConferenceUUID": "",
                 "ConferenceMemberID": "",
             }
-            _play_fetched(call, wait_sound, "ConferenceRemoteSounds", extra, audible=waiting)
+            _play_fetched(
+                call, "waitSound", wait_sound, "ConferenceRemoteSounds", extra, audible=waiting
+            )
         while member.active:
             yield BLOCK
         left = True

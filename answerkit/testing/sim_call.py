@@ -539,6 +539,8 @@ def _what_is_sent(params: Mapping[str, str]) -> str:
         return "transcription"
     if "StableSpeech" in params or "UnstableSpeech" in params:
         return "interim speech"
+    if not any(name in params for name in ("InputType", "Digits", "Speech")):
+        return "no Event"  # a dialMusic or confirmSound fetch (spec §2.5 names none)
     given = params.get("Digits") or params.get("Speech")
     kind = params.get("InputType", "")
     return f"{kind} input".lstrip() if given else f"no {kind} input".replace("  ", " ")
