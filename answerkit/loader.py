@@ -24,6 +24,9 @@ LOCAL_SETTINGS = {
     ENV_AUTH_TOKEN: "local-simulated-call-token",
     ENV_PUBLIC_URL: "https://voice.example.com",
     ENV_STATE_URL: "memory://",
+    # Their REST calls go to a local Vobiz API; with an id stood in, a recipe that moves
+    # calls no longer warns, when mounted, that every transfer it makes would fail.
+    "VOBIZ_AUTH_ID": "MA_LOCALSIMULATED",
 }
 
 
@@ -61,6 +64,11 @@ def load_module(target: str) -> ModuleType:
         sys.path.insert(0, str(path.resolve().parent))
         spec.loader.exec_module(module)
         return module
+    # As `python -m` and gunicorn do: a console script's sys.path lacks the current
+    # directory, where `answerkit routes myapp` (or `myapp:app`) expects myapp.py to be.
+    here = os.getcwd()
+    if here not in sys.path and "" not in sys.path:
+        sys.path.insert(0, here)
     try:
         return importlib.import_module(target)
     except ModuleNotFoundError as exc:

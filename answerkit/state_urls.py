@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 from urllib.parse import parse_qsl, unquote, urlencode
 
@@ -115,12 +116,33 @@ def check_store_url(url: str) -> None:
     """Raise ConfigurationError, as :func:`open_store` would, if ``url`` names no store
     it can open; nothing is opened or connected."""
     kind, target, ttl = _store_plan(url, DEFAULT_TTL)
+    if kind == "sqlite":
+        _check_sqlite_directory(url, target)
     if kind == "redis":
         from answerkit.state_redis import RedisStore
 
         # Made and closed: redis-py parses the URL without connecting, and RedisStore
         # refuses what it would misread (a database that is no number, a bad port).
         RedisStore(target, ttl=ttl).close()
+
+
+def _check_sqlite_directory(url: str, path: str) -> None:
+    """The file's directory must exist and be writable (SQLite makes the file and its -wal
+    and -shm there): found only at the first webhook, every call would get the fallback."""
+    directory = os.path.dirname(os.path.abspath(path))
+    problem = (
+        "does not exist"
+        if not os.path.isdir(directory)
+        else "is not writable by this user"
+        if not os.access(directory, os.W_OK | os.X_OK)
+        else None
+    )
+    if problem is not None:
+        raise ConfigurationError(
+            f"state store URL {redact_url(url)!r}: the directory {directory!r} {problem}; "
+            f"create it for the user the workers run as (mkdir -p {directory} and chown), "
+            "or give another path"
+        )
 
 
 def _store_plan(url: str | None, ttl: float) -> tuple[str, str, float]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import subprocess
 import sys
@@ -82,6 +83,20 @@ def test_check_needs_no_secrets(
         monkeypatch.delenv(name, raising=False)
     assert main(["check", str(ROOT / "examples/forwarding.py")]) == 0
     assert "stood in for this check" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["check", "routes"])
+def test_local_commands_do_not_warn_that_transfers_will_fail(
+    command: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Their REST calls go to a local Vobiz API: the warning that every transfer WarmTransfer
+    # makes will fail (no VOBIZ_AUTH_ID) was false there.
+    for name in ("VOBIZ_AUTH_ID", "VOBIZ_AUTH_TOKEN", "ANSWERKIT_PUBLIC_URL"):
+        monkeypatch.delenv(name, raising=False)
+    with caplog.at_level(logging.WARNING, logger="answerkit"):
+        assert main([command, str(ROOT / "examples/warm_transfer.py")]) == 0
+    assert "every transfer it makes will fail" not in caplog.text
+    assert "VOBIZ_AUTH_ID" not in os.environ
 
 
 def test_scripted_call_from_the_terminal_never_waits() -> None:
@@ -200,6 +215,27 @@ def test_a_module_that_does_not_exist_is_a_clear_error(
     assert main(["routes", "no_such_app_module_here"]) == 2
     err = capsys.readouterr().err
     assert "no module named 'no_such_app_module_here'" in err and "Traceback" not in err
+
+
+def test_a_module_in_the_current_directory_is_found_by_its_name(tmp_path: Path) -> None:
+    # The console script's sys.path lacks the current directory, which `python -m` and
+    # gunicorn have: `answerkit routes myapp` (or `myapp:app`, as in the gunicorn line)
+    # beside myapp.py said "no module named 'myapp'".
+    (tmp_path / "cwd_app_for_cli.py").write_text(
+        "from answerkit import CallFlow, Response, Speak\n"
+        "flow = CallFlow('here', public_url='https://voice.example.com', verify=False,\n"
+        "                state='memory://')\n"
+        "flow.add_route('/answer', lambda call: Response(Speak('Hi')), name='answer')\n"
+        "app = flow.create_app()\n"
+    )
+    script = Path(sys.executable).parent / "answerkit"
+    for target in ("cwd_app_for_cli", "cwd_app_for_cli:app"):
+        proc = subprocess.run(
+            [str(script), "routes", target], capture_output=True, text=True, cwd=tmp_path,
+            stdin=subprocess.DEVNULL, timeout=60,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert "https://voice.example.com/answer" in proc.stdout
 
 
 def test_a_local_call_needs_no_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -573,6 +573,26 @@ def test_redact_url(url: str, expected: str) -> None:
 # --------------------------------------------------------------------------- open_store
 
 
+def test_a_sqlite_url_whose_directory_is_missing_is_refused_when_the_flow_is_made(
+    tmp_path: Path,
+) -> None:
+    # Found only at the first webhook, every call got the apology (and every Hangup a 503).
+    from answerkit import CallFlow
+
+    missing = tmp_path / "not-made-yet"
+    with pytest.raises(ConfigurationError, match=r"directory .*not-made-yet' does not exist"):
+        CallFlow("f", verify=False, state=f"sqlite:///{missing}/state.db")
+    missing.mkdir()
+    CallFlow("f", verify=False, state=f"sqlite:///{missing}/state.db")  # there now: made
+    if os.geteuid() != 0:  # root may write anywhere
+        missing.chmod(0o500)
+        try:
+            with pytest.raises(ConfigurationError, match="is not writable by this user"):
+                CallFlow("f", verify=False, state=f"sqlite:///{missing}/state.db")
+        finally:
+            missing.chmod(0o700)
+
+
 def test_open_store_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_url: str) -> None:
     monkeypatch.chdir(tmp_path)
     default = open_store(None)
