@@ -383,7 +383,10 @@ class SQLiteStore(StateStore):
         return json.loads(row[0])
 
     def set(self, call_uuid: str, key: str, value: Any) -> None:
-        raw = _dumps(call_uuid, key, value)
+        self._put_one(call_uuid, key, _dumps(call_uuid, key, value))
+
+    def _put_one(self, call_uuid: str, key: str, raw: str) -> None:
+        # One statement is atomic alone: no BEGIN and COMMIT to run.
         self._run("write call state", lambda conn: self._put(conn, call_uuid, key, raw))
 
     def set_many(self, call_uuid: str, items: Mapping[str, Any]) -> None:
@@ -392,6 +395,8 @@ class SQLiteStore(StateStore):
         raws = [(key, _dumps(call_uuid, key, value)) for key, value in items.items()]
         if not raws:
             return
+        if len(raws) == 1:
+            return self._put_one(call_uuid, *raws[0])
 
         def write(conn: sqlite3.Connection) -> None:
             for key, raw in raws:
