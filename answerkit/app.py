@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask
 from flask import Response as FlaskResponse
 
+from answerkit import _local_run
 from answerkit._params import QueryParamError, with_query
 from answerkit._sound import not_sound, not_sound_message
 from answerkit._wsgi import flask_view, install_direct_routes
@@ -43,7 +44,12 @@ from answerkit.errors import ConfigurationError
 from answerkit.request import Event
 from answerkit.signature import base_url
 from answerkit.state import StateStore
-from answerkit.state_urls import check_store_url, open_store, redact_url
+from answerkit.state_urls import (
+    check_store_url,
+    open_store,
+    redact_url,
+    sqlite_directory_problem,
+)
 from answerkit.transfer import TransferPlanner
 
 log = logging.getLogger("answerkit")
@@ -292,6 +298,13 @@ class CallFlow:
                 "register() or create_app()"
             )
         event_key = event.value if isinstance(event, Event) else event
+        # Everything is checked before anything is kept: a refused declaration leaves no
+        # half-made route behind to be mounted, or to refuse the corrected one.
+        if sound and status_callback:
+            raise ConfigurationError(
+                f"route {path!r}: a sound route answers a document of Play, Speak and Wait, "
+                "and a status_callback route none; declare it as one or the other"
+            )
         route = self._routes.get(path)
         if route is None:
             route_name = name or _default_name(handler, path)
@@ -300,6 +313,25 @@ class CallFlow:
                     f"flow {self.name!r} already has a route named {route_name!r} "
                     f"(at {self._by_name[route_name].path}); pass name= to tell them apart"
                 )
+        else:
+            if replay_check != route.replay_check:
+                raise ConfigurationError(
+                    f"route {path!r}: replay_check is per URL, and its other handlers have "
+                    f"replay_check={route.replay_check}"
+                )
+            # Equal sound flags, and never sound with status_callback (refused above):
+            # no URL is both.
+            if sound != route.sound:
+                raise ConfigurationError(
+                    f"route {path!r}: sound is per URL, and its other handlers have "
+                    f"sound={route.sound}"
+                )
+            if event_key in route.handlers:
+                raise ConfigurationError(
+                    f"route {path!r} already has a handler for "
+                    f"{'every event' if event_key is None else 'event ' + repr(event_key)}"
+                )
+        if route is None:
             route = Route(
                 route_name,
                 path,
@@ -311,25 +343,6 @@ class CallFlow:
             self._by_name[route_name] = route
         elif name is not None and name != route.name and name not in self._by_name:
             self._by_name[name] = route
-        if replay_check != route.replay_check:
-            raise ConfigurationError(
-                f"route {path!r}: replay_check is per URL, and its other handlers have "
-                f"replay_check={route.replay_check}"
-            )
-        if sound != route.sound:
-            raise ConfigurationError(
-                f"route {path!r}: sound is per URL, and its other handlers have sound={route.sound}"
-            )
-        if route.sound and (status_callback or route.status_callback):
-            raise ConfigurationError(
-                f"route {path!r}: a sound route answers a document of Play, Speak and Wait, "
-                "and a status_callback route none; declare it as one or the other"
-            )
-        if event_key in route.handlers:
-            raise ConfigurationError(
-                f"route {path!r} already has a handler for "
-                f"{'every event' if event_key is None else 'event ' + repr(event_key)}"
-            )
         route.handlers[event_key] = handler
         route.status_callback = route.status_callback or status_callback
         return route
@@ -453,6 +466,10 @@ class CallFlow:
         if self._dispatcher is None:
             for check in self._checks:
                 check(self)
+            if isinstance(self._state_spec, str) and not _local_run.active():
+                problem = sqlite_directory_problem(self._state_spec)
+                if problem is not None:
+                    log.warning("flow %s: %s", self.name, problem)
             verifier: SignatureGate | None = None
             if self.verify:
                 if not self.auth_tokens:

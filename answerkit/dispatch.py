@@ -267,6 +267,15 @@ def _event_name(call: CallRequest) -> str:
     return str(call.event.value if isinstance(call.event, Event) else call.event)
 
 
+def _read_call(req: WebhookRequest) -> CallRequest | None:
+    """The request's call for a log line and its Event (a signed request's body only), or
+    None when it cannot be read."""
+    try:
+        return CallRequest.from_params(req.read_params())
+    except Exception:
+        return None
+
+
 def _status_reply(event: str) -> WebhookReply:
     """The answer to a webhook handled as a status callback: an empty 200, Vobiz ignoring
     the body (spec §2.12); an empty Response to an action sent to a status-callback route
@@ -331,7 +340,9 @@ class Dispatcher:
                     else True
                 )
             except StateError as exc:
-                return self._store_down(route, req, exc)
+                return self._store_down(
+                    route, _read_call(req), exc, "replay check failed: state store unreachable"
+                )
             if not fresh:
                 return self._refuse(route, f"replayed signature for {url}")
         # Only a signed request's body is read.
@@ -352,7 +363,11 @@ class Dispatcher:
             log.warning("flow %s route %s: %s", self.flow_name, route.name, why)
             return WebhookReply(400, f"{why}\n".encode(), "text/plain; charset=utf-8")
         if call.call_uuid:
-            call._attach_state(HandlerState(self.store(), call.call_uuid))
+            try:
+                store = self.store()
+            except StateError as exc:  # it could not be opened (with no replay check first)
+                return self._store_down(route, call, exc, "state store unreachable")
+            call._attach_state(HandlerState(store, call.call_uuid))
         else:  # a transcription carries none: its state is its own, and kept nowhere
             call._attach_state(
                 NoCallState(
@@ -368,7 +383,9 @@ class Dispatcher:
                 )
             )
         event = _event_name(call)
-        status_event = route.status_callback or event in STATUS_EVENTS
+        # A waitSound fetch wants its audio even on a status-callback route (a Conference's
+        # callbackUrl may also be its waitSound).
+        status_event = (route.status_callback and event != _WAIT_SOUND) or event in STATUS_EVENTS
         # Vobiz sends a status callback again on a non-200 (spec §2.12); an action sent to
         # a status-callback route (a Record's, a Dial's) is not, and wants a document.
         retryable = status_event and event not in _ACTION_EVENTS
@@ -435,19 +452,19 @@ class Dispatcher:
             if event == _HANGUP and not retried:
                 self._forget(call, route)
 
-    def _store_down(self, route: Route, req: WebhookRequest, exc: StateError) -> WebhookReply:
-        """The answer when the replay record cannot be written (the store is down), so no
-        handler runs. A status callback gets 503, so that Vobiz sends it again (spec §2.12)
-        when the store may be back, its answer being no document; an action sent to a
-        status-callback route, which is not sent again, an empty document; anything else
-        its fallback. The signature was good, so the body is read for the log's CallUUID
-        and event and for its Event (a body that cannot be read is no status callback)."""
-        try:
-            call: CallRequest | None = CallRequest.from_params(req.read_params())
-        except Exception:
-            call = None
-        self._report(exc, call, route, "replay check failed: state store unreachable")
+    def _store_down(
+        self, route: Route, call: CallRequest | None, exc: StateError, what: str
+    ) -> WebhookReply:
+        """The answer when the store cannot be reached before the handler runs (the replay
+        record, or opening it), so no handler runs. A status callback gets 503, so that
+        Vobiz sends it again (spec §2.12) when the store may be back, its answer being no
+        document; an action sent to a status-callback route, which is not sent again, an
+        empty document; anything else its fallback. ``call`` is None when the body could
+        not be read (then it is no status callback, unless the route takes only those)."""
+        self._report(exc, call, route, what)
         event = _event_name(call) if call is not None else None
+        if event == _WAIT_SOUND:
+            return WebhookReply(200, self.sound_fallback)
         if route.status_callback:
             return _EMPTY_DOCUMENT_REPLY if event in _ACTION_EVENTS else _SEND_AGAIN_REPLY
         if event in STATUS_EVENTS:

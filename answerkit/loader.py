@@ -14,6 +14,7 @@ from typing import TextIO
 
 from flask import Blueprint, Flask
 
+from answerkit._local_run import local_run
 from answerkit.app import ENV_AUTH_TOKEN, ENV_PUBLIC_URL, ENV_STATE_URL, CallFlow
 from answerkit.errors import ConfigurationError
 
@@ -24,9 +25,6 @@ LOCAL_SETTINGS = {
     ENV_AUTH_TOKEN: "local-simulated-call-token",
     ENV_PUBLIC_URL: "https://voice.example.com",
     ENV_STATE_URL: "memory://",
-    # Their REST calls go to a local Vobiz API; with an id stood in, a recipe that moves
-    # calls no longer warns, when mounted, that every transfer it makes would fail.
-    "VOBIZ_AUTH_ID": "MA_LOCALSIMULATED",
 }
 
 
@@ -43,7 +41,10 @@ def local_settings(out: TextIO, what: str) -> Iterator[None]:
         )
     os.environ.update(missing)
     try:
-        yield
+        # Their REST calls go to a local Vobiz API: a recipe's warning at mount that no
+        # VOBIZ_AUTH_ID means failed transfers would be false here (see _local_run).
+        with local_run():
+            yield
     finally:
         for name in missing:
             os.environ.pop(name, None)

@@ -11,7 +11,13 @@ from urllib.parse import parse_qsl, unquote, urlencode
 from answerkit.errors import ConfigurationError
 from answerkit.state import DEFAULT_SQLITE_PATH, DEFAULT_TTL, MemoryStore, StateStore
 
-__all__ = ["check_store_url", "open_store", "redact_url", "url_password"]
+__all__ = [
+    "check_store_url",
+    "open_store",
+    "redact_url",
+    "sqlite_directory_problem",
+    "url_password",
+]
 
 
 # --------------------------------------------------------------------------- URLs
@@ -116,8 +122,6 @@ def check_store_url(url: str) -> None:
     """Raise ConfigurationError, as :func:`open_store` would, if ``url`` names no store
     it can open; nothing is opened or connected."""
     kind, target, ttl = _store_plan(url, DEFAULT_TTL)
-    if kind == "sqlite":
-        _check_sqlite_directory(url, target)
     if kind == "redis":
         from answerkit.state_redis import RedisStore
 
@@ -126,23 +130,26 @@ def check_store_url(url: str) -> None:
         RedisStore(target, ttl=ttl).close()
 
 
-def _check_sqlite_directory(url: str, path: str) -> None:
-    """The file's directory must exist and be writable (SQLite makes the file and its -wal
-    and -shm there): found only at the first webhook, every call would get the fallback."""
-    directory = os.path.dirname(os.path.abspath(path))
-    problem = (
-        "does not exist"
-        if not os.path.isdir(directory)
-        else "is not writable by this user"
-        if not os.access(directory, os.W_OK | os.X_OK)
-        else None
+def sqlite_directory_problem(url: str | None) -> str | None:
+    """What keeps a sqlite URL's file from being made, if anything: its directory (the
+    file's real one, past symlinks, where SQLite also makes the -wal and -shm) missing or
+    not writable. Said when a flow is mounted; a directory made later (an app factory
+    making its instance folder) is fine by the first webhook, so it is not an error."""
+    kind, target, _ttl = _store_plan(url, DEFAULT_TTL)
+    if kind != "sqlite":
+        return None
+    directory = os.path.dirname(os.path.realpath(target))
+    if not os.path.isdir(directory):
+        problem = "does not exist"
+    elif not os.access(directory, os.W_OK | os.X_OK):
+        problem = "is not writable by this user"
+    else:
+        return None
+    return (
+        f"state store URL {redact_url(url or '')!r}: the directory {directory!r} {problem}, "
+        f"so every webhook will get the fallback until it is; create it for the user the "
+        f"workers run as (mkdir -p {directory} and chown), or give another path"
     )
-    if problem is not None:
-        raise ConfigurationError(
-            f"state store URL {redact_url(url)!r}: the directory {directory!r} {problem}; "
-            f"create it for the user the workers run as (mkdir -p {directory} and chown), "
-            "or give another path"
-        )
 
 
 def _store_plan(url: str | None, ttl: float) -> tuple[str, str, float]:

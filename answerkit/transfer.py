@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from answerkit import _local_run
 from answerkit._params import QueryParamError, check_query, with_query
 from answerkit.client import TransferResult, VobizClient
 from answerkit.dispatch import LateTransferRefused, handler_given_up, loggable
@@ -76,7 +77,7 @@ class TransferPlanner:
         """Log a warning, naming ``who``, if no client can be made: a recipe that moves calls
         says so when mounted, not on the first live call. Not an error: ``answerkit run``,
         ``routes`` and a test harness that lends a client later serve without one."""
-        if self._client is not None:
+        if self._client is not None or _local_run.active():
             return
         try:
             # Made and dropped, not kept: a test harness lends its client only to a flow

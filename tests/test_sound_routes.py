@@ -224,3 +224,51 @@ def test_the_simulator_reports_a_sound_url_that_answers_no_document() -> None:
         "the dialMusic URL /nowhere answered HTTP 404: it must answer a VobizXML document "
         "of Play, Speak and Wait (an audio file goes in a Play there)"
     ]
+
+
+def test_a_wait_sound_fetch_on_a_status_callback_route_gets_its_audio() -> None:
+    # A Conference's callbackUrl may also be its waitSound: the fetch wants a document,
+    # where a status callback's answer (an empty text/plain 200) is none.
+    flow = CallFlow("q", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+
+    @flow.route("/room", status_callback=True)
+    def room(call: CallRequest) -> Response | None:
+        if call.event == "ConferenceRemoteSounds":
+            return Response(Play(HOLD))
+        return None
+
+    c = flow.create_app().test_client()
+    r = post(c, "/room", WAIT_SOUND)
+    assert (r.status_code, r.content_type) == (200, "application/xml; charset=utf-8")
+    assert parse(r.data) == Response(Play(HOLD))
+    r = post(c, "/room", {**CALL, "Event": "ConferenceEnter"})
+    assert (r.status_code, r.data) == (200, b"")
+
+
+def test_a_store_that_cannot_be_opened_answers_each_webhook_as_the_store_down(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # With no replay check first (verify=False here), the store is first opened for the
+    # call's state: a failure there skipped the sound and Record answers and the log's call.
+    (tmp_path / "a-directory.db").mkdir()
+    flow = CallFlow("q", verify=False, state=f"sqlite:///{tmp_path}/a-directory.db")
+    flow.add_route("/music", lambda call: Response(Play(HOLD)), sound=True)
+    flow.add_route("/recorded", lambda call: Response(Speak("Thanks")))
+    c = flow.create_app().test_client()
+    with caplog.at_level(logging.ERROR, logger="answerkit"):
+        assert c.post("/music", data=WAIT_SOUND).data == SILENCE
+        record = {**CALL, "Event": "Record", "RecordingID": "r-1"}
+        assert c.post("/recorded", data=record).data == SILENCE
+        assert APOLOGY in c.post("/recorded", data={**CALL, "Event": "StartApp"}).data
+        r = c.post("/recorded", data={**CALL, "Event": "Hangup"})
+        assert r.status_code == 503  # sent again by Vobiz, when the store may be back
+    assert "call c-1 event ConferenceRemoteSounds: state store unreachable" in caplog.text
+
+
+def test_a_refused_sound_declaration_leaves_no_route_behind() -> None:
+    flow = CallFlow("q", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+    with pytest.raises(ConfigurationError, match="one or the other"):
+        flow.add_route("/music", lambda call: None, sound=True, status_callback=True)
+    assert flow.routes == []
+    flow.add_route("/music", lambda call: None, sound=True)  # the corrected declaration
+    assert [(r.path, r.sound) for r in flow.routes] == [("/music", True)]
