@@ -347,6 +347,9 @@ class Sender:
             hint = f"call {call_uuid} is not active: it already ended or never existed" + (
                 " (a call just placed may still be queued)"
                 if method == "GET"
+                # Vobiz moves only an answered call: a queued or ringing one is a 404 too.
+                else ", or is not answered yet (queued or ringing calls cannot be moved)"
+                if method == "POST"
                 else " (check with get_live_call())"
             )
         elif status == 404:
@@ -444,7 +447,13 @@ def _maybe_applied(call_uuid: str | None) -> str:
             "a call may have been placed; check your answer and hangup webhooks (or the "
             "call records) before placing it again"
         )
-    return "the request may have been applied, check with get_live_call() before repeating it"
+    # The one POST on a call is a transfer, and a moved call is as live as before:
+    # get_live_call() cannot tell, and a repeat moves the call a second time.
+    return (
+        "the transfer may have been applied, and the call is live either way (so "
+        "get_live_call() cannot tell): do not repeat it blindly; if it was applied, the "
+        "target URL gets the call with Event=Transfer"
+    )
 
 
 def _no_such_route(body: Any) -> bool:

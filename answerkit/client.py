@@ -121,7 +121,10 @@ class VobizClient:
 
     Thread safety: one client may be shared by any number of threads. Calls never
     change shared state: credentials and headers are passed per request, cookies are
-    refused, and urllib3's connection pool is thread-safe.
+    refused, and urllib3's connection pool is thread-safe. It keeps up to
+    ``pool_maxsize`` (32) connections per host open between requests, as many as a flow
+    runs handlers at once per process; more threads at once than that open (and then
+    close) connections of their own.
 
     Use it as a context manager, or call :meth:`close`. A ``session`` passed in is
     used as is and left open; its own ``verify`` and ``proxies`` win over the
@@ -140,7 +143,7 @@ class VobizClient:
         max_retry_time: float = 30.0,
         backoff: float = 0.5,
         session: requests.Session | None = None,
-        pool_maxsize: int = 10,
+        pool_maxsize: int = 32,
         user_agent: str | None = None,
     ) -> None:
         auth_id = auth_id if auth_id is not None else os.environ.get("VOBIZ_AUTH_ID")

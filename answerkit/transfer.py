@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from answerkit import _local_run
+from answerkit._api_args import check_call_uuid, check_method
 from answerkit._params import QueryParamError, check_query, with_query
 from answerkit.client import TransferResult, VobizClient
 from answerkit.dispatch import LateTransferRefused, handler_given_up, loggable
@@ -125,6 +126,16 @@ class TransferPlanner:
         client: VobizClient | None,
     ) -> TransferResult:
         """Transfer the named legs; raises CallNotActiveError if the call ended."""
+        # First, so that a CallUUID a lookup failed to find (None) is named as the field at
+        # fault, not met in the log line below as an AttributeError.
+        check_call_uuid(call_uuid, transfer=True)
+        for name, leg in (("aleg", aleg), ("bleg", bleg)):
+            if leg is not None and not isinstance(leg, str):
+                raise TransferArgumentError(
+                    f"{name} must be a route name or an absolute URL, as text, got {leg!r}",
+                    field=name,
+                )
+        method = check_method(method, "method", transfer=True)  # named as passed here
         if aleg is None and bleg is None:
             raise TransferArgumentError(
                 "name a route (or URL) for aleg, bleg or both, e.g. "
@@ -181,7 +192,7 @@ class TransferPlanner:
             )
         except CallNotActiveError:
             log.info(
-                "flow %s: call %s had already ended; nothing to transfer",
+                "flow %s: call %s is not live (ended, or not answered yet); nothing to transfer",
                 self._flow.name,
                 loggable(call_uuid),
             )

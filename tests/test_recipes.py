@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import free_port
 
 from answerkit import (
     CallFlow,
@@ -28,6 +29,7 @@ from answerkit import (
     Wait,
     sign,
 )
+from answerkit.client import VobizClient
 from answerkit.recipes import Forwarding, IVRMenu, Option, TransferTrigger, WarmTransfer
 from answerkit.state import MemoryStore, StateStore
 from answerkit.testing import CallSimulator
@@ -432,6 +434,44 @@ def test_trigger_accepts_any_case_of_bearer_and_refuses_unusable_secrets(
     for bad in ("sécret-0123456789abcdef", "ключ-0123456789abcdef", " " + "s" * 20):
         with pytest.raises(ConfigurationError, match="printable ASCII"):
             TransferTrigger(new_flow(), secret=bad)
+
+
+@pytest.mark.parametrize("fault", ["5xx", "timeout", "reset", "unreachable"])
+def test_a_trigger_whose_move_may_have_been_made_says_so_and_is_not_retried(
+    local_vobiz: Any, fault: str
+) -> None:
+    # A 5xx or a lost answer may hide a move that was made: answered 504 before, a CRM that
+    # retries on one moved the call twice. Only a connection that never opened is a 504.
+    flow = new_flow()
+    client = (
+        VobizClient("MA_X", "t" * 20, base_url=f"http://127.0.0.1:{free_port()}/api/v1",
+                    max_retries=0, allow_http=True)
+        if fault == "unreachable"
+        else local_vobiz.client(timeout=0.5)
+    )  # fmt: skip
+    flow.transfers.client = client
+    secret = "s" * 24
+    TransferTrigger(flow, secret=secret)
+    app = flow.create_app().test_client()
+    call = local_vobiz.add_call()
+    if fault == "5xx":
+        local_vobiz.fail_next(1, status=503)
+    elif fault == "timeout":
+        local_vobiz.delay_next(1, seconds=1.5)
+    elif fault == "reset":
+        local_vobiz.reset_next(1)
+    r = app.post(
+        "/_answerkit/transfer",
+        json={"call_uuid": call.call_uuid, "aleg": "sales"},
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+    if fault == "unreachable":
+        assert r.status_code == 504 and "error" in r.get_json()
+        return
+    assert r.status_code == 202, r.get_data(as_text=True)
+    answer = r.get_json()
+    assert answer["status"] == "unknown" and answer["call_uuid"] == call.call_uuid
+    assert "do not repeat it blindly" in answer["error"]
 
 
 def test_a_trigger_takes_calluuid_and_forms_and_may_be_limited_to_routes(

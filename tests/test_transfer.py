@@ -117,6 +117,27 @@ def test_local_checks_before_anything_is_sent(local_vobiz: LocalVobiz) -> None:
     assert local_vobiz.requests == []
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"call_uuid": None, "aleg": "hold"}, "call_uuid"),  # a CRM lookup that found none
+        ({"call_uuid": "c-1", "aleg": 123}, "aleg"),
+        ({"call_uuid": "c-1", "bleg": b"hold"}, "bleg"),
+        ({"call_uuid": "c-1", "aleg": "hold", "method": "PUT"}, "method"),
+    ],
+)
+def test_wrong_transfer_arguments_are_typed_errors_naming_the_field(
+    local_vobiz: LocalVobiz, kwargs: dict[str, Any], field: str
+) -> None:
+    # They were an AttributeError (from the log line), TypeErrors, and a method refused
+    # under the client's name for it (aleg_method).
+    flow = build_flow("https://voice.example.com", "t" * 20, local_vobiz)
+    with pytest.raises(TransferArgumentError) as caught:
+        flow.transfer(**kwargs)
+    assert caught.value.field == field and field in str(caught.value)
+    assert local_vobiz.requests == []
+
+
 def test_allowed_raw_url_is_sent_with_params(local_vobiz: LocalVobiz) -> None:
     flow = build_flow("https://voice.example.com", "t" * 20, local_vobiz)
     call = local_vobiz.add_call()

@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING, Any, Literal
 from flask import Response as FlaskResponse
 from flask import jsonify, request
 
-from answerkit.errors import APIError, ConfigurationError, TransferArgumentError, VobizError
+from answerkit.errors import (
+    APIError,
+    ConfigurationError,
+    ConnectError,
+    ServerError,
+    TransferArgumentError,
+    TransportError,
+    VobizError,
+)
 
 if TYPE_CHECKING:
     from answerkit.app import CallFlow
@@ -145,6 +153,16 @@ class TransferTrigger:
             outcome = self.move(body["call_uuid"], aleg=aleg, bleg=bleg, params=params)
         except (TransferArgumentError, ConfigurationError) as exc:
             return _json({"error": str(exc)}, 400)
+        except ConnectError as exc:  # nothing was sent: safe to try again
+            log.warning("transfer trigger: Vobiz unreachable: %s", exc)
+            return _json({"error": str(exc)}, 504)
+        except (ServerError, TransportError) as exc:
+            # Sent, and the answer lost or a 5xx: the move may have been made. A 5xx here
+            # would have the caller's CRM (which retries on one) move the call again.
+            log.warning("transfer trigger: outcome unknown (not repeated): %s", exc)
+            return _json(
+                {"status": "unknown", "call_uuid": body["call_uuid"], "error": str(exc)}, 202
+            )
         except APIError as exc:
             log.warning("transfer trigger: Vobiz refused: %s", exc)
             return _json({"error": str(exc), "vobiz_status": exc.status}, 502)
