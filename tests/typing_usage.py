@@ -17,6 +17,7 @@ from answerkit import (
     Gather,
     Handler,
     Hangup,
+    Play,
     Response,
     ResponseChild,
     Speak,
@@ -31,6 +32,15 @@ flow = CallFlow("typing", public_url="https://voice.example.com", auth_token="t"
 @flow.route("/sales")
 def sales(call: CallRequest) -> Response:
     return Response(Speak("Sales."), Hangup())
+
+
+@flow.route("/hold-music", sound=True, replay_check=False)
+def hold_music(call: CallRequest) -> Response:
+    return Response(Play("https://cdn.example.com/hold.mp3", loop=0))
+
+
+CallFlow("typing3", public_url="https://voice.example.com", auth_token="t" * 20,
+         sound_fallback=Response(Play("https://cdn.example.com/hold.mp3")))  # fmt: skip
 
 
 # A decorated handler keeps its own return type: a test calls it and renders the result.
@@ -94,3 +104,4 @@ flow.url_for()  # type: ignore[call-arg]
 Gather(action="https://voice.example.com/menu", timeout=5)  # type: ignore[arg-type]
 if warm.outcome("caller") == "acepted":  # type: ignore[comparison-overlap]
     pass
+flow.route("/music", sound="yes")  # type: ignore[arg-type]
