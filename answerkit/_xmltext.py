@@ -197,7 +197,7 @@ def check_url(owner: Fails, value: str, schemes: tuple[str, ...]) -> str:
             value,
             f"an absolute {' or '.join(s.rstrip(':/') for s in schemes)} URL with no spaces "
             "or control characters "
-            "(percent-encode them: a space is %20; flow.url_for does)",
+            "(percent-encode them: a space is %20; flow.url_for does so in query parameters)",
         )
     host, port = _host_port(v[n : _AUTHORITY(v, n).end()])  # type: ignore[union-attr]
     if not host:

@@ -67,6 +67,9 @@ ENV_PUBLIC_URL = "ANSWERKIT_PUBLIC_URL"
 ENV_AUTH_TOKEN = "VOBIZ_AUTH_TOKEN"
 ENV_STATE_URL = "ANSWERKIT_STATE_URL"
 
+#: A route path as URLs carry it unencoded (RFC 3986 pchar, less "%": no escapes to decode).
+_URL_PATH = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/]+")
+
 #: A public URL's host[:port]: one host name (or [IPv6]), no spaces, commas or user info.
 _NETLOC = re.compile(r"(?:[^\s,/?#@:\[\]]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]*)?")
 
@@ -291,6 +294,14 @@ class CallFlow:
             raise ConfigurationError(
                 f"route path {path!r}: put variables in query parameters "
                 "(flow.url_for(name, key=value)), not in the path"
+            )
+        if not _URL_PATH.fullmatch(path):
+            # url_for puts the path into every URL as it is: a space (an IVRMenu named
+            # "main menu") made each Gather's action an invalid URL, and each call the
+            # fallback.
+            raise ConfigurationError(
+                f"route path {path!r} must be written with URL characters only (letters, "
+                "digits and - . _ ~ /, no spaces or accents): use '-' or '_' between words"
             )
         if self._dispatcher is not None:
             raise ConfigurationError(

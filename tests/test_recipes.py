@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -59,13 +60,48 @@ def test_ivr_option_that_leads_nowhere_fails_when_mounted() -> None:
         ({}, "at least one option"),
         ({"x": "sales"}, "keypad keys"),
         ({"1": "sales", "22": "sales"}, "same length"),
-        ({"1": Option("sales", ("buy",)), "2": Option("sales", ("BUY",))}, "picks both"),
+        (
+            {"1": Option("sales", ("buy",)), "2": Option("sales", ("BUY",))},
+            "phrase 'BUY' of option 2 is the same words as phrase 'buy' of option 1",
+        ),
+        ({"1": Option("sales", ("Sales", "sales!"))}, "the same words as its phrase 'Sales'"),
         ({"1": Option("sales", ("a,b",))}, "without commas"),
+        ({"1": Option("sales", ("!!!",))}, "has no letters or digits"),
     ],
 )
 def test_ivr_shape_errors(options: dict[str, Any], message: str) -> None:
-    with pytest.raises(ConfigurationError, match=message):
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
         IVRMenu(new_flow(), "main", prompt="Hi", options=options)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda f: IVRMenu(f, "main menu", prompt="Hi", options={"1": "sales"}), "letters"),
+        (lambda f: IVRMenu(f, "", prompt="Hi", options={"1": "sales"}), "letters, digits"),
+        (lambda f: IVRMenu(f, "m", prompt="Hi", options=[("1", "sales")]), "must be a dict"),
+        (lambda f: IVRMenu(f, "m", prompt="Hi", options={"1": "sales"}, retries="2"), "retries"),
+        (lambda f: IVRMenu(f, "m", prompt="Hi", options={"1": "sales"}, retries=True), "retries"),
+        (lambda f: IVRMenu(f, "m", prompt="Hi", options={"1": "sales"}, retries=-1), "retries"),
+        (lambda f: Option("sales", phrases=(1,)), "sequence of strings"),
+        (lambda f: Option("sales", phrases=None), "sequence of strings"),
+        (
+            lambda f: IVRMenu(f, "m", prompt="Hi", options={"1": "sales"}, input_type="speech"),
+            "option 1 has no phrases",
+        ),
+        (
+            lambda f: IVRMenu(
+                f, "m", prompt="Hi", input_type="dtmf", options={"1": Option("sales", ("sales",))}
+            ),
+            "hears no speech",
+        ),
+    ],
+)
+def test_ivr_arguments_are_refused_with_the_fix(make: Any, message: str) -> None:
+    # Each was a raw TypeError or AttributeError, or accepted and failing on every call
+    # (a menu no caller could use, an action URL with a space in it).
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        make(new_flow())
 
 
 def test_ivr_callable_targets_and_speech_hints(
@@ -1464,3 +1500,36 @@ time.sleep(0.1)  # the worker exits before the move's turn comes
 """
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
     assert moved.read_text() == "moved"
+
+
+@pytest.mark.parametrize("shape", ["itself", "two menus", "three menus"])
+def test_menus_whose_fallbacks_go_round_are_refused_when_mounted(shape: str) -> None:
+    # Each fallback starts its menu's attempts afresh: a silent caller went round for ever,
+    # and the simulator called it a normal end.
+    flow = new_flow()
+    if shape == "itself":
+        IVRMenu(flow, "main", prompt="Hi", options={"1": "sales"}, fallback="main")
+        loop = "main -> main"
+    elif shape == "two menus":
+        IVRMenu(flow, "main", prompt="Hi", options={"1": "accounts"}, fallback="accounts")
+        IVRMenu(flow, "accounts", prompt="Hi", options={"1": "sales"}, fallback="main")
+        loop = "main -> accounts -> main"
+    else:
+        IVRMenu(flow, "main", prompt="Hi", options={"1": "sales"}, fallback="a")
+        IVRMenu(flow, "a", prompt="Hi", options={"1": "sales"}, fallback="b")
+        IVRMenu(flow, "b", prompt="Hi", options={"1": "sales"}, fallback="a")
+        loop = "a -> b -> a"
+    with pytest.raises(ConfigurationError, match=re.escape(f"the fallbacks go round ({loop})")):
+        flow.create_app()
+    ok = new_flow()  # a chain that ends is fine: main -> accounts -> goodbye
+    IVRMenu(ok, "main", prompt="Hi", options={"1": "accounts"}, fallback="accounts")
+    IVRMenu(ok, "accounts", prompt="Hi", options={"1": "sales"})
+    ok.create_app()
+
+
+def test_a_call_the_caller_gave_up_on_after_max_steps_did_not_end_normally() -> None:
+    flow = new_flow()
+    flow.route("/answer")(lambda call: Response(Redirect(flow.url_for("answer"))))
+    t = CallSimulator(flow).call("answer", max_steps=20).run()
+    assert t.step_limit_reached and t.hangup_cause_code in {"4000", 4000}
+    assert not t.ended_normally

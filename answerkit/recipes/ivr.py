@@ -11,8 +11,10 @@ both, with a ``Redirect`` after the ``Gather`` and an empty-input branch on the 
 from __future__ import annotations
 
 import logging
+import re
 import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -26,6 +28,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("answerkit")
 
 Action = Callable[[CallRequest], Response]
+
+_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+#: The menus of each flow by name, for the fallback-cycle check when it is mounted.
+_MENUS: weakref.WeakKeyDictionary[CallFlow, dict[str, IVRMenu]] = weakref.WeakKeyDictionary()
 Target = str | Action
 
 VALID_KEYS = frozenset("0123456789*#")
@@ -89,6 +96,13 @@ class Option:
                 f"Option {self.target!r}: phrases must be a sequence of phrases such as "
                 f"({self.phrases!r},), not the single string {self.phrases!r}"
             )
+        if not isinstance(self.phrases, Iterable) or not all(
+            isinstance(p, str) for p in self.phrases
+        ):
+            raise ConfigurationError(
+                f"Option {self.target!r}: phrases must be a sequence of strings, such as "
+                f"('sales', 'buy'), got {self.phrases!r}"
+            )
         # A tuple whatever was given: the option stays hashable, as a frozen dataclass is.
         object.__setattr__(self, "phrases", tuple(self.phrases))
 
@@ -129,6 +143,23 @@ class IVRMenu:
         speech_language: str | None = None,
         min_confidence: float = 0.5,
     ) -> None:
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            # It is the menu's path (/name) and route name: a space made every Gather's
+            # action an invalid URL; an empty one, routes named after private methods.
+            raise ConfigurationError(
+                f"IVRMenu name must be letters, digits, '-' or '_' (it names the menu's "
+                f"route and is its path, /name), got {name!r}"
+            )
+        if not isinstance(options, Mapping):
+            raise ConfigurationError(
+                f"IVRMenu {name!r}: options must be a dict of keys to targets, such as "
+                f"{{'1': 'sales', '2': 'support'}}, got {type(options).__name__}"
+            )
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ConfigurationError(
+                f"IVRMenu {name!r}: retries must be a whole number, 0 or more (the prompts "
+                f"after the first before the fallback), got {retries!r}"
+            )
         if (
             isinstance(min_confidence, bool)
             or not isinstance(min_confidence, (int, float))
@@ -168,6 +199,7 @@ class IVRMenu:
         flow.add_route(f"/{name}", self._entry, name=name)
         flow.add_route(f"/{name}/choice", self._choice, name=self.choice_route)
         flow.add_check(self._validate_targets)
+        _MENUS.setdefault(flow, {})[name] = self
 
     # -- routes -----------------------------------------------------------------------
 
@@ -339,19 +371,45 @@ class IVRMenu:
                 f"all; the Gather hints allow at most {MAX_HINTS} phrases and "
                 f"{MAX_HINTS_CHARS} characters"
             )
-        seen: dict[str, str] = {}
+        seen: dict[str, tuple[str, str]] = {}
         for key, option in self.options.items():
             for phrase in option.phrases:
                 p = _words(phrase)
-                if not p or "," in phrase or len(phrase.strip()) > 100:
+                if "," in phrase or not 1 <= len(phrase.strip()) <= 100:
                     raise ConfigurationError(
                         f"{where}: phrase {phrase!r} must be 1-100 characters without commas"
                     )
-                if p in seen:
+                if not p:
                     raise ConfigurationError(
-                        f"{where}: phrase {phrase!r} picks both option {seen[p]} and {key}"
+                        f"{where}: phrase {phrase!r} has no letters or digits, so no "
+                        "recognised speech can match it"
                     )
-                seen[p] = key
+                if p in seen:
+                    other_key, other = seen[p]
+                    raise ConfigurationError(
+                        f"{where}: phrase {phrase!r} of option {key} is the same words as "
+                        + (
+                            f"its phrase {other!r}"
+                            if other_key == key
+                            else f"phrase {other!r} of option {other_key}"
+                        )
+                        + " (case and punctuation aside): keep one"
+                    )
+                seen[p] = (key, phrase)
+        # (An input_type that is no text is refused with the Gather, in _check_elements.)
+        types = self.input_type.split() if isinstance(self.input_type, str) else []
+        speech, dtmf = "speech" in types, "dtmf" in types
+        for key, option in self.options.items():
+            if speech and not dtmf and not option.phrases:
+                raise ConfigurationError(
+                    f"{where}: option {key} has no phrases, and input_type="
+                    f"{self.input_type!r} takes no keys: no caller could choose it"
+                )
+            if dtmf and not speech and option.phrases:
+                raise ConfigurationError(
+                    f"{where}: option {key} has phrases, and input_type={self.input_type!r} "
+                    "hears no speech: use input_type='dtmf speech', or drop the phrases"
+                )
         if not 0 <= self.retries <= 10:
             raise ConfigurationError(f"{where}: retries must be 0-10, got {self.retries}")
 
@@ -380,6 +438,24 @@ class IVRMenu:
                 raise ConfigurationError(
                     f"IVRMenu {self.name!r}: {label} must be a route name or a handler"
                 )
+        self._check_fallback_chain(flow)
+
+    def _check_fallback_chain(self, flow: CallFlow) -> None:
+        """Refuse menus whose fallbacks lead back to one of them: each fallback starts its
+        menu's attempts afresh, so a caller who never answers would go round for ever."""
+        menus = _MENUS.get(flow, {})
+        chain = [self.name]
+        target = self.fallback
+        while isinstance(target, str) and target in menus:
+            if target in chain:
+                loop = " -> ".join([*chain[chain.index(target) :], target])
+                raise ConfigurationError(
+                    f"IVRMenu {self.name!r}: the fallbacks go round ({loop}), so a caller "
+                    "who never answers would be prompted for ever; end the chain with a "
+                    "route that does not prompt again (an agent, voicemail, a goodbye)"
+                )
+            chain.append(target)
+            target = menus[target].fallback
 
 
 def _attempt(call: CallRequest) -> int:

@@ -166,12 +166,21 @@ class Transcript:
 
     @property
     def ended_normally(self) -> bool:
-        """True when the call ended with 4000 or 4010 and no handler of the flow failed.
+        """True when the call ended with 4000 or 4010, no handler of the flow failed, and
+        the flow ended the call itself.
 
         A failed handler is answered with the flow's fallback (an apology and a hangup,
         4000): the call "works" on Vobiz, but not as written, so it does not count here.
+        Nor does a call the simulated caller hung up on after ``max_steps`` steps: a flow
+        that never ends it (a Redirect loop, menus falling back to each other) would keep
+        a silent caller for ever.
         """
-        return self.ended and self.hangup_cause_code in NORMAL_CODES and not self.handler_errors
+        return (
+            self.ended
+            and self.hangup_cause_code in NORMAL_CODES
+            and not self.handler_errors
+            and not self.step_limit_reached
+        )
 
     def said(self, text: str) -> bool:
         """True when some spoken or played entry contains ``text``."""
