@@ -80,6 +80,12 @@ def _element(el: Element, after: list[Element], out: list[LintWarning]) -> None:
             )
     elif tag == "Gather":
         input_type = a.get("inputType")
+        if any(child.attrs.get("loop") == "0" for child in el.children):
+            warn(
+                "a prompt with loop=0 plays for ever, and executionTimeout starts only when "
+                "the prompts end (spec §1.2): a silent caller is never timed out; give the "
+                "prompt a loop count"
+            )
         if input_type is None:
             warn("no input_type: its default is undocumented (spec §6 item 3); set 'dtmf'")
         if not after:

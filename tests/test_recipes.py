@@ -18,7 +18,6 @@ from answerkit import (
     CallRequest,
     ConfigurationError,
     ConnectError,
-    ElementError,
     Hangup,
     Play,
     RateLimitedError,
@@ -289,10 +288,14 @@ def test_warm_transfer_caller_gone_before_the_room_is_not_accepted(local_vobiz: 
 
 def test_forwarding_checks_every_number_at_start_up() -> None:
     # A bad second number once passed, then dropped the caller when the first was busy.
-    with pytest.raises(ElementError, match="14155550122"):
+    # A ConfigurationError naming the recipe, as IVRMenu's are (a bare ElementError before).
+    with pytest.raises(ConfigurationError, match=r"Forwarding 'fwd': .*14155550122"):
         Forwarding(new_flow(), "fwd", numbers=["+14155550121", "14155550122"],
                    caller_id="+14155550100",
                    mode="sequential", fallback="sales")  # fmt: skip
+    with pytest.raises(ConfigurationError, match="fallback must be a route name or a handler"):
+        Forwarding(new_flow(), "fwd", numbers=["+14155550121"], caller_id="+14155550100",
+                   fallback=42)  # type: ignore[arg-type]  # fmt: skip
 
 
 def test_a_trigger_added_after_mounting_is_refused() -> None:

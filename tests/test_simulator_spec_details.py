@@ -328,6 +328,10 @@ def test_every_bad_simulator_argument_is_a_configuration_error() -> None:
         sim.expect_outbound(outcome="maybe")
     with pytest.raises(ConfigurationError, match="leg"):
         sim.transfer("c-1", url("/answer"), leg="cleg")
+    for confidence in (1.5, -0.2, float("nan"), "high", True):
+        # Sent as given (or a ValueError deep in run()): outside the spec's 0.0-1.0.
+        with pytest.raises(ConfigurationError, match="speech_confidence must be a number"):
+            sim.call(speech_confidence=confidence)  # type: ignore[arg-type]
 
 
 def test_bad_press_is_a_configuration_error() -> None:
@@ -1182,3 +1186,23 @@ def test_only_the_last_to_leave_an_ended_room_is_its_last_member() -> None:
         for h in c.transcript.webhooks_for("ConferenceExit")
     ]
     assert sorted(exits) == ["false", "false", "false", "true"]
+
+
+def test_a_gather_whose_prompt_loops_for_ever_never_times_out() -> None:
+    # Spec §1.2: executionTimeout starts when the nested Speak/Play ends, and loop=0 never
+    # does. The simulator timed the caller out after 5 s and played the goodbye, so a test
+    # passed for a flow that keeps a silent caller for ever.
+    doc = Response(
+        Gather(Speak("Press 1.", loop=0), action=url("/menu"), input_type="dtmf",
+               execution_timeout=5),
+        Speak("Goodbye."),
+    )  # fmt: skip
+    assert any("loop=0 plays for ever" in str(w) for w in doc.lint())
+    call = CallSimulator(doc_flow(doc)).call(digits="-")
+    t = call.run()
+    assert not t.ended and not t.said("Goodbye.")
+    assert any("loops for ever" in e.text for e in t.events if e.kind == "note")
+    t = call.hangup()
+    assert t.ended and t.hangup_cause_code in {"4000", 4000} and not t.said("Goodbye.")
+    answered = CallSimulator(doc_flow(doc)).call(digits="1").run()  # input still ends it
+    assert answered.webhooks_for(path="/menu")

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal
 
 from answerkit.elements import Dial, Hangup, Number, Redirect, Response, Speak, User
-from answerkit.errors import ConfigurationError
+from answerkit.errors import ConfigurationError, ElementError
 from answerkit.request import CallRequest
 
 if TYPE_CHECKING:
@@ -58,6 +58,12 @@ class Forwarding:
             raise ConfigurationError(
                 f"Forwarding {name!r}: mode must be 'simultaneous' or 'sequential', got {mode!r}"
             )
+        if not isinstance(fallback, str) and not callable(fallback):
+            # Found only when nobody answered: a TypeError then, and the apology.
+            raise ConfigurationError(
+                f"Forwarding {name!r}: fallback must be a route name or a handler, got "
+                f"{fallback!r}"
+            )
         self.flow = flow
         self.name = name
         self.numbers = list(numbers)
@@ -70,7 +76,13 @@ class Forwarding:
         # Build every Dial now so that a bad number or caller id fails at start-up, not on
         # a call (a bad second number would drop the caller when the first is busy).
         for index in range(len(self.numbers)) if mode == "sequential" else [None]:
-            self._dial(index, action="https://check.invalid/")
+            try:
+                self._dial(index, action="https://check.invalid/")
+            except ElementError as exc:
+                raise ConfigurationError(
+                    f"Forwarding {name!r}: numbers=, caller_id= and timeout= make no valid "
+                    f"Dial: {exc}"
+                ) from exc
         flow.add_route(f"/{name}", self._start, name=name)
         flow.add_route(f"/{name}/result", self._result, name=self.result_route)
         flow.add_check(self._validate)

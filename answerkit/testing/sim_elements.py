@@ -307,8 +307,9 @@ def gather(call: SimulatedCall, el: Element) -> Generator[int, None, Fetch | Non
     ``Digits``/``Speech``. The spec names no ``Event`` for the action, so none is sent.
     """
     prompts = []
+    endless = False
     for child in el.children:
-        hear(call, child)
+        endless = hear(call, child) or endless
         prompts.append((child.text or "").strip())
     # A scheduled hang-up that fell due during the prompts ends the call there: the caller
     # is gone before any input is taken (or the test's pause at this Gather is reached).
@@ -328,6 +329,16 @@ def gather(call: SimulatedCall, el: Element) -> Generator[int, None, Fetch | Non
     got = call._take_input(types, GatherPrompt(types, num_digits, finish, tuple(prompts)))
     action = el.get("action")
     masked = el.get("log") == "false"
+    if got is None and endless:
+        # The timeout starts once the prompts end (spec §1.2), and a loop=0 one never
+        # does: the caller hears it until a hang-up or a transfer, as any looping audio.
+        call._emit(
+            "note",
+            "the Gather's prompt loops for ever (loop=0), so its executionTimeout never "
+            "starts: a silent caller hears it until the call ends",
+        )
+        while True:
+            yield BLOCK
     if got is None:
         call.clock += _int(el.get("executionTimeout"), 15)
         check_schedule(call)  # hung up while the Gather waited: no action either way

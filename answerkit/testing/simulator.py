@@ -227,6 +227,15 @@ class CallSimulator:
             raise ConfigurationError(
                 f"direction must be 'inbound' or 'outbound', got {direction!r}"
             )
+        if (
+            isinstance(speech_confidence, bool)
+            or not isinstance(speech_confidence, (int, float))
+            or not 0 <= speech_confidence <= 1  # NaN fails this too
+        ):
+            raise ConfigurationError(
+                f"speech_confidence must be a number from 0.0 to 1.0 (the "
+                f"SpeechConfidenceScore Vobiz sends, spec §2.4), got {speech_confidence!r}"
+            )
         setup = CallSetup(
             call_uuid=call_uuid or str(uuid.uuid4()),
             from_=from_,
