@@ -10,8 +10,10 @@ is still logged. Used by :mod:`answerkit.dispatch`, which re-exports the public 
 from __future__ import annotations
 
 import contextvars
+import importlib.util
 import linecache
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -20,7 +22,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from functools import partial
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from answerkit._handler_threads import HandlerThreads
 from answerkit.errors import AnswerkitError
@@ -77,6 +79,12 @@ class HandlerState(CallState):
                 f"call {self.call_uuid}: state write refused: the handler is past its "
                 "deadline and the caller was answered with the fallback"
             )
+        take_put_off_deadline()
+
+    def _snapshot(self) -> dict[str, Any]:
+        snapshot = super()._snapshot()
+        take_put_off_deadline()
+        return snapshot
 
 
 class _Alarm:
@@ -88,6 +96,7 @@ class _Alarm:
     armed = False
     fired = False
     due = False  # the deadline passed (raised, or put off: see _unsafe_to_interrupt)
+    put_off = False  # it struck in code it may not interrupt, and is still to be raised
     ticking = False  # our timer may be running (armed or not)
     previous: object = None
 
@@ -119,19 +128,34 @@ def _alarm(signum: int, frame: FrameType | None) -> None:
         except Exception:  # never let the check itself stop the timer for good
             unsafe = True
         if unsafe:
+            _Alarm.put_off = True
             signal.setitimer(signal.ITIMER_REAL, RETRY_SOON)
             return
-        if _Alarm.fired:
-            signal.setitimer(signal.ITIMER_REAL, REPEAT)
-            raise _DeadlineIgnored
-        _Alarm.fired = True
-        signal.setitimer(signal.ITIMER_REAL, REPEAT_AFTER)
-        raise HandlerTimeout("handler deadline passed")
+        _strike()
     if _Alarm.ticking:
         return  # our timer's, after the handler ended or in a deadline_grace()
     previous = _Alarm.previous
     if callable(previous):
         previous(signum, frame)
+
+
+def _strike() -> None:
+    """Raise the deadline in the handler, and set the timer for the next strike."""
+    _Alarm.put_off = False
+    if _Alarm.fired:
+        signal.setitimer(signal.ITIMER_REAL, REPEAT)
+        raise _DeadlineIgnored
+    _Alarm.fired = True
+    signal.setitimer(signal.ITIMER_REAL, REPEAT_AFTER)
+    raise HandlerTimeout("handler deadline passed")
+
+
+def take_put_off_deadline() -> None:
+    """Raise a deadline that struck where it could not be raised (inside redis-py, say),
+    now that the handler is back in safe code: called by ``call.state`` after each store
+    operation, so a handler busy with its state stops at once, not at the next retry."""
+    if _Alarm.put_off and _Alarm.armed and threading.current_thread() is threading.main_thread():
+        _strike()
 
 
 def _unsafe_to_interrupt(frame: FrameType | None) -> bool:
@@ -145,6 +169,16 @@ def _unsafe_to_interrupt(frame: FrameType | None) -> bool:
     code = frame.f_code
     if code is _RUN_CODE:
         return True
+    if _UNINTERRUPTIBLE_DIRS:
+        # redis-py between sending a command and reading its reply (a pipeline's
+        # MULTI/EXEC, say): an exception there returned the connection to the pool with the
+        # reply unread, and the worker's next webhooks read each other's replies. Its own
+        # socket timeouts bound the wait.
+        outer: FrameType | None = frame
+        while outer is not None:
+            if outer.f_code.co_filename.startswith(_UNINTERRUPTIBLE_DIRS):
+                return True
+            outer = outer.f_back
     if code.co_filename != _LOGGING_FILE:
         return False
     if code.co_name in _LOGGING_LOCKERS:
@@ -154,6 +188,22 @@ def _unsafe_to_interrupt(frame: FrameType | None) -> bool:
     return "acquire" in line or "release" in line
 
 
+def _package_dirs(*names: str) -> tuple[str, ...]:
+    """The source directories of the installed packages among ``names`` (not imported)."""
+    dirs: list[str] = []
+    for name in names:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            continue
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            # As imported (code objects keep that path) and resolved, in case of links.
+            dirs += {os.path.join(location, ""), os.path.join(os.path.realpath(location), "")}
+    return tuple(dirs)
+
+
+#: Packages whose code a deadline must not interrupt (see _unsafe_to_interrupt).
+_UNINTERRUPTIBLE_DIRS = _package_dirs("redis")
 _LOGGING_FILE = logging.__file__
 #: logging's functions that take or give back a lock, or hold one between the two.
 _LOGGING_LOCKERS = frozenset(
@@ -214,7 +264,7 @@ class DeadlineRunner:
             # setting ours would silently cancel it.
             if _getsignal(signal.SIGALRM) is not _alarm:
                 _Alarm.previous = signal.signal(signal.SIGALRM, _alarm)
-            _Alarm.fired = _Alarm.due = False
+            _Alarm.fired = _Alarm.due = _Alarm.put_off = False
             try:
                 # Armed inside the try: a SIGALRM as early as the return from setitimer still
                 # reaches the finally, which stops the timer.

@@ -501,7 +501,6 @@ class Dispatcher:
             try:
                 readmitted = self._readmit(replay_keys, self.verifier.replay_window)
             except (StateError, NotImplementedError) as err:
-                readmitted = False
                 log.warning(
                     "flow %s route %s: the signature could not be forgotten, so a retry "
                     "that carries it again will be refused as a replay: %s",
@@ -509,14 +508,15 @@ class Dispatcher:
                     route.name,
                     err,
                 )
-            if not readmitted:
-                log.warning(
-                    "flow %s route %s: this signature was sent again %d times already; "
-                    "another copy is refused as a replay",
-                    self.flow_name,
-                    route.name,
-                    STATUS_RETRIES,
-                )
+            else:
+                if not readmitted:
+                    log.warning(
+                        "flow %s route %s: this signature was sent again %d times already; "
+                        "another copy is refused as a replay",
+                        self.flow_name,
+                        route.name,
+                        STATUS_RETRIES,
+                    )
         return WebhookReply(503, b"", "text/plain; charset=utf-8")
 
     def _readmit(self, replay_keys: tuple[str, ...], window: float) -> bool:

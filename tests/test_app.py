@@ -983,3 +983,31 @@ def test_url_for_takes_a_flag_member_as_its_value() -> None:
     assert make_flow().url_for("menu", p=Perm.R).endswith("?p=4")
     with pytest.raises(ConfigurationError, match="query parameter 'v'"):
         make_flow().url_for("menu", v={"a": 1}.values())
+
+
+def test_a_signature_that_cannot_be_forgotten_is_told_once_and_truly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The store failing to forget it also logged "this signature was sent again 3 times
+    # already", on the first delivery.
+    from answerkit import RetryLater
+    from answerkit.errors import StateError
+
+    class ForgetsNothing(MemoryStore):
+        def remember_all(self, keys: Any, ttl: float) -> bool:
+            if any(":retry" in key for key in keys):
+                raise StateError("store down")
+            return super().remember_all(keys, ttl)
+
+    flow = make_flow(state=ForgetsNothing())
+
+    def later(call: CallRequest) -> None:
+        raise RetryLater("not yet")
+
+    flow.add_route("/later", later, status_callback=True)
+    c = flow.create_app().test_client()
+    with caplog.at_level(logging.WARNING, logger="answerkit"):
+        r = post(c, "/later", {**CALL, "Event": "Hangup"})
+    assert r.status_code == 503
+    assert "could not be forgotten" in caplog.text
+    assert "sent again 3 times" not in caplog.text

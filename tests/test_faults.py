@@ -633,3 +633,37 @@ def test_gunicorn_worker_killed_under_load() -> None:
     assert kills["restarted"] and len(kills["killed_pids"]) == 2
     assert kills["ok_after_first_kill"] > 0
     assert done.returncode == 0
+
+
+@pytest.mark.usefixtures("runner_timer_paused")
+def test_a_deadline_never_strikes_inside_redis_py(redis_url: str) -> None:
+    # gunicorn sync workers: a SIGALRM raised between redis-py sending a command and reading
+    # its reply returned the connection to the pool with that reply unread. The worker's
+    # next webhooks then read each other's replies: state reads of the wrong type, and
+    # fresh signatures refused as replays.
+    assert threading.current_thread() is threading.main_thread()
+    store = RedisStore(redis_url)
+    flow = CallFlow("spin", public_url=PUBLIC, auth_token=TOKEN, state=store, deadline=0.02)
+
+    @flow.route("/spin")
+    def spin(call: CallRequest) -> Response:
+        while True:  # state traffic until the deadline cuts it short
+            call.state.incr("n")
+            call.state.refresh()
+            call.state.get("n")
+
+    @flow.route("/check")
+    def check(call: CallRequest) -> Response:
+        call.state["seen"] = {"ok": True}
+        assert call.state.get("seen") == {"ok": True}
+        return Response(Speak("checked"))
+
+    client = flow.create_app().test_client()
+    bad: list[str] = []
+    for i in range(300):  # the old code failed about 1 round in 70
+        post(client, "/spin", {"CallUUID": f"spin-{i}"})
+        r = post(client, "/check", {"CallUUID": f"check-{i}"})
+        if r.status_code != 200 or b"checked" not in r.data:
+            bad.append(f"{r.status_code} {r.data[:60]!r}")
+    store.close()
+    assert bad == []

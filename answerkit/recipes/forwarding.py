@@ -61,8 +61,7 @@ class Forwarding:
         if not isinstance(fallback, str) and not callable(fallback):
             # Found only when nobody answered: a TypeError then, and the apology.
             raise ConfigurationError(
-                f"Forwarding {name!r}: fallback must be a route name or a handler, got "
-                f"{fallback!r}"
+                f"Forwarding {name!r}: fallback must be a route name or a handler, got {fallback!r}"
             )
         self.flow = flow
         self.name = name
