@@ -507,6 +507,7 @@ class CallFlow:
                 self.on_error,
                 self.hangup_linger,
                 self._sound_fallback_bytes,
+                self.public_url,
             )
         return self._dispatcher
 

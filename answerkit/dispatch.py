@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import NamedTuple
+from urllib.parse import urlsplit
 
 from answerkit._deadline import (
     DeadlineRunner,
@@ -298,6 +299,8 @@ class Dispatcher:
     hangup_linger: float = 0.0
     #: What a sound route (or a waitSound fetch) answers when its handler cannot.
     sound_fallback: bytes = EMPTY_DOCUMENT
+    #: The flow's public URL, which url_for builds on (see _check_script_root).
+    public_url: str | None = None
     #: (route, event) pairs already warned about (see _tell_once).
     _told: set[tuple[str, str]] = field(default_factory=set, repr=False)
 
@@ -313,6 +316,23 @@ class Dispatcher:
                 what,
             )
 
+    def _check_script_root(self, route: Route, script_root: str) -> None:
+        """Warn (once per prefix) when the app is served under a prefix (SCRIPT_NAME) that
+        the public URL lacks: the signature check takes both readings, but every URL
+        url_for builds (actions, transfers) would leave the prefix out."""
+        prefix = script_root.rstrip("/")
+        if not prefix or not self.public_url:
+            return
+        if urlsplit(self.public_url).path.rstrip("/").endswith(prefix):
+            return
+        self._tell_once(
+            route,
+            f"SCRIPT_NAME {prefix}",
+            f"the app is served under {prefix} (SCRIPT_NAME), which public_url "
+            f"{self.public_url!r} lacks: the URLs flow.url_for builds leave it out, so "
+            f"Vobiz is sent where the app is not; put {prefix} at the end of public_url",
+        )
+
     def handle(self, route: Route, req: WebhookRequest) -> WebhookReply:
         """Answer one webhook for ``route``."""
         try:
@@ -324,6 +344,8 @@ class Dispatcher:
             return WebhookReply(200, self._fallback_for(route, None))
 
     def _handle(self, route: Route, req: WebhookRequest) -> WebhookReply:
+        if req.script_root:
+            self._check_script_root(route, req.script_root)
         gate = self.verifier
         replay_keys: tuple[str, ...] = ()
         if gate is not None:

@@ -1011,3 +1011,27 @@ def test_a_signature_that_cannot_be_forgotten_is_told_once_and_truly(
     assert r.status_code == 503
     assert "could not be forgotten" in caplog.text
     assert "sent again 3 times" not in caplog.text
+
+
+def test_a_prefix_from_script_name_that_public_url_lacks_is_warned_of(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # gunicorn --env SCRIPT_NAME=/svc: the signature check took the request, but every
+    # URL url_for built (a Gather's action) left /svc out, so Vobiz went where no app was.
+    flow = make_flow()
+    c = flow.create_app().test_client()
+    signed = sign(PUBLIC + "/svc/answer", TOKEN)
+    with caplog.at_level(logging.WARNING, logger="answerkit"):
+        r = c.post("/answer", data=CALL, headers=signed, base_url="https://x.example/svc")
+        assert r.status_code == 200
+        c.post("/answer", data=CALL, headers=sign(PUBLIC + "/svc/answer", TOKEN),
+               base_url="https://x.example/svc")  # fmt: skip
+    assert caplog.text.count("served under /svc (SCRIPT_NAME)") == 1
+    assert "put /svc at the end of public_url" in caplog.text
+    caplog.clear()
+    ok = make_flow(public_url=PUBLIC + "/svc")
+    c = ok.create_app().test_client()
+    with caplog.at_level(logging.WARNING, logger="answerkit"):
+        r = c.post("/answer", data=CALL, headers=signed, base_url="https://x.example/svc")
+    assert r.status_code == 200 and "SCRIPT_NAME" not in caplog.text
+    assert ok.url_for("menu").startswith(PUBLIC + "/svc/menu")
