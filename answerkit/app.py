@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import decimal
 import inspect
+import json
 import logging
 import math
 import numbers
 import os
 import re
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -383,6 +385,28 @@ class CallFlow:
             )
         self._endpoints.append((path, name, view, list(methods)))
 
+    def add_health_endpoint(self, path: str = "/_answerkit/health") -> None:
+        """Serve ``GET path`` for a load balancer or an uptime monitor: 200
+        ``{"status": "ok"}`` while the state store takes a write, else 503
+        ``{"status": "unavailable"}`` (the cause is logged, not shown).
+
+        A webhook route's own answer says nothing of this: with the store down (a wrong
+        password, a full or read-only Redis) every call gets the fallback while the app
+        answers every probe. The probe writes what a webhook writes first, a replay record
+        (a random key, kept HEALTH_PROBE_TTL seconds). It takes no signature: it moves no
+        call and shows nothing.
+        """
+
+        def health() -> FlaskResponse:
+            try:
+                self.store.remember_all([f"health:{uuid.uuid4().hex}"], HEALTH_PROBE_TTL)
+            except Exception as exc:  # anything at all: the webhooks would fail the same way
+                log.warning("flow %s: health check failed: the state store: %s", self.name, exc)
+                return _health_answer("unavailable", 503)
+            return _health_answer("ok", 200)
+
+        self.add_endpoint(path, health, name="health", methods=("GET",))
+
     @property
     def routes(self) -> list[Route]:
         """Every declared route, in declaration order."""
@@ -631,6 +655,17 @@ class CallFlow:
         return self.transfers.try_transfer(
             call_uuid, aleg=aleg, bleg=bleg, params=params, method=method, client=client
         )
+
+
+#: Seconds a health probe's replay record is kept (see CallFlow.add_health_endpoint).
+HEALTH_PROBE_TTL = 5.0
+
+
+def _health_answer(status: str, code: int) -> FlaskResponse:
+    return FlaskResponse(
+        json.dumps({"status": status}), code, mimetype="application/json",
+        headers={"Cache-Control": "no-store"},
+    )  # fmt: skip
 
 
 def _check_arity(path: str, handler: Handler) -> None:

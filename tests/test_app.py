@@ -1035,3 +1035,26 @@ def test_a_prefix_from_script_name_that_public_url_lacks_is_warned_of(
         r = c.post("/answer", data=CALL, headers=signed, base_url="https://x.example/svc")
     assert r.status_code == 200 and "SCRIPT_NAME" not in caplog.text
     assert ok.url_for("menu").startswith(PUBLIC + "/svc/menu")
+
+
+def test_the_health_endpoint_says_whether_the_store_takes_a_write(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # With the store down every call got the apology while every probe of the app (a
+    # route's HEAD) said 200.
+    from answerkit.state import RedisStore
+
+    up = make_flow(state=RedisStore(redis_url))
+    up.add_health_endpoint()
+    r = up.create_app().test_client().get("/_answerkit/health")
+    assert (r.status_code, r.get_json()) == (200, {"status": "ok"})
+    assert r.headers["Cache-Control"] == "no-store"
+    down = make_flow(state=RedisStore("redis://:secret-pw@127.0.0.1:1/0"))
+    down.add_health_endpoint("/healthz")
+    c = down.create_app().test_client()
+    with caplog.at_level(logging.WARNING, logger="answerkit"):
+        r = c.get("/healthz")
+    assert (r.status_code, r.get_json()) == (503, {"status": "unavailable"})
+    assert "health check failed" in caplog.text and "secret-pw" not in caplog.text
+    assert c.head("/healthz").status_code == 503
+    assert post(c, "/answer", CALL).status_code == 200  # the webhooks answer as before
