@@ -21,6 +21,7 @@ from answerkit.elements import (
     Play,
     PreAnswer,
     Record,
+    Redirect,
     Response,
     Speak,
     Stream,
@@ -1206,3 +1207,15 @@ def test_a_gather_whose_prompt_loops_for_ever_never_times_out() -> None:
     assert t.ended and t.hangup_cause_code in {"4000", 4000} and not t.said("Goodbye.")
     answered = CallSimulator(doc_flow(doc)).call(digits="1").run()  # input still ends it
     assert answered.webhooks_for(path="/menu")
+
+
+def test_a_redirect_target_that_answers_nothing_is_noted() -> None:
+    # A Redirect target whose handler built its Response and forgot to return it: the call
+    # ended 4010 with no word in the transcript or the log (only StartApp was warned of).
+    flow = CallFlow("r", public_url="https://voice.example.com", auth_token="t" * 20,
+                    state=MemoryStore())  # fmt: skip
+    flow.add_route("/answer", lambda call: Response(Redirect(flow.url_for("balance"))))
+    flow.add_route("/balance", lambda call: None, name="balance")
+    t = CallSimulator(flow).call("answer").run()
+    notes = [e.text for e in t.events if e.kind == "note"]
+    assert any("the redirect URL answered an empty document" in n for n in notes), notes

@@ -74,7 +74,19 @@ def judge(call: SimulatedCall, hook: Webhook, kind: str) -> Response:
         why = f"invalid VobizXML from the {kind} URL: {exc}"
         raise CallEnded(CAUSES[f"{kind}_xml"], why) from None
     call.transcript.documents.append(doc)
+    if not doc.children and kind in _MUST_STEER:
+        # Valid, but the call ends right there (4010): nearly always a handler that built
+        # its Response and forgot to return it (a Redirect target must answer XML, §2.7).
+        call._emit(
+            "note",
+            f"the {kind} URL answered an empty document, so the call ends (4010): return "
+            "the Response (or Response(Hangup()) to end the call on purpose)",
+        )
     return doc
+
+
+#: The fetches whose document is the call's next one and never meant to be empty.
+_MUST_STEER = frozenset({"answer", "redirect", "transfer"})
 
 
 def check_schedule(call: SimulatedCall, after_hangup: Fetch | None = None) -> None:
