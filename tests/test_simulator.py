@@ -479,6 +479,13 @@ def test_answer_url_failures(answer: str, code: int) -> None:
     t = CallSimulator(flow, app=raw_app(flow)).call(answer).run()
     assert t.hangup_cause_code == code and t.hangup_source == "Error"
     assert f"call ended: {code}" in str(t)
+    # Spec §0 rule 4, §2.1: invalid answer XML is dropped after the call was answered
+    # (billed, about a second later); an answer URL Vobiz cannot reach never answers.
+    hangup = t.webhooks_for("Hangup")[-1].params
+    if code == 8011:
+        assert hangup["AnswerTime"] and hangup["Duration"] == "1"
+    else:
+        assert hangup["AnswerTime"] == "" and hangup["Duration"] == "0"
 
 
 @pytest.mark.parametrize(

@@ -1219,3 +1219,16 @@ def test_a_redirect_target_that_answers_nothing_is_noted() -> None:
     t = CallSimulator(flow).call("answer").run()
     notes = [e.text for e in t.events if e.kind == "note"]
     assert any("the redirect URL answered an empty document" in n for n in notes), notes
+
+
+def test_a_document_that_ends_before_its_scheduled_hangup_ends_the_call_at_once() -> None:
+    # Spec §1.2: an element must follow <Hangup schedule>, or the call ends at once. The
+    # simulator reported a scheduled hang-up (4000) that was not due.
+    t = CallSimulator(doc_flow(Response(Hangup(schedule=30), Speak("hello")))).call().run()
+    assert t.hangup_cause_code in {4010, "4010"}
+    assert "ended before its scheduled hang-up (due at 30 s)" in str(t)
+    looping = Response(Hangup(schedule=5), Play("https://cdn.example.com/hold.mp3", loop=0))
+    sim = CallSimulator(doc_flow(looping))
+    t = sim.call().run()
+    sim.run_until_idle()
+    assert t.hangup_cause_code in {4000, "4000"} and t.duration == 5  # due: as before

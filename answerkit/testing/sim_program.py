@@ -59,8 +59,15 @@ def run_documents(call: SimulatedCall, fetch: Fetch) -> Program:
     while next_fetch is not None:
         doc = _fetch_document(call, next_fetch)
         next_fetch = yield from _run_document(call, doc)
-    if call.hangup_at is not None:
+    if call.hangup_at is not None and call.clock >= call.hangup_at:
         raise CallEnded(CAUSES["normal"], "scheduled hangup")
+    if call.hangup_at is not None:
+        # Spec §1.2: an element must follow <Hangup schedule>, or the call ends at once:
+        # the end of the document, not the hang-up still to come.
+        raise CallEnded(
+            CAUSES["end_of_xml"],
+            f"the document ended before its scheduled hang-up (due at {call.hangup_at:g} s)",
+        )
     raise CallEnded(CAUSES["end_of_xml"])
 
 
@@ -80,15 +87,23 @@ def _fetch_document(call: SimulatedCall, fetch: Fetch) -> Response:
             call._emit("note", f"answer URL failed ({hook.error or hook.status}): retrying")
             hook = call._send(fetch.url, fetch.method, call._params(fetch.event, fetch.params))
     try:
-        return elem.judge(call, hook, fetch.kind)
-    except CallEnded:
-        fallback = call.setup.fallback_url
-        if fetch.kind != "answer" or not fallback:
-            raise
-        call._emit("note", "answer URL failed: trying the fallback URL")
-        method = call.setup.fallback_method or fetch.method
-        hook = call._send(fallback, method, call._params(fetch.event, fetch.params))
-        return elem.judge(call, hook, fetch.kind)
+        try:
+            return elem.judge(call, hook, fetch.kind)
+        except CallEnded:
+            fallback = call.setup.fallback_url
+            if fetch.kind != "answer" or not fallback:
+                raise
+            call._emit("note", "answer URL failed: trying the fallback URL")
+            method = call.setup.fallback_method or fetch.method
+            hook = call._send(fallback, method, call._params(fetch.event, fetch.params))
+            return elem.judge(call, hook, fetch.kind)
+    except CallEnded as ended:
+        if ended.cause.code == CAUSES["answer_xml"].code:
+            # Spec §0 rule 4, §2.1: Vobiz answers the call, then drops it about a second
+            # later with 8011 (answered and billed), unlike an answer URL it cannot reach.
+            call._mark_answered()
+            call.clock += 1
+        raise
 
 
 def _run_document(call: SimulatedCall, doc: Response) -> Generator[int, None, Fetch | None]:
