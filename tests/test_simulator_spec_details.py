@@ -556,13 +556,18 @@ def test_a_transcription_handler_writing_call_state_is_told_the_write_is_kept_no
 # -- 12. an unanswered Dial rings for its timeout (spec §1.2 Dial: effectively 120 s) -----------
 
 
-@pytest.mark.parametrize(("timeout", "heard"), [(None, []), (20, ["Nobody answered."])])
-def test_unanswered_dial_rings_for_its_timeout(timeout: int | None, heard: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("timeout", "heard", "code"), [(None, [], 4000), (20, ["Nobody answered."], 4010)]
+)
+def test_unanswered_dial_rings_for_its_timeout(
+    timeout: int | None, heard: list[str], code: int
+) -> None:
     dial = Dial(Number("+14156667890"), caller_id="+14155551234", timeout=timeout)
     flow = doc_flow(Response(Hangup(schedule=60), dial, Speak("Nobody answered.")))
     t = CallSimulator(flow).call(dial="no-answer").run()
     # Unset, the B-leg rings past the scheduled hang-up: the caller never hears the apology.
-    assert t.heard == heard and t.ended and t.hangup_cause_code == 4000
+    # With 20 s the document ends first, and with it the call (spec §1.2).
+    assert t.heard == heard and t.ended and t.hangup_cause_code == code
 
 
 @pytest.mark.parametrize("outcome", ["no-answer", "timeout"])
@@ -1232,3 +1237,26 @@ def test_a_document_that_ends_before_its_scheduled_hangup_ends_the_call_at_once(
     t = sim.call().run()
     sim.run_until_idle()
     assert t.hangup_cause_code in {4000, "4000"} and t.duration == 5  # due: as before
+
+
+def test_the_hangup_api_on_a_bridged_call_reports_its_source_on_both_legs() -> None:
+    # The Hangup webhook said API Request and the DialHangup just before it said Caller.
+    doc = Response(Dial(Number("+14155550123"), caller_id="+14155551234",
+                        callback_url=url("/cb")))  # fmt: skip
+    flow = doc_flow(doc)
+    flow.add_route("/cb", lambda call: None, status_callback=True)
+    sim = CallSimulator(flow)
+    call = sim.call(dial="bridge")
+    call.run()
+    sim.hangup(call.call_uuid)
+    sim.run_until_idle()
+    dial_hangup = call.transcript.webhooks_for("DialHangup")[-1].params
+    hangup = call.transcript.webhooks_for("Hangup")[-1].params
+    assert hangup["HangupSource"] == "API Request"
+    assert dial_hangup["DialBLegHangupSource"] == "API Request"
+    caller = sim.call(dial="bridge")
+    caller.run()
+    caller.hangup()  # the caller's own hang-up still says Caller
+    assert caller.transcript.webhooks_for("DialHangup")[-1].params["DialBLegHangupSource"] == (
+        "Caller"
+    )

@@ -372,7 +372,8 @@ def _bridge_interrupted(
     """The caller hung up or was transferred while bridged: the B-leg goes too."""
     with call.cleanup():
         if bridge.up:
-            source = "Caller" if call.hanging_up else "API Request"
+            # Who ended the call (the caller, the Hang-up API), or a transfer (the API).
+            source = call.ending_source if call.hanging_up else "API Request"
             bridge.end(CAUSES["normal"].with_source(source))
             leg_hangup(winner, bridge.cause, round(call.clock - talk_start))
         action = el.get("action")

@@ -87,6 +87,8 @@ class SimulatedCall:
         self.stop_at: str | None = None
         self._last_signal = STEP
         self._hanging_up = False
+        #: Who ends the call (a cause's source), once it is being ended; "Caller" before.
+        self.ending_source = "Caller"
         self._steps = 0
         self.clock = 0.0
         self.answered_at: float | None = None
@@ -450,8 +452,11 @@ class SimulatedCall:
         # A B-leg-only transfer leaves this leg's document running: it waits for the next step
         # (the bridge may not be up yet when a DialAnswer handler asks for it).
         if not self._cleanup and any(p.kind != "transfer-bleg" for p in self._pending):
-            if any(p.kind == "hangup" for p in self._pending):
+            hangup = next((p for p in self._pending if p.kind == "hangup"), None)
+            if hangup is not None:
                 self._hanging_up = True  # clean-up on the way out reports a hang-up
+                if hangup.cause is not None:
+                    self.ending_source = hangup.cause.source
             raise Interrupted
         return hook
 
@@ -501,6 +506,7 @@ class SimulatedCall:
         if self._ended:
             return
         self._hanging_up = True
+        self.ending_source = cause.source  # for the clean-up the closing program runs
         self._close_program()
         self._ended = True
         self._pending.clear()
