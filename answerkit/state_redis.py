@@ -68,8 +68,11 @@ class RedisStore(StateStore):
 
     Keys are ``{prefix}call:{CallUUID}`` (a hash of JSON values) and ``{prefix}nonce:{key}``.
     Sockets time out after ``socket_timeout`` seconds (1 s by default) and a failed command is
-    retried once without delay, so an unreachable Redis costs a webhook about a second, not a
-    dropped call. Needs ``pip install 'answerkit[redis]'``.
+    retried once without delay, so a Redis that refuses connections costs a webhook next to
+    nothing and one that stops answering up to twice ``socket_timeout`` per command (a
+    webhook runs two or three), not a dropped call. A status callback must be answered
+    within 3 s (spec §2.12): keep ``socket_timeout`` at 0.5 s or less where Redis may stall.
+    Needs ``pip install 'answerkit[redis]'``.
     """
 
     def __init__(
