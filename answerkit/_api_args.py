@@ -68,12 +68,6 @@ def check_call_uuid(call_uuid: str, *, transfer: bool = False) -> None:
     )
 
 
-#: A '%' that starts no percent-escape: Vobiz's fetch would fail on it, or decode garbage.
-_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
-#: Printable ASCII that RFC 3986 allows nowhere in a URL unencoded.
-_NOT_IN_URLS = frozenset('"<>{}|^`')
-
-
 def check_url(url: str | None, name: str, *, allow_http: bool, transfer: bool) -> str:
     """``url`` if Vobiz can fetch it: absolute https (http with ``allow_http``), nothing
     invisible in it."""
@@ -86,18 +80,10 @@ def check_url(url: str | None, name: str, *, allow_http: bool, transfer: bool) -
         # too: Vobiz fetches the URL later, and a URL it cannot fetch drops the leg
         # (7013/7023) with no error here.
         problem = "contains whitespace, control or invisible characters; percent-encode them"
-    elif not url.isascii():
-        problem = "has characters beyond ASCII; percent-encode them (urllib.parse.quote)"
     elif "\\" in url:
-        # Fetchers disagree about it: some read it as "/", which moves the host.
+        # Fetchers disagree about it: some read it as "/", which moves the host (the flow's
+        # own transfer URLs refuse it for the same reason).
         problem = "contains a backslash, which URL parsers read differently; write it as %5C"
-    elif _BAD_PERCENT.search(url):
-        problem = "has a '%' not followed by two hex digits; write a literal '%' as %25"
-    elif any(c in _NOT_IN_URLS for c in url):
-        problem = (
-            'contains characters a URL cannot carry as they are (" < > { } | ^ `); '
-            "percent-encode them"
-        )
     else:
         try:
             parts = urlsplit(url)

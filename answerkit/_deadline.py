@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -97,6 +98,8 @@ class _Alarm:
     fired = False
     due = False  # the deadline passed (raised, or put off: see _unsafe_to_interrupt)
     put_off = False  # it struck in code it may not interrupt, and is still to be raised
+    due_at = 0.0  # time.monotonic() when it first struck
+    in_grace = False  # inside deadline_grace()
     ticking = False  # our timer may be running (armed or not)
     previous: object = None
 
@@ -122,6 +125,8 @@ class _DeadlineIgnored(BaseException):
 
 def _alarm(signum: int, frame: FrameType | None) -> None:
     if _Alarm.armed:
+        if not _Alarm.due:
+            _Alarm.due_at = time.monotonic()
         _Alarm.due = True
         try:
             unsafe = _unsafe_to_interrupt(frame)
@@ -133,7 +138,13 @@ def _alarm(signum: int, frame: FrameType | None) -> None:
             return
         _strike()
     if _Alarm.ticking:
-        return  # our timer's, after the handler ended or in a deadline_grace()
+        # Our timer's, after the handler ended or in a deadline_grace(); in a grace the
+        # deadline still passed, and is taken when the grace ends.
+        if _Alarm.in_grace:
+            if not _Alarm.due:
+                _Alarm.due_at = time.monotonic()
+            _Alarm.due = True
+        return
     previous = _Alarm.previous
     if callable(previous):
         previous(signum, frame)
@@ -151,9 +162,10 @@ def _strike() -> None:
 
 
 def take_put_off_deadline() -> None:
-    """Raise a deadline that struck where it could not be raised (inside redis-py, say),
-    now that the handler is back in safe code: called by ``call.state`` after each store
-    operation, so a handler busy with its state stops at once, not at the next retry."""
+    """Raise a deadline that struck where it could not be raised (inside a RedisStore
+    operation, say), now that the handler is back in safe code: ``call.state`` calls it
+    after each read and before each write, so a handler busy with its state stops there,
+    and no write of its lands past the deadline."""
     if _Alarm.put_off and _Alarm.armed and threading.current_thread() is threading.main_thread():
         _strike()
 
@@ -169,16 +181,16 @@ def _unsafe_to_interrupt(frame: FrameType | None) -> bool:
     code = frame.f_code
     if code is _RUN_CODE:
         return True
-    if _UNINTERRUPTIBLE_DIRS:
-        # redis-py between sending a command and reading its reply (a pipeline's
-        # MULTI/EXEC, say): an exception there returned the connection to the pool with the
-        # reply unread, and the worker's next webhooks read each other's replies. Its own
-        # socket timeouts bound the wait.
-        outer: FrameType | None = frame
-        while outer is not None:
-            if outer.f_code.co_filename.startswith(_UNINTERRUPTIBLE_DIRS):
-                return True
-            outer = outer.f_back
+    # A RedisStore operation (in redis-py between a command and its reply, a pipeline's
+    # MULTI/EXEC say): an exception there returned the connection to the pool with the reply
+    # unread, and the worker's next webhooks read each other's replies. Only the store's
+    # own calls, whose socket timeouts bound them, and for STORE_PUT_OFF_LIMIT at most: a
+    # handler's own Redis client (a blocking BLPOP, a lock) is interrupted as any code is.
+    outer: FrameType | None = frame
+    while outer is not None:
+        if outer.f_code.co_filename in _STORE_FILES:
+            return time.monotonic() - _Alarm.due_at < STORE_PUT_OFF_LIMIT
+        outer = outer.f_back
     if code.co_filename != _LOGGING_FILE:
         return False
     if code.co_name in _LOGGING_LOCKERS:
@@ -188,22 +200,24 @@ def _unsafe_to_interrupt(frame: FrameType | None) -> bool:
     return "acquire" in line or "release" in line
 
 
-def _package_dirs(*names: str) -> tuple[str, ...]:
-    """The source directories of the installed packages among ``names`` (not imported)."""
-    dirs: list[str] = []
-    for name in names:
+def _source_files(*modules: str) -> frozenset[str]:
+    """The source files of ``modules`` (not imported), as code objects name them."""
+    files: set[str] = set()
+    for name in modules:
         try:
             spec = importlib.util.find_spec(name)
         except (ImportError, ValueError):
             continue
-        for location in (spec.submodule_search_locations or []) if spec else []:
-            # As imported (code objects keep that path) and resolved, in case of links.
-            dirs += {os.path.join(location, ""), os.path.join(os.path.realpath(location), "")}
-    return tuple(dirs)
+        if spec is not None and spec.origin:
+            files |= {spec.origin, os.path.realpath(spec.origin)}
+    return frozenset(files)
 
 
-#: Packages whose code a deadline must not interrupt (see _unsafe_to_interrupt).
-_UNINTERRUPTIBLE_DIRS = _package_dirs("redis")
+#: Modules whose store operations a deadline waits out (see _unsafe_to_interrupt).
+_STORE_FILES = _source_files("answerkit.state_redis")
+#: Seconds past the deadline a store operation may hold it off: twice RedisStore's
+#: default socket timeout and its one retry, and a little more.
+STORE_PUT_OFF_LIMIT = 5.0
 _LOGGING_FILE = logging.__file__
 #: logging's functions that take or give back a lock, or hold one between the two.
 _LOGGING_LOCKERS = frozenset(
@@ -221,12 +235,16 @@ def deadline_grace() -> Iterator[None]:
         yield
         return
     _Alarm.armed = False
+    _Alarm.in_grace = True
     try:
         yield
     finally:
+        _Alarm.in_grace = False
         _Alarm.armed = True
         if _Alarm.fired:
             signal.setitimer(signal.ITIMER_REAL, REPEAT)
+        elif _Alarm.due:  # the first deadline passed during the grace: taken right after it
+            signal.setitimer(signal.ITIMER_REAL, RETRY_SOON)
 
 
 class DeadlineRunner:

@@ -69,9 +69,6 @@ ENV_PUBLIC_URL = "ANSWERKIT_PUBLIC_URL"
 ENV_AUTH_TOKEN = "VOBIZ_AUTH_TOKEN"
 ENV_STATE_URL = "ANSWERKIT_STATE_URL"
 
-#: A route path as URLs carry it unencoded (RFC 3986 pchar, less "%": no escapes to decode).
-_URL_PATH = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/]+")
-
 #: A public URL's host[:port]: one host name (or [IPv6]), no spaces, commas or user info.
 _NETLOC = re.compile(r"(?:[^\s,/?#@:\[\]]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]*)?")
 
@@ -297,13 +294,13 @@ class CallFlow:
                 f"route path {path!r}: put variables in query parameters "
                 "(flow.url_for(name, key=value)), not in the path"
             )
-        if not _URL_PATH.fullmatch(path):
-            # url_for puts the path into every URL as it is: a space (an IVRMenu named
-            # "main menu") made each Gather's action an invalid URL, and each call the
-            # fallback.
+        if not path.isprintable() or any(c.isspace() for c in path):
+            # url_for puts the path into every URL as it is, and an element refuses a URL
+            # with a space or a control character in it: a space (an IVRMenu named "main
+            # menu") made each Gather's action invalid, and each call the fallback.
             raise ConfigurationError(
-                f"route path {path!r} must be written with URL characters only (letters, "
-                "digits and - . _ ~ /, no spaces or accents): use '-' or '_' between words"
+                f"route path {path!r} has a space or an invisible character in it, which "
+                "no URL of it could carry: use '-' or '_' between words"
             )
         if self._dispatcher is not None:
             raise ConfigurationError(
@@ -383,6 +380,16 @@ class CallFlow:
                 f"flow {self.name!r} is already mounted; add endpoint {path!r} (a "
                 "TransferTrigger, say) before create_app() or register()"
             )
+        for served, taken, *_ in self._endpoints:
+            if served == path or taken == name:
+                raise ConfigurationError(
+                    f"flow {self.name!r} already serves an endpoint at {served!r} named "
+                    f"{taken!r}; give each endpoint its own path= and name"
+                )
+        if name in self._by_name:
+            raise ConfigurationError(
+                f"flow {self.name!r}: endpoint name {name!r} is a route's name already"
+            )
         self._endpoints.append((path, name, view, list(methods)))
 
     def add_health_endpoint(self, path: str = "/_answerkit/health") -> None:
@@ -405,7 +412,9 @@ class CallFlow:
                 return _health_answer("unavailable", 503)
             return _health_answer("ok", 200)
 
-        self.add_endpoint(path, health, name="health", methods=("GET",))
+        self.add_endpoint(
+            path, health, name=endpoint_name("answerkit_health", path), methods=("GET",)
+        )
 
     @property
     def routes(self) -> list[Route]:
@@ -655,6 +664,14 @@ class CallFlow:
         return self.transfers.try_transfer(
             call_uuid, aleg=aleg, bleg=bleg, params=params, method=method, client=client
         )
+
+
+def endpoint_name(base: str, path: str) -> str:
+    """A Flask endpoint name for an endpoint of ``base`` at ``path``, the same for no two
+    paths: each character but ASCII letters and digits is spelled by its code point between
+    underscores ("/crm-hook" and "/crm_hook" once both gave "_crm_hook", and Flask's
+    AssertionError when the flow was mounted); names of routes never look so."""
+    return base + "".join(ch if ch.isascii() and ch.isalnum() else f"_{ord(ch):x}_" for ch in path)
 
 
 #: Seconds a health probe's replay record is kept (see CallFlow.add_health_endpoint).

@@ -1058,3 +1058,30 @@ def test_the_health_endpoint_says_whether_the_store_takes_a_write(
     assert "health check failed" in caplog.text and "secret-pw" not in caplog.text
     assert c.head("/healthz").status_code == 503
     assert post(c, "/answer", CALL).status_code == 200  # the webhooks answer as before
+
+
+def test_a_health_endpoint_beside_a_route_named_health_and_another_path() -> None:
+    # A route named "health" (or a second health endpoint) raised Flask's AssertionError
+    # when the flow was mounted.
+    flow = make_flow()
+
+    @flow.route("/health")
+    def health(call: CallRequest) -> Response:
+        return Response(Speak("fine"))
+
+    flow.add_health_endpoint()
+    flow.add_health_endpoint("/healthz")
+    with pytest.raises(ConfigurationError, match="already serves an endpoint at '/healthz'"):
+        flow.add_health_endpoint("/healthz")
+    c = flow.create_app().test_client()
+    assert c.get("/_answerkit/health").status_code == 200
+    assert c.get("/healthz").status_code == 200
+    assert b"fine" in post(c, "/health", CALL).data
+
+
+def test_a_route_path_beyond_ascii_is_taken_and_one_with_a_space_refused() -> None:
+    flow = make_flow()
+    flow.add_route("/menú", lambda call: Response(Speak("hola")), name="menu_es")
+    assert flow.url_for("menu_es").endswith("/menú")
+    with pytest.raises(ConfigurationError, match="has a space or an invisible character"):
+        flow.add_route("/main menu", lambda call: Response(Speak("x")))

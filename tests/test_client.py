@@ -898,28 +898,18 @@ def test_invisible_or_unicode_whitespace_in_a_url_is_refused(char: str) -> None:
     assert session.calls == 0
 
 
-@pytest.mark.parametrize(
-    ("url", "advice"),
-    [
-        ("https://voice.example.com/h\u00e9/menu", "beyond ASCII"),
-        ("https://voice.example.com\\@evil.example/hold", "backslash"),
-        ("https://voice.example.com/a%zz", "'%' not followed by two hex digits"),
-        ("https://voice.example.com/a%2", "'%' not followed by two hex digits"),
-        ('https://voice.example.com/hold?x="<b>"', "percent-encode them"),
-        ("https://voice.example.com/hold?x={a|b}", "percent-encode them"),
-    ],
-)
-def test_a_url_vobiz_could_not_fetch_as_written_is_refused(url: str, advice: str) -> None:
-    # Each was sent and answered 202; on Vobiz the fetch then fails and the leg drops
-    # (7013), long after the transfer was reported done.
+def test_a_url_with_a_backslash_is_refused_as_the_flow_refuses_it() -> None:
+    # Fetchers disagree about a backslash (some read it as "/", which moves the host:
+    # "https://voice.example.com\\@evil.example/hold"); flow.transfer refused it, the client
+    # sent it. Other characters stay as the elements take them (a query's "|", an IRI).
     session = CountingSession()
     api = offline_client(session)
-    with pytest.raises(errors.TransferArgumentError, match=re.escape(advice)) as caught:
-        api.transfer("c1", aleg_url=url)
+    with pytest.raises(errors.TransferArgumentError, match="backslash") as caught:
+        api.transfer("c1", aleg_url="https://voice.example.com\\@evil.example/hold")
     assert caught.value.field == "aleg_url"
+    with pytest.raises(errors.ArgumentError, match="backslash"):
+        api.make_call("14155550100", "14155550199", "https://voice.example.com\\a")
     assert session.calls == 0
-    with pytest.raises(errors.ConnectError):  # encoded, it passes the checks and is sent
-        api.transfer("c1", aleg_url="https://voice.example.com/h%C3%A9?q=a%26b&r=%25")
 
 
 # -- review: make_call arguments ---------------------------------------------------------

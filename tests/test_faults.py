@@ -667,3 +667,81 @@ def test_a_deadline_never_strikes_inside_redis_py(redis_url: str) -> None:
             bad.append(f"{r.status_code} {r.data[:60]!r}")
     store.close()
     assert bad == []
+
+
+@pytest.mark.usefixtures("runner_timer_paused")
+def test_a_deadline_put_off_by_a_store_call_is_taken_before_the_next_write(
+    redis_url: str,
+) -> None:
+    # The deadline strikes while a RedisStore read waits on a stalled Redis (CLIENT PAUSE):
+    # put off until the read returns, it must be raised at the handler's next state write,
+    # which would otherwise land past the deadline.
+    import redis
+
+    store = RedisStore(redis_url)
+    flow = CallFlow("stall", public_url=PUBLIC, auth_token=TOKEN, state=store, deadline=0.1,
+                    fallback=FALLBACK)  # fmt: skip
+    staller = redis.Redis.from_url(redis_url)
+
+    @flow.route("/stall")
+    def stall(call: CallRequest) -> Response:
+        threading.Timer(0.02, lambda: staller.execute_command("CLIENT", "PAUSE", "400")).start()
+        time.sleep(0.05)
+        call.state.get("anything")  # waits out the stall, past the deadline
+        call.state["late"] = True  # must not land
+        return Response(Speak("too late"))
+
+    client = flow.create_app().test_client()
+    r = post(client, "/stall", {**CALL, "CallUUID": "stalled-1"})
+    assert is_fallback(r.data)
+    assert store.get_all("stalled-1") == {}
+    staller.close()
+    store.close()
+
+
+@pytest.mark.usefixtures("runner_timer_paused")
+def test_a_handlers_own_blocking_redis_call_is_still_cut_at_the_deadline(
+    redis_url: str,
+) -> None:
+    # Only the store's own calls hold the deadline off: a BLPOP (or a lock, a pubsub
+    # listen) on the handler's own client ran on to its own timeout, or for ever.
+    import redis
+
+    own = redis.Redis.from_url(redis_url)
+    flow = CallFlow("own", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore(),
+                    deadline=0.3, fallback=FALLBACK)  # fmt: skip
+
+    @flow.route("/wait")
+    def wait(call: CallRequest) -> Response:
+        own.blpop(["answerkit-test-never-filled"], timeout=5)
+        return Response(Speak("never"))
+
+    started = time.monotonic()
+    r = post(flow.create_app().test_client(), "/wait")
+    assert is_fallback(r.data)
+    assert time.monotonic() - started < 4  # cut at 0.3 s, not left to BLPOP's 5 s
+    own.close()
+
+
+@pytest.mark.usefixtures("runner_timer_paused")
+def test_a_deadline_that_falls_due_in_a_grace_is_taken_when_the_grace_ends() -> None:
+    # The SIGALRM that came inside deadline_grace() was swallowed and not re-armed: the
+    # handler then ran unbounded, and its late answer was served.
+    from answerkit._deadline import deadline_grace
+
+    ran_on: list[str] = []
+    flow = CallFlow("grace", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore(),
+                    deadline=0.2, fallback=FALLBACK)  # fmt: skip
+
+    @flow.route("/grace")
+    def grace(call: CallRequest) -> Response:
+        with deadline_grace():
+            time.sleep(0.4)  # past the deadline, inside the grace: not cut here
+        ran_on.append("after the grace")
+        time.sleep(3)
+        ran_on.append("late")
+        return Response(Speak("late"))
+
+    r = post(flow.create_app().test_client(), "/grace")
+    assert is_fallback(r.data)
+    assert ran_on == ["after the grace"]

@@ -76,12 +76,16 @@ def test_ivr_shape_errors(options: dict[str, Any], message: str) -> None:
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda f: IVRMenu(f, "main menu", prompt="Hi", options={"1": "sales"}), "letters"),
-        (lambda f: IVRMenu(f, "", prompt="Hi", options={"1": "sales"}), "letters, digits"),
+        (lambda f: IVRMenu(f, "main menu", prompt="Hi", options={"1": "sales"}), "without spaces"),
+        (lambda f: IVRMenu(f, "", prompt="Hi", options={"1": "sales"}), "IVRMenu name must be"),
+        (lambda f: IVRMenu(f, "main.menu", prompt="Hi", options={"1": "sales"}), "dots"),
         (lambda f: IVRMenu(f, "m", prompt="Hi", options=[("1", "sales")]), "must be a dict"),
         (lambda f: IVRMenu(f, "m", prompt="Hi", options={"1": "sales"}, retries="2"), "retries"),
         (lambda f: IVRMenu(f, "m", prompt="Hi", options={"1": "sales"}, retries=True), "retries"),
-        (lambda f: IVRMenu(f, "m", prompt="Hi", options={"1": "sales"}, retries=-1), "retries"),
+        (
+            lambda f: IVRMenu(f, "m", prompt="Hi", options={"1": "sales"}, retries=-1),
+            "retries must be a whole number, 0 or more",
+        ),
         (lambda f: Option("sales", phrases=(1,)), "sequence of strings"),
         (lambda f: Option("sales", phrases=None), "sequence of strings"),
         (
@@ -1536,3 +1540,35 @@ def test_a_call_the_caller_gave_up_on_after_max_steps_did_not_end_normally() -> 
     t = CallSimulator(flow).call("answer", max_steps=20).run()
     assert t.step_limit_reached and t.hangup_cause_code in {"4000", 4000}
     assert not t.ended_normally
+
+
+@pytest.mark.parametrize("name", ["support/main", "menú", "main~1", "Main-2"])
+def test_ivr_names_that_make_a_usable_path_are_taken(name: str) -> None:
+    # Refused for a while by a letters-digits-dashes rule, though each served fine.
+    flow = new_flow()
+    IVRMenu(flow, name, prompt="Hi", options={"1": "sales"})
+    t = CallSimulator(flow).call(name, digits="1").run()
+    assert t.said("sales") and t.ended_normally
+
+
+def test_option_phrases_may_come_from_a_generator() -> None:
+    # The type check read the generator before the phrases were kept: none were.
+    option = Option("sales", phrases=(p.lower() for p in ("SALES", "BUY")))
+    assert option.phrases == ("sales", "buy")
+
+
+def test_the_fallback_registry_lets_go_of_flows() -> None:
+    import gc
+    import weakref
+
+    from answerkit.recipes import ivr
+
+    refs = []
+    for _ in range(5):
+        flow = new_flow()
+        IVRMenu(flow, "main", prompt="Hi", options={"1": "sales"}, fallback="sales")
+        refs.append(weakref.ref(flow))
+    del flow
+    gc.collect()
+    assert [r() for r in refs] == [None] * 5
+    assert not any(r() in ivr._FALLBACKS for r in refs)

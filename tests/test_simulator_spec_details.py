@@ -1260,3 +1260,17 @@ def test_the_hangup_api_on_a_bridged_call_reports_its_source_on_both_legs() -> N
     assert caller.transcript.webhooks_for("DialHangup")[-1].params["DialBLegHangupSource"] == (
         "Caller"
     )
+
+
+def test_a_caller_may_answer_a_gather_whose_prompt_loops_for_ever_later() -> None:
+    doc = Response(
+        Gather(Speak("Press 1.", loop=0), action=url("/menu"), input_type="dtmf",
+               execution_timeout=5),
+    )  # fmt: skip
+    call = CallSimulator(doc_flow(doc)).call()
+    t = call.run()
+    assert not t.ended
+    call.press("1")  # blocked in the looping prompt: the keys still reach the Gather
+    t = call.run()
+    menu = t.webhooks_for(path="/menu")
+    assert menu and menu[0].params["Digits"] == "1"

@@ -29,10 +29,14 @@ log = logging.getLogger("answerkit")
 
 Action = Callable[[CallRequest], Response]
 
-_NAME = re.compile(r"[A-Za-z0-9_-]+")
+#: What an IVRMenu's name may not hold: it is a route name (no dots, which Flask takes as a
+#: blueprint's) and a path (nothing a URL would carry badly).
+_NOT_IN_NAMES = re.compile(r"[\s.?#<]")
 
-#: The menus of each flow by name, for the fallback-cycle check when it is mounted.
-_MENUS: weakref.WeakKeyDictionary[CallFlow, dict[str, IVRMenu]] = weakref.WeakKeyDictionary()
+#: Each flow's menus by name, with the route name each falls back to (None: a handler), for
+#: the fallback-cycle check when it is mounted. Names only: a menu holds its flow, and an
+#: entry holding one would keep the flow alive for good.
+_FALLBACKS: weakref.WeakKeyDictionary[CallFlow, dict[str, str | None]] = weakref.WeakKeyDictionary()
 Target = str | Action
 
 VALID_KEYS = frozenset("0123456789*#")
@@ -96,15 +100,20 @@ class Option:
                 f"Option {self.target!r}: phrases must be a sequence of phrases such as "
                 f"({self.phrases!r},), not the single string {self.phrases!r}"
             )
-        if not isinstance(self.phrases, Iterable) or not all(
-            isinstance(p, str) for p in self.phrases
-        ):
+        if not isinstance(self.phrases, Iterable):
             raise ConfigurationError(
                 f"Option {self.target!r}: phrases must be a sequence of strings, such as "
                 f"('sales', 'buy'), got {self.phrases!r}"
             )
-        # A tuple whatever was given: the option stays hashable, as a frozen dataclass is.
-        object.__setattr__(self, "phrases", tuple(self.phrases))
+        # A tuple whatever was given (a generator is read once, here): the option stays
+        # hashable, as a frozen dataclass is.
+        phrases = tuple(self.phrases)
+        if not all(isinstance(p, str) for p in phrases):
+            raise ConfigurationError(
+                f"Option {self.target!r}: phrases must be a sequence of strings, such as "
+                f"('sales', 'buy'), got {phrases!r}"
+            )
+        object.__setattr__(self, "phrases", phrases)
 
 
 def _goodbye(call: CallRequest) -> Response:
@@ -143,12 +152,17 @@ class IVRMenu:
         speech_language: str | None = None,
         min_confidence: float = 0.5,
     ) -> None:
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
+        if (
+            not isinstance(name, str)
+            or not name.isprintable()
+            or not name
+            or _NOT_IN_NAMES.search(name)
+        ):
             # It is the menu's path (/name) and route name: a space made every Gather's
             # action an invalid URL; an empty one, routes named after private methods.
             raise ConfigurationError(
-                f"IVRMenu name must be letters, digits, '-' or '_' (it names the menu's "
-                f"route and is its path, /name), got {name!r}"
+                f"IVRMenu name must be text without spaces, dots or ?#< (it names the "
+                f"menu's route and is its path, /name), got {name!r}"
             )
         if not isinstance(options, Mapping):
             raise ConfigurationError(
@@ -199,7 +213,7 @@ class IVRMenu:
         flow.add_route(f"/{name}", self._entry, name=name)
         flow.add_route(f"/{name}/choice", self._choice, name=self.choice_route)
         flow.add_check(self._validate_targets)
-        _MENUS.setdefault(flow, {})[name] = self
+        _FALLBACKS.setdefault(flow, {})[name] = fallback if isinstance(fallback, str) else None
 
     # -- routes -----------------------------------------------------------------------
 
@@ -443,10 +457,10 @@ class IVRMenu:
     def _check_fallback_chain(self, flow: CallFlow) -> None:
         """Refuse menus whose fallbacks lead back to one of them: each fallback starts its
         menu's attempts afresh, so a caller who never answers would go round for ever."""
-        menus = _MENUS.get(flow, {})
+        menus = _FALLBACKS.get(flow, {})
         chain = [self.name]
-        target = self.fallback
-        while isinstance(target, str) and target in menus:
+        target: str | None = self.fallback if isinstance(self.fallback, str) else None
+        while target is not None and target in menus:
             if target in chain:
                 loop = " -> ".join([*chain[chain.index(target) :], target])
                 raise ConfigurationError(
@@ -455,7 +469,7 @@ class IVRMenu:
                     "route that does not prompt again (an agent, voicemail, a goodbye)"
                 )
             chain.append(target)
-            target = menus[target].fallback
+            target = menus[target]
 
 
 def _attempt(call: CallRequest) -> int:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from flask import Response as FlaskResponse
 from flask import jsonify, request
 
+from answerkit.app import endpoint_name
 from answerkit.errors import (
     APIError,
     ConfigurationError,
@@ -83,15 +84,10 @@ class TransferTrigger:
         flow.add_check(self._validate)
         if secret is not None:
             # One endpoint name per path: two triggers on one flow (a CRM and an operator
-            # console, each with its own secret) would otherwise clash when mounted. Each
-            # other character is spelled by its code point between underscores, so that
-            # no two paths share a name ("/crm-hook" and "/crm_hook" both gave
-            # "_crm_hook", and Flask's AssertionError when the flow was mounted).
+            # console, each with its own secret) would otherwise clash when mounted.
             name = "answerkit_transfer_trigger"
             if path != DEFAULT_PATH:
-                name += "".join(
-                    ch if ch.isascii() and ch.isalnum() else f"_{ord(ch):x}_" for ch in path
-                )
+                name = endpoint_name(name, path)
             if any(p == path for p, *_ in flow._endpoints):
                 raise ConfigurationError(
                     f"TransferTrigger: flow {flow.name!r} already serves an endpoint at "

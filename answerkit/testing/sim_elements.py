@@ -338,19 +338,22 @@ def gather(call: SimulatedCall, el: Element) -> Generator[int, None, Fetch | Non
     finish = el.get("finishOnKey", "#") or ""
     finish = "" if finish == "none" else finish
     num_digits = _int(el.get("numDigits"), 32)
-    got = call._take_input(types, GatherPrompt(types, num_digits, finish, tuple(prompts)))
+    prompt = GatherPrompt(types, num_digits, finish, tuple(prompts))
+    got = call._take_input(types, prompt)
     action = el.get("action")
     masked = el.get("log") == "false"
     if got is None and endless:
         # The timeout starts once the prompts end (spec §1.2), and a loop=0 one never
-        # does: the caller hears it until a hang-up or a transfer, as any looping audio.
+        # does: the caller hears it until they answer (call.press/say while blocked), hang
+        # up or are transferred, as with any looping audio.
         call._emit(
             "note",
             "the Gather's prompt loops for ever (loop=0), so its executionTimeout never "
             "starts: a silent caller hears it until the call ends",
         )
-        while True:
+        while got is None:
             yield BLOCK
+            got = call._take_input(types, prompt)
     if got is None:
         call.clock += _int(el.get("executionTimeout"), 15)
         check_schedule(call)  # hung up while the Gather waited: no action either way
