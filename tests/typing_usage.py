@@ -43,6 +43,9 @@ CallFlow("typing3", public_url="https://voice.example.com", auth_token="t" * 20,
          sound_fallback=Response(Play("https://cdn.example.com/hold.mp3")))  # fmt: skip
 
 
+flow.add_health_endpoint("/healthz")
+
+
 # A decorated handler keeps its own return type: a test calls it and renders the result.
 sales_xml: str = sales(CallRequest.from_params({"CallUUID": "u"})).to_xml()
 
