@@ -138,12 +138,12 @@ def _alarm(signum: int, frame: FrameType | None) -> None:
             return
         _strike()
     if _Alarm.ticking:
-        # Our timer's, after the handler ended or in a deadline_grace(); in a grace the
-        # deadline still passed, and is taken when the grace ends.
-        if _Alarm.in_grace:
-            if not _Alarm.due:
-                _Alarm.due_at = time.monotonic()
-            _Alarm.due = True
+        # Our timer's, after the handler ended or in a deadline_grace() (or between the
+        # grace's own flag writes): the deadline still passed, and is taken when the grace
+        # ends, or seen by the runner as a late return.
+        if not _Alarm.due:
+            _Alarm.due_at = time.monotonic()
+        _Alarm.due = True
         return
     previous = _Alarm.previous
     if callable(previous):

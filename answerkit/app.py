@@ -302,6 +302,13 @@ class CallFlow:
                 f"route path {path!r} has a space or an invisible character in it, which "
                 "no URL of it could carry: use '-' or '_' between words"
             )
+        if "%" in path or "\\" in path or "//" in path:
+            # Flask matches the decoded path (a "%20" route answered 404) and redirects "//"
+            # (a 308 Vobiz does not follow: an IVRMenu named "sales/"), and the client
+            # refuses a backslash in the URL it would transfer a call to.
+            raise ConfigurationError(
+                f"route path {path!r} cannot be served as written: no '%', backslash or '//'"
+            )
         if self._dispatcher is not None:
             raise ConfigurationError(
                 f"flow {self.name!r} is already mounted; declare route {path!r} before "
@@ -318,6 +325,12 @@ class CallFlow:
         route = self._routes.get(path)
         if route is None:
             route_name = name or _default_name(handler, path)
+            if any(route_name == taken or path == served for served, taken, *_ in self._endpoints):
+                raise ConfigurationError(
+                    f"flow {self.name!r}: route {route_name!r} at {path!r} would share the "
+                    "path or the name of an endpoint (a TransferTrigger's, a health check's); "
+                    "give it another name= or path"
+                )
             if route_name in self._by_name:
                 raise ConfigurationError(
                     f"flow {self.name!r} already has a route named {route_name!r} "
@@ -386,9 +399,12 @@ class CallFlow:
                     f"flow {self.name!r} already serves an endpoint at {served!r} named "
                     f"{taken!r}; give each endpoint its own path= and name"
                 )
-        if name in self._by_name:
+        if name in self._by_name or path in self._routes:
+            # The route would answer the endpoint's requests (a health probe, unsigned,
+            # got the route's 403), or Flask would refuse the second name when mounted.
             raise ConfigurationError(
-                f"flow {self.name!r}: endpoint name {name!r} is a route's name already"
+                f"flow {self.name!r}: endpoint {name!r} at {path!r} would share the path or "
+                "the name of a route; give it its own path"
             )
         self._endpoints.append((path, name, view, list(methods)))
 

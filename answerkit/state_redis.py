@@ -12,7 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from answerkit.errors import ConfigurationError, StateError
+from answerkit._deadline import take_put_off_deadline
+from answerkit.errors import AnswerkitError, ConfigurationError, StateError
 from answerkit.state import (
     DEFAULT_TTL,
     StateStore,
@@ -159,11 +160,17 @@ class RedisStore(StateStore):
 
     def _call(self, action: str, fn: Callable[[redis.Redis], _T]) -> _T:
         try:
-            return fn(self._client)
-        except StateError:
+            result = fn(self._client)
+        except AnswerkitError:
+            # Ours, the handler deadline among them: wrapped as a StateError, an
+            # ``except StateError`` meant for an outage would swallow the deadline.
             raise
         except Exception as exc:  # redis-py raises many types; all mean "store failed"
             raise self._error(action, exc) from None
+        # A deadline put off while this call ran (answerkit/_deadline.py) is taken now,
+        # whoever called: a recipe's plain CallState as well as a handler's.
+        take_put_off_deadline()
+        return result
 
     def _key(self, call_uuid: str) -> str:
         return f"{self.prefix}call:{call_uuid}"

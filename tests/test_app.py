@@ -1085,3 +1085,27 @@ def test_a_route_path_beyond_ascii_is_taken_and_one_with_a_space_refused() -> No
     assert flow.url_for("menu_es").endswith("/menú")
     with pytest.raises(ConfigurationError, match="has a space or an invisible character"):
         flow.add_route("/main menu", lambda call: Response(Speak("x")))
+
+
+@pytest.mark.parametrize("path", ["/main%20menu", "/caf%C3%A9", "/a//b", "/hold\\room"])
+def test_a_route_path_that_cannot_be_served_as_written_is_refused(path: str) -> None:
+    # Flask matched the decoded path (404), redirected "//" (a 308 Vobiz does not follow),
+    # and the client refused a backslash in the URL to transfer a call to.
+    with pytest.raises(ConfigurationError, match="cannot be served as written"):
+        make_flow().add_route(path, lambda call: Response(Speak("x")))
+
+
+def test_an_endpoint_and_a_route_never_share_a_path_or_a_name() -> None:
+    # At a route's path the route answered the probe (unsigned: 403); a route named after an
+    # endpoint raised Flask's AssertionError when mounted.
+    from answerkit.recipes import TransferTrigger
+
+    flow = make_flow()
+    with pytest.raises(ConfigurationError, match="share the path or the name of a route"):
+        flow.add_health_endpoint("/answer")
+    TransferTrigger(flow, secret="s" * 24)
+    with pytest.raises(ConfigurationError, match="share the path or the name of an endpoint"):
+        flow.add_route("/other", lambda call: None, name="answerkit_transfer_trigger")
+    with pytest.raises(ConfigurationError, match="share the path or the name of an endpoint"):
+        flow.add_route("/_answerkit/transfer", lambda call: None)
+    flow.create_app()

@@ -745,3 +745,48 @@ def test_a_deadline_that_falls_due_in_a_grace_is_taken_when_the_grace_ends() -> 
     r = post(flow.create_app().test_client(), "/grace")
     assert is_fallback(r.data)
     assert ran_on == ["after the grace"]
+
+
+@pytest.mark.usefixtures("runner_timer_paused")
+def test_a_store_call_holds_the_deadline_off_for_a_bounded_time_and_stays_a_deadline(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Past STORE_PUT_OFF_LIMIT the deadline strikes inside the store call, and reaches the
+    # handler as HandlerTimeout: wrapped as a StateError, an ``except StateError`` meant
+    # for an outage swallowed it.
+    import redis
+
+    from answerkit import _deadline
+
+    monkeypatch.setattr(_deadline, "STORE_PUT_OFF_LIMIT", 0.5)
+    store = RedisStore(redis_url, socket_timeout=5.0)
+    reported: list[BaseException] = []
+    caught: list[str] = []
+    left: list[float] = []
+    flow = CallFlow(
+        "cap", public_url=PUBLIC, auth_token=TOKEN, state=store, deadline=0.1,
+        fallback=FALLBACK, on_error=lambda exc, call, route: reported.append(exc),
+    )  # fmt: skip
+    pauser = redis.Redis.from_url(redis_url)
+
+    @flow.route("/cap")
+    def cap(call: CallRequest) -> Response:
+        pauser.execute_command("CLIENT", "PAUSE", "3000")
+        try:
+            call.state.get("anything")  # stalled for 3 s: longer than the limit
+        except StateError:
+            caught.append("swallowed as a store outage")
+        finally:
+            left.append(time.monotonic() - started)
+        return Response(Speak("served late"))
+
+    started = time.monotonic()
+    try:
+        r = post(flow.create_app().test_client(), "/cap", {**CALL, "CallUUID": "capped-1"})
+    finally:
+        pauser.execute_command("CLIENT", "UNPAUSE")
+    assert is_fallback(r.data) and caught == []
+    assert [type(e) for e in reported] == [HandlerTimeout]
+    assert left and left[0] < 2.5  # cut about 0.5 s past the deadline, not at the 3 s stall
+    pauser.close()
+    store.close()
