@@ -294,21 +294,7 @@ class CallFlow:
                 f"route path {path!r}: put variables in query parameters "
                 "(flow.url_for(name, key=value)), not in the path"
             )
-        if not path.isprintable() or any(c.isspace() for c in path):
-            # url_for puts the path into every URL as it is, and an element refuses a URL
-            # with a space or a control character in it: a space (an IVRMenu named "main
-            # menu") made each Gather's action invalid, and each call the fallback.
-            raise ConfigurationError(
-                f"route path {path!r} has a space or an invisible character in it, which "
-                "no URL of it could carry: use '-' or '_' between words"
-            )
-        if "%" in path or "\\" in path or "//" in path:
-            # Flask matches the decoded path (a "%20" route answered 404) and redirects "//"
-            # (a 308 Vobiz does not follow: an IVRMenu named "sales/"), and the client
-            # refuses a backslash in the URL it would transfer a call to.
-            raise ConfigurationError(
-                f"route path {path!r} cannot be served as written: no '%', backslash or '//'"
-            )
+        _check_served_path(path, "route")
         if self._dispatcher is not None:
             raise ConfigurationError(
                 f"flow {self.name!r} is already mounted; declare route {path!r} before "
@@ -387,6 +373,7 @@ class CallFlow:
         methods: Sequence[str] = ("POST",),
     ) -> None:
         """Serve a plain Flask view (not a Vobiz webhook) beside the flow's routes."""
+        _check_served_path(path, "endpoint")
         if self._mount_prefix is not None:
             # The blueprint is built already: the endpoint would never be served (a 404).
             raise ConfigurationError(
@@ -689,6 +676,27 @@ def endpoint_name(base: str, path: str) -> str:
     AssertionError when the flow was mounted); names of routes never look so."""
     return base + "".join(ch if ch.isascii() and ch.isalnum() else f"_{ord(ch):x}_" for ch in path)
 
+
+def _check_served_path(path: str, what: str) -> None:
+    """Refuse a route's or an endpoint's path that no URL of it could reach as written."""
+    if not path.isprintable() or any(c.isspace() for c in path):
+        # url_for puts the path into every URL as it is, and an element refuses a URL with
+        # a space or a control character in it: a space (an IVRMenu named "main menu")
+        # made each Gather's action invalid, and each call the fallback.
+        raise ConfigurationError(
+            f"{what} path {path!r} has a space or an invisible character in it, which no "
+            "URL of it could carry: use '-' or '_' between words"
+        )
+    if _PERCENT_ESCAPE.search(path) or "\\" in path or "//" in path:
+        # Flask matches the decoded path (a "%20" route answered 404) and redirects "//"
+        # (a 308 Vobiz does not follow: an IVRMenu named "sales/"), and the client refuses
+        # a backslash in the URL it would transfer a call to.
+        raise ConfigurationError(
+            f"{what} path {path!r} cannot be served as written: no %-escape, backslash or '//'"
+        )
+
+
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 
 #: Seconds a health probe's replay record is kept (see CallFlow.add_health_endpoint).
 HEALTH_PROBE_TTL = 5.0

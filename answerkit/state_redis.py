@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from answerkit._deadline import take_put_off_deadline
 from answerkit.errors import AnswerkitError, ConfigurationError, StateError
 from answerkit.state import (
     DEFAULT_TTL,
@@ -167,9 +166,10 @@ class RedisStore(StateStore):
             raise
         except Exception as exc:  # redis-py raises many types; all mean "store failed"
             raise self._error(action, exc) from None
-        # A deadline put off while this call ran (answerkit/_deadline.py) is taken now,
-        # whoever called: a recipe's plain CallState as well as a handler's.
-        take_put_off_deadline()
+        # A deadline put off while this call ran (answerkit/_deadline.py) is not taken
+        # here, right after a write that landed: a recipe's next step (recording a move it
+        # owes the caller) must not be cut from it. The handler's call.state takes it
+        # before its next write, or the timer soon after.
         return result
 
     def _key(self, call_uuid: str) -> str:

@@ -1093,6 +1093,14 @@ def test_a_route_path_that_cannot_be_served_as_written_is_refused(path: str) -> 
     # and the client refused a backslash in the URL to transfer a call to.
     with pytest.raises(ConfigurationError, match="cannot be served as written"):
         make_flow().add_route(path, lambda call: Response(Speak("x")))
+    with pytest.raises(ConfigurationError, match="cannot be served as written"):
+        make_flow().add_health_endpoint(path)
+
+
+def test_a_percent_sign_that_starts_no_escape_is_served() -> None:
+    flow = make_flow()
+    flow.add_route("/50%off", lambda call: Response(Speak("half")), name="sale")
+    assert b"half" in post(flow.create_app().test_client(), "/50%off", CALL).data
 
 
 def test_an_endpoint_and_a_route_never_share_a_path_or_a_name() -> None:
