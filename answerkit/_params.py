@@ -86,7 +86,12 @@ def collect(params: ParamsLike | None) -> tuple[dict[str, str], dict[str, list[s
     if callable(lists):
         pairs = ((k, v) for k, values in lists() for v in values)
     elif isinstance(params, Mapping):
-        pairs = params.items()
+        # A list of values is every value of that name (parse_qs, to_dict(flat=False)).
+        pairs = (
+            (k, v)
+            for k, value in params.items()
+            for v in (value if isinstance(value, (list, tuple)) else (value,))
+        )
     else:
         pairs = params
     for key, value in pairs:
@@ -172,12 +177,37 @@ def query_value(value: Any) -> str:
     return str(value)
 
 
+_vobiz_names: frozenset[str] | None = None  # answerkit.request's, read on first use
+
+
+def _is_vobiz_field(name: str) -> bool:
+    global _vobiz_names
+    if _vobiz_names is None:
+        from answerkit.request import VOBIZ_FIELD_NAMES  # it imports this module
+
+        _vobiz_names = VOBIZ_FIELD_NAMES
+    return name in _vobiz_names or name[:5].lower() in ("x-ph-", "x-vh-")
+
+
 def _query_item(name: object, value: object) -> str:
     """One parameter's text (``str()`` of a number, a UUID, a date...); bytes and
-    collections are refused: they would arrive as their repr ("b'...'", "[1, 2]")."""
+    collections are refused: they would arrive as their repr ("b'...'", "[1, 2]"), and so
+    are the names of Vobiz's own fields."""
     if not isinstance(name, str):
         raise QueryParamError(
             f"query parameter names must be text, got {type(name).__name__} {name!r}"
+        )
+    if _is_vobiz_field(name):
+        # With method GET, Vobiz puts its fields in the query string beside ours (spec
+        # §2.0): a 'To' of ours would mix with Vobiz's To, and one of them be lost.
+        if name[:5].lower() in ("x-ph-", "x-vh-"):
+            other = name[5:] or "header"
+        else:
+            other = name.lower() if name.lower() != name else f"my_{name}"
+        raise QueryParamError(
+            f"query parameter {name!r} has the name of a field Vobiz sends (spec §2); on a "
+            f"GET callback the two would share the query string and one be lost: name "
+            f"yours otherwise (say {other!r})"
         )
     if isinstance(value, Enum):
         value = value.value  # a Flag member is iterable, but one value

@@ -12,6 +12,7 @@ goes to Flask.
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,8 @@ from answerkit.dispatch import (
 
 if TYPE_CHECKING:
     from flask import Flask
+
+log = logging.getLogger("answerkit")
 
 WSGIEnviron = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -69,6 +72,17 @@ def read_form(environ: WSGIEnviron, length: int) -> ParamsLike:
     us (an ``after_request`` hook reading ``request.form``)."""
     body = environ["wsgi.input"].read(length)
     environ["wsgi.input"] = io.BytesIO(body)
+    if len(body) < length:
+        # Cut short by the client, or read before us without Werkzeug (a hook reading
+        # request.stream): without the fields the webhook is refused, so say why.
+        log.warning(
+            "webhook %s: its body was %d bytes of the %d its Content-Length announced; if a "
+            "request hook reads request.stream, read request.get_data() instead (answerkit "
+            "finds the body there)",
+            environ.get("PATH_INFO", ""),
+            len(body),
+            length,
+        )
     return parse_form(body)
 
 
@@ -244,6 +258,10 @@ def flask_view(dispatcher: Dispatcher, route: Route) -> Callable[[], FlaskRespon
         def read_params() -> ParamsLike:
             if method != "POST":
                 return query
+            if "form" in req.__dict__ or getattr(req, "_cached_data", None) is not None:
+                # A request hook read the body through Werkzeug (request.form, get_data()):
+                # the stream is spent, and Werkzeug's parse (or its cached bytes) has it.
+                return req.form
             length = form_length(environ, req.max_content_length)
             if length is None:  # not the small form Vobiz posts: Werkzeug's parser and limits
                 return req.form  # the MultiDict itself: repeated fields keep every value

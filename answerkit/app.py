@@ -328,6 +328,20 @@ class CallFlow:
                     f"route {path!r}: replay_check is per URL, and its other handlers have "
                     f"replay_check={route.replay_check}"
                 )
+            if status_callback != route.status_callback:
+                # The flag is the URL's: one handler's would empty every other's answer (an
+                # answer handler's document dropped, the call cut off with 8011).
+                raise ConfigurationError(
+                    f"route {path!r}: status_callback is per URL, and its other handlers "
+                    f"have status_callback={route.status_callback}. "
+                    + (
+                        "A URL that answers with XML needs none for its Hangup: status "
+                        "events (Hangup, DialHangup...) on it already get an empty 200; "
+                        "drop status_callback=True"
+                        if route.status_callback is False
+                        else "Give every handler of this URL status_callback=True"
+                    )
+                )
             # Equal sound flags, and never sound with status_callback (refused above):
             # no URL is both.
             if sound != route.sound:
@@ -353,7 +367,6 @@ class CallFlow:
         elif name is not None and name != route.name and name not in self._by_name:
             self._by_name[name] = route
         route.handlers[event_key] = handler
-        route.status_callback = route.status_callback or status_callback
         return route
 
     def add_check(self, check: Callable[[CallFlow], None]) -> None:
@@ -528,6 +541,18 @@ class CallFlow:
                 verifier = SignatureGate(
                     self.auth_tokens, self.public_url, self.trusted_proxies, self.replay_window
                 )
+                if verifier.needs_host and not _local_run.active():
+                    # A signature proves only the URL it covers (spec §3.2): read from the
+                    # request, that URL is whatever the sender put in its Host header.
+                    log.warning(
+                        "flow %s: no public_url, so signatures are checked against the URL "
+                        "the request's Host header names: any URL Vobiz signed with these "
+                        "tokens verifies here (a sub-account's callbacks signed with a "
+                        "parent token among them); set public_url= or %s to the address "
+                        "Vobiz calls",
+                        self.name,
+                        ENV_PUBLIC_URL,
+                    )
             else:
                 log.warning(
                     "flow %s: signature verification is OFF (verify=False): anyone who can "

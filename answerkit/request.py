@@ -277,8 +277,9 @@ _FIELDS: tuple[tuple[str, tuple[str, ...], Callable[[str], Any]], ...] = (
 
 _SIP_PREFIXES = ("x-vh-", "x-ph-")
 
-#: The names of Vobiz's own fields: a GET callback appends them to our route's query string.
-_VOBIZ_NAMES = frozenset(
+#: The names of Vobiz's own fields: a GET callback appends them to our route's query string
+#: (so ``url_for`` refuses them as names of our own parameters).
+VOBIZ_FIELD_NAMES = frozenset(
     ("CallUUID", "Event", "From", "To", *(name for _a, names, _c in _FIELDS for name in names))
 )
 
@@ -292,7 +293,7 @@ def _own_query(query: ParamsLike, method: str) -> Mapping[str, str]:
         own = {
             k: v
             for k, v in own.items()
-            if k not in _VOBIZ_NAMES and k[:5].lower() not in _SIP_PREFIXES
+            if k not in VOBIZ_FIELD_NAMES and k[:5].lower() not in _SIP_PREFIXES
         }
     return MappingProxyType(own) if own else _NO_PARAMS
 

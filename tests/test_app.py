@@ -472,6 +472,28 @@ def test_a_route_without_replay_check_still_verifies_and_answers_with_the_store_
         other.add_route("/music", lambda call: None, event="Hangup")
 
 
+def test_status_callback_is_per_url_and_a_mismatch_is_refused() -> None:
+    # Marking only the Hangup handler of an answer URL status_callback=True once emptied
+    # every answer of that URL: each inbound call got no XML and was dropped.
+    flow = CallFlow("flags", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        return Response(Speak("Welcome"))
+
+    with pytest.raises(ConfigurationError, match="status_callback is per URL") as info:
+        flow.add_route("/answer", lambda call: None, event="Hangup", status_callback=True)
+    assert "already get an empty 200; drop status_callback=True" in str(info.value)
+    with pytest.raises(ConfigurationError, match="Give every handler of this URL"):
+        flow.add_route("/events", lambda call: None, status_callback=True)
+        flow.add_route("/events", lambda call: None, event="Hangup")
+    c = flow.create_app().test_client()
+    r = post(c, "/answer", CALL)
+    assert r.status_code == 200 and b"<Speak>Welcome</Speak>" in r.data
+    hung_up = post(c, "/answer", {**CALL, "Event": "Hangup"})
+    assert hung_up.status_code == 200 and hung_up.data == b""
+
+
 def test_unreachable_state_store_still_answers() -> None:
     from answerkit.state import RedisStore
 
@@ -585,6 +607,19 @@ def test_url_for_query_values() -> None:
 def test_url_for_refuses_a_value_a_query_string_cannot_carry(value: object) -> None:
     with pytest.raises(ConfigurationError, match=r"url_for\('menu'\): query parameter 'tried'"):
         make_flow().url_for("menu", tried=value)
+
+
+@pytest.mark.parametrize(
+    ("name", "instead"),
+    [("To", "to"), ("Digits", "digits"), ("timestamp", "my_timestamp"), ("X-PH-Agent", "Agent")],
+)
+def test_url_for_refuses_the_name_of_a_field_vobiz_sends(name: str, instead: str) -> None:
+    # On a GET callback Vobiz's fields share the query string with ours: a 'To' of ours
+    # was once taken for the caller's number, and vanished from call.query.
+    with pytest.raises(ConfigurationError, match=f"query parameter '{name}' has the name") as e:
+        make_flow().url_for("menu", **{name: "agent-7"})
+    assert f"(say '{instead}')" in str(e.value)
+    assert make_flow().url_for("menu", **{instead: "agent-7"}).endswith(f"?{instead}=agent-7")
 
 
 def test_url_for_writes_single_values_of_any_kind_as_text() -> None:
@@ -943,7 +978,8 @@ def test_an_event_the_spec_does_not_list_is_taken_with_a_warning(
     flow = CallFlow("events", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
     with caplog.at_level(logging.WARNING, logger="answerkit"):
         flow.add_route("/h", lambda call: None, event="FutureEvent", status_callback=True)
-        flow.add_route("/h", lambda call: None, event="Hangup")  # a listed one: no warning
+        # A listed one: no warning.
+        flow.add_route("/h", lambda call: None, event="Hangup", status_callback=True)
     assert [r.getMessage() for r in caplog.records if "FutureEvent" in r.getMessage()]
     assert not [r for r in caplog.records if "'Hangup'" in r.getMessage()]
 

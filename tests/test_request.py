@@ -504,3 +504,18 @@ def test_a_transcription_without_call_uuid_is_taken() -> None:
     assert call.call_uuid == "" and call.transcription == "hello" and call.recording_id == "r-1"
     with pytest.raises(MissingCallUUID):
         CallRequest.from_params({"recording_id": "r-1"})
+
+
+def test_a_dict_of_lists_gives_every_value_of_each_name() -> None:
+    # parse_qs() and MultiDict.to_dict(flat=False) shape a request so; each list was once
+    # read as one string ("['u1']"), and a Hangup was not taken for one.
+    from urllib.parse import parse_qs
+
+    req = CallRequest.from_params(
+        parse_qs("CallUUID=u1&Event=Hangup&From=917983165036&Digits=1&Digits=2")
+    )
+    assert (req.call_uuid, req.event, req.from_) == ("u1", "Hangup", "+917983165036")
+    assert req.is_hangup and req.getlist("Digits") == ["1", "2"]
+    flat = MultiDict([("CallUUID", "u2"), ("Digits", "3"), ("Digits", "4")]).to_dict(flat=False)
+    assert CallRequest.from_params(flat).getlist("Digits") == ["3", "4"]
+    assert CallRequest.from_params({"CallUUID": ("u3",)}).call_uuid == "u3"

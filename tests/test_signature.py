@@ -3,6 +3,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 
 import pytest
 from hypothesis import given
@@ -425,3 +426,24 @@ def test_sign_refuses_a_nonce_verify_would_not_take(nonce: str) -> None:
     would give a test a 403 it could not explain."""
     with pytest.raises(ConfigurationError, match="exactly 20 digits"):
         sign(URL, TOKEN, nonce_v2=nonce)
+
+
+def test_a_flow_without_a_public_url_warns_that_the_host_header_chooses_the_signed_url(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A sub-account's callback carries MA signatures made with the parent's token: sent
+    # with its own Host to a parent's app that has no public_url, it verifies there.
+    from answerkit import CallFlow
+
+    flow = CallFlow("no-public", auth_token="parent-token-0123456789", state="memory://")
+    flow.add_route("/answer", lambda call: None, status_callback=True)
+    with caplog.at_level(logging.WARNING, logger="answerkit"):
+        flow.create_app()
+    assert "no public_url, so signatures are checked against the URL" in caplog.text
+    pinned = CallFlow("pinned", public_url="https://voice.example.com",
+                      auth_token="parent-token-0123456789", state="memory://")  # fmt: skip
+    pinned.add_route("/answer", lambda call: None, status_callback=True)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="answerkit"):
+        pinned.create_app()
+    assert "no public_url" not in caplog.text

@@ -183,7 +183,11 @@ def test_a_refused_raw_url_names_the_leg_it_was_given_for(local_vobiz: LocalVobi
 
 @pytest.mark.parametrize(
     ("params", "says"),
-    [("reason=vip", "params must be a dict"), ({"tried": [1, 2]}, "query parameter 'tried'")],
+    [
+        ("reason=vip", "params must be a dict"),
+        ({"tried": [1, 2]}, "query parameter 'tried'"),
+        ({"From": "crm"}, "query parameter 'From' has the name of a field Vobiz sends"),
+    ],
 )
 def test_transfer_params_a_url_cannot_carry_are_refused_before_sending(
     local_vobiz: LocalVobiz, params: Any, says: str

@@ -136,6 +136,46 @@ def test_request_hooks_send_every_request_through_flask() -> None:
     assert seen[-1]["request_context"] is True
 
 
+@pytest.mark.parametrize("read", ["form", "values", "get_data", "json"])
+def test_a_request_hook_that_reads_the_body_leaves_the_fields_to_the_handler(read: str) -> None:
+    # A hook sends the request through Flask; one that reads the form (an audit log, say)
+    # through Werkzeug spends the input stream, and the webhook must still see its fields.
+    direct, _through_flask, seen = app_pair()
+
+    @direct.before_request
+    def audit() -> None:
+        if read == "get_data":
+            flask.request.get_data()
+        elif read == "json":
+            flask.request.get_json(silent=True)
+        else:
+            getattr(flask.request, read)  # request.form or request.values: parses the body
+
+    body = urlencode([*CALL.items(), ("Digits", "1"), ("Digits", "2")])
+    r = direct.test_client().post(
+        "/answer?menu=2",
+        data=body,
+        headers={**signed("/answer"), "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 200, r.data
+    assert b"Hello +14155550100" in r.data
+    assert seen[-1]["digits"] == ["1", "2"] and seen[-1]["query"] == {"menu": "2"}
+
+
+def test_a_hook_that_reads_the_raw_stream_is_named_in_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    direct, _through_flask, _seen = app_pair()
+
+    @direct.before_request
+    def drain() -> None:
+        flask.request.stream.read()
+
+    r = direct.test_client().post("/answer", data=CALL, headers=signed("/answer"))
+    assert r.status_code == 400  # no fields reached answerkit: refused, never run blind
+    assert "read request.get_data() instead" in caplog.text
+
+
 def test_blueprint_hooks_count_too() -> None:
     seen: list[dict[str, Any]] = []
     flow = make_flow(seen)
