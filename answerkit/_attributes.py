@@ -26,6 +26,7 @@ from answerkit._xmltext import (
     fast_url,
     remember,
     shown,
+    trim,
 )
 from answerkit.errors import ElementError
 
@@ -355,7 +356,7 @@ class Text(Attr):
         return f"non-blank text{limit}"
 
     def check_str(self, value: str) -> str:
-        v = super().check_str(value.strip())
+        v = super().check_str(trim(value))
         if not v or (self.maxlen and len(v) > self.maxlen):
             self.fail(value)
         _no_placeholder(self, v)

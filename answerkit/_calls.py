@@ -17,7 +17,7 @@ from answerkit._element import (
 )
 from answerkit._tables import TEXTS, TagMemo
 from answerkit._tables import not_vobiz as not_vobiz_error
-from answerkit._xmltext import esc_text
+from answerkit._xmltext import esc_text, xml_blank
 from answerkit.errors import ElementError
 
 _E = TypeVar("_E", bound=Element)
@@ -194,7 +194,7 @@ class Dial(_Container):
         el._open = start
         el._x = None
         el._text = None
-        if text and not text.isspace():
+        if text and not xml_blank(text):
             el._shorthand(text, 1 + len(kids))
         else:
             el._take(kids)

@@ -24,7 +24,7 @@ from typing import ClassVar, TypeVar
 
 from answerkit._attributes import Table, attr_string
 from answerkit._tables import EMPTY, TEXTS
-from answerkit._xmltext import esc_text, shown, unescape
+from answerkit._xmltext import esc_text, shown, unescape, xml_blank
 from answerkit.errors import ElementError
 
 _E = TypeVar("_E", bound="Element")
@@ -186,8 +186,8 @@ class Element:
         Each family overrides this with its own text and children checks, the same ones
         its constructors apply, without a second call per element.
         """
-        if (text and not text.isspace()) or kids:
-            what = shown(text) if text and not text.isspace() else type(kids[0]).__name__
+        if (text and not xml_blank(text)) or kids:
+            what = shown(text) if text and not xml_blank(text) else type(kids[0]).__name__
             raise ElementError(f"{cls.tag}: takes no text or children, got {what}", element=cls.tag)
         el = cls._blank(attrs)
         el._x = start + "/>"
@@ -250,6 +250,18 @@ class _Container(Element):
     def children(self) -> list[Element]:
         return list(self._children)
 
+    def __copy__(self: _E) -> _E:
+        # copy.copy's default would share the child list: an add() to the copy would change
+        # the original too, whose render cache and rule count would not know (stale XML,
+        # rules unchecked). Children themselves are shared, as in any shallow copy.
+        new = object.__new__(type(self))
+        for klass in type(self).__mro__:
+            for slot in getattr(klass, "__slots__", ()):
+                if hasattr(self, slot):  # not set: the attribute dict, until read
+                    setattr(new, slot, getattr(self, slot))
+        new._children = list(new._children)  # type: ignore[attr-defined]
+        return new
+
     def add(self, child: _E) -> _E:
         if type(child) not in self._kids and not isinstance(child, self._kid_order):
             raise _reject(self, child)
@@ -290,7 +302,7 @@ class _Container(Element):
     def _parsed(
         cls, attrs: dict[str, str], start: str, text: str | None, kids: Sequence[object]
     ) -> Element:
-        if text and not text.isspace():
+        if text and not xml_blank(text):
             raise ElementError(f"{cls.tag}: takes no text, got {shown(text)}", element=cls.tag)
         el = cls._blank(attrs)
         el._open = start

@@ -36,6 +36,7 @@ from answerkit._xmltext import (
     fast_url,
     remember,
     shown,
+    trim,
 )
 from answerkit.errors import ElementError
 
@@ -170,7 +171,7 @@ class TextSpec:
         value = str(value)  # a str subclass is kept as plain text
         if self.kind == "url":
             return check_url(self, value, self.schemes)
-        v = value.strip()
+        v = trim(value)
         if self.kind == "text":
             bad = bad_xml_char(v)
             if bad is not None:

@@ -26,6 +26,26 @@ def bad_xml_char(s: str) -> str | None:
     return None if m is None else m.group()
 
 
+#: The whitespace XML knows (S production): NBSP, U+3000 and the like are text to it.
+XML_SPACE = " \t\r\n"
+
+
+def xml_blank(s: str) -> bool:
+    """Whether ``s`` is only XML whitespace (or empty): str.isspace() would also pass NBSP,
+    U+3000 and other characters XML counts as text."""
+    return not s.strip(XML_SPACE)
+
+
+def trim(value: str) -> str:
+    """``value.strip()``, unless that would drop a character XML cannot carry (str.strip
+    takes \x0b, \x0c and \x1c-\x1f as whitespace): then ``value`` whole, so the check
+    after refuses it rather than lose it without a word."""
+    v = value.strip()
+    if len(v) != len(value) and not value.isprintable() and bad_xml_char(value) is not None:
+        return value
+    return v
+
+
 def describe_bad_char(s: str, c: str) -> str:
     return f"contains U+{ord(c):04X} at position {s.index(c)}, which XML cannot carry"
 
@@ -183,7 +203,7 @@ def _host_port(authority: str) -> tuple[str, str]:
 
 def check_url(owner: Fails, value: str, schemes: tuple[str, ...]) -> str:
     """Trim and check an absolute URL; ``owner.fail`` raises naming the element."""
-    v = value.strip()
+    v = trim(value)
     for scheme in schemes:
         if v.startswith(scheme):
             n = len(scheme)

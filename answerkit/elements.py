@@ -41,6 +41,7 @@ from answerkit._element import (
 from answerkit._speak import Speak
 from answerkit._tables import TEXTS, TagMemo
 from answerkit._tables import not_vobiz as not_vobiz_error
+from answerkit._xmltext import xml_blank
 from answerkit.errors import ElementError
 
 if TYPE_CHECKING:
@@ -116,7 +117,7 @@ class Response(_Container):
     def _parsed(
         cls, attrs: dict[str, str], start: str, text: str | None, kids: Sequence[object]
     ) -> Element:
-        if attrs or (text and not text.isspace()):
+        if attrs or (text and not xml_blank(text)):
             raise ElementError("Response: takes no attributes or text", element="Response")
         return cls(*kids)  # type: ignore[arg-type]
 

@@ -24,7 +24,7 @@ from answerkit._attributes import Table, attr_string
 from answerkit._canonical import HEAD, read
 from answerkit._element import _NOATTRS, MAX_BYTES, RULE_LAST, Element, cannot_contain
 from answerkit._tables import foreign_attribute
-from answerkit._xmltext import MEMO_LIMIT, TAG_MAX_LEN, shown
+from answerkit._xmltext import MEMO_LIMIT, TAG_MAX_LEN, XML_SPACE, shown, xml_blank
 from answerkit.elements import (
     DTMF,
     ELEMENTS,
@@ -171,6 +171,14 @@ def _as_utf8(source: str, data: bytes) -> bytes:
     return (source[:at] + "UTF-8" + source[at + len(name) :]).encode()
 
 
+_QUOTED = re.compile(rb"<!--.*?-->|<!\[CDATA\[.*?\]\]>", re.DOTALL)
+
+
+def _blank_out(m: re.Match[bytes]) -> bytes:
+    """A comment or CDATA section as spaces, keeping its newlines (and so every line number)."""
+    return re.sub(rb"[^\n]", b" ", m.group())
+
+
 def parse_full(data: bytes) -> Response:
     """The full parser, through lxml: any layout, and every refusal and error with its line."""
     # Refused before lxml sees them: no XXE, no billion laughs. A search for one byte as an
@@ -179,6 +187,11 @@ def parse_full(data: bytes) -> Response:
     if _BANG in data and b"<!" in data:
         for marker in (b"<!DOCTYPE", b"<!ENTITY"):
             at = data.find(marker)
+            if at >= 0:
+                # Written inside a comment or CDATA it is text, not a declaration: blanked
+                # out (its lines kept), those are read past. Nothing can hide a real one
+                # there: lxml reads them the same way, and refuses a doctype it finds after.
+                at = _QUOTED.sub(_blank_out, data).find(marker)
             if at >= 0:
                 raise ParseError(
                     "DTDs and entity declarations are refused (no XXE, no entity expansion)",
@@ -214,7 +227,7 @@ def _document(root: Any) -> Response:
         what = _name_error(root.tag)
         raise ParseError(f"the root must be Response, found {what}", line=root.sourceline)
     text = root.text
-    if root.items() or (text and not text.isspace()):
+    if root.items() or (text and not xml_blank(text)):
         _no_attrs_or_text(root)
     kids = _children(root, Response)
     # Every child was checked against Response's allowed children on the way: the tree is
@@ -238,7 +251,7 @@ def _no_attrs_or_text(el: Any) -> None:
         raise ParseError(
             f"Response takes no attributes, got {shown(dict(el.attrib))}", line=el.sourceline
         )
-    if el.text and not el.text.isspace():
+    if el.text and not xml_blank(el.text):
         raise ParseError(f"Response takes no text, got {shown(el.text)}", line=el.sourceline)
 
 
@@ -259,8 +272,10 @@ def _children(parent_el: Any, parent: type[Element]) -> list[Element]:
         if kind is None:
             raise _misplaced(el, _KINDS.get(tag, _UNKNOWN)[0], parent)
         tail = el.tail
-        if tail is not None and not tail.isspace():
-            raise ParseError(f"text {shown(tail.strip())} outside any element", line=el.sourceline)
+        if tail is not None and not xml_blank(tail):
+            raise ParseError(
+                f"text {shown(tail.strip())} outside any element", line=_tail_line(el, tail)
+            )
         cls, bare_text, bare_empty = kind
         items = el.items()
         if items or len(el):
@@ -273,7 +288,7 @@ def _children(parent_el: Any, parent: type[Element]) -> list[Element]:
         try:
             if bare_text is not None and text is not None:
                 out.append(bare_text(text))
-            elif bare_empty is not None and (not text or text.isspace()):
+            elif bare_empty is not None and (not text or xml_blank(text)):
                 out.append(bare_empty())
             else:
                 out.append(cls._parsed(_NOATTRS, _START[tag], text, _NOKIDS))
@@ -282,6 +297,17 @@ def _children(parent_el: Any, parent: type[Element]) -> list[Element]:
         except ElementError as e:
             raise _located(e, el) from None
     return out
+
+
+def _tail_line(el: Any, tail: str) -> int:
+    """The line where the text in ``tail`` (after ``el``) starts: lxml gives only the line
+    each element starts on, so counted back from the next node, or on from ``el``."""
+    start = len(tail) - len(tail.lstrip(XML_SPACE))
+    nxt = el.getnext()
+    if nxt is not None and nxt.sourceline:
+        return int(nxt.sourceline) - tail.count("\n", start)
+    inside = etree.tostring(el, with_tail=False).count(b"\n")
+    return int(el.sourceline or 1) + inside + tail.count("\n", 0, start)
 
 
 def _element(el: Any, tag: str, cls: type[Element], items: list[tuple[str, str]]) -> Element:

@@ -998,3 +998,55 @@ def test_ssml_mixed_with_words_that_are_voices_is_spoken_as_written() -> None:
 def test_the_positional_check_holds_beside_a_keyword_too() -> None:
     with pytest.raises(ElementError, match="a voice is a keyword"):
         Speak("Hello", "WOMAN", language="en-US")
+
+
+def test_a_shallow_copy_of_a_container_has_children_of_its_own() -> None:
+    # copy.copy once shared the child list: an add() to the copy changed the original,
+    # whose render cache and rule count did not know (stale XML, a Hangup rule unchecked).
+    import copy
+
+    base = Response(Speak("Welcome"))
+    variant = copy.copy(base)
+    variant.add(Hangup())
+    variant.add(Speak("never heard"))
+    assert base.to_xml().endswith("<Response><Speak>Welcome</Speak></Response>")
+    with pytest.raises(ElementError, match="nothing may follow it"):
+        variant.to_xml()
+    dial = Dial(caller_id="+14155551234")
+    more = copy.copy(dial)
+    more.add(Number("+14156667890"))
+    assert dial.children == [] and more.children == [Number("+14156667890")]
+    with pytest.raises(ElementError, match="needs at least one Number"):
+        Response(dial).to_xml()
+    assert "<Number>+14156667890</Number>" in Response(more).to_xml()
+    menu = Gather(Speak("Press 1"), action="https://a.example/m")
+    longer = copy.copy(menu)
+    longer.add(Speak("Press 2"))
+    assert menu != longer and str(menu).count("<Speak>") == 1 and str(longer).count("<Speak>") == 2
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: Conference("room\x0c"),
+        lambda: Number("+14155551234\x1f"),
+        lambda: Dial(caller_name="Bob\x1c"),
+        lambda: Play("https://a.example/x.mp3\x0b"),
+        lambda: Redirect("\x1chttps://a.example/"),
+        lambda: DTMF("12\x1d"),
+        lambda: Gather(action="https://a.example/\x0c"),
+    ],
+)
+def test_a_control_character_at_either_end_of_a_value_is_refused_not_dropped(
+    build: Any,
+) -> None:
+    # str.strip() takes \x0b, \x0c and \x1c-\x1f for whitespace: trimming once dropped them
+    # without a word, while the same character inside a value was refused.
+    with pytest.raises(ElementError):
+        build()
+
+
+def test_outer_whitespace_is_still_trimmed() -> None:
+    assert Conference(" room \n").text == "room" and Number(" +14155551234\t").text == (
+        "+14155551234"
+    )

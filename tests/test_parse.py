@@ -280,7 +280,7 @@ def error(text: str | bytes) -> ParseError:
         ('<Response xmlns="urn:x"/>', 1, "VobizXML uses no namespaces"),
         ('<Response id="1"/>', 1, "Response takes no attributes"),
         ("<Response>hello</Response>", 1, "Response takes no text"),
-        ("<Response><Hangup/>\ntrailing</Response>", 1, "outside any element"),
+        ("<Response><Hangup/>\ntrailing</Response>", 2, "outside any element"),
         ("<Response><Hangup>now</Hangup></Response>", 1, "Hangup: takes no text or children"),
         ("<Response><Play><Speak>x</Speak></Play></Response>", 1, "Play: cannot contain Speak"),
         (
@@ -714,3 +714,56 @@ def test_a_bare_ampersand_is_named_with_its_fix() -> None:
 def test_an_element_without_its_response_is_told_to_wrap_it() -> None:
     with pytest.raises(ParseError, match=r"found Speak: wrap it, <Response><Speak>"):
         parse("<Speak>Hello.</Speak>")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("<Response><!-- no <!DOCTYPE here --><Hangup/></Response>", Response(Hangup())),
+        ("<Response><Speak><![CDATA[Say <!ENTITY>]]></Speak></Response>",
+         Response(Speak("Say <!ENTITY>"))),
+    ],
+)  # fmt: skip
+def test_a_declaration_written_in_a_comment_or_cdata_is_text(text: str, expected: Response) -> None:
+    assert parse(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '<!-- x --><!DOCTYPE r [<!ENTITY a "b">]><Response/>',
+        '<?xml version="1.0"?>\n<!--\n-->\n<!DOCTYPE Response SYSTEM "file:///etc/passwd"><Response/>',
+    ],
+)
+def test_a_real_declaration_after_a_comment_is_still_refused(text: str) -> None:
+    with pytest.raises(ParseError, match="DTDs and entity declarations are refused"):
+        parse(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<Response><Wait>\u00a0</Wait></Response>",
+        '<Response><Gather action="https://a.example/m">\u3000</Gather></Response>',
+        "<Response><Dial>\u00a0<Number>+14155551234</Number></Dial></Response>",
+        "<Response>\u2003<Hangup/></Response>",
+    ],
+)
+def test_only_xml_whitespace_is_ignorable_where_no_text_is_allowed(text: str) -> None:
+    # NBSP, U+3000 and the like are text to XML: str.isspace() once let them through where
+    # the element takes none, and the text was dropped without a word.
+    with pytest.raises(ParseError):
+        parse(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("<Response>\n  <Speak>Hi</Speak>\n\n\n  stray text\n  <Hangup/>\n</Response>", 5),
+        ("<Response>\n  <Speak>Hi</Speak>\n\n\n  stray text\n</Response>", 5),
+        ("<Response>\n  <Speak>Hi\nthere</Speak>\n  stray</Response>", 4),
+    ],
+)
+def test_stray_text_is_reported_on_its_own_line(text: str, line: int) -> None:
+    with pytest.raises(ParseError, match=f"line {line}: text 'stray"):
+        parse(text)
