@@ -43,7 +43,7 @@ from answerkit.dispatch import (
 )
 from answerkit.elements import Hangup, Response, Speak
 from answerkit.errors import ConfigurationError
-from answerkit.request import Event
+from answerkit.request import CallRequest, Event
 from answerkit.signature import base_url
 from answerkit.state import StateStore
 from answerkit.state_urls import (
@@ -194,6 +194,7 @@ class CallFlow:
         self._mount_prefix: str | None = None
         self._dispatcher: Dispatcher | None = None
         self._checks: list[Callable[[CallFlow], None]] = []
+        self._hangup_listeners: list[Callable[[CallRequest], None]] = []
         self._endpoints: list[tuple[str, str, Callable[[], FlaskResponse], list[str]]] = []
         self.transfers = TransferPlanner(self, client=client, allowed_hosts=transfer_hosts)
 
@@ -376,6 +377,22 @@ class CallFlow:
         once all routes are declared, before the first call arrives.
         """
         self._checks.append(check)
+
+    def add_hangup_listener(self, listener: Callable[[CallRequest], None]) -> None:
+        """Run ``listener(call)`` on every ``Hangup`` webhook any route of the flow gets,
+        before that route's own handler, whatever the route.
+
+        Recipes use it to learn that a call they track has ended (a WarmTransfer's caller
+        who hangs up before reaching the hold room sends no room event). A listener that
+        fails is reported to ``on_error`` and changes nothing else. Added before the flow
+        is mounted.
+        """
+        if self._dispatcher is not None:
+            raise ConfigurationError(
+                f"flow {self.name!r} is already mounted; add hangup listeners before "
+                "register() or create_app()"
+            )
+        self._hangup_listeners.append(listener)
 
     def add_endpoint(
         self,
@@ -569,6 +586,7 @@ class CallFlow:
                 self.hangup_linger,
                 self._sound_fallback_bytes,
                 self.public_url,
+                tuple(self._hangup_listeners),
             )
         return self._dispatcher
 

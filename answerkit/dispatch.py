@@ -301,6 +301,8 @@ class Dispatcher:
     sound_fallback: bytes = EMPTY_DOCUMENT
     #: The flow's public URL, which url_for builds on (see _check_script_root).
     public_url: str | None = None
+    #: Run on every Hangup webhook before the route's handler (CallFlow.add_hangup_listener).
+    hangup_listeners: tuple[Callable[[CallRequest], None], ...] = ()
     #: (route, event) pairs already warned about (see _tell_once).
     _told: set[tuple[str, str]] = field(default_factory=set, repr=False)
 
@@ -414,6 +416,8 @@ class Dispatcher:
         handler = route.handler_for(event)
         retried = False
         try:
+            if event == _HANGUP and self.hangup_listeners:
+                self._tell_listeners(call, route)
             if handler is None:
                 if not status_event:
                     log.warning(
@@ -473,6 +477,17 @@ class Dispatcher:
             # A Hangup that Vobiz is to send again keeps the call's state for the retry.
             if event == _HANGUP and not retried:
                 self._forget(call, route)
+
+    def _tell_listeners(self, call: CallRequest, route: Route) -> None:
+        """The hangup listeners, each within the deadline; a failing one is reported, and
+        changes neither the answer nor the route's own handler."""
+        for listener in self.hangup_listeners:
+            try:
+                self.deadline.run(listener, call, True)
+            except BaseException as exc:
+                if _passes_through(exc):
+                    raise
+                self._report(exc, call, route, "a hangup listener failed")
 
     def _store_down(
         self, route: Route, call: CallRequest | None, exc: StateError, what: str

@@ -1153,3 +1153,27 @@ def test_an_endpoint_and_a_route_never_share_a_path_or_a_name() -> None:
     with pytest.raises(ConfigurationError, match="share the path or the name of an endpoint"):
         flow.add_route("/_answerkit/transfer", lambda call: None)
     flow.create_app()
+
+
+def test_hangup_listeners_hear_every_hangup_and_a_failing_one_changes_nothing() -> None:
+    errors: list[str] = []
+    flow = CallFlow("listen", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore(),
+                    on_error=lambda exc, call, route: errors.append(str(exc)))  # fmt: skip
+    heard: list[str] = []
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        return Response(Speak("Welcome"))
+
+    def broken(call: CallRequest) -> None:
+        raise RuntimeError("listener bug")
+
+    flow.add_hangup_listener(lambda call: heard.append(call.call_uuid))
+    flow.add_hangup_listener(broken)
+    c = flow.create_app().test_client()
+    assert b"Welcome" in post(c, "/answer", CALL).data and heard == []  # StartApp: not told
+    r = post(c, "/answer", {**CALL, "Event": "Hangup"})
+    assert r.status_code == 200 and r.data == b""
+    assert heard == [CALL["CallUUID"]] and errors == ["listener bug"]
+    with pytest.raises(ConfigurationError, match="already mounted"):
+        flow.add_hangup_listener(lambda call: None)

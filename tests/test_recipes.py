@@ -188,6 +188,29 @@ def test_warm_transfer_validation() -> None:
         flow.create_app()
 
 
+@pytest.mark.parametrize(
+    ("setting", "says"),
+    [
+        ({"agent_timeout": "30"}, "agent_timeout must be the seconds"),
+        ({"agent_timeout": 0}, "agent_timeout must be the seconds"),
+        ({"decision_timeout": 100}, "decision_timeout: Gather: execution_timeout"),
+        ({"announcement": ""}, "announcement: Speak: text is required"),
+        ({"goodbye": "  "}, "goodbye: Speak: text is required"),
+        ({"hold_music": "hold-music"}, "hold_music: Play: .*the URL of an audio file"),
+        ({"whisper": 5}, "whisper must be text or a function"),
+        ({"whisper": ""}, "whisper: Speak: text is required"),
+    ],
+)
+def test_warm_transfer_refuses_settings_every_transfer_would_trip_over(
+    setting: dict[str, Any], says: str
+) -> None:
+    # Each was once taken, then failed on every live call: the caller hung up on, the
+    # agent never rung, or silence on hold.
+    with pytest.raises(ConfigurationError, match=f"WarmTransfer: {says}"):
+        WarmTransfer(new_flow(), agent="+14155550142", caller_id="+14155550100",
+                     fallback="sales", **setting)  # fmt: skip
+
+
 def test_warm_transfer_of_an_ended_call_starts_nothing(local_vobiz: Any) -> None:
     flow = new_flow()
     flow.transfers.client = local_vobiz.client()
@@ -284,9 +307,12 @@ def test_ivr_option_hash_can_be_chosen(call_simulator: Callable[..., CallSimulat
 def test_warm_transfer_caller_gone_before_the_room_is_not_accepted(local_vobiz: Any) -> None:
     # The caller hangs up during the announcement, so never enters the room and sends no
     # room event; the agent who then accepts must not be left waiting there alone.
+    # The caller's own Hangup webhook tells the recipe (a hangup listener): the agent's
+    # call is ended before the whisper can ask for a decision nobody is waiting on.
     sim, warm, caller, agent = warm_call(local_vobiz, lambda sim, caller: caller.hangup())
     assert warm.outcome(caller.call_uuid) == "abandoned"
-    assert agent.state == "ended" and agent.transcript.said("The caller is no longer waiting.")
+    assert agent.state == "ended" and agent.transcript.hangup_source == "API Request"
+    assert not agent.transcript.said("Connecting you now.")
     sim.close()
 
 
@@ -1574,3 +1600,49 @@ def test_the_fallback_registry_lets_go_of_flows() -> None:
     gc.collect()
     assert [r() for r in refs] == [None] * 5
     assert len(ivr._FALLBACKS) <= before
+
+
+def test_warm_transfer_caller_hanging_up_while_the_agent_rings_is_abandoned() -> None:
+    # The caller's Hangup webhook reaches the flow (any route): the transfer is abandoned
+    # at once and the ringing agent's call is ended, not left to ring until agent_timeout.
+    warm, client, transfers = fake_warm()
+    warm.start("C")
+    transfers.moves.clear()  # the move to the hold room
+    client.live = False
+    warm._on_hangup(hook({}, "C", Event="Hangup"))
+    assert warm.outcome("C") == "abandoned"
+    assert ("hangup", "req-1") in client.log  # its request UUID: it has not answered
+    warm._on_agent_status(hook(FIRST, "A", Event="Hangup"))  # its hangup then decides nothing
+    assert warm.outcome("C") == "abandoned" and transfers.moves == []
+
+
+def test_warm_transfer_caller_hanging_up_after_the_accept_ends_the_agents_call() -> None:
+    # Accepted, but the caller hangs up before reaching the room (no room event): the
+    # agent, who has stay_alone, would otherwise wait in the room alone.
+    warm, client, _ = accepted_warm()
+    warm._on_hangup(hook({}, "C", Event="Hangup"))
+    assert warm.outcome("C") == "accepted" and client.log[-1] == ("hangup", "A")
+    client.log.clear()
+    warm._on_hangup(hook({}, "C", Event="Hangup"))  # delivered again: nothing more
+    warm._on_hangup(hook({}, "someone-else", Event="Hangup"))  # not a transfer's caller
+    assert client.log == []
+
+
+def test_warm_transfer_hangup_listener_runs_on_any_route_of_the_flow() -> None:
+    warm, client, _ = fake_warm()
+    warm.start("C")
+    c = warm.flow.create_app().test_client()  # /sales: new_flow's route, no Hangup handler
+    r = c.post("/sales", data={"CallUUID": "C", "Event": "Hangup"},
+               headers=sign("https://voice.example.com/sales", "t" * 20))  # fmt: skip
+    assert r.status_code == 200 and r.data == b""
+    assert warm.outcome("C") == "abandoned" and ("hangup", "req-1") in client.log
+
+
+def test_warm_transfer_checks_the_caller_is_live_when_the_hangup_went_elsewhere() -> None:
+    # An app whose hangup URL another server serves: the accept finds the caller gone.
+    warm, client, _ = fake_warm()
+    warm.start("C")
+    warm._agent_answer(hook(FIRST, "A"))
+    client.live = False
+    doc = warm._agent_choice(hook(FIRST, "A", Digits="1"))
+    assert warm.outcome("C") == "abandoned" and "no longer waiting" in doc.to_xml()

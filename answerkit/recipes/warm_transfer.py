@@ -49,7 +49,13 @@ from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 from answerkit._api_args import check_destinations, check_phone
 from answerkit._deadline import HandlerTimeout, deadline_grace
 from answerkit.elements import Conference, Gather, Hangup, Play, Response, Speak, Wait
-from answerkit.errors import ArgumentError, CallNotActiveError, ConfigurationError, VobizError
+from answerkit.errors import (
+    ArgumentError,
+    CallNotActiveError,
+    ConfigurationError,
+    ElementError,
+    VobizError,
+)
 from answerkit.recipes._warm_moves import FallbackMove, MoveInFlight, surely_not_applied
 from answerkit.recipes._warm_state import (
     AGENT,
@@ -135,6 +141,7 @@ class WarmTransfer:
             # Checked now: every agent call would be refused, each caller sent to the
             # fallback as agent-unreachable.
             raise ConfigurationError(f"WarmTransfer: {exc}") from None
+        _check_settings(announcement, hold_music, whisper, agent_timeout, decision_timeout, goodbye)
         self.caller_id = caller_id
         self.fallback = fallback
         self.announcement = announcement
@@ -175,6 +182,7 @@ class WarmTransfer:
         )
         flow.add_route(f"/{name}/landing", self._moves.landing, name=r["landing"])
         flow.add_check(self._validate)
+        flow.add_hangup_listener(self._on_hangup)
 
     # -- starting -----------------------------------------------------------------------
 
@@ -355,6 +363,25 @@ class WarmTransfer:
         accepted = self._is_current(caller, attempt) and self.outcome(caller) == "accepted"
         if self._decide(caller, "abandoned", attempt) or accepted:
             state = self._state(caller)
+            agent_uuid = state.get(AGENT_CALL) or state.get(AGENT)
+            if agent_uuid:
+                self._hang_up_quietly(str(agent_uuid))
+
+    def _on_hangup(self, call: CallRequest) -> None:
+        """Any Hangup webhook of the flow. A caller of this recipe who hangs up before
+        reaching the hold room (during the announcement, say) sends no room event: the
+        agent's phone would ring on, and an agent who accepts would wait in the room alone.
+        So the caller's own Hangup settles it, as their ConferenceExit would."""
+        caller = call.call_uuid
+        if not caller:
+            return
+        state = self._state(caller)
+        attempt = state.get(ATTEMPT)
+        if not isinstance(attempt, int) or state.get(CALLER_LEFT):
+            return  # not one of ours, or the room told already
+        state[CALLER_LEFT] = True
+        accepted = self.outcome(caller) == "accepted"
+        if (self._decide(caller, "abandoned", attempt) or accepted) and not state.get(AGENT_ENDED):
             agent_uuid = state.get(AGENT_CALL) or state.get(AGENT)
             if agent_uuid:
                 self._hang_up_quietly(str(agent_uuid))
@@ -592,6 +619,51 @@ class WarmTransfer:
                 f"WarmTransfer {self.name!r}: fallback leads nowhere: {exc}"
             ) from None
         flow.transfers.warn_without_client(f"WarmTransfer {self.name!r}")
+
+
+_ANY_URL = "https://example.com/"  # stands in for the recipe's own URLs, unknown when made
+
+
+def _check_settings(
+    announcement: str,
+    hold_music: str | None,
+    whisper: Whisper | None,
+    agent_timeout: int,
+    decision_timeout: int,
+    goodbye: str,
+) -> None:
+    """Refuse, when the recipe is made, a setting every transfer would trip over later: the
+    documents it goes into are tried out now, as IVRMenu's are."""
+    if type(agent_timeout) is not int or agent_timeout <= 0:
+        raise ConfigurationError(
+            f"WarmTransfer: agent_timeout must be the seconds the agent's phone rings, a whole "
+            f"number > 0, got {agent_timeout!r}"
+        )
+    if whisper is not None and not isinstance(whisper, str) and not callable(whisper):
+        raise ConfigurationError(
+            f"WarmTransfer: whisper must be text or a function of the context returning "
+            f"text, got {whisper!r}"
+        )
+    # The whisper's Gather: its executionTimeout is the agent's time to decide.
+    tried: list[tuple[str, Callable[[], object]]] = [
+        ("announcement", lambda: Speak(announcement)),
+        ("goodbye", lambda: Speak(goodbye)),
+        ("decision_timeout", lambda: Gather(action=_ANY_URL, execution_timeout=decision_timeout)),
+    ]
+    if isinstance(whisper, str):
+        tried.append(("whisper", lambda: Speak(whisper)))
+    if hold_music is not None:
+        tried.append(("hold_music", lambda: Play(hold_music, loop=0)))
+    for name, build in tried:
+        try:
+            build()
+        except (ElementError, TypeError) as exc:
+            hint = (
+                " (the URL of an audio file the caller hears on hold)"
+                if name == "hold_music"
+                else ""
+            )
+            raise ConfigurationError(f"WarmTransfer: {name}: {exc}{hint}") from None
 
 
 def _outcome(value: object) -> WarmOutcome | None:
