@@ -543,6 +543,10 @@ class CallFlow:
         if self._dispatcher is None:
             for check in self._checks:
                 check(self)
+            if self.public_url is not None and not _local_run.active():
+                problem = _plain_http_problem(self.public_url)
+                if problem is not None:
+                    log.warning("flow %s: %s", self.name, problem)
             if isinstance(self._state_spec, str) and not _local_run.active():
                 problem = sqlite_directory_problem(self._state_spec)
                 if problem is not None:
@@ -895,6 +899,19 @@ def _check_settings(
             f"state must be a StateStore or a URL such as 'sqlite:///calls.sqlite3', "
             f"'redis://localhost:6379/0' or 'memory://', got {state!r}"
         )
+
+
+def _plain_http_problem(public_url: str) -> str | None:
+    """Why an ``http://`` public URL will not do, unless it names this machine (a local
+    test): Vobiz calls HTTPS URLs only (spec §2.0)."""
+    parts = urlsplit(public_url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme != "http" or host in ("localhost", "::1") or host.startswith("127."):
+        return None
+    return (
+        f"public_url {public_url!r} is plain http: Vobiz calls only https URLs (spec §2.0), "
+        "so every URL url_for builds for it would fail; give the https address Vobiz reaches"
+    )
 
 
 def _clean_public_url(url: object) -> str | None:

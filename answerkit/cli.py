@@ -32,7 +32,7 @@ def _print_routes(flows: Sequence[CallFlow]) -> None:
         for route in flow.routes:
             events = ", ".join("*" if e is None else e for e in route.events)
             url = flow.url_for(route.name) if flow.public_url else base + route.path
-            kind = "status" if route.status_callback else "xml"
+            kind = "status" if route.status_callback else "sound" if route.sound else "xml"
             print(f"  {route.name:<20} {kind:<6} [{events}]  {url}")
         # Plain endpoints too (a TransferTrigger's): one made without a secret is not
         # served, and this list is where that shows.

@@ -1177,3 +1177,22 @@ def test_hangup_listeners_hear_every_hangup_and_a_failing_one_changes_nothing() 
     assert heard == [CALL["CallUUID"]] and errors == ["listener bug"]
     with pytest.raises(ConfigurationError, match="already mounted"):
         flow.add_hangup_listener(lambda call: None)
+
+
+@pytest.mark.parametrize(
+    ("public_url", "warned"),
+    [
+        ("http://voice.example.com", True),
+        ("https://voice.example.com", False),
+        ("http://127.0.0.1:5000", False),
+        ("http://localhost:8000", False),
+    ],
+)
+def test_a_plain_http_public_url_is_warned_of_unless_it_is_this_machine(
+    public_url: str, warned: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    flow = CallFlow("http", public_url=public_url, auth_token=TOKEN, state=MemoryStore())
+    flow.add_route("/answer", lambda call: None, status_callback=True)
+    with caplog.at_level(logging.WARNING, logger="answerkit"):
+        flow.create_app()
+    assert ("is plain http: Vobiz calls only https URLs" in caplog.text) is warned

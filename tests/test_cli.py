@@ -52,6 +52,14 @@ def test_routes_lists_every_route_with_its_public_url(capsys: pytest.CaptureFixt
     assert "voicemail" in out
 
 
+def test_routes_shows_the_kind_of_each_route(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["routes", str(ROOT / "examples/warm_transfer.py")]) == 0
+    kinds = {line.split()[0]: line.split()[1] for line in capsys.readouterr().out.splitlines()
+             if line.startswith("  ")}  # fmt: skip
+    assert kinds["warm_music"] == "sound" and kinds["warm_room"] == "status"
+    assert kinds["warm_hold"] == "xml"
+
+
 @pytest.mark.parametrize("name", ["ivr", "warm_transfer", "forwarding", "transfer_url"])
 def test_check_passes_on_every_example(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", str(ROOT / f"examples/{name}.py")]) == 0, capsys.readouterr().out

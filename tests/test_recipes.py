@@ -566,6 +566,45 @@ def test_a_trigger_takes_calluuid_and_forms_and_may_be_limited_to_routes(
     assert reply.status_code == 403 and "hold" in reply.get_json()["error"]
 
 
+@pytest.mark.parametrize(
+    ("body", "status", "says"),
+    [
+        ({"call_uuid": "c", "a_leg": "sales"}, 400, "unknown field 'a_leg': the fields are"),
+        ({"call_uuid": 5, "aleg": "sales"}, 400, "call_uuid must be the call's CallUUID as a "
+                                                 "string, got 5"),
+        ({"call_uuid": "c"}, 400, 'name a route for "aleg", "bleg" or both, as in {'),
+        ({"call_uuid": "c", "aleg": "nowhere"}, 400, "has no route 'nowhere'"),
+        (["c", "sales"], 400, 'send JSON like {"call_uuid"'),
+    ],
+)  # fmt: skip
+def test_a_trigger_names_what_it_did_not_understand_in_the_request(
+    local_vobiz: Any, body: Any, status: int, says: str
+) -> None:
+    # A CRM sending HTTP was once shown a Python call, and a misspelt field not named.
+    flow = new_flow()
+    flow.transfers.client = local_vobiz.client()
+    TransferTrigger(flow, secret="s" * 24)
+    client = flow.create_app().test_client()
+    reply = client.post("/_answerkit/transfer", json=body,
+                        headers={"Authorization": "Bearer " + "s" * 24})  # fmt: skip
+    assert reply.status_code == status and says in reply.get_json()["error"]
+
+
+def test_a_trigger_on_a_server_that_cannot_move_calls_answers_503(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No VOBIZ_AUTH_ID: the server's own settings, not the CRM's request (a 400 told the
+    # CRM to fix a request that was fine).
+    monkeypatch.delenv("VOBIZ_AUTH_ID", raising=False)
+    flow = new_flow()
+    TransferTrigger(flow, secret="s" * 24)
+    client = flow.create_app().test_client()
+    reply = client.post("/_answerkit/transfer", json={"call_uuid": "c", "aleg": "sales"},
+                        headers={"Authorization": "Bearer " + "s" * 24})  # fmt: skip
+    assert reply.status_code == 503
+    assert "this server cannot move calls: no Vobiz auth id" in reply.get_json()["error"]
+
+
 def test_a_trigger_limited_to_a_route_that_does_not_exist_fails_when_mounted() -> None:
     flow = new_flow()
     TransferTrigger(flow, secret="s" * 24, routes=["hodl"])

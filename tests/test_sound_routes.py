@@ -209,6 +209,10 @@ def queue_flow(music_does: str, ring_does: str) -> CallFlow:
 def test_the_simulator_plays_sound_urls_and_reports_what_vobiz_could_not_play() -> None:
     t = CallSimulator(queue_flow("play", "play")).call(dial="no-answer").run()
     assert t.handler_errors == [] and t.said("Ringing")
+    # Played, and noted: Vobiz's pages name only Speak and Wait for a wait sound.
+    notes = [e.text for e in t.events_of("note")]
+    assert any("the waitSound URL /music answered a Play" in n for n in notes), notes
+    assert not any("dialMusic" in n for n in notes)
     t = CallSimulator(queue_flow("play", "steer")).call(dial="no-answer").run()
     assert len(t.handler_errors) == 1
     assert "the dialMusic URL /ring: a sound URL" in t.handler_errors[0]

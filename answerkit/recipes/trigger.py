@@ -12,6 +12,7 @@ limits the routes the endpoint may send calls to.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -129,22 +130,41 @@ class TransferTrigger:
         body: Any = request.get_json(silent=True)
         if body is None and request.form:  # a CRM that posts a form: its fields as given
             body = request.form.to_dict()
-        if isinstance(body, dict) and "call_uuid" not in body and "CallUUID" in body:
-            body["call_uuid"] = body["CallUUID"]  # Vobiz's own spelling
-        if not isinstance(body, dict) or not isinstance(body.get("call_uuid"), str):
-            return _json(
-                {"error": 'send JSON like {"call_uuid": "...", "aleg": "<route name>"}'}, 400
-            )
+        if not isinstance(body, dict):
+            return _json({"error": f"send JSON like {_EXAMPLE}"}, 400)
+        if "call_uuid" not in body and "CallUUID" in body:
+            body["call_uuid"] = body.pop("CallUUID")  # Vobiz's own spelling
+        unknown = sorted(str(k) for k in body if k not in _FIELDS)
+        if unknown:
+            # A misspelt leg ("a_leg") would otherwise read as no leg at all.
+            named = ", ".join(repr(k) for k in unknown)
+            fields = ", ".join(_FIELDS)
+            why = f"unknown field {named}: the fields are {fields}, as in {_EXAMPLE}"
+            return _json({"error": why}, 400)
+        if not isinstance(body.get("call_uuid"), str) or not body["call_uuid"]:
+            got = json.dumps(body.get("call_uuid"))
+            why = f"call_uuid must be the call's CallUUID as a string, got {got}, as in {_EXAMPLE}"
+            return _json({"error": why}, 400)
         params = body.get("params")
         if params is not None and not isinstance(params, dict):
             return _json({"error": "params must be a JSON object"}, 400)
         aleg, bleg = body.get("aleg"), body.get("bleg")
         if not all(v is None or isinstance(v, str) for v in (aleg, bleg)):
             return _json({"error": "aleg and bleg must be route names (strings)"}, 400)
+        if aleg is None and bleg is None:
+            return _json(
+                {"error": f'name a route for "aleg", "bleg" or both, as in {_EXAMPLE}'}, 400
+            )
         allowed = self.routes
         if allowed is not None and any(v is not None and v not in allowed for v in (aleg, bleg)):
             names = ", ".join(sorted(allowed))
             return _json({"error": f"this trigger moves calls only to: {names}"}, 403)
+        try:
+            self.flow.client  # noqa: B018  (made on first use: this server's own settings)
+        except ConfigurationError as exc:
+            # Not the caller's mistake: a 4xx would tell a CRM to fix a request that is fine.
+            log.error("transfer trigger: cannot move calls: %s", exc)
+            return _json({"error": f"this server cannot move calls: {exc}"}, 503)
         try:
             outcome = self.move(body["call_uuid"], aleg=aleg, bleg=bleg, params=params)
         except (TransferArgumentError, ConfigurationError) as exc:
@@ -169,6 +189,11 @@ class TransferTrigger:
             {"status": outcome.status, "call_uuid": outcome.call_uuid, "api_id": outcome.api_id},
             200,
         )
+
+
+#: The fields of a request to the endpoint (CallUUID, Vobiz's spelling, is taken for call_uuid).
+_FIELDS = ("call_uuid", "aleg", "bleg", "params")
+_EXAMPLE = '{"call_uuid": "...", "aleg": "<route name>"}'
 
 
 def _json(payload: dict[str, Any], status: int) -> FlaskResponse:

@@ -426,6 +426,14 @@ def _play_fetched(
     if wrong:
         _sound_error(call, f"{where}: {not_sound_message(wrong)}; Vobiz would not play it")
         return
+    if attribute == "waitSound" and any(c.tag == "Play" for c in doc.children):
+        # Played here, as Plivo does; Vobiz's pages name only Speak and Wait for a wait
+        # sound (spec §1.2): a note, so a test's author knows what rests on that reading.
+        call._emit(
+            "note",
+            f"{where} answered a Play: Vobiz documents Speak and Wait for a wait sound, "
+            "Play only on Plivo's word (spec §1.2)",
+        )
     if not audible:
         return
     for child in doc.children:
