@@ -259,6 +259,8 @@ class _Container(Element):
             for slot in getattr(klass, "__slots__", ()):
                 if hasattr(self, slot):  # not set: the attribute dict, until read
                     setattr(new, slot, getattr(self, slot))
+        if hasattr(self, "__dict__"):  # a subclass of the user's, with attributes of its own
+            new.__dict__.update(self.__dict__)
         new._children = list(new._children)  # type: ignore[attr-defined]
         return new
 

@@ -29,7 +29,7 @@ from flask import Blueprint, Flask
 from flask import Response as FlaskResponse
 
 from answerkit import _local_run
-from answerkit._params import QueryParamError, with_query
+from answerkit._params import QueryParamError, check_own_names, with_query
 from answerkit._sound import not_sound, not_sound_message
 from answerkit._wsgi import flask_view, install_direct_routes
 from answerkit.client import TransferResult, VobizClient
@@ -329,19 +329,15 @@ class CallFlow:
                     f"route {path!r}: replay_check is per URL, and its other handlers have "
                     f"replay_check={route.replay_check}"
                 )
-            if status_callback != route.status_callback:
-                # The flag is the URL's: one handler's would empty every other's answer (an
-                # answer handler's document dropped, the call cut off with 8011).
+            if status_callback and not route.status_callback:
+                # The flag is the URL's: given to one handler of an answer URL, it would empty
+                # every answer there (the documents dropped, each call cut off with 8011). A
+                # handler added without it to a status URL leaves the URL as it is.
                 raise ConfigurationError(
                     f"route {path!r}: status_callback is per URL, and its other handlers "
-                    f"have status_callback={route.status_callback}. "
-                    + (
-                        "A URL that answers with XML needs none for its Hangup: status "
-                        "events (Hangup, DialHangup...) on it already get an empty 200; "
-                        "drop status_callback=True"
-                        if route.status_callback is False
-                        else "Give every handler of this URL status_callback=True"
-                    )
+                    "answer with XML. A URL that answers with XML needs none for its Hangup: "
+                    "status events (Hangup, DialHangup...) on it already get an empty 200; "
+                    "drop status_callback=True"
                 )
             # Equal sound flags, and never sound with status_callback (refused above):
             # no URL is both.
@@ -368,6 +364,7 @@ class CallFlow:
         elif name is not None and name != route.name and name not in self._by_name:
             self._by_name[name] = route
         route.handlers[event_key] = handler
+        route.status_callback = route.status_callback or status_callback
         return route
 
     def add_check(self, check: Callable[[CallFlow], None]) -> None:
@@ -479,6 +476,7 @@ class CallFlow:
                 f"set {ENV_PUBLIC_URL} to the https address Vobiz reaches this app at"
             )
         try:
+            check_own_names(params)
             return with_query(self.public_url + (self._mount_prefix or "") + route.path, params)
         except QueryParamError as exc:
             raise ConfigurationError(f"url_for({name!r}): {exc}") from None

@@ -479,13 +479,17 @@ class Dispatcher:
                 self._forget(call, route)
 
     def _tell_listeners(self, call: CallRequest, route: Route) -> None:
-        """The hangup listeners, each within the deadline; a failing one is reported, and
-        changes neither the answer nor the route's own handler."""
+        """The hangup listeners, each within the deadline. One that could not finish (the
+        store down, its deadline, RetryLater) has the Hangup answered 503, so that Vobiz
+        sends it again and every listener, and then the route's handler, runs on it; any
+        other failure (a bug) is reported and changes nothing else."""
         for listener in self.hangup_listeners:
             try:
                 self.deadline.run(listener, call, True)
             except BaseException as exc:
-                if _passes_through(exc):
+                if _passes_through(exc) or isinstance(exc, (RetryLater, HandlerTimeout)):
+                    raise
+                if isinstance(exc, StateError) and not isinstance(exc, StateValueError):
                     raise
                 self._report(exc, call, route, "a hangup listener failed")
 

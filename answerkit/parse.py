@@ -86,10 +86,6 @@ def _parser() -> etree.XMLParser:
     return p
 
 
-#: The declaration to_xml writes. A document that starts with it is UTF-8 throughout, so the
-#: byte scan sees any DTD; any other start (no declaration, another encoding such as UTF-7 or
-#: UTF-16, a BOM) is asked of the parsed tree as well.
-_OUR_DECL = b'<?xml version="1.0" encoding="UTF-8"?>'
 _BANG = ord("!")  # see parse_full
 
 #: The encoding declared by an XML declaration at the start of a str (after a BOM, if any):
@@ -152,7 +148,68 @@ def parse(source: str | bytes) -> Response:
                 line=source.count("\n", 0, e.start) + 1,
             ) from None
         return parse_full(_as_utf8(source, data))
-    return parse_full(bytes(source))
+    return parse_full(_utf8_of(bytes(source)))
+
+
+# Byte order marks, and the first bytes of '<?' with none (XML 1.0 Appendix F).
+_BOMS = (
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\xef\xbb\xbf", "utf-8"),
+    (b"\xfe\xff", "utf-16-be"),
+    (b"\xff\xfe", "utf-16-le"),
+)
+_UNMARKED = (
+    (b"\x00\x00\x00<", "utf-32-be"),
+    (b"<\x00\x00\x00", "utf-32-le"),
+    (b"\x00<\x00?", "utf-16-be"),
+    (b"<\x00?\x00", "utf-16-le"),
+)
+#: The encoding an ASCII-compatible document declares (group 1 or 2).
+_DECLARED_BYTES = re.compile(
+    rb"""<\?xml[ \t\r\n]+version[ \t\r\n]*=[ \t\r\n]*(?:"[^"]*"|'[^']*')"""
+    rb"""[ \t\r\n]+encoding[ \t\r\n]*=[ \t\r\n]*(?:"([^"]*)"|'([^']*)')"""
+).match
+
+
+def _utf8_of(data: bytes) -> bytes:
+    """``data`` as UTF-8 with a UTF-8 declaration, decoded here by XML's rules (a byte order
+    mark, else the declared encoding, else UTF-8): the DTD scan then reads every document
+    in one encoding (in UTF-7 or UTF-16 '<!DOCTYPE' is other bytes), and lxml is never
+    left to decode one itself."""
+    encoding = None
+    body = data
+    for mark, name in _BOMS:
+        if data.startswith(mark):
+            encoding, body = name, data[len(mark) :]
+            break
+    else:
+        for head, name in _UNMARKED:
+            if data.startswith(head):
+                encoding = name
+                break
+        else:
+            m = _DECLARED_BYTES(data)
+            if m is None:
+                return data  # UTF-8, as XML assumes (lxml reports what is not)
+            declared = (m[1] if m[1] is not None else m[2]).decode("ascii", "replace")
+            if declared.upper() in ("UTF-8", "UTF8"):
+                return data
+            encoding = declared
+    try:
+        text = body.decode(encoding)
+    except LookupError:
+        raise ParseError(f"the document declares an unknown encoding {encoding!r}") from None
+    except UnicodeDecodeError as e:
+        raise ParseError(
+            f"the document is not valid {encoding}: {e.reason} at byte {e.start}"
+        ) from None
+    try:
+        return _as_utf8(text, text.encode())
+    except UnicodeEncodeError as e:
+        raise ParseError(
+            f"U+{ord(text[e.start]):04X} is not a character (a lone surrogate); XML cannot carry it"
+        ) from None
 
 
 def _as_utf8(source: str, data: bytes) -> bytes:
@@ -171,11 +228,15 @@ def _as_utf8(source: str, data: bytes) -> bytes:
     return (source[:at] + "UTF-8" + source[at + len(name) :]).encode()
 
 
-_QUOTED = re.compile(rb"<!--.*?-->|<!\[CDATA\[.*?\]\]>", re.DOTALL)
+# Comments, CDATA sections and processing instructions, read left to right as XML reads
+# them: whichever opens first holds what follows up to its own end ('<?x <!-- ?>' is a
+# processing instruction, so a '<!DOCTYPE' after it is in the open).
+_QUOTED = re.compile(rb"<!--.*?-->|<!\[CDATA\[.*?\]\]>|<\?.*?\?>", re.DOTALL)
 
 
 def _blank_out(m: re.Match[bytes]) -> bytes:
-    """A comment or CDATA section as spaces, keeping its newlines (and so every line number)."""
+    """A comment, CDATA section or processing instruction as spaces, keeping its newlines
+    (and so every line number)."""
     return re.sub(rb"[^\n]", b" ", m.group())
 
 
@@ -188,9 +249,10 @@ def parse_full(data: bytes) -> Response:
         for marker in (b"<!DOCTYPE", b"<!ENTITY"):
             at = data.find(marker)
             if at >= 0:
-                # Written inside a comment or CDATA it is text, not a declaration: blanked
-                # out (its lines kept), those are read past. Nothing can hide a real one
-                # there: lxml reads them the same way, and refuses a doctype it finds after.
+                # Written inside a comment, CDATA or a processing instruction it is text,
+                # not a declaration: those are blanked out (their lines kept) and the scan
+                # made again. The document is UTF-8 here (see _utf8_of), and the three are
+                # found in order as XML finds them, so a real declaration stays in view.
                 at = _QUOTED.sub(_blank_out, data).find(marker)
             if at >= 0:
                 raise ParseError(
@@ -211,7 +273,7 @@ def parse_full(data: bytes) -> Response:
             # The commonest cause of a call dropped with 8011: a URL's query string.
             hint = "; a bare '&' (in a URL's query string, say) must be written &amp;"
         raise ParseError(f"not well-formed XML: {e.msg}{hint}", line=e.lineno) from None
-    if not data.startswith(_OUR_DECL) and root.getroottree().docinfo.doctype:
+    if root.getroottree().docinfo.doctype:  # the scan missed one: never served, at least
         raise ParseError("DTDs are refused", line=1)
     return _document(root)
 
@@ -301,11 +363,9 @@ def _children(parent_el: Any, parent: type[Element]) -> list[Element]:
 
 def _tail_line(el: Any, tail: str) -> int:
     """The line where the text in ``tail`` (after ``el``) starts: lxml gives only the line
-    each element starts on, so counted back from the next node, or on from ``el``."""
+    each element starts on, so counted on from ``el``'s through it and its tail. (Comments
+    are dropped when parsing: one between ``el`` and the text hides its lines.)"""
     start = len(tail) - len(tail.lstrip(XML_SPACE))
-    nxt = el.getnext()
-    if nxt is not None and nxt.sourceline:
-        return int(nxt.sourceline) - tail.count("\n", start)
     inside = etree.tostring(el, with_tail=False).count(b"\n")
     return int(el.sourceline or 1) + inside + tail.count("\n", 0, start)
 

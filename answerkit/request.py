@@ -277,8 +277,7 @@ _FIELDS: tuple[tuple[str, tuple[str, ...], Callable[[str], Any]], ...] = (
 
 _SIP_PREFIXES = ("x-vh-", "x-ph-")
 
-#: The names of Vobiz's own fields: a GET callback appends them to our route's query string
-#: (so ``url_for`` refuses them as names of our own parameters).
+#: The names of Vobiz's own fields: a GET callback appends them to our route's query string.
 VOBIZ_FIELD_NAMES = frozenset(
     ("CallUUID", "Event", "From", "To", *(name for _a, names, _c in _FIELDS for name in names))
 )

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from answerkit import _local_run
 from answerkit._api_args import check_call_uuid, check_method
-from answerkit._params import QueryParamError, check_query, with_query
+from answerkit._params import QueryParamError, check_own_names, check_query, with_query
 from answerkit.client import TransferResult, VobizClient
 from answerkit.dispatch import LateTransferRefused, handler_given_up, loggable
 from answerkit.errors import CallNotActiveError, ConfigurationError, TransferArgumentError
@@ -150,6 +150,8 @@ class TransferPlanner:
             )
         try:
             check_query(params or {})
+            if any(leg is not None and "://" not in leg for leg in (aleg, bleg)):
+                check_own_names(params or {})  # a route of the flow: its url_for would refuse
         except QueryParamError as exc:
             raise TransferArgumentError(str(exc), field="params") from None
         aleg_url = self.target_url(aleg, params, argument="aleg") if aleg is not None else None

@@ -1024,6 +1024,13 @@ def test_a_shallow_copy_of_a_container_has_children_of_its_own() -> None:
     longer.add(Speak("Press 2"))
     assert menu != longer and str(menu).count("<Speak>") == 1 and str(longer).count("<Speak>") == 2
 
+    class Noted(Response):
+        note: str
+
+    noted = Noted(Speak("hi"))
+    noted.note = "kept"
+    assert copy.copy(noted).note == "kept" and type(copy.copy(noted)) is Noted
+
 
 @pytest.mark.parametrize(
     "build",

@@ -503,9 +503,30 @@ def test_dtds_and_entities_are_refused(text: str) -> None:
     assert err.line == 2
 
 
-def test_dtd_hidden_in_utf16_is_refused() -> None:
-    err = error(XXE.replace('version="1.0"', 'version="1.0" encoding="UTF-16"').encode("utf-16"))
-    assert "refused" in str(err) or "Entity" in str(err)
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-8-sig"])
+def test_dtd_hidden_in_another_encoding_is_refused_before_lxml_reads_it(codec: str) -> None:
+    # Decoded first, so the scan sees the DTD: lxml once opened a file:// DTD of a UTF-16
+    # document before the check after parsing could refuse it.
+    name = "UTF-8" if codec == "utf-8-sig" else codec.upper()
+    text = XXE.replace('version="1.0"', f'version="1.0" encoding="{name}"')
+    assert "DTDs and entity declarations are refused" in str(error(text.encode(codec)))
+
+
+def test_documents_in_other_encodings_are_read_as_declared() -> None:
+    doc = Response(Speak("Grüße, ça va"))
+    body = "<Response><Speak>Grüße, ça va</Speak></Response>"
+    for codec, name in [
+        ("latin-1", "ISO-8859-1"),
+        ("utf-16", "UTF-16"),
+        ("cp1252", "windows-1252"),
+    ]:
+        assert parse(f'<?xml version="1.0" encoding="{name}"?>{body}'.encode(codec)) == doc
+    assert "unknown encoding 'x-nothing'" in str(
+        error(b'<?xml version="1.0" encoding="x-nothing"?><Response/>')
+    )
+    assert "not valid ascii" in str(
+        error(('<?xml version="1.0" encoding="ascii"?>' + body).encode())
+    )
 
 
 def test_undeclared_entity_is_refused() -> None:
@@ -518,7 +539,7 @@ def test_parse_error_without_line() -> None:
 
 
 def test_dtd_in_utf7_is_refused() -> None:
-    # UTF-7 spells '<' as '+ADw-': the byte scan cannot see this DTD, the parsed tree can.
+    # UTF-7 spells '<' as '+ADw-': decoded first, the scan sees the DTD.
     text = (
         '<?xml version="1.0" encoding="UTF-7"?>\n'
         "+ADw-!DOCTYPE Response +AFs-+ADw-!ENTITY x +ACI-boom+ACI-+AD4-+AF0-+AD4-\n"
@@ -733,6 +754,11 @@ def test_a_declaration_written_in_a_comment_or_cdata_is_text(text: str, expected
     [
         '<!-- x --><!DOCTYPE r [<!ENTITY a "b">]><Response/>',
         '<?xml version="1.0"?>\n<!--\n-->\n<!DOCTYPE Response SYSTEM "file:///etc/passwd"><Response/>',
+        # A '<!--' inside a processing instruction opens no comment: the DOCTYPE after it
+        # was once blanked out with the "comment" up to the next '-->', and expanded.
+        '<?xml version="1.0" encoding="UTF-8"?><?x <!-- ?><!DOCTYPE Response [<!ENTITY a '
+        '"WOMAN">]><!-- --><Response><Speak voice="&a;">hi</Speak></Response>',
+        '<?x <!-- ?><!DOCTYPE Response SYSTEM "file:///etc/passwd"><!-- --><Response/>',
     ],
 )
 def test_a_real_declaration_after_a_comment_is_still_refused(text: str) -> None:
@@ -762,6 +788,11 @@ def test_only_xml_whitespace_is_ignorable_where_no_text_is_allowed(text: str) ->
         ("<Response>\n  <Speak>Hi</Speak>\n\n\n  stray text\n  <Hangup/>\n</Response>", 5),
         ("<Response>\n  <Speak>Hi</Speak>\n\n\n  stray text\n</Response>", 5),
         ("<Response>\n  <Speak>Hi\nthere</Speak>\n  stray</Response>", 4),
+        # lxml drops comments: the lines of one after the text once counted before it.
+        (
+            "<Response>\n<Speak>a</Speak>\nstray\n<!-- one\ntwo\nthree -->\n<Hangup/>\n</Response>",
+            3,
+        ),
     ],
 )
 def test_stray_text_is_reported_on_its_own_line(text: str, line: int) -> None:

@@ -211,6 +211,25 @@ def test_warm_transfer_refuses_settings_every_transfer_would_trip_over(
                      fallback="sales", **setting)  # fmt: skip
 
 
+def test_warm_transfer_takes_the_settings_it_always_took() -> None:
+    import enum
+
+    class Seconds(enum.IntEnum):
+        RING = 25
+
+    flow = new_flow()
+    warm = WarmTransfer(
+        flow,
+        agent="+14155550142",
+        caller_id="+14155550100",
+        fallback="sales",
+        hold_music="",
+        agent_timeout=Seconds.RING,
+        whisper=lambda ctx: f"A call about {ctx.get('topic', 'nothing')}",
+    )
+    assert "Please continue to hold" in warm._music(hook({}, "C")).to_xml()  # "" is unset
+
+
 def test_warm_transfer_of_an_ended_call_starts_nothing(local_vobiz: Any) -> None:
     flow = new_flow()
     flow.transfers.client = local_vobiz.client()
@@ -569,7 +588,8 @@ def test_a_trigger_takes_calluuid_and_forms_and_may_be_limited_to_routes(
 @pytest.mark.parametrize(
     ("body", "status", "says"),
     [
-        ({"call_uuid": "c", "a_leg": "sales"}, 400, "unknown field 'a_leg': the fields are"),
+        ({"call_uuid": "c", "a_leg": "sales"}, 400, "unknown field 'a_leg' (write 'aleg')"),
+        ({"call_uuid": "c", "aleg_url": "sales"}, 400, "'aleg_url' (write 'aleg')"),
         ({"call_uuid": 5, "aleg": "sales"}, 400, "call_uuid must be the call's CallUUID as a "
                                                  "string, got 5"),
         ({"call_uuid": "c"}, 400, 'name a route for "aleg", "bleg" or both, as in {'),
@@ -588,6 +608,23 @@ def test_a_trigger_names_what_it_did_not_understand_in_the_request(
     reply = client.post("/_answerkit/transfer", json=body,
                         headers={"Authorization": "Bearer " + "s" * 24})  # fmt: skip
     assert reply.status_code == status and says in reply.get_json()["error"]
+
+
+def test_a_trigger_takes_a_forwarded_webhook_form_with_fields_of_its_own(
+    local_vobiz: Any,
+) -> None:
+    # A CRM forwarding Vobiz's webhook form (the reason CallUUID is taken at all), or a
+    # JSON body with a note of its own: other fields are left alone.
+    flow = new_flow()
+    flow.transfers.client = local_vobiz.client()
+    TransferTrigger(flow, secret="s" * 24)
+    client = flow.create_app().test_client()
+    auth = {"Authorization": "Bearer " + "s" * 24}
+    form = {"CallUUID": "gone", "From": "14155550100", "To": "14155550199", "Event": "Hangup",
+            "aleg": "sales"}  # fmt: skip
+    assert client.post("/_answerkit/transfer", data=form, headers=auth).status_code == 200
+    both = {"call_uuid": "gone", "CallUUID": "gone", "aleg": "sales", "reason": "vip"}
+    assert client.post("/_answerkit/transfer", json=both, headers=auth).status_code == 200
 
 
 def test_a_trigger_on_a_server_that_cannot_move_calls_answers_503(
@@ -1685,3 +1722,31 @@ def test_warm_transfer_checks_the_caller_is_live_when_the_hangup_went_elsewhere(
     client.live = False
     doc = warm._agent_choice(hook(FIRST, "A", Digits="1"))
     assert warm.outcome("C") == "abandoned" and "no longer waiting" in doc.to_xml()
+
+
+def test_warm_transfer_caller_hangup_met_by_a_store_outage_is_sent_again() -> None:
+    # Answered 200 with the outage swallowed, the abandon was lost for good (the agent
+    # rang on); a 503 has Vobiz send the Hangup again, and the retry settles it.
+    from answerkit.errors import StateError
+
+    class Flaky(MemoryStore):
+        down = False
+
+        def get_all(self, call_uuid: str) -> dict[str, Any]:
+            if self.down and call_uuid.startswith("warm:"):
+                raise StateError("store unreachable")
+            return super().get_all(call_uuid)
+
+    store = Flaky()
+    warm, client, _ = fake_warm(store)
+    warm.start("C")
+    c = warm.flow.create_app().test_client()
+    hangup = {"CallUUID": "C", "Event": "Hangup"}
+    store.down = True
+    r = c.post("/sales", data=hangup, headers=sign("https://voice.example.com/sales", "t" * 20))
+    assert r.status_code == 503
+    store.down = False
+    assert warm.outcome("C") is None and client.log == []
+    r = c.post("/sales", data=hangup, headers=sign("https://voice.example.com/sales", "t" * 20))
+    assert r.status_code == 200 and warm.outcome("C") == "abandoned"
+    assert ("hangup", "req-1") in client.log

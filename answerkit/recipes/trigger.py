@@ -133,13 +133,13 @@ class TransferTrigger:
         if not isinstance(body, dict):
             return _json({"error": f"send JSON like {_EXAMPLE}"}, 400)
         if "call_uuid" not in body and "CallUUID" in body:
-            body["call_uuid"] = body.pop("CallUUID")  # Vobiz's own spelling
-        unknown = sorted(str(k) for k in body if k not in _FIELDS)
-        if unknown:
-            # A misspelt leg ("a_leg") would otherwise read as no leg at all.
-            named = ", ".join(repr(k) for k in unknown)
-            fields = ", ".join(_FIELDS)
-            why = f"unknown field {named}: the fields are {fields}, as in {_EXAMPLE}"
+            body["call_uuid"] = body["CallUUID"]  # Vobiz's own spelling
+        # Other fields are left alone (a CRM may forward a whole Vobiz webhook form), but
+        # one that is a field misspelt ("a_leg", "aleg_url") would read as no leg at all.
+        misspelt = sorted(str(k) for k in body if k not in _FIELDS and _loose(k) in _LOOSE)
+        if misspelt:
+            named = ", ".join(f"{k!r} (write {_LOOSE[_loose(k)]!r})" for k in misspelt)
+            why = f"unknown field {named}: the fields are {', '.join(_FIELDS)}, as in {_EXAMPLE}"
             return _json({"error": why}, 400)
         if not isinstance(body.get("call_uuid"), str) or not body["call_uuid"]:
             got = json.dumps(body.get("call_uuid"))
@@ -194,6 +194,17 @@ class TransferTrigger:
 #: The fields of a request to the endpoint (CallUUID, Vobiz's spelling, is taken for call_uuid).
 _FIELDS = ("call_uuid", "aleg", "bleg", "params")
 _EXAMPLE = '{"call_uuid": "...", "aleg": "<route name>"}'
+
+
+def _loose(name: object) -> str:
+    """A field name without case, '_' or '-' (and the Transfer API's "url" suffix)."""
+    text = str(name).lower().replace("_", "").replace("-", "")
+    return text.removesuffix("url") if text.endswith("legurl") else text
+
+
+#: Loose spellings of the fields a misspelling would silently drop (call_uuid's is refused
+#: as missing anyway, and CallUUID, Vobiz's own spelling, is taken).
+_LOOSE = {_loose(f): f for f in ("aleg", "bleg", "params")}
 
 
 def _json(payload: dict[str, Any], status: int) -> FlaskResponse:

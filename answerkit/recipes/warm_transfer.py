@@ -379,12 +379,15 @@ class WarmTransfer:
         attempt = state.get(ATTEMPT)
         if not isinstance(attempt, int) or state.get(CALLER_LEFT):
             return  # not one of ours, or the room told already
-        state[CALLER_LEFT] = True
-        accepted = self.outcome(caller) == "accepted"
-        if (self._decide(caller, "abandoned", attempt) or accepted) and not state.get(AGENT_ENDED):
+        decided = self._decide(caller, "abandoned", attempt)
+        # "abandoned" already: a delivery before this one decided, then met the store down
+        # (the Hangup is sent again, see Dispatcher._tell_listeners): the rest is redone.
+        over = decided or self.outcome(caller) in ("accepted", "abandoned")
+        if over and not state.get(AGENT_ENDED):
             agent_uuid = state.get(AGENT_CALL) or state.get(AGENT)
             if agent_uuid:
                 self._hang_up_quietly(str(agent_uuid))
+        state[CALLER_LEFT] = True  # last: until it is written, each delivery does it all
 
     # -- agent side -----------------------------------------------------------------------
 
@@ -634,7 +637,7 @@ def _check_settings(
 ) -> None:
     """Refuse, when the recipe is made, a setting every transfer would trip over later: the
     documents it goes into are tried out now, as IVRMenu's are."""
-    if type(agent_timeout) is not int or agent_timeout <= 0:
+    if not isinstance(agent_timeout, int) or isinstance(agent_timeout, bool) or agent_timeout <= 0:
         raise ConfigurationError(
             f"WarmTransfer: agent_timeout must be the seconds the agent's phone rings, a whole "
             f"number > 0, got {agent_timeout!r}"
@@ -652,7 +655,7 @@ def _check_settings(
     ]
     if isinstance(whisper, str):
         tried.append(("whisper", lambda: Speak(whisper)))
-    if hold_music is not None:
+    if hold_music:  # "" is unset, as it always was (hold_music=os.environ.get(..., ""))
         tried.append(("hold_music", lambda: Play(hold_music, loop=0)))
     for name, build in tried:
         try:
