@@ -165,6 +165,23 @@ _UNMARKED = (
     (b"\x00<\x00?", "utf-16-be"),
     (b"<\x00?\x00", "utf-16-le"),
 )
+_UTF8_DECL = b'<?xml version="1.0" encoding="UTF-8"?>'
+
+
+def _marked(data: bytes) -> tuple[str | None, bytes]:
+    """The encoding a byte order mark gives (or, with none, the first bytes of '<?' in
+    UTF-16 or UTF-32), and the bytes after the mark; None for an ASCII-compatible start."""
+    if data[:1] == b"<" and data[1:2] != b"\x00":  # the usual start: no mark to look for
+        return None, data
+    for mark, name in _BOMS:
+        if data.startswith(mark):
+            return name, data[len(mark) :]
+    for head, name in _UNMARKED:
+        if data.startswith(head):
+            return name, data
+    return None, data
+
+
 #: The encoding an ASCII-compatible document declares (group 1 or 2).
 _DECLARED_BYTES = re.compile(
     rb"""<\?xml[ \t\r\n]+version[ \t\r\n]*=[ \t\r\n]*(?:"[^"]*"|'[^']*')"""
@@ -177,25 +194,16 @@ def _utf8_of(data: bytes) -> bytes:
     mark, else the declared encoding, else UTF-8): the DTD scan then reads every document
     in one encoding (in UTF-7 or UTF-16 '<!DOCTYPE' is other bytes), and lxml is never
     left to decode one itself."""
-    encoding = None
-    body = data
-    for mark, name in _BOMS:
-        if data.startswith(mark):
-            encoding, body = name, data[len(mark) :]
-            break
-    else:
-        for head, name in _UNMARKED:
-            if data.startswith(head):
-                encoding = name
-                break
-        else:
-            m = _DECLARED_BYTES(data)
-            if m is None:
-                return data  # UTF-8, as XML assumes (lxml reports what is not)
-            declared = (m[1] if m[1] is not None else m[2]).decode("ascii", "replace")
-            if declared.upper() in ("UTF-8", "UTF8"):
-                return data
-            encoding = declared
+    if data.startswith(_UTF8_DECL):  # to_xml's declaration, the usual start
+        return data
+    encoding, body = _marked(data)
+    if encoding is None:
+        m = _DECLARED_BYTES(data)
+        if m is None:
+            return data  # UTF-8, as XML assumes (lxml reports what is not)
+        encoding = (m[1] if m[1] is not None else m[2]).decode("ascii", "replace")
+        if encoding.upper() in ("UTF-8", "UTF8"):
+            return data
     try:
         text = body.decode(encoding)
     except LookupError:
@@ -334,7 +342,7 @@ def _children(parent_el: Any, parent: type[Element]) -> list[Element]:
         if kind is None:
             raise _misplaced(el, _KINDS.get(tag, _UNKNOWN)[0], parent)
         tail = el.tail
-        if tail is not None and not xml_blank(tail):
+        if tail is not None and tail.strip(XML_SPACE):  # xml_blank, inline: every element
             raise ParseError(
                 f"text {shown(tail.strip())} outside any element", line=_tail_line(el, tail)
             )
