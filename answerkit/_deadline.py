@@ -74,7 +74,7 @@ class HandlerState(CallState):
         self.abandoned = False
 
     def _writable(self) -> None:
-        if self.abandoned:
+        if self.abandoned or _struck_here():
             # Raised in the abandoned handler, which stops there as SIGALRM would stop it.
             raise HandlerTimeout(
                 f"call {self.call_uuid}: state write refused: the handler is past its "
@@ -368,7 +368,16 @@ def handler_given_up() -> bool:
     caller was answered with the fallback, and what it does now acts on a call Vobiz has
     moved on with (a transfer would move it again)."""
     given_up = _GIVEN_UP.get()
-    return given_up is not None and given_up.flag
+    return (given_up is not None and given_up.flag) or _struck_here()
+
+
+def _struck_here() -> bool:
+    """Whether the SIGALRM deadline has struck the handler running in this (the main)
+    thread, which carries on: it caught the HandlerTimeout (an ``except Exception``, or
+    logging's own, which swallows an exception raised inside a handler's emit). Its answer
+    will be the fallback, so its writes and transfers are refused as an abandoned thread's
+    are. Not inside deadline_grace(), whose clean-up is meant to land."""
+    return _Alarm.fired and _Alarm.armed and threading.current_thread() is threading.main_thread()
 
 
 def _log_late(call: CallRequest | None, future: Future[Response | None]) -> None:

@@ -410,11 +410,29 @@ class Dispatcher:
         # A waitSound fetch wants its audio even on a status-callback route (a Conference's
         # callbackUrl may also be its waitSound).
         status_event = (route.status_callback and event != _WAIT_SOUND) or event in STATUS_EVENTS
+        reply = self._respond(route, call, event, status_event, replay_keys)
+        if event == _HANGUP and reply.status != 503:  # a 503: the retry needs the state
+            failure = self._forget(call, route)
+            if failure is not None:
+                # Answered 200, the state would outlive the call for the whole TTL (and a
+                # short outage must not lose a Hangup): sent again, it may find the store
+                # back. The handler runs again then; Vobiz's retries ask the same of it.
+                return self._retry_later(failure, call, route, replay_keys)
+        return reply
+
+    def _respond(
+        self,
+        route: Route,
+        call: CallRequest,
+        event: str,
+        status_event: bool,
+        replay_keys: tuple[str, ...],
+    ) -> WebhookReply:
+        """The handler's answer to the webhook (the hangup listeners first, on a Hangup)."""
         # Vobiz sends a status callback again on a non-200 (spec §2.12); an action sent to
         # a status-callback route (a Record's, a Dial's) is not, and wants a document.
         retryable = status_event and event not in _ACTION_EVENTS
         handler = route.handler_for(event)
-        retried = False
         try:
             if event == _HANGUP and self.hangup_listeners:
                 self._tell_listeners(call, route)
@@ -456,7 +474,6 @@ class Dispatcher:
             if _passes_through(exc):
                 raise
             if retryable and isinstance(exc, RetryLater):
-                retried = True
                 return self._retry_later(exc, call, route, replay_keys)
             self._report(exc, call, route, f"handler failed on event {event!r}")
             if (
@@ -468,15 +485,10 @@ class Dispatcher:
                 # retried a callback slower than its 3 s, spec §2.12), or the store failed
                 # under it: sent again, it may find the store back. A value the state
                 # cannot keep would fail the same way on every retry.
-                retried = True
                 return self._retry_later(exc, call, route, replay_keys)
             if status_event:
                 return _status_reply(event)
             return WebhookReply(200, self._fallback_for(route, event))
-        finally:
-            # A Hangup that Vobiz is to send again keeps the call's state for the retry.
-            if event == _HANGUP and not retried:
-                self._forget(call, route)
 
     def _tell_listeners(self, call: CallRequest, route: Route) -> None:
         """The hangup listeners, each within the deadline. One that could not finish (the
@@ -596,7 +608,8 @@ class Dispatcher:
             f"a handler must return answerkit.Response or None, got {type(result).__name__}{hint}"
         )
 
-    def _forget(self, call: CallRequest, route: Route) -> None:
+    def _forget(self, call: CallRequest, route: Route) -> StateError | None:
+        """Expire the call's state after its Hangup; the store's error, if it failed."""
         # Not cleared at once by default: Vobiz sends the Dial action, RecordStop and late
         # status callbacks after the Hangup webhook (spec §2.13), and they need the state.
         try:
@@ -606,6 +619,8 @@ class Dispatcher:
                 self.store().clear(call.call_uuid)
         except StateError as exc:
             self._report(exc, call, route, "could not expire call state on hangup")
+            return exc
+        return None
 
     def _report(
         self, exc: BaseException, call: CallRequest | None, route: Route, what: str

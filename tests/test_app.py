@@ -1203,3 +1203,39 @@ def test_a_plain_http_public_url_is_warned_of_unless_it_is_this_machine(
     with caplog.at_level(logging.WARNING, logger="answerkit"):
         flow.create_app()
     assert ("is plain http: Vobiz calls only https URLs" in caplog.text) is warned
+
+
+def test_a_hangup_whose_state_cannot_be_cleared_is_asked_for_again() -> None:
+    # Answered 200, the state outlived the call for the whole TTL (hangup_linger=0 asks it
+    # gone at once); a 503 has Vobiz send the Hangup again, and the retry clears it.
+    from answerkit.errors import StateError
+
+    class Flaky(MemoryStore):
+        fail_clear = 1
+
+        def clear(self, call_uuid: str) -> None:
+            if self.fail_clear:
+                self.fail_clear -= 1
+                raise StateError("store unreachable")
+            super().clear(call_uuid)
+
+    store = Flaky()
+    flow = CallFlow("forget", public_url=PUBLIC, auth_token=TOKEN, state=store, hangup_linger=0)
+    ended: list[str] = []
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        call.state["secret"] = "card-1234"
+        return Response(Speak("Welcome"))
+
+    @flow.route("/answer", event="Hangup")
+    def hung_up(call: CallRequest) -> None:
+        ended.append(call.call_uuid)
+
+    c = flow.create_app().test_client()
+    assert post(c, "/answer", CALL).status_code == 200
+    hangup = {**CALL, "Event": "Hangup"}
+    assert post(c, "/answer", hangup).status_code == 503
+    assert store.get_all(CALL["CallUUID"]) == {"secret": "card-1234"}
+    assert post(c, "/answer", hangup).status_code == 200
+    assert store.get_all(CALL["CallUUID"]) == {} and len(ended) == 2  # the handler ran again

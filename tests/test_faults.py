@@ -158,6 +158,33 @@ def test_a_handler_catching_its_deadline_is_still_cut_short(swallows: str) -> No
 
 
 @pytest.mark.usefixtures("runner_timer_paused")
+def test_a_handler_that_caught_its_deadline_writes_no_state_and_moves_no_call() -> None:
+    # Its answer is the fallback: a write after the deadline (an `except Exception` path
+    # recording the error, or a handler whose first HandlerTimeout logging swallowed) once
+    # landed on sync workers, where an abandoned thread's is refused.
+    errors: list[BaseException] = []
+    flow = CallFlow("late", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore(),
+                    deadline=0.2, fallback=FALLBACK,
+                    on_error=lambda exc, call, route: errors.append(exc))  # fmt: skip
+    tried: list[str] = []
+
+    @flow.route("/pay")
+    def pay(call: CallRequest) -> Response:
+        try:
+            time.sleep(0.5)  # the payment gateway, slow today
+        except Exception as exc:
+            tried.append("caught")
+            call.state["payment_error"] = str(exc)  # refused: the caller hears the fallback
+        return Response(Speak("paid"))
+
+    response = post(flow.create_app().test_client(), "/pay")
+    assert response.status_code == 200 and is_fallback(response.data) and tried == ["caught"]
+    assert flow.store.get_all(CALL["CallUUID"]) == {}
+    assert [type(e) for e in errors] == [HandlerTimeout]
+    assert "state write refused" in str(errors[0])
+
+
+@pytest.mark.usefixtures("runner_timer_paused")
 def test_the_deadline_never_leaves_a_logging_handler_locked(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -1603,7 +1603,7 @@ class Flow:
         return object()
 moves = FallbackMove(Flow(), "fallback", "landing", store.state, lambda caller, outcome: None)
 store.state("caller-1")[ATTEMPT] = 1
-moves.owe("caller-1", "agent-unreachable", now=False)
+moves.record(store.state("caller-1"), "agent-unreachable")
 moves.settle_later("caller-1")
 time.sleep(0.1)  # the worker exits before the move's turn comes
 """

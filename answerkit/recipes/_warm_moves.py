@@ -128,17 +128,18 @@ class FallbackMove:
         self.state_of = state_of
         self.tell = tell
 
-    def owe(
-        self, caller_uuid: str, outcome: str, *, rescue: bool = False, now: bool = True
-    ) -> bool:
-        """Owe the caller a move for ``outcome`` (this attempt's) and make it: whether
-        they were moved. ``rescue``: ``outcome`` is recorded once the caller is moved.
-        ``now=False``: only recorded, for the transfer's next status callback to make (a
-        webhook past its deadline makes no REST call). Raises MoveInFlight, or the REST
-        error or deadline (see the module notes)."""
-        state = self.state_of(caller_uuid)
+    @staticmethod
+    def record(state: CallState, outcome: str, *, rescue: bool = False) -> None:
+        """Owe the caller (whose record is ``state``) a move for ``outcome``, this attempt's:
+        made by :meth:`make_owed`, or by the transfer's next status callback (a webhook past
+        its deadline makes no REST call). ``rescue``: ``outcome`` is recorded once the caller
+        is moved."""
         state[MOVE_OWED] = {"outcome": outcome, "rescue": rescue, "attempt": state.get(ATTEMPT)}
-        return self._make(caller_uuid, state) if now else False
+
+    def make_owed(self, caller_uuid: str) -> bool:
+        """Make the move recorded as owed (:meth:`record`): whether the caller was moved.
+        Raises MoveInFlight, or the REST error or deadline (see the module notes)."""
+        return self._make(caller_uuid, self.state_of(caller_uuid))
 
     def settle_later(self, caller_uuid: str, after: float = SETTLE_AFTER) -> None:
         """Make the move owed to ``caller_uuid`` from a thread of its own, ``after``
@@ -203,9 +204,14 @@ class FallbackMove:
     def _make(self, caller_uuid: str, state: CallState) -> bool:
         store = self.flow.store
         claim = f"warm-move:{state.call_uuid}"
-        if not store.remember_all([claim], CLAIM_TTL):
-            raise MoveInFlight(f"the caller {caller_uuid} is being moved by another webhook")
+        claimed = False
         try:
+            # Taken and known in one piece: a deadline between the two would leave the
+            # claim for CLAIM_TTL, and every retry told another webhook is moving them.
+            with deadline_grace():
+                claimed = store.remember_all([claim], CLAIM_TTL)
+            if not claimed:
+                raise MoveInFlight(f"the caller {caller_uuid} is being moved by another webhook")
             state.refresh()  # what other webhooks wrote since this one first read
             owed: Any = state.get(MOVE_OWED)
             if not isinstance(owed, dict):
@@ -230,10 +236,11 @@ class FallbackMove:
                 return False  # the agent reached the room after all
             # Cleared just before the request: whatever fails after it may have been sent
             # (the store, the deadline), the move is owed again only as "sent, unconfirmed".
-            self._clear(state, owed)
+            # Inside the try, so that a deadline right after the clear owes it again too.
             move = uuid.uuid4().hex[:12]
             params = {"xfer": caller_uuid, "attempt": owed.get("attempt"), "move": move}
             try:
+                self._clear(state, owed)
                 moved = (
                     self.flow.try_transfer(caller_uuid, aleg=self.landing_route, params=params)
                     is not None
@@ -250,8 +257,9 @@ class FallbackMove:
             return self._done(caller_uuid, state, owed, outcome, moved=moved)
         finally:
             # A store that cannot forget (or fails to) leaves the claim to lapse.
-            with contextlib.suppress(NotImplementedError, StateError):
-                store.forget_all([claim])
+            if claimed:
+                with contextlib.suppress(NotImplementedError, StateError):
+                    store.forget_all([claim])
 
     def _done(
         self, caller_uuid: str, state: CallState, owed: dict[str, Any], outcome: str, moved: bool

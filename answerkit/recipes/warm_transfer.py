@@ -499,9 +499,11 @@ class WarmTransfer:
         # once; a move that fails stays owed when it may be made again (_warm_moves).
         if state.get(OUTCOME) != "accepted" or state.get(JOINED) or state.get(CALLER_LEFT):
             return
-        if state.incr(RESCUED) != 1:
-            return  # another delivery took it; a move it still owes is made after this
-        self._moves.owe(caller, "agent-unavailable", rescue=True)
+        with deadline_grace():  # the rescue taken and its debt, in one piece (see _decide)
+            if state.incr(RESCUED) != 1:
+                return  # another delivery took it; a move it still owes is made after this
+            self._moves.record(state, "agent-unavailable", rescue=True)
+        self._moves.make_owed(caller)
 
     # -- deciding -----------------------------------------------------------------------
 
@@ -518,16 +520,23 @@ class WarmTransfer:
         if attempt != "latest" and not self._is_current(caller_uuid, attempt):
             return False
         state = self._state(caller_uuid)
-        if state.incr(DECIDED) != 1:
-            return False
-        state[OUTCOME] = outcome
+        moving = outcome in ("declined", "agent-unavailable", "agent-unreachable")
+        # The decision, its outcome and the debt it makes, in one piece: a deadline between
+        # them (SIGALRM) left a decision with no debt, and a caller on hold for good, since
+        # the callback sent again finds the transfer decided.
+        with deadline_grace():
+            if state.incr(DECIDED) != 1:
+                return False
+            state[OUTCOME] = outcome
+            if moving:
+                # Owed until done: when the REST call fails or runs out of time, the decision
+                # stands and a later status callback (or this one, sent again) moves them.
+                self._moves.record(state, outcome)
         log.info("warm transfer for %s: %s", caller_uuid, outcome)
-        if outcome in ("declined", "agent-unavailable", "agent-unreachable"):
-            # Owed until done: when the REST call fails or runs out of time, the decision
-            # stands and a later status callback (or this one, sent again) moves the caller.
-            self._moves.owe(caller_uuid, outcome, now=move_now)  # tells on_outcome once moved
-        else:
+        if not moving:
             self._tell(caller_uuid, outcome)
+        elif move_now:
+            self._moves.make_owed(caller_uuid)  # tells on_outcome once moved
         return True
 
     def _report(self, exc: BaseException) -> None:
