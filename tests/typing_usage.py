@@ -46,6 +46,15 @@ CallFlow("typing3", public_url="https://voice.example.com", auth_token="t" * 20,
 flow.add_health_endpoint("/healthz")
 
 
+def on_any_hangup(call: CallRequest) -> None:
+    """A listener told of every Hangup webhook of the flow."""
+
+
+flow.add_hangup_listener(on_any_hangup)
+flow.add_hangup_listener(lambda call: None)
+CallRequest.from_params({"CallUUID": ["u"], "Digits": ("1", "2")})  # a dict of lists
+
+
 # A decorated handler keeps its own return type: a test calls it and renders the result.
 sales_xml: str = sales(CallRequest.from_params({"CallUUID": "u"})).to_xml()
 
