@@ -141,9 +141,26 @@ def _alarm(signum: int, frame: FrameType | None) -> None:
         # Our timer's, after the handler ended or in a deadline_grace() (or between the
         # grace's own flag writes): the deadline still passed, and is taken when the grace
         # ends, or seen by the runner as a late return.
+        now = time.monotonic()
         if not _Alarm.due:
-            _Alarm.due_at = time.monotonic()
+            _Alarm.due_at = now
         _Alarm.due = True
+        if _Alarm.in_grace:
+            # A grace holds a few store writes together; a store stalled inside one must
+            # not hold the worker for good: past STORE_PUT_OFF_LIMIT it is struck, as a
+            # store call that holds the deadline off is.
+            over = now - _Alarm.due_at
+            if over < STORE_PUT_OFF_LIMIT:
+                signal.setitimer(signal.ITIMER_REAL, STORE_PUT_OFF_LIMIT - over)
+                return
+            try:
+                unsafe = _unsafe_to_interrupt(frame)  # logging's lock lines, still
+            except Exception:
+                unsafe = True
+            if unsafe:
+                signal.setitimer(signal.ITIMER_REAL, RETRY_SOON)
+                return
+            _strike()
         return
     previous = _Alarm.previous
     if callable(previous):

@@ -206,12 +206,14 @@ def _utf8_of(data: bytes) -> bytes:
             return data
     try:
         text = body.decode(encoding)
-    except LookupError:
-        raise ParseError(f"the document declares an unknown encoding {encoding!r}") from None
     except UnicodeDecodeError as e:
         raise ParseError(
             f"the document is not valid {encoding}: {e.reason} at byte {e.start}"
         ) from None
+    except (LookupError, UnicodeError, ValueError, TypeError):
+        # Not a codec, or one that is no text encoding ('undefined', 'punycode', a name
+        # with a NUL in it): either way not one this document can be read in.
+        raise ParseError(f"the document declares an unknown encoding {encoding!r}") from None
     try:
         return _as_utf8(text, text.encode())
     except UnicodeEncodeError as e:
@@ -236,16 +238,30 @@ def _as_utf8(source: str, data: bytes) -> bytes:
     return (source[:at] + "UTF-8" + source[at + len(name) :]).encode()
 
 
-# Comments, CDATA sections and processing instructions, read left to right as XML reads
-# them: whichever opens first holds what follows up to its own end ('<?x <!-- ?>' is a
-# processing instruction, so a '<!DOCTYPE' after it is in the open).
-_QUOTED = re.compile(rb"<!--.*?-->|<!\[CDATA\[.*?\]\]>|<\?.*?\?>", re.DOTALL)
+# What opens a comment, a CDATA section or a processing instruction (and what closes each),
+# and the declarations refused.
+_OPENS_OR_DECLARES = re.compile(rb"<!--|<!\[CDATA\[|<\?|<!DOCTYPE|<!ENTITY")
+_CLOSER = {b"<!--": b"-->", b"<![CDATA[": b"]]>", b"<?": b"?>"}
 
 
-def _blank_out(m: re.Match[bytes]) -> bytes:
-    """A comment, CDATA section or processing instruction as spaces, keeping its newlines
-    (and so every line number)."""
-    return re.sub(rb"[^\n]", b" ", m.group())
+def _declaration_at(data: bytes) -> int:
+    """Where the first DTD or entity declaration of ``data`` starts, -1 if none. Read left to
+    right as XML reads it: one written inside a comment, CDATA section or processing
+    instruction is text ('<?x <!-- ?>' is a processing instruction, so a '<!DOCTYPE' after
+    it is in the open). Each opener's closer is looked for once, so the scan is linear;
+    after an opener that is never closed everything is inside it (lxml refuses that)."""
+    at = 0
+    while True:
+        m = _OPENS_OR_DECLARES.search(data, at)
+        if m is None:
+            return -1
+        closer = _CLOSER.get(m.group())
+        if closer is None:
+            return m.start()
+        end = data.find(closer, m.end())
+        if end < 0:
+            return -1
+        at = end + len(closer)
 
 
 def parse_full(data: bytes) -> Response:
@@ -253,20 +269,14 @@ def parse_full(data: bytes) -> Response:
     # Refused before lxml sees them: no XXE, no billion laughs. A search for one byte as an
     # int (33, '!') is a bare memchr (b"!" in data is several times slower), so '!' goes
     # first; '<!' also starts comments and CDATA, which are fine.
-    if _BANG in data and b"<!" in data:
-        for marker in (b"<!DOCTYPE", b"<!ENTITY"):
-            at = data.find(marker)
-            if at >= 0:
-                # Written inside a comment, CDATA or a processing instruction it is text,
-                # not a declaration: those are blanked out (their lines kept) and the scan
-                # made again. The document is UTF-8 here (see _utf8_of), and the three are
-                # found in order as XML finds them, so a real declaration stays in view.
-                at = _QUOTED.sub(_blank_out, data).find(marker)
-            if at >= 0:
-                raise ParseError(
-                    "DTDs and entity declarations are refused (no XXE, no entity expansion)",
-                    line=data.count(b"\n", 0, at) + 1,
-                )
+    # The document is UTF-8 here (see _utf8_of): no declaration is in other bytes.
+    if _BANG in data and (b"<!DOCTYPE" in data or b"<!ENTITY" in data):
+        at = _declaration_at(data)
+        if at >= 0:
+            raise ParseError(
+                "DTDs and entity declarations are refused (no XXE, no entity expansion)",
+                line=data.count(b"\n", 0, at) + 1,
+            )
     try:
         root: Any = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as e:

@@ -775,6 +775,28 @@ def test_a_deadline_that_falls_due_in_a_grace_is_taken_when_the_grace_ends() -> 
 
 
 @pytest.mark.usefixtures("runner_timer_paused")
+def test_a_grace_held_by_a_stalled_store_is_cut_at_the_put_off_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A recipe's decision and debt are written in a grace; a store that stalls there once
+    # held a sync worker for as long as it stalled.
+    from answerkit import _deadline
+    from answerkit._deadline import deadline_grace
+
+    monkeypatch.setattr(_deadline, "STORE_PUT_OFF_LIMIT", 0.2)
+    ran_on: list[str] = []
+
+    def handler(call: Any) -> None:
+        with deadline_grace():
+            time.sleep(30)  # the store, stalled
+            ran_on.append("the stall ended")
+
+    with pytest.raises(HandlerTimeout):
+        DeadlineRunner(0.05).run(handler, None)  # type: ignore[arg-type]
+    assert ran_on == [] and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+@pytest.mark.usefixtures("runner_timer_paused")
 def test_a_store_call_holds_the_deadline_off_for_a_bounded_time_and_stays_a_deadline(
     redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -798,3 +798,31 @@ def test_only_xml_whitespace_is_ignorable_where_no_text_is_allowed(text: str) ->
 def test_stray_text_is_reported_on_its_own_line(text: str, line: int) -> None:
     with pytest.raises(ParseError, match=f"line {line}: text 'stray"):
         parse(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'<?xml version="1.0" encoding="undefined"?><Response/>',
+        b'<?xml version="1.0" encoding="punycode"?><Response/>',
+        b'<?xml version="1.0" encoding="utf-8\x00"?><Response/>',
+        b'<?xml version="1.0" encoding="rot13"?><Response/>',
+    ],
+)
+def test_an_encoding_that_is_no_text_encoding_is_a_parse_error(text: bytes) -> None:
+    # Python's 'undefined' and 'punycode' codecs raise a bare UnicodeError, a NUL in the
+    # name a ValueError: neither is the ParseError parse() promises.
+    assert "declares an unknown encoding" in str(error(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"<!DOCTYPE " + b"<?" * 49000,
+        b"<!DOCTYPE " + b"<!--" * 24500,
+        b"<?x?>" * 9000 + b"<!DOCTYPE r>",
+    ],
+)
+def test_many_openers_without_closers_are_read_once(text: bytes) -> None:
+    # A scan that looked for each opener's closer from every opener took 18 s on the first.
+    assert "DTDs and entity declarations are refused" in str(error(text))
