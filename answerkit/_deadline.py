@@ -9,6 +9,7 @@ is still logged. Used by :mod:`answerkit.dispatch`, which re-exports the public 
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import importlib.util
 import linecache
@@ -154,7 +155,10 @@ def _alarm(signum: int, frame: FrameType | None) -> None:
                 signal.setitimer(signal.ITIMER_REAL, STORE_PUT_OFF_LIMIT - over)
                 return
             try:
-                unsafe = _unsafe_to_interrupt(frame)  # logging's lock lines, still
+                # Logging's lock lines, still; and the grace's own entry and exit: struck
+                # there, the grace's finally would run only after the runner had ended, and
+                # start the timer again for whatever the worker does next.
+                unsafe = _unsafe_to_interrupt(frame) or _in_grace_machinery(frame)
             except Exception:
                 unsafe = True
             if unsafe:
@@ -243,6 +247,11 @@ _LOGGING_LOCKERS = frozenset(
 linecache.getline(_LOGGING_FILE, 1)  # read now, not in a signal handler
 
 
+def _in_grace_machinery(frame: FrameType | None) -> bool:
+    """Whether ``frame`` is deadline_grace()'s own code or contextlib's around it."""
+    return frame is not None and frame.f_code in _GRACE_CODES
+
+
 @contextmanager
 def deadline_grace() -> Iterator[None]:
     """Hold off the SIGALRM deadline while answerkit's own clean-up after a HandlerTimeout
@@ -257,11 +266,23 @@ def deadline_grace() -> Iterator[None]:
         yield
     finally:
         _Alarm.in_grace = False
-        _Alarm.armed = True
-        if _Alarm.fired:
-            signal.setitimer(signal.ITIMER_REAL, REPEAT)
-        elif _Alarm.due:  # the first deadline passed during the grace: taken right after it
-            signal.setitimer(signal.ITIMER_REAL, RETRY_SOON)
+        # Not once the runner has ended (ticking is then False): a grace unwound late must
+        # not start the timer for whatever the worker does next.
+        if _Alarm.ticking:
+            _Alarm.armed = True
+            if _Alarm.fired:
+                signal.setitimer(signal.ITIMER_REAL, REPEAT)
+            elif _Alarm.due:  # the first deadline passed during the grace: taken after it
+                signal.setitimer(signal.ITIMER_REAL, RETRY_SOON)
+
+
+_GRACE_CODES = frozenset(
+    (
+        deadline_grace.__wrapped__.__code__,  # type: ignore[attr-defined]
+        contextlib._GeneratorContextManager.__enter__.__code__,
+        contextlib._GeneratorContextManager.__exit__.__code__,
+    )
+)
 
 
 class DeadlineRunner:
@@ -318,7 +339,7 @@ class DeadlineRunner:
                 # Plain stores, which run no signal handler, until the timer is stopped; a
                 # SIGALRM still pending then runs as setitimer returns, while ``ticking``
                 # still says it is ours (see _alarm).
-                _Alarm.armed = False
+                _Alarm.armed = _Alarm.in_grace = False
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 _Alarm.ticking = False
             if _Alarm.due:  # it caught the HandlerTimeout, or it was put off: late all the same
