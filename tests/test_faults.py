@@ -127,6 +127,15 @@ def test_deadline_keeps_an_outer_interval_timer() -> None:
     assert remaining > 50, "the outer 100 s timer was cancelled"
 
 
+def deadline_flow(name: str) -> tuple[CallFlow, list[BaseException]]:
+    """A flow with a 0.2 s handler deadline, and the errors its on_error hook is given."""
+    errors: list[BaseException] = []
+    flow = CallFlow(name, public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore(),
+                    deadline=0.2, fallback=FALLBACK,
+                    on_error=lambda exc, call, route: errors.append(exc))  # fmt: skip
+    return flow, errors
+
+
 @pytest.mark.usefixtures("runner_timer_paused")
 @pytest.mark.parametrize("swallows", ["in a retry loop", "once, then returns late"])
 def test_a_handler_catching_its_deadline_is_still_cut_short(swallows: str) -> None:
@@ -134,10 +143,7 @@ def test_a_handler_catching_its_deadline_is_still_cut_short(swallows: str) -> No
     # loop, or logging swallowing what is raised in an emit) caught it, and the handler then
     # ran unbounded in the main thread (a gunicorn sync worker) while Vobiz gave up.
     assert threading.current_thread() is threading.main_thread()
-    errors: list[BaseException] = []
-    flow = CallFlow("swallow", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore(),
-                    deadline=0.2, fallback=FALLBACK,
-                    on_error=lambda exc, call, route: errors.append(exc))  # fmt: skip
+    flow, errors = deadline_flow("swallow")
     attempts: list[int] = []
 
     @flow.route("/retry")
@@ -163,10 +169,7 @@ def test_a_handler_that_caught_its_deadline_writes_no_state_and_moves_no_call() 
     # Its answer is the fallback: a write after the deadline (an `except Exception` path
     # recording the error, or a handler whose first HandlerTimeout logging swallowed) once
     # landed on sync workers, where an abandoned thread's is refused.
-    errors: list[BaseException] = []
-    flow = CallFlow("late", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore(),
-                    deadline=0.2, fallback=FALLBACK,
-                    on_error=lambda exc, call, route: errors.append(exc))  # fmt: skip
+    flow, errors = deadline_flow("late")
     tried: list[str] = []
 
     @flow.route("/pay")
