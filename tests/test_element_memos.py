@@ -3,22 +3,28 @@ full check refuses, render exactly as the full path does, and stay bounded."""
 
 from __future__ import annotations
 
+import copy
+import uuid
 from typing import Any
 
 import pytest
 
+from answerkit._xmltext import esc_text
 from answerkit.elements import (
     Dial,
     Element,
     Gather,
     Hangup,
     Number,
+    Play,
     Redirect,
     Response,
     Speak,
+    Wait,
 )
 from answerkit.errors import ElementError
 from answerkit.parse import parse
+from answerkit.ssml import Break
 
 URL_A = "https://example.com/menu?step=1&lang=en"
 
@@ -214,8 +220,10 @@ def test_speak_once_its_memo_is_full() -> None:
     from answerkit import _speak
     from answerkit._xmltext import esc_text
 
-    for i in range(_speak._SPOKEN_LIMIT + 10):
-        Speak(f"filler {i} & <{i}>")
+    # The memo is filled when a text is first rendered (a run of them, or one alone).
+    for start in range(0, _speak._SPOKEN_LIMIT + 10, 500):
+        Response(*[Speak(f"filler {i} & <{i}>") for i in range(start, start + 500)]).to_xml()
+    str(Speak("filler, alone"))
     assert _speak._spoken_full
     assert len(_speak._SPOKEN) <= _speak._SPOKEN_LIMIT
     for text in ("new & <fresh> text", "new plain text"):
@@ -223,3 +231,73 @@ def test_speak_once_its_memo_is_full() -> None:
     for bad in ("", "   ", "bell\x07"):
         with pytest.raises(ElementError):
             Speak(bad)
+
+
+# --- never-seen plain texts: escaped when rendered, a run of them at a time -----------------
+
+
+def _fresh(label: str) -> str:
+    """A text no memo has seen, with every character that needs escaping."""
+    return f"{label} {uuid.uuid4().hex} & <b> \"q\" 'a' ]]>"
+
+
+def _mixed_children() -> list[Element]:
+    """Never-seen Speaks around every other kind of child, twice over."""
+    return [
+        Speak(_fresh("first")),
+        Speak(_fresh("second")),
+        Speak("Hello", Break(time="1s"), _fresh("ssml")),
+        Speak(_fresh("voiced"), voice="MAN"),
+        Play("https://example.com/a.mp3?x=1&y=2"),
+        Speak(_fresh("between")),
+        Gather(Speak(_fresh("prompt")), Speak(_fresh("prompt 2")), action=URL_A),
+        Wait(length=1),
+        Speak(_fresh("third")),
+        Speak(_fresh("fourth")),
+    ]
+
+
+def test_never_seen_texts_render_as_each_element_alone() -> None:
+    children = _mixed_children()
+    # Each child rendered on its own, from an equal copy, is the oracle for the document.
+    alone = "".join(str(copy.copy(c)) for c in children)
+    doc = Response(*children)
+    assert doc.to_xml() == f'<?xml version="1.0" encoding="UTF-8"?><Response>{alone}</Response>'
+    assert doc.to_xml() == doc.to_xml()  # a second render, and after one child on its own
+    str(children[1])
+    assert doc.to_xml().endswith(f"{alone}</Response>")
+    assert parse(doc.to_xml()) == doc
+    assert parse(doc.to_xml(pretty=True)) == doc
+
+
+def test_a_never_seen_text_reads_like_any_other() -> None:
+    text = _fresh("read")
+    lazy, rendered = Speak(text), Speak(text)
+    str(rendered)
+    assert lazy == rendered and lazy.text == text
+    assert lazy.attrs == {} and lazy.get("voice") is None
+    assert repr(lazy) == repr(rendered) == f"Speak({text!r})"
+    assert str(lazy) == str(rendered) == f"<Speak>{esc_text(text)}</Speak>"
+
+
+def test_a_never_seen_text_added_to_a_gather_renders() -> None:
+    g = Gather(action=URL_A)
+    first, second = _fresh("added"), _fresh("added too")
+    g.add(Speak(first))
+    doc = Response(g, Speak(second))
+    assert doc.to_xml().endswith(
+        f"<Speak>{esc_text(first)}</Speak></Gather><Speak>{esc_text(second)}</Speak></Response>"
+    )
+
+
+def test_a_rendered_text_is_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    from answerkit import _speak
+
+    monkeypatch.setattr(_speak, "_SPOKEN", {})
+    monkeypatch.setattr(_speak, "_spoken_full", False)
+    in_run, alone = _fresh("in a run"), _fresh("alone")
+    Response(Speak(_fresh("other")), Speak(in_run)).to_xml()
+    str(Speak(alone))
+    for text in (in_run, alone):
+        assert _speak._SPOKEN[text] == f"<Speak>{esc_text(text)}</Speak>"
+        assert str(Speak(text)) == _speak._SPOKEN[text]
