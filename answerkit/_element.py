@@ -1,10 +1,9 @@
 """The base of every VobizXML element: reading API, equality, repr and rendering plumbing.
 
-Elements render at construction: a leaf is immutable, so its compact XML (``_x``) is final
-(one exception: a Speak of plain text not seen before is escaped when first rendered, see
-``_speak``); a container (Gather, Dial, PreAnswer) keeps its start tag (``_open``) and
-renders too, and drops ``_x`` when a child is added. A Response never caches, since a nested
-container may still change, but it only joins its children's strings.
+Elements render at construction: a leaf is immutable, so its compact XML (``_x``) is final;
+a container (Gather, Dial, PreAnswer) keeps its start tag (``_open``) and renders too, and
+drops ``_x`` when a child is added. A Response never caches, since a nested container may
+still change, but it only joins its children's strings.
 
 Constructors build only those strings. The attribute dict of the reading API (``_attrs``) is
 read back from the start tag the first time something asks for it: rendering is what every
@@ -78,7 +77,7 @@ class Element:
             return a
 
     def _start(self) -> str:
-        """The start tag as rendered (up to its ``>``): a leaf has its ``_x`` (Speak aside)."""
+        """The start tag as rendered (up to its ``>``): a leaf always has its ``_x``."""
         x = self._x or self._render()
         return x[: x.index(">")]
 

@@ -2,9 +2,7 @@
 :mod:`answerkit.elements`.
 
 The most used element: prompts, menus and messages are Speaks, and most are the same few
-strings on every call, so the checked and rendered form of a plain text is memoised. A plain
-text not seen before is checked when built and escaped when rendered: ``Response.to_xml``
-escapes a run of them in one pass (:func:`spoken_run`), which costs less than one call each.
+strings on every call, so the checked and rendered form of a plain text is memoised.
 
 Text is trimmed (spec §1.0, Whitespace): the outer whitespace of a plain text, and of the
 first and last strings of SSML content. The memo holds only texts with nothing to trim, so a
@@ -62,32 +60,9 @@ def _speak_checked(text: str) -> tuple[str, str]:
     return t, _remember_speak(t, f"<Speak>{esc_text(t)}</Speak>")
 
 
-def _spoken(text: str) -> str:
-    """``<Speak>text</Speak>`` for a checked plain text, remembered."""
-    x = f"<Speak>{esc_text(text)}</Speak>"
-    if not _spoken_full:
-        _remember_speak(text, x)
-    return x
-
-
-def spoken_run(texts: list[str]) -> str:
-    """``<Speak>t</Speak>`` for each checked plain text of ``texts``, in one string.
-
-    Escaped as one string: three replace passes over the run cost less than three calls per
-    text. The texts hold no control character, so NUL can mark where one ends."""
-    s = "\x00".join(texts)
-    if "&" in s or "<" in s or ">" in s:
-        s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    if not _spoken_full:
-        for t, e in zip(texts, s.split("\x00"), strict=True):
-            _remember_speak(t, f"<Speak>{e}</Speak>")
-    s = s.replace("\x00", "</Speak><Speak>")
-    return f"<Speak>{s}</Speak>"
-
-
 def _remember_speak(text: str, x: str) -> str:
     # Bounded like every memo here (see _xmltext.remember): the first prompts stay. Once full,
-    # a flag tells the renderers not to call here: a never-seen text costs a test, no more.
+    # a flag tells the constructor not to call here: a never-seen text costs a test, no more.
     global _spoken_full
     if len(_SPOKEN) < _SPOKEN_LIMIT:
         if len(text) <= MEMO_MAX_LEN:
@@ -145,17 +120,26 @@ class Speak(Element):
     ) -> None:
         if voice is None and language is None and loop is None:
             if not more and type(text) is str:
-                # The common case: one plain string. Prompts repeat on every call, so the
-                # checked rendering is memoised (bounded).
+                # The common case: one plain string. Checked, escaped and rendered at once;
+                # prompts repeat on every call, so the rendering is memoised (bounded).
                 x = _SPOKEN.get(text)
-                # Printable (no control character, no \r to escape) with nothing to trim (so
-                # not blank either) is the fast check; else the full one, which trims.
-                # strip() returns the very same str when it has nothing to strip (CPython):
-                # as cheap as a test of either end. Elsewhere it is only slower.
-                if x is None and not (text and text.isprintable() and text.strip() is text):
-                    text, x = _speak_checked(text)
-                # A checked text not seen before is escaped when rendered (x is None):
-                # Response.to_xml escapes a run of them in one pass (spoken_run).
+                if x is None:
+                    # Printable (no control character, no \r to escape) with nothing to trim
+                    # (so not blank either) is the fast check; else the full one, which
+                    # trims. strip() returns the very same str when it has nothing to strip
+                    # (CPython): as cheap as a test of either end. Elsewhere it is only slower.
+                    if text and text.isprintable() and text.strip() is text:
+                        # esc_text written out: \r is not printable, so three characters
+                        # remain; one test first, since most texts have none of them.
+                        if "&" in text or "<" in text or ">" in text:
+                            e = text.replace("&", "&amp;").replace("<", "&lt;")
+                            x = f"<Speak>{e.replace('>', '&gt;')}</Speak>"
+                        else:
+                            x = f"<Speak>{text}</Speak>"
+                        if not _spoken_full:
+                            _remember_speak(text, x)
+                    else:
+                        text, x = _speak_checked(text)
                 self._text = text
                 self._ssml = None
                 self._x = x
@@ -205,13 +189,9 @@ class Speak(Element):
     def _args(self) -> list[str]:
         return [repr(x) for x in self.ssml]
 
-    def _start(self) -> str:
-        x = self._x  # None: a plain text not rendered yet, so no attributes
-        return "<Speak" if x is None else x[: x.index(">")]
-
     def _render(self) -> str:
-        # Reached only while _x is None: a plain text without attributes, checked when built.
-        x = self._x = _spoken(self._text)
+        body = esc_text(self._text) if self._ssml is None else render_content(self._ssml)
+        x = self._x = f"<Speak{self._astr()}>{body}</Speak>"
         return x
 
     @classmethod

@@ -38,7 +38,7 @@ from answerkit._element import (
     _Container,
     _TextElement,
 )
-from answerkit._speak import Speak, spoken_run
+from answerkit._speak import Speak
 from answerkit._tables import TEXTS, TagMemo
 from answerkit._tables import not_vobiz as not_vobiz_error
 from answerkit._xmltext import xml_blank
@@ -170,21 +170,8 @@ class Response(_Container):
             s = "\n".join(out)
         elif ch:
             parts = [_OPEN]
-            run: list[str] = []  # plain Speaks not rendered yet, escaped together
-            wait = run.append
             for c in ch:
-                x = c._x
-                if x is None:
-                    if type(c) is Speak:
-                        wait(c._text)
-                        continue
-                    x = c._render()
-                if run:
-                    parts.append(spoken_run(run))
-                    run.clear()
-                parts.append(x)
-            if run:
-                parts.append(spoken_run(run))
+                parts.append(c._x or c._render())
             # One rule code, RULE_LAST on the last child (a final Hangup), is the usual valid
             # case; any other sends the document to the full check, which raises with the
             # message if a rule is broken.
@@ -384,7 +371,7 @@ class Gather(_Container):
                 self._x = None
                 self._render()
                 return
-            body += k._x or k._render()
+            body += k._x  # type: ignore[operator]
         self._x = f"{s}>{body}</Gather>"
 
     def _ruled_from_attrs(self) -> None:

@@ -220,7 +220,7 @@ def test_speak_once_its_memo_is_full() -> None:
     from answerkit import _speak
     from answerkit._xmltext import esc_text
 
-    # The memo is filled when a text is first rendered (a run of them, or one alone).
+    # Filled by documents and by Speaks rendered alone.
     for start in range(0, _speak._SPOKEN_LIMIT + 10, 500):
         Response(*[Speak(f"filler {i} & <{i}>") for i in range(start, start + 500)]).to_xml()
     str(Speak("filler, alone"))
@@ -233,7 +233,7 @@ def test_speak_once_its_memo_is_full() -> None:
             Speak(bad)
 
 
-# --- never-seen plain texts: escaped when rendered, a run of them at a time -----------------
+# --- never-seen plain texts: rendered alike wherever they stand, then remembered -------------
 
 
 def _fresh(label: str) -> str:
