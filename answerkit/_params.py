@@ -8,6 +8,7 @@ repeated, a few of them read).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from enum import Enum
 from typing import Any
@@ -205,6 +206,12 @@ def _query_item(name: object, value: object) -> str:
         raise QueryParamError(
             f"query parameter names must be text, got {type(name).__name__} {name!r}"
         )
+    if not name:
+        # "?=x": a value no handler can ask for by name (call.query[""]).
+        raise QueryParamError(f"query parameter names must not be empty (value {value!r})")
+    if isinstance(value, float) and not math.isfinite(value):
+        # "inf" or "nan" in the URL: a JSON 1e999 becomes one, and no handler expects it.
+        raise QueryParamError(f"query parameter {name!r}: give a finite number, got {value!r}")
     if isinstance(value, Enum):
         value = value.value  # a Flag member is iterable, but one value
     if (

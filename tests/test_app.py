@@ -1239,3 +1239,12 @@ def test_a_hangup_whose_state_cannot_be_cleared_is_asked_for_again() -> None:
     assert store.get_all(CALL["CallUUID"]) == {"secret": "card-1234"}
     assert post(c, "/answer", hangup).status_code == 200
     assert store.get_all(CALL["CallUUID"]) == {} and len(ended) == 2  # the handler ran again
+
+
+@pytest.mark.parametrize("params", [{"": "x"}, {"n": float("nan")}, {"n": float("-inf")}])
+def test_url_for_refuses_a_parameter_no_handler_could_read(params: dict[str, Any]) -> None:
+    # "?=x" and "n=nan" were written into the URL as given.
+    flow = CallFlow("f", public_url="https://voice.example.com", verify=False, state="memory://")
+    flow.route("/menu")(lambda call: None)
+    with pytest.raises(ConfigurationError, match=r"must not be empty|finite number"):
+        flow.url_for("menu", **params)

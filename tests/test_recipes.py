@@ -1663,10 +1663,10 @@ def test_the_fallback_registry_lets_go_of_flows() -> None:
     import gc
     import weakref
 
-    from answerkit.recipes import ivr
+    from answerkit.recipes import _targets
 
     gc.collect()
-    before = len(ivr._FALLBACKS)  # flows other tests keep (examples imported at top level)
+    before = len(_targets._PASSED_ON)  # flows other tests keep (examples imported at top level)
     refs = []
     for _ in range(5):
         flow = new_flow()
@@ -1675,7 +1675,7 @@ def test_the_fallback_registry_lets_go_of_flows() -> None:
     del flow
     gc.collect()
     assert [r() for r in refs] == [None] * 5
-    assert len(ivr._FALLBACKS) <= before
+    assert len(_targets._PASSED_ON) <= before
 
 
 def test_warm_transfer_caller_hanging_up_while_the_agent_rings_is_abandoned() -> None:
@@ -1750,3 +1750,218 @@ def test_warm_transfer_caller_hangup_met_by_a_store_outage_is_sent_again() -> No
     r = c.post("/sales", data=hangup, headers=sign("https://voice.example.com/sales", "t" * 20))
     assert r.status_code == 200 and warm.outcome("C") == "abandoned"
     assert ("hangup", "req-1") in client.log
+
+
+# --- where recipes send the caller: checked when mounted ------------------------------------
+
+
+def _operator(flow: CallFlow, fallback: str) -> Forwarding:
+    return Forwarding(
+        flow, "operator", numbers=["+14155550121"], caller_id="+14155550100", fallback=fallback
+    )
+
+
+@pytest.mark.parametrize(
+    ("shape", "loop"),
+    [
+        ("menu by path", "main -> sub -> main"),
+        ("menu via a forwarding", "main -> operator -> main"),
+        ("menu to its own choice route", "main -> main"),
+        ("forwarding to itself", "operator -> operator"),
+        ("forwarding to its result route", "operator -> operator"),
+    ],
+)
+def test_fallbacks_that_go_round_are_refused_however_written(shape: str, loop: str) -> None:
+    # Only menus named by route name were followed: a path, a Forwarding between two
+    # menus or a menu's own choice route mounted, and a silent caller (whom nobody
+    # answered) went round until the call's step limit.
+    flow = new_flow()
+    if shape == "menu by path":
+        IVRMenu(flow, "main", prompt="Hi", options={"1": "sales"}, fallback="/sub")
+        IVRMenu(flow, "sub", prompt="Hi", options={"1": "sales"}, fallback="/main/choice")
+    elif shape == "menu via a forwarding":
+        IVRMenu(flow, "main", prompt="Hi", options={"1": "sales"}, fallback="operator")
+        _operator(flow, "main")
+    elif shape == "menu to its own choice route":
+        IVRMenu(flow, "main", prompt="Hi", options={"1": "sales"}, fallback="main_choice")
+    elif shape == "forwarding to itself":
+        _operator(flow, "/operator")
+    else:
+        _operator(flow, "operator_result")
+    with pytest.raises(ConfigurationError, match=re.escape(f"the fallbacks go round ({loop})")):
+        flow.create_app()
+
+
+def test_a_forwarding_back_to_a_menu_whose_fallback_ends_is_fine() -> None:
+    # "Press 0 for the operator; nobody free: back to the menu" ends for a silent caller:
+    # the menu's own fallback is a goodbye.
+    flow = new_flow()
+    IVRMenu(flow, "main", prompt="Hi", options={"0": "operator"})
+    _operator(flow, "main")
+    flow.create_app()
+    t = CallSimulator(flow).call("main", digits=["0"], dial="no-answer").run()
+    assert t.ended_normally and t.said("Hi") and not t.step_limit_reached
+
+
+@pytest.mark.parametrize("kind", ["event StartApp only", "status callback", "sound"])
+@pytest.mark.parametrize("recipe", ["menu option", "menu fallback", "forwarding fallback"])
+def test_a_target_that_answers_no_redirect_is_refused_when_mounted(kind: str, recipe: str) -> None:
+    # Mounted before: the caller sent there heard the flow's apology (no handler for
+    # Event=Redirect), or an empty document that ended the call (4010).
+    flow = new_flow()
+    target = lambda call: Response(Speak("start over"))  # noqa: E731
+    if kind == "event StartApp only":
+        flow.route("/start", event="StartApp")(target)
+        why = "handles only Event='StartApp'"
+    elif kind == "status callback":
+        flow.route("/start", status_callback=True)(lambda call: None)
+        why = "is a status-callback route"
+    else:
+        flow.route("/start", sound=True)(lambda call: Response(Play("https://example.com/a.mp3")))
+        why = "is a sound route"
+    if recipe == "menu option":
+        IVRMenu(flow, "main", prompt="Hi", options={"9": "start"})
+    elif recipe == "menu fallback":
+        IVRMenu(flow, "main", prompt="Hi", options={"1": "sales"}, fallback="start")
+    else:
+        _operator(flow, "start")
+    with pytest.raises(ConfigurationError, match=re.escape(why)):
+        flow.create_app()
+
+
+def test_a_target_with_a_redirect_handler_beside_others_is_taken() -> None:
+    flow = new_flow()
+    flow.route("/start", event="StartApp")(lambda call: Response(Speak("first")))
+    flow.route("/start", event="Redirect")(lambda call: Response(Speak("again"), Hangup()))
+    IVRMenu(flow, "main", prompt="Hi", options={"9": "start"})
+    flow.create_app()
+    assert CallSimulator(flow).call("main", digits="9").run().said("again")
+
+
+@pytest.mark.parametrize("caller_id", [None, "", 14155550100])
+def test_forwarding_without_a_caller_id_is_refused(caller_id: Any) -> None:
+    # None passed (the Dial had no callerId), and every inbound forward failed.
+    with pytest.raises(ConfigurationError, match="caller_id must be a Vobiz number"):
+        Forwarding(new_flow(), "fwd", numbers=["+14155550121"], caller_id=caller_id)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"announcement": "   "}, "its announcement (with voice= and language=) makes no valid"),
+        ({"announcement": "bell\x07"}, "its announcement"),
+        ({"announcement": 42}, "its announcement"),
+        ({"voice": "robot"}, "makes no valid Speak: Speak: voice"),
+        ({"announcement": None, "language": "xx-XX"}, "the default goodbye"),
+    ],
+)
+def test_forwarding_speech_is_checked_when_built(settings: dict[str, Any], message: str) -> None:
+    # Found on every call before: the caller heard the apology and nothing was dialled.
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        Forwarding(
+            new_flow(), "fwd", numbers=["+14155550121"], caller_id="+14155550100", **settings
+        )
+
+
+def test_forwarding_speaks_with_its_voice_and_language() -> None:
+    flow = new_flow()
+    Forwarding(flow, "fwd", numbers=["+14155550121"], caller_id="+14155550100",
+               voice="MAN", language="en-GB", announcement="Un momento")  # fmt: skip
+    t = CallSimulator(flow).call("fwd", dial="busy").run()
+    docs = "".join(str(d) for d in t.documents)
+    assert '<Speak voice="MAN" language="en-GB">Un momento</Speak>' in docs
+    assert '<Speak voice="MAN" language="en-GB">Nobody is available' in docs
+    assert Forwarding(new_flow(), "f2", numbers=["+14155550121"], caller_id="+14155550100",
+                      announcement="")._start(hook({}, "C")).children[0].tag == "Dial"  # fmt: skip
+
+
+@pytest.mark.parametrize("mode", ["simultaneous", "sequential"])
+def test_a_caller_who_hung_up_while_forwarding_rang_is_not_dialled_again(mode: str) -> None:
+    # DialStatus=cancel: sequential forwarding dialled the next number for a call that was
+    # gone, and simultaneous ran the user's fallback (a missed-call message, a ticket).
+    flow = new_flow()
+    ran: list[str] = []
+
+    def fallback(call: CallRequest) -> Response:
+        ran.append(call.call_uuid)
+        return Response(Speak("voicemail"), Hangup())
+
+    fwd = Forwarding(flow, "fwd", numbers=["+14155550121", "+14155550122"],
+                     caller_id="+14155550100", mode=mode, fallback=fallback)  # fmt: skip
+    query = {"index": "0"} if mode == "sequential" else {}
+    assert fwd._result(hook(query, "C", DialStatus="cancel")).children == []
+    assert ran == []
+    t = CallSimulator(flow).call("fwd", dial="cancel").run()
+    assert ran == [] and len(t.dials) == 1
+    assert fwd._result(hook(query, "C", DialStatus="busy")) is not None
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"call_uuid": "c", "aleg ": "sales"}, "unknown field 'aleg ' (write 'aleg')"),
+        ({"call_uuid": "c", "aleg": "https://voice.example.com/anything"}, "has no route"),
+        ({"call_uuid": "c", "aleg": "start"}, "arrives with Event='Transfer'"),
+        ({"call_uuid": "c", "aleg": "sales", "params": {"a": float("inf")}}, "finite number"),
+        ({"call_uuid": "c", "aleg": "sales", "params": {"": "x"}}, "must not be empty"),
+    ],
+)
+def test_a_trigger_moves_calls_only_to_routes_that_take_them(
+    local_vobiz: Any, body: dict[str, Any], says: str
+) -> None:
+    # Each was taken before: a padded field name read as no leg, a URL of the flow's host
+    # that is no route (a 404 to the moved leg), a route answering StartApp only (the
+    # apology), and a JSON 1e999 or an empty name put into the route's URL.
+    flow = new_flow()
+    flow.route("/start", event="StartApp")(lambda call: Response(Speak("start")))
+    flow.transfers.client = local_vobiz.client()
+    TransferTrigger(flow, secret="s" * 24)
+    client = flow.create_app().test_client()
+    call = local_vobiz.add_call()
+    body = {**body, "call_uuid": call.call_uuid}
+    reply = client.post("/_answerkit/transfer", json=body,
+                        headers={"Authorization": "Bearer " + "s" * 24})  # fmt: skip
+    assert reply.status_code == 400 and says in reply.get_json()["error"], reply.get_json()
+    assert local_vobiz.transfers == []
+
+
+@pytest.mark.parametrize(
+    ("routes", "says"),
+    [
+        (["https://crm.example.net/hold"], "has no route 'https://crm.example.net/hold'"),
+        (["start"], "handles only Event='StartApp'"),
+    ],
+)
+def test_a_trigger_limited_to_routes_that_cannot_take_a_call_fails_when_mounted(
+    routes: list[str], says: str
+) -> None:
+    # A URL entry was skipped by the mount check, and every request naming it got a 400.
+    flow = new_flow()
+    flow.route("/start", event="StartApp")(lambda call: Response(Speak("start")))
+    TransferTrigger(flow, secret="s" * 24, routes=routes)
+    with pytest.raises(ConfigurationError, match=re.escape(says)):
+        flow.create_app()
+
+
+def test_a_recipe_handler_that_returns_none_is_warned_of(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The dispatcher warns only on answer and transfer events: a menu option's or a
+    # forwarding fallback's handler that forgot its return hung the caller up unsaid.
+    flow = new_flow()
+
+    def sales_desk(call: CallRequest) -> Response:
+        Response(Speak("sales"))  # built, not returned
+        return None  # type: ignore[return-value]
+
+    IVRMenu(flow, "main", prompt="Hi", options={"1": sales_desk})
+    Forwarding(flow, "fwd", numbers=["+14155550121"], caller_id="+14155550100",
+               fallback=sales_desk)  # fmt: skip
+    sim = CallSimulator(flow)
+    sim.call("main", digits="1").run()
+    sim.call("fwd", dial="busy").run()
+    warned = [r.getMessage() for r in caplog.records if "returned None" in r.getMessage()]
+    assert len(warned) == 2, warned
+    assert warned[0].startswith("IVRMenu 'main': handler ")
+    assert "sales_desk" in warned[0] and "ends the call (4010)" in warned[0]
+    assert warned[1].startswith("Forwarding 'fwd': handler ")

@@ -3,7 +3,8 @@
 Compiles to two routes: ``/{name}`` dials and ``/{name}/result`` receives the Dial
 ``action``. Sequential forwarding carries the index of the number being tried in the
 query string, so a repeated action callback dials the same next number again instead
-of skipping one.
+of skipping one. A caller who hangs up while the numbers ring (``DialStatus=cancel``) has
+gone: nothing more is dialled, and the fallback does not run.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import TYPE_CHECKING, Literal
 
 from answerkit.elements import Dial, Hangup, Number, Redirect, Response, Speak, User
 from answerkit.errors import ConfigurationError, ElementError
-from answerkit.request import CallRequest
+from answerkit.recipes._targets import answered, check_no_loop, check_target, passes_on
+from answerkit.request import CallRequest, DialStatus
 
 if TYPE_CHECKING:
     from answerkit.app import CallFlow
@@ -21,8 +23,7 @@ if TYPE_CHECKING:
 Fallback = str | Callable[[CallRequest], Response]
 
 
-def _no_one_answered(call: CallRequest) -> Response:
-    return Response(Speak("Nobody is available to take your call. Goodbye."), Hangup())
+_GOODBYE = "Nobody is available to take your call. Goodbye."
 
 
 class Forwarding:
@@ -31,7 +32,9 @@ class Forwarding:
     ``mode="simultaneous"`` rings them all in one Dial (the first to answer wins);
     ``mode="sequential"`` rings each for ``timeout`` seconds in turn. When no one
     answers (busy, no answer, failure), the caller goes to ``fallback``: a route
-    name (voicemail) or a handler.
+    name (voicemail) or a handler; by default a goodbye. ``voice`` and ``language`` are
+    the announcement's and the default goodbye's. ``caller_id`` is required: an inbound
+    call forwarded without one fails (spec §1.2 Dial).
     """
 
     def __init__(
@@ -44,7 +47,9 @@ class Forwarding:
         mode: Literal["simultaneous", "sequential"] = "simultaneous",
         timeout: int = 20,
         announcement: str | None = "Please hold while we connect your call.",
-        fallback: Fallback = _no_one_answered,
+        fallback: Fallback | None = None,
+        voice: str | None = None,
+        language: str | None = None,
     ) -> None:
         if isinstance(numbers, str):
             # A string is a sequence too: each of its characters would be dialled.
@@ -58,10 +63,18 @@ class Forwarding:
             raise ConfigurationError(
                 f"Forwarding {name!r}: mode must be 'simultaneous' or 'sequential', got {mode!r}"
             )
-        if not isinstance(fallback, str) and not callable(fallback):
+        if fallback is not None and not isinstance(fallback, str) and not callable(fallback):
             # Found only when nobody answered: a TypeError then, and the apology.
             raise ConfigurationError(
                 f"Forwarding {name!r}: fallback must be a route name or a handler, got {fallback!r}"
+            )
+        if not isinstance(caller_id, str) or not caller_id:
+            # None passed the Dial's check (no callerId at all), and then every inbound
+            # call's forward failed: Vobiz refuses a transfer without one (spec §1.2).
+            raise ConfigurationError(
+                f"Forwarding {name!r}: caller_id must be a Vobiz number of the account, such "
+                f"as '+14155551234', got {caller_id!r} (an environment variable not set gives "
+                "None)"
             )
         self.flow = flow
         self.name = name
@@ -70,8 +83,11 @@ class Forwarding:
         self.mode = mode
         self.timeout = timeout
         self.announcement = announcement
-        self.fallback = fallback
+        self.fallback: Fallback = self._no_one_answered if fallback is None else fallback
+        self.voice = voice
+        self.language = language
         self.result_route = f"{name}_result"
+        self._check_speech()
         # Build every Dial now so that a bad number or caller id fails at start-up, not on
         # a call (a bad second number would drop the caller when the first is busy).
         for index in range(len(self.numbers)) if mode == "sequential" else [None]:
@@ -85,6 +101,28 @@ class Forwarding:
         flow.add_route(f"/{name}", self._start, name=name)
         flow.add_route(f"/{name}/result", self._result, name=self.result_route)
         flow.add_check(self._validate)
+        passes_on(flow, name, (name, self.result_route), self.fallback)
+
+    def _check_speech(self) -> None:
+        """Build the announcement and the goodbye now: a Speak they make no valid one of
+        would otherwise fail on every call, before any number is dialled."""
+        texts = [("announcement", self.announcement)] if self.announcement else []
+        if self.fallback == self._no_one_answered:
+            texts.append(("the default goodbye", _GOODBYE))
+        for field, text in texts:
+            try:
+                self._speak(text)
+            except ElementError as exc:
+                raise ConfigurationError(
+                    f"Forwarding {self.name!r}: its {field} (with voice= and language=) makes "
+                    f"no valid Speak: {exc}"
+                ) from exc
+
+    def _speak(self, text: str) -> Speak:
+        return Speak(text, voice=self.voice, language=self.language)
+
+    def _no_one_answered(self, call: CallRequest) -> Response:
+        return Response(self._speak(_GOODBYE), Hangup())
 
     def _dial(self, index: int | None, *, action: str) -> Dial:
         targets = self.numbers if index is None else [self.numbers[index]]
@@ -94,12 +132,17 @@ class Forwarding:
     def _start(self, call: CallRequest) -> Response:
         first = 0 if self.mode == "sequential" else None
         action = self.flow.url_for(self.result_route, index=first)
-        items = [Speak(self.announcement)] if self.announcement else []
+        items = [self._speak(self.announcement)] if self.announcement else []
         return Response(*items, self._dial(first, action=action))
 
     def _result(self, call: CallRequest) -> Response:
-        if call.dial_status == "completed":
+        if call.dial_status == DialStatus.COMPLETED:
             return Response(Hangup())
+        if call.dial_status == DialStatus.CANCEL:
+            # The caller hung up while the numbers rang: there is nobody left to dial for
+            # or to send to the fallback (its side effects, a missed-call message, say,
+            # are for the caller whom nobody answered).
+            return Response()
         if self.mode == "sequential":
             try:
                 index = int(call.query.get("index", "0")) + 1
@@ -112,7 +155,7 @@ class Forwarding:
                 return Response(self._dial(index, action=action))
         if isinstance(self.fallback, str):
             return Response(Redirect(self.flow.url_for(self.fallback)))
-        return self.fallback(call)
+        return answered(self.fallback(call), f"Forwarding {self.name!r}", self.fallback, call)
 
     def _validate(self, flow: CallFlow) -> None:
         # The Dial action is a URL of the flow: without a public URL every call would
@@ -124,9 +167,5 @@ class Forwarding:
                 f"Forwarding {self.name!r} cannot build its URLs: {exc}"
             ) from None
         if isinstance(self.fallback, str):
-            try:
-                flow.get_route(self.fallback)
-            except ConfigurationError as exc:
-                raise ConfigurationError(
-                    f"Forwarding {self.name!r}: fallback leads nowhere: {exc}"
-                ) from None
+            check_target(flow, f"Forwarding {self.name!r}", "fallback", self.fallback)
+            check_no_loop(flow, f"Forwarding {self.name!r}", self.name)

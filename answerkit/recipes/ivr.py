@@ -13,13 +13,13 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from answerkit.elements import Gather, Hangup, Redirect, Response, Speak
 from answerkit.errors import ConfigurationError, ElementError
+from answerkit.recipes._targets import answered, check_no_loop, check_target, passes_on
 from answerkit.request import CallRequest
 
 if TYPE_CHECKING:
@@ -33,10 +33,6 @@ Action = Callable[[CallRequest], Response]
 #: blueprint's) and a path (nothing a URL would carry badly).
 _NOT_IN_NAMES = re.compile(r"[\s.?#<]")
 
-#: Each flow's menus by name, with the route name each falls back to (None: a handler), for
-#: the fallback-cycle check when it is mounted. Names only: a menu holds its flow, and an
-#: entry holding one would keep the flow alive for good.
-_FALLBACKS: weakref.WeakKeyDictionary[CallFlow, dict[str, str | None]] = weakref.WeakKeyDictionary()
 Target = str | Action
 
 VALID_KEYS = frozenset("0123456789*#")
@@ -86,6 +82,8 @@ class Option:
     """One menu choice: where it leads (a route name or a handler) and the phrases that pick it.
 
     ``phrases`` is any sequence of strings (kept as a tuple); a lone string is refused.
+    ``label`` is a name of your own for the option (for your code: analytics, a menu
+    listing); the menu neither says nor checks it.
     """
 
     target: Target
@@ -213,7 +211,9 @@ class IVRMenu:
         flow.add_route(f"/{name}", self._entry, name=name)
         flow.add_route(f"/{name}/choice", self._choice, name=self.choice_route)
         flow.add_check(self._validate_targets)
-        _FALLBACKS.setdefault(flow, {})[name] = fallback if isinstance(fallback, str) else None
+        # A caller who never answers reaches the fallback from either route (a Redirect to
+        # the choice route with no input starts the menu again, as the menu itself does).
+        passes_on(flow, name, (name, self.choice_route), fallback)
 
     # -- routes -----------------------------------------------------------------------
 
@@ -353,7 +353,7 @@ class IVRMenu:
     def _go(self, target: Target, call: CallRequest) -> Response:
         if isinstance(target, str):
             return Response(Redirect(self.flow.url_for(target)))
-        return target(call)
+        return answered(target(call), f"IVRMenu {self.name!r}", target, call)
 
     # -- validation ---------------------------------------------------------------------
 
@@ -440,36 +440,13 @@ class IVRMenu:
             *((f"option {k}", o.target) for k, o in self.options.items()),
             ("fallback", self.fallback),
         ]
+        where = f"IVRMenu {self.name!r}"
         for label, target in targets:
             if isinstance(target, str):
-                try:
-                    flow.get_route(target)
-                except ConfigurationError as exc:
-                    raise ConfigurationError(
-                        f"IVRMenu {self.name!r}: {label} leads nowhere: {exc}"
-                    ) from None
+                check_target(flow, where, label, target)
             elif not callable(target):
-                raise ConfigurationError(
-                    f"IVRMenu {self.name!r}: {label} must be a route name or a handler"
-                )
-        self._check_fallback_chain(flow)
-
-    def _check_fallback_chain(self, flow: CallFlow) -> None:
-        """Refuse menus whose fallbacks lead back to one of them: each fallback starts its
-        menu's attempts afresh, so a caller who never answers would go round for ever."""
-        menus = _FALLBACKS.get(flow, {})
-        chain = [self.name]
-        target: str | None = self.fallback if isinstance(self.fallback, str) else None
-        while target is not None and target in menus:
-            if target in chain:
-                loop = " -> ".join([*chain[chain.index(target) :], target])
-                raise ConfigurationError(
-                    f"IVRMenu {self.name!r}: the fallbacks go round ({loop}), so a caller "
-                    "who never answers would be prompted for ever; end the chain with a "
-                    "route that does not prompt again (an agent, voicemail, a goodbye)"
-                )
-            chain.append(target)
-            target = menus[target]
+                raise ConfigurationError(f"{where}: {label} must be a route name or a handler")
+        check_no_loop(flow, where, self.name)
 
 
 def _attempt(call: CallRequest) -> int:

@@ -31,6 +31,7 @@ from answerkit.errors import (
     TransportError,
     VobizError,
 )
+from answerkit.recipes._targets import check_target
 
 if TYPE_CHECKING:
     from answerkit.app import CallFlow
@@ -80,7 +81,7 @@ class TransferTrigger:
             )
         self.flow = flow
         self._secret = secret
-        #: The routes the endpoint may move calls to (None: any route of the flow).
+        #: The routes the endpoint may move calls to (None: any route of the flow), by name.
         self.routes = None if routes is None else frozenset(routes)
         flow.add_check(self._validate)
         if secret is not None:
@@ -97,16 +98,19 @@ class TransferTrigger:
             flow.add_endpoint(path, self._view, name=name)
 
     def _validate(self, flow: CallFlow) -> None:
-        if self.routes is not None:
-            for name in sorted(self.routes):
-                if "://" not in name:
-                    try:
-                        flow.get_route(name)
-                    except ConfigurationError as exc:
-                        raise ConfigurationError(
-                            f"TransferTrigger routes=: {name!r} leads nowhere: {exc}"
-                        ) from None
+        # Each must be a route that answers the leg it receives (Event=Transfer): a URL
+        # here (skipped before) made every request naming it a 400 at the moment of need.
+        for name in sorted(self.routes or ()):
+            check_target(flow, "TransferTrigger", "routes= entry", name, event="Transfer")
         flow.transfers.warn_without_client("TransferTrigger")  # move() needs it too
+
+    def _unusable(self, leg: str) -> str | None:
+        """Why ``leg`` names no route that can take a moved leg, or None."""
+        try:
+            check_target(self.flow, "TransferTrigger", "the route", leg, event="Transfer")
+        except ConfigurationError as exc:
+            return str(exc).removeprefix("TransferTrigger: ")
+        return None
 
     def move(
         self,
@@ -159,6 +163,12 @@ class TransferTrigger:
         if allowed is not None and any(v is not None and v not in allowed for v in (aleg, bleg)):
             names = ", ".join(sorted(allowed))
             return _json({"error": f"this trigger moves calls only to: {names}"}, 403)
+        for field, leg in (("aleg", aleg), ("bleg", bleg)):
+            # Routes of the flow only (with routes=None as well): a URL of the flow's own
+            # host that is no route would be a 404 to the moved leg, and the call dropped.
+            unusable = None if leg is None else self._unusable(leg)
+            if unusable is not None:
+                return _json({"error": f"{field}: {unusable}"}, 400)
         try:
             self.flow.client  # noqa: B018  (made on first use: this server's own settings)
         except ConfigurationError as exc:
@@ -198,7 +208,7 @@ _EXAMPLE = '{"call_uuid": "...", "aleg": "<route name>"}'
 
 def _loose(name: object) -> str:
     """A field name without case, '_' or '-' (and the Transfer API's "url" suffix)."""
-    text = str(name).lower().replace("_", "").replace("-", "")
+    text = str(name).strip().lower().replace("_", "").replace("-", "")
     return text.removesuffix("url") if text.endswith("legurl") else text
 
 

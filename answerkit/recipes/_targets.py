@@ -1,0 +1,107 @@
+"""Where a recipe sends the caller on: the checks made when its flow is mounted.
+
+IVRMenu and Forwarding send the caller to a route of their flow with a ``Redirect`` (a
+menu's options and fallback, a forwarding's fallback), named by route name or by path.
+Each such target must answer a Redirect with a document, and the fallbacks that pass on a
+caller who never answers (or whom nobody answers) must not lead back to a recipe already
+passed: each one starts afresh, so that caller would go round for ever.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from answerkit._deadline import loggable
+from answerkit.errors import ConfigurationError
+from answerkit.request import CallRequest
+
+if TYPE_CHECKING:
+    from answerkit.app import CallFlow
+    from answerkit.elements import Response
+
+log = logging.getLogger("answerkit")
+
+#: Each flow's recipe routes that pass a caller on by fallback: route name -> (the recipe's
+#: name, its fallback as given: a route name or path, None for a handler). Names only: a
+#: recipe holds its flow, and an entry holding one would keep the flow alive for good.
+_PASSED_ON: weakref.WeakKeyDictionary[CallFlow, dict[str, tuple[str, str | None]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def passes_on(flow: CallFlow, recipe: str, routes: Iterable[str], fallback: object) -> None:
+    """Record that a caller reaching any of ``routes`` (the recipe's own) may be passed on
+    to ``fallback`` without a word or an answer from anyone."""
+    target = fallback if isinstance(fallback, str) else None
+    table = _PASSED_ON.setdefault(flow, {})
+    for route in routes:
+        table[route] = (recipe, target)
+
+
+def check_target(
+    flow: CallFlow, where: str, label: str, target: str, event: str = "Redirect"
+) -> None:
+    """Refuse a ``target`` that is no route of ``flow``, or one whose answer to the
+    ``event`` that brings a caller there (a Redirect, a transfer) would not go on with the
+    call."""
+    try:
+        route = flow.get_route(target)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{where}: {label} leads nowhere: {exc}") from None
+    if route.status_callback or route.sound:
+        kind = "a status-callback route" if route.status_callback else "a sound route"
+        raise ConfigurationError(
+            f"{where}: {label} {target!r} is {kind}: it answers Event={event!r} with no "
+            "call flow, so the call would end there (4010); send the caller to a route "
+            "that answers with a document"
+        )
+    if route.handler_for(event) is None:
+        events = ", ".join(repr(e) for e in route.events if e is not None)
+        raise ConfigurationError(
+            f"{where}: {label} {target!r} handles only Event={events}, and a caller sent "
+            f"there arrives with Event={event!r} (the flow's apology would answer): give "
+            f"that route a handler without event= or one for {event!r}"
+        )
+
+
+def check_no_loop(flow: CallFlow, where: str, start: str) -> None:
+    """Refuse fallbacks that lead from the recipe at route ``start`` back to a recipe
+    already passed."""
+    table = _PASSED_ON.get(flow, {})
+    chain: list[str] = []
+    name: str | None = start
+    while name is not None and name in table:
+        recipe, target = table[name]
+        if recipe in chain:
+            loop = " -> ".join([*chain[chain.index(recipe) :], recipe])
+            raise ConfigurationError(
+                f"{where}: the fallbacks go round ({loop}), so a caller who never answers "
+                "(or whom nobody answers) would be passed on for ever; end the chain with "
+                "a route that does not prompt or forward again (voicemail, a goodbye)"
+            )
+        chain.append(recipe)
+        if target is None:
+            return
+        try:
+            name = flow.get_route(target).name
+        except ConfigurationError:
+            return  # a target that leads nowhere is refused by its own check
+
+
+def answered(
+    result: Response, where: str, handler: Callable[[CallRequest], Any], call: CallRequest
+) -> Response:
+    """A recipe's handler's ``result``, with a warning when it is None: the empty document
+    ends the call (4010), nearly always a Response built and not returned."""
+    if result is None:
+        log.warning(
+            "%s: handler %s returned None (call %s): the empty document ends the call "
+            "(4010); return the Response, or Response(Hangup()) to hang up on purpose",
+            where,
+            getattr(handler, "__qualname__", repr(handler)),
+            loggable(call.call_uuid),
+        )
+    return result
