@@ -1965,3 +1965,27 @@ def test_a_recipe_handler_that_returns_none_is_warned_of(
     assert warned[0].startswith("IVRMenu 'main': handler ")
     assert "sales_desk" in warned[0] and "ends the call (4010)" in warned[0]
     assert warned[1].startswith("Forwarding 'fwd': handler ")
+
+
+@pytest.mark.parametrize(
+    ("declare", "says"),
+    [
+        (lambda f, h: f.route("/vm", status_callback=True)(h), "is a status-callback route"),
+        (lambda f, h: f.route("/vm", event="StartApp")(h), "handles only Event='StartApp'"),
+        (lambda f, h: f.route("/vm", event="Transfer")(h), None),
+        (lambda f, h: f.route("/vm", event="Redirect")(h), None),
+    ],
+)
+def test_a_warm_transfer_fallback_must_take_the_caller(
+    declare: Callable[[CallFlow, Any], Any], says: str | None
+) -> None:
+    # The caller lands there with Event=Transfer (or is redirected there): a route that
+    # takes neither gave the caller the apology at the moment nobody could help.
+    flow = new_flow()
+    declare(flow, lambda call: Response(Speak("voicemail"), Hangup()))
+    WarmTransfer(flow, agent="+14155550142", caller_id="+14155550100", fallback="vm")
+    if says is None:
+        flow.create_app()
+        return
+    with pytest.raises(ConfigurationError, match=re.escape(says)):
+        flow.create_app()

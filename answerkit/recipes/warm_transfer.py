@@ -56,6 +56,7 @@ from answerkit.errors import (
     ElementError,
     VobizError,
 )
+from answerkit.recipes._targets import check_target
 from answerkit.recipes._warm_moves import FallbackMove, MoveInFlight, surely_not_applied
 from answerkit.recipes._warm_state import (
     AGENT,
@@ -624,12 +625,12 @@ class WarmTransfer:
             raise ConfigurationError(
                 f"WarmTransfer {self.name!r} cannot build its URLs: {exc}"
             ) from None
+        where = f"WarmTransfer {self.name!r}"
         try:
-            flow.get_route(self.fallback)
-        except ConfigurationError as exc:
-            raise ConfigurationError(
-                f"WarmTransfer {self.name!r}: fallback leads nowhere: {exc}"
-            ) from None
+            check_target(flow, where, "fallback", self.fallback, event="Transfer")
+        except ConfigurationError:
+            # The landing asks Vobiz to fetch a fallback that takes no transfer itself.
+            check_target(flow, where, "fallback", self.fallback, event="Redirect")
         flow.transfers.warn_without_client(f"WarmTransfer {self.name!r}")
 
 
