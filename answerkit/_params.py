@@ -9,6 +9,7 @@ repeated, a few of them read).
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from enum import Enum
 from typing import Any
@@ -209,7 +210,7 @@ def _query_item(name: object, value: object) -> str:
     if not name:
         # "?=x": a value no handler can ask for by name (call.query[""]).
         raise QueryParamError(f"query parameter names must not be empty (value {value!r})")
-    if isinstance(value, float) and not math.isfinite(value):
+    if not _finite(value):
         # "inf" or "nan" in the URL: a JSON 1e999 becomes one, and no handler expects it.
         raise QueryParamError(f"query parameter {name!r}: give a finite number, got {value!r}")
     if isinstance(value, Enum):
@@ -224,6 +225,19 @@ def _query_item(name: object, value: object) -> str:
             "decode bytes)"
         )
     return query_value(value)
+
+
+def _finite(value: object) -> bool:
+    """False for a number that is infinite or not a number: a float, a Decimal, a NumPy
+    scalar (any number but an integer); True for anything else."""
+    if not isinstance(value, numbers.Number) or isinstance(value, numbers.Integral):
+        return True
+    try:
+        return math.isfinite(value)  # type: ignore[arg-type]
+    except ValueError:  # Decimal("sNaN"), which refuses to become a float
+        return False
+    except TypeError:  # a complex number: its text is its own
+        return True
 
 
 class QueryParamError(ValueError):

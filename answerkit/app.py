@@ -461,6 +461,16 @@ class CallFlow:
             )
         return route
 
+    def route_at_url(self, url: str) -> Route | None:
+        """The route an absolute URL names by its path under the flow's public URL (and the
+        prefix it is mounted at), or None when no route is there. The host is not compared:
+        the caller knows which host it took the URL for."""
+        base = urlsplit((self.public_url or "") + (self._mount_prefix or "")).path.rstrip("/")
+        path = urlsplit(url).path
+        if not path.startswith(base):
+            return None
+        return self._routes.get(path[len(base) :])
+
     # -- URLs -----------------------------------------------------------------------
 
     def url_for(self, name: str, /, **params: Any) -> str:
@@ -600,8 +610,14 @@ class CallFlow:
                 f"flow {self.name!r} is already mounted at {self._mount_prefix or '/'!r}; "
                 "one flow has one public address"
             )
-        dispatcher = self.dispatcher()
-        self._mount_prefix = prefix
+        # Set first: the mount checks build the flow's URLs (a TransferTrigger's routes= may
+        # name one), which carry the prefix.
+        previous, self._mount_prefix = self._mount_prefix, prefix
+        try:
+            dispatcher = self.dispatcher()
+        except BaseException:
+            self._mount_prefix = previous
+            raise
         bp = Blueprint(self.name, __name__, url_prefix=prefix or None)
         for route in self._routes.values():
             bp.add_url_rule(

@@ -1900,7 +1900,8 @@ def test_a_caller_who_hung_up_while_forwarding_rang_is_not_dialled_again(mode: s
     ("body", "says"),
     [
         ({"call_uuid": "c", "aleg ": "sales"}, "unknown field 'aleg ' (write 'aleg')"),
-        ({"call_uuid": "c", "aleg": "https://voice.example.com/anything"}, "has no route"),
+        ({"call_uuid": "c", "aleg": "https://voice.example.com/anything"}, "serves no route"),
+        ({"call_uuid": "c", "aleg": "https://other.example.net/x"}, "is not allowed"),
         ({"call_uuid": "c", "aleg": "start"}, "arrives with Event='Transfer'"),
         ({"call_uuid": "c", "aleg": "sales", "params": {"a": float("inf")}}, "finite number"),
         ({"call_uuid": "c", "aleg": "sales", "params": {"": "x"}}, "must not be empty"),
@@ -1928,7 +1929,8 @@ def test_a_trigger_moves_calls_only_to_routes_that_take_them(
 @pytest.mark.parametrize(
     ("routes", "says"),
     [
-        (["https://crm.example.net/hold"], "has no route 'https://crm.example.net/hold'"),
+        (["https://crm.example.net/hold"], "host 'crm.example.net' is not allowed"),
+        (["https://voice.example.com/hodl"], "of the flow's own host where it serves no route"),
         (["start"], "handles only Event='StartApp'"),
     ],
 )
@@ -1989,3 +1991,50 @@ def test_a_warm_transfer_fallback_must_take_the_caller(
         return
     with pytest.raises(ConfigurationError, match=re.escape(says)):
         flow.create_app()
+
+
+def test_a_trigger_moves_calls_to_routes_by_url_and_to_hosts_the_flow_allows(
+    local_vobiz: Any,
+) -> None:
+    # A URL of a host in transfer_hosts was refused for a while (it is that host's own
+    # answer); a URL of the flow's own route, mounted under a prefix, is that route.
+    from flask import Flask
+
+    flow = CallFlow("r", public_url="https://voice.example.com", auth_token="t" * 20,
+                    state=MemoryStore(), transfer_hosts=["crm.example.net"])  # fmt: skip
+    flow.route("/hold")(lambda call: Response(Speak("hold"), Hangup()))
+    flow.transfers.client = local_vobiz.client()
+    legs = ["https://crm.example.net/queue", "https://voice.example.com/ivr/hold"]
+    TransferTrigger(flow, secret="s" * 24, routes=legs)
+    app = Flask("host")
+    flow.register(app, "/ivr")
+    client = app.test_client()
+    auth = {"Authorization": "Bearer " + "s" * 24}
+    for leg in legs:
+        call = local_vobiz.add_call()
+        body = {"call_uuid": call.call_uuid, "aleg": leg}
+        reply = client.post("/ivr/_answerkit/transfer", json=body, headers=auth)
+        assert reply.status_code == 200, reply.get_json()
+        assert local_vobiz.requests[-1].json["aleg_url"] == leg
+
+
+def test_fallbacks_that_go_round_are_refused_when_a_route_held_the_menus_path_first() -> None:
+    # A Hangup handler on the answer URL, declared before the menu at that path: the route
+    # keeps its own name and the menu's is an alias, which the loop check did not follow.
+    flow = new_flow()
+    flow.route("/main", event="Hangup")(lambda call: None)
+    IVRMenu(flow, "main", prompt="Hi", options={"1": "sales"}, fallback="operator")
+    _operator(flow, "main")
+    with pytest.raises(ConfigurationError, match=re.escape("(main -> operator -> main)")):
+        flow.create_app()
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "sNaN"])
+def test_url_for_refuses_a_decimal_that_is_not_finite(value: str) -> None:
+    from decimal import Decimal
+    from fractions import Fraction
+
+    flow = new_flow()
+    with pytest.raises(ConfigurationError, match="finite number"):
+        flow.url_for("sales", x=Decimal(value))
+    assert flow.url_for("sales", x=Decimal("1.50"), y=Fraction(1, 3)).endswith("x=1.50&y=1%2F3")

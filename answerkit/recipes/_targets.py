@@ -70,11 +70,14 @@ def check_target(
 def check_no_loop(flow: CallFlow, where: str, start: str) -> None:
     """Refuse fallbacks that lead from the recipe at route ``start`` back to a recipe
     already passed."""
-    table = _PASSED_ON.get(flow, {})
+    # By path: a recipe's route declared where another route already was (a Hangup handler
+    # on the answer URL) is that route, and keeps its name; the recipe's is an alias.
+    table = {path: entry for name, entry in _PASSED_ON.get(flow, {}).items()
+             if (path := _path_of(flow, name)) is not None}  # fmt: skip
     chain: list[str] = []
-    name: str | None = start
-    while name is not None and name in table:
-        recipe, target = table[name]
+    path = _path_of(flow, start)
+    while path is not None and path in table:
+        recipe, target = table[path]
         if recipe in chain:
             loop = " -> ".join([*chain[chain.index(recipe) :], recipe])
             raise ConfigurationError(
@@ -83,12 +86,16 @@ def check_no_loop(flow: CallFlow, where: str, start: str) -> None:
                 "a route that does not prompt or forward again (voicemail, a goodbye)"
             )
         chain.append(recipe)
-        if target is None:
-            return
-        try:
-            name = flow.get_route(target).name
-        except ConfigurationError:
-            return  # a target that leads nowhere is refused by its own check
+        # A handler fallback ends the chain; one that leads nowhere is refused by its own
+        # check.
+        path = None if target is None else _path_of(flow, target)
+
+
+def _path_of(flow: CallFlow, name_or_path: str) -> str | None:
+    try:
+        return flow.get_route(name_or_path).path
+    except ConfigurationError:
+        return None
 
 
 def answered(

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 from flask import Response as FlaskResponse
 from flask import jsonify, request
@@ -98,14 +99,32 @@ class TransferTrigger:
             flow.add_endpoint(path, self._view, name=name)
 
     def _validate(self, flow: CallFlow) -> None:
-        # Each must be a route that answers the leg it receives (Event=Transfer): a URL
-        # here (skipped before) made every request naming it a 400 at the moment of need.
+        # Each must take the leg it receives: a route answering Event=Transfer, or a URL of
+        # a host the flow may transfer to (skipped before: a URL of another host made every
+        # request naming it a 400 at the moment of need).
         for name in sorted(self.routes or ()):
-            check_target(flow, "TransferTrigger", "routes= entry", name, event="Transfer")
+            unusable = self._unusable(name)
+            if unusable is not None:
+                raise ConfigurationError(f"TransferTrigger routes= entry: {unusable}")
         flow.transfers.warn_without_client("TransferTrigger")  # move() needs it too
 
     def _unusable(self, leg: str) -> str | None:
-        """Why ``leg`` names no route that can take a moved leg, or None."""
+        """Why ``leg`` cannot take a moved leg, or None: a route of the flow that answers
+        Event=Transfer, by name, path or URL, or a URL of a host ``transfer_hosts`` allows
+        (whose answer is that host's own)."""
+        if "://" in leg:
+            try:
+                self.flow.transfers.target_url(leg)  # malformed, credentials, host not allowed
+            except (TransferArgumentError, ConfigurationError) as exc:
+                return str(exc)
+            own = urlsplit(self.flow.public_url or "").hostname
+            if urlsplit(leg).hostname != own:
+                return None
+            route = self.flow.route_at_url(leg)
+            if route is None:
+                # A 404 to the moved leg, and the call dropped.
+                return f"{leg!r} is a URL of the flow's own host where it serves no route"
+            leg = route.name
         try:
             check_target(self.flow, "TransferTrigger", "the route", leg, event="Transfer")
         except ConfigurationError as exc:
@@ -164,8 +183,8 @@ class TransferTrigger:
             names = ", ".join(sorted(allowed))
             return _json({"error": f"this trigger moves calls only to: {names}"}, 403)
         for field, leg in (("aleg", aleg), ("bleg", bleg)):
-            # Routes of the flow only (with routes=None as well): a URL of the flow's own
-            # host that is no route would be a 404 to the moved leg, and the call dropped.
+            # With routes=None as well: a URL of the flow's own host that is no route would
+            # be a 404 to the moved leg, and a route taking no transfer the apology.
             unusable = None if leg is None else self._unusable(leg)
             if unusable is not None:
                 return _json({"error": f"{field}: {unusable}"}, 400)
