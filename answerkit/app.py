@@ -672,6 +672,8 @@ class CallFlow:
                 "...))"
             )
         app.register_blueprint(self.blueprint(url_prefix))
+        # So that the command line finds the flows an app factory made and registered.
+        app.extensions.setdefault(FLASK_EXTENSION, {})[self.name] = self
         if not direct:
             return
         dispatcher = self.dispatcher()
@@ -728,6 +730,15 @@ class CallFlow:
         return self.transfers.try_transfer(
             call_uuid, aleg=aleg, bleg=bleg, params=params, method=method, client=client
         )
+
+
+#: The key of ``app.extensions`` under which each registered flow is kept, by name.
+FLASK_EXTENSION = "answerkit"
+
+
+def flows_of(app: Flask) -> list[CallFlow]:
+    """The CallFlows registered on ``app``, in the order they were registered."""
+    return list(app.extensions.get(FLASK_EXTENSION, {}).values())
 
 
 def endpoint_name(base: str, path: str) -> str:

@@ -11,9 +11,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from answerkit.app import CallFlow
-from answerkit.dispatch import Handler
+from answerkit.dispatch import Handler, Route
 from answerkit.elements import Response
 from answerkit.errors import ElementError
 from answerkit.parse import parse
@@ -125,10 +127,14 @@ def none_answers(flow: CallFlow) -> Iterator[list[str]]:
             handlers[event] = handler
 
 
-def check_flow(flow: CallFlow) -> list[CheckResult]:
-    """Send one signed sample webhook per (route, event) and validate each answer."""
-    app = Flask(f"check-{flow.name}")
-    flow.register(app, flow._mount_prefix)
+def check_flow(flow: CallFlow, app: Flask | None = None) -> list[CheckResult]:
+    """Send one signed sample webhook per (route, event) and validate each answer.
+
+    Through ``app`` when given, the Flask app the flow is registered on (its hooks,
+    config and extensions are part of what Vobiz reaches), else an app of its own."""
+    if app is None:
+        app = Flask(f"check-{flow.name}")
+        flow.register(app, flow._mount_prefix)
     client = app.test_client()
     results: list[CheckResult] = []
     # The sample calls keep their state and replay records in memory, and their REST calls
@@ -141,33 +147,24 @@ def check_flow(flow: CallFlow) -> list[CheckResult]:
         handler_errors([flow]) as errors,
         none_answers(flow) as returned_none,
     ):
+        if not flow.routes:
+            result = CheckResult(flow.name, "-", "-", ok=False)
+            result.problems.append("the flow declares no route: nothing of it is served")
+            return [result]
         for route in flow.routes:
-            # A status-callback URL (a hangup URL, a Dial's callbackUrl) takes any event:
-            # the two it most often gets are sent to its default handler.
-            samples = [
-                name
-                for event in route.events
-                for name in (
-                    [event]
-                    if event
-                    else [Event.Hangup.value, Event.DialHangup.value]
-                    if route.status_callback
-                    # A sound URL is fetched for audio; waitSound's is the fetch that
-                    # names itself (the dispatcher holds the answer to Play/Speak/Wait).
-                    else [Event.ConferenceRemoteSounds.value]
-                    if route.sound
-                    else [Event.StartApp.value]
-                )
-            ]
-            for name in samples:
+            for name in _samples(route):
                 errors.clear()
                 returned_none.clear()
-                params = {**SAMPLE_CALL, "Event": name, **SAMPLE_EVENT_FIELDS.get(name, {})}
-                path = (flow._mount_prefix or "") + route.path
-                base = flow.public_url or "http://localhost"
-                headers = sign(base + path, flow.auth_tokens[0]) if flow.verify else {}
-                reply = client.post(path, data=params, headers=headers)
                 result = CheckResult(flow.name, route.name, name, ok=True)
+                try:
+                    reply = _send(client, flow, route, name)
+                except SystemExit as exc:
+                    # Let through by the dispatcher, as a process exit should be: here it
+                    # would end the check early and silently, with the code the app chose.
+                    result.problems.append(f"the handler ended the process: {exc!r}")
+                    result.ok = False
+                    results.append(result)
+                    continue
                 if reply.status_code != 200:
                     result.problems.append(f"answered HTTP {reply.status_code}")
                 result.problems += [e.partition(": ")[2] for e in errors]
@@ -184,3 +181,32 @@ def check_flow(flow: CallFlow) -> list[CheckResult]:
                 result.ok = not result.problems
                 results.append(result)
     return results
+
+
+def _samples(route: Route) -> list[str]:
+    """The events one route is sent, each once: each it handles by name, and for its
+    default handler the one it most often gets."""
+    names: list[str] = []
+    for event in route.events:
+        if event:
+            more = [event]
+        elif route.status_callback:
+            # A status-callback URL (a hangup URL, a Dial's callbackUrl) takes any event:
+            # the two it most often gets.
+            more = [Event.Hangup.value, Event.DialHangup.value]
+        elif route.sound:
+            # A sound URL is fetched for audio; waitSound's is the fetch that names itself
+            # (the dispatcher holds the answer to Play/Speak/Wait).
+            more = [Event.ConferenceRemoteSounds.value]
+        else:
+            more = [Event.StartApp.value]
+        names += [name for name in more if name not in names]
+    return names
+
+
+def _send(client: FlaskClient, flow: CallFlow, route: Route, event: str) -> TestResponse:
+    params = {**SAMPLE_CALL, "Event": event, **SAMPLE_EVENT_FIELDS.get(event, {})}
+    path = (flow._mount_prefix or "") + route.path
+    base = flow.public_url or "http://localhost"
+    headers = sign(base + path, flow.auth_tokens[0]) if flow.verify else {}
+    return client.post(path, data=params, headers=headers)

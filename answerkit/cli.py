@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -26,6 +27,11 @@ def build_app(flows: Sequence[CallFlow]) -> Flask:
 def _print_routes(flows: Sequence[CallFlow]) -> None:
     for flow in flows:
         print(f"flow {flow.name}  (verification {'on' if flow.verify else 'OFF'})")
+        if not flow.public_url:
+            print(
+                "  (no public URL: paths only; set ANSWERKIT_PUBLIC_URL, or public_url=, to "
+                "the https address Vobiz reaches this app at)"
+            )
         # Without a public URL the path is all there is to show, and it includes the
         # prefix the flow is mounted at (the URL Vobiz must be given).
         base = (flow.public_url or "") + (flow._mount_prefix or "")
@@ -63,9 +69,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     # A check runs in the user's CI, where the secrets are not: the settings it does not
     # need are stood in (its sample calls never leave this machine).
     with local_settings(sys.stdout, "this check"):
-        flows, _ = load_target(args.app)
-        build_app(flows)
-        results = [result for flow in flows for result in check_flow(flow)]
+        flows, own_app = load_target(args.app)
+        # Through the user's own app when it serves every flow: its before_request hooks,
+        # config and extensions are part of what answers Vobiz.
+        app = own_app or build_app(flows)
+        results = [result for flow in flows for result in check_flow(flow, app)]
     failures = 0
     for result in results:
         print(result)
@@ -152,6 +160,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AnswerkitError as exc:
         print(f"answerkit: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # `answerkit routes app.py | head`: the reader has gone, and so has the need to
+        # write; the interpreter's flush at exit would raise again, so stdout goes too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return code
 
 

@@ -381,3 +381,136 @@ def test_run_refuses_a_port_out_of_range(port: str, capsys: pytest.CaptureFixtur
         main(["run", "examples/ivr.py", "--port", port])
     assert caught.value.code == 2
     assert "a port is a number from 1 to 65535" in capsys.readouterr().err
+
+
+# --- the user's own app, and the ways an application is named -----------------------------
+
+HOOKED_APP = """
+from flask import Flask, abort, current_app, request
+from answerkit import CallFlow, Hangup, Response, Speak
+
+flow = CallFlow("hooked")
+
+@flow.route("/answer")
+def answer(call):
+    return Response(Speak(current_app.config["GREETING"]), Hangup())
+
+app = Flask(__name__)
+app.config["GREETING"] = "Welcome to Example Corp."
+flow.register(app, "/voice")
+{extra}
+"""
+
+
+def test_check_and_call_go_through_the_users_own_app(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A bare app of the flows alone was checked: a handler reading current_app.config
+    # failed (KeyError), and an app-wide hook answering 500 passed.
+    good = tmp_path / "hooked_good.py"
+    good.write_text(HOOKED_APP.format(extra="application = app  # a second name: one app"))
+    assert main(["check", str(good)]) == 0, capsys.readouterr().out
+    assert main(["check", f"{good}:app"]) == 0, capsys.readouterr().out
+    assert main(["call", str(good), "--route", "/voice/answer"]) == 0
+    assert "Welcome to Example Corp." in capsys.readouterr().out
+    bad = tmp_path / "hooked_bad.py"
+    bad.write_text(HOOKED_APP.format(extra="app.before_request(lambda: abort(500))"))
+    assert main(["check", str(bad)]) == 1
+    assert "FAIL hooked/answer [StartApp]" in capsys.readouterr().out
+
+
+def test_an_app_factory_and_a_flow_under_two_names_are_found(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A factory's flows are held by no top-level name ("serves no top-level CallFlow"),
+    # and a flow bound twice was registered twice ("already has a flow named").
+    factory = tmp_path / "factory_app.py"
+    factory.write_text(
+        "from flask import Flask\nfrom answerkit import CallFlow, Hangup, Response, Speak\n"
+        "def create_app():\n"
+        "    flow = CallFlow('made')\n"
+        "    flow.route('/answer')(lambda call: Response(Speak('made'), Hangup()))\n"
+        "    app = Flask(__name__)\n    flow.register(app)\n    return app\n"
+        "app = create_app()\n"
+    )
+    for target in (str(factory), f"{factory}:app"):
+        assert main(["check", target]) == 0, capsys.readouterr().out
+        assert "ok   made/answer" in capsys.readouterr().out
+    twice = tmp_path / "twice_app.py"
+    twice.write_text(BROKEN_APP.replace('@flow.route("/bad")', 'other = flow\n@flow.route("/bad")'))
+    assert main(["routes", str(twice)]) == 0
+    assert capsys.readouterr().out.count("flow broken ") == 1
+
+
+def test_a_file_is_its_own_module_for_its_siblings_and_a_package_directory_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # myapp.py imports handlers.py, which imports myapp: loaded under another name,
+    # myapp.py ran twice ("already mounted; declare route before register()").
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "cli_myapp.py").write_text(
+        "from answerkit import CallFlow\nflow = CallFlow('mine')\nimport cli_handlers  # noqa\n"
+        "app = flow.create_app()\n"
+    )
+    (site / "cli_handlers.py").write_text(
+        "from answerkit import Hangup, Response, Speak\nfrom cli_myapp import flow\n"
+        "flow.route('/answer')(lambda call: Response(Speak('mine'), Hangup()))\n"
+    )
+    assert main(["check", str(site / "cli_myapp.py")]) == 0, capsys.readouterr().out
+    package = tmp_path / "cli_pkgapp"
+    package.mkdir()
+    (package / "__init__.py").write_text(BROKEN_APP.replace('"broken"', '"pkg"'))
+    monkeypatch.chdir(tmp_path)
+    assert main(["routes", "cli_pkgapp"]) == 0
+    assert main(["routes", "cli_pkgapp/"]) == 0
+    assert "flow pkg " in capsys.readouterr().out
+
+
+def test_check_fails_a_handler_that_ends_the_process_and_a_flow_with_no_route(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # sys.exit(0) in a handler ended the check early with exit status 0 and no summary.
+    app = tmp_path / "exiting_app.py"
+    app.write_text(
+        BROKEN_APP.replace('raise RuntimeError("oops")', "import sys; sys.exit(0)")
+        + "\nempty = CallFlow('empty', auth_token='t' * 20, state='memory://')\n"
+    )
+    assert main(["check", str(app)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL broken/bad" in out and "ended the process: SystemExit(0)" in out
+    assert "FAIL empty/-" in out and "declares no route" in out
+    assert "2 failure(s)" in out
+
+
+def test_check_sends_each_event_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    app = tmp_path / "events_app.py"
+    app.write_text(
+        "from answerkit import CallFlow\n"
+        "flow = CallFlow('ev', auth_token='t' * 20, state='memory://',"
+        " public_url='https://voice.example.com')\n"
+        "flow.route('/status', status_callback=True)(lambda call: None)\n"
+        "flow.route('/status', event='Hangup', status_callback=True)(lambda call: None)\n"
+    )
+    assert main(["check", str(app)]) == 0
+    assert capsys.readouterr().out.count("ev/status [Hangup]") == 1
+
+
+def test_routes_piped_to_a_reader_that_stops_ends_quietly(tmp_path: Path) -> None:
+    # More lines than a pipe holds, so the writer meets the reader gone (a traceback).
+    app = tmp_path / "many_routes_app.py"
+    app.write_text(
+        "from answerkit import CallFlow\nflow = CallFlow('many')\n"
+        "for i in range(3000):\n"
+        "    flow.route(f'/menu/{i}', name=f'menu_{i}')(lambda call: None)\n"
+    )
+    result = subprocess.run(
+        f"{sys.executable} -m answerkit.cli routes {app} | head -1",
+        shell=True, capture_output=True, text=True, timeout=60, env={**os.environ, **ENV},
+    )  # fmt: skip
+    assert result.stdout.startswith("flow ") and "Traceback" not in result.stderr
+
+
+def test_call_takes_the_dial_script_alone_as_scripted(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["call", str(ROOT / "examples/forwarding.py"), "--dial", "busy,busy,busy"])
+    assert code == 0 and "(scripted)" in capsys.readouterr().out

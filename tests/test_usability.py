@@ -169,7 +169,7 @@ def test_a_flask_app_that_serves_no_flow_is_a_clear_error(tmp_path: Path) -> Non
 
     source = "from flask import Flask\nfrom answerkit import CallFlow\napp = Flask('x')\n"
     site = write_app(tmp_path, "usability_site_empty", source)
-    with pytest.raises(ConfigurationError, match="serves no top-level CallFlow"):
+    with pytest.raises(ConfigurationError, match="serves no CallFlow"):
         load_target(f"{site}:app")
 
 

@@ -17,7 +17,7 @@ from typing import TextIO
 from answerkit.app import CallFlow
 from answerkit.check import handler_errors
 from answerkit.errors import ConfigurationError
-from answerkit.loader import find_flows, local_settings
+from answerkit.loader import load_target, local_settings
 from answerkit.testing.local_vobiz import LocalVobiz
 from answerkit.testing.sim_call import SimulatedCall
 from answerkit.testing.sim_signals import GatherPrompt
@@ -28,15 +28,25 @@ __all__ = ["run_terminal_call"]
 
 
 def _pick(flows: list[CallFlow], route: str | None) -> tuple[CallFlow, str | None]:
+    """The flow ``route`` belongs to and the route's name: ``route`` is a route's name, its
+    path as ``answerkit routes`` prints it (with the prefix the flow is mounted at), or
+    its path within the flow. A URL is passed on as it is, to the first flow."""
     if route is None:
         return flows[0], None
     for flow in flows:
-        try:
-            flow.get_route(route)
-        except ConfigurationError:
-            continue
-        return flow, route
-    if route.startswith("/") or "://" in route:
+        prefix = flow._mount_prefix or ""
+        for candidate in (
+            route,
+            route[len(prefix) :] if prefix and route.startswith(prefix) else None,
+        ):
+            if candidate is None:
+                continue
+            try:
+                # By name: the simulator builds its URL with the flow's prefix.
+                return flow, flow.get_route(candidate).name
+            except ConfigurationError:
+                continue
+    if "://" in route:
         return flows[0], route
     names = ", ".join(r.name for f in flows for r in f.routes)
     raise ConfigurationError(f"no flow has a route {route!r} (routes: {names})")
@@ -81,9 +91,9 @@ def run_terminal_call(
 
 
 def _call(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
-    flows = find_flows(args.app)
+    flows, own_app = load_target(args.app)
     flow, route = _pick(flows, getattr(args, "route", None))
-    scripted = any(getattr(args, name, None) for name in ("digits", "speech"))
+    scripted = any(getattr(args, name, None) for name in ("digits", "speech", "dial"))
     interactive = not scripted and stdin.isatty()
     console = _Console(out, stdin, interactive)
     # The flows' Transfer, Hangup and make-call requests go to a local Vobiz API on
@@ -91,7 +101,9 @@ def _call(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     api = LocalVobiz().start()
     for each in flows:
         each.transfers.client = api.client()
-    sim = CallSimulator(flow, input_provider=console.ask, local_vobiz=api)
+    # Through the user's own app when it serves every flow: its hooks, config and
+    # extensions are part of what answers Vobiz.
+    sim = CallSimulator(flow, app=own_app, input_provider=console.ask, local_vobiz=api)
     sim.add_listener(console.show)
     callee_digits = getattr(args, "callee_digits", None)
     if callee_digits:  # the first call the flow places: an agent, a forwarding target
