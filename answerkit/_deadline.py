@@ -405,8 +405,16 @@ def handler_given_up() -> bool:
     """Whether the handler running in this context is past its deadline and abandoned: the
     caller was answered with the fallback, and what it does now acts on a call Vobiz has
     moved on with (a transfer would move it again)."""
+    return handler_thread_given_up() or _struck_here()
+
+
+def handler_thread_given_up() -> bool:
+    """Whether this context's handler runs on a handler thread that DeadlineRunner stopped
+    waiting for. Only the thread path: a SIGALRM deadline interrupts the handler itself (a
+    REST client's wait before a retry included), so the client's retry loop asks this
+    alone and a sync worker's handler behaves as before. False outside a webhook."""
     given_up = _GIVEN_UP.get()
-    return (given_up is not None and given_up.flag) or _struck_here()
+    return given_up is not None and given_up.flag
 
 
 def _struck_here() -> bool:

@@ -16,6 +16,12 @@ repeating it cannot change the outcome.
   a reset or a 502/503/504; a DELETE only after 502/503/504, which gateways send
   before the call service is reached; either waits as long as a ``Retry-After``
   asks. Timeouts are not repeated at all: each would cost the whole timeout again.
+* A request that could not even be built (a host urllib3 refuses to look up) sent
+  nothing, and fails the same way every time: it is not repeated.
+* Inside a webhook's handler that its deadline gave up (a handler thread the caller no
+  longer waits for), no retry is sent, nor waited for once that is known: the caller was
+  answered with the fallback, and a late transfer would move a call Vobiz has moved on
+  with. HandlerTimeout is raised instead.
 """
 
 from __future__ import annotations
@@ -24,21 +30,22 @@ import email.utils
 import html
 import json
 import logging
+import math
 import os
 import re
 import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from math import inf
 from typing import Any
 
 import requests
-from urllib3.exceptions import MaxRetryError, NewConnectionError
+from urllib3.exceptions import LocationValueError, MaxRetryError, NewConnectionError
 from urllib3.util import Timeout
 from urllib3.util.ssl_match_hostname import CertificateError
 
 from answerkit import errors
+from answerkit._deadline import HandlerTimeout, LateTransferRefused, handler_thread_given_up
 
 __all__ = [
     "Answer",
@@ -53,6 +60,16 @@ logger = logging.getLogger("answerkit.client")
 
 #: Statuses an idempotent request is repeated on; a plain 500 may be a bug that repeats.
 RETRYABLE_GATEWAY_STATUSES = frozenset({502, 503, 504})
+
+#: The longest single wait before a retry, in seconds, whatever ``max_retry_time`` allows
+#: (``inf`` included): a ``Retry-After`` longer than this is an outage or a broken header,
+#: and the caller is better told at once than kept waiting (time.sleep itself overflows
+#: past about 292 years).
+MAX_WAIT = 3600.0
+
+#: The backoff curve's exponent stops growing here: ``2 ** n`` past 1023 is too large for
+#: a float, and the curve reached ``backoff_cap`` long before.
+_MAX_DOUBLINGS = 64
 
 
 @dataclass(frozen=True)
@@ -78,11 +95,13 @@ class RetryPolicy:
         """
         if retry_after is not None:
             return max(0.0, retry_after)
-        return float(min(self.backoff_cap, self.backoff * 2 ** (retry_number - 1)))
+        doublings = min(retry_number - 1, _MAX_DOUBLINGS)
+        return float(min(self.backoff_cap, self.backoff * 2**doublings))
 
     def allows(self, retry_number: int, wait: float, started: float) -> bool:
-        """Whether retry ``retry_number`` after ``wait`` seconds stays inside both bounds."""
-        if retry_number > self.max_retries:
+        """Whether retry ``retry_number`` after ``wait`` seconds stays inside the bounds:
+        the count, the total time, and MAX_WAIT for the one wait."""
+        if retry_number > self.max_retries or not wait <= MAX_WAIT:
             return False
         return time.monotonic() + wait - started <= self.max_retry_time
 
@@ -91,15 +110,32 @@ class RetryPolicy:
 class TransportFailure:
     """What a requests exception means for us: which error, and whether anything was sent."""
 
-    kind: str  # "connect" | "timeout" | "transport"
+    kind: str  # "unsent" | "connect" | "timeout" | "transport"
     sent: bool
     retryable: bool
     detail: str
 
 
-def classify_transport_error(exc: requests.RequestException) -> TransportFailure:
-    """Sort a requests exception into connect / timeout / other transport failure."""
+#: requests' errors for a request it could not build or address: raised before a
+#: connection is made, so nothing was sent.
+_UNBUILDABLE = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.InvalidHeader,
+    requests.exceptions.InvalidJSONError,
+    requests.exceptions.URLRequired,
+)
+
+
+def classify_transport_error(
+    exc: requests.RequestException | LocationValueError,
+) -> TransportFailure:
+    """Sort a requests exception (or urllib3's refusal of a host it cannot look up, which
+    requests lets through) into unsent / connect / timeout / other transport failure."""
     detail = _describe(exc)
+    if isinstance(exc, (LocationValueError, *_UNBUILDABLE)):
+        return TransportFailure("unsent", sent=False, retryable=False, detail=detail)
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return TransportFailure("connect", sent=False, retryable=True, detail=detail)
     if isinstance(exc, requests.exceptions.ProxyError):
@@ -176,7 +212,7 @@ def _seconds(value: object) -> float | None:
         return None
     if isinstance(value, int):
         # float() refuses an int past 1e308: a wait that long is never worth it.
-        return max(0.0, float(value)) if abs(value) < 2**1000 else (inf if value > 0 else 0.0)
+        return max(0.0, float(value)) if abs(value) < 2**1000 else (math.inf if value > 0 else 0.0)
     if isinstance(value, float):
         return max(0.0, value)
     if isinstance(value, str):
@@ -285,7 +321,7 @@ class Sender:
                     verify=self.session.verify,
                     proxies=dict(self.session.proxies),
                 )
-            except requests.RequestException as exc:
+            except (requests.RequestException, LocationValueError) as exc:
                 failure = classify_transport_error(exc)
                 logger.info("%s %s -> %s (attempt %d)", method, path, failure.detail, attempt)
                 error = _transport_error(failure, method, url, call_uuid)
@@ -311,6 +347,7 @@ class Sender:
                 wait = self.policy.delay(attempt, retry_after)
             if not may_retry or not self.policy.allows(attempt, wait, started):
                 raise error
+            _stop_if_handler_given_up(error, method, path, call_uuid)
             logger.warning(
                 "%s %s failed (%s); retrying in %.2fs (attempt %d of at most %d)",
                 method,
@@ -321,6 +358,7 @@ class Sender:
                 self.policy.max_retries + 1,
             )
             time.sleep(wait)
+            _stop_if_handler_given_up(error, method, path, call_uuid)
 
     def api_error(
         self, answer: Answer, method: str, path: str, call_uuid: str | None
@@ -365,9 +403,7 @@ class Sender:
         elif status == 429:
             cls = errors.RateLimitedError
             wait = extra["retry_after"] = parse_retry_after(answer.headers, body)
-            hint = "rate limited: " + (
-                f"wait {wait:g}s and retry" if wait is not None else "back off and retry"
-            )
+            hint = "rate limited: " + _wait_advice(wait)
         elif status >= 500:
             cls = errors.ServerError
             hint = "Vobiz failed; " + (
@@ -389,6 +425,43 @@ class Sender:
             call_uuid=call_uuid,
             **extra,
         )
+
+
+def _wait_advice(wait: float | None) -> str:
+    """What to do about a 429 that asked for ``wait`` seconds (None: it did not say)."""
+    if wait is None:
+        return "back off and retry"
+    if wait <= MAX_WAIT:
+        return f"wait {wait:g}s and retry"
+    # Past the bound nothing was retried; and "wait infs" would tell nobody anything.
+    asked = f"a wait of {wait:g}s" if math.isfinite(wait) else "a wait too long to read"
+    return (
+        f"Vobiz asked for {asked}, more than the {MAX_WAIT:g}s this client ever waits: "
+        "treat it as an outage and retry much later"
+    )
+
+
+def _stop_if_handler_given_up(
+    error: errors.VobizError, method: str, path: str, call_uuid: str | None
+) -> None:
+    """Raise HandlerTimeout instead of waiting for or sending a retry, when the webhook
+    handler making this request was given up at its deadline (on a handler thread: the
+    SIGALRM deadline interrupts the wait itself). Outside a webhook there is no handler,
+    and this never raises."""
+    if not handler_thread_given_up():
+        return
+    why = (
+        f"its last attempt failed ({type(error).__name__}), and the handler asking for it is "
+        "past its deadline: the caller was answered with the fallback. Make REST calls early "
+        "in the handler, or raise the flow's deadline"
+    )
+    if method == "POST" and call_uuid is not None:
+        # A POST is retried only when it surely had no effect (no connection, or a 429),
+        # so this transfer was not applied: the kind that says nothing was sent.
+        raise LateTransferRefused(
+            f"transfer of call {call_uuid} not sent again (Vobiz did not act on it): {why}"
+        ) from error
+    raise HandlerTimeout(f"{method} {path} not sent again: {why}") from error
 
 
 def _read(response: requests.Response) -> Answer:
@@ -417,6 +490,12 @@ def _transport_error(
     failure: TransportFailure, method: str, url: str, call_uuid: str | None
 ) -> errors.TransportError:
     where: dict[str, Any] = {"method": method, "url": url, "call_uuid": call_uuid}
+    if failure.kind == "unsent":
+        return errors.ConnectError(
+            f"could not make the request {method} {url} ({failure.detail}); nothing was "
+            "sent. Check base_url (its host must be a valid host name) and any proxy set",
+            **where,
+        )
     if failure.kind == "connect":
         return errors.ConnectError(
             f"could not connect to Vobiz for {method} {url} ({failure.detail}); nothing was "
@@ -435,8 +514,13 @@ def _transport_error(
 
 
 _HTML = re.compile(r"<(!doctype\s+html|html|head|body)[\s>]", re.IGNORECASE)
-_HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title", re.IGNORECASE | re.DOTALL)
-_HTML_TAG = re.compile(r"<[^>]*>")
+# Neither pattern can run past the next "<": a page of many "<" and no ">" costs one pass,
+# where "<[^>]*>" rescanned the rest of the page from every "<".
+_HTML_TITLE = re.compile(r"<title[^<>]*>([^<]*)<", re.IGNORECASE)
+_HTML_TAG = re.compile(r"<[^<>]*>")
+#: Characters of a text or HTML error body summed up in a message: a gateway's page says
+#: what it is near its top, and a multi-megabyte body must not cost more than that.
+SUMMARY_CHARS = 8192
 
 
 def _maybe_applied(call_uuid: str | None) -> str:
@@ -458,10 +542,16 @@ def _maybe_applied(call_uuid: str | None) -> str:
 
 def _no_such_route(body: Any) -> bool:
     """True for a 404 from in front of the API rather than from it: the gateway's own
-    ``{"message": "Not Found"}`` (spec §4.0) or a web page. Vobiz's own answer for a call
-    that is not live carries its ``error`` or ``api_id``; these mean the path is wrong."""
+    ``{"message": "Not Found"}`` (spec §4.0) or a web page; these mean the path is wrong.
+    Any other body, even a bare ``{"message": "Call not found or already completed"}``,
+    is the API saying the call is not live."""
     if isinstance(body, dict):
-        return set(body) == {"message"}
+        message = body.get("message")
+        return (
+            set(body) == {"message"}
+            and isinstance(message, str)
+            and message.strip().lower() == "not found"
+        )
     return isinstance(body, str) and bool(_HTML.search(body[:2000]))
 
 
@@ -481,7 +571,7 @@ def _api_message(body: Any) -> str | None:
             return f"{message} ({named})" if message else named
         return message
     if isinstance(body, str) and body.strip():
-        text = body
+        text = body[:SUMMARY_CHARS]
         if _HTML.search(text[:2000]):
             # A proxy's or gateway's error page: its title says it ("502 Bad Gateway");
             # the first 200 characters of markup would say nothing.

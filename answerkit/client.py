@@ -110,6 +110,27 @@ def _without_userinfo(url: str) -> tuple[str, bool]:
     return repr(f"{scheme}://***@{rest[head.rindex('@') + 1 :]}"), True
 
 
+def _unusable_host(base_url: str) -> str | None:
+    """Why the transport would refuse ``base_url``'s host on the first request, or None.
+
+    The same checks, made now: requests' own (an IDNA 2008 name; "exa\\u00admple.com", with
+    a soft hyphen, is not one), then urllib3's before it connects (no label empty or over
+    63 characters). Left to the first request, either failed untyped, or as a broken
+    connection that "may have been applied" though nothing was sent.
+    """
+    prepared = requests.PreparedRequest()
+    try:
+        prepared.prepare_url(base_url, None)
+    except requests.exceptions.RequestException as exc:
+        return str(exc)
+    host = urlsplit(prepared.url or "").hostname or ""
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        return f"a label of {host!r} is empty or longer than 63 characters"
+    return None
+
+
 class VobizClient:
     """A client for the Vobiz live-call REST API.
 
@@ -224,6 +245,12 @@ class VobizClient:
             # the query or fragment, and every request would address the API root.
             raise errors.ConfigurationError(
                 f"base_url must be the API root without ?query or #fragment, got {shown}"
+            )
+        bad_host = _unusable_host(base_url)
+        if bad_host is not None:
+            raise errors.ConfigurationError(
+                f"base_url {shown} has no valid host name ({bad_host}): fix its host "
+                "(Vobiz's API root is https://api.vobiz.ai/api/v1)"
             )
         if not _valid_timeout(timeout):
             # requests would raise a bare ValueError only when sending, and None (no

@@ -13,6 +13,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -334,6 +335,24 @@ def test_404_outside_a_call_is_not_found(vobiz: LocalVobiz, client: VobizClient)
     with pytest.raises(errors.NotFoundError) as caught:
         client.make_call("+14155550100", "+14155550111", HOLD_URL)
     assert not isinstance(caught.value, errors.CallNotActiveError)
+
+
+def test_a_message_only_404_from_the_api_is_an_ended_call(
+    vobiz: LocalVobiz, client: VobizClient
+) -> None:
+    # Any 404 whose body was only {"message": ...} was taken for the gateway's: a call that
+    # had ended was reported as a wrong base_url, and try_transfer raised instead of None.
+    body = {"message": "Call not found or already completed"}
+    for attempt in (
+        lambda: client.transfer("ended-call", aleg_url=HOLD_URL),
+        lambda: client.get_live_call("ended-call"),
+        lambda: client.hangup("ended-call"),
+    ):
+        vobiz.fail_next(status=404, body=body)
+        with pytest.raises(errors.CallNotActiveError) as caught:
+            attempt()
+        assert "Call not found or already completed" in str(caught.value)
+        assert "base_url" not in str(caught.value)
 
 
 # -- retries ---------------------------------------------------------------------------
@@ -731,6 +750,12 @@ def test_backoff_is_exponential_and_capped() -> None:
     assert policy.delay(1, retry_after=3) == 3
 
 
+def test_backoff_of_a_late_retry_does_not_overflow() -> None:
+    # 2 ** 1999 is too large for a float: the 2000th retry raised OverflowError.
+    policy = RetryPolicy(max_retries=5000, backoff=0.5, backoff_cap=8.0)
+    assert policy.delay(2000) == 8.0
+
+
 def test_retry_after_parsing() -> None:
     assert parse_retry_after({"Retry-After": "2"}, None) == 2.0
     assert parse_retry_after({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, None) == 0.0
@@ -800,11 +825,78 @@ def test_a_huge_retry_after_means_no_retry(vobiz: LocalVobiz) -> None:
     assert api_posts(vobiz) == 1
 
 
+@pytest.mark.parametrize(
+    ("settings", "retry_after", "says"),
+    [
+        # An endless budget let time.sleep(1e12) raise OverflowError, out of any error type.
+        ({"max_retry_time": math.inf}, "1e12", "a wait of 1e+12s"),
+        ({}, "1e12", "a wait of 1e+12s"),
+        # Unreadably large: the message said "wait infs".
+        ({"max_retry_time": math.inf}, "1e400", "a wait too long to read"),
+        ({}, "1e400", "a wait too long to read"),
+    ],
+)
+def test_a_retry_after_past_the_longest_wait_is_raised_at_once(
+    vobiz: LocalVobiz, settings: dict[str, float], retry_after: str, says: str
+) -> None:
+    call = vobiz.add_call()
+    vobiz.fail_next(status=429, body={"error": "slow down"}, headers={"Retry-After": retry_after})
+    with pytest.raises(errors.RateLimitedError) as caught:
+        vobiz.client(**settings).transfer(call.call_uuid, aleg_url=HOLD_URL)
+    message = str(caught.value)
+    assert says in message and "3600s" in message and "outage" in message
+    assert "inf" not in message
+    assert api_posts(vobiz) == 1
+
+
+def test_a_retry_after_within_the_longest_wait_is_still_honoured(vobiz: LocalVobiz) -> None:
+    call = vobiz.add_call()
+    vobiz.fail_next(status=429, body={"error": "slow down"}, headers={"Retry-After": "0.05"})
+    vobiz.client(max_retry_time=math.inf).transfer(call.call_uuid, aleg_url=HOLD_URL)
+    assert api_posts(vobiz) == 2
+
+
 @pytest.mark.parametrize("value", [1, 1.0, "yes", "True"])
 def test_machine_detection_takes_only_the_documented_words(value: object) -> None:
     api = VobizClient("MA_X0000001", "t", session=CountingSession())
     with pytest.raises(errors.ArgumentError, match="machine_detection"):
         api.make_call("14155550100", "14155550199", HOLD_URL, machine_detection=value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "a" * 64 + ".example.com",  # a label over 63 characters: urllib3, at connect time
+        "exa\u00admple.com",  # a soft hyphen: not an IDNA 2008 name (requests)
+        "api..vobiz.ai",  # an empty label
+    ],
+)
+def test_a_base_url_host_the_transport_refuses_is_refused_when_the_client_is_made(
+    host: str,
+) -> None:
+    # Accepted, it failed only on the first request: urllib3's LocationParseError escaped
+    # untyped, or a TransportError said the transfer "may have been applied".
+    with pytest.raises(errors.ConfigurationError) as caught:
+        VobizClient("MA_X0000001", "t", base_url=f"https://{host}/api/v1")
+    message = str(caught.value)
+    assert "base_url" in message and "host" in message and "https://api.vobiz.ai/api/v1" in message
+
+
+def test_a_request_that_cannot_be_made_says_nothing_was_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A proxy whose host urllib3 refuses to look up: LocationParseError escaped untyped.
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    session = CountingSession()
+    session.proxies = {"http": "http://" + "p" * 64 + ".example.com:3128"}
+    api = VobizClient("MA_X0000001", "t", base_url="http://api.vobiz.invalid/api/v1",
+                      allow_http=True, session=session, max_retries=2, backoff=0.01)  # fmt: skip
+    with pytest.raises(errors.ConnectError, match="nothing was sent") as caught:
+        api.transfer("c1", aleg_url=HOLD_URL)
+    assert "may have been applied" not in str(caught.value)
+    assert "label empty or too long" in str(caught.value)
+    assert session.calls == 1  # it fails the same way every time: not repeated
 
 
 # -- review: settings requests would only refuse (or misuse) when sending ----------------
@@ -1151,6 +1243,56 @@ def test_an_html_error_page_is_summed_up_by_its_title() -> None:
     assert "502: Bad gateway & retry" in str(caught.value)
     assert "<" not in str(caught.value)
     assert caught.value.body == page.decode()
+
+
+def test_an_error_page_is_summed_up_from_its_first_kilobytes() -> None:
+    # The whole body was summed up: a page's markup could swallow its top, and a body of
+    # megabytes cost a pass (or, see below, far more) over all of it.
+    page = b"<html><body>Service down" + b"<" * 20_000 + b"> Far down</body></html>"
+    server = RawServer(http_reply("502 Bad Gateway", page, "text/html"))
+    api = VobizClient("MA_X0000001", "t", base_url=f"http://127.0.0.1:{server.port}/api/v1",
+                      allow_http=True, max_retries=0)  # fmt: skip
+    try:
+        with pytest.raises(errors.ServerError) as caught:
+            api.transfer("c1", aleg_url=HOLD_URL)
+    finally:
+        server.close()
+    assert "Service down" in str(caught.value)
+    assert "Far down" not in str(caught.value)  # past the part that is read
+    assert caught.value.body == page.decode()  # the body itself is kept whole
+
+
+SUMMARISE_IN_A_CHILD = """
+import sys
+from answerkit import errors
+from answerkit.client import VobizClient
+api = VobizClient("MA_X0000001", "t", base_url=sys.argv[1], allow_http=True, max_retries=0)
+try:
+    api.transfer("c1", aleg_url="https://voice.example.com/hold")
+except errors.ServerError as exc:
+    print("ServerError", len(str(exc)))
+"""
+
+
+def test_an_error_page_of_unclosed_tags_is_summed_up_in_one_pass() -> None:
+    # With no title to show, "<[^>]*>" stripped the tags of the whole body, rescanning the
+    # rest of the page from every "<" with no ">" after it: a 2 MB page took hours. Run in
+    # a child process, which the bound below can stop (the regex holds the GIL).
+    page = b"<html>" + b"<" * 2_000_000 + b" and no closing bracket"
+    server = RawServer(http_reply("502 Bad Gateway", page, "text/html"))
+    base_url = f"http://127.0.0.1:{server.port}/api/v1"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", SUMMARISE_IN_A_CHILD, base_url],
+            capture_output=True, text=True, timeout=60,  # a bound against hanging only
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        pytest.fail("summing up the error page did not finish")
+    finally:
+        server.close()
+    assert done.returncode == 0, done.stderr
+    kind, length = done.stdout.split()
+    assert kind == "ServerError" and int(length) < 1000
 
 
 def test_a_urllib3_timeout_is_taken(vobiz: LocalVobiz) -> None:

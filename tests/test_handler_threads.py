@@ -10,8 +10,10 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
+from conftest import free_port
 
 from answerkit._handler_threads import HandlerThreads
 
@@ -269,3 +271,116 @@ def test_a_transfer_asked_for_after_the_deadline_is_not_sent(local_vobiz: object
 
     assert isinstance(outcome[0], HandlerTimeout)
     assert not [r for r in local_vobiz.requests if r.method == "POST"]
+
+
+# -- a transfer the client would retry, in a handler given up at its deadline -------------------
+
+
+def _transfer_past_the_deadline(client: object, call_uuid: str) -> BaseException | None:
+    """Serve one webhook whose handler transfers the call at once, on a request thread (as a
+    threaded server does), with a 0.3 s deadline; wait (bounded) for the abandoned handler
+    to finish, and return what its transfer raised (None: it was sent and accepted)."""
+    from answerkit import CallFlow, CallRequest, Hangup, Response, VobizClient, sign
+
+    assert isinstance(client, VobizClient)
+    flow = CallFlow("late", public_url="https://v.example.com", auth_token="t" * 20,
+                    state="memory://", deadline=0.3, client=client)  # fmt: skip
+    finished = threading.Event()
+    outcome: list[BaseException | None] = []
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        try:
+            flow.transfer(call.call_uuid, aleg="hold")
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+            raise
+        finally:
+            finished.set()
+        return Response(Hangup())
+
+    @flow.route("/hold")
+    def hold(call: CallRequest) -> Response:
+        return Response(Hangup())
+
+    test_client = flow.create_app().test_client()
+    replies: list[bytes] = []
+
+    def post() -> None:
+        headers = sign("https://v.example.com/answer", "t" * 20)
+        replies.append(
+            test_client.post("/answer", data={"CallUUID": call_uuid}, headers=headers).data
+        )
+
+    worker = threading.Thread(target=post)
+    worker.start()
+    worker.join()
+    assert b"Hangup" in replies[0]  # the fallback, at the deadline
+    assert finished.wait(10), "the abandoned handler never finished its transfer"
+    return outcome[0]
+
+
+def test_a_rate_limited_transfer_is_not_sent_again_after_the_deadline(local_vobiz: object) -> None:
+    """The retry loop waited out the 429's Retry-After and sent the transfer again, long
+    after the caller was answered with the fallback: Vobiz accepted it and moved a call that
+    was told to hang up."""
+    from answerkit import HandlerTimeout
+    from answerkit.dispatch import LateTransferRefused
+    from answerkit.testing import LocalVobiz
+
+    assert isinstance(local_vobiz, LocalVobiz)
+    live = local_vobiz.add_call()
+    local_vobiz.rate_limit_next(1, retry_after=1)  # well past the 0.3 s deadline
+    raised = _transfer_past_the_deadline(local_vobiz.client(), live.call_uuid)
+    # The 429 meant Vobiz did nothing: of the kind that says the move was not made.
+    assert isinstance(raised, LateTransferRefused) and isinstance(raised, HandlerTimeout), raised
+    assert "not sent again" in str(raised) and live.call_uuid in str(raised)
+    assert [r.method for r in local_vobiz.requests] == ["POST"]  # the one rate limited
+    assert local_vobiz.transfers == []
+
+
+def test_a_transfer_that_could_not_connect_is_not_retried_after_the_deadline() -> None:
+    import requests
+
+    from answerkit import VobizClient
+    from answerkit.dispatch import LateTransferRefused
+
+    class CountingSession(requests.Session):
+        def __init__(self) -> None:
+            super().__init__()
+            self.attempts = 0
+
+        def request(self, *args: Any, **kwargs: Any) -> requests.Response:
+            self.attempts += 1
+            return super().request(*args, **kwargs)
+
+    # Nothing listens there: each attempt is refused, and the backoff (1 s) outlasts the
+    # deadline (0.3 s).
+    session = CountingSession()
+    client = VobizClient("MA_X0000001", "t", base_url=f"http://127.0.0.1:{free_port()}/api/v1",
+                         allow_http=True, session=session, backoff=1.0)  # fmt: skip
+    raised = _transfer_past_the_deadline(client, "c-1")
+    assert isinstance(raised, LateTransferRefused), raised
+    assert "ConnectError" in str(raised)
+    assert session.attempts == 1  # no retry once the handler was given up
+
+
+def test_a_client_outside_any_webhook_still_waits_and_retries(local_vobiz: object) -> None:
+    """The check is the handler's: a client used by a worker thread of the app's own (no
+    webhook, no deadline) retries a 429 as before."""
+    from answerkit.testing import LocalVobiz
+
+    assert isinstance(local_vobiz, LocalVobiz)
+    live = local_vobiz.add_call()
+    local_vobiz.rate_limit_next(1, retry_after=0.05)
+    results: list[object] = []
+    client = local_vobiz.client()
+    worker = threading.Thread(
+        target=lambda: results.append(
+            client.transfer(live.call_uuid, aleg_url="https://v.example.com/hold")
+        )
+    )
+    worker.start()
+    worker.join(10)
+    assert results and [r.method for r in local_vobiz.requests] == ["POST", "POST"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -196,6 +197,9 @@ def test_the_path_auth_id_must_be_the_header_one(vobiz: LocalVobiz) -> None:
         ({"json": {}}, "aleg_url"),
         ({"json": {"aleg_url": "not a url"}}, "aleg_url"),
         ({"json": {"aleg_url": "/relative"}}, "aleg_url"),
+        # A netloc with no host in it: nothing to fetch, a malformed URL (spec §4.1: 400).
+        ({"json": {"aleg_url": "https://:80/hold"}}, "aleg_url"),
+        ({"json": {"aleg_url": "https://@/hold"}}, "aleg_url"),
         ({"json": {"aleg_url": "https://x.example/a", "aleg_method": "PUT"}}, "aleg_method"),
     ],
 )
@@ -611,6 +615,124 @@ def test_a_b_leg_dropped_by_a_failed_transfer_cannot_be_transferred_again(
         json={"legs": "bleg", "bleg_url": hooks.url + "/ok"},
     )
     assert reply.status_code == 400
+
+
+# -- a B-leg is a call of its own under its CallUUID (the vendor's Transfer page) ------------
+
+
+def test_a_b_leg_is_retrieved_and_moved_by_its_own_call_uuid(
+    vobiz: LocalVobiz, hooks: WebhookApp
+) -> None:
+    # "You can transfer both call legs independently using their respective UUIDs":
+    # Transfer, Retrieve and Hang-up addressed to the B-leg's own CallUUID answered 404.
+    call = vobiz.add_call("aleg-own-1", bleg_uuid="bleg-own-1")
+    with vobiz.client() as client:
+        live = client.get_live_call("bleg-own-1")
+        assert (live.call_uuid, live.call_status, live.direction) == (
+            "bleg-own-1",
+            "in-progress",
+            "outbound",
+        )
+        assert live.from_ == call.to  # it presents the number the caller dialled
+    [outcome] = transfer(vobiz, "bleg-own-1", aleg_url=hooks.url + "/ok")
+    assert (outcome.call_uuid, outcome.leg, outcome.status) == ("bleg-own-1", "aleg", "executed")
+    [hit] = hooks.hits
+    assert (hit.params["CallUUID"], hit.params["ALegUUID"]) == ("bleg-own-1", call.call_uuid)
+    # Moved, it lives on as a call of its own, as a simulated B-leg does: out of the bridge.
+    assert vobiz.call("bleg-own-1").status == "in-progress"
+    assert vobiz.call(call.call_uuid).bleg_uuid is None
+    vobiz.end_call(call.call_uuid)
+    assert vobiz.call("bleg-own-1").status == "in-progress"
+
+
+def test_a_b_leg_moved_with_legs_bleg_leaves_its_bridge(
+    vobiz: LocalVobiz, hooks: WebhookApp
+) -> None:
+    call = vobiz.add_call("aleg-own-2", bleg_uuid="bleg-own-2")
+    [outcome] = transfer(vobiz, call.call_uuid, legs="bleg", bleg_url=hooks.url + "/ok")
+    assert outcome.executed
+    assert vobiz.call(call.call_uuid).bleg_uuid is None
+    assert vobiz.call("bleg-own-2").status == "in-progress"
+    with vobiz.client() as client:
+        assert client.get_live_call("bleg-own-2").call_status == "in-progress"
+
+
+def test_a_b_leg_hung_up_by_its_own_call_uuid_leaves_the_caller_live(
+    vobiz: LocalVobiz, hooks: WebhookApp
+) -> None:
+    call = vobiz.add_call("aleg-own-3", bleg_uuid="bleg-own-3", hangup_url=hooks.url + "/hangup")
+    with vobiz.client() as client:
+        client.hangup("bleg-own-3")
+        with pytest.raises(errors.CallNotActiveError):
+            client.get_live_call("bleg-own-3")
+        assert client.get_live_call(call.call_uuid).call_status == "in-progress"
+    record = vobiz.call("bleg-own-3")
+    assert (record.status, record.hangup_source) == ("completed", "API Request")
+    assert vobiz.call(call.call_uuid).bleg_uuid is None  # no B-leg to move any more
+    time.sleep(0.2)  # room for a Hangup webhook, were one sent
+    assert vobiz.sent_webhooks == []  # spec §2.2: a B-leg sends none; the caller is live
+
+
+def test_a_b_leg_ends_with_its_caller(vobiz: LocalVobiz) -> None:
+    call = vobiz.add_call("aleg-own-4", bleg_uuid="bleg-own-4")
+    vobiz.end_call(call.call_uuid)
+    record = vobiz.call("bleg-own-4")
+    assert (record.status, record.hangup_cause_code, record.hangup_source) == (
+        "completed",
+        4000,
+        "Caller",
+    )
+    agent = {"aleg_url": "https://voice.example.com/agent"}
+    assert api(vobiz, "POST", call_path(vobiz, "bleg-own-4"), json=agent).status_code == 404
+
+
+def test_a_b_leg_dropped_by_its_own_transfer_ends_and_leaves_the_caller(
+    vobiz: LocalVobiz, hooks: WebhookApp
+) -> None:
+    call = vobiz.add_call("aleg-own-5", bleg_uuid="bleg-own-5")
+    [outcome] = transfer(vobiz, "bleg-own-5", aleg_url=hooks.url + "/error")
+    assert outcome.hangup_cause_code == 7013
+    assert vobiz.call("bleg-own-5").status == "completed"
+    assert vobiz.call(call.call_uuid).status == "in-progress"
+    assert vobiz.call(call.call_uuid).bleg_uuid is None
+
+
+# -- request bodies as HTTP/1.1 frames them ------------------------------------------------------
+
+
+def test_a_chunked_json_body_is_read(vobiz: LocalVobiz, hooks: WebhookApp) -> None:
+    # Only Content-Length was read: a chunked body (valid HTTP/1.1) was empty, so 400.
+    call = vobiz.add_call()
+    body = b'{"legs": "aleg", "aleg_url": "' + hooks.url.encode() + b'/ok"}'
+    with requests.Session() as session:
+        headers = {"X-Auth-ID": vobiz.auth_id, "X-Auth-Token": vobiz.auth_token,
+                   "Content-Type": "application/json"}  # fmt: skip
+        url = f"http://127.0.0.1:{vobiz.port}{call_path(vobiz, call.call_uuid)}"
+        reply = session.post(url, data=iter([body[:10], body[10:]]), headers=headers, timeout=5)
+        assert reply.status_code == 202, reply.text
+        assert "chunked" in vobiz.requests[-1].headers.get("Transfer-Encoding", "")
+        assert vobiz.requests[-1].json == {"legs": "aleg", "aleg_url": hooks.url + "/ok"}
+        # The connection is still in step: the next request on it is read as its own.
+        again = session.get(url, params={"status": "live"}, headers=headers, timeout=5)
+        assert again.status_code == 200
+    [outcome] = vobiz.wait_for_transfer(call.call_uuid)
+    assert outcome.executed
+
+
+def test_a_malformed_chunked_body_is_400(vobiz: LocalVobiz) -> None:
+    call = vobiz.add_call()
+    head = (
+        f"POST {call_path(vobiz, call.call_uuid)} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"X-Auth-ID: {vobiz.auth_id}\r\nX-Auth-Token: {vobiz.auth_token}\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", vobiz.port), timeout=5) as sock:
+        sock.sendall(head.encode() + b"zz\r\n{}\r\n0\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):  # the server closes: the framing is lost
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 ") and b"chunk size" in answer
+    assert vobiz.transfers == []
 
 
 # -- wait_for_transfer says why it found nothing -------------------------------------------------

@@ -15,6 +15,7 @@ from answerkit import (
     CallRequest,
     ConfigurationError,
     Dial,
+    NotFoundError,
     Number,
     Response,
     Speak,
@@ -92,6 +93,28 @@ def test_transfer_of_an_ended_call(served: CallFlow, local_vobiz: LocalVobiz) ->
         served.transfer(call.call_uuid, aleg="hold")
     assert info.value.call_uuid == call.call_uuid
     assert served.try_transfer(call.call_uuid, aleg="hold") is None
+
+
+def test_a_message_only_404_means_the_call_ended(served: CallFlow, local_vobiz: LocalVobiz) -> None:
+    # Read as the gateway's "no such route", it raised NotFoundError out of try_transfer.
+    local_vobiz.fail_next(status=404, body={"message": "Call not found or already completed"})
+    assert served.try_transfer("ended-call", aleg="hold") is None
+    # The gateway's own body still means a wrong path, and try_transfer says so.
+    local_vobiz.fail_next(status=404, body={"message": "Not Found"})
+    with pytest.raises(NotFoundError, match="base_url") as caught:
+        served.try_transfer("ended-call", aleg="hold")
+    assert not isinstance(caught.value, CallNotActiveError)
+
+
+def test_a_b_leg_is_moved_by_its_own_call_uuid(served: CallFlow, local_vobiz: LocalVobiz) -> None:
+    # README: "move the agent's own leg with its DialBLegUUID and aleg=". LocalVobiz
+    # answered 404 for a B-leg's own CallUUID, as though the agent had hung up.
+    call = local_vobiz.add_call(bleg_uuid="b-leg-own")
+    result = served.transfer("b-leg-own", aleg="hold")
+    assert result.call_uuid == "b-leg-own"
+    [outcome] = local_vobiz.wait_for_transfer("b-leg-own")
+    assert outcome.executed and "Please hold" in (outcome.xml or "")
+    assert local_vobiz.call(call.call_uuid).status == "in-progress"
 
 
 def test_both_legs(served: CallFlow, local_vobiz: LocalVobiz) -> None:

@@ -100,7 +100,9 @@ def _is_url(value: object) -> bool:
         parts.port  # noqa: B018 - raises ValueError on a malformed port
     except ValueError:  # an unclosed [IPv6 bracket, a bad port: a malformed URL is a 400
         return False
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
+    # The host itself, not just a netloc: "https://:80/hold" and "https://@/hold" have a
+    # netloc but no host to fetch, and the platform answers a malformed URL with 400.
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def _json_object(headers: Mapping[str, str], body: bytes) -> dict[str, Any] | Reply:
@@ -388,6 +390,14 @@ class RestApi:
             ).start()
         return snapshot
 
+    def _drop_bleg(self, aleg: LiveCallRecord, code: int) -> None:
+        """A B-leg whose transfer URL failed is dropped: its own record ends (a B-leg sends
+        no hangup webhook, spec §2.2), and the A-leg has no B-leg any more."""
+        bleg = self.table.get(aleg.bleg_uuid) if aleg.bleg_uuid else None
+        if bleg is not None and bleg.live and self.table.bridged_aleg(bleg.call_uuid) is aleg:
+            self.end_call(bleg.call_uuid, code=code, source="Error", notify=False)
+        aleg.bleg_uuid = None
+
     def _deliver_transfer(
         self, generation: int, call_uuid: str, leg: str, url: str, method: str
     ) -> None:
@@ -410,6 +420,9 @@ class RestApi:
                 return  # reset() happened meanwhile: this outcome belongs to an earlier test
             # End the call before recording, so a test woken by the outcome sees it ended.
             live = self.table.get(call_uuid)
+            # The leg that was asked to move: a B-leg named by its own UUID moves with
+            # legs=aleg, one bridged to the named call with legs=bleg.
+            moved = record.bleg_uuid if leg == "bleg" else call_uuid
             if outcome.hangup_cause_code is not None and leg == "aleg":
                 # Only a live call ends here: one the caller hung up meanwhile already had
                 # its one Hangup webhook (spec §2.2: once per call) and keeps its cause.
@@ -418,7 +431,11 @@ class RestApi:
                         call_uuid, code=outcome.hangup_cause_code, source="Error", notify=True
                     )
             elif outcome.hangup_cause_code is not None and live is not None:
-                live.bleg_uuid = None
+                self._drop_bleg(live, outcome.hangup_cause_code)
+            if outcome.executed and moved:
+                # A moved B-leg lives on as a call of its own, out of its bridge, as a
+                # simulated one does (Bridge.transfer_bleg).
+                self.table.leave_bridge(moved)
             self.table.finish_transfer(generation, outcome)
         hook = self.on_transfer
         if hook is not None:

@@ -9,12 +9,14 @@ reuse is shown by counting accepted connections.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import socket
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import BufferedIOBase
 from typing import Any, cast
 
 __all__ = ["Handler", "Reply", "ReplyServer"]
@@ -41,6 +43,51 @@ Handler = Callable[[str, str, Mapping[str, str], bytes], Reply]
 """``handler(method, target, headers, body) -> Reply``; ``target`` is path plus query."""
 
 
+#: The largest chunked request body read: LocalVobiz's bodies are a few hundred bytes, and
+#: a reader of a body whose length is not announced up front needs a bound.
+MAX_BODY = 1 << 20
+
+
+class BodyError(ValueError):
+    """A request body that cannot be read: malformed chunked framing or Content-Length, or
+    a chunked body over MAX_BODY."""
+
+
+def read_chunked(rfile: BufferedIOBase) -> bytes:
+    """A ``Transfer-Encoding: chunked`` body (RFC 9112 §7.1), trailers skipped."""
+    body = bytearray()
+    while True:
+        size_line = rfile.readline(1024)
+        try:
+            size = int(size_line.split(b";", 1)[0].strip(), 16)  # a chunk extension is ignored
+        except ValueError:
+            raise BodyError(f"malformed chunk size line {size_line[:40]!r}") from None
+        if size < 0 or len(body) + size > MAX_BODY:
+            raise BodyError(f"the chunked body is over {MAX_BODY} bytes")
+        if size == 0:
+            break
+        body += rfile.read(size)
+        if rfile.read(2) != b"\r\n":
+            raise BodyError("a chunk does not end with CRLF where its size says")
+    while rfile.readline(1024) not in (b"\r\n", b"\n", b""):  # the trailer section
+        pass
+    return bytes(body)
+
+
+def read_body(rfile: BufferedIOBase, headers: Mapping[str, str]) -> bytes:
+    """The request body: chunked when Transfer-Encoding says so (it wins over any
+    Content-Length, RFC 9112 §6.3), else Content-Length bytes, else none."""
+    lower = {name.lower(): value for name, value in headers.items()}
+    codings = [c.strip().lower() for c in lower.get("transfer-encoding", "").split(",")]
+    if codings[-1] == "chunked":
+        return read_chunked(rfile)
+    try:
+        length = int(lower.get("content-length") or 0)
+    except ValueError:
+        raise BodyError("Content-Length is not a number") from None
+    return rfile.read(length) if length > 0 else b""
+
+
 class _RequestHandler(BaseHTTPRequestHandler):
     # HTTP/1.1 keeps connections open between requests, so a pooled client reuses them.
     protocol_version = "HTTP/1.1"
@@ -51,14 +98,16 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         server = cast("ReplyServer", self.server)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length > 0 else b""
         headers = {name: value for name, value in self.headers.items()}
         try:
-            reply = server.handler(self.command, self.path, headers, body)
-        except Exception:  # a bug in the fake must show up as a 500, not a hung client
-            logger.exception("LocalVobiz failed on %s %s", self.command, self.path)
-            reply = Reply(500, b'{"error": "LocalVobiz internal error"}')
+            body = read_body(self.rfile, headers)
+        except BodyError as exc:
+            # The framing is lost, so the connection cannot carry another request.
+            self.close_connection = True
+            said = json.dumps({"error": f"unreadable request body: {exc}"}).encode()
+            reply = Reply(400, said, {"Content-Type": "application/json"})
+        else:
+            reply = self._answer(server, headers, body)
         if reply.drop:
             self.close_connection = True
             return
@@ -76,6 +125,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
         for task in reply.after:
             task()
+
+    def _answer(self, server: ReplyServer, headers: Mapping[str, str], body: bytes) -> Reply:
+        try:
+            return server.handler(self.command, self.path, headers, body)
+        except Exception:  # a bug in the fake must show up as a 500, not a hung client
+            logger.exception("LocalVobiz failed on %s %s", self.command, self.path)
+            return Reply(500, b'{"error": "LocalVobiz internal error"}')
 
     do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = do_HEAD = _serve
 

@@ -126,6 +126,15 @@ class SentWebhook:
     error: str | None = None
 
 
+def _mark_ended(record: LiveCallRecord, code: int, source: str) -> None:
+    """Set the record's final state (the caller holds the table's lock)."""
+    record.status = "completed"
+    record.ended_at = time.time()
+    record.hangup_cause_code = code
+    record.hangup_cause = CAUSE_NAMES.get(code, ("UNKNOWN", ""))[0]
+    record.hangup_source = source
+
+
 class CallTable:
     """LocalVobiz's thread-safe state: the calls, and the transfers in flight and judged.
 
@@ -154,12 +163,50 @@ class CallTable:
             self.lock.notify_all()
 
     def add(self, record: LiveCallRecord) -> LiveCallRecord:
-        """Add (or replace) a call."""
+        """Add (or replace) a call, and list the B-leg bridged to it under its own UUID."""
         with self.lock:
             if record.status == "in-progress" and record.answered_at is None:
                 record.answered_at = record.started_at  # added as answered
             self._calls[record.call_uuid] = record
+            if record.bleg_uuid and record.status == "in-progress":
+                self._list_bleg(record, record.bleg_uuid)
         return record
+
+    def _list_bleg(self, aleg: LiveCallRecord, bleg_uuid: str) -> None:
+        """The B-leg bridged to ``aleg`` as a call of its own, as the simulator lists a
+        bridged Dial's (``register_bleg``): the vendor's Transfer page moves each leg by
+        its own CallUUID, and Retrieve and Hang-up name it the same way. Its webhooks carry
+        ``ALegUUID``, as a moved B-leg's do in the simulator. The number it was dialled at
+        is not known here, so ``to`` stays empty; it presents the account's number."""
+        if bleg_uuid in self._calls:
+            return
+        account_number = aleg.to if aleg.direction == "inbound" else aleg.from_
+        self._calls[bleg_uuid] = LiveCallRecord(
+            call_uuid=bleg_uuid,
+            from_=account_number,
+            to="",
+            direction="outbound",
+            status="in-progress",
+            params={"ALegUUID": aleg.call_uuid},
+            answered_at=time.time(),
+        )
+
+    def bridged_aleg(self, bleg_uuid: str) -> LiveCallRecord | None:
+        """The call whose B-leg ``bleg_uuid`` is, while they are bridged; else None."""
+        with self.lock:
+            record = self._calls.get(bleg_uuid)
+            aleg_uuid = record.params.get("ALegUUID") if record is not None else None
+            aleg = self._calls.get(aleg_uuid) if aleg_uuid else None
+            return aleg if aleg is not None and aleg.bleg_uuid == bleg_uuid else None
+
+    def leave_bridge(self, bleg_uuid: str) -> None:
+        """The B-leg ``bleg_uuid`` left its bridge (moved, or ended): its A-leg has no
+        B-leg from now on, and the moved leg lives on as a call of its own, as a
+        simulated B-leg does after ``Bridge.transfer_bleg``."""
+        with self.lock:
+            aleg = self.bridged_aleg(bleg_uuid)
+            if aleg is not None:
+                aleg.bleg_uuid = None
 
     def get(self, call_uuid: str) -> LiveCallRecord | None:
         """The call's record, or None."""
@@ -182,14 +229,18 @@ class CallTable:
             return list(self._outcomes)
 
     def end(self, call_uuid: str, code: int, source: str) -> LiveCallRecord:
-        """Mark the call completed with a hangup cause; returns a snapshot."""
+        """Mark the call completed with a hangup cause; returns a snapshot.
+
+        A B-leg bridged to it is hung up with it (normal clearing, by the same party, as
+        a simulated bridge ends); a B-leg that ends leaves its A-leg without one.
+        """
         with self.lock:
             record = self._calls[call_uuid]
-            record.status = "completed"
-            record.ended_at = time.time()
-            record.hangup_cause_code = code
-            record.hangup_cause = CAUSE_NAMES.get(code, ("UNKNOWN", ""))[0]
-            record.hangup_source = source
+            _mark_ended(record, code, source)
+            bleg = self._calls.get(record.bleg_uuid) if record.bleg_uuid else None
+            if bleg is not None and bleg.live and self.bridged_aleg(bleg.call_uuid) is record:
+                _mark_ended(bleg, 4000, source)
+            self.leave_bridge(call_uuid)
             return self.snapshot(call_uuid)
 
     def answer(self, call_uuid: str) -> LiveCallRecord:

@@ -24,6 +24,13 @@ the spec says how the platform behaves (§4), and says so where it had to choose
   100 KB, or XML that answerkit's parser rejects drops it with 8013. A dropped
   A-leg ends the call; a dropped B-leg is cleared. ``http://`` targets are
   accepted, since tests serve them on loopback.
+* A B-leg given with ``add_call(bleg_uuid=…)`` is also listed as a call of its own
+  (outbound, in progress, ``ALegUUID`` on its webhooks), so Transfer, Retrieve and
+  Hang-up may name it by its own CallUUID, as the vendor's Transfer page allows ("both
+  call legs independently using their respective UUIDs"). Moved (``legs=aleg`` on its
+  own UUID, or ``legs=bleg`` on the A-leg's), it leaves the A-leg and lives on as a call
+  of its own, as a simulated B-leg does; hung up or dropped, it leaves the A-leg live with
+  no B-leg; it ends when the A-leg does.
 * ``GET …/?status=live`` describes a ringing or answered call; without ``status``
   it answers 404, since LocalVobiz keeps no CDRs. ``DELETE`` answers 204 and ends
   the call, POSTing a signed ``Event=Hangup`` webhook to its ``hangup_url``.
@@ -260,7 +267,11 @@ class LocalVobiz:
         bleg_uuid: str | None = None,
         params: Mapping[str, str] | None = None,
     ) -> LiveCallRecord:
-        """Add a call (answered and inbound unless told otherwise); returns its record."""
+        """Add a call (answered and inbound unless told otherwise); returns its record.
+
+        ``bleg_uuid``: a B-leg bridged to it, listed under that UUID as a call of its own
+        too (see the module docstring).
+        """
         call_uuid = call_uuid or str(uuid.uuid4())
         return self._table.add(
             LiveCallRecord(
