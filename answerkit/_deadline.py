@@ -359,7 +359,7 @@ class DeadlineRunner:
             # Still queued (every handler thread busy): it must never start, since the
             # caller is being told to hang up. One already running goes on; see above.
             if not future.cancel():
-                given_up.flag = True  # its later transfers are refused (see handler_given_up)
+                given_up.give_up()  # its later transfers are refused (see handler_given_up)
                 state = getattr(call, "state", None)
                 if isinstance(state, HandlerState):
                     state.abandoned = True  # its later writes are refused
@@ -380,14 +380,36 @@ def _abandon(call: CallRequest) -> None:
 _RUN_CODE = DeadlineRunner.run.__code__
 
 
+#: Guards _GivenUp's wake-up event, made only when a handler waits (a rare retry).
+_WAKE_LOCK = threading.Lock()
+
+
 class _GivenUp:
     """Raised (``flag``) when DeadlineRunner stops waiting for a handler; a plain slot, as a
-    threading.Event costs more than the rest of the hand-off."""
+    threading.Event costs more than the rest of the hand-off. The event is made only for a
+    handler that sleeps (a REST client's wait before a retry), to wake it when given up."""
 
-    __slots__ = ("flag",)
+    __slots__ = ("_wake", "flag")
 
     def __init__(self) -> None:
         self.flag = False
+        self._wake: threading.Event | None = None
+
+    def give_up(self) -> None:
+        with _WAKE_LOCK:
+            self.flag = True
+            if self._wake is not None:
+                self._wake.set()
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less if given up meanwhile."""
+        with _WAKE_LOCK:
+            if self.flag:
+                return
+            if self._wake is None:
+                self._wake = threading.Event()
+            wake = self._wake
+        wake.wait(seconds)
 
 
 #: The handler's _GivenUp, in its own context only.
@@ -415,6 +437,16 @@ def handler_thread_given_up() -> bool:
     alone and a sync worker's handler behaves as before. False outside a webhook."""
     given_up = _GIVEN_UP.get()
     return given_up is not None and given_up.flag
+
+
+def sleep_unless_given_up(seconds: float) -> None:
+    """``time.sleep(seconds)``, cut short when this context's handler thread is given up at
+    its deadline (a SIGALRM deadline interrupts a plain sleep by itself)."""
+    given_up = _GIVEN_UP.get()
+    if given_up is None:
+        time.sleep(seconds)
+    else:
+        given_up.sleep(seconds)
 
 
 def _struck_here() -> bool:

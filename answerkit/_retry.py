@@ -45,7 +45,12 @@ from urllib3.util import Timeout
 from urllib3.util.ssl_match_hostname import CertificateError
 
 from answerkit import errors
-from answerkit._deadline import HandlerTimeout, LateTransferRefused, handler_thread_given_up
+from answerkit._deadline import (
+    HandlerTimeout,
+    LateTransferRefused,
+    handler_thread_given_up,
+    sleep_unless_given_up,
+)
 
 __all__ = [
     "Answer",
@@ -193,7 +198,7 @@ def parse_retry_after(headers: Mapping[str, str], body: Any) -> float | None:
             return seconds
         try:
             when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):  # year 99999999999999999999
             when = None
         if when is not None:
             return max(0.0, when.timestamp() - time.time())
@@ -357,7 +362,9 @@ class Sender:
                 attempt + 1,
                 self.policy.max_retries + 1,
             )
-            time.sleep(wait)
+            # Woken early if the handler asking is given up meanwhile: its handler thread is
+            # one of a bounded pool, and a Retry-After may ask for minutes.
+            sleep_unless_given_up(wait)
             _stop_if_handler_given_up(error, method, path, call_uuid)
 
     def api_error(

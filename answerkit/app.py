@@ -629,6 +629,13 @@ class CallFlow:
             )
         for path, name, view, methods in self._endpoints:
             bp.add_url_rule(path, endpoint=name, view_func=view, methods=methods)
+        # Kept on each app it is registered on, so that the command line finds the flows
+        # an app factory made (flows_of).
+        bp.record_once(
+            lambda state: state.app.extensions.setdefault(FLASK_EXTENSION, {}).update(
+                {self.name: self}
+            )
+        )
         return bp
 
     def register(self, app: Flask, url_prefix: str | None = None, *, direct: bool = True) -> None:
@@ -672,8 +679,6 @@ class CallFlow:
                 "...))"
             )
         app.register_blueprint(self.blueprint(url_prefix))
-        # So that the command line finds the flows an app factory made and registered.
-        app.extensions.setdefault(FLASK_EXTENSION, {})[self.name] = self
         if not direct:
             return
         dispatcher = self.dispatcher()

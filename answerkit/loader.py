@@ -55,28 +55,11 @@ def load_module(target: str) -> ModuleType:
     ``package.module`` (a dotted name)."""
     path = Path(target)
     if path.is_dir() and (path / "__init__.py").is_file():
-        return _import_from(path.resolve().parent, path.resolve().name)
+        return _load_file(path / "__init__.py", path.resolve().name, package=path.resolve())
     if target.endswith(".py") or path.exists():
         if not path.is_file():
             raise ConfigurationError(f"no such application file: {target}")
-        folder, stem = path.resolve().parent, path.stem
-        loaded = sys.modules.get(stem)
-        if stem.isidentifier() and (loaded is None or _is_file_of(loaded, path)):
-            # Under its own name, as `python -m`, gunicorn and its sibling modules know it:
-            # a handlers.py doing `from myapp import flow` must get this very module, not
-            # run myapp.py a second time (new CallFlow objects, routes declared twice). Run
-            # afresh on each load all the same, as before: new flows with the settings now.
-            name = stem
-        else:  # a name no import can spell (my-app.py), or another module's (flask.py)
-            name = f"answerkit_app_{stem}"
-        spec = importlib.util.spec_from_file_location(name, path)
-        if spec is None or spec.loader is None:
-            raise ConfigurationError(f"cannot import {target}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        sys.path.insert(0, str(folder))
-        spec.loader.exec_module(module)
-        return module
+        return _load_file(path, path.stem)
     # As `python -m` and gunicorn do: a console script's sys.path lacks the current
     # directory, where `answerkit routes myapp` (or `myapp:app`) expects myapp.py to be.
     here = os.getcwd()
@@ -95,11 +78,66 @@ def load_module(target: str) -> ModuleType:
         ) from None
 
 
-def _import_from(folder: Path, name: str) -> ModuleType:
-    # First on the path even when it is there already: another module of that name further
-    # up would be imported instead.
-    sys.path.insert(0, str(folder))
-    return importlib.import_module(name)
+#: The modules each application file's loads brought in, by the file's path: the next load
+#: of the same file runs it afresh with them (see _load_file).
+_LOADED_WITH: dict[Path, list[str]] = {}
+
+
+def _load_file(file: Path, stem: str, package: Path | None = None) -> ModuleType:
+    """The module of ``file`` (a package's ``__init__.py`` when ``package`` is its
+    directory).
+
+    Under its own name ``stem``, as `python -m`, gunicorn and its sibling modules know it: a
+    handlers.py doing `from myapp import flow` gets this very module, and does not run
+    myapp.py a second time (new CallFlow objects, routes declared twice). Under another
+    when ``stem`` is no name an import can spell (my-app.py) or is another module's
+    (calendar/, flask.py). A module the application imported itself is used as it is; one
+    this function loaded before is run afresh (with the settings of now, as each
+    command expects), its sibling modules from that load with it, so that they hold the
+    new module's objects."""
+    file = file.resolve()
+    folder = (package or file).parent
+    for name in _LOADED_WITH.pop(file, []):
+        sys.modules.pop(name, None)
+    taken = sys.modules.get(stem)
+    if taken is not None and _is_file_of(taken, file):
+        return taken
+    name = stem if stem.isidentifier() and taken is None else f"answerkit_app_{stem}"
+    locations = [str(package)] if package is not None else None
+    spec = importlib.util.spec_from_file_location(name, file, submodule_search_locations=locations)
+    if spec is None or spec.loader is None:
+        raise ConfigurationError(f"cannot import {file}")
+    module = importlib.util.module_from_spec(spec)
+    before = set(sys.modules)
+    sys.modules[name] = module
+    # Its siblings importable as they are beside it, first: another module of a sibling's
+    # name further up the path would be imported instead. Last when its own name is another
+    # module's (calendar/, flask.py): first, it would be that module for every later import,
+    # a child process's included.
+    if name == stem:
+        sys.path.insert(0, str(folder))
+    else:
+        sys.path.append(str(folder))
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    _LOADED_WITH[file] = [name] + [
+        other
+        for other in set(sys.modules) - before
+        if other != name and _is_beside(sys.modules[other], folder)
+    ]
+    return module
+
+
+def _is_beside(module: ModuleType, folder: Path) -> bool:
+    """Whether ``module`` was loaded from ``folder`` (a file or a package in it)."""
+    file = getattr(module, "__file__", None)
+    if file is None:
+        return False
+    path = Path(file).resolve()
+    return path.parent == folder or (path.name == "__init__.py" and path.parent.parent == folder)
 
 
 def _is_file_of(module: ModuleType, path: Path) -> bool:
@@ -116,8 +154,9 @@ def load_target(target: str) -> tuple[list[CallFlow], Flask | None]:
     """The flows of ``target`` and the user's own Flask app serving all of them, if any.
 
     ``FILE:VARIABLE`` names a CallFlow, or (as gunicorn's ``myapp:app``) the Flask app:
-    then its flows are the top-level ones registered on it. The module is imported once:
-    a second import would make new CallFlow objects.
+    then its flows are all those registered on it. Without a name, the top-level flows, or
+    all those of the one top-level app that serves them. The module is imported once: a
+    second import would make new CallFlow objects.
     """
     module_part, _, attr = target.partition(":")
     if attr == "" and ":" not in target and "/" not in target and target.count(":") == 0:
@@ -148,7 +187,9 @@ def load_target(target: str) -> tuple[list[CallFlow], Flask | None]:
         raise ConfigurationError(
             f"{module_part} defines no CallFlow at its top level; name one with FILE:VARIABLE"
         )
-    return flows, _serving_app(apps, flows)
+    own = _serving_app(apps, flows)
+    # Every flow the app serves: one its factory made beside the top-level ones too.
+    return (flows, None) if own is None else (flows_of(own), own)
 
 
 _O = TypeVar("_O")

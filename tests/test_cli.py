@@ -75,11 +75,14 @@ def test_check_fails_on_a_broken_flow(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_missing_configuration_is_a_clear_error(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Serving needs the real settings (routes, check and call stand them in).
+    # Serving needs the real settings (routes, check and call stand them in). A copy: a
+    # module is imported once per process, and other tests load the example with them.
     monkeypatch.delenv("VOBIZ_AUTH_TOKEN")
-    assert main(["run", str(ROOT / "examples/forwarding.py")]) == 2
+    app = tmp_path / "unset_forwarding.py"
+    app.write_text((ROOT / "examples/forwarding.py").read_text())
+    assert main(["run", str(app)]) == 2
     assert "VOBIZ_AUTH_TOKEN" in capsys.readouterr().err
 
 
@@ -514,3 +517,123 @@ def test_routes_piped_to_a_reader_that_stops_ends_quietly(tmp_path: Path) -> Non
 def test_call_takes_the_dial_script_alone_as_scripted(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["call", str(ROOT / "examples/forwarding.py"), "--dial", "busy,busy,busy"])
     assert code == 0 and "(scripted)" in capsys.readouterr().out
+
+
+MIXED_APP = """
+from flask import Flask
+from answerkit import CallFlow, Hangup, Redirect, Response, Speak
+
+main_flow = CallFlow("main")
+
+@main_flow.route("/answer")
+def answer(call):
+    return Response(Redirect("https://voice.example.com/admin/desk"))
+
+def create_app():
+    admin = CallFlow("admin")
+
+    @admin.route("/desk")
+    def desk(call):
+        {desk}
+
+    app = Flask(__name__)
+    main_flow.register(app)
+    admin.register(app, "/admin")
+    return app
+
+app = create_app()
+"""
+
+
+@pytest.mark.parametrize("target", ["", ":app", ":main_flow"])
+def test_every_flow_the_users_app_serves_is_checked_and_stood_in(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str
+) -> None:
+    # A flow the factory made beside the top-level one was left out of check (its failure
+    # unseen), and a call sent on to it used its real REST client and ended "ok".
+    app = tmp_path / f"mixed_app{target.replace(':', '_')}.py"
+    app.write_text(MIXED_APP.replace("{desk}", "raise RuntimeError('desk broken')"))
+    if target != ":main_flow":
+        assert main(["check", f"{app}{target}"]) == 1
+        assert "FAIL admin/desk [StartApp]" in capsys.readouterr().out
+    assert main(["call", f"{app}{target}", "--route", "answer"]) == 1
+    assert "RuntimeError: desk broken" in capsys.readouterr().out
+    fine = tmp_path / f"mixed_fine{target.replace(':', '_')}.py"
+    fine.write_text(
+        MIXED_APP.replace(
+            "{desk}", "return Response(Speak(admin.transfers.client.base_url), Hangup())"
+        )
+    )
+    assert main(["call", f"{fine}{target}", "--route", "answer"]) == 0
+    assert "http://127.0.0.1:" in capsys.readouterr().out  # the local Vobiz API
+
+
+def test_a_flow_mounted_as_a_blueprint_is_served_through_the_users_app(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = tmp_path / "blueprint_app.py"
+    mounted = 'app.register_blueprint(flow.blueprint("/voice"))'
+    app.write_text(HOOKED_APP.replace('flow.register(app, "/voice")', mounted).format(extra=""))
+    for target in (str(app), f"{app}:app"):
+        assert main(["check", target]) == 0, capsys.readouterr().out
+
+
+def test_call_route_takes_a_path_with_a_query_and_a_url(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = tmp_path / "query_app.py"
+    app.write_text(
+        "from flask import Flask\nfrom answerkit import CallFlow, Hangup, Response, Speak\n"
+        "sales = CallFlow('sales')\nsupport = CallFlow('support')\n"
+        "say = lambda c: Response(Speak('sales ' + c.query.get('lang', '-')), Hangup())\n"
+        "sales.route('/answer')(say)\n"
+        "support.route('/answer')(lambda c: Response(Speak('support'), Hangup()))\n"
+        "app = Flask(__name__)\nsales.register(app, '/voice/sales')\n"
+        "support.register(app, '/voice/support')\n"
+    )  # fmt: skip
+    assert main(["call", str(app), "--route", "/voice/sales/answer?lang=en"]) == 0
+    assert "sales en" in capsys.readouterr().out
+    url = "https://voice.example.com/voice/support/answer"
+    assert main(["call", str(app), "--route", url]) == 0
+    out = capsys.readouterr().out
+    assert "calling flow support" in out and '"support"' in out
+
+
+def test_a_file_loaded_twice_keeps_its_siblings_in_step(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The second load ran the app afresh while its handlers module, cached, declared its
+    # routes on the first load's flow: "declares no route".
+    (tmp_path / "twice_main.py").write_text(
+        "from answerkit import CallFlow\nflow = CallFlow('twice')\nimport twice_handlers  # noqa\n"
+    )
+    (tmp_path / "twice_handlers.py").write_text(
+        "from answerkit import Hangup, Response, Speak\nfrom twice_main import flow\n"
+        "flow.route('/answer')(lambda call: Response(Speak('twice'), Hangup()))\n"
+    )
+    for _ in range(2):
+        assert main(["check", str(tmp_path / "twice_main.py")]) == 0, capsys.readouterr().out
+
+
+def test_a_package_directory_named_like_a_standard_module_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # calendar/ gave the standard library's calendar ("defines no CallFlow"). Its folder
+    # goes last on the path, never first: every later `import calendar` (a spawned test
+    # process's too) would have been this package.
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    package = tmp_path / "calendar"
+    package.mkdir()
+    (package / "__init__.py").write_text(BROKEN_APP.replace('"broken"', '"cal"'))
+    assert main(["routes", f"{package}/"]) == 0
+    assert "flow cal " in capsys.readouterr().out
+    assert sys.path.index(str(tmp_path)) == len(sys.path) - 1
+
+
+def test_call_fails_a_handler_that_ends_the_process(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = tmp_path / "call_exit_app.py"
+    app.write_text(BROKEN_APP.replace('raise RuntimeError("oops")', "import sys; sys.exit(0)"))
+    assert main(["call", str(app), "--route", "bad"]) == 1
+    assert "FAILED: a handler ended the process: SystemExit(0)" in capsys.readouterr().out

@@ -1416,3 +1416,13 @@ def test_make_call_sends_numbers_trimmed(vobiz: LocalVobiz, client: VobizClient)
     sent = vobiz.requests[-1].json
     assert sent["from"] == "+14155550100" and sent["to"] == "+14155550111"
     assert created.request_uuid
+
+
+def test_a_retry_after_date_past_any_calendar_is_a_typed_error(vobiz: LocalVobiz) -> None:
+    # OverflowError escaped from the HTTP-date parser.
+    live = vobiz.add_call()
+    body = {"error": {"code": "RATE_LIMITED", "message": "slow down"}}
+    date = "Mon, 01 Jan 99999999999999999999 00:00:00 GMT"
+    vobiz.fail_next(1, status=429, body=body, headers={"Retry-After": date})
+    with vobiz.client(max_retries=0) as client, pytest.raises(errors.RateLimitedError):
+        client.transfer(live.call_uuid, aleg_url=HOLD_URL)

@@ -384,3 +384,18 @@ def test_a_client_outside_any_webhook_still_waits_and_retries(local_vobiz: objec
     worker.start()
     worker.join(10)
     assert results and [r.method for r in local_vobiz.requests] == ["POST", "POST"]
+
+
+def test_a_given_up_handler_is_woken_from_its_retry_wait(local_vobiz: object) -> None:
+    """A 429's Retry-After (20 s here) was slept out whole by a handler already given up,
+    holding one of the bounded pool's threads: it now ends when it is given up (the helper
+    waits at most 10 s for it)."""
+    from answerkit.dispatch import LateTransferRefused
+    from answerkit.testing import LocalVobiz
+
+    assert isinstance(local_vobiz, LocalVobiz)
+    live = local_vobiz.add_call()
+    local_vobiz.rate_limit_next(1, retry_after=20)
+    raised = _transfer_past_the_deadline(local_vobiz.client(), live.call_uuid)
+    assert isinstance(raised, LateTransferRefused), raised
+    assert [r.method for r in local_vobiz.requests] == ["POST"]

@@ -767,3 +767,61 @@ def test_make_call_to_bad_destinations_is_400(vobiz: LocalVobiz, to: str) -> Non
     assert reply.status_code == 400
     assert reply.json()["error"]["details"]["field"] == "to"
     assert not vobiz.calls
+
+
+def test_both_legs_moved_when_the_callers_url_fails_fetches_nothing_for_the_ended_b_leg(
+    vobiz: LocalVobiz, hooks: WebhookApp
+) -> None:
+    # The A-leg's failed URL ends the call and its bridged B-leg; the B-leg's URL was then
+    # fetched all the same, and its move recorded as executed.
+    call = vobiz.add_call("aleg-both-1", bleg_uuid="bleg-both-1")
+    outcomes = transfer(vobiz, call.call_uuid, legs="both", aleg_url=hooks.url + "/error",
+                        bleg_url=hooks.url + "/ok")  # fmt: skip
+    assert [(o.leg, o.status) for o in outcomes] == [("aleg", "dropped"), ("bleg", "dropped")]
+    assert "had ended" in (outcomes[1].error or "")
+    assert [hit.path for hit in hooks.hits] == ["error"]
+    assert vobiz.call("bleg-both-1").status == "completed"
+
+
+def test_both_legs_moved_live_on_and_the_bridge_is_gone(
+    vobiz: LocalVobiz, hooks: WebhookApp
+) -> None:
+    call = vobiz.add_call("aleg-both-2", bleg_uuid="bleg-both-2")
+    outcomes = transfer(vobiz, call.call_uuid, legs="both", aleg_url=hooks.url + "/ok",
+                        bleg_url=hooks.url + "/ok")  # fmt: skip
+    assert [(o.leg, o.status) for o in outcomes] == [("aleg", "executed"), ("bleg", "executed")]
+    assert vobiz.call("bleg-both-2").status == "in-progress"
+    assert vobiz.call(call.call_uuid).bleg_uuid is None
+
+
+def test_a_caller_moved_out_of_a_bridge_ends_its_b_leg_as_the_simulator_does(
+    vobiz: LocalVobiz, hooks: WebhookApp
+) -> None:
+    # The B-leg stayed bridged to a caller who had left, and was hung up only when that
+    # caller's call ended later: the simulator hangs it up at the move (sim_bridge).
+    call = vobiz.add_call("aleg-move-1", bleg_uuid="bleg-move-1")
+    [outcome] = transfer(vobiz, call.call_uuid, aleg_url=hooks.url + "/ok")
+    assert outcome.executed
+    bleg = vobiz.call("bleg-move-1")
+    assert (bleg.status, bleg.hangup_cause_code, bleg.hangup_source) == (
+        "completed",
+        4000,
+        "API Request",
+    )
+    assert vobiz.call(call.call_uuid).bleg_uuid is None
+
+
+def test_an_agent_placed_with_make_call_and_bridged_is_linked_to_its_caller(
+    vobiz: LocalVobiz,
+) -> None:
+    # Listed already, the B-leg was not linked: it outlived its caller, and the caller
+    # kept pointing at it after it hung up.
+    with vobiz.client() as client:
+        agent = client.make_call("+14155550100", "+14155550142", "https://v.example.com/a")
+    agent_uuid = (
+        agent.request_uuid if isinstance(agent.request_uuid, str) else agent.request_uuid[0]
+    )
+    vobiz.answer_call(agent_uuid)
+    call = vobiz.add_call("aleg-agent-1", bleg_uuid=agent_uuid)
+    vobiz.end_call(call.call_uuid)
+    assert vobiz.call(agent_uuid).status == "completed"

@@ -260,8 +260,9 @@ class RestApi:
             return _call_not_found(call_uuid)
 
         def deliver() -> None:
+            both = len(targets) == 2  # the whole session moves: neither leg hangs up the other
             for leg, url, method in targets:
-                self._deliver_transfer(generation, call_uuid, leg, url, method)
+                self._deliver_transfer(generation, call_uuid, leg, url, method, both=both)
 
         reply = json_reply(
             202,
@@ -398,13 +399,35 @@ class RestApi:
             self.end_call(bleg.call_uuid, code=code, source="Error", notify=False)
         aleg.bleg_uuid = None
 
+    def _moved_out_of_bridge(self, moved: LiveCallRecord) -> None:
+        """``moved`` (with legs=aleg) left its bridge: a B-leg bridged to it is hung up, as a
+        simulated Dial's is when its caller is transferred away (sim_bridge); a B-leg moved
+        by its own CallUUID just leaves the bridge and lives on."""
+        bleg = self.table.get(moved.bleg_uuid) if moved.bleg_uuid else None
+        if bleg is not None and bleg.live and self.table.bridged_aleg(bleg.call_uuid) is moved:
+            self.end_call(bleg.call_uuid, code=4000, source="API Request", notify=False)
+        else:
+            self.table.leave_bridge(moved.call_uuid)
+        moved.bleg_uuid = None
+
     def _deliver_transfer(
-        self, generation: int, call_uuid: str, leg: str, url: str, method: str
+        self, generation: int, call_uuid: str, leg: str, url: str, method: str, *, both: bool
     ) -> None:
         with self.table.lock:
             if generation != self.table.generation:
                 return  # reset() happened meanwhile: the call is gone
             record = self.table.snapshot(call_uuid)
+            moving = self.table.get(record.bleg_uuid or "") if leg == "bleg" else None
+            gone = leg == "bleg" and (moving is None or not moving.live)
+        if gone:
+            # Ended meanwhile (legs=both, whose A-leg's URL failed, which ends the bridged
+            # B-leg with it): a leg that is gone fetches nothing.
+            why = "the B-leg had ended before its URL was fetched"
+            outcome = TransferOutcome(call_uuid, leg, url, method, "dropped", None, error=why)
+            with self.table.lock:
+                if generation == self.table.generation:
+                    self.table.finish_transfer(generation, outcome)
+            return
         params = webhook_params(record, "Transfer", self.parent_auth_id)
         if leg == "bleg" and record.bleg_uuid:
             params.update(CallUUID=record.bleg_uuid, ALegUUID=record.call_uuid)
@@ -432,10 +455,12 @@ class RestApi:
                     )
             elif outcome.hangup_cause_code is not None and live is not None:
                 self._drop_bleg(live, outcome.hangup_cause_code)
-            if outcome.executed and moved:
+            if outcome.executed and moved and leg == "bleg":
                 # A moved B-leg lives on as a call of its own, out of its bridge, as a
                 # simulated one does (Bridge.transfer_bleg).
                 self.table.leave_bridge(moved)
+            elif outcome.executed and live is not None and not both:
+                self._moved_out_of_bridge(live)
             self.table.finish_transfer(generation, outcome)
         hook = self.on_transfer
         if hook is not None:

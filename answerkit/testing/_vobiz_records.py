@@ -178,7 +178,11 @@ class CallTable:
         its own CallUUID, and Retrieve and Hang-up name it the same way. Its webhooks carry
         ``ALegUUID``, as a moved B-leg's do in the simulator. The number it was dialled at
         is not known here, so ``to`` stays empty; it presents the account's number."""
-        if bleg_uuid in self._calls:
+        existing = self._calls.get(bleg_uuid)
+        if existing is not None:
+            # A call listed already (an agent placed with make_call, then bridged): linked,
+            # so that it ends with its A-leg and leaves the bridge when it ends or moves.
+            existing.params["ALegUUID"] = aleg.call_uuid
             return
         account_number = aleg.to if aleg.direction == "inbound" else aleg.from_
         self._calls[bleg_uuid] = LiveCallRecord(

@@ -14,7 +14,7 @@ import argparse
 import sys
 from typing import TextIO
 
-from answerkit.app import CallFlow
+from answerkit.app import CallFlow, flows_of
 from answerkit.check import handler_errors
 from answerkit.errors import ConfigurationError
 from answerkit.loader import load_target, local_settings
@@ -28,26 +28,28 @@ __all__ = ["run_terminal_call"]
 
 
 def _pick(flows: list[CallFlow], route: str | None) -> tuple[CallFlow, str | None]:
-    """The flow ``route`` belongs to and the route's name: ``route`` is a route's name, its
-    path as ``answerkit routes`` prints it (with the prefix the flow is mounted at), or
-    its path within the flow. A URL is passed on as it is, to the first flow."""
+    """The flow ``route`` belongs to, and what to call: ``route`` is a route's name, its
+    path as ``answerkit routes`` prints it (with the prefix the flow is mounted at) or
+    within its flow, either with a query string, or a URL (passed on as it is)."""
     if route is None:
         return flows[0], None
+    if "://" in route:
+        for flow in flows:
+            if flow.public_url and route.startswith(flow.public_url) and flow.route_at_url(route):
+                return flow, route
+        return flows[0], route
+    path, sep, query = route.partition("?")
     for flow in flows:
         prefix = flow._mount_prefix or ""
-        for candidate in (
-            route,
-            route[len(prefix) :] if prefix and route.startswith(prefix) else None,
-        ):
-            if candidate is None:
-                continue
+        within = [path[len(prefix) :]] if prefix and path.startswith(prefix + "/") else []
+        for candidate in (path, *within):
             try:
-                # By name: the simulator builds its URL with the flow's prefix.
-                return flow, flow.get_route(candidate).name
+                found = flow.get_route(candidate)
             except ConfigurationError:
                 continue
-    if "://" in route:
-        return flows[0], route
+            # By name, the simulator builds the URL with the flow's prefix; a query string
+            # goes with the full path.
+            return flow, (prefix + found.path + sep + query) if sep else found.name
     names = ", ".join(r.name for f in flows for r in f.routes)
     raise ConfigurationError(f"no flow has a route {route!r} (routes: {names})")
 
@@ -92,6 +94,9 @@ def run_terminal_call(
 
 def _call(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     flows, own_app = load_target(args.app)
+    # Every flow the app serves: a call may be sent on to any of them (a Redirect), and
+    # each must use the local Vobiz API and have its errors reported.
+    flows = flows_of(own_app) if own_app is not None else flows
     flow, route = _pick(flows, getattr(args, "route", None))
     scripted = any(getattr(args, name, None) for name in ("digits", "speech", "dial"))
     interactive = not scripted and stdin.isatty()
@@ -120,8 +125,14 @@ def _call(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
             dial=getattr(args, "dial", None),
         )
         console.first = call
-        call.run()
-        sim.run_until_idle()
+        try:
+            call.run()
+            sim.run_until_idle()
+        except SystemExit as exc:
+            # Let through by the dispatcher, as a process exit should be: here it would end
+            # the call with the code the app chose, and no verdict.
+            print(f"FAILED: a handler ended the process: {exc!r}", file=out)
+            return 1
         if not call.ended:
             print("  (the call is still waiting: the caller hangs up)", file=out)
             call.hangup()
