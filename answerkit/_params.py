@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from decimal import Decimal
 from enum import Enum
 from typing import Any
 from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
@@ -232,10 +233,12 @@ def _finite(value: object) -> bool:
     scalar (any number but an integer); True for anything else."""
     if not isinstance(value, numbers.Number) or isinstance(value, numbers.Integral):
         return True
+    if isinstance(value, Decimal):  # beyond a float's range, and still finite
+        return value.is_finite()
     try:
         return math.isfinite(value)  # type: ignore[arg-type]
-    except ValueError:  # Decimal("sNaN"), which refuses to become a float
-        return False
+    except OverflowError:  # a Fraction beyond a float's range: finite
+        return True
     except TypeError:  # a complex number: its text is its own
         return True
 

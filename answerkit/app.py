@@ -23,10 +23,11 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from flask import Blueprint, Flask
 from flask import Response as FlaskResponse
+from flask.sansio.app import App
 
 from answerkit import _local_run
 from answerkit._params import QueryParamError, check_own_names, with_query
@@ -52,7 +53,7 @@ from answerkit.state_urls import (
     redact_url,
     sqlite_directory_problem,
 )
-from answerkit.transfer import TransferPlanner
+from answerkit.transfer import TransferPlanner, canonical_host
 
 log = logging.getLogger("answerkit")
 
@@ -461,15 +462,31 @@ class CallFlow:
             )
         return route
 
+    def is_own_url(self, url: str) -> bool:
+        """Whether ``url`` is under the flow's public URL and the prefix it is mounted at:
+        the same scheme, host (in any spelling) and port, and a path beneath."""
+        if self.public_url is None:
+            return False
+        here, there = urlsplit(self.public_url + (self._mount_prefix or "")), urlsplit(url)
+        try:
+            same_port = _port_of(here) == _port_of(there)
+        except ValueError:  # a port that is no number
+            return False
+        base = here.path.rstrip("/")
+        path = unquote(there.path)
+        return (
+            here.scheme == there.scheme
+            and canonical_host(here.hostname) == canonical_host(there.hostname)
+            and same_port
+            and (path == base or path.startswith(base + "/"))
+        )
+
     def route_at_url(self, url: str) -> Route | None:
-        """The route an absolute URL names by its path under the flow's public URL (and the
-        prefix it is mounted at), or None when no route is there. The host is not compared:
-        the caller knows which host it took the URL for."""
-        base = urlsplit((self.public_url or "") + (self._mount_prefix or "")).path.rstrip("/")
-        path = urlsplit(url).path
-        if not path.startswith(base):
+        """The route an absolute URL of the flow names (see :meth:`is_own_url`), or None."""
+        if not self.is_own_url(url):
             return None
-        return self._routes.get(path[len(base) :])
+        base = urlsplit((self.public_url or "") + (self._mount_prefix or "")).path.rstrip("/")
+        return self._routes.get(unquote(urlsplit(url).path)[len(base) :])
 
     # -- URLs -----------------------------------------------------------------------
 
@@ -631,11 +648,7 @@ class CallFlow:
             bp.add_url_rule(path, endpoint=name, view_func=view, methods=methods)
         # Kept on each app it is registered on, so that the command line finds the flows
         # an app factory made (flows_of).
-        bp.record_once(
-            lambda state: state.app.extensions.setdefault(FLASK_EXTENSION, {}).update(
-                {self.name: self}
-            )
-        )
+        bp.record_once(lambda state: _record_flow(state.app, self))
         return bp
 
     def register(self, app: Flask, url_prefix: str | None = None, *, direct: bool = True) -> None:
@@ -737,13 +750,26 @@ class CallFlow:
         )
 
 
+def _port_of(parts: SplitResult) -> int | None:
+    """A URL's port, its scheme's default when it names none."""
+    return parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+
+
 #: The key of ``app.extensions`` under which each registered flow is kept, by name.
 FLASK_EXTENSION = "answerkit"
 
 
 def flows_of(app: Flask) -> list[CallFlow]:
     """The CallFlows registered on ``app``, in the order they were registered."""
-    return list(app.extensions.get(FLASK_EXTENSION, {}).values())
+    return list(app.extensions.get(FLASK_EXTENSION, ()))
+
+
+def _record_flow(app: App, flow: CallFlow) -> None:
+    # By identity, not name: two flows of one name may be registered under two blueprint
+    # names (register_blueprint(..., name=...)).
+    flows: list[CallFlow] = app.extensions.setdefault(FLASK_EXTENSION, [])
+    if not any(known is flow for known in flows):
+        flows.append(flow)
 
 
 def endpoint_name(base: str, path: str) -> str:

@@ -8,20 +8,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from flask import Flask
-
 from answerkit.app import CallFlow
 from answerkit.check import check_flow
 from answerkit.errors import AnswerkitError
-from answerkit.loader import load_target, local_settings
-
-
-def build_app(flows: Sequence[CallFlow]) -> Flask:
-    """One Flask app serving every flow (each at the prefix it was mounted with, if any)."""
-    app = Flask("answerkit")
-    for flow in flows:
-        flow.register(app, getattr(flow, "_mount_prefix", None))
-    return app
+from answerkit.loader import build_app, load_target, local_settings
 
 
 def _print_routes(flows: Sequence[CallFlow]) -> None:

@@ -6,7 +6,7 @@ import importlib
 import importlib.util
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
@@ -55,11 +55,11 @@ def load_module(target: str) -> ModuleType:
     ``package.module`` (a dotted name)."""
     path = Path(target)
     if path.is_dir() and (path / "__init__.py").is_file():
-        return _load_file(path / "__init__.py", path.resolve().name, package=path.resolve())
+        return _load_file(path / "__init__.py")
     if target.endswith(".py") or path.exists():
         if not path.is_file():
             raise ConfigurationError(f"no such application file: {target}")
-        return _load_file(path, path.stem)
+        return _load_file(path)
     # As `python -m` and gunicorn do: a console script's sys.path lacks the current
     # directory, where `answerkit routes myapp` (or `myapp:app`) expects myapp.py to be.
     here = os.getcwd()
@@ -83,66 +83,133 @@ def load_module(target: str) -> ModuleType:
 _LOADED_WITH: dict[Path, list[str]] = {}
 
 
-def _load_file(file: Path, stem: str, package: Path | None = None) -> ModuleType:
-    """The module of ``file`` (a package's ``__init__.py`` when ``package`` is its
-    directory).
+def _load_file(file: Path) -> ModuleType:
+    """The module of ``file`` (a package's ``__init__.py`` for the package).
 
-    Under its own name ``stem``, as `python -m`, gunicorn and its sibling modules know it: a
-    handlers.py doing `from myapp import flow` gets this very module, and does not run
-    myapp.py a second time (new CallFlow objects, routes declared twice). Under another
-    when ``stem`` is no name an import can spell (my-app.py) or is another module's
-    (calendar/, flask.py). A module the application imported itself is used as it is; one
-    this function loaded before is run afresh (with the settings of now, as each
-    command expects), its sibling modules from that load with it, so that they hold the
-    new module's objects."""
+    Under its own name, as `python -m`, gunicorn and its sibling modules know it: a file
+    of a package (a folder with ``__init__.py``) by its dotted name, with the folder above
+    the outermost package on the path; a handlers.py doing `from myapp import flow` gets
+    this very module, and does not run myapp.py a second time (new CallFlow objects,
+    routes declared twice). Under another when the name is no name an import can spell
+    (my-app.py), or another module's (calendar/, flask.py, sqlite3.py). A module the
+    application imported itself is used as it is; one this function loaded before is run
+    afresh (with the settings of now, as each command expects), with the modules of its
+    folder that load imported, so that they hold the new module's objects."""
     file = file.resolve()
-    folder = (package or file).parent
+    root, parts = _package_root(file)
     for name in _LOADED_WITH.pop(file, []):
         sys.modules.pop(name, None)
-    taken = sys.modules.get(stem)
+    dotted = ".".join(parts)
+    taken = sys.modules.get(dotted)
     if taken is not None and _is_file_of(taken, file):
         return taken
-    name = stem if stem.isidentifier() and taken is None else f"answerkit_app_{stem}"
-    locations = [str(package)] if package is not None else None
-    spec = importlib.util.spec_from_file_location(name, file, submodule_search_locations=locations)
+    before = set(sys.modules)
+    if len(parts) > 1 or (file.name == "__init__.py" and _own_name(parts[0], file)):
+        # A package or a module of one: imported as Python would, its parents first, so
+        # that its relative imports work.
+        sys.path.insert(0, str(root))
+        module = _recorded(importlib.import_module, dotted, file, root, before)
+        return module
+    name = dotted if _own_name(dotted, file) else f"answerkit_app_{dotted}"
+    package = [str(file.parent)] if file.name == "__init__.py" else None
+    spec = importlib.util.spec_from_file_location(name, file, submodule_search_locations=package)
     if spec is None or spec.loader is None:
         raise ConfigurationError(f"cannot import {file}")
     module = importlib.util.module_from_spec(spec)
-    before = set(sys.modules)
     sys.modules[name] = module
     # Its siblings importable as they are beside it, first: another module of a sibling's
     # name further up the path would be imported instead. Last when its own name is another
-    # module's (calendar/, flask.py): first, it would be that module for every later import,
-    # a child process's included.
-    if name == stem:
-        sys.path.insert(0, str(folder))
+    # module's: first, it would be that module for every later import, a child process's
+    # included.
+    if name == dotted:
+        sys.path.insert(0, str(root))
     else:
-        sys.path.append(str(folder))
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(name, None)
-        raise
+        sys.path.append(str(root))
+
+    def run(_name: str) -> ModuleType:
+        assert spec is not None and spec.loader is not None
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(name, None)
+            raise
+        return module
+
+    return _recorded(run, name, file, root, before)
+
+
+def _recorded(
+    load: Callable[[str], ModuleType], name: str, file: Path, root: Path, before: set[str]
+) -> ModuleType:
+    """``load(name)``, noting the modules of ``root``'s tree it brought in (see
+    _LOADED_WITH)."""
+    module = load(name)
     _LOADED_WITH[file] = [name] + [
         other
         for other in set(sys.modules) - before
-        if other != name and _is_beside(sys.modules[other], folder)
+        if other != name and _is_under(sys.modules[other], root)
     ]
     return module
 
 
-def _is_beside(module: ModuleType, folder: Path) -> bool:
-    """Whether ``module`` was loaded from ``folder`` (a file or a package in it)."""
+def _package_root(file: Path) -> tuple[Path, list[str]]:
+    """The folder to import ``file`` from, and its dotted name's parts: up through every
+    folder with an ``__init__.py``."""
+    parts = [] if file.name == "__init__.py" else [file.stem]
+    folder = file.parent
+    while (folder / "__init__.py").is_file() and folder.name.isidentifier():
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return folder, parts
+
+
+def _own_name(name: str, file: Path) -> bool:
+    """Whether ``file`` may be imported as ``name``: a name an import can spell, that no
+    other module has (imported or importable from elsewhere)."""
+    if not name.isidentifier():
+        return False
+    known = sys.modules.get(name)
+    if known is not None:
+        return _is_file_of(known, file)
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return True
+    origin = spec.origin if spec is not None else None
+    return spec is None or (origin is not None and Path(origin).resolve() == file)
+
+
+def _is_under(module: ModuleType, root: Path) -> bool:
+    """Whether ``module`` was loaded from a file in ``root``'s tree, and is the
+    application's: not an installed one (a virtualenv inside the project) nor answerkit."""
     file = getattr(module, "__file__", None)
     if file is None:
         return False
     path = Path(file).resolve()
-    return path.parent == folder or (path.name == "__init__.py" and path.parent.parent == folder)
+    return path.is_relative_to(root) and not any(
+        path.is_relative_to(place) for place in _NOT_THE_APPS
+    )
+
+
+#: Where modules live that are never the application's own, though a project's folder may
+#: hold them (a .venv, a checkout of answerkit): evicting them would make new classes.
+_NOT_THE_APPS = tuple(
+    {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    | {Path(__file__).resolve().parent}
+)
 
 
 def _is_file_of(module: ModuleType, path: Path) -> bool:
     file = getattr(module, "__file__", None)
     return file is not None and Path(file).resolve() == path.resolve()
+
+
+def build_app(flows: Sequence[CallFlow]) -> Flask:
+    """One Flask app serving every flow (each at the prefix it was mounted with, if any)."""
+    app = Flask("answerkit")
+    for flow in flows:
+        flow.register(app, getattr(flow, "_mount_prefix", None))
+    return app
 
 
 def find_flows(target: str) -> list[CallFlow]:

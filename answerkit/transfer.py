@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("answerkit")
 
 
-def _canonical_host(host: str | None) -> str:
+def canonical_host(host: str | None) -> str:
     """A URL's hostname as compared: lower case, an IPv6 address in its one spelling."""
     text = (host or "").lower()
     with contextlib.suppress(ValueError):
@@ -216,8 +216,8 @@ class TransferPlanner:
                 "credentials or backslashes",
                 field="url",
             )
-        host = _canonical_host(parts.hostname)
-        own = _canonical_host(urlsplit(self._flow.public_url or "").hostname)
+        host = canonical_host(parts.hostname)
+        own = canonical_host(urlsplit(self._flow.public_url or "").hostname)
         if host != own and host not in self.allowed_hosts:
             raise TransferArgumentError(
                 f"{argument}: transfer URL host {host!r} is not allowed: add it to "

@@ -637,3 +637,147 @@ def test_call_fails_a_handler_that_ends_the_process(
     app.write_text(BROKEN_APP.replace('raise RuntimeError("oops")', "import sys; sys.exit(0)"))
     assert main(["call", str(app), "--route", "bad"]) == 1
     assert "FAILED: a handler ended the process: SystemExit(0)" in capsys.readouterr().out
+
+
+TWO_FLOWS_APP = """
+from flask import Flask
+from answerkit import CallFlow, Hangup, Redirect, Response, Speak
+
+sales = CallFlow("sales")
+support = CallFlow("support")
+sales.route("/answer")(lambda call: Response(Speak("sales"), Hangup()))
+support.route("/answer")(lambda call: Response(Speak("support"), Hangup()))
+support.route("/desk")(lambda call: Response(Redirect("https://voice.example.com/voice/sales/answer")))
+app = Flask(__name__)
+sales.register(app, "/voice/sales")
+support.register(app)
+"""
+
+
+@pytest.mark.parametrize(
+    ("target", "route", "hears"),
+    [
+        (":support", None, '"support"'),  # the flow named, not the app's first
+        (":support", "answer", '"support"'),
+        ("", "/answer", '"support"'),  # support's full path, as routes prints it
+        ("", "/voice/sales/answer", '"sales"'),
+        ("", "desk", '"sales"'),  # on to another flow of the app
+    ],
+)
+def test_call_places_the_call_the_command_names(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    target: str,
+    route: str | None,
+    hears: str,
+) -> None:
+    app = tmp_path / f"two_flows_{abs(hash((target, route)))}.py"
+    app.write_text(TWO_FLOWS_APP)
+    args = ["call", f"{app}{target}", *(["--route", route] if route else [])]
+    assert main(args) == 0, capsys.readouterr().out
+    assert hears in capsys.readouterr().out
+
+
+def test_call_refuses_a_route_name_several_flows_share(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = tmp_path / "shared_names.py"
+    app.write_text(TWO_FLOWS_APP)
+    assert main(["call", str(app), "--route", "answer"]) == 2
+    assert "names a route of several flows (sales, support)" in capsys.readouterr().err
+
+
+def test_call_without_an_app_of_the_users_serves_every_flow(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Only the flow picked was served: a Redirect to another flow's route was a 404 (7014).
+    app = tmp_path / "no_app_two.py"
+    app.write_text(
+        "from answerkit import CallFlow, Hangup, Redirect, Response, Speak\n"
+        "front = CallFlow('front')\nback = CallFlow('back')\n"
+        "front.route('/answer')(lambda c: Response(Redirect('https://voice.example.com/desk')))\n"
+        "back.route('/desk')(lambda c: Response(Speak('desk'), Hangup()))\n"
+    )
+    assert main(["call", str(app), "--route", "answer"]) == 0, capsys.readouterr().out
+
+
+def test_call_lends_the_local_api_for_the_call_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each flow's client was left pointing at the local API, stopped after the call.
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    (tmp_path / "lent_app.py").write_text(BROKEN_APP)
+    sys.path.insert(0, str(tmp_path))
+    import lent_app  # type: ignore[import-not-found]
+
+    assert main(["call", str(tmp_path / "lent_app.py"), "--route", "answer"]) == 0
+    assert lent_app.flow.transfers.peek_client() is None
+
+
+def test_a_package_and_a_file_of_one_load_again_with_their_submodules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A package re-ran on its next load while its submodules, cached, held the old flow; a
+    # file of a package, given by path, ran twice (as "app2" and as "voicepk.app2").
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    package = tmp_path / "voicepk"
+    (package / "handlers").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "app2.py").write_text(
+        "from answerkit import CallFlow\nflow = CallFlow('pk')\n"
+        "from . import handlers  # noqa\nfrom voicepk.handlers import menu  # noqa\n"
+    )
+    (package / "handlers" / "__init__.py").write_text("")
+    (package / "handlers" / "menu.py").write_text(
+        "from answerkit import Hangup, Response, Speak\nfrom voicepk.app2 import flow\n"
+        "flow.route('/answer')(lambda call: Response(Speak('pk'), Hangup()))\n"
+    )
+    for _ in range(2):
+        assert main(["check", str(package / "app2.py")]) == 0, capsys.readouterr().out
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "voicedir").mkdir()
+    (tmp_path / "voicedir" / "__init__.py").write_text(
+        "from answerkit import CallFlow\nflow = CallFlow('dir')\nfrom .routes import *  # noqa\n"
+    )
+    (tmp_path / "voicedir" / "routes.py").write_text(
+        "from answerkit import Hangup, Response, Speak\nfrom . import flow\n"
+        "flow.route('/answer')(lambda call: Response(Speak('dir'), Hangup()))\n"
+    )
+    for _ in range(2):
+        assert main(["check", "voicedir/"]) == 0, capsys.readouterr().out
+
+
+def test_a_file_named_like_a_module_not_imported_yet_does_not_take_its_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # sqlite3.py loaded as "sqlite3", its folder first: answerkit's SQLite store then
+    # imported this file ("module 'sqlite3' has no attribute 'Connection'").
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    folder = tmp_path / "stdname"
+    folder.mkdir()
+    (folder / "xdrlib2_answerkit_app.py").write_text("")  # a sibling, importable
+    (folder / "tomllib.py").write_text(BROKEN_APP.replace('"broken"', '"named"'))
+    assert main(["routes", str(folder / "tomllib.py")]) == 0
+    assert "flow named " in capsys.readouterr().out
+    assert sys.path[-1] == str(folder) and str(folder) not in sys.path[:-1]
+
+
+def test_two_flows_of_one_name_on_one_app_are_both_found(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = tmp_path / "same_name_app.py"
+    app.write_text(
+        "from flask import Flask\nfrom answerkit import CallFlow, Hangup, Response, Speak\n"
+        "def make(path, fails):\n"
+        "    flow = CallFlow('ivr')\n"
+        "    def answer(call):\n"
+        "        if fails:\n            raise RuntimeError('acme broken')\n"
+        "        return Response(Speak('ok'), Hangup())\n"
+        "    flow.route('/answer')(answer)\n"
+        "    return flow\n"
+        "app = Flask(__name__)\n"
+        "app.register_blueprint(make('/a', False).blueprint('/main'), name='ivr_main')\n"
+        "app.register_blueprint(make('/b', True).blueprint('/acme'), name='ivr_acme')\n"
+    )
+    assert main(["check", f"{app}:app"]) == 1
+    assert "acme broken" in capsys.readouterr().out

@@ -428,9 +428,10 @@ def test_both_legs_are_fetched(vobiz: LocalVobiz, hooks: WebhookApp) -> None:
     outcomes = transfer(
         vobiz, call.call_uuid, aleg_url=hooks.url + "/ok", bleg_url=hooks.url + "/ok"
     )
-    assert [(o.leg, o.status) for o in outcomes] == [("aleg", "executed"), ("bleg", "executed")]
-    assert [h.params["CallUUID"] for h in hooks.hits] == [call.call_uuid, "bleg-1"]
-    assert hooks.hits[1].params["ALegUUID"] == call.call_uuid
+    # The B-leg first, as in the simulator: the A-leg's leaving would end it otherwise.
+    assert [(o.leg, o.status) for o in outcomes] == [("bleg", "executed"), ("aleg", "executed")]
+    assert [h.params["CallUUID"] for h in hooks.hits] == ["bleg-1", call.call_uuid]
+    assert hooks.hits[0].params["ALegUUID"] == call.call_uuid
 
 
 def test_sub_account_webhooks_carry_parent_signatures(hooks: WebhookApp) -> None:
@@ -769,18 +770,19 @@ def test_make_call_to_bad_destinations_is_400(vobiz: LocalVobiz, to: str) -> Non
     assert not vobiz.calls
 
 
-def test_both_legs_moved_when_the_callers_url_fails_fetches_nothing_for_the_ended_b_leg(
+def test_both_legs_moved_when_the_callers_url_fails_leaves_the_b_leg_on_its_own(
     vobiz: LocalVobiz, hooks: WebhookApp
 ) -> None:
-    # The A-leg's failed URL ends the call and its bridged B-leg; the B-leg's URL was then
-    # fetched all the same, and its move recorded as executed.
+    # The A-leg moved first, and its failed URL ended the B-leg still bridged to it, whose
+    # own URL was then never fetched; the simulator moves the B-leg first (legs=both is
+    # the whole session).
     call = vobiz.add_call("aleg-both-1", bleg_uuid="bleg-both-1")
     outcomes = transfer(vobiz, call.call_uuid, legs="both", aleg_url=hooks.url + "/error",
                         bleg_url=hooks.url + "/ok")  # fmt: skip
-    assert [(o.leg, o.status) for o in outcomes] == [("aleg", "dropped"), ("bleg", "dropped")]
-    assert "had ended" in (outcomes[1].error or "")
-    assert [hit.path for hit in hooks.hits] == ["error"]
-    assert vobiz.call("bleg-both-1").status == "completed"
+    assert [(o.leg, o.status) for o in outcomes] == [("bleg", "executed"), ("aleg", "dropped")]
+    assert [hit.path for hit in hooks.hits] == ["ok", "error"]
+    assert vobiz.call("bleg-both-1").status == "in-progress"
+    assert vobiz.call(call.call_uuid).status == "completed"
 
 
 def test_both_legs_moved_live_on_and_the_bridge_is_gone(
@@ -789,7 +791,7 @@ def test_both_legs_moved_live_on_and_the_bridge_is_gone(
     call = vobiz.add_call("aleg-both-2", bleg_uuid="bleg-both-2")
     outcomes = transfer(vobiz, call.call_uuid, legs="both", aleg_url=hooks.url + "/ok",
                         bleg_url=hooks.url + "/ok")  # fmt: skip
-    assert [(o.leg, o.status) for o in outcomes] == [("aleg", "executed"), ("bleg", "executed")]
+    assert [(o.leg, o.status) for o in outcomes] == [("bleg", "executed"), ("aleg", "executed")]
     assert vobiz.call("bleg-both-2").status == "in-progress"
     assert vobiz.call(call.call_uuid).bleg_uuid is None
 
@@ -825,3 +827,23 @@ def test_an_agent_placed_with_make_call_and_bridged_is_linked_to_its_caller(
     call = vobiz.add_call("aleg-agent-1", bleg_uuid=agent_uuid)
     vobiz.end_call(call.call_uuid)
     assert vobiz.call(agent_uuid).status == "completed"
+
+
+def test_an_agent_ended_with_its_caller_sends_its_own_hangup_webhook(
+    vobiz: LocalVobiz, hooks: WebhookApp
+) -> None:
+    # Linked to the caller it was bridged to, the agent ended with it silently: a call of
+    # its own has its Hangup webhook (spec §2.2, once per call).
+    with vobiz.client() as client:
+        placed = client.make_call("+14155550100", "+14155550142", "https://v.example.com/a",
+                                  hangup_url=hooks.url + "/hangup")  # fmt: skip
+    agent = placed.request_uuid if isinstance(placed.request_uuid, str) else placed.request_uuid[0]
+    vobiz.answer_call(agent)
+    call = vobiz.add_call("aleg-agent-2", bleg_uuid=agent)
+    vobiz.end_call(call.call_uuid)
+    deadline = time.monotonic() + 5
+    while not hooks.hits and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [(h.path, h.params["CallUUID"], h.params["Event"]) for h in hooks.hits] == [
+        ("hangup", agent, "Hangup")
+    ]

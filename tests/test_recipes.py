@@ -1930,7 +1930,7 @@ def test_a_trigger_moves_calls_only_to_routes_that_take_them(
     ("routes", "says"),
     [
         (["https://crm.example.net/hold"], "host 'crm.example.net' is not allowed"),
-        (["https://voice.example.com/hodl"], "of the flow's own host where it serves no route"),
+        (["https://voice.example.com/hodl"], "is a URL of the flow where it serves no route"),
         (["start"], "handles only Event='StartApp'"),
     ],
 )
@@ -2038,3 +2038,34 @@ def test_url_for_refuses_a_decimal_that_is_not_finite(value: str) -> None:
     with pytest.raises(ConfigurationError, match="finite number"):
         flow.url_for("sales", x=Decimal(value))
     assert flow.url_for("sales", x=Decimal("1.50"), y=Fraction(1, 3)).endswith("x=1.50&y=1%2F3")
+
+
+@pytest.mark.parametrize(
+    ("leg", "status"),
+    [
+        ("https://[2001:db8:0::1]/nowhere", 400),  # the flow's own host, spelled otherwise
+        ("https://[2001:db8::1]/h%6Fld", 200),  # its route, percent-encoded
+        ("https://[2001:db8::1]:8443/queue", 200),  # another service on its host
+    ],
+)
+def test_a_trigger_knows_the_flows_own_urls_however_spelled(
+    local_vobiz: Any, leg: str, status: int
+) -> None:
+    flow = CallFlow("r", public_url="https://[2001:db8::1]", auth_token="t" * 20,
+                    state=MemoryStore())  # fmt: skip
+    flow.route("/hold")(lambda call: Response(Speak("hold"), Hangup()))
+    flow.transfers.client = local_vobiz.client()
+    TransferTrigger(flow, secret="s" * 24)
+    client = flow.create_app().test_client()
+    call = local_vobiz.add_call()
+    reply = client.post("/_answerkit/transfer", json={"call_uuid": call.call_uuid, "aleg": leg},
+                        headers={"Authorization": "Bearer " + "s" * 24})  # fmt: skip
+    assert reply.status_code == status, reply.get_json()
+
+
+def test_url_for_takes_finite_numbers_beyond_a_floats_range() -> None:
+    from decimal import Decimal
+    from fractions import Fraction
+
+    url = new_flow().url_for("sales", big=Decimal("1E+400"), huge=Fraction(10**400, 3))
+    assert "big=1E%2B400" in url and "huge=" in url

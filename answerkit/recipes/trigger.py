@@ -17,7 +17,6 @@ import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit
 
 from flask import Response as FlaskResponse
 from flask import jsonify, request
@@ -117,13 +116,12 @@ class TransferTrigger:
                 self.flow.transfers.target_url(leg)  # malformed, credentials, host not allowed
             except (TransferArgumentError, ConfigurationError) as exc:
                 return str(exc)
-            own = urlsplit(self.flow.public_url or "").hostname
-            if urlsplit(leg).hostname != own:
-                return None
+            if not self.flow.is_own_url(leg):
+                return None  # another service's, on a host the flow may transfer to
             route = self.flow.route_at_url(leg)
             if route is None:
                 # A 404 to the moved leg, and the call dropped.
-                return f"{leg!r} is a URL of the flow's own host where it serves no route"
+                return f"{leg!r} is a URL of the flow where it serves no route"
             leg = route.name
         try:
             check_target(self.flow, "TransferTrigger", "the route", leg, event="Transfer")

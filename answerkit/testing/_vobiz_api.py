@@ -252,7 +252,9 @@ class RestApi:
                     "legs",
                 )
             kept.append(target)
-        kept.sort(key=lambda t: t[0] != "aleg")  # delivered in the order asked for
+        # With legs=both the B-leg moves first, as in the simulator: the A-leg's leaving
+        # (its URL failing, say) would end a B-leg still bridged to it.
+        kept.sort(key=lambda t: t[0] != "bleg")
         self.table.note_taken_over(call_uuid, len(targets) - len(kept))
         targets = kept
         generation = self.table.begin_transfer(call_uuid, len(targets)) if targets else 0
@@ -381,8 +383,14 @@ class RestApi:
     # -- what happens after the answer -------------------------------------------------
 
     def end_call(self, call_uuid: str, *, code: int, source: str, notify: bool) -> LiveCallRecord:
-        """End the call; POST its hangup webhook (in a thread) when ``notify`` and it has one."""
+        """End the call; POST its hangup webhook (in a thread) when ``notify`` and it has one.
+        A B-leg bridged to it is hung up with it (normal clearing, by the same party, as a
+        simulated bridge ends), with its own hangup webhook if it has one (an agent placed
+        with make_call, then bridged)."""
+        bleg = self.table.bridged_bleg(call_uuid)
         snapshot = self.table.end(call_uuid, code, source)
+        if bleg is not None:
+            self.end_call(bleg.call_uuid, code=4000, source=source, notify=True)
         if notify and snapshot.hangup_url:
             params = webhook_params(snapshot, "Hangup", self.parent_auth_id)
             url, method = snapshot.hangup_url, snapshot.hangup_method
@@ -396,16 +404,16 @@ class RestApi:
         no hangup webhook, spec §2.2), and the A-leg has no B-leg any more."""
         bleg = self.table.get(aleg.bleg_uuid) if aleg.bleg_uuid else None
         if bleg is not None and bleg.live and self.table.bridged_aleg(bleg.call_uuid) is aleg:
-            self.end_call(bleg.call_uuid, code=code, source="Error", notify=False)
+            self.end_call(bleg.call_uuid, code=code, source="Error", notify=True)
         aleg.bleg_uuid = None
 
     def _moved_out_of_bridge(self, moved: LiveCallRecord) -> None:
         """``moved`` (with legs=aleg) left its bridge: a B-leg bridged to it is hung up, as a
         simulated Dial's is when its caller is transferred away (sim_bridge); a B-leg moved
         by its own CallUUID just leaves the bridge and lives on."""
-        bleg = self.table.get(moved.bleg_uuid) if moved.bleg_uuid else None
-        if bleg is not None and bleg.live and self.table.bridged_aleg(bleg.call_uuid) is moved:
-            self.end_call(bleg.call_uuid, code=4000, source="API Request", notify=False)
+        bleg = self.table.bridged_bleg(moved.call_uuid)
+        if bleg is not None:
+            self.end_call(bleg.call_uuid, code=4000, source="API Request", notify=True)
         else:
             self.table.leave_bridge(moved.call_uuid)
         moved.bleg_uuid = None
@@ -420,13 +428,15 @@ class RestApi:
             moving = self.table.get(record.bleg_uuid or "") if leg == "bleg" else None
             gone = leg == "bleg" and (moving is None or not moving.live)
         if gone:
-            # Ended meanwhile (legs=both, whose A-leg's URL failed, which ends the bridged
-            # B-leg with it): a leg that is gone fetches nothing.
+            # Hung up meanwhile (between the API's answer and this fetch): a leg that is
+            # gone fetches nothing.
             why = "the B-leg had ended before its URL was fetched"
             outcome = TransferOutcome(call_uuid, leg, url, method, "dropped", None, error=why)
             with self.table.lock:
-                if generation == self.table.generation:
-                    self.table.finish_transfer(generation, outcome)
+                if generation != self.table.generation:
+                    return
+                self.table.finish_transfer(generation, outcome)
+            self._tell_transfer(outcome)
             return
         params = webhook_params(record, "Transfer", self.parent_auth_id)
         if leg == "bleg" and record.bleg_uuid:
@@ -462,6 +472,9 @@ class RestApi:
             elif outcome.executed and live is not None and not both:
                 self._moved_out_of_bridge(live)
             self.table.finish_transfer(generation, outcome)
+        self._tell_transfer(outcome)
+
+    def _tell_transfer(self, outcome: TransferOutcome) -> None:
         hook = self.on_transfer
         if hook is not None:
             hook(outcome)

@@ -233,19 +233,23 @@ class CallTable:
             return list(self._outcomes)
 
     def end(self, call_uuid: str, code: int, source: str) -> LiveCallRecord:
-        """Mark the call completed with a hangup cause; returns a snapshot.
-
-        A B-leg bridged to it is hung up with it (normal clearing, by the same party, as
-        a simulated bridge ends); a B-leg that ends leaves its A-leg without one.
-        """
+        """Mark the call completed with a hangup cause; returns a snapshot. A B-leg that
+        ends leaves its A-leg without one (the caller ends a B-leg bridged to it, see
+        LocalVobizAPI.end_call)."""
         with self.lock:
             record = self._calls[call_uuid]
             _mark_ended(record, code, source)
-            bleg = self._calls.get(record.bleg_uuid) if record.bleg_uuid else None
-            if bleg is not None and bleg.live and self.bridged_aleg(bleg.call_uuid) is record:
-                _mark_ended(bleg, 4000, source)
             self.leave_bridge(call_uuid)
             return self.snapshot(call_uuid)
+
+    def bridged_bleg(self, aleg_uuid: str) -> LiveCallRecord | None:
+        """The live B-leg bridged to ``aleg_uuid``, or None."""
+        with self.lock:
+            record = self._calls.get(aleg_uuid)
+            bleg = self._calls.get(record.bleg_uuid) if record and record.bleg_uuid else None
+            if bleg is not None and bleg.live and self.bridged_aleg(bleg.call_uuid) is record:
+                return bleg
+            return None
 
     def answer(self, call_uuid: str) -> LiveCallRecord:
         """Mark a queued or ringing call answered (``in-progress``); returns a snapshot."""

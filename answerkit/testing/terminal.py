@@ -11,13 +11,15 @@ without a terminal it never waits for input. Settings the app needs and that are
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from typing import TextIO
+from urllib.parse import urlsplit
 
 from answerkit.app import CallFlow, flows_of
 from answerkit.check import handler_errors
 from answerkit.errors import ConfigurationError
-from answerkit.loader import load_target, local_settings
+from answerkit.loader import build_app, load_target, local_settings
 from answerkit.testing.local_vobiz import LocalVobiz
 from answerkit.testing.sim_call import SimulatedCall
 from answerkit.testing.sim_signals import GatherPrompt
@@ -27,31 +29,54 @@ from answerkit.testing.simulator import CallSimulator
 __all__ = ["run_terminal_call"]
 
 
-def _pick(flows: list[CallFlow], route: str | None) -> tuple[CallFlow, str | None]:
-    """The flow ``route`` belongs to, and what to call: ``route`` is a route's name, its
-    path as ``answerkit routes`` prints it (with the prefix the flow is mounted at) or
-    within its flow, either with a query string, or a URL (passed on as it is)."""
+def _pick(
+    named: list[CallFlow], served: list[CallFlow], route: str | None
+) -> tuple[CallFlow, str | None]:
+    """The flow ``route`` belongs to, and what to call. ``named`` are the flows the
+    command named (all the module's when it named none), looked in first; ``served`` all
+    those the app serves. ``route`` is a path as ``answerkit routes`` prints it (with the
+    prefix the flow is mounted at, and a query string if wanted), a route's name or its
+    path within its flow, or a URL (passed on as it is)."""
     if route is None:
-        return flows[0], None
+        return named[0], None
+    others = [flow for flow in served if not any(flow is n for n in named)]
     if "://" in route:
-        for flow in flows:
-            if flow.public_url and route.startswith(flow.public_url) and flow.route_at_url(route):
+        host = urlsplit(route).hostname
+        for flow in (*named, *others):
+            own = urlsplit(flow.public_url or "").hostname
+            if own == host and flow.route_at_url(route) is not None:
                 return flow, route
-        return flows[0], route
+        return named[0], route
     path, sep, query = route.partition("?")
-    for flow in flows:
+    for flow in (*named, *others):  # the full path, as served
         prefix = flow._mount_prefix or ""
-        within = [path[len(prefix) :]] if prefix and path.startswith(prefix + "/") else []
-        for candidate in (path, *within):
-            try:
-                found = flow.get_route(candidate)
-            except ConfigurationError:
-                continue
+        for each in flow.routes:
+            if prefix + each.path == path:
+                return flow, route if sep else each.name
+    for group in (named, others):  # a name, or a path within its flow
+        found = [(flow, flow.get_route(path)) for flow in group if _has_route(flow, path)]
+        if len(found) > 1:
+            names = ", ".join(flow.name for flow, _ in found)
+            raise ConfigurationError(
+                f"--route {route!r} names a route of several flows ({names}): give its path "
+                "as `answerkit routes` prints it, or name the flow (FILE:VARIABLE)"
+            )
+        if found:
+            flow, each = found[0]
+            prefix = flow._mount_prefix or ""
             # By name, the simulator builds the URL with the flow's prefix; a query string
             # goes with the full path.
-            return flow, (prefix + found.path + sep + query) if sep else found.name
-    names = ", ".join(r.name for f in flows for r in f.routes)
+            return flow, (prefix + each.path + sep + query) if sep else each.name
+    names = ", ".join(r.name for f in (*named, *others) for r in f.routes)
     raise ConfigurationError(f"no flow has a route {route!r} (routes: {names})")
+
+
+def _has_route(flow: CallFlow, name_or_path: str) -> bool:
+    try:
+        flow.get_route(name_or_path)
+    except ConfigurationError:
+        return False
+    return True
 
 
 class _Console:
@@ -93,29 +118,47 @@ def run_terminal_call(
 
 
 def _call(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
-    flows, own_app = load_target(args.app)
-    # Every flow the app serves: a call may be sent on to any of them (a Redirect), and
-    # each must use the local Vobiz API and have its errors reported.
-    flows = flows_of(own_app) if own_app is not None else flows
-    flow, route = _pick(flows, getattr(args, "route", None))
+    named, own_app = load_target(args.app)
+    # Through the app `run` would serve: the user's own when it serves every flow (its
+    # hooks, config and extensions answer Vobiz too), else one of the flows together. A
+    # call may go on to any flow it serves (a Redirect): each uses the local Vobiz API and
+    # has its errors reported.
+    app = own_app or build_app(named)
+    flows = flows_of(app)
+    flow, route = _pick(named, flows, getattr(args, "route", None))
     scripted = any(getattr(args, name, None) for name in ("digits", "speech", "dial"))
     interactive = not scripted and stdin.isatty()
     console = _Console(out, stdin, interactive)
-    # The flows' Transfer, Hangup and make-call requests go to a local Vobiz API on
-    # loopback, never to the real platform, and act on the simulated calls.
-    api = LocalVobiz().start()
-    for each in flows:
-        each.transfers.client = api.client()
-    # Through the user's own app when it serves every flow: its hooks, config and
-    # extensions are part of what answers Vobiz.
-    sim = CallSimulator(flow, app=own_app, input_provider=console.ask, local_vobiz=api)
+    with contextlib.ExitStack() as lent:
+        # The flows' Transfer, Hangup and make-call requests go to a local Vobiz API on
+        # loopback, never to the real platform, and act on the simulated calls; lent for
+        # the call only (a test suite that loaded the app keeps its own clients).
+        api = lent.enter_context(LocalVobiz())
+        for each in flows:
+            lent.enter_context(each.standing_in(client=api.client()))
+        mode = "interactive" if interactive else "scripted" if scripted else "stdin is no terminal"
+        sim = CallSimulator(flow, app=app, input_provider=console.ask, local_vobiz=api)
+        return _play(args, sim, route, flows, console, mode, out)
+
+
+def _play(
+    args: argparse.Namespace,
+    sim: CallSimulator,
+    route: str | None,
+    flows: list[CallFlow],
+    console: _Console,
+    mode: str,
+    out: TextIO,
+) -> int:
+    """Place the call and say how it went (0: it ended normally, no handler failed)."""
+    flow = sim.flow
+    assert flow is not None
     sim.add_listener(console.show)
     callee_digits = getattr(args, "callee_digits", None)
     if callee_digits:  # the first call the flow places: an agent, a forwarding target
         sim.expect_outbound(None, digits=callee_digits)
-    mode = "interactive" if interactive else "scripted" if scripted else "stdin is no terminal"
     print(f"calling flow {flow.name} ({mode})", file=out)
-    with api, sim, handler_errors(flows) as errors:
+    with sim, handler_errors(flows) as errors:
         call = sim.call(
             route,
             from_=getattr(args, "from_", None) or "+14155550100",
