@@ -472,7 +472,7 @@ class CallFlow:
             same_port = _port_of(here) == _port_of(there)
         except ValueError:  # a port that is no number
             return False
-        base = here.path.rstrip("/")
+        base = unquote(here.path).rstrip("/")
         path = unquote(there.path)
         return (
             here.scheme == there.scheme
@@ -485,8 +485,8 @@ class CallFlow:
         """The route an absolute URL of the flow names (see :meth:`is_own_url`), or None."""
         if not self.is_own_url(url):
             return None
-        base = urlsplit((self.public_url or "") + (self._mount_prefix or "")).path.rstrip("/")
-        return self._routes.get(unquote(urlsplit(url).path)[len(base) :])
+        base = unquote(urlsplit((self.public_url or "") + (self._mount_prefix or "")).path)
+        return self._routes.get(unquote(urlsplit(url).path)[len(base.rstrip("/")) :])
 
     # -- URLs -----------------------------------------------------------------------
 

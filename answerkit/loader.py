@@ -6,7 +6,7 @@ import importlib
 import importlib.util
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
@@ -52,14 +52,14 @@ def local_settings(out: TextIO, what: str) -> Iterator[None]:
 
 def load_module(target: str) -> ModuleType:
     """Import ``examples/ivr.py`` (a path), ``mypackage/`` (a package's directory) or
-    ``package.module`` (a dotted name)."""
+    ``package.module`` (a dotted name: the way to name a module of a package)."""
     path = Path(target)
     if path.is_dir() and (path / "__init__.py").is_file():
-        return _load_file(path / "__init__.py")
+        return _load_file(path.resolve() / "__init__.py", path.resolve().name, package=True)
     if target.endswith(".py") or path.exists():
         if not path.is_file():
             raise ConfigurationError(f"no such application file: {target}")
-        return _load_file(path)
+        return _load_file(path.resolve(), path.stem, package=False)
     # As `python -m` and gunicorn do: a console script's sys.path lacks the current
     # directory, where `answerkit routes myapp` (or `myapp:app`) expects myapp.py to be.
     here = os.getcwd()
@@ -83,100 +83,52 @@ def load_module(target: str) -> ModuleType:
 _LOADED_WITH: dict[Path, list[str]] = {}
 
 
-def _load_file(file: Path) -> ModuleType:
-    """The module of ``file`` (a package's ``__init__.py`` for the package).
+def _load_file(file: Path, stem: str, *, package: bool) -> ModuleType:
+    """The module of ``file`` (a package's ``__init__.py`` when ``package``), as `python -m
+    stem` run beside it, or gunicorn, would import it.
 
-    Under its own name, as `python -m`, gunicorn and its sibling modules know it: a file
-    of a package (a folder with ``__init__.py``) by its dotted name, with the folder above
-    the outermost package on the path; a handlers.py doing `from myapp import flow` gets
-    this very module, and does not run myapp.py a second time (new CallFlow objects,
-    routes declared twice). Under another when the name is no name an import can spell
-    (my-app.py), or another module's (calendar/, flask.py, sqlite3.py). A module the
-    application imported itself is used as it is; one this function loaded before is run
-    afresh (with the settings of now, as each command expects), with the modules of its
-    folder that load imported, so that they hold the new module's objects."""
-    file = file.resolve()
-    root, parts = _package_root(file)
+    Under its own name ``stem``: a handlers.py beside it doing `from myapp import flow`
+    gets this very module, and does not run myapp.py a second time (new CallFlow objects,
+    routes declared twice). Under another when ``stem`` is no name an import can spell
+    (my-app.py), a standard library module's (sqlite3.py, calendar/) or an imported
+    module's (flask.py): then its folder goes last on the path, where it shadows nothing.
+    A module the application imported itself is used as it is; one this function loaded
+    before is run afresh (with the settings of now, as each command expects), with the
+    modules of its folder that load imported, so that they hold the new module's objects."""
+    folder = file.parent.parent if package else file.parent
     for name in _LOADED_WITH.pop(file, []):
         sys.modules.pop(name, None)
-    dotted = ".".join(parts)
-    taken = sys.modules.get(dotted)
+    taken = sys.modules.get(stem)
     if taken is not None and _is_file_of(taken, file):
         return taken
-    before = set(sys.modules)
-    if len(parts) > 1 or (file.name == "__init__.py" and _own_name(parts[0], file)):
-        # A package or a module of one: imported as Python would, its parents first, so
-        # that its relative imports work.
-        sys.path.insert(0, str(root))
-        module = _recorded(importlib.import_module, dotted, file, root, before)
-        return module
-    name = dotted if _own_name(dotted, file) else f"answerkit_app_{dotted}"
-    package = [str(file.parent)] if file.name == "__init__.py" else None
-    spec = importlib.util.spec_from_file_location(name, file, submodule_search_locations=package)
+    own = stem.isidentifier() and taken is None and stem not in sys.stdlib_module_names
+    name = stem if own else f"answerkit_app_{stem}"
+    inside = [str(file.parent)] if package else None
+    spec = importlib.util.spec_from_file_location(name, file, submodule_search_locations=inside)
     if spec is None or spec.loader is None:
         raise ConfigurationError(f"cannot import {file}")
     module = importlib.util.module_from_spec(spec)
+    before = set(sys.modules)
     sys.modules[name] = module
     # Its siblings importable as they are beside it, first: another module of a sibling's
-    # name further up the path would be imported instead. Last when its own name is another
+    # name further up the path would be imported instead. Last when its name is another
     # module's: first, it would be that module for every later import, a child process's
     # included.
-    if name == dotted:
-        sys.path.insert(0, str(root))
+    if own:
+        sys.path.insert(0, str(folder))
     else:
-        sys.path.append(str(root))
-
-    def run(_name: str) -> ModuleType:
-        assert spec is not None and spec.loader is not None
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            sys.modules.pop(name, None)
-            raise
-        return module
-
-    return _recorded(run, name, file, root, before)
-
-
-def _recorded(
-    load: Callable[[str], ModuleType], name: str, file: Path, root: Path, before: set[str]
-) -> ModuleType:
-    """``load(name)``, noting the modules of ``root``'s tree it brought in (see
-    _LOADED_WITH)."""
-    module = load(name)
+        sys.path.append(str(folder))
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
     _LOADED_WITH[file] = [name] + [
         other
         for other in set(sys.modules) - before
-        if other != name and _is_under(sys.modules[other], root)
+        if other != name and _is_under(sys.modules[other], folder)
     ]
     return module
-
-
-def _package_root(file: Path) -> tuple[Path, list[str]]:
-    """The folder to import ``file`` from, and its dotted name's parts: up through every
-    folder with an ``__init__.py``."""
-    parts = [] if file.name == "__init__.py" else [file.stem]
-    folder = file.parent
-    while (folder / "__init__.py").is_file() and folder.name.isidentifier():
-        parts.insert(0, folder.name)
-        folder = folder.parent
-    return folder, parts
-
-
-def _own_name(name: str, file: Path) -> bool:
-    """Whether ``file`` may be imported as ``name``: a name an import can spell, that no
-    other module has (imported or importable from elsewhere)."""
-    if not name.isidentifier():
-        return False
-    known = sys.modules.get(name)
-    if known is not None:
-        return _is_file_of(known, file)
-    try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
-        return True
-    origin = spec.origin if spec is not None else None
-    return spec is None or (origin is not None and Path(origin).resolve() == file)
 
 
 def _is_under(module: ModuleType, root: Path) -> bool:

@@ -717,8 +717,7 @@ def test_call_lends_the_local_api_for_the_call_only(
 def test_a_package_and_a_file_of_one_load_again_with_their_submodules(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # A package re-ran on its next load while its submodules, cached, held the old flow; a
-    # file of a package, given by path, ran twice (as "app2" and as "voicepk.app2").
+    # A package re-ran on its next load while its submodules, cached, held the old flow.
     monkeypatch.setattr(sys, "path", list(sys.path))
     package = tmp_path / "voicepk"
     (package / "handlers").mkdir(parents=True)
@@ -732,9 +731,9 @@ def test_a_package_and_a_file_of_one_load_again_with_their_submodules(
         "from answerkit import Hangup, Response, Speak\nfrom voicepk.app2 import flow\n"
         "flow.route('/answer')(lambda call: Response(Speak('pk'), Hangup()))\n"
     )
-    for _ in range(2):
-        assert main(["check", str(package / "app2.py")]) == 0, capsys.readouterr().out
     monkeypatch.chdir(tmp_path)
+    for _ in range(2):  # a module of a package is named by its dotted name, as gunicorn takes it
+        assert main(["check", "voicepk.app2"]) == 0, capsys.readouterr().out
     (tmp_path / "voicedir").mkdir()
     (tmp_path / "voicedir" / "__init__.py").write_text(
         "from answerkit import CallFlow\nflow = CallFlow('dir')\nfrom .routes import *  # noqa\n"
@@ -781,3 +780,38 @@ def test_two_flows_of_one_name_on_one_app_are_both_found(
     )
     assert main(["check", f"{app}:app"]) == 1
     assert "acme broken" in capsys.readouterr().out
+
+
+def test_a_folder_with_a_stray_init_and_a_file_named_like_one_in_the_cwd_load_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A stray __init__.py made app.py "proj.app" (its `import handlers` failed); an app.py in
+    # the current directory made ../Y/app.py another name (its views got X's flow).
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "__init__.py").write_text("")
+    (project / "stray_app.py").write_text(
+        "from answerkit import CallFlow\nflow = CallFlow('stray')\nimport stray_handlers  # noqa\n"
+    )
+    (project / "stray_handlers.py").write_text(
+        "from answerkit import Hangup, Response, Speak\nfrom stray_app import flow\n"
+        "flow.route('/answer')(lambda call: Response(Speak('stray'), Hangup()))\n"
+    )
+    monkeypatch.chdir(project)
+    assert main(["check", "stray_app.py"]) == 0, capsys.readouterr().out
+    (tmp_path / "X").mkdir()
+    (tmp_path / "X" / "stray_app.py").write_text("raise SystemExit('not this one')\n")
+    monkeypatch.chdir(tmp_path / "X")
+    assert main(["check", str(project / "stray_app.py")]) == 0, capsys.readouterr().out
+
+
+def test_a_public_url_with_an_escaped_path_knows_its_own_urls() -> None:
+    from answerkit import CallFlow
+
+    flow = CallFlow("esc", public_url="https://voice.example.com/my%20app", verify=False,
+                    state="memory://")  # fmt: skip
+    flow.route("/hold")(lambda call: None)
+    assert flow.route_at_url(flow.url_for("hold")) is flow.get_route("hold")
+    assert flow.route_at_url("https://voice.example.com/my%20app/nowhere") is None
+    assert flow.is_own_url("https://voice.example.com/my%20app/nowhere")

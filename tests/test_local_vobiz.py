@@ -847,3 +847,15 @@ def test_an_agent_ended_with_its_caller_sends_its_own_hangup_webhook(
     assert [(h.path, h.params["CallUUID"], h.params["Event"]) for h in hooks.hits] == [
         ("hangup", agent, "Hangup")
     ]
+
+
+def test_a_call_ended_twice_keeps_its_cause_and_sends_one_hangup_webhook(
+    vobiz: LocalVobiz, hooks: WebhookApp
+) -> None:
+    call = vobiz.add_call(hangup_url=hooks.url + "/hangup")
+    vobiz.end_call(call.call_uuid)
+    first = vobiz.call(call.call_uuid).hangup_cause_code
+    vobiz.end_call(call.call_uuid, code=7013)
+    eventually(lambda: bool(hooks.hits))
+    time.sleep(0.2)  # room for a second, were one sent
+    assert len(hooks.hits) == 1 and vobiz.call(call.call_uuid).hangup_cause_code == first

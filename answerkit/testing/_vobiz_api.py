@@ -387,6 +387,10 @@ class RestApi:
         A B-leg bridged to it is hung up with it (normal clearing, by the same party, as a
         simulated bridge ends), with its own hangup webhook if it has one (an agent placed
         with make_call, then bridged)."""
+        ended = self.table.get(call_uuid)
+        if ended is not None and ended.hangup_cause_code is not None:
+            # Ended once already (spec §2.2: one Hangup webhook per call): its cause stays.
+            return self.table.snapshot(call_uuid)
         bleg = self.table.bridged_bleg(call_uuid)
         snapshot = self.table.end(call_uuid, code, source)
         if bleg is not None:
@@ -400,8 +404,9 @@ class RestApi:
         return snapshot
 
     def _drop_bleg(self, aleg: LiveCallRecord, code: int) -> None:
-        """A B-leg whose transfer URL failed is dropped: its own record ends (a B-leg sends
-        no hangup webhook, spec §2.2), and the A-leg has no B-leg any more."""
+        """A B-leg whose transfer URL failed is dropped: its own record ends (with its
+        Hangup webhook only if it is a call with one of its own, an agent placed with
+        make_call), and the A-leg has no B-leg any more."""
         bleg = self.table.get(aleg.bleg_uuid) if aleg.bleg_uuid else None
         if bleg is not None and bleg.live and self.table.bridged_aleg(bleg.call_uuid) is aleg:
             self.end_call(bleg.call_uuid, code=code, source="Error", notify=True)
