@@ -770,29 +770,19 @@ def test_make_call_to_bad_destinations_is_400(vobiz: LocalVobiz, to: str) -> Non
     assert not vobiz.calls
 
 
-def test_both_legs_moved_when_the_callers_url_fails_leaves_the_b_leg_on_its_own(
-    vobiz: LocalVobiz, hooks: WebhookApp
+@pytest.mark.parametrize(("aleg_path", "aleg_status"), [("ok", "executed"), ("error", "dropped")])
+def test_both_legs_move_the_b_leg_first_and_it_lives_on(
+    vobiz: LocalVobiz, hooks: WebhookApp, aleg_path: str, aleg_status: str
 ) -> None:
-    # The A-leg moved first, and its failed URL ended the B-leg still bridged to it, whose
-    # own URL was then never fetched; the simulator moves the B-leg first (legs=both is
-    # the whole session).
-    call = vobiz.add_call("aleg-both-1", bleg_uuid="bleg-both-1")
-    outcomes = transfer(vobiz, call.call_uuid, legs="both", aleg_url=hooks.url + "/error",
+    # The A-leg moved first, and a failed URL of its ended the B-leg still bridged to it,
+    # whose own URL was then never fetched; the simulator moves the B-leg first (legs=both
+    # is the whole session).
+    call = vobiz.add_call(f"aleg-both-{aleg_path}", bleg_uuid=f"bleg-both-{aleg_path}")
+    outcomes = transfer(vobiz, call.call_uuid, legs="both", aleg_url=f"{hooks.url}/{aleg_path}",
                         bleg_url=hooks.url + "/ok")  # fmt: skip
-    assert [(o.leg, o.status) for o in outcomes] == [("bleg", "executed"), ("aleg", "dropped")]
-    assert [hit.path for hit in hooks.hits] == ["ok", "error"]
-    assert vobiz.call("bleg-both-1").status == "in-progress"
-    assert vobiz.call(call.call_uuid).status == "completed"
-
-
-def test_both_legs_moved_live_on_and_the_bridge_is_gone(
-    vobiz: LocalVobiz, hooks: WebhookApp
-) -> None:
-    call = vobiz.add_call("aleg-both-2", bleg_uuid="bleg-both-2")
-    outcomes = transfer(vobiz, call.call_uuid, legs="both", aleg_url=hooks.url + "/ok",
-                        bleg_url=hooks.url + "/ok")  # fmt: skip
-    assert [(o.leg, o.status) for o in outcomes] == [("bleg", "executed"), ("aleg", "executed")]
-    assert vobiz.call("bleg-both-2").status == "in-progress"
+    assert [(o.leg, o.status) for o in outcomes] == [("bleg", "executed"), ("aleg", aleg_status)]
+    assert [hit.path for hit in hooks.hits] == ["ok", aleg_path]
+    assert vobiz.call(f"bleg-both-{aleg_path}").status == "in-progress"
     assert vobiz.call(call.call_uuid).bleg_uuid is None
 
 
@@ -818,12 +808,7 @@ def test_an_agent_placed_with_make_call_and_bridged_is_linked_to_its_caller(
 ) -> None:
     # Listed already, the B-leg was not linked: it outlived its caller, and the caller
     # kept pointing at it after it hung up.
-    with vobiz.client() as client:
-        agent = client.make_call("+14155550100", "+14155550142", "https://v.example.com/a")
-    agent_uuid = (
-        agent.request_uuid if isinstance(agent.request_uuid, str) else agent.request_uuid[0]
-    )
-    vobiz.answer_call(agent_uuid)
+    agent_uuid = _answered_agent(vobiz)
     call = vobiz.add_call("aleg-agent-1", bleg_uuid=agent_uuid)
     vobiz.end_call(call.call_uuid)
     assert vobiz.call(agent_uuid).status == "completed"
@@ -834,11 +819,7 @@ def test_an_agent_ended_with_its_caller_sends_its_own_hangup_webhook(
 ) -> None:
     # Linked to the caller it was bridged to, the agent ended with it silently: a call of
     # its own has its Hangup webhook (spec §2.2, once per call).
-    with vobiz.client() as client:
-        placed = client.make_call("+14155550100", "+14155550142", "https://v.example.com/a",
-                                  hangup_url=hooks.url + "/hangup")  # fmt: skip
-    agent = placed.request_uuid if isinstance(placed.request_uuid, str) else placed.request_uuid[0]
-    vobiz.answer_call(agent)
+    agent = _answered_agent(vobiz, hangup_url=hooks.url + "/hangup")
     call = vobiz.add_call("aleg-agent-2", bleg_uuid=agent)
     vobiz.end_call(call.call_uuid)
     deadline = time.monotonic() + 5
@@ -859,3 +840,13 @@ def test_a_call_ended_twice_keeps_its_cause_and_sends_one_hangup_webhook(
     eventually(lambda: bool(hooks.hits))
     time.sleep(0.2)  # room for a second, were one sent
     assert len(hooks.hits) == 1 and vobiz.call(call.call_uuid).hangup_cause_code == first
+
+
+def _answered_agent(vobiz: LocalVobiz, **kwargs: str) -> str:
+    """The CallUUID of an agent call placed with make_call and answered."""
+    with vobiz.client() as client:
+        placed = client.make_call("+14155550100", "+14155550142", "https://v.example.com/a",
+                                  **kwargs)  # fmt: skip
+    uuid = placed.request_uuid if isinstance(placed.request_uuid, str) else placed.request_uuid[0]
+    vobiz.answer_call(uuid)
+    return uuid
