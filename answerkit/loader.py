@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
 import os
 import sys
@@ -52,14 +53,16 @@ def local_settings(out: TextIO, what: str) -> Iterator[None]:
 
 def load_module(target: str) -> ModuleType:
     """Import ``examples/ivr.py`` (a path), ``mypackage/`` (a package's directory) or
-    ``package.module`` (a dotted name: the way to name a module of a package)."""
-    path = Path(target)
+    ``package.module`` (a dotted name)."""
+    # Absolute but not resolved: a symlinked folder (a release directory) is imported from
+    # where it is reached, as Python itself would.
+    path = Path(os.path.abspath(target))
     if path.is_dir() and (path / "__init__.py").is_file():
-        return _load_file(path.resolve() / "__init__.py", path.resolve().name, package=True)
+        return _load_file(path / "__init__.py")
     if target.endswith(".py") or path.exists():
         if not path.is_file():
             raise ConfigurationError(f"no such application file: {target}")
-        return _load_file(path.resolve(), path.stem, package=False)
+        return _load_file(path)
     # As `python -m` and gunicorn do: a console script's sys.path lacks the current
     # directory, where `answerkit routes myapp` (or `myapp:app`) expects myapp.py to be.
     here = os.getcwd()
@@ -83,52 +86,113 @@ def load_module(target: str) -> ModuleType:
 _LOADED_WITH: dict[Path, list[str]] = {}
 
 
-def _load_file(file: Path, stem: str, *, package: bool) -> ModuleType:
-    """The module of ``file`` (a package's ``__init__.py`` when ``package``), as `python -m
-    stem` run beside it, or gunicorn, would import it.
+def _load_file(file: Path) -> ModuleType:
+    """The module of ``file`` (a package's ``__init__.py`` for the package), imported as
+    Python would import it by name.
 
-    Under its own name ``stem``: a handlers.py beside it doing `from myapp import flow`
+    A file of a package (a folder with ``__init__.py``) by its dotted name, with the folder
+    above the outermost package first on the path, and its own folder after it: its
+    relative imports work, and so do plain ones of its siblings. Any other file under its
+    own name, its folder first: a handlers.py beside it doing `from myapp import flow`
     gets this very module, and does not run myapp.py a second time (new CallFlow objects,
-    routes declared twice). Under another when ``stem`` is no name an import can spell
-    (my-app.py), a standard library module's (sqlite3.py, calendar/) or an imported
-    module's (flask.py): then its folder goes last on the path, where it shadows nothing.
+    routes declared twice). A name another module has (sqlite3.py, calendar/, redis.py when
+    redis is installed, flask.py) or no import can spell (my-app.py) is replaced by one of
+    its own, and its folder goes last on the path, where it shadows nothing.
+
     A module the application imported itself is used as it is; one this function loaded
-    before is run afresh (with the settings of now, as each command expects), with the
-    modules of its folder that load imported, so that they hold the new module's objects."""
-    folder = file.parent.parent if package else file.parent
+    before (or failed to) is run afresh, with the settings of now as each command
+    expects, together with the modules of its folder that load imported, so that they
+    hold the new module's objects."""
     for name in _LOADED_WITH.pop(file, []):
         sys.modules.pop(name, None)
-    taken = sys.modules.get(stem)
-    if taken is not None and _is_file_of(taken, file):
-        return taken
-    own = stem.isidentifier() and taken is None and stem not in sys.stdlib_module_names
-    name = stem if own else f"answerkit_app_{stem}"
-    inside = [str(file.parent)] if package else None
+    root, parts = _package_root(file)
+    if parts and not _own_name(parts[0], root):
+        root, parts = file.parent, [] if file.name == "__init__.py" else [file.stem]
+    if file.name == "__init__.py" and not parts:  # a package whose name is another's
+        parts = [file.parent.name]
+        root = file.parent.parent
+    dotted = ".".join(parts)
+    known = sys.modules.get(dotted)
+    if known is not None and _is_file_of(known, file):
+        return known
+    before = set(sys.modules)
+    try:
+        if len(parts) > 1 and _own_name(parts[0], root):
+            _put_first(root)
+            _put_first(file.parent, after=root)
+            return importlib.import_module(dotted)
+        own = _own_name(dotted, root) and known is None
+        name = dotted if own else f"answerkit_app_{dotted}"
+        return _exec_file(file, name, first=own)
+    finally:
+        # Kept even when the load failed: the next one must run them afresh too.
+        _LOADED_WITH[file] = [
+            other
+            for other in set(sys.modules) - before
+            if _is_under(sys.modules[other], root) or other.startswith("answerkit_app_")
+        ]
+
+
+def _exec_file(file: Path, name: str, *, first: bool) -> ModuleType:
+    """Run ``file`` as module ``name``; its folder goes first on the path when ``first``,
+    else last."""
+    inside = [str(file.parent)] if file.name == "__init__.py" else None
     spec = importlib.util.spec_from_file_location(name, file, submodule_search_locations=inside)
     if spec is None or spec.loader is None:
         raise ConfigurationError(f"cannot import {file}")
     module = importlib.util.module_from_spec(spec)
-    before = set(sys.modules)
     sys.modules[name] = module
-    # Its siblings importable as they are beside it, first: another module of a sibling's
-    # name further up the path would be imported instead. Last when its name is another
-    # module's: first, it would be that module for every later import, a child process's
-    # included.
-    if own:
-        sys.path.insert(0, str(folder))
-    else:
+    folder = file.parent.parent if inside else file.parent
+    if first:
+        _put_first(folder)
+    elif str(folder) not in sys.path:
         sys.path.append(str(folder))
     try:
         spec.loader.exec_module(module)
     except BaseException:
         sys.modules.pop(name, None)
         raise
-    _LOADED_WITH[file] = [name] + [
-        other
-        for other in set(sys.modules) - before
-        if other != name and _is_under(sys.modules[other], folder)
-    ]
     return module
+
+
+def _put_first(folder: Path, after: Path | None = None) -> None:
+    """``folder`` on the path first (or right after ``after``), once."""
+    text = str(folder)
+    if text in sys.path:
+        sys.path.remove(text)
+    place = sys.path.index(str(after)) + 1 if after is not None else 0
+    sys.path.insert(place, text)
+
+
+def _package_root(file: Path) -> tuple[Path, list[str]]:
+    """The folder to import ``file`` from, and its dotted name's parts: up through every
+    folder with an ``__init__.py`` whose name an import can spell."""
+    parts = [] if file.name == "__init__.py" else [file.stem]
+    folder = file.parent
+    while (folder / "__init__.py").is_file() and folder.name.isidentifier():
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return folder, parts
+
+
+def _own_name(name: str, folder: Path) -> bool:
+    """Whether a module ``name`` found in ``folder`` may be imported under that name: one
+    an import can spell, that no other module has, imported or installed (a standard
+    library module, redis), which would take its place for every later import."""
+    if not name.isidentifier() or name in sys.stdlib_module_names:
+        return False
+    known = sys.modules.get(name)
+    if known is not None:
+        file = getattr(known, "__file__", None)
+        return file is not None and Path(file).parent in (folder, folder / name)
+    # Installed elsewhere? Asked of the path without the folder itself and the current
+    # directory, where the application's own files are.
+    here = {"", os.getcwd(), str(folder)}
+    elsewhere = [p for p in sys.path if p not in here]
+    try:
+        return importlib.machinery.PathFinder.find_spec(name, elsewhere) is None
+    except (ImportError, ValueError):
+        return True
 
 
 def _is_under(module: ModuleType, root: Path) -> bool:

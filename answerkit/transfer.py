@@ -28,10 +28,14 @@ log = logging.getLogger("answerkit")
 
 
 def canonical_host(host: str | None) -> str:
-    """A URL's hostname as compared: lower case, an IPv6 address in its one spelling."""
+    """A URL's hostname as compared: lower case, an international name in its ASCII
+    (IDNA) spelling, an IPv6 address in its one spelling. A trailing dot stays: the
+    allow-list names hosts as written."""
     text = (host or "").lower()
     with contextlib.suppress(ValueError):
-        text = str(ipaddress.IPv6Address(text))
+        return str(ipaddress.IPv6Address(text))
+    with contextlib.suppress(UnicodeError):
+        text = text.encode("idna").decode("ascii")
     return text
 
 
@@ -50,7 +54,7 @@ def _allowed_host(host: object) -> str:
             f"transfer_hosts: each entry is a bare host name such as 'crm.example.com' "
             f"(no scheme, port or path), got {host!r}"
         )
-    return text
+    return canonical_host(text)  # compared with URLs' hosts in the same spelling
 
 
 class TransferPlanner:

@@ -782,28 +782,62 @@ def test_two_flows_of_one_name_on_one_app_are_both_found(
     assert "acme broken" in capsys.readouterr().out
 
 
-def test_a_folder_with_a_stray_init_and_a_file_named_like_one_in_the_cwd_load_as_written(
+def test_a_file_named_like_one_in_the_current_directory_loads_as_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # A stray __init__.py made app.py "proj.app" (its `import handlers` failed); an app.py in
-    # the current directory made ../Y/app.py another name (its views got X's flow).
+    # An app.py in the current directory made ../Y/app.py another name, its folder last:
+    # its views then got X's flow.
     monkeypatch.setattr(sys, "path", list(sys.path))
-    project = tmp_path / "proj"
+    project = tmp_path / "Y"
     project.mkdir()
-    (project / "__init__.py").write_text("")
-    (project / "stray_app.py").write_text(
-        "from answerkit import CallFlow\nflow = CallFlow('stray')\nimport stray_handlers  # noqa\n"
+    (project / "cwd_app.py").write_text(
+        "from answerkit import CallFlow\nflow = CallFlow('cwd')\nimport cwd_handlers  # noqa\n"
     )
-    (project / "stray_handlers.py").write_text(
-        "from answerkit import Hangup, Response, Speak\nfrom stray_app import flow\n"
-        "flow.route('/answer')(lambda call: Response(Speak('stray'), Hangup()))\n"
+    (project / "cwd_handlers.py").write_text(
+        "from answerkit import Hangup, Response, Speak\nfrom cwd_app import flow\n"
+        "flow.route('/answer')(lambda call: Response(Speak('cwd'), Hangup()))\n"
     )
-    monkeypatch.chdir(project)
-    assert main(["check", "stray_app.py"]) == 0, capsys.readouterr().out
     (tmp_path / "X").mkdir()
-    (tmp_path / "X" / "stray_app.py").write_text("raise SystemExit('not this one')\n")
+    (tmp_path / "X" / "cwd_app.py").write_text("raise SystemExit('not this one')\n")
     monkeypatch.chdir(tmp_path / "X")
-    assert main(["check", str(project / "stray_app.py")]) == 0, capsys.readouterr().out
+    assert main(["check", str(project / "cwd_app.py")]) == 0, capsys.readouterr().out
+
+
+def test_a_file_of_a_package_named_like_an_installed_module_loads_under_a_name_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # redis.py (redis installed, not imported yet) took redis's place: answerkit's own
+    # import of redis got the app file. A folder named like a standard module (queue/)
+    # holding app.py broke its import ("'queue' is not a package").
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "redis", raising=False)
+    (tmp_path / "redis.py").write_text(BROKEN_APP.replace('"broken"', '"red"'))
+    assert main(["routes", str(tmp_path / "redis.py")]) == 0
+    assert "flow red " in capsys.readouterr().out
+    import redis
+
+    assert hasattr(redis, "Redis")  # the real one
+    queue = tmp_path / "queue"
+    queue.mkdir()
+    (queue / "__init__.py").write_text("")
+    (queue / "app.py").write_text(BROKEN_APP.replace('"broken"', '"q"'))
+    assert main(["routes", str(queue / "app.py")]) == 0
+    assert "flow q " in capsys.readouterr().out
+
+
+def test_a_failed_load_is_run_afresh_with_its_siblings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    (tmp_path / "fail_settings.py").write_text("import os\nTOKEN = os.environ.get('MY_TOKEN')\n")
+    (tmp_path / "fail_app.py").write_text(
+        "from fail_settings import TOKEN\nif not TOKEN:\n    raise RuntimeError('set MY_TOKEN')\n"
+        + BROKEN_APP
+    )
+    with pytest.raises(RuntimeError, match="set MY_TOKEN"):
+        main(["routes", str(tmp_path / "fail_app.py")])
+    monkeypatch.setenv("MY_TOKEN", "x")
+    assert main(["routes", str(tmp_path / "fail_app.py")]) == 0
 
 
 def test_a_public_url_with_an_escaped_path_knows_its_own_urls() -> None:

@@ -2069,3 +2069,19 @@ def test_url_for_takes_finite_numbers_beyond_a_floats_range() -> None:
 
     url = new_flow().url_for("sales", big=Decimal("1E+400"), huge=Fraction(10**400, 3))
     assert "big=1E%2B400" in url and "huge=" in url
+
+
+@pytest.mark.parametrize(
+    "leg", ["https://VOICE.example.com/nowhere", "https://voice.xn--bcher-kva.example/nowhere"]
+)
+def test_a_trigger_knows_the_flows_host_in_capitals_or_in_idna(local_vobiz: Any, leg: str) -> None:
+    public = "https://voice.bücher.example" if "xn--" in leg else "https://voice.example.com"
+    flow = CallFlow("r", public_url=public, auth_token="t" * 20, state=MemoryStore())
+    flow.route("/hold")(lambda call: Response(Speak("hold"), Hangup()))
+    flow.transfers.client = local_vobiz.client()
+    TransferTrigger(flow, secret="s" * 24)
+    client = flow.create_app().test_client()
+    call = local_vobiz.add_call()
+    reply = client.post("/_answerkit/transfer", json={"call_uuid": call.call_uuid, "aleg": leg},
+                        headers={"Authorization": "Bearer " + "s" * 24})  # fmt: skip
+    assert reply.status_code == 400 and "serves no route" in reply.get_json()["error"]

@@ -387,14 +387,15 @@ class RestApi:
         A B-leg bridged to it is hung up with it (normal clearing, by the same party, as a
         simulated bridge ends), with its own hangup webhook if it has one (an agent placed
         with make_call, then bridged)."""
-        ended = self.table.get(call_uuid)
-        if ended is not None and ended.hangup_cause_code is not None:
-            # Ended once already (spec §2.2: one Hangup webhook per call): its cause stays.
-            return self.table.snapshot(call_uuid)
-        bleg = self.table.bridged_bleg(call_uuid)
-        snapshot = self.table.end(call_uuid, code, source)
-        if bleg is not None:
-            self.end_call(bleg.call_uuid, code=4000, source=source, notify=True)
+        with self.table.lock:  # checked and ended at once: two enders send one webhook
+            ended = self.table.get(call_uuid)
+            if ended is not None and ended.hangup_cause_code is not None:
+                # Ended once already (spec §2.2: one Hangup webhook per call): its cause stays.
+                return self.table.snapshot(call_uuid)
+            bleg = self.table.bridged_bleg(call_uuid)
+            snapshot = self.table.end(call_uuid, code, source)
+            if bleg is not None:
+                self.end_call(bleg.call_uuid, code=4000, source=source, notify=True)
         if notify and snapshot.hangup_url:
             params = webhook_params(snapshot, "Hangup", self.parent_auth_id)
             url, method = snapshot.hangup_url, snapshot.hangup_method
