@@ -91,8 +91,8 @@ def _load_file(file: Path) -> ModuleType:
     Python would import it by name.
 
     A file of a package (a folder with ``__init__.py``) by its dotted name, with the folder
-    above the outermost package first on the path, and its own folder after it: its
-    relative imports work, and so do plain ones of its siblings. Any other file under its
+    above the outermost package first on the path: its relative imports work, as with
+    `python -m package.module`. Any other file under its
     own name, its folder first: a handlers.py beside it doing `from myapp import flow`
     gets this very module, and does not run myapp.py a second time (new CallFlow objects,
     routes declared twice). A name another module has (sqlite3.py, calendar/, redis.py when
@@ -118,8 +118,9 @@ def _load_file(file: Path) -> ModuleType:
     before = set(sys.modules)
     try:
         if len(parts) > 1 and _own_name(parts[0], root):
+            # Only the folder above the package: Python never puts a package's own folder
+            # on the path (its statistics.py would be every later `import statistics`).
             _put_first(root)
-            _put_first(file.parent, after=root)
             return importlib.import_module(dotted)
         own = _own_name(dotted, root) and known is None
         name = dotted if own else f"answerkit_app_{dotted}"
@@ -155,13 +156,12 @@ def _exec_file(file: Path, name: str, *, first: bool) -> ModuleType:
     return module
 
 
-def _put_first(folder: Path, after: Path | None = None) -> None:
-    """``folder`` on the path first (or right after ``after``), once."""
+def _put_first(folder: Path) -> None:
+    """``folder`` on the path first, once."""
     text = str(folder)
     if text in sys.path:
         sys.path.remove(text)
-    place = sys.path.index(str(after)) + 1 if after is not None else 0
-    sys.path.insert(place, text)
+    sys.path.insert(0, text)
 
 
 def _package_root(file: Path) -> tuple[Path, list[str]]:
@@ -202,7 +202,7 @@ def _is_under(module: ModuleType, root: Path) -> bool:
     if file is None:
         return False
     path = Path(file).resolve()
-    return path.is_relative_to(root) and not any(
+    return path.is_relative_to(root.resolve()) and not any(
         path.is_relative_to(place) for place in _NOT_THE_APPS
     )
 

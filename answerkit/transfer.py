@@ -28,14 +28,12 @@ log = logging.getLogger("answerkit")
 
 
 def canonical_host(host: str | None) -> str:
-    """A URL's hostname as compared: lower case, an international name in its ASCII
-    (IDNA) spelling, an IPv6 address in its one spelling. A trailing dot stays: the
-    allow-list names hosts as written."""
+    """A URL's hostname as compared: lower case, an IPv6 address in its one spelling.
+    Nothing more: Python's IDNA codec (2003) maps names that fetchers (IDNA 2008) keep
+    apart ('faß' to 'fass'), so an allow-list compares host names as written."""
     text = (host or "").lower()
     with contextlib.suppress(ValueError):
-        return str(ipaddress.IPv6Address(text))
-    with contextlib.suppress(UnicodeError):
-        text = text.encode("idna").decode("ascii")
+        text = str(ipaddress.IPv6Address(text))
     return text
 
 
@@ -54,7 +52,7 @@ def _allowed_host(host: object) -> str:
             f"transfer_hosts: each entry is a bare host name such as 'crm.example.com' "
             f"(no scheme, port or path), got {host!r}"
         )
-    return canonical_host(text)  # compared with URLs' hosts in the same spelling
+    return text
 
 
 class TransferPlanner:

@@ -1409,3 +1409,14 @@ def test_a_call_uuid_with_a_line_break_cannot_forge_log_lines(
     logged = [r.getMessage() for r in caplog.records]
     assert any("forged" in m for m in logged), logged
     assert not any("\n" in m for m in logged), logged
+
+
+@pytest.mark.parametrize("host", ["faß.de", "exa\u200dmple.com"])
+def test_transfer_allow_list_compares_hosts_as_written(host: str) -> None:
+    # Python's IDNA codec (2003) maps 'faß' to 'fass' and drops a zero-width joiner, where
+    # the fetchers (IDNA 2008) keep them apart: compared that way, a URL to another host
+    # passed an allow-list of 'fass.de' or 'example.com'.
+    flow = CallFlow("f", public_url="https://voice.example.com", auth_token="t" * 20,
+                    state="memory://", transfer_hosts=["fass.de", "example.com"])  # fmt: skip
+    with pytest.raises(TransferArgumentError, match="is not allowed"):
+        flow.transfers.target_url(f"https://{host}/hold")

@@ -2071,11 +2071,9 @@ def test_url_for_takes_finite_numbers_beyond_a_floats_range() -> None:
     assert "big=1E%2B400" in url and "huge=" in url
 
 
-@pytest.mark.parametrize(
-    "leg", ["https://VOICE.example.com/nowhere", "https://voice.xn--bcher-kva.example/nowhere"]
-)
-def test_a_trigger_knows_the_flows_host_in_capitals_or_in_idna(local_vobiz: Any, leg: str) -> None:
-    public = "https://voice.bücher.example" if "xn--" in leg else "https://voice.example.com"
+@pytest.mark.parametrize("leg", ["https://VOICE.example.com/nowhere"])
+def test_a_trigger_knows_the_flows_host_in_capitals(local_vobiz: Any, leg: str) -> None:
+    public = "https://voice.example.com"
     flow = CallFlow("r", public_url=public, auth_token="t" * 20, state=MemoryStore())
     flow.route("/hold")(lambda call: Response(Speak("hold"), Hangup()))
     flow.transfers.client = local_vobiz.client()
