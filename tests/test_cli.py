@@ -39,6 +39,31 @@ def bad(call):
 """
 
 
+def _app_file(folder: Path, name: str, source: str) -> Path:
+    """``folder/name`` holding ``source``: an application file for a command to load."""
+    path = folder / name
+    path.write_text(source)
+    return path
+
+
+def _app_with_handlers(folder: Path, app: str, flow: str, tail: str = "") -> Path:
+    """``app``.py declaring CallFlow ``flow`` and importing ``app``_handlers.py, which
+    imports that flow back and declares its /answer route (the usual split of an app into
+    modules, whose circular import needs the app loaded under its own name)."""
+    _app_file(
+        folder,
+        f"{app}_handlers.py",
+        f"from answerkit import Hangup, Response, Speak\nfrom {app} import flow\n"
+        f"flow.route('/answer')(lambda call: Response(Speak('{flow}'), Hangup()))\n",
+    )
+    return _app_file(
+        folder,
+        f"{app}.py",
+        f"from answerkit import CallFlow\nflow = CallFlow('{flow}')\n"
+        f"import {app}_handlers  # noqa\n{tail}",
+    )
+
+
 @pytest.fixture(autouse=True)
 def env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in ENV.items():
@@ -66,8 +91,7 @@ def test_check_passes_on_every_example(name: str, capsys: pytest.CaptureFixture[
 
 
 def test_check_fails_on_a_broken_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    app = tmp_path / "broken_app.py"
-    app.write_text(BROKEN_APP)
+    app = _app_file(tmp_path, "broken_app.py", BROKEN_APP)
     assert main(["check", str(app)]) == 1
     out = capsys.readouterr().out
     assert "FAIL broken/bad" in out and "RuntimeError: oops" in out
@@ -80,8 +104,7 @@ def test_missing_configuration_is_a_clear_error(
     # Serving needs the real settings (routes, check and call stand them in). A copy: a
     # module is imported once per process, and other tests load the example with them.
     monkeypatch.delenv("VOBIZ_AUTH_TOKEN")
-    app = tmp_path / "unset_forwarding.py"
-    app.write_text((ROOT / "examples/forwarding.py").read_text())
+    app = _app_file(tmp_path, "unset_forwarding.py", (ROOT / "examples/forwarding.py").read_text())
     assert main(["run", str(app)]) == 2
     assert "VOBIZ_AUTH_TOKEN" in capsys.readouterr().err
 
@@ -213,8 +236,7 @@ def test_a_call_that_never_ends_by_itself_fails(
 ) -> None:
     # The simulated caller's hang-up at the step limit is recorded as a normal one; the
     # command must still report the endless flow as a failure.
-    app = tmp_path / "loop_app.py"
-    app.write_text(LOOP_APP)
+    app = _app_file(tmp_path, "loop_app.py", LOOP_APP)
     out = io.StringIO()
     code = run_terminal_call(Namespace(app=str(app), digits="-"), stdout=out)
     assert code == 1 and "step limit" in out.getvalue()
@@ -271,9 +293,9 @@ def test_a_local_call_needs_no_settings(monkeypatch: pytest.MonkeyPatch, tmp_pat
 
 def test_a_call_whose_handler_fails_fails(tmp_path: Path) -> None:
     # The caller hears the fallback, as in production; the command says the flow is broken.
-    app = tmp_path / "broken_app.py"
     fine = 'def answer(call):\n    return Response(Speak("fine"))'
-    app.write_text(BROKEN_APP.replace(fine, 'def answer(call):\n    raise RuntimeError("oops")'))
+    failing = BROKEN_APP.replace(fine, 'def answer(call):\n    raise RuntimeError("oops")')
+    app = _app_file(tmp_path, "broken_app.py", failing)
     out = io.StringIO()
     assert run_terminal_call(Namespace(app=str(app), digits="-"), stdout=out) == 1
     assert "handler error: answer: RuntimeError: oops" in out.getvalue()
@@ -310,8 +332,7 @@ def after(call):
 def test_a_webhook_no_handler_answers_fails_the_call(tmp_path: Path, route: str) -> None:
     # The simulator's own "no handler for Event" finding, on the caller's call (the Dial
     # action) or on a call the flow placed (the agent's answer URL), fails the command.
-    app = tmp_path / "unhandled_app.py"
-    app.write_text(UNHANDLED_APP)
+    app = _app_file(tmp_path, "unhandled_app.py", UNHANDLED_APP)
     out = io.StringIO()
     args = Namespace(app=str(app), route=route, digits="-", dial="no-answer")
     assert run_terminal_call(args, stdout=out) == 1, out.getvalue()
@@ -410,14 +431,18 @@ def test_check_and_call_go_through_the_users_own_app(
 ) -> None:
     # A bare app of the flows alone was checked: a handler reading current_app.config
     # failed (KeyError), and an app-wide hook answering 500 passed.
-    good = tmp_path / "hooked_good.py"
-    good.write_text(HOOKED_APP.format(extra="application = app  # a second name: one app"))
+    good = _app_file(
+        tmp_path,
+        "hooked_good.py",
+        HOOKED_APP.format(extra="application = app  # a second name: one app"),
+    )
     assert main(["check", str(good)]) == 0, capsys.readouterr().out
     assert main(["check", f"{good}:app"]) == 0, capsys.readouterr().out
     assert main(["call", str(good), "--route", "/voice/answer"]) == 0
     assert "Welcome to Example Corp." in capsys.readouterr().out
-    bad = tmp_path / "hooked_bad.py"
-    bad.write_text(HOOKED_APP.format(extra="app.before_request(lambda: abort(500))"))
+    bad = _app_file(
+        tmp_path, "hooked_bad.py", HOOKED_APP.format(extra="app.before_request(lambda: abort(500))")
+    )
     assert main(["check", str(bad)]) == 1
     assert "FAIL hooked/answer [StartApp]" in capsys.readouterr().out
 
@@ -427,20 +452,24 @@ def test_an_app_factory_and_a_flow_under_two_names_are_found(
 ) -> None:
     # A factory's flows are held by no top-level name ("serves no top-level CallFlow"),
     # and a flow bound twice was registered twice ("already has a flow named").
-    factory = tmp_path / "factory_app.py"
-    factory.write_text(
+    factory = _app_file(
+        tmp_path,
+        "factory_app.py",
         "from flask import Flask\nfrom answerkit import CallFlow, Hangup, Response, Speak\n"
         "def create_app():\n"
         "    flow = CallFlow('made')\n"
         "    flow.route('/answer')(lambda call: Response(Speak('made'), Hangup()))\n"
         "    app = Flask(__name__)\n    flow.register(app)\n    return app\n"
-        "app = create_app()\n"
+        "app = create_app()\n",
     )
     for target in (str(factory), f"{factory}:app"):
         assert main(["check", target]) == 0, capsys.readouterr().out
         assert "ok   made/answer" in capsys.readouterr().out
-    twice = tmp_path / "twice_app.py"
-    twice.write_text(BROKEN_APP.replace('@flow.route("/bad")', 'other = flow\n@flow.route("/bad")'))
+    twice = _app_file(
+        tmp_path,
+        "twice_app.py",
+        BROKEN_APP.replace('@flow.route("/bad")', 'other = flow\n@flow.route("/bad")'),
+    )
     assert main(["routes", str(twice)]) == 0
     assert capsys.readouterr().out.count("flow broken ") == 1
 
@@ -452,15 +481,8 @@ def test_a_file_is_its_own_module_for_its_siblings_and_a_package_directory_loads
     # myapp.py ran twice ("already mounted; declare route before register()").
     site = tmp_path / "site"
     site.mkdir()
-    (site / "cli_myapp.py").write_text(
-        "from answerkit import CallFlow\nflow = CallFlow('mine')\nimport cli_handlers  # noqa\n"
-        "app = flow.create_app()\n"
-    )
-    (site / "cli_handlers.py").write_text(
-        "from answerkit import Hangup, Response, Speak\nfrom cli_myapp import flow\n"
-        "flow.route('/answer')(lambda call: Response(Speak('mine'), Hangup()))\n"
-    )
-    assert main(["check", str(site / "cli_myapp.py")]) == 0, capsys.readouterr().out
+    app = _app_with_handlers(site, "cli_myapp", "mine", tail="app = flow.create_app()\n")
+    assert main(["check", str(app)]) == 0, capsys.readouterr().out
     package = tmp_path / "cli_pkgapp"
     package.mkdir()
     (package / "__init__.py").write_text(BROKEN_APP.replace('"broken"', '"pkg"'))
@@ -474,10 +496,11 @@ def test_check_fails_a_handler_that_ends_the_process_and_a_flow_with_no_route(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # sys.exit(0) in a handler ended the check early with exit status 0 and no summary.
-    app = tmp_path / "exiting_app.py"
-    app.write_text(
+    app = _app_file(
+        tmp_path,
+        "exiting_app.py",
         BROKEN_APP.replace('raise RuntimeError("oops")', "import sys; sys.exit(0)")
-        + "\nempty = CallFlow('empty', auth_token='t' * 20, state='memory://')\n"
+        + "\nempty = CallFlow('empty', auth_token='t' * 20, state='memory://')\n",
     )
     assert main(["check", str(app)]) == 1
     out = capsys.readouterr().out
@@ -487,13 +510,14 @@ def test_check_fails_a_handler_that_ends_the_process_and_a_flow_with_no_route(
 
 
 def test_check_sends_each_event_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    app = tmp_path / "events_app.py"
-    app.write_text(
+    app = _app_file(
+        tmp_path,
+        "events_app.py",
         "from answerkit import CallFlow\n"
         "flow = CallFlow('ev', auth_token='t' * 20, state='memory://',"
         " public_url='https://voice.example.com')\n"
         "flow.route('/status', status_callback=True)(lambda call: None)\n"
-        "flow.route('/status', event='Hangup', status_callback=True)(lambda call: None)\n"
+        "flow.route('/status', event='Hangup', status_callback=True)(lambda call: None)\n",
     )
     assert main(["check", str(app)]) == 0
     assert capsys.readouterr().out.count("ev/status [Hangup]") == 1
@@ -501,11 +525,12 @@ def test_check_sends_each_event_once(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 def test_routes_piped_to_a_reader_that_stops_ends_quietly(tmp_path: Path) -> None:
     # More lines than a pipe holds, so the writer meets the reader gone (a traceback).
-    app = tmp_path / "many_routes_app.py"
-    app.write_text(
+    app = _app_file(
+        tmp_path,
+        "many_routes_app.py",
         "from answerkit import CallFlow\nflow = CallFlow('many')\n"
         "for i in range(3000):\n"
-        "    flow.route(f'/menu/{i}', name=f'menu_{i}')(lambda call: None)\n"
+        "    flow.route(f'/menu/{i}', name=f'menu_{i}')(lambda call: None)\n",
     )
     result = subprocess.run(
         f"{sys.executable} -m answerkit.cli routes {app} | head -1",
@@ -551,18 +576,22 @@ def test_every_flow_the_users_app_serves_is_checked_and_stood_in(
 ) -> None:
     # A flow the factory made beside the top-level one was left out of check (its failure
     # unseen), and a call sent on to it used its real REST client and ended "ok".
-    app = tmp_path / f"mixed_app{target.replace(':', '_')}.py"
-    app.write_text(MIXED_APP.replace("{desk}", "raise RuntimeError('desk broken')"))
+    app = _app_file(
+        tmp_path,
+        f"mixed_app{target.replace(':', '_')}.py",
+        MIXED_APP.replace("{desk}", "raise RuntimeError('desk broken')"),
+    )
     if target != ":main_flow":
         assert main(["check", f"{app}{target}"]) == 1
         assert "FAIL admin/desk [StartApp]" in capsys.readouterr().out
     assert main(["call", f"{app}{target}", "--route", "answer"]) == 1
     assert "RuntimeError: desk broken" in capsys.readouterr().out
-    fine = tmp_path / f"mixed_fine{target.replace(':', '_')}.py"
-    fine.write_text(
+    fine = _app_file(
+        tmp_path,
+        f"mixed_fine{target.replace(':', '_')}.py",
         MIXED_APP.replace(
             "{desk}", "return Response(Speak(admin.transfers.client.base_url), Hangup())"
-        )
+        ),
     )
     assert main(["call", f"{fine}{target}", "--route", "answer"]) == 0
     assert "http://127.0.0.1:" in capsys.readouterr().out  # the local Vobiz API
@@ -571,9 +600,9 @@ def test_every_flow_the_users_app_serves_is_checked_and_stood_in(
 def test_a_flow_mounted_as_a_blueprint_is_served_through_the_users_app(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    app = tmp_path / "blueprint_app.py"
     mounted = 'app.register_blueprint(flow.blueprint("/voice"))'
-    app.write_text(HOOKED_APP.replace('flow.register(app, "/voice")', mounted).format(extra=""))
+    source = HOOKED_APP.replace('flow.register(app, "/voice")', mounted).format(extra="")
+    app = _app_file(tmp_path, "blueprint_app.py", source)
     for target in (str(app), f"{app}:app"):
         assert main(["check", target]) == 0, capsys.readouterr().out
 
@@ -581,8 +610,9 @@ def test_a_flow_mounted_as_a_blueprint_is_served_through_the_users_app(
 def test_call_route_takes_a_path_with_a_query_and_a_url(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    app = tmp_path / "query_app.py"
-    app.write_text(
+    app = _app_file(
+        tmp_path,
+        "query_app.py",
         "from flask import Flask\nfrom answerkit import CallFlow, Hangup, Response, Speak\n"
         "sales = CallFlow('sales')\nsupport = CallFlow('support')\n"
         "say = lambda c: Response(Speak('sales ' + c.query.get('lang', '-')), Hangup())\n"
@@ -604,15 +634,9 @@ def test_a_file_loaded_twice_keeps_its_siblings_in_step(
 ) -> None:
     # The second load ran the app afresh while its handlers module, cached, declared its
     # routes on the first load's flow: "declares no route".
-    (tmp_path / "twice_main.py").write_text(
-        "from answerkit import CallFlow\nflow = CallFlow('twice')\nimport twice_handlers  # noqa\n"
-    )
-    (tmp_path / "twice_handlers.py").write_text(
-        "from answerkit import Hangup, Response, Speak\nfrom twice_main import flow\n"
-        "flow.route('/answer')(lambda call: Response(Speak('twice'), Hangup()))\n"
-    )
+    app = _app_with_handlers(tmp_path, "twice_main", "twice")
     for _ in range(2):
-        assert main(["check", str(tmp_path / "twice_main.py")]) == 0, capsys.readouterr().out
+        assert main(["check", str(app)]) == 0, capsys.readouterr().out
 
 
 def test_a_package_directory_named_like_a_standard_module_loads(
@@ -633,8 +657,11 @@ def test_a_package_directory_named_like_a_standard_module_loads(
 def test_call_fails_a_handler_that_ends_the_process(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    app = tmp_path / "call_exit_app.py"
-    app.write_text(BROKEN_APP.replace('raise RuntimeError("oops")', "import sys; sys.exit(0)"))
+    app = _app_file(
+        tmp_path,
+        "call_exit_app.py",
+        BROKEN_APP.replace('raise RuntimeError("oops")', "import sys; sys.exit(0)"),
+    )
     assert main(["call", str(app), "--route", "bad"]) == 1
     assert "FAILED: a handler ended the process: SystemExit(0)" in capsys.readouterr().out
 
@@ -671,8 +698,7 @@ def test_call_places_the_call_the_command_names(
     route: str | None,
     hears: str,
 ) -> None:
-    app = tmp_path / f"two_flows_{abs(hash((target, route)))}.py"
-    app.write_text(TWO_FLOWS_APP)
+    app = _app_file(tmp_path, f"two_flows_{abs(hash((target, route)))}.py", TWO_FLOWS_APP)
     args = ["call", f"{app}{target}", *(["--route", route] if route else [])]
     assert main(args) == 0, capsys.readouterr().out
     assert hears in capsys.readouterr().out
@@ -681,8 +707,7 @@ def test_call_places_the_call_the_command_names(
 def test_call_refuses_a_route_name_several_flows_share(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    app = tmp_path / "shared_names.py"
-    app.write_text(TWO_FLOWS_APP)
+    app = _app_file(tmp_path, "shared_names.py", TWO_FLOWS_APP)
     assert main(["call", str(app), "--route", "answer"]) == 2
     assert "names a route of several flows (sales, support)" in capsys.readouterr().err
 
@@ -691,12 +716,13 @@ def test_call_without_an_app_of_the_users_serves_every_flow(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Only the flow picked was served: a Redirect to another flow's route was a 404 (7014).
-    app = tmp_path / "no_app_two.py"
-    app.write_text(
+    app = _app_file(
+        tmp_path,
+        "no_app_two.py",
         "from answerkit import CallFlow, Hangup, Redirect, Response, Speak\n"
         "front = CallFlow('front')\nback = CallFlow('back')\n"
         "front.route('/answer')(lambda c: Response(Redirect('https://voice.example.com/desk')))\n"
-        "back.route('/desk')(lambda c: Response(Speak('desk'), Hangup()))\n"
+        "back.route('/desk')(lambda c: Response(Speak('desk'), Hangup()))\n",
     )
     assert main(["call", str(app), "--route", "answer"]) == 0, capsys.readouterr().out
 
@@ -764,8 +790,9 @@ def test_a_file_named_like_a_module_not_imported_yet_does_not_take_its_place(
 def test_two_flows_of_one_name_on_one_app_are_both_found(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    app = tmp_path / "same_name_app.py"
-    app.write_text(
+    app = _app_file(
+        tmp_path,
+        "same_name_app.py",
         "from flask import Flask\nfrom answerkit import CallFlow, Hangup, Response, Speak\n"
         "def make(path, fails):\n"
         "    flow = CallFlow('ivr')\n"
@@ -776,7 +803,7 @@ def test_two_flows_of_one_name_on_one_app_are_both_found(
         "    return flow\n"
         "app = Flask(__name__)\n"
         "app.register_blueprint(make('/a', False).blueprint('/main'), name='ivr_main')\n"
-        "app.register_blueprint(make('/b', True).blueprint('/acme'), name='ivr_acme')\n"
+        "app.register_blueprint(make('/b', True).blueprint('/acme'), name='ivr_acme')\n",
     )
     assert main(["check", f"{app}:app"]) == 1
     assert "acme broken" in capsys.readouterr().out
@@ -790,17 +817,11 @@ def test_a_file_named_like_one_in_the_current_directory_loads_as_written(
     monkeypatch.setattr(sys, "path", list(sys.path))
     project = tmp_path / "Y"
     project.mkdir()
-    (project / "cwd_app.py").write_text(
-        "from answerkit import CallFlow\nflow = CallFlow('cwd')\nimport cwd_handlers  # noqa\n"
-    )
-    (project / "cwd_handlers.py").write_text(
-        "from answerkit import Hangup, Response, Speak\nfrom cwd_app import flow\n"
-        "flow.route('/answer')(lambda call: Response(Speak('cwd'), Hangup()))\n"
-    )
+    app = _app_with_handlers(project, "cwd_app", "cwd")
     (tmp_path / "X").mkdir()
-    (tmp_path / "X" / "cwd_app.py").write_text("raise SystemExit('not this one')\n")
+    _app_file(tmp_path / "X", "cwd_app.py", "raise SystemExit('not this one')\n")
     monkeypatch.chdir(tmp_path / "X")
-    assert main(["check", str(project / "cwd_app.py")]) == 0, capsys.readouterr().out
+    assert main(["check", str(app)]) == 0, capsys.readouterr().out
 
 
 def test_a_file_of_a_package_named_like_an_installed_module_loads_under_a_name_of_its_own(

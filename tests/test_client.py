@@ -1232,23 +1232,14 @@ def test_an_html_error_page_is_summed_up_by_its_title() -> None:
         + b"<style>body{font-family:sans-serif;margin:0;padding:0}</style>" * 5
         + b"<title>502: Bad gateway &amp; retry</title></head><body><h1>Oops</h1></body></html>"
     )
-    server = RawServer(http_reply("502 Bad Gateway", page, "text/html"))
-    api = VobizClient("MA_X0000001", "t", base_url=f"http://127.0.0.1:{server.port}/api/v1",
-                      allow_http=True)  # fmt: skip
-    try:
-        with pytest.raises(errors.ServerError) as caught:
-            api.transfer("c1", aleg_url=HOLD_URL)
-    finally:
-        server.close()
-    assert "502: Bad gateway & retry" in str(caught.value)
-    assert "<" not in str(caught.value)
-    assert caught.value.body == page.decode()
+    error = _error_page_answer(page)
+    assert "502: Bad gateway & retry" in str(error)
+    assert "<" not in str(error)
+    assert error.body == page.decode()
 
 
-def test_an_error_page_is_summed_up_from_its_first_kilobytes() -> None:
-    # The whole body was summed up: a page's markup could swallow its top, and a body of
-    # megabytes cost a pass (or, see below, far more) over all of it.
-    page = b"<html><body>Service down" + b"<" * 20_000 + b"> Far down</body></html>"
+def _error_page_answer(page: bytes) -> errors.ServerError:
+    """What a transfer raises when the API answers 502 with the HTML ``page`` (no retry)."""
     server = RawServer(http_reply("502 Bad Gateway", page, "text/html"))
     api = VobizClient("MA_X0000001", "t", base_url=f"http://127.0.0.1:{server.port}/api/v1",
                       allow_http=True, max_retries=0)  # fmt: skip
@@ -1257,9 +1248,17 @@ def test_an_error_page_is_summed_up_from_its_first_kilobytes() -> None:
             api.transfer("c1", aleg_url=HOLD_URL)
     finally:
         server.close()
-    assert "Service down" in str(caught.value)
-    assert "Far down" not in str(caught.value)  # past the part that is read
-    assert caught.value.body == page.decode()  # the body itself is kept whole
+    return caught.value
+
+
+def test_an_error_page_is_summed_up_from_its_first_kilobytes() -> None:
+    # The whole body was summed up: a page's markup could swallow its top, and a body of
+    # megabytes cost a pass (or, see below, far more) over all of it.
+    page = b"<html><body>Service down" + b"<" * 20_000 + b"> Far down</body></html>"
+    error = _error_page_answer(page)
+    assert "Service down" in str(error)
+    assert "Far down" not in str(error)  # past the part that is read
+    assert error.body == page.decode()  # the body itself is kept whole
 
 
 SUMMARISE_IN_A_CHILD = """

@@ -225,61 +225,28 @@ def test_a_transfer_asked_for_after_the_deadline_is_not_sent(local_vobiz: object
     """Off the main thread the deadline cannot stop a handler: the caller gets the fallback
     and Vobiz moves on, so a transfer the handler asks for afterwards must not be sent (it
     would move a call that was told to hang up)."""
-    from answerkit import CallFlow, CallRequest, Hangup, Response, sign
+    from answerkit import HandlerTimeout
     from answerkit.testing import LocalVobiz
 
     assert isinstance(local_vobiz, LocalVobiz)
     live = local_vobiz.add_call()
-    flow = CallFlow("late", public_url="https://v.example.com", auth_token="t" * 20,
-                    state="memory://", deadline=0.3)  # fmt: skip
-    flow.transfers.client = local_vobiz.client()
-    outcome: list[BaseException | None] = []
-
-    @flow.route("/slow")
-    def slow(call: CallRequest) -> Response:
-        time.sleep(0.8)
-        try:
-            flow.transfer(call.call_uuid, aleg="hold")
-            outcome.append(None)
-        except BaseException as exc:
-            outcome.append(exc)
-            raise
-        return Response(Hangup())
-
-    @flow.route("/hold")
-    def hold(call: CallRequest) -> Response:
-        return Response(Hangup())
-
-    client = flow.create_app().test_client()
-    replies: list[bytes] = []
-
-    def post() -> None:  # a request thread, as in a threaded server
-        headers = sign("https://v.example.com/slow", "t" * 20)
-        reply = client.post("/slow", data={"CallUUID": live.call_uuid}, headers=headers)
-        replies.append(reply.data)
-
-    worker = threading.Thread(target=post)
-    worker.start()
-    worker.join()
-    assert b"Hangup" in replies[0]  # the fallback, at the deadline
-    deadline = time.monotonic() + 5
-    while not outcome and time.monotonic() < deadline:
-        time.sleep(0.05)
+    raised = _transfer_past_the_deadline(local_vobiz.client(), live.call_uuid, late=0.8)
     # A HandlerTimeout, of the kind that says nothing was sent (the move may be made again).
-    assert outcome and type(outcome[0]).__name__ == "LateTransferRefused", outcome
-    from answerkit import HandlerTimeout
-
-    assert isinstance(outcome[0], HandlerTimeout)
+    assert type(raised).__name__ == "LateTransferRefused", raised
+    assert isinstance(raised, HandlerTimeout)
     assert not [r for r in local_vobiz.requests if r.method == "POST"]
 
 
 # -- a transfer the client would retry, in a handler given up at its deadline -------------------
 
 
-def _transfer_past_the_deadline(client: object, call_uuid: str) -> BaseException | None:
-    """Serve one webhook whose handler transfers the call at once, on a request thread (as a
-    threaded server does), with a 0.3 s deadline; wait (bounded) for the abandoned handler
-    to finish, and return what its transfer raised (None: it was sent and accepted)."""
+def _transfer_past_the_deadline(
+    client: object, call_uuid: str, *, late: float = 0.0
+) -> BaseException | None:
+    """Serve one webhook whose handler transfers the call after ``late`` seconds, on a
+    request thread (as a threaded server does), with a 0.3 s deadline; wait (bounded) for
+    the abandoned handler to finish, and return what its transfer raised (None: it was
+    sent and accepted)."""
     from answerkit import CallFlow, CallRequest, Hangup, Response, VobizClient, sign
 
     assert isinstance(client, VobizClient)
@@ -291,6 +258,7 @@ def _transfer_past_the_deadline(client: object, call_uuid: str) -> BaseException
     @flow.route("/answer")
     def answer(call: CallRequest) -> Response:
         try:
+            time.sleep(late)
             flow.transfer(call.call_uuid, aleg="hold")
             outcome.append(None)
         except BaseException as exc:
