@@ -216,7 +216,10 @@ class Number(_TextElement):
         *,
         send_digits: str | None = None,
         send_on_preanswer: bool | None = None,
+        **not_vobiz: NoReturn,
     ) -> None:
+        if not_vobiz:  # sip_headers=, say: the error says where it goes
+            raise not_vobiz_error(self.tag, self._table, not_vobiz)
         if send_digits is None and send_on_preanswer is None:
             # The memo lookup inline (Dial(Number(...)) is the transfer document); only a
             # plain str is looked up, as in TextSpec.whole.

@@ -180,27 +180,6 @@ def query_value(value: Any) -> str:
     return str(value)
 
 
-#: The fields every call webhook carries (spec §2.1): on a GET callback Vobiz puts them in
-#: the query string beside ours, so a parameter of ours by one of these names is refused.
-ALWAYS_SENT = frozenset(("CallUUID", "From", "To", "CallStatus", "Direction", "Event"))
-
-
-def check_own_names(params: Mapping[str, Any]) -> None:
-    """Raise QueryParamError for a parameter of one of our routes' URLs that a GET callback
-    would mix up with a field of Vobiz's: one sent on every webhook, or a SIP header's."""
-    for name in params:
-        if not isinstance(name, str):
-            continue  # _query_item names the problem
-        header = name[:5].lower() in ("x-ph-", "x-vh-")
-        if name in ALWAYS_SENT or header:
-            other = (name[5:] or "header") if header else name.lower()
-            raise QueryParamError(
-                f"query parameter {name!r} has the name of a field Vobiz sends (spec §2); on "
-                f"a GET callback the two would share the query string and one be lost: name "
-                f"yours otherwise (say {other!r})"
-            )
-
-
 def _query_item(name: object, value: object) -> str:
     """One parameter's text (``str()`` of a number, a UUID, a date...); bytes and
     collections are refused: they would arrive as their repr ("b'...'", "[1, 2]")."""

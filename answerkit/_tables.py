@@ -28,6 +28,7 @@ from answerkit._attributes import (
 )
 from answerkit._xmltext import (
     MEMO_LIMIT,
+    MEMO_MAX_LEN,
     TAG_MAX_LEN,
     bad_xml_char,
     check_url,
@@ -71,7 +72,14 @@ class TagMemo:
                 if type(v) not in a.exact:
                     exact = False
         memo = self.memo
-        if exact and len(memo) < MEMO_LIMIT and len(s) <= TAG_MAX_LEN:
+        # The key holds the values as given, before trimming: bounded by each value's length
+        # (MEMO_MAX_LEN), not only the tag's, or a padded value would pin megabytes.
+        if (
+            exact
+            and len(memo) < MEMO_LIMIT
+            and len(s) <= TAG_MAX_LEN
+            and all(type(v) is not str or len(v) <= MEMO_MAX_LEN for v in values)
+        ):
             memo[values] = s
         return s
 
@@ -323,7 +331,9 @@ RECORD = Table(
     Bool("play_beep"),
     Pattern(
         "finish_on_key",
-        r"(?!.*(.).*\1)[0-9*#]*",
+        # The length first: the backreference alone took quadratic time on a long value
+        # (4 s for a 90 KB document's), and no set of the 12 keys is longer.
+        r"(?=[0-9*#]{0,12}\Z)(?!.*(.).*\1)[0-9*#]*",
         "any set of the keys 1234567890*# (each at most once), or ''",
     ),
     Bool("record_session"),

@@ -148,8 +148,8 @@ def remember(cache: dict[str, _V], key: str, value: _V, limit: int = MEMO_LIMIT)
     return value
 
 
-#: A start tag longer than this (long hints, many long URLs) is rendered every time: a memo
-#: key holds the values, so its size is bounded by the tag's.
+#: A start tag longer than this (long hints, many long URLs) is rendered every time. A memo
+#: key holds the values as given (before trimming), so each is bounded by MEMO_MAX_LEN too.
 TAG_MAX_LEN = 2 * MEMO_MAX_LEN
 
 

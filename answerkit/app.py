@@ -30,7 +30,7 @@ from flask import Response as FlaskResponse
 from flask.sansio.app import App
 
 from answerkit import _local_run
-from answerkit._params import QueryParamError, check_own_names, with_query
+from answerkit._params import QueryParamError, with_query
 from answerkit._sound import not_sound, not_sound_message
 from answerkit._wsgi import flask_view, install_direct_routes
 from answerkit.client import TransferResult, VobizClient
@@ -44,7 +44,7 @@ from answerkit.dispatch import (
 )
 from answerkit.elements import Hangup, Response, Speak
 from answerkit.errors import ConfigurationError
-from answerkit.request import CallRequest, Event
+from answerkit.request import CallRequest, Event, check_own_names
 from answerkit.signature import base_url
 from answerkit.state import StateStore
 from answerkit.state_urls import (

@@ -222,7 +222,9 @@ class Play(_TextElement):
     tag = "Play"
     _table = _t.PLAY
 
-    def __init__(self, url: str, /, *, loop: int | None = None) -> None:
+    def __init__(self, url: str, /, *, loop: int | None = None, **not_vobiz: NoReturn) -> None:
+        if not_vobiz:  # Plivo's digits=, say: the error names the DTMF element
+            raise not_vobiz_error(self.tag, self._table, not_vobiz)
         if loop is None:
             self._text, self._x = _PLAY.whole(url)
         else:

@@ -22,7 +22,14 @@ from functools import partial
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from answerkit._params import FromParams, OneEach, ParamsLike, collect, convert_first
+from answerkit._params import (
+    FromParams,
+    OneEach,
+    ParamsLike,
+    QueryParamError,
+    collect,
+    convert_first,
+)
 from answerkit.errors import AnswerkitError
 from answerkit.state import CallState, MemoryStore
 
@@ -298,6 +305,29 @@ def _own_query(query: ParamsLike, method: str) -> Mapping[str, str]:
 
 
 _NO_PARAMS: Mapping[str, Any] = MappingProxyType({})
+
+
+def check_own_names(params: Mapping[str, Any]) -> None:
+    """Raise QueryParamError for a parameter of one of our routes' URLs that a GET callback
+    would mix up with a field of Vobiz's: any name Vobiz sends (spec §2), or a SIP header's.
+
+    On GET, Vobiz appends its fields to the URL's query string (spec §2.0): ours by the same
+    name would come first and be read as Vobiz's (a ``Digits`` of ours taken for the
+    caller's key), and :attr:`CallRequest.query` leaves every such name out.
+    """
+    for name in params:
+        if not isinstance(name, str):
+            continue  # _query_item names the problem
+        header = name[:5].lower() in _SIP_PREFIXES
+        if name in VOBIZ_FIELD_NAMES or header:
+            other = (name[5:] or "header") if header else name.lower()
+            if other in VOBIZ_FIELD_NAMES:  # "Timestamp": "timestamp" is Vobiz's too
+                other = f"my_{other}"
+            raise QueryParamError(
+                f"query parameter {name!r} has the name of a field Vobiz sends (spec §2); on "
+                f"a GET callback the two would share the query string and yours be taken for "
+                f"Vobiz's or lost: name yours otherwise (say {other!r})"
+            )
 
 
 def _sip_headers(params: Mapping[str, str]) -> Mapping[str, str]:

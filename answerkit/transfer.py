@@ -16,10 +16,11 @@ from urllib.parse import urlsplit
 
 from answerkit import _local_run
 from answerkit._api_args import check_call_uuid, check_method
-from answerkit._params import QueryParamError, check_own_names, check_query, with_query
+from answerkit._params import QueryParamError, check_query, with_query
 from answerkit.client import TransferResult, VobizClient
 from answerkit.dispatch import LateTransferRefused, handler_given_up, loggable
 from answerkit.errors import CallNotActiveError, ConfigurationError, TransferArgumentError
+from answerkit.request import check_own_names
 
 if TYPE_CHECKING:
     from answerkit.app import CallFlow

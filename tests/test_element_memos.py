@@ -152,6 +152,22 @@ def test_tag_memos_stay_bounded() -> None:
     assert Gather(action=long_url).get("action") == long_url
 
 
+def test_a_tag_memo_keeps_no_value_longer_than_a_text_memo_would() -> None:
+    # Values are trimmed before rendering: a short tag's key once held a million spaces,
+    # and 256 such keys pinned 256 MB for the life of the process.
+    from answerkit._tables import DIAL, TagMemo
+    from answerkit._xmltext import MEMO_MAX_LEN
+
+    memo = TagMemo(DIAL, *DIAL)
+    padded = " " * (MEMO_MAX_LEN + 1) + "Bob"
+    values = tuple(padded if a.py == "caller_name" else None for a in memo.attrs)
+    assert memo.tag(values) == '<Dial callerName="Bob"'
+    assert memo.memo == {}
+    plain = tuple("Bob" if a.py == "caller_name" else None for a in memo.attrs)
+    memo.tag(plain)
+    assert list(memo.memo) == [plain]
+
+
 def test_tag_memo_names_must_follow_the_table() -> None:
     from answerkit._tables import GATHER, TagMemo
 

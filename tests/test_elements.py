@@ -924,6 +924,8 @@ MENU = "https://voice.example.com/menu"
     ("build", "says"),
     [
         (lambda: Gather(action=MENU, timeout=5), r"there is no timeout .* use execution_timeout"),
+        (lambda: Play("https://a.example/x.mp3", digits="1"), "use the DTMF element"),
+        (lambda: Number("+14155551234", sip_headers="a=1"), "set sip_headers on the Dial"),
         (lambda: Gather(action=MENU, type="speech"), "use input_type"),
         (lambda: Gather(action=MENU, digitTimeout=3), "use digit_end_timeout"),
         (lambda: Gather(action=MENU, digit_timeout=3), "use digit_end_timeout"),

@@ -724,6 +724,10 @@ HOSTILE_DOCUMENTS = {
     "deep SSML nesting": "<Response><Speak>" + "<s>" * 5000 + "x" + "</s>" * 5000
     + "</Speak></Response>",
     "deep element nesting": "<Response>" + "<Gather>" * 5000 + "</Gather>" * 5000 + "</Response>",
+    # 30,000 distinct characters: the each-key-once check took 4 s on them (quadratic)
+    # before the length check ran first.
+    "long finishOnKey": '<Response><Record finishOnKey="'
+    + "".join(chr(0x4E00 + i) for i in range(30_000)) + '"/></Response>',
 }  # fmt: skip
 
 
