@@ -258,11 +258,17 @@ def flask_view(dispatcher: Dispatcher, route: Route) -> Callable[[], FlaskRespon
         def read_params() -> ParamsLike:
             if method != "POST":
                 return query
-            if "form" in req.__dict__ or getattr(req, "_cached_data", None) is not None:
-                # A request hook read the body through Werkzeug (request.form, get_data()):
-                # the stream is spent, and Werkzeug's parse (or its cached bytes) has it.
-                return req.form
             length = form_length(environ, req.max_content_length)
+            cached: bytes | None = getattr(req, "_cached_data", None)
+            if cached is not None and length is not None:
+                # A request hook read the body with get_data(): its bytes, read as the
+                # direct path reads them (Werkzeug drops every field of a body that is not
+                # UTF-8, and reads "%E9" otherwise).
+                return parse_form(cached)
+            if "form" in req.__dict__ or cached is not None:
+                # A request hook read the body through request.form: the stream is spent,
+                # and Werkzeug's parse has it.
+                return req.form
             if length is None:  # not the small form Vobiz posts: Werkzeug's parser and limits
                 return req.form  # the MultiDict itself: repeated fields keep every value
             return read_form(environ, length)

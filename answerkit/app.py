@@ -23,10 +23,11 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
-from urllib.parse import SplitResult, unquote, urlsplit
+from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 from flask import Blueprint, Flask
 from flask import Response as FlaskResponse
+from flask.blueprints import BlueprintSetupState
 from flask.sansio.app import App
 
 from answerkit import _local_run
@@ -192,7 +193,14 @@ class CallFlow:
         self._deadline = DeadlineRunner(deadline, status_seconds=min(limits) if limits else 0)
         self._routes: dict[str, Route] = {}
         self._by_name: dict[str, Route] = {}
+        #: The path prefix the flow is served under ("" at the root; None until mounted):
+        #: part of every URL url_for builds and of every signed URL.
         self._mount_prefix: str | None = None
+        #: The prefix the flow's blueprints are made with (blueprint()'s url_prefix), which
+        #: Flask may extend (see _registered_at).
+        self._blueprint_prefix: str | None = None
+        #: Whether an app serves the flow already: its address is then fixed.
+        self._address_fixed = False
         self._dispatcher: Dispatcher | None = None
         self._checks: list[Callable[[CallFlow], None]] = []
         self._hangup_listeners: list[Callable[[CallRequest], None]] = []
@@ -504,7 +512,8 @@ class CallFlow:
             )
         try:
             check_own_names(params)
-            return with_query(self.public_url + (self._mount_prefix or "") + route.path, params)
+            path = _wire_path((self._mount_prefix or "") + route.path)
+            return with_query(self.public_url + path, params)
         except QueryParamError as exc:
             raise ConfigurationError(f"url_for({name!r}): {exc}") from None
 
@@ -622,19 +631,25 @@ class CallFlow:
     def blueprint(self, url_prefix: str | None = None) -> Blueprint:
         """A Flask blueprint serving every route of the flow under ``url_prefix``."""
         prefix = _clean_prefix(url_prefix)
-        if self._mount_prefix is not None and self._mount_prefix != prefix:
+        if self._mount_prefix is not None and prefix not in (
+            self._mount_prefix,
+            self._blueprint_prefix,
+        ):
             raise ConfigurationError(
                 f"flow {self.name!r} is already mounted at {self._mount_prefix or '/'!r}; "
                 "one flow has one public address"
             )
-        # Set first: the mount checks build the flow's URLs (a TransferTrigger's routes= may
-        # name one), which carry the prefix.
-        previous, self._mount_prefix = self._mount_prefix, prefix
-        try:
+        if self._mount_prefix is None:
+            # Set first: the mount checks build the flow's URLs (a TransferTrigger's routes=
+            # may name one), which carry the prefix.
+            self._mount_prefix = self._blueprint_prefix = prefix
+            try:
+                dispatcher = self.dispatcher()
+            except BaseException:
+                self._mount_prefix = self._blueprint_prefix = None
+                raise
+        else:
             dispatcher = self.dispatcher()
-        except BaseException:
-            self._mount_prefix = previous
-            raise
         bp = Blueprint(self.name, __name__, url_prefix=prefix or None)
         for route in self._routes.values():
             bp.add_url_rule(
@@ -646,10 +661,36 @@ class CallFlow:
             )
         for path, name, view, methods in self._endpoints:
             bp.add_url_rule(path, endpoint=name, view_func=view, methods=methods)
+        bp.record(self._registered_at)
         # Kept on each app it is registered on, so that the command line finds the flows
         # an app factory made (flows_of).
         bp.record_once(lambda state: _record_flow(state.app, self))
         return bp
+
+    def _registered_at(self, state: BlueprintSetupState) -> None:
+        """Follow the prefix Flask serves the flow under, which the blueprint's own may not
+        be: ``register_blueprint(flow.blueprint(), url_prefix="/voice")``, or a blueprint
+        nested in one with a prefix. url_for left it out, so every Gather action and
+        Redirect it built led to a 404 (and the call was dropped)."""
+        served = _clean_prefix(state.url_prefix)
+        if served == self._mount_prefix:
+            self._address_fixed = True
+            return
+        if self._address_fixed:
+            raise ConfigurationError(
+                f"flow {self.name!r} is served at {self._mount_prefix or '/'!r} already; "
+                f"registering it at {served or '/'!r} too would give it two public addresses "
+                "(url_for and the signature check know one): mount it once, or make a second "
+                "CallFlow"
+            )
+        previous, self._mount_prefix = self._mount_prefix, served
+        try:
+            for check in self._checks:  # they build URLs, which now carry the prefix
+                check(self)
+        except BaseException:
+            self._mount_prefix = previous
+            raise
+        self._address_fixed = True
 
     def register(self, app: Flask, url_prefix: str | None = None, *, direct: bool = True) -> None:
         """Mount the flow's routes on an existing Flask app.
@@ -1008,6 +1049,14 @@ def _clean_public_url(url: object) -> str | None:
     # The form the signature check verifies (host lowercased, no default port): every URL
     # url_for hands Vobiz is then the very string it signs.
     return base_url(f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}")
+
+
+def _wire_path(path: str) -> str:
+    """A route's path (as Flask matches it: decoded) as a URL carries it: "/menú" as
+    "/men%C3%BA", "/50%off" as "/50%25off". The URL handed to Vobiz is then the one it
+    sends and signs, whichever way it would have encoded the other (and a server that
+    keeps the raw path, gunicorn, verifies what it received)."""
+    return path if path.isascii() and "%" not in path else quote(path, safe="/:@!$&'()*+,;=")
 
 
 def _clean_prefix(prefix: str | None) -> str:

@@ -532,6 +532,37 @@ def test_mount_prefix_is_signed_and_in_urls() -> None:
     assert r.status_code == 403
 
 
+def test_a_prefix_flask_adds_at_registration_is_in_urls_and_signatures() -> None:
+    # register_blueprint's own url_prefix, or a parent blueprint's: url_for once left it
+    # out, and every Gather action it built led to a 404.
+    from flask import Blueprint
+
+    for mount in ("flask option", "nested"):
+        flow = make_flow()
+        app = Flask("host")
+        if mount == "flask option":
+            app.register_blueprint(flow.blueprint(), url_prefix="/voice")
+        else:
+            parent = Blueprint("api", __name__, url_prefix="/api")
+            parent.register_blueprint(flow.blueprint(), url_prefix="/voice")
+            app.register_blueprint(parent)
+        path = "/voice/answer" if mount == "flask option" else "/api/voice/answer"
+        assert flow.url_for("answer") == PUBLIC + path
+        r = app.test_client().post(path, data=CALL, headers=sign(PUBLIC + path, TOKEN))
+        assert r.status_code == 200, mount
+        menu = parse(r.data).children[0].get("action")
+        assert menu.startswith(f"{PUBLIC}{path.replace('answer', 'menu')}?"), mount  # type: ignore[union-attr]
+
+
+def test_a_flow_served_at_one_prefix_is_not_served_at_another() -> None:
+    flow = make_flow()
+    Flask("one").register_blueprint(flow.blueprint(), url_prefix="/voice")
+    Flask("two").register_blueprint(flow.blueprint(), url_prefix="/voice")  # a factory, again
+    with pytest.raises(ConfigurationError, match="two public addresses"):
+        Flask("three").register_blueprint(flow.blueprint())
+    assert flow.url_for("answer") == PUBLIC + "/voice/answer"
+
+
 def test_forwarded_headers_only_with_trusted_proxies() -> None:
     for hops, expected in ((0, 403), (1, 200)):
         flow = CallFlow("px", auth_token=TOKEN, state=MemoryStore(), trusted_proxies=hops)
@@ -1128,7 +1159,7 @@ def test_a_health_endpoint_beside_a_route_named_health_and_another_path() -> Non
 def test_a_route_path_beyond_ascii_is_taken_and_one_with_a_space_refused() -> None:
     flow = make_flow()
     flow.add_route("/menú", lambda call: Response(Speak("hola")), name="menu_es")
-    assert flow.url_for("menu_es").endswith("/menú")
+    assert flow.url_for("menu_es").endswith("/men%C3%BA")
     with pytest.raises(ConfigurationError, match="has a space or an invisible character"):
         flow.add_route("/main menu", lambda call: Response(Speak("x")))
 
@@ -1147,6 +1178,20 @@ def test_a_percent_sign_that_starts_no_escape_is_served() -> None:
     flow = make_flow()
     flow.add_route("/50%off", lambda call: Response(Speak("half")), name="sale")
     assert b"half" in post(flow.create_app().test_client(), "/50%off", CALL).data
+
+
+@pytest.mark.parametrize("direct", [True, False])
+@pytest.mark.parametrize(("path", "wire"), [("/menú", "/men%C3%BA"), ("/50%off", "/50%25off")])
+def test_url_for_gives_the_path_as_sent_and_signed(path: str, wire: str, direct: bool) -> None:
+    # url_for gave "/menú" while the request came as "/men%C3%BA" (the raw path, which
+    # gunicorn keeps and the signature is checked on): a signature over the URL handed to
+    # Vobiz was refused there, and every call to the route dropped.
+    flow = make_flow()
+    flow.add_route(path, lambda call: Response(Speak("here")), name="odd")
+    url = flow.url_for("odd")
+    assert url == PUBLIC + wire
+    c = flow.create_app(direct=direct).test_client()
+    assert b"here" in post(c, wire, CALL, url=url).data
 
 
 def test_an_endpoint_and_a_route_never_share_a_path_or_a_name() -> None:

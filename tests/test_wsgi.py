@@ -162,6 +162,27 @@ def test_a_request_hook_that_reads_the_body_leaves_the_fields_to_the_handler(rea
     assert seen[-1]["digits"] == ["1", "2"] and seen[-1]["query"] == {"menu": "2"}
 
 
+def test_a_hook_that_read_the_bytes_leaves_them_read_as_the_direct_path_reads_them() -> None:
+    # Werkzeug's form parser drops every field of a body that is not UTF-8: a signed
+    # webhook with one stray byte (a caller name) was refused with 400 behind such a hook,
+    # while the same request without the hook was answered.
+    body = urlencode(CALL).encode() + b"&CallerName=Jos\xe9"
+    answers = []
+    for hooked in (False, True):
+        direct, _through_flask, _seen = app_pair()
+        if hooked:
+            direct.before_request(lambda: flask.request.get_data() and None)
+        answers.append(
+            direct.test_client().post(
+                "/answer",
+                data=body,
+                headers={**signed("/answer"), "Content-Type": "application/x-www-form-urlencoded"},
+            )
+        )
+    assert [r.status_code for r in answers] == [200, 200]
+    assert answers[0].data == answers[1].data
+
+
 def test_a_hook_that_reads_the_raw_stream_is_named_in_the_log(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
