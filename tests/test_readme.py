@@ -111,3 +111,25 @@ def test_the_scripting_example_runs_as_written(env: None) -> None:
     ns = run(block("def test_caller_hangs_up_during_the_menu("), ns)
     with CallSimulator(ns["flow"]) as sim:
         ns["test_caller_hangs_up_during_the_menu"](lambda target: sim)
+
+
+def test_the_sound_route_and_transfer_blocks_run_as_written(env: None) -> None:
+    flow = CallFlow("readme", public_url="https://voice.example.com")
+
+    @flow.route("/hold")
+    def hold(call: CallRequest) -> Response:
+        return Response(Speak("Please hold."))
+
+    # Names the README's first block imports.
+    earlier = {"flow": flow, "CallRequest": CallRequest, "Response": Response}
+    ns = run(block("from answerkit import Play"), earlier)
+    doc = ns["hold_music"](CallRequest.from_params({"CallUUID": "c-1"}))
+    assert doc.to_xml().endswith(
+        '<Play loop="0">https://cdn.example.com/hold.mp3</Play></Response>'
+    )
+    with LocalVobiz() as vobiz, flow.standing_in(client=vobiz.client()):
+        call_uuid = vobiz.add_call().call_uuid
+        ns = run(block("result = flow.transfer("), {"flow": flow, "call_uuid": call_uuid})
+        assert ns["result"].message == "call transferred"
+        sent = vobiz.requests[0].json
+        assert sent["aleg_url"] == "https://voice.example.com/hold?reason=vip", sent
