@@ -304,12 +304,24 @@ class DeadlineRunner:
         self.status_seconds = seconds if status_seconds is None else status_seconds
         self._threads = HandlerThreads(max_workers)
 
-    def run(self, handler: Handler, call: CallRequest, status: bool = False) -> Response | None:
+    def run(
+        self,
+        handler: Handler,
+        call: CallRequest,
+        status: bool = False,
+        left: float | None = None,
+    ) -> Response | None:
         """Call ``handler(call)``, raising HandlerTimeout past the deadline (``status``:
-        the status callbacks' own)."""
+        the status callbacks' own; ``left``: what remains of it, when the webhook spent
+        some already)."""
         seconds = self.status_seconds if status else self.seconds
         if not seconds:
             return handler(call)
+        if left is not None:
+            if left <= 0:
+                _abandon(call)
+                raise HandlerTimeout("handler deadline passed before the handler could start")
+            seconds = min(seconds, left)
         if (
             _HAS_ALARM
             and threading.current_thread() is threading.main_thread()
@@ -325,6 +337,7 @@ class DeadlineRunner:
                 # Armed inside the try: a SIGALRM as early as the return from setitimer still
                 # reaches the finally, which stops the timer.
                 _Alarm.armed = _Alarm.ticking = True
+                start = time.monotonic()
                 signal.setitimer(signal.ITIMER_REAL, seconds)
                 result = handler(call)
             except HandlerTimeout:
@@ -345,6 +358,14 @@ class DeadlineRunner:
             if _Alarm.due:  # it caught the HandlerTimeout, or it was put off: late all the same
                 _abandon(call)
                 raise HandlerTimeout("handler deadline passed (the handler returned late)")
+            if time.monotonic() - start > seconds:
+                # Late, and our timer never said so: the handler's own code took SIGALRM
+                # over (a timeout decorator's signal mode), which stopped or swallowed it.
+                _abandon(call)
+                raise HandlerTimeout(
+                    "handler deadline passed (the handler returned late; its code set its "
+                    "own SIGALRM handler or timer, which switched the deadline's off)"
+                )
             return result
         # The handler's thread sees the caller's context variables: Flask's app and request
         # contexts, a tracing span.

@@ -163,10 +163,12 @@ class CallFlow:
             )
         self.hangup_linger = float(hangup_linger)
         fallback_doc = fallback if fallback is not None else DEFAULT_FALLBACK
-        self._fallback_bytes = fallback_doc.to_bytes()
-        self._sound_fallback_bytes = (
+        # Rendered as a Response is (as a handler's answer is): a subclass's own to_bytes
+        # is not trusted to check what it writes.
+        self._fallback_bytes = Response.to_xml(fallback_doc).encode()
+        self._sound_fallback_bytes = Response.to_xml(
             sound_fallback if sound_fallback is not None else Response()
-        ).to_bytes()
+        ).encode()
         self._state_spec = state if state is not None else os.environ.get(ENV_STATE_URL)
         if isinstance(self._state_spec, str):
             # Checked now, not opened: a URL naming no store would otherwise surface on
@@ -297,6 +299,15 @@ class CallFlow:
                 f"route {path!r}: handlers are plain functions, not async def; make "
                 f"{getattr(handler, '__name__', type(handler).__name__)!r} a def (run "
                 "coroutines inside it with asyncio.run if you must)"
+            )
+        if inspect.isgeneratorfunction(handler) or inspect.isgeneratorfunction(
+            type(handler).__call__
+        ):
+            # Its body would never run: on a status callback route, not a word said.
+            raise ConfigurationError(
+                f"route {path!r}: handlers return their answer; "
+                f"{getattr(handler, '__name__', type(handler).__name__)!r} is a generator "
+                "function (it yields), whose body never runs when called: return instead"
             )
         _check_arity(path, handler)
         if "<" in path or "?" in path or "#" in path:

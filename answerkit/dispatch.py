@@ -11,7 +11,10 @@ Vobiz ignores a status callback's answer but retries it on a non-200 (spec §2.1
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -95,8 +98,32 @@ PROCESS_EXITS: tuple[type[BaseException], ...] = (KeyboardInterrupt, SystemExit)
 def _passes_through(exc: BaseException) -> bool:
     """Whether ``exc`` must reach the server: the process is being stopped, or (greenlet's
     GreenletExit, under gevent or eventlet workers) the greenlet serving it is being killed,
-    which a fallback answer would keep running."""
-    return isinstance(exc, PROCESS_EXITS) or type(exc).__name__ == "GreenletExit"
+    which a fallback answer would keep running.
+
+    A stop comes as a signal, and Python raises those in the main thread only: off it (a
+    gthread worker's request thread, a handler thread), a SystemExit or KeyboardInterrupt
+    is the handler's own code (argparse, a ``sys.exit`` in a helper), which dropped the
+    caller and took the worker down with it."""
+    if type(exc).__name__ == "GreenletExit":
+        return True
+    return isinstance(exc, PROCESS_EXITS) and threading.current_thread() is threading.main_thread()
+
+
+#: Failure log lines show at most this much of an exception's text: one webhook's 20 MB
+#: message was written twice (the line and its traceback).
+EXC_TEXT_MAX = 2000
+
+
+def describe(exc: BaseException) -> str:
+    """``str(exc)`` for a log line: bounded, and never raising (an exception whose
+    ``__str__`` fails lost the whole log line, CallUUID and all)."""
+    try:
+        text = str(exc)
+    except Exception:
+        return f"<{type(exc).__name__} whose text cannot be shown>"
+    if len(text) > EXC_TEXT_MAX:
+        text = f"{text[: EXC_TEXT_MAX - 40]}... ({len(text)} characters in all)"
+    return text
 
 
 XML_CONTENT_TYPE = "application/xml; charset=utf-8"
@@ -225,7 +252,7 @@ class SignatureGate:
 
 def _hint(exc: BaseException) -> str:
     """What a handler error usually means, where the exception's own text does not say."""
-    if isinstance(exc, RuntimeError) and "request context" in str(exc):
+    if isinstance(exc, RuntimeError) and "request context" in describe(exc):
         # flask.request in a handler: the route may be answered ahead of Flask's dispatch.
         return (
             " (a handler takes the webhook as its one argument: read call.params or the "
@@ -337,15 +364,21 @@ class Dispatcher:
 
     def handle(self, route: Route, req: WebhookRequest) -> WebhookReply:
         """Answer one webhook for ``route``."""
+        read: list[CallRequest] = []  # the call, once read: the last resort answers its event
         try:
-            return self._handle(route, req)
+            return self._handle(route, req, read)
         except BaseException as exc:  # the last line of defence: never answer 500
             if _passes_through(exc):
                 raise
-            self._report(exc, None, route, "unexpected error in the webhook pipeline")
-            return WebhookReply(200, self._fallback_for(route, None))
+            call = read[0] if read else None
+            self._report(exc, call, route, "unexpected error in the webhook pipeline")
+            return self._without_handler(route, call)
 
-    def _handle(self, route: Route, req: WebhookRequest) -> WebhookReply:
+    def _handle(self, route: Route, req: WebhookRequest, read: list[CallRequest]) -> WebhookReply:
+        # Status callbacks have one deadline for the whole webhook (Vobiz waits 3 s for an
+        # answer, spec §2.12): the replay record, the hangup listeners and the handler
+        # share it.
+        started = time.monotonic()
         if req.script_root:
             self._check_script_root(route, req.script_root)
         gate = self.verifier
@@ -386,6 +419,7 @@ class Dispatcher:
                 )
             log.warning("flow %s route %s: %s", self.flow_name, route.name, why)
             return WebhookReply(400, f"{why}\n".encode(), "text/plain; charset=utf-8")
+        read.append(call)
         if call.call_uuid:
             try:
                 store = self.store()
@@ -410,7 +444,7 @@ class Dispatcher:
         # A waitSound fetch wants its audio even on a status-callback route (a Conference's
         # callbackUrl may also be its waitSound).
         status_event = (route.status_callback and event != _WAIT_SOUND) or event in STATUS_EVENTS
-        reply = self._respond(route, call, event, status_event, replay_keys)
+        reply = self._respond(route, call, event, status_event, replay_keys, started)
         if event == _HANGUP and reply.status != 503:  # a 503: the retry needs the state
             failure = self._forget(call, route)
             if failure is not None:
@@ -427,15 +461,18 @@ class Dispatcher:
         event: str,
         status_event: bool,
         replay_keys: tuple[str, ...],
+        started: float,
     ) -> WebhookReply:
-        """The handler's answer to the webhook (the hangup listeners first, on a Hangup)."""
+        """The handler's answer to the webhook (the hangup listeners first, on a Hangup).
+        ``started``: when the webhook arrived (time.monotonic()), which a status callback's
+        deadline counts from."""
         # Vobiz sends a status callback again on a non-200 (spec §2.12); an action sent to
         # a status-callback route (a Record's, a Dial's) is not, and wants a document.
         retryable = status_event and event not in _ACTION_EVENTS
         handler = route.handler_for(event)
         try:
             if event == _HANGUP and self.hangup_listeners:
-                self._tell_listeners(call, route)
+                self._tell_listeners(call, route, started)
             if handler is None:
                 if not status_event:
                     log.warning(
@@ -449,7 +486,10 @@ class Dispatcher:
                 if route.drops(event):
                     self._tell_once(route, event, dropped_callback_note(route, event))
                 return _status_reply(event)
-            result = self.deadline.run(handler, call, status_event)
+            if status_event:
+                result = self.deadline.run(handler, call, True, self._left(started))
+            else:
+                result = self.deadline.run(handler, call)
             if status_event:
                 return _status_reply(event)
             if (route.sound or event == _WAIT_SOUND) and isinstance(result, Response):
@@ -490,14 +530,19 @@ class Dispatcher:
                 return _status_reply(event)
             return WebhookReply(200, self._fallback_for(route, event))
 
-    def _tell_listeners(self, call: CallRequest, route: Route) -> None:
+    def _left(self, started: float) -> float | None:
+        """What is left of a status callback's deadline (None: it has none)."""
+        limit = self.deadline.status_seconds
+        return None if not limit else limit - (time.monotonic() - started)
+
+    def _tell_listeners(self, call: CallRequest, route: Route, started: float) -> None:
         """The hangup listeners, each within the deadline. One that could not finish (the
         store down, its deadline, RetryLater) has the Hangup answered 503, so that Vobiz
         sends it again and every listener, and then the route's handler, runs on it; any
         other failure (a bug) is reported and changes nothing else."""
         for listener in self.hangup_listeners:
             try:
-                self.deadline.run(listener, call, True)
+                self.deadline.run(listener, call, True, self._left(started))
             except BaseException as exc:
                 if _passes_through(exc) or isinstance(exc, (RetryLater, HandlerTimeout)):
                     raise
@@ -515,6 +560,11 @@ class Dispatcher:
         empty document; anything else its fallback. ``call`` is None when the body could
         not be read (then it is no status callback, unless the route takes only those)."""
         self._report(exc, call, route, what)
+        return self._without_handler(route, call)
+
+    def _without_handler(self, route: Route, call: CallRequest | None) -> WebhookReply:
+        """The answer when the pipeline fails around the handler (the store, or anything
+        unexpected): the one its event wants, as _store_down says."""
         event = _event_name(call) if call is not None else None
         if event == _WAIT_SOUND:
             return WebhookReply(200, self.sound_fallback)
@@ -548,7 +598,7 @@ class Dispatcher:
             route.name,
             str(call.event),
             loggable(call.call_uuid),
-            exc,
+            describe(exc),
         )
         if replay_keys and self.verifier is not None:
             try:
@@ -591,8 +641,13 @@ class Dispatcher:
     def _render(result: object) -> bytes:
         if result is None:
             return EMPTY_DOCUMENT
-        if isinstance(result, Response):
+        if type(result) is Response:
             return result.to_bytes()
+        if isinstance(result, Response):
+            # Rendered as a Response is, checks and all: a subclass's own to_bytes served
+            # its bytes unchecked (a bare '&', elements after a Hangup), and Vobiz drops
+            # such a call (8011).
+            return Response.to_xml(result).encode()
         if isinstance(result, Element):
             raise ElementError(
                 f"a handler must return a Response document, not a bare <{result.tag}>: "
@@ -604,9 +659,13 @@ class Dispatcher:
             if isinstance(result, (str, bytes))
             else ""
         )
-        raise ElementError(
-            f"a handler must return answerkit.Response or None, got {type(result).__name__}{hint}"
+        kind = type(result)
+        name = (
+            kind.__qualname__
+            if kind.__module__ == "builtins"
+            else f"{kind.__module__}.{kind.__qualname__}"
         )
+        raise ElementError(f"a handler must return answerkit.Response or None, got {name}{hint}")
 
     def _forget(self, call: CallRequest, route: Route) -> StateError | None:
         """Expire the call's state after its Hangup; the store's error, if it failed."""
@@ -625,22 +684,30 @@ class Dispatcher:
     def _report(
         self, exc: BaseException, call: CallRequest | None, route: Route, what: str
     ) -> None:
-        log.error(
-            "flow %s route %s call %s event %s: %s: %s: %s%s",
-            self.flow_name,
-            route.name,
-            loggable(call.call_uuid) if call else "-",
-            loggable(_event_name(call)) if call else "-",
-            what,
-            type(exc).__name__,
-            exc,
-            _hint(exc),
-            # The traceback shows where a handler wrote what the state cannot keep.
-            exc_info=isinstance(exc, StateValueError)
-            or not isinstance(exc, (HandlerTimeout, StateError, ElementError)),
-        )
+        """Log a failure and tell the on_error hook. Neither may change the answer: a log
+        handler that raises (a log shipper down) or a hook that does turned the fallback
+        into a 500, or a dropped connection."""
+        # The logging is what may fail (a log shipper down): nowhere left to say so then.
+        with contextlib.suppress(Exception):
+            log.error(
+                "flow %s route %s call %s event %s: %s: %s: %s%s",
+                self.flow_name,
+                route.name,
+                loggable(call.call_uuid) if call else "-",
+                loggable(_event_name(call)) if call else "-",
+                what,
+                type(exc).__name__,
+                describe(exc),
+                _hint(exc),
+                # The traceback shows where a handler wrote what the state cannot keep.
+                exc_info=isinstance(exc, StateValueError)
+                or not isinstance(exc, (HandlerTimeout, StateError, ElementError)),
+            )
         if self.on_error is not None:
             try:
                 self.on_error(exc, call, route.name)
-            except Exception:
-                log.exception("flow %s: the on_error hook itself failed", self.flow_name)
+            except BaseException as err:
+                if _passes_through(err):
+                    raise
+                with contextlib.suppress(Exception):
+                    log.exception("flow %s: the on_error hook itself failed", self.flow_name)

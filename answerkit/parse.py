@@ -12,11 +12,13 @@ through lxml (``parse_full``).
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import re
 import threading
 from collections.abc import Callable
 from typing import Any
+from xml.parsers import expat
 
 from lxml import etree
 
@@ -96,6 +98,12 @@ _DECLARED_ENCODING = re.compile(
 ).match
 #: A str over this many characters may be over MAX_BYTES once encoded (4 bytes a char).
 _MAY_BE_TOO_BIG = MAX_BYTES // 4
+#: A document over this many bytes may render (to_xml) over MAX_BYTES: rendering escapes
+#: more than XML requires, and a byte grows at most 6 times ('"' in a single-quoted value
+#: becomes '&quot;'; '>' and a CDATA section's '<' become 4 bytes, its '&' 5), plus the XML
+#: declaration if the input had none. An eighth keeps a margin; below it nothing is
+#: rendered, so the usual document pays nothing.
+_MAY_RENDER_TOO_BIG = MAX_BYTES // 8
 
 
 def _too_big(size: int) -> ParseError:
@@ -207,19 +215,37 @@ def _utf8_of(data: bytes) -> bytes:
     try:
         text = body.decode(encoding)
     except UnicodeDecodeError as e:
+        # e.start counts from after the byte order mark; the offset told is the input's.
+        at = len(data) - len(body) + e.start
         raise ParseError(
-            f"the document is not valid {encoding}: {e.reason} at byte {e.start}"
+            f"the document is not valid {encoding}: {e.reason} at byte {at}",
+            line=_decoded_line(body[: e.start], encoding),
         ) from None
     except (LookupError, UnicodeError, ValueError, TypeError):
         # Not a codec, or one that is no text encoding ('undefined', 'punycode', a name
-        # with a NUL in it): either way not one this document can be read in.
-        raise ParseError(f"the document declares an unknown encoding {encoding!r}") from None
+        # with a NUL in it): either way not one this document can be read in. The name is
+        # in the declaration, on the first line.
+        raise ParseError(
+            f"the document declares an unknown encoding {encoding!r}", line=1
+        ) from None
     try:
         return _as_utf8(text, text.encode())
     except UnicodeEncodeError as e:
         raise ParseError(
-            f"U+{ord(text[e.start]):04X} is not a character (a lone surrogate); XML cannot carry it"
+            f"U+{ord(text[e.start]):04X} is not a character (a lone surrogate); "
+            "XML cannot carry it",
+            line=text.count("\n", 0, e.start) + 1,
         ) from None
+
+
+def _decoded_line(head: bytes, encoding: str) -> int | None:
+    """The line a decode error is on: ``head`` is the text before it, in ``encoding`` (a
+    codec that has just read it), so its newlines are counted once decoded. None if even a
+    lenient decode fails: the error is told without a line rather than not at all."""
+    try:
+        return head.decode(encoding, "replace").count("\n") + 1
+    except (LookupError, UnicodeError, ValueError, TypeError):
+        return None
 
 
 def _as_utf8(source: str, data: bytes) -> bytes:
@@ -293,19 +319,180 @@ def parse_full(data: bytes) -> Response:
         raise ParseError(f"not well-formed XML: {e.msg}{hint}", line=e.lineno) from None
     if root.getroottree().docinfo.doctype:  # the scan missed one: never served, at least
         raise ParseError("DTDs are refused", line=1)
-    return _document(root)
+    try:
+        doc = _document(root)
+    except _TreeError as e:  # only now is the true line worth its cost (see _TreeError)
+        raise e.located(data, root) from None
+    if len(data) > _MAY_RENDER_TOO_BIG:
+        _check_rendered_size(doc)
+    return doc
+
+
+def _check_rendered_size(doc: Response) -> None:
+    """Refuse a document whose rendering is over MAX_BYTES though its text was not: to_xml
+    would refuse to write what parse accepted (spec §1.0)."""
+    # What to_xml writes, measured without its own check (which would raise ElementError,
+    # not ParseError, and without the size): the children are rendered as it renders them.
+    size = len(HEAD) + sum(len(str(c).encode()) for c in doc.children) + len("</Response>")
+    if size > MAX_BYTES:
+        raise ParseError(
+            f"the document renders as {size} bytes, over the {MAX_BYTES} Vobiz accepts "
+            "(spec §1.0): to_xml escapes more than the text did ('>' as &gt;, a '\"' in a "
+            "single-quoted value as &quot;, a CDATA section's '<' and '&'), so it could not "
+            "write this document back. Split it with Redirect.",
+            element="Response",
+            value=size,
+        )
+
+
+_TAG, _TEXT, _TAIL = "tag", "text", "tail"  # what in an element a _TreeError is about
+
+
+class _TreeError(ParseError):
+    """A ParseError about an element of lxml's tree, raised while reading the tree.
+
+    lxml's ``sourceline`` is the line where an element's start tag ENDS: a ``<Gather`` on
+    line 3 whose ``>`` is on line 9 says 9. parse_full catches this error and raises a plain
+    ParseError with the true line (``located``): the element's start, the line of the
+    attribute ``at``, or of the first non-blank character of the element's text or tail
+    (``part``). Finding it costs a second pass over the source, paid only on an error.
+    ``line`` (lxml's, or _tail_line's estimate) is kept only if that pass fails.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        el: Any,
+        *,
+        part: str = _TAG,
+        at: str | None = None,
+        line: int | None = None,
+        element: str | None = None,
+        attribute: str | None = None,
+        value: object = None,
+    ) -> None:
+        super().__init__(
+            message,
+            line=el.sourceline if line is None else line,
+            element=element,
+            attribute=attribute,
+            value=value,
+        )
+        self.reason = message
+        self.el = el
+        self.part = part
+        self.at = attribute if at is None else at
+
+    def located(self, data: bytes, root: Any) -> ParseError:
+        """This error as a plain ParseError, with the line read from ``data`` (the UTF-8
+        bytes lxml built ``root`` from)."""
+        try:
+            line = _source_line(data, root, self.el, self.part, self.at)
+        except Exception:  # whatever fails, lxml's line is kept: see _source_line
+            line = None
+        return ParseError(
+            self.reason,
+            line=self.line if line is None else line,
+            element=self.element,
+            attribute=self.attribute,
+            value=self.value,
+        )
+
+
+#: One attribute in a start tag, from the white space before it: group 1 is its name.
+_ATTRIBUTE = re.compile(rb"""[ \t\r\n]+([^ \t\r\n=/>]+)[ \t\r\n]*=[ \t\r\n]*(?:"[^"]*"|'[^']*')""")
+_TAG_NAME = re.compile(rb"<[^ \t\r\n/>]+")
+_LINE_END = re.compile(rb"\r\n?|\n")  # as XML counts them (expat's lines are these)
+
+
+def _source_line(data: bytes, root: Any, el: Any, part: str, at: str | None) -> int | None:
+    """The line in ``data`` of ``el`` (an element of ``root``, the tree lxml built from it):
+    where its start tag starts, where attribute ``at`` of it is, or where its text or tail
+    (``part``) has its first non-blank character. None if not found.
+
+    An error path only. ``data`` was accepted by lxml and has no DTD (refused before), so
+    expat reads it as lxml did, element for element: ``el`` is the n-th start tag expat
+    meets, n its place in lxml's document order (comments and processing instructions are
+    not in the tree, and expat reports neither here). Any failure, an exception included,
+    means "not found" to the caller, which keeps lxml's line.
+    """
+    target = -1
+    for i, e in enumerate(root.iter(etree.Element)):
+        if e is el:
+            target = i
+            break
+    if target < 0:
+        return None
+    p = expat.ParserCreate("UTF-8")  # what data is, whatever its declaration says
+    p.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    found: list[int] = []  # the line, then, for a start tag, its byte offset
+    count = 0  # start tags seen
+    open_: list[int] = []  # the place of each open element, innermost last
+    watching = False  # in the text (or tail) looked for
+
+    def start(name: str, attrs: object) -> None:
+        nonlocal count, watching
+        watching = count == target and part == _TEXT
+        if count == target and part == _TAG:
+            found.extend((p.CurrentLineNumber, p.CurrentByteIndex))
+        open_.append(count)
+        count += 1
+
+    def end(name: str) -> None:
+        nonlocal watching
+        watching = open_.pop() == target and part == _TAIL
+
+    def text(s: str) -> None:
+        nonlocal watching
+        if watching:
+            rest = s.lstrip(XML_SPACE)
+            if rest:  # expat tells the line where this run of text starts
+                found.append(p.CurrentLineNumber + s.count("\n", 0, len(s) - len(rest)))
+                watching = False
+
+    p.StartElementHandler = start
+    p.EndElementHandler = end
+    p.CharacterDataHandler = text
+    with contextlib.suppress(expat.ExpatError):  # what was found before is still right
+        p.Parse(data, True)
+    if part != _TAG:
+        return found[0] if found else None
+    if len(found) != 2:
+        return None
+    line, offset = found
+    if at is not None and offset >= 0:
+        return _attribute_line(data, offset, line, at)
+    return line
+
+
+def _attribute_line(data: bytes, offset: int, line: int, name: str) -> int:
+    """The line of attribute ``name`` (as lxml names it) in the start tag at ``offset`` of
+    ``data``, which starts on ``line``; ``line`` if it is not there (an error about a value
+    the tag does not hold)."""
+    m = _TAG_NAME.match(data, offset)
+    if m is None:
+        return line
+    pos = m.end()
+    # lxml names an attribute in a namespace '{uri}local'; the source, 'prefix:local'.
+    local = name.rpartition("}")[2] if name.startswith("{") else None
+    while (a := _ATTRIBUTE.match(data, pos)) is not None:
+        written = a[1].decode("utf-8", "replace")
+        if written == name or (local is not None and written.partition(":")[2] == local):
+            return line + len(_LINE_END.findall(data, offset, a.start(1)))
+        pos = a.end()
+    return line
 
 
 def _document(root: Any) -> Response:
     if root.tag != "Response":
         if root.tag in ELEMENTS:
-            raise ParseError(
+            raise _TreeError(
                 f"the root must be Response, found {root.tag}: wrap it, "
                 f"<Response><{root.tag}>...</{root.tag}></Response>",
-                line=root.sourceline,
+                root,
             )
         what = _name_error(root.tag)
-        raise ParseError(f"the root must be Response, found {what}", line=root.sourceline)
+        raise _TreeError(f"the root must be Response, found {what}", root)
     text = root.text
     if root.items() or (text and not xml_blank(text)):
         _no_attrs_or_text(root)
@@ -322,17 +509,17 @@ def _document(root: Any) -> Response:
             node = root
             for i in path:
                 node = node[i]
-            raise ParseError(str(err), line=node.sourceline, element=err.element)
+            raise _TreeError(str(err), node, element=err.element)
     return doc
 
 
 def _no_attrs_or_text(el: Any) -> None:
     if el.attrib:
-        raise ParseError(
-            f"Response takes no attributes, got {shown(dict(el.attrib))}", line=el.sourceline
+        raise _TreeError(
+            f"Response takes no attributes, got {shown(dict(el.attrib))}", el, at=el.keys()[0]
         )
     if el.text and not xml_blank(el.text):
-        raise ParseError(f"Response takes no text, got {shown(el.text)}", line=el.sourceline)
+        raise _TreeError(f"Response takes no text, got {shown(el.text)}", el, part=_TEXT)
 
 
 def _children(parent_el: Any, parent: type[Element]) -> list[Element]:
@@ -353,8 +540,11 @@ def _children(parent_el: Any, parent: type[Element]) -> list[Element]:
             raise _misplaced(el, _KINDS.get(tag, _UNKNOWN)[0], parent)
         tail = el.tail
         if tail is not None and tail.strip(XML_SPACE):  # xml_blank, inline: every element
-            raise ParseError(
-                f"text {shown(tail.strip())} outside any element", line=_tail_line(el, tail)
+            raise _TreeError(
+                f"text {shown(tail.strip())} outside any element",
+                el,
+                part=_TAIL,
+                line=_tail_line(el, tail),
             )
         cls, bare_text, bare_empty = kind
         items = el.items()
@@ -380,9 +570,11 @@ def _children(parent_el: Any, parent: type[Element]) -> list[Element]:
 
 
 def _tail_line(el: Any, tail: str) -> int:
-    """The line where the text in ``tail`` (after ``el``) starts: lxml gives only the line
-    each element starts on, so counted on from ``el``'s through it and its tail. (Comments
-    are dropped when parsing: one between ``el`` and the text hides its lines.)"""
+    """An estimate of the line where the text in ``tail`` (after ``el``) starts, counted on
+    from lxml's line for ``el`` through its re-serialisation and its tail: only the fallback
+    of _source_line, which reads the true one. (Wrong after a multi-line start tag, a
+    character reference such as &#10;, or a comment or processing instruction, which the
+    tree has not kept.)"""
     start = len(tail) - len(tail.lstrip(XML_SPACE))
     inside = etree.tostring(el, with_tail=False).count(b"\n")
     return int(el.sourceline or 1) + inside + tail.count("\n", 0, start)
@@ -412,10 +604,9 @@ def _element(el: Any, tag: str, cls: type[Element], items: list[tuple[str, str]]
 
 
 def _located(e: ElementError, el: Any) -> ParseError:
-    """``e``, raised while building ``el``, as a ParseError with ``el``'s line."""
-    return ParseError(
-        str(e), line=el.sourceline, element=e.element, attribute=e.attribute, value=e.value
-    )
+    """``e``, raised while building ``el``, as a ParseError with ``el``'s line (its
+    attribute's, if about one)."""
+    return _TreeError(str(e), el, element=e.element, attribute=e.attribute, value=e.value)
 
 
 _NOKIDS: list[object] = []  # shared by childless elements; never mutated
@@ -459,9 +650,9 @@ def _seen(
 
 def _misplaced(el: Any, cls: type[Element] | None, parent: type[Element]) -> ParseError:
     if cls is None or cls is Response:
-        return ParseError(_name_error(el.tag), line=el.sourceline)
+        return _TreeError(_name_error(el.tag), el)
     # The parent's verdict: more useful than whatever is wrong inside the child.
-    return ParseError(str(cannot_contain(parent, cls.tag)), line=el.sourceline, element=parent.tag)
+    return _TreeError(str(cannot_contain(parent, cls.tag)), el, element=parent.tag)
 
 
 def _attributes(
@@ -480,7 +671,7 @@ def _attributes(
                 k = "xml:" + k[len(_XML_NS) :]
                 a = by_xml.get(k)
             if a is None:
-                raise ParseError(foreign_attribute(tag, k, table), line=el.sourceline, attribute=k)
+                raise _TreeError(foreign_attribute(tag, k, table), el, attribute=k)
         attrs[k], frag = a.read_memo.get(v) or a.read(v)
         start += frag
         pos = a.pos
@@ -503,10 +694,10 @@ def _content(el: Any) -> list[object]:
         tag = c.tag
         cls = SSML_TAGS.get(tag) if type(tag) is str else None
         if cls is None:
-            raise ParseError(
+            raise _TreeError(
                 f"{el.tag}: {tag!r} is not SSML that Speak accepts "
                 f"(allowed: {', '.join(SSML_TAGS)})",
-                line=c.sourceline,
+                c,
             )
         items = c.items()
         try:
@@ -515,9 +706,7 @@ def _content(el: Any) -> list[object]:
         except ParseError:
             raise
         except ElementError as e:  # the node's own line, not its Speak's
-            raise ParseError(
-                str(e), line=c.sourceline, element=e.element, attribute=e.attribute, value=e.value
-            ) from None
+            raise _located(e, c) from None
         out.append(node)
         if c.tail:
             out.append(c.tail)

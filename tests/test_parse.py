@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
+import pickle
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from answerkit._element import MAX_BYTES
 from answerkit.elements import (
     DTMF,
     Conference,
@@ -826,3 +830,169 @@ def test_an_encoding_that_is_no_text_encoding_is_a_parse_error(text: bytes) -> N
 def test_many_openers_without_closers_are_read_once(text: bytes) -> None:
     # A scan that looked for each opener's closer from every opener took 18 s on the first.
     assert "DTDs and entity declarations are refused" in str(error(text))
+
+
+# --- lines read from the source: where an element starts, not where lxml says -------------------
+
+MULTI_LINE_GATHER = """<?xml version="1.0" encoding="UTF-8"?>
+<Response>
+  <Gather
+      action="https://example.com/menu"
+      timeout="5"
+      inputType="dtmf"
+  >
+    <Speak>Press 1</Speak>
+  </Gather>
+</Response>
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        # lxml's sourceline is where a start tag ENDS (line 7 here): an attribute's error is
+        # told on the attribute's line, any other on the line the element starts on.
+        (MULTI_LINE_GATHER, 5, "there is no timeout attribute on Gather"),
+        (MULTI_LINE_GATHER.replace('timeout="5"', 'method="PUT"'), 5, "method must be"),
+        (
+            MULTI_LINE_GATHER.replace("Gather", "GetDigits").replace('timeout="5"', ""),
+            3,
+            "GetDigits is not VobizXML",
+        ),
+        ("\n<Speak\n  voice='MAN'\n>x</Speak>", 2, "the root must be Response"),
+        ("<Response\n  id='1'\n>\n</Response>", 2, "Response takes no attributes"),
+        ("<Response\n>\n\n  hello</Response>", 4, "Response takes no text"),
+        ("<Response>\n<Hangup\n/>\n<Speak\n>x</Speak></Response>", 2, "nothing may follow"),
+        (
+            "<Response>\n<Gather action='https://a.b'>\n<Dial\n\n>+14156667890</Dial>"
+            "</Gather></Response>",
+            3,
+            "Gather: cannot contain Dial",
+        ),
+        ("<Response><Speak>hi\n<prosody\n\n rate='zz'\n>x</prosody></Speak></Response>", 4,
+         "prosody: rate must be"),
+        ("<Response><Speak>hi\n<blah\n\n>x</blah></Speak></Response>", 2, "is not SSML"),
+        ("<Response><Speak\n voice='MAN'\n xml:lang='en'\n>hi</Speak></Response>", 3,
+         "unknown attribute 'xml:lang'"),
+        # A value may hold '>' and newlines: the attribute is found by XML's grammar.
+        ("<Response>\n<Gather\n action='https://a.b/?x=>'\n\n timeout='5'\n/></Response>", 5,
+         "no timeout attribute"),
+        ("<Response>\r\n<Gather\r\n action='https://a.b'\r\n timeout='5'\r\n/></Response>", 4,
+         "no timeout attribute"),
+        (b"\xef\xbb\xbf<Response>\n<Gather\n action='https://a.b'\n timeout='5'\n/></Response>",
+         4, "no timeout attribute"),
+        (MULTI_LINE_GATHER.replace("UTF-8", "UTF-16").encode("utf-16"), 5,
+         "no timeout attribute"),
+    ],
+)  # fmt: skip
+def test_errors_name_the_line_the_element_or_attribute_starts_on(
+    text: str | bytes, line: int, message: str
+) -> None:
+    err = error(text)
+    assert message in str(err)
+    assert err.line == line
+    assert str(err).startswith(f"line {line}: ")
+    # What leaves parse is a plain ParseError, holding nothing of lxml's tree.
+    assert type(err) is ParseError
+    assert str(pickle.loads(pickle.dumps(err))) == str(err)
+
+
+def test_a_line_the_source_cannot_give_is_lxmls(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The source is read again only to find the true line: if that fails, for any reason,
+    # the error keeps lxml's line (the end of the start tag) rather than raising another.
+    def broken(*args: object) -> int | None:
+        raise RuntimeError("boom")
+
+    # The module itself: answerkit.parse, as an attribute of answerkit, is the function.
+    monkeypatch.setattr(importlib.import_module("answerkit.parse"), "_source_line", broken)
+    err = error(MULTI_LINE_GATHER)
+    assert type(err) is ParseError
+    assert err.line == 7 and "there is no timeout attribute on Gather" in str(err)
+    assert error("<Response><Speak>a</Speak><!--\n\n-->stray</Response>").line == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        # Each once counted from a re-serialisation of the tree, which has other newlines:
+        # a character reference is one character, comments and PIs are not kept.
+        ("<Response><Speak>a&#10;b&#10;c&#10;d</Speak>stray</Response>", 1),
+        ("<Response><Speak>a</Speak>&#10;&#10;stray</Response>", 1),
+        ("<Response><Speak>a</Speak><!--\n\n-->stray</Response>", 3),
+        ("<Response><Gather action='https://a.b'><!--\n\n\n--><Speak>x</Speak></Gather>"
+         "stray</Response>", 4),
+        ("<Response><Gather action='https://a.b'><?pi\n\n\n?><Speak>x</Speak></Gather>"
+         "stray</Response>", 4),
+        ("<Response>\n<Speak\n voice='MAN'\n>hi</Speak>\n\n stray</Response>", 6),
+        ("<Response>\n<Speak>x</Speak><![CDATA[\n\n stray]]></Response>", 4),
+    ],
+)  # fmt: skip
+def test_stray_text_is_reported_on_its_source_line(text: str, line: int) -> None:
+    with pytest.raises(ParseError, match=f"^line {line}: text 'stray"):
+        parse(text)
+
+
+# --- a document must render within the limit, not only be within it ---------------------------
+
+_QUOTES = ",".join(['"' * 100] * 99)  # hints: 99 phrases of 100 quotes, 9,999 characters
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "<Speak>" + ">" * 90_000 + "</Speak>",  # '>' renders as &gt;
+        "<Speak><![CDATA[" + "<&" * 45_000 + "]]></Speak>",  # &lt; and &amp;
+        # '"' in a single-quoted value renders as &quot;, 6 bytes: 20 KB is enough.
+        2 * f"<Gather action='https://a.b' inputType='speech' hints='{_QUOTES}'/>",
+    ],
+)
+def test_a_document_that_renders_over_the_limit_is_refused(body: str) -> None:
+    # to_xml would refuse to write it (ElementError): parse refuses to read it.
+    text = f"<Response>{body}</Response>"
+    assert len(text.encode()) <= MAX_BYTES
+    for source in (text, text.encode()):
+        err = error(source)
+        assert "renders as" in str(err) and "escapes more" in str(err)
+        assert isinstance(err.value, int) and err.value > MAX_BYTES
+
+
+def test_a_large_document_that_renders_within_the_limit_is_read() -> None:
+    for text in (
+        "<Response><Speak>" + ">" * 24_000 + "</Speak></Response>",
+        f"<Response><Gather action='https://a.b' inputType='speech' hints='{_QUOTES}'/></Response>",
+    ):
+        doc = parse(text)
+        assert len(doc.to_bytes()) <= MAX_BYTES
+        assert parse(doc.to_xml()) == doc
+
+
+# --- decode errors: the input's byte offset, and the line ---------------------------------------
+
+_UTF16_HEAD = '<?xml version="1.0" encoding="UTF-16"?>\n<Response>\n<Speak>x'
+
+
+@pytest.mark.parametrize(
+    ("data", "bad", "reason"),
+    [
+        (b'<?xml version="1.0" encoding="ascii"?>\n<Response>\n<Speak>caf\xe9</Speak>'
+         b"</Response>", b"\xe9", "not valid ascii"),
+        (b'<?xml version="1.0" encoding="shift_jis"?>\n<Response>\n<Speak>\x81\xff</Speak>'
+         b"</Response>", b"\x81\xff", "not valid shift_jis"),
+        # After a byte order mark: the offset counts it.
+        (b"\xff\xfe" + _UTF16_HEAD.encode("utf-16-le") + b"\x00\xd8"
+         + "</Speak></Response>".encode("utf-16-le"), b"\x00\xd8", "illegal UTF-16 surrogate"),
+    ],
+)  # fmt: skip
+def test_a_decode_error_names_its_line_and_input_byte(data: bytes, bad: bytes, reason: str) -> None:
+    err = error(data)
+    assert reason in str(err)
+    assert err.line == 3
+    assert str(err).endswith(f" at byte {data.index(bad)}")
+
+
+def test_an_unknown_encoding_and_a_lone_surrogate_name_their_line() -> None:
+    assert error(b'<?xml version="1.0" encoding="x-nothing"?>\n<Response/>').line == 1
+    # UTF-7 decodes '+2AA-' to a lone surrogate, which UTF-8 cannot carry.
+    text = b'<?xml version="1.0" encoding="utf-7"?>\n<Response>\n<Speak>+2AA-</Speak></Response>'
+    err = error(text)
+    assert "lone surrogate" in str(err) and err.line == 3

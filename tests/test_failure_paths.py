@@ -1,0 +1,244 @@
+"""Failures around the handler keep the caller's answer: logging and the on_error hook that
+fail, exceptions that cannot be shown, code that exits off the main thread, status callbacks
+whose steps together run past Vobiz's 3 s, a handler that takes SIGALRM over, a store that
+fails with an error of its own, a Response subclass that renders itself."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from answerkit import (
+    CallFlow,
+    CallRequest,
+    ConfigurationError,
+    Hangup,
+    Response,
+    Speak,
+    parse,
+    sign,
+)
+from answerkit.state import MemoryStore
+
+PUBLIC = "https://voice.example.com"
+TOKEN = "failure-paths-token-0123"
+CALL = {
+    "CallUUID": "5d1c8f1e-0000-4000-8000-00000000000f",
+    "From": "14155550100",
+    "To": "14155550199",
+    "Direction": "inbound",
+    "CallStatus": "in-progress",
+    "Event": "StartApp",
+}
+
+
+def flow_of(**kwargs: Any) -> CallFlow:
+    return CallFlow(
+        "failing", public_url=PUBLIC, auth_token=TOKEN, **{"state": MemoryStore(), **kwargs}
+    )
+
+
+def send(flow: CallFlow, path: str, direct: bool = True, **fields: str) -> Any:
+    client = flow.create_app(direct=direct).test_client()
+    return client.post(path, data={**CALL, **fields}, headers=sign(PUBLIC + path, TOKEN))
+
+
+def broken(call: CallRequest) -> Response:
+    raise ValueError("the handler's own bug")
+
+
+class _RaisingHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        raise ConnectionError("the log shipper is down")
+
+
+@pytest.fixture
+def raising_log() -> Iterator[None]:
+    handler = _RaisingHandler()
+    logger = logging.getLogger("answerkit")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_a_log_handler_that_raises_leaves_the_fallback(raising_log: None, direct: bool) -> None:
+    # The error's log line raised, then the last resort's did: a 500 through Flask, and
+    # the exception out of the WSGI app on the direct path (gunicorn dropped the caller).
+    flow = flow_of()
+    flow.add_route("/answer", broken)
+    flow.add_route("/events", broken, name="events", status_callback=True)
+    answer = send(flow, "/answer", direct)
+    assert answer.status_code == 200 and parse(answer.data).children[-1] == Hangup()
+    events = send(flow, "/events", direct, Event="Hangup")
+    assert (events.status_code, events.data) == (200, b"")
+
+
+@pytest.mark.parametrize("error", [asyncio.CancelledError, type("HookStop", (BaseException,), {})])
+def test_an_on_error_hook_raising_a_base_exception_leaves_the_fallback(
+    error: type[BaseException],
+) -> None:
+    def hook(exc: BaseException, call: CallRequest | None, route: str) -> None:
+        raise error()
+
+    flow = flow_of(on_error=hook)
+    flow.add_route("/answer", broken)
+    answer = send(flow, "/answer")
+    assert answer.status_code == 200 and b"<Hangup/>" in answer.data
+
+
+def test_system_exit_off_the_main_thread_is_the_handlers_own_error() -> None:
+    # A signal raises in the main thread only: elsewhere (a gthread worker's request
+    # thread) SystemExit is the handler's code (argparse), and passing it on dropped the
+    # caller and took the worker down.
+    def parse_args(call: CallRequest) -> Response:
+        raise SystemExit(2)
+
+    flow = flow_of()
+    flow.add_route("/answer", parse_args)
+    app = flow.create_app()
+    answers: list[Any] = []
+
+    def serve() -> None:
+        client = app.test_client()
+        answers.append(client.post("/answer", data=CALL, headers=sign(PUBLIC + "/answer", TOKEN)))
+
+    worker = threading.Thread(target=serve)
+    worker.start()
+    worker.join()
+    assert answers and answers[0].status_code == 200 and b"<Hangup/>" in answers[0].data
+
+
+def test_a_status_callbacks_listeners_and_handler_share_one_deadline() -> None:
+    # Each got status_deadline of its own: three steps of 0.4 s under a 1 s deadline were
+    # answered 200 after 1.2 s, past Vobiz's wait, which sends it again.
+    ran: list[str] = []
+
+    def step(name: str) -> Any:
+        def run(call: CallRequest) -> None:
+            ran.append(name)
+            time.sleep(0.4)
+
+        return run
+
+    flow = flow_of(deadline=1.0, status_deadline=1.0)
+    flow.add_hangup_listener(step("first listener"))
+    flow.add_hangup_listener(step("second listener"))
+    flow.add_route("/events", step("handler"), name="events", status_callback=True)
+    events = send(flow, "/events", Event="Hangup")
+    assert events.status_code == 503, ran
+
+
+@pytest.mark.usefixtures("runner_timer_paused")
+def test_a_handler_that_takes_sigalrm_over_is_still_late() -> None:
+    # Its own signal handler (a timeout decorator's signal mode) switched the deadline
+    # off: the late answer was served as if on time.
+    def own_alarm(call: CallRequest) -> Response:
+        assert threading.current_thread() is threading.main_thread()  # the SIGALRM path
+        previous = signal.signal(signal.SIGALRM, lambda *_: None)
+        signal.setitimer(signal.ITIMER_REAL, 0)  # guards a quick call of its own, then
+        signal.signal(signal.SIGALRM, previous)
+        time.sleep(0.5)
+        return Response(Speak("answered late"))
+
+    flow = flow_of(deadline=0.2)
+    flow.add_route("/answer", own_alarm)
+    answer = send(flow, "/answer")
+    assert answer.status_code == 200
+    assert b"answered late" not in answer.data and b"<Hangup/>" in answer.data
+
+
+class _ForeignErrorStore(MemoryStore):
+    """A store of the user's whose client raises its own errors, not StateError."""
+
+    def expire(self, call_uuid: str, seconds: float) -> None:
+        raise ConnectionError("the store's own error")
+
+    def clear(self, call_uuid: str) -> None:
+        raise ConnectionError("the store's own error")
+
+
+def test_the_last_resort_answers_for_the_event_and_names_the_call(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # It answered every failure with the apology and Hangup, the call unknown: a Hangup
+    # whose state could not be cleared got a 200 (never sent again), and the log and the
+    # hook had no CallUUID.
+    seen: list[tuple[str, str | None]] = []
+
+    def hook(exc: BaseException, call: CallRequest | None, route: str) -> None:
+        seen.append((type(exc).__name__, call.call_uuid if call else None))
+
+    flow = flow_of(state=_ForeignErrorStore(), on_error=hook)
+    flow.add_route("/events", lambda call: None, name="events", status_callback=True)
+    events = send(flow, "/events", Event="Hangup")
+    assert (events.status_code, events.data) == (503, b"")
+    assert seen == [("ConnectionError", CALL["CallUUID"])]
+    assert CALL["CallUUID"] in caplog.text
+
+
+class _Unshowable(RuntimeError):
+    def __str__(self) -> str:
+        raise TypeError("no text")
+
+
+def test_an_exception_that_cannot_be_shown_is_logged_with_its_call(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def record_action(call: CallRequest) -> Response:
+        raise _Unshowable()
+
+    flow = flow_of()
+    flow.add_route("/recorded", record_action)
+    # A Record's action wants an empty document whatever happens: the last resort, which
+    # this exception reached through the error's hint, answered the apology and Hangup.
+    answer = send(flow, "/recorded", Event="Record")
+    assert parse(answer.data) == Response()
+    assert CALL["CallUUID"] in caplog.text and "_Unshowable" in caplog.text
+
+
+def test_a_huge_exception_text_is_cut_in_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    def huge(call: CallRequest) -> Response:
+        raise ValueError("x" * 1_000_000)
+
+    flow = flow_of()
+    flow.add_route("/answer", huge)
+    send(flow, "/answer")
+    assert all(len(r.getMessage()) < 10_000 for r in caplog.records)
+    assert "1000000 characters in all" in caplog.text
+
+
+class _SelfRendered(Response):
+    def to_bytes(self, pretty: bool = False) -> bytes:
+        return b"<Response><Speak>a & b</Speak><Hangup/><Speak>after</Speak></Response>"
+
+    def to_xml(self, pretty: bool = False) -> str:
+        return self.to_bytes().decode()
+
+
+def test_a_response_subclass_is_rendered_as_a_response_is() -> None:
+    # Its own to_bytes was served unchecked: a bare '&' and elements after Hangup, which
+    # Vobiz refuses (8011, the call dropped).
+    flow = flow_of(fallback=_SelfRendered(Speak("Sorry."), Hangup()))
+    flow.add_route("/answer", lambda call: _SelfRendered(Speak("Hello & welcome.")))
+    flow.add_route("/broken", broken)
+    assert parse(send(flow, "/answer").data) == Response(Speak("Hello & welcome."))
+    assert parse(send(flow, "/broken").data) == Response(Speak("Sorry."), Hangup())
+
+
+def test_a_generator_function_is_refused_as_a_handler() -> None:
+    # Called, it returns a generator and runs nothing: on a status route, silently.
+    def events(call: CallRequest) -> Iterator[None]:
+        yield None
+
+    with pytest.raises(ConfigurationError, match="generator function"):
+        flow_of().add_route("/events", events, status_callback=True)  # type: ignore[arg-type]
