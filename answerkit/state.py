@@ -1,7 +1,8 @@
 """Per-call state kept across the webhooks of one call, keyed by CallUUID.
 
 Backends share one contract (:class:`StateStore`): values are JSON, entries of a call expire
-``ttl`` seconds after the call's last write, ``incr`` is atomic across processes and hosts,
+``ttl`` seconds after the call's last write, ``incr``, ``set_if_absent`` and ``take`` (behind
+``call.state``'s ``setdefault``, ``pop`` and ``del``) are atomic across processes and hosts,
 and every failure is a :class:`~answerkit.errors.StateError` whose message names the store and
 what to check (never a password).
 
@@ -29,7 +30,7 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, Final, overload
 
 from answerkit.errors import ConfigurationError, StateValueError
 
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_SQLITE_PATH",
     "DEFAULT_TTL",
+    "MISSING",
     "CallState",
     "MemoryStore",
     "NoCallState",
@@ -71,10 +73,25 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 _PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
-def _check_key(call_uuid: str, key: object) -> None:
+class _Missing(enum.Enum):
+    MISSING = "MISSING"
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Final = _Missing.MISSING
+"""What :meth:`StateStore.take` returns when the call holds no live value under the key
+(``None`` is a value a key may hold)."""
+
+
+def _check_key(call_uuid: str, key: object) -> str:
+    """``key`` as the plain str every backend stores; StateValueError if it cannot be one."""
     # Each backend bent other keys its own way (memory kept 1 and b"k" as they were,
     # SQLite and Redis turned 1 into "1", only Redis turned b"k" into "k"), so a key
     # written on one backend read back differently on another, or not at all.
+    if type(key) is str and key.isascii():
+        return key
     if not isinstance(key, str):  # a str subclass (a StrEnum member) stores its text
         raise StateValueError(
             f"cannot store under {key!r} for call {call_uuid}: state keys must be str, not "
@@ -90,6 +107,29 @@ def _check_key(call_uuid: str, key: object) -> None:
                 f"cannot store under {key!r} for call {call_uuid}: a state key must be "
                 f"valid Unicode text (it holds a lone surrogate)"
             ) from None
+    # A str-mixin Enum member as its text: memory kept the member itself ("Key.MENU" when
+    # formatted, and a type of its own when iterated) where SQLite and Redis gave "menu".
+    return _plain_key(key)
+
+
+def _plain_key(key: str) -> str:
+    """A key (a str, or a str subclass such as a StrEnum member) as a plain str; any other
+    key (one a store of one's own took) as it is."""
+    return str.__str__(key) if type(key) is not str and isinstance(key, str) else key
+
+
+def _read_key(key: object) -> str | None:
+    """``key`` as stored, for a read; None for a key nothing can be stored under (a read
+    finds nothing there: SQLite and Redis found "1" for 1, memory did not)."""
+    if type(key) is str and key.isascii():
+        return key
+    if not isinstance(key, str):
+        return None
+    try:
+        key.encode()
+    except UnicodeEncodeError:
+        return None
+    return _plain_key(key)
 
 
 def _dumps(call_uuid: str, key: str, value: Any) -> str:
@@ -291,9 +331,44 @@ class StateStore(ABC):
         for key, value in items.items():
             self.set(call_uuid, key, value)
 
+    def set_if_absent(self, call_uuid: str, key: str, value: Any) -> Any:
+        """Store ``value`` under ``key`` unless the call holds a live value there, and
+        return the value the key holds afterwards: the one found, or ``value`` as JSON
+        gives it back. Only a write refreshes the call's expiry.
+
+        The built-in stores decide and write in one step, so of two workers at once
+        exactly one stores its value and both are told the same. This default reads,
+        then writes: two workers at once may both write (the last one wins, and the
+        other is told its own value). Override it in a store of your own that can do
+        it atomically."""
+        key = _check_key(call_uuid, key)
+        raw = _dumps(call_uuid, key, value)  # refused before the read, as set() would be
+        try:
+            return self.get(call_uuid, key)
+        except KeyError:
+            pass
+        self.set(call_uuid, key, value)
+        return json.loads(raw)
+
     @abstractmethod
     def delete(self, call_uuid: str, key: str) -> None:
         """Remove one key (no error if it is absent)."""
+
+    def take(self, call_uuid: str, key: str) -> Any:
+        """Remove ``key`` and return the value it held, or :data:`MISSING` if the call held
+        no live value there.
+
+        The built-in stores read and delete in one step, so of two workers taking one key
+        at once exactly one gets its value. This default reads, then deletes: two workers
+        at once may both get it. Override it in a store of your own that can do it
+        atomically."""
+        key = _check_key(call_uuid, key)
+        try:
+            value = self.get(call_uuid, key)
+        except KeyError:
+            return MISSING
+        self.delete(call_uuid, key)
+        return value
 
     @abstractmethod
     def incr(self, call_uuid: str, key: str, amount: int = 1) -> int:
@@ -391,11 +466,15 @@ class MemoryStore(StateStore):
         return {k: json.loads(v) for k, v in values.items()}
 
     def get(self, call_uuid: str, key: str) -> Any:
+        stored = _read_key(key)
         with self._lock:
-            raw = (self._live(call_uuid, time.time()) or {})[key]
+            raw = None if stored is None else (self._live(call_uuid, time.time()) or {}).get(stored)
+        if raw is None:
+            raise KeyError(key)
         return json.loads(raw)
 
     def set(self, call_uuid: str, key: str, value: Any) -> None:
+        key = _check_key(call_uuid, key)
         raw = _dumps(call_uuid, key, value)
         with self._lock:
             self._write(call_uuid, time.time())[key] = raw
@@ -403,17 +482,42 @@ class MemoryStore(StateStore):
     def set_many(self, call_uuid: str, items: Mapping[str, Any]) -> None:
         if type(self).set is not MemoryStore.set:  # a subclass's own set() sees every write
             return super().set_many(call_uuid, items)
-        raws = {key: _dumps(call_uuid, key, value) for key, value in items.items()}
+        raws = {
+            _check_key(call_uuid, key): _dumps(call_uuid, key, value)
+            for key, value in items.items()
+        }
         if not raws:
             return
         with self._lock:
             self._write(call_uuid, time.time()).update(raws)
 
+    def set_if_absent(self, call_uuid: str, key: str, value: Any) -> Any:
+        if type(self).set is not MemoryStore.set:  # a subclass's own set() sees every write
+            return super().set_if_absent(call_uuid, key, value)
+        key = _check_key(call_uuid, key)
+        raw = _dumps(call_uuid, key, value)
+        with self._lock:
+            now = time.time()
+            found = (self._live(call_uuid, now) or {}).get(key)
+            if found is None:
+                self._write(call_uuid, now)[key] = raw
+        return json.loads(raw if found is None else found)
+
     def delete(self, call_uuid: str, key: str) -> None:
+        key = _check_key(call_uuid, key)
         with self._lock:
             (self._live(call_uuid, time.time()) or {}).pop(key, None)
 
+    def take(self, call_uuid: str, key: str) -> Any:
+        if type(self).delete is not MemoryStore.delete:  # a subclass's own delete() sees it
+            return super().take(call_uuid, key)
+        key = _check_key(call_uuid, key)
+        with self._lock:
+            raw = (self._live(call_uuid, time.time()) or {}).pop(key, None)
+        return MISSING if raw is None else json.loads(raw)
+
     def incr(self, call_uuid: str, key: str, amount: int = 1) -> int:
+        key = _check_key(call_uuid, key)
         amount = _check_amount(call_uuid, key, amount)
         with self._lock:
             values = self._write(call_uuid, time.time())
@@ -463,6 +567,9 @@ class MemoryStore(StateStore):
 
 # --------------------------------------------------------------------------- mapping
 
+# pop()'s default when none is given (MISSING is the store's word for "no value").
+_NO_DEFAULT: Any = object()
+
 
 class CallState(MutableMapping[str, Any]):
     """The state of one call, as a mapping (``call.state["attempts"] = 2``).
@@ -470,7 +577,10 @@ class CallState(MutableMapping[str, Any]):
     Writes go straight to the store. Reads come from a snapshot of the whole call taken on
     first read and kept up to date with this object's own writes; a write made meanwhile by
     another worker shows only after :meth:`refresh`. Use :meth:`incr` for counters that
-    several webhooks may bump at once.
+    several webhooks may bump at once. ``setdefault``, ``pop``, ``popitem`` and ``del`` are
+    decided by the store, not the snapshot, in one atomic step: of two webhooks claiming
+    one key with ``setdefault``, one stores its value and both get it; of two popping one
+    key, one gets its value.
 
     Only assignment writes: a list or dict read from the state is a copy, so change it and
     assign it back (``menu = state["menu"]; menu.append(2); state["menu"] = menu``).
@@ -508,16 +618,50 @@ class CallState(MutableMapping[str, Any]):
         self.store.set(self.call_uuid, key, value)
         if self._cache is not None:
             # Round-trip so the cached value matches what a later read would return.
-            self._cache[key] = (
+            self._cache[_plain_key(key)] = (
                 value if type(value) in _PLAIN else json.loads(_dumps(self.call_uuid, key, value))
             )
 
-    def __delitem__(self, key: str) -> None:
+    def _take(self, key: str) -> Any:
+        """Remove ``key`` from the store (and the snapshot); its value, or MISSING."""
         self._writable()
-        if key not in self._snapshot():
+        # Decided by the store, not the snapshot: a key another worker wrote since is
+        # there to remove, and of two workers removing one key only one gets its value.
+        value = self.store.take(self.call_uuid, key)
+        if self._cache is not None:
+            self._cache.pop(_plain_key(key), None)
+        return value
+
+    def __delitem__(self, key: str) -> None:
+        if self._take(key) is MISSING:
             raise KeyError(key)
-        self.store.delete(self.call_uuid, key)
-        del self._snapshot()[key]
+
+    def pop(self, key: str, default: Any = _NO_DEFAULT) -> Any:
+        """Remove ``key`` and return its value (``default``, or KeyError without one, if
+        the call holds none); atomic: of two workers popping one key, one gets it."""
+        value = self._take(key)
+        if value is MISSING:
+            if default is _NO_DEFAULT:
+                raise KeyError(key)
+            return default
+        return value
+
+    def popitem(self) -> tuple[str, Any]:
+        """Remove some key of the call and return it with its value; KeyError if the call
+        holds none."""
+        self._writable()
+        tried: set[str] = set()
+        # The snapshot's keys first; if other workers took them all meanwhile, the keys the
+        # store holds now (written since the snapshot).
+        for fresh in (False, True):
+            keys = self.store.get_all(self.call_uuid) if fresh else self._snapshot()
+            for key in list(keys):
+                if key not in tried:
+                    tried.add(key)
+                    value = self._take(key)
+                    if value is not MISSING:
+                        return key, value
+        raise KeyError("popitem(): the call holds no state")
 
     def __iter__(self) -> Iterator[str]:
         return iter(list(self._snapshot()))
@@ -529,10 +673,17 @@ class CallState(MutableMapping[str, Any]):
         return key in self._snapshot()
 
     def setdefault(self, key: str, default: Any = None) -> Any:
-        """``self[key]``, first storing ``default`` there if the key is missing."""
-        if key not in self:
-            self[key] = default
-        return self[key]  # as stored: a tuple default comes back a list, as on a later read
+        """``self[key]``, first storing ``default`` there if the key is missing.
+
+        Atomic, and decided by the store, not the snapshot: of two workers setting one
+        key at once, exactly one stores its default and both get the value stored."""
+        self._writable()
+        value = self.store.set_if_absent(self.call_uuid, key, default)
+        if self._cache is not None:
+            self._cache[_plain_key(key)] = value
+        # As stored: a tuple default comes back a list, as on a later read; and a copy,
+        # as every read gives.
+        return value if type(value) in _PLAIN else _copy(value)
 
     @overload
     def update(self, other: SupportsKeysAndGetItem[str, Any], /, **kwargs: Any) -> None: ...
@@ -552,7 +703,7 @@ class CallState(MutableMapping[str, Any]):
         if self._cache is not None:
             for key, value in items.items():
                 # As __setitem__: the cached value is what a later read would return.
-                self._cache[key] = (
+                self._cache[_plain_key(key)] = (
                     value
                     if type(value) in _PLAIN
                     else json.loads(_dumps(self.call_uuid, key, value))
@@ -563,7 +714,7 @@ class CallState(MutableMapping[str, Any]):
         self._writable()
         value = self.store.incr(self.call_uuid, key, amount)
         if self._cache is not None:
-            self._cache[key] = value
+            self._cache[_plain_key(key)] = value
         return value
 
     def clear(self) -> None:

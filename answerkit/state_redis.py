@@ -6,7 +6,10 @@ Import it from :mod:`answerkit.state`, which re-exports it and documents the sto
 from __future__ import annotations
 
 import contextlib
+import difflib
+import inspect
 import json
+import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -15,11 +18,14 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from answerkit.errors import AnswerkitError, ConfigurationError, StateError
 from answerkit.state import (
     DEFAULT_TTL,
+    MISSING,
     StateStore,
     _added,
     _check_amount,
+    _check_key,
     _check_seconds,
     _dumps,
+    _read_key,
 )
 from answerkit.state_urls import _userinfo, is_secret_param, redact_url, url_password
 
@@ -55,12 +61,55 @@ redis.call('SET', KEYS[2], value, 'PX', 60000)
 return value
 """
 
+# HSETNX and, only when it wrote, the expiry refreshed as any write refreshes it; the value
+# the field holds either way. Run again (redis-py repeats a command whose reply was lost),
+# it finds its own value and answers the same.
+_SET_IF_ABSENT = """
+local found = redis.call('HGET', KEYS[1], ARGV[1])
+if found then return found end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return ARGV[2]
+"""
+
+# HGET and HDEL in one step, once per receipt (KEYS[2]): run again after a lost reply, it
+# answers what the first run took instead of finding the field gone. "" (no JSON text) for
+# a field that was not there.
+_TAKE_ONCE = """
+local done = redis.call('GET', KEYS[2])
+if done then return done end
+local value = redis.call('HGET', KEYS[1], ARGV[1])
+if not value then return '' end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], value, 'PX', 60000)
+return value
+"""
+
 # Bring the expiry forward, never back (PEXPIRE's LT option needs Redis 7).
 _EXPIRE_SOONER = """
 local left = redis.call('PTTL', KEYS[1])
 if left == -1 or left > tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return left
 """
+
+
+def _connection_options(connection_class: type) -> list[str]:
+    """The keyword arguments ``connection_class`` takes (its own and, through ``**kwargs``,
+    its base classes'), or [] when they cannot be told."""
+    known: list[str] = []
+    for cls in connection_class.__mro__:
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            params = inspect.signature(init).parameters.values()
+        except (TypeError, ValueError):
+            return []
+        named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        known += [p.name for p in params if p.kind in named and p.name != "self"]
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+            break
+    return known
 
 
 class RedisStore(StateStore):
@@ -143,6 +192,49 @@ class RedisStore(StateStore):
                 f"the Redis state URL {self.url} turns decode_responses off: remove it "
                 "from the URL (the store needs text replies)"
             )
+        self._check_options(redis_module.RedisError)
+
+    def _check_options(self, redis_error: type[Exception]) -> None:
+        """Refuse now a URL option redis-py takes but cannot use (a misspelt one, a TLS
+        one on redis://): it fails only when a connection is made, as a TypeError on every
+        webhook. A connection object is built, never connected, and dropped."""
+        pool = self._client.connection_pool
+        try:
+            pool.connection_class(**pool.connection_kwargs).disconnect()
+        except TypeError as exc:
+            raise ConfigurationError(
+                f"the Redis state URL {self.url} {self._unknown_options(exc)}"
+            ) from None
+        except (ValueError, redis_error) as exc:  # protocol=4: "must be either 2 or 3"
+            detail = self._scrub(str(exc))
+            raise ConfigurationError(f"invalid Redis state URL {self.url}: {detail}") from None
+
+    def _unknown_options(self, exc: TypeError) -> str:
+        """Which of the URL's options redis-py does not know, and what to do instead."""
+        pool = self._client.connection_pool
+        known = _connection_options(pool.connection_class)
+        unknown = [name for name in pool.connection_kwargs if known and name not in known]
+        if not unknown:
+            named = re.search(r"keyword argument '(\w+)'", str(exc))
+            if named is None:
+                return f"has an option redis-py refuses: {self._scrub(str(exc))}"
+            unknown = [named.group(1)]
+        advice = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, known, n=1)
+            if name == "busy_timeout":
+                advice.append(f"{name} is for sqlite URLs; Redis has socket_timeout")
+            elif name.startswith("ssl") and "ssl_cert_reqs" not in known:
+                advice.append(f"{name} is a TLS option, for rediss:// URLs only")
+            elif close:
+                advice.append(f"{name}: did you mean {close[0]}?")
+            else:
+                advice.append(f"{name}: no connection option has that name")
+        several = len(unknown) > 1
+        return (
+            f"has {'options' if several else 'an option'} redis-py's connections do not "
+            f"take ({'; '.join(advice)}): correct or remove {'them' if several else 'it'}"
+        )
 
     def _scrub(self, text: str) -> str:
         for secret in self._secrets:
@@ -183,12 +275,16 @@ class RedisStore(StateStore):
         return {k: json.loads(v) for k, v in raw.items()}
 
     def get(self, call_uuid: str, key: str) -> Any:
-        raw = self._call("read call state", lambda r: r.hget(self._key(call_uuid), key))
+        stored = _read_key(key)
+        if stored is None:
+            raise KeyError(key)
+        raw = self._call("read call state", lambda r: r.hget(self._key(call_uuid), stored))
         if raw is None:
             raise KeyError(key)
         return json.loads(raw)
 
     def set(self, call_uuid: str, key: str, value: Any) -> None:
+        key = _check_key(call_uuid, key)
         raw = _dumps(call_uuid, key, value)
 
         def write(r: redis.Redis) -> None:
@@ -202,7 +298,10 @@ class RedisStore(StateStore):
     def set_many(self, call_uuid: str, items: Mapping[str, Any]) -> None:
         if type(self).set is not RedisStore.set:  # a subclass's own set() sees every write
             return super().set_many(call_uuid, items)
-        raws: dict[Any, Any] = {key: _dumps(call_uuid, key, value) for key, value in items.items()}
+        raws: dict[Any, Any] = {
+            _check_key(call_uuid, key): _dumps(call_uuid, key, value)
+            for key, value in items.items()
+        }
 
         def write(r: redis.Redis) -> None:
             # One HSET of every field: Redis applies it whole or (out of memory, say) not
@@ -215,10 +314,35 @@ class RedisStore(StateStore):
         if raws:
             self._call("write call state", write)
 
+    def set_if_absent(self, call_uuid: str, key: str, value: Any) -> Any:
+        if type(self).set is not RedisStore.set:  # a subclass's own set() sees every write
+            return super().set_if_absent(call_uuid, key, value)
+        key = _check_key(call_uuid, key)
+        raw = _dumps(call_uuid, key, value)
+        name = self._key(call_uuid)
+        found = self._call(
+            "write call state",
+            lambda r: r.eval(_SET_IF_ABSENT, 1, name, key, raw, self._ttl_ms),
+        )
+        return json.loads(cast("str", found))
+
     def delete(self, call_uuid: str, key: str) -> None:
+        key = _check_key(call_uuid, key)
         self._call("delete call state", lambda r: r.hdel(self._key(call_uuid), key))
 
+    def take(self, call_uuid: str, key: str) -> Any:
+        if type(self).delete is not RedisStore.delete:  # a subclass's own delete() sees it
+            return super().take(call_uuid, key)
+        key = _check_key(call_uuid, key)
+        name = self._key(call_uuid)
+        # A receipt key, as incr's: a run repeated after a lost reply must not find the
+        # field gone and report nothing taken.
+        receipt = f"{self.prefix}take:{uuid.uuid4().hex}"
+        raw = self._call("delete call state", lambda r: r.eval(_TAKE_ONCE, 2, name, receipt, key))
+        return json.loads(cast("str", raw)) if raw else MISSING
+
     def incr(self, call_uuid: str, key: str, amount: int = 1) -> int:
+        key = _check_key(call_uuid, key)
         amount = _check_amount(call_uuid, key, amount)
         # A receipt key makes the increment safe to run twice: redis-py runs a command again
         # when its reply is lost, and the second run must not count again.

@@ -30,11 +30,14 @@ from answerkit.errors import ConfigurationError, StateError
 from answerkit.state import (
     DEFAULT_SQLITE_PATH,
     DEFAULT_TTL,
+    MISSING,
     StateStore,
     _added,
     _check_amount,
+    _check_key,
     _check_seconds,
     _dumps,
+    _read_key,
 )
 
 __all__ = ["SQLiteStore"]
@@ -78,13 +81,18 @@ log = logging.getLogger("answerkit")
 FILE_CHECK_INTERVAL = 1.0
 """Seconds between two checks, per thread, that the file is still the one opened."""
 
-BUSY_TIMEOUT = 5.0
-"""Seconds a statement waits for another connection's write lock before failing."""
+BUSY_TIMEOUT = 2.0
+"""Seconds a statement waits by default for another connection's write lock before failing
+(``SQLiteStore(busy_timeout=)``, ``?busy_timeout=`` on a sqlite URL). Below the 3 s Vobiz
+waits for a status callback (spec §2.12), so a lock held for long (a backup, a VACUUM, an
+open sqlite3 shell) costs a webhook its fallback answer, not the callback itself."""
 
 # Pauses between tries while another worker holds the write lock. SQLite's own busy
 # handler sleeps 1 ms at first, far longer than the write transactions here hold the
 # lock (tens of microseconds), so two busy workers would spend most of their waits idle.
 _GET_ALL = "SELECT key, value FROM calls WHERE call_uuid = ? AND expires_at > ?"
+
+_GET_ONE = "SELECT value FROM calls WHERE call_uuid = ? AND key = ? AND expires_at > ?"
 
 _BACKOFF = (0, 0, 0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005)
 
@@ -143,11 +151,11 @@ def _close_owned(conn: sqlite3.Connection, pid: int) -> None:
             conn.close()
 
 
-def _enable_wal(conn: sqlite3.Connection) -> None:
+def _enable_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
     # Switching to WAL can fail with "database is locked" without consulting the busy
     # handler when several workers open a fresh file at once; WAL is persistent, so check
     # first and retry the switch for as long as a busy statement would wait.
-    deadline = time.monotonic() + 5.0
+    deadline = time.monotonic() + busy_timeout
     while True:
         try:
             if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
@@ -162,10 +170,13 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
 class SQLiteStore(StateStore):
     """State in one SQLite file, shared by every process and thread on the host.
 
-    WAL journal; a statement waits up to 5 s (:data:`BUSY_TIMEOUT`) for another connection's
-    write lock, retrying at short intervals; one connection per thread (and per process: a
-    connection inherited through ``fork`` is never reused). A write is one statement, and
-    ``incr`` runs in a ``BEGIN IMMEDIATE`` transaction, so concurrent workers lose no update.
+    WAL journal; a statement waits up to ``busy_timeout`` seconds (2 s by default,
+    :data:`BUSY_TIMEOUT`) for another connection's write lock, retrying at short intervals,
+    then fails with StateError; one connection per thread (and per process: a connection
+    inherited through ``fork`` is never reused). A write is one statement, and ``incr``,
+    ``set_if_absent`` and ``take`` run in a ``BEGIN IMMEDIATE`` transaction, so concurrent
+    workers lose no update. A relative ``path`` is taken from the current directory when the
+    store is made (every connection opens that file, whatever the directory later).
     A background thread per process checkpoints the WAL, keeping that work (and its fsyncs)
     off the webhooks' path. Expired rows are ignored on read and purged about once a
     minute. Keep the file on a local disk: SQLite locking is not reliable on network file
@@ -173,15 +184,36 @@ class SQLiteStore(StateStore):
     """
 
     def __init__(
-        self, path: str | os.PathLike[str] = DEFAULT_SQLITE_PATH, *, ttl: float = DEFAULT_TTL
+        self,
+        path: str | os.PathLike[str] = DEFAULT_SQLITE_PATH,
+        *,
+        ttl: float = DEFAULT_TTL,
+        busy_timeout: float = BUSY_TIMEOUT,
     ) -> None:
         super().__init__(ttl=ttl)
-        self.path = os.fspath(path)
-        if self.path == ":memory:" or self.path.startswith("file::memory:"):
+        self.busy_timeout = _check_seconds("the SQLite busy_timeout", busy_timeout, zero=False)
+        given = os.fspath(path)
+        if not given.strip():
+            # SQLite opens a private temporary database for "" (one per connection, so one
+            # per thread): every webhook saw a state of its own and replays passed.
+            raise ConfigurationError(
+                f"SQLiteStore needs a file path, got {given!r} (an unset environment variable?): "
+                f"give a path, or none for the default {DEFAULT_SQLITE_PATH!r}"
+            )
+        if "\x00" in given:
+            raise ConfigurationError(
+                f"SQLiteStore path {given!r} holds a NUL byte (%00 in a URL): no file can "
+                "have that name; give the path without it"
+            )
+        if given == ":memory:" or given.startswith("file::memory:"):
             raise ConfigurationError(
                 "SQLiteStore needs a file (each thread has its own connection, so an in-memory "
                 "database would not be shared); use MemoryStore or 'memory://' instead"
             )
+        # Absolute now: each thread opens its own connection, and a relative path was taken
+        # from the current directory at that moment, so a chdir (a daemonising helper, app
+        # code) split the state between two files.
+        self.path = os.path.abspath(given)
         self._local = threading.local()
         # Weak, so a connection dies with its thread (a threaded server may start a thread
         # per request) while close() can still reach the live ones.
@@ -272,7 +304,7 @@ class SQLiteStore(StateStore):
             factory=_Connection,
         )
         try:
-            _enable_wal(conn)
+            _enable_wal(conn, self.busy_timeout)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
             # Every new connection: the file may have been deleted and created afresh by
@@ -328,7 +360,7 @@ class SQLiteStore(StateStore):
                     raise self._error(action, exc) from exc
                 now = time.monotonic()
                 if not give_up:
-                    give_up = now + BUSY_TIMEOUT
+                    give_up = now + self.busy_timeout
                 elif now >= give_up:
                     raise self._error(action, exc) from exc
                 pause = _BACKOFF[min(tries, len(_BACKOFF) - 1)]
@@ -375,14 +407,17 @@ class SQLiteStore(StateStore):
         return {key: json.loads(value) for key, value in rows}
 
     def get(self, call_uuid: str, key: str) -> Any:
-        sql = "SELECT value FROM calls WHERE call_uuid = ? AND key = ? AND expires_at > ?"
-        params = (call_uuid, key, time.time())
-        row = self._run("read call state", lambda conn: conn.execute(sql, params).fetchone())
+        stored = _read_key(key)
+        if stored is None:
+            raise KeyError(key)
+        params = (call_uuid, stored, time.time())
+        row = self._run("read call state", lambda conn: conn.execute(_GET_ONE, params).fetchone())
         if row is None:
             raise KeyError(key)
         return json.loads(row[0])
 
     def set(self, call_uuid: str, key: str, value: Any) -> None:
+        key = _check_key(call_uuid, key)
         self._put_one(call_uuid, key, _dumps(call_uuid, key, value))
 
     def _put_one(self, call_uuid: str, key: str, raw: str) -> None:
@@ -392,7 +427,10 @@ class SQLiteStore(StateStore):
     def set_many(self, call_uuid: str, items: Mapping[str, Any]) -> None:
         if type(self).set is not SQLiteStore.set:  # a subclass's own set() sees every write
             return super().set_many(call_uuid, items)
-        raws = [(key, _dumps(call_uuid, key, value)) for key, value in items.items()]
+        raws = [
+            (_check_key(call_uuid, key), _dumps(call_uuid, key, value))
+            for key, value in items.items()
+        ]
         if not raws:
             return
         if len(raws) == 1:
@@ -404,18 +442,51 @@ class SQLiteStore(StateStore):
 
         self._transaction("write call state", write)
 
+    def set_if_absent(self, call_uuid: str, key: str, value: Any) -> Any:
+        if type(self).set is not SQLiteStore.set:  # a subclass's own set() sees every write
+            return super().set_if_absent(call_uuid, key, value)
+        key = _check_key(call_uuid, key)
+        raw = _dumps(call_uuid, key, value)
+
+        def put(conn: sqlite3.Connection) -> str:
+            # An expired row counts as absent: written over (with the call's other live
+            # rows refreshed, as set() does), never revived.
+            row = conn.execute(_GET_ONE, (call_uuid, key, time.time())).fetchone()
+            if row is not None:
+                return str(row[0])
+            self._put(conn, call_uuid, key, raw)
+            return raw
+
+        return json.loads(self._transaction("write call state", put))
+
     def delete(self, call_uuid: str, key: str) -> None:
+        key = _check_key(call_uuid, key)
         sql = "DELETE FROM calls WHERE call_uuid = ? AND key = ?"
         self._exec("delete call state", sql, (call_uuid, key))
 
+    def take(self, call_uuid: str, key: str) -> Any:
+        if type(self).delete is not SQLiteStore.delete:  # a subclass's own delete() sees it
+            return super().take(call_uuid, key)
+        key = _check_key(call_uuid, key)
+
+        def remove(conn: sqlite3.Connection) -> str | None:
+            # A transaction, not DELETE ... RETURNING: that needs SQLite 3.35, newer than
+            # some supported Pythons bring. An expired row is left to the purge.
+            row = conn.execute(_GET_ONE, (call_uuid, key, time.time())).fetchone()
+            if row is None:
+                return None
+            conn.execute("DELETE FROM calls WHERE call_uuid = ? AND key = ?", (call_uuid, key))
+            return str(row[0])
+
+        raw = self._transaction("delete call state", remove)
+        return MISSING if raw is None else json.loads(raw)
+
     def incr(self, call_uuid: str, key: str, amount: int = 1) -> int:
+        key = _check_key(call_uuid, key)
         amount = _check_amount(call_uuid, key, amount)
 
         def add(conn: sqlite3.Connection) -> int:
-            row = conn.execute(
-                "SELECT value FROM calls WHERE call_uuid = ? AND key = ? AND expires_at > ?",
-                (call_uuid, key, time.time()),
-            ).fetchone()
+            row = conn.execute(_GET_ONE, (call_uuid, key, time.time())).fetchone()
             new = _added(call_uuid, key, 0 if row is None else json.loads(row[0]), amount)
             self._put(conn, call_uuid, key, str(new))
             return new
@@ -472,4 +543,4 @@ class SQLiteStore(StateStore):
         self._local = threading.local()
 
     def __repr__(self) -> str:
-        return f"SQLiteStore({self.path!r}, ttl={self.ttl})"
+        return f"SQLiteStore({self.path!r}, ttl={self.ttl}, busy_timeout={self.busy_timeout})"

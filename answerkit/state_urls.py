@@ -1,11 +1,13 @@
 """Naming a state store by URL (``ANSWERKIT_STATE_URL``): :func:`open_store`, the
-``?ttl=`` every URL takes, and URLs shown without their passwords (:func:`redact_url`)."""
+``?ttl=`` every URL takes (and sqlite's ``?busy_timeout=``), and URLs shown without their
+passwords (:func:`redact_url`)."""
 
 from __future__ import annotations
 
 import math
 import os
 import re
+from typing import NamedTuple
 from urllib.parse import parse_qsl, unquote, urlencode
 
 from answerkit.errors import ConfigurationError
@@ -105,28 +107,33 @@ def open_store(url: str | None = None, *, ttl: float = DEFAULT_TTL) -> StateStor
 
     Any of them takes ``?ttl=SECONDS``, how long a call's state lives (default
     :data:`DEFAULT_TTL`, 4 hours), so ``ANSWERKIT_STATE_URL`` alone can set it; it wins
-    over ``ttl``. A Redis URL's other query parameters go to redis-py.
+    over ``ttl``. A sqlite URL also takes ``?busy_timeout=SECONDS``, how long a statement
+    waits for another worker's write lock (default 2). A Redis URL's other query parameters
+    go to redis-py, which must know them.
     """
     from answerkit.state_redis import RedisStore
     from answerkit.state_sqlite import SQLiteStore
 
-    kind, target, ttl = _store_plan(url, ttl)
-    if kind == "sqlite":
-        return SQLiteStore(target, ttl=ttl)
-    if kind == "memory":
-        return MemoryStore(ttl=ttl)
-    return RedisStore(target, ttl=ttl)
+    plan = _store_plan(url, ttl)
+    if plan.kind == "sqlite":
+        if plan.busy_timeout is None:
+            return SQLiteStore(plan.target, ttl=plan.ttl)
+        return SQLiteStore(plan.target, ttl=plan.ttl, busy_timeout=plan.busy_timeout)
+    if plan.kind == "memory":
+        return MemoryStore(ttl=plan.ttl)
+    return RedisStore(plan.target, ttl=plan.ttl)
 
 
 def check_store_url(url: str) -> None:
     """Raise ConfigurationError, as :func:`open_store` would, if ``url`` names no store
     it can open; nothing is opened or connected."""
-    kind, target, ttl = _store_plan(url, DEFAULT_TTL)
+    kind, target, ttl, _busy = _store_plan(url, DEFAULT_TTL)
     if kind == "redis":
         from answerkit.state_redis import RedisStore
 
         # Made and closed: redis-py parses the URL without connecting, and RedisStore
-        # refuses what it would misread (a database that is no number, a bad port).
+        # refuses what it would misread (a database that is no number, a bad port, an
+        # option redis-py does not know).
         RedisStore(target, ttl=ttl).close()
 
 
@@ -135,7 +142,7 @@ def sqlite_directory_problem(url: str | None) -> str | None:
     file's real one, past symlinks, where SQLite also makes the -wal and -shm) missing or
     not writable. Said when a flow is mounted; a directory made later (an app factory
     making its instance folder) is fine by the first webhook, so it is not an error."""
-    kind, target, _ttl = _store_plan(url, DEFAULT_TTL)
+    kind, target, _ttl, _busy = _store_plan(url, DEFAULT_TTL)
     if kind != "sqlite":
         return None
     directory = os.path.dirname(os.path.realpath(target))
@@ -152,19 +159,34 @@ def sqlite_directory_problem(url: str | None) -> str | None:
     )
 
 
-def _store_plan(url: str | None, ttl: float) -> tuple[str, str, float]:
-    """(``"sqlite"``, path | ``"memory"``, "" | ``"redis"``, URL, and the TTL) for a URL."""
+class _Plan(NamedTuple):
+    """What a state URL names: ``kind`` "sqlite" (``target`` the path), "memory" (no
+    target) or "redis" (``target`` the URL for redis-py); its TTL; and for sqlite, the
+    busy timeout its URL gives (None: the store's default)."""
+
+    kind: str
+    target: str
+    ttl: float
+    busy_timeout: float | None
+
+
+def _store_plan(url: str | None, ttl: float) -> _Plan:
+    """What ``url`` names (see :class:`_Plan`); ConfigurationError if nothing."""
     if url is None or not url.strip():
-        return "sqlite", DEFAULT_SQLITE_PATH, ttl
+        return _Plan("sqlite", DEFAULT_SQLITE_PATH, ttl, None)
     url = url.strip()
     scheme = url.partition("://")[0].lower() if "://" in url else ""
     # Schemes are case-insensitive (RFC 3986), and redis-py accepts lower case only.
     url = scheme + url[len(scheme) :] if scheme else url
     url, ttl = _ttl_from_query(url, ttl)
+    busy_timeout: float | None = None
+    if scheme == "sqlite":
+        url, busy_timeout = _seconds_from_query(url, "busy_timeout", None)
     if scheme in ("sqlite", "memory") and "?" in url:
+        also = " and ?busy_timeout=SECONDS" if scheme == "sqlite" else ""
         raise ConfigurationError(
             f"state store URL {redact_url(url)!r}: {scheme} URLs take no query parameter "
-            "but ?ttl=SECONDS"
+            f"but ?ttl=SECONDS{also}"
         )
     if scheme == "sqlite" and _userinfo(url) is not None:
         # A file has no user or password: the whole "user:pw@/path" would become a path,
@@ -176,11 +198,19 @@ def _store_plan(url: str | None, ttl: float) -> tuple[str, str, float]:
     if scheme == "sqlite":
         rest = url.partition("://")[2]
         path = rest[1:] if rest.startswith("/") else rest
-        return "sqlite", unquote(path) or DEFAULT_SQLITE_PATH, ttl
+        path = unquote(path)
+        if "\x00" in path:
+            # os.path and SQLite raised a bare ValueError ("embedded null byte"), when the
+            # flow was mounted or on the first webhook.
+            raise ConfigurationError(
+                f"state store URL {redact_url(url)!r}: the path holds a NUL byte (%00), "
+                "which no file name can; remove it"
+            )
+        return _Plan("sqlite", path or DEFAULT_SQLITE_PATH, ttl, busy_timeout)
     if scheme == "memory":
-        return "memory", "", ttl
+        return _Plan("memory", "", ttl, None)
     if scheme in ("redis", "rediss", "unix"):
-        return "redis", url, ttl
+        return _Plan("redis", url, ttl, None)
     raise ConfigurationError(
         f"unknown state store URL {redact_url(url)!r}: use 'sqlite:///path/to/file.sqlite3', "
         f"'redis://host:6379/0' or 'memory://'"
@@ -196,6 +226,13 @@ def is_secret_param(name: str) -> bool:
 
 def _ttl_from_query(url: str, ttl: float) -> tuple[str, float]:
     """``url`` without its ``ttl`` query parameter, and the TTL it gives (else ``ttl``)."""
+    url, given = _seconds_from_query(url, "ttl", ttl)
+    return url, ttl if given is None else given
+
+
+def _seconds_from_query(url: str, name: str, default: float | None) -> tuple[str, float | None]:
+    """``url`` without its ``name`` query parameter (any case), and the number of seconds
+    it gives (else ``default``); ConfigurationError unless finite and above 0."""
     # The query starts after the user info: a password may hold an unencoded "?".
     userinfo = _userinfo(url)
     scheme, sep, _rest = url.partition("://")
@@ -205,21 +242,21 @@ def _ttl_from_query(url: str, ttl: float) -> tuple[str, float]:
     after = url[head_len:]
     base, mark, query = after.partition("?")
     if not mark:
-        return url, ttl
+        return url, default
     # The other parameters are kept byte for byte (a re-encoding would change them).
     parts = query.split("&")
-    given = [unquote(p.partition("=")[2]) for p in parts if p.partition("=")[0].lower() == "ttl"]
+    given = [unquote(p.partition("=")[2]) for p in parts if p.partition("=")[0].lower() == name]
     if not given:
-        return url, ttl
+        return url, default
     raw = given[-1]
     try:
-        ttl = float(raw)
+        seconds = float(raw)
     except ValueError:
-        ttl = math.nan
-    if not (math.isfinite(ttl) and ttl > 0):
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
         raise ConfigurationError(
-            f"the state URL's ?ttl= must be a finite number of seconds above 0, got {raw!r}"
+            f"the state URL's ?{name}= must be a finite number of seconds above 0, got {raw!r}"
         )
-    kept = [p for p in parts if p.partition("=")[0].lower() != "ttl"]
+    kept = [p for p in parts if p.partition("=")[0].lower() != name]
     base = url[:head_len] + base
-    return (f"{base}?{'&'.join(kept)}" if kept else base), ttl
+    return (f"{base}?{'&'.join(kept)}" if kept else base), seconds

@@ -4,6 +4,7 @@ import gc
 import logging
 import multiprocessing
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -440,16 +441,12 @@ def test_sqlite_purge_reaches_the_smallest_keys(tmp_path: Path) -> None:
     assert _counts(path) == (0, 0)
 
 
-def test_sqlite_transaction_left_open_is_rolled_back_on_next_use(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_sqlite_transaction_left_open_is_rolled_back_on_next_use(tmp_path: Path) -> None:
     """An exception striking between two statements (the deadline's SIGALRM) can leave a
     thread's connection inside a transaction, holding the file's write lock."""
-    from answerkit import state_sqlite
-
-    monkeypatch.setattr(state_sqlite, "BUSY_TIMEOUT", 0.3)  # a stuck lock fails fast
     path = tmp_path / "leak.sqlite3"
-    a, b = SQLiteStore(path), SQLiteStore(path)
+    # A stuck lock fails fast.
+    a, b = SQLiteStore(path, busy_timeout=0.3), SQLiteStore(path, busy_timeout=0.3)
     a.set("c", "k", 1)
     a._connect().execute("BEGIN IMMEDIATE")  # as if interrupted inside a transaction
     assert a.get_all("c") == {"k": 1}  # the thread's next use rolls it back
@@ -614,7 +611,9 @@ def test_open_store_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_
     assert (tmp_path / "answerkit-state.sqlite3").exists()
     default.close()
     relative = open_store("sqlite:///rel.sqlite3")
-    assert isinstance(relative, SQLiteStore) and relative.path == "rel.sqlite3"
+    # Made absolute when opened (a later chdir must not move the file).
+    assert isinstance(relative, SQLiteStore)
+    assert relative.path == os.path.join(os.getcwd(), "rel.sqlite3")
     relative.close()
     absolute = open_store(f"sqlite:///{tmp_path}/abs.sqlite3", ttl=60)
     assert isinstance(absolute, SQLiteStore) and absolute.path == f"{tmp_path}/abs.sqlite3"
@@ -874,3 +873,188 @@ def test_new_threads_find_the_tables_of_a_recreated_file(deleted_under_store: SQ
     thread.start()
     thread.join()
     assert errors == [] and store.get_all("c") == {"k": 2}
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ("socket_timout=0.5", "socket_timout: did you mean socket_timeout?"),
+        ("ttl=60&helth_check_interval=5", "did you mean health_check_interval?"),
+        ("ssl_cert_reqs=none", "ssl_cert_reqs is a TLS option, for rediss:// URLs only"),
+        ("single_connection_client=1", "single_connection_client: no connection option"),
+        ("busy_timeout=1", "busy_timeout is for sqlite URLs"),
+        ("protocol=4", "protocol must be either 2 or 3"),
+    ],
+)
+def test_a_redis_url_option_redis_py_cannot_use_is_refused_up_front(
+    redis_url: str, query: str, says: str
+) -> None:
+    # Accepted when the flow was made, then every webhook failed with a TypeError wrapped
+    # in a StateError ("unexpected keyword argument"), answered with the apology.
+    from answerkit.app import CallFlow
+    from answerkit.state_urls import check_store_url
+
+    url = redis_url.replace("redis://", "redis://:s3cretPW@") + f"?{query}"
+    attempts = [
+        lambda: open_store(url),
+        lambda: RedisStore(url),
+        lambda: check_store_url(url),
+        lambda: CallFlow(
+            "r", public_url="https://voice.example.com", auth_token="t" * 20, state=url
+        ),
+    ]
+    for attempt in attempts:
+        with pytest.raises(ConfigurationError, match=re.escape(says)) as info:
+            attempt()
+        assert "s3cretPW" not in str(info.value)
+
+
+def test_redis_url_options_redis_py_knows_still_work(redis_url: str) -> None:
+    store = open_store(f"{redis_url}?health_check_interval=5&client_name=ak&socket_timeout=2")
+    try:
+        call = new_call_uuid()
+        store.set(call, "k", 1)
+        assert store.get_all(call) == {"k": 1}
+    finally:
+        store.close()
+
+
+def test_redis_take_run_twice_after_a_lost_reply_answers_the_same(redis_url: str) -> None:
+    # redis-py runs a command again when its reply is lost: the second run must report
+    # what the first took, not "nothing there".
+    import redis
+
+    from answerkit.state_redis import _TAKE_ONCE
+
+    store = RedisStore(redis_url, prefix=f"test-{uuid.uuid4().hex}:")
+    call = new_call_uuid()
+    store.set(call, "k", {"a": 1})
+    raw = redis.Redis.from_url(redis_url, decode_responses=True)
+    name, receipt = f"{store.prefix}call:{call}", f"{store.prefix}take:once"
+    try:
+        first = raw.eval(_TAKE_ONCE, 2, name, receipt, "k")
+        assert raw.eval(_TAKE_ONCE, 2, name, receipt, "k") == first == '{"a":1}'
+        assert store.get_all(call) == {}
+        assert raw.eval(_TAKE_ONCE, 2, name, f"{store.prefix}take:other", "k") == ""
+    finally:
+        raw.close()
+        store.close()
+
+
+@pytest.mark.parametrize("path", ["", "   ", "\t\n"])
+def test_sqlite_empty_path_refused(path: str) -> None:
+    # SQLite opened a private temporary database for "": one per thread, so each webhook
+    # saw a state of its own and a replayed webhook passed as new.
+    with pytest.raises(ConfigurationError, match="needs a file path"):
+        SQLiteStore(path)
+
+
+def test_sqlite_relative_path_is_fixed_when_the_store_is_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each new thread's connection opened the path against the directory of the moment:
+    # after a chdir, the next webhook found an empty state in another file.
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    monkeypatch.chdir(first)
+    stores = [SQLiteStore("rel.sqlite3"), open_store(None)]
+    try:
+        for store in stores:
+            store.set("c1", "menu", "sales")
+        monkeypatch.chdir(second)
+        seen: list[dict[str, object]] = []
+        thread = threading.Thread(target=lambda: seen.extend(s.get_all("c1") for s in stores))
+        thread.start()
+        thread.join()
+        assert seen == [{"menu": "sales"}, {"menu": "sales"}]
+        assert list(second.iterdir()) == []
+        assert isinstance(stores[0], SQLiteStore)
+        assert stores[0].path == str(first / "rel.sqlite3")
+        assert str(first / "rel.sqlite3") in repr(stores[0])
+    finally:
+        for store in stores:
+            store.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["sqlite:////tmp/answerkit-%00.db", "sqlite:///rel%00.db", "sqlite:////tmp/a%00b.db?ttl=5"],
+)
+def test_a_nul_byte_in_a_sqlite_url_or_path_is_a_configuration_error(url: str) -> None:
+    # os.path and SQLite raised a bare ValueError ("embedded null byte") when the flow
+    # was mounted, or on the first webhook.
+    from answerkit.app import CallFlow
+    from answerkit.state_urls import check_store_url, sqlite_directory_problem
+
+    attempts = [
+        lambda: open_store(url),
+        lambda: check_store_url(url),
+        lambda: sqlite_directory_problem(url),
+        lambda: CallFlow(
+            "n", public_url="https://voice.example.com", auth_token="t" * 20, state=url
+        ),
+    ]
+    for attempt in attempts:
+        with pytest.raises(ConfigurationError, match="NUL byte"):
+            attempt()
+    with pytest.raises(ConfigurationError, match="NUL byte"):
+        SQLiteStore("/tmp/answerkit-\x00.db")
+
+
+def test_sqlite_busy_timeout_defaults_below_the_status_callback_limit(tmp_path: Path) -> None:
+    # 5 s, longer than the 3 s Vobiz waits for a status callback (spec §2.12).
+    from answerkit import state_sqlite
+
+    store = SQLiteStore(tmp_path / "d.sqlite3")
+    try:
+        assert store.busy_timeout == state_sqlite.BUSY_TIMEOUT == 2.0
+        assert "busy_timeout=2.0" in repr(store)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("seconds", [0, -1, float("nan"), float("inf"), "2", None, True])
+def test_sqlite_busy_timeout_must_be_a_positive_finite_number(
+    tmp_path: Path, seconds: object
+) -> None:
+    with pytest.raises(ConfigurationError, match="busy_timeout"):
+        SQLiteStore(tmp_path / "b.sqlite3", busy_timeout=seconds)  # type: ignore[arg-type]
+
+
+def test_sqlite_busy_timeout_is_taken_from_the_url(tmp_path: Path) -> None:
+    from answerkit.state_urls import check_store_url
+
+    store = open_store(f"sqlite:///{tmp_path}/u.sqlite3?busy_timeout=0.25&ttl=60")
+    try:
+        assert isinstance(store, SQLiteStore)
+        assert (store.busy_timeout, store.ttl) == (0.25, 60.0)
+        assert store.path == f"{tmp_path}/u.sqlite3"
+    finally:
+        store.close()
+    for bad in ("busy_timeout=0", "busy_timeout=abc", "busy_timeout=", "busy_timeout=inf"):
+        with pytest.raises(ConfigurationError, match=r"\?busy_timeout= must be"):
+            check_store_url(f"sqlite:///{tmp_path}/u.sqlite3?{bad}")
+    with pytest.raises(ConfigurationError, match="no query parameter"):
+        open_store("memory://?busy_timeout=1")
+
+
+@pytest.mark.timeout(30)
+def test_sqlite_busy_timeout_reaches_the_retry_loop(tmp_path: Path) -> None:
+    """A lock held past ``busy_timeout`` fails the write with StateError (the store gave
+    up; how fast is not asserted here)."""
+    path = tmp_path / "held.sqlite3"
+    store = open_store(f"sqlite:///{path}?busy_timeout=0.2")
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # held for the whole test
+        with pytest.raises(StateError, match="locked"):
+            store.set(new_call_uuid(), "k", 1)
+        with pytest.raises(StateError, match="locked"):
+            store.state(new_call_uuid()).setdefault("k", 1)
+    finally:
+        other.close()
+        store.close()

@@ -9,7 +9,9 @@ from __future__ import annotations
 import collections
 import datetime
 import decimal
+import enum
 import gc
+import json
 import math
 import multiprocessing
 import re
@@ -240,6 +242,243 @@ def test_setdefault_returns_what_a_later_webhook_reads(store: StateStore) -> Non
     assert state.setdefault("path", "ignored") == ["menu", "sales"]
 
 
+def _loaded(state: CallState) -> CallState:
+    """``state`` with its snapshot taken, as a handler that has read its state has it."""
+    len(state)
+    return state
+
+
+def test_setdefault_is_decided_by_the_store_not_the_snapshot(store: StateStore) -> None:
+    # Both workers decided from their snapshots that the key was missing and wrote: both
+    # were told they had set it, and one of the two was overwritten.
+    call = new_call_uuid()
+    a, b = _loaded(store.state(call)), _loaded(store.state(call))
+    assert a.setdefault("agent", "A") == "A"
+    assert b.setdefault("agent", "B") == "A"
+    assert store.get(call, "agent") == "A" and b["agent"] == "A" and a["agent"] == "A"
+    # A key deleted by another worker since the snapshot is missing, so it is set.
+    store.delete(call, "agent")
+    assert a.setdefault("agent", ["A2"]) == ["A2"] == store.get(call, "agent")
+
+
+def test_pop_takes_a_value_once_and_reaches_keys_written_since_the_snapshot(
+    store: StateStore,
+) -> None:
+    call = new_call_uuid()
+    store.set(call, "offer", "agent-7")
+    x, y = _loaded(store.state(call)), _loaded(store.state(call))
+    assert x.pop("offer", None) == "agent-7"
+    assert y.pop("offer", None) is None  # taken already: its snapshot's copy is not given
+    with pytest.raises(KeyError):
+        y.pop("offer")
+    assert "offer" not in y and store.get_all(call) == {}
+    store.set(call, "transfer_to", "sales")  # by another worker, after x's snapshot
+    assert x.pop("transfer_to") == "sales" and store.get_all(call) == {}
+    store.set(call, "null", None)
+    assert x.pop("null", "default") is None  # a None held is a value, not "missing"
+
+
+def test_del_deletes_in_the_store_and_says_only_what_the_store_had(store: StateStore) -> None:
+    call = new_call_uuid()
+    store.set(call, "gone", 1)
+    state = _loaded(store.state(call))
+    store.set(call, "late", 1)  # by another worker, after the snapshot
+    del state["late"]
+    assert "late" not in store.get_all(call)
+    store.delete(call, "gone")  # by another worker: the snapshot still shows it
+    with pytest.raises(KeyError):
+        del state["gone"]
+    assert "gone" not in state and dict(state) == {} == store.get_all(call)
+
+
+def test_popitem_takes_what_the_store_holds(store: StateStore) -> None:
+    call = new_call_uuid()
+    store.set(call, "a", 1)
+    state = _loaded(store.state(call))
+    store.delete(call, "a")  # taken by another worker
+    store.set(call, "b", [2])  # and another key written since the snapshot
+    assert state.popitem() == ("b", [2])
+    assert store.get_all(call) == {}
+    with pytest.raises(KeyError):
+        state.popitem()
+
+
+def test_threads_setting_or_popping_one_key_at_once_agree(store: StateStore) -> None:
+    workers = 4
+    call = new_call_uuid()
+    barrier = threading.Barrier(workers)
+    claims: list[Any] = [None] * workers
+    popped: list[Any] = [None] * workers
+    failures: list[BaseException] = []
+
+    def work(worker: int) -> None:
+        try:
+            state = _loaded(store.state(call))  # each handler read its state first
+            barrier.wait()
+            claims[worker] = state.setdefault("agent", worker)
+            barrier.wait()
+            if worker == 0:
+                store.set(call, "token", "T")
+            barrier.wait()
+            popped[worker] = state.pop("token", None)
+        except BaseException as exc:  # reported below: a thread's exception is easy to miss
+            failures.append(exc)
+
+    for _round in range(5):
+        store.clear(call)
+        threads = [threading.Thread(target=work, args=(w,)) for w in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert failures == []
+        assert len(set(claims)) == 1 and claims[0] == store.get(call, "agent")
+        assert popped.count("T") == 1 and popped.count(None) == workers - 1
+
+
+def test_set_if_absent_and_take_on_the_store(store: StateStore) -> None:
+    from answerkit.state import MISSING
+
+    call = new_call_uuid()
+    assert store.set_if_absent(call, "path", ("menu", 1)) == ["menu", 1]  # as JSON gives it
+    assert store.set_if_absent(call, "path", "other") == ["menu", 1]
+    assert store.get_all(call) == {"path": ["menu", 1]}
+    assert store.take(call, "path") == ["menu", 1]
+    assert store.take(call, "path") is MISSING and store.get_all(call) == {}
+    store.set(call, "none", None)
+    assert store.set_if_absent(call, "none", 1) is None and store.take(call, "none") is None
+    # Checked as set() checks: nothing is written.
+    with pytest.raises(StateError, match="JSON"):
+        store.set_if_absent(call, "bad", object())
+    with pytest.raises(StateError, match="keys must be str"):
+        store.set_if_absent(call, 1, "x")  # type: ignore[arg-type]
+    with pytest.raises(StateError, match="keys must be str"):
+        store.take(call, 1)  # type: ignore[arg-type]
+    assert store.get_all(call) == {}
+
+
+def test_set_if_absent_treats_expired_keys_as_absent_and_never_revives_them(
+    make_store: StoreFactory,
+) -> None:
+    from answerkit.state import MISSING
+
+    store = make_store(ttl=0.3)
+    call = new_call_uuid()
+    store.set(call, "old", 1)
+    store.set(call, "other", 2)
+    time.sleep(0.6)
+    assert store.take(call, "old") is MISSING
+    assert store.set_if_absent(call, "old", "new") == "new"
+    assert store.get_all(call) == {"old": "new"}  # "other" stays expired
+
+
+def test_set_if_absent_refreshes_the_whole_call_when_it_writes(
+    make_store: StoreFactory,
+) -> None:
+    store = make_store(ttl=0.8)
+    call = new_call_uuid()
+    store.set(call, "a", 1)
+    time.sleep(0.5)
+    assert store.set_if_absent(call, "b", 2) == 2
+    time.sleep(0.5)
+    assert store.get_all(call) == {"a": 1, "b": 2}
+
+
+class _DictStore(StateStore):
+    """A store of one's own written to the contract's abstract methods only."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: dict[str, dict[str, str]] = collections.defaultdict(dict)
+
+    def get_all(self, call_uuid: str) -> dict[str, Any]:
+        return {k: json.loads(v) for k, v in self.calls[call_uuid].items()}
+
+    def get(self, call_uuid: str, key: str) -> Any:
+        return json.loads(self.calls[call_uuid][key])
+
+    def set(self, call_uuid: str, key: str, value: Any) -> None:
+        self.calls[call_uuid][str(key)] = json.dumps(value)
+
+    def delete(self, call_uuid: str, key: str) -> None:
+        self.calls[call_uuid].pop(key, None)
+
+    def incr(self, call_uuid: str, key: str, amount: int = 1) -> int:
+        new: int = self.get_all(call_uuid).get(key, 0) + amount
+        self.set(call_uuid, key, new)
+        return new
+
+    def clear(self, call_uuid: str) -> None:
+        self.calls.pop(call_uuid, None)
+
+    def remember_once(self, key: str, ttl: float) -> bool:
+        return True
+
+    def ping(self) -> None:
+        return None
+
+
+def test_a_store_of_your_own_gets_setdefault_and_pop_from_the_contract() -> None:
+    from answerkit.state import MISSING
+
+    store = _DictStore()
+    state = _loaded(store.state("c"))
+    assert state.setdefault("a", (1,)) == [1] and store.set_if_absent("c", "a", 2) == [1]
+    with pytest.raises(StateError, match="JSON"):
+        store.set_if_absent("c", "bad", object())
+    store.set("c", "late", "x")
+    assert state.pop("late") == "x" and store.take("c", "late") is MISSING
+    del state["a"]
+    assert store.get_all("c") == {} and state.pop("a", None) is None
+
+
+def test_a_built_in_store_subclass_sees_setdefault_and_pop_through_its_own_methods() -> None:
+    # As with set_many: a subclass overriding set() or delete() (to log, or to fail in a
+    # test) sees the writes setdefault and pop make.
+    seen: list[str] = []
+
+    class Logged(MemoryStore):
+        def set(self, call_uuid: str, key: str, value: Any) -> None:
+            seen.append(f"set {key}")
+            super().set(call_uuid, key, value)
+
+        def delete(self, call_uuid: str, key: str) -> None:
+            seen.append(f"delete {key}")
+            super().delete(call_uuid, key)
+
+    state = Logged().state("c")
+    state.setdefault("a", 1)
+    state.pop("a")
+    assert seen == ["set a", "delete a"]
+
+
+class _Key(str, enum.Enum):
+    MENU = "menu"
+    COUNT = "count"
+
+
+def test_str_enum_keys_are_kept_as_their_text_on_every_backend(store: StateStore) -> None:
+    # Memory kept the member itself (a key formatting as "_Key.MENU", of another type
+    # when iterated), SQLite and Redis its text; the snapshot kept the member on all three.
+    call = new_call_uuid()
+    state = _loaded(store.state(call))
+    state[_Key.MENU] = "sales"
+    state.update({_Key.COUNT: 0})
+    assert state.incr(_Key.COUNT) == 1
+    for keys in (list(state), list(store.state(call)), list(store.get_all(call))):
+        assert sorted(keys) == ["count", "menu"]
+        assert {type(k) for k in keys} == {str}
+    assert store.get(call, _Key.MENU) == "sales" and state[_Key.MENU] == "sales"
+    assert state.pop(_Key.MENU) == "sales"
+    assert state.setdefault(_Key.MENU, "support") == "support"
+    assert [type(k) for k in state] == [str, str]
+    store.set(call, _Key.MENU, "billing")
+    assert store.set_if_absent(call, _Key.MENU, "x") == "billing"
+    assert store.take(call, _Key.MENU) == "billing"
+    store.delete(call, _Key.COUNT)
+    assert store.get_all(call) == {}
+
+
 def test_a_refused_update_writes_nothing(store: StateStore) -> None:
     # update() used to write the pairs before the refused one, leaving half an update.
     call = new_call_uuid()
@@ -404,29 +643,50 @@ def test_memory_store_forgets_expired_nonces_without_state_writes() -> None:
 # --------------------------------------------------------------------------- concurrency
 
 
-def _workload(store: StateStore, call: str, worker: int, nonces: list[str]) -> list[bool]:
-    won = []
+# What one worker saw: which nonces were fresh to it, the value each claim holds (from its
+# setdefault), and which tokens it popped.
+_Seen = tuple[list[bool], list[Any], list[bool]]
+
+
+def _seed(store: StateStore, call: str) -> None:
+    """The tokens the workers pop (each exactly once, between them)."""
+    store.set_many(call, {f"token-{j}": j for j in range(25)})
+
+
+def _workload(store: StateStore, call: str, worker: int, nonces: list[str]) -> _Seen:
+    won, claims, popped = [], [], []
     for j in range(25):
         store.set(call, f"w{worker}-{j}", j)
         store.incr(call, "n")
         won.append(store.remember_once(nonces[j], 60))
-    return won
+        state = store.state(call)
+        len(state)  # a snapshot first, as a handler that read its state has it
+        claims.append(state.setdefault(f"claim-{j}", worker))
+        popped.append(state.pop(f"token-{j}", None) == j)
+    return won, claims, popped
 
 
-def _check_workload(store: StateStore, call: str, results: list[list[bool]]) -> None:
+def _check_workload(store: StateStore, call: str, results: list[_Seen]) -> None:
     workers = len(results)
+    stored = store.get_all(call)
     expected: dict[str, Any] = {f"w{w}-{j}": j for w in range(workers) for j in range(25)}
     expected["n"] = 25 * workers
-    assert store.get_all(call) == expected  # no write lost, none clobbered another key
-    for j in range(25):  # each nonce was fresh to exactly one worker
-        assert sum(result[j] for result in results) == 1
+    expected.update({f"claim-{j}": stored.get(f"claim-{j}") for j in range(25)})
+    assert stored == expected  # no write lost, none clobbered another key, every token gone
+    for j in range(25):
+        # Each nonce was fresh to exactly one worker, each token popped by exactly one,
+        # and every worker was told the one value its claim holds.
+        assert sum(won[j] for won, _claims, _popped in results) == 1
+        assert sum(popped[j] for _won, _claims, popped in results) == 1
+        assert {claims[j] for _won, claims, _popped in results} == {stored[f"claim-{j}"]}
 
 
 def test_threads_lose_no_update_of_any_kind(store: StateStore) -> None:
     call = new_call_uuid()
     nonces = [f"nonce-{uuid.uuid4()}" for _ in range(25)]
-    results: list[list[bool]] = [[] for _ in range(4)]
+    results: list[_Seen] = [([], [], []) for _ in range(4)]
     failures: list[BaseException] = []
+    _seed(store, call)
 
     def work(worker: int) -> None:
         try:
@@ -445,7 +705,7 @@ def test_threads_lose_no_update_of_any_kind(store: StateStore) -> None:
 
 def _process_workload(
     kind: str, target: str, prefix: str, call: str, worker: int, nonces: list[str]
-) -> list[bool]:
+) -> _Seen:
     store: StateStore = (
         SQLiteStore(target) if kind == "sqlite" else RedisStore(target, prefix=prefix)
     )
@@ -468,14 +728,15 @@ def test_processes_lose_no_update_of_any_kind(
     prefix = f"test-{uuid.uuid4().hex}:"
     call = new_call_uuid()
     nonces = [f"nonce-{uuid.uuid4()}" for _ in range(25)]
-    with multiprocessing.get_context("spawn").Pool(3) as pool:
-        results = pool.starmap(
-            _process_workload, [(kind, target, prefix, call, w, nonces) for w in range(3)]
-        )
     store: StateStore = (
         SQLiteStore(target) if kind == "sqlite" else RedisStore(target, prefix=prefix)
     )
     try:
+        _seed(store, call)
+        with multiprocessing.get_context("spawn").Pool(3) as pool:
+            results = pool.starmap(
+                _process_workload, [(kind, target, prefix, call, w, nonces) for w in range(3)]
+            )
         _check_workload(store, call, results)
     finally:
         store.close()
@@ -568,7 +829,8 @@ def test_url_schemes_are_case_insensitive(
     sqlite_store = open_store("SQLite:///upper.sqlite3")
     redis_store = open_store(redis_url.replace("redis://", "REDIS://"))
     try:
-        assert isinstance(sqlite_store, SQLiteStore) and sqlite_store.path == "upper.sqlite3"
+        assert isinstance(sqlite_store, SQLiteStore)
+        assert sqlite_store.path == str(tmp_path / "upper.sqlite3")
         assert isinstance(redis_store, RedisStore)
         redis_store.ping()
         assert isinstance(open_store("Memory://"), MemoryStore)
