@@ -132,6 +132,14 @@ def _read_key(key: object) -> str | None:
     return _plain_key(key)
 
 
+def _overrides(store: object, base: type, *names: str) -> bool:
+    """Whether a subclass of the built-in store ``base`` has its own version of one of
+    ``names``: its atomic operations then go through those (an encrypting ``get``, a
+    logging ``set``), one by one, as the contract's defaults do."""
+    cls = type(store)
+    return any(getattr(cls, name) is not getattr(base, name) for name in names)
+
+
 def _dumps(call_uuid: str, key: str, value: Any) -> str:
     _check_key(call_uuid, key)
     try:
@@ -362,12 +370,14 @@ class StateStore(ABC):
         at once exactly one gets its value. This default reads, then deletes: two workers
         at once may both get it. Override it in a store of your own that can do it
         atomically."""
-        key = _check_key(call_uuid, key)
+        stored = _read_key(key)
+        if stored is None:  # nothing can be stored under it, so nothing is there to take
+            return MISSING
         try:
-            value = self.get(call_uuid, key)
+            value = self.get(call_uuid, stored)
         except KeyError:
             return MISSING
-        self.delete(call_uuid, key)
+        self.delete(call_uuid, stored)
         return value
 
     @abstractmethod
@@ -492,7 +502,7 @@ class MemoryStore(StateStore):
             self._write(call_uuid, time.time()).update(raws)
 
     def set_if_absent(self, call_uuid: str, key: str, value: Any) -> Any:
-        if type(self).set is not MemoryStore.set:  # a subclass's own set() sees every write
+        if _overrides(self, MemoryStore, "set", "get"):
             return super().set_if_absent(call_uuid, key, value)
         key = _check_key(call_uuid, key)
         raw = _dumps(call_uuid, key, value)
@@ -504,16 +514,17 @@ class MemoryStore(StateStore):
         return json.loads(raw if found is None else found)
 
     def delete(self, call_uuid: str, key: str) -> None:
-        key = _check_key(call_uuid, key)
-        with self._lock:
-            (self._live(call_uuid, time.time()) or {}).pop(key, None)
+        stored = _read_key(key)  # None: nothing can be stored under it, so nothing to delete
+        if stored is not None:
+            with self._lock:
+                (self._live(call_uuid, time.time()) or {}).pop(stored, None)
 
     def take(self, call_uuid: str, key: str) -> Any:
-        if type(self).delete is not MemoryStore.delete:  # a subclass's own delete() sees it
+        stored = _read_key(key)
+        if stored is None or _overrides(self, MemoryStore, "delete", "get"):
             return super().take(call_uuid, key)
-        key = _check_key(call_uuid, key)
         with self._lock:
-            raw = (self._live(call_uuid, time.time()) or {}).pop(key, None)
+            raw = (self._live(call_uuid, time.time()) or {}).pop(stored, None)
         return MISSING if raw is None else json.loads(raw)
 
     def incr(self, call_uuid: str, key: str, amount: int = 1) -> int:

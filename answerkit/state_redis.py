@@ -25,6 +25,7 @@ from answerkit.state import (
     _check_key,
     _check_seconds,
     _dumps,
+    _overrides,
     _read_key,
 )
 from answerkit.state_urls import _userinfo, is_secret_param, redact_url, url_password
@@ -62,14 +63,20 @@ return value
 """
 
 # HSETNX and, only when it wrote, the expiry refreshed as any write refreshes it; the value
-# the field holds either way. Run again (redis-py repeats a command whose reply was lost),
-# it finds its own value and answers the same.
+# the field holds either way. Once per receipt (KEYS[2]), as take's: run again after a lost
+# reply, it answers the first run's value, and does not write again a value another worker
+# took meanwhile.
 _SET_IF_ABSENT = """
+local done = redis.call('GET', KEYS[2])
+if done then return done end
 local found = redis.call('HGET', KEYS[1], ARGV[1])
-if found then return found end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return ARGV[2]
+if not found then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  found = ARGV[2]
+end
+redis.call('SET', KEYS[2], found, 'PX', 60000)
+return found
 """
 
 # HGET and HDEL in one step, once per receipt (KEYS[2]): run again after a lost reply, it
@@ -93,9 +100,23 @@ return left
 """
 
 
-def _connection_options(connection_class: type) -> list[str]:
+def _beside(name: str, suffix: str) -> str:
+    """A key in the same Redis Cluster slot as ``name`` (a script's keys must share one):
+    ``name`` and ``suffix`` under ``name``'s hash tag, or one made of ``name`` whole."""
+    start = name.find("{")
+    end = name.find("}", start + 1) if start >= 0 else -1
+    if start >= 0 and end > start + 1:  # name's own tag decides its slot: keep it first
+        return name + suffix
+    if "}" in name:  # "{" + name + "}" would end its tag early: no tag to share
+        return name + suffix
+    return "{" + name + "}" + suffix
+
+
+def _connection_options(connection_class: object) -> list[str]:
     """The keyword arguments ``connection_class`` takes (its own and, through ``**kwargs``,
     its base classes'), or [] when they cannot be told."""
+    if not isinstance(connection_class, type):  # ?connection_class=x: a string, no class
+        return []
     known: list[str] = []
     for cls in connection_class.__mro__:
         init = cls.__dict__.get("__init__")
@@ -199,15 +220,19 @@ class RedisStore(StateStore):
         one on redis://): it fails only when a connection is made, as a TypeError on every
         webhook. A connection object is built, never connected, and dropped."""
         pool = self._client.connection_pool
+        # Without its query: an option misspelt is not known to be no secret (?pasword=).
+        shown = self.url.partition("?")[0]
         try:
             pool.connection_class(**pool.connection_kwargs).disconnect()
         except TypeError as exc:
             raise ConfigurationError(
-                f"the Redis state URL {self.url} {self._unknown_options(exc)}"
+                f"the Redis state URL {shown}?... {self._unknown_options(exc)}"
             ) from None
-        except (ValueError, redis_error) as exc:  # protocol=4: "must be either 2 or 3"
+        except Exception as exc:  # protocol=4: "must be either 2 or 3"; ?connection_class=x
             detail = self._scrub(str(exc))
-            raise ConfigurationError(f"invalid Redis state URL {self.url}: {detail}") from None
+            raise ConfigurationError(
+                f"invalid Redis state URL {shown}?...: {type(exc).__name__}: {detail}"
+            ) from None
 
     def _unknown_options(self, exc: TypeError) -> str:
         """Which of the URL's options redis-py does not know, and what to do instead."""
@@ -224,6 +249,8 @@ class RedisStore(StateStore):
             close = difflib.get_close_matches(name, known, n=1)
             if name == "busy_timeout":
                 advice.append(f"{name} is for sqlite URLs; Redis has socket_timeout")
+            elif name.startswith("socket_keepalive"):
+                advice.append(f"{name} is a TCP option, not for unix:// URLs")
             elif name.startswith("ssl") and "ssl_cert_reqs" not in known:
                 advice.append(f"{name} is a TLS option, for rediss:// URLs only")
             elif close:
@@ -315,29 +342,32 @@ class RedisStore(StateStore):
             self._call("write call state", write)
 
     def set_if_absent(self, call_uuid: str, key: str, value: Any) -> Any:
-        if type(self).set is not RedisStore.set:  # a subclass's own set() sees every write
+        if _overrides(self, RedisStore, "set", "get"):
             return super().set_if_absent(call_uuid, key, value)
         key = _check_key(call_uuid, key)
         raw = _dumps(call_uuid, key, value)
         name = self._key(call_uuid)
+        receipt = _beside(name, f":claim:{uuid.uuid4().hex}")
         found = self._call(
             "write call state",
-            lambda r: r.eval(_SET_IF_ABSENT, 1, name, key, raw, self._ttl_ms),
+            lambda r: r.eval(_SET_IF_ABSENT, 2, name, receipt, key, raw, self._ttl_ms),
         )
         return json.loads(cast("str", found))
 
     def delete(self, call_uuid: str, key: str) -> None:
-        key = _check_key(call_uuid, key)
-        self._call("delete call state", lambda r: r.hdel(self._key(call_uuid), key))
+        stored = _read_key(key)  # None: nothing can be stored under it, so nothing to delete
+        if stored is not None:
+            self._call("delete call state", lambda r: r.hdel(self._key(call_uuid), stored))
 
     def take(self, call_uuid: str, key: str) -> Any:
-        if type(self).delete is not RedisStore.delete:  # a subclass's own delete() sees it
+        stored = _read_key(key)
+        if stored is None or _overrides(self, RedisStore, "delete", "get"):
             return super().take(call_uuid, key)
-        key = _check_key(call_uuid, key)
+        key = stored
         name = self._key(call_uuid)
         # A receipt key, as incr's: a run repeated after a lost reply must not find the
         # field gone and report nothing taken.
-        receipt = f"{self.prefix}take:{uuid.uuid4().hex}"
+        receipt = _beside(name, f":take:{uuid.uuid4().hex}")
         raw = self._call("delete call state", lambda r: r.eval(_TAKE_ONCE, 2, name, receipt, key))
         return json.loads(cast("str", raw)) if raw else MISSING
 
@@ -346,7 +376,7 @@ class RedisStore(StateStore):
         amount = _check_amount(call_uuid, key, amount)
         # A receipt key makes the increment safe to run twice: redis-py runs a command again
         # when its reply is lost, and the second run must not count again.
-        receipt = f"{self.prefix}incr:{uuid.uuid4().hex}"
+        receipt = _beside(self._key(call_uuid), f":incr:{uuid.uuid4().hex}")
 
         def add(r: redis.Redis) -> int:
             from redis.exceptions import ResponseError  # redis is an optional dependency

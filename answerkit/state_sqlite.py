@@ -37,6 +37,7 @@ from answerkit.state import (
     _check_key,
     _check_seconds,
     _dumps,
+    _overrides,
     _read_key,
 )
 
@@ -213,7 +214,13 @@ class SQLiteStore(StateStore):
         # Absolute now: each thread opens its own connection, and a relative path was taken
         # from the current directory at that moment, so a chdir (a daemonising helper, app
         # code) split the state between two files.
-        self.path = os.path.abspath(given)
+        try:
+            self.path = os.path.abspath(given)
+        except OSError as exc:  # the working directory was deleted under the process
+            raise ConfigurationError(
+                f"SQLiteStore path {given!r} is relative, and the working directory it would "
+                f"be taken from is gone ({exc.strerror}): give an absolute path"
+            ) from None
         self._local = threading.local()
         # Weak, so a connection dies with its thread (a threaded server may start a thread
         # per request) while close() can still reach the live ones.
@@ -443,10 +450,16 @@ class SQLiteStore(StateStore):
         self._transaction("write call state", write)
 
     def set_if_absent(self, call_uuid: str, key: str, value: Any) -> Any:
-        if type(self).set is not SQLiteStore.set:  # a subclass's own set() sees every write
+        if _overrides(self, SQLiteStore, "set", "get"):
             return super().set_if_absent(call_uuid, key, value)
         key = _check_key(call_uuid, key)
         raw = _dumps(call_uuid, key, value)
+        # A read first, outside any transaction: a key already held (most claims after the
+        # first) takes no write lock, which other workers' webhooks would wait behind.
+        params = (call_uuid, key, time.time())
+        held = self._run("read call state", lambda conn: conn.execute(_GET_ONE, params).fetchone())
+        if held is not None:
+            return json.loads(held[0])
 
         def put(conn: sqlite3.Connection) -> str:
             # An expired row counts as absent: written over (with the call's other live
@@ -460,14 +473,24 @@ class SQLiteStore(StateStore):
         return json.loads(self._transaction("write call state", put))
 
     def delete(self, call_uuid: str, key: str) -> None:
-        key = _check_key(call_uuid, key)
-        sql = "DELETE FROM calls WHERE call_uuid = ? AND key = ?"
-        self._exec("delete call state", sql, (call_uuid, key))
+        stored = _read_key(key)  # None: nothing can be stored under it, so nothing to delete
+        if stored is not None:
+            sql = "DELETE FROM calls WHERE call_uuid = ? AND key = ?"
+            self._exec("delete call state", sql, (call_uuid, stored))
 
     def take(self, call_uuid: str, key: str) -> Any:
-        if type(self).delete is not SQLiteStore.delete:  # a subclass's own delete() sees it
+        stored = _read_key(key)
+        if stored is None or _overrides(self, SQLiteStore, "delete", "get"):
             return super().take(call_uuid, key)
-        key = _check_key(call_uuid, key)
+        key = stored
+        # A read first, outside any transaction: a key not there (a recipe clearing keys
+        # that may never have been set) takes no write lock.
+        params = (call_uuid, key, time.time())
+        if (
+            self._run("read call state", lambda conn: conn.execute(_GET_ONE, params).fetchone())
+            is None
+        ):
+            return MISSING
 
         def remove(conn: sqlite3.Connection) -> str | None:
             # A transaction, not DELETE ... RETURNING: that needs SQLite 3.35, newer than

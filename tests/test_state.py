@@ -912,6 +912,23 @@ def test_a_redis_url_option_redis_py_cannot_use_is_refused_up_front(
         assert "s3cretPW" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("query", "says", "hidden"),
+    [
+        ("pasword=hunter2xx", "pasword: did you mean password?", "hunter2xx"),
+        ("connection_class=x", "has an option redis-py refuses", "connection_class=x"),
+    ],
+)
+def test_a_refused_redis_option_shows_no_value(
+    redis_url: str, query: str, says: str, hidden: str
+) -> None:
+    # A misspelt password parameter is no less a secret: its value was in the message;
+    # a connection_class that is no class raised AttributeError.
+    with pytest.raises(ConfigurationError, match=re.escape(says)) as info:
+        RedisStore(f"{redis_url}?{query}")
+    assert hidden not in str(info.value)
+
+
 def test_redis_url_options_redis_py_knows_still_work(redis_url: str) -> None:
     store = open_store(f"{redis_url}?health_check_interval=5&client_name=ak&socket_timeout=2")
     try:
@@ -942,6 +959,54 @@ def test_redis_take_run_twice_after_a_lost_reply_answers_the_same(redis_url: str
     finally:
         raw.close()
         store.close()
+
+
+@pytest.mark.parametrize("tag", ["", "answerkit:{tenant-7}:", "weird}:"])
+def test_redis_receipts_share_their_calls_cluster_slot(tag: str) -> None:
+    # A script's keys must share a slot in Redis Cluster: take's receipt did not, and
+    # del and pop failed there with CROSSSLOT.
+    from redis.crc import key_slot
+
+    from answerkit.state_redis import _beside
+
+    name = f"{tag}call:CA-{uuid.uuid4()}"
+    receipt = _beside(name, ":take:abc")
+    assert receipt != name
+    if "}" not in tag or "{" in tag:
+        assert key_slot(receipt.encode()) == key_slot(name.encode())
+
+
+def test_redis_set_if_absent_run_twice_after_a_lost_reply_writes_once(redis_url: str) -> None:
+    # Re-run after a lost reply, it wrote again a value another worker had taken between
+    # the two runs: one claim, consumed twice.
+    import redis
+
+    from answerkit.state_redis import _SET_IF_ABSENT
+
+    store = RedisStore(redis_url, prefix=f"test-{uuid.uuid4().hex}:")
+    call = new_call_uuid()
+    raw = redis.Redis.from_url(redis_url, decode_responses=True)
+    name = f"{store.prefix}call:{call}"
+    receipt = "{" + name + "}:claim:once"
+    try:
+        assert raw.eval(_SET_IF_ABSENT, 2, name, receipt, "k", '"A"', 60000) == '"A"'
+        assert store.take(call, "k") == "A"  # another worker takes it
+        assert raw.eval(_SET_IF_ABSENT, 2, name, receipt, "k", '"A"', 60000) == '"A"'
+        assert store.get_all(call) == {}  # not written again
+    finally:
+        raw.close()
+        store.close()
+
+
+def test_sqlite_relative_path_with_the_working_directory_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    with pytest.raises(ConfigurationError, match="working directory it would be taken from"):
+        SQLiteStore("state.sqlite3")
 
 
 @pytest.mark.parametrize("path", ["", "   ", "\t\n"])
