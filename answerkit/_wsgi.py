@@ -259,16 +259,18 @@ def flask_view(dispatcher: Dispatcher, route: Route) -> Callable[[], FlaskRespon
             if method != "POST":
                 return query
             length = form_length(environ, req.max_content_length)
-            cached: bytes | None = getattr(req, "_cached_data", None)
-            if cached is not None and length is not None:
-                # A request hook read the body with get_data(): its bytes, read as the
-                # direct path reads them (Werkzeug drops every field of a body that is not
-                # UTF-8, and reads "%E9" otherwise).
-                return parse_form(cached)
-            if "form" in req.__dict__ or cached is not None:
-                # A request hook read the body through request.form: the stream is spent,
-                # and Werkzeug's parse has it.
+            if "form" in req.__dict__:
+                # A request hook read the body through request.form (a get_data() after
+                # that caches b""): the stream is spent, and Werkzeug's parse has it.
                 return req.form
+            cached: bytes | None = getattr(req, "_cached_data", None)
+            if cached is not None:
+                if length is not None and len(cached) == length:
+                    # A request hook read the body with get_data(): its bytes, read as the
+                    # direct path reads them (Werkzeug drops every field of a body that is
+                    # not UTF-8, and reads "%E9" otherwise).
+                    return parse_form(cached)
+                return req.form  # Werkzeug's parse of its cached bytes
             if length is None:  # not the small form Vobiz posts: Werkzeug's parser and limits
                 return req.form  # the MultiDict itself: repeated fields keep every value
             return read_form(environ, length)

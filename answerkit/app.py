@@ -203,6 +203,8 @@ class CallFlow:
         self._blueprint_prefix: str | None = None
         #: Whether an app serves the flow already: its address is then fixed.
         self._address_fixed = False
+        #: Whether the mount checks (add_check) have passed.
+        self._checked = False
         self._dispatcher: Dispatcher | None = None
         self._checks: list[Callable[[CallFlow], None]] = []
         self._hangup_listeners: list[Callable[[CallRequest], None]] = []
@@ -300,8 +302,9 @@ class CallFlow:
                 f"{getattr(handler, '__name__', type(handler).__name__)!r} a def (run "
                 "coroutines inside it with asyncio.run if you must)"
             )
-        if inspect.isgeneratorfunction(handler) or inspect.isgeneratorfunction(
-            type(handler).__call__
+        if any(
+            inspect.isgeneratorfunction(f) or inspect.isasyncgenfunction(f)
+            for f in (inspect.unwrap(handler), type(handler).__call__)
         ):
             # Its body would never run: on a status callback route, not a word said.
             raise ConfigurationError(
@@ -583,11 +586,13 @@ class CallFlow:
         self._store = store
         self.transfers.swap_client(client)
 
-    def dispatcher(self) -> Dispatcher:
-        """The flow's request pipeline; checks the security settings on first use."""
+    def dispatcher(self, *, checks: bool = True) -> Dispatcher:
+        """The flow's request pipeline; checks the security settings on first use, and the
+        mount checks (add_check) unless ``checks`` is False: blueprint() leaves those to
+        the registration, where the prefix the flow is served under is known."""
+        if checks and not self._checked:
+            self._run_checks()
         if self._dispatcher is None:
-            for check in self._checks:
-                check(self)
             if self.public_url is not None and not _local_run.active():
                 problem = _plain_http_problem(self.public_url)
                 if problem is not None:
@@ -651,17 +656,17 @@ class CallFlow:
                 "one flow has one public address"
             )
         if self._mount_prefix is None:
-            # Set first: the mount checks build the flow's URLs (a TransferTrigger's routes=
-            # may name one), which carry the prefix.
             self._mount_prefix = self._blueprint_prefix = prefix
             try:
-                dispatcher = self.dispatcher()
+                dispatcher = self.dispatcher(checks=False)
             except BaseException:
                 self._mount_prefix = self._blueprint_prefix = None
                 raise
         else:
-            dispatcher = self.dispatcher()
+            dispatcher = self.dispatcher(checks=False)
         bp = Blueprint(self.name, __name__, url_prefix=prefix or None)
+        # First, before the routes: a registration it refuses leaves no rule behind.
+        bp.record(self._registered_at)
         for route in self._routes.values():
             bp.add_url_rule(
                 route.path,
@@ -672,7 +677,6 @@ class CallFlow:
             )
         for path, name, view, methods in self._endpoints:
             bp.add_url_rule(path, endpoint=name, view_func=view, methods=methods)
-        bp.record(self._registered_at)
         # Kept on each app it is registered on, so that the command line finds the flows
         # an app factory made (flows_of).
         bp.record_once(lambda state: _record_flow(state.app, self))
@@ -682,10 +686,12 @@ class CallFlow:
         """Follow the prefix Flask serves the flow under, which the blueprint's own may not
         be: ``register_blueprint(flow.blueprint(), url_prefix="/voice")``, or a blueprint
         nested in one with a prefix. url_for left it out, so every Gather action and
-        Redirect it built led to a 404 (and the call was dropped)."""
+        Redirect it built led to a 404 (and the call was dropped).
+
+        The mount checks run here, on the first registration: they build the flow's URLs
+        (a TransferTrigger's routes= may name one), which carry the prefix."""
         served = _clean_prefix(state.url_prefix)
-        if served == self._mount_prefix:
-            self._address_fixed = True
+        if self._address_fixed and served == self._mount_prefix:
             return
         if self._address_fixed:
             raise ConfigurationError(
@@ -696,12 +702,16 @@ class CallFlow:
             )
         previous, self._mount_prefix = self._mount_prefix, served
         try:
-            for check in self._checks:  # they build URLs, which now carry the prefix
-                check(self)
+            self._run_checks()
         except BaseException:
             self._mount_prefix = previous
             raise
         self._address_fixed = True
+
+    def _run_checks(self) -> None:
+        for check in self._checks:
+            check(self)
+        self._checked = True
 
     def register(self, app: Flask, url_prefix: str | None = None, *, direct: bool = True) -> None:
         """Mount the flow's routes on an existing Flask app.
@@ -1064,10 +1074,10 @@ def _clean_public_url(url: object) -> str | None:
 
 def _wire_path(path: str) -> str:
     """A route's path (as Flask matches it: decoded) as a URL carries it: "/menú" as
-    "/men%C3%BA", "/50%off" as "/50%25off". The URL handed to Vobiz is then the one it
-    sends and signs, whichever way it would have encoded the other (and a server that
-    keeps the raw path, gunicorn, verifies what it received)."""
-    return path if path.isascii() and "%" not in path else quote(path, safe="/:@!$&'()*+,;=")
+    "/men%C3%BA", "/50%off" as "/50%25off", "/a|b" as "/a%7Cb". The URL handed to Vobiz
+    is then the one it sends and signs, whichever way it would have encoded the other
+    (and a server that keeps the raw path, gunicorn, verifies what it received)."""
+    return quote(path, safe="/:@!$&'()*+,;=")
 
 
 def _clean_prefix(prefix: str | None) -> str:

@@ -12,6 +12,7 @@ Vobiz ignores a status callback's answer but retries it on a non-200 (spec §2.1
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import threading
 import time
@@ -38,7 +39,37 @@ from answerkit.request import CallRequest, Event, MissingCallUUID
 from answerkit.signature import HeadersLike, Verifier, header_value, public_url_candidates
 from answerkit.state import NoCallState, StateStore
 
-log = logging.getLogger("answerkit")
+
+class _QuietLog:
+    """The answerkit logger, for the webhook path: a log call that raises (a handler of the
+    app's whose log shipper is down) must not change a webhook's answer. A forged request
+    got the fallback instead of its 403, a RetryLater's signature was never readmitted, and
+    a failing handler's error line turned the fallback into a 500. Nowhere is left to say
+    that the logging failed, so that alone goes unsaid."""
+
+    __slots__ = ("_logger",)
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._logger = logger
+
+    def _emit(self, level: int, msg: str, args: tuple[object, ...], exc_info: bool) -> None:
+        with contextlib.suppress(Exception):
+            self._logger.log(level, msg, *args, exc_info=exc_info, stacklevel=3)
+
+    def info(self, msg: str, *args: object) -> None:
+        self._emit(logging.INFO, msg, args, False)
+
+    def warning(self, msg: str, *args: object) -> None:
+        self._emit(logging.WARNING, msg, args, False)
+
+    def error(self, msg: str, *args: object, exc_info: bool = False) -> None:
+        self._emit(logging.ERROR, msg, args, exc_info)
+
+    def exception(self, msg: str, *args: object) -> None:
+        self._emit(logging.ERROR, msg, args, True)
+
+
+log = _QuietLog(logging.getLogger("answerkit"))
 
 __all__ = [
     "STATUS_EVENTS",
@@ -149,6 +180,18 @@ class WebhookRequest(NamedTuple):
     script_root: str = ""
 
 
+class _Seen:
+    """What the pipeline has learnt of a webhook so far, for its last resort: the call once
+    read (to answer for its event, and name it), the replay keys once recorded (to forget
+    them when the answer asks Vobiz to send it again)."""
+
+    __slots__ = ("call", "replay_keys")
+
+    def __init__(self) -> None:
+        self.call: CallRequest | None = None
+        self.replay_keys: tuple[str, ...] = ()
+
+
 class WebhookReply(NamedTuple):
     """What the dispatcher answers: a status, a body and its content type."""
 
@@ -248,6 +291,19 @@ class SignatureGate:
     def needs_host(self) -> bool:
         """Whether :meth:`check` reads the request's host (only without a public URL)."""
         return not self.public_url
+
+
+def _never_ran(result: object) -> None:
+    """Raise if a status handler's result says its body never ran: it was a generator or
+    coroutine function (wrapped by a decorator, so not refused when declared). Its answer
+    is no document either way, so nothing else would ever tell."""
+    if inspect.isgenerator(result) or inspect.iscoroutine(result) or inspect.isasyncgen(result):
+        if not inspect.isasyncgen(result):
+            result.close()  # no "never awaited" warning: the error below says it
+        raise TypeError(
+            f"the handler returned a {type(result).__name__}: its body never ran (a "
+            "function that yields, or an async def, behind a decorator); return instead"
+        )
 
 
 def _hint(exc: BaseException) -> str:
@@ -364,17 +420,20 @@ class Dispatcher:
 
     def handle(self, route: Route, req: WebhookRequest) -> WebhookReply:
         """Answer one webhook for ``route``."""
-        read: list[CallRequest] = []  # the call, once read: the last resort answers its event
+        seen = _Seen()
         try:
-            return self._handle(route, req, read)
+            return self._handle(route, req, seen)
         except BaseException as exc:  # the last line of defence: never answer 500
             if _passes_through(exc):
                 raise
-            call = read[0] if read else None
-            self._report(exc, call, route, "unexpected error in the webhook pipeline")
-            return self._without_handler(route, call)
+            self._report(exc, seen.call, route, "unexpected error in the webhook pipeline")
+            reply = self._without_handler(route, seen.call)
+            if reply.status == 503 and seen.replay_keys:
+                # Sent again, it must not be refused as a replay of itself.
+                self._readmit_logged(route, seen.replay_keys)
+            return reply
 
-    def _handle(self, route: Route, req: WebhookRequest, read: list[CallRequest]) -> WebhookReply:
+    def _handle(self, route: Route, req: WebhookRequest, seen: _Seen) -> WebhookReply:
         # Status callbacks have one deadline for the whole webhook (Vobiz waits 3 s for an
         # answer, spec §2.12): the replay record, the hangup listeners and the handler
         # share it.
@@ -402,6 +461,7 @@ class Dispatcher:
                 )
             if not fresh:
                 return self._refuse(route, f"replayed signature for {url}")
+            seen.replay_keys = replay_keys
         # Only a signed request's body is read.
         try:
             call = CallRequest.from_params(
@@ -419,7 +479,7 @@ class Dispatcher:
                 )
             log.warning("flow %s route %s: %s", self.flow_name, route.name, why)
             return WebhookReply(400, f"{why}\n".encode(), "text/plain; charset=utf-8")
-        read.append(call)
+        seen.call = call
         if call.call_uuid:
             try:
                 store = self.store()
@@ -491,6 +551,8 @@ class Dispatcher:
             else:
                 result = self.deadline.run(handler, call)
             if status_event:
+                if result is not None:
+                    _never_ran(result)
                 return _status_reply(event)
             if (route.sound or event == _WAIT_SOUND) and isinstance(result, Response):
                 wrong = not_sound(result)
@@ -592,6 +654,8 @@ class Dispatcher:
         """A status callback to be sent again (its handler asked with RetryLater, or ran out
         of time): 503, which Vobiz retries up to 3 times (spec §2.12), with the signature
         forgotten so a retry carrying it again is not refused as a replay."""
+        if replay_keys:
+            self._readmit_logged(route, replay_keys)
         log.warning(
             "flow %s route %s: asking Vobiz to send event %r again (call %s): %s",
             self.flow_name,
@@ -600,10 +664,16 @@ class Dispatcher:
             loggable(call.call_uuid),
             describe(exc),
         )
-        if replay_keys and self.verifier is not None:
+        return WebhookReply(503, b"", "text/plain; charset=utf-8")
+
+    def _readmit_logged(self, route: Route, replay_keys: tuple[str, ...]) -> None:
+        """:meth:`_readmit` for a 503, saying when it cannot be done."""
+        if self.verifier is not None:
             try:
                 readmitted = self._readmit(replay_keys, self.verifier.replay_window)
-            except (StateError, NotImplementedError) as err:
+            # Any error: a store of one's own may raise its client's (after the very
+            # failure that brought the 503).
+            except Exception as err:
                 log.warning(
                     "flow %s route %s: the signature could not be forgotten, so a retry "
                     "that carries it again will be refused as a replay: %s",
@@ -620,7 +690,6 @@ class Dispatcher:
                         route.name,
                         STATUS_RETRIES,
                     )
-        return WebhookReply(503, b"", "text/plain; charset=utf-8")
 
     def _readmit(self, replay_keys: tuple[str, ...], window: float) -> bool:
         """Forget the request's signature for its next delivery, at most STATUS_RETRIES
@@ -687,27 +756,24 @@ class Dispatcher:
         """Log a failure and tell the on_error hook. Neither may change the answer: a log
         handler that raises (a log shipper down) or a hook that does turned the fallback
         into a 500, or a dropped connection."""
-        # The logging is what may fail (a log shipper down): nowhere left to say so then.
-        with contextlib.suppress(Exception):
-            log.error(
-                "flow %s route %s call %s event %s: %s: %s: %s%s",
-                self.flow_name,
-                route.name,
-                loggable(call.call_uuid) if call else "-",
-                loggable(_event_name(call)) if call else "-",
-                what,
-                type(exc).__name__,
-                describe(exc),
-                _hint(exc),
-                # The traceback shows where a handler wrote what the state cannot keep.
-                exc_info=isinstance(exc, StateValueError)
-                or not isinstance(exc, (HandlerTimeout, StateError, ElementError)),
-            )
+        log.error(
+            "flow %s route %s call %s event %s: %s: %s: %s%s",
+            self.flow_name,
+            route.name,
+            loggable(call.call_uuid) if call else "-",
+            loggable(_event_name(call)) if call else "-",
+            what,
+            type(exc).__name__,
+            describe(exc),
+            _hint(exc),
+            # The traceback shows where a handler wrote what the state cannot keep.
+            exc_info=isinstance(exc, StateValueError)
+            or not isinstance(exc, (HandlerTimeout, StateError, ElementError)),
+        )
         if self.on_error is not None:
             try:
                 self.on_error(exc, call, route.name)
             except BaseException as err:
                 if _passes_through(err):
                     raise
-                with contextlib.suppress(Exception):
-                    log.exception("flow %s: the on_error hook itself failed", self.flow_name)
+                log.exception("flow %s: the on_error hook itself failed", self.flow_name)

@@ -106,6 +106,15 @@ class TransferPlanner:
         previous, self._client = self._client, client
         return previous
 
+    def _names_a_route(self, leg: str) -> bool:
+        """Whether a leg is a route of the flow: by name or path, or by its URL."""
+        if "://" not in leg:
+            return True
+        try:
+            return self._flow.route_at_url(leg) is not None
+        except ValueError:  # no URL at all ("https://[x"): target_url says so
+            return False
+
     def target_url(
         self, target: str, params: Mapping[str, Any] | None = None, *, argument: str = "url"
     ) -> str:
@@ -153,8 +162,10 @@ class TransferPlanner:
             )
         try:
             check_query(params or {})
-            if any(leg is not None and "://" not in leg for leg in (aleg, bleg)):
-                check_own_names(params or {})  # a route of the flow: its url_for would refuse
+            # A route of the flow, by name or by URL: its url_for would refuse them, and a
+            # GET callback there would read our Digits as the caller's.
+            if any(leg is not None and self._names_a_route(leg) for leg in (aleg, bleg)):
+                check_own_names(params or {})
         except QueryParamError as exc:
             raise TransferArgumentError(str(exc), field="params") from None
         aleg_url = self.target_url(aleg, params, argument="aleg") if aleg is not None else None

@@ -24,6 +24,7 @@ from answerkit import (
     Redirect,
     Response,
     Speak,
+    TransferArgumentError,
     parse,
     sign,
 )
@@ -558,9 +559,34 @@ def test_a_flow_served_at_one_prefix_is_not_served_at_another() -> None:
     flow = make_flow()
     Flask("one").register_blueprint(flow.blueprint(), url_prefix="/voice")
     Flask("two").register_blueprint(flow.blueprint(), url_prefix="/voice")  # a factory, again
+    three = Flask("three")
     with pytest.raises(ConfigurationError, match="two public addresses"):
-        Flask("three").register_blueprint(flow.blueprint())
+        three.register_blueprint(flow.blueprint())
     assert flow.url_for("answer") == PUBLIC + "/voice/answer"
+    # Refused before any rule was added: the app was left serving the flow at "/".
+    assert [r.rule for r in three.url_map.iter_rules() if r.endpoint != "static"] == []
+
+
+def test_mount_checks_see_the_prefix_flask_adds() -> None:
+    # They ran when the blueprint was made, before Flask gave the prefix: a trigger's
+    # routes= entry naming the right (prefixed) URL was refused as serving no route.
+    from answerkit.recipes import TransferTrigger
+
+    flow = make_flow()
+    TransferTrigger(flow, secret="s" * 24, routes=[PUBLIC + "/voice/menu"])
+    Flask("host").register_blueprint(flow.blueprint(), url_prefix="/voice")
+    other = make_flow()
+    TransferTrigger(other, secret="s" * 24, routes=[PUBLIC + "/voice/nowhere"])
+    with pytest.raises(ConfigurationError, match="where it serves no route"):
+        Flask("host").register_blueprint(other.blueprint(), url_prefix="/voice")
+
+
+def test_a_transfer_to_a_routes_own_url_refuses_the_names_vobiz_sends() -> None:
+    # Only a route's name was checked: its absolute URL carried Digits=9 to a GET callback.
+    flow = make_flow()
+    for leg in ("menu", flow.url_for("menu")):
+        with pytest.raises(TransferArgumentError, match="'Digits' has the name of a field"):
+            flow.transfer("c-1", aleg=leg, params={"Digits": "9"})
 
 
 def test_forwarded_headers_only_with_trusted_proxies() -> None:
@@ -1181,7 +1207,10 @@ def test_a_percent_sign_that_starts_no_escape_is_served() -> None:
 
 
 @pytest.mark.parametrize("direct", [True, False])
-@pytest.mark.parametrize(("path", "wire"), [("/menú", "/men%C3%BA"), ("/50%off", "/50%25off")])
+@pytest.mark.parametrize(
+    ("path", "wire"),
+    [("/menú", "/men%C3%BA"), ("/50%off", "/50%25off"), ("/a|b{c}", "/a%7Cb%7Bc%7D")],
+)
 def test_url_for_gives_the_path_as_sent_and_signed(path: str, wire: str, direct: bool) -> None:
     # url_for gave "/menú" while the request came as "/men%C3%BA" (the raw path, which
     # gunicorn keeps and the signature is checked on): a signature over the URL handed to

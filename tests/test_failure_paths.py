@@ -242,3 +242,77 @@ def test_a_generator_function_is_refused_as_a_handler() -> None:
 
     with pytest.raises(ConfigurationError, match="generator function"):
         flow_of().add_route("/events", events, status_callback=True)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_every_log_call_may_raise_without_changing_the_answer(
+    raising_log: None, direct: bool
+) -> None:
+    # Only the error line was guarded: a forged request got the fallback instead of its
+    # 403, and a None on StartApp the apology instead of the empty document.
+    flow = flow_of()
+    flow.add_route("/answer", lambda call: None)
+    client = flow.create_app(direct=direct).test_client()
+    forged = client.post("/answer", data=CALL, headers=sign(PUBLIC + "/other", TOKEN))
+    assert forged.status_code == 403
+    assert parse(send(flow, "/answer", direct).data) == Response()
+
+
+@pytest.mark.parametrize("failure", ["retry later", "store's own error"])
+def test_a_503_readmits_the_signature_for_vobizs_retry(raising_log: None, failure: str) -> None:
+    # The last resort's 503 kept the signature recorded, and RetryLater's was never
+    # readmitted when its log line raised: the retry Vobiz sends was refused (403).
+    from answerkit import RetryLater
+
+    runs: list[int] = []
+
+    def events(call: CallRequest) -> None:
+        runs.append(1)
+        if failure == "retry later" and len(runs) == 1:
+            raise RetryLater("not yet")
+
+    class OnceFailing(MemoryStore):
+        failed = False
+
+        def expire(self, call_uuid: str, seconds: float) -> None:
+            if not OnceFailing.failed:
+                OnceFailing.failed = True
+                raise ConnectionError("the store's own error")
+            super().expire(call_uuid, seconds)
+
+    store = OnceFailing() if failure != "retry later" else MemoryStore()
+    flow = flow_of(state=store)
+    flow.add_route("/events", events, name="events", status_callback=True)
+    client = flow.create_app().test_client()
+    headers = sign(PUBLIC + "/events", TOKEN)
+    first = client.post("/events", data={**CALL, "Event": "Hangup"}, headers=headers)
+    again = client.post("/events", data={**CALL, "Event": "Hangup"}, headers=headers)
+    assert (first.status_code, again.status_code) == (503, 200)
+    assert len(runs) == 2
+
+
+def test_a_decorated_generator_or_an_async_generator_is_caught() -> None:
+    import functools
+
+    async def agen(call: CallRequest) -> Any:
+        yield None
+
+    with pytest.raises(ConfigurationError, match="generator function"):
+        flow_of().add_route("/events", agen, status_callback=True)
+
+    def gen(call: CallRequest) -> Iterator[None]:
+        yield None
+
+    @functools.wraps(gen)
+    def wrapped(call: CallRequest) -> Any:
+        return gen(call)
+
+    with pytest.raises(ConfigurationError, match="generator function"):
+        flow_of().add_route("/events", wrapped, status_callback=True)
+
+    # A wrapper that hides it (no __wrapped__): its body never runs, and that is reported.
+    reported: list[str] = []
+    flow = flow_of(on_error=lambda exc, call, route: reported.append(str(exc)))
+    flow.add_route("/events", lambda call: gen(call), name="events", status_callback=True)
+    assert send(flow, "/events", Event="Hangup").status_code == 200
+    assert reported and "its body never ran" in reported[0]

@@ -623,6 +623,17 @@ def test_dial_action_event_defaults_to_redirect_so_branching_on_it_shows() -> No
     assert "no handler for Event='Redirect'" in error and "branch on DialStatus" in error
 
 
+def test_an_unhandled_event_is_told_at_a_route_beyond_ascii_too() -> None:
+    # url_for writes "/después" percent-encoded, and the simulator matched routes against
+    # the decoded path only: the fallback served for want of a handler went untold.
+    flow = doc_flow(Response(Gather(Speak("Press a key."), action=url("/despu%C3%A9s"))))
+    flow.add_route(
+        "/después", lambda call: Response(Speak("Thanks.")), name="later", event=Event.DialAction
+    )
+    t = CallSimulator(flow).call(digits="1").run()
+    assert any("no handler for Event=" in e for e in t.handler_errors), t.handler_errors
+
+
 def test_dial_action_event_can_be_dial_action() -> None:
     sim = CallSimulator(dial_action_flow(), dial_action_event="DialAction")
     t = sim.call().run()

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from io import BytesIO
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import unquote_to_bytes, urlencode, urlsplit
+from urllib.parse import unquote, unquote_to_bytes, urlencode, urlsplit
 
 import requests
 
@@ -359,8 +359,10 @@ def dropped_callback(flow: CallFlow, path: str, params: Mapping[str, str]) -> st
 
 
 def _route_at(flow: CallFlow, path: str) -> Route | None:
+    """The route at ``path`` as a URL carries it (url_for percent-encodes "/menú")."""
     prefix = getattr(flow, "_mount_prefix", None) or ""
-    return next((r for r in flow.routes if prefix + r.path == path), None)
+    decoded = unquote(path)
+    return next((r for r in flow.routes if prefix + r.path in (path, decoded)), None)
 
 
 # -- hand-made webhooks (the ``sign_request`` / ``signed_post`` fixtures) ----------------------
