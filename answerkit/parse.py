@@ -12,13 +12,11 @@ through lxml (``parse_full``).
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import re
 import threading
 from collections.abc import Callable
 from typing import Any
-from xml.parsers import expat
 
 from lxml import etree
 
@@ -98,12 +96,13 @@ _DECLARED_ENCODING = re.compile(
 ).match
 #: A str over this many characters may be over MAX_BYTES once encoded (4 bytes a char).
 _MAY_BE_TOO_BIG = MAX_BYTES // 4
-#: A document over this many bytes may render (to_xml) over MAX_BYTES: rendering escapes
-#: more than XML requires, and a byte grows at most 6 times ('"' in a single-quoted value
-#: becomes '&quot;'; '>' and a CDATA section's '<' become 4 bytes, its '&' 5), plus the XML
-#: declaration if the input had none. An eighth keeps a margin; below it nothing is
-#: rendered, so the usual document pays nothing.
-_MAY_RENDER_TOO_BIG = MAX_BYTES // 8
+#: What rendering may add to a document whatever its body: the XML declaration and
+#: <Response>, and </Response> (the input may have neither, or be a bare <Response/>).
+_RENDER_FRAME = len(HEAD) + len("</Response>")
+#: A document of at most this many bytes renders (to_xml) within MAX_BYTES, whatever it
+#: holds: rendering escapes more than XML requires, but a byte grows at most 6 times ('"' in
+#: a single-quoted value becomes '&quot;'; see _render_bound). Below it nothing is counted.
+_MAY_RENDER_TOO_BIG = (MAX_BYTES - _RENDER_FRAME) // 6
 
 
 def _too_big(size: int) -> ParseError:
@@ -119,7 +118,8 @@ def parse(source: str | bytes) -> Response:
 
     Bytes in another encoding are read as their XML declaration says; a str is text already,
     so the encoding its declaration names, if any, is ignored. A document over 100,000 bytes
-    (a str: once encoded as UTF-8) is refused, as ``to_xml`` refuses to write one (spec §1.0).
+    (a str, or bytes in another encoding, also once encoded as UTF-8), or that would render
+    over them, is refused, as ``to_xml`` refuses to write one (spec §1.0).
 
     Raises :class:`ParseError` (an ``ElementError``) with ``.line`` on malformed XML, a DTD
     or entity, an unknown element or attribute, a bad value or a broken document rule.
@@ -153,7 +153,7 @@ def parse(source: str | bytes) -> Response:
             raise ParseError(
                 f"U+{ord(source[e.start]):04X} at position {e.start} is not a character "
                 "(a lone surrogate); XML cannot carry it",
-                line=source.count("\n", 0, e.start) + 1,
+                line=_line_at(source, e.start),
             ) from None
         return parse_full(_as_utf8(source, data))
     return parse_full(_utf8_of(bytes(source)))
@@ -229,23 +229,52 @@ def _utf8_of(data: bytes) -> bytes:
             f"the document declares an unknown encoding {encoding!r}", line=1
         ) from None
     try:
-        return _as_utf8(text, text.encode())
+        utf8 = _as_utf8(text, text.encode())
     except UnicodeEncodeError as e:
         raise ParseError(
             f"U+{ord(text[e.start]):04X} is not a character (a lone surrogate); "
             "XML cannot carry it",
-            line=text.count("\n", 0, e.start) + 1,
+            line=_line_at(text, e.start),
         ) from None
+    # parse() measured the input's bytes; a character may take more in UTF-8 than in the
+    # encoding it came in (U+8A9E is 2 bytes in UTF-16, 3 in UTF-8; 'é' 1 in Latin-1, 2).
+    # Told as what it is, not left to the rendered-size check, which would blame escaping.
+    if len(utf8) > MAX_BYTES:
+        raise ParseError(
+            f"the document is {len(utf8)} bytes once encoded as UTF-8, over Vobiz's "
+            f"{MAX_BYTES:,} (spec §1.0; it is {len(data)} bytes in {encoding}, but VobizXML "
+            "is written in UTF-8, so to_xml could not write it back). Split it with Redirect.",
+            element="Response",
+            value=len(utf8),
+        )
+    return utf8
 
 
 def _decoded_line(head: bytes, encoding: str) -> int | None:
     """The line a decode error is on: ``head`` is the text before it, in ``encoding`` (a
-    codec that has just read it), so its newlines are counted once decoded. None if even a
+    codec that has just read it), so its line ends are counted once decoded. None if even a
     lenient decode fails: the error is told without a line rather than not at all."""
     try:
-        return head.decode(encoding, "replace").count("\n") + 1
+        text = head.decode(encoding, "replace")
     except (LookupError, UnicodeError, ValueError, TypeError):
         return None
+    return _line_at(text, len(text))
+
+
+def _line_at(text: str | bytes, at: int, start: int = 0, line: int = 1) -> int:
+    """The line position ``at`` of ``text`` is on, where position ``start`` is on ``line``.
+
+    Every line parse finds itself is counted here (lxml's are its own): XML ends a line
+    with \\r\\n, \\r or \\n, each once (XML 1.0 §2.11), so a document written with \\r
+    alone (old Mac style) has lines too; counting '\\n' alone told line 1 for all of it.
+    Three counts (memchr-fast), no loop: linear. ``start`` must not split a \\r\\n (it is 0
+    or a '<').
+    """
+    if isinstance(text, str):
+        ends = text.count("\n", start, at) + text.count("\r", start, at)
+        return line + ends - text.count("\r\n", start, at)
+    ends = text.count(b"\n", start, at) + text.count(b"\r", start, at)
+    return line + ends - text.count(b"\r\n", start, at)
 
 
 def _as_utf8(source: str, data: bytes) -> bytes:
@@ -291,7 +320,11 @@ def _declaration_at(data: bytes) -> int:
 
 
 def parse_full(data: bytes) -> Response:
-    """The full parser, through lxml: any layout, and every refusal and error with its line."""
+    """The full parser, through lxml: any layout, and every refusal and error with its line.
+
+    ``data`` is UTF-8 (parse makes it so: see _utf8_of); the checks before lxml and the
+    rendered-size bound read it as UTF-8.
+    """
     # Refused before lxml sees them: no XXE, no billion laughs. A search for one byte as an
     # int (33, '!') is a bare memchr (b"!" in data is several times slower), so '!' goes
     # first; '<!' also starts comments and CDATA, which are fine.
@@ -301,31 +334,79 @@ def parse_full(data: bytes) -> Response:
         if at >= 0:
             raise ParseError(
                 "DTDs and entity declarations are refused (no XXE, no entity expansion)",
-                line=data.count(b"\n", 0, at) + 1,
+                line=_line_at(data, at),
             )
+    doc = _read_tree(data)
+    if isinstance(doc, ParseError):
+        # Raised here, outside any except block and from a frame that holds no part of the
+        # tree: the error has no __context__ and its traceback nothing of lxml's, so keeping
+        # it (a log handler, a test) keeps no tree alive. Raised from inside _read_tree's
+        # except, its __context__ was the _TreeError, whose element holds the whole tree.
+        raise doc
+    if len(data) > _MAY_RENDER_TOO_BIG and _render_bound(data) > MAX_BYTES:
+        _check_rendered_size(doc)
+    return doc
+
+
+def _read_tree(data: bytes) -> Response | ParseError:
+    """The document lxml reads from ``data``, or the ParseError to raise (returned, not
+    raised: see parse_full)."""
     try:
         root: Any = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as e:
-        if "Excessive depth" in e.msg:  # lxml's own limit, 256 levels
-            raise ParseError(
-                "the document nests more than 256 levels deep; VobizXML takes a few levels, "
-                f"and SSML inside a Speak at most {MAX_SSML_DEPTH}",
-                line=e.lineno,
-            ) from None
-        hint = ""
-        if "EntityRef" in e.msg or "xmlParseEntityRef" in e.msg:
-            # The commonest cause of a call dropped with 8011: a URL's query string.
-            hint = "; a bare '&' (in a URL's query string, say) must be written &amp;"
-        raise ParseError(f"not well-formed XML: {e.msg}{hint}", line=e.lineno) from None
+        return _syntax_error(e)
     if root.getroottree().docinfo.doctype:  # the scan missed one: never served, at least
-        raise ParseError("DTDs are refused", line=1)
+        return ParseError("DTDs are refused", line=1)
     try:
-        doc = _document(root)
+        return _document(root)
     except _TreeError as e:  # only now is the true line worth its cost (see _TreeError)
-        raise e.located(data, root) from None
-    if len(data) > _MAY_RENDER_TOO_BIG:
-        _check_rendered_size(doc)
-    return doc
+        return e.located(data, root)
+
+
+def _syntax_error(e: etree.XMLSyntaxError) -> ParseError:
+    if "Excessive depth" in e.msg:  # lxml's own limit, 256 levels
+        return ParseError(
+            "the document nests more than 256 levels deep; VobizXML takes a few levels, "
+            f"and SSML inside a Speak at most {MAX_SSML_DEPTH}",
+            line=e.lineno,
+        )
+    hint = ""
+    if "EntityRef" in e.msg or "xmlParseEntityRef" in e.msg:
+        # The commonest cause of a call dropped with 8011: a URL's query string.
+        hint = "; a bare '&' (in a URL's query string, say) must be written &amp;"
+    return ParseError(f"not well-formed XML: {e.msg}{hint}", line=e.lineno)
+
+
+def _render_bound(data: bytes) -> int:
+    """A size ``data`` (UTF-8, read by lxml) cannot render over: a byte of its text grows
+    only where the escapers of _xmltext write more than the source did, and each such byte
+    is counted with its most. Counting is memchr-fast; rendering a 90 KB document is not.
+
+    - '>' (text or value) becomes '&gt;': 3 more.
+    - '"' becomes '&quot;' in a value, 5 more, but only one quoted with "'" holds it raw:
+      with no "'" anywhere there is none.
+    - A reference is at least as long as what the escapers write for its character
+      ('&#10;' for a value's newline, '&#13;', '&#9;', '&lt;', '&amp;'...) except '&#34;',
+      one short of '&quot;': 1 more for each '&'.
+    - A CDATA section's '<' becomes '&lt;' (3 more) and its '&' '&amp;' (4 more); a '<'
+      anywhere else is markup, written back as it was.
+    - Everything else renders as it was or shorter: white space between elements, comments
+      and processing instructions are dropped, a value's raw white space is a space to XML
+      (its escapes are references, above), values render canonical ('007' as '7'), an
+      empty element written <X></X> renders <X/> (the elements that render <X></X> need
+      text), and each attribute keeps its name, '=', quotes and one space before it.
+    - Plus _RENDER_FRAME: the declaration and <Response>...</Response> may be added.
+    """
+    # A one-byte 'in' is a memchr, far cheaper than a count (or than a search for
+    # '<![CDATA[', whose '<' is everywhere): each count is made only where it can add.
+    grows = 3 * data.count(b">")
+    if b"'" in data:
+        grows += 5 * data.count(b'"')
+    if b"[" in data and b"<![CDATA[" in data:
+        grows += 4 * data.count(b"&") + 3 * data.count(b"<")
+    elif b"&" in data:
+        grows += data.count(b"&")
+    return len(data) + _RENDER_FRAME + grows
 
 
 def _check_rendered_size(doc: Response) -> None:
@@ -402,7 +483,12 @@ class _TreeError(ParseError):
 #: One attribute in a start tag, from the white space before it: group 1 is its name.
 _ATTRIBUTE = re.compile(rb"""[ \t\r\n]+([^ \t\r\n=/>]+)[ \t\r\n]*=[ \t\r\n]*(?:"[^"]*"|'[^']*')""")
 _TAG_NAME = re.compile(rb"<[^ \t\r\n/>]+")
-_LINE_END = re.compile(rb"\r\n?|\n")  # as XML counts them (expat's lines are these)
+#: The rest of a start tag after its name, to its '>': quoted values may hold '>' (never
+#: '<'). Each alternative starts with its own character, so no text is tried twice.
+_TAG_REST = re.compile(rb"""[^"'>]*(?:(?:"[^"]*"|'[^']*')[^"'>]*)*>""")
+_NOT_BLANK = re.compile(rb"[^ \t\r\n]")
+#: A character reference to XML white space (tab, line feed, carriage return, space).
+_BLANK_REFERENCE = re.compile(rb"&#(?:x0*(?:9|[aAdD]|20)|0*(?:9|10|13|32));")
 
 
 def _source_line(data: bytes, root: Any, el: Any, part: str, at: str | None) -> int | None:
@@ -410,11 +496,10 @@ def _source_line(data: bytes, root: Any, el: Any, part: str, at: str | None) -> 
     where its start tag starts, where attribute ``at`` of it is, or where its text or tail
     (``part``) has its first non-blank character. None if not found.
 
-    An error path only. ``data`` was accepted by lxml and has no DTD (refused before), so
-    expat reads it as lxml did, element for element: ``el`` is the n-th start tag expat
-    meets, n its place in lxml's document order (comments and processing instructions are
-    not in the tree, and expat reports neither here). Any failure, an exception included,
-    means "not found" to the caller, which keeps lxml's line.
+    An error path only. ``el`` is the n-th start tag in ``data``, n its place in lxml's
+    document order (comments and processing instructions are not in the tree): _source_at
+    finds it. Any failure, an exception included, means "not found" to the caller, which
+    keeps lxml's line.
     """
     target = -1
     for i, e in enumerate(root.iter(etree.Element)):
@@ -423,46 +508,97 @@ def _source_line(data: bytes, root: Any, el: Any, part: str, at: str | None) -> 
             break
     if target < 0:
         return None
-    p = expat.ParserCreate("UTF-8")  # what data is, whatever its declaration says
-    p.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-    found: list[int] = []  # the line, then, for a start tag, its byte offset
-    count = 0  # start tags seen
-    open_: list[int] = []  # the place of each open element, innermost last
-    watching = False  # in the text (or tail) looked for
-
-    def start(name: str, attrs: object) -> None:
-        nonlocal count, watching
-        watching = count == target and part == _TEXT
-        if count == target and part == _TAG:
-            found.extend((p.CurrentLineNumber, p.CurrentByteIndex))
-        open_.append(count)
-        count += 1
-
-    def end(name: str) -> None:
-        nonlocal watching
-        watching = open_.pop() == target and part == _TAIL
-
-    def text(s: str) -> None:
-        nonlocal watching
-        if watching:
-            rest = s.lstrip(XML_SPACE)
-            if rest:  # expat tells the line where this run of text starts
-                found.append(p.CurrentLineNumber + s.count("\n", 0, len(s) - len(rest)))
-                watching = False
-
-    p.StartElementHandler = start
-    p.EndElementHandler = end
-    p.CharacterDataHandler = text
-    with contextlib.suppress(expat.ExpatError):  # what was found before is still right
-        p.Parse(data, True)
-    if part != _TAG:
-        return found[0] if found else None
-    if len(found) != 2:
+    offset = _source_at(data, target, part)
+    if offset < 0:
         return None
-    line, offset = found
-    if at is not None and offset >= 0:
+    line = _line_at(data, offset)
+    if part == _TAG and at is not None:
         return _attribute_line(data, offset, line, at)
     return line
+
+
+def _source_at(data: bytes, target: int, part: str) -> int:
+    """The byte offset in ``data`` of the '<' of start tag number ``target`` (from 0, in
+    document order; ``part`` _TAG), or of the first non-blank character of that element's
+    text (_TEXT: before its first child or its end tag) or tail (_TAIL: after its end tag,
+    before the next tag); -1 if there is none.
+
+    ``data`` was accepted by lxml and has no DTD (refused before), so a plain left-to-right
+    scan reads it as lxml did: comments, processing instructions and CDATA sections are
+    skipped whole (a CDATA section's text is text), a quoted value whole, and what is left
+    of a '<' is a start or an end tag. Written here, not left to a second XML parser:
+    expat (the one in the standard library) refuses names lxml takes, such as
+    'xmlns:\\u2160' (XML 1.0 fifth edition name characters), and every line was lxml's
+    again. Each byte is looked at a bounded number of times: linear.
+    """
+    size = len(data)
+    count = 0  # start tags seen
+    open_: list[int] = []  # the number of each open element, innermost last
+    watching = False  # in the text (or tail) looked for
+    pos = 0
+    while True:
+        lt = data.find(b"<", pos)
+        if watching:
+            hit = _first_not_blank(data, pos, size if lt < 0 else lt)
+            if hit >= 0:
+                return hit
+        if lt < 0:
+            return -1
+        kind = data[lt + 1 : lt + 2]
+        if kind == b"!" or kind == b"?":
+            if data.startswith(b"<![CDATA[", lt):
+                close = data.find(b"]]>", lt + 9)
+                if close >= 0 and watching:  # a CDATA section's text is no reference
+                    m = _NOT_BLANK.search(data, lt + 9, close)
+                    if m is not None:
+                        return m.start()
+                closer = b"]]>"
+            elif data.startswith(b"<!--", lt):
+                close, closer = data.find(b"-->", lt + 4), b"-->"
+            elif kind == b"?":
+                close, closer = data.find(b"?>", lt + 2), b"?>"
+            else:  # a declaration: refused before lxml read the document
+                return -1
+            if close < 0:
+                return -1
+            pos = close + len(closer)
+            continue
+        # A start or an end tag ends the text looked for: what was not found is not there.
+        if watching:
+            return -1
+        if kind == b"/":
+            close = data.find(b">", lt)
+            if close < 0 or not open_:
+                return -1
+            done = open_.pop()
+            watching = done == target and part == _TAIL
+            pos = close + 1
+            continue
+        name = _TAG_NAME.match(data, lt)
+        rest = _TAG_REST.match(data, name.end()) if name is not None else None
+        if rest is None:
+            return -1
+        number = count
+        count += 1
+        if number == target and part == _TAG:
+            return lt
+        pos = rest.end()
+        if data[pos - 2] == 0x2F:  # '/>': an empty element, ended here
+            watching = number == target and part == _TAIL
+        else:
+            open_.append(number)
+            watching = number == target and part == _TEXT
+
+
+def _first_not_blank(data: bytes, pos: int, end: int) -> int:
+    """The offset of the first character in ``data[pos:end]`` (text between tags) that is
+    not XML white space, written or as a character reference; -1 if none."""
+    while (m := _NOT_BLANK.search(data, pos, end)) is not None:
+        ref = _BLANK_REFERENCE.match(data, m.start(), end)
+        if ref is None:
+            return m.start()
+        pos = ref.end()
+    return -1
 
 
 def _attribute_line(data: bytes, offset: int, line: int, name: str) -> int:
@@ -478,7 +614,7 @@ def _attribute_line(data: bytes, offset: int, line: int, name: str) -> int:
     while (a := _ATTRIBUTE.match(data, pos)) is not None:
         written = a[1].decode("utf-8", "replace")
         if written == name or (local is not None and written.partition(":")[2] == local):
-            return line + len(_LINE_END.findall(data, offset, a.start(1)))
+            return _line_at(data, a.start(1), offset, line)
         pos = a.end()
     return line
 

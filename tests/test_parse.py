@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import pickle
+import random
+import types
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lxml import etree
 
 from answerkit._element import MAX_BYTES
 from answerkit.elements import (
@@ -996,3 +1001,245 @@ def test_an_unknown_encoding_and_a_lone_surrogate_name_their_line() -> None:
     text = b'<?xml version="1.0" encoding="utf-7"?>\n<Response>\n<Speak>+2AA-</Speak></Response>'
     err = error(text)
     assert "lone surrogate" in str(err) and err.line == 3
+
+
+# --- names expat refuses, line ends other than \n -------------------------------------------
+
+_GATHER_TIMEOUT = '\n<Gather\n action="https://a.b"\n timeout="5"\n/></Response>'
+
+
+@pytest.mark.parametrize("name", ["xmlns:\u2160", "xmlns:x\u2070", "xmlns:x\U00010000"])
+@pytest.mark.parametrize(
+    ("body", "line", "message"),
+    [
+        (_GATHER_TIMEOUT, 4, "no timeout attribute"),
+        ("\n<Speak>a</Speak>\n<Zork\n\n/></Response>", 3, "unknown element 'Zork'"),
+        ("<Speak>a</Speak><!--\n\n-->stray</Response>", 3, "text 'stray' outside"),
+    ],
+)
+def test_a_name_lxml_takes_but_expat_refuses_keeps_the_true_line(
+    name: str, body: str, line: int, message: str
+) -> None:
+    # XML 1.0 fifth-edition name characters (U+2160, U+2070, astral ones) are names to
+    # lxml, not to expat: the line was once found by a second pass through expat, which
+    # stopped at the first of them, so every error fell back to lxml's line.
+    text = f'<Response {name}="urn:x">{body}'
+    for source in (text, text.encode()):
+        err = error(source)
+        assert message in str(err)
+        assert err.line == line
+
+
+@pytest.mark.parametrize(
+    ("source", "line"),
+    [
+        # A decode error: the text before it is counted once decoded.
+        (b'<?xml version="1.0" encoding="ascii"?>\r<Response>\r<Speak>caf\xe9</Speak>'
+         b"</Response>", 3),
+        (b'<?xml version="1.0" encoding="ascii"?>\r\n<Response>\r\n<Speak>caf\xe9</Speak>'
+         b"</Response>", 3),
+        # A lone surrogate, in a str or decoded from UTF-7.
+        ("<Response>\r<Speak>\r\ud800</Speak></Response>", 3),
+        ("<Response>\r\n\r\n<Speak>\ud800</Speak></Response>", 3),
+        (b'<?xml version="1.0" encoding="utf-7"?>\r<Response>\r<Speak>+2AA-</Speak></Response>',
+         3),
+        # The DTD refused before lxml reads the document.
+        ('<?xml version="1.0"?>\r<!DOCTYPE Response [\r<!ENTITY x "y">]>\r<Response/>', 2),
+        # An element's and an attribute's line, found in the source.
+        ("<Response>\r<Gather\r action='https://a.b'\r timeout='5'\r/></Response>", 4),
+        ("<Response>\r<Speak>a</Speak>\r\r stray</Response>", 4),
+    ],
+)  # fmt: skip
+def test_a_carriage_return_alone_ends_a_line(source: str | bytes, line: int) -> None:
+    # XML ends a line with \r\n, \r or \n, each once: a document written with \r alone
+    # (old Mac style) was told line 1 for everything.
+    assert error(source).line == line
+
+
+# --- what leaves parse holds nothing of lxml's ---------------------------------------------
+
+
+def _reachable(start: object) -> Iterator[object]:
+    """Every object reachable from exception ``start`` through what it keeps: its context
+    and cause, its arguments and attributes, its traceback's frames and their locals. Not
+    through modules, classes or functions: they reach everything loaded."""
+    seen: set[int] = set()
+    todo = [start]
+    while todo:
+        obj = todo.pop()
+        if obj is None or id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        yield obj
+        if isinstance(obj, (types.ModuleType, type, types.FunctionType, types.CodeType)):
+            continue
+        if isinstance(obj, BaseException):
+            todo += [obj.__context__, obj.__cause__, obj.__traceback__, *obj.args]
+            todo += vars(obj).values()
+        elif isinstance(obj, types.TracebackType):
+            todo += [obj.tb_next, obj.tb_frame]
+        elif isinstance(obj, types.FrameType):
+            todo += obj.f_locals.values()
+        else:
+            todo += gc.get_referents(obj)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        MULTI_LINE_GATHER,  # an attribute
+        "<Response>\n<Zork/></Response>",  # an element
+        "<Response><Speak>a</Speak>stray</Response>",  # a tail
+        "<Response><Hangup/><Speak>x</Speak></Response>",  # a document rule
+        "<Response><Speak>x</Speak>",  # lxml's own error
+    ],
+)
+def test_the_error_that_leaves_parse_holds_nothing_of_lxmls_tree(text: str) -> None:
+    # An error kept (by a log handler, in a list of failures) must not keep the tree alive:
+    # raised inside an except block, its __context__ was the error about lxml's element.
+    try:
+        parse(text)
+    except ParseError as e:
+        err = e
+    else:
+        raise AssertionError("parsed")
+    assert err.__context__ is None
+    assert not any(isinstance(o, etree._Element) for o in _reachable(err))
+
+
+# --- the size once encoded as UTF-8 -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("codec", "name", "char", "count"),
+    [("utf-16", "UTF-16", "\u8a9e", 45_000), ("latin-1", "ISO-8859-1", "\xe9", 60_000)],
+)
+def test_a_document_over_the_limit_only_in_utf8_is_told_so(
+    codec: str, name: str, char: str, count: int
+) -> None:
+    # Within the limit as given, over it in UTF-8 (a CJK character is 2 bytes in UTF-16,
+    # 3 in UTF-8; 'é' 1 in Latin-1, 2): the message says so rather than blame escaping.
+    body = f"<Response><Speak>{char * count}</Speak></Response>"
+    text = f'<?xml version="1.0" encoding="{name}"?>{body}'
+    data = text.encode(codec)
+    assert len(data) <= MAX_BYTES < len(text.encode())
+    err = error(data)
+    assert "once encoded as UTF-8, over Vobiz's 100,000" in str(err)
+    assert "escapes" not in str(err)
+    assert err.value == len(text.replace(name, "UTF-8").encode())
+
+
+# --- the rendered size: counted first, rendered only when it may be over ---------------------
+
+
+def test_a_large_document_that_cannot_render_over_the_limit_is_not_rendered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Rendering a 90 KB document costs several percent of parsing it: it is rendered only
+    # when counting what escaping could add says it may be over.
+    def rendered(doc: Response) -> None:
+        raise AssertionError("rendered")
+
+    module = importlib.import_module("answerkit.parse")
+    monkeypatch.setattr(module, "_check_rendered_size", rendered)
+    body = "".join(f'<Speak voice="MAN">Hello {i} there</Speak>\n' for i in range(2000))
+    text = f"{DECL}\n<Response>\n{body}</Response>"
+    assert 80_000 < len(text) <= MAX_BYTES
+    assert len(parse(text).children) == 2000
+    assert len(parse(text.encode()).children) == 2000
+    # One that may render over it still is: here every '>' of the text becomes '&gt;'.
+    with pytest.raises(AssertionError, match="rendered"):
+        parse("<Response><Speak>" + ">" * 30_000 + "</Speak></Response>")
+
+
+#: Pieces of a document, chosen for how rendering changes their size: these grow where
+#: to_xml escapes more than the source did...
+_GROWING = [
+    lambda r: "<Speak>" + ">" * r.randrange(1, 600) + "</Speak>",
+    lambda r: "<Speak><![CDATA[" + "<&>"[r.randrange(3) :] * r.randrange(1, 200) + "]]></Speak>",
+    lambda r: (
+        "<Gather action='https://a.b' inputType='speech' hints='"
+        + ",".join(['"' * r.randrange(1, 20)] * r.randrange(1, 20))
+        + "'/>"
+    ),
+    lambda r: (
+        '<Gather action="https://a.b" inputType="speech" hints="'
+        + ",".join(["&#34;" * r.randrange(1, 100)] * r.randrange(1, 5))
+        + '"/>'
+    ),
+    lambda r: (
+        '<Gather action="https://a.b" inputType="speech" hints="a&#34;b&#10;c&#9;d&#13;e&apos;f"/>'
+    ),
+    lambda r: "<Speak>a&#13;b&#62;c&lt;d&amp;e&#x22;f</Speak>",
+]
+#: ...these render as written or shorter.
+_OTHERS = [
+    lambda r: "<Speak>" + "plain words, 'quoted' " * r.randrange(1, 40) + "</Speak>",
+    lambda r: '<Play loop="007">https://a.b/c.mp3?x=1&amp;y=2</Play>',
+    lambda r: "<Speak>x<prosody rate='slow'/>y<break></break></Speak>",
+    lambda r: "<Wait></Wait>",
+    lambda r: "<Wait/>",
+    lambda r: r.choice(["\n  ", "<!-- a > comment -->", "<?pi x?>"]),
+]
+
+
+def _rendered_size(piece: str) -> int:
+    """What ``piece`` (Response's content) adds to a rendered document (next to a Wait: an
+    empty Response renders as <Response/>)."""
+    with_piece = parse(f"<Response><Wait/>{piece}</Response>").to_bytes()
+    return len(with_piece) - len(Response(Wait()).to_bytes())
+
+
+def _near_the_limit(r: random.Random) -> tuple[str, int]:
+    """A document and the size it renders as: a few bytes either side of MAX_BYTES. Half
+    are made of one growing piece only, where the count is closest to the truth."""
+    target = MAX_BYTES + r.randrange(-8, 9)
+    kinds = [r.choice(_GROWING)] if r.random() < 0.5 else _GROWING + _OTHERS
+    frame = len(Response(Wait()).to_bytes()) - len("<Wait/>")
+    pieces: list[str] = []
+    size = frame
+    while size < target - 3_000:  # a piece renders under 3,000 bytes
+        piece = r.choice(kinds)(r)
+        pieces.append(piece)
+        size += _rendered_size(piece)
+    pad = "<Speak>" + "a" * (target - size - len("<Speak></Speak>")) + "</Speak>"
+    pieces.insert(r.randrange(len(pieces) + 1), pad)
+    head = r.choice(["", DECL, DECL + "\n"])
+    return f"{head}<Response>{''.join(pieces)}</Response>", target
+
+
+def test_parse_accepts_exactly_the_documents_that_render_within_the_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The count that decides whether to render is an upper bound: a document it lets
+    # through unrendered must not render over the limit (to_xml would refuse to write what
+    # parse accepted). Against the truth: to_bytes of the document read without the check.
+    module = importlib.import_module("answerkit.parse")
+    r = random.Random(20240611)
+    documents = [_near_the_limit(r) for _ in range(40)]
+    # Grown only by the XML declaration rendering adds.
+    plain = "<Response><Speak></Speak></Response>"
+    for target in (MAX_BYTES - 1, MAX_BYTES, MAX_BYTES + 1):
+        size = target - len(DECL) - len(plain)
+        documents.append((plain.replace("<Speak>", "<Speak>" + "a" * size), target))
+    verdicts = set()
+    for text, target in documents:
+        if len(text.encode()) > MAX_BYTES:  # refused as too big as given: not the point
+            continue
+        for source in (text, text.encode()):
+            try:
+                parse(source)
+                accepted = True
+            except ParseError as e:
+                assert "renders as" in str(e)
+                accepted = False
+            with monkeypatch.context() as m:
+                m.setattr(module, "_check_rendered_size", lambda doc: None)
+                doc = parse(source)
+            try:
+                fits = len(doc.to_bytes()) <= MAX_BYTES
+            except ElementError:
+                fits = False
+            assert accepted == fits == (target <= MAX_BYTES), (target, text[:200])
+            verdicts.add(accepted)
+    assert verdicts == {True, False}
