@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -878,6 +878,21 @@ def test_new_threads_find_the_tables_of_a_recreated_file(deleted_under_store: SQ
 # --------------------------------------------------------------------------- configuration
 
 
+def ways_to_open(url: str) -> list[Callable[[], object]]:
+    """Every way a state URL reaches a store: opened, checked, and given to a flow (which
+    checks it when made)."""
+    from answerkit.app import CallFlow
+    from answerkit.state_urls import check_store_url
+
+    return [
+        lambda: open_store(url),
+        lambda: check_store_url(url),
+        lambda: CallFlow(
+            "s", public_url="https://voice.example.com", auth_token="t" * 20, state=url
+        ),
+    ]
+
+
 @pytest.mark.parametrize(
     ("query", "says"),
     [
@@ -894,19 +909,8 @@ def test_a_redis_url_option_redis_py_cannot_use_is_refused_up_front(
 ) -> None:
     # Accepted when the flow was made, then every webhook failed with a TypeError wrapped
     # in a StateError ("unexpected keyword argument"), answered with the apology.
-    from answerkit.app import CallFlow
-    from answerkit.state_urls import check_store_url
-
     url = redis_url.replace("redis://", "redis://:s3cretPW@") + f"?{query}"
-    attempts = [
-        lambda: open_store(url),
-        lambda: RedisStore(url),
-        lambda: check_store_url(url),
-        lambda: CallFlow(
-            "r", public_url="https://voice.example.com", auth_token="t" * 20, state=url
-        ),
-    ]
-    for attempt in attempts:
+    for attempt in [*ways_to_open(url), lambda: RedisStore(url)]:
         with pytest.raises(ConfigurationError, match=re.escape(says)) as info:
             attempt()
         assert "s3cretPW" not in str(info.value)
@@ -1052,18 +1056,9 @@ def test_sqlite_relative_path_is_fixed_when_the_store_is_made(
 def test_a_nul_byte_in_a_sqlite_url_or_path_is_a_configuration_error(url: str) -> None:
     # os.path and SQLite raised a bare ValueError ("embedded null byte") when the flow
     # was mounted, or on the first webhook.
-    from answerkit.app import CallFlow
-    from answerkit.state_urls import check_store_url, sqlite_directory_problem
+    from answerkit.state_urls import sqlite_directory_problem
 
-    attempts = [
-        lambda: open_store(url),
-        lambda: check_store_url(url),
-        lambda: sqlite_directory_problem(url),
-        lambda: CallFlow(
-            "n", public_url="https://voice.example.com", auth_token="t" * 20, state=url
-        ),
-    ]
-    for attempt in attempts:
+    for attempt in [*ways_to_open(url), lambda: sqlite_directory_problem(url)]:
         with pytest.raises(ConfigurationError, match="NUL byte"):
             attempt()
     with pytest.raises(ConfigurationError, match="NUL byte"):
