@@ -27,6 +27,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from answerkit._handler_threads import HandlerThreads
+from answerkit._log import QuietLog
 from answerkit.errors import AnswerkitError
 from answerkit.request import CallRequest
 from answerkit.state import CallState, StateStore
@@ -34,7 +35,7 @@ from answerkit.state import CallState, StateStore
 if TYPE_CHECKING:
     from answerkit.elements import Response
 
-log = logging.getLogger("answerkit")
+log = QuietLog("answerkit")
 
 Handler = Callable[[CallRequest], "Response | None"]
 

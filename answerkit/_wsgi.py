@@ -12,7 +12,6 @@ goes to Flask.
 from __future__ import annotations
 
 import io
-import logging
 from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
@@ -24,6 +23,7 @@ from flask.sessions import SecureCookieSessionInterface
 from werkzeug.datastructures import EnvironHeaders
 from werkzeug.exceptions import HTTPException
 
+from answerkit._log import QuietLog
 from answerkit._params import ParamsLike, parse_form
 from answerkit.dispatch import (
     XML_CONTENT_TYPE,
@@ -36,7 +36,7 @@ from answerkit.dispatch import (
 if TYPE_CHECKING:
     from flask import Flask
 
-log = logging.getLogger("answerkit")
+log = QuietLog("answerkit")
 
 WSGIEnviron = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -259,18 +259,16 @@ def flask_view(dispatcher: Dispatcher, route: Route) -> Callable[[], FlaskRespon
             if method != "POST":
                 return query
             length = form_length(environ, req.max_content_length)
-            if "form" in req.__dict__:
+            cached: bytes | None = getattr(req, "_cached_data", None)
+            if cached is not None and length is not None and len(cached) == length:
+                # A request hook read the body with get_data() (before request.form, or
+                # without it): its bytes, read as the direct path reads them (Werkzeug
+                # drops every field of a body that is not UTF-8, and reads "%E9" otherwise).
+                return parse_form(cached)
+            if "form" in req.__dict__ or cached is not None:
                 # A request hook read the body through request.form (a get_data() after
                 # that caches b""): the stream is spent, and Werkzeug's parse has it.
                 return req.form
-            cached: bytes | None = getattr(req, "_cached_data", None)
-            if cached is not None:
-                if length is not None and len(cached) == length:
-                    # A request hook read the body with get_data(): its bytes, read as the
-                    # direct path reads them (Werkzeug drops every field of a body that is
-                    # not UTF-8, and reads "%E9" otherwise).
-                    return parse_form(cached)
-                return req.form  # Werkzeug's parse of its cached bytes
             if length is None:  # not the small form Vobiz posts: Werkzeug's parser and limits
                 return req.form  # the MultiDict itself: repeated fields keep every value
             return read_form(environ, length)

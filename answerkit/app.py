@@ -396,6 +396,12 @@ class CallFlow:
         Recipes use it to validate their whole graph (every option leads somewhere)
         once all routes are declared, before the first call arrives.
         """
+        if self._dispatcher is not None:
+            # Its check would never run (a TransferTrigger made late, with no endpoint).
+            raise ConfigurationError(
+                f"flow {self.name!r} is already mounted; make recipes (and add checks) "
+                "before register() or create_app()"
+            )
         self._checks.append(check)
 
     def add_hangup_listener(self, listener: Callable[[CallRequest], None]) -> None:
@@ -700,11 +706,18 @@ class CallFlow:
                 "(url_for and the signature check know one): mount it once, or make a second "
                 "CallFlow"
             )
-        previous, self._mount_prefix = self._mount_prefix, served
+        self._mount_prefix = served
         try:
             self._run_checks()
         except BaseException:
-            self._mount_prefix = previous
+            # As if never mounted: the missing route a check names may still be declared,
+            # and the app registers the flow again (the refused registration added no rule,
+            # as this runs first; Flask had recorded the blueprint, which is taken back).
+            self._mount_prefix = self._blueprint_prefix = None
+            self._dispatcher = None
+            key = f"{state.name_prefix}.{state.name}".lstrip(".")
+            if state.app.blueprints.get(key) is state.blueprint:
+                del state.app.blueprints[key]
             raise
         self._address_fixed = True
 

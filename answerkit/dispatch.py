@@ -11,9 +11,7 @@ Vobiz ignores a status callback's answer but retries it on a non-200 (spec §2.1
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -31,6 +29,7 @@ from answerkit._deadline import (
     handler_given_up,
     loggable,
 )
+from answerkit._log import QuietLog
 from answerkit._params import ParamsLike
 from answerkit._sound import not_sound, not_sound_message
 from answerkit.elements import Element, Response
@@ -39,37 +38,7 @@ from answerkit.request import CallRequest, Event, MissingCallUUID
 from answerkit.signature import HeadersLike, Verifier, header_value, public_url_candidates
 from answerkit.state import NoCallState, StateStore
 
-
-class _QuietLog:
-    """The answerkit logger, for the webhook path: a log call that raises (a handler of the
-    app's whose log shipper is down) must not change a webhook's answer. A forged request
-    got the fallback instead of its 403, a RetryLater's signature was never readmitted, and
-    a failing handler's error line turned the fallback into a 500. Nowhere is left to say
-    that the logging failed, so that alone goes unsaid."""
-
-    __slots__ = ("_logger",)
-
-    def __init__(self, logger: logging.Logger) -> None:
-        self._logger = logger
-
-    def _emit(self, level: int, msg: str, args: tuple[object, ...], exc_info: bool) -> None:
-        with contextlib.suppress(Exception):
-            self._logger.log(level, msg, *args, exc_info=exc_info, stacklevel=3)
-
-    def info(self, msg: str, *args: object) -> None:
-        self._emit(logging.INFO, msg, args, False)
-
-    def warning(self, msg: str, *args: object) -> None:
-        self._emit(logging.WARNING, msg, args, False)
-
-    def error(self, msg: str, *args: object, exc_info: bool = False) -> None:
-        self._emit(logging.ERROR, msg, args, exc_info)
-
-    def exception(self, msg: str, *args: object) -> None:
-        self._emit(logging.ERROR, msg, args, True)
-
-
-log = _QuietLog(logging.getLogger("answerkit"))
+log = QuietLog("answerkit")
 
 __all__ = [
     "STATUS_EVENTS",

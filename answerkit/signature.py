@@ -422,7 +422,14 @@ def _path_variants(path: str) -> list[str]:
     quoted = quote(path, safe="/%:@!$&'()*+,;=-._~")
     if quoted != path:
         variants.append(quoted)
+    if _LITERAL_PERCENT.search(path):
+        # A decoded path with a '%' that starts no escape ("/50%off", from a server that
+        # keeps no raw URI): url_for wrote it "/50%25off", which is what was signed.
+        variants.append(quote(path, safe="/:@!$&'()*+,;=-._~"))
     return variants
+
+
+_LITERAL_PERCENT = re.compile("%(?![0-9A-Fa-f]{2})")
 
 
 def public_url_candidates(

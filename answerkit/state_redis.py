@@ -112,6 +112,21 @@ def _beside(name: str, suffix: str) -> str:
     return "{" + name + "}" + suffix
 
 
+def _check_prefix(prefix: str) -> None:
+    """Refuse a key prefix with braces that make no Redis Cluster hash tag ("{}app:",
+    "app}:"): a script's keys (a call's and its receipt) could not be put in one slot.
+    One with a tag ("{answerkit}:") puts every key of the store in that tag's slot."""
+    if "{" not in prefix and "}" not in prefix:
+        return
+    start = prefix.find("{")
+    end = prefix.find("}", start + 1) if start >= 0 else -1
+    if start < 0 or end <= start + 1 or "}" in prefix[:start]:
+        raise ConfigurationError(
+            f"RedisStore prefix {prefix!r} has braces that make no Redis Cluster hash tag: "
+            "leave them out, or write one tag first ('{answerkit}:')"
+        )
+
+
 def _connection_options(connection_class: object) -> list[str]:
     """The keyword arguments ``connection_class`` takes (its own and, through ``**kwargs``,
     its base classes'), or [] when they cannot be told."""
@@ -156,7 +171,11 @@ class RedisStore(StateStore):
     ) -> None:
         super().__init__(ttl=ttl)
         self.url = redact_url(url)
+        # For the messages of a URL refused here: without its query, whose values may be
+        # secrets under a name not known as one (?pasword=, a misspelt option).
+        shown = self.url.partition("?")[0] + ("?..." if "?" in self.url else "")
         self._secrets = _url_secrets(url)
+        _check_prefix(prefix)
         self.prefix = prefix
         self._ttl_ms = max(1, int(self.ttl * 1000))
         userinfo = _userinfo(url)
@@ -164,7 +183,7 @@ class RedisStore(StateStore):
             # redis-py would read the password's start as a host or port, connect there
             # and put that part of the password in its error messages.
             raise ConfigurationError(
-                f"the Redis state URL {self.url} has '/', '?' or '#' in its user name or "
+                f"the Redis state URL {shown} has '/', '?' or '#' in its user name or "
                 f"password: percent-encode them there (%2F, %3F, %23)"
             )
         try:
@@ -174,7 +193,7 @@ class RedisStore(StateStore):
         if database and not database.isdigit() and url.lower().startswith("redis"):
             # redis-py ignores a path that is no number and uses database 0 unsaid.
             raise ConfigurationError(
-                f"the Redis state URL {self.url} names database {database!r}: give its "
+                f"the Redis state URL {shown} names database {database!r}: give its "
                 f"number (redis://host:6379/0)"
             )
         if client is not None:
@@ -205,33 +224,31 @@ class RedisStore(StateStore):
             )
         except (ValueError, redis_module.RedisError) as exc:
             detail = self._scrub(str(exc))
-            raise ConfigurationError(f"invalid Redis state URL {self.url}: {detail}") from None
+            raise ConfigurationError(f"invalid Redis state URL {shown}: {detail}") from None
         if not self._client.connection_pool.connection_kwargs.get("decode_responses"):
             # The URL's own ?decode_responses=false wins over the keyword (redis-py): bytes
             # keys would never match the str keys handlers read, as with client= above.
             raise ConfigurationError(
-                f"the Redis state URL {self.url} turns decode_responses off: remove it "
+                f"the Redis state URL {shown} turns decode_responses off: remove it "
                 "from the URL (the store needs text replies)"
             )
-        self._check_options(redis_module.RedisError)
+        self._check_options(shown)
 
-    def _check_options(self, redis_error: type[Exception]) -> None:
+    def _check_options(self, shown: str) -> None:
         """Refuse now a URL option redis-py takes but cannot use (a misspelt one, a TLS
         one on redis://): it fails only when a connection is made, as a TypeError on every
         webhook. A connection object is built, never connected, and dropped."""
         pool = self._client.connection_pool
-        # Without its query: an option misspelt is not known to be no secret (?pasword=).
-        shown = self.url.partition("?")[0]
         try:
             pool.connection_class(**pool.connection_kwargs).disconnect()
         except TypeError as exc:
             raise ConfigurationError(
-                f"the Redis state URL {shown}?... {self._unknown_options(exc)}"
+                f"the Redis state URL {shown} {self._unknown_options(exc)}"
             ) from None
         except Exception as exc:  # protocol=4: "must be either 2 or 3"; ?connection_class=x
             detail = self._scrub(str(exc))
             raise ConfigurationError(
-                f"invalid Redis state URL {shown}?...: {type(exc).__name__}: {detail}"
+                f"invalid Redis state URL {shown}: {type(exc).__name__}: {detail}"
             ) from None
 
     def _unknown_options(self, exc: TypeError) -> str:

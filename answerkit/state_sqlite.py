@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import sqlite3
 import threading
@@ -17,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any, TypeVar
 
+from answerkit._log import QuietLog
 from answerkit._sqlite_upkeep import (
     AUTOCHECKPOINT_PAGES,
     Checkpointer,
@@ -77,7 +77,7 @@ _PUT = (
     "SET value = excluded.value, expires_at = excluded.expires_at"
 )
 
-log = logging.getLogger("answerkit")
+log = QuietLog("answerkit")
 
 FILE_CHECK_INTERVAL = 1.0
 """Seconds between two checks, per thread, that the file is still the one opened."""

@@ -145,7 +145,10 @@ def sqlite_directory_problem(url: str | None) -> str | None:
     kind, target, _ttl, _busy = _store_plan(url, DEFAULT_TTL)
     if kind != "sqlite":
         return None
-    directory = os.path.dirname(os.path.realpath(target))
+    try:
+        directory = os.path.dirname(os.path.realpath(target))
+    except OSError:  # a relative path, and the working directory gone: the store says so
+        return None
     if not os.path.isdir(directory):
         problem = "does not exist"
     elif not os.access(directory, os.W_OK | os.X_OK):

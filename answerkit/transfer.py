@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from answerkit import _local_run
 from answerkit._api_args import check_call_uuid, check_method
+from answerkit._log import QuietLog
 from answerkit._params import QueryParamError, check_query, with_query
 from answerkit.client import TransferResult, VobizClient
 from answerkit.dispatch import LateTransferRefused, handler_given_up, loggable
@@ -25,7 +25,7 @@ from answerkit.request import check_own_names
 if TYPE_CHECKING:
     from answerkit.app import CallFlow
 
-log = logging.getLogger("answerkit")
+log = QuietLog("answerkit")
 
 
 def canonical_host(host: str | None) -> str:

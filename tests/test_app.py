@@ -581,6 +581,34 @@ def test_mount_checks_see_the_prefix_flask_adds() -> None:
         Flask("host").register_blueprint(other.blueprint(), url_prefix="/voice")
 
 
+def test_a_registration_a_mount_check_refuses_leaves_the_flow_and_app_as_they_were() -> None:
+    # The refused registration left the blueprint recorded on the app ("already has a flow
+    # named ...") and the flow mounted ("already mounted; declare route ..."): the route
+    # the check asked for could not be added, nor the flow registered again.
+    from answerkit.recipes import IVRMenu
+
+    flow = CallFlow("mend", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+    flow.add_route("/bye", lambda call: Response(Hangup()), name="bye")
+    IVRMenu(flow, "main", prompt="Press 1.", options={"1": "sales"}, fallback="bye")
+    app = Flask("host")
+    with pytest.raises(ConfigurationError, match="sales"):
+        flow.register(app)
+    assert "mend" not in app.blueprints
+    flow.add_route("/sales", lambda call: Response(Speak("Sales.")), name="sales")
+    flow.register(app)
+    assert flow.url_for("sales") == PUBLIC + "/sales"
+
+
+def test_a_check_added_after_mounting_is_refused() -> None:
+    # It would never run: a TransferTrigger with no secret (no endpoint) made late passed.
+    from answerkit.recipes import TransferTrigger
+
+    flow = make_flow()
+    flow.create_app()
+    with pytest.raises(ConfigurationError, match="already mounted; make recipes"):
+        TransferTrigger(flow, secret=None, routes=["nowhere"])
+
+
 def test_a_transfer_to_a_routes_own_url_refuses_the_names_vobiz_sends() -> None:
     # Only a route's name was checked: its absolute URL carried Digits=9 to a GET callback.
     flow = make_flow()
@@ -1204,6 +1232,16 @@ def test_a_percent_sign_that_starts_no_escape_is_served() -> None:
     flow = make_flow()
     flow.add_route("/50%off", lambda call: Response(Speak("half")), name="sale")
     assert b"half" in post(flow.create_app().test_client(), "/50%off", CALL).data
+    # Signed over url_for's "/50%25off", on a server that keeps no raw URI (the decoded
+    # path alone): its own spelling was never a candidate, and the signature was refused.
+    client = flow.create_app().test_client()
+    answer = client.post(
+        "/50%25off",
+        data=CALL,
+        headers=sign(flow.url_for("sale"), TOKEN),
+        environ_overrides={"RAW_URI": "", "REQUEST_URI": ""},
+    )
+    assert b"half" in answer.data
 
 
 @pytest.mark.parametrize("direct", [True, False])

@@ -316,3 +316,43 @@ def test_a_decorated_generator_or_an_async_generator_is_caught() -> None:
     flow.add_route("/events", lambda call: gen(call), name="events", status_callback=True)
     assert send(flow, "/events", Event="Hangup").status_code == 200
     assert reported and "its body never ran" in reported[0]
+
+
+def test_a_log_call_outside_the_dispatcher_may_raise_too(raising_log: None) -> None:
+    # The direct path's warning about a body shorter than announced went through a plain
+    # logger: raising there, it turned the answer into the apology.
+    flow = flow_of()
+    flow.add_route("/answer", lambda call: Response(Speak("hello")))
+    body = "&".join(f"{k}={v}" for k, v in CALL.items()).encode()
+    answer = (
+        flow.create_app()
+        .test_client()
+        .post(
+            "/answer",
+            data=body,
+            headers={
+                **sign(PUBLIC + "/answer", TOKEN),
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+            environ_overrides={"CONTENT_LENGTH": str(len(body) + 10)},
+        )
+    )
+    assert b"<Speak>hello</Speak>" in answer.data
+
+
+def test_the_quiet_log_keeps_the_callers_place_and_can_be_patched(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from unittest import mock
+
+    from answerkit.dispatch import log
+
+    def where_it_was_said() -> None:
+        log.warning("said here")
+
+    with caplog.at_level(logging.WARNING, logger="answerkit"):
+        where_it_was_said()
+    assert caplog.records[-1].funcName == "where_it_was_said"
+    with mock.patch.object(log, "warning") as patched:
+        log.warning("x")
+    assert patched.called

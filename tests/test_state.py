@@ -933,6 +933,23 @@ def test_a_refused_redis_option_shows_no_value(
     assert hidden not in str(info.value)
 
 
+def test_a_redis_url_refused_for_a_bad_value_shows_no_query(redis_url: str) -> None:
+    # Only the unknown-option message left the query out: a value redis-py refused was
+    # shown, whatever its name.
+    with pytest.raises(ConfigurationError) as info:
+        RedisStore(f"{redis_url}?socket_timeout=s3cr3tVAL")
+    assert "s3cr3tVAL" not in str(info.value)
+
+
+@pytest.mark.parametrize("prefix", ["{}app:", "app}:", "a{}b{c}:"])
+def test_a_redis_prefix_whose_braces_make_no_hash_tag_is_refused(prefix: str) -> None:
+    # A call's key and its receipt could not share a cluster slot: del, pop, setdefault
+    # and incr failed with CROSSSLOT.
+    with pytest.raises(ConfigurationError, match="hash tag"):
+        RedisStore("redis://127.0.0.1:1/0", prefix=prefix)
+    RedisStore("redis://127.0.0.1:1/0", prefix="{answerkit}:").close()
+
+
 def test_redis_url_options_redis_py_knows_still_work(redis_url: str) -> None:
     store = open_store(f"{redis_url}?health_check_interval=5&client_name=ak&socket_timeout=2")
     try:
@@ -1011,6 +1028,13 @@ def test_sqlite_relative_path_with_the_working_directory_gone(
     gone.rmdir()
     with pytest.raises(ConfigurationError, match="working directory it would be taken from"):
         SQLiteStore("state.sqlite3")
+    # The flow's own check of the directory raised FileNotFoundError when it was mounted.
+    from answerkit.app import CallFlow
+
+    flow = CallFlow(
+        "gone", public_url="https://voice.example.com", auth_token="t" * 20, state="sqlite:///s.db"
+    )
+    flow.dispatcher()
 
 
 @pytest.mark.parametrize("path", ["", "   ", "\t\n"])

@@ -191,6 +191,29 @@ def test_a_hook_that_read_the_bytes_leaves_them_read_as_the_direct_path_reads_th
     assert answers[0].data == answers[1].data
 
 
+def test_get_data_then_request_form_in_a_hook_reads_the_bytes_as_the_direct_path() -> None:
+    # request.form was taken first: Werkzeug reads "%E9" as the text "%E9", the direct
+    # path as U+FFFD, so a hook's order of reads changed the caller's name.
+    names = []
+    for hooked in (False, True):
+        flow = CallFlow("order", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+        flow.add_route("/answer", lambda call: names.append(call.params["CallerName"]))
+        app = flow.create_app()
+        if hooked:
+
+            @app.before_request
+            def audit() -> None:
+                flask.request.get_data()
+                flask.request.form  # noqa: B018 - the read is the point
+
+        app.test_client().post(
+            "/answer",
+            data=urlencode(CALL) + "&CallerName=Ren%E9",
+            headers={**signed("/answer"), "Content-Type": "application/x-www-form-urlencoded"},
+        )
+    assert names == ["Ren\ufffd", "Ren\ufffd"]
+
+
 def test_a_hook_that_reads_the_raw_stream_is_named_in_the_log(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

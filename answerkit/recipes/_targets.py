@@ -9,12 +9,12 @@ passed: each one starts afresh, so that caller would go round for ever.
 
 from __future__ import annotations
 
-import logging
 import weakref
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from answerkit._deadline import loggable
+from answerkit._log import QuietLog
 from answerkit.errors import ConfigurationError
 from answerkit.request import CallRequest
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from answerkit.app import CallFlow
     from answerkit.elements import Response
 
-log = logging.getLogger("answerkit")
+log = QuietLog("answerkit")
 
 #: Each flow's recipe routes that pass a caller on by fallback: route name -> (the recipe's
 #: name, its fallback as given: a route name or path, None for a handler). Names only: a

@@ -10,13 +10,13 @@ both, with a ``Redirect`` after the ``Gather`` and an empty-input branch on the 
 
 from __future__ import annotations
 
-import logging
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from answerkit._log import QuietLog
 from answerkit.elements import Gather, Hangup, Redirect, Response, Speak
 from answerkit.errors import ConfigurationError, ElementError
 from answerkit.recipes._targets import answered, check_no_loop, check_target, passes_on
@@ -25,7 +25,7 @@ from answerkit.request import CallRequest
 if TYPE_CHECKING:
     from answerkit.app import CallFlow
 
-log = logging.getLogger("answerkit")
+log = QuietLog("answerkit")
 
 Action = Callable[[CallRequest], Response]
 

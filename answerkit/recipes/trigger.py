@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from flask import Response as FlaskResponse
 from flask import jsonify, request
 
+from answerkit._log import QuietLog
 from answerkit.app import endpoint_name
 from answerkit.errors import (
     APIError,
@@ -36,7 +36,7 @@ from answerkit.recipes._targets import check_target
 if TYPE_CHECKING:
     from answerkit.app import CallFlow
 
-log = logging.getLogger("answerkit")
+log = QuietLog("answerkit")
 
 DEFAULT_PATH = "/_answerkit/transfer"
 
