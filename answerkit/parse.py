@@ -229,7 +229,7 @@ def _utf8_of(data: bytes) -> bytes:
             f"the document declares an unknown encoding {encoding!r}", line=1
         ) from None
     try:
-        utf8 = _as_utf8(text, text.encode())
+        raw = text.encode()
     except UnicodeEncodeError as e:
         raise ParseError(
             f"U+{ord(text[e.start]):04X} is not a character (a lone surrogate); "
@@ -239,15 +239,17 @@ def _utf8_of(data: bytes) -> bytes:
     # parse() measured the input's bytes; a character may take more in UTF-8 than in the
     # encoding it came in (U+8A9E is 2 bytes in UTF-16, 3 in UTF-8; 'é' 1 in Latin-1, 2).
     # Told as what it is, not left to the rendered-size check, which would blame escaping.
-    if len(utf8) > MAX_BYTES:
+    # Measured before _as_utf8 names UTF-8 in the declaration ("L1" grows by 3 bytes), as
+    # parse() measures a str: the declaration to_xml writes is its own anyway.
+    if len(raw) > MAX_BYTES:
         raise ParseError(
-            f"the document is {len(utf8)} bytes once encoded as UTF-8, over Vobiz's "
+            f"the document is {len(raw)} bytes once encoded as UTF-8, over Vobiz's "
             f"{MAX_BYTES:,} (spec §1.0; it is {len(data)} bytes in {encoding}, but VobizXML "
             "is written in UTF-8, so to_xml could not write it back). Split it with Redirect.",
             element="Response",
-            value=len(utf8),
+            value=len(raw),
         )
-    return utf8
+    return _as_utf8(text, raw)
 
 
 def _decoded_line(head: bytes, encoding: str) -> int | None:
@@ -354,6 +356,13 @@ def _read_tree(data: bytes) -> Response | ParseError:
     try:
         root: Any = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as e:
+        if data.count(b"\r") != data.count(b"\r\n"):
+            # libxml2 counts no line at a lone \r, where XML ends one (§2.11): read again
+            # with every line end as \n (the same document to XML), for the error's lines.
+            try:
+                etree.fromstring(data.replace(b"\r\n", b"\n").replace(b"\r", b"\n"), _parser())
+            except etree.XMLSyntaxError as again:
+                return _syntax_error(again)
         return _syntax_error(e)
     if root.getroottree().docinfo.doctype:  # the scan missed one: never served, at least
         return ParseError("DTDs are refused", line=1)
@@ -513,7 +522,7 @@ def _source_line(data: bytes, root: Any, el: Any, part: str, at: str | None) -> 
         return None
     line = _line_at(data, offset)
     if part == _TAG and at is not None:
-        return _attribute_line(data, offset, line, at)
+        return _attribute_line(data, offset, line, at, el.nsmap)
     return line
 
 
@@ -601,19 +610,28 @@ def _first_not_blank(data: bytes, pos: int, end: int) -> int:
     return -1
 
 
-def _attribute_line(data: bytes, offset: int, line: int, name: str) -> int:
+def _attribute_line(
+    data: bytes, offset: int, line: int, name: str, nsmap: dict[str | None, str]
+) -> int:
     """The line of attribute ``name`` (as lxml names it) in the start tag at ``offset`` of
     ``data``, which starts on ``line``; ``line`` if it is not there (an error about a value
-    the tag does not hold)."""
+    the tag does not hold). ``nsmap``: the element's prefixes and their namespaces."""
     m = _TAG_NAME.match(data, offset)
     if m is None:
         return line
     pos = m.end()
-    # lxml names an attribute in a namespace '{uri}local'; the source, 'prefix:local'.
-    local = name.rpartition("}")[2] if name.startswith("{") else None
+    # lxml names an attribute in a namespace '{uri}local'; the source, 'prefix:local', with
+    # a prefix bound to that uri (another prefix's 'local', or an xmlns:local declaration,
+    # is another attribute).
+    spellings = {name}
+    if name.startswith("{"):
+        uri, _, local = name[1:].partition("}")
+        prefixes = [p for p, u in nsmap.items() if u == uri and p]
+        if f"{{{uri}}}" == _XML_NS:
+            prefixes.append("xml")
+        spellings = {f"{p}:{local}" for p in prefixes}
     while (a := _ATTRIBUTE.match(data, pos)) is not None:
-        written = a[1].decode("utf-8", "replace")
-        if written == name or (local is not None and written.partition(":")[2] == local):
+        if a[1].decode("utf-8", "replace") in spellings:
             return _line_at(data, a.start(1), offset, line)
         pos = a.end()
     return line
@@ -677,7 +695,7 @@ def _children(parent_el: Any, parent: type[Element]) -> list[Element]:
         tail = el.tail
         if tail is not None and tail.strip(XML_SPACE):  # xml_blank, inline: every element
             raise _TreeError(
-                f"text {shown(tail.strip())} outside any element",
+                f"text {shown(tail.strip(XML_SPACE))} outside any element",
                 el,
                 part=_TAIL,
                 line=_tail_line(el, tail),

@@ -888,6 +888,14 @@ MULTI_LINE_GATHER = """<?xml version="1.0" encoding="UTF-8"?>
          4, "no timeout attribute"),
         (MULTI_LINE_GATHER.replace("UTF-8", "UTF-16").encode("utf-16"), 5,
          "no timeout attribute"),
+        # An attribute is found by its namespace, not its local name alone: xmlns:v and
+        # another prefix's 'lang' came first and gave their line.
+        ('<Response>\n<Speak xmlns:v="urn:v"\n v:v="1">hi</Speak></Response>', 3,
+         "unknown attribute '{urn:v}v'"),
+        ('<Response>\n<Speak>a<lang xml:lang="en-US"\n q:lang="x" xmlns:q="urn:q">b</lang>'
+         "</Speak></Response>", 3, "unknown attribute '{urn:q}lang'"),
+        # lxml's own syntax errors count a lone \r as a line end too (libxml2 does not).
+        ("<Response>\r<Speak>a</Speak>\r<Zork></Response>", 3, "not well-formed XML"),
     ],
 )  # fmt: skip
 def test_errors_name_the_line_the_element_or_attribute_starts_on(
@@ -1126,7 +1134,7 @@ def test_a_document_over_the_limit_only_in_utf8_is_told_so(
     err = error(data)
     assert "once encoded as UTF-8, over Vobiz's 100,000" in str(err)
     assert "escapes" not in str(err)
-    assert err.value == len(text.replace(name, "UTF-8").encode())
+    assert err.value == len(text.encode())  # the text as given, its declaration and all
 
 
 # --- the rendered size: counted first, rendered only when it may be over ---------------------
@@ -1243,3 +1251,19 @@ def test_parse_accepts_exactly_the_documents_that_render_within_the_limit(
             assert accepted == fits == (target <= MAX_BYTES), (target, text[:200])
             verdicts.add(accepted)
     assert verdicts == {True, False}
+
+
+def test_a_document_within_the_limit_in_utf8_is_read_whatever_its_encoding_is_named() -> None:
+    # Measured after the declaration was rewritten as UTF-8: "L1" is 3 bytes shorter, and
+    # an ASCII document of exactly 100,000 bytes was refused as bytes, read as a str.
+    head = '<?xml version="1.0" encoding="L1"?>'
+    doc = head + " " * (100_000 - len(head) - len("<Response/>")) + "<Response/>"
+    assert len(doc) == 100_000
+    assert parse(doc.encode("latin-1")) == parse(doc) == Response()
+
+
+def test_stray_text_that_python_strips_is_shown() -> None:
+    # str.strip() took NBSP away, and the message showed ''.
+    assert "text '\\xa0' outside any element" in str(
+        error("<Response><Speak>a</Speak>\u00a0</Response>")
+    )
