@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
+from flask import Response as FlaskResponse
 from test_simulator import doc_flow, url  # the simulator tests' own document flow
 
 from answerkit.app import CallFlow
@@ -1285,3 +1287,233 @@ def test_a_caller_may_answer_a_gather_whose_prompt_loops_for_ever_later() -> Non
     t = call.run()
     menu = t.webhooks_for(path="/menu")
     assert menu and menu[0].params["Digits"] == "1"
+
+
+# -- 25. a hang-up or transfer asked for before the B-leg is bridged ------------------------------
+
+
+def _dial_flow(local_vobiz: Any, on: str, act: str, numbers: int = 1) -> CallFlow:
+    """A recorded Dial whose callback handler, at Event ``on``, asks the REST API to hang
+    up the caller (``act="hangup"``) or moves it with ``flow.transfer`` (``"transfer"``)."""
+    flow = CallFlow(
+        "legs",
+        public_url=PUBLIC,
+        auth_token=TOKEN,
+        state=MemoryStore(),
+        client=local_vobiz.client(),
+    )
+    targets = [Number(f"+1415555014{i}") for i in range(numbers)]
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        return Response(
+            Record(record_session=True, callback_url=flow.url_for("cb")),
+            Dial(*targets, caller_id="+14155550111", callback_url=flow.url_for("cb"),
+                 action=flow.url_for("after")),
+            Speak("After the dial."),
+        )  # fmt: skip
+
+    @flow.route("/cb", status_callback=True)
+    def cb(call: CallRequest) -> None:
+        if call.event == on and call.params.get("DialBLegPosition") == "1":
+            leg = call.params["DialALegUUID"]
+            if act == "hangup":
+                local_vobiz.client().hangup(leg)
+            else:
+                flow.transfer(leg, aleg="moved")
+
+    flow.add_route("/after", lambda call: Response(Speak("Dial action.")), name="after")
+    flow.add_route("/moved", lambda call: Response(Speak("Moved here.")), name="moved")
+    return flow
+
+
+@pytest.mark.parametrize("outcome", ["answer", "bridge"])
+@pytest.mark.parametrize("on", ["DialAnswer", "DialConnected"])
+def test_a_hangup_asked_for_by_a_dial_callback_keeps_the_dialhangup_and_the_action(
+    call_simulator: Any, local_vobiz: Any, on: str, outcome: str
+) -> None:
+    # Interrupted in the DialAnswer/DialConnected handler, the Dial lost its DialHangup
+    # and its action: spec §2.13 has DialHangup, Hangup, the Dial action, RecordStop.
+    sim = call_simulator(_dial_flow(local_vobiz, on, "hangup"))
+    call = sim.call("answer", dial=outcome)
+    sim.run_until_idle()
+    t = call.transcript
+    connected = ["DialConnected"] if on == "DialConnected" else []
+    assert [h.event for h in t.webhooks] == [
+        "StartApp", "DialAnswer", *connected, "DialHangup", "Hangup", "Redirect",
+        "RecordStop",
+    ]  # fmt: skip
+    assert t.webhooks_for("DialHangup")[0].params["DialBLegHangupSource"] == "API Request"
+    assert t.webhooks_for(path="/after")[0].params["DialStatus"] == "completed"
+    assert t.hangup_source == "API Request" and t.heard == [] and not t.handler_errors
+
+
+def test_a_hangup_asked_for_at_dialanswer_still_ends_the_legs_that_lost_the_race(
+    call_simulator: Any, local_vobiz: Any
+) -> None:
+    sim = call_simulator(_dial_flow(local_vobiz, "DialAnswer", "hangup", numbers=2))
+    call = sim.call("answer", dial="answer")
+    sim.run_until_idle()
+    hangups = {
+        h.params["DialBLegPosition"]: h.params["DialBLegHangupCause"]
+        for h in call.transcript.webhooks_for("DialHangup")
+    }
+    assert hangups == {"1": "NORMAL_CLEARING", "2": "LOSE_RACE"}
+
+
+@pytest.mark.parametrize("outcome", ["answer", "bridge"])
+def test_a_transfer_asked_for_at_dialconnected_hangs_up_the_b_leg_first(
+    call_simulator: Any, local_vobiz: Any, outcome: str
+) -> None:
+    sim = call_simulator(_dial_flow(local_vobiz, "DialConnected", "transfer"))
+    call = sim.call("answer", dial=outcome)
+    sim.run_until_idle()
+    t = call.transcript
+    # As a transfer of a bridged caller: the B-leg hangs up (API Request), no Dial action.
+    assert [h.event for h in t.webhooks] == [
+        "StartApp", "DialAnswer", "DialConnected", "DialHangup", "Transfer", "Hangup",
+        "RecordStop",
+    ]  # fmt: skip
+    assert t.webhooks_for("DialHangup")[0].params["DialBLegHangupSource"] == "API Request"
+    assert t.heard == ["Moved here."]
+
+
+# -- 26. URLs outside the simulated application, and the app's URL in other spellings ------------
+
+
+def test_a_status_callback_outside_the_app_is_recorded_once_not_retried() -> None:
+    # Spec §2.12 retries "Non-200 replies": a request never made has no reply to retry.
+    doc = Response(Dial(Number("+14155550142"), caller_id="+14155550111",
+                        callback_url="https://analytics.example.net/cb"))  # fmt: skip
+    t = CallSimulator(doc_flow(doc)).call().run()
+    events = [h.event for h in t.webhooks]
+    assert events == ["StartApp", "DialAnswer", "DialConnected", "DialHangup", "Hangup"]
+    assert t.webhooks_for("DialAnswer")[0].status == 0
+    line = "POST https://analytics.example.net/cb (Event=DialAnswer) -> not sent"
+    assert f"{line} (outside the simulated application)" in str(t)
+    assert "unreachable" not in str(t) and t.ended_normally
+
+
+def test_a_hand_off_outside_the_app_says_so_and_ends_as_unreachable() -> None:
+    doc = Response(Gather(Speak("Go"), action="https://elsewhere.example.org/x", input_type="dtmf"))
+    t = CallSimulator(doc_flow(doc)).call(digits="5").run()
+    assert t.hangup_cause_code == 7012
+    line = "POST https://elsewhere.example.org/x (dtmf input) -> not sent"
+    assert f"{line} (outside the simulated application)" in str(t)
+    assert "the action URL failed: outside the simulated application" in str(t)
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        "https://voice.example.com:443/menu",
+        "https://Voice.Example.COM/menu",
+        "https://VOICE.example.com:443/menu?x=1",
+    ],
+)
+def test_the_apps_own_url_in_another_spelling_reaches_the_app(action: str) -> None:
+    # Spec §3.3: scheme and host case and the default port do not make another server.
+    doc = Response(Gather(Speak("Go"), action=action, input_type="dtmf"))
+    flow = doc_flow(doc, menu=Response(Speak("Menu.")))
+    t = CallSimulator(flow).call(digits="5").run()
+    assert t.heard == ["Go", "Menu."] and t.hangup_cause_code == 4010
+    assert t.webhooks_for(path="/menu")[0].status == 200  # signed as the app checks it
+
+
+def test_the_router_normalises_only_scheme_host_and_default_port() -> None:
+    from answerkit.testing.sim_transport import Router
+
+    router = Router("https://voice.example.com/app")
+    assert router.resolve("https://VOICE.example.com:443/app/g?a=B") == (
+        "https://voice.example.com/app/g?a=B", "/g?a=B", "/g?a=B",
+    )  # fmt: skip
+    assert router.resolve("https://voice.example.com/App/g") is None  # the path as written
+    assert router.resolve("https://voice.example.com:8443/app/g") is None  # another port
+    assert router.resolve("http://voice.example.com/app/g") is None  # another scheme
+    local = Router("https://voice.example.com", "http://127.0.0.1:80")
+    assert local.resolve("http://127.0.0.1/g") == ("https://voice.example.com/g",
+                                                    "http://127.0.0.1:80/g", "/g")  # fmt: skip
+
+
+# -- 27. webhooks_for(path=...) finds the path the transcript prints -----------------------------
+
+
+@pytest.mark.parametrize("public", [PUBLIC, PUBLIC + "/app"])
+def test_webhooks_for_finds_the_printed_path_under_a_prefix_and_non_ascii(public: str) -> None:
+    flow = CallFlow("menus", public_url=public, auth_token=TOKEN, state=MemoryStore())
+    flow.add_route("/answer", lambda call: Response(Redirect(flow.url_for("menü"))), name="a")
+    flow.add_route("/menü", lambda call: Response(Speak("Ok.")), name="menü")
+    t = CallSimulator(flow).call("a").run()
+    assert "POST /men%C3%BC (Event=Redirect) -> 200" in str(t)  # the path printed
+    for path in ("/menü", "/men%C3%BC"):
+        assert [h.event for h in t.webhooks_for(path=path)] == ["Redirect"]
+    assert [h.event for h in t.webhooks_for(path="/answer")] == ["StartApp", "Hangup"]
+    full = "/app/answer" if public.endswith("/app") else "/answer"
+    assert len(t.webhooks_for(path=full)) == 2  # the URL's full path still matches
+
+
+# -- 28. ended_normally: a flow that rejects the call on purpose ended it normally ---------------
+
+
+@pytest.mark.parametrize(
+    ("hangup", "code"), [(Hangup(), 3020), (Hangup(reason="busy"), 3010),
+                         (Hangup(reason="rejected"), 3020)],
+)  # fmt: skip
+def test_a_deliberate_rejection_is_a_normal_end(hangup: Hangup, code: int) -> None:
+    t = CallSimulator(doc_flow(Response(hangup))).call().run()
+    assert t.hangup_cause_code == code and t.hangup_source == "Answer XML"
+    assert t.ended_normally
+
+
+def test_a_caller_hangup_is_normal_and_a_callee_busy_is_not_the_flows_rejection() -> None:
+    from answerkit.testing.sim_transcript import Transcript
+
+    call = CallSimulator(doc_flow(Response(Play(MUSIC, loop=0)))).call()
+    call.run()
+    assert call.hangup().hangup_source == "Caller" and call.transcript.ended_normally
+    busy = Transcript("c-1", "+14155550100", "+14155550142", "outbound")
+    busy.ended, busy.hangup_cause_code, busy.hangup_source = True, 3010, "Callee"
+    assert not busy.ended_normally  # an agent's busy phone is no choice of the flow
+
+
+def test_a_rejection_with_a_failed_handler_is_not_normal() -> None:
+    flow = doc_flow(Response(Hangup()))
+    flow.add_route("/boom", lambda call: 1 / 0, name="boom")  # type: ignore[arg-type,return-value]
+    t = CallSimulator(flow).call("boom").run()
+    assert t.handler_errors and not t.ended_normally
+
+
+# -- 29. a <DTMF> with a character Vobiz does not send is ignored, not fatal -------------------
+
+
+def _xml_sim(body: str) -> CallSimulator:
+    """A simulator of an app whose answer URL answers ``body`` (raw VobizXML)."""
+    app = Flask("raw")
+
+    @app.post("/answer")
+    def answer() -> FlaskResponse:
+        return FlaskResponse(body, content_type="application/xml")
+
+    return CallSimulator(app=app, public_url=PUBLIC, auth_token=TOKEN)
+
+
+def test_a_dtmf_with_another_character_is_skipped_with_a_note() -> None:
+    # Spec §1.2 DTMF: "Any other character makes Vobiz ignore the element".
+    body = ('<?xml version="1.0" encoding="UTF-8"?>\n<Response>\n  <DTMF>12a</DTMF>\n'
+            '  <DTMF>1w2#</DTMF>\n  <Speak>After.</Speak>\n</Response>')  # fmt: skip
+    t = _xml_sim(body).call("/answer").run()
+    assert t.hangup_cause_code == 4010 and t.heard == ["After."] and t.dtmf == ["1w2#"]
+    assert "skipped <DTMF>12a</DTMF>" in str(t) and "spec §1.2 DTMF" in str(t)
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ("<Response><DTMF></DTMF></Response>", "got ''"),  # no character at all: invalid
+        ("<Response><DTMF>1a</DTMF><Wait length='x'/></Response>", "Wait"),  # another error
+    ],
+)
+def test_a_document_with_other_faults_stays_invalid(body: str, error: str) -> None:
+    t = _xml_sim(body).call("/answer").run()
+    assert t.hangup_cause_code == 8011
+    assert error in str(t) and "skipped" not in str(t)

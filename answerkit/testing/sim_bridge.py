@@ -23,7 +23,14 @@ from answerkit.errors import AnswerkitError
 from answerkit.parse import parse
 from answerkit.testing.sim_elements import _int, check_schedule, end_call, hear, wait
 from answerkit.testing.sim_script import DIAL_OUTCOMES, RINGS_OUT, dial_outcomes
-from answerkit.testing.sim_signals import BLOCK, CallEnded, ConferenceRoom, Fetch, Member
+from answerkit.testing.sim_signals import (
+    BLOCK,
+    CallEnded,
+    ConferenceRoom,
+    Fetch,
+    Interrupted,
+    Member,
+)
 from answerkit.testing.sim_transcript import CAUSES, Cause
 
 if TYPE_CHECKING:
@@ -209,21 +216,29 @@ def _connect(
 ) -> Generator[int, None, tuple[Cause, float]]:
     """The answered B-leg's events, then its talk (or bridge) until it ends.
 
-    Returns how the B-leg ended and when its talk started.
+    Returns how the B-leg ended and when its talk started. A hang-up or transfer of the
+    call that a handler of DialAnswer or DialConnected asks for (a REST request, taken as
+    that webhook returns) meets a B-leg that answered but is not yet bridged: it ends as
+    an interrupted bridge does, with its DialHangup, and after a hang-up the Dial action
+    (spec §2.13: DialAnswer, DialConnected, DialHangup, Hangup, Dial action).
     """
-    leg_event(winner, "DialAnswer", "answer", "answered")
-    for target in targets:
-        if target is not winner:
-            cause = CAUSES[
-                "lose_race"
-                if target.outcome in ("answer", "bridge", *RINGS_OUT)
-                else target.outcome
-            ]
-            leg_hangup(target, cause)
-    leg_event(winner, "DialConnected", "connected", "connected")
-    confirm = el.get("confirmSound")
-    if confirm:
-        _play_fetched(call, "confirmSound", confirm, None, {}, audible=False)
+    losers = [target for target in targets if target is not winner]
+    try:
+        leg_event(winner, "DialAnswer", "answer", "answered")
+        while losers:
+            target = losers.pop(0)  # taken first: an interrupted webhook still went out
+            leg_hangup(target, _lost(target))
+        leg_event(winner, "DialConnected", "connected", "connected")
+        confirm = el.get("confirmSound")
+        if confirm:
+            _play_fetched(call, "confirmSound", confirm, None, {}, audible=False)
+    except Interrupted:
+        if call.driven:
+            with call.cleanup():
+                for target in losers:  # the race was lost when the winner answered
+                    leg_hangup(target, _lost(target))
+            _bridge_interrupted(call, el, winner, None, leg_hangup, call.clock)
+        raise
     talk_start = call.clock
     b_cause = CAUSES["normal"].with_source("Callee")
     if winner.outcome == "bridge":
@@ -256,6 +271,13 @@ def _connect(
             b_cause = CAUSES["normal"]
         call.clock += talk
     return b_cause, talk_start
+
+
+def _lost(target: _Target) -> Cause:
+    """How a B-leg the winner beat ends: one still ringing (or that would have answered)
+    lost the race; a busy or failed one ends with its own cause."""
+    lost_race = target.outcome in ("answer", "bridge", *RINGS_OUT)
+    return CAUSES["lose_race" if lost_race else target.outcome]
 
 
 def _dial_action(call: SimulatedCall, el: Element, params: dict[str, str]) -> Fetch | None:
@@ -365,17 +387,20 @@ def _bridge_interrupted(
     call: SimulatedCall,
     el: Element,
     winner: _Target,
-    bridge: Bridge,
+    bridge: Bridge | None,
     leg_hangup: Any,
     talk_start: float,
 ) -> None:
-    """The caller hung up or was transferred while bridged: the B-leg goes too."""
+    """The caller hung up or was transferred while bridged (``bridge``), or while its
+    answered B-leg was not bridged yet (None): the B-leg goes too."""
     with call.cleanup():
-        if bridge.up:
+        if bridge is None or bridge.up:
             # Who ended the call (the caller, the Hang-up API), or a transfer (the API).
             source = call.ending_source if call.hanging_up else "API Request"
-            bridge.end(CAUSES["normal"].with_source(source))
-            leg_hangup(winner, bridge.cause, round(call.clock - talk_start))
+            cause = CAUSES["normal"].with_source(source)
+            if bridge is not None:
+                bridge.end(cause)
+            leg_hangup(winner, cause, round(call.clock - talk_start))
         action = el.get("action")
         if action and call.hanging_up:
             # Spec §2.13: after a hang-up mid-bridge the Dial action follows the hangup

@@ -50,6 +50,11 @@ if TYPE_CHECKING:
 __all__ = ["SimulatedCall"]
 
 
+#: Why a webhook to a URL outside the simulated application got no answer: it was not sent
+#: (tests stay on loopback); a hand-off to one ends the call as an unreachable URL would.
+OUTSIDE = "outside the simulated application: not requested"
+
+
 def _wire(number: str) -> str:
     # Vobiz sends E.164 without the "+" (spec §2.0); sip: URIs stay as they are.
     return number[1:] if number.startswith("+") else number
@@ -410,7 +415,7 @@ class SimulatedCall:
         started = perf_counter()
         errors: list[str] = []
         if resolved is None:
-            reply = Reply(0, b"", "", "outside the simulated application: not requested")
+            reply = Reply(0, b"", "", OUTSIDE)
             display = url
         else:
             signed, target, display = resolved
@@ -430,14 +435,17 @@ class SimulatedCall:
             reply.content_type,
             perf_counter() - started,
             reply.error,
+            None if resolved is None else display,
         )
         self.transcript.webhooks.append(hook)
         what = _what_is_sent(params)
-        self._emit(
-            "webhook",
-            f"{method} {display} ({what}) -> {reply.status or 'unreachable'}",
-            webhook=hook,
+        # A URL outside the app is not "unreachable": the simulator never tried it.
+        answer = (
+            "not sent (outside the simulated application)"
+            if resolved is None
+            else reply.status or "unreachable"
         )
+        self._emit("webhook", f"{method} {display} ({what}) -> {answer}", webhook=hook)
         if resolved is not None and sim.flow is not None and 200 <= reply.status < 300:
             missing = unhandled_event(sim.flow, urlsplit(display).path, params)
             if missing is not None:
@@ -470,12 +478,15 @@ class SimulatedCall:
     ) -> None:
         """A status callback: any answer is fine; non-2xx is retried 3 times (spec §2.12).
 
-        ``omit`` names standard fields the event does not carry (spec §2.9).
+        ``omit`` names standard fields the event does not carry (spec §2.9). A URL outside
+        the simulated application is recorded once: it is never requested, and spec §2.12
+        retries "Non-200 replies", so a request never made has no reply to retry.
         """
         params = self._params(event, extra)
         for name in omit:
             params.pop(name, None)
-        for _attempt in range(4):
+        attempts = 1 if self.sim.router.resolve(url) is None else 4
+        for _attempt in range(attempts):
             if self._send(url, method, params).ok:
                 return
 

@@ -18,8 +18,10 @@ from collections.abc import Generator
 from datetime import timedelta
 from typing import TYPE_CHECKING, NoReturn
 
+from lxml import etree
+
 from answerkit.elements import Element, Response
-from answerkit.errors import AnswerkitError
+from answerkit.errors import AnswerkitError, ElementError
 from answerkit.parse import parse
 from answerkit.testing.sim_after_hangup import (
     SIMULATED_TRANSCRIPTION as SIMULATED_TRANSCRIPTION,
@@ -33,7 +35,7 @@ from answerkit.testing.sim_signals import (
     GatherPrompt,
     Recording,
 )
-from answerkit.testing.sim_transcript import CAUSES, Cause, Webhook
+from answerkit.testing.sim_transcript import CAUSES, FLOW_REJECTIONS, Cause, Webhook
 
 if TYPE_CHECKING:
     from answerkit.testing.sim_call import SimulatedCall
@@ -68,11 +70,7 @@ def judge(call: SimulatedCall, hook: Webhook, kind: str) -> Response:
         )
     if len(hook.body) > MAX_XML_BYTES:
         raise CallEnded(CAUSES[f"{kind}_xml"], f"the {kind} XML is over 100 KB")
-    try:
-        doc: Response = parse(hook.body)
-    except (AnswerkitError, ValueError) as exc:
-        why = f"invalid VobizXML from the {kind} URL: {exc}"
-        raise CallEnded(CAUSES[f"{kind}_xml"], why) from None
+    doc = _parse_reply(call, hook.body, kind)
     call.transcript.documents.append(doc)
     if not doc.children and kind in _MUST_STEER:
         # Valid, but the call ends right there (4010): nearly always a handler that built
@@ -87,6 +85,81 @@ def judge(call: SimulatedCall, hook: Webhook, kind: str) -> Response:
 
 #: The fetches whose document is the call's next one and never meant to be empty.
 _MUST_STEER = frozenset({"answer", "redirect", "transfer"})
+#: What a ``<DTMF>`` may send (spec §1.2 DTMF: "The text may contain only 1234567890*#wW").
+DTMF_KEYS = frozenset("0123456789*#wW")
+
+
+def _parse_reply(call: SimulatedCall, body: bytes, kind: str) -> Response:
+    """The document in ``body``, or the cause Vobiz drops the call with (invalid XML).
+
+    Spec §1.2 DTMF: "Any other character makes Vobiz ignore the element". ``parse``
+    refuses such a ``<DTMF>`` (the builder must never write one), so it is taken out and
+    the rest read again; each one skipped gets a transcript note.
+    """
+    try:
+        return parse(body)
+    except (AnswerkitError, ValueError) as exc:
+        error: Exception = exc
+    ignored = _ignored_dtmf(body) if _is_dtmf_text(error) else None
+    if ignored is not None:
+        rest, skipped = ignored
+        try:
+            doc = parse(rest)
+        except (AnswerkitError, ValueError) as exc:
+            error = exc  # something else is wrong too: the call ends on that
+        else:
+            for text in skipped:
+                call._emit(
+                    "note",
+                    f"skipped <DTMF>{text}</DTMF>: a character other than 0-9 * # w W makes "
+                    "Vobiz ignore the element (spec §1.2 DTMF)",
+                )
+            return doc
+    why = f"invalid VobizXML from the {kind} URL: {error}"
+    raise CallEnded(CAUSES[f"{kind}_xml"], why)
+
+
+def _is_dtmf_text(error: Exception) -> bool:
+    """True when ``error`` is parse's refusal of a ``<DTMF>``'s text (not an attribute)."""
+    return (
+        isinstance(error, ElementError)
+        and error.element == "DTMF"
+        and error.attribute is None
+        and isinstance(error.value, str)
+        and bool(set(error.value.strip()) - DTMF_KEYS)  # empty text stays an error
+    )
+
+
+def _ignored_dtmf(body: bytes) -> tuple[bytes, list[str]] | None:
+    """``body`` without the ``<DTMF>`` elements of ``<Response>`` that Vobiz ignores, and
+    their texts; None when there is none to take out, or lxml cannot read ``body``.
+
+    ``parse`` reached the element, so ``body`` has no DTD or entity declaration (refused
+    before anything else); lxml is still told to resolve nothing and fetch nothing.
+    """
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    try:
+        root = etree.fromstring(body, parser)
+    except etree.XMLSyntaxError:
+        return None
+    skipped: list[str] = []
+    for el in list(root):
+        text = (el.text or "").strip()
+        if el.tag != "DTMF" or not text or not set(text) - DTMF_KEYS:
+            continue
+        skipped.append(text)
+        # The text after the element stays where it was (whitespace, so lines keep counting).
+        previous = el.getprevious()
+        if previous is not None:
+            previous.tail = (previous.tail or "") + (el.tail or "")
+        else:
+            root.text = (root.text or "") + (el.tail or "")
+        root.remove(el)
+    if not skipped:
+        return None
+    declared = body.lstrip().startswith(b"<?xml")  # no declaration added: lines stay put
+    rest = etree.tostring(root.getroottree(), encoding="UTF-8", xml_declaration=declared)
+    return rest, skipped
 
 
 def check_schedule(call: SimulatedCall, after_hangup: Fetch | None = None) -> None:
@@ -173,10 +246,11 @@ def hangup_element(call: SimulatedCall, el: Element, first: bool) -> None:
         call._emit("note", f"hangup scheduled in {schedule}s")
         return
     reason = el.get("reason")
+    busy, rejected = FLOW_REJECTIONS  # a rejection on purpose: Transcript.ended_normally
     if reason == "busy":
-        raise CallEnded(CAUSES["busy"].with_source("Answer XML"))
+        raise CallEnded(busy)
     if reason == "rejected" or (first and not call.answered):
-        raise CallEnded(CAUSES["rejected"])
+        raise CallEnded(rejected)
     raise CallEnded(CAUSES["normal"])
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 __all__ = ["CAUSES", "Cause", "Transcript", "TranscriptEvent", "Webhook"]
 
@@ -61,6 +62,11 @@ CAUSES: dict[str, Cause] = {
 
 #: Hang-up causes that mean the flow did what it meant to (``answerkit call`` exits 0).
 NORMAL_CODES = frozenset({4000, 4010})
+#: The causes a flow's own ``<Hangup>`` gives when it declines the call (spec §1.2 Hangup:
+#: first in the answer document, or ``reason="rejected"``/``"busy"``): on purpose, so
+#: ``Transcript.ended_normally`` counts them as normal. Their source, "Answer XML", tells
+#: them from a callee who is busy or rejects an outbound call. In the order (busy, rejected).
+FLOW_REJECTIONS = (CAUSES["busy"].with_source("Answer XML"), CAUSES["rejected"])
 
 
 @dataclass(frozen=True)
@@ -68,8 +74,11 @@ class Webhook:
     """One request the simulator sent, and the answer it got.
 
     ``url`` is the public URL Vobiz would have requested (query included), ``status`` the
-    HTTP status (0 when the URL could not be reached), ``elapsed`` the wall-clock seconds
-    the request took. Headers are not kept: they carry the signature.
+    HTTP status (0 when the URL could not be reached, or is outside the simulated
+    application and was not requested), ``elapsed`` the wall-clock seconds the request
+    took, ``path`` the path the transcript prints (relative to the app's public URL,
+    query included; None for a URL outside the app). Headers are not kept: they carry
+    the signature.
     """
 
     url: str
@@ -80,6 +89,7 @@ class Webhook:
     content_type: str
     elapsed: float = field(compare=False)
     error: str | None = None
+    path: str | None = None
 
     @property
     def event(self) -> str:
@@ -166,18 +176,24 @@ class Transcript:
 
     @property
     def ended_normally(self) -> bool:
-        """True when the call ended with 4000 or 4010, no handler of the flow failed, and
-        the flow ended the call itself.
+        """True when the call ended with 4000 or 4010, or with the cause of the flow's own
+        ``<Hangup>`` rejecting it (3020 Rejected, or 3010 with ``reason="busy"``), no
+        handler of the flow failed, and the step limit was not reached.
 
-        A failed handler is answered with the flow's fallback (an apology and a hangup,
-        4000): the call "works" on Vobiz, but not as written, so it does not count here.
-        Nor does a call the simulated caller hung up on after ``max_steps`` steps: a flow
-        that never ends it (a Redirect loop, menus falling back to each other) would keep
-        a silent caller for ever.
+        A caller who hangs up (4000, source ``Caller``) counts as normal: that is no
+        failure of the flow. A failed handler is answered with the flow's fallback (an
+        apology and a hangup, 4000): the call "works" on Vobiz, but not as written, so it
+        does not count here. Nor does a call the simulated caller hung up on after
+        ``max_steps`` steps: a flow that never ends it (a Redirect loop, menus falling
+        back to each other) would keep a silent caller for ever.
         """
+        rejected = any(
+            (self.hangup_cause_code, self.hangup_source) == (cause.code, cause.source)
+            for cause in FLOW_REJECTIONS
+        )
         return (
             self.ended
-            and self.hangup_cause_code in NORMAL_CODES
+            and (self.hangup_cause_code in NORMAL_CODES or rejected)
             and not self.handler_errors
             and not self.step_limit_reached
         )
@@ -187,12 +203,18 @@ class Transcript:
         return any(text in heard for heard in self.heard)
 
     def webhooks_for(self, event: str | None = None, *, path: str | None = None) -> list[Webhook]:
-        """The webhooks with this ``Event`` and/or whose URL path is ``path``."""
+        """The webhooks with this ``Event`` and/or whose URL path is ``path``.
+
+        ``path`` matches the path as the transcript prints it (relative to the app's
+        public URL: ``/answer`` under ``https://voice.example.com/app``) or the URL's full
+        path, either percent-encoded or not (``/menü`` finds ``/men%C3%BC``).
+        """
         found = []
+        wanted = unquote(path) if path is not None else None
         for hook in self.webhooks:
             if event is not None and hook.event != event:
                 continue
-            if path is not None and _path_of(hook.url) != path:
+            if wanted is not None and wanted not in _paths_of(hook):
                 continue
             found.append(hook)
         return found
@@ -225,3 +247,13 @@ def _path_of(url: str) -> str:
     slash = rest.find("/")
     path = rest[slash:] if slash >= 0 else "/"
     return path.split("?", 1)[0]
+
+
+def _paths_of(hook: Webhook) -> set[str]:
+    """The paths ``webhooks_for(path=...)`` finds ``hook`` by, percent-decoded: its URL's
+    full path, and the path the transcript prints (under a public URL with a path of its
+    own, the two differ)."""
+    paths = {unquote(_path_of(hook.url))}
+    if hook.path is not None:
+        paths.add(unquote(hook.path.split("?", 1)[0]))
+    return paths

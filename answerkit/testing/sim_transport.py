@@ -73,6 +73,31 @@ def _under(url: str, root: str) -> bool:
     return rest == "" or rest[0] in "/?"
 
 
+_DEFAULT_PORTS = {"https": ":443", "http": ":80"}
+
+
+def _normal(url: str) -> str:
+    """``url`` with its scheme and host in lower case and without the scheme's default
+    port; the path, query and fragment stay exactly as written.
+
+    One server's URL has several spellings (``https://Voice.Example.com:443/g`` is
+    ``https://voice.example.com/g``): spec §3.3 says "normalise: lowercase scheme and
+    host, drop the default port (:443/:80), keep the path exactly as received". A
+    document that names the app in another spelling still reaches it.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority, tail = rest[:cut], rest[cut:]
+    userinfo, at, host = authority.rpartition("@")  # credentials keep their case
+    scheme, host = scheme.lower(), host.lower()
+    port = _DEFAULT_PORTS.get(scheme)
+    if port is not None and host.endswith(port):
+        host = host[: -len(port)]
+    return f"{scheme}://{userinfo}{at}{host}{tail}"
+
+
 class Router:
     """Maps the URLs a document names onto the application under test.
 
@@ -85,18 +110,27 @@ class Router:
     def __init__(self, public_root: str, local_root: str | None = None) -> None:
         self.public_root = public_root.rstrip("/")
         self.local_root = local_root.rstrip("/") if local_root else None
+        # The roots as URLs are matched (_normal): each in the one spelling of its server.
+        self._public_match = _normal(self.public_root)
+        self._local_match = _normal(self.local_root) if self.local_root else None
 
     def resolve(self, url: str) -> tuple[str, str, str] | None:
-        """``(signed URL, target, display path)`` for ``url``; None if outside the app."""
+        """``(signed URL, target, display path)`` for ``url``; None if outside the app.
+
+        Scheme and host match in any case, and a default port (:443, :80) matches none
+        (see _normal); the path must match as written. The signed URL is the public root
+        plus the path: what the app checks the signature against (spec §3.3).
+        """
         if url.startswith("/"):
             url = self.public_root + url
-        if _under(url, self.public_root):
-            rest = url[len(self.public_root) :]
-        elif self.local_root is not None and _under(url, self.local_root):
-            rest = url[len(self.local_root) :]
-            url = self.public_root + rest
+        normal = _normal(url)
+        if _under(normal, self._public_match):
+            rest = normal[len(self._public_match) :]
+        elif self._local_match is not None and _under(normal, self._local_match):
+            rest = normal[len(self._local_match) :]
         else:
             return None
+        url = self.public_root + rest
         if not rest.startswith("/"):
             rest = "/" + rest
         return url, (self.local_root or "") + rest, rest

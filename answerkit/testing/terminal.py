@@ -199,6 +199,8 @@ def _play(
         print("FAILED: the flow never ended the call: the step limit was reached (a "
               "Redirect loop?)", file=out)  # fmt: skip
         return 1
-    normal = code in (4000, 4010)
+    # As the transcript reads it: 4000 or 4010, or the flow's own <Hangup> rejecting the
+    # call (a block list, out of hours), which is the flow as written.
+    normal = t.ended_normally
     print(f"{'ok' if normal else 'FAILED'}: call ended with {code} {t.hangup_cause_name}", file=out)
     return 0 if normal else 1
