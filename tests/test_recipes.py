@@ -1074,15 +1074,15 @@ def test_warm_transfer_a_move_that_arrives_late_is_not_made_again() -> None:
     # callback waits: it is not made a second time.
     import threading
 
-    from answerkit.recipes._warm_state import DECIDED, MOVE_OWED, OUTCOME
+    from answerkit.recipes._warm_state import MOVE_OWED
 
     warm, _client, transfers = fake_warm()
     warm.start("C")
     warm._agent_answer(hook(FIRST, "A"))
     transfers.moves.clear()
     state = warm._state("C")
-    state.incr(DECIDED)  # decided by the webhook whose move's answer was lost
-    state[OUTCOME] = "agent-unavailable"
+    # Decided by the webhook whose move's answer was lost.
+    state["warm.decided.1"] = {"outcome": "agent-unavailable", "id": "d1"}
     sent = {"outcome": "agent-unavailable", "rescue": False, "attempt": 1}
     state[MOVE_OWED] = {**sent, "sent": "m1", "sent_at": time.time()}
     late = threading.Timer(
@@ -1099,14 +1099,13 @@ def test_warm_transfer_a_move_superseded_by_a_new_attempt_is_not_made() -> None:
     # first move to arrive: after the wait it moved the caller off attempt 2's hold.
     import threading
 
-    from answerkit.recipes._warm_state import DECIDED, MOVE_OWED, OUTCOME
+    from answerkit.recipes._warm_state import MOVE_OWED
 
     warm, _client, transfers = fake_warm()
     warm.start("C")
     warm._agent_answer(hook(FIRST, "A"))
     state = warm._state("C")
-    state.incr(DECIDED)
-    state[OUTCOME] = "declined"
+    state["warm.decided.1"] = {"outcome": "declined", "id": "d1"}
     owed = {"outcome": "declined", "rescue": False, "attempt": 1}
     state[MOVE_OWED] = {**owed, "sent": "m1", "sent_at": time.time()}
     transfers.moves.clear()
@@ -1275,7 +1274,7 @@ def test_warm_transfer_earlier_agent_answering_during_a_restart_is_not_recorded(
     warm.outcome = restart_in_between  # type: ignore[method-assign]
     doc = warm._agent_answer(hook({"xfer": "C", "attempt": "1"}, "A1"))
     assert doc.children[0].tag == "Speak"  # told the transfer is no longer waiting
-    assert warm._state("C").get("warm.agent_call_uuid") is None
+    assert warm._state("C").get("warm.agent_call_uuid.2") is None
     client.log.clear()
     warm._room_event(hook({"xfer": "C", "attempt": "2"}, "C", Event="ConferenceExit"))
     assert client.log == [("hangup", "req-2")]
@@ -1603,7 +1602,7 @@ class Flow:
         return object()
 moves = FallbackMove(Flow(), "fallback", "landing", store.state, lambda caller, outcome: None)
 store.state("caller-1")[ATTEMPT] = 1
-moves.record(store.state("caller-1"), "agent-unreachable")
+moves.record(store.state("caller-1"), "agent-unreachable", 1)
 moves.settle_later("caller-1")
 time.sleep(0.1)  # the worker exits before the move's turn comes
 """
@@ -1750,6 +1749,256 @@ def test_warm_transfer_caller_hangup_met_by_a_store_outage_is_sent_again() -> No
     r = c.post("/sales", data=hangup, headers=sign("https://voice.example.com/sales", "t" * 20))
     assert r.status_code == 200 and warm.outcome("C") == "abandoned"
     assert ("hangup", "req-1") in client.log
+
+
+class HookedStore(MemoryStore):
+    """A MemoryStore that runs ``before(op, key)`` ahead of each write to the transfer's
+    record and ``after(op, key)`` once it is done: a test forces one interleaving of two
+    webhooks (or a store failure) at an exact point of the recipe, with no timing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.before: Callable[[str, str], None] = lambda op, key: None
+        self.after: Callable[[str, str], None] = lambda op, key: None
+
+    def _around(self, op: str, call_uuid: str, key: str, write: Callable[[], Any]) -> Any:
+        if not call_uuid.startswith("warm:"):
+            return write()
+        self.before(op, key)
+        result = write()
+        self.after(op, key)
+        return result
+
+    def set(self, call_uuid: str, key: str, value: Any) -> None:
+        self._around(
+            "set", call_uuid, key, lambda: super(HookedStore, self).set(call_uuid, key, value)
+        )
+
+    def set_many(self, call_uuid: str, items: Any) -> None:
+        keys = ",".join(items)
+        self._around(
+            "set", call_uuid, keys, lambda: super(HookedStore, self).set_many(call_uuid, items)
+        )
+
+    def set_if_absent(self, call_uuid: str, key: str, value: Any) -> Any:
+        return self._around(
+            "claim",
+            call_uuid,
+            key,
+            lambda: super(HookedStore, self).set_if_absent(call_uuid, key, value),
+        )
+
+    def incr(self, call_uuid: str, key: str, amount: int = 1) -> int:
+        result: int = self._around(
+            "claim", call_uuid, key, lambda: super(HookedStore, self).incr(call_uuid, key, amount)
+        )
+        return result
+
+
+def fail_next_write_after(store: HookedStore, ticket: str) -> None:
+    """The store fails once (a Redis blip, SQLite busy past its timeout), on the first
+    write after the transfer takes the ticket named ``ticket`` (its decision, a rescue)."""
+    from answerkit.errors import StateError
+
+    armed = {"after": False}
+
+    def before(op: str, key: str) -> None:
+        if armed["after"] and op == "set":
+            armed["after"] = False
+            raise StateError("store unreachable (brief)")
+
+    def after(op: str, key: str) -> None:
+        if op == "claim" and key.startswith(ticket):
+            armed["after"] = True
+            store.after = lambda op, key: None
+
+    store.before, store.after = before, after
+
+
+@pytest.mark.parametrize("first", ["declined", "undecided"])
+def test_warm_transfer_late_callback_of_attempt_1_decides_nothing_once_attempt_2_began(
+    first: str,
+) -> None:
+    # Attempt 1's agent Hangup passed its check that attempt 1 is current; the fallback's
+    # start() then began attempt 2 (and cleared the decision) before the callback took
+    # its ticket: it won attempt 2's decision, moved the caller off attempt 2's hold, and
+    # attempt 2's agent was told the caller was gone.
+    told: list[str] = []
+    warm, _client, transfers = fake_warm(on_outcome=lambda c, o: told.append(o))
+    warm.start("C")
+    warm._agent_answer(hook(FIRST, "A"))
+    if first == "declined":
+        warm._agent_choice(hook(FIRST, "A", Digits="2"))  # moved to the fallback
+    transfers.moves.clear()
+    is_current = warm._is_current
+
+    def restart_after_the_check(caller: str, attempt: int | None) -> bool:
+        result = is_current(caller, attempt)
+        if sys._getframe(1).f_code.co_name == "_decide":
+            warm._is_current = is_current  # type: ignore[method-assign]
+            warm.start("C", {"try": "2"})  # the fallback starts attempt 2
+        return result
+
+    warm._is_current = restart_after_the_check  # type: ignore[method-assign]
+    warm._agent_status(hook(FIRST, "A", Event="Hangup"))
+    assert warm._is_current is is_current  # the restart came in between
+    assert transfers.moves == [("C", "warm_hold")]  # attempt 2's hold, and no other move
+    assert warm.outcome("C") is None
+    assert told == (["declined"] if first == "declined" else [])
+    second = {"xfer": "C", "attempt": "2"}
+    warm._agent_answer(hook(second, "B"))
+    joined = warm._agent_choice(hook(second, "B", Digits="1"))
+    assert joined.children[1].tag == "Conference" and joined.children[1].text == "warm-C-2"
+    assert warm.outcome("C") == "accepted" and transfers.moves == [("C", "warm_hold")]
+
+
+@pytest.mark.parametrize("first", ["decline", "agent hangup", "rescue"])
+def test_warm_transfer_store_failing_after_the_decision_is_completed_by_the_next_callback(
+    first: str,
+) -> None:
+    # The decision's ticket was taken, then the store failed before the outcome and the
+    # move it owes were written: every later callback found the transfer decided and did
+    # nothing, and the caller waited in the room alone for good.
+    from answerkit.errors import StateError
+
+    store = HookedStore()
+    warm, _client, transfers = fake_warm(store)
+    warm.start("C")
+    warm._agent_answer(hook(FIRST, "A"))
+    if first == "rescue":
+        warm._agent_choice(hook(FIRST, "A", Digits="1"))  # accepted, never reaches the room
+    transfers.moves.clear()
+    fail_next_write_after(store, "warm.rescued" if first == "rescue" else "warm.decided")
+    with pytest.raises((StateError, RetryLater)):
+        if first == "decline":
+            warm._agent_choice(hook(FIRST, "A", Digits="2"))
+        else:
+            warm._agent_status(hook(FIRST, "A", Event="Hangup"))
+    # The agent's Hangup follows the decline; Vobiz sends a failed status callback again.
+    for _ in range(2):
+        warm._agent_status(hook(FIRST, "A", Event="Hangup"))
+    expected = {"decline": "declined", "agent hangup": "agent-unavailable"}
+    assert warm.outcome("C") == expected.get(first, "agent-unavailable")
+    assert transfers.moves == [("C", LANDING)]  # moved, once
+
+
+def test_warm_transfer_caller_hangup_with_the_store_failing_after_deciding_ends_the_agent() -> None:
+    # The caller's Hangup took the decision, then the store failed (503): Vobiz's retry
+    # found the transfer decided, did nothing, and the agent's phone rang on.
+    store = HookedStore()
+    warm, client, _ = fake_warm(store)
+    warm.start("C")
+    c = warm.flow.create_app().test_client()
+    fail_next_write_after(store, "warm.decided")
+    hangup = {"CallUUID": "C", "Event": "Hangup"}
+    r = c.post("/sales", data=hangup, headers=sign("https://voice.example.com/sales", "t" * 20))
+    assert r.status_code in (200, 503)
+    r = c.post("/sales", data=hangup, headers=sign("https://voice.example.com/sales", "t" * 20))
+    assert r.status_code == 200
+    assert warm.outcome("C") == "abandoned" and ("hangup", "req-1") in client.log
+
+
+def test_warm_transfer_caller_leaving_attempt_1_says_nothing_of_attempt_2() -> None:
+    # Attempt 1 declined: the move to the fallback takes the caller out of room 1, whose
+    # exit callback passed its check of the attempt just before the fallback's start()
+    # began attempt 2, and wrote "the caller left" into attempt 2's fresh record. Attempt
+    # 2's agent then accepted and hung up before reaching the room: nobody moved the
+    # caller, who held in room 2 alone.
+    store = HookedStore()
+    warm, _client, transfers = fake_warm(store)
+    warm.start("C")
+    warm._agent_answer(hook(FIRST, "A"))
+    warm._agent_choice(hook(FIRST, "A", Digits="2"))
+    warm._agent_status(hook(FIRST, "A", Event="Hangup"))
+
+    def restart_first(op: str, key: str) -> None:
+        if key.startswith("warm.caller_left"):
+            store.before = lambda op, key: None
+            warm.start("C")  # the fallback, landed, starts attempt 2
+
+    store.before = restart_first
+    warm._room_event(hook(FIRST, "C", Event="ConferenceExit"))
+    assert warm.room_for("C") == "warm-C-2"  # the restart came in between
+    second = {"xfer": "C", "attempt": "2"}
+    warm._agent_answer(hook(second, "B"))
+    warm._agent_choice(hook(second, "B", Digits="1"))
+    transfers.moves.clear()
+    warm._agent_status(hook(second, "B", Event="Hangup"))  # no room event of B came
+    assert transfers.moves == [("C", LANDING)] and warm.outcome("C") == "agent-unavailable"
+
+
+def test_warm_transfer_caller_leaving_as_the_agent_accepts_ends_the_agents_call() -> None:
+    # The caller's room exit read the outcome (not accepted yet), then the agent's accept
+    # took the decision, then the exit's own decision failed: neither hung the agent up,
+    # who waited in the room alone (stay_alone).
+    import threading
+
+    store = HookedStore()
+    warm, client, _ = fake_warm(store)
+    warm.start("C")
+    warm._agent_answer(hook(FIRST, "A"))
+    client.log.clear()
+    exit_deciding, accept_decided = threading.Event(), threading.Event()
+
+    def deciding(op: str, key: str) -> bool:
+        return op == "claim" and key.startswith("warm.decided")
+
+    def before(op: str, key: str) -> None:
+        if deciding(op, key) and threading.current_thread().name == "caller-exit":
+            exit_deciding.set()  # past its reading of the outcome, in the old order
+            assert accept_decided.wait(10)
+
+    def after(op: str, key: str) -> None:
+        if deciding(op, key) and threading.current_thread().name != "caller-exit":
+            accept_decided.set()
+
+    store.before, store.after = before, after
+    caller_exit = threading.Thread(
+        target=lambda: warm._room_event(hook(FIRST, "C", Event="ConferenceExit")),
+        name="caller-exit",
+    )
+    caller_waiting = warm._caller_waiting
+
+    def caller_leaves_after_the_check(caller: str, attempt: int | None) -> bool:
+        waiting = caller_waiting(caller, attempt)  # still live
+        caller_exit.start()  # the caller hangs up now: their exit is handled meanwhile
+        assert exit_deciding.wait(10)
+        return waiting
+
+    warm._caller_waiting = caller_leaves_after_the_check  # type: ignore[method-assign]
+    doc = warm._agent_choice(hook(FIRST, "A", Digits="1"))
+    caller_exit.join(10)
+    assert doc.children[1].tag == "Conference" and warm.outcome("C") == "accepted"
+    assert ("hangup", "A") in client.log
+
+
+def test_warm_transfer_agent_entering_a_room_the_caller_left_is_hung_up() -> None:
+    # The caller left while the accept was decided, and hanging the agent up then failed
+    # (the API down a moment): the agent's own ConferenceEnter never looked whether the
+    # caller had left, and the agent waited in the room alone.
+    from answerkit.errors import ServerError as VobizServerError
+
+    class Flaky(FakeWarmClient):
+        down = True
+
+        def hangup(self, uuid: str) -> None:
+            super().hangup(uuid)
+            if self.down:
+                self.down = False
+                raise VobizServerError("boom", status=500)
+
+    warm, _client, transfers = accepted_warm()
+    client = Flaky()
+    transfers.client = client
+    warm._room_event(hook(FIRST, "C", Event="ConferenceExit"))  # its hangup of A fails
+    assert client.log == [("hangup", "A")]
+    warm._room_event(hook({**FIRST, "leg": "agent"}, "A", Event="ConferenceEnter"))
+    assert client.log == [("hangup", "A"), ("hangup", "A")]
+    assert warm.outcome("C") == "accepted"
+    # The agent of another call, or of an earlier attempt, is not hung up.
+    client.log.clear()
+    warm._room_event(hook({**FIRST, "leg": "agent"}, "X", Event="ConferenceEnter"))
+    assert client.log == []
 
 
 # --- where recipes send the caller: checked when mounted ------------------------------------

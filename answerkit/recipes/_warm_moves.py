@@ -21,13 +21,18 @@ arrives, so:
 * A rescue (an accepted transfer whose agent hung up before any room event came) is
   dropped when the record, read afresh, shows the agent reached the room or the caller
   left it: a room event delivered late must not send a connected caller away.
+* The record of each attempt is kept under keys of its own (:func:`at`): a late callback
+  of an earlier attempt writes into that attempt's keys, never into the new one's. The
+  attempt's decision (``DECIDED``) or rescue (``RESCUED``) is written in one atomic step
+  with what it owes, and ``MOVE_SETTLED`` marks the attempt's one move as made (or no
+  longer needed): so a debt that never reached ``MOVE_OWED`` (the store failed between
+  the two writes) is found again by the next callback (:meth:`FallbackMove.owed`).
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import logging
 import threading
 import time
 import uuid
@@ -35,6 +40,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from answerkit._deadline import deadline_grace
+from answerkit._log import QuietLog
 from answerkit.dispatch import LateTransferRefused
 from answerkit.elements import Redirect, Response
 from answerkit.errors import (
@@ -48,10 +54,12 @@ from answerkit.errors import (
 from answerkit.recipes._warm_state import (
     ATTEMPT,
     CALLER_LEFT,
+    DECIDED,
     JOINED,
     LANDED,
     MOVE_OWED,
     OUTCOME,
+    RESCUED,
 )
 from answerkit.request import CallRequest, Event
 from answerkit.state import CallState
@@ -59,7 +67,7 @@ from answerkit.state import CallState
 if TYPE_CHECKING:
     from answerkit.app import CallFlow
 
-log = logging.getLogger("answerkit")
+log = QuietLog("answerkit")
 
 #: Seconds a claim on a move lasts: longer than the REST client may take to make it (its
 #: retries within max_retry_time, 30 s, plus a 10 s timeout), so that only a killed
@@ -82,6 +90,31 @@ SETTLE_AFTER = 0.5
 #: again), and a daemon thread dies with the process; bounded, so an unreachable API
 #: cannot hold the exit for the client's whole retry time.
 EXIT_WAIT = 10.0
+
+#: Per attempt (:func:`at`): the attempt's move was sent (the move's id), or found needless
+#: (True); falsy while it is owed. An attempt makes one move at most, so a debt recorded
+#: again after it (a repeated callback) is dropped.
+MOVE_SETTLED = "warm.move_settled"
+
+#: The outcomes that send the caller to the fallback.
+MOVING: frozenset[str] = frozenset({"declined", "agent-unavailable", "agent-unreachable"})
+
+
+def at(key: str, attempt: object) -> str:
+    """``key`` of one attempt (``warm.decided.2``): each attempt's record apart, so a late
+    callback of an earlier attempt, which passed its check just before start() began a
+    new one, writes nothing the new attempt reads. A transfer started before attempts
+    (``attempt`` None) keeps the key itself, as that version wrote it."""
+    if isinstance(attempt, int) and not isinstance(attempt, bool):
+        return f"{key}.{attempt}"
+    return key
+
+
+def latest_attempt(state: CallState) -> int | None:
+    """The caller's latest attempt (None: none numbered, a transfer from before attempts)."""
+    value = state.get(ATTEMPT)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
 
 _SETTLING: set[threading.Thread] = set()
 _SETTLING_LOCK = threading.Lock()
@@ -129,12 +162,36 @@ class FallbackMove:
         self.tell = tell
 
     @staticmethod
-    def record(state: CallState, outcome: str, *, rescue: bool = False) -> None:
-        """Owe the caller (whose record is ``state``) a move for ``outcome``, this attempt's:
-        made by :meth:`make_owed`, or by the transfer's next status callback (a webhook past
-        its deadline makes no REST call). ``rescue``: ``outcome`` is recorded once the caller
-        is moved."""
-        state[MOVE_OWED] = {"outcome": outcome, "rescue": rescue, "attempt": state.get(ATTEMPT)}
+    def record(
+        state: CallState, outcome: str, attempt: int | None, *, rescue: bool = False
+    ) -> None:
+        """Owe the caller (whose record is ``state``) a move for ``outcome``, ``attempt``'s
+        (the decision's own, not the latest: start() may have begun another since): made by
+        :meth:`make_owed`, or by the transfer's next status callback (a webhook past its
+        deadline makes no REST call). ``rescue``: ``outcome`` is recorded once the caller is
+        moved."""
+        state[MOVE_OWED] = {"outcome": outcome, "rescue": rescue, "attempt": attempt}
+
+    @staticmethod
+    def owed(state: CallState) -> dict[str, Any] | None:
+        """The move the caller is owed for the latest attempt, or None: the one recorded
+        (:meth:`record`), or else the one the attempt's decision or rescue calls for while
+        no move of the attempt was made. The decision is written before the debt, so a
+        store that failed in between (or a debt another attempt's late callback wrote over)
+        leaves the decision to say what is owed."""
+        attempt = latest_attempt(state)
+        if state.get(at(MOVE_SETTLED, attempt)):
+            return None
+        held: Any = state.get(MOVE_OWED)
+        if isinstance(held, dict) and held.get("attempt") == attempt:
+            return dict(held)
+        rescue: Any = state.get(at(RESCUED, attempt))
+        if isinstance(rescue, dict):
+            return {"outcome": str(rescue.get("outcome")), "rescue": True, "attempt": attempt}
+        decision: Any = state.get(at(DECIDED, attempt))
+        if isinstance(decision, dict) and decision.get("outcome") in MOVING:
+            return {"outcome": str(decision["outcome"]), "rescue": False, "attempt": attempt}
+        return None
 
     def make_owed(self, caller_uuid: str) -> bool:
         """Make the move recorded as owed (:meth:`record`): whether the caller was moved.
@@ -151,7 +208,7 @@ class FallbackMove:
             try:
                 time.sleep(after)
                 state = self.state_of(caller_uuid)
-                if state.get(MOVE_OWED):
+                if state.get(MOVE_OWED) or self.owed(state):
                     self._make(caller_uuid, state)
             except MoveInFlight:
                 pass  # another webhook is making it
@@ -193,7 +250,7 @@ class FallbackMove:
             body(call)
             if caller:
                 state = self.state_of(caller)
-                if state.get(MOVE_OWED):
+                if state.get(MOVE_OWED) or self.owed(state):
                     self._make(caller, state)
         except (VobizError, MoveInFlight) as exc:
             raise RetryLater(
@@ -213,13 +270,17 @@ class FallbackMove:
             if not claimed:
                 raise MoveInFlight(f"the caller {caller_uuid} is being moved by another webhook")
             state.refresh()  # what other webhooks wrote since this one first read
-            owed: Any = state.get(MOVE_OWED)
-            if not isinstance(owed, dict):
-                return False  # made meanwhile
-            attempt = owed.get("attempt")
-            if state.get(ATTEMPT) != attempt:
+            held: Any = state.get(MOVE_OWED)
+            if isinstance(held, dict) and held.get("attempt") != latest_attempt(state):
                 state.pop(MOVE_OWED, None)  # start() began another attempt: superseded
-                return False
+            owed = self.owed(state)
+            if owed is None:
+                if isinstance(state.get(MOVE_OWED), dict):
+                    # Recorded again after the attempt's move was made (a repeated callback):
+                    # off the record, or every callback would come here for nothing.
+                    state.pop(MOVE_OWED, None)
+                return False  # made meanwhile, or nothing owed
+            attempt = owed.get("attempt")
             outcome = str(owed.get("outcome", ""))
             sent = owed.get("sent")
             if sent is not None:
@@ -227,12 +288,14 @@ class FallbackMove:
                 # another callback is asked to come back, not told there is nothing owed).
                 found = self._arrival(state, str(sent), owed.get("sent_at"), attempt)
                 if found != "absent":
-                    self._clear(state, owed)
+                    self._clear(state, owed, True)
                     if found == "superseded":
                         return False
                     return self._done(caller_uuid, state, owed, outcome, moved=True)
-            if owed.get("rescue") and (state.get(JOINED) or state.get(CALLER_LEFT)):
-                self._clear(state, owed)
+            if owed.get("rescue") and (
+                state.get(at(JOINED, attempt)) or state.get(at(CALLER_LEFT, attempt))
+            ):
+                self._clear(state, owed, True)
                 return False  # the agent reached the room after all
             # Cleared just before the request: whatever fails after it may have been sent
             # (the store, the deadline), the move is owed again only as "sent, unconfirmed".
@@ -240,7 +303,7 @@ class FallbackMove:
             move = uuid.uuid4().hex[:12]
             params = {"xfer": caller_uuid, "attempt": owed.get("attempt"), "move": move}
             try:
-                self._clear(state, owed)
+                self._clear(state, owed, move)
                 moved = (
                     self.flow.try_transfer(caller_uuid, aleg=self.landing_route, params=params)
                     is not None
@@ -268,9 +331,9 @@ class FallbackMove:
             self.tell(caller_uuid, outcome)
         elif moved:
             state.refresh()
-            if not state.get(JOINED):
+            if not state.get(at(JOINED, owed.get("attempt"))):
                 log.info("warm transfer for %s: the agent left before joining", caller_uuid)
-                state[OUTCOME] = outcome
+                state[at(OUTCOME, owed.get("attempt"))] = outcome
                 self.tell(caller_uuid, outcome)
         return moved
 
@@ -288,7 +351,7 @@ class FallbackMove:
             state.refresh()
             if state.get(ATTEMPT) != attempt:
                 return "superseded"
-            if state.get(LANDED) == sent or state.get(CALLER_LEFT):
+            if state.get(LANDED) == sent or state.get(at(CALLER_LEFT, attempt)):
                 return "arrived"
             left = until - time.time()
             if left <= 0:
@@ -296,17 +359,24 @@ class FallbackMove:
             time.sleep(min(ARRIVAL_POLL, left))
 
     @staticmethod
-    def _clear(state: CallState, owed: dict[str, Any]) -> None:
-        """Take ``owed`` off the record, unless a newer attempt's debt replaced it."""
+    def _clear(state: CallState, owed: dict[str, Any], settled: str | bool) -> None:
+        """Take ``owed`` off the record (unless a newer attempt's debt replaced it) and mark
+        its attempt's move ``settled`` (the id of the move about to be sent, or True), in
+        one write: a debt recorded again by a repeated callback is then seen as paid."""
         state.refresh()
+        attempt = owed.get("attempt")
+        items: dict[str, Any] = {at(MOVE_SETTLED, attempt): settled}
         current = state.get(MOVE_OWED)
-        if isinstance(current, dict) and current.get("attempt") == owed.get("attempt"):
-            state.pop(MOVE_OWED, None)
+        if isinstance(current, dict) and current.get("attempt") == attempt:
+            items[MOVE_OWED] = None
+        state.update(items)
 
     @staticmethod
     def _owe_again(state: CallState, owed: dict[str, Any]) -> None:
-        """Owe the move again, unless start() began another attempt meanwhile (its own
-        hold and debt supersede it)."""
+        """Owe the move again (the move sent surely did not arrive, or may not have), unless
+        start() began another attempt meanwhile (its own hold and debt supersede it). Over
+        a debt of the same attempt recorded again meanwhile (it says no more than this)."""
         state.refresh()
-        if state.get(ATTEMPT) == owed.get("attempt") and state.get(MOVE_OWED) is None:
-            state[MOVE_OWED] = owed
+        attempt = owed.get("attempt")
+        if latest_attempt(state) == attempt:
+            state.update({MOVE_OWED: owed, at(MOVE_SETTLED, attempt): None})

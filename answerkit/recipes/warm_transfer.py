@@ -14,14 +14,20 @@ The sequence (spec §1.2 Conference notes, §2.13):
    wait in the room alone).
 
 Exactly one outcome wins: every callback that decides (accept, decline, agent hangup,
-caller exit) first takes an atomic ticket from the state store, so duplicate and
+caller exit) writes the attempt's decision with ``setdefault`` (the store's atomic
+set-if-absent: one writer wins, and every writer reads the winner), so duplicate and
 out-of-order callbacks (Vobiz retries status callbacks, and conference events arrive
-in any order) do nothing twice. The record is keyed by the caller's CallUUID and
-expires with the store's TTL. Each :meth:`WarmTransfer.start` is a new attempt whose
-number travels in every URL (``attempt``): a late callback of an earlier attempt for the
-same caller (the first agent's hangup, after a fallback route started a second transfer)
-decides nothing, and a new start() hangs up the earlier attempt's agent (after calling the
-new one, and not when that agent's Hangup webhook came already). Attempt 1 keeps the room
+in any order) do nothing twice. The outcome is read from that decision, and the move it
+owes is found from it too (``_warm_moves``): a store failing after the decision leaves
+nothing half decided, and the callback sent again completes what it owes (the move, the
+agent's hangup). The record is keyed by the caller's CallUUID and expires with the
+store's TTL. Each :meth:`WarmTransfer.start` is a new attempt whose number travels in
+every URL (``attempt``) and names the keys of the attempt's record (``warm.decided.2``):
+a late callback of an earlier attempt for the same caller (the first agent's hangup,
+after a fallback route started a second transfer) decides nothing for the new one, even
+when it passed its check just before start() began it, and a new start() hangs up the
+earlier attempt's agent (after calling the new one, and not when that agent's Hangup
+webhook came already). Attempt 1 keeps the room
 name of earlier versions (``warm-<caller>``), later attempts get a room of their own. URLs
 without ``attempt`` come from a version of answerkit before attempts (a rolling deploy):
 they belong to a transfer whose record has no attempt number.
@@ -41,13 +47,14 @@ restores the outcome ``accepted``.
 from __future__ import annotations
 
 import contextlib
-import logging
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 from answerkit._api_args import check_destinations, check_phone
 from answerkit._deadline import HandlerTimeout, deadline_grace
+from answerkit._log import QuietLog
 from answerkit.elements import Conference, Gather, Hangup, Play, Response, Speak, Wait
 from answerkit.errors import (
     ArgumentError,
@@ -57,7 +64,14 @@ from answerkit.errors import (
     VobizError,
 )
 from answerkit.recipes._targets import check_target
-from answerkit.recipes._warm_moves import FallbackMove, MoveInFlight, surely_not_applied
+from answerkit.recipes._warm_moves import (
+    MOVING,
+    FallbackMove,
+    MoveInFlight,
+    at,
+    latest_attempt,
+    surely_not_applied,
+)
 from answerkit.recipes._warm_state import (
     AGENT,
     AGENT_CALL,
@@ -67,8 +81,6 @@ from answerkit.recipes._warm_state import (
     CONTEXT,
     DECIDED,
     JOINED,
-    LANDED,
-    MOVE_OWED,
     OUTCOME,
     RESCUED,
     attempt_of,
@@ -81,7 +93,7 @@ from answerkit.state import CallState
 if TYPE_CHECKING:
     from answerkit.app import CallFlow
 
-log = logging.getLogger("answerkit")
+log = QuietLog("answerkit")
 
 Whisper = str | Callable[[Mapping[str, str]], str]
 
@@ -194,8 +206,7 @@ class WarmTransfer:
         their own, never the caller's current one.
         """
         if attempt is None:
-            latest = self._state(caller_uuid).get(ATTEMPT)
-            attempt = latest if isinstance(latest, int) else None
+            attempt = latest_attempt(self._state(caller_uuid))
         return room_name(self.name, caller_uuid, attempt)
 
     def start(
@@ -209,15 +220,15 @@ class WarmTransfer:
         Returns None when the caller's call has already ended (nothing was started).
         """
         state = self._state(caller_uuid)
-        previous_agent = state.get(AGENT_CALL) or state.get(AGENT)
-        if state.get(AGENT_ENDED):
-            previous_agent = None  # its Hangup webhook came: nothing to hang up
         # A new attempt number first: from here on the callbacks of an earlier attempt
-        # (whose URLs carry its number) are stale and decide nothing for this one.
+        # (whose URLs carry its number) are stale and decide nothing for this one. Nothing
+        # to clear: the new attempt's record is under keys of its own (see at()), which a
+        # late callback of the earlier one never writes.
         attempt = state.incr(ATTEMPT)
-        for key in (DECIDED, OUTCOME, AGENT, AGENT_CALL, AGENT_ENDED, JOINED, RESCUED,
-                    CALLER_LEFT, MOVE_OWED, LANDED):  # fmt: skip
-            state.pop(key, None)
+        previous = attempt - 1 if attempt > 1 else None  # 1: a transfer before attempts
+        previous_agent = self._agent_of(state, previous)
+        if state.get(at(AGENT_ENDED, previous)):
+            previous_agent = None  # its Hangup webhook came: nothing to hang up
         ctx = {str(k): str(v) for k, v in (context or {}).items()}
         state[CONTEXT] = ctx
         ids = {"xfer": caller_uuid, "attempt": attempt}
@@ -294,14 +305,32 @@ class WarmTransfer:
             with contextlib.suppress(MoveInFlight):  # another webhook is moving them
                 self._decide(caller_uuid, "agent-unreachable", attempt)
             return WarmTransferStart(caller_uuid, None, room_name(self.name, caller_uuid, attempt))
-        self._state(caller_uuid)[AGENT] = created.request_uuid
+        self._state(caller_uuid)[at(AGENT, attempt)] = created.request_uuid
         room = room_name(self.name, caller_uuid, attempt)
         return WarmTransferStart(caller_uuid, created.request_uuid, room)
 
     def outcome(self, caller_uuid: str) -> WarmOutcome | None:
         """``accepted``, ``declined``, ``agent-unavailable``, ``agent-unreachable`` or
         ``abandoned``; None while undecided."""
-        return _outcome(self._state(caller_uuid).get(OUTCOME))
+        state = self._state(caller_uuid)
+        return self._outcome_at(state, latest_attempt(state))
+
+    @staticmethod
+    def _outcome_at(state: CallState, attempt: int | None) -> WarmOutcome | None:
+        """The outcome of ``attempt``: as a rescue or a late room event changed it, or else
+        as decided."""
+        changed = _outcome(state.get(at(OUTCOME, attempt)))
+        if changed is not None:
+            return changed
+        decision: Any = state.get(at(DECIDED, attempt))
+        return _outcome(decision.get("outcome")) if isinstance(decision, dict) else None
+
+    @staticmethod
+    def _agent_of(state: CallState, attempt: int | None) -> str | None:
+        """The agent's call of ``attempt``: its CallUUID once it answered, or else the
+        request UUID make-call gave."""
+        agent = state.get(at(AGENT_CALL, attempt)) or state.get(at(AGENT, attempt))
+        return str(agent) if agent else None
 
     # -- caller side ----------------------------------------------------------------------
 
@@ -342,31 +371,47 @@ class WarmTransfer:
             joined = call.event in (Event.ConferenceEnter, Event.ConferenceExit)
             if joined and self._is_current(caller, attempt) and self._is_agent(caller, call):
                 state = self._state(caller)
-                state[JOINED] = True
-                if state.get(RESCUED) and state.get(OUTCOME) == "agent-unavailable":
+                state[at(JOINED, attempt)] = True
+                if (
+                    state.get(at(RESCUED, attempt))
+                    and self._outcome_at(state, attempt) == "agent-unavailable"
+                ):
                     # Delivered after the agent's hangup, and after the caller was moved
                     # to the fallback: too late to undo the move; the record is put right.
-                    state[OUTCOME] = "accepted"
+                    state[at(OUTCOME, attempt)] = "accepted"
                     self._tell(caller, "accepted")
                     log.warning(
                         "warm transfer for %s: the agent's room event came after the "
                         "caller was moved to the fallback",
                         caller,
                     )
+                if state.get(at(CALLER_LEFT, attempt)):
+                    # The caller left before the agent got there (their exit handled while
+                    # the accept was being decided, or their Hangup before the room): the
+                    # agent, with stay_alone, would wait in the room for nobody.
+                    self._hang_up_quietly(call.call_uuid)
             return
         if call.event != Event.ConferenceExit or call.call_uuid != caller:
             return
-        if self._is_current(caller, attempt):
-            # The caller left the room (the room ended, or they hung up): nobody to rescue.
-            self._state(caller)[CALLER_LEFT] = True
+        # The caller left the room (the room ended, or they hung up): nobody to rescue.
+        # This attempt's key: written late, after start() began another, it says nothing
+        # of the new attempt's room.
+        self._state(caller)[at(CALLER_LEFT, attempt)] = True
+        if not self._is_current(caller, attempt):
+            return
         # The caller left the room. Before an agent decided: cancel the agent's call. After
-        # an accept: the agent may be waiting in the room (stay_alone) for nobody.
-        accepted = self._is_current(caller, attempt) and self.outcome(caller) == "accepted"
-        if self._decide(caller, "abandoned", attempt) or accepted:
-            state = self._state(caller)
-            agent_uuid = state.get(AGENT_CALL) or state.get(AGENT)
+        # an accept: the agent may be waiting in the room (stay_alone) for nobody. The
+        # outcome is read after this callback's own decision: an accept decided meanwhile
+        # wins it, and its agent must be hung up all the same. Every delivery does it (a
+        # retry after a failed hangup, or a store failing after the decision).
+        self._decide(caller, "abandoned", attempt)
+        state = self._state(caller)
+        if self._outcome_at(state, attempt) in ("abandoned", "accepted") and not state.get(
+            at(AGENT_ENDED, attempt)
+        ):
+            agent_uuid = self._agent_of(state, attempt)
             if agent_uuid:
-                self._hang_up_quietly(str(agent_uuid))
+                self._hang_up_quietly(agent_uuid)
 
     def _on_hangup(self, call: CallRequest) -> None:
         """Any Hangup webhook of the flow. A caller of this recipe who hangs up before
@@ -377,18 +422,21 @@ class WarmTransfer:
         if not caller:
             return
         state = self._state(caller)
-        attempt = state.get(ATTEMPT)
-        if not isinstance(attempt, int) or state.get(CALLER_LEFT):
+        attempt = latest_attempt(state)
+        if attempt is None or state.get(at(CALLER_LEFT, attempt)):
             return  # not one of ours, or the room told already
-        decided = self._decide(caller, "abandoned", attempt)
-        # "abandoned" already: a delivery before this one decided, then met the store down
-        # (the Hangup is sent again, see Dispatcher._tell_listeners): the rest is redone.
-        over = decided or self.outcome(caller) in ("accepted", "abandoned")
-        if over and not state.get(AGENT_ENDED):
-            agent_uuid = state.get(AGENT_CALL) or state.get(AGENT)
+        self._decide(caller, "abandoned", attempt)
+        # Read after the decision: "abandoned" by a delivery before this one, which then met
+        # the store down (the Hangup is sent again, see Dispatcher._tell_listeners), or
+        # "accepted": the rest is done all the same.
+        state = self._state(caller)
+        over = self._outcome_at(state, attempt) in ("accepted", "abandoned")
+        if over and not state.get(at(AGENT_ENDED, attempt)):
+            agent_uuid = self._agent_of(state, attempt)
             if agent_uuid:
-                self._hang_up_quietly(str(agent_uuid))
-        state[CALLER_LEFT] = True  # last: until it is written, each delivery does it all
+                self._hang_up_quietly(agent_uuid)
+        # Last: until it is written, each delivery does it all.
+        state[at(CALLER_LEFT, attempt)] = True
 
     # -- agent side -----------------------------------------------------------------------
 
@@ -400,14 +448,12 @@ class WarmTransfer:
             return gone
         state = self._state(caller)
         # The agent's own CallUUID (make-call gave only a request UUID): the room events of
-        # the agent leg are checked against it, and it is the one to hang up.
-        state[AGENT_CALL] = call.call_uuid
+        # the agent leg are checked against it, and it is the one to hang up. Under the
+        # attempt's own key: a start() between the check and the write leaves the new
+        # attempt's record without this agent.
+        state[at(AGENT_CALL, attempt)] = call.call_uuid
         if not self._is_current(caller, attempt):
-            # A start() ran between the check and the write: this agent belongs to the
-            # earlier attempt, and the new attempt's record must not name them.
-            if state.get(AGENT_CALL) == call.call_uuid:
-                state.pop(AGENT_CALL, None)
-            return gone
+            return gone  # a start() ran meanwhile: no whisper for a transfer gone
         ctx = state.get(CONTEXT) or {}
         text = self._whisper_text(ctx)
         return Response(
@@ -429,7 +475,11 @@ class WarmTransfer:
         caller = call.query.get("xfer", "")
         attempt = attempt_of(call)
         if call.digits == self.accept_key:
-            if caller and self._is_current(caller, attempt) and self._accepted_by(caller, call):
+            if (
+                caller
+                and self._is_current(caller, attempt)
+                and self._accepted_by(caller, attempt, call)
+            ):
                 # A repeated delivery of the accepting Gather action (Vobiz retries): the
                 # same answer again, or the agent would be told the caller is gone.
                 return self._join(caller, attempt)
@@ -473,19 +523,21 @@ class WarmTransfer:
             Hangup(),
         )
 
-    def _accepted_by(self, caller: str, call: CallRequest) -> bool:
-        """Whether this attempt was accepted already, by the agent call ``call`` is from."""
+    def _accepted_by(self, caller: str, attempt: int | None, call: CallRequest) -> bool:
+        """Whether ``attempt`` was accepted already, by the agent call ``call`` is from."""
         state = self._state(caller)
-        return state.get(OUTCOME) == "accepted" and state.get(AGENT_CALL) == call.call_uuid
+        return (
+            self._outcome_at(state, attempt) == "accepted"
+            and state.get(at(AGENT_CALL, attempt)) == call.call_uuid
+        )
 
     def _on_agent_status(self, call: CallRequest) -> None:
         caller = call.query.get("xfer")
         if not caller or call.event != Event.Hangup:
             return
         attempt = attempt_of(call)
-        if self._is_current(caller, attempt):
-            # A later start() need not hang this agent up (see start()).
-            self._state(caller)[AGENT_ENDED] = True
+        # A later start() need not hang this agent up (see start()).
+        self._state(caller)[at(AGENT_ENDED, attempt)] = True
         # Busy, no answer, failed, or hung up during the whisper: never accepted.
         if self._decide(caller, "agent-unavailable", attempt) or not self._is_current(
             caller, attempt
@@ -496,14 +548,20 @@ class WarmTransfer:
         # there alone, with nobody ever to start it, until the room's time limit. No room
         # event is not proof (they may come late, see the module notes). No live-call GET
         # here: a status callback has 3 s (spec §2.12), and try_transfer already returns
-        # None for a caller who is gone. RESCUED: a repeated hangup callback moves them
-        # once; a move that fails stays owed when it may be made again (_warm_moves).
-        if state.get(OUTCOME) != "accepted" or state.get(JOINED) or state.get(CALLER_LEFT):
+        # None for a caller who is gone.
+        if (
+            self._outcome_at(state, attempt) != "accepted"
+            or state.get(at(JOINED, attempt))
+            or state.get(at(CALLER_LEFT, attempt))
+        ):
             return
+        # The rescue, written once (setdefault) and owing the move by itself: a repeated
+        # hangup callback moves the caller once (the attempt's move is marked made), and
+        # one that meets the store down after it finds the move still owed (_warm_moves).
+        rescue = {"outcome": "agent-unavailable", "id": uuid.uuid4().hex[:12]}
         with deadline_grace():  # the rescue taken and its debt, in one piece (see _decide)
-            if state.incr(RESCUED) != 1:
-                return  # another delivery took it; a move it still owes is made after this
-            self._moves.record(state, "agent-unavailable", rescue=True)
+            if state.setdefault(at(RESCUED, attempt), rescue) == rescue:
+                self._moves.record(state, "agent-unavailable", attempt, rescue=True)
         self._moves.make_owed(caller)
 
     # -- deciding -----------------------------------------------------------------------
@@ -516,23 +574,33 @@ class WarmTransfer:
         *,
         move_now: bool = True,
     ) -> bool:
-        """Record the one outcome of this transfer; False when another came first, or
-        when ``attempt`` (None: a URL from before attempts) is not the caller's latest."""
-        if attempt != "latest" and not self._is_current(caller_uuid, attempt):
+        """Record the one outcome of ``attempt`` (by default the caller's latest); False
+        when another came first, or when ``attempt`` (None: a URL from before attempts) is
+        not the caller's latest."""
+        if attempt == "latest":
+            attempt = latest_attempt(self._state(caller_uuid))
+        if not self._is_current(caller_uuid, attempt):
             return False
         state = self._state(caller_uuid)
-        moving = outcome in ("declined", "agent-unavailable", "agent-unreachable")
-        # The decision, its outcome and the debt it makes, in one piece: a deadline between
-        # them (SIGALRM) left a decision with no debt, and a caller on hold for good, since
-        # the callback sent again finds the transfer decided.
+        moving = outcome in MOVING
+        # The decision and its outcome in one write, under the attempt's own key: exactly
+        # one callback wins it, and a late callback of an earlier attempt can only win that
+        # attempt's. The id tells this callback's own decision from an equal one.
+        decision = {"outcome": outcome, "id": uuid.uuid4().hex[:12]}
+        # The debt recorded with it, the deadline held off meanwhile: a deadline between
+        # them (SIGALRM) would leave the move to be found from the decision alone.
         with deadline_grace():
-            if state.incr(DECIDED) != 1:
+            if state.setdefault(at(DECIDED, attempt), decision) != decision:
                 return False
-            state[OUTCOME] = outcome
+            if not self._is_current(caller_uuid, attempt):
+                # start() began another attempt since the check above: this one's decision
+                # is moot (its caller is on their way to the new hold).
+                return False
             if moving:
                 # Owed until done: when the REST call fails or runs out of time, the decision
                 # stands and a later status callback (or this one, sent again) moves them.
-                self._moves.record(state, outcome)
+                # A store failing before this write leaves the decision to say so.
+                self._moves.record(state, outcome, attempt)
         log.info("warm transfer for %s: %s", caller_uuid, outcome)
         if not moving:
             self._tell(caller_uuid, outcome)
@@ -577,7 +645,7 @@ class WarmTransfer:
 
     def _is_agent(self, caller_uuid: str, call: CallRequest) -> bool:
         """Whether ``call`` is this attempt's agent leg (unknown until its answer webhook)."""
-        agent_call = self._state(caller_uuid).get(AGENT_CALL)
+        agent_call = self._state(caller_uuid).get(at(AGENT_CALL, attempt_of(call)))
         return agent_call is None or call.call_uuid == agent_call
 
     def _caller_waiting(self, caller_uuid: str, attempt: int | None) -> bool:
@@ -587,6 +655,10 @@ class WarmTransfer:
         the hold transfer failed) sends no room event: without this, an accepting agent
         would wait alone in the room.
         """
+        if self._state(caller_uuid).get(at(CALLER_LEFT, attempt)):
+            # The caller's Hangup or room exit came already: no need to ask Vobiz.
+            self._decide(caller_uuid, "abandoned", attempt)
+            return False
         try:
             self.flow.client.get_live_call(caller_uuid)
         except CallNotActiveError:
