@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from answerkit._handler_threads import HandlerThreads
 from answerkit._log import QuietLog
-from answerkit.errors import AnswerkitError
+from answerkit.errors import HandlerTimeout
 from answerkit.request import CallRequest
 from answerkit.state import CallState, StateStore
 
@@ -47,10 +47,6 @@ try:
     from _signal import getsignal as _getsignal  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover - every CPython has _signal
     _getsignal = signal.getsignal
-
-
-class HandlerTimeout(AnswerkitError):
-    """A handler ran past the flow's deadline; the fallback document was served."""
 
 
 class LateTransferRefused(HandlerTimeout):

@@ -11,9 +11,10 @@ Nowhere is left to say that the logging failed, so that alone goes unsaid.
 from __future__ import annotations
 
 import logging
+import sys
 from typing import TYPE_CHECKING, Any
 
-from answerkit.errors import AnswerkitError
+from answerkit.errors import HandlerTimeout
 
 if TYPE_CHECKING:
     _Adapter = logging.LoggerAdapter[logging.Logger]
@@ -34,12 +35,16 @@ class QuietLog(_Adapter):
         return msg, kwargs  # no extra fields: the records are the logger's own
 
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
-        # stacklevel 2: the record names the caller of warning(), not this frame (the
-        # adapter's own methods are logging's, which the logger skips by itself).
-        kwargs.setdefault("stacklevel", 2)
+        kwargs.setdefault("stacklevel", _STACKLEVEL)
         try:
             super().log(level, msg, *args, **kwargs)
-        except AnswerkitError:
-            raise  # the deadline's HandlerTimeout, struck while a line was logged: it goes on
+        except HandlerTimeout:
+            raise  # the deadline, struck while a line was logged: it goes on
         except Exception:
             pass
+
+
+# The record names the caller of warning(), not this frame. From Python 3.11 the logger
+# skips logging's own frames (the adapter's warning()) before counting stacklevel, so one
+# more is this frame; on 3.10 they count too, one more.
+_STACKLEVEL = 2 if sys.version_info >= (3, 11) else 3

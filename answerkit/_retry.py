@@ -46,11 +46,11 @@ from urllib3.util.ssl_match_hostname import CertificateError
 
 from answerkit import errors
 from answerkit._deadline import (
-    HandlerTimeout,
     LateTransferRefused,
     handler_thread_given_up,
     sleep_unless_given_up,
 )
+from answerkit.errors import HandlerTimeout
 
 __all__ = [
     "Answer",

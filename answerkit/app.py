@@ -396,13 +396,14 @@ class CallFlow:
         Recipes use it to validate their whole graph (every option leads somewhere)
         once all routes are declared, before the first call arrives.
         """
-        if self._dispatcher is not None:
+        if self._mount_prefix is not None:
             # Its check would never run (a TransferTrigger made late, with no endpoint).
             raise ConfigurationError(
                 f"flow {self.name!r} is already mounted; make recipes (and add checks) "
                 "before register() or create_app()"
             )
         self._checks.append(check)
+        self._checked = False  # a dispatcher made already (a simulator's) runs it next
 
     def add_hangup_listener(self, listener: Callable[[CallRequest], None]) -> None:
         """Run ``listener(call)`` on every ``Hangup`` webhook any route of the flow gets,
@@ -671,8 +672,10 @@ class CallFlow:
         else:
             dispatcher = self.dispatcher(checks=False)
         bp = Blueprint(self.name, __name__, url_prefix=prefix or None)
-        # First, before the routes: a registration it refuses leaves no rule behind.
-        bp.record(self._registered_at)
+        # First, before the routes: a registration it refuses leaves no rule behind. It
+        # knows the dispatcher its views were made with: after a refused registration the
+        # flow makes another, and this blueprint's views would serve the routes of then.
+        bp.record(lambda state: self._registered_at(state, dispatcher))
         for route in self._routes.values():
             bp.add_url_rule(
                 route.path,
@@ -688,7 +691,7 @@ class CallFlow:
         bp.record_once(lambda state: _record_flow(state.app, self))
         return bp
 
-    def _registered_at(self, state: BlueprintSetupState) -> None:
+    def _registered_at(self, state: BlueprintSetupState, made_with: Dispatcher) -> None:
         """Follow the prefix Flask serves the flow under, which the blueprint's own may not
         be: ``register_blueprint(flow.blueprint(), url_prefix="/voice")``, or a blueprint
         nested in one with a prefix. url_for left it out, so every Gather action and
@@ -696,6 +699,12 @@ class CallFlow:
 
         The mount checks run here, on the first registration: they build the flow's URLs
         (a TransferTrigger's routes= may name one), which carry the prefix."""
+        if made_with is not self._dispatcher:
+            _unrecord(state)
+            raise ConfigurationError(
+                f"flow {self.name!r}: this blueprint was made before a registration that was "
+                "refused, and serves the routes of then; make a new one with flow.blueprint()"
+            )
         served = _clean_prefix(state.url_prefix)
         if self._address_fixed and served == self._mount_prefix:
             return
@@ -715,9 +724,7 @@ class CallFlow:
             # as this runs first; Flask had recorded the blueprint, which is taken back).
             self._mount_prefix = self._blueprint_prefix = None
             self._dispatcher = None
-            key = f"{state.name_prefix}.{state.name}".lstrip(".")
-            if state.app.blueprints.get(key) is state.blueprint:
-                del state.app.blueprints[key]
+            _unrecord(state)
             raise
         self._address_fixed = True
 
@@ -837,6 +844,14 @@ FLASK_EXTENSION = "answerkit"
 def flows_of(app: Flask) -> list[CallFlow]:
     """The CallFlows registered on ``app``, in the order they were registered."""
     return list(app.extensions.get(FLASK_EXTENSION, ()))
+
+
+def _unrecord(state: BlueprintSetupState) -> None:
+    """Take back Flask's record of a blueprint whose registration is being refused (Flask
+    records it before running its setup), so that the app may register the flow again."""
+    key = f"{state.name_prefix}.{state.name}".lstrip(".")
+    if state.app.blueprints.get(key) is state.blueprint:
+        del state.app.blueprints[key]
 
 
 def _record_flow(app: App, flow: CallFlow) -> None:

@@ -24,7 +24,6 @@ from answerkit._deadline import (
     DeadlineRunner,
     Handler,
     HandlerState,
-    HandlerTimeout,
     LateTransferRefused,
     handler_given_up,
     loggable,
@@ -33,7 +32,7 @@ from answerkit._log import QuietLog
 from answerkit._params import ParamsLike
 from answerkit._sound import not_sound, not_sound_message
 from answerkit.elements import Element, Response
-from answerkit.errors import ElementError, RetryLater, StateError, StateValueError
+from answerkit.errors import ElementError, HandlerTimeout, RetryLater, StateError, StateValueError
 from answerkit.request import CallRequest, Event, MissingCallUUID
 from answerkit.signature import HeadersLike, Verifier, header_value, public_url_candidates
 from answerkit.state import NoCallState, StateStore

@@ -9,6 +9,7 @@
     ├── StateError                          the per-call state store failed or is unreachable
     │   └── StateValueError (ValueError)    a key or value the state cannot keep (a bug)
     ├── RetryLater                          raised by a status handler: Vobiz, send it again
+    ├── HandlerTimeout                      a handler ran past the flow's deadline
     ├── ArgumentError (ValueError)          a client argument refused locally, nothing was sent
     │   └── TransferArgumentError           ... of a transfer
     └── VobizError                          talking to the Vobiz REST API failed
@@ -114,6 +115,10 @@ class RetryLater(AnswerkitError):
     Only for status callbacks (their answer is not a document, so no caller is dropped);
     raised by any other handler it is an error like any other (the fallback is served).
     """
+
+
+class HandlerTimeout(AnswerkitError):
+    """A handler ran past the flow's deadline; the fallback document was served."""
 
 
 class ArgumentError(AnswerkitError, ValueError):

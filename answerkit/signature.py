@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from answerkit.errors import ConfigurationError
 
@@ -422,7 +422,7 @@ def _path_variants(path: str) -> list[str]:
     quoted = quote(path, safe="/%:@!$&'()*+,;=-._~")
     if quoted != path:
         variants.append(quoted)
-    if _LITERAL_PERCENT.search(path):
+    if _LITERAL_PERCENT.search(path) and unquote(path) == path:
         # A decoded path with a '%' that starts no escape ("/50%off", from a server that
         # keeps no raw URI): url_for wrote it "/50%25off", which is what was signed.
         variants.append(quote(path, safe="/:@!$&'()*+,;=-._~"))

@@ -599,6 +599,36 @@ def test_a_registration_a_mount_check_refuses_leaves_the_flow_and_app_as_they_we
     assert flow.url_for("sales") == PUBLIC + "/sales"
 
 
+def test_a_blueprint_made_before_a_refused_registration_is_not_served() -> None:
+    # Registered again once the missing route was declared, it served the routes of then
+    # (the new route a 404) through a dispatcher the flow had dropped.
+    from answerkit.recipes import IVRMenu
+
+    flow = CallFlow("stale", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+    flow.add_route("/bye", lambda call: Response(Hangup()), name="bye")
+    IVRMenu(flow, "main", prompt="Press 1.", options={"1": "sales"}, fallback="bye")
+    app, bp = Flask("host"), flow.blueprint()
+    with pytest.raises(ConfigurationError, match="sales"):
+        app.register_blueprint(bp)
+    flow.add_route("/sales", lambda call: Response(Speak("Sales.")), name="sales")
+    with pytest.raises(ConfigurationError, match="make a new one with flow"):
+        app.register_blueprint(bp)
+    app.register_blueprint(flow.blueprint())
+    assert b"Sales." in post(app.test_client(), "/sales", CALL).data
+
+
+def test_a_check_added_before_mounting_runs_even_after_a_simulator_built_the_pipeline() -> None:
+    # Refused as "already mounted" once flow.dispatcher() had run (a CallSimulator made
+    # first): the flow was not mounted, and the check must still run when it is.
+    from answerkit.recipes import TransferTrigger
+
+    flow = make_flow()
+    flow.dispatcher()
+    TransferTrigger(flow, secret=None, routes=["nowhere"])
+    with pytest.raises(ConfigurationError, match="nowhere"):
+        flow.create_app()
+
+
 def test_a_check_added_after_mounting_is_refused() -> None:
     # It would never run: a TransferTrigger with no secret (no endpoint) made late passed.
     from answerkit.recipes import TransferTrigger
@@ -1242,6 +1272,18 @@ def test_a_percent_sign_that_starts_no_escape_is_served() -> None:
         environ_overrides={"RAW_URI": "", "REQUEST_URI": ""},
     )
     assert b"half" in answer.data
+    # Only a decoded path gets that spelling: "/50%off%21" as received (a raw URI) must
+    # not verify a signature for "/50%25off%2521", which decodes to another path.
+    flow = make_flow()
+    flow.add_route("/50%off!", lambda call: Response(Speak("bang")), name="bang")
+    other = flow.create_app().test_client()
+    forged = other.post(
+        "/50%off%21",
+        data=CALL,
+        headers=sign(PUBLIC + "/50%25off%2521", TOKEN),
+        environ_overrides={"RAW_URI": "/50%off%21"},
+    )
+    assert forged.status_code == 403
 
 
 @pytest.mark.parametrize("direct", [True, False])

@@ -25,6 +25,7 @@ from answerkit import (
     parse,
     sign,
 )
+from answerkit.errors import VobizError
 from answerkit.state import MemoryStore
 
 PUBLIC = "https://voice.example.com"
@@ -55,13 +56,19 @@ def broken(call: CallRequest) -> Response:
 
 
 class _RaisingHandler(logging.Handler):
+    def __init__(self, error: type[Exception] = ConnectionError) -> None:
+        super().__init__()
+        self.error = error
+
     def emit(self, record: logging.LogRecord) -> None:
-        raise ConnectionError("the log shipper is down")
+        raise self.error("the log shipper is down")
 
 
-@pytest.fixture
-def raising_log() -> Iterator[None]:
-    handler = _RaisingHandler()
+@pytest.fixture(params=[ConnectionError, VobizError])
+def raising_log(request: pytest.FixtureRequest) -> Iterator[None]:
+    # VobizError: a shipper built on answerkit's own client raises answerkit's errors,
+    # which went through (only the deadline's HandlerTimeout must).
+    handler = _RaisingHandler(request.param)
     logger = logging.getLogger("answerkit")
     logger.addHandler(handler)
     try:

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 from answerkit._api_args import check_destinations, check_phone
-from answerkit._deadline import HandlerTimeout, deadline_grace
+from answerkit._deadline import deadline_grace
 from answerkit._log import QuietLog
 from answerkit.elements import Conference, Gather, Hangup, Play, Response, Speak, Wait
 from answerkit.errors import (
@@ -61,6 +61,7 @@ from answerkit.errors import (
     CallNotActiveError,
     ConfigurationError,
     ElementError,
+    HandlerTimeout,
     VobizError,
 )
 from answerkit.recipes._targets import check_target
