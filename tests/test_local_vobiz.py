@@ -850,3 +850,41 @@ def _answered_agent(vobiz: LocalVobiz, **kwargs: str) -> str:
     uuid = placed.request_uuid if isinstance(placed.request_uuid, str) else placed.request_uuid[0]
     vobiz.answer_call(uuid)
     return uuid
+
+
+@pytest.mark.parametrize("outcome", ["answer", "bridge"])
+def test_a_dials_b_leg_is_live_from_dial_answer_and_completed_once_it_left(
+    call_simulator: Any, local_vobiz: LocalVobiz, outcome: str
+) -> None:
+    # The simulator listed the B-leg only once bridged: a DialAnswer handler naming it by
+    # its DialBLegUUID got 404, and a Dial answered without a bridge never listed it.
+    from answerkit.app import CallFlow
+    from answerkit.elements import Dial, Number
+    from answerkit.elements import Response as Doc
+    from answerkit.request import CallRequest
+    from answerkit.state import MemoryStore
+
+    flow = CallFlow("bleg", public_url="https://voice.example.com",
+                    auth_token="fix-token-0123456789abcdef", state=MemoryStore())  # fmt: skip
+    seen: dict[str, str] = {}
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Doc:
+        return Doc(Dial(Number("+14155550142"), caller_id="+14155550111",
+                        callback_url=flow.url_for("cb")))  # fmt: skip
+
+    @flow.route("/cb", status_callback=True)
+    def cb(call: CallRequest) -> None:
+        if call.event == "DialAnswer":
+            bleg = call.params["DialBLegUUID"]
+            seen[bleg] = local_vobiz.client().get_live_call(bleg).call_status
+
+    sim = call_simulator(flow)
+    call = sim.call("answer", dial=outcome)
+    call.run()
+    call.end_bridge()
+    sim.run_until_idle()
+    assert not call.transcript.handler_errors
+    [(bleg, status)] = seen.items()
+    assert status == "in-progress"
+    assert local_vobiz.calls[bleg].status == "completed"

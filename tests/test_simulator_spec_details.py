@@ -1517,3 +1517,249 @@ def test_a_document_with_other_faults_stays_invalid(body: str, error: str) -> No
     t = _xml_sim(body).call("/answer").run()
     assert t.hangup_cause_code == 8011
     assert error in str(t) and "skipped" not in str(t)
+
+
+# -- 30. both legs moved, a hang-up at DialHangup, the B-leg hung up by its own CallUUID ----------
+
+
+def _legs_flow(
+    local_vobiz: Any, on: str, act: str, numbers: int = 1, position: str = "1"
+) -> CallFlow:
+    """A recorded Dial whose callback handler acts once, at Event ``on`` of the B-leg at
+    ``position``: ``"both"`` moves the caller and the B-leg (``flow.transfer`` with both
+    URLs), ``"hangup"`` hangs the caller up and ``"hangup-bleg"`` the B-leg itself, by its
+    DialBLegUUID (both through the REST client)."""
+    flow = CallFlow(
+        "legs",
+        public_url=PUBLIC,
+        auth_token=TOKEN,
+        state=MemoryStore(),
+        client=local_vobiz.client(),
+    )
+    targets = [Number(f"+1415555014{i}") for i in range(numbers)]
+    done: list[str] = []
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        return Response(
+            Record(record_session=True, callback_url=flow.url_for("cb")),
+            Dial(*targets, caller_id="+14155550111", callback_url=flow.url_for("cb"),
+                 action=flow.url_for("after")),
+            Speak("After the dial."),
+        )  # fmt: skip
+
+    @flow.route("/cb", status_callback=True)
+    def cb(call: CallRequest) -> None:
+        if call.event != on or call.params.get("DialBLegPosition") != position or done:
+            return
+        done.append(act)
+        if act == "both":
+            flow.transfer(call.params["DialALegUUID"], aleg="moved", bleg="bmoved")
+        elif act == "hangup":
+            local_vobiz.client().hangup(call.params["DialALegUUID"])
+        else:
+            local_vobiz.client().hangup(call.params["DialBLegUUID"])
+
+    flow.add_route("/after", lambda call: Response(Speak("Dial action.")), name="after")
+    flow.add_route("/moved", lambda call: Response(Speak("Moved here.")), name="moved")
+    flow.add_route("/bmoved", lambda call: Response(Speak("B moved here.")), name="bmoved")
+    return flow
+
+
+@pytest.mark.parametrize("outcome", ["answer", "bridge"])
+@pytest.mark.parametrize("on", ["DialAnswer", "DialConnected"])
+def test_both_legs_moved_by_a_dial_callback_move_the_b_leg_too(
+    call_simulator: Any, local_vobiz: Any, on: str, outcome: str
+) -> None:
+    # Spec §4.1 "Use both to move the whole session": the B-leg was hung up (DialHangup,
+    # API Request) and a note said no B-leg was bridged.
+    sim = call_simulator(_legs_flow(local_vobiz, on, "both"))
+    call = sim.call("answer", dial=outcome)
+    sim.run_until_idle()
+    t = call.transcript
+    connected = ["DialConnected"] if on == "DialConnected" else []
+    assert [h.event for h in t.webhooks] == [
+        "StartApp", "DialAnswer", *connected, "Transfer", "Hangup", "RecordStop",
+    ]  # fmt: skip
+    assert t.heard == ["Moved here."] and not t.handler_errors
+    assert "no B-leg is bridged" not in str(t)
+    bleg = sim.find(t.webhooks_for("DialAnswer")[0].params["DialBLegUUID"])
+    assert bleg.transcript.heard == ["B moved here."]
+    assert [h.event for h in bleg.transcript.webhooks] == ["Transfer"]
+
+
+def test_a_hangup_asked_for_at_the_winners_dialhangup_keeps_the_dial_action(
+    call_simulator: Any, local_vobiz: Any
+) -> None:
+    # Spec §2.13: DialHangup, Hangup, Dial action, RecordStop; the action was lost.
+    sim = call_simulator(_legs_flow(local_vobiz, "DialHangup", "hangup"))
+    call = sim.call("answer", dial="answer")
+    sim.run_until_idle()
+    t = call.transcript
+    assert [h.event for h in t.webhooks] == [
+        "StartApp", "DialAnswer", "DialConnected", "DialHangup", "Hangup", "Redirect",
+        "RecordStop",
+    ]  # fmt: skip
+    assert t.webhooks_for(path="/after")[0].params["DialStatus"] == "completed"
+    assert t.hangup_source == "API Request" and t.heard == []
+
+
+def test_a_hangup_at_a_bridge_callees_dialhangup_keeps_the_dial_action(
+    call_simulator: Any, local_vobiz: Any
+) -> None:
+    sim = call_simulator(_legs_flow(local_vobiz, "DialHangup", "hangup"))
+    call = sim.call("answer", dial="bridge")
+    call.run()
+    call.end_bridge()
+    sim.run_until_idle()
+    events = [h.event for h in call.transcript.webhooks]
+    assert events[-4:] == ["DialHangup", "Hangup", "Redirect", "RecordStop"]
+
+
+@pytest.mark.parametrize("position", ["1", "2"])
+def test_a_hangup_at_an_unanswered_legs_dialhangup_ends_every_leg_and_keeps_the_action(
+    call_simulator: Any, local_vobiz: Any, position: str
+) -> None:
+    # Spec §1.2: every leg ends with its own DialHangup; the second was lost.
+    flow = _legs_flow(local_vobiz, "DialHangup", "hangup", numbers=2, position=position)
+    sim = call_simulator(flow)
+    call = sim.call("answer", dial=[["no-answer", "no-answer"]])
+    sim.run_until_idle()
+    t = call.transcript
+    assert [h.event for h in t.webhooks] == [
+        "StartApp", "DialHangup", "DialHangup", "Hangup", "Redirect", "RecordStop",
+    ]  # fmt: skip
+    assert [h.params["DialBLegPosition"] for h in t.webhooks_for("DialHangup")] == ["1", "2"]
+    assert t.webhooks_for(path="/after")[0].params["DialStatus"] == "no-answer"
+
+
+@pytest.mark.parametrize("outcome", ["answer", "bridge"])
+@pytest.mark.parametrize("on", ["DialAnswer", "DialConnected"])
+def test_the_b_leg_hung_up_by_its_own_uuid_from_a_dial_callback_ends_the_dial(
+    call_simulator: Any, local_vobiz: Any, on: str, outcome: str
+) -> None:
+    # The B-leg was listed in LocalVobiz only once bridged: "call not found" (a handler
+    # error), and the Dial went on as if nothing was asked.
+    sim = call_simulator(_legs_flow(local_vobiz, on, "hangup-bleg"))
+    call = sim.call("answer", dial=outcome)
+    sim.run_until_idle()
+    t = call.transcript
+    connected = ["DialConnected"] if on == "DialConnected" else []
+    assert [h.event for h in t.webhooks] == [
+        "StartApp", "DialAnswer", *connected, "DialHangup", "Redirect", "Hangup",
+        "RecordStop",
+    ]  # fmt: skip
+    assert not t.handler_errors
+    assert t.webhooks_for("DialHangup")[0].params["DialBLegHangupSource"] == "API Request"
+    assert t.webhooks_for(path="/after")[0].params["DialStatus"] == "completed"
+    assert t.heard == ["Dial action."] and t.hangup_cause_code == 4010  # the caller goes on
+
+
+# -- 31. a skipped <DTMF> keeps the lines of the rest of the document -----------------------------
+
+
+def _error_line(body: str) -> str:
+    t = _xml_sim(body).call("/answer").run()
+    assert t.hangup_cause_code == 8011
+    return next(line for line in t.lines() if "invalid VobizXML" in line)
+
+
+@pytest.mark.parametrize(
+    ("with_dtmf", "without"),
+    [
+        ("<Response>\n<DTMF>\n1a\n</DTMF>\n<Wait length='x'/>\n</Response>",
+         "<Response>\n<Speak>\nb\n</Speak>\n<Wait length='x'/>\n</Response>"),
+        ('<?xml version="1.0" encoding="UTF-8"?><Response><DTMF>1a</DTMF>\n'
+         "<Wait length='x'/></Response>",
+         '<?xml version="1.0" encoding="UTF-8"?><Response><Speak>a</Speak>\n'
+         "<Wait length='x'/></Response>"),
+        ('<Response><DTMF>1a</DTMF><Speak\n\n voice="WOMAN">hi</Speak>\n<Wait length="x"/>'
+         "</Response>",
+         '<Response><DTMF>1</DTMF><Speak\n\n voice="WOMAN">hi</Speak>\n<Wait length="x"/>'
+         "</Response>"),
+        ("<!-- hi -->\n\n<Response><DTMF>1a</DTMF>\n<Wait length='x'/></Response>",
+         "<!-- hi -->\n\n<Response><DTMF>1</DTMF>\n<Wait length='x'/></Response>"),
+    ],
+)  # fmt: skip
+def test_a_skipped_dtmf_keeps_the_line_of_a_later_error(with_dtmf: str, without: str) -> None:
+    # The skip re-serialised the document: a later error named another line.
+    assert _error_line(with_dtmf) == _error_line(without)
+
+
+def test_a_dtmf_with_a_comment_in_its_text_is_skipped_as_parse_reads_it() -> None:
+    t = _xml_sim("<Response><DTMF>1<!-- c -->a</DTMF><Speak>After</Speak></Response>")
+    transcript = t.call("/answer").run()
+    assert transcript.hangup_cause_code == 4010 and transcript.heard == ["After"]
+    assert "skipped <DTMF>1a</DTMF>" in str(transcript)
+
+
+def test_a_document_of_skipped_dtmf_only_says_so_not_that_the_response_was_not_returned() -> None:
+    t = _xml_sim("<Response><DTMF>1a</DTMF></Response>").call("/answer").run()
+    assert t.hangup_cause_code == 4010
+    assert "only <DTMF> that Vobiz ignores" in str(t)
+    assert "return the Response" not in str(t)
+
+
+# -- 32. webhooks_for(path=...): the app's paths only, a query as printed --------------------------
+
+
+def test_webhooks_for_a_path_finds_the_apps_webhooks_only_and_a_printed_query() -> None:
+    flow = CallFlow("m", public_url=PUBLIC + "/app", auth_token=TOKEN, state=MemoryStore())
+    analytics = "https://analytics.example.net/answer"
+    flow.add_route("/answer", lambda c: Response(Redirect(flow.url_for("app") + "?x=1")),
+                   name="answer")  # fmt: skip
+    flow.add_route("/app", lambda c: Response(Dial(Number("+14155550142"),
+                   caller_id="+14155550111", callback_url=analytics)), name="app")  # fmt: skip
+    t = CallSimulator(flow).call("answer").run()
+    assert "POST /app?x=1 (Event=Redirect) -> 200" in str(t)
+    # Another host's /answer is no webhook of the app's route /answer.
+    assert [h.event for h in t.webhooks_for(path="/answer")] == ["StartApp", "Hangup"]
+    assert [h.event for h in t.webhooks_for(path=analytics)] == [
+        "DialAnswer", "DialConnected", "DialHangup",
+    ]  # fmt: skip
+    assert [h.event for h in t.webhooks_for(path="/app?x=1")] == ["Redirect"]
+    assert [h.event for h in t.webhooks_for(path="/app")] == ["Redirect"]  # any query
+    assert t.webhooks_for(path="/app?x=2") == []
+    assert [h.event for h in t.webhooks_for(path=PUBLIC + "/app/app?x=1")] == ["Redirect"]
+
+
+# -- 33. a URL outside the app that looks meant for it gets a note -------------------------------
+
+
+def test_a_callback_to_a_mistyped_host_gets_a_note_once() -> None:
+    doc = Response(Dial(Number("+14155550142"), caller_id="+14155550111",
+                        callback_url="https://voice.exmaple.com/events",
+                        action="https://voice.exmaple.com/after", redirect=False),
+                   Speak("bye"))  # fmt: skip
+    t = CallSimulator(doc_flow(doc)).call().run()
+    notes = [line for line in t.lines() if line.startswith("not sent: ")]
+    assert notes == [
+        "not sent: https://voice.exmaple.com/events: its host voice.exmaple.com is close to "
+        "the app's, voice.example.com (a typo?): did you mean https://voice.example.com/events?",
+        "not sent: https://voice.exmaple.com/after: its host voice.exmaple.com is close to "
+        "the app's, voice.example.com (a typo?): did you mean https://voice.example.com/after?",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("callback", "why"),
+    [
+        ("https://hooks.example.org/events", "its path is the flow's route /events"),
+        ("http://voice.example.com/events", "it names the app's host, but is not under"),
+    ],
+)
+def test_a_callback_outside_the_app_to_a_route_or_the_apps_host_gets_a_note(
+    callback: str, why: str
+) -> None:
+    doc = Response(Dial(Number("+14155550142"), caller_id="+14155550111",
+                        callback_url=callback))  # fmt: skip
+    t = CallSimulator(doc_flow(doc)).call().run()
+    assert f"not sent: {callback}: {why}" in str(t)
+    assert "did you mean https://voice.example.com/events?" in str(t)
+
+
+def test_a_callback_to_another_server_gets_no_note() -> None:
+    doc = Response(Dial(Number("+14155550142"), caller_id="+14155550111",
+                        callback_url="https://analytics.example.net/cb"))  # fmt: skip
+    t = CallSimulator(doc_flow(doc)).call().run()
+    assert "not sent:" not in str(t)

@@ -173,36 +173,81 @@ def run_dial(call: SimulatedCall, el: Element) -> Generator[int, None, Fetch | N
         record["outcome"] = status
         call._emit("dial", f"dial {names} -> {status}", dial=record)
         call.clock += ring_time
-        for target in targets:
-            leg_hangup(target, CAUSES[target.outcome])
         hangup_cause = CAUSES[status].cause
         ring = "true" if status in RINGS_OUT else "false"
-        bleg_uuid = ""
+        params = _action_params(call, status, ring, hangup_cause, "")
+        legs = [(target, CAUSES[target.outcome], 0) for target in targets]
     else:
         record["outcome"] = "answered"
         call._emit("dial", f"dial {names} -> answered by {winner.address}", dial=record)
-        # From DialAnswer until the bridge ends the call has a B-leg the Transfer API can
-        # move (legs=bleg); before and after, LocalVobiz answers such a request 400.
-        call.dialing = True
+        # From DialAnswer until the B-leg leaves, the Transfer and Hang-up APIs may act on
+        # it (legs=bleg, or its own DialBLegUUID); before and after, LocalVobiz answers a
+        # legs=bleg request 400, and its CallUUID 404.
+        call.dial_bleg = winner.uuid
         try:
             b_cause, talk_start = yield from _connect(
                 call, el, targets, winner, caller_id, leg_event, leg_hangup
             )
         finally:
-            call.dialing = False
-        leg_hangup(winner, b_cause, round(call.clock - talk_start))
-        status, ring, hangup_cause, bleg_uuid = "completed", "true", b_cause.cause, winner.uuid
-    return _dial_action(
-        call,
-        el,
-        {
-            "DialStatus": status,
-            "DialRingStatus": ring,
-            "DialHangupCause": hangup_cause,
-            "DialALegUUID": call.call_uuid,
-            "DialBLegUUID": bleg_uuid,
-        },
-    )
+            call.dial_bleg = None
+            call.take_bleg_hangup()  # one asked for too late to act on is dropped
+        params = _action_params(call, "completed", "true", b_cause.cause, winner.uuid)
+        legs = [(winner, b_cause, round(call.clock - talk_start))]
+    _end_legs(call, el, legs, leg_hangup, params)
+    return _dial_action(call, el, params)
+
+
+def _action_params(
+    call: SimulatedCall, status: str, ring: str, hangup_cause: str, bleg_uuid: str
+) -> dict[str, str]:
+    """The Dial action's own parameters (spec §2.5)."""
+    return {
+        "DialStatus": status,
+        "DialRingStatus": ring,
+        "DialHangupCause": hangup_cause,
+        "DialALegUUID": call.call_uuid,
+        "DialBLegUUID": bleg_uuid,
+    }
+
+
+def _end_legs(
+    call: SimulatedCall,
+    el: Element,
+    legs: list[tuple[_Target, Cause, int]],
+    leg_hangup: Any,
+    params: dict[str, str],
+) -> None:
+    """Send each B-leg's DialHangup (``legs``: the leg, its cause, its talk seconds).
+
+    A hang-up or transfer of the call that a DialHangup handler asks for (a REST request,
+    taken as that webhook returns) loses nothing that was due: the other legs still get
+    their own DialHangup (spec §1.2 Dial), and after a hang-up the Dial action (``params``)
+    follows the Hangup webhook (spec §2.13: DialHangup, Hangup, Dial action, RecordStop).
+    """
+    waiting = list(legs)
+    try:
+        while waiting:
+            target, cause, duration = waiting.pop(0)  # taken first: an interrupted one went out
+            leg_hangup(target, cause, duration)
+    except Interrupted:
+        if call.driven:
+            with call.cleanup():
+                for target, cause, duration in waiting:
+                    leg_hangup(target, cause, duration)
+            _action_after_hangup(call, el, params)
+        raise
+
+
+def _action_after_hangup(call: SimulatedCall, el: Element, params: dict[str, str]) -> None:
+    """After a hang-up that interrupted the Dial, queue its action to follow the Hangup
+    webhook (spec §2.13), whatever ``redirect`` says: the call is over, so its XML is
+    ignored. A transfer sends none: the call went on elsewhere."""
+    action = el.get("action")
+    if not action or not call.hanging_up:
+        return
+    method = el.get("method") or "POST"
+    event = call.sim.dial_action_event
+    call._after_hangup.append(lambda: call._send(action, method, call._params(event, params)))
 
 
 def _connect(
@@ -220,57 +265,94 @@ def _connect(
     call that a handler of DialAnswer or DialConnected asks for (a REST request, taken as
     that webhook returns) meets a B-leg that answered but is not yet bridged: it ends as
     an interrupted bridge does, with its DialHangup, and after a hang-up the Dial action
-    (spec §2.13: DialAnswer, DialConnected, DialHangup, Hangup, Dial action).
+    (spec §2.13: DialAnswer, DialConnected, DialHangup, Hangup, Dial action); with
+    ``legs=both`` it moves instead (see _interrupted_unbridged). A Hang-up request for the
+    B-leg itself (its DialBLegUUID) from such a handler ends the Dial there: the B-leg's
+    DialHangup, and the A-leg goes on after the Dial.
     """
     losers = [target for target in targets if target is not winner]
-    try:
-        leg_event(winner, "DialAnswer", "answer", "answered")
-        while losers:
-            target = losers.pop(0)  # taken first: an interrupted webhook still went out
-            leg_hangup(target, _lost(target))
-        leg_event(winner, "DialConnected", "connected", "connected")
-        confirm = el.get("confirmSound")
-        if confirm:
-            _play_fetched(call, "confirmSound", confirm, None, {}, audible=False)
-    except Interrupted:
-        if call.driven:
-            with call.cleanup():
-                for target in losers:  # the race was lost when the winner answered
-                    leg_hangup(target, _lost(target))
-            _bridge_interrupted(call, el, winner, None, leg_hangup, call.clock)
-        raise
-    talk_start = call.clock
+    # Listed in LocalVobiz from its answer until it leaves, whatever its outcome, so the
+    # flow's REST calls may name the B-leg by its own CallUUID (DialBLegUUID) from the
+    # DialAnswer handler on, as the vendor's Transfer page allows.
+    call.sim.register_bleg(winner.uuid, caller_id, winner.address)
     b_cause = CAUSES["normal"].with_source("Callee")
-    if winner.outcome == "bridge":
-        bridge = call.bridge = Bridge(call, winner, caller_id)
-        call._emit("dial", f"connected to {winner.address}")
-        # Listed in LocalVobiz while bridged, so the flow's REST calls may name the B-leg by
-        # its own CallUUID (DialBLegUUID), as the vendor's Transfer page allows.
-        call.sim.register_bleg(winner.uuid, caller_id, winner.address)
-        finished = False
+    moved = False  # a moved B-leg lives on as a call of its own: LocalVobiz keeps it
+    try:
         try:
-            while bridge.up:
-                yield BLOCK
-            finished = True
-        finally:
-            call.bridge = None
-            if not finished and call.driven:
-                _bridge_interrupted(call, el, winner, bridge, leg_hangup, talk_start)
-            if not bridge.transferred_to:  # a moved B-leg lives on as a call of its own
-                call.sim.unregister_bleg(winner.uuid, bridge.cause or b_cause)
-        b_cause = bridge.cause or b_cause
-        if bridge.transferred_to:
-            call._emit("dial", f"{winner.address} was transferred away")
+            leg_event(winner, "DialAnswer", "answer", "answered")
+            while losers:
+                target = losers.pop(0)  # taken first: an interrupted webhook still went out
+                leg_hangup(target, _lost(target))
+            hung_up = call.take_bleg_hangup()
+            if hung_up is None:
+                leg_event(winner, "DialConnected", "connected", "connected")
+                hung_up = call.take_bleg_hangup()
+            confirm = el.get("confirmSound")
+            if confirm and hung_up is None:
+                _play_fetched(call, "confirmSound", confirm, None, {}, audible=False)
+                hung_up = call.take_bleg_hangup()
+        except Interrupted:
+            if call.driven:
+                with call.cleanup():
+                    for target in losers:  # the race was lost when the winner answered
+                        leg_hangup(target, _lost(target))
+                moved, ended = _interrupted_unbridged(call, el, winner, caller_id, leg_hangup)
+                b_cause = ended or b_cause
+            raise
+        talk_start = call.clock
+        if hung_up is not None:
+            # Never bridged: the Dial is over, and the caller's document goes on after it.
+            b_cause = hung_up
+            call._emit("dial", f"{winner.address} was hung up (Hang-up API) before the bridge")
+        elif winner.outcome == "bridge":
+            bridge = call.bridge = Bridge(call, winner, caller_id)
+            call._emit("dial", f"connected to {winner.address}")
+            finished = False
+            try:
+                while bridge.up:
+                    yield BLOCK
+                finished = True
+            finally:
+                call.bridge = None
+                if not finished and call.driven:
+                    _bridge_interrupted(call, el, winner, bridge, leg_hangup, talk_start)
+                moved = bridge.transferred_to is not None
+                b_cause = bridge.cause or b_cause
+            if moved:
+                call._emit("dial", f"{winner.address} was transferred away")
+            else:
+                call._emit("dial", f"{winner.address} hangs up")
         else:
-            call._emit("dial", f"{winner.address} hangs up")
-    else:
-        talk = float(TALK_SECONDS)
-        if call.hangup_at is not None and call.clock + talk > call.hangup_at:
-            # The caller's scheduled hang-up ends the talk, and the B-leg with it.
-            talk = max(0.0, call.hangup_at - call.clock)
-            b_cause = CAUSES["normal"]
-        call.clock += talk
-    return b_cause, talk_start
+            talk = float(TALK_SECONDS)
+            if call.hangup_at is not None and call.clock + talk > call.hangup_at:
+                # The caller's scheduled hang-up ends the talk, and the B-leg with it.
+                talk = max(0.0, call.hangup_at - call.clock)
+                b_cause = CAUSES["normal"]
+            call.clock += talk
+        return b_cause, talk_start
+    finally:
+        if not moved:
+            call.sim.unregister_bleg(winner.uuid, b_cause)
+
+
+def _interrupted_unbridged(
+    call: SimulatedCall, el: Element, winner: _Target, caller_id: str, leg_hangup: Any
+) -> tuple[bool, Cause | None]:
+    """A hang-up or transfer of the call interrupted a DialAnswer or DialConnected
+    handler, before the bridge formed; returns whether the B-leg moved, and how it ended
+    if it did not.
+
+    A transfer with ``legs=both`` moves the whole session (spec §4.1): the B-leg fetches
+    its own URL as a call of its own, with no DialHangup, as a bridged B-leg does (its
+    transfer was queued first: taken here, before the A-leg leaves). Otherwise the B-leg
+    ends with the A-leg, as an interrupted bridge does.
+    """
+    moving = None if call.hanging_up else call.take_pending("transfer-bleg")
+    if moving is None:
+        return False, _bridge_interrupted(call, el, winner, None, leg_hangup, call.clock)
+    call._emit("dial", f"{winner.address} was transferred away")
+    call.sim.start_bleg(call, winner.uuid, winner.address, caller_id, moving.url, moving.method)
+    return True, None
 
 
 def _lost(target: _Target) -> Cause:
@@ -326,16 +408,13 @@ def _dial_cancelled(
         call.clock = max(call.clock, call.hangup_at)
     record["outcome"] = "cancel"
     call._emit("dial", f"dial {names} -> cancelled: the caller hung up while it rang", dial=record)
-    for target in targets:
-        leg_hangup(target, CAUSES["cancel" if target.outcome in RINGS_OUT else target.outcome])
-    ringing = any(t.outcome in RINGS_OUT for t in targets)
-    params = {
-        "DialStatus": "cancel",
-        "DialRingStatus": "true" if ringing else "false",
-        "DialHangupCause": CAUSES["cancel"].cause,
-        "DialALegUUID": call.call_uuid,
-        "DialBLegUUID": "",
-    }
+    rang = "true" if any(t.outcome in RINGS_OUT for t in targets) else "false"
+    params = _action_params(call, "cancel", rang, CAUSES["cancel"].cause, "")
+    legs = [
+        (target, CAUSES["cancel" if target.outcome in RINGS_OUT else target.outcome], 0)
+        for target in targets
+    ]
+    _end_legs(call, el, legs, leg_hangup, params)
     if by_caller:
         action = el.get("action")
         fetch = (
@@ -371,15 +450,7 @@ def _dial_refused(call: SimulatedCall, el: Element, targets: list[_Target]) -> F
     call._emit("dial", f"dial {names} -> failed (no callerId)", dial=record)
     call.clock += 1
     return _dial_action(
-        call,
-        el,
-        {
-            "DialStatus": "failed",
-            "DialRingStatus": "false",
-            "DialHangupCause": CAUSES["failed"].cause,
-            "DialALegUUID": call.call_uuid,
-            "DialBLegUUID": "",
-        },
+        call, el, _action_params(call, "failed", "false", CAUSES["failed"].cause, "")
     )
 
 
@@ -390,9 +461,11 @@ def _bridge_interrupted(
     bridge: Bridge | None,
     leg_hangup: Any,
     talk_start: float,
-) -> None:
+) -> Cause | None:
     """The caller hung up or was transferred while bridged (``bridge``), or while its
-    answered B-leg was not bridged yet (None): the B-leg goes too."""
+    answered B-leg was not bridged yet (None): the B-leg goes too. Returns how the B-leg
+    ended here (None: it had left already)."""
+    cause: Cause | None = None
     with call.cleanup():
         if bridge is None or bridge.up:
             # Who ended the call (the caller, the Hang-up API), or a transfer (the API).
@@ -401,22 +474,10 @@ def _bridge_interrupted(
             if bridge is not None:
                 bridge.end(cause)
             leg_hangup(winner, cause, round(call.clock - talk_start))
-        action = el.get("action")
-        if action and call.hanging_up:
-            # Spec §2.13: after a hang-up mid-bridge the Dial action follows the hangup
-            # webhook; the call is over, so its XML is ignored.
-            params = {
-                "DialStatus": "completed",
-                "DialRingStatus": "true",
-                "DialHangupCause": "NORMAL_CLEARING",
-                "DialALegUUID": call.call_uuid,
-                "DialBLegUUID": winner.uuid,
-            }
-            method = el.get("method") or "POST"
-            event = call.sim.dial_action_event
-            call._after_hangup.append(
-                lambda: call._send(action, method, call._params(event, params))
-            )
+        # Spec §2.13: after a hang-up mid-bridge the Dial action follows the hangup webhook.
+        params = _action_params(call, "completed", "true", "NORMAL_CLEARING", winner.uuid)
+        _action_after_hangup(call, el, params)
+    return cause
 
 
 def _play_fetched(

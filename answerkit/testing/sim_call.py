@@ -42,7 +42,12 @@ from answerkit.testing.sim_signals import (
     Recording,
 )
 from answerkit.testing.sim_transcript import CAUSES, Cause, Transcript, TranscriptEvent, Webhook
-from answerkit.testing.sim_transport import Reply, dropped_callback, unhandled_event
+from answerkit.testing.sim_transport import (
+    Reply,
+    dropped_callback,
+    outside_hint,
+    unhandled_event,
+)
 
 if TYPE_CHECKING:
     from answerkit.testing.simulator import CallSimulator
@@ -101,7 +106,12 @@ class SimulatedCall:
         self.recordings: list[Recording] = []
         self._after_hangup: list[Callable[[], object]] = []
         self.bridge: Bridge | None = None
-        self.dialing = False  # a Dial's B-leg answered and has not left yet
+        #: The CallUUID of the Dial's B-leg from its answer until it leaves: the Transfer
+        #: and Hang-up APIs may name it meanwhile (sim_call_table).
+        self.dial_bleg: str | None = None
+        # A Hang-up request for that B-leg before it is bridged, for the Dial to take.
+        self._bleg_hangup: Cause | None = None
+        self._hinted: set[str] = set()  # URLs outside the app already looked at (a note)
         self._stream_open = False
         self.started_at = datetime.now()
         self.session_start = datetime.now(timezone.utc)
@@ -236,6 +246,31 @@ class SimulatedCall:
                     if pending.kind == kind:
                         return self._pending.pop(i)
             return self._pending.pop(0)
+
+    def take_pending(self, kind: str) -> Pending | None:
+        """The first queued request of ``kind``, taken off the queue (None if none)."""
+        with self._lock:
+            for i, pending in enumerate(self._pending):
+                if pending.kind == kind:
+                    return self._pending.pop(i)
+        return None
+
+    @property
+    def dialing(self) -> bool:
+        """True while a Dial's B-leg has answered and not left yet."""
+        return self.dial_bleg is not None
+
+    def hang_up_bleg(self, cause: Cause) -> None:
+        """The Hang-up API ends the Dial's answered B-leg before it is bridged (any
+        thread): the Dial takes it as the handler it came from returns."""
+        with self._lock:
+            self._bleg_hangup = cause
+
+    def take_bleg_hangup(self) -> Cause | None:
+        """How the Hang-up API ended the unbridged B-leg, once (None: it did not)."""
+        with self._lock:
+            cause, self._bleg_hangup = self._bleg_hangup, None
+        return cause
 
     @property
     def has_pending(self) -> bool:
@@ -446,6 +481,8 @@ class SimulatedCall:
             else reply.status or "unreachable"
         )
         self._emit("webhook", f"{method} {display} ({what}) -> {answer}", webhook=hook)
+        if resolved is None:
+            self._hint_outside(url)
         if resolved is not None and sim.flow is not None and 200 <= reply.status < 300:
             missing = unhandled_event(sim.flow, urlsplit(display).path, params)
             if missing is not None:
@@ -467,6 +504,18 @@ class SimulatedCall:
                     self.ending_source = hangup.cause.source
             raise Interrupted
         return hook
+
+    def _hint_outside(self, url: str) -> None:
+        """A note, once per URL, when one outside the app looks meant for it (a typo in
+        its host, the app's host with another scheme or port, a path of the flow's): it
+        is not sent, and a callback lost so would otherwise pass unnoticed."""
+        where = url.split("?", 1)[0]
+        if where in self._hinted:
+            return
+        self._hinted.add(where)
+        hint = outside_hint(self.sim.router, self.sim.flow, where)
+        if hint is not None:
+            self._emit("note", f"not sent: {hint}")
 
     def _notify(
         self,

@@ -4,8 +4,8 @@ A request names a call by its CallUUID, as the REST API does: the test's own
 :meth:`CallSimulator.transfer` / :meth:`CallSimulator.hangup`, or the flow's REST
 calls that :class:`~answerkit.testing.LocalVobiz` hands over from its server thread.
 The table finds the live leg the CallUUID means (a B-leg's CallUUID means the A-leg
-it is bridged to) and queues the request on that call: only the call's own thread
-acts on it, at its next step.
+it is bridged to, or whose Dial it answered) and queues the request on that call:
+only the call's own thread acts on it, at its next step.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ class CallTable:
     def live(
         self, call_uuid: str, ringing: bool = False
     ) -> tuple[SimulatedCall | None, str | None]:
-        """The live answered call for ``call_uuid``, or the A-leg bridged to that B-leg.
+        """The live answered call for ``call_uuid``, or the A-leg bridged to that B-leg
+        (or whose Dial it answered, not bridged yet).
 
         ``ringing``: a call placed but not answered yet counts too (a make-call the
         simulator adopted, or a started call still ringing).
@@ -59,6 +60,9 @@ class CallTable:
             for candidate in self._calls:
                 bridge = candidate.bridge
                 if bridge is not None and bridge.up and bridge.target.uuid == call_uuid:
+                    return candidate, "bleg"
+                # Answered and not bridged yet (a DialAnswer or DialConnected handler asks).
+                if candidate.dial_bleg == call_uuid and not candidate.ended:
                     return candidate, "bleg"
         return None, None
 
@@ -100,8 +104,11 @@ class CallTable:
         if call is None:
             return False
         if forced == "bleg":
-            assert call.bridge is not None
-            call.bridge.end(CAUSES["normal"].with_source("API Request"))
+            cause = CAUSES["normal"].with_source("API Request")
+            if call.bridge is not None and call.bridge.up:
+                call.bridge.end(cause)
+            else:  # answered, not bridged yet: the Dial ends it as the handler returns
+                call.hang_up_bleg(cause)
             return True
         call._request(Pending("hangup", cause=CAUSES["normal"].with_source("API Request")))
         return True

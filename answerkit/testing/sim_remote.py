@@ -220,8 +220,9 @@ class VobizLink:
         )
 
     def register_bleg(self, bleg_uuid: str, caller_id: str, address: str) -> None:
-        """A bridged B-leg: LocalVobiz lists it as in progress, so a Transfer, Hang-up or
-        Retrieve request may name it (the hooks hand the first two to the simulator)."""
+        """A Dial's answered B-leg: LocalVobiz lists it as in progress, so a Transfer,
+        Hang-up or Retrieve request may name it (the hooks hand the first two to the
+        simulator)."""
         self._known.add(bleg_uuid)
         self.server.add_call(
             bleg_uuid, from_=caller_id, to=address, direction="outbound", status="in-progress"

@@ -205,16 +205,19 @@ class Transcript:
     def webhooks_for(self, event: str | None = None, *, path: str | None = None) -> list[Webhook]:
         """The webhooks with this ``Event`` and/or whose URL path is ``path``.
 
-        ``path`` matches the path as the transcript prints it (relative to the app's
+        ``path`` is a path of the app: as the transcript prints it (relative to the app's
         public URL: ``/answer`` under ``https://voice.example.com/app``) or the URL's full
-        path, either percent-encoded or not (``/menü`` finds ``/men%C3%BC``).
+        path, either percent-encoded or not (``/menü`` finds ``/men%C3%BC``). A path with
+        a query (``/menu?step=2``, as printed) matches that query too; without one, any.
+        A webhook sent outside the app (a callback to another host) is found only by its
+        full URL (``path="https://analytics.example.net/cb"``): by its path alone it
+        would pass for the app's route of that name.
         """
         found = []
-        wanted = unquote(path) if path is not None else None
         for hook in self.webhooks:
             if event is not None and hook.event != event:
                 continue
-            if wanted is not None and wanted not in _paths_of(hook):
+            if path is not None and not _path_matches(hook, path):
                 continue
             found.append(hook)
         return found
@@ -242,18 +245,40 @@ class Transcript:
         return f"<Transcript {self.direction} call, {len(self.events)} events, {state}>"
 
 
-def _path_of(url: str) -> str:
-    rest = url.split("://", 1)[-1]
+def _path_of(url: str, query: bool = False) -> str:
+    """The path of ``url`` (with its query if ``query``)."""
+    rest = url.split("://", 1)[-1].split("#", 1)[0]
     slash = rest.find("/")
     path = rest[slash:] if slash >= 0 else "/"
-    return path.split("?", 1)[0]
+    return path if query else path.split("?", 1)[0]
 
 
-def _paths_of(hook: Webhook) -> set[str]:
-    """The paths ``webhooks_for(path=...)`` finds ``hook`` by, percent-decoded: its URL's
-    full path, and the path the transcript prints (under a public URL with a path of its
-    own, the two differ)."""
-    paths = {unquote(_path_of(hook.url))}
-    if hook.path is not None:
-        paths.add(unquote(hook.path.split("?", 1)[0]))
-    return paths
+def _path_matches(hook: Webhook, wanted: str) -> bool:
+    """Whether ``webhooks_for(path=wanted)`` finds ``hook`` (see there), percent-decoded."""
+    if "://" in wanted:
+        # A full URL: compared with the URL the webhook went to, scheme and host in any case.
+        return _same(_url_key(hook.url), _url_key(wanted))
+    if hook.path is None:
+        return False  # outside the app: its path is no path of the app's
+    want = _split(wanted)
+    return any(_same(_split(seen), want) for seen in (hook.path, _path_of(hook.url, True)))
+
+
+def _same(seen: tuple[str, str | None], want: tuple[str, str | None]) -> bool:
+    """``seen`` (where, query) is ``want``; a query not asked for matches any."""
+    return seen[0] == want[0] and (want[1] is None or seen[1] == want[1])
+
+
+def _split(path: str) -> tuple[str, str | None]:
+    """A path's part before the query and its query (None without a "?"), decoded."""
+    where, mark, query = path.partition("?")
+    return unquote(where), unquote(query) if mark else None
+
+
+def _url_key(url: str) -> tuple[str, str | None]:
+    """``_split`` of a URL, its scheme and host in lower case (fragment dropped)."""
+    url = url.split("#", 1)[0]
+    scheme, sep, rest = url.partition("://")
+    slash = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    where, query = _split(rest[slash:])
+    return f"{scheme.lower()}{sep}{rest[:slash].lower()}{where or '/'}", query

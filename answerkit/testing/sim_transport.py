@@ -36,6 +36,7 @@ __all__ = [
     "Transport",
     "WSGITransport",
     "dropped_callback",
+    "outside_hint",
     "sign_request",
     "signed_post",
     "unhandled_event",
@@ -397,6 +398,62 @@ def _route_at(flow: CallFlow, path: str) -> Route | None:
     prefix = getattr(flow, "_mount_prefix", None) or ""
     decoded = unquote(path)
     return next((r for r in flow.routes if prefix + r.path in (path, decoded)), None)
+
+
+def outside_hint(router: Router, flow: CallFlow | None, url: str) -> str | None:
+    """Why a URL outside the simulated application may be a slip for one inside it, or
+    None: its host is the public URL's with another scheme, port or path, or close to it
+    (``voice.exmaple.com`` for ``voice.example.com``), or its path is one of the flow's
+    routes. Such a URL is not requested, so a typo would otherwise show only as
+    callbacks that never reached the app.
+    """
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").rstrip(".")
+    except ValueError:  # a malformed port or IPv6 address: no host to compare
+        return None
+    public = urlsplit(router.public_root)
+    public_host = (public.hostname or "").rstrip(".")
+    if not host or not public_host:
+        return None
+    root = router.public_root
+    path = _app_path(parts.path, public.path)
+    if host == public_host:
+        why = "it names the app's host, but is not under the public URL"
+    elif _near(host, public_host):
+        why = f"its host {host} is close to the app's, {public_host} (a typo?)"
+    elif flow is not None and _route_at(flow, path) is not None:
+        why = f"its path is the flow's route {path}"
+    else:
+        return None
+    return f"{url}: {why}: did you mean {root}{path}?"
+
+
+def _app_path(path: str, public_path: str) -> str:
+    """``path`` as a path of the app: without the public URL's own path in front."""
+    prefix = public_path.rstrip("/")
+    if prefix and (path == prefix or path.startswith(prefix + "/")):
+        path = path[len(prefix) :]
+    return path or "/"
+
+
+def _near(a: str, b: str, most: int = 2) -> bool:
+    """True when ``a`` is at most ``most`` edits (insert, delete, replace, or swap of two
+    neighbours) from ``b``: a slip of the keyboard, not another server's name."""
+    if abs(len(a) - len(b)) > most:
+        return False
+    # Optimal string alignment distance, rows of the usual table.
+    before: list[int] = []
+    row = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        current = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            current[j] = min(current[j - 1] + 1, row[j] + 1, row[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                current[j] = min(current[j], before[j - 2] + 1)
+        before, row = row, current
+    return row[-1] <= most
 
 
 # -- hand-made webhooks (the ``sign_request`` / ``signed_post`` fixtures) ----------------------

@@ -462,12 +462,12 @@ class CallSimulator:
             self._link.unregister(call, cause)
 
     def register_bleg(self, bleg_uuid: str, caller_id: str, address: str) -> None:
-        """A Dial's B-leg is bridged (LocalVobiz lists it as live, under its own UUID)."""
+        """A Dial's B-leg answered (LocalVobiz lists it as live, under its own UUID)."""
         if self._link is not None:
             self._link.register_bleg(bleg_uuid, caller_id, address)
 
     def unregister_bleg(self, bleg_uuid: str, cause: Cause) -> None:
-        """The bridged B-leg left (LocalVobiz marks it completed)."""
+        """The Dial's B-leg left (LocalVobiz marks it completed)."""
         if self._link is not None:
             self._link.end(bleg_uuid, cause)
 
