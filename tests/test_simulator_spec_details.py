@@ -29,7 +29,7 @@ from answerkit.elements import (
     Stream,
     Wait,
 )
-from answerkit.errors import ConfigurationError, ValidationError
+from answerkit.errors import AnswerkitError, ConfigurationError, ValidationError
 from answerkit.request import CallRequest, Event
 from answerkit.state import MemoryStore
 from answerkit.testing.simulator import CallSimulator
@@ -1528,7 +1528,8 @@ def _legs_flow(
     """A recorded Dial whose callback handler acts once, at Event ``on`` of the B-leg at
     ``position``: ``"both"`` moves the caller and the B-leg (``flow.transfer`` with both
     URLs), ``"hangup"`` hangs the caller up and ``"hangup-bleg"`` the B-leg itself, by its
-    DialBLegUUID (both through the REST client)."""
+    DialBLegUUID (both through the REST client); ``"move-bleg"`` moves the B-leg itself, by
+    its DialBLegUUID."""
     flow = CallFlow(
         "legs",
         public_url=PUBLIC,
@@ -1557,6 +1558,8 @@ def _legs_flow(
             flow.transfer(call.params["DialALegUUID"], aleg="moved", bleg="bmoved")
         elif act == "hangup":
             local_vobiz.client().hangup(call.params["DialALegUUID"])
+        elif act == "move-bleg":
+            flow.transfer(call.params["DialBLegUUID"], aleg="bmoved")
         else:
             local_vobiz.client().hangup(call.params["DialBLegUUID"])
 
@@ -1742,19 +1745,14 @@ def test_a_callback_to_a_mistyped_host_gets_a_note_once() -> None:
 
 
 @pytest.mark.parametrize(
-    ("callback", "why"),
-    [
-        ("https://hooks.example.org/events", "its path is the flow's route /events"),
-        ("http://voice.example.com/events", "it names the app's host, but is not under"),
-    ],
+    "callback",
+    ["http://voice.example.com/events", "https://voice.example.com:8443/events"],
 )
-def test_a_callback_outside_the_app_to_a_route_or_the_apps_host_gets_a_note(
-    callback: str, why: str
-) -> None:
+def test_a_callback_to_the_apps_host_outside_the_app_gets_a_note(callback: str) -> None:
     doc = Response(Dial(Number("+14155550142"), caller_id="+14155550111",
                         callback_url=callback))  # fmt: skip
     t = CallSimulator(doc_flow(doc)).call().run()
-    assert f"not sent: {callback}: {why}" in str(t)
+    assert f"not sent: {callback}: it names the app's host, but is not under" in str(t)
     assert "did you mean https://voice.example.com/events?" in str(t)
 
 
@@ -1763,3 +1761,297 @@ def test_a_callback_to_another_server_gets_no_note() -> None:
                         callback_url="https://analytics.example.net/cb"))  # fmt: skip
     t = CallSimulator(doc_flow(doc)).call().run()
     assert "not sent:" not in str(t)
+
+
+@pytest.mark.parametrize(
+    ("public", "callback"),
+    [
+        # Another server's path that happens to be a route: /events, /status, /.
+        (PUBLIC, "https://hooks.example.org/events"),
+        (PUBLIC, "https://crm.example.net/status"),
+        (PUBLIC, "https://crm.example.net/"),
+        (PUBLIC, "https://example.com"),
+        # Hosts a few letters apart that name other servers, not typos.
+        ("https://app.example.com", "https://api.example.com/events"),
+        (PUBLIC, "https://voip.example.com/cb"),
+        ("http://192.168.1.10:5000", "http://192.168.1.11:8080/log"),
+        # Another service on the app's machine, or beside its path.
+        ("http://localhost:8000", "http://localhost:9000/metrics"),
+        ("https://example.com/voice", "https://example.com/crm/hook"),
+        ("https://example.com/voice", "https://example.com/"),
+    ],
+)
+def test_a_third_party_url_gets_no_did_you_mean_note(public: str, callback: str) -> None:
+    # The note fired for any URL whose path was a route, and for hosts 2 edits apart.
+    flow = CallFlow("h", public_url=public, auth_token=TOKEN, state=MemoryStore())
+    flow.add_route(
+        "/answer",
+        lambda c: Response(
+            Dial(Number("+14155550142"), caller_id="+14155550111", callback_url=callback)
+        ),
+        name="answer",
+    )
+    for path in ("/events", "/status", "/"):
+        flow.add_route(path, lambda c: None, name=f"r{path}", status_callback=True)
+    t = CallSimulator(flow).call("answer").run()
+    assert "not sent (outside the simulated application)" in str(t)
+    assert "did you mean" not in str(t)
+
+
+# -- 34. a B-leg moved before the bridge; its leg gone before its DialHangup -----------------------
+
+
+def _moving_flow(local_vobiz: Any, act: str) -> CallFlow:
+    """Two Dials in a row (the first's action is the second); at the first DialAnswer the
+    handler moves that B-leg: ``"own"`` names it (its DialBLegUUID, aleg=), ``"bleg"`` names
+    the caller with ``bleg=``; anything else moves nothing."""
+    flow = CallFlow(
+        "mv", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore(), client=local_vobiz.client()
+    )
+    flow.seen = []  # type: ignore[attr-defined]
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        return Response(
+            Dial(
+                Number("+14155550140"),
+                caller_id="+14155550111",
+                callback_url=flow.url_for("cb"),
+                action=flow.url_for("second"),
+            )
+        )
+
+    @flow.route("/second")
+    def second(call: CallRequest) -> Response:
+        return Response(
+            Dial(Number("+14155550149"), caller_id="+14155550111", callback_url=flow.url_for("cb")),
+            Speak("End."),
+        )
+
+    @flow.route("/cb", status_callback=True)
+    def cb(call: CallRequest) -> None:
+        if call.event != "DialAnswer" or flow.seen:  # type: ignore[attr-defined]
+            return
+        flow.seen.append(call.params["DialBLegUUID"])  # type: ignore[attr-defined]
+        if act == "own":
+            flow.transfer(call.params["DialBLegUUID"], aleg="bmoved")
+        elif act == "bleg":
+            flow.transfer(call.params["DialALegUUID"], bleg="bmoved")
+
+    flow.add_route("/bmoved", lambda call: Response(Speak("B moved here.")), name="bmoved")
+    return flow
+
+
+@pytest.mark.parametrize("act", ["own", "bleg"])
+def test_a_b_leg_moved_at_dialanswer_moves_before_the_bridge_never_a_later_dials(
+    call_simulator: Any, local_vobiz: Any, act: str
+) -> None:
+    # The transfer waited (the "answer" outcome never bridges), then moved the second
+    # Dial's B-leg, another call.
+    flow = _moving_flow(local_vobiz, act)
+    sim = call_simulator(flow)
+    call = sim.call("answer", dial=["answer", "bridge"])
+    sim.run_until_idle()
+    t = call.transcript
+    first, second = (h.params["DialBLegUUID"] for h in t.webhooks_for("DialAnswer"))
+    assert first == flow.seen[0]  # type: ignore[attr-defined]
+    assert sim.find(first).transcript.heard == ["B moved here."]
+    with pytest.raises(KeyError):
+        sim.find(second)  # still bridged to the caller, not moved
+    assert call.state == "blocked" and call.bridge is not None
+    assert call.bridge.target.uuid == second and call.bridge.up
+    # The first Dial ends as completed, its B-leg's DialHangup by the API; no DialConnected.
+    assert [h.event for h in t.webhooks][:4] == ["StartApp", "DialAnswer", "DialHangup", "Redirect"]
+    assert t.webhooks_for("DialHangup")[0].params["DialBLegHangupSource"] == "API Request"
+    assert t.webhooks_for(path="/second")[0].params["DialStatus"] == "completed"
+    assert "transferred away before the bridge" in str(t)
+
+
+@pytest.mark.parametrize("outcome", ["answer", "bridge"])
+@pytest.mark.parametrize("on", ["DialAnswer", "DialConnected"])
+def test_a_b_leg_moved_by_its_own_uuid_from_a_dial_callback_moves(
+    call_simulator: Any, local_vobiz: Any, on: str, outcome: str
+) -> None:
+    flow = _legs_flow(local_vobiz, on, "move-bleg")
+    sim = call_simulator(flow)
+    call = sim.call("answer", dial=outcome)
+    sim.run_until_idle()
+    t = call.transcript
+    connected = ["DialConnected"] if on == "DialConnected" else []
+    assert [h.event for h in t.webhooks] == [
+        "StartApp",
+        "DialAnswer",
+        *connected,
+        "DialHangup",
+        "Redirect",
+        "Hangup",
+        "RecordStop",
+    ]
+    bleg = sim.find(t.webhooks_for("DialAnswer")[0].params["DialBLegUUID"])
+    assert bleg.transcript.heard == ["B moved here."]
+    assert t.heard == ["Dial action."] and not t.handler_errors
+    assert "no B-leg is bridged" not in str(t)
+
+
+def test_a_b_leg_transfer_the_dial_never_took_is_dropped_when_it_ends(
+    call_simulator: Any, local_vobiz: Any
+) -> None:
+    # Asked for as the bridged B-leg hangs up (still listed until its Dial ends): the
+    # request waited, and moved the second Dial's B-leg, another call.
+    flow = _moving_flow(local_vobiz, "none")
+    sim = call_simulator(flow)
+    asked: list[bool] = []
+
+    def at_hang_up(call: Any, event: Any) -> None:
+        if event.text.endswith(" hangs up") and not asked:
+            asked.append(sim.transfer(call.dial_bleg, PUBLIC + "/bmoved", leg="bleg"))
+
+    sim.listeners.append(at_hang_up)
+    call = sim.call("answer", dial=["bridge", "bridge"])
+    call.run()
+    call.end_bridge()
+    sim.run_until_idle()
+    t = call.transcript
+    assert asked == [True]
+    assert len(sim.calls) == 1 and call.bridge is not None and call.bridge.up
+    assert "requested too late: its Dial had ended, nothing moved" in str(t)
+
+
+@pytest.mark.parametrize("how", ["hangup", "transfer", "caller-hangs-up", "api-hangup"])
+def test_the_b_leg_has_left_when_its_dialhangup_is_sent(
+    call_simulator: Any, local_vobiz: Any, how: str
+) -> None:
+    # The B-leg was still listed in progress (retrieve 200, transfer 202) while its own
+    # DialHangup went out after the caller left mid-dial.
+    flow = CallFlow(
+        "gone",
+        public_url=PUBLIC,
+        auth_token=TOKEN,
+        state=MemoryStore(),
+        client=local_vobiz.client(),
+    )
+    seen: dict[str, str] = {}
+
+    def status(call_uuid: str, move: bool) -> str:
+        try:
+            if move:
+                flow.transfer(call_uuid, aleg="bmoved")
+                return "moved"
+            return local_vobiz.client().get_live_call(call_uuid).call_status
+        except AnswerkitError as exc:
+            return str(getattr(exc, "status", exc))
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        return Response(
+            Dial(
+                Number("+14155550140"),
+                caller_id="+14155550111",
+                callback_url=flow.url_for("cb"),
+                action=flow.url_for("after"),
+            )
+        )
+
+    @flow.route("/cb", status_callback=True)
+    def cb(call: CallRequest) -> None:
+        if call.event == "DialAnswer" and how == "hangup":
+            local_vobiz.client().hangup(call.params["DialALegUUID"])
+        elif call.event == "DialAnswer" and how == "transfer":
+            flow.transfer(call.params["DialALegUUID"], aleg="moved")
+        elif call.event == "DialHangup":
+            seen["retrieve"] = status(call.params["DialBLegUUID"], move=False)
+            seen["transfer"] = status(call.params["DialBLegUUID"], move=True)
+
+    flow.add_route("/after", lambda c: Response(Speak("Dial action.")), name="after")
+    flow.add_route("/moved", lambda c: Response(Speak("Moved here.")), name="moved")
+    flow.add_route("/bmoved", lambda c: Response(Speak("B moved here.")), name="bmoved")
+    sim = call_simulator(flow)
+    call = sim.call("answer", dial="bridge")
+    call.run()
+    if how == "caller-hangs-up":
+        call.hangup()
+    elif how == "api-hangup":
+        sim.hangup(call.call_uuid)
+    sim.run_until_idle()
+    assert seen == {"retrieve": "404", "transfer": "404"}
+    assert len(sim.calls) == 1  # the gone B-leg was never moved
+
+
+@pytest.mark.parametrize("mode", ["cancel", "scheduled"])
+@pytest.mark.parametrize("act", ["transfer", "hangup"])
+def test_a_caller_who_hung_up_while_the_dial_rang_cannot_be_moved_from_dialhangup(
+    call_simulator: Any, local_vobiz: Any, mode: str, act: str
+) -> None:
+    # The DialHangup handler's request was applied to the caller, who had left: it heard
+    # a document again, the Dial action (DialStatus=cancel) was lost, the source changed.
+    flow = CallFlow(
+        "c", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore(), client=local_vobiz.client()
+    )
+    answers: list[str] = []
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        first = [Hangup(schedule=30)] if mode == "scheduled" else []
+        return Response(
+            *first,
+            Dial(
+                Number("+14155550140"),
+                caller_id="+14155550111",
+                timeout=60,
+                callback_url=flow.url_for("cb"),
+                action=flow.url_for("after"),
+            ),
+        )
+
+    @flow.route("/cb", status_callback=True)
+    def cb(call: CallRequest) -> None:
+        if call.event != "DialHangup":
+            return
+        try:
+            if act == "transfer":
+                flow.transfer(call.params["DialALegUUID"], aleg="moved")
+            else:
+                local_vobiz.client().hangup(call.params["DialALegUUID"])
+        except AnswerkitError as exc:
+            answers.append(str(getattr(exc, "status", exc)))
+
+    flow.add_route("/after", lambda c: Response(Speak("Dial action.")), name="after")
+    flow.add_route("/moved", lambda c: Response(Speak("Moved here.")), name="moved")
+    sim = call_simulator(flow)
+    call = sim.call("answer", dial="cancel" if mode == "cancel" else "no-answer")
+    sim.run_until_idle()
+    t = call.transcript
+    assert answers == ["404"]
+    assert [h.event for h in t.webhooks] == ["StartApp", "DialHangup", "Hangup", "Redirect"]
+    assert t.webhooks_for(path="/after")[0].params["DialStatus"] == "cancel"
+    assert t.heard == [] and t.transfers == []
+    assert t.hangup_source == ("Caller" if mode == "cancel" else "Answer XML")
+
+
+# -- 35. webhooks_for(path=...): a URL in another spelling, a fragment, a query's fields ---------
+
+
+def test_webhooks_for_a_full_url_in_another_spelling_a_fragment_and_query_fields() -> None:
+    # The default port kept in the key missed "https://VOICE.example.com:443/last"; a
+    # fragment stayed in the printed query; y=%26 was taken for y=& (decoded whole).
+    app = Flask("raw")
+    docs = {
+        "/answer": "<Redirect>https://VOICE.example.com:443/next?x=a%20b&amp;y=%26#frag</Redirect>",
+        "/next": "<Speak>hi</Speak>",
+    }
+    for path, body in docs.items():
+        app.add_url_rule(
+            path,
+            path,
+            lambda body=body: FlaskResponse(
+                f"<Response>{body}</Response>", content_type="application/xml"
+            ),
+            methods=["POST"],
+        )
+    t = CallSimulator(app=app, public_url=PUBLIC, auth_token=TOKEN).call("/answer").run()
+    assert [h.event for h in t.webhooks_for(path=PUBLIC + "/next")] == ["Redirect"]
+    assert [h.event for h in t.webhooks_for(path=PUBLIC + ":443/next")] == ["Redirect"]
+    assert [h.event for h in t.webhooks_for(path="/next?x=a%20b&y=%26")] == ["Redirect"]
+    assert [h.event for h in t.webhooks_for(path="/next?x=a+b&y=%26#other")] == ["Redirect"]
+    assert t.webhooks_for(path="/next?x=a b&y=&") == []
+    assert t.webhooks_for(path=PUBLIC + "/next?x=a b&y=&") == []

@@ -30,6 +30,7 @@ from answerkit.testing.sim_signals import (
     Fetch,
     Interrupted,
     Member,
+    Pending,
 )
 from answerkit.testing.sim_transcript import CAUSES, Cause
 
@@ -191,6 +192,14 @@ def run_dial(call: SimulatedCall, el: Element) -> Generator[int, None, Fetch | N
         finally:
             call.dial_bleg = None
             call.take_bleg_hangup()  # one asked for too late to act on is dropped
+            # So is a transfer of this B-leg not acted on (the Dial ended first): left
+            # queued, it would move a later Dial's B-leg, another call.
+            for late in call.drop_bleg_transfers(winner.uuid):
+                call._emit(
+                    "note",
+                    f"transfer of the B-leg {winner.uuid} to {call._display(late.url)} "
+                    "requested too late: its Dial had ended, nothing moved",
+                )
         params = _action_params(call, "completed", "true", b_cause.cause, winner.uuid)
         legs = [(winner, b_cause, round(call.clock - talk_start))]
     _end_legs(call, el, legs, leg_hangup, params)
@@ -268,7 +277,9 @@ def _connect(
     (spec §2.13: DialAnswer, DialConnected, DialHangup, Hangup, Dial action); with
     ``legs=both`` it moves instead (see _interrupted_unbridged). A Hang-up request for the
     B-leg itself (its DialBLegUUID) from such a handler ends the Dial there: the B-leg's
-    DialHangup, and the A-leg goes on after the Dial.
+    DialHangup, and the A-leg goes on after the Dial. So does a transfer of the B-leg alone
+    (its own DialBLegUUID, or the call's with ``legs=bleg``): it moves at once (spec §4.1),
+    a call of its own, as a bridged B-leg moves.
     """
     losers = [target for target in targets if target is not winner]
     # Listed in LocalVobiz from its answer until it leaves, whatever its outcome, so the
@@ -283,14 +294,14 @@ def _connect(
             while losers:
                 target = losers.pop(0)  # taken first: an interrupted webhook still went out
                 leg_hangup(target, _lost(target))
-            hung_up = call.take_bleg_hangup()
-            if hung_up is None:
+            hung_up, moving = _asked_of_bleg(call, winner)
+            if hung_up is None and moving is None:
                 leg_event(winner, "DialConnected", "connected", "connected")
-                hung_up = call.take_bleg_hangup()
+                hung_up, moving = _asked_of_bleg(call, winner)
             confirm = el.get("confirmSound")
-            if confirm and hung_up is None:
+            if confirm and hung_up is None and moving is None:
                 _play_fetched(call, "confirmSound", confirm, None, {}, audible=False)
-                hung_up = call.take_bleg_hangup()
+                hung_up, moving = _asked_of_bleg(call, winner)
         except Interrupted:
             if call.driven:
                 with call.cleanup():
@@ -304,6 +315,16 @@ def _connect(
             # Never bridged: the Dial is over, and the caller's document goes on after it.
             b_cause = hung_up
             call._emit("dial", f"{winner.address} was hung up (Hang-up API) before the bridge")
+        elif moving is not None:
+            # Moved before the bridge (spec §4.1: the selected leg fetches the new URL at
+            # once), as a bridged B-leg moves: a call of its own, its DialHangup by the
+            # API, and the caller's document goes on after the Dial.
+            b_cause = CAUSES["normal"].with_source("API Request")
+            moved = True
+            call._emit("dial", f"{winner.address} was transferred away before the bridge")
+            call.sim.start_bleg(
+                call, winner.uuid, winner.address, caller_id, moving.url, moving.method
+            )
         elif winner.outcome == "bridge":
             bridge = call.bridge = Bridge(call, winner, caller_id)
             call._emit("dial", f"connected to {winner.address}")
@@ -347,12 +368,19 @@ def _interrupted_unbridged(
     transfer was queued first: taken here, before the A-leg leaves). Otherwise the B-leg
     ends with the A-leg, as an interrupted bridge does.
     """
-    moving = None if call.hanging_up else call.take_pending("transfer-bleg")
+    moving = None if call.hanging_up else call.take_bleg_transfer(winner.uuid)
     if moving is None:
         return False, _bridge_interrupted(call, el, winner, None, leg_hangup, call.clock)
     call._emit("dial", f"{winner.address} was transferred away")
     call.sim.start_bleg(call, winner.uuid, winner.address, caller_id, moving.url, moving.method)
     return True, None
+
+
+def _asked_of_bleg(call: SimulatedCall, winner: _Target) -> tuple[Cause | None, Pending | None]:
+    """What the REST API asked of the answered, unbridged B-leg by the time the webhook
+    just sent returned: a hang-up (how it ended), else a transfer of it (taken)."""
+    hung_up = call.take_bleg_hangup()
+    return hung_up, None if hung_up is not None else call.take_bleg_transfer(winner.uuid)
 
 
 def _lost(target: _Target) -> Cause:
@@ -408,6 +436,10 @@ def _dial_cancelled(
         call.clock = max(call.clock, call.hangup_at)
     record["outcome"] = "cancel"
     call._emit("dial", f"dial {names} -> cancelled: the caller hung up while it rang", dial=record)
+    # The caller is gone before the legs' DialHangups go out: a handler of them that moves
+    # or hangs up the call gets 404, and the call ends as it would have (spec §2.13:
+    # DialHangup, Hangup, then the Dial action with DialStatus=cancel).
+    call.leave(CAUSES["normal"].with_source("Caller") if by_caller else CAUSES["normal"])
     rang = "true" if any(t.outcome in RINGS_OUT for t in targets) else "false"
     params = _action_params(call, "cancel", rang, CAUSES["cancel"].cause, "")
     legs = [
@@ -473,6 +505,10 @@ def _bridge_interrupted(
             cause = CAUSES["normal"].with_source(source)
             if bridge is not None:
                 bridge.end(cause)
+            # The B-leg has left before its DialHangup goes out, as on the normal path: a
+            # handler of it that retrieves or moves the leg gets 404 (spec §4.3).
+            call.dial_bleg = None
+            call.sim.unregister_bleg(winner.uuid, cause)
             leg_hangup(winner, cause, round(call.clock - talk_start))
         # Spec §2.13: after a hang-up mid-bridge the Dial action follows the hangup webhook.
         params = _action_params(call, "completed", "true", "NORMAL_CLEARING", winner.uuid)

@@ -109,6 +109,9 @@ class SimulatedCall:
         #: The CallUUID of the Dial's B-leg from its answer until it leaves: the Transfer
         #: and Hang-up APIs may name it meanwhile (sim_call_table).
         self.dial_bleg: str | None = None
+        #: True once the caller is leaving but the Dial's last webhooks are still going out
+        #: (it hung up while the Dial rang): the Transfer and Hang-up APIs no longer find it.
+        self.leaving = False
         # A Hang-up request for that B-leg before it is bridged, for the Dial to take.
         self._bleg_hangup: Cause | None = None
         self._hinted: set[str] = set()  # URLs outside the app already looked at (a note)
@@ -255,6 +258,36 @@ class SimulatedCall:
                     return self._pending.pop(i)
         return None
 
+    def take_bleg_transfer(self, bleg: str) -> Pending | None:
+        """The first queued transfer of the B-leg ``bleg``, taken off the queue (None if
+        none): one asked for another leg is never taken for this one."""
+        with self._lock:
+            for i, pending in enumerate(self._pending):
+                if pending.kind == "transfer-bleg" and pending.bleg == bleg:
+                    return self._pending.pop(i)
+        return None
+
+    def drop_bleg_transfers(self, bleg: str) -> list[Pending]:
+        """Take off the queue every transfer asked for the B-leg ``bleg`` (its Dial ended
+        before acting on them), so none moves a later Dial's B-leg."""
+        with self._lock:
+            dropped: list[Pending] = []
+            kept: list[Pending] = []
+            for pending in self._pending:
+                meant = pending.kind == "transfer-bleg" and pending.bleg == bleg
+                (dropped if meant else kept).append(pending)
+            self._pending = kept
+        return dropped
+
+    def leave(self, cause: Cause) -> None:
+        """The caller has gone, though the call's last webhooks are still to be sent (a
+        Dial's DialHangups, then the Hangup): REST requests naming it are refused from
+        now on (CallTable.live), and LocalVobiz lists it as completed, so a Transfer or
+        Hang-up of it answers 404 (spec §4.3) rather than being applied to a call that
+        has left."""
+        self.leaving = True
+        self.sim.unregister_live(self, cause)
+
     @property
     def dialing(self) -> bool:
         """True while a Dial's B-leg has answered and not left yet."""
@@ -314,9 +347,11 @@ class SimulatedCall:
         pending = self._take_pending()
         if pending is not None:
             if pending.kind == "transfer-bleg":
-                # Only the bridged B-leg moves: this leg's document (or its pause) goes on.
-                if self.bridge is not None:
-                    self.bridge.transfer_bleg(pending.url, pending.method)
+                # Only the bridged B-leg it was asked for moves: this leg's document (or its
+                # pause) goes on.
+                bridge = self.bridge
+                if bridge is not None and bridge.up and bridge.target.uuid == pending.bleg:
+                    bridge.transfer_bleg(pending.url, pending.method)
                 else:
                     self._emit(
                         "note",

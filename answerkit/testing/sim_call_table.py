@@ -53,7 +53,9 @@ class CallTable:
         """
         with self._lock:
             call = self._by_uuid.get(call_uuid)
-            if call is not None and not call.ended:
+            # A call leaving (its caller hung up while a Dial rang; the DialHangups still
+            # go out) is no longer there to move or hang up (spec §4.3: finished calls 404).
+            if call is not None and not call.ended and not call.leaving:
                 placed = call.state != "new" or call.setup.registered
                 if call.answered or (ringing and placed):
                     return call, None
@@ -79,7 +81,13 @@ class CallTable:
             # which refuses one with no Dial answered); the test's own legs=both moves the
             # A-leg regardless. Taken over, so LocalVobiz never fetches the URL itself in
             # the name of a simulated call (with the A-leg's CallUUID, off loopback).
-            call._request(Pending("transfer-bleg", url, method))
+            # Tagged with the B-leg meant: the one named, or the one the call has now.
+            if forced == "bleg":
+                bleg: str | None = call_uuid
+            else:
+                bridge = call.bridge
+                bleg = bridge.target.uuid if bridge is not None and bridge.up else call.dial_bleg
+            call._request(Pending("transfer-bleg", url, method, bleg=bleg))
         if leg in ("aleg", "both"):
             call._request(Pending("transfer", url, method))
         return True

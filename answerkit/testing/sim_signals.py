@@ -104,6 +104,10 @@ class Pending:
     url: str = ""
     method: str = "POST"
     cause: Cause | None = None
+    #: For "transfer-bleg": the CallUUID of the B-leg it was asked for (None: the call had
+    #: none then). Only that leg moves: a request the Dial could not act on is dropped when
+    #: the Dial ends, never applied to a later Dial's B-leg (another call).
+    bleg: str | None = None
 
 
 @dataclass

@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
+
+from answerkit.testing.sim_transport import normal_url
 
 __all__ = ["CAUSES", "Cause", "Transcript", "TranscriptEvent", "Webhook"]
 
@@ -208,7 +210,10 @@ class Transcript:
         ``path`` is a path of the app: as the transcript prints it (relative to the app's
         public URL: ``/answer`` under ``https://voice.example.com/app``) or the URL's full
         path, either percent-encoded or not (``/menü`` finds ``/men%C3%BC``). A path with
-        a query (``/menu?step=2``, as printed) matches that query too; without one, any.
+        a query (``/menu?step=2``, as printed) matches that query too, field by field
+        (``y=%26`` is not ``y=&``); without one, any. A ``#fragment`` is ignored on
+        both sides, and a full URL matches in any spelling of its server (scheme and host
+        in any case, with or without the default port), as the simulator routes it.
         A webhook sent outside the app (a callback to another host) is found only by its
         full URL (``path="https://analytics.example.net/cb"``): by its path alone it
         would pass for the app's route of that name.
@@ -264,21 +269,30 @@ def _path_matches(hook: Webhook, wanted: str) -> bool:
     return any(_same(_split(seen), want) for seen in (hook.path, _path_of(hook.url, True)))
 
 
-def _same(seen: tuple[str, str | None], want: tuple[str, str | None]) -> bool:
+Query = list[tuple[str, str]]
+
+
+def _same(seen: tuple[str, Query | None], want: tuple[str, Query | None]) -> bool:
     """``seen`` (where, query) is ``want``; a query not asked for matches any."""
     return seen[0] == want[0] and (want[1] is None or seen[1] == want[1])
 
 
-def _split(path: str) -> tuple[str, str | None]:
-    """A path's part before the query and its query (None without a "?"), decoded."""
-    where, mark, query = path.partition("?")
-    return unquote(where), unquote(query) if mark else None
+def _split(path: str) -> tuple[str, Query | None]:
+    """A path's part before the query and its query's fields (None without a "?"),
+    decoded; a fragment is dropped (it never reaches the server).
+
+    The query is read field by field (``parse_qsl``), not decoded whole: ``y=%26`` is one
+    field whose value is "&", ``y=&`` a field with no value.
+    """
+    where, mark, query = path.split("#", 1)[0].partition("?")
+    return unquote(where), parse_qsl(query, keep_blank_values=True) if mark else None
 
 
-def _url_key(url: str) -> tuple[str, str | None]:
-    """``_split`` of a URL, its scheme and host in lower case (fragment dropped)."""
-    url = url.split("#", 1)[0]
+def _url_key(url: str) -> tuple[str, Query | None]:
+    """``_split`` of a URL in the Router's one spelling of its server (scheme and host in
+    lower case, no default port: see ``normal_url``), its fragment dropped."""
+    url = normal_url(url.split("#", 1)[0])
     scheme, sep, rest = url.partition("://")
     slash = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
     where, query = _split(rest[slash:])
-    return f"{scheme.lower()}{sep}{rest[:slash].lower()}{where or '/'}", query
+    return f"{scheme}{sep}{rest[:slash]}{where or '/'}", query

@@ -9,6 +9,7 @@ are never requested (tests stay on loopback).
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -36,6 +37,7 @@ __all__ = [
     "Transport",
     "WSGITransport",
     "dropped_callback",
+    "normal_url",
     "outside_hint",
     "sign_request",
     "signed_post",
@@ -77,7 +79,7 @@ def _under(url: str, root: str) -> bool:
 _DEFAULT_PORTS = {"https": ":443", "http": ":80"}
 
 
-def _normal(url: str) -> str:
+def normal_url(url: str) -> str:
     """``url`` with its scheme and host in lower case and without the scheme's default
     port; the path, query and fragment stay exactly as written.
 
@@ -111,20 +113,20 @@ class Router:
     def __init__(self, public_root: str, local_root: str | None = None) -> None:
         self.public_root = public_root.rstrip("/")
         self.local_root = local_root.rstrip("/") if local_root else None
-        # The roots as URLs are matched (_normal): each in the one spelling of its server.
-        self._public_match = _normal(self.public_root)
-        self._local_match = _normal(self.local_root) if self.local_root else None
+        # The roots as URLs are matched (normal_url): each in the one spelling of its server.
+        self._public_match = normal_url(self.public_root)
+        self._local_match = normal_url(self.local_root) if self.local_root else None
 
     def resolve(self, url: str) -> tuple[str, str, str] | None:
         """``(signed URL, target, display path)`` for ``url``; None if outside the app.
 
         Scheme and host match in any case, and a default port (:443, :80) matches none
-        (see _normal); the path must match as written. The signed URL is the public root
+        (see normal_url); the path must match as written. The signed URL is the public root
         plus the path: what the app checks the signature against (spec §3.3).
         """
         if url.startswith("/"):
             url = self.public_root + url
-        normal = _normal(url)
+        normal = normal_url(url)
         if _under(normal, self._public_match):
             rest = normal[len(self._public_match) :]
         elif self._local_match is not None and _under(normal, self._local_match):
@@ -402,31 +404,74 @@ def _route_at(flow: CallFlow, path: str) -> Route | None:
 
 def outside_hint(router: Router, flow: CallFlow | None, url: str) -> str | None:
     """Why a URL outside the simulated application may be a slip for one inside it, or
-    None: its host is the public URL's with another scheme, port or path, or close to it
-    (``voice.exmaple.com`` for ``voice.example.com``), or its path is one of the flow's
-    routes. Such a URL is not requested, so a typo would otherwise show only as
-    callbacks that never reached the app.
+    None: its host is the public URL's with another scheme, port or path, or one typo from
+    it (``voice.exmaple.com`` for ``voice.example.com``). Such a URL is not requested, so a
+    typo would otherwise show only as callbacks that never reached the app.
+
+    Another server's URL gets no note, even when its path is one of the flow's routes
+    (``https://crm.example.net/status``): ``/status`` or ``/events`` is as likely a path of
+    any webhook receiver, and a note on every third-party callback would be noise.
     """
     try:
         parts = urlsplit(url)
         host = (parts.hostname or "").rstrip(".")
+        port = parts.port
     except ValueError:  # a malformed port or IPv6 address: no host to compare
         return None
     public = urlsplit(router.public_root)
     public_host = (public.hostname or "").rstrip(".")
-    if not host or not public_host:
-        return None
+    if not host or not public_host or parts.path in ("", "/"):
+        return None  # a bare host says nothing of which of the app's paths was meant
     root = router.public_root
     path = _app_path(parts.path, public.path)
     if host == public_host:
+        # Another port of the machine (localhost:9000/metrics), or a path beside the app's
+        # (example.com/crm/hook when the app is example.com/voice), may be another service:
+        # a note only when the path is one of the flow's routes.
+        prefix = public.path.rstrip("/")
+        beside = bool(prefix) and path == parts.path
+        other = beside or _other_port(parts.scheme, port, public.scheme, public.port)
+        if other and (flow is None or _route_at(flow, path) is None):
+            return None
         why = "it names the app's host, but is not under the public URL"
-    elif _near(host, public_host):
+    elif _near_host(host, public_host):
         why = f"its host {host} is close to the app's, {public_host} (a typo?)"
-    elif flow is not None and _route_at(flow, path) is not None:
-        why = f"its path is the flow's route {path}"
     else:
         return None
     return f"{url}: {why}: did you mean {root}{path}?"
+
+
+_PORTS = {"https": 443, "http": 80}
+
+
+def _other_port(scheme: str, port: int | None, public_scheme: str, public_port: int | None) -> bool:
+    """True when the URL names a port of its own (not its scheme's default) that is not
+    the public URL's: a server of its own, not the app reached by another scheme."""
+    if port is None or port == _PORTS.get(scheme.lower()):
+        return False
+    return port != (public_port or _PORTS.get(public_scheme.lower()))
+
+
+def _near_host(host: str, public_host: str) -> bool:
+    """True when ``host`` is ``public_host`` with one typo in one label: every other label
+    the same, and the two spellings of that label longer than 3 characters (``api`` and
+    ``app`` are two servers' names, not a slip) and 1 edit apart (2 for labels of 6 or
+    more characters). Never for IP addresses: neighbours are other machines."""
+    for name in (host, public_host):
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            continue
+        return False
+    mine, theirs = host.split("."), public_host.split(".")
+    if len(mine) != len(theirs) or len(mine) < 2:
+        return False
+    differ = [(a, b) for a, b in zip(mine, theirs, strict=True) if a != b]
+    if len(differ) != 1:
+        return False
+    a, b = differ[0]
+    shortest = min(len(a), len(b))
+    return shortest > 3 and _near(a, b, 1 if shortest < 6 else 2)
 
 
 def _app_path(path: str, public_path: str) -> str:

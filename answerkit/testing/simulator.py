@@ -342,14 +342,16 @@ class CallSimulator:
         for _round in range(max_rounds):
             self._sync_remote()
             progressed = False
-            for call in self._table.all():
+            calls = self._table.all()
+            for call in calls:
                 if call.ended:
                     continue
                 if call._advance() or call.has_pending:
                     progressed = True
             # A call placed by a step that then blocked (an agent called from the handler
-            # whose document is a Conference) is new work too.
-            if progressed or self._sync_remote():
+            # whose document is a Conference, or a B-leg moved before its Dial's bridge
+            # formed) is new work too.
+            if progressed or len(self._table.all()) > len(calls) or self._sync_remote():
                 continue
             due = [c for c in self._table.all() if not c.ended and c._hangup_due()]
             if not due:
