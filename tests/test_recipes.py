@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import sys
@@ -1941,7 +1942,7 @@ def test_warm_transfer_caller_leaving_as_the_agent_accepts_ends_the_agents_call(
     exit_deciding, accept_decided = threading.Event(), threading.Event()
 
     def deciding(op: str, key: str) -> bool:
-        return op == "claim" and key.startswith("warm.decided")
+        return op == "claim" and key.startswith("warm.ticket")  # the decision's ticket
 
     def before(op: str, key: str) -> None:
         if deciding(op, key) and threading.current_thread().name == "caller-exit":
@@ -1970,6 +1971,262 @@ def test_warm_transfer_caller_leaving_as_the_agent_accepts_ends_the_agents_call(
     caller_exit.join(10)
     assert doc.children[1].tag == "Conference" and warm.outcome("C") == "accepted"
     assert ("hangup", "A") in client.log
+
+
+def _old_layout(warm: WarmTransfer, **record: Any) -> None:
+    """Caller "C"'s transfer as the version before numbered keys (b912e1b^) left it:
+    attempt 1 in its URLs, its record under the bare keys (``warm.decided`` an incr
+    counter, ``warm.outcome``...)."""
+    state = warm._state("C")
+    state.update(
+        {
+            "warm.attempt": 1,
+            "warm.context": {},
+            "warm.agent_uuid": "req-1",
+            "warm.agent_call_uuid": "A",
+            **record,
+        }
+    )
+
+
+def test_warm_transfer_an_earlier_versions_declined_transfer_is_not_decided_again() -> None:
+    # Declined and moved by the earlier version; this one gets the agent's Hangup: it
+    # read the numbered keys, found nothing decided, and moved the caller a second time,
+    # overwriting the outcome.
+    told: list[str] = []
+    warm, _client, transfers = fake_warm(on_outcome=lambda c, o: told.append(o))
+    _old_layout(warm, **{"warm.decided": 1, "warm.outcome": "declined", "warm.landed": "m1"})
+    warm._agent_status(hook(FIRST, "A", Event="Hangup"))
+    assert transfers.moves == [] and told == []
+    assert warm.outcome("C") == "declined"
+
+
+def test_warm_transfer_an_earlier_versions_owed_move_is_made_once() -> None:
+    # The earlier version decided and owed the move (its move failed): made once, told.
+    told: list[str] = []
+    warm, _client, transfers = fake_warm(on_outcome=lambda c, o: told.append(o))
+    owed = {"outcome": "declined", "rescue": False, "attempt": 1}
+    _old_layout(warm, **{"warm.decided": 1, "warm.outcome": "declined", "warm.move_owed": owed})
+    for _ in range(2):
+        warm._agent_status(hook(FIRST, "A", Event="Hangup"))
+    assert transfers.moves == [("C", LANDING)] and told == ["declined"]
+    assert warm.outcome("C") == "declined"
+
+
+def test_warm_transfer_an_earlier_versions_ringing_transfer_ends_the_agent() -> None:
+    # Begun by the earlier version, the caller hangs up while the agent is in the whisper:
+    # decided here under the bare keys, the agent (named there) is hung up.
+    told: list[str] = []
+    warm, client, transfers = fake_warm(on_outcome=lambda c, o: told.append(o))
+    _old_layout(warm)
+    warm._on_hangup(hook({}, "C", Event="Hangup"))
+    warm._room_event(hook(FIRST, "C", Event="ConferenceExit"))
+    assert ("hangup", "A") in client.log and transfers.moves == []
+    assert warm.outcome("C") == "abandoned" and told == ["abandoned"]
+    state = warm._state("C")
+    assert state.get("warm.decided") == 1 and state.get("warm.outcome") == "abandoned"
+    # The earlier version's agent choice, still running there, finds it decided.
+    assert state.incr("warm.decided") != 1
+
+
+def test_warm_transfer_an_earlier_versions_accepted_transfer_is_rescued_once() -> None:
+    # Accepted there; the agent hangs up before any room event: moved once, as there.
+    told: list[str] = []
+    warm, _client, transfers = fake_warm(on_outcome=lambda c, o: told.append(o))
+    _old_layout(warm, **{"warm.decided": 1, "warm.outcome": "accepted"})
+    for _ in range(2):
+        warm._agent_status(hook(FIRST, "A", Event="Hangup"))
+    assert transfers.moves == [("C", LANDING)] and told == ["agent-unavailable"]
+    assert warm.outcome("C") == "agent-unavailable"
+    assert warm._state("C").get("warm.rescued") == 1
+
+
+def test_warm_transfer_a_new_attempt_after_an_earlier_versions_one_starts_undecided() -> None:
+    # The bare keys still hold the earlier version's attempt 1: attempt 2, begun here,
+    # does not inherit its decision, and its own agent's accept connects.
+    warm, client, _ = fake_warm()
+    _old_layout(warm, **{"warm.decided": 1, "warm.outcome": "declined"})
+    warm.start("C")
+    assert warm.outcome("C") is None and ("hangup", "A") in client.log
+    second = {"xfer": "C", "attempt": "2"}
+    warm._agent_answer(hook(second, "B"))
+    joined = warm._agent_choice(hook(second, "B", Digits="1"))
+    assert joined.children[1].tag == "Conference" and warm.outcome("C") == "accepted"
+
+
+class SetLoggingStore(MemoryStore):
+    """A store whose own ``set`` (logging, encrypting) makes ``set_if_absent`` a read and
+    then a write; ``between`` runs once, at the first write of a decision, in between."""
+
+    between: Callable[[], None] | None = None
+
+    def set(self, call_uuid: str, key: str, value: Any) -> None:
+        run, self.between = self.between, None
+        if run is not None and key.startswith("warm.decided"):
+            run()
+        else:
+            self.between = run
+        super().set(call_uuid, key, value)
+
+
+def test_warm_transfer_one_decision_on_a_store_whose_set_if_absent_is_not_atomic() -> None:
+    # The agent's decline read "undecided", then the caller's room exit was handled, then
+    # the decline wrote its decision: both won (caller moved, agent hung up, two outcomes
+    # told), as set_if_absent is a read and a write on this store.
+    told: list[str] = []
+    store = SetLoggingStore()
+    warm, client, transfers = fake_warm(store, on_outcome=lambda c, o: told.append(o))
+    warm.start("C")
+    warm._agent_answer(hook(FIRST, "A"))
+    transfers.moves.clear()
+    store.between = lambda: warm._room_event(hook(FIRST, "C", Event="ConferenceExit"))
+    warm._agent_choice(hook(FIRST, "A", Digits="2"))
+    warm._agent_status(hook(FIRST, "A", Event="Hangup"))
+    assert store.between is None  # the exit came in between
+    assert told == ["abandoned"] and warm.outcome("C") == "abandoned"
+    assert transfers.moves == [] and ("hangup", "A") in client.log
+
+
+def test_warm_transfer_a_ticket_without_its_record_is_taken_over() -> None:
+    # The decline took the decision's ticket, then the store failed before its record:
+    # the agent's Hangup, after it, decides (nothing of the decline took effect).
+    from answerkit.errors import StateError
+
+    told: list[str] = []
+    store = HookedStore()
+    warm, _client, transfers = fake_warm(store, on_outcome=lambda c, o: told.append(o))
+    warm.start("C")
+    warm._agent_answer(hook(FIRST, "A"))
+    transfers.moves.clear()
+
+    def fail_the_record(op: str, key: str) -> None:
+        if key.startswith("warm.decided"):
+            store.before = lambda op, key: None
+            raise StateError("store unreachable (brief)")
+
+    store.before = fail_the_record
+    with pytest.raises(StateError):
+        warm._agent_choice(hook(FIRST, "A", Digits="2"))
+    assert warm._state("C").get("warm.ticket.1") == 1  # taken, with no record
+    for _ in range(2):
+        warm._agent_status(hook(FIRST, "A", Event="Hangup"))
+    assert transfers.moves == [("C", LANDING)] and told == ["agent-unavailable"]
+    assert warm.outcome("C") == "agent-unavailable"
+
+
+def test_warm_transfer_a_late_record_loses_to_the_generation_that_took_over() -> None:
+    # A ticket's holder writes its record after another callback took the next
+    # generation: the holder does not act, and the decision is the next generation's.
+    from answerkit.recipes._warm_moves import take_decision
+
+    warm, _, _ = fake_warm()
+    warm.start("C")
+    state = warm._state("C")
+    assert state.incr("warm.ticket.1") == 1  # a holder, about to write its record
+    assert take_decision(state, 1, "abandoned")  # takes over: generation 2
+    state["warm.decided.1"] = {"outcome": "accepted", "id": "late"}  # the holder's write
+    assert state.get("warm.ticket.1.g2")  # what the holder reads next: taken over
+    assert not take_decision(state, 1, "declined")
+    assert warm.outcome("C") == "abandoned"
+
+
+def test_warm_transfer_decided_then_the_store_failing_is_still_told() -> None:
+    # The caller's Hangup decided "abandoned", then the store failed (503): the retry
+    # found the transfer decided and told on_outcome nothing, ever.
+    from answerkit.errors import StateError
+
+    class ReadFailingStore(HookedStore):
+        armed = False
+
+        def get_all(self, call_uuid: str) -> dict[str, Any]:
+            if self.armed:
+                self.armed = False
+                raise StateError("store unreachable (brief)")
+            return super().get_all(call_uuid)
+
+    def decided(op: str, key: str) -> None:
+        if key.startswith("warm.decided"):
+            store.armed, store.after = True, lambda op, key: None  # the next read fails
+
+    told: list[str] = []
+    store = ReadFailingStore()
+    warm, client, _ = fake_warm(store, on_outcome=lambda c, o: told.append(o))
+    warm.start("C")
+    store.after = decided
+    for _ in range(2):  # the Hangup is sent again after a failure
+        with contextlib.suppress(StateError):
+            warm._on_hangup(hook({}, "C", Event="Hangup"))
+    warm._room_event(hook(FIRST, "C", Event="ConferenceExit"))
+    assert warm.outcome("C") == "abandoned" and told == ["abandoned"]
+    assert ("hangup", "req-1") in client.log
+
+
+def test_warm_transfer_a_rescue_outcome_survives_the_store_failing_after_the_move() -> None:
+    # The rescue moved the caller; the store then failed writing its outcome: it stayed
+    # "accepted" for good and on_outcome never heard "agent-unavailable".
+    told: list[str] = []
+    store = HookedStore()
+    warm, _client, transfers = fake_warm(store, on_outcome=lambda c, o: told.append(o))
+    warm.start("C")
+    warm._agent_answer(hook(FIRST, "A"))
+    warm._agent_choice(hook(FIRST, "A", Digits="1"))
+    transfers.moves.clear()
+    land = transfers.land
+    assert land is not None
+
+    def fail_the_next_write(op: str, key: str) -> None:
+        if op == "set":
+            store.before = lambda op, key: None
+            raise StateError("store unreachable (brief)")
+
+    def landed(query: dict[str, Any]) -> None:
+        land(query)
+        store.before = fail_the_next_write  # from the move's return on
+
+    from answerkit.errors import StateError
+
+    transfers.land = landed
+    for _ in range(3):  # Vobiz sends a failed status callback again
+        with contextlib.suppress(StateError, RetryLater):
+            warm._agent_status(hook(FIRST, "A", Event="Hangup"))
+    assert transfers.moves == [("C", LANDING)]
+    assert warm.outcome("C") == "agent-unavailable"
+    assert told == ["accepted", "agent-unavailable"]
+
+
+def test_warm_transfer_deadline_just_after_the_hold_owes_the_fallback() -> None:
+    # The deadline (SIGALRM) struck on the first line start() ran after the hold transfer
+    # returned, outside both its tries: the caller held in a room no agent was called to,
+    # and nothing was owed.
+    from answerkit.errors import HandlerTimeout
+
+    warm, client, transfers = fake_warm()
+    later: list[str] = []
+    warm._moves.settle_later = lambda caller_uuid, after=0.5: later.append(caller_uuid)  # type: ignore[method-assign]
+    start_code = WarmTransfer.start.__code__
+
+    def strike(frame: Any, event: str, arg: Any) -> Any:
+        if frame.f_code is not start_code:
+            return None
+
+        def line(frame: Any, event: str, arg: Any) -> Any:
+            if event == "line" and transfers.moves and not later and client.calls == 0:
+                raise HandlerTimeout("deadline")
+            return line
+
+        return line
+
+    sys.settrace(strike)
+    try:
+        with pytest.raises(HandlerTimeout):
+            warm.start("C")
+    finally:
+        sys.settrace(None)
+    assert transfers.moves == [("C", "warm_hold")] and client.calls == 0
+    assert later == ["C"] and warm.outcome("C") == "agent-unreachable"
+    # The room's next callback (or the thread settle_later starts) makes the move.
+    warm._room_event(hook(FIRST, "C", Event="ConferenceEnter"))
+    assert transfers.moves == [("C", "warm_hold"), ("C", LANDING)]
 
 
 def test_warm_transfer_agent_entering_a_room_the_caller_left_is_hung_up() -> None:

@@ -22,11 +22,14 @@ arrives, so:
   dropped when the record, read afresh, shows the agent reached the room or the caller
   left it: a room event delivered late must not send a connected caller away.
 * The record of each attempt is kept under keys of its own (:func:`at`): a late callback
-  of an earlier attempt writes into that attempt's keys, never into the new one's. The
-  attempt's decision (``DECIDED``) or rescue (``RESCUED``) is written in one atomic step
-  with what it owes, and ``MOVE_SETTLED`` marks the attempt's one move as made (or no
-  longer needed): so a debt that never reached ``MOVE_OWED`` (the store failed between
-  the two writes) is found again by the next callback (:meth:`FallbackMove.owed`).
+  of an earlier attempt writes into that attempt's keys, never into the new one's (an
+  attempt an earlier version began keeps its bare keys, :func:`numbered`). The attempt's
+  decision (``DECIDED``, :func:`take_decision`) or rescue (``RESCUED``) says by itself
+  what it owes, and ``MOVE_SETTLED`` marks the attempt's one move as made (or no longer
+  needed): so a debt that never reached ``MOVE_OWED`` (the store failed between the two
+  writes) is found again by the next callback (:meth:`FallbackMove.owed`). A rescue's
+  outcome is written with the move's settlement, not after the move, where a store
+  failing lost it for good.
 """
 
 from __future__ import annotations
@@ -52,6 +55,9 @@ from answerkit.errors import (
     VobizError,
 )
 from answerkit.recipes._warm_state import (
+    AGENT,
+    AGENT_CALL,
+    AGENT_ENDED,
     ATTEMPT,
     CALLER_LEFT,
     DECIDED,
@@ -116,6 +122,131 @@ def latest_attempt(state: CallState) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+#: Per attempt: written by start() as the attempt begins, so that its record is read under
+#: numbered keys (see :func:`numbered`).
+LAYOUT = "warm.layout"
+
+#: Per attempt and generation: the decision's ticket, taken with ``incr`` (see
+#: :func:`take_decision`).
+TICKET = "warm.ticket"
+
+#: Per attempt: the outcome ``on_outcome`` was last told (see WarmTransfer._tell_owed).
+TOLD = "warm.told"
+
+#: Rounds of :func:`take_decision` before it gives up (raising StateError, so that the
+#: webhook is sent again): each takes a generation that another callback was taking.
+DECISION_ROUNDS = 5
+
+#: The keys of an attempt's own record that its layout names (:func:`key_of`).
+_RECORD = (DECIDED, OUTCOME, AGENT, AGENT_CALL, AGENT_ENDED, JOINED, RESCUED, CALLER_LEFT)
+
+
+def numbered(state: CallState, attempt: object) -> bool:
+    """Whether ``attempt``'s record is under keys of its own (``warm.decided.2``).
+
+    The version before them (b912e1b^) already put ``attempt`` in its URLs, but kept the
+    record of the latest attempt under the bare keys (``warm.decided`` an incr counter,
+    ``warm.outcome``, ``warm.agent_call_uuid`` ...), cleared by each of its start()s. A
+    transfer it began, met during a rolling deploy, must be read (and written) that way:
+    read under numbered keys it looked undecided, and was decided a second time (the
+    caller moved twice, the outcome told twice, the agent never hung up). This version's
+    start() marks each attempt it begins (``LAYOUT``); an attempt with a numbered key of
+    its record is one too (begun by b912e1b, which wrote no mark). The mark, rather than
+    "the numbered key is missing": a new attempt's keys are all missing at first, and the
+    bare keys may still hold an earlier version's attempt, which it would then inherit.
+    """
+    if not isinstance(attempt, int) or isinstance(attempt, bool):
+        return False  # a transfer from before attempts: bare keys, as at() gives them
+    return any(at(key, attempt) in state for key in (LAYOUT, *_RECORD))
+
+
+def key_of(state: CallState, key: str, attempt: object) -> str:
+    """``key`` of ``attempt``'s record as its layout names it (:func:`numbered`)."""
+    return at(key, attempt) if numbered(state, attempt) else key
+
+
+def _generation(key: str, gen: int) -> str:
+    # Generation 1 keeps the key itself: b912e1b wrote the decision there (setdefault).
+    return key if gen == 1 else f"{key}.g{gen}"
+
+
+def read_decision(state: CallState, attempt: int) -> tuple[dict[str, Any] | None, int]:
+    """The decision of a numbered attempt, once it stands (None: none yet, or one still
+    being taken, see :func:`take_decision`), and the last generation begun (0: none)."""
+    gen, latest, latest_gen = 1, None, 0
+    while True:
+        record: Any = state.get(_generation(at(DECIDED, attempt), gen))
+        if isinstance(record, dict):
+            latest, latest_gen = record, gen
+        elif not state.get(_generation(at(TICKET, attempt), gen)):
+            break
+        gen += 1
+    top = gen - 1
+    # A generation begun after the latest record is taking over from it (or copying it):
+    # until it writes its own, nothing stands.
+    return (latest if latest_gen == top else None), top
+
+
+def _latest_record(state: CallState, attempt: int, below: int) -> dict[str, Any] | None:
+    for gen in range(below - 1, 0, -1):
+        record: Any = state.get(_generation(at(DECIDED, attempt), gen))
+        if isinstance(record, dict):
+            return dict(record)
+    return None
+
+
+def take_decision(state: CallState, attempt: int, outcome: str) -> bool:
+    """Decide a numbered ``attempt`` as ``outcome``: whether this callback's outcome won.
+
+    Only ``incr`` is atomic on every store (``set_if_absent`` reads, then writes, on a
+    store of one's own or a built-in one whose ``get`` or ``set`` is overridden), so the
+    decision is a ticket: the callback whose ``incr`` gives 1 writes the record (the
+    outcome). Between the two the store may fail: the ticket is then taken, the record
+    missing. Its holder acts only once its record is written, so its outcome took effect
+    nowhere, but nobody can tell a holder that failed from one that is still writing.
+    So a callback that finds a ticket without a record takes the next generation's ticket
+    (``warm.ticket.2.g2``): its holder copies the latest record written by then (or, if
+    none is, writes its own outcome), and a record's writer acts only if, read after its
+    write, the next generation is still untaken. Of a writer (record, then the next
+    ticket) and the next generation's holder (ticket, then the record), at least one sees
+    the other's write: a record someone acted on is always seen, and copied, by the next
+    generation, so every later generation carries that one outcome; a writer that sees
+    the next generation begun does nothing (it loses), and the decision is what that
+    generation writes. A blip at any step leaves a ticket without a record, which the next
+    callback takes over in turn: exactly one outcome wins, and none strands the caller.
+    A winner that copied another's record returns False: the work the outcome owes is
+    found from the decision by whoever comes next (the move, the tell, the hangup).
+    """
+    mine = {"outcome": outcome, "id": uuid.uuid4().hex[:12]}
+    gen = 1
+    for _ in range(DECISION_ROUNDS):
+        if state.incr(_generation(at(TICKET, attempt), gen)) == 1:
+            record = mine
+            if gen > 1:
+                state.refresh()  # the records written up to now, after this ticket
+                record = _latest_record(state, attempt, gen) or mine
+            key = _generation(at(DECIDED, attempt), gen)
+            if gen == 1:
+                # b912e1b wrote this record with no ticket (setdefault): one it wrote
+                # stands (during a rolling deploy), as it would have there.
+                record = state.setdefault(key, record)
+            else:
+                state[key] = record
+            state.refresh()  # the next ticket, after this record
+            if state.get(_generation(at(TICKET, attempt), gen + 1)):
+                return False  # taken over: that generation decides (or copies this record)
+            return record.get("id") == mine["id"]
+        state.refresh()
+        decided, top = read_decision(state, attempt)
+        if decided is not None:
+            return False
+        gen = max(top, gen) + 1  # a ticket without a record: take the next generation
+    raise StateError(
+        f"warm transfer: the decision of attempt {attempt} is still being taken by other "
+        f"callbacks ({state.call_uuid})"
+    )
+
+
 _SETTLING: set[threading.Thread] = set()
 _SETTLING_LOCK = threading.Lock()
 
@@ -144,8 +275,8 @@ def surely_not_applied(exc: BaseException) -> bool:
 
 class FallbackMove:
     """Moves one recipe's callers to its fallback route, through its landing route: once,
-    and again only when the first surely did not arrive. ``tell(caller_uuid, outcome)``
-    is told once a move is done."""
+    and again only when the first surely did not arrive. ``tell(caller_uuid, attempt,
+    outcome)`` is told once a move is done."""
 
     def __init__(
         self,
@@ -153,7 +284,7 @@ class FallbackMove:
         fallback: str,
         landing: str,
         state_of: Callable[[str], CallState],
-        tell: Callable[[str, str], None],
+        tell: Callable[[str, int | None, str], None],
     ) -> None:
         self.flow = flow
         self.fallback = fallback
@@ -185,11 +316,15 @@ class FallbackMove:
         held: Any = state.get(MOVE_OWED)
         if isinstance(held, dict) and held.get("attempt") == attempt:
             return dict(held)
+        if not isinstance(attempt, int) or not numbered(state, attempt):
+            # An earlier version's record: its decision was written with its debt, and it
+            # kept no mark of a move made, so only the debt itself says one is owed.
+            return None
         rescue: Any = state.get(at(RESCUED, attempt))
         if isinstance(rescue, dict):
             return {"outcome": str(rescue.get("outcome")), "rescue": True, "attempt": attempt}
-        decision: Any = state.get(at(DECIDED, attempt))
-        if isinstance(decision, dict) and decision.get("outcome") in MOVING:
+        decision, _ = read_decision(state, attempt)
+        if decision is not None and decision.get("outcome") in MOVING:
             return {"outcome": str(decision["outcome"]), "rescue": False, "attempt": attempt}
         return None
 
@@ -287,13 +422,15 @@ class FallbackMove:
                 # The debt stays on the record while this waits (under the claim, so
                 # another callback is asked to come back, not told there is nothing owed).
                 found = self._arrival(state, str(sent), owed.get("sent_at"), attempt)
-                if found != "absent":
+                if found == "superseded":
                     self._clear(state, owed, True)
-                    if found == "superseded":
-                        return False
+                    return False
+                if found == "arrived":
+                    self._clear(state, owed, True, outcome)
                     return self._done(caller_uuid, state, owed, outcome, moved=True)
             if owed.get("rescue") and (
-                state.get(at(JOINED, attempt)) or state.get(at(CALLER_LEFT, attempt))
+                state.get(key_of(state, JOINED, attempt))
+                or state.get(key_of(state, CALLER_LEFT, attempt))
             ):
                 self._clear(state, owed, True)
                 return False  # the agent reached the room after all
@@ -303,7 +440,7 @@ class FallbackMove:
             move = uuid.uuid4().hex[:12]
             params = {"xfer": caller_uuid, "attempt": owed.get("attempt"), "move": move}
             try:
-                self._clear(state, owed, move)
+                self._clear(state, owed, move, outcome)
                 moved = (
                     self.flow.try_transfer(caller_uuid, aleg=self.landing_route, params=params)
                     is not None
@@ -327,14 +464,21 @@ class FallbackMove:
     def _done(
         self, caller_uuid: str, state: CallState, owed: dict[str, Any], outcome: str, moved: bool
     ) -> bool:
+        attempt = owed.get("attempt")
+        attempt = attempt if isinstance(attempt, int) else None
         if not owed.get("rescue"):
-            self.tell(caller_uuid, outcome)
-        elif moved:
-            state.refresh()
-            if not state.get(at(JOINED, owed.get("attempt"))):
+            self.tell(caller_uuid, attempt, outcome)
+            return moved
+        state.refresh()
+        if moved:
+            # The outcome was written with the move's settlement (_clear): nothing more to
+            # write here, where a store failing would have lost it.
+            if not state.get(key_of(state, JOINED, attempt)):
                 log.info("warm transfer for %s: the agent left before joining", caller_uuid)
-                state[at(OUTCOME, owed.get("attempt"))] = outcome
-                self.tell(caller_uuid, outcome)
+                self.tell(caller_uuid, attempt, outcome)
+        elif state.get(key_of(state, OUTCOME, attempt)) == outcome:
+            # The caller had gone: nobody was moved, the transfer stays accepted.
+            state[key_of(state, OUTCOME, attempt)] = "accepted"
         return moved
 
     @staticmethod
@@ -351,7 +495,7 @@ class FallbackMove:
             state.refresh()
             if state.get(ATTEMPT) != attempt:
                 return "superseded"
-            if state.get(LANDED) == sent or state.get(at(CALLER_LEFT, attempt)):
+            if state.get(LANDED) == sent or state.get(key_of(state, CALLER_LEFT, attempt)):
                 return "arrived"
             left = until - time.time()
             if left <= 0:
@@ -359,16 +503,23 @@ class FallbackMove:
             time.sleep(min(ARRIVAL_POLL, left))
 
     @staticmethod
-    def _clear(state: CallState, owed: dict[str, Any], settled: str | bool) -> None:
+    def _clear(
+        state: CallState, owed: dict[str, Any], settled: str | bool, outcome: str | None = None
+    ) -> None:
         """Take ``owed`` off the record (unless a newer attempt's debt replaced it) and mark
         its attempt's move ``settled`` (the id of the move about to be sent, or True), in
-        one write: a debt recorded again by a repeated callback is then seen as paid."""
+        one write: a debt recorded again by a repeated callback is then seen as paid. A
+        rescue's ``outcome`` goes into the same write: written after the move, a store
+        failing there left the outcome ``accepted`` for good (the move settled, nothing
+        owed, nobody to write it again). A move that fails takes it back (_owe_again)."""
         state.refresh()
         attempt = owed.get("attempt")
         items: dict[str, Any] = {at(MOVE_SETTLED, attempt): settled}
         current = state.get(MOVE_OWED)
         if isinstance(current, dict) and current.get("attempt") == attempt:
             items[MOVE_OWED] = None
+        if outcome and owed.get("rescue") and not state.get(key_of(state, JOINED, attempt)):
+            items[key_of(state, OUTCOME, attempt)] = outcome
         state.update(items)
 
     @staticmethod
@@ -379,4 +530,10 @@ class FallbackMove:
         state.refresh()
         attempt = owed.get("attempt")
         if latest_attempt(state) == attempt:
-            state.update({MOVE_OWED: owed, at(MOVE_SETTLED, attempt): None})
+            items: dict[str, Any] = {MOVE_OWED: owed, at(MOVE_SETTLED, attempt): None}
+            outcome = key_of(state, OUTCOME, attempt)
+            if owed.get("rescue") and state.get(outcome) == owed.get("outcome"):
+                # Recorded only once the move is made: until then the transfer stays
+                # accepted (the outcome a rescue starts from).
+                items[outcome] = "accepted"
+            state.update(items)

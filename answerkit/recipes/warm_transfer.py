@@ -14,23 +14,29 @@ The sequence (spec §1.2 Conference notes, §2.13):
    wait in the room alone).
 
 Exactly one outcome wins: every callback that decides (accept, decline, agent hangup,
-caller exit) writes the attempt's decision with ``setdefault`` (the store's atomic
-set-if-absent: one writer wins, and every writer reads the winner), so duplicate and
-out-of-order callbacks (Vobiz retries status callbacks, and conference events arrive
-in any order) do nothing twice. The outcome is read from that decision, and the move it
-owes is found from it too (``_warm_moves``): a store failing after the decision leaves
-nothing half decided, and the callback sent again completes what it owes (the move, the
-agent's hangup). The record is keyed by the caller's CallUUID and expires with the
-store's TTL. Each :meth:`WarmTransfer.start` is a new attempt whose number travels in
-every URL (``attempt``) and names the keys of the attempt's record (``warm.decided.2``):
-a late callback of an earlier attempt for the same caller (the first agent's hangup,
-after a fallback route started a second transfer) decides nothing for the new one, even
-when it passed its check just before start() began it, and a new start() hangs up the
-earlier attempt's agent (after calling the new one, and not when that agent's Hangup
-webhook came already). Attempt 1 keeps the room
-name of earlier versions (``warm-<caller>``), later attempts get a room of their own. URLs
+caller exit) takes the attempt's ticket with ``incr`` (atomic on every store, a store of
+one's own too, where ``set_if_absent`` may be a read and then a write) and its holder
+writes the decision (``_warm_moves.take_decision``: a ticket whose record the store
+failed to write is taken over by the next callback), so duplicate and out-of-order
+callbacks (Vobiz retries status callbacks, and conference events arrive in any order) do
+nothing twice. The outcome is read from that decision, and the move it owes is found from
+it too (``_warm_moves``): a store failing after the decision leaves nothing half decided,
+and the callback sent again completes what it owes (the move, the agent's hangup, and the
+tell: ``warm.told.<n>`` notes the outcome ``on_outcome`` was told, and a callback that
+finds one recorded but not told tells it). The record is keyed by the caller's CallUUID
+and expires with the store's TTL. Each :meth:`WarmTransfer.start` is a new attempt whose
+number travels in every URL (``attempt``) and names the keys of the attempt's record
+(``warm.decided.2``): a late callback of an earlier attempt for the same caller (the first
+agent's hangup, after a fallback route started a second transfer) decides nothing for the
+new one, even when it passed its check just before start() began it, and a new start()
+hangs up the earlier attempt's agent (after calling the new one, and not when that agent's
+Hangup webhook came already). Attempt 1 keeps the room name of earlier versions
+(``warm-<caller>``), later attempts get a room of their own. URLs
 without ``attempt`` come from a version of answerkit before attempts (a rolling deploy):
-they belong to a transfer whose record has no attempt number.
+they belong to a transfer whose record has no attempt number. The version just before
+numbered keys put ``attempt`` in its URLs but kept the record under the bare keys: an
+attempt start() did not mark (``warm.layout.<n>``) is read and decided that way
+(``_warm_moves.numbered``), or it would be decided a second time.
 
 An agent who accepts but never reaches the room would strand the caller there (stayAlone,
 a room nobody starts). Conference callbacks may arrive after the agent's Hangup webhook
@@ -62,16 +68,24 @@ from answerkit.errors import (
     ConfigurationError,
     ElementError,
     HandlerTimeout,
+    StateError,
     VobizError,
 )
 from answerkit.recipes._targets import check_target
 from answerkit.recipes._warm_moves import (
+    LAYOUT,
+    MOVE_SETTLED,
     MOVING,
+    TOLD,
     FallbackMove,
     MoveInFlight,
     at,
+    key_of,
     latest_attempt,
+    numbered,
+    read_decision,
     surely_not_applied,
+    take_decision,
 )
 from answerkit.recipes._warm_state import (
     AGENT,
@@ -168,7 +182,9 @@ class WarmTransfer:
         #: ``on_outcome(caller_uuid, outcome)``, each time the outcome is recorded or
         #: changes (a CRM told "accepted"). It runs inside a webhook: keep it quick.
         self.on_outcome = on_outcome
-        self._moves = FallbackMove(flow, fallback, f"{name}_landing", self._state, self._tell)
+        self._moves = FallbackMove(
+            flow, fallback, f"{name}_landing", self._state, self._tell_outcome
+        )
         self.routes = {
             "hold": f"{name}_hold",
             "music": f"{name}_music",
@@ -226,31 +242,45 @@ class WarmTransfer:
         # to clear: the new attempt's record is under keys of its own (see at()), which a
         # late callback of the earlier one never writes.
         attempt = state.incr(ATTEMPT)
+        # Marked before any URL of the attempt goes out: its record is under numbered keys
+        # (an attempt begun by an earlier version is read under the bare ones, numbered()).
+        state[at(LAYOUT, attempt)] = True
         previous = attempt - 1 if attempt > 1 else None  # 1: a transfer before attempts
         previous_agent = self._agent_of(state, previous)
-        if state.get(at(AGENT_ENDED, previous)):
+        if state.get(key_of(state, AGENT_ENDED, previous)):
             previous_agent = None  # its Hangup webhook came: nothing to hang up
         ctx = {str(k): str(v) for k, v in (context or {}).items()}
         state[CONTEXT] = ctx
         ids = {"xfer": caller_uuid, "attempt": attempt}
+        sent = held = timed_out = False
+        # One try from the hold transfer to the agent's call: the deadline (SIGALRM) can
+        # strike on any line, and one between the two (outside both tries) left the caller
+        # on hold with no agent called and nothing owed.
         try:
+            sent = True
             moved = self.flow.try_transfer(caller_uuid, aleg=self.routes["hold"], params=ids)
-        except Exception as exc:
-            # A timeout, a 5xx or the deadline mid-request: the caller may be on hold, where
-            # no agent will come. (Refused, or never sent: they are where they were.)
-            if not surely_not_applied(exc):
-                self._owe_fallback_later(caller_uuid, attempt)
-            raise
-        timed_out = False
-        try:
+            held = True
             if moved is None:
                 log.info(
                     "warm transfer: caller %s already hung up; not calling the agent", caller_uuid
                 )
                 return None
             return self._call_agent(caller_uuid, attempt, ctx)
-        except HandlerTimeout:
+        except HandlerTimeout as exc:
             timed_out = True  # no REST call past the deadline: the earlier agent stays
+            if sent and (held or not surely_not_applied(exc)):
+                # The caller is on hold, or may be: unless the agent was called (then the
+                # agent's callbacks decide), the fallback is owed. Also when _call_agent
+                # owed it already: the decision is taken once. (The hold transfer refused
+                # unsent, LateTransferRefused: the caller is where they were.)
+                self._owe_fallback_later(caller_uuid, attempt, unless_called=True)
+            raise
+        except Exception as exc:
+            # A timeout, a 5xx: the caller may be on hold, where no agent will come.
+            # (Refused, or never sent: they are where they were.) After the hold, an error
+            # of _call_agent's own handling, which owed what it could.
+            if not held and not surely_not_applied(exc):
+                self._owe_fallback_later(caller_uuid, attempt)
             raise
         finally:
             if previous_agent and not timed_out:
@@ -262,15 +292,20 @@ class WarmTransfer:
                 # caller should not wait on hold for that before the new agent rings.
                 self._hang_up_quietly(str(previous_agent))
 
-    def _owe_fallback_later(self, caller_uuid: str, attempt: int) -> None:
+    def _owe_fallback_later(
+        self, caller_uuid: str, attempt: int, *, unless_called: bool = False
+    ) -> None:
         """The caller is on hold, or maybe on the way there (the hold transfer's outcome is
         unknown), and no agent will be called: the move to the fallback is owed. A webhook
         past its deadline makes no REST call, and the room may send no callback again (the
         caller's ConferenceEnter may have come), so a thread of its own makes the move once
-        the webhook has answered."""
+        the webhook has answered. ``unless_called``: not when make-call gave the agent's
+        request (that agent's callbacks decide)."""
         # Not cut short by the deadline's later alarms: a decision recorded without its
         # debt would leave nothing to move the caller.
         with deadline_grace(), contextlib.suppress(Exception):
+            if unless_called and self._state(caller_uuid).get(at(AGENT, attempt)):
+                return
             if self._decide(caller_uuid, "agent-unreachable", attempt, move_now=False):
                 self._moves.settle_later(caller_uuid)
 
@@ -320,17 +355,25 @@ class WarmTransfer:
     def _outcome_at(state: CallState, attempt: int | None) -> WarmOutcome | None:
         """The outcome of ``attempt``: as a rescue or a late room event changed it, or else
         as decided."""
-        changed = _outcome(state.get(at(OUTCOME, attempt)))
+        changed = _outcome(state.get(key_of(state, OUTCOME, attempt)))
         if changed is not None:
+            # In an earlier version's record (bare keys) also the decision's own outcome.
             return changed
-        decision: Any = state.get(at(DECIDED, attempt))
+        if isinstance(attempt, int) and numbered(state, attempt):
+            decision, _ = read_decision(state, attempt)
+        else:
+            # The bare key: an incr counter (b912e1b^, its outcome under OUTCOME, above),
+            # or the decision itself (b912e1b, for a transfer from before attempts).
+            decision = state.get(DECIDED)
         return _outcome(decision.get("outcome")) if isinstance(decision, dict) else None
 
     @staticmethod
     def _agent_of(state: CallState, attempt: int | None) -> str | None:
         """The agent's call of ``attempt``: its CallUUID once it answered, or else the
         request UUID make-call gave."""
-        agent = state.get(at(AGENT_CALL, attempt)) or state.get(at(AGENT, attempt))
+        agent = state.get(key_of(state, AGENT_CALL, attempt)) or state.get(
+            key_of(state, AGENT, attempt)
+        )
         return str(agent) if agent else None
 
     # -- caller side ----------------------------------------------------------------------
@@ -359,9 +402,11 @@ class WarmTransfer:
 
     def _room_event(self, call: CallRequest) -> None:
         self._moves.status_callback(call, self._on_room_event)
+        self._tell_owed(call.query.get("xfer") or "")
 
     def _agent_status(self, call: CallRequest) -> None:
         self._moves.status_callback(call, self._on_agent_status)
+        self._tell_owed(call.query.get("xfer") or "")
 
     def _on_room_event(self, call: CallRequest) -> None:
         caller = call.query.get("xfer") or ""
@@ -372,21 +417,21 @@ class WarmTransfer:
             joined = call.event in (Event.ConferenceEnter, Event.ConferenceExit)
             if joined and self._is_current(caller, attempt) and self._is_agent(caller, call):
                 state = self._state(caller)
-                state[at(JOINED, attempt)] = True
+                state[key_of(state, JOINED, attempt)] = True
                 if (
-                    state.get(at(RESCUED, attempt))
+                    state.get(key_of(state, RESCUED, attempt))
                     and self._outcome_at(state, attempt) == "agent-unavailable"
                 ):
                     # Delivered after the agent's hangup, and after the caller was moved
                     # to the fallback: too late to undo the move; the record is put right.
-                    state[at(OUTCOME, attempt)] = "accepted"
-                    self._tell(caller, "accepted")
+                    state[key_of(state, OUTCOME, attempt)] = "accepted"
+                    self._tell_outcome(caller, attempt, "accepted")
                     log.warning(
                         "warm transfer for %s: the agent's room event came after the "
                         "caller was moved to the fallback",
                         caller,
                     )
-                if state.get(at(CALLER_LEFT, attempt)):
+                if state.get(key_of(state, CALLER_LEFT, attempt)):
                     # The caller left before the agent got there (their exit handled while
                     # the accept was being decided, or their Hangup before the room): the
                     # agent, with stay_alone, would wait in the room for nobody.
@@ -397,7 +442,8 @@ class WarmTransfer:
         # The caller left the room (the room ended, or they hung up): nobody to rescue.
         # This attempt's key: written late, after start() began another, it says nothing
         # of the new attempt's room.
-        self._state(caller)[at(CALLER_LEFT, attempt)] = True
+        state = self._state(caller)
+        state[key_of(state, CALLER_LEFT, attempt)] = True
         if not self._is_current(caller, attempt):
             return
         # The caller left the room. Before an agent decided: cancel the agent's call. After
@@ -408,7 +454,7 @@ class WarmTransfer:
         self._decide(caller, "abandoned", attempt)
         state = self._state(caller)
         if self._outcome_at(state, attempt) in ("abandoned", "accepted") and not state.get(
-            at(AGENT_ENDED, attempt)
+            key_of(state, AGENT_ENDED, attempt)
         ):
             agent_uuid = self._agent_of(state, attempt)
             if agent_uuid:
@@ -424,7 +470,7 @@ class WarmTransfer:
             return
         state = self._state(caller)
         attempt = latest_attempt(state)
-        if attempt is None or state.get(at(CALLER_LEFT, attempt)):
+        if attempt is None or state.get(key_of(state, CALLER_LEFT, attempt)):
             return  # not one of ours, or the room told already
         self._decide(caller, "abandoned", attempt)
         # Read after the decision: "abandoned" by a delivery before this one, which then met
@@ -432,12 +478,14 @@ class WarmTransfer:
         # "accepted": the rest is done all the same.
         state = self._state(caller)
         over = self._outcome_at(state, attempt) in ("accepted", "abandoned")
-        if over and not state.get(at(AGENT_ENDED, attempt)):
+        if over and not state.get(key_of(state, AGENT_ENDED, attempt)):
             agent_uuid = self._agent_of(state, attempt)
             if agent_uuid:
                 self._hang_up_quietly(agent_uuid)
+        # A delivery before this one decided, then met the store down before telling.
+        self._tell_owed(caller)
         # Last: until it is written, each delivery does it all.
-        state[at(CALLER_LEFT, attempt)] = True
+        state[key_of(state, CALLER_LEFT, attempt)] = True
 
     # -- agent side -----------------------------------------------------------------------
 
@@ -452,7 +500,7 @@ class WarmTransfer:
         # the agent leg are checked against it, and it is the one to hang up. Under the
         # attempt's own key: a start() between the check and the write leaves the new
         # attempt's record without this agent.
-        state[at(AGENT_CALL, attempt)] = call.call_uuid
+        state[key_of(state, AGENT_CALL, attempt)] = call.call_uuid
         if not self._is_current(caller, attempt):
             return gone  # a start() ran meanwhile: no whisper for a transfer gone
         ctx = state.get(CONTEXT) or {}
@@ -529,7 +577,7 @@ class WarmTransfer:
         state = self._state(caller)
         return (
             self._outcome_at(state, attempt) == "accepted"
-            and state.get(at(AGENT_CALL, attempt)) == call.call_uuid
+            and state.get(key_of(state, AGENT_CALL, attempt)) == call.call_uuid
         )
 
     def _on_agent_status(self, call: CallRequest) -> None:
@@ -538,7 +586,8 @@ class WarmTransfer:
             return
         attempt = attempt_of(call)
         # A later start() need not hang this agent up (see start()).
-        self._state(caller)[at(AGENT_ENDED, attempt)] = True
+        state = self._state(caller)
+        state[key_of(state, AGENT_ENDED, attempt)] = True
         # Busy, no answer, failed, or hung up during the whisper: never accepted.
         if self._decide(caller, "agent-unavailable", attempt) or not self._is_current(
             caller, attempt
@@ -552,16 +601,25 @@ class WarmTransfer:
         # None for a caller who is gone.
         if (
             self._outcome_at(state, attempt) != "accepted"
-            or state.get(at(JOINED, attempt))
-            or state.get(at(CALLER_LEFT, attempt))
+            or state.get(key_of(state, JOINED, attempt))
+            or state.get(key_of(state, CALLER_LEFT, attempt))
         ):
             return
         # The rescue, written once (setdefault) and owing the move by itself: a repeated
         # hangup callback moves the caller once (the attempt's move is marked made), and
         # one that meets the store down after it finds the move still owed (_warm_moves).
+        # Not a ticket as the decision is: two rescues written at once (set_if_absent not
+        # atomic on the store) owe the same move, made once under the move's claim and
+        # marked settled; a ticket without its record would owe nothing.
         rescue = {"outcome": "agent-unavailable", "id": uuid.uuid4().hex[:12]}
         with deadline_grace():  # the rescue taken and its debt, in one piece (see _decide)
-            if state.setdefault(at(RESCUED, attempt), rescue) == rescue:
+            if numbered(state, attempt):
+                won = state.setdefault(at(RESCUED, attempt), rescue) == rescue
+            else:
+                # An earlier version's record, its way (an incr counter; a dict from before
+                # attempts is a rescue taken too).
+                won = not state.get(RESCUED) and state.incr(RESCUED) == 1
+            if won:
                 self._moves.record(state, "agent-unavailable", attempt, rescue=True)
         self._moves.make_owed(caller)
 
@@ -584,14 +642,23 @@ class WarmTransfer:
             return False
         state = self._state(caller_uuid)
         moving = outcome in MOVING
-        # The decision and its outcome in one write, under the attempt's own key: exactly
-        # one callback wins it, and a late callback of an earlier attempt can only win that
-        # attempt's. The id tells this callback's own decision from an equal one.
-        decision = {"outcome": outcome, "id": uuid.uuid4().hex[:12]}
-        # The debt recorded with it, the deadline held off meanwhile: a deadline between
-        # them (SIGALRM) would leave the move to be found from the decision alone.
+        # The debt recorded with the decision, the deadline held off meanwhile: a deadline
+        # between them (SIGALRM) would leave the move to be found from the decision alone.
         with deadline_grace():
-            if state.setdefault(at(DECIDED, attempt), decision) != decision:
+            if isinstance(attempt, int) and numbered(state, attempt):
+                # A ticket (incr, atomic on every store) and then the record, under the
+                # attempt's own keys: exactly one callback wins, a late callback of an
+                # earlier attempt can only win that attempt's, and a store failing between
+                # ticket and record is taken over by the next callback (take_decision).
+                won = take_decision(state, attempt, outcome)
+            else:
+                # A transfer an earlier version began: decided its way (an incr counter
+                # under the bare key, then the outcome), or it would be decided again. A
+                # dict there is a decision b912e1b took for a transfer from before attempts.
+                won = not state.get(DECIDED) and state.incr(DECIDED) == 1
+                if won:
+                    state[OUTCOME] = outcome
+            if not won:
                 return False
             if not self._is_current(caller_uuid, attempt):
                 # start() began another attempt since the check above: this one's decision
@@ -604,7 +671,7 @@ class WarmTransfer:
                 self._moves.record(state, outcome, attempt)
         log.info("warm transfer for %s: %s", caller_uuid, outcome)
         if not moving:
-            self._tell(caller_uuid, outcome)
+            self._tell_outcome(caller_uuid, attempt, outcome)
         elif move_now:
             self._moves.make_owed(caller_uuid)  # tells on_outcome once moved
         return True
@@ -623,6 +690,49 @@ class WarmTransfer:
             hook(exc, None, self.routes["agent"])
         except Exception:
             log.exception("warm transfer: the on_error hook itself failed")
+
+    def _tell_outcome(self, caller_uuid: str, attempt: int | None, outcome: str) -> None:
+        """Tell ``on_outcome`` the ``outcome`` just recorded for ``attempt``, noting it told
+        (``warm.told.<n>``): a callback after this one that finds the outcome not noted
+        tells it (:meth:`_tell_owed`), so a store failing or the deadline striking before
+        the tell no longer loses it (the retry found the transfer decided: nothing to do)."""
+        state = self._state(caller_uuid)
+        if not numbered(state, attempt):
+            # An earlier version's record keeps no note of what it told: told as it did.
+            self._tell(caller_uuid, outcome)
+            return
+        if state.get(at(TOLD, attempt)) == outcome:
+            return  # told already, by a callback that came first
+        # Noted, then told, with the deadline held off from one to the other: noted after
+        # telling, a store failing in between told it twice. A note the store refuses
+        # leaves the tell to the next callback, and this webhook (an accept, say) goes on.
+        with deadline_grace():
+            try:
+                state[at(TOLD, attempt)] = outcome
+            except StateError as exc:
+                log.warning("warm transfer for %s: %s told later: %s", caller_uuid, outcome, exc)
+                return
+            self._tell(caller_uuid, outcome)
+
+    def _tell_owed(self, caller_uuid: str) -> None:
+        """Tell ``on_outcome`` the latest attempt's outcome if it was recorded but not told:
+        the callback that recorded it met the store down or its deadline before telling,
+        and its retry found the transfer decided (or the move made) and told nothing. A
+        moving outcome is told once the move is made (as that callback would have)."""
+        if not caller_uuid or self.on_outcome is None:
+            return
+        state = self._state(caller_uuid)
+        attempt = latest_attempt(state)
+        if attempt is None or not numbered(state, attempt):
+            return
+        outcome = self._outcome_at(state, attempt)
+        if outcome is None or state.get(at(TOLD, attempt)) == outcome:
+            return
+        if outcome in MOVING and (
+            not state.get(at(MOVE_SETTLED, attempt)) or self._moves.owed(state) is not None
+        ):
+            return  # the move is still owed: told once it is made
+        self._tell_outcome(caller_uuid, attempt, outcome)
 
     def _tell(self, caller_uuid: str, outcome: str) -> None:
         told = _outcome(outcome)
@@ -646,7 +756,8 @@ class WarmTransfer:
 
     def _is_agent(self, caller_uuid: str, call: CallRequest) -> bool:
         """Whether ``call`` is this attempt's agent leg (unknown until its answer webhook)."""
-        agent_call = self._state(caller_uuid).get(at(AGENT_CALL, attempt_of(call)))
+        state = self._state(caller_uuid)
+        agent_call = state.get(key_of(state, AGENT_CALL, attempt_of(call)))
         return agent_call is None or call.call_uuid == agent_call
 
     def _caller_waiting(self, caller_uuid: str, attempt: int | None) -> bool:
@@ -656,7 +767,8 @@ class WarmTransfer:
         the hold transfer failed) sends no room event: without this, an accepting agent
         would wait alone in the room.
         """
-        if self._state(caller_uuid).get(at(CALLER_LEFT, attempt)):
+        state = self._state(caller_uuid)
+        if state.get(key_of(state, CALLER_LEFT, attempt)):
             # The caller's Hangup or room exit came already: no need to ask Vobiz.
             self._decide(caller_uuid, "abandoned", attempt)
             return False
