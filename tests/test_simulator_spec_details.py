@@ -1292,41 +1292,6 @@ def test_a_caller_may_answer_a_gather_whose_prompt_loops_for_ever_later() -> Non
 # -- 25. a hang-up or transfer asked for before the B-leg is bridged ------------------------------
 
 
-def _dial_flow(local_vobiz: Any, on: str, act: str, numbers: int = 1) -> CallFlow:
-    """A recorded Dial whose callback handler, at Event ``on``, asks the REST API to hang
-    up the caller (``act="hangup"``) or moves it with ``flow.transfer`` (``"transfer"``)."""
-    flow = CallFlow(
-        "legs",
-        public_url=PUBLIC,
-        auth_token=TOKEN,
-        state=MemoryStore(),
-        client=local_vobiz.client(),
-    )
-    targets = [Number(f"+1415555014{i}") for i in range(numbers)]
-
-    @flow.route("/answer")
-    def answer(call: CallRequest) -> Response:
-        return Response(
-            Record(record_session=True, callback_url=flow.url_for("cb")),
-            Dial(*targets, caller_id="+14155550111", callback_url=flow.url_for("cb"),
-                 action=flow.url_for("after")),
-            Speak("After the dial."),
-        )  # fmt: skip
-
-    @flow.route("/cb", status_callback=True)
-    def cb(call: CallRequest) -> None:
-        if call.event == on and call.params.get("DialBLegPosition") == "1":
-            leg = call.params["DialALegUUID"]
-            if act == "hangup":
-                local_vobiz.client().hangup(leg)
-            else:
-                flow.transfer(leg, aleg="moved")
-
-    flow.add_route("/after", lambda call: Response(Speak("Dial action.")), name="after")
-    flow.add_route("/moved", lambda call: Response(Speak("Moved here.")), name="moved")
-    return flow
-
-
 @pytest.mark.parametrize("outcome", ["answer", "bridge"])
 @pytest.mark.parametrize("on", ["DialAnswer", "DialConnected"])
 def test_a_hangup_asked_for_by_a_dial_callback_keeps_the_dialhangup_and_the_action(
@@ -1334,7 +1299,7 @@ def test_a_hangup_asked_for_by_a_dial_callback_keeps_the_dialhangup_and_the_acti
 ) -> None:
     # Interrupted in the DialAnswer/DialConnected handler, the Dial lost its DialHangup
     # and its action: spec §2.13 has DialHangup, Hangup, the Dial action, RecordStop.
-    sim = call_simulator(_dial_flow(local_vobiz, on, "hangup"))
+    sim = call_simulator(_legs_flow(local_vobiz, on, "hangup"))
     call = sim.call("answer", dial=outcome)
     sim.run_until_idle()
     t = call.transcript
@@ -1351,7 +1316,7 @@ def test_a_hangup_asked_for_by_a_dial_callback_keeps_the_dialhangup_and_the_acti
 def test_a_hangup_asked_for_at_dialanswer_still_ends_the_legs_that_lost_the_race(
     call_simulator: Any, local_vobiz: Any
 ) -> None:
-    sim = call_simulator(_dial_flow(local_vobiz, "DialAnswer", "hangup", numbers=2))
+    sim = call_simulator(_legs_flow(local_vobiz, "DialAnswer", "hangup", numbers=2))
     call = sim.call("answer", dial="answer")
     sim.run_until_idle()
     hangups = {
@@ -1365,7 +1330,7 @@ def test_a_hangup_asked_for_at_dialanswer_still_ends_the_legs_that_lost_the_race
 def test_a_transfer_asked_for_at_dialconnected_hangs_up_the_b_leg_first(
     call_simulator: Any, local_vobiz: Any, outcome: str
 ) -> None:
-    sim = call_simulator(_dial_flow(local_vobiz, "DialConnected", "transfer"))
+    sim = call_simulator(_legs_flow(local_vobiz, "DialConnected", "transfer"))
     call = sim.call("answer", dial=outcome)
     sim.run_until_idle()
     t = call.transcript
@@ -1527,7 +1492,8 @@ def _legs_flow(
 ) -> CallFlow:
     """A recorded Dial whose callback handler acts once, at Event ``on`` of the B-leg at
     ``position``: ``"both"`` moves the caller and the B-leg (``flow.transfer`` with both
-    URLs), ``"hangup"`` hangs the caller up and ``"hangup-bleg"`` the B-leg itself, by its
+    URLs), ``"transfer"`` the caller alone, ``"hangup"`` hangs the caller up and
+    ``"hangup-bleg"`` the B-leg itself, by its
     DialBLegUUID (both through the REST client); ``"move-bleg"`` moves the B-leg itself, by
     its DialBLegUUID."""
     flow = CallFlow(
@@ -1558,6 +1524,8 @@ def _legs_flow(
             flow.transfer(call.params["DialALegUUID"], aleg="moved", bleg="bmoved")
         elif act == "hangup":
             local_vobiz.client().hangup(call.params["DialALegUUID"])
+        elif act == "transfer":
+            flow.transfer(call.params["DialALegUUID"], aleg="moved")
         elif act == "move-bleg":
             flow.transfer(call.params["DialBLegUUID"], aleg="bmoved")
         else:
