@@ -1745,6 +1745,12 @@ def test_a_callback_to_another_server_gets_no_note() -> None:
         ("http://192.168.1.10:5000", "http://192.168.1.11:8080/log"),
         # Another service on the app's machine, or beside its path.
         ("http://localhost:8000", "http://localhost:9000/metrics"),
+        ("http://localhost:8000", "http://localhost/metrics"),  # port 80, another server
+        ("https://localhost:8443", "https://localhost/metrics"),
+        # Numbered or regional servers: a label only a digit, or 2 edits, apart.
+        ("https://voice1.example.com", "https://voice2.example.com/cb"),
+        ("https://us-east.example.com", "https://us-west.example.com/cb"),
+        ("https://voice.example.com", "https://voice2.example.com/cb"),
         ("https://example.com/voice", "https://example.com/crm/hook"),
         ("https://example.com/voice", "https://example.com/"),
     ],
@@ -2023,3 +2029,186 @@ def test_webhooks_for_a_full_url_in_another_spelling_a_fragment_and_query_fields
     assert [h.event for h in t.webhooks_for(path="/next?x=a+b&y=%26#other")] == ["Redirect"]
     assert t.webhooks_for(path="/next?x=a b&y=&") == []
     assert t.webhooks_for(path=PUBLIC + "/next?x=a b&y=&") == []
+
+
+# -- 36. the moved B-leg acted on from its DialHangup; listener requests at dial events ---------
+
+
+@pytest.mark.parametrize("act", ["hangup", "transfer"])
+@pytest.mark.parametrize("outcome", ["answer", "bridge"])
+def test_a_moved_b_leg_is_acted_on_from_its_dialhangup_by_the_simulator(
+    call_simulator: Any, local_vobiz: Any, act: str, outcome: str
+) -> None:
+    # The moved leg, a new call not answered yet, was skipped: LocalVobiz acted on it
+    # itself (and fetched the transfer URL off the network).
+    flow = CallFlow(
+        "mv", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore(), client=local_vobiz.client()
+    )
+    answers: list[str] = []
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        return Response(
+            Dial(
+                Number("+14155550140"),
+                caller_id="+14155550111",
+                callback_url=flow.url_for("cb"),
+                action=flow.url_for("after"),
+            )
+        )
+
+    @flow.route("/cb", status_callback=True)
+    def cb(call: CallRequest) -> None:
+        bleg = call.params["DialBLegUUID"]
+        if call.event == "DialAnswer":
+            flow.transfer(bleg, aleg="bmoved")
+        elif call.event == "DialHangup":
+            try:
+                if act == "hangup":
+                    local_vobiz.client().hangup(bleg)
+                else:
+                    flow.transfer(bleg, aleg="b2")
+                answers.append("ok")
+            except AnswerkitError as exc:
+                answers.append(str(getattr(exc, "status", exc)))
+
+    flow.add_route("/after", lambda c: Response(Speak("Dial action.")), name="after")
+    flow.add_route(
+        "/bmoved",
+        lambda c: Response(Speak("B moved here."), Wait(length=5), Speak("B still here.")),
+        name="bmoved",
+    )
+    flow.add_route("/b2", lambda c: Response(Speak("B2.")), name="b2")
+    sim = call_simulator(flow)
+    call = sim.call("answer", dial=outcome)
+    sim.run_until_idle()
+    bleg = sim.find(call.transcript.webhooks_for("DialAnswer")[0].params["DialBLegUUID"])
+    bt = bleg.transcript
+    assert answers == ["ok"]
+    assert local_vobiz.transfers == [] and local_vobiz.sent_webhooks == []
+    if act == "hangup":
+        assert bt.hangup_source == "API Request" and "B still here." not in bt.heard
+    else:
+        assert bt.transfers[-1].endswith("/b2") and bt.heard[-1] == "B2."
+
+
+def test_a_listener_on_the_answered_event_moves_that_b_leg(call_simulator: Any) -> None:
+    # The "answered by" event went out before the Dial knew its B-leg: the request was
+    # queued for no B-leg and never moved it.
+    flow = CallFlow("y", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+    flow.add_route(
+        "/answer",
+        lambda c: Response(Dial(Number("+14155550140"), caller_id="+14155550111")),
+        name="answer",
+    )
+    flow.add_route("/bmoved", lambda c: Response(Speak("B moved here.")), name="bmoved")
+    sim = call_simulator(flow)
+    asked: list[bool] = []
+
+    def listener(call: Any, event: Any) -> None:
+        if event.kind == "dial" and "answered by" in event.text and not asked:
+            asked.append(sim.transfer(call.call_uuid, "bmoved", leg="bleg"))
+
+    sim.add_listener(listener)
+    call = sim.call("answer", dial="bridge")
+    sim.run_until_idle()
+    assert asked == [True]
+    assert "transferred away before the bridge" in str(call.transcript)
+    assert len(sim.calls) == 2 and sim.calls[1].transcript.heard == ["B moved here."]
+
+
+def test_a_listener_on_the_cancelled_event_cannot_move_the_caller(call_simulator: Any) -> None:
+    # The "cancelled" event went out before the caller left: a transfer asked for then was
+    # accepted and moved the caller, who had hung up.
+    flow = CallFlow("c", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+    flow.add_route(
+        "/answer",
+        lambda c: Response(
+            Speak("hi"),
+            Dial(
+                Number("+14155550140"),
+                caller_id="+14155550111",
+                action=flow.url_for("after"),
+            ),
+        ),
+        name="answer",
+    )
+    flow.add_route("/after", lambda c: Response(Speak("Dial action.")), name="after")
+    flow.add_route("/moved", lambda c: Response(Speak("Moved here.")), name="moved")
+    sim = call_simulator(flow)
+    asked: list[bool] = []
+
+    def listener(call: Any, event: Any) -> None:
+        if event.kind == "dial" and "cancelled" in event.text and not asked:
+            asked.append(sim.transfer(call.call_uuid, "moved"))
+
+    sim.add_listener(listener)
+    call = sim.call("answer", dial="cancel")
+    sim.run_until_idle()
+    t = call.transcript
+    assert asked == [False]
+    assert t.heard == ["hi"] and t.transfers == []
+    assert t.webhooks_for(path="/after")[0].params["DialStatus"] == "cancel"
+
+
+def test_a_b_leg_transfer_then_a_caller_hang_up_notes_why_nothing_moved(
+    call_simulator: Any, local_vobiz: Any
+) -> None:
+    # The note said "requested too late", though the request came before the hang-up.
+    flow = CallFlow(
+        "x", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore(), client=local_vobiz.client()
+    )
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        return Response(
+            Dial(
+                Number("+14155550140"),
+                caller_id="+14155550111",
+                callback_url=flow.url_for("cb"),
+                action=flow.url_for("after"),
+            )
+        )
+
+    @flow.route("/cb", status_callback=True)
+    def cb(call: CallRequest) -> None:
+        if call.event == "DialAnswer":
+            flow.transfer(call.params["DialBLegUUID"], aleg="bmoved")
+            local_vobiz.client().hangup(call.params["DialALegUUID"])
+
+    flow.add_route("/after", lambda c: Response(Speak("Dial action.")), name="after")
+    flow.add_route("/bmoved", lambda c: Response(Speak("B moved here.")), name="bmoved")
+    sim = call_simulator(flow)
+    call = sim.call("answer", dial="bridge")
+    sim.run_until_idle()
+    t = str(call.transcript)
+    assert "to /bmoved not acted on: the caller was hung up first" in t
+    assert "requested too late" not in t and len(sim.calls) == 1
+
+
+def test_webhooks_for_query_fields_in_any_order_and_an_empty_query() -> None:
+    # Fields were compared in order (?y=2&x=1 missed ?x=1&y=2), and "/next?" found only a
+    # webhook sent with no query.
+    doc = Response(Redirect(PUBLIC + "/next?x=1&y=2&x=3"))
+    flow = doc_flow(doc)
+    flow.add_route("/next", lambda c: Response(Speak("hi")), name="next")
+    t = CallSimulator(flow).call().run()
+    assert [h.event for h in t.webhooks_for(path="/next?y=2&x=1&x=3")] == ["Redirect"]
+    assert [h.event for h in t.webhooks_for(path="/next?x=1&x=3&y=2")] == ["Redirect"]
+    assert t.webhooks_for(path="/next?y=2&x=3&x=1") == []  # a repeated name keeps its order
+    assert [h.event for h in t.webhooks_for(path="/next?")] == ["Redirect"]
+    assert [h.event for h in t.webhooks_for(path=PUBLIC + "/next?")] == ["Redirect"]
+
+
+def test_a_transfer_queued_before_the_caller_leaves_is_dropped_a_hang_up_kept() -> None:
+    from answerkit.testing.sim_transcript import CAUSES
+
+    sim = CallSimulator(doc_flow(Response(Speak("hi"), Play(MUSIC, loop=0))))
+    call = sim.call()
+    call.run()
+    assert sim.transfer(call.call_uuid, PUBLIC + "/next")
+    assert sim.hangup(call.call_uuid)
+    call.leave(CAUSES["normal"].with_source("Caller"))
+    assert call.take_pending("transfer") is None
+    assert call.take_pending("hangup") is not None
+    assert "not acted on: the caller had hung up first" in str(call.transcript)

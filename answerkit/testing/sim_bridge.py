@@ -180,12 +180,13 @@ def run_dial(call: SimulatedCall, el: Element) -> Generator[int, None, Fetch | N
         legs = [(target, CAUSES[target.outcome], 0) for target in targets]
     else:
         record["outcome"] = "answered"
-        call._emit("dial", f"dial {names} -> answered by {winner.address}", dial=record)
-        # From DialAnswer until the B-leg leaves, the Transfer and Hang-up APIs may act on
+        # From its answer until the B-leg leaves, the Transfer and Hang-up APIs may act on
         # it (legs=bleg, or its own DialBLegUUID); before and after, LocalVobiz answers a
-        # legs=bleg request 400, and its CallUUID 404.
+        # legs=bleg request 400, and its CallUUID 404. Set before the event, so a listener
+        # on it that moves the B-leg names this one.
         call.dial_bleg = winner.uuid
         try:
+            call._emit("dial", f"dial {names} -> answered by {winner.address}", dial=record)
             b_cause, talk_start = yield from _connect(
                 call, el, targets, winner, caller_id, leg_event, leg_hangup
             )
@@ -194,11 +195,15 @@ def run_dial(call: SimulatedCall, el: Element) -> Generator[int, None, Fetch | N
             call.take_bleg_hangup()  # one asked for too late to act on is dropped
             # So is a transfer of this B-leg not acted on (the Dial ended first): left
             # queued, it would move a later Dial's B-leg, another call.
+            why = (
+                "not acted on: the caller was hung up first"
+                if call.hanging_up
+                else "requested too late: its Dial had ended, nothing moved"
+            )
             for late in call.drop_bleg_transfers(winner.uuid):
                 call._emit(
                     "note",
-                    f"transfer of the B-leg {winner.uuid} to {call._display(late.url)} "
-                    "requested too late: its Dial had ended, nothing moved",
+                    f"transfer of the B-leg {winner.uuid} to {call._display(late.url)} {why}",
                 )
         params = _action_params(call, "completed", "true", b_cause.cause, winner.uuid)
         legs = [(winner, b_cause, round(call.clock - talk_start))]
@@ -435,11 +440,12 @@ def _dial_cancelled(
         assert call.hangup_at is not None
         call.clock = max(call.clock, call.hangup_at)
     record["outcome"] = "cancel"
-    call._emit("dial", f"dial {names} -> cancelled: the caller hung up while it rang", dial=record)
-    # The caller is gone before the legs' DialHangups go out: a handler of them that moves
-    # or hangs up the call gets 404, and the call ends as it would have (spec §2.13:
-    # DialHangup, Hangup, then the Dial action with DialStatus=cancel).
+    # The caller is gone before the legs' DialHangups go out (and before the event, so a
+    # listener on it cannot move the call either): a handler of them that moves or hangs
+    # up the call gets 404, and the call ends as it would have (spec §2.13: DialHangup,
+    # Hangup, then the Dial action with DialStatus=cancel).
     call.leave(CAUSES["normal"].with_source("Caller") if by_caller else CAUSES["normal"])
+    call._emit("dial", f"dial {names} -> cancelled: the caller hung up while it rang", dial=record)
     rang = "true" if any(t.outcome in RINGS_OUT for t in targets) else "false"
     params = _action_params(call, "cancel", rang, CAUSES["cancel"].cause, "")
     legs = [

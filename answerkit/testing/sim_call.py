@@ -284,9 +284,21 @@ class SimulatedCall:
         Dial's DialHangups, then the Hangup): REST requests naming it are refused from
         now on (CallTable.live), and LocalVobiz lists it as completed, so a Transfer or
         Hang-up of it answers 404 (spec §4.3) rather than being applied to a call that
-        has left."""
-        self.leaving = True
+        has left. A transfer already queued is dropped (a hang-up stays): the caller it
+        would move has gone."""
+        with self._lock:
+            self.leaving = True
+            dropped = [p for p in self._pending if p.kind in ("transfer", "transfer-bleg")]
+            self._pending = [
+                p for p in self._pending if p.kind not in ("transfer", "transfer-bleg")
+            ]
         self.sim.unregister_live(self, cause)
+        for pending in dropped:
+            self._emit(
+                "note",
+                f"transfer to {self._display(pending.url)} not acted on: "
+                "the caller had hung up first",
+            )
 
     @property
     def dialing(self) -> bool:

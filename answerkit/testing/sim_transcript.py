@@ -210,8 +210,9 @@ class Transcript:
         ``path`` is a path of the app: as the transcript prints it (relative to the app's
         public URL: ``/answer`` under ``https://voice.example.com/app``) or the URL's full
         path, either percent-encoded or not (``/menü`` finds ``/men%C3%BC``). A path with
-        a query (``/menu?step=2``, as printed) matches that query too, field by field
-        (``y=%26`` is not ``y=&``); without one, any. A ``#fragment`` is ignored on
+        a query (``/menu?step=2``, as printed) matches that query too, field by field in
+        any order of names (``y=%26`` is not ``y=&``); without one (or with an empty
+        one, ``/menu?``), any. A ``#fragment`` is ignored on
         both sides, and a full URL matches in any spelling of its server (scheme and host
         in any case, with or without the default port), as the simulator routes it.
         A webhook sent outside the app (a callback to another host) is found only by its
@@ -282,10 +283,13 @@ def _split(path: str) -> tuple[str, Query | None]:
     decoded; a fragment is dropped (it never reaches the server).
 
     The query is read field by field (``parse_qsl``), not decoded whole: ``y=%26`` is one
-    field whose value is "&", ``y=&`` a field with no value.
+    field whose value is "&", ``y=&`` a field with no value. The fields are sorted by name
+    (``?b=2&a=1`` is ``?a=1&b=2``; a name given twice keeps its values' order), and an
+    empty query (``/next?``) is no query.
     """
-    where, mark, query = path.split("#", 1)[0].partition("?")
-    return unquote(where), parse_qsl(query, keep_blank_values=True) if mark else None
+    where, _, query = path.split("#", 1)[0].partition("?")
+    fields = sorted(parse_qsl(query, keep_blank_values=True), key=lambda field: field[0])
+    return unquote(where), fields or None
 
 
 def _url_key(url: str) -> tuple[str, Query | None]:

@@ -446,7 +446,12 @@ _PORTS = {"https": 443, "http": 80}
 
 def _other_port(scheme: str, port: int | None, public_scheme: str, public_port: int | None) -> bool:
     """True when the URL names a port of its own (not its scheme's default) that is not
-    the public URL's: a server of its own, not the app reached by another scheme."""
+    the public URL's: a server of its own, not the app reached by another scheme. With
+    the public URL's scheme, the ports are compared with the defaults filled in
+    (``http://localhost/metrics`` is port 80, another server than ``http://localhost:8000``)."""
+    if scheme.lower() == public_scheme.lower():
+        default = _PORTS.get(scheme.lower())
+        return (port or default) != (public_port or default)
     if port is None or port == _PORTS.get(scheme.lower()):
         return False
     return port != (public_port or _PORTS.get(public_scheme.lower()))
@@ -455,8 +460,9 @@ def _other_port(scheme: str, port: int | None, public_scheme: str, public_port: 
 def _near_host(host: str, public_host: str) -> bool:
     """True when ``host`` is ``public_host`` with one typo in one label: every other label
     the same, and the two spellings of that label longer than 3 characters (``api`` and
-    ``app`` are two servers' names, not a slip) and 1 edit apart (2 for labels of 6 or
-    more characters). Never for IP addresses: neighbours are other machines."""
+    ``app`` are two servers' names, not a slip) and 1 edit (or one swap of neighbours)
+    apart, not only in digits (``voice1`` and ``voice2`` are numbered servers). Never for IP
+    addresses: neighbours are other machines."""
     for name in (host, public_host):
         try:
             ipaddress.ip_address(name)
@@ -470,8 +476,13 @@ def _near_host(host: str, public_host: str) -> bool:
     if len(differ) != 1:
         return False
     a, b = differ[0]
-    shortest = min(len(a), len(b))
-    return shortest > 3 and _near(a, b, 1 if shortest < 6 else 2)
+    if _strip_digits(a) == _strip_digits(b):
+        return False
+    return min(len(a), len(b)) > 3 and _near(a, b, 1)
+
+
+def _strip_digits(label: str) -> str:
+    return "".join(ch for ch in label if not ch.isdigit())
 
 
 def _app_path(path: str, public_path: str) -> str:

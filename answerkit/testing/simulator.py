@@ -497,7 +497,12 @@ class CallSimulator:
             first_fetch=Fetch(url, method, "Transfer", {}, "transfer"),
             send_hangup=False,  # spec §2.2: a B-leg sends no hangup webhook
         )
-        call = self._add(setup)
+        call = SimulatedCall(self, setup)
+        # The moved leg was already in progress: answered from the start, so the Transfer
+        # and Hang-up APIs find it at once (CallTable.live), even from the DialHangup
+        # handler that runs before it takes its first step.
+        call._mark_answered()
+        self._table.add(call)
         call.transcript.transfers.append(url)
         return call
 
