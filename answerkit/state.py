@@ -791,3 +791,16 @@ if not TYPE_CHECKING:  # a type checker sees the real names (imported above) and
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_BACKENDS})
+
+
+def claims_are_atomic(store: StateStore) -> bool:
+    """Whether ``store.set_if_absent`` decides in one atomic step: on a built-in store whose
+    ``get`` and ``set`` are its own (a subclass's own makes it a read, then a write), or on a
+    store of one's own that overrides it."""
+    from answerkit.state_redis import RedisStore
+    from answerkit.state_sqlite import SQLiteStore
+
+    for base in (MemoryStore, SQLiteStore, RedisStore):
+        if isinstance(store, base):
+            return not _overrides(store, base, "set", "get")
+    return type(store).set_if_absent is not StateStore.set_if_absent

@@ -68,7 +68,7 @@ from answerkit.recipes._warm_state import (
     RESCUED,
 )
 from answerkit.request import CallRequest, Event
-from answerkit.state import CallState
+from answerkit.state import CallState, claims_are_atomic
 
 if TYPE_CHECKING:
     from answerkit.app import CallFlow
@@ -218,6 +218,13 @@ def take_decision(state: CallState, attempt: int, outcome: str) -> bool:
     found from the decision by whoever comes next (the move, the tell, the hangup).
     """
     mine = {"outcome": outcome, "id": uuid.uuid4().hex[:12]}
+    if claims_are_atomic(state.store):
+        # One atomic write decides (the built-in stores): no ticket, no record to miss,
+        # nothing to take over. The tickets below are for the other stores only: there a
+        # slow (not failed) ticket holder that is taken over can leave the decision's
+        # work to a callback that may never come (a limit of such stores, README).
+        record = state.setdefault(at(DECIDED, attempt), mine)
+        return isinstance(record, dict) and bool(record.get("id") == mine["id"])
     gen = 1
     for _ in range(DECISION_ROUNDS):
         if state.incr(_generation(at(TICKET, attempt), gen)) == 1:
@@ -235,7 +242,7 @@ def take_decision(state: CallState, attempt: int, outcome: str) -> bool:
             state.refresh()  # the next ticket, after this record
             if state.get(_generation(at(TICKET, attempt), gen + 1)):
                 return False  # taken over: that generation decides (or copies this record)
-            return record.get("id") == mine["id"]
+            return bool(record.get("id") == mine["id"])
         state.refresh()
         decided, top = read_decision(state, attempt)
         if decided is not None:
