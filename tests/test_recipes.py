@@ -829,6 +829,19 @@ def fake_warm(
     return warm, client, transfers
 
 
+def ringing_agent(
+    state: StateStore | None = None,
+) -> tuple[WarmTransfer, FakeWarmClient, FakeTransfers, list[str]]:
+    """A transfer of caller "C" whose agent "A" answered (the whisper plays), the hold move
+    already made and forgotten; with the outcomes on_outcome was told, in order."""
+    told: list[str] = []
+    warm, client, transfers = fake_warm(state, on_outcome=lambda c, o: told.append(o))
+    warm.start("C")
+    warm._agent_answer(hook(FIRST, "A"))
+    transfers.moves.clear()
+    return warm, client, transfers, told
+
+
 def hook(query: dict[str, str], uuid: str, **params: str) -> CallRequest:
     return CallRequest.from_params({"CallUUID": uuid, **params}, query=query)
 
@@ -2073,12 +2086,8 @@ def test_warm_transfer_one_decision_on_a_store_whose_set_if_absent_is_not_atomic
     # The agent's decline read "undecided", then the caller's room exit was handled, then
     # the decline wrote its decision: both won (caller moved, agent hung up, two outcomes
     # told), as set_if_absent is a read and a write on this store.
-    told: list[str] = []
     store = SetLoggingStore()
-    warm, client, transfers = fake_warm(store, on_outcome=lambda c, o: told.append(o))
-    warm.start("C")
-    warm._agent_answer(hook(FIRST, "A"))
-    transfers.moves.clear()
+    warm, client, transfers, told = ringing_agent(store)
     store.between = lambda: warm._room_event(hook(FIRST, "C", Event="ConferenceExit"))
     warm._agent_choice(hook(FIRST, "A", Digits="2"))
     warm._agent_status(hook(FIRST, "A", Event="Hangup"))
@@ -2092,12 +2101,8 @@ def test_warm_transfer_a_ticket_without_its_record_is_taken_over() -> None:
     # the agent's Hangup, after it, decides (nothing of the decline took effect).
     from answerkit.errors import StateError
 
-    told: list[str] = []
     store = HookedStore()
-    warm, _client, transfers = fake_warm(store, on_outcome=lambda c, o: told.append(o))
-    warm.start("C")
-    warm._agent_answer(hook(FIRST, "A"))
-    transfers.moves.clear()
+    warm, _client, transfers, told = ringing_agent(store)
 
     def fail_the_record(op: str, key: str) -> None:
         if key.startswith("warm.decided"):

@@ -4,6 +4,7 @@ PreAnswer waits, inbound Dials without callerId, and typed errors for bad script
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from answerkit.cli import main as cli_main
 from answerkit.elements import (
     Conference,
     Dial,
+    Element,
     Gather,
     Hangup,
     Number,
@@ -1299,18 +1301,31 @@ def test_a_hangup_asked_for_by_a_dial_callback_keeps_the_dialhangup_and_the_acti
 ) -> None:
     # Interrupted in the DialAnswer/DialConnected handler, the Dial lost its DialHangup
     # and its action: spec §2.13 has DialHangup, Hangup, the Dial action, RecordStop.
-    sim = call_simulator(_legs_flow(local_vobiz, on, "hangup"))
+    t = _hung_up_by_a_dial_callback(
+        call_simulator, local_vobiz, on, outcome, "hangup", ["Hangup", "Redirect"]
+    )
+    assert t.hangup_source == "API Request" and t.heard == []
+
+
+def _hung_up_by_a_dial_callback(
+    call_simulator: Any, local_vobiz: Any, on: str, outcome: str, act: str, after: list[str]
+) -> Any:
+    """The transcript of a call whose Dial callback, at ``on``, hangs up a leg (``act`` as
+    _legs_flow takes it), checked for what every such call must show: the B-leg's
+    DialHangup by API Request, then ``after`` (the Hangup webhook and the Dial action, in
+    their order), RecordStop, a Dial action saying completed, and no handler error."""
+    sim = call_simulator(_legs_flow(local_vobiz, on, act))
     call = sim.call("answer", dial=outcome)
     sim.run_until_idle()
     t = call.transcript
     connected = ["DialConnected"] if on == "DialConnected" else []
     assert [h.event for h in t.webhooks] == [
-        "StartApp", "DialAnswer", *connected, "DialHangup", "Hangup", "Redirect",
-        "RecordStop",
+        "StartApp", "DialAnswer", *connected, "DialHangup", *after, "RecordStop",
     ]  # fmt: skip
+    assert not t.handler_errors
     assert t.webhooks_for("DialHangup")[0].params["DialBLegHangupSource"] == "API Request"
     assert t.webhooks_for(path="/after")[0].params["DialStatus"] == "completed"
-    assert t.hangup_source == "API Request" and t.heard == [] and not t.handler_errors
+    return t
 
 
 def test_a_hangup_asked_for_at_dialanswer_still_ends_the_legs_that_lost_the_race(
@@ -1611,18 +1626,9 @@ def test_the_b_leg_hung_up_by_its_own_uuid_from_a_dial_callback_ends_the_dial(
 ) -> None:
     # The B-leg was listed in LocalVobiz only once bridged: "call not found" (a handler
     # error), and the Dial went on as if nothing was asked.
-    sim = call_simulator(_legs_flow(local_vobiz, on, "hangup-bleg"))
-    call = sim.call("answer", dial=outcome)
-    sim.run_until_idle()
-    t = call.transcript
-    connected = ["DialConnected"] if on == "DialConnected" else []
-    assert [h.event for h in t.webhooks] == [
-        "StartApp", "DialAnswer", *connected, "DialHangup", "Redirect", "Hangup",
-        "RecordStop",
-    ]  # fmt: skip
-    assert not t.handler_errors
-    assert t.webhooks_for("DialHangup")[0].params["DialBLegHangupSource"] == "API Request"
-    assert t.webhooks_for(path="/after")[0].params["DialStatus"] == "completed"
+    t = _hung_up_by_a_dial_callback(
+        call_simulator, local_vobiz, on, outcome, "hangup-bleg", ["Redirect", "Hangup"]
+    )
     assert t.heard == ["Dial action."] and t.hangup_cause_code == 4010  # the caller goes on
 
 
@@ -1897,16 +1903,9 @@ def test_the_b_leg_has_left_when_its_dialhangup_is_sent(
 ) -> None:
     # The B-leg was still listed in progress (retrieve 200, transfer 202) while its own
     # DialHangup went out after the caller left mid-dial.
-    flow = CallFlow(
-        "gone",
-        public_url=PUBLIC,
-        auth_token=TOKEN,
-        state=MemoryStore(),
-        client=local_vobiz.client(),
-    )
     seen: dict[str, str] = {}
 
-    def status(call_uuid: str, move: bool) -> str:
+    def status(flow: CallFlow, call_uuid: str, move: bool) -> str:
         try:
             if move:
                 flow.transfer(call_uuid, aleg="bmoved")
@@ -1915,28 +1914,16 @@ def test_the_b_leg_has_left_when_its_dialhangup_is_sent(
         except AnswerkitError as exc:
             return str(getattr(exc, "status", exc))
 
-    @flow.route("/answer")
-    def answer(call: CallRequest) -> Response:
-        return Response(
-            Dial(
-                Number("+14155550140"),
-                caller_id="+14155550111",
-                callback_url=flow.url_for("cb"),
-                action=flow.url_for("after"),
-            )
-        )
-
-    @flow.route("/cb", status_callback=True)
-    def cb(call: CallRequest) -> None:
+    def cb(flow: CallFlow, call: CallRequest) -> None:
         if call.event == "DialAnswer" and how == "hangup":
             local_vobiz.client().hangup(call.params["DialALegUUID"])
         elif call.event == "DialAnswer" and how == "transfer":
             flow.transfer(call.params["DialALegUUID"], aleg="moved")
         elif call.event == "DialHangup":
-            seen["retrieve"] = status(call.params["DialBLegUUID"], move=False)
-            seen["transfer"] = status(call.params["DialBLegUUID"], move=True)
+            seen["retrieve"] = status(flow, call.params["DialBLegUUID"], move=False)
+            seen["transfer"] = status(flow, call.params["DialBLegUUID"], move=True)
 
-    flow.add_route("/after", lambda c: Response(Speak("Dial action.")), name="after")
+    flow = _one_number_dial_flow(local_vobiz, cb)
     flow.add_route("/moved", lambda c: Response(Speak("Moved here.")), name="moved")
     flow.add_route("/bmoved", lambda c: Response(Speak("B moved here.")), name="bmoved")
     sim = call_simulator(flow)
@@ -1951,6 +1938,37 @@ def test_the_b_leg_has_left_when_its_dialhangup_is_sent(
     assert len(sim.calls) == 1  # the gone B-leg was never moved
 
 
+def _one_number_dial_flow(
+    local_vobiz: Any,
+    callback: Callable[[CallFlow, CallRequest], None],
+    *,
+    before: Sequence[Element] = (),
+    timeout: int | None = None,
+) -> CallFlow:
+    """A flow whose answer is ``before`` and a Dial of one number, with ``callback(flow,
+    call)`` on the Dial's callbackUrl and a Dial action that says so; its REST calls go
+    to ``local_vobiz``."""
+    flow = CallFlow(
+        "dcb", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore(), client=local_vobiz.client()
+    )
+    limits = {} if timeout is None else {"timeout": timeout}
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        dial = Dial(
+            Number("+14155550140"),
+            caller_id="+14155550111",
+            callback_url=flow.url_for("cb"),
+            action=flow.url_for("after"),
+            **limits,
+        )
+        return Response(*before, dial)
+
+    flow.add_route("/cb", lambda call: callback(flow, call), name="cb", status_callback=True)
+    flow.add_route("/after", lambda c: Response(Speak("Dial action.")), name="after")
+    return flow
+
+
 @pytest.mark.parametrize("mode", ["cancel", "scheduled"])
 @pytest.mark.parametrize("act", ["transfer", "hangup"])
 def test_a_caller_who_hung_up_while_the_dial_rang_cannot_be_moved_from_dialhangup(
@@ -1958,27 +1976,9 @@ def test_a_caller_who_hung_up_while_the_dial_rang_cannot_be_moved_from_dialhangu
 ) -> None:
     # The DialHangup handler's request was applied to the caller, who had left: it heard
     # a document again, the Dial action (DialStatus=cancel) was lost, the source changed.
-    flow = CallFlow(
-        "c", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore(), client=local_vobiz.client()
-    )
     answers: list[str] = []
 
-    @flow.route("/answer")
-    def answer(call: CallRequest) -> Response:
-        first = [Hangup(schedule=30)] if mode == "scheduled" else []
-        return Response(
-            *first,
-            Dial(
-                Number("+14155550140"),
-                caller_id="+14155550111",
-                timeout=60,
-                callback_url=flow.url_for("cb"),
-                action=flow.url_for("after"),
-            ),
-        )
-
-    @flow.route("/cb", status_callback=True)
-    def cb(call: CallRequest) -> None:
+    def cb(flow: CallFlow, call: CallRequest) -> None:
         if call.event != "DialHangup":
             return
         try:
@@ -1989,7 +1989,8 @@ def test_a_caller_who_hung_up_while_the_dial_rang_cannot_be_moved_from_dialhangu
         except AnswerkitError as exc:
             answers.append(str(getattr(exc, "status", exc)))
 
-    flow.add_route("/after", lambda c: Response(Speak("Dial action.")), name="after")
+    before = [Hangup(schedule=30)] if mode == "scheduled" else []
+    flow = _one_number_dial_flow(local_vobiz, cb, before=before, timeout=60)
     flow.add_route("/moved", lambda c: Response(Speak("Moved here.")), name="moved")
     sim = call_simulator(flow)
     call = sim.call("answer", dial="cancel" if mode == "cancel" else "no-answer")
@@ -2041,24 +2042,9 @@ def test_a_moved_b_leg_is_acted_on_from_its_dialhangup_by_the_simulator(
 ) -> None:
     # The moved leg, a new call not answered yet, was skipped: LocalVobiz acted on it
     # itself (and fetched the transfer URL off the network).
-    flow = CallFlow(
-        "mv", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore(), client=local_vobiz.client()
-    )
     answers: list[str] = []
 
-    @flow.route("/answer")
-    def answer(call: CallRequest) -> Response:
-        return Response(
-            Dial(
-                Number("+14155550140"),
-                caller_id="+14155550111",
-                callback_url=flow.url_for("cb"),
-                action=flow.url_for("after"),
-            )
-        )
-
-    @flow.route("/cb", status_callback=True)
-    def cb(call: CallRequest) -> None:
+    def cb(flow: CallFlow, call: CallRequest) -> None:
         bleg = call.params["DialBLegUUID"]
         if call.event == "DialAnswer":
             flow.transfer(bleg, aleg="bmoved")
@@ -2072,7 +2058,7 @@ def test_a_moved_b_leg_is_acted_on_from_its_dialhangup_by_the_simulator(
             except AnswerkitError as exc:
                 answers.append(str(getattr(exc, "status", exc)))
 
-    flow.add_route("/after", lambda c: Response(Speak("Dial action.")), name="after")
+    flow = _one_number_dial_flow(local_vobiz, cb)
     flow.add_route(
         "/bmoved",
         lambda c: Response(Speak("B moved here."), Wait(length=5), Speak("B still here.")),
@@ -2155,28 +2141,12 @@ def test_a_b_leg_transfer_then_a_caller_hang_up_notes_why_nothing_moved(
     call_simulator: Any, local_vobiz: Any
 ) -> None:
     # The note said "requested too late", though the request came before the hang-up.
-    flow = CallFlow(
-        "x", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore(), client=local_vobiz.client()
-    )
-
-    @flow.route("/answer")
-    def answer(call: CallRequest) -> Response:
-        return Response(
-            Dial(
-                Number("+14155550140"),
-                caller_id="+14155550111",
-                callback_url=flow.url_for("cb"),
-                action=flow.url_for("after"),
-            )
-        )
-
-    @flow.route("/cb", status_callback=True)
-    def cb(call: CallRequest) -> None:
+    def cb(flow: CallFlow, call: CallRequest) -> None:
         if call.event == "DialAnswer":
             flow.transfer(call.params["DialBLegUUID"], aleg="bmoved")
             local_vobiz.client().hangup(call.params["DialALegUUID"])
 
-    flow.add_route("/after", lambda c: Response(Speak("Dial action.")), name="after")
+    flow = _one_number_dial_flow(local_vobiz, cb)
     flow.add_route("/bmoved", lambda c: Response(Speak("B moved here.")), name="bmoved")
     sim = call_simulator(flow)
     call = sim.call("answer", dial="bridge")
