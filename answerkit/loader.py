@@ -15,8 +15,10 @@ from typing import TextIO, TypeVar
 
 from flask import Flask
 
+from answerkit._flow_flask import flows_of
+from answerkit._flow_settings import ENV_AUTH_TOKEN, ENV_PUBLIC_URL, ENV_STATE_URL
 from answerkit._local_run import local_run
-from answerkit.app import ENV_AUTH_TOKEN, ENV_PUBLIC_URL, ENV_STATE_URL, CallFlow, flows_of
+from answerkit.app import CallFlow
 from answerkit.errors import ConfigurationError
 
 #: Settings the local commands (call, check, routes) stand in when they are not set:

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from flask import Response as FlaskResponse
 from flask import jsonify, request
 
+from answerkit._flow_flask import endpoint_name
 from answerkit._log import QuietLog
-from answerkit.app import endpoint_name
 from answerkit.errors import (
     APIError,
     ConfigurationError,

@@ -16,7 +16,8 @@ import sys
 from typing import TextIO
 from urllib.parse import urlsplit
 
-from answerkit.app import CallFlow, flows_of
+from answerkit._flow_flask import flows_of
+from answerkit.app import CallFlow
 from answerkit.check import handler_errors
 from answerkit.errors import ConfigurationError
 from answerkit.loader import build_app, load_target, local_settings

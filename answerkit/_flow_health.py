@@ -1,0 +1,46 @@
+"""A flow's health endpoint (:meth:`CallFlow.add_health_endpoint
+<answerkit.app.CallFlow.add_health_endpoint>`): whether its state store takes a write.
+
+A webhook route's own answer says nothing of the store: with it down every call gets the
+fallback while the app answers every probe, so the probe writes what a webhook writes first.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from flask import Response as FlaskResponse
+
+if TYPE_CHECKING:
+    from answerkit.app import CallFlow
+
+log = logging.getLogger("answerkit")
+
+#: Seconds a health probe's replay record is kept (see CallFlow.add_health_endpoint).
+HEALTH_PROBE_TTL = 5.0
+
+
+def health_view(flow: CallFlow) -> Callable[[], FlaskResponse]:
+    """The view add_health_endpoint serves: 200 while ``flow``'s store takes a replay
+    record, else 503 with the cause logged."""
+
+    def health() -> FlaskResponse:
+        try:
+            flow.store.remember_all([f"health:{uuid.uuid4().hex}"], HEALTH_PROBE_TTL)
+        except Exception as exc:  # anything at all: the webhooks would fail the same way
+            log.warning("flow %s: health check failed: the state store: %s", flow.name, exc)
+            return _health_answer("unavailable", 503)
+        return _health_answer("ok", 200)
+
+    return health
+
+
+def _health_answer(status: str, code: int) -> FlaskResponse:
+    return FlaskResponse(
+        json.dumps({"status": status}), code, mimetype="application/json",
+        headers={"Cache-Control": "no-store"},
+    )  # fmt: skip
