@@ -916,8 +916,8 @@ def test_a_line_the_source_cannot_give_is_lxmls(monkeypatch: pytest.MonkeyPatch)
     def broken(*args: object) -> int | None:
         raise RuntimeError("boom")
 
-    # The module itself: answerkit.parse, as an attribute of answerkit, is the function.
-    monkeypatch.setattr(importlib.import_module("answerkit.parse"), "_source_line", broken)
+    # Patched in _parse_lines, where _TreeError.located looks it up.
+    monkeypatch.setattr(importlib.import_module("answerkit._parse_lines"), "_source_line", broken)
     err = error(MULTI_LINE_GATHER)
     assert type(err) is ParseError
     assert err.line == 7 and "there is no timeout attribute on Gather" in str(err)
@@ -1148,7 +1148,7 @@ def test_a_large_document_that_cannot_render_over_the_limit_is_not_rendered(
     def rendered(doc: Response) -> None:
         raise AssertionError("rendered")
 
-    module = importlib.import_module("answerkit.parse")
+    module = importlib.import_module("answerkit._parse_lxml")
     monkeypatch.setattr(module, "_check_rendered_size", rendered)
     body = "".join(f'<Speak voice="MAN">Hello {i} there</Speak>\n' for i in range(2000))
     text = f"{DECL}\n<Response>\n{body}</Response>"
@@ -1222,7 +1222,7 @@ def test_parse_accepts_exactly_the_documents_that_render_within_the_limit(
     # The count that decides whether to render is an upper bound: a document it lets
     # through unrendered must not render over the limit (to_xml would refuse to write what
     # parse accepted). Against the truth: to_bytes of the document read without the check.
-    module = importlib.import_module("answerkit.parse")
+    module = importlib.import_module("answerkit._parse_lxml")
     r = random.Random(20240611)
     documents = [_near_the_limit(r) for _ in range(40)]
     # Grown only by the XML declaration rendering adds.
