@@ -2122,7 +2122,7 @@ def test_warm_transfer_a_ticket_without_its_record_is_taken_over() -> None:
 def test_warm_transfer_decides_in_one_atomic_write_on_a_built_in_store() -> None:
     # A slow ticket holder taken over by another callback left the decision's work (the
     # move, the tell) to a callback that never came: a built-in store needs no tickets.
-    from answerkit.recipes._warm_moves import take_decision
+    from answerkit.recipes._warm_ticket import take_decision
     from answerkit.state import SQLiteStore, claims_are_atomic
 
     warm, _, _ = fake_warm()
@@ -2138,7 +2138,7 @@ def test_warm_transfer_decides_in_one_atomic_write_on_a_built_in_store() -> None
 def test_warm_transfer_a_late_record_loses_to_the_generation_that_took_over() -> None:
     # A ticket's holder writes its record after another callback took the next
     # generation: the holder does not act, and the decision is the next generation's.
-    from answerkit.recipes._warm_moves import take_decision
+    from answerkit.recipes._warm_ticket import take_decision
 
     warm, _, _ = fake_warm(HookedStore())  # its own set: set_if_absent is not atomic
     warm.start("C")

@@ -21,15 +21,16 @@ arrives, so:
 * A rescue (an accepted transfer whose agent hung up before any room event came) is
   dropped when the record, read afresh, shows the agent reached the room or the caller
   left it: a room event delivered late must not send a connected caller away.
-* The record of each attempt is kept under keys of its own (:func:`at`): a late callback
-  of an earlier attempt writes into that attempt's keys, never into the new one's (an
-  attempt an earlier version began keeps its bare keys, :func:`numbered`). The attempt's
-  decision (``DECIDED``, :func:`take_decision`) or rescue (``RESCUED``) says by itself
-  what it owes, and ``MOVE_SETTLED`` marks the attempt's one move as made (or no longer
-  needed): so a debt that never reached ``MOVE_OWED`` (the store failed between the two
-  writes) is found again by the next callback (:meth:`FallbackMove.owed`). A rescue's
-  outcome is written with the move's settlement, not after the move, where a store
-  failing lost it for good.
+* The record of each attempt is kept under keys of its own (``_warm_state.at``): a late
+  callback of an earlier attempt writes into that attempt's keys, never into the new
+  one's (an attempt an earlier version began keeps its bare keys,
+  ``_warm_state.numbered``). The attempt's decision (``DECIDED``,
+  ``_warm_ticket.take_decision``) or rescue (``RESCUED``) says by itself what it owes,
+  and ``MOVE_SETTLED`` marks the attempt's one move as made (or no longer needed): so a
+  debt that never reached ``MOVE_OWED`` (the store failed between the two writes) is
+  found again by the next callback (:meth:`FallbackMove.owed`). A rescue's outcome is
+  written with the move's settlement, not after the move, where a store failing lost it
+  for good.
 """
 
 from __future__ import annotations
@@ -55,20 +56,21 @@ from answerkit.errors import (
     VobizError,
 )
 from answerkit.recipes._warm_state import (
-    AGENT,
-    AGENT_CALL,
-    AGENT_ENDED,
     ATTEMPT,
     CALLER_LEFT,
-    DECIDED,
     JOINED,
     LANDED,
     MOVE_OWED,
     OUTCOME,
     RESCUED,
+    at,
+    key_of,
+    latest_attempt,
+    numbered,
 )
+from answerkit.recipes._warm_ticket import read_decision
 from answerkit.request import CallRequest, Event
-from answerkit.state import CallState, claims_are_atomic
+from answerkit.state import CallState
 
 if TYPE_CHECKING:
     from answerkit.app import CallFlow
@@ -97,161 +99,13 @@ SETTLE_AFTER = 0.5
 #: cannot hold the exit for the client's whole retry time.
 EXIT_WAIT = 10.0
 
-#: Per attempt (:func:`at`): the attempt's move was sent (the move's id), or found needless
-#: (True); falsy while it is owed. An attempt makes one move at most, so a debt recorded
-#: again after it (a repeated callback) is dropped.
+#: Per attempt (``_warm_state.at``): the attempt's move was sent (the move's id), or found
+#: needless (True); falsy while it is owed. An attempt makes one move at most, so a debt
+#: recorded again after it (a repeated callback) is dropped.
 MOVE_SETTLED = "warm.move_settled"
 
 #: The outcomes that send the caller to the fallback.
 MOVING: frozenset[str] = frozenset({"declined", "agent-unavailable", "agent-unreachable"})
-
-
-def at(key: str, attempt: object) -> str:
-    """``key`` of one attempt (``warm.decided.2``): each attempt's record apart, so a late
-    callback of an earlier attempt, which passed its check just before start() began a
-    new one, writes nothing the new attempt reads. A transfer started before attempts
-    (``attempt`` None) keeps the key itself, as that version wrote it."""
-    if isinstance(attempt, int) and not isinstance(attempt, bool):
-        return f"{key}.{attempt}"
-    return key
-
-
-def latest_attempt(state: CallState) -> int | None:
-    """The caller's latest attempt (None: none numbered, a transfer from before attempts)."""
-    value = state.get(ATTEMPT)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-#: Per attempt: written by start() as the attempt begins, so that its record is read under
-#: numbered keys (see :func:`numbered`).
-LAYOUT = "warm.layout"
-
-#: Per attempt and generation: the decision's ticket, taken with ``incr`` (see
-#: :func:`take_decision`).
-TICKET = "warm.ticket"
-
-#: Per attempt: the outcome ``on_outcome`` was last told (see WarmTransfer._tell_owed).
-TOLD = "warm.told"
-
-#: Rounds of :func:`take_decision` before it gives up (raising StateError, so that the
-#: webhook is sent again): each takes a generation that another callback was taking.
-DECISION_ROUNDS = 5
-
-#: The keys of an attempt's own record that its layout names (:func:`key_of`).
-_RECORD = (DECIDED, OUTCOME, AGENT, AGENT_CALL, AGENT_ENDED, JOINED, RESCUED, CALLER_LEFT)
-
-
-def numbered(state: CallState, attempt: object) -> bool:
-    """Whether ``attempt``'s record is under keys of its own (``warm.decided.2``).
-
-    The version before them (b912e1b^) already put ``attempt`` in its URLs, but kept the
-    record of the latest attempt under the bare keys (``warm.decided`` an incr counter,
-    ``warm.outcome``, ``warm.agent_call_uuid`` ...), cleared by each of its start()s. A
-    transfer it began, met during a rolling deploy, must be read (and written) that way:
-    read under numbered keys it looked undecided, and was decided a second time (the
-    caller moved twice, the outcome told twice, the agent never hung up). This version's
-    start() marks each attempt it begins (``LAYOUT``); an attempt with a numbered key of
-    its record is one too (begun by b912e1b, which wrote no mark). The mark, rather than
-    "the numbered key is missing": a new attempt's keys are all missing at first, and the
-    bare keys may still hold an earlier version's attempt, which it would then inherit.
-    """
-    if not isinstance(attempt, int) or isinstance(attempt, bool):
-        return False  # a transfer from before attempts: bare keys, as at() gives them
-    return any(at(key, attempt) in state for key in (LAYOUT, *_RECORD))
-
-
-def key_of(state: CallState, key: str, attempt: object) -> str:
-    """``key`` of ``attempt``'s record as its layout names it (:func:`numbered`)."""
-    return at(key, attempt) if numbered(state, attempt) else key
-
-
-def _generation(key: str, gen: int) -> str:
-    # Generation 1 keeps the key itself: b912e1b wrote the decision there (setdefault).
-    return key if gen == 1 else f"{key}.g{gen}"
-
-
-def read_decision(state: CallState, attempt: int) -> tuple[dict[str, Any] | None, int]:
-    """The decision of a numbered attempt, once it stands (None: none yet, or one still
-    being taken, see :func:`take_decision`), and the last generation begun (0: none)."""
-    gen, latest, latest_gen = 1, None, 0
-    while True:
-        record: Any = state.get(_generation(at(DECIDED, attempt), gen))
-        if isinstance(record, dict):
-            latest, latest_gen = record, gen
-        elif not state.get(_generation(at(TICKET, attempt), gen)):
-            break
-        gen += 1
-    top = gen - 1
-    # A generation begun after the latest record is taking over from it (or copying it):
-    # until it writes its own, nothing stands.
-    return (latest if latest_gen == top else None), top
-
-
-def _latest_record(state: CallState, attempt: int, below: int) -> dict[str, Any] | None:
-    for gen in range(below - 1, 0, -1):
-        record: Any = state.get(_generation(at(DECIDED, attempt), gen))
-        if isinstance(record, dict):
-            return dict(record)
-    return None
-
-
-def take_decision(state: CallState, attempt: int, outcome: str) -> bool:
-    """Decide a numbered ``attempt`` as ``outcome``: whether this callback's outcome won.
-
-    Only ``incr`` is atomic on every store (``set_if_absent`` reads, then writes, on a
-    store of one's own or a built-in one whose ``get`` or ``set`` is overridden), so the
-    decision is a ticket: the callback whose ``incr`` gives 1 writes the record (the
-    outcome). Between the two the store may fail: the ticket is then taken, the record
-    missing. Its holder acts only once its record is written, so its outcome took effect
-    nowhere, but nobody can tell a holder that failed from one that is still writing.
-    So a callback that finds a ticket without a record takes the next generation's ticket
-    (``warm.ticket.2.g2``): its holder copies the latest record written by then (or, if
-    none is, writes its own outcome), and a record's writer acts only if, read after its
-    write, the next generation is still untaken. Of a writer (record, then the next
-    ticket) and the next generation's holder (ticket, then the record), at least one sees
-    the other's write: a record someone acted on is always seen, and copied, by the next
-    generation, so every later generation carries that one outcome; a writer that sees
-    the next generation begun does nothing (it loses), and the decision is what that
-    generation writes. A blip at any step leaves a ticket without a record, which the next
-    callback takes over in turn: exactly one outcome wins, and none strands the caller.
-    A winner that copied another's record returns False: the work the outcome owes is
-    found from the decision by whoever comes next (the move, the tell, the hangup).
-    """
-    mine = {"outcome": outcome, "id": uuid.uuid4().hex[:12]}
-    if claims_are_atomic(state.store):
-        # One atomic write decides (the built-in stores): no ticket, no record to miss,
-        # nothing to take over. The tickets below are for the other stores only: there a
-        # slow (not failed) ticket holder that is taken over can leave the decision's
-        # work to a callback that may never come (a limit of such stores, README).
-        record = state.setdefault(at(DECIDED, attempt), mine)
-        return isinstance(record, dict) and bool(record.get("id") == mine["id"])
-    gen = 1
-    for _ in range(DECISION_ROUNDS):
-        if state.incr(_generation(at(TICKET, attempt), gen)) == 1:
-            record = mine
-            if gen > 1:
-                state.refresh()  # the records written up to now, after this ticket
-                record = _latest_record(state, attempt, gen) or mine
-            key = _generation(at(DECIDED, attempt), gen)
-            if gen == 1:
-                # b912e1b wrote this record with no ticket (setdefault): one it wrote
-                # stands (during a rolling deploy), as it would have there.
-                record = state.setdefault(key, record)
-            else:
-                state[key] = record
-            state.refresh()  # the next ticket, after this record
-            if state.get(_generation(at(TICKET, attempt), gen + 1)):
-                return False  # taken over: that generation decides (or copies this record)
-            return bool(record.get("id") == mine["id"])
-        state.refresh()
-        decided, top = read_decision(state, attempt)
-        if decided is not None:
-            return False
-        gen = max(top, gen) + 1  # a ticket without a record: take the next generation
-    raise StateError(
-        f"warm transfer: the decision of attempt {attempt} is still being taken by other "
-        f"callbacks ({state.call_uuid})"
-    )
 
 
 _SETTLING: set[threading.Thread] = set()
