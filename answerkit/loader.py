@@ -7,6 +7,7 @@ import importlib.machinery
 import importlib.util
 import os
 import sys
+import traceback
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +20,7 @@ from answerkit._flow_flask import flows_of
 from answerkit._flow_settings import ENV_AUTH_TOKEN, ENV_PUBLIC_URL, ENV_STATE_URL
 from answerkit._local_run import local_run
 from answerkit.app import CallFlow
-from answerkit.errors import ConfigurationError
+from answerkit.errors import AnswerkitError, ConfigurationError
 
 #: Settings the local commands (call, check, routes) stand in when they are not set:
 #: nothing they do leaves this machine, so no real token or address is needed, and state
@@ -55,7 +56,45 @@ def local_settings(out: TextIO, what: str) -> Iterator[None]:
 
 def load_module(target: str) -> ModuleType:
     """Import ``examples/ivr.py`` (a path), ``mypackage/`` (a package's directory) or
-    ``package.module`` (a dotted name)."""
+    ``package.module`` (a dotted name).
+
+    An error of the application's own code while it is imported (a SyntaxError, a missing
+    import, a NameError) is a ConfigurationError that carries its traceback without
+    answerkit's and importlib's frames: the command prints one message that starts with
+    what it was doing and shows only the user's lines. answerkit's own errors (a CallFlow
+    made with a bad setting) already say what to fix and pass as they are."""
+    try:
+        return _import_target(target)
+    except AnswerkitError:
+        raise
+    except Exception as exc:
+        raise ConfigurationError(
+            f"{target} failed while it was imported, in its own code:\n{_users_traceback(exc)}"
+        ) from exc
+
+
+#: Where the frames above a user's first one come from: this package, and importlib's frozen
+#: bootstrap that runs the module.
+_OWN_FOLDER = str(Path(__file__).resolve().parent) + os.sep
+
+
+def _users_traceback(exc: BaseException) -> str:
+    """``exc``'s traceback as Python prints it, from the application's first frame on: the
+    loader's and importlib's frames above it go (a SyntaxError's own lines, file, caret and
+    message stay: they are not frames), answerkit's frames below it stay, since an error
+    raised inside answerkit is one to report with them."""
+    shown = traceback.TracebackException.from_exception(exc)
+    frames = list(shown.stack)
+    while frames and (
+        frames[0].filename.startswith("<frozen ")
+        or os.path.abspath(frames[0].filename).startswith(_OWN_FOLDER)
+    ):
+        del frames[0]
+    shown.stack = traceback.StackSummary.from_list(frames)
+    return "".join(shown.format()).rstrip()
+
+
+def _import_target(target: str) -> ModuleType:
     # Absolute but not resolved: a symlinked folder (a release directory) is imported from
     # where it is reached, as Python itself would.
     path = Path(os.path.abspath(target))

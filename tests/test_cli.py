@@ -250,6 +250,42 @@ def test_a_module_that_does_not_exist_is_a_clear_error(
     assert "no module named 'no_such_app_module_here'" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    ("source", "shown"),
+    [
+        ('flow = dict(name="x"\n', "SyntaxError: '(' was never closed"),
+        ("import no_such_module_of_the_users\n", "No module named 'no_such_module_of_the_users'"),
+        ("def f():\n    return undefined_name\nf()\n", "line 2, in f"),
+    ],
+)
+def test_an_app_file_that_fails_to_import_shows_its_own_lines_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], source: str, shown: str
+) -> None:
+    app = _app_file(tmp_path, "failing_import_app.py", source)
+    for command in ("routes", "check", "call"):
+        assert main([command, str(app)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"answerkit: {app} failed while it was imported, in its own code:")
+        assert shown in err and str(app) in err
+        assert "loader.py" not in err and "<frozen" not in err
+
+
+def test_an_error_raised_inside_answerkit_at_import_keeps_answerkits_frames(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An error that is not answerkit's own raised inside the package (here a finder given
+    # something that is not a class): the frames below the user's line stay, to report it.
+    app = _app_file(
+        tmp_path,
+        "inner_error_app.py",
+        "from answerkit.query import find_all\nfind_all(5, 5)\n",
+    )
+    assert main(["routes", str(app)]) == 2
+    err = capsys.readouterr().err
+    assert 'inner_error_app.py", line 2, in <module>' in err
+    assert "query.py" in err and "loader.py" not in err
+
+
 def test_a_module_in_the_current_directory_is_found_by_its_name(tmp_path: Path) -> None:
     # The console script's sys.path lacks the current directory, which `python -m` and
     # gunicorn have: `answerkit routes myapp` (or `myapp:app`, as in the gunicorn line)
@@ -855,8 +891,8 @@ def test_a_failed_load_is_run_afresh_with_its_siblings(
         "from fail_settings import TOKEN\nif not TOKEN:\n    raise RuntimeError('set MY_TOKEN')\n"
         + BROKEN_APP
     )
-    with pytest.raises(RuntimeError, match="set MY_TOKEN"):
-        main(["routes", str(tmp_path / "fail_app.py")])
+    assert main(["routes", str(tmp_path / "fail_app.py")]) == 2
+    assert "RuntimeError: set MY_TOKEN" in capsys.readouterr().err
     monkeypatch.setenv("MY_TOKEN", "x")
     assert main(["routes", str(tmp_path / "fail_app.py")]) == 0
 
