@@ -6,6 +6,7 @@ raised by ``validate``). Each one cites the part of the spec it comes from.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,11 @@ from answerkit._tables import BUILDER_ONLY, GATHER_LANGUAGES, MAN_ONLY, WOMAN_ON
 if TYPE_CHECKING:
     from answerkit._element import Element
     from answerkit.elements import Response
+
+
+#: An XML escape written into a value: the value was escaped before answerkit escaped it.
+_ALREADY_ESCAPED = re.compile(r"&(?:amp|lt|gt|quot|apos|#[0-9]+|#x[0-9A-Fa-f]+);")
+_URL_START = re.compile(r"(?:https?|wss?)://")
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,16 @@ def _element(el: Element, after: list[Element], out: list[LintWarning]) -> None:
                 f"and give its URL (a route declared with sound=True)"
             )
     text = el.text or ""
+    for name, value in (*a.items(), ("the URL", text)):
+        escape = _ALREADY_ESCAPED.search(value) if _URL_START.match(value) else None
+        if escape is not None:
+            # Pasted from hand-written XML: answerkit escapes '&' as it renders, so '&amp;'
+            # reaches Vobiz as '&amp;' and its next parameter arrives named 'amp;b'.
+            warn(
+                f"{name} holds an XML escape ({escape.group()!r}): write the plain character "
+                "('&' between parameters); answerkit escapes it as it renders, and Vobiz "
+                "would call the URL with the escape in it"
+            )
     if text.startswith("http://"):
         warn("the URL uses http://; Vobiz documents only https:// (spec §1.0)")
     if tag == "Stream" and text.startswith("ws://"):

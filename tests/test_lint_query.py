@@ -13,6 +13,7 @@ from answerkit.elements import (
     Number,
     Play,
     Record,
+    Redirect,
     Response,
     Speak,
     Stream,
@@ -91,6 +92,14 @@ LINTS = [
         "Dial",
         "no confirm_timeout",
     ),
+    # A URL escaped before answerkit escaped it: Vobiz would receive a parameter 'amp;b'.
+    (
+        Gather(action="https://a.b/menu?a=1&amp;b=2", input_type="dtmf"),
+        "Gather",
+        "action holds an XML escape ('&amp;')",
+    ),
+    (Redirect("https://a.b/next?x=1&#38;y=2"), "Redirect", "the URL holds an XML escape ('&#38;')"),
+    (Play("https://a.b/c.mp3?t=1&amp;u=2"), "Play", "write the plain character"),
 ]
 
 
@@ -115,6 +124,14 @@ def test_lint_document_level_warnings() -> None:
         "http://" in w.message
         for w in Response(Dial(Number("+14156667890"), action="http://a.b")).lint()
     )
+
+
+def test_lint_leaves_a_plain_ampersand_and_escape_like_text_alone() -> None:
+    doc = Response(
+        Gather(Speak("Tom &amp; Jerry"), action="https://a.b/menu?a=1&b=2", input_type="dtmf"),
+        Redirect("https://a.b/next?q=amp;x"),
+    )
+    assert not [w for w in doc.lint() if "XML escape" in w.message]
 
 
 def test_lint_clean_document() -> None:
