@@ -22,27 +22,26 @@ repeating it cannot change the outcome.
   longer waits for), no retry is sent, nor waited for once that is known: the caller was
   answered with the fallback, and a late transfer would move a call Vobiz has moved on
   with. HandlerTimeout is raised instead.
+
+The loop's parts live beside it: the bounds on waiting and repeating in
+:mod:`answerkit._retry_policy`, what a requests exception means (was anything sent?) in
+:mod:`answerkit._retry_transport`, and reading an answer's body, request id and error
+message in :mod:`answerkit._retry_answer`.
 """
 
 from __future__ import annotations
 
-import email.utils
-import html
 import json
 import logging
 import math
 import os
-import re
-import ssl
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import requests
-from urllib3.exceptions import LocationValueError, MaxRetryError, NewConnectionError
+from urllib3.exceptions import LocationValueError
 from urllib3.util import Timeout
-from urllib3.util.ssl_match_hostname import CertificateError
 
 from answerkit import errors
 from answerkit._deadline import (
@@ -50,196 +49,19 @@ from answerkit._deadline import (
     handler_thread_given_up,
     sleep_unless_given_up,
 )
+from answerkit._retry_answer import Answer, _api_message, _no_such_route, _read
+from answerkit._retry_policy import MAX_WAIT
+from answerkit._retry_policy import RetryPolicy as RetryPolicy
+from answerkit._retry_policy import parse_retry_after as parse_retry_after
+from answerkit._retry_transport import _maybe_applied, _transport_error, classify_transport_error
 from answerkit.errors import HandlerTimeout
 
-__all__ = [
-    "Answer",
-    "RetryPolicy",
-    "Sender",
-    "TransportFailure",
-    "classify_transport_error",
-    "parse_retry_after",
-]
+__all__ = ["RetryPolicy", "Sender", "parse_retry_after"]
 
 logger = logging.getLogger("answerkit.client")
 
 #: Statuses an idempotent request is repeated on; a plain 500 may be a bug that repeats.
 RETRYABLE_GATEWAY_STATUSES = frozenset({502, 503, 504})
-
-#: The longest single wait before a retry, in seconds, whatever ``max_retry_time`` allows
-#: (``inf`` included): a ``Retry-After`` longer than this is an outage or a broken header,
-#: and the caller is better told at once than kept waiting (time.sleep itself overflows
-#: past about 292 years).
-MAX_WAIT = 3600.0
-
-#: The backoff curve's exponent stops growing here: ``2 ** n`` past 1023 is too large for
-#: a float, and the curve reached ``backoff_cap`` long before.
-_MAX_DOUBLINGS = 64
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounds on repeating a request: count, total time and the backoff curve."""
-
-    max_retries: int = 3
-    max_retry_time: float = 30.0
-    backoff: float = 0.5
-    backoff_cap: float = 8.0
-
-    def __post_init__(self) -> None:
-        if self.max_retries < 0:
-            raise ValueError(f"max_retries must be 0 or more, got {self.max_retries!r}")
-        if self.max_retry_time < 0 or self.backoff < 0 or self.backoff_cap < 0:
-            raise ValueError("max_retry_time, backoff and backoff_cap must not be negative")
-
-    def delay(self, retry_number: int, retry_after: float | None = None) -> float:
-        """Seconds to wait before retry number ``retry_number`` (1 for the first retry).
-
-        ``Retry-After`` from the server wins over the backoff curve, because
-        retrying earlier than asked only earns another 429.
-        """
-        if retry_after is not None:
-            return max(0.0, retry_after)
-        doublings = min(retry_number - 1, _MAX_DOUBLINGS)
-        return float(min(self.backoff_cap, self.backoff * 2**doublings))
-
-    def allows(self, retry_number: int, wait: float, started: float) -> bool:
-        """Whether retry ``retry_number`` after ``wait`` seconds stays inside the bounds:
-        the count, the total time, and MAX_WAIT for the one wait."""
-        if retry_number > self.max_retries or not wait <= MAX_WAIT:
-            return False
-        return time.monotonic() + wait - started <= self.max_retry_time
-
-
-@dataclass(frozen=True)
-class TransportFailure:
-    """What a requests exception means for us: which error, and whether anything was sent."""
-
-    kind: str  # "unsent" | "connect" | "timeout" | "transport"
-    sent: bool
-    retryable: bool
-    detail: str
-
-
-#: requests' errors for a request it could not build or address: raised before a
-#: connection is made, so nothing was sent.
-_UNBUILDABLE = (
-    requests.exceptions.InvalidURL,
-    requests.exceptions.MissingSchema,
-    requests.exceptions.InvalidSchema,
-    requests.exceptions.InvalidHeader,
-    requests.exceptions.InvalidJSONError,
-    requests.exceptions.URLRequired,
-)
-
-
-def classify_transport_error(
-    exc: requests.RequestException | LocationValueError,
-) -> TransportFailure:
-    """Sort a requests exception (or urllib3's refusal of a host it cannot look up, which
-    requests lets through) into unsent / connect / timeout / other transport failure."""
-    detail = _describe(exc)
-    if isinstance(exc, (LocationValueError, *_UNBUILDABLE)):
-        return TransportFailure("unsent", sent=False, retryable=False, detail=detail)
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return TransportFailure("connect", sent=False, retryable=True, detail=detail)
-    if isinstance(exc, requests.exceptions.ProxyError):
-        # urllib3 says ProxyError only before it has reached the proxy (or its CONNECT
-        # tunnel failed): the request never left for Vobiz.
-        return TransportFailure("connect", sent=False, retryable=True, detail=f"proxy: {detail}")
-    if isinstance(exc, requests.exceptions.SSLError):
-        if any(
-            isinstance(c, (ssl.SSLCertVerificationError, CertificateError)) for c in _chain(exc)
-        ):
-            # Checked in the handshake, so nothing was sent; and it does not go away by retrying.
-            return TransportFailure("connect", sent=False, retryable=False, detail=detail)
-        # Any other TLS error may come after the request went out: a bad record MAC or a
-        # garbled record while reading the answer (a connection shared across a fork, a
-        # middlebox) arrives as the same SSLError as a failed handshake.
-        return TransportFailure("transport", sent=True, retryable=False, detail=detail)
-    if isinstance(exc, requests.exceptions.Timeout):
-        return TransportFailure("timeout", sent=True, retryable=False, detail=detail)
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        reason = exc.args[0] if exc.args else None
-        if isinstance(reason, MaxRetryError):
-            reason = reason.reason
-        if isinstance(reason, NewConnectionError):
-            return TransportFailure("connect", sent=False, retryable=True, detail=detail)
-    # A reset or a remote close after the request went out: it may have been applied.
-    return TransportFailure("transport", sent=True, retryable=False, detail=detail)
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    """``exc`` and its causes, outermost first: requests wraps urllib3, which wraps the
-    socket or TLS error (in ``reason`` or in ``args``)."""
-    chain = [exc]
-    for _ in range(8):
-        inner = chain[-1]
-        causes = [getattr(inner, "reason", None), *inner.args]
-        nxt = next((c for c in causes if isinstance(c, BaseException) and c not in chain), None)
-        if nxt is None:
-            break
-        chain.append(nxt)
-    return chain
-
-
-def _describe(exc: BaseException) -> str:
-    """The innermost cause, as ``Type: message``."""
-    inner = _chain(exc)[-1]
-    return f"{type(inner).__name__}: {inner}"
-
-
-def parse_retry_after(headers: Mapping[str, str], body: Any) -> float | None:
-    """Seconds to wait: ``Retry-After`` (seconds or HTTP date), else ``details.retryAfter``."""
-    value = headers.get("Retry-After")
-    if value:
-        seconds = _seconds(value)
-        if seconds is not None:
-            return seconds
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError, OverflowError):  # year 99999999999999999999
-            when = None
-        if when is not None:
-            return max(0.0, when.timestamp() - time.time())
-    if isinstance(body, dict):
-        for holder in (body.get("error"), body):
-            details = holder.get("details") if isinstance(holder, dict) else None
-            if isinstance(details, dict):
-                seconds = _seconds(details.get("retryAfter", details.get("retry_after")))
-                if seconds is not None:
-                    return seconds
-    return None
-
-
-def _seconds(value: object) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        # float() refuses an int past 1e308: a wait that long is never worth it.
-        return max(0.0, float(value)) if abs(value) < 2**1000 else (math.inf if value > 0 else 0.0)
-    if isinstance(value, float):
-        return max(0.0, value)
-    if isinstance(value, str):
-        try:
-            return max(0.0, float(value.strip()))
-        except ValueError:
-            return None
-    return None
-
-
-@dataclass(frozen=True)
-class Answer:
-    """A 2xx (or, inside the loop, any) HTTP answer: status, parsed body, request id."""
-
-    status: int
-    body: Any  # parsed JSON, the text when it is not JSON, None when empty
-    headers: Mapping[str, str]
-    request_id: str | None
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) else None
 
 
 class Sender:
@@ -469,146 +291,3 @@ def _stop_if_handler_given_up(
             f"transfer of call {call_uuid} not sent again (Vobiz did not act on it): {why}"
         ) from error
     raise HandlerTimeout(f"{method} {path} not sent again: {why}") from error
-
-
-def _read(response: requests.Response) -> Answer:
-    body: Any = None
-    if response.content:
-        try:
-            body = json.loads(response.content)
-        except (ValueError, RecursionError):
-            # Malformed JSON is kept as text: the caller gets a typed error or result,
-            # never a JSONDecodeError.
-            body = response.text
-    request_id = None
-    if isinstance(body, dict):
-        error_part = body.get("error")
-        request_id = (
-            _text(body.get("requestId"))
-            or _text(body.get("request_id"))
-            or (_text(error_part.get("requestId")) if isinstance(error_part, dict) else None)
-            or _text(body.get("api_id"))
-        )
-    request_id = request_id or response.headers.get("X-Request-ID")
-    return Answer(response.status_code, body, response.headers, request_id)
-
-
-def _transport_error(
-    failure: TransportFailure, method: str, url: str, call_uuid: str | None
-) -> errors.TransportError:
-    where: dict[str, Any] = {"method": method, "url": url, "call_uuid": call_uuid}
-    if failure.kind == "unsent":
-        return errors.ConnectError(
-            f"could not make the request {method} {url} ({failure.detail}); nothing was "
-            "sent. Check base_url (its host must be a valid host name) and any proxy set",
-            **where,
-        )
-    if failure.kind == "connect":
-        return errors.ConnectError(
-            f"could not connect to Vobiz for {method} {url} ({failure.detail}); nothing was "
-            "sent. Check the network and base_url",
-            **where,
-        )
-    applied = _maybe_applied(call_uuid) if method == "POST" else "the request may have been applied"
-    if failure.kind == "timeout":
-        return errors.TimeoutError(
-            f"no answer from Vobiz in time for {method} {url} ({failure.detail}): {applied}",
-            **where,
-        )
-    return errors.TransportError(
-        f"the connection broke during {method} {url} ({failure.detail}): {applied}", **where
-    )
-
-
-_HTML = re.compile(r"<(!doctype\s+html|html|head|body)[\s>]", re.IGNORECASE)
-# Neither pattern can run past the next "<": a page of many "<" and no ">" costs one pass,
-# where "<[^>]*>" rescanned the rest of the page from every "<".
-_HTML_TITLE = re.compile(r"<title[^<>]*>([^<]*)<", re.IGNORECASE)
-_HTML_TAG = re.compile(r"<[^<>]*>")
-#: Characters of a text or HTML error body summed up in a message: a gateway's page says
-#: what it is near its top, and a multi-megabyte body must not cost more than that.
-SUMMARY_CHARS = 8192
-
-
-def _maybe_applied(call_uuid: str | None) -> str:
-    """What to do after a POST that may or may not have taken effect (none is idempotent,
-    spec §4.1 and §4.4)."""
-    if call_uuid is None:  # a make-call: there is no call to look up yet
-        return (
-            "a call may have been placed; check your answer and hangup webhooks (or the "
-            "call records) before placing it again"
-        )
-    # The one POST on a call is a transfer, and a moved call is as live as before:
-    # get_live_call() cannot tell, and a repeat moves the call a second time.
-    return (
-        "the transfer may have been applied, and the call is live either way (so "
-        "get_live_call() cannot tell): do not repeat it blindly; if it was applied, the "
-        "target URL gets the call with Event=Transfer"
-    )
-
-
-def _no_such_route(body: Any) -> bool:
-    """True for a 404 from in front of the API rather than from it: the gateway's own
-    ``{"message": "Not Found"}`` (spec §4.0) or a web page; these mean the path is wrong.
-    Any other body, even a bare ``{"message": "Call not found or already completed"}``,
-    is the API saying the call is not live."""
-    if isinstance(body, dict):
-        message = body.get("message")
-        return (
-            set(body) == {"message"}
-            and isinstance(message, str)
-            and message.strip().lower() == "not found"
-        )
-    return isinstance(body, str) and bool(_HTML.search(body[:2000]))
-
-
-def _api_message(body: Any) -> str | None:
-    """The human message from any of the three error body shapes of spec §4.0, with the
-    fields a validation error names; or the gist of a text or HTML error page."""
-    if isinstance(body, dict):
-        error_part = body.get("error")
-        message = None
-        if isinstance(error_part, dict):
-            message = _text(error_part.get("message")) or _text(error_part.get("code"))
-        message = (
-            message or _text(error_part) or _text(body.get("message")) or _text(body.get("detail"))
-        )
-        named = _named_fields(body, message or "")
-        if named:
-            return f"{message} ({named})" if message else named
-        return message
-    if isinstance(body, str) and body.strip():
-        text = body[:SUMMARY_CHARS]
-        if _HTML.search(text[:2000]):
-            # A proxy's or gateway's error page: its title says it ("502 Bad Gateway");
-            # the first 200 characters of markup would say nothing.
-            title = _HTML_TITLE.search(text)
-            text = html.unescape(title.group(1) if title else _HTML_TAG.sub(" ", text))
-        text = " ".join(text.split())
-        return text[:200] + ("…" if len(text) > 200 else "")
-    return None
-
-
-def _named_fields(body: Mapping[str, Any], message: str) -> str | None:
-    """What ``details.field`` and ``details.errors[]`` add to ``message`` (422 bodies name
-    the failing fields only there, under a generic "Validation failed"), or None."""
-    error_part = body.get("error")
-    details = (error_part if isinstance(error_part, dict) else body).get("details")
-    if not isinstance(details, dict):
-        return None
-    said: list[str] = []
-    field_name = _text(details.get("field"))
-    if field_name and field_name not in message:
-        said.append(f"field {field_name}")
-    items = details.get("errors")
-    for item in items[:5] if isinstance(items, list) else ():
-        if isinstance(item, dict):
-            name = next((v for k in ("field", "param", "path") if (v := _text(item.get(k)))), None)
-            text = next((v for k in ("message", "msg", "code") if (v := _text(item.get(k)))), None)
-            part = ": ".join(p for p in (name, text) if p)
-        else:
-            part = _text(item) or ""
-        if part and part not in message:
-            said.append(part)
-    text = "; ".join(said)
-    return (text[:300] + ("…" if len(text) > 300 else "")) or None

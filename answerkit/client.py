@@ -31,7 +31,8 @@ from answerkit._api_args import (
     make_call_body,
     transfer_body,
 )
-from answerkit._retry import Answer, RetryPolicy, Sender
+from answerkit._retry import RetryPolicy, Sender
+from answerkit._retry_answer import Answer
 from answerkit.api_results import CallCreated, LiveCall, TransferResult, text_field, uuid_list
 
 __all__ = ["DEFAULT_BASE_URL", "CallCreated", "LiveCall", "TransferResult", "VobizClient"]
