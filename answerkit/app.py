@@ -20,7 +20,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from flask import Blueprint, Flask
 from flask import Response as FlaskResponse
@@ -41,6 +41,7 @@ from answerkit._flow_settings import (
     signature_gate,
     state_spec,
 )
+from answerkit._keywords import unknown_keyword
 from answerkit.client import TransferResult, VobizClient
 from answerkit.dispatch import Dispatcher, ErrorHook, Handler, Route
 from answerkit.elements import Hangup, Response, Speak
@@ -58,6 +59,24 @@ DEFAULT_FALLBACK = Response(
     Speak("We are sorry, we could not complete your call. Please try again later."),
     Hangup(),
 )
+
+
+#: Keywords of the REST API and of other libraries, and what CallFlow takes for them.
+_FLOW_RENAMED = {
+    "auth_id": (
+        "CallFlow's auth_token verifies webhooks; the REST client's account is "
+        "client=VobizClient(auth_id=..., auth_token=...) or VOBIZ_AUTH_ID and VOBIZ_AUTH_TOKEN"
+    ),
+}
+_LEG_RENAMED = {
+    "aleg_url": "use aleg=, which takes a route's name or an absolute URL",
+    "bleg_url": "use bleg=, which takes a route's name or an absolute URL",
+    "a_leg": "use aleg=",
+    "b_leg": "use bleg=",
+    "legs": "the legs moved are those you give: aleg=, bleg= or both",
+    "aleg_method": "use method= (one method for both legs)",
+    "bleg_method": "use method= (one method for both legs)",
+}
 
 
 class CallFlow:
@@ -102,7 +121,10 @@ class CallFlow:
         client: VobizClient | None = None,
         transfer_hosts: Sequence[str] = (),
         hangup_linger: float = 300.0,
+        **unknown: NoReturn,
     ) -> None:
+        if unknown:
+            raise unknown_keyword("CallFlow", CallFlow.__init__, unknown, _FLOW_RENAMED)
         check_flow_name(name)
         check_settings(
             fallback=fallback,
@@ -421,6 +443,7 @@ class CallFlow:
         *,
         method: str = "POST",
         client: VobizClient | None = None,
+        **unknown: NoReturn,
     ) -> TransferResult:
         """Move a live call's leg(s) onto routes of this flow (or allowed absolute URLs).
 
@@ -428,6 +451,8 @@ class CallFlow:
         route URLs' query string. Raises :class:`~answerkit.CallNotActiveError` when the
         call has ended; use :meth:`try_transfer` to get None instead.
         """
+        if unknown:
+            raise unknown_keyword("CallFlow.transfer", CallFlow.transfer, unknown, _LEG_RENAMED)
         return self.transfers.transfer(
             call_uuid, aleg=aleg, bleg=bleg, params=params, method=method, client=client
         )
@@ -441,8 +466,13 @@ class CallFlow:
         *,
         method: str = "POST",
         client: VobizClient | None = None,
+        **unknown: NoReturn,
     ) -> TransferResult | None:
         """Like :meth:`transfer`, but returns None when the call already ended."""
+        if unknown:
+            raise unknown_keyword(
+                "CallFlow.try_transfer", CallFlow.try_transfer, unknown, _LEG_RENAMED
+            )
         return self.transfers.try_transfer(
             call_uuid, aleg=aleg, bleg=bleg, params=params, method=method, client=client
         )

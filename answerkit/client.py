@@ -184,12 +184,14 @@ class VobizClient:
         user_agent = user_agent.strip() if isinstance(user_agent, str) else user_agent
         if not auth_id:
             raise errors.ConfigurationError(
-                "no Vobiz auth id: pass auth_id= or set the VOBIZ_AUTH_ID environment variable"
+                "no Vobiz auth id: set the VOBIZ_AUTH_ID environment variable or pass "
+                "VobizClient(auth_id=..., auth_token=...) (to a CallFlow as client=)"
             )
         if not auth_token:
             raise errors.ConfigurationError(
-                "no Vobiz auth token: pass auth_token= or set the VOBIZ_AUTH_TOKEN "
-                "environment variable"
+                "no Vobiz auth token: set the VOBIZ_AUTH_TOKEN environment variable or pass "
+                "VobizClient(auth_id=..., auth_token=...) (to a CallFlow as client=; "
+                "CallFlow(auth_token=) verifies webhooks only)"
             )
         if not PATH_SEGMENT.fullmatch(auth_id):
             raise errors.ConfigurationError(

@@ -213,3 +213,34 @@ def test_check_puts_the_handlers_back(tmp_path: Path) -> None:
     flow.add_route("/answer", answer)
     check_flow(flow)
     assert flow.get_route("answer").handlers[None] is answer
+
+
+def _unknown_keyword_cases(flow: CallFlow) -> list[tuple[Any, str]]:
+    """Each call with a keyword it does not take, and what its TypeError must advise."""
+    warm = {"agent": "+14155550100", "caller_id": "+14155550101", "fallback": "/x"}
+    return [
+        (lambda: CallFlow("y", public_uri="https://x"), "did you mean public_url=?"),
+        (lambda: CallFlow("y", auth_id="MA_X"), "client=VobizClient(auth_id=..."),
+        (lambda: IVRMenu(flow, "m", prompt="p", options={}, timeout=5), "use execution_timeout="),
+        (lambda: IVRMenu(flow, "m", prompt="p", options={}, retry=2), "use retries="),
+        (lambda: WarmTransfer(flow, callerId="+1", **warm), "snake_case, caller_id="),
+        (lambda: WarmTransfer(flow, timeout=20, **warm), "use agent_timeout="),
+        (
+            lambda: Forwarding(flow, "f", numbers=["+14155550100"], caller_id="+1", time_out=5),
+            "did you mean timeout=?",
+        ),
+        (lambda: flow.transfer("abc", a_leg="hold"), "use aleg="),
+        (lambda: flow.transfer("abc", aleg_url="https://x"), "use aleg=, which takes"),
+        (lambda: flow.try_transfer("abc", legs="aleg"), "aleg=, bleg= or both"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(10))
+def test_a_keyword_not_taken_is_named_with_the_one_to_write(case: int) -> None:
+    flow = new_flow()
+    routes = flow.routes
+    call, advice = _unknown_keyword_cases(flow)[case]
+    with pytest.raises(TypeError, match="got an unexpected keyword argument") as caught:
+        call()
+    assert advice in str(caught.value) and "(it takes " in str(caught.value)
+    assert flow.routes == routes  # refused before a recipe declared any route

@@ -114,6 +114,8 @@ from answerkit.state import SqliteStore  # type: ignore[attr-defined]  # noqa: E
 Speak("Hi.", voice=3)  # type: ignore[arg-type]
 flow.url_for()  # type: ignore[call-arg]
 Gather(action="https://voice.example.com/menu", timeout=5)  # type: ignore[arg-type]
+IVRMenu(flow, "m", prompt="Press 1.", options=options, timeout=5)  # type: ignore[arg-type]
+flow.transfer("uuid", aleg_url="https://voice.example.com/hold")  # type: ignore[arg-type]
 if warm.outcome("caller") == "acepted":  # type: ignore[comparison-overlap]
     pass
 flow.route("/music", sound="yes")  # type: ignore[arg-type]

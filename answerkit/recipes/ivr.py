@@ -14,8 +14,9 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
+from answerkit._keywords import unknown_keyword
 from answerkit._log import QuietLog
 from answerkit.elements import Gather, Hangup, Redirect, Response, Speak
 from answerkit.errors import ConfigurationError, ElementError
@@ -26,6 +27,15 @@ if TYPE_CHECKING:
     from answerkit.app import CallFlow
 
 log = QuietLog("answerkit")
+
+#: Plivo's GetInput/GetDigits names, and what IVRMenu takes for them.
+_IVR_RENAMED = {
+    "timeout": "use execution_timeout= (seconds to wait for the choice)",
+    "retry": "use retries=",
+    "max_retries": "use retries=",
+    "valid_digits": "use options= (a mapping of each key to its route)",
+    "invalid_digits_sound": "use invalid_prompt=",
+}
 
 Action = Callable[[CallRequest], Response]
 
@@ -149,7 +159,10 @@ class IVRMenu:
         language: str | None = None,
         speech_language: str | None = None,
         min_confidence: float = 0.5,
+        **unknown: NoReturn,
     ) -> None:
+        if unknown:
+            raise unknown_keyword("IVRMenu", IVRMenu.__init__, unknown, _IVR_RENAMED)
         if (
             not isinstance(name, str)
             or not name.isprintable()

@@ -62,10 +62,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from answerkit._api_args import check_destinations, check_phone
 from answerkit._deadline import deadline_grace
+from answerkit._keywords import unknown_keyword
 from answerkit._log import QuietLog
 from answerkit.elements import Gather, Play, Speak
 from answerkit.errors import (
@@ -107,6 +108,15 @@ class WarmTransferStart:
     room: str
 
 
+#: Other libraries' names, and what WarmTransfer takes for them.
+_RENAMED = {
+    "timeout": "use agent_timeout= (how long the agent's phone rings)",
+    "hold_sound": "use hold_music=",
+    "wait_sound": "use hold_music=",
+    "music": "use hold_music=",
+}
+
+
 class WarmTransfer(CallerSide, AgentSide):
     """A warm transfer recipe mounted on ``flow`` under ``/{name}/...``."""
 
@@ -126,7 +136,10 @@ class WarmTransfer(CallerSide, AgentSide):
         decision_timeout: int = 10,
         goodbye: str = "Thank you for calling. Goodbye.",
         on_outcome: Callable[[str, WarmOutcome], None] | None = None,
+        **unknown: NoReturn,
     ) -> None:
+        if unknown:
+            raise unknown_keyword("WarmTransfer", WarmTransfer.__init__, unknown, _RENAMED)
         # isinstance first: len() of an int is a TypeError that names neither field nor fix.
         if (
             not isinstance(accept_key, str)
