@@ -31,6 +31,7 @@ from answerkit import (
     sign,
 )
 from answerkit.client import VobizClient
+from answerkit.errors import ArgumentError
 from answerkit.recipes import Forwarding, IVRMenu, Option, TransferTrigger, WarmTransfer
 from answerkit.state import MemoryStore, StateStore
 from answerkit.testing import CallSimulator
@@ -237,6 +238,18 @@ def test_warm_transfer_of_an_ended_call_starts_nothing(local_vobiz: Any) -> None
     warm = WarmTransfer(flow, agent="+14155550142", caller_id="+14155550100", fallback="sales")
     assert warm.start("ended-call") is None
     assert [r.method for r in local_vobiz.requests] == ["POST"]  # the transfer only; no agent call
+
+
+def test_warm_transfer_context_that_is_not_a_mapping_is_refused_before_anything(
+    local_vobiz: Any,
+) -> None:
+    flow = new_flow()
+    flow.transfers.client = local_vobiz.client()
+    warm = WarmTransfer(flow, agent="+14155550142", caller_id="+14155550100", fallback="sales")
+    with pytest.raises(ArgumentError, match=r"context must be a mapping .* got str 'support'"):
+        warm.start("C-ctx", context="support")  # type: ignore[arg-type]
+    assert local_vobiz.requests == []  # nothing sent
+    assert dict(warm._state("C-ctx")) == {}  # nothing recorded (no attempt numbered)
 
 
 def test_hold_document_keeps_the_caller_safe() -> None:

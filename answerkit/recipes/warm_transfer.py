@@ -68,6 +68,7 @@ from answerkit._api_args import check_destinations, check_phone
 from answerkit._deadline import deadline_grace
 from answerkit._keywords import unknown_keyword
 from answerkit._log import QuietLog
+from answerkit._xmltext import shown
 from answerkit.elements import Gather, Play, Speak
 from answerkit.errors import (
     ArgumentError,
@@ -228,6 +229,14 @@ class WarmTransfer(CallerSide, AgentSide):
 
         Returns None when the caller's call has already ended (nothing was started).
         """
+        if context is not None and not isinstance(context, Mapping):
+            # Checked before anything is recorded or sent: a str's .items() failed after
+            # the attempt was numbered.
+            raise ArgumentError(
+                f"WarmTransfer.start: context must be a mapping such as {{'topic': ...}}, "
+                f"got {type(context).__name__} {shown(context)}",
+                field="context",
+            )
         state = self._state(caller_uuid)
         # A new attempt number first: from here on the callbacks of an earlier attempt
         # (whose URLs carry its number) are stale and decide nothing for this one. Nothing
