@@ -235,7 +235,12 @@ def clean_public_url(url: object) -> str | None:
             f"got {shown}"
         )
     if parts.query or parts.fragment:
-        raise ConfigurationError(f"public_url must not carry a query or fragment, got {shown}")
+        # Named, not quoted: the shown URL leaves both out, as a query may hold a secret.
+        extra = "a query (?...)" if parts.query else "a fragment (#...)"
+        raise ConfigurationError(
+            f"public_url must not carry a query or fragment; it has {extra}, got {shown}: "
+            "give the base URL alone, such as 'https://voice.example.com'"
+        )
     if any(c.isspace() or ord(c) < 0x20 for c in url.strip()) or not _NETLOC.fullmatch(
         parts.netloc
     ):

@@ -1027,6 +1027,19 @@ def test_public_url_with_credentials_or_a_bad_port_is_refused(given: str) -> Non
 
 
 @pytest.mark.parametrize(
+    ("given", "part"),
+    [
+        ("https://voice.example.com#frag", "a fragment (#...)"),
+        ("https://v.example.com/?t=1", "a query"),
+    ],
+)
+def test_public_url_with_a_query_or_fragment_is_refused_saying_which(given: str, part: str) -> None:
+    with pytest.raises(ConfigurationError, match="must not carry a query or fragment") as caught:
+        CallFlow("qf", public_url=given, auth_token=TOKEN, state=MemoryStore())
+    assert f"it has {part}" in str(caught.value) and "give the base URL alone" in str(caught.value)
+
+
+@pytest.mark.parametrize(
     ("setting", "value", "says"),
     [
         ("fallback", Speak("Sorry."), r"fallback must be a Response, got Speak: wrap it"),
