@@ -190,9 +190,11 @@ def _play(
     if errors:
         # Each was answered with the flow's fallback, as in production: the call "works",
         # but not as written.
+        # A heading first: listed after the last webhook with its indentation, the errors
+        # read as that webhook's (a Hangup's, for an answer handler that failed).
+        print(f"FAILED: {len(errors)} webhook(s) got the fallback document:", file=out)
         for error in errors:
-            print(f"  handler error: {error}", file=out)
-        print(f"FAILED: {len(errors)} webhook(s) got the fallback document", file=out)
+            print(f"  - handler error: {error}", file=out)
         return 1
     if t.step_limit_reached:
         # The flow never ended the call by itself (a Redirect loop, say): a failure, even
