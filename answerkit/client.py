@@ -185,7 +185,8 @@ class VobizClient:
         if not auth_id:
             raise errors.ConfigurationError(
                 "no Vobiz auth id: set the VOBIZ_AUTH_ID environment variable or pass "
-                "VobizClient(auth_id=..., auth_token=...) (to a CallFlow as client=)"
+                "VobizClient(auth_id=..., auth_token=...) (to a CallFlow as client=; in "
+                "tests, CallSimulator(flow, local_vobiz=LocalVobiz()) lends the flow one)"
             )
         if not auth_token:
             raise errors.ConfigurationError(

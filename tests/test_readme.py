@@ -133,3 +133,13 @@ def test_the_sound_route_and_transfer_blocks_run_as_written(env: None) -> None:
         assert ns["result"].message == "call transferred"
         sent = vobiz.requests[0].json
         assert sent["aleg_url"] == "https://voice.example.com/hold?reason=vip", sent
+
+
+def test_the_transfer_against_local_vobiz_runs_as_written() -> None:
+    from conftest import free_port
+
+    # As written but on a free port: 8765 may be taken on a shared machine.
+    code = block("import threading\nfrom werkzeug.serving import make_server")
+    assert code.count("8765") == 2
+    ns = run(code.replace("8765", str(free_port())), {})
+    assert ns["outcome"].http_status == 200 and not ns["vobiz"].running
