@@ -100,7 +100,8 @@ def redact_url(url: str) -> str:
 def open_store(url: str | None = None, *, ttl: float = DEFAULT_TTL) -> StateStore:
     """Open the store a URL names.
 
-    * ``None`` or ``"sqlite://"``: SQLite at ``./answerkit-state.sqlite3``;
+    * ``None``: SQLite at ``./answerkit-state.sqlite3`` (a sqlite URL with no path,
+      ``"sqlite://"``, is refused: it is most often an unset variable);
     * ``"sqlite:///relative/path.db"`` or ``"sqlite:////absolute/path.db"``;
     * ``"memory://"``: this process only (tests);
     * ``"redis://[:password@]host[:port][/db]"``, ``"rediss://..."``, ``"unix://..."``.
@@ -209,7 +210,23 @@ def _store_plan(url: str | None, ttl: float) -> _Plan:
                 f"state store URL {redact_url(url)!r}: the path holds a NUL byte (%00), "
                 "which no file name can; remove it"
             )
-        return _Plan("sqlite", path or DEFAULT_SQLITE_PATH, ttl, busy_timeout)
+        if not path.strip():
+            # As SQLiteStore("") is: an unset variable in 'sqlite:///${STATE_FILE}' would
+            # put the calls' state in whatever directory the workers started in.
+            raise ConfigurationError(
+                f"state store URL {redact_url(url)!r} names no file (an unset environment "
+                "variable?): give a path, 'sqlite:///calls.sqlite3', or no state URL at all "
+                f"for the default {DEFAULT_SQLITE_PATH!r}"
+            )
+        if path == ":memory:" or path.startswith("file::memory:"):
+            # Refused when the flow is made, as SQLiteStore refuses it when opened: each
+            # thread's connection would get an empty database of its own, and every
+            # webhook the fallback.
+            raise ConfigurationError(
+                f"state store URL {redact_url(url)!r}: an in-memory SQLite database is not "
+                "shared between threads or workers; use 'memory://' (tests) or a file path"
+            )
+        return _Plan("sqlite", path, ttl, busy_timeout)
     if scheme == "memory":
         return _Plan("memory", "", ttl, None)
     if scheme in ("redis", "rediss", "unix"):

@@ -1089,6 +1089,32 @@ def test_a_nul_byte_in_a_sqlite_url_or_path_is_a_configuration_error(url: str) -
         SQLiteStore("/tmp/answerkit-\x00.db")
 
 
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("sqlite://", "names no file"),
+        ("sqlite:///", "names no file"),
+        ("sqlite:///%20?ttl=5", "names no file"),
+        ("sqlite:///:memory:", "in-memory SQLite database is not shared"),
+        ("sqlite:///file::memory:", "in-memory SQLite database is not shared"),
+    ],
+)
+def test_a_sqlite_url_naming_no_file_is_refused_by_every_way_in(
+    url: str, says: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from answerkit.app import CallFlow
+
+    # Given to a flow, ':memory:' was taken, and every webhook (the Hangup's too) got the
+    # apology: each thread's connection saw an empty database of its own. 'sqlite://'
+    # fell back to a file in the working directory, where an unset variable leaves it.
+    for attempt in ways_to_open(url):
+        with pytest.raises(ConfigurationError, match=says):
+            attempt()
+    monkeypatch.setenv("ANSWERKIT_STATE_URL", url)
+    with pytest.raises(ConfigurationError, match=says):
+        CallFlow("s", public_url="https://voice.example.com", auth_token="t" * 20)
+
+
 def test_sqlite_busy_timeout_defaults_below_the_status_callback_limit(tmp_path: Path) -> None:
     # 5 s, longer than the 3 s Vobiz waits for a status callback (spec §2.12).
     from answerkit import state_sqlite
