@@ -4,65 +4,48 @@ The call runs a program (:mod:`answerkit.testing.sim_program`): a generator that
 yields after every element, and yields :data:`~answerkit.testing.sim_signals.BLOCK`
 while it waits on something outside itself. The simulator steps calls one element at
 a time, so several calls can share a conference. A transfer or a REST hang-up is
-queued on the call and taken at its next step; one requested while a webhook is being
-answered interrupts the document as soon as that webhook returns. A ``<Hangup
-schedule>`` that falls due during an element ends the call at the scheduled time; it
-ends a blocked call once :meth:`CallSimulator.run_until_idle` finds every call
-blocked. The call sends its webhooks (signed, recorded in the transcript) and, once
-it has ended, what follows the hang-up (:mod:`answerkit.testing.sim_after_hangup`).
+queued on the call (:mod:`answerkit.testing.sim_pending`) and taken at its next step;
+one requested while a webhook is being answered interrupts the document as soon as
+that webhook returns. A ``<Hangup schedule>`` that falls due during an element ends the
+call at the scheduled time; it ends a blocked call once
+:meth:`CallSimulator.run_until_idle` finds every call blocked. The call sends its
+webhooks (signed, recorded in the transcript: :mod:`answerkit.testing.sim_webhooks`)
+and, once it has ended, what follows the hang-up
+(:mod:`answerkit.testing.sim_after_hangup`).
 """
 
 from __future__ import annotations
 
 import math
-import threading
 from collections import deque
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from time import perf_counter
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from answerkit.errors import ConfigurationError
 from answerkit.testing.sim_after_hangup import send_hangup, send_record_stops
 from answerkit.testing.sim_bridge import Bridge
-from answerkit.testing.sim_elements import UTC_FORMAT
+from answerkit.testing.sim_pending import PendingRequests
 from answerkit.testing.sim_program import Program, run_documents, start_program
-from answerkit.testing.sim_script import DIGIT_KEYS, check_digits, check_speech
+from answerkit.testing.sim_script import check_digits, check_speech
 from answerkit.testing.sim_signals import (
     BLOCK,
     STEP,
     CallEnded,
     CallSetup,
     Fetch,
-    GatherPrompt,
     Interrupted,
     Pending,
     Recording,
 )
 from answerkit.testing.sim_transcript import CAUSES, Cause, Transcript, TranscriptEvent, Webhook
-from answerkit.testing.sim_transport import (
-    Reply,
-    dropped_callback,
-    outside_hint,
-    unhandled_event,
-)
+from answerkit.testing.sim_webhooks import notify, send_webhook, standard_params
 
 if TYPE_CHECKING:
-    from answerkit.testing.simulator import CallSimulator
+    from answerkit.testing.sim_engine import SimulatorEngine
 
 __all__ = ["SimulatedCall"]
-
-
-#: Why a webhook to a URL outside the simulated application got no answer: it was not sent
-#: (tests stay on loopback); a hand-off to one ends the call as an unreachable URL would.
-OUTSIDE = "outside the simulated application: not requested"
-
-
-def _wire(number: str) -> str:
-    # Vobiz sends E.164 without the "+" (spec §2.0); sip: URIs stay as they are.
-    return number[1:] if number.startswith("+") else number
 
 
 class SimulatedCall:
@@ -72,7 +55,7 @@ class SimulatedCall:
     music that loops until a transfer) and returns the :class:`Transcript`.
     """
 
-    def __init__(self, sim: CallSimulator, setup: CallSetup) -> None:
+    def __init__(self, sim: SimulatorEngine, setup: CallSetup) -> None:
         self.sim = sim
         self.setup = setup
         self.call_uuid = setup.call_uuid
@@ -86,8 +69,7 @@ class SimulatedCall:
         self._inputs: deque[tuple[str, str | None]] = deque()
         self._dial: deque[Any] = deque(setup.dial)
         self._record: deque[str] = deque(setup.record)
-        self._pending: list[Pending] = []
-        self._lock = threading.Lock()
+        self._pending = PendingRequests()
         self._gen: Program | None = None
         self._started = False
         self._ended = False
@@ -112,31 +94,12 @@ class SimulatedCall:
         #: True once the caller is leaving but the Dial's last webhooks are still going out
         #: (it hung up while the Dial rang): the Transfer and Hang-up APIs no longer find it.
         self.leaving = False
-        # A Hang-up request for that B-leg before it is bridged, for the Dial to take.
-        self._bleg_hangup: Cause | None = None
         self._hinted: set[str] = set()  # URLs outside the app already looked at (a note)
         self._stream_open = False
         self.started_at = datetime.now()
         self.session_start = datetime.now(timezone.utc)
         self._status = "ringing" if setup.direction == "inbound" else "in-progress"
-        std = {
-            "CallUUID": setup.call_uuid,
-            "From": _wire(setup.from_),
-            "To": _wire(setup.to),
-            "Direction": setup.direction,
-            "CallerName": setup.caller_name or setup.from_,
-            "SessionStart": self.session_start.strftime(UTC_FORMAT),
-            "STIRAttestation": "Not Applicable",
-            "STIRVerification": "Not Applicable",
-            "ParentAuthID": sim.parent_auth_id,
-        }
-        if setup.direction == "outbound":
-            request_uuid = setup.request_uuid or setup.call_uuid
-            std.update(
-                RequestUUID=request_uuid, ALegUUID=setup.call_uuid, ALegRequestUUID=request_uuid
-            )
-        std.update(setup.params)
-        self._std = std
+        self._std = standard_params(setup, self.session_start, sim.parent_auth_id)
 
     # -- public --------------------------------------------------------------------------
 
@@ -232,52 +195,24 @@ class SimulatedCall:
     def __repr__(self) -> str:
         return f"<SimulatedCall {self.call_uuid} {self.direction} {self.state}>"
 
-    # -- queued actions (any thread) -------------------------------------------------------
+    # -- queued actions (any thread; the queue is sim_pending's) ---------------------------
 
     def _request(self, pending: Pending) -> None:
-        with self._lock:
-            self._pending.append(pending)
-
-    def _take_pending(self) -> Pending | None:
-        with self._lock:
-            if not self._pending:
-                return None
-            # A hang-up beats everything; with legs=both the B-leg moves first, or the
-            # A-leg's leaving would drop it.
-            for kind in ("hangup", "transfer-bleg"):
-                for i, pending in enumerate(self._pending):
-                    if pending.kind == kind:
-                        return self._pending.pop(i)
-            return self._pending.pop(0)
+        self._pending.put(pending)
 
     def take_pending(self, kind: str) -> Pending | None:
         """The first queued request of ``kind``, taken off the queue (None if none)."""
-        with self._lock:
-            for i, pending in enumerate(self._pending):
-                if pending.kind == kind:
-                    return self._pending.pop(i)
-        return None
+        return self._pending.take(kind)
 
     def take_bleg_transfer(self, bleg: str) -> Pending | None:
         """The first queued transfer of the B-leg ``bleg``, taken off the queue (None if
         none): one asked for another leg is never taken for this one."""
-        with self._lock:
-            for i, pending in enumerate(self._pending):
-                if pending.kind == "transfer-bleg" and pending.bleg == bleg:
-                    return self._pending.pop(i)
-        return None
+        return self._pending.take_bleg_transfer(bleg)
 
     def drop_bleg_transfers(self, bleg: str) -> list[Pending]:
         """Take off the queue every transfer asked for the B-leg ``bleg`` (its Dial ended
         before acting on them), so none moves a later Dial's B-leg."""
-        with self._lock:
-            dropped: list[Pending] = []
-            kept: list[Pending] = []
-            for pending in self._pending:
-                meant = pending.kind == "transfer-bleg" and pending.bleg == bleg
-                (dropped if meant else kept).append(pending)
-            self._pending = kept
-        return dropped
+        return self._pending.drop_bleg_transfers(bleg)
 
     def leave(self, cause: Cause) -> None:
         """The caller has gone, though the call's last webhooks are still to be sent (a
@@ -286,12 +221,8 @@ class SimulatedCall:
         Hang-up of it answers 404 (spec §4.3) rather than being applied to a call that
         has left. A transfer already queued is dropped (a hang-up stays): the caller it
         would move has gone."""
-        with self._lock:
-            self.leaving = True
-            dropped = [p for p in self._pending if p.kind in ("transfer", "transfer-bleg")]
-            self._pending = [
-                p for p in self._pending if p.kind not in ("transfer", "transfer-bleg")
-            ]
+        self.leaving = True
+        dropped = self._pending.drop_transfers()
         self.sim.unregister_live(self, cause)
         for pending in dropped:
             self._emit(
@@ -308,14 +239,11 @@ class SimulatedCall:
     def hang_up_bleg(self, cause: Cause) -> None:
         """The Hang-up API ends the Dial's answered B-leg before it is bridged (any
         thread): the Dial takes it as the handler it came from returns."""
-        with self._lock:
-            self._bleg_hangup = cause
+        self._pending.hang_up_bleg(cause)
 
     def take_bleg_hangup(self) -> Cause | None:
         """How the Hang-up API ended the unbridged B-leg, once (None: it did not)."""
-        with self._lock:
-            cause, self._bleg_hangup = self._bleg_hangup, None
-        return cause
+        return self._pending.take_bleg_hangup()
 
     @property
     def has_pending(self) -> bool:
@@ -356,7 +284,7 @@ class SimulatedCall:
         """Take one step; True when something happened."""
         if self._ended:
             return False
-        pending = self._take_pending()
+        pending = self._pending.take_next()
         if pending is not None:
             if pending.kind == "transfer-bleg":
                 # Only the bridged B-leg it was asked for moves: this leg's document (or its
@@ -438,48 +366,6 @@ class SimulatedCall:
     def _next_dial_outcome(self) -> Any:
         return self._dial.popleft() if self._dial else "answer"
 
-    def _take_input(self, types: tuple[str, ...], prompt: GatherPrompt) -> tuple[str, str] | None:
-        """The caller's answer to a Gather taking ``types``, or None for no input.
-
-        The scripted lists first. A Gather reads the next entry of the list of each type
-        it accepts; one taking both takes the keys when the next digits entry holds some
-        (the first input detected wins, spec §1.2 Gather), else the speech, and a no-input
-        entry (None) in one list pairs with the other list's entry at that Gather: with
-        ``digits=[None, "1", None]`` and ``speech=["english", None, "cancel"]`` three such
-        Gathers get "english", 1 and "cancel", while ``digits="9", speech="sales"`` still
-        gives 9 to the first and "sales" to the next Gather that hears speech.
-
-        Then press()/say(): the first answer queued of a type the Gather takes (the others
-        wait for a later Gather); with none, the simulator's ``input_provider``.
-        """
-        dtmf, spoken = "dtmf" in types and self._digits, "speech" in types and self._speech
-        if dtmf or spoken:
-            d = self._digits[0] if dtmf else None
-            s = self._speech[0] if spoken else None
-            if d is not None:
-                self._digits.popleft()
-                if spoken and s is None:
-                    self._speech.popleft()  # this Gather's no-speech placeholder
-                return ("dtmf", d)
-            if dtmf:
-                self._digits.popleft()  # None: no keys at this Gather
-            if spoken:
-                self._speech.popleft()
-            return None if s is None else ("speech", s)
-        for i, (kind, value) in enumerate(self._inputs):
-            if kind in types:  # the first answer this Gather takes; the others wait
-                del self._inputs[i]
-                return None if value is None else (kind, value)
-        provider = self.sim.input_provider
-        if provider is not None:
-            answer = provider(self, prompt)
-            if answer:
-                if "dtmf" in types and set(answer) <= DIGIT_KEYS:
-                    return ("dtmf", answer)
-                if "speech" in types:
-                    return ("speech", answer)
-        return None
-
     # -- webhooks --------------------------------------------------------------------------
 
     def _params(self, event: str | None, extra: Mapping[str, str]) -> dict[str, str]:
@@ -492,55 +378,7 @@ class SimulatedCall:
 
     def _send(self, url: str, method: str, params: dict[str, str]) -> Webhook:
         """Send one signed webhook, record it, and honour a transfer queued meanwhile."""
-        sim = self.sim
-        resolved = sim.router.resolve(url)
-        started = perf_counter()
-        errors: list[str] = []
-        if resolved is None:
-            reply = Reply(0, b"", "", OUTSIDE)
-            display = url
-        else:
-            signed, target, display = resolved
-            if sim.error_tap is None:
-                reply = sim.transport.send(method, target, params, sim.sign(signed))
-            else:
-                # Filed by the CallUUID the webhook carries: an app served over HTTP fails
-                # on its own threads, where the thread alone cannot say which call it was.
-                with sim.error_tap.watching(errors, params.get("CallUUID") or None):
-                    reply = sim.transport.send(method, target, params, sim.sign(signed))
-        hook = Webhook(
-            url,
-            method,
-            params,
-            reply.status,
-            reply.body,
-            reply.content_type,
-            perf_counter() - started,
-            reply.error,
-            None if resolved is None else display,
-        )
-        self.transcript.webhooks.append(hook)
-        what = _what_is_sent(params)
-        # A URL outside the app is not "unreachable": the simulator never tried it.
-        answer = (
-            "not sent (outside the simulated application)"
-            if resolved is None
-            else reply.status or "unreachable"
-        )
-        self._emit("webhook", f"{method} {display} ({what}) -> {answer}", webhook=hook)
-        if resolved is None:
-            self._hint_outside(url)
-        if resolved is not None and sim.flow is not None and 200 <= reply.status < 300:
-            missing = unhandled_event(sim.flow, urlsplit(display).path, params)
-            if missing is not None:
-                errors.append(missing)
-            dropped = dropped_callback(sim.flow, urlsplit(display).path, params)
-            if dropped is not None:
-                self.transcript.unhandled_callbacks.append(dropped)
-                self._emit("note", dropped)
-        for error in errors:
-            self.transcript.handler_errors.append(error)
-            self._emit("error", f"handler error: {error}")
+        hook = send_webhook(self, url, method, params)
         # A B-leg-only transfer leaves this leg's document running: it waits for the next step
         # (the bridge may not be up yet when a DialAnswer handler asks for it).
         if not self._cleanup and any(p.kind != "transfer-bleg" for p in self._pending):
@@ -552,18 +390,6 @@ class SimulatedCall:
             raise Interrupted
         return hook
 
-    def _hint_outside(self, url: str) -> None:
-        """A note, once per URL, when one outside the app looks meant for it (a typo in
-        its host, the app's host with another scheme or port, a path of the flow's): it
-        is not sent, and a callback lost so would otherwise pass unnoticed."""
-        where = url.split("?", 1)[0]
-        if where in self._hinted:
-            return
-        self._hinted.add(where)
-        hint = outside_hint(self.sim.router, self.sim.flow, where)
-        if hint is not None:
-            self._emit("note", f"not sent: {hint}")
-
     def _notify(
         self,
         url: str,
@@ -572,19 +398,9 @@ class SimulatedCall:
         extra: Mapping[str, str],
         omit: Collection[str] = (),
     ) -> None:
-        """A status callback: any answer is fine; non-2xx is retried 3 times (spec §2.12).
-
-        ``omit`` names standard fields the event does not carry (spec §2.9). A URL outside
-        the simulated application is recorded once: it is never requested, and spec §2.12
-        retries "Non-200 replies", so a request never made has no reply to retry.
-        """
-        params = self._params(event, extra)
-        for name in omit:
-            params.pop(name, None)
-        attempts = 1 if self.sim.router.resolve(url) is None else 4
-        for _attempt in range(attempts):
-            if self._send(url, method, params).ok:
-                return
+        """A status callback, retried as the platform does (see
+        :func:`~answerkit.testing.sim_webhooks.notify`)."""
+        notify(self, url, method, event, extra, omit)
 
     def _display(self, url: str) -> str:
         resolved = self.sim.router.resolve(url)
@@ -640,20 +456,3 @@ class SimulatedCall:
             for action in self._after_hangup:
                 action()
             send_record_stops(self)
-
-
-def _what_is_sent(params: Mapping[str, str]) -> str:
-    """A webhook's gist for the transcript: its event, the input it carries, or that it
-    is a transcription."""
-    event = params.get("Event")
-    if event:
-        return f"Event={event}"
-    if "transcription_id" in params:
-        return "transcription"
-    if "StableSpeech" in params or "UnstableSpeech" in params:
-        return "interim speech"
-    if not any(name in params for name in ("InputType", "Digits", "Speech")):
-        return "no Event"  # a dialMusic or confirmSound fetch (spec §2.5 names none)
-    given = params.get("Digits") or params.get("Speech")
-    kind = params.get("InputType", "")
-    return f"{kind} input".lstrip() if given else f"no {kind} input".replace("  ", " ")

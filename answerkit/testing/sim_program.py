@@ -17,7 +17,11 @@ from typing import TYPE_CHECKING
 
 from answerkit.elements import Response
 from answerkit.testing import sim_elements as elem
-from answerkit.testing.sim_bridge import run_conference, run_dial
+from answerkit.testing.sim_conference import run_conference
+from answerkit.testing.sim_dial import run_dial
+from answerkit.testing.sim_gather import gather
+from answerkit.testing.sim_judge import judge
+from answerkit.testing.sim_record import record
 from answerkit.testing.sim_signals import BLOCK, STEP, CallEnded, Fetch
 from answerkit.testing.sim_transcript import CAUSES
 
@@ -88,7 +92,7 @@ def _fetch_document(call: SimulatedCall, fetch: Fetch) -> Response:
             hook = call._send(fetch.url, fetch.method, call._params(fetch.event, fetch.params))
     try:
         try:
-            return elem.judge(call, hook, fetch.kind)
+            return judge(call, hook, fetch.kind)
         except CallEnded:
             fallback = call.setup.fallback_url
             if fetch.kind != "answer" or not fallback:
@@ -96,7 +100,7 @@ def _fetch_document(call: SimulatedCall, fetch: Fetch) -> Response:
             call._emit("note", "answer URL failed: trying the fallback URL")
             method = call.setup.fallback_method or fetch.method
             hook = call._send(fallback, method, call._params(fetch.event, fetch.params))
-            return elem.judge(call, hook, fetch.kind)
+            return judge(call, hook, fetch.kind)
     except CallEnded as ended:
         if ended.cause.code == CAUSES["answer_xml"].code:
             # Spec §0 rule 4, §2.1: Vobiz answers the call, then drops it about a second
@@ -120,7 +124,7 @@ def _run_document(call: SimulatedCall, doc: Response) -> Generator[int, None, Fe
                 yield from _hold()
         elif tag == "Gather":
             call._mark_answered()
-            fetch = yield from elem.gather(call, el)
+            fetch = yield from gather(call, el)
         elif tag == "Wait":
             elem.wait(call, el, first=index == 0)
         elif tag == "Redirect":
@@ -137,7 +141,7 @@ def _run_document(call: SimulatedCall, doc: Response) -> Generator[int, None, Fe
             yield from run_conference(call, el, last=index == last)
         elif tag == "Record":
             call._mark_answered()
-            fetch = elem.record(call, el)
+            fetch = record(call, el)
         elif tag == "PreAnswer":
             # Early media: nothing in it answers the call or is billed (spec §1.2).
             for child in el.children:

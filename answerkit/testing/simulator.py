@@ -23,29 +23,22 @@ plays every outbound call placed through the make-call API, and takes over
 transfers and hang-ups of its calls through the server's ``on_transfer_request`` /
 ``on_hangup_request`` hooks. REST actions take effect at the call's next step.
 
-Here: the simulator's configuration, placing and running calls. Elsewhere: how a
-call is scripted (``sim_script``), the calls by CallUUID and the REST actions on them
-(``sim_call_table``), the LocalVobiz side (``sim_remote``), one call (``sim_call``).
+Here: placing and running calls. Elsewhere: the simulator's settings and what its
+calls use of it (``sim_engine``), how a call is scripted (``sim_script``), the calls by
+CallUUID and the REST actions on them (``sim_call_table``), the LocalVobiz side
+(``sim_remote``), one call (``sim_call``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import itertools
-import random
-import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any
 from urllib.parse import urlencode
 
-from answerkit.app import CallFlow
 from answerkit.errors import ConfigurationError
-from answerkit.signature import sign
-from answerkit.testing.sim_bridge import ConferenceRoom
 from answerkit.testing.sim_call import SimulatedCall
-from answerkit.testing.sim_call_table import CallTable
-from answerkit.testing.sim_remote import VobizLink
+from answerkit.testing.sim_engine import Listener, SimulatorEngine
 from answerkit.testing.sim_script import (
     Inputs,
     OutboundScript,
@@ -54,33 +47,14 @@ from answerkit.testing.sim_script import (
     parse_digits,
     parse_records,
     parse_speech,
-    take_script,
 )
-from answerkit.testing.sim_signals import CallSetup, Fetch, GatherPrompt
-from answerkit.testing.sim_transcript import Cause, TranscriptEvent
-from answerkit.testing.sim_transport import (
-    HandlerErrorTap,
-    HTTPTransport,
-    Router,
-    Transport,
-    WSGIApp,
-    WSGITransport,
-    sign_request,
-    signed_post,
-)
-
-if TYPE_CHECKING:
-    from answerkit.testing.local_vobiz import LocalVobiz
+from answerkit.testing.sim_signals import CallSetup
+from answerkit.testing.sim_transport import sign_request, signed_post
 
 __all__ = ["CallSimulator", "CallSimulatorFactory", "sign_request", "signed_post"]
 
-Listener = Callable[[SimulatedCall, TranscriptEvent], None]
-InputProvider = Callable[[SimulatedCall, GatherPrompt], "str | None"]
-GATHER_TIMEOUTS = ("next", "post-empty")
-DIAL_ACTION_EVENTS = ("Redirect", "DialAction")
 
-
-class CallSimulator:
+class CallSimulator(SimulatorEngine):
     """Plays Vobiz against one application (see the module docstring).
 
     ``target`` is a :class:`~answerkit.CallFlow` (served in-process by
@@ -97,91 +71,10 @@ class CallSimulator:
     ``event=Event.DialAction`` does not match, so a flow that depends on the value
     fails here rather than on Vobiz; branch on ``DialStatus`` instead, or run the
     tests with both values.
-    """
 
-    def __init__(
-        self,
-        target: CallFlow | str | None = None,
-        *,
-        app: WSGIApp | None = None,
-        flow: CallFlow | None = None,
-        auth_token: str | None = None,
-        public_url: str | None = None,
-        local_vobiz: LocalVobiz | None = None,
-        gather_timeout: str = "next",
-        dial_action_event: str = "Redirect",
-        timeout: float = 10.0,
-        input_provider: InputProvider | None = None,
-    ) -> None:
-        if gather_timeout not in GATHER_TIMEOUTS:
-            raise ConfigurationError(
-                f"gather_timeout must be 'next' or 'post-empty', got {gather_timeout!r}"
-            )
-        if dial_action_event not in DIAL_ACTION_EVENTS:
-            raise ConfigurationError(
-                "dial_action_event must be 'DialAction' or 'Redirect' (spec §6 item 8), "
-                f"got {dial_action_event!r}"
-            )
-        if isinstance(target, CallFlow):
-            flow = target
-        elif target is not None and not isinstance(target, str):
-            what = "a Flask app" if callable(target) else type(target).__name__
-            raise ConfigurationError(
-                f"CallSimulator takes a CallFlow or a base URL first, got {what}; for an app "
-                "that serves the flow, pass both: CallSimulator(flow, app=app)"
-            )
-        self.flow = flow
-        self.local_vobiz = local_vobiz
-        self.gather_timeout = gather_timeout
-        self.dial_action_event = dial_action_event
-        self.input_provider = input_provider
-        self.listeners: list[Listener] = []
-        self._table = CallTable()
-        # The flow's REST calls (flow.transfer, a WarmTransfer's agent call, a
-        # TransferTrigger) go to this LocalVobiz unless the flow has a client of its own.
-        # Lent before the app is made: its mount-time checks (a recipe's client) see it.
-        self._link = (
-            VobizLink(local_vobiz, flow, self._table.take_transfer, self._take_hangup)
-            if local_vobiz is not None
-            else None
-        )
-        try:
-            self.transport: Transport
-            if isinstance(target, str):
-                root = public_url or (flow.public_url if flow else None) or target
-                self.router = Router(root, target)
-                self.transport = HTTPTransport(timeout)
-                self.base_url: str | None = target.rstrip("/")
-            else:
-                if app is None:
-                    if flow is None:
-                        raise TypeError("CallSimulator needs a CallFlow, a base URL, or app=")
-                    app = flow.create_app(getattr(flow, "_mount_prefix", None))
-                root = public_url or (flow.public_url if flow else None) or "http://localhost"
-                self.router = Router(root)
-                self.transport = WSGITransport(app, self.router.public_root)
-                self.base_url = None
-        except BaseException:
-            if self._link is not None:  # unhooked from LocalVobiz; the loan ends
-                self._link.close()
-            raise
-        if auth_token is None and flow is not None and flow.auth_tokens:
-            auth_token = flow.auth_tokens[0]
-        if auth_token is None and local_vobiz is not None:
-            auth_token = local_vobiz.auth_token
-        self._token = auth_token
-        self.parent_auth_id = local_vobiz.auth_id if local_vobiz else "MA_SIMULATOR"
-        self._nonce_prefix = f"{random.SystemRandom().randrange(10**10):010d}"
-        self._nonces = itertools.count()
-        self._sync_lock = threading.Lock()  # adoption runs in the server's thread too
-        self._rooms: dict[str, ConferenceRoom] = {}
-        self._scripts: list[OutboundScript] = []
-        # The flow's handler errors reach the transcript (its fallback hides them otherwise);
-        # a flow without the settings to serve (no token) has no dispatcher to tap.
-        self.error_tap: HandlerErrorTap | None = None
-        if flow is not None:
-            with contextlib.suppress(ConfigurationError):
-                self.error_tap = HandlerErrorTap(flow.dispatcher())
+    The settings are checked, and what the calls use of the simulator served, by
+    :class:`~answerkit.testing.sim_engine.SimulatorEngine`; here is what a test does.
+    """
 
     # -- placing calls -----------------------------------------------------------------------
 
@@ -212,9 +105,10 @@ class CallSimulator:
         type it accepts; one that takes both takes the keys when the next digits entry
         holds some, else the speech, a None in one list pairing with the other's entry
         (``digits=[None, "1"], speech=["english", None]`` answers two such Gathers
-        "english", then 1; see :meth:`SimulatedCall._take_input`). A string is split on
-        commas; a list or tuple is taken item by item, so ``speech=["sales, please"]`` is
-        one utterance that keeps its comma. ``dial`` gives one outcome per Dial (``answer``,
+        "english", then 1; see :func:`answerkit.testing.sim_gather._take_input`). A string
+        is split on commas; a list or tuple is taken item by item, so
+        ``speech=["sales, please"]`` is one utterance that keeps its comma. ``dial`` gives
+        one outcome per Dial (``answer``,
         ``bridge``, ``busy``, ``no-answer``, ``timeout`` (rings out as ``no-answer`` does,
         reported as ``DialStatus=timeout``), ``failed``, ``cancel`` (the caller hangs up
         while it rings), or a list per target). ``record`` gives one ending per Record: after a
@@ -370,13 +264,6 @@ class CallSimulator:
         self._sync_remote()
         return self._table.find(call_uuid)
 
-    def conference(self, name: str) -> ConferenceRoom:
-        """The room called ``name`` (created empty if no call has joined it yet)."""
-        room = self._rooms.get(name)
-        if room is None:
-            room = self._rooms[name] = ConferenceRoom(name)
-        return room
-
     def transfer(
         self, call_uuid: str, url: str, *, leg: str = "aleg", method: str = "POST"
     ) -> bool:
@@ -439,80 +326,6 @@ class CallSimulator:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- engine API (used by the calls) ---------------------------------------------------------
-
-    def sign(self, url: str) -> dict[str, str]:
-        """Genuine signature headers for ``url`` (fresh, unique nonces), or none without a token."""
-        if self._token is None:
-            return {}
-        n = next(self._nonces) * 2
-        return sign(
-            url,
-            self._token,
-            nonce_v2=f"{self._nonce_prefix}{n:010d}",
-            nonce_v3=f"{self._nonce_prefix}{n + 1:010d}",
-        )
-
-    def register_live(self, call: SimulatedCall) -> None:
-        """The call was answered (LocalVobiz lists it as live)."""
-        if self._link is not None:
-            self._link.register(call)
-
-    def unregister_live(self, call: SimulatedCall, cause: Cause) -> None:
-        """The call ended (LocalVobiz marks it completed)."""
-        if self._link is not None:
-            self._link.unregister(call, cause)
-
-    def register_bleg(self, bleg_uuid: str, caller_id: str, address: str) -> None:
-        """A Dial's B-leg answered (LocalVobiz lists it as live, under its own UUID)."""
-        if self._link is not None:
-            self._link.register_bleg(bleg_uuid, caller_id, address)
-
-    def unregister_bleg(self, bleg_uuid: str, cause: Cause) -> None:
-        """The Dial's B-leg left (LocalVobiz marks it completed)."""
-        if self._link is not None:
-            self._link.end(bleg_uuid, cause)
-
-    def start_bleg(
-        self,
-        a_call: SimulatedCall,
-        bleg_uuid: str,
-        address: str,
-        caller_id: str,
-        url: str,
-        method: str,
-    ) -> SimulatedCall:
-        """A bridged B-leg moved by the Transfer API becomes a call of its own."""
-        script = take_script(self._scripts, address)
-        setup = CallSetup(
-            call_uuid=bleg_uuid,
-            from_=caller_id,
-            to=address,
-            direction="outbound",
-            answer_url=None,
-            params={"ALegUUID": a_call.call_uuid},
-            digits=script.digits if script else [],
-            speech=script.speech if script else [],
-            dial=script.dial if script else [],
-            first_fetch=Fetch(url, method, "Transfer", {}, "transfer"),
-            send_hangup=False,  # spec §2.2: a B-leg sends no hangup webhook
-        )
-        call = SimulatedCall(self, setup)
-        # The moved leg was already in progress: answered from the start, so the Transfer
-        # and Hang-up APIs find it at once (CallTable.live), even from the DialHangup
-        # handler that runs before it takes its first step.
-        call._mark_answered()
-        self._table.add(call)
-        call.transcript.transfers.append(url)
-        return call
-
-    # -- internals ---------------------------------------------------------------------------
-
-    def _add(self, setup: CallSetup) -> SimulatedCall:
-        call = SimulatedCall(self, setup)
-        self._table.add(call)
-        return call
-
     def _default(self) -> str:
         if self.flow is None:
             return "/answer"
@@ -523,24 +336,6 @@ class CallSimulator:
         if first is None:
             raise ConfigurationError(f"flow {self.flow.name!r} has no answer route to call")
         return first.name
-
-    def _take_hangup(self, call_uuid: str) -> bool:
-        # A make-call placed since the last look is adopted first, so that its hangup webhook
-        # reaches the app through the simulator as every other webhook does.
-        self._sync_remote()
-        return self._table.queue_hangup(call_uuid)
-
-    def _sync_remote(self) -> bool:
-        """Adopt the outbound calls placed through LocalVobiz's make-call API since last
-        time; whether there were any."""
-        if self._link is None:
-            return False
-        adopted = False
-        with self._sync_lock:
-            for setup in self._link.adopt(self._scripts):
-                self._add(setup)
-                adopted = True
-        return adopted
 
 
 #: The ``call_simulator`` fixture's type: it hands out a subclass of CallSimulator bound
