@@ -434,6 +434,28 @@ def warm_flow(local_vobiz: Any, **options: Any) -> tuple[WarmTransfer, CallSimul
     return warm, sim
 
 
+def test_a_listener_hanging_up_the_caller_on_hold_ends_it_before_the_agent_rings_out(
+    local_vobiz: Any,
+) -> None:
+    # The README's advice, a listener: the caller hangs up at the hold announcement. The
+    # agent's no-answer (30 s of ringing) came first before, deciding 'agent-unavailable'
+    # and moving a caller who had gone; now the caller's hang-up ends its call at once.
+    warm, sim = warm_flow(local_vobiz)
+    sim.expect_outbound("+14155550142", outcome="no-answer")
+
+    def hang_up_on_hold(call: Any, event: Any) -> None:
+        if call is caller and event.kind == "hear" and "transfer your call" in event.text:
+            call.hangup()
+
+    sim.add_listener(hang_up_on_hold)
+    caller = sim.call("answer")
+    sim.run_until_idle()
+    assert warm.outcome(caller.call_uuid) == "abandoned"
+    assert [r.method for r in local_vobiz.requests] == ["POST", "POST", "DELETE"]
+    assert caller.transcript.hangup_source == "Caller"
+    sim.close()
+
+
 def accepting_agent(local_vobiz: Any) -> tuple[WarmTransfer, CallSimulator, Any]:
     """warm_flow() with an agent who will press 1, and a caller placed (not yet run)."""
     warm, sim = warm_flow(local_vobiz)

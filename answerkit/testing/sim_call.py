@@ -251,6 +251,11 @@ class SimulatedCall:
         return bool(self._pending)
 
     @property
+    def hangup_pending(self) -> bool:
+        """True when a hang-up waits for the call's next step."""
+        return any(pending.kind == "hangup" for pending in self._pending)
+
+    @property
     def _blocked(self) -> bool:
         return self.paused or self._last_signal == BLOCK
 
