@@ -603,6 +603,21 @@ def test_a_b_leg_transfer_of_a_call_without_a_b_leg_is_400(
         client.transfer(call.call_uuid, legs="bleg", bleg_url=hooks.url + "/ok")
 
 
+def test_a_b_leg_transfer_naming_the_b_legs_own_uuid_says_both_ways_that_work(
+    vobiz: LocalVobiz, hooks: WebhookApp
+) -> None:
+    call = vobiz.add_call("aleg-named-1", bleg_uuid="bleg-named-1")
+    body = {"legs": "bleg", "bleg_url": hooks.url + "/ok"}
+    reply = api(vobiz, "POST", call_path(vobiz, "bleg-named-1"), json=body)
+    assert reply.status_code == 400
+    message = reply.json()["error"]["message"]
+    assert "call bleg-named-1 is itself the B-leg of aleg-named-1" in message
+    assert "legs=aleg on its own CallUUID (aleg= in answerkit)" in message
+    assert "legs=bleg on aleg-named-1 (bleg= in answerkit)" in message
+    assert vobiz.transfers == [] and hooks.hits == []  # nothing moved
+    assert vobiz.call(call.call_uuid).bleg_uuid == "bleg-named-1"
+
+
 def test_a_b_leg_dropped_by_a_failed_transfer_cannot_be_transferred_again(
     vobiz: LocalVobiz, hooks: WebhookApp
 ) -> None:

@@ -246,11 +246,21 @@ class RestApi:
                 # Spec §6 item 10: what Vobiz does is unknown. Fetching the URL in the
                 # A-leg's name would run B-leg XML on the caller, so nothing is applied and
                 # the answer says why (a 404 would read as "the call ended", which it has not).
-                return _bad_request(
-                    f"legs={legs}, but call {call_uuid} has no B-leg bridged to it: "
-                    "use legs=aleg to move the caller",
-                    "legs",
-                )
+                aleg = self.table.bridged_aleg(call_uuid)
+                if aleg is not None:
+                    # The B-leg's own CallUUID with legs=bleg: its A-leg is the call with
+                    # a B-leg. Both ways that work, in the API's words and answerkit's.
+                    why = (
+                        f"call {call_uuid} is itself the B-leg of {aleg.call_uuid}: move it "
+                        f"with legs=aleg on its own CallUUID (aleg= in answerkit), or with "
+                        f"legs=bleg on {aleg.call_uuid} (bleg= in answerkit)"
+                    )
+                else:
+                    why = (
+                        f"call {call_uuid} has no B-leg bridged to it: use legs=aleg to move "
+                        "the caller (aleg= in answerkit)"
+                    )
+                return _bad_request(f"legs={legs}, but {why}", "legs")
             kept.append(target)
         # With legs=both the B-leg moves first, as in the simulator: the A-leg's leaving
         # (its URL failing, say) would end a B-leg still bridged to it.
