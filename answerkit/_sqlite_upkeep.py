@@ -16,7 +16,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from answerkit.state import _PURGE_INTERVAL
+from answerkit._state_store import _PURGE_INTERVAL
 
 _T = TypeVar("_T")
 

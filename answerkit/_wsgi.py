@@ -23,10 +23,10 @@ from flask.sessions import SecureCookieSessionInterface
 from werkzeug.datastructures import EnvironHeaders
 from werkzeug.exceptions import HTTPException
 
+from answerkit._dispatch_webhook import XML_CONTENT_TYPE
 from answerkit._log import QuietLog
 from answerkit._params import ParamsLike, parse_form
 from answerkit.dispatch import (
-    XML_CONTENT_TYPE,
     Dispatcher,
     Route,
     WebhookReply,

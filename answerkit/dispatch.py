@@ -7,17 +7,21 @@ application, 403 for a request that is not from Vobiz and 400 for one that is no
 call callback at all, and an empty 503 to a status callback that Vobiz should send again
 (its handler raised RetryLater, ran past ``status_deadline`` or met the store down):
 Vobiz ignores a status callback's answer but retries it on a non-200 (spec §2.12).
+
+This module is the pipeline's path, and the public home of its names; the parts it is
+built of live apart: the webhook, its route and the answer each event wants
+(answerkit/_dispatch_webhook.py), the signature and replay check
+(answerkit/_dispatch_gate.py), the answers when the handler gives none
+(answerkit/_dispatch_fallback.py), and how a failure is told
+(answerkit/_dispatch_failures.py).
 """
 
 from __future__ import annotations
 
 import inspect
-import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from answerkit._deadline import (
@@ -28,16 +32,30 @@ from answerkit._deadline import (
     handler_given_up,
     loggable,
 )
-from answerkit._log import QuietLog
-from answerkit._params import ParamsLike
+from answerkit._dispatch_failures import _passes_through
+from answerkit._dispatch_failures import log as log
+from answerkit._dispatch_fallback import ErrorHook as ErrorHook
+from answerkit._dispatch_fallback import FallbackAnswers
+from answerkit._dispatch_gate import SignatureGate as SignatureGate
+from answerkit._dispatch_webhook import (
+    _ACTION_EVENTS,
+    _HANGUP,
+    _WAIT_SOUND,
+    EMPTY_DOCUMENT,
+    _event_name,
+    _status_reply,
+)
+from answerkit._dispatch_webhook import STATUS_EVENTS as STATUS_EVENTS
+from answerkit._dispatch_webhook import Route as Route
+from answerkit._dispatch_webhook import WebhookReply as WebhookReply
+from answerkit._dispatch_webhook import WebhookRequest as WebhookRequest
+from answerkit._dispatch_webhook import dropped_callback_note as dropped_callback_note
 from answerkit._sound import not_sound, not_sound_message
 from answerkit.elements import Element, Response
 from answerkit.errors import ElementError, HandlerTimeout, RetryLater, StateError, StateValueError
 from answerkit.request import CallRequest, Event, MissingCallUUID
-from answerkit.signature import HeadersLike, Verifier, header_value, public_url_candidates
+from answerkit.signature import header_value
 from answerkit.state import NoCallState, StateStore
-
-log = QuietLog("answerkit")
 
 __all__ = [
     "STATUS_EVENTS",
@@ -56,96 +74,7 @@ __all__ = [
     "loggable",
 ]
 
-ErrorHook = Callable[[BaseException, "CallRequest | None", str], None]
-
-#: Events whose answer Vobiz ignores (spec §2.12): they never get the answer handler of a
-#: route by accident, and a failure while handling them answers an empty 200 (503 when
-#: it is to be sent again).
-STATUS_EVENTS: frozenset[str] = frozenset(
-    e.value
-    for e in (
-        Event.Hangup,
-        Event.Ring,
-        Event.DialAnswer,
-        Event.DialConnected,
-        Event.DialDigitsMatch,
-        Event.DialHangup,
-        Event.RecordStop,
-        Event.ConferenceEnter,
-        Event.ConferenceExit,
-        Event.ConferenceDigitsMatch,
-        Event.StartStream,
-        Event.PlayedStream,
-        Event.ClearedAudio,
-        Event.DegradedStream,
-        Event.DroppedStream,
-        Event.StopStream,
-        Event.MachineDetection,
-    )
-)
-
-_HANGUP = Event.Hangup.value
 _STARTS = frozenset({Event.StartApp.value, Event.Transfer.value})
-
-#: The only exceptions a handler may pass on to the server: the process is being stopped.
-#: Every other one, BaseExceptions included (asyncio.CancelledError out of a handler's
-#: asyncio.run, a library's own BaseException), gets the fallback: Flask would let them
-#: reach the WSGI server, which answers 500 or loses the worker.
-PROCESS_EXITS: tuple[type[BaseException], ...] = (KeyboardInterrupt, SystemExit)
-
-
-def _passes_through(exc: BaseException) -> bool:
-    """Whether ``exc`` must reach the server: the process is being stopped, or (greenlet's
-    GreenletExit, under gevent or eventlet workers) the greenlet serving it is being killed,
-    which a fallback answer would keep running.
-
-    A stop comes as a signal, and Python raises those in the main thread only: off it (a
-    gthread worker's request thread, a handler thread), a SystemExit or KeyboardInterrupt
-    is the handler's own code (argparse, a ``sys.exit`` in a helper), which dropped the
-    caller and took the worker down with it."""
-    if type(exc).__name__ == "GreenletExit":
-        return True
-    return isinstance(exc, PROCESS_EXITS) and threading.current_thread() is threading.main_thread()
-
-
-#: Failure log lines show at most this much of an exception's text: one webhook's 20 MB
-#: message was written twice (the line and its traceback).
-EXC_TEXT_MAX = 2000
-
-
-def describe(exc: BaseException) -> str:
-    """``str(exc)`` for a log line: bounded, and never raising (an exception whose
-    ``__str__`` fails lost the whole log line, CallUUID and all)."""
-    try:
-        text = str(exc)
-    except Exception:
-        return f"<{type(exc).__name__} whose text cannot be shown>"
-    if len(text) > EXC_TEXT_MAX:
-        text = f"{text[: EXC_TEXT_MAX - 40]}... ({len(text)} characters in all)"
-    return text
-
-
-XML_CONTENT_TYPE = "application/xml; charset=utf-8"
-_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
-EMPTY_DOCUMENT = Response().to_bytes()
-
-
-# Named tuples, not frozen dataclasses: as immutable, and a third of the cost to build
-# (two of them per webhook).
-class WebhookRequest(NamedTuple):
-    """What the web layer hands to the dispatcher: one HTTP request, already read."""
-
-    method: str
-    path: str
-    #: Reads the Vobiz parameters (form or query string: a mapping or ``(name, value)``
-    #: pairs); called only once the signature has been checked, so an unsigned body is
-    #: never parsed.
-    read_params: Callable[[], ParamsLike]
-    query: Mapping[str, str]
-    headers: HeadersLike
-    scheme: str = "https"
-    host: str = ""
-    script_root: str = ""
 
 
 class _Seen:
@@ -158,107 +87,6 @@ class _Seen:
     def __init__(self) -> None:
         self.call: CallRequest | None = None
         self.replay_keys: tuple[str, ...] = ()
-
-
-class WebhookReply(NamedTuple):
-    """What the dispatcher answers: a status, a body and its content type."""
-
-    status: int
-    body: bytes = b""
-    content_type: str = XML_CONTENT_TYPE
-    headers: Mapping[str, str] = _NO_HEADERS
-
-
-@dataclass
-class Route:
-    """One call-flow URL and the handlers it runs, per event."""
-
-    name: str
-    path: str
-    status_callback: bool = False
-    handlers: dict[str | None, Handler] = field(default_factory=dict)
-    #: Whether a request's signature is recorded, so that a replay is refused. Off only for
-    #: a route whose answer is the same whoever asks and whenever (hold music).
-    replay_check: bool = True
-    #: A URL Vobiz fetches only for audio (waitSound, dialMusic, confirmSound): its answer
-    #: may hold only Play, Speak and Wait, and a failure answers the sound fallback.
-    sound: bool = False
-
-    def handler_for(self, event: str) -> Handler | None:
-        """The handler an event runs on this route, or None when it runs none."""
-        handler = self.handlers.get(event)
-        if handler is not None:
-            return handler
-        if self.status_callback or event not in STATUS_EVENTS:
-            return self.handlers.get(None)
-        return None
-
-    @property
-    def events(self) -> list[str | None]:
-        """The events with their own handler (None: the route's default handler)."""
-        return list(self.handlers)
-
-    def drops(self, event: str) -> bool:
-        """Whether a status callback of ``event`` reaches no handler here, on a route that
-        handles no status event by name (but Hangup), so that what it reports (a recording's
-        URL) is lost, most likely unawares. A route with handlers for some events (a Dial's
-        DialHangup, say) leaves the others alone on purpose; and apps often send Hangup to
-        a route that leaves it alone."""
-        if event not in STATUS_EVENTS or event == _HANGUP or self.handler_for(event):
-            return False
-        return not any(e in STATUS_EVENTS and e != _HANGUP for e in self.handlers if e)
-
-
-def dropped_callback_note(route: Route, event: str) -> str:
-    """What to tell about a status callback :meth:`Route.drops` (logs, the simulator)."""
-    return (
-        f"a {event} callback reached no handler, so its fields were dropped (a route's "
-        f"default handler never runs for one): declare a handler for it with "
-        f"@flow.route({route.path!r}, event={event!r}), or, if the route only takes "
-        f"callbacks (a Conference's or a Stream's), declare it with status_callback=True "
-        f"so that its handler runs for every event"
-    )
-
-
-class SignatureGate:
-    """Signature and replay checking for one flow (spec §3)."""
-
-    def __init__(
-        self,
-        auth_tokens: Sequence[str],
-        public_url: str | None,
-        trusted_proxies: int,
-        replay_window: float,
-    ) -> None:
-        self._verifier = Verifier(auth_tokens)
-        self.public_url = public_url
-        self.trusted_proxies = trusted_proxies
-        self.replay_window = replay_window
-
-    def check(self, req: WebhookRequest) -> tuple[str | None, tuple[str, ...], str]:
-        """The signature check: (None, or why the request is refused; its replay keys; the
-        URL tried, for the log). The replay keys are for :meth:`StateStore.remember_all`:
-        every (nonce, signature) pair of the request, so that a replay dropping some of the
-        signature headers still matches the original."""
-        candidates = public_url_candidates(
-            self.public_url,
-            scheme=req.scheme,
-            host=req.host,
-            script_root=req.script_root,
-            path=req.path,
-            headers=req.headers,
-            trusted_hops=self.trusted_proxies,
-        )
-        url = candidates[0] if candidates else req.path
-        reason, replay_keys = self._verifier.check(req.headers, candidates)
-        if reason != "ok":
-            return f"{_REFUSED[reason]} for {url}{_REFUSED_HINT[reason]}", (), url
-        return None, replay_keys, url
-
-    @property
-    def needs_host(self) -> bool:
-        """Whether :meth:`check` reads the request's host (only without a public URL)."""
-        return not self.public_url
 
 
 def _never_ran(result: object) -> None:
@@ -274,51 +102,6 @@ def _never_ran(result: object) -> None:
         )
 
 
-def _hint(exc: BaseException) -> str:
-    """What a handler error usually means, where the exception's own text does not say."""
-    if isinstance(exc, RuntimeError) and "request context" in describe(exc):
-        # flask.request in a handler: the route may be answered ahead of Flask's dispatch.
-        return (
-            " (a handler takes the webhook as its one argument: read call.params or the "
-            "typed fields such as call.digits, not flask.request)"
-        )
-    return ""
-
-
-#: How many times Vobiz sends a status callback again after a non-200 (spec §2.12).
-STATUS_RETRIES = 3
-
-_REFUSED = {"unsigned": "no signature headers", "mismatch": "signature mismatch"}
-_REFUSED_HINT = {
-    # Spec §3.1: Vobiz signs only callback URLs with auth credentials configured on them.
-    "unsigned": (
-        ": if no request is ever signed, Vobiz does not sign this account's callbacks (spec "
-        "§3.1) and every call is refused until it does; verify=False skips the check"
-    ),
-    "mismatch": (
-        ": check the auth token(s) and that public_url is the URL Vobiz calls (nonces must "
-        "be the 20 digits Vobiz sends)"
-    ),
-}
-
-
-_EMPTY_STATUS_REPLY = WebhookReply(200, b"", "text/plain; charset=utf-8")
-_EMPTY_DOCUMENT_REPLY = WebhookReply(200, EMPTY_DOCUMENT)
-_SEND_AGAIN_REPLY = WebhookReply(503, b"", "text/plain; charset=utf-8")
-
-#: The Event of a Dial's action (DialAction or Redirect, spec §6 item 8) and of a Record's:
-#: sent to a status-callback route with redirect=false, each wants an empty Response back
-#: (spec §2.12), and Vobiz does not send it again.
-_ACTION_EVENTS = frozenset(e.value for e in (Event.Redirect, Event.DialAction, Event.Record))
-_RECORD_ACTION = Event.Record.value
-#: The Event of a waitSound fetch (spec §2.9), the one sound fetch that names itself.
-_WAIT_SOUND = Event.ConferenceRemoteSounds.value
-
-
-def _event_name(call: CallRequest) -> str:
-    return str(call.event.value if isinstance(call.event, Event) else call.event)
-
-
 def _read_call(req: WebhookRequest) -> CallRequest | None:
     """The request's call for a log line and its Event (a signed request's body only), or
     None when it cannot be read."""
@@ -328,16 +111,8 @@ def _read_call(req: WebhookRequest) -> CallRequest | None:
         return None
 
 
-def _status_reply(event: str) -> WebhookReply:
-    """The answer to a webhook handled as a status callback: an empty 200, Vobiz ignoring
-    the body (spec §2.12); an empty Response to an action sent to a status-callback route
-    (a Record's or a Dial's with redirect=false must get one, §2.5, §2.6: an empty body is
-    no document)."""
-    return _EMPTY_DOCUMENT_REPLY if event in _ACTION_EVENTS else _EMPTY_STATUS_REPLY
-
-
 @dataclass
-class Dispatcher:
+class Dispatcher(FallbackAnswers):
     """Turns one webhook into one reply, never a 500."""
 
     flow_name: str
@@ -580,96 +355,6 @@ class Dispatcher:
                     raise
                 self._report(exc, call, route, "a hangup listener failed")
 
-    def _store_down(
-        self, route: Route, call: CallRequest | None, exc: StateError, what: str
-    ) -> WebhookReply:
-        """The answer when the store cannot be reached before the handler runs (the replay
-        record, or opening it), so no handler runs. A status callback gets 503, so that
-        Vobiz sends it again (spec §2.12) when the store may be back, its answer being no
-        document; an action sent to a status-callback route, which is not sent again, an
-        empty document; anything else its fallback. ``call`` is None when the body could
-        not be read (then it is no status callback, unless the route takes only those)."""
-        self._report(exc, call, route, what)
-        return self._without_handler(route, call)
-
-    def _without_handler(self, route: Route, call: CallRequest | None) -> WebhookReply:
-        """The answer when the pipeline fails around the handler (the store, or anything
-        unexpected): the one its event wants, as _store_down says."""
-        event = _event_name(call) if call is not None else None
-        if event == _WAIT_SOUND:
-            return WebhookReply(200, self.sound_fallback)
-        if route.status_callback:
-            return _EMPTY_DOCUMENT_REPLY if event in _ACTION_EVENTS else _SEND_AGAIN_REPLY
-        if event in STATUS_EVENTS:
-            return _SEND_AGAIN_REPLY
-        return WebhookReply(200, self._fallback_for(route, event))
-
-    def _fallback_for(self, route: Route, event: str | None) -> bytes:
-        """What a webhook answers when its handler cannot: the flow's fallback (an apology
-        and Hangup by default), except where that would hurt the call. A sound URL may
-        play only audio, and an apology with Hangup there would cut off a caller on hold
-        (or an agent being connected); a Record's action (redirect=false by default, spec
-        §1.2) must answer an empty document, or it interrupts the flow that moved on."""
-        if route.sound or event == _WAIT_SOUND:
-            return self.sound_fallback
-        if event == _RECORD_ACTION:
-            return EMPTY_DOCUMENT
-        return self.fallback
-
-    def _retry_later(
-        self, exc: BaseException, call: CallRequest, route: Route, replay_keys: tuple[str, ...]
-    ) -> WebhookReply:
-        """A status callback to be sent again (its handler asked with RetryLater, or ran out
-        of time): 503, which Vobiz retries up to 3 times (spec §2.12), with the signature
-        forgotten so a retry carrying it again is not refused as a replay."""
-        if replay_keys:
-            self._readmit_logged(route, replay_keys)
-        log.warning(
-            "flow %s route %s: asking Vobiz to send event %r again (call %s): %s",
-            self.flow_name,
-            route.name,
-            str(call.event),
-            loggable(call.call_uuid),
-            describe(exc),
-        )
-        return WebhookReply(503, b"", "text/plain; charset=utf-8")
-
-    def _readmit_logged(self, route: Route, replay_keys: tuple[str, ...]) -> None:
-        """:meth:`_readmit` for a 503, saying when it cannot be done."""
-        if self.verifier is not None:
-            try:
-                readmitted = self._readmit(replay_keys, self.verifier.replay_window)
-            # Any error: a store of one's own may raise its client's (after the very
-            # failure that brought the 503).
-            except Exception as err:
-                log.warning(
-                    "flow %s route %s: the signature could not be forgotten, so a retry "
-                    "that carries it again will be refused as a replay: %s",
-                    self.flow_name,
-                    route.name,
-                    err,
-                )
-            else:
-                if not readmitted:
-                    log.warning(
-                        "flow %s route %s: this signature was sent again %d times already; "
-                        "another copy is refused as a replay",
-                        self.flow_name,
-                        route.name,
-                        STATUS_RETRIES,
-                    )
-
-    def _readmit(self, replay_keys: tuple[str, ...], window: float) -> bool:
-        """Forget the request's signature for its next delivery, at most STATUS_RETRIES
-        times (as many as Vobiz retries): a captured copy cannot drive the handler again
-        and again. False once they are used up."""
-        store = self.store()
-        for n in range(1, STATUS_RETRIES + 1):
-            if store.remember_all([f"{key}:retry{n}" for key in replay_keys], window):
-                store.forget_all(replay_keys)
-                return True
-        return False
-
     def _refuse(self, route: Route, why: str) -> WebhookReply:
         log.warning("flow %s route %s: refused: %s", self.flow_name, route.name, why)
         return WebhookReply(403, b"signature check failed\n", "text/plain; charset=utf-8")
@@ -717,31 +402,3 @@ class Dispatcher:
             self._report(exc, call, route, "could not expire call state on hangup")
             return exc
         return None
-
-    def _report(
-        self, exc: BaseException, call: CallRequest | None, route: Route, what: str
-    ) -> None:
-        """Log a failure and tell the on_error hook. Neither may change the answer: a log
-        handler that raises (a log shipper down) or a hook that does turned the fallback
-        into a 500, or a dropped connection."""
-        log.error(
-            "flow %s route %s call %s event %s: %s: %s: %s%s",
-            self.flow_name,
-            route.name,
-            loggable(call.call_uuid) if call else "-",
-            loggable(_event_name(call)) if call else "-",
-            what,
-            type(exc).__name__,
-            describe(exc),
-            _hint(exc),
-            # The traceback shows where a handler wrote what the state cannot keep.
-            exc_info=isinstance(exc, StateValueError)
-            or not isinstance(exc, (HandlerTimeout, StateError, ElementError)),
-        )
-        if self.on_error is not None:
-            try:
-                self.on_error(exc, call, route.name)
-            except BaseException as err:
-                if _passes_through(err):
-                    raise
-                log.exception("flow %s: the on_error hook itself failed", self.flow_name)

@@ -15,19 +15,17 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from answerkit.errors import AnswerkitError, ConfigurationError, StateError
-from answerkit.state import (
-    DEFAULT_TTL,
-    MISSING,
-    StateStore,
+from answerkit._state_store import _overrides
+from answerkit._state_values import (
     _added,
     _check_amount,
     _check_key,
     _check_seconds,
     _dumps,
-    _overrides,
     _read_key,
 )
+from answerkit.errors import AnswerkitError, ConfigurationError, StateError
+from answerkit.state import DEFAULT_TTL, MISSING, StateStore
 from answerkit.state_urls import _userinfo, is_secret_param, redact_url, url_password
 
 if TYPE_CHECKING:

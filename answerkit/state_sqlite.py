@@ -26,20 +26,17 @@ from answerkit._sqlite_upkeep import (
     is_busy,
     purge_expired,
 )
-from answerkit.errors import ConfigurationError, StateError
-from answerkit.state import (
-    DEFAULT_SQLITE_PATH,
-    DEFAULT_TTL,
-    MISSING,
-    StateStore,
+from answerkit._state_store import _overrides
+from answerkit._state_values import (
     _added,
     _check_amount,
     _check_key,
     _check_seconds,
     _dumps,
-    _overrides,
     _read_key,
 )
+from answerkit.errors import ConfigurationError, StateError
+from answerkit.state import DEFAULT_SQLITE_PATH, DEFAULT_TTL, MISSING, StateStore
 
 __all__ = ["SQLiteStore"]
 

@@ -1,0 +1,170 @@
+"""What a webhook answers when its handler gives no answer of its own, and the report of
+why.
+
+The handler failed, or the store was down before it could run: the answer is still one
+Vobiz can use (the flow's fallback, the sound fallback on an audio URL, an empty document
+to an action) or, for a status callback, a 503 that has Vobiz send it again, with its
+signature readmitted for the retry. Every such failure is logged and told to the flow's
+``on_error`` hook, neither of which may change the answer.
+
+:class:`FallbackAnswers` is a base of :class:`~answerkit.dispatch.Dispatcher` (its methods
+read the dispatcher's fields), kept apart so that the pipeline's own path reads on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from answerkit._deadline import loggable
+from answerkit._dispatch_failures import _hint, _passes_through, describe, log
+from answerkit._dispatch_gate import SignatureGate
+from answerkit._dispatch_webhook import (
+    _ACTION_EVENTS,
+    _EMPTY_DOCUMENT_REPLY,
+    _RECORD_ACTION,
+    _SEND_AGAIN_REPLY,
+    _WAIT_SOUND,
+    EMPTY_DOCUMENT,
+    STATUS_EVENTS,
+    Route,
+    WebhookReply,
+    _event_name,
+)
+from answerkit.errors import ElementError, HandlerTimeout, StateError, StateValueError
+from answerkit.request import CallRequest
+from answerkit.state import StateStore
+
+ErrorHook = Callable[[BaseException, "CallRequest | None", str], None]
+
+#: How many times Vobiz sends a status callback again after a non-200 (spec §2.12).
+STATUS_RETRIES = 3
+
+
+class FallbackAnswers:
+    """The dispatcher's answers when its handler gives none, and its failure reports."""
+
+    # Fields of the Dispatcher these methods belong to (answerkit/dispatch.py).
+    flow_name: str
+    store: Callable[[], StateStore]
+    verifier: SignatureGate | None
+    fallback: bytes
+    on_error: ErrorHook | None
+    sound_fallback: bytes
+
+    def _store_down(
+        self, route: Route, call: CallRequest | None, exc: StateError, what: str
+    ) -> WebhookReply:
+        """The answer when the store cannot be reached before the handler runs (the replay
+        record, or opening it), so no handler runs. A status callback gets 503, so that
+        Vobiz sends it again (spec §2.12) when the store may be back, its answer being no
+        document; an action sent to a status-callback route, which is not sent again, an
+        empty document; anything else its fallback. ``call`` is None when the body could
+        not be read (then it is no status callback, unless the route takes only those)."""
+        self._report(exc, call, route, what)
+        return self._without_handler(route, call)
+
+    def _without_handler(self, route: Route, call: CallRequest | None) -> WebhookReply:
+        """The answer when the pipeline fails around the handler (the store, or anything
+        unexpected): the one its event wants, as _store_down says."""
+        event = _event_name(call) if call is not None else None
+        if event == _WAIT_SOUND:
+            return WebhookReply(200, self.sound_fallback)
+        if route.status_callback:
+            return _EMPTY_DOCUMENT_REPLY if event in _ACTION_EVENTS else _SEND_AGAIN_REPLY
+        if event in STATUS_EVENTS:
+            return _SEND_AGAIN_REPLY
+        return WebhookReply(200, self._fallback_for(route, event))
+
+    def _fallback_for(self, route: Route, event: str | None) -> bytes:
+        """What a webhook answers when its handler cannot: the flow's fallback (an apology
+        and Hangup by default), except where that would hurt the call. A sound URL may
+        play only audio, and an apology with Hangup there would cut off a caller on hold
+        (or an agent being connected); a Record's action (redirect=false by default, spec
+        §1.2) must answer an empty document, or it interrupts the flow that moved on."""
+        if route.sound or event == _WAIT_SOUND:
+            return self.sound_fallback
+        if event == _RECORD_ACTION:
+            return EMPTY_DOCUMENT
+        return self.fallback
+
+    def _retry_later(
+        self, exc: BaseException, call: CallRequest, route: Route, replay_keys: tuple[str, ...]
+    ) -> WebhookReply:
+        """A status callback to be sent again (its handler asked with RetryLater, or ran out
+        of time): 503, which Vobiz retries up to 3 times (spec §2.12), with the signature
+        forgotten so a retry carrying it again is not refused as a replay."""
+        if replay_keys:
+            self._readmit_logged(route, replay_keys)
+        log.warning(
+            "flow %s route %s: asking Vobiz to send event %r again (call %s): %s",
+            self.flow_name,
+            route.name,
+            str(call.event),
+            loggable(call.call_uuid),
+            describe(exc),
+        )
+        return WebhookReply(503, b"", "text/plain; charset=utf-8")
+
+    def _readmit_logged(self, route: Route, replay_keys: tuple[str, ...]) -> None:
+        """:meth:`_readmit` for a 503, saying when it cannot be done."""
+        if self.verifier is not None:
+            try:
+                readmitted = self._readmit(replay_keys, self.verifier.replay_window)
+            # Any error: a store of one's own may raise its client's (after the very
+            # failure that brought the 503).
+            except Exception as err:
+                log.warning(
+                    "flow %s route %s: the signature could not be forgotten, so a retry "
+                    "that carries it again will be refused as a replay: %s",
+                    self.flow_name,
+                    route.name,
+                    err,
+                )
+            else:
+                if not readmitted:
+                    log.warning(
+                        "flow %s route %s: this signature was sent again %d times already; "
+                        "another copy is refused as a replay",
+                        self.flow_name,
+                        route.name,
+                        STATUS_RETRIES,
+                    )
+
+    def _readmit(self, replay_keys: tuple[str, ...], window: float) -> bool:
+        """Forget the request's signature for its next delivery, at most STATUS_RETRIES
+        times (as many as Vobiz retries): a captured copy cannot drive the handler again
+        and again. False once they are used up."""
+        store = self.store()
+        for n in range(1, STATUS_RETRIES + 1):
+            if store.remember_all([f"{key}:retry{n}" for key in replay_keys], window):
+                store.forget_all(replay_keys)
+                return True
+        return False
+
+    def _report(
+        self, exc: BaseException, call: CallRequest | None, route: Route, what: str
+    ) -> None:
+        """Log a failure and tell the on_error hook. Neither may change the answer: a log
+        handler that raises (a log shipper down) or a hook that does turned the fallback
+        into a 500, or a dropped connection."""
+        log.error(
+            "flow %s route %s call %s event %s: %s: %s: %s%s",
+            self.flow_name,
+            route.name,
+            loggable(call.call_uuid) if call else "-",
+            loggable(_event_name(call)) if call else "-",
+            what,
+            type(exc).__name__,
+            describe(exc),
+            _hint(exc),
+            # The traceback shows where a handler wrote what the state cannot keep.
+            exc_info=isinstance(exc, StateValueError)
+            or not isinstance(exc, (HandlerTimeout, StateError, ElementError)),
+        )
+        if self.on_error is not None:
+            try:
+                self.on_error(exc, call, route.name)
+            except BaseException as err:
+                if _passes_through(err):
+                    raise
+                log.exception("flow %s: the on_error hook itself failed", self.flow_name)
