@@ -78,13 +78,15 @@ _STARTS = frozenset({Event.StartApp.value, Event.Transfer.value})
 
 
 class _Seen:
-    """What the pipeline has learnt of a webhook so far, for its last resort: the call once
-    read (to answer for its event, and name it), the replay keys once recorded (to forget
-    them when the answer asks Vobiz to send it again)."""
+    """What the pipeline has learnt of a webhook so far, for its last resort: whether its
+    signature passed (then its body may be read), the call once read (to answer for its
+    event, and name it), the replay keys once recorded (to forget them when the answer
+    asks Vobiz to send it again)."""
 
-    __slots__ = ("call", "replay_keys")
+    __slots__ = ("call", "replay_keys", "signed")
 
     def __init__(self) -> None:
+        self.signed = False
         self.call: CallRequest | None = None
         self.replay_keys: tuple[str, ...] = ()
 
@@ -169,8 +171,14 @@ class Dispatcher(FallbackAnswers):
         except BaseException as exc:  # the last line of defence: never answer 500
             if _passes_through(exc):
                 raise
-            self._report(exc, seen.call, route, "unexpected error in the webhook pipeline")
-            reply = self._without_handler(route, seen.call)
+            call = seen.call
+            if call is None and seen.signed:
+                # Failed before the body was read (a store raising its own error at the
+                # replay record, say): read now, so the answer is the one its event wants
+                # (a Hangup's 503, not the apology) and the log names the call.
+                call = _read_call(req)
+            self._report(exc, call, route, "unexpected error in the webhook pipeline")
+            reply = self._without_handler(route, call)
             if reply.status == 503 and seen.replay_keys:
                 # Sent again, it must not be refused as a replay of itself.
                 self._readmit_logged(route, seen.replay_keys)
@@ -185,10 +193,12 @@ class Dispatcher(FallbackAnswers):
             self._check_script_root(route, req.script_root)
         gate = self.verifier
         replay_keys: tuple[str, ...] = ()
+        seen.signed = gate is None  # verify=False: every request counts as signed
         if gate is not None:
             refused, replay_keys, url = gate.check(req)
             if refused is not None:
                 return self._refuse(route, refused)
+            seen.signed = True
             # Recorded before anything else happens, so a signature is spent even by a
             # request refused below (no CallUUID, a body that fails to read): the body is
             # not signed, and the same headers must not come back with another one.

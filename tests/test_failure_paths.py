@@ -193,6 +193,51 @@ def test_the_last_resort_answers_for_the_event_and_names_the_call(
     assert CALL["CallUUID"] in caplog.text
 
 
+class _ForeignReplayErrorStore(MemoryStore):
+    """A store whose replay record fails with the store's own error (a SQLite file whose
+    table is missing, say): before the body has been read."""
+
+    def remember_all(self, keys: Any, seconds: float) -> bool:
+        raise ConnectionError("the store's own error")
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_a_store_failing_at_the_replay_record_answers_for_the_event(
+    caplog: pytest.LogCaptureFixture, direct: bool
+) -> None:
+    # The call was unknown there: a Hangup got the apology document with a 200 (never sent
+    # again), and the log said "call - event -".
+    seen: list[str | None] = []
+    flow = flow_of(
+        state=_ForeignReplayErrorStore(),
+        on_error=lambda exc, call, route: seen.append(call.event if call else None),
+    )
+    flow.add_route("/answer", lambda call: Response(Speak("hi")))
+    hangup = send(flow, "/answer", direct, Event="Hangup")
+    assert (hangup.status_code, hangup.data) == (503, b"")
+    answer = send(flow, "/answer", direct, Event="StartApp")
+    assert answer.status_code == 200 and b"<Hangup/>" in answer.data  # the fallback
+    assert seen == ["Hangup", "StartApp"]
+    assert f"call {CALL['CallUUID']} event Hangup" in caplog.text
+
+
+def test_the_last_resort_reads_no_body_whose_signature_did_not_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from answerkit.dispatch import SignatureGate
+
+    def failing_check(self: Any, req: Any) -> Any:
+        raise RuntimeError("the check itself failed")
+
+    monkeypatch.setattr(SignatureGate, "check", failing_check)
+    seen: list[object] = []
+    flow = flow_of(on_error=lambda exc, call, route: seen.append(call))
+    flow.add_route("/answer", lambda call: Response(Speak("hi")))
+    reply = send(flow, "/answer", Event="Hangup")
+    assert reply.status_code == 200 and b"<Hangup/>" in reply.data  # unknown event: fallback
+    assert seen == [None]  # the unverified body was never read
+
+
 class _Unshowable(RuntimeError):
     def __str__(self) -> str:
         raise TypeError("no text")
