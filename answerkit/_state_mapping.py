@@ -55,8 +55,8 @@ class CallState(MutableMapping[str, Any]):
 
     def _writable(self) -> None:
         """Called before every write; a handler's state refuses writes past the handler's
-        deadline (answerkit/_deadline.py), a webhook's with no call refuses them all
-        (:class:`NoCallState`)."""
+        deadline (answerkit/_deadline.py), and a webhook's with no call takes them but says
+        so at the first (:class:`~answerkit._state_memory.NoCallState`)."""
 
     def __getitem__(self, key: str) -> Any:
         value = self._snapshot()[key]
