@@ -1,8 +1,8 @@
 """Background upkeep of the SQLite state file, off the webhooks' path: WAL checkpoints and
 restarts, purging expired rows, and keeping all of it safe across ``fork``.
 
-Used by :class:`answerkit.state_sqlite.SQLiteStore`, which starts one :class:`Checkpointer`
-per process and file.
+Used by :class:`answerkit.state_sqlite.SQLiteStore`, whose connections
+(answerkit/_sqlite_connections.py) start one :class:`Checkpointer` per process and file.
 """
 
 from __future__ import annotations

@@ -13,6 +13,11 @@ about the form fields, whose integrity rests on TLS.
 :func:`sign` produces genuine headers (for tests and the simulator), :func:`verify` checks them,
 :func:`public_url_candidates` rebuilds the URL Vobiz called when the app sits behind a proxy or
 tunnel, and :func:`redact_headers` makes a header set safe to log.
+
+This module is the public home of those names and computes and checks the signatures; the
+headers they travel in, and :func:`redact_headers`, live in answerkit/_signature_headers.py,
+and the URL Vobiz signed (:func:`base_url`, :func:`public_url_candidates`) in
+answerkit/_signature_urls.py.
 """
 
 from __future__ import annotations
@@ -23,12 +28,23 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
-from urllib.parse import quote, unquote, urlsplit
 
+from answerkit._signature_headers import _SCHEMES, _signature_headers
+from answerkit._signature_headers import MA_V2 as MA_V2
+from answerkit._signature_headers import MA_V3 as MA_V3
+from answerkit._signature_headers import V2 as V2
+from answerkit._signature_headers import V2_NONCE as V2_NONCE
+from answerkit._signature_headers import V3 as V3
+from answerkit._signature_headers import V3_NONCE as V3_NONCE
+from answerkit._signature_headers import HeadersLike as HeadersLike
+from answerkit._signature_headers import header_value as header_value
+from answerkit._signature_headers import redact_headers as redact_headers
+from answerkit._signature_urls import base_url as base_url
+from answerkit._signature_urls import public_url_candidates as public_url_candidates
 from answerkit.errors import ConfigurationError
 
 __all__ = [
@@ -46,59 +62,6 @@ __all__ = [
     "sign",
     "verify",
 ]
-
-V2 = "X-Vobiz-Signature-V2"
-V2_NONCE = "X-Vobiz-Signature-V2-Nonce"
-V3 = "X-Vobiz-Signature-V3"
-V3_NONCE = "X-Vobiz-Signature-V3-Nonce"
-MA_V2 = "X-Vobiz-Signature-MA-V2"
-MA_V3 = "X-Vobiz-Signature-MA-V3"
-
-HeadersLike = Mapping[str, str] | Iterable[tuple[str, str]]
-"""A plain mapping, or anything iterating ``(name, value)`` pairs (Werkzeug ``Headers``)."""
-
-# Order matters: V3 is what Vobiz documents today, V2 is the older scheme; the MA variants are
-# only needed for sub-account callbacks (on a main account they equal V3/V2).
-_SCHEMES: tuple[tuple[str, str, str, bytes], ...] = (
-    ("v3", V3.lower(), V3_NONCE.lower(), b"."),
-    ("ma-v3", MA_V3.lower(), V3_NONCE.lower(), b"."),
-    ("v2", V2.lower(), V2_NONCE.lower(), b""),
-    ("ma-v2", MA_V2.lower(), V2_NONCE.lower(), b""),
-)
-_SIG_PREFIX = "x-vobiz-signature"
-_DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
-_SENSITIVE = ("auth", "token", "signature", "cookie", "secret", "password", "api-key")
-
-
-# --------------------------------------------------------------------------- base URL
-
-
-@lru_cache(maxsize=4096)
-def base_url(url: str) -> str:
-    """Return the part of ``url`` that Vobiz signs, normalised.
-
-    * scheme and host lowercased; the default port (``:443`` for https, ``:80`` for http)
-      dropped, any other port kept;
-    * query string and fragment removed (spec §3.2);
-    * the path kept byte for byte: same trailing slash, same percent-encoding;
-    * userinfo (``user:pass@``) removed. Vobiz's own samples disagree here (spec §3.4: the
-      Python sample keeps the netloc, the Node/Go/Ruby samples use host plus path); we follow
-      the documented ``host[:port]`` form and the majority of samples. Credentials do not
-      belong in callback URLs anyway.
-    """
-    scheme, netloc, path, _query, _fragment = urlsplit(url.strip())
-    scheme = scheme.lower()
-    hostport = netloc.rpartition("@")[2]
-    if hostport.startswith("["):  # IPv6 literal: the port, if any, follows the bracket
-        end = hostport.find("]")
-        host, rest = hostport[: end + 1], hostport[end + 1 :]
-        port = rest[1:] if rest.startswith(":") else ""
-    else:
-        host, _, port = hostport.partition(":")
-    host = host.lower()
-    if port and port != _DEFAULT_PORTS.get(scheme):
-        host = f"{host}:{port}"
-    return f"{scheme}://{host}{path}"
 
 
 # --------------------------------------------------------------------------- signing
@@ -181,52 +144,6 @@ class Verification:
 
     def __bool__(self) -> bool:
         return self.ok
-
-
-def _items(headers: HeadersLike) -> Iterable[tuple[str, str]]:
-    if isinstance(headers, Mapping):
-        return headers.items()
-    items_method = getattr(headers, "items", None)  # Werkzeug Headers is not a Mapping
-    if callable(items_method):
-        result: Iterable[tuple[str, str]] = items_method()
-        return result
-    return headers
-
-
-_CANONICAL = tuple((name, name.lower()) for name in (V3, V3_NONCE, MA_V3, V2, V2_NONCE, MA_V2))
-_WSGI_KEYS = tuple(("HTTP_" + name.upper().replace("-", "_"), low) for name, low in _CANONICAL)
-
-
-def _signature_headers(headers: HeadersLike) -> dict[str, str]:
-    """Lowercase-keyed copy of the ``X-Vobiz-Signature*`` headers only."""
-    environ = getattr(headers, "environ", None)
-    if type(environ) is dict:
-        # A WSGI request's headers (Werkzeug's EnvironHeaders): the server has already
-        # folded every spelling of a name into one HTTP_* key, so six look-ups see all.
-        found = {}
-        for key, lowered in _WSGI_KEYS:
-            value = environ.get(key)
-            if isinstance(value, str) and (value := value.strip()):
-                found[lowered] = value
-        return found
-    getter = None if isinstance(headers, dict) else getattr(headers, "get", None)
-    if callable(getter):
-        # Fast path for case-insensitive header objects (Werkzeug, requests): six lookups
-        # instead of a scan of every header. A plain dict may spell the names any way
-        # (``X-Vobiz-Signature-Ma-V3``), so it always takes the scan below.
-        found = {}
-        for name, lowered in _CANONICAL:
-            value = getter(name)
-            if isinstance(value, str) and value.strip():
-                found[lowered] = value.strip()
-        if found and all(nonce_h in found for _n, sig_h, nonce_h, _s in _SCHEMES if sig_h in found):
-            return found
-    found = {}
-    for name, value in _items(headers):
-        lowered = name.lower()
-        if lowered.startswith(_SIG_PREFIX) and lowered not in found:
-            found[lowered] = value.strip() if isinstance(value, str) else ""
-    return found
 
 
 _DIGEST_SIZE = hashlib.sha256().digest_size
@@ -374,159 +291,3 @@ def verify(
     """
     tokens = (auth_tokens,) if isinstance(auth_tokens, str) else tuple(auth_tokens)
     return _verifier(tokens).verify(headers, candidate_urls)
-
-
-# --------------------------------------------------------------------------- public URL
-
-
-def _trusted_value(value: str | None, trusted_hops: int) -> str | None:
-    """The value set by the outermost trusted proxy, as Werkzeug's ``ProxyFix`` picks it."""
-    if not value or trusted_hops <= 0:
-        return None
-    values = [v.strip() for v in value.split(",")]
-    if len(values) < trusted_hops:
-        return None
-    return values[-trusted_hops] or None
-
-
-def header_value(headers: HeadersLike | None, name: str) -> str | None:
-    """The value of header ``name`` (any case) in a mapping or pairs, or None."""
-    if headers is None:
-        return None
-    getter = getattr(headers, "get", None)
-    if callable(getter):
-        value = getter(name)
-        if value is None:
-            value = getter(name.lower())
-        if isinstance(value, str):
-            return value
-    wanted = name.lower()
-    for key, value in _items(headers):
-        if key.lower() == wanted:
-            return value
-    return None
-
-
-# What a URL's host[:port] may hold (RFC 3986 reg-name or IP literal, then digits): anything
-# else ("/", "?", "#", "@", "\\", spaces) would move the boundary between host and path.
-_NETLOC = re.compile(r"(?:[A-Za-z0-9._~!$&'()*+,;=%-]+|\[[0-9A-Za-z:.]+\])(?::[0-9]*)?")
-
-
-def _path_variants(path: str) -> list[str]:
-    """The path as given, plus its percent-encoded form if the caller passed a decoded path.
-
-    Flask's ``request.path`` is percent-decoded while Vobiz signs the URL as it sent it; the
-    caller should pass the raw path (``environ["RAW_URI"]``), and this covers it if not.
-    """
-    variants = [path]
-    quoted = quote(path, safe="/%:@!$&'()*+,;=-._~")
-    if quoted != path:
-        variants.append(quoted)
-    if _LITERAL_PERCENT.search(path) and unquote(path) == path:
-        # A decoded path with a '%' that starts no escape ("/50%off", from a server that
-        # keeps no raw URI): url_for wrote it "/50%25off", which is what was signed.
-        variants.append(quote(path, safe="/:@!$&'()*+,;=-._~"))
-    return variants
-
-
-_LITERAL_PERCENT = re.compile("%(?![0-9A-Fa-f]{2})")
-
-
-def public_url_candidates(
-    public_url: str | None,
-    *,
-    scheme: str,
-    host: str,
-    path: str,
-    script_root: str = "",
-    headers: HeadersLike | None = None,
-    trusted_hops: int = 0,
-) -> list[str]:
-    """The URLs Vobiz may have signed for this request, best first (all normalised).
-
-    * A configured ``public_url`` (e.g. ``"https://voice.example.com"`` or
-      ``"https://voice.example.com/prefix"``) wins, and then the request's own host and any
-      forwarded headers are ignored. The route path is appended to it, together with the
-      mount prefix ``script_root`` unless ``public_url`` already ends with that prefix; when
-      there is a prefix the other reading is offered as a second candidate.
-    * Otherwise the request's ``scheme`` and ``host`` are used, replaced by
-      ``X-Forwarded-Proto`` / ``X-Forwarded-Host`` / ``X-Forwarded-Port`` only when
-      ``trusted_hops > 0``, taking the value ``trusted_hops`` places from the right of a comma
-      list, as Werkzeug's ``ProxyFix`` does. The mount prefix is kept.
-
-    ``path`` should be the path as received on the wire (percent-encoding intact); a decoded
-    path also works for the common cases.
-    """
-    if public_url:
-        # The request's host and headers play no part: the answer depends on the route only.
-        return list(_configured_candidates(public_url, script_root, path))
-    script_root = script_root.rstrip("/")
-    proto = _trusted_value(header_value(headers, "X-Forwarded-Proto"), trusted_hops) or scheme
-    if proto.strip().lower() not in ("http", "https"):
-        return []  # a forwarded scheme Vobiz never signs: no URL it could have signed
-    fwd_host = _trusted_value(header_value(headers, "X-Forwarded-Host"), trusted_hops)
-    fwd_port = _trusted_value(header_value(headers, "X-Forwarded-Port"), trusted_hops)
-    netloc = fwd_host or host
-    if fwd_port:
-        # ProxyFix semantics: the forwarded port replaces any port in the host.
-        if ":" in netloc.rpartition("]")[2]:
-            netloc = netloc.rpartition(":")[0]
-        netloc = f"{netloc}:{fwd_port}"
-    if not _NETLOC.fullmatch(netloc):
-        # A forwarded host or port may come from the client unchanged (a proxy that passes
-        # X-Forwarded-Host through): "voice.example.com/menu?" would turn the URL checked
-        # for /answer into /menu's, so a signature for one route would open another.
-        return []
-    return _expand([f"{proto.lower()}://{netloc}{script_root}"], script_root, path)
-
-
-@lru_cache(maxsize=1024)
-def _configured_candidates(public_url: str, script_root: str, path: str) -> tuple[str, ...]:
-    """:func:`public_url_candidates` for a configured public URL (bounded cache: the path
-    comes from the request, so an attacker could otherwise grow it without limit)."""
-    script_root = script_root.rstrip("/")
-    parts = urlsplit(public_url.strip())
-    root = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
-    prefixes = [root + script_root]
-    if script_root and root.endswith(script_root):
-        prefixes.insert(0, root)
-    elif script_root:
-        prefixes.append(root)
-    return tuple(_expand(prefixes, script_root, path))
-
-
-def _expand(prefixes: list[str], script_root: str, path: str) -> list[str]:
-    """Every prefix joined with every spelling of ``path``, normalised, best first."""
-    paths = _path_variants(path or "/")
-    candidates: list[str] = []
-    for prefix in prefixes:
-        urls = [prefix + p for p in paths]
-        if paths[0] == "/" and not script_root:
-            # A URL configured as "https://host" (no slash) may be signed without it.
-            urls.append(prefix)
-        for url in urls:
-            try:
-                candidates.append(base_url(url))
-            except ValueError:
-                # A malformed forwarded host ("[", "]") is no URL Vobiz could have signed.
-                continue
-    return list(dict.fromkeys(candidates))
-
-
-# --------------------------------------------------------------------------- logging
-
-
-def redact_headers(headers: HeadersLike) -> dict[str, str]:
-    """A copy of ``headers`` that is safe to log.
-
-    Drops the signature headers and every header whose name contains ``auth``, ``token``,
-    ``signature``, ``cookie`` (or ``secret``, ``password``, ``api-key``): some Vobiz accounts
-    receive ``auth-token``/``parent-auth-token`` in plain text on signed callbacks (spec §3.1).
-    """
-    safe: dict[str, str] = {}
-    for name, value in _items(headers):
-        lowered = name.lower()
-        if any(word in lowered for word in _SENSITIVE):
-            continue
-        safe[name] = value
-    return safe

@@ -1,31 +1,24 @@
 """Per-call state in one SQLite file shared by every worker on a host (:class:`SQLiteStore`).
 
 Import it from :mod:`answerkit.state`, which re-exports it and documents the store contract.
+This module holds the store's operations; how each thread reaches the file (its connection,
+fork safety, busy retries, transactions) is answerkit/_sqlite_connections.py, the tables and
+statements answerkit/_sqlite_schema.py, and the background checkpoints and purge
+answerkit/_sqlite_upkeep.py.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sqlite3
-import threading
 import time
-import weakref
-from collections.abc import Callable, Mapping, Sequence
-from functools import lru_cache
-from typing import Any, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from answerkit._log import QuietLog
-from answerkit._sqlite_upkeep import (
-    AUTOCHECKPOINT_PAGES,
-    Checkpointer,
-    Process,
-    file_id,
-    fork_aware,
-    is_busy,
-    purge_expired,
-)
+from answerkit._sqlite_connections import SQLiteConnections
+from answerkit._sqlite_schema import _GET_ALL, _GET_ONE, _NONCE_CHUNK, _PUT, _SCHEMA, _recorder
+from answerkit._sqlite_upkeep import purge_expired
 from answerkit._state_store import _overrides
 from answerkit._state_values import (
     _added,
@@ -35,49 +28,10 @@ from answerkit._state_values import (
     _dumps,
     _read_key,
 )
-from answerkit.errors import ConfigurationError, StateError
+from answerkit.errors import ConfigurationError
 from answerkit.state import DEFAULT_SQLITE_PATH, DEFAULT_TTL, MISSING, StateStore
 
 __all__ = ["SQLiteStore"]
-
-_T = TypeVar("_T")
-
-# Each table is its primary key (WITHOUT ROWID) and has no other index, so a write touches
-# one B-tree page per row: a webhook commits twice (its replay record, its state), and each
-# extra page was another write to the WAL. Expired rows are found by a scan in the
-# background (answerkit/_sqlite_upkeep.py), off the webhooks' path. Files made by earlier
-# versions (rowid tables with expiry indexes) keep working unchanged.
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS calls (
-    call_uuid  TEXT NOT NULL,
-    key        TEXT NOT NULL,
-    value      TEXT NOT NULL,
-    expires_at REAL NOT NULL,
-    PRIMARY KEY (call_uuid, key)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS nonces (
-    key        TEXT PRIMARY KEY,
-    expires_at REAL NOT NULL
-) WITHOUT ROWID;
-"""
-
-
-# One statement, so atomic without a transaction: upsert the key and push the expiry of
-# the call's other live rows forward (re-upserting them unchanged). Expired rows are left
-# expired, never revived; the purge removes them.
-_PUT = (
-    "INSERT INTO calls (call_uuid, key, value, expires_at) "
-    "SELECT ?1, ?2, ?3, ?4 "
-    "UNION ALL SELECT call_uuid, key, value, ?4 FROM calls "
-    "WHERE call_uuid = ?1 AND expires_at > ?5 AND key <> ?2 "
-    "ON CONFLICT (call_uuid, key) DO UPDATE "
-    "SET value = excluded.value, expires_at = excluded.expires_at"
-)
-
-log = QuietLog("answerkit")
-
-FILE_CHECK_INTERVAL = 1.0
-"""Seconds between two checks, per thread, that the file is still the one opened."""
 
 BUSY_TIMEOUT = 2.0
 """Seconds a statement waits by default for another connection's write lock before failing
@@ -85,87 +39,8 @@ BUSY_TIMEOUT = 2.0
 waits for a status callback (spec §2.12), so a lock held for long (a backup, a VACUUM, an
 open sqlite3 shell) costs a webhook its fallback answer, not the callback itself."""
 
-# Pauses between tries while another worker holds the write lock. SQLite's own busy
-# handler sleeps 1 ms at first, far longer than the write transactions here hold the
-# lock (tens of microseconds), so two busy workers would spend most of their waits idle.
-_GET_ALL = "SELECT key, value FROM calls WHERE call_uuid = ? AND expires_at > ?"
 
-_GET_ONE = "SELECT value FROM calls WHERE call_uuid = ? AND key = ? AND expires_at > ?"
-
-_BACKOFF = (0, 0, 0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005)
-
-_NONCE_CHUNK = 16
-
-_yield: Callable[[], None] = getattr(os, "sched_yield", lambda: time.sleep(0))
-
-
-@lru_cache(maxsize=_NONCE_CHUNK)
-def _remember_sql(rows: int) -> str:
-    values = ", ".join(["(?, ?)"] * rows)
-    return (
-        f"INSERT INTO nonces (key, expires_at) VALUES {values} ON CONFLICT (key) "
-        "DO UPDATE SET expires_at = excluded.expires_at WHERE nonces.expires_at <= ?"
-    )
-
-
-def _recorder(unique: list[str], ttl: float, now: float) -> Callable[[sqlite3.Connection], int]:
-    """A function recording ``unique`` keys, returning how many were new (or had expired)."""
-    chunks = [unique[i : i + _NONCE_CHUNK] for i in range(0, len(unique), _NONCE_CHUNK)]
-
-    def record(conn: sqlite3.Connection) -> int:
-        # One statement per chunk, so atomic: inserts new keys and revives expired ones; an
-        # unexpired key makes the WHERE false and counts no change.
-        changed = 0
-        for chunk in chunks:
-            params: list[Any] = []
-            for key in chunk:
-                params += (key, now + ttl)
-            params.append(now)
-            changed += conn.execute(_remember_sql(len(chunk)), params).rowcount
-        return changed
-
-    return record
-
-
-class _Connection(sqlite3.Connection):
-    """A plain connection that, unlike the base class, can be weakly referenced."""
-
-
-class _ThreadEnd:
-    """Kept in a thread's ``threading.local``, so it dies with the thread (or the store)."""
-
-    __slots__ = ("__weakref__",)
-
-
-def _close_owned(conn: sqlite3.Connection, pid: int) -> None:
-    # Closed when its thread ends: left to the garbage collector, a connection warns
-    # (ResourceWarning "unclosed database", Python 3.13+) once per finished thread, and a
-    # threaded server finishes one per request. A connection inherited through fork is not
-    # this process's to close (see _open).
-    # os.getpid(), not Process.pid: a thread's locals are freed inside os.fork(), in the
-    # child, before the fork hooks bring Process.pid up to date.
-    if os.getpid() == pid:
-        with contextlib.suppress(sqlite3.Error):
-            conn.close()
-
-
-def _enable_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
-    # Switching to WAL can fail with "database is locked" without consulting the busy
-    # handler when several workers open a fresh file at once; WAL is persistent, so check
-    # first and retry the switch for as long as a busy statement would wait.
-    deadline = time.monotonic() + busy_timeout
-    while True:
-        try:
-            if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
-                conn.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
-
-
-class SQLiteStore(StateStore):
+class SQLiteStore(SQLiteConnections, StateStore):
     """State in one SQLite file, shared by every process and thread on the host.
 
     WAL journal; a statement waits up to ``busy_timeout`` seconds (2 s by default,
@@ -218,179 +93,8 @@ class SQLiteStore(StateStore):
                 f"SQLiteStore path {given!r} is relative, and the working directory it would "
                 f"be taken from is gone ({exc.strerror}): give an absolute path"
             ) from None
-        self._local = threading.local()
-        # Weak, so a connection dies with its thread (a threaded server may start a thread
-        # per request) while close() can still reach the live ones.
-        self._all: weakref.WeakSet[_Connection] = weakref.WeakSet()
-        self._all_lock = threading.Lock()
-        self._abandoned: list[sqlite3.Connection] = []
-        self._closed = False
-        self._checkpointer: Checkpointer | None = None
-        fork_aware.add(self)
+        self._start_connections()
         self._run("open", lambda conn: conn.executescript(_SCHEMA))
-
-    def close_for_fork(self) -> None:
-        """Close this thread's connection before a fork (it reopens on next use); see
-        ``_sqlite_upkeep._pause_for_fork``. Left open while this thread is inside a store
-        operation (a fork from a signal handler) or a transaction."""
-        local = self._local
-        conn: sqlite3.Connection | None = getattr(local, "conn", None)
-        if (
-            conn is None
-            or getattr(local, "pid", None) != Process.pid
-            or getattr(local, "in_use", False)
-            or conn.in_transaction
-            or not self._all_lock.acquire(blocking=False)
-        ):
-            return
-        try:
-            self._all.discard(conn)  # type: ignore[arg-type]
-        finally:
-            self._all_lock.release()
-        local.conn = None
-        conn.close()
-
-    def _error(self, action: str, exc: BaseException) -> StateError:
-        return StateError(
-            f"SQLite state store {self.path!r} failed to {action}: {exc}. Check that the "
-            f"directory exists and is writable by every worker, that the disk is not full, "
-            f"and that the file is on a local disk (not NFS)."
-        )
-
-    def _connect(self) -> sqlite3.Connection:
-        local = self._local
-        conn: sqlite3.Connection | None = getattr(local, "conn", None)
-        if conn is not None and local.pid == Process.pid:
-            now = time.monotonic()
-            if now >= local.check_at:
-                local.check_at = now + FILE_CHECK_INTERVAL
-                if file_id(self.path) != local.file_id:
-                    return self._reopen_replaced(conn)
-            if conn.in_transaction:
-                # Left open by an exception that struck between two statements (an
-                # asynchronous one, say): holding it would stall every other worker's writes.
-                conn.execute("ROLLBACK")
-            return conn
-        return self._open(conn)
-
-    def _reopen_replaced(self, conn: sqlite3.Connection) -> sqlite3.Connection:
-        """The file was deleted or replaced under this thread's connection: say so, and
-        open the file now at the path (created afresh if need be), where every process
-        converges within FILE_CHECK_INTERVAL."""
-        log.warning(
-            "SQLite state store %s: the file was deleted or replaced while in use; reopening "
-            "it (state and replay records in the old file are gone)",
-            self.path,
-        )
-        self._local.conn = None
-        with self._all_lock:
-            self._all.discard(conn)  # type: ignore[arg-type]
-        with contextlib.suppress(sqlite3.Error):
-            conn.close()
-        return self._open(None)
-
-    def _open(self, conn: sqlite3.Connection | None) -> sqlite3.Connection:
-        """A new connection for this thread (``conn``: the one it had before a fork)."""
-        if self._closed:
-            # Reopening would also start a checkpoint thread that nothing stops any more.
-            raise StateError(f"SQLite state store {self.path}: closed; open a new store")
-        pid = Process.pid
-        if conn is not None:
-            # Inherited through fork: SQLite forbids using it in the child, and closing it
-            # here could disturb the parent's locks, so it is only set aside.
-            self._abandoned.append(conn)
-        # timeout=0: no SQLite busy handler; _run retries instead (see _BACKOFF).
-        conn = sqlite3.connect(
-            self.path,
-            timeout=0,
-            isolation_level=None,
-            check_same_thread=False,
-            factory=_Connection,
-        )
-        try:
-            _enable_wal(conn, self.busy_timeout)
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
-            # Every new connection: the file may have been deleted and created afresh by
-            # anyone (IF NOT EXISTS makes this cheap when the tables are there).
-            conn.executescript(_SCHEMA)
-        except BaseException:
-            conn.close()
-            raise
-        # Everything _connect reads is set before the connection itself: an exception
-        # landing in between (a deadline's SIGALRM) leaves the thread to open another.
-        self._local.pid = pid
-        self._local.file_id = file_id(self.path)
-        self._local.check_at = time.monotonic() + FILE_CHECK_INTERVAL
-        thread_end = _ThreadEnd()
-        # Not at interpreter exit (atexit): closing a connection a daemon thread is still
-        # using (an abandoned handler, a warm transfer's move) crashed the process (SIGSEGV)
-        # on its way out; the exit releases it anyway.
-        weakref.finalize(thread_end, _close_owned, conn, pid).atexit = False
-        self._local.thread_end = thread_end
-        self._local.conn = conn
-        with self._all_lock:
-            self._all.add(conn)
-            if self._checkpointer is None or self._checkpointer.pid != pid:
-                self._checkpointer = Checkpointer(self.path)
-                # A store dropped without close() stops its thread too.
-                weakref.finalize(self, self._checkpointer.stopped.set)
-        return conn
-
-    def _run(self, action: str, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        """``fn(connection)``, retried while another connection holds the write lock.
-
-        ``fn`` must be safe to repeat: it is either one statement, which SQLite refuses as a
-        whole when the database is busy, or a transaction that rolls back on failure.
-        """
-        local = self._local
-        outer = getattr(local, "in_use", False)
-        local.in_use = True  # a fork from a signal handler meanwhile leaves the connection be
-        try:
-            return self._retrying(action, fn)
-        finally:
-            local.in_use = outer
-
-    def _retrying(self, action: str, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        tries = 0
-        give_up = 0.0
-        while True:
-            try:
-                return fn(self._connect())
-            except StateError:
-                raise
-            except sqlite3.OperationalError as exc:
-                if not is_busy(exc):
-                    raise self._error(action, exc) from exc
-                now = time.monotonic()
-                if not give_up:
-                    give_up = now + self.busy_timeout
-                elif now >= give_up:
-                    raise self._error(action, exc) from exc
-                pause = _BACKOFF[min(tries, len(_BACKOFF) - 1)]
-                if pause:
-                    time.sleep(pause)
-                else:
-                    _yield()
-                tries += 1
-            except (sqlite3.Error, OSError) as exc:
-                raise self._error(action, exc) from exc
-
-    def _transaction(self, action: str, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        def run(conn: sqlite3.Connection) -> _T:
-            # BEGIN inside the try: an exception raised asynchronously right after it (the
-            # handler deadline's SIGALRM) must not leave the write lock held.
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                result = fn(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            return result
-
-        return self._run(action, run)
 
     def purge_expired(self) -> int:
         """Delete the expired rows now; returns how many. The background thread does this
@@ -548,19 +252,6 @@ class SQLiteStore(StateStore):
 
     def ping(self) -> None:
         self._run("answer a ping", lambda conn: conn.execute("SELECT 1").fetchone())
-
-    def close(self) -> None:
-        self._closed = True
-        with self._all_lock:
-            conns = list(self._all)
-            self._all.clear()
-            checkpointer, self._checkpointer = self._checkpointer, None
-        if checkpointer is not None and checkpointer.pid == Process.pid:
-            checkpointer.stop()
-        for conn in conns:
-            with contextlib.suppress(sqlite3.Error):
-                conn.close()
-        self._local = threading.local()
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r}, ttl={self.ttl}, busy_timeout={self.busy_timeout})"

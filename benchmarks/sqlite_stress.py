@@ -26,12 +26,12 @@ if __package__ in (None, ""):  # run as a script: make ``answerkit`` importable 
 
 
 def _worker(path: str, ops: int, restart: bool, out: Queue[tuple[float, list[float]]]) -> None:
-    from answerkit import _sqlite_upkeep, state_sqlite
+    from answerkit import _sqlite_connections, _sqlite_upkeep
     from answerkit.state_sqlite import SQLiteStore
 
     if not restart:
         _sqlite_upkeep.RESTART_INTERVAL = float("inf")
-        state_sqlite.AUTOCHECKPOINT_PAGES = 10_000  # the earlier backstop
+        _sqlite_connections.AUTOCHECKPOINT_PAGES = 10_000  # the earlier backstop
     store = SQLiteStore(path)
     calls = [secrets.token_hex(8) for _ in range(50)]
     keys = [(secrets.token_hex(22), secrets.token_hex(22)) for _ in range(ops)]

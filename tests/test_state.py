@@ -832,9 +832,9 @@ def test_two_threads_forking_at_once_with_a_store_open(tmp_path: Path) -> None:
 def deleted_under_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SQLiteStore]:
     """A store (checking its file at every operation) whose file, with its -wal and -shm,
     an operator has just deleted."""
-    import answerkit.state_sqlite as state_sqlite
+    import answerkit._sqlite_connections as sqlite_connections
 
-    monkeypatch.setattr(state_sqlite, "FILE_CHECK_INTERVAL", 0.0)
+    monkeypatch.setattr(sqlite_connections, "FILE_CHECK_INTERVAL", 0.0)
     store = SQLiteStore(tmp_path / "state.sqlite3")
     store.set("c", "k", 1)
     for suffix in ("", "-wal", "-shm"):

@@ -790,9 +790,9 @@ def test_processes_lose_no_update_of_any_kind(
 def test_sqlite_directory_removed_under_the_store_is_a_state_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import answerkit.state_sqlite as state_sqlite
+    import answerkit._sqlite_connections as sqlite_connections
 
-    monkeypatch.setattr(state_sqlite, "FILE_CHECK_INTERVAL", 0.0)
+    monkeypatch.setattr(sqlite_connections, "FILE_CHECK_INTERVAL", 0.0)
     where = tmp_path / "gone"
     where.mkdir()
     store = SQLiteStore(where / "state.sqlite3")
