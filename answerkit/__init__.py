@@ -6,6 +6,8 @@ architecture section).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from answerkit.app import CallFlow
 from answerkit.client import CallCreated, LiveCall, TransferResult, VobizClient
 from answerkit.dispatch import ErrorHook, Handler, HandlerTimeout, Route
@@ -65,6 +67,10 @@ from answerkit.state_urls import open_store
 # Every type a public function returns or hands to user code is named here too:
 # HandlerTimeout reaches on_error hooks and Verification is what verify() returns, and
 # users annotate and isinstance-check both.
+if not TYPE_CHECKING:  # a type checker sees only the names above
+    # `from answerkit import GetDigits` (or Say, Pause...) names the VobizXML element.
+    from answerkit._foreign_names import __getattr__ as __getattr__
+
 __all__ = [
     "DTMF",
     "APIError",

@@ -6,6 +6,7 @@ mounted in an existing Flask app, the REST client against LocalVobiz).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -244,3 +245,18 @@ def test_a_keyword_not_taken_is_named_with_the_one_to_write(case: int) -> None:
         call()
     assert advice in str(caught.value) and "(it takes " in str(caught.value)
     assert flow.routes == routes  # refused before a recipe declared any route
+
+
+@pytest.mark.parametrize(
+    ("name", "advice"),
+    [("GetDigits", "use Gather(input_type='dtmf')"), ("Say", "use Speak"), ("Pause", "use Wait")],
+)
+def test_a_plivo_or_twiml_name_imported_from_the_root_names_the_vobizxml_one(
+    name: str, advice: str
+) -> None:
+    with pytest.raises(ImportError, match=f"answerkit has no {name}: .*{re.escape(advice)}"):
+        exec(f"from answerkit import {name}", {})
+    # Any other missing name is Python's usual error, and hasattr works on it.
+    with pytest.raises(ImportError, match="cannot import name 'NoSuchName'"):
+        exec("from answerkit import NoSuchName", {})
+    assert not hasattr(answerkit, "NoSuchName") and hasattr(answerkit, "Gather")
