@@ -198,12 +198,16 @@ class VobizClient:
             raise errors.ConfigurationError(
                 f"auth id {auth_id!r} is not a Vobiz auth id (expected MA_… or SA_…)"
             )
-        if "," in auth_token:
-            # A CallFlow takes several tokens (rotation) comma-separated; the REST API takes
-            # one, and sent as is the request would go out and come back 401.
-            where = "VOBIZ_AUTH_TOKEN" if token_from_env else "auth_token"
+        if "," in auth_token and token_from_env:
+            # Rotation: one VOBIZ_AUTH_TOKEN serves the flow, which verifies webhooks signed
+            # with any of its tokens, and this client, which signs in with one: the current
+            # token, listed first (VOBIZ_AUTH_TOKEN=new,old). Refused, every transfer failed.
+            auth_token = auth_token.split(",", 1)[0].strip()
+        elif "," in auth_token:
+            # Given in code, a list is a mistake to name: the REST API takes one token, and
+            # sent as is the request would go out and come back 401.
             raise errors.ConfigurationError(
-                f"{where} holds a ',': a list of tokens, as a CallFlow takes for rotation; "
+                "auth_token holds a ',': a list of tokens, as a CallFlow takes for rotation; "
                 "the REST client signs in with one, so pass auth_token= the current token"
             )
         bad = _header_unsafe(auth_token)

@@ -1396,11 +1396,25 @@ def test_client_settings_of_the_wrong_kind_are_refused(settings: dict[str, Any],
         VobizClient(**args)
 
 
-def test_a_comma_token_from_the_environment_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("VOBIZ_AUTH_TOKEN", "new-token,old-token")
-    with pytest.raises(errors.ConfigurationError, match="VOBIZ_AUTH_TOKEN holds a ','") as caught:
-        VobizClient("MA_X0000001")
-    assert "new-token" not in str(caught.value)
+def test_a_token_list_from_the_environment_signs_in_with_the_current_first_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Rotation: VOBIZ_AUTH_TOKEN=new,old lets the flow verify webhooks signed with either;
+    # the client, refused it before, failed every transfer of a flow set up that way.
+    from answerkit.testing import LocalVobiz
+
+    with LocalVobiz(auth_token="new-token-0123456789") as vobiz:
+        monkeypatch.setenv("VOBIZ_AUTH_TOKEN", " new-token-0123456789 , old-token-0123456789")
+        monkeypatch.setenv("VOBIZ_AUTH_ID", vobiz.auth_id)
+        call = vobiz.add_call()
+        with VobizClient(base_url=vobiz.base_url, allow_http=True) as client:
+            assert client.transfer(call.call_uuid, aleg_url=HOLD_URL).message
+        monkeypatch.setenv("VOBIZ_AUTH_TOKEN", "old-token-0123456789,new-token-0123456789")
+        with (
+            VobizClient(base_url=vobiz.base_url, allow_http=True) as client,
+            pytest.raises(errors.AuthenticationError),
+        ):
+            client.transfer(call.call_uuid, aleg_url=HOLD_URL)  # the first one is used
 
 
 def test_a_call_uuid_with_a_trailing_newline_is_refused_before_sending() -> None:
