@@ -180,6 +180,11 @@ class VobizClient:
         # CallFlow: left in, it makes an invalid header whose error text quotes the token.
         auth_id = auth_id.strip() if isinstance(auth_id, str) else auth_id
         auth_token = auth_token.strip() if isinstance(auth_token, str) else auth_token
+        if token_from_env and auth_token and "," in auth_token:
+            # Rotation: one VOBIZ_AUTH_TOKEN serves the flow, which verifies webhooks signed
+            # with any of its tokens, and this client, which signs in with one: the current
+            # token, listed first (VOBIZ_AUTH_TOKEN=new,old). Refused, every transfer failed.
+            auth_token = next((t.strip() for t in auth_token.split(",") if t.strip()), "")
         # requests refuses a header value with surrounding whitespace, and only when sending.
         user_agent = user_agent.strip() if isinstance(user_agent, str) else user_agent
         if not auth_id:
@@ -198,12 +203,7 @@ class VobizClient:
             raise errors.ConfigurationError(
                 f"auth id {auth_id!r} is not a Vobiz auth id (expected MA_… or SA_…)"
             )
-        if "," in auth_token and token_from_env:
-            # Rotation: one VOBIZ_AUTH_TOKEN serves the flow, which verifies webhooks signed
-            # with any of its tokens, and this client, which signs in with one: the current
-            # token, listed first (VOBIZ_AUTH_TOKEN=new,old). Refused, every transfer failed.
-            auth_token = auth_token.split(",", 1)[0].strip()
-        elif "," in auth_token:
+        if "," in auth_token:
             # Given in code, a list is a mistake to name: the REST API takes one token, and
             # sent as is the request would go out and come back 401.
             raise errors.ConfigurationError(

@@ -1404,7 +1404,7 @@ def test_a_token_list_from_the_environment_signs_in_with_the_current_first_one(
     from answerkit.testing import LocalVobiz
 
     with LocalVobiz(auth_token="new-token-0123456789") as vobiz:
-        monkeypatch.setenv("VOBIZ_AUTH_TOKEN", " new-token-0123456789 , old-token-0123456789")
+        monkeypatch.setenv("VOBIZ_AUTH_TOKEN", ", new-token-0123456789 , old-token-0123456789")
         monkeypatch.setenv("VOBIZ_AUTH_ID", vobiz.auth_id)
         call = vobiz.add_call()
         with VobizClient(base_url=vobiz.base_url, allow_http=True) as client:
