@@ -300,6 +300,20 @@ class DeadlineRunner:
         #: §2.12), so answering later would run the handler's work twice.
         self.status_seconds = seconds if status_seconds is None else status_seconds
         self._threads = HandlerThreads(max_workers)
+        #: Handlers given up at their deadline that still hold a thread (see run).
+        self._stuck = 0
+        self._stuck_lock = threading.Lock()
+
+    @property
+    def saturated(self) -> bool:
+        """True while every handler thread runs a handler given up at its deadline (stuck
+        on a call without a timeout, say): no handler of this process can run until one
+        returns. The health endpoint reports it, so a load balancer sends calls elsewhere."""
+        return self._stuck >= self._threads.max_threads
+
+    def _unstick(self, _future: object) -> None:
+        with self._stuck_lock:
+            self._stuck -= 1
 
     def run(
         self,
@@ -364,6 +378,15 @@ class DeadlineRunner:
                     "own SIGALRM handler or timer, which switched the deadline's off)"
                 )
             return result
+        if self.saturated:
+            # Queued, it would wait out the whole deadline behind handlers that are already
+            # past theirs, and the caller would hear the fallback after that silence.
+            _abandon(call)
+            raise HandlerTimeout(
+                f"handler never started: all {self._threads.max_threads} handler threads of "
+                "this process are held by handlers past their deadline (a network call with "
+                "no timeout?); it answers again once one of them returns"
+            )
         # The handler's thread sees the caller's context variables: Flask's app and request
         # contexts, a tracing span.
         context = contextvars.copy_context()
@@ -376,14 +399,22 @@ class DeadlineRunner:
         except FutureTimeout:
             # Still queued (every handler thread busy): it must never start, since the
             # caller is being told to hang up. One already running goes on; see above.
-            if not future.cancel():
-                given_up.give_up()  # its later transfers are refused (see handler_given_up)
-                state = getattr(call, "state", None)
-                if isinstance(state, HandlerState):
-                    state.abandoned = True  # its later writes are refused
-                # Nobody reads the future any more: an error it ends with must still be
-                # logged, or it would vanish (a failed transfer, a bug past the deadline).
-                future.add_done_callback(partial(_log_late, call))
+            if future.cancel():
+                raise HandlerTimeout(
+                    "handler never started: every handler thread of this process was busy "
+                    "until the deadline"
+                ) from None
+            given_up.give_up()  # its later transfers are refused (see handler_given_up)
+            state = getattr(call, "state", None)
+            if isinstance(state, HandlerState):
+                state.abandoned = True  # its later writes are refused
+            # Counted while it holds its thread: all of them held so, none can run (saturated).
+            with self._stuck_lock:
+                self._stuck += 1
+            future.add_done_callback(self._unstick)
+            # Nobody reads the future any more: an error it ends with must still be
+            # logged, or it would vanish (a failed transfer, a bug past the deadline).
+            future.add_done_callback(partial(_log_late, call))
             raise HandlerTimeout("handler deadline passed") from None
 
 

@@ -26,9 +26,18 @@ HEALTH_PROBE_TTL = 5.0
 
 def health_view(flow: CallFlow) -> Callable[[], FlaskResponse]:
     """The view add_health_endpoint serves: 200 while ``flow``'s store takes a replay
-    record, else 503 with the cause logged."""
+    record and a handler thread is free, else 503 with the cause logged."""
 
     def health() -> FlaskResponse:
+        if flow.handlers_saturated:
+            # Every handler thread is held by a handler past its deadline: each call here
+            # gets the fallback at once, so send them to another process.
+            log.warning(
+                "flow %s: health check failed: every handler thread runs a handler past "
+                "its deadline (stuck on a call with no timeout?)",
+                flow.name,
+            )
+            return _health_answer("unavailable", 503)
         try:
             flow.store.remember_all([f"health:{uuid.uuid4().hex}"], HEALTH_PROBE_TTL)
         except Exception as exc:  # anything at all: the webhooks would fail the same way

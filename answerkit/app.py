@@ -339,6 +339,13 @@ class CallFlow:
     # -- state ----------------------------------------------------------------------
 
     @property
+    def handlers_saturated(self) -> bool:
+        """True while every handler thread of this process runs a handler given up at its
+        deadline: until one returns, each webhook gets the fallback at once (threaded
+        serving; the health endpoint answers 503 meanwhile)."""
+        return self._deadline.saturated
+
+    @property
     def store(self) -> StateStore:
         """The per-call state store, opened on first use."""
         if self._store is None:

@@ -155,6 +155,55 @@ def test_a_handler_still_queued_at_its_deadline_never_runs() -> None:
     assert outcomes == ["fallback", "fallback"] and ran == []
 
 
+def test_handler_threads_all_held_past_their_deadline_fail_the_next_at_once() -> None:
+    # 32 stuck handlers (a CRM call without a timeout) made every later webhook of the
+    # process wait its whole deadline in the queue, then blamed its handler; the health
+    # endpoint said "ok" meanwhile.
+    from answerkit import CallFlow
+    from answerkit.dispatch import DeadlineRunner, HandlerTimeout
+    from answerkit.state import MemoryStore
+
+    runner = DeadlineRunner(0.1, max_workers=2)
+    release = threading.Event()
+
+    def stuck(call: object) -> None:
+        release.wait(10)
+
+    def serve(handler: Any) -> str:  # a threaded server's request thread
+        try:
+            runner.run(handler, None)  # type: ignore[arg-type]
+        except HandlerTimeout as exc:
+            return str(exc)
+        return "ran"
+
+    assert serve(stuck) == serve(stuck) == "handler deadline passed"
+    assert runner.saturated
+    ran: list[object] = []
+    why = serve(ran.append)  # refused before it is queued: no wait for its deadline
+    assert "handler never started: all 2 handler threads" in why and ran == []
+    release.set()
+    for _ in range(100):  # the stuck ones return; the process serves again
+        if not runner.saturated:
+            break
+        time.sleep(0.02)
+    assert serve(lambda call: None) == "ran"
+
+    flow = CallFlow("sat", public_url="https://voice.example.com", auth_token="t" * 20,
+                    state=MemoryStore())  # fmt: skip
+    flow.add_health_endpoint()
+    client = flow.create_app().test_client()
+    flow._deadline = runner  # the flow's own runner, saturated as above
+    release.clear()
+    serve(stuck), serve(stuck)
+    assert client.get("/_answerkit/health").status_code == 503
+    release.set()
+    for _ in range(100):
+        if not runner.saturated:
+            break
+        time.sleep(0.02)
+    assert client.get("/_answerkit/health").status_code == 200
+
+
 @needs_fork
 @fork_with_threads
 def test_a_child_forked_while_the_pool_lock_is_held_can_submit() -> None:
