@@ -127,6 +127,16 @@ class SQLiteConnections:
         conn.close()
 
     def _error(self, action: str, exc: BaseException) -> StateError:
+        if isinstance(exc, sqlite3.OperationalError) and is_busy(exc):
+            # Another connection held the write lock past busy_timeout: the file is fine,
+            # so the directory and the disk are the wrong things to check.
+            return StateError(
+                f"SQLite state store {self.path!r} failed to {action}: {exc}: another "
+                f"connection held the file's write lock for over {self.busy_timeout:g} s "
+                f"(busy_timeout). Look for what holds it (a backup, VACUUM, an open sqlite3 "
+                f"shell, a worker stopped mid-transaction), or raise ?busy_timeout=SECONDS "
+                f"on the state URL."
+            )
         return StateError(
             f"SQLite state store {self.path!r} failed to {action}: {exc}. Check that the "
             f"directory exists and is writable by every worker, that the disk is not full, "
