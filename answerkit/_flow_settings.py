@@ -284,11 +284,13 @@ def signature_gate(flow: CallFlow) -> SignatureGate | None:
             # request, that URL is whatever the sender put in its Host header.
             log.warning(
                 "flow %s: no public_url, so signatures are checked against the URL "
-                "the request's Host header names: any URL Vobiz signed with these "
+                "read from the request's %s: any URL Vobiz signed with these "
                 "tokens verifies here (a sub-account's callbacks signed with a "
-                "parent token among them); set public_url= or %s to the address "
-                "Vobiz calls",
+                "parent token among them), and flow.url_for (a Gather's action, say), "
+                "flow.transfer and the recipes raise ConfigurationError on every call "
+                "that uses them; set public_url= or %s to the address Vobiz calls",
                 flow.name,
+                "X-Forwarded-Proto/-Host" if flow.trusted_proxies else "Host header",
                 ENV_PUBLIC_URL,
             )
     else:

@@ -14,6 +14,12 @@ from answerkit import CallFlow, CallRequest, Hangup, Record, Response, Speak
 from answerkit.recipes import Forwarding
 
 log = logging.getLogger(__name__)
+# The application configures logging (a library never does): served by gunicorn, nothing
+# else would, and the voicemail lines below (INFO) and answerkit's warnings would be lost
+# or printed bare. A no-op where logging is set up already (the answerkit command, pytest).
+logging.basicConfig(
+    level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
+)
 flow = CallFlow("forwarding")
 
 Forwarding(

@@ -440,6 +440,17 @@ def test_a_flow_without_a_public_url_warns_that_the_host_header_chooses_the_sign
     with caplog.at_level(logging.WARNING, logger="answerkit"):
         flow.create_app()
     assert "no public_url, so signatures are checked against the URL" in caplog.text
+    assert "read from the request's Host header" in caplog.text
+    # And what else fails without it: the URLs a handler builds.
+    assert "flow.url_for (a Gather's action, say), flow.transfer and the recipes" in caplog.text
+    proxied = CallFlow("proxied", auth_token="parent-token-0123456789", state="memory://",
+                       trusted_proxies=1)  # fmt: skip
+    proxied.add_route("/answer", lambda call: None, status_callback=True)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="answerkit"):
+        proxied.create_app()
+    assert "read from the request's X-Forwarded-Proto/-Host" in caplog.text
+    assert "url_for" in caplog.text
     pinned = CallFlow("pinned", public_url="https://voice.example.com",
                       auth_token="parent-token-0123456789", state="memory://")  # fmt: skip
     pinned.add_route("/answer", lambda call: None, status_callback=True)
