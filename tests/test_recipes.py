@@ -17,6 +17,7 @@ from conftest import free_port
 from answerkit import (
     CallFlow,
     CallRequest,
+    Conference,
     ConfigurationError,
     ConnectError,
     Hangup,
@@ -453,6 +454,45 @@ def test_a_listener_hanging_up_the_caller_on_hold_ends_it_before_the_agent_rings
     assert warm.outcome(caller.call_uuid) == "abandoned"
     assert [r.method for r in local_vobiz.requests] == ["POST", "POST", "DELETE"]
     assert caller.transcript.hangup_source == "Caller"
+    sim.close()
+
+
+def test_rest_requests_of_one_handler_reach_the_other_call_in_the_order_made(
+    local_vobiz: Any,
+) -> None:
+    # The agent's handler moves the caller, then hangs its own call up: the caller's
+    # Transfer webhook comes first. (A hang-up through the REST API jumped the queue
+    # while the caller's own hang-up was made to end a call before others step.)
+    flow = new_flow()
+    seen: list[str] = []
+    caller: dict[str, str] = {}
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        caller["uuid"] = call.call_uuid
+        flow.client.make_call("+14155550100", "+14155550142", flow.url_for("agent"),
+                              hangup_url=flow.url_for("agent_gone"))  # fmt: skip
+        return Response(Speak("Please hold."), Conference("hold-room"))
+
+    @flow.route("/agent")
+    def agent(call: CallRequest) -> Response:
+        flow.transfer(caller["uuid"], aleg="connected")
+        flow.client.hangup(call.call_uuid)
+        return Response(Speak("bye"))
+
+    @flow.route("/connected")
+    def connected(call: CallRequest) -> Response:
+        seen.append("caller moved")
+        return Response(Speak("You are connected."), Hangup())
+
+    @flow.route("/agent_gone", status_callback=True)
+    def agent_gone(call: CallRequest) -> None:
+        seen.append("agent's Hangup")
+
+    sim = CallSimulator(flow, local_vobiz=local_vobiz)
+    sim.call("answer")
+    sim.run_until_idle()
+    assert seen == ["caller moved", "agent's Hangup"]
     sim.close()
 
 

@@ -158,7 +158,9 @@ class SimulatedCall:
 
     def hangup(self) -> Transcript:
         """The caller hangs up (NORMAL_CLEARING, 4000, source Caller)."""
-        self._request(Pending("hangup", cause=CAUSES["normal"].with_source("Caller")))
+        self._request(
+            Pending("hangup", cause=CAUSES["normal"].with_source("Caller"), by_caller=True)
+        )
         if not self._executing:
             self._advance()
         return self.transcript
@@ -251,9 +253,10 @@ class SimulatedCall:
         return bool(self._pending)
 
     @property
-    def hangup_pending(self) -> bool:
-        """True when a hang-up waits for the call's next step."""
-        return any(pending.kind == "hangup" for pending in self._pending)
+    def caller_hangup_pending(self) -> bool:
+        """True when the caller's own hang-up (:meth:`hangup`, asked during a step) waits
+        for the call's next step."""
+        return any(pending.by_caller for pending in self._pending)
 
     @property
     def _blocked(self) -> bool:

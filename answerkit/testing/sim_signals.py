@@ -108,6 +108,9 @@ class Pending:
     #: none then). Only that leg moves: a request the Dial could not act on is dropped when
     #: the Dial ends, never applied to a later Dial's B-leg (another call).
     bleg: str | None = None
+    #: A hang-up of the caller's own (SimulatedCall.hangup, from a listener, say): it ends
+    #: the call before any other call steps. REST requests keep the order they came in.
+    by_caller: bool = False
 
 
 @dataclass

@@ -242,10 +242,11 @@ class CallSimulator(SimulatorEngine):
                     continue
                 if call._advance() or call.has_pending:
                     progressed = True
-                # A hang-up asked for during the step (by a listener, at a prompt) ends the
-                # call now: another call's step in this round may span simulated minutes
-                # (an agent's phone ringing out) the caller never waited through.
-                while not call.ended and call.hangup_pending:
+                # The caller's hang-up asked for during the step (by a listener, at a
+                # prompt) ends the call now: another call's step in this round may span
+                # simulated minutes (an agent's phone ringing out) the caller never waited
+                # through. A hang-up through the REST API waits its turn, as it came.
+                while not call.ended and call.caller_hangup_pending:
                     call._advance()
             # A call placed by a step that then blocked (an agent called from the handler
             # whose document is a Conference, or a B-leg moved before its Dial's bridge
