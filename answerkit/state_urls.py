@@ -210,13 +210,19 @@ def _store_plan(url: str | None, ttl: float) -> _Plan:
                 f"state store URL {redact_url(url)!r}: the path holds a NUL byte (%00), "
                 "which no file name can; remove it"
             )
-        if not path.strip():
+        if not path.strip() or path.endswith(("/", os.sep)):
             # As SQLiteStore("") is: an unset variable in 'sqlite:///${STATE_FILE}' would
             # put the calls' state in whatever directory the workers started in.
             raise ConfigurationError(
                 f"state store URL {redact_url(url)!r} names no file (an unset environment "
                 "variable?): give a path, 'sqlite:///calls.sqlite3', or no state URL at all "
                 f"for the default {DEFAULT_SQLITE_PATH!r}"
+            )
+        if os.path.isdir(path):
+            raise ConfigurationError(
+                f"state store URL {redact_url(url)!r} names a directory, not a file (an "
+                "unset environment variable at its end?): give the file's path, such as "
+                f"'sqlite:///{path.rstrip('/')}/state.sqlite3'"
             )
         if path == ":memory:" or path.startswith("file::memory:"):
             # Refused when the flow is made, as SQLiteStore refuses it when opened: each
