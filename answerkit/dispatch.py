@@ -79,14 +79,15 @@ _STARTS = frozenset({Event.StartApp.value, Event.Transfer.value})
 
 class _Seen:
     """What the pipeline has learnt of a webhook so far, for its last resort: whether its
-    signature passed (then its body may be read), the call once read (to answer for its
-    event, and name it), the replay keys once recorded (to forget them when the answer
-    asks Vobiz to send it again)."""
+    signature passed (then its body may be read) and whether the body was read already,
+    the call once read (to answer for its event, and name it), the replay keys once asked
+    to be recorded (to forget them when the answer asks Vobiz to send it again)."""
 
-    __slots__ = ("call", "replay_keys", "signed")
+    __slots__ = ("call", "read_tried", "replay_keys", "signed")
 
     def __init__(self) -> None:
         self.signed = False
+        self.read_tried = False
         self.call: CallRequest | None = None
         self.replay_keys: tuple[str, ...] = ()
 
@@ -172,7 +173,7 @@ class Dispatcher(FallbackAnswers):
             if _passes_through(exc):
                 raise
             call = seen.call
-            if call is None and seen.signed:
+            if call is None and seen.signed and not seen.read_tried:
                 # Failed before the body was read (a store raising its own error at the
                 # replay record, say): read now, so the answer is the one its event wants
                 # (a Hangup's 503, not the apology) and the log names the call.
@@ -202,6 +203,10 @@ class Dispatcher(FallbackAnswers):
             # Recorded before anything else happens, so a signature is spent even by a
             # request refused below (no CallUUID, a body that fails to read): the body is
             # not signed, and the same headers must not come back with another one.
+            # Known to the last resort before the store is asked: a store that wrote the
+            # record and then failed (its reply lost) would refuse the very retry its
+            # 503 asks for.
+            seen.replay_keys = replay_keys if route.replay_check else ()
             try:
                 fresh = (
                     self.store().remember_all(replay_keys, gate.replay_window)
@@ -209,13 +214,19 @@ class Dispatcher(FallbackAnswers):
                     else True
                 )
             except StateError as exc:
-                return self._store_down(
+                seen.read_tried = True
+                reply = self._store_down(
                     route, _read_call(req), exc, "replay check failed: state store unreachable"
                 )
+                if reply.status == 503 and seen.replay_keys:
+                    self._readmit_logged(route, seen.replay_keys)
+                return reply
             if not fresh:
+                seen.replay_keys = ()  # another request's record: never to be forgotten here
                 return self._refuse(route, f"replayed signature for {url}")
-            seen.replay_keys = replay_keys
-        # Only a signed request's body is read.
+        # Only a signed request's body is read, and once (a stalled body is not waited for
+        # twice, by the last resort too).
+        seen.read_tried = True
         try:
             call = CallRequest.from_params(
                 req.read_params(), method=req.method, query=req.query, path=req.path

@@ -221,6 +221,63 @@ def test_a_store_failing_at_the_replay_record_answers_for_the_event(
     assert f"call {CALL['CallUUID']} event Hangup" in caplog.text
 
 
+class _RecordsThenFails(MemoryStore):
+    """A store that writes the replay record, then fails with its own error once (a Redis
+    reply lost after the write was applied)."""
+
+    failed = False
+
+    def remember_all(self, keys: Any, seconds: float) -> bool:
+        fresh = super().remember_all(keys, seconds)
+        if not self.failed:
+            self.failed = True
+            raise ConnectionError("the reply was lost after the write")
+        return fresh
+
+
+def test_a_503_after_a_replay_record_that_failed_midway_readmits_the_retry() -> None:
+    # Its 503 asked Vobiz to send the Hangup again, and the record its failing store had
+    # written refused that very retry (403): the Hangup was lost.
+    flow = flow_of(state=_RecordsThenFails())
+    flow.add_route("/events", lambda call: None, name="events", status_callback=True)
+    client = flow.create_app().test_client()
+    headers = sign(PUBLIC + "/events", TOKEN)
+    first = client.post("/events", data={**CALL, "Event": "Hangup"}, headers=headers)
+    assert first.status_code == 503
+    retry = client.post("/events", data={**CALL, "Event": "Hangup"}, headers=headers)
+    assert retry.status_code == 200
+    again = client.post("/events", data={**CALL, "Event": "Hangup"}, headers=headers)
+    assert again.status_code == 403  # answered now: a copy is a replay
+
+
+def test_a_body_that_fails_to_read_is_not_read_again_by_the_last_resort() -> None:
+    import urllib.parse
+
+    from werkzeug.test import EnvironBuilder
+
+    class Stalled:  # a client that stopped sending: its socket times out
+        reads = 0
+
+        def read(self, n: int = -1) -> bytes:
+            Stalled.reads += 1
+            raise TimeoutError("timed out")
+
+        readline = read
+
+    flow = flow_of()
+    flow.add_route("/answer", lambda call: Response(Speak("hi")))
+    body = urllib.parse.urlencode({**CALL, "Event": "Hangup"})
+    env = EnvironBuilder(
+        path="/answer", method="POST", data=body,
+        headers=list(sign(PUBLIC + "/answer", TOKEN).items()),
+        content_type="application/x-www-form-urlencoded",
+    ).get_environ()  # fmt: skip
+    env["wsgi.input"] = Stalled()
+    status: list[str] = []
+    b"".join(flow.create_app()(env, lambda s, h, *a: status.append(s)))  # type: ignore[arg-type]
+    assert status == ["200 OK"] and Stalled.reads == 1  # waited for once, not twice
+
+
 def test_the_last_resort_reads_no_body_whose_signature_did_not_pass(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
