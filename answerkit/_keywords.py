@@ -11,11 +11,43 @@ path: a call with known keywords never comes here.
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 import re
 from collections.abc import Callable, Mapping
+from typing import ParamSpec, TypeVar
 
 _TAKES = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def advise_keywords(
+    owner: str, renamed: Mapping[str, str] | None = None
+) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    """Decorate a function or method (``__init__`` too) so that a keyword it does not take
+    raises :func:`unknown_keyword`'s TypeError, naming the one to write.
+
+    The signature stays the function's own (``functools.wraps``, a ParamSpec): mypy checks
+    calls and overrides against it, and ``inspect.signature(...).bind`` still refuses an
+    unknown keyword. A call with known keywords costs one set test.
+    """
+
+    def decorate(func: Callable[_P, _R]) -> Callable[_P, _R]:
+        known = frozenset(
+            p.name for p in inspect.signature(func).parameters.values() if p.kind in _TAKES
+        )
+
+        @functools.wraps(func)
+        def checked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            if not known.issuperset(kwargs):
+                unknown = {k: v for k, v in kwargs.items() if k not in known}
+                raise unknown_keyword(owner, func, unknown, renamed)
+            return func(*args, **kwargs)
+
+        return checked
+
+    return decorate
 
 
 def unknown_keyword(

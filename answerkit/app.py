@@ -20,7 +20,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 from flask import Blueprint, Flask
 from flask import Response as FlaskResponse
@@ -41,7 +41,7 @@ from answerkit._flow_settings import (
     signature_gate,
     state_spec,
 )
-from answerkit._keywords import unknown_keyword
+from answerkit._keywords import advise_keywords
 from answerkit.client import TransferResult, VobizClient
 from answerkit.dispatch import Dispatcher, ErrorHook, Handler, Route
 from answerkit.elements import Hangup, Response, Speak
@@ -103,6 +103,7 @@ class CallFlow:
             return Response(Speak("Hello"), Hangup())
     """
 
+    @advise_keywords("CallFlow", _FLOW_RENAMED)
     def __init__(
         self,
         name: str,
@@ -121,10 +122,7 @@ class CallFlow:
         client: VobizClient | None = None,
         transfer_hosts: Sequence[str] = (),
         hangup_linger: float = 300.0,
-        **unknown: NoReturn,
     ) -> None:
-        if unknown:
-            raise unknown_keyword("CallFlow", CallFlow.__init__, unknown, _FLOW_RENAMED)
         check_flow_name(name)
         check_settings(
             fallback=fallback,
@@ -441,6 +439,7 @@ class CallFlow:
 
     # -- transfer -------------------------------------------------------------------
 
+    @advise_keywords("CallFlow.transfer", _LEG_RENAMED)
     def transfer(
         self,
         call_uuid: str,
@@ -450,7 +449,6 @@ class CallFlow:
         *,
         method: str = "POST",
         client: VobizClient | None = None,
-        **unknown: NoReturn,
     ) -> TransferResult:
         """Move a live call's leg(s) onto routes of this flow (or allowed absolute URLs).
 
@@ -458,12 +456,11 @@ class CallFlow:
         route URLs' query string. Raises :class:`~answerkit.CallNotActiveError` when the
         call has ended; use :meth:`try_transfer` to get None instead.
         """
-        if unknown:
-            raise unknown_keyword("CallFlow.transfer", CallFlow.transfer, unknown, _LEG_RENAMED)
         return self.transfers.transfer(
             call_uuid, aleg=aleg, bleg=bleg, params=params, method=method, client=client
         )
 
+    @advise_keywords("CallFlow.try_transfer", _LEG_RENAMED)
     def try_transfer(
         self,
         call_uuid: str,
@@ -473,13 +470,8 @@ class CallFlow:
         *,
         method: str = "POST",
         client: VobizClient | None = None,
-        **unknown: NoReturn,
     ) -> TransferResult | None:
         """Like :meth:`transfer`, but returns None when the call already ended."""
-        if unknown:
-            raise unknown_keyword(
-                "CallFlow.try_transfer", CallFlow.try_transfer, unknown, _LEG_RENAMED
-            )
         return self.transfers.try_transfer(
             call_uuid, aleg=aleg, bleg=bleg, params=params, method=method, client=client
         )

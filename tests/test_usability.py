@@ -247,6 +247,18 @@ def test_a_keyword_not_taken_is_named_with_the_one_to_write(case: int) -> None:
     assert flow.routes == routes  # refused before a recipe declared any route
 
 
+def test_the_advised_signatures_are_the_functions_own() -> None:
+    import inspect
+
+    # functools.wraps: introspection sees the real parameters, so binding a misspelt
+    # keyword still fails (a **kwargs catch-all took anything).
+    with pytest.raises(TypeError):
+        inspect.signature(CallFlow).bind("x", public_uri="https://x")
+    with pytest.raises(TypeError):
+        inspect.signature(CallFlow.transfer).bind(object(), "uuid", a_leg="hold")
+    assert "execution_timeout" in inspect.signature(IVRMenu).parameters
+
+
 @pytest.mark.parametrize(
     ("name", "advice"),
     [("GetDigits", "use Gather(input_type='dtmf')"), ("Say", "use Speak"), ("Pause", "use Wait")],

@@ -9,6 +9,7 @@ change that stops catching the misuse fails CI too.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from answerkit import (
     CallFlow,
@@ -21,6 +22,8 @@ from answerkit import (
     Response,
     ResponseChild,
     Speak,
+    TransferResult,
+    VobizClient,
 )
 from answerkit.recipes import IVRMenu, Option, Target, WarmOutcome, WarmTransfer
 from answerkit.state import RedisStore, SQLiteStore
@@ -114,8 +117,25 @@ from answerkit.state import SqliteStore  # type: ignore[attr-defined]  # noqa: E
 Speak("Hi.", voice=3)  # type: ignore[arg-type]
 flow.url_for()  # type: ignore[call-arg]
 Gather(action="https://voice.example.com/menu", timeout=5)  # type: ignore[arg-type]
-IVRMenu(flow, "m", prompt="Press 1.", options=options, timeout=5)  # type: ignore[arg-type]
-flow.transfer("uuid", aleg_url="https://voice.example.com/hold")  # type: ignore[arg-type]
+IVRMenu(flow, "m", prompt="Press 1.", options=options, timeout=5)  # type: ignore[call-arg]
+flow.transfer("uuid", aleg_url="https://voice.example.com/hold")  # type: ignore[call-arg]
 if warm.outcome("caller") == "acepted":  # type: ignore[comparison-overlap]
     pass
 flow.route("/music", sound="yes")  # type: ignore[arg-type]
+
+
+class SupportFlow(CallFlow):
+    """A subclass overriding a method with its own signature type-checks (an override of
+    transfer with the same parameters)."""
+
+    def transfer(
+        self,
+        call_uuid: str,
+        aleg: str | None = None,
+        bleg: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        *,
+        method: str = "POST",
+        client: VobizClient | None = None,
+    ) -> TransferResult:
+        return super().transfer(call_uuid, aleg, bleg, params, method=method, client=client)

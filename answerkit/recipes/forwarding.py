@@ -10,9 +10,9 @@ gone: nothing more is dialled, and the fallback does not run.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Literal, NoReturn
+from typing import TYPE_CHECKING, Literal
 
-from answerkit._keywords import unknown_keyword
+from answerkit._keywords import advise_keywords
 from answerkit.elements import Dial, Hangup, Number, Redirect, Response, Speak, User
 from answerkit.errors import ConfigurationError, ElementError
 from answerkit.recipes._targets import answered, check_no_loop, check_target, passes_on
@@ -38,6 +38,7 @@ class Forwarding:
     call forwarded without one fails (spec §1.2 Dial).
     """
 
+    @advise_keywords("Forwarding")
     def __init__(
         self,
         flow: CallFlow,
@@ -51,10 +52,7 @@ class Forwarding:
         fallback: Fallback | None = None,
         voice: str | None = None,
         language: str | None = None,
-        **unknown: NoReturn,
     ) -> None:
-        if unknown:
-            raise unknown_keyword("Forwarding", Forwarding.__init__, unknown)
         if isinstance(numbers, str):
             # A string is a sequence too: each of its characters would be dialled.
             raise ConfigurationError(

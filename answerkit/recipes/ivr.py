@@ -14,9 +14,9 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
-from answerkit._keywords import unknown_keyword
+from answerkit._keywords import advise_keywords
 from answerkit._log import QuietLog
 from answerkit.elements import Gather, Hangup, Redirect, Response, Speak
 from answerkit.errors import ConfigurationError, ElementError
@@ -142,6 +142,7 @@ class IVRMenu:
     is not a route of the flow is a :class:`~answerkit.ConfigurationError`.
     """
 
+    @advise_keywords("IVRMenu", _IVR_RENAMED)
     def __init__(
         self,
         flow: CallFlow,
@@ -159,10 +160,7 @@ class IVRMenu:
         language: str | None = None,
         speech_language: str | None = None,
         min_confidence: float = 0.5,
-        **unknown: NoReturn,
     ) -> None:
-        if unknown:
-            raise unknown_keyword("IVRMenu", IVRMenu.__init__, unknown, _IVR_RENAMED)
         if (
             not isinstance(name, str)
             or not name.isprintable()

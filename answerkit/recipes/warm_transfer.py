@@ -62,11 +62,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 from answerkit._api_args import check_destinations, check_phone
 from answerkit._deadline import deadline_grace
-from answerkit._keywords import unknown_keyword
+from answerkit._keywords import advise_keywords
 from answerkit._log import QuietLog
 from answerkit._xmltext import shown
 from answerkit.elements import Gather, Play, Speak
@@ -121,6 +121,7 @@ _RENAMED = {
 class WarmTransfer(CallerSide, AgentSide):
     """A warm transfer recipe mounted on ``flow`` under ``/{name}/...``."""
 
+    @advise_keywords("WarmTransfer", _RENAMED)
     def __init__(
         self,
         flow: CallFlow,
@@ -137,10 +138,7 @@ class WarmTransfer(CallerSide, AgentSide):
         decision_timeout: int = 10,
         goodbye: str = "Thank you for calling. Goodbye.",
         on_outcome: Callable[[str, WarmOutcome], None] | None = None,
-        **unknown: NoReturn,
     ) -> None:
-        if unknown:
-            raise unknown_keyword("WarmTransfer", WarmTransfer.__init__, unknown, _RENAMED)
         # isinstance first: len() of an int is a TypeError that names neither field nor fix.
         if (
             not isinstance(accept_key, str)
