@@ -73,9 +73,13 @@ def load_module(target: str) -> ModuleType:
         ) from exc
 
 
-#: Where the frames above a user's first one come from: this package, and importlib's frozen
-#: bootstrap that runs the module.
-_OWN_FOLDER = str(Path(__file__).resolve().parent) + os.sep
+#: Where the frames above a user's first one come from: this package, importlib (its frozen
+#: bootstrap that runs the module, and import_module, for a module of a package or a
+#: dotted name). Compared resolved, as a symlinked install reports its frames unresolved.
+_LOADER_FOLDERS = tuple(
+    str(Path(folder).resolve()) + os.sep
+    for folder in (os.path.dirname(__file__), os.path.dirname(importlib.__file__))
+)
 
 
 def _users_traceback(exc: BaseException) -> str:
@@ -87,7 +91,7 @@ def _users_traceback(exc: BaseException) -> str:
     frames = list(shown.stack)
     while frames and (
         frames[0].filename.startswith("<frozen ")
-        or os.path.abspath(frames[0].filename).startswith(_OWN_FOLDER)
+        or str(Path(frames[0].filename).resolve()).startswith(_LOADER_FOLDERS)
     ):
         del frames[0]
     shown.stack = traceback.StackSummary.from_list(frames)

@@ -270,6 +270,24 @@ def test_an_app_file_that_fails_to_import_shows_its_own_lines_only(
         assert "loader.py" not in err and "<frozen" not in err
 
 
+def test_a_package_module_that_fails_to_import_shows_its_own_lines_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Loaded by its dotted name, through importlib.import_module: its frames and the
+    # frozen bootstrap's were printed above the user's.
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    package = tmp_path / "failing_pkg_cli"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    app = _app_file(package, "app.py", "raise RuntimeError('boom in the app')\n")
+    monkeypatch.chdir(tmp_path)
+    for target in (str(app), "failing_pkg_cli.app"):
+        assert main(["routes", target]) == 2
+        err = capsys.readouterr().err
+        assert "RuntimeError: boom in the app" in err and 'app.py", line 1' in err
+        assert "importlib" not in err and "<frozen" not in err and "loader.py" not in err
+
+
 def test_an_error_raised_inside_answerkit_at_import_keeps_answerkits_frames(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
