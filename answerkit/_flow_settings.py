@@ -235,11 +235,20 @@ def clean_public_url(url: object) -> str | None:
             f"got {shown}"
         )
     if parts.query or parts.fragment:
-        # Named, not quoted: the shown URL leaves both out, as a query may hold a secret.
-        extra = "a query (?...)" if parts.query else "a fragment (#...)"
+        # Named, not quoted: a query may hold a secret (?token=...), so the URL is shown
+        # without either.
+        extra = " and ".join(
+            part
+            for part, there in (
+                ("a query (?...)", parts.query),
+                ("a fragment (#...)", parts.fragment),
+            )
+            if there
+        )
+        base = repr(parts._replace(query="", fragment="").geturl())
         raise ConfigurationError(
-            f"public_url must not carry a query or fragment; it has {extra}, got {shown}: "
-            "give the base URL alone, such as 'https://voice.example.com'"
+            f"public_url must not carry a query or fragment; {base} has {extra}: give the "
+            "base URL alone, such as 'https://voice.example.com'"
         )
     if any(c.isspace() or ord(c) < 0x20 for c in url.strip()) or not _NETLOC.fullmatch(
         parts.netloc
