@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 #: An XML escape written into a value: the value was escaped before answerkit escaped it.
 _ALREADY_ESCAPED = re.compile(r"&(?:amp|lt|gt|quot|apos|#[0-9]+|#x[0-9A-Fa-f]+);")
 _URL_START = re.compile(r"(?:https?|wss?)://")
+#: The elements whose text is a URL (a Speak's text that starts with one is words).
+_URL_TEXT = frozenset(("Play", "Redirect", "Stream"))
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,8 @@ def _element(el: Element, after: list[Element], out: list[LintWarning]) -> None:
                 f"and give its URL (a route declared with sound=True)"
             )
     text = el.text or ""
-    for name, value in (*a.items(), ("the URL", text)):
+    url_text = ("the URL", text) if tag in _URL_TEXT else ("", "")
+    for name, value in (*a.items(), url_text):
         escape = _ALREADY_ESCAPED.search(value) if _URL_START.match(value) else None
         if escape is not None:
             # Pasted from hand-written XML: answerkit escapes '&' as it renders, so '&amp;'

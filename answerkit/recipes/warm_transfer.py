@@ -227,9 +227,9 @@ class WarmTransfer(CallerSide, AgentSide):
 
         Returns None when the caller's call has already ended (nothing was started).
         """
-        if context is not None and not isinstance(context, Mapping):
+        if context is not None and not callable(getattr(context, "items", None)):
             # Checked before anything is recorded or sent: a str's .items() failed after
-            # the attempt was numbered.
+            # the attempt was numbered. Anything with items() passes, as before.
             raise ArgumentError(
                 f"WarmTransfer.start: context must be a mapping such as {{'topic': ...}}, "
                 f"got {type(context).__name__} {shown(context)}",
