@@ -254,8 +254,9 @@ def test_a_store_that_cannot_be_opened_answers_each_webhook_as_the_store_down(
 ) -> None:
     # With no replay check first (verify=False here), the store is first opened for the
     # call's state: a failure there skipped the sound and Record answers and the log's call.
-    (tmp_path / "a-directory.db").mkdir()
-    flow = CallFlow("q", verify=False, state=f"sqlite:///{tmp_path}/a-directory.db")
+    # A file in a directory that does not exist: taken when the flow is made (the
+    # directory may be made later), it cannot be opened.
+    flow = CallFlow("q", verify=False, state=f"sqlite:///{tmp_path}/missing-dir/state.db")
     flow.add_route("/music", lambda call: Response(Play(HOLD)), sound=True)
     flow.add_route("/recorded", lambda call: Response(Speak("Thanks")))
     c = flow.create_app().test_client()
