@@ -171,7 +171,10 @@ def check_flow(flow: CallFlow, app: Flask | None = None) -> list[CheckResult]:
                 if returned_none and name == Event.StartApp.value and not route.status_callback:
                     result.warnings.append(
                         "the handler returned None: Vobiz gets an empty document and hangs "
-                        "up at once (4010); return the Response (Response() if empty is meant)"
+                        "up at once (4010); return the Response (Response() if empty is "
+                        "meant), or, if this is a hangup_url or another status callback, "
+                        f"declare it with @flow.route({route.path!r}, status_callback=True): "
+                        "a route's default handler never runs for a Hangup"
                     )
                 if reply.data and not route.status_callback and name != Event.Hangup.value:
                     try:

@@ -134,6 +134,8 @@ class Dispatcher(FallbackAnswers):
     hangup_listeners: tuple[Callable[[CallRequest], None], ...] = ()
     #: (route, event) pairs already warned about (see _tell_once).
     _told: set[tuple[str, str]] = field(default_factory=set, repr=False)
+    #: Routes that took an event other than Hangup in this process (see _respond).
+    _took_calls: set[str] = field(default_factory=set, repr=False)
 
     def _tell_once(self, route: Route, event: str, what: str) -> None:
         """Log a warning about ``route`` once per event: a flow's mistake that would
@@ -294,6 +296,21 @@ class Dispatcher(FallbackAnswers):
         # a status-callback route (a Record's, a Dial's) is not, and wants a document.
         retryable = status_event and event not in _ACTION_EVENTS
         handler = route.handler_for(event)
+        if event != _HANGUP:
+            self._took_calls.add(route.name)
+        elif handler is None and None in route.handlers and route.name not in self._took_calls:
+            # Only Hangups so far: most likely a hangup_url whose view was declared as an
+            # answer route (ported from Plivo, say); its handler will never run. An answer
+            # route gets Hangups too (hangup_url defaults to answer_url), and leaves them.
+            self._tell_once(
+                route,
+                "hangup-only",
+                "a Hangup reached this route and its handler did not run: a route's default "
+                "handler answers the call's other events, not its Hangup (an answer route "
+                "gets those too, as hangup_url defaults to answer_url). If this is your "
+                f"hangup_url, declare it with @flow.route({route.path!r}, "
+                "status_callback=True), or give it a handler with event=Event.Hangup",
+            )
         try:
             if event == _HANGUP and self.hangup_listeners:
                 self._tell_listeners(call, route, started)

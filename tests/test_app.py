@@ -162,6 +162,24 @@ def test_hangup_at_answer_route_never_runs_answer_handler() -> None:
     assert r.status_code == 200 and r.data == b"" and ran == []
 
 
+def test_a_route_that_only_gets_hangups_says_its_handler_never_runs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A Plivo hangup_url view ported as a plain route: its handler never ran, silently.
+    flow = CallFlow("ported", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+    flow.route("/hangup")(lambda call: None)
+    flow.route("/answer")(lambda call: Response(Hangup()))
+    c = flow.create_app().test_client()
+    with caplog.at_level(logging.WARNING, logger="answerkit"):
+        assert post(c, "/answer", CALL).status_code == 200
+        for uuid in ("c-1", "c-2"):
+            post(c, "/hangup", {**CALL, "CallUUID": uuid, "Event": "Hangup"})
+            post(c, "/answer", {**CALL, "CallUUID": uuid, "Event": "Hangup"})
+    told = [r.getMessage() for r in caplog.records if "handler did not run" in r.getMessage()]
+    assert len(told) == 1 and "route hangup:" in told[0]  # once, and not the answer route's
+    assert "@flow.route('/hangup', status_callback=True)" in told[0]
+
+
 def test_unsigned_wrong_token_retargeted_and_replayed_requests_get_403(
     client: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

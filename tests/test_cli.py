@@ -288,6 +288,23 @@ def test_a_package_module_that_fails_to_import_shows_its_own_lines_only(
         assert "importlib" not in err and "<frozen" not in err and "loader.py" not in err
 
 
+def test_check_advises_a_hangup_view_declared_as_an_answer_route(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = _app_file(
+        tmp_path,
+        "hangup_view_app.py",
+        "from answerkit import CallFlow\n"
+        "flow = CallFlow('hv')\n"
+        "@flow.route('/hangup')\n"
+        "def hangup(call):\n"
+        "    print('call ended', call.call_uuid)\n",
+    )
+    main(["check", str(app)])
+    out = capsys.readouterr().out
+    assert "@flow.route('/hangup', status_callback=True)" in out
+
+
 def test_an_error_raised_inside_answerkit_at_import_keeps_answerkits_frames(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
