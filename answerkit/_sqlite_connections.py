@@ -67,6 +67,16 @@ def _close_owned(conn: sqlite3.Connection, pid: int) -> None:
             conn.close()
 
 
+def _make_private(path: str) -> None:
+    """Create the state file readable by its owner only, if it is not there yet: it holds
+    the calls' state (a CRM record a WarmTransfer was given, say), and SQLite would make it
+    as the umask allows, often readable by every local user. SQLite gives its -wal and
+    -shm files the database file's permissions."""
+    # OSError: there already (another worker made it), or SQLite will say why it cannot.
+    with contextlib.suppress(OSError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+
 def _enable_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
     # Switching to WAL can fail with "database is locked" without consulting the busy
     # handler when several workers open a fresh file at once; WAL is persistent, so check
@@ -185,6 +195,7 @@ class SQLiteConnections:
             # Inherited through fork: SQLite forbids using it in the child, and closing it
             # here could disturb the parent's locks, so it is only set aside.
             self._abandoned.append(conn)
+        _make_private(self.path)
         # timeout=0: no SQLite busy handler; _run retries instead (see _BACKOFF).
         conn = sqlite3.connect(
             self.path,

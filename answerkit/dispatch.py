@@ -150,7 +150,7 @@ class Dispatcher(FallbackAnswers):
             )
 
     def _check_script_root(self, route: Route, script_root: str) -> None:
-        """Warn (once per prefix) when the app is served under a prefix (SCRIPT_NAME) that
+        """Warn (once per route) when the app is served under a prefix (SCRIPT_NAME) that
         the public URL lacks: the signature check takes both readings, but every URL
         url_for builds (actions, transfers) would leave the prefix out."""
         prefix = script_root.rstrip("/")
@@ -158,9 +158,10 @@ class Dispatcher(FallbackAnswers):
             return
         if urlsplit(self.public_url).path.rstrip("/").endswith(prefix):
             return
+        prefix = loggable(prefix)  # it may come from a request header
         self._tell_once(
             route,
-            f"SCRIPT_NAME {prefix}",
+            "SCRIPT_NAME",
             f"the app is served under {prefix} (SCRIPT_NAME), which public_url "
             f"{self.public_url!r} lacks: the URLs flow.url_for builds leave it out, so "
             f"Vobiz is sent where the app is not; put {prefix} at the end of public_url",
@@ -192,8 +193,6 @@ class Dispatcher(FallbackAnswers):
         # answer, spec §2.12): the replay record, the hangup listeners and the handler
         # share it.
         started = time.monotonic()
-        if req.script_root:
-            self._check_script_root(route, req.script_root)
         gate = self.verifier
         replay_keys: tuple[str, ...] = ()
         seen.signed = gate is None  # verify=False: every request counts as signed
@@ -226,6 +225,10 @@ class Dispatcher(FallbackAnswers):
             if not fresh:
                 seen.replay_keys = ()  # another request's record: never to be forgotten here
                 return self._refuse(route, f"replayed signature for {url}")
+        if req.script_root:
+            # After the signature: SCRIPT_NAME may come from a request header (gunicorn
+            # takes one from a local proxy), and an unsigned request must leave no trace.
+            self._check_script_root(route, req.script_root)
         # Only a signed request's body is read, and once (a stalled body is not waited for
         # twice, by the last resort too).
         seen.read_tried = True

@@ -173,6 +173,10 @@ def _replay_key(digest: bytes) -> str:
     return f"sig:{hashlib.sha256(digest).hexdigest()[:40]}"
 
 
+#: How many entries of a comma-separated signature header are tried (Vobiz sends one).
+MAX_SIGNATURES_PER_HEADER = 4
+
+
 class Verifier:
     """Verifies signatures against a fixed set of auth tokens.
 
@@ -240,9 +244,12 @@ class Verifier:
                     nonce = ""
                 else:
                     fine_nonces.add(nonce)
-            for raw in value.split(","):
+            # A list is tolerated (the SDKs split on commas), but only its first entries are
+            # tried, each once: an unsigned request could otherwise make a worker compute an
+            # HMAC per entry, token and candidate URL, for as many entries as headers hold.
+            for raw in value.split(",")[:MAX_SIGNATURES_PER_HEADER]:
                 digest = decoded[raw] if raw in decoded else decoded.setdefault(raw, _decode(raw))
-                if digest is None:
+                if digest is None or digest in digests:
                     continue
                 digests[digest] = None
                 if nonce:

@@ -1223,6 +1223,15 @@ def test_a_prefix_from_script_name_that_public_url_lacks_is_warned_of(
     assert caplog.text.count("served under /svc (SCRIPT_NAME)") == 1
     assert "put /svc at the end of public_url" in caplog.text
     caplog.clear()
+    # An unsigned request with prefixes of its own choosing (SCRIPT_NAME may come from a
+    # header) leaves nothing behind: not a log line, not a memo entry each.
+    told = len(flow.dispatcher()._told)
+    with caplog.at_level(logging.WARNING, logger="answerkit"):
+        for n in range(50):
+            unsigned = c.post("/answer", data=CALL, base_url=f"https://x.example/p{n}")
+            assert unsigned.status_code == 403
+    assert "SCRIPT_NAME" not in caplog.text and len(flow.dispatcher()._told) == told
+    caplog.clear()
     ok = make_flow(public_url=PUBLIC + "/svc")
     c = ok.create_app().test_client()
     with caplog.at_level(logging.WARNING, logger="answerkit"):

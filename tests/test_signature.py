@@ -189,6 +189,30 @@ def test_verify_tolerates_comma_lists_and_bad_base64() -> None:
     assert verify(garbage, [URL], [TOKEN]).reason == "mismatch"
 
 
+def test_a_long_signature_list_costs_at_most_a_few_hmacs(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An unsigned request filled its headers with entries: one HMAC each, per token and
+    # candidate URL. Only the first four entries are tried, a repeated one once.
+    from answerkit import signature
+
+    compared: list[bytes] = []
+    real = hmac.compare_digest
+
+    def counting(a: bytes, b: bytes) -> bool:
+        compared.append(a)
+        return real(a, b)
+
+    monkeypatch.setattr(signature.hmac, "compare_digest", counting)
+    junk = [base64.b64encode(bytes([i]) * 32).decode() for i in range(200)]
+    forged = {V3: ",".join(junk), V3_NONCE: N3, V2: ",".join(junk[:1] * 200), V2_NONCE: N2}
+    assert verify(forged, [URL], [TOKEN]).reason == "mismatch"
+    assert len(compared) == signature.MAX_SIGNATURES_PER_HEADER  # V2's repeats its first
+    headers = sign(URL, TOKEN)
+    late = {V3: ",".join([*junk[:4], headers[V3]]), V3_NONCE: headers[V3_NONCE]}
+    assert verify(late, [URL], [TOKEN]).reason == "mismatch"  # past the first four
+    first = {**headers, V3: ",".join([headers[V3], *junk])}
+    assert verify(first, [URL], [TOKEN]).ok
+
+
 def test_verify_skips_undecodable_v3_and_uses_v2() -> None:
     headers = sign(URL, TOKEN)
     headers[V3] = "####"

@@ -1176,3 +1176,19 @@ def test_sqlite_busy_timeout_reaches_the_retry_loop(tmp_path: Path) -> None:
     finally:
         other.close()
         store.close()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_the_sqlite_state_files_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    # They hold the calls' state (a CRM record given to a WarmTransfer, say); made as the
+    # umask allowed, they were readable by every local user.
+    import stat
+
+    store = SQLiteStore(str(tmp_path / "private.sqlite3"))
+    try:
+        store.set(new_call_uuid(), "k", 1)
+        modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in tmp_path.iterdir()}
+    finally:
+        store.close()
+    assert set(modes) >= {"private.sqlite3", "private.sqlite3-wal", "private.sqlite3-shm"}
+    assert set(modes.values()) == {0o600}, modes
