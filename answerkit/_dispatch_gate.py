@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from answerkit._dispatch_webhook import WebhookRequest
-from answerkit.signature import Verifier, public_url_candidates
+from answerkit.signature import Verifier, header_value, public_url_candidates
 
 
 class SignatureGate:
@@ -42,7 +42,15 @@ class SignatureGate:
         url = candidates[0] if candidates else req.path
         reason, replay_keys = self._verifier.check(req.headers, candidates)
         if reason != "ok":
-            return f"{_REFUSED[reason]} for {url}{_REFUSED_HINT[reason]}", (), url
+            hint = _REFUSED_HINT[reason]
+            if reason == "unsigned" and header_value(req.headers, "X-Plivo-Signature-V3-Nonce"):
+                # A test or tool still signing the Plivo way (plivo's helpers), or a Plivo
+                # account's callback: Vobiz's headers are named X-Vobiz-Signature-*.
+                hint = (
+                    ": it carries X-Plivo-Signature headers, and Vobiz signs with "
+                    "X-Vobiz-Signature-* (answerkit.sign(url, token) makes them for tests)"
+                )
+            return f"{_REFUSED[reason]} for {url}{hint}", (), url
         return None, replay_keys, url
 
     @property

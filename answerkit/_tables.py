@@ -396,7 +396,10 @@ RENAMED = {
     ("Gather", "type"): "input_type (inputType)",
     ("Gather", "input"): "input_type (inputType)",
     ("Gather", "digitTimeout"): "digit_end_timeout (digitEndTimeout)",
-    ("Conference", "maxMembers"): "max_participants (maxParticipants)",
+    ("Conference", "maxMembers"): (
+        "max_participants (maxParticipants), which Vobiz parses but does not enforce: the "
+        "account's cap wins (spec §1.2)"
+    ),
     ("Play", "digits"): "the DTMF element",
 }
 
@@ -408,9 +411,18 @@ _CONFERENCE_PLIVO = "Plivo's; Vobiz does not document it for Conference (spec §
 _RECORD_PLIVO = "from Plivo's SDK builders; not in the Vobiz XML docs (spec §1.2)"
 NOT_VOBIZ = {
     ("Gather", "playBeep"): _GATHER_LEGACY,
-    ("Gather", "retries"): _GATHER_LEGACY,
-    ("Gather", "validDigits"): _GATHER_LEGACY,
-    ("Gather", "invalidDigitsSound"): _GATHER_LEGACY,
+    ("Gather", "retries"): (
+        f"{_GATHER_LEGACY}: re-prompt with a Redirect back to the menu after the Gather, "
+        "or use IVRMenu(retries=...)"
+    ),
+    ("Gather", "validDigits"): (
+        f"{_GATHER_LEGACY}: check call.digits in the action's handler, or use "
+        "IVRMenu(options=...)"
+    ),
+    ("Gather", "invalidDigitsSound"): (
+        f"{_GATHER_LEGACY}: answer an invalid call.digits from the action's handler, or use "
+        "IVRMenu(invalid_prompt=...)"
+    ),
     **{("Conference", n): _CONFERENCE_PLIVO for n in (
         "floorEvent", "redirect", "recordWhenAlone", "sendDigits", "transcriptionType",
         "transcriptionUrl", "transcriptionMethod",

@@ -50,6 +50,7 @@ from answerkit._dispatch_webhook import Route as Route
 from answerkit._dispatch_webhook import WebhookReply as WebhookReply
 from answerkit._dispatch_webhook import WebhookRequest as WebhookRequest
 from answerkit._dispatch_webhook import dropped_callback_note as dropped_callback_note
+from answerkit._plivo_habits import foreign_result_hint
 from answerkit._sound import not_sound, not_sound_message
 from answerkit.elements import Element, Response
 from answerkit.errors import ElementError, HandlerTimeout, RetryLater, StateError, StateValueError
@@ -420,7 +421,7 @@ class Dispatcher(FallbackAnswers):
         hint = (
             "; turn XML text into one with answerkit.parse(text)"
             if isinstance(result, (str, bytes))
-            else ""
+            else foreign_result_hint(result)
         )
         kind = type(result)
         name = (

@@ -272,3 +272,60 @@ def test_a_plivo_or_twiml_name_imported_from_the_root_names_the_vobizxml_one(
     with pytest.raises(ImportError, match="cannot import name 'NoSuchName'"):
         exec("from answerkit import NoSuchName", {})
     assert not hasattr(answerkit, "NoSuchName") and hasattr(answerkit, "Gather")
+
+
+def test_plivoxml_habits_on_an_element_get_the_answerkit_way() -> None:
+    doc = Response()
+    with pytest.raises(
+        AttributeError, match=r"response\.add\(Speak\(\.\.\.\)\).*returns the child"
+    ):
+        doc.add_speak("Hello")  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError, match=r"use \.to_xml\(\)"):
+        doc.to_string()  # type: ignore[attr-defined]
+    with pytest.raises(
+        AttributeError, match=r"keywords of the constructor \(Speak\(\.\.\., voice="
+    ):
+        Speak("Hi").set_voice("MAN")  # type: ignore[attr-defined]
+    assert not hasattr(doc, "no_such_name") and doc.get("x") is None  # the rest as usual
+    assert Speak("Hi").attrs == {}  # an unset slot still reads as before
+
+
+@pytest.mark.parametrize("kind", ["plivoxml", "flask"])
+def test_a_handler_returning_another_librarys_answer_is_told_what_to_return(
+    kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import flask
+
+    class ResponseElement:  # plivoxml's, by where it comes from (plivo is no test dependency)
+        pass
+
+    ResponseElement.__module__ = "plivo.xml.ResponseElement"
+    result = ResponseElement() if kind == "plivoxml" else flask.Response("<Response/>")
+    flow = new_flow()
+    flow.route("/answer")(lambda call: result)
+    headers = answerkit.sign("https://voice.example.com/answer", TOKEN)
+    reply = (
+        flow.create_app()
+        .test_client()
+        .post("/answer", data={"CallUUID": "c-1", "Event": "StartApp"}, headers=headers)
+    )
+    assert reply.status_code == 200 and b"<Hangup/>" in reply.data  # the fallback
+    advice = (
+        "build the document with answerkit's elements"
+        if kind == "plivoxml"
+        else ("return the Response document itself")
+    )
+    assert advice in caplog.text
+
+
+def test_a_request_signed_the_plivo_way_is_told_so(caplog: pytest.LogCaptureFixture) -> None:
+    flow = new_flow()
+    plivo_headers = {
+        "X-Plivo-Signature-V3": "c2lnbmF0dXJl",
+        "X-Plivo-Signature-V3-Nonce": "12345678901234567890",
+    }
+    client = flow.create_app().test_client()
+    with caplog.at_level("WARNING", logger="answerkit"):
+        reply = client.post("/sales", data={"CallUUID": "c-1"}, headers=plivo_headers)
+    assert reply.status_code == 403
+    assert "X-Plivo-Signature headers, and Vobiz signs with X-Vobiz-Signature-*" in caplog.text

@@ -139,3 +139,6 @@ class SupportFlow(CallFlow):
         client: VobizClient | None = None,
     ) -> TransferResult:
         return super().transfer(call_uuid, aleg, bleg, params, method=method, client=client)
+
+
+Response().add_speak("Hello")  # type: ignore[attr-defined]  # plivoxml's builder method
