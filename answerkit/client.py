@@ -31,6 +31,7 @@ from answerkit._api_args import (
     make_call_body,
     transfer_body,
 )
+from answerkit._keywords import advise_keywords
 from answerkit._retry import RetryPolicy, Sender
 from answerkit._retry_answer import Answer
 from answerkit.api_results import CallCreated, LiveCall, TransferResult, text_field, uuid_list
@@ -130,6 +131,21 @@ def _unusable_host(base_url: str) -> str | None:
     except UnicodeError:
         return f"a label of {host!r} is empty or longer than 63 characters"
     return None
+
+
+#: flow.transfer's keywords, which take route names, and what the client takes instead.
+_TRANSFER_RENAMED = {
+    "aleg": "use aleg_url= (the client takes URLs; flow.transfer takes route names)",
+    "bleg": "use bleg_url= (the client takes URLs; flow.transfer takes route names)",
+}
+
+#: plivo-python's make_call keywords, and what VobizClient.make_call takes for them.
+_MAKE_CALL_RENAMED = {
+    "to_": "use to= (plivo's to_ is to here; from_ stays from_)",
+    "from": "use from_=",
+    "answer_url_method": "use answer_method=",
+    "time_limit_seconds": "use time_limit=",
+}
 
 
 class VobizClient:
@@ -336,6 +352,7 @@ class VobizClient:
 
     # -- endpoints ---------------------------------------------------------------------
 
+    @advise_keywords("VobizClient.transfer", _TRANSFER_RENAMED)
     def transfer(
         self,
         call_uuid: str,
@@ -419,6 +436,7 @@ class VobizClient:
             raw=raw,
         )
 
+    @advise_keywords("VobizClient.make_call", _MAKE_CALL_RENAMED)
     def make_call(
         self,
         from_: str,

@@ -329,3 +329,11 @@ def test_a_request_signed_the_plivo_way_is_told_so(caplog: pytest.LogCaptureFixt
         reply = client.post("/sales", data={"CallUUID": "c-1"}, headers=plivo_headers)
     assert reply.status_code == 403
     assert "X-Plivo-Signature headers, and Vobiz signs with X-Vobiz-Signature-*" in caplog.text
+
+
+def test_the_rest_clients_keywords_spelt_another_way_name_the_one_to_write() -> None:
+    client = answerkit.VobizClient("MA_X0000001", "t" * 20)
+    with pytest.raises(TypeError, match=r"'to_': use to="):
+        client.make_call("+14155550100", to_="+14155550101", answer_url="https://a.b/x")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"'aleg': use aleg_url="):
+        client.transfer("uuid", aleg="hold")  # type: ignore[call-arg]
