@@ -38,22 +38,35 @@ def canonical_host(host: str | None) -> str:
     return text
 
 
-def _allowed_host(host: object) -> str:
-    """One ``transfer_hosts`` entry as urlsplit gives a URL's hostname: a name in lower
-    case, or an IPv6 address without its brackets; a scheme, port or path is refused."""
-    text = host.strip().lower() if isinstance(host, str) else ""
+def _allowed_host(entry: object) -> tuple[str, int | None]:
+    """One ``transfer_hosts`` entry as (host, port): the host as urlsplit gives a URL's
+    hostname (a name in lower case, or an IPv6 address without its brackets), the port
+    None when the entry names none (then only the scheme's default port is allowed). A
+    scheme or path is refused."""
+    text = entry.strip().lower() if isinstance(entry, str) else ""
+    port: int | None = None
+    head, colon, tail = text.rpartition(":")
+    # host:port, or [v6]:port; a bare IPv6 address has colons but no port of its own.
+    if colon and tail.isascii() and tail.isdigit() and (not head.count(":") or head.endswith("]")):
+        text, port = head, int(tail)
+        if not 0 < port <= 65535:
+            port = -1
     if text.startswith("[") and text.endswith("]"):
         text = text[1:-1]
     try:
-        return str(ipaddress.IPv6Address(text))  # one spelling: 2001:db8:0::1 is 2001:db8::1
+        text = str(ipaddress.IPv6Address(text))  # one spelling: 2001:db8:0::1 is 2001:db8::1
     except ValueError:
-        pass
-    if not text or any(c in text for c in "/:@ ") or not text.isprintable():
+        if not text or any(c in text for c in "/:@ []") or not text.isprintable():
+            port = -1
+    if port == -1:
         raise ConfigurationError(
-            f"transfer_hosts: each entry is a bare host name such as 'crm.example.com' "
-            f"(no scheme, port or path), got {host!r}"
+            f"transfer_hosts: each entry is a host name such as 'crm.example.com', or one "
+            f"with a port, 'crm.example.com:8443' (no scheme or path), got {entry!r}"
         )
-    return text
+    return text, port
+
+
+_DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
 class TransferPlanner:
@@ -64,7 +77,10 @@ class TransferPlanner:
     ) -> None:
         self._flow = flow
         self._client = client
-        self.allowed_hosts = frozenset(_allowed_host(h) for h in allowed_hosts)
+        entries = [_allowed_host(h) for h in allowed_hosts]
+        #: Hosts allowed on their scheme's default port, and (host, port) pairs allowed.
+        self.allowed_hosts = frozenset(host for host, port in entries if port is None)
+        self.allowed_ports = frozenset((h, p) for h, p in entries if p is not None)
 
     @property
     def client(self) -> VobizClient:
@@ -231,11 +247,26 @@ class TransferPlanner:
                 field="url",
             )
         host = canonical_host(parts.hostname)
-        own = canonical_host(urlsplit(self._flow.public_url or "").hostname)
-        if host != own and host not in self.allowed_hosts:
-            raise TransferArgumentError(
-                f"{argument}: transfer URL host {host!r} is not allowed: add it to "
-                "CallFlow(transfer_hosts=[...]) or transfer to a route of the flow",
-                field="url",
+        port = parts.port or _DEFAULT_PORTS[parts.scheme]
+        allowed = (
+            (host in self.allowed_hosts and port == _DEFAULT_PORTS[parts.scheme])
+            or (host, port) in self.allowed_ports
+            # The flow's own URLs: its scheme and port, under its public URL's path (the
+            # same host on another port is another service: an admin port, a database).
+            or self._flow.is_own_url(url)
+        )
+        if not allowed:
+            known = host in self.allowed_hosts or any(h == host for h, _p in self.allowed_ports)
+            own = canonical_host(urlsplit(self._flow.public_url or "").hostname)
+            why = (
+                f"port {port} of {host!r} is not allowed (transfer_hosts allows a bare host on "
+                f"its default port only): add '{host}:{port}' to CallFlow(transfer_hosts=[...])"
+                if known
+                else f"{url!r} is on the flow's host but not under its public URL: transfer "
+                "to a route of the flow, or add the host with its port to transfer_hosts"
+                if host == own
+                else f"transfer URL host {host!r} is not allowed: add it to "
+                "CallFlow(transfer_hosts=[...]) or transfer to a route of the flow"
             )
+            raise TransferArgumentError(f"{argument}: {why}", field="url")
         return with_query(url, params) if params else url

@@ -32,7 +32,7 @@ from answerkit import (
     sign,
 )
 from answerkit.client import VobizClient
-from answerkit.errors import ArgumentError
+from answerkit.errors import ArgumentError, TransferArgumentError
 from answerkit.recipes import Forwarding, IVRMenu, Option, TransferTrigger, WarmTransfer
 from answerkit.state import MemoryStore, StateStore
 from answerkit.testing import CallSimulator
@@ -2649,7 +2649,11 @@ def test_url_for_refuses_a_decimal_that_is_not_finite(value: str) -> None:
         ("https://[2001:db8::1]", "https://[2001:db8:0::1]/nowhere", 400),
         ("https://voice.example.com", "https://VOICE.example.com/nowhere", 400),
         ("https://[2001:db8::1]", "https://[2001:db8::1]/h%6Fld", 200),  # percent-encoded
-        ("https://[2001:db8::1]", "https://[2001:db8::1]:8443/queue", 200),  # another service
+        # The same host on another port is another service (an admin port, a database):
+        # refused unless transfer_hosts names that port.
+        ("https://[2001:db8::1]", "https://[2001:db8::1]:8443/queue", 400),
+        ("https://voice.example.com", "https://voice.example.com:8443/admin/anything", 400),
+        ("https://voice.example.com", "http://voice.example.com/hold", 400),
     ],
 )
 def test_a_trigger_knows_the_flows_own_urls_however_spelled(
@@ -2665,7 +2669,31 @@ def test_a_trigger_knows_the_flows_own_urls_however_spelled(
                         headers={"Authorization": "Bearer " + "s" * 24})  # fmt: skip
     assert reply.status_code == status, reply.get_json()
     if status == 400:
-        assert "serves no route" in reply.get_json()["error"]
+        error = reply.get_json()["error"]
+        assert "serves no route" in error or "on the flow's host but not under its public" in error
+
+
+def test_transfer_hosts_allow_a_bare_host_on_its_default_port_and_a_named_port() -> None:
+    hosts = ["crm.example.net", "queue.example.net:8443", "[2001:db8::1]:9443"]
+    flow = CallFlow("ports", public_url="https://voice.example.com", auth_token="t" * 20,
+                    state=MemoryStore(), transfer_hosts=hosts)  # fmt: skip
+    target = flow.transfers._checked_raw_url
+    assert target("https://crm.example.net/hold", None, "aleg")
+    assert target("https://crm.example.net:443/hold", None, "aleg")
+    assert target("https://queue.example.net:8443/q", None, "aleg")
+    assert target("https://[2001:db8::1]:9443/q", None, "aleg")
+    assert target("https://voice.example.com/anything", None, "aleg")  # the flow's own
+    for refused, says in [
+        ("https://crm.example.net:6379/", "add 'crm.example.net:6379'"),
+        ("https://queue.example.net/q", "add 'queue.example.net:443'"),
+        ("https://voice.example.com:22/", "on the flow's host but not under its public URL"),
+        ("https://other.example.net/", "host 'other.example.net' is not allowed"),
+    ]:
+        with pytest.raises(TransferArgumentError, match=re.escape(says)):
+            target(refused, None, "aleg")
+    with pytest.raises(ConfigurationError, match=re.escape("'crm.example.com:8443' (no scheme")):
+        CallFlow("bad", public_url="https://voice.example.com", auth_token="t" * 20,
+                 state=MemoryStore(), transfer_hosts=["crm.example.com:99999"])  # fmt: skip
 
 
 def test_url_for_takes_finite_numbers_beyond_a_floats_range() -> None:
