@@ -11,6 +11,7 @@ limits the routes the endpoint may send calls to.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 from collections.abc import Collection, Mapping
@@ -144,9 +145,12 @@ class TransferTrigger:
 
     def _view(self) -> FlaskResponse:
         scheme, _, given = request.headers.get("Authorization", "").strip().partition(" ")
-        expected = (self._secret or "").encode()
-        # The scheme is case-insensitive (RFC 9110 §11.1): "bearer <secret>" is as good.
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+        expected = hashlib.sha256((self._secret or "").encode()).digest()
+        offered = hashlib.sha256(given.strip().encode("utf-8", "surrogateescape")).digest()
+        # Digests, equal in length, compared: compare_digest returns at once on a length
+        # that differs, which told a prober the secret's length. The scheme is
+        # case-insensitive (RFC 9110 §11.1): "bearer <secret>" is as good.
+        if scheme.lower() != "bearer" or not hmac.compare_digest(offered, expected):
             return _json({"error": "missing or wrong Authorization: Bearer <secret>"}, 401)
         body: Any = request.get_json(silent=True)
         if body is None and request.form:  # a CRM that posts a form: its fields as given
