@@ -20,10 +20,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, ClassVar, NoReturn, TypeVar
+from typing import ClassVar, TypeVar
 
 from answerkit._attributes import Table, attr_string
-from answerkit._plivo_habits import element_attribute_error
 from answerkit._tables import EMPTY, TEXTS
 from answerkit._xmltext import esc_text, shown, unescape, xml_blank
 from answerkit.errors import ElementError
@@ -69,15 +68,6 @@ class Element:
     _attrs: dict[str, str]  # unset until _a() reads the start tag back (or a parser sets it)
     _x: str | None  # this element's compact XML, once rendered
 
-    if not TYPE_CHECKING:  # a type checker keeps flagging unknown names on elements
-
-        def __getattr__(self, name: str) -> NoReturn:
-            # Reached only when normal lookup failed: a slot not set yet (_attrs, _x),
-            # which must stay a plain AttributeError, or a name that is no attribute at
-            # all, which gets the answerkit way of a plivoxml habit (add_speak, to_string).
-            if name.startswith("_"):
-                raise AttributeError(name)
-            raise element_attribute_error(self.tag, name)
 
     def _a(self) -> dict[str, str]:
         """The given attributes as rendered, keyed by XML name, in table order."""

@@ -274,22 +274,6 @@ def test_a_plivo_or_twiml_name_imported_from_the_root_names_the_vobizxml_one(
     assert not hasattr(answerkit, "NoSuchName") and hasattr(answerkit, "Gather")
 
 
-def test_plivoxml_habits_on_an_element_get_the_answerkit_way() -> None:
-    doc = Response()
-    with pytest.raises(
-        AttributeError, match=r"response\.add\(Speak\(\.\.\.\)\).*returns the child"
-    ):
-        doc.add_speak("Hello")  # type: ignore[attr-defined]
-    with pytest.raises(AttributeError, match=r"use \.to_xml\(\)"):
-        doc.to_string()  # type: ignore[attr-defined]
-    with pytest.raises(
-        AttributeError, match=r"keywords of the constructor \(Speak\(\.\.\., voice="
-    ):
-        Speak("Hi").set_voice("MAN")  # type: ignore[attr-defined]
-    assert not hasattr(doc, "no_such_name") and doc.get("x") is None  # the rest as usual
-    assert Speak("Hi").attrs == {}  # an unset slot still reads as before
-
-
 @pytest.mark.parametrize("kind", ["plivoxml", "flask"])
 def test_a_handler_returning_another_librarys_answer_is_told_what_to_return(
     kind: str, caplog: pytest.LogCaptureFixture

@@ -140,5 +140,3 @@ class SupportFlow(CallFlow):
     ) -> TransferResult:
         return super().transfer(call_uuid, aleg, bleg, params, method=method, client=client)
 
-
-Response().add_speak("Hello")  # type: ignore[attr-defined]  # plivoxml's builder method
