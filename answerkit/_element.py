@@ -68,7 +68,6 @@ class Element:
     _attrs: dict[str, str]  # unset until _a() reads the start tag back (or a parser sets it)
     _x: str | None  # this element's compact XML, once rendered
 
-
     def _a(self) -> dict[str, str]:
         """The given attributes as rendered, keyed by XML name, in table order."""
         try:

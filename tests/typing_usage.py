@@ -139,4 +139,3 @@ class SupportFlow(CallFlow):
         client: VobizClient | None = None,
     ) -> TransferResult:
         return super().transfer(call_uuid, aleg, bleg, params, method=method, client=client)
-
