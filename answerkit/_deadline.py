@@ -300,20 +300,17 @@ class DeadlineRunner:
         #: §2.12), so answering later would run the handler's work twice.
         self.status_seconds = seconds if status_seconds is None else status_seconds
         self._threads = HandlerThreads(max_workers)
-        #: Handlers given up at their deadline that still hold a thread (see run).
-        self._stuck = 0
-        self._stuck_lock = threading.Lock()
 
     @property
     def saturated(self) -> bool:
-        """True while every handler thread runs a handler given up at its deadline (stuck
-        on a call without a timeout, say): no handler of this process can run until one
-        returns. The health endpoint reports it, so a load balancer sends calls elsewhere."""
-        return self._stuck >= self._threads.max_threads
-
-    def _unstick(self, _future: object) -> None:
-        with self._stuck_lock:
-            self._stuck -= 1
+        """True while every handler thread runs a handler given up at its deadline, the
+        last of them a whole deadline ago (stuck on a call without a timeout, say): no
+        handler of this process can run until one returns. A handler only slow (past its
+        deadline by a moment) does not count yet: it may free its thread for the next
+        webhook in time. The health endpoint reports it, so a load balancer sends calls
+        elsewhere."""
+        since = self._threads.all_held_since()
+        return since is not None and time.monotonic() - since >= (self.seconds or 0.0)
 
     def run(
         self,
@@ -409,9 +406,7 @@ class DeadlineRunner:
             if isinstance(state, HandlerState):
                 state.abandoned = True  # its later writes are refused
             # Counted while it holds its thread: all of them held so, none can run (saturated).
-            with self._stuck_lock:
-                self._stuck += 1
-            future.add_done_callback(self._unstick)
+            self._threads.hold(future)
             # Nobody reads the future any more: an error it ends with must still be
             # logged, or it would vanish (a failed transfer, a bug past the deadline).
             future.add_done_callback(partial(_log_late, call))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -43,6 +44,28 @@ class HandlerThreads:
         self._work: queue.SimpleQueue[_Work] = queue.SimpleQueue()
         self._idle = threading.Semaphore(0)  # one release per thread waiting for work
         self._started = 0
+        # Work given up by its caller that still holds a thread, and when the last was
+        # given up (time.monotonic()): see all_held_since.
+        self._held = 0
+        self._last_held = 0.0
+
+    def hold(self, future: Future[Any]) -> None:
+        """Count ``future``'s thread as held by work its caller gave up on, until it ends."""
+        with self._lock:
+            self._held += 1
+            self._last_held = time.monotonic()
+        future.add_done_callback(self._release)
+
+    def _release(self, _future: object) -> None:
+        with self._lock:
+            self._held = max(0, self._held - 1)  # a child reset after the fork counts none
+
+    def all_held_since(self) -> float | None:
+        """When the last of ``max_threads`` threads held by given-up work was given up
+        (time.monotonic()), or None while a thread is free or may free itself."""
+        if self._held < self.max_threads:
+            return None
+        return self._last_held
 
     def submit(self, fn: Callable[..., _T], /, *args: Any) -> Future[_T]:
         """Run ``fn(*args)`` on one of the threads; its outcome arrives in the future."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -169,23 +170,36 @@ def test_handler_threads_all_held_past_their_deadline_fail_the_next_at_once() ->
     def stuck(call: object) -> None:
         release.wait(10)
 
-    def serve(handler: Any) -> str:  # a threaded server's request thread
-        try:
-            runner.run(handler, None)  # type: ignore[arg-type]
-        except HandlerTimeout as exc:
-            return str(exc)
-        return "ran"
+    def serve(handler: Any) -> str:
+        # Off the main thread, as a threaded server's request thread: the thread path.
+        out: list[str] = []
+
+        def request() -> None:
+            try:
+                runner.run(handler, None)  # type: ignore[arg-type]
+                out.append("ran")
+            except HandlerTimeout as exc:
+                out.append(str(exc))
+
+        thread = threading.Thread(target=request)
+        thread.start()
+        thread.join(10)
+        return out[0]
+
+    def settle(saturated: bool) -> None:
+        for _ in range(200):
+            if runner.saturated is saturated:
+                return
+            time.sleep(0.01)
+        raise AssertionError(f"saturated never became {saturated}")
 
     assert serve(stuck) == serve(stuck) == "handler deadline passed"
-    assert runner.saturated
+    settle(True)  # both held a whole deadline past theirs: stuck, not slow
     ran: list[object] = []
     why = serve(ran.append)  # refused before it is queued: no wait for its deadline
     assert "handler never started: all 2 handler threads" in why and ran == []
     release.set()
-    for _ in range(100):  # the stuck ones return; the process serves again
-        if not runner.saturated:
-            break
-        time.sleep(0.02)
+    settle(False)  # the stuck ones return; the process serves again
     assert serve(lambda call: None) == "ran"
 
     flow = CallFlow("sat", public_url="https://voice.example.com", auth_token="t" * 20,
@@ -195,13 +209,38 @@ def test_handler_threads_all_held_past_their_deadline_fail_the_next_at_once() ->
     flow._deadline = runner  # the flow's own runner, saturated as above
     release.clear()
     serve(stuck), serve(stuck)
+    settle(True)
     assert client.get("/_answerkit/health").status_code == 503
     release.set()
-    for _ in range(100):
-        if not runner.saturated:
-            break
-        time.sleep(0.02)
+    settle(False)
     assert client.get("/_answerkit/health").status_code == 200
+
+
+@needs_fork
+def test_a_forked_child_of_a_saturated_process_starts_free() -> None:
+    from answerkit.dispatch import DeadlineRunner, HandlerTimeout
+
+    runner = DeadlineRunner(0.05, max_workers=1)
+    release = threading.Event()
+
+    def request() -> None:  # off the main thread: the thread path
+        with contextlib.suppress(HandlerTimeout):
+            runner.run(lambda call: release.wait(10), None)  # type: ignore[arg-type, return-value]
+
+    worker = threading.Thread(target=request)
+    worker.start()
+    worker.join(10)
+    for _ in range(200):
+        if runner.saturated:
+            break
+        time.sleep(0.01)
+    assert runner.saturated
+    pid = os.fork()
+    if pid == 0:  # the child has none of the parent's threads, so none is held
+        os._exit(0 if not runner.saturated else 1)
+    _, status = os.waitpid(pid, 0)
+    release.set()
+    assert os.WEXITSTATUS(status) == 0
 
 
 @needs_fork
