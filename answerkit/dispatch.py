@@ -106,6 +106,10 @@ def _never_ran(result: object) -> None:
         )
 
 
+#: Hangups a route takes with no other event before it is told of (see Dispatcher).
+HANGUPS_BEFORE_TELLING = 5
+
+
 def _read_call(req: WebhookRequest) -> CallRequest | None:
     """The request's call for a log line and its Event (a signed request's body only), or
     None when it cannot be read."""
@@ -135,8 +139,10 @@ class Dispatcher(FallbackAnswers):
     hangup_listeners: tuple[Callable[[CallRequest], None], ...] = ()
     #: (route, event) pairs already warned about (see _tell_once).
     _told: set[tuple[str, str]] = field(default_factory=set, repr=False)
-    #: Routes that took an event other than Hangup in this process (see _respond).
+    #: Routes that took an event other than Hangup in this process, and the Hangups the
+    #: others took (see _respond).
     _took_calls: set[str] = field(default_factory=set, repr=False)
+    _hangups_only: dict[str, int] = field(default_factory=dict, repr=False)
 
     def _tell_once(self, route: Route, event: str, what: str) -> None:
         """Log a warning about ``route`` once per event: a flow's mistake that would
@@ -307,18 +313,23 @@ class Dispatcher(FallbackAnswers):
         if event != _HANGUP:
             self._took_calls.add(route.name)
         elif handler is None and None in route.handlers and route.name not in self._took_calls:
-            # Only Hangups so far: most likely a hangup_url whose view was declared as an
-            # answer route (ported from Plivo, say); its handler will never run. An answer
-            # route gets Hangups too (hangup_url defaults to answer_url), and leaves them.
-            self._tell_once(
-                route,
-                "hangup-only",
-                "a Hangup reached this route and its handler did not run: a route's default "
-                "handler answers the call's other events, not its Hangup (an answer route "
-                "gets those too, as hangup_url defaults to answer_url). If this is your "
-                f"hangup_url, declare it with @flow.route({route.path!r}, "
-                "status_callback=True), or give it a handler with event=Event.Hangup",
-            )
+            # Only Hangups so far: maybe a hangup_url whose view was declared as an answer
+            # route (ported from Plivo, say), whose handler never runs. An answer route
+            # gets Hangups too (hangup_url defaults to answer_url), one worker may see a
+            # call's Hangup and not its answer: told after several, and carefully.
+            seen = self._hangups_only[route.name] = self._hangups_only.get(route.name, 0) + 1
+            if seen == HANGUPS_BEFORE_TELLING:
+                self._tell_once(
+                    route,
+                    "hangup-only",
+                    f"{seen} Hangups and no other event reached this route in this process, "
+                    "and its handler ran for none: a route's default handler answers a "
+                    "call's other events, never its Hangup. If this URL is only a "
+                    f"hangup_url, declare it with @flow.route({route.path!r}, "
+                    "status_callback=True) or give it a handler with event=Event.Hangup; "
+                    "an answer route (which gets Hangups too, as hangup_url defaults to "
+                    "answer_url) must stay as it is",
+                )
         try:
             if event == _HANGUP and self.hangup_listeners:
                 self._tell_listeners(call, route, started)
