@@ -248,22 +248,29 @@ class TransferPlanner:
             )
         host = canonical_host(parts.hostname)
         port = parts.port or _DEFAULT_PORTS[parts.scheme]
+        public = urlsplit(self._flow.public_url or "")
+        own = canonical_host(public.hostname)
         allowed = (
             (host in self.allowed_hosts and port == _DEFAULT_PORTS[parts.scheme])
             or (host, port) in self.allowed_ports
-            # The flow's own URLs: its scheme and port, under its public URL's path (the
-            # same host on another port is another service: an admin port, a database).
-            or self._flow.is_own_url(url)
+            # The flow's own server: its public URL's host, scheme and port, any path (the
+            # app's other flows too). The same host on another port is another service: an
+            # admin port, a database.
+            or (
+                host == own
+                and parts.scheme == public.scheme
+                and port == (public.port or _DEFAULT_PORTS.get(public.scheme))
+            )
         )
         if not allowed:
             known = host in self.allowed_hosts or any(h == host for h, _p in self.allowed_ports)
-            own = canonical_host(urlsplit(self._flow.public_url or "").hostname)
+            entry = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # IPv6 bracketed
             why = (
                 f"port {port} of {host!r} is not allowed (transfer_hosts allows a bare host on "
-                f"its default port only): add '{host}:{port}' to CallFlow(transfer_hosts=[...])"
+                f"its default port only): add '{entry}' to CallFlow(transfer_hosts=[...])"
                 if known
-                else f"{url!r} is on the flow's host but not under its public URL: transfer "
-                "to a route of the flow, or add the host with its port to transfer_hosts"
+                else f"{url!r} is on the flow's host but not its public URL's scheme and "
+                f"port: transfer to a route of the flow, or add '{entry}' to transfer_hosts"
                 if host == own
                 else f"transfer URL host {host!r} is not allowed: add it to "
                 "CallFlow(transfer_hosts=[...]) or transfer to a route of the flow"

@@ -2670,7 +2670,7 @@ def test_a_trigger_knows_the_flows_own_urls_however_spelled(
     assert reply.status_code == status, reply.get_json()
     if status == 400:
         error = reply.get_json()["error"]
-        assert "serves no route" in error or "on the flow's host but not under its public" in error
+        assert "serves no route" in error or "on the flow's host but not its public" in error
 
 
 def test_transfer_hosts_allow_a_bare_host_on_its_default_port_and_a_named_port() -> None:
@@ -2682,11 +2682,13 @@ def test_transfer_hosts_allow_a_bare_host_on_its_default_port_and_a_named_port()
     assert target("https://crm.example.net:443/hold", None, "aleg")
     assert target("https://queue.example.net:8443/q", None, "aleg")
     assert target("https://[2001:db8::1]:9443/q", None, "aleg")
-    assert target("https://voice.example.com/anything", None, "aleg")  # the flow's own
+    assert target("https://voice.example.com/anything", None, "aleg")  # the flow's server
+    assert target("https://voice.example.com:443/other-flow/menu", None, "aleg")
     for refused, says in [
         ("https://crm.example.net:6379/", "add 'crm.example.net:6379'"),
         ("https://queue.example.net/q", "add 'queue.example.net:443'"),
-        ("https://voice.example.com:22/", "on the flow's host but not under its public URL"),
+        ("https://voice.example.com:22/", "on the flow's host but not its public URL's"),
+        ("https://[2001:db8::1]:8443/q", "add '[2001:db8::1]:8443'"),
         ("https://other.example.net/", "host 'other.example.net' is not allowed"),
     ]:
         with pytest.raises(TransferArgumentError, match=re.escape(says)):
