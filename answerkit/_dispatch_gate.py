@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from answerkit._deadline import loggable
 from answerkit._dispatch_webhook import WebhookRequest
 from answerkit.signature import Verifier, header_value, public_url_candidates
 
@@ -43,14 +44,18 @@ class SignatureGate:
         reason, replay_keys = self._verifier.check(req.headers, candidates)
         if reason != "ok":
             hint = _REFUSED_HINT[reason]
-            if reason == "unsigned" and header_value(req.headers, "X-Plivo-Signature-V3-Nonce"):
+            plivo = header_value(req.headers, "X-Plivo-Signature-V3-Nonce") or header_value(
+                req.headers, "X-Plivo-Signature-V2-Nonce"
+            )
+            if reason == "unsigned" and plivo:
                 # A test or tool still signing the Plivo way (plivo's helpers), or a Plivo
                 # account's callback: Vobiz's headers are named X-Vobiz-Signature-*.
                 hint = (
                     ": it carries X-Plivo-Signature headers, and Vobiz signs with "
                     "X-Vobiz-Signature-* (answerkit.sign(url, token) makes them for tests)"
                 )
-            return f"{_REFUSED[reason]} for {url}{hint}", (), url
+            # loggable: the URL may hold a SCRIPT_NAME a request header chose.
+            return f"{_REFUSED[reason]} for {loggable(url)}{hint}", (), url
         return None, replay_keys, url
 
     @property

@@ -14,11 +14,11 @@ def foreign_result_hint(result: object) -> str:
     """Advice for a handler that returned ``result``, not a Response: another library's
     XML element or a web framework's response, else nothing."""
     module = type(result).__module__
-    if module.startswith(("plivo", "vobiz")):
+    if module.split(".")[0] in ("plivo", "vobiz") and type(result).__name__.endswith("Element"):
         return (
-            "; a plivoxml element is not VobizXML answerkit can check: build the document "
-            "with answerkit's elements (see the README's migration table), or pass its "
-            "XML text to answerkit.parse()"
+            "; an SDK's XML builder element (plivoxml's, vobizxml's) is not VobizXML "
+            "answerkit can check: build the document with answerkit's elements (see the "
+            "README's migration table), or pass its XML text to answerkit.parse()"
         )
     if module.startswith(("flask", "werkzeug", "django", "starlette")):
         return (

@@ -83,6 +83,14 @@ class SQLiteStore(SQLiteConnections, StateStore):
                 "SQLiteStore needs a file (each thread has its own connection, so an in-memory "
                 "database would not be shared); use MemoryStore or 'memory://' instead"
             )
+        if given.endswith(("/", os.sep)) or os.path.isdir(given):
+            # As its URL is refused: a directory (an unset variable at the path's end) made
+            # a file of the directory's name, or failed on every webhook.
+            raise ConfigurationError(
+                f"SQLiteStore path {given!r} names a directory, not a file (an unset "
+                "environment variable at its end?): give the file's path, such as "
+                f"{os.path.join(given, 'state.sqlite3')!r}"
+            )
         # Absolute now: each thread opens its own connection, and a relative path was taken
         # from the current directory at that moment, so a chdir (a daemonising helper, app
         # code) split the state between two files.

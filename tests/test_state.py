@@ -1119,6 +1119,13 @@ def test_a_sqlite_url_naming_no_file_is_refused_by_every_way_in(
         CallFlow("s", public_url="https://voice.example.com", auth_token="t" * 20)
 
 
+def test_a_sqlite_store_path_naming_a_directory_is_refused(tmp_path: Path) -> None:
+    for path in (f"{tmp_path}/answerkit/", str(tmp_path)):
+        with pytest.raises(ConfigurationError, match="names a directory, not a file"):
+            SQLiteStore(path)
+    assert list(tmp_path.iterdir()) == []  # no file named like the directory was made
+
+
 def test_sqlite_busy_timeout_defaults_below_the_status_callback_limit(tmp_path: Path) -> None:
     # 5 s, longer than the 3 s Vobiz waits for a status callback (spec §2.12).
     from answerkit import state_sqlite

@@ -302,11 +302,14 @@ def test_a_handler_returning_another_librarys_answer_is_told_what_to_return(
     assert advice in caplog.text
 
 
-def test_a_request_signed_the_plivo_way_is_told_so(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("version", ["V2", "V3"])
+def test_a_request_signed_the_plivo_way_is_told_so(
+    caplog: pytest.LogCaptureFixture, version: str
+) -> None:
     flow = new_flow()
     plivo_headers = {
-        "X-Plivo-Signature-V3": "c2lnbmF0dXJl",
-        "X-Plivo-Signature-V3-Nonce": "12345678901234567890",
+        f"X-Plivo-Signature-{version}": "c2lnbmF0dXJl",
+        f"X-Plivo-Signature-{version}-Nonce": "12345678901234567890",
     }
     client = flow.create_app().test_client()
     with caplog.at_level("WARNING", logger="answerkit"):
