@@ -303,14 +303,14 @@ class DeadlineRunner:
 
     @property
     def saturated(self) -> bool:
-        """True while every handler thread runs a handler given up at its deadline, the
-        last of them a whole deadline ago (stuck on a call without a timeout, say): no
+        """True while every handler thread runs a handler given up at its deadline, each
+        of them past it by as long again (stuck on a call without a timeout, say): no
         handler of this process can run until one returns. A handler only slow (past its
         deadline by a moment) does not count yet: it may free its thread for the next
         webhook in time. The health endpoint reports it, so a load balancer sends calls
         elsewhere."""
-        since = self._threads.all_held_since()
-        return since is not None and time.monotonic() - since >= (self.seconds or 0.0)
+        since = self._threads.stuck_since()
+        return since is not None and time.monotonic() >= since
 
     def run(
         self,
@@ -406,7 +406,8 @@ class DeadlineRunner:
             if isinstance(state, HandlerState):
                 state.abandoned = True  # its later writes are refused
             # Counted while it holds its thread: all of them held so, none can run (saturated).
-            self._threads.hold(future)
+            # Stuck once past its own deadline again (a status handler's is the shorter).
+            self._threads.hold(future, seconds)
             # Nobody reads the future any more: an error it ends with must still be
             # logged, or it would vanish (a failed transfer, a bug past the deadline).
             future.add_done_callback(partial(_log_late, call))

@@ -44,28 +44,29 @@ class HandlerThreads:
         self._work: queue.SimpleQueue[_Work] = queue.SimpleQueue()
         self._idle = threading.Semaphore(0)  # one release per thread waiting for work
         self._started = 0
-        # Work given up by its caller that still holds a thread, and when the last was
-        # given up (time.monotonic()): see all_held_since.
+        # Work given up by its caller that still holds a thread, and when the last of it
+        # counts as stuck (time.monotonic()): see stuck_since.
         self._held = 0
-        self._last_held = 0.0
+        self._stuck_at = 0.0
 
-    def hold(self, future: Future[Any]) -> None:
-        """Count ``future``'s thread as held by work its caller gave up on, until it ends."""
+    def hold(self, future: Future[Any], grace: float) -> None:
+        """Count ``future``'s thread as held by work its caller gave up on, until it ends;
+        stuck once ``grace`` more seconds have passed."""
         with self._lock:
+            # The time first: a reader that sees the new count sees it too.
+            self._stuck_at = max(self._stuck_at, time.monotonic() + grace)
             self._held += 1
-            self._last_held = time.monotonic()
         future.add_done_callback(self._release)
 
     def _release(self, _future: object) -> None:
         with self._lock:
             self._held = max(0, self._held - 1)  # a child reset after the fork counts none
 
-    def all_held_since(self) -> float | None:
-        """When the last of ``max_threads`` threads held by given-up work was given up
-        (time.monotonic()), or None while a thread is free or may free itself."""
-        if self._held < self.max_threads:
-            return None
-        return self._last_held
+    def stuck_since(self) -> float | None:
+        """While every thread is held by given-up work: when the last of it counts as
+        stuck (time.monotonic(); maybe still ahead). None while a thread is free."""
+        with self._lock:
+            return self._stuck_at if self._held >= self.max_threads else None
 
     def submit(self, fn: Callable[..., _T], /, *args: Any) -> Future[_T]:
         """Run ``fn(*args)`` on one of the threads; its outcome arrives in the future."""

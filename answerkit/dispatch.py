@@ -84,11 +84,12 @@ class _Seen:
     the call once read (to answer for its event, and name it), the replay keys once asked
     to be recorded (to forget them when the answer asks Vobiz to send it again)."""
 
-    __slots__ = ("call", "read_tried", "replay_keys", "signed")
+    __slots__ = ("call", "may_readmit", "read_tried", "replay_keys", "signed")
 
     def __init__(self) -> None:
         self.signed = False
         self.read_tried = False
+        self.may_readmit = True  # False after a replay record that failed slowly
         self.call: CallRequest | None = None
         self.replay_keys: tuple[str, ...] = ()
 
@@ -105,6 +106,10 @@ def _never_ran(result: object) -> None:
             "function that yields, or an async def, behind a decorator); return instead"
         )
 
+
+#: Seconds within which a failed replay record must have failed for its keys to be
+#: forgotten on the 503 (see Dispatcher._handle).
+READMIT_AFTER_FAILING_WITHIN = 0.25
 
 #: Hangups a route takes with no other event before it is told of (see Dispatcher).
 HANGUPS_BEFORE_TELLING = 5
@@ -190,7 +195,7 @@ class Dispatcher(FallbackAnswers):
                 call = _read_call(req)
             self._report(exc, call, route, "unexpected error in the webhook pipeline")
             reply = self._without_handler(route, call)
-            if reply.status == 503 and seen.replay_keys:
+            if reply.status == 503 and seen.replay_keys and seen.may_readmit:
                 # Sent again, it must not be refused as a replay of itself.
                 self._readmit_logged(route, seen.replay_keys)
             return reply
@@ -215,27 +220,31 @@ class Dispatcher(FallbackAnswers):
             # record and then failed (its reply lost) would refuse the very retry its
             # 503 asks for.
             seen.replay_keys = replay_keys if route.replay_check else ()
+            asked = time.monotonic()
             try:
                 fresh = (
                     self.store().remember_all(replay_keys, gate.replay_window)
                     if route.replay_check
                     else True
                 )
-            except StateError as exc:
+            except BaseException as exc:
+                # The record may be written though the answer was lost (a reply lost on its
+                # way back): forgotten for the retry a 503 asks for, but only after a quick
+                # failure. A store that stalled would stall again, and the 503 must reach
+                # Vobiz within its 3 s (forgetting makes up to four more store calls).
+                seen.may_readmit = time.monotonic() - asked < READMIT_AFTER_FAILING_WITHIN
+                if not isinstance(exc, StateError):
+                    raise  # the store's own error: the last resort answers (see handle)
                 seen.read_tried = True
                 reply = self._store_down(
                     route, _read_call(req), exc, "replay check failed: state store unreachable"
                 )
-                left = self._left(started)
-                if reply.status == 503 and seen.replay_keys and (left is None or left > 0.5):
-                    # The record may be written though the answer was lost (a Redis reply
-                    # lost on its way back). Tried only with time to spare: a stalled store
-                    # took the deadline already, and the 503 must reach Vobiz within 3 s.
+                if reply.status == 503 and seen.replay_keys and seen.may_readmit:
                     self._readmit_logged(route, seen.replay_keys)
                 return reply
             if not fresh:
                 seen.replay_keys = ()  # another request's record: never to be forgotten here
-                return self._refuse(route, f"replayed signature for {url}")
+                return self._refuse(route, f"replayed signature for {loggable(url)}")
         if req.script_root:
             # After the signature: SCRIPT_NAME may come from a request header (gunicorn
             # takes one from a local proxy), and an unsigned request must leave no trace.

@@ -193,8 +193,21 @@ def test_handler_threads_all_held_past_their_deadline_fail_the_next_at_once() ->
             time.sleep(0.01)
         raise AssertionError(f"saturated never became {saturated}")
 
+    slow = DeadlineRunner(2.0, max_workers=1)
+
+    def wait_slowly() -> None:  # off the main thread: the thread path
+        with contextlib.suppress(HandlerTimeout):
+            slow.run(stuck, None)  # type: ignore[arg-type]
+
+    waiting = threading.Thread(target=wait_slowly)
+    waiting.start()
+    waiting.join(10)
+    # Just past its deadline, a handler may only be slow: the next webhook is let in (the
+    # 2 s until it counts as stuck dwarf this test's own steps).
+    assert not slow.saturated
+
     assert serve(stuck) == serve(stuck) == "handler deadline passed"
-    settle(True)  # both held a whole deadline past theirs: stuck, not slow
+    settle(True)  # both held past their deadline as long again: stuck, not slow
     ran: list[object] = []
     why = serve(ran.append)  # refused before it is queued: no wait for its deadline
     assert "handler never started: all 2 handler threads" in why and ran == []
