@@ -207,7 +207,7 @@ class VobizClient:
             raise errors.ConfigurationError(
                 "no Vobiz auth id: set the VOBIZ_AUTH_ID environment variable or pass "
                 "VobizClient(auth_id=..., auth_token=...) (to a CallFlow as client=; in "
-                "tests, CallSimulator(flow, local_vobiz=LocalVobiz()) lends the flow one)"
+                "tests, CallSimulator(flow, local_vobiz=LocalVobiz().start()) lends the flow one)"
             )
         if not auth_token:
             raise errors.ConfigurationError(

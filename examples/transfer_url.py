@@ -17,7 +17,15 @@ Move a call onto it from Python (VOBIZ_AUTH_ID / VOBIZ_AUTH_TOKEN set):
 
 from __future__ import annotations
 
+import logging
+
 from answerkit import CallFlow, CallRequest, Dial, Number, Response, Speak
+
+# The application configures logging (a library never does): served by gunicorn, nothing
+# else would, and answerkit's warnings would be printed bare.
+logging.basicConfig(
+    level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
+)
 
 flow = CallFlow("transfer")
 

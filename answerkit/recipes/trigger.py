@@ -22,6 +22,7 @@ from flask import Response as FlaskResponse
 from flask import jsonify, request
 
 from answerkit._flow_flask import endpoint_name
+from answerkit._keywords import advise_keywords
 from answerkit._log import QuietLog
 from answerkit.errors import (
     APIError,
@@ -54,6 +55,7 @@ class TriggerOutcome:
 class TransferTrigger:
     """Moves live calls of ``flow`` onto its routes from outside a webhook."""
 
+    @advise_keywords("TransferTrigger", {"secret_key": "use secret=", "token": "use secret="})
     def __init__(
         self,
         flow: CallFlow,
