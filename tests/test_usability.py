@@ -17,7 +17,7 @@ import answerkit
 import answerkit.recipes
 from answerkit import CallFlow, CallRequest, ConfigurationError, Hangup, Response, Speak
 from answerkit.cli import main
-from answerkit.recipes import Forwarding, IVRMenu, Option, WarmTransfer
+from answerkit.recipes import Forwarding, IVRMenu, Option, TransferTrigger, WarmTransfer
 from answerkit.state import MemoryStore
 
 TOKEN = "usability-token-0123456789"
@@ -233,10 +233,11 @@ def _unknown_keyword_cases(flow: CallFlow) -> list[tuple[Any, str]]:
         (lambda: flow.transfer("abc", a_leg="hold"), "use aleg="),
         (lambda: flow.transfer("abc", aleg_url="https://x"), "use aleg=, which takes"),
         (lambda: flow.try_transfer("abc", legs="aleg"), "aleg=, bleg= or both"),
+        (lambda: TransferTrigger(flow, secrt="s" * 20), "did you mean secret=?"),
     ]
 
 
-@pytest.mark.parametrize("case", range(10))
+@pytest.mark.parametrize("case", range(11))
 def test_a_keyword_not_taken_is_named_with_the_one_to_write(case: int) -> None:
     flow = new_flow()
     routes = flow.routes
