@@ -12,7 +12,15 @@ from enum import Enum
 __all__ = ["CallStatus", "DialStatus", "Event"]
 
 
-class Event(str, Enum):
+class _FieldValue(str, Enum):
+    """A webhook field's value, printed as Vobiz sends it (``str(Event.Hangup)`` is
+    "Hangup", not "Event.Hangup"), so it compares and formats as the raw field does."""
+
+    def __str__(self) -> str:
+        return str.__str__(self)  # the text itself: what Vobiz sent
+
+
+class Event(_FieldValue):
     """The ``Event`` parameter. A value Vobiz adds later stays a plain ``str``."""
 
     StartApp = "StartApp"
@@ -39,11 +47,8 @@ class Event(str, Enum):
     MachineDetection = "MachineDetection"
     Record = "Record"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class CallStatus(str, Enum):
+class CallStatus(_FieldValue):
     """The ``CallStatus`` parameter (inbound answer requests arrive ``ringing``, spec §6.12)."""
 
     RINGING = "ringing"
@@ -55,11 +60,8 @@ class CallStatus(str, Enum):
     NO_ANSWER = "no-answer"
     CANCEL = "cancel"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class DialStatus(str, Enum):
+class DialStatus(_FieldValue):
     """The ``DialStatus`` of a Dial ``action`` request; handle every value."""
 
     COMPLETED = "completed"
@@ -68,6 +70,3 @@ class DialStatus(str, Enum):
     CANCEL = "cancel"
     TIMEOUT = "timeout"
     NO_ANSWER = "no-answer"
-
-    def __str__(self) -> str:
-        return self.value
