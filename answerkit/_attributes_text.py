@@ -17,6 +17,7 @@ from answerkit._xmltext import (
     check_url,
     fast_url,
     remember,
+    shown,
     trim,
 )
 
@@ -162,13 +163,22 @@ class Hints(Attr):
     def check_str(self, value: str) -> str:
         super().check_str(value)
         phrases = value.split(",")
-        if (
-            not value
-            or len(value) > 10000
-            or len(phrases) > 500
-            or any(not p.strip() or len(p) > 100 for p in phrases)
-        ):
+        if not value:
             self.fail(value)
+        # Each limit says which one failed and by how much: the message is the fix. The
+        # 10,000 characters are the attribute as sent, separating commas included (the
+        # stricter reading of spec §1.2: Vobiz receives the joined string).
+        if len(value) > 10000:
+            self.fail(value, hint=f" ({len(value)} characters with the commas, over 10000)")
+        if len(phrases) > 500:
+            self.fail(value, hint=f" ({len(phrases)} phrases, over 500)")
+        for n, p in enumerate(phrases, 1):
+            if not p.strip():
+                self.fail(value, hint=f" (phrase {n} is empty: a doubled or trailing comma?)")
+            if len(p) > 100:
+                self.fail(
+                    value, hint=f" (phrase {n} has {len(p)} characters, over 100: {shown(p)})"
+                )
         _no_placeholder(self, value)
         return value
 

@@ -259,7 +259,14 @@ _DM_WHAT = "comma-separated digit patterns of 0-9, '*', '#'"
 
 
 def _send_digits() -> Pattern:
-    return Pattern("send_digits", r"[0-9*#wW]+", "DTMF digits: 0-9, '*', '#', 'w', 'W'")
+    # Spec §1.2 Number: digits plus 'w' (0.5 s); 'W' (1 s) and '@ms' are the make-call
+    # API's only, which the DTMF element's note says Vobiz may ignore in XML.
+    return Pattern(
+        "send_digits",
+        r"[0-9*#w]+",
+        "DTMF digits: 0-9, '*', '#' and 'w' for a 0.5 s pause ('W' and '@ms' are the "
+        "make-call API's only: write 'ww' for a 1 s pause)",
+    )
 
 
 def _sip_headers() -> KeyValues:

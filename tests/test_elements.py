@@ -71,7 +71,7 @@ TABLES = {cls: cls._table for cls in BASE}
 
 #: Sample values for attributes whose kind alone does not say what is valid.
 SAMPLES: dict[str, object] = {
-    "send_digits": "12w3W#",
+    "send_digits": "12w3ww#",
     "caller_id": "+14155551234",
     "confirm_key": "#",
     "digits_match": "12,3*",
@@ -413,6 +413,9 @@ BAD = [
     (lambda: DTMF("12a"), "DTMF: text must be DTMF digits"),
     (lambda: DTMF(""), "DTMF"),
     (lambda: Number("+14156667890", send_digits="12x"), "send_digits (sendDigits)"),
+    # 'W' (1 s) and '@ms' are the make-call API's (spec §1.2 Number), not the XML's
+    (lambda: Number("+14156667890", send_digits="1W2"), "write 'ww' for a 1 s pause"),
+    (lambda: User("sip:agent@example.com", send_digits="1@500"), "make-call API's only"),
     (lambda: Dial(confirm_key="##"), "confirm_key (confirmKey) must be one of 0-9"),
     (lambda: Dial(caller_id="Acme"), "caller_id (callerId) must be an E.164 number"),
     (lambda: Dial(caller_name="x" * 51), "at most 50 characters"),
@@ -430,9 +433,14 @@ BAD = [
     # hints limits
     (lambda: Gather(hints=""), "hints must be non-empty"),
     (lambda: Gather(hints="a,,b"), "hints"),
-    (lambda: Gather(hints=",".join(["x"] * 501)), "500 phrases"),
-    (lambda: Gather(hints="x" * 101), "100 characters per phrase"),
-    (lambda: Gather(hints=",".join(["y" * 100] * 100) + ",z"), "10000 characters"),
+    (lambda: Gather(hints=",".join(["x"] * 501)), "(501 phrases, over 500)"),
+    (lambda: Gather(hints="x" * 101), "(phrase 1 has 101 characters, over 100"),
+    (lambda: Gather(hints="a,b," + "x" * 101), "(phrase 3 has 101 characters"),
+    (lambda: Gather(hints="a,,b"), "(phrase 2 is empty"),
+    (
+        lambda: Gather(hints=",".join(["y" * 100] * 100) + ",z"),
+        "(10101 characters with the commas, over 10000)",
+    ),
     (lambda: Gather(hints=["a,b"]), "phrases without commas"),
     # key=value lists
     (
