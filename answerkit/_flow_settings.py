@@ -128,7 +128,9 @@ def flow_auth_tokens(auth_token: object) -> tuple[str, ...]:
             raise ConfigurationError(
                 f"auth_token: every token must be text, got {type(t).__name__}"
             )
-    return tuple(t for t in tokens if t)
+    # Stripped like the comma-separated form: a token read from a secrets file ends in a
+    # newline, and would refuse every webhook with a 403 that blames the token.
+    return tuple(t.strip() for t in tokens if t.strip())
 
 
 def check_settings(

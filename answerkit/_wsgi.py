@@ -21,8 +21,9 @@ from flask import Flask, Request, request
 from flask import Response as FlaskResponse
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.datastructures import EnvironHeaders
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from answerkit._deadline import loggable
 from answerkit._dispatch_webhook import XML_CONTENT_TYPE
 from answerkit._log import QuietLog
 from answerkit._params import ParamsLike, parse_form
@@ -61,10 +62,36 @@ def form_length(environ: WSGIEnviron, max_content_length: int | None) -> int | N
         length <= MAX_FAST_FORM
         and (max_content_length is None or length <= max_content_length)
         and "HTTP_TRANSFER_ENCODING" not in environ
-        and environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower() in (FORM_TYPE, "")
+        and is_form_type(environ)
     ):
         return length
     return None
+
+
+class BodyTooLarge(ValueError):
+    """A webhook's body is over the app's own MAX_CONTENT_LENGTH (its message says so)."""
+
+
+def is_form_type(environ: WSGIEnviron) -> bool:
+    """Whether the body is declared a form in Vobiz's encoding (or not declared at all:
+    Vobiz always posts a form)."""
+    return environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower() in (FORM_TYPE, "")
+
+
+def _hooked_form(req: Request) -> ParamsLike:
+    """The form a request hook had Werkzeug parse; told of when it came back empty from a
+    body that had bytes (Werkzeug drops every field of a body that is not UTF-8)."""
+    form = req.form
+    if not form and req.content_length:
+        log.warning(
+            "webhook %s: a request hook read request.form (or request.values) first, and "
+            "Werkzeug found no field in its %d-byte body (it drops every field of a body that "
+            "is not UTF-8); read request.get_data() in the hook instead, and answerkit reads "
+            "the fields from those bytes",
+            loggable(req.path),
+            req.content_length,
+        )
+    return form
 
 
 def read_form(environ: WSGIEnviron, length: int) -> ParamsLike:
@@ -79,7 +106,7 @@ def read_form(environ: WSGIEnviron, length: int) -> ParamsLike:
             "webhook %s: its body was %d bytes of the %d its Content-Length announced; if a "
             "request hook reads request.stream, read request.get_data() instead (answerkit "
             "finds the body there)",
-            environ.get("PATH_INFO", ""),
+            loggable(environ.get("PATH_INFO", "")),
             len(body),
             length,
         )
@@ -258,6 +285,19 @@ def flask_view(dispatcher: Dispatcher, route: Route) -> Callable[[], FlaskRespon
         def read_params() -> ParamsLike:
             if method != "POST":
                 return query
+            try:
+                return read_body()
+            except RequestEntityTooLarge as exc:
+                # Werkzeug's 413 says nothing of whose limit it is: the app's.
+                limit = req.max_content_length
+                size = f"{req.content_length}-byte" if req.content_length else "chunked"
+                raise BodyTooLarge(
+                    f"the {size} body is over the app's MAX_CONTENT_LENGTH ({limit} bytes), "
+                    "so its fields cannot be read: Vobiz posts forms of a few KB (more with "
+                    "long SIP headers or speech results); raise MAX_CONTENT_LENGTH or unset it"
+                ) from exc
+
+        def read_body() -> ParamsLike:
             length = form_length(environ, req.max_content_length)
             cached: bytes | None = getattr(req, "_cached_data", None)
             if cached is not None and length is not None and len(cached) == length:
@@ -268,10 +308,16 @@ def flask_view(dispatcher: Dispatcher, route: Route) -> Callable[[], FlaskRespon
             if "form" in req.__dict__ or cached is not None:
                 # A request hook read the body through request.form (a get_data() after
                 # that caches b""): the stream is spent, and Werkzeug's parse has it.
-                return req.form
-            if length is None:  # not the small form Vobiz posts: Werkzeug's parser and limits
-                return req.form  # the MultiDict itself: repeated fields keep every value
-            return read_form(environ, length)
+                return _hooked_form(req)
+            if length is not None:
+                return read_form(environ, length)
+            if is_form_type(environ):
+                # A form of no stated length (chunked) or over MAX_FAST_FORM: its bytes,
+                # within the app's MAX_CONTENT_LENGTH (Werkzeug's only limit on such a
+                # form), read as the direct path reads them; Werkzeug's own parse drops
+                # every field of a body that is not UTF-8.
+                return parse_form(req.get_data())
+            return req.form  # multipart: Werkzeug's parser and limits; repeated fields kept
 
         root = req.root_path
         # Not req.path: Werkzeug strips extra leading slashes from it (and routes "//answer"

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
+from urllib.parse import urlsplit
 
 from answerkit._signature_headers import _SCHEMES, _signature_headers
 from answerkit._signature_headers import MA_V2 as MA_V2
@@ -76,6 +77,29 @@ def _b64_hmac(key: str, message: str) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
+def _check_signing_args(url: object, auth_token: object, parent: object) -> None:
+    """Refuse what no request could verify against: a URL with no scheme or host signs
+    ":///answer" (every request a 403 blaming the token), a token that is not text fails
+    deep inside the HMAC."""
+    if not isinstance(url, str):
+        raise ConfigurationError(f"sign: url must be text, got {type(url).__name__}")
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(
+            f"sign: url must be the absolute URL Vobiz calls (https://host/path), got "
+            f"{url[:200]!r}: pass flow.url_for(name), or public_url + the route's path"
+        )
+    for name, token in (("auth_token", auth_token), ("parent_auth_token", parent)):
+        if token is None and name == "parent_auth_token":
+            continue
+        if not isinstance(token, str) or not token:
+            got = "an empty string" if token == "" else type(token).__name__
+            raise ConfigurationError(
+                f"sign: {name} must be the token as text, got {got}"
+                + (" (decode bytes first: token.decode())" if isinstance(token, bytes) else "")
+            )
+
+
 def sign(
     url: str,
     auth_token: str,
@@ -90,6 +114,7 @@ def sign(
     The MA headers are keyed with ``parent_auth_token``, or with ``auth_token`` for a main
     account (where Vobiz sends MA equal to V2/V3).
     """
+    _check_signing_args(url, auth_token, parent_auth_token)
     for given in (nonce_v2, nonce_v3):
         if given is not None and not _NONCE.fullmatch(given):
             # verify() takes only what Vobiz sends: a test signing with "nonce-1" would get

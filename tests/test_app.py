@@ -693,6 +693,14 @@ def test_several_tokens_for_rotation() -> None:
     assert post(c, "/menu", CALL, token=TOKEN).status_code == 200
 
 
+def test_tokens_given_as_a_list_are_stripped_like_the_comma_separated_form() -> None:
+    # Read from a secrets file, a token ends in a newline: every webhook was a 403.
+    flow = make_flow(auth_token=["new-token\n", f" {TOKEN} "])
+    assert flow.auth_tokens == ("new-token", TOKEN)
+    c = flow.create_app().test_client()
+    assert post(c, "/menu", CALL, token="new-token").status_code == 200
+
+
 def test_no_token_refuses_to_start_and_verify_false_warns(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -4,6 +4,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import re
 
 import pytest
 from hypothesis import given
@@ -450,6 +451,26 @@ def test_sign_refuses_a_nonce_verify_would_not_take(nonce: str) -> None:
     would give a test a 403 it could not explain."""
     with pytest.raises(ConfigurationError, match="exactly 20 digits"):
         sign(URL, TOKEN, nonce_v2=nonce)
+
+
+@pytest.mark.parametrize(
+    ("url", "token", "says"),
+    [
+        ("/answer", TOKEN, "url must be the absolute URL Vobiz calls"),
+        ("voice.example.com/answer", TOKEN, "pass flow.url_for(name)"),
+        ("ftp://voice.example.com/answer", TOKEN, "https://host/path"),
+        ("https:///answer", TOKEN, "https://host/path"),
+        (URL, None, "auth_token must be the token as text, got NoneType"),
+        (URL, b"tok", "decode bytes first"),
+        (URL, "", "got an empty string"),
+    ],
+)
+def test_sign_refuses_what_no_request_could_verify_against(
+    url: str, token: object, says: str
+) -> None:
+    # sign("/answer", ...) signed ":///answer": every request a 403 that blamed the token.
+    with pytest.raises(ConfigurationError, match=re.escape(says)):
+        sign(url, token)  # type: ignore[arg-type]
 
 
 def test_a_flow_without_a_public_url_warns_that_the_host_header_chooses_the_signed_url(

@@ -433,3 +433,65 @@ def test_repeated_fields_keep_every_value_whichever_parser_reads_the_body(size: 
         )
         assert r.status_code == 200
     assert [s["digits"] for s in seen] == [["1", "2"], ["1", "2"]]
+
+
+@pytest.mark.parametrize("shape", ["over 64 KiB", "chunked"])
+def test_a_form_werkzeug_would_parse_is_read_as_the_direct_path_reads_small_ones(
+    shape: str,
+) -> None:
+    # Bodies the direct path leaves to Flask (no length, or over MAX_FAST_FORM) went to
+    # Werkzeug's form parser, which drops every field of a body that is not UTF-8 (a 400
+    # "CallUUID missing" for a call that sent it) and reads "%E9" as the text "%E9".
+    names: list[str] = []
+    flow = CallFlow("forms", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+    flow.add_route("/answer", lambda call: names.append(call.params["CallerName"]))
+    client = flow.create_app().test_client()
+    pad = b"&Speech=" + b"s" * 70_000 if shape == "over 64 KiB" else b""
+    for raw in (b"Jos\xe9", b"Jos%E9"):
+        body = urlencode(CALL).encode() + b"&CallerName=" + raw + pad
+        headers = {**signed("/answer"), "Content-Type": "application/x-www-form-urlencoded"}
+        if shape == "chunked":  # as gunicorn passes one: no length, the input terminated
+            r = client.post(
+                "/answer",
+                input_stream=io.BytesIO(body),
+                headers={**headers, "Transfer-Encoding": "chunked"},
+                environ_overrides={"wsgi.input_terminated": True},
+            )
+        else:
+            r = client.post("/answer", data=body, headers=headers)
+        assert r.status_code == 200, r.data
+    assert names == ["Jos\ufffd", "Jos\ufffd"]
+
+
+def test_a_hook_that_had_werkzeug_drop_every_field_is_told_what_to_read(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    direct, _through_flask, _seen = app_pair()
+
+    @direct.before_request
+    def audit() -> None:
+        flask.request.form  # noqa: B018 - the read is the point
+
+    r = direct.test_client().post(
+        "/answer",
+        data=urlencode(CALL).encode() + b"&CallerName=Jos\xe9",
+        headers={**signed("/answer"), "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 400  # the stream is spent: nothing left to read the fields from
+    assert "Werkzeug found no field in its" in caplog.text
+    assert "read request.get_data() in the hook instead" in caplog.text
+
+
+def test_a_body_over_max_content_length_names_the_setting(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    flow = make_flow([])
+    app = flow.create_app()
+    app.config["MAX_CONTENT_LENGTH"] = 1000
+    r = app.test_client().post(
+        "/answer",
+        data=urlencode({**CALL, "Speech": "s" * 2000}),
+        headers={**signed("/answer"), "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 200 and b"Hangup" in r.data  # the fallback, never a 500
+    assert "over the app's MAX_CONTENT_LENGTH (1000 bytes)" in caplog.text
