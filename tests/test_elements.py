@@ -623,6 +623,13 @@ def test_size_limit() -> None:
     doc.add(Speak("y" * 990))
     with pytest.raises(ElementError, match="at most 100000"):
         doc.to_xml()
+    # At the edge: exactly 100,000 bytes render, one more byte is refused (to_xml and
+    # to_bytes both).
+    head = len(Response(Speak("x")).to_bytes()) - 1
+    assert len(Response(Speak("x" * (100_000 - head))).to_bytes()) == 100_000
+    for render in (Response.to_xml, Response.to_bytes):
+        with pytest.raises(ElementError, match="the document is 100001 bytes"):
+            render(Response(Speak("x" * (100_001 - head))))
     wide = Response(*[Speak("é" * 500) for _ in range(100)])  # 1000 bytes each in UTF-8
     with pytest.raises(ElementError, match="bytes"):
         wide.to_bytes()

@@ -276,6 +276,8 @@ def test_integer_with_zero_fraction_accepted() -> None:
         ("alice@example.com", "alice@example.com"),
         ("anonymous", "anonymous"),
         ("1001", "1001"),
+        ("123456", "123456"),  # fewer than 7 digits: an extension, left as given
+        ("1234567", "+1234567"),  # 7 digits: the shortest E.164 number taken
         ("", ""),
         ("1234567890123456", "1234567890123456"),
         ("٩١٧٩٨٣١٦٥٠٣٦", "٩١٧٩٨٣١٦٥٠٣٦"),

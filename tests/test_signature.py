@@ -70,6 +70,23 @@ def test_sign_without_parent_token_makes_ma_equal_to_v2_v3() -> None:
     assert headers[MA_V3] == headers[V3]
 
 
+@pytest.mark.parametrize("header", [V2, V3, MA_V3])
+def test_a_signature_one_bit_off_anywhere_is_refused(header: str) -> None:
+    # Every byte of the digest counts: a comparison that skipped one (or compared a
+    # prefix) would let a near-miss through. Each byte of a genuine signature is flipped
+    # in turn, the others left as they are.
+    genuine = sign(URL, TOKEN)
+    digest = base64.b64decode(genuine[header])
+    assert verify(genuine, [URL], [TOKEN]).ok
+    for i in range(len(digest)):
+        for bit in (0x01, 0x80):
+            forged = bytearray(digest)
+            forged[i] ^= bit
+            only = {k: v for k, v in genuine.items() if "Signature" not in k or "Nonce" in k}
+            only[header] = base64.b64encode(bytes(forged)).decode()
+            assert not verify(only, [URL], [TOKEN]).ok, (header, i, bit)
+
+
 def test_sign_generates_distinct_20_digit_nonces() -> None:
     seen = set()
     for _ in range(50):

@@ -808,19 +808,6 @@ def test_listener_sees_events_as_they_happen() -> None:
 # -- with LocalVobiz (the plugin's fixtures) ----------------------------------------------------
 
 
-def _has_takeover_hooks() -> bool:
-    from answerkit.testing.local_vobiz import LocalVobiz
-
-    probe = LocalVobiz()
-    return hasattr(probe, "on_transfer_request") and hasattr(probe, "on_hangup_request")
-
-
-needs_hooks = pytest.mark.skipif(
-    not _has_takeover_hooks(),
-    reason="LocalVobiz has no on_transfer_request/on_hangup_request hook yet",
-)
-
-
 def agent_flow(local_vobiz: Any) -> CallFlow:
     flow = CallFlow(
         "agents",
@@ -906,7 +893,6 @@ def test_unscripted_outbound_call_that_is_busy(call_simulator: Any, local_vobiz:
     assert agent.transcript.hangup_cause == "USER_BUSY"
 
 
-@needs_hooks
 def test_transfer_through_local_vobiz_interrupts_at_once(
     call_simulator: Any, local_vobiz: Any
 ) -> None:
@@ -921,7 +907,6 @@ def test_transfer_through_local_vobiz_interrupts_at_once(
     assert not t.webhooks_for(path="/menu")
 
 
-@needs_hooks
 def test_rest_hangup_of_a_simulated_call(call_simulator: Any, local_vobiz: Any) -> None:
     flow = doc_flow(Response(Play(MUSIC, loop=0)))
     sim = call_simulator(flow)
@@ -933,7 +918,6 @@ def test_rest_hangup_of_a_simulated_call(call_simulator: Any, local_vobiz: Any) 
     assert t.webhooks[-1].event == "Hangup"
 
 
-@needs_hooks
 def test_warm_transfer_recipe_end_to_end(call_simulator: Any, local_vobiz: Any) -> None:
     from answerkit.recipes import WarmTransfer
 
