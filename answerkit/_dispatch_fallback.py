@@ -30,7 +30,14 @@ from answerkit._dispatch_webhook import (
     WebhookReply,
     _event_name,
 )
-from answerkit.errors import ElementError, HandlerTimeout, StateError, StateValueError
+from answerkit._readmit_later import RETRY_FOR, late_forgetting
+from answerkit.errors import (
+    ElementError,
+    HandlerTimeout,
+    RetryLater,
+    StateError,
+    StateValueError,
+)
 from answerkit.request import CallRequest
 from answerkit.state import StateStore
 
@@ -91,10 +98,12 @@ class FallbackAnswers:
         self, exc: BaseException, call: CallRequest, route: Route, replay_keys: tuple[str, ...]
     ) -> WebhookReply:
         """A status callback to be sent again (its handler asked with RetryLater, or ran out
-        of time): 503, which Vobiz retries up to 3 times (spec §2.12), with the signature
-        forgotten so a retry carrying it again is not refused as a replay."""
+        of time, or the store failed): 503, which Vobiz retries up to 3 times (spec §2.12),
+        with the signature forgotten so a retry carrying it again is not refused as a
+        replay. Forgotten now only when the handler asked: after a store failure or the
+        deadline there is no time left to wait on the store (see _readmit_later)."""
         if replay_keys:
-            self._readmit_logged(route, replay_keys)
+            self._readmit_logged(route, replay_keys, now=isinstance(exc, RetryLater))
         log.warning(
             "flow %s route %s: asking Vobiz to send event %r again (call %s): %s",
             self.flow_name,
@@ -105,30 +114,54 @@ class FallbackAnswers:
         )
         return WebhookReply(503, b"", "text/plain; charset=utf-8")
 
-    def _readmit_logged(self, route: Route, replay_keys: tuple[str, ...]) -> None:
-        """:meth:`_readmit` for a 503, saying when it cannot be done."""
-        if self.verifier is not None:
+    def _readmit_logged(
+        self, route: Route, replay_keys: tuple[str, ...], *, now: bool = True
+    ) -> None:
+        """:meth:`_readmit` for a 503, in the webhook (``now``) or, if the store failed or
+        there is no time to wait on it, in the background; saying when it cannot be done."""
+        if self.verifier is None:
+            return
+        window = self.verifier.replay_window
+        if now:
             try:
-                readmitted = self._readmit(replay_keys, self.verifier.replay_window)
+                readmitted = self._readmit(replay_keys, window)
             # Any error: a store of one's own may raise its client's (after the very
             # failure that brought the 503).
             except Exception as err:
                 log.warning(
-                    "flow %s route %s: the signature could not be forgotten, so a retry "
-                    "that carries it again will be refused as a replay: %s",
+                    "flow %s route %s: the signature could not be forgotten now (%s); it is "
+                    "forgotten in the background once the store answers again, so that "
+                    "Vobiz's retry is taken (one that comes first is refused, and sent again)",
                     self.flow_name,
                     route.name,
                     err,
                 )
             else:
-                if not readmitted:
-                    log.warning(
-                        "flow %s route %s: this signature was sent again %d times already; "
-                        "another copy is refused as a replay",
-                        self.flow_name,
-                        route.name,
-                        STATUS_RETRIES,
-                    )
+                self._tell_readmitted(route, readmitted)
+                return
+        late_forgetting.add(
+            lambda: self._readmit(replay_keys, window),
+            lambda outcome: self._tell_readmitted(route, outcome),
+        )
+
+    def _tell_readmitted(self, route: Route, outcome: bool | Exception) -> None:
+        if isinstance(outcome, Exception):
+            log.warning(
+                "flow %s route %s: the signature could not be forgotten within %d s, so a "
+                "retry that carries it again will be refused as a replay: %s",
+                self.flow_name,
+                route.name,
+                RETRY_FOR,
+                outcome,
+            )
+        elif not outcome:
+            log.warning(
+                "flow %s route %s: this signature was sent again %d times already; "
+                "another copy is refused as a replay",
+                self.flow_name,
+                route.name,
+                STATUS_RETRIES,
+            )
 
     def _readmit(self, replay_keys: tuple[str, ...], window: float) -> bool:
         """Forget the request's signature for its next delivery, at most STATUS_RETRIES

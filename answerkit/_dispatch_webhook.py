@@ -71,6 +71,17 @@ class WebhookRequest(NamedTuple):
     script_root: str = ""
 
 
+class UnreadableBody(ValueError):
+    """Raised by ``read_params``: the body could not be read whole (cut short, a broken
+    chunked encoding, over one of the app's limits), so its fields are unknown. The
+    webhook is refused with ``status`` and the message, never run on part of its fields
+    (a cut Digits or CallUUID would act on the wrong key or the wrong call)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class WebhookReply(NamedTuple):
     """What the dispatcher answers: a status, a body and its content type."""
 

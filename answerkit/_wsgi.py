@@ -24,7 +24,7 @@ from werkzeug.datastructures import EnvironHeaders
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from answerkit._deadline import loggable
-from answerkit._dispatch_webhook import XML_CONTENT_TYPE
+from answerkit._dispatch_webhook import XML_CONTENT_TYPE, UnreadableBody
 from answerkit._log import QuietLog
 from answerkit._params import ParamsLike, parse_form
 from answerkit.dispatch import (
@@ -68,8 +68,22 @@ def form_length(environ: WSGIEnviron, max_content_length: int | None) -> int | N
     return None
 
 
-class BodyTooLarge(ValueError):
-    """A webhook's body is over the app's own MAX_CONTENT_LENGTH (its message says so)."""
+def _over_limit(req: Request) -> str:
+    """Which of the app's limits a body is over, and the fix (Werkzeug says neither)."""
+    limit = req.max_content_length
+    length = req.content_length
+    if limit is not None and (length is None or length > limit):
+        size = f"{length}-byte" if length else "chunked"
+        return (
+            f"its {size} body is over the app's MAX_CONTENT_LENGTH ({limit} bytes): Vobiz "
+            "posts forms of a few KB (more with long SIP headers or speech results); raise "
+            "MAX_CONTENT_LENGTH or unset it"
+        )
+    return (
+        f"its multipart body is over the app's MAX_FORM_MEMORY_SIZE ({req.max_form_memory_size}"
+        f" bytes a field) or MAX_FORM_PARTS ({req.max_form_parts} fields): Vobiz posts "
+        f"{FORM_TYPE}, which neither limits; send that (a test client: data=dict, not files)"
+    )
 
 
 def is_form_type(environ: WSGIEnviron) -> bool:
@@ -97,18 +111,18 @@ def _hooked_form(req: Request) -> ParamsLike:
 def read_form(environ: WSGIEnviron, length: int) -> ParamsLike:
     """Read and parse a form body of ``length`` bytes, leaving it readable for anyone after
     us (an ``after_request`` hook reading ``request.form``)."""
-    body = environ["wsgi.input"].read(length)
+    try:
+        body = environ["wsgi.input"].read(length)
+    except Exception as exc:  # the server's own (a client gone, a broken chunk)
+        raise UnreadableBody(f"its body could not be read: {type(exc).__name__}: {exc}") from exc
     environ["wsgi.input"] = io.BytesIO(body)
     if len(body) < length:
         # Cut short by the client, or read before us without Werkzeug (a hook reading
-        # request.stream): without the fields the webhook is refused, so say why.
-        log.warning(
-            "webhook %s: its body was %d bytes of the %d its Content-Length announced; if a "
-            "request hook reads request.stream, read request.get_data() instead (answerkit "
-            "finds the body there)",
-            loggable(environ.get("PATH_INFO", "")),
-            len(body),
-            length,
+        # request.stream): refused, never run on part of its fields.
+        raise UnreadableBody(
+            f"its body was {len(body)} bytes of the {length} its Content-Length announced "
+            "(cut short); if a request hook reads request.stream, read request.get_data() "
+            "instead (answerkit finds the body there)"
         )
     return parse_form(body)
 
@@ -287,14 +301,14 @@ def flask_view(dispatcher: Dispatcher, route: Route) -> Callable[[], FlaskRespon
                 return query
             try:
                 return read_body()
+            except UnreadableBody:
+                raise
             except RequestEntityTooLarge as exc:
                 # Werkzeug's 413 says nothing of whose limit it is: the app's.
-                limit = req.max_content_length
-                size = f"{req.content_length}-byte" if req.content_length else "chunked"
-                raise BodyTooLarge(
-                    f"the {size} body is over the app's MAX_CONTENT_LENGTH ({limit} bytes), "
-                    "so its fields cannot be read: Vobiz posts forms of a few KB (more with "
-                    "long SIP headers or speech results); raise MAX_CONTENT_LENGTH or unset it"
+                raise UnreadableBody(_over_limit(req), 413) from exc
+            except Exception as exc:  # the server's (a client gone, a broken chunk)
+                raise UnreadableBody(
+                    f"its body could not be read: {type(exc).__name__}: {exc}"
                 ) from exc
 
         def read_body() -> ParamsLike:

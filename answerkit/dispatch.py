@@ -42,6 +42,7 @@ from answerkit._dispatch_webhook import (
     _HANGUP,
     _WAIT_SOUND,
     EMPTY_DOCUMENT,
+    UnreadableBody,
     _event_name,
     _status_reply,
 )
@@ -195,9 +196,9 @@ class Dispatcher(FallbackAnswers):
                 call = _read_call(req)
             self._report(exc, call, route, "unexpected error in the webhook pipeline")
             reply = self._without_handler(route, call)
-            if reply.status == 503 and seen.replay_keys and seen.may_readmit:
+            if reply.status == 503 and seen.replay_keys:
                 # Sent again, it must not be refused as a replay of itself.
-                self._readmit_logged(route, seen.replay_keys)
+                self._readmit_logged(route, seen.replay_keys, now=seen.may_readmit)
             return reply
 
     def _handle(self, route: Route, req: WebhookRequest, seen: _Seen) -> WebhookReply:
@@ -239,8 +240,8 @@ class Dispatcher(FallbackAnswers):
                 reply = self._store_down(
                     route, _read_call(req), exc, "replay check failed: state store unreachable"
                 )
-                if reply.status == 503 and seen.replay_keys and seen.may_readmit:
-                    self._readmit_logged(route, seen.replay_keys)
+                if reply.status == 503 and seen.replay_keys:
+                    self._readmit_logged(route, seen.replay_keys, now=seen.may_readmit)
                 return reply
             if not fresh:
                 seen.replay_keys = ()  # another request's record: never to be forgotten here
@@ -256,6 +257,14 @@ class Dispatcher(FallbackAnswers):
             call = CallRequest.from_params(
                 req.read_params(), method=req.method, query=req.query, path=req.path
             )
+        except UnreadableBody as exc:
+            # Its signature was recorded: forgotten, so the retry a non-200 brings (with the
+            # whole body, this time) is not refused as a replay.
+            why = f"{exc} (event unknown: the webhook is refused, and its retry taken)"
+            log.warning("flow %s route %s: %s", self.flow_name, route.name, why)
+            if seen.replay_keys:
+                self._readmit_logged(route, seen.replay_keys)
+            return WebhookReply(exc.status, f"{why}\n".encode(), "text/plain; charset=utf-8")
         except MissingCallUUID as exc:
             why = str(exc)
             content_type = (header_value(req.headers, "Content-Type") or "").lower()

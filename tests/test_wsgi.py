@@ -493,5 +493,22 @@ def test_a_body_over_max_content_length_names_the_setting(
         data=urlencode({**CALL, "Speech": "s" * 2000}),
         headers={**signed("/answer"), "Content-Type": "application/x-www-form-urlencoded"},
     )
-    assert r.status_code == 200 and b"Hangup" in r.data  # the fallback, never a 500
+    assert r.status_code == 413  # refused with the reason, never a 500
+    assert b"over the app's MAX_CONTENT_LENGTH (1000 bytes)" in r.data
     assert "over the app's MAX_CONTENT_LENGTH (1000 bytes)" in caplog.text
+
+
+def test_a_multipart_body_over_werkzeugs_form_limits_names_them() -> None:
+    # The limit hit was MAX_FORM_MEMORY_SIZE, and the message blamed an unset
+    # MAX_CONTENT_LENGTH ("None bytes") and said to unset it.
+    app = make_flow([]).create_app()
+    app.config["MAX_FORM_MEMORY_SIZE"] = 1000
+    r = app.test_client().post(
+        "/answer",
+        data={**CALL, "Speech": "s" * 2000},
+        content_type="multipart/form-data",
+        headers=signed("/answer"),
+    )
+    assert r.status_code == 413
+    assert b"over the app's MAX_FORM_MEMORY_SIZE (1000 bytes a field)" in r.data
+    assert b"MAX_CONTENT_LENGTH" not in r.data
