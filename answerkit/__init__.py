@@ -49,11 +49,13 @@ from answerkit.errors import (
     ServerError,
     StateError,
     StateValueError,
-    TimeoutError,
     TransferArgumentError,
     TransportError,
     ValidationError,
     VobizError,
+)
+from answerkit.errors import (
+    TimeoutError as TimeoutError,  # importable by name, not by * (see errors.TimeoutError)
 )
 from answerkit.lint import LintWarning
 from answerkit.parse import parse
@@ -130,7 +132,6 @@ __all__ = [
     "StateValueError",
     "Stream",
     "Sub",
-    "TimeoutError",
     "TransferArgumentError",
     "TransferResult",
     "TransportError",

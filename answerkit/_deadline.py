@@ -393,7 +393,11 @@ class DeadlineRunner:
         )
         try:
             return future.result(timeout=seconds)
-        except FutureTimeout:
+        except FutureTimeout as exc:
+            if future.done() and not future.cancelled() and future.exception() is exc:
+                # The handler's own TimeoutError (a socket's, a client library's): the same
+                # class as the wait's, but its failure, not the deadline.
+                raise
             # Still queued (every handler thread busy): it must never start, since the
             # caller is being told to hang up. One already running goes on; see above.
             if future.cancel():

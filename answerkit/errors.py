@@ -15,7 +15,7 @@
     └── VobizError                          talking to the Vobiz REST API failed
         ├── TransportError                  the request did not get an HTTP answer
         │   ├── ConnectError                could not connect (nothing was sent)
-        │   └── TimeoutError                no answer in time (the request may have been applied)
+        │   └── TimeoutError                no answer in time (may have been applied)
         └── APIError                        Vobiz answered with an error status
             ├── ValidationError             400 / 422: bad parameters
             ├── AuthenticationError         401: credentials, or a wrong-case path
@@ -32,6 +32,7 @@ Every message says what went wrong and what to do about it.
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 
@@ -158,8 +159,13 @@ class ConnectError(TransportError):
     """Could not connect to the API; the request was not sent."""
 
 
-class TimeoutError(TransportError):
-    """No answer in time; the request may or may not have been applied."""
+class TimeoutError(TransportError, builtins.TimeoutError):
+    """No answer in time; the request may or may not have been applied.
+
+    Also Python's own ``TimeoutError``, so ``except TimeoutError`` catches it either way.
+    Left out of ``answerkit.__all__``: ``from answerkit import *`` would shadow the built-in
+    name (a socket's timeout would then go uncaught); import it by name.
+    """
 
 
 class APIError(VobizError):

@@ -40,3 +40,20 @@ def test_an_error_survives_pickling_and_copying_with_its_details(exc: Exception,
 def test_a_parse_error_keeps_one_line_prefix_after_a_round_trip() -> None:
     back = pickle.loads(pickle.dumps(errors.ParseError("bad", line=7)))
     assert str(back) == "line 7: bad" and back.line == 7
+
+
+def test_the_clients_timeout_is_pythons_timeout_too_and_no_star_import_shadows_it() -> None:
+    import builtins
+
+    import answerkit
+
+    # `from answerkit import *` put answerkit's TimeoutError over the built-in one: a
+    # socket's timeout then went uncaught by `except TimeoutError`.
+    assert "TimeoutError" not in answerkit.__all__
+    assert answerkit.TimeoutError is errors.TimeoutError  # still importable by name
+    namespace: dict[str, object] = {}
+    exec("from answerkit import *", namespace)
+    assert "TimeoutError" not in namespace
+    with pytest.raises(builtins.TimeoutError):
+        raise errors.TimeoutError("no answer in 5 s", method="POST")
+    assert isinstance(errors.TimeoutError("x"), errors.TransportError)

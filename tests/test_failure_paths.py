@@ -572,3 +572,23 @@ def test_a_status_callback_the_store_failed_is_forgotten_in_the_background() -> 
     assert retry.status_code == 200
     assert len(ran) == 2  # the handler ran again on the retry: the Hangup was not lost
     assert store.get_all(CALL["CallUUID"]) == {"ended": True}  # kept for the hangup linger
+
+
+def test_a_handlers_own_timeout_error_is_its_failure_not_the_deadline() -> None:
+    # On the thread path the deadline's wait raises TimeoutError too: a handler's own (a
+    # socket timing out) was reported as "handler deadline passed", and on_error got a
+    # HandlerTimeout instead of the error.
+    reported: list[BaseException] = []
+    flow = flow_of(on_error=lambda exc, call, route: reported.append(exc))
+
+    def answer(call: CallRequest) -> Response:
+        raise TimeoutError("the CRM did not answer")
+
+    flow.add_route("/answer", answer)
+    replies: list[Any] = []
+    worker = threading.Thread(target=lambda: replies.append(send(flow, "/answer")))
+    worker.start()  # off the main thread: the handler runs on a handler thread
+    worker.join()
+    assert replies[0].status_code == 200 and b"Hangup" in replies[0].data  # the fallback
+    assert [type(exc) for exc in reported] == [TimeoutError]
+    assert str(reported[0]) == "the CRM did not answer"
