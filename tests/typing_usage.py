@@ -25,7 +25,7 @@ from answerkit import (
     TransferResult,
     VobizClient,
 )
-from answerkit.recipes import IVRMenu, Option, Target, WarmOutcome, WarmTransfer
+from answerkit.recipes import Forwarding, IVRMenu, Option, Target, WarmOutcome, WarmTransfer
 from answerkit.state import RedisStore, SQLiteStore
 from answerkit.testing import CallSimulatorFactory
 
@@ -72,6 +72,16 @@ whole = Response(Speak("Hello."), *closing())
 # A route handler reused as a recipe target; a menu's options built apart from the menu.
 options: dict[str, Target | Option] = {"1": Option("sales", phrases=("sales",)), "2": sales}
 IVRMenu(flow, "main", prompt="Press 1 or 2.", options=options, fallback=sales)
+
+
+def maybe(call: CallRequest) -> Response | None:
+    """A handler typed as the library's own Handler alias (None: the empty document)."""
+    return None if call.digits else Response(Hangup())
+
+
+# Recipes take such handlers as targets and fallbacks (they were typed Response only).
+IVRMenu(flow, "other", prompt="Press 1.", options={"1": maybe}, fallback=maybe)
+Forwarding(flow, "fwd", numbers=["+14155550100"], caller_id="+14155550101", fallback=maybe)
 
 
 def report(exc: BaseException, call: CallRequest | None, route_name: str) -> None:

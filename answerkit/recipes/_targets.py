@@ -98,9 +98,19 @@ def _path_of(flow: CallFlow, name_or_path: str) -> str | None:
         return None
 
 
+#: A recipe's handler: a flow handler (its ``None`` answers the empty document, logged).
+Action = Callable[[CallRequest], "Response | None"]
+
+#: Where a recipe sends a caller: a route's name, or a handler to run in place.
+Target = str | Action
+
+
 def answered(
-    result: Response, where: str, handler: Callable[[CallRequest], Any], call: CallRequest
-) -> Response:
+    result: Response | None,
+    where: str,
+    handler: Callable[[CallRequest], Any],
+    call: CallRequest,
+) -> Response | None:
     """A recipe's handler's ``result``, with a warning when it is None: the empty document
     ends the call (4010), nearly always a Response built and not returned."""
     if result is None:

@@ -49,6 +49,8 @@ from answerkit.dispatch import LateTransferRefused
 from answerkit.elements import Redirect, Response
 from answerkit.errors import (
     APIError,
+    ArgumentError,
+    ConfigurationError,
     ConnectError,
     RetryLater,
     ServerError,
@@ -127,9 +129,12 @@ class MoveInFlight(Exception):
 
 def surely_not_applied(exc: BaseException) -> bool:
     """Whether a failed transfer is known not to have been applied: nothing was sent (no
-    connection; refused locally past the handler's deadline), or Vobiz refused it. A 5xx,
+    connection; refused locally, past the handler's deadline or for its arguments or
+    settings), or Vobiz refused it. A 5xx,
     a timeout or a deadline mid-request may have been applied."""
-    if isinstance(exc, (ConnectError, LateTransferRefused)):
+    # ArgumentError and ConfigurationError are raised before anything is sent (a malformed
+    # CallUUID, no REST credentials).
+    if isinstance(exc, (ConnectError, LateTransferRefused, ArgumentError, ConfigurationError)):
         return True
     return isinstance(exc, APIError) and not isinstance(exc, ServerError)
 

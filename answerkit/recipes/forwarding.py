@@ -9,19 +9,19 @@ gone: nothing more is dialled, and the fallback does not run.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 from answerkit._keywords import advise_keywords
 from answerkit.elements import Dial, Hangup, Number, Redirect, Response, Speak, User
 from answerkit.errors import ConfigurationError, ElementError
-from answerkit.recipes._targets import answered, check_no_loop, check_target, passes_on
+from answerkit.recipes._targets import Target, answered, check_no_loop, check_target, passes_on
 from answerkit.request import CallRequest, DialStatus
 
 if TYPE_CHECKING:
     from answerkit.app import CallFlow
 
-Fallback = str | Callable[[CallRequest], Response]
+Fallback = Target  # a route's name, or a handler (one returning None too)
 
 
 _GOODBYE = "Nobody is available to take your call. Goodbye."
@@ -137,7 +137,7 @@ class Forwarding:
         items = [self._speak(self.announcement)] if self.announcement else []
         return Response(*items, self._dial(first, action=action))
 
-    def _result(self, call: CallRequest) -> Response:
+    def _result(self, call: CallRequest) -> Response | None:
         if call.dial_status == DialStatus.COMPLETED:
             return Response(Hangup())
         if call.dial_status == DialStatus.CANCEL:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -20,6 +20,8 @@ from answerkit._keywords import advise_keywords
 from answerkit._log import QuietLog
 from answerkit.elements import Gather, Hangup, Redirect, Response, Speak
 from answerkit.errors import ConfigurationError, ElementError
+from answerkit.recipes._targets import Action as Action
+from answerkit.recipes._targets import Target as Target
 from answerkit.recipes._targets import answered, check_no_loop, check_target, passes_on
 from answerkit.request import CallRequest
 
@@ -37,13 +39,9 @@ _IVR_RENAMED = {
     "invalid_digits_sound": "use invalid_prompt=",
 }
 
-Action = Callable[[CallRequest], Response]
-
 #: What an IVRMenu's name may not hold: it is a route name (no dots, which Flask takes as a
 #: blueprint's) and a path (nothing a URL would carry badly).
 _NOT_IN_NAMES = re.compile(r"[\s.?#<]")
-
-Target = str | Action
 
 VALID_KEYS = frozenset("0123456789*#")
 
@@ -231,7 +229,7 @@ class IVRMenu:
     def _entry(self, call: CallRequest) -> Response:
         return self.prompt_document(_attempt(call), call.query.get("reason"))
 
-    def _choice(self, call: CallRequest) -> Response:
+    def _choice(self, call: CallRequest) -> Response | None:
         attempt = _attempt(call)
         speech, confidence = call.speech, call.speech_confidence
         if speech and confidence is not None and confidence < self.min_confidence:
@@ -361,7 +359,7 @@ class IVRMenu:
             return False
         return True
 
-    def _go(self, target: Target, call: CallRequest) -> Response:
+    def _go(self, target: Target, call: CallRequest) -> Response | None:
         if isinstance(target, str):
             return Response(Redirect(self.flow.url_for(target)))
         return answered(target(call), f"IVRMenu {self.name!r}", target, call)

@@ -64,7 +64,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from answerkit._api_args import check_destinations, check_phone
+from answerkit._api_args import check_call_uuid, check_destinations, check_phone
 from answerkit._deadline import deadline_grace
 from answerkit._keywords import advise_keywords
 from answerkit._log import QuietLog
@@ -227,6 +227,9 @@ class WarmTransfer(CallerSide, AgentSide):
 
         Returns None when the caller's call has already ended (nothing was started).
         """
+        # Checked before an attempt is numbered and recorded: '' got an 'agent-unreachable'
+        # outcome and a move to the fallback that failed in a thread.
+        check_call_uuid(caller_uuid, transfer=True)
         if context is not None and not callable(getattr(context, "items", None)):
             # Checked before anything is recorded or sent: a str's .items() failed after
             # the attempt was numbered. Anything with items() passes, as before.
