@@ -20,7 +20,7 @@ from answerkit._tables import not_vobiz as not_vobiz_error
 from answerkit._xmltext import esc_text, xml_blank
 from answerkit.errors import ElementError
 
-_E = TypeVar("_E", bound=Element)
+_DialChildT = TypeVar("_DialChildT", bound="Number | User")  # what Dial.add takes
 
 # Each attribute's bound checker by Python name (see Table.frag); the text checkers likewise.
 _DIAL_FULL = TagMemo(_t.DIAL, *_t.DIAL)
@@ -153,14 +153,15 @@ class Dial(_Container):
     def text(self) -> str | None:
         return self._text
 
-    def add(self, child: _E) -> _E:
+    def add(self, child: _DialChildT) -> _DialChildT:
+        """Append ``child`` (a Number or User) and return it."""
         if self._text is not None:
             raise ElementError(
                 f"Dial: already dials {self._text!r} given as text; use Number children instead",
                 element="Dial",
                 value=child,
             )
-        super().add(child)
+        self._append(child)
         self._r = RULE_NONE
         return child
 

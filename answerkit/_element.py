@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from types import TracebackType
-from typing import ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from answerkit._attributes import Table, attr_string
 from answerkit._tables import EMPTY, TEXTS
@@ -106,9 +106,13 @@ class Element:
         """The text content (for Speak with SSML, the plain text), or None."""
         return None
 
-    def add(self, child: _E) -> _E:
-        """Append ``child`` and return it (so ``with parent.add(Gather(...)) as g:`` nests)."""
-        raise ElementError(f"{self.tag}: takes no child elements", element=self.tag, value=child)
+    if not TYPE_CHECKING:  # a leaf has no add() a type checker would offer
+
+        def add(self, child):
+            """Refused: this element takes no child elements (containers have their own)."""
+            raise ElementError(
+                f"{self.tag}: takes no child elements", element=self.tag, value=child
+            )
 
     def __enter__(self: _E) -> _E:
         return self
@@ -264,12 +268,12 @@ class _Container(Element):
         new._children = list(new._children)  # type: ignore[attr-defined]
         return new
 
-    def add(self, child: _E) -> _E:
+    def _append(self, child: Element) -> None:
+        """``add`` of each container, typed there to the children it takes."""
         if type(child) not in self._kids and not isinstance(child, self._kid_order):
             raise _reject(self, child)
         self._children.append(child)
         self._x = None
-        return child
 
     def _start(self) -> str:
         return self._open

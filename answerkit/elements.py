@@ -47,7 +47,10 @@ from answerkit.errors import ElementError
 if TYPE_CHECKING:
     from answerkit.lint import LintWarning
 
-_E = TypeVar("_E", bound=Element)
+# What each container's add() takes, as its constructor does (a type checker flags the rest).
+_ResponseChildT = TypeVar("_ResponseChildT", bound="ResponseChild")
+_GatherChildT = TypeVar("_GatherChildT", bound="Speak | Play")
+_PreAnswerChildT = TypeVar("_PreAnswerChildT", bound="Speak | Play | Wait")
 
 __all__ = [
     "DTMF", "Conference", "Dial", "Element", "Gather", "Hangup", "Number", "Play", "PreAnswer",
@@ -107,8 +110,9 @@ class Response(_Container):
         doc._ruled = _count_ruled(kids)
         return doc
 
-    def add(self, child: _E) -> _E:
-        super().add(child)
+    def add(self, child: _ResponseChildT) -> _ResponseChildT:
+        """Append ``child`` and return it (so ``with doc.add(Gather(...)) as g:`` nests)."""
+        self._append(child)
         if child._r:
             self._ruled += 1
         return child
@@ -376,6 +380,11 @@ class Gather(_Container):
             body += k._x  # type: ignore[operator]
         self._x = f"{s}>{body}</Gather>"
 
+    def add(self, child: _GatherChildT) -> _GatherChildT:
+        """Append ``child`` (a Speak or Play) and return it."""
+        self._append(child)
+        return child
+
     def _ruled_from_attrs(self) -> None:
         self._r = RULE_NONE if "action" in self._a() else RULE_CHECK
 
@@ -449,6 +458,11 @@ class PreAnswer(_Container):
         self._open = "<PreAnswer"
         self._x = None
         self._take(children)
+
+    def add(self, child: _PreAnswerChildT) -> _PreAnswerChildT:
+        """Append ``child`` (a Speak, Play or Wait) and return it."""
+        self._append(child)
+        return child
 
     def _rule(self, index: int, last: int) -> str | None:
         return None if index == 0 else "must be the first child of Response"

@@ -14,10 +14,12 @@ from typing import Any
 from answerkit import (
     CallFlow,
     CallRequest,
+    Dial,
     ErrorHook,
     Gather,
     Handler,
     Hangup,
+    Number,
     Play,
     Response,
     ResponseChild,
@@ -68,6 +70,9 @@ def closing() -> list[ResponseChild]:
 
 
 whole = Response(Speak("Hello."), *closing())
+menu_gather: Gather = whole.add(Gather(action="https://voice.example.com/menu"))
+menu_prompt: Speak = menu_gather.add(Speak("Press 1."))
+agent: Number = whole.add(Dial()).add(Number("+14155550100"))
 
 # A route handler reused as a recipe target; a menu's options built apart from the menu.
 options: dict[str, Target | Option] = {"1": Option("sales", phrases=("sales",)), "2": sales}
@@ -132,6 +137,11 @@ flow.transfer("uuid", aleg_url="https://voice.example.com/hold")  # type: ignore
 if warm.outcome("caller") == "acepted":  # type: ignore[comparison-overlap]
     pass
 flow.route("/music", sound="yes")  # type: ignore[arg-type]
+# add() takes what each container's constructor takes; a leaf has no add() at all.
+Response().add(Number("+14155550100"))  # type: ignore[type-var]
+Gather(action="https://voice.example.com/menu").add(Hangup())  # type: ignore[type-var]
+Dial().add(Speak("Hi."))  # type: ignore[type-var]
+Hangup().add(Speak("Hi."))  # type: ignore[attr-defined]
 
 
 class SupportFlow(CallFlow):
