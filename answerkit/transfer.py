@@ -141,6 +141,12 @@ class TransferPlanner:
         """
         if "://" in target:
             return self._checked_raw_url(target, params, argument)
+        try:
+            self._flow.get_route(target)
+        except ConfigurationError as exc:
+            # The call's argument, not the flow's setup: one family of errors for every
+            # argument a transfer refuses before sending (an except ArgumentError missed it).
+            raise TransferArgumentError(f"{argument}: {exc}", field=argument) from None
         return self._flow.url_for(target, **dict(params or {}))
 
     def transfer(

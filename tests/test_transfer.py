@@ -125,8 +125,11 @@ def test_both_legs(served: CallFlow, local_vobiz: LocalVobiz) -> None:
 
 def test_local_checks_before_anything_is_sent(local_vobiz: LocalVobiz) -> None:
     flow = build_flow("https://voice.example.com", "t" * 20, local_vobiz)
-    with pytest.raises(ConfigurationError, match="no route 'nowhere'"):
+    # The call's argument (one family with the others here), naming the leg.
+    with pytest.raises(TransferArgumentError, match="aleg: flow 'xfer' has no route 'nowhere'"):
         flow.transfer("c-1", aleg="nowhere")
+    with pytest.raises(TransferArgumentError, match="bleg: "):
+        flow.transfer("c-1", aleg="hold", bleg="nowhere")
     with pytest.raises(TransferArgumentError, match="not allowed"):
         flow.transfer("c-1", aleg="https://evil.example.org/x")
     with pytest.raises(TransferArgumentError):
