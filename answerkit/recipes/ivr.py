@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from answerkit._keywords import advise_keywords
 from answerkit._log import QuietLog
+from answerkit._xmltext import shown
 from answerkit.elements import Gather, Hangup, Redirect, Response, Speak
 from answerkit.errors import ConfigurationError, ElementError
 from answerkit.recipes._targets import Action as Action
@@ -201,6 +202,12 @@ class IVRMenu:
         self.retries = retries
         self.no_input_prompt = no_input_prompt
         self.invalid_prompt = invalid_prompt
+        if not (isinstance(fallback, str) or callable(fallback)):
+            # Refused when made, not at mount: None here is no 'default' (omit fallback=).
+            raise ConfigurationError(
+                f"IVRMenu {name!r}: fallback must be a route name or a handler, got "
+                f"{shown(fallback)} (leave it out for the default goodbye)"
+            )
         self.fallback = fallback
         has_phrases = any(o.phrases for o in self.options.values())
         self.input_type = input_type or ("dtmf speech" if has_phrases else "dtmf")
@@ -454,7 +461,9 @@ class IVRMenu:
             if isinstance(target, str):
                 check_target(flow, where, label, target)
             elif not callable(target):
-                raise ConfigurationError(f"{where}: {label} must be a route name or a handler")
+                raise ConfigurationError(
+                    f"{where}: {label} must be a route name or a handler, got {shown(target)}"
+                )
         check_no_loop(flow, where, self.name)
 
 

@@ -161,6 +161,15 @@ class WarmTransfer(CallerSide, AgentSide):
             # fallback as agent-unreachable.
             raise ConfigurationError(f"WarmTransfer: {exc}") from None
         _check_settings(announcement, hold_music, whisper, agent_timeout, decision_timeout, goodbye)
+        if not isinstance(fallback, str) or not fallback:
+            # Told now, with the fix: a handler here failed at mount as "leads nowhere: flow
+            # has no route <function ...>".
+            what = getattr(fallback, "__qualname__", None) if callable(fallback) else None
+            raise ConfigurationError(
+                "WarmTransfer: fallback must be the name of a route of the flow (the caller "
+                "is moved there with the Transfer API, which needs a URL), got "
+                + (f"the handler {what}: pass its route's name" if what else shown(fallback))
+            )
         self.caller_id = caller_id
         self.fallback = fallback
         self.announcement = announcement
