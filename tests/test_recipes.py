@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from conftest import free_port
@@ -22,7 +24,6 @@ from answerkit import (
     ConnectError,
     Hangup,
     Play,
-    RateLimitedError,
     Redirect,
     Response,
     RetryLater,
@@ -32,10 +33,10 @@ from answerkit import (
     sign,
 )
 from answerkit.client import VobizClient
-from answerkit.errors import ArgumentError, TransferArgumentError
+from answerkit.errors import ArgumentError, TransferArgumentError, VobizError
 from answerkit.recipes import Forwarding, IVRMenu, Option, TransferTrigger, WarmTransfer
 from answerkit.state import MemoryStore, StateStore
-from answerkit.testing import CallSimulator
+from answerkit.testing import CallSimulator, LocalVobiz
 
 
 def new_flow(state: StateStore | None = None) -> CallFlow:
@@ -251,6 +252,49 @@ def test_warm_transfer_context_that_is_not_a_mapping_is_refused_before_anything(
         warm.start("C-ctx", context="support")  # type: ignore[arg-type]
     assert local_vobiz.requests == []  # nothing sent
     assert dict(warm._state("C-ctx")) == {}  # nothing recorded (no attempt numbered)
+
+
+@pytest.mark.parametrize("caller", ["", "C 1", "C/../x"])
+def test_warm_transfer_start_refuses_a_malformed_call_uuid_before_anything(
+    caller: str, local_vobiz: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # start("") numbered an attempt, recorded 'agent-unreachable' and left a move to the
+    # fallback failing in a thread: the refusal counted as "may have been applied".
+    flow = new_flow()
+    flow.transfers.client = local_vobiz.client()
+    warm = WarmTransfer(flow, agent="+14155550142", caller_id="+14155550100", fallback="sales")
+    with pytest.raises(TransferArgumentError, match="call_uuid must be the CallUUID"):
+        warm.start(caller)
+    assert local_vobiz.requests == []  # nothing sent
+    assert dict(warm._state(caller)) == {} and warm.outcome(caller) is None
+    assert "owed move failed" not in caplog.text
+
+
+def test_a_transfer_refused_for_its_arguments_or_settings_was_never_applied() -> None:
+    from answerkit.recipes._warm_moves import surely_not_applied
+
+    assert surely_not_applied(TransferArgumentError("bad call_uuid", field="call_uuid"))
+    assert surely_not_applied(ConfigurationError("no Vobiz auth id"))  # nothing was sent
+
+
+@pytest.mark.parametrize("fallback", [None, "", "handler"])
+def test_warm_transfer_fallback_must_be_a_route_name(fallback: Any) -> None:
+    # A handler was taken, then refused at mount as "flow has no route <function ...>".
+    flow = new_flow()
+
+    def voicemail(call: CallRequest) -> Response:
+        return Response(Speak("Leave a message."))
+
+    given = voicemail if fallback == "handler" else fallback
+    says = "got the handler" if fallback == "handler" else "fallback must be the name of a route"
+    with pytest.raises(ConfigurationError, match=says):
+        WarmTransfer(flow, agent="+14155550142", caller_id="+14155550100", fallback=given)
+
+
+def test_ivr_menu_refuses_fallback_none_when_made() -> None:
+    flow = new_flow()
+    with pytest.raises(ConfigurationError, match=r"fallback must be .* got None \(leave it out"):
+        IVRMenu(flow, "m", prompt="Press 1.", options={"1": "sales"}, fallback=None)  # type: ignore[arg-type]
 
 
 def test_hold_document_keeps_the_caller_safe() -> None:
@@ -830,91 +874,189 @@ def test_ivr_checks_the_gather_hints_limits_when_built() -> None:
         IVRMenu(new_flow(), "main", prompt="Hi", options=long)
 
 
-class FakeWarmClient:
-    """Records the agent calls, hangups and live-call checks of a WarmTransfer."""
-
-    def __init__(self, live: bool = True) -> None:
-        self.log: list[tuple[str, str]] = []
-        self.live = live
-        self.calls = 0
-        self.fail_make_call = False
-
-    def get_live_call(self, uuid: str) -> dict[str, str]:
-        from answerkit.errors import CallNotActiveError
-
-        self.log.append(("live", uuid))
-        if not self.live:
-            raise CallNotActiveError("gone", status=404)
-        return {}
-
-    def hangup(self, uuid: str) -> None:
-        self.log.append(("hangup", uuid))
-
-    def make_call(self, *args: Any, **kwargs: Any) -> Any:
-        from types import SimpleNamespace
-
-        self.calls += 1
-        if self.fail_make_call:
-            from answerkit.errors import ServerError
-
-            raise ServerError("cannot place the call", status=503)
-        return SimpleNamespace(request_uuid=f"req-{self.calls}")
+#: Where a WarmTransfer moves a caller it sends to its fallback: its landing route, which
+#: records the arrival and redirects to the fallback.
+LANDING = "warm_landing"
 
 
-class FakeTransfers:
-    def __init__(self, client: FakeWarmClient) -> None:
-        self.client = client
-        self.moves: list[tuple[str, str | None]] = []
-        self.fail: BaseException | None = None
-        self.fail_only_to: str | None = None  # fail only moves to this route
-        self.after_move: BaseException | None = None  # raised once a move was made
-        #: Called with a move's query, as Vobiz fetches the URL a call was moved to.
-        self.land: Callable[[dict[str, Any]], object] | None = None
+class VobizLine:
+    """The Vobiz side of one WarmTransfer's flow: the flow's own transfer planner and a real
+    VobizClient, against LocalVobiz, where the callers named (by default "C") are live calls.
 
-    def warn_without_client(self, who: str) -> None:
-        """The fake always has its client."""
+    The flow's URLs (https://voice.example.com) are served nowhere here, so LocalVobiz takes
+    each transfer it accepts over (``on_transfer_request``) instead of fetching its URL:
+    ``moves`` records it as ``(caller, route)``, and a move to the landing route arrives at
+    once (``land``, given the URL's query), before the transfer's answer, as Vobiz fetches
+    the URL of a transfer it applied."""
 
-    def try_transfer(self, call_uuid: str, **kwargs: Any) -> object:
-        # Like the real one: None, and no move, when the call has ended.
-        if not self.client.live:
-            return None
-        if self.fail and self.fail_only_to in (None, kwargs.get("aleg")):
-            raise self.fail
-        self.moves.append((call_uuid, kwargs.get("aleg")))
-        if self.land is not None and kwargs.get("aleg") == LANDING:
-            self.land(kwargs["params"])
-        if self.after_move is not None:
-            raise self.after_move
-        return object()
+    def __init__(self, vobiz: LocalVobiz, warm: WarmTransfer, callers: tuple[str, ...]) -> None:
+        self.vobiz = vobiz
+        self.flow = warm.flow
+        self.client = vobiz.client()
+        self.flow.transfers.client = self.client
+        self.moves: list[tuple[str, str]] = []
+        #: Called with a landing move's query, as Vobiz fetches the URL a call was moved to.
+        self.land: Callable[[dict[str, str]], object] | None = lambda query: warm._moves.landing(
+            CallRequest.from_params({"CallUUID": query["xfer"], "Event": "Transfer"}, query=query)
+        )
+        self._unreachable: VobizClient | None = None
+        self._down_after: str | None = None
+        self._seen = len(vobiz.requests)
+        for caller in callers:
+            vobiz.add_call(caller)
+        vobiz.on_transfer_request = self._accepted
+
+    def _accepted(self, call_uuid: str, leg: str, url: str, method: str) -> bool:
+        route = self.flow.route_at_url(url)
+        name = route.name if route is not None else url
+        self.moves.append((call_uuid, name))
+        if name == LANDING and self.land is not None:
+            self.land(dict(parse_qsl(urlsplit(url).query)))
+        if name == self._down_after:
+            self.down()
+        return True  # taken over: nothing for LocalVobiz to fetch
+
+    def hang_up(self, caller: str = "C") -> None:
+        """The caller's call ends (Vobiz then answers 404 for it: not live, nothing to move)."""
+        self.vobiz.end_call(caller, notify=False)
+
+    def log(self) -> list[tuple[str, str]]:
+        """The live-call checks ``("live", uuid)``, hang-ups ``("hangup", uuid)`` and agent
+        calls ``("call", "")`` LocalVobiz received since the last :meth:`forget`, answered
+        or failed, in order (transfers are in :meth:`transfers_sent` and ``moves``)."""
+        prefix = f"/api/v1/Account/{self.vobiz.auth_id}/Call/"
+        seen: list[tuple[str, str]] = []
+        for request in self.vobiz.requests[self._seen :]:
+            uuid = request.path.removeprefix(prefix).rstrip("/")
+            if request.method == "GET" and request.query.get("status") == "live":
+                seen.append(("live", uuid))
+            elif request.method == "DELETE":
+                seen.append(("hangup", uuid))
+            elif request.method == "POST" and not uuid:
+                seen.append(("call", ""))
+        return seen
+
+    def transfers_sent(self) -> list[tuple[str, str]]:
+        """Every transfer LocalVobiz received since the last :meth:`forget`, applied or not,
+        as ``(caller, route)``."""
+        prefix = f"/api/v1/Account/{self.vobiz.auth_id}/Call/"
+        sent: list[tuple[str, str]] = []
+        for request in self.vobiz.requests[self._seen :]:
+            uuid = request.path.removeprefix(prefix).rstrip("/")
+            if request.method == "POST" and uuid and isinstance(request.json, dict):
+                route = self.flow.route_at_url(str(request.json.get("aleg_url")))
+                sent.append((uuid, route.name if route is not None else "?"))
+        return sent
+
+    def calls_placed(self) -> int:
+        """The agent calls (make-call requests) LocalVobiz received since :meth:`forget`."""
+        return self.log().count(("call", ""))
+
+    def forget(self) -> None:
+        """Start :meth:`log` and :meth:`transfers_sent` afresh."""
+        self._seen = len(self.vobiz.requests)
+
+    def down(self, *, after_move_to: str | None = None) -> None:
+        """Vobiz unreachable from now on (a real client, to a loopback port nothing listens
+        on: ConnectError, nothing sent, not retried), or once LocalVobiz has accepted the
+        next move to the route ``after_move_to``."""
+        if after_move_to is not None:
+            self._down_after = after_move_to
+            return
+        self._down_after = None
+        if self._unreachable is None:
+            base_url = f"http://127.0.0.1:{free_port()}/api/v1"
+            self._unreachable = VobizClient(
+                self.vobiz.auth_id, self.vobiz.auth_token, base_url=base_url,
+                allow_http=True, max_retries=0,
+            )  # fmt: skip
+        self.flow.transfers.swap_client(self._unreachable)
+
+    def up(self) -> None:
+        """Vobiz reachable again."""
+        self._down_after = None
+        self.flow.transfers.swap_client(self.client)
+
+    def close(self) -> None:
+        self.client.close()
+        if self._unreachable is not None:
+            self._unreachable.close()
 
 
-def fake_warm(
-    state: StateStore | None = None, **options: Any
-) -> tuple[WarmTransfer, FakeWarmClient, FakeTransfers]:
-    flow = new_flow(state)
-    warm = WarmTransfer(
-        flow, agent="+14155550142", caller_id="+14155550100", fallback="sales", **options
-    )
-    client = FakeWarmClient()
-    transfers = FakeTransfers(client)
-    flow.transfers = transfers  # type: ignore[assignment]
-    transfers.land = lambda query: warm._moves.landing(
-        CallRequest.from_params({"CallUUID": str(query["xfer"])}, query=query)
-    )
-    return warm, client, transfers
+WarmLine = Callable[..., tuple[WarmTransfer, VobizLine]]
+
+
+@pytest.fixture
+def warm_line(local_vobiz: LocalVobiz) -> Iterator[WarmLine]:
+    """``warm_line(state=None, callers=("C",), **options)``: a WarmTransfer on a new flow
+    whose REST calls reach LocalVobiz, and its :class:`VobizLine`."""
+    made: list[VobizLine] = []
+
+    def make(
+        state: StateStore | None = None, callers: tuple[str, ...] = ("C",), **options: Any
+    ) -> tuple[WarmTransfer, VobizLine]:
+        flow = new_flow(state)
+        warm = WarmTransfer(
+            flow, agent="+14155550142", caller_id="+14155550100", fallback="sales", **options
+        )
+        made.append(VobizLine(local_vobiz, warm, callers))
+        return warm, made[-1]
+
+    yield make
+    local_vobiz.on_transfer_request = None
+    for line in made:
+        line.close()
+
+
+def deadline_strikes_in_the_next_move(line: VobizLine, *, applied: bool) -> None:
+    """The webhook's deadline (SIGALRM) strikes while the next transfer to the landing route
+    waits for its answer. A stand-in for the deadline only: LocalVobiz can delay an answer
+    but not have the deadline strike at that point (a real deadline is a race against the
+    clock). The transfer itself is sent for real: ``applied``, LocalVobiz applies it and the
+    answer is lost; otherwise LocalVobiz closes the connection unanswered, applying nothing."""
+    from answerkit.dispatch import HandlerTimeout
+
+    flow = line.flow
+    real = flow.try_transfer
+
+    def struck(call_uuid: str, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("aleg") != LANDING:
+            return real(call_uuid, *args, **kwargs)
+        flow.try_transfer = real  # type: ignore[method-assign]
+        if not applied:
+            line.vobiz.reset_next()
+        try:
+            real(call_uuid, *args, **kwargs)
+        except VobizError:
+            assert not applied
+        raise HandlerTimeout("handler deadline passed")
+
+    flow.try_transfer = struck  # type: ignore[method-assign]
+
+
+def past_its_deadline(handler: Callable[[CallRequest], Any], call: CallRequest) -> Any:
+    """Run ``handler(call)`` as a webhook's handler thread runs on once DeadlineRunner has
+    given it up at its deadline: the flow's transfers are refused unsent from then on
+    (LateTransferRefused)."""
+    from answerkit._deadline import _GivenUp, _run_marked
+
+    given_up = _GivenUp()
+    given_up.give_up()
+    return contextvars.copy_context().run(_run_marked, given_up, handler, call)
 
 
 def ringing_agent(
-    state: StateStore | None = None,
-) -> tuple[WarmTransfer, FakeWarmClient, FakeTransfers, list[str]]:
+    warm_line: WarmLine, state: StateStore | None = None
+) -> tuple[WarmTransfer, VobizLine, list[str]]:
     """A transfer of caller "C" whose agent "A" answered (the whisper plays), the hold move
-    already made and forgotten; with the outcomes on_outcome was told, in order."""
+    and the requests so far forgotten; with the outcomes on_outcome was told, in order."""
     told: list[str] = []
-    warm, client, transfers = fake_warm(state, on_outcome=lambda c, o: told.append(o))
+    warm, line = warm_line(state, on_outcome=lambda c, o: told.append(o))
     warm.start("C")
     warm._agent_answer(hook(FIRST, "A"))
-    transfers.moves.clear()
-    return warm, client, transfers, told
+    line.moves.clear()
+    line.forget()
+    return warm, line, told
 
 
 def hook(query: dict[str, str], uuid: str, **params: str) -> CallRequest:
@@ -923,28 +1065,26 @@ def hook(query: dict[str, str], uuid: str, **params: str) -> CallRequest:
 
 #: The URL query of attempt 1 of caller "C".
 FIRST = {"xfer": "C", "attempt": "1"}
-#: Where a WarmTransfer moves a caller it sends to its fallback: its landing route, which
-#: records the arrival and redirects to the fallback.
-LANDING = "warm_landing"
 
 
 def accepted_warm(
-    state: StateStore | None = None,
-) -> tuple[WarmTransfer, FakeWarmClient, FakeTransfers]:
+    warm_line: WarmLine, state: StateStore | None = None
+) -> tuple[WarmTransfer, VobizLine]:
     """A WarmTransfer whose agent "A" answered and accepted attempt 1 for caller "C" (the
-    moves made so far are cleared)."""
-    warm, client, transfers = fake_warm(state)
+    moves and requests made so far are forgotten)."""
+    warm, line = warm_line(state)
     warm.start("C")
     warm._agent_answer(hook(FIRST, "A"))
     warm._agent_choice(hook(FIRST, "A", Digits="1"))
-    transfers.moves.clear()
-    return warm, client, transfers
+    line.moves.clear()
+    line.forget()
+    return warm, line
 
 
-def test_warm_transfer_started_before_attempts_still_completes() -> None:
+def test_warm_transfer_started_before_attempts_still_completes(warm_line: WarmLine) -> None:
     # A rolling deploy: the previous version started the transfer (no attempt in its URLs
     # nor in its record); the agent pressing 1 heard "the caller is no longer waiting".
-    warm, _, _ = fake_warm()
+    warm, _ = warm_line()
     state = warm._state("C")
     state["warm.context"] = {}
     state["warm.agent_uuid"] = "req-old"
@@ -959,59 +1099,65 @@ def test_warm_transfer_started_before_attempts_still_completes() -> None:
     assert warm._agent_answer(hook(q, "A")).children[0].tag == "Speak"
 
 
-def test_warm_transfer_late_agent_enter_after_hangup_does_not_send_the_caller_away() -> None:
+def test_warm_transfer_late_agent_enter_after_hangup_does_not_send_the_caller_away(
+    warm_line: WarmLine,
+) -> None:
     # Spec §2.9: delivery order is not event order. The agent joined and talked; the room
     # ended with the agent's exit. A hangup webhook handled before the agent's room events
     # sent the caller of a finished conversation to the fallback.
     q = FIRST
-    warm, client, transfers = accepted_warm()
+    warm, line = accepted_warm(warm_line)
     # The room ended (the agent left): the caller's exit was delivered first.
     warm._room_event(hook(q, "C", Event="ConferenceExit"))
     warm._agent_status(hook(q, "A", Event="Hangup"))
-    assert transfers.moves == [] and warm.outcome("C") == "accepted"
+    assert line.moves == [] and warm.outcome("C") == "accepted"
     # Only the agent's exit came before the hangup.
-    warm, client, transfers = accepted_warm()
+    warm, line = accepted_warm(warm_line)
     warm._room_event(hook({**q, "leg": "agent"}, "A", Event="ConferenceExit"))
     warm._agent_status(hook(q, "A", Event="Hangup"))
-    assert transfers.moves == [] and warm.outcome("C") == "accepted"
+    assert line.moves == [] and warm.outcome("C") == "accepted"
     # No room event, but the caller's call has ended: nobody to move (the transfer finds
     # that out; no live-call GET in a status callback), and the record stays accepted.
-    warm, client, transfers = accepted_warm()
-    client.live = False
-    client.log.clear()
+    warm, line = accepted_warm(warm_line)
+    line.hang_up("C")
     warm._agent_status(hook(q, "A", Event="Hangup"))
-    assert transfers.moves == [] and warm.outcome("C") == "accepted"
-    assert client.log == []
+    assert line.moves == [] and warm.outcome("C") == "accepted"
+    assert line.log() == []
+    assert line.transfers_sent() == [("C", LANDING)]  # answered 404: the caller is gone
     # Nothing at all: the caller is live and alone, so moved; a late enter restores the record.
-    warm, client, transfers = accepted_warm()
+    warm, line = accepted_warm(warm_line)
     warm._agent_status(hook(q, "A", Event="Hangup"))
-    assert transfers.moves == [("C", LANDING)] and warm.outcome("C") == "agent-unavailable"
+    assert line.moves == [("C", LANDING)] and warm.outcome("C") == "agent-unavailable"
     warm._room_event(hook({**q, "leg": "agent"}, "A", Event="ConferenceEnter"))
     assert warm.outcome("C") == "accepted"
 
 
-def test_warm_transfer_agent_room_events_count_only_from_the_agents_call() -> None:
-    warm, _, transfers = fake_warm()
+def test_warm_transfer_agent_room_events_count_only_from_the_agents_call(
+    warm_line: WarmLine,
+) -> None:
+    warm, line = warm_line()
     warm.start("C")
     q = {"xfer": "C", "attempt": "1"}
     warm._agent_answer(hook(q, "A"))
     warm._agent_choice(hook(q, "A", Digits="1"))
     warm._room_event(hook({**q, "leg": "agent"}, "someone-else", Event="ConferenceEnter"))
-    transfers.moves.clear()
+    line.moves.clear()
     warm._agent_status(hook(q, "A", Event="Hangup"))
-    assert transfers.moves == [("C", LANDING)]  # the stranded caller is still rescued
+    assert line.moves == [("C", LANDING)]  # the stranded caller is still rescued
 
 
-def test_warm_transfer_restart_hangs_up_the_earlier_agent_and_uses_a_new_room() -> None:
+def test_warm_transfer_restart_hangs_up_the_earlier_agent_and_uses_a_new_room(
+    warm_line: WarmLine,
+) -> None:
     # The first agent was in the room with the caller; start() again popped that agent
     # without hanging up, and both attempts shared one room name.
-    warm, client, _ = fake_warm()
+    warm, line = warm_line()
     first = warm.start("C")
     q1 = {"xfer": "C", "attempt": "1"}
     warm._agent_answer(hook(q1, "A1"))
     warm._agent_choice(hook(q1, "A1", Digits="1"))
     second = warm.start("C")
-    assert ("hangup", "A1") in client.log
+    assert ("hangup", "A1") in line.log()
     assert first is not None and second is not None and first.room != second.room
     assert first.room == "warm-C" and warm.room_for("C") == second.room == "warm-C-2"
     # A late accept of attempt 1 joins nobody's room.
@@ -1019,9 +1165,9 @@ def test_warm_transfer_restart_hangs_up_the_earlier_agent_and_uses_a_new_room() 
     assert all(child.tag != "Conference" for child in late.children)
 
 
-def test_warm_transfer_accept_key_hash_can_be_accepted() -> None:
+def test_warm_transfer_accept_key_hash_can_be_accepted(warm_line: WarmLine) -> None:
     # The whisper Gather kept finishOnKey="#": '#' never reached Digits (spec §1.2).
-    warm, _, _ = fake_warm(accept_key="#")
+    warm, _ = warm_line(accept_key="#")
     warm.start("C")
     gather = warm._agent_answer(hook({"xfer": "C", "attempt": "1"}, "A")).children[0]
     assert gather.get("finishOnKey") == "none"
@@ -1060,10 +1206,12 @@ def test_a_trigger_beside_a_get_page_at_its_path_is_accepted() -> None:
     assert client.post("/_answerkit/transfer", json={}).status_code == 401
 
 
-def test_warm_transfer_first_attempt_keeps_the_room_name_of_earlier_versions() -> None:
+def test_warm_transfer_first_attempt_keeps_the_room_name_of_earlier_versions(
+    warm_line: WarmLine,
+) -> None:
     # A rolling deploy: the previous version (attempt in the URLs, room "warm-<caller>")
     # put the caller on hold; this version's accept named "warm-<caller>-1": two rooms.
-    warm, _, _ = fake_warm()
+    warm, _ = warm_line()
     state = warm._state("C")
     state["warm.attempt"] = 1
     state["warm.agent_uuid"] = "req-old"
@@ -1075,40 +1223,41 @@ def test_warm_transfer_first_attempt_keeps_the_room_name_of_earlier_versions() -
     assert warm.room_for("C") == "warm-C"
 
 
-def test_warm_transfer_rescue_is_given_back_when_the_move_fails() -> None:
+def test_warm_transfer_rescue_is_given_back_when_the_move_fails(warm_line: WarmLine) -> None:
     # The rescue took its ticket and wrote agent-unavailable before the move; a move
     # refused past the handler deadline left every retry of the Hangup webhook with nothing
     # to do, and the caller alone in the room.
-    from answerkit.dispatch import HandlerTimeout, LateTransferRefused
+    from answerkit.dispatch import LateTransferRefused
 
     q = FIRST
-    warm, client, transfers = accepted_warm()
-    client.log.clear()
-    transfers.fail = LateTransferRefused("past the deadline")  # refused unsent
-    with pytest.raises(HandlerTimeout):
-        warm._agent_status(hook(q, "A", Event="Hangup"))
-    assert warm.outcome("C") == "accepted" and transfers.moves == []
-    transfers.fail = None
+    warm, line = accepted_warm(warm_line)
+    # The handler is past its deadline: the flow refuses the move unsent.
+    with pytest.raises(LateTransferRefused):
+        past_its_deadline(warm._agent_status, hook(q, "A", Event="Hangup"))
+    assert warm.outcome("C") == "accepted" and line.moves == []
+    assert line.transfers_sent() == []
     warm._agent_status(hook(q, "A", Event="Hangup"))  # Vobiz retries the webhook
-    assert transfers.moves == [("C", LANDING)] and warm.outcome("C") == "agent-unavailable"
+    assert line.moves == [("C", LANDING)] and warm.outcome("C") == "agent-unavailable"
     warm._agent_status(hook(q, "A", Event="Hangup"))  # and again: moved once
-    assert transfers.moves == [("C", LANDING)]
-    assert ("live", "C") not in client.log  # no REST GET inside the status callback
+    assert line.moves == [("C", LANDING)]
+    assert ("live", "C") not in line.log()  # no REST GET inside the status callback
 
 
-def test_warm_transfer_rescue_is_retried_by_vobiz_through_the_webhook(store: StateStore) -> None:
+def test_warm_transfer_rescue_is_retried_by_vobiz_through_the_webhook(
+    store: StateStore, warm_line: WarmLine
+) -> None:
     # Through the dispatcher: a status callback that fails is answered 200, so Vobiz never
     # retried it and the caller stayed on hold alone. The rescue raises RetryLater: a 503,
     # and the signature is forgotten (on every store), so a retry that carries it is taken.
-    warm, _client, transfers = accepted_warm(store)
+    warm, line = accepted_warm(warm_line, store)
     agent_hangup = signed_agent_hangup(warm)
-    transfers.fail = ConnectError("no route to Vobiz")  # nothing sent: may be made again
+    line.down()  # no route to Vobiz: nothing sent, so the move may be made again
     reply = agent_hangup()
     assert (reply.status_code, reply.data) == (503, b"")
-    assert transfers.moves == []
-    transfers.fail = None
+    assert line.moves == []
+    line.up()
     assert agent_hangup().status_code == 200
-    assert transfers.moves == [("C", LANDING)] and warm.outcome("C") == "agent-unavailable"
+    assert line.moves == [("C", LANDING)] and warm.outcome("C") == "agent-unavailable"
     assert agent_hangup().status_code == 403  # taken once: the same signature is a replay
 
 
@@ -1126,49 +1275,55 @@ def signed_agent_hangup(warm: WarmTransfer) -> Callable[[], Any]:
 @pytest.mark.parametrize(
     "failure",
     [
-        ConnectError("no connection"),  # nothing was sent
-        RateLimitedError("slow down", status=429),  # refused by Vobiz
-        ServerError("boom", status=500),  # unknown: it did not arrive, so made again
+        "no connection",  # nothing was sent
+        "429",  # refused by Vobiz
+        "500",  # unknown: it did not arrive, so made again
         "deadline",  # cut off mid-request: likewise
     ],
 )
 def test_warm_transfer_unaccepted_agent_move_that_failed_is_made_by_the_retry(
-    failure: Any, monkeypatch: pytest.MonkeyPatch
+    failure: str, monkeypatch: pytest.MonkeyPatch, warm_line: WarmLine
 ) -> None:
     # The agent hung up during the whisper and the move to the fallback failed: the
     # decision was spent, so Vobiz's retry found nothing to do and the caller stayed on
     # hold. A failed move is owed; one whose outcome was unknown is made again only when
     # it did not reach the landing route (and the caller is still in the room).
-    from answerkit.dispatch import HandlerTimeout
-
     told: list[str] = []
-    warm, _client, transfers = fake_warm(on_outcome=lambda c, o: told.append(o))
+    warm, line = warm_line(on_outcome=lambda c, o: told.append(o))
     warm.start("C")
     warm._agent_answer(hook(FIRST, "A"))  # hears the whisper, never accepts
-    transfers.moves.clear()
+    line.moves.clear()
     agent_hangup = signed_agent_hangup(warm)
-    transfers.fail = HandlerTimeout("deadline") if failure == "deadline" else failure
+    if failure == "no connection":
+        line.down()
+    elif failure == "429":
+        line.vobiz.rate_limit_next(1, retry_after=60)  # longer than the client waits
+    elif failure == "500":
+        line.vobiz.fail_next(1, status=500)
+    else:
+        deadline_strikes_in_the_next_move(line, applied=False)
     assert agent_hangup().status_code == 503
     assert warm.outcome("C") == "agent-unavailable" and told == []  # decided, not moved
-    transfers.fail = None
+    line.up()
     # Its outcome unknown, the move may still arrive: the retry waits out its grace (a
     # late arrival would run the fallback twice) before making it again.
     monkeypatch.setattr("answerkit.recipes._warm_moves.SENT_GRACE", 0.3)
-    assert agent_hangup().status_code == 200
-    assert transfers.moves == [("C", LANDING)] and told == ["agent-unavailable"]
+    assert agent_hangup().status_code == 200  # its signature forgotten with the 503
+    assert line.moves == [("C", LANDING)] and told == ["agent-unavailable"]
 
 
-def test_warm_transfer_a_move_that_arrives_late_is_not_made_again() -> None:
+def test_warm_transfer_a_move_that_arrives_late_is_not_made_again(warm_line: WarmLine) -> None:
     # A move whose answer was lost (a 5xx after Vobiz applied it) lands while the next
     # callback waits: it is not made a second time.
     import threading
 
     from answerkit.recipes._warm_state import MOVE_OWED
 
-    warm, _client, transfers = fake_warm()
+    warm, line = warm_line()
     warm.start("C")
     warm._agent_answer(hook(FIRST, "A"))
-    transfers.moves.clear()
+    line.moves.clear()
+    line.forget()
     state = warm._state("C")
     # Decided by the webhook whose move's answer was lost.
     state["warm.decided.1"] = {"outcome": "agent-unavailable", "id": "d1"}
@@ -1180,29 +1335,32 @@ def test_warm_transfer_a_move_that_arrives_late_is_not_made_again() -> None:
     late.start()
     warm._agent_status(hook(FIRST, "A", Event="Hangup"))
     late.join()
-    assert transfers.moves == [] and warm._state("C").get(MOVE_OWED) is None
+    assert line.moves == [] and warm._state("C").get(MOVE_OWED) is None
+    assert line.transfers_sent() == []
 
 
-def test_warm_transfer_a_move_superseded_by_a_new_attempt_is_not_made() -> None:
+def test_warm_transfer_a_move_superseded_by_a_new_attempt_is_not_made(
+    warm_line: WarmLine,
+) -> None:
     # The fallback started a second agent (start() again) while a callback waited for the
     # first move to arrive: after the wait it moved the caller off attempt 2's hold.
     import threading
 
     from answerkit.recipes._warm_state import MOVE_OWED
 
-    warm, _client, transfers = fake_warm()
+    warm, line = warm_line()
     warm.start("C")
     warm._agent_answer(hook(FIRST, "A"))
     state = warm._state("C")
     state["warm.decided.1"] = {"outcome": "declined", "id": "d1"}
     owed = {"outcome": "declined", "rescue": False, "attempt": 1}
     state[MOVE_OWED] = {**owed, "sent": "m1", "sent_at": time.time()}
-    transfers.moves.clear()
+    line.moves.clear()
     hunt = threading.Timer(0.3, lambda: warm.start("C"))  # the fallback, landed unseen
     hunt.start()
     warm._agent_status(hook(FIRST, "A", Event="Hangup"))
     hunt.join()
-    assert transfers.moves == [("C", "warm_hold")]  # attempt 2's hold, and no other move
+    assert line.moves == [("C", "warm_hold")]  # attempt 2's hold, and no other move
 
 
 def test_warm_transfer_landing_runs_the_fallback_on_the_transfer_itself() -> None:
@@ -1227,77 +1385,88 @@ def test_warm_transfer_landing_runs_the_fallback_on_the_transfer_itself() -> Non
     assert warm._state("C").get(LANDED) == "m1"
 
 
-def test_warm_transfer_a_move_made_then_cut_off_is_not_made_again() -> None:
+def test_warm_transfer_a_move_made_then_cut_off_is_not_made_again(warm_line: WarmLine) -> None:
     # Vobiz applied the move (202), then the webhook's deadline fired before the debt was
     # cleared: answered 503, Vobiz's retry made the move a second time.
-    from answerkit.dispatch import HandlerTimeout
-
-    warm, _client, transfers = fake_warm()
+    warm, line = warm_line()
     warm.start("C")
     warm._agent_answer(hook(FIRST, "A"))
-    transfers.moves.clear()
+    line.moves.clear()
+    line.forget()
     agent_hangup = signed_agent_hangup(warm)
-    transfers.after_move = HandlerTimeout("deadline")
+    deadline_strikes_in_the_next_move(line, applied=True)
     assert agent_hangup().status_code == 503
-    transfers.after_move = None
-    assert agent_hangup().status_code == 200
-    assert transfers.moves == [("C", LANDING)]
+    assert line.moves == [("C", LANDING)]  # applied, and arrived
+    assert agent_hangup().status_code == 200  # its signature forgotten with the 503
+    assert line.moves == [("C", LANDING)] and line.transfers_sent() == [("C", LANDING)]
 
 
-def test_warm_transfer_move_in_flight_elsewhere_asks_for_the_callback_again() -> None:
+def test_warm_transfer_move_in_flight_elsewhere_asks_for_the_callback_again(
+    warm_line: WarmLine,
+) -> None:
     # A status callback cut off at its deadline goes on moving the caller in its thread;
     # Vobiz's retry came meanwhile, found the rescue taken and answered 200: when the first
     # move then failed, nothing was left to move the caller.
     from answerkit.recipes._warm_state import MOVE_OWED
 
-    warm, _client, transfers = accepted_warm()
+    warm, line = accepted_warm(warm_line)
     warm._state("C")[MOVE_OWED] = {"outcome": "agent-unavailable", "rescue": True, "attempt": 1}
     claim = ["warm-move:warm:C"]
     warm.flow.store.remember_all(claim, 15)  # another webhook is making the move
     agent_hangup = signed_agent_hangup(warm)
-    assert agent_hangup().status_code == 503 and transfers.moves == []
+    assert agent_hangup().status_code == 503 and line.moves == []
     warm.flow.store.forget_all(claim)  # that move failed, surely unapplied, and let go
     assert agent_hangup().status_code == 200
-    assert transfers.moves == [("C", LANDING)] and warm.outcome("C") == "agent-unavailable"
+    assert line.moves == [("C", LANDING)] and warm.outcome("C") == "agent-unavailable"
     # A claim left by a worker killed mid-move lapses.
     warm._state("C")[MOVE_OWED] = {"outcome": "agent-unavailable", "rescue": False, "attempt": 1}
     warm.flow.store.remember_all(claim, 0.05)
     time.sleep(0.1)
     warm._agent_status(hook(FIRST, "A", Event="Hangup"))
-    assert transfers.moves[-1] == ("C", LANDING) and warm._state("C").get(MOVE_OWED) is None
+    assert line.moves[-1] == ("C", LANDING) and warm._state("C").get(MOVE_OWED) is None
 
 
-def test_warm_transfer_rescue_owed_is_dropped_when_the_agent_reached_the_room() -> None:
+def test_warm_transfer_rescue_owed_is_dropped_when_the_agent_reached_the_room(
+    warm_line: WarmLine,
+) -> None:
     # The agent's Hangup came before its ConferenceEnter and the rescue move failed; the
     # late room event then made the owed move and sent a connected caller to the fallback.
     told: list[str] = []
-    warm, _client, transfers = accepted_warm()
+    warm, line = accepted_warm(warm_line)
     warm.on_outcome = lambda c, o: told.append(o)
-    transfers.fail = ConnectError("no connection")
-    with pytest.raises(RetryLater):
+    line.down()  # no connection
+    with pytest.raises(RetryLater) as raised:
         warm._agent_status(hook(FIRST, "A", Event="Hangup"))
-    transfers.fail = None
+    assert isinstance(raised.value.__cause__, ConnectError)  # nothing sent
+    line.up()
     room = {**FIRST, "leg": "agent"}
     warm._room_event(hook(room, "A", Event="ConferenceEnter"))
     warm._agent_status(hook(FIRST, "A", Event="Hangup"))  # Vobiz's retry
-    assert transfers.moves == [] and warm.outcome("C") == "accepted" and told == []
+    assert line.moves == [] and warm.outcome("C") == "accepted" and told == []
+    assert line.transfers_sent() == []  # the failed move never reached Vobiz either
 
 
-def test_warm_transfer_a_move_of_an_earlier_attempt_leaves_the_next_ones_debt() -> None:
+def test_warm_transfer_a_move_of_an_earlier_attempt_leaves_the_next_ones_debt(
+    warm_line: WarmLine,
+) -> None:
     # Attempt 1's move was still in flight when start() began attempt 2, whose own move
     # failed: attempt 1's move, finishing, cleared attempt 2's debt, and the caller stayed
     # in attempt 2's room with no agent.
     from answerkit.recipes._warm_moves import FallbackMove
     from answerkit.recipes._warm_state import MOVE_OWED
 
-    warm, client, transfers = fake_warm()
+    warm, line = warm_line()
     warm.start("C")
     owed_1 = {"outcome": "declined", "rescue": False, "attempt": 1}
     warm._state("C")[MOVE_OWED] = owed_1
-    client.fail_make_call = True
-    transfers.fail, transfers.fail_only_to = ConnectError("down"), LANDING
+    line.moves.clear()
+    line.forget()
+    # Vobiz becomes unreachable once it has put the caller on hold: no agent is called,
+    # and the move to the fallback fails unsent.
+    line.down(after_move_to="warm_hold")
     with pytest.raises(ConnectError):
         warm.start("C")  # attempt 2: no agent, its move owed
+    assert line.moves == [("C", "warm_hold")] and line.calls_placed() == 0
     owed_2 = warm._state("C").get(MOVE_OWED)
     assert owed_2 and owed_2["attempt"] == 2
     # Attempt 1's move, in flight meanwhile, fails unsent: its debt does not come back
@@ -1308,37 +1477,47 @@ def test_warm_transfer_a_move_of_an_earlier_attempt_leaves_the_next_ones_debt() 
     FallbackMove._owe_again(warm._state("C"), owed_1)
     assert warm._state("C").get(MOVE_OWED) is None
     warm._state("C")[MOVE_OWED] = owed_2
-    transfers.fail = None
+    line.up()
     warm._room_event(hook({"xfer": "C", "attempt": "2"}, "C", Event="ConferenceEnter"))
-    assert transfers.moves[-1] == ("C", LANDING)
+    assert line.moves[-1] == ("C", LANDING)
 
 
-def test_warm_transfer_start_raises_the_rest_error_when_nothing_can_be_done() -> None:
+def test_warm_transfer_start_raises_the_rest_error_when_nothing_can_be_done(
+    warm_line: WarmLine,
+) -> None:
     # The agent could not be called and the move to the fallback failed: start() raised
     # RetryLater, which no caller of start() expects (it is no VobizError).
-    warm, client, transfers = fake_warm()
-    client.fail_make_call = True
-    transfers.fail, transfers.fail_only_to = ServerError("boom", status=500), LANDING
+    warm, line = warm_line()
+
+    def failure(message: str) -> dict[str, Any]:
+        return {"status": "error", "error": {"code": "INTERNAL_ERROR", "message": message}}
+
+    line.vobiz.delay_next(1, seconds=0)  # the hold transfer goes through
+    line.vobiz.fail_next(1, status=503, body=failure("cannot place the call"))  # the agent's
+    line.vobiz.fail_next(1, status=500, body=failure("boom"))  # the move to the fallback
     with pytest.raises(ServerError, match="boom"):
         warm.start("C")
     assert warm.outcome("C") == "agent-unreachable"  # decided; the move is owed
+    assert line.log() == [("call", "")]
+    assert line.transfers_sent() == [("C", "warm_hold"), ("C", LANDING)]
+    assert line.moves == [("C", "warm_hold")]
 
 
 def test_warm_transfer_tells_on_outcome_each_recorded_outcome(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, warm_line: WarmLine
 ) -> None:
     told: list[tuple[str, str]] = []
-    warm, _client, transfers = fake_warm(on_outcome=lambda c, o: told.append((c, o)))
+    warm, line = warm_line(on_outcome=lambda c, o: told.append((c, o)))
     warm.start("C")
     warm._agent_answer(hook(FIRST, "A"))
     warm._agent_choice(hook(FIRST, "A", Digits="1"))
     assert told == [("C", "accepted")]
     # The agent leaves before the room: the caller is moved, and the CRM hears of it.
     warm._agent_status(hook(FIRST, "A", Event="Hangup"))
-    assert told[-1] == ("C", "agent-unavailable") and transfers.moves[-1] == ("C", LANDING)
+    assert told[-1] == ("C", "agent-unavailable") and line.moves[-1] == ("C", LANDING)
     # A declined transfer is told once the caller was moved; a failing hook undoes nothing.
     told.clear()
-    failing, _c, moves = fake_warm(on_outcome=lambda c, o: 1 / 0)
+    failing, moves = warm_line(callers=("D",), on_outcome=lambda c, o: 1 / 0)
     failing.start("D")
     failing._agent_answer(hook({"xfer": "D", "attempt": "1"}, "B"))
     failing._agent_choice(hook({"xfer": "D", "attempt": "1"}, "B", Digits="2"))
@@ -1346,33 +1525,38 @@ def test_warm_transfer_tells_on_outcome_each_recorded_outcome(
     assert "on_outcome failed" in caplog.text
 
 
-def test_warm_transfer_earlier_agent_answering_during_a_restart_is_not_recorded() -> None:
+def test_warm_transfer_earlier_agent_answering_during_a_restart_is_not_recorded(
+    warm_line: WarmLine,
+) -> None:
     # Attempt 1's answer webhook passed its check, start() began attempt 2, and the
     # answer then wrote its agent into attempt 2's record: the caller's exit hung up the
     # first agent, while attempt 2's agent kept ringing.
-    warm, client, _ = fake_warm()
+    warm, line = warm_line()
     warm.start("C")
     outcome = warm.outcome
+    second: list[Any] = []
 
     def restart_in_between(caller: str) -> str | None:
         result = outcome(caller)
         warm.outcome = outcome  # type: ignore[method-assign]
-        warm.start("C")
+        second.append(warm.start("C"))
         return result
 
     warm.outcome = restart_in_between  # type: ignore[method-assign]
     doc = warm._agent_answer(hook({"xfer": "C", "attempt": "1"}, "A1"))
     assert doc.children[0].tag == "Speak"  # told the transfer is no longer waiting
     assert warm._state("C").get("warm.agent_call_uuid.2") is None
-    client.log.clear()
+    line.forget()
     warm._room_event(hook({"xfer": "C", "attempt": "2"}, "C", Event="ConferenceExit"))
-    assert client.log == [("hangup", "req-2")]
+    # Attempt 2's agent, by the request UUID its make-call got (it has not answered).
+    [started] = second
+    assert started.agent_request_uuid and line.log() == [("hangup", started.agent_request_uuid)]
 
 
-def test_warm_transfer_repeated_accept_gets_the_same_room_again() -> None:
+def test_warm_transfer_repeated_accept_gets_the_same_room_again(warm_line: WarmLine) -> None:
     # A retried delivery of the accepting Gather action told the agent the caller was
     # gone, and the agent's hangup then sent the caller to the fallback.
-    warm, _, transfers = fake_warm()
+    warm, line = warm_line()
     warm.start("C")
     q = {"xfer": "C", "attempt": "1"}
     warm._agent_answer(hook(q, "A"))
@@ -1382,32 +1566,27 @@ def test_warm_transfer_repeated_accept_gets_the_same_room_again() -> None:
     # Only from the agent's own call.
     other = warm._agent_choice(hook(q, "B", Digits="1"))
     assert all(child.tag != "Conference" for child in other.children)
-    assert warm.outcome("C") == "accepted" and transfers.moves[1:] == []
+    assert warm.outcome("C") == "accepted" and line.moves[1:] == []
 
 
-def test_warm_transfer_restart_hangs_up_the_earlier_agent_after_calling_the_new_one() -> None:
-    class Ordered(FakeWarmClient):
-        def make_call(self, *args: Any, **kwargs: Any) -> Any:
-            self.log.append(("call", ""))
-            return super().make_call(*args, **kwargs)
-
-    warm, _, transfers = fake_warm()
-    client = Ordered()
-    transfers.client = client
+def test_warm_transfer_restart_hangs_up_the_earlier_agent_after_calling_the_new_one(
+    warm_line: WarmLine,
+) -> None:
+    warm, line = warm_line()
     warm.start("C")
     q1 = {"xfer": "C", "attempt": "1"}
     warm._agent_answer(hook(q1, "A1"))
     warm._agent_choice(hook(q1, "A1", Digits="2"))  # declined: the fallback starts again
-    client.log.clear()
+    line.forget()
     warm.start("C")
-    assert client.log == [("call", ""), ("hangup", "A1")]
+    assert line.log() == [("call", ""), ("hangup", "A1")]
     # An agent whose Hangup webhook came already is not hung up again.
     q2 = {"xfer": "C", "attempt": "2"}
     warm._agent_answer(hook(q2, "A2"))
     warm._agent_status(hook(q2, "A2", Event="Hangup"))
-    client.log.clear()
+    line.forget()
     warm.start("C")
-    assert client.log == [("call", "")]
+    assert line.log() == [("call", "")]
 
 
 def test_ivr_apostrophes_keep_contractions_apart_from_other_words() -> None:
@@ -1766,53 +1945,68 @@ def test_the_fallback_registry_lets_go_of_flows() -> None:
     assert len(_targets._PASSED_ON) <= before
 
 
-def test_warm_transfer_caller_hanging_up_while_the_agent_rings_is_abandoned() -> None:
+def test_warm_transfer_caller_hanging_up_while_the_agent_rings_is_abandoned(
+    warm_line: WarmLine,
+) -> None:
     # The caller's Hangup webhook reaches the flow (any route): the transfer is abandoned
     # at once and the ringing agent's call is ended, not left to ring until agent_timeout.
-    warm, client, transfers = fake_warm()
-    warm.start("C")
-    transfers.moves.clear()  # the move to the hold room
-    client.live = False
+    warm, line = warm_line()
+    started = warm.start("C")
+    assert started is not None and started.agent_request_uuid
+    line.moves.clear()  # the move to the hold room
+    line.hang_up("C")
     warm._on_hangup(hook({}, "C", Event="Hangup"))
     assert warm.outcome("C") == "abandoned"
-    assert ("hangup", "req-1") in client.log  # its request UUID: it has not answered
+    agent = started.agent_request_uuid  # its request UUID: it has not answered
+    assert ("hangup", agent) in line.log()
+    assert line.vobiz.call(agent).status == "completed"  # no longer ringing
     warm._on_agent_status(hook(FIRST, "A", Event="Hangup"))  # its hangup then decides nothing
-    assert warm.outcome("C") == "abandoned" and transfers.moves == []
+    assert warm.outcome("C") == "abandoned" and line.moves == []
 
 
-def test_warm_transfer_caller_hanging_up_after_the_accept_ends_the_agents_call() -> None:
+def test_warm_transfer_caller_hanging_up_after_the_accept_ends_the_agents_call(
+    warm_line: WarmLine,
+) -> None:
     # Accepted, but the caller hangs up before reaching the room (no room event): the
     # agent, who has stay_alone, would otherwise wait in the room alone.
-    warm, client, _ = accepted_warm()
+    warm, line = accepted_warm(warm_line)
     warm._on_hangup(hook({}, "C", Event="Hangup"))
-    assert warm.outcome("C") == "accepted" and client.log[-1] == ("hangup", "A")
-    client.log.clear()
+    assert warm.outcome("C") == "accepted" and line.log()[-1] == ("hangup", "A")
+    line.forget()
     warm._on_hangup(hook({}, "C", Event="Hangup"))  # delivered again: nothing more
     warm._on_hangup(hook({}, "someone-else", Event="Hangup"))  # not a transfer's caller
-    assert client.log == []
+    assert line.log() == []
 
 
-def test_warm_transfer_hangup_listener_runs_on_any_route_of_the_flow() -> None:
-    warm, client, _ = fake_warm()
-    warm.start("C")
+def test_warm_transfer_hangup_listener_runs_on_any_route_of_the_flow(warm_line: WarmLine) -> None:
+    warm, line = warm_line()
+    started = warm.start("C")
+    assert started is not None
     c = warm.flow.create_app().test_client()  # /sales: new_flow's route, no Hangup handler
     r = c.post("/sales", data={"CallUUID": "C", "Event": "Hangup"},
                headers=sign("https://voice.example.com/sales", "t" * 20))  # fmt: skip
     assert r.status_code == 200 and r.data == b""
-    assert warm.outcome("C") == "abandoned" and ("hangup", "req-1") in client.log
+    assert warm.outcome("C") == "abandoned"
+    assert ("hangup", started.agent_request_uuid) in line.log()
 
 
-def test_warm_transfer_checks_the_caller_is_live_when_the_hangup_went_elsewhere() -> None:
+def test_warm_transfer_checks_the_caller_is_live_when_the_hangup_went_elsewhere(
+    warm_line: WarmLine,
+) -> None:
     # An app whose hangup URL another server serves: the accept finds the caller gone.
-    warm, client, _ = fake_warm()
+    warm, line = warm_line()
     warm.start("C")
     warm._agent_answer(hook(FIRST, "A"))
-    client.live = False
+    line.hang_up("C")
+    line.forget()
     doc = warm._agent_choice(hook(FIRST, "A", Digits="1"))
     assert warm.outcome("C") == "abandoned" and "no longer waiting" in doc.to_xml()
+    assert line.log()[0] == ("live", "C")  # asked Vobiz, which answered 404
 
 
-def test_warm_transfer_caller_hangup_met_by_a_store_outage_is_sent_again() -> None:
+def test_warm_transfer_caller_hangup_met_by_a_store_outage_is_sent_again(
+    warm_line: WarmLine,
+) -> None:
     # Answered 200 with the outage swallowed, the abandon was lost for good (the agent
     # rang on); a 503 has Vobiz send the Hangup again, and the retry settles it.
     from answerkit.errors import StateError
@@ -1826,18 +2020,20 @@ def test_warm_transfer_caller_hangup_met_by_a_store_outage_is_sent_again() -> No
             return super().get_all(call_uuid)
 
     store = Flaky()
-    warm, client, _ = fake_warm(store)
-    warm.start("C")
+    warm, line = warm_line(store)
+    started = warm.start("C")
+    assert started is not None
+    line.forget()
     c = warm.flow.create_app().test_client()
     hangup = {"CallUUID": "C", "Event": "Hangup"}
     store.down = True
     r = c.post("/sales", data=hangup, headers=sign("https://voice.example.com/sales", "t" * 20))
     assert r.status_code == 503
     store.down = False
-    assert warm.outcome("C") is None and client.log == []
+    assert warm.outcome("C") is None and line.log() == []
     r = c.post("/sales", data=hangup, headers=sign("https://voice.example.com/sales", "t" * 20))
     assert r.status_code == 200 and warm.outcome("C") == "abandoned"
-    assert ("hangup", "req-1") in client.log
+    assert ("hangup", started.agent_request_uuid) in line.log()
 
 
 class HookedStore(MemoryStore):
@@ -1906,19 +2102,19 @@ def fail_next_write_after(store: HookedStore, ticket: str) -> None:
 
 @pytest.mark.parametrize("first", ["declined", "undecided"])
 def test_warm_transfer_late_callback_of_attempt_1_decides_nothing_once_attempt_2_began(
-    first: str,
+    first: str, warm_line: WarmLine
 ) -> None:
     # Attempt 1's agent Hangup passed its check that attempt 1 is current; the fallback's
     # start() then began attempt 2 (and cleared the decision) before the callback took
     # its ticket: it won attempt 2's decision, moved the caller off attempt 2's hold, and
     # attempt 2's agent was told the caller was gone.
     told: list[str] = []
-    warm, _client, transfers = fake_warm(on_outcome=lambda c, o: told.append(o))
+    warm, line = warm_line(on_outcome=lambda c, o: told.append(o))
     warm.start("C")
     warm._agent_answer(hook(FIRST, "A"))
     if first == "declined":
         warm._agent_choice(hook(FIRST, "A", Digits="2"))  # moved to the fallback
-    transfers.moves.clear()
+    line.moves.clear()
     is_current = warm._is_current
 
     def restart_after_the_check(caller: str, attempt: int | None) -> bool:
@@ -1931,19 +2127,19 @@ def test_warm_transfer_late_callback_of_attempt_1_decides_nothing_once_attempt_2
     warm._is_current = restart_after_the_check  # type: ignore[method-assign]
     warm._agent_status(hook(FIRST, "A", Event="Hangup"))
     assert warm._is_current is is_current  # the restart came in between
-    assert transfers.moves == [("C", "warm_hold")]  # attempt 2's hold, and no other move
+    assert line.moves == [("C", "warm_hold")]  # attempt 2's hold, and no other move
     assert warm.outcome("C") is None
     assert told == (["declined"] if first == "declined" else [])
     second = {"xfer": "C", "attempt": "2"}
     warm._agent_answer(hook(second, "B"))
     joined = warm._agent_choice(hook(second, "B", Digits="1"))
     assert joined.children[1].tag == "Conference" and joined.children[1].text == "warm-C-2"
-    assert warm.outcome("C") == "accepted" and transfers.moves == [("C", "warm_hold")]
+    assert warm.outcome("C") == "accepted" and line.moves == [("C", "warm_hold")]
 
 
 @pytest.mark.parametrize("first", ["decline", "agent hangup", "rescue"])
 def test_warm_transfer_store_failing_after_the_decision_is_completed_by_the_next_callback(
-    first: str,
+    first: str, warm_line: WarmLine
 ) -> None:
     # The decision's ticket was taken, then the store failed before the outcome and the
     # move it owes were written: every later callback found the transfer decided and did
@@ -1951,12 +2147,12 @@ def test_warm_transfer_store_failing_after_the_decision_is_completed_by_the_next
     from answerkit.errors import StateError
 
     store = HookedStore()
-    warm, _client, transfers = fake_warm(store)
+    warm, line = warm_line(store)
     warm.start("C")
     warm._agent_answer(hook(FIRST, "A"))
     if first == "rescue":
         warm._agent_choice(hook(FIRST, "A", Digits="1"))  # accepted, never reaches the room
-    transfers.moves.clear()
+    line.moves.clear()
     fail_next_write_after(store, "warm.rescued" if first == "rescue" else "warm.decided")
     with pytest.raises((StateError, RetryLater)):
         if first == "decline":
@@ -1968,15 +2164,18 @@ def test_warm_transfer_store_failing_after_the_decision_is_completed_by_the_next
         warm._agent_status(hook(FIRST, "A", Event="Hangup"))
     expected = {"decline": "declined", "agent hangup": "agent-unavailable"}
     assert warm.outcome("C") == expected.get(first, "agent-unavailable")
-    assert transfers.moves == [("C", LANDING)]  # moved, once
+    assert line.moves == [("C", LANDING)]  # moved, once
 
 
-def test_warm_transfer_caller_hangup_with_the_store_failing_after_deciding_ends_the_agent() -> None:
+def test_warm_transfer_caller_hangup_with_the_store_failing_after_deciding_ends_the_agent(
+    warm_line: WarmLine,
+) -> None:
     # The caller's Hangup took the decision, then the store failed (503): Vobiz's retry
     # found the transfer decided, did nothing, and the agent's phone rang on.
     store = HookedStore()
-    warm, client, _ = fake_warm(store)
-    warm.start("C")
+    warm, line = warm_line(store)
+    started = warm.start("C")
+    assert started is not None
     c = warm.flow.create_app().test_client()
     fail_next_write_after(store, "warm.decided")
     hangup = {"CallUUID": "C", "Event": "Hangup"}
@@ -1984,17 +2183,20 @@ def test_warm_transfer_caller_hangup_with_the_store_failing_after_deciding_ends_
     assert r.status_code in (200, 503)
     r = c.post("/sales", data=hangup, headers=sign("https://voice.example.com/sales", "t" * 20))
     assert r.status_code == 200
-    assert warm.outcome("C") == "abandoned" and ("hangup", "req-1") in client.log
+    assert warm.outcome("C") == "abandoned"
+    assert ("hangup", started.agent_request_uuid) in line.log()
 
 
-def test_warm_transfer_caller_leaving_attempt_1_says_nothing_of_attempt_2() -> None:
+def test_warm_transfer_caller_leaving_attempt_1_says_nothing_of_attempt_2(
+    warm_line: WarmLine,
+) -> None:
     # Attempt 1 declined: the move to the fallback takes the caller out of room 1, whose
     # exit callback passed its check of the attempt just before the fallback's start()
     # began attempt 2, and wrote "the caller left" into attempt 2's fresh record. Attempt
     # 2's agent then accepted and hung up before reaching the room: nobody moved the
     # caller, who held in room 2 alone.
     store = HookedStore()
-    warm, _client, transfers = fake_warm(store)
+    warm, line = warm_line(store)
     warm.start("C")
     warm._agent_answer(hook(FIRST, "A"))
     warm._agent_choice(hook(FIRST, "A", Digits="2"))
@@ -2011,22 +2213,24 @@ def test_warm_transfer_caller_leaving_attempt_1_says_nothing_of_attempt_2() -> N
     second = {"xfer": "C", "attempt": "2"}
     warm._agent_answer(hook(second, "B"))
     warm._agent_choice(hook(second, "B", Digits="1"))
-    transfers.moves.clear()
+    line.moves.clear()
     warm._agent_status(hook(second, "B", Event="Hangup"))  # no room event of B came
-    assert transfers.moves == [("C", LANDING)] and warm.outcome("C") == "agent-unavailable"
+    assert line.moves == [("C", LANDING)] and warm.outcome("C") == "agent-unavailable"
 
 
-def test_warm_transfer_caller_leaving_as_the_agent_accepts_ends_the_agents_call() -> None:
+def test_warm_transfer_caller_leaving_as_the_agent_accepts_ends_the_agents_call(
+    warm_line: WarmLine,
+) -> None:
     # The caller's room exit read the outcome (not accepted yet), then the agent's accept
     # took the decision, then the exit's own decision failed: neither hung the agent up,
     # who waited in the room alone (stay_alone).
     import threading
 
     store = HookedStore()
-    warm, client, _ = fake_warm(store)
+    warm, line = warm_line(store)
     warm.start("C")
     warm._agent_answer(hook(FIRST, "A"))
-    client.log.clear()
+    line.forget()
     exit_deciding, accept_decided = threading.Event(), threading.Event()
 
     def deciding(op: str, key: str) -> bool:
@@ -2058,7 +2262,7 @@ def test_warm_transfer_caller_leaving_as_the_agent_accepts_ends_the_agents_call(
     doc = warm._agent_choice(hook(FIRST, "A", Digits="1"))
     caller_exit.join(10)
     assert doc.children[1].tag == "Conference" and warm.outcome("C") == "accepted"
-    assert ("hangup", "A") in client.log
+    assert ("hangup", "A") in line.log()
 
 
 def _old_layout(warm: WarmTransfer, **record: Any) -> None:
@@ -2077,39 +2281,43 @@ def _old_layout(warm: WarmTransfer, **record: Any) -> None:
     )
 
 
-def test_warm_transfer_an_earlier_versions_declined_transfer_is_not_decided_again() -> None:
+def test_warm_transfer_an_earlier_versions_declined_transfer_is_not_decided_again(
+    warm_line: WarmLine,
+) -> None:
     # Declined and moved by the earlier version; this one gets the agent's Hangup: it
     # read the numbered keys, found nothing decided, and moved the caller a second time,
     # overwriting the outcome.
     told: list[str] = []
-    warm, _client, transfers = fake_warm(on_outcome=lambda c, o: told.append(o))
+    warm, line = warm_line(on_outcome=lambda c, o: told.append(o))
     _old_layout(warm, **{"warm.decided": 1, "warm.outcome": "declined", "warm.landed": "m1"})
     warm._agent_status(hook(FIRST, "A", Event="Hangup"))
-    assert transfers.moves == [] and told == []
+    assert line.moves == [] and told == []
     assert warm.outcome("C") == "declined"
 
 
-def test_warm_transfer_an_earlier_versions_owed_move_is_made_once() -> None:
+def test_warm_transfer_an_earlier_versions_owed_move_is_made_once(warm_line: WarmLine) -> None:
     # The earlier version decided and owed the move (its move failed): made once, told.
     told: list[str] = []
-    warm, _client, transfers = fake_warm(on_outcome=lambda c, o: told.append(o))
+    warm, line = warm_line(on_outcome=lambda c, o: told.append(o))
     owed = {"outcome": "declined", "rescue": False, "attempt": 1}
     _old_layout(warm, **{"warm.decided": 1, "warm.outcome": "declined", "warm.move_owed": owed})
     for _ in range(2):
         warm._agent_status(hook(FIRST, "A", Event="Hangup"))
-    assert transfers.moves == [("C", LANDING)] and told == ["declined"]
+    assert line.moves == [("C", LANDING)] and told == ["declined"]
     assert warm.outcome("C") == "declined"
 
 
-def test_warm_transfer_an_earlier_versions_ringing_transfer_ends_the_agent() -> None:
+def test_warm_transfer_an_earlier_versions_ringing_transfer_ends_the_agent(
+    warm_line: WarmLine,
+) -> None:
     # Begun by the earlier version, the caller hangs up while the agent is in the whisper:
     # decided here under the bare keys, the agent (named there) is hung up.
     told: list[str] = []
-    warm, client, transfers = fake_warm(on_outcome=lambda c, o: told.append(o))
+    warm, line = warm_line(on_outcome=lambda c, o: told.append(o))
     _old_layout(warm)
     warm._on_hangup(hook({}, "C", Event="Hangup"))
     warm._room_event(hook(FIRST, "C", Event="ConferenceExit"))
-    assert ("hangup", "A") in client.log and transfers.moves == []
+    assert ("hangup", "A") in line.log() and line.moves == []
     assert warm.outcome("C") == "abandoned" and told == ["abandoned"]
     state = warm._state("C")
     assert state.get("warm.decided") == 1 and state.get("warm.outcome") == "abandoned"
@@ -2117,25 +2325,29 @@ def test_warm_transfer_an_earlier_versions_ringing_transfer_ends_the_agent() -> 
     assert state.incr("warm.decided") != 1
 
 
-def test_warm_transfer_an_earlier_versions_accepted_transfer_is_rescued_once() -> None:
+def test_warm_transfer_an_earlier_versions_accepted_transfer_is_rescued_once(
+    warm_line: WarmLine,
+) -> None:
     # Accepted there; the agent hangs up before any room event: moved once, as there.
     told: list[str] = []
-    warm, _client, transfers = fake_warm(on_outcome=lambda c, o: told.append(o))
+    warm, line = warm_line(on_outcome=lambda c, o: told.append(o))
     _old_layout(warm, **{"warm.decided": 1, "warm.outcome": "accepted"})
     for _ in range(2):
         warm._agent_status(hook(FIRST, "A", Event="Hangup"))
-    assert transfers.moves == [("C", LANDING)] and told == ["agent-unavailable"]
+    assert line.moves == [("C", LANDING)] and told == ["agent-unavailable"]
     assert warm.outcome("C") == "agent-unavailable"
     assert warm._state("C").get("warm.rescued") == 1
 
 
-def test_warm_transfer_a_new_attempt_after_an_earlier_versions_one_starts_undecided() -> None:
+def test_warm_transfer_a_new_attempt_after_an_earlier_versions_one_starts_undecided(
+    warm_line: WarmLine,
+) -> None:
     # The bare keys still hold the earlier version's attempt 1: attempt 2, begun here,
     # does not inherit its decision, and its own agent's accept connects.
-    warm, client, _ = fake_warm()
+    warm, line = warm_line()
     _old_layout(warm, **{"warm.decided": 1, "warm.outcome": "declined"})
     warm.start("C")
-    assert warm.outcome("C") is None and ("hangup", "A") in client.log
+    assert warm.outcome("C") is None and ("hangup", "A") in line.log()
     second = {"xfer": "C", "attempt": "2"}
     warm._agent_answer(hook(second, "B"))
     joined = warm._agent_choice(hook(second, "B", Digits="1"))
@@ -2157,27 +2369,29 @@ class SetLoggingStore(MemoryStore):
         super().set(call_uuid, key, value)
 
 
-def test_warm_transfer_one_decision_on_a_store_whose_set_if_absent_is_not_atomic() -> None:
+def test_warm_transfer_one_decision_on_a_store_whose_set_if_absent_is_not_atomic(
+    warm_line: WarmLine,
+) -> None:
     # The agent's decline read "undecided", then the caller's room exit was handled, then
     # the decline wrote its decision: both won (caller moved, agent hung up, two outcomes
     # told), as set_if_absent is a read and a write on this store.
     store = SetLoggingStore()
-    warm, client, transfers, told = ringing_agent(store)
+    warm, line, told = ringing_agent(warm_line, store)
     store.between = lambda: warm._room_event(hook(FIRST, "C", Event="ConferenceExit"))
     warm._agent_choice(hook(FIRST, "A", Digits="2"))
     warm._agent_status(hook(FIRST, "A", Event="Hangup"))
     assert store.between is None  # the exit came in between
     assert told == ["abandoned"] and warm.outcome("C") == "abandoned"
-    assert transfers.moves == [] and ("hangup", "A") in client.log
+    assert line.moves == [] and ("hangup", "A") in line.log()
 
 
-def test_warm_transfer_a_ticket_without_its_record_is_taken_over() -> None:
+def test_warm_transfer_a_ticket_without_its_record_is_taken_over(warm_line: WarmLine) -> None:
     # The decline took the decision's ticket, then the store failed before its record:
     # the agent's Hangup, after it, decides (nothing of the decline took effect).
     from answerkit.errors import StateError
 
     store = HookedStore()
-    warm, _client, transfers, told = ringing_agent(store)
+    warm, line, told = ringing_agent(warm_line, store)
 
     def fail_the_record(op: str, key: str) -> None:
         if key.startswith("warm.decided"):
@@ -2190,17 +2404,19 @@ def test_warm_transfer_a_ticket_without_its_record_is_taken_over() -> None:
     assert warm._state("C").get("warm.ticket.1") == 1  # taken, with no record
     for _ in range(2):
         warm._agent_status(hook(FIRST, "A", Event="Hangup"))
-    assert transfers.moves == [("C", LANDING)] and told == ["agent-unavailable"]
+    assert line.moves == [("C", LANDING)] and told == ["agent-unavailable"]
     assert warm.outcome("C") == "agent-unavailable"
 
 
-def test_warm_transfer_decides_in_one_atomic_write_on_a_built_in_store() -> None:
+def test_warm_transfer_decides_in_one_atomic_write_on_a_built_in_store(
+    warm_line: WarmLine,
+) -> None:
     # A slow ticket holder taken over by another callback left the decision's work (the
     # move, the tell) to a callback that never came: a built-in store needs no tickets.
     from answerkit.recipes._warm_ticket import take_decision
     from answerkit.state import SQLiteStore, claims_are_atomic
 
-    warm, _, _ = fake_warm()
+    warm, _ = warm_line()
     warm.start("C")
     state = warm._state("C")
     assert claims_are_atomic(state.store) and not claims_are_atomic(HookedStore())
@@ -2210,12 +2426,14 @@ def test_warm_transfer_decides_in_one_atomic_write_on_a_built_in_store() -> None
     assert "warm.ticket.1" not in state and warm.outcome("C") == "declined"
 
 
-def test_warm_transfer_a_late_record_loses_to_the_generation_that_took_over() -> None:
+def test_warm_transfer_a_late_record_loses_to_the_generation_that_took_over(
+    warm_line: WarmLine,
+) -> None:
     # A ticket's holder writes its record after another callback took the next
     # generation: the holder does not act, and the decision is the next generation's.
     from answerkit.recipes._warm_ticket import take_decision
 
-    warm, _, _ = fake_warm(HookedStore())  # its own set: set_if_absent is not atomic
+    warm, _ = warm_line(HookedStore())  # its own set: set_if_absent is not atomic
     warm.start("C")
     state = warm._state("C")
     assert state.incr("warm.ticket.1") == 1  # a holder, about to write its record
@@ -2226,7 +2444,7 @@ def test_warm_transfer_a_late_record_loses_to_the_generation_that_took_over() ->
     assert warm.outcome("C") == "abandoned"
 
 
-def test_warm_transfer_decided_then_the_store_failing_is_still_told() -> None:
+def test_warm_transfer_decided_then_the_store_failing_is_still_told(warm_line: WarmLine) -> None:
     # The caller's Hangup decided "abandoned", then the store failed (503): the retry
     # found the transfer decided and told on_outcome nothing, ever.
     from answerkit.errors import StateError
@@ -2246,28 +2464,31 @@ def test_warm_transfer_decided_then_the_store_failing_is_still_told() -> None:
 
     told: list[str] = []
     store = ReadFailingStore()
-    warm, client, _ = fake_warm(store, on_outcome=lambda c, o: told.append(o))
-    warm.start("C")
+    warm, line = warm_line(store, on_outcome=lambda c, o: told.append(o))
+    started = warm.start("C")
+    assert started is not None
     store.after = decided
     for _ in range(2):  # the Hangup is sent again after a failure
         with contextlib.suppress(StateError):
             warm._on_hangup(hook({}, "C", Event="Hangup"))
     warm._room_event(hook(FIRST, "C", Event="ConferenceExit"))
     assert warm.outcome("C") == "abandoned" and told == ["abandoned"]
-    assert ("hangup", "req-1") in client.log
+    assert ("hangup", started.agent_request_uuid) in line.log()
 
 
-def test_warm_transfer_a_rescue_outcome_survives_the_store_failing_after_the_move() -> None:
+def test_warm_transfer_a_rescue_outcome_survives_the_store_failing_after_the_move(
+    warm_line: WarmLine,
+) -> None:
     # The rescue moved the caller; the store then failed writing its outcome: it stayed
     # "accepted" for good and on_outcome never heard "agent-unavailable".
     told: list[str] = []
     store = HookedStore()
-    warm, _client, transfers = fake_warm(store, on_outcome=lambda c, o: told.append(o))
+    warm, line = warm_line(store, on_outcome=lambda c, o: told.append(o))
     warm.start("C")
     warm._agent_answer(hook(FIRST, "A"))
     warm._agent_choice(hook(FIRST, "A", Digits="1"))
-    transfers.moves.clear()
-    land = transfers.land
+    line.moves.clear()
+    land = line.land
     assert land is not None
 
     def fail_the_next_write(op: str, key: str) -> None:
@@ -2275,28 +2496,30 @@ def test_warm_transfer_a_rescue_outcome_survives_the_store_failing_after_the_mov
             store.before = lambda op, key: None
             raise StateError("store unreachable (brief)")
 
-    def landed(query: dict[str, Any]) -> None:
+    def landed(query: dict[str, str]) -> None:
         land(query)
         store.before = fail_the_next_write  # from the move's return on
 
     from answerkit.errors import StateError
 
-    transfers.land = landed
+    line.land = landed
     for _ in range(3):  # Vobiz sends a failed status callback again
         with contextlib.suppress(StateError, RetryLater):
             warm._agent_status(hook(FIRST, "A", Event="Hangup"))
-    assert transfers.moves == [("C", LANDING)]
+    assert line.moves == [("C", LANDING)]
     assert warm.outcome("C") == "agent-unavailable"
     assert told == ["accepted", "agent-unavailable"]
 
 
-def test_warm_transfer_deadline_just_after_the_hold_owes_the_fallback() -> None:
+def test_warm_transfer_deadline_just_after_the_hold_owes_the_fallback(
+    warm_line: WarmLine,
+) -> None:
     # The deadline (SIGALRM) struck on the first line start() ran after the hold transfer
     # returned, outside both its tries: the caller held in a room no agent was called to,
     # and nothing was owed.
     from answerkit.errors import HandlerTimeout
 
-    warm, client, transfers = fake_warm()
+    warm, line = warm_line()
     later: list[str] = []
     warm._moves.settle_later = lambda caller_uuid, after=0.5: later.append(caller_uuid)  # type: ignore[method-assign]
     start_code = WarmTransfer.start.__code__
@@ -2305,12 +2528,12 @@ def test_warm_transfer_deadline_just_after_the_hold_owes_the_fallback() -> None:
         if frame.f_code is not start_code:
             return None
 
-        def line(frame: Any, event: str, arg: Any) -> Any:
-            if event == "line" and transfers.moves and not later and client.calls == 0:
+        def each_line(frame: Any, event: str, arg: Any) -> Any:
+            if event == "line" and line.moves and not later and line.calls_placed() == 0:
                 raise HandlerTimeout("deadline")
-            return line
+            return each_line
 
-        return line
+        return each_line
 
     sys.settrace(strike)
     try:
@@ -2318,40 +2541,32 @@ def test_warm_transfer_deadline_just_after_the_hold_owes_the_fallback() -> None:
             warm.start("C")
     finally:
         sys.settrace(None)
-    assert transfers.moves == [("C", "warm_hold")] and client.calls == 0
+    assert line.moves == [("C", "warm_hold")] and line.calls_placed() == 0
     assert later == ["C"] and warm.outcome("C") == "agent-unreachable"
     # The room's next callback (or the thread settle_later starts) makes the move.
     warm._room_event(hook(FIRST, "C", Event="ConferenceEnter"))
-    assert transfers.moves == [("C", "warm_hold"), ("C", LANDING)]
+    assert line.moves == [("C", "warm_hold"), ("C", LANDING)]
 
 
-def test_warm_transfer_agent_entering_a_room_the_caller_left_is_hung_up() -> None:
+def test_warm_transfer_agent_entering_a_room_the_caller_left_is_hung_up(
+    warm_line: WarmLine,
+) -> None:
     # The caller left while the accept was decided, and hanging the agent up then failed
     # (the API down a moment): the agent's own ConferenceEnter never looked whether the
     # caller had left, and the agent waited in the room alone.
-    from answerkit.errors import ServerError as VobizServerError
-
-    class Flaky(FakeWarmClient):
-        down = True
-
-        def hangup(self, uuid: str) -> None:
-            super().hangup(uuid)
-            if self.down:
-                self.down = False
-                raise VobizServerError("boom", status=500)
-
-    warm, _client, transfers = accepted_warm()
-    client = Flaky()
-    transfers.client = client
+    warm, line = accepted_warm(warm_line)
+    agent = line.vobiz.add_call("A", direction="outbound")  # the agent's answered call
+    line.vobiz.fail_next(1, status=500)  # a DELETE is not repeated after a plain 500
     warm._room_event(hook(FIRST, "C", Event="ConferenceExit"))  # its hangup of A fails
-    assert client.log == [("hangup", "A")]
+    assert line.log() == [("hangup", "A")] and agent.live
     warm._room_event(hook({**FIRST, "leg": "agent"}, "A", Event="ConferenceEnter"))
-    assert client.log == [("hangup", "A"), ("hangup", "A")]
+    assert line.log() == [("hangup", "A"), ("hangup", "A")]
+    assert not line.vobiz.call("A").live  # hung up this time
     assert warm.outcome("C") == "accepted"
     # The agent of another call, or of an earlier attempt, is not hung up.
-    client.log.clear()
+    line.forget()
     warm._room_event(hook({**FIRST, "leg": "agent"}, "X", Event="ConferenceEnter"))
-    assert client.log == []
+    assert line.log() == []
 
 
 # --- where recipes send the caller: checked when mounted ------------------------------------

@@ -6,11 +6,16 @@ mounted in an existing Flask app, the REST client against LocalVobiz).
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
+from conftest import free_port, wait_for_port
 from flask import Flask
 
 import answerkit
@@ -147,22 +152,43 @@ def test_routes_shows_the_mount_prefix_and_the_endpoints_without_a_public_url(
     assert "answerkit_transfer_trigger" in out and "/voice/_answerkit/transfer" in out
 
 
+def answerkit_command() -> list[str]:
+    """The ``answerkit`` command of the environment running the tests: the console script
+    installed beside its Python, or the CLI module run by that Python."""
+    script = Path(sys.executable).with_name("answerkit")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "answerkit.cli"]
+
+
 @pytest.mark.parametrize("suffix", ["", ":app"])
-def test_run_serves_the_users_own_flask_app(
-    suffix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_run_serves_the_users_own_flask_app(suffix: str, tmp_path: Path) -> None:
     # A fresh app with only the flows would drop the site's own routes, hooks and middleware.
+    # Served for real: `answerkit run` in a process of its own, on a free loopback port.
     site = write_app(tmp_path, f"usability_site_run{len(suffix)}", SITE)
-    served: list[Flask] = []
-
-    def fake_run(self: Flask, **kwargs: Any) -> None:
-        served.append(self)
-
-    monkeypatch.setattr(Flask, "run", fake_run)
-    assert main(["run", str(site) + suffix]) == 0
-    [app] = served
-    assert app.name == "site"
-    assert app.test_client().get("/health").data == b"ok"
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "ANSWERKIT_PUBLIC_URL"}
+    with (tmp_path / "run.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [*answerkit_command(), "run", str(site) + suffix, "--port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=tmp_path, env=env,
+        )  # fmt: skip
+        try:
+            wait_for_port(port, proc, "answerkit run")
+            with requests.Session() as http:
+                http.trust_env = False  # straight to 127.0.0.1, whatever proxy is set
+                health = http.get(f"http://127.0.0.1:{port}/health", timeout=30)
+                # The flow is mounted on that same app, under the site's own prefix.
+                trigger = http.post(f"http://127.0.0.1:{port}/voice/_answerkit/transfer", json={},
+                                    timeout=30)  # fmt: skip
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    assert (health.status_code, health.text) == (200, "ok")  # the site's own route
+    assert trigger.status_code == 401  # the flow's trigger: there, and asking for its secret
+    assert "/voice/answer" in (tmp_path / "run.log").read_text()
 
 
 def test_a_flask_app_that_serves_no_flow_is_a_clear_error(tmp_path: Path) -> None:
