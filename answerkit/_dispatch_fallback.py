@@ -34,7 +34,6 @@ from answerkit._readmit_later import RETRY_FOR, late_forgetting
 from answerkit.errors import (
     ElementError,
     HandlerTimeout,
-    RetryLater,
     StateError,
     StateValueError,
 )
@@ -100,10 +99,10 @@ class FallbackAnswers:
         """A status callback to be sent again (its handler asked with RetryLater, or ran out
         of time, or the store failed): 503, which Vobiz retries up to 3 times (spec §2.12),
         with the signature forgotten so a retry carrying it again is not refused as a
-        replay. Forgotten now only when the handler asked: after a store failure or the
-        deadline there is no time left to wait on the store (see _readmit_later)."""
+        replay. Forgotten now, unless the store itself failed: waited on again, a store
+        that stalled would take the 503 past Vobiz's 3 s (see _readmit_later)."""
         if replay_keys:
-            self._readmit_logged(route, replay_keys, now=isinstance(exc, RetryLater))
+            self._readmit_logged(route, replay_keys, now=not isinstance(exc, StateError))
         log.warning(
             "flow %s route %s: asking Vobiz to send event %r again (call %s): %s",
             self.flow_name,

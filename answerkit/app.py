@@ -357,7 +357,7 @@ class CallFlow:
     def client(self) -> VobizClient:
         """The flow's REST client: the ``client=`` given, else one made on first use from
         ``VOBIZ_AUTH_ID``/``VOBIZ_AUTH_TOKEN`` (and ``VOBIZ_BASE_URL``). Handlers that call
-        the API themselves (``flow.client.make_call(...)``, ``hangup_call``) should use
+        the API themselves (``flow.client.make_call(...)``, ``flow.client.hangup(...)``) should use
         it: the simulator, the ``call_simulator`` fixture and ``answerkit check`` lend the
         flow a local Vobiz API's client, while a ``VobizClient()`` of the handler's own
         would reach the real one."""

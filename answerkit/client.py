@@ -16,7 +16,7 @@ import os
 from collections.abc import Mapping
 from importlib import metadata
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -148,6 +148,9 @@ _MAKE_CALL_RENAMED = {
 }
 
 
+_Client = TypeVar("_Client", bound="VobizClient")
+
+
 class VobizClient:
     """A client for the Vobiz live-call REST API.
 
@@ -190,7 +193,13 @@ class VobizClient:
         for name, value in (("auth_id", auth_id), ("auth_token", auth_token)):
             if value is not None and not isinstance(value, str):
                 raise errors.ConfigurationError(
-                    f"{name} must be text, got {type(value).__name__} (decode bytes first)"
+                    f"{name} must be text, got {type(value).__name__}"
+                    + (" (decode bytes first)" if isinstance(value, bytes) else "")
+                    + (
+                        " (the client signs in with one token: pass the current one)"
+                        if name == "auth_token" and isinstance(value, (list, tuple))
+                        else ""
+                    )
                 )
         # Surrounding whitespace is a copy-paste or a secret file's final newline, as for
         # CallFlow: left in, it makes an invalid header whose error text quotes the token.
@@ -336,7 +345,7 @@ class VobizClient:
         if self._owns_session:
             self._session.close()
 
-    def __enter__(self) -> VobizClient:
+    def __enter__(self: _Client) -> _Client:
         return self
 
     def __exit__(

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from answerkit._params import (
     FromParams,
@@ -57,6 +57,9 @@ class MissingCallUUID(AnswerkitError, ValueError):
 
 
 # --------------------------------------------------------------------------- the request
+
+
+_Request = TypeVar("_Request", bound="CallRequest")  # from_params of a subclass gives one
 
 
 # Not slotted: from_params stores only the fields it always needs in the instance; every
@@ -168,14 +171,14 @@ class CallRequest:
 
     @classmethod
     def from_params(
-        cls,
+        cls: type[_Request],
         params: ParamsLike,
         *,
         method: str = "POST",
         query: ParamsLike | None = None,
         path: str = "/",
         state: CallState | None = None,
-    ) -> CallRequest:
+    ) -> _Request:
         """Build the typed request from the webhook's parameters (form body or query string).
 
         Raises :class:`MissingCallUUID` when ``CallUUID`` is absent or empty, unless the
@@ -237,7 +240,7 @@ class CallRequest:
         """Bind ``state`` to this request in place (the flow's dispatcher does, once)."""
         object.__setattr__(self, "state", state)
 
-    def with_state(self, state: CallState) -> CallRequest:
+    def with_state(self: _Request, state: CallState) -> _Request:
         """A copy of this request carrying ``state``."""
         copy = dataclasses.replace(self)
         object.__setattr__(copy, "state", state)

@@ -51,7 +51,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from answerkit.errors import ConfigurationError
 from answerkit.testing._vobiz_api import Fault, RestApi, TransferRequestHook, error_body
@@ -82,6 +82,9 @@ MakeCallHook = Callable[[LiveCallRecord, Mapping[str, Any]], None]
 
 DEFAULT_AUTH_ID = "MA_LOCAL0000"
 DEFAULT_AUTH_TOKEN = "local-token-0000000000000000"
+
+
+_Local = TypeVar("_Local", bound="LocalVobiz")
 
 
 class LocalVobiz:
@@ -125,7 +128,7 @@ class LocalVobiz:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def start(self) -> LocalVobiz:
+    def start(self: _Local) -> _Local:
         """Start serving in a daemon thread; returns self."""
         if self._server is None:
             self._server = ReplyServer((self._host, self._port), self._api.handle)
@@ -154,7 +157,7 @@ class LocalVobiz:
         """True between :meth:`start` and :meth:`stop`."""
         return self._server is not None
 
-    def __enter__(self) -> LocalVobiz:
+    def __enter__(self: _Local) -> _Local:
         return self.start()
 
     def __exit__(

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from answerkit.errors import ConfigurationError
@@ -52,6 +52,9 @@ from answerkit.testing.sim_signals import CallSetup
 from answerkit.testing.sim_transport import sign_request, signed_post
 
 __all__ = ["CallSimulator", "CallSimulatorFactory", "sign_request", "signed_post"]
+
+
+_Simulator = TypeVar("_Simulator", bound="CallSimulator")
 
 
 class CallSimulator(SimulatorEngine):
@@ -326,7 +329,7 @@ class CallSimulator(SimulatorEngine):
         if self.error_tap is not None:
             self.error_tap.close()
 
-    def __enter__(self) -> CallSimulator:
+    def __enter__(self: _Simulator) -> _Simulator:
         return self
 
     def __exit__(self, *exc: object) -> None:
