@@ -159,3 +159,21 @@ class SupportFlow(CallFlow):
         client: VobizClient | None = None,
     ) -> TransferResult:
         return super().transfer(call_uuid, aleg, bleg, params, method=method, client=client)
+
+
+class TenantRequest(CallRequest):
+    """A request class of the user's own: from_params and with_state give one back."""
+
+
+tenant: TenantRequest = TenantRequest.from_params({"CallUUID": "u"})
+again: TenantRequest = tenant.with_state(tenant.state)
+
+
+class AuditedClient(VobizClient):
+    """A client subclass: its context manager gives the subclass."""
+
+
+def audited() -> None:
+    with AuditedClient("MA_1", "token") as audited_client:
+        kept: AuditedClient = audited_client
+        del kept
