@@ -146,6 +146,22 @@ def call_path(vobiz: LocalVobiz, call_uuid: str) -> str:
 
 
 @pytest.mark.parametrize(
+    ("settings", "says"),
+    [
+        ({"port": -1}, "port must be a whole number from 0"),
+        ({"port": 65536}, "port must be"),
+        ({"port": "8080"}, "port must be"),
+        ({"webhook_timeout": 0}, "webhook_timeout must be seconds above 0"),
+        ({"webhook_timeout": float("nan")}, "webhook_timeout must be"),
+    ],
+)
+def test_bad_settings_are_refused_when_made(settings: dict[str, Any], says: str) -> None:
+    # port=-1 failed only at start(), with an OverflowError from bind().
+    with pytest.raises(errors.ConfigurationError, match=says):
+        LocalVobiz(**settings)
+
+
+@pytest.mark.parametrize(
     "path", ["/api/v1/account/{id}/Call/{uuid}/", "/api/v1/Account/{id}/call/{uuid}/"]
 )
 def test_a_lowercase_path_is_401(vobiz: LocalVobiz, path: str) -> None:

@@ -1111,6 +1111,16 @@ def test_bad_simulator_targets_and_scripts_are_configuration_errors() -> None:
     for script in ({"digits": 2}, {"speech": 3}):
         with pytest.raises(ConfigurationError, match="must be text such as"):
             sim.call("a", **script)  # type: ignore[arg-type]
+    # max_steps=-1 played nothing (heard == [], the step limit 'reached'); a timeout of -1
+    # was taken: each refused when given, naming the setting.
+    for steps in (-1, 0, True, 2.5):
+        with pytest.raises(ConfigurationError, match=r"max_steps must be .* at least 1"):
+            sim.call("a", max_steps=steps)  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError, match=r"max_steps must be"):
+            sim.outbound_call("https://v.example.com/a", max_steps=steps)  # type: ignore[arg-type]
+    for seconds in (-1, 0, float("nan"), float("inf"), "10"):
+        with pytest.raises(ConfigurationError, match="timeout must be"):
+            CallSimulator(flow, timeout=seconds)  # type: ignore[arg-type]
 
 
 # -- several simulators on one flow: handler errors and lent clients stay with their own --------

@@ -54,6 +54,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from answerkit.errors import ConfigurationError
+from answerkit.testing._settings import port_number, positive_seconds
 from answerkit.testing._vobiz_api import Fault, RestApi, TransferRequestHook, error_body
 from answerkit.testing._vobiz_http import ReplyServer
 from answerkit.testing._vobiz_records import (
@@ -112,6 +113,8 @@ class LocalVobiz:
         parent_auth_token: str | None = None,
         webhook_timeout: float = 5.0,
     ) -> None:
+        port = port_number(port)
+        webhook_timeout = positive_seconds("webhook_timeout", webhook_timeout)
         self.auth_id = auth_id
         self.auth_token = auth_token
         self._host, self._port = host, port

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from answerkit.app import CallFlow
 from answerkit.errors import ConfigurationError
 from answerkit.signature import sign
+from answerkit.testing._settings import positive_seconds
 from answerkit.testing.sim_call import SimulatedCall
 from answerkit.testing.sim_call_table import CallTable
 from answerkit.testing.sim_handler_errors import HandlerErrorTap
@@ -73,6 +74,7 @@ class SimulatorEngine:
             raise ConfigurationError(
                 f"gather_timeout must be 'next' or 'post-empty', got {gather_timeout!r}"
             )
+        timeout = positive_seconds("timeout", timeout)
         if dial_action_event not in DIAL_ACTION_EVENTS:
             raise ConfigurationError(
                 "dial_action_event must be 'DialAction' or 'Redirect' (spec §6 item 8), "

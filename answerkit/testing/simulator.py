@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from answerkit.errors import ConfigurationError
+from answerkit.testing._settings import step_limit
 from answerkit.testing.sim_call import SimulatedCall
 from answerkit.testing.sim_engine import Listener, SimulatorEngine
 from answerkit.testing.sim_script import (
@@ -149,7 +150,7 @@ class CallSimulator(SimulatorEngine):
             dial=parse_dials(dial),
             record=parse_records(record),
             speech_confidence=speech_confidence,
-            max_steps=max_steps,
+            max_steps=step_limit(max_steps),
         )
         return self._add(setup)
 
@@ -196,7 +197,7 @@ class CallSimulator(SimulatorEngine):
             digits=parse_digits(digits),
             speech=parse_speech(speech),
             dial=parse_dials(dial),
-            max_steps=max_steps,
+            max_steps=step_limit(max_steps),
         )
         return self._add(setup)
 
