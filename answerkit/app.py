@@ -60,6 +60,8 @@ DEFAULT_FALLBACK = Response(
     Hangup(),
 )
 
+__all__ = ["CallFlow"]
+
 
 #: Keywords of the REST API and of other libraries, and what CallFlow takes for them.
 _FLOW_RENAMED = {
@@ -304,6 +306,17 @@ class CallFlow:
         """
         self.add_endpoint(
             path, health_view(self), name=endpoint_name("answerkit_health", path), methods=("GET",)
+        )
+
+    def __repr__(self) -> str:
+        # Never the tokens: a repr ends up in logs and tracebacks.
+        names = list(self._by_name)
+        shown_names = ", ".join(names[:8]) + (
+            f", ... ({len(names)} in all)" if len(names) > 8 else ""
+        )
+        return (
+            f"CallFlow({self.name!r}, public_url={self.public_url!r}, verify={self.verify}, "
+            f"routes: {shown_names or 'none'})"
         )
 
     @property

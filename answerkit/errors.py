@@ -35,6 +35,15 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
+# TimeoutError is left out: a star import would shadow Python's own (see its docstring).
+__all__ = [
+    "APIError", "AnswerkitError", "ArgumentError", "AuthenticationError", "CallNotActiveError",
+    "ConfigurationError", "ConflictError", "ConnectError", "ElementError", "ForbiddenError",
+    "HandlerTimeout", "NotFoundError", "ParseError", "PaymentRequiredError", "RateLimitedError",
+    "RetryLater", "ServerError", "StateError", "StateValueError", "TransferArgumentError",
+    "TransportError", "ValidationError", "VobizError",
+]  # fmt: skip
+
 
 class AnswerkitError(Exception):
     """Root of every exception answerkit raises.

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from answerkit._sound import SOUND_URL_ATTRIBUTES, names_audio_file
 from answerkit._tables import BUILDER_ONLY, GATHER_LANGUAGES, MAN_ONLY, WOMAN_ONLY
 
+__all__ = ["LintWarning", "lint"]
+
 if TYPE_CHECKING:
     from answerkit._element import Element
     from answerkit.elements import Response

@@ -22,6 +22,8 @@ from answerkit._attributes import Attr, Enum, Pattern, Table, Text, attr_string
 from answerkit._xmltext import bad_xml_char, describe_bad_char, esc_text, shown
 from answerkit.errors import ElementError
 
+__all__ = ["SSML", "Break", "Emphasis", "Lang", "P", "Phoneme", "Prosody", "S", "SayAs", "Sub", "W"]
+
 #: How deep SSML may nest (a node holding only text is one level). Real prompts use a few
 #: levels; the cap keeps every document parseable (lxml refuses a tree over 256 levels) and
 #: keeps rendering and ``text`` far from Python's recursion limit.

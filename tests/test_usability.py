@@ -351,3 +351,40 @@ def test_the_rest_clients_keywords_spelt_another_way_name_the_one_to_write() -> 
         client.make_call("+14155550100", to_="+14155550101", answer_url="https://a.b/x")  # type: ignore[call-arg]
     with pytest.raises(TypeError, match=r"'aleg': use aleg_url="):
         client.transfer("uuid", aleg="hold")  # type: ignore[call-arg]
+
+
+def test_the_main_objects_print_what_they_are_and_never_a_secret() -> None:
+
+    from answerkit.testing import CallSimulator
+
+    flow = CallFlow(
+        "support",
+        public_url="https://voice.example.com",
+        auth_token="token-never-printed-0123",
+        state=MemoryStore(),
+    )
+    flow.add_route("/sales", lambda call: Response(Hangup()), name="sales")
+    for i in range(10):
+        flow.add_route(f"/more/{i}", lambda call: Response(Hangup()), name=f"more_{i}")
+    made = {
+        "CallFlow('support', public_url='https://voice.example.com', verify=True, routes: "
+        "sales, more_0": flow,
+        "IVRMenu(flow='support', name='main', keys='12'": IVRMenu(
+            flow, "main", prompt="Press 1 or 2.", options={"1": "sales", "2": "sales"}
+        ),
+        "WarmTransfer(flow='support', name='warm', agent='+14155550142'": WarmTransfer(
+            flow, agent="+14155550142", caller_id="+14155550100", fallback="sales"
+        ),
+        "TransferTrigger(flow='support', path='/_answerkit/transfer'": TransferTrigger(
+            flow, secret="trigger-secret-never-printed-0123456789"
+        ),
+        "Forwarding(flow='support', name='fwd', numbers=['+14155550142']": Forwarding(
+            flow, "fwd", numbers=["+14155550142"], caller_id="+14155550100"
+        ),
+        "CallSimulator('support', calls=0)": CallSimulator(flow),
+    }
+    for start, obj in made.items():
+        text = repr(obj)
+        assert text.startswith(start), text
+        assert "never-printed" not in text
+    assert repr(flow).endswith(f"... ({len(flow.routes)} in all))")  # a long list is cut

@@ -159,6 +159,12 @@ class Forwarding:
             return Response(Redirect(self.flow.url_for(self.fallback)))
         return answered(self.fallback(call), f"Forwarding {self.name!r}", self.fallback, call)
 
+    def __repr__(self) -> str:
+        return (
+            f"Forwarding(flow={self.flow.name!r}, name={self.name!r}, numbers={self.numbers!r}, "
+            f"mode={self.mode!r})"
+        )
+
     def _validate(self, flow: CallFlow) -> None:
         # The Dial action is a URL of the flow: without a public URL every call would
         # hear only the fallback, so forwarding fails when mounted instead.

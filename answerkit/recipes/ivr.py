@@ -373,6 +373,13 @@ class IVRMenu:
 
     # -- validation ---------------------------------------------------------------------
 
+    def __repr__(self) -> str:
+        keys = "".join(self.options)
+        return (
+            f"IVRMenu(flow={self.flow.name!r}, name={self.name!r}, keys={keys!r}, "
+            f"retries={self.retries})"
+        )
+
     def _validate_shape(self) -> None:
         where = f"IVRMenu {self.name!r}"
         if not self.options:

@@ -84,6 +84,7 @@ class TransferTrigger:
             )
         self.flow = flow
         self._secret = secret
+        self._path = path
         #: The routes the endpoint may move calls to (None: any route of the flow), by name.
         self.routes = None if routes is None else frozenset(routes)
         flow.add_check(self._validate)
@@ -99,6 +100,10 @@ class TransferTrigger:
                     f"{path!r}; give each trigger its own path="
                 )
             flow.add_endpoint(path, self._view, name=name)
+
+    def __repr__(self) -> str:  # never the secret
+        routes = "any route" if self.routes is None else ", ".join(sorted(self.routes))
+        return f"TransferTrigger(flow={self.flow.name!r}, path={self._path!r}, to: {routes})"
 
     def _validate(self, flow: CallFlow) -> None:
         # Each must take the leg it receives: a route answering Event=Transfer, or a URL of

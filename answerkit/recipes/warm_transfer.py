@@ -226,6 +226,13 @@ class WarmTransfer(CallerSide, AgentSide):
             attempt = latest_attempt(self._state(caller_uuid))
         return room_name(self.name, caller_uuid, attempt)
 
+    def __repr__(self) -> str:
+        agent = getattr(self.agent, "__qualname__", None) or repr(self.agent)
+        return (
+            f"WarmTransfer(flow={self.flow.name!r}, name={self.name!r}, agent={agent}, "
+            f"fallback={self.fallback!r})"
+        )
+
     def start(
         self, caller_uuid: str, context: Mapping[str, object] | None = None
     ) -> WarmTransferStart | None:

@@ -80,6 +80,10 @@ class CallSimulator(SimulatorEngine):
     :class:`~answerkit.testing.sim_engine.SimulatorEngine`; here is what a test does.
     """
 
+    def __repr__(self) -> str:
+        target = self.flow.name if self.flow is not None else "an app over HTTP"
+        return f"CallSimulator({target!r}, calls={len(self.calls)})"
+
     # -- placing calls -----------------------------------------------------------------------
 
     def call(
