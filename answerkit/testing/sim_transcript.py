@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote
 
 from answerkit.testing.sim_transport import normal_url
+
+if TYPE_CHECKING:
+    from answerkit.elements import Response
 
 __all__ = ["CAUSES", "Cause", "Transcript", "TranscriptEvent", "Webhook"]
 
@@ -164,7 +167,7 @@ class Transcript:
         self.events: list[TranscriptEvent] = []
         self.handler_errors: list[str] = []
         self.unhandled_callbacks: list[str] = []
-        self.documents: list[Any] = []
+        self.documents: list[Response] = []
         self.ended = False
         self.hangup_cause: str | None = None
         self.hangup_cause_code: int | None = None
