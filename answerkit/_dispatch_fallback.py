@@ -13,6 +13,7 @@ read the dispatcher's fields), kept apart so that the pipeline's own path reads 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from answerkit._deadline import loggable
@@ -44,6 +45,11 @@ ErrorHook = Callable[[BaseException, "CallRequest | None", str], None]
 
 #: How many times Vobiz sends a status callback again after a non-200 (spec §2.12).
 STATUS_RETRIES = 3
+
+#: A 503 sent this soon after its webhook arrived forgets its signature in the webhook;
+#: later, the store may be what took the time, and asked again it would take the 503 past
+#: the 3 s Vobiz waits (busy_timeout is 2 s): the background forgets it.
+FORGET_IN_WEBHOOK_WITHIN = 0.5
 
 
 class FallbackAnswers:
@@ -94,15 +100,21 @@ class FallbackAnswers:
         return self.fallback
 
     def _retry_later(
-        self, exc: BaseException, call: CallRequest, route: Route, replay_keys: tuple[str, ...]
+        self,
+        exc: BaseException,
+        call: CallRequest,
+        route: Route,
+        replay_keys: tuple[str, ...],
+        started: float,
     ) -> WebhookReply:
         """A status callback to be sent again (its handler asked with RetryLater, or ran out
         of time, or the store failed): 503, which Vobiz retries up to 3 times (spec §2.12),
         with the signature forgotten so a retry carrying it again is not refused as a
-        replay. Forgotten now, unless the store itself failed: waited on again, a store
-        that stalled would take the 503 past Vobiz's 3 s (see _readmit_later)."""
+        replay. The handler ran, so this delivery's record stands: forgotten in the webhook
+        while it is young, else (or if that fails) in the background (_readmit_later)."""
         if replay_keys:
-            self._readmit_logged(route, replay_keys, now=not isinstance(exc, StateError))
+            young = time.monotonic() - started < FORGET_IN_WEBHOOK_WITHIN
+            self._readmit_logged(route, replay_keys, now=young, later=True)
         log.warning(
             "flow %s route %s: asking Vobiz to send event %r again (call %s): %s",
             self.flow_name,
@@ -114,10 +126,11 @@ class FallbackAnswers:
         return WebhookReply(503, b"", "text/plain; charset=utf-8")
 
     def _readmit_logged(
-        self, route: Route, replay_keys: tuple[str, ...], *, now: bool = True
+        self, route: Route, replay_keys: tuple[str, ...], *, now: bool, later: bool
     ) -> None:
-        """:meth:`_readmit` for a 503, in the webhook (``now``) or, if the store failed or
-        there is no time to wait on it, in the background; saying when it cannot be done."""
+        """:meth:`_readmit` for a 503: in the webhook (``now``) and, if that is not done or
+        fails, in the background (``later``: only when this delivery's record stands, see
+        _readmit_later); saying when it cannot be done."""
         if self.verifier is None:
             return
         window = self.verifier.replay_window
@@ -128,23 +141,28 @@ class FallbackAnswers:
             # failure that brought the 503).
             except Exception as err:
                 log.warning(
-                    "flow %s route %s: the signature could not be forgotten now (%s); it is "
-                    "forgotten in the background once the store answers again, so that "
-                    "Vobiz's retry is taken (one that comes first is refused, and sent again)",
+                    "flow %s route %s: the signature could not be forgotten now (%s); %s",
                     self.flow_name,
                     route.name,
                     err,
+                    "it is forgotten in the background once the store answers again, so "
+                    "that Vobiz's retry is taken (one that comes first is refused, and sent "
+                    "again)"
+                    if later
+                    else "a retry that carries it again will be refused as a replay",
                 )
             else:
                 self._tell_readmitted(route, readmitted)
                 return
-        late_forgetting.add(
-            lambda: self._readmit(replay_keys, window),
-            lambda outcome: self._tell_readmitted(route, outcome),
-        )
+        if later:
+            late_forgetting.add(
+                self,
+                lambda: self._readmit(replay_keys, window),
+                lambda outcome: self._tell_readmitted(route, outcome),
+            )
 
-    def _tell_readmitted(self, route: Route, outcome: bool | Exception) -> None:
-        if isinstance(outcome, Exception):
+    def _tell_readmitted(self, route: Route, outcome: bool | BaseException) -> None:
+        if isinstance(outcome, BaseException):
             log.warning(
                 "flow %s route %s: the signature could not be forgotten within %d s, so a "
                 "retry that carries it again will be refused as a replay: %s",

@@ -4,13 +4,18 @@ A status callback answered 503 must have its signature forgotten, or the retry V
 is refused as a replay of itself and the callback (a Hangup) is lost. Forgetting takes the
 state store, and the 503 is often the store's own failure: asked again inside the webhook,
 a store that stalled stalls again (up to its busy timeout, about 2 s more), and the 503
-reaches Vobiz after the 3 s it waits. So once the store has failed, the webhook answers at
-once and this thread forgets the signature when the store answers again, trying for
-RETRY_FOR seconds; Vobiz's retries come with backoff, and one that arrives first is
-refused (403) and sent again.
+reaches Vobiz after the 3 s it waits. So once a webhook has run long, or its store has
+failed, it answers at once and a thread forgets the signature when the store answers again,
+trying for RETRY_FOR seconds; Vobiz's retries come with backoff, and one that arrives first
+is refused (403) and sent again.
 
-One daemon thread per process, started on first use (again in a forked child); each job
-keeps its own backoff.
+Only a signature whose record this delivery wrote is forgotten so (the dispatcher decides):
+if the record may never have been written, a retry may be taken first and record it anew,
+and a late forget would then erase that record and let a replay through.
+
+One thread per owner (a flow's dispatcher), started on first use, again in a forked child
+and again if it ended: a store that stays down, or a forget that never returns, holds up
+only its own flow's jobs. Each job keeps its own backoff.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: Seconds the background keeps trying to forget one signature.
 RETRY_FOR = 60.0
@@ -35,66 +40,87 @@ class Job:
     RETRY_FOR passes; ``told(outcome)`` hears which, or the last exception."""
 
     forget: Callable[[], bool]
-    told: Callable[[bool | Exception], None]
+    told: Callable[[bool | BaseException], None]
     give_up_at: float
     next_try: float = 0.0
     tries: int = 0
 
 
+@dataclass
+class _Queue:
+    """One owner's jobs and the thread that works them."""
+
+    jobs: list[Job] = field(default_factory=list)
+    thread: threading.Thread | None = None
+
+
 class LateForgetting:
-    """The process's signatures still to forget, and its thread. Each job is tried in its
-    turn, on a backoff of its own: one store that stays down holds up no other flow's."""
+    """The process's signatures still to forget, one queue and thread per owner."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._pid = -1
-        self._jobs: list[Job] = []
+        self._pid = os.getpid()
+        self._queues: dict[int, _Queue] = {}
 
-    def add(self, forget: Callable[[], bool], told: Callable[[bool | Exception], None]) -> None:
+    def add(
+        self,
+        owner: object,
+        forget: Callable[[], bool],
+        told: Callable[[bool | BaseException], None],
+    ) -> None:
         with self._cond:
-            if self._pid != os.getpid():  # first use, or a forked child: no thread yet
+            if self._pid != os.getpid():  # a forked child: the parent's threads are not here
                 self._pid = os.getpid()
-                self._jobs = []
-                threading.Thread(
-                    target=self._run, name="answerkit-forget-signatures", daemon=True
-                ).start()
-            self._jobs.append(Job(forget, told, time.monotonic() + RETRY_FOR))
-            self._cond.notify()
+                self._queues = {}
+            queue = self._queues.setdefault(id(owner), _Queue())
+            queue.jobs.append(Job(forget, told, time.monotonic() + RETRY_FOR))
+            if queue.thread is None or not queue.thread.is_alive():
+                queue.thread = threading.Thread(
+                    target=self._run,
+                    args=(id(owner), queue),
+                    name="answerkit-forget-signatures",
+                    daemon=True,
+                )
+                queue.thread.start()
+            self._cond.notify_all()
 
     @property
     def pending(self) -> int:
-        """Jobs not yet done (for tests and the curious)."""
+        """Jobs not yet done, of every owner (for tests and the curious)."""
         with self._cond:
-            return len(self._jobs)
+            return sum(len(q.jobs) for q in self._queues.values())
 
-    def _run(self) -> None:
-        pid = os.getpid()
+    def _run(self, key: int, queue: _Queue) -> None:
         while True:
             with self._cond:
-                if self._pid != pid:
-                    return  # a thread inherited through fork: the child started its own
+                if self._queues.get(key) is not queue:
+                    return  # inherited through fork, or replaced: another thread has it
+                if not queue.jobs:
+                    queue.thread = None  # the next add() starts one
+                    return
                 now = time.monotonic()
-                due = [job for job in self._jobs if job.next_try <= now]
+                due = [job for job in queue.jobs if job.next_try <= now]
                 if not due:
-                    wake = min((job.next_try for job in self._jobs), default=now + 60.0)
-                    self._cond.wait(wake - now)
+                    self._cond.wait(min(job.next_try for job in queue.jobs) - now)
                     continue
             for job in due:
                 outcome = _try(job)
                 if outcome is None:
                     continue  # failed, with time left: tried again after its pause
                 with self._cond:
-                    self._jobs.remove(job)
+                    queue.jobs.remove(job)
                 # A log handler that raises must not end the thread.
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(BaseException):
                     job.told(outcome)
 
 
-def _try(job: Job) -> bool | Exception | None:
+def _try(job: Job) -> bool | BaseException | None:
     """One try: the outcome, or None to try again later."""
     try:
         return job.forget()
-    except Exception as exc:  # the store's, of any kind: again while there is time
+    # Any failure, BaseException too (a store on an async client raises CancelledError):
+    # one that ended the thread would leave every later job of its owner unrun.
+    except BaseException as exc:
         now = time.monotonic()
         if now >= job.give_up_at:
             return exc

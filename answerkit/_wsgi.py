@@ -68,6 +68,18 @@ def form_length(environ: WSGIEnviron, max_content_length: int | None) -> int | N
     return None
 
 
+def _more_behind(req: Request) -> bool:
+    """Whether a body of no stated length (chunked) goes on past what Werkzeug read: it
+    stops such a body at MAX_CONTENT_LENGTH without a word, and its fields would be read
+    cut short (Digits=1234 as 12)."""
+    if req.content_length is not None:
+        return False  # a stated length over the limit is refused before any read
+    try:
+        return bool(req.environ["wsgi.input"].read(1))
+    except Exception:  # a client gone: nothing more will come
+        return False
+
+
 def _over_limit(req: Request) -> str:
     """Which of the app's limits a body is over, and the fix (Werkzeug says neither)."""
     limit = req.max_content_length
@@ -96,6 +108,8 @@ def _hooked_form(req: Request) -> ParamsLike:
     """The form a request hook had Werkzeug parse; told of when it came back empty from a
     body that had bytes (Werkzeug drops every field of a body that is not UTF-8)."""
     form = req.form
+    if req.max_content_length is not None and _more_behind(req):
+        raise UnreadableBody(_over_limit(req), 413)  # Werkzeug parsed a form cut short
     if not form and req.content_length:
         log.warning(
             "webhook %s: a request hook read request.form (or request.values) first, and "
@@ -330,7 +344,11 @@ def flask_view(dispatcher: Dispatcher, route: Route) -> Callable[[], FlaskRespon
                 # within the app's MAX_CONTENT_LENGTH (Werkzeug's only limit on such a
                 # form), read as the direct path reads them; Werkzeug's own parse drops
                 # every field of a body that is not UTF-8.
-                return parse_form(req.get_data())
+                data = req.get_data()
+                limit = req.max_content_length
+                if limit is not None and len(data) >= limit and _more_behind(req):
+                    raise UnreadableBody(_over_limit(req), 413)
+                return parse_form(data)
             return req.form  # multipart: Werkzeug's parser and limits; repeated fields kept
 
         root = req.root_path

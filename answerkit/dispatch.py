@@ -34,8 +34,8 @@ from answerkit._deadline import (
 )
 from answerkit._dispatch_failures import _passes_through
 from answerkit._dispatch_failures import log as log
+from answerkit._dispatch_fallback import FORGET_IN_WEBHOOK_WITHIN, FallbackAnswers
 from answerkit._dispatch_fallback import ErrorHook as ErrorHook
-from answerkit._dispatch_fallback import FallbackAnswers
 from answerkit._dispatch_gate import SignatureGate as SignatureGate
 from answerkit._dispatch_webhook import (
     _ACTION_EVENTS,
@@ -85,12 +85,16 @@ class _Seen:
     the call once read (to answer for its event, and name it), the replay keys once asked
     to be recorded (to forget them when the answer asks Vobiz to send it again)."""
 
-    __slots__ = ("call", "may_readmit", "read_tried", "replay_keys", "signed")
+    __slots__ = (
+        "call", "may_readmit", "read_tried", "recorded", "replay_keys", "signed", "started",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.signed = False
         self.read_tried = False
         self.may_readmit = True  # False after a replay record that failed slowly
+        self.recorded = False  # this delivery's replay record was written
+        self.started = time.monotonic()
         self.call: CallRequest | None = None
         self.replay_keys: tuple[str, ...] = ()
 
@@ -118,9 +122,12 @@ HANGUPS_BEFORE_TELLING = 5
 
 def _read_call(req: WebhookRequest) -> CallRequest | None:
     """The request's call for a log line and its Event (a signed request's body only), or
-    None when it cannot be read."""
+    None when it has none to read; UnreadableBody when the body could not be read whole
+    (answered with its own status, never as some event)."""
     try:
         return CallRequest.from_params(req.read_params())
+    except UnreadableBody:
+        raise
     except Exception:
         return None
 
@@ -193,19 +200,45 @@ class Dispatcher(FallbackAnswers):
                 # Failed before the body was read (a store raising its own error at the
                 # replay record, say): read now, so the answer is the one its event wants
                 # (a Hangup's 503, not the apology) and the log names the call.
-                call = _read_call(req)
+                try:
+                    call = _read_call(req)
+                except UnreadableBody as bad:
+                    self._report(exc, None, route, "unexpected error in the webhook pipeline")
+                    return self._unreadable(route, bad, seen)
             self._report(exc, call, route, "unexpected error in the webhook pipeline")
             reply = self._without_handler(route, call)
-            if reply.status == 503 and seen.replay_keys:
+            if reply.status == 503:
                 # Sent again, it must not be refused as a replay of itself.
-                self._readmit_logged(route, seen.replay_keys, now=seen.may_readmit)
+                self._forget_for_retry(route, seen)
             return reply
+
+    def _forget_for_retry(self, route: Route, seen: _Seen) -> None:
+        """Forget the signature of a delivery answered 503 (or refused for a body it could
+        not read), so Vobiz's retry is taken: in the webhook while it is young and its
+        record did not stall; in the background only if its record was written (one that
+        may never have been could be written by a retry taken first, and a late forget
+        would erase it: a replay let through)."""
+        if not seen.replay_keys:
+            return
+        young = time.monotonic() - seen.started < FORGET_IN_WEBHOOK_WITHIN
+        self._readmit_logged(
+            route, seen.replay_keys, now=young and seen.may_readmit, later=seen.recorded
+        )
+
+    def _unreadable(self, route: Route, exc: UnreadableBody, seen: _Seen) -> WebhookReply:
+        """A body that could not be read whole: refused with its status, never run on part
+        of its fields nor answered as if it were some event (a Hangup given the apology and
+        200 would never be sent again), its signature forgotten for the retry."""
+        why = f"{exc} (event unknown: the webhook is refused, and its retry taken)"
+        log.warning("flow %s route %s: %s", self.flow_name, route.name, why)
+        self._forget_for_retry(route, seen)
+        return WebhookReply(exc.status, f"{why}\n".encode(), "text/plain; charset=utf-8")
 
     def _handle(self, route: Route, req: WebhookRequest, seen: _Seen) -> WebhookReply:
         # Status callbacks have one deadline for the whole webhook (Vobiz waits 3 s for an
         # answer, spec §2.12): the replay record, the hangup listeners and the handler
         # share it.
-        started = time.monotonic()
+        started = seen.started
         gate = self.verifier
         replay_keys: tuple[str, ...] = ()
         seen.signed = gate is None  # verify=False: every request counts as signed
@@ -237,15 +270,20 @@ class Dispatcher(FallbackAnswers):
                 if not isinstance(exc, StateError):
                     raise  # the store's own error: the last resort answers (see handle)
                 seen.read_tried = True
+                try:
+                    call = _read_call(req)
+                except UnreadableBody as bad:
+                    return self._unreadable(route, bad, seen)
                 reply = self._store_down(
-                    route, _read_call(req), exc, "replay check failed: state store unreachable"
+                    route, call, exc, "replay check failed: state store unreachable"
                 )
-                if reply.status == 503 and seen.replay_keys:
-                    self._readmit_logged(route, seen.replay_keys, now=seen.may_readmit)
+                if reply.status == 503:
+                    self._forget_for_retry(route, seen)
                 return reply
             if not fresh:
                 seen.replay_keys = ()  # another request's record: never to be forgotten here
                 return self._refuse(route, f"replayed signature for {loggable(url)}")
+            seen.recorded = route.replay_check
         if req.script_root:
             # After the signature: SCRIPT_NAME may come from a request header (gunicorn
             # takes one from a local proxy), and an unsigned request must leave no trace.
@@ -260,11 +298,7 @@ class Dispatcher(FallbackAnswers):
         except UnreadableBody as exc:
             # Its signature was recorded: forgotten, so the retry a non-200 brings (with the
             # whole body, this time) is not refused as a replay.
-            why = f"{exc} (event unknown: the webhook is refused, and its retry taken)"
-            log.warning("flow %s route %s: %s", self.flow_name, route.name, why)
-            if seen.replay_keys:
-                self._readmit_logged(route, seen.replay_keys)
-            return WebhookReply(exc.status, f"{why}\n".encode(), "text/plain; charset=utf-8")
+            return self._unreadable(route, exc, seen)
         except MissingCallUUID as exc:
             why = str(exc)
             content_type = (header_value(req.headers, "Content-Type") or "").lower()
@@ -309,7 +343,7 @@ class Dispatcher(FallbackAnswers):
                 # Answered 200, the state would outlive the call for the whole TTL (and a
                 # short outage must not lose a Hangup): sent again, it may find the store
                 # back. The handler runs again then; Vobiz's retries ask the same of it.
-                return self._retry_later(failure, call, route, replay_keys)
+                return self._retry_later(failure, call, route, replay_keys, started)
         return reply
 
     def _respond(
@@ -394,7 +428,7 @@ class Dispatcher(FallbackAnswers):
             if _passes_through(exc):
                 raise
             if retryable and isinstance(exc, RetryLater):
-                return self._retry_later(exc, call, route, replay_keys)
+                return self._retry_later(exc, call, route, replay_keys, started)
             self._report(exc, call, route, f"handler failed on event {event!r}")
             if (
                 retryable
@@ -405,7 +439,7 @@ class Dispatcher(FallbackAnswers):
                 # retried a callback slower than its 3 s, spec §2.12), or the store failed
                 # under it: sent again, it may find the store back. A value the state
                 # cannot keep would fail the same way on every retry.
-                return self._retry_later(exc, call, route, replay_keys)
+                return self._retry_later(exc, call, route, replay_keys, started)
             if status_event:
                 return _status_reply(event)
             return WebhookReply(200, self._fallback_for(route, event))

@@ -10,6 +10,7 @@ import logging
 import signal
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -529,6 +530,9 @@ class _Outage(MemoryStore):
 
     def set(self, call_uuid: str, key: str, value: Any) -> None:
         if self.down:
+            # A stall (a lock held, a Redis timeout) past FORGET_IN_WEBHOOK_WITHIN, then the
+            # store's error: asked to forget in the webhook, it would stall again.
+            time.sleep(dispatch_module.FORGET_IN_WEBHOOK_WITHIN + 0.1)
             raise StateError("store down")
         super().set(call_uuid, key, value)
 
@@ -592,3 +596,54 @@ def test_a_handlers_own_timeout_error_is_its_failure_not_the_deadline() -> None:
     assert replies[0].status_code == 200 and b"Hangup" in replies[0].data  # the fallback
     assert [type(exc) for exc in reported] == [TimeoutError]
     assert str(reported[0]) == "the CRM did not answer"
+
+
+class _RecordRefused(MemoryStore):
+    """A store that refuses at once (connection refused) until ``down`` is cleared."""
+
+    down = True
+
+    def remember_all(self, keys: Any, ttl: float) -> bool:
+        if self.down:
+            raise StateError("connection refused")
+        return super().remember_all(keys, ttl)
+
+
+def test_a_record_that_may_never_have_been_written_is_not_forgotten_in_the_background() -> None:
+    # The replay record failed, so none may stand: Vobiz's retry is taken and recorded, and
+    # a late background forget (queued for the failed delivery) erased that record, so a
+    # replay of the accepted delivery ran the Hangup handler a second time.
+    from answerkit._readmit_later import late_forgetting
+
+    store = _RecordRefused()
+    flow = flow_of(state=store)
+    ran: list[str] = []
+    flow.add_route("/events", lambda call: ran.append(call.call_uuid), name="events",
+                   status_callback=True)  # fmt: skip
+    client = flow.create_app().test_client()
+    headers = sign(PUBLIC + "/events", TOKEN)
+    hangup = {**CALL, "Event": "Hangup"}
+    pending = late_forgetting.pending
+    assert client.post("/events", data=hangup, headers=headers).status_code == 503
+    assert late_forgetting.pending == pending  # nothing queued for later
+    store.down = False
+    assert client.post("/events", data=hangup, headers=headers).status_code == 200
+    assert client.post("/events", data=hangup, headers=headers).status_code == 403
+    assert ran == [CALL["CallUUID"]]
+
+
+def test_a_body_cut_short_while_the_store_is_down_is_refused_not_given_the_apology() -> None:
+    # The store-down branch read the body for its event; a body cut short read as "no
+    # call", and an answer route (a Hangup's default hangup_url) got the apology with 200,
+    # which Vobiz never sends again: the Hangup lost.
+    flow = flow_of(state=_RecordRefused())
+    flow.add_route("/answer", lambda call: Response(Speak("hi")))
+    body = urllib.parse.urlencode({**CALL, "Event": "Hangup"})
+    reply = flow.create_app().test_client().post(
+        "/answer",
+        data=body,
+        headers={**sign(PUBLIC + "/answer", TOKEN),
+                 "Content-Type": "application/x-www-form-urlencoded"},
+        environ_overrides={"CONTENT_LENGTH": str(len(body) + 10)},
+    )  # fmt: skip
+    assert reply.status_code == 400 and b"cut short" in reply.data

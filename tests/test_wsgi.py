@@ -512,3 +512,34 @@ def test_a_multipart_body_over_werkzeugs_form_limits_names_them() -> None:
     assert r.status_code == 413
     assert b"over the app's MAX_FORM_MEMORY_SIZE (1000 bytes a field)" in r.data
     assert b"MAX_CONTENT_LENGTH" not in r.data
+
+
+def test_a_chunked_form_past_max_content_length_is_refused_not_cut(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Werkzeug stops a body of no stated length at the limit without a word: the handler
+    # ran on Digits=12 of Digits=1234, and answered 200.
+    digits: list[list[str]] = []
+    flow = CallFlow("chunks", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+    flow.add_route("/answer", lambda call: digits.append(call.getlist("Digits")))
+    app = flow.create_app()
+    body = urlencode(CALL).encode() + b"&Digits=1234"
+    app.config["MAX_CONTENT_LENGTH"] = len(body) - 2
+    r = app.test_client().post(
+        "/answer",
+        input_stream=io.BytesIO(body),
+        headers={**signed("/answer"), "Content-Type": "application/x-www-form-urlencoded",
+                 "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )  # fmt: skip
+    assert r.status_code == 413 and digits == []
+    assert b"its chunked body is over the app's MAX_CONTENT_LENGTH" in r.data
+    app.config["MAX_CONTENT_LENGTH"] = len(body)  # exactly the limit: read whole
+    r = app.test_client().post(
+        "/answer",
+        input_stream=io.BytesIO(body),
+        headers={**signed("/answer"), "Content-Type": "application/x-www-form-urlencoded",
+                 "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )  # fmt: skip
+    assert r.status_code == 200 and digits == [["1234"]]
