@@ -59,6 +59,16 @@ def signed(path: str, query: str = "") -> dict[str, str]:
     return sign(PUBLIC + path + (f"?{query}" if query else ""), TOKEN)
 
 
+def post_chunked(client: Any, path: str, body: bytes, headers: dict[str, str]) -> Any:
+    """POST ``body`` as gunicorn passes a chunked one: no length, the input terminated."""
+    return client.post(
+        path,
+        input_stream=io.BytesIO(body),
+        headers={**headers, "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+
 def same_answer(send: Callable[[Any], Any]) -> Any:
     """Send one request to both apps; the answers must match. Returns the direct one."""
     direct, through_flask, _seen = app_pair()
@@ -450,13 +460,8 @@ def test_a_form_werkzeug_would_parse_is_read_as_the_direct_path_reads_small_ones
     for raw in (b"Jos\xe9", b"Jos%E9"):
         body = urlencode(CALL).encode() + b"&CallerName=" + raw + pad
         headers = {**signed("/answer"), "Content-Type": "application/x-www-form-urlencoded"}
-        if shape == "chunked":  # as gunicorn passes one: no length, the input terminated
-            r = client.post(
-                "/answer",
-                input_stream=io.BytesIO(body),
-                headers={**headers, "Transfer-Encoding": "chunked"},
-                environ_overrides={"wsgi.input_terminated": True},
-            )
+        if shape == "chunked":
+            r = post_chunked(client, "/answer", body, headers)
         else:
             r = client.post("/answer", data=body, headers=headers)
         assert r.status_code == 200, r.data
@@ -525,21 +530,11 @@ def test_a_chunked_form_past_max_content_length_is_refused_not_cut(
     app = flow.create_app()
     body = urlencode(CALL).encode() + b"&Digits=1234"
     app.config["MAX_CONTENT_LENGTH"] = len(body) - 2
-    r = app.test_client().post(
-        "/answer",
-        input_stream=io.BytesIO(body),
-        headers={**signed("/answer"), "Content-Type": "application/x-www-form-urlencoded",
-                 "Transfer-Encoding": "chunked"},
-        environ_overrides={"wsgi.input_terminated": True},
-    )  # fmt: skip
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    r = post_chunked(app.test_client(), "/answer", body, {**signed("/answer"), **form})
     assert r.status_code == 413 and digits == []
     assert b"its chunked body is over the app's MAX_CONTENT_LENGTH" in r.data
     app.config["MAX_CONTENT_LENGTH"] = len(body)  # exactly the limit: read whole
-    r = app.test_client().post(
-        "/answer",
-        input_stream=io.BytesIO(body),
-        headers={**signed("/answer"), "Content-Type": "application/x-www-form-urlencoded",
-                 "Transfer-Encoding": "chunked"},
-        environ_overrides={"wsgi.input_terminated": True},
-    )  # fmt: skip
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    r = post_chunked(app.test_client(), "/answer", body, {**signed("/answer"), **form})
     assert r.status_code == 200 and digits == [["1234"]]
