@@ -65,6 +65,7 @@ def test_a_handler_that_never_returns_does_not_keep_the_process_alive() -> None:
 
         def stuck(call):
             time.sleep(60)
+            print("the stuck handler returned", flush=True)
 
         def serve():  # a server's request thread: the deadline takes the thread path
             try:
@@ -77,13 +78,15 @@ def test_a_handler_that_never_returns_does_not_keep_the_process_alive() -> None:
         t.join()
         """
     )
-    started = time.monotonic()
+    # The run may take longer than the stuck handler's 60 s: a process kept alive for it
+    # fails below (the handler's line is printed), not on this timeout.
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=100
     )
     assert done.returncode == 0, done.stderr
+    # Exited with the handler still asleep: had the process waited for it, its line
+    # would follow.
     assert done.stdout.strip() == "fallback served"
-    assert time.monotonic() - started < 20  # the stuck handler would have held it 60 s
 
 
 def in_a_forked_child(check: Callable[[], bool]) -> str:

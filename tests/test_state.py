@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 from conftest import StoreFactory, new_call_uuid
@@ -31,6 +32,29 @@ from answerkit.state import (
 from answerkit.state_urls import redact_url as _redact_url
 
 # --------------------------------------------------------------------------- contract
+
+# Expiry without timing assertions: what must stay is given a long TTL (or expiry) and is
+# checked well inside it; what must go is given a short one and polled for until it has
+# gone, with a generous bound that only something that never expires reaches.
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Poll ``check`` until it is true; fail with ``what`` if it never is."""
+    give_up = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > give_up:
+            pytest.fail(f"{what}: still not so after {timeout:g} s")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def no_background_purge(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite's background thread deletes expired rows (its first round within a second),
+    which would hide how the store itself treats the expired rows it still holds (never
+    revived, a nonce recorded afresh): off for the tests that check that."""
+    from answerkit import _sqlite_upkeep
+
+    monkeypatch.setattr(_sqlite_upkeep, "purge_expired", lambda conn, now=None: 0)
 
 
 def test_set_get_delete_clear(store: StateStore) -> None:
@@ -62,20 +86,26 @@ def test_set_get_delete_clear(store: StateStore) -> None:
     assert store.get_all(other) == {"name": "Other"}
 
 
+@pytest.mark.usefixtures("no_background_purge")
 def test_expire_brings_the_end_forward_never_back(make_store: StoreFactory) -> None:
-    store = make_store(ttl=2.0)
-    soon, later, other = new_call_uuid(), new_call_uuid(), new_call_uuid()
-    for call in (soon, later, other):
+    store = make_store(ttl=60)
+    soon, within, later, other = (new_call_uuid() for _ in range(4))
+    for call in (soon, within, later, other):
         store.set(call, "n", 1)
-    store.expire(soon, 0.6)  # sooner than the TTL: taken
-    store.expire(later, 60)  # later than the TTL: the TTL stands
-    store.expire("never-seen", 0.6)  # nothing to do, no error
-    assert store.get_all(soon) == {"n": 1}  # still there within the time given
-    time.sleep(0.9)
-    assert store.get_all(soon) == {}
+    store.expire(within, 30)  # sooner than the TTL, but far off
+    store.expire(later, 600)  # later than the TTL: the TTL stands
+    store.expire("never-seen", 0.3)  # nothing to do, no error
+    store.expire(soon, 0.3)  # sooner than the TTL: taken
+    wait_until(lambda: store.get_all(soon) == {}, "the call given 0.3 s is there")
+    assert store.get_all(within) == {"n": 1}  # still there within the time given
     assert store.get_all(later) == {"n": 1} and store.get_all(other) == {"n": 1}
-    time.sleep(1.4)
-    assert store.get_all(later) == {}  # the TTL was not extended
+    assert store.get_all("never-seen") == {}
+    # The TTL is not extended: a call given 600 s by a store of 0.5 s goes at the TTL.
+    short = make_store(ttl=0.5)
+    call = new_call_uuid()
+    short.set(call, "n", 1)
+    short.expire(call, 600)
+    wait_until(lambda: short.get_all(call) == {}, "the call given past its TTL is there")
 
 
 def test_values_must_be_json(store: StateStore) -> None:
@@ -104,13 +134,23 @@ def test_incr(store: StateStore) -> None:
     assert store.incr(call, "m") == 11
 
 
+@pytest.mark.usefixtures("no_background_purge")
 def test_entries_expire_and_do_not_come_back(make_store: StoreFactory) -> None:
-    store = make_store(ttl=0.3)
+    short = make_store(ttl=0.3)  # gone at the TTL
+    gone = new_call_uuid()
+    short.set(gone, "old", 1)
+    short.incr(gone, "count")
+    wait_until(lambda: short.get_all(gone) == {}, "the call is there past its TTL")
+    with pytest.raises(KeyError):
+        short.get(gone, "old")
+    # Written again after it expired (here by expire(), in a store whose TTL is long, so
+    # the new keys stay for the checks): the old keys do not come back.
+    store = make_store(ttl=60)
     call = new_call_uuid()
     store.set(call, "old", 1)
     store.incr(call, "count")
-    time.sleep(0.6)
-    assert store.get_all(call) == {}
+    store.expire(call, 0.3)
+    wait_until(lambda: store.get_all(call) == {}, "the call is there past its expiry")
     with pytest.raises(KeyError):
         store.get(call, "old")
     store.set(call, "new", 2)
@@ -118,49 +158,71 @@ def test_entries_expire_and_do_not_come_back(make_store: StoreFactory) -> None:
     assert store.incr(call, "count") == 1
 
 
+@pytest.mark.usefixtures("no_background_purge")
 def test_a_write_refreshes_the_whole_call(make_store: StoreFactory) -> None:
-    store = make_store(ttl=0.8)
-    call = new_call_uuid()
-    store.set(call, "a", 1)
-    time.sleep(0.5)
-    store.set(call, "b", 2)
-    time.sleep(0.5)
+    store = make_store(ttl=60)
+    call, idle = new_call_uuid(), new_call_uuid()
+    for target in (call, idle):
+        store.set(target, "a", 1)
+    store.expire(call, 5)  # "a" outlasts the write below by far
+    store.expire(idle, 5)  # later than the call's: gone no sooner
+    store.set(call, "b", 2)  # pushes the whole call's end to the TTL again
+    wait_until(lambda: store.get_all(idle) == {}, "the idle call is there past its expiry")
     assert store.get_all(call) == {"a": 1, "b": 2}
 
 
+@pytest.mark.usefixtures("no_background_purge")
 def test_remember_once(make_store: StoreFactory) -> None:
     store = make_store()
     key = f"nonce-{uuid.uuid4()}"
-    assert store.remember_once(key, 0.3) is True
-    assert store.remember_once(key, 0.3) is False
-    assert store.remember_once(key + "-other", 0.3) is True
-    time.sleep(0.6)
-    assert store.remember_once(key, 0.3) is True
-    assert store.remember_once(key, 0.3) is False
+    assert store.remember_once(key, 60) is True
+    assert store.remember_once(key, 60) is False
+    assert store.remember_once(key + "-other", 60) is True
+    brief = f"nonce-{uuid.uuid4()}"
+    assert store.remember_once(brief, 0.3) is True
+    # Forgotten once its window has passed: recorded again (for 60 s, so it is refused
+    # again below). A refused try changes nothing, so the polling does not hold it.
+    wait_until(lambda: store.remember_once(brief, 60), "the nonce is held past its window")
+    assert store.remember_once(brief, 60) is False
 
 
+@pytest.mark.usefixtures("no_background_purge")
 def test_remember_all_records_every_key_and_refuses_any_repeat(make_store: StoreFactory) -> None:
     store = make_store()
     a, b, c = (f"nonce-{uuid.uuid4()}" for _ in range(3))
-    assert store.remember_all([a, b], 0.3) is True
-    assert store.remember_all([b], 0.3) is False  # one key of the pair dropped: still a repeat
-    assert store.remember_all([c, a], 0.3) is False
-    assert store.remember_once(c, 0.3) is False  # recorded although its request was refused
-    assert store.remember_all([], 0.3) is True
+    assert store.remember_all([a, b], 60) is True
+    assert store.remember_all([b], 60) is False  # one key of the pair dropped: still a repeat
+    assert store.remember_all([c, a], 60) is False
+    assert store.remember_once(c, 60) is False  # recorded although its request was refused
+    assert store.remember_all([], 60) is True
     d = f"nonce-{uuid.uuid4()}"
-    assert store.remember_all([d, d], 0.3) is True  # a key twice in one request is one key
+    assert store.remember_all([d, d], 60) is True  # a key twice in one request is one key
     many = [f"nonce-{uuid.uuid4()}" for _ in range(40)]  # more than one SQLite statement
-    assert store.remember_all(many, 0.3) is True
-    assert store.remember_all([many[-1]], 0.3) is False
-    time.sleep(0.6)
-    assert store.remember_all([a, b, c, d], 0.3) is True
+    assert store.remember_all(many, 60) is True
+    assert store.remember_all([many[-1]], 60) is False
+    # Every key is forgotten once its window has passed, a key recorded by a refused
+    # request too: "last", recorded after all of them with the same window, goes no sooner.
+    e, f, g, last = (f"nonce-{uuid.uuid4()}" for _ in range(4))
+    brief_many = [f"nonce-{uuid.uuid4()}" for _ in range(40)]
+    assert store.remember_all([e, f], 0.3) is True
+    assert store.remember_all([g, a], 0.3) is False  # "a" is held: refused, "g" recorded
+    assert store.remember_all(brief_many, 0.3) is True
+    assert store.remember_once(last, 0.3) is True
+    wait_until(lambda: store.remember_once(last, 60), "the nonce is held past its window")
+    assert store.remember_all([e, f, g, *brief_many], 60) is True
 
 
+@pytest.mark.usefixtures("no_background_purge")
 def test_a_write_keeps_expired_keys_expired(make_store: StoreFactory) -> None:
-    store = make_store(ttl=0.3)
-    call = new_call_uuid()
+    store = make_store(ttl=60)
+    call, idle = new_call_uuid(), new_call_uuid()
     store.set(call, "old", 1)
-    time.sleep(0.6)
+    store.set(idle, "old", 1)
+    store.expire(call, 0.3)
+    store.expire(idle, 0.3)  # later than the call's: gone no sooner
+    # Waited for on the idle call, so that the first thing to reach the call's expired
+    # key is the write.
+    wait_until(lambda: store.get_all(idle) == {}, "the idle call is there past its expiry")
     store.set(call, "new", 2)
     store.set(call, "new", 3)
     assert store.get_all(call) == {"new": 3}
@@ -483,12 +545,14 @@ def test_sqlite_files_of_the_earlier_schema_keep_working(tmp_path: Path) -> None
         "CREATE INDEX nonces_expires ON nonces (expires_at);"
     )
     conn.close()
-    store = SQLiteStore(path, ttl=0.2)
+    store = SQLiteStore(path, ttl=60)
     store.set("c", "k", 1)
     assert store.incr("c", "n") == 1 and store.get_all("c") == {"k": 1, "n": 1}
-    assert store.remember_once("x", 0.2) and not store.remember_once("x", 0.2)
-    time.sleep(0.4)
-    assert store.purge_expired() == 3 and _counts(path) == (0, 0)
+    assert store.remember_once("x", 60) and not store.remember_once("x", 60)
+    assert store.purge_expired() == 0  # nothing has expired yet
+    with patch("time.time", return_value=time.time() + 61):  # past the TTL and the window
+        assert store.purge_expired() == 3
+    assert _counts(path) == (0, 0)
     store.close()
 
 

@@ -40,6 +40,30 @@ from answerkit.state import (
     redact_url,
 )
 
+# Expiry without timing assertions: what must stay is given a long TTL (or expiry) and is
+# checked well inside it; what must go is given a short one and polled for until it has
+# gone, with a generous bound that only something that never expires reaches.
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Poll ``check`` until it is true; fail with ``what`` if it never is."""
+    give_up = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > give_up:
+            pytest.fail(f"{what}: still not so after {timeout:g} s")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def no_background_purge(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite's background thread deletes expired rows (its first round within a second),
+    which would hide how the store itself treats the expired rows it still holds (never
+    revived, a nonce recorded afresh): off for the tests that check that."""
+    from answerkit import _sqlite_upkeep
+
+    monkeypatch.setattr(_sqlite_upkeep, "purge_expired", lambda conn, now=None: 0)
+
+
 # --------------------------------------------------------------------------- keys
 
 
@@ -357,30 +381,38 @@ def test_set_if_absent_and_take_on_the_store(store: StateStore) -> None:
     assert store.get_all(call) == {}
 
 
+@pytest.mark.usefixtures("no_background_purge")
 def test_set_if_absent_treats_expired_keys_as_absent_and_never_revives_them(
     make_store: StoreFactory,
 ) -> None:
     from answerkit.state import MISSING
 
-    store = make_store(ttl=0.3)
-    call = new_call_uuid()
+    store = make_store(ttl=60)  # the new value stays for the checks below
+    call, idle = new_call_uuid(), new_call_uuid()
     store.set(call, "old", 1)
     store.set(call, "other", 2)
-    time.sleep(0.6)
+    store.set(idle, "old", 1)
+    store.expire(call, 0.3)
+    store.expire(idle, 0.3)  # later than the call's: gone no sooner
+    # Waited for on the idle call, so that the call's expired keys are first reached below.
+    wait_until(lambda: store.get_all(idle) == {}, "the idle call is there past its expiry")
     assert store.take(call, "old") is MISSING
     assert store.set_if_absent(call, "old", "new") == "new"
     assert store.get_all(call) == {"old": "new"}  # "other" stays expired
 
 
+@pytest.mark.usefixtures("no_background_purge")
 def test_set_if_absent_refreshes_the_whole_call_when_it_writes(
     make_store: StoreFactory,
 ) -> None:
-    store = make_store(ttl=0.8)
-    call = new_call_uuid()
-    store.set(call, "a", 1)
-    time.sleep(0.5)
-    assert store.set_if_absent(call, "b", 2) == 2
-    time.sleep(0.5)
+    store = make_store(ttl=60)
+    call, idle = new_call_uuid(), new_call_uuid()
+    for target in (call, idle):
+        store.set(target, "a", 1)
+    store.expire(call, 5)  # "a" outlasts the write below by far
+    store.expire(idle, 5)  # later than the call's: gone no sooner
+    assert store.set_if_absent(call, "b", 2) == 2  # pushes the whole call's end to the TTL
+    wait_until(lambda: store.get_all(idle) == {}, "the idle call is there past its expiry")
     assert store.get_all(call) == {"a": 1, "b": 2}
 
 
@@ -624,18 +656,40 @@ def test_expire_refuses_what_is_no_number_of_seconds(store: StateStore, seconds:
     assert store.get_all(call) == {"n": 1}
 
 
+@pytest.mark.usefixtures("no_background_purge")
 def test_a_write_after_the_hangup_brings_back_the_full_ttl(make_store: StoreFactory) -> None:
     # A late callback writing after the Hangup's linger keeps the whole call for the TTL.
-    store = make_store(ttl=3.0)
+    store = make_store(ttl=60)
     call, idle = new_call_uuid(), new_call_uuid()
-    for target in (call, idle):
+    for target in (call, idle):  # the idle call's linger ends no sooner than the call's
         store.set(target, "a", 1)
-        store.expire(target, 0.3)
+        store.expire(target, 5)  # the linger: "a" outlasts the late writes below by far
     store.set(call, "b", 2)
     store.incr(call, "late")
-    time.sleep(0.8)
+    wait_until(lambda: store.get_all(idle) == {}, "the idle call is there past its linger")
     assert store.get_all(call) == {"a": 1, "b": 2, "late": 1}
-    assert store.get_all(idle) == {}
+
+
+@pytest.mark.usefixtures("no_background_purge")
+def test_keys_written_together_expire_at_the_ttl(make_store: StoreFactory) -> None:
+    # set_many (behind call.state.update) sets the TTL as set() does: without it, Redis
+    # kept the keys of a call written only through update() for good.
+    ttl = 5.0  # long enough for the keys to be checked as there first
+    store = make_store(ttl=ttl)
+    many, updated = new_call_uuid(), new_call_uuid()
+    store.set_many(many, {"a": 1, "b": [2], "c": None})
+    store.state(updated).update({"a": 1}, b=[2])
+    if isinstance(store, RedisStore):
+        raw = store._client
+        for call in (many, updated):
+            assert 0 < raw.pttl(f"{store.prefix}call:{call}") <= ttl * 1000
+    assert store.get_all(many) == {"a": 1, "b": [2], "c": None}
+    assert store.get_all(updated) == {"a": 1, "b": [2]}
+
+    def gone() -> bool:
+        return store.get_all(many) == {} and store.get_all(updated) == {}
+
+    wait_until(gone, "keys written together are there past the TTL")
 
 
 # --------------------------------------------------------------------------- replay record
