@@ -260,10 +260,19 @@ def _unknown_keyword_cases(flow: CallFlow) -> list[tuple[Any, str]]:
         (lambda: flow.transfer("abc", aleg_url="https://x"), "use aleg=, which takes"),
         (lambda: flow.try_transfer("abc", legs="aleg"), "aleg=, bleg= or both"),
         (lambda: TransferTrigger(flow, secrt="s" * 20), "did you mean secret=?"),
+        # flow.transfer's keywords on the simulator's transfer, which moves one leg
+        (lambda: _simulator(flow).transfer("abc", aleg="hold"), "leg='aleg'); flow.transfer"),
+        (lambda: _simulator(flow).transfer("abc", "hold", legs="both"), "write leg="),
     ]
 
 
-@pytest.mark.parametrize("case", range(11))
+def _simulator(flow: CallFlow) -> Any:
+    from answerkit.testing import CallSimulator
+
+    return CallSimulator(flow)
+
+
+@pytest.mark.parametrize("case", range(13))
 def test_a_keyword_not_taken_is_named_with_the_one_to_write(case: int) -> None:
     flow = new_flow()
     routes = flow.routes

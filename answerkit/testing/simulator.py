@@ -36,6 +36,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
+from answerkit._keywords import advise_keywords
 from answerkit.errors import ConfigurationError
 from answerkit.testing._settings import step_limit
 from answerkit.testing.sim_call import SimulatedCall
@@ -278,6 +279,18 @@ class CallSimulator(SimulatorEngine):
         self._sync_remote()
         return self._table.find(call_uuid)
 
+    @advise_keywords(
+        "CallSimulator.transfer",
+        {
+            "aleg": "the simulator moves one leg to one URL: transfer(call_uuid, url, "
+            "leg='aleg'); flow.transfer(call_uuid, aleg=..., bleg=...) sends the Transfer "
+            "API request the app would",
+            "bleg": "the simulator moves one leg to one URL: transfer(call_uuid, url, "
+            "leg='bleg'); flow.transfer(call_uuid, aleg=..., bleg=...) sends the Transfer "
+            "API request the app would",
+            "legs": "write leg= ('aleg', 'bleg' or 'both')",
+        },
+    )
     def transfer(
         self, call_uuid: str, url: str, *, leg: str = "aleg", method: str = "POST"
     ) -> bool:
