@@ -147,8 +147,8 @@ class Hints(Attr):
 
     def describe(self) -> str:
         return (
-            "non-empty comma-separated phrases (at most 500 phrases, 10000 characters in all, "
-            "100 characters per phrase)"
+            "non-empty comma-separated phrases (at most 500 phrases, 10000 characters with "
+            "the commas, 100 characters per phrase)"
         )
 
     def check(self, value: object) -> str:

@@ -68,7 +68,10 @@ def shown(value: object) -> str:
     except Exception:  # a repr that fails (huge int inside, recursion...): say what it is
         return f"<a {type(value).__name__} that cannot be shown>"
     if len(r) > SHOWN_MAX:
-        r = f"{r[: SHOWN_MAX - 40]}... ({len(r)} characters in all)"
+        # A string's own length, not its repr's (quotes and escapes): a limit in the same
+        # message counts the string ("10001 characters in all" for a 9,999-character value).
+        size = len(value) if isinstance(value, str) else len(r)
+        r = f"{r[: SHOWN_MAX - 40]}... ({size} characters in all)"
     return r
 
 
