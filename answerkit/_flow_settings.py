@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from answerkit import _local_run
 from answerkit._sound import not_sound, not_sound_message
+from answerkit._xmltext import names_this_machine
 from answerkit.client import VobizClient
 from answerkit.dispatch import DeadlineRunner, SignatureGate
 from answerkit.elements import Response
@@ -204,9 +205,7 @@ def check_settings(
 def _plain_http_problem(public_url: str) -> str | None:
     """Why an ``http://`` public URL will not do, unless it names this machine (a local
     test): Vobiz calls HTTPS URLs only (spec §2.0)."""
-    parts = urlsplit(public_url)
-    host = (parts.hostname or "").lower()
-    if parts.scheme != "http" or host in ("localhost", "::1") or host.startswith("127."):
+    if urlsplit(public_url).scheme != "http" or names_this_machine(public_url):
         return None
     return (
         f"public_url {public_url!r} is plain http: Vobiz calls only https URLs (spec §2.0), "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from typing import NoReturn, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 _V = TypeVar("_V")
 
@@ -231,3 +232,10 @@ def check_url(owner: Fails, value: str, schemes: tuple[str, ...]) -> str:
         # Vobiz does not expand templates (spec §1.0): fail now, not on a live call.
         owner.fail(value, "a URL without {{...}} placeholders (Vobiz never expands them)")
     return v
+
+
+def names_this_machine(url: str) -> bool:
+    """Whether ``url``'s host is this machine (``localhost``, ``127.*``, ``::1``): a local
+    test, where plain ``http://`` is expected and Vobiz's https rule is no advice."""
+    host = (urlsplit(url).hostname or "").lower()
+    return host in ("localhost", "::1") or host.startswith("127.")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -11,7 +10,7 @@ from collections.abc import Sequence
 from answerkit.app import CallFlow
 from answerkit.check import check_flow
 from answerkit.errors import AnswerkitError
-from answerkit.loader import build_app, load_target, local_settings
+from answerkit.loader import build_app, default_logging, load_target, local_settings
 
 
 def _print_routes(flows: Sequence[CallFlow]) -> None:
@@ -81,6 +80,7 @@ def cmd_call(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from answerkit.demo import run_demo
 
+    default_logging()
     return run_demo(verbose=args.verbose)
 
 
@@ -144,7 +144,6 @@ def _port(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``answerkit`` command."""
     args = make_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         code: int = args.func(args)
     except AnswerkitError as exc:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from answerkit._sound import SOUND_URL_ATTRIBUTES, names_audio_file
 from answerkit._tables import BUILDER_ONLY, GATHER_LANGUAGES, MAN_ONLY, WOMAN_ONLY
+from answerkit._xmltext import names_this_machine
 
 __all__ = ["LintWarning", "lint"]
 
@@ -58,7 +59,7 @@ def _element(el: Element, after: list[Element], out: list[LintWarning]) -> None:
         out.append(LintWarning(tag, message))
 
     for name, value in a.items():
-        if value.startswith("http://"):
+        if value.startswith("http://") and not names_this_machine(value):
             warn(f"{name} uses http://; Vobiz documents only https:// callbacks (spec §1.0)")
         elif value.startswith("ws://"):
             warn(f"{name} uses ws://, meant for local tests only")
@@ -82,7 +83,7 @@ def _element(el: Element, after: list[Element], out: list[LintWarning]) -> None:
                 "('&' between parameters); answerkit escapes it as it renders, and Vobiz "
                 "would call the URL with the escape in it"
             )
-    if text.startswith("http://"):
+    if text.startswith("http://") and not names_this_machine(text):
         warn("the URL uses http://; Vobiz documents only https:// (spec §1.0)")
     if tag == "Stream" and text.startswith("ws://"):
         warn("ws:// is for local tests only; use wss:// on Vobiz")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.machinery
 import importlib.util
+import logging
 import os
 import sys
 import traceback
@@ -286,10 +287,20 @@ def load_target(target: str) -> tuple[list[CallFlow], Flask | None]:
     all those of the one top-level app that serves them. The module is imported once: a
     second import would make new CallFlow objects.
     """
+    if "://" in target:
+        raise ConfigurationError(
+            f"{target!r} is a URL; this command takes an app: FILE.py, MODULE or "
+            "FILE:VARIABLE (as gunicorn's myapp:app). To play calls against a running "
+            f"server, use CallSimulator({target!r}, auth_token=..., public_url=...)"
+        )
     module_part, _, attr = target.partition(":")
     if attr == "" and ":" not in target and "/" not in target and target.count(":") == 0:
         module_part = target
     module = load_module(module_part)
+    # After the import: an app that set up logging itself (logging.basicConfig at INFO, as
+    # the README and the examples do) keeps it; set up first, ours made theirs a no-op and
+    # their INFO lines were dropped under answerkit run.
+    default_logging()
     # Each object once: a flow or an app bound to two names (application = app) is one.
     flows = _unique(v for v in vars(module).values() if isinstance(v, CallFlow))
     apps = _unique(v for v in vars(module).values() if isinstance(v, Flask))
@@ -335,3 +346,9 @@ def _serving_app(apps: list[Flask], flows: list[CallFlow]) -> Flask | None:
     """The one app that serves every flow: the user's routes, hooks and middleware with it."""
     serving = [app for app in apps if all(flow in flows_of(app) for flow in flows)]
     return serving[0] if len(serving) == 1 else None
+
+
+def default_logging() -> None:
+    """WARNING and above to stderr, unless logging is set up already (by the app)."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -20,7 +20,8 @@ from answerkit.recipes import TransferTrigger, WarmTransfer
 log = logging.getLogger(__name__)
 # The application configures logging (a library never does): served by gunicorn, nothing
 # else would, and the voicemail lines below (INFO) and answerkit's warnings would be lost
-# or printed bare. A no-op where logging is set up already (the answerkit command, pytest).
+# or printed bare. A no-op where logging is set up already (pytest; the answerkit command
+# sets up its own only after importing this, and only if this set up none).
 logging.basicConfig(
     level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
 )

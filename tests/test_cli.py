@@ -945,3 +945,35 @@ def test_a_public_url_with_an_escaped_path_knows_its_own_urls() -> None:
     assert flow.route_at_url(flow.url_for("hold")) is flow.get_route("hold")
     assert flow.route_at_url("https://voice.example.com/my%20app/nowhere") is None
     assert flow.is_own_url("https://voice.example.com/my%20app/nowhere")
+
+
+def test_an_apps_own_logging_setup_is_kept(tmp_path: Path) -> None:
+    # The command set up logging at WARNING before importing the app, so the app's own
+    # logging.basicConfig(level=INFO) (as the README advises) was a no-op: its INFO lines
+    # never appeared under answerkit run or call.
+    app = tmp_path / "logged.py"
+    app.write_text(
+        "import logging\n"
+        "logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')\n"
+        "from answerkit import CallFlow, Hangup, Response\n"
+        "flow = CallFlow('logged', public_url='https://voice.example.com',\n"
+        "                auth_token='t' * 20, state='memory://')\n"
+        "@flow.route('/answer')\n"
+        "def answer(call):\n"
+        "    logging.getLogger('supportline').info('answered %s', call.call_uuid)\n"
+        "    return Response(Hangup())\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "answerkit.cli", "call", str(app)],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
+        env={**ENV, "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "INFO supportline: answered" in proc.stdout + proc.stderr
+
+
+def test_a_url_given_for_an_app_says_what_to_give(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "http://127.0.0.1:8000"]) == 2
+    err = capsys.readouterr().err
+    assert "is a URL; this command takes an app: FILE.py, MODULE or FILE:VARIABLE" in err
+    assert "CallSimulator('http://127.0.0.1:8000'" in err

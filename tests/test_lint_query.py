@@ -126,6 +126,20 @@ def test_lint_document_level_warnings() -> None:
     )
 
 
+@pytest.mark.parametrize("host", ["127.0.0.1:8000", "localhost", "[::1]:5000", "127.5.6.7"])
+def test_plain_http_on_this_machine_is_no_advice(host: str) -> None:
+    # A local server (answerkit run, check with a loopback public_url): every Gather and
+    # Redirect gave 'Vobiz documents only https://', burying the advice that mattered.
+    doc = Response(
+        Gather(action=f"http://{host}/menu", input_type="dtmf"),
+        Play(f"http://{host}/hold.mp3"),
+        Redirect(f"http://{host}/next"),
+    )
+    assert not [w for w in doc.lint() if "http://" in w.message]
+    remote = Response(Redirect("http://voice.example.com/next"))
+    assert [w.message for w in remote.lint() if "http://" in w.message]
+
+
 def test_lint_leaves_a_plain_ampersand_and_escape_like_text_alone() -> None:
     doc = Response(
         Gather(Speak("Tom &amp; Jerry"), action="https://a.b/menu?a=1&b=2", input_type="dtmf"),
