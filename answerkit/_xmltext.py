@@ -6,6 +6,7 @@ let through a character XML cannot carry, and both escape with the same rules.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from typing import NoReturn, Protocol, TypeVar
@@ -235,7 +236,16 @@ def check_url(owner: Fails, value: str, schemes: tuple[str, ...]) -> str:
 
 
 def names_this_machine(url: str) -> bool:
-    """Whether ``url``'s host is this machine (``localhost``, ``127.*``, ``::1``): a local
-    test, where plain ``http://`` is expected and Vobiz's https rule is no advice."""
-    host = (urlsplit(url).hostname or "").lower()
-    return host in ("localhost", "::1") or host.startswith("127.")
+    """Whether ``url``'s host is this machine (``localhost``, a loopback address such as
+    127.0.0.1 or ::1): a local test, where plain ``http://`` is expected and Vobiz's https
+    rule is no advice. A name that merely starts like one (``127.evil.example``) is not."""
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:  # a malformed authority ("http://[x")
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

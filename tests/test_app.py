@@ -1409,6 +1409,8 @@ def test_hangup_listeners_hear_every_hangup_and_a_failing_one_changes_nothing() 
         ("https://voice.example.com", False),
         ("http://127.0.0.1:5000", False),
         ("http://localhost:8000", False),
+        ("http://[::1]:8000", False),
+        ("http://127.evil.example", True),  # only starts like this machine
     ],
 )
 def test_a_plain_http_public_url_is_warned_of_unless_it_is_this_machine(
