@@ -31,7 +31,7 @@ from answerkit._dispatch_webhook import (
     WebhookReply,
     _event_name,
 )
-from answerkit._readmit_later import RETRY_FOR, late_forgetting
+from answerkit._readmit_later import RETRY_FOR, NoRetry, late_forgetting
 from answerkit.errors import (
     ElementError,
     HandlerTimeout,
@@ -139,6 +139,9 @@ class FallbackAnswers:
                 readmitted = self._readmit(replay_keys, window)
             # Any error: a store of one's own may raise its client's (after the very
             # failure that brought the 503).
+            except NoRetry as err:
+                self._tell_readmitted(route, err)
+                return
             except Exception as err:
                 log.warning(
                     "flow %s route %s: the signature could not be forgotten now (%s); %s",
@@ -162,7 +165,15 @@ class FallbackAnswers:
             )
 
     def _tell_readmitted(self, route: Route, outcome: bool | BaseException) -> None:
-        if isinstance(outcome, BaseException):
+        if isinstance(outcome, NoRetry):
+            log.warning(
+                "flow %s route %s: the signature may not have been forgotten (%s), so a "
+                "retry that carries it again may be refused as a replay",
+                self.flow_name,
+                route.name,
+                outcome,
+            )
+        elif isinstance(outcome, BaseException):
             log.warning(
                 "flow %s route %s: the signature could not be forgotten within %d s, so a "
                 "retry that carries it again will be refused as a replay: %s",
@@ -187,7 +198,13 @@ class FallbackAnswers:
         store = self.store()
         for n in range(1, STATUS_RETRIES + 1):
             if store.remember_all([f"{key}:retry{n}" for key in replay_keys], window):
-                store.forget_all(replay_keys)
+                try:
+                    store.forget_all(replay_keys)
+                except Exception as exc:
+                    # The delete may have taken effect (a reply lost): done again after
+                    # Vobiz's retry was taken, it would erase that retry's record and let
+                    # a replay through. Not tried again.
+                    raise NoRetry(f"the store failed while forgetting it: {exc}") from exc
                 return True
         return False
 

@@ -24,6 +24,7 @@ import contextlib
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -32,6 +33,12 @@ RETRY_FOR = 60.0
 
 #: Pauses between tries (the last repeats).
 PAUSES = (0.25, 0.5, 1.0, 2.0, 4.0)
+
+
+class NoRetry(Exception):
+    """Raised by a job's forget when trying again could do harm (a delete that may have
+    taken effect: tried again after a retry was taken, it would erase that retry's record);
+    the job ends with it (the store's error is its ``__cause__``)."""
 
 
 @dataclass
@@ -61,6 +68,16 @@ class LateForgetting:
         self._cond = threading.Condition()
         self._pid = os.getpid()
         self._queues: dict[int, _Queue] = {}
+        if hasattr(os, "register_at_fork"):
+            this = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: _forget_parent(this))
+
+    def forget_parent(self) -> None:
+        """In a forked child: a fresh lock (the parent's may have been held by a thread the
+        child does not have) and no queues (their threads stayed in the parent)."""
+        self._cond = threading.Condition()
+        self._pid = os.getpid()
+        self._queues = {}
 
     def add(
         self,
@@ -96,7 +113,7 @@ class LateForgetting:
                 if self._queues.get(key) is not queue:
                     return  # inherited through fork, or replaced: another thread has it
                 if not queue.jobs:
-                    queue.thread = None  # the next add() starts one
+                    del self._queues[key]  # the next add() starts afresh
                     return
                 now = time.monotonic()
                 due = [job for job in queue.jobs if job.next_try <= now]
@@ -118,6 +135,8 @@ def _try(job: Job) -> bool | BaseException | None:
     """One try: the outcome, or None to try again later."""
     try:
         return job.forget()
+    except NoRetry as stop:
+        return stop
     # Any failure, BaseException too (a store on an async client raises CancelledError):
     # one that ended the thread would leave every later job of its owner unrun.
     except BaseException as exc:
@@ -127,6 +146,12 @@ def _try(job: Job) -> bool | BaseException | None:
         job.next_try = now + PAUSES[min(job.tries, len(PAUSES) - 1)]
         job.tries += 1
         return None
+
+
+def _forget_parent(ref: weakref.ref[LateForgetting]) -> None:
+    forgetting = ref()
+    if forgetting is not None:
+        forgetting.forget_parent()
 
 
 late_forgetting = LateForgetting()

@@ -69,15 +69,17 @@ def form_length(environ: WSGIEnviron, max_content_length: int | None) -> int | N
 
 
 def _more_behind(req: Request) -> bool:
-    """Whether a body of no stated length (chunked) goes on past what Werkzeug read: it
-    stops such a body at MAX_CONTENT_LENGTH without a word, and its fields would be read
-    cut short (Digits=1234 as 12)."""
-    if req.content_length is not None:
+    """Whether a body of no stated length goes on past the MAX_CONTENT_LENGTH bytes
+    Werkzeug read of it: Werkzeug stops there without a word, and its fields would be read
+    cut short (Digits=1234 as 12). Asked only of a body the server ends itself (chunked,
+    ``wsgi.input_terminated``): one byte more of any other would wait on the client, and
+    take a byte of its next request."""
+    if req.content_length is not None or not req.environ.get("wsgi.input_terminated"):
         return False  # a stated length over the limit is refused before any read
     try:
         return bool(req.environ["wsgi.input"].read(1))
-    except Exception:  # a client gone: nothing more will come
-        return False
+    except Exception as exc:  # a broken chunk past the limit: the body is not whole
+        raise UnreadableBody(f"its body could not be read: {type(exc).__name__}: {exc}") from exc
 
 
 def _over_limit(req: Request) -> str:
@@ -108,7 +110,8 @@ def _hooked_form(req: Request) -> ParamsLike:
     """The form a request hook had Werkzeug parse; told of when it came back empty from a
     body that had bytes (Werkzeug drops every field of a body that is not UTF-8)."""
     form = req.form
-    if req.max_content_length is not None and _more_behind(req):
+    read_to_limit = getattr(req.stream, "is_exhausted", False)  # Werkzeug's LimitedStream
+    if req.max_content_length is not None and read_to_limit and _more_behind(req):
         raise UnreadableBody(_over_limit(req), 413)  # Werkzeug parsed a form cut short
     if not form and req.content_length:
         log.warning(

@@ -296,10 +296,12 @@ def load_target(target: str) -> tuple[list[CallFlow], Flask | None]:
     module_part, _, attr = target.partition(":")
     if attr == "" and ":" not in target and "/" not in target and target.count(":") == 0:
         module_part = target
-    module = load_module(module_part)
-    # After the import: an app that set up logging itself (logging.basicConfig at INFO, as
-    # the README and the examples do) keeps it; set up first, ours made theirs a no-op and
-    # their INFO lines were dropped under answerkit run.
+    # Logging is set up after the import: an app that sets it up itself (basicConfig at
+    # INFO, as the README and the examples do) keeps it; set up first, ours made theirs a
+    # no-op and their INFO lines were dropped under answerkit run. answerkit's own warnings
+    # while the app imports are shown meanwhile by a handler of the import's own.
+    with _import_warnings_shown():
+        module = load_module(module_part)
     default_logging()
     # Each object once: a flow or an app bound to two names (application = app) is one.
     flows = _unique(v for v in vars(module).values() if isinstance(v, CallFlow))
@@ -348,7 +350,40 @@ def _serving_app(apps: list[Flask], flows: list[CallFlow]) -> Flask | None:
     return serving[0] if len(serving) == 1 else None
 
 
+_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
 def default_logging() -> None:
-    """WARNING and above to stderr, unless logging is set up already (by the app)."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    """A handler to stderr, unless logging is set up already (by the app). The root's level
+    is left as it is: WARNING unless the app changed it (an app that set INFO on the root
+    and its handler on its own logger keeps its INFO lines)."""
+    root = logging.getLogger()
+    if not root.handlers:
+        # WARNING and above only, whatever the root's level: an app that set INFO on the
+        # root and its own handler on its own logger would see its lines twice.
+        handler = logging.StreamHandler()
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(logging.Formatter(_FORMAT))
+        root.addHandler(handler)
+
+
+@contextmanager
+def _import_warnings_shown() -> Iterator[None]:
+    """answerkit's warnings while the app imports (a plain-http public_url, say), shown as
+    the command shows them once logging is set up, not bare through Python's last resort;
+    kept from the root meanwhile, so an app that set up logging first sees each once."""
+    ours = logging.getLogger("answerkit")
+    if ours.handlers:  # set up by someone (pytest, an app imported before): leave it
+        yield
+        return
+    handler = logging.StreamHandler()
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter(_FORMAT))
+    propagate = ours.propagate
+    ours.addHandler(handler)
+    ours.propagate = False
+    try:
+        yield
+    finally:
+        ours.removeHandler(handler)
+        ours.propagate = propagate

@@ -977,3 +977,36 @@ def test_a_url_given_for_an_app_says_what_to_give(capsys: pytest.CaptureFixture[
     err = capsys.readouterr().err
     assert "is a URL; this command takes an app: FILE.py, MODULE or FILE:VARIABLE" in err
     assert "CallSimulator('http://127.0.0.1:8000'" in err
+
+
+def test_logging_set_up_for_an_app_keeps_its_root_level_and_formats_import_warnings(
+    tmp_path: Path,
+) -> None:
+    # An app that set INFO on the root and its handler on its own logger lost its lines
+    # (basicConfig reset the root to WARNING); answerkit's warnings while the app imported
+    # (a plain http public_url, mounted at import) were printed bare.
+    app = tmp_path / "rooted.py"
+    app.write_text(
+        "import logging, sys\n"
+        "handler = logging.StreamHandler(sys.stderr)\n"
+        "handler.setFormatter(logging.Formatter('APP %(name)s: %(message)s'))\n"
+        "logging.getLogger('supportline').addHandler(handler)\n"
+        "logging.getLogger().setLevel(logging.INFO)\n"
+        "from answerkit import CallFlow, Hangup, Response\n"
+        "flow = CallFlow('rooted', public_url='http://voice.example.com',\n"
+        "                auth_token='t' * 20, state='memory://')\n"
+        "@flow.route('/answer')\n"
+        "def answer(call):\n"
+        "    logging.getLogger('supportline').info('answered %s', call.call_uuid)\n"
+        "    return Response(Hangup())\n"
+        "logging.getLogger('answerkit').warning('something to say at import')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "answerkit.cli", "call", str(app)],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
+        env={**ENV, "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    output = proc.stdout + proc.stderr
+    assert output.count("supportline: answered") == 1  # its own handler, once
+    assert "WARNING answerkit: something to say at import" in output

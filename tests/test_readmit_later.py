@@ -83,3 +83,62 @@ def test_a_thread_is_started_again_after_its_queue_ran_dry() -> None:
         done = threading.Event()
         late.add("flow", lambda: True, lambda outcome, done=done: done.set())
         assert done.wait(WAIT)
+
+
+def test_a_forked_child_can_add_whatever_the_parent_held() -> None:
+    # The child inherited the queue's lock held by a parent thread it does not have: its
+    # first add() waited for ever (8 of 300 forks under load).
+    import os
+    import signal
+
+    late = LateForgetting()
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with late._cond:
+            holding.set()
+            release.wait(WAIT)
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    assert holding.wait(WAIT)
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: a fresh lock and no queues
+            signal.alarm(20)
+            done = threading.Event()
+            late.add("child flow", lambda: True, lambda outcome: done.set())
+            os._exit(0 if done.wait(WAIT) else 1)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        release.set()
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def test_an_owners_queue_is_dropped_once_its_jobs_are_done() -> None:
+    late = LateForgetting()
+    done = threading.Event()
+    late.add(object(), lambda: True, lambda outcome: done.set())
+    assert done.wait(WAIT)
+    for _ in range(3000):  # the thread drops the queue just after telling
+        if not late._queues:
+            break
+        threading.Event().wait(0.01)
+    assert late._queues == {}
+
+
+def test_a_forget_that_may_have_taken_effect_is_not_tried_again() -> None:
+    from answerkit._readmit_later import NoRetry
+
+    late = LateForgetting()
+    tries: list[int] = []
+    told: list[Any] = []
+    done = threading.Event()
+
+    def forget() -> bool:
+        tries.append(1)
+        raise NoRetry("the store failed while forgetting it") from ConnectionError("lost")
+
+    late.add("flow", forget, lambda outcome: (told.append(outcome), done.set()))
+    assert done.wait(WAIT)
+    assert len(tries) == 1 and isinstance(told[0], NoRetry)

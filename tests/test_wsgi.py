@@ -538,3 +538,64 @@ def test_a_chunked_form_past_max_content_length_is_refused_not_cut(
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     r = post_chunked(app.test_client(), "/answer", body, {**signed("/answer"), **form})
     assert r.status_code == 200 and digits == [["1234"]]
+
+
+class _Input(io.BytesIO):
+    """A request body that fails once read past ``good`` bytes (a broken chunk, a client
+    gone), or that must not be read past them at all (``strict``: a client that keeps the
+    connection open, whose next byte would be its next request's)."""
+
+    def __init__(self, body: bytes, good: int, strict: bool = False) -> None:
+        super().__init__(body)
+        self.good, self.strict = good, strict
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.tell() >= self.good:
+            if self.strict:
+                raise AssertionError("read past the body: this would wait on the client")
+            raise ConnectionResetError("the client went away mid-body")
+        if size is None or size < 0 or self.tell() + size > self.good:
+            size = self.good - self.tell()
+        return super().read(size)
+
+
+def test_the_limit_probe_reads_only_a_body_the_server_ended() -> None:
+    # One byte more of a body with no length and no end waited on the client (no answer
+    # for seconds under the dev server) and took the first byte of its next request.
+    flow = CallFlow("probe", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+    flow.add_route("/answer", lambda call: None)
+    app = flow.create_app()
+    app.config["MAX_CONTENT_LENGTH"] = 10
+
+    @app.before_request
+    def audit() -> None:
+        flask.request.form  # noqa: B018 - the read is the point
+
+    body = urlencode(CALL).encode()
+    r = app.test_client().post(
+        "/answer",
+        input_stream=_Input(body, len(body), strict=True),
+        headers={**signed("/answer"), "Content-Type": "application/x-www-form-urlencoded"},
+        environ_overrides={"CONTENT_LENGTH": ""},  # no length, and no end the server marks
+    )
+    # Werkzeug reads no body it cannot bound: no fields, so the CallUUID 400; never a wait.
+    assert r.status_code == 400 and b"CallUUID" in r.data
+
+
+def test_a_chunked_body_that_breaks_past_the_limit_is_refused_not_cut() -> None:
+    # The probe's read failed and was taken for the end of the body: the handler ran on
+    # Digits cut at the limit.
+    digits: list[list[str]] = []
+    flow = CallFlow("broken", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+    flow.add_route("/answer", lambda call: digits.append(call.getlist("Digits")))
+    app = flow.create_app()
+    body = urlencode(CALL).encode() + b"&Digits=1234"
+    app.config["MAX_CONTENT_LENGTH"] = len(body) - 2
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    r = app.test_client().post(
+        "/answer",
+        input_stream=_Input(body, len(body) - 2),
+        headers={**signed("/answer"), **form, "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert r.status_code == 400 and b"could not be read" in r.data and digits == []

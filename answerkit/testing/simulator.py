@@ -289,6 +289,8 @@ class CallSimulator(SimulatorEngine):
             "leg='bleg'); flow.transfer(call_uuid, aleg=..., bleg=...) sends the Transfer "
             "API request the app would",
             "legs": "write leg= ('aleg', 'bleg' or 'both')",
+            "aleg_url": "the URL is the second argument: transfer(call_uuid, url, leg='aleg')",
+            "bleg_url": "the URL is the second argument: transfer(call_uuid, url, leg='bleg')",
         },
     )
     def transfer(
