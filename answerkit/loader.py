@@ -287,13 +287,15 @@ def load_target(target: str) -> tuple[list[CallFlow], Flask | None]:
     all those of the one top-level app that serves them. The module is imported once: a
     second import would make new CallFlow objects.
     """
-    if "://" in target:
-        raise ConfigurationError(
-            f"{target!r} is a URL; this command takes an app: FILE.py, MODULE or "
-            "FILE:VARIABLE (as gunicorn's myapp:app). To play calls against a running "
-            f"server, use CallSimulator({target!r}, auth_token=..., public_url=...)"
-        )
     module_part, _, attr = target.partition(":")
+    # A server's address (with a scheme, or host:port) where an app is expected.
+    if "://" in target or (attr.isdigit() and Path(module_part).suffix != ".py"):
+        url = target if "://" in target else f"http://{target}"
+        raise ConfigurationError(
+            f"{target!r} is a server's address; this command takes an app: FILE.py, MODULE "
+            "or FILE:VARIABLE (as gunicorn's myapp:app). To play calls against a running "
+            f"server, use CallSimulator({url!r}, auth_token=..., public_url=...)"
+        )
     if attr == "" and ":" not in target and "/" not in target and target.count(":") == 0:
         module_part = target
     # Logging is set up after the import: an app that sets it up itself (basicConfig at

@@ -972,11 +972,14 @@ def test_an_apps_own_logging_setup_is_kept(tmp_path: Path) -> None:
     assert "INFO supportline: answered" in proc.stdout + proc.stderr
 
 
-def test_a_url_given_for_an_app_says_what_to_give(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["check", "http://127.0.0.1:8000"]) == 2
+@pytest.mark.parametrize("given", ["http://127.0.0.1:8000", "127.0.0.1:8000", "localhost:5000"])
+def test_a_server_address_given_for_an_app_says_what_to_give(
+    given: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check", given]) == 2
     err = capsys.readouterr().err
-    assert "is a URL; this command takes an app: FILE.py, MODULE or FILE:VARIABLE" in err
-    assert "CallSimulator('http://127.0.0.1:8000'" in err
+    assert "is a server's address; this command takes an app: FILE.py, MODULE or" in err
+    assert "CallSimulator('http://" in err
 
 
 def test_logging_set_up_for_an_app_keeps_its_root_level_and_formats_import_warnings(
