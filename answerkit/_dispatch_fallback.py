@@ -52,6 +52,10 @@ STATUS_RETRIES = 3
 FORGET_IN_WEBHOOK_WITHIN = 0.5
 
 
+class _LateNow(Exception):
+    """The webhook's time for forgetting ran out: the background does the rest."""
+
+
 class FallbackAnswers:
     """The dispatcher's answers when its handler gives none, and its failure reports."""
 
@@ -114,7 +118,7 @@ class FallbackAnswers:
         while it is young, else (or if that fails) in the background (_readmit_later)."""
         if replay_keys:
             young = time.monotonic() - started < FORGET_IN_WEBHOOK_WITHIN
-            self._readmit_logged(route, replay_keys, now=young, later=True)
+            self._readmit_logged(route, replay_keys, now=young, later=True, arrived=started)
         log.warning(
             "flow %s route %s: asking Vobiz to send event %r again (call %s): %s",
             self.flow_name,
@@ -126,7 +130,13 @@ class FallbackAnswers:
         return WebhookReply(503, b"", "text/plain; charset=utf-8")
 
     def _readmit_logged(
-        self, route: Route, replay_keys: tuple[str, ...], *, now: bool, later: bool
+        self,
+        route: Route,
+        replay_keys: tuple[str, ...],
+        *,
+        now: bool,
+        later: bool,
+        arrived: float,
     ) -> None:
         """:meth:`_readmit` for a 503: in the webhook (``now``) and, if that is not done or
         fails, in the background (``later``: only when this delivery's record stands, see
@@ -136,13 +146,16 @@ class FallbackAnswers:
         window = self.verifier.replay_window
         if now:
             try:
-                readmitted = self._readmit(replay_keys, window)
+                until = time.monotonic() + FORGET_IN_WEBHOOK_WITHIN
+                readmitted = self._readmit(replay_keys, window, until)
             # Any error: a store of one's own may raise its client's (after the very
             # failure that brought the 503).
             except NoRetry as err:
                 self._tell_readmitted(route, err)
                 return
-            except Exception as err:
+            except BaseException as err:  # CancelledError too: never out of the webhook
+                if _passes_through(err):
+                    raise
                 log.warning(
                     "flow %s route %s: the signature could not be forgotten now (%s); %s",
                     self.flow_name,
@@ -162,6 +175,10 @@ class FallbackAnswers:
                 self,
                 lambda: self._readmit(replay_keys, window),
                 lambda outcome: self._tell_readmitted(route, outcome),
+                # Not past the record's own expiry (it was written as the webhook arrived;
+                # a margin for the store's clock): a retry taken after it records the
+                # signature anew, and a forget then would erase that record.
+                for_seconds=arrived + window * 0.9 - time.monotonic(),
             )
 
     def _tell_readmitted(self, route: Route, outcome: bool | BaseException) -> None:
@@ -175,8 +192,9 @@ class FallbackAnswers:
             )
         elif isinstance(outcome, BaseException):
             log.warning(
-                "flow %s route %s: the signature could not be forgotten within %d s, so a "
-                "retry that carries it again will be refused as a replay: %s",
+                "flow %s route %s: the signature could not be forgotten in time (the store "
+                "did not answer within %d s, or before the record's replay window ends), so "
+                "a retry that carries it again will be refused as a replay: %s",
                 self.flow_name,
                 route.name,
                 RETRY_FOR,
@@ -191,16 +209,26 @@ class FallbackAnswers:
                 STATUS_RETRIES,
             )
 
-    def _readmit(self, replay_keys: tuple[str, ...], window: float) -> bool:
+    def _readmit(
+        self, replay_keys: tuple[str, ...], window: float, until: float | None = None
+    ) -> bool:
         """Forget the request's signature for its next delivery, at most STATUS_RETRIES
         times (as many as Vobiz retries): a captured copy cannot drive the handler again
-        and again. False once they are used up."""
+        and again. False once they are used up. ``until`` (time.monotonic()): no store call
+        is begun after it (_LateNow: the rest is for the background)."""
         store = self.store()
         for n in range(1, STATUS_RETRIES + 1):
+            if until is not None and time.monotonic() > until:
+                raise _LateNow("no time left in the webhook")
             if store.remember_all([f"{key}:retry{n}" for key in replay_keys], window):
+                if until is not None and time.monotonic() > until:
+                    raise _LateNow("no time left in the webhook")
                 try:
                     store.forget_all(replay_keys)
-                except Exception as exc:
+                # BaseException too: a store on an async client raises CancelledError.
+                except BaseException as exc:
+                    if _passes_through(exc):
+                        raise
                     # The delete may have taken effect (a reply lost): done again after
                     # Vobiz's retry was taken, it would erase that retry's record and let
                     # a replay through. Not tried again.

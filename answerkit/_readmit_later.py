@@ -84,13 +84,16 @@ class LateForgetting:
         owner: object,
         forget: Callable[[], bool],
         told: Callable[[bool | BaseException], None],
+        for_seconds: float = RETRY_FOR,
     ) -> None:
+        """Try ``forget`` for at most ``for_seconds`` (and RETRY_FOR) from now."""
         with self._cond:
             if self._pid != os.getpid():  # a forked child: the parent's threads are not here
                 self._pid = os.getpid()
                 self._queues = {}
             queue = self._queues.setdefault(id(owner), _Queue())
-            queue.jobs.append(Job(forget, told, time.monotonic() + RETRY_FOR))
+            give_up = time.monotonic() + min(for_seconds, RETRY_FOR)
+            queue.jobs.append(Job(forget, told, give_up))
             if queue.thread is None or not queue.thread.is_alive():
                 queue.thread = threading.Thread(
                     target=self._run,

@@ -336,22 +336,32 @@ def flask_view(dispatcher: Dispatcher, route: Route) -> Callable[[], FlaskRespon
                 # without it): its bytes, read as the direct path reads them (Werkzeug
                 # drops every field of a body that is not UTF-8, and reads "%E9" otherwise).
                 return parse_form(cached)
-            if "form" in req.__dict__ or cached is not None:
+            if "form" in req.__dict__:
                 # A request hook read the body through request.form (a get_data() after
                 # that caches b""): the stream is spent, and Werkzeug's parse has it.
                 return _hooked_form(req)
-            if length is not None:
+            if length is not None and cached is None:
                 return read_form(environ, length)
             if is_form_type(environ):
-                # A form of no stated length (chunked) or over MAX_FAST_FORM: its bytes,
-                # within the app's MAX_CONTENT_LENGTH (Werkzeug's only limit on such a
-                # form), read as the direct path reads them; Werkzeug's own parse drops
-                # every field of a body that is not UTF-8.
-                data = req.get_data()
+                # A form of no stated length (chunked) or over MAX_FAST_FORM, or one a hook
+                # read with get_data(): its bytes, within the app's MAX_CONTENT_LENGTH
+                # (Werkzeug's only limit on such a form), read as the direct path reads
+                # them; Werkzeug's own parse drops every field of a body that is not UTF-8.
+                data = req.get_data() if cached is None else cached
                 limit = req.max_content_length
                 if limit is not None and len(data) >= limit and _more_behind(req):
                     raise UnreadableBody(_over_limit(req), 413)
+                stated = req.content_length
+                if stated is not None and len(data) < stated:
+                    # A hook read part of request.stream first: never run on what is left.
+                    raise UnreadableBody(
+                        f"its body was {len(data)} bytes of the {stated} its Content-Length "
+                        "announced (cut short); if a request hook reads request.stream, "
+                        "read request.get_data() instead (answerkit finds the body there)"
+                    )
                 return parse_form(data)
+            if cached is not None:
+                return _hooked_form(req)
             return req.form  # multipart: Werkzeug's parser and limits; repeated fields kept
 
         root = req.root_path

@@ -222,7 +222,11 @@ class Dispatcher(FallbackAnswers):
             return
         young = time.monotonic() - seen.started < FORGET_IN_WEBHOOK_WITHIN
         self._readmit_logged(
-            route, seen.replay_keys, now=young and seen.may_readmit, later=seen.recorded
+            route,
+            seen.replay_keys,
+            now=young and seen.may_readmit,
+            later=seen.recorded,
+            arrived=seen.started,
         )
 
     def _unreadable(self, route: Route, exc: UnreadableBody, seen: _Seen) -> WebhookReply:

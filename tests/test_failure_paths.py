@@ -686,3 +686,57 @@ def test_a_forget_that_may_have_taken_effect_is_never_done_again(
     assert client.post("/events", data=hangup_call, headers=headers).status_code == 200
     assert client.post("/events", data=hangup_call, headers=headers).status_code == 403
     assert len(ran) == 2
+
+
+class _ForgetsThenCancelled(MemoryStore):
+    """Deletes the keys asked, then raises CancelledError (a store on an async client)."""
+
+    def forget_all(self, keys: Any) -> None:
+        import asyncio
+
+        super().forget_all(keys)
+        raise asyncio.CancelledError()
+
+
+def test_a_forget_cancelled_after_it_deleted_is_never_done_again_nor_escapes() -> None:
+    # CancelledError is no Exception: it escaped the webhook (no answer at all) or was
+    # retried in the background after the retry was taken, erasing its record.
+    from answerkit import RetryLater
+
+    ran: list[int] = []
+
+    def hangup(call: CallRequest) -> None:
+        ran.append(1)
+        if len(ran) == 1:
+            raise RetryLater("later")
+
+    flow = flow_of(state=_ForgetsThenCancelled())
+    flow.add_route("/events", hangup, name="events", status_callback=True)
+    client = flow.create_app().test_client()
+    headers = sign(PUBLIC + "/events", TOKEN)
+    hangup_call = {**CALL, "Event": "Hangup"}
+    assert client.post("/events", data=hangup_call, headers=headers).status_code == 503
+    assert client.post("/events", data=hangup_call, headers=headers).status_code == 200
+    assert client.post("/events", data=hangup_call, headers=headers).status_code == 403
+    assert len(ran) == 2
+
+
+def test_a_background_forget_stops_before_the_record_would_expire(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Tried for 60 s whatever the replay window: once the delivery's own record expired, a
+    # retry was taken and recorded anew, and the late forget erased that record.
+    store = _Outage()
+    flow = CallFlow("window", public_url=PUBLIC, auth_token=TOKEN, state=store, replay_window=1.0)
+    flow.add_route("/events", lambda call: call.state.update(ended=True), name="events",
+                   status_callback=True)  # fmt: skip
+    client = flow.create_app().test_client()
+    headers = sign(PUBLIC + "/events", TOKEN)
+    assert (
+        client.post("/events", data={**CALL, "Event": "Hangup"}, headers=headers).status_code == 503
+    )
+    give_up = time.monotonic() + 30
+    while "could not be forgotten in time" not in caplog.text and time.monotonic() < give_up:
+        time.sleep(0.05)  # the store stays down: the job gives up by itself, well before 60 s
+    assert "could not be forgotten in time" in caplog.text
+    assert not store.forgotten.is_set()
