@@ -146,3 +146,27 @@ def runner_timer_paused() -> Iterator[None]:
     finally:
         if remaining:
             signal.setitimer(signal.ITIMER_REAL, remaining, interval)
+
+
+# Expiry without timing assertions: what must stay is given a long TTL (or expiry) and is
+# checked well inside it; what must go is given a short one and polled for until it has
+# gone, with a generous bound that only something that never expires reaches.
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Poll ``check`` until it is true; fail with ``what`` if it never is."""
+    give_up = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > give_up:
+            pytest.fail(f"{what}: still not so after {timeout:g} s")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def no_background_purge(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite's background thread deletes expired rows (its first round within a second),
+    which would hide how the store itself treats the expired rows it still holds (never
+    revived, a nonce recorded afresh): off for the tests that check that."""
+    from answerkit import _sqlite_upkeep
+
+    monkeypatch.setattr(_sqlite_upkeep, "purge_expired", lambda conn, now=None: 0)

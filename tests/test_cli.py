@@ -947,6 +947,17 @@ def test_a_public_url_with_an_escaped_path_knows_its_own_urls() -> None:
     assert flow.is_own_url("https://voice.example.com/my%20app/nowhere")
 
 
+def call_output(app: Path) -> str:
+    """What `answerkit call APP` prints (stdout and stderr), run as a user runs it."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "answerkit.cli", "call", str(app)],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
+        env={**ENV, "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout + proc.stderr
+
+
 def test_an_apps_own_logging_setup_is_kept(tmp_path: Path) -> None:
     # The command set up logging at WARNING before importing the app, so the app's own
     # logging.basicConfig(level=INFO) (as the README advises) was a no-op: its INFO lines
@@ -963,13 +974,7 @@ def test_an_apps_own_logging_setup_is_kept(tmp_path: Path) -> None:
         "    logging.getLogger('supportline').info('answered %s', call.call_uuid)\n"
         "    return Response(Hangup())\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "answerkit.cli", "call", str(app)],
-        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
-        env={**ENV, "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    assert "INFO supportline: answered" in proc.stdout + proc.stderr
+    assert "INFO supportline: answered" in call_output(app)
 
 
 @pytest.mark.parametrize("given", ["http://127.0.0.1:8000", "127.0.0.1:8000", "localhost:5000"])
@@ -1004,12 +1009,6 @@ def test_logging_set_up_for_an_app_keeps_its_root_level_and_formats_import_warni
         "    return Response(Hangup())\n"
         "logging.getLogger('answerkit').warning('something to say at import')\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "answerkit.cli", "call", str(app)],
-        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
-        env={**ENV, "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    output = proc.stdout + proc.stderr
+    output = call_output(app)
     assert output.count("supportline: answered") == 1  # its own handler, once
     assert "WARNING answerkit: something to say at import" in output
