@@ -146,7 +146,8 @@ class FallbackAnswers:
         window = self.verifier.replay_window
         if now:
             try:
-                until = time.monotonic() + FORGET_IN_WEBHOOK_WITHIN
+                # A budget only when the background can take over; else finished here.
+                until = time.monotonic() + FORGET_IN_WEBHOOK_WITHIN if later else None
                 readmitted = self._readmit(replay_keys, window, until)
             # Any error: a store of one's own may raise its client's (after the very
             # failure that brought the 503).
@@ -221,8 +222,8 @@ class FallbackAnswers:
             if until is not None and time.monotonic() > until:
                 raise _LateNow("no time left in the webhook")
             if store.remember_all([f"{key}:retry{n}" for key in replay_keys], window):
-                if until is not None and time.monotonic() > until:
-                    raise _LateNow("no time left in the webhook")
+                # A claimed slot is finished with its one delete, however late: left, the
+                # background would claim another, and one 503 would spend two of the three.
                 try:
                     store.forget_all(replay_keys)
                 # BaseException too: a store on an async client raises CancelledError.

@@ -357,35 +357,34 @@ _FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 def default_logging() -> None:
     """A handler to stderr, unless logging is set up already (by the app). The root's level
-    is left as it is: WARNING unless the app changed it (an app that set INFO on the root
-    and its handler on its own logger keeps its INFO lines)."""
+    is left as it is, and the handler passes WARNING and above, and the development
+    server's own lines (werkzeug's, at INFO): an app that set INFO on the root and its own
+    handler on its own logger does not see its lines twice, and werkzeug, finding a
+    handler for its INFO lines, adds none of its own (every error line was doubled)."""
     root = logging.getLogger()
     if not root.handlers:
-        # WARNING and above only, whatever the root's level: an app that set INFO on the
-        # root and its own handler on its own logger would see its lines twice.
         handler = logging.StreamHandler()
-        handler.setLevel(logging.WARNING)
         handler.setFormatter(logging.Formatter(_FORMAT))
+        handler.addFilter(_warnings_and_server)
         root.addHandler(handler)
+
+
+def _warnings_and_server(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING or record.name.startswith("werkzeug")
 
 
 @contextmanager
 def _import_warnings_shown() -> Iterator[None]:
-    """answerkit's warnings while the app imports (a plain-http public_url, say), shown as
-    the command shows them once logging is set up, not bare through Python's last resort;
-    kept from the root meanwhile, so an app that set up logging first sees each once."""
-    ours = logging.getLogger("answerkit")
-    if ours.handlers:  # set up by someone (pytest, an app imported before): leave it
-        yield
-        return
+    """Warnings while the app imports (answerkit's: a plain-http public_url, say) that no
+    handler takes are shown as the command shows them once logging is set up, not bare:
+    Python's last resort is swapped for the time of the import. Whatever the app sets up
+    meanwhile (a file handler, dictConfig) takes them as it would, untouched."""
     handler = logging.StreamHandler()
     handler.setLevel(logging.WARNING)
     handler.setFormatter(logging.Formatter(_FORMAT))
-    propagate = ours.propagate
-    ours.addHandler(handler)
-    ours.propagate = False
+    last_resort = logging.lastResort
+    logging.lastResort = handler
     try:
         yield
     finally:
-        ours.removeHandler(handler)
-        ours.propagate = propagate
+        logging.lastResort = last_resort

@@ -1012,3 +1012,52 @@ def test_logging_set_up_for_an_app_keeps_its_root_level_and_formats_import_warni
     output = call_output(app)
     assert output.count("supportline: answered") == 1  # its own handler, once
     assert "WARNING answerkit: something to say at import" in output
+
+
+def test_logging_the_app_set_up_while_it_imported_is_left_as_it_set_it(tmp_path: Path) -> None:
+    # The import's own handler turned propagate off and back on: an app's dictConfig with
+    # propagate False for 'answerkit' was undone (every line twice), and warnings during
+    # the import bypassed the app's own file handler.
+    from answerkit.loader import load_target
+
+    log_file = tmp_path / "app.log"
+    app = tmp_path / "configured.py"
+    app.write_text(
+        "import logging\n"
+        f"handler = logging.FileHandler({str(log_file)!r})\n"
+        "ours = logging.getLogger('answerkit')\n"
+        "ours.addHandler(handler)\n"
+        "ours.propagate = False\n"
+        "ours.warning('said at import')\n"
+        "from answerkit import CallFlow\n"
+        "flow = CallFlow('configured', public_url='https://voice.example.com',\n"
+        "                auth_token='t' * 20, state='memory://')\n"
+    )
+    ours = logging.getLogger("answerkit")
+    try:
+        load_target(str(app))
+        assert ours.propagate is False
+        assert "said at import" in log_file.read_text()
+    finally:
+        for handler in [h for h in ours.handlers if isinstance(h, logging.FileHandler)]:
+            ours.removeHandler(handler)
+            handler.close()
+        ours.propagate = True
+
+
+def test_the_commands_handler_shows_server_lines_once() -> None:
+    # A handler at WARNING made werkzeug add its own: every error line of the development
+    # server was printed twice.
+    code = (
+        "import logging\n"
+        "from answerkit.loader import default_logging\n"
+        "default_logging()\n"
+        "from werkzeug._internal import _log\n"
+        "_log('error', 'a bad request line')\n"
+        "_log('info', 'a request served')\n"
+        "logging.getLogger('supportline').info('an app line at INFO, root at WARNING')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stderr.count("a bad request line") == 1, proc.stderr
+    assert proc.stderr.count("a request served") == 1
+    assert "an app line" not in proc.stderr

@@ -740,3 +740,49 @@ def test_a_background_forget_stops_before_the_record_would_expire(
         time.sleep(0.05)  # the store stays down: the job gives up by itself, well before 60 s
     assert "could not be forgotten in time" in caplog.text
     assert not store.forgotten.is_set()
+
+
+class _Contended(MemoryStore):
+    """A busy store: claiming a readmission slot takes 0.6 s (past the webhook's budget)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forgets = 0
+
+    def remember_all(self, keys: Any, ttl: float) -> bool:
+        if any(":retry" in key for key in keys):
+            time.sleep(dispatch_module.FORGET_IN_WEBHOOK_WITHIN + 0.1)
+        return super().remember_all(keys, ttl)
+
+    def forget_all(self, keys: Any) -> None:
+        super().forget_all(keys)
+        self.forgets += 1
+
+
+def test_a_slow_forget_in_the_webhook_spends_one_slot_per_503() -> None:
+    # The budget was checked again between claiming a slot and the delete: the background
+    # then claimed the next slot, one 503 spent two of the three, and Vobiz's last retry
+    # of a Hangup was refused.
+    from answerkit import RetryLater
+
+    ran: list[int] = []
+
+    def hangup(call: CallRequest) -> None:
+        ran.append(1)
+        if len(ran) <= 3:
+            raise RetryLater("the CRM is down")
+
+    store = _Contended()
+    flow = flow_of(state=store)
+    flow.add_route("/events", hangup, name="events", status_callback=True)
+    client = flow.create_app().test_client()
+    headers = sign(PUBLIC + "/events", TOKEN)
+    statuses = []
+    for delivery in range(4):
+        reply = client.post("/events", data={**CALL, "Event": "Hangup"}, headers=headers)
+        statuses.append(reply.status_code)
+        give_up = time.monotonic() + 30  # Vobiz's retry comes after a backoff: the
+        while reply.status_code == 503 and store.forgets <= delivery:  # forget first
+            assert time.monotonic() < give_up, "the signature was never forgotten"
+            time.sleep(0.02)
+    assert statuses == [503, 503, 503, 200] and len(ran) == 4
