@@ -53,7 +53,13 @@ FORGET_IN_WEBHOOK_WITHIN = 0.5
 
 
 class _LateNow(Exception):
-    """The webhook's time for forgetting ran out: the background does the rest."""
+    """The webhook's time for forgetting ran out: the background does the rest, only the
+    delete when the slot is ``claimed`` already (a second claim would spend another of the
+    signature's STATUS_RETRIES)."""
+
+    def __init__(self, message: str, *, claimed: bool = False) -> None:
+        super().__init__(message)
+        self.claimed = claimed
 
 
 class FallbackAnswers:
@@ -144,6 +150,7 @@ class FallbackAnswers:
         if self.verifier is None:
             return
         window = self.verifier.replay_window
+        claimed = False
         if now:
             try:
                 # A budget only when the background can take over; else finished here.
@@ -154,6 +161,14 @@ class FallbackAnswers:
             except NoRetry as err:
                 self._tell_readmitted(route, err)
                 return
+            except _LateNow as late:
+                claimed = late.claimed
+                log.warning(
+                    "flow %s route %s: the signature is forgotten in the background (no "
+                    "time left in the webhook)",
+                    self.flow_name,
+                    route.name,
+                )
             except BaseException as err:  # CancelledError too: never out of the webhook
                 if _passes_through(err):
                     raise
@@ -174,7 +189,9 @@ class FallbackAnswers:
         if later:
             late_forgetting.add(
                 self,
-                lambda: self._readmit(replay_keys, window),
+                (lambda: self._delete_claimed(replay_keys))
+                if claimed
+                else (lambda: self._readmit(replay_keys, window)),
                 lambda outcome: self._tell_readmitted(route, outcome),
                 # Not past the record's own expiry (it was written as the webhook arrived;
                 # a margin for the store's clock): a retry taken after it records the
@@ -222,20 +239,30 @@ class FallbackAnswers:
             if until is not None and time.monotonic() > until:
                 raise _LateNow("no time left in the webhook")
             if store.remember_all([f"{key}:retry{n}" for key in replay_keys], window):
-                # A claimed slot is finished with its one delete, however late: left, the
-                # background would claim another, and one 503 would spend two of the three.
-                try:
-                    store.forget_all(replay_keys)
-                # BaseException too: a store on an async client raises CancelledError.
-                except BaseException as exc:
-                    if _passes_through(exc):
-                        raise
-                    # The delete may have taken effect (a reply lost): done again after
-                    # Vobiz's retry was taken, it would erase that retry's record and let
-                    # a replay through. Not tried again.
-                    raise NoRetry(f"the store failed while forgetting it: {exc}") from exc
+                if until is not None and time.monotonic() > until:
+                    # The delete is left to the background, which claims no other slot.
+                    raise _LateNow("no time left in the webhook", claimed=True)
+                self._delete_claimed(replay_keys, store)
                 return True
         return False
+
+    def _delete_claimed(
+        self, replay_keys: tuple[str, ...], store: StateStore | None = None
+    ) -> bool:
+        """The delete of a claimed readmission: never tried again once it may have taken
+        effect (see NoRetry)."""
+        store = store or self.store()  # failing here, nothing was deleted: tried again
+        try:
+            store.forget_all(replay_keys)
+        # BaseException too: a store on an async client raises CancelledError.
+        except BaseException as exc:
+            if _passes_through(exc):
+                raise
+            # The delete may have taken effect (a reply lost): done again after Vobiz's
+            # retry was taken, it would erase that retry's record and let a replay
+            # through. Not tried again.
+            raise NoRetry(f"the store failed while forgetting it: {exc}") from exc
+        return True
 
     def _report(
         self, exc: BaseException, call: CallRequest | None, route: Route, what: str
