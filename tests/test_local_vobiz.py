@@ -689,6 +689,27 @@ def test_a_b_leg_moved_with_legs_bleg_leaves_its_bridge(
         assert client.get_live_call("bleg-own-2").call_status == "in-progress"
 
 
+def test_a_b_legs_transfer_carries_its_own_call_whichever_uuid_names_it(
+    vobiz: LocalVobiz, hooks: WebhookApp
+) -> None:
+    # With legs=bleg on the A-leg's CallUUID, the B-leg's Transfer webhook carried the
+    # caller's Direction, From and To (only CallUUID and ALegUUID were its own).
+    seen = []
+    for n, (name, legs) in enumerate((("aleg", "bleg"), ("bleg", "aleg"))):
+        call = vobiz.add_call(f"aleg-params-{n}", bleg_uuid=f"bleg-params-{n}")
+        start = len(hooks.hits)
+        named = call.call_uuid if name == "aleg" else f"bleg-params-{n}"
+        url = {f"{legs}_url": hooks.url + "/ok"}
+        [outcome] = transfer(vobiz, named, legs=legs, **url)
+        assert outcome.executed
+        [hit] = [h for h in hooks.hits[start:] if h.params.get("Event") == "Transfer"]
+        keys = ("CallUUID", "ALegUUID", "Direction", "From")
+        seen.append({k: hit.params.get(k) for k in keys})
+    assert seen[0]["Direction"] == seen[1]["Direction"] == "outbound"
+    assert seen[0]["From"] == seen[1]["From"]
+    assert [s["CallUUID"] for s in seen] == ["bleg-params-0", "bleg-params-1"]
+
+
 def test_a_b_leg_hung_up_by_its_own_call_uuid_leaves_the_caller_live(
     vobiz: LocalVobiz, hooks: WebhookApp
 ) -> None:

@@ -443,6 +443,10 @@ class RestApi:
             record = self.table.snapshot(call_uuid)
             moving = self.table.get(record.bleg_uuid or "") if leg == "bleg" else None
             gone = leg == "bleg" and (moving is None or not moving.live)
+            # The moving leg's own parameters: a B-leg's Direction, From and To are its
+            # own (the caller's, under legs=bleg, differed from the same leg's under
+            # legs=aleg on its own UUID).
+            sender = self.table.snapshot(moving.call_uuid) if moving is not None else record
         if gone:
             # Hung up meanwhile (between the API's answer and this fetch): a leg that is
             # gone fetches nothing.
@@ -454,7 +458,7 @@ class RestApi:
                 self.table.finish_transfer(generation, outcome)
             self._tell_transfer(outcome)
             return
-        params = webhook_params(record, "Transfer", self.parent_auth_id)
+        params = webhook_params(sender, "Transfer", self.parent_auth_id)
         if leg == "bleg" and record.bleg_uuid:
             params.update(CallUUID=record.bleg_uuid, ALegUUID=record.call_uuid)
         response, error = self.webhooks.send(url, method, params)
