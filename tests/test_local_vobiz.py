@@ -710,6 +710,18 @@ def test_a_b_legs_transfer_carries_its_own_call_whichever_uuid_names_it(
     assert [s["CallUUID"] for s in seen] == ["bleg-params-0", "bleg-params-1"]
 
 
+@pytest.mark.parametrize("url", ["http://x.example/hold", "http://127.evil.example/hold"])
+def test_a_plain_http_transfer_url_to_another_machine_is_refused(
+    vobiz: LocalVobiz, url: str
+) -> None:
+    # It was taken (and fetched): a test could pass with a transfer target production,
+    # on Vobiz's https-only callbacks (spec §1.0), never reaches.
+    call = vobiz.add_call("aleg-http-1")
+    with vobiz.client() as client, pytest.raises(errors.ValidationError, match="plain http"):
+        client.transfer(call.call_uuid, aleg_url=url)
+    assert vobiz.call(call.call_uuid).status == "in-progress"
+
+
 def test_a_b_leg_hung_up_by_its_own_call_uuid_leaves_the_caller_live(
     vobiz: LocalVobiz, hooks: WebhookApp
 ) -> None:

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from answerkit._xmltext import names_this_machine
 from answerkit.testing._vobiz_http import Reply
 from answerkit.testing._vobiz_records import (
     CALL_HOOKS,
@@ -230,6 +231,15 @@ class RestApi:
                 return _bad_request(f"{leg}_url is required when legs is {legs}", f"{leg}_url")
             if not _is_url(url):
                 return _bad_request(f"{leg}_url is not a valid absolute URL", f"{leg}_url")
+            if url.lower().startswith("http://") and not names_this_machine(url):
+                # Vobiz calls https URLs only (spec §1.0); http is taken for this machine's
+                # own servers, which tests serve on loopback. Else a test would pass with a
+                # transfer target production never reaches.
+                return _bad_request(
+                    f"{leg}_url is plain http to another machine: Vobiz calls https URLs "
+                    "only (spec §1.0); LocalVobiz takes http for this machine's servers",
+                    f"{leg}_url",
+                )
             if method not in METHODS:
                 return _bad_request(f"{leg}_method must be GET or POST", f"{leg}_method")
             targets.append((leg, url, method))
