@@ -72,13 +72,22 @@ def build_demo_flow(
     def voicemail(call: CallRequest) -> Response:
         return Response(
             Speak("Please leave a message after the beep."),
-            Record(action=flow.url_for("recorded"), max_length=60),
+            # The file and its length arrive at RecordStop, not at the action (spec §2.6).
+            Record(
+                action=flow.url_for("recorded"),
+                max_length=60,
+                callback_url=flow.url_for("message_saved"),
+            ),
             Hangup(),
         )
 
     @flow.route("/recorded")
     def recorded(call: CallRequest) -> Response:
         return Response()
+
+    @flow.route("/message-saved", status_callback=True)
+    def message_saved(call: CallRequest) -> None:
+        """RecordStop: where a real app keeps the message (call.record_url)."""
 
     return flow, warm
 

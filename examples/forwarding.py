@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from answerkit import CallFlow, CallRequest, Hangup, Record, Response, Speak
+from answerkit import CallFlow, CallRequest, Event, Hangup, Record, Response, Speak
 from answerkit.recipes import Forwarding
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,10 @@ def recorded(call: CallRequest) -> Response:
 @flow.route("/message-saved", status_callback=True)
 def message_saved(call: CallRequest) -> None:
     # RecordStop, once the recording ends: the file and its length arrive here, not at the
-    # action, which Vobiz calls as the recording starts (spec §2.6).
+    # action, which Vobiz calls as the recording starts (spec §2.6). A status-callback route
+    # takes every event sent to it (the call's Hangup too): only RecordStop carries a file.
+    if call.event != Event.RecordStop:
+        return
     log.info("message from %s: %s (%s s)", call.from_, call.record_url, call.recording_duration)
 
 

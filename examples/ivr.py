@@ -14,6 +14,7 @@ from answerkit import (
     CallRequest,
     Dial,
     DialStatus,
+    Event,
     Hangup,
     Number,
     Record,
@@ -105,7 +106,10 @@ def recorded(call: CallRequest) -> Response:
 @flow.route("/message-saved", status_callback=True)
 def message_saved(call: CallRequest) -> None:
     # RecordStop, once the recording ends: the file and its length arrive here, not at the
-    # action, which Vobiz calls as the recording starts (spec §2.6).
+    # action, which Vobiz calls as the recording starts (spec §2.6). A status-callback route
+    # takes every event sent to it (the call's Hangup too): only RecordStop carries a file.
+    if call.event != Event.RecordStop:
+        return
     log.info("message from %s: %s (%s s)", call.from_, call.record_url, call.recording_duration)
 
 

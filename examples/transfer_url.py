@@ -1,6 +1,8 @@
 """The transfer URL of the vendor's "Transfer a Call" page, hosted by answerkit.
 
-A live leg moved here with the Transfer API hears the hold line and is dialled onward:
+A live leg moved here with the Transfer API hears the hold line and is dialled onward (the
+document as the vendor's page writes it; in your own, give the Dial a timeout, as
+`answerkit check` advises: the B-leg rings for about 120 s otherwise):
 
     <Response>
       <Speak>Please hold while we transfer your call.</Speak>

@@ -3,7 +3,9 @@
 agent declines, is busy or does not answer, the caller is taken to voicemail.
 
 Run it:  VOBIZ_AUTH_ID=... VOBIZ_AUTH_TOKEN=... ANSWERKIT_PUBLIC_URL=https://your.host \
-         TRANSFER_TRIGGER_SECRET=... answerkit run examples/warm_transfer.py
+         AGENT_NUMBER=+1... TRANSFER_TRIGGER_SECRET=... answerkit run examples/warm_transfer.py
+(AGENT_NUMBER defaults to a placeholder, fine for `answerkit check`/`call` but never
+answered on a live call; without TRANSFER_TRIGGER_SECRET no trigger endpoint is served.)
 Point your Vobiz Application's answer URL at  https://your.host/answer
 A CRM can start a transfer with  POST https://your.host/_answerkit/transfer
   Authorization: Bearer $TRANSFER_TRIGGER_SECRET   {"call_uuid": "...", "aleg": "voicemail"}
@@ -14,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 
-from answerkit import CallFlow, CallRequest, Gather, Hangup, Record, Response, Speak, Wait
+from answerkit import CallFlow, CallRequest, Event, Gather, Hangup, Record, Response, Speak, Wait
 from answerkit.recipes import TransferTrigger, WarmTransfer
 
 log = logging.getLogger(__name__)
@@ -86,7 +88,10 @@ def recorded(call: CallRequest) -> Response:
 @flow.route("/message-saved", status_callback=True)
 def message_saved(call: CallRequest) -> None:
     # RecordStop, once the recording ends: the file and its length arrive here, not at the
-    # action, which Vobiz calls as the recording starts (spec §2.6).
+    # action, which Vobiz calls as the recording starts (spec §2.6). A status-callback route
+    # takes every event sent to it (the call's Hangup too): only RecordStop carries a file.
+    if call.event != Event.RecordStop:
+        return
     log.info("message from %s: %s (%s s)", call.from_, call.record_url, call.recording_duration)
 
 

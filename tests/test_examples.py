@@ -246,3 +246,26 @@ def test_transfer_url_example_serves_the_vendor_document(
     assert t.heard == ["Please hold while we transfer your call."]
     assert t.dials[0]["numbers"] == ["+14156667890"]
     assert module.flow.try_transfer("ended-call", aleg="transfer_instructions") is None
+
+
+@pytest.mark.parametrize("name", ["ivr", "forwarding", "warm_transfer"])
+def test_a_message_is_logged_for_its_recording_only(
+    name: str, load_example: Loader, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A status-callback route takes every event sent to it: the call's Hangup logged
+    # 'message from ...: None (None s)'.
+    import logging
+
+    from answerkit import CallRequest
+
+    module = load_example(name)
+    call = {"CallUUID": "c-1", "From": "14155550100", "To": "14155550199"}
+    with caplog.at_level(logging.INFO):
+        module.message_saved(CallRequest.from_params({**call, "Event": "Hangup"}))
+        assert "message from" not in caplog.text
+        module.message_saved(
+            CallRequest.from_params(
+                {**call, "Event": "RecordStop", "RecordUrl": "https://files.example/m.mp3"}
+            )
+        )
+    assert "https://files.example/m.mp3" in caplog.text
