@@ -11,7 +11,7 @@ import signal
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import pytest
@@ -28,7 +28,7 @@ from answerkit import (
 )
 from answerkit import dispatch as dispatch_module
 from answerkit.errors import StateError, VobizError
-from answerkit.state import MemoryStore
+from answerkit.state import MemoryStore, StateStore
 
 PUBLIC = "https://voice.example.com"
 TOKEN = "failure-paths-token-0123"
@@ -649,6 +649,26 @@ def test_a_body_cut_short_while_the_store_is_down_is_refused_not_given_the_apolo
     assert reply.status_code == 400 and b"cut short" in reply.data
 
 
+def _hangup_sent_again(store: StateStore, refusals: int) -> tuple[Callable[[], Any], list[int]]:
+    """A status route whose handler asks for the Hangup again (RetryLater) ``refusals``
+    times, on a flow with ``store``; ``send()`` delivers the same signed Hangup, as Vobiz
+    retries it. Returns ``send`` and the list the handler appends to on each run."""
+    from answerkit import RetryLater
+
+    ran: list[int] = []
+
+    def hangup(call: CallRequest) -> None:
+        ran.append(1)
+        if len(ran) <= refusals:
+            raise RetryLater("the CRM is down")
+
+    flow = flow_of(state=store)
+    flow.add_route("/events", hangup, name="events", status_callback=True)
+    client = flow.create_app().test_client()
+    headers = sign(PUBLIC + "/events", TOKEN)
+    return lambda: client.post("/events", data={**CALL, "Event": "Hangup"}, headers=headers), ran
+
+
 class _ForgetsThenFails(MemoryStore):
     """Deletes the keys asked, then fails as if the reply were lost (a Redis timeout after
     the server ran the DEL)."""
@@ -663,28 +683,14 @@ def test_a_forget_that_may_have_taken_effect_is_never_done_again(
 ) -> None:
     # Tried again in the background after Vobiz's retry was taken, the delete erased that
     # retry's record: a captured copy then ran the Hangup handler a third time.
-    from answerkit import RetryLater
-
-    ran: list[int] = []
-
-    def hangup(call: CallRequest) -> None:
-        ran.append(1)
-        if len(ran) == 1:
-            raise RetryLater("the CRM is down")
-
-    flow = flow_of(state=_ForgetsThenFails())
-    flow.add_route("/events", hangup, name="events", status_callback=True)
-    client = flow.create_app().test_client()
-    headers = sign(PUBLIC + "/events", TOKEN)
-    hangup_call = {**CALL, "Event": "Hangup"}
     from answerkit._readmit_later import late_forgetting
 
+    send, ran = _hangup_sent_again(_ForgetsThenFails(), refusals=1)
     pending = late_forgetting.pending
-    assert client.post("/events", data=hangup_call, headers=headers).status_code == 503
+    assert send().status_code == 503
     assert "may not have been forgotten" in caplog.text
     assert late_forgetting.pending <= pending  # nothing queued to forget it again later
-    assert client.post("/events", data=hangup_call, headers=headers).status_code == 200
-    assert client.post("/events", data=hangup_call, headers=headers).status_code == 403
+    assert [send().status_code, send().status_code] == [200, 403]
     assert len(ran) == 2
 
 
@@ -701,23 +707,8 @@ class _ForgetsThenCancelled(MemoryStore):
 def test_a_forget_cancelled_after_it_deleted_is_never_done_again_nor_escapes() -> None:
     # CancelledError is no Exception: it escaped the webhook (no answer at all) or was
     # retried in the background after the retry was taken, erasing its record.
-    from answerkit import RetryLater
-
-    ran: list[int] = []
-
-    def hangup(call: CallRequest) -> None:
-        ran.append(1)
-        if len(ran) == 1:
-            raise RetryLater("later")
-
-    flow = flow_of(state=_ForgetsThenCancelled())
-    flow.add_route("/events", hangup, name="events", status_callback=True)
-    client = flow.create_app().test_client()
-    headers = sign(PUBLIC + "/events", TOKEN)
-    hangup_call = {**CALL, "Event": "Hangup"}
-    assert client.post("/events", data=hangup_call, headers=headers).status_code == 503
-    assert client.post("/events", data=hangup_call, headers=headers).status_code == 200
-    assert client.post("/events", data=hangup_call, headers=headers).status_code == 403
+    send, ran = _hangup_sent_again(_ForgetsThenCancelled(), refusals=1)
+    assert [send().status_code, send().status_code, send().status_code] == [503, 200, 403]
     assert len(ran) == 2
 
 
@@ -763,23 +754,11 @@ def test_a_slow_forget_in_the_webhook_spends_one_slot_per_503() -> None:
     # The budget was checked again between claiming a slot and the delete: the background
     # then claimed the next slot, one 503 spent two of the three, and Vobiz's last retry
     # of a Hangup was refused.
-    from answerkit import RetryLater
-
-    ran: list[int] = []
-
-    def hangup(call: CallRequest) -> None:
-        ran.append(1)
-        if len(ran) <= 3:
-            raise RetryLater("the CRM is down")
-
     store = _Contended()
-    flow = flow_of(state=store)
-    flow.add_route("/events", hangup, name="events", status_callback=True)
-    client = flow.create_app().test_client()
-    headers = sign(PUBLIC + "/events", TOKEN)
+    send, ran = _hangup_sent_again(store, refusals=3)
     statuses = []
     for delivery in range(4):
-        reply = client.post("/events", data={**CALL, "Event": "Hangup"}, headers=headers)
+        reply = send()
         statuses.append(reply.status_code)
         give_up = time.monotonic() + 30  # Vobiz's retry comes after a backoff: the
         while reply.status_code == 503 and store.forgets <= delivery:  # forget first

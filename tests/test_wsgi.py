@@ -69,6 +69,25 @@ def post_chunked(client: Any, path: str, body: bytes, headers: dict[str, str]) -
     )
 
 
+def _caller_names_app() -> tuple[Flask, list[str]]:
+    """An app whose answer route keeps each webhook's CallerName, as read."""
+    names: list[str] = []
+    flow = CallFlow("names", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+    flow.add_route("/answer", lambda call: names.append(call.params["CallerName"]))
+    return flow.create_app(), names
+
+
+def _post_caller_name(client: Any, raw: bytes, shape: str) -> Any:
+    """A signed form with CallerName=``raw``, sent as a body Flask reads (``shape``: over
+    64 KiB, or chunked as gunicorn passes it)."""
+    pad = b"&Speech=" + b"s" * 70_000 if shape == "over 64 KiB" else b""
+    body = urlencode(CALL).encode() + b"&CallerName=" + raw + pad
+    headers = {**signed("/answer"), "Content-Type": "application/x-www-form-urlencoded"}
+    if shape == "chunked":
+        return post_chunked(client, "/answer", body, headers)
+    return client.post("/answer", data=body, headers=headers)
+
+
 def same_answer(send: Callable[[Any], Any]) -> Any:
     """Send one request to both apps; the answers must match. Returns the direct one."""
     direct, through_flask, _seen = app_pair()
@@ -452,18 +471,9 @@ def test_a_form_werkzeug_would_parse_is_read_as_the_direct_path_reads_small_ones
     # Bodies the direct path leaves to Flask (no length, or over MAX_FAST_FORM) went to
     # Werkzeug's form parser, which drops every field of a body that is not UTF-8 (a 400
     # "CallUUID missing" for a call that sent it) and reads "%E9" as the text "%E9".
-    names: list[str] = []
-    flow = CallFlow("forms", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
-    flow.add_route("/answer", lambda call: names.append(call.params["CallerName"]))
-    client = flow.create_app().test_client()
-    pad = b"&Speech=" + b"s" * 70_000 if shape == "over 64 KiB" else b""
+    app, names = _caller_names_app()
     for raw in (b"Jos\xe9", b"Jos%E9"):
-        body = urlencode(CALL).encode() + b"&CallerName=" + raw + pad
-        headers = {**signed("/answer"), "Content-Type": "application/x-www-form-urlencoded"}
-        if shape == "chunked":
-            r = post_chunked(client, "/answer", body, headers)
-        else:
-            r = client.post("/answer", data=body, headers=headers)
+        r = _post_caller_name(app.test_client(), raw, shape)
         assert r.status_code == 200, r.data
     assert names == ["Jos\ufffd", "Jos\ufffd"]
 
@@ -607,23 +617,13 @@ def test_a_hook_that_read_the_bytes_of_a_large_or_chunked_form_leaves_them_read_
 ) -> None:
     # get_data() in a hook on such a body still went through Werkzeug's form parser, which
     # drops every field of a body with one non-UTF-8 byte (a 400 'CallUUID missing').
-    names: list[str] = []
-    flow = CallFlow("cached", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
-    flow.add_route("/answer", lambda call: names.append(call.params["CallerName"]))
-    app = flow.create_app()
+    app, names = _caller_names_app()
 
     @app.before_request
     def audit() -> None:
         flask.request.get_data()
 
-    pad = b"&Speech=" + b"s" * 70_000 if shape == "over 64 KiB" else b""
-    body = urlencode(CALL).encode() + b"&CallerName=Jos\xe9" + pad
-    headers = {**signed("/answer"), "Content-Type": "application/x-www-form-urlencoded"}
-    client = app.test_client()
-    if shape == "chunked":
-        r = post_chunked(client, "/answer", body, headers)
-    else:
-        r = client.post("/answer", data=body, headers=headers)
+    r = _post_caller_name(app.test_client(), b"Jos\xe9", shape)
     assert r.status_code == 200, r.data
     assert names == ["Jos\ufffd"]
 
