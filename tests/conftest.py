@@ -41,6 +41,16 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: 
     pytest.fail(f"{what} did not start: {errors}")
 
 
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """Stop a server the test started: terminated, killed if it does not end in time."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def _redis_answers(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
@@ -75,12 +85,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 try:
                     yield f"redis://127.0.0.1:{port}/0"
                 finally:
-                    proc.terminate()
-                    try:
-                        proc.wait(timeout=5)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait()
+                    stop_process(proc, timeout=5)
                     log.close()
                 return
             time.sleep(0.05)

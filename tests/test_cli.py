@@ -11,7 +11,7 @@ from argparse import Namespace
 from pathlib import Path
 
 import pytest
-from conftest import free_port, wait_for_port
+from conftest import free_port, stop_process, wait_for_port
 
 from answerkit.cli import main
 from answerkit.testing.terminal import run_terminal_call
@@ -212,8 +212,7 @@ def test_run_serves_the_app_and_prints_its_routes(tmp_path: Path) -> None:
         assert r.status_code == 200
         assert parse(r.content).children[0].tag == "Gather"
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop_process(proc, timeout=10)
         out.close()
     printed = (tmp_path / "out.txt").read_text()
     assert f"{public}/main/choice" in printed

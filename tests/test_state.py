@@ -136,19 +136,6 @@ def test_entries_expire_and_do_not_come_back(make_store: StoreFactory) -> None:
 
 
 @pytest.mark.usefixtures("no_background_purge")
-def test_a_write_refreshes_the_whole_call(make_store: StoreFactory) -> None:
-    store = make_store(ttl=60)
-    call, idle = new_call_uuid(), new_call_uuid()
-    for target in (call, idle):
-        store.set(target, "a", 1)
-    store.expire(call, 5)  # "a" outlasts the write below by far
-    store.expire(idle, 5)  # later than the call's: gone no sooner
-    store.set(call, "b", 2)  # pushes the whole call's end to the TTL again
-    wait_until(lambda: store.get_all(idle) == {}, "the idle call is there past its expiry")
-    assert store.get_all(call) == {"a": 1, "b": 2}
-
-
-@pytest.mark.usefixtures("no_background_purge")
 def test_remember_once(make_store: StoreFactory) -> None:
     store = make_store()
     key = f"nonce-{uuid.uuid4()}"

@@ -377,17 +377,23 @@ def test_set_if_absent_treats_expired_keys_as_absent_and_never_revives_them(
     assert store.get_all(call) == {"old": "new"}  # "other" stays expired
 
 
+_WRITES: dict[str, Callable[[StateStore, str], object]] = {
+    "set": lambda store, call: store.set(call, "b", 2),
+    "set_if_absent": lambda store, call: store.set_if_absent(call, "b", 2),
+    "set_many": lambda store, call: store.set_many(call, {"b": 2}),
+}
+
+
 @pytest.mark.usefixtures("no_background_purge")
-def test_set_if_absent_refreshes_the_whole_call_when_it_writes(
-    make_store: StoreFactory,
-) -> None:
+@pytest.mark.parametrize("write", list(_WRITES))
+def test_a_write_refreshes_the_whole_call(make_store: StoreFactory, write: str) -> None:
     store = make_store(ttl=60)
     call, idle = new_call_uuid(), new_call_uuid()
     for target in (call, idle):
         store.set(target, "a", 1)
     store.expire(call, 5)  # "a" outlasts the write below by far
     store.expire(idle, 5)  # later than the call's: gone no sooner
-    assert store.set_if_absent(call, "b", 2) == 2  # pushes the whole call's end to the TTL
+    _WRITES[write](store, call)  # pushes the whole call's end to the TTL again
     wait_until(lambda: store.get_all(idle) == {}, "the idle call is there past its expiry")
     assert store.get_all(call) == {"a": 1, "b": 2}
 

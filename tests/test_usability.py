@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import free_port, wait_for_port
+from conftest import free_port, stop_process, wait_for_port
 from flask import Flask
 
 import answerkit
@@ -180,12 +180,7 @@ def test_run_serves_the_users_own_flask_app(suffix: str, tmp_path: Path) -> None
                 trigger = http.post(f"http://127.0.0.1:{port}/voice/_answerkit/transfer", json={},
                                     timeout=30)  # fmt: skip
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
     assert (health.status_code, health.text) == (200, "ok")  # the site's own route
     assert trigger.status_code == 401  # the flow's trigger: there, and asking for its secret
     assert "/voice/answer" in (tmp_path / "run.log").read_text()
