@@ -9,6 +9,7 @@ address every URL of the flow is built and signed with.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from flask import Blueprint, Flask
@@ -21,6 +22,9 @@ from answerkit.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from answerkit.app import CallFlow
+
+#: Vobiz calls a route with POST, or GET when a callback method says so.
+_ROUTE_METHODS = ("GET", "POST")
 
 
 def make_blueprint(flow: CallFlow, url_prefix: str | None) -> Blueprint:
@@ -53,7 +57,7 @@ def make_blueprint(flow: CallFlow, url_prefix: str | None) -> Blueprint:
             route.path,
             endpoint=route.name,
             view_func=flask_view(dispatcher, route),
-            methods=["GET", "POST"],
+            methods=_ROUTE_METHODS,
             strict_slashes=True,
         )
     for path, name, view, methods in flow._endpoints:
@@ -106,6 +110,12 @@ def register(flow: CallFlow, app: Flask, url_prefix: str | None, *, direct: bool
     """Mount ``flow``'s routes on an existing Flask app (see
     :meth:`CallFlow.register <answerkit.app.CallFlow.register>`)."""
     prefix = _clean_prefix(url_prefix)
+    if flow.name in app.blueprints:
+        raise ConfigurationError(
+            f"this app already has a flow (or blueprint) named {flow.name!r}: give each "
+            "CallFlow on one app its own name (CallFlow('sales', ...), CallFlow('support', "
+            "...))"
+        )
     # The methods each path is served with (None: any method).
     taken: dict[str, set[str] | None] = {}
     for rule in app.url_map.iter_rules():
@@ -114,27 +124,36 @@ def register(flow: CallFlow, app: Flask, url_prefix: str | None, *, direct: bool
             taken[rule.rule] = None
         else:
             taken[rule.rule] = served | rule.methods
-    for path, name, _view, methods in flow._endpoints:
+    # Flask serves the rule registered first: a route or endpoint of this flow at a path
+    # the app serves already (another flow's route, the app's own view, a second flow's
+    # TransferTrigger) would never be reached, and nothing would say so; the flow's
+    # url_for would still hand out its URL.
+    ours: list[tuple[str, str, Sequence[str], str]] = [
+        (path, f"route {route.name!r}", _ROUTE_METHODS, "mount the flow with its own url_prefix=")
+        for path, route in flow._routes.items()
+    ]
+    ours += [
+        (
+            path,
+            f"endpoint {name!r}",
+            methods,
+            "give it its own path= (a TransferTrigger per flow needs one)",
+        )
+        for path, name, _view, methods in flow._endpoints
+    ]
+    for path, what, methods, advice in ours:
         if prefix + path not in taken:
             continue
-        ours = {m.upper() for m in methods} | ({"HEAD"} if "GET" in methods else set())
+        wanted = {m.upper() for m in methods} | ({"HEAD"} if "GET" in methods else set())
         served = taken[prefix + path]
         # Flask picks the rule by method: a GET status page at the path of a POST
         # endpoint is no clash (OPTIONS, which Flask adds to every rule, is none either).
-        if served is not None and not (ours & served) - {"OPTIONS"}:
+        if served is not None and not (wanted & served) - {"OPTIONS"}:
             continue
-        # Flask serves the rule registered first: this endpoint (a second flow's
-        # TransferTrigger, say) would never be reached, and nothing would say so.
         raise ConfigurationError(
-            f"flow {flow.name!r}: endpoint {name!r} at {prefix + path!r} is already "
-            "served by another view of this app for the same method; give it its own "
-            "path= (a TransferTrigger per flow needs one)"
-        )
-    if flow.name in app.blueprints:
-        raise ConfigurationError(
-            f"this app already has a flow (or blueprint) named {flow.name!r}: give each "
-            "CallFlow on one app its own name (CallFlow('sales', ...), CallFlow('support', "
-            "...))"
+            f"flow {flow.name!r}: {what} at {prefix + path!r} is already served by "
+            f"another view of this app (another flow's, or the app's own) for the same "
+            f"method, which Flask would answer instead; {advice}"
         )
     app.register_blueprint(flow.blueprint(url_prefix))
     if not direct:

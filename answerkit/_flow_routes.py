@@ -96,8 +96,14 @@ def add_route(
             "and a status_callback route none; declare it as one or the other"
         )
     route = flow._routes.get(path)
+    # The name this declaration gives the route: name=, or the handler's own. A handler
+    # for one event only names the route for now: the route's default handler, or a
+    # name= given with any handler, names it when declared (an answer route whose Hangup
+    # handler came first was named after the Hangup handler, and url_for("answer") failed
+    # on every call).
+    route_name = name or _default_name(handler, path)
+    names_route = name is not None or event is None
     if route is None:
-        route_name = name or _default_name(handler, path)
         if any(route_name == taken or path == served for served, taken, *_ in flow._endpoints):
             raise ConfigurationError(
                 f"flow {flow.name!r}: route {route_name!r} at {path!r} would share the "
@@ -136,6 +142,17 @@ def add_route(
                 f"route {path!r} already has a handler for "
                 f"{'every event' if event_key is None else 'event ' + repr(event_key)}"
             )
+        other = flow._by_name.get(route_name)
+        if names_route and other is not None and other is not route:
+            raise ConfigurationError(
+                f"flow {flow.name!r} already has a route named {route_name!r} "
+                f"(at {other.path}); pass name= to give the route at {path} another"
+            )
+        if names_route and any(route_name == taken for _, taken, *_ in flow._endpoints):
+            raise ConfigurationError(
+                f"flow {flow.name!r}: route name {route_name!r} is an endpoint's (a "
+                "TransferTrigger's, a health check's); give the route another name="
+            )
     if route is None:
         route = Route(
             route_name,
@@ -146,8 +163,13 @@ def add_route(
         )
         flow._routes[path] = route
         flow._by_name[route_name] = route
-    elif name is not None and name != route.name and name not in flow._by_name:
-        flow._by_name[name] = route
+        if not names_route:
+            flow._named_by_event.add(path)
+    elif names_route:
+        flow._by_name[route_name] = route  # the name an earlier handler gave it stays too
+        if path in flow._named_by_event:
+            flow._named_by_event.discard(path)
+            route.name = route_name
     route.handlers[event_key] = handler
     route.status_callback = route.status_callback or status_callback
     return route

@@ -204,7 +204,18 @@ def _query_item(name: object, value: object) -> str:
             f"{type(value).__name__} {value!r} (join a list yourself: ','.join(items); "
             "decode bytes)"
         )
-    return query_value(value)
+    try:
+        text = query_value(value)
+        (name + text).encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate (text decoded with surrogateescape, say): no URL can carry it.
+        raise QueryParamError(
+            f"query parameter {name!r} = {value!r}: holds a character that is not text (a "
+            "lone surrogate), which no URL can carry; decode it properly first"
+        ) from None
+    except ValueError as exc:  # str() of an int past Python's digit limit, say
+        raise QueryParamError(f"query parameter {name!r}: cannot be written out ({exc})") from None
+    return text
 
 
 def _finite(value: object) -> bool:

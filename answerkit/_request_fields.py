@@ -108,7 +108,7 @@ def _enum(kind: type[Enum]) -> Callable[[str], Any]:
     members: dict[str, Any] = {str(m.value): m for m in kind}
 
     def convert(value: str) -> Any:
-        return members.get(value, value)
+        return members.get(value.strip(), value)
 
     return convert
 

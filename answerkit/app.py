@@ -160,6 +160,8 @@ class CallFlow:
         self._deadline = deadline_runner(deadline, status_deadline)
         self._routes: dict[str, Route] = {}
         self._by_name: dict[str, Route] = {}
+        #: Paths of routes named, so far, after a handler of one event (see add_route).
+        self._named_by_event: set[str] = set()
         #: The path prefix the flow is served under ("" at the root; None until mounted):
         #: part of every URL url_for builds and of every signed URL.
         self._mount_prefix: str | None = None

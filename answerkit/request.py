@@ -195,7 +195,7 @@ class CallRequest:
                 "Vobiz voice webhook carries CallUUID). Check the URL configured at Vobiz, "
                 "and that a GET callback keeps its query string."
             )
-        event = raw.get("Event", "")
+        event = raw.get("Event", "").strip()  # as CallUUID is: "Hangup " is still a Hangup
         params_view = MappingProxyType(raw)
         fields: dict[str, Any] = {
             "call_uuid": call_uuid,

@@ -1185,6 +1185,71 @@ def test_two_flows_of_one_name_on_one_app_are_refused() -> None:
         flow.register(app)
 
 
+@pytest.mark.parametrize("app_view_first", [False, True], ids=["two-flows", "app-view"])
+def test_a_route_at_a_path_the_app_serves_already_is_refused(app_view_first: bool) -> None:
+    # Flask answers the rule registered first: the second flow's route was never reached
+    # (its calls checked against the other flow's token: 403), while its url_for handed
+    # out that very URL.
+    app = Flask("shared")
+    if app_view_first:
+        app.add_url_rule("/answer", "own", lambda: "app's own view", methods=["POST"])
+    else:
+        sales = CallFlow("sales", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+        sales.add_route("/answer", lambda call: Response(Speak("sales")), name="answer")
+        sales.register(app)
+    support = make_flow()
+    with pytest.raises(ConfigurationError, match="route 'answer' at '/answer' is already served"):
+        support.register(app)
+    support.register(app, url_prefix="/support")  # its own prefix: served
+    r = post(app.test_client(), "/support/answer", CALL, url=PUBLIC + "/support/answer")
+    assert r.status_code == 200 and b"Press 1" in r.data
+
+
+def test_a_route_is_named_by_its_default_handler_whatever_the_order() -> None:
+    # Declared first, a Hangup handler named the route "hung_up": url_for("answer") failed
+    # on every call (each got the apology).
+    flow = CallFlow("order", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+
+    @flow.route("/answer", event=Event.Hangup)
+    def hung_up(call: CallRequest) -> None:
+        return None
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        return Response(Speak("hi"), Redirect(flow.url_for("answer")))
+
+    @flow.route("/menu", event=Event.Hangup, name="menu")
+    def menu_hangup(call: CallRequest) -> None:
+        return None
+
+    @flow.route("/menu")
+    def menu_answer(call: CallRequest) -> Response:
+        return Response(Speak("menu"))
+
+    assert [route.name for route in flow.routes] == ["answer", "menu"]
+    assert flow.url_for("hung_up") == flow.url_for("answer") == PUBLIC + "/answer"
+    assert flow.url_for("menu_answer") == PUBLIC + "/menu"
+    r = post(flow.create_app().test_client(), "/answer", CALL)
+    assert b"<Redirect>https://" in r.data and b"Hangup" not in r.data
+    with pytest.raises(ConfigurationError, match="already has a route named 'answer'"):
+        flow2 = CallFlow("o2", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+        flow2.add_route("/answer", answer)
+        flow2.add_route("/other", hung_up, event=Event.Hangup)
+        flow2.add_route("/other", answer)  # the same default handler's name, another route
+
+
+def test_url_for_refuses_what_no_url_can_carry_with_the_flows_error() -> None:
+    # A lone surrogate raised UnicodeEncodeError, an int past Python's digit limit
+    # ValueError: neither the ConfigurationError url_for raises for a bad parameter.
+    flow = make_flow()
+    with pytest.raises(ConfigurationError, match="lone surrogate"):
+        flow.url_for("menu", v="\ud800")
+    with pytest.raises(ConfigurationError, match="lone surrogate"):
+        flow.url_for("menu", **{"\udc80": 1})
+    with pytest.raises(ConfigurationError, match="query parameter 'n': cannot be written out"):
+        flow.url_for("menu", n=10**5000)
+
+
 def test_url_for_takes_a_flag_member_as_its_value() -> None:
     import enum
 

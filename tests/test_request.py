@@ -307,6 +307,17 @@ def test_unknown_event_kept_as_string() -> None:
     assert status == "queued" and not isinstance(status, CallStatus)
 
 
+def test_padded_event_and_statuses_are_read_like_the_call_uuid() -> None:
+    # CallUUID was stripped and Event was not: "Hangup " ran the answer route's handler.
+    req = CallRequest.from_params(
+        {"CallUUID": f" {UUID} ", "Event": "Hangup ", "CallStatus": " completed",
+         "DialStatus": "busy\n"}
+    )  # fmt: skip
+    assert req.call_uuid == UUID and req.event is Event.Hangup and req.is_hangup
+    assert req.status is CallStatus.COMPLETED and req.dial_status is DialStatus.BUSY
+    assert req.params["Event"] == "Hangup "  # the raw value is kept as sent
+
+
 def test_event_values_and_str() -> None:
     assert str(Event.StartApp) == "StartApp"
     assert f"{Event.DialAction}" == "DialAction"

@@ -16,7 +16,7 @@ import flask
 import pytest
 from flask import Flask
 
-from answerkit import CallFlow, CallRequest, Response, Speak, sign
+from answerkit import CallFlow, CallRequest, ConfigurationError, Response, Speak, sign
 from answerkit._wsgi import DirectRoutes
 from answerkit.state import MemoryStore
 
@@ -348,9 +348,10 @@ def test_disabled_layer_passes_everything_on() -> None:
     assert r.status_code == 200 and seen[-1]["request_context"] is True
 
 
-def test_flasks_choice_of_view_for_a_path_stands() -> None:
-    """Two flows with one path: Flask routes to the first registered (here the verified
-    one), and the direct layer must not answer with the second (unverified) one."""
+def test_a_second_flow_at_a_path_served_already_is_refused_and_flasks_view_stands() -> None:
+    """Two flows with one path: Flask would route to the first registered (here the
+    verified one) and never reach the second, so the second is refused; the direct layer
+    and Flask answer alike with the first."""
     answers = []
     for direct in (True, False):
         app = Flask("host")
@@ -362,7 +363,8 @@ def test_flasks_choice_of_view_for_a_path_stands() -> None:
         def answer(call: CallRequest) -> Response:
             return Response(Speak("open"))
 
-        second.register(app, direct=direct)
+        with pytest.raises(ConfigurationError, match="already served by another view"):
+            second.register(app, direct=direct)
         reply = app.test_client().post("/answer", data=CALL)  # unsigned
         answers.append((reply.status_code, reply.data))
     assert answers[0] == answers[1] and answers[0][0] == 403
@@ -371,8 +373,14 @@ def test_flasks_choice_of_view_for_a_path_stands() -> None:
 def test_an_app_view_registered_first_keeps_its_path() -> None:
     app = Flask("host")
     app.add_url_rule("/answer", "mine", lambda: "mine", methods=["GET", "POST"])
-    make_flow([]).register(app)
+    with pytest.raises(ConfigurationError, match="route 'answer' at '/answer' is already"):
+        make_flow([]).register(app)
     assert app.test_client().post("/answer", data=CALL, headers=signed("/answer")).data == b"mine"
+    # A GET-only view is a clash too: a route takes GET callbacks (method="GET").
+    app = Flask("host")
+    app.add_url_rule("/answer", "page", lambda: "page", methods=["GET"])
+    with pytest.raises(ConfigurationError, match="already served"):
+        make_flow([]).register(app)  # routes take GET callbacks too
 
 
 def test_a_view_swapped_by_the_app_runs_through_flask() -> None:
