@@ -45,7 +45,9 @@ _PUT = (
     "SET value = excluded.value, expires_at = excluded.expires_at"
 )
 
-_GET_ALL = "SELECT key, value FROM calls WHERE call_uuid = ? AND expires_at > ?"
+# In key order, as every store lists a call's keys (the table's own order; a file made by an
+# earlier version may not keep it).
+_GET_ALL = "SELECT key, value FROM calls WHERE call_uuid = ? AND expires_at > ? ORDER BY key"
 
 _GET_ONE = "SELECT value FROM calls WHERE call_uuid = ? AND key = ? AND expires_at > ?"
 

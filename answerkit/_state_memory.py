@@ -63,7 +63,7 @@ class MemoryStore(StateStore):
     def get_all(self, call_uuid: str) -> dict[str, Any]:
         with self._lock:
             values = dict(self._live(call_uuid, time.time()) or {})
-        return {k: json.loads(v) for k, v in values.items()}
+        return {k: json.loads(values[k]) for k in sorted(values)}  # in key order, as every store
 
     def get(self, call_uuid: str, key: str) -> Any:
         stored = _read_key(key)

@@ -40,7 +40,9 @@ class StateStore(ABC):
 
     @abstractmethod
     def get_all(self, call_uuid: str) -> dict[str, Any]:
-        """Every live key of the call (an empty dict for an unknown call)."""
+        """Every live key of the call (an empty dict for an unknown call), in key order
+        (``sorted``): every store lists a call's keys alike, so a flow iterating its state
+        runs on Redis or SQLite as it did on memory in its tests."""
 
     @abstractmethod
     def get(self, call_uuid: str, key: str) -> Any:

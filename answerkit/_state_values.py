@@ -18,6 +18,7 @@ import math
 import numbers
 import operator
 import uuid
+from collections.abc import Mapping
 from typing import Any, Final
 
 from answerkit.errors import ConfigurationError, StateValueError
@@ -106,13 +107,44 @@ def _dumps(call_uuid: str, key: str, value: Any) -> str:
                     f"{_key_text(clash[0])!r} in JSON (one value would be lost); give the "
                     "dict distinct text keys"
                 )
+        if raw.count("[") + raw.count("{") > MAX_NESTING and _nested_deeper(value, MAX_NESTING):
+            # Written at the writer's stack depth, it failed to read at a deeper one (a bare
+            # RecursionError) and took the whole call's state with it, on every webhook.
+            raise StateValueError(
+                f"cannot store {type(value).__name__} under {key!r} for call {call_uuid}: "
+                f"state values must be JSON-serialisable with lists and dicts nested at most "
+                f"{MAX_NESTING} deep (a reader deeper in its own stack must decode them too); "
+                "flatten it (a list of records, keys joined with '.')"
+            )
         return raw
+    except StateValueError:
+        raise
     except (TypeError, ValueError, RecursionError) as exc:
         raise StateValueError(
             f"cannot store {type(value).__name__} under {key!r} for call {call_uuid}: "
             f"state values must be JSON-serialisable (str, int, float, bool, None, list, dict) "
             f"({exc}){_value_advice(value)}"
         ) from exc
+
+
+MAX_NESTING = 100
+"""How deep lists and dicts may nest in a state value (a reader deeper in its own stack
+must still decode it)."""
+
+
+def _nested_deeper(value: object, limit: int) -> bool:
+    """Whether lists, tuples and dicts nest in ``value`` more than ``limit`` deep (without
+    recursion: the value may be deeper than the stack)."""
+    todo: list[tuple[dict[object, object] | list[object] | tuple[object, ...], int]] = []
+    if isinstance(value, _NESTED):
+        todo.append((value, 1))
+    while todo:
+        item, depth = todo.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        todo.extend((child, depth + 1) for child in children if isinstance(child, _NESTED))
+    return False
 
 
 def _value_advice(value: object) -> str:
@@ -158,6 +190,8 @@ _ADVICE: tuple[tuple[type | tuple[type, ...], str], ...] = (
     (uuid.UUID, "str(value)"),
     ((set, frozenset), "sorted(value) or list(value)"),
     ((bytes, bytearray), "value.decode() for text, or base64 for binary data"),
+    # Last: a dict is one too. A read-only mapping (call.sip_headers, call.query).
+    (Mapping, "dict(value)"),
 )
 
 
@@ -257,4 +291,15 @@ def _check_seconds(what: str, seconds: object, *, zero: bool, forever: bool = Fa
         raise ConfigurationError(
             f"{what} must be {kind} number of seconds, {least}, not {seconds!r}"
         )
+    if seconds > MOST_SECONDS and not math.isinf(seconds):
+        # Redis counts milliseconds in 64 bits: a TTL of 1e16 s failed every write, after
+        # the write itself had landed, never to expire.
+        never = "; float('inf') for never" if forever else ""
+        raise ConfigurationError(
+            f"{what} must be at most {MOST_SECONDS:g} seconds (100 years){never}, not {seconds!r}"
+        )
     return float(seconds)
+
+
+MOST_SECONDS = 100 * 365 * 86400.0
+"""The longest finite number of seconds a TTL, an expiry or a window may be."""

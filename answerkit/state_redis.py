@@ -61,20 +61,19 @@ return value
 """
 
 # HSETNX and, only when it wrote, the expiry refreshed as any write refreshes it; the value
-# the field holds either way. Once per receipt (KEYS[2]), as take's: run again after a lost
-# reply, it answers the first run's value, and does not write again a value another worker
-# took meanwhile.
+# the field holds either way. A write leaves a receipt (KEYS[2]), as take's: run again after
+# a lost reply, it answers the value it wrote, and does not write again a value another
+# worker took meanwhile. A run that only found the field leaves none: run again, it finds
+# what is there then, as if first run then. (It left a copy of the value for 60 s on every
+# setdefault of a key held: a handler's reads filled a Redis at its maxmemory.)
 _SET_IF_ABSENT = """
-local done = redis.call('GET', KEYS[2])
-if done then return done end
+if redis.call('EXISTS', KEYS[2]) == 1 then return ARGV[2] end
 local found = redis.call('HGET', KEYS[1], ARGV[1])
-if not found then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
-  found = ARGV[2]
-end
-redis.call('SET', KEYS[2], found, 'PX', 60000)
-return found
+if found then return found end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('SET', KEYS[2], '1', 'PX', 60000)
+return ARGV[2]
 """
 
 # HGET and HDEL in one step, once per receipt (KEYS[2]): run again after a lost reply, it
@@ -314,7 +313,7 @@ class RedisStore(StateStore):
             "dict[str, str]",
             self._call("read call state", lambda r: r.hgetall(self._key(call_uuid))),
         )
-        return {k: json.loads(v) for k, v in raw.items()}
+        return {k: json.loads(raw[k]) for k in sorted(raw)}  # in key order, as every store
 
     def get(self, call_uuid: str, key: str) -> Any:
         stored = _read_key(key)

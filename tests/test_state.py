@@ -1047,6 +1047,27 @@ def test_redis_set_if_absent_run_twice_after_a_lost_reply_writes_once(redis_url:
         store.close()
 
 
+def test_redis_setdefault_of_a_key_held_leaves_no_copy_behind(redis_url: str) -> None:
+    # Every setdefault of a key held left a 60 s copy of its value: a handler's reads of a
+    # large value filled a Redis at its maxmemory.
+    import redis
+
+    store = RedisStore(redis_url, prefix=f"test-{uuid.uuid4().hex}:")
+    raw = redis.Redis.from_url(redis_url, decode_responses=True)
+    call = new_call_uuid()
+    try:
+        state = store.state(call)
+        assert state.setdefault("big", "x" * 1000) == "x" * 1000  # written: one receipt
+        before = raw.keys(f"*{store.prefix}*")
+        for _ in range(5):
+            assert state.setdefault("big", "y") == "x" * 1000
+        assert raw.keys(f"*{store.prefix}*") == before and len(before) == 2
+        assert all(raw.get(k) in (None, "1") for k in before if ":claim:" in k)
+    finally:
+        raw.close()
+        store.close()
+
+
 def test_sqlite_relative_path_with_the_working_directory_gone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -19,6 +19,7 @@ import shutil
 import sqlite3
 import threading
 import time
+import types
 import uuid
 import warnings
 from collections.abc import Callable
@@ -141,6 +142,7 @@ def _circular() -> dict[str, Any]:
         {"x": collections.OrderedDict({1: "a", "1": "b"})},
         _circular(),
         _deep(100_000),  # used to escape as a bare RecursionError
+        _deep(100),  # stored, then a bare RecursionError for a reader deeper in its stack
     ],
     ids=lambda value: type(value).__name__,
 )
@@ -168,6 +170,7 @@ def test_a_refused_value_is_a_state_error_and_the_old_value_stays(
         ([1, {3, 2}], "; store sorted(value) or list(value) (a set inside it)"),
         (uuid.UUID(int=1), "; store str(value)"),
         (b"raw", "; store value.decode() for text, or base64 for binary data"),
+        (types.MappingProxyType({"a": "1"}), "; store dict(value)"),  # call.sip_headers
         (object(), ""),
     ],
     ids=lambda v: type(v).__name__,
@@ -180,6 +183,26 @@ def test_a_refused_value_of_a_common_type_names_how_to_store_it(
     assert str(info.value).endswith(advice) and isinstance(info.value, ValueError)
     if not advice:
         assert "; store" not in str(info.value)
+
+
+def test_a_value_nested_as_deep_as_allowed_reads_back_from_deep_in_a_stack(
+    store: StateStore,
+) -> None:
+    call = new_call_uuid()
+    store.set(call, "tree", _deep(99))  # 100 lists deep: the limit
+    store.set(call, "name", "ada")
+
+    def deeper(levels: int) -> dict[str, Any]:
+        return store.get_all(call) if levels == 0 else deeper(levels - 1)
+
+    assert deeper(700) == {"name": "ada", "tree": _deep(99)}
+
+
+def test_dict_keys_that_clash_are_told_once(store: StateStore) -> None:
+    # The clash's own message was caught and wrapped in the generic one, saying it twice.
+    with pytest.raises(StateValueError) as info:
+        store.set(new_call_uuid(), "k", {1.0: 1, "1.0": 2})
+    assert str(info.value).count("both become") == 1
 
 
 # --------------------------------------------------------------------------- CallState
@@ -212,6 +235,17 @@ def test_call_state_is_a_full_mapping_on_every_backend(store: StateStore) -> Non
     state["x"] = 1
     state.clear()
     assert dict(state) == {} and store.get_all(call) == {}
+
+
+def test_a_calls_keys_are_listed_in_key_order_on_every_backend(store: StateStore) -> None:
+    # Memory and Redis listed them as written, SQLite sorted: a flow iterating its state
+    # (or popitem) ran one way in its memory-backed tests and another in production.
+    call = new_call_uuid()
+    for key in ("zeta", "alpha", "mid", "Émile", "10", "9"):
+        store.set(call, key, key)
+    expected = ["10", "9", "alpha", "mid", "zeta", "Émile"]
+    assert list(store.get_all(call)) == expected and list(store.state(call)) == expected
+    assert store.state(call).popitem() == ("10", "10")
 
 
 def test_a_nested_value_changed_in_place_is_not_shown_as_saved(store: StateStore) -> None:
@@ -616,6 +650,24 @@ def test_a_ttl_that_is_not_a_positive_finite_number_is_refused(
     # write, Redis raised ValueError; infinity broke only Redis.
     with pytest.raises(ConfigurationError, match="ttl must be a finite number of seconds"):
         make_store(ttl=ttl)
+
+
+def test_seconds_past_a_hundred_years_are_refused_on_every_backend(
+    make_store: StoreFactory,
+) -> None:
+    # Redis counts milliseconds in 64 bits: ttl=1e16 was taken, then every write failed
+    # after landing, never to expire; memory and SQLite took it.
+    with pytest.raises(ConfigurationError, match=re.escape("at most 3.1536e+09 seconds")):
+        make_store(ttl=1e16)
+    store = make_store()
+    call = new_call_uuid()
+    store.set(call, "n", 1)
+    with pytest.raises(ConfigurationError, match=re.escape("float('inf') for never")):
+        store.expire(call, 1e16)
+    with pytest.raises(ConfigurationError, match="replay window must be at most"):
+        store.remember_all(["k"], 1e16)
+    store.expire(call, math.inf)  # never: as before
+    assert store.get_all(call) == {"n": 1}
 
 
 def test_expire_now_forgets_at_once_on_every_backend(store: StateStore) -> None:
