@@ -9,6 +9,9 @@ document that grows over the size limit once UTF-8 is refused here, where that i
 from __future__ import annotations
 
 import re
+from functools import lru_cache
+
+from lxml import etree
 
 from answerkit._element import MAX_BYTES
 from answerkit._parse_lines import _line_at
@@ -75,6 +78,16 @@ def _utf8_of(data: bytes) -> bytes:
         encoding = (m[1] if m[1] is not None else m[2]).decode("ascii", "replace")
         if encoding.upper() in ("UTF-8", "UTF8"):
             return data
+        if not _xml_knows(encoding):
+            # Python's own codecs ('unicode_escape', 'u8', 'latin-1', '8859') decoded what an
+            # XML parser refuses: a document the simulator passed failed live ('\n' in a
+            # Speak's text even became a line end).
+            raise ParseError(
+                f"the document declares an unknown encoding {encoding!r} (not a name XML "
+                "parsers know); declare one that is (UTF-8, ISO-8859-1, windows-1252, ...), "
+                "or none for UTF-8",
+                line=1,
+            )
     try:
         text = body.decode(encoding)
     except UnicodeDecodeError as e:
@@ -91,6 +104,10 @@ def _utf8_of(data: bytes) -> bytes:
         raise ParseError(
             f"the document declares an unknown encoding {encoding!r}", line=1
         ) from None
+    if text.startswith("\ufeff"):
+        # A second byte order mark: a character before the root, as lxml and a str's
+        # parse() say; re-encoded as UTF-8 it read as a mark again, and passed.
+        raise ParseError("a second byte order mark before the root element", line=1)
     try:
         raw = text.encode()
     except UnicodeEncodeError as e:
@@ -113,6 +130,17 @@ def _utf8_of(data: bytes) -> bytes:
             value=len(raw),
         )
     return _as_utf8(text, raw)
+
+
+@lru_cache(maxsize=32)
+def _xml_knows(encoding: str) -> bool:
+    """Whether an XML parser (libxml2, as lxml has it) takes ``encoding`` as a name: a
+    byte order mark's own names and the ones documents declare, not Python's aliases."""
+    try:
+        etree.XMLParser(encoding=encoding)
+    except (LookupError, ValueError, TypeError):
+        return False
+    return True
 
 
 def _decoded_line(head: bytes, encoding: str) -> int | None:

@@ -63,9 +63,10 @@ def _document(root: Any) -> Response:
                 f"the root must be Response, found {root.tag}: wrap it, "
                 f"<Response><{root.tag}>...</{root.tag}></Response>",
                 root,
+                element=root.tag,
             )
         what = _name_error(root.tag)
-        raise _TreeError(f"the root must be Response, found {what}", root)
+        raise _TreeError(f"the root must be Response, found {what}", root, element=_tag(root))
     text = root.text
     if root.items() or (text and not xml_blank(text)):
         _no_attrs_or_text(root)
@@ -223,7 +224,7 @@ def _seen(
 
 def _misplaced(el: Any, cls: type[Element] | None, parent: type[Element]) -> ParseError:
     if cls is None or cls is Response:
-        return _TreeError(_name_error(el.tag), el)
+        return _TreeError(_name_error(el.tag), el, element=_tag(el))
     # The parent's verdict: more useful than whatever is wrong inside the child.
     return _TreeError(str(cannot_contain(parent, cls.tag)), el, element=parent.tag)
 
@@ -244,7 +245,9 @@ def _attributes(
                 k = "xml:" + k[len(_XML_NS) :]
                 a = by_xml.get(k)
             if a is None:
-                raise _TreeError(foreign_attribute(tag, k, table), el, attribute=k)
+                raise _TreeError(
+                    foreign_attribute(tag, k, table), el, element=tag, attribute=k, value=v
+                )
         attrs[k], frag = a.read_memo.get(v) or a.read(v)
         start += frag
         pos = a.pos
@@ -271,6 +274,7 @@ def _content(el: Any) -> list[object]:
                 f"{el.tag}: {tag!r} is not SSML that Speak accepts "
                 f"(allowed: {', '.join(SSML_TAGS)})",
                 c,
+                element=_tag(c),
             )
         items = c.items()
         try:
@@ -284,6 +288,12 @@ def _content(el: Any) -> list[object]:
         if c.tail:
             out.append(c.tail)
     return out
+
+
+def _tag(el: Any) -> str | None:
+    """An element's tag for an error's ``element``; None for an entity reference (lxml
+    gives it a function as its tag)."""
+    return el.tag if type(el.tag) is str else None
 
 
 def _name_error(tag: object) -> str:

@@ -166,10 +166,12 @@ class Speak(Element):
         items = _trimmed(normalize("Speak", content, SPEAK_SSML))
         text = plain_text(items)
         if not text.strip():
+            # The text itself when there is one piece, "" when none (an empty <Speak/>).
+            given: object = content[0] if len(content) == 1 else (content or "")
             raise ElementError(
-                f"Speak: text is required (non-blank), got {shown(content)}",
+                f"Speak: text is required (non-blank), got {shown(given)}",
                 element="Speak",
-                value=content,
+                value=given,
             )
         self._text = text
         self._ssml = None if len(items) == 1 and type(items[0]) is str else items

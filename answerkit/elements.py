@@ -188,10 +188,19 @@ class Response(_Container):
             s = _EMPTY
         # Byte length is at most 4x the character count: encode only when it could matter.
         if len(s) > _MAY_BE_TOO_BIG and len(s.encode()) > MAX_BYTES:
+            size = len(s.encode())
+            advice = "Split it with Redirect."
+            if pretty:
+                compact = len(self.to_xml().encode())  # raises itself if over the limit too
+                advice = (
+                    f"The indentation makes it so: compact, to_xml() is {compact} bytes, "
+                    "within the limit; serve that (and read pretty output in parts)."
+                )
             raise ElementError(
-                f"Response: the document is {len(s.encode())} bytes; Vobiz accepts at most "
-                f"{MAX_BYTES} (spec §1.0). Split it with Redirect.",
+                f"Response: the document is {size} bytes; Vobiz accepts at most "
+                f"{MAX_BYTES} (spec §1.0). {advice}",
                 element="Response",
+                value=size,
             )
         return s
 

@@ -69,6 +69,18 @@ def test_wait_rule_applies_inside_preanswer_when_parsed() -> None:
         parse(DECL + compact)  # the form to_xml writes (the reader without lxml)
 
 
+def test_a_document_over_the_limit_only_when_indented_says_so() -> None:
+    # Pretty output over 100 KB was told to "split it with Redirect" while compact to_xml()
+    # of the same document was within the limit.
+    doc = Response(*[Gather(Speak("x"), Speak("x"), action="https://a.b/c") for _ in range(1200)])
+    compact = len(doc.to_bytes())
+    assert compact <= 100_000
+    with pytest.raises(ElementError) as caught:
+        doc.to_xml(pretty=True)
+    assert f"compact, to_xml() is {compact} bytes, within the limit" in str(caught.value)
+    assert "Split it with Redirect" not in str(caught.value)
+
+
 # --- 2. parse() refuses documents over 100 KB (spec §1.0) ---------------------------------------
 
 
