@@ -162,6 +162,9 @@ class CallFlow:
         self._by_name: dict[str, Route] = {}
         #: Paths of routes named, so far, after a handler of one event (see add_route).
         self._named_by_event: set[str] = set()
+        #: Paths of routes a recipe serves as a step of its own (a WarmTransfer's hold, an
+        #: IVRMenu's choice), never where a call starts: `answerkit call` skips them.
+        self._inner_paths: set[str] = set()
         #: The path prefix the flow is served under ("" at the root; None until mounted):
         #: part of every URL url_for builds and of every signed URL.
         self._mount_prefix: str | None = None

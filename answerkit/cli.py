@@ -106,7 +106,12 @@ def make_parser() -> argparse.ArgumentParser:
 
     call = sub.add_parser("call", help="place a simulated call through an application")
     call.add_argument("app")
-    call.add_argument("--route", default=None, help="the answer route (default: the first)")
+    call.add_argument(
+        "--route",
+        default=None,
+        help="the route the call starts at (default: 'answer', else the first a call can "
+        "start at: no status callback, sound URL or recipe step)",
+    )
     call.add_argument("--from", dest="from_", default="+14155550100")
     call.add_argument("--to", default="+14155550199")
     call.add_argument("--digits", default=None, help="scripted input, e.g. 1,2 (- for none)")

@@ -331,8 +331,33 @@ def load_target(target: str) -> tuple[list[CallFlow], Flask | None]:
             f"{module_part} defines no CallFlow at its top level; name one with FILE:VARIABLE"
         )
     own = _serving_app(apps, flows)
+    if own is None:
+        _refuse_partly_served(module_part, module, apps, flows)
     # Every flow the app serves: one its factory made beside the top-level ones too.
     return (flows, None) if own is None else (flows_of(own), own)
+
+
+def _refuse_partly_served(
+    module_part: str, module: object, apps: list[Flask], flows: list[CallFlow]
+) -> None:
+    """Refuse a module whose Flask apps serve some of its flows but none serves all: an app
+    of the flows alone (what would be served) is not what gunicorn serves, and a check
+    through it passed routes production answers 404 (a ``flow.register(app)`` forgotten)."""
+    serving = [app for app in apps if any(flow in flows_of(app) for flow in flows)]
+    if not serving:
+        return
+    names = {id(v): k for k, v in vars(module).items() if isinstance(v, (Flask, CallFlow))}
+    app = serving[0]
+    left = [flow for flow in flows if flow not in flows_of(app)]
+    shown = ", ".join(f"{names.get(id(flow), flow.name)!r}" for flow in left)
+    app_name = names.get(id(app), "app")
+    raise ConfigurationError(
+        f"{module_part}: the Flask app {app_name!r} serves some of the module's flows but not "
+        f"{shown} (a flow.register({app_name}) forgotten?), so what gunicorn serves differs "
+        f"from what would run here. Register every flow on it, or name what to run: "
+        f"{module_part}:{app_name} (the flows it serves) or "
+        f"{module_part}:{names.get(id(left[0]), left[0].name)} (that flow alone)"
+    )
 
 
 _O = TypeVar("_O")

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import free_port, stop_process, wait_for_port
 
+from answerkit import CallFlow, Response, Speak
 from answerkit.cli import main
 from answerkit.testing.terminal import run_terminal_call
 
@@ -96,6 +97,106 @@ def test_check_fails_on_a_broken_flow(tmp_path: Path, capsys: pytest.CaptureFixt
     out = capsys.readouterr().out
     assert "FAIL broken/bad" in out and "RuntimeError: oops" in out
     assert "ok   broken/answer" in out
+
+
+def test_checks_sample_webhooks_carry_every_field_the_simulator_sends() -> None:
+    # ConferenceEnter came with no ConferenceName, RecordStop with no RecordingDuration,
+    # DialHangup with no DialBLegTo: handlers reading them failed `answerkit check` while
+    # `answerkit call` (and Vobiz) passed them.
+    from answerkit import Conference, Dial, Number, Record
+    from answerkit.check import SAMPLE_CALL, SAMPLE_EVENT_FIELDS
+    from answerkit.state import MemoryStore
+    from answerkit.testing import CallSimulator
+
+    public = "https://voice.example.com"
+    flow = CallFlow("fields", public_url=public, auth_token="t" * 20, state=MemoryStore())
+    docs = {
+        "dial": Response(
+            Dial(
+                Number("+14156667890"),
+                caller_id="+14155551234",
+                action=public + "/events",
+                callback_url=public + "/events",
+            )
+        ),
+        "record": Response(
+            Record(action=public + "/events", callback_url=public + "/events", max_length=5)
+        ),
+        "room": Response(
+            Conference(
+                "room",
+                callback_url=public + "/events",
+                wait_sound=public + "/music",
+                stay_alone=True,
+            )
+        ),
+    }
+    for name, doc in docs.items():
+        flow.add_route(f"/{name}", lambda call, doc=doc: doc, name=name)
+    flow.add_route("/music", lambda call: Response(Speak("Music.")), sound=True)
+    flow.add_route("/events", lambda call: None, status_callback=True)
+    sent: dict[str, set[str]] = {}
+    sim = CallSimulator(flow)
+    for name in docs:
+        transcript = sim.call(name, dial=["answer"]).run()
+        for hook in transcript.webhooks:
+            # The Dial action comes as Event=Redirect (spec §6 item 8): DialAction's fields.
+            event = "DialAction" if "DialStatus" in hook.params else hook.event
+            sent.setdefault(event, set()).update(hook.params)
+    assert {"DialHangup", "DialAnswer", "RecordStop", "ConferenceEnter", "Hangup"} <= set(sent), (
+        sorted(sent)
+    )
+    for event, names in sent.items():
+        sample = {*SAMPLE_CALL, "Event", *SAMPLE_EVENT_FIELDS.get(event, {})}
+        optional = {"SessionStart", "STIRAttestation", "STIRVerification", "ParentAuthID",
+                    "BillRate", "TotalCost", "CountryCode", "RouteType"}  # fmt: skip
+        assert names - optional <= sample, (event, sorted(names - optional - sample))
+
+
+def test_a_module_whose_app_serves_only_some_of_its_flows_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An app of the flows alone was checked instead, silently: `check` passed a flow whose
+    # register(app) was forgotten, which gunicorn's partial:app answers 404.
+    (tmp_path / "partial.py").write_text(
+        "from flask import Flask\n"
+        "from answerkit import CallFlow, Response, Speak\n"
+        "kw = dict(public_url='https://x.example.com', auth_token='t' * 20, state='memory://')\n"
+        "sales = CallFlow('sales', **kw)\n"
+        "support = CallFlow('support', **kw)\n"
+        "sales.add_route('/answer', lambda call: Response(Speak('sales')), name='answer')\n"
+        "support.add_route('/help', lambda call: Response(Speak('help')), name='help')\n"
+        "app = Flask(__name__)\n"
+        "sales.register(app, url_prefix='/sales')\n"
+    )
+    target = str(tmp_path / "partial.py")
+    assert main(["check", target]) == 2
+    err = capsys.readouterr().err
+    assert "the Flask app 'app' serves some of the module's flows but not 'support'" in err
+    assert f"{target}:app (the flows it serves) or {target}:support (that flow alone)" in err
+    assert main(["check", target + ":app"]) == 0
+    assert main(["check", target + ":support"]) == 0
+
+
+def test_check_reports_an_error_page_as_its_status_not_as_invalid_xml() -> None:
+    # An app hook answering 500 was also reported "invalid VobizXML: not well-formed XML"
+    # for its HTML error page.
+    from flask import Flask
+
+    from answerkit.check import check_flow
+
+    kw = {"public_url": "https://x.example.com", "auth_token": "t" * 20, "state": "memory://"}
+    flow = CallFlow("hooked", **kw)
+    flow.add_route("/answer", lambda call: Response(Speak("hi")), name="answer")
+    app = Flask("hooked")
+
+    def refuse() -> tuple[str, int]:
+        return "<html>oops</html>", 500
+
+    app.before_request(refuse)
+    flow.register(app)
+    [result] = check_flow(flow, app)
+    assert not result.ok and result.problems == ["answered HTTP 500"]
 
 
 def test_missing_configuration_is_a_clear_error(

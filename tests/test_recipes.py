@@ -2919,3 +2919,17 @@ def test_url_for_takes_finite_numbers_beyond_a_floats_range() -> None:
 
     url = new_flow().url_for("sales", big=Decimal("1E+400"), huge=Fraction(10**400, 3))
     assert "big=1E%2B400" in url and "huge=" in url
+
+
+def test_a_simulated_call_never_starts_at_a_recipes_own_step() -> None:
+    # A WarmTransfer declared first made its hold route the first route: `answerkit call`
+    # without --route played the hold announcement and ended "ok", the menu never reached.
+    flow = CallFlow("first", public_url="https://voice.example.com", auth_token="t" * 20,
+                    state=MemoryStore())  # fmt: skip
+    WarmTransfer(flow, agent="+14155550142", caller_id="+14155550100", fallback="main")
+    flow.add_route("/main", lambda call: Response(Speak("Main menu.")), name="main")
+    Forwarding(flow, "fwd", numbers=["+14155550143"], caller_id="+14155550100")
+    transcript = CallSimulator(flow).call().run()
+    assert transcript.heard == ["Main menu."]
+    inner = {"/warm/hold", "/warm/agent", "/warm/agent/choice", "/warm/landing", "/fwd/result"}
+    assert inner <= flow._inner_paths and "/fwd" not in flow._inner_paths

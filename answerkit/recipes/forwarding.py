@@ -102,6 +102,7 @@ class Forwarding:
                 ) from exc
         flow.add_route(f"/{name}", self._start, name=name)
         flow.add_route(f"/{name}/result", self._result, name=self.result_route)
+        flow._inner_paths.add(f"/{name}/result")  # the Dial's action, not an entry
         flow.add_check(self._validate)
         passes_on(flow, name, (name, self.result_route), self.fallback)
 

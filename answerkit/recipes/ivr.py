@@ -226,6 +226,7 @@ class IVRMenu:
         self.choice_route = f"{name}_choice"
         flow.add_route(f"/{name}", self._entry, name=name)
         flow.add_route(f"/{name}/choice", self._choice, name=self.choice_route)
+        flow._inner_paths.add(f"/{name}/choice")  # the menu's Gather action, not an entry
         flow.add_check(self._validate_targets)
         # A caller who never answers reaches the fallback from either route (a Redirect to
         # the choice route with no input starts the menu again, as the menu itself does).

@@ -211,6 +211,10 @@ class WarmTransfer(CallerSide, AgentSide):
             status_callback=True,
         )
         flow.add_route(f"/{name}/landing", self._moves.landing, name=r["landing"])
+        # Every route of it is a step: a caller reaches them by a transfer, an agent by its call.
+        flow._inner_paths.update(
+            f"/{name}{part}" for part in ("/hold", "/agent", "/agent/choice", "/landing")
+        )
         flow.add_check(self._validate)
         flow.add_hangup_listener(self._on_hangup)
 

@@ -361,7 +361,16 @@ class CallSimulator(SimulatorEngine):
         names = [r.name for r in self.flow.routes]
         if "answer" in names:
             return "answer"
-        first = next((r for r in self.flow.routes if not r.status_callback), None)
+        # Where a call can start: not a status callback, a sound URL or a recipe's own step
+        # (a WarmTransfer declared first made its hold route the call's start).
+        first = next(
+            (
+                r
+                for r in self.flow.routes
+                if not (r.status_callback or r.sound or r.path in self.flow._inner_paths)
+            ),
+            None,
+        )
         if first is None:
             raise ConfigurationError(f"flow {self.flow.name!r} has no answer route to call")
         return first.name
