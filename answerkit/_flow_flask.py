@@ -9,6 +9,7 @@ address every URL of the flow is built and signed with.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,8 @@ from answerkit.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from answerkit.app import CallFlow
+
+log = logging.getLogger("answerkit")
 
 #: Vobiz calls a route with POST, or GET when a callback method says so.
 _ROUTE_METHODS = ("GET", "POST")
@@ -119,6 +122,10 @@ def register(flow: CallFlow, app: Flask, url_prefix: str | None, *, direct: bool
     # The methods each path is served with (None: any method).
     taken: dict[str, set[str] | None] = {}
     for rule in app.url_map.iter_rules():
+        if app.url_map.host_matching or (
+            rule.subdomain and rule.subdomain != app.url_map.default_subdomain
+        ):
+            continue  # served on another host or subdomain: beside the flow's, no clash
         served = taken.get(rule.rule, set())
         if rule.methods is None or served is None:
             taken[rule.rule] = None
@@ -128,8 +135,10 @@ def register(flow: CallFlow, app: Flask, url_prefix: str | None, *, direct: bool
     # the app serves already (another flow's route, the app's own view, a second flow's
     # TransferTrigger) would never be reached, and nothing would say so; the flow's
     # url_for would still hand out its URL.
+    # A route by POST, Vobiz's method unless a callback asks for GET: a GET page of the
+    # app's own at its path is only warned of (below).
     ours: list[tuple[str, str, Sequence[str], str]] = [
-        (path, f"route {route.name!r}", _ROUTE_METHODS, "mount the flow with its own url_prefix=")
+        (path, f"route {route.name!r}", ("POST",), "mount the flow with its own url_prefix=")
         for path, route in flow._routes.items()
     ]
     ours += [
@@ -155,6 +164,16 @@ def register(flow: CallFlow, app: Flask, url_prefix: str | None, *, direct: bool
             f"another view of this app (another flow's, or the app's own) for the same "
             f"method, which Flask would answer instead; {advice}"
         )
+    for path, route in flow._routes.items():
+        served = taken.get(prefix + path, set())
+        if served is None or "GET" in served:
+            log.warning(
+                "flow %r: route %r at %r: a GET to that path reaches another view of the app, "
+                "not the route; callbacks with method='GET' to it would not reach its handlers",
+                flow.name,
+                route.name,
+                prefix + path,
+            )
     app.register_blueprint(flow.blueprint(url_prefix))
     if not direct:
         return

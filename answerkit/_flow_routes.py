@@ -96,13 +96,21 @@ def add_route(
             "and a status_callback route none; declare it as one or the other"
         )
     route = flow._routes.get(path)
-    # The name this declaration gives the route: name=, or the handler's own. A handler
-    # for one event only names the route for now: the route's default handler, or a
-    # name= given with any handler, names it when declared (an answer route whose Hangup
-    # handler came first was named after the Hangup handler, and url_for("answer") failed
-    # on every call).
+    # A route is named by the first of its declarations that names it: one with name=, or
+    # its default handler (by the handler's name). Until then a handler for one event only
+    # lends it a name for now (an answer route whose Hangup handler came first was named
+    # after it for good, and url_for("answer") failed on every call). Every name= given
+    # reaches the route too.
     route_name = name or _default_name(handler, path)
     names_route = name is not None or event is None
+    if (
+        route is None
+        and not names_route
+        and (route_name in flow._by_name or any(route_name == n for _, n, *_ in flow._endpoints))
+    ):
+        # One Hangup handler for several routes, each declared first: a name for now.
+        route_name = _path_name(path)
+    renames = route is not None and names_route and path in flow._named_by_event
     if route is None:
         if any(route_name == taken or path == served for served, taken, *_ in flow._endpoints):
             raise ConfigurationError(
@@ -143,12 +151,13 @@ def add_route(
                 f"{'every event' if event_key is None else 'event ' + repr(event_key)}"
             )
         other = flow._by_name.get(route_name)
-        if names_route and other is not None and other is not route:
+        gives_name = renames or name is not None
+        if gives_name and other is not None and other is not route:
             raise ConfigurationError(
                 f"flow {flow.name!r} already has a route named {route_name!r} "
                 f"(at {other.path}); pass name= to give the route at {path} another"
             )
-        if names_route and any(route_name == taken for _, taken, *_ in flow._endpoints):
+        if gives_name and any(route_name == taken for _, taken, *_ in flow._endpoints):
             raise ConfigurationError(
                 f"flow {flow.name!r}: route name {route_name!r} is an endpoint's (a "
                 "TransferTrigger's, a health check's); give the route another name="
@@ -165,11 +174,14 @@ def add_route(
         flow._by_name[route_name] = route
         if not names_route:
             flow._named_by_event.add(path)
-    elif names_route:
-        flow._by_name[route_name] = route  # the name an earlier handler gave it stays too
-        if path in flow._named_by_event:
+    else:
+        if renames:
             flow._named_by_event.discard(path)
+            if flow._by_name.get(route.name) is route:
+                del flow._by_name[route.name]  # lent for now, never the user's choice
             route.name = route_name
+        if renames or name is not None:
+            flow._by_name[route_name] = route
     route.handlers[event_key] = handler
     route.status_callback = route.status_callback or status_callback
     return route
@@ -295,4 +307,9 @@ def _default_name(handler: Handler, path: str) -> str:
     name = getattr(handler, "__name__", "")
     if name.isidentifier():
         return str(name)
+    return _path_name(path)
+
+
+def _path_name(path: str) -> str:
+    """A route name made from its path ("/menu/choice": "menu_choice")."""
     return path.strip("/").replace("/", "_") or "root"

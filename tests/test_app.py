@@ -1227,8 +1227,8 @@ def test_a_route_is_named_by_its_default_handler_whatever_the_order() -> None:
         return Response(Speak("menu"))
 
     assert [route.name for route in flow.routes] == ["answer", "menu"]
-    assert flow.url_for("hung_up") == flow.url_for("answer") == PUBLIC + "/answer"
-    assert flow.url_for("menu_answer") == PUBLIC + "/menu"
+    assert flow.url_for("answer") == PUBLIC + "/answer"
+    assert flow.url_for("menu") == PUBLIC + "/menu"
     r = post(flow.create_app().test_client(), "/answer", CALL)
     assert b"<Redirect>https://" in r.data and b"Hangup" not in r.data
     with pytest.raises(ConfigurationError, match="already has a route named 'answer'"):
@@ -1236,6 +1236,31 @@ def test_a_route_is_named_by_its_default_handler_whatever_the_order() -> None:
         flow2.add_route("/answer", answer)
         flow2.add_route("/other", hung_up, event=Event.Hangup)
         flow2.add_route("/other", answer)  # the same default handler's name, another route
+
+
+def test_handlers_shared_by_routes_name_each_route_as_declared() -> None:
+    # Two languages' routes sharing their handlers: refused once default handlers had to
+    # be unique names even on routes named already.
+    flow = CallFlow("shared", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+
+    def on_hangup(call: CallRequest) -> None:
+        return None
+
+    def answer(call: CallRequest) -> Response:
+        return Response(Speak("hi"))
+
+    for lang in ("en", "hi"):
+        flow.add_route(f"/{lang}/answer", on_hangup, event=Event.Hangup, name=f"{lang}_answer")
+        flow.add_route(f"/{lang}/answer", answer)
+    # One Hangup handler declared first at two routes, each named by its default later.
+    for lang in ("fr", "de"):
+        flow.add_route(f"/{lang}/menu", on_hangup, event=Event.Hangup)
+    flow.add_route("/fr/menu", answer, name="fr_menu")
+    flow.add_route("/de/menu", lambda call: Response(Speak("Hallo")), name="de_menu")
+    names = [route.name for route in flow.routes]
+    assert names == ["en_answer", "hi_answer", "fr_menu", "de_menu"]
+    assert flow.url_for("de_menu") == PUBLIC + "/de/menu"
+    flow.create_app()
 
 
 def test_url_for_refuses_what_no_url_can_carry_with_the_flows_error() -> None:

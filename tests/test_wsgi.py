@@ -7,6 +7,7 @@ type); the tests below send the same requests both ways and compare.
 from __future__ import annotations
 
 import io
+import logging
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -376,11 +377,28 @@ def test_an_app_view_registered_first_keeps_its_path() -> None:
     with pytest.raises(ConfigurationError, match="route 'answer' at '/answer' is already"):
         make_flow([]).register(app)
     assert app.test_client().post("/answer", data=CALL, headers=signed("/answer")).data == b"mine"
-    # A GET-only view is a clash too: a route takes GET callbacks (method="GET").
+
+
+def test_an_app_page_beside_a_route_by_method_or_subdomain_is_no_clash(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A GET page at a route's path: POST (Vobiz's method) reaches the route; GET callbacks
+    # would not, which is warned of. A view on another subdomain is beside it.
     app = Flask("host")
     app.add_url_rule("/answer", "page", lambda: "page", methods=["GET"])
-    with pytest.raises(ConfigurationError, match="already served"):
-        make_flow([]).register(app)  # routes take GET callbacks too
+    with caplog.at_level(logging.WARNING, logger="answerkit"):
+        make_flow([]).register(app)
+    assert "a GET to that path reaches another view of the app" in caplog.text
+    client = app.test_client()
+    assert client.get("/answer").data == b"page"
+    assert client.post("/answer", data=CALL, headers=signed("/answer")).status_code == 200
+    app = Flask("subdomains", subdomain_matching=True)
+    app.config["SERVER_NAME"] = "voice.example.com"
+    app.add_url_rule("/answer", "admin", lambda: "admin", subdomain="admin", methods=["POST"])
+    make_flow([]).register(app)
+    client = app.test_client()
+    admin = client.post("/answer", base_url="http://admin.voice.example.com")
+    assert admin.data == b"admin"
 
 
 def test_a_view_swapped_by_the_app_runs_through_flask() -> None:
