@@ -24,15 +24,19 @@ def _print_routes(flows: Sequence[CallFlow]) -> None:
         # Without a public URL the path is all there is to show, and it includes the
         # prefix the flow is mounted at (the URL Vobiz must be given).
         base = (flow.public_url or "") + (flow._mount_prefix or "")
+        # The names' column as wide as the longest (a TransferTrigger's pushed the rest out).
+        width = max(
+            [20, *(len(r.name) for r in flow.routes), *(len(e[1]) for e in flow._endpoints)]
+        )
         for route in flow.routes:
             events = ", ".join("*" if e is None else e for e in route.events)
             url = flow.url_for(route.name) if flow.public_url else base + route.path
             kind = "status" if route.status_callback else "sound" if route.sound else "xml"
-            print(f"  {route.name:<20} {kind:<6} [{events}]  {url}")
+            print(f"  {route.name:<{width}} {kind:<6} [{events}]  {url}")
         # Plain endpoints too (a TransferTrigger's): one made without a secret is not
         # served, and this list is where that shows.
         for path, name, _view, methods in flow._endpoints:
-            print(f"  {name:<20} {'http':<6} [{', '.join(methods)}]  {base + path}")
+            print(f"  {name:<{width}} {'http':<6} [{', '.join(methods)}]  {base + path}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -84,28 +88,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(verbose=args.verbose)
 
 
+_APP_HELP = (
+    "the application: examples/ivr.py, FILE:VARIABLE (a CallFlow or Flask app), "
+    "FILE:FACTORY() (a function making the Flask app, as gunicorn's), or a module"
+)
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="answerkit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="serve an application with the development server")
-    run.add_argument(
-        "app", help="examples/ivr.py, or FILE:VARIABLE (a CallFlow or Flask app), or a module"
-    )
+    run.add_argument("app", help=_APP_HELP)
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=_port, default=5000)
     run.set_defaults(func=cmd_run)
 
     routes = sub.add_parser("routes", help="list every route with its public URL")
-    routes.add_argument("app")
+    routes.add_argument("app", help=_APP_HELP)
     routes.set_defaults(func=cmd_routes)
 
     check = sub.add_parser("check", help="call every route with signed samples; exit 1 on failure")
-    check.add_argument("app")
+    check.add_argument("app", help=_APP_HELP)
     check.set_defaults(func=cmd_check)
 
     call = sub.add_parser("call", help="place a simulated call through an application")
-    call.add_argument("app")
+    call.add_argument("app", help=_APP_HELP)
     call.add_argument(
         "--route",
         default=None,

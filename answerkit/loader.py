@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.machinery
 import importlib.util
@@ -309,7 +310,9 @@ def load_target(target: str) -> tuple[list[CallFlow], Flask | None]:
     flows = _unique(v for v in vars(module).values() if isinstance(v, CallFlow))
     apps = _unique(v for v in vars(module).values() if isinstance(v, Flask))
     if attr:
-        obj = getattr(module, attr, None)
+        obj = (
+            _factory_made(module_part, module, attr) if "(" in attr else getattr(module, attr, None)
+        )
         if isinstance(obj, CallFlow):
             return [obj], _serving_app(apps, [obj])
         if isinstance(obj, Flask):
@@ -358,6 +361,37 @@ def _refuse_partly_served(
         f"{module_part}:{app_name} (the flows it serves) or "
         f"{module_part}:{names.get(id(left[0]), left[0].name)} (that flow alone)"
     )
+
+
+def _factory_made(module_part: str, module: object, attr: str) -> object:
+    """What ``FACTORY(...)`` makes, as gunicorn reads ``myapp:create_app()``: a function of
+    the module, called with literal arguments (``create_app('/voice', debug=False)``)."""
+    try:
+        call = ast.parse(attr.strip(), mode="eval").body
+        if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name):
+            raise ValueError("not a call of a name")
+        args = [ast.literal_eval(arg) for arg in call.args]
+        kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords if kw.arg}
+        if len(kwargs) != len(call.keywords):
+            raise ValueError("** arguments")
+    except (SyntaxError, ValueError):
+        raise ConfigurationError(
+            f"{module_part}:{attr}: write a factory's call as gunicorn takes it, a function "
+            "of the module with literal arguments (text, numbers, True, False, None): "
+            "create_app() or create_app('/voice', debug=False)"
+        ) from None
+    factory = getattr(module, call.func.id, None)
+    if not callable(factory):
+        raise ConfigurationError(f"{module_part} has no function named {call.func.id!r}")
+    try:
+        with _import_warnings_shown():
+            return factory(*args, **kwargs)
+    except AnswerkitError:
+        raise
+    except Exception as exc:  # told as an import's failure is: the user's own lines
+        raise ConfigurationError(
+            f"{module_part}:{attr} failed, in its own code:\n{_users_traceback(exc)}"
+        ) from exc
 
 
 _O = TypeVar("_O")

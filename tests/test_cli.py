@@ -199,6 +199,35 @@ def test_check_reports_an_error_page_as_its_status_not_as_invalid_xml() -> None:
     assert not result.ok and result.problems == ["answered HTTP 500"]
 
 
+def test_an_app_factory_is_called_as_gunicorn_calls_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # myapp:create_app() is gunicorn's spelling; it was "has no CallFlow or Flask app named".
+    (tmp_path / "fact.py").write_text(
+        "from flask import Flask\n"
+        "from answerkit import CallFlow, Response, Speak\n"
+        "def create_app(prefix='/voice', boom=False):\n"
+        "    if boom:\n"
+        "        raise RuntimeError('factory bug')\n"
+        "    flow = CallFlow('f', public_url='https://x.example.com', auth_token='t' * 20,\n"
+        "                    state='memory://')\n"
+        "    flow.add_route('/answer', lambda call: Response(Speak('hi')), name='answer')\n"
+        "    app = Flask(__name__)\n"
+        "    flow.register(app, url_prefix=prefix)\n"
+        "    return app\n"
+    )
+    target = str(tmp_path / "fact.py")
+    assert main(["routes", target + ":create_app()"]) == 0
+    assert "https://x.example.com/voice/answer" in capsys.readouterr().out
+    assert main(["check", target + ":create_app('/w')"]) == 0
+    assert "all routes answer valid VobizXML" in capsys.readouterr().out
+    assert main(["routes", target + ":create_app(boom=True)"]) == 2
+    err = capsys.readouterr().err
+    assert "create_app(boom=True) failed, in its own code" in err and "factory bug" in err
+    assert main(["routes", target + ":create_app(prefix)"]) == 2
+    assert "literal arguments" in capsys.readouterr().err
+
+
 def test_missing_configuration_is_a_clear_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
