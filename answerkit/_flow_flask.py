@@ -122,9 +122,7 @@ def register(flow: CallFlow, app: Flask, url_prefix: str | None, *, direct: bool
     # The methods each path is served with (None: any method).
     taken: dict[str, set[str] | None] = {}
     for rule in app.url_map.iter_rules():
-        if app.url_map.host_matching or (
-            rule.subdomain and rule.subdomain != app.url_map.default_subdomain
-        ):
+        if app.url_map.host_matching or rule.subdomain != app.url_map.default_subdomain:
             continue  # served on another host or subdomain: beside the flow's, no clash
         served = taken.get(rule.rule, set())
         if rule.methods is None or served is None:

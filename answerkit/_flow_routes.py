@@ -10,6 +10,7 @@ share. Everything is checked before anything is kept.
 from __future__ import annotations
 
 import inspect
+import itertools
 import logging
 import re
 from collections.abc import Callable, Sequence
@@ -101,16 +102,14 @@ def add_route(
     # lends it a name for now (an answer route whose Hangup handler came first was named
     # after it for good, and url_for("answer") failed on every call). Every name= given
     # reaches the route too.
+    # A name lent for now gives way: to the route's own later, or to another route's.
     route_name = name or _default_name(handler, path)
     names_route = name is not None or event is None
-    if (
-        route is None
-        and not names_route
-        and (route_name in flow._by_name or any(route_name == n for _, n, *_ in flow._endpoints))
-    ):
-        # One Hangup handler for several routes, each declared first: a name for now.
-        route_name = _path_name(path)
+    if route is None and not names_route:
+        # One Hangup handler for several routes, each declared first: a free name for now.
+        route_name = _lent_name(flow, path, route_name)
     renames = route is not None and names_route and path in flow._named_by_event
+    gives_name = names_route if route is None else (renames or name is not None)
     if route is None:
         if any(route_name == taken or path == served for served, taken, *_ in flow._endpoints):
             raise ConfigurationError(
@@ -118,10 +117,11 @@ def add_route(
                 "path or the name of an endpoint (a TransferTrigger's, a health check's); "
                 "give it another name= or path"
             )
-        if route_name in flow._by_name:
+        holder = _firm_holder(flow, route_name)
+        if holder is not None:
             raise ConfigurationError(
                 f"flow {flow.name!r} already has a route named {route_name!r} "
-                f"(at {flow._by_name[route_name].path}); pass name= to tell them apart"
+                f"(at {holder.path}); pass name= to tell them apart"
             )
     else:
         if replay_check != route.replay_check:
@@ -150,8 +150,7 @@ def add_route(
                 f"route {path!r} already has a handler for "
                 f"{'every event' if event_key is None else 'event ' + repr(event_key)}"
             )
-        other = flow._by_name.get(route_name)
-        gives_name = renames or name is not None
+        other = _firm_holder(flow, route_name)
         if gives_name and other is not None and other is not route:
             raise ConfigurationError(
                 f"flow {flow.name!r} already has a route named {route_name!r} "
@@ -162,6 +161,8 @@ def add_route(
                 f"flow {flow.name!r}: route name {route_name!r} is an endpoint's (a "
                 "TransferTrigger's, a health check's); give the route another name="
             )
+    if gives_name:
+        _take_back(flow, route_name, keep=route)
     if route is None:
         route = Route(
             route_name,
@@ -313,3 +314,39 @@ def _default_name(handler: Handler, path: str) -> str:
 def _path_name(path: str) -> str:
     """A route name made from its path ("/menu/choice": "menu_choice")."""
     return path.strip("/").replace("/", "_") or "root"
+
+
+def _is_lent(flow: CallFlow, route: Route, name: str) -> bool:
+    """Whether ``name`` is ``route``'s only for now (no declaration has named it yet)."""
+    return route.path in flow._named_by_event and route.name == name
+
+
+def _firm_holder(flow: CallFlow, name: str) -> Route | None:
+    """The route ``name`` names for good, or None (no route, or one it is only lent to)."""
+    holder = flow._by_name.get(name)
+    return None if holder is None or _is_lent(flow, holder, name) else holder
+
+
+def _lent_name(flow: CallFlow, path: str, preferred: str, avoid: str = "") -> str:
+    """A free name to lend the route at ``path``: ``preferred``, its path's, or that with a
+    number."""
+    base = _path_name(path)
+    candidates = itertools.chain((preferred, base), (f"{base}_{n}" for n in itertools.count(2)))
+    return next(
+        c
+        for c in candidates
+        if c != avoid
+        and c not in flow._by_name
+        and not any(c == taken for _, taken, *_ in flow._endpoints)
+    )
+
+
+def _take_back(flow: CallFlow, name: str, keep: Route | None) -> None:
+    """Give ``name`` back from a route it was only lent to (not ``keep``), lending that
+    route another: a declaration that names a route for good wants it."""
+    holder = flow._by_name.get(name)
+    if holder is None or holder is keep or not _is_lent(flow, holder, name):
+        return
+    del flow._by_name[name]
+    holder.name = _lent_name(flow, holder.path, _path_name(holder.path), avoid=name)
+    flow._by_name[holder.name] = holder

@@ -240,6 +240,11 @@ class Sender:
             )
         elif 300 <= status < 400:
             hint = "Vobiz answered with a redirect; check base_url"
+        elif status == 405:
+            hint = (
+                f"the API takes no {method} at this path: check base_url (Vobiz's ends in "
+                "/api/v1) and the path (PascalCase, with its trailing slash)"
+            )
         else:
             hint = "unexpected answer"
         said = _api_message(body) or "no message"

@@ -290,7 +290,8 @@ def load_target(target: str) -> tuple[list[CallFlow], Flask | None]:
     """
     module_part, _, attr = target.partition(":")
     # A server's address (with a scheme, or host:port) where an app is expected.
-    if "://" in target or (attr.isdigit() and Path(module_part).suffix != ".py"):
+    # (A factory's arguments may hold a URL: create_app(public_url='https://...').)
+    if "://" in target.partition("(")[0] or (attr.isdigit() and Path(module_part).suffix != ".py"):
         url = target if "://" in target else f"http://{target}"
         raise ConfigurationError(
             f"{target!r} is a server's address; this command takes an app: FILE.py, MODULE "
@@ -346,12 +347,14 @@ def _refuse_partly_served(
     """Refuse a module whose Flask apps serve some of its flows but none serves all: an app
     of the flows alone (what would be served) is not what gunicorn serves, and a check
     through it passed routes production answers 404 (a ``flow.register(app)`` forgotten)."""
+    # A flow no app serves, beside flows an app does: one app per flow, or two apps that
+    # both serve every flow, are a choice, and an app of the flows alone serves them all.
+    left = [flow for flow in flows if not any(flow in flows_of(app) for app in apps)]
     serving = [app for app in apps if any(flow in flows_of(app) for flow in flows)]
-    if not serving:
+    if not left or not serving:
         return
     names = {id(v): k for k, v in vars(module).items() if isinstance(v, (Flask, CallFlow))}
     app = serving[0]
-    left = [flow for flow in flows if flow not in flows_of(app)]
     shown = ", ".join(f"{names.get(id(flow), flow.name)!r}" for flow in left)
     app_name = names.get(id(app), "app")
     raise ConfigurationError(

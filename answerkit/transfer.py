@@ -192,6 +192,12 @@ class TransferPlanner:
             raise TransferArgumentError(str(exc), field="params") from None
         aleg_url = self.target_url(aleg, params, argument="aleg") if aleg is not None else None
         bleg_url = self.target_url(bleg, params, argument="bleg") if bleg is not None else None
+        for argument, leg in (("aleg", aleg), ("bleg", bleg)):
+            why = None if leg is None else self.unusable(leg)
+            if why is not None:
+                # Sent, it was taken (202) and the leg then dropped (8013 for a status
+                # route) or got the flow's apology (a route without a Transfer handler).
+                raise TransferArgumentError(f"{argument}: {why}", field=argument)
         if handler_given_up():
             raise LateTransferRefused(
                 f"transfer of call {call_uuid} refused: the handler asking for it is past its "
@@ -212,6 +218,23 @@ class TransferPlanner:
             bleg_url=bleg_url,
             bleg_method=method,
         )
+
+    def unusable(self, leg: str) -> str | None:
+        """Why a route of the flow named by ``leg`` (a name, a path, or a URL of the flow)
+        cannot take a moved leg, or None: it must answer ``Event=Transfer`` with a
+        document. Another service's URL is that service's to answer."""
+        from answerkit.recipes._targets import check_target  # the recipes import this module
+
+        if "://" in leg:
+            route = self._flow.route_at_url(leg) if self._flow.is_own_url(leg) else None
+            if route is None:
+                return None  # another service's, or another flow's of the app
+            leg = route.name
+        try:
+            check_target(self._flow, "transfer", "the route", leg, event="Transfer")
+        except ConfigurationError as exc:
+            return str(exc).removeprefix("transfer: ")
+        return None
 
     def try_transfer(
         self,

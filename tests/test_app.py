@@ -1263,6 +1263,66 @@ def test_handlers_shared_by_routes_name_each_route_as_declared() -> None:
     flow.create_app()
 
 
+def record_end(call: CallRequest) -> None:
+    return None
+
+
+def answer_here(call: CallRequest) -> Response:
+    return Response(Speak("hi"))
+
+
+def cleanup(call: CallRequest) -> None:
+    return None
+
+
+# (path, handler, keywords): declarations whose every order must be taken alike.
+_DECLARATION_SETS: list[list[tuple[str, Any, dict[str, Any]]]] = [
+    [
+        ("/answer", record_end, {"event": Event.Hangup}),
+        ("/status", record_end, {"status_callback": True}),
+        ("/answer", answer_here, {}),
+    ],
+    [
+        ("/a", cleanup, {"event": Event.Hangup}),
+        ("/cleanup", cleanup, {"event": Event.Hangup}),
+        ("/a", answer_here, {"name": "a_menu"}),
+        ("/cleanup", answer_here, {"name": "cleanup"}),
+    ],
+    [
+        ("/a", cleanup, {"event": Event.Hangup}),
+        ("/b", cleanup, {"event": Event.Hangup}),
+        ("/b", answer_here, {"name": "a"}),
+        ("/a", record_end, {"event": Event.RecordStop}),
+    ],
+]
+
+
+@pytest.mark.parametrize("declarations", _DECLARATION_SETS, ids=["status", "path", "lent"])
+def test_a_name_lent_for_now_never_makes_an_order_of_declarations_refused(
+    declarations: list[tuple[str, Any, dict[str, Any]]],
+) -> None:
+    # A Hangup handler declared first lent its route its name, and a later declaration
+    # naming another route so was refused in one order and taken in another.
+    import itertools
+
+    for order in itertools.permutations(declarations):
+        flow = CallFlow("orders", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+        for path, handler, keywords in order:
+            flow.add_route(path, handler, **keywords)
+        names = {route.path: route.name for route in flow.routes}
+        assert len(set(names.values())) == len(names), order
+        for path, name in names.items():
+            assert flow.get_route(name).path == path and flow.url_for(name) == PUBLIC + path
+        given = {path: k["name"] for path, _h, k in order if "name" in k}
+        for path, handler, keywords in order:  # every name given names its route
+            if "name" in keywords:
+                assert flow.get_route(keywords["name"]).path == path
+            elif "event" not in keywords and path not in given:
+                assert names[path] == handler.__name__, order
+        app = flow.create_app()
+        assert {f"orders.{name}" for name in names.values()} <= set(app.view_functions)
+
+
 def test_url_for_refuses_what_no_url_can_carry_with_the_flows_error() -> None:
     # A lone surrogate raised UnicodeEncodeError, an int past Python's digit limit
     # ValueError: neither the ConfigurationError url_for raises for a bad parameter.

@@ -199,6 +199,34 @@ def test_check_reports_an_error_page_as_its_status_not_as_invalid_xml() -> None:
     assert not result.ok and result.problems == ["answered HTTP 500"]
 
 
+@pytest.mark.parametrize(
+    "apps",
+    [
+        "app = sales.create_app()\ndebug = Flask('debug')\nsales.register(debug, direct=False)\n"
+        "support.register(app, url_prefix='/s')\nsupport.register(debug, url_prefix='/s')\n",
+        "sales_app = sales.create_app()\nsupport_app = support.create_app()\n",
+    ],
+    ids=["two-apps-serving-all", "an-app-per-flow"],
+)
+def test_apps_that_serve_every_flow_between_them_are_taken(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], apps: str
+) -> None:
+    # Two apps both serving every flow crashed the loader (IndexError); an app per flow was
+    # refused as if a register() had been forgotten.
+    (tmp_path / "apps.py").write_text(
+        "from flask import Flask\n"
+        "from answerkit import CallFlow, Response, Speak\n"
+        "kw = dict(public_url='https://x.example.com', auth_token='t' * 20, state='memory://')\n"
+        "sales = CallFlow('sales', **kw)\n"
+        "support = CallFlow('support', **kw)\n"
+        "sales.add_route('/answer', lambda call: Response(Speak('sales')), name='answer')\n"
+        "support.add_route('/help', lambda call: Response(Speak('help')), name='help')\n" + apps
+    )
+    assert main(["check", str(tmp_path / "apps.py")]) == 0
+    out = capsys.readouterr().out
+    assert "ok   sales/answer" in out and "ok   support/help" in out
+
+
 def test_an_app_factory_is_called_as_gunicorn_calls_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -226,6 +254,8 @@ def test_an_app_factory_is_called_as_gunicorn_calls_it(
     assert "create_app(boom=True) failed, in its own code" in err and "factory bug" in err
     assert main(["routes", target + ":create_app(prefix)"]) == 2
     assert "literal arguments" in capsys.readouterr().err
+    # A URL among its arguments is no server's address.
+    assert main(["routes", target + ":create_app(prefix='https://a/b')"]) == 0
 
 
 def test_missing_configuration_is_a_clear_error(

@@ -238,6 +238,15 @@ def test_status_maps_to_error_class(
     assert api_posts(vobiz) == 1
 
 
+def test_a_405_says_which_path_and_method_to_check(vobiz: LocalVobiz, client: VobizClient) -> None:
+    # It fell through to "Unexpected answer", naming nothing to check.
+    vobiz.fail_next(status=405, body={"error": "method not allowed"})
+    with pytest.raises(errors.APIError) as caught:
+        client.transfer("c1", aleg_url=HOLD_URL)
+    assert "The API takes no POST at this path: check base_url" in str(caught.value)
+    assert "trailing slash" in str(caught.value) and api_posts(vobiz) == 1
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [

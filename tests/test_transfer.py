@@ -143,6 +143,28 @@ def test_local_checks_before_anything_is_sent(local_vobiz: LocalVobiz) -> None:
     assert local_vobiz.requests == []
 
 
+def test_a_route_that_cannot_take_a_moved_leg_is_refused_before_sending(
+    local_vobiz: LocalVobiz,
+) -> None:
+    # Sent, the transfer was taken (202) and the leg then dropped (8013 at a status route)
+    # or heard the apology (a route with no handler for Event=Transfer); TransferTrigger's
+    # endpoint refused the same targets, the Python calls did not.
+    flow = build_flow("https://voice.example.com", "t" * 20, local_vobiz)
+    flow.route("/status", status_callback=True)(lambda call: None)
+    flow.route("/welcome", event="StartApp")(lambda call: Response(Speak("welcome")))
+    for leg, why in [
+        ("status", "is a status-callback route"),
+        ("welcome", "handles only Event='StartApp'"),
+        ("https://voice.example.com/status", "is a status-callback route"),
+    ]:
+        with pytest.raises(TransferArgumentError, match=why) as caught:
+            flow.transfer("c-1", aleg="hold", bleg=leg)
+        assert caught.value.field == "bleg" and str(caught.value).startswith("bleg: ")
+        with pytest.raises(TransferArgumentError, match=why):
+            flow.try_transfer("c-1", aleg=leg)
+    assert local_vobiz.requests == []
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [

@@ -399,6 +399,12 @@ def test_an_app_page_beside_a_route_by_method_or_subdomain_is_no_clash(
     client = app.test_client()
     admin = client.post("/answer", base_url="http://admin.voice.example.com")
     assert admin.data == b"admin"
+    # With a default subdomain, a view of the bare domain is beside the flow's too.
+    app = Flask("www", subdomain_matching=True)
+    app.config["SERVER_NAME"] = "voice.example.com"
+    app.url_map.default_subdomain = "www"
+    app.add_url_rule("/answer", "bare", lambda: "bare", subdomain="", methods=["POST"])
+    make_flow([]).register(app)
 
 
 def test_a_view_swapped_by_the_app_runs_through_flask() -> None:

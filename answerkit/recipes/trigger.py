@@ -33,7 +33,6 @@ from answerkit.errors import (
     TransportError,
     VobizError,
 )
-from answerkit.recipes._targets import check_target
 
 if TYPE_CHECKING:
     from answerkit.app import CallFlow
@@ -45,7 +44,8 @@ DEFAULT_PATH = "/_answerkit/transfer"
 
 @dataclass(frozen=True)
 class TriggerOutcome:
-    """What a trigger did: ``transferred`` or ``ended`` (the call was already gone)."""
+    """What a trigger did: ``transferred`` or ``ended`` (the call was already gone, or not
+    answered yet)."""
 
     status: Literal["transferred", "ended"]
     call_uuid: str
@@ -126,16 +126,10 @@ class TransferTrigger:
                 return str(exc)
             if not self.flow.is_own_url(leg):
                 return None  # another service's, on a host the flow may transfer to
-            route = self.flow.route_at_url(leg)
-            if route is None:
+            if self.flow.route_at_url(leg) is None:
                 # A 404 to the moved leg, and the call dropped.
                 return f"{leg!r} is a URL of the flow where it serves no route"
-            leg = route.name
-        try:
-            check_target(self.flow, "TransferTrigger", "the route", leg, event="Transfer")
-        except ConfigurationError as exc:
-            return str(exc).removeprefix("TransferTrigger: ")
-        return None
+        return self.flow.transfers.unusable(leg)
 
     def move(
         self,
@@ -144,7 +138,8 @@ class TransferTrigger:
         bleg: str | None = None,
         params: Mapping[str, Any] | None = None,
     ) -> TriggerOutcome:
-        """Transfer the call's leg(s) to routes; ``ended`` if the call is already gone."""
+        """Transfer the call's leg(s) to routes; ``ended`` if the call is already gone (or
+        not answered yet: Vobiz answers both with one 404)."""
         result = self.flow.try_transfer(call_uuid, aleg=aleg, bleg=bleg, params=params)
         if result is None:
             return TriggerOutcome("ended", call_uuid)
