@@ -231,7 +231,8 @@ class TransferPlanner:
                 return None  # another service's, or another flow's of the app
             leg = route.name
         try:
-            check_target(self._flow, "transfer", "the route", leg, event="Transfer")
+            # A recipe's steps too: its own moves (a WarmTransfer's hold) transfer there.
+            check_target(self._flow, "transfer", "the route", leg, event="Transfer", steps=True)
         except ConfigurationError as exc:
             return str(exc).removeprefix("transfer: ")
         return None

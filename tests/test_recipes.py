@@ -2605,7 +2605,9 @@ def test_fallbacks_that_go_round_are_refused_however_written(shape: str, loop: s
         _operator(flow, "/operator")
     else:
         _operator(flow, "operator_result")
-    with pytest.raises(ConfigurationError, match=re.escape(f"the fallbacks go round ({loop})")):
+    # A recipe's own step as a fallback is refused as such before any loop is looked for.
+    told = "is a step of a recipe" if "route" in shape else f"the fallbacks go round ({loop})"
+    with pytest.raises(ConfigurationError, match=re.escape(told)):
         flow.create_app()
 
 
@@ -2933,3 +2935,65 @@ def test_a_simulated_call_never_starts_at_a_recipes_own_step() -> None:
     assert transcript.heard == ["Main menu."]
     inner = {"/warm/hold", "/warm/agent", "/warm/agent/choice", "/warm/landing", "/fwd/result"}
     assert inner <= flow._inner_paths and "/fwd" not in flow._inner_paths
+
+
+@pytest.mark.parametrize(
+    ("setting", "says"),
+    [
+        ({"agent": None}, "agent must be a number or sip: URI as text .* got None"),
+        ({"agent": 14155550142}, "agent must be a number or sip: URI as text"),
+        ({"on_outcome": "https://crm.example.com/hook"}, "on_outcome must be a function"),
+    ],
+)
+def test_warm_transfer_refuses_an_agent_or_outcome_hook_it_could_never_use(
+    setting: dict[str, Any], says: str
+) -> None:
+    # agent=None (an unset variable) or an int sent every caller to the fallback as
+    # agent-unreachable; a URL as on_outcome failed on every decision, the CRM never told.
+    settings: dict[str, Any] = {"agent": "+14155550142", **setting}
+    with pytest.raises(ConfigurationError, match=f"WarmTransfer: {says}"):
+        WarmTransfer(new_flow(), caller_id="+14155550100", fallback="sales", **settings)
+
+
+def test_forwarding_refuses_a_number_that_is_not_text() -> None:
+    # It failed as "'int' object has no attribute 'startswith'".
+    with pytest.raises(ConfigurationError, match=r"numbers must be E\.164 numbers .* got int"):
+        Forwarding(new_flow(), "fw", numbers=[14155550121], caller_id="+14155550100")  # type: ignore[list-item]
+
+
+def test_warm_transfer_started_while_the_call_rings_starts_nothing_and_decides_nothing(
+    local_vobiz: Any,
+) -> None:
+    # Started from the answer webhook (an inbound call rings through it), start() logged
+    # "already hung up", and the call's Hangup later decided "abandoned".
+    flow = new_flow()
+    flow.transfers.client = local_vobiz.client()
+    told: list[str] = []
+    warm = WarmTransfer(flow, agent="+14155550142", caller_id="+14155550100", fallback="sales",
+                        on_outcome=lambda caller, outcome: told.append(outcome))  # fmt: skip
+    call = local_vobiz.add_call(status="ringing")
+    assert warm.start(call.call_uuid) is None
+    warm._on_hangup(hook({}, call.call_uuid, Event="Hangup"))
+    assert warm.outcome(call.call_uuid) is None and told == []
+
+
+def test_a_recipes_own_step_as_a_target_is_refused_when_mounted() -> None:
+    # An option to a WarmTransfer's hold route held the caller in a room no agent was
+    # called to, for good; check passed it.
+    flow = new_flow()
+    WarmTransfer(flow, "warm", agent="+14155550142", caller_id="+14155550100", fallback="sales")
+    IVRMenu(flow, "main", prompt="Press 1.", options={"1": "warm_hold"})
+    with pytest.raises(ConfigurationError, match="option 1 'warm_hold' is a step of a recipe"):
+        flow.create_app()
+
+
+@pytest.mark.parametrize(
+    ("speech", "key"), [("two", "2"), ("Two.", "2"), ("option 2", "2"), ("press one", "1")]
+)
+def test_saying_a_key_chooses_it(speech: str, key: str) -> None:
+    # "Press 2 or say support": "two" was "not a valid choice".
+    menu = IVRMenu(new_flow(), "main", prompt="Press 1 or say sales, 2 or say support.",
+                   options={"1": Option("sales", ("sales",)), "2": Option("sales", ("support",))},
+                   input_type="dtmf speech")  # fmt: skip
+    assert menu.match(None, speech) is menu.options[key]
+    assert menu.match(None, "I want two tickets") is None

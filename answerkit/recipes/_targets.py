@@ -42,15 +42,30 @@ def passes_on(flow: CallFlow, recipe: str, routes: Iterable[str], fallback: obje
 
 
 def check_target(
-    flow: CallFlow, where: str, label: str, target: str, event: str = "Redirect"
+    flow: CallFlow,
+    where: str,
+    label: str,
+    target: str,
+    event: str = "Redirect",
+    *,
+    steps: bool = False,
 ) -> None:
     """Refuse a ``target`` that is no route of ``flow``, or one whose answer to the
     ``event`` that brings a caller there (a Redirect, a transfer) would not go on with the
-    call."""
+    call; or, unless ``steps``, a step of a recipe (its own moves take the caller there)."""
     try:
         route = flow.get_route(target)
     except ConfigurationError as exc:
         raise ConfigurationError(f"{where}: {label} leads nowhere: {exc}") from None
+    if not steps and route.path in flow._inner_paths:
+        # Reached alone, a WarmTransfer's hold route held the caller in a room no agent was
+        # ever called to, for good; a Forwarding's result route dialled only its second.
+        raise ConfigurationError(
+            f"{where}: {label} {target!r} is a step of a recipe (a WarmTransfer's hold or "
+            "landing, an IVRMenu's choice, a Forwarding's result), reached only through it: "
+            "send the caller to the recipe's own route, or to one of yours (a handler that "
+            "calls warm.start(call.call_uuid) to begin a warm transfer)"
+        )
     if route.status_callback or route.sound:
         kind = "a status-callback route" if route.status_callback else "a sound route"
         raise ConfigurationError(

@@ -61,6 +61,13 @@ class Forwarding:
             )
         if not numbers:
             raise ConfigurationError(f"Forwarding {name!r}: give at least one number")
+        for number in numbers:
+            if not isinstance(number, str):
+                # An int (14155550121) failed as "'int' object has no attribute 'startswith'".
+                raise ConfigurationError(
+                    f"Forwarding {name!r}: numbers must be E.164 numbers or sip: URIs as text "
+                    f"('+14155550121'), got {type(number).__name__} {number!r}"
+                )
         if mode not in ("simultaneous", "sequential"):
             raise ConfigurationError(
                 f"Forwarding {name!r}: mode must be 'simultaneous' or 'sequential', got {mode!r}"

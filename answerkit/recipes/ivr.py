@@ -275,6 +275,9 @@ class IVRMenu:
                     or (_in_script(phrase, _UNSPACED) and _inside(phrase, said))
                 ):
                     return self._phrases[phrase]
+            # The key itself, said ("two", "option 2", "press one two"): a prompt says
+            # "press 2 or say support", and callers say the number as often as the word.
+            return self.options.get(_said_key(said) or "")
         return None
 
     def prompt_document(self, attempt: int = 0, reason: str | None = None) -> Response:
@@ -480,6 +483,23 @@ def _attempt(call: CallRequest) -> int:
         return max(0, int(call.query.get("attempt", "0")))
     except ValueError:
         return 0
+
+
+# English number words for keypad keys, and the words said around a key ("option two").
+_KEY_WORDS = {
+    "zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
+    "six": "6", "seven": "7", "eight": "8", "nine": "9", "star": "*", "hash": "#",
+    "pound": "#",
+}  # fmt: skip
+_AROUND_KEY = frozenset(("option", "press", "number", "key", "please", "the", "i", "pressed"))
+
+
+def _said_key(said: str) -> str | None:
+    """The keypad key ``said`` (in :func:`_words`' form) names, if it says only a key:
+    digits or English number words, with words such as "option" or "press" around them."""
+    keys = [_KEY_WORDS.get(w, w) for w in said.split() if w not in _AROUND_KEY]
+    key = "".join(keys)
+    return key if key and all(k.isdigit() or k in "*#" for k in keys) else None
 
 
 def _words(text: str) -> str:

@@ -33,6 +33,7 @@ from answerkit.errors import (
     TransportError,
     VobizError,
 )
+from answerkit.recipes._targets import check_target
 
 if TYPE_CHECKING:
     from answerkit.app import CallFlow
@@ -126,10 +127,16 @@ class TransferTrigger:
                 return str(exc)
             if not self.flow.is_own_url(leg):
                 return None  # another service's, on a host the flow may transfer to
-            if self.flow.route_at_url(leg) is None:
+            route = self.flow.route_at_url(leg)
+            if route is None:
                 # A 404 to the moved leg, and the call dropped.
                 return f"{leg!r} is a URL of the flow where it serves no route"
-        return self.flow.transfers.unusable(leg)
+            leg = route.name
+        try:  # not a recipe's step: the caller would be stranded there (see check_target)
+            check_target(self.flow, "TransferTrigger", "the route", leg, event="Transfer")
+        except ConfigurationError as exc:
+            return str(exc).removeprefix("TransferTrigger: ")
+        return None
 
     def move(
         self,

@@ -86,6 +86,7 @@ from answerkit.recipes._warm_state import (
     AGENT,
     AGENT_ENDED,
     ATTEMPT,
+    CALLER_LEFT,
     CONTEXT,
     LAYOUT,
     at,
@@ -152,6 +153,20 @@ class WarmTransfer(CallerSide, AgentSide):
         self.flow = flow
         self.name = name
         self.agent = agent
+        if not isinstance(agent, str) and not callable(agent):
+            # None (an environment variable not set) or an int passed, and every caller was
+            # sent to the fallback as agent-unreachable.
+            raise ConfigurationError(
+                "WarmTransfer: agent must be a number or sip: URI as text ('+14155550142'), or "
+                f"a function of the context returning one, got {shown(agent)} (an environment "
+                "variable not set gives None)"
+            )
+        if on_outcome is not None and not callable(on_outcome):
+            # A URL given here failed on every decision, and the CRM was never told.
+            raise ConfigurationError(
+                "WarmTransfer: on_outcome must be a function taking (caller_uuid, outcome), "
+                f"got {shown(on_outcome)} (to tell a URL, post to it from such a function)"
+            )
         try:
             check_phone("caller_id", caller_id)
             if isinstance(agent, str):
@@ -283,8 +298,13 @@ class WarmTransfer(CallerSide, AgentSide):
             moved = self.flow.try_transfer(caller_uuid, aleg=self.routes["hold"], params=ids)
             held = True
             if moved is None:
+                # Ended, or not answered yet (an inbound call rings through its answer
+                # webhook): nothing started, so its Hangup decides no "abandoned" for it.
+                state[key_of(state, CALLER_LEFT, attempt)] = True
                 log.info(
-                    "warm transfer: caller %s already hung up; not calling the agent", caller_uuid
+                    "warm transfer: caller %s is not live (ended, or not answered yet: start "
+                    "from a later webhook, such as a Gather's action); not calling the agent",
+                    caller_uuid,
                 )
                 return None
             return self._call_agent(caller_uuid, attempt, ctx)
