@@ -344,25 +344,38 @@ def load_target(target: str) -> tuple[list[CallFlow], Flask | None]:
 def _refuse_partly_served(
     module_part: str, module: object, apps: list[Flask], flows: list[CallFlow]
 ) -> None:
-    """Refuse a module whose Flask apps serve some of its flows but none serves all: an app
-    of the flows alone (what would be served) is not what gunicorn serves, and a check
-    through it passed routes production answers 404 (a ``flow.register(app)`` forgotten)."""
-    # A flow no app serves, beside flows an app does: one app per flow, or two apps that
-    # both serve every flow, are a choice, and an app of the flows alone serves them all.
-    left = [flow for flow in flows if not any(flow in flows_of(app) for app in apps)]
+    """Refuse a module whose Flask apps serve its flows, but no one app all of them: an app
+    of the flows alone (what would run otherwise) is not what gunicorn serves. A flow no
+    app serves is most likely a ``flow.register(app)`` forgotten (a check through the flows
+    alone passed routes production answers 404); flows split across several apps, or
+    every flow on two apps, leave which one to serve to be named."""
     serving = [app for app in apps if any(flow in flows_of(app) for flow in flows)]
-    if not left or not serving:
-        return
+    if not serving:
+        return  # flows alone: an app of them is what there is to serve
     names = {id(v): k for k, v in vars(module).items() if isinstance(v, (Flask, CallFlow))}
-    app = serving[0]
-    shown = ", ".join(f"{names.get(id(flow), flow.name)!r}" for flow in left)
-    app_name = names.get(id(app), "app")
+
+    def named(obj: Flask | CallFlow) -> str:
+        return names.get(id(obj), obj.name)
+
+    left = [flow for flow in flows if not any(flow in flows_of(app) for app in apps)]
+    if left and len(serving) == 1:
+        app_name = named(serving[0])
+        shown = ", ".join(repr(named(flow)) for flow in left)
+        raise ConfigurationError(
+            f"{module_part}: the Flask app {app_name!r} serves some of the module's flows but "
+            f"not {shown} (a flow.register({app_name}) forgotten?), so what gunicorn serves "
+            f"differs from what would run here. Register every flow on it, or name what to "
+            f"run: {module_part}:{app_name} (the flows it serves) or "
+            f"{module_part}:{named(left[0])} (that flow alone)"
+        )
+    each = "; ".join(
+        f"{module_part}:{named(app)} serves "
+        + ", ".join(repr(named(flow)) for flow in flows if flow in flows_of(app))
+        for app in serving
+    )
     raise ConfigurationError(
-        f"{module_part}: the Flask app {app_name!r} serves some of the module's flows but not "
-        f"{shown} (a flow.register({app_name}) forgotten?), so what gunicorn serves differs "
-        f"from what would run here. Register every flow on it, or name what to run: "
-        f"{module_part}:{app_name} (the flows it serves) or "
-        f"{module_part}:{names.get(id(left[0]), left[0].name)} (that flow alone)"
+        f"{module_part} has several Flask apps and no one of them serves every flow the "
+        f"module declares, so which one gunicorn serves is yours to say: name it ({each})"
     )
 
 

@@ -230,6 +230,9 @@ class TransferPlanner:
             if route is None:
                 return None  # another service's, or another flow's of the app
             leg = route.name
+        target = self._flow._by_name.get(leg) or self._flow._routes.get(leg)
+        if target is not None and target.sound:
+            return None  # music to park a leg on: Play, Speak and Wait are a document too
         try:
             # A recipe's steps too: its own moves (a WarmTransfer's hold) transfer there.
             check_target(self._flow, "transfer", "the route", leg, event="Transfer", steps=True)

@@ -1323,6 +1323,27 @@ def test_a_name_lent_for_now_never_makes_an_order_of_declarations_refused(
         assert {f"orders.{name}" for name in names.values()} <= set(app.view_functions)
 
 
+def test_a_handler_of_an_event_that_goes_on_with_the_call_names_its_route_for_good(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A Redirect-only route lent its handler's name, and a Forwarding declared later took
+    # it back: the menu's option 1, "support", silently went to the Forwarding instead.
+    flow = CallFlow("firm", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+
+    def support(call: CallRequest) -> Response:
+        return Response(Speak("help"))
+
+    flow.add_route("/help", support, event=Event.Redirect)
+    with pytest.raises(ConfigurationError, match="already has a route named 'support'"):
+        flow.add_route("/support", answer_here, name="support")
+    # A Hangup handler's name is lent only, and giving it back is told.
+    flow.add_route("/status", record_end, event=Event.Hangup)
+    with caplog.at_level(logging.WARNING, logger="answerkit"):
+        flow.add_route("/other", answer_here, name="record_end")
+    assert flow.get_route("record_end").path == "/other" and flow.get_route("status")
+    assert "was named 'record_end' for now" in caplog.text
+
+
 def test_url_for_refuses_what_no_url_can_carry_with_the_flows_error() -> None:
     # A lone surrogate raised UnicodeEncodeError, an int past Python's digit limit
     # ValueError: neither the ConfigurationError url_for raises for a bad parameter.

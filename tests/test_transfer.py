@@ -163,6 +163,10 @@ def test_a_route_that_cannot_take_a_moved_leg_is_refused_before_sending(
         with pytest.raises(TransferArgumentError, match=why):
             flow.try_transfer("c-1", aleg=leg)
     assert local_vobiz.requests == []
+    # Music to park a leg on is a document too: a sound route takes a moved leg.
+    flow.route("/music", sound=True)(lambda call: Response(Speak("Please hold.")))
+    call = local_vobiz.add_call()
+    assert flow.transfer(call.call_uuid, aleg="music").api_id
 
 
 @pytest.mark.parametrize(
