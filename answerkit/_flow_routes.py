@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from flask import Response as FlaskResponse
 
-from answerkit.dispatch import STATUS_EVENTS, Handler, Route
+from answerkit.dispatch import Handler, Route
 from answerkit.errors import ConfigurationError
 from answerkit.request import Event
 
@@ -104,10 +104,7 @@ def add_route(
     # reaches the route too.
     # A name lent for now gives way: to the route's own later, or to another route's.
     route_name = name or _default_name(handler, path)
-    # A handler of a status event (a Hangup, a RecordStop) only lends its name; one of an
-    # event that goes on with the call (Redirect, Transfer) is where the route is reached,
-    # so its name may be in use (url_for) and is the route's for good.
-    names_route = name is not None or event_key is None or event_key not in STATUS_EVENTS
+    names_route = name is not None or event is None
     if route is None and not names_route:
         # One Hangup handler for several routes, each declared first: a free name for now.
         route_name = _lent_name(flow, path, route_name)
@@ -354,9 +351,9 @@ def _take_back(flow: CallFlow, name: str, keep: Route | None) -> None:
     holder.name = _lent_name(flow, holder.path, _path_name(holder.path), avoid=name)
     flow._by_name[holder.name] = holder
     log.warning(
-        "flow %r: the route at %s (handlers for status events only, so far) was named %r "
-        "for now; that name is now another route's, and this one is %r: pass name= to name "
-        "it yourself",
+        "flow %r: the route at %s (handlers for one event only, so far) was named %r for "
+        "now; that name is now another route's, and this one is %r: pass name= to name it "
+        "yourself",
         flow.name,
         holder.path,
         name,

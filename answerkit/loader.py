@@ -373,9 +373,16 @@ def _refuse_partly_served(
         + ", ".join(repr(named(flow)) for flow in flows if flow in flows_of(app))
         for app in serving
     )
+    unserved = (
+        "; no app serves " + ", ".join(repr(named(flow)) for flow in left) + " (a "
+        "flow.register(app) forgotten?)"
+        if left
+        else ""
+    )
     raise ConfigurationError(
         f"{module_part} has several Flask apps and no one of them serves every flow the "
-        f"module declares, so which one gunicorn serves is yours to say: name it ({each})"
+        f"module declares, so which one gunicorn serves is yours to say: name it ({each}"
+        f"{unserved})"
     )
 
 

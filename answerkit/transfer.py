@@ -219,10 +219,11 @@ class TransferPlanner:
             bleg_method=method,
         )
 
-    def unusable(self, leg: str) -> str | None:
+    def unusable(self, leg: str, *, steps: bool = True) -> str | None:
         """Why a route of the flow named by ``leg`` (a name, a path, or a URL of the flow)
         cannot take a moved leg, or None: it must answer ``Event=Transfer`` with a
-        document. Another service's URL is that service's to answer."""
+        document (a sound route's music is one), and unless ``steps`` not be a recipe's
+        step. Another service's URL is that service's to answer."""
         from answerkit.recipes._targets import check_target  # the recipes import this module
 
         if "://" in leg:
@@ -234,8 +235,8 @@ class TransferPlanner:
         if target is not None and target.sound:
             return None  # music to park a leg on: Play, Speak and Wait are a document too
         try:
-            # A recipe's steps too: its own moves (a WarmTransfer's hold) transfer there.
-            check_target(self._flow, "transfer", "the route", leg, event="Transfer", steps=True)
+            # A recipe's steps by default: its own moves (a WarmTransfer's hold) go there.
+            check_target(self._flow, "transfer", "the route", leg, event="Transfer", steps=steps)
         except ConfigurationError as exc:
             return str(exc).removeprefix("transfer: ")
         return None

@@ -1294,10 +1294,18 @@ _DECLARATION_SETS: list[list[tuple[str, Any, dict[str, Any]]]] = [
         ("/b", answer_here, {"name": "a"}),
         ("/a", record_end, {"event": Event.RecordStop}),
     ],
+    [  # one Transfer handler for two routes, each named by its default handler later
+        ("/sales", cleanup, {"event": Event.Transfer}),
+        ("/support", cleanup, {"event": Event.Transfer}),
+        ("/sales", answer_here, {}),
+        ("/support", record_end, {}),
+    ],
 ]
 
 
-@pytest.mark.parametrize("declarations", _DECLARATION_SETS, ids=["status", "path", "lent"])
+@pytest.mark.parametrize(
+    "declarations", _DECLARATION_SETS, ids=["status", "path", "lent", "transfer"]
+)
 def test_a_name_lent_for_now_never_makes_an_order_of_declarations_refused(
     declarations: list[tuple[str, Any, dict[str, Any]]],
 ) -> None:
@@ -1323,25 +1331,21 @@ def test_a_name_lent_for_now_never_makes_an_order_of_declarations_refused(
         assert {f"orders.{name}" for name in names.values()} <= set(app.view_functions)
 
 
-def test_a_handler_of_an_event_that_goes_on_with_the_call_names_its_route_for_good(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    # A Redirect-only route lent its handler's name, and a Forwarding declared later took
-    # it back: the menu's option 1, "support", silently went to the Forwarding instead.
-    flow = CallFlow("firm", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+def test_a_lent_name_given_back_is_told(caplog: pytest.LogCaptureFixture) -> None:
+    # A Redirect-only route's handler name, lent, was taken by a route declared later with
+    # no word: a menu's option by that name then went to the other route.
+    flow = CallFlow("lent", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
 
     def support(call: CallRequest) -> Response:
         return Response(Speak("help"))
 
     flow.add_route("/help", support, event=Event.Redirect)
-    with pytest.raises(ConfigurationError, match="already has a route named 'support'"):
-        flow.add_route("/support", answer_here, name="support")
-    # A Hangup handler's name is lent only, and giving it back is told.
-    flow.add_route("/status", record_end, event=Event.Hangup)
     with caplog.at_level(logging.WARNING, logger="answerkit"):
-        flow.add_route("/other", answer_here, name="record_end")
-    assert flow.get_route("record_end").path == "/other" and flow.get_route("status")
-    assert "was named 'record_end' for now" in caplog.text
+        flow.add_route("/support", answer_here, name="support")
+    assert flow.get_route("support").path == "/support" and flow.get_route("help")
+    assert "the route at /help (handlers for one event only, so far) was named 'support'" in (
+        caplog.text
+    )
 
 
 def test_url_for_refuses_what_no_url_can_carry_with_the_flows_error() -> None:

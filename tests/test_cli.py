@@ -230,6 +230,7 @@ def test_several_apps_none_serving_alone_every_flow_are_named_to_choose(
     err = capsys.readouterr().err
     assert "has several Flask apps and no one of them serves every flow" in err
     assert all(f"{target}:{name} serves" in err for name in names)
+    assert "no app serves" not in err
     assert main(["check", f"{target}:{names[0]}"]) == 0
     assert "ok   sales/answer" in capsys.readouterr().out
 

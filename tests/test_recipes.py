@@ -2955,8 +2955,12 @@ def test_warm_transfer_refuses_an_agent_or_outcome_hook_it_could_never_use(
         WarmTransfer(new_flow(), caller_id="+14155550100", fallback="sales", **settings)
 
 
-def test_forwarding_refuses_a_number_that_is_not_text() -> None:
-    # It failed as "'int' object has no attribute 'startswith'".
+def test_forwarding_refuses_a_number_that_is_not_text_and_takes_any_iterable() -> None:
+    # It failed as "'int' object has no attribute 'startswith'"; a map was used up by that
+    # check, leaving no number to dial (the apology on every call).
+    numbers = (n.strip() for n in [" +14155550101", " +14155550102"])  # a generator
+    fw = Forwarding(new_flow(), "fw", numbers=numbers, caller_id="+14155550100")
+    assert fw.numbers == ["+14155550101", "+14155550102"]
     with pytest.raises(ConfigurationError, match=r"numbers must be E\.164 numbers .* got int"):
         Forwarding(new_flow(), "fw", numbers=[14155550121], caller_id="+14155550100")  # type: ignore[list-item]
 
@@ -2997,3 +3001,29 @@ def test_saying_a_key_chooses_it(speech: str, key: str) -> None:
                    input_type="dtmf speech")  # fmt: skip
     assert menu.match(None, speech) is menu.options[key]
     assert menu.match(None, "I want two tickets") is None
+    assert menu.match(None, "Oh.") is None  # an interjection is no zero
+
+
+@pytest.mark.parametrize(
+    ("options", "input_type"),
+    [
+        ({"1": Option("sales", ("two tickets",)), "2": Option("sales", ("one ticket",))}, None),
+        ({"1": Option("sales", ("sales",)), "2": Option("sales", ("support",))}, "speech"),
+    ],
+    ids=["numbers-in-phrases", "speech-only"],
+)
+def test_saying_a_key_is_not_heard_where_it_could_mean_a_phrase_or_no_key_is_offered(
+    options: dict[str, Option], input_type: str | None
+) -> None:
+    # "two" picked key 2 where option 1's phrase is "two tickets", and where no key was
+    # ever offered to the caller (speech alone).
+    menu = IVRMenu(new_flow(), "main", prompt="Say it.", options=options, input_type=input_type)
+    assert menu.match(None, "two") is None and menu.match(None, "one") is None
+
+
+def test_a_trigger_moves_a_leg_onto_a_sound_route_as_flow_transfer_does() -> None:
+    # flow.transfer took a sound route (music to park a leg on); the trigger refused it.
+    flow = new_flow()
+    flow.route("/music", sound=True)(lambda call: Response(Speak("Please hold.")))
+    trigger = TransferTrigger(flow, secret="s" * 24, routes=["music"])
+    assert trigger._unusable("music") is None and flow.transfers.unusable("music") is None

@@ -59,6 +59,7 @@ class Forwarding:
                 f"Forwarding {name!r}: numbers must be a list such as [{numbers!r}], "
                 "not a single string"
             )
+        numbers = list(numbers)  # once: a map or a generator is used up by the check below
         if not numbers:
             raise ConfigurationError(f"Forwarding {name!r}: give at least one number")
         for number in numbers:

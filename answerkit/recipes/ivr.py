@@ -221,6 +221,13 @@ class IVRMenu:
         self._phrases = {
             _words(phrase): opt for opt in self.options.values() for phrase in opt.phrases
         }
+        # Whether speech that says a key picks it (see match): keys offered (dtmf), and no
+        # phrase with a number in it.
+        self._keys_by_speech = "dtmf" in str(self.input_type) and not any(
+            w in _KEY_WORDS or any(ch.isdigit() for ch in w)
+            for phrase in self._phrases
+            for w in phrase.split()
+        )
         self._validate_shape()
         self._check_elements()
         self.choice_route = f"{name}_choice"
@@ -277,7 +284,10 @@ class IVRMenu:
                     return self._phrases[phrase]
             # The key itself, said ("two", "option 2", "press one two"): a prompt says
             # "press 2 or say support", and callers say the number as often as the word.
-            return self.options.get(_said_key(said) or "")
+            # Not where keys are never offered (speech alone), nor where a phrase has a
+            # number in it ("two tickets"): "two" could be either.
+            if self._keys_by_speech:
+                return self.options.get(_said_key(said) or "")
         return None
 
     def prompt_document(self, attempt: int = 0, reason: str | None = None) -> Response:
@@ -487,7 +497,7 @@ def _attempt(call: CallRequest) -> int:
 
 # English number words for keypad keys, and the words said around a key ("option two").
 _KEY_WORDS = {
-    "zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
+    "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
     "six": "6", "seven": "7", "eight": "8", "nine": "9", "star": "*", "hash": "#",
     "pound": "#",
 }  # fmt: skip

@@ -33,7 +33,6 @@ from answerkit.errors import (
     TransportError,
     VobizError,
 )
-from answerkit.recipes._targets import check_target
 
 if TYPE_CHECKING:
     from answerkit.app import CallFlow
@@ -131,12 +130,8 @@ class TransferTrigger:
             if route is None:
                 # A 404 to the moved leg, and the call dropped.
                 return f"{leg!r} is a URL of the flow where it serves no route"
-            leg = route.name
-        try:  # not a recipe's step: the caller would be stranded there (see check_target)
-            check_target(self.flow, "TransferTrigger", "the route", leg, event="Transfer")
-        except ConfigurationError as exc:
-            return str(exc).removeprefix("TransferTrigger: ")
-        return None
+        # Not a recipe's step: the caller would be stranded there (see check_target).
+        return self.flow.transfers.unusable(leg, steps=False)
 
     def move(
         self,
