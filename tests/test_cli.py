@@ -153,21 +153,26 @@ def test_checks_sample_webhooks_carry_every_field_the_simulator_sends() -> None:
         assert names - optional <= sample, (event, sorted(names - optional - sample))
 
 
-def test_a_module_whose_app_serves_only_some_of_its_flows_is_refused(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # An app of the flows alone was checked instead, silently: `check` passed a flow whose
-    # register(app) was forgotten, which gunicorn's partial:app answers 404.
-    (tmp_path / "partial.py").write_text(
+def two_flows(support_path: str) -> str:
+    """An app file's source declaring flows 'sales' (at /answer) and 'support'."""
+    return (
         "from flask import Flask\n"
         "from answerkit import CallFlow, Response, Speak\n"
         "kw = dict(public_url='https://x.example.com', auth_token='t' * 20, state='memory://')\n"
         "sales = CallFlow('sales', **kw)\n"
         "support = CallFlow('support', **kw)\n"
         "sales.add_route('/answer', lambda call: Response(Speak('sales')), name='answer')\n"
-        "support.add_route('/help', lambda call: Response(Speak('help')), name='help')\n"
-        "app = Flask(__name__)\n"
-        "sales.register(app, url_prefix='/sales')\n"
+        f"support.add_route({support_path!r}, lambda call: Response(Speak('help')), name='help')\n"
+    )
+
+
+def test_a_module_whose_app_serves_only_some_of_its_flows_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An app of the flows alone was checked instead, silently: `check` passed a flow whose
+    # register(app) was forgotten, which gunicorn's partial:app answers 404.
+    (tmp_path / "partial.py").write_text(
+        two_flows("/help") + "app = Flask(__name__)\nsales.register(app, url_prefix='/sales')\n"
     )
     target = str(tmp_path / "partial.py")
     assert main(["check", target]) == 2
@@ -216,15 +221,7 @@ def test_several_apps_none_serving_alone_every_flow_are_named_to_choose(
     # Two apps both serving every flow crashed the loader (IndexError); an app per flow
     # was told "a register() forgotten?", then merged into one app (both at /answer: a
     # clash the user never made). Which app gunicorn serves is the user's to name.
-    (tmp_path / "apps.py").write_text(
-        "from flask import Flask\n"
-        "from answerkit import CallFlow, Response, Speak\n"
-        "kw = dict(public_url='https://x.example.com', auth_token='t' * 20, state='memory://')\n"
-        "sales = CallFlow('sales', **kw)\n"
-        "support = CallFlow('support', **kw)\n"
-        "sales.add_route('/answer', lambda call: Response(Speak('sales')), name='answer')\n"
-        "support.add_route('/answer', lambda call: Response(Speak('help')), name='help')\n" + apps
-    )
+    (tmp_path / "apps.py").write_text(two_flows("/answer") + apps)
     target = str(tmp_path / "apps.py")
     assert main(["check", target]) == 2
     err = capsys.readouterr().err
