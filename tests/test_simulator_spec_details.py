@@ -2182,3 +2182,43 @@ def test_a_transfer_queued_before_the_caller_leaves_is_dropped_a_hang_up_kept() 
     assert call.take_pending("transfer") is None
     assert call.take_pending("hangup") is not None
     assert "not acted on: the caller had hung up first" in str(call.transcript)
+
+
+def test_a_record_started_on_dial_answer_records_from_the_answer_on() -> None:
+    # It was played as a voicemail Record: the caller "left a message" before the Dial
+    # began (60 s later), taking the test's record= entry meant for the real voicemail.
+    doc = Response(
+        Record(callback_url=url("/events"), start_on_dial_answer=True),
+        Dial(Number("+14156667890"), caller_id="+14155551234", timeout=20),
+        Speak("Leave a message"),
+        Record(callback_url=url("/events"), max_length=120),
+        Hangup(),
+    )
+    answered = CallSimulator(doc_flow(doc)).call(dial="answer", record=["key"]).run()
+    stops = [h.params for h in answered.webhooks_for("RecordStop")]
+    assert [s["RecordingEndReason"] for s in stops] == ["HungUp", "FinishedOnKey"]
+    assert int(stops[1]["RecordingDuration"]) == 5  # the voicemail took the scripted key
+    assert "recording starts (the Dial was answered)" in str(answered)
+    assert stops[0]["RecordingEndMs"] == stops[1]["RecordingEndMs"]  # on to the call's end
+    missed = CallSimulator(doc_flow(doc)).call(dial="no-answer", record=["key"]).run()
+    assert len(missed.webhooks_for("RecordStop")) == 1  # nothing recorded without an answer
+    assert "never started: no Dial was answered" in str(missed)
+
+
+def test_a_record_action_answering_a_document_with_redirect_false_fails_the_call() -> None:
+    # Spec §1.2 Record: it "will interrupt a flow that has already moved on"; only a note.
+    doc = Response(
+        Speak("leave a message"), Record(action=url("/ract"), callback_url=url("/events")),
+        Speak("thanks"), Hangup(),
+    )  # fmt: skip
+    flow = doc_flow(doc, ract=Response(Speak("Saved"), Redirect(url("/answer"))))
+    t = CallSimulator(flow).call().run()
+    assert not t.ended_normally
+    assert "the Record action answered a non-empty document" in t.handler_errors[0]
+
+
+def test_a_wait_for_silence_ends_once_the_silence_is_heard() -> None:
+    # The simulated caller is silent: Wait(silence=True) lasted its whole length.
+    doc = Response(Speak("hi"), Wait(length=30, silence=True, min_silence=500), Hangup())
+    t = CallSimulator(doc_flow(doc)).call().run()
+    assert "silence: 0.5s" in str(t)

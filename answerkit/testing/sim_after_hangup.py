@@ -60,11 +60,15 @@ SIMULATED_TRANSCRIPTION = "simulated transcription"
 def send_record_stops(call: SimulatedCall) -> None:
     """RecordStop for every recording with a callbackUrl (after the hangup, spec §2.13),
     then its transcription to ``transcriptionUrl`` (spec §2.6)."""
+    started = [rec for rec in call.recordings if not rec.awaits_dial]
     for rec in call.recordings:
+        if rec.awaits_dial:
+            call._emit("note", "a startOnDialAnswer recording never started: no Dial was answered")
+    for rec in started:
         callback = rec.element.get("callbackUrl")
         if callback:
             _record_stop(call, rec, callback)
-    for rec in call.recordings:
+    for rec in started:
         transcription_url = rec.element.get("transcriptionUrl")
         if transcription_url:
             _transcription(call, rec, transcription_url)

@@ -137,6 +137,12 @@ def run_dial(call: SimulatedCall, el: Element) -> Generator[int, None, Fetch | N
         call.dial_bleg = winner.uuid
         try:
             call._emit("dial", f"dial {names} -> answered by {winner.address}", dial=record)
+            for rec in call.recordings:
+                if rec.awaits_dial:  # startOnDialAnswer: recording from this answer on
+                    rec.awaits_dial = False
+                    rec.start = call.clock
+                    call._emit("record", "recording starts (the Dial was answered)",
+                               recording_id=rec.recording_id)  # fmt: skip
             b_cause, talk_start = yield from _connect(
                 call, el, targets, winner, caller_id, leg_event, leg_hangup
             )

@@ -97,7 +97,11 @@ def wait(call: SimulatedCall, el: Element, first: bool, early: bool = False) -> 
     ``early``: inside ``<PreAnswer>``, a pause in the early media; it neither answers
     the call nor counts as billed time (spec §1.2 PreAnswer).
     """
-    length = _int(el.get("length"), 1)
+    length: float = _int(el.get("length"), 1)
+    if el.get("silence") == "true":
+        # The simulated caller is silent: the wait ends once minSilence ms of it are heard
+        # (spec §1.2 Wait; it waited the whole length).
+        length = min(length, _int(el.get("minSilence"), 2000) / 1000)
     if early and not call.answered:
         call.clock += length
         call._emit("silence", f"silence: {length}s (early media)")

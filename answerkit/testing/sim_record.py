@@ -54,13 +54,19 @@ def record(call: SimulatedCall, el: Element) -> Fetch | None:
     ends the call (and the recording) at its time, the action having gone out already.
     """
     recording_id = str(uuid.uuid4())
-    session = el.get("recordSession") == "true"
-    rec = Recording(recording_id, el, call.clock, session)
+    on_answer = el.get("startOnDialAnswer") == "true"
+    # Either records on past this element, the document going on at once (spec §1.2): a
+    # startOnDialAnswer one from the answer of a Dial's B-leg (it was played as a
+    # voicemail Record, the caller leaving a message before the Dial began).
+    session = on_answer or el.get("recordSession") == "true"
+    rec = Recording(recording_id, el, call.clock, session, awaits_dial=on_answer)
     call.transcript.recordings.append(recording_id)
     call.recordings.append(rec)
     call._emit(
         "record",
-        "recording starts" + (" (whole call)" if session else ""),
+        "recording waits for a Dial's answer"
+        if on_answer
+        else "recording starts" + (" (whole call)" if session else ""),
         recording_id=recording_id,
     )
     ending = "silence" if session else call._next_record_ending()
@@ -111,9 +117,14 @@ def _record_action(call: SimulatedCall, el: Element, recording_id: str) -> Fetch
         except (AnswerkitError, ValueError):
             steers = False
         if steers:
-            call._emit(
-                "note",
-                "the Record action answered a non-empty document with "
-                "redirect=false: on Vobiz it may interrupt the call",
+            # Spec §1.2 Record: with redirect=false the action "must return an empty
+            # <Response>, or it will interrupt a flow that has already moved on": a
+            # failure of the flow, not a note a passing test would never read.
+            error = (
+                f"{call._display(action)}: the Record action answered a non-empty document "
+                "with redirect=false; on Vobiz it interrupts the call: answer an empty "
+                "Response() (declare the route status_callback=True), or set redirect=True"
             )
+            call.transcript.handler_errors.append(error)
+            call._emit("error", f"handler error: {error}")
     return None

@@ -94,6 +94,9 @@ class Recording:
     session: bool
     length: int = 0
     reason: str = "HungUp"
+    #: ``startOnDialAnswer``: not started until a Dial's B-leg answers (then it runs on,
+    #: as a ``recordSession`` does); one no Dial answered never records at all.
+    awaits_dial: bool = False
 
 
 @dataclass
