@@ -183,6 +183,15 @@ def add_route(
             route.name = route_name
         if renames or name is not None:
             flow._by_name[route_name] = route
+        elif (
+            event is None
+            and route_name not in flow._by_name
+            and not any(route_name == taken for _, taken, *_ in flow._endpoints)
+        ):
+            # The default handler of a route a name= named already: its own name reaches
+            # the route too, while free (url_for("answer") failed after an earlier
+            # Hangup handler's name="main").
+            flow._by_name[route_name] = route
     route.handlers[event_key] = handler
     route.status_callback = route.status_callback or status_callback
     return route
@@ -359,3 +368,11 @@ def _take_back(flow: CallFlow, name: str, keep: Route | None) -> None:
         name,
         holder.name,
     )
+
+
+def hold_name(flow: CallFlow, name: str) -> None:
+    """Make ``name`` its route's for good if it is only lent (a recipe or a trigger keeps
+    it as a target): given back later, the target went to another route in silence."""
+    route = flow._by_name.get(name)
+    if route is not None and _is_lent(flow, route, name):
+        flow._named_by_event.discard(route.path)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -67,6 +69,22 @@ def _allowed_host(entry: object) -> tuple[str, int | None]:
 
 
 _DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+#: Set while a recipe moves a leg to a step of its own (a WarmTransfer's hold, its
+#: landing): the one transfer that may go there. A user's transfer to one stranded the
+#: caller (on hold in a room no agent was called to, for good).
+_RECIPE_MOVE: ContextVar[bool] = ContextVar("answerkit_recipe_move", default=False)
+
+
+@contextmanager
+def recipe_move() -> Iterator[None]:
+    """Within the block, a transfer may take a leg to a recipe's own step."""
+    token = _RECIPE_MOVE.set(True)
+    try:
+        yield
+    finally:
+        _RECIPE_MOVE.reset(token)
 
 
 class TransferPlanner:
@@ -193,7 +211,7 @@ class TransferPlanner:
         aleg_url = self.target_url(aleg, params, argument="aleg") if aleg is not None else None
         bleg_url = self.target_url(bleg, params, argument="bleg") if bleg is not None else None
         for argument, leg in (("aleg", aleg), ("bleg", bleg)):
-            why = None if leg is None else self.unusable(leg)
+            why = None if leg is None else self.unusable(leg, steps=_RECIPE_MOVE.get())
             if why is not None:
                 # Sent, it was taken (202) and the leg then dropped (8013 for a status
                 # route) or got the flow's apology (a route without a Transfer handler).
@@ -219,7 +237,7 @@ class TransferPlanner:
             bleg_method=method,
         )
 
-    def unusable(self, leg: str, *, steps: bool = True) -> str | None:
+    def unusable(self, leg: str, *, steps: bool = False) -> str | None:
         """Why a route of the flow named by ``leg`` (a name, a path, or a URL of the flow)
         cannot take a moved leg, or None: it must answer ``Event=Transfer`` with a
         document (a sound route's music is one), and unless ``steps`` not be a recipe's
@@ -232,10 +250,9 @@ class TransferPlanner:
                 return None  # another service's, or another flow's of the app
             leg = route.name
         target = self._flow._by_name.get(leg) or self._flow._routes.get(leg)
-        if target is not None and target.sound:
+        if target is not None and target.sound and target.handler_for("Transfer") is not None:
             return None  # music to park a leg on: Play, Speak and Wait are a document too
         try:
-            # A recipe's steps by default: its own moves (a WarmTransfer's hold) go there.
             check_target(self._flow, "transfer", "the route", leg, event="Transfer", steps=steps)
         except ConfigurationError as exc:
             return str(exc).removeprefix("transfer: ")

@@ -1331,6 +1331,33 @@ def test_a_name_lent_for_now_never_makes_an_order_of_declarations_refused(
         assert {f"orders.{name}" for name in names.values()} <= set(app.view_functions)
 
 
+def test_a_default_handler_declared_after_a_name_still_reaches_its_route() -> None:
+    # With a Hangup handler's name="main" first, url_for("answer") failed on every call;
+    # declared the other way round, it worked.
+    flow = CallFlow("late", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+    flow.add_route("/a", record_end, event=Event.Hangup, name="main")
+    flow.add_route("/a", answer_here)
+    assert flow.url_for("main") == flow.url_for("answer_here") == PUBLIC + "/a"
+    with pytest.raises(ConfigurationError, match="already has a route named 'answer_here'"):
+        flow.add_route("/b", cleanup, name="answer_here")
+
+
+def test_a_name_a_recipe_keeps_is_held_for_its_route() -> None:
+    # A lent name a menu's option used was given back to a Forwarding declared later: the
+    # option went to the Forwarding instead, with a warning only.
+    from answerkit.recipes import Forwarding, IVRMenu
+
+    flow = CallFlow("held", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+
+    def sales(call: CallRequest) -> Response:
+        return Response(Speak("sales desk"))
+
+    flow.add_route("/desk", sales, event=Event.Redirect)
+    IVRMenu(flow, "main", prompt="Press 1.", options={"1": "sales"})
+    with pytest.raises(ConfigurationError, match="already has a route named 'sales'"):
+        Forwarding(flow, "sales", numbers=["+14155550101"], caller_id="+14155550100")
+
+
 def test_a_lent_name_given_back_is_told(caplog: pytest.LogCaptureFixture) -> None:
     # A Redirect-only route's handler name, lent, was taken by a route declared later with
     # no word: a menu's option by that name then went to the other route.

@@ -3002,6 +3002,7 @@ def test_saying_a_key_chooses_it(speech: str, key: str) -> None:
     assert menu.match(None, speech) is menu.options[key]
     assert menu.match(None, "I want two tickets") is None
     assert menu.match(None, "Oh.") is None  # an interjection is no zero
+    assert menu.match(None, "२") is menu.options["2"]  # any script's digits
 
 
 @pytest.mark.parametrize(

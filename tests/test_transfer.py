@@ -163,10 +163,30 @@ def test_a_route_that_cannot_take_a_moved_leg_is_refused_before_sending(
         with pytest.raises(TransferArgumentError, match=why):
             flow.try_transfer("c-1", aleg=leg)
     assert local_vobiz.requests == []
-    # Music to park a leg on is a document too: a sound route takes a moved leg.
+    # Music to park a leg on is a document too: a sound route takes a moved leg, if it
+    # answers Event=Transfer at all.
     flow.route("/music", sound=True)(lambda call: Response(Speak("Please hold.")))
+    flow.route("/room-music", sound=True, event="ConferenceRemoteSounds")(
+        lambda call: Response(Speak("Please hold."))
+    )
+    with pytest.raises(TransferArgumentError, match="room-music"):
+        flow.transfer("c-1", aleg="room-music")
     call = local_vobiz.add_call()
     assert flow.transfer(call.call_uuid, aleg="music").api_id
+
+
+def test_a_recipes_own_step_takes_only_the_recipes_own_moves(local_vobiz: LocalVobiz) -> None:
+    # flow.transfer(..., aleg="warm_hold") held the caller in a room no agent was called
+    # to, for good; only the WarmTransfer's own start() may move a caller there.
+    from answerkit.recipes import WarmTransfer
+
+    flow = build_flow("https://voice.example.com", "t" * 20, local_vobiz)
+    warm = WarmTransfer(flow, agent="+14155550142", caller_id="+14155550100", fallback="hold")
+    with pytest.raises(TransferArgumentError, match="is a step of a recipe"):
+        flow.transfer("c-1", aleg="warm_hold")
+    assert local_vobiz.requests == []
+    call = local_vobiz.add_call()
+    assert warm.start(call.call_uuid) is not None  # its own move to the hold route
 
 
 @pytest.mark.parametrize(

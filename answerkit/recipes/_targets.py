@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from answerkit._deadline import loggable
+from answerkit._flow_routes import hold_name
 from answerkit._log import QuietLog
 from answerkit.errors import ConfigurationError
 from answerkit.request import CallRequest
@@ -39,6 +40,15 @@ def passes_on(flow: CallFlow, recipe: str, routes: Iterable[str], fallback: obje
     table = _PASSED_ON.setdefault(flow, {})
     for route in routes:
         table[route] = (recipe, target)
+
+
+def hold_targets(flow: CallFlow, targets: Iterable[object]) -> None:
+    """Keep each route name among ``targets`` (a recipe's, kept to be resolved when the flow
+    is mounted) on the route it names now, if that route only has it lent (see
+    answerkit/_flow_routes.py)."""
+    for target in targets:
+        if isinstance(target, str):
+            hold_name(flow, target)
 
 
 def check_target(

@@ -73,6 +73,7 @@ from answerkit.recipes._warm_state import (
 from answerkit.recipes._warm_ticket import read_decision
 from answerkit.request import CallRequest, Event
 from answerkit.state import CallState
+from answerkit.transfer import recipe_move
 
 if TYPE_CHECKING:
     from answerkit.app import CallFlow
@@ -307,10 +308,11 @@ class FallbackMove:
             params = {"xfer": caller_uuid, "attempt": owed.get("attempt"), "move": move}
             try:
                 self._clear(state, owed, move, outcome)
-                moved = (
-                    self.flow.try_transfer(caller_uuid, aleg=self.landing_route, params=params)
-                    is not None
-                )
+                with recipe_move():  # the recipe's own landing route, a step no one else sends to
+                    moved = (
+                        self.flow.try_transfer(caller_uuid, aleg=self.landing_route, params=params)
+                        is not None
+                    )
             except BaseException as exc:
                 with deadline_grace():  # the debt recorded whole, past a deadline too
                     if surely_not_applied(exc):

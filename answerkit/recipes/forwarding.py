@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Literal
 from answerkit._keywords import advise_keywords
 from answerkit.elements import Dial, Hangup, Number, Redirect, Response, Speak, User
 from answerkit.errors import ConfigurationError, ElementError
-from answerkit.recipes._targets import Target, answered, check_no_loop, check_target, passes_on
+from answerkit.recipes._targets import (
+    Target,
+    answered,
+    check_no_loop,
+    check_target,
+    hold_targets,
+    passes_on,
+)
 from answerkit.request import CallRequest, DialStatus
 
 if TYPE_CHECKING:
@@ -111,6 +118,7 @@ class Forwarding:
         flow.add_route(f"/{name}", self._start, name=name)
         flow.add_route(f"/{name}/result", self._result, name=self.result_route)
         flow._inner_paths.add(f"/{name}/result")  # the Dial's action, not an entry
+        hold_targets(flow, [self.fallback])
         flow.add_check(self._validate)
         passes_on(flow, name, (name, self.result_route), self.fallback)
 

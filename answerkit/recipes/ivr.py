@@ -23,7 +23,13 @@ from answerkit.elements import Gather, Hangup, Redirect, Response, Speak
 from answerkit.errors import ConfigurationError, ElementError
 from answerkit.recipes._targets import Action as Action
 from answerkit.recipes._targets import Target as Target
-from answerkit.recipes._targets import answered, check_no_loop, check_target, passes_on
+from answerkit.recipes._targets import (
+    answered,
+    check_no_loop,
+    check_target,
+    hold_targets,
+    passes_on,
+)
 from answerkit.request import CallRequest
 
 if TYPE_CHECKING:
@@ -234,6 +240,7 @@ class IVRMenu:
         flow.add_route(f"/{name}", self._entry, name=name)
         flow.add_route(f"/{name}/choice", self._choice, name=self.choice_route)
         flow._inner_paths.add(f"/{name}/choice")  # the menu's Gather action, not an entry
+        hold_targets(flow, [*(o.target for o in self.options.values()), self.fallback])
         flow.add_check(self._validate_targets)
         # A caller who never answers reaches the fallback from either route (a Redirect to
         # the choice route with no input starts the menu again, as the menu itself does).
@@ -508,8 +515,12 @@ def _said_key(said: str) -> str | None:
     """The keypad key ``said`` (in :func:`_words`' form) names, if it says only a key:
     digits or English number words, with words such as "option" or "press" around them."""
     keys = [_KEY_WORDS.get(w, w) for w in said.split() if w not in _AROUND_KEY]
-    key = "".join(keys)
-    return key if key and all(k.isdigit() or k in "*#" for k in keys) else None
+    if not keys or not all(k.isdecimal() or k in ("*", "#") for k in keys):
+        return None
+    # Any script's digits as the keypad's ("२" is "2"), as a recogniser may write them.
+    return "".join(
+        k if k in ("*", "#") else "".join(str(unicodedata.decimal(ch)) for ch in k) for k in keys
+    )
 
 
 def _words(text: str) -> str:

@@ -33,6 +33,7 @@ from answerkit.errors import (
     TransportError,
     VobizError,
 )
+from answerkit.recipes._targets import hold_targets
 
 if TYPE_CHECKING:
     from answerkit.app import CallFlow
@@ -87,6 +88,7 @@ class TransferTrigger:
         self._path = path
         #: The routes the endpoint may move calls to (None: any route of the flow), by name.
         self.routes = None if routes is None else frozenset(routes)
+        hold_targets(flow, self.routes or ())
         flow.add_check(self._validate)
         if secret is not None:
             # One endpoint name per path: two triggers on one flow (a CRM and an operator

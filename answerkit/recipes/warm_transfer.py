@@ -77,7 +77,7 @@ from answerkit.errors import (
     HandlerTimeout,
     VobizError,
 )
-from answerkit.recipes._targets import check_target
+from answerkit.recipes._targets import check_target, hold_targets
 from answerkit.recipes._warm_agent import AgentSide, Whisper
 from answerkit.recipes._warm_caller import CallerSide
 from answerkit.recipes._warm_moves import FallbackMove, MoveInFlight, surely_not_applied
@@ -94,6 +94,7 @@ from answerkit.recipes._warm_state import (
     latest_attempt,
     room_name,
 )
+from answerkit.transfer import recipe_move
 
 if TYPE_CHECKING:
     from answerkit.app import CallFlow
@@ -230,6 +231,7 @@ class WarmTransfer(CallerSide, AgentSide):
         flow._inner_paths.update(
             f"/{name}{part}" for part in ("/hold", "/agent", "/agent/choice", "/landing")
         )
+        hold_targets(flow, [self.fallback])
         flow.add_check(self._validate)
         flow.add_hangup_listener(self._on_hangup)
 
@@ -295,7 +297,8 @@ class WarmTransfer(CallerSide, AgentSide):
         # on hold with no agent called and nothing owed.
         try:
             sent = True
-            moved = self.flow.try_transfer(caller_uuid, aleg=self.routes["hold"], params=ids)
+            with recipe_move():  # the recipe's own hold route, a step no one else sends to
+                moved = self.flow.try_transfer(caller_uuid, aleg=self.routes["hold"], params=ids)
             held = True
             if moved is None:
                 # Ended, or not answered yet (an inbound call rings through its answer
