@@ -178,19 +178,22 @@ def add_route(
     else:
         if renames:
             flow._named_by_event.discard(path)
-            if flow._by_name.get(route.name) is route:
-                del flow._by_name[route.name]  # lent for now, never the user's choice
+            lent = route.name
+            if flow._by_name.get(lent) is route and lent not in flow._held_names:
+                del flow._by_name[lent]  # lent for now, never the user's choice
             route.name = route_name
         if renames or name is not None:
             flow._by_name[route_name] = route
         elif (
             event is None
-            and route_name not in flow._by_name
+            and _firm_holder(flow, route_name) is None
             and not any(route_name == taken for _, taken, *_ in flow._endpoints)
         ):
             # The default handler of a route a name= named already: its own name reaches
-            # the route too, while free (url_for("answer") failed after an earlier
-            # Hangup handler's name="main").
+            # the route too, unless another route has it for good (url_for("answer")
+            # failed after an earlier Hangup handler's name="main"); one it was only
+            # lent to gives it back, as to any naming declaration.
+            _take_back(flow, route_name, keep=route)
             flow._by_name[route_name] = route
     route.handlers[event_key] = handler
     route.status_callback = route.status_callback or status_callback
@@ -326,8 +329,11 @@ def _path_name(path: str) -> str:
 
 
 def _is_lent(flow: CallFlow, route: Route, name: str) -> bool:
-    """Whether ``name`` is ``route``'s only for now (no declaration has named it yet)."""
-    return route.path in flow._named_by_event and route.name == name
+    """Whether ``name`` is ``route``'s only for now (no declaration has named it yet, and
+    no recipe keeps it as a target)."""
+    return (
+        route.path in flow._named_by_event and route.name == name and name not in flow._held_names
+    )
 
 
 def _firm_holder(flow: CallFlow, name: str) -> Route | None:
@@ -371,8 +377,8 @@ def _take_back(flow: CallFlow, name: str, keep: Route | None) -> None:
 
 
 def hold_name(flow: CallFlow, name: str) -> None:
-    """Make ``name`` its route's for good if it is only lent (a recipe or a trigger keeps
-    it as a target): given back later, the target went to another route in silence."""
-    route = flow._by_name.get(name)
-    if route is not None and _is_lent(flow, route, name):
-        flow._named_by_event.discard(route.path)
+    """Keep ``name`` on the route it names now, for good (a recipe or a trigger keeps it
+    as a target: given back later, the target went to another route in silence). The
+    route may still be named otherwise; the held name stays one of its names."""
+    if name in flow._by_name:
+        flow._held_names.add(name)

@@ -250,8 +250,17 @@ class TransferPlanner:
                 return None  # another service's, or another flow's of the app
             leg = route.name
         target = self._flow._by_name.get(leg) or self._flow._routes.get(leg)
-        if target is not None and target.sound and target.handler_for("Transfer") is not None:
-            return None  # music to park a leg on: Play, Speak and Wait are a document too
+        if target is not None and target.sound:
+            # Music to park a leg on: Play, Speak and Wait are a document too, if it has a
+            # handler for the Transfer that brings the leg.
+            if target.handler_for("Transfer") is not None:
+                return None
+            events = ", ".join(repr(e) for e in target.events if e is not None)
+            return (
+                f"the route {leg!r} handles only Event={events}, and a moved leg arrives "
+                "with Event='Transfer' (the sound fallback would answer): give that route a "
+                "handler without event= or one for 'Transfer'"
+            )
         try:
             check_target(self._flow, "transfer", "the route", leg, event="Transfer", steps=steps)
         except ConfigurationError as exc:

@@ -1306,7 +1306,7 @@ _DECLARATION_SETS: list[list[tuple[str, Any, dict[str, Any]]]] = [
 @pytest.mark.parametrize(
     "declarations", _DECLARATION_SETS, ids=["status", "path", "lent", "transfer"]
 )
-def test_a_name_lent_for_now_never_makes_an_order_of_declarations_refused(
+def test_a_lent_name_gives_way_alike_in_every_order_of_these_declarations(
     declarations: list[tuple[str, Any, dict[str, Any]]],
 ) -> None:
     # A Hangup handler declared first lent its route its name, and a later declaration
@@ -1356,6 +1356,29 @@ def test_a_name_a_recipe_keeps_is_held_for_its_route() -> None:
     IVRMenu(flow, "main", prompt="Press 1.", options={"1": "sales"})
     with pytest.raises(ConfigurationError, match="already has a route named 'sales'"):
         Forwarding(flow, "sales", numbers=["+14155550101"], caller_id="+14155550100")
+    # The route is still named by its default handler, which takes its name back from a
+    # route it was lent to; the held name stays one of its names.
+    flow.add_route("/other", cleanup, event=Event.Hangup, name=None)
+    flow.add_route("/elsewhere", answer_here, event=Event.Hangup)
+    flow.add_route("/desk", answer_here)
+    assert flow.get_route("/desk").name == "answer_here"
+    assert flow.url_for("answer_here") == flow.url_for("sales") == PUBLIC + "/desk"
+    assert flow.get_route("/elsewhere").name == "elsewhere"
+
+
+def test_a_default_handler_alias_takes_its_name_back_from_a_route_it_was_lent_to() -> None:
+    # url_for("answer_here") went to a Hangup-only route declared first, in one order only.
+    for order in ((0, 1, 2), (1, 2, 0)):
+        flow = CallFlow("alias", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+        declarations = [
+            ("/x", answer_here, {"event": Event.Hangup}),
+            ("/a", cleanup, {"event": Event.Hangup, "name": "main"}),
+            ("/a", answer_here, {}),
+        ]
+        for index in order:
+            path, handler, keywords = declarations[index]
+            flow.add_route(path, handler, **keywords)
+        assert flow.url_for("answer_here") == flow.url_for("main") == PUBLIC + "/a", order
 
 
 def test_a_lent_name_given_back_is_told(caplog: pytest.LogCaptureFixture) -> None:
