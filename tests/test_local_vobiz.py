@@ -277,8 +277,9 @@ def test_make_call_is_201_and_adds_a_queued_call(vobiz: LocalVobiz) -> None:
             vobiz,
             "POST",
             f"/api/v1/Account/{vobiz.auth_id}/Call/",
-            json={"from": "+14155550100", "to": "+14155550111", "answer_url": "https://x/a"},
-        )
+            json={"from": "+14155550100", "to": "+14155550111", "answer_url": "https://x/a",
+                  "answer_method": "POST"},
+        )  # fmt: skip
         assert done.wait(5)
     finally:
         vobiz.on_make_call = None
@@ -310,6 +311,32 @@ def test_make_call_is_201_and_adds_a_queued_call(vobiz: LocalVobiz) -> None:
 def test_make_call_validation_is_400(vobiz: LocalVobiz, body: dict[str, str]) -> None:
     reply = api(vobiz, "POST", f"/api/v1/Account/{vobiz.auth_id}/Call/", json=body)
     assert reply.status_code == 400
+
+
+_CALL = {"from": "+14155550100", "to": "+14155550111", "answer_url": "https://x.example.com/a",
+         "answer_method": "POST"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"answer_method": None}, "answer_method"),  # the API reference requires it
+        ({"from": "hello"}, "from"),
+        ({"to": "not a number"}, "to"),
+        ({"machine_detection": "maybe"}, "machine_detection"),
+        ({"answer_url": "http://app.example.com/a"}, "answer_url"),
+        ({"hangup_url": "http://app.example.com/h"}, "hangup_url"),
+    ],
+)
+def test_make_call_refuses_what_vobiz_and_the_client_refuse(
+    vobiz: LocalVobiz, change: dict[str, Any], field: str
+) -> None:
+    # Each was 201, "call fired": a test passed with a call the production client refuses
+    # before sending (or Vobiz could never call back, plain http to another machine).
+    body = {k: v for k, v in {**_CALL, **change}.items() if v is not None}
+    reply = api(vobiz, "POST", f"/api/v1/Account/{vobiz.auth_id}/Call/", json=body)
+    assert reply.status_code == 400 and reply.json()["error"]["details"]["field"] == field
+    assert not vobiz.calls
 
 
 def test_requests_are_logged_without_printing_the_token(vobiz: LocalVobiz) -> None:
@@ -490,6 +517,7 @@ def test_the_hangup_webhook_reports_the_call_times(vobiz: LocalVobiz, hooks: Web
     eventually(lambda: bool(hooks.hits))
     params = hooks.hits[0].params
     assert (params["Duration"], params["BillDuration"]) == ("75", "120")
+    assert params["TotalCost"] == "0.00000"  # spec §2.2, as the simulator's Hangup has it
     for name in ("StartTime", "AnswerTime", "EndTime"):
         assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", params[name]), params[name]
     assert params["StartTime"] < params["AnswerTime"] < params["EndTime"]
@@ -827,7 +855,7 @@ def test_wait_for_transfer_says_when_no_transfer_was_asked_for(vobiz: LocalVobiz
 
 @pytest.mark.parametrize("to", ["+14155550111<<+14155550122", "<".join(["+1415555"] * 1001)])
 def test_make_call_to_bad_destinations_is_400(vobiz: LocalVobiz, to: str) -> None:
-    body = {"from": "+14155550100", "to": to, "answer_url": "https://x/a"}
+    body = {"from": "+14155550100", "to": to, "answer_url": "https://x/a", "answer_method": "POST"}
     reply = api(vobiz, "POST", f"/api/v1/Account/{vobiz.auth_id}/Call/", json=body)
     assert reply.status_code == 400
     assert reply.json()["error"]["details"]["field"] == "to"

@@ -18,7 +18,9 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from answerkit._api_args import check_destinations, check_phone
 from answerkit._xmltext import names_this_machine
+from answerkit.errors import ArgumentError
 from answerkit.testing._vobiz_http import Reply
 from answerkit.testing._vobiz_records import (
     CALL_HOOKS,
@@ -91,6 +93,22 @@ def _call_not_found(call_uuid: str) -> Reply:
 
 def _method_not_allowed() -> Reply:
     return json_reply(405, error_body("METHOD_NOT_ALLOWED", "method not allowed"))
+
+
+def _refused_callback_url(name: str, url: object) -> Reply | None:
+    """The 400 for a callback URL Vobiz could not call, or None."""
+    if not _is_url(url):
+        return _bad_request(f"{name} is not a valid absolute URL", name)
+    if str(url).lower().startswith("http://") and not names_this_machine(str(url)):
+        # Vobiz calls https URLs only (spec §1.0); http is taken for this machine's own
+        # servers, which tests serve on loopback. Else a test would pass with a callback
+        # production never reaches (the production client refuses it before sending).
+        return _bad_request(
+            f"{name} is plain http to another machine: Vobiz calls https URLs only (spec "
+            "§1.0); LocalVobiz takes http for this machine's servers",
+            name,
+        )
+    return None
 
 
 def _is_url(value: object) -> bool:
@@ -229,17 +247,9 @@ class RestApi:
             url, method = data.get(f"{leg}_url"), data.get(f"{leg}_method", "POST")
             if not url:
                 return _bad_request(f"{leg}_url is required when legs is {legs}", f"{leg}_url")
-            if not _is_url(url):
-                return _bad_request(f"{leg}_url is not a valid absolute URL", f"{leg}_url")
-            if url.lower().startswith("http://") and not names_this_machine(url):
-                # Vobiz calls https URLs only (spec §1.0); http is taken for this machine's
-                # own servers, which tests serve on loopback. Else a test would pass with a
-                # transfer target production never reaches.
-                return _bad_request(
-                    f"{leg}_url is plain http to another machine: Vobiz calls https URLs "
-                    "only (spec §1.0); LocalVobiz takes http for this machine's servers",
-                    f"{leg}_url",
-                )
+            refused = _refused_callback_url(f"{leg}_url", url)
+            if refused is not None:
+                return refused
             if method not in METHODS:
                 return _bad_request(f"{leg}_method must be GET or POST", f"{leg}_method")
             targets.append((leg, url, method))
@@ -338,12 +348,22 @@ class RestApi:
         data = _json_object(headers, body)
         if isinstance(data, Reply):
             return data
-        for name in ("from", "to", "answer_url"):
+        # answer_method too: the API reference requires it (spec §4.4).
+        for name in ("from", "to", "answer_url", "answer_method"):
             if not data.get(name) or not isinstance(data[name], str):
                 return _bad_request(f"{name} is required", name)
+        try:
+            check_phone("from", data["from"])
+            check_destinations("to", data["to"])
+        except ArgumentError as exc:  # as the production client refuses them
+            return _bad_request(str(exc), exc.field)
+        if data.get("machine_detection") not in (None, True, "true", "hangup"):
+            return _bad_request("machine_detection must be true or hangup", "machine_detection")
         for name in (*CALL_HOOKS, "machine_detection"):
-            if f"{name}_url" in data and not _is_url(data[f"{name}_url"]):
-                return _bad_request(f"{name}_url is not a valid absolute URL", f"{name}_url")
+            if f"{name}_url" in data:
+                refused = _refused_callback_url(f"{name}_url", data[f"{name}_url"])
+                if refused is not None:
+                    return refused
             if data.get(f"{name}_method", "POST") not in METHODS:
                 return _bad_request(f"{name}_method must be GET or POST", f"{name}_method")
         caller_name = data.get("caller_name")

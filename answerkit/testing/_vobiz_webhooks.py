@@ -60,6 +60,7 @@ def webhook_params(record: LiveCallRecord, event: str, parent_auth_id: str) -> d
         )
     if event == "Hangup":
         code = record.hangup_cause_code or 4000
+        params["TotalCost"] = "0.00000"  # spec §2.2, as the simulator's Hangup has it
         params.update(
             HangupCause=record.hangup_cause or CAUSE_NAMES[4000][0],
             HangupCauseCode=str(code),
