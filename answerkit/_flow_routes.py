@@ -50,12 +50,12 @@ def add_route(
         )
     if name == "":
         name = None  # as before: the handler's own name
-    if name is not None and (not isinstance(name, str) or "." in name or "/" in name):
+    if name is not None and (not isinstance(name, str) or "." in name or name.startswith("/")):
         # Flask takes the name as an endpoint name, where a dot separates blueprints; and
         # names are looked up before paths, so name="/b" took over the route at /b.
         raise ConfigurationError(
-            f"route {path!r}: name must be text without dots or slashes (it names a Flask "
-            f"endpoint, and a path is looked up by itself), got {name!r}"
+            f"route {path!r}: name must be text without dots, not starting with '/' (it "
+            f"names a Flask endpoint, and a path is looked up as itself), got {name!r}"
         )
     event = _checked_event(path, event)
     # type(handler).__call__: an object whose __call__ is async def.

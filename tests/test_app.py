@@ -1167,7 +1167,7 @@ def test_an_event_the_spec_does_not_list_is_taken_with_a_warning(
         (lambda flow: flow.route(None)(lambda call: None), "route path must start with '/'"),
         (lambda flow: flow.add_route("/x", lambda c: None, name="x.y"), "without dots"),
         # Names are looked up before paths: "/b" took over the route at /b.
-        (lambda flow: flow.add_route("/x", lambda c: None, name="/b"), "or slashes"),
+        (lambda flow: flow.add_route("/x", lambda c: None, name="/b"), "not starting with '/'"),
     ],
 )
 def test_route_declaration_misuse_is_a_configuration_error(call: Any, says: str) -> None:
