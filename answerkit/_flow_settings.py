@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from answerkit import _local_run
 from answerkit._sound import not_sound, not_sound_message
+from answerkit._state_values import MOST_SECONDS
 from answerkit._xmltext import names_this_machine
 from answerkit.client import VobizClient
 from answerkit.dispatch import DeadlineRunner, SignatureGate
@@ -63,12 +64,13 @@ def checked_replay_window(replay_window: object) -> float:
         and not isinstance(replay_window, bool)
         else math.nan
     )
-    if not (math.isfinite(window) and window > 0):
+    if not (math.isfinite(window) and 0 < window <= MOST_SECONDS):
         # Checked here, not at the first webhook: the store refuses such a window, and
         # every signed webhook would get the fallback.
         raise ConfigurationError(
-            f"replay_window must be a finite number of seconds above 0, got "
-            f"{replay_window!r} (it is how long a signature is remembered as used)"
+            f"replay_window must be a finite number of seconds above 0 and at most "
+            f"{MOST_SECONDS:g} (100 years), got {replay_window!r} (it is how long a "
+            "signature is remembered as used)"
         )
     return window
 

@@ -89,8 +89,14 @@ def _document(root: Any) -> Response:
 
 def _no_attrs_or_text(el: Any) -> None:
     if el.attrib:
+        name = el.keys()[0]
         raise _TreeError(
-            f"Response takes no attributes, got {shown(dict(el.attrib))}", el, at=el.keys()[0]
+            f"Response takes no attributes, got {shown(dict(el.attrib))}",
+            el,
+            at=name,
+            element="Response",
+            attribute=name,
+            value=el.get(name),
         )
     if el.text and not xml_blank(el.text):
         raise _TreeError(f"Response takes no text, got {shown(el.text)}", el, part=_TEXT)

@@ -971,7 +971,8 @@ def test_a_handler_returning_xml_text_is_told_about_parse(caplog: pytest.LogCapt
     assert any("answerkit.parse(text)" in r.getMessage() for r in caplog.records)
 
 
-@pytest.mark.parametrize("window", [0, -1, float("nan"), float("inf"), True])
+# 4e9: past 100 years, taken here and refused by the store on every webhook (the apology).
+@pytest.mark.parametrize("window", [0, -1, float("nan"), float("inf"), True, 4e9])
 def test_a_replay_window_that_is_no_positive_number_is_refused_at_start(window: Any) -> None:
     with pytest.raises(ConfigurationError, match="replay_window must be"):
         make_flow(replay_window=window)

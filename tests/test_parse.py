@@ -1032,6 +1032,8 @@ def test_errors_about_a_name_carry_the_element_attribute_and_value() -> None:
     # callers (the simulator's judge) read them.
     err = error('<Response><Gather action="https://a.b/c" timeout="5"/></Response>')
     assert (err.element, err.attribute, err.value) == ("Gather", "timeout", "5")
+    err = error('<Response foo="1"/>')
+    assert (err.element, err.attribute, err.value) == ("Response", "foo", "1")
     for text, tag in [
         ("<Response><GetDigits/></Response>", "GetDigits"),
         ("<Say>hi</Say>", "Say"),

@@ -3028,3 +3028,23 @@ def test_a_trigger_moves_a_leg_onto_a_sound_route_as_flow_transfer_does() -> Non
     flow.route("/music", sound=True)(lambda call: Response(Speak("Please hold.")))
     trigger = TransferTrigger(flow, secret="s" * 24, routes=["music"])
     assert trigger._unusable("music") is None and flow.transfers.unusable("music") is None
+
+
+def test_a_simulated_call_starts_at_answer_by_alias_and_never_at_a_hangup_only_route() -> None:
+    # A Hangup-only route declared first was the call's start (StartApp reached no handler:
+    # the fallback); a route reached as "answer" only by alias was passed over.
+    flow = CallFlow("start", public_url="https://voice.example.com", auth_token="t" * 20,
+                    state=MemoryStore())  # fmt: skip
+    flow.add_route("/ended", lambda call: None, event="Hangup")
+    flow.add_route("/main", lambda call: Response(Speak("Main.")), name="main")
+    assert CallSimulator(flow).call().run().heard == ["Main."]
+    flow2 = CallFlow("alias", public_url="https://voice.example.com", auth_token="t" * 20,
+                     state=MemoryStore())  # fmt: skip
+    flow2.add_route("/first", lambda call: Response(Speak("First.")), name="first")
+    flow2.add_route("/welcome", lambda call: None, event="Hangup", name="welcome")
+
+    def answer(call: CallRequest) -> Response:
+        return Response(Speak("Welcome."))
+
+    flow2.add_route("/welcome", answer)
+    assert CallSimulator(flow2).call().run().heard == ["Welcome."]

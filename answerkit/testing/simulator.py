@@ -358,8 +358,8 @@ class CallSimulator(SimulatorEngine):
     def _default(self) -> str:
         if self.flow is None:
             return "/answer"
-        names = [r.name for r in self.flow.routes]
-        if "answer" in names:
+        answer = self.flow._by_name.get("answer")  # an alias too, as url_for finds it
+        if answer is not None and answer.handler_for("StartApp") is not None:
             return "answer"
         # Where a call can start: not a status callback, a sound URL or a recipe's own step
         # (a WarmTransfer declared first made its hold route the call's start).
@@ -368,6 +368,9 @@ class CallSimulator(SimulatorEngine):
                 r
                 for r in self.flow.routes
                 if not (r.status_callback or r.sound or r.path in self.flow._inner_paths)
+                # and a route that answers the StartApp a call starts with (not one whose
+                # handlers take only a Hangup: its call got the fallback)
+                and r.handler_for("StartApp") is not None
             ),
             None,
         )
