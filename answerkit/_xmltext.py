@@ -243,9 +243,12 @@ def names_this_machine(url: str) -> bool:
         host = (urlsplit(url).hostname or "").lower()
     except ValueError:  # a malformed authority ("http://[x")
         return False
-    if host == "localhost":
+    if host.rstrip(".") == "localhost":  # "localhost." is the same name, fully qualified
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        ip = ipaddress.ip_address(host)
     except ValueError:
         return False
+    # 0.0.0.0 (a server bound to every address, reached here) and ::ffff:127.0.0.1 too.
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    return ip.is_loopback or ip.is_unspecified or (mapped is not None and mapped.is_loopback)

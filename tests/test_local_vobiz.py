@@ -324,6 +324,7 @@ _CALL = {"from": "+14155550100", "to": "+14155550111", "answer_url": "https://x.
         ({"from": "hello"}, "from"),
         ({"to": "not a number"}, "to"),
         ({"machine_detection": "maybe"}, "machine_detection"),
+        ({"machine_detection": 1}, "machine_detection"),  # 1 == True: a number taken as true
         ({"answer_url": "http://app.example.com/a"}, "answer_url"),
         ({"hangup_url": "http://app.example.com/h"}, "hangup_url"),
     ],
@@ -337,6 +338,19 @@ def test_make_call_refuses_what_vobiz_and_the_client_refuse(
     reply = api(vobiz, "POST", f"/api/v1/Account/{vobiz.auth_id}/Call/", json=body)
     assert reply.status_code == 400 and reply.json()["error"]["details"]["field"] == field
     assert not vobiz.calls
+
+
+@pytest.mark.parametrize(
+    "url", ["http://0.0.0.0:5000/a", "http://localhost.:5000/a", "http://[::ffff:127.0.0.1]:5000/a"]
+)
+def test_make_call_takes_plain_http_to_this_machine_however_spelt(
+    vobiz: LocalVobiz, url: str
+) -> None:
+    # Each is this machine (a server bound to every address, the fully qualified name, a
+    # mapped loopback address), as the client's allow_http takes it: each was refused.
+    body = {**_CALL, "answer_url": url}
+    reply = api(vobiz, "POST", f"/api/v1/Account/{vobiz.auth_id}/Call/", json=body)
+    assert reply.status_code == 201
 
 
 def test_requests_are_logged_without_printing_the_token(vobiz: LocalVobiz) -> None:

@@ -3048,3 +3048,20 @@ def test_a_simulated_call_starts_at_answer_by_alias_and_never_at_a_hangup_only_r
 
     flow2.add_route("/welcome", answer)
     assert CallSimulator(flow2).call().run().heard == ["Welcome."]
+
+
+def test_a_simulated_call_never_starts_at_a_status_route_named_answer() -> None:
+    # A status-callback route named "answer" was the start (8011: its empty answer); with no
+    # route answering StartApp, the message said "no answer route" though routes existed.
+    flow = CallFlow("status", public_url="https://voice.example.com", auth_token="t" * 20,
+                    state=MemoryStore())  # fmt: skip
+    flow.add_route("/answer", lambda call: None, status_callback=True, name="answer")
+    flow.add_route("/main", lambda call: Response(Speak("Main.")), name="main")
+    assert CallSimulator(flow).call().run().heard == ["Main."]
+    only = CallFlow("only", public_url="https://voice.example.com", auth_token="t" * 20,
+                    state=MemoryStore())  # fmt: skip
+    only.add_route("/go", lambda call: Response(Speak("Moved.")), event="Transfer", name="go")
+    with pytest.raises(
+        ConfigurationError, match=r"no route answers the StartApp .* \(routes: go\)"
+    ):
+        CallSimulator(only).call()

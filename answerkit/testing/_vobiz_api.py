@@ -357,7 +357,8 @@ class RestApi:
             check_destinations("to", data["to"])
         except ArgumentError as exc:  # as the production client refuses them
             return _bad_request(str(exc), exc.field)
-        if data.get("machine_detection") not in (None, True, "true", "hangup"):
+        detection = data.get("machine_detection")
+        if not (detection is None or detection is True or detection in ("true", "hangup")):
             return _bad_request("machine_detection must be true or hangup", "machine_detection")
         for name in (*CALL_HOOKS, "machine_detection"):
             if f"{name}_url" in data:

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode
 
 from answerkit._keywords import advise_keywords
@@ -52,6 +52,9 @@ from answerkit.testing.sim_script import (
 )
 from answerkit.testing.sim_signals import CallSetup
 from answerkit.testing.sim_transport import sign_request, signed_post
+
+if TYPE_CHECKING:
+    from answerkit.dispatch import Route
 
 __all__ = ["CallSimulator", "CallSimulatorFactory", "sign_request", "signed_post"]
 
@@ -358,24 +361,27 @@ class CallSimulator(SimulatorEngine):
     def _default(self) -> str:
         if self.flow is None:
             return "/answer"
-        answer = self.flow._by_name.get("answer")  # an alias too, as url_for finds it
-        if answer is not None and answer.handler_for("StartApp") is not None:
+        flow = self.flow
+
+        def starts_calls(route: Route) -> bool:
+            # Not a status callback, a sound URL or a recipe's own step (a WarmTransfer
+            # declared first made its hold route the call's start), and a route that
+            # answers the StartApp a call starts with (not one taking only a Hangup).
+            return not (
+                route.status_callback or route.sound or route.path in flow._inner_paths
+            ) and (route.handler_for("StartApp") is not None)
+
+        answer = flow._by_name.get("answer")  # an alias too, as url_for finds it
+        if answer is not None and starts_calls(answer):
             return "answer"
-        # Where a call can start: not a status callback, a sound URL or a recipe's own step
-        # (a WarmTransfer declared first made its hold route the call's start).
-        first = next(
-            (
-                r
-                for r in self.flow.routes
-                if not (r.status_callback or r.sound or r.path in self.flow._inner_paths)
-                # and a route that answers the StartApp a call starts with (not one whose
-                # handlers take only a Hangup: its call got the fallback)
-                and r.handler_for("StartApp") is not None
-            ),
-            None,
-        )
+        first = next((r for r in flow.routes if starts_calls(r)), None)
         if first is None:
-            raise ConfigurationError(f"flow {self.flow.name!r} has no answer route to call")
+            names = ", ".join(r.name for r in flow.routes) or "none"
+            raise ConfigurationError(
+                f"flow {flow.name!r}: no route answers the StartApp a call starts with "
+                f"(routes: {names}); give one a handler without event=, or name the route "
+                "to call (--route)"
+            )
         return first.name
 
 
