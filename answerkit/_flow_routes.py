@@ -198,6 +198,8 @@ def add_route(
             flow._by_name[route_name] = route
     route.handlers[event_key] = handler
     route.status_callback = route.status_callback or status_callback
+    if name is not None:
+        flow._given_names.add(name)
     return route
 
 

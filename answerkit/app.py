@@ -164,6 +164,8 @@ class CallFlow:
         self._named_by_event: set[str] = set()
         #: Names a recipe or a trigger keeps as targets: never given back (see hold_name).
         self._held_names: set[str] = set()
+        #: Every name given with name= (the strongest claim to a name; see handlers_named).
+        self._given_names: set[str] = set()
         #: Paths of routes a recipe serves as a step of its own (a WarmTransfer's hold, an
         #: IVRMenu's choice), never where a call starts: `answerkit call` skips them.
         self._inner_paths: set[str] = set()

@@ -3065,3 +3065,36 @@ def test_a_simulated_call_never_starts_at_a_status_route_named_answer() -> None:
         ConfigurationError, match=r"no route answers the StartApp .* \(routes: go\)"
     ):
         CallSimulator(only).call()
+
+
+@pytest.mark.parametrize("recipe", ["menu", "trigger"])
+def test_a_target_naming_handlers_of_several_routes_is_refused_in_every_order(
+    recipe: str,
+) -> None:
+    # Two routes with the same Redirect (or Transfer) handler: the first declared was lent
+    # its name and took the menu's option; refused in every order now, as ambiguous.
+    import itertools
+
+    def answer(call: CallRequest) -> Response:
+        return Response(Speak("hi"))
+
+    event = "Redirect" if recipe == "menu" else "Transfer"
+    for first, second in itertools.permutations(["/a", "/b"]):
+        flow = new_flow()
+        flow.add_route(first, answer, event=event)
+        flow.add_route(second, answer, event=event)
+        if recipe == "menu":
+            IVRMenu(flow, "main", prompt="Press 1.", options={"1": "answer"})
+        else:
+            TransferTrigger(flow, secret="s" * 24, routes=["answer"])
+        with pytest.raises(ConfigurationError, match="is the name of handlers of several routes"):
+            flow.create_app()
+    # Named with name=, it is that route's, and taken.
+    flow = new_flow()
+    flow.add_route("/a", answer, event=event, name="answer")
+    flow.add_route("/b", answer, event=event, name="b")
+    if recipe == "menu":
+        IVRMenu(flow, "main", prompt="Press 1.", options={"1": "answer"})
+    else:
+        TransferTrigger(flow, secret="s" * 24, routes=["answer"])
+    flow.create_app()

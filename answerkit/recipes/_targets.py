@@ -21,6 +21,7 @@ from answerkit.request import CallRequest
 
 if TYPE_CHECKING:
     from answerkit.app import CallFlow
+    from answerkit.dispatch import Route
     from answerkit.elements import Response
 
 log = QuietLog("answerkit")
@@ -51,6 +52,27 @@ def hold_targets(flow: CallFlow, targets: Iterable[object]) -> None:
             hold_name(flow, target)
 
 
+def handlers_named(flow: CallFlow, name: str) -> list[Route]:
+    """The routes ``name`` names only as a handler's function name, when that is not a name=
+    of any route: those whose default handler has it, or failing those, those with an
+    event handler of it (a default handler's name is the stronger claim). [] when name= has
+    given it, or no handler has it."""
+    if name in flow._given_names:
+        return []
+    for default in (True, False):
+        found = [
+            route
+            for route in flow.routes
+            if any(
+                (event is None) == default and getattr(handler, "__name__", None) == name
+                for event, handler in route.handlers.items()
+            )
+        ]
+        if found:
+            return found
+    return []
+
+
 def check_target(
     flow: CallFlow,
     where: str,
@@ -67,6 +89,16 @@ def check_target(
         route = flow.get_route(target)
     except ConfigurationError as exc:
         raise ConfigurationError(f"{where}: {label} leads nowhere: {exc}") from None
+    named_by = handlers_named(flow, target)
+    if len(named_by) > 1:
+        # Declared first, one of them was lent the name, the others names from their
+        # paths: the target went to whichever came first. Ambiguous in every order.
+        paths = ", ".join(r.path for r in named_by)
+        raise ConfigurationError(
+            f"{where}: {label} {target!r} is the name of handlers of several routes "
+            f"({paths}), none named so with name=: give the route you mean name={target!r}, "
+            "or name it otherwise and use that"
+        )
     if not steps and route.path in flow._inner_paths:
         # Reached alone, a WarmTransfer's hold route held the caller in a room no agent was
         # ever called to, for good; a Forwarding's result route dialled only its second.
