@@ -244,7 +244,8 @@ class TransferPlanner:
         step. Another service's URL is that service's to answer."""
         from answerkit.recipes._targets import check_target  # the recipes import this module
 
-        if "://" in leg:
+        by_url = "://" in leg
+        if by_url:
             route = self._flow.route_at_url(leg) if self._flow.is_own_url(leg) else None
             if route is None:
                 return None  # another service's, or another flow's of the app
@@ -262,7 +263,15 @@ class TransferPlanner:
                 "handler without event= or one for 'Transfer'"
             )
         try:
-            check_target(self._flow, "transfer", "the route", leg, event="Transfer", steps=steps)
+            check_target(
+                self._flow,
+                "transfer",
+                "the route",
+                leg,
+                event="Transfer",
+                steps=steps,
+                by_url=by_url,
+            )
         except ConfigurationError as exc:
             return str(exc).removeprefix("transfer: ")
         return None

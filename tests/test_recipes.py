@@ -3098,3 +3098,30 @@ def test_a_target_naming_handlers_of_several_routes_is_refused_in_every_order(
     else:
         TransferTrigger(flow, secret="s" * 24, routes=["answer"])
     flow.create_app()
+
+
+def test_a_name_a_default_handler_gave_its_route_is_no_doubt_whatever_else_shares_it(
+    local_vobiz: Any,
+) -> None:
+    # The ambiguity check refused "landing" (a WarmTransfer's own landing handler has that
+    # function name) and "greet" reused on a route named otherwise, at mount and on every
+    # transfer, by name and by URL.
+    flow = new_flow()
+    flow.transfers.client = local_vobiz.client()
+
+    def landing(call: CallRequest) -> Response:
+        return Response(Speak("landed"))
+
+    def greet(call: CallRequest) -> Response:
+        return Response(Speak("hello"))
+
+    flow.add_route("/landing", landing)
+    flow.add_route("/greet", greet)
+    flow.add_route("/other", greet, name="other")
+    WarmTransfer(flow, "warm", agent="+14155550142", caller_id="+14155550100", fallback="sales")
+    IVRMenu(flow, "main", prompt="Press 1 or 2.", options={"1": "landing", "2": "greet"})
+    TransferTrigger(flow, secret="s" * 24, routes=["greet", "https://voice.example.com/greet"])
+    flow.create_app()
+    for leg in ("landing", "greet", "https://voice.example.com/greet"):
+        call = local_vobiz.add_call()  # one each: a moved call's fetch fails here, ending it
+        assert flow.transfer(call.call_uuid, aleg=leg).api_id

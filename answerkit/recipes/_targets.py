@@ -59,6 +59,9 @@ def handlers_named(flow: CallFlow, name: str) -> list[Route]:
     given it, or no handler has it."""
     if name in flow._given_names:
         return []
+    named = flow._by_name.get(name)
+    if named is not None and named.path not in flow._named_by_event:
+        return []  # a route's own name for good (its default handler's): no doubt which
     for default in (True, False):
         found = [
             route
@@ -81,6 +84,7 @@ def check_target(
     event: str = "Redirect",
     *,
     steps: bool = False,
+    by_url: bool = False,
 ) -> None:
     """Refuse a ``target`` that is no route of ``flow``, or one whose answer to the
     ``event`` that brings a caller there (a Redirect, a transfer) would not go on with the
@@ -89,7 +93,7 @@ def check_target(
         route = flow.get_route(target)
     except ConfigurationError as exc:
         raise ConfigurationError(f"{where}: {label} leads nowhere: {exc}") from None
-    named_by = handlers_named(flow, target)
+    named_by = [] if by_url else handlers_named(flow, target)  # a URL names one route
     if len(named_by) > 1:
         # Declared first, one of them was lent the name, the others names from their
         # paths: the target went to whichever came first. Ambiguous in every order.
