@@ -3125,3 +3125,37 @@ def test_a_name_a_default_handler_gave_its_route_is_no_doubt_whatever_else_share
     for leg in ("landing", "greet", "https://voice.example.com/greet"):
         call = local_vobiz.add_call()  # one each: a moved call's fetch fails here, ending it
         assert flow.transfer(call.call_uuid, aleg=leg).api_id
+
+
+def test_every_route_a_handler_name_could_mean_counts_toward_a_doubt() -> None:
+    # Accepted, by order: a lambda's name made from its path ("/answer": "answer") beside
+    # a handler answer(); a default handler named otherwise with name=; a held name whose
+    # route was renamed since. Each is refused in every order now.
+    import itertools
+
+    def answer(call: CallRequest) -> Response:
+        return Response(Speak("hi"))
+
+    def other(call: CallRequest) -> Response:
+        return Response(Speak("other"))
+
+    cases: list[list[tuple[str, Any, dict[str, Any]]]] = [
+        [("/answer", lambda call: Response(Speak("x")), {"event": "Redirect"}),
+         ("/vip", answer, {"event": "Redirect"})],
+        [("/home", answer, {"name": "home"}), ("/vip", answer, {"event": "Redirect"})],
+    ]  # fmt: skip
+    for declarations in cases:
+        for order in itertools.permutations(declarations):
+            flow = new_flow()
+            for path, handler, keywords in order:
+                flow.add_route(path, handler, **keywords)
+            IVRMenu(flow, "main", prompt="Press 1.", options={"1": "answer"})
+            with pytest.raises(ConfigurationError, match="handlers of several routes"):
+                flow.create_app()
+    flow = new_flow()
+    flow.add_route("/b", answer, event="Hangup")
+    flow.add_route("/c", answer, event="Redirect")
+    IVRMenu(flow, "main", prompt="Press 1.", options={"1": "answer"})  # holds it on /b
+    flow.add_route("/b", other)  # renamed "other"
+    with pytest.raises(ConfigurationError, match="handlers of several routes"):
+        flow.create_app()

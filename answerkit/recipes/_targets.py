@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from answerkit._deadline import loggable
-from answerkit._flow_routes import hold_name
+from answerkit._flow_routes import _default_name, hold_name
 from answerkit._log import QuietLog
 from answerkit.errors import ConfigurationError
 from answerkit.request import CallRequest
@@ -53,27 +53,25 @@ def hold_targets(flow: CallFlow, targets: Iterable[object]) -> None:
 
 
 def handlers_named(flow: CallFlow, name: str) -> list[Route]:
-    """The routes ``name`` names only as a handler's function name, when that is not a name=
-    of any route: those whose default handler has it, or failing those, those with an
-    event handler of it (a default handler's name is the stronger claim). [] when name= has
-    given it, or no handler has it."""
+    """The routes ``name`` could mean, when it is only a handler's name: [] when it is a
+    name= of a route, the name a route has for good, or the name of the default handler of
+    the route it finds; else that route and every route with a handler so named (a lambda
+    named from its path), so that more than one is a doubt whatever the order."""
     if name in flow._given_names:
         return []
-    named = flow._by_name.get(name)
-    if named is not None and named.path not in flow._named_by_event:
-        return []  # a route's own name for good (its default handler's): no doubt which
-    for default in (True, False):
-        found = [
-            route
-            for route in flow.routes
-            if any(
-                (event is None) == default and getattr(handler, "__name__", None) == name
-                for event, handler in route.handlers.items()
-            )
-        ]
-        if found:
-            return found
-    return []
+    found = flow._by_name.get(name)
+    if found is not None:
+        default = found.handlers.get(None)
+        if (found.name == name and found.path not in flow._named_by_event) or (
+            default is not None and _default_name(default, found.path) == name
+        ):
+            return []
+    return [
+        route
+        for route in flow.routes
+        if route is found
+        or any(_default_name(handler, route.path) == name for handler in route.handlers.values())
+    ]
 
 
 def check_target(
