@@ -169,6 +169,9 @@ class CallFlow:
         #: Paths of routes a recipe serves as a step of its own (a WarmTransfer's hold, an
         #: IVRMenu's choice), never where a call starts: `answerkit call` skips them.
         self._inner_paths: set[str] = set()
+        #: Paths of every route a recipe declared: their handlers' names are the recipe's
+        #: own (IVRMenu._entry, a WarmTransfer's landing), never a name a user means.
+        self._recipe_paths: set[str] = set()
         #: The path prefix the flow is served under ("" at the root; None until mounted):
         #: part of every URL url_for builds and of every signed URL.
         self._mount_prefix: str | None = None

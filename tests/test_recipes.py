@@ -3159,3 +3159,23 @@ def test_every_route_a_handler_name_could_mean_counts_toward_a_doubt() -> None:
     flow.add_route("/b", other)  # renamed "other"
     with pytest.raises(ConfigurationError, match="handlers of several routes"):
         flow.create_app()
+
+
+def test_a_recipes_own_handler_names_never_make_a_users_target_doubtful() -> None:
+    # A WarmTransfer's landing handler and an IVRMenu's _entry made a user's route named
+    # "landing" or "_entry" (by an event handler) ambiguous: refused at mount and on every
+    # transfer, though each could only mean the user's route.
+    def landing(call: CallRequest) -> Response:
+        return Response(Speak("landed"))
+
+    def _entry(call: CallRequest) -> Response:
+        return Response(Speak("entered"))
+
+    flow = new_flow()
+    flow.add_route("/landing", landing, event="Transfer")
+    flow.add_route("/entry", _entry, event="Redirect")
+    WarmTransfer(flow, "warm", agent="+14155550142", caller_id="+14155550100", fallback="sales")
+    IVRMenu(flow, "main", prompt="Press 1.", options={"1": "_entry"})
+    TransferTrigger(flow, secret="s" * 24, routes=["landing"])
+    flow.create_app()
+    assert flow.transfers.unusable("landing") is None

@@ -57,7 +57,7 @@ def handlers_named(flow: CallFlow, name: str) -> list[Route]:
     name= of a route, the name a route has for good, or the name of the default handler of
     the route it finds; else that route and every route with a handler so named (a lambda
     named from its path), so that more than one is a doubt whatever the order."""
-    if name in flow._given_names:
+    if name in flow._given_names or name.startswith("/"):  # no handler's name is a path
         return []
     found = flow._by_name.get(name)
     if found is not None:
@@ -70,7 +70,12 @@ def handlers_named(flow: CallFlow, name: str) -> list[Route]:
         route
         for route in flow.routes
         if route is found
-        or any(_default_name(handler, route.path) == name for handler in route.handlers.values())
+        or (
+            route.path not in flow._recipe_paths  # a recipe's handlers are its own business
+            and any(
+                _default_name(handler, route.path) == name for handler in route.handlers.values()
+            )
+        )
     ]
 
 

@@ -118,6 +118,7 @@ class Forwarding:
         flow.add_route(f"/{name}", self._start, name=name)
         flow.add_route(f"/{name}/result", self._result, name=self.result_route)
         flow._inner_paths.add(f"/{name}/result")  # the Dial's action, not an entry
+        flow._recipe_paths.update((f"/{name}", f"/{name}/result"))
         hold_targets(flow, [self.fallback])
         flow.add_check(self._validate)
         passes_on(flow, name, (name, self.result_route), self.fallback)

@@ -240,6 +240,7 @@ class IVRMenu:
         flow.add_route(f"/{name}", self._entry, name=name)
         flow.add_route(f"/{name}/choice", self._choice, name=self.choice_route)
         flow._inner_paths.add(f"/{name}/choice")  # the menu's Gather action, not an entry
+        flow._recipe_paths.update((f"/{name}", f"/{name}/choice"))
         hold_targets(flow, [*(o.target for o in self.options.values()), self.fallback])
         flow.add_check(self._validate_targets)
         # A caller who never answers reaches the fallback from either route (a Redirect to

@@ -231,6 +231,11 @@ class WarmTransfer(CallerSide, AgentSide):
         flow._inner_paths.update(
             f"/{name}{part}" for part in ("/hold", "/agent", "/agent/choice", "/landing")
         )
+        flow._recipe_paths.update(
+            f"/{name}{part}"
+            for part in ("/hold", "/music", "/room", "/agent", "/agent/choice", "/agent/status",
+                         "/landing")
+        )  # fmt: skip
         hold_targets(flow, [self.fallback])
         flow.add_check(self._validate)
         flow.add_hangup_listener(self._on_hangup)
