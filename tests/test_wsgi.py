@@ -561,17 +561,24 @@ def test_a_multipart_body_over_werkzeugs_form_limits_names_them() -> None:
     assert b"MAX_CONTENT_LENGTH" not in r.data
 
 
+def digits_app_over_its_limit() -> tuple[Flask, list[list[str]], bytes]:
+    """An app whose /answer keeps the Digits each call got, the signed call's body with
+    Digits=1234, and MAX_CONTENT_LENGTH two bytes short of that body."""
+    digits: list[list[str]] = []
+    flow = CallFlow("limit", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+    flow.add_route("/answer", lambda call: digits.append(call.getlist("Digits")))
+    app = flow.create_app()
+    body = urlencode(CALL).encode() + b"&Digits=1234"
+    app.config["MAX_CONTENT_LENGTH"] = len(body) - 2
+    return app, digits, body
+
+
 def test_a_chunked_form_past_max_content_length_is_refused_not_cut(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Werkzeug stops a body of no stated length at the limit without a word: the handler
     # ran on Digits=12 of Digits=1234, and answered 200.
-    digits: list[list[str]] = []
-    flow = CallFlow("chunks", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
-    flow.add_route("/answer", lambda call: digits.append(call.getlist("Digits")))
-    app = flow.create_app()
-    body = urlencode(CALL).encode() + b"&Digits=1234"
-    app.config["MAX_CONTENT_LENGTH"] = len(body) - 2
+    app, digits, body = digits_app_over_its_limit()
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     r = post_chunked(app.test_client(), "/answer", body, {**signed("/answer"), **form})
     assert r.status_code == 413 and digits == []
@@ -627,12 +634,7 @@ def test_the_limit_probe_reads_only_a_body_the_server_ended() -> None:
 def test_a_chunked_body_that_breaks_past_the_limit_is_refused_not_cut() -> None:
     # The probe's read failed and was taken for the end of the body: the handler ran on
     # Digits cut at the limit.
-    digits: list[list[str]] = []
-    flow = CallFlow("broken", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
-    flow.add_route("/answer", lambda call: digits.append(call.getlist("Digits")))
-    app = flow.create_app()
-    body = urlencode(CALL).encode() + b"&Digits=1234"
-    app.config["MAX_CONTENT_LENGTH"] = len(body) - 2
+    app, digits, body = digits_app_over_its_limit()
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     r = app.test_client().post(
         "/answer",
