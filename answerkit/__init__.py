@@ -60,7 +60,14 @@ from answerkit.errors import (
 from answerkit.lint import LintWarning
 from answerkit.parse import parse
 from answerkit.query import dialed_numbers, find, find_all, spoken_text
-from answerkit.request import CallRequest, CallStatus, DialStatus, Event, MissingCallUUID
+from answerkit.request import (
+    CallRequest,
+    CallStatus,
+    DialStatus,
+    Event,
+    MissingCallUUID,
+    StateNotCarried,
+)
 from answerkit.signature import Verification, redact_headers, sign, verify
 from answerkit.ssml import Break, Emphasis, Lang, P, Phoneme, Prosody, S, SayAs, Sub, W
 from answerkit.state import CallState, MemoryStore, StateStore
@@ -128,6 +135,7 @@ __all__ = [
     "ServerError",
     "Speak",
     "StateError",
+    "StateNotCarried",
     "StateStore",
     "StateValueError",
     "Stream",

@@ -48,6 +48,7 @@ __all__ = [
     "DialStatus",
     "Event",
     "MissingCallUUID",
+    "StateNotCarried",
     "normalise_number",
 ]
 
@@ -232,9 +233,38 @@ class CallRequest:
             # default private in-memory state is made on first use.
             if name != "state":
                 raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            if self.__dict__.get("_state_not_carried"):
+                raise StateNotCarried(
+                    "call.state is not carried by a pickled or deep-copied CallRequest: it "
+                    "is the flow's store, bound to the webhook. Pass what the job needs from "
+                    "call.state along with the call, or attach the store's state for this "
+                    "call: call = call.with_state(flow.store.state(call.call_uuid))"
+                )
             state = CallState(MemoryStore(), self.call_uuid)
             object.__setattr__(self, "state", state)
             return state
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled for a background job (Celery, RQ, multiprocessing): rebuilt from what
+        # Vobiz sent, as the flow built it. The state is a live view on the flow's store,
+        # which cannot travel: the copy says so when its state is read (StateNotCarried),
+        # rather than hand out an empty private one whose writes would go nowhere.
+        extra = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.init and f.name not in _BASE_FIELDS
+        }
+        params = {name: list(values) for name, values in self.params_multi.items()}
+        return (
+            _unpickled,
+            (type(self), params, self.method, dict(self.query), self.path, extra),
+        )
+
+    def __copy__(self: _Request) -> _Request:
+        # A shallow copy shares the state, as it did before __reduce__ was written.
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
 
     def _attach_state(self, state: CallState) -> None:
         """Bind ``state`` to this request in place (the flow's dispatcher does, once)."""
@@ -265,6 +295,29 @@ class CallRequest:
 
 
 _EVENTS: dict[str, Event] = {member.value: member for member in Event}
+_BASE_FIELDS = frozenset(f.name for f in dataclasses.fields(CallRequest))
+
+
+class StateNotCarried(AnswerkitError, AttributeError):
+    """``call.state`` read on a request that was pickled or deep-copied: the state belongs
+    to the flow's store, and only the request's own fields travel."""
+
+
+def _unpickled(
+    cls: type[CallRequest],
+    params: dict[str, list[str]],
+    method: str,
+    query: dict[str, str],
+    path: str,
+    extra: dict[str, Any],
+) -> CallRequest:
+    request = cls.from_params(params, method=method, query=query, path=path)
+    if extra:  # a subclass's own fields, as they were (from_params gives their defaults)
+        request = dataclasses.replace(request, **extra)
+    request.__dict__.pop("state", None)  # a subclass's __post_init__ made a private one
+    request.__dict__["_state_not_carried"] = True
+    return request
+
 
 _LAZY: tuple[tuple[str, Callable[[Mapping[str, str]], Any]], ...] = (
     ("from_", lambda params: normalise_number(params.get("From", ""))),

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
+import pickle
 import typing
 from decimal import Decimal
 from urllib.parse import parse_qsl, urlencode
@@ -21,6 +23,7 @@ from answerkit.request import (
     DialStatus,
     Event,
     MissingCallUUID,
+    StateNotCarried,
     normalise_number,
 )
 from answerkit.state import CallState, MemoryStore
@@ -532,3 +535,54 @@ def test_a_dict_of_lists_gives_every_value_of_each_name() -> None:
     flat = MultiDict([("CallUUID", "u2"), ("Digits", "3"), ("Digits", "4")]).to_dict(flat=False)
     assert CallRequest.from_params(flat).getlist("Digits") == ["3", "4"]
     assert CallRequest.from_params({"CallUUID": ("u3",)}).call_uuid == "u3"
+
+
+# --- pickling: a request travels to a background job, its state does not -----------------
+
+
+def _pickled_request() -> CallRequest:
+    return CallRequest.from_params(
+        [("CallUUID", "c-pickle"), ("From", "14155550100"), ("Event", "Hangup"),
+         ("Digits", "12"), ("X-PH-Tenant", "acme"), ("Tag", "a"), ("Tag", "b")],
+        method="GET",
+        query={"attempt": "2", "CallUUID": "c-pickle"},
+        path="/menu",
+    )  # fmt: skip
+
+
+def test_a_request_pickles_with_every_field_and_value() -> None:
+    call = _pickled_request()
+    copy_ = pickle.loads(pickle.dumps(call))
+    assert copy_ == call and type(copy_) is CallRequest
+    assert copy_.getlist("Tag") == ["a", "b"] and dict(copy_.params) == dict(call.params)
+    assert dict(copy_.query) == {"attempt": "2"} and copy_.method == "GET"
+    assert copy_.path == "/menu" and copy_.from_ == "+14155550100"
+    assert copy_.event == Event.Hangup and copy_.digits == "12"
+    assert dict(copy_.sip_headers) == {"X-PH-Tenant": "acme"}
+
+
+def test_the_state_of_a_pickled_request_says_it_did_not_travel() -> None:
+    store = MemoryStore()
+    call = _pickled_request().with_state(CallState(store, "c-pickle"))
+    call.state["step"] = "menu"
+    for copy_ in (pickle.loads(pickle.dumps(call)), copy.deepcopy(call)):
+        with pytest.raises(StateNotCarried, match=r"call\.with_state\(flow\.store\.state"):
+            copy_.state["step"]
+        assert isinstance(StateNotCarried("x"), (AnswerkitError, AttributeError))
+        attached = copy_.with_state(store.state(copy_.call_uuid))
+        assert attached.state["step"] == "menu"
+    shallow = copy.copy(call)  # a shallow copy shares the very state
+    assert shallow.state is call.state
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, repr=False)
+class _TenantRequest(CallRequest):
+    tenant: str = "none"
+
+
+def test_a_subclass_pickles_with_its_own_fields() -> None:
+    call = dataclasses.replace(_TenantRequest.from_params({"CallUUID": "c-t"}), tenant="acme")
+    copy_ = pickle.loads(pickle.dumps(call))
+    assert type(copy_) is _TenantRequest and copy_.tenant == "acme" and copy_ == call
+    with pytest.raises(StateNotCarried):
+        copy_.state.get("x")
