@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from flask import Response as FlaskResponse
 
+from answerkit._dispatch_webhook import STATUS_EVENTS
 from answerkit.dispatch import Handler, Route
 from answerkit.errors import ConfigurationError
 from answerkit.request import Event
@@ -92,6 +93,16 @@ def add_route(
     event_key = event.value if isinstance(event, Event) else event
     # Everything is checked before anything is kept: a refused declaration leaves no
     # half-made route behind to be mounted, or to refuse the corrected one.
+    if not replay_check and (status_callback or event_key in STATUS_EVENTS):
+        # A replay-free route records no signature: a status callback there (a Hangup
+        # ending a call's state, a DialHangup) could be any captured fetch of the route
+        # sent again, with another call's fields.
+        raise ConfigurationError(
+            f"route {path!r}: replay_check=False is for a route whose answer is the same "
+            "whoever asks (hold music); "
+            + ("a status_callback route" if status_callback else f"a {event_key} handler")
+            + " acts on the call, so its signatures must be recorded: leave replay_check on"
+        )
     if sound and status_callback:
         raise ConfigurationError(
             f"route {path!r}: a sound route answers a document of Play, Speak and Wait, "

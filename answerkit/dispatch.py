@@ -340,6 +340,20 @@ class Dispatcher(FallbackAnswers):
         # A waitSound fetch wants its audio even on a status-callback route (a Conference's
         # callbackUrl may also be its waitSound).
         status_event = (route.status_callback and event != _WAIT_SOUND) or event in STATUS_EVENTS
+        if not route.replay_check and event in STATUS_EVENTS:
+            # Its signature was not recorded, so it may be one captured from any earlier
+            # fetch of this route (hold music is fetched again and again), sent with a
+            # body of the sender's choosing: a Hangup here must not run the hangup
+            # listeners or end the state of whatever call it names.
+            self._tell_once(
+                route,
+                event,
+                f"a {event} webhook reached this replay_check=False route and was answered "
+                "without being acted on (no hangup listener, no state ended): a route that "
+                "records no signature cannot tell it from a replay. Point the application's "
+                "hangup_url (or the callback) at a route that records signatures",
+            )
+            return _status_reply(event)
         reply = self._respond(route, call, event, status_event, replay_keys, started)
         if event == _HANGUP and reply.status != 503:  # a 503: the retry needs the state
             failure = self._forget(call, route)

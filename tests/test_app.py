@@ -500,6 +500,42 @@ def test_a_route_without_replay_check_still_verifies_and_answers_with_the_store_
         other.add_route("/music", lambda call: None, event="Hangup")
 
 
+def test_a_replay_free_route_takes_no_status_handler_and_acts_on_no_hangup(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from answerkit import Play
+
+    # A replay-free route's signatures are never recorded: one captured hold-music fetch,
+    # sent again with Event=Hangup and a victim's CallUUID, ran the hangup listeners (a
+    # WarmTransfer abandoned, its agent hung up) and ended that call's state, at any time.
+    store = MemoryStore()
+    flow = CallFlow("music", public_url=PUBLIC, auth_token=TOKEN, state=store)
+    told: list[str] = []
+    flow.add_hangup_listener(lambda call: told.append(call.call_uuid))
+
+    @flow.route("/music", replay_check=False, sound=True)
+    def music(call: CallRequest) -> Response:
+        return Response(Play("https://cdn.example.com/hold.mp3", loop=0))
+
+    for kwargs in ({"status_callback": True}, {"event": "Hangup"}, {"event": "DialHangup"}):
+        with pytest.raises(ConfigurationError, match="leave replay_check on") as info:
+            flow.add_route("/events", lambda call: None, replay_check=False, **kwargs)
+        assert "replay_check=False is for a route whose answer is the same" in str(info.value)
+    assert "/events" not in [route.path for route in flow.routes]  # nothing half-made kept
+    store.state("victim").update({"step": "on hold"})
+    c = flow.create_app().test_client()
+    headers = sign(PUBLIC + "/music", TOKEN)  # one genuine fetch's headers, captured
+    assert c.post("/music", data={**CALL, "CallUUID": "victim"}, headers=headers).status_code == 200
+    with caplog.at_level(logging.WARNING, logger="answerkit"):
+        for _ in range(2):
+            r = c.post("/music", data={**CALL, "CallUUID": "victim", "Event": "Hangup"},
+                       headers=headers)  # fmt: skip
+            assert (r.status_code, r.data) == (200, b"")
+    assert told == [] and dict(store.state("victim")) == {"step": "on hold"}
+    notes = [m for m in caplog.messages if "was answered without being acted on" in m]
+    assert len(notes) == 1 and "hangup_url" in notes[0]
+
+
 def test_status_callback_is_per_url_and_a_mismatch_is_refused() -> None:
     # Marking only the Hangup handler of an answer URL status_callback=True once emptied
     # every answer of that URL: each inbound call got no XML and was dropped.
