@@ -100,8 +100,8 @@ def public_url_candidates(
     * A configured ``public_url`` (e.g. ``"https://voice.example.com"`` or
       ``"https://voice.example.com/prefix"``) wins, and then the request's own host and any
       forwarded headers are ignored. The route path is appended to it, together with the
-      mount prefix ``script_root`` unless ``public_url`` already ends with that prefix; when
-      there is a prefix the other reading is offered as a second candidate.
+      mount prefix ``script_root`` unless ``public_url`` already ends with that prefix; a
+      public URL that lacks the prefix (a setup warned of) is also read without it.
     * Otherwise the request's ``scheme`` and ``host`` are used, replaced by
       ``X-Forwarded-Proto`` / ``X-Forwarded-Host`` / ``X-Forwarded-Port`` only when
       ``trusted_hops > 0``, taking the value ``trusted_hops`` places from the right of a comma
@@ -140,11 +140,16 @@ def _configured_candidates(public_url: str, script_root: str, path: str) -> tupl
     script_root = script_root.rstrip("/")
     parts = urlsplit(public_url.strip())
     root = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
-    prefixes = [root + script_root]
     if script_root and root.endswith(script_root):
-        prefixes.insert(0, root)
-    elif script_root:
-        prefixes.append(root)
+        # The public URL names the prefix (as url_for's URLs do): the only reading. Joined
+        # once more (root + prefix + path) it would be the URL of the route at prefix +
+        # path, whose signatures then opened this route too (/choice and /menu/choice
+        # under SCRIPT_NAME=/menu).
+        prefixes = [root]
+    else:
+        prefixes = [root + script_root]
+        if script_root:
+            prefixes.append(root)
     return tuple(_expand(prefixes, script_root, path))
 
 

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from werkzeug.datastructures import Headers
 
+from answerkit import CallFlow, Response, Speak
 from answerkit.errors import ConfigurationError
 from answerkit.signature import (
     MA_V2,
@@ -312,16 +313,32 @@ def test_configured_public_url_with_prefix_and_script_root() -> None:
         )[0]
         == "https://voice.example.com/ivr/answer"
     )
-    # public_url already names the mount point: not doubled, and tried first.
-    both = public_url_candidates(
+    # public_url already names the mount point: the only reading. Doubled, it was also the
+    # URL of the route at /ivr/answer, whose signatures then opened /answer.
+    assert public_url_candidates(
         "https://voice.example.com/ivr",
         scheme="http",
         host="app",
         script_root="/ivr",
         path="/answer",
-    )
-    assert both[0] == "https://voice.example.com/ivr/answer"
-    assert "https://voice.example.com/ivr/ivr/answer" in both
+    ) == ["https://voice.example.com/ivr/answer"]
+
+
+def test_under_a_prefix_the_public_url_names_one_route_signature_opens_no_other() -> None:
+    # gunicorn --env SCRIPT_NAME=/menu, public_url ending with /menu (as advised): routes
+    # /choice and /menu/choice. A signature for /menu/choice's URL verified at /choice.
+    flow = CallFlow("pre", public_url="https://voice.example.com/menu", auth_token=TOKEN,
+                    state="memory://")  # fmt: skip
+    flow.add_route("/choice", lambda call: Response(Speak("choice")), name="choice")
+    flow.add_route("/menu/choice", lambda call: Response(Speak("menu")), name="menu_choice")
+    c = flow.create_app().test_client()
+    body = {"CallUUID": "c-pre", "Event": "StartApp"}
+    theirs = sign(flow.url_for("menu_choice"), TOKEN)
+    r = c.post("/choice", data=body, headers=theirs, base_url="http://localhost/menu")
+    assert r.status_code == 403
+    own = sign(flow.url_for("choice"), TOKEN)
+    r = c.post("/choice", data=body, headers=own, base_url="http://localhost/menu")
+    assert r.status_code == 200 and b"choice" in r.data
 
 
 def test_forwarded_headers_ignored_without_trusted_hops() -> None:
