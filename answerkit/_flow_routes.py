@@ -84,6 +84,14 @@ def add_route(
             f"route path {path!r}: put variables in query parameters "
             "(flow.url_for(name, key=value)), not in the path"
         )
+    if path.endswith("."):
+        # V2 signs url + nonce and V3 url + "." + nonce (spec §3): a V3 signature for the
+        # path without its final dot verifies as V2 here, and the other way round.
+        raise ConfigurationError(
+            f"route path {path!r}: a path ending in '.' would take the signatures of "
+            f"{path.rstrip('.') or '/'!r} (V2 signs the URL and the nonce with nothing "
+            "between them, V3 with a '.'); end it with another character"
+        )
     _check_served_path(path, "route")
     if flow._dispatcher is not None:
         raise ConfigurationError(

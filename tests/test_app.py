@@ -776,6 +776,10 @@ def test_route_declaration_errors(flow: CallFlow) -> None:
         flow.url_for("nowhere")
     with pytest.raises(ConfigurationError, match="query parameters"):
         flow.route("/x/<id>")(lambda call: None)
+    # V3 signs url + "." + nonce, V2 url + nonce: a V3 signature for /hold was a V2 one for
+    # /hold. (a replay-free /hold. took a captured /hold fetch's headers for good).
+    with pytest.raises(ConfigurationError, match=r"would take the signatures of '/hold'"):
+        flow.route("/hold.")(lambda call: None)
     with pytest.raises(ConfigurationError, match="public URL"):
         f = CallFlow("nourl", auth_token=TOKEN, state=MemoryStore())
         f.route("/a")(lambda call: None)
