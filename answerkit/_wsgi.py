@@ -17,7 +17,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from flask import Flask, Request, request
+from flask import Flask, Request, current_app, request
 from flask import Response as FlaskResponse
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.datastructures import EnvironHeaders
@@ -47,6 +47,12 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 MAX_FAST_FORM = 64 * 1024
 """Bodies up to this size in Vobiz's form encoding are parsed directly; anything else
 (larger, multipart, no length) goes through Werkzeug's form parser and its limits."""
+
+
+WEBHOOK_BODY_LIMIT = 1024 * 1024
+"""The most a webhook body may hold when the app sets no ``MAX_CONTENT_LENGTH`` (Flask's
+default is none): Vobiz posts forms of a few KB, and a body of any size, read whole into
+memory, would let one signed request exhaust a worker's memory."""
 
 
 def form_length(environ: WSGIEnviron, max_content_length: int | None) -> int | None:
@@ -88,10 +94,16 @@ def _over_limit(req: Request) -> str:
     length = req.content_length
     if limit is not None and (length is None or length > limit):
         size = f"{length}-byte" if length else "chunked"
+        if current_app.config.get("MAX_CONTENT_LENGTH") is None:
+            return (
+                f"its {size} body is over answerkit's limit for a webhook body ({limit} "
+                "bytes, when the app sets no MAX_CONTENT_LENGTH): Vobiz posts forms of a "
+                "few KB; set MAX_CONTENT_LENGTH to allow more"
+            )
         return (
             f"its {size} body is over the app's MAX_CONTENT_LENGTH ({limit} bytes): Vobiz "
             "posts forms of a few KB (more with long SIP headers or speech results); raise "
-            "MAX_CONTENT_LENGTH or unset it"
+            "MAX_CONTENT_LENGTH (unset, a webhook body may hold 1 MiB)"
         )
     return (
         f"its multipart body is over the app's MAX_FORM_MEMORY_SIZE ({req.max_form_memory_size}"
@@ -309,6 +321,8 @@ def flask_view(dispatcher: Dispatcher, route: Route) -> Callable[[], FlaskRespon
             # and link checkers do, and a probe must not run the call flow (a transfer, a
             # state write) or spend a replay record: the route answers that it exists.
             return FlaskResponse(b"", content_type=XML_CONTENT_TYPE)
+        if req.max_content_length is None:
+            req.max_content_length = WEBHOOK_BODY_LIMIT  # read whole into memory below
         # Vobiz sends its fields in the form (POST) or in the query string (GET);
         # our own query parameters ride in the query string either way.
         query = query_of(environ)

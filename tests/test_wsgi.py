@@ -18,7 +18,7 @@ import pytest
 from flask import Flask
 
 from answerkit import CallFlow, CallRequest, ConfigurationError, Response, Speak, sign
-from answerkit._wsgi import DirectRoutes
+from answerkit._wsgi import WEBHOOK_BODY_LIMIT, DirectRoutes
 from answerkit.state import MemoryStore
 
 PUBLIC = "https://voice.example.com"
@@ -543,6 +543,27 @@ def test_a_body_over_max_content_length_names_the_setting(
     assert r.status_code == 413  # refused with the reason, never a 500
     assert b"over the app's MAX_CONTENT_LENGTH (1000 bytes)" in r.data
     assert "over the app's MAX_CONTENT_LENGTH (1000 bytes)" in caplog.text
+
+
+def test_with_no_max_content_length_a_webhook_body_is_held_to_one_mib() -> None:
+    # Flask sets no limit by default: one signed 300 MB form was read whole into memory
+    # (a worker went from 42 MB to 965 MB), and a few in parallel would exhaust it.
+    app, digits, body = digits_app_over_its_limit()
+    app.config["MAX_CONTENT_LENGTH"] = None
+    big = body + b"&Speech=" + b"s" * WEBHOOK_BODY_LIMIT
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    for send in (post_chunked, None):
+        headers = {**signed("/answer"), **form}
+        if send is None:
+            r = app.test_client().post("/answer", data=big, headers=headers)
+        else:
+            r = send(app.test_client(), "/answer", big, headers)
+        assert r.status_code == 413 and digits == []
+        assert b"over answerkit's limit for a webhook body (1048576 bytes" in r.data
+        assert b"set MAX_CONTENT_LENGTH to allow more" in r.data
+    app.config["MAX_CONTENT_LENGTH"] = 2 * WEBHOOK_BODY_LIMIT  # the app's own limit rules
+    r = app.test_client().post("/answer", data=big, headers={**signed("/answer"), **form})
+    assert r.status_code == 200 and digits == [["1234"]]
 
 
 def test_a_multipart_body_over_werkzeugs_form_limits_names_them() -> None:
