@@ -24,7 +24,7 @@ from answerkit import _local_run
 from answerkit._sound import not_sound, not_sound_message
 from answerkit._state_values import MOST_SECONDS
 from answerkit._xmltext import names_this_machine
-from answerkit.client import VobizClient
+from answerkit.client import VobizClient, token_flaw
 from answerkit.dispatch import DeadlineRunner, SignatureGate
 from answerkit.elements import Response
 from answerkit.errors import ConfigurationError
@@ -133,7 +133,16 @@ def flow_auth_tokens(auth_token: object) -> tuple[str, ...]:
             )
     # Stripped like the comma-separated form: a token read from a secrets file ends in a
     # newline, and would refuse every webhook with a 403 that blames the token.
-    return tuple(t.strip() for t in tokens if t.strip())
+    kept = tuple(t.strip() for t in tokens if t.strip())
+    for i, token in enumerate(kept):
+        flaw = token_flaw(token)
+        if flaw is not None:
+            # Taken, it would refuse every genuine webhook with a 403 (the caller dropped)
+            # and a log line about a signature mismatch. Never echoed: where, not what.
+            which = f"token {i + 1} of {len(kept)}" if len(kept) > 1 else "the token"
+            source = "auth_token" if auth_token is not None else ENV_AUTH_TOKEN
+            raise ConfigurationError(f"{source}: {which}: {flaw}")
+    return kept
 
 
 def check_settings(

@@ -63,6 +63,23 @@ def _header_unsafe(value: str, *, spaces: bool = False) -> int | None:
     return None
 
 
+def token_flaw(token: str) -> str | None:
+    """What keeps ``token`` from being an auth token as written, told without echoing it
+    (a character no Vobiz token holds: a byte order mark from a file saved "UTF-8 with
+    BOM", a zero-width space copied with it, a space between two tokens), or None."""
+    bad = _header_unsafe(token)
+    if bad is None:
+        return None
+    where = f"character {bad + 1} of {len(token)}"
+    if token[bad] == " ":
+        return f"{where} is a space: give several tokens as a list or comma-separated"
+    return (
+        f"{where} is not printable ASCII (an invisible character copied with it, or a "
+        "byte order mark from a file saved as UTF-8 with BOM); copy the token again from "
+        "the Vobiz console"
+    )
+
+
 def _check_numbers(*, whole: bool = True, endless: bool = False, **settings: object) -> None:
     """Refuse a client setting that is not a number of the right kind, 0 or more: each
     would fail deep inside the retry loop or urllib3, on the first request."""
@@ -235,14 +252,10 @@ class VobizClient:
                 "auth_token holds a ',': a list of tokens, as a CallFlow takes for rotation; "
                 "the REST client signs in with one, so pass auth_token= the current token"
             )
-        bad = _header_unsafe(auth_token)
-        if bad is not None:
+        flaw = token_flaw(auth_token)
+        if flaw is not None:
             # Never echo the token: only where the bad character is.
-            raise errors.ConfigurationError(
-                f"auth token: character {bad + 1} of {len(auth_token)} is not printable "
-                "ASCII, so it cannot travel in an HTTP header; copy the token again from "
-                "the Vobiz console"
-            )
+            raise errors.ConfigurationError(f"auth token: {flaw}")
         if user_agent is not None and _header_unsafe(user_agent, spaces=True) is not None:
             raise errors.ConfigurationError(
                 f"user_agent must be printable ASCII (an HTTP header value), got {user_agent!r}"

@@ -1137,6 +1137,11 @@ def test_public_url_with_a_query_or_fragment_is_refused_saying_which(given: str,
         ("state", "redis//localhost", "unknown state store URL"),
         ("auth_token", b"tok", "auth_token must be text"),
         ("auth_token", [b"tok"], "every token must be text"),
+        # Taken, each refused every genuine webhook (403, the caller dropped).
+        ("auth_token", "\ufeff" + TOKEN, "the token: character 1 of 22 is not printable ASCII"),
+        ("auth_token", TOKEN + "\u200b", "byte order mark from a file saved as UTF-8 with BOM"),
+        ("auth_token", f"{TOKEN} old-token", "character 22 of 31 is a space: give several"),
+        ("auth_token", ["old-token", "new\ttoken"], r"auth_token: token 2 of 2: character 4"),
         ("public_url", b"https://voice.example.com", "public_url must be text"),
         ("public_url", "https://voice example.com", "must name one host"),
         ("public_url", "https://:8000", "must name one host"),
@@ -1151,6 +1156,15 @@ def test_a_setting_of_the_wrong_kind_is_refused_when_the_flow_is_made(
     settings[setting] = value
     with pytest.raises(ConfigurationError, match=says):
         CallFlow("kinds", **settings)
+
+
+def test_a_token_from_the_environment_with_an_invisible_character_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("VOBIZ_AUTH_TOKEN", "\ufeff" + TOKEN)  # a secrets file saved with BOM
+    with pytest.raises(ConfigurationError, match="VOBIZ_AUTH_TOKEN: the token: character 1") as e:
+        CallFlow("envtoken", public_url=PUBLIC)
+    assert TOKEN not in str(e.value)  # where the flaw is, never the token
 
 
 def test_a_flow_name_that_is_not_text_is_refused() -> None:

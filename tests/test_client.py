@@ -792,6 +792,9 @@ def test_a_token_a_header_cannot_carry_is_refused_without_echoing_it(token: str)
     with pytest.raises(errors.ConfigurationError) as caught:
         VobizClient("MA_X0000001", token)
     assert "auth token" in str(caught.value) and token not in str(caught.value)
+    # A space is told as one (two tokens given where one is signed in with), not as a
+    # character that is "not printable ASCII".
+    assert ("is a space" in str(caught.value)) == (" " in token)
 
 
 def test_a_user_agent_a_header_cannot_carry_is_refused(vobiz: LocalVobiz) -> None:
