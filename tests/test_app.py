@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 from unittest.mock import patch
 from urllib.parse import urlencode
@@ -1560,6 +1560,40 @@ def test_the_health_endpoint_says_whether_the_store_takes_a_write(
     assert "health check failed" in caplog.text and "secret-pw" not in caplog.text
     assert c.head("/healthz").status_code == 503
     assert post(c, "/answer", CALL).status_code == 200  # the webhooks answer as before
+
+
+def test_a_flood_of_health_probes_writes_one_record_a_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The endpoint takes no signature: each probe wrote a record (19,617 rows in 5 s).
+    from answerkit import _flow_health
+    from answerkit.errors import StateError
+
+    class Counting(MemoryStore):
+        writes = 0
+        down = False
+
+        def remember_all(self, keys: Sequence[str], ttl: float) -> bool:
+            if self.down:
+                raise StateError("the store is down")
+            Counting.writes += 1
+            return super().remember_all(keys, ttl)
+
+    now = [1000.0]
+    monkeypatch.setattr(_flow_health, "monotonic", lambda: now[0])
+    store = Counting()
+    flow = make_flow(state=store)
+    flow.add_health_endpoint()
+    c = flow.create_app().test_client()
+    for _ in range(50):
+        assert c.get("/_answerkit/health").status_code == 200
+    assert Counting.writes == 1
+    now[0] += 1.0  # a second later the store is asked again, and its failure shows at once
+    store.down = True
+    assert c.get("/_answerkit/health").status_code == 503
+    assert c.get("/_answerkit/health").status_code == 503  # a failure is never kept
+    store.down = False
+    assert c.get("/_answerkit/health").status_code == 200 and Counting.writes == 2
 
 
 def test_a_health_endpoint_beside_a_route_named_health_and_another_path() -> None:
