@@ -24,6 +24,7 @@ from werkzeug.datastructures import EnvironHeaders
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from answerkit._deadline import loggable
+from answerkit._dispatch_server import saw_server
 from answerkit._dispatch_webhook import XML_CONTENT_TYPE, UnreadableBody
 from answerkit._log import QuietLog
 from answerkit._params import ParamsLike, parse_form
@@ -252,6 +253,8 @@ class DirectRoutes:
         ):
             return self.inner(environ, start_response)
         dispatcher, route, path, _endpoint, _view = entry
+        if not dispatcher.server_seen:
+            saw_server(dispatcher, environ)
         method = environ.get("REQUEST_METHOD", "GET")
         query = query_of(environ)
         read_params: Callable[[], ParamsLike]
@@ -321,6 +324,8 @@ def flask_view(dispatcher: Dispatcher, route: Route) -> Callable[[], FlaskRespon
             # and link checkers do, and a probe must not run the call flow (a transfer, a
             # state write) or spend a replay record: the route answers that it exists.
             return FlaskResponse(b"", content_type=XML_CONTENT_TYPE)
+        if not dispatcher.server_seen:
+            saw_server(dispatcher, environ)
         if req.max_content_length is None:
             req.max_content_length = WEBHOOK_BODY_LIMIT  # read whole into memory below
         # Vobiz sends its fields in the form (POST) or in the query string (GET);

@@ -156,6 +156,8 @@ class Dispatcher(FallbackAnswers):
     #: others took (see _respond).
     _took_calls: set[str] = field(default_factory=set, repr=False)
     _hangups_only: dict[str, int] = field(default_factory=dict, repr=False)
+    #: Whether the server this process runs under was looked at (_dispatch_server).
+    server_seen: bool = field(default=False, repr=False)
 
     def _tell_once(self, route: Route, event: str, what: str) -> None:
         """Log a warning about ``route`` once per event: a flow's mistake that would

@@ -702,3 +702,26 @@ def test_a_hook_that_read_part_of_a_large_body_leaves_nothing_to_run_on() -> Non
         headers={**signed("/answer"), "Content-Type": "application/x-www-form-urlencoded"},
     )
     assert r.status_code == 400 and b"cut short" in r.data and ran == []
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_a_memory_store_under_several_worker_processes_is_warned_of_once(
+    direct: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # memory:// under gunicorn -w 4: one signature was taken once per worker, and each
+    # worker kept its own call.state, with nothing said.
+    app = make_flow([]).create_app(direct=direct)
+    c = app.test_client()
+    with caplog.at_level(logging.WARNING, logger="answerkit"):
+        for _ in range(3):
+            r = c.post("/answer", data=CALL, headers=signed("/answer"),
+                       environ_overrides={"wsgi.multiprocess": True})  # fmt: skip
+            assert r.status_code == 200
+    told = [m for m in caplog.messages if "kept in each process" in m]
+    assert len(told) == 1 and "sqlite:/// (one host) or redis://" in told[0]
+    caplog.clear()
+    single = make_flow([]).create_app(direct=direct).test_client()
+    with caplog.at_level(logging.WARNING, logger="answerkit"):
+        r = single.post("/answer", data=CALL, headers=signed("/answer"),
+                        environ_overrides={"wsgi.multiprocess": False})  # fmt: skip
+    assert r.status_code == 200 and "kept in each process" not in caplog.text
