@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 
-from answerkit._log import QuietLog
+from answerkit._log import QuietLog, bounded
 
 log = QuietLog("answerkit")
 
@@ -36,11 +36,6 @@ def _passes_through(exc: BaseException) -> bool:
     return isinstance(exc, PROCESS_EXITS) and threading.current_thread() is threading.main_thread()
 
 
-#: Failure log lines show at most this much of an exception's text: one webhook's 20 MB
-#: message was written twice (the line and its traceback).
-EXC_TEXT_MAX = 2000
-
-
 def describe(exc: BaseException) -> str:
     """``str(exc)`` for a log line: bounded, and never raising (an exception whose
     ``__str__`` fails lost the whole log line, CallUUID and all)."""
@@ -48,9 +43,7 @@ def describe(exc: BaseException) -> str:
         text = str(exc)
     except Exception:
         return f"<{type(exc).__name__} whose text cannot be shown>"
-    if len(text) > EXC_TEXT_MAX:
-        text = f"{text[: EXC_TEXT_MAX - 40]}... ({len(text)} characters in all)"
-    return text
+    return bounded(text)
 
 
 def _hint(exc: BaseException) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 from typing import TYPE_CHECKING, Any
 
 from answerkit.errors import HandlerTimeout
@@ -22,6 +23,39 @@ else:  # generic at run time only from Python 3.11
     _Adapter = logging.LoggerAdapter
 
 
+#: Failure log lines show at most this much of an exception's text: one webhook's 20 MB
+#: message was written twice (the line and its traceback).
+EXC_TEXT_MAX = 2000
+
+
+def bounded(text: str) -> str:
+    """``text`` cut to :data:`EXC_TEXT_MAX` characters, saying how long it was."""
+    if len(text) > EXC_TEXT_MAX:
+        text = f"{text[: EXC_TEXT_MAX - 40]}... ({len(text)} characters in all)"
+    return text
+
+
+class _BoundedTracebacks(logging.Filter):
+    """Gives each record carrying an exception a traceback whose parts are bounded: the
+    line names the exception briefly, but the traceback a formatter adds repeated its whole
+    text (a 20 MB message written in full). Formatters use a record's ``exc_text`` as
+    given; ``exc_info`` stays for the handlers that read the exception itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_text is None:
+            try:
+                parts = traceback.format_exception(*record.exc_info)
+            except Exception:  # an exception whose text cannot be made: the formatter's
+                return True
+            text = "".join(part if len(part) <= EXC_TEXT_MAX else bounded(part) + "\n"
+                           for part in parts)  # fmt: skip
+            record.exc_text = text.rstrip("\n")  # as Formatter.formatException gives it
+        return True
+
+
+_BOUNDED = _BoundedTracebacks()
+
+
 class QuietLog(_Adapter):
     """A logger adapter whose every call swallows what the logging itself raises.
 
@@ -30,6 +64,8 @@ class QuietLog(_Adapter):
 
     def __init__(self, name: str) -> None:
         super().__init__(logging.getLogger(name), {})
+        if _BOUNDED not in self.logger.filters:
+            self.logger.addFilter(_BOUNDED)
 
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
         return msg, kwargs  # no extra fields: the records are the logger's own

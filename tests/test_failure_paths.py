@@ -373,6 +373,13 @@ def test_a_huge_exception_text_is_cut_in_the_log(caplog: pytest.LogCaptureFixtur
     send(flow, "/answer")
     assert all(len(r.getMessage()) < 10_000 for r in caplog.records)
     assert "1000000 characters in all" in caplog.text
+    # The traceback a formatter adds is bounded too: it repeated the whole text, so the
+    # log got the million characters anyway (and the exception stays for handlers that
+    # read it, a Sentry integration say).
+    [failed] = [r for r in caplog.records if r.exc_info]
+    formatted = logging.Formatter().format(failed)
+    assert len(formatted) < 10_000 and formatted.count(" characters in all)") == 2
+    assert isinstance(failed.exc_info[1], ValueError)  # type: ignore[index]
 
 
 class _SelfRendered(Response):
