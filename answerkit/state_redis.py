@@ -117,7 +117,8 @@ def _check_prefix(prefix: str) -> None:
         return
     start = prefix.find("{")
     end = prefix.find("}", start + 1) if start >= 0 else -1
-    if start < 0 or end <= start + 1 or "}" in prefix[:start]:
+    # Redis's rule: the first "{", then the first "}" after it; a "}" before it is text.
+    if start < 0 or end <= start + 1:
         raise ConfigurationError(
             f"RedisStore prefix {prefix!r} has braces that make no Redis Cluster hash tag: "
             "leave them out, or write one tag first ('{answerkit}:')"

@@ -976,6 +976,28 @@ def test_a_redis_prefix_whose_braces_make_no_hash_tag_is_refused(prefix: str) ->
     with pytest.raises(ConfigurationError, match="hash tag"):
         RedisStore("redis://127.0.0.1:1/0", prefix=prefix)
     RedisStore("redis://127.0.0.1:1/0", prefix="{answerkit}:").close()
+    # A "}" before the first "{" is text to Redis: the tag here is "y" (it was refused).
+    RedisStore("redis://127.0.0.1:1/0", prefix="x}{y}:").close()
+
+
+def test_a_prefix_with_a_brace_before_its_tag_keeps_every_key_in_the_tags_slot(
+    redis_url: str,
+) -> None:
+    from redis.crc import key_slot
+
+    from answerkit.state_redis import _beside
+
+    prefix = f"x}}{{t{uuid.uuid4().hex[:6]}}}:"
+    store = RedisStore(redis_url, prefix=prefix)
+    try:
+        call = new_call_uuid()
+        store.set(call, "k", 1)
+        assert store.take(call, "k") == 1  # a script over the call's key and its receipt
+        assert store.incr(call, "n") == 1
+        name = prefix + call
+        assert key_slot(name.encode()) == key_slot(_beside(name, ":r").encode())
+    finally:
+        store.close()
 
 
 def test_redis_url_options_redis_py_knows_still_work(redis_url: str) -> None:
