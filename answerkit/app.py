@@ -383,9 +383,10 @@ class CallFlow:
         """The flow's REST client: the ``client=`` given, else one made on first use from
         ``VOBIZ_AUTH_ID``/``VOBIZ_AUTH_TOKEN`` (and ``VOBIZ_BASE_URL``). Handlers that call
         the API themselves (``flow.client.make_call(...)``, ``flow.client.hangup(...)``) should use
-        it: the simulator, the ``call_simulator`` fixture and ``answerkit check`` lend the
-        flow a local Vobiz API's client, while a ``VobizClient()`` of the handler's own
-        would reach the real one."""
+        it: a simulator made with a LocalVobiz (as the ``call_simulator`` fixture makes
+        it), ``answerkit check`` and ``answerkit call`` lend the flow a local Vobiz API's
+        client, and a simulator without one a client that refuses every request, while a
+        ``VobizClient()`` of the handler's own would reach the real one."""
         return self.transfers.client
 
     # -- mounting on Flask ----------------------------------------------------------

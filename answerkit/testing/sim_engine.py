@@ -2,9 +2,10 @@
 
 :class:`SimulatorEngine` checks the simulator's settings when it is made (the app it
 reaches and how, the token it signs with, what a Gather without input and a Dial's
-action do), binds it to a :class:`~answerkit.testing.LocalVobiz`, and serves its
-calls: genuine signatures, LocalVobiz's list of live calls and B-legs, the conference
-rooms, a moved B-leg's new call, the make-calls placed since the last look.
+action do), binds it to a :class:`~answerkit.testing.LocalVobiz` (or, without one,
+lends the flow a client that sends nothing, :mod:`~answerkit.testing.sim_loans`), and
+serves its calls: genuine signatures, LocalVobiz's list of live calls and B-legs, the
+conference rooms, a moved B-leg's new call, the make-calls placed since the last look.
 :class:`~answerkit.testing.simulator.CallSimulator` adds what a test does with it
 (placing, running, transferring and hanging up calls); the calls
 (:mod:`~answerkit.testing.sim_call`) need only this part.
@@ -26,6 +27,7 @@ from answerkit.testing._settings import positive_seconds
 from answerkit.testing.sim_call import SimulatedCall
 from answerkit.testing.sim_call_table import CallTable
 from answerkit.testing.sim_handler_errors import HandlerErrorTap
+from answerkit.testing.sim_loans import end_loan, lend_refusing
 from answerkit.testing.sim_remote import VobizLink
 from answerkit.testing.sim_script import OutboundScript, take_script
 from answerkit.testing.sim_signals import CallSetup, ConferenceRoom, Fetch, GatherPrompt
@@ -103,6 +105,15 @@ class SimulatorEngine:
             if local_vobiz is not None
             else None
         )
+        # Without one, a flow played in-process would make its client from the
+        # environment's credentials, perhaps real ones: it gets one that sends nothing.
+        # Over HTTP the flow may be served by this process as in production (a loopback
+        # VOBIZ_BASE_URL, say), and its client is the server's business.
+        self._refusing = (
+            lend_refusing(flow.transfers)
+            if flow is not None and local_vobiz is None and not isinstance(target, str)
+            else None
+        )
         try:
             self.transport: Transport
             if isinstance(target, str):
@@ -120,8 +131,7 @@ class SimulatorEngine:
                 self.transport = WSGITransport(app, self.router.public_root)
                 self.base_url = None
         except BaseException:
-            if self._link is not None:  # unhooked from LocalVobiz; the loan ends
-                self._link.close()
+            self._end_loans()
             raise
         if auth_token is None and flow is not None and flow.auth_tokens:
             auth_token = flow.auth_tokens[0]
@@ -216,6 +226,14 @@ class SimulatorEngine:
         return call
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _end_loans(self) -> None:
+        """Unhook from LocalVobiz, and give back the client lent to the flow."""
+        if self._link is not None:
+            self._link.close()
+        loan, self._refusing = self._refusing, None
+        if loan is not None and self.flow is not None:
+            end_loan(self.flow.transfers, loan)
 
     def _add(self, setup: CallSetup) -> SimulatedCall:
         call = SimulatedCall(self, setup)

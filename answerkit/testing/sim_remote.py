@@ -6,18 +6,10 @@ calls, the two must agree on which calls are live and who carries out a transfer
 or a hang-up:
 
 * a flow without a client of its own borrows one for LocalVobiz while the link
-  lasts (its transfers, a WarmTransfer's agent call, a TransferTrigger). The loans
-  made to one flow form a stack: a simulator lends again when the flow's client is
-  another simulator's loan (that simulator may never have been closed, and its
-  LocalVobiz may be stopped), and a loan that ends puts back what was there before it,
-  once no later loan still relies on it (:func:`release_loans` ends those of one
-  server, for the pytest fixture and for a LocalVobiz on a port of the system's choosing
-  when it stops). A loan of a LocalVobiz stopped on a fixed port stays open: started
-  again, the server serves it. One flow has one client, so it has live loans of one
-  running LocalVobiz at a time: a simulator for another one is refused
-  (ConfigurationError) rather than have its calls' REST requests reach the wrong server
-  (routing each request by its CallUUID would hide a setup that cannot work in
-  production either: one flow, one platform account);
+  lasts (its transfers, a WarmTransfer's agent call, a TransferTrigger): a loan on the
+  flow's stack of loans (:mod:`~answerkit.testing.sim_loans`, which also says when one
+  is refused, and how :func:`release_loans` takes back those of simulators never
+  closed);
 * an answered simulated call is added to LocalVobiz's table (in progress), and
   marked completed when it ends (without LocalVobiz sending a webhook of its own);
 * an outbound call placed through LocalVobiz's make-call API is adopted: the
@@ -33,125 +25,24 @@ or a hang-up:
 from __future__ import annotations
 
 import contextlib
-import threading
-import weakref
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from answerkit.errors import ConfigurationError
+from answerkit.testing.sim_loans import end_loan, lend, release_loans
 from answerkit.testing.sim_script import OutboundScript, take_script
 from answerkit.testing.sim_signals import CallSetup
 from answerkit.testing.sim_transcript import Cause
 
 if TYPE_CHECKING:
     from answerkit.app import CallFlow
-    from answerkit.client import VobizClient
     from answerkit.testing.local_vobiz import LiveCallRecord, LocalVobiz
     from answerkit.testing.sim_call import SimulatedCall
-    from answerkit.transfer import TransferPlanner
 
-__all__ = ["VobizLink", "release_loans"]
+__all__ = ["VobizLink", "release_loans"]  # release_loans: where the fixture and LocalVobiz look
 
 TransferHook = Callable[[str, str, str, str], bool]
 HangupHook = Callable[[str], bool]
 HOOK_NAMES = ("on_transfer_request", "on_hangup_request")
-
-
-@dataclass(eq=False)
-class _Loan:
-    """A client of ``server`` lent to a flow, and the client it stands in for."""
-
-    server: LocalVobiz
-    client: VobizClient
-    previous: VobizClient | None
-    open: bool = True
-
-
-# The loans made to each flow (its TransferPlanner), oldest first. Weak: a flow that is
-# gone needs no bookkeeping.
-_LOANS: weakref.WeakKeyDictionary[TransferPlanner, list[_Loan]] = weakref.WeakKeyDictionary()
-_LOANS_LOCK = threading.Lock()
-
-
-def _lend(planner: TransferPlanner, server: LocalVobiz) -> _Loan | None:
-    """Lend ``planner`` a client of ``server`` unless it has one of its own.
-
-    Raises ConfigurationError if another running LocalVobiz has a loan open on the flow:
-    one lent client serves the flow, so one simulator's REST calls would reach the
-    other's server (and find no such call there).
-    """
-    client = server.client()  # made before the lock: it holds up no other simulator
-    clash: _Loan | None = None
-    with _LOANS_LOCK:
-        loans = _LOANS.setdefault(planner, [])
-        # Looked at, never taken away: another thread's flow.transfer() would find None
-        # and make a client from the environment (the real platform), which then stays.
-        current = planner.peek_client()
-        own = current is not None and not any(loan.client is current for loan in loans)
-        if not own:
-            clash = next(
-                (
-                    loan
-                    for loan in loans
-                    if loan.open and loan.server is not server and loan.server.running
-                ),
-                None,
-            )
-            if clash is None:
-                # Nothing, or another simulator's loan (perhaps of a LocalVobiz stopped
-                # for now).
-                loan = _Loan(server, client, current)
-                loans.append(loan)
-                planner.swap_client(client)
-                return loan
-    client.close()
-    if clash is not None:
-        raise ConfigurationError(
-            f"this flow's REST client is lent to {clash.server!r} by another simulator that "
-            f"is still open, so {server!r} cannot have it too: use one LocalVobiz per flow "
-            "(the local_vobiz fixture, say), or close the other simulator first"
-        )
-    return None  # the flow's own client: its REST calls go there
-
-
-def _end_loan(planner: TransferPlanner, loan: _Loan) -> None:
-    """End ``loan``; put back what each ended loan on top of the stack stood in for."""
-    done: list[_Loan] = []
-    with _LOANS_LOCK:
-        loan.open = False
-        loans = _LOANS.get(planner, [])
-        # Only ended loans go: a later loan still open relies on what is below it, even
-        # one of a LocalVobiz stopped for now (started again, it serves the same port).
-        while loans and not loans[-1].open:
-            top = loans.pop()
-            done.append(top)
-            if planner.peek_client() is not top.client:  # replaced (flow.transfers.client =)
-                # That client stays: the loans below are moot (their simulators' REST
-                # calls go to the new client whatever happens here).
-                for moot in loans:
-                    moot.open = False
-                done += loans
-                loans.clear()
-                break
-            planner.swap_client(top.previous)
-        if not any(loan is each for each in loans):
-            done.append(loan)  # out of the stack: nothing refers to its client any more
-    for each in {id(each): each for each in done}.values():
-        each.client.close()
-
-
-def release_loans(server: LocalVobiz) -> None:
-    """End every loan of a client of ``server``, to any flow (simulators never closed)."""
-    with _LOANS_LOCK:
-        found = [
-            (planner, loan)
-            for planner, loans in list(_LOANS.items())
-            for loan in loans
-            if loan.open and loan.server is server
-        ]
-    for planner, loan in found:
-        _end_loan(planner, loan)
 
 
 class _ChainedHook:
@@ -189,7 +80,7 @@ class VobizLink:
         self.server = server
         self.flow = flow
         # close() ends the loan.
-        self._loan = _lend(flow.transfers, server) if flow is not None else None
+        self._loan = lend(flow.transfers, server) if flow is not None else None
         self._known = set(server.calls)  # calls from before the simulator are not its own
         # Chained in front of whatever hook is there: several simulators may share one
         # LocalVobiz (one per flow), and each takes over only the calls it plays.
@@ -278,4 +169,4 @@ class VobizLink:
                 setattr(self.server, name, hook.live_previous())
         loan, self._loan = self._loan, None
         if loan is not None and self.flow is not None and loan.open:
-            _end_loan(self.flow.transfers, loan)
+            end_loan(self.flow.transfers, loan)

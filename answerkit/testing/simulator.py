@@ -22,11 +22,14 @@ answered calls there (so the flow's own Transfer and Hangup API calls find them)
 plays every outbound call placed through the make-call API, and takes over
 transfers and hang-ups of its calls through the server's ``on_transfer_request`` /
 ``on_hangup_request`` hooks. REST actions take effect at the call's next step.
+Without one, a flow played in-process that has no client of its own is lent, until
+:meth:`~CallSimulator.close`, a client that refuses every REST request (it would reach
+the real API with the environment's credentials): the handler that makes one fails.
 
 Here: placing and running calls. Elsewhere: the simulator's settings and what its
 calls use of it (``sim_engine``), how a call is scripted (``sim_script``), the calls by
 CallUUID and the REST actions on them (``sim_call_table``), the LocalVobiz side
-(``sim_remote``), one call (``sim_call``).
+(``sim_remote``), the clients lent to the flow (``sim_loans``), one call (``sim_call``).
 """
 
 from __future__ import annotations
@@ -342,13 +345,13 @@ class CallSimulator(SimulatorEngine):
         return url
 
     def close(self) -> None:
-        """Release connections, unhook from LocalVobiz and end the loan of its client.
+        """Release connections, unhook from LocalVobiz and end the loan of a client to the
+        flow (a LocalVobiz's, or the refusing one).
 
         (The flow's error hook needs nothing: it is tapped only while a webhook runs.)
         """
         self.transport.close()
-        if self._link is not None:
-            self._link.close()
+        self._end_loans()
         if self.error_tap is not None:
             self.error_tap.close()
 
