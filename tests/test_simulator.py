@@ -15,6 +15,7 @@ from flask import Response as FlaskResponse
 from werkzeug.serving import make_server
 
 from answerkit.app import CallFlow
+from answerkit.client import VobizClient
 from answerkit.elements import (
     DTMF,
     Conference,
@@ -1219,10 +1220,10 @@ def test_the_error_tap_never_turns_on_error_back_to_none() -> None:
     assert dispatcher.on_error is tap
 
 
-def moving_flow(name: str, *, on_key: bool = True) -> CallFlow:
+def moving_flow(name: str, *, on_key: bool = True, client: VobizClient | None = None) -> CallFlow:
     """A flow that moves its own call (flow.transfer, a REST call) to /hold ("On hold."):
     after a key press (``on_key``), or straight after its greeting."""
-    flow = CallFlow(name, public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+    flow = CallFlow(name, public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore(), client=client)
 
     @flow.route("/answer")
     def answer(call: CallRequest) -> Response:

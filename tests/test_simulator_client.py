@@ -15,13 +15,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from test_simulator import moving_flow as shared_moving_flow  # the simulator tests' own
 
 from answerkit.app import CallFlow
 from answerkit.client import VobizClient
-from answerkit.elements import Hangup, Play, Redirect, Response, Speak
 from answerkit.errors import ConfigurationError
-from answerkit.request import CallRequest
-from answerkit.state import MemoryStore
 from answerkit.testing.local_vobiz import LocalVobiz
 from answerkit.testing.sim_loans import release_loans
 from answerkit.testing.sim_refusing_client import RefusingClient
@@ -81,25 +79,10 @@ def platform(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         thread.join()
 
 
-def moving_flow(name: str, **kwargs: Any) -> CallFlow:
-    """A flow whose caller is moved to /hold ("On hold.") with flow.transfer, a REST call,
+def moving_flow(name: str, client: VobizClient | None = None) -> CallFlow:
+    """test_simulator's flow moved to /hold ("On hold.") with flow.transfer, a REST call,
     straight after the greeting."""
-    flow = CallFlow(name, public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore(), **kwargs)
-
-    @flow.route("/answer")
-    def answer(call: CallRequest) -> Response:
-        return Response(Speak("Hello."), Redirect(flow.url_for("move")))
-
-    @flow.route("/move")
-    def move(call: CallRequest) -> Response:
-        flow.transfer(call.call_uuid, aleg="hold")
-        return Response(Play(MUSIC, loop=0))
-
-    @flow.route("/hold")
-    def hold(call: CallRequest) -> Response:
-        return Response(Speak("On hold."), Hangup())
-
-    return flow
+    return shared_moving_flow(name, on_key=False, client=client)
 
 
 def assert_moved(sim: CallSimulator) -> None:
