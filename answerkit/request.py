@@ -166,9 +166,13 @@ class CallRequest:
     method: str = "POST"
     path: str = "/"
     state: CallState = field(init=False, compare=False)
+    #: Set on a copy made by pickle or deepcopy (see __reduce__), and kept by
+    #: dataclasses.replace of it: its state did not travel, and reading it says so.
+    _state_not_carried: bool = field(default=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "state", CallState(MemoryStore(), self.call_uuid))
+        if not self._state_not_carried:
+            object.__setattr__(self, "state", CallState(MemoryStore(), self.call_uuid))
 
     @classmethod
     def from_params(
@@ -233,7 +237,7 @@ class CallRequest:
             # default private in-memory state is made on first use.
             if name != "state":
                 raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-            if self.__dict__.get("_state_not_carried"):
+            if self._state_not_carried:
                 raise StateNotCarried(
                     "call.state is not carried by a pickled or deep-copied CallRequest: it "
                     "is the flow's store, bound to the webhook. Pass what the job needs from "
@@ -245,20 +249,16 @@ class CallRequest:
             return state
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # Pickled for a background job (Celery, RQ, multiprocessing): rebuilt from what
-        # Vobiz sent, as the flow built it. The state is a live view on the flow's store,
-        # which cannot travel: the copy says so when its state is read (StateNotCarried),
-        # rather than hand out an empty private one whose writes would go nowhere.
-        extra = {
-            f.name: getattr(self, f.name)
-            for f in dataclasses.fields(self)
-            if f.init and f.name not in _BASE_FIELDS
-        }
-        params = {name: list(values) for name, values in self.params_multi.items()}
-        return (
-            _unpickled,
-            (type(self), params, self.method, dict(self.query), self.path, extra),
-        )
+        # Pickled for a background job (Celery, RQ, multiprocessing): every field as it is
+        # (one set with dataclasses.replace, a subclass's own), the read-only mappings as
+        # dicts. The state is a live view on the flow's store, which cannot travel: the
+        # copy says so when its state is read (StateNotCarried), rather than hand out an
+        # empty private one whose writes would go nowhere.
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+        for name in _MAPPINGS:
+            values[name] = dict(values[name])
+        values["_state_not_carried"] = True
+        return (_unpickled, (type(self), values))
 
     def __copy__(self: _Request) -> _Request:
         # A shallow copy shares the state, as it did before __reduce__ was written.
@@ -272,7 +272,7 @@ class CallRequest:
 
     def with_state(self: _Request, state: CallState) -> _Request:
         """A copy of this request carrying ``state``."""
-        copy = dataclasses.replace(self)
+        copy = dataclasses.replace(self, _state_not_carried=False)
         object.__setattr__(copy, "state", state)
         return copy
 
@@ -295,7 +295,8 @@ class CallRequest:
 
 
 _EVENTS: dict[str, Event] = {member.value: member for member in Event}
-_BASE_FIELDS = frozenset(f.name for f in dataclasses.fields(CallRequest))
+#: The fields kept as read-only mappings (dicts while pickled).
+_MAPPINGS = ("sip_headers", "params", "params_multi", "query")
 
 
 class StateNotCarried(AnswerkitError, AttributeError):
@@ -303,20 +304,10 @@ class StateNotCarried(AnswerkitError, AttributeError):
     to the flow's store, and only the request's own fields travel."""
 
 
-def _unpickled(
-    cls: type[CallRequest],
-    params: dict[str, list[str]],
-    method: str,
-    query: dict[str, str],
-    path: str,
-    extra: dict[str, Any],
-) -> CallRequest:
-    request = cls.from_params(params, method=method, query=query, path=path)
-    if extra:  # a subclass's own fields, as they were (from_params gives their defaults)
-        request = dataclasses.replace(request, **extra)
-    request.__dict__.pop("state", None)  # a subclass's __post_init__ made a private one
-    request.__dict__["_state_not_carried"] = True
-    return request
+def _unpickled(cls: type[CallRequest], values: dict[str, Any]) -> CallRequest:
+    for name in _MAPPINGS:
+        values[name] = MappingProxyType(values[name])
+    return cls(**values)
 
 
 _LAZY: tuple[tuple[str, Callable[[Mapping[str, str]], Any]], ...] = (
