@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 import uuid
 from collections.abc import Callable
 from time import monotonic
@@ -34,9 +35,13 @@ def health_view(flow: CallFlow) -> Callable[[], FlaskResponse]:
     record and a handler thread is free, else 503 with the cause logged."""
 
     wrote_at = -math.inf  # monotonic() of the last write that succeeded
+    failed_at = -math.inf  # ... and of the last that failed
+    # One write at a time: probes that come while one is under way (a slow store, when it
+    # matters most) wait for it and take its result, rather than each write too.
+    writing = threading.Lock()
 
     def health() -> FlaskResponse:
-        nonlocal wrote_at
+        nonlocal wrote_at, failed_at
         if flow.handlers_saturated:
             # Every handler thread is held by a handler past its deadline: each call here
             # gets the fallback at once, so send them to another process.
@@ -46,14 +51,21 @@ def health_view(flow: CallFlow) -> Callable[[], FlaskResponse]:
                 flow.name,
             )
             return _health_answer("unavailable", 503)
-        if monotonic() - wrote_at < HEALTH_WRITE_FRESH:
+        came = monotonic()
+        if came - wrote_at < HEALTH_WRITE_FRESH:
             return _health_answer("ok", 200)
-        try:
-            flow.store.remember_all([f"health:{uuid.uuid4().hex}"], HEALTH_PROBE_TTL)
-        except Exception as exc:  # anything at all: the webhooks would fail the same way
-            log.warning("flow %s: health check failed: the state store: %s", flow.name, exc)
-            return _health_answer("unavailable", 503)
-        wrote_at = monotonic()
+        with writing:
+            if monotonic() - wrote_at < HEALTH_WRITE_FRESH:  # the write waited for took
+                return _health_answer("ok", 200)
+            if failed_at > came:  # the write waited for, begun after this probe came, failed
+                return _health_answer("unavailable", 503)
+            try:
+                flow.store.remember_all([f"health:{uuid.uuid4().hex}"], HEALTH_PROBE_TTL)
+            except Exception as exc:  # anything at all: the webhooks would fail the same way
+                failed_at = monotonic()
+                log.warning("flow %s: health check failed: the state store: %s", flow.name, exc)
+                return _health_answer("unavailable", 503)
+            wrote_at = monotonic()
         return _health_answer("ok", 200)
 
     return health

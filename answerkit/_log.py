@@ -36,10 +36,11 @@ def bounded(text: str) -> str:
 
 
 class _BoundedTracebacks(logging.Filter):
-    """Gives each record carrying an exception a traceback whose parts are bounded: the
+    """Gives a record whose exception text is long a traceback with that text bounded: the
     line names the exception briefly, but the traceback a formatter adds repeated its whole
-    text (a 20 MB message written in full). Formatters use a record's ``exc_text`` as
-    given; ``exc_info`` stays for the handlers that read the exception itself."""
+    text (a 20 MB message written in full). Logging's formatters use a record's
+    ``exc_text`` as given; ``exc_info`` stays for the handlers that read the exception
+    itself. A record with no long text is left alone, for the app's own formatter."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and record.exc_text is None:
@@ -47,9 +48,10 @@ class _BoundedTracebacks(logging.Filter):
                 parts = traceback.format_exception(*record.exc_info)
             except Exception:  # an exception whose text cannot be made: the formatter's
                 return True
-            text = "".join(part if len(part) <= EXC_TEXT_MAX else bounded(part) + "\n"
-                           for part in parts)  # fmt: skip
-            record.exc_text = text.rstrip("\n")  # as Formatter.formatException gives it
+            if any(len(part) > EXC_TEXT_MAX for part in parts):
+                text = "".join(part if len(part) <= EXC_TEXT_MAX else bounded(part) + "\n"
+                               for part in parts)  # fmt: skip
+                record.exc_text = text.rstrip("\n")  # as Formatter.formatException has it
         return True
 
 

@@ -1596,6 +1596,48 @@ def test_a_flood_of_health_probes_writes_one_record_a_second(
     assert c.get("/_answerkit/health").status_code == 200 and Counting.writes == 2
 
 
+def test_health_probes_that_come_during_a_slow_write_wait_for_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each probe that came while a write was under way (a slow store) wrote too: 40 writes
+    # for 100 probes against a store taking 0.3 s.
+    import threading
+
+    from answerkit import _flow_health
+
+    started, release = threading.Event(), threading.Event()
+
+    class Slow(MemoryStore):
+        writes = 0
+
+        def remember_all(self, keys: Sequence[str], ttl: float) -> bool:
+            Slow.writes += 1
+            started.set()
+            release.wait(10)
+            return super().remember_all(keys, ttl)
+
+    monkeypatch.setattr(_flow_health, "monotonic", lambda: 1000.0)
+    flow = make_flow(state=Slow())
+    flow.add_health_endpoint()
+    app = flow.create_app()
+    codes: list[int] = []
+
+    def probe() -> None:
+        codes.append(app.test_client().get("/_answerkit/health").status_code)
+
+    first = threading.Thread(target=probe)
+    first.start()
+    assert started.wait(10)
+    others = [threading.Thread(target=probe) for _ in range(5)]
+    for t in others:
+        t.start()
+    time.sleep(0.2)  # let them reach the write under way (not a timing assertion)
+    release.set()
+    for t in [first, *others]:
+        t.join(10)
+    assert codes == [200] * 6 and Slow.writes == 1
+
+
 def test_a_health_endpoint_beside_a_route_named_health_and_another_path() -> None:
     # A route named "health" (or a second health endpoint) raised Flask's AssertionError
     # when the flow was mounted.

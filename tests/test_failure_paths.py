@@ -6,6 +6,7 @@ fails with an error of its own, a Response subclass that renders itself."""
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import signal
 import threading
@@ -380,6 +381,31 @@ def test_a_huge_exception_text_is_cut_in_the_log(caplog: pytest.LogCaptureFixtur
     formatted = logging.Formatter().format(failed)
     assert len(formatted) < 10_000 and formatted.count(" characters in all)") == 2
     assert isinstance(failed.exc_info[1], ValueError)  # type: ignore[index]
+
+
+def test_a_short_traceback_is_left_to_the_apps_formatter() -> None:
+    # Bounding every traceback skipped an app formatter's own formatException (a one-line
+    # traceback for a log collector) on every answerkit record.
+    def short(call: CallRequest) -> Response:
+        raise ValueError("short")
+
+    class OneLine(logging.Formatter):
+        def formatException(self, ei: Any) -> str:
+            return "one-line traceback"
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(OneLine())
+    logger = logging.getLogger("answerkit")
+    logger.addHandler(handler)
+    try:
+        flow = flow_of()
+        flow.add_route("/answer", short)
+        send(flow, "/answer")
+    finally:
+        logger.removeHandler(handler)
+    assert "one-line traceback" in out.getvalue()
+    assert "Traceback (most recent call last)" not in out.getvalue()
 
 
 class _SelfRendered(Response):
