@@ -135,7 +135,10 @@ def flow_auth_tokens(auth_token: object) -> tuple[str, ...]:
     # newline, and would refuse every webhook with a 403 that blames the token.
     kept = tuple(t.strip() for t in tokens if t.strip())
     for i, token in enumerate(kept):
-        flaw = token_flaw(token)
+        # A list's item is taken whole (a string is split on commas): "new,old" in one
+        # item was one token no signature matches.
+        flaw = "it holds a ',': give each token as its own item" if "," in token else None
+        flaw = flaw or token_flaw(token)
         if flaw is not None:
             # Taken, it would refuse every genuine webhook with a 403 (the caller dropped)
             # and a log line about a signature mismatch. Never echoed: where, not what.
