@@ -22,6 +22,7 @@ from flask import Response as FlaskResponse
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.datastructures import EnvironHeaders
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.wsgi import LimitedStream
 
 from answerkit._deadline import loggable
 from answerkit._dispatch_server import saw_server
@@ -89,22 +90,48 @@ def _more_behind(req: Request) -> bool:
         raise UnreadableBody(f"its body could not be read: {type(exc).__name__}: {exc}") from exc
 
 
+def over_default_limit(size: str) -> str:
+    """Why a ``size`` body is refused under :data:`WEBHOOK_BODY_LIMIT`, and the fix."""
+    return (
+        f"its {size} body is over answerkit's limit for a webhook body ({WEBHOOK_BODY_LIMIT} "
+        "bytes, when the app sets no MAX_CONTENT_LENGTH): Vobiz posts forms of a few KB; set "
+        "MAX_CONTENT_LENGTH to allow more"
+    )
+
+
+def held_to_limit(environ: WSGIEnviron) -> str | None:
+    """Hold a POST to a flow route to :data:`WEBHOOK_BODY_LIMIT` before Flask runs (the app
+    sets no MAX_CONTENT_LENGTH): why a stated length over it is refused, else None, with
+    a body of no stated length read through a stream that stops past the limit. A request
+    hook of the app's that reads the body (``request.get_data()``) runs before the flow's
+    view sets its limit, and read any size whole, signed or not."""
+    text: str = environ.get("CONTENT_LENGTH") or ""
+    if text.isascii() and text.isdigit():
+        if len(text) > 18 or int(text) > WEBHOOK_BODY_LIMIT:
+            return over_default_limit(f"{text}-byte")
+    elif "wsgi.input_terminated" in environ:
+        # One byte past the limit is let through: the view's own check (its limit, then
+        # one byte more) tells a body of exactly the limit from one over it.
+        environ["wsgi.input"] = LimitedStream(
+            environ["wsgi.input"], WEBHOOK_BODY_LIMIT + 1, is_max=True
+        )
+    return None
+
+
 def _over_limit(req: Request) -> str:
     """Which of the app's limits a body is over, and the fix (Werkzeug says neither)."""
     limit = req.max_content_length
     length = req.content_length
     if limit is not None and (length is None or length > limit):
         size = f"{length}-byte" if length else "chunked"
-        if current_app.config.get("MAX_CONTENT_LENGTH") is None:
-            return (
-                f"its {size} body is over answerkit's limit for a webhook body ({limit} "
-                "bytes, when the app sets no MAX_CONTENT_LENGTH): Vobiz posts forms of a "
-                "few KB; set MAX_CONTENT_LENGTH to allow more"
-            )
+        configured = current_app.config.get("MAX_CONTENT_LENGTH")
+        if configured is None and limit == WEBHOOK_BODY_LIMIT:
+            return over_default_limit(size)
+        whose = "MAX_CONTENT_LENGTH" if configured == limit else "request.max_content_length"
         return (
-            f"its {size} body is over the app's MAX_CONTENT_LENGTH ({limit} bytes): Vobiz "
-            "posts forms of a few KB (more with long SIP headers or speech results); raise "
-            "MAX_CONTENT_LENGTH (unset, a webhook body may hold 1 MiB)"
+            f"its {size} body is over the app's {whose} ({limit} bytes): Vobiz posts forms "
+            "of a few KB (more with long SIP headers or speech results); raise it (with "
+            "MAX_CONTENT_LENGTH unset, a webhook body may hold 1 MiB)"
         )
     return (
         f"its multipart body is over the app's MAX_FORM_MEMORY_SIZE ({req.max_form_memory_size}"
@@ -244,6 +271,20 @@ class DirectRoutes:
 
     def __call__(self, environ: WSGIEnviron, start_response: StartResponse) -> Iterable[bytes]:
         entry = self._routes.get(environ.get("PATH_INFO", ""))
+        if (
+            entry is not None
+            and self.enabled
+            and environ.get("REQUEST_METHOD") == "POST"
+            and self.app.config.get("MAX_CONTENT_LENGTH") is None
+            # Without hooks nothing reads the body before the flow's view, which holds it
+            # to the limit itself, after the signature (an unsigned request gets its 403).
+            and self._hooked()
+        ):
+            too_big = held_to_limit(environ)
+            if too_big is not None:
+                log.warning("webhook %s refused: %s", loggable(entry[2]), too_big)
+                reply = WebhookReply(413, f"{too_big}\n".encode(), "text/plain; charset=utf-8")
+                return _answer(reply, start_response)
         if (
             entry is None
             or not self.enabled

@@ -566,6 +566,44 @@ def test_with_no_max_content_length_a_webhook_body_is_held_to_one_mib() -> None:
     assert r.status_code == 200 and digits == [["1234"]]
 
 
+def test_a_request_hook_reading_the_body_is_held_to_the_limit_too() -> None:
+    # The view set the limit after the app's hooks ran: a before_request hook calling
+    # get_data() (as advised) read a 5 MiB form whole, and the handler ran on it.
+    app, digits, body = digits_app_over_its_limit()
+    app.config["MAX_CONTENT_LENGTH"] = None
+    read: list[int] = []
+
+    @app.before_request
+    def read_body() -> None:
+        read.append(len(flask.request.get_data()))
+
+    big = body + b"&Speech=" + b"s" * (2 * WEBHOOK_BODY_LIMIT)
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    r = app.test_client().post("/answer", data=big, headers={**signed("/answer"), **form})
+    assert r.status_code == 413 and read == [] and digits == []
+    assert b"over answerkit's limit for a webhook body" in r.data
+    # No stated length: the hook meets the limit as it reads (a 413, never the handler).
+    r = post_chunked(app.test_client(), "/answer", big, {**signed("/answer"), **form})
+    assert r.status_code == 413 and read == [] and digits == []
+    r = app.test_client().post("/answer", data=body, headers={**signed("/answer"), **form})
+    assert r.status_code == 200 and read == [len(body)] and digits == [["1234"]]
+
+
+def test_a_limit_the_app_sets_on_the_request_is_named_as_the_apps() -> None:
+    app, digits, body = digits_app_over_its_limit()
+    app.config["MAX_CONTENT_LENGTH"] = None
+
+    @app.before_request
+    def own_limit() -> None:
+        flask.request.max_content_length = len(body) - 2
+
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    r = post_chunked(app.test_client(), "/answer", body, {**signed("/answer"), **form})
+    assert r.status_code == 413 and digits == []
+    assert b"over the app's request.max_content_length" in r.data
+    assert b"answerkit's limit" not in r.data
+
+
 def test_a_multipart_body_over_werkzeugs_form_limits_names_them() -> None:
     # The limit hit was MAX_FORM_MEMORY_SIZE, and the message blamed an unset
     # MAX_CONTENT_LENGTH ("None bytes") and said to unset it.
