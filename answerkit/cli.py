@@ -131,6 +131,18 @@ def make_parser() -> argparse.ArgumentParser:
         "failed or cancel (e.g. busy,no-answer)",
     )
     call.add_argument(
+        "--record",
+        default=None,
+        help="scripted endings, one per Record, after a 5 s message: silence (the "
+        "default), key or hangup (e.g. key)",
+    )
+    call.add_argument(
+        "--hangup-url",
+        default=None,
+        help="where the Hangup goes, as an Application's hangup_url: a route name, a path "
+        "or a URL (default: the start route, as on Vobiz)",
+    )
+    call.add_argument(
         "--callee-digits",
         default=None,
         help="scripted input of the first call the flow places (an agent), e.g. 1",

@@ -783,6 +783,43 @@ def test_call_takes_the_dial_script_alone_as_scripted(capsys: pytest.CaptureFixt
     assert code == 0 and "(scripted)" in capsys.readouterr().out
 
 
+HANGUP_URL_APP = """
+from answerkit import CallFlow, Event, Hangup, Record, Response, Speak
+
+flow = CallFlow("voicemail")
+
+@flow.route("/answer")
+def answer(call):
+    return Response(Speak("Leave a message."),
+                    Record(action=flow.url_for("saved"), finish_on_key="#"), Hangup())
+
+@flow.route("/saved", status_callback=True)
+def saved(call):
+    pass
+
+@flow.route("/hangup", event=Event.Hangup)
+def hung_up(call):
+    print("HANGUP HANDLER RAN")
+"""
+
+
+def test_call_sends_the_hangup_to_a_hangup_url_and_ends_records_as_told(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A ported app keeps its hangup_url view as a route of its own: `call` sent the
+    # Hangup to the start route only, so that handler never ran; a Record always ran to
+    # its silence.
+    app = tmp_path / "voicemail_app.py"
+    app.write_text(HANGUP_URL_APP)
+    code = main(["call", str(app), "--hangup-url", "/hangup", "--record", "key"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "POST /hangup (Event=Hangup)" in out and "HANGUP HANDLER RAN" in out
+    assert "recording ends after 5 s: FinishedOnKey" in out
+    assert main(["call", str(app), "--record", "nope"]) == 2
+    assert "record ending must be one of silence, key, hangup" in capsys.readouterr().err
+
+
 MIXED_APP = """
 from flask import Flask
 from answerkit import CallFlow, Hangup, Redirect, Response, Speak

@@ -167,6 +167,8 @@ def _play(
             digits=getattr(args, "digits", None),
             speech=getattr(args, "speech", None),
             dial=getattr(args, "dial", None),
+            record=getattr(args, "record", None),
+            hangup_url=getattr(args, "hangup_url", None),
         )
         console.first = call
         try:
