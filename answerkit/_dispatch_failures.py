@@ -46,7 +46,7 @@ def describe(exc: BaseException) -> str:
     return bounded(text)
 
 
-def _hint(exc: BaseException) -> str:
+def hint(exc: BaseException) -> str:
     """What a handler error usually means, where the exception's own text does not say."""
     if isinstance(exc, RuntimeError) and "request context" in describe(exc):
         # flask.request in a handler: the route may be answered ahead of Flask's dispatch.

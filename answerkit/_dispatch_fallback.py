@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 
 from answerkit._deadline import loggable
-from answerkit._dispatch_failures import _hint, _passes_through, describe, log
+from answerkit._dispatch_failures import _passes_through, describe, hint, log
 from answerkit._dispatch_gate import SignatureGate
 from answerkit._dispatch_webhook import (
     _ACTION_EVENTS,
@@ -279,7 +279,7 @@ class FallbackAnswers:
             what,
             type(exc).__name__,
             describe(exc),
-            _hint(exc),
+            hint(exc),
             # The traceback shows where a handler wrote what the state cannot keep.
             exc_info=isinstance(exc, StateValueError)
             or not isinstance(exc, (HandlerTimeout, StateError, ElementError)),

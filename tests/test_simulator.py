@@ -1127,6 +1127,25 @@ def test_bad_simulator_targets_and_scripts_are_configuration_errors() -> None:
 # -- several simulators on one flow: handler errors and lent clients stay with their own --------
 
 
+def test_a_handler_error_in_the_transcript_carries_the_logs_hint() -> None:
+    # A handler ported from a Plivo view read flask.request: the log line said to read the
+    # call's fields, but t.handler_errors had only Flask's "Consult the documentation".
+    import flask
+
+    flow = CallFlow("habits", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        return Response(Speak(f"You pressed {flask.request.form['Digits']}"))
+
+    with CallSimulator(flow) as sim:
+        t = sim.call("answer").run()
+    [error] = t.handler_errors
+    assert error.startswith("answer: RuntimeError: Working outside of request context.")
+    assert error.endswith("read call.params or the typed fields such as call.digits, not "
+                          "flask.request)")  # fmt: skip
+
+
 def test_two_simulators_in_two_threads_each_get_their_own_handler_errors() -> None:
     """A broken call's error is filed under that call, not under the newest watcher."""
     good_inside, reported = threading.Event(), threading.Event()

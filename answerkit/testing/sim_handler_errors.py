@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from answerkit._dispatch_failures import describe, hint
 from answerkit.dispatch import STATUS_EVENTS, Route, dropped_callback_note
 
 if TYPE_CHECKING:
@@ -76,7 +77,9 @@ class _TapHook:
             into = self.find(call)
             original = self.original
             if into is not None:  # recorded first: the flow's hook may raise
-                into.append(f"{route}: {type(exc).__name__}: {exc}")
+                # As the log line has it: bounded, never failing, with the hint (flask.request
+                # in a handler: read call's fields), which Flask's own text lacks.
+                into.append(f"{route}: {type(exc).__name__}: {describe(exc)}{hint(exc)}")
         if original is not None:
             original(exc, call, route)
 
