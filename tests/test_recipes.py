@@ -50,6 +50,23 @@ def new_flow(state: StateStore | None = None) -> CallFlow:
     return flow
 
 
+@pytest.mark.parametrize(
+    ("digits", "goodbye"),
+    [
+        ("-,-,-", "We did not hear a choice. Goodbye."),
+        ("9,9,9", "We could not understand your choice. Goodbye."),
+    ],
+)
+def test_ivr_default_goodbye_tells_silence_from_a_wrong_choice(digits: str, goodbye: str) -> None:
+    # A caller who never pressed a key was told "We could not understand your choice".
+    flow = new_flow()
+    IVRMenu(flow, "main", prompt="Press 1 for sales.", options={"1": "sales"})
+    for reading in ("next", "post-empty"):  # both readings of a Gather with no input
+        with CallSimulator(flow, gather_timeout=reading) as sim:
+            t = sim.call("main", digits=digits).run()
+        assert t.heard[-1] == goodbye and t.ended_normally, t
+
+
 def test_ivr_option_that_leads_nowhere_fails_when_mounted() -> None:
     flow = new_flow()
     IVRMenu(flow, "main", prompt="Hi", options={"1": "sales", "2": "support"})

@@ -130,7 +130,11 @@ class Option:
 
 
 def _goodbye(call: CallRequest) -> Response:
-    return Response(Speak("We could not understand your choice. Goodbye."), Hangup())
+    # The last try brought nothing (no key, no speech: Digits absent or empty) or a choice
+    # that is not on the menu: a silent caller was told "we could not understand".
+    if call.digits or call.speech:
+        return Response(Speak("We could not understand your choice. Goodbye."), Hangup())
+    return Response(Speak("We did not hear a choice. Goodbye."), Hangup())
 
 
 class IVRMenu:
