@@ -9,6 +9,7 @@ decision (``_warm_ticket``), owes the move it calls for (``_warm_moves``) and te
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal, cast, get_args
 
@@ -144,17 +145,28 @@ class WarmOutcomes:
             # An earlier version's record keeps no note of what it told: told as it did.
             self._tell(caller_uuid, outcome)
             return
-        if state.get(at(TOLD, attempt)) == outcome:
+        told = state.get(at(TOLD, attempt))
+        if told == outcome:
             return  # told already, by a callback that came first
-        # Noted, then told, with the deadline held off from one to the other: noted after
-        # telling, a store failing in between told it twice. A note the store refuses
+        # Claimed, then told, with the deadline held off from one to the other: claimed
+        # after telling, a store failing in between told it twice. The claim is the
+        # store's to decide (setdefault: one webhook of several wins), named by the change
+        # it tells: two webhooks that read the same note (a room event delivered while the
+        # decline's own webhook told it) each told the outcome. A claim the store refuses
         # leaves the tell to the next callback, and this webhook (an accept, say) goes on.
+        claim = f"{at(TOLD, attempt)}:{told or ''}>{outcome}"
+        token = uuid.uuid4().hex
         with deadline_grace():
             try:
-                state[at(TOLD, attempt)] = outcome
+                if state.setdefault(claim, token) != token:
+                    return  # another webhook tells this change
             except StateError as exc:
                 log.warning("warm transfer for %s: %s told later: %s", caller_uuid, outcome, exc)
                 return
+            try:
+                state[at(TOLD, attempt)] = outcome
+            except StateError as exc:  # the claim keeps it told once all the same
+                log.warning("warm transfer for %s: told %s unnoted: %s", caller_uuid, outcome, exc)
             self._tell(caller_uuid, outcome)
 
     def _tell_owed(self, caller_uuid: str) -> None:
