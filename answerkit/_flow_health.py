@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import threading
 import uuid
+import weakref
 from collections.abc import Callable
 from time import monotonic
 from typing import TYPE_CHECKING
@@ -38,7 +40,7 @@ def health_view(flow: CallFlow) -> Callable[[], FlaskResponse]:
     failed_at = -math.inf  # ... and of the last that failed
     # One write at a time: probes that come while one is under way (a slow store, when it
     # matters most) wait for it and take its result, rather than each write too.
-    writing = threading.Lock()
+    writing = _WriteLock()
 
     def health() -> FlaskResponse:
         nonlocal wrote_at, failed_at
@@ -54,7 +56,7 @@ def health_view(flow: CallFlow) -> Callable[[], FlaskResponse]:
         came = monotonic()
         if came - wrote_at < HEALTH_WRITE_FRESH:
             return _health_answer("ok", 200)
-        with writing:
+        with writing.lock:
             if monotonic() - wrote_at < HEALTH_WRITE_FRESH:  # the write waited for took
                 return _health_answer("ok", 200)
             if failed_at > came:  # the write waited for, begun after this probe came, failed
@@ -69,6 +71,28 @@ def health_view(flow: CallFlow) -> Callable[[], FlaskResponse]:
         return _health_answer("ok", 200)
 
     return health
+
+
+class _WriteLock:
+    """A health endpoint's write lock, made anew in a forked child: one held by a probe
+    under way when the process forked would be held there for ever (by a thread the child
+    does not have), and every probe of the child would wait on it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        _every.add(self)
+
+
+_every: weakref.WeakSet[_WriteLock] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for each in list(_every):
+        each.lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _health_answer(status: str, code: int) -> FlaskResponse:

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 import pytest
 from flask import Flask
 from lxml import etree
+from test_handler_threads import fork_with_threads, in_a_forked_child, needs_fork
 
 from answerkit import (
     CallFlow,
@@ -1637,6 +1638,39 @@ def test_health_probes_that_come_during_a_slow_write_wait_for_it(
     for t in [first, *others]:
         t.join(10)
     assert codes == [200] * 6 and Slow.writes == 1
+
+
+@needs_fork
+@fork_with_threads
+def test_a_forked_child_answers_health_probes_while_the_parent_was_writing() -> None:
+    # The write lock, held by a probe under way when the process forked, was held for ever
+    # in the child (by a thread it does not have): every probe of the child hung.
+    import threading
+
+    started, release = threading.Event(), threading.Event()
+
+    class Slow(MemoryStore):
+        def remember_all(self, keys: Sequence[str], ttl: float) -> bool:
+            started.set()
+            release.wait(10)
+            return super().remember_all(keys, ttl)
+
+    flow = make_flow(state=Slow())
+    flow.add_health_endpoint()
+    app = flow.create_app()
+    probe = threading.Thread(target=lambda: app.test_client().get("/_answerkit/health"))
+    probe.start()
+    assert started.wait(10)
+    try:
+
+        def child_probe() -> bool:
+            release.set()  # the child's store answers; its lock was the parent's probe's
+            return app.test_client().get("/_answerkit/health").status_code == 200
+
+        assert in_a_forked_child(child_probe) == "ok"
+    finally:
+        release.set()
+        probe.join(10)
 
 
 def test_a_health_endpoint_beside_a_route_named_health_and_another_path() -> None:
