@@ -1102,7 +1102,7 @@ def test_two_webhooks_that_read_the_same_note_tell_the_outcome_once(warm_line: W
     # A decline's webhook and the caller's room exit, delivered together, both read
     # "not told yet" and both told on_outcome "declined" (21 of 300 on SQLite, 242 of
     # 300 on Redis): the note was read, then written, by each.
-    warm, line, told = ringing_agent(warm_line)
+    warm, _line, told = ringing_agent(warm_line)
     warm._agent_choice(hook(FIRST, "A", Digits="2"))
     assert told == ["declined"]
     state = warm._state("C")
