@@ -67,6 +67,22 @@ def test_ivr_default_goodbye_tells_silence_from_a_wrong_choice(digits: str, good
         assert t.heard[-1] == goodbye and t.ended_normally, t
 
 
+def test_an_answer_route_of_ones_own_can_end_with_the_menus_document() -> None:
+    # The README's way to greet a caller by name (or look them up) before the menu.
+    flow = new_flow()
+    menu = IVRMenu(flow, "main", prompt="Press 1 for sales.", options={"1": "sales"})
+
+    @flow.route("/answer")
+    def answer(call: CallRequest) -> Response:
+        return Response(Speak("Hello again, Ada."), *menu.prompt_document().children)
+
+    with CallSimulator(flow) as sim:
+        t = sim.call("answer", digits="-,1").run()
+    heard = ["Hello again, Ada.", "Press 1 for sales.", "Sorry, we did not get your choice."]
+    assert t.heard == [*heard, "Press 1 for sales.", "sales"]
+    assert t.ended_normally and len(t.webhooks_for(path="/answer")) == 2  # answer, Hangup
+
+
 def test_ivr_option_that_leads_nowhere_fails_when_mounted() -> None:
     flow = new_flow()
     IVRMenu(flow, "main", prompt="Hi", options={"1": "sales", "2": "support"})
