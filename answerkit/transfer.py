@@ -124,7 +124,9 @@ class TransferPlanner:
         except ConfigurationError as exc:
             log.warning(
                 "%s moves calls with the Vobiz REST API, but %s: every transfer it makes "
-                "will fail until they are set (or pass CallFlow(client=VobizClient(...)))",
+                "will fail until they are set (or pass CallFlow(client=VobizClient(...)); "
+                "in tests, a simulator with a LocalVobiz lends the flow one, as the "
+                "call_simulator fixture does)",
                 who,
                 exc,
             )
