@@ -271,28 +271,24 @@ class DirectRoutes:
 
     def __call__(self, environ: WSGIEnviron, start_response: StartResponse) -> Iterable[bytes]:
         entry = self._routes.get(environ.get("PATH_INFO", ""))
-        if (
-            entry is not None
-            and self.enabled
-            and environ.get("REQUEST_METHOD") == "POST"
-            and self.app.config.get("MAX_CONTENT_LENGTH") is None
-            # Without hooks nothing reads the body before the flow's view, which holds it
-            # to the limit itself, after the signature (an unsigned request gets its 403).
-            and self._hooked()
-        ):
-            too_big = held_to_limit(environ)
-            if too_big is not None:
-                log.warning("webhook %s refused: %s", loggable(entry[2]), too_big)
-                reply = WebhookReply(413, f"{too_big}\n".encode(), "text/plain; charset=utf-8")
-                return _answer(reply, start_response)
-        if (
-            entry is None
-            or not self.enabled
-            or self._hooked()
-            # The app swapped the route's view (to wrap it, say): Flask's to run.
-            or self.app.view_functions.get(entry[3]) is not entry[4]
-        ):
+        if entry is None or not self.enabled:
             return self.inner(environ, start_response)
+        if self._hooked():
+            # The app's request hooks run first, and one may read the body: held to the
+            # limit here (without hooks the flow's view holds it, after the signature).
+            if (
+                environ.get("REQUEST_METHOD") == "POST"
+                and self.app.config.get("MAX_CONTENT_LENGTH") is None
+            ):
+                too_big = held_to_limit(environ)
+                if too_big is not None:
+                    log.warning("webhook %s refused: %s", loggable(entry[2]), too_big)
+                    body = f"{too_big}\n".encode()
+                    return _answer(WebhookReply(413, body, "text/plain; charset=utf-8"),
+                                   start_response)  # fmt: skip
+            return self.inner(environ, start_response)
+        if self.app.view_functions.get(entry[3]) is not entry[4]:
+            return self.inner(environ, start_response)  # the app swapped the view: Flask's
         dispatcher, route, path, _endpoint, _view = entry
         if not dispatcher.server_seen:
             saw_server(dispatcher, environ)
