@@ -818,6 +818,9 @@ def test_call_sends_the_hangup_to_a_hangup_url_and_ends_records_as_told(
     assert "recording ends after 5 s: FinishedOnKey" in out
     assert main(["call", str(app), "--record", "nope"]) == 2
     assert "record ending must be one of silence, key, hangup" in capsys.readouterr().err
+    # A path no route serves got four 404s, and the call passed.
+    assert main(["call", str(app), "--hangup-url", "/nowhere"]) == 2
+    assert "--hangup-url: no flow has a route '/nowhere'" in capsys.readouterr().err
 
 
 MIXED_APP = """

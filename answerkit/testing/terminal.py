@@ -31,7 +31,7 @@ __all__ = ["run_terminal_call"]
 
 
 def _pick(
-    named: list[CallFlow], served: list[CallFlow], route: str | None
+    named: list[CallFlow], served: list[CallFlow], route: str | None, option: str = "--route"
 ) -> tuple[CallFlow, str | None]:
     """The flow ``route`` belongs to, and what to call. ``named`` are the flows the
     command named (all the module's when it named none), looked in first; ``served`` all
@@ -59,7 +59,7 @@ def _pick(
         if len(found) > 1:
             names = ", ".join(flow.name for flow, _ in found)
             raise ConfigurationError(
-                f"--route {route!r} names a route of several flows ({names}): give its path "
+                f"{option} {route!r} names a route of several flows ({names}): give its path "
                 "as `answerkit routes` prints it, or name the flow (FILE:VARIABLE)"
             )
         if found:
@@ -69,7 +69,7 @@ def _pick(
             # goes with the full path.
             return flow, (prefix + each.path + sep + query) if sep else each.name
     names = ", ".join(r.name for f in (*named, *others) for r in f.routes)
-    raise ConfigurationError(f"no flow has a route {route!r} (routes: {names})")
+    raise ConfigurationError(f"{option}: no flow has a route {route!r} (routes: {names})")
 
 
 def _has_route(flow: CallFlow, name_or_path: str) -> bool:
@@ -127,6 +127,9 @@ def _call(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     app = own_app or build_app(named)
     flows = flows_of(app)
     flow, route = _pick(named, flows, getattr(args, "route", None))
+    hangup_url = getattr(args, "hangup_url", None)
+    if hangup_url:  # a path no route serves got four 404s, and the call still passed
+        _pick(named, flows, hangup_url, "--hangup-url")
     scripted = any(getattr(args, name, None) for name in ("digits", "speech", "dial"))
     interactive = not scripted and stdin.isatty()
     console = _Console(out, stdin, interactive)
