@@ -86,6 +86,8 @@ def _more_behind(req: Request) -> bool:
         return False  # a stated length over the limit is refused before any read
     try:
         return bool(req.environ["wsgi.input"].read(1))
+    except RequestEntityTooLarge:  # held to the limit before the hooks (held_to_limit)
+        return True
     except Exception as exc:  # a broken chunk past the limit: the body is not whole
         raise UnreadableBody(f"its body could not be read: {type(exc).__name__}: {exc}") from exc
 
@@ -105,7 +107,9 @@ def held_to_limit(environ: WSGIEnviron) -> str | None:
     a body of no stated length read through a stream that stops past the limit. A request
     hook of the app's that reads the body (``request.get_data()``) runs before the flow's
     view sets its limit, and read any size whole, signed or not."""
-    text: str = environ.get("CONTENT_LENGTH") or ""
+    # A chunked body states no length, whatever CONTENT_LENGTH says (as Werkzeug reads it).
+    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    text: str = "" if chunked else environ.get("CONTENT_LENGTH") or ""
     if text.isascii() and text.isdigit():
         if len(text) > 18 or int(text) > WEBHOOK_BODY_LIMIT:
             return over_default_limit(f"{text}-byte")
@@ -150,8 +154,12 @@ def _hooked_form(req: Request) -> ParamsLike:
     """The form a request hook had Werkzeug parse; told of when it came back empty from a
     body that had bytes (Werkzeug drops every field of a body that is not UTF-8)."""
     form = req.form
+    limit = req.max_content_length
+    if limit is not None and req.content_length is not None and req.content_length > limit:
+        # Parsed whole by a hook before the limit was set (direct=False, say).
+        raise UnreadableBody(_over_limit(req), 413)
     read_to_limit = getattr(req.stream, "is_exhausted", False)  # Werkzeug's LimitedStream
-    if req.max_content_length is not None and read_to_limit and _more_behind(req):
+    if limit is not None and read_to_limit and _more_behind(req):
         raise UnreadableBody(_over_limit(req), 413)  # Werkzeug parsed a form cut short
     if not form and req.content_length:
         log.warning(
@@ -405,7 +413,11 @@ def flask_view(dispatcher: Dispatcher, route: Route) -> Callable[[], FlaskRespon
                 # them; Werkzeug's own parse drops every field of a body that is not UTF-8.
                 data = req.get_data() if cached is None else cached
                 limit = req.max_content_length
-                if limit is not None and len(data) >= limit and _more_behind(req):
+                # Longer than the limit: a request hook read it before the limit was set
+                # (direct=False, the blueprint on an app of one's own).
+                if limit is not None and (
+                    len(data) > limit or (len(data) == limit and _more_behind(req))
+                ):
                     raise UnreadableBody(_over_limit(req), 413)
                 stated = req.content_length
                 if stated is not None and len(data) < stated:

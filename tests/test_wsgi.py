@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 import flask
 import pytest
 from flask import Flask
+from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from answerkit import CallFlow, CallRequest, ConfigurationError, Response, Speak, sign
 from answerkit._wsgi import WEBHOOK_BODY_LIMIT, DirectRoutes
@@ -61,13 +62,19 @@ def signed(path: str, query: str = "") -> dict[str, str]:
 
 
 def post_chunked(client: Any, path: str, body: bytes, headers: dict[str, str]) -> Any:
-    """POST ``body`` as gunicorn passes a chunked one: no length, the input terminated."""
-    return client.post(
-        path,
+    """POST ``body`` as gunicorn passes a chunked one: no length, the input terminated.
+    (The test client states a length for any input stream: taken out, as a server does.)"""
+    builder = EnvironBuilder(
+        path=path,
+        method="POST",
         input_stream=io.BytesIO(body),
         headers={**headers, "Transfer-Encoding": "chunked"},
         environ_overrides={"wsgi.input_terminated": True},
     )
+    environ = builder.get_environ()
+    environ.pop("CONTENT_LENGTH", None)
+    app_iter, status, response_headers = run_wsgi_app(client.application, environ, True)
+    return flask.Response(b"".join(app_iter), status=status, headers=response_headers)
 
 
 def _caller_names_app() -> tuple[Flask, list[str]]:
@@ -582,11 +589,37 @@ def test_a_request_hook_reading_the_body_is_held_to_the_limit_too() -> None:
     r = app.test_client().post("/answer", data=big, headers={**signed("/answer"), **form})
     assert r.status_code == 413 and read == [] and digits == []
     assert b"over answerkit's limit for a webhook body" in r.data
-    # No stated length: the hook meets the limit as it reads (a 413, never the handler).
+    # No stated length: the hook reads no more than one byte past the limit, and the
+    # webhook is refused (a 413, never the handler).
     r = post_chunked(app.test_client(), "/answer", big, {**signed("/answer"), **form})
-    assert r.status_code == 413 and read == [] and digits == []
+    assert r.status_code == 413 and read == [WEBHOOK_BODY_LIMIT + 1] and digits == []
+    assert b"its chunked body is over answerkit's limit" in r.data
     r = app.test_client().post("/answer", data=body, headers={**signed("/answer"), **form})
-    assert r.status_code == 200 and read == [len(body)] and digits == [["1234"]]
+    assert r.status_code == 200 and read[1:] == [len(body)] and digits == [["1234"]]
+
+
+@pytest.mark.parametrize("mount", ["direct=False", "blueprint"])
+def test_a_hooks_read_of_a_body_over_the_limit_is_refused_on_flasks_path(mount: str) -> None:
+    # Served through Flask alone, a hook read a 3 MiB form before the view set the limit,
+    # and the handler ran on it.
+    digits: list[list[str]] = []
+    flow = CallFlow("hooked", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+    flow.add_route("/answer", lambda call: digits.append(call.getlist("Digits")))
+    if mount == "direct=False":
+        app = flow.create_app(direct=False)
+    else:
+        app = Flask("own")
+        app.register_blueprint(flow.blueprint())
+    read: list[int] = []
+
+    @app.before_request
+    def read_body() -> None:
+        read.append(len(flask.request.get_data()))
+
+    body = urlencode(CALL).encode() + b"&Digits=1234&Speech=" + b"s" * (3 * WEBHOOK_BODY_LIMIT)
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    r = app.test_client().post("/answer", data=body, headers={**signed("/answer"), **form})
+    assert r.status_code == 413 and read == [len(body)] and digits == []
 
 
 def test_a_limit_the_app_sets_on_the_request_is_named_as_the_apps() -> None:
