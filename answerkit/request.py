@@ -257,7 +257,7 @@ class CallRequest:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
         for name in _MAPPINGS:
             values[name] = dict(values[name])
-        values["_state_not_carried"] = True
+        values["_state_not_carried"] = False  # set once made (see _unpickled)
         return (_unpickled, (type(self), values))
 
     def __copy__(self: _Request) -> _Request:
@@ -307,7 +307,12 @@ class StateNotCarried(AnswerkitError, AttributeError):
 def _unpickled(cls: type[CallRequest], values: dict[str, Any]) -> CallRequest:
     for name in _MAPPINGS:
         values[name] = MappingProxyType(values[name])
-    return cls(**values)
+    # Made as any request is (a subclass's __post_init__ may read its private state),
+    # then marked: its state did not travel.
+    request = cls(**values)
+    request.__dict__.pop("state", None)
+    object.__setattr__(request, "_state_not_carried", True)
+    return request
 
 
 _LAZY: tuple[tuple[str, Callable[[Mapping[str, str]], Any]], ...] = (

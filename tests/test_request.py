@@ -607,6 +607,20 @@ def test_a_subclass_with_a_required_field_of_its_own_unpickles() -> None:
     assert type(copy_) is _RequiredTenant and copy_.tenant == "acme" and copy_ == call
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True, repr=False)
+class _Seeded(CallRequest):
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.state.setdefault("seeded", True)  # reads its state as it is made
+
+
+def test_a_subclass_whose_post_init_reads_its_state_unpickles() -> None:
+    copy_ = pickle.loads(pickle.dumps(_Seeded(call_uuid="c-seed")))
+    assert type(copy_) is _Seeded
+    with pytest.raises(StateNotCarried):
+        copy_.state.get("seeded")
+
+
 def test_a_subclass_pickles_with_its_own_fields() -> None:
     call = dataclasses.replace(_TenantRequest.from_params({"CallUUID": "c-t"}), tenant="acme")
     copy_ = pickle.loads(pickle.dumps(call))
