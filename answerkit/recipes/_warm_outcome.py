@@ -40,8 +40,10 @@ log = QuietLog("answerkit")
 WarmOutcome = Literal["accepted", "declined", "agent-unavailable", "agent-unreachable", "abandoned"]
 _OUTCOMES: frozenset[str] = frozenset(get_args(WarmOutcome))
 
-#: Per attempt: the outcome ``on_outcome`` was last told (see WarmOutcomes._tell_owed).
+#: Per attempt: the outcome ``on_outcome`` was last told (see WarmOutcomes._tell_owed),
+#: and how many changes it was told (which names each tell's claim).
 TOLD = "warm.told"
+TELLS = "warm.tells"
 
 
 class WarmOutcomes:
@@ -150,11 +152,15 @@ class WarmOutcomes:
             return  # told already, by a callback that came first
         # Claimed, then told, with the deadline held off from one to the other: claimed
         # after telling, a store failing in between told it twice. The claim is the
-        # store's to decide (setdefault: one webhook of several wins), named by the change
-        # it tells: two webhooks that read the same note (a room event delivered while the
-        # decline's own webhook told it) each told the outcome. A claim the store refuses
-        # leaves the tell to the next callback, and this webhook (an accept, say) goes on.
-        claim = f"{at(TOLD, attempt)}:{told or ''}>{outcome}"
+        # store's to decide (setdefault: one webhook of several wins), named by the tell
+        # it would be, its number and outcome: two webhooks that read the same note (a room
+        # event delivered while the decline's own webhook told it) each told the outcome,
+        # and a change made again later (A, B, A, B) is a tell of its own. A claim the
+        # store refuses leaves the tell to the next callback, and this webhook (an accept,
+        # say) goes on.
+        tells = state.get(at(TELLS, attempt))
+        number = (tells if isinstance(tells, int) else 0) + 1
+        claim = f"{at(TOLD, attempt)}:{number}>{outcome}"
         token = uuid.uuid4().hex
         with deadline_grace():
             try:
@@ -164,7 +170,7 @@ class WarmOutcomes:
                 log.warning("warm transfer for %s: %s told later: %s", caller_uuid, outcome, exc)
                 return
             try:
-                state[at(TOLD, attempt)] = outcome
+                state.update({at(TOLD, attempt): outcome, at(TELLS, attempt): number})
             except StateError as exc:  # the claim keeps it told once all the same
                 log.warning("warm transfer for %s: told %s unnoted: %s", caller_uuid, outcome, exc)
             self._tell(caller_uuid, outcome)
