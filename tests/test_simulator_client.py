@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from flask import Flask
 from test_simulator import moving_flow as shared_moving_flow  # the simulator tests' own
 
 from answerkit.app import CallFlow
@@ -206,3 +207,23 @@ def test_a_flow_with_a_client_of_its_own_is_left_alone(platform: list[str]) -> N
         assert other.call("answer").run().handler_errors  # the other flow's is refused
     assert given.transfers.peek_client() is own and len(platform) == 1
     own.close()
+
+
+def test_every_flow_the_app_serves_is_lent_one(platform: list[str]) -> None:
+    # CallSimulator(app=app) named no flow and lent none: a handler's flow.transfer made
+    # its client from the environment. Nor did another flow of the app, one a Redirect
+    # reaches, even beside a LocalVobiz simulator's own flow.
+    first, second = moving_flow("first"), moving_flow("second")
+    app = Flask("two")
+    first.register(app, "/one")
+    second.register(app, "/two")
+    with CallSimulator(app=app, public_url=PUBLIC, auth_token=first.auth_tokens[0]) as sim:
+        assert all(isinstance(f.transfers.peek_client(), RefusingClient) for f in (first, second))
+        [error] = sim.call("/one/answer").run().handler_errors
+        assert REFUSED in error
+    assert first.transfers.peek_client() is None and second.transfers.peek_client() is None
+    with LocalVobiz() as server, CallSimulator(first, app=app, local_vobiz=server):
+        assert isinstance(second.transfers.peek_client(), RefusingClient)
+        assert not isinstance(first.transfers.peek_client(), RefusingClient)
+    assert second.transfers.peek_client() is None
+    assert platform == []

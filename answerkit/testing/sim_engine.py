@@ -20,6 +20,9 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from flask import Flask
+
+from answerkit._flow_flask import flows_of
 from answerkit.app import CallFlow
 from answerkit.errors import ConfigurationError
 from answerkit.signature import sign
@@ -27,7 +30,7 @@ from answerkit.testing._settings import positive_seconds
 from answerkit.testing.sim_call import SimulatedCall
 from answerkit.testing.sim_call_table import CallTable
 from answerkit.testing.sim_handler_errors import HandlerErrorTap
-from answerkit.testing.sim_loans import end_loan, lend_refusing
+from answerkit.testing.sim_loans import Loan, end_loan, lend_refusing
 from answerkit.testing.sim_remote import VobizLink
 from answerkit.testing.sim_script import OutboundScript, take_script
 from answerkit.testing.sim_signals import CallSetup, ConferenceRoom, Fetch, GatherPrompt
@@ -42,6 +45,7 @@ from answerkit.testing.sim_transport import (
 
 if TYPE_CHECKING:
     from answerkit.testing.local_vobiz import LocalVobiz
+    from answerkit.transfer import TransferPlanner
 
 __all__ = ["InputProvider", "Listener", "SimulatorEngine"]
 
@@ -106,14 +110,18 @@ class SimulatorEngine:
             else None
         )
         # Without one, a flow played in-process would make its client from the
-        # environment's credentials, perhaps real ones: it gets one that sends nothing.
-        # Over HTTP the flow may be served by this process as in production (a loopback
-        # VOBIZ_BASE_URL, say), and its client is the server's business.
-        self._refusing = (
-            lend_refusing(flow.transfers)
-            if flow is not None and local_vobiz is None and not isinstance(target, str)
-            else None
-        )
+        # environment's credentials, perhaps real ones: it gets one that sends nothing, and
+        # so does every other flow the app serves (a Redirect may reach one), the
+        # LocalVobiz's flow apart. Over HTTP the flows may be served by this process as in
+        # production (a loopback VOBIZ_BASE_URL, say), and their clients are the server's.
+        self._refusing: list[tuple[TransferPlanner, Loan]] = []
+        if not isinstance(target, str):
+            for each in _flows_played(flow, app):
+                if local_vobiz is not None and each is flow:
+                    continue
+                loan = lend_refusing(each.transfers)
+                if loan is not None:
+                    self._refusing.append((each.transfers, loan))
         try:
             self.transport: Transport
             if isinstance(target, str):
@@ -146,10 +154,14 @@ class SimulatorEngine:
         self._scripts: list[OutboundScript] = []
         # The flow's handler errors reach the transcript (its fallback hides them otherwise);
         # a flow without the settings to serve (no token) has no dispatcher to tap.
+        # Every flow the app serves, as a call may go on to any (a Redirect).
         self.error_tap: HandlerErrorTap | None = None
-        if flow is not None:
+        dispatchers = []
+        for each in _flows_played(flow, app):
             with contextlib.suppress(ConfigurationError):
-                self.error_tap = HandlerErrorTap(flow.dispatcher())
+                dispatchers.append(each.dispatcher())
+        if dispatchers:
+            self.error_tap = HandlerErrorTap(*dispatchers)
 
     # -- engine API (used by the calls) ---------------------------------------------------------
 
@@ -228,12 +240,12 @@ class SimulatorEngine:
     # -- internals ---------------------------------------------------------------------------
 
     def _end_loans(self) -> None:
-        """Unhook from LocalVobiz, and give back the client lent to the flow."""
+        """Unhook from LocalVobiz, and give back the clients lent to the flows."""
         if self._link is not None:
             self._link.close()
-        loan, self._refusing = self._refusing, None
-        if loan is not None and self.flow is not None:
-            end_loan(self.flow.transfers, loan)
+        lent, self._refusing = self._refusing, []
+        for planner, loan in lent:
+            end_loan(planner, loan)
 
     def _add(self, setup: CallSetup) -> SimulatedCall:
         call = SimulatedCall(self, setup)
@@ -257,3 +269,11 @@ class SimulatorEngine:
                 self._add(setup)
                 adopted = True
         return adopted
+
+
+def _flows_played(flow: CallFlow | None, app: object) -> list[CallFlow]:
+    """The flow, and every other flow the Flask ``app`` serves (a call may go on to any)."""
+    played = [flow] if flow is not None else []
+    if isinstance(app, Flask):
+        played += [each for each in flows_of(app) if not any(each is f for f in played)]
+    return played

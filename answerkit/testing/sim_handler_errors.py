@@ -11,6 +11,7 @@ handler at all.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -102,35 +103,44 @@ class HandlerErrorTap:
     own for a while) is wrapped in turn, and is what the tap gives way to.
     """
 
-    def __init__(self, dispatcher: Any) -> None:
-        self._dispatcher = dispatcher
+    def __init__(self, *dispatchers: Any) -> None:
+        # Each flow the app serves: a call may go on to any of them (a Redirect).
+        self._dispatchers = dispatchers
 
     @contextmanager
     def watching(self, into: list[str], call_uuid: str | None = None) -> Iterator[None]:
         """Errors of call ``call_uuid`` met until the block ends go into ``into`` as
         ``route: Type: message`` (without a CallUUID: those of the webhooks this thread
         sends, as in-process)."""
-        dispatcher = self._dispatcher
-        watch = _Watch(into, call_uuid or None, threading.get_ident())
-        with _TAP_LOCK:
-            hook = dispatcher.on_error
-            if not isinstance(hook, _TapHook):
-                hook = _TapHook(hook)
-                dispatcher.on_error = hook
-            hook.watches.append(watch)
-        try:
+        with contextlib.ExitStack() as watched:
+            for dispatcher in self._dispatchers:
+                watched.enter_context(_watching(dispatcher, into, call_uuid))
             yield
-        finally:
-            with _TAP_LOCK:
-                # By identity: two watches may well be equal.
-                hook.watches[:] = [w for w in hook.watches if w is not watch]
-                idle = not hook.watches and dispatcher.on_error is hook
-                if idle and hook.original is not None:
-                    # Else the flow's hook was replaced meanwhile: the new one stays.
-                    dispatcher.on_error = hook.original
 
     def close(self) -> None:
         """Nothing to undo: the tap holds no watcher of a simulator once its webhook ended."""
+
+
+@contextmanager
+def _watching(dispatcher: Any, into: list[str], call_uuid: str | None) -> Iterator[None]:
+    """:meth:`HandlerErrorTap.watching` for one flow's dispatcher."""
+    watch = _Watch(into, call_uuid or None, threading.get_ident())
+    with _TAP_LOCK:
+        hook = dispatcher.on_error
+        if not isinstance(hook, _TapHook):
+            hook = _TapHook(hook)
+            dispatcher.on_error = hook
+        hook.watches.append(watch)
+    try:
+        yield
+    finally:
+        with _TAP_LOCK:
+            # By identity: two watches may well be equal.
+            hook.watches[:] = [w for w in hook.watches if w is not watch]
+            idle = not hook.watches and dispatcher.on_error is hook
+            if idle and hook.original is not None:
+                # Else the flow's hook was replaced meanwhile: the new one stays.
+                dispatcher.on_error = hook.original
 
 
 def unhandled_event(flow: CallFlow, path: str, params: Mapping[str, str]) -> str | None:
