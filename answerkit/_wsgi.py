@@ -17,12 +17,11 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from flask import Flask, Request, current_app, request
+from flask import Flask, Request, abort, current_app, request
 from flask import Response as FlaskResponse
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.datastructures import EnvironHeaders
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
-from werkzeug.wsgi import LimitedStream
 
 from answerkit._deadline import loggable
 from answerkit._dispatch_server import saw_server
@@ -101,25 +100,31 @@ def over_default_limit(size: str) -> str:
     )
 
 
-def held_to_limit(environ: WSGIEnviron) -> str | None:
-    """Hold a POST to a flow route to :data:`WEBHOOK_BODY_LIMIT` before Flask runs (the app
-    sets no MAX_CONTENT_LENGTH): why a stated length over it is refused, else None, with
-    a body of no stated length read through a stream that stops past the limit. A request
-    hook of the app's that reads the body (``request.get_data()``) runs before the flow's
-    view sets its limit, and read any size whole, signed or not."""
-    # A chunked body states no length, whatever CONTENT_LENGTH says (as Werkzeug reads it).
-    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
-    text: str = "" if chunked else environ.get("CONTENT_LENGTH") or ""
-    if text.isascii() and text.isdigit():
-        if len(text) > 18 or int(text) > WEBHOOK_BODY_LIMIT:
-            return over_default_limit(f"{text}-byte")
-    elif "wsgi.input_terminated" in environ:
-        # One byte past the limit is let through: the view's own check (its limit, then
-        # one byte more) tells a body of exactly the limit from one over it.
-        environ["wsgi.input"] = LimitedStream(
-            environ["wsgi.input"], WEBHOOK_BODY_LIMIT + 1, is_max=True
-        )
-    return None
+def hold_webhook_body(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    """A flow blueprint's URL value preprocessor: hold a request to a flow route to
+    :data:`WEBHOOK_BODY_LIMIT` (the app sets no MAX_CONTENT_LENGTH) before the app's
+    request hooks run, which Flask calls after every URL value preprocessor. A hook that
+    reads the body (``request.get_data()``, ``request.form``) read any size whole, signed
+    or not, before the view set its limit; now Werkzeug holds it there (a 413), and a
+    stated length over the limit is refused here, saying why. A hook may still raise the
+    request's limit for itself."""
+    req: Request = request._get_current_object()  # type: ignore[attr-defined]
+    if req.max_content_length is not None:
+        return
+    req.max_content_length = WEBHOOK_BODY_LIMIT
+    length = req.content_length
+    if length is not None and length > WEBHOOK_BODY_LIMIT:
+        why = over_default_limit(f"{length}-byte")
+        log.warning("webhook %s refused: %s", loggable(req.path), why)
+        abort(FlaskResponse(f"{why}\n", 413, content_type="text/plain; charset=utf-8"))
+
+
+def _past_limit(req: Request, data: bytes) -> bool:
+    """Whether the body is longer than the request's limit: ``data`` is the most Werkzeug
+    read of it (a hook's get_data() stops there without a word), so one that fills the
+    limit is over it if a byte more is behind."""
+    limit = req.max_content_length
+    return limit is not None and (len(data) > limit or (len(data) == limit and _more_behind(req)))
 
 
 def _over_limit(req: Request) -> str:
@@ -271,7 +276,13 @@ class DirectRoutes:
             any(app.before_request_funcs.values())
             or any(app.after_request_funcs.values())
             or any(app.teardown_request_funcs.values())
-            or any(app.url_value_preprocessors.values())
+            # The flows' own (hold_webhook_body) have nothing to do on the direct path,
+            # which reads a small form only.
+            or any(
+                f is not hold_webhook_body
+                for fs in app.url_value_preprocessors.values()
+                for f in fs
+            )
             or app.request_class is not Request
             or app.config.get("TRUSTED_HOSTS")
             or type(app.session_interface) is not SecureCookieSessionInterface
@@ -281,22 +292,9 @@ class DirectRoutes:
         entry = self._routes.get(environ.get("PATH_INFO", ""))
         if entry is None or not self.enabled:
             return self.inner(environ, start_response)
-        if self._hooked():
-            # The app's request hooks run first, and one may read the body: held to the
-            # limit here (without hooks the flow's view holds it, after the signature).
-            if (
-                environ.get("REQUEST_METHOD") == "POST"
-                and self.app.config.get("MAX_CONTENT_LENGTH") is None
-            ):
-                too_big = held_to_limit(environ)
-                if too_big is not None:
-                    log.warning("webhook %s refused: %s", loggable(entry[2]), too_big)
-                    body = f"{too_big}\n".encode()
-                    return _answer(WebhookReply(413, body, "text/plain; charset=utf-8"),
-                                   start_response)  # fmt: skip
+        if self._hooked() or self.app.view_functions.get(entry[3]) is not entry[4]:
+            # Request hooks to run, or the app swapped the route's view: Flask's to serve.
             return self.inner(environ, start_response)
-        if self.app.view_functions.get(entry[3]) is not entry[4]:
-            return self.inner(environ, start_response)  # the app swapped the view: Flask's
         dispatcher, route, path, _endpoint, _view = entry
         if not dispatcher.server_seen:
             saw_server(dispatcher, environ)
@@ -412,12 +410,7 @@ def flask_view(dispatcher: Dispatcher, route: Route) -> Callable[[], FlaskRespon
                 # (Werkzeug's only limit on such a form), read as the direct path reads
                 # them; Werkzeug's own parse drops every field of a body that is not UTF-8.
                 data = req.get_data() if cached is None else cached
-                limit = req.max_content_length
-                # Longer than the limit: a request hook read it before the limit was set
-                # (direct=False, the blueprint on an app of one's own).
-                if limit is not None and (
-                    len(data) > limit or (len(data) == limit and _more_behind(req))
-                ):
+                if _past_limit(req, data):
                     raise UnreadableBody(_over_limit(req), 413)
                 stated = req.content_length
                 if stated is not None and len(data) < stated:
@@ -429,6 +422,8 @@ def flask_view(dispatcher: Dispatcher, route: Route) -> Callable[[], FlaskRespon
                     )
                 return parse_form(data)
             if cached is not None:
+                if _past_limit(req, cached):  # a multipart body a hook read to the limit
+                    raise UnreadableBody(_over_limit(req), 413)
                 return _hooked_form(req)
             return req.form  # multipart: Werkzeug's parser and limits; repeated fields kept
 
