@@ -119,6 +119,10 @@ def hold_webhook_body(endpoint: str | None, values: dict[str, Any] | None) -> No
         abort(FlaskResponse(f"{why}\n", 413, content_type="text/plain; charset=utf-8"))
 
 
+#: A flow blueprint's URL value preprocessors (see DirectRoutes._hooked).
+_OURS_ONLY = [hold_webhook_body]
+
+
 def _past_limit(req: Request, data: bytes) -> bool:
     """Whether the body is longer than the request's limit: ``data`` is the most Werkzeug
     read of it (a hook's get_data() stops there without a word), so one that fills the
@@ -278,11 +282,7 @@ class DirectRoutes:
             or any(app.teardown_request_funcs.values())
             # The flows' own (hold_webhook_body) have nothing to do on the direct path,
             # which reads a small form only.
-            or any(
-                f is not hold_webhook_body
-                for fs in app.url_value_preprocessors.values()
-                for f in fs
-            )
+            or any(fs and fs != _OURS_ONLY for fs in app.url_value_preprocessors.values())
             or app.request_class is not Request
             or app.config.get("TRUSTED_HOSTS")
             or type(app.session_interface) is not SecureCookieSessionInterface
