@@ -821,6 +821,15 @@ def test_call_sends_the_hangup_to_a_hangup_url_and_ends_records_as_told(
     # A path no route serves got four 404s, and the call passed.
     assert main(["call", str(app), "--hangup-url", "/nowhere"]) == 2
     assert "--hangup-url: no flow has a route '/nowhere'" in capsys.readouterr().err
+    # Mounted under a prefix: a route's name, or its path within the flow, is sent to
+    # the path the app serves it at (they went to /hangup, unserved, four times).
+    prefixed = tmp_path / "prefixed_app.py"
+    prefixed.write_text(HANGUP_URL_APP + "\nfrom flask import Flask\napp = Flask('p')\n"
+                        "flow.register(app, '/vobiz')\n")  # fmt: skip
+    for given in ("/hangup", "hung_up", "/vobiz/hangup"):
+        assert main(["call", f"{prefixed}:app", "--hangup-url", given]) == 0
+        out = capsys.readouterr().out
+        assert "POST /vobiz/hangup (Event=Hangup) -> 200" in out, (given, out)
 
 
 MIXED_APP = """

@@ -72,6 +72,14 @@ def _pick(
     raise ConfigurationError(f"{option}: no flow has a route {route!r} (routes: {names})")
 
 
+def _served(flow: CallFlow, picked: str | None) -> str | None:
+    """What :func:`_pick` found, as the path the app serves it at (a route's name is the
+    flow's own, and its path within the flow lacks the flow's prefix), or the URL."""
+    if picked is None or "://" in picked or picked.startswith("/"):
+        return picked
+    return (flow._mount_prefix or "") + flow.get_route(picked).path
+
+
 def _has_route(flow: CallFlow, name_or_path: str) -> bool:
     try:
         flow.get_route(name_or_path)
@@ -129,7 +137,7 @@ def _call(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     flow, route = _pick(named, flows, getattr(args, "route", None))
     hangup_url = getattr(args, "hangup_url", None)
     if hangup_url:  # a path no route serves got four 404s, and the call still passed
-        _pick(named, flows, hangup_url, "--hangup-url")
+        args.hangup_url = _served(*_pick(named, flows, hangup_url, "--hangup-url"))
     scripted = any(getattr(args, name, None) for name in ("digits", "speech", "dial"))
     interactive = not scripted and stdin.isatty()
     console = _Console(out, stdin, interactive)
