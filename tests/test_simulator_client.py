@@ -9,6 +9,7 @@ neither the transfer nor an error. "Real" here is a tiny HTTP server on loopback
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,7 +21,10 @@ from test_simulator import moving_flow as shared_moving_flow  # the simulator te
 
 from answerkit.app import CallFlow
 from answerkit.client import VobizClient
+from answerkit.elements import Redirect, Response
 from answerkit.errors import ConfigurationError
+from answerkit.request import CallRequest
+from answerkit.state import MemoryStore
 from answerkit.testing.local_vobiz import LocalVobiz
 from answerkit.testing.sim_loans import release_loans
 from answerkit.testing.sim_refusing_client import RefusingClient
@@ -227,3 +231,43 @@ def test_every_flow_the_app_serves_is_lent_one(platform: list[str]) -> None:
         assert not isinstance(first.transfers.peek_client(), RefusingClient)
     assert second.transfers.peek_client() is None
     assert platform == []
+
+
+def test_an_app_behind_middleware_with_no_flow_named_is_warned_of(
+    platform: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Middleware hides the app's flows: none is lent a client, and nothing said so.
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+    flow = moving_flow("hidden")
+    wrapped = DispatcherMiddleware(flow.create_app())
+    with caplog.at_level(logging.WARNING, logger="answerkit"):
+        CallSimulator(app=wrapped, public_url=PUBLIC, auth_token=flow.auth_tokens[0]).close()
+    assert "name the flow: CallSimulator(flow, app=app)" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="answerkit"):
+        CallSimulator(flow, app=wrapped).close()  # named: lent, and nothing to say
+    assert "name the flow" not in caplog.text
+
+
+def test_a_handler_error_in_another_flow_of_the_app_reaches_the_transcript() -> None:
+    # Only the named flow's errors were tapped: a call that went on to another flow by a
+    # Redirect and met a failing handler there "ended normally".
+    first = moving_flow("front")
+    back = CallFlow("back", public_url=PUBLIC, auth_token=first.auth_tokens[0], state=MemoryStore())
+
+    @back.route("/desk")
+    def desk(call: CallRequest) -> Response:
+        raise RuntimeError("the desk is broken")
+
+    @first.route("/to-desk")
+    def to_desk(call: CallRequest) -> Response:
+        return Response(Redirect(f"{PUBLIC}/back/desk"))
+
+    app = Flask("both")
+    first.register(app)
+    back.register(app, "/back")
+    with CallSimulator(first, app=app) as sim:
+        t = sim.call("/to-desk").run()
+    assert t.handler_errors == ["desk: RuntimeError: the desk is broken"]
+    assert not t.ended_normally

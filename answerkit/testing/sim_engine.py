@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import random
 import threading
 from collections.abc import Callable
@@ -48,6 +49,8 @@ if TYPE_CHECKING:
     from answerkit.transfer import TransferPlanner
 
 __all__ = ["InputProvider", "Listener", "SimulatorEngine"]
+
+log = logging.getLogger("answerkit")
 
 Listener = Callable[[SimulatedCall, TranscriptEvent], None]
 InputProvider = Callable[[SimulatedCall, GatherPrompt], "str | None"]
@@ -115,6 +118,19 @@ class SimulatorEngine:
         # LocalVobiz's flow apart. Over HTTP the flows may be served by this process as in
         # production (a loopback VOBIZ_BASE_URL, say), and their clients are the server's.
         self._refusing: list[tuple[TransferPlanner, Loan]] = []
+        if (
+            not isinstance(target, str)
+            and flow is None
+            and app is not None
+            and not isinstance(app, Flask)
+        ):
+            # Middleware around the app (a DispatcherMiddleware) hides its flows.
+            log.warning(
+                "CallSimulator(app=...) of a WSGI app that is not a Flask app, and no flow: "
+                "its flows are lent no client, and a handler's REST request (flow.transfer) "
+                "would use the environment's credentials; name the flow: "
+                "CallSimulator(flow, app=app)"
+            )
         if not isinstance(target, str):
             for each in _flows_played(flow, app):
                 if local_vobiz is not None and each is flow:
