@@ -1127,6 +1127,26 @@ def test_bad_simulator_targets_and_scripts_are_configuration_errors() -> None:
 # -- several simulators on one flow: handler errors and lent clients stay with their own --------
 
 
+def test_a_hang_up_asked_for_at_the_transfer_event_stops_the_transfer() -> None:
+    # The Hangup webhook went out, then the Transfer one, and the moved-to document played
+    # on the ended call.
+    flow = CallFlow("late", public_url=PUBLIC, auth_token=TOKEN, state=MemoryStore())
+    flow.route("/answer")(lambda call: Response(Speak("Hello"), Wait(length=10)))
+    flow.route("/moved")(lambda call: Response(Speak("You were moved")))
+    with CallSimulator(flow) as sim:
+
+        def listener(call: Any, event: Any) -> None:
+            if event.kind == "hear" and event.text == 'hears: "Hello"':
+                sim.transfer(call.call_uuid, "moved")
+            if event.kind == "transfer":
+                call.hangup()  # the caller hangs up just as the transfer is taken
+
+        sim.add_listener(listener)
+        t = sim.call("answer").run()
+    assert [w.params["Event"] for w in t.webhooks] == ["StartApp", "Hangup"]
+    assert t.heard == ["Hello"] and t.hangup_source == "Caller"
+
+
 def test_a_handler_error_in_the_transcript_carries_the_logs_hint() -> None:
     # A handler ported from a Plivo view read flask.request: the log line said to read the
     # call's fields, but t.handler_errors had only Flask's "Consult the documentation".

@@ -315,6 +315,10 @@ class SimulatedCall:
             self._close_program()
             self.transcript.transfers.append(pending.url)
             self._emit("transfer", f"transferred to {self._display(pending.url)}")
+            if self._ended:
+                # A listener on the event hung the call up: the caller is gone, and the new
+                # URL is never fetched (it was fetched after the Hangup webhook).
+                return True
             self._gen = run_documents(
                 self, Fetch(pending.url, pending.method, "Transfer", {}, "transfer")
             )
