@@ -1127,6 +1127,25 @@ def test_bad_simulator_targets_and_scripts_are_configuration_errors() -> None:
 # -- several simulators on one flow: handler errors and lent clients stay with their own --------
 
 
+@pytest.mark.parametrize(
+    ("element", "told"),
+    [
+        (Wait(length=5), "silence: 1s (cut short by the scheduled hang-up, of 5s)"),
+        (Speak("A rather long announcement that takes several seconds to say."),
+         "(cut short after 1s by the scheduled hang-up)"),
+    ],
+)  # fmt: skip
+def test_the_clock_never_runs_past_a_scheduled_hang_up(element: Any, told: str) -> None:
+    # A 5 s silence was listed at 5 s, then the hang-up due at 1 s at 1 s: a listener saw
+    # time run backwards, and a pause longer than the call.
+    flow = doc_flow(Response(Hangup(schedule=1), element))
+    with CallSimulator(flow) as sim:
+        t = sim.call("answer").run()
+    times = [event.at for event in t.events]
+    assert times == sorted(times) and max(times) == 1 and t.duration == 1
+    assert any(told in event.text for event in t.events), [e.text for e in t.events]
+
+
 def test_a_hang_up_asked_for_at_the_transfer_event_stops_the_transfer() -> None:
     # The Hangup webhook went out, then the Transfer one, and the moved-to document played
     # on the ended call.

@@ -85,10 +85,21 @@ def hear(call: SimulatedCall, el: Element, early: bool = False) -> bool:
     elif loop == 0:
         line += " (looping)"
     times = max(loop, 1)
-    call.transcript.heard.extend([text] * times)
-    call.clock += seconds * times
+    call.transcript.heard.extend([text] * times)  # listed whole, cut short or not
+    played = _before_hangup(call, seconds * times)
+    if played < seconds * times:
+        line += f" (cut short after {played:g}s by the scheduled hang-up)"
+    call.clock += played
     call._emit("hear", line, text=text, loop=loop)
     return loop == 0
+
+
+def _before_hangup(call: SimulatedCall, seconds: float) -> float:
+    """How much of ``seconds`` passes before the call's scheduled hang-up: the clock never
+    runs past it (a 5 s silence then read as ended before the call's 1 s end)."""
+    if call.hangup_at is not None and call.clock + seconds > call.hangup_at:
+        return max(0.0, call.hangup_at - call.clock)
+    return seconds
 
 
 def wait(call: SimulatedCall, el: Element, first: bool, early: bool = False) -> None:
@@ -102,16 +113,19 @@ def wait(call: SimulatedCall, el: Element, first: bool, early: bool = False) -> 
         # The simulated caller is silent: the wait ends once minSilence ms of it are heard
         # (spec §1.2 Wait; it waited the whole length).
         length = min(length, _int(el.get("minSilence"), 2000) / 1000)
+    passed = _before_hangup(call, length)
+    cut = "" if passed == length else f" (cut short by the scheduled hang-up, of {length:g}s)"
+    length = passed
     if early and not call.answered:
         call.clock += length
-        call._emit("silence", f"silence: {length}s (early media)")
+        call._emit("silence", f"silence: {length:g}s (early media){cut}")
     elif first and not call.answered and call.direction == "inbound":
         call.clock += length
-        call._emit("silence", f"rings {length}s before answer")
+        call._emit("silence", f"rings {length:g}s before answer{cut}")
     else:
         call._mark_answered()  # before the pause: its seconds are answered (billed) time
         call.clock += length
-        call._emit("silence", f"silence: {length}s")
+        call._emit("silence", f"silence: {length:g}s{cut}")
 
 
 def hangup_element(call: SimulatedCall, el: Element, first: bool) -> None:
