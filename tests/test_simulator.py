@@ -1146,6 +1146,15 @@ def test_the_clock_never_runs_past_a_scheduled_hang_up(element: Any, told: str) 
     assert any(told in event.text for event in t.events), [e.text for e in t.events]
 
 
+def test_a_call_uuid_already_used_by_the_simulator_is_refused() -> None:
+    # Two calls under one CallUUID shared their state, and the second's Hangup ended
+    # neither for good: the first went on, and sent a Hangup of its own.
+    with CallSimulator(doc_flow(Response(Speak("Hi")))) as sim:
+        sim.call("answer", call_uuid="same").run()
+        with pytest.raises(ConfigurationError, match="'same' is already a call of this"):
+            sim.call("answer", call_uuid="same")
+
+
 def test_a_hang_up_asked_for_at_the_transfer_event_stops_the_transfer() -> None:
     # The Hangup webhook went out, then the Transfer one, and the moved-to document played
     # on the ended call.
