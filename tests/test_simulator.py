@@ -1146,6 +1146,21 @@ def test_the_clock_never_runs_past_a_scheduled_hang_up(element: Any, told: str) 
     assert any(told in event.text for event in t.events), [e.text for e in t.events]
 
 
+def test_running_a_call_from_inside_its_own_step_is_refused_with_the_reason() -> None:
+    # A listener that ran the call (or every call) got Python's bare "ValueError:
+    # generator already executing".
+    for run in ("call", "sim"):
+        with CallSimulator(doc_flow(Response(Speak("Hi"), Wait(length=1)))) as sim:
+
+            def listener(call: Any, event: Any, run: str = run) -> None:
+                if event.kind == "hear":
+                    call.run() if run == "call" else sim.run_until_idle()
+
+            sim.add_listener(listener)
+            with pytest.raises(ConfigurationError, match="a listener may hang up, transfer"):
+                sim.call("answer").run()
+
+
 def test_a_call_uuid_already_used_by_the_simulator_is_refused() -> None:
     # Two calls under one CallUUID shared their state, and the second's Hangup ended
     # neither for good: the first went on, and sent a Hangup of its own.

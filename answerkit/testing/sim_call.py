@@ -48,6 +48,14 @@ if TYPE_CHECKING:
 __all__ = ["SimulatedCall"]
 
 
+#: Why a call cannot be run from inside its own step (a listener, a handler of its webhook).
+_RUN_INSIDE = (
+    "this call is taking a step already (run() or run_until_idle() was asked from a "
+    "listener or a handler of its own webhook): a listener may hang up, transfer, press or "
+    "say; run the calls once run() or run_until_idle() has returned"
+)
+
+
 class SimulatedCall:
     """One call leg played against the application. Made by :class:`CallSimulator`.
 
@@ -147,6 +155,8 @@ class SimulatedCall:
                 f"run(until=...) takes None (play until the call ends or blocks) or "
                 f"'gather' (stop at the next Gather once its prompt was heard), got {until!r}"
             )
+        if self._executing:
+            raise ConfigurationError(_RUN_INSIDE)
         self.stop_at = until
         self.paused = False
         while not self._ended:

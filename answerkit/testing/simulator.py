@@ -42,7 +42,7 @@ from urllib.parse import urlencode
 from answerkit._keywords import advise_keywords
 from answerkit.errors import ConfigurationError
 from answerkit.testing._settings import step_limit
-from answerkit.testing.sim_call import SimulatedCall
+from answerkit.testing.sim_call import _RUN_INSIDE, SimulatedCall
 from answerkit.testing.sim_engine import Listener, SimulatorEngine
 from answerkit.testing.sim_script import (
     Inputs,
@@ -255,6 +255,8 @@ class CallSimulator(SimulatorEngine):
         ``<Hangup schedule>`` is hung up (4000), and the others go on. A call paused
         by ``run(until="gather")`` is left alone.
         """
+        if any(call.driven for call in self._table.all()):
+            raise ConfigurationError(_RUN_INSIDE)
         for _round in range(max_rounds):
             self._sync_remote()
             progressed = False
