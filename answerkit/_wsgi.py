@@ -17,7 +17,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from flask import Flask, Request, abort, current_app, request
+from flask import Flask, Request, current_app, request
 from flask import Response as FlaskResponse
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.datastructures import EnvironHeaders
@@ -101,22 +101,18 @@ def over_default_limit(size: str) -> str:
 
 
 def hold_webhook_body(endpoint: str | None, values: dict[str, Any] | None) -> None:
-    """A flow blueprint's URL value preprocessor: hold a request to a flow route to
-    :data:`WEBHOOK_BODY_LIMIT` (the app sets no MAX_CONTENT_LENGTH) before the app's
-    request hooks run, which Flask calls after every URL value preprocessor. A hook that
-    reads the body (``request.get_data()``, ``request.form``) read any size whole, signed
-    or not, before the view set its limit; now Werkzeug holds it there (a 413), and a
-    stated length over the limit is refused here, saying why. A hook may still raise the
-    request's limit for itself."""
-    req: Request = request._get_current_object()  # type: ignore[attr-defined]
-    if req.max_content_length is not None:
+    """A flow blueprint's URL value preprocessor: set :data:`WEBHOOK_BODY_LIMIT` on a
+    request to a flow route (the app sets no MAX_CONTENT_LENGTH) before the app's
+    ``before_request`` hooks run. A hook that read the body (``request.get_data()``,
+    ``request.form``) read any size whole, signed or not, before the view set its limit;
+    now Werkzeug holds it there (a 413), and a hook may raise the limit for itself. The
+    flow's other endpoints (a TransferTrigger's, a health check's, one of the user's) are
+    no webhooks: left to the app."""
+    if not getattr(current_app.view_functions.get(endpoint or ""), "webhook_route", False):
         return
-    req.max_content_length = WEBHOOK_BODY_LIMIT
-    length = req.content_length
-    if length is not None and length > WEBHOOK_BODY_LIMIT:
-        why = over_default_limit(f"{length}-byte")
-        log.warning("webhook %s refused: %s", loggable(req.path), why)
-        abort(FlaskResponse(f"{why}\n", 413, content_type="text/plain; charset=utf-8"))
+    req: Request = request._get_current_object()  # type: ignore[attr-defined]
+    if req.max_content_length is None:
+        req.max_content_length = WEBHOOK_BODY_LIMIT
 
 
 #: A flow blueprint's URL value preprocessors (see DirectRoutes._hooked).
@@ -449,6 +445,7 @@ def flask_view(dispatcher: Dispatcher, route: Route) -> Callable[[], FlaskRespon
         return FlaskResponse(reply.body, status=reply.status, content_type=reply.content_type)
 
     view.__name__ = f"answerkit_{route.name}"
+    view.webhook_route = True  # type: ignore[attr-defined]  # see hold_webhook_body
     return view
 
 
