@@ -1133,6 +1133,8 @@ def test_bad_simulator_targets_and_scripts_are_configuration_errors() -> None:
         (Wait(length=5), "silence: 1s (cut short by the scheduled hang-up, of 5s)"),
         (Speak("A rather long announcement that takes several seconds to say."),
          "(cut short after 1s by the scheduled hang-up)"),
+        (Record(action="https://voice.example.com/saved", max_length=30),
+         "recording ends after 1 s: HungUp"),
     ],
 )  # fmt: skip
 def test_the_clock_never_runs_past_a_scheduled_hang_up(element: Any, told: str) -> None:
@@ -1168,6 +1170,15 @@ def test_a_call_uuid_already_used_by_the_simulator_is_refused() -> None:
         sim.call("answer", call_uuid="same").run()
         with pytest.raises(ConfigurationError, match="'same' is already a call of this"):
             sim.call("answer", call_uuid="same")
+    # Nor a bridged B-leg's: the Hang-up API naming it ended the new call.
+    bridged = doc_flow(Response(Dial(Number("+14155550142"), caller_id="+14155550100")))
+    with CallSimulator(bridged) as sim:
+        caller = sim.call("answer", dial="bridge")
+        caller.run()  # blocked in the bridge, its B-leg up
+        bleg_uuid = caller.dial_bleg
+        assert bleg_uuid is not None
+        with pytest.raises(ConfigurationError, match="or the B-leg of one"):
+            sim.call("answer", call_uuid=bleg_uuid)
 
 
 def test_a_hang_up_asked_for_at_the_transfer_event_stops_the_transfer() -> None:

@@ -92,7 +92,10 @@ def record(call: SimulatedCall, el: Element) -> Fetch | None:
             # The scheduled hang-up falls due first: it ends the recording (RecordStop says
             # the same, sim_after_hangup.py).
             length, reason = max(1, round(call.hangup_at - rec.start)), "HungUp"
-        call.clock += rec.length
+        end = call.clock + rec.length
+        if call.hangup_at is not None:  # never past the scheduled hang-up (events in order)
+            end = max(call.clock, min(end, call.hangup_at))
+        call.clock = end
         call._emit(
             "record", f"recording ends after {length} s: {reason}", recording_id=recording_id
         )

@@ -145,12 +145,13 @@ class CallSimulator(SimulatorEngine):
                 f"speech_confidence must be a number from 0.0 to 1.0 (the "
                 f"SpeechConfidenceScore Vobiz sends, spec §2.4), got {speech_confidence!r}"
             )
-        if call_uuid is not None and any(c.call_uuid == call_uuid for c in self._table.all()):
+        taken = {uuid for c in self._table.all() for uuid in (c.call_uuid, c.dial_bleg) if uuid}
+        if call_uuid is not None and call_uuid in taken:
             # One CallUUID is one call (spec §2.1): two would share their state, the second's
             # Hangup would end the first's, and the first would go on after it.
             raise ConfigurationError(
-                f"call_uuid {call_uuid!r} is already a call of this simulator: give each "
-                "call its own (or leave it out for a fresh one)"
+                f"call_uuid {call_uuid!r} is already a call of this simulator (or the B-leg "
+                "of one): give each call its own (or leave it out for a fresh one)"
             )
         setup = CallSetup(
             call_uuid=call_uuid or str(uuid.uuid4()),
