@@ -17,7 +17,7 @@ from flask import Blueprint, Flask
 from flask.blueprints import BlueprintSetupState
 from flask.sansio.app import App
 
-from answerkit._wsgi import flask_view, hold_webhook_body, install_direct_routes
+from answerkit._wsgi import BodyHold, flask_view, install_direct_routes
 from answerkit.dispatch import Dispatcher
 from answerkit.errors import ConfigurationError
 
@@ -55,7 +55,8 @@ def make_blueprint(flow: CallFlow, url_prefix: str | None) -> Blueprint:
     # knows the dispatcher its views were made with: after a refused registration the
     # flow makes another, and this blueprint's views would serve the routes of then.
     bp.record(lambda state: flow._registered_at(state, dispatcher))
-    bp.url_value_preprocessor(hold_webhook_body)  # before the app's request hooks
+    # Before the app's request hooks, by route name.
+    bp.url_value_preprocessor(BodyHold(frozenset(r.name for r in flow._routes.values())))
     for route in flow._routes.values():
         bp.add_url_rule(
             route.path,

@@ -100,23 +100,27 @@ def over_default_limit(size: str) -> str:
     )
 
 
-def hold_webhook_body(endpoint: str | None, values: dict[str, Any] | None) -> None:
+class BodyHold:
     """A flow blueprint's URL value preprocessor: set :data:`WEBHOOK_BODY_LIMIT` on a
-    request to a flow route (the app sets no MAX_CONTENT_LENGTH) before the app's
-    ``before_request`` hooks run. A hook that read the body (``request.get_data()``,
-    ``request.form``) read any size whole, signed or not, before the view set its limit;
-    now Werkzeug holds it there (a 413), and a hook may raise the limit for itself. The
-    flow's other endpoints (a TransferTrigger's, a health check's, one of the user's) are
-    no webhooks: left to the app."""
-    if not getattr(current_app.view_functions.get(endpoint or ""), "webhook_route", False):
-        return
-    req: Request = request._get_current_object()  # type: ignore[attr-defined]
-    if req.max_content_length is None:
-        req.max_content_length = WEBHOOK_BODY_LIMIT
+    request to one of the flow's webhook routes (the app sets no MAX_CONTENT_LENGTH)
+    before the app's ``before_request`` hooks run. A hook that read the body
+    (``request.get_data()``, ``request.form``) read any size whole, signed or not, before
+    the view set its limit; now Werkzeug holds it there, and a hook may raise the limit for
+    itself. Told by endpoint name, not by view: a view the app swapped in (a wrapper) is
+    held too. The flow's other endpoints (a TransferTrigger's, a health check's, one of
+    the user's) are no webhooks: left to the app."""
 
+    __slots__ = ("routes",)
 
-#: A flow blueprint's URL value preprocessors (see DirectRoutes._hooked).
-_OURS_ONLY = [hold_webhook_body]
+    def __init__(self, routes: frozenset[str]) -> None:
+        self.routes = routes  # the names of the flow's webhook routes
+
+    def __call__(self, endpoint: str | None, values: dict[str, Any] | None) -> None:
+        if endpoint is None or endpoint.rpartition(".")[2] not in self.routes:
+            return
+        req: Request = request._get_current_object()  # type: ignore[attr-defined]
+        if req.max_content_length is None:
+            req.max_content_length = WEBHOOK_BODY_LIMIT
 
 
 def _past_limit(req: Request, data: bytes) -> bool:
@@ -276,9 +280,12 @@ class DirectRoutes:
             any(app.before_request_funcs.values())
             or any(app.after_request_funcs.values())
             or any(app.teardown_request_funcs.values())
-            # The flows' own (hold_webhook_body) have nothing to do on the direct path,
+            # The flows' own (BodyHold) have nothing to do on the direct path,
             # which reads a small form only.
-            or any(fs and fs != _OURS_ONLY for fs in app.url_value_preprocessors.values())
+            or any(
+                fs and (len(fs) > 1 or type(fs[0]) is not BodyHold)
+                for fs in app.url_value_preprocessors.values()
+            )
             or app.request_class is not Request
             or app.config.get("TRUSTED_HOSTS")
             or type(app.session_interface) is not SecureCookieSessionInterface
@@ -405,6 +412,14 @@ def flask_view(dispatcher: Dispatcher, route: Route) -> Callable[[], FlaskRespon
                 # read with get_data(): its bytes, within the app's MAX_CONTENT_LENGTH
                 # (Werkzeug's only limit on such a form), read as the direct path reads
                 # them; Werkzeug's own parse drops every field of a body that is not UTF-8.
+                if cached is None and getattr(req.__dict__.get("stream"), "_pos", 0) > 0:
+                    # A hook read part of request.stream of a body of no stated length
+                    # (Werkzeug's LimitedStream counts it): never run on what is left.
+                    raise UnreadableBody(
+                        "a request hook read part of its body from request.stream (cut "
+                        "short); read request.get_data() instead (answerkit finds the body "
+                        "there)"
+                    )
                 data = req.get_data() if cached is None else cached
                 if _past_limit(req, data):
                     raise UnreadableBody(_over_limit(req), 413)
@@ -445,7 +460,6 @@ def flask_view(dispatcher: Dispatcher, route: Route) -> Callable[[], FlaskRespon
         return FlaskResponse(reply.body, status=reply.status, content_type=reply.content_type)
 
     view.__name__ = f"answerkit_{route.name}"
-    view.webhook_route = True  # type: ignore[attr-defined]  # see hold_webhook_body
     return view
 
 

@@ -1170,6 +1170,8 @@ def test_a_call_uuid_already_used_by_the_simulator_is_refused() -> None:
         sim.call("answer", call_uuid="same").run()
         with pytest.raises(ConfigurationError, match="'same' is already a call of this"):
             sim.call("answer", call_uuid="same")
+        with pytest.raises(ConfigurationError, match="'same' is already a call of this"):
+            sim.outbound_call("answer", call_uuid="same")
     # Nor a bridged B-leg's: the Hang-up API naming it ended the new call.
     bridged = doc_flow(Response(Dial(Number("+14155550142"), caller_id="+14155550100")))
     with CallSimulator(bridged) as sim:
@@ -1177,7 +1179,7 @@ def test_a_call_uuid_already_used_by_the_simulator_is_refused() -> None:
         caller.run()  # blocked in the bridge, its B-leg up
         bleg_uuid = caller.dial_bleg
         assert bleg_uuid is not None
-        with pytest.raises(ConfigurationError, match="or the B-leg of one"):
+        with pytest.raises(ConfigurationError, match="or the live B-leg of one"):
             sim.call("answer", call_uuid=bleg_uuid)
 
 

@@ -660,6 +660,26 @@ def test_a_hook_may_raise_the_limit_and_the_flows_other_endpoints_are_the_apps()
         assert (r.status_code, r.data) == (200, str(len(big)).encode())
 
 
+def test_a_route_whose_view_the_app_wrapped_is_held_to_the_limit_too() -> None:
+    # Told by the view object, a wrapper without functools.wraps (or a partial, a lambda)
+    # let a hook read an 8 MiB body whole.
+    app, digits, body = digits_app_over_its_limit()
+    app.config["MAX_CONTENT_LENGTH"] = None
+    [endpoint] = [e for e in app.view_functions if e.endswith(".answer")]
+    inner = app.view_functions[endpoint]
+    app.view_functions[endpoint] = lambda: inner()
+    read: list[int] = []
+
+    @app.before_request
+    def read_body() -> None:
+        read.append(len(flask.request.get_data()))
+
+    big = body + b"&Speech=" + b"s" * (8 * WEBHOOK_BODY_LIMIT)
+    headers = {**signed("/answer"), "Content-Type": "application/x-www-form-urlencoded"}
+    r = post_chunked(app.test_client(), "/answer", big, headers)
+    assert r.status_code == 413 and read == [WEBHOOK_BODY_LIMIT] and digits == []
+
+
 def test_a_limit_the_app_sets_on_the_request_is_named_as_the_apps() -> None:
     app, digits, body = digits_app_over_its_limit()
     app.config["MAX_CONTENT_LENGTH"] = None
@@ -805,11 +825,12 @@ def test_a_hook_that_read_part_of_a_large_body_leaves_nothing_to_run_on() -> Non
         flask.request.stream.read(9)
 
     body = b"Digits=1234&" + urlencode(CALL).encode() + b"&Speech=" + b"s" * 70_000
-    r = app.test_client().post(
-        "/answer",
-        data=body,
-        headers={**signed("/answer"), "Content-Type": "application/x-www-form-urlencoded"},
-    )
+    headers = {**signed("/answer"), "Content-Type": "application/x-www-form-urlencoded"}
+    r = app.test_client().post("/answer", data=body, headers=headers)
+    assert r.status_code == 400 and b"cut short" in r.data and ran == []
+    # Of no stated length (chunked), the rest was parsed as the form: '34' and the
+    # CallUUID, and the handler ran on it.
+    r = post_chunked(app.test_client(), "/answer", body, headers)
     assert r.status_code == 400 and b"cut short" in r.data and ran == []
 
 

@@ -145,14 +145,7 @@ class CallSimulator(SimulatorEngine):
                 f"speech_confidence must be a number from 0.0 to 1.0 (the "
                 f"SpeechConfidenceScore Vobiz sends, spec §2.4), got {speech_confidence!r}"
             )
-        taken = {uuid for c in self._table.all() for uuid in (c.call_uuid, c.dial_bleg) if uuid}
-        if call_uuid is not None and call_uuid in taken:
-            # One CallUUID is one call (spec §2.1): two would share their state, the second's
-            # Hangup would end the first's, and the first would go on after it.
-            raise ConfigurationError(
-                f"call_uuid {call_uuid!r} is already a call of this simulator (or the B-leg "
-                "of one): give each call its own (or leave it out for a fresh one)"
-            )
+        self._check_new_uuid(call_uuid)
         setup = CallSetup(
             call_uuid=call_uuid or str(uuid.uuid4()),
             from_=from_,
@@ -199,6 +192,7 @@ class CallSimulator(SimulatorEngine):
         takes over when the answer URL fails (spec §2.1).
         """
         check_outcome(outcome)
+        self._check_new_uuid(call_uuid)
         setup = CallSetup(
             call_uuid=call_uuid or str(uuid.uuid4()),
             from_=from_,
@@ -289,6 +283,20 @@ class CallSimulator(SimulatorEngine):
         """Every call so far, in the order they were placed."""
         self._sync_remote()
         return self._table.all()
+
+    def _check_new_uuid(self, call_uuid: str | None) -> None:
+        """Refuse a CallUUID one of the simulator's calls, or their live B-legs, has: one
+        CallUUID is one call (spec §2.1); two would share their state, the second's Hangup
+        would end the first's, and the first would go on after it."""
+        if call_uuid is None:
+            return
+        self._sync_remote()  # make-calls not yet adopted count too
+        calls = self._table.all()
+        if call_uuid in {u for c in calls for u in (c.call_uuid, c.dial_bleg) if u}:
+            raise ConfigurationError(
+                f"call_uuid {call_uuid!r} is already a call of this simulator (or the live "
+                "B-leg of one): give each call its own (or leave it out for a fresh one)"
+            )
 
     def find(self, call_uuid: str) -> SimulatedCall:
         """The call (or transferred B-leg) with this CallUUID; KeyError if none."""
