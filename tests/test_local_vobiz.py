@@ -555,6 +555,20 @@ def test_a_failed_hangup_webhook_is_retried_three_times(
     assert [w.http_status for w in vobiz.sent_webhooks] == [500] * 4
 
 
+def test_a_webhook_under_way_at_a_reset_is_kept_out_of_the_new_log(
+    vobiz: LocalVobiz, hooks: WebhookApp
+) -> None:
+    # The previous test's Hangup webhook, answered after the reset, was logged in the next
+    # test's sent_webhooks ([200, 500, 500, 500, 500]), and its retries were sent on.
+    call = vobiz.add_call(hangup_url=hooks.url + "/slowfail")  # 0.5 s, then 500
+    vobiz.end_call(call.call_uuid)
+    eventually(lambda: any(hit.path == "slowfail" for hit in hooks.hits))
+    vobiz.reset()  # while the webhook is under way
+    time.sleep(0.5 + 0.3)  # its answer, and room for a retry
+    assert vobiz.sent_webhooks == []
+    assert sum(hit.path == "slowfail" for hit in hooks.hits) == 1  # never sent again
+
+
 def test_on_transfer_sees_every_outcome(vobiz: LocalVobiz, hooks: WebhookApp) -> None:
     seen: list[TransferOutcome] = []
     vobiz.on_transfer = seen.append

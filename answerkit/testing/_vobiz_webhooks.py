@@ -104,6 +104,9 @@ class WebhookSender:
         self.parent_auth_token = parent_auth_token
         self.timeout = timeout
         self.sent: list[SentWebhook] = []
+        # Bumped by forget(): a webhook under way when LocalVobiz was reset (the previous
+        # test's, in a thread) is neither recorded in the new log nor sent again.
+        self.generation = 0
         self._lock = threading.Lock()
         # Vobiz keeps no cookies between webhooks (spec §1.0: the XML is stateless); an app
         # that relied on them would pass here and fail there.
@@ -113,12 +116,21 @@ class WebhookSender:
         """Close the pooled connections."""
         self._session.close()
 
+    def forget(self) -> None:
+        """Clear the log of sent webhooks; those under way are kept out of the new one."""
+        with self._lock:
+            self.sent.clear()
+            self.generation += 1
+
     def send(
-        self, url: str, method: str, params: dict[str, str]
+        self, url: str, method: str, params: dict[str, str], generation: int | None = None
     ) -> tuple[Response | None, str | None]:
-        """POST the fields as a form (or GET them as a query); returns (response, error)."""
+        """POST the fields as a form (or GET them as a query); returns (response, error).
+        ``generation``: the log it belongs in (see :meth:`forget`), by default the current."""
         from answerkit.signature import sign
 
+        if generation is None:
+            generation = self.generation
         headers = {"User-Agent": "Vobiz"}
         headers.update(sign(url, self.auth_token, parent_auth_token=self.parent_auth_token))
         response: Response | None = None
@@ -137,7 +149,8 @@ class WebhookSender:
             error = f"{type(exc).__name__}: {exc}"
         status = response.status_code if response is not None else None
         with self._lock:
-            self.sent.append(SentWebhook(params["Event"], url, method, params, status, error))
+            if generation == self.generation:
+                self.sent.append(SentWebhook(params["Event"], url, method, params, status, error))
         logger.debug("webhook %s %s -> %s", params["Event"], url, status or error)
         return response, error
 
@@ -145,10 +158,13 @@ class WebhookSender:
         """A status callback: sent again while the answer is not 2xx, 3 times at most, with
         exponential backoff (spec §2.12; scaled down to RETRY_BACKOFF for tests), each
         retry signed afresh."""
+        generation = self.generation
         for attempt in range(4):
             if attempt:
                 time.sleep(RETRY_BACKOFF * 2 ** (attempt - 1))
-            response, _error = self.send(url, method, params)
+                if self.generation != generation:
+                    return  # LocalVobiz was reset: its calls, and their retries, forgotten
+            response, _error = self.send(url, method, params, generation)
             if response is not None and 200 <= response.status_code < 300:
                 return
 

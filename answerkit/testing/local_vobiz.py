@@ -205,7 +205,7 @@ class LocalVobiz:
         with self._table.lock:
             self._api.log.clear()
             self._api.faults.clear()
-            self._webhooks.sent.clear()
+            self._webhooks.forget()
             if self._server is not None:
                 self._server.connections = 0
 
