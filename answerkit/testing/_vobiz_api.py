@@ -441,7 +441,11 @@ class RestApi:
             params = webhook_params(snapshot, "Hangup", self.parent_auth_id)
             url, method = snapshot.hangup_url, snapshot.hangup_method
             threading.Thread(
-                target=self.webhooks.notify, args=(url, method, params), daemon=True
+                # The log it belongs in is taken now: a reset() before the thread runs
+                # keeps it out of the next test's.
+                target=self.webhooks.notify,
+                args=(url, method, params, self.webhooks.generation),
+                daemon=True,
             ).start()
         return snapshot
 

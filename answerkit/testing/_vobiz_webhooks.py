@@ -154,16 +154,19 @@ class WebhookSender:
         logger.debug("webhook %s %s -> %s", params["Event"], url, status or error)
         return response, error
 
-    def notify(self, url: str, method: str, params: dict[str, str]) -> None:
+    def notify(
+        self, url: str, method: str, params: dict[str, str], generation: int | None = None
+    ) -> None:
         """A status callback: sent again while the answer is not 2xx, 3 times at most, with
         exponential backoff (spec §2.12; scaled down to RETRY_BACKOFF for tests), each
         retry signed afresh."""
-        generation = self.generation
+        if generation is None:
+            generation = self.generation
         for attempt in range(4):
             if attempt:
                 time.sleep(RETRY_BACKOFF * 2 ** (attempt - 1))
-                if self.generation != generation:
-                    return  # LocalVobiz was reset: its calls, and their retries, forgotten
+            if self.generation != generation:
+                return  # LocalVobiz was reset: its calls, and their (re)tries, forgotten
             response, _error = self.send(url, method, params, generation)
             if response is not None and 200 <= response.status_code < 300:
                 return
