@@ -41,7 +41,7 @@ _conference_text = TEXTS["Conference"].take
 _stream_text = TEXTS["Stream"].take
 
 
-class Dial(_Container):
+class Dial(_Container["Number | User"]):
     """Call one or more Number/User B-legs at once and bridge the first to answer.
 
     Give ``caller_id`` (an E.164 number of the account): without it inbound-call transfers

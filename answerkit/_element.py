@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
 from answerkit._attributes import Table, attr_string
 from answerkit._tables import EMPTY, TEXTS
@@ -28,6 +28,9 @@ from answerkit._xmltext import esc_text, shown, unescape, xml_blank
 from answerkit.errors import ElementError
 
 _E = TypeVar("_E", bound="Element")
+# The children a container takes (Response: ResponseChild, Gather: Speak | Play, ...), so
+# that its ``children`` rebuild another: ``Response(Speak("Hi"), *menu.children)``.
+_Child = TypeVar("_Child", bound="Element", covariant=True)
 _DECL = '<?xml version="1.0" encoding="UTF-8"?>'
 #: Vobiz refuses answers over 100 KB; read as 100,000 bytes, the stricter reading.
 MAX_BYTES = 100_000
@@ -233,9 +236,9 @@ def _reject(parent: Element, child: object) -> ElementError:
     )
 
 
-class _Container(Element):
+class _Container(Element, Generic[_Child]):
     __slots__ = ("_children", "_open")
-    _children: list[Element]
+    _children: list[_Child]
     _open: str  # "<Tag" plus the rendered attributes
     _close: ClassVar[str]
 
@@ -251,7 +254,9 @@ class _Container(Element):
         self._children = list(children)  # type: ignore[arg-type]
 
     @property
-    def children(self) -> list[Element]:
+    def children(self) -> list[_Child]:  # type: ignore[override]
+        # Element's is list[Element]; a list is invariant, but this one is a copy the
+        # container never sees again, so nothing put into it can break the container.
         return list(self._children)
 
     def __copy__(self: _E) -> _E:
@@ -272,7 +277,7 @@ class _Container(Element):
         """``add`` of each container, typed there to the children it takes."""
         if type(child) not in self._kids and not isinstance(child, self._kid_order):
             raise _reject(self, child)
-        self._children.append(child)
+        self._children.append(child)  # type: ignore[arg-type]  # checked just above
         self._x = None
 
     def _start(self) -> str:

@@ -75,7 +75,7 @@ _EMPTY = _DECL + "<Response/>"
 _MAY_BE_TOO_BIG = MAX_BYTES // 4
 
 
-class Response(_Container):
+class Response(_Container["ResponseChild"]):
     """The document root: exactly one, no attributes; its children run top to bottom."""
 
     __slots__ = ("_ruled",)
@@ -106,7 +106,7 @@ class Response(_Container):
     def _assembled(cls, kids: list[Element]) -> Response:
         """The parsers' path: ``kids`` are checked children, allowed in a Response."""
         doc = cls.__new__(cls)
-        doc._children = kids
+        doc._children = kids  # type: ignore[assignment]  # checked by the parser
         doc._ruled = _count_ruled(kids)
         return doc
 
@@ -296,7 +296,7 @@ class Wait(Element):
         return None
 
 
-class Gather(_Container):
+class Gather(_Container["Speak | Play"]):
     """Collect DTMF and/or speech, then request ``action`` with the input (spec §1.2).
 
     ``action`` is required (checked by ``validate``). There is no ``timeout``: use
@@ -455,7 +455,7 @@ class Hangup(Element):
         return "ends the call, so nothing may follow it (use schedule=N to hang up later)"
 
 
-class PreAnswer(_Container):
+class PreAnswer(_Container["Speak | Play | Wait"]):
     """Early media before answering (unbilled): Speak, Play and Wait; the first child only."""
 
     __slots__ = ()

@@ -7,6 +7,7 @@ raised by ``validate``). Each one cites the part of the spec it comes from.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -51,7 +52,7 @@ def lint(doc: Response) -> list[LintWarning]:
     return out
 
 
-def _element(el: Element, after: list[Element], out: list[LintWarning]) -> None:
+def _element(el: Element, after: Sequence[Element], out: list[LintWarning]) -> None:
     tag = el.tag
     a = el.attrs
 

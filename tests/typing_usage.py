@@ -25,6 +25,7 @@ from answerkit import (
     ResponseChild,
     Speak,
     TransferResult,
+    User,
     VobizClient,
 )
 from answerkit.recipes import Forwarding, IVRMenu, Option, Target, WarmOutcome, WarmTransfer
@@ -73,6 +74,14 @@ whole = Response(Speak("Hello."), *closing())
 menu_gather: Gather = whole.add(Gather(action="https://voice.example.com/menu"))
 menu_prompt: Speak = menu_gather.add(Speak("Press 1."))
 agent: Number = whole.add(Dial()).add(Number("+14155550100"))
+
+# A container's children rebuild another container (README: a menu's prompt document
+# after a greeting of one's own); each is typed to the children its container takes.
+menu_doc = IVRMenu(flow, "typed_menu", prompt="Press 1.", options={"1": sales})
+greeted = Response(Speak("Hello again."), *menu_doc.prompt_document().children)
+regathered = Gather(*menu_gather.children, action="https://voice.example.com/menu")
+redialed = Dial(*Dial(Number("+14155550100")).children)
+numbers_only: list[Number | User] = redialed.children
 
 # A route handler reused as a recipe target; a menu's options built apart from the menu.
 options: dict[str, Target | Option] = {"1": Option("sales", phrases=("sales",)), "2": sales}
@@ -142,6 +151,7 @@ Response().add(Number("+14155550100"))  # type: ignore[type-var]
 Gather(action="https://voice.example.com/menu").add(Hangup())  # type: ignore[type-var]
 Dial().add(Speak("Hi."))  # type: ignore[type-var]
 Hangup().add(Speak("Hi."))  # type: ignore[attr-defined]
+Gather(*whole.children, action="https://voice.example.com/menu")  # type: ignore[arg-type]
 
 
 class SupportFlow(CallFlow):
