@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 __all__ = ["CallCreated", "LiveCall", "TransferResult"]
 
@@ -17,7 +16,7 @@ class TransferResult:
     message: str | None
     #: The documented body has ``call_uuid``; a Vobiz example uses a ``call_uuids`` list (§6.10).
     call_uuids: tuple[str, ...]
-    raw: Any = field(repr=False, default=None)
+    raw: object = field(repr=False, default=None)  # the decoded body, as Vobiz sent it
 
     @property
     def call_uuid(self) -> str | None:
@@ -40,7 +39,7 @@ class LiveCall:
     session_start: str | None = None
     stir_attestation: str | None = None
     stir_verification: str | None = None
-    raw: Mapping[str, Any] = field(repr=False, default_factory=dict)
+    raw: Mapping[str, object] = field(repr=False, default_factory=dict)
 
     @property
     def in_progress(self) -> bool:
@@ -56,7 +55,7 @@ class CallCreated:
     message: str | None
     #: One UUID per destination; equal to the ``CallUUID`` the webhooks will carry.
     request_uuids: tuple[str, ...]
-    raw: Any = field(repr=False, default=None)
+    raw: object = field(repr=False, default=None)  # the decoded body, as Vobiz sent it
 
     @property
     def request_uuid(self) -> str | None:

@@ -52,8 +52,9 @@ from answerkit.state_urls import open_store
 from answerkit.transfer import TransferPlanner
 
 #: A handler as declared: the decorator hands it back with its own type, so a handler
-#: written ``-> Response`` stays one for a test that calls it, or a recipe given it.
-H = TypeVar("H", bound=Handler)
+#: written ``-> Response`` stays one for a test that calls it, or a recipe given it. Named
+#: for mypy's message on a handler of the wrong shape ("type variable HandlerFunction").
+HandlerFunction = TypeVar("HandlerFunction", bound=Handler)
 
 DEFAULT_FALLBACK = Response(
     Speak("We are sorry, we could not complete your call. Please try again later."),
@@ -199,7 +200,7 @@ class CallFlow:
         status_callback: bool = False,
         replay_check: bool = True,
         sound: bool = False,
-    ) -> Callable[[H], H]:
+    ) -> Callable[[HandlerFunction], HandlerFunction]:
         """Declare ``handler`` as the route at ``path`` (sugar over :meth:`add_route`).
 
         With ``event``, the handler runs only for that ``Event`` on this path, and
@@ -226,7 +227,7 @@ class CallFlow:
                 f"{getattr(path, '__name__', path)!r}"
             )
 
-        def decorator(handler: H) -> H:
+        def decorator(handler: HandlerFunction) -> HandlerFunction:
             self.add_route(
                 path,
                 handler,

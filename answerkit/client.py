@@ -16,7 +16,7 @@ import os
 from collections.abc import Mapping
 from importlib import metadata
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypedDict, TypeVar
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -36,7 +36,10 @@ from answerkit._retry import RetryPolicy, Sender
 from answerkit._retry_answer import Answer
 from answerkit.api_results import CallCreated, LiveCall, TransferResult, text_field, uuid_list
 
-__all__ = ["DEFAULT_BASE_URL", "CallCreated", "LiveCall", "TransferResult", "VobizClient"]
+__all__ = [
+    "DEFAULT_BASE_URL", "CallCreated", "ClientOptions", "LiveCall", "TransferResult",
+    "VobizClient",
+]  # fmt: skip
 
 DEFAULT_BASE_URL = "https://api.vobiz.ai/api/v1"
 logger = logging.getLogger("answerkit.client")
@@ -166,6 +169,19 @@ _MAKE_CALL_RENAMED = {
 
 
 _Client = TypeVar("_Client", bound="VobizClient")
+
+
+class ClientOptions(TypedDict, total=False):
+    """VobizClient's options other than the account and the address, for a function that
+    makes clients and passes them on (``LocalVobiz.client(**options)``)."""
+
+    timeout: float | tuple[float, float] | Timeout
+    max_retries: int
+    max_retry_time: float
+    backoff: float
+    session: requests.Session | None
+    pool_maxsize: int
+    user_agent: str | None
 
 
 class VobizClient:

@@ -185,7 +185,7 @@ class APIError(VobizError):
         message: str,
         *,
         status: int,
-        body: Any = None,
+        body: object = None,
         request_id: str | None = None,
         method: str | None = None,
         url: str | None = None,
@@ -193,7 +193,7 @@ class APIError(VobizError):
     ) -> None:
         super().__init__(message, method=method, url=url, call_uuid=call_uuid)
         self.status = status
-        self.body = body
+        self.body = body  # the decoded JSON, else the text; a dict for a documented error
         self.request_id = request_id
 
 
@@ -228,8 +228,22 @@ class ConflictError(APIError):
 class RateLimitedError(APIError):
     """429: too many requests; ``retry_after`` is the wait in seconds, if given."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        status: int = 429,
+        body: object = None,
+        request_id: str | None = None,
+        method: str | None = None,
+        url: str | None = None,
+        call_uuid: str | None = None,
+    ) -> None:
+        super().__init__(
+            message, status=status, body=body, request_id=request_id, method=method, url=url,
+            call_uuid=call_uuid,
+        )  # fmt: skip
         self.retry_after = retry_after
 
 

@@ -30,7 +30,14 @@ from answerkit import (
 )
 from answerkit.recipes import Forwarding, IVRMenu, Option, Target, WarmOutcome, WarmTransfer
 from answerkit.state import RedisStore, SQLiteStore
-from answerkit.testing import CallSimulatorFactory
+from answerkit.testing import (
+    CallSimulatorFactory,
+    LocalVobiz,
+    SignedPost,
+    SignRequest,
+    SimulatedCall,
+    TranscriptEvent,
+)
 
 flow = CallFlow("typing", public_url="https://voice.example.com", auth_token="t" * 20)
 
@@ -132,6 +139,34 @@ def test_support_path(call_simulator: CallSimulatorFactory) -> None:  # a typed 
     t = call_simulator(flow).call("sales").run()
     assert t.said("Sales.")
     call_simulator(flow, public_ulr="https://x.example.com")  # type: ignore[call-arg]
+
+
+def test_by_hand(sign_request: SignRequest, signed_post: SignedPost) -> None:
+    """The hand-made webhook fixtures, annotated with their own types."""
+    headers: dict[str, str] = sign_request(flow, "/sales")
+    reply = signed_post(flow.create_app().test_client(), flow, "/sales", {"CallUUID": "u"})
+    assert headers and reply.status_code == 200
+    signed_post(flow, "/sales")  # type: ignore[call-arg, arg-type]
+    reply.status_codee  # type: ignore[attr-defined]  # noqa: B018
+
+
+def listener(call: SimulatedCall, event: TranscriptEvent) -> None:
+    """A simulator listener: a kind or a phase that never comes is reported."""
+    if event.kind == "hear" and call.state == "running":
+        pass
+    if event.kind == "heard":  # type: ignore[comparison-overlap]
+        pass
+    if call.state == "runing":  # type: ignore[comparison-overlap]
+        pass
+
+
+def local_transfers(vobiz: LocalVobiz) -> None:
+    vobiz.client(timeout=3, max_retries=0)
+    vobiz.client(timout=3)  # type: ignore[call-arg]
+    for outcome in vobiz.wait_for_transfer("u"):
+        outcome.document.to_xml()  # type: ignore[union-attr]  # None when it was dropped
+        if outcome.status == "dropped" or outcome.status == "droped":  # type: ignore[comparison-overlap]
+            pass
 
 
 # -- misuse the checker must catch ----------------------------------------------------------

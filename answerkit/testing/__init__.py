@@ -15,25 +15,41 @@ from answerkit.testing.local_vobiz import (
 from answerkit.testing.sim_bridge import ConferenceRoom
 from answerkit.testing.sim_call import SimulatedCall
 from answerkit.testing.sim_signals import GatherPrompt
-from answerkit.testing.sim_transcript import CAUSES, Cause, Transcript, TranscriptEvent, Webhook
+from answerkit.testing.sim_transcript import (
+    CAUSES,
+    CallPhase,
+    Cause,
+    DialRecord,
+    EventKind,
+    Transcript,
+    TranscriptEvent,
+    Webhook,
+)
 from answerkit.testing.simulator import (
     CallSimulator,
     CallSimulatorFactory,
+    SignedPost,
+    SignRequest,
     sign_request,
     signed_post,
 )
 
 __all__ = [
     "CAUSES",
+    "CallPhase",
     "CallSimulator",
     "CallSimulatorFactory",
     "Cause",
     "ConferenceRoom",
+    "DialRecord",
+    "EventKind",
     "GatherPrompt",
     "LiveCallRecord",
     "LocalVobiz",
     "ReceivedRequest",
     "SentWebhook",
+    "SignRequest",
+    "SignedPost",
     "SimulatedCall",
     "Transcript",
     "TranscriptEvent",

@@ -6,7 +6,10 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from answerkit.elements import Response
 
 __all__ = [
     "CALL_HOOKS",
@@ -88,11 +91,11 @@ class TransferOutcome:
     leg: str
     url: str
     method: str
-    status: str  # "executed" | "dropped"
+    status: Literal["executed", "dropped"]
     hangup_cause_code: int | None = None
     http_status: int | None = None
     xml: str | None = field(default=None, repr=False)
-    document: Any = field(default=None, repr=False)
+    document: Response | None = field(default=None, repr=False)  # the xml, parsed
     error: str | None = None
 
     @property
@@ -109,7 +112,7 @@ class ReceivedRequest:
     path: str
     query: dict[str, str]
     headers: dict[str, str] = field(repr=False)
-    json: Any
+    json: object  # the decoded JSON body, None when there was none
     body: bytes = field(repr=False)
     time: float
 

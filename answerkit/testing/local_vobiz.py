@@ -67,7 +67,9 @@ from answerkit.testing._vobiz_records import (
 from answerkit.testing._vobiz_webhooks import WebhookSender
 
 if TYPE_CHECKING:
-    from answerkit.client import VobizClient
+    from typing_extensions import Unpack
+
+    from answerkit.client import ClientOptions, VobizClient
 
 __all__ = [
     "DEFAULT_AUTH_ID",
@@ -187,12 +189,14 @@ class LocalVobiz:
         """The API root to give a client: ``http://127.0.0.1:PORT/api/v1``."""
         return f"http://{self._host}:{self.port}/api/v1"
 
-    def client(self, **kwargs: Any) -> VobizClient:
-        """A :class:`~answerkit.client.VobizClient` for this server (``allow_http=True``)."""
+    def client(self, **options: Unpack[ClientOptions]) -> VobizClient:
+        """A :class:`~answerkit.client.VobizClient` for this server (``allow_http=True``),
+        taking VobizClient's other options (``timeout``, ``max_retries``, ...)."""
         from answerkit.client import VobizClient
 
-        kwargs.setdefault("allow_http", True)
-        return VobizClient(self.auth_id, self.auth_token, base_url=self.base_url, **kwargs)
+        return VobizClient(
+            self.auth_id, self.auth_token, base_url=self.base_url, allow_http=True, **options
+        )
 
     @property
     def connections_accepted(self) -> int:

@@ -15,14 +15,19 @@ use it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
     from answerkit.testing.local_vobiz import LocalVobiz
-    from answerkit.testing.simulator import CallSimulator, CallSimulatorFactory
+    from answerkit.testing.simulator import (
+        CallSimulator,
+        CallSimulatorFactory,
+        SignedPost,
+        SignRequest,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -75,7 +80,7 @@ def call_simulator(local_vobiz: LocalVobiz) -> Iterator[CallSimulatorFactory]:
 
 
 @pytest.fixture
-def sign_request() -> Callable[..., dict[str, str]]:
+def sign_request() -> SignRequest:
     """``sign_request(flow, path, token=None) -> headers`` for a webhook to ``path``."""
     from answerkit.testing.simulator import sign_request as helper
 
@@ -83,7 +88,7 @@ def sign_request() -> Callable[..., dict[str, str]]:
 
 
 @pytest.fixture
-def signed_post() -> Callable[..., Any]:
+def signed_post() -> SignedPost:
     """``signed_post(client, flow, path, params, token=None)``: a signed POST webhook."""
     from answerkit.testing.simulator import signed_post as helper
 

@@ -39,7 +39,15 @@ from answerkit.testing.sim_signals import (
     Pending,
     Recording,
 )
-from answerkit.testing.sim_transcript import CAUSES, Cause, Transcript, TranscriptEvent, Webhook
+from answerkit.testing.sim_transcript import (
+    CAUSES,
+    CallPhase,
+    Cause,
+    EventKind,
+    Transcript,
+    TranscriptEvent,
+    Webhook,
+)
 from answerkit.testing.sim_webhooks import notify, send_webhook, standard_params
 
 if TYPE_CHECKING:
@@ -117,7 +125,7 @@ class SimulatedCall:
         return self._ended
 
     @property
-    def state(self) -> str:
+    def state(self) -> CallPhase:
         """``"new"``, ``"running"``, ``"blocked"`` or ``"ended"``."""
         if self._ended:
             return "ended"
@@ -428,7 +436,7 @@ class SimulatedCall:
         resolved = self.sim.router.resolve(url)
         return url if resolved is None else resolved[2]
 
-    def _emit(self, kind: str, line: str, /, **data: Any) -> None:
+    def _emit(self, kind: EventKind, line: str, /, **data: Any) -> None:
         event = TranscriptEvent(kind, line, self.clock, data)
         self.transcript.events.append(event)
         for listener in self.sim.listeners:

@@ -22,7 +22,7 @@ from answerkit.testing.sim_elements import _int, end_call
 from answerkit.testing.sim_script import RINGS_OUT, dial_outcomes
 from answerkit.testing.sim_signals import Fetch
 from answerkit.testing.sim_sounds import _play_fetched
-from answerkit.testing.sim_transcript import CAUSES, Cause
+from answerkit.testing.sim_transcript import CAUSES, Cause, DialOutcome, DialRecord
 
 if TYPE_CHECKING:
     from answerkit.testing.sim_call import SimulatedCall
@@ -32,6 +32,8 @@ __all__ = ["run_dial"]
 ANSWERED = ("answer", "bridge")
 #: Seconds the dialled side rings before a scripted ``cancel`` (the caller hangs up).
 CANCEL_AFTER = 5
+# The unanswered outcomes, in the order one decides the DialStatus of several B-legs.
+_UNANSWERED: tuple[DialOutcome, ...] = ("no-answer", "timeout", "busy", "failed")
 
 
 def run_dial(call: SimulatedCall, el: Element) -> Generator[int, None, Fetch | None]:
@@ -57,7 +59,7 @@ def run_dial(call: SimulatedCall, el: Element) -> Generator[int, None, Fetch | N
     callback = el.get("callbackUrl")
     cb_method = el.get("callbackMethod") or "POST"
     names = ", ".join(t.address for t in targets) or "nobody"
-    record: dict[str, Any] = {
+    record: DialRecord = {
         "numbers": [t.address for t in targets],
         "outcome": None,
         "answered_by": winner.address if winner else None,
@@ -108,12 +110,8 @@ def run_dial(call: SimulatedCall, el: Element) -> Generator[int, None, Fetch | N
                 target.outcome = "no-answer"
         return _dial_cancelled(call, el, targets, record, names, leg_hangup, by_caller=True)
     if winner is None:
-        status = next(
-            (
-                o
-                for o in ("no-answer", "timeout", "busy", "failed")
-                if any(t.outcome == o for t in targets)
-            ),
+        status: DialOutcome = next(
+            (o for o in _UNANSWERED if any(t.outcome == o for t in targets)),
             "failed",
         )
         # An unanswered B-leg rings for the Dial's timeout: effectively 120 s when not set
@@ -171,7 +169,7 @@ def _dial_cancelled(
     call: SimulatedCall,
     el: Element,
     targets: list[_Target],
-    record: dict[str, Any],
+    record: DialRecord,
     names: str,
     leg_hangup: Any,
     *,
@@ -225,7 +223,7 @@ def _dial_refused(call: SimulatedCall, el: Element, targets: list[_Target]) -> F
     the Dial ends failed (its action gets ``DialStatus=failed``).
     """
     names = ", ".join(t.address for t in targets) or "nobody"
-    record: dict[str, Any] = {
+    record: DialRecord = {
         "numbers": [t.address for t in targets],
         "outcome": "failed",
         "answered_by": None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 from urllib.parse import parse_qsl, unquote
 
 from answerkit.testing.sim_transport import normal_url
@@ -18,7 +18,32 @@ from answerkit.testing.sim_transport import normal_url
 if TYPE_CHECKING:
     from answerkit.elements import Response
 
-__all__ = ["CAUSES", "Cause", "Transcript", "TranscriptEvent", "Webhook"]
+__all__ = [
+    "CAUSES", "CallPhase", "Cause", "DialOutcome", "DialRecord", "EventKind", "Transcript",
+    "TranscriptEvent", "Webhook",
+]  # fmt: skip
+
+#: What a :class:`TranscriptEvent` is about; a Literal, so that a type checker reports a
+#: listener comparing ``event.kind`` with a kind that never comes (``"heard"``).
+EventKind = Literal[
+    "hear", "silence", "press", "say", "no-input", "webhook", "dial", "conference", "record",
+    "dtmf", "stream", "transfer", "redirect", "note", "error", "hangup",
+]  # fmt: skip
+
+#: How a ``<Dial>`` of the call went (``Transcript.dials``): None while it rings; "cancel":
+#: the caller hung up while it rang.
+DialOutcome = Literal["answered", "no-answer", "timeout", "busy", "failed", "cancel"]
+
+#: Where a simulated call is (``SimulatedCall.state``).
+CallPhase = Literal["new", "running", "blocked", "ended"]
+
+
+class DialRecord(TypedDict):
+    """One ``<Dial>`` of the call, in ``Transcript.dials``."""
+
+    numbers: list[str]  # every Number and User it rang, in order
+    outcome: DialOutcome | None
+    answered_by: str | None  # the address that answered, if one did
 
 
 @dataclass(frozen=True)
@@ -123,7 +148,7 @@ class TranscriptEvent:
     details (``data["webhook"]`` for a webhook).
     """
 
-    kind: str
+    kind: EventKind
     text: str
     at: float
     data: Mapping[str, Any] = field(default_factory=dict)
@@ -158,7 +183,7 @@ class Transcript:
         self.digits_sent: list[str] = []
         self.speech_sent: list[str] = []
         self.dtmf: list[str] = []
-        self.dials: list[dict[str, Any]] = []
+        self.dials: list[DialRecord] = []
         self.conferences: list[str] = []
         self.recordings: list[str] = []
         self.streams: list[str] = []

@@ -31,6 +31,8 @@ from answerkit.signature import sign
 from answerkit.testing.sim_handler_errors import HandlerErrorTap as HandlerErrorTap
 
 if TYPE_CHECKING:
+    from werkzeug.test import Client, TestResponse
+
     from answerkit.app import CallFlow
 
 __all__ = [
@@ -38,6 +40,8 @@ __all__ = [
     "HandlerErrorTap",
     "Reply",
     "Router",
+    "SignRequest",
+    "SignedPost",
     "Transport",
     "WSGITransport",
     "normal_url",
@@ -274,7 +278,26 @@ def sign_request(flow: CallFlow, path: str, token: str | None = None) -> dict[st
 
 
 def signed_post(
-    client: Any, flow: CallFlow, path: str, params: Mapping[str, str], token: str | None = None
-) -> Any:
+    client: Client, flow: CallFlow, path: str, params: Mapping[str, str], token: str | None = None
+) -> TestResponse:
     """POST ``params`` to ``path`` through a Flask test ``client``, signed as Vobiz would."""
     return client.post(path, data=dict(params), headers=sign_request(flow, path, token))
+
+
+class SignRequest(Protocol):
+    """The ``sign_request`` fixture's type, to annotate a test's parameter with."""
+
+    def __call__(self, flow: CallFlow, path: str, token: str | None = None) -> dict[str, str]: ...
+
+
+class SignedPost(Protocol):
+    """The ``signed_post`` fixture's type, to annotate a test's parameter with."""
+
+    def __call__(
+        self,
+        client: Client,
+        flow: CallFlow,
+        path: str,
+        params: Mapping[str, str],
+        token: str | None = None,
+    ) -> TestResponse: ...

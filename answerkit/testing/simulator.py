@@ -54,12 +54,15 @@ from answerkit.testing.sim_script import (
     parse_speech,
 )
 from answerkit.testing.sim_signals import CallSetup
-from answerkit.testing.sim_transport import sign_request, signed_post
+from answerkit.testing.sim_transport import SignedPost, SignRequest, sign_request, signed_post
 
 if TYPE_CHECKING:
     from answerkit.dispatch import Route
 
-__all__ = ["CallSimulator", "CallSimulatorFactory", "sign_request", "signed_post"]
+__all__ = [
+    "CallSimulator", "CallSimulatorFactory", "SignRequest", "SignedPost", "sign_request",
+    "signed_post",
+]  # fmt: skip
 
 
 _Simulator = TypeVar("_Simulator", bound="CallSimulator")
