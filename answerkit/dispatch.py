@@ -358,7 +358,7 @@ class Dispatcher(FallbackAnswers):
             return _status_reply(event)
         reply = self._respond(route, call, event, status_event, replay_keys, started)
         if event == _HANGUP and reply.status != 503:  # a 503: the retry needs the state
-            failure = self._forget(call, route)
+            failure = self._forget(call, route, started)
             if failure is not None:
                 # Answered 200, the state would outlive the call for the whole TTL (and a
                 # short outage must not lose a Hangup): sent again, it may find the store
@@ -518,16 +518,24 @@ class Dispatcher(FallbackAnswers):
         )
         raise ElementError(f"a handler must return answerkit.Response or None, got {name}{hint}")
 
-    def _forget(self, call: CallRequest, route: Route) -> StateError | None:
-        """Expire the call's state after its Hangup; the store's error, if it failed."""
-        # Not cleared at once by default: Vobiz sends the Dial action, RecordStop and late
-        # status callbacks after the Hangup webhook (spec §2.13), and they need the state.
-        try:
+    def _forget(
+        self, call: CallRequest, route: Route, started: float
+    ) -> StateError | HandlerTimeout | None:
+        """Expire the call's state after its Hangup, within what is left of the status
+        deadline (a store that stalls here must not hold the answer past Vobiz's 3 s); the
+        error, if it failed or ran out of time."""
+
+        def forget(call: CallRequest) -> None:
+            # Not cleared at once by default: Vobiz sends the Dial action, RecordStop and
+            # late status callbacks after the Hangup webhook (spec §2.13); they need it.
             if self.hangup_linger > 0:
                 self.store().expire(call.call_uuid, self.hangup_linger)
             else:
                 self.store().clear(call.call_uuid)
-        except StateError as exc:
+
+        try:
+            self.deadline.run(forget, call, True, self._left(started))
+        except (StateError, HandlerTimeout) as exc:
             self._report(exc, call, route, "could not expire call state on hangup")
             return exc
         return None

@@ -798,3 +798,33 @@ def test_a_slow_forget_in_the_webhook_spends_one_slot_per_503() -> None:
             assert time.monotonic() < give_up, "the signature was never forgotten"
             time.sleep(0.02)
     assert statuses == [503, 503, 503, 200] and len(ran) == 4
+
+
+class _StallingExpiryStore(MemoryStore):
+    """A store whose expiry stalls (a Redis paused, a SQLite file locked) after a quick
+    Hangup handler: the stall is cut short by the deadline, or it never ends here."""
+
+    def expire(self, call_uuid: str, seconds: float) -> None:
+        time.sleep(30)
+
+    def clear(self, call_uuid: str) -> None:
+        time.sleep(30)
+
+
+@pytest.mark.parametrize("linger", [30.0, 0.0])
+@pytest.mark.parametrize("direct", [True, False])
+def test_the_expiry_after_a_hangup_is_bounded_by_the_status_deadline(
+    linger: float, direct: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The state's expiry after the Hangup's handler ran outside status_deadline: a store
+    # that stalled there held the answer past Vobiz's 3 s (3.6 s seen with Redis), and the
+    # retry Vobiz sent meanwhile was refused as a replay. Now it has what is left of the
+    # deadline, and past it Vobiz is asked to send the Hangup again (503).
+    runs: list[str] = []
+    flow = flow_of(state=_StallingExpiryStore(), status_deadline=0.3, hangup_linger=linger)
+    flow.add_route("/events", lambda call: runs.append(call.call_uuid), status_callback=True)
+    hangup = send(flow, "/events", direct=direct, Event="Hangup")
+    assert (hangup.status_code, hangup.data) == (503, b"")
+    assert runs == [CALL["CallUUID"]]
+    assert "could not expire call state on hangup" in caplog.text
+    assert "HandlerTimeout" in caplog.text
