@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from answerkit._version import installed_version
 from answerkit.app import CallFlow
 from answerkit.client import CallCreated, LiveCall, TransferResult, VobizClient
 from answerkit.dispatch import ErrorHook, Handler, HandlerTimeout, Route
@@ -72,6 +73,8 @@ from answerkit.signature import Verification, redact_headers, sign, verify
 from answerkit.ssml import Break, Emphasis, Lang, P, Phoneme, Prosody, S, SayAs, Sub, W
 from answerkit.state import CallState, MemoryStore, StateStore
 from answerkit.state_urls import open_store
+
+__version__ = installed_version()
 
 # Every type a public function returns or hands to user code is named here too:
 # HandlerTimeout reaches on_error hooks and Verification is what verify() returns, and

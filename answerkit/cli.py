@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from answerkit._version import installed_version
 from answerkit.app import CallFlow
 from answerkit.check import check_flow
 from answerkit.errors import AnswerkitError
@@ -89,13 +90,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 _APP_HELP = (
-    "the application: examples/ivr.py, FILE:VARIABLE (a CallFlow or Flask app), "
+    "the application: app.py, FILE:VARIABLE (a CallFlow or Flask app), "
     "FILE:FACTORY() (a function making the Flask app, as gunicorn's), or a module"
 )
 
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="answerkit", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"answerkit {installed_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="serve an application with the development server")

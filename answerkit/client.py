@@ -14,7 +14,6 @@ import math
 import numbers
 import os
 from collections.abc import Mapping
-from importlib import metadata
 from types import TracebackType
 from typing import Any, Literal, TypedDict, TypeVar
 from urllib.parse import quote, urlsplit
@@ -34,6 +33,7 @@ from answerkit._api_args import (
 from answerkit._keywords import advise_keywords
 from answerkit._retry import RetryPolicy, Sender
 from answerkit._retry_answer import Answer
+from answerkit._version import installed_version
 from answerkit.api_results import CallCreated, LiveCall, TransferResult, text_field, uuid_list
 
 __all__ = [
@@ -106,13 +106,6 @@ def refuse_cookies(session: requests.Session) -> requests.Session:
     cookie carried from one request to the next would couple unrelated calls."""
     session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
     return session
-
-
-def _version() -> str:
-    try:
-        return metadata.version("answerkit")
-    except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-        return "0"
 
 
 ENV_BASE_URL = "VOBIZ_BASE_URL"
@@ -353,7 +346,8 @@ class VobizClient:
             auth_token=auth_token,
             base_url=self._base_url,
             timeout=timeout,
-            user_agent=user_agent or f"answerkit/{_version()} requests/{requests.__version__}",
+            user_agent=user_agent
+            or f"answerkit/{installed_version()} requests/{requests.__version__}",
         )
 
     # -- lifecycle ---------------------------------------------------------------------

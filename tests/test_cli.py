@@ -1274,3 +1274,23 @@ def test_the_commands_handler_shows_server_lines_once() -> None:
     assert proc.stderr.count("a bad request line") == 1, proc.stderr
     assert proc.stderr.count("a request served") == 1
     assert "an app line" not in proc.stderr
+
+
+def test_python_dash_m_answerkit_says_its_version() -> None:
+    # `python -m answerkit` was "'answerkit' is a package and cannot be directly executed",
+    # and neither the command nor the package said which release was installed.
+    from importlib import metadata
+
+    import answerkit
+
+    assert answerkit.__version__ == metadata.version("answerkit")
+    proc = subprocess.run(
+        [sys.executable, "-m", "answerkit", "--version"],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
+    )  # fmt: skip
+    assert (proc.returncode, proc.stdout.strip()) == (0, f"answerkit {answerkit.__version__}")
+    helped = subprocess.run(
+        [sys.executable, "-m", "answerkit", "routes", "--help"],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
+    )  # fmt: skip
+    assert helped.returncode == 0 and "examples/" not in helped.stdout
