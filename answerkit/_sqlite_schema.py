@@ -36,11 +36,13 @@ CREATE TABLE IF NOT EXISTS nonces (
 # One statement, so atomic without a transaction: upsert the key and push the expiry of
 # the call's other live rows forward (re-upserting them unchanged). Expired rows are left
 # expired, never revived; the purge removes them.
+# Named parameters, bound from a dict: numbered ones (?1) bound from a tuple warn on
+# Python 3.12.0-3.12.3 (a DeprecationWarning, an error under -W error; CPython gh-117995).
 _PUT = (
     "INSERT INTO calls (call_uuid, key, value, expires_at) "
-    "SELECT ?1, ?2, ?3, ?4 "
-    "UNION ALL SELECT call_uuid, key, value, ?4 FROM calls "
-    "WHERE call_uuid = ?1 AND expires_at > ?5 AND key <> ?2 "
+    "SELECT :call, :key, :value, :until "
+    "UNION ALL SELECT call_uuid, key, value, :until FROM calls "
+    "WHERE call_uuid = :call AND expires_at > :now AND key <> :key "
     "ON CONFLICT (call_uuid, key) DO UPDATE "
     "SET value = excluded.value, expires_at = excluded.expires_at"
 )

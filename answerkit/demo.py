@@ -110,6 +110,7 @@ def serve(flow: CallFlow, port: int) -> Iterator[BaseWSGIServer]:
     finally:
         server.shutdown()
         thread.join(5)
+        flow.store.close()  # its SQLite connections, before the temporary folder goes
 
 
 def _section(title: str, call: SimulatedCall) -> str:

@@ -115,7 +115,9 @@ class SQLiteStore(SQLiteConnections, StateStore):
     def _put(self, conn: sqlite3.Connection, call_uuid: str, key: str, raw: str) -> None:
         """Write one key and refresh the whole call's expiry, in one statement."""
         now = time.time()
-        conn.execute(_PUT, (call_uuid, key, raw, now + self.ttl, now))
+        conn.execute(
+            _PUT, {"call": call_uuid, "key": key, "value": raw, "until": now + self.ttl, "now": now}
+        )
 
     def get_all(self, call_uuid: str) -> dict[str, Any]:
         params = (call_uuid, time.time())

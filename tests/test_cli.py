@@ -1069,8 +1069,8 @@ def test_a_file_named_like_a_module_not_imported_yet_does_not_take_its_place(
     folder = tmp_path / "stdname"
     folder.mkdir()
     (folder / "xdrlib2_answerkit_app.py").write_text("")  # a sibling, importable
-    (folder / "tomllib.py").write_text(BROKEN_APP.replace('"broken"', '"named"'))
-    assert main(["routes", str(folder / "tomllib.py")]) == 0
+    (folder / "colorsys.py").write_text(BROKEN_APP.replace('"broken"', '"named"'))
+    assert main(["routes", str(folder / "colorsys.py")]) == 0
     assert "flow named " in capsys.readouterr().out
     assert sys.path[-1] == str(folder) and str(folder) not in sys.path[:-1]
 

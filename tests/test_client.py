@@ -668,6 +668,7 @@ def test_a_run_of_transfers_uses_one_connection(vobiz: LocalVobiz, client: Vobiz
     assert vobiz.connections_accepted == 1
 
 
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_process_makes_its_own_connection(vobiz: LocalVobiz, client: VobizClient) -> None:
     # gunicorn --preload with a client used in the master: the forked worker inherited its
     # pooled keep-alive socket, and two processes' requests and answers interleaved on it.

@@ -232,6 +232,7 @@ def test_handler_threads_all_held_past_their_deadline_fail_the_next_at_once() ->
     assert client.get("/_answerkit/health").status_code == 200
 
 
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 @needs_fork
 def test_a_forked_child_of_a_saturated_process_starts_free() -> None:
     from answerkit.dispatch import DeadlineRunner, HandlerTimeout

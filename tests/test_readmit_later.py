@@ -85,6 +85,7 @@ def test_a_thread_is_started_again_after_its_queue_ran_dry() -> None:
         assert done.wait(WAIT)
 
 
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_child_can_add_whatever_the_parent_held() -> None:
     # The child inherited the queue's lock held by a parent thread it does not have: its
     # first add() waited for ever (8 of 300 forks under load).
