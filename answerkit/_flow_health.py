@@ -2,7 +2,8 @@
 <answerkit.app.CallFlow.add_health_endpoint>`): whether its state store takes a write.
 
 A webhook route's own answer says nothing of the store: with it down every call gets the
-fallback while the app answers every probe, so the probe writes what a webhook writes first.
+fallback while the app answers every probe, so the probe asks of the store what a webhook
+does (see _probe_store).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from flask import Response as FlaskResponse
 
 if TYPE_CHECKING:
     from answerkit.app import CallFlow
+    from answerkit.state import StateStore
 
 log = logging.getLogger("answerkit")
 
@@ -33,8 +35,9 @@ HEALTH_WRITE_FRESH = 1.0
 
 
 def health_view(flow: CallFlow) -> Callable[[], FlaskResponse]:
-    """The view add_health_endpoint serves: 200 while ``flow``'s store takes a replay
-    record and a handler thread is free, else 503 with the cause logged."""
+    """The view add_health_endpoint serves: 200 while ``flow``'s store does what a
+    webhook asks of it (see _probe_store) and a handler thread is free, else 503 with the
+    cause logged."""
 
     wrote_at = -math.inf  # monotonic() of the last write that succeeded
     failed_at = -math.inf  # ... and of the last that failed
@@ -62,7 +65,7 @@ def health_view(flow: CallFlow) -> Callable[[], FlaskResponse]:
             if failed_at > came:  # the write waited for, begun after this probe came, failed
                 return _health_answer("unavailable", 503)
             try:
-                flow.store.remember_all([f"health:{uuid.uuid4().hex}"], HEALTH_PROBE_TTL)
+                _probe_store(flow.store)
             except Exception as exc:  # anything at all: the webhooks would fail the same way
                 failed_at = monotonic()
                 log.warning("flow %s: health check failed: the state store: %s", flow.name, exc)
@@ -71,6 +74,20 @@ def health_view(flow: CallFlow) -> Callable[[], FlaskResponse]:
         return _health_answer("ok", 200)
 
     return health
+
+
+def _probe_store(store: StateStore) -> None:
+    """Ask of ``store`` what a webhook asks, once each: a replay record of two keys (a
+    MULTI on Redis), an increment of a probe call's state (a script, and its receipt key)
+    and that call's state cleared. A one-key record alone said 200 while every webhook
+    failed: a Redis user allowed no MULTI or no EVAL, or only keys under the prefix."""
+    probe = uuid.uuid4().hex
+    store.remember_all([f"health:{probe}", f"health:{probe}:2"], HEALTH_PROBE_TTL)
+    call = f"answerkit-health-{probe}"
+    store.incr(call, "probe")
+    # Not after a failed incr: a store that stalled would hold the probe twice as long.
+    # What such an incr may have written expires with the store's TTL.
+    store.clear(call)
 
 
 class _WriteLock:

@@ -9,6 +9,8 @@ import contextlib
 import difflib
 import inspect
 import json
+import logging
+import os
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -24,16 +26,29 @@ from answerkit._state_values import (
     _dumps,
     _read_key,
 )
-from answerkit.errors import AnswerkitError, ConfigurationError, StateError
+from answerkit.errors import AnswerkitError, ConfigurationError, StateError, StateValueError
 from answerkit.state import DEFAULT_TTL, MISSING, StateStore
 from answerkit.state_urls import _userinfo, is_secret_param, redact_url, url_password
 
 if TYPE_CHECKING:
     import redis
+    from redis.cluster import RedisCluster
 
 __all__ = ["RedisStore"]
 
 _T = TypeVar("_T")
+
+log = logging.getLogger("answerkit")
+
+# redis-py's option (redis.client.NEVER_DECODE) to leave one reply as bytes on a client
+# that decodes: a field another program wrote in some other encoding then fails as that
+# field, here, not as the whole command inside redis-py (an outage, to the dispatcher).
+# Reads ask for it only when the decoded reply failed; a script's reply (take's value,
+# removed by then) cannot be asked for again, so scripts always do.
+_UNDECODED: dict[str, Any] = {"NEVER_DECODE": []}
+
+#: Times the store asks Redis for its eviction policy before giving up (see _check_eviction).
+_EVICTION_CHECKS = 3
 
 
 def _url_secrets(url: str) -> list[str]:
@@ -97,16 +112,19 @@ return left
 """
 
 
-def _beside(name: str, suffix: str) -> str:
-    """A key in the same Redis Cluster slot as ``name`` (a script's keys must share one):
-    ``name`` and ``suffix`` under ``name``'s hash tag, or one made of ``name`` whole."""
+def _beside(prefix: str, name: str, suffix: str) -> str:
+    """A key under ``prefix`` in the same Redis Cluster slot as ``name`` (a script's keys
+    must share one): ``name`` and ``suffix`` under ``name``'s hash tag, or ``prefix`` and a
+    tag made of ``name`` whole. Every key starts with the prefix: an ACL user limited to
+    ``~prefix*`` (the usual way to share a Redis) was refused the receipts."""
     start = name.find("{")
     end = name.find("}", start + 1) if start >= 0 else -1
     if start >= 0 and end > start + 1:  # name's own tag decides its slot: keep it first
         return name + suffix
     if "}" in name:  # "{" + name + "}" would end its tag early: no tag to share
         return name + suffix
-    return "{" + name + "}" + suffix
+    # The first "{...}" is the tag: name is hashed whole, as the untagged name is itself.
+    return prefix + "{" + name + "}" + suffix
 
 
 def _check_prefix(prefix: str) -> None:
@@ -146,16 +164,87 @@ def _connection_options(connection_class: object) -> list[str]:
     return known
 
 
+def _client_options(client: object) -> Mapping[str, Any]:
+    """A redis-py client's connection options: ``get_connection_kwargs()`` (a RedisCluster
+    has no ``connection_pool``), else its pool's; {} when neither can be told."""
+    getter = getattr(client, "get_connection_kwargs", None)
+    if callable(getter):
+        with contextlib.suppress(Exception):
+            found = getter()
+            if isinstance(found, Mapping):
+                return found
+    found = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
+    return found if isinstance(found, Mapping) else {}
+
+
+def _client_decodes(client: object) -> bool:
+    """Whether ``client`` gives replies as text: its encoder says, for a Redis and a
+    RedisCluster alike (the pool's options alone read {} for a RedisCluster)."""
+    getter = getattr(client, "get_encoder", None)
+    if callable(getter):
+        with contextlib.suppress(Exception):
+            decodes = getattr(getter(), "decode_responses", None)
+            if decodes is not None:
+                return bool(decodes)
+    return bool(_client_options(client).get("decode_responses"))
+
+
+def _is_cluster(client: object) -> bool:
+    try:
+        from redis.cluster import RedisCluster
+    except ImportError:  # pragma: no cover - every redis-py the store supports has it
+        return False
+    return isinstance(client, RedisCluster)
+
+
+#: Seconds a client's socket timeout may be for RedisStore(client=...) to say nothing: a
+#: command retried once may then take twice that, within Vobiz's 3 s for a status callback.
+_CLIENT_TIMEOUT_LIMIT = 1.5
+
+
+def _bounded(timeout: object) -> bool:
+    """Whether a client's socket timeout keeps a command within Vobiz's wait."""
+    return (
+        isinstance(timeout, (int, float))
+        and not isinstance(timeout, bool)
+        and 0 < timeout <= _CLIENT_TIMEOUT_LIMIT
+    )
+
+
+def _has_hash_tag(prefix: str) -> bool:
+    start = prefix.find("{")
+    return start >= 0 and prefix.find("}", start + 1) > start + 1
+
+
+def _text(raw: bytes | str, errors: str = "strict") -> str:
+    """A reply read with _UNDECODED as text (a client of one's own may give text anyway)."""
+    return raw.decode(errors=errors) if isinstance(raw, bytes) else raw
+
+
+def _undecoded(r: redis.Redis, *args: object) -> Any:
+    """``args`` run as one command, its reply left as bytes (see _UNDECODED)."""
+    # Through Any: redis-py's execute_command has no annotations (mypy --strict).
+    return cast("Any", r).execute_command(*args, **_UNDECODED)
+
+
 class RedisStore(StateStore):
     """State in Redis, for several hosts: one hash per call plus ``PEXPIRE``.
 
-    Keys are ``{prefix}call:{CallUUID}`` (a hash of JSON values) and ``{prefix}nonce:{key}``.
-    Sockets time out after ``socket_timeout`` seconds (1 s by default) and a failed command is
-    retried once without delay, so a Redis that refuses connections costs a webhook next to
-    nothing and one that stops answering up to twice ``socket_timeout`` per command (a
-    webhook runs two or three), not a dropped call. A status callback must be answered
-    within 3 s (spec §2.12): keep ``socket_timeout`` at 0.5 s or less where Redis may stall.
-    Needs ``pip install 'answerkit[redis]'``.
+    Keys are ``{prefix}call:{CallUUID}`` (a hash of JSON values), ``{prefix}nonce:{key}``
+    and, for 60 s, the receipts of ``incr``, ``setdefault`` and ``pop``
+    (``{prefix}{{prefix}call:{CallUUID}}:incr:...``): all of them start with ``prefix``,
+    which a URL may give as ``?prefix=``. Sockets time out after ``socket_timeout`` seconds
+    (1 s by default; a URL's ``?socket_timeout=`` bounds connecting too) and a failed
+    command is retried once without delay, so a Redis that refuses connections costs a
+    webhook next to nothing and one that stops answering up to twice ``socket_timeout``
+    per command (a webhook runs two or three), not a dropped call. A status callback must
+    be answered within 3 s (spec §2.12): keep ``socket_timeout`` at 0.5 s or less where
+    Redis may stall. A URL speaks RESP2 unless it gives ``?protocol=3``.
+
+    ``client=`` takes a redis-py client of your own, made with ``decode_responses=True``
+    and socket timeouts: ``Sentinel(...).master_for(name, ...)`` to follow failovers, or
+    ``RedisCluster.from_url(url, ...)`` for Redis Cluster, with a hash-tagged prefix
+    (``prefix="{answerkit}:"``). Needs ``pip install 'answerkit[redis]'``.
     """
 
     def __init__(
@@ -165,7 +254,7 @@ class RedisStore(StateStore):
         ttl: float = DEFAULT_TTL,
         prefix: str = "answerkit:",
         socket_timeout: float = 1.0,
-        client: redis.Redis | None = None,
+        client: redis.Redis | RedisCluster | None = None,
     ) -> None:
         super().__init__(ttl=ttl)
         self.url = redact_url(url)
@@ -194,29 +283,42 @@ class RedisStore(StateStore):
                 f"the Redis state URL {shown} names database {database!r}: give its "
                 f"number (redis://host:6379/0)"
             )
+        # Asked of Redis after the first commands that succeed (see _check_eviction).
+        self._eviction_checks_left = _EVICTION_CHECKS
         if client is not None:
-            kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
-            if not kwargs.get("decode_responses"):
-                # Bytes keys would never match the str keys handlers read: state lost.
-                raise ConfigurationError(
-                    "RedisStore(client=...) needs a client made with decode_responses=True "
-                    "(redis.Redis(..., decode_responses=True))"
-                )
-            self._client = client
+            self._take_client(client)
             return
         try:
             import redis as redis_module
             from redis.backoff import NoBackoff
+            from redis.connection import parse_url
             from redis.retry import Retry
         except ImportError as exc:
             raise ConfigurationError(
                 f"state URL {self.url} needs the redis package: pip install 'answerkit[redis]'"
             ) from exc
         try:
+            # parse_url has no annotations (mypy --strict): called through its type.
+            given = cast("Callable[[str], dict[str, Any]]", parse_url)(url)
+            # A password without a user name goes as "AUTH default <password>", as
+            # RESP3's HELLO sends it: a Redis with no password then takes it, where the
+            # old one-argument AUTH is refused ("called without any password configured").
+            user = (
+                {"username": "default"}
+                if given.get("password") and not given.get("username")
+                else {}
+            )
             self._client = redis_module.Redis.from_url(
                 url,
+                **user,
                 socket_timeout=socket_timeout,
-                socket_connect_timeout=socket_timeout,
+                # The URL's options win over these keywords: its ?socket_timeout= alone
+                # left connecting to the keyword's timeout (1 s for 0.5 s asked).
+                socket_connect_timeout=given.get("socket_timeout", socket_timeout),
+                # RESP2, which every Redis and proxy speaks: redis-py 8 says HELLO 3 by
+                # default, refused by Redis before 6 and by some proxies (every webhook
+                # failed). The store needs nothing of RESP3; ?protocol=3 still wins.
+                protocol=2,
                 retry=Retry(NoBackoff(), 1),
                 decode_responses=True,
             )
@@ -231,6 +333,47 @@ class RedisStore(StateStore):
                 "from the URL (the store needs text replies)"
             )
         self._check_options(shown)
+        self._check_tls_files(shown)
+
+    def _take_client(self, client: redis.Redis | RedisCluster) -> None:
+        """Use ``client``, a redis-py client of the caller's (a RedisCluster, a Sentinel's
+        master_for), once it is fit: refused if it gives bytes, told if it has no timeouts."""
+        if not _client_decodes(client):
+            # Bytes keys would never match the str keys handlers read: state lost.
+            raise ConfigurationError(
+                "RedisStore(client=...) needs a client made with decode_responses=True "
+                "(redis.Redis(..., decode_responses=True))"
+            )
+        if _is_cluster(client) and not _has_hash_tag(self.prefix):
+            # A webhook's replay records go in one MULTI, and a transaction's keys must
+            # share a slot: every webhook with two of them would fail (CROSSSLOT).
+            raise ConfigurationError(
+                f"RedisStore(client=RedisCluster(...)) needs a prefix with a hash tag, so "
+                f"that a webhook's keys share one cluster slot: prefix='{{answerkit}}:', "
+                f"not {self.prefix!r}"
+            )
+        options = _client_options(client)
+        unbounded = [
+            f"{name}={options.get(name)}"
+            for name in ("socket_timeout", "socket_connect_timeout")
+            if not _bounded(options.get(name))
+        ]
+        if unbounded:
+            # The replay record runs before any deadline: a Redis that stalls holds each
+            # webhook for as long as the client waits (redis-py 8's default is 5 s, and
+            # none before it: minutes, for a host that drops packets), past the 3 s
+            # Vobiz waits for a status callback.
+            log.warning(
+                "RedisStore(client=...) for %s: the client has %s, so a Redis that stalls "
+                "or cannot be reached holds each webhook for longer than the 3 s Vobiz "
+                "waits for a status callback; make the client with socket_timeout=0.5, "
+                "socket_connect_timeout=0.5",
+                self.url,
+                " and ".join(unbounded),
+            )
+        # A RedisCluster runs every command the store sends (one slot per operation, the
+        # hash tag sees to that) under the same names: used as a Redis.
+        self._client = cast("redis.Redis", client)
 
     def _check_options(self, shown: str) -> None:
         """Refuse now a URL option redis-py takes but cannot use (a misspelt one, a TLS
@@ -248,6 +391,20 @@ class RedisStore(StateStore):
             raise ConfigurationError(
                 f"invalid Redis state URL {shown}: {type(exc).__name__}: {detail}"
             ) from None
+
+    def _check_tls_files(self, shown: str) -> None:
+        """Refuse now a TLS file the URL names that is not there: found only at the first
+        webhook, it read as a socket error ("Error 2 connecting to host. No such file or
+        directory"), and every webhook got the fallback."""
+        options = self._client.connection_pool.connection_kwargs
+        for name in ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile"):
+            path = options.get(name)
+            if isinstance(path, str) and path and not os.path.exists(path):
+                raise ConfigurationError(
+                    f"the Redis state URL {shown} gives {name}={path}, which does not "
+                    "exist: correct the path (absolute, or from the directory the workers "
+                    "start in), or copy the file there"
+                )
 
     def _unknown_options(self, exc: TypeError) -> str:
         """Which of the URL's options redis-py does not know, and what to do instead."""
@@ -284,12 +441,110 @@ class RedisStore(StateStore):
         return text
 
     def _error(self, action: str, exc: BaseException) -> StateError:
+        # redis-py's own sentences end with ".": one only before the advice.
+        detail = self._scrub(str(exc)).strip().rstrip(".")
         return StateError(
             f"Redis state store {self.url} failed to {action}: "
-            f"{type(exc).__name__}: {self._scrub(str(exc))}. "
-            f"Check that Redis is running and reachable from this host, and the URL, "
-            f"password and TLS settings."
+            f"{type(exc).__name__}: {detail}. {self._advice(exc)}"
         )
+
+    def _advice(self, exc: BaseException) -> str:
+        """What to do about ``exc``: each refusal has its own cause, and "check that Redis
+        is running" sent the reader of an out-of-memory or an ACL refusal the wrong way."""
+        from redis import exceptions as redis_errors  # redis is an optional dependency
+
+        text = str(exc)
+        if isinstance(
+            exc,
+            (redis_errors.AuthenticationError, redis_errors.AuthenticationWrongNumberOfArgsError),
+        ):
+            if not self._has_password():
+                return (
+                    "Redis requires a password: give it in the URL "
+                    "(redis://:PASSWORD@host:6379/0, or redis://USER:PASSWORD@host:6379/0 for "
+                    "an ACL user; percent-encode '@', ':', '/', '?', '#' and '%' in it)."
+                )
+            return (
+                "Redis refused the user name or password: check those in the URL (an ACL "
+                "user must exist and be on; percent-encode '@', ':', '/', '?', '#' and '%')."
+            )
+        if isinstance(exc, redis_errors.AskError):  # MOVED or ASK: a cluster's node
+            return (
+                "This Redis is a node of a Redis Cluster, whose redirections a redis:// URL "
+                "does not follow: pass client=RedisCluster.from_url(url, "
+                "decode_responses=True, socket_timeout=0.5, socket_connect_timeout=0.5) "
+                "(from redis.cluster) with a hash-tagged prefix, "
+                "RedisStore(url, prefix='{answerkit}:', client=...)."
+            )
+        if isinstance(exc, redis_errors.ReadOnlyError):
+            return (
+                "This Redis is a read-only replica, as a primary becomes after a failover: "
+                "point the URL at the primary, or at a name that follows failovers (the "
+                "store's idle connections were closed, so the next command connects anew; "
+                "with Sentinel pass client=Sentinel(...).master_for(...))."
+            )
+        if isinstance(exc, redis_errors.MasterDownError):
+            return (
+                "This Redis is a replica that lost its primary: point the URL at the "
+                "primary (the store's idle connections were closed, so the next command "
+                "connects anew)."
+            )
+        if isinstance(exc, redis_errors.BusyLoadingError):
+            return "Redis is loading its data after a restart: it answers once loaded."
+        if isinstance(exc, redis_errors.OutOfMemoryError):
+            return (
+                "Redis is full (maxmemory reached, and its policy evicts nothing): raise "
+                "maxmemory or free memory, or give answerkit a Redis of its own."
+            )
+        if isinstance(exc, redis_errors.NoPermissionError):
+            return (
+                f"The Redis user may not run a command or touch a key the store needs: "
+                f"give it the key pattern ~{self.prefix}* and the commands +@read +@write "
+                f"+@transaction +@scripting +ping +info (ACL SETUSER)."
+            )
+        if "DB index is out of range" in text:
+            return (
+                "The URL's database number is past the server's 'databases' setting (16 "
+                "by default): give a lower one (redis://host:6379/0)."
+            )
+        if "same slot" in text or "same key slot" in text or "CROSSSLOT" in text:
+            return (
+                "In Redis Cluster the keys of one operation must share a slot: give the "
+                "store a hash-tagged prefix (prefix='{answerkit}:')."
+            )
+        if isinstance(exc, redis_errors.ResponseError) and "'HELLO'" in text:
+            return (
+                "This Redis (before 6) or proxy does not speak RESP3: remove ?protocol=3 "
+                "from the URL."
+            )
+        if isinstance(exc, redis_errors.ResponseError) and "WRONGTYPE" in text:
+            return (
+                "Another program uses this store's keys: give answerkit a prefix of its "
+                "own (?prefix=myapp: in the URL, or RedisStore(url, prefix=...))."
+            )
+        if isinstance(exc, redis_errors.ResponseError):
+            return (
+                "Redis refused the command: the store needs Redis 5 or later with the hash "
+                "commands, EVAL and MULTI (a proxy in between must pass them)."
+            )
+        return (
+            "Check that Redis is running and reachable from this host, and the URL, "
+            "password and TLS settings."
+        )
+
+    def _has_password(self) -> bool:
+        options = _client_options(self._client)
+        return bool(options.get("password") or options.get("credential_provider"))
+
+    def _drop_connections(self) -> None:
+        """Close the pool's idle connections (the one that just failed among them): after
+        a failover that moved a DNS name or a VIP they still reach the demoted primary,
+        which refuses every write (READONLY) for as long as they live, and the store
+        failed until the app restarted. The next command connects anew, to the new one."""
+        pool = getattr(self._client, "connection_pool", None)  # a RedisCluster follows by itself
+        if pool is not None:
+            with contextlib.suppress(Exception):  # nothing to do about a close that fails
+                pool.disconnect(inuse_connections=False)
 
     def _call(self, action: str, fn: Callable[[redis.Redis], _T]) -> _T:
         try:
@@ -299,31 +554,128 @@ class RedisStore(StateStore):
             # ``except StateError`` meant for an outage would swallow the deadline.
             raise
         except Exception as exc:  # redis-py raises many types; all mean "store failed"
+            from redis import exceptions as redis_errors
+
+            # Answers of a server that is no longer (or not yet) the primary: redis-py
+            # keeps such a connection (only a connection error drops it).
+            moved_on = (
+                redis_errors.ReadOnlyError,
+                redis_errors.MasterDownError,
+                redis_errors.BusyLoadingError,
+            )
+            if isinstance(exc, moved_on):
+                self._drop_connections()
             raise self._error(action, exc) from None
+        if self._eviction_checks_left > 0:
+            self._check_eviction()
         # A deadline put off while this call ran (answerkit/_deadline.py) is not taken
         # here, right after a write that landed: a recipe's next step (recording a move it
         # owes the caller) must not be cut from it. The handler's call.state takes it
         # before its next write, or the timer soon after.
         return result
 
+    def _check_eviction(self) -> None:
+        """Warn, once, if Redis may evict the store's keys: every one has a TTL, so the
+        volatile-* policies take them as readily as allkeys-*, and call state vanished
+        mid-call, and replay records before their window ended, without a word. Asked
+        after a command that succeeded (never one more wait during an outage); INFO,
+        which managed Redis allows where CONFIG GET is not. Not told when INFO is refused."""
+        from redis import exceptions as redis_errors
+
+        self._eviction_checks_left -= 1
+        try:
+            info = cast("Any", self._client.info("memory"))
+        except AnswerkitError:
+            raise
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError):
+            return  # asked again after a later command, a few times at most
+        except Exception:  # INFO refused (an ACL, a renamed command): nothing to tell
+            self._eviction_checks_left = 0
+            return
+        self._eviction_checks_left = 0
+        policy = info.get("maxmemory_policy") if isinstance(info, Mapping) else None
+        if isinstance(policy, str) and policy != "noeviction":
+            log.warning(
+                "Redis state store %s: its maxmemory-policy is %s, so Redis may evict "
+                "answerkit's keys (call state, replay records) when it reaches maxmemory: "
+                "a call then loses its state mid-call, and a replayed webhook is taken. "
+                "Use maxmemory-policy noeviction (redis.conf, or CONFIG SET), or a Redis "
+                "of its own for answerkit",
+                self.url,
+                policy,
+            )
+
     def _key(self, call_uuid: str) -> str:
         return f"{self.prefix}call:{call_uuid}"
 
     def get_all(self, call_uuid: str) -> dict[str, Any]:
-        raw = cast(
-            "dict[str, str]",
-            self._call("read call state", lambda r: r.hgetall(self._key(call_uuid))),
-        )
-        return {k: json.loads(raw[k]) for k in sorted(raw)}  # in key order, as every store
+        name = self._key(call_uuid)
+
+        def read(r: redis.Redis) -> dict[Any, Any]:
+            try:
+                return cast("dict[Any, Any]", r.hgetall(name))
+            except UnicodeDecodeError:
+                # A field in another encoding than UTF-8 (another program's): read again
+                # as bytes, to name it (redis-py dropped the connection, out of step).
+                return cast("dict[Any, Any]", _undecoded(r, "HGETALL", name))
+
+        raw = self._call("read call state", read)
+        found = {self._field(call_uuid, field): value for field, value in raw.items()}
+        # In key order, as every store.
+        return {k: self._value(call_uuid, k, found[k]) for k in sorted(found)}
 
     def get(self, call_uuid: str, key: str) -> Any:
         stored = _read_key(key)
         if stored is None:
             raise KeyError(key)
-        raw = self._call("read call state", lambda r: r.hget(self._key(call_uuid), stored))
+        name = self._key(call_uuid)
+
+        def read(r: redis.Redis) -> Any:
+            try:
+                return r.hget(name, stored)
+            except UnicodeDecodeError:  # as in get_all
+                return _undecoded(r, "HGET", name, stored)
+
+        raw = self._call("read call state", read)
         if raw is None:
             raise KeyError(key)
-        return json.loads(raw)
+        return self._value(call_uuid, stored, raw)
+
+    def _field(self, call_uuid: str, field: bytes | str) -> str:
+        """A field name of the call's hash as text; StateValueError for one that is not."""
+        try:
+            return _text(field)
+        except UnicodeDecodeError:
+            raise self._foreign(call_uuid, field, "its name is not UTF-8 text") from None
+
+    def _value(self, call_uuid: str, key: str, raw: bytes | str, *, taken: bool = False) -> Any:
+        """A stored value read back, or StateValueError naming the call and the key for
+        one answerkit did not write (not UTF-8, not JSON): another program's, or damaged.
+        Not an outage to retry (a status callback asked again would fail alike), and it
+        named no key (a bare JSONDecodeError, or UnicodeDecodeError as "unreachable")."""
+        try:
+            return json.loads(_text(raw))
+        except UnicodeDecodeError:
+            why = "not UTF-8 text"
+        except (ValueError, RecursionError) as exc:
+            why = f"not JSON: {exc}"
+        raise self._foreign(call_uuid, key, why, taken=taken) from None
+
+    def _foreign(
+        self, call_uuid: str, field: bytes | str, why: str, *, taken: bool = False
+    ) -> StateValueError:
+        name = self._key(call_uuid)
+        if taken:
+            fix = "it has been removed by this pop"
+        else:
+            plain = isinstance(field, str) and field.isprintable() and " " not in field
+            shown = field if isinstance(field, str) and plain else "<field>"
+            fix = f"delete it (redis-cli HDEL {name} {shown}), and the call's state reads again"
+        return StateValueError(
+            f"call {call_uuid}: the state key {field!r} (a field of the Redis hash {name}) "
+            f"holds no value answerkit wrote ({why}): another program wrote it, or it was "
+            f"damaged; {fix}"
+        )
 
     def set(self, call_uuid: str, key: str, value: Any) -> None:
         key = _check_key(call_uuid, key)
@@ -362,12 +714,14 @@ class RedisStore(StateStore):
         key = _check_key(call_uuid, key)
         raw = _dumps(call_uuid, key, value)
         name = self._key(call_uuid)
-        receipt = _beside(name, f":claim:{uuid.uuid4().hex}")
+        receipt = _beside(self.prefix, name, f":claim:{uuid.uuid4().hex}")
         found = self._call(
             "write call state",
-            lambda r: r.eval(_SET_IF_ABSENT, 2, name, receipt, key, raw, self._ttl_ms),
+            lambda r: _undecoded(
+                r, "EVAL", _SET_IF_ABSENT, 2, name, receipt, key, raw, self._ttl_ms
+            ),
         )
-        return json.loads(cast("str", found))
+        return self._value(call_uuid, key, found)
 
     def delete(self, call_uuid: str, key: str) -> None:
         stored = _read_key(key)  # None: nothing can be stored under it, so nothing to delete
@@ -382,16 +736,19 @@ class RedisStore(StateStore):
         name = self._key(call_uuid)
         # A receipt key, as incr's: a run repeated after a lost reply must not find the
         # field gone and report nothing taken.
-        receipt = _beside(name, f":take:{uuid.uuid4().hex}")
-        raw = self._call("delete call state", lambda r: r.eval(_TAKE_ONCE, 2, name, receipt, key))
-        return json.loads(cast("str", raw)) if raw else MISSING
+        receipt = _beside(self.prefix, name, f":take:{uuid.uuid4().hex}")
+        raw = self._call(
+            "delete call state",
+            lambda r: _undecoded(r, "EVAL", _TAKE_ONCE, 2, name, receipt, key),
+        )
+        return self._value(call_uuid, key, raw, taken=True) if raw else MISSING
 
     def incr(self, call_uuid: str, key: str, amount: int = 1) -> int:
         key = _check_key(call_uuid, key)
         amount = _check_amount(call_uuid, key, amount)
         # A receipt key makes the increment safe to run twice: redis-py runs a command again
         # when its reply is lost, and the second run must not count again.
-        receipt = _beside(self._key(call_uuid), f":incr:{uuid.uuid4().hex}")
+        receipt = _beside(self.prefix, self._key(call_uuid), f":incr:{uuid.uuid4().hex}")
 
         def add(r: redis.Redis) -> int:
             from redis.exceptions import ResponseError  # redis is an optional dependency
@@ -403,11 +760,11 @@ class RedisStore(StateStore):
             except ResponseError:
                 # Not an integer, or past 64 bits: the same words as the other backends.
                 # Any other refusal (out of memory, a read-only replica) is the store's.
-                raw = r.hget(self._key(call_uuid), key)
+                raw = _undecoded(r, "HGET", self._key(call_uuid), key)
                 try:
-                    current = 0 if raw is None else json.loads(raw)  # missing counts as 0
-                except ValueError:
-                    current = raw
+                    current = 0 if raw is None else json.loads(_text(raw))  # missing: 0
+                except (ValueError, RecursionError):  # not UTF-8 or not JSON: shown as is
+                    current = _text(raw, errors="replace")
                 _added(call_uuid, key, current, amount)
                 raise
             return int(result)

@@ -1,6 +1,6 @@
 """Naming a state store by URL (``ANSWERKIT_STATE_URL``): :func:`open_store`, the
-``?ttl=`` every URL takes (and sqlite's ``?busy_timeout=``), and URLs shown without their
-passwords (:func:`redact_url`)."""
+``?ttl=`` every URL takes (sqlite's ``?busy_timeout=``, Redis's ``?prefix=``), and URLs
+shown without their passwords (:func:`redact_url`)."""
 
 from __future__ import annotations
 
@@ -109,10 +109,11 @@ def open_store(url: str | None = None, *, ttl: float = DEFAULT_TTL) -> StateStor
     Any of them takes ``?ttl=SECONDS``, how long a call's state lives (default
     :data:`DEFAULT_TTL`, 4 hours), so ``ANSWERKIT_STATE_URL`` alone can set it; it wins
     over ``ttl``. A sqlite URL also takes ``?busy_timeout=SECONDS``, how long a statement
-    waits for another worker's write lock (default 2). A Redis URL's other query parameters
-    go to redis-py, which must know them.
+    waits for another worker's write lock (default 2), and a Redis URL ``?prefix=``, the
+    start of every key the store writes (default ``answerkit:``; one per application
+    sharing a Redis database). A Redis URL's other query parameters go to redis-py, which
+    must know them.
     """
-    from answerkit.state_redis import RedisStore
     from answerkit.state_sqlite import SQLiteStore
 
     plan = _store_plan(url, ttl)
@@ -122,20 +123,28 @@ def open_store(url: str | None = None, *, ttl: float = DEFAULT_TTL) -> StateStor
         return SQLiteStore(plan.target, ttl=plan.ttl, busy_timeout=plan.busy_timeout)
     if plan.kind == "memory":
         return MemoryStore(ttl=plan.ttl)
-    return RedisStore(plan.target, ttl=plan.ttl)
+    return _redis_store(plan)
+
+
+def _redis_store(plan: _Plan) -> StateStore:
+    """The RedisStore a "redis" plan names (its URL's ?prefix= if it gave one)."""
+    from answerkit.state_redis import RedisStore
+
+    if plan.prefix is None:
+        return RedisStore(plan.target, ttl=plan.ttl)
+    return RedisStore(plan.target, ttl=plan.ttl, prefix=plan.prefix)
 
 
 def check_store_url(url: str) -> None:
     """Raise ConfigurationError, as :func:`open_store` would, if ``url`` names no store
     it can open; nothing is opened or connected."""
-    kind, target, ttl, _busy = _store_plan(url, DEFAULT_TTL)
-    if kind == "redis":
-        from answerkit.state_redis import RedisStore
-
+    plan = _store_plan(url, DEFAULT_TTL)
+    if plan.kind == "redis":
         # Made and closed: redis-py parses the URL without connecting, and RedisStore
         # refuses what it would misread (a database that is no number, a bad port, an
-        # option redis-py does not know).
-        RedisStore(target, ttl=ttl).close()
+        # option redis-py does not know, a prefix that makes no hash tag, a TLS file
+        # that is not there).
+        _redis_store(plan).close()
 
 
 def sqlite_directory_problem(url: str | None) -> str | None:
@@ -143,11 +152,11 @@ def sqlite_directory_problem(url: str | None) -> str | None:
     file's real one, past symlinks, where SQLite also makes the -wal and -shm) missing or
     not writable. Said when a flow is mounted; a directory made later (an app factory
     making its instance folder) is fine by the first webhook, so it is not an error."""
-    kind, target, _ttl, _busy = _store_plan(url, DEFAULT_TTL)
-    if kind != "sqlite":
+    plan = _store_plan(url, DEFAULT_TTL)
+    if plan.kind != "sqlite":
         return None
     try:
-        directory = os.path.dirname(os.path.realpath(target))
+        directory = os.path.dirname(os.path.realpath(plan.target))
     except OSError:  # a relative path, and the working directory gone: the store says so
         return None
     if not os.path.isdir(directory):
@@ -165,13 +174,14 @@ def sqlite_directory_problem(url: str | None) -> str | None:
 
 class _Plan(NamedTuple):
     """What a state URL names: ``kind`` "sqlite" (``target`` the path), "memory" (no
-    target) or "redis" (``target`` the URL for redis-py); its TTL; and for sqlite, the
-    busy timeout its URL gives (None: the store's default)."""
+    target) or "redis" (``target`` the URL for redis-py); its TTL; for sqlite, the busy
+    timeout its URL gives, and for Redis, the key prefix (None: the store's default)."""
 
     kind: str
     target: str
     ttl: float
     busy_timeout: float | None
+    prefix: str | None = None
 
 
 def _store_plan(url: str | None, ttl: float) -> _Plan:
@@ -236,7 +246,15 @@ def _store_plan(url: str | None, ttl: float) -> _Plan:
     if scheme == "memory":
         return _Plan("memory", "", ttl, None)
     if scheme in ("redis", "rediss", "unix"):
-        return _Plan("redis", url, ttl, None)
+        # Taken here, as ?ttl= is: redis-py would refuse it as an option of its own.
+        url, prefix = _param_from_query(url, "prefix")
+        if prefix is not None and not prefix.strip():
+            raise ConfigurationError(
+                f"state store URL {redact_url(url)!r}: its ?prefix= is empty (an unset "
+                "environment variable?): give the key prefix (?prefix=billing:), or leave "
+                "it out for 'answerkit:'"
+            )
+        return _Plan("redis", url, ttl, None, prefix)
     raise ConfigurationError(
         f"unknown state store URL {redact_url(url)!r}: use 'sqlite:///path/to/file.sqlite3', "
         f"'redis://host:6379/0' or 'memory://'"
@@ -259,6 +277,23 @@ def _ttl_from_query(url: str, ttl: float) -> tuple[str, float]:
 def _seconds_from_query(url: str, name: str, default: float | None) -> tuple[str, float | None]:
     """``url`` without its ``name`` query parameter (any case), and the number of seconds
     it gives (else ``default``); ConfigurationError unless finite and above 0."""
+    url, raw = _param_from_query(url, name)
+    if raw is None:
+        return url, default
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ConfigurationError(
+            f"the state URL's ?{name}= must be a finite number of seconds above 0, got {raw!r}"
+        )
+    return url, seconds
+
+
+def _param_from_query(url: str, name: str) -> tuple[str, str | None]:
+    """``url`` without its ``name`` query parameter (any case), and the value it gives,
+    percent-decoded (the last one, if several; else None)."""
     # The query starts after the user info: a password may hold an unencoded "?".
     userinfo = _userinfo(url)
     scheme, sep, _rest = url.partition("://")
@@ -268,21 +303,12 @@ def _seconds_from_query(url: str, name: str, default: float | None) -> tuple[str
     after = url[head_len:]
     base, mark, query = after.partition("?")
     if not mark:
-        return url, default
+        return url, None
     # The other parameters are kept byte for byte (a re-encoding would change them).
     parts = query.split("&")
     given = [unquote(p.partition("=")[2]) for p in parts if p.partition("=")[0].lower() == name]
     if not given:
-        return url, default
-    raw = given[-1]
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = math.nan
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise ConfigurationError(
-            f"the state URL's ?{name}= must be a finite number of seconds above 0, got {raw!r}"
-        )
+        return url, None
     kept = [p for p in parts if p.partition("=")[0].lower() != name]
     base = url[:head_len] + base
-    return (f"{base}?{'&'.join(kept)}" if kept else base), seconds
+    return (f"{base}?{'&'.join(kept)}" if kept else base), given[-1]

@@ -995,7 +995,7 @@ def test_a_prefix_with_a_brace_before_its_tag_keeps_every_key_in_the_tags_slot(
         assert store.take(call, "k") == 1  # a script over the call's key and its receipt
         assert store.incr(call, "n") == 1
         name = prefix + call
-        assert key_slot(name.encode()) == key_slot(_beside(name, ":r").encode())
+        assert key_slot(name.encode()) == key_slot(_beside(prefix, name, ":r").encode())
     finally:
         store.close()
 
@@ -1041,8 +1041,8 @@ def test_redis_receipts_share_their_calls_cluster_slot(tag: str) -> None:
     from answerkit.state_redis import _beside
 
     name = f"{tag}call:CA-{uuid.uuid4()}"
-    receipt = _beside(name, ":take:abc")
-    assert receipt != name
+    receipt = _beside(tag, name, ":take:abc")
+    assert receipt != name and receipt.startswith(tag)
     if "}" not in tag or "{" in tag:
         assert key_slot(receipt.encode()) == key_slot(name.encode())
 
