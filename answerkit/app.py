@@ -308,14 +308,15 @@ class CallFlow:
 
     def add_health_endpoint(self, path: str = "/_answerkit/health") -> None:
         """Serve ``GET path`` for a load balancer or an uptime monitor: 200
-        ``{"status": "ok"}`` while the state store takes a write, else 503
+        ``{"status": "ok"}`` while the state store does what a webhook asks, else 503
         ``{"status": "unavailable"}`` (the cause is logged, not shown).
 
         A webhook route's own answer says nothing of this: with the store down (a wrong
         password, a full or read-only Redis) every call gets the fallback while the app
-        answers every probe. The probe writes what a webhook writes first, a replay record
-        (a random key, kept HEALTH_PROBE_TTL seconds). It takes no signature: it moves no
-        call and shows nothing.
+        answers every probe. The probe asks of the store what a webhook does: a replay
+        record of two keys, an increment of a probe call's state and that call cleared
+        (random keys, the record kept HEALTH_PROBE_TTL seconds). It takes no signature: it
+        moves no call and shows nothing.
         """
         self.add_endpoint(
             path, health_view(self), name=endpoint_name("answerkit_health", path), methods=("GET",)

@@ -281,7 +281,7 @@ class Dispatcher(FallbackAnswers):
                 except UnreadableBody as bad:
                     return self._unreadable(route, bad, seen)
                 reply = self._store_down(
-                    route, call, exc, "replay check failed: state store unreachable"
+                    route, call, exc, "replay check failed: state store failed"
                 )
                 if reply.status == 503:
                     self._forget_for_retry(route, seen)
@@ -322,7 +322,7 @@ class Dispatcher(FallbackAnswers):
             try:
                 store = self.store()
             except StateError as exc:  # it could not be opened (with no replay check first)
-                return self._store_down(route, call, exc, "state store unreachable")
+                return self._store_down(route, call, exc, "state store failed")
             call._attach_state(HandlerState(store, call.call_uuid))
         else:  # a transcription carries none: its state is its own, and kept nowhere
             call._attach_state(

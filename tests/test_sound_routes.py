@@ -267,7 +267,7 @@ def test_a_store_that_cannot_be_opened_answers_each_webhook_as_the_store_down(
         assert APOLOGY in c.post("/recorded", data={**CALL, "Event": "StartApp"}).data
         r = c.post("/recorded", data={**CALL, "Event": "Hangup"})
         assert r.status_code == 503  # sent again by Vobiz, when the store may be back
-    assert "call c-1 event ConferenceRemoteSounds: state store unreachable" in caplog.text
+    assert "call c-1 event ConferenceRemoteSounds: state store failed" in caplog.text
 
 
 def test_a_refused_sound_declaration_leaves_no_route_behind() -> None:
