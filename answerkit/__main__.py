@@ -4,4 +4,5 @@ import sys
 
 from answerkit.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # a tool importing every module must not run the command
+    sys.exit(main())

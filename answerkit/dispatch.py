@@ -21,7 +21,10 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
+from functools import partial
 from urllib.parse import urlsplit
 
 from answerkit._deadline import (
@@ -51,6 +54,7 @@ from answerkit._dispatch_webhook import Route as Route
 from answerkit._dispatch_webhook import WebhookReply as WebhookReply
 from answerkit._dispatch_webhook import WebhookRequest as WebhookRequest
 from answerkit._dispatch_webhook import dropped_callback_note as dropped_callback_note
+from answerkit._expiry_thread import expiries
 from answerkit._plivo_habits import foreign_result_hint
 from answerkit._sound import not_sound, not_sound_message
 from answerkit.elements import Element, Response
@@ -518,14 +522,12 @@ class Dispatcher(FallbackAnswers):
         )
         raise ElementError(f"a handler must return answerkit.Response or None, got {name}{hint}")
 
-    def _forget(
-        self, call: CallRequest, route: Route, started: float
-    ) -> StateError | HandlerTimeout | None:
-        """Expire the call's state after its Hangup, within what is left of the status
-        deadline (a store that stalls here must not hold the answer past Vobiz's 3 s); the
-        error, if it failed or ran out of time."""
+    def _forget(self, call: CallRequest, route: Route, started: float) -> StateError | None:
+        """Expire the call's state after its Hangup; the store's error, if it failed in
+        time. Waited for within what is left of the status deadline (see _expiry_thread):
+        one still under way then goes on in the background, and the Hangup is answered."""
 
-        def forget(call: CallRequest) -> None:
+        def forget() -> None:
             # Not cleared at once by default: Vobiz sends the Dial action, RecordStop and
             # late status callbacks after the Hangup webhook (spec §2.13); they need it.
             if self.hangup_linger > 0:
@@ -533,9 +535,33 @@ class Dispatcher(FallbackAnswers):
             else:
                 self.store().clear(call.call_uuid)
 
+        left = self._left(started)
         try:
-            self.deadline.run(forget, call, True, self._left(started))
-        except (StateError, HandlerTimeout) as exc:
+            if left is None:  # no status deadline: as long as the store takes
+                forget()
+                return None
+            future = expiries.submit(forget)
+            try:
+                future.result(timeout=max(left, 0.0))
+            except FutureTimeout:
+                if future.done():
+                    raise  # the store's own TimeoutError, not the wait's
+                future.add_done_callback(partial(self._expired_late, call, route))
+                log.warning(
+                    "flow %s route %s: the state of call %s is still being expired when "
+                    "the status deadline passed; answered, it goes on in the background",
+                    self.flow_name,
+                    route.name,
+                    loggable(call.call_uuid),
+                )
+        except StateError as exc:
             self._report(exc, call, route, "could not expire call state on hangup")
             return exc
         return None
+
+    def _expired_late(self, call: CallRequest, route: Route, done: Future[None]) -> None:
+        """An expiry that outlived its Hangup's answer has ended: said if it failed (the
+        state then lives until its TTL)."""
+        exc = done.exception()
+        if exc is not None:
+            self._report(exc, call, route, "could not expire call state on hangup (late)")

@@ -32,10 +32,12 @@ from answerkit.recipes import Forwarding, IVRMenu, Option, Target, WarmOutcome, 
 from answerkit.state import RedisStore, SQLiteStore
 from answerkit.testing import (
     CallSimulatorFactory,
+    DialOutcome,
     LocalVobiz,
     SignedPost,
     SignRequest,
     SimulatedCall,
+    Transcript,
     TranscriptEvent,
 )
 
@@ -158,6 +160,13 @@ def listener(call: SimulatedCall, event: TranscriptEvent) -> None:
         pass
     if call.state == "runing":  # type: ignore[comparison-overlap]
         pass
+
+
+def first_dial(t: Transcript) -> DialOutcome | None:
+    """A transcript's dial records are typed: a misspelt outcome is reported."""
+    if t.dials and t.dials[0]["outcome"] == "answerd":  # type: ignore[comparison-overlap]
+        pass
+    return t.dials[0]["outcome"] if t.dials else None
 
 
 def local_transfers(vobiz: LocalVobiz) -> None:
