@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -43,12 +44,9 @@ log = logging.getLogger("answerkit")
 # redis-py's option (redis.client.NEVER_DECODE) to leave one reply as bytes on a client
 # that decodes: a field another program wrote in some other encoding then fails as that
 # field, here, not as the whole command inside redis-py (an outage, to the dispatcher).
-# Reads ask for it only when the decoded reply failed; a script's reply (take's value,
-# removed by then) cannot be asked for again, so scripts always do.
+# Every read of call state asks for it: a reply that fails to decode inside redis-py
+# leaves a connection that stays open on errors (Sentinel's) one reply behind.
 _UNDECODED: dict[str, Any] = {"NEVER_DECODE": []}
-
-#: Times the store asks Redis for its eviction policy before giving up (see _check_eviction).
-_EVICTION_CHECKS = 3
 
 
 def _url_secrets(url: str) -> list[str]:
@@ -197,6 +195,18 @@ def _is_cluster(client: object) -> bool:
     return isinstance(client, RedisCluster)
 
 
+def _redis_version_text() -> str:
+    import redis
+
+    return str(getattr(redis, "__version__", "unknown"))
+
+
+def _cluster_transactions() -> bool:
+    """Whether this redis-py runs MULTI/EXEC in a RedisCluster's pipeline (6.1 and later)."""
+    found = re.match(r"(\d+)\.(\d+)", _redis_version_text())
+    return found is None or (int(found.group(1)), int(found.group(2))) >= (6, 1)
+
+
 #: Seconds a client's socket timeout may be for RedisStore(client=...) to say nothing: a
 #: command retried once may then take twice that, within Vobiz's 3 s for a status callback.
 _CLIENT_TIMEOUT_LIMIT = 1.5
@@ -209,6 +219,52 @@ def _bounded(timeout: object) -> bool:
         and not isinstance(timeout, bool)
         and 0 < timeout <= _CLIENT_TIMEOUT_LIMIT
     )
+
+
+def _retry_problem(retry: object) -> str | None:
+    """What in a redis-py Retry makes a failed command wait long: more than one retry, or
+    a backoff between them; None when neither (or it cannot be told)."""
+    if retry is None:
+        return None
+    problems = []
+    with contextlib.suppress(Exception):
+        retries = cast("Any", retry).get_retries()
+        if isinstance(retries, int) and retries > 1:
+            problems.append(f"{retries} retries")
+    backoff = getattr(retry, "_backoff", None)
+    with contextlib.suppress(Exception):
+        # max: a jittered backoff may draw a 0 now and then.
+        if backoff is not None and max(cast("Any", backoff).compute(n) for n in (1, 2, 3)) > 0:
+            problems.append(f"a backoff ({type(backoff).__name__})")
+    return " with ".join(problems) or None
+
+
+def _retry_problems(client: object) -> list[str]:
+    """What in ``client``'s retry policies (its own and, for a Sentinel's master_for,
+    the Sentinel's connections') makes a failed command wait long."""
+    found: list[str] = []
+    retry = getattr(client, "retry", None) if _is_cluster(client) else None
+    if retry is None:
+        getter = getattr(client, "get_retry", None)
+        with contextlib.suppress(Exception):
+            retry = getter() if callable(getter) else None
+    if retry is None:  # the connections' own, as redis.Redis(...) passes its default there
+        retry = _client_options(client).get("retry")
+    problem = _retry_problem(retry)
+    if problem:
+        found.append(f"the client retries a failed command: {problem}")
+    manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
+    for sentinel in getattr(manager, "sentinels", None) or []:
+        getter = getattr(sentinel, "get_retry", None)
+        with contextlib.suppress(Exception):
+            problem = _retry_problem(getter() if callable(getter) else None)
+            if problem:
+                found.append(
+                    f"its Sentinel's connections retry: {problem} (give the Sentinel "
+                    f"sentinel_kwargs with socket timeouts and that retry)"
+                )
+                break
+    return found
 
 
 def _has_hash_tag(prefix: str) -> bool:
@@ -283,8 +339,10 @@ class RedisStore(StateStore):
                 f"the Redis state URL {shown} names database {database!r}: give its "
                 f"number (redis://host:6379/0)"
             )
-        # Asked of Redis after the first commands that succeed (see _check_eviction).
-        self._eviction_checks_left = _EVICTION_CHECKS
+        # Asked of Redis once, off the webhook's path, after the first command that
+        # succeeds (see _check_eviction); claimed under the lock.
+        self._eviction_lock = threading.Lock()
+        self._eviction_check: threading.Thread | None = None
         if client is not None:
             self._take_client(client)
             return
@@ -344,6 +402,15 @@ class RedisStore(StateStore):
                 "RedisStore(client=...) needs a client made with decode_responses=True "
                 "(redis.Redis(..., decode_responses=True))"
             )
+        if _is_cluster(client) and not _cluster_transactions():
+            # set, set_many and a webhook's replay record run in MULTI/EXEC, which a
+            # RedisCluster's pipeline refuses before redis-py 6.1 ("transaction is
+            # deprecated in cluster mode"): every webhook would fail.
+            raise ConfigurationError(
+                f"RedisStore(client=RedisCluster(...)) needs redis-py 6.1 or later, for "
+                f"transactions in cluster pipelines; this is redis-py "
+                f"{_redis_version_text()}: pip install -U 'redis>=6.1'"
+            )
         if _is_cluster(client) and not _has_hash_tag(self.prefix):
             # A webhook's replay records go in one MULTI, and a transaction's keys must
             # share a slot: every webhook with two of them would fail (CROSSSLOT).
@@ -370,6 +437,19 @@ class RedisStore(StateStore):
                 "socket_connect_timeout=0.5",
                 self.url,
                 " and ".join(unbounded),
+            )
+        retrying = _retry_problems(client)
+        if retrying:
+            # A failed command is tried again as the client's retry policy says: redis-py
+            # 8's default is 10 times with backoff (a RedisCluster retries on its own), so
+            # a Redis that refuses connections held a Hangup 4 s, one unreachable 8.6 s.
+            log.warning(
+                "RedisStore(client=...) for %s: %s, so a Redis that is down or cannot be "
+                "reached holds each webhook for several times the socket timeout, past "
+                "the 3 s Vobiz waits for a status callback; make the client with "
+                "retry=Retry(NoBackoff(), 1) (from redis.retry and redis.backoff)",
+                self.url,
+                "; ".join(retrying),
             )
         # A RedisCluster runs every command the store sends (one slot per operation, the
         # hash tag sees to that) under the same names: used as a Redis.
@@ -419,7 +499,12 @@ class RedisStore(StateStore):
         advice = []
         for name in unknown:
             close = difflib.get_close_matches(name, known, n=1)
-            if name == "busy_timeout":
+            if name.lower() == "prefix":  # open_store's option, not redis-py's
+                advice.append(
+                    "?prefix= is for state URLs (ANSWERKIT_STATE_URL); pass "
+                    "RedisStore(url, prefix=...)"
+                )
+            elif name == "busy_timeout":
                 advice.append(f"{name} is for sqlite URLs; Redis has socket_timeout")
             elif name.startswith("socket_keepalive"):
                 advice.append(f"{name} is a TCP option, not for unix:// URLs")
@@ -497,10 +582,20 @@ class RedisStore(StateStore):
                 "maxmemory or free memory, or give answerkit a Redis of its own."
             )
         if isinstance(exc, redis_errors.NoPermissionError):
+            # SELECT too for a database other than 0: refused, the advice alone left the
+            # user with the same refusal and the same advice.
+            database = _client_options(self._client).get("db")
+            select = "" if database in (None, 0, "0") else " +select"
+            named = re.search(r"permissions to run the '([^']+)' command", text)
+            refused = (
+                f"Redis refused it the command {named.group(1)}: add +{named.group(1).lower()}. "
+                if named
+                else ""
+            )
             return (
                 f"The Redis user may not run a command or touch a key the store needs: "
-                f"give it the key pattern ~{self.prefix}* and the commands +@read +@write "
-                f"+@transaction +@scripting +ping +info (ACL SETUSER)."
+                f"{refused}Give it the key pattern ~{self.prefix}* and the commands "
+                f"+@read +@write +@transaction +@scripting +ping +info{select} (ACL SETUSER)."
             )
         if "DB index is out of range" in text:
             return (
@@ -566,34 +661,44 @@ class RedisStore(StateStore):
             if isinstance(exc, moved_on):
                 self._drop_connections()
             raise self._error(action, exc) from None
-        if self._eviction_checks_left > 0:
-            self._check_eviction()
+        if self._eviction_check is None:
+            self._start_eviction_check()
         # A deadline put off while this call ran (answerkit/_deadline.py) is not taken
         # here, right after a write that landed: a recipe's next step (recording a move it
         # owes the caller) must not be cut from it. The handler's call.state takes it
         # before its next write, or the timer soon after.
         return result
 
+    def _start_eviction_check(self) -> None:
+        """Start _check_eviction, once per store and process (the first of concurrent
+        first calls claims it), on a daemon thread: INFO inline cost the first webhook of
+        a process its INFO waits (a Redis or proxy that did not answer INFO: a Hangup
+        answered 503 after 4 s), and each concurrent first call ran INFO and warned."""
+        with self._eviction_lock:
+            if self._eviction_check is not None:
+                return
+            self._eviction_check = threading.Thread(
+                target=self._check_eviction, name="answerkit-redis-eviction-check", daemon=True
+            )
+        with contextlib.suppress(RuntimeError):  # interpreter shutting down: nothing to tell
+            self._eviction_check.start()
+
     def _check_eviction(self) -> None:
-        """Warn, once, if Redis may evict the store's keys: every one has a TTL, so the
+        """Warn if Redis may evict the store's keys: every one has a TTL, so the
         volatile-* policies take them as readily as allkeys-*, and call state vanished
         mid-call, and replay records before their window ended, without a word. Asked
-        after a command that succeeded (never one more wait during an outage); INFO,
-        which managed Redis allows where CONFIG GET is not. Not told when INFO is refused."""
-        from redis import exceptions as redis_errors
-
-        self._eviction_checks_left -= 1
+        once (a failure, a timeout among them, is not asked again); INFO, which managed
+        Redis allows where CONFIG GET is not. Not told when INFO is refused, nor when
+        maxmemory is 0 (no limit: nothing is evicted)."""
         try:
             info = cast("Any", self._client.info("memory"))
-        except AnswerkitError:
-            raise
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError):
-            return  # asked again after a later command, a few times at most
-        except Exception:  # INFO refused (an ACL, a renamed command): nothing to tell
-            self._eviction_checks_left = 0
+        except Exception:  # INFO refused (an ACL, a renamed command), or Redis away
             return
-        self._eviction_checks_left = 0
-        policy = info.get("maxmemory_policy") if isinstance(info, Mapping) else None
+        if not isinstance(info, Mapping):
+            return
+        policy = info.get("maxmemory_policy")
+        if info.get("maxmemory") in (0, "0"):
+            return
         if isinstance(policy, str) and policy != "noeviction":
             log.warning(
                 "Redis state store %s: its maxmemory-policy is %s, so Redis may evict "
@@ -611,15 +716,14 @@ class RedisStore(StateStore):
     def get_all(self, call_uuid: str) -> dict[str, Any]:
         name = self._key(call_uuid)
 
-        def read(r: redis.Redis) -> dict[Any, Any]:
-            try:
-                return cast("dict[Any, Any]", r.hgetall(name))
-            except UnicodeDecodeError:
-                # A field in another encoding than UTF-8 (another program's): read again
-                # as bytes, to name it (redis-py dropped the connection, out of step).
-                return cast("dict[Any, Any]", _undecoded(r, "HGETALL", name))
-
-        raw = self._call("read call state", read)
+        # As bytes, each field and value decoded here: a field in another encoding than
+        # UTF-8 (another program's) failed inside redis-py, and a connection that stays
+        # open on errors (Sentinel's, under RESP3) was left one reply behind, so later
+        # commands read the replies of the commands before them: other calls' values.
+        raw = self._call(
+            "read call state",
+            lambda r: cast("dict[Any, Any]", _undecoded(r, "HGETALL", name)),
+        )
         found = {self._field(call_uuid, field): value for field, value in raw.items()}
         # In key order, as every store.
         return {k: self._value(call_uuid, k, found[k]) for k in sorted(found)}
@@ -630,13 +734,8 @@ class RedisStore(StateStore):
             raise KeyError(key)
         name = self._key(call_uuid)
 
-        def read(r: redis.Redis) -> Any:
-            try:
-                return r.hget(name, stored)
-            except UnicodeDecodeError:  # as in get_all
-                return _undecoded(r, "HGET", name, stored)
-
-        raw = self._call("read call state", read)
+        # As bytes, decoded here (as in get_all).
+        raw = self._call("read call state", lambda r: _undecoded(r, "HGET", name, stored))
         if raw is None:
             raise KeyError(key)
         return self._value(call_uuid, stored, raw)

@@ -21,8 +21,10 @@ from typing import Any
 import pytest
 import redis
 from conftest import free_port, new_call_uuid, stop_process, wait_until
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
+from redis.retry import Retry
 
 from answerkit import CallFlow, CallRequest, Response, Speak
 from answerkit.errors import ConfigurationError, StateError, StateValueError
@@ -342,6 +344,23 @@ def test_a_redis_cluster_client_is_refused_when_it_gives_bytes_or_without_a_hash
     decoding.close()
 
 
+def test_a_redis_cluster_client_is_refused_on_a_redis_py_without_cluster_transactions(
+    cluster: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On redis-py 6.0 (the floor then) every write and replay record failed: "transaction
+    # is deprecated in cluster mode", with advice to check that Redis is running.
+    url = f"redis://127.0.0.1:{cluster[0]}/0"
+    client = _cluster_client(cluster[0], socket_timeout=1, socket_connect_timeout=1)
+    try:
+        monkeypatch.setattr(redis, "__version__", "6.0.0")
+        with pytest.raises(ConfigurationError, match=r"redis-py 6\.1 or later.*6\.0\.0"):
+            RedisStore(url, prefix="{ak}:", client=client)
+        monkeypatch.setattr(redis, "__version__", "6.1.0")
+        RedisStore(url, prefix="{ak}:", client=client).set(new_call_uuid(), "k", 1)
+    finally:
+        client.close()
+
+
 def test_a_url_naming_a_cluster_node_is_told_to_use_a_cluster_client(
     cluster: tuple[int, int],
 ) -> None:
@@ -483,7 +502,69 @@ def test_the_health_check_asks_what_a_webhook_asks(
         full.close()
 
 
+def test_a_health_probe_whose_incr_reply_was_lost_leaves_at_most_one_call(
+    start_redis: StartRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Each probe counted on a call of its own: one whose incr landed but whose reply was
+    # lost left that call's hash for the store's TTL (4 h), one per such probe.
+    class LosesReplies(RedisStore):
+        lose = 0
+
+        def incr(self, call_uuid: str, key: str, amount: int = 1) -> int:
+            value = super().incr(call_uuid, key, amount)
+            if self.lose:
+                self.lose -= 1
+                raise StateError("the reply was lost (a timeout)")
+            return value
+
+    port = start_redis()
+    store = LosesReplies(f"redis://127.0.0.1:{port}/0", prefix=_prefix())
+    flow = CallFlow("f", verify=False, state=store)
+    flow.add_health_endpoint()
+    client = flow.create_app().test_client()
+    admin = _admin(port)
+    try:
+        store.lose = 3
+        with caplog.at_level(logging.WARNING, logger="answerkit"):
+            for _ in range(3):
+                assert client.get("/_answerkit/health").status_code == 503
+        assert len(admin.keys(f"{store.prefix}call:*")) == 1  # one, not one per probe
+        assert client.get("/_answerkit/health").status_code == 200
+        assert admin.keys(f"{store.prefix}call:*") == []  # and the next probe cleared it
+    finally:
+        admin.close()
+        store.close()
+
+
+@pytest.mark.parametrize("missing", ["incr", "clear"])
+def test_a_store_without_counters_is_healthy(missing: str) -> None:
+    # A store of one's own whose incr raised NotImplementedError (its webhooks never
+    # count) made the endpoint answer 503 for ever: every host out of the balancer.
+    from answerkit.state import MemoryStore
+
+    def refuse(*args: Any) -> Any:
+        raise NotImplementedError(f"this store has no {missing}")
+
+    store = MemoryStore()
+    setattr(store, missing, refuse)
+    flow = CallFlow("f", verify=False, state=store)
+    flow.add_health_endpoint()
+    assert flow.create_app().test_client().get("/_answerkit/health").status_code == 200
+
+
 # --------------------------------------------------------------------------- B8: eviction
+
+
+def _eviction_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "maxmemory-policy" in r.getMessage()]
+
+
+def _checked(store: RedisStore) -> None:
+    """Wait for the store's eviction check (a thread of its own) to have ended."""
+    check = store._eviction_check
+    assert check is not None
+    check.join(30)
+    assert not check.is_alive()
 
 
 def test_an_evicting_maxmemory_policy_is_told_once(
@@ -492,8 +573,9 @@ def test_an_evicting_maxmemory_policy_is_told_once(
     # Under allkeys-* and volatile-* (every key of the store has a TTL) call state and
     # replay records were evicted without a word.
     port = start_redis(
-        "--maxmemory-policy", "volatile-ttl", *_user("noinfo on >noinfo-pw ~* +@all -info")
-    )
+        "--maxmemory-policy", "volatile-ttl", "--maxmemory", "100mb",
+        *_user("noinfo on >noinfo-pw ~* +@all -info"),
+    )  # fmt: skip
     evicting = RedisStore(f"redis://127.0.0.1:{port}/0", prefix=_prefix())
     keeping = RedisStore(redis_url, prefix=_prefix())
     not_allowed = RedisStore(f"redis://noinfo:noinfo-pw@127.0.0.1:{port}/0", prefix=_prefix())
@@ -503,7 +585,8 @@ def test_an_evicting_maxmemory_policy_is_told_once(
             for _ in range(3):
                 evicting.set(call, "k", 1)
                 assert evicting.get(call, "k") == 1
-        warnings = [r.getMessage() for r in caplog.records if "maxmemory-policy" in r.message]
+            _checked(evicting)
+        warnings = _eviction_warnings(caplog)
         assert len(warnings) == 1
         assert "volatile-ttl" in warnings[0] and "noeviction" in warnings[0]
         assert "call state, replay records" in warnings[0]
@@ -512,10 +595,79 @@ def test_an_evicting_maxmemory_policy_is_told_once(
             keeping.set(call, "k", 1)
             not_allowed.set(call, "k", 1)  # INFO refused: nothing told, nothing failed
             assert not_allowed.get(call, "k") == 1
+            _checked(keeping)
+            _checked(not_allowed)
         assert "maxmemory-policy" not in caplog.text
     finally:
         for store in (evicting, keeping, not_allowed):
             store.close()
+
+
+def test_an_evicting_policy_without_maxmemory_is_not_told(
+    start_redis: StartRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    # maxmemory 0 is no limit: nothing is ever evicted, whatever the policy; it was told.
+    port = start_redis("--maxmemory-policy", "allkeys-lru", "--maxmemory", "0")
+    store = RedisStore(f"redis://127.0.0.1:{port}/0", prefix=_prefix())
+    try:
+        with caplog.at_level(logging.WARNING, logger="answerkit"):
+            store.set(new_call_uuid(), "k", 1)
+            _checked(store)
+        assert _eviction_warnings(caplog) == []
+    finally:
+        store.close()
+
+
+def test_the_eviction_check_runs_once_and_off_the_webhooks_path(
+    start_redis: StartRedis, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # INFO ran inline on the first webhook of a process (an INFO that did not answer cost
+    # a Hangup a 503 after 4 s, three INFO waits), and concurrent first calls each ran
+    # INFO and warned (3 warnings from 16 threads).
+    port = start_redis("--maxmemory-policy", "allkeys-lru", "--maxmemory", "100mb")
+    store = RedisStore(f"redis://127.0.0.1:{port}/0", prefix=_prefix())
+    client: Any = store._client
+    asked_on: list[threading.Thread] = []
+    answer = threading.Event()
+    info = client.info
+
+    def held_info(*args: Any) -> Any:
+        asked_on.append(threading.current_thread())
+        answer.wait(30)  # a Redis that does not answer INFO, until the test lets it
+        return info(*args)
+
+    monkeypatch.setattr(client, "info", held_info)
+    threads = 16
+    start = threading.Barrier(threads)
+    failures: list[BaseException] = []
+
+    def first_webhook() -> None:
+        try:
+            start.wait()
+            store.set(new_call_uuid(), "k", 1)
+        except BaseException as exc:  # pragma: no cover - reported below
+            failures.append(exc)
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="answerkit"):
+            workers = [threading.Thread(target=first_webhook) for _ in range(threads)]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join(30)
+            # Every call returned while INFO was still unanswered: none waited for it.
+            assert not answer.is_set() and not failures
+            assert not any(worker.is_alive() for worker in workers)
+            store.set(new_call_uuid(), "k", 2)
+            answer.set()
+            _checked(store)
+            store.set(new_call_uuid(), "k", 3)
+        assert len(asked_on) == 1 and asked_on[0] not in workers
+        assert asked_on[0] is not threading.current_thread()
+        assert len(_eviction_warnings(caplog)) == 1
+    finally:
+        answer.set()
+        store.close()
 
 
 # --------------------------------------------------------------------------- B9: foreign
@@ -596,6 +748,69 @@ def test_a_foreign_value_is_no_outage_to_a_status_callback(
         store.close()
 
 
+@pytest.fixture
+def sentinel_client(start_redis: StartRedis, tmp_path: Path) -> Iterator[tuple[int, Any]]:
+    """A Redis and a Sentinel that watches it; yields the Redis's port and a client of
+    the Sentinel's (master_for, RESP3 under redis-py 8), whose connections stay open
+    when a reply fails to decode."""
+    from redis.sentinel import Sentinel
+
+    port = start_redis()
+    sentinel_port = free_port()
+    config = tmp_path / "sentinel.conf"
+    config.write_text(
+        f"port {sentinel_port}\nbind 127.0.0.1\nsentinel monitor m 127.0.0.1 {port} 1\n"
+        f'dir "{tmp_path}"\nlogfile "{tmp_path}/sentinel.log"\n'
+    )
+    binary = shutil.which("redis-server")
+    assert binary is not None
+    proc = subprocess.Popen(
+        [binary, str(config), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+    )
+    sentinel = Sentinel([("127.0.0.1", sentinel_port)], socket_timeout=5)
+    client = sentinel.master_for("m", decode_responses=True, socket_timeout=5)
+    try:
+
+        def found() -> bool:
+            with contextlib.suppress(redis.RedisError):
+                return bool(client.ping())
+            return False
+
+        wait_until(found, "the sentinel names its primary")
+        yield port, client
+    finally:
+        client.close()
+        stop_process(proc, timeout=5)
+
+
+def test_a_foreign_field_leaves_a_sentinel_clients_connection_in_step(
+    sentinel_client: tuple[int, Any],
+) -> None:
+    # The read failed to decode inside redis-py and was read again as bytes; a Sentinel's
+    # connection (kept open on errors) was left one reply behind, and other calls then
+    # got each other's values: get(B, 'visits') gave call D's 'sales'.
+    port, client = sentinel_client
+    store = RedisStore("redis://sentinel-managed", prefix=_prefix(), client=client)
+    admin = _admin(port)
+    first, second, third = new_call_uuid(), new_call_uuid(), new_call_uuid()
+    try:
+        store.set(second, "visits", 7)
+        store.set(third, "menu", "sales")
+        admin.hset(f"{store.prefix}call:{first}", "note", b"caf\xe9")  # not UTF-8
+        for read in (lambda: store.get_all(first), lambda: store.get(first, "note")):
+            for _ in range(2):
+                with pytest.raises(StateValueError, match="not UTF-8"):
+                    read()
+                assert store.get(third, "menu") == "sales"
+                assert store.get(second, "visits") == 7
+                assert store.get_all(second) == {"visits": 7}
+        assert store.incr(second, "visits") == 8
+        assert store.get_all(third) == {"menu": "sales"}
+    finally:
+        admin.close()
+        store.close()
+
+
 # --------------------------------------------------------------------------- B10: client=
 
 
@@ -614,13 +829,60 @@ def test_a_client_without_short_timeouts_is_told_to_have_them(
 ) -> None:
     # The replay record runs before any deadline: a client with no timeout (or redis-py
     # 8's 5 s) held each webhook for as long as Redis stalled (5.9 s; Vobiz waits 3 s).
-    client = redis.Redis.from_url(redis_url, decode_responses=True, **timeouts)
+    client = redis.Redis.from_url(
+        redis_url, decode_responses=True, retry=Retry(NoBackoff(), 1), **timeouts
+    )
     with caplog.at_level(logging.WARNING, logger="answerkit"):
         RedisStore(redis_url, client=client).close()
     if told:
         assert "socket_timeout=0.5, socket_connect_timeout=0.5" in caplog.text
     else:
         assert caplog.text == ""
+
+
+@pytest.mark.parametrize(
+    ("retry", "told"),
+    [
+        ("default", "10 retries with a backoff"),  # redis-py 8's own
+        (Retry(NoBackoff(), 3), "3 retries"),
+        (Retry(ExponentialBackoff(), 1), "a backoff (ExponentialBackoff)"),
+        (Retry(NoBackoff(), 1), None),
+        (Retry(NoBackoff(), 0), None),
+    ],
+)
+def test_a_client_that_retries_long_is_told_to_retry_once(
+    redis_url: str, caplog: pytest.LogCaptureFixture, retry: Any, told: str | None
+) -> None:
+    # With README's recipes a Redis refusing connections held a Hangup 4.0 s, one that
+    # could not be reached 8.6 s (redis-py 8 retries 10 times, backing off), unsaid.
+    options: dict[str, Any] = {} if retry == "default" else {"retry": retry}
+    client = redis.Redis(
+        port=int(redis_url.rsplit(":", 1)[1].split("/")[0]), decode_responses=True,
+        socket_timeout=0.5, socket_connect_timeout=0.5, **options,
+    )  # fmt: skip
+    if retry == "default" and client.get_retry() is None:  # pragma: no cover - redis-py < 8
+        pytest.skip("this redis-py's client does not retry by default")
+    with caplog.at_level(logging.WARNING, logger="answerkit"):
+        RedisStore(redis_url, client=client).close()
+    if told is None:
+        assert caplog.text == ""
+    else:
+        assert told in caplog.text and "retry=Retry(NoBackoff(), 1)" in caplog.text
+
+
+def test_a_cluster_client_that_retries_long_is_told_to_retry_once(
+    cluster: tuple[int, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    # A RedisCluster retries on its own (cluster_error_retry_attempts, with backoff): a
+    # node down held each webhook 2.6-4.6 s.
+    url = f"redis://127.0.0.1:{cluster[0]}/0"
+    timeouts = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5}
+    for options, told in (({}, True), ({"retry": Retry(NoBackoff(), 1)}, False)):
+        client = _cluster_client(cluster[0], **timeouts, **options)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="answerkit"):
+            RedisStore(url, prefix="{ak}:", client=client).close()
+        assert ("retry=Retry(NoBackoff(), 1)" in caplog.text) is told, caplog.text
 
 
 # --------------------------------------------------------------------------- N2: advice
@@ -658,6 +920,31 @@ def test_each_refusal_gets_advice_that_fits_it(start_redis: StartRedis) -> None:
             store.close()
 
 
+def test_the_acl_advice_names_the_command_refused_and_select_for_another_database(
+    start_redis: StartRedis,
+) -> None:
+    # A user made as the advice said (+@read +@write ... +info) was refused SELECT for a
+    # database other than 0, and got the same advice again.
+    rule = "~mine:* +@read +@write +@transaction +@scripting +ping +info"
+    port = start_redis(
+        *_user(f"advised on >adv-pw {rule}"), *_user("noeval on >ne-pw ~* +@all -eval")
+    )
+    other_db = RedisStore(f"redis://advised:adv-pw@127.0.0.1:{port}/2", prefix="mine:")
+    first_db = RedisStore(f"redis://advised:adv-pw@127.0.0.1:{port}/0", prefix="mine:")
+    no_eval = RedisStore(f"redis://noeval:ne-pw@127.0.0.1:{port}/0", prefix="mine:")
+    try:
+        with pytest.raises(StateError) as info:
+            other_db.set(new_call_uuid(), "k", 1)
+        assert "+select" in str(info.value) and "+info +select" in str(info.value)
+        first_db.set(new_call_uuid(), "k", 1)  # the advice is enough for database 0
+        with pytest.raises(StateError) as info:
+            no_eval.incr(new_call_uuid(), "k")
+        assert "add +eval" in str(info.value) and "+select" not in str(info.value)
+    finally:
+        for store in (other_db, first_db, no_eval):
+            store.close()
+
+
 # --------------------------------------------------------------------------- N3: ?prefix=
 
 
@@ -685,6 +972,11 @@ def test_a_store_url_gives_the_key_prefix(
         open_store(f"{redis_url}?prefix=")
     with pytest.raises(ConfigurationError, match="take no query parameter"):
         open_store(f"sqlite:///{tmp_path}/s.db?prefix=x:")
+    # Given to the class itself, it was "prefix: no connection option has that name".
+    with pytest.raises(ConfigurationError) as info:
+        RedisStore(f"{redis_url}?prefix=billing:")
+    assert "?prefix= is for state URLs (ANSWERKIT_STATE_URL)" in str(info.value)
+    assert "pass RedisStore(url, prefix=...)" in str(info.value)
 
 
 # --------------------------------------------------------------------------- N8: TLS files
