@@ -6,73 +6,95 @@ handler, and a store that stalls there (a Redis paused, a SQLite file locked) he
 answer past that, so Vobiz sent the Hangup again, refused as a replay. It cannot be cut
 short where it runs: the deadline's SIGALRM is put off inside a Redis command (a reply
 left unread would desynchronise the pooled connection), and the handler threads belong to
-the handlers. So it runs here, one thread per process, and the webhook waits for it within
-what is left of the deadline: an expiry that fails in time still gets its 503 (the retry
-finds the state and the store back), and one still running then finishes here while the
-webhook answers 200 (the handler did its work; a 503 would run it again, on a state the
-late expiry may have cleared).
+the handlers. So each expiry runs on a short-lived thread of its own, and the webhook waits
+for it within what is left of the deadline: one that fails in time still gets its 503 (the
+retry finds the state and the store back), and one still running then finishes on its
+thread while the webhook answers 200 (the handler did its work; a 503 would run it again,
+on a state the late expiry may have cleared).
+
+A thread per expiry, not one shared: a store call that never returns holds up only its own
+call, and the thread's SQLite connection closes with it (none lingers to cross a fork).
+At most MAX_RUNNING run at once; past that (a store that hangs every call) an expiry is not
+tried, and the state lives until its TTL. At exit, running ones are waited for a moment.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
-import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 
 log = logging.getLogger("answerkit")
 
-_Task = tuple[Callable[[], None], "Future[None]"]
+#: Expiries running at once in a process, at most (each on its own thread).
+MAX_RUNNING = 16
+
+#: Seconds the process waits at exit for expiries still running.
+DRAIN_AT_EXIT = 2.0
 
 
-class ExpiryThread:
-    """One daemon thread per process working a queue of expiries (made again in a forked
-    child, which has the queue but not the thread, and again if it ever ended)."""
+class Expiries:
+    """The process's expiry threads (every flow's dispatcher shares them)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._queue: queue.SimpleQueue[_Task] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
+        self._running: set[threading.Thread] = set()
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self._forget_parent)
+        atexit.register(self._drain)
 
     def _forget_parent(self) -> None:
-        # A lock held by a parent's thread at the fork would be held in the child for ever.
+        # The parent's threads are not in the child; a lock held by one of them at the
+        # fork would be held in the child for ever.
         self._lock = threading.Lock()
-        self._queue = queue.SimpleQueue()
-        self._thread = None
-        self._pid = os.getpid()
+        self._running = set()
 
-    def submit(self, expire: Callable[[], None]) -> Future[None]:
-        """Run ``expire()`` on the thread; its future tells how it ended."""
+    def submit(self, expire: Callable[[], None]) -> Future[None] | None:
+        """Run ``expire()`` on a thread of its own; its future tells how it ended. None
+        when MAX_RUNNING are still running: it is not tried."""
         future: Future[None] = Future()
         with self._lock:
-            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
-                self._queue = queue.SimpleQueue()
-                self._thread = threading.Thread(
-                    target=_work, args=(self._queue,), name="answerkit-expiry", daemon=True
-                )
-                self._thread.start()
-                self._pid = os.getpid()
-            self._queue.put((expire, future))
+            self._running = {thread for thread in self._running if thread.is_alive()}
+            if len(self._running) >= MAX_RUNNING:
+                return None
+            thread = threading.Thread(
+                target=_run, args=(expire, future), name="answerkit-expiry", daemon=True
+            )
+            thread.start()
+            self._running.add(thread)
         return future
 
+    def _drain(self) -> None:
+        """At exit: a moment for the expiries still running (a recycled worker's last
+        Hangups), then the ones left are said, since their calls' state lives on."""
+        with self._lock:
+            running = list(self._running)
+        until = time.monotonic() + DRAIN_AT_EXIT
+        for thread in running:
+            thread.join(max(0.0, until - time.monotonic()))
+        left = sum(thread.is_alive() for thread in running)
+        if left:
+            log.warning(
+                "%d expiries of call state were still running at exit: those calls' state "
+                "lives until its TTL",
+                left,
+            )
 
-def _work(tasks: queue.SimpleQueue[_Task]) -> None:
-    while True:
-        expire, future = tasks.get()
-        if not future.set_running_or_notify_cancel():
-            continue
-        try:
-            expire()
-        except BaseException as exc:  # told to whoever waits, or logged (see dispatch)
-            future.set_exception(exc)
-        else:
-            future.set_result(None)
+
+def _run(expire: Callable[[], None], future: Future[None]) -> None:
+    if not future.set_running_or_notify_cancel():
+        return
+    try:
+        expire()
+    except BaseException as exc:  # told to whoever waits, or logged (see dispatch)
+        future.set_exception(exc)
+    else:
+        future.set_result(None)
 
 
-#: The process's expiry thread (every flow's dispatcher shares it).
-expiries = ExpiryThread()
+#: The process's expiries (every flow's dispatcher shares them).
+expiries = Expiries()

@@ -541,11 +541,21 @@ class Dispatcher(FallbackAnswers):
                 forget()
                 return None
             future = expiries.submit(forget)
+            if future is None:
+                log.warning(
+                    "flow %s route %s: the state of call %s is not expired: as many "
+                    "expiries as may run at once are still running (store calls that never "
+                    "return?); it lives until its TTL",
+                    self.flow_name,
+                    route.name,
+                    loggable(call.call_uuid),
+                )
+                return None
             try:
-                future.result(timeout=max(left, 0.0))
+                # exception(), not result(): a store's own TimeoutError, raised as the
+                # wait ran out, must not be taken for the wait's.
+                failure = future.exception(timeout=max(left, 0.0))
             except FutureTimeout:
-                if future.done():
-                    raise  # the store's own TimeoutError, not the wait's
                 future.add_done_callback(partial(self._expired_late, call, route))
                 log.warning(
                     "flow %s route %s: the state of call %s is still being expired when "
@@ -554,6 +564,9 @@ class Dispatcher(FallbackAnswers):
                     route.name,
                     loggable(call.call_uuid),
                 )
+                return None
+            if failure is not None:
+                raise failure
         except StateError as exc:
             self._report(exc, call, route, "could not expire call state on hangup")
             return exc

@@ -880,3 +880,52 @@ def test_a_hangup_whose_expiry_fails_in_time_is_asked_for_again(
     assert (hangup.status_code, hangup.data) == (503, b"")
     assert seen == ["StateError"]
     assert "could not expire call state on hangup" in caplog.text
+
+
+class _OneStuckExpiryStore(MemoryStore):
+    """A store whose expiry of one call never returns (until released); others are quick."""
+
+    def __init__(self, stuck: str) -> None:
+        super().__init__()
+        self.stuck = stuck
+        self.release = threading.Event()
+
+    def expire(self, call_uuid: str, seconds: float) -> None:
+        if call_uuid == self.stuck:
+            self.release.wait(30)
+        super().expire(call_uuid, seconds)
+
+
+def test_a_stuck_expiry_holds_up_no_other_call(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # All expiries ran one after another on one thread: one store call that never
+    # returned left every later call's state unexpired, each Hangup waiting its whole
+    # deadline. Each has a thread of its own now, and past MAX_RUNNING stuck ones an
+    # expiry is not tried (said), rather than queued for ever.
+    from answerkit import _expiry_thread
+
+    monkeypatch.setattr(_expiry_thread, "MAX_RUNNING", 2)
+    store = _OneStuckExpiryStore(stuck="stuck-1")
+    flow = flow_of(state=store, status_deadline=0.3, hangup_linger=30.0)
+    flow.add_route("/events", lambda call: None, status_callback=True)
+    client = flow.create_app().test_client()
+
+    def hangup(call_uuid: str) -> Any:
+        fields = {**CALL, "CallUUID": call_uuid, "Event": "Hangup"}
+        return client.post("/events", data=fields, headers=sign(PUBLIC + "/events", TOKEN))
+
+    try:
+        store.set("other", "kept", 1)
+        assert hangup("stuck-1").status_code == 200
+        assert "still being expired" in caplog.text
+        caplog.clear()
+        assert hangup("other").status_code == 200
+        assert "other" not in caplog.text  # expired in time, nothing to say
+        assert 0 < store._calls["other"][0] - time.time() <= 30  # the linger, not 4 h
+        store.stuck = "stuck-2"
+        assert hangup("stuck-2").status_code == 200  # the second of two allowed
+        assert hangup("third").status_code == 200
+        assert "as many expiries as may run at once are still running" in caplog.text
+    finally:
+        store.release.set()
