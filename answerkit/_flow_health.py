@@ -70,7 +70,7 @@ def health_view(flow: CallFlow) -> Callable[[], FlaskResponse]:
             if failed_at > came:  # the write waited for, begun after this probe came, failed
                 return _health_answer("unavailable", 503)
             try:
-                _probe_store(flow.store, probe_call)
+                _probe_store(flow.store, probe_call, clears=flow.hangup_linger == 0)
             except Exception as exc:  # anything at all: the webhooks would fail the same way
                 failed_at = monotonic()
                 log.warning("flow %s: health check failed: the state store: %s", flow.name, exc)
@@ -81,21 +81,25 @@ def health_view(flow: CallFlow) -> Callable[[], FlaskResponse]:
     return health
 
 
-def _probe_store(store: StateStore, call: str) -> None:
+def _probe_store(store: StateStore, call: str, *, clears: bool) -> None:
     """Ask of ``store`` what a webhook asks, once each: a replay record of two keys (a
     MULTI on Redis), an increment of the probe's call (``call``, the view's own: a script,
     and its receipt key) and that call's state cleared. A one-key record alone said 200
     while every webhook failed: a Redis user allowed no MULTI or no EVAL, or only keys
-    under the prefix. A step a store of one's own does not have (NotImplementedError) is
-    skipped: its webhooks do not need it, and the endpoint answered 503 for ever."""
+    under the prefix. A store of one's own without counters (incr raises
+    NotImplementedError) has that step skipped: its webhooks do not need it."""
     probe = uuid.uuid4().hex
     store.remember_all([f"health:{probe}", f"health:{probe}:2"], HEALTH_PROBE_TTL)
     with contextlib.suppress(NotImplementedError):
         store.incr(call, "probe")
     # Not after a failed incr: a store that stalled would hold the probe twice as long.
-    # What such an incr may have written is cleared by the next probe (the same call).
-    with contextlib.suppress(NotImplementedError):
+    # What such an incr may have written is ended by the next probe (the same call), as
+    # the flow's Hangups end a call's state (``clears``: hangup_linger=0): a store that
+    # cannot fails every Hangup, and the probe says so.
+    if clears:
         store.clear(call)
+    else:
+        store.expire(call, 0)
 
 
 class _WriteLock:

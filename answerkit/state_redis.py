@@ -14,6 +14,7 @@ import os
 import re
 import threading
 import uuid
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -38,6 +39,21 @@ if TYPE_CHECKING:
 __all__ = ["RedisStore"]
 
 _T = TypeVar("_T")
+
+#: Every RedisStore of the process, told of a fork: the child asks for the eviction policy
+#: again (the check is once per process), under a lock of its own (one held by a parent's
+#: thread at the fork would be held in the child for ever).
+_fork_aware_stores: weakref.WeakSet[RedisStore] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_fork_aware_stores):
+        store._eviction_lock = threading.Lock()
+        store._eviction_check = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 log = logging.getLogger("answerkit")
 
@@ -229,7 +245,9 @@ def _retry_problem(retry: object) -> str | None:
     problems = []
     with contextlib.suppress(Exception):
         retries = cast("Any", retry).get_retries()
-        if isinstance(retries, int) and retries > 1:
+        if isinstance(retries, int) and retries < 0:
+            problems.append("retries for ever")
+        elif isinstance(retries, int) and retries > 1:
             problems.append(f"{retries} retries")
     backoff = getattr(retry, "_backoff", None)
     with contextlib.suppress(Exception):
@@ -258,13 +276,28 @@ def _retry_problems(client: object) -> list[str]:
         getter = getattr(sentinel, "get_retry", None)
         with contextlib.suppress(Exception):
             problem = _retry_problem(getter() if callable(getter) else None)
+            options = _client_options(sentinel)
+            slow = [
+                name
+                for name in ("socket_timeout", "socket_connect_timeout")
+                if not _bounded(options.get(name))
+            ]
+            if slow:
+                problem = " and ".join(filter(None, (problem, "no short " + ", ".join(slow))))
             if problem:
                 found.append(
-                    f"its Sentinel's connections retry: {problem} (give the Sentinel "
+                    f"its Sentinel's connections: {problem} (give the Sentinel "
                     f"sentinel_kwargs with socket timeouts and that retry)"
                 )
                 break
     return found
+
+
+def _client_encoding(client: object) -> str:
+    """The encoding ``client`` writes text in (redis-py's ``encoding=``, UTF-8 by default):
+    values read as bytes are decoded in it, as the client would have."""
+    encoding = _client_options(client).get("encoding")
+    return encoding if isinstance(encoding, str) and encoding else "utf-8"
 
 
 def _has_hash_tag(prefix: str) -> bool:
@@ -272,9 +305,10 @@ def _has_hash_tag(prefix: str) -> bool:
     return start >= 0 and prefix.find("}", start + 1) > start + 1
 
 
-def _text(raw: bytes | str, errors: str = "strict") -> str:
-    """A reply read with _UNDECODED as text (a client of one's own may give text anyway)."""
-    return raw.decode(errors=errors) if isinstance(raw, bytes) else raw
+def _text(raw: bytes | str, encoding: str = "utf-8", errors: str = "strict") -> str:
+    """A reply read with _UNDECODED as text, in the client's ``encoding`` (its writes are
+    encoded so); a client of one's own may give text anyway."""
+    return raw.decode(encoding, errors) if isinstance(raw, bytes) else raw
 
 
 def _undecoded(r: redis.Redis, *args: object) -> Any:
@@ -343,6 +377,7 @@ class RedisStore(StateStore):
         # succeeds (see _check_eviction); claimed under the lock.
         self._eviction_lock = threading.Lock()
         self._eviction_check: threading.Thread | None = None
+        _fork_aware_stores.add(self)
         if client is not None:
             self._take_client(client)
             return
@@ -392,6 +427,7 @@ class RedisStore(StateStore):
             )
         self._check_options(shown)
         self._check_tls_files(shown)
+        self._encoding = _client_encoding(self._client)
 
     def _take_client(self, client: redis.Redis | RedisCluster) -> None:
         """Use ``client``, a redis-py client of the caller's (a RedisCluster, a Sentinel's
@@ -454,6 +490,7 @@ class RedisStore(StateStore):
         # A RedisCluster runs every command the store sends (one slot per operation, the
         # hash tag sees to that) under the same names: used as a Redis.
         self._client = cast("redis.Redis", client)
+        self._encoding = _client_encoding(client)
 
     def _check_options(self, shown: str) -> None:
         """Refuse now a URL option redis-py takes but cannot use (a misspelt one, a TLS
@@ -743,7 +780,7 @@ class RedisStore(StateStore):
     def _field(self, call_uuid: str, field: bytes | str) -> str:
         """A field name of the call's hash as text; StateValueError for one that is not."""
         try:
-            return _text(field)
+            return _text(field, self._encoding)
         except UnicodeDecodeError:
             raise self._foreign(call_uuid, field, "its name is not UTF-8 text") from None
 
@@ -753,7 +790,7 @@ class RedisStore(StateStore):
         Not an outage to retry (a status callback asked again would fail alike), and it
         named no key (a bare JSONDecodeError, or UnicodeDecodeError as "unreachable")."""
         try:
-            return json.loads(_text(raw))
+            return json.loads(_text(raw, self._encoding))
         except UnicodeDecodeError:
             why = "not UTF-8 text"
         except (ValueError, RecursionError) as exc:
@@ -861,9 +898,9 @@ class RedisStore(StateStore):
                 # Any other refusal (out of memory, a read-only replica) is the store's.
                 raw = _undecoded(r, "HGET", self._key(call_uuid), key)
                 try:
-                    current = 0 if raw is None else json.loads(_text(raw))  # missing: 0
+                    current = 0 if raw is None else json.loads(_text(raw, self._encoding))
                 except (ValueError, RecursionError):  # not UTF-8 or not JSON: shown as is
-                    current = _text(raw, errors="replace")
+                    current = _text(raw, self._encoding, "replace")
                 _added(call_uuid, key, current, amount)
                 raise
             return int(result)
@@ -899,7 +936,10 @@ class RedisStore(StateStore):
             for name in names:
                 pipe.set(name, token, nx=True, px=ttl_ms)
             missed = [name for name, ok in zip(names, pipe.execute(), strict=True) if not ok]
-            return not missed or all(held == token for held in r.mget(missed))
+            # As bytes: a value another program left there, not UTF-8, failed inside
+            # redis-py, and a connection that keeps itself on errors fell a reply behind.
+            mine = token.encode()
+            return not missed or all(held == mine for held in _undecoded(r, "MGET", *missed))
 
         return self._call("record webhook nonces", record)
 

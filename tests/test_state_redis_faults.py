@@ -465,8 +465,8 @@ def test_a_url_socket_timeout_bounds_connecting_too(
 # --------------------------------------------------------------------------- B7: health
 
 
-def _health(store: RedisStore, caplog: pytest.LogCaptureFixture) -> int:
-    flow = CallFlow("f", verify=False, state=store)
+def _health(store: RedisStore, caplog: pytest.LogCaptureFixture, linger: float = 300.0) -> int:
+    flow = CallFlow("f", verify=False, state=store, hangup_linger=linger)
     flow.add_health_endpoint()
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="answerkit"):
@@ -475,25 +475,29 @@ def _health(store: RedisStore, caplog: pytest.LogCaptureFixture) -> int:
 
 
 @pytest.mark.parametrize(
-    ("user", "refused"),
+    ("user", "refused", "linger"),
     [
-        ("+@all -multi -exec", "multi"),  # remember_all of two keys: MULTI
-        ("+@all -eval -evalsha", "eval"),  # incr, setdefault, pop: scripts
-        ("+@all -del", "del"),  # clear at a Hangup
+        ("+@all -multi -exec", "multi", 300.0),  # remember_all of two keys: MULTI
+        ("+@all -eval -evalsha", "eval", 300.0),  # incr, expire, setdefault, pop: scripts
+        ("+@all -del", "del", 0.0),  # clear at a Hangup with hangup_linger=0
     ],
 )
 def test_the_health_check_asks_what_a_webhook_asks(
-    start_redis: StartRedis, caplog: pytest.LogCaptureFixture, user: str, refused: str
+    start_redis: StartRedis,
+    caplog: pytest.LogCaptureFixture,
+    user: str,
+    refused: str,
+    linger: float,
 ) -> None:
     # It wrote one key with SET NX and said 200 while every webhook failed.
     port = start_redis(*_user(f"limited on >lim-pw-1 ~* {user}"))
     limited = RedisStore(f"redis://limited:lim-pw-1@127.0.0.1:{port}/0")
     full = RedisStore(f"redis://127.0.0.1:{port}/0", prefix="full:")
     try:
-        assert _health(limited, caplog) == 503
+        assert _health(limited, caplog, linger) == 503
         assert "NoPermissionError" in caplog.text and refused in caplog.text.lower()
         assert "lim-pw-1" not in caplog.text
-        assert _health(full, caplog) == 200
+        assert _health(full, caplog, linger) == 200
         admin = _admin(port)
         assert admin.keys("full:call:*") == []  # the probe's call cleared
         admin.close()
@@ -846,6 +850,7 @@ def test_a_client_without_short_timeouts_is_told_to_have_them(
         ("default", "10 retries with a backoff"),  # redis-py 8's own
         (Retry(NoBackoff(), 3), "3 retries"),
         (Retry(ExponentialBackoff(), 1), "a backoff (ExponentialBackoff)"),
+        (Retry(NoBackoff(), -1), "retries for ever"),  # a Hangup still waited after 8 s
         (Retry(NoBackoff(), 1), None),
         (Retry(NoBackoff(), 0), None),
     ],
@@ -998,3 +1003,23 @@ def test_a_tls_file_that_is_not_there_is_refused_when_the_flow_is_made(
     there = tmp_path / "file.pem"
     there.write_text("not checked here")
     CallFlow("f", verify=False, state=f"rediss://127.0.0.1:6380/0?{option}={there}")
+
+
+def test_a_client_writing_another_encoding_reads_its_own_keys_back(redis_url: str) -> None:
+    # Read as bytes (so that a foreign field fails as that field), values were decoded as
+    # UTF-8 whatever the client wrote them in: with encoding="latin-1", every non-ASCII
+    # key made get_all raise StateValueError.
+    port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    client = redis.Redis(
+        port=port, decode_responses=True, encoding="latin-1", socket_timeout=0.5,
+        socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 1),
+    )  # fmt: skip
+    store = RedisStore(redis_url, client=client, prefix="latin:")
+    try:
+        store.set("c-enc", "café", "crème")
+        assert store.get_all("c-enc") == {"café": "crème"}
+        assert store.get("c-enc", "café") == "crème"
+        assert store.remember_all(["enc-1", "enc-2"], 60) is True
+        assert store.remember_all(["enc-1", "enc-2"], 60) is False
+    finally:
+        store.close()
