@@ -14,8 +14,10 @@ on a state the late expiry may have cleared).
 
 A thread per expiry, not one shared: a store call that never returns holds up only its own
 call, and the thread's SQLite connection closes with it (none lingers to cross a fork).
-At most MAX_RUNNING run at once; past that (a store that hangs every call) an expiry is not
-tried, and the state lives until its TTL. At exit, running ones are waited for a moment.
+Expiries still running after their webhook stopped waiting are counted: past MAX_RUNNING of
+them (a store that hangs every call) an expiry is not tried, and the state lives until its
+TTL. Those a webhook still waits for are not counted: a burst of Hangups on a healthy store
+has as many as there are Hangups under way. At exit, running ones are waited for a moment.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from concurrent.futures import Future
 
 log = logging.getLogger("answerkit")
 
-#: Expiries running at once in a process, at most (each on its own thread).
+#: Expiries still running after their webhooks stopped waiting, at most, before another is
+#: not tried (each holds a thread).
 MAX_RUNNING = 16
 
 #: Seconds the process waits at exit for expiries still running.
@@ -43,6 +46,7 @@ class Expiries:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._running: set[threading.Thread] = set()
+        self._abandoned: set[Future[None]] = set()  # no webhook waits for them any more
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self._forget_parent)
         atexit.register(self._drain)
@@ -52,21 +56,37 @@ class Expiries:
         # fork would be held in the child for ever.
         self._lock = threading.Lock()
         self._running = set()
+        self._abandoned = set()
 
     def submit(self, expire: Callable[[], None]) -> Future[None] | None:
         """Run ``expire()`` on a thread of its own; its future tells how it ended. None
-        when MAX_RUNNING are still running: it is not tried."""
+        when MAX_RUNNING abandoned ones are still running: it is not tried."""
         future: Future[None] = Future()
         with self._lock:
-            self._running = {thread for thread in self._running if thread.is_alive()}
-            if len(self._running) >= MAX_RUNNING:
+            if len(self._abandoned) >= MAX_RUNNING:
                 return None
+            self._running = {thread for thread in self._running if thread.is_alive()}
             thread = threading.Thread(
                 target=_run, args=(expire, future), name="answerkit-expiry", daemon=True
             )
-            thread.start()
+            try:
+                thread.start()
+            except RuntimeError:  # the interpreter is shutting down: no new threads
+                _run(expire, future)
+                return future
             self._running.add(thread)
         return future
+
+    def abandon(self, future: Future[None]) -> None:
+        """The webhook stopped waiting for ``future`` (its deadline passed): counted
+        towards MAX_RUNNING until it ends."""
+        with self._lock:
+            self._abandoned.add(future)
+        future.add_done_callback(self._ended)
+
+    def _ended(self, future: Future[None]) -> None:
+        with self._lock:
+            self._abandoned.discard(future)
 
     def _drain(self) -> None:
         """At exit: a moment for the expiries still running (a recycled worker's last

@@ -543,9 +543,9 @@ class Dispatcher(FallbackAnswers):
             future = expiries.submit(forget)
             if future is None:
                 log.warning(
-                    "flow %s route %s: the state of call %s is not expired: as many "
-                    "expiries as may run at once are still running (store calls that never "
-                    "return?); it lives until its TTL",
+                    "flow %s route %s: the state of call %s is not expired: too many "
+                    "expiries are still running past their Hangups' answers (store calls "
+                    "that never return?); it lives until its TTL",
                     self.flow_name,
                     route.name,
                     loggable(call.call_uuid),
@@ -556,6 +556,7 @@ class Dispatcher(FallbackAnswers):
                 # wait ran out, must not be taken for the wait's.
                 failure = future.exception(timeout=max(left, 0.0))
             except FutureTimeout:
+                expiries.abandon(future)
                 future.add_done_callback(partial(self._expired_late, call, route))
                 log.warning(
                     "flow %s route %s: the state of call %s is still being expired when "

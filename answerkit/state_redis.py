@@ -782,7 +782,8 @@ class RedisStore(StateStore):
         try:
             return _text(field, self._encoding)
         except UnicodeDecodeError:
-            raise self._foreign(call_uuid, field, "its name is not UTF-8 text") from None
+            why = f"its name is not {self._encoding.upper()} text"
+            raise self._foreign(call_uuid, field, why) from None
 
     def _value(self, call_uuid: str, key: str, raw: bytes | str, *, taken: bool = False) -> Any:
         """A stored value read back, or StateValueError naming the call and the key for
@@ -792,7 +793,7 @@ class RedisStore(StateStore):
         try:
             return json.loads(_text(raw, self._encoding))
         except UnicodeDecodeError:
-            why = "not UTF-8 text"
+            why = f"not {self._encoding.upper()} text"
         except (ValueError, RecursionError) as exc:
             why = f"not JSON: {exc}"
         raise self._foreign(call_uuid, key, why, taken=taken) from None
