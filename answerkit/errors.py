@@ -33,7 +33,10 @@ Every message says what went wrong and what to do about it.
 from __future__ import annotations
 
 import builtins
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 # TimeoutError is left out: a star import would shadow Python's own (see its docstring).
 __all__ = [
@@ -177,6 +180,16 @@ class TimeoutError(TransportError, builtins.TimeoutError):
     """
 
 
+class _APIErrorDetails(TypedDict, total=False):
+    """APIError's details other than the status, for a subclass that passes them on."""
+
+    body: object
+    request_id: str | None
+    method: str | None
+    url: str | None
+    call_uuid: str | None
+
+
 class APIError(VobizError):
     """Vobiz answered with an error status."""
 
@@ -234,16 +247,9 @@ class RateLimitedError(APIError):
         *,
         retry_after: float | None = None,
         status: int = 429,
-        body: object = None,
-        request_id: str | None = None,
-        method: str | None = None,
-        url: str | None = None,
-        call_uuid: str | None = None,
+        **details: Unpack[_APIErrorDetails],
     ) -> None:
-        super().__init__(
-            message, status=status, body=body, request_id=request_id, method=method, url=url,
-            call_uuid=call_uuid,
-        )  # fmt: skip
+        super().__init__(message, status=status, **details)
         self.retry_after = retry_after
 
 
